@@ -1,0 +1,903 @@
+//! Baton's immutable runtime model: plain structs with no prost or serde in them, built
+//! once per snapshot by `translate` from the Envoy v3 protos. Everything derivable from
+//! config (regexes, header names/values, format templates, defaults) is resolved here so
+//! the request path never parses or validates anything.
+//!
+//! Defaults follow Envoy's documented defaults; each field's doc names the Envoy field.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use regex::Regex;
+
+/// A whole translated bootstrap.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// `node.id` / `node.cluster` (or `--service-node` / `--service-cluster`).
+    pub node: Node,
+    /// `admin`, when it has an address.
+    pub admin: Option<Admin>,
+    /// `static_resources.listeners`, in config order.
+    pub listeners: Vec<Arc<Listener>>,
+    /// `static_resources.clusters`, in config order.
+    pub clusters: Vec<Arc<Cluster>>,
+}
+
+/// `node`.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// `node.id`
+    pub id: String,
+    /// `node.cluster`
+    pub cluster: String,
+}
+
+/// `admin`.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// `admin.address.socket_address`
+    pub address: SocketAddr,
+    /// `admin.access_log`
+    pub access_logs: Vec<AccessLog>,
+}
+
+/// One `listener`.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// `name` (Envoy generates a UUID-like name when empty; we use the address).
+    pub name: String,
+    /// `address.socket_address` (IPv4 or IPv6; port may be 0 in tests).
+    pub address: SocketAddr,
+    /// Stat prefix Envoy uses: `listener.<address>.` where address is `ip_port`
+    /// (`0.0.0.0_10000`, `[::1]_10000` as `::1_10000`), or `stat_prefix` when set.
+    pub stat_prefix: String,
+    /// `per_connection_buffer_limit_bytes` (default 1 MiB).
+    pub per_connection_buffer_limit_bytes: u32,
+    /// `filter_chains`
+    pub filter_chains: Vec<Arc<FilterChain>>,
+    /// `default_filter_chain`
+    pub default_filter_chain: Option<Arc<FilterChain>>,
+    /// True when `listener_filters` contains `envoy.filters.listener.tls_inspector`.
+    pub tls_inspector: bool,
+    /// `enable_reuse_port` (default true in Envoy on Linux).
+    pub reuse_port: bool,
+    /// `tcp_backlog_size` (default 128... Envoy uses the OS default SOMAXCONN).
+    pub backlog: u32,
+}
+
+/// One `filter_chain`.
+#[derive(Debug, Clone)]
+pub struct FilterChain {
+    /// `name`
+    pub name: String,
+    /// `filter_chain_match` (all-empty matches everything).
+    pub matcher: FilterChainMatch,
+    /// `transport_socket`: only plaintext for now (TLS comes in its own issue;
+    /// translation rejects a TLS transport socket with a clear error).
+    pub tls: bool,
+    /// The terminal network filter (`filters`, last entry).
+    pub network: NetworkFilter,
+}
+
+/// `filter_chain_match`. Empty vectors / `None` mean "any".
+#[derive(Debug, Clone, Default)]
+pub struct FilterChainMatch {
+    /// `destination_port`
+    pub destination_port: Option<u16>,
+    /// `prefix_ranges` (destination IP).
+    pub prefix_ranges: Vec<CidrRange>,
+    /// `server_names` (exact or `*.wildcard`), lowercased.
+    pub server_names: Vec<String>,
+    /// `transport_protocol` (`raw_buffer` or `tls`).
+    pub transport_protocol: Option<String>,
+    /// `application_protocols` (ALPN).
+    pub application_protocols: Vec<String>,
+    /// `source_prefix_ranges`
+    pub source_prefix_ranges: Vec<CidrRange>,
+    /// `source_ports`
+    pub source_ports: Vec<u16>,
+}
+
+/// An IP prefix (`address_prefix` / `prefix_len`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CidrRange {
+    /// `address_prefix`
+    pub addr: std::net::IpAddr,
+    /// `prefix_len`
+    pub len: u8,
+}
+
+/// The terminal network filter of a chain.
+#[derive(Debug, Clone)]
+pub enum NetworkFilter {
+    /// `envoy.filters.network.http_connection_manager`
+    Http(Arc<HttpConnectionManager>),
+    /// `envoy.filters.network.tcp_proxy`
+    TcpProxy(Arc<TcpProxy>),
+}
+
+/// `codec_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecType {
+    /// `AUTO`: HTTP/2 by prior-knowledge preface (or ALPN), else HTTP/1.1.
+    Auto,
+    /// `HTTP1`
+    Http1,
+    /// `HTTP2`
+    Http2,
+}
+
+/// `server_header_transformation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerHeaderTransformation {
+    /// `OVERWRITE` (default): always set `server: <server_name>`.
+    Overwrite,
+    /// `APPEND_IF_ABSENT`
+    AppendIfAbsent,
+    /// `PASS_THROUGH`
+    PassThrough,
+}
+
+/// `forward_client_cert_details` is not supported yet; only the XFF/XFP family is.
+#[derive(Debug, Clone)]
+pub struct HttpConnectionManager {
+    /// `stat_prefix` (stats are `http.<stat_prefix>.`).
+    pub stat_prefix: String,
+    /// `codec_type`
+    pub codec_type: CodecType,
+    /// `route_config` (inline). RDS comes later.
+    pub route_config: Arc<RouteConfig>,
+    /// `http_filters` before the router (only the router exists today, so empty).
+    pub http_filters: Vec<HttpFilter>,
+    /// Router filter settings (`envoy.filters.http.router` typed_config).
+    pub router: RouterConfig,
+    /// `access_log`
+    pub access_logs: Vec<AccessLog>,
+    /// `use_remote_address` (default false)
+    pub use_remote_address: bool,
+    /// `xff_num_trusted_hops` (default 0)
+    pub xff_num_trusted_hops: u32,
+    /// `skip_xff_append` (default false)
+    pub skip_xff_append: bool,
+    /// `server_name` (default "envoy"; Baton keeps Envoy's default so dashboards and
+    /// header checks written for Envoy keep working).
+    pub server_name: HeaderValue,
+    /// `server_header_transformation`
+    pub server_header_transformation: ServerHeaderTransformation,
+    /// `via`: appended to `via` on requests and responses when set.
+    pub via: Option<HeaderValue>,
+    /// `generate_request_id` (default true)
+    pub generate_request_id: bool,
+    /// `preserve_external_request_id` (default false)
+    pub preserve_external_request_id: bool,
+    /// `always_set_request_id_in_response` (default false)
+    pub always_set_request_id_in_response: bool,
+    /// `max_request_headers_kb` (default 60).
+    pub max_request_headers_kb: u32,
+    /// `common_http_protocol_options.max_headers_count` (default 100).
+    pub max_headers_count: u32,
+    /// `request_headers_timeout` (default disabled).
+    pub request_headers_timeout: Option<Duration>,
+    /// `stream_idle_timeout` (default 300 s; 0 disables).
+    pub stream_idle_timeout: Option<Duration>,
+    /// `request_timeout` (default disabled).
+    pub request_timeout: Option<Duration>,
+    /// `common_http_protocol_options.idle_timeout` (default 1 h; 0 disables).
+    pub idle_timeout: Option<Duration>,
+    /// `common_http_protocol_options.max_connection_duration` (default disabled).
+    pub max_connection_duration: Option<Duration>,
+    /// `drain_timeout` (default 5 s): grace between GOAWAY/close notice and close.
+    pub drain_timeout: Duration,
+    /// `delayed_close_timeout` (default 1 s).
+    pub delayed_close_timeout: Duration,
+    /// `upgrade_configs`
+    pub upgrade_configs: Vec<UpgradeConfig>,
+    /// `http_protocol_options`
+    pub http1: Http1Options,
+    /// `http2_protocol_options`
+    pub http2: Http2Options,
+    /// `normalize_path` (default false)
+    pub normalize_path: bool,
+    /// `merge_slashes` (default false)
+    pub merge_slashes: bool,
+    /// `strip_matching_host_port`
+    pub strip_matching_host_port: bool,
+    /// `strip_any_host_port`
+    pub strip_any_host_port: bool,
+    /// `internal_address_config`: when None, Envoy's default (RFC1918 + loopback are
+    /// internal only when explicitly configured in 1.3x; we treat none as internal
+    /// except what `cidr_ranges` lists).
+    pub internal_cidrs: Vec<CidrRange>,
+}
+
+/// HTTP filters other than the router (none are supported yet; kept so translation and
+/// the connection manager have a place for them).
+#[derive(Debug, Clone)]
+pub enum HttpFilter {}
+
+/// `envoy.extensions.filters.http.router.v3.Router`.
+#[derive(Debug, Clone, Default)]
+pub struct RouterConfig {
+    /// `suppress_envoy_headers` (default false)
+    pub suppress_envoy_headers: bool,
+}
+
+/// `upgrade_configs[]`.
+#[derive(Debug, Clone)]
+pub struct UpgradeConfig {
+    /// `upgrade_type`, lowercased (`websocket`, `connect`, ...).
+    pub upgrade_type: String,
+    /// `enabled` (default true)
+    pub enabled: bool,
+}
+
+/// `http_protocol_options` (HTTP/1.1).
+#[derive(Debug, Clone, Default)]
+pub struct Http1Options {
+    /// `accept_http_10`
+    pub accept_http_10: bool,
+    /// `default_host_for_http_10`
+    pub default_host_for_http_10: Option<String>,
+}
+
+/// `http2_protocol_options`.
+#[derive(Debug, Clone)]
+pub struct Http2Options {
+    /// `max_concurrent_streams` (default 2147483647)
+    pub max_concurrent_streams: u32,
+    /// `initial_stream_window_size` (default 256 KiB)
+    pub initial_stream_window_size: u32,
+    /// `initial_connection_window_size` (default 1 MiB)
+    pub initial_connection_window_size: u32,
+    /// `allow_connect`
+    pub allow_connect: bool,
+}
+
+impl Default for Http2Options {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 2_147_483_647,
+            initial_stream_window_size: 268_435_456.min(256 * 1024),
+            initial_connection_window_size: 1024 * 1024,
+            allow_connect: false,
+        }
+    }
+}
+
+/// `route_config`.
+#[derive(Debug, Clone, Default)]
+pub struct RouteConfig {
+    /// `name`
+    pub name: String,
+    /// `virtual_hosts`, in config order.
+    pub virtual_hosts: Vec<VirtualHost>,
+    /// `request_headers_to_add` ... at route_config level.
+    pub headers: HeaderMutations,
+    /// `internal_only_headers`: stripped from requests from external clients.
+    pub internal_only_headers: Vec<HeaderName>,
+    /// `most_specific_header_mutations_wins`
+    pub most_specific_header_mutations_wins: bool,
+}
+
+/// `virtual_hosts[]`.
+#[derive(Debug, Clone)]
+pub struct VirtualHost {
+    /// `name`
+    pub name: String,
+    /// `domains`, lowercased, as configured (`*`, `*.suffix`, `prefix*`, exact,
+    /// optionally with `:port`). Matching order is Envoy's: exact, then suffix
+    /// wildcards (longest first), then prefix wildcards (longest first), then `*`.
+    pub domains: Vec<String>,
+    /// `routes`, in config order (first match wins).
+    pub routes: Vec<Route>,
+    /// Header mutations at virtual host level.
+    pub headers: HeaderMutations,
+}
+
+/// `routes[]`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// `name`
+    pub name: String,
+    /// `match`
+    pub matcher: RouteMatch,
+    /// `route` / `redirect` / `direct_response`
+    pub action: RouteAction,
+    /// Header mutations at route level.
+    pub headers: HeaderMutations,
+}
+
+/// `match`.
+#[derive(Debug, Clone)]
+pub struct RouteMatch {
+    /// The path specifier.
+    pub path: PathMatch,
+    /// `case_sensitive` (default true; applies to prefix/path/path_separated_prefix).
+    pub case_sensitive: bool,
+    /// `headers`: all must match.
+    pub headers: Vec<HeaderMatcher>,
+    /// `query_parameters`: all must match.
+    pub query_parameters: Vec<QueryParameterMatcher>,
+}
+
+/// The `path_specifier` oneof.
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    /// `prefix`
+    Prefix(String),
+    /// `path` (exact, query string excluded)
+    Path(String),
+    /// `safe_regex` (must match the whole path, query excluded)
+    Regex(Regex),
+    /// `path_separated_prefix`: the prefix, then end of path or `/`, `?`, `#`.
+    PathSeparatedPrefix(String),
+    /// `connect_matcher`: matches CONNECT requests only.
+    Connect,
+}
+
+/// `headers[]` in a route match.
+#[derive(Debug, Clone)]
+pub struct HeaderMatcher {
+    /// `name`, lowercased.
+    pub name: HeaderName,
+    /// The `header_match_specifier` oneof.
+    pub spec: HeaderMatchSpec,
+    /// `invert_match`
+    pub invert: bool,
+    /// `treat_missing_header_as_empty`
+    pub treat_missing_as_empty: bool,
+}
+
+/// `header_match_specifier`.
+#[derive(Debug, Clone)]
+pub enum HeaderMatchSpec {
+    /// `present_match` (and a matcher with no specifier: presence)
+    Present(bool),
+    /// `range_match`: `start` inclusive, `end` exclusive, value parsed as i64.
+    Range {
+        /// inclusive
+        start: i64,
+        /// exclusive
+        end: i64,
+    },
+    /// `exact_match` / `prefix_match` / `suffix_match` / `contains_match` /
+    /// `safe_regex_match` / `string_match`
+    String(StringMatcher),
+}
+
+/// `envoy.type.matcher.v3.StringMatcher`.
+#[derive(Debug, Clone)]
+pub struct StringMatcher {
+    /// Which kind of match.
+    pub kind: StringMatchKind,
+    /// `ignore_case` (not for regex).
+    pub ignore_case: bool,
+}
+
+/// `match_pattern` oneof of a StringMatcher.
+#[derive(Debug, Clone)]
+pub enum StringMatchKind {
+    /// `exact`
+    Exact(String),
+    /// `prefix`
+    Prefix(String),
+    /// `suffix`
+    Suffix(String),
+    /// `contains`
+    Contains(String),
+    /// `safe_regex` (whole-value match)
+    Regex(Regex),
+}
+
+/// `query_parameters[]`.
+#[derive(Debug, Clone)]
+pub struct QueryParameterMatcher {
+    /// `name`
+    pub name: String,
+    /// `string_match`, or None for `present_match: true`.
+    pub value: Option<StringMatcher>,
+}
+
+/// The route's `action` oneof.
+#[derive(Debug, Clone)]
+pub enum RouteAction {
+    /// `route`
+    Forward(Arc<ForwardAction>),
+    /// `redirect`
+    Redirect(Arc<RedirectAction>),
+    /// `direct_response`
+    DirectResponse(Arc<DirectResponseAction>),
+}
+
+/// `route` action.
+#[derive(Debug, Clone)]
+pub struct ForwardAction {
+    /// `cluster` / `cluster_header` / `weighted_clusters`
+    pub cluster: ClusterSpecifier,
+    /// `prefix_rewrite`
+    pub prefix_rewrite: Option<String>,
+    /// `regex_rewrite` (pattern, substitution with `\1` groups)
+    pub regex_rewrite: Option<(Regex, String)>,
+    /// `host_rewrite_*`
+    pub host_rewrite: HostRewrite,
+    /// `timeout`: None when set to 0 (disabled). Default 15 s.
+    pub timeout: Option<Duration>,
+    /// `idle_timeout` (per-route stream idle timeout override)
+    pub idle_timeout: Option<Duration>,
+    /// Per-route `upgrade_configs` overriding the HCM's.
+    pub upgrade_configs: Vec<UpgradeConfig>,
+}
+
+/// `cluster_specifier`.
+#[derive(Debug, Clone)]
+pub enum ClusterSpecifier {
+    /// `cluster`
+    Name(String),
+    /// `cluster_header`
+    Header(HeaderName),
+    /// `weighted_clusters`
+    Weighted(WeightedClusters),
+}
+
+/// `weighted_clusters`.
+#[derive(Debug, Clone)]
+pub struct WeightedClusters {
+    /// `clusters[]`: (name, weight, header mutations of that entry)
+    pub clusters: Vec<WeightedCluster>,
+    /// Sum of weights (`total_weight` is deprecated in v3: the sum is used).
+    pub total_weight: u32,
+}
+
+/// `weighted_clusters.clusters[]`.
+#[derive(Debug, Clone)]
+pub struct WeightedCluster {
+    /// `name`
+    pub name: String,
+    /// `weight`
+    pub weight: u32,
+    /// header mutations of this entry
+    pub headers: HeaderMutations,
+}
+
+/// `host_rewrite_specifier`.
+#[derive(Debug, Clone)]
+pub enum HostRewrite {
+    /// keep the Host
+    None,
+    /// `host_rewrite_literal`
+    Literal(HeaderValue),
+    /// `auto_host_rewrite`: the upstream host's hostname (DNS clusters) or address.
+    Auto,
+    /// `host_rewrite_header`
+    Header(HeaderName),
+}
+
+/// `redirect` action.
+#[derive(Debug, Clone)]
+pub struct RedirectAction {
+    /// `scheme_redirect`, or "https" for `https_redirect: true`.
+    pub scheme: Option<String>,
+    /// `host_redirect`
+    pub host: Option<String>,
+    /// `port_redirect`
+    pub port: Option<u16>,
+    /// The `path_rewrite_specifier`.
+    pub path: PathRedirect,
+    /// `response_code` as a status: 301 (default), 302, 303, 307, 308.
+    pub response_code: u16,
+    /// `strip_query`
+    pub strip_query: bool,
+}
+
+/// `path_rewrite_specifier` of a redirect.
+#[derive(Debug, Clone)]
+pub enum PathRedirect {
+    /// keep the path
+    Keep,
+    /// `path_redirect` (may contain a query; then the original query is dropped)
+    Path(String),
+    /// `prefix_rewrite`
+    Prefix(String),
+    /// `regex_rewrite`
+    Regex(Regex, String),
+}
+
+/// `direct_response` action.
+#[derive(Debug, Clone)]
+pub struct DirectResponseAction {
+    /// `status`
+    pub status: u16,
+    /// `body` (inline_string / inline_bytes / filename read at load time)
+    pub body: Option<Bytes>,
+}
+
+/// `request_headers_to_add/remove`, `response_headers_to_add/remove`.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderMutations {
+    /// `request_headers_to_add`
+    pub request_add: Vec<HeaderValueOption>,
+    /// `request_headers_to_remove`
+    pub request_remove: Vec<HeaderName>,
+    /// `response_headers_to_add`
+    pub response_add: Vec<HeaderValueOption>,
+    /// `response_headers_to_remove`
+    pub response_remove: Vec<HeaderName>,
+}
+
+impl HeaderMutations {
+    /// True when nothing is configured (lets the hot path skip the whole step).
+    pub fn is_empty(&self) -> bool {
+        self.request_add.is_empty()
+            && self.request_remove.is_empty()
+            && self.response_add.is_empty()
+            && self.response_remove.is_empty()
+    }
+}
+
+/// `HeaderValueOption`.
+#[derive(Debug, Clone)]
+pub struct HeaderValueOption {
+    /// `header.key`, lowercased.
+    pub name: HeaderName,
+    /// `header.value` as a template (`%DOWNSTREAM_REMOTE_ADDRESS%` ...).
+    pub value: FormatTemplate,
+    /// `append_action` (or the deprecated `append` bool mapped to it).
+    pub append_action: AppendAction,
+    /// `keep_empty_value`
+    pub keep_empty_value: bool,
+}
+
+/// `HeaderValueOption.append_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendAction {
+    /// `APPEND_IF_EXISTS_OR_ADD` (default)
+    AppendIfExistsOrAdd,
+    /// `ADD_IF_ABSENT`
+    AddIfAbsent,
+    /// `OVERWRITE_IF_EXISTS_OR_ADD`
+    OverwriteIfExistsOrAdd,
+    /// `OVERWRITE_IF_EXISTS`
+    OverwriteIfExists,
+}
+
+/// A parsed Envoy substitution format string (access logs and header values).
+#[derive(Debug, Clone, Default)]
+pub struct FormatTemplate {
+    /// Literal text and commands, in order.
+    pub parts: Vec<FormatPart>,
+}
+
+impl FormatTemplate {
+    /// A template that is only literal text (fast path: no per-request formatting).
+    pub fn as_literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [FormatPart::Literal(s)] => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// One piece of a format string.
+#[derive(Debug, Clone)]
+pub enum FormatPart {
+    /// Text copied as is.
+    Literal(String),
+    /// A `%COMMAND(arg):maxlen%`.
+    Command(FormatCommand),
+}
+
+/// A `%COMMAND(arg):maxlen%` substitution.
+#[derive(Debug, Clone)]
+pub struct FormatCommand {
+    /// Which value.
+    pub op: FormatOperator,
+    /// `:N` truncation.
+    pub max_len: Option<usize>,
+}
+
+/// The supported substitution commands (a subset of Envoy's; unknown ones are config
+/// errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatOperator {
+    /// `%START_TIME%` or `%START_TIME(strftime)%`
+    StartTime(Option<String>),
+    /// `%REQ(X?Y)%`: request header X, falling back to Y
+    Req(HeaderName, Option<HeaderName>),
+    /// `%RESP(X?Y)%`
+    Resp(HeaderName, Option<HeaderName>),
+    /// `%TRAILER(X)%`
+    Trailer(HeaderName),
+    /// `%RESPONSE_CODE%`
+    ResponseCode,
+    /// `%RESPONSE_CODE_DETAILS%`
+    ResponseCodeDetails,
+    /// `%RESPONSE_FLAGS%`
+    ResponseFlags,
+    /// `%RESPONSE_FLAGS_LONG%`
+    ResponseFlagsLong,
+    /// `%DURATION%`
+    Duration,
+    /// `%REQUEST_DURATION%`
+    RequestDuration,
+    /// `%RESPONSE_DURATION%`
+    ResponseDuration,
+    /// `%RESPONSE_TX_DURATION%`
+    ResponseTxDuration,
+    /// `%BYTES_RECEIVED%`
+    BytesReceived,
+    /// `%BYTES_SENT%`
+    BytesSent,
+    /// `%PROTOCOL%`
+    Protocol,
+    /// `%UPSTREAM_HOST%`
+    UpstreamHost,
+    /// `%UPSTREAM_CLUSTER%`
+    UpstreamCluster,
+    /// `%UPSTREAM_LOCAL_ADDRESS%`
+    UpstreamLocalAddress,
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`
+    UpstreamTransportFailureReason,
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%`
+    DownstreamRemoteAddress,
+    /// `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`
+    DownstreamRemoteAddressWithoutPort,
+    /// `%DOWNSTREAM_REMOTE_PORT%`
+    DownstreamRemotePort,
+    /// `%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`
+    DownstreamDirectRemoteAddress,
+    /// `%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%`
+    DownstreamDirectRemoteAddressWithoutPort,
+    /// `%DOWNSTREAM_LOCAL_ADDRESS%`
+    DownstreamLocalAddress,
+    /// `%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%`
+    DownstreamLocalAddressWithoutPort,
+    /// `%DOWNSTREAM_LOCAL_PORT%`
+    DownstreamLocalPort,
+    /// `%REQUESTED_SERVER_NAME%`
+    RequestedServerName,
+    /// `%ROUTE_NAME%`
+    RouteName,
+    /// `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`
+    UpstreamRequestAttemptCount,
+    /// `%CONNECTION_ID%`
+    ConnectionId,
+    /// `%HOSTNAME%`
+    Hostname,
+    /// `%PROTOCOL%`-like constant: `%ENVIRONMENT(X)%` resolved at load time is a literal,
+    /// so it never appears here.
+    /// `%UPSTREAM_REMOTE_ADDRESS%`
+    UpstreamRemoteAddress,
+}
+
+/// One access logger.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    /// Where lines go.
+    pub sink: AccessLogSink,
+    /// How a line is formatted.
+    pub format: AccessLogFormat,
+}
+
+/// Access log destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogSink {
+    /// `envoy.access_loggers.file` with `path` (`/dev/stdout` maps to Stdout).
+    File(PathBuf),
+    /// `envoy.access_loggers.stdout`
+    Stdout,
+    /// `envoy.access_loggers.stderr`
+    Stderr,
+}
+
+/// Access log line format.
+#[derive(Debug, Clone)]
+pub enum AccessLogFormat {
+    /// `text_format_source` / `format` / Envoy's default format when absent. Includes
+    /// the trailing newline when the config's text has one (the default does).
+    Text(FormatTemplate),
+    /// `json_format`: keys in config order, each value a template (a value that is a
+    /// single command keeps its type: numbers stay numbers, as in Envoy).
+    Json(Vec<(String, JsonFormatValue)>),
+}
+
+/// A `json_format` value.
+#[derive(Debug, Clone)]
+pub enum JsonFormatValue {
+    /// A string template.
+    Template(FormatTemplate),
+    /// A nested object.
+    Object(Vec<(String, JsonFormatValue)>),
+    /// A constant number/bool/null copied as is.
+    Constant(serde_json::Value),
+}
+
+/// `tcp_proxy`.
+#[derive(Debug, Clone)]
+pub struct TcpProxy {
+    /// `stat_prefix` (stats are `tcp.<stat_prefix>.`).
+    pub stat_prefix: String,
+    /// `cluster` or `weighted_clusters`.
+    pub cluster: TcpClusterSpecifier,
+    /// `idle_timeout` (default 1 h; 0 disables).
+    pub idle_timeout: Option<Duration>,
+    /// `max_connect_attempts` (default 1).
+    pub max_connect_attempts: u32,
+    /// `max_downstream_connection_duration`
+    pub max_downstream_connection_duration: Option<Duration>,
+    /// `access_log`
+    pub access_logs: Vec<AccessLog>,
+}
+
+/// tcp_proxy `cluster_specifier`.
+#[derive(Debug, Clone)]
+pub enum TcpClusterSpecifier {
+    /// `cluster`
+    Name(String),
+    /// `weighted_clusters` (name, weight), total
+    Weighted(Vec<(String, u32)>, u32),
+}
+
+/// `cluster.type` (discovery type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscoveryType {
+    /// `STATIC`
+    Static,
+    /// `STRICT_DNS`
+    StrictDns,
+    /// `LOGICAL_DNS`
+    LogicalDns,
+    /// `EDS` (xDS comes later; translation rejects it for now)
+    Eds,
+}
+
+/// `lb_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    /// `ROUND_ROBIN` (default)
+    RoundRobin,
+    /// `LEAST_REQUEST` with `least_request_lb_config.choice_count` (default 2)
+    LeastRequest {
+        /// power-of-N choices
+        choice_count: u32,
+    },
+    /// `RANDOM`
+    Random,
+}
+
+/// `dns_lookup_family`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsLookupFamily {
+    /// `AUTO` (default): IPv6 first, then IPv4... Envoy's AUTO prefers v6.
+    Auto,
+    /// `V4_ONLY`
+    V4Only,
+    /// `V6_ONLY`
+    V6Only,
+    /// `V4_PREFERRED`
+    V4Preferred,
+    /// `ALL`
+    All,
+}
+
+/// Which HTTP protocol a cluster speaks upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// default
+    Http1,
+    /// `http2_protocol_options` or `typed_extension_protocol_options`
+    /// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` with explicit http2.
+    Http2,
+    /// `use_downstream_protocol_config`
+    UseDownstream,
+}
+
+/// `circuit_breakers.thresholds[priority=DEFAULT]`.
+#[derive(Debug, Clone, Copy)]
+pub struct CircuitBreakers {
+    /// `max_connections` (default 1024)
+    pub max_connections: u32,
+    /// `max_pending_requests` (default 1024)
+    pub max_pending_requests: u32,
+    /// `max_requests` (default 1024)
+    pub max_requests: u32,
+    /// `max_retries` (default 3)
+    pub max_retries: u32,
+}
+
+impl Default for CircuitBreakers {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+        }
+    }
+}
+
+/// A `cluster`.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// `name`
+    pub name: String,
+    /// `alt_stat_name` or name: stats are `cluster.<stat_name>.`.
+    pub stat_name: String,
+    /// `type`
+    pub discovery: DiscoveryType,
+    /// `connect_timeout` (default 5 s)
+    pub connect_timeout: Duration,
+    /// `lb_policy`
+    pub lb_policy: LbPolicy,
+    /// `dns_refresh_rate` (default 5 s)
+    pub dns_refresh_rate: Duration,
+    /// `respect_dns_ttl`
+    pub respect_dns_ttl: bool,
+    /// `dns_lookup_family`
+    pub dns_lookup_family: DnsLookupFamily,
+    /// `load_assignment`
+    pub load_assignment: LoadAssignment,
+    /// Upstream protocol.
+    pub protocol: UpstreamProtocol,
+    /// `http2_protocol_options` when HTTP/2 is used.
+    pub http2: Http2Options,
+    /// `common_http_protocol_options.idle_timeout` upstream (default 1 h).
+    pub idle_timeout: Option<Duration>,
+    /// `common_http_protocol_options.max_requests_per_connection` (default unlimited).
+    pub max_requests_per_connection: Option<u32>,
+    /// `per_connection_buffer_limit_bytes` (default 1 MiB).
+    pub per_connection_buffer_limit_bytes: u32,
+    /// `circuit_breakers` default-priority thresholds.
+    pub circuit_breakers: CircuitBreakers,
+}
+
+/// `load_assignment`.
+#[derive(Debug, Clone, Default)]
+pub struct LoadAssignment {
+    /// `endpoints[]` (localities).
+    pub localities: Vec<LocalityEndpoints>,
+}
+
+/// `load_assignment.endpoints[]`.
+#[derive(Debug, Clone)]
+pub struct LocalityEndpoints {
+    /// `locality` as `region/zone/sub_zone` (may be empty).
+    pub locality: String,
+    /// `priority` (0 is highest).
+    pub priority: u32,
+    /// `load_balancing_weight` (None = not set).
+    pub weight: Option<u32>,
+    /// `lb_endpoints[]`
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// `lb_endpoints[]`.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `endpoint.address.socket_address`
+    pub address: EndpointAddress,
+    /// `endpoint.hostname` (used by auto_host_rewrite when set)
+    pub hostname: Option<String>,
+    /// `load_balancing_weight` (default 1)
+    pub weight: u32,
+    /// `health_status` is HEALTHY/UNKNOWN (true) or not.
+    pub healthy: bool,
+}
+
+/// An endpoint address: an IP (STATIC) or a name resolved by DNS clusters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointAddress {
+    /// A literal IP and port.
+    Ip(SocketAddr),
+    /// A DNS name and port (`STRICT_DNS` / `LOGICAL_DNS`).
+    Dns {
+        /// hostname
+        host: String,
+        /// port
+        port: u16,
+    },
+}

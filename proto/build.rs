@@ -1,0 +1,42 @@
+//! Compiles the vendored Envoy v3 protos (and Baton's own messages) with protox, so no
+//! system `protoc` is needed, and embeds the FileDescriptorSet for prost-reflect.
+use protox::prost::Message;
+use std::path::PathBuf;
+
+const ROOTS: &[&str] = &[
+    "envoy/config/bootstrap/v3/bootstrap.proto",
+    "envoy/config/cluster/v3/cluster.proto",
+    "envoy/config/listener/v3/listener.proto",
+    "envoy/config/route/v3/route.proto",
+    "envoy/config/endpoint/v3/endpoint.proto",
+    "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto",
+    "envoy/extensions/filters/http/router/v3/router.proto",
+    "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto",
+    "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
+    "envoy/service/discovery/v3/ads.proto",
+    "envoy/service/cluster/v3/cds.proto",
+    "envoy/service/listener/v3/lds.proto",
+    "envoy/service/route/v3/rds.proto",
+    "envoy/service/endpoint/v3/eds.proto",
+    "envoy/extensions/transport_sockets/tls/v3/tls.proto",
+    "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto",
+    "envoy/extensions/access_loggers/file/v3/file.proto",
+    "envoy/extensions/access_loggers/stream/v3/stream.proto",
+    "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
+    "envoy/admin/v3/config_dump.proto",
+    "baton/hot_restart/v1/hot_restart.proto",
+    "baton/supervisor/v1/control.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(ROOTS, ["proto"])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("envoy_fds.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .include_file("envoy_include.rs")
+        .compile_fds(fds)?;
+    Ok(())
+}

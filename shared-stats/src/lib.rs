@@ -1,0 +1,1 @@
+//! The shared-memory stats region (issue 4). Placeholder crate: not implemented yet.

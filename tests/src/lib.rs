@@ -1,0 +1,1 @@
+//! Cross-process integration test support (see tests/tests/).
