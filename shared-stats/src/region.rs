@@ -1,0 +1,841 @@
+//! The region file: creating it (0600 in a 0700 directory), validating an existing one,
+//! the in-region allocation lock with dead-holder recovery, generation slots, and folding a
+//! finished generation's counters into the retired column exactly once.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use memmap2::MmapOptions;
+
+use crate::error::{AllocError, Result, StatsError};
+use crate::layout::{
+    entry, hdr, slot, Geometry, StoredKind, BASELINE_COLUMN, FIRST_GENERATION_COLUMN, HEADER_SIZE,
+    INIT_READY, LAYOUT_VERSION, MAGIC, RETIRED_COLUMN,
+};
+use crate::mapping::Mapping;
+use crate::process::{process_start_time, ProcessIdentity};
+
+/// Name of the counter that counts stats which could not be placed in the region.
+pub const OVERFLOW_STAT: &str = "server.stats_overflow";
+
+/// Where the region lives and how big a freshly created one is.
+#[derive(Debug, Clone)]
+pub struct RegionConfig {
+    /// Runtime directory (created 0700 if missing; refused if group/other can access it).
+    pub dir: PathBuf,
+    /// Envoy's `--base-id`: two services on one host use different ids.
+    pub base_id: u32,
+    /// Capacity of the name table.
+    pub max_stats: u32,
+    /// Value cells per column (counters take 1, gauges 2, histograms 21).
+    pub max_cells: u32,
+    /// Generations that can map the region at once (old + new + headroom).
+    pub max_generations: u32,
+    /// Bytes for stat names.
+    pub name_arena_bytes: u32,
+    /// Longest wait for the allocation lock held by a live process.
+    pub lock_timeout: Duration,
+}
+
+impl RegionConfig {
+    /// Defaults sized for a few hundred clusters: 64 Ki stats, 256 Ki cells, 8 generations,
+    /// 4 MiB of names. The file is sparse, so untouched capacity costs no memory.
+    pub fn new(dir: impl Into<PathBuf>, base_id: u32) -> Self {
+        RegionConfig {
+            dir: dir.into(),
+            base_id,
+            max_stats: 64 * 1024,
+            max_cells: 256 * 1024,
+            max_generations: 8,
+            name_arena_bytes: 4 * 1024 * 1024,
+            lock_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The region file for this base id.
+    pub fn region_path(&self) -> PathBuf {
+        region_path(&self.dir, self.base_id)
+    }
+
+    pub(crate) fn geometry(&self) -> Geometry {
+        Geometry {
+            max_stats: self.max_stats,
+            max_cells: self.max_cells,
+            max_generations: self.max_generations,
+            arena_bytes: self.name_arena_bytes,
+        }
+    }
+}
+
+/// The region file path for `base_id` in `dir`.
+pub fn region_path(dir: &Path, base_id: u32) -> PathBuf {
+    dir.join(format!("baton-stats-{base_id}.region"))
+}
+
+/// One generation slot as seen by a reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationInfo {
+    /// Slot index (= value column).
+    pub slot: u32,
+    /// Owner process id.
+    pub pid: u32,
+    /// Owner start time (clock ticks since boot).
+    pub start_time: u64,
+    /// Restart epoch the owner runs as.
+    pub epoch: u64,
+    /// Whether the owner process is still running.
+    pub alive: bool,
+}
+
+/// A decoded, validated stat entry.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryInfo {
+    pub(crate) name: String,
+    pub(crate) kind: StoredKind,
+    pub(crate) mode: u8,
+    pub(crate) cell: u32,
+    pub(crate) index: u32,
+}
+
+/// An open, validated region.
+pub(crate) struct Region {
+    path: PathBuf,
+    // Holds the shared flock that tells would-be replacers the region is in use.
+    _file: File,
+    map: Mapping,
+    geo: Geometry,
+    me: ProcessIdentity,
+}
+
+fn io_err<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(std::io::Error) -> StatsError + 'a {
+    move |source| StatsError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
+fn ensure_private_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err(dir, "create directory"))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(io_err(dir, "stat directory"))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(StatsError::InsecureDirectory {
+            path: dir.to_path_buf(),
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+/// `flock` with LOCK_NB; true when taken.
+fn try_flock(file: &File, exclusive: bool) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let arg = if exclusive {
+        FlockArg::LockExclusiveNonblock
+    } else {
+        FlockArg::LockSharedNonblock
+    };
+    // Flock takes ownership of the fd; lend it a duplicate and forget the guard so the
+    // lock stays with the open file description (shared by the duplicate) until `file`
+    // is closed.
+    let Ok(dup) = file.try_clone() else {
+        return false;
+    };
+    match Flock::lock(dup, arg) {
+        Ok(guard) => {
+            std::mem::forget(guard);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+impl Region {
+    /// Opens the region for `config`, creating it when missing, and replacing it when it is
+    /// unusable (other layout version, corrupt, truncated) and no live process maps it.
+    pub(crate) fn open_or_create(config: &RegionConfig) -> Result<Region> {
+        Self::open(config, true)
+    }
+
+    /// Opens an existing region; never creates or replaces one.
+    pub(crate) fn open_existing(config: &RegionConfig) -> Result<Region> {
+        Self::open(config, false)
+    }
+
+    fn open(config: &RegionConfig, may_create: bool) -> Result<Region> {
+        let geo = config.geometry();
+        if let Some(problem) = geo.problem() {
+            return Err(StatsError::InvalidConfig(problem));
+        }
+        let path = config.region_path();
+        if may_create {
+            ensure_private_dir(&config.dir)?;
+        }
+        // Bounded: each retry means another process created or replaced the file meanwhile.
+        for _ in 0..8 {
+            let file = match OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
+                    create_fresh(&path, geo)?;
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StatsError::NotFound { path });
+                }
+                Err(e) => return Err(io_err(&path, "open")(e)),
+            };
+            if !flock_shared_bounded(&file) || !same_file(&file, &path) {
+                continue;
+            }
+            match Self::map_and_validate(file, &path, true) {
+                Ok(region) => return Ok(region),
+                Err((cause, file)) => {
+                    let replaceable = matches!(
+                        cause,
+                        StatsError::BadMagic { .. }
+                            | StatsError::LayoutVersion { .. }
+                            | StatsError::Truncated { .. }
+                            | StatsError::Corrupt { .. }
+                    );
+                    let Some(file) = file.filter(|_| replaceable && may_create) else {
+                        return Err(cause);
+                    };
+                    // Converting our shared lock to exclusive succeeds only if no other
+                    // process (of any Baton version) holds the region.
+                    if !try_flock(&file, true) {
+                        return Err(StatsError::InUse {
+                            cause: Box::new(cause),
+                        });
+                    }
+                    // Keep the bad file for post-mortem debugging, out of the way.
+                    let aside = path.with_extension("region.bad");
+                    std::fs::rename(&path, &aside).map_err(io_err(&path, "move aside"))?;
+                    drop(file);
+                }
+            }
+        }
+        Err(StatsError::Io {
+            path,
+            action: "open (region kept being replaced concurrently)",
+            source: std::io::Error::from(std::io::ErrorKind::WouldBlock),
+        })
+    }
+
+    /// Opens a region read-only for offline inspection (no lock, no generation slot).
+    pub(crate) fn open_read_only(path: &Path) -> Result<Region> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StatsError::NotFound {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(io_err(path, "open")(e)),
+        };
+        Self::map_and_validate(file, path, false).map_err(|(e, _)| e)
+    }
+
+    /// Maps `file` and checks its header; on failure returns the file back so the caller
+    /// can decide whether to replace it.
+    fn map_and_validate(
+        file: File,
+        path: &Path,
+        writable: bool,
+    ) -> std::result::Result<Region, (StatsError, Option<File>)> {
+        let len = match file.metadata() {
+            Ok(meta) => meta.len(),
+            Err(e) => return Err((io_err(path, "stat")(e), None)),
+        };
+        if len < HEADER_SIZE {
+            let err = if len >= 8 && read_magic(&file).is_some_and(|m| m != MAGIC) {
+                StatsError::BadMagic { path: path.into() }
+            } else {
+                StatsError::Truncated {
+                    path: path.into(),
+                    expected: HEADER_SIZE,
+                    actual: len,
+                }
+            };
+            return Err((err, Some(file)));
+        }
+        let mapped = if writable {
+            MmapOptions::new().map_raw(&file)
+        } else {
+            MmapOptions::new().map_raw_read_only(&file)
+        };
+        let raw = match mapped {
+            Ok(raw) => raw,
+            Err(e) => return Err((io_err(path, "map")(e), None)),
+        };
+        let map = Mapping::new(raw, writable);
+        match validate_header(&map, path, len) {
+            Ok(geo) => Ok(Region {
+                path: path.to_path_buf(),
+                _file: file,
+                map,
+                geo,
+                me: ProcessIdentity::current(),
+            }),
+            Err(e) => Err((e, Some(file))),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    pub(crate) fn map(&self) -> &Mapping {
+        &self.map
+    }
+
+    fn hdr32(&self, offset: u64) -> &AtomicU32 {
+        self.map.u32_at(offset)
+    }
+
+    fn hdr64(&self, offset: u64) -> &AtomicU64 {
+        self.map.u64_at(offset)
+    }
+
+    /// The value cell `cell` of column `column`.
+    pub(crate) fn cell(&self, column: u32, cell: u32) -> &AtomicU64 {
+        self.map.u64_at(self.geo.cell_offset(column, cell))
+    }
+
+    /// Current fold sequence (odd while a fold is moving values).
+    pub(crate) fn fold_seq(&self) -> u64 {
+        self.hdr64(hdr::FOLD_SEQ).load(Ordering::Acquire)
+    }
+
+    /// Number of published entries.
+    pub(crate) fn stat_count(&self) -> u32 {
+        self.hdr32(hdr::STAT_COUNT)
+            .load(Ordering::Acquire)
+            .min(self.geo.max_stats)
+    }
+
+    /// Decodes entries `from..stat_count`.
+    pub(crate) fn read_entries(&self, from: u32) -> Result<Vec<EntryInfo>> {
+        let count = self.stat_count();
+        let arena_used = u64::from(self.hdr32(hdr::ARENA_USED).load(Ordering::Acquire));
+        let cells_used = self.hdr32(hdr::CELLS_USED).load(Ordering::Acquire);
+        let mut out = Vec::with_capacity(count.saturating_sub(from) as usize);
+        for index in from..count {
+            let base = self.geo.entry_offset(index);
+            let packed = self
+                .map
+                .u32_at(base + entry::KIND_MODE_LEN)
+                .load(Ordering::Relaxed);
+            let name_offset = u64::from(
+                self.map
+                    .u32_at(base + entry::NAME_OFFSET)
+                    .load(Ordering::Relaxed),
+            );
+            let cell = self.map.u32_at(base + entry::CELL).load(Ordering::Relaxed);
+            let name_len = u64::from(packed >> 16);
+            let corrupt = |detail: String| StatsError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("entry {index}: {detail}"),
+            };
+            let kind = StoredKind::from_u8(packed as u8)
+                .ok_or_else(|| corrupt(format!("unknown kind {}", packed as u8)))?;
+            if name_offset + name_len > arena_used {
+                return Err(corrupt(format!(
+                    "name at {name_offset}+{name_len} beyond arena use {arena_used}"
+                )));
+            }
+            if u64::from(cell) + u64::from(kind.cells()) > u64::from(cells_used) {
+                return Err(corrupt(format!(
+                    "cell {cell} beyond cells in use {cells_used}"
+                )));
+            }
+            let bytes = self
+                .map
+                .read_bytes(self.geo.arena_offset() + name_offset, name_len as usize);
+            let name = String::from_utf8(bytes).map_err(|_| corrupt("name is not UTF-8".into()))?;
+            out.push(EntryInfo {
+                name,
+                kind,
+                mode: (packed >> 8) as u8,
+                cell,
+                index,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Takes the allocation lock, recovering it from a dead holder and finishing any fold
+    /// that holder left half done. Waits at most `timeout` for a live holder.
+    pub(crate) fn lock(&self, timeout: Duration) -> Result<RegionLock<'_>> {
+        let word = u64::from(self.me.pid) | (self.me.start_time & 0xffff_ffff) << 32;
+        let lock = self.hdr64(hdr::LOCK);
+        let deadline = Instant::now() + timeout;
+        let mut spins = 0u32;
+        loop {
+            match lock.compare_exchange(0, word, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(holder) => {
+                    if !lock_holder_alive(holder) {
+                        // Dead holder: take the lock over from exactly that holder word.
+                        if lock
+                            .compare_exchange(holder, word, Ordering::Acquire, Ordering::Relaxed)
+                            .is_ok()
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(StatsError::LockTimeout {
+                            holder_pid: holder as u32,
+                        });
+                    }
+                    spins += 1;
+                    if spins < 64 {
+                        std::thread::yield_now();
+                    } else {
+                        std::thread::sleep(Duration::from_micros(500));
+                    }
+                }
+            }
+        }
+        let guard = RegionLock { region: self, word };
+        self.finish_interrupted_fold();
+        Ok(guard)
+    }
+
+    /// Replays the fold journal left by a holder that died between moving a cell's value
+    /// into retired and zeroing it, so the value is counted exactly once.
+    fn finish_interrupted_fold(&self) {
+        if self.hdr32(hdr::JOURNAL_ACTIVE).load(Ordering::Acquire) == 1 {
+            let slot_index = self.hdr32(hdr::JOURNAL_SLOT).load(Ordering::Relaxed);
+            let cell = self.hdr64(hdr::JOURNAL_CELL).load(Ordering::Relaxed);
+            let target = self.hdr64(hdr::JOURNAL_TARGET).load(Ordering::Relaxed);
+            if slot_index < self.geo.max_generations && cell < u64::from(self.geo.max_cells) {
+                let cell = cell as u32;
+                self.cell(RETIRED_COLUMN, cell)
+                    .store(target, Ordering::Release);
+                self.cell(FIRST_GENERATION_COLUMN + slot_index, cell)
+                    .store(0, Ordering::Release);
+            }
+            self.hdr32(hdr::JOURNAL_ACTIVE).store(0, Ordering::Release);
+        }
+        let seq = self.hdr64(hdr::FOLD_SEQ);
+        if seq.load(Ordering::Acquire) % 2 == 1 {
+            seq.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Appends a new entry. Caller holds the lock and has checked the name is absent.
+    pub(crate) fn allocate(
+        &self,
+        _lock: &RegionLock<'_>,
+        name: &str,
+        kind: StoredKind,
+        mode: u8,
+    ) -> std::result::Result<EntryInfo, AllocError> {
+        let count = self.stat_count();
+        if count >= self.geo.max_stats {
+            return Err(AllocError::NamesFull);
+        }
+        let name_len = u16::try_from(name.len()).map_err(|_| AllocError::NameTooLong)?;
+        let arena_used = self.hdr32(hdr::ARENA_USED).load(Ordering::Acquire);
+        let arena_end = u64::from(arena_used) + u64::from(name_len);
+        if arena_end > u64::from(self.geo.arena_bytes) {
+            return Err(AllocError::ArenaFull);
+        }
+        let cells_used = self.hdr32(hdr::CELLS_USED).load(Ordering::Acquire);
+        let cells_end = u64::from(cells_used) + u64::from(kind.cells());
+        if cells_end > u64::from(self.geo.max_cells) {
+            return Err(AllocError::CellsFull);
+        }
+        // Write everything, then publish with one release store of the count: a crash
+        // before that leaks a few arena bytes and cells but never exposes a partial entry.
+        self.map.write_bytes(
+            self.geo.arena_offset() + u64::from(arena_used),
+            name.as_bytes(),
+        );
+        let base = self.geo.entry_offset(count);
+        let packed = kind as u32 | u32::from(mode) << 8 | u32::from(name_len) << 16;
+        self.map
+            .u32_at(base + entry::KIND_MODE_LEN)
+            .store(packed, Ordering::Relaxed);
+        self.map
+            .u32_at(base + entry::NAME_OFFSET)
+            .store(arena_used, Ordering::Relaxed);
+        self.map
+            .u32_at(base + entry::CELL)
+            .store(cells_used, Ordering::Relaxed);
+        self.map
+            .u32_at(base + entry::FLAGS)
+            .store(0, Ordering::Relaxed);
+        self.hdr32(hdr::ARENA_USED)
+            .store(arena_end as u32, Ordering::Release);
+        self.hdr32(hdr::CELLS_USED)
+            .store(cells_end as u32, Ordering::Release);
+        self.hdr32(hdr::STAT_COUNT)
+            .store(count + 1, Ordering::Release);
+        Ok(EntryInfo {
+            name: name.to_string(),
+            kind,
+            mode,
+            cell: cells_used,
+            index: count,
+        })
+    }
+
+    /// The owner recorded in slot `index`, if the slot is in use.
+    fn slot_owner(&self, index: u32) -> Option<(ProcessIdentity, u64)> {
+        let base = self.geo.slot_offset(index);
+        if self.map.u32_at(base + slot::STATE).load(Ordering::Acquire) != slot::LIVE {
+            return None;
+        }
+        let identity = ProcessIdentity {
+            pid: self.map.u32_at(base + slot::PID).load(Ordering::Relaxed),
+            start_time: self
+                .map
+                .u64_at(base + slot::START_TIME)
+                .load(Ordering::Relaxed),
+        };
+        Some((
+            identity,
+            self.map.u64_at(base + slot::EPOCH).load(Ordering::Relaxed),
+        ))
+    }
+
+    /// All occupied generation slots with their liveness.
+    pub(crate) fn generations(&self) -> Vec<GenerationInfo> {
+        (0..self.geo.max_generations)
+            .filter_map(|index| {
+                self.slot_owner(index).map(|(owner, epoch)| GenerationInfo {
+                    slot: index,
+                    pid: owner.pid,
+                    start_time: owner.start_time,
+                    epoch,
+                    alive: owner == self.me || owner.is_alive(),
+                })
+            })
+            .collect()
+    }
+
+    /// Folds every slot whose owner died; returns how many were folded.
+    pub(crate) fn reap_dead(&self, lock: &RegionLock<'_>) -> usize {
+        let dead: Vec<u32> = self
+            .generations()
+            .into_iter()
+            .filter(|g| !g.alive)
+            .map(|g| g.slot)
+            .collect();
+        for &index in &dead {
+            self.release_slot(lock, index);
+        }
+        dead.len()
+    }
+
+    /// Claims a free slot for this process as restart epoch `epoch`.
+    pub(crate) fn claim_slot(&self, lock: &RegionLock<'_>, epoch: u64) -> Result<u32> {
+        self.reap_dead(lock);
+        for index in 0..self.geo.max_generations {
+            let base = self.geo.slot_offset(index);
+            if self.map.u32_at(base + slot::STATE).load(Ordering::Acquire) == slot::FREE {
+                self.map
+                    .u32_at(base + slot::PID)
+                    .store(self.me.pid, Ordering::Relaxed);
+                self.map
+                    .u64_at(base + slot::START_TIME)
+                    .store(self.me.start_time, Ordering::Relaxed);
+                self.map
+                    .u64_at(base + slot::EPOCH)
+                    .store(epoch, Ordering::Relaxed);
+                self.map
+                    .u32_at(base + slot::STATE)
+                    .store(slot::LIVE, Ordering::Release);
+                return Ok(index);
+            }
+        }
+        Err(StatsError::NoFreeGenerationSlot {
+            path: self.path.clone(),
+            slots: self.geo.max_generations,
+        })
+    }
+
+    /// Moves slot `index`'s counter and histogram values into the retired column, zeroes
+    /// its gauges and frees it. Each cell move is journaled so a crash mid-way is finished
+    /// by the next lock holder instead of losing or double counting the cell.
+    pub(crate) fn release_slot(&self, _lock: &RegionLock<'_>, index: u32) {
+        let column = FIRST_GENERATION_COLUMN + index;
+        let seq = self.hdr64(hdr::FOLD_SEQ);
+        seq.fetch_add(1, Ordering::AcqRel);
+        let count = self.stat_count();
+        let cells_used = self.hdr32(hdr::CELLS_USED).load(Ordering::Acquire);
+        for entry_index in 0..count {
+            let base = self.geo.entry_offset(entry_index);
+            let packed = self
+                .map
+                .u32_at(base + entry::KIND_MODE_LEN)
+                .load(Ordering::Relaxed);
+            let first = self.map.u32_at(base + entry::CELL).load(Ordering::Relaxed);
+            let Some(kind) = StoredKind::from_u8(packed as u8) else {
+                continue;
+            };
+            let end =
+                (u64::from(first) + u64::from(kind.cells())).min(u64::from(cells_used)) as u32;
+            for cell in first..end {
+                let source = self.cell(column, cell);
+                let value = source.load(Ordering::Acquire);
+                if value == 0 {
+                    continue;
+                }
+                if !kind.is_cumulative() {
+                    source.store(0, Ordering::Release);
+                    continue;
+                }
+                let retired = self.cell(RETIRED_COLUMN, cell);
+                let target = retired.load(Ordering::Acquire).wrapping_add(value);
+                self.hdr32(hdr::JOURNAL_SLOT)
+                    .store(index, Ordering::Relaxed);
+                self.hdr64(hdr::JOURNAL_CELL)
+                    .store(u64::from(cell), Ordering::Relaxed);
+                self.hdr64(hdr::JOURNAL_TARGET)
+                    .store(target, Ordering::Relaxed);
+                self.hdr32(hdr::JOURNAL_ACTIVE).store(1, Ordering::Release);
+                crate::testing::maybe_crash_mid_fold();
+                retired.store(target, Ordering::Release);
+                source.store(0, Ordering::Release);
+                self.hdr32(hdr::JOURNAL_ACTIVE).store(0, Ordering::Release);
+            }
+        }
+        seq.fetch_add(1, Ordering::AcqRel);
+        let base = self.geo.slot_offset(index);
+        self.map
+            .u32_at(base + slot::STATE)
+            .store(slot::FREE, Ordering::Release);
+        self.map
+            .u32_at(base + slot::PID)
+            .store(0, Ordering::Relaxed);
+    }
+
+    /// Sets every counter's reset baseline to its current total (`/reset_counters`).
+    pub(crate) fn reset_counters(&self, _lock: &RegionLock<'_>, entries: &[EntryInfo]) {
+        for info in entries.iter().filter(|e| e.kind == StoredKind::Counter) {
+            let total = self.counter_total(info.cell);
+            self.cell(BASELINE_COLUMN, info.cell)
+                .store(total, Ordering::Release);
+        }
+    }
+
+    /// Raw total of a cumulative cell: retired plus every generation column (columns of
+    /// free slots are zero, dead-but-unfolded ones still hold their counts).
+    pub(crate) fn counter_total(&self, cell: u32) -> u64 {
+        let mut total = self.cell(RETIRED_COLUMN, cell).load(Ordering::Acquire);
+        for index in 0..self.geo.max_generations {
+            total = total.wrapping_add(
+                self.cell(FIRST_GENERATION_COLUMN + index, cell)
+                    .load(Ordering::Acquire),
+            );
+        }
+        total
+    }
+}
+
+/// Whether the process recorded in a lock word still runs.
+fn lock_holder_alive(word: u64) -> bool {
+    let pid = word as u32;
+    let start_low = (word >> 32) as u32;
+    match process_start_time(pid) {
+        Some(start) if start as u32 == start_low => ProcessIdentity {
+            pid,
+            start_time: start,
+        }
+        .is_alive(),
+        Some(_) => false,
+        None => ProcessIdentity { pid, start_time: 0 }.is_alive(),
+    }
+}
+
+/// The held allocation lock; released on drop.
+pub(crate) struct RegionLock<'a> {
+    region: &'a Region,
+    word: u64,
+}
+
+impl Drop for RegionLock<'_> {
+    fn drop(&mut self) {
+        // Fails only if another process wrongly judged us dead and took over; then the
+        // lock is theirs and must not be cleared.
+        let _ = self.region.hdr64(hdr::LOCK).compare_exchange(
+            self.word,
+            0,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+fn read_magic(file: &File) -> Option<[u8; 8]> {
+    use std::os::unix::fs::FileExt;
+    let mut magic = [0u8; 8];
+    file.read_exact_at(&mut magic, 0).ok()?;
+    Some(magic)
+}
+
+fn flock_shared_bounded(file: &File) -> bool {
+    // A replacer holds the exclusive lock only for a rename; wait briefly, bounded.
+    for _ in 0..2000 {
+        if try_flock(file, false) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+/// Whether `file` is still the file at `path` (not replaced since it was opened).
+fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+fn validate_header(map: &Mapping, path: &Path, len: u64) -> Result<Geometry> {
+    let path_buf = || path.to_path_buf();
+    if map.read_bytes(hdr::MAGIC, 8) != MAGIC {
+        return Err(StatsError::BadMagic { path: path_buf() });
+    }
+    let u32_field = |offset| map.u32_at(offset).load(Ordering::Acquire);
+    let version = u32_field(hdr::VERSION);
+    if version != LAYOUT_VERSION {
+        return Err(StatsError::LayoutVersion {
+            path: path_buf(),
+            found: version,
+            expected: LAYOUT_VERSION,
+        });
+    }
+    let corrupt = |detail: String| StatsError::Corrupt {
+        path: path_buf(),
+        detail,
+    };
+    if u64::from(u32_field(hdr::HEADER_SIZE)) != HEADER_SIZE {
+        return Err(corrupt(format!(
+            "header size {}",
+            u32_field(hdr::HEADER_SIZE)
+        )));
+    }
+    if u32_field(hdr::INIT_STATE) != INIT_READY {
+        return Err(corrupt("header was never completed".into()));
+    }
+    let geo = Geometry {
+        max_stats: u32_field(hdr::MAX_STATS),
+        max_cells: u32_field(hdr::MAX_CELLS),
+        max_generations: u32_field(hdr::MAX_GENERATIONS),
+        arena_bytes: u32_field(hdr::ARENA_BYTES),
+    };
+    if let Some(problem) = geo.problem() {
+        return Err(corrupt(problem));
+    }
+    let total = map.u64_at(hdr::TOTAL_SIZE).load(Ordering::Acquire);
+    if total != geo.total_size() {
+        return Err(corrupt(format!(
+            "total size field {total} does not match geometry ({geo}: {})",
+            geo.total_size()
+        )));
+    }
+    if len < total {
+        return Err(StatsError::Truncated {
+            path: path_buf(),
+            expected: total,
+            actual: len,
+        });
+    }
+    if len > total {
+        return Err(corrupt(format!("file is {len} bytes, header says {total}")));
+    }
+    if u32_field(hdr::STAT_COUNT) > geo.max_stats
+        || u32_field(hdr::CELLS_USED) > geo.max_cells
+        || u32_field(hdr::ARENA_USED) > geo.arena_bytes
+    {
+        return Err(corrupt("usage counters exceed capacity".into()));
+    }
+    Ok(geo)
+}
+
+/// Writes a complete new region to a temporary file and links it into place; losing the
+/// race to another creator is fine (the caller then opens theirs).
+fn create_fresh(path: &Path, geo: Geometry) -> Result<()> {
+    static TMP_COUNTER: AtomicU32 = AtomicU32::new(0);
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{file_name}.tmp-{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err(&tmp, "create"))?;
+    let result = (|| {
+        file.set_len(geo.total_size())
+            .map_err(io_err(&tmp, "size"))?;
+        let raw = MmapOptions::new()
+            .map_raw(&file)
+            .map_err(io_err(&tmp, "map"))?;
+        let map = Mapping::new(raw, true);
+        map.u32_at(hdr::VERSION)
+            .store(LAYOUT_VERSION, Ordering::Relaxed);
+        map.u32_at(hdr::HEADER_SIZE)
+            .store(HEADER_SIZE as u32, Ordering::Relaxed);
+        map.u64_at(hdr::TOTAL_SIZE)
+            .store(geo.total_size(), Ordering::Relaxed);
+        map.u32_at(hdr::MAX_STATS)
+            .store(geo.max_stats, Ordering::Relaxed);
+        map.u32_at(hdr::MAX_CELLS)
+            .store(geo.max_cells, Ordering::Relaxed);
+        map.u32_at(hdr::MAX_GENERATIONS)
+            .store(geo.max_generations, Ordering::Relaxed);
+        map.u32_at(hdr::ARENA_BYTES)
+            .store(geo.arena_bytes, Ordering::Relaxed);
+        // The overflow counter is entry 0, so it exists even when the table is full.
+        let name = OVERFLOW_STAT.as_bytes();
+        map.write_bytes(geo.arena_offset(), name);
+        let packed = StoredKind::Counter as u32 | (name.len() as u32) << 16;
+        map.u32_at(geo.entry_offset(0) + entry::KIND_MODE_LEN)
+            .store(packed, Ordering::Relaxed);
+        map.u32_at(hdr::ARENA_USED)
+            .store(name.len() as u32, Ordering::Relaxed);
+        map.u32_at(hdr::CELLS_USED).store(1, Ordering::Relaxed);
+        map.u32_at(hdr::STAT_COUNT).store(1, Ordering::Relaxed);
+        map.write_bytes(hdr::MAGIC, &MAGIC);
+        map.u32_at(hdr::INIT_STATE)
+            .store(INIT_READY, Ordering::Release);
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io_err(path, "link into place")(e)),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}

@@ -1,0 +1,40 @@
+//! `/stats` plain text: `name: value` for counters and gauges merged in name order, then
+//! one quantile summary line per histogram.
+
+use std::fmt::Write;
+
+use super::{format_f64, RenderOptions};
+use crate::histogram::{HistogramSnapshot, SUPPORTED_QUANTILES};
+use crate::snapshot::StatsSnapshot;
+
+/// Renders `snapshot` as Envoy's `/stats` text.
+pub fn render_text(snapshot: &StatsSnapshot, options: &RenderOptions) -> String {
+    let mut out = String::new();
+    for stat in snapshot.stats.iter().filter(|s| options.keeps_stat(s)) {
+        let _ = writeln!(out, "{}: {}", stat.name, stat.value);
+    }
+    for histogram in snapshot
+        .histograms
+        .iter()
+        .filter(|h| options.keeps_histogram(h))
+    {
+        let _ = writeln!(out, "{}: {}", histogram.name, histogram_summary(histogram));
+    }
+    out
+}
+
+/// `P0(interval,cumulative) P25(...) ...`, or `No recorded values`. Baton has no flush
+/// interval, so the interval figure is always `nan` (Envoy's "no samples this interval").
+fn histogram_summary(histogram: &HistogramSnapshot) -> String {
+    if histogram.count() == 0 {
+        return "No recorded values".to_string();
+    }
+    SUPPORTED_QUANTILES
+        .iter()
+        .map(|&q| {
+            let value = histogram.quantile(q).unwrap_or(f64::NAN);
+            format!("P{}(nan,{})", format_f64(q), format_f64(value))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

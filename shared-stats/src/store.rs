@@ -1,0 +1,416 @@
+//! `StatsStore`: one generation's view of the region, handing out pre-resolved stat
+//! handles whose hot path is a single relaxed atomic add into this generation's column.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::error::{AllocError, Result};
+use crate::histogram::{bucket_index, HistogramSnapshot, BUCKET_CELLS, HISTOGRAM_CELLS, SUM_CELL};
+use crate::layout::{StoredKind, FIRST_GENERATION_COLUMN};
+use crate::mapping::CellPtr;
+use crate::region::{EntryInfo, GenerationInfo, Region, RegionConfig, OVERFLOW_STAT};
+use crate::snapshot::{collect, StatKind, StatValue, StatsSnapshot};
+
+/// How a gauge combines the values of several live generations during a hot restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GaugeMode {
+    /// Sum over live generations (connections active in the old and new generation).
+    Accumulate = 0,
+    /// Only the newest live generation's value (`server.live`, `server.state`, ...), like
+    /// Envoy's `NeverImport` gauges.
+    NeverImport = 1,
+}
+
+/// Keeps the memory a handle points into alive.
+#[derive(Clone)]
+enum Keepalive {
+    Region(#[allow(dead_code)] Arc<StoreInner>),
+    Local(#[allow(dead_code)] Arc<[AtomicU64]>),
+}
+
+/// A monotonic counter. Cloning is cheap; `inc`/`add` are one relaxed atomic add.
+#[derive(Clone)]
+pub struct Counter {
+    cell: CellPtr,
+    _keep: Keepalive,
+}
+
+impl Counter {
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Adds `amount`.
+    #[inline]
+    pub fn add(&self, amount: u64) {
+        self.cell.at(0).fetch_add(amount, Ordering::Relaxed);
+    }
+}
+
+/// A gauge; this generation's contribution, combined with other live generations when
+/// rendered. Cloning is cheap.
+#[derive(Clone)]
+pub struct Gauge {
+    cell: CellPtr,
+    _keep: Keepalive,
+}
+
+impl Gauge {
+    #[inline]
+    fn mark_used(&self) {
+        // Envoy shows a gauge in `usedonly` once it was written; a load keeps the flag's
+        // cache line shared after the first write.
+        let flag = self.cell.at(1);
+        if flag.load(Ordering::Relaxed) == 0 {
+            flag.store(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets this generation's value.
+    #[inline]
+    pub fn set(&self, value: u64) {
+        self.mark_used();
+        self.cell.at(0).store(value, Ordering::Relaxed);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Subtracts one.
+    #[inline]
+    pub fn dec(&self) {
+        self.sub(1);
+    }
+
+    /// Adds `amount`.
+    #[inline]
+    pub fn add(&self, amount: u64) {
+        self.mark_used();
+        self.cell.at(0).fetch_add(amount, Ordering::Relaxed);
+    }
+
+    /// Subtracts `amount` (wrapping, as Envoy's unsigned gauges do).
+    #[inline]
+    pub fn sub(&self, amount: u64) {
+        self.mark_used();
+        self.cell.at(0).fetch_sub(amount, Ordering::Relaxed);
+    }
+
+    /// This generation's own value.
+    pub fn local_value(&self) -> u64 {
+        self.cell.at(0).load(Ordering::Relaxed)
+    }
+}
+
+/// A histogram with Envoy's default buckets; `record` is two relaxed atomic adds.
+#[derive(Clone)]
+pub struct Histogram {
+    cells: CellPtr,
+    _keep: Keepalive,
+}
+
+impl Histogram {
+    /// Records one value (milliseconds for Envoy's `*_time`/`*_ms` stats).
+    #[inline]
+    pub fn record(&self, value: u64) {
+        self.cells
+            .at(bucket_index(value))
+            .fetch_add(1, Ordering::Relaxed);
+        self.cells.at(SUM_CELL).fetch_add(value, Ordering::Relaxed);
+    }
+}
+
+/// A stat that did not fit in the region and counts in process memory instead.
+struct Fallback {
+    kind: StoredKind,
+    cells: Arc<[AtomicU64]>,
+}
+
+/// Process-local index from names to region entries.
+struct LocalIndex {
+    /// Entries below this index have been copied into `by_name`.
+    scanned: u32,
+    by_name: HashMap<String, EntryInfo>,
+    fallbacks: BTreeMap<String, Fallback>,
+}
+
+struct StoreInner {
+    region: Region,
+    slot: u32,
+    lock_timeout: Duration,
+    local: Mutex<LocalIndex>,
+    overflow: CellPtr,
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        // Last handle gone: this generation is done. Fold its counters into retired and
+        // free the slot; if the lock cannot be had, the next reaper does it once we exit.
+        if let Ok(lock) = self.region.lock(self.lock_timeout) {
+            self.region.release_slot(&lock, self.slot);
+        }
+    }
+}
+
+/// One generation's handle on the shared stats region. Cheap to clone; share freely.
+#[derive(Clone)]
+pub struct StatsStore {
+    inner: Arc<StoreInner>,
+}
+
+fn lock_local(mutex: &Mutex<LocalIndex>) -> MutexGuard<'_, LocalIndex> {
+    // The index stays consistent even if a panic interrupted a holder: every mutation is a
+    // single insert.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl StatsStore {
+    /// Maps the region for `config` (creating or replacing it as `Region` allows) and
+    /// joins it as a generation running restart epoch `generation_epoch`.
+    pub fn open_or_create(config: &RegionConfig, generation_epoch: u64) -> Result<Self> {
+        Self::join(Region::open_or_create(config)?, config, generation_epoch)
+    }
+
+    /// Like `open_or_create`, but fails instead of creating or replacing a region.
+    pub fn open_existing(config: &RegionConfig, generation_epoch: u64) -> Result<Self> {
+        Self::join(Region::open_existing(config)?, config, generation_epoch)
+    }
+
+    fn join(region: Region, config: &RegionConfig, epoch: u64) -> Result<Self> {
+        let slot = {
+            let lock = region.lock(config.lock_timeout)?;
+            region.claim_slot(&lock, epoch)?
+        };
+        let column = FIRST_GENERATION_COLUMN + slot;
+        // Entry 0 is always the overflow counter at cell 0 (written at creation).
+        let overflow = region
+            .map()
+            .cell_ptr(region.geometry().cell_offset(column, 0));
+        Ok(StatsStore {
+            inner: Arc::new(StoreInner {
+                region,
+                slot,
+                lock_timeout: config.lock_timeout,
+                local: Mutex::new(LocalIndex {
+                    scanned: 0,
+                    by_name: HashMap::new(),
+                    fallbacks: BTreeMap::new(),
+                }),
+                overflow,
+            }),
+        })
+    }
+
+    /// The region file.
+    pub fn path(&self) -> &Path {
+        self.inner.region.path()
+    }
+
+    /// The generation slot (value column) this store writes.
+    pub fn generation_slot(&self) -> u32 {
+        self.inner.slot
+    }
+
+    /// The counter `name`, allocated in the region on first use.
+    pub fn counter(&self, name: &str) -> Counter {
+        let (cell, keep) = self.resolve(name, StoredKind::Counter, GaugeMode::Accumulate);
+        Counter { cell, _keep: keep }
+    }
+
+    /// The gauge `name`, summed over live generations.
+    pub fn gauge(&self, name: &str) -> Gauge {
+        self.gauge_with_mode(name, GaugeMode::Accumulate)
+    }
+
+    /// The gauge `name` with an explicit hot-restart mode (fixed by the first allocator).
+    pub fn gauge_with_mode(&self, name: &str, mode: GaugeMode) -> Gauge {
+        let (cell, keep) = self.resolve(name, StoredKind::Gauge, mode);
+        Gauge { cell, _keep: keep }
+    }
+
+    /// The histogram `name`.
+    pub fn histogram(&self, name: &str) -> Histogram {
+        let (cells, keep) = self.resolve(name, StoredKind::Histogram, GaugeMode::Accumulate);
+        Histogram { cells, _keep: keep }
+    }
+
+    /// How many stats this region could not hold (`server.stats_overflow`, all generations).
+    pub fn overflow_count(&self) -> u64 {
+        self.inner.region.counter_total(0)
+    }
+
+    fn resolve(&self, name: &str, kind: StoredKind, mode: GaugeMode) -> (CellPtr, Keepalive) {
+        let inner = &self.inner;
+        let mut local = lock_local(&inner.local);
+        if let Some(found) = local.by_name.get(name).cloned() {
+            return self.region_or_mismatch(&mut local, name, found, kind);
+        }
+        if let Some(fallback) = local.fallbacks.get(name).filter(|f| f.kind == kind) {
+            return (
+                CellPtr::local(&fallback.cells[0]),
+                Keepalive::Local(fallback.cells.clone()),
+            );
+        }
+        let allocated = match inner.region.lock(inner.lock_timeout) {
+            Err(_) => Err(AllocError::LockTimeout),
+            Ok(lock) => {
+                // Another generation may have allocated the name since we last looked.
+                if let Ok(new_entries) = inner.region.read_entries(local.scanned) {
+                    local.scanned += new_entries.len() as u32;
+                    for entry in new_entries {
+                        local.by_name.insert(entry.name.clone(), entry);
+                    }
+                }
+                match local.by_name.get(name) {
+                    Some(found) => Ok(found.clone()),
+                    None => inner
+                        .region
+                        .allocate(&lock, name, kind, mode as u8)
+                        .inspect(|entry| {
+                            local.scanned = local.scanned.max(entry.index + 1);
+                            local.by_name.insert(name.to_string(), entry.clone());
+                        }),
+                }
+            }
+        };
+        match allocated {
+            Ok(entry) => self.region_or_mismatch(&mut local, name, entry, kind),
+            Err(_) => self.fallback(&mut local, name, kind),
+        }
+    }
+
+    fn region_or_mismatch(
+        &self,
+        local: &mut LocalIndex,
+        name: &str,
+        entry: EntryInfo,
+        kind: StoredKind,
+    ) -> (CellPtr, Keepalive) {
+        if entry.kind != kind {
+            return self.fallback(local, name, kind);
+        }
+        let region = &self.inner.region;
+        let offset = region
+            .geometry()
+            .cell_offset(FIRST_GENERATION_COLUMN + self.inner.slot, entry.cell);
+        (
+            region.map().cell_ptr(offset),
+            Keepalive::Region(self.inner.clone()),
+        )
+    }
+
+    fn fallback(
+        &self,
+        local: &mut LocalIndex,
+        name: &str,
+        kind: StoredKind,
+    ) -> (CellPtr, Keepalive) {
+        self.inner.overflow.at(0).fetch_add(1, Ordering::Relaxed);
+        let cell_count = match kind {
+            StoredKind::Counter => 1,
+            StoredKind::Gauge => 2,
+            StoredKind::Histogram => HISTOGRAM_CELLS,
+        };
+        let cells: Arc<[AtomicU64]> = (0..cell_count).map(|_| AtomicU64::new(0)).collect();
+        // A kind clash keeps the first fallback registered under the name.
+        local.fallbacks.entry(name.to_string()).or_insert(Fallback {
+            kind,
+            cells: cells.clone(),
+        });
+        (CellPtr::local(&cells[0]), Keepalive::Local(cells))
+    }
+
+    /// Folds generations whose process died (counters kept, gauges dropped). Returns how
+    /// many were folded. Rendering calls this too.
+    pub fn reap_dead_generations(&self) -> Result<usize> {
+        let lock = self.inner.region.lock(self.inner.lock_timeout)?;
+        Ok(self.inner.region.reap_dead(&lock))
+    }
+
+    /// Generation slots in use.
+    pub fn generations(&self) -> Vec<GenerationInfo> {
+        self.inner.region.generations()
+    }
+
+    /// Every stat: the region's (all generations) plus this process's overflow fallbacks.
+    pub fn snapshot(&self) -> Result<StatsSnapshot> {
+        // Best effort: a wedged lock holder must not stop /stats from answering.
+        let _ = self.reap_dead_generations();
+        let entries = self.inner.region.read_entries(0)?;
+        let mut snapshot = collect(&self.inner.region, &entries);
+        let local = lock_local(&self.inner.local);
+        for (name, fallback) in &local.fallbacks {
+            if entries.iter().any(|e| &e.name == name) {
+                continue;
+            }
+            let load = |i: usize| fallback.cells[i].load(Ordering::Relaxed);
+            match fallback.kind {
+                StoredKind::Counter => snapshot.stats.push(StatValue {
+                    name: name.clone(),
+                    kind: StatKind::Counter,
+                    value: load(0),
+                    used: load(0) != 0,
+                }),
+                StoredKind::Gauge => snapshot.stats.push(StatValue {
+                    name: name.clone(),
+                    kind: StatKind::Gauge,
+                    value: load(0),
+                    used: load(1) != 0,
+                }),
+                StoredKind::Histogram => {
+                    let mut bucket_counts = [0u64; BUCKET_CELLS];
+                    for (i, count) in bucket_counts.iter_mut().enumerate() {
+                        *count = load(i);
+                    }
+                    snapshot.histograms.push(HistogramSnapshot {
+                        name: name.clone(),
+                        bucket_counts,
+                        sum: load(SUM_CELL),
+                    });
+                }
+            }
+        }
+        snapshot.sort();
+        Ok(snapshot)
+    }
+
+    /// Envoy's `/reset_counters`: every counter reads zero from now on, for every
+    /// generation (the raw totals stay monotonic underneath). Histograms and gauges keep
+    /// their values, as in Envoy.
+    pub fn reset_counters(&self) -> Result<()> {
+        let region = &self.inner.region;
+        let lock = region.lock(self.inner.lock_timeout)?;
+        let entries = region.read_entries(0)?;
+        region.reset_counters(&lock, &entries);
+        drop(lock);
+        let local = lock_local(&self.inner.local);
+        for fallback in local
+            .fallbacks
+            .values()
+            .filter(|f| f.kind == StoredKind::Counter)
+        {
+            fallback.cells[0].store(0, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn with_region_lock<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let _lock = self.inner.region.lock(self.inner.lock_timeout)?;
+        Ok(f())
+    }
+
+    /// Name of the overflow counter.
+    pub fn overflow_stat_name() -> &'static str {
+        OVERFLOW_STAT
+    }
+}
