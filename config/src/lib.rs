@@ -4,8 +4,120 @@
 //! immutable runtime model in [`model`].
 //!
 //! Public surface (the contract the proxy builds on):
-//! - [`load_file`] / [`load_yaml_str`]: text -> validated [`Loaded`] (proto + model).
+//! - [`load_file`] / [`load_yaml_str`] / [`load`]: text -> validated [`Loaded`] (proto + model).
 //! - [`ConfigError`]: `file:line: field.path: message`.
 //! - [`config_dump`]: the proto bootstrap rendered as Envoy-style JSON for `/config_dump`.
 
+mod error;
+mod load;
+mod locate;
 pub mod model;
+mod supported;
+mod translate;
+mod v2_hints;
+
+use std::path::Path;
+
+pub use baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap;
+pub use error::ConfigError;
+
+/// A loaded bootstrap: the proto as parsed (for `/config_dump`) and the runtime model.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The bootstrap proto exactly as configured (no defaults filled in).
+    pub proto: Bootstrap,
+    /// The validated, translated runtime model.
+    pub model: model::Bootstrap,
+}
+
+/// Loads a bootstrap file (`.yaml`, `.yml` or `.json`).
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    load(Some(path), None)
+}
+
+/// Loads inline bootstrap text (`--config-yaml`; JSON is accepted as YAML's subset).
+pub fn load_yaml_str(text: &str) -> Result<Loaded, ConfigError> {
+    load(None, Some(text))
+}
+
+/// Like Envoy when both `-c` and `--config-yaml` are given: the YAML is merged over the
+/// file (messages merge field by field, repeated fields are appended, scalars replaced).
+pub fn load(path: Option<&Path>, inline_yaml: Option<&str>) -> Result<Loaded, ConfigError> {
+    let file = match path {
+        Some(path) => {
+            let name = path.display().to_string();
+            if name.ends_with(".pb") || name.ends_with(".pb_text") {
+                return Err(with_file(
+                    ConfigError::at("", "binary/text proto bootstraps are not supported by Baton yet; use YAML or JSON"),
+                    &name,
+                ));
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                with_file(
+                    ConfigError::at("", format!("cannot read configuration file: {e}")),
+                    &name,
+                )
+            })?;
+            Some((name, text))
+        }
+        None => None,
+    };
+    if file.is_none() && inline_yaml.is_none() {
+        return Err(ConfigError::at(
+            "",
+            "no configuration given (need -c FILE or --config-yaml TEXT)",
+        ));
+    }
+
+    let mut json = match &file {
+        Some((name, text)) => load::parse_text(text).map_err(|e| with_file(e, name))?,
+        None => serde_json::Value::Object(Default::default()),
+    };
+    if let Some(inline) = inline_yaml {
+        let overlay = load::parse_text(inline)?;
+        load::merge_json(&mut json, overlay);
+    }
+
+    let result = load::to_bootstrap(&json).and_then(|(proto, dynamic)| {
+        supported::check(&dynamic)?;
+        let model = translate::bootstrap(&proto)?;
+        Ok(Loaded { proto, model })
+    });
+    result.map_err(|mut err| {
+        // Prefer the file's line; a path only found in the inline text gets its line but
+        // no file name, so the message never points at the wrong source.
+        if let Some((name, text)) = &file {
+            if err.line.is_none() {
+                err.line = locate::line_of(text, &err.path);
+            }
+            if err.line.is_some() || inline_yaml.is_none() {
+                return with_file(err, name);
+            }
+        }
+        if let Some(inline) = inline_yaml {
+            if err.line.is_none() {
+                err.line = locate::line_of(inline, &err.path);
+            }
+        }
+        err
+    })
+}
+
+fn with_file(mut err: ConfigError, name: &str) -> ConfigError {
+    err.file = Some(name.to_string());
+    err
+}
+
+/// Envoy-style `/config_dump` JSON of the bootstrap: proto field names (snake_case) and
+/// `@type` inlined into every Any.
+pub fn config_dump(proto: &Bootstrap) -> serde_json::Value {
+    use prost::Message;
+    let Some(descriptor) = load::pool().get_message_by_name("envoy.config.bootstrap.v3.Bootstrap")
+    else {
+        return serde_json::Value::Null;
+    };
+    match prost_reflect::DynamicMessage::decode(descriptor, proto.encode_to_vec().as_slice()) {
+        Ok(dynamic) => load::to_json(&dynamic),
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    }
+}

@@ -672,6 +672,28 @@ pub enum FormatOperator {
     /// so it never appears here.
     /// `%UPSTREAM_REMOTE_ADDRESS%`
     UpstreamRemoteAddress,
+    /// `%REQ(X?Y)%` where X or Y is a pseudo-header (`:method`, `:path`, `:authority`,
+    /// `:scheme`); `Req` is used when both are regular headers.
+    ReqPseudo(HeaderRef, Option<HeaderRef>),
+    /// `%RESP(X?Y)%` where X or Y is a pseudo-header (`:status`).
+    RespPseudo(HeaderRef, Option<HeaderRef>),
+}
+
+/// A header named in a format command: a regular header or an HTTP pseudo-header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderRef {
+    /// A regular header (lowercased).
+    Name(HeaderName),
+    /// `:method`
+    Method,
+    /// `:path` (path and query as received)
+    Path,
+    /// `:authority` (HTTP/1.1 `host`)
+    Authority,
+    /// `:scheme`
+    Scheme,
+    /// `:status`
+    Status,
 }
 
 /// One access logger.

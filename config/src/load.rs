@@ -1,0 +1,122 @@
+//! Text -> proto: YAML/JSON into `serde_json::Value`, v2-era hints, then the proto3 JSON
+//! mapping (prost-reflect) into `envoy.config.bootstrap.v3.Bootstrap`, with the failing
+//! field's path taken from serde_path_to_error.
+
+use std::sync::OnceLock;
+
+use baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap;
+use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, SerializeOptions};
+
+use crate::error::{ConfigError, Result};
+use crate::v2_hints;
+
+const BOOTSTRAP_TYPE: &str = "envoy.config.bootstrap.v3.Bootstrap";
+
+/// The descriptor pool of every vendored proto, decoded once per process.
+pub(crate) fn pool() -> &'static DescriptorPool {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        // The FDS is produced by our own build script from the vendored protos, so a
+        // decode failure is a build defect, not a configuration problem.
+        DescriptorPool::decode(baton_proto::FDS).expect("baton-proto FDS is a valid descriptor set")
+    })
+}
+
+/// Parses YAML (a superset of JSON) into a JSON value, applying `<<` merge keys.
+pub(crate) fn parse_text(text: &str) -> Result<serde_json::Value> {
+    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        let mut err = ConfigError::at("", format!("invalid YAML/JSON: {e}"));
+        err.line = e.location().map(|l| l.line());
+        err
+    })?;
+    yaml.apply_merge()
+        .map_err(|e| ConfigError::at("", format!("invalid YAML merge key: {e}")))?;
+    if yaml.is_null() {
+        // An empty document is an empty bootstrap, as in Envoy.
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    serde_json::to_value(&yaml)
+        .map_err(|e| ConfigError::at("", format!("unsupported YAML value: {e}")))
+}
+
+/// Converts a JSON value into the Bootstrap proto.
+pub(crate) fn to_bootstrap(json: &serde_json::Value) -> Result<(Bootstrap, DynamicMessage)> {
+    v2_hints::check(json)?;
+    let descriptor = pool()
+        .get_message_by_name(BOOTSTRAP_TYPE)
+        .ok_or_else(|| ConfigError::at("", "Bootstrap descriptor missing from baton-proto"))?;
+    let mut track = serde_path_to_error::Track::new();
+    let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
+    let dynamic = DynamicMessage::deserialize_with_options(
+        descriptor,
+        deserializer,
+        &DeserializeOptions::new(),
+    )
+    .map_err(|e| json_error(&track.path().to_string(), &e.to_string()))?;
+    let bootstrap = dynamic
+        .transcode_to::<Bootstrap>()
+        .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))?;
+    Ok((bootstrap, dynamic))
+}
+
+/// Rewrites prost-reflect's messages into `path.field: unknown field` form.
+fn json_error(path: &str, message: &str) -> ConfigError {
+    let path = if path == "." { "" } else { path };
+    let join = |field: &str| {
+        if path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    if let Some(field) = quoted_after(message, "unrecognized field name ") {
+        return ConfigError::at(join(&field), "unknown field");
+    }
+    if let Some(value) = quoted_after(message, "unrecognized enum value ") {
+        return ConfigError::at(path, format!("unknown enum value '{value}'"));
+    }
+    if let Some(name) = quoted_after(message, "message ") {
+        if message.ends_with("not found") {
+            return ConfigError::at(
+                join("@type"),
+                format!("unknown or unsupported type 'type.googleapis.com/{name}'"),
+            );
+        }
+    }
+    ConfigError::at(path, message)
+}
+
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    let rest = rest.strip_prefix('\'')?;
+    let end = rest.find('\'')?;
+    Some(rest[..end].to_string())
+}
+
+/// Envoy-style JSON of a message: proto field names, `@type` inlined into Any.
+pub(crate) fn to_json(message: &DynamicMessage) -> serde_json::Value {
+    let options = SerializeOptions::new().use_proto_field_name(true);
+    message
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+}
+
+/// Merges `overlay` into `base` the way Envoy merges `--config-yaml` over `-c`: objects
+/// merge field by field, repeated fields are concatenated, scalars are replaced.
+pub(crate) fn merge_json(base: &mut serde_json::Value, overlay: serde_json::Value) {
+    use serde_json::Value;
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(existing) => merge_json(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (Value::Array(base), Value::Array(overlay)) => base.extend(overlay),
+        (base, overlay) => *base = overlay,
+    }
+}

@@ -1,0 +1,406 @@
+//! Rejects fields Baton parses but does not implement, so a config never silently loses
+//! behaviour. Walks the bootstrap as a `DynamicMessage` (including `typed_config` Any
+//! contents) against a per-message allowlist of the fields translation honours.
+//!
+//! Messages absent from the table are leaves whose every field is honoured (durations,
+//! wrappers, matchers, metadata, locality).
+
+use prost_reflect::{DynamicMessage, MapKey, ReflectMessage, Value};
+
+use crate::error::{ConfigError, Result};
+use crate::load::pool;
+
+/// (message full name, fields Baton implements or that do not change behaviour).
+const ALLOWED: &[(&str, &[&str])] = &[
+    (
+        "envoy.config.bootstrap.v3.Bootstrap",
+        &["node", "static_resources", "admin", "stats_config", "stats_flush_interval"],
+    ),
+    ("envoy.config.bootstrap.v3.Bootstrap.StaticResources", &["listeners", "clusters"]),
+    ("envoy.config.bootstrap.v3.Admin", &["address", "access_log", "access_log_path", "profile_path"]),
+    ("envoy.config.core.v3.Node", &["id", "cluster", "metadata", "locality", "user_agent_name"]),
+    ("envoy.config.core.v3.Address", &["socket_address"]),
+    (
+        "envoy.config.core.v3.SocketAddress",
+        &["protocol", "address", "port_value", "ipv4_compat"],
+    ),
+    (
+        "envoy.config.listener.v3.Listener",
+        &[
+            "name",
+            "address",
+            "stat_prefix",
+            "filter_chains",
+            "default_filter_chain",
+            "per_connection_buffer_limit_bytes",
+            "metadata",
+            "listener_filters",
+            "listener_filters_timeout",
+            "continue_on_listener_filters_timeout",
+            "enable_reuse_port",
+            "tcp_backlog_size",
+            "traffic_direction",
+            "drain_type",
+            "ignore_global_conn_limit",
+        ],
+    ),
+    (
+        "envoy.config.listener.v3.FilterChain",
+        &["filter_chain_match", "filters", "transport_socket", "name", "metadata"],
+    ),
+    (
+        "envoy.config.listener.v3.FilterChainMatch",
+        &[
+            "destination_port",
+            "prefix_ranges",
+            "server_names",
+            "transport_protocol",
+            "application_protocols",
+            "source_prefix_ranges",
+            "source_ports",
+        ],
+    ),
+    ("envoy.config.listener.v3.Filter", &["name", "typed_config"]),
+    ("envoy.config.listener.v3.ListenerFilter", &["name", "typed_config"]),
+    ("envoy.config.core.v3.TransportSocket", &["name", "typed_config"]),
+    ("envoy.config.accesslog.v3.AccessLog", &["name", "typed_config"]),
+    (
+        "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        &["path", "format", "json_format", "log_format"],
+    ),
+    ("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog", &["log_format"]),
+    ("envoy.extensions.access_loggers.stream.v3.StderrAccessLog", &["log_format"]),
+    (
+        "envoy.config.core.v3.SubstitutionFormatString",
+        &["text_format", "json_format", "text_format_source", "content_type"],
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        &[
+            "codec_type",
+            "stat_prefix",
+            "http_filters",
+            "route_config",
+            "common_http_protocol_options",
+            "http_protocol_options",
+            "http2_protocol_options",
+            "server_name",
+            "server_header_transformation",
+            "max_request_headers_kb",
+            "stream_idle_timeout",
+            "request_timeout",
+            "request_headers_timeout",
+            "drain_timeout",
+            "delayed_close_timeout",
+            "access_log",
+            "use_remote_address",
+            "xff_num_trusted_hops",
+            "internal_address_config",
+            "skip_xff_append",
+            "via",
+            "generate_request_id",
+            "preserve_external_request_id",
+            "always_set_request_id_in_response",
+            "upgrade_configs",
+            "normalize_path",
+            "merge_slashes",
+            "strip_matching_host_port",
+            "strip_any_host_port",
+        ],
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig",
+        &["upgrade_type", "enabled"],
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.InternalAddressConfig",
+        &["cidr_ranges", "unix_sockets"],
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
+        &["name", "typed_config"],
+    ),
+    (
+        "envoy.extensions.filters.http.router.v3.Router",
+        &["suppress_envoy_headers", "dynamic_stats", "start_child_span"],
+    ),
+    (
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        &[
+            "stat_prefix",
+            "cluster",
+            "weighted_clusters",
+            "idle_timeout",
+            "max_connect_attempts",
+            "max_downstream_connection_duration",
+            "access_log",
+        ],
+    ),
+    ("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", &["clusters"]),
+    (
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight",
+        &["name", "weight"],
+    ),
+    (
+        "envoy.config.route.v3.RouteConfiguration",
+        &[
+            "name",
+            "virtual_hosts",
+            "internal_only_headers",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "most_specific_header_mutations_wins",
+            "validate_clusters",
+            "max_direct_response_body_size_bytes",
+        ],
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost",
+        &[
+            "name",
+            "domains",
+            "routes",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+            "metadata",
+        ],
+    ),
+    (
+        "envoy.config.route.v3.Route",
+        &[
+            "name",
+            "match",
+            "route",
+            "redirect",
+            "direct_response",
+            "metadata",
+            "decorator",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+        ],
+    ),
+    (
+        "envoy.config.route.v3.RouteMatch",
+        &[
+            "prefix",
+            "path",
+            "safe_regex",
+            "connect_matcher",
+            "path_separated_prefix",
+            "case_sensitive",
+            "headers",
+            "query_parameters",
+        ],
+    ),
+    (
+        "envoy.config.route.v3.HeaderMatcher",
+        &[
+            "name",
+            "exact_match",
+            "safe_regex_match",
+            "range_match",
+            "present_match",
+            "prefix_match",
+            "suffix_match",
+            "contains_match",
+            "string_match",
+            "invert_match",
+            "treat_missing_header_as_empty",
+        ],
+    ),
+    ("envoy.config.route.v3.QueryParameterMatcher", &["name", "string_match", "present_match"]),
+    (
+        "envoy.config.route.v3.RouteAction",
+        &[
+            "cluster",
+            "cluster_header",
+            "weighted_clusters",
+            "prefix_rewrite",
+            "regex_rewrite",
+            "host_rewrite_literal",
+            "auto_host_rewrite",
+            "host_rewrite_header",
+            "timeout",
+            "idle_timeout",
+            "upgrade_configs",
+        ],
+    ),
+    ("envoy.config.route.v3.RouteAction.UpgradeConfig", &["upgrade_type", "enabled"]),
+    ("envoy.config.route.v3.WeightedCluster", &["clusters", "total_weight"]),
+    (
+        "envoy.config.route.v3.WeightedCluster.ClusterWeight",
+        &[
+            "name",
+            "weight",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+        ],
+    ),
+    ("envoy.config.route.v3.DirectResponseAction", &["status", "body"]),
+    ("envoy.config.core.v3.DataSource", &["filename", "inline_string", "inline_bytes", "environment_variable"]),
+    (
+        "envoy.config.core.v3.HeaderValueOption",
+        &["header", "append", "append_action", "keep_empty_value"],
+    ),
+    ("envoy.config.core.v3.HeaderValue", &["key", "value", "raw_value"]),
+    (
+        "envoy.config.cluster.v3.Cluster",
+        &[
+            "name",
+            "alt_stat_name",
+            "type",
+            "connect_timeout",
+            "lb_policy",
+            "load_assignment",
+            "dns_refresh_rate",
+            "respect_dns_ttl",
+            "dns_lookup_family",
+            "http2_protocol_options",
+            "http_protocol_options",
+            "common_http_protocol_options",
+            "typed_extension_protocol_options",
+            "per_connection_buffer_limit_bytes",
+            "circuit_breakers",
+            "least_request_lb_config",
+            "metadata",
+            "protocol_selection",
+            "max_requests_per_connection",
+            "transport_socket",
+        ],
+    ),
+    ("envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", &["choice_count"]),
+    ("envoy.config.cluster.v3.CircuitBreakers", &["thresholds"]),
+    (
+        "envoy.config.cluster.v3.CircuitBreakers.Thresholds",
+        &["priority", "max_connections", "max_pending_requests", "max_requests", "max_retries", "track_remaining"],
+    ),
+    ("envoy.config.endpoint.v3.ClusterLoadAssignment", &["cluster_name", "endpoints"]),
+    (
+        "envoy.config.endpoint.v3.LocalityLbEndpoints",
+        &["locality", "lb_endpoints", "load_balancing_weight", "priority", "metadata"],
+    ),
+    (
+        "envoy.config.endpoint.v3.LbEndpoint",
+        &["endpoint", "health_status", "load_balancing_weight", "metadata"],
+    ),
+    ("envoy.config.endpoint.v3.Endpoint", &["address", "hostname"]),
+    (
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        &["common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config"],
+    ),
+    (
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig",
+        &["http_protocol_options", "http2_protocol_options"],
+    ),
+    (
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig",
+        &["http_protocol_options", "http2_protocol_options"],
+    ),
+    (
+        "envoy.config.core.v3.Http2ProtocolOptions",
+        &[
+            "max_concurrent_streams",
+            "initial_stream_window_size",
+            "initial_connection_window_size",
+            "allow_connect",
+            "hpack_table_size",
+        ],
+    ),
+    ("envoy.config.core.v3.Http1ProtocolOptions", &["accept_http_10", "default_host_for_http_10"]),
+    (
+        "envoy.config.core.v3.HttpProtocolOptions",
+        &["idle_timeout", "max_connection_duration", "max_headers_count", "max_requests_per_connection"],
+    ),
+];
+
+fn allowed_fields(message: &str) -> Option<&'static [&'static str]> {
+    ALLOWED
+        .iter()
+        .find(|(name, _)| *name == message)
+        .map(|(_, fields)| *fields)
+}
+
+/// Fails on the first set field that Baton does not implement.
+pub(crate) fn check(bootstrap: &DynamicMessage) -> Result<()> {
+    walk(bootstrap, "")
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn walk(message: &DynamicMessage, path: &str) -> Result<()> {
+    let descriptor = message.descriptor();
+    if descriptor.full_name() == "google.protobuf.Any" {
+        return walk_any(message, path);
+    }
+    let allowed = allowed_fields(descriptor.full_name());
+    for (field, value) in message.fields() {
+        let field_path = join(path, field.name());
+        if let Some(allowed) = allowed {
+            if !allowed.contains(&field.name()) {
+                return Err(ConfigError::unsupported(field_path));
+            }
+        }
+        walk_value(value, &field_path)?;
+    }
+    Ok(())
+}
+
+fn walk_value(value: &Value, path: &str) -> Result<()> {
+    match value {
+        Value::Message(message) => walk(message, path),
+        Value::List(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk_value(item, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        Value::Map(entries) => {
+            for (key, item) in entries {
+                let key = match key {
+                    MapKey::String(s) => s.clone(),
+                    other => format!("{other:?}"),
+                };
+                walk_value(item, &format!("{path}[\"{key}\"]"))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Any contents: decode through the pool and keep walking (the path stays the Any's own,
+/// matching how the YAML nests the message under `typed_config`).
+fn walk_any(any: &DynamicMessage, path: &str) -> Result<()> {
+    let type_url = any
+        .get_field_by_name("type_url")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let bytes = any
+        .get_field_by_name("value")
+        .and_then(|v| v.as_bytes().cloned())
+        .unwrap_or_default();
+    let name = type_url.rsplit('/').next().unwrap_or_default();
+    let Some(descriptor) = pool().get_message_by_name(name) else {
+        return Err(ConfigError::at(
+            join(path, "@type"),
+            format!("unknown type '{type_url}'"),
+        ));
+    };
+    let inner = DynamicMessage::decode(descriptor, bytes.as_ref())
+        .map_err(|e| ConfigError::at(path, format!("cannot decode '{type_url}': {e}")))?;
+    walk(&inner, path)
+}

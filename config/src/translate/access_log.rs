@@ -1,0 +1,170 @@
+//! Access loggers (`envoy.access_loggers.file` / `stdout` / `stderr`) and their formats.
+
+use baton_proto::pb::envoy::config::accesslog::v3 as accesslog_pb;
+use baton_proto::pb::envoy::config::core::v3 as core_pb;
+use baton_proto::pb::envoy::extensions::access_loggers::file::v3 as file_pb;
+use baton_proto::pb::envoy::extensions::access_loggers::stream::v3 as stream_pb;
+
+use super::{any_type, data_source, decode_any, format};
+use crate::error::{ConfigError, Result};
+use crate::model::{AccessLog, AccessLogFormat, AccessLogSink, JsonFormatValue};
+
+const FILE_TYPE: &str = "envoy.extensions.access_loggers.file.v3.FileAccessLog";
+const STDOUT_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
+const STDERR_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
+
+/// An `access_log` list.
+pub(crate) fn list(logs: &[accesslog_pb::AccessLog], path: &str) -> Result<Vec<AccessLog>> {
+    logs.iter()
+        .enumerate()
+        .map(|(i, log)| translate(log, &format!("{path}[{i}]")))
+        .collect()
+}
+
+fn translate(log: &accesslog_pb::AccessLog, path: &str) -> Result<AccessLog> {
+    use accesslog_pb::access_log::ConfigType;
+    if log.filter.is_some() {
+        return Err(ConfigError::unsupported(format!("{path}.filter")));
+    }
+    let any = match &log.config_type {
+        Some(ConfigType::TypedConfig(any)) => any,
+        None => {
+            return Err(ConfigError::at(
+                format!("{path}.typed_config"),
+                format!("required (e.g. \"@type\": type.googleapis.com/{FILE_TYPE})"),
+            ))
+        }
+    };
+    let typed_path = format!("{path}.typed_config");
+    match any_type(any) {
+        FILE_TYPE => {
+            use file_pb::file_access_log::AccessLogFormat as Format;
+            let file: file_pb::FileAccessLog = decode_any(any, FILE_TYPE, &typed_path)?;
+            let file_path = super::required(&file.path, &format!("{typed_path}.path"))?;
+            let sink = match file_path {
+                "/dev/stdout" => AccessLogSink::Stdout,
+                "/dev/stderr" => AccessLogSink::Stderr,
+                other => AccessLogSink::File(other.into()),
+            };
+            let format = match &file.access_log_format {
+                None => default_format()?,
+                Some(Format::Format(text)) if text.is_empty() => default_format()?,
+                Some(Format::Format(text)) => {
+                    AccessLogFormat::Text(format::parse(text, &format!("{typed_path}.format"))?)
+                }
+                Some(Format::JsonFormat(json)) => {
+                    json_format(json, &format!("{typed_path}.json_format"))?
+                }
+                Some(Format::LogFormat(f)) => {
+                    substitution_format(f, &format!("{typed_path}.log_format"))?
+                }
+                Some(Format::TypedJsonFormat(_)) => {
+                    return Err(ConfigError::unsupported(format!(
+                        "{typed_path}.typed_json_format"
+                    )))
+                }
+            };
+            Ok(AccessLog { sink, format })
+        }
+        STDOUT_TYPE => {
+            let stdout: stream_pb::StdoutAccessLog = decode_any(any, STDOUT_TYPE, &typed_path)?;
+            let format = match &stdout.access_log_format {
+                Some(stream_pb::stdout_access_log::AccessLogFormat::LogFormat(f)) => {
+                    substitution_format(f, &format!("{typed_path}.log_format"))?
+                }
+                None => default_format()?,
+            };
+            Ok(AccessLog {
+                sink: AccessLogSink::Stdout,
+                format,
+            })
+        }
+        STDERR_TYPE => {
+            let stderr: stream_pb::StderrAccessLog = decode_any(any, STDERR_TYPE, &typed_path)?;
+            let format = match &stderr.access_log_format {
+                Some(stream_pb::stderr_access_log::AccessLogFormat::LogFormat(f)) => {
+                    substitution_format(f, &format!("{typed_path}.log_format"))?
+                }
+                None => default_format()?,
+            };
+            Ok(AccessLog {
+                sink: AccessLogSink::Stderr,
+                format,
+            })
+        }
+        other => Err(ConfigError::at(
+            format!("{typed_path}.@type"),
+            format!("unsupported access logger type '{other}' (supported: file, stdout, stderr)"),
+        )),
+    }
+}
+
+fn default_format() -> Result<AccessLogFormat> {
+    Ok(AccessLogFormat::Text(format::parse(
+        format::DEFAULT_ACCESS_LOG_FORMAT,
+        "",
+    )?))
+}
+
+/// `SubstitutionFormatString` (`log_format`).
+fn substitution_format(
+    f: &core_pb::SubstitutionFormatString,
+    path: &str,
+) -> Result<AccessLogFormat> {
+    use core_pb::substitution_format_string::Format;
+    if f.omit_empty_values {
+        return Err(ConfigError::unsupported(format!(
+            "{path}.omit_empty_values"
+        )));
+    }
+    if !f.formatters.is_empty() {
+        return Err(ConfigError::unsupported(format!("{path}.formatters")));
+    }
+    #[allow(deprecated)]
+    match &f.format {
+        Some(Format::TextFormat(text)) => Ok(AccessLogFormat::Text(format::parse(
+            text,
+            &format!("{path}.text_format"),
+        )?)),
+        Some(Format::TextFormatSource(source)) => {
+            let source_path = format!("{path}.text_format_source");
+            let bytes = data_source(source, &source_path)?;
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| ConfigError::at(&source_path, "must be UTF-8"))?;
+            Ok(AccessLogFormat::Text(format::parse(text, &source_path)?))
+        }
+        Some(Format::JsonFormat(json)) => json_format(json, &format!("{path}.json_format")),
+        None => default_format(),
+    }
+}
+
+fn json_format(json: &prost_types::Struct, path: &str) -> Result<AccessLogFormat> {
+    Ok(AccessLogFormat::Json(json_object(json, path)?))
+}
+
+fn json_object(json: &prost_types::Struct, path: &str) -> Result<Vec<(String, JsonFormatValue)>> {
+    json.fields
+        .iter()
+        .map(|(key, value)| Ok((key.clone(), json_value(value, &format!("{path}.{key}"))?)))
+        .collect()
+}
+
+fn json_value(value: &prost_types::Value, path: &str) -> Result<JsonFormatValue> {
+    use prost_types::value::Kind;
+    Ok(match &value.kind {
+        Some(Kind::StringValue(s)) => JsonFormatValue::Template(format::parse(s, path)?),
+        Some(Kind::StructValue(s)) => JsonFormatValue::Object(json_object(s, path)?),
+        Some(Kind::NumberValue(n)) => JsonFormatValue::Constant(
+            serde_json::Number::from_f64(*n)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        ),
+        Some(Kind::BoolValue(b)) => JsonFormatValue::Constant(serde_json::Value::Bool(*b)),
+        Some(Kind::NullValue(_)) | None => JsonFormatValue::Constant(serde_json::Value::Null),
+        Some(Kind::ListValue(_)) => {
+            return Err(ConfigError::at(
+                path,
+                "lists are not allowed in json_format (as in Envoy)",
+            ))
+        }
+    })
+}

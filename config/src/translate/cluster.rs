@@ -1,0 +1,440 @@
+//! Clusters: discovery type, load assignment, load balancing, upstream protocol options
+//! and circuit breakers, with Envoy's defaults.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use baton_proto::pb::envoy::config::cluster::v3 as cluster_pb;
+use baton_proto::pb::envoy::config::core::v3 as core_pb;
+use baton_proto::pb::envoy::config::endpoint::v3 as endpoint_pb;
+use baton_proto::pb::envoy::extensions::upstreams::http::v3 as upstream_http_pb;
+
+use super::{decode_any, duration, port, required, socket_address, timeout};
+use crate::error::{ConfigError, Result};
+use crate::model;
+
+const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+
+/// Envoy's default upstream connection idle timeout (1 hour).
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str) -> Result<model::Cluster> {
+    let name = required(&c.name, &format!("{path}.name"))?.to_string();
+    let discovery = discovery_type(c, path)?;
+    let lb_policy = lb_policy(c, path)?;
+    if let Some(socket) = &c.transport_socket {
+        transport_socket(socket, &format!("{path}.transport_socket"))?;
+    }
+    let dns_lookup_family =
+        match cluster_pb::cluster::DnsLookupFamily::try_from(c.dns_lookup_family) {
+            Ok(cluster_pb::cluster::DnsLookupFamily::Auto) => model::DnsLookupFamily::Auto,
+            Ok(cluster_pb::cluster::DnsLookupFamily::V4Only) => model::DnsLookupFamily::V4Only,
+            Ok(cluster_pb::cluster::DnsLookupFamily::V6Only) => model::DnsLookupFamily::V6Only,
+            Ok(cluster_pb::cluster::DnsLookupFamily::V4Preferred) => {
+                model::DnsLookupFamily::V4Preferred
+            }
+            Ok(cluster_pb::cluster::DnsLookupFamily::All) => model::DnsLookupFamily::All,
+            Err(_) => {
+                return Err(ConfigError::at(
+                    format!("{path}.dns_lookup_family"),
+                    "unknown enum value",
+                ))
+            }
+        };
+    let connect_timeout = duration(
+        c.connect_timeout.as_ref(),
+        &format!("{path}.connect_timeout"),
+    )?
+    .unwrap_or(Duration::from_secs(5));
+    if connect_timeout.is_zero() {
+        return Err(ConfigError::at(
+            format!("{path}.connect_timeout"),
+            "must be greater than 0s",
+        ));
+    }
+    let dns_refresh_rate = duration(
+        c.dns_refresh_rate.as_ref(),
+        &format!("{path}.dns_refresh_rate"),
+    )?
+    .unwrap_or(Duration::from_secs(5));
+    if dns_refresh_rate < Duration::from_millis(1) {
+        return Err(ConfigError::at(
+            format!("{path}.dns_refresh_rate"),
+            "must be at least 1ms",
+        ));
+    }
+
+    let load_assignment = load_assignment(c, discovery, path)?;
+    let upstream = protocol(c, path)?;
+    let circuit_breakers = circuit_breakers(c.circuit_breakers.as_ref());
+    let stat_name = if c.alt_stat_name.is_empty() {
+        name.clone()
+    } else {
+        c.alt_stat_name.clone()
+    };
+    Ok(model::Cluster {
+        name,
+        stat_name,
+        discovery,
+        connect_timeout,
+        lb_policy,
+        dns_refresh_rate,
+        respect_dns_ttl: c.respect_dns_ttl,
+        dns_lookup_family,
+        load_assignment,
+        protocol: upstream.protocol,
+        http2: upstream.http2,
+        idle_timeout: upstream.idle_timeout,
+        max_requests_per_connection: upstream
+            .max_requests_per_connection
+            .or(c.max_requests_per_connection),
+        per_connection_buffer_limit_bytes: c
+            .per_connection_buffer_limit_bytes
+            .unwrap_or(1024 * 1024),
+        circuit_breakers,
+    })
+}
+
+fn discovery_type(c: &cluster_pb::Cluster, path: &str) -> Result<model::DiscoveryType> {
+    use cluster_pb::cluster::{ClusterDiscoveryType, DiscoveryType};
+    let raw = match &c.cluster_discovery_type {
+        None => DiscoveryType::Static as i32,
+        Some(ClusterDiscoveryType::Type(t)) => *t,
+        Some(ClusterDiscoveryType::ClusterType(_)) => {
+            return Err(ConfigError::unsupported(format!("{path}.cluster_type")))
+        }
+    };
+    match DiscoveryType::try_from(raw) {
+        Ok(DiscoveryType::Static) => Ok(model::DiscoveryType::Static),
+        Ok(DiscoveryType::StrictDns) => Ok(model::DiscoveryType::StrictDns),
+        Ok(DiscoveryType::LogicalDns) => Ok(model::DiscoveryType::LogicalDns),
+        Ok(DiscoveryType::Eds) => Err(ConfigError::at(
+            format!("{path}.type"),
+            "EDS clusters are not supported by Baton yet",
+        )),
+        Ok(other) => Err(ConfigError::at(
+            format!("{path}.type"),
+            format!(
+                "{} clusters are not supported by Baton yet",
+                other.as_str_name()
+            ),
+        )),
+        Err(_) => Err(ConfigError::at(
+            format!("{path}.type"),
+            "unknown enum value",
+        )),
+    }
+}
+
+fn lb_policy(c: &cluster_pb::Cluster, path: &str) -> Result<model::LbPolicy> {
+    use cluster_pb::cluster::{LbConfig, LbPolicy};
+    let choice_count = match &c.lb_config {
+        None => 2,
+        Some(LbConfig::LeastRequestLbConfig(cfg)) => {
+            let count = cfg.choice_count.unwrap_or(2);
+            if count < 2 {
+                return Err(ConfigError::at(
+                    format!("{path}.least_request_lb_config.choice_count"),
+                    "must be at least 2",
+                ));
+            }
+            count
+        }
+        Some(_) => return Err(ConfigError::unsupported(format!("{path}.lb_config"))),
+    };
+    match LbPolicy::try_from(c.lb_policy) {
+        Ok(LbPolicy::RoundRobin) => Ok(model::LbPolicy::RoundRobin),
+        Ok(LbPolicy::LeastRequest) => Ok(model::LbPolicy::LeastRequest { choice_count }),
+        Ok(LbPolicy::Random) => Ok(model::LbPolicy::Random),
+        Ok(other) => Err(ConfigError::at(
+            format!("{path}.lb_policy"),
+            format!("{} is not supported by Baton yet", other.as_str_name()),
+        )),
+        Err(_) => Err(ConfigError::at(
+            format!("{path}.lb_policy"),
+            "unknown enum value",
+        )),
+    }
+}
+
+/// Only plaintext upstreams exist today; TLS comes in its own issue.
+pub(crate) fn transport_socket(socket: &core_pb::TransportSocket, path: &str) -> Result<()> {
+    use core_pb::transport_socket::ConfigType;
+    let type_name = match &socket.config_type {
+        Some(ConfigType::TypedConfig(any)) => super::any_type(any).to_string(),
+        None => String::new(),
+    };
+    if type_name == RAW_BUFFER
+        || (type_name.is_empty() && socket.name == "envoy.transport_sockets.raw_buffer")
+    {
+        return Ok(());
+    }
+    Err(ConfigError::at(
+        path,
+        format!(
+            "transport socket '{}' is not supported by Baton yet (only plaintext raw_buffer)",
+            if type_name.is_empty() {
+                &socket.name
+            } else {
+                &type_name
+            }
+        ),
+    ))
+}
+
+fn load_assignment(
+    c: &cluster_pb::Cluster,
+    discovery: model::DiscoveryType,
+    path: &str,
+) -> Result<model::LoadAssignment> {
+    let Some(assignment) = &c.load_assignment else {
+        return Ok(model::LoadAssignment::default());
+    };
+    let la_path = format!("{path}.load_assignment");
+    if assignment.policy.is_some() {
+        return Err(ConfigError::unsupported(format!("{la_path}.policy")));
+    }
+    let mut localities = Vec::with_capacity(assignment.endpoints.len());
+    let mut endpoint_count = 0usize;
+    for (i, locality) in assignment.endpoints.iter().enumerate() {
+        let loc_path = format!("{la_path}.endpoints[{i}]");
+        if locality.lb_config.is_some() {
+            return Err(ConfigError::unsupported(format!(
+                "{loc_path}.leds_cluster_locality_config"
+            )));
+        }
+        if locality.load_balancing_weight == Some(0) {
+            return Err(ConfigError::at(
+                format!("{loc_path}.load_balancing_weight"),
+                "must be at least 1",
+            ));
+        }
+        let mut endpoints = Vec::with_capacity(locality.lb_endpoints.len());
+        for (j, lb_endpoint) in locality.lb_endpoints.iter().enumerate() {
+            endpoints.push(endpoint(
+                lb_endpoint,
+                discovery,
+                &format!("{loc_path}.lb_endpoints[{j}]"),
+            )?);
+        }
+        endpoint_count += endpoints.len();
+        let locality_name = locality
+            .locality
+            .as_ref()
+            .map(|l| {
+                if l.region.is_empty() && l.zone.is_empty() && l.sub_zone.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}/{}/{}", l.region, l.zone, l.sub_zone)
+                }
+            })
+            .unwrap_or_default();
+        localities.push(model::LocalityEndpoints {
+            locality: locality_name,
+            priority: locality.priority,
+            weight: locality.load_balancing_weight,
+            endpoints,
+        });
+    }
+    if discovery == model::DiscoveryType::LogicalDns
+        && (localities.len() != 1 || endpoint_count != 1)
+    {
+        return Err(ConfigError::at(
+            la_path,
+            "LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint",
+        ));
+    }
+    Ok(model::LoadAssignment { localities })
+}
+
+fn endpoint(
+    lb: &endpoint_pb::LbEndpoint,
+    discovery: model::DiscoveryType,
+    path: &str,
+) -> Result<model::Endpoint> {
+    use core_pb::HealthStatus;
+    use endpoint_pb::lb_endpoint::HostIdentifier;
+    let ep = match &lb.host_identifier {
+        Some(HostIdentifier::Endpoint(ep)) => ep,
+        Some(HostIdentifier::EndpointName(_)) => {
+            return Err(ConfigError::unsupported(format!("{path}.endpoint_name")))
+        }
+        None => {
+            return Err(ConfigError::at(
+                format!("{path}.endpoint"),
+                "required field is missing",
+            ))
+        }
+    };
+    let ep_path = format!("{path}.endpoint");
+    if ep.health_check_config.is_some() {
+        return Err(ConfigError::unsupported(format!(
+            "{ep_path}.health_check_config"
+        )));
+    }
+    let addr_path = format!("{ep_path}.address");
+    let sa = socket_address(ep.address.as_ref(), &addr_path)?;
+    let sa_path = format!("{addr_path}.socket_address");
+    let port = port(sa, &sa_path)?;
+    let address = match (sa.address.parse::<IpAddr>(), discovery) {
+        (Ok(ip), _) => model::EndpointAddress::Ip(SocketAddr::new(ip, port)),
+        (Err(_), model::DiscoveryType::Static) => {
+            return Err(ConfigError::at(
+                format!("{sa_path}.address"),
+                format!(
+                "'{}' is not an IP address (STATIC clusters need IPs; use STRICT_DNS for names)",
+                sa.address
+            ),
+            ))
+        }
+        (Err(_), _) => model::EndpointAddress::Dns {
+            host: required(&sa.address, &format!("{sa_path}.address"))?.to_string(),
+            port,
+        },
+    };
+    let weight = lb.load_balancing_weight.unwrap_or(1);
+    if weight == 0 {
+        return Err(ConfigError::at(
+            format!("{path}.load_balancing_weight"),
+            "must be at least 1",
+        ));
+    }
+    let healthy = matches!(
+        HealthStatus::try_from(lb.health_status),
+        Ok(HealthStatus::Unknown) | Ok(HealthStatus::Healthy)
+    );
+    Ok(model::Endpoint {
+        address,
+        hostname: (!ep.hostname.is_empty()).then(|| ep.hostname.clone()),
+        weight,
+        healthy,
+    })
+}
+
+/// The upstream protocol settings, from whichever of Envoy's spellings is used.
+struct Upstream {
+    protocol: model::UpstreamProtocol,
+    http2: model::Http2Options,
+    idle_timeout: Option<Duration>,
+    max_requests_per_connection: Option<u32>,
+}
+
+#[allow(deprecated)]
+fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
+    use cluster_pb::cluster::ClusterProtocolSelection;
+    use upstream_http_pb::http_protocol_options::explicit_http_config::ProtocolConfig;
+    use upstream_http_pb::http_protocol_options::UpstreamProtocolOptions;
+
+    let mut protocol = model::UpstreamProtocol::Http1;
+    let mut http2_options = None;
+    let mut common = c.common_http_protocol_options.clone();
+    let mut common_path = format!("{path}.common_http_protocol_options");
+    if let Some(h2) = &c.http2_protocol_options {
+        protocol = model::UpstreamProtocol::Http2;
+        http2_options = Some((h2.clone(), format!("{path}.http2_protocol_options")));
+    }
+    if c.protocol_selection == ClusterProtocolSelection::UseDownstreamProtocol as i32 {
+        protocol = model::UpstreamProtocol::UseDownstream;
+    }
+    for (key, any) in &c.typed_extension_protocol_options {
+        let key_path = format!("{path}.typed_extension_protocol_options[\"{key}\"]");
+        if key != HTTP_PROTOCOL_OPTIONS {
+            return Err(ConfigError::at(
+                key_path,
+                format!(
+                    "unsupported protocol options '{key}' (supported: {HTTP_PROTOCOL_OPTIONS})"
+                ),
+            ));
+        }
+        let options: upstream_http_pb::HttpProtocolOptions =
+            decode_any(any, HTTP_PROTOCOL_OPTIONS, &key_path)?;
+        if options.common_http_protocol_options.is_some() {
+            common = options.common_http_protocol_options.clone();
+            common_path = format!("{key_path}.common_http_protocol_options");
+        }
+        match &options.upstream_protocol_options {
+            Some(UpstreamProtocolOptions::ExplicitHttpConfig(explicit)) => match &explicit.protocol_config {
+                Some(ProtocolConfig::Http2ProtocolOptions(h2)) => {
+                    protocol = model::UpstreamProtocol::Http2;
+                    http2_options = Some((h2.clone(), format!("{key_path}.explicit_http_config.http2_protocol_options")));
+                }
+                Some(ProtocolConfig::HttpProtocolOptions(_)) => protocol = model::UpstreamProtocol::Http1,
+                Some(ProtocolConfig::Http3ProtocolOptions(_)) => {
+                    return Err(ConfigError::unsupported(format!("{key_path}.explicit_http_config.http3_protocol_options")))
+                }
+                None => {
+                    return Err(ConfigError::at(
+                        format!("{key_path}.explicit_http_config"),
+                        "one of http_protocol_options, http2_protocol_options is required",
+                    ))
+                }
+            },
+            Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(downstream)) => {
+                protocol = model::UpstreamProtocol::UseDownstream;
+                if let Some(h2) = &downstream.http2_protocol_options {
+                    http2_options = Some((h2.clone(), format!("{key_path}.use_downstream_protocol_config.http2_protocol_options")));
+                }
+                if downstream.http3_protocol_options.is_some() {
+                    return Err(ConfigError::unsupported(format!(
+                        "{key_path}.use_downstream_protocol_config.http3_protocol_options"
+                    )));
+                }
+            }
+            Some(UpstreamProtocolOptions::AutoConfig(_)) => {
+                return Err(ConfigError::unsupported(format!("{key_path}.auto_config")))
+            }
+            None => {
+                return Err(ConfigError::at(
+                    key_path,
+                    "one of explicit_http_config, use_downstream_protocol_config, auto_config is required",
+                ))
+            }
+        }
+    }
+    let http2 = match &http2_options {
+        Some((h2, h2_path)) => super::hcm::http2_options(h2, h2_path)?,
+        None => model::Http2Options::default(),
+    };
+    let (idle_timeout, max_requests_per_connection) = match &common {
+        Some(common) => {
+            if common.max_connection_duration.is_some() {
+                return Err(ConfigError::unsupported(format!(
+                    "{common_path}.max_connection_duration"
+                )));
+            }
+            (
+                timeout(
+                    common.idle_timeout.as_ref(),
+                    Some(DEFAULT_IDLE_TIMEOUT),
+                    &format!("{common_path}.idle_timeout"),
+                )?,
+                common.max_requests_per_connection,
+            )
+        }
+        None => (Some(DEFAULT_IDLE_TIMEOUT), None),
+    };
+    Ok(Upstream {
+        protocol,
+        http2,
+        idle_timeout,
+        max_requests_per_connection,
+    })
+}
+
+fn circuit_breakers(cb: Option<&cluster_pb::CircuitBreakers>) -> model::CircuitBreakers {
+    let mut out = model::CircuitBreakers::default();
+    let Some(cb) = cb else { return out };
+    // Only DEFAULT-priority thresholds matter: Baton routes everything at default priority.
+    if let Some(t) = cb
+        .thresholds
+        .iter()
+        .find(|t| t.priority == core_pb::RoutingPriority::Default as i32)
+    {
+        out.max_connections = t.max_connections.unwrap_or(out.max_connections);
+        out.max_pending_requests = t.max_pending_requests.unwrap_or(out.max_pending_requests);
+        out.max_requests = t.max_requests.unwrap_or(out.max_requests);
+        out.max_retries = t.max_retries.unwrap_or(out.max_retries);
+    }
+    out
+}

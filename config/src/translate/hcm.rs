@@ -1,0 +1,309 @@
+//! `envoy.filters.network.http_connection_manager`: codec, timeouts, forwarding headers,
+//! HTTP filters (which must end with the router) and the inline route table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_proto::pb::envoy::config::core::v3 as core_pb;
+use baton_proto::pb::envoy::extensions::filters::http::router::v3 as router_pb;
+use baton_proto::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm_pb;
+
+use super::{
+    access_log, any_type, cidr, decode_any, duration, header_value, required, route, timeout,
+    Context,
+};
+use crate::error::{ConfigError, Result};
+use crate::model;
+
+const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
+
+pub(crate) fn translate(
+    p: &hcm_pb::HttpConnectionManager,
+    path: &str,
+    ctx: &Context<'_>,
+) -> Result<model::HttpConnectionManager> {
+    use hcm_pb::http_connection_manager::{
+        CodecType, RouteSpecifier, ServerHeaderTransformation, StripPortMode,
+    };
+    let field = |name: &str| format!("{path}.{name}");
+    let stat_prefix = required(&p.stat_prefix, &field("stat_prefix"))?.to_string();
+    let codec_type = match CodecType::try_from(p.codec_type) {
+        Ok(CodecType::Auto) => model::CodecType::Auto,
+        Ok(CodecType::Http1) => model::CodecType::Http1,
+        Ok(CodecType::Http2) => model::CodecType::Http2,
+        Ok(CodecType::Http3) => {
+            return Err(ConfigError::at(
+                field("codec_type"),
+                "HTTP3 is not supported by Baton yet",
+            ))
+        }
+        Err(_) => return Err(ConfigError::at(field("codec_type"), "unknown enum value")),
+    };
+    let route_config = match &p.route_specifier {
+        Some(RouteSpecifier::RouteConfig(rc)) => route::translate(rc, &field("route_config"), ctx)?,
+        Some(RouteSpecifier::Rds(_)) => {
+            return Err(ConfigError::at(
+                field("rds"),
+                "RDS is not supported by Baton yet (use an inline route_config)",
+            ))
+        }
+        Some(RouteSpecifier::ScopedRoutes(_)) => {
+            return Err(ConfigError::unsupported(field("scoped_routes")))
+        }
+        None => {
+            return Err(ConfigError::at(
+                field("route_config"),
+                "required (one of route_config, rds)",
+            ))
+        }
+    };
+    let router = http_filters(&p.http_filters, &field("http_filters"))?;
+
+    let server_header_transformation =
+        match ServerHeaderTransformation::try_from(p.server_header_transformation) {
+            Ok(ServerHeaderTransformation::Overwrite) => {
+                model::ServerHeaderTransformation::Overwrite
+            }
+            Ok(ServerHeaderTransformation::AppendIfAbsent) => {
+                model::ServerHeaderTransformation::AppendIfAbsent
+            }
+            Ok(ServerHeaderTransformation::PassThrough) => {
+                model::ServerHeaderTransformation::PassThrough
+            }
+            Err(_) => {
+                return Err(ConfigError::at(
+                    field("server_header_transformation"),
+                    "unknown enum value",
+                ))
+            }
+        };
+    let server_name = header_value(
+        if p.server_name.is_empty() {
+            "envoy"
+        } else {
+            &p.server_name
+        },
+        &field("server_name"),
+    )?;
+    let via = (!p.via.is_empty())
+        .then(|| header_value(&p.via, &field("via")))
+        .transpose()?;
+
+    let max_request_headers_kb = p.max_request_headers_kb.unwrap_or(60);
+    if !(1..=8192).contains(&max_request_headers_kb) {
+        return Err(ConfigError::at(
+            field("max_request_headers_kb"),
+            format!("{max_request_headers_kb} is out of range (1-8192)"),
+        ));
+    }
+
+    let common_path = field("common_http_protocol_options");
+    let common = p.common_http_protocol_options.clone().unwrap_or_default();
+    if common.max_requests_per_connection.is_some() {
+        return Err(ConfigError::unsupported(format!(
+            "{common_path}.max_requests_per_connection"
+        )));
+    }
+    let max_headers_count = common.max_headers_count.unwrap_or(100);
+    if max_headers_count < 1 {
+        return Err(ConfigError::at(
+            format!("{common_path}.max_headers_count"),
+            "must be at least 1",
+        ));
+    }
+
+    let mut upgrade_configs = Vec::with_capacity(p.upgrade_configs.len());
+    for (i, u) in p.upgrade_configs.iter().enumerate() {
+        let upath = format!("{}[{i}]", field("upgrade_configs"));
+        if !u.filters.is_empty() {
+            return Err(ConfigError::unsupported(format!("{upath}.filters")));
+        }
+        upgrade_configs.push(model::UpgradeConfig {
+            upgrade_type: required(&u.upgrade_type, &format!("{upath}.upgrade_type"))?
+                .to_ascii_lowercase(),
+            enabled: u.enabled.unwrap_or(true),
+        });
+    }
+
+    let http1 = match &p.http_protocol_options {
+        Some(h1) => model::Http1Options {
+            accept_http_10: h1.accept_http_10,
+            default_host_for_http_10: (!h1.default_host_for_http_10.is_empty())
+                .then(|| h1.default_host_for_http_10.clone()),
+        },
+        None => model::Http1Options::default(),
+    };
+    let http2 = match &p.http2_protocol_options {
+        Some(h2) => http2_options(h2, &field("http2_protocol_options"))?,
+        None => model::Http2Options::default(),
+    };
+    let internal_cidrs = match &p.internal_address_config {
+        Some(cfg) => cfg
+            .cidr_ranges
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                cidr(
+                    r,
+                    &format!("{}.cidr_ranges[{i}]", field("internal_address_config")),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+
+    Ok(model::HttpConnectionManager {
+        stat_prefix,
+        codec_type,
+        route_config: Arc::new(route_config),
+        http_filters: Vec::new(),
+        router,
+        access_logs: access_log::list(&p.access_log, &field("access_log"))?,
+        use_remote_address: p.use_remote_address.unwrap_or(false),
+        xff_num_trusted_hops: p.xff_num_trusted_hops,
+        skip_xff_append: p.skip_xff_append,
+        server_name,
+        server_header_transformation,
+        via,
+        generate_request_id: p.generate_request_id.unwrap_or(true),
+        preserve_external_request_id: p.preserve_external_request_id,
+        always_set_request_id_in_response: p.always_set_request_id_in_response,
+        max_request_headers_kb,
+        max_headers_count,
+        request_headers_timeout: timeout(
+            p.request_headers_timeout.as_ref(),
+            None,
+            &field("request_headers_timeout"),
+        )?,
+        stream_idle_timeout: timeout(
+            p.stream_idle_timeout.as_ref(),
+            Some(Duration::from_secs(300)),
+            &field("stream_idle_timeout"),
+        )?,
+        request_timeout: timeout(p.request_timeout.as_ref(), None, &field("request_timeout"))?,
+        idle_timeout: timeout(
+            common.idle_timeout.as_ref(),
+            Some(Duration::from_secs(3600)),
+            &format!("{common_path}.idle_timeout"),
+        )?,
+        max_connection_duration: timeout(
+            common.max_connection_duration.as_ref(),
+            None,
+            &format!("{common_path}.max_connection_duration"),
+        )?,
+        drain_timeout: duration(p.drain_timeout.as_ref(), &field("drain_timeout"))?
+            .unwrap_or(Duration::from_secs(5)),
+        delayed_close_timeout: duration(
+            p.delayed_close_timeout.as_ref(),
+            &field("delayed_close_timeout"),
+        )?
+        .unwrap_or(Duration::from_secs(1)),
+        upgrade_configs,
+        http1,
+        http2,
+        normalize_path: p.normalize_path.unwrap_or(false),
+        merge_slashes: p.merge_slashes,
+        strip_matching_host_port: p.strip_matching_host_port,
+        strip_any_host_port: matches!(
+            p.strip_port_mode,
+            Some(StripPortMode::StripAnyHostPort(true))
+        ),
+        internal_cidrs,
+    })
+}
+
+/// `http_filters`: only the router exists today, and it must be last (as in Envoy).
+fn http_filters(filters: &[hcm_pb::HttpFilter], path: &str) -> Result<model::RouterConfig> {
+    use hcm_pb::http_filter::ConfigType;
+    let Some((last, before)) = filters.split_last() else {
+        return Err(ConfigError::at(
+            path,
+            format!("http_filters must end with the router filter (envoy.filters.http.router, \"@type\": type.googleapis.com/{ROUTER_TYPE})"),
+        ));
+    };
+    for (i, filter) in before.iter().enumerate() {
+        let type_name = match &filter.config_type {
+            Some(ConfigType::TypedConfig(any)) => any_type(any),
+            _ => "",
+        };
+        let what = if type_name == ROUTER_TYPE {
+            "the router filter must be the last HTTP filter".to_string()
+        } else {
+            format!(
+                "HTTP filter '{}' is not supported by Baton yet",
+                if type_name.is_empty() {
+                    filter.name.as_str()
+                } else {
+                    type_name
+                }
+            )
+        };
+        return Err(ConfigError::at(format!("{path}[{i}]"), what));
+    }
+    let last_path = format!("{path}[{}]", filters.len() - 1);
+    if last.is_optional || last.disabled {
+        return Err(ConfigError::at(
+            last_path,
+            "the router filter cannot be optional or disabled",
+        ));
+    }
+    match &last.config_type {
+        Some(ConfigType::TypedConfig(any)) if any_type(any) == ROUTER_TYPE => {
+            let router: router_pb::Router = decode_any(any, ROUTER_TYPE, &format!("{last_path}.typed_config"))?;
+            Ok(model::RouterConfig {
+                suppress_envoy_headers: router.suppress_envoy_headers,
+            })
+        }
+        Some(ConfigType::TypedConfig(any)) => Err(ConfigError::at(
+            format!("{last_path}.typed_config.@type"),
+            format!(
+                "HTTP filter '{}' is not supported by Baton yet; http_filters must end with the router ({ROUTER_TYPE})",
+                any_type(any)
+            ),
+        )),
+        Some(ConfigType::ConfigDiscovery(_)) => Err(ConfigError::unsupported(format!("{last_path}.config_discovery"))),
+        None => Err(ConfigError::at(
+            format!("{last_path}.typed_config"),
+            format!("required: \"@type\": type.googleapis.com/{ROUTER_TYPE}"),
+        )),
+    }
+}
+
+/// `Http2ProtocolOptions` with Envoy's ranges.
+pub(crate) fn http2_options(
+    h2: &core_pb::Http2ProtocolOptions,
+    path: &str,
+) -> Result<model::Http2Options> {
+    let defaults = model::Http2Options::default();
+    let ranged = |value: Option<u32>, default: u32, min: u32, name: &str| -> Result<u32> {
+        let v = value.unwrap_or(default);
+        if v < min || v > 2_147_483_647 {
+            return Err(ConfigError::at(
+                format!("{path}.{name}"),
+                format!("{v} is out of range ({min}-2147483647)"),
+            ));
+        }
+        Ok(v)
+    };
+    Ok(model::Http2Options {
+        max_concurrent_streams: ranged(
+            h2.max_concurrent_streams,
+            defaults.max_concurrent_streams,
+            1,
+            "max_concurrent_streams",
+        )?,
+        initial_stream_window_size: ranged(
+            h2.initial_stream_window_size,
+            defaults.initial_stream_window_size,
+            65_535,
+            "initial_stream_window_size",
+        )?,
+        initial_connection_window_size: ranged(
+            h2.initial_connection_window_size,
+            defaults.initial_connection_window_size,
+            65_535,
+            "initial_connection_window_size",
+        )?,
+        allow_connect: h2.allow_connect,
+    })
+}

@@ -1,0 +1,327 @@
+//! Listeners: address, filter chains and their matches, listener filters, and the
+//! terminal network filter (`http_connection_manager` or `tcp_proxy`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_proto::pb::envoy::config::listener::v3 as listener_pb;
+use baton_proto::pb::envoy::extensions::filters::network::tcp_proxy::v3 as tcp_pb;
+
+use super::{access_log, any_type, cidr, decode_any, hcm, required, socket_addr, timeout, Context};
+use crate::error::{ConfigError, Result};
+use crate::model;
+
+const HCM_TYPE: &str =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+const TLS_INSPECTOR_TYPE: &str = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+
+pub(crate) fn translate(
+    l: &listener_pb::Listener,
+    path: &str,
+    ctx: &Context<'_>,
+) -> Result<model::Listener> {
+    let address = socket_addr(l.address.as_ref(), &format!("{path}.address"))?;
+    if !l.additional_addresses.is_empty() {
+        return Err(ConfigError::unsupported(format!(
+            "{path}.additional_addresses"
+        )));
+    }
+    let stat_prefix = if l.stat_prefix.is_empty() {
+        // Envoy names listener stats after the address with ':' sanitised to '_'
+        // (`0.0.0.0_10000`, `[__1]_10000`).
+        format!("listener.{}.", address.to_string().replace(':', "_"))
+    } else {
+        format!("listener.{}.", l.stat_prefix)
+    };
+    let name = if l.name.is_empty() {
+        address.to_string()
+    } else {
+        l.name.clone()
+    };
+
+    let mut tls_inspector = false;
+    for (i, filter) in l.listener_filters.iter().enumerate() {
+        use listener_pb::listener_filter::ConfigType;
+        let fpath = format!("{path}.listener_filters[{i}]");
+        if filter.filter_disabled.is_some() {
+            return Err(ConfigError::unsupported(format!("{fpath}.filter_disabled")));
+        }
+        let type_name = match &filter.config_type {
+            Some(ConfigType::TypedConfig(any)) => any_type(any),
+            Some(ConfigType::ConfigDiscovery(_)) => {
+                return Err(ConfigError::unsupported(format!(
+                    "{fpath}.config_discovery"
+                )))
+            }
+            None => "",
+        };
+        if type_name == TLS_INSPECTOR_TYPE
+            || (type_name.is_empty() && filter.name == "envoy.filters.listener.tls_inspector")
+        {
+            tls_inspector = true;
+        } else {
+            return Err(ConfigError::at(
+                fpath,
+                format!(
+                    "listener filter '{}' is not supported by Baton yet (supported: envoy.filters.listener.tls_inspector)",
+                    if type_name.is_empty() { filter.name.as_str() } else { type_name }
+                ),
+            ));
+        }
+    }
+
+    let mut filter_chains = Vec::with_capacity(l.filter_chains.len());
+    for (i, chain) in l.filter_chains.iter().enumerate() {
+        let chain_path = format!("{path}.filter_chains[{i}]");
+        let matcher = chain.filter_chain_match.clone().unwrap_or_default();
+        if let Some(j) = l.filter_chains[..i]
+            .iter()
+            .position(|other| other.filter_chain_match.clone().unwrap_or_default() == matcher)
+        {
+            return Err(ConfigError::at(
+                format!("{chain_path}.filter_chain_match"),
+                format!("multiple filter chains with the same matching rules (same as filter_chains[{j}])"),
+            ));
+        }
+        filter_chains.push(Arc::new(filter_chain(chain, &chain_path, ctx)?));
+    }
+    let default_filter_chain = l
+        .default_filter_chain
+        .as_ref()
+        .map(|chain| {
+            filter_chain(chain, &format!("{path}.default_filter_chain"), ctx).map(Arc::new)
+        })
+        .transpose()?;
+    if filter_chains.is_empty() && default_filter_chain.is_none() {
+        return Err(ConfigError::at(
+            format!("{path}.filter_chains"),
+            "no filter chains specified (need filter_chains or default_filter_chain)",
+        ));
+    }
+    Ok(model::Listener {
+        name,
+        address,
+        stat_prefix,
+        per_connection_buffer_limit_bytes: l
+            .per_connection_buffer_limit_bytes
+            .unwrap_or(1024 * 1024),
+        filter_chains,
+        default_filter_chain,
+        tls_inspector,
+        reuse_port: l.enable_reuse_port.unwrap_or(true),
+        backlog: l.tcp_backlog_size.unwrap_or(128),
+    })
+}
+
+fn filter_chain(
+    chain: &listener_pb::FilterChain,
+    path: &str,
+    ctx: &Context<'_>,
+) -> Result<model::FilterChain> {
+    let matcher = chain
+        .filter_chain_match
+        .as_ref()
+        .map(|m| filter_chain_match(m, &format!("{path}.filter_chain_match")))
+        .transpose()?
+        .unwrap_or_default();
+    if let Some(socket) = &chain.transport_socket {
+        super::cluster::transport_socket(socket, &format!("{path}.transport_socket"))?;
+    }
+    if chain.use_proxy_proto.is_some() {
+        return Err(ConfigError::unsupported(format!("{path}.use_proxy_proto")));
+    }
+    let Some((last, init)) = chain.filters.split_last() else {
+        return Err(ConfigError::at(
+            format!("{path}.filters"),
+            "a filter chain needs a terminal network filter (http_connection_manager or tcp_proxy)",
+        ));
+    };
+    if let Some(first) = init.first() {
+        return Err(ConfigError::at(
+            format!("{path}.filters[0]"),
+            format!(
+                "network filter '{}' before the terminal filter is not supported by Baton yet",
+                first.name
+            ),
+        ));
+    }
+    let filter_path = format!("{path}.filters[{}]", chain.filters.len() - 1);
+    let network = network_filter(last, &filter_path, ctx)?;
+    Ok(model::FilterChain {
+        name: chain.name.clone(),
+        matcher,
+        tls: false,
+        network,
+    })
+}
+
+fn network_filter(
+    filter: &listener_pb::Filter,
+    path: &str,
+    ctx: &Context<'_>,
+) -> Result<model::NetworkFilter> {
+    use listener_pb::filter::ConfigType;
+    let any = match &filter.config_type {
+        Some(ConfigType::TypedConfig(any)) => any,
+        Some(ConfigType::ConfigDiscovery(_)) => {
+            return Err(ConfigError::unsupported(format!("{path}.config_discovery")))
+        }
+        None => {
+            return Err(ConfigError::at(
+                format!("{path}.typed_config"),
+                format!("required for network filter '{}'", filter.name),
+            ))
+        }
+    };
+    let typed_path = format!("{path}.typed_config");
+    match any_type(any) {
+        HCM_TYPE => {
+            let proto = decode_any(any, HCM_TYPE, &typed_path)?;
+            Ok(model::NetworkFilter::Http(Arc::new(hcm::translate(&proto, &typed_path, ctx)?)))
+        }
+        TCP_PROXY_TYPE => {
+            let proto = decode_any(any, TCP_PROXY_TYPE, &typed_path)?;
+            Ok(model::NetworkFilter::TcpProxy(Arc::new(tcp_proxy(&proto, &typed_path)?)))
+        }
+        other => Err(ConfigError::at(
+            format!("{typed_path}.@type"),
+            format!("network filter type '{other}' is not supported by Baton yet (supported: http_connection_manager, tcp_proxy)"),
+        )),
+    }
+}
+
+fn filter_chain_match(
+    m: &listener_pb::FilterChainMatch,
+    path: &str,
+) -> Result<model::FilterChainMatch> {
+    if !m.direct_source_prefix_ranges.is_empty() {
+        return Err(ConfigError::unsupported(format!(
+            "{path}.direct_source_prefix_ranges"
+        )));
+    }
+    if m.source_type != 0 {
+        return Err(ConfigError::unsupported(format!("{path}.source_type")));
+    }
+    if !m.address_suffix.is_empty() || m.suffix_len.is_some() {
+        return Err(ConfigError::unsupported(format!("{path}.address_suffix")));
+    }
+    let destination_port = m
+        .destination_port
+        .map(|p| match u16::try_from(p) {
+            Ok(port) if port >= 1 => Ok(port),
+            _ => Err(ConfigError::at(
+                format!("{path}.destination_port"),
+                format!("port {p} is out of range (1-65535)"),
+            )),
+        })
+        .transpose()?;
+    let ranges = |list: &[baton_proto::pb::envoy::config::core::v3::CidrRange], field: &str| {
+        list.iter()
+            .enumerate()
+            .map(|(i, r)| cidr(r, &format!("{path}.{field}[{i}]")))
+            .collect::<Result<Vec<_>>>()
+    };
+    let source_ports = m
+        .source_ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            u16::try_from(*p).ok().filter(|p| *p >= 1).ok_or_else(|| {
+                ConfigError::at(
+                    format!("{path}.source_ports[{i}]"),
+                    format!("port {p} is out of range (1-65535)"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let transport_protocol =
+        (!m.transport_protocol.is_empty()).then(|| m.transport_protocol.clone());
+    if let Some(tp) = &transport_protocol {
+        if tp != "raw_buffer" && tp != "tls" {
+            return Err(ConfigError::at(
+                format!("{path}.transport_protocol"),
+                format!("unknown transport protocol '{tp}' (raw_buffer or tls)"),
+            ));
+        }
+    }
+    Ok(model::FilterChainMatch {
+        destination_port,
+        prefix_ranges: ranges(&m.prefix_ranges, "prefix_ranges")?,
+        server_names: m
+            .server_names
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
+        transport_protocol,
+        application_protocols: m.application_protocols.clone(),
+        source_prefix_ranges: ranges(&m.source_prefix_ranges, "source_prefix_ranges")?,
+        source_ports,
+    })
+}
+
+fn tcp_proxy(p: &tcp_pb::TcpProxy, path: &str) -> Result<model::TcpProxy> {
+    use tcp_pb::tcp_proxy::ClusterSpecifier;
+    let stat_prefix = required(&p.stat_prefix, &format!("{path}.stat_prefix"))?.to_string();
+    let cluster = match &p.cluster_specifier {
+        Some(ClusterSpecifier::Cluster(name)) => model::TcpClusterSpecifier::Name(
+            required(name, &format!("{path}.cluster"))?.to_string(),
+        ),
+        Some(ClusterSpecifier::WeightedClusters(weighted)) => {
+            let wpath = format!("{path}.weighted_clusters.clusters");
+            if weighted.clusters.is_empty() {
+                return Err(ConfigError::at(wpath, "at least one cluster is required"));
+            }
+            let mut clusters = Vec::with_capacity(weighted.clusters.len());
+            let mut total = 0u32;
+            for (i, c) in weighted.clusters.iter().enumerate() {
+                let name = required(&c.name, &format!("{wpath}[{i}].name"))?.to_string();
+                if c.weight == 0 {
+                    return Err(ConfigError::at(
+                        format!("{wpath}[{i}].weight"),
+                        "must be at least 1",
+                    ));
+                }
+                if c.metadata_match.is_some() {
+                    return Err(ConfigError::unsupported(format!(
+                        "{wpath}[{i}].metadata_match"
+                    )));
+                }
+                total = total.checked_add(c.weight).ok_or_else(|| {
+                    ConfigError::at(format!("{wpath}[{i}].weight"), "sum of weights overflows")
+                })?;
+                clusters.push((name, c.weight));
+            }
+            model::TcpClusterSpecifier::Weighted(clusters, total)
+        }
+        None => {
+            return Err(ConfigError::at(
+                format!("{path}.cluster"),
+                "one of cluster, weighted_clusters is required",
+            ))
+        }
+    };
+    let max_connect_attempts = p.max_connect_attempts.unwrap_or(1);
+    if max_connect_attempts < 1 {
+        return Err(ConfigError::at(
+            format!("{path}.max_connect_attempts"),
+            "must be at least 1",
+        ));
+    }
+    Ok(model::TcpProxy {
+        stat_prefix,
+        cluster,
+        idle_timeout: timeout(
+            p.idle_timeout.as_ref(),
+            Some(Duration::from_secs(3600)),
+            &format!("{path}.idle_timeout"),
+        )?,
+        max_connect_attempts,
+        max_downstream_connection_duration: timeout(
+            p.max_downstream_connection_duration.as_ref(),
+            None,
+            &format!("{path}.max_downstream_connection_duration"),
+        )?,
+        access_logs: access_log::list(&p.access_log, &format!("{path}.access_log"))?,
+    })
+}

@@ -1,0 +1,196 @@
+//! Recognises Envoy v2-era configuration (from old tutorials) before the proto mapping
+//! runs, so the error names the v3 replacement instead of a bare "unknown field".
+
+use serde_json::Value;
+
+use crate::error::{ConfigError, Result};
+
+/// Known v2 (or deprecated) filter names -> (v3 name, v3 `@type`).
+const FILTER_NAMES: &[(&str, &str, &str)] = &[
+    (
+        "envoy.router",
+        "envoy.filters.http.router",
+        "envoy.extensions.filters.http.router.v3.Router",
+    ),
+    (
+        "envoy.http_connection_manager",
+        "envoy.filters.network.http_connection_manager",
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+    ),
+    (
+        "envoy.tcp_proxy",
+        "envoy.filters.network.tcp_proxy",
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+    ),
+    (
+        "envoy.file_access_log",
+        "envoy.access_loggers.file",
+        "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+    ),
+    (
+        "envoy.filters.http.router",
+        "envoy.filters.http.router",
+        "envoy.extensions.filters.http.router.v3.Router",
+    ),
+    (
+        "envoy.filters.network.http_connection_manager",
+        "envoy.filters.network.http_connection_manager",
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+    ),
+    (
+        "envoy.filters.network.tcp_proxy",
+        "envoy.filters.network.tcp_proxy",
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+    ),
+    (
+        "envoy.access_loggers.file",
+        "envoy.access_loggers.file",
+        "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+    ),
+];
+
+/// v2 `@type` names -> v3.
+const TYPE_NAMES: &[(&str, &str)] = &[
+    (
+        "envoy.config.filter.network.http_connection_manager.v2.HttpConnectionManager",
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+    ),
+    (
+        "envoy.config.filter.network.tcp_proxy.v2.TcpProxy",
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+    ),
+    (
+        "envoy.config.filter.http.router.v2.Router",
+        "envoy.extensions.filters.http.router.v3.Router",
+    ),
+    (
+        "envoy.config.accesslog.v2.FileAccessLog",
+        "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+    ),
+    (
+        "envoy.api.v2.auth.UpstreamTlsContext",
+        "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+    ),
+    (
+        "envoy.api.v2.auth.DownstreamTlsContext",
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+    ),
+    ("envoy.api.v2.Cluster", "envoy.config.cluster.v3.Cluster"),
+    ("envoy.api.v2.Listener", "envoy.config.listener.v3.Listener"),
+    (
+        "envoy.api.v2.RouteConfiguration",
+        "envoy.config.route.v3.RouteConfiguration",
+    ),
+    (
+        "envoy.api.v2.ClusterLoadAssignment",
+        "envoy.config.endpoint.v3.ClusterLoadAssignment",
+    ),
+];
+
+/// Fails on the first v2-era construct found in the document.
+pub(crate) fn check(root: &Value) -> Result<()> {
+    walk(root, "")
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// True when `path` is an element of a list named `list` (`...filters[3]`).
+fn is_item_of(path: &str, list: &str) -> bool {
+    path.rsplit_once('[')
+        .is_some_and(|(head, _)| head == list || head.ends_with(&format!(".{list}")))
+}
+
+fn walk(value: &Value, path: &str) -> Result<()> {
+    match value {
+        Value::Object(map) => {
+            check_object(map, path)?;
+            for (key, child) in map {
+                walk(child, &join(path, key))?;
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                walk(child, &format!("{path}[{i}]"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_object(map: &serde_json::Map<String, Value>, path: &str) -> Result<()> {
+    let in_cluster = is_item_of(path, "clusters");
+    if in_cluster && map.contains_key("hosts") {
+        return Err(ConfigError::at(
+            join(path, "hosts"),
+            "unknown field (v2 API; in v3 use load_assignment)",
+        ));
+    }
+    for key in ["tls_context", "tlsContext"] {
+        if map.contains_key(key) {
+            return Err(ConfigError::at(
+                join(path, key),
+                "unknown field (v2 API; in v3 use transport_socket with name envoy.transport_sockets.tls and a typed_config UpstreamTlsContext/DownstreamTlsContext)",
+            ));
+        }
+    }
+    let is_extension = [
+        "filters",
+        "http_filters",
+        "httpFilters",
+        "listener_filters",
+        "listenerFilters",
+        "access_log",
+        "accessLog",
+    ]
+    .iter()
+    .any(|list| is_item_of(path, list))
+        || path.ends_with("transport_socket")
+        || path.ends_with("transportSocket");
+    let has_typed = map.contains_key("typed_config") || map.contains_key("typedConfig");
+    if is_extension && map.contains_key("config") {
+        return Err(ConfigError::at(
+            join(path, "config"),
+            "unknown field (v2 API; in v3 use typed_config with an \"@type\")",
+        ));
+    }
+    if is_extension && !has_typed {
+        if let Some(Value::String(name)) = map.get("name") {
+            if let Some((_, v3_name, v3_type)) = FILTER_NAMES.iter().find(|(n, _, _)| n == name) {
+                let what = if name == v3_name {
+                    format!("'{name}' requires typed_config")
+                } else {
+                    format!("'{name}' is a v2 name; in v3 use name: {v3_name}")
+                };
+                return Err(ConfigError::at(
+                    join(path, "name"),
+                    format!(
+                        "{what} with typed_config: {{\"@type\": type.googleapis.com/{v3_type}}}"
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(Value::String(type_url)) = map.get("@type") {
+        if type_url.contains("/envoy.api.v2.")
+            || type_url.contains("envoy.config.filter.")
+            || type_url.contains(".v2.")
+        {
+            let name = type_url.rsplit('/').next().unwrap_or(type_url);
+            let message = match TYPE_NAMES.iter().find(|(v2, _)| *v2 == name) {
+                Some((_, v3)) => {
+                    format!("v2 API type '{type_url}'; in v3 use type.googleapis.com/{v3}")
+                }
+                None => format!("v2 API type '{type_url}'; use its v3 equivalent"),
+            };
+            return Err(ConfigError::at(join(path, "@type"), message));
+        }
+    }
+    Ok(())
+}
