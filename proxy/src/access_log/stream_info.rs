@@ -1,0 +1,243 @@
+//! Per-request facts (Envoy's StreamInfo) gathered by the HTTP connection manager and read
+//! by the substitution formatter: access log lines and `%...%` header values.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderMap, Method, Uri, Version};
+
+use crate::server::conn_info::ConnInfo;
+
+/// Envoy's response flags, in Envoy's bit order (which is also the order they print in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponseFlags(u32);
+
+/// (short name, long name) of every flag, indexed by bit.
+const FLAG_NAMES: [(&str, &str); 28] = [
+    ("LH", "FailedLocalHealthCheck"),
+    ("UH", "NoHealthyUpstream"),
+    ("UT", "UpstreamRequestTimeout"),
+    ("LR", "LocalReset"),
+    ("UR", "UpstreamRemoteReset"),
+    ("UF", "UpstreamConnectionFailure"),
+    ("UC", "UpstreamConnectionTermination"),
+    ("UO", "UpstreamOverflow"),
+    ("NR", "NoRouteFound"),
+    ("DI", "DelayInjected"),
+    ("FI", "FaultInjected"),
+    ("RL", "RateLimited"),
+    ("UAEX", "UnauthorizedExternalService"),
+    ("RLSE", "RateLimitServiceError"),
+    ("DC", "DownstreamConnectionTermination"),
+    ("URX", "UpstreamRetryLimitExceeded"),
+    ("SI", "StreamIdleTimeout"),
+    ("IH", "InvalidEnvoyRequestHeaders"),
+    ("DPE", "DownstreamProtocolError"),
+    ("UMSDR", "UpstreamMaxStreamDurationReached"),
+    ("RFCF", "ResponseFromCacheFilter"),
+    ("NFCF", "NoFilterConfigFound"),
+    ("DT", "DurationTimeout"),
+    ("UPE", "UpstreamProtocolError"),
+    ("NC", "NoClusterFound"),
+    ("OM", "OverloadManager"),
+    ("DF", "DnsResolutionFailed"),
+    ("DO", "DropOverLoad"),
+];
+
+/// One response flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ResponseFlag {
+    /// LH
+    FailedLocalHealthCheck = 0,
+    /// UH
+    NoHealthyUpstream = 1,
+    /// UT
+    UpstreamRequestTimeout = 2,
+    /// LR
+    LocalReset = 3,
+    /// UR
+    UpstreamRemoteReset = 4,
+    /// UF
+    UpstreamConnectionFailure = 5,
+    /// UC
+    UpstreamConnectionTermination = 6,
+    /// UO
+    UpstreamOverflow = 7,
+    /// NR
+    NoRouteFound = 8,
+    /// DC
+    DownstreamConnectionTermination = 14,
+    /// SI
+    StreamIdleTimeout = 16,
+    /// DPE
+    DownstreamProtocolError = 18,
+    /// DT
+    DurationTimeout = 22,
+    /// UPE
+    UpstreamProtocolError = 23,
+    /// NC
+    NoClusterFound = 24,
+}
+
+impl ResponseFlags {
+    /// Adds a flag.
+    pub fn set(&mut self, flag: ResponseFlag) {
+        self.0 |= 1 << (flag as u8);
+    }
+
+    /// True when `flag` is set.
+    pub fn has(self, flag: ResponseFlag) -> bool {
+        self.0 & (1 << (flag as u8)) != 0
+    }
+
+    /// True when no flag is set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Writes the flags as Envoy prints them (`UF,URX`; `-` when empty).
+    pub fn write_to(self, out: &mut String, long: bool) {
+        if self.0 == 0 {
+            out.push('-');
+            return;
+        }
+        let mut first = true;
+        for (bit, (short, long_name)) in FLAG_NAMES.iter().enumerate() {
+            if self.0 & (1 << bit) != 0 {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(if long { long_name } else { short });
+            }
+        }
+    }
+}
+
+/// The downstream request as the formatter sees it (pseudo-headers plus headers).
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// `:method`
+    pub method: Method,
+    /// `:path` (path and query) and, for HTTP/2, `:authority`/`:scheme`.
+    pub uri: Uri,
+    /// The request headers (after the connection manager's own changes).
+    pub headers: HeaderMap,
+}
+
+impl RequestHead {
+    /// `:authority`: the Host header for HTTP/1.1, the URI authority for HTTP/2.
+    pub fn authority(&self) -> Option<&str> {
+        authority_of(&self.uri, &self.headers)
+    }
+}
+
+/// `:authority` of a request: the URI authority if present, else the Host header.
+pub fn authority_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    if let Some(a) = uri.authority() {
+        return Some(a.as_str());
+    }
+    headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Everything known about one request/response exchange.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    /// The downstream connection.
+    pub conn: Arc<ConnInfo>,
+    /// Wall-clock start (`%START_TIME%`).
+    pub start_time: SystemTime,
+    /// Monotonic start (durations).
+    pub start: Instant,
+    /// Downstream protocol.
+    pub protocol: Option<Version>,
+    /// The client address after XFF processing (`%DOWNSTREAM_REMOTE_ADDRESS%`).
+    pub downstream_remote: SocketAddr,
+    /// Status sent downstream.
+    pub response_code: Option<u16>,
+    /// `%RESPONSE_CODE_DETAILS%` (`via_upstream`, `route_not_found`, ...).
+    pub response_code_details: Option<String>,
+    /// `%RESPONSE_FLAGS%`
+    pub flags: ResponseFlags,
+    /// Request body bytes received.
+    pub bytes_received: u64,
+    /// Response body bytes sent.
+    pub bytes_sent: u64,
+    /// `%UPSTREAM_HOST%`
+    pub upstream_host: Option<SocketAddr>,
+    /// `%UPSTREAM_CLUSTER%`
+    pub upstream_cluster: Option<String>,
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`
+    pub upstream_transport_failure_reason: Option<String>,
+    /// `%ROUTE_NAME%` (None when the route has no name).
+    pub route_name: Option<String>,
+    /// `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`
+    pub attempt_count: u32,
+    /// Time from start until the request was fully received.
+    pub request_complete: Option<Duration>,
+    /// Time from start until the first upstream response byte (headers).
+    pub first_upstream_rx: Option<Duration>,
+    /// Time from start until the first response byte went downstream.
+    pub first_downstream_tx: Option<Duration>,
+    /// Time from start until the last response byte went downstream.
+    pub last_downstream_tx: Option<Duration>,
+}
+
+impl StreamInfo {
+    /// A fresh exchange on `conn`, starting now.
+    pub fn new(conn: Arc<ConnInfo>, protocol: Option<Version>) -> Self {
+        let remote = conn.remote;
+        Self {
+            conn,
+            start_time: SystemTime::now(),
+            start: Instant::now(),
+            protocol,
+            downstream_remote: remote,
+            response_code: None,
+            response_code_details: None,
+            flags: ResponseFlags::default(),
+            bytes_received: 0,
+            bytes_sent: 0,
+            upstream_host: None,
+            upstream_cluster: None,
+            upstream_transport_failure_reason: None,
+            route_name: None,
+            attempt_count: 0,
+            request_complete: None,
+            first_upstream_rx: None,
+            first_downstream_tx: None,
+            last_downstream_tx: None,
+        }
+    }
+
+    /// Time elapsed since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_print_in_envoy_order() {
+        let mut f = ResponseFlags::default();
+        let mut s = String::new();
+        f.write_to(&mut s, false);
+        assert_eq!(s, "-");
+        f.set(ResponseFlag::NoClusterFound);
+        f.set(ResponseFlag::UpstreamConnectionFailure);
+        s.clear();
+        f.write_to(&mut s, false);
+        assert_eq!(s, "UF,NC");
+        s.clear();
+        f.write_to(&mut s, true);
+        assert_eq!(s, "UpstreamConnectionFailure,NoClusterFound");
+        assert!(f.has(ResponseFlag::UpstreamConnectionFailure));
+    }
+}
