@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use memmap2::MmapOptions;
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{AllocError, Result, StatsError};
 use crate::layout::{
@@ -103,8 +104,9 @@ pub(crate) struct EntryInfo {
 /// An open, validated region.
 pub(crate) struct Region {
     path: PathBuf,
-    // Holds the shared flock that tells would-be replacers the region is in use.
-    _file: File,
+    // The shared flock that tells would-be replacers the region is in use (None for
+    // offline readers, which must not block a replacement).
+    _shared_lock: Option<Flock<File>>,
     map: Mapping,
     geo: Geometry,
     me: ProcessIdentity,
@@ -138,29 +140,6 @@ fn ensure_private_dir(dir: &Path) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// `flock` with LOCK_NB; true when taken.
-fn try_flock(file: &File, exclusive: bool) -> bool {
-    use nix::fcntl::{Flock, FlockArg};
-    let arg = if exclusive {
-        FlockArg::LockExclusiveNonblock
-    } else {
-        FlockArg::LockSharedNonblock
-    };
-    // Flock takes ownership of the fd; lend it a duplicate and forget the guard so the
-    // lock stays with the open file description (shared by the duplicate) until `file`
-    // is closed.
-    let Ok(dup) = file.try_clone() else {
-        return false;
-    };
-    match Flock::lock(dup, arg) {
-        Ok(guard) => {
-            std::mem::forget(guard);
-            true
-        }
-        Err(_) => false,
-    }
 }
 
 impl Region {
@@ -197,35 +176,37 @@ impl Region {
                 }
                 Err(e) => return Err(io_err(&path, "open")(e)),
             };
-            if !flock_shared_bounded(&file) || !same_file(&file, &path) {
+            let Some(locked) = flock_shared_bounded(file) else {
+                continue;
+            };
+            if !same_file(&locked, &path) {
                 continue;
             }
-            match Self::map_and_validate(file, &path, true) {
-                Ok(region) => return Ok(region),
-                Err((cause, file)) => {
-                    let replaceable = matches!(
-                        cause,
-                        StatsError::BadMagic { .. }
-                            | StatsError::LayoutVersion { .. }
-                            | StatsError::Truncated { .. }
-                            | StatsError::Corrupt { .. }
-                    );
-                    let Some(file) = file.filter(|_| replaceable && may_create) else {
-                        return Err(cause);
-                    };
-                    // Converting our shared lock to exclusive succeeds only if no other
-                    // process (of any Baton version) holds the region.
-                    if !try_flock(&file, true) {
-                        return Err(StatsError::InUse {
-                            cause: Box::new(cause),
-                        });
-                    }
-                    // Keep the bad file for post-mortem debugging, out of the way.
-                    let aside = path.with_extension("region.bad");
-                    std::fs::rename(&path, &aside).map_err(io_err(&path, "move aside"))?;
-                    drop(file);
-                }
+            let cause = match map_and_validate(&locked, &path, true) {
+                Ok((map, geo)) => return Ok(Self::from_parts(&path, Some(locked), map, geo)),
+                Err(cause) => cause,
+            };
+            let replaceable = matches!(
+                cause,
+                StatsError::BadMagic { .. }
+                    | StatsError::LayoutVersion { .. }
+                    | StatsError::Truncated { .. }
+                    | StatsError::Corrupt { .. }
+            );
+            if !replaceable || !may_create {
+                return Err(cause);
             }
+            // Converting our shared lock to exclusive succeeds only if no other process
+            // (of any Baton version) holds the region.
+            if locked.relock(FlockArg::LockExclusiveNonblock).is_err() {
+                return Err(StatsError::InUse {
+                    cause: Box::new(cause),
+                });
+            }
+            // Keep the bad file for post-mortem debugging, out of the way.
+            let aside = path.with_extension("region.bad");
+            std::fs::rename(&path, &aside).map_err(io_err(&path, "move aside"))?;
+            drop(locked);
         }
         Err(StatsError::Io {
             path,
@@ -245,51 +226,17 @@ impl Region {
             }
             Err(e) => return Err(io_err(path, "open")(e)),
         };
-        Self::map_and_validate(file, path, false).map_err(|(e, _)| e)
+        let (map, geo) = map_and_validate(&file, path, false)?;
+        Ok(Self::from_parts(path, None, map, geo))
     }
 
-    /// Maps `file` and checks its header; on failure returns the file back so the caller
-    /// can decide whether to replace it.
-    fn map_and_validate(
-        file: File,
-        path: &Path,
-        writable: bool,
-    ) -> std::result::Result<Region, (StatsError, Option<File>)> {
-        let len = match file.metadata() {
-            Ok(meta) => meta.len(),
-            Err(e) => return Err((io_err(path, "stat")(e), None)),
-        };
-        if len < HEADER_SIZE {
-            let err = if len >= 8 && read_magic(&file).is_some_and(|m| m != MAGIC) {
-                StatsError::BadMagic { path: path.into() }
-            } else {
-                StatsError::Truncated {
-                    path: path.into(),
-                    expected: HEADER_SIZE,
-                    actual: len,
-                }
-            };
-            return Err((err, Some(file)));
-        }
-        let mapped = if writable {
-            MmapOptions::new().map_raw(&file)
-        } else {
-            MmapOptions::new().map_raw_read_only(&file)
-        };
-        let raw = match mapped {
-            Ok(raw) => raw,
-            Err(e) => return Err((io_err(path, "map")(e), None)),
-        };
-        let map = Mapping::new(raw, writable);
-        match validate_header(&map, path, len) {
-            Ok(geo) => Ok(Region {
-                path: path.to_path_buf(),
-                _file: file,
-                map,
-                geo,
-                me: ProcessIdentity::current(),
-            }),
-            Err(e) => Err((e, Some(file))),
+    fn from_parts(path: &Path, lock: Option<Flock<File>>, map: Mapping, geo: Geometry) -> Region {
+        Region {
+            path: path.to_path_buf(),
+            _shared_lock: lock,
+            map,
+            geo,
+            me: ProcessIdentity::current(),
         }
     }
 
@@ -695,15 +642,39 @@ fn read_magic(file: &File) -> Option<[u8; 8]> {
     Some(magic)
 }
 
-fn flock_shared_bounded(file: &File) -> bool {
+fn flock_shared_bounded(mut file: File) -> Option<Flock<File>> {
     // A replacer holds the exclusive lock only for a rename; wait briefly, bounded.
     for _ in 0..2000 {
-        if try_flock(file, false) {
-            return true;
+        match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Ok(locked) => return Some(locked),
+            Err((returned, _)) => file = returned,
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    false
+    None
+}
+
+/// Maps `file` and checks its header.
+fn map_and_validate(file: &File, path: &Path, writable: bool) -> Result<(Mapping, Geometry)> {
+    let len = file.metadata().map_err(io_err(path, "stat"))?.len();
+    if len < HEADER_SIZE {
+        if len >= 8 && read_magic(file).is_some_and(|m| m != MAGIC) {
+            return Err(StatsError::BadMagic { path: path.into() });
+        }
+        return Err(StatsError::Truncated {
+            path: path.into(),
+            expected: HEADER_SIZE,
+            actual: len,
+        });
+    }
+    let mapped = if writable {
+        MmapOptions::new().map_raw(file)
+    } else {
+        MmapOptions::new().map_raw_read_only(file)
+    };
+    let map = Mapping::new(mapped.map_err(io_err(path, "map"))?, writable);
+    let geo = validate_header(&map, path, len)?;
+    Ok((map, geo))
 }
 
 /// Whether `file` is still the file at `path` (not replaced since it was opened).
