@@ -1,1 +1,182 @@
-//! admin (under construction).
+//! The admin listener (bootstrap `admin`): Envoy's admin endpoints on their own HTTP/1.1
+//! listener on the main thread. Mutating endpoints require POST, as in Envoy.
+
+mod clusters;
+mod info;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use baton_config::model;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use tracing::{debug, info};
+
+use crate::listener::bind::bind_socket;
+use crate::listener::ConnectionTracker;
+use crate::server::state::{ServerState, ShutdownReason};
+use crate::upstream::ClusterManager;
+
+/// What the admin handlers read.
+pub struct AdminContext {
+    /// Server state.
+    pub state: Arc<ServerState>,
+    /// Clusters for /clusters.
+    pub clusters: Arc<ClusterManager>,
+    /// Precomputed /config_dump body.
+    pub config_dump: serde_json::Value,
+    /// Node identity for /server_info.
+    pub node: model::Node,
+    /// Downstream connections, for drain decisions.
+    pub tracker: Arc<ConnectionTracker>,
+}
+
+/// Binds the admin listener and serves it on the current runtime; returns the bound
+/// address (which differs from the config's when it says port 0).
+pub async fn start(cfg: &model::Admin, ctx: Arc<AdminContext>) -> anyhow::Result<SocketAddr> {
+    let std_listener = bind_socket(cfg.address, 128)
+        .map_err(|e| anyhow::anyhow!("cannot bind admin listener to {}: {e}", cfg.address))?;
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    debug!(error = %e, "admin accept failed");
+                    continue;
+                }
+            };
+            let ctx = Arc::clone(&ctx);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let ctx = Arc::clone(&ctx);
+                    async move { Ok::<_, Infallible>(handle(&ctx, req)) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+type AdminResponse = Response<Full<Bytes>>;
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> AdminResponse {
+    respond(status, "text/plain; charset=UTF-8", body)
+}
+
+fn json(value: &serde_json::Value) -> AdminResponse {
+    let body = serde_json::to_string_pretty(value).unwrap_or_default();
+    respond(StatusCode::OK, "application/json", body)
+}
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> AdminResponse {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    resp.headers_mut().insert(
+        "x-content-type-options",
+        http::HeaderValue::from_static("nosniff"),
+    );
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache, max-age=0"),
+    );
+    resp
+}
+
+/// Endpoints, with whether they change server state (and so need POST).
+const ENDPOINTS: &[(&str, bool, &str)] = &[
+    ("/clusters", false, "upstream cluster status"),
+    ("/config_dump", false, "dump current Envoy configs"),
+    ("/healthcheck/fail", true, "cause the server to fail health checks"),
+    ("/healthcheck/ok", true, "cause the server to pass health checks"),
+    ("/listeners", false, "print listener info"),
+    ("/quitquitquit", true, "exit the server"),
+    ("/ready", false, "print server state, return 200 if LIVE, otherwise return 503"),
+    ("/server_info", false, "print server version/status information"),
+];
+
+fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
+    let path = req.uri().path();
+    let query = req.uri().query().unwrap_or("");
+    let format_json = query
+        .split('&')
+        .any(|kv| kv == "format=json");
+    let Some(&(_, mutates, _)) = ENDPOINTS.iter().find(|(p, _, _)| *p == path) else {
+        if path == "/" || path == "/help" {
+            return text(StatusCode::OK, help_text());
+        }
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("invalid path. admin commands are:\n{}", help_text()),
+        );
+    };
+    if mutates && req.method() != Method::POST {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "This endpoint requires POST\n",
+        );
+    }
+    let state = &ctx.state;
+    match path {
+        "/ready" => {
+            let s = state.lifecycle();
+            let status = if s == crate::server::state::ServerLifecycle::Live {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            text(status, format!("{}\n", s.as_str()))
+        }
+        "/server_info" => json(&info::server_info(ctx)),
+        "/listeners" => {
+            let listeners = state.listeners.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if format_json {
+                json(&info::listeners_json(&listeners))
+            } else {
+                text(StatusCode::OK, info::listeners_text(&listeners))
+            }
+        }
+        "/clusters" => {
+            if format_json {
+                json(&clusters::clusters_json(&ctx.clusters))
+            } else {
+                text(StatusCode::OK, clusters::clusters_text(&ctx.clusters))
+            }
+        }
+        "/config_dump" => json(&ctx.config_dump),
+        "/healthcheck/fail" => {
+            state.healthcheck_failed.store(true, Ordering::Relaxed);
+            text(StatusCode::OK, "OK\n")
+        }
+        "/healthcheck/ok" => {
+            state.healthcheck_failed.store(false, Ordering::Relaxed);
+            text(StatusCode::OK, "OK\n")
+        }
+        "/quitquitquit" => {
+            info!("admin /quitquitquit: shutting down");
+            state.request_shutdown(ShutdownReason::Quit);
+            text(StatusCode::OK, "OK\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn help_text() -> String {
+    let mut out = String::from("admin commands are:\n");
+    for (path, _, help) in ENDPOINTS {
+        out.push_str(&format!("  {path}: {help}\n"));
+    }
+    out
+}

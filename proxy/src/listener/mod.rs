@@ -1,1 +1,12 @@
-//! listener (under construction).
+//! Listeners: binding listen sockets (or adopting inherited ones), choosing a filter chain
+//! for each accepted connection, and the per-worker accept loop that hands connections to
+//! the network filter (HTTP connection manager or tcp_proxy).
+
+// pending: accept (needs http::serve_connection and tcp::proxy_connection)
+pub mod bind;
+pub mod filter_chain;
+pub mod tracker;
+
+pub use bind::{bind_listener, BoundListener};
+pub use filter_chain::select_filter_chain;
+pub use tracker::{ConnectionGuard, ConnectionTracker};

@@ -1,4 +1,22 @@
-//! Process lifecycle: command line, workers, initialisation order, drain and signals.
+//! Process lifecycle: command line, config load, Envoy's initialisation order (clusters,
+//! then listeners), workers, the admin listener, signals and drain.
 
+pub mod cli;
 pub mod conn_info;
 pub mod drain;
+pub mod logging;
+pub mod state;
+// pending: run, workers (need the config loader and the HTTP connection manager)
+
+/// Baton's version string (`--version`, /server_info).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `--version` line, shaped like Envoy's.
+pub fn version_line() -> String {
+    let build = if cfg!(debug_assertions) {
+        "DEBUG"
+    } else {
+        "RELEASE"
+    };
+    format!("baton  version: {VERSION}/Clean/{build}/rustls-ring")
+}

@@ -1,0 +1,62 @@
+//! `/server_info` and `/listeners` bodies in Envoy's shapes.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use super::AdminContext;
+use crate::server::state::ListenerStatus;
+
+/// Envoy formats durations in /server_info as whole seconds with an `s` suffix.
+fn secs(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+/// `/server_info` JSON.
+pub(super) fn server_info(ctx: &AdminContext) -> Value {
+    let state = &ctx.state;
+    let first = *state
+        .first_start_wall
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let all_epochs = SystemTime::now()
+        .duration_since(first)
+        .unwrap_or_default();
+    json!({
+        "version": crate::server::version_line(),
+        "state": state.lifecycle().as_str(),
+        "hot_restart_version": "baton.hot_restart.v1",
+        "command_line_options": state.options.to_server_info_json(),
+        "node": {
+            "id": ctx.node.id,
+            "cluster": ctx.node.cluster,
+            "user_agent_name": "baton",
+            "user_agent_version": crate::server::VERSION,
+        },
+        "uptime_current_epoch": secs(state.started.elapsed()),
+        "uptime_all_epochs": secs(all_epochs),
+        "restart_epoch": state.options.restart_epoch,
+    })
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
+}
+
+/// `/listeners?format=json`.
+pub(super) fn listeners_json(listeners: &[ListenerStatus]) -> Value {
+    let statuses: Vec<Value> = listeners
+        .iter()
+        .map(|l| json!({"name": l.name, "local_address": socket_address(l.local_address)}))
+        .collect();
+    json!({ "listener_statuses": statuses })
+}
+
+/// `/listeners` text: `name::address` per line.
+pub(super) fn listeners_text(listeners: &[ListenerStatus]) -> String {
+    listeners
+        .iter()
+        .map(|l| format!("{}::{}\n", l.name, l.local_address))
+        .collect()
+}

@@ -1,0 +1,89 @@
+//! The per-worker accept loop: accepts on a (shared) listen socket until draining starts,
+//! picks the filter chain and runs the chain's network filter on this worker's runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_config::model::{Listener, NetworkFilter};
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+use super::filter_chain::{select_filter_chain, MatchInput};
+use crate::http::HttpContext;
+use crate::server::conn_info::ConnInfo;
+use crate::server::drain::DrainSignal;
+use super::tracker::ConnectionTracker;
+use crate::upstream::ClusterManager;
+
+/// What network filters need from the server.
+pub struct NetworkContext {
+    /// HTTP connection manager context (clusters, access logs, ...).
+    pub http: Arc<HttpContext>,
+    /// Cluster manager for tcp_proxy.
+    pub clusters: Arc<ClusterManager>,
+    /// Open downstream connections.
+    pub tracker: Arc<ConnectionTracker>,
+}
+
+/// Accepts connections for one listener on this worker until draining starts.
+pub async fn accept_loop(
+    socket: TcpListener,
+    listener: Arc<Listener>,
+    ctx: Arc<NetworkContext>,
+    mut drain: DrainSignal,
+) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = drain.draining() => break,
+            r = socket.accept() => r,
+        };
+        let (stream, remote) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE/ENFILE/ENOBUFS: back off instead of spinning.
+                warn!(listener = %listener.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(_) => continue,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = ConnInfo::plain(remote, local);
+        let chain = select_filter_chain(
+            &listener,
+            MatchInput {
+                conn: &conn,
+                transport_protocol: "raw_buffer",
+            },
+        );
+        let Some(chain) = chain else {
+            debug!(listener = %listener.name, %remote, "no filter chain matched; closing");
+            continue;
+        };
+        let guard = ctx.tracker.open();
+        let signal = drain.clone();
+        match &chain.network {
+            NetworkFilter::Http(hcm) => {
+                let hcm = Arc::clone(hcm);
+                let http = Arc::clone(&ctx.http);
+                tokio::spawn(async move {
+                    crate::http::serve_connection(stream, conn, hcm, http, signal).await;
+                    drop(guard);
+                });
+            }
+            NetworkFilter::TcpProxy(cfg) => {
+                let cfg = Arc::clone(cfg);
+                let clusters = Arc::clone(&ctx.clusters);
+                tokio::spawn(async move {
+                    crate::tcp::proxy_connection(stream, conn, cfg, clusters, signal).await;
+                    drop(guard);
+                });
+            }
+        }
+    }
+    debug!(listener = %listener.name, "stopped accepting");
+}

@@ -1,0 +1,81 @@
+//! Binding listen sockets the way Envoy does (SO_REUSEADDR, IPV6_V6ONLY for `[::]`,
+//! non-blocking, configured backlog) and keeping them as std sockets so every worker and
+//! the hot-restart code can share the same kernel socket.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use baton_config::model;
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// A listen socket with the listener config it serves.
+#[derive(Debug)]
+pub struct BoundListener {
+    /// The listener's config.
+    pub model: Arc<model::Listener>,
+    /// The listen socket (shared by all workers via `try_clone`).
+    pub socket: TcpListener,
+    /// The address actually bound (differs from the config when it says port 0).
+    pub local_addr: SocketAddr,
+}
+
+/// Errors while binding.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// bind/listen failed.
+    #[error("cannot bind listener '{name}' to {addr}: {source}")]
+    Bind {
+        /// listener name
+        name: String,
+        /// configured address
+        addr: SocketAddr,
+        /// cause
+        source: std::io::Error,
+    },
+}
+
+/// Creates, binds and listens a socket for `addr`.
+pub fn bind_socket(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
+/// Binds a listener from its config.
+pub fn bind_listener(model: Arc<model::Listener>) -> Result<BoundListener, BindError> {
+    let backlog = if model.backlog == 0 { 1024 } else { model.backlog };
+    let socket = bind_socket(model.address, backlog).map_err(|source| BindError::Bind {
+        name: model.name.clone(),
+        addr: model.address,
+        source,
+    })?;
+    adopt_listener(model, socket).map_err(|(model, source)| BindError::Bind {
+        name: model.name.clone(),
+        addr: model.address,
+        source,
+    })
+}
+
+/// Wraps an already-listening socket (inherited from a parent generation or a supervisor).
+pub fn adopt_listener(
+    model: Arc<model::Listener>,
+    socket: TcpListener,
+) -> Result<BoundListener, (Arc<model::Listener>, std::io::Error)> {
+    if let Err(e) = socket.set_nonblocking(true) {
+        return Err((model, e));
+    }
+    match socket.local_addr() {
+        Ok(local_addr) => Ok(BoundListener {
+            model,
+            socket,
+            local_addr,
+        }),
+        Err(e) => Err((model, e)),
+    }
+}

@@ -1,0 +1,62 @@
+//! A process-wide count of open downstream connections, so drain can wait for them and
+//! admin/stats can show them.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+/// Counts open downstream connections (all workers) and wakes drain waiters.
+#[derive(Debug, Default)]
+pub struct ConnectionTracker {
+    active: AtomicUsize,
+    total: AtomicU64,
+    idle: Notify,
+}
+
+/// Decrements the tracker when a connection ends.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    tracker: Arc<ConnectionTracker>,
+}
+
+impl ConnectionTracker {
+    /// Registers a new connection.
+    pub fn open(self: &Arc<Self>) -> ConnectionGuard {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard {
+            tracker: Arc::clone(self),
+        }
+    }
+
+    /// Open connections now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted since start.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once no connection is open.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.active() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.tracker.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.tracker.idle.notify_waiters();
+        }
+    }
+}
+

@@ -1,0 +1,266 @@
+//! Envoy-compatible command line (`baton -c envoy.yaml ...`). Flag names, defaults and
+//! value spellings follow Envoy's; unknown flags are an error. A few flags Envoy accepts
+//! for features Baton does not have are accepted only where ignoring them changes nothing
+//! observable (documented in the README).
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// `--mode`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Load, initialise and serve (default).
+    Serve,
+    /// Check the configuration and exit 0/1; binds nothing.
+    Validate,
+    /// Initialise (clusters, listeners) then exit without serving.
+    #[value(name = "init_only")]
+    InitOnly,
+}
+
+/// `--drain-strategy`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DrainStrategy {
+    /// Encourage connections to close progressively over the drain time (default).
+    Gradual,
+    /// Tell every connection to close at once when draining starts.
+    Immediate,
+}
+
+/// `--log-level` values (Envoy's spdlog names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// trace
+    Trace,
+    /// debug
+    Debug,
+    /// info (default)
+    Info,
+    /// warning
+    #[value(alias = "warning")]
+    Warn,
+    /// error
+    Error,
+    /// critical
+    Critical,
+    /// off
+    Off,
+}
+
+/// `--local-address-ip-version`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IpVersion {
+    /// v4 (default)
+    V4,
+    /// v6
+    V6,
+}
+
+/// The command line of `baton`, as Envoy's.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "baton",
+    about = "Baton: an Envoy-compatible proxy with zero-downtime reloads",
+    disable_version_flag = true
+)]
+pub struct Options {
+    /// Path to the bootstrap configuration file (YAML or JSON, Envoy v3 API).
+    #[arg(short = 'c', long = "config-path")]
+    pub config_path: Option<PathBuf>,
+
+    /// Inline YAML bootstrap, merged over --config-path when both are given.
+    #[arg(long = "config-yaml")]
+    pub config_yaml: Option<String>,
+
+    /// serve (default), validate (check config, bind nothing), init_only.
+    #[arg(long = "mode", value_enum, default_value = "serve")]
+    pub mode: Mode,
+
+    /// Hot-restart base id: generations of one service share it; two services on one
+    /// host must use different ones.
+    #[arg(long = "base-id", default_value_t = 0)]
+    pub base_id: u32,
+
+    /// Pick an unused base id (written to --base-id-path).
+    #[arg(long = "use-dynamic-base-id")]
+    pub use_dynamic_base_id: bool,
+
+    /// Where to write the base id chosen by --use-dynamic-base-id.
+    #[arg(long = "base-id-path")]
+    pub base_id_path: Option<PathBuf>,
+
+    /// Hot restart epoch of this generation (0 for the first).
+    #[arg(long = "restart-epoch", default_value_t = 0)]
+    pub restart_epoch: u32,
+
+    /// Seconds the parent drains its connections after a hot restart / on shutdown.
+    #[arg(long = "drain-time-s", default_value_t = 600)]
+    pub drain_time_s: u64,
+
+    /// Seconds after a hot restart before the parent exits.
+    #[arg(long = "parent-shutdown-time-s", default_value_t = 900)]
+    pub parent_shutdown_time_s: u64,
+
+    /// gradual (default) or immediate.
+    #[arg(long = "drain-strategy", value_enum, default_value = "gradual")]
+    pub drain_strategy: DrainStrategy,
+
+    /// Worker threads (default: number of cores).
+    #[arg(long = "concurrency")]
+    pub concurrency: Option<usize>,
+
+    /// Log level.
+    #[arg(short = 'l', long = "log-level", value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+
+    /// Per-component log levels (`upstream:debug,connection:trace`); mapped onto Baton's
+    /// modules where a component exists.
+    #[arg(long = "component-log-level")]
+    pub component_log_level: Option<String>,
+
+    /// Log line format (Envoy's `%v`-style: only the default and `%v` (message only) and
+    /// `json` are recognised; others fall back to the default with a warning).
+    #[arg(long = "log-format")]
+    pub log_format: Option<String>,
+
+    /// Write logs to this file instead of stderr.
+    #[arg(long = "log-path")]
+    pub log_path: Option<PathBuf>,
+
+    /// node.cluster override.
+    #[arg(long = "service-cluster")]
+    pub service_cluster: Option<String>,
+
+    /// node.id override.
+    #[arg(long = "service-node")]
+    pub service_node: Option<String>,
+
+    /// node.locality.zone override.
+    #[arg(long = "service-zone")]
+    pub service_zone: Option<String>,
+
+    /// Write the admin listener's bound address (ip:port) here once it listens.
+    #[arg(long = "admin-address-path")]
+    pub admin_address_path: Option<PathBuf>,
+
+    /// Disable hot restart (no domain socket, no socket inheritance).
+    #[arg(long = "disable-hot-restart")]
+    pub disable_hot_restart: bool,
+
+    /// Start cleanly when --restart-epoch > 0 but no parent is found (Baton always does,
+    /// and logs it; the flag is accepted for Envoy compatibility).
+    #[arg(long = "skip-hot-restart-on-no-parent")]
+    pub skip_hot_restart_on_no_parent: bool,
+
+    /// Directory of the hot-restart domain socket (default: the runtime directory).
+    #[arg(long = "socket-path")]
+    pub socket_path: Option<PathBuf>,
+
+    /// Mode of the hot-restart domain socket (octal, default 600).
+    #[arg(long = "socket-mode", default_value = "600")]
+    pub socket_mode: String,
+
+    /// Runtime directory for the stats region and hot-restart sockets (default:
+    /// $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR/baton, else /tmp/baton-<uid>).
+    #[arg(long = "runtime-dir")]
+    pub runtime_dir: Option<PathBuf>,
+
+    /// IP version of the local address used for the admin /server_info and stats.
+    #[arg(long = "local-address-ip-version", value_enum, default_value = "v4")]
+    pub local_address_ip_version: IpVersion,
+
+    /// Milliseconds between access-log file flushes.
+    #[arg(long = "file-flush-interval-msec", default_value_t = 10000)]
+    pub file_flush_interval_msec: u64,
+
+    /// Print the hot-restart compatibility version and exit.
+    #[arg(long = "hot-restart-version")]
+    pub hot_restart_version: bool,
+
+    /// Print the version and exit.
+    #[arg(long = "version")]
+    pub version: bool,
+}
+
+impl Options {
+    /// Number of workers: `--concurrency`, else the number of cores.
+    pub fn workers(&self) -> usize {
+        self.concurrency
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// The command line as Envoy's /server_info shows it under `command_line_options`.
+    pub fn to_server_info_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "base_id": self.base_id.to_string(),
+            "use_dynamic_base_id": self.use_dynamic_base_id,
+            "base_id_path": path_str(&self.base_id_path),
+            "concurrency": self.workers(),
+            "config_path": path_str(&self.config_path),
+            "config_yaml": self.config_yaml.clone().unwrap_or_default(),
+            "admin_address_path": path_str(&self.admin_address_path),
+            "local_address_ip_version": match self.local_address_ip_version { IpVersion::V4 => "v4", IpVersion::V6 => "v6" },
+            "log_level": format!("{:?}", self.log_level).to_lowercase(),
+            "component_log_level": self.component_log_level.clone().unwrap_or_default(),
+            "log_format": self.log_format.clone().unwrap_or_else(|| crate::server::logging::DEFAULT_LOG_FORMAT.to_string()),
+            "log_path": path_str(&self.log_path),
+            "service_cluster": self.service_cluster.clone().unwrap_or_default(),
+            "service_node": self.service_node.clone().unwrap_or_default(),
+            "service_zone": self.service_zone.clone().unwrap_or_default(),
+            "file_flush_interval": format!("{}s", self.file_flush_interval_msec as f64 / 1000.0),
+            "drain_time": format!("{}s", self.drain_time_s),
+            "drain_strategy": match self.drain_strategy { DrainStrategy::Gradual => "Gradual", DrainStrategy::Immediate => "Immediate" },
+            "parent_shutdown_time": format!("{}s", self.parent_shutdown_time_s),
+            "mode": match self.mode { Mode::Serve => "Serve", Mode::Validate => "Validate", Mode::InitOnly => "InitOnly" },
+            "disable_hot_restart": self.disable_hot_restart,
+            "restart_epoch": self.restart_epoch,
+            "socket_path": path_str(&self.socket_path),
+            "socket_mode": self.socket_mode,
+        })
+    }
+}
+
+fn path_str(p: &Option<PathBuf>) -> String {
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envoy_style_flags_parse() {
+        let o = Options::try_parse_from([
+            "baton",
+            "-c",
+            "envoy.yaml",
+            "--mode",
+            "validate",
+            "--restart-epoch",
+            "3",
+            "--drain-strategy",
+            "immediate",
+            "-l",
+            "warning",
+            "--concurrency=2",
+        ])
+        .expect("parses");
+        assert_eq!(o.config_path, Some(PathBuf::from("envoy.yaml")));
+        assert_eq!(o.mode, Mode::Validate);
+        assert_eq!(o.restart_epoch, 3);
+        assert_eq!(o.drain_strategy, DrainStrategy::Immediate);
+        assert_eq!(o.log_level, LogLevel::Warn);
+        assert_eq!(o.workers(), 2);
+    }
+
+    #[test]
+    fn init_only_and_unknown_flags() {
+        let o = Options::try_parse_from(["baton", "--mode", "init_only"]).expect("parses");
+        assert_eq!(o.mode, Mode::InitOnly);
+        assert!(Options::try_parse_from(["baton", "--no-such-flag"]).is_err());
+    }
+}
