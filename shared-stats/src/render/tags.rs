@@ -56,7 +56,7 @@ const DEFAULT_TAGS: &[(&str, &str, &str)] = &[
     (
         "envoy.worker_id",
         "worker_",
-        r"^(?:listener_manager|server|listener\..*?)\.worker(_(\d+))\.",
+        r"^(?:listener_manager|server|thread_local_cluster_manager|listener\..*?)\.worker(_(\d+))\.",
     ),
     (
         "envoy.http_conn_manager_prefix",
