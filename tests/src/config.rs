@@ -1,0 +1,185 @@
+//! Envoy v3 bootstrap builders for tests, as JSON values (written to disk as YAML-compatible
+//! JSON). Everything binds 127.0.0.1 port 0; tests tweak the result with [`merge`] or
+//! `serde_json::Value::pointer_mut`.
+
+use std::net::SocketAddr;
+
+use serde_json::{json, Value};
+
+/// Type URL of the HTTP connection manager.
+pub const HCM_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+/// Type URL of the router filter.
+pub const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+/// Type URL of the tcp_proxy filter.
+pub const TCP_PROXY_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+/// Type URL of the file access logger.
+pub const FILE_ACCESS_LOG_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
+/// Type URL of the cluster-level HTTP protocol options.
+pub const HTTP_PROTOCOL_OPTIONS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// A bootstrap with an admin listener on 127.0.0.1:0 and the given static resources.
+pub fn bootstrap(listeners: Vec<Value>, clusters: Vec<Value>) -> Value {
+    json!({
+        "admin": { "address": socket_address("127.0.0.1", 0) },
+        "static_resources": { "listeners": listeners, "clusters": clusters },
+    })
+}
+
+/// `{"socket_address": {...}}`.
+pub fn socket_address(ip: &str, port: u16) -> Value {
+    json!({ "socket_address": { "address": ip, "port_value": port } })
+}
+
+/// A listener named `name` on 127.0.0.1:0 with one filter chain holding `filters`.
+pub fn listener(name: &str, filters: Vec<Value>) -> Value {
+    listener_on(name, "127.0.0.1", 0, filters)
+}
+
+/// A listener named `name` on `ip:port` with one filter chain holding `filters`.
+pub fn listener_on(name: &str, ip: &str, port: u16, filters: Vec<Value>) -> Value {
+    json!({
+        "name": name,
+        "address": socket_address(ip, port),
+        "filter_chains": [ { "filters": filters } ],
+    })
+}
+
+/// An HTTP listener named `name` on 127.0.0.1:0 whose HCM has `route_config`.
+pub fn http_listener(name: &str, route_config: Value) -> Value {
+    listener(name, vec![hcm_filter(hcm(route_config))])
+}
+
+/// The HCM typed_config: stat prefix `ingress`, inline `route_config`, router filter.
+pub fn hcm(route_config: Value) -> Value {
+    json!({
+        "@type": HCM_TYPE,
+        "stat_prefix": "ingress",
+        "route_config": route_config,
+        "http_filters": [ router_filter() ],
+    })
+}
+
+/// The router HTTP filter entry.
+pub fn router_filter() -> Value {
+    json!({ "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER_TYPE } })
+}
+
+/// The network filter entry wrapping an HCM typed_config.
+pub fn hcm_filter(hcm: Value) -> Value {
+    json!({ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm })
+}
+
+/// The tcp_proxy network filter entry to `cluster`.
+pub fn tcp_proxy_filter(cluster: &str) -> Value {
+    json!({
+        "name": "envoy.filters.network.tcp_proxy",
+        "typed_config": { "@type": TCP_PROXY_TYPE, "stat_prefix": "tcp", "cluster": cluster },
+    })
+}
+
+/// A route configuration named `local_route` with `virtual_hosts`.
+pub fn route_config(virtual_hosts: Vec<Value>) -> Value {
+    json!({ "name": "local_route", "virtual_hosts": virtual_hosts })
+}
+
+/// A virtual host.
+pub fn vhost(name: &str, domains: &[&str], routes: Vec<Value>) -> Value {
+    json!({ "name": name, "domains": domains, "routes": routes })
+}
+
+/// A route matching `prefix` to `cluster`.
+pub fn prefix_route(prefix: &str, cluster: &str) -> Value {
+    json!({ "match": { "prefix": prefix }, "route": { "cluster": cluster } })
+}
+
+/// A route matching `prefix` answered with a direct response.
+pub fn direct_route(prefix: &str, status: u16, body: &str) -> Value {
+    json!({
+        "match": { "prefix": prefix },
+        "direct_response": { "status": status, "body": { "inline_string": body } },
+    })
+}
+
+/// A STATIC cluster (round robin, 0.25 s connect timeout) over `addrs`.
+pub fn static_cluster(name: &str, addrs: &[SocketAddr]) -> Value {
+    let endpoints: Vec<Value> = addrs.iter().map(|a| endpoint(*a)).collect();
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "0.25s",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": endpoints } ] },
+    })
+}
+
+/// One `lb_endpoints` entry for `addr`.
+pub fn endpoint(addr: SocketAddr) -> Value {
+    json!({ "endpoint": { "address": socket_address(&addr.ip().to_string(), addr.port()) } })
+}
+
+/// Marks a cluster as HTTP/2 to its upstreams (prior knowledge), the v3 way.
+pub fn with_http2_upstream(mut cluster: Value) -> Value {
+    merge(
+        &mut cluster,
+        json!({
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": HTTP_PROTOCOL_OPTIONS_TYPE,
+                    "explicit_http_config": { "http2_protocol_options": {} },
+                }
+            }
+        }),
+    );
+    cluster
+}
+
+/// The common case: listener `http` routing everything (any domain) to cluster `backend`
+/// over `upstreams`.
+pub fn simple_proxy(upstreams: &[SocketAddr]) -> Value {
+    bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![vhost(
+                "all",
+                &["*"],
+                vec![prefix_route("/", "backend")],
+            )]),
+        )],
+        vec![static_cluster("backend", upstreams)],
+    )
+}
+
+/// Deep-merges `extra` into `base`: objects merge key by key, anything else replaces.
+pub fn merge(base: &mut Value, extra: Value) {
+    match (base, extra) {
+        (Value::Object(base), Value::Object(extra)) => {
+            for (key, value) in extra {
+                merge(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (base, extra) => *base = extra,
+    }
+}
+
+/// The HCM typed_config of the first filter of the first chain of listener `index`.
+pub fn hcm_of(config: &mut Value, index: usize) -> &mut Value {
+    let pointer =
+        format!("/static_resources/listeners/{index}/filter_chains/0/filters/0/typed_config");
+    match config.pointer_mut(&pointer) {
+        Some(value) => value,
+        None => panic!("test config has no {pointer}"),
+    }
+}
+
+/// The route list of virtual host `vhost` in listener 0's inline route config.
+pub fn routes_of(config: &mut Value, vhost: usize) -> &mut Value {
+    let pointer = format!("/route_config/virtual_hosts/{vhost}/routes");
+    match hcm_of(config, 0).pointer_mut(&pointer) {
+        Some(value) => value,
+        None => panic!("test config has no {pointer}"),
+    }
+}
