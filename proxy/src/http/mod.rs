@@ -1,1 +1,3 @@
-//! http (under construction).
+//! The HTTP connection manager: codec, router, header handling, local replies, upgrades.
+
+pub mod router;

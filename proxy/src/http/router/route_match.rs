@@ -1,0 +1,340 @@
+//! Route matching: one request against one route's `match`, with Envoy's semantics for
+//! path specifiers, `case_sensitive`, header matchers (including `invert_match` and
+//! `treat_missing_header_as_empty`) and query parameter matchers.
+
+use baton_config::model::{
+    HeaderMatchSpec, HeaderMatcher, PathMatch, QueryParameterMatcher, RouteMatch, StringMatchKind,
+    StringMatcher,
+};
+use http::{HeaderMap, Method};
+
+/// The parts of a request a route match reads.
+#[derive(Debug)]
+pub struct MatchInput<'a> {
+    /// `:method`
+    pub method: &'a Method,
+    /// `:path` with the query string (empty for CONNECT).
+    pub path_and_query: &'a str,
+    /// Request headers (HTTP/2 `:authority` is available as `host`).
+    pub headers: &'a HeaderMap,
+}
+
+impl MatchInput<'_> {
+    /// The path without query string or fragment.
+    pub fn path(&self) -> &str {
+        let end = self
+            .path_and_query
+            .find(['?', '#'])
+            .unwrap_or(self.path_and_query.len());
+        &self.path_and_query[..end]
+    }
+
+    fn query(&self) -> &str {
+        match self.path_and_query.find('?') {
+            Some(q) => {
+                let rest = &self.path_and_query[q + 1..];
+                &rest[..rest.find('#').unwrap_or(rest.len())]
+            }
+            None => "",
+        }
+    }
+}
+
+fn starts_with(s: &str, prefix: &str, case_sensitive: bool) -> bool {
+    if case_sensitive {
+        s.starts_with(prefix)
+    } else {
+        s.len() >= prefix.len()
+            && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    }
+}
+
+fn equals(a: &str, b: &str, case_sensitive: bool) -> bool {
+    if case_sensitive {
+        a == b
+    } else {
+        a.eq_ignore_ascii_case(b)
+    }
+}
+
+/// True when the path specifier matches.
+pub fn path_matches(m: &PathMatch, case_sensitive: bool, input: &MatchInput<'_>) -> bool {
+    let is_connect = input.method == Method::CONNECT;
+    match m {
+        PathMatch::Connect => is_connect,
+        // Envoy matches `prefix` against the whole `:path`, query included.
+        PathMatch::Prefix(p) => starts_with(input.path_and_query, p, case_sensitive),
+        PathMatch::Path(p) => equals(input.path(), p, case_sensitive),
+        PathMatch::Regex(r) => r.is_match(input.path()),
+        PathMatch::PathSeparatedPrefix(p) => {
+            let path = input.path();
+            starts_with(path, p, case_sensitive)
+                && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/')
+        }
+    }
+}
+
+/// StringMatcher against a value.
+pub fn string_matches(m: &StringMatcher, value: &str) -> bool {
+    let ic = m.ignore_case;
+    match &m.kind {
+        StringMatchKind::Exact(e) => equals(value, e, !ic),
+        StringMatchKind::Prefix(p) => starts_with(value, p, !ic),
+        StringMatchKind::Suffix(s) => {
+            value.len() >= s.len()
+                && value.is_char_boundary(value.len() - s.len())
+                && equals(&value[value.len() - s.len()..], s, !ic)
+        }
+        StringMatchKind::Contains(c) => {
+            if ic {
+                value.to_ascii_lowercase().contains(&c.to_ascii_lowercase())
+            } else {
+                value.contains(c.as_str())
+            }
+        }
+        StringMatchKind::Regex(r) => r.is_match(value),
+    }
+}
+
+/// One header matcher, as Envoy's `HeaderUtility::HeaderData::matchesHeaders`: several
+/// values of one header are joined with `,`.
+pub fn header_matches(m: &HeaderMatcher, headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(&m.name).iter();
+    let joined: Option<std::borrow::Cow<'_, str>> = match values.next() {
+        None => None,
+        Some(first) => {
+            let first = String::from_utf8_lossy(first.as_bytes());
+            match values.next() {
+                None => Some(first),
+                Some(second) => {
+                    let mut all = first.into_owned();
+                    for v in std::iter::once(second).chain(values) {
+                        all.push(',');
+                        all.push_str(&String::from_utf8_lossy(v.as_bytes()));
+                    }
+                    Some(std::borrow::Cow::Owned(all))
+                }
+            }
+        }
+    };
+    let is_present_type = matches!(m.spec, HeaderMatchSpec::Present(_));
+    let value = match joined {
+        Some(v) => v,
+        None if m.treat_missing_as_empty => std::borrow::Cow::Borrowed(""),
+        None => {
+            return if m.invert {
+                !is_present_type
+            } else {
+                matches!(m.spec, HeaderMatchSpec::Present(false))
+            };
+        }
+    };
+    let matched = match &m.spec {
+        HeaderMatchSpec::Present(present) => *present,
+        HeaderMatchSpec::Range { start, end } => value
+            .parse::<i64>()
+            .map(|v| *start <= v && v < *end)
+            .unwrap_or(false),
+        HeaderMatchSpec::String(s) => string_matches(s, &value),
+    };
+    matched != m.invert
+}
+
+fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// One query parameter matcher: the first occurrence of the parameter is used, its value
+/// percent-decoded.
+pub fn query_matches(m: &QueryParameterMatcher, query: &str) -> bool {
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_decode(name) == m.name {
+            return match &m.value {
+                None => true,
+                Some(sm) => string_matches(sm, &percent_decode(value)),
+            };
+        }
+    }
+    false
+}
+
+/// True when the whole route `match` accepts the request.
+pub fn route_matches(m: &RouteMatch, input: &MatchInput<'_>) -> bool {
+    // Only `connect_matcher` routes take CONNECT requests (they have no path).
+    if input.method == Method::CONNECT && !matches!(m.path, PathMatch::Connect) {
+        return false;
+    }
+    path_matches(&m.path, m.case_sensitive, input)
+        && m.headers.iter().all(|h| header_matches(h, input.headers))
+        && (m.query_parameters.is_empty() || {
+            let q = input.query();
+            m.query_parameters.iter().all(|qm| query_matches(qm, q))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderName;
+    use regex::Regex;
+
+    fn input<'a>(path: &'a str, headers: &'a HeaderMap) -> MatchInput<'a> {
+        MatchInput {
+            method: &Method::GET,
+            path_and_query: path,
+            headers,
+        }
+    }
+
+    fn rm(path: PathMatch) -> RouteMatch {
+        RouteMatch {
+            path,
+            case_sensitive: true,
+            headers: vec![],
+            query_parameters: vec![],
+        }
+    }
+
+    #[test]
+    fn path_specifiers() {
+        let h = HeaderMap::new();
+        assert!(route_matches(
+            &rm(PathMatch::Prefix("/a".into())),
+            &input("/abc?x", &h)
+        ));
+        assert!(route_matches(
+            &rm(PathMatch::Prefix("/a?x".into())),
+            &input("/a?x=1", &h)
+        ));
+        assert!(!route_matches(
+            &rm(PathMatch::Prefix("/A".into())),
+            &input("/abc", &h)
+        ));
+        let mut ci = rm(PathMatch::Prefix("/A".into()));
+        ci.case_sensitive = false;
+        assert!(route_matches(&ci, &input("/abc", &h)));
+        assert!(route_matches(
+            &rm(PathMatch::Path("/abc".into())),
+            &input("/abc?q", &h)
+        ));
+        assert!(!route_matches(
+            &rm(PathMatch::Path("/abc".into())),
+            &input("/abcd", &h)
+        ));
+        let re = Regex::new("^(?:/v[0-9]+/.*)$").expect("regex");
+        assert!(route_matches(
+            &rm(PathMatch::Regex(re.clone())),
+            &input("/v1/x?y", &h)
+        ));
+        assert!(!route_matches(
+            &rm(PathMatch::Regex(re)),
+            &input("/w1/x", &h)
+        ));
+        let psp = rm(PathMatch::PathSeparatedPrefix("/api".into()));
+        assert!(route_matches(&psp, &input("/api", &h)));
+        assert!(route_matches(&psp, &input("/api/x", &h)));
+        assert!(route_matches(&psp, &input("/api?x", &h)));
+        assert!(!route_matches(&psp, &input("/apix", &h)));
+        let connect = MatchInput {
+            method: &Method::CONNECT,
+            path_and_query: "",
+            headers: &h,
+        };
+        assert!(route_matches(&rm(PathMatch::Connect), &connect));
+        assert!(!route_matches(&rm(PathMatch::Prefix("".into())), &connect));
+        assert!(!route_matches(&rm(PathMatch::Connect), &input("/", &h)));
+    }
+
+    fn hm(spec: HeaderMatchSpec, invert: bool, missing_empty: bool) -> HeaderMatcher {
+        HeaderMatcher {
+            name: HeaderName::from_static("x-h"),
+            spec,
+            invert,
+            treat_missing_as_empty: missing_empty,
+        }
+    }
+
+    fn exact(s: &str) -> HeaderMatchSpec {
+        HeaderMatchSpec::String(StringMatcher {
+            kind: StringMatchKind::Exact(s.into()),
+            ignore_case: false,
+        })
+    }
+
+    #[test]
+    fn header_matchers() {
+        let empty = HeaderMap::new();
+        let mut h = HeaderMap::new();
+        h.append("x-h", "5".parse().expect("v"));
+        assert!(header_matches(&hm(exact("5"), false, false), &h));
+        assert!(!header_matches(&hm(exact("5"), true, false), &h));
+        // Missing header: only present_match:false matches; inverted non-presence matchers match.
+        assert!(!header_matches(&hm(exact("5"), false, false), &empty));
+        assert!(header_matches(&hm(exact("5"), true, false), &empty));
+        assert!(header_matches(
+            &hm(HeaderMatchSpec::Present(false), false, false),
+            &empty
+        ));
+        assert!(!header_matches(
+            &hm(HeaderMatchSpec::Present(true), false, false),
+            &empty
+        ));
+        assert!(!header_matches(
+            &hm(HeaderMatchSpec::Present(true), true, false),
+            &empty
+        ));
+        assert!(header_matches(&hm(exact(""), false, true), &empty));
+        let range = HeaderMatchSpec::Range { start: 1, end: 6 };
+        assert!(header_matches(&hm(range.clone(), false, false), &h));
+        h.insert("x-h", "6".parse().expect("v"));
+        assert!(!header_matches(&hm(range, false, false), &h));
+        h.append("x-h", "7".parse().expect("v"));
+        assert!(header_matches(&hm(exact("6,7"), false, false), &h));
+        let ic = HeaderMatchSpec::String(StringMatcher {
+            kind: StringMatchKind::Suffix(",7".into()),
+            ignore_case: true,
+        });
+        assert!(header_matches(&hm(ic, false, false), &h));
+    }
+
+    #[test]
+    fn query_parameters() {
+        let present = QueryParameterMatcher {
+            name: "a".into(),
+            value: None,
+        };
+        let value = QueryParameterMatcher {
+            name: "b".into(),
+            value: Some(StringMatcher {
+                kind: StringMatchKind::Exact("x y".into()),
+                ignore_case: false,
+            }),
+        };
+        assert!(query_matches(&present, "a&b=1"));
+        assert!(!query_matches(&present, "ab=1"));
+        assert!(query_matches(&value, "a=1&b=x%20y&b=z"));
+        assert!(!query_matches(&value, "b=z&b=x%20y"));
+    }
+}
