@@ -1,1 +1,52 @@
-//! upstream (under construction).
+//! Upstream side of the request path: the cluster manager (one per config snapshot),
+//! service discovery (STATIC, STRICT_DNS, LOGICAL_DNS), load balancers over priority
+//! levels and localities, and per-worker connection pools (HTTP/1.1 keep-alive, HTTP/2
+//! multiplexing, raw TCP for tcp_proxy and CONNECT).
+//!
+//! Reading order: `manager` (builds clusters) -> `cluster` (pick a host, send) ->
+//! `host_set` + `lb` (choose) -> `pool` (connection reuse) -> `connect` (TCP dial).
+
+mod circuit;
+mod cluster;
+mod connect;
+mod dns;
+mod error;
+mod host;
+mod host_set;
+mod lb;
+mod manager;
+mod pool;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+pub use cluster::UpstreamCluster;
+pub use error::UpstreamError;
+pub use host::Host;
+pub use manager::ClusterManager;
+
+/// Error type carried by request bodies travelling upstream.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of requests sent upstream.
+pub type RequestBody = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+
+/// Per-request knobs the HTTP connection manager passes to [`UpstreamCluster::send_http`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendOptions {
+    /// The downstream spoke HTTP/2 (decides the protocol for `UseDownstream` clusters).
+    pub downstream_http2: bool,
+    /// An upgrade (websocket etc.): the request gets a dedicated HTTP/1.1 connection with
+    /// upgrades enabled, which never goes back to the pool.
+    pub upgrade: bool,
+}
+
+/// A response from an upstream host (any status), with the host that produced it.
+#[derive(Debug)]
+pub struct UpstreamResponse {
+    /// The response; its body streams from the upstream connection.
+    pub response: http::Response<hyper::body::Incoming>,
+    /// The host that answered (`%UPSTREAM_HOST%`).
+    pub host: std::sync::Arc<Host>,
+}

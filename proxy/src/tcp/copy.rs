@@ -1,0 +1,130 @@
+//! Bidirectional byte copy for tcp_proxy with half-close (an EOF read from one side
+//! shuts down the write side of the other; done when both directions are) and an idle
+//! timeout reset by traffic in either direction.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+/// How a proxied connection ended.
+#[derive(Debug)]
+pub enum CopyOutcome {
+    /// Both directions reached EOF: (downstream->upstream, upstream->downstream) bytes.
+    Finished(u64, u64),
+    /// A read or write failed (reset).
+    Failed(io::Error),
+    /// No byte moved for the idle timeout.
+    IdleTimeout,
+}
+
+/// Last time a byte moved, as milliseconds since `base`.
+#[derive(Debug)]
+struct Activity {
+    base: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = self.base.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A stream that records activity on successful reads and writes.
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Copies between `downstream` and `upstream` until both directions end, one fails or
+/// nothing moves for `idle_timeout`. Both streams are dropped (closed) on return.
+pub(crate) async fn copy_both_ways<D, U>(
+    downstream: D,
+    upstream: U,
+    idle_timeout: Option<Duration>,
+) -> CopyOutcome
+where
+    D: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let activity = Arc::new(Activity {
+        base: Instant::now(),
+        last_ms: AtomicU64::new(0),
+    });
+    let mut downstream = Tracked {
+        inner: downstream,
+        activity: activity.clone(),
+    };
+    let mut upstream = Tracked {
+        inner: upstream,
+        activity: activity.clone(),
+    };
+    let copying = tokio::io::copy_bidirectional(&mut downstream, &mut upstream);
+    let idle = async {
+        match idle_timeout {
+            Some(timeout) => loop {
+                let deadline = activity.last() + timeout;
+                if Instant::now() >= deadline {
+                    return;
+                }
+                tokio::time::sleep_until(deadline).await;
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = copying => match result {
+            Ok((down_to_up, up_to_down)) => CopyOutcome::Finished(down_to_up, up_to_down),
+            Err(e) => CopyOutcome::Failed(e),
+        },
+        () = idle => CopyOutcome::IdleTimeout,
+    }
+}

@@ -1,0 +1,1 @@
+//! tcp_proxy tests over real loopback sockets.

@@ -1,0 +1,131 @@
+//! One upstream host (endpoint) with the live counters admin `/clusters` shows. Hosts are
+//! shared by all workers; counters are relaxed atomics (one add on the hot path).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+static NEXT_HOST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One endpoint of a cluster.
+#[derive(Debug)]
+pub struct Host {
+    /// Where connections go.
+    pub address: SocketAddr,
+    /// `endpoint.hostname`, or the DNS name a DNS cluster resolved.
+    pub hostname: Option<String>,
+    /// `load_balancing_weight` (at least 1).
+    pub weight: u32,
+    /// `region/zone/sub_zone` of the locality it belongs to.
+    pub locality: Arc<str>,
+    /// Priority level of its locality (0 is highest).
+    pub priority: u32,
+    /// Process-unique id: keys this host's per-worker connection pools.
+    pub(crate) id: u64,
+    /// Health as configured (`health_status`); health checking comes later.
+    pub healthy: AtomicBool,
+    /// Open connections to this host (all workers).
+    pub cx_active: AtomicU64,
+    /// Connections ever opened.
+    pub cx_total: AtomicU64,
+    /// Failed connect attempts (refused, timed out).
+    pub cx_connect_fail: AtomicU64,
+    /// Requests in flight (until the response body ends for HTTP/1.1, until response
+    /// headers for HTTP/2).
+    pub rq_active: AtomicU64,
+    /// Requests ever sent.
+    pub rq_total: AtomicU64,
+    /// Requests that failed without a response (connect failure, reset).
+    pub rq_error: AtomicU64,
+}
+
+impl Host {
+    /// A new host with zeroed counters.
+    pub fn new(
+        address: SocketAddr,
+        hostname: Option<String>,
+        weight: u32,
+        locality: Arc<str>,
+        priority: u32,
+        healthy: bool,
+    ) -> Self {
+        Self {
+            address,
+            hostname,
+            weight: weight.max(1),
+            locality,
+            priority,
+            id: NEXT_HOST_ID.fetch_add(1, Ordering::Relaxed),
+            healthy: AtomicBool::new(healthy),
+            cx_active: AtomicU64::new(0),
+            cx_total: AtomicU64::new(0),
+            cx_connect_fail: AtomicU64::new(0),
+            rq_active: AtomicU64::new(0),
+            rq_total: AtomicU64::new(0),
+            rq_error: AtomicU64::new(0),
+        }
+    }
+
+    /// Current health.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Requests currently in flight.
+    pub fn active_requests(&self) -> u64 {
+        self.rq_active.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one in-flight request on a host (and its cluster's circuit breaker) until
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct ActiveRequest {
+    host: Arc<Host>,
+    cluster_rq_active: Arc<AtomicU64>,
+}
+
+impl ActiveRequest {
+    pub(crate) fn new(host: Arc<Host>, cluster_rq_active: Arc<AtomicU64>) -> Self {
+        host.rq_active.fetch_add(1, Ordering::Relaxed);
+        host.rq_total.fetch_add(1, Ordering::Relaxed);
+        Self {
+            host,
+            cluster_rq_active,
+        }
+    }
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.host.rq_active.fetch_sub(1, Ordering::Relaxed);
+        self.cluster_rq_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts one open connection on a host (and its cluster) until dropped; lives in the
+/// task that drives the connection.
+#[derive(Debug)]
+pub(crate) struct OpenConnection {
+    host: Arc<Host>,
+    cluster_cx_active: Arc<AtomicU64>,
+}
+
+impl OpenConnection {
+    /// Registers a connection that the cluster breaker already counted.
+    pub(crate) fn new(host: Arc<Host>, cluster_cx_active: Arc<AtomicU64>) -> Self {
+        host.cx_active.fetch_add(1, Ordering::Relaxed);
+        host.cx_total.fetch_add(1, Ordering::Relaxed);
+        Self {
+            host,
+            cluster_cx_active,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.host.cx_active.fetch_sub(1, Ordering::Relaxed);
+        self.cluster_cx_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,352 @@
+//! The hosts of one cluster arranged for load balancing: priority levels with Envoy's
+//! overprovisioning (factor 1.4) spill-over and 50% panic threshold, and optional
+//! locality weighting. Built once per membership change (config, DNS) and swapped in
+//! whole, so choosing a host reads an immutable snapshot plus a few atomics.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use baton_config::model::LbPolicy;
+
+use super::host::Host;
+use super::lb::{smooth_schedule, HostGroup};
+
+/// Envoy's default overprovisioning factor, in percent.
+const OVERPROVISIONING_PERCENT: u64 = 140;
+/// Envoy's default `healthy_panic_threshold`, in percent.
+const PANIC_THRESHOLD_PERCENT: u64 = 50;
+/// A stride coprime with 100: walking `n * STRIDE % 100` visits every percentage once
+/// per 100 picks, spreading traffic between priority levels evenly and
+/// deterministically.
+const PRIORITY_STRIDE: usize = 37;
+
+/// The hosts of one locality (`load_assignment.endpoints[]` entry).
+#[derive(Debug, Clone)]
+pub(crate) struct LocalityHosts {
+    /// `priority`
+    pub(crate) priority: u32,
+    /// `load_balancing_weight` of the locality.
+    pub(crate) weight: Option<u32>,
+    /// Its hosts.
+    pub(crate) hosts: Vec<Arc<Host>>,
+}
+
+/// One priority level that receives traffic.
+#[derive(Debug)]
+struct Level {
+    /// One group per locality when locality weighting applies, else a single group.
+    groups: Vec<HostGroup>,
+    /// Smooth weighted order of `groups` indices (empty: always group 0).
+    locality_schedule: Vec<u32>,
+    locality_next: AtomicUsize,
+}
+
+impl Level {
+    fn pick(&self, policy: LbPolicy) -> Option<&Arc<Host>> {
+        let group = if self.locality_schedule.is_empty() {
+            self.groups.first()?
+        } else {
+            let n = self.locality_next.fetch_add(1, Ordering::Relaxed);
+            let index = self.locality_schedule[n % self.locality_schedule.len()];
+            self.groups.get(index as usize)?
+        };
+        group.pick(policy)
+    }
+}
+
+/// All hosts of a cluster, ready for picking.
+#[derive(Debug)]
+pub(crate) struct HostSet {
+    localities: Vec<LocalityHosts>,
+    all: Vec<Arc<Host>>,
+    levels: Vec<Level>,
+    /// Running sum of per-level load percentages (last entry is 100).
+    cumulative_load: Vec<u32>,
+    priority_next: AtomicUsize,
+}
+
+impl HostSet {
+    /// Arranges `localities` (config order) for load balancing, using the hosts' health
+    /// as it is now.
+    pub(crate) fn new(localities: Vec<LocalityHosts>) -> Self {
+        let all: Vec<Arc<Host>> = localities
+            .iter()
+            .flat_map(|l| l.hosts.iter().cloned())
+            .collect();
+        let mut by_priority: BTreeMap<u32, Vec<&LocalityHosts>> = BTreeMap::new();
+        for locality in &localities {
+            by_priority
+                .entry(locality.priority)
+                .or_default()
+                .push(locality);
+        }
+        let levels_in: Vec<Vec<&LocalityHosts>> = by_priority.into_values().collect();
+        let health: Vec<u64> = levels_in.iter().map(|l| level_health(l)).collect();
+        let loads = priority_loads(&health);
+
+        let mut levels = Vec::new();
+        let mut cumulative_load = Vec::new();
+        let mut sum = 0;
+        for (level, load) in levels_in.iter().zip(&loads) {
+            if *load == 0 {
+                continue;
+            }
+            sum += load;
+            cumulative_load.push(sum);
+            levels.push(build_level(level));
+        }
+        if levels.is_empty() {
+            // Nothing healthy anywhere: Envoy's panic mode sends everything to the
+            // first level that has hosts at all, healthy or not.
+            if let Some(level) = levels_in
+                .iter()
+                .find(|l| l.iter().any(|x| !x.hosts.is_empty()))
+            {
+                levels.push(build_level(level));
+                cumulative_load.push(100);
+            }
+        }
+        Self {
+            all,
+            localities,
+            levels,
+            cumulative_load,
+            priority_next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Every host, in config order.
+    pub(crate) fn all(&self) -> &[Arc<Host>] {
+        &self.all
+    }
+
+    /// The localities this set was built from.
+    pub(crate) fn localities(&self) -> &[LocalityHosts] {
+        &self.localities
+    }
+
+    /// Chooses a host: priority level by load, then locality, then host by `policy`.
+    pub(crate) fn pick(&self, policy: LbPolicy) -> Option<&Arc<Host>> {
+        let level = match self.levels.len() {
+            0 => return None,
+            1 => &self.levels[0],
+            _ => {
+                let n = self.priority_next.fetch_add(1, Ordering::Relaxed);
+                let point = (n.wrapping_mul(PRIORITY_STRIDE) % 100) as u32;
+                let index = self.cumulative_load.partition_point(|c| *c <= point);
+                self.levels.get(index)?
+            }
+        };
+        level.pick(policy)
+    }
+}
+
+/// Percent of a level's capacity Envoy considers available: healthy share times the
+/// overprovisioning factor, capped at 100.
+fn level_health(level: &[&LocalityHosts]) -> u64 {
+    let total: u64 = level.iter().map(|l| l.hosts.len() as u64).sum();
+    let healthy: u64 = level
+        .iter()
+        .map(|l| l.hosts.iter().filter(|h| h.is_healthy()).count() as u64)
+        .sum();
+    if total == 0 {
+        0
+    } else {
+        (healthy * OVERPROVISIONING_PERCENT / total).min(100)
+    }
+}
+
+/// Splits 100% of the traffic between levels: each takes up to its health from what
+/// higher levels left; when total health is under 100, loads are scaled up.
+fn priority_loads(health: &[u64]) -> Vec<u32> {
+    let total: u64 = health.iter().sum();
+    if total == 0 {
+        return vec![0; health.len()];
+    }
+    let mut loads: Vec<u64> = if total >= 100 {
+        let mut remaining = 100u64;
+        health
+            .iter()
+            .map(|h| {
+                let load = (*h).min(remaining);
+                remaining -= load;
+                load
+            })
+            .collect()
+    } else {
+        health.iter().map(|h| h * 100 / total).collect()
+    };
+    // Rounding leftovers go to the first level with load, as in Envoy.
+    let assigned: u64 = loads.iter().sum();
+    if let Some(first) = loads.iter_mut().find(|l| **l > 0) {
+        *first += 100 - assigned;
+    }
+    loads.into_iter().map(|l| l as u32).collect()
+}
+
+/// Hosts of a locality that may receive traffic: the healthy ones, or all of them when
+/// the level is under the panic threshold.
+fn eligible(hosts: &[Arc<Host>], panic: bool) -> Vec<Arc<Host>> {
+    hosts
+        .iter()
+        .filter(|h| panic || h.is_healthy())
+        .cloned()
+        .collect()
+}
+
+fn build_level(level: &[&LocalityHosts]) -> Level {
+    let total: u64 = level.iter().map(|l| l.hosts.len() as u64).sum();
+    let healthy: u64 = level
+        .iter()
+        .map(|l| l.hosts.iter().filter(|h| h.is_healthy()).count() as u64)
+        .sum();
+    let panic = healthy * 100 < PANIC_THRESHOLD_PERCENT * total;
+    let locality_weighted = level.iter().any(|l| l.weight.is_some());
+    if locality_weighted {
+        let mut groups = Vec::new();
+        let mut weights = Vec::new();
+        for locality in level {
+            let hosts = eligible(&locality.hosts, panic);
+            let weight = u64::from(locality.weight.unwrap_or(0));
+            if hosts.is_empty() || weight == 0 {
+                continue;
+            }
+            // Effective weight: weight x availability, availability being
+            // min(1, 1.4 x healthy share); kept in integer hundredths.
+            let n = locality.hosts.len() as u64;
+            let availability = if panic {
+                100
+            } else {
+                (hosts.len() as u64 * OVERPROVISIONING_PERCENT / n).min(100)
+            };
+            weights.push(weight * availability);
+            groups.push(HostGroup::new(hosts));
+        }
+        if !groups.is_empty() {
+            let locality_schedule = if groups.len() > 1 {
+                smooth_schedule(&weights)
+            } else {
+                Vec::new()
+            };
+            return Level {
+                groups,
+                locality_schedule,
+                locality_next: AtomicUsize::new(0),
+            };
+        }
+    }
+    let hosts: Vec<Arc<Host>> = level
+        .iter()
+        .flat_map(|l| eligible(&l.hosts, panic))
+        .collect();
+    Level {
+        groups: vec![HostGroup::new(hosts)],
+        locality_schedule: Vec::new(),
+        locality_next: AtomicUsize::new(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(port: u16, healthy: bool) -> Arc<Host> {
+        Arc::new(Host::new(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            None,
+            1,
+            Arc::from(""),
+            0,
+            healthy,
+        ))
+    }
+
+    fn locality(priority: u32, weight: Option<u32>, hosts: Vec<Arc<Host>>) -> LocalityHosts {
+        LocalityHosts {
+            priority,
+            weight,
+            hosts,
+        }
+    }
+
+    fn picks_per_port(set: &HostSet, n: usize) -> BTreeMap<u16, usize> {
+        let mut counts = BTreeMap::new();
+        for _ in 0..n {
+            let host = set.pick(LbPolicy::RoundRobin).expect("a host");
+            *counts.entry(host.address.port()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn highest_healthy_priority_takes_everything() {
+        let set = HostSet::new(vec![
+            locality(0, None, vec![host(1, true), host(2, true)]),
+            locality(1, None, vec![host(3, true)]),
+        ]);
+        assert_eq!(
+            picks_per_port(&set, 100),
+            BTreeMap::from([(1, 50), (2, 50)])
+        );
+    }
+
+    #[test]
+    fn unhealthy_priority_fails_over() {
+        let set = HostSet::new(vec![
+            locality(0, None, vec![host(1, false), host(2, false)]),
+            locality(1, None, vec![host(3, true)]),
+        ]);
+        assert_eq!(picks_per_port(&set, 100), BTreeMap::from([(3, 100)]));
+    }
+
+    #[test]
+    fn partially_healthy_priority_spills_over_by_overprovisioning() {
+        // P0 is 50% healthy -> 70% of traffic (1.4 x 50), P1 takes the other 30%.
+        let set = HostSet::new(vec![
+            locality(0, None, vec![host(1, true), host(2, false)]),
+            locality(1, None, vec![host(3, true)]),
+        ]);
+        assert_eq!(
+            picks_per_port(&set, 1000),
+            BTreeMap::from([(1, 700), (3, 300)])
+        );
+    }
+
+    #[test]
+    fn all_unhealthy_panics_to_all_hosts_of_first_level() {
+        let set = HostSet::new(vec![locality(
+            0,
+            None,
+            vec![host(1, false), host(2, false)],
+        )]);
+        assert_eq!(picks_per_port(&set, 10), BTreeMap::from([(1, 5), (2, 5)]));
+    }
+
+    #[test]
+    fn empty_set_picks_nothing() {
+        let set = HostSet::new(Vec::new());
+        assert!(set.pick(LbPolicy::RoundRobin).is_none());
+    }
+
+    #[test]
+    fn locality_weights_split_traffic() {
+        let set = HostSet::new(vec![
+            locality(0, Some(1), vec![host(1, true)]),
+            locality(0, Some(3), vec![host(2, true), host(3, true)]),
+        ]);
+        assert_eq!(
+            picks_per_port(&set, 400),
+            BTreeMap::from([(1, 100), (2, 150), (3, 150)])
+        );
+    }
+
+    #[test]
+    fn loads_follow_envoy_arithmetic() {
+        assert_eq!(priority_loads(&[100, 100]), vec![100, 0]);
+        assert_eq!(priority_loads(&[70, 100]), vec![70, 30]);
+        assert_eq!(priority_loads(&[0, 100]), vec![0, 100]);
+        assert_eq!(priority_loads(&[35, 35]), vec![50, 50]);
+        assert_eq!(priority_loads(&[0, 0]), vec![0, 0]);
+    }
+}

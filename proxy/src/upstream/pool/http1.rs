@@ -1,0 +1,264 @@
+//! HTTP/1.1 connection pool of one host on one worker: keep-alive reuse (a connection
+//! returns to the pool only once hyper reports it ready again, i.e. the response body
+//! was read to the end and the connection is reusable), `max_requests_per_connection`,
+//! closing of idle connections after the cluster `idle_timeout`, and dedicated
+//! connections with upgrades enabled for websocket-style requests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{Builder, SendRequest};
+use hyper_util::rt::TokioIo;
+
+use super::{reset, with_existing_pools, with_pools};
+use crate::upstream::cluster::UpstreamCluster;
+use crate::upstream::connect::connect;
+use crate::upstream::error::UpstreamError;
+use crate::upstream::host::{ActiveRequest, Host};
+use crate::upstream::RequestBody;
+
+/// Idle and busy HTTP/1.1 connections of one host on this worker.
+#[derive(Default)]
+pub(super) struct Http1Pool {
+    /// Ready connections, most recently used last (reused first: keeps the others idle
+    /// long enough to expire).
+    idle: Vec<IdleConnection>,
+    /// Connections out on a request (response not finished yet).
+    busy: usize,
+    /// An idle reaper task is running for this pool.
+    reaper_running: bool,
+}
+
+struct IdleConnection {
+    sender: SendRequest<RequestBody>,
+    /// Requests this connection has carried.
+    requests: u32,
+    idle_since: Instant,
+}
+
+impl Http1Pool {
+    pub(super) fn is_empty(&self) -> bool {
+        self.idle.is_empty() && self.busy == 0
+    }
+
+    /// Number of idle connections (tests, admin).
+    #[cfg(test)]
+    pub(super) fn idle_len(&self) -> usize {
+        self.idle.len()
+    }
+
+    /// Takes the most recently used ready connection, discarding closed ones.
+    fn checkout(&mut self) -> Option<IdleConnection> {
+        while let Some(conn) = self.idle.pop() {
+            if conn.sender.is_ready() {
+                self.busy += 1;
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Drops closed and expired idle connections (dropping the sender closes an idle
+    /// HTTP/1.1 connection); returns when the next one expires, or None when no idle
+    /// connection is left (the reaper then stops).
+    fn expire(&mut self, idle_timeout: Duration, now: Instant) -> Option<Instant> {
+        self.idle.retain(|c| {
+            !c.sender.is_closed() && now.saturating_duration_since(c.idle_since) < idle_timeout
+        });
+        let oldest = self.idle.iter().map(|c| c.idle_since).min();
+        if oldest.is_none() {
+            self.reaper_running = false;
+        }
+        oldest.map(|t| t + idle_timeout)
+    }
+}
+
+/// Counts a connection as busy in this worker's pool until dropped.
+struct Busy {
+    host_id: u64,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        with_existing_pools(self.host_id, |p| {
+            p.http1.busy = p.http1.busy.saturating_sub(1)
+        });
+    }
+}
+
+/// Sends `req` (already in HTTP/1.1 form) to `host`.
+pub(super) async fn send(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    mut req: Request<RequestBody>,
+    upgrade: bool,
+    active: ActiveRequest,
+) -> Result<Response<Incoming>, UpstreamError> {
+    if upgrade {
+        return send_upgrade(cluster, host, req).await;
+    }
+    let mut yielded = false;
+    loop {
+        let (idle, busy) = with_pools(host, |p| (p.http1.checkout(), p.http1.busy));
+        match idle {
+            Some(mut conn) => {
+                let busy = Busy { host_id: host.id };
+                match conn.sender.try_send_request(req).await {
+                    Ok(response) => {
+                        return_when_done(
+                            cluster,
+                            host,
+                            conn.sender,
+                            conn.requests + 1,
+                            busy,
+                            active,
+                        );
+                        return Ok(response);
+                    }
+                    Err(mut e) => match e.take_message() {
+                        // The connection closed before the request left: try another.
+                        Some(unsent) => req = unsent,
+                        None => return Err(reset(host, e.error())),
+                    },
+                }
+            }
+            // A connection of this worker may be about to come back (its response body
+            // just ended and the task returning it is queued): let it run once before
+            // paying for a new connection.
+            None if busy > 0 && !yielded => {
+                yielded = true;
+                tokio::task::yield_now().await;
+            }
+            None => break,
+        }
+    }
+
+    let pending = cluster
+        .breakers()
+        .pending()
+        .ok_or(UpstreamError::Overflow)?;
+    let mut sender = new_connection(cluster, host, false).await?;
+    drop(pending);
+    with_pools(host, |p| p.http1.busy += 1);
+    let busy = Busy { host_id: host.id };
+    match sender.send_request(req).await {
+        Ok(response) => {
+            return_when_done(cluster, host, sender, 1, busy, active);
+            Ok(response)
+        }
+        Err(e) => Err(reset(host, &e)),
+    }
+}
+
+/// Upgrade requests get their own connection with upgrades enabled; it never returns
+/// to the pool (after a 101 it belongs to the tunnel).
+async fn send_upgrade(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    req: Request<RequestBody>,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let pending = cluster
+        .breakers()
+        .pending()
+        .ok_or(UpstreamError::Overflow)?;
+    let mut sender = new_connection(cluster, host, true).await?;
+    drop(pending);
+    sender.send_request(req).await.map_err(|e| reset(host, &e))
+}
+
+/// Connects and starts the task driving the connection.
+async fn new_connection(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    upgrades: bool,
+) -> Result<SendRequest<RequestBody>, UpstreamError> {
+    let (stream, open) = connect(cluster, host).await?;
+    let (sender, conn) = Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| reset(host, &e))?;
+    let address = host.address;
+    tokio::spawn(async move {
+        let _open = open;
+        let result = if upgrades {
+            conn.with_upgrades().await
+        } else {
+            conn.await
+        };
+        if let Err(e) = result {
+            tracing::debug!(host = %address, error = %e, "upstream HTTP/1.1 connection ended with error");
+        }
+    });
+    Ok(sender)
+}
+
+/// Waits (in a task) until the connection can carry another request, i.e. the
+/// response body was consumed to its end, then returns it to this worker's pool, or
+/// lets it close if it is not reusable.
+fn return_when_done(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    mut sender: SendRequest<RequestBody>,
+    requests: u32,
+    busy: Busy,
+    active: ActiveRequest,
+) {
+    let reusable = cluster
+        .model
+        .max_requests_per_connection
+        .is_none_or(|max| requests < max);
+    let idle_timeout = cluster.model.idle_timeout;
+    let host = host.clone();
+    tokio::spawn(async move {
+        let ready = sender.ready().await.is_ok();
+        drop(active);
+        drop(busy);
+        if ready && reusable {
+            checkin(&host, sender, requests, idle_timeout);
+        }
+    });
+}
+
+fn checkin(
+    host: &Arc<Host>,
+    sender: SendRequest<RequestBody>,
+    requests: u32,
+    idle_timeout: Option<Duration>,
+) {
+    let start_reaper = with_pools(host, |p| {
+        p.http1.idle.push(IdleConnection {
+            sender,
+            requests,
+            idle_since: Instant::now(),
+        });
+        let start = idle_timeout.is_some() && !p.http1.reaper_running;
+        if start {
+            p.http1.reaper_running = true;
+        }
+        start
+    });
+    if let (true, Some(timeout)) = (start_reaper, idle_timeout) {
+        tokio::spawn(reap_idle(host.id, timeout));
+    }
+}
+
+/// Closes idle connections of one host once they have been idle for `idle_timeout`;
+/// runs only while the pool has idle connections.
+async fn reap_idle(host_id: u64, idle_timeout: Duration) {
+    loop {
+        let next = with_existing_pools(host_id, |p| p.http1.expire(idle_timeout, Instant::now()))
+            .flatten();
+        match next {
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+            None => return,
+        }
+    }
+}
+
+/// This worker's idle connection count for a host (tests).
+#[cfg(test)]
+pub(crate) fn idle_connections(host: &Arc<Host>) -> usize {
+    with_pools(host, |p| p.http1.idle_len())
+}

@@ -1,0 +1,184 @@
+//! HTTP/2 connection pool of one host on one worker: one connection carries many
+//! streams; a new connection opens when every open one is at the cluster's
+//! `max_concurrent_streams` or has closed (GOAWAY, error). Requests arriving while a connection is being opened wait for
+//! it instead of opening their own.
+//!
+//! A stream is counted from send until its response headers arrive: the response body
+//! type is hyper's `Incoming`, which offers no end-of-stream hook. Beyond our count,
+//! hyper/h2 queue streams over the peer's limit on the connection itself.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http2::{Builder, SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::watch;
+
+use super::{reset, with_existing_pools, with_pools};
+use crate::upstream::cluster::UpstreamCluster;
+use crate::upstream::connect::connect;
+use crate::upstream::error::UpstreamError;
+use crate::upstream::host::{ActiveRequest, Host};
+use crate::upstream::RequestBody;
+
+/// How often a request re-checks the pool after waiting for another request's connect
+/// before it opens a connection itself.
+const MAX_WAITS: usize = 3;
+
+/// HTTP/2 connections of one host on this worker.
+#[derive(Default)]
+pub(super) struct Http2Pool {
+    conns: Vec<Http2Connection>,
+    /// Set while a request is opening a connection; dropped (waking waiters) when done.
+    connecting: Option<watch::Receiver<()>>,
+}
+
+struct Http2Connection {
+    sender: SendRequest<RequestBody>,
+    streams: Arc<AtomicUsize>,
+}
+
+impl Http2Pool {
+    pub(super) fn is_empty(&self) -> bool {
+        self.conns.is_empty() && self.connecting.is_none()
+    }
+
+    /// Open connections (tests).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.conns.iter().filter(|c| !c.sender.is_closed()).count()
+    }
+
+    fn checkout(&mut self, max_streams: usize, host_id: u64) -> Checkout {
+        self.conns.retain(|c| !c.sender.is_closed());
+        for conn in &self.conns {
+            if conn.sender.is_ready() && conn.streams.load(Ordering::Relaxed) < max_streams {
+                return Checkout::Ready(conn.sender.clone(), Stream::new(&conn.streams));
+            }
+        }
+        match &self.connecting {
+            Some(rx) => Checkout::Wait(rx.clone()),
+            None => {
+                let (tx, rx) = watch::channel(());
+                self.connecting = Some(rx);
+                Checkout::Connect(Connecting { _tx: tx, host_id })
+            }
+        }
+    }
+}
+
+enum Checkout {
+    Ready(SendRequest<RequestBody>, Stream),
+    Wait(watch::Receiver<()>),
+    Connect(Connecting),
+}
+
+/// One stream counted on a connection until dropped.
+struct Stream(Arc<AtomicUsize>);
+
+impl Stream {
+    fn new(streams: &Arc<AtomicUsize>) -> Self {
+        streams.fetch_add(1, Ordering::Relaxed);
+        Self(streams.clone())
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Marks a connect in progress; dropping it (success, failure or cancellation)
+/// clears the mark and wakes the requests waiting for it.
+struct Connecting {
+    _tx: watch::Sender<()>,
+    host_id: u64,
+}
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        with_existing_pools(self.host_id, |p| p.http2.connecting = None);
+    }
+}
+
+/// Sends `req` (already in HTTP/2 form) to `host`.
+pub(super) async fn send(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    req: Request<RequestBody>,
+    active: ActiveRequest,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let max_streams = cluster.model.http2.max_concurrent_streams.max(1) as usize;
+    let mut waits = 0;
+    let (mut sender, stream) = loop {
+        match with_pools(host, |p| p.http2.checkout(max_streams, host.id)) {
+            Checkout::Ready(sender, stream) => break (sender, stream),
+            Checkout::Wait(mut rx) if waits < MAX_WAITS => {
+                waits += 1;
+                // Err means the connecting request finished (sender dropped): recheck.
+                let _ = rx.changed().await;
+            }
+            Checkout::Wait(_) => {
+                let sender = open(cluster, host, None).await?;
+                break sender;
+            }
+            Checkout::Connect(connecting) => {
+                let sender = open(cluster, host, Some(connecting)).await?;
+                break sender;
+            }
+        }
+    };
+    let result = sender.send_request(req).await;
+    drop(stream);
+    drop(active);
+    result.map_err(|e| reset(host, &e))
+}
+
+/// Opens a connection, adds it to the pool and returns it with one stream counted.
+async fn open(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    connecting: Option<Connecting>,
+) -> Result<(SendRequest<RequestBody>, Stream), UpstreamError> {
+    let pending = cluster
+        .breakers()
+        .pending()
+        .ok_or(UpstreamError::Overflow)?;
+    let (tcp, open) = connect(cluster, host).await?;
+    let options = &cluster.model.http2;
+    let (sender, conn) = Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(options.initial_stream_window_size)
+        .initial_connection_window_size(options.initial_connection_window_size)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| reset(host, &e))?;
+    let address = host.address;
+    tokio::spawn(async move {
+        let _open = open;
+        if let Err(e) = conn.await {
+            tracing::debug!(host = %address, error = %e, "upstream HTTP/2 connection ended with error");
+        }
+    });
+    drop(pending);
+    let streams = Arc::new(AtomicUsize::new(0));
+    let stream = Stream::new(&streams);
+    with_pools(host, |p| {
+        p.http2.conns.push(Http2Connection {
+            sender: sender.clone(),
+            streams,
+        })
+    });
+    // Only now wake the waiters: they find the new connection.
+    drop(connecting);
+    Ok((sender, stream))
+}
+
+/// This worker's open HTTP/2 connection count for a host (tests).
+#[cfg(test)]
+pub(crate) fn open_connections(host: &Arc<Host>) -> usize {
+    with_pools(host, |p| p.http2.len())
+}

@@ -1,0 +1,217 @@
+//! Per-worker, per-host connection pools. Each worker thread runs a current-thread
+//! runtime, so the pools live in a thread-local map keyed by host id: no lock, no
+//! cross-thread traffic. Pool state is only touched in short synchronous sections, never
+//! across an `.await`, so the request futures stay `Send`.
+//!
+//! Tasks the pools spawn (connection drivers, keep-alive return, idle reaper) run on the
+//! spawning worker's runtime, i.e. on the same thread, and find the same pools. (On a
+//! multi-threaded runtime they still work, only the per-thread sharing gets coarser.)
+
+mod http1;
+mod http2;
+
+#[cfg(test)]
+pub(crate) use http1::idle_connections;
+#[cfg(test)]
+pub(crate) use http2::open_connections;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use http::header::{HeaderValue, HOST};
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+
+use super::cluster::UpstreamCluster;
+use super::error::UpstreamError;
+use super::host::{ActiveRequest, Host};
+use super::RequestBody;
+
+/// Every pool of one host on this worker.
+struct HostPools {
+    /// Dropping the pools once the host is gone (DNS change) and they are empty.
+    host: Weak<Host>,
+    http1: http1::Http1Pool,
+    http2: http2::Http2Pool,
+}
+
+thread_local! {
+    static POOLS: RefCell<HashMap<u64, HostPools>> = RefCell::new(HashMap::new());
+}
+
+/// Runs `f` on this worker's pools for `host`, creating them on first use. `f` must
+/// not await (it can't: it's a plain closure).
+fn with_pools<R>(host: &Arc<Host>, f: impl FnOnce(&mut HostPools) -> R) -> R {
+    POOLS.with(|pools| {
+        let mut pools = pools.borrow_mut();
+        let entry = pools.entry(host.id).or_insert_with(|| HostPools {
+            host: Arc::downgrade(host),
+            http1: http1::Http1Pool::default(),
+            http2: http2::Http2Pool::default(),
+        });
+        f(entry)
+    })
+}
+
+/// Runs `f` on existing pools of a host id (background tasks); drops pools of hosts
+/// that no longer exist once they are empty.
+fn with_existing_pools<R>(host_id: u64, f: impl FnOnce(&mut HostPools) -> R) -> Option<R> {
+    // `try_with`: guards may drop while the thread (and its pools) is being torn down.
+    POOLS
+        .try_with(|pools| {
+            let mut pools = pools.borrow_mut();
+            let entry = pools.get_mut(&host_id)?;
+            let result = f(entry);
+            if entry.host.strong_count() == 0 && entry.http1.is_empty() && entry.http2.is_empty() {
+                pools.remove(&host_id);
+            }
+            Some(result)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Sends `req` to `host` over this worker's pool.
+pub(crate) async fn send(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    req: Request<RequestBody>,
+    http2: bool,
+    upgrade: bool,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let slot = cluster
+        .breakers()
+        .request()
+        .ok_or(UpstreamError::Overflow)?;
+    let active = ActiveRequest::new(host.clone(), slot.into_owned());
+    let result = if http2 {
+        http2::send(cluster, host, into_http2(req, host), active).await
+    } else {
+        http1::send(cluster, host, into_http1(req, host), upgrade, active).await
+    };
+    if result.is_err() {
+        host.rq_error
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    result
+}
+
+/// HTTP/1.1 upstream form: origin-form URI, a Host header (from the authority when
+/// the downstream spoke HTTP/2), version 1.x.
+fn into_http1(mut req: Request<RequestBody>, host: &Host) -> Request<RequestBody> {
+    if req.headers().get(HOST).is_none() {
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_else(|| host.address.to_string());
+        if let Ok(value) = HeaderValue::from_str(&authority) {
+            req.headers_mut().insert(HOST, value);
+        }
+    }
+    if req.method() != http::Method::CONNECT && req.uri().authority().is_some() {
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        if let Ok(uri) = Uri::try_from(path) {
+            *req.uri_mut() = uri;
+        }
+    }
+    if req.version() != Version::HTTP_10 {
+        *req.version_mut() = Version::HTTP_11;
+    }
+    req
+}
+
+/// HTTP/2 upstream form: absolute URI (`:scheme`, `:authority` from Host), no Host
+/// header, version 2.
+fn into_http2(mut req: Request<RequestBody>, host: &Host) -> Request<RequestBody> {
+    if req.uri().authority().is_none() {
+        let authority = req
+            .headers_mut()
+            .remove(HOST)
+            .and_then(|v| v.to_str().ok().map(str::to_owned))
+            .unwrap_or_else(|| host.address.to_string());
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let absolute = if req.method() == http::Method::CONNECT {
+            Uri::builder().authority(authority.as_str()).build()
+        } else {
+            Uri::builder()
+                .scheme("http")
+                .authority(authority.as_str())
+                .path_and_query(path)
+                .build()
+        };
+        match absolute {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(e) => tracing::debug!(error = %e, "bad authority for HTTP/2 upstream"),
+        }
+    } else {
+        req.headers_mut().remove(HOST);
+    }
+    *req.version_mut() = Version::HTTP_2;
+    req
+}
+
+/// Maps a hyper error on a sent request (before response headers) to a reset.
+fn reset(host: &Arc<Host>, e: &hyper::Error) -> UpstreamError {
+    tracing::debug!(host = %host.address, error = %e, "upstream request failed before response headers");
+    UpstreamError::Reset {
+        host: host.clone(),
+        reason: "connection termination".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Empty};
+
+    fn body() -> RequestBody {
+        Empty::new().map_err(|never| match never {}).boxed()
+    }
+
+    fn test_host() -> Host {
+        Host::new(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            None,
+            1,
+            Arc::from(""),
+            0,
+            true,
+        )
+    }
+
+    #[test]
+    fn http1_form_is_origin_form_with_host() {
+        let req = Request::builder()
+            .uri("http://example.com/a?b=1")
+            .version(Version::HTTP_2)
+            .body(body())
+            .expect("request");
+        let req = into_http1(req, &test_host());
+        assert_eq!(req.uri(), "/a?b=1");
+        assert_eq!(req.headers()[HOST], "example.com");
+        assert_eq!(req.version(), Version::HTTP_11);
+    }
+
+    #[test]
+    fn http2_form_moves_host_into_authority() {
+        let req = Request::builder()
+            .uri("/x")
+            .header(HOST, "svc.local:81")
+            .body(body())
+            .expect("request");
+        let req = into_http2(req, &test_host());
+        assert_eq!(req.uri(), "http://svc.local:81/x");
+        assert!(req.headers().get(HOST).is_none());
+        assert_eq!(req.version(), Version::HTTP_2);
+    }
+}
