@@ -17,7 +17,7 @@ mod lb;
 mod manager;
 mod pool;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 
