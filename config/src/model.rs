@@ -52,8 +52,9 @@ pub struct Listener {
     pub name: String,
     /// `address.socket_address` (IPv4 or IPv6; port may be 0 in tests).
     pub address: SocketAddr,
-    /// Stat prefix Envoy uses: `listener.<address>.` where address is `ip_port`
-    /// (`0.0.0.0_10000`, `[::1]_10000` as `::1_10000`), or `stat_prefix` when set.
+    /// Stat prefix Envoy uses: `listener.<address>.` where address is `ip:port` with
+    /// `:` sanitised to `_` (`listener.0.0.0.0_10000.`, `listener.[__1]_10000.`), or
+    /// `listener.<stat_prefix>.` when `stat_prefix` is set.
     pub stat_prefix: String,
     /// `per_connection_buffer_limit_bytes` (default 1 MiB).
     pub per_connection_buffer_limit_bytes: u32,
@@ -261,7 +262,7 @@ impl Default for Http2Options {
     fn default() -> Self {
         Self {
             max_concurrent_streams: 2_147_483_647,
-            initial_stream_window_size: 268_435_456.min(256 * 1024),
+            initial_stream_window_size: 256 * 1024,
             initial_connection_window_size: 1024 * 1024,
             allow_connect: false,
         }
@@ -420,13 +421,16 @@ pub struct ForwardAction {
     pub cluster: ClusterSpecifier,
     /// `prefix_rewrite`
     pub prefix_rewrite: Option<String>,
-    /// `regex_rewrite` (pattern, substitution with `\1` groups)
+    /// `regex_rewrite` (pattern, unanchored; substitution as configured, with RE2-style
+    /// `\1` group references)
     pub regex_rewrite: Option<(Regex, String)>,
     /// `host_rewrite_*`
     pub host_rewrite: HostRewrite,
     /// `timeout`: None when set to 0 (disabled). Default 15 s.
     pub timeout: Option<Duration>,
-    /// `idle_timeout` (per-route stream idle timeout override)
+    /// `idle_timeout` (per-route stream idle timeout override): None when unset (use
+    /// the connection manager's `stream_idle_timeout`); `Some(Duration::ZERO)` when set
+    /// to 0, which disables the stream idle timeout for this route.
     pub idle_timeout: Option<Duration>,
     /// Per-route `upgrade_configs` overriding the HCM's.
     pub upgrade_configs: Vec<UpgradeConfig>,

@@ -8,7 +8,9 @@ use baton_config::model::{self, ClusterSpecifier, NetworkFilter, PathMatch, Rout
 use baton_config::{config_dump, load, load_file, load_yaml_str};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn err(yaml: &str) -> String {
@@ -61,7 +63,8 @@ static_resources:
     )
 }
 
-const ROUTE_TO_C: &str = "              - match: { prefix: \"/\" }\n                route: { cluster: c }";
+const ROUTE_TO_C: &str =
+    "              - match: { prefix: \"/\" }\n                route: { cluster: c }";
 
 #[test]
 fn front_proxy_translates_with_envoy_defaults() {
@@ -69,7 +72,10 @@ fn front_proxy_translates_with_envoy_defaults() {
     let m = &loaded.model;
     assert_eq!(m.node.id, "front");
     assert_eq!(m.node.cluster, "edge");
-    assert_eq!(m.admin.as_ref().map(|a| a.address.to_string()), Some("127.0.0.1:9901".into()));
+    assert_eq!(
+        m.admin.as_ref().map(|a| a.address.to_string()),
+        Some("127.0.0.1:9901".into())
+    );
     assert_eq!(m.listeners.len(), 2);
 
     let ingress = &m.listeners[0];
@@ -90,44 +96,74 @@ fn front_proxy_translates_with_envoy_defaults() {
     assert!(hcm.generate_request_id);
     assert_eq!(hcm.access_logs.len(), 1);
     assert_eq!(hcm.access_logs[0].sink, model::AccessLogSink::Stdout);
-    assert!(matches!(hcm.access_logs[0].format, model::AccessLogFormat::Text(_)));
+    assert!(matches!(
+        hcm.access_logs[0].format,
+        model::AccessLogFormat::Text(_)
+    ));
 
     let vh = &hcm.route_config.virtual_hosts[0];
     assert_eq!(vh.domains, vec!["*"]);
-    let RouteAction::Forward(first) = &vh.routes[0].action else { panic!("forward") };
+    let RouteAction::Forward(first) = &vh.routes[0].action else {
+        panic!("forward")
+    };
     assert!(matches!(&first.cluster, ClusterSpecifier::Name(n) if n == "service1"));
     assert_eq!(first.timeout, Some(Duration::from_secs(2)));
     assert!(matches!(&vh.routes[0].matcher.path, PathMatch::Prefix(p) if p == "/service/1"));
     assert!(vh.routes[0].matcher.case_sensitive);
 
-    let PathMatch::Regex(re) = &vh.routes[1].matcher.path else { panic!("regex") };
+    let PathMatch::Regex(re) = &vh.routes[1].matcher.path else {
+        panic!("regex")
+    };
     assert!(re.is_match("/api/v2/users"));
-    assert!(!re.is_match("/x/api/v2/users"), "safe_regex must match the whole path");
-    let RouteAction::Forward(weighted) = &vh.routes[1].action else { panic!("forward") };
-    let ClusterSpecifier::Weighted(w) = &weighted.cluster else { panic!("weighted") };
+    assert!(
+        !re.is_match("/x/api/v2/users"),
+        "safe_regex must match the whole path"
+    );
+    let RouteAction::Forward(weighted) = &vh.routes[1].action else {
+        panic!("forward")
+    };
+    let ClusterSpecifier::Weighted(w) = &weighted.cluster else {
+        panic!("weighted")
+    };
     assert_eq!(w.total_weight, 100);
-    assert_eq!(weighted.timeout, Some(Duration::from_secs(15)), "route timeout defaults to 15s");
+    assert_eq!(
+        weighted.timeout,
+        Some(Duration::from_secs(15)),
+        "route timeout defaults to 15s"
+    );
 
-    let RouteAction::Redirect(redirect) = &vh.routes[2].action else { panic!("redirect") };
+    let RouteAction::Redirect(redirect) = &vh.routes[2].action else {
+        panic!("redirect")
+    };
     assert_eq!(redirect.response_code, 302);
-    let RouteAction::DirectResponse(direct) = &vh.routes[3].action else { panic!("direct") };
+    let RouteAction::DirectResponse(direct) = &vh.routes[3].action else {
+        panic!("direct")
+    };
     assert_eq!(direct.status, 200);
     assert_eq!(direct.body.as_deref(), Some(&b"hello\n"[..]));
 
     let tcp = &m.listeners[1];
     assert_eq!(tcp.address.to_string(), "[::1]:10001");
-    let NetworkFilter::TcpProxy(proxy) = &tcp.filter_chains[0].network else { panic!("tcp") };
+    let NetworkFilter::TcpProxy(proxy) = &tcp.filter_chains[0].network else {
+        panic!("tcp")
+    };
     assert!(matches!(&proxy.cluster, model::TcpClusterSpecifier::Name(n) if n == "service2"));
     assert_eq!(proxy.idle_timeout, Some(Duration::from_secs(3600)));
 
     let s1 = &m.clusters[0];
     assert_eq!(s1.connect_timeout, Duration::from_millis(250));
     assert_eq!(s1.discovery, model::DiscoveryType::StrictDns);
-    assert_eq!(s1.lb_policy, model::LbPolicy::LeastRequest { choice_count: 2 });
+    assert_eq!(
+        s1.lb_policy,
+        model::LbPolicy::LeastRequest { choice_count: 2 }
+    );
     assert_eq!(s1.protocol, model::UpstreamProtocol::Http1);
     assert_eq!(
         s1.load_assignment.localities[0].endpoints[0].address,
-        model::EndpointAddress::Dns { host: "service1.local".into(), port: 8000 }
+        model::EndpointAddress::Dns {
+            host: "service1.local".into(),
+            port: 8000
+        }
     );
     let s2 = &m.clusters[1];
     assert_eq!(s2.connect_timeout, Duration::from_secs(5));
@@ -171,7 +207,10 @@ static_resources:
 "#;
     let loaded = load_yaml_str(yaml).expect("loads");
     assert_eq!(loaded.model.clusters[1].name, "b");
-    assert_eq!(loaded.model.clusters[1].connect_timeout, Duration::from_secs(3));
+    assert_eq!(
+        loaded.model.clusters[1].connect_timeout,
+        Duration::from_secs(3)
+    );
 }
 
 #[test]
@@ -186,10 +225,17 @@ fn file_errors_name_file_line_and_path() {
 
     let e = load_file(&fixture("bad_enum.json")).expect_err("enum");
     let file = fixture("bad_enum.json").display().to_string();
-    assert_eq!(e.to_string(), format!("{file}:6: static_resources.clusters[0].type: unknown enum value 'STATICX'"));
+    assert_eq!(
+        e.to_string(),
+        format!("{file}:6: static_resources.clusters[0].type: unknown enum value 'STATICX'")
+    );
 
     let e = load_file(&fixture("missing.yaml")).expect_err("missing");
-    assert!(e.to_string().contains("missing.yaml: cannot read configuration file"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("missing.yaml: cannot read configuration file"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -211,7 +257,10 @@ fn v2_era_configs_get_v3_hints() {
         "          - name: envoy.router",
     ));
     assert!(e.contains("http_filters[0].name: 'envoy.router' is a v2 name; in v3 use name: envoy.filters.http.router with typed_config"), "{e}");
-    assert!(e.contains("envoy.extensions.filters.http.router.v3.Router"), "{e}");
+    assert!(
+        e.contains("envoy.extensions.filters.http.router.v3.Router"),
+        "{e}"
+    );
 
     let e = err("static_resources:\n  listeners:\n  - filter_chains:\n    - filters:\n      - name: envoy.http_connection_manager\n        config: { stat_prefix: x }\n");
     assert_eq!(
@@ -234,23 +283,38 @@ fn unknown_type_and_fields_inside_any_are_errors() {
     let e = err(&hcm_yaml("          bogus_hcm_field: 1", ROUTE_TO_C));
     assert_eq!(e, "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.bogus_hcm_field: unknown field");
     let e = err("static_resources:\n  listeners:\n  - filter_chains:\n    - filters:\n      - name: x\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.NopeX\n");
-    assert!(e.contains("typed_config.@type: unknown or unsupported type"), "{e}");
+    assert!(
+        e.contains("typed_config.@type: unknown or unsupported type"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unsupported_features_are_named() {
     let e = err(&hcm_yaml("", "              - match: { prefix: \"/\" }\n                route: { cluster: c, retry_policy: { retry_on: 5xx } }"));
-    assert!(e.ends_with("routes[0].route.retry_policy: not supported by Baton yet"), "{e}");
+    assert!(
+        e.ends_with("routes[0].route.retry_policy: not supported by Baton yet"),
+        "{e}"
+    );
     let e = err("dynamic_resources: { ads_config: { api_type: GRPC } }");
     assert_eq!(e, "dynamic_resources: not supported by Baton yet");
     let e = err("static_resources:\n  clusters:\n  - name: a\n    type: EDS\n");
-    assert_eq!(e, "static_resources.clusters[0].type: EDS clusters are not supported by Baton yet");
+    assert_eq!(
+        e,
+        "static_resources.clusters[0].type: EDS clusters are not supported by Baton yet"
+    );
     let e = err("static_resources:\n  clusters:\n  - name: a\n    health_checks: [ { timeout: 1s, interval: 1s, tcp_health_check: {} } ]\n");
-    assert_eq!(e, "static_resources.clusters[0].health_checks: not supported by Baton yet");
+    assert_eq!(
+        e,
+        "static_resources.clusters[0].health_checks: not supported by Baton yet"
+    );
     let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket:\n      name: tls\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n");
     assert!(e.starts_with("static_resources.clusters[0].transport_socket: transport socket 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext' is not supported by Baton yet"), "{e}");
     // Fields that do not change behaviour are accepted.
-    load_yaml_str("node: { id: n, locality: { zone: z } }\nstats_config: { use_all_default_tags: true }").expect("accepted");
+    load_yaml_str(
+        "node: { id: n, locality: { zone: z } }\nstats_config: { use_all_default_tags: true }",
+    )
+    .expect("accepted");
 }
 
 #[test]
@@ -260,7 +324,10 @@ fn http_filters_must_end_with_router() {
         "          http_filters:\n          - name: envoy.filters.http.cors\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }\n",
     );
     let e = err(&yaml);
-    assert!(e.ends_with("http_filters[0]: the router filter must be the last HTTP filter"), "{e}");
+    assert!(
+        e.ends_with("http_filters[0]: the router filter must be the last HTTP filter"),
+        "{e}"
+    );
     let e = err(&hcm_yaml("", ROUTE_TO_C).replace(
         "          http_filters:\n          - name: envoy.filters.http.router\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n",
         "",
@@ -270,32 +337,61 @@ fn http_filters_must_end_with_router() {
 
 #[test]
 fn route_validation() {
-    let e = err(&hcm_yaml("", "              - match: { prefix: \"/\" }\n                route: { cluster: nope }"));
+    let e = err(&hcm_yaml(
+        "",
+        "              - match: { prefix: \"/\" }\n                route: { cluster: nope }",
+    ));
     assert!(e.ends_with("routes[0].route.cluster: unknown cluster 'nope' (not among static_resources.clusters; set validate_clusters: false to allow)"), "{e}");
     let e = err(&hcm_yaml("", "              - route: { cluster: c }"));
-    assert!(e.ends_with("routes[0].match: required field is missing"), "{e}");
+    assert!(
+        e.ends_with("routes[0].match: required field is missing"),
+        "{e}"
+    );
     let e = err(&hcm_yaml("", "              - match: { safe_regex: { regex: \"(\" } }\n                route: { cluster: c }"));
-    assert!(e.contains("routes[0].match.safe_regex.regex: invalid regex '('"), "{e}");
+    assert!(
+        e.contains("routes[0].match.safe_regex.regex: invalid regex '('"),
+        "{e}"
+    );
     let e = err(&hcm_yaml("", "              - match: { prefix: \"/\" }\n                direct_response: { status: 700 }"));
-    assert!(e.ends_with("routes[0].direct_response.status: status 700 is out of range (200-599)"), "{e}");
+    assert!(
+        e.ends_with("routes[0].direct_response.status: status 700 is out of range (200-599)"),
+        "{e}"
+    );
     let e = err(&hcm_yaml("", "              - match: { prefix: \"/\" }\n                direct_response: { status: 200, body: { filename: /nonexistent/body } }"));
-    assert!(e.contains("direct_response.body.filename: cannot read '/nonexistent/body'"), "{e}");
+    assert!(
+        e.contains("direct_response.body.filename: cannot read '/nonexistent/body'"),
+        "{e}"
+    );
 }
 
 #[test]
 fn duplicate_names_and_domains_are_errors() {
     let e = err("static_resources:\n  clusters:\n  - name: a\n  - name: a\n");
-    assert_eq!(e, "static_resources.clusters[1].name: duplicate cluster name 'a'");
+    assert_eq!(
+        e,
+        "static_resources.clusters[1].name: duplicate cluster name 'a'"
+    );
     let e = err("static_resources:\n  clusters:\n  - connect_timeout: 1s\n");
-    assert_eq!(e, "static_resources.clusters[0].name: required field is missing or empty");
+    assert_eq!(
+        e,
+        "static_resources.clusters[0].name: required field is missing or empty"
+    );
     let yaml = hcm_yaml("", ROUTE_TO_C).replace(
         "            virtual_hosts:\n",
         "            virtual_hosts:\n            - { name: w, domains: [\"*\"], routes: [] }\n",
     );
     let e = err(&yaml);
-    assert!(e.ends_with("virtual_hosts[1].domains[0]: only a single wildcard domain '*' is permitted in route "), "{e}");
+    assert!(
+        e.ends_with(
+            "virtual_hosts[1].domains[0]: only a single wildcard domain '*' is permitted in route "
+        ),
+        "{e}"
+    );
     let e = err(&hcm_yaml("", ROUTE_TO_C).replace("domains: [\"*\"]", "domains: []"));
-    assert!(e.ends_with("virtual_hosts[0].domains: at least one domain is required"), "{e}");
+    assert!(
+        e.ends_with("virtual_hosts[0].domains: at least one domain is required"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -303,7 +399,10 @@ fn listener_validation() {
     let e = err("static_resources:\n  listeners:\n  - name: l\n    address: { socket_address: { address: 127.0.0.1, port_value: 70000 } }\n");
     assert_eq!(e, "static_resources.listeners[0].address.socket_address.port_value: port 70000 is out of range (0-65535)");
     let e = err("static_resources:\n  listeners:\n  - name: l\n");
-    assert_eq!(e, "static_resources.listeners[0].address: required field is missing");
+    assert_eq!(
+        e,
+        "static_resources.listeners[0].address: required field is missing"
+    );
     let e = err("static_resources:\n  listeners:\n  - name: l\n    address: { socket_address: { address: 127.0.0.1, port_value: 1 } }\n");
     assert_eq!(e, "static_resources.listeners[0].filter_chains: no filter chains specified (need filter_chains or default_filter_chain)");
 }
@@ -321,10 +420,15 @@ fn durations_wrappers_enums_and_oneofs() {
     assert_eq!(hcm.max_request_headers_kb, 96);
     assert!(hcm.use_remote_address);
     assert_eq!(hcm.codec_type, model::CodecType::Http2);
-    assert_eq!(hcm.server_header_transformation, model::ServerHeaderTransformation::PassThrough);
+    assert_eq!(
+        hcm.server_header_transformation,
+        model::ServerHeaderTransformation::PassThrough
+    );
     let route = &hcm.route_config.virtual_hosts[0].routes[0];
     assert!(!route.matcher.case_sensitive);
-    let RouteAction::Forward(f) = &route.action else { panic!("forward") };
+    let RouteAction::Forward(f) = &route.action else {
+        panic!("forward")
+    };
     assert_eq!(f.timeout, None);
     assert!(matches!(&f.host_rewrite, model::HostRewrite::Literal(h) if h == "example.com"));
 }
@@ -348,12 +452,23 @@ fn header_mutations_and_access_log_formats() {
     );
     let loaded = load_yaml_str(&yaml).expect("loads");
     let hcm = http(&loaded.model.listeners[0]);
-    assert_eq!(hcm.access_logs[0].sink, model::AccessLogSink::File("/tmp/baton-access.log".into()));
-    let model::AccessLogFormat::Json(fields) = &hcm.access_logs[0].format else { panic!("json") };
-    assert_eq!(fields.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["code", "method", "n"]);
+    assert_eq!(
+        hcm.access_logs[0].sink,
+        model::AccessLogSink::File("/tmp/baton-access.log".into())
+    );
+    let model::AccessLogFormat::Json(fields) = &hcm.access_logs[0].format else {
+        panic!("json")
+    };
+    assert_eq!(
+        fields.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        vec!["code", "method", "n"]
+    );
     let headers = &hcm.route_config.virtual_hosts[0].routes[0].headers;
     assert_eq!(headers.request_add[0].name, "x-client");
-    assert_eq!(headers.request_add[0].append_action, model::AppendAction::OverwriteIfExistsOrAdd);
+    assert_eq!(
+        headers.request_add[0].append_action,
+        model::AppendAction::OverwriteIfExistsOrAdd
+    );
     assert!(headers.request_add[0].value.as_literal().is_none());
     assert_eq!(headers.response_remove, vec![http::header::SERVER]);
 
@@ -361,7 +476,12 @@ fn header_mutations_and_access_log_formats() {
         "",
         "              - match: { prefix: \"/\" }\n                route: { cluster: c }\n                request_headers_to_add: [ { header: { key: x, value: \"%NOT_A_COMMAND%\" } } ]",
     ));
-    assert!(e.ends_with("request_headers_to_add[0].header.value: unknown format command '%NOT_A_COMMAND%'"), "{e}");
+    assert!(
+        e.ends_with(
+            "request_headers_to_add[0].header.value: unknown format command '%NOT_A_COMMAND%'"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -382,7 +502,9 @@ fn direct_response_body_from_file_is_read_at_load() {
         &format!("              - match: {{ prefix: \"/\" }}\n                direct_response: {{ status: 503, body: {{ filename: \"{}\" }} }}", body.display()),
     );
     let loaded = load_yaml_str(&yaml).expect("loads");
-    let RouteAction::DirectResponse(d) = &http(&loaded.model.listeners[0]).route_config.virtual_hosts[0].routes[0].action else {
+    let RouteAction::DirectResponse(d) =
+        &http(&loaded.model.listeners[0]).route_config.virtual_hosts[0].routes[0].action
+    else {
         panic!("direct")
     };
     assert_eq!(d.body.as_deref(), Some(&b"hello from file\n"[..]));
@@ -392,11 +514,15 @@ fn direct_response_body_from_file_is_read_at_load() {
 fn config_dump_is_snake_case_with_type_urls() {
     let loaded = load_file(&fixture("front_proxy.yaml")).expect("loads");
     let dump = config_dump(&loaded.proto);
-    let filter = &dump["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let filter =
+        &dump["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
     assert_eq!(
         filter["@type"],
         "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
     );
     assert_eq!(filter["stat_prefix"], "ingress_http");
-    assert_eq!(dump["static_resources"]["clusters"][0]["connect_timeout"], "0.250s");
+    assert_eq!(
+        dump["static_resources"]["clusters"][0]["connect_timeout"],
+        "0.250s"
+    );
 }

@@ -328,7 +328,7 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
 
     let mut protocol = model::UpstreamProtocol::Http1;
     let mut http2_options = None;
-    let mut common = c.common_http_protocol_options.clone();
+    let mut common = c.common_http_protocol_options;
     let mut common_path = format!("{path}.common_http_protocol_options");
     if let Some(h2) = &c.http2_protocol_options {
         protocol = model::UpstreamProtocol::Http2;
@@ -350,7 +350,7 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
         let options: upstream_http_pb::HttpProtocolOptions =
             decode_any(any, HTTP_PROTOCOL_OPTIONS, &key_path)?;
         if options.common_http_protocol_options.is_some() {
-            common = options.common_http_protocol_options.clone();
+            common = options.common_http_protocol_options;
             common_path = format!("{key_path}.common_http_protocol_options");
         }
         match &options.upstream_protocol_options {

@@ -98,7 +98,7 @@ pub(crate) fn translate(
     }
 
     let common_path = field("common_http_protocol_options");
-    let common = p.common_http_protocol_options.clone().unwrap_or_default();
+    let common = p.common_http_protocol_options.unwrap_or_default();
     if common.max_requests_per_connection.is_some() {
         return Err(ConfigError::unsupported(format!(
             "{common_path}.max_requests_per_connection"
@@ -221,7 +221,8 @@ fn http_filters(filters: &[hcm_pb::HttpFilter], path: &str) -> Result<model::Rou
             format!("http_filters must end with the router filter (envoy.filters.http.router, \"@type\": type.googleapis.com/{ROUTER_TYPE})"),
         ));
     };
-    for (i, filter) in before.iter().enumerate() {
+    // Only the router exists, so anything before the last filter is the first error.
+    if let Some(filter) = before.first() {
         let type_name = match &filter.config_type {
             Some(ConfigType::TypedConfig(any)) => any_type(any),
             _ => "",
@@ -238,7 +239,7 @@ fn http_filters(filters: &[hcm_pb::HttpFilter], path: &str) -> Result<model::Rou
                 }
             )
         };
-        return Err(ConfigError::at(format!("{path}[{i}]"), what));
+        return Err(ConfigError::at(format!("{path}[0]"), what));
     }
     let last_path = format!("{path}[{}]", filters.len() - 1);
     if last.is_optional || last.disabled {
