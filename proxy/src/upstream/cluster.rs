@@ -89,10 +89,9 @@ impl UpstreamCluster {
     }
 
     /// A raw TCP connection to a picked host (tcp_proxy, CONNECT termination), honouring
-    /// `connect_timeout` and `max_connections`. The host's `cx_active` counts it until
-    /// the stream is dropped... as far as the caller holds the returned host: the count
-    /// is released when this call returns the stream, because a bare `TcpStream` cannot
-    /// carry a guard; tcp_proxy keeps its own guard through `connect_tcp_counted`.
+    /// `connect_timeout` and `max_connections`. A bare `TcpStream` carries no guard, so
+    /// the connection stops counting in `cx_active` when this returns; callers that
+    /// keep it open should use [`Self::connect_tcp_counted`].
     pub async fn connect_tcp(&self) -> Result<(TcpStream, Arc<Host>), UpstreamError> {
         let (stream, host, _open) = self.connect_tcp_counted().await?;
         Ok((stream, host))

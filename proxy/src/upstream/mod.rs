@@ -11,6 +11,8 @@ mod cluster;
 mod connect;
 mod dns;
 mod error;
+#[cfg(test)]
+mod failure_tests;
 mod host;
 mod host_set;
 mod lb;
