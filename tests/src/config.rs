@@ -183,3 +183,11 @@ pub fn routes_of(config: &mut Value, vhost: usize) -> &mut Value {
         None => panic!("test config has no {pointer}"),
     }
 }
+
+/// A currently free TCP port on 127.0.0.1 (for configs that must name the port up front,
+/// e.g. `filter_chain_match.destination_port`). The port is released before returning, so
+/// another process could take it; tests use this only where port 0 cannot work.
+pub fn free_port() -> std::io::Result<u16> {
+    let socket = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(socket.local_addr()?.port())
+}

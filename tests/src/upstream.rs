@@ -9,6 +9,7 @@
 //! - `reset=1`: close the connection without responding (upstream reset before headers).
 //! - `body_bytes=N`: respond with N bytes of `x` instead of JSON.
 //! - `header=name:value`: add a response header (repeatable).
+//! - `chunked=1`: send the JSON reply as a body of unknown length (chunked on HTTP/1.1).
 //!
 //! Every response carries `x-upstream-name: <name>`; accepted connections are counted.
 
@@ -19,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -156,7 +158,7 @@ async fn echo(
     name: Arc<str>,
     conn_id: usize,
     closer: Arc<Notify>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
     let query = req.uri().query().unwrap_or("").to_string();
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
@@ -213,9 +215,22 @@ async fn echo(
             Bytes::from(reply.to_string())
         }
     };
-    let response = builder
-        .body(Full::new(body))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"bad echo knobs"))));
+    let body = if query_param(&query, "chunked").is_some() {
+        // Two frames and no size hint, so hyper frames the HTTP/1.1 body as chunked.
+        let half = body.len() / 2;
+        let frames = vec![
+            Ok::<_, Infallible>(hyper::body::Frame::data(body.slice(..half))),
+            Ok(hyper::body::Frame::data(body.slice(half..))),
+        ];
+        BoxBody::new(StreamBody::new(futures_util::stream::iter(frames)))
+    } else {
+        BoxBody::new(Full::new(body))
+    };
+    let response = builder.body(body).unwrap_or_else(|_| {
+        Response::new(BoxBody::new(Full::new(Bytes::from_static(
+            b"bad echo knobs",
+        ))))
+    });
     Ok(response)
 }
 
