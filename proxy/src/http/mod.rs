@@ -1,3 +1,32 @@
-//! The HTTP connection manager: codec, router, header handling, local replies, upgrades.
+//! The HTTP connection manager (Envoy's `http_connection_manager`), in request order:
+//! `conn_manager` (one downstream connection: codec, timeouts, drain) -> `stream` (one
+//! request: validation, forwarding headers, routing) -> `router` (virtual host, route,
+//! action helpers) -> `forward` (upstream call) or `local_reply`; `headers` (hop-by-hop,
+//! forwarding, mutations), `upgrade` (websocket / CONNECT tunnels), `body` (byte counting
+//! and the access log entry).
 
+mod body;
+pub mod codec;
+mod conn_manager;
+mod context;
+mod forward;
+pub mod headers;
+pub mod local_reply;
 pub mod router;
+mod stream;
+mod upgrade;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+pub use conn_manager::serve_connection;
+pub use context::{HcmRuntime, HttpContext};
+
+/// Body of every response the connection manager sends downstream.
+pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, crate::upstream::BoxError>;
+
+fn stream_empty_body() -> ResponseBody {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}

@@ -1,0 +1,237 @@
+//! Body wrappers on the request path: request bodies count bytes and report progress
+//! (for `request_timeout` / `stream_idle_timeout`); response bodies count bytes and write
+//! the access log entry when the response ends or is abandoned.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+
+use crate::access_log::{FormatInput, RequestHead, ResponseFlag, StreamInfo};
+use crate::upstream::BoxError;
+
+use super::context::HcmRuntime;
+
+/// Request progress shared between the request body and the stream's timers.
+#[derive(Debug)]
+pub struct RequestProgress {
+    start: Instant,
+    /// Body bytes received.
+    pub bytes: AtomicU64,
+    /// The request (headers and body) has been fully received.
+    pub complete: AtomicBool,
+    /// Milliseconds since start of the last body activity.
+    pub last_activity_ms: AtomicU64,
+}
+
+impl RequestProgress {
+    /// Progress of a request starting now.
+    pub fn new(start: Instant) -> Self {
+        Self {
+            start,
+            bytes: AtomicU64::new(0),
+            complete: AtomicBool::new(false),
+            last_activity_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_activity_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The downstream request body on its way upstream.
+#[derive(Debug)]
+pub struct CountingBody<B> {
+    inner: B,
+    progress: Arc<RequestProgress>,
+}
+
+impl<B> CountingBody<B> {
+    /// Wraps `inner`; an already-finished body marks the request complete at once.
+    pub fn new(inner: B, progress: Arc<RequestProgress>) -> Self
+    where
+        B: Body,
+    {
+        if inner.is_end_stream() {
+            progress.complete.store(true, Ordering::Relaxed);
+        }
+        Self { inner, progress }
+    }
+}
+
+impl<B> Body for CountingBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.progress
+                        .bytes
+                        .fetch_add(d.len() as u64, Ordering::Relaxed);
+                }
+                this.progress.touch();
+                if this.inner.is_end_stream() {
+                    this.progress.complete.store(true, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => {
+                this.progress.complete.store(true, Ordering::Relaxed);
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What an access log entry needs once the response is done.
+#[derive(Debug)]
+pub struct PendingLog {
+    /// Compiled config (loggers).
+    pub runtime: Arc<HcmRuntime>,
+    /// Stream facts.
+    pub info: StreamInfo,
+    /// The request as forwarded.
+    pub request: Option<RequestHead>,
+    /// The response headers as sent.
+    pub response_headers: HeaderMap,
+    /// Request byte counter.
+    pub progress: Arc<RequestProgress>,
+}
+
+impl PendingLog {
+    fn write(mut self, ended: bool) {
+        let elapsed = self.info.elapsed();
+        if !ended {
+            self.info
+                .flags
+                .set(ResponseFlag::DownstreamConnectionTermination);
+        }
+        self.info.last_downstream_tx = Some(elapsed);
+        self.info.bytes_received = self.progress.bytes.load(Ordering::Relaxed);
+        let req = self.request.as_ref();
+        let input = FormatInput {
+            method: req.map(|r| &r.method),
+            uri: req.map(|r| &r.uri),
+            request_headers: req.map(|r| &r.headers),
+            response_headers: Some(&self.response_headers),
+            ..FormatInput::new(&self.info)
+        };
+        self.runtime.loggers.log(&input);
+    }
+}
+
+/// A response body that logs when it finishes (or is dropped unfinished).
+pub struct LoggedBody<B> {
+    inner: B,
+    log: Option<Box<PendingLog>>,
+    sent: u64,
+}
+
+impl<B> std::fmt::Debug for LoggedBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoggedBody")
+            .field("sent", &self.sent)
+            .finish()
+    }
+}
+
+impl<B: Body> LoggedBody<B> {
+    /// Wraps `inner`; an empty body logs at once.
+    pub fn new(inner: B, log: PendingLog) -> Self {
+        let mut me = Self {
+            inner,
+            log: Some(Box::new(log)),
+            sent: 0,
+        };
+        if me.inner.is_end_stream() {
+            me.finish(true);
+        }
+        me
+    }
+
+    fn finish(&mut self, ended: bool) {
+        if let Some(mut log) = self.log.take() {
+            log.info.bytes_sent = self.sent;
+            log.write(ended);
+        }
+    }
+}
+
+impl<B> Body for LoggedBody<B>
+where
+    B: Body<Data = Bytes, Error = BoxError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.sent += d.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.finish(true);
+                }
+            }
+            Poll::Ready(None) => this.finish(true),
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(log) = this.log.as_mut() {
+                    log.info.flags.set(ResponseFlag::UpstreamRemoteReset);
+                }
+                this.finish(true);
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for LoggedBody<B> {
+    fn drop(&mut self) {
+        if let Some(mut log) = self.log.take() {
+            log.info.bytes_sent = self.sent;
+            log.write(false);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The `route` action: pick the cluster, rewrite path and host, apply request header
+//! mutations and Envoy's router headers, send upstream under the route timeout, and turn
+//! the upstream response (or failure) into the downstream response.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use baton_config::model::{ClusterSpecifier, ForwardAction, HeaderMutations, HostRewrite};
+use http::header::{EXPECT, HOST};
+use http::request::Parts;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::access_log::FormatInput;
+use crate::upstream::{RequestBody, SendOptions, UpstreamError};
+
+use super::body::CountingBody;
+use super::headers::{forwarding, hop_by_hop, mutation};
+use super::local_reply::LocalReply;
+use super::router::{action, Routed};
+use super::stream::Exchange;
+use super::{upgrade, ResponseBody};
+
+fn set_path(parts: &mut Parts, new_path_and_query: &str) {
+    let mut builder = http::uri::Builder::new();
+    if let Some(s) = parts.uri.scheme() {
+        builder = builder.scheme(s.clone());
+    }
+    if let Some(a) = parts.uri.authority() {
+        builder = builder.authority(a.clone());
+    }
+    if let Ok(uri) = builder.path_and_query(new_path_and_query).build() {
+        parts.uri = uri;
+    }
+}
+
+/// Sends the request to the route's cluster and builds the downstream response.
+pub(crate) async fn forward(
+    ex: &mut Exchange,
+    mut parts: Parts,
+    body: Incoming,
+    routed: Routed<'_>,
+    f: &Arc<ForwardAction>,
+    is_upgrade: bool,
+) -> (Response<ResponseBody>, Option<Parts>) {
+    let runtime = ex.shared.runtime.clone();
+    let hcm = &runtime.hcm;
+    let suppress = hcm.router.suppress_envoy_headers;
+
+    // Cluster.
+    let mut weighted: Option<&HeaderMutations> = None;
+    let cluster_name: Option<String> = match &f.cluster {
+        ClusterSpecifier::Name(n) => Some(n.clone()),
+        ClusterSpecifier::Header(h) => parts
+            .headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ClusterSpecifier::Weighted(w) => action::pick_weighted(w, rand::random()).map(|i| {
+            weighted = Some(&w.clusters[i].headers);
+            w.clusters[i].name.clone()
+        }),
+    };
+    let cluster = cluster_name
+        .as_deref()
+        .and_then(|n| ex.shared.ctx.clusters.get(n))
+        .cloned();
+    let Some(cluster) = cluster else {
+        let resp = ex.local_reply(LocalReply::cluster_not_found(), &parts, Some(routed));
+        return (resp, Some(parts));
+    };
+    ex.info.upstream_cluster = cluster_name;
+
+    // Path and host rewrites.
+    let original = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let rewritten = if let Some(prefix) = &f.prefix_rewrite {
+        Some(action::prefix_rewrite(
+            &original,
+            &routed.route.matcher.path,
+            prefix,
+        ))
+    } else {
+        f.regex_rewrite
+            .as_ref()
+            .map(|(re, sub)| action::regex_rewrite(&original, re, sub))
+    };
+    if let Some(new_path) = rewritten {
+        if let Ok(v) = HeaderValue::from_str(&original) {
+            parts
+                .headers
+                .insert(forwarding::X_ENVOY_ORIGINAL_PATH.clone(), v);
+        }
+        set_path(&mut parts, &new_path);
+    }
+    match &f.host_rewrite {
+        HostRewrite::None => {}
+        HostRewrite::Literal(v) => {
+            parts.headers.insert(HOST, v.clone());
+        }
+        HostRewrite::Header(h) => {
+            if let Some(v) = parts.headers.get(h).cloned() {
+                parts.headers.insert(HOST, v);
+            }
+        }
+        HostRewrite::Auto => {
+            // The host is picked inside send_http; DNS clusters (the usual users of
+            // auto_host_rewrite) give every host the same name.
+            if let Some(h) = cluster.hosts().first() {
+                let name = h.hostname.clone().unwrap_or_else(|| h.address.to_string());
+                if let Ok(v) = HeaderValue::from_str(&name) {
+                    parts.headers.insert(HOST, v);
+                }
+            }
+        }
+    }
+
+    // Header mutations, most specific first unless configured otherwise.
+    {
+        let rc = runtime.routes.config();
+        let snapshot = parts.headers.clone();
+        let input = FormatInput {
+            method: Some(&parts.method),
+            uri: Some(&parts.uri),
+            request_headers: Some(&snapshot),
+            ..FormatInput::new(&ex.info)
+        };
+        for level in mutation::levels(
+            &rc.headers,
+            &routed.vhost.headers,
+            &routed.route.headers,
+            weighted,
+            rc.most_specific_header_mutations_wins,
+        ) {
+            mutation::apply_request(&mut parts.headers, level, &input);
+        }
+    }
+    if let Some(t) = f.timeout {
+        if !suppress {
+            parts.headers.insert(
+                forwarding::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(),
+                HeaderValue::from(t.as_millis() as u64),
+            );
+        }
+    }
+    ex.snapshot(&parts);
+
+    if parts.method == Method::CONNECT {
+        return upgrade::connect(ex, parts, routed, &cluster).await;
+    }
+
+    // Build the upstream request.
+    let downstream_http2 = parts.version == Version::HTTP_2;
+    let downstream_upgrade = if is_upgrade {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+    let mut up_headers = parts.headers.clone();
+    hop_by_hop::strip(&mut up_headers, is_upgrade);
+    // hyper answers `expect: 100-continue` itself when the body is first read.
+    up_headers.remove(EXPECT);
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri: Uri = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
+    let body: RequestBody = CountingBody::new(body, ex.progress.clone()).boxed();
+    let mut up_req = Request::new(body);
+    *up_req.method_mut() = parts.method.clone();
+    *up_req.uri_mut() = uri;
+    *up_req.version_mut() = Version::HTTP_11;
+    *up_req.headers_mut() = up_headers;
+
+    let opts = SendOptions {
+        downstream_http2,
+        upgrade: is_upgrade,
+    };
+    let sent_at = Instant::now();
+    ex.info.attempt_count = 1;
+    let send = cluster.send_http(up_req, &opts);
+    let result = match f.timeout {
+        Some(t) => match tokio::time::timeout(t, send).await {
+            Ok(r) => r.map_err(Some),
+            Err(_) => Err(None),
+        },
+        None => send.await.map_err(Some),
+    };
+    let up = match result {
+        Ok(up) => up,
+        Err(None) => {
+            let resp = ex.local_reply(LocalReply::upstream_timeout(), &parts, Some(routed));
+            return (resp, Some(parts));
+        }
+        Err(Some(err)) => {
+            if let Some(h) = err.host() {
+                ex.info.upstream_host = Some(h.address);
+            }
+            let (reply, tfr) = LocalReply::from_upstream(&err);
+            ex.info.upstream_transport_failure_reason = tfr;
+            if !matches!(err, UpstreamError::NoHealthyUpstream) {
+                tracing::debug!(error = %err, "upstream request failed");
+            }
+            let resp = ex.local_reply(reply, &parts, Some(routed));
+            return (resp, Some(parts));
+        }
+    };
+    ex.info.upstream_host = Some(up.host.address);
+    ex.info.first_upstream_rx = Some(ex.info.elapsed());
+    let mut response = up.response;
+    let switching = is_upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
+        let upstream_upgrade = response
+            .extensions_mut()
+            .remove::<hyper::upgrade::OnUpgrade>();
+        if let (Some(d), Some(u)) = (downstream_upgrade, upstream_upgrade) {
+            upgrade::spawn_tunnel(d, u);
+        }
+    }
+    let (mut rparts, rbody) = response.into_parts();
+    hop_by_hop::strip(&mut rparts.headers, switching);
+    if !suppress {
+        rparts.headers.insert(
+            forwarding::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
+            HeaderValue::from(sent_at.elapsed().as_millis() as u64),
+        );
+    }
+    ex.info.response_code = Some(rparts.status.as_u16());
+    ex.apply_response_mutations(&mut rparts.headers, &parts, routed, weighted);
+    ex.info.response_code_details = Some("via_upstream".to_string());
+    let body: ResponseBody = rbody.map_err(Into::into).boxed();
+    (Response::from_parts(rparts, body), Some(parts))
+}

@@ -1,0 +1,261 @@
+//! Envoy's forwarding headers on the request (`x-forwarded-for`, `x-forwarded-proto`,
+//! `x-request-id`, `x-envoy-external-address`, `x-envoy-internal`, internal `x-envoy-*`
+//! stripping, `via`) and on the response (`server`, `via`, `date`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use baton_config::model::{CidrRange, HttpConnectionManager, ServerHeaderTransformation};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::server::conn_info::ConnInfo;
+
+/// `x-forwarded-for`
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-forwarded-proto`
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `x-request-id`
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-envoy-internal`
+pub static X_ENVOY_INTERNAL: HeaderName = HeaderName::from_static("x-envoy-internal");
+/// `x-envoy-external-address`
+pub static X_ENVOY_EXTERNAL_ADDRESS: HeaderName =
+    HeaderName::from_static("x-envoy-external-address");
+/// `x-envoy-expected-rq-timeout-ms`
+pub static X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
+    HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+/// `x-envoy-upstream-service-time`
+pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
+    HeaderName::from_static("x-envoy-upstream-service-time");
+/// `x-envoy-original-path`
+pub static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+/// `via`
+pub static VIA: HeaderName = HeaderName::from_static("via");
+
+/// `x-envoy-*` request headers that only trusted (internal) clients may send; removed
+/// from edge requests.
+const EDGE_STRIPPED: &[&str] = &[
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-force-trace",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-ip-tags",
+    "x-envoy-max-retries",
+    "x-envoy-original-path",
+    "x-envoy-original-url",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retry-on",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-upstream-rq-timeout-ms",
+];
+
+/// Router control headers the router consumes on every request (never forwarded).
+const ROUTER_CONSUMED: &[&str] = &[
+    "x-envoy-max-retries",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-upstream-rq-timeout-alt-response",
+];
+
+fn in_cidrs(ip: IpAddr, cidrs: &[CidrRange]) -> bool {
+    cidrs.iter().any(|c| match (ip, c.addr) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let len = c.len.min(32) as u32;
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let len = c.len.min(128) as u32;
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    })
+}
+
+/// The XFF entries, in order (several header lines are one list).
+fn xff_entries(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A random UUIDv4 in canonical text form.
+pub fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex =
+        |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex(0..4),
+        hex(4..6),
+        hex(6..8),
+        hex(8..10),
+        hex(10..16)
+    )
+}
+
+/// What the forwarding step decided about the client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientFacts {
+    /// The trusted client address (`%DOWNSTREAM_REMOTE_ADDRESS%`); port 0 when it came
+    /// from `x-forwarded-for`.
+    pub remote: SocketAddr,
+    /// Internal request (from an address in `internal_address_config`).
+    pub internal: bool,
+    /// Edge request: external and `use_remote_address`.
+    pub edge: bool,
+}
+
+/// Applies Envoy's connection-manager request header changes.
+pub fn mutate_request(
+    headers: &mut HeaderMap,
+    conn: &ConnInfo,
+    hcm: &HttpConnectionManager,
+) -> ClientFacts {
+    let scheme = if conn.tls { "https" } else { "http" };
+    let (remote, single_xff) = if hcm.use_remote_address {
+        if !hcm.skip_xff_append {
+            let peer = conn.remote.ip().to_string();
+            let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+                Some(existing) if !existing.is_empty() => format!("{existing},{peer}"),
+                _ => peer,
+            };
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(X_FORWARDED_FOR.clone(), v);
+            }
+        }
+        (conn.remote, false)
+    } else {
+        let entries = xff_entries(headers);
+        let hops = hcm.xff_num_trusted_hops as usize;
+        let from_xff = entries
+            .len()
+            .checked_sub(1 + hops)
+            .and_then(|i| entries[i].parse::<IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 0));
+        (from_xff.unwrap_or(conn.remote), entries.len() == 1)
+    };
+    if hcm.use_remote_address || !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
+    }
+    let internal =
+        (hcm.use_remote_address || single_xff) && in_cidrs(remote.ip(), &hcm.internal_cidrs);
+    let edge = !internal && hcm.use_remote_address;
+    if edge {
+        for name in EDGE_STRIPPED {
+            headers.remove(*name);
+        }
+        for name in &hcm.route_config.internal_only_headers {
+            headers.remove(name);
+        }
+        if let Ok(v) = HeaderValue::from_str(&remote.ip().to_string()) {
+            headers.insert(X_ENVOY_EXTERNAL_ADDRESS.clone(), v);
+        }
+    }
+    if internal {
+        headers.insert(X_ENVOY_INTERNAL.clone(), HeaderValue::from_static("true"));
+    } else {
+        headers.remove(&X_ENVOY_INTERNAL);
+    }
+    for name in ROUTER_CONSUMED {
+        headers.remove(*name);
+    }
+    if hcm.generate_request_id {
+        let regenerate =
+            !headers.contains_key(&X_REQUEST_ID) || (edge && !hcm.preserve_external_request_id);
+        if regenerate {
+            if let Ok(v) = HeaderValue::from_str(&uuid_v4()) {
+                headers.insert(X_REQUEST_ID.clone(), v);
+            }
+        }
+    }
+    if let Some(via) = &hcm.via {
+        append_via(headers, via);
+    }
+    ClientFacts {
+        remote,
+        internal,
+        edge,
+    }
+}
+
+/// Appends `via` to an existing `via` list.
+pub fn append_via(headers: &mut HeaderMap, via: &HeaderValue) {
+    let value = match headers.get(&VIA).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.is_empty() => {
+            HeaderValue::from_str(&format!("{existing},{}", via.to_str().unwrap_or("")))
+                .unwrap_or_else(|_| via.clone())
+        }
+        _ => via.clone(),
+    };
+    headers.insert(VIA.clone(), value);
+}
+
+/// Response headers every response gets: `server` (per `server_header_transformation`),
+/// `via`, and `date` when missing.
+pub fn finish_response(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
+    match hcm.server_header_transformation {
+        ServerHeaderTransformation::Overwrite => {
+            headers.insert(http::header::SERVER, hcm.server_name.clone());
+        }
+        ServerHeaderTransformation::AppendIfAbsent => {
+            if !headers.contains_key(http::header::SERVER) {
+                headers.insert(http::header::SERVER, hcm.server_name.clone());
+            }
+        }
+        ServerHeaderTransformation::PassThrough => {}
+    }
+    if let Some(via) = &hcm.via {
+        append_via(headers, via);
+    }
+    if !headers.contains_key(http::header::DATE) {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+        {
+            headers.insert(http::header::DATE, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_shape() {
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn cidr_membership() {
+        let c = [CidrRange {
+            addr: "10.0.0.0".parse().expect("ip"),
+            len: 8,
+        }];
+        assert!(in_cidrs("10.9.9.9".parse().expect("ip"), &c));
+        assert!(!in_cidrs("11.0.0.1".parse().expect("ip"), &c));
+        assert!(!in_cidrs("::1".parse().expect("ip"), &c));
+    }
+}

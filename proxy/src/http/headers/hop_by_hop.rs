@@ -1,0 +1,96 @@
+//! Connection-specific (hop-by-hop) headers never cross the proxy: `connection` and the
+//! headers it names, `keep-alive`, `proxy-connection`, `transfer-encoding`, `upgrade`
+//! (kept for upgrades), and `te` except `te: trailers`.
+
+use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop headers. With `keep_upgrade`, `upgrade` and `connection: upgrade`
+/// stay (the upstream must see the upgrade request / the client the 101).
+pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if let Some(conn) = headers.get(CONNECTION) {
+        // Headers nominated by `connection` are hop-by-hop too.
+        let nominated: Vec<HeaderName> = conn
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")))
+            .filter_map(|t| HeaderName::from_bytes(t.to_ascii_lowercase().as_bytes()).ok())
+            .filter(|n| n != TE && n != UPGRADE)
+            .collect();
+        for n in nominated {
+            headers.remove(n);
+        }
+        headers.remove(CONNECTION);
+    }
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(TRANSFER_ENCODING);
+    if keep_upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(UPGRADE);
+    }
+    if let Some(te) = headers.get(TE) {
+        let trailers = te
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+        if trailers {
+            headers.insert(TE, HeaderValue::from_static("trailers"));
+        } else {
+            headers.remove(TE);
+        }
+    }
+}
+
+/// The lowercased upgrade protocol when this is an HTTP/1.1 upgrade request
+/// (`connection: upgrade` plus `upgrade: X`).
+pub fn upgrade_type(headers: &HeaderMap) -> Option<String> {
+    let upgrade = headers.get(UPGRADE)?.to_str().ok()?;
+    let has_token = headers.get_all(CONNECTION).iter().any(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    });
+    has_token.then(|| upgrade.trim().to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_nominated() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "keep-alive, x-foo".parse().expect("v"));
+        h.insert("x-foo", "1".parse().expect("v"));
+        h.insert("keep-alive", "1".parse().expect("v"));
+        h.insert("proxy-connection", "x".parse().expect("v"));
+        h.insert("te", "trailers, deflate".parse().expect("v"));
+        h.insert("upgrade", "websocket".parse().expect("v"));
+        h.insert("x-keep", "1".parse().expect("v"));
+        strip(&mut h, false);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h["te"], "trailers");
+        assert_eq!(h["x-keep"], "1");
+    }
+
+    #[test]
+    fn keeps_upgrade_for_upgrades() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "Upgrade".parse().expect("v"));
+        h.insert("upgrade", "WebSocket".parse().expect("v"));
+        assert_eq!(upgrade_type(&h).as_deref(), Some("websocket"));
+        strip(&mut h, true);
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["upgrade"], "WebSocket");
+    }
+}

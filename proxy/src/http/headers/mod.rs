@@ -1,0 +1,7 @@
+//! Header handling on the request path: hop-by-hop removal, Envoy's forwarding headers
+//! (`x-forwarded-*`, `x-request-id`, `x-envoy-*`, `via`, `server`) and configured
+//! header mutations.
+
+pub mod forwarding;
+pub mod hop_by_hop;
+pub mod mutation;

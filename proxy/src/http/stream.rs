@@ -1,0 +1,380 @@
+//! One request/response exchange (an HTTP "stream" in Envoy's words): validation,
+//! forwarding headers, routing, the route action (direct response, redirect, forward),
+//! response headers, timeouts and the access log entry.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_config::model::{RouteAction, UpgradeConfig};
+use http::header::{CONNECTION, HOST, LOCATION};
+use http::request::Parts;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::access_log::{FormatInput, RequestHead, StreamInfo};
+use crate::server::conn_info::ConnInfo;
+
+use super::body::{LoggedBody, PendingLog, RequestProgress};
+use super::context::{HcmRuntime, HttpContext};
+use super::headers::{forwarding, hop_by_hop, mutation};
+use super::local_reply::LocalReply;
+use super::router::route_match::MatchInput;
+use super::router::{action, Routed};
+use super::{forward, ResponseBody};
+
+/// Per-connection state every stream on it shares.
+#[derive(Debug)]
+pub struct ConnShared {
+    /// Compiled connection manager config.
+    pub runtime: Arc<HcmRuntime>,
+    /// Clusters and compiled configs.
+    pub ctx: Arc<HttpContext>,
+    /// The downstream connection.
+    pub conn: Arc<ConnInfo>,
+    /// Streams in flight (connection idle timeout).
+    pub active: std::sync::atomic::AtomicUsize,
+    /// Milliseconds since the connection started when it last became idle.
+    pub idle_since_ms: std::sync::atomic::AtomicU64,
+    /// Connection start.
+    pub born: std::time::Instant,
+    /// Set by drain / max_connection_duration: HTTP/1.1 responses carry `connection: close`.
+    pub closing: std::sync::atomic::AtomicBool,
+}
+
+/// State of one exchange while it is being handled.
+pub(crate) struct Exchange {
+    pub shared: Arc<ConnShared>,
+    pub info: StreamInfo,
+    pub progress: Arc<RequestProgress>,
+    /// Snapshot of the request for access logs (only when loggers exist).
+    pub log_head: Option<RequestHead>,
+}
+
+impl Exchange {
+    /// Remembers the request as it stands for the access log.
+    pub(crate) fn snapshot(&mut self, parts: &Parts) {
+        if !self.shared.runtime.loggers.is_empty() {
+            self.log_head = Some(RequestHead {
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                headers: parts.headers.clone(),
+            });
+        }
+    }
+
+    /// Turns a local reply into the response, applying response header mutations of the
+    /// route when one was selected.
+    pub(crate) fn local_reply(
+        &mut self,
+        reply: LocalReply,
+        parts: &Parts,
+        routed: Option<Routed<'_>>,
+    ) -> Response<ResponseBody> {
+        if let Some(flag) = reply.flag {
+            self.info.flags.set(flag);
+        }
+        self.info.response_code_details = Some(reply.details.clone());
+        if self.log_head.is_none() {
+            self.snapshot(parts);
+        }
+        let mut resp = reply.into_response();
+        if let Some(r) = routed {
+            self.apply_response_mutations(resp.headers_mut(), parts, r, None);
+        }
+        resp
+    }
+
+    pub(crate) fn apply_response_mutations(
+        &self,
+        headers: &mut http::HeaderMap,
+        parts: &Parts,
+        r: Routed<'_>,
+        weighted: Option<&baton_config::model::HeaderMutations>,
+    ) {
+        let rc = self.shared.runtime.routes.config();
+        let mut info = self.info.clone();
+        info.response_code = None;
+        let snapshot = headers.clone();
+        let input = FormatInput {
+            method: Some(&parts.method),
+            uri: Some(&parts.uri),
+            request_headers: Some(&parts.headers),
+            response_headers: Some(&snapshot),
+            ..FormatInput::new(&info)
+        };
+        for level in mutation::levels(
+            &rc.headers,
+            &r.vhost.headers,
+            &r.route.headers,
+            weighted,
+            rc.most_specific_header_mutations_wins,
+        ) {
+            mutation::apply_response(headers, level, &input);
+        }
+    }
+}
+
+/// Whether an upgrade of `kind` is enabled: route-level config first, then the HCM's.
+fn upgrade_enabled(kind: &str, route_level: &[UpgradeConfig], hcm_level: &[UpgradeConfig]) -> bool {
+    let find = |list: &[UpgradeConfig]| {
+        list.iter()
+            .find(|u| u.upgrade_type == kind)
+            .map(|u| u.enabled)
+    };
+    match find(route_level) {
+        Some(enabled) => enabled,
+        None => find(hcm_level).unwrap_or(false),
+    }
+}
+
+/// Handles one request end to end.
+pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response<ResponseBody> {
+    shared.active.fetch_add(1, Ordering::Relaxed);
+    let mut ex = Exchange {
+        info: StreamInfo::new(shared.conn.clone(), Some(req.version())),
+        progress: Arc::new(RequestProgress::new(std::time::Instant::now())),
+        log_head: None,
+        shared: shared.clone(),
+    };
+    let hcm = shared.runtime.hcm.clone();
+    let progress = ex.progress.clone();
+    let mut work = Box::pin(route_and_act(&mut ex, req));
+    let request_timeout = hcm.request_timeout;
+    let idle_timeout = hcm.stream_idle_timeout;
+    let outcome = {
+        let timers = async {
+            let start = std::time::Instant::now();
+            loop {
+                // Next deadline: request_timeout while the request is incomplete, and the
+                // stream idle timeout since the last request activity.
+                let now = start.elapsed();
+                let mut wait = Duration::from_secs(3600);
+                if let Some(rt) = request_timeout {
+                    if !progress.complete.load(Ordering::Relaxed) {
+                        if now >= rt {
+                            return LocalReply::request_timeout();
+                        }
+                        wait = wait.min(rt - now);
+                    }
+                }
+                if let Some(it) = idle_timeout {
+                    let last =
+                        Duration::from_millis(progress.last_activity_ms.load(Ordering::Relaxed));
+                    let idle = now.saturating_sub(last);
+                    if idle >= it {
+                        return LocalReply::stream_idle_timeout();
+                    }
+                    wait = wait.min(it - idle);
+                }
+                tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+            }
+        };
+        tokio::select! {
+            (resp, parts) = &mut work => Ok((resp, parts)),
+            reply = timers => Err(reply),
+        }
+    };
+    drop(work);
+    let (mut resp, parts) = match outcome {
+        Ok(done) => done,
+        Err(reply) => {
+            let flag = reply.flag;
+            let details = reply.details.clone();
+            if let Some(f) = flag {
+                ex.info.flags.set(f);
+            }
+            ex.info.response_code_details = Some(details);
+            (reply.into_response(), None)
+        }
+    };
+    finish(&mut ex, &mut resp, parts.as_ref());
+    shared.active.fetch_sub(1, Ordering::Relaxed);
+    shared
+        .idle_since_ms
+        .store(shared.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+    resp
+}
+
+/// Common response finishing: server/via/date, connection close on drain, access log.
+fn finish(ex: &mut Exchange, resp: &mut Response<ResponseBody>, parts: Option<&Parts>) {
+    let hcm = ex.shared.runtime.hcm.clone();
+    forwarding::finish_response(resp.headers_mut(), &hcm);
+    if let Some(p) = parts {
+        if hcm.always_set_request_id_in_response {
+            if let Some(id) = p.headers.get(&forwarding::X_REQUEST_ID) {
+                resp.headers_mut()
+                    .insert(forwarding::X_REQUEST_ID.clone(), id.clone());
+            }
+        }
+    }
+    if ex.shared.closing.load(Ordering::Relaxed) && ex.info.protocol != Some(Version::HTTP_2) {
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    ex.info.response_code = Some(resp.status().as_u16());
+    if ex.shared.runtime.loggers.is_empty() {
+        return;
+    }
+    let log = PendingLog {
+        runtime: ex.shared.runtime.clone(),
+        info: ex.info.clone(),
+        request: ex.log_head.take(),
+        response_headers: resp.headers().clone(),
+        progress: ex.progress.clone(),
+    };
+    let body = std::mem::replace(resp.body_mut(), super::stream_empty_body());
+    *resp.body_mut() = BodyExt::boxed(LoggedBody::new(body, log));
+}
+
+/// Validation, forwarding headers, routing and the route's action. Returns the response
+/// and the request parts (for `always_set_request_id_in_response`).
+async fn route_and_act(
+    ex: &mut Exchange,
+    req: Request<Incoming>,
+) -> (Response<ResponseBody>, Option<Parts>) {
+    let (mut parts, body) = req.into_parts();
+    let runtime = ex.shared.runtime.clone();
+    let hcm = &runtime.hcm;
+    // HTTP/2 carries the host in `:authority`; routing and upstreams read `host`.
+    if !parts.headers.contains_key(HOST) {
+        if let Some(a) = parts.uri.authority() {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                parts.headers.insert(HOST, v);
+            }
+        }
+    }
+    if parts.version == Version::HTTP_10 || parts.version == Version::HTTP_09 {
+        if !hcm.http1.accept_http_10 {
+            let reply = LocalReply::new(426, "Upgrade Required", None, "low_version").closing();
+            return (ex.local_reply(reply, &parts, None), Some(parts));
+        }
+        if !parts.headers.contains_key(HOST) {
+            if let Some(h) = hcm
+                .http1
+                .default_host_for_http_10
+                .as_deref()
+                .and_then(|h| HeaderValue::from_str(h).ok())
+            {
+                parts.headers.insert(HOST, h);
+            }
+        }
+    }
+    if !parts.headers.contains_key(HOST) {
+        let reply = LocalReply::new(
+            400,
+            "",
+            Some(crate::access_log::ResponseFlag::DownstreamProtocolError),
+            "missing_host_header",
+        )
+        .closing();
+        return (ex.local_reply(reply, &parts, None), Some(parts));
+    }
+    let facts = forwarding::mutate_request(&mut parts.headers, &ex.shared.conn, hcm);
+    ex.info.downstream_remote = facts.remote;
+
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let is_connect = parts.method == Method::CONNECT;
+    let routed = {
+        let input = MatchInput {
+            method: &parts.method,
+            path_and_query: if is_connect { "" } else { &path_and_query },
+            headers: &parts.headers,
+        };
+        runtime.routes.route(&host, &input)
+    };
+    let Some(routed) = routed else {
+        let mut reply = LocalReply::no_route();
+        if is_connect {
+            reply = reply.closing();
+        }
+        return (ex.local_reply(reply, &parts, None), Some(parts));
+    };
+    if !routed.route.name.is_empty() {
+        ex.info.route_name = Some(routed.route.name.clone());
+    }
+    // Upgrades (websocket, CONNECT) must be enabled by upgrade_configs.
+    let upgrade = if is_connect {
+        Some("connect".to_string())
+    } else {
+        hop_by_hop::upgrade_type(&parts.headers)
+    };
+    if let Some(kind) = &upgrade {
+        let route_level: &[UpgradeConfig] = match &routed.route.action {
+            RouteAction::Forward(f) => &f.upgrade_configs,
+            _ => &[],
+        };
+        if !upgrade_enabled(kind, route_level, &hcm.upgrade_configs) {
+            let reply = LocalReply::new(403, "", None, "upgrade_failed").closing();
+            return (ex.local_reply(reply, &parts, None), Some(parts));
+        }
+    }
+
+    match &routed.route.action {
+        RouteAction::DirectResponse(d) => {
+            let body = d.body.clone().unwrap_or_default();
+            let mut reply = LocalReply::new(d.status, "", None, "direct_response");
+            reply.body = body;
+            let resp = ex.local_reply(reply, &parts, Some(routed));
+            (resp, Some(parts))
+        }
+        RouteAction::Redirect(r) => {
+            let scheme = if ex.shared.conn.tls { "https" } else { "http" };
+            let location = action::redirect_location(
+                r,
+                &routed.route.matcher.path,
+                scheme,
+                &host,
+                &path_and_query,
+            );
+            let mut reply = LocalReply::new(r.response_code, "", None, "direct_response");
+            reply.status =
+                StatusCode::from_u16(r.response_code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            let mut resp = ex.local_reply(reply, &parts, Some(routed));
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(LOCATION, v);
+            }
+            (resp, Some(parts))
+        }
+        RouteAction::Forward(f) => {
+            let f = f.clone();
+            forward::forward(ex, parts, body, routed, &f, upgrade.is_some()).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(kind: &str, enabled: bool) -> UpgradeConfig {
+        UpgradeConfig {
+            upgrade_type: kind.into(),
+            enabled,
+        }
+    }
+
+    #[test]
+    fn upgrade_config_precedence() {
+        assert!(!upgrade_enabled("websocket", &[], &[]));
+        assert!(upgrade_enabled("websocket", &[], &[up("websocket", true)]));
+        assert!(!upgrade_enabled(
+            "websocket",
+            &[up("websocket", false)],
+            &[up("websocket", true)]
+        ));
+        assert!(upgrade_enabled("websocket", &[up("websocket", true)], &[]));
+        assert!(!upgrade_enabled("connect", &[], &[up("websocket", true)]));
+    }
+}

@@ -1,0 +1,82 @@
+//! Upgrades: websocket (and other `upgrade_configs` protocols) tunnel bytes between the
+//! downstream and upstream connections after a 101; CONNECT routes (`connect_matcher`)
+//! open a TCP connection to the cluster, answer 200 and tunnel the bytes.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use crate::upstream::UpstreamCluster;
+
+use super::local_reply::LocalReply;
+use super::router::Routed;
+use super::stream::Exchange;
+use super::ResponseBody;
+
+/// Copies bytes both ways once both sides have switched protocols.
+pub fn spawn_tunnel(downstream: OnUpgrade, upstream: OnUpgrade) {
+    tokio::spawn(async move {
+        let (d, u) = tokio::join!(downstream, upstream);
+        match (d, u) {
+            (Ok(d), Ok(u)) => {
+                let mut d = TokioIo::new(d);
+                let mut u = TokioIo::new(u);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut d, &mut u).await {
+                    tracing::debug!(error = %e, "upgrade tunnel ended");
+                }
+            }
+            (d, u) => tracing::debug!(
+                downstream_ok = d.is_ok(),
+                upstream_ok = u.is_ok(),
+                "upgrade failed"
+            ),
+        }
+    });
+}
+
+/// CONNECT: connect to the cluster, answer 200, then tunnel.
+pub(crate) async fn connect(
+    ex: &mut Exchange,
+    mut parts: Parts,
+    routed: Routed<'_>,
+    cluster: &Arc<UpstreamCluster>,
+) -> (Response<ResponseBody>, Option<Parts>) {
+    let downstream = parts.extensions.remove::<OnUpgrade>();
+    match cluster.connect_tcp().await {
+        Ok((mut stream, host)) => {
+            ex.info.upstream_host = Some(host.address);
+            ex.info.response_code_details = Some("via_upstream".into());
+            if let Some(d) = downstream {
+                tokio::spawn(async move {
+                    match d.await {
+                        Ok(up) => {
+                            let mut io = TokioIo::new(up);
+                            if let Err(e) =
+                                tokio::io::copy_bidirectional(&mut io, &mut stream).await
+                            {
+                                tracing::debug!(error = %e, "CONNECT tunnel ended");
+                            }
+                        }
+                        Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+                    }
+                });
+            }
+            let mut resp = Response::new(super::stream_empty_body());
+            *resp.status_mut() = StatusCode::OK;
+            ex.apply_response_mutations(resp.headers_mut(), &parts, routed, None);
+            (resp, Some(parts))
+        }
+        Err(err) => {
+            if let Some(h) = err.host() {
+                ex.info.upstream_host = Some(h.address);
+            }
+            let (reply, tfr) = LocalReply::from_upstream(&err);
+            ex.info.upstream_transport_failure_reason = tfr;
+            let resp = ex.local_reply(reply, &parts, Some(routed));
+            (resp, Some(parts))
+        }
+    }
+}
