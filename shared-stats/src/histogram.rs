@@ -19,11 +19,17 @@ pub const SUM_CELL: usize = BUCKET_CELLS;
 pub const SUPPORTED_QUANTILES: [f64; 10] =
     [0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 100.0];
 
+/// `DEFAULT_BUCKETS` for integer values: `value <= 0.5` holds only for 0, and every other
+/// bound is whole, so integer comparisons pick the same bucket without float conversion.
+const INTEGER_BOUNDS: [u64; 19] = [
+    0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000,
+    1800000, 3600000,
+];
+
 /// Index of the bucket cell that counts `value`: the first bound `>= value`.
 #[inline]
 pub fn bucket_index(value: u64) -> usize {
-    let value = value as f64;
-    DEFAULT_BUCKETS.partition_point(|&bound| bound < value)
+    INTEGER_BOUNDS.partition_point(|&bound| bound < value)
 }
 
 /// The recorded state of one histogram: per-bucket (not cumulative) counts and the sum.
@@ -111,6 +117,17 @@ mod tests {
             h.sum += v;
         }
         h
+    }
+
+    #[test]
+    fn integer_bounds_agree_with_float_bounds() {
+        for value in (0..4_000_000u64)
+            .step_by(997)
+            .chain([0, 1, 2, 5, 6, 3_600_000, 3_600_001])
+        {
+            let by_float = DEFAULT_BUCKETS.partition_point(|&b| b < value as f64);
+            assert_eq!(bucket_index(value), by_float, "value {value}");
+        }
     }
 
     #[test]

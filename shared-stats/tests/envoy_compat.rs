@@ -47,7 +47,13 @@ fn load_envoy_values(store: &StatsStore) -> Vec<String> {
     for (name, value) in envoy_plain_stats() {
         let family: String = format!("envoy_{}", extract_tags(name).extracted)
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         match family_types.get(family.as_str()) {
             Some(&"gauge") => store.gauge(name).set(value),
@@ -70,9 +76,20 @@ fn text_output_matches_envoy_for_counters_and_gauges() {
     let dir = TempDir::new("envoy-text");
     let store = StatsStore::open_or_create(&dir.config(), 0).unwrap();
     let unknown = load_envoy_values(&store);
-    assert!(unknown.is_empty(), "tag extraction differs from Envoy for: {unknown:#?}");
-    let ours = without_overflow_stat(&store.snapshot().unwrap().render_text(&RenderOptions::default()));
-    let envoy: Vec<&str> = ENVOY_STATS.lines().filter(|l| !is_histogram_line(l)).collect();
+    assert!(
+        unknown.is_empty(),
+        "tag extraction differs from Envoy for: {unknown:#?}"
+    );
+    let ours = without_overflow_stat(
+        &store
+            .snapshot()
+            .unwrap()
+            .render_text(&RenderOptions::default()),
+    );
+    let envoy: Vec<&str> = ENVOY_STATS
+        .lines()
+        .filter(|l| !is_histogram_line(l))
+        .collect();
     assert_eq!(ours, envoy);
 }
 
@@ -81,14 +98,19 @@ fn prometheus_output_matches_envoy_for_counters_and_gauges() {
     let dir = TempDir::new("envoy-prom");
     let store = StatsStore::open_or_create(&dir.config(), 0).unwrap();
     load_envoy_values(&store);
-    let rendered = store.snapshot().unwrap().render_prometheus(&RenderOptions::default());
+    let rendered = store
+        .snapshot()
+        .unwrap()
+        .render_prometheus(&RenderOptions::default());
     let ours = without_overflow_stat(&rendered);
     let envoy = envoy_plain_prometheus();
     // The two fixtures were scraped a moment apart and the scrapes themselves moved the
     // admin listener's counters, so admin series compare by name and labels only.
     let comparable = |line: &str| -> String {
         if line.contains("admin") {
-            line.rsplit_once(' ').map_or(line, |(series, _)| series).to_string()
+            line.rsplit_once(' ')
+                .map_or(line, |(series, _)| series)
+                .to_string()
         } else {
             line.to_string()
         }

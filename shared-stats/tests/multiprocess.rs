@@ -34,7 +34,9 @@ fn child_entry() {
             let store = StatsStore::open_or_create(&config, 2).expect("child open");
             store.counter("cluster.a.upstream_rq_total").add(7);
             store.gauge("cluster.a.upstream_cx_active").set(5);
-            store.gauge_with_mode("server.live", GaugeMode::NeverImport).set(1);
+            store
+                .gauge_with_mode("server.live", GaugeMode::NeverImport)
+                .set(1);
             store.histogram("cluster.a.upstream_rq_time").record(3);
             announce("ready");
             std::thread::sleep(Duration::from_secs(60));
@@ -73,7 +75,9 @@ fn two_processes_incrementing_one_counter_add_up_exactly() {
         snapshot.value("cluster.shared.upstream_rq_total"),
         Some(2 * INCREMENTS_PER_CHILD + 1000)
     );
-    let histogram = snapshot.histogram("cluster.shared.upstream_rq_time").unwrap();
+    let histogram = snapshot
+        .histogram("cluster.shared.upstream_rq_time")
+        .unwrap();
     assert_eq!(histogram.count(), 2 * INCREMENTS_PER_CHILD / 1000);
     // Both children exited cleanly, so only the parent's slot is still in use.
     assert_eq!(parent.generations().len(), 1);
@@ -107,12 +111,25 @@ fn sigkilled_generation_leaves_counters_but_no_gauges() {
     assert_eq!(after.value("cluster.a.upstream_cx_active"), Some(2));
     assert_eq!(after.value("server.live"), Some(0));
     assert_eq!(after.value("cluster.a.upstream_rq_total"), Some(7));
-    assert_eq!(after.histogram("cluster.a.upstream_rq_time").unwrap().count(), 1);
+    assert_eq!(
+        after
+            .histogram("cluster.a.upstream_rq_time")
+            .unwrap()
+            .count(),
+        1
+    );
     child.wait();
     parent.reap_dead_generations().unwrap();
-    assert_eq!(parent.generations().len(), 1, "dead slot was folded and freed");
     assert_eq!(
-        parent.snapshot().unwrap().value("cluster.a.upstream_rq_total"),
+        parent.generations().len(),
+        1,
+        "dead slot was folded and freed"
+    );
+    assert_eq!(
+        parent
+            .snapshot()
+            .unwrap()
+            .value("cluster.a.upstream_rq_total"),
         Some(7),
         "folding moved the counter into retired without changing it"
     );
@@ -139,9 +156,16 @@ fn allocation_lock_of_a_killed_holder_is_recovered() {
     child.wait();
     let counter = parent.counter("listener.127.0.0.1_80.downstream_cx_total");
     counter.add(3);
-    assert_eq!(parent.overflow_count(), 0, "allocation fell back instead of recovering");
+    assert_eq!(
+        parent.overflow_count(),
+        0,
+        "allocation fell back instead of recovering"
+    );
     let snapshot = parent.snapshot().unwrap();
-    assert_eq!(snapshot.value("listener.127.0.0.1_80.downstream_cx_total"), Some(3));
+    assert_eq!(
+        snapshot.value("listener.127.0.0.1_80.downstream_cx_total"),
+        Some(3)
+    );
 }
 
 #[test]
@@ -155,7 +179,10 @@ fn crash_in_the_middle_of_a_fold_counts_every_increment_once() {
     // This child reaps the dead victim and aborts after journaling the first cell move.
     let mut folder = ChildGuard::spawn(CHILD_ENTRY, "open", &dir.0, &[(CRASH_MID_FOLD_ENV, "1")]);
     let status = folder.wait();
-    assert!(!status.success(), "the folding child was supposed to abort mid-fold");
+    assert!(
+        !status.success(),
+        "the folding child was supposed to abort mid-fold"
+    );
 
     let parent = StatsStore::open_or_create(&config, 0).unwrap();
     let snapshot = parent.snapshot().unwrap();

@@ -30,7 +30,10 @@ fn python_with_prometheus_client() -> String {
         .stderr(Stdio::inherit())
         .output()
         .expect("run prometheus-venv.sh");
-    assert!(output.status.success(), "could not set up prometheus_client venv");
+    assert!(
+        output.status.success(),
+        "could not set up prometheus_client venv"
+    );
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
@@ -41,10 +44,14 @@ fn prometheus_client_parses_every_family() {
     store.counter("cluster.backend.upstream_rq_total").add(12);
     store.counter("cluster.backend.upstream_rq_503").add(2);
     store.counter("http.ingress_http.downstream_rq_2xx").add(10);
-    store.counter("listener.127.0.0.1_10000.downstream_cx_total").add(4);
+    store
+        .counter("listener.127.0.0.1_10000.downstream_cx_total")
+        .add(4);
     store.counter("tcp.tcp_in.downstream_cx_total").add(1);
     store.gauge("cluster.backend.membership_healthy").set(3);
-    store.gauge_with_mode("server.live", GaugeMode::NeverImport).set(1);
+    store
+        .gauge_with_mode("server.live", GaugeMode::NeverImport)
+        .set(1);
     let rq_time = store.histogram("cluster.backend.upstream_rq_time");
     for value in [0, 3, 7, 120, 7_000_000] {
         rq_time.record(value);
@@ -70,7 +77,10 @@ fn prometheus_client_parses_every_family() {
         .unwrap();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "parser rejected output: {stderr}\n{text}");
+    assert!(
+        output.status.success(),
+        "parser rejected output: {stderr}\n{text}"
+    );
     let parsed = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = parsed.lines().collect();
     for expected in [

@@ -21,7 +21,10 @@ fn region_file_is_private_and_keyed_by_base_id() {
     config.base_id = 8;
     let other = StatsStore::open_or_create(&config, 0).unwrap();
     assert_ne!(store.path(), other.path());
-    let file_mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
+    let file_mode = std::fs::metadata(store.path())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(file_mode & 0o777, 0o600);
     let dir_mode = std::fs::metadata(&dir.0).unwrap().permissions().mode();
     assert_eq!(dir_mode & 0o777, 0o700);
@@ -51,7 +54,9 @@ fn layout_version_mismatch_is_a_clear_error_and_replaced_only_when_unused() {
 
     let err = StatsStore::open_existing(&config, 0).err().unwrap();
     match &err {
-        StatsError::LayoutVersion { found, expected, .. } => {
+        StatsError::LayoutVersion {
+            found, expected, ..
+        } => {
             assert_eq!((*found, *expected), (LAYOUT_VERSION + 98, LAYOUT_VERSION));
         }
         other => panic!("unexpected error {other}"),
@@ -91,7 +96,9 @@ fn truncated_and_corrupt_files_are_reported() {
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(full_len / 2).unwrap();
     match StatsStore::open_existing(&config, 0).err().unwrap() {
-        StatsError::Truncated { expected, actual, .. } => {
+        StatsError::Truncated {
+            expected, actual, ..
+        } => {
             assert_eq!((expected, actual), (full_len, full_len / 2));
         }
         other => panic!("unexpected error {other}"),
@@ -226,9 +233,16 @@ fn text_json_and_filters_follow_envoy_shapes() {
             "server.stats_overflow: 0",
         ]
     );
-    assert_eq!(lines[4], "cluster.a.upstream_cx_length_ms: No recorded values");
+    assert_eq!(
+        lines[4],
+        "cluster.a.upstream_cx_length_ms: No recorded values"
+    );
     assert!(lines[5].starts_with("cluster.a.upstream_rq_time: P0(nan,0.5) P25(nan,0.625)"));
-    assert!(lines[5].ends_with("P99.9(nan,0.9995) P100(nan,1)"), "{}", lines[5]);
+    assert!(
+        lines[5].ends_with("P99.9(nan,0.9995) P100(nan,1)"),
+        "{}",
+        lines[5]
+    );
 
     let used = snapshot.render_text(&RenderOptions::from_query("usedonly&filter=cluster").unwrap());
     assert_eq!(
@@ -241,7 +255,10 @@ fn text_json_and_filters_follow_envoy_shapes() {
     let json: serde_json::Value =
         serde_json::from_str(&snapshot.render_json(&RenderOptions::default())).unwrap();
     let stats = json["stats"].as_array().unwrap();
-    assert_eq!(stats[0], serde_json::json!({"name": "cluster.a.membership_total", "value": 0}));
+    assert_eq!(
+        stats[0],
+        serde_json::json!({"name": "cluster.a.membership_total", "value": 0})
+    );
     let histograms = &stats.last().unwrap()["histograms"];
     assert_eq!(
         histograms["supported_quantiles"],
@@ -249,8 +266,14 @@ fn text_json_and_filters_follow_envoy_shapes() {
     );
     let empty = &histograms["computed_quantiles"][0];
     assert_eq!(empty["name"], "cluster.a.upstream_cx_length_ms");
-    assert_eq!(empty["values"][0], serde_json::json!({"cumulative": null, "interval": null}));
-    assert_eq!(histograms["computed_quantiles"][1]["values"][9]["cumulative"], 1);
+    assert_eq!(
+        empty["values"][0],
+        serde_json::json!({"cumulative": null, "interval": null})
+    );
+    assert_eq!(
+        histograms["computed_quantiles"][1]["values"][9]["cumulative"],
+        1
+    );
     let none = snapshot.render_json(&RenderOptions::from_query("filter=nomatch").unwrap());
     assert_eq!(none, "{\"stats\":[]}");
 }
