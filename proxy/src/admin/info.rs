@@ -37,6 +37,7 @@ pub(super) fn server_info(ctx: &AdminContext) -> Value {
         "uptime_current_epoch": secs(state.started.elapsed()),
         "uptime_all_epochs": secs(all_epochs),
         "restart_epoch": state.options.restart_epoch,
+        "hot_restart_generation": state.hot_restart_generation.load(std::sync::atomic::Ordering::Relaxed),
     })
 }
 
@@ -59,4 +60,35 @@ pub(super) fn listeners_text(listeners: &[ListenerStatus]) -> String {
         .iter()
         .map(|l| format!("{}::{}\n", l.name, l.local_address))
         .collect()
+}
+
+/// `/config_dump`: Envoy's envelope around the bootstrap (static resources appear in
+/// the bootstrap dump and again as static clusters/listeners/routes).
+pub(super) fn config_dump(bootstrap: &Value) -> Value {
+    let static_resources = bootstrap.get("static_resources");
+    let list = |key: &str| -> Vec<Value> {
+        static_resources
+            .and_then(|s| s.get(key))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let clusters: Vec<Value> = list("clusters")
+        .into_iter()
+        .map(|c| json!({"cluster": c}))
+        .collect();
+    let listeners: Vec<Value> = list("listeners")
+        .into_iter()
+        .map(|l| {
+            let name = l.get("name").cloned().unwrap_or(Value::Null);
+            json!({"name": name, "active_state": {"listener": l}})
+        })
+        .collect();
+    json!({
+        "configs": [
+            {"@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump", "bootstrap": bootstrap},
+            {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump", "static_clusters": clusters},
+            {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump", "static_listeners": listeners},
+        ]
+    })
 }

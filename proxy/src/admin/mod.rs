@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use baton_config::model;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -30,19 +29,41 @@ pub struct AdminContext {
     /// Precomputed /config_dump body.
     pub config_dump: serde_json::Value,
     /// Node identity for /server_info.
-    pub node: model::Node,
+    pub node: baton_config::model::Node,
     /// Downstream connections, for drain decisions.
     pub tracker: Arc<ConnectionTracker>,
 }
 
-/// Binds the admin listener and serves it on the current runtime; returns the bound
-/// address (which differs from the config's when it says port 0).
-pub async fn start(cfg: &model::Admin, ctx: Arc<AdminContext>) -> anyhow::Result<SocketAddr> {
-    let std_listener = bind_socket(cfg.address, 128)
-        .map_err(|e| anyhow::anyhow!("cannot bind admin listener to {}: {e}", cfg.address))?;
+/// A running admin listener; dropping it (or `stop`) closes the listen socket, as a
+/// parent generation does when it hands admin over to its child.
+#[derive(Debug)]
+pub struct AdminServer {
+    /// Bound address.
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdminServer {
+    /// Stops accepting and closes the listen socket.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds the admin listener and serves it on the current runtime. The bound address
+/// differs from the config's when it says port 0.
+pub fn start(addr: SocketAddr, ctx: Arc<AdminContext>) -> anyhow::Result<AdminServer> {
+    let std_listener = bind_socket(addr, 128)
+        .map_err(|e| anyhow::anyhow!("cannot bind admin listener to {addr}: {e}"))?;
     let listener = tokio::net::TcpListener::from_std(std_listener)?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(x) => x,
@@ -64,7 +85,7 @@ pub async fn start(cfg: &model::Admin, ctx: Arc<AdminContext>) -> anyhow::Result
             });
         }
     });
-    Ok(addr)
+    Ok(AdminServer { addr, task })
 }
 
 type AdminResponse = Response<Full<Bytes>>;
@@ -155,7 +176,7 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
                 text(StatusCode::OK, clusters::clusters_text(&ctx.clusters))
             }
         }
-        "/config_dump" => json(&ctx.config_dump),
+        "/config_dump" => json(&info::config_dump(&ctx.config_dump)),
         "/healthcheck/fail" => {
             state.healthcheck_failed.store(true, Ordering::Relaxed);
             text(StatusCode::OK, "OK\n")

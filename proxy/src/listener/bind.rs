@@ -23,14 +23,14 @@ pub struct BoundListener {
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     /// bind/listen failed.
-    #[error("cannot bind listener '{name}' to {addr}: {source}")]
+    #[error("cannot bind listener '{name}' to {addr}: {cause}")]
     Bind {
         /// listener name
         name: String,
         /// configured address
         addr: SocketAddr,
-        /// cause
-        source: std::io::Error,
+        /// cause (not a `source`: the message already includes it)
+        cause: std::io::Error,
     },
 }
 
@@ -50,15 +50,15 @@ pub fn bind_socket(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListene
 /// Binds a listener from its config.
 pub fn bind_listener(model: Arc<model::Listener>) -> Result<BoundListener, BindError> {
     let backlog = if model.backlog == 0 { 1024 } else { model.backlog };
-    let socket = bind_socket(model.address, backlog).map_err(|source| BindError::Bind {
+    let socket = bind_socket(model.address, backlog).map_err(|cause| BindError::Bind {
         name: model.name.clone(),
         addr: model.address,
-        source,
+        cause,
     })?;
-    adopt_listener(model, socket).map_err(|(model, source)| BindError::Bind {
+    adopt_listener(model, socket).map_err(|(model, cause)| BindError::Bind {
         name: model.name.clone(),
         addr: model.address,
-        source,
+        cause,
     })
 }
 

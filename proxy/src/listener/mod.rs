@@ -2,11 +2,13 @@
 //! for each accepted connection, and the per-worker accept loop that hands connections to
 //! the network filter (HTTP connection manager or tcp_proxy).
 
-// pending: accept (needs http::serve_connection and tcp::proxy_connection)
+pub mod accept;
 pub mod bind;
 pub mod filter_chain;
+pub mod inherit;
 pub mod tracker;
 
+pub use accept::{accept_loop, NetworkContext};
 pub use bind::{bind_listener, BoundListener};
 pub use filter_chain::select_filter_chain;
 pub use tracker::{ConnectionGuard, ConnectionTracker};

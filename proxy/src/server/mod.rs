@@ -4,9 +4,15 @@
 pub mod cli;
 pub mod conn_info;
 pub mod drain;
+pub mod hot_restart;
 pub mod logging;
+pub mod notify;
+pub mod run;
+pub mod runtime_dir;
 pub mod state;
-// pending: run, workers (need the config loader and the HTTP connection manager)
+pub mod workers;
+
+pub use run::run;
 
 /// Baton's version string (`--version`, /server_info).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

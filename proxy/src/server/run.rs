@@ -1,20 +1,34 @@
-//! `run`: config load, Envoy's initialisation order (clusters, then listeners), workers,
-//! the admin listener, signals and drain, in that order.
+//! `run`: config load, then Envoy's initialisation order with hot restart woven in:
+//! find the parent generation, initialise clusters, take or bind listen sockets, start
+//! workers, take over admin, tell the parent to drain, publish our hot-restart socket,
+//! report LIVE; then serve until a signal, `/quitquitquit` or a newer generation, and
+//! drain. See `hot_restart/LIFECYCLE.md`.
 
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use baton_config::Loaded;
+use tokio::sync::{mpsc, Notify};
 use tracing::{error, info, warn};
 
 use super::cli::{Mode, Options};
 use super::drain::DrainPhase;
-use super::state::{ServerLifecycle, ServerState, ShutdownReason};
-use crate::admin::{self, AdminContext};
-use crate::listener::{bind_listener, ConnectionTracker, NetworkContext};
-use super::{drain, state, workers, version_line, VERSION};
+use super::hot_restart::child::ParentLink;
+use super::hot_restart::parent::{self, ParentContext, ParentEvent, PassableSocket};
+use super::hot_restart::{self as hr};
+use super::state::{ListenerStatus, ServerLifecycle, ServerState, ShutdownReason};
+use super::{drain, notify, runtime_dir, version_line, workers, VERSION};
+use crate::admin::{self, AdminContext, AdminServer};
+use crate::listener::bind::adopt_listener;
+use crate::listener::inherit;
+use crate::listener::{bind_listener, BoundListener, ConnectionTracker, NetworkContext};
 use crate::upstream::ClusterManager;
+
+/// How long a child retries binding the admin port the parent is releasing.
+const ADMIN_REBIND_ATTEMPTS: u32 = 100;
 
 /// Runs `baton` with parsed options; returns the process exit code.
 pub fn run(opts: Options) -> anyhow::Result<u8> {
@@ -23,7 +37,7 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if opts.hot_restart_version {
-        println!("baton.hot_restart.v1");
+        println!("baton.hot_restart.v{}", hr::PROTOCOL_VERSION);
         return Ok(0);
     }
     super::logging::init(&opts)?;
@@ -35,7 +49,10 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
                 return Ok(1);
             }
             error!("error initializing configuration: {e}");
-            eprintln!("error initializing configuration '{}': {e}", config_name(&opts));
+            eprintln!(
+                "error initializing configuration '{}': {e}",
+                config_name(&opts)
+            );
             return Ok(1);
         }
     };
@@ -60,7 +77,8 @@ fn config_name(opts: &Options) -> String {
 }
 
 fn load_config(opts: &Options) -> Result<Loaded, baton_config::ConfigError> {
-    let mut loaded = baton_config::load(opts.config_path.as_deref(), opts.config_yaml.as_deref())?;
+    let mut loaded =
+        baton_config::load(opts.config_path.as_deref(), opts.config_yaml.as_deref())?;
     if let Some(node) = &opts.service_node {
         loaded.model.node.id.clone_from(node);
     }
@@ -70,114 +88,316 @@ fn load_config(opts: &Options) -> Result<Loaded, baton_config::ConfigError> {
     Ok(loaded)
 }
 
-/// Envoy's init order, then serve until a shutdown is requested, then drain and exit.
+/// Paths of this generation's hot-restart socket.
+struct HotRestartPaths {
+    public: PathBuf,
+    private: PathBuf,
+}
+
+fn hot_restart_paths(opts: &Options) -> anyhow::Result<Option<HotRestartPaths>> {
+    if opts.disable_hot_restart {
+        return Ok(None);
+    }
+    let dir = match &opts.socket_path {
+        Some(p) => p.clone(),
+        None => runtime_dir::resolve(opts.runtime_dir.as_deref()),
+    };
+    runtime_dir::prepare(&dir)?;
+    Ok(Some(HotRestartPaths {
+        public: hr::socket_path(&dir, opts.base_id),
+        private: hr::private_socket_path(&dir, opts.base_id),
+    }))
+}
+
+/// Envoy's init order with the hot-restart hand-over, then serve, then drain.
 async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     let opts = &state.options;
-    info!(
-        epoch = opts.restart_epoch,
-        pid = std::process::id(),
-        version = VERSION,
-        "starting baton"
-    );
+    let epoch = opts.restart_epoch;
+    info!(epoch, pid = std::process::id(), version = VERSION, "starting baton");
     state.set_lifecycle(ServerLifecycle::Initializing);
     let model = loaded.model.clone();
+
+    // 0. Find the live generation, if any (before binding anything).
+    let paths = hot_restart_paths(opts)?;
+    let mut parent_link: Option<ParentLink> = match &paths {
+        Some(p) => hr::child::connect(&p.public, epoch)
+            .await
+            .map_err(|e| anyhow::anyhow!("hot restart (epoch {epoch}): {e}"))?,
+        None => None,
+    };
+    match &parent_link {
+        Some(link) => info!(
+            epoch,
+            parent_epoch = link.parent_epoch,
+            parent_pid = link.parent_pid,
+            "hot restart: connected to parent generation"
+        ),
+        None if epoch > 0 => info!(
+            epoch,
+            "no parent generation found for this restart epoch; starting without hot restart"
+        ),
+        None => {}
+    }
 
     // 1. Clusters (static, then DNS) initialise before anything listens.
     let clusters = ClusterManager::initialize(&model.clusters)
         .await
         .map_err(|e| anyhow::anyhow!("cluster initialization failed: {e}"))?;
 
-    // 2. Listen sockets (bound now, accepting only once LIVE).
-    let mut bound = Vec::with_capacity(model.listeners.len());
+    // 2. Listen sockets: inherited (socket activation / supervisor), else the parent's,
+    //    else bound fresh.
+    let mut inherited = inherit::take_inherited();
+    let mut bound: Vec<BoundListener> = Vec::with_capacity(model.listeners.len());
     for l in &model.listeners {
-        bound.push(bind_listener(Arc::clone(l))?);
+        let mut socket = inherit::claim(&mut inherited, &l.name, l.address);
+        if socket.is_none() {
+            if let Some(link) = parent_link.as_mut() {
+                socket = link
+                    .take_listen_socket(l.address)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("hot restart: {e}"))?;
+            }
+        }
+        let b = match socket {
+            Some(s) => adopt_listener(Arc::clone(l), s).map_err(|(m, e)| {
+                anyhow::anyhow!("cannot use inherited socket for listener '{}': {e}", m.name)
+            })?,
+            None => bind_listener(Arc::clone(l))?,
+        };
+        bound.push(b);
     }
-    {
-        let mut statuses = state.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        *statuses = bound
-            .iter()
-            .map(|b| state::ListenerStatus {
-                name: b.model.name.clone(),
-                local_address: b.local_addr,
-            })
-            .collect();
-    }
+    *state.listeners.lock().unwrap_or_else(|e| e.into_inner()) = bound
+        .iter()
+        .map(|b| ListenerStatus {
+            name: b.model.name.clone(),
+            local_address: b.local_addr,
+        })
+        .collect();
 
     let tracker = Arc::new(ConnectionTracker::default());
     let network = Arc::new(NetworkContext {
-        http: crate::http::HttpContext::build(Arc::clone(&clusters), &model)
-            .context("cannot open access logs")?,
+        http: Arc::new(
+            crate::http::HttpContext::new(Arc::clone(&clusters), &model.listeners)
+                .context("cannot open access logs")?,
+        ),
         clusters: Arc::clone(&clusters),
         tracker: Arc::clone(&tracker),
     });
 
-    // 3. Admin listener.
-    if let Some(admin_cfg) = &model.admin {
-        let admin_ctx = Arc::new(AdminContext {
+    // 3. Workers start accepting (the parent still accepts too: same sockets).
+    let (drain_trigger, drain_signal) = drain::channel();
+    let workers = workers::start(opts.workers(), &bound, &network, &drain_signal)?;
+
+    // 4. Admin: take it over from the parent, then bind it.
+    if let Some(link) = parent_link.as_mut() {
+        let (first_start, generation) = link
+            .shutdown_admin()
+            .await
+            .map_err(|e| anyhow::anyhow!("hot restart: {e}"))?;
+        *state
+            .first_start_wall
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = first_start;
+        state
+            .hot_restart_generation
+            .store(generation + 1, Ordering::Relaxed);
+    }
+    let admin_ctx = model.admin.as_ref().map(|_| {
+        Arc::new(AdminContext {
             state: Arc::clone(&state),
             clusters: Arc::clone(&clusters),
             config_dump: baton_config::config_dump(&loaded.proto),
             node: model.node.clone(),
             tracker: Arc::clone(&tracker),
-        });
-        let addr = admin::start(admin_cfg, admin_ctx).await?;
-        if let Some(path) = &opts.admin_address_path {
-            std::fs::write(path, addr.to_string())
-                .with_context(|| format!("cannot write admin address to {}", path.display()))?;
-        }
-        info!(%addr, "admin listening");
+        })
+    });
+    let mut admin_server: Option<AdminServer> = match (&model.admin, &admin_ctx) {
+        (Some(cfg), Some(ctx)) => Some(start_admin(cfg.address, ctx, parent_link.is_some()).await?),
+        _ => None,
+    };
+    if let (Some(server), Some(path)) = (&admin_server, &opts.admin_address_path) {
+        std::fs::write(path, server.addr.to_string())
+            .with_context(|| format!("cannot write admin address to {}", path.display()))?;
     }
 
-    // 4. Workers start accepting: LIVE.
-    let (drain_trigger, drain_signal) = drain::channel();
-    let workers = workers::start(opts.workers(), &bound, &network, &drain_signal)?;
+    // 5. Fully initialised: only now does the parent drain.
+    if let Some(link) = parent_link.as_mut() {
+        link.drain()
+            .await
+            .map_err(|e| anyhow::anyhow!("hot restart: {e}"))?;
+    }
+
+    // 6. Become the generation new children talk to.
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let child_arrived = Arc::new(Notify::new());
+    if let Some(paths) = &paths {
+        let mode = u32::from_str_radix(&opts.socket_mode, 8).unwrap_or(0o600);
+        let listener = parent::bind(&paths.private, mode)?;
+        let sockets = bound
+            .iter()
+            .filter_map(|b| {
+                b.socket.try_clone().ok().map(|socket| PassableSocket {
+                    configured: b.model.address,
+                    socket,
+                })
+            })
+            .collect();
+        let ctx = ParentContext::new(
+            Arc::clone(&state),
+            sockets,
+            events_tx.clone(),
+            state.hot_restart_generation.load(Ordering::Relaxed),
+            Arc::clone(&child_arrived),
+            Arc::clone(&tracker),
+        );
+        parent::publish(&paths.private, &paths.public)?;
+        tokio::spawn(parent::serve(listener, ctx));
+    }
+    if let Some(link) = parent_link.take() {
+        tokio::spawn(watch_parent(link, Arc::clone(&child_arrived)));
+    }
+
     state.set_lifecycle(ServerLifecycle::Live);
     for b in &bound {
         info!(listener = %b.model.name, address = %b.local_addr, "listener accepting");
     }
-    info!(workers = opts.workers(), "all clusters initialized; server LIVE");
+    info!(epoch, workers = opts.workers(), "all clusters initialized; server LIVE");
+    notify::ready(&format!("epoch {epoch} live"));
 
     let reason = if opts.mode == Mode::InitOnly {
         ShutdownReason::Quit
     } else {
-        wait_for_shutdown(&state).await
+        let mut signals = Signals::install();
+        loop {
+            tokio::select! {
+                r = signals.recv(&state) => break r,
+                Some(ev) = events.recv() => match ev {
+                    ParentEvent::ShutdownAdmin => {
+                        if let Some(s) = admin_server.take() { s.stop(); }
+                    }
+                    ParentEvent::RestoreAdmin => {
+                        if let (Some(cfg), Some(ctx), None) = (&model.admin, &admin_ctx, &admin_server) {
+                            match admin::start(cfg.address, Arc::clone(ctx)) {
+                                Ok(s) => admin_server = Some(s),
+                                Err(e) => error!(error = %e, "cannot restore admin listener after failed hot restart"),
+                            }
+                        }
+                    }
+                    ParentEvent::Drain => state.request_shutdown(ShutdownReason::HotRestart),
+                    ParentEvent::Terminate => state.request_shutdown(ShutdownReason::Terminate),
+                },
+            }
+        }
     };
 
-    // 5. Drain: stop accepting, let in-flight work finish, then close what is left.
-    info!(?reason, "shutting down: draining listeners");
+    // 7. Drain: stop accepting, let in-flight work finish, then close what is left.
+    info!(epoch, ?reason, "draining listeners");
+    notify::stopping();
     state.set_lifecycle(ServerLifecycle::Draining);
     drain_trigger.set(DrainPhase::Draining);
     drop(bound);
-    let drain_time = Duration::from_secs(opts.drain_time_s);
-    if tokio::time::timeout(drain_time, tracker.wait_idle())
-        .await
-        .is_err()
-    {
-        warn!(
-            open = tracker.active(),
-            "drain time over; closing remaining connections"
-        );
+    let mut limit = Duration::from_secs(opts.drain_time_s);
+    if reason == ShutdownReason::HotRestart {
+        limit = limit.min(Duration::from_secs(opts.parent_shutdown_time_s));
+    }
+    if reason != ShutdownReason::Terminate {
+        tokio::select! {
+            _ = tracker.wait_idle() => {}
+            _ = tokio::time::sleep(limit) => warn!(
+                open = tracker.active(),
+                "drain time over; closing remaining connections"
+            ),
+            _ = state.terminate_requested() => info!("terminate requested during drain"),
+        }
     }
     drain_trigger.set(DrainPhase::Closed);
+    drop(admin_server);
     workers.join().await;
-    info!("exiting");
+    info!(epoch, "exiting");
     Ok(0)
 }
 
-/// Waits for SIGTERM, SIGINT or an admin /quitquitquit.
-async fn wait_for_shutdown(state: &ServerState) -> ShutdownReason {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => tokio::select! {
-            _ = term.recv() => ShutdownReason::Signal,
-            _ = int.recv() => ShutdownReason::Signal,
-            r = state.shutdown_requested() => r,
-        },
-        _ => {
+/// Binds admin; a child retries while the parent releases the port.
+async fn start_admin(
+    addr: std::net::SocketAddr,
+    ctx: &Arc<AdminContext>,
+    from_parent: bool,
+) -> anyhow::Result<AdminServer> {
+    let mut attempt = 0;
+    loop {
+        match admin::start(addr, Arc::clone(ctx)) {
+            Ok(s) => {
+                info!(addr = %s.addr, "admin listening");
+                return Ok(s);
+            }
+            Err(e) if from_parent && attempt < ADMIN_REBIND_ATTEMPTS => {
+                attempt += 1;
+                if attempt == 1 {
+                    info!(error = %e, "waiting for the parent to release the admin port");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Holds the link to our (draining) parent: tells it to terminate when a newer
+/// generation arrives, and logs when it exits.
+async fn watch_parent(mut link: ParentLink, child_arrived: Arc<Notify>) {
+    let parent_pid = link.parent_pid;
+    tokio::select! {
+        _ = link.closed() => {}
+        _ = child_arrived.notified() => {
+            info!(parent_pid, "a newer generation arrived; telling the oldest draining generation to terminate");
+            if let Err(e) = link.terminate().await {
+                warn!(error = %e, "could not tell the draining parent to terminate");
+            }
+            link.closed().await;
+        }
+    }
+    info!(parent_pid, "parent generation exited");
+}
+
+/// SIGTERM/SIGINT streams, installed once so no signal falls between two waits.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        if term.is_none() || int.is_none() {
             warn!("cannot install signal handlers; only /quitquitquit stops baton");
-            state.shutdown_requested().await
+        }
+        Self { term, int }
+    }
+
+    /// Waits for SIGTERM, SIGINT or a shutdown request (admin, hot restart).
+    async fn recv(&mut self, state: &ServerState) -> ShutdownReason {
+        let term = async {
+            match self.term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let int = async {
+            match self.int.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = term => ShutdownReason::Signal,
+            _ = int => ShutdownReason::Signal,
+            r = state.shutdown_requested() => r,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! the health-check override, and the bound listener addresses.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -62,6 +62,10 @@ pub enum ShutdownReason {
     Signal,
     /// POST /quitquitquit.
     Quit,
+    /// A new generation is LIVE: drain, then exit.
+    HotRestart,
+    /// A newer generation asked us to exit now.
+    Terminate,
 }
 
 /// Process-wide server state (shared by admin, workers and the main loop).
@@ -80,7 +84,11 @@ pub struct ServerState {
     pub healthcheck_failed: AtomicBool,
     /// Bound listeners.
     pub listeners: Mutex<Vec<ListenerStatus>>,
+    /// Hand-overs that led to this generation (`server.hot_restart_generation`).
+    pub hot_restart_generation: AtomicU32,
     shutdown: Notify,
+    terminate: Notify,
+    terminating: AtomicBool,
     shutdown_reason: Mutex<Option<ShutdownReason>>,
 }
 
@@ -96,7 +104,10 @@ impl ServerState {
             first_start_wall: Mutex::new(now),
             healthcheck_failed: AtomicBool::new(false),
             listeners: Mutex::new(Vec::new()),
+            hot_restart_generation: AtomicU32::new(1),
             shutdown: Notify::new(),
+            terminate: Notify::new(),
+            terminating: AtomicBool::new(false),
             shutdown_reason: Mutex::new(None),
         })
     }
@@ -111,14 +122,30 @@ impl ServerState {
         self.state.store(s as u8, Ordering::Release);
     }
 
-    /// Asks the main loop to stop (first reason wins).
+    /// Asks the main loop to stop. The first reason wins, except that Terminate (exit
+    /// now) overrides a drain already under way.
     pub fn request_shutdown(&self, reason: ShutdownReason) {
         let mut r = self.shutdown_reason.lock().unwrap_or_else(|e| e.into_inner());
-        if r.is_none() {
+        if r.is_none() || reason == ShutdownReason::Terminate {
             *r = Some(reason);
         }
         drop(r);
+        if reason == ShutdownReason::Terminate {
+            self.terminating.store(true, Ordering::Release);
+            self.terminate.notify_waiters();
+        }
         self.shutdown.notify_one();
+    }
+
+    /// Resolves when Terminate was requested (ends a drain early).
+    pub async fn terminate_requested(&self) {
+        loop {
+            let notified = self.terminate.notified();
+            if self.terminating.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Resolves when a shutdown was requested.

@@ -1,0 +1,56 @@
+//! Hot restart between generations (see `LIFECYCLE.md` beside this file).
+//!
+//! The live generation listens on `<runtime dir>/baton-<base id>.sock`. A new generation
+//! connects there as a child, says hello (protocol and stats-layout versions), takes the
+//! parent's listen sockets (same kernel sockets: nothing in the accept queue is lost),
+//! initialises completely, asks the parent to hand over admin and to drain, and only then
+//! takes over the socket path and reports LIVE. If the child dies at any point before the
+//! drain request, the parent has lost nothing and serves on; the next child works.
+
+pub mod child;
+pub mod codec;
+pub mod parent;
+
+use std::path::{Path, PathBuf};
+
+/// Version of Baton's hot-restart protocol; a mismatch is refused at hello.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Version of the shared stats layout this binary expects.
+pub const STATS_LAYOUT_VERSION: u32 = 1;
+
+/// The live generation's socket path for `base_id`.
+pub fn socket_path(dir: &Path, base_id: u32) -> PathBuf {
+    dir.join(format!("baton-{base_id}.sock"))
+}
+
+/// A private path a generation binds first and renames over `socket_path` once LIVE, so
+/// a failed generation never takes the path from the live one.
+pub fn private_socket_path(dir: &Path, base_id: u32) -> PathBuf {
+    dir.join(format!("baton-{base_id}.{}.sock", std::process::id()))
+}
+
+/// Errors of the hot-restart protocol.
+#[derive(Debug, thiserror::Error)]
+pub enum HotRestartError {
+    /// Channel problem.
+    #[error(transparent)]
+    Codec(#[from] codec::CodecError),
+    /// The parent refused or failed a step.
+    #[error("parent generation refused the hot restart: {0}")]
+    Refused(String),
+    /// Incompatible versions.
+    #[error("hot restart version mismatch: {0}")]
+    VersionMismatch(String),
+    /// Unexpected reply.
+    #[error("hot restart protocol error: {0}")]
+    Protocol(String),
+    /// Socket setup.
+    #[error("hot restart socket {path}: {source}")]
+    Socket {
+        /// path
+        path: PathBuf,
+        /// cause
+        source: std::io::Error,
+    },
+}

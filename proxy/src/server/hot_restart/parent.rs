@@ -1,0 +1,290 @@
+//! Parent side: the live generation serves hot-restart requests from one child at a time
+//! on its domain socket. Peers with another uid are refused (SO_PEERCRED). A second child
+//! while one is in progress gets a clear error. A child that disconnects before asking
+//! for drain leaves the parent untouched (its admin listener is restored if it had been
+//! handed over).
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
+
+use baton_proto::pb::baton::hot_restart::v1 as pb;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, Notify};
+use tracing::{info, warn};
+
+use super::codec::{Channel, CodecError};
+use super::{HotRestartError, PROTOCOL_VERSION, STATS_LAYOUT_VERSION};
+use crate::listener::ConnectionTracker;
+use crate::server::state::ServerState;
+
+/// A listen socket the parent can pass on.
+#[derive(Debug)]
+pub struct PassableSocket {
+    /// Address as configured (what the child asks for).
+    pub configured: SocketAddr,
+    /// The socket (a dup of the one the workers accept on).
+    pub socket: TcpListener,
+}
+
+/// What the hot-restart session asks the main loop to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentEvent {
+    /// The child needs the admin port: stop the admin listener.
+    ShutdownAdmin,
+    /// The child failed after taking admin: serve admin again.
+    RestoreAdmin,
+    /// The child is LIVE: drain and exit.
+    Drain,
+    /// A newer generation wants us gone now.
+    Terminate,
+}
+
+/// Shared state of the parent side.
+pub struct ParentContext {
+    /// Server state (lifecycle, start times, epoch).
+    pub state: Arc<ServerState>,
+    /// Sockets the child may take.
+    pub sockets: Vec<PassableSocket>,
+    /// To the main loop.
+    pub events: mpsc::UnboundedSender<ParentEvent>,
+    /// Our hot-restart generation (how many hand-overs led to us).
+    pub generation: u32,
+    /// Woken when a child says hello (our own draining parent must then terminate).
+    pub child_arrived: Arc<Notify>,
+    /// Our downstream connections (`server.parent_connections` for the child).
+    pub tracker: Arc<ConnectionTracker>,
+    busy: AtomicBool,
+    draining: AtomicBool,
+    admin_handed_over: Mutex<bool>,
+}
+
+impl ParentContext {
+    /// New context.
+    pub fn new(
+        state: Arc<ServerState>,
+        sockets: Vec<PassableSocket>,
+        events: mpsc::UnboundedSender<ParentEvent>,
+        generation: u32,
+        child_arrived: Arc<Notify>,
+        tracker: Arc<ConnectionTracker>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            state,
+            sockets,
+            events,
+            generation,
+            child_arrived,
+            tracker,
+            busy: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            admin_handed_over: Mutex::new(false),
+        })
+    }
+}
+
+/// Binds the generation's private socket (mode from `--socket-mode`), to be published
+/// with [`publish`] once LIVE.
+pub fn bind(private: &Path, mode: u32) -> Result<UnixListener, HotRestartError> {
+    let err = |source| HotRestartError::Socket {
+        path: private.to_path_buf(),
+        source,
+    };
+    let _ = std::fs::remove_file(private);
+    let listener = UnixListener::bind(private).map_err(err)?;
+    std::fs::set_permissions(private, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    Ok(listener)
+}
+
+/// Atomically makes `private` the service's hot-restart socket (replacing a stale one or
+/// the previous generation's: rename never fails with "address in use").
+pub fn publish(private: &Path, public: &Path) -> Result<(), HotRestartError> {
+    std::fs::rename(private, public).map_err(|source| HotRestartError::Socket {
+        path: public.to_path_buf(),
+        source,
+    })
+}
+
+/// Serves children until the process exits.
+pub async fn serve(listener: UnixListener, ctx: Arc<ParentContext>) {
+    let my_uid = nix::unistd::getuid().as_raw();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                warn!(error = %e, "hot-restart accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match stream.peer_cred() {
+            Ok(cred) if cred.uid() == my_uid => {}
+            Ok(cred) => {
+                warn!(peer_uid = cred.uid(), "refusing hot-restart peer with another uid");
+                continue;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read hot-restart peer credentials; refusing");
+                continue;
+            }
+        }
+        let ctx = Arc::clone(&ctx);
+        tokio::spawn(async move {
+            let mut channel = Channel::new(stream);
+            if ctx.busy.swap(true, Ordering::AcqRel) {
+                let _ = refuse(&mut channel, "a hot restart is already in progress").await;
+                return;
+            }
+            let outcome = session(&mut channel, &ctx).await;
+            ctx.busy.store(false, Ordering::Release);
+            match outcome {
+                Ok(()) => {}
+                Err(e) => {
+                    if !ctx.draining.load(Ordering::Acquire) {
+                        warn!(error = %e, "hot restart failed; this generation keeps serving");
+                        restore_admin(&ctx);
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn refuse(channel: &mut Channel, why: &str) -> Result<(), CodecError> {
+    channel
+        .send(
+            &pb::Reply {
+                kind: Some(pb::reply::Kind::Error(pb::Error {
+                    message: why.to_string(),
+                })),
+            },
+            None,
+        )
+        .await
+}
+
+fn restore_admin(ctx: &ParentContext) {
+    let mut handed = ctx
+        .admin_handed_over
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if *handed {
+        *handed = false;
+        let _ = ctx.events.send(ParentEvent::RestoreAdmin);
+    }
+}
+
+fn reply(kind: pb::reply::Kind) -> pb::Reply {
+    pb::Reply { kind: Some(kind) }
+}
+
+/// One child's session, request by request, until it disconnects.
+async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRestartError> {
+    let mut claimed = vec![false; ctx.sockets.len()];
+    let mut child = String::from("unknown child");
+    loop {
+        let req: pb::Request = match channel.recv().await {
+            Ok(r) => r,
+            Err(CodecError::Closed) if ctx.draining.load(Ordering::Acquire) => return Ok(()),
+            Err(CodecError::Closed) => {
+                return Err(HotRestartError::Protocol(format!(
+                    "{child} disconnected before taking over"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match req.kind {
+            Some(pb::request::Kind::Hello(h)) => {
+                child = format!("child epoch {} pid {}", h.child_epoch, h.child_pid);
+                info!(%child, "hot restart: child says hello");
+                ctx.child_arrived.notify_waiters();
+                let r = reply(pb::reply::Kind::Hello(pb::HelloReply {
+                    protocol_version: PROTOCOL_VERSION,
+                    stats_layout_version: STATS_LAYOUT_VERSION,
+                    parent_epoch: ctx.state.options.restart_epoch,
+                    parent_pid: std::process::id(),
+                    parent_state: ctx.state.lifecycle().as_str().to_string(),
+                    parent_version: crate::server::VERSION.to_string(),
+                }));
+                channel.send(&r, None).await?;
+                if h.protocol_version != PROTOCOL_VERSION
+                    || h.stats_layout_version != STATS_LAYOUT_VERSION
+                {
+                    return Err(HotRestartError::VersionMismatch(format!(
+                        "{child} speaks protocol {} / stats layout {}, we speak {PROTOCOL_VERSION} / {STATS_LAYOUT_VERSION}",
+                        h.protocol_version, h.stats_layout_version
+                    )));
+                }
+            }
+            Some(pb::request::Kind::PassListenSocket(p)) => {
+                let wanted: Option<SocketAddr> = p.address.parse().ok();
+                let found = ctx.sockets.iter().enumerate().position(|(i, s)| {
+                    !claimed[i] && Some(s.configured) == wanted
+                });
+                match found {
+                    Some(i) => {
+                        claimed[i] = true;
+                        let fd = ctx.sockets[i].socket.as_raw_fd();
+                        let r = reply(pb::reply::Kind::PassListenSocket(
+                            pb::PassListenSocketReply { found: true },
+                        ));
+                        channel.send(&r, Some(fd)).await?;
+                        info!(%child, address = %p.address, "hot restart: passed listen socket");
+                    }
+                    None => {
+                        let r = reply(pb::reply::Kind::PassListenSocket(
+                            pb::PassListenSocketReply { found: false },
+                        ));
+                        channel.send(&r, None).await?;
+                    }
+                }
+            }
+            Some(pb::request::Kind::ShutdownAdmin(_)) => {
+                *ctx.admin_handed_over
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = true;
+                let _ = ctx.events.send(ParentEvent::ShutdownAdmin);
+                let first = *ctx
+                    .state
+                    .first_start_wall
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let r = reply(pb::reply::Kind::ShutdownAdmin(pb::ShutdownAdminReply {
+                    original_start_time_unix: first
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    hot_restart_generation: ctx.generation,
+                }));
+                channel.send(&r, None).await?;
+                info!(%child, "hot restart: admin handed over");
+            }
+            Some(pb::request::Kind::DrainListeners(_)) => {
+                ctx.draining.store(true, Ordering::Release);
+                let _ = ctx.events.send(ParentEvent::Drain);
+                channel.send(&reply(pb::reply::Kind::Ack(pb::Ack {})), None).await?;
+                info!(%child, "hot restart: child is live; draining");
+            }
+            Some(pb::request::Kind::Terminate(_)) => {
+                ctx.draining.store(true, Ordering::Release);
+                let _ = ctx.events.send(ParentEvent::Terminate);
+                channel.send(&reply(pb::reply::Kind::Ack(pb::Ack {})), None).await?;
+                info!(%child, "hot restart: asked to terminate");
+            }
+            Some(pb::request::Kind::Stats(_)) => {
+                let r = reply(pb::reply::Kind::Stats(pb::StatsReply {
+                    parent_connections: ctx.tracker.active() as u64,
+                }));
+                channel.send(&r, None).await?;
+            }
+            None => {
+                return Err(HotRestartError::Protocol(format!(
+                    "{child} sent an empty request"
+                )))
+            }
+        }
+    }
+}
