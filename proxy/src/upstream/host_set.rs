@@ -150,11 +150,9 @@ fn level_health(level: &[&LocalityHosts]) -> u64 {
         .iter()
         .map(|l| l.hosts.iter().filter(|h| h.is_healthy()).count() as u64)
         .sum();
-    if total == 0 {
-        0
-    } else {
-        (healthy * OVERPROVISIONING_PERCENT / total).min(100)
-    }
+    (healthy * OVERPROVISIONING_PERCENT)
+        .checked_div(total)
+        .map_or(0, |h| h.min(100))
 }
 
 /// Splits 100% of the traffic between levels: each takes up to its health from what

@@ -93,6 +93,9 @@ pub(crate) struct TestUpstream {
     pub(crate) closed: Arc<AtomicUsize>,
     /// When set, handlers wait for this before answering.
     pub(crate) gate: Arc<Gate>,
+    /// `notify_waiters` makes every open connection shut down gracefully (HTTP/2
+    /// GOAWAY, HTTP/1.1 close after the current response).
+    pub(crate) goaway: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -141,14 +144,20 @@ pub(crate) async fn upstream(http2: bool) -> TestUpstream {
     let accepts = Arc::new(AtomicUsize::new(0));
     let closed = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Gate::default());
-    let (a, c, g) = (accepts.clone(), closed.clone(), gate.clone());
+    let goaway = Arc::new(Notify::new());
+    let (a, c, g, bye) = (
+        accepts.clone(),
+        closed.clone(),
+        gate.clone(),
+        goaway.clone(),
+    );
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
             a.fetch_add(1, Ordering::SeqCst);
-            let (c, g) = (c.clone(), g.clone());
+            let (c, g, bye) = (c.clone(), g.clone(), bye.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: http::Request<Incoming>| {
                     let g = g.clone();
@@ -159,14 +168,29 @@ pub(crate) async fn upstream(http2: bool) -> TestUpstream {
                     }
                 });
                 let io = TokioIo::new(stream);
+                let shutdown = bye.notified();
                 if http2 {
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(io, service)
-                        .await;
+                    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(io, service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        () = shutdown => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
                 } else {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
+                    let conn =
+                        hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        () = shutdown => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
                 }
                 c.fetch_add(1, Ordering::SeqCst);
             });
@@ -177,6 +201,7 @@ pub(crate) async fn upstream(http2: bool) -> TestUpstream {
         accepts,
         closed,
         gate,
+        goaway,
         task,
     }
 }

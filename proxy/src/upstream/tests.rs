@@ -336,3 +336,73 @@ async fn clusters_iterate_in_config_order() {
     let names: Vec<&str> = cm.clusters().map(|c| c.name()).collect();
     assert_eq!(names, ["b", "a"]);
 }
+
+fn h2_cluster(addr: std::net::SocketAddr) -> baton_config::model::Cluster {
+    let mut model = cluster("c", ips(&[addr]));
+    model.protocol = UpstreamProtocol::Http2;
+    model
+}
+
+#[tokio::test]
+async fn http2_goaway_moves_to_a_new_connection() {
+    let up = upstream(true).await;
+    let cm = manager(vec![h2_cluster(up.addr)]).await;
+    let c = cm.get("c").expect("cluster");
+    let resp = c.send_http(get("/a"), &H1).await.expect("response");
+    text(resp.response.into_body()).await;
+    up.goaway.notify_waiters();
+    eventually("upstream closed the connection", || {
+        up.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let resp = c
+        .send_http(get("/b"), &H1)
+        .await
+        .expect("response after GOAWAY");
+    assert_eq!(
+        text(resp.response.into_body()).await,
+        format!("{} /b", up.addr.port())
+    );
+    assert_eq!(up.accepts.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn http2_idle_connection_closes_after_idle_timeout() {
+    let up = upstream(true).await;
+    let mut model = h2_cluster(up.addr);
+    model.idle_timeout = Some(Duration::from_millis(40));
+    let cm = manager(vec![model]).await;
+    let c = cm.get("c").expect("cluster");
+    let resp = c.send_http(get("/"), &H1).await.expect("response");
+    text(resp.response.into_body()).await;
+    eventually("idle HTTP/2 connection closed", || {
+        up.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let host = &c.hosts()[0];
+    eventually("cx_active back to 0", || {
+        host.cx_active.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    assert_eq!(open_connections(host), 0);
+}
+
+#[tokio::test]
+async fn http1_upstream_closing_keep_alive_connection_is_not_reused() {
+    let up = upstream(false).await;
+    let cm = manager(vec![cluster("c", ips(&[up.addr]))]).await;
+    let c = cm.get("c").expect("cluster");
+    let resp = c.send_http(get("/a"), &H1).await.expect("response");
+    text(resp.response.into_body()).await;
+    up.goaway.notify_waiters();
+    eventually("upstream closed the idle connection", || {
+        up.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let resp = c
+        .send_http(get("/b"), &H1)
+        .await
+        .expect("response on a new connection");
+    text(resp.response.into_body()).await;
+    assert_eq!(up.accepts.load(Ordering::SeqCst), 2);
+}

@@ -1,7 +1,9 @@
 //! HTTP/2 connection pool of one host on one worker: one connection carries many
 //! streams; a new connection opens when every open one is at the cluster's
-//! `max_concurrent_streams` or has closed (GOAWAY, error). Requests arriving while a connection is being opened wait for
-//! it instead of opening their own.
+//! `max_concurrent_streams` or has closed (GOAWAY, error). Requests arriving while a
+//! connection is being opened wait for it instead of opening their own. A request a
+//! closing connection did not take is sent again on another one. Connections without
+//! streams close after the cluster `idle_timeout`.
 //!
 //! A stream is counted from send until its response headers arrive: the response body
 //! type is hyper's `Incoming`, which offers no end-of-stream hook. Beyond our count,
@@ -9,6 +11,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -33,11 +36,15 @@ pub(super) struct Http2Pool {
     conns: Vec<Http2Connection>,
     /// Set while a request is opening a connection; dropped (waking waiters) when done.
     connecting: Option<watch::Receiver<()>>,
+    /// An idle reaper task is running for this pool.
+    reaper_running: bool,
 }
 
 struct Http2Connection {
     sender: SendRequest<RequestBody>,
     streams: Arc<AtomicUsize>,
+    /// When the reaper first saw it without streams (None: in use since).
+    idle_since: Option<Instant>,
 }
 
 impl Http2Pool {
@@ -53,8 +60,9 @@ impl Http2Pool {
 
     fn checkout(&mut self, max_streams: usize, host_id: u64) -> Checkout {
         self.conns.retain(|c| !c.sender.is_closed());
-        for conn in &self.conns {
+        for conn in &mut self.conns {
             if conn.sender.is_ready() && conn.streams.load(Ordering::Relaxed) < max_streams {
+                conn.idle_since = None;
                 return Checkout::Ready(conn.sender.clone(), Stream::new(&conn.streams));
             }
         }
@@ -66,6 +74,43 @@ impl Http2Pool {
                 Checkout::Connect(Connecting { _tx: tx, host_id })
             }
         }
+    }
+}
+
+impl Http2Pool {
+    /// Drops connections that have had no stream for `idle_timeout` (dropping the last
+    /// sender lets hyper finish any body still streaming, then close). Returns false
+    /// when no connection is left and the reaper should stop.
+    fn expire(&mut self, idle_timeout: Duration, now: Instant) -> bool {
+        self.conns.retain_mut(|c| {
+            if c.sender.is_closed() {
+                return false;
+            }
+            if c.streams.load(Ordering::Relaxed) > 0 {
+                c.idle_since = None;
+                return true;
+            }
+            let since = *c.idle_since.get_or_insert(now);
+            now.saturating_duration_since(since) < idle_timeout
+        });
+        if self.conns.is_empty() {
+            self.reaper_running = false;
+        }
+        !self.conns.is_empty()
+    }
+}
+
+/// Checks a host's HTTP/2 connections for idleness every quarter of `idle_timeout`
+/// while it has connections: an idle one closes between 1 and 1.25 idle timeouts.
+async fn reap_idle(host_id: u64, idle_timeout: Duration) {
+    let tick = (idle_timeout / 4).max(Duration::from_millis(1));
+    loop {
+        let keep_going =
+            with_existing_pools(host_id, |p| p.http2.expire(idle_timeout, Instant::now()));
+        if keep_going != Some(true) {
+            return;
+        }
+        tokio::time::sleep(tick).await;
     }
 }
 
@@ -112,29 +157,40 @@ pub(super) async fn send(
     active: ActiveRequest,
 ) -> Result<Response<Incoming>, UpstreamError> {
     let max_streams = cluster.model.http2.max_concurrent_streams.max(1) as usize;
+    let mut req = req;
     let mut waits = 0;
-    let (mut sender, stream) = loop {
-        match with_pools(host, |p| p.http2.checkout(max_streams, host.id)) {
-            Checkout::Ready(sender, stream) => break (sender, stream),
-            Checkout::Wait(mut rx) if waits < MAX_WAITS => {
-                waits += 1;
-                // Err means the connecting request finished (sender dropped): recheck.
-                let _ = rx.changed().await;
+    let mut unsent_retries = 0;
+    loop {
+        let (mut sender, stream) =
+            match with_pools(host, |p| p.http2.checkout(max_streams, host.id)) {
+                Checkout::Ready(sender, stream) => (sender, stream),
+                Checkout::Wait(mut rx) if waits < MAX_WAITS => {
+                    waits += 1;
+                    // Err means the connecting request finished (sender dropped): recheck.
+                    let _ = rx.changed().await;
+                    continue;
+                }
+                Checkout::Wait(_) => open(cluster, host, None).await?,
+                Checkout::Connect(connecting) => open(cluster, host, Some(connecting)).await?,
+            };
+        let result = sender.try_send_request(req).await;
+        drop(stream);
+        match result {
+            Ok(response) => {
+                drop(active);
+                return Ok(response);
             }
-            Checkout::Wait(_) => {
-                let sender = open(cluster, host, None).await?;
-                break sender;
-            }
-            Checkout::Connect(connecting) => {
-                let sender = open(cluster, host, Some(connecting)).await?;
-                break sender;
-            }
+            Err(mut e) => match e.take_message() {
+                // The connection was closing (GOAWAY, peer close) before the request
+                // left: it is pruned at the next checkout; try again on another.
+                Some(unsent) if unsent_retries < MAX_WAITS => {
+                    unsent_retries += 1;
+                    req = unsent;
+                }
+                _ => return Err(reset(host, e.error())),
+            },
         }
-    };
-    let result = sender.send_request(req).await;
-    drop(stream);
-    drop(active);
-    result.map_err(|e| reset(host, &e))
+    }
 }
 
 /// Opens a connection, adds it to the pool and returns it with one stream counted.
@@ -166,12 +222,22 @@ async fn open(
     drop(pending);
     let streams = Arc::new(AtomicUsize::new(0));
     let stream = Stream::new(&streams);
-    with_pools(host, |p| {
+    let idle_timeout = cluster.model.idle_timeout;
+    let start_reaper = with_pools(host, |p| {
         p.http2.conns.push(Http2Connection {
             sender: sender.clone(),
             streams,
-        })
+            idle_since: None,
+        });
+        let start = idle_timeout.is_some() && !p.http2.reaper_running;
+        if start {
+            p.http2.reaper_running = true;
+        }
+        start
     });
+    if let (true, Some(timeout)) = (start_reaper, idle_timeout) {
+        tokio::spawn(reap_idle(host.id, timeout));
+    }
     // Only now wake the waiters: they find the new connection.
     drop(connecting);
     Ok((sender, stream))
