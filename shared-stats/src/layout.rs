@@ -17,6 +17,10 @@ pub const MAX_GENERATION_SLOTS: u32 = 48;
 /// Page size used to align columns so each generation's writes stay on its own pages.
 const PAGE: u64 = 4096;
 
+// The slot table fits in the header and the header fields end before it.
+const _: () = assert!(hdr::SLOTS + MAX_GENERATION_SLOTS as u64 * slot::SIZE <= HEADER_SIZE);
+const _: () = assert!(hdr::JOURNAL_TARGET + 8 <= hdr::SLOTS);
+
 /// Header field offsets (bytes from the start of the region).
 pub mod hdr {
     /// `[u8; 8]` magic.
@@ -222,12 +226,6 @@ impl Geometry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slot_table_fits_in_header() {
-        assert!(hdr::SLOTS + u64::from(MAX_GENERATION_SLOTS) * slot::SIZE <= HEADER_SIZE);
-        assert!(hdr::JOURNAL_TARGET + 8 <= hdr::SLOTS);
-    }
 
     #[test]
     fn columns_are_page_aligned_and_disjoint() {

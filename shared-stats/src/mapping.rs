@@ -26,7 +26,7 @@ impl Mapping {
         // Offsets come from a validated geometry; a miss is a bug in this crate, not bad
         // input, so stopping loudly beats touching memory outside the mapping.
         assert!(
-            offset % size == 0 && offset + size <= self.len(),
+            offset.is_multiple_of(size) && offset + size <= self.len(),
             "stats region access out of range: offset {offset} size {size} len {}",
             self.len()
         );
