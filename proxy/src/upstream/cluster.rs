@@ -44,6 +44,13 @@ impl UpstreamCluster {
         self.host_set.store(Arc::new(HostSet::new(localities)));
     }
 
+    /// Rebuilds the host set from the current hosts, e.g. after their health changed
+    /// (health checking and outlier detection call this).
+    pub fn refresh_health(&self) {
+        let localities = self.host_set.load().localities().to_vec();
+        self.set_hosts(localities);
+    }
+
     /// The current host set.
     pub(crate) fn host_set(&self) -> arc_swap::Guard<Arc<HostSet>> {
         self.host_set.load()

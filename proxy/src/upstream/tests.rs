@@ -406,3 +406,50 @@ async fn http1_upstream_closing_keep_alive_connection_is_not_reused() {
     text(resp.response.into_body()).await;
     assert_eq!(up.accepts.load(Ordering::SeqCst), 2);
 }
+
+/// The HTTP connection manager may spawn request futures: they must be `Send`.
+#[tokio::test]
+async fn request_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let cm = manager(vec![cluster("empty", Vec::new())]).await;
+    let c = cm.get("empty").expect("cluster");
+    let send = c.send_http(get("/"), &H1);
+    assert_send(&send);
+    let connect = c.connect_tcp();
+    assert_send(&connect);
+    let (_, server) = tokio::io::duplex(8);
+    let local = "127.0.0.1:1".parse().expect("addr");
+    let tcp = crate::tcp::proxy_connection(
+        server,
+        crate::server::conn_info::ConnInfo::plain(local, local),
+        Arc::new(baton_config::model::TcpProxy {
+            stat_prefix: "t".into(),
+            cluster: baton_config::model::TcpClusterSpecifier::Name("empty".into()),
+            idle_timeout: None,
+            max_connect_attempts: 1,
+            max_downstream_connection_duration: None,
+            access_logs: Vec::new(),
+        }),
+        cm.clone(),
+        crate::server::drain::DrainSignal::never(),
+    );
+    assert_send(&tcp);
+    assert!(send.await.is_err());
+    assert!(connect.await.is_err());
+    tcp.await;
+}
+
+#[tokio::test]
+async fn refresh_health_moves_traffic_off_unhealthy_hosts() {
+    let a = closed_port().await;
+    let b = closed_port().await;
+    let cm = manager(vec![cluster("c", ips(&[a, b]))]).await;
+    let c = cm.get("c").expect("cluster");
+    let hosts = c.hosts();
+    hosts[0].healthy.store(false, Ordering::Relaxed);
+    hosts[1].healthy.store(true, Ordering::Relaxed);
+    c.refresh_health();
+    for _ in 0..4 {
+        assert_eq!(c.pick_host().expect("host").address, b);
+    }
+}
