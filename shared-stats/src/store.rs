@@ -297,6 +297,12 @@ impl StatsStore {
         kind: StoredKind,
     ) -> (CellPtr, Keepalive) {
         if entry.kind != kind {
+            if let Some(existing) = local.fallbacks.get(name).filter(|f| f.kind == kind) {
+                return (
+                    CellPtr::local(&existing.cells[0]),
+                    Keepalive::Local(existing.cells.clone()),
+                );
+            }
             return self.fallback(local, name, kind);
         }
         let region = &self.inner.region;

@@ -16,8 +16,15 @@ pub(crate) fn maybe_crash_mid_fold() {
     }
 }
 
-/// Takes the region's allocation lock and sleeps for `duration` while holding it, so a
-/// test can kill the process while it holds the lock.
-pub fn hold_allocation_lock(store: &StatsStore, duration: Duration) -> crate::Result<()> {
-    store.with_region_lock(|| std::thread::sleep(duration))
+/// Takes the region's allocation lock, calls `on_locked`, then sleeps for `duration` while
+/// holding it, so a test can kill the process while it holds the lock.
+pub fn hold_allocation_lock(
+    store: &StatsStore,
+    duration: Duration,
+    on_locked: impl FnOnce(),
+) -> crate::Result<()> {
+    store.with_region_lock(|| {
+        on_locked();
+        std::thread::sleep(duration);
+    })
 }

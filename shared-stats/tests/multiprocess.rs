@@ -10,7 +10,8 @@ use baton_shared_stats::{GaugeMode, StatsStore};
 use support::{announce, child_role, ChildGuard, TempDir};
 
 const CHILD_ENTRY: &str = "child_entry";
-const INCREMENTS_PER_CHILD: u64 = 200_000;
+const INCREMENTS_PER_CHILD: u64 = 1_000_000;
+const PARENT_INCREMENTS: u64 = 300_000;
 
 /// Entry point of every child role; a no-op in the normal test run.
 #[test]
@@ -23,6 +24,15 @@ fn child_entry() {
             let store = StatsStore::open_or_create(&config, 1).expect("child open");
             let counter = store.counter("cluster.shared.upstream_rq_total");
             let histogram = store.histogram("cluster.shared.upstream_rq_time");
+            // Start together with the other processes so the increments really overlap.
+            announce("ready");
+            let go = config.dir.join("go");
+            for _ in 0..6000 {
+                if go.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             for i in 0..INCREMENTS_PER_CHILD {
                 counter.inc();
                 if i % 1000 == 0 {
@@ -43,9 +53,8 @@ fn child_entry() {
         }
         "lock" => {
             let store = StatsStore::open_or_create(&config, 3).expect("child open");
-            announce("locking");
             // The parent kills us while we sleep holding the lock.
-            let _ = hold_allocation_lock(&store, Duration::from_secs(60));
+            let _ = hold_allocation_lock(&store, Duration::from_secs(60), || announce("locked"));
         }
         "open" => {
             // With CRASH_MID_FOLD_ENV set this aborts while folding a dead generation.
@@ -64,7 +73,11 @@ fn two_processes_incrementing_one_counter_add_up_exactly() {
     let mut children: Vec<ChildGuard> = (0..2)
         .map(|_| ChildGuard::spawn(CHILD_ENTRY, "increment", &dir.0, &[]))
         .collect();
-    for _ in 0..1000 {
+    for child in &children {
+        child.wait_for_line("ready");
+    }
+    std::fs::write(dir.0.join("go"), b"").unwrap();
+    for _ in 0..PARENT_INCREMENTS {
         parent_counter.inc();
     }
     for child in &mut children {
@@ -73,7 +86,7 @@ fn two_processes_incrementing_one_counter_add_up_exactly() {
     let snapshot = parent.snapshot().unwrap();
     assert_eq!(
         snapshot.value("cluster.shared.upstream_rq_total"),
-        Some(2 * INCREMENTS_PER_CHILD + 1000)
+        Some(2 * INCREMENTS_PER_CHILD + PARENT_INCREMENTS)
     );
     let histogram = snapshot
         .histogram("cluster.shared.upstream_rq_time")
@@ -148,10 +161,14 @@ fn allocation_lock_of_a_killed_holder_is_recovered() {
     let config = dir.config();
     let parent = StatsStore::open_or_create(&config, 0).unwrap();
     let mut child = ChildGuard::spawn(CHILD_ENTRY, "lock", &dir.0, &[]);
-    child.wait_for_line("locking");
-    // Give the child time to take the lock; whether or not it has, the allocation below
-    // must succeed in the region (not fall back) once the child is dead.
-    std::thread::sleep(Duration::from_millis(200));
+    child.wait_for_line("locked");
+    // While the live child holds the lock, a new name cannot be allocated in the region.
+    let mut impatient_config = config.clone();
+    impatient_config.lock_timeout = Duration::from_millis(50);
+    assert!(matches!(
+        StatsStore::open_or_create(&impatient_config, 9).err(),
+        Some(baton_shared_stats::StatsError::LockTimeout { holder_pid }) if holder_pid == child.pid()
+    ));
     child.sigkill();
     child.wait();
     let counter = parent.counter("listener.127.0.0.1_80.downstream_cx_total");

@@ -161,6 +161,7 @@ fn name_reused_with_another_kind_falls_back_without_corrupting() {
     let store = StatsStore::open_or_create(&dir.config(), 0).unwrap();
     store.counter("x").add(2);
     store.gauge("x").set(9);
+    store.gauge("x").set(10); // same local fallback, not counted again
     assert_eq!(store.snapshot().unwrap().value("x"), Some(2));
     assert_eq!(store.overflow_count(), 1);
 }
