@@ -59,13 +59,17 @@ const REWRITES: &[(&[u8], u16, &str)] = &[
 ];
 
 /// True when `buf` is exactly one of hyper's automatic error responses: the status line,
-/// `content-length: 0`, an optional `date`, and nothing else. Responses the connection
+/// an optional `connection: close`, `content-length: 0`, an optional `date`, and nothing
+/// else. Responses the connection
 /// manager builds always carry `server`/`date` before the length, so they never match.
 fn automatic_error(buf: &[u8]) -> Option<(u16, &'static str)> {
     for (line, status, text) in REWRITES {
         let Some(rest) = buf.strip_prefix(*line) else {
             continue;
         };
+        let rest = rest
+            .strip_prefix(b"connection: close\r\n".as_slice())
+            .unwrap_or(rest);
         let Some(rest) = rest.strip_prefix(b"content-length: 0\r\n".as_slice()) else {
             continue;
         };
