@@ -13,9 +13,17 @@ pub(super) fn clusters_text(cm: &ClusterManager) -> String {
     for cluster in cm.clusters() {
         let name = &cluster.model.name;
         let cb = &cluster.model.circuit_breakers;
-        let _ = writeln!(out, "{name}::observability_name::{}", cluster.model.stat_name);
+        let _ = writeln!(
+            out,
+            "{name}::observability_name::{}",
+            cluster.model.stat_name
+        );
         for prio in ["default_priority", "high_priority"] {
-            let _ = writeln!(out, "{name}::{prio}::max_connections::{}", cb.max_connections);
+            let _ = writeln!(
+                out,
+                "{name}::{prio}::max_connections::{}",
+                cb.max_connections
+            );
             let _ = writeln!(
                 out,
                 "{name}::{prio}::max_pending_requests::{}",

@@ -20,9 +20,7 @@ pub(super) fn server_info(ctx: &AdminContext) -> Value {
         .first_start_wall
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let all_epochs = SystemTime::now()
-        .duration_since(first)
-        .unwrap_or_default();
+    let all_epochs = SystemTime::now().duration_since(first).unwrap_or_default();
     json!({
         "version": crate::server::version_line(),
         "state": state.lifecycle().as_str(),

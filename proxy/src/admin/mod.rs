@@ -120,20 +120,34 @@ fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Ad
 const ENDPOINTS: &[(&str, bool, &str)] = &[
     ("/clusters", false, "upstream cluster status"),
     ("/config_dump", false, "dump current Envoy configs"),
-    ("/healthcheck/fail", true, "cause the server to fail health checks"),
-    ("/healthcheck/ok", true, "cause the server to pass health checks"),
+    (
+        "/healthcheck/fail",
+        true,
+        "cause the server to fail health checks",
+    ),
+    (
+        "/healthcheck/ok",
+        true,
+        "cause the server to pass health checks",
+    ),
     ("/listeners", false, "print listener info"),
     ("/quitquitquit", true, "exit the server"),
-    ("/ready", false, "print server state, return 200 if LIVE, otherwise return 503"),
-    ("/server_info", false, "print server version/status information"),
+    (
+        "/ready",
+        false,
+        "print server state, return 200 if LIVE, otherwise return 503",
+    ),
+    (
+        "/server_info",
+        false,
+        "print server version/status information",
+    ),
 ];
 
 fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or("");
-    let format_json = query
-        .split('&')
-        .any(|kv| kv == "format=json");
+    let format_json = query.split('&').any(|kv| kv == "format=json");
     let Some(&(_, mutates, _)) = ENDPOINTS.iter().find(|(p, _, _)| *p == path) else {
         if path == "/" || path == "/help" {
             return text(StatusCode::OK, help_text());
@@ -162,7 +176,11 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
         }
         "/server_info" => json(&info::server_info(ctx)),
         "/listeners" => {
-            let listeners = state.listeners.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let listeners = state
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             if format_json {
                 json(&info::listeners_json(&listeners))
             } else {

@@ -9,10 +9,10 @@ use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use super::filter_chain::{select_filter_chain, MatchInput};
+use super::tracker::ConnectionTracker;
 use crate::http::HttpContext;
 use crate::server::conn_info::ConnInfo;
 use crate::server::drain::DrainSignal;
-use super::tracker::ConnectionTracker;
 use crate::upstream::ClusterManager;
 
 /// What network filters need from the server.

@@ -49,7 +49,11 @@ pub fn bind_socket(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListene
 
 /// Binds a listener from its config.
 pub fn bind_listener(model: Arc<model::Listener>) -> Result<BoundListener, BindError> {
-    let backlog = if model.backlog == 0 { 1024 } else { model.backlog };
+    let backlog = if model.backlog == 0 {
+        1024
+    } else {
+        model.backlog
+    };
     let socket = bind_socket(model.address, backlog).map_err(|cause| BindError::Bind {
         name: model.name.clone(),
         addr: model.address,

@@ -38,12 +38,17 @@ pub fn select_filter_chain<'l>(
             .destination_port
             .map(|p| if p == dst_port { Some(1) } else { None })
     });
-    narrow(&mut candidates, |c| prefix_specificity(&c.matcher.prefix_ranges, dst_ip));
+    narrow(&mut candidates, |c| {
+        prefix_specificity(&c.matcher.prefix_ranges, dst_ip)
+    });
     narrow(&mut candidates, |c| {
         if c.matcher.server_names.is_empty() {
             return None;
         }
-        Some(sni.as_deref().and_then(|s| server_name_specificity(&c.matcher.server_names, s)))
+        Some(
+            sni.as_deref()
+                .and_then(|s| server_name_specificity(&c.matcher.server_names, s)),
+        )
     });
     narrow(&mut candidates, |c| {
         c.matcher
@@ -55,8 +60,17 @@ pub fn select_filter_chain<'l>(
         if c.matcher.application_protocols.is_empty() {
             return None;
         }
-        let alpn = conn.alpn.as_deref().and_then(|a| std::str::from_utf8(a).ok());
-        Some(alpn.and_then(|a| c.matcher.application_protocols.iter().any(|p| p == a).then_some(1)))
+        let alpn = conn
+            .alpn
+            .as_deref()
+            .and_then(|a| std::str::from_utf8(a).ok());
+        Some(alpn.and_then(|a| {
+            c.matcher
+                .application_protocols
+                .iter()
+                .any(|p| p == a)
+                .then_some(1)
+        }))
     });
     narrow(&mut candidates, |c| {
         prefix_specificity(&c.matcher.source_prefix_ranges, src_ip)
@@ -122,7 +136,11 @@ pub fn cidr_contains(range: &CidrRange, ip: IpAddr) -> bool {
         }
         (IpAddr::V6(net), IpAddr::V6(ip)) => {
             let len = u32::from(range.len.min(128));
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             u128::from(net) & mask == u128::from(ip) & mask
         }
         _ => false,

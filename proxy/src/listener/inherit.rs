@@ -52,7 +52,9 @@ pub fn take_inherited() -> Vec<InheritedSocket> {
                 debug!(fd, %addr, name = %name, "inherited listen socket");
                 out.push(InheritedSocket { name, addr, socket });
             }
-            Err(e) => warn!(fd, error = %e, "ignoring inherited fd that is not a TCP listen socket"),
+            Err(e) => {
+                warn!(fd, error = %e, "ignoring inherited fd that is not a TCP listen socket")
+            }
         }
     }
     out

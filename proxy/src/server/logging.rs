@@ -36,7 +36,11 @@ pub fn init(opts: &Options) -> anyhow::Result<()> {
                         continue;
                     }
                 };
-                let lvl = if lvl.trim() == "warning" { "warn" } else { lvl.trim() };
+                let lvl = if lvl.trim() == "warning" {
+                    "warn"
+                } else {
+                    lvl.trim()
+                };
                 directives.push_str(&format!(",{target}={lvl}"));
             }
         }
@@ -64,7 +68,10 @@ pub fn init(opts: &Options) -> anyhow::Result<()> {
             if json {
                 builder.json().with_writer(std::io::stderr).try_init()
             } else {
-                builder.with_ansi(false).with_writer(std::io::stderr).try_init()
+                builder
+                    .with_ansi(false)
+                    .with_writer(std::io::stderr)
+                    .try_init()
             }
         }
     }

@@ -34,7 +34,10 @@ fn listener(chains: Vec<Arc<FilterChain>>, default: Option<Arc<FilterChain>>) ->
 }
 
 fn pick(l: &Listener, local: &str, remote: &str) -> Option<String> {
-    let conn = ConnInfo::plain(remote.parse().expect("remote"), local.parse().expect("local"));
+    let conn = ConnInfo::plain(
+        remote.parse().expect("remote"),
+        local.parse().expect("local"),
+    );
     select_filter_chain(
         l,
         MatchInput {
@@ -60,8 +63,14 @@ fn destination_port_beats_catch_all() {
         ],
         None,
     );
-    assert_eq!(pick(&l, "127.0.0.1:8080", "127.0.0.1:5000").as_deref(), Some("p8080"));
-    assert_eq!(pick(&l, "127.0.0.1:9090", "127.0.0.1:5000").as_deref(), Some("any"));
+    assert_eq!(
+        pick(&l, "127.0.0.1:8080", "127.0.0.1:5000").as_deref(),
+        Some("p8080")
+    );
+    assert_eq!(
+        pick(&l, "127.0.0.1:9090", "127.0.0.1:5000").as_deref(),
+        Some("any")
+    );
 }
 
 #[test]
@@ -75,8 +84,14 @@ fn no_match_falls_back_to_default_chain() {
     );
     let l = listener(vec![only.clone()], None);
     assert_eq!(pick(&l, "127.0.0.1:2", "127.0.0.1:5000"), None);
-    let l = listener(vec![only], Some(chain("default", FilterChainMatch::default())));
-    assert_eq!(pick(&l, "127.0.0.1:2", "127.0.0.1:5000").as_deref(), Some("default"));
+    let l = listener(
+        vec![only],
+        Some(chain("default", FilterChainMatch::default())),
+    );
+    assert_eq!(
+        pick(&l, "127.0.0.1:2", "127.0.0.1:5000").as_deref(),
+        Some("default")
+    );
 }
 
 #[test]
@@ -104,8 +119,14 @@ fn longest_source_prefix_wins() {
         ],
         None,
     );
-    assert_eq!(pick(&l, "127.0.0.1:80", "127.0.0.9:5000").as_deref(), Some("narrow"));
-    assert_eq!(pick(&l, "127.0.0.1:80", "127.1.0.9:5000").as_deref(), Some("wide"));
+    assert_eq!(
+        pick(&l, "127.0.0.1:80", "127.0.0.9:5000").as_deref(),
+        Some("narrow")
+    );
+    assert_eq!(
+        pick(&l, "127.0.0.1:80", "127.1.0.9:5000").as_deref(),
+        Some("wide")
+    );
 }
 
 #[test]
