@@ -375,6 +375,12 @@ impl H2Client {
         })
     }
 
+    /// The same connection, sending `authority` as `:authority` from now on.
+    pub fn with_authority(mut self, authority: &str) -> Self {
+        self.authority = authority.to_string();
+        self
+    }
+
     /// Sends a request (`:authority` test, `:scheme` http) and reads the whole response.
     pub async fn request(
         &self,

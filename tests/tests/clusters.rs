@@ -5,12 +5,25 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use baton_tests::config::{bootstrap, endpoint, http_listener, prefix_route, route_config, static_cluster, vhost, with_http2_upstream};
+use baton_tests::config::{
+    bootstrap, endpoint, http_listener, prefix_route, route_config, static_cluster, vhost,
+    with_http2_upstream,
+};
 use baton_tests::{get, EchoUpstream, H2Client, Proxy, RawHttp1};
 use serde_json::{json, Value};
 
 fn proxy_config(cluster: Value) -> Value {
-    bootstrap(vec![http_listener("http", route_config(vec![vhost("all", &["*"], vec![prefix_route("/", "backend")])]))], vec![cluster])
+    bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![vhost(
+                "all",
+                &["*"],
+                vec![prefix_route("/", "backend")],
+            )]),
+        )],
+        vec![cluster],
+    )
 }
 
 /// Upstream names answering `n` requests sent on one downstream connection (one worker).
@@ -21,7 +34,11 @@ async fn names_on_one_connection(addr: SocketAddr, n: usize) -> anyhow::Result<V
         conn.send_request("GET", "/", &[], b"").await?;
         let resp = conn.read_response().await?;
         assert_eq!(resp.status, 200, "{}", resp.body_text());
-        names.push(resp.header("x-upstream-name").unwrap_or_default().to_string());
+        names.push(
+            resp.header("x-upstream-name")
+                .unwrap_or_default()
+                .to_string(),
+        );
     }
     Ok(names)
 }
@@ -41,8 +58,15 @@ fn with_policy(mut cluster: Value, policy: &str) -> Value {
 
 #[tokio::test]
 async fn round_robin_alternates_between_hosts() -> anyhow::Result<()> {
-    let (a, b) = (EchoUpstream::start("a").await?, EchoUpstream::start("b").await?);
-    let proxy = Proxy::start(&proxy_config(static_cluster("backend", &[a.addr(), b.addr()]))).await?;
+    let (a, b) = (
+        EchoUpstream::start("a").await?,
+        EchoUpstream::start("b").await?,
+    );
+    let proxy = Proxy::start(&proxy_config(static_cluster(
+        "backend",
+        &[a.addr(), b.addr()],
+    )))
+    .await?;
     let names = names_on_one_connection(proxy.listener_addr("http").await?, 6).await?;
     for pair in names.windows(2) {
         assert_ne!(pair[0], pair[1], "{names:?}");
@@ -52,7 +76,10 @@ async fn round_robin_alternates_between_hosts() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn least_request_and_random_use_every_host() -> anyhow::Result<()> {
-    let (a, b) = (EchoUpstream::start("a").await?, EchoUpstream::start("b").await?);
+    let (a, b) = (
+        EchoUpstream::start("a").await?,
+        EchoUpstream::start("b").await?,
+    );
     for policy in ["LEAST_REQUEST", "RANDOM"] {
         let cluster = with_policy(static_cluster("backend", &[a.addr(), b.addr()]), policy);
         let proxy = Proxy::start(&proxy_config(cluster)).await?;
@@ -66,7 +93,10 @@ async fn least_request_and_random_use_every_host() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn endpoint_weights_skew_round_robin() -> anyhow::Result<()> {
-    let (a, b) = (EchoUpstream::start("a").await?, EchoUpstream::start("b").await?);
+    let (a, b) = (
+        EchoUpstream::start("a").await?,
+        EchoUpstream::start("b").await?,
+    );
     let mut heavy = endpoint(a.addr());
     heavy["load_balancing_weight"] = json!(4);
     let mut light = endpoint(b.addr());
@@ -75,14 +105,20 @@ async fn endpoint_weights_skew_round_robin() -> anyhow::Result<()> {
     cluster["load_assignment"]["endpoints"] = json!([{ "lb_endpoints": [heavy, light] }]);
     let proxy = Proxy::start(&proxy_config(cluster)).await?;
     let counts = counts(&names_on_one_connection(proxy.listener_addr("http").await?, 50).await?);
-    let (heavy_n, light_n) = (counts.get("a").copied().unwrap_or(0), counts.get("b").copied().unwrap_or(0));
+    let (heavy_n, light_n) = (
+        counts.get("a").copied().unwrap_or(0),
+        counts.get("b").copied().unwrap_or(0),
+    );
     assert!(light_n > 0 && heavy_n > 2 * light_n, "{counts:?}");
     Ok(())
 }
 
 #[tokio::test]
 async fn lower_priority_is_used_only_when_needed() -> anyhow::Result<()> {
-    let (a, b) = (EchoUpstream::start("a").await?, EchoUpstream::start("b").await?);
+    let (a, b) = (
+        EchoUpstream::start("a").await?,
+        EchoUpstream::start("b").await?,
+    );
     let mut cluster = static_cluster("backend", &[]);
     cluster["load_assignment"]["endpoints"] = json!([
         { "priority": 0, "lb_endpoints": [endpoint(a.addr())] },
@@ -96,7 +132,10 @@ async fn lower_priority_is_used_only_when_needed() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn locality_weights_with_several_localities() -> anyhow::Result<()> {
-    let (a, b) = (EchoUpstream::start("a").await?, EchoUpstream::start("b").await?);
+    let (a, b) = (
+        EchoUpstream::start("a").await?,
+        EchoUpstream::start("b").await?,
+    );
     let mut cluster = static_cluster("backend", &[]);
     cluster["load_assignment"]["endpoints"] = json!([
         { "locality": { "zone": "z1" }, "lb_endpoints": [endpoint(a.addr())] },
@@ -139,12 +178,20 @@ async fn http1_upstream_connections_are_reused() -> anyhow::Result<()> {
     let proxy = Proxy::start(&proxy_config(static_cluster("backend", &[upstream.addr()]))).await?;
     let addr = proxy.listener_addr("http").await?;
     names_on_one_connection(addr, 5).await?;
-    assert_eq!(upstream.connections(), 1, "one downstream connection, one worker, one pooled upstream connection");
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "one downstream connection, one worker, one pooled upstream connection"
+    );
     // Fresh downstream connections land on one of the 2 workers, each with its own pool.
     for _ in 0..6 {
         assert_eq!(get(addr, "/").await?.status, 200);
     }
-    assert!(upstream.connections() <= 2, "{} upstream connections", upstream.connections());
+    assert!(
+        upstream.connections() <= 2,
+        "{} upstream connections",
+        upstream.connections()
+    );
     assert_eq!(upstream.requests(), 11);
     Ok(())
 }

@@ -5,10 +5,12 @@
 use std::net::SocketAddr;
 
 use baton_tests::config::{hcm_of, simple_proxy};
-use baton_tests::{get_with, Echoed, EchoUpstream, Proxy, RawHttp1};
+use baton_tests::{get_with, EchoUpstream, Echoed, Proxy, RawHttp1};
 use serde_json::{json, Value};
 
-async fn start(mutate: impl FnOnce(&mut Value)) -> anyhow::Result<(EchoUpstream, Proxy, SocketAddr)> {
+async fn start(
+    mutate: impl FnOnce(&mut Value),
+) -> anyhow::Result<(EchoUpstream, Proxy, SocketAddr)> {
     let upstream = EchoUpstream::start("a").await?;
     let mut cfg = simple_proxy(&[upstream.addr()]);
     mutate(hcm_of(&mut cfg, 0));
@@ -31,9 +33,21 @@ async fn request_headers_to_add_and_remove_with_append_actions() -> anyhow::Resu
             add("x-absent-new", "added", "ADD_IF_ABSENT"),
             add("x-overwrite", "added", "OVERWRITE_IF_EXISTS_OR_ADD"),
             add("x-overwrite-if-exists", "added", "OVERWRITE_IF_EXISTS"),
-            add("x-overwrite-if-exists-missing", "added", "OVERWRITE_IF_EXISTS"),
-            add("x-client", "%DOWNSTREAM_REMOTE_ADDRESS%", "OVERWRITE_IF_EXISTS_OR_ADD"),
-            add("x-client-ip", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", "OVERWRITE_IF_EXISTS_OR_ADD"),
+            add(
+                "x-overwrite-if-exists-missing",
+                "added",
+                "OVERWRITE_IF_EXISTS"
+            ),
+            add(
+                "x-client",
+                "%DOWNSTREAM_REMOTE_ADDRESS%",
+                "OVERWRITE_IF_EXISTS_OR_ADD"
+            ),
+            add(
+                "x-client-ip",
+                "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                "OVERWRITE_IF_EXISTS_OR_ADD"
+            ),
             add("x-literal", "100%%", "OVERWRITE_IF_EXISTS_OR_ADD"),
         ]);
         vh["routes"][0]["request_headers_to_remove"] = json!(["x-remove-me"]);
@@ -59,10 +73,18 @@ async fn request_headers_to_add_and_remove_with_append_actions() -> anyhow::Resu
     assert_eq!(echoed.req_header_all("x-if-absent"), vec!["client"]);
     assert_eq!(echoed.req_header_all("x-absent-new"), vec!["added"]);
     assert_eq!(echoed.req_header_all("x-overwrite"), vec!["added"]);
-    assert_eq!(echoed.req_header_all("x-overwrite-if-exists"), vec!["added"]);
-    assert!(echoed.req_header_all("x-overwrite-if-exists-missing").is_empty());
+    assert_eq!(
+        echoed.req_header_all("x-overwrite-if-exists"),
+        vec!["added"]
+    );
+    assert!(echoed
+        .req_header_all("x-overwrite-if-exists-missing")
+        .is_empty());
     assert_eq!(echoed.req_header("x-client"), Some(local.to_string()));
-    assert_eq!(echoed.req_header("x-client-ip").as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        echoed.req_header("x-client-ip").as_deref(),
+        Some("127.0.0.1")
+    );
     assert_eq!(echoed.req_header("x-literal").as_deref(), Some("100%"));
     assert_eq!(echoed.req_header("x-remove-me"), None);
     Ok(())
@@ -72,14 +94,28 @@ async fn request_headers_to_add_and_remove_with_append_actions() -> anyhow::Resu
 async fn header_mutations_apply_at_every_level_most_general_last() -> anyhow::Result<()> {
     let (_u, _p, addr) = start(|hcm| {
         let rc = &mut hcm["route_config"];
-        rc["request_headers_to_add"] = json!([add("x-level", "route_config", "OVERWRITE_IF_EXISTS_OR_ADD"), add("x-rc", "1", "APPEND_IF_EXISTS_OR_ADD")]);
-        rc["response_headers_to_add"] = json!([add("x-resp-level", "route_config", "OVERWRITE_IF_EXISTS_OR_ADD")]);
+        rc["request_headers_to_add"] = json!([
+            add("x-level", "route_config", "OVERWRITE_IF_EXISTS_OR_ADD"),
+            add("x-rc", "1", "APPEND_IF_EXISTS_OR_ADD")
+        ]);
+        rc["response_headers_to_add"] = json!([add(
+            "x-resp-level",
+            "route_config",
+            "OVERWRITE_IF_EXISTS_OR_ADD"
+        )]);
         let vh = &mut rc["virtual_hosts"][0];
-        vh["request_headers_to_add"] = json!([add("x-level", "vhost", "OVERWRITE_IF_EXISTS_OR_ADD"), add("x-vh", "1", "APPEND_IF_EXISTS_OR_ADD")]);
-        vh["response_headers_to_add"] = json!([add("x-resp-level", "vhost", "OVERWRITE_IF_EXISTS_OR_ADD")]);
-        vh["routes"][0]["request_headers_to_add"] =
-            json!([add("x-level", "route", "OVERWRITE_IF_EXISTS_OR_ADD"), add("x-route", "1", "APPEND_IF_EXISTS_OR_ADD")]);
-        vh["routes"][0]["response_headers_to_add"] = json!([add("x-resp-level", "route", "OVERWRITE_IF_EXISTS_OR_ADD")]);
+        vh["request_headers_to_add"] = json!([
+            add("x-level", "vhost", "OVERWRITE_IF_EXISTS_OR_ADD"),
+            add("x-vh", "1", "APPEND_IF_EXISTS_OR_ADD")
+        ]);
+        vh["response_headers_to_add"] =
+            json!([add("x-resp-level", "vhost", "OVERWRITE_IF_EXISTS_OR_ADD")]);
+        vh["routes"][0]["request_headers_to_add"] = json!([
+            add("x-level", "route", "OVERWRITE_IF_EXISTS_OR_ADD"),
+            add("x-route", "1", "APPEND_IF_EXISTS_OR_ADD")
+        ]);
+        vh["routes"][0]["response_headers_to_add"] =
+            json!([add("x-resp-level", "route", "OVERWRITE_IF_EXISTS_OR_ADD")]);
     })
     .await?;
     let resp = get_with(addr, "/", &[]).await?;
@@ -89,7 +125,10 @@ async fn header_mutations_apply_at_every_level_most_general_last() -> anyhow::Re
     }
     // Envoy's default order: route, then virtual host, then route configuration, so the most
     // general level wins an overwrite (unless most_specific_header_mutations_wins).
-    assert_eq!(echoed.req_header("x-level").as_deref(), Some("route_config"));
+    assert_eq!(
+        echoed.req_header("x-level").as_deref(),
+        Some("route_config")
+    );
     assert_eq!(resp.header("x-resp-level"), Some("route_config"));
     Ok(())
 }
@@ -101,15 +140,27 @@ async fn response_headers_to_add_and_remove() -> anyhow::Result<()> {
         route["response_headers_to_add"] = json!([
             add("x-resp-added", "yes", "APPEND_IF_EXISTS_OR_ADD"),
             add("x-from-upstream", "proxy", "APPEND_IF_EXISTS_OR_ADD"),
-            add("x-downstream", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", "OVERWRITE_IF_EXISTS_OR_ADD"),
+            add(
+                "x-downstream",
+                "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                "OVERWRITE_IF_EXISTS_OR_ADD"
+            ),
         ]);
         route["response_headers_to_remove"] = json!(["x-secret"]);
     })
     .await?;
-    let resp = get_with(addr, "/?header=x-secret:s&header=x-from-upstream:upstream", &[]).await?;
+    let resp = get_with(
+        addr,
+        "/?header=x-secret:s&header=x-from-upstream:upstream",
+        &[],
+    )
+    .await?;
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("x-resp-added"), Some("yes"));
-    assert_eq!(resp.header_all("x-from-upstream"), vec!["upstream", "proxy"]);
+    assert_eq!(
+        resp.header_all("x-from-upstream"),
+        vec!["upstream", "proxy"]
+    );
     assert_eq!(resp.header("x-downstream"), Some("127.0.0.1"));
     assert_eq!(resp.header("x-secret"), None);
     Ok(())
@@ -118,25 +169,41 @@ async fn response_headers_to_add_and_remove() -> anyhow::Result<()> {
 #[tokio::test]
 async fn forwarding_headers_with_use_remote_address() -> anyhow::Result<()> {
     let (_u, _p, addr) = start(|hcm| hcm["use_remote_address"] = json!(true)).await?;
-    let echoed = get_with(addr, "/", &[("x-forwarded-for", "203.0.113.7")]).await?.json()?;
+    let echoed = get_with(addr, "/", &[("x-forwarded-for", "203.0.113.7")])
+        .await?
+        .json()?;
     let xff = echoed.req_header("x-forwarded-for").unwrap_or_default();
     // Envoy appends the peer address, except that a loopback peer is replaced by the host's
     // own first non-loopback address (machine-dependent), so only its shape is asserted.
     let (original, appended) = xff.split_once(',').unwrap_or_default();
     assert_eq!(original, "203.0.113.7", "{xff}");
     assert!(appended.parse::<std::net::IpAddr>().is_ok(), "{xff}");
-    assert_eq!(echoed.req_header("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(
+        echoed.req_header("x-forwarded-proto").as_deref(),
+        Some("http")
+    );
     let fresh = get_with(addr, "/", &[]).await?.json()?;
-    assert_eq!(fresh.req_header("x-forwarded-for").as_deref(), Some(appended));
+    assert_eq!(
+        fresh.req_header("x-forwarded-for").as_deref(),
+        Some(appended)
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn forwarding_headers_without_use_remote_address() -> anyhow::Result<()> {
     let (_u, _p, addr) = start(|_| {}).await?;
-    let echoed = get_with(addr, "/", &[("x-forwarded-for", "203.0.113.7")]).await?.json()?;
-    assert_eq!(echoed.req_header("x-forwarded-for").as_deref(), Some("203.0.113.7"));
-    assert_eq!(echoed.req_header("x-forwarded-proto").as_deref(), Some("http"));
+    let echoed = get_with(addr, "/", &[("x-forwarded-for", "203.0.113.7")])
+        .await?
+        .json()?;
+    assert_eq!(
+        echoed.req_header("x-forwarded-for").as_deref(),
+        Some("203.0.113.7")
+    );
+    assert_eq!(
+        echoed.req_header("x-forwarded-proto").as_deref(),
+        Some("http")
+    );
     let fresh = get_with(addr, "/", &[]).await?.json()?;
     assert_eq!(fresh.req_header("x-forwarded-for"), None);
     Ok(())
@@ -145,13 +212,26 @@ async fn forwarding_headers_without_use_remote_address() -> anyhow::Result<()> {
 #[tokio::test]
 async fn x_request_id_generated_and_preserved() -> anyhow::Result<()> {
     let (_u, _p, addr) = start(|_| {}).await?;
-    let generated = get_with(addr, "/", &[]).await?.json()?.req_header("x-request-id").unwrap_or_default();
+    let generated = get_with(addr, "/", &[])
+        .await?
+        .json()?
+        .req_header("x-request-id")
+        .unwrap_or_default();
     assert_eq!(generated.len(), 36, "{generated}");
     assert_eq!(generated.matches('-').count(), 4, "{generated}");
-    let other = get_with(addr, "/", &[]).await?.json()?.req_header("x-request-id").unwrap_or_default();
+    let other = get_with(addr, "/", &[])
+        .await?
+        .json()?
+        .req_header("x-request-id")
+        .unwrap_or_default();
     assert_ne!(generated, other);
-    let kept = get_with(addr, "/", &[("x-request-id", "client-chosen-id")]).await?.json()?;
-    assert_eq!(kept.req_header("x-request-id").as_deref(), Some("client-chosen-id"));
+    let kept = get_with(addr, "/", &[("x-request-id", "client-chosen-id")])
+        .await?
+        .json()?;
+    assert_eq!(
+        kept.req_header("x-request-id").as_deref(),
+        Some("client-chosen-id")
+    );
     Ok(())
 }
 
@@ -163,8 +243,15 @@ async fn x_envoy_timing_headers() -> anyhow::Result<()> {
     .await?;
     let resp = get_with(addr, "/", &[]).await?;
     let echoed = resp.json()?;
-    assert_eq!(echoed.req_header("x-envoy-expected-rq-timeout-ms").as_deref(), Some("3000"));
-    let service_time = resp.header("x-envoy-upstream-service-time").unwrap_or_default();
+    assert_eq!(
+        echoed
+            .req_header("x-envoy-expected-rq-timeout-ms")
+            .as_deref(),
+        Some("3000")
+    );
+    let service_time = resp
+        .header("x-envoy-upstream-service-time")
+        .unwrap_or_default();
     assert!(service_time.parse::<u64>().is_ok(), "{service_time:?}");
     Ok(())
 }
@@ -173,7 +260,12 @@ async fn x_envoy_timing_headers() -> anyhow::Result<()> {
 async fn default_route_timeout_is_15s_in_expected_timeout_header() -> anyhow::Result<()> {
     let (_u, _p, addr) = start(|_| {}).await?;
     let echoed = get_with(addr, "/", &[]).await?.json()?;
-    assert_eq!(echoed.req_header("x-envoy-expected-rq-timeout-ms").as_deref(), Some("15000"));
+    assert_eq!(
+        echoed
+            .req_header("x-envoy-expected-rq-timeout-ms")
+            .as_deref(),
+        Some("15000")
+    );
     Ok(())
 }
 
@@ -182,7 +274,13 @@ async fn external_request_x_envoy_headers_are_stripped() -> anyhow::Result<()> {
     // With use_remote_address and no internal address ranges configured, a 127.0.0.1 client is
     // external, so its x-envoy-* control headers are not trusted.
     let (_u, _p, addr) = start(|hcm| hcm["use_remote_address"] = json!(true)).await?;
-    let echoed = get_with(addr, "/", &[("x-envoy-retry-on", "5xx"), ("x-envoy-internal", "true")]).await?.json()?;
+    let echoed = get_with(
+        addr,
+        "/",
+        &[("x-envoy-retry-on", "5xx"), ("x-envoy-internal", "true")],
+    )
+    .await?
+    .json()?;
     assert_eq!(echoed.req_header("x-envoy-retry-on"), None);
     assert_eq!(echoed.req_header("x-envoy-internal"), None);
     Ok(())
@@ -198,7 +296,10 @@ async fn server_name_and_via() -> anyhow::Result<()> {
     let resp = get_with(addr, "/?header=server:upstream-server", &[]).await?;
     assert_eq!(resp.header("server"), Some("custom-server"));
     assert_eq!(resp.header("via"), Some("baton-test"));
-    assert_eq!(resp.json()?.req_header("via").as_deref(), Some("baton-test"));
+    assert_eq!(
+        resp.json()?.req_header("via").as_deref(),
+        Some("baton-test")
+    );
     // Local replies carry the server name too.
     let missing = get_with(addr, "/", &[("host", "x")]).await?;
     assert_eq!(missing.header("server"), Some("custom-server"));
@@ -207,7 +308,8 @@ async fn server_name_and_via() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn server_header_pass_through() -> anyhow::Result<()> {
-    let (_u, _p, addr) = start(|hcm| hcm["server_header_transformation"] = json!("PASS_THROUGH")).await?;
+    let (_u, _p, addr) =
+        start(|hcm| hcm["server_header_transformation"] = json!("PASS_THROUGH")).await?;
     let resp = get_with(addr, "/?header=server:upstream-server", &[]).await?;
     assert_eq!(resp.header("server"), Some("upstream-server"));
     Ok(())
