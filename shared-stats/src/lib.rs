@@ -7,7 +7,8 @@
 //! reloads and crashes (a dead generation's column is folded into a retired column exactly
 //! once); gauges count live generations only. Rendering follows Envoy's admin output:
 //! [`render::render_text`], [`render::render_json`] and [`render::render_prometheus`].
-//! [`StatsReader`] reads a region offline. See README.md for the byte layout.
+//! [`RegionOwner`] is what a supervisor holds to create the region and keep it in use
+//! between generations. [`StatsReader`] reads a region offline. See README.md for the byte layout.
 //!
 //! ```no_run
 //! use baton_shared_stats::{RegionConfig, RenderOptions, StatsStore};
@@ -25,6 +26,7 @@ mod error;
 pub mod histogram;
 mod layout;
 mod mapping;
+mod owner;
 mod process;
 mod region;
 pub mod render;
@@ -36,6 +38,7 @@ pub mod testing;
 pub use error::{AllocError, Result, StatsError};
 pub use histogram::HistogramSnapshot;
 pub use layout::LAYOUT_VERSION;
+pub use owner::RegionOwner;
 pub use process::ProcessIdentity;
 pub use region::{region_path, GenerationInfo, RegionConfig, OVERFLOW_STAT};
 pub use render::RenderOptions;

@@ -278,3 +278,24 @@ fn text_json_and_filters_follow_envoy_shapes() {
     let none = snapshot.render_json(&RenderOptions::from_query("filter=nomatch").unwrap());
     assert_eq!(none, "{\"stats\":[]}");
 }
+
+#[test]
+fn supervisor_owner_keeps_region_in_use_without_a_generation_slot() {
+    let dir = TempDir::new("owner");
+    let config = dir.config();
+    let owner = baton_shared_stats::RegionOwner::open_or_create(&config).unwrap();
+    assert!(owner.generations().is_empty());
+    {
+        let generation = StatsStore::open_or_create(&config, 0).unwrap();
+        generation.counter("cluster.a.upstream_rq_total").add(4);
+        assert_eq!(owner.generations().len(), 1);
+    }
+    // The generation exited; its counters stay, and the owner sees them.
+    let snapshot = owner.snapshot().unwrap();
+    assert_eq!(snapshot.value("cluster.a.upstream_rq_total"), Some(4));
+    assert!(owner.generations().is_empty());
+    // While the owner holds it, an incompatible region is reported, never replaced.
+    patch(owner.path(), 8, &(LAYOUT_VERSION + 1).to_le_bytes());
+    let err = StatsStore::open_or_create(&config, 1).err().unwrap();
+    assert!(matches!(err, StatsError::InUse { .. }), "{err}");
+}
