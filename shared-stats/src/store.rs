@@ -2,6 +2,7 @@
 //! handles whose hot path is a single relaxed atomic add into this generation's column.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -134,11 +135,51 @@ struct Fallback {
     cells: Arc<[AtomicU64]>,
 }
 
+/// FNV-1a: stat names come from configuration, not from peers, so a fast non-keyed hash
+/// is safe here and keeps resolving 100k names at startup cheap.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &byte in bytes {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+/// Where a name lives in the region.
+#[derive(Clone, Copy)]
+struct EntrySlot {
+    kind: StoredKind,
+    cell: u32,
+}
+
+impl From<&EntryInfo> for EntrySlot {
+    fn from(entry: &EntryInfo) -> Self {
+        EntrySlot {
+            kind: entry.kind,
+            cell: entry.cell,
+        }
+    }
+}
+
 /// Process-local index from names to region entries.
 struct LocalIndex {
     /// Entries below this index have been copied into `by_name`.
     scanned: u32,
-    by_name: HashMap<String, EntryInfo>,
+    by_name: HashMap<Box<str>, EntrySlot, BuildHasherDefault<NameHasher>>,
     fallbacks: BTreeMap<String, Fallback>,
 }
 
@@ -203,7 +244,7 @@ impl StatsStore {
                 lock_timeout: config.lock_timeout,
                 local: Mutex::new(LocalIndex {
                     scanned: 0,
-                    by_name: HashMap::new(),
+                    by_name: HashMap::default(),
                     fallbacks: BTreeMap::new(),
                 }),
                 overflow,
@@ -252,7 +293,7 @@ impl StatsStore {
     fn resolve(&self, name: &str, kind: StoredKind, mode: GaugeMode) -> (CellPtr, Keepalive) {
         let inner = &self.inner;
         let mut local = lock_local(&inner.local);
-        if let Some(found) = local.by_name.get(name).cloned() {
+        if let Some(&found) = local.by_name.get(name) {
             return self.region_or_mismatch(&mut local, name, found, kind);
         }
         if let Some(fallback) = local.fallbacks.get(name).filter(|f| f.kind == kind) {
@@ -265,20 +306,27 @@ impl StatsStore {
             Err(_) => Err(AllocError::LockTimeout),
             Ok(lock) => {
                 // Another generation may have allocated the name since we last looked.
+                let mut found = None;
                 if let Ok(new_entries) = inner.region.read_entries(local.scanned) {
                     local.scanned += new_entries.len() as u32;
                     for entry in new_entries {
-                        local.by_name.insert(entry.name.clone(), entry);
+                        let slot = EntrySlot::from(&entry);
+                        if entry.name == name {
+                            found = Some(slot);
+                        }
+                        local.by_name.insert(entry.name.into_boxed_str(), slot);
                     }
                 }
-                match local.by_name.get(name) {
-                    Some(found) => Ok(found.clone()),
+                match found {
+                    Some(found) => Ok(found),
                     None => inner
                         .region
                         .allocate(&lock, name, kind, mode as u8)
-                        .inspect(|entry| {
+                        .map(|entry| {
+                            let slot = EntrySlot::from(&entry);
                             local.scanned = local.scanned.max(entry.index + 1);
-                            local.by_name.insert(name.to_string(), entry.clone());
+                            local.by_name.insert(entry.name.into_boxed_str(), slot);
+                            slot
                         }),
                 }
             }
@@ -293,7 +341,7 @@ impl StatsStore {
         &self,
         local: &mut LocalIndex,
         name: &str,
-        entry: EntryInfo,
+        entry: EntrySlot,
         kind: StoredKind,
     ) -> (CellPtr, Keepalive) {
         if entry.kind != kind {

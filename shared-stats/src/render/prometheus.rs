@@ -12,49 +12,76 @@ use crate::snapshot::{StatKind, StatsSnapshot};
 
 /// `envoy_` + the name with every character outside `[A-Za-z0-9_]` replaced by `_`.
 fn metric_name(extracted: &str) -> String {
-    let mut out = String::with_capacity(extracted.len() + 6);
-    out.push_str("envoy_");
-    out.extend(extracted.chars().map(|c| {
+    let mut name = String::with_capacity(extracted.len() + 6);
+    name.push_str("envoy_");
+    name.extend(extracted.chars().map(|c| {
         if c.is_ascii_alphanumeric() || c == '_' {
             c
         } else {
             '_'
         }
     }));
-    out
+    name
 }
 
-fn escape_label_value(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Appends `value` with Prometheus label escaping (backslash, double quote, newline).
+fn push_label_value(out: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            other => out.push(other),
+        }
+    }
 }
 
-/// `k="v",...` for the tags (no braces), with an optional extra label last.
-fn labels(tagged: &TaggedName, extra: Option<(&str, &str)>) -> String {
-    let mut parts: Vec<String> = tagged
+/// Appends `{k="v",...}` for the tags, with an optional extra label last.
+fn push_labels(out: &mut String, tagged: &TaggedName, extra: Option<(&str, &str)>) {
+    out.push('{');
+    let pairs = tagged
         .tags
         .iter()
-        .map(|(tag, value)| {
-            format!(
-                "{}=\"{}\"",
-                tag.replace('.', "_"),
-                escape_label_value(value)
-            )
-        })
-        .collect();
-    if let Some((key, value)) = extra {
-        parts.push(format!("{key}=\"{value}\""));
+        .map(|tag| (tag.label, tag.value.as_str()))
+        .chain(extra);
+    for (index, (label, value)) in pairs.enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        out.push_str(label);
+        out.push_str("=\"");
+        push_label_value(out, value);
+        out.push('"');
     }
-    parts.join(",")
+    out.push('}');
 }
+
+/// Appends one sample line: `name{labels} value`.
+fn push_sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    tagged: &TaggedName,
+    extra: Option<(&str, &str)>,
+    value: u64,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    push_labels(out, tagged, extra);
+    let _ = writeln!(out, " {value}");
+}
+
+type Families<T> = BTreeMap<String, Vec<(TaggedName, T)>>;
 
 /// Renders `snapshot` as Envoy's Prometheus text exposition.
 pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> String {
     // extracted name -> series (tagged name, value), in stat name order.
-    let mut counters: BTreeMap<String, Vec<(TaggedName, u64)>> = BTreeMap::new();
-    let mut gauges: BTreeMap<String, Vec<(TaggedName, u64)>> = BTreeMap::new();
+    let mut counters: Families<u64> = BTreeMap::new();
+    let mut gauges: Families<u64> = BTreeMap::new();
     for stat in snapshot.stats.iter().filter(|s| options.keeps_stat(s)) {
         let tagged = extract_tags(&stat.name);
         let section = match stat.kind {
@@ -72,11 +99,11 @@ pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> S
             let name = metric_name(extracted);
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (tagged, value) in series {
-                let _ = writeln!(out, "{name}{{{}}} {value}", labels(tagged, None));
+                push_sample(&mut out, &name, "", tagged, None, *value);
             }
         }
     }
-    let mut histograms: BTreeMap<String, Vec<(TaggedName, &HistogramSnapshot)>> = BTreeMap::new();
+    let mut histograms: Families<&HistogramSnapshot> = BTreeMap::new();
     for histogram in snapshot
         .histograms
         .iter()
@@ -94,25 +121,26 @@ pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> S
         for (tagged, histogram) in series {
             for (bound, cumulative) in DEFAULT_BUCKETS.iter().zip(histogram.cumulative_counts()) {
                 let le = format_f64(*bound);
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{{}}} {cumulative}",
-                    labels(tagged, Some(("le", &le)))
+                push_sample(
+                    &mut out,
+                    &name,
+                    "_bucket",
+                    tagged,
+                    Some(("le", &le)),
+                    cumulative,
                 );
             }
             let count = histogram.count();
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{}}} {count}",
-                labels(tagged, Some(("le", "+Inf")))
+            push_sample(
+                &mut out,
+                &name,
+                "_bucket",
+                tagged,
+                Some(("le", "+Inf")),
+                count,
             );
-            let _ = writeln!(
-                out,
-                "{name}_sum{{{}}} {}",
-                labels(tagged, None),
-                histogram.sum
-            );
-            let _ = writeln!(out, "{name}_count{{{}}} {count}", labels(tagged, None));
+            push_sample(&mut out, &name, "_sum", tagged, None, histogram.sum);
+            push_sample(&mut out, &name, "_count", tagged, None, count);
         }
     }
     out
@@ -129,6 +157,8 @@ mod tests {
             "envoy_cluster_upstream_rq"
         );
         assert_eq!(metric_name("a-b.c:d"), "envoy_a_b_c_d");
-        assert_eq!(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let mut escaped = String::new();
+        push_label_value(&mut escaped, "a\"b\\c\nd");
+        assert_eq!(escaped, "a\\\"b\\\\c\\nd");
     }
 }

@@ -7,91 +7,181 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-/// One extractor: when `pattern` matches, capture group 1 is cut from the name and the
-/// value is group 2 (or group 1 when there is no group 2).
-struct TagExtractor {
-    tag: &'static str,
-    /// Cheap pre-check: the name must contain this for the regex to run.
+/// One of Envoy's default tag extractors. When `pattern` matches, capture group 1 is cut
+/// from the name and the value is group 2 (or group 1 when there is no group 2).
+struct TagSpec {
+    /// Envoy's tag name.
+    name: &'static str,
+    /// The Prometheus label it becomes.
+    label: &'static str,
+    /// Cheap pre-checks so most names skip the regex: required prefix and substring.
+    prefix: &'static str,
     needle: &'static str,
-    pattern: Regex,
+    pattern: &'static str,
 }
 
-/// (tag name, required substring, pattern), in the order Envoy applies them.
-const DEFAULT_TAGS: &[(&str, &str, &str)] = &[
-    ("envoy.response_code", "_rq_", r"_rq(_(\d{3}))$"),
-    ("envoy.response_code_class", "_rq_", r"_rq_(\d)xx$"),
-    (
+const fn spec(
+    name: &'static str,
+    label: &'static str,
+    prefix: &'static str,
+    needle: &'static str,
+    pattern: &'static str,
+) -> TagSpec {
+    TagSpec {
+        name,
+        label,
+        prefix,
+        needle,
+        pattern,
+    }
+}
+
+/// In the order Envoy applies them.
+const DEFAULT_TAGS: &[TagSpec] = &[
+    spec(
+        "envoy.response_code",
+        "envoy_response_code",
+        "",
+        "_rq_",
+        r"_rq(_(\d{3}))$",
+    ),
+    spec(
+        "envoy.response_code_class",
+        "envoy_response_code_class",
+        "",
+        "_rq_",
+        r"_rq_(\d)xx$",
+    ),
+    spec(
         "envoy.http_user_agent",
+        "envoy_http_user_agent",
+        "http.",
         ".user_agent.",
         r"^http\.(?:.*?\.)?user_agent\.((.*?)\.)\w+?$",
     ),
-    (
+    spec(
         "envoy.virtual_cluster",
+        "envoy_virtual_cluster",
+        "vhost.",
         ".vcluster.",
         r"^vhost\.(?:.*?\.)?vcluster\.((.*?)\.)\w+?$",
     ),
-    (
+    spec(
         "envoy.fault_downstream_cluster",
+        "envoy_fault_downstream_cluster",
+        "http.",
         ".fault.",
         r"^http\.(?:.*?\.)?fault\.((.*?)\.)\w+?$",
     ),
-    (
+    spec(
         "envoy.ssl_cipher",
+        "envoy_ssl_cipher",
+        "listener.",
         ".ssl.cipher.",
         r"^listener\.(?:.*?\.)?ssl\.cipher(\.(.*?))$",
     ),
-    (
+    spec(
         "envoy.ssl_cipher_suite",
+        "envoy_ssl_cipher_suite",
+        "cluster.",
         ".ssl.ciphers.",
         r"^cluster\.(?:.*?\.)?ssl\.ciphers(\.(.*?))$",
     ),
-    ("envoy.tcp_prefix", "tcp.", r"^tcp\.((.*?)\.)\w+?$"),
-    ("envoy.udp_prefix", "udp.", r"^udp\.((.*?)\.)\w+?$"),
-    (
+    spec(
+        "envoy.tcp_prefix",
+        "envoy_tcp_prefix",
+        "tcp.",
+        "",
+        r"^tcp\.((.*?)\.)\w+?$",
+    ),
+    spec(
+        "envoy.udp_prefix",
+        "envoy_udp_prefix",
+        "udp.",
+        "",
+        r"^udp\.((.*?)\.)\w+?$",
+    ),
+    spec(
         "envoy.ratelimit_prefix",
+        "envoy_ratelimit_prefix",
         "ratelimit.",
+        "",
         r"^ratelimit\.((.*?)\.)\w+?$",
     ),
-    ("envoy.cluster_name", "cluster.", r"^cluster\.((.*?)\.)"),
-    (
+    spec(
+        "envoy.cluster_name",
+        "envoy_cluster_name",
+        "cluster.",
+        "",
+        r"^cluster\.((.*?)\.)",
+    ),
+    spec(
         "envoy.worker_id",
-        "worker_",
+        "envoy_worker_id",
+        "",
+        ".worker_",
         r"^(?:listener_manager|server|thread_local_cluster_manager|listener\..*?)\.worker(_(\d+))\.",
     ),
-    (
+    spec(
         "envoy.http_conn_manager_prefix",
+        "envoy_http_conn_manager_prefix",
+        "",
         "http.",
         r"^(?:listener(?:\..*?)?\.)?http\.((.*?)\.)",
     ),
-    (
+    spec(
         "envoy.listener_address",
+        "envoy_listener_address",
         "listener.",
+        "",
         r"^listener\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)",
     ),
-    ("envoy.virtual_host", "vhost.", r"^vhost\.((.*?)\.)"),
-    (
+    spec(
+        "envoy.virtual_host",
+        "envoy_virtual_host",
+        "vhost.",
+        "",
+        r"^vhost\.((.*?)\.)",
+    ),
+    spec(
         "envoy.rds_route_config",
+        "envoy_rds_route_config",
+        "http.",
         ".rds.",
         r"^http\.(?:.*?\.)?rds\.((.*?)\.)\w+?$",
     ),
 ];
+
+struct TagExtractor {
+    spec: &'static TagSpec,
+    pattern: Regex,
+}
 
 fn extractors() -> &'static [TagExtractor] {
     static EXTRACTORS: OnceLock<Vec<TagExtractor>> = OnceLock::new();
     EXTRACTORS.get_or_init(|| {
         DEFAULT_TAGS
             .iter()
-            .filter_map(|&(tag, needle, pattern)| {
+            .filter_map(|spec| {
                 // The table is constant and covered by tests; a bad entry is skipped
                 // rather than taking the admin endpoint down.
-                Regex::new(pattern).ok().map(|pattern| TagExtractor {
-                    tag,
-                    needle,
-                    pattern,
-                })
+                Regex::new(spec.pattern)
+                    .ok()
+                    .map(|pattern| TagExtractor { spec, pattern })
             })
             .collect()
     })
+}
+
+/// One extracted tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    /// Envoy's tag name (`envoy.cluster_name`).
+    pub name: &'static str,
+    /// Prometheus label (`envoy_cluster_name`).
+    pub label: &'static str,
+    /// The value cut out of the stat name (`backend`).
+    pub value: String,
 }
 
 /// A stat name split into its tag-extracted name and tags.
@@ -99,8 +189,8 @@ fn extractors() -> &'static [TagExtractor] {
 pub struct TaggedName {
     /// The name with every tag value cut out (`cluster.upstream_rq_total`).
     pub extracted: String,
-    /// (tag name, value) in extraction order (`envoy.cluster_name`, `backend`).
-    pub tags: Vec<(&'static str, String)>,
+    /// Tags in extraction order.
+    pub tags: Vec<Tag>,
 }
 
 /// Applies Envoy's default tag extractors to `name`.
@@ -108,7 +198,8 @@ pub fn extract_tags(name: &str) -> TaggedName {
     let mut current = name.to_string();
     let mut tags = Vec::new();
     for extractor in extractors() {
-        if !current.contains(extractor.needle) {
+        let spec = extractor.spec;
+        if !current.starts_with(spec.prefix) || !current.contains(spec.needle) {
             continue;
         }
         let Some(captures) = extractor.pattern.captures(&current) else {
@@ -119,7 +210,11 @@ pub fn extract_tags(name: &str) -> TaggedName {
         };
         let value = captures.get(2).unwrap_or(removed).as_str().to_string();
         let range = removed.range();
-        tags.push((extractor.tag, value));
+        tags.push(Tag {
+            name: spec.name,
+            label: spec.label,
+            value,
+        });
         current.replace_range(range, "");
     }
     TaggedName {
@@ -134,12 +229,20 @@ mod tests {
 
     fn tags_of(name: &str) -> (String, Vec<(&'static str, String)>) {
         let t = extract_tags(name);
-        (t.extracted, t.tags)
+        let tags = t
+            .tags
+            .into_iter()
+            .map(|tag| (tag.name, tag.value))
+            .collect();
+        (t.extracted, tags)
     }
 
     #[test]
-    fn every_default_pattern_compiles() {
+    fn every_default_pattern_compiles_and_labels_follow_tag_names() {
         assert_eq!(extractors().len(), DEFAULT_TAGS.len());
+        for spec in DEFAULT_TAGS {
+            assert_eq!(spec.label, spec.name.replace('.', "_"));
+        }
     }
 
     #[test]
