@@ -1,0 +1,141 @@
+//! File access logs from the HTTP connection manager: Envoy's default line format, custom
+//! text format strings (`%REQ(X)%`, `%RESP(X)%`, `%RESPONSE_CODE%`, `%RESPONSE_FLAGS%`,
+//! `%UPSTREAM_HOST%`, `%BYTES_SENT%`, ...) and JSON format. Logs are flushed asynchronously,
+//! so lines are awaited with a bounded wait.
+
+use std::path::Path;
+use std::time::Duration;
+
+use baton_tests::config::{hcm_of, simple_proxy, FILE_ACCESS_LOG_TYPE};
+use baton_tests::{eventually, get_with, EchoUpstream, Proxy, TempDir};
+use serde_json::{json, Value};
+
+/// Bound for a logged line to reach the file (Envoy's periodic flush is 10 s; its first
+/// write after opening the file is immediate, which is what these tests rely on).
+const LOG_WAIT: Duration = Duration::from_secs(15);
+
+fn file_log(path: &Path, format: Option<Value>) -> Value {
+    let mut typed = json!({ "@type": FILE_ACCESS_LOG_TYPE, "path": path.display().to_string() });
+    if let Some(format) = format {
+        typed["log_format"] = format;
+    }
+    json!([{ "name": "envoy.access_loggers.file", "typed_config": typed }])
+}
+
+async fn lines(path: &Path, count: usize) -> anyhow::Result<Vec<String>> {
+    eventually(LOG_WAIT, || async move {
+        let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        Ok((lines.len() >= count).then_some(lines))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn default_format_line_shape() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let dir = TempDir::new()?;
+    let log = dir.join("access.log");
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    hcm_of(&mut cfg, 0)["access_log"] = file_log(&log, None);
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let resp = get_with(addr, "/logged?q=1", &[("user-agent", "test-agent"), ("x-request-id", "rid-1")]).await?;
+    assert_eq!(resp.status, 200);
+    let lines = lines(&log, 1).await?;
+    let line = &lines[0];
+    let shape = regex::Regex::new(concat!(
+        r#"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET /logged\?q=1 HTTP/1\.1" 200 - 0 (\d+) \d+ \d+ "-" "test-agent" "rid-1" "test" "#,
+        r#""127\.0\.0\.1:(\d+)"$"#
+    ))?;
+    let caps = shape.captures(line).ok_or_else(|| anyhow::anyhow!("unexpected line {line:?}"))?;
+    assert_eq!(caps[1].parse::<usize>()?, resp.body.len(), "BYTES_SENT is the body size");
+    assert_eq!(caps[2].parse::<u16>()?, upstream.port());
+    Ok(())
+}
+
+const CUSTOM_FORMAT: &str = "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_HOST% %REQ(X-CUSTOM)% %RESP(X-UPSTREAM-NAME)% %BYTES_SENT%\n";
+
+/// A proxy whose only vhost serves host `test`, logging with `CUSTOM_FORMAT` to `log`.
+/// (One request per log file: Envoy flushes later lines only every 10 s.)
+async fn custom_format_proxy(upstream: &EchoUpstream, log: &Path) -> anyhow::Result<Proxy> {
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    let hcm = hcm_of(&mut cfg, 0);
+    hcm["route_config"]["virtual_hosts"][0]["domains"] = json!(["test"]);
+    hcm["access_log"] = file_log(log, Some(json!({ "text_format_source": { "inline_string": CUSTOM_FORMAT } })));
+    Proxy::start(&cfg).await
+}
+
+#[tokio::test]
+async fn custom_text_format() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let dir = TempDir::new()?;
+    let log = dir.join("access.log");
+    let proxy = custom_format_proxy(&upstream, &log).await?;
+    let ok = get_with(proxy.listener_addr("http").await?, "/ok?body_bytes=5", &[("x-custom", "hello")]).await?;
+    assert_eq!(ok.status, 200);
+    let lines = lines(&log, 1).await?;
+    assert_eq!(lines[0], format!("GET /ok?body_bytes=5 200 - {} hello a 5", upstream.addr()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn custom_text_format_no_route_flag() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let dir = TempDir::new()?;
+    let log = dir.join("access.log");
+    let proxy = custom_format_proxy(&upstream, &log).await?;
+    let missing = get_with(proxy.listener_addr("http").await?, "/nothing", &[("host", "nowhere")]).await?;
+    assert_eq!(missing.status, 404);
+    let lines = lines(&log, 1).await?;
+    assert_eq!(lines[0], "GET /nothing 404 NR - - - 0");
+    Ok(())
+}
+
+#[tokio::test]
+async fn json_format() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let dir = TempDir::new()?;
+    let log = dir.join("access.log");
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    hcm_of(&mut cfg, 0)["access_log"] = file_log(
+        &log,
+        Some(json!({ "json_format": {
+            "method": "%REQ(:METHOD)%",
+            "path": "%REQ(:PATH)%",
+            "code": "%RESPONSE_CODE%",
+            "flags": "%RESPONSE_FLAGS%",
+            "missing": "%REQ(X-NOT-SENT)%",
+            "static": "literal",
+        } })),
+    );
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    assert_eq!(get_with(addr, "/json?status=201", &[]).await?.status, 201);
+    let lines = lines(&log, 1).await?;
+    let entry: Value = serde_json::from_str(&lines[0])?;
+    assert_eq!(entry["method"], "GET");
+    assert_eq!(entry["path"], "/json?status=201");
+    assert_eq!(entry["code"], 201);
+    assert_eq!(entry["flags"], "-");
+    assert_eq!(entry["missing"], Value::Null);
+    assert_eq!(entry["static"], "literal");
+    Ok(())
+}
+
+#[tokio::test]
+async fn connect_failure_logged_with_uf_flag() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let log = dir.join("access.log");
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], baton_tests::config::free_port()?));
+    let mut cfg = simple_proxy(&[closed]);
+    hcm_of(&mut cfg, 0)["access_log"] = file_log(
+        &log,
+        Some(json!({ "text_format_source": { "inline_string": "%RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_HOST%\n" } })),
+    );
+    let proxy = Proxy::start(&cfg).await?;
+    assert_eq!(get_with(proxy.listener_addr("http").await?, "/", &[]).await?.status, 503);
+    let lines = lines(&log, 1).await?;
+    assert_eq!(lines[0], format!("503 UF {closed}"));
+    Ok(())
+}
