@@ -142,7 +142,14 @@ struct NameHasher(u64);
 
 impl Hasher for NameHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // FNV leaves the high bits (which hashbrown's probing uses) poorly mixed for names
+        // that differ only near the end; a final avalanche (murmur3 fmix64) fixes that.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -237,6 +244,7 @@ impl StatsStore {
         let overflow = region
             .map()
             .cell_ptr(region.geometry().cell_offset(column, 0));
+        let initial_names = region.geometry().max_stats.min(16 * 1024) as usize;
         Ok(StatsStore {
             inner: Arc::new(StoreInner {
                 region,
@@ -244,7 +252,11 @@ impl StatsStore {
                 lock_timeout: config.lock_timeout,
                 local: Mutex::new(LocalIndex {
                     scanned: 0,
-                    by_name: HashMap::default(),
+                    // Most generations resolve thousands of names at startup.
+                    by_name: HashMap::with_capacity_and_hasher(
+                        initial_names,
+                        BuildHasherDefault::default(),
+                    ),
                     fallbacks: BTreeMap::new(),
                 }),
                 overflow,

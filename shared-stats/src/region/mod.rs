@@ -306,7 +306,8 @@ impl Region {
     pub(crate) fn lock(&self, timeout: Duration) -> Result<RegionLock<'_>> {
         let word = u64::from(self.me.pid) | (self.me.start_time & 0xffff_ffff) << 32;
         let lock = self.hdr64(hdr::LOCK);
-        let deadline = Instant::now() + timeout;
+        // The clock is read only once the lock turns out to be contended.
+        let mut deadline: Option<Instant> = None;
         let mut spins = 0u32;
         loop {
             match lock.compare_exchange(0, word, Ordering::Acquire, Ordering::Relaxed) {
@@ -322,6 +323,7 @@ impl Region {
                         }
                         continue;
                     }
+                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
                     if Instant::now() >= deadline {
                         return Err(StatsError::LockTimeout {
                             holder_pid: holder as u32,
