@@ -26,7 +26,7 @@ fn insert_grouped(groups: &mut Vec<(usize, HashMap<String, usize>)>, key: String
         }
         None => {
             groups.push((len, HashMap::from([(key, vhost)])));
-            groups.sort_by(|a, b| b.0.cmp(&a.0));
+            groups.sort_by_key(|g| std::cmp::Reverse(g.0));
         }
     }
 }
