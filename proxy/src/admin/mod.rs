@@ -195,6 +195,11 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
             }
         }
         "/config_dump" => json(&info::config_dump(&ctx.config_dump)),
+        "/stats" | "/stats/prometheus" => stats_response(path, query),
+        "/reset_counters" => match crate::stats::store().reset_counters() {
+            Ok(()) => text(StatusCode::OK, "OK\n"),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        },
         "/healthcheck/fail" => {
             state.healthcheck_failed.store(true, Ordering::Relaxed);
             text(StatusCode::OK, "OK\n")
@@ -209,6 +214,34 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
             text(StatusCode::OK, "OK\n")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `/stats` (text, `?format=json`, `?format=prometheus`) and `/stats/prometheus`, with
+/// Envoy's `filter=<regex>` and `usedonly` parameters.
+fn stats_response(path: &str, query: &str) -> AdminResponse {
+    let options = match baton_shared_stats::RenderOptions::from_query(query) {
+        Ok(o) => o,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let snapshot = match crate::stats::store().snapshot() {
+        Ok(s) => s,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    };
+    let format = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("format="))
+        .unwrap_or("");
+    if path == "/stats/prometheus" || format == "prometheus" {
+        respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            snapshot.render_prometheus(&options),
+        )
+    } else if format == "json" {
+        respond(StatusCode::OK, "application/json", snapshot.render_json(&options))
+    } else {
+        text(StatusCode::OK, snapshot.render_text(&options))
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use super::filter_chain::{select_filter_chain, MatchInput};
+use crate::stats::{record_ms, ListenerStats};
 use super::tracker::ConnectionTracker;
 use crate::http::HttpContext;
 use crate::server::conn_info::ConnInfo;
@@ -32,6 +33,10 @@ pub async fn accept_loop(
     ctx: Arc<NetworkContext>,
     mut drain: DrainSignal,
 ) {
+    let stats = Arc::new(ListenerStats::new(
+        crate::stats::store(),
+        &listener.stat_prefix,
+    ));
     loop {
         let accepted = tokio::select! {
             biased;
@@ -62,9 +67,10 @@ pub async fn accept_loop(
         );
         let Some(chain) = chain else {
             debug!(listener = %listener.name, %remote, "no filter chain matched; closing");
+            stats.no_filter_chain_match.inc();
             continue;
         };
-        let guard = ctx.tracker.open();
+        let guard = (ctx.tracker.open(), ListenerConnection::open(&stats));
         let signal = drain.clone();
         match &chain.network {
             NetworkFilter::Http(hcm) => {
@@ -86,4 +92,29 @@ pub async fn accept_loop(
         }
     }
     debug!(listener = %listener.name, "stopped accepting");
+}
+
+/// Counts one connection in `listener.<address>.*` until dropped.
+struct ListenerConnection {
+    stats: Arc<ListenerStats>,
+    opened: std::time::Instant,
+}
+
+impl ListenerConnection {
+    fn open(stats: &Arc<ListenerStats>) -> Self {
+        stats.downstream_cx_total.inc();
+        stats.downstream_cx_active.inc();
+        Self {
+            stats: Arc::clone(stats),
+            opened: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for ListenerConnection {
+    fn drop(&mut self) {
+        self.stats.downstream_cx_active.dec();
+        self.stats.downstream_cx_destroy.inc();
+        record_ms(&self.stats.downstream_cx_length_ms, self.opened.elapsed());
+    }
 }

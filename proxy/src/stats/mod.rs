@@ -1,0 +1,115 @@
+//! Envoy-named stats for every part of the proxy, as bundles of pre-resolved handles into
+//! the shared-memory region (`baton-shared-stats`). Bundles are built once per config
+//! snapshot (listener, connection manager, cluster, tcp_proxy); the request path only does
+//! relaxed atomic adds on them: no lookups by name, no locks.
+
+mod scopes;
+mod server;
+
+pub use scopes::{
+    ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerManagerStats,
+    ListenerStats, TcpProxyStats,
+};
+pub use server::{open_store, ServerStats};
+
+use std::sync::OnceLock;
+
+use baton_shared_stats::{Counter, Gauge, GaugeMode, Histogram, StatsStore};
+
+/// This process's store: one region per process, installed once at startup (before
+/// any listener, cluster or connection manager builds its handles).
+static STORE: OnceLock<StatsStore> = OnceLock::new();
+
+/// Installs the process's store (first call wins).
+pub fn install(store: StatsStore) {
+    let _ = STORE.set(store);
+}
+
+/// The process's store. Before `install` (unit tests, tools), a private in-memory
+/// fallback store is used so handles always work.
+pub fn store() -> &'static StatsStore {
+    STORE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("baton-stats-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        StatsStore::open_or_create(&baton_shared_stats::RegionConfig::new(&dir, 0), 0)
+            .unwrap_or_else(|e| panic!("cannot create a fallback stats region in {}: {e}", dir.display()))
+    })
+}
+
+/// True once a real store was installed.
+pub fn installed() -> bool {
+    STORE.get().is_some()
+}
+
+/// Builds handles under one prefix (`cluster.backend.`).
+#[derive(Clone)]
+pub struct Scope {
+    store: StatsStore,
+    prefix: String,
+}
+
+impl Scope {
+    /// A scope; `prefix` ends with `.` (or is empty).
+    pub fn new(store: &StatsStore, prefix: impl Into<String>) -> Self {
+        Self {
+            store: store.clone(),
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The store behind this scope.
+    pub fn store(&self) -> &StatsStore {
+        &self.store
+    }
+
+    /// `prefix + name` as a counter.
+    pub fn counter(&self, name: &str) -> Counter {
+        self.store.counter(&format!("{}{name}", self.prefix))
+    }
+
+    /// `prefix + name` as a gauge summed over live generations.
+    pub fn gauge(&self, name: &str) -> Gauge {
+        self.store.gauge(&format!("{}{name}", self.prefix))
+    }
+
+    /// `prefix + name` as a gauge only the newest generation sets.
+    pub fn gauge_never_import(&self, name: &str) -> Gauge {
+        self.store
+            .gauge_with_mode(&format!("{}{name}", self.prefix), GaugeMode::NeverImport)
+    }
+
+    /// `prefix + name` as a histogram (milliseconds, Envoy's buckets).
+    pub fn histogram(&self, name: &str) -> Histogram {
+        self.store.histogram(&format!("{}{name}", self.prefix))
+    }
+}
+
+/// `_1xx` .. `_5xx` counters, indexed by status class.
+#[derive(Clone)]
+pub struct StatusClassCounters {
+    classes: [Counter; 5],
+}
+
+impl StatusClassCounters {
+    /// `<base>_1xx` .. `<base>_5xx` under `scope`.
+    pub fn new(scope: &Scope, base: &str) -> Self {
+        Self {
+            classes: [1, 2, 3, 4, 5].map(|c| scope.counter(&format!("{base}_{c}xx"))),
+        }
+    }
+
+    /// Counts one response with `status`.
+    pub fn record(&self, status: u16) {
+        if let Some(c) = usize::from(status / 100)
+            .checked_sub(1)
+            .and_then(|i| self.classes.get(i))
+        {
+            c.inc();
+        }
+    }
+}
+
+/// Records a duration as whole milliseconds.
+pub fn record_ms(h: &Histogram, d: std::time::Duration) {
+    h.record(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+}

@@ -1,0 +1,345 @@
+//! Stat bundles per component, with Envoy's names: `listener.<address>.*`,
+//! `http.<stat_prefix>.*`, `cluster.<name>.*`, `tcp.<stat_prefix>.*`,
+//! `cluster_manager.*`, `listener_manager.*`.
+
+use std::sync::OnceLock;
+
+use baton_shared_stats::{Counter, Gauge, Histogram, StatsStore};
+
+use super::{Scope, StatusClassCounters};
+
+/// `listener.<address>.*` (the prefix comes from the listener model, e.g.
+/// `listener.127.0.0.1_10000.`).
+#[derive(Clone)]
+pub struct ListenerStats {
+    /// `downstream_cx_total`
+    pub downstream_cx_total: Counter,
+    /// `downstream_cx_active`
+    pub downstream_cx_active: Gauge,
+    /// `downstream_cx_destroy`
+    pub downstream_cx_destroy: Counter,
+    /// `no_filter_chain_match`
+    pub no_filter_chain_match: Counter,
+    /// `downstream_cx_length_ms`
+    pub downstream_cx_length_ms: Histogram,
+}
+
+impl ListenerStats {
+    /// Handles under `prefix`.
+    pub fn new(store: &StatsStore, prefix: &str) -> Self {
+        let s = Scope::new(store, prefix);
+        Self {
+            downstream_cx_total: s.counter("downstream_cx_total"),
+            downstream_cx_active: s.gauge("downstream_cx_active"),
+            downstream_cx_destroy: s.counter("downstream_cx_destroy"),
+            no_filter_chain_match: s.counter("no_filter_chain_match"),
+            downstream_cx_length_ms: s.histogram("downstream_cx_length_ms"),
+        }
+    }
+}
+
+/// `http.<stat_prefix>.*` of one HTTP connection manager.
+#[derive(Clone)]
+pub struct HttpConnManagerStats {
+    /// `downstream_cx_total`
+    pub downstream_cx_total: Counter,
+    /// `downstream_cx_active`
+    pub downstream_cx_active: Gauge,
+    /// `downstream_cx_http1_total`
+    pub downstream_cx_http1_total: Counter,
+    /// `downstream_cx_http2_total`
+    pub downstream_cx_http2_total: Counter,
+    /// `downstream_cx_http1_active`
+    pub downstream_cx_http1_active: Gauge,
+    /// `downstream_cx_http2_active`
+    pub downstream_cx_http2_active: Gauge,
+    /// `downstream_cx_destroy`
+    pub downstream_cx_destroy: Counter,
+    /// `downstream_cx_protocol_error`
+    pub downstream_cx_protocol_error: Counter,
+    /// `downstream_cx_idle_timeout`
+    pub downstream_cx_idle_timeout: Counter,
+    /// `downstream_cx_drain_close`
+    pub downstream_cx_drain_close: Counter,
+    /// `downstream_cx_length_ms`
+    pub downstream_cx_length_ms: Histogram,
+    /// `downstream_rq_total`
+    pub downstream_rq_total: Counter,
+    /// `downstream_rq_http1_total`
+    pub downstream_rq_http1_total: Counter,
+    /// `downstream_rq_http2_total`
+    pub downstream_rq_http2_total: Counter,
+    /// `downstream_rq_active`
+    pub downstream_rq_active: Gauge,
+    /// `downstream_rq_completed`
+    pub downstream_rq_completed: Counter,
+    /// `downstream_rq_1xx` .. `downstream_rq_5xx`
+    pub downstream_rq_xx: StatusClassCounters,
+    /// `downstream_rq_time`
+    pub downstream_rq_time: Histogram,
+    /// `downstream_rq_timeout` (request_timeout)
+    pub downstream_rq_timeout: Counter,
+    /// `downstream_rq_idle_timeout` (stream_idle_timeout)
+    pub downstream_rq_idle_timeout: Counter,
+    /// `downstream_rq_header_timeout` (request_headers_timeout)
+    pub downstream_rq_header_timeout: Counter,
+    /// `downstream_rq_rx_reset`
+    pub downstream_rq_rx_reset: Counter,
+    /// `downstream_rq_tx_reset`
+    pub downstream_rq_tx_reset: Counter,
+    /// `downstream_rq_ws_on_non_ws_route`
+    pub downstream_rq_ws_on_non_ws_route: Counter,
+    /// `no_route`
+    pub no_route: Counter,
+    /// `no_cluster`
+    pub no_cluster: Counter,
+    /// `rq_redirect`
+    pub rq_redirect: Counter,
+    /// `rq_direct_response`
+    pub rq_direct_response: Counter,
+    /// `rq_total` (router)
+    pub rq_total: Counter,
+}
+
+impl HttpConnManagerStats {
+    /// Handles under `http.<stat_prefix>.`.
+    pub fn new(store: &StatsStore, stat_prefix: &str) -> Self {
+        let s = Scope::new(store, format!("http.{stat_prefix}."));
+        Self {
+            downstream_cx_total: s.counter("downstream_cx_total"),
+            downstream_cx_active: s.gauge("downstream_cx_active"),
+            downstream_cx_http1_total: s.counter("downstream_cx_http1_total"),
+            downstream_cx_http2_total: s.counter("downstream_cx_http2_total"),
+            downstream_cx_http1_active: s.gauge("downstream_cx_http1_active"),
+            downstream_cx_http2_active: s.gauge("downstream_cx_http2_active"),
+            downstream_cx_destroy: s.counter("downstream_cx_destroy"),
+            downstream_cx_protocol_error: s.counter("downstream_cx_protocol_error"),
+            downstream_cx_idle_timeout: s.counter("downstream_cx_idle_timeout"),
+            downstream_cx_drain_close: s.counter("downstream_cx_drain_close"),
+            downstream_cx_length_ms: s.histogram("downstream_cx_length_ms"),
+            downstream_rq_total: s.counter("downstream_rq_total"),
+            downstream_rq_http1_total: s.counter("downstream_rq_http1_total"),
+            downstream_rq_http2_total: s.counter("downstream_rq_http2_total"),
+            downstream_rq_active: s.gauge("downstream_rq_active"),
+            downstream_rq_completed: s.counter("downstream_rq_completed"),
+            downstream_rq_xx: StatusClassCounters::new(&s, "downstream_rq"),
+            downstream_rq_time: s.histogram("downstream_rq_time"),
+            downstream_rq_timeout: s.counter("downstream_rq_timeout"),
+            downstream_rq_idle_timeout: s.counter("downstream_rq_idle_timeout"),
+            downstream_rq_header_timeout: s.counter("downstream_rq_header_timeout"),
+            downstream_rq_rx_reset: s.counter("downstream_rq_rx_reset"),
+            downstream_rq_tx_reset: s.counter("downstream_rq_tx_reset"),
+            downstream_rq_ws_on_non_ws_route: s.counter("downstream_rq_ws_on_non_ws_route"),
+            no_route: s.counter("no_route"),
+            no_cluster: s.counter("no_cluster"),
+            rq_redirect: s.counter("rq_redirect"),
+            rq_direct_response: s.counter("rq_direct_response"),
+            rq_total: s.counter("rq_total"),
+        }
+    }
+}
+
+/// `cluster.<stat_name>.*`
+pub struct ClusterStats {
+    scope: Scope,
+    /// `upstream_rq_total`
+    pub upstream_rq_total: Counter,
+    /// `upstream_rq_active`
+    pub upstream_rq_active: Gauge,
+    /// `upstream_rq_completed`
+    pub upstream_rq_completed: Counter,
+    /// `upstream_rq_1xx` .. `upstream_rq_5xx`
+    pub upstream_rq_xx: StatusClassCounters,
+    /// `upstream_rq_timeout`
+    pub upstream_rq_timeout: Counter,
+    /// `upstream_rq_retry`
+    pub upstream_rq_retry: Counter,
+    /// `upstream_rq_pending_overflow`
+    pub upstream_rq_pending_overflow: Counter,
+    /// `upstream_rq_pending_total`
+    pub upstream_rq_pending_total: Counter,
+    /// `upstream_rq_rx_reset`
+    pub upstream_rq_rx_reset: Counter,
+    /// `upstream_rq_time`
+    pub upstream_rq_time: Histogram,
+    /// `upstream_cx_total`
+    pub upstream_cx_total: Counter,
+    /// `upstream_cx_active`
+    pub upstream_cx_active: Gauge,
+    /// `upstream_cx_http1_total`
+    pub upstream_cx_http1_total: Counter,
+    /// `upstream_cx_http2_total`
+    pub upstream_cx_http2_total: Counter,
+    /// `upstream_cx_connect_fail`
+    pub upstream_cx_connect_fail: Counter,
+    /// `upstream_cx_connect_timeout`
+    pub upstream_cx_connect_timeout: Counter,
+    /// `upstream_cx_destroy`
+    pub upstream_cx_destroy: Counter,
+    /// `upstream_cx_overflow`
+    pub upstream_cx_overflow: Counter,
+    /// `upstream_cx_none_healthy`
+    pub upstream_cx_none_healthy: Counter,
+    /// `upstream_cx_connect_ms`
+    pub upstream_cx_connect_ms: Histogram,
+    /// `membership_total`
+    pub membership_total: Gauge,
+    /// `membership_healthy`
+    pub membership_healthy: Gauge,
+    /// `membership_degraded`
+    pub membership_degraded: Gauge,
+    /// `membership_change`
+    pub membership_change: Counter,
+    /// `lb_healthy_panic`
+    pub lb_healthy_panic: Counter,
+    /// `upstream_rq_<code>`, resolved the first time each code is seen.
+    by_code: Box<[OnceLock<Counter>]>,
+}
+
+impl ClusterStats {
+    /// Handles under `cluster.<stat_name>.`.
+    pub fn new(store: &StatsStore, stat_name: &str) -> Self {
+        let s = Scope::new(store, format!("cluster.{stat_name}."));
+        Self {
+            upstream_rq_total: s.counter("upstream_rq_total"),
+            upstream_rq_active: s.gauge("upstream_rq_active"),
+            upstream_rq_completed: s.counter("upstream_rq_completed"),
+            upstream_rq_xx: StatusClassCounters::new(&s, "upstream_rq"),
+            upstream_rq_timeout: s.counter("upstream_rq_timeout"),
+            upstream_rq_retry: s.counter("upstream_rq_retry"),
+            upstream_rq_pending_overflow: s.counter("upstream_rq_pending_overflow"),
+            upstream_rq_pending_total: s.counter("upstream_rq_pending_total"),
+            upstream_rq_rx_reset: s.counter("upstream_rq_rx_reset"),
+            upstream_rq_time: s.histogram("upstream_rq_time"),
+            upstream_cx_total: s.counter("upstream_cx_total"),
+            upstream_cx_active: s.gauge("upstream_cx_active"),
+            upstream_cx_http1_total: s.counter("upstream_cx_http1_total"),
+            upstream_cx_http2_total: s.counter("upstream_cx_http2_total"),
+            upstream_cx_connect_fail: s.counter("upstream_cx_connect_fail"),
+            upstream_cx_connect_timeout: s.counter("upstream_cx_connect_timeout"),
+            upstream_cx_destroy: s.counter("upstream_cx_destroy"),
+            upstream_cx_overflow: s.counter("upstream_cx_overflow"),
+            upstream_cx_none_healthy: s.counter("upstream_cx_none_healthy"),
+            upstream_cx_connect_ms: s.histogram("upstream_cx_connect_ms"),
+            membership_total: s.gauge("membership_total"),
+            membership_healthy: s.gauge("membership_healthy"),
+            membership_degraded: s.gauge("membership_degraded"),
+            membership_change: s.counter("membership_change"),
+            lb_healthy_panic: s.counter("lb_healthy_panic"),
+            by_code: (0..500).map(|_| OnceLock::new()).collect(),
+            scope: s,
+        }
+    }
+
+    /// Counts one upstream response: `upstream_rq_<code>`, its class and completion.
+    pub fn record_response(&self, status: u16) {
+        self.upstream_rq_xx.record(status);
+        self.upstream_rq_completed.inc();
+        if let Some(slot) = usize::from(status)
+            .checked_sub(100)
+            .and_then(|i| self.by_code.get(i))
+        {
+            slot.get_or_init(|| self.scope.counter(&format!("upstream_rq_{status}")))
+                .inc();
+        }
+    }
+}
+
+/// `tcp.<stat_prefix>.*`
+#[derive(Clone)]
+pub struct TcpProxyStats {
+    /// `downstream_cx_total`
+    pub downstream_cx_total: Counter,
+    /// `downstream_cx_no_route`
+    pub downstream_cx_no_route: Counter,
+    /// `downstream_cx_rx_bytes_total`
+    pub downstream_cx_rx_bytes_total: Counter,
+    /// `downstream_cx_tx_bytes_total`
+    pub downstream_cx_tx_bytes_total: Counter,
+    /// `idle_timeout`
+    pub idle_timeout: Counter,
+    /// `max_downstream_connection_duration`
+    pub max_downstream_connection_duration: Counter,
+    /// `upstream_flush_active`
+    pub upstream_flush_active: Gauge,
+}
+
+impl TcpProxyStats {
+    /// Handles under `tcp.<stat_prefix>.`.
+    pub fn new(store: &StatsStore, stat_prefix: &str) -> Self {
+        let s = Scope::new(store, format!("tcp.{stat_prefix}."));
+        Self {
+            downstream_cx_total: s.counter("downstream_cx_total"),
+            downstream_cx_no_route: s.counter("downstream_cx_no_route"),
+            downstream_cx_rx_bytes_total: s.counter("downstream_cx_rx_bytes_total"),
+            downstream_cx_tx_bytes_total: s.counter("downstream_cx_tx_bytes_total"),
+            idle_timeout: s.counter("idle_timeout"),
+            max_downstream_connection_duration: s.counter("max_downstream_connection_duration"),
+            upstream_flush_active: s.gauge("upstream_flush_active"),
+        }
+    }
+}
+
+/// `cluster_manager.*`
+#[derive(Clone)]
+pub struct ClusterManagerStats {
+    /// `cluster_added`
+    pub cluster_added: Counter,
+    /// `cluster_modified`
+    pub cluster_modified: Counter,
+    /// `cluster_removed`
+    pub cluster_removed: Counter,
+    /// `active_clusters`
+    pub active_clusters: Gauge,
+    /// `warming_clusters`
+    pub warming_clusters: Gauge,
+}
+
+impl ClusterManagerStats {
+    /// Handles under `cluster_manager.`.
+    pub fn new(store: &StatsStore) -> Self {
+        let s = Scope::new(store, "cluster_manager.");
+        Self {
+            cluster_added: s.counter("cluster_added"),
+            cluster_modified: s.counter("cluster_modified"),
+            cluster_removed: s.counter("cluster_removed"),
+            active_clusters: s.gauge_never_import("active_clusters"),
+            warming_clusters: s.gauge_never_import("warming_clusters"),
+        }
+    }
+}
+
+/// `listener_manager.*`
+#[derive(Clone)]
+pub struct ListenerManagerStats {
+    /// `listener_added`
+    pub listener_added: Counter,
+    /// `listener_modified`
+    pub listener_modified: Counter,
+    /// `listener_removed`
+    pub listener_removed: Counter,
+    /// `listener_create_success`
+    pub listener_create_success: Counter,
+    /// `total_listeners_active`
+    pub total_listeners_active: Gauge,
+    /// `total_listeners_warming`
+    pub total_listeners_warming: Gauge,
+    /// `total_listeners_draining`
+    pub total_listeners_draining: Gauge,
+}
+
+impl ListenerManagerStats {
+    /// Handles under `listener_manager.`.
+    pub fn new(store: &StatsStore) -> Self {
+        let s = Scope::new(store, "listener_manager.");
+        Self {
+            listener_added: s.counter("listener_added"),
+            listener_modified: s.counter("listener_modified"),
+            listener_removed: s.counter("listener_removed"),
+            listener_create_success: s.counter("listener_create_success"),
+            total_listeners_active: s.gauge_never_import("total_listeners_active"),
+            total_listeners_warming: s.gauge_never_import("total_listeners_warming"),
+            total_listeners_draining: s.gauge_never_import("total_listeners_draining"),
+        }
+    }
+}
