@@ -39,6 +39,9 @@ pub struct HistogramSnapshot {
     pub name: String,
     /// Count per bucket; the last entry counts values above the last bound.
     pub bucket_counts: [u64; BUCKET_CELLS],
+    /// Bucket counts recorded between the last two `StatsStore::flush_histogram_intervals`
+    /// calls (Envoy's "interval" figures); `None` before the first flush.
+    pub interval_bucket_counts: Option<[u64; BUCKET_CELLS]>,
     /// Sum of all recorded values.
     pub sum: u64,
 }
@@ -68,38 +71,53 @@ impl HistogramSnapshot {
     /// Envoy computes this from a finer log-linear histogram, so its figures differ in the
     /// decimals; bucket counts, sum and count are exact here.
     pub fn quantile(&self, percent: f64) -> Option<f64> {
-        let total = self.count();
-        if total == 0 {
-            return None;
-        }
-        let rank = (percent / 100.0).clamp(0.0, 1.0) * total as f64;
-        let mut below = 0u64;
-        for (index, &count) in self.bucket_counts.iter().enumerate() {
-            if count == 0 {
-                continue;
-            }
-            let lower = if index == 0 {
-                0.0
-            } else {
-                DEFAULT_BUCKETS[index - 1]
-            };
-            let upper = DEFAULT_BUCKETS.get(index).copied().unwrap_or(lower);
-            let reached = below + count;
-            if rank <= reached as f64 {
-                let within = ((rank - below as f64) / count as f64).clamp(0.0, 1.0);
-                return Some(lower + (upper - lower) * within);
-            }
-            below = reached;
-        }
-        // Rounding at rank == total: the highest non-empty bucket's upper bound.
-        let last = self.bucket_counts.iter().rposition(|&c| c > 0)?;
-        Some(
-            DEFAULT_BUCKETS
-                .get(last)
-                .copied()
-                .unwrap_or(DEFAULT_BUCKETS[DEFAULT_BUCKETS.len() - 1]),
-        )
+        quantile_of(&self.bucket_counts, percent)
     }
+
+    /// The same quantile over the last flush interval; `None` when the interval recorded
+    /// nothing (Envoy prints `nan`).
+    pub fn interval_quantile(&self, percent: f64) -> Option<f64> {
+        self.interval_bucket_counts
+            .as_ref()
+            .and_then(|counts| quantile_of(counts, percent))
+    }
+}
+
+/// Linear interpolation inside the bucket holding the `percent` rank.
+fn quantile_of(bucket_counts: &[u64; BUCKET_CELLS], percent: f64) -> Option<f64> {
+    let total = bucket_counts
+        .iter()
+        .fold(0u64, |acc, n| acc.wrapping_add(*n));
+    if total == 0 {
+        return None;
+    }
+    let rank = (percent / 100.0).clamp(0.0, 1.0) * total as f64;
+    let mut below = 0u64;
+    for (index, &count) in bucket_counts.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        let lower = if index == 0 {
+            0.0
+        } else {
+            DEFAULT_BUCKETS[index - 1]
+        };
+        let upper = DEFAULT_BUCKETS.get(index).copied().unwrap_or(lower);
+        let reached = below + count;
+        if rank <= reached as f64 {
+            let within = ((rank - below as f64) / count as f64).clamp(0.0, 1.0);
+            return Some(lower + (upper - lower) * within);
+        }
+        below = reached;
+    }
+    // Rounding at rank == total: the highest non-empty bucket's upper bound.
+    let last = bucket_counts.iter().rposition(|&c| c > 0)?;
+    Some(
+        DEFAULT_BUCKETS
+            .get(last)
+            .copied()
+            .unwrap_or(DEFAULT_BUCKETS[DEFAULT_BUCKETS.len() - 1]),
+    )
 }
 
 #[cfg(test)]
@@ -110,6 +128,7 @@ mod tests {
         let mut h = HistogramSnapshot {
             name: "h".into(),
             bucket_counts: [0; BUCKET_CELLS],
+            interval_bucket_counts: None,
             sum: 0,
         };
         for &v in values {

@@ -137,6 +137,7 @@ fn read_once(
                 out.histograms.push(HistogramSnapshot {
                     name: info.name.clone(),
                     bucket_counts,
+                    interval_bucket_counts: None,
                     sum: region.counter_total(info.cell + SUM_CELL as u32),
                 });
             }

@@ -190,8 +190,16 @@ struct LocalIndex {
     fallbacks: BTreeMap<String, Fallback>,
 }
 
+/// Histogram totals at the previous flush, and what the last interval recorded.
+#[derive(Default)]
+struct IntervalState {
+    previous: HashMap<String, [u64; BUCKET_CELLS]>,
+    last_interval: HashMap<String, [u64; BUCKET_CELLS]>,
+}
+
 struct StoreInner {
     region: Region,
+    intervals: Mutex<IntervalState>,
     slot: u32,
     lock_timeout: Duration,
     local: Mutex<LocalIndex>,
@@ -248,6 +256,7 @@ impl StatsStore {
         Ok(StatsStore {
             inner: Arc::new(StoreInner {
                 region,
+                intervals: Mutex::new(IntervalState::default()),
                 slot,
                 lock_timeout: config.lock_timeout,
                 local: Mutex::new(LocalIndex {
@@ -441,13 +450,59 @@ impl StatsStore {
                     snapshot.histograms.push(HistogramSnapshot {
                         name: name.clone(),
                         bucket_counts,
+                        interval_bucket_counts: None,
                         sum: load(SUM_CELL),
                     });
                 }
             }
         }
+        drop(local);
+        let intervals = self
+            .inner
+            .intervals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for histogram in &mut snapshot.histograms {
+            histogram.interval_bucket_counts =
+                intervals.last_interval.get(&histogram.name).copied();
+        }
+        drop(intervals);
         snapshot.sort();
         Ok(snapshot)
+    }
+
+    /// Closes a histogram interval, like Envoy's periodic stats flush
+    /// (`stats_flush_interval`, 5 s by default): from now on each histogram's interval
+    /// quantiles describe what all generations recorded between the previous call and this
+    /// one. Before the first call the interval figures are `nan`.
+    pub fn flush_histogram_intervals(&self) -> Result<()> {
+        let entries = self.inner.region.read_entries(0)?;
+        let current = collect(&self.inner.region, &entries);
+        let mut intervals = self
+            .inner
+            .intervals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let IntervalState {
+            previous,
+            last_interval,
+        } = &mut *intervals;
+        for histogram in current.histograms {
+            let before = previous
+                .get(&histogram.name)
+                .copied()
+                .unwrap_or([0; BUCKET_CELLS]);
+            let mut delta = [0u64; BUCKET_CELLS];
+            for (slot, (now, then)) in delta
+                .iter_mut()
+                .zip(histogram.bucket_counts.iter().zip(before.iter()))
+            {
+                *slot = now.saturating_sub(*then);
+            }
+            last_interval.insert(histogram.name.clone(), delta);
+            previous.insert(histogram.name, histogram.bucket_counts);
+        }
+        Ok(())
     }
 
     /// Envoy's `/reset_counters`: every counter reads zero from now on, for every

@@ -299,3 +299,50 @@ fn supervisor_owner_keeps_region_in_use_without_a_generation_slot() {
     let err = StatsStore::open_or_create(&config, 1).err().unwrap();
     assert!(matches!(err, StatsError::InUse { .. }), "{err}");
 }
+
+#[test]
+fn histogram_interval_figures_cover_the_last_flush_interval() {
+    let dir = TempDir::new("interval");
+    let config = dir.config();
+    let store = StatsStore::open_or_create(&config, 0).unwrap();
+    let other_generation = StatsStore::open_or_create(&config, 1).unwrap();
+    let rq_time = store.histogram("http.ingress.downstream_rq_time");
+    rq_time.record(1);
+    let options = RenderOptions::default();
+    // Before the first flush: no interval figures, like Envoy.
+    let text = store.snapshot().unwrap().render_text(&options);
+    assert!(text.contains("downstream_rq_time: P0(nan,0.5) "), "{text}");
+
+    store.flush_histogram_intervals().unwrap();
+    other_generation
+        .histogram("http.ingress.downstream_rq_time")
+        .record(1);
+    rq_time.record(1);
+    store.flush_histogram_intervals().unwrap();
+    let snapshot = store.snapshot().unwrap();
+    let histogram = snapshot
+        .histogram("http.ingress.downstream_rq_time")
+        .unwrap();
+    assert_eq!(histogram.count(), 3);
+    let interval = histogram.interval_bucket_counts.unwrap();
+    assert_eq!(
+        interval.iter().sum::<u64>(),
+        2,
+        "both generations' records since the last flush"
+    );
+    assert!(snapshot
+        .render_text(&options)
+        .contains("downstream_rq_time: P0(0.5,0.5) P25(0.625,0.625)"));
+
+    // An interval with no records prints nan again, while cumulative stays.
+    store.flush_histogram_intervals().unwrap();
+    let snapshot = store.snapshot().unwrap();
+    assert!(snapshot.render_text(&options).contains("P100(nan,1)"));
+    let json: serde_json::Value = serde_json::from_str(&snapshot.render_json(&options)).unwrap();
+    let values = &json["stats"].as_array().unwrap().last().unwrap()["histograms"]
+        ["computed_quantiles"][0]["values"];
+    assert_eq!(
+        values[9],
+        serde_json::json!({"cumulative": 1, "interval": null})
+    );
+}

@@ -41,7 +41,10 @@ pub fn render_json(snapshot: &StatsSnapshot, options: &RenderOptions) -> String 
                 .iter()
                 .map(|&q| {
                     let cumulative = h.quantile(q).map_or("null".to_string(), json_number);
-                    format!("{{\"cumulative\":{cumulative},\"interval\":null}}")
+                    let interval = h
+                        .interval_quantile(q)
+                        .map_or("null".to_string(), json_number);
+                    format!("{{\"cumulative\":{cumulative},\"interval\":{interval}}}")
                 })
                 .collect();
             format!(

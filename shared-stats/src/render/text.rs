@@ -23,8 +23,8 @@ pub fn render_text(snapshot: &StatsSnapshot, options: &RenderOptions) -> String 
     out
 }
 
-/// `P0(interval,cumulative) P25(...) ...`, or `No recorded values`. Baton has no flush
-/// interval, so the interval figure is always `nan` (Envoy's "no samples this interval").
+/// `P0(interval,cumulative) P25(...) ...`, or `No recorded values`; an interval with no
+/// samples (or before the first flush) prints `nan`, as in Envoy.
 fn histogram_summary(histogram: &HistogramSnapshot) -> String {
     if histogram.count() == 0 {
         return "No recorded values".to_string();
@@ -32,8 +32,14 @@ fn histogram_summary(histogram: &HistogramSnapshot) -> String {
     SUPPORTED_QUANTILES
         .iter()
         .map(|&q| {
-            let value = histogram.quantile(q).unwrap_or(f64::NAN);
-            format!("P{}(nan,{})", format_f64(q), format_f64(value))
+            let interval = histogram.interval_quantile(q).unwrap_or(f64::NAN);
+            let cumulative = histogram.quantile(q).unwrap_or(f64::NAN);
+            format!(
+                "P{}({},{})",
+                format_f64(q),
+                format_f64(interval),
+                format_f64(cumulative)
+            )
         })
         .collect::<Vec<_>>()
         .join(" ")
