@@ -1,10 +1,21 @@
-//! `baton`: parses the Envoy-compatible command line and runs the server.
+//! `baton`: parses the Envoy-compatible command line and runs the server; `baton stats`
+//! reads a stats region offline.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("stats") {
+        return match baton_proxy::server::stats_cmd::run(&args[1..]) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("baton stats: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let opts = match baton_proxy::server::cli::Options::try_parse() {
         Ok(o) => o,
         Err(e) => {

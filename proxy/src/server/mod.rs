@@ -10,6 +10,7 @@ pub mod notify;
 pub mod run;
 pub mod runtime_dir;
 pub mod state;
+pub mod stats_cmd;
 pub mod workers;
 
 pub use run::run;
