@@ -40,7 +40,12 @@ async fn default_format_line_shape() -> anyhow::Result<()> {
     hcm_of(&mut cfg, 0)["access_log"] = file_log(&log, None);
     let proxy = Proxy::start(&cfg).await?;
     let addr = proxy.listener_addr("http").await?;
-    let resp = get_with(addr, "/logged?q=1", &[("user-agent", "test-agent"), ("x-request-id", "rid-1")]).await?;
+    let resp = get_with(
+        addr,
+        "/logged?q=1",
+        &[("user-agent", "test-agent"), ("x-request-id", "rid-1")],
+    )
+    .await?;
     assert_eq!(resp.status, 200);
     let lines = lines(&log, 1).await?;
     let line = &lines[0];
@@ -48,8 +53,14 @@ async fn default_format_line_shape() -> anyhow::Result<()> {
         r#"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET /logged\?q=1 HTTP/1\.1" 200 - 0 (\d+) \d+ \d+ "-" "test-agent" "rid-1" "test" "#,
         r#""127\.0\.0\.1:(\d+)"$"#
     ))?;
-    let caps = shape.captures(line).ok_or_else(|| anyhow::anyhow!("unexpected line {line:?}"))?;
-    assert_eq!(caps[1].parse::<usize>()?, resp.body.len(), "BYTES_SENT is the body size");
+    let caps = shape
+        .captures(line)
+        .ok_or_else(|| anyhow::anyhow!("unexpected line {line:?}"))?;
+    assert_eq!(
+        caps[1].parse::<usize>()?,
+        resp.body.len(),
+        "BYTES_SENT is the body size"
+    );
     assert_eq!(caps[2].parse::<u16>()?, upstream.port());
     Ok(())
 }
@@ -62,7 +73,10 @@ async fn custom_format_proxy(upstream: &EchoUpstream, log: &Path) -> anyhow::Res
     let mut cfg = simple_proxy(&[upstream.addr()]);
     let hcm = hcm_of(&mut cfg, 0);
     hcm["route_config"]["virtual_hosts"][0]["domains"] = json!(["test"]);
-    hcm["access_log"] = file_log(log, Some(json!({ "text_format_source": { "inline_string": CUSTOM_FORMAT } })));
+    hcm["access_log"] = file_log(
+        log,
+        Some(json!({ "text_format_source": { "inline_string": CUSTOM_FORMAT } })),
+    );
     Proxy::start(&cfg).await
 }
 
@@ -72,10 +86,18 @@ async fn custom_text_format() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let log = dir.join("access.log");
     let proxy = custom_format_proxy(&upstream, &log).await?;
-    let ok = get_with(proxy.listener_addr("http").await?, "/ok?body_bytes=5", &[("x-custom", "hello")]).await?;
+    let ok = get_with(
+        proxy.listener_addr("http").await?,
+        "/ok?body_bytes=5",
+        &[("x-custom", "hello")],
+    )
+    .await?;
     assert_eq!(ok.status, 200);
     let lines = lines(&log, 1).await?;
-    assert_eq!(lines[0], format!("GET /ok?body_bytes=5 200 - {} hello a 5", upstream.addr()));
+    assert_eq!(
+        lines[0],
+        format!("GET /ok?body_bytes=5 200 - {} hello a 5", upstream.addr())
+    );
     Ok(())
 }
 
@@ -85,7 +107,12 @@ async fn custom_text_format_no_route_flag() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let log = dir.join("access.log");
     let proxy = custom_format_proxy(&upstream, &log).await?;
-    let missing = get_with(proxy.listener_addr("http").await?, "/nothing", &[("host", "nowhere")]).await?;
+    let missing = get_with(
+        proxy.listener_addr("http").await?,
+        "/nothing",
+        &[("host", "nowhere")],
+    )
+    .await?;
     assert_eq!(missing.status, 404);
     let lines = lines(&log, 1).await?;
     assert_eq!(lines[0], "GET /nothing 404 NR - - - 0");
@@ -131,10 +158,17 @@ async fn connect_failure_logged_with_uf_flag() -> anyhow::Result<()> {
     let mut cfg = simple_proxy(&[closed]);
     hcm_of(&mut cfg, 0)["access_log"] = file_log(
         &log,
-        Some(json!({ "text_format_source": { "inline_string": "%RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_HOST%\n" } })),
+        Some(
+            json!({ "text_format_source": { "inline_string": "%RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_HOST%\n" } }),
+        ),
     );
     let proxy = Proxy::start(&cfg).await?;
-    assert_eq!(get_with(proxy.listener_addr("http").await?, "/", &[]).await?.status, 503);
+    assert_eq!(
+        get_with(proxy.listener_addr("http").await?, "/", &[])
+            .await?
+            .status,
+        503
+    );
     let lines = lines(&log, 1).await?;
     assert_eq!(lines[0], format!("503 UF {closed}"));
     Ok(())
