@@ -25,7 +25,8 @@ pub enum GaugeMode {
     NeverImport = 1,
 }
 
-/// Keeps the memory a handle points into alive.
+/// Keeps the memory a handle points into alive. The fields are never read: holding them
+/// is the whole job, hence the `dead_code` allowances.
 #[derive(Clone)]
 enum Keepalive {
     Region(#[allow(dead_code)] Arc<StoreInner>),
