@@ -10,7 +10,7 @@ pub use scopes::{
     ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerManagerStats,
     ListenerStats, TcpProxyStats,
 };
-pub use server::{open_store, ServerStats};
+pub use server::{open_store, ServerFacts, ServerStats};
 
 use std::sync::OnceLock;
 

@@ -79,3 +79,52 @@ fn resident_bytes() -> Option<u64> {
         .unwrap_or(4096);
     Some(pages * page)
 }
+
+/// What the periodic flush reads about the server.
+pub struct ServerFacts {
+    /// Lifecycle state as Envoy's number (0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING).
+    pub state: u64,
+    /// Seconds since the first generation started.
+    pub uptime_s: u64,
+    /// Worker threads.
+    pub concurrency: u64,
+    /// `--restart-epoch`
+    pub epoch: u64,
+    /// Hand-overs that led to this generation.
+    pub generation: u64,
+    /// Our open downstream connections.
+    pub connections: u64,
+    /// The parent generation's open connections (0 once it exited).
+    pub parent_connections: u64,
+}
+
+impl ServerStats {
+    /// Writes one flush worth of `server.*` values.
+    pub fn update(&self, facts: &ServerFacts) {
+        self.state.set(facts.state);
+        self.live.set(u64::from(facts.state == 0));
+        self.uptime.set(facts.uptime_s);
+        self.concurrency.set(facts.concurrency);
+        self.hot_restart_epoch.set(facts.epoch);
+        self.hot_restart_generation.set(facts.generation);
+        self.parent_connections.set(facts.parent_connections);
+        self.total_connections
+            .set(facts.connections + facts.parent_connections);
+        self.days_until_first_cert_expiring.set(u64::from(u32::MAX));
+        self.version.set(version_number());
+        self.refresh_memory();
+    }
+}
+
+/// `server.version`: Baton's version as one number (major*10000 + minor*100 + patch).
+fn version_number() -> u64 {
+    let mut parts = crate::server::VERSION
+        .split('.')
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let (a, b, c) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    a * 10_000 + b * 100 + c
+}
