@@ -5,6 +5,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::pb::baton::supervisor::v1::{ControlReply, ControlRequest};
@@ -67,8 +69,36 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     Ok(listener)
 }
 
+/// Counts control connections still being answered, so that the supervisor can let the
+/// last replies (e.g. to `ctl stop`) reach their clients before it exits.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.0.clone())
+    }
+
+    /// Waits until no connection is being answered, at most `limit`.
+    pub async fn drain(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.0.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+struct InFlightGuard(Arc<AtomicUsize>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Accepts connections forever, forwarding each request to `requests`.
-pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Incoming>) {
+pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Incoming>, inflight: InFlight) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -79,7 +109,9 @@ pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Incoming>) {
             }
         };
         let requests = requests.clone();
+        let guard = inflight.enter();
         tokio::spawn(async move {
+            let _guard = guard;
             if let Err(err) = handle(stream, requests).await {
                 tracing::debug!(error = %err, "control connection ended");
             }
@@ -179,7 +211,7 @@ mod tests {
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let (tx, mut rx) = mpsc::channel(4);
-        let server = tokio::spawn(serve(listener, tx));
+        let server = tokio::spawn(serve(listener, tx, InFlight::default()));
         tokio::spawn(async move {
             while let Some(incoming) = rx.recv().await {
                 let ok = matches!(

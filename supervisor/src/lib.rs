@@ -25,6 +25,7 @@ mod transitions;
 pub mod upgrade;
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use clap::Parser;
 use tokio::sync::mpsc;
@@ -101,6 +102,8 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // Colours only on a terminal, never in the journal or a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -141,11 +144,14 @@ pub fn run_supervisor(settings: Settings) -> anyhow::Result<u8> {
             "baton-supervisor starting"
         );
         let (control_tx, control_rx) = mpsc::channel(16);
-        let server = tokio::spawn(control::serve(listener, control_tx));
+        let inflight = control::InFlight::default();
+        let server = tokio::spawn(control::serve(listener, control_tx, inflight.clone()));
         let (events_tx, events_rx) = mpsc::channel(256);
         let supervisor = supervisor::Supervisor::new(settings, listen_sockets, notifier, events_tx);
         let code = supervisor.run(events_rx, control_rx).await;
         server.abort();
+        // The supervisor (and its reply senders) is gone: let the last answers out.
+        inflight.drain(Duration::from_secs(2)).await;
         let _ = std::fs::remove_file(&control_path);
         code
     })

@@ -269,7 +269,10 @@ impl SupervisorProcess {
         let json: serde_json::Value = serde_json::from_str(&stdout)
             .with_context(|| format!("status --json: {stdout} {stderr}"))?;
         for generation in json["generations"].as_array().into_iter().flatten() {
-            if let Some(pid) = generation["pid"].as_u64().and_then(|p| u32::try_from(p).ok()) {
+            if let Some(pid) = generation["pid"]
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
+            {
                 if !self.seen_pids.contains(&pid) {
                     self.seen_pids.push(pid);
                 }
@@ -323,7 +326,13 @@ impl SupervisorProcess {
             }
         })
         .await
-        .with_context(|| format!("waiting for {:?} in the log:\n{}", self.log_path.display(), self.log()))
+        .with_context(|| {
+            format!(
+                "waiting for {:?} in the log:\n{}",
+                self.log_path.display(),
+                self.log()
+            )
+        })
     }
 
     /// Sends `signal` to the supervisor.
@@ -349,7 +358,10 @@ impl SupervisorProcess {
                 return Ok(status);
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("supervisor did not exit within {timeout:?}; log:\n{}", self.log());
+                bail!(
+                    "supervisor did not exit within {timeout:?}; log:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -377,12 +389,19 @@ impl Drop for SupervisorProcess {
                 let _ = child.wait();
             }
         }
-        eprintln!("----- supervisor log (pid {}) -----\n{}\n----- end -----", self.pid, self.log());
+        eprintln!(
+            "----- supervisor log (pid {}) -----\n{}\n----- end -----",
+            self.pid,
+            self.log()
+        );
     }
 }
 
 /// Runs `command` to completion with a bound; returns (exit code, stdout, stderr).
-pub fn run_bounded(command: &mut Command, timeout: Duration) -> anyhow::Result<(i32, String, String)> {
+pub fn run_bounded(
+    command: &mut Command,
+    timeout: Duration,
+) -> anyhow::Result<(i32, String, String)> {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -516,12 +535,15 @@ impl Load {
                             Ok(resp) if resp.status == 200 => {
                                 counts.ok.fetch_add(1, Ordering::Relaxed);
                             }
-                            Ok(resp) => counts.fail(format!("status {}: {}", resp.status, resp.body_text()), false),
+                            Ok(resp) => counts.fail(
+                                format!("status {}: {}", resp.status, resp.body_text()),
+                                false,
+                            ),
                             Err(err) => {
                                 let refused = err.chain().any(|cause| {
-                                    cause
-                                        .downcast_ref::<std::io::Error>()
-                                        .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+                                    cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                                        io.kind() == std::io::ErrorKind::ConnectionRefused
+                                    })
                                 });
                                 counts.fail(format!("{err:#}"), refused);
                             }
@@ -530,7 +552,11 @@ impl Load {
                 })
             })
             .collect();
-        Self { counts, stop, tasks }
+        Self {
+            counts,
+            stop,
+            tasks,
+        }
     }
 
     /// Waits (bounded) until at least `n` requests succeeded.
