@@ -508,7 +508,9 @@ impl LoadCounts {
 }
 
 /// A bounded load loop: `clients` tasks each send `GET /` on a new connection, again and
-/// again, until [`Load::stop`] (or `max_per_client` requests each).
+/// again, and `keepalive` tasks reuse one connection until the server says
+/// `connection: close` (then they reconnect), until [`Load::stop`] (or `max_per_client`
+/// requests each).
 #[derive(Debug)]
 pub struct Load {
     /// The counts.
@@ -517,12 +519,30 @@ pub struct Load {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+fn is_refused(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+    })
+}
+
 impl Load {
-    /// Starts the clients against `addr`.
+    /// Starts `clients` new-connection-per-request clients against `addr`.
     pub fn start(addr: SocketAddr, clients: usize, max_per_client: usize) -> Self {
+        Self::start_mixed(addr, clients, 0, max_per_client)
+    }
+
+    /// Starts `clients` new-connection clients and `keepalive` keep-alive clients.
+    pub fn start_mixed(
+        addr: SocketAddr,
+        clients: usize,
+        keepalive: usize,
+        max_per_client: usize,
+    ) -> Self {
         let counts = Arc::new(LoadCounts::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let tasks = (0..clients)
+        let mut tasks: Vec<tokio::task::JoinHandle<()>> = (0..clients)
             .map(|_| {
                 let counts = counts.clone();
                 let stop = stop.clone();
@@ -539,19 +559,52 @@ impl Load {
                                 format!("status {}: {}", resp.status, resp.body_text()),
                                 false,
                             ),
-                            Err(err) => {
-                                let refused = err.chain().any(|cause| {
-                                    cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
-                                        io.kind() == std::io::ErrorKind::ConnectionRefused
-                                    })
-                                });
-                                counts.fail(format!("{err:#}"), refused);
-                            }
+                            Err(err) => counts.fail(format!("{err:#}"), is_refused(&err)),
                         }
                     }
                 })
             })
             .collect();
+        for _ in 0..keepalive {
+            let counts = counts.clone();
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut conn: Option<baton_tests::RawHttp1> = None;
+                for _ in 0..max_per_client {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let mut current = match conn.take() {
+                        Some(current) => current,
+                        None => match baton_tests::RawHttp1::connect(addr).await {
+                            Ok(current) => current,
+                            Err(err) => {
+                                counts
+                                    .fail(format!("keep-alive connect: {err:#}"), is_refused(&err));
+                                continue;
+                            }
+                        },
+                    };
+                    let result = async {
+                        current.send_request("GET", "/", &[], b"").await?;
+                        current.read_response().await
+                    }
+                    .await;
+                    match result {
+                        Ok(resp) if resp.status == 200 => {
+                            counts.ok.fetch_add(1, Ordering::Relaxed);
+                            if !resp.connection_close() {
+                                conn = Some(current);
+                            }
+                        }
+                        Ok(resp) => {
+                            counts.fail(format!("keep-alive status {}", resp.status), false)
+                        }
+                        Err(err) => counts.fail(format!("keep-alive: {err:#}"), false),
+                    }
+                }
+            }));
+        }
         Self {
             counts,
             stop,
