@@ -77,8 +77,7 @@ fn config_name(opts: &Options) -> String {
 }
 
 fn load_config(opts: &Options) -> Result<Loaded, baton_config::ConfigError> {
-    let mut loaded =
-        baton_config::load(opts.config_path.as_deref(), opts.config_yaml.as_deref())?;
+    let mut loaded = baton_config::load(opts.config_path.as_deref(), opts.config_yaml.as_deref())?;
     if let Some(node) = &opts.service_node {
         loaded.model.node.id.clone_from(node);
     }
@@ -109,15 +108,33 @@ fn hot_restart_paths(opts: &Options) -> anyhow::Result<Option<HotRestartPaths>> 
     }))
 }
 
+/// Joins the stats region of `--base-id` in the runtime directory as this generation, so
+/// counters continue across hot restarts. Must run before any stat handle is built.
+fn install_stats(opts: &Options) -> anyhow::Result<()> {
+    let dir = runtime_dir::resolve(opts.runtime_dir.as_deref());
+    runtime_dir::prepare(&dir)?;
+    let store = crate::stats::open_store(&dir, opts.base_id, opts.restart_epoch)
+        .with_context(|| format!("cannot open the stats region in {}", dir.display()))?;
+    crate::stats::install(store);
+    Ok(())
+}
+
 /// Envoy's init order with the hot-restart hand-over, then serve, then drain.
 async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     let opts = &state.options;
     let epoch = opts.restart_epoch;
-    info!(epoch, pid = std::process::id(), version = VERSION, "starting baton");
+    info!(
+        epoch,
+        pid = std::process::id(),
+        version = VERSION,
+        "starting baton"
+    );
     state.set_lifecycle(ServerLifecycle::Initializing);
     let model = loaded.model.clone();
 
-    // 0. Find the live generation, if any (before binding anything).
+    // 0. Join the service's stats region, then find the live generation, if any (before
+    //    binding anything).
+    install_stats(opts)?;
     let paths = hot_restart_paths(opts)?;
     let mut parent_link: Option<ParentLink> = match &paths {
         Some(p) => hr::child::connect(&p.public, epoch)
@@ -188,7 +205,31 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     let (drain_trigger, drain_signal) = drain::channel();
     let workers = workers::start(opts.workers(), &bound, &network, &drain_signal)?;
 
-    // 4. Admin: take it over from the parent, then bind it.
+    // 4. Admin. The parent's admin listener is stopped only when we need its address
+    //    (our bind fails), i.e. as late as possible: a child that failed earlier never
+    //    cost the parent its admin. The parent returns the first start time either way.
+    let admin_ctx = model.admin.as_ref().map(|_| {
+        Arc::new(AdminContext {
+            state: Arc::clone(&state),
+            clusters: Arc::clone(&clusters),
+            config_dump: baton_config::config_dump(&loaded.proto),
+            node: model.node.clone(),
+            tracker: Arc::clone(&tracker),
+        })
+    });
+    let mut admin_server: Option<AdminServer> = None;
+    if let (Some(cfg), Some(ctx)) = (&model.admin, &admin_ctx) {
+        match admin::start(cfg.address, Arc::clone(ctx)) {
+            Ok(s) => {
+                info!(addr = %s.addr, "admin listening");
+                admin_server = Some(s);
+            }
+            Err(e) if parent_link.is_some() => {
+                info!(error = %e, "admin address busy; asking the parent generation to release it");
+            }
+            Err(e) => return Err(e),
+        }
+    }
     if let Some(link) = parent_link.as_mut() {
         let (first_start, generation) = link
             .shutdown_admin()
@@ -202,19 +243,9 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             .hot_restart_generation
             .store(generation + 1, Ordering::Relaxed);
     }
-    let admin_ctx = model.admin.as_ref().map(|_| {
-        Arc::new(AdminContext {
-            state: Arc::clone(&state),
-            clusters: Arc::clone(&clusters),
-            config_dump: baton_config::config_dump(&loaded.proto),
-            node: model.node.clone(),
-            tracker: Arc::clone(&tracker),
-        })
-    });
-    let mut admin_server: Option<AdminServer> = match (&model.admin, &admin_ctx) {
-        (Some(cfg), Some(ctx)) => Some(start_admin(cfg.address, ctx, parent_link.is_some()).await?),
-        _ => None,
-    };
+    if let (None, Some(cfg), Some(ctx)) = (&admin_server, &model.admin, &admin_ctx) {
+        admin_server = Some(start_admin(cfg.address, ctx, parent_link.is_some()).await?);
+    }
     if let (Some(server), Some(path)) = (&admin_server, &opts.admin_address_path) {
         std::fs::write(path, server.addr.to_string())
             .with_context(|| format!("cannot write admin address to {}", path.display()))?;
@@ -261,7 +292,11 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     for b in &bound {
         info!(listener = %b.model.name, address = %b.local_addr, "listener accepting");
     }
-    info!(epoch, workers = opts.workers(), "all clusters initialized; server LIVE");
+    info!(
+        epoch,
+        workers = opts.workers(),
+        "all clusters initialized; server LIVE"
+    );
     notify::ready(&format!("epoch {epoch} live"));
 
     let reason = if opts.mode == Mode::InitOnly {

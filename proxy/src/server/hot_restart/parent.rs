@@ -22,6 +22,9 @@ use super::{HotRestartError, PROTOCOL_VERSION, STATS_LAYOUT_VERSION};
 use crate::listener::ConnectionTracker;
 use crate::server::state::ServerState;
 
+/// How long a refused peer gets to send its hello before the refusal is sent.
+const REFUSAL_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A listen socket the parent can pass on.
 #[derive(Debug)]
 pub struct PassableSocket {
@@ -124,7 +127,10 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ParentContext>) {
         match stream.peer_cred() {
             Ok(cred) if cred.uid() == my_uid => {}
             Ok(cred) => {
-                warn!(peer_uid = cred.uid(), "refusing hot-restart peer with another uid");
+                warn!(
+                    peer_uid = cred.uid(),
+                    "refusing hot-restart peer with another uid"
+                );
                 continue;
             }
             Err(e) => {
@@ -136,6 +142,19 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ParentContext>) {
         tokio::spawn(async move {
             let mut channel = Channel::new(stream);
             if ctx.busy.swap(true, Ordering::AcqRel) {
+                // Read the child's hello first: closing with its bytes unread would reset
+                // the connection and the child would see a broken pipe, not the reason.
+                let hello =
+                    tokio::time::timeout(REFUSAL_READ_TIMEOUT, channel.recv::<pb::Request>()).await;
+                let who = match hello {
+                    Ok(Ok(pb::Request {
+                        kind: Some(pb::request::Kind::Hello(h)),
+                    })) => {
+                        format!("child epoch {} pid {}", h.child_epoch, h.child_pid)
+                    }
+                    _ => "unknown child".to_string(),
+                };
+                warn!(child = %who, "refusing a second hot restart while one is in progress");
                 let _ = refuse(&mut channel, "a hot restart is already in progress").await;
                 return;
             }
@@ -222,9 +241,11 @@ async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRe
             }
             Some(pb::request::Kind::PassListenSocket(p)) => {
                 let wanted: Option<SocketAddr> = p.address.parse().ok();
-                let found = ctx.sockets.iter().enumerate().position(|(i, s)| {
-                    !claimed[i] && Some(s.configured) == wanted
-                });
+                let found = ctx
+                    .sockets
+                    .iter()
+                    .enumerate()
+                    .position(|(i, s)| !claimed[i] && Some(s.configured) == wanted);
                 match found {
                     Some(i) => {
                         claimed[i] = true;
@@ -265,13 +286,17 @@ async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRe
             Some(pb::request::Kind::DrainListeners(_)) => {
                 ctx.draining.store(true, Ordering::Release);
                 let _ = ctx.events.send(ParentEvent::Drain);
-                channel.send(&reply(pb::reply::Kind::Ack(pb::Ack {})), None).await?;
+                channel
+                    .send(&reply(pb::reply::Kind::Ack(pb::Ack {})), None)
+                    .await?;
                 info!(%child, "hot restart: child is live; draining");
             }
             Some(pb::request::Kind::Terminate(_)) => {
                 ctx.draining.store(true, Ordering::Release);
                 let _ = ctx.events.send(ParentEvent::Terminate);
-                channel.send(&reply(pb::reply::Kind::Ack(pb::Ack {})), None).await?;
+                channel
+                    .send(&reply(pb::reply::Kind::Ack(pb::Ack {})), None)
+                    .await?;
                 info!(%child, "hot restart: asked to terminate");
             }
             Some(pb::request::Kind::Stats(_)) => {
