@@ -1,6 +1,7 @@
 //! Body wrappers on the request path: request bodies count bytes and report progress
-//! (for `request_timeout` / `stream_idle_timeout`); response bodies count bytes and write
-//! the access log entry when the response ends or is abandoned.
+//! (for `request_timeout` / `stream_idle_timeout`); response bodies count bytes, write
+//! the access log entry and end the request's stats when the response ends or is
+//! abandoned.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use crate::access_log::{FormatInput, RequestHead, ResponseFlag, StreamInfo};
 use crate::upstream::BoxError;
 
 use super::context::HcmRuntime;
+use super::stats::ActiveStream;
 
 /// Request progress shared between the request body and the stream's timers.
 #[derive(Debug)]
@@ -147,10 +149,12 @@ impl PendingLog {
     }
 }
 
-/// A response body that logs when it finishes (or is dropped unfinished).
+/// A response body that logs and ends the request's stats when it finishes (or is
+/// dropped unfinished).
 pub struct LoggedBody<B> {
     inner: B,
     log: Option<Box<PendingLog>>,
+    stream: Option<ActiveStream>,
     sent: u64,
 }
 
@@ -163,11 +167,13 @@ impl<B> std::fmt::Debug for LoggedBody<B> {
 }
 
 impl<B: Body> LoggedBody<B> {
-    /// Wraps `inner`; an empty body logs at once.
-    pub fn new(inner: B, log: PendingLog) -> Self {
+    /// Wraps `inner` (with an access log entry to write when access logs are
+    /// configured); an empty body finishes at once.
+    pub(crate) fn new(inner: B, log: Option<PendingLog>, stream: ActiveStream) -> Self {
         let mut me = Self {
             inner,
-            log: Some(Box::new(log)),
+            log: log.map(Box::new),
+            stream: Some(stream),
             sent: 0,
         };
         if me.inner.is_end_stream() {
@@ -177,6 +183,9 @@ impl<B: Body> LoggedBody<B> {
     }
 
     fn finish(&mut self, ended: bool) {
+        if let Some(stream) = self.stream.take() {
+            stream.complete();
+        }
         if let Some(mut log) = self.log.take() {
             log.info.bytes_sent = self.sent;
             log.write(ended);
@@ -208,6 +217,9 @@ where
             }
             Poll::Ready(None) => this.finish(true),
             Poll::Ready(Some(Err(_))) => {
+                if let Some(stream) = this.stream.take() {
+                    stream.tx_reset();
+                }
                 if let Some(log) = this.log.as_mut() {
                     log.info.flags.set(ResponseFlag::UpstreamRemoteReset);
                 }

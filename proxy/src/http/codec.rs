@@ -2,7 +2,8 @@
 //! configured from the connection manager (limits, timeouts, windows), and an I/O
 //! wrapper that replaces hyper's bare automatic error responses (400 / 431 on malformed
 //! or oversized requests) with Envoy's (`Bad Request` / `Request Header Fields Too
-//! Large` text bodies, `connection: close`).
+//! Large` text bodies, `connection: close`) and counts the connection's bytes and codec
+//! in `http.<stat_prefix>.*`.
 
 use std::io;
 use std::pin::Pin;
@@ -11,6 +12,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use baton_config::model::{CodecType, HttpConnectionManager};
+
+use super::context::HcmRuntime;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -101,6 +104,18 @@ fn envoy_error_response(status: u16, text: &str, server: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The HTTP/2 connection preface a client sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Which codec serves the connection, for `downstream_cx_http1_*` / `_http2_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    /// AUTO and nothing read yet.
+    Unknown,
+    Http1,
+    Http2,
+}
+
 /// Downstream I/O with hyper's automatic error responses rewritten.
 #[derive(Debug)]
 pub struct DownstreamIo<IO> {
@@ -110,6 +125,9 @@ pub struct DownstreamIo<IO> {
     server: String,
     /// Status of a rewritten error reply (0 = none), for the access log.
     pub error_status: Arc<AtomicU16>,
+    /// Where bytes and the codec are counted (none: not counted).
+    stats: Option<Arc<HcmRuntime>>,
+    codec: Codec,
 }
 
 impl<IO> DownstreamIo<IO> {
@@ -121,6 +139,75 @@ impl<IO> DownstreamIo<IO> {
             written: 0,
             server,
             error_status: Arc::new(AtomicU16::new(0)),
+            stats: None,
+            codec: Codec::Unknown,
+        }
+    }
+
+    /// Counts this connection in `runtime`'s stats: rx/tx bytes, and its codec
+    /// (`downstream_cx_http1_total` / `_http2_total` and their `_active` gauges): fixed
+    /// by `codec_type`, or with AUTO decided by the first bytes as hyper decides it (the
+    /// HTTP/2 preface, or anything else for HTTP/1).
+    pub(crate) fn with_stats(mut self, runtime: Arc<HcmRuntime>) -> Self {
+        let codec = match runtime.hcm.codec_type {
+            CodecType::Auto => Codec::Unknown,
+            CodecType::Http1 => Codec::Http1,
+            CodecType::Http2 => Codec::Http2,
+        };
+        self.stats = Some(runtime);
+        self.set_codec(codec);
+        self
+    }
+
+    fn set_codec(&mut self, codec: Codec) {
+        self.codec = codec;
+        let Some(rt) = &self.stats else { return };
+        match codec {
+            Codec::Unknown => {}
+            Codec::Http1 => {
+                rt.stats.downstream_cx_http1_total.inc();
+                rt.stats.downstream_cx_http1_active.inc();
+            }
+            Codec::Http2 => {
+                rt.stats.downstream_cx_http2_total.inc();
+                rt.stats.downstream_cx_http2_active.inc();
+            }
+        }
+    }
+
+    /// Counts bytes just read; the first ones decide an AUTO codec.
+    fn on_read(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if self.codec == Codec::Unknown && self.stats.is_some() {
+            let n = data.len().min(H2_PREFACE.len());
+            let codec = if data[..n] == H2_PREFACE[..n] {
+                Codec::Http2
+            } else {
+                Codec::Http1
+            };
+            self.set_codec(codec);
+        }
+        if let Some(rt) = &self.stats {
+            rt.stats.downstream_cx_rx_bytes_total.add(data.len() as u64);
+        }
+    }
+
+    fn on_written(&self, n: usize) {
+        if let Some(rt) = &self.stats {
+            rt.stats.downstream_cx_tx_bytes_total.add(n as u64);
+        }
+    }
+}
+
+impl<IO> Drop for DownstreamIo<IO> {
+    fn drop(&mut self) {
+        let Some(rt) = &self.stats else { return };
+        match self.codec {
+            Codec::Unknown => {}
+            Codec::Http1 => rt.stats.downstream_cx_http1_active.dec(),
+            Codec::Http2 => rt.stats.downstream_cx_http2_active.dec(),
         }
     }
 }
@@ -134,6 +221,7 @@ impl<IO: AsyncWrite + Unpin> DownstreamIo<IO> {
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
+            self.on_written(n);
             self.written += n;
         }
         if !self.pending.is_empty() {
@@ -150,7 +238,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for DownstreamIo<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if polled.is_ready() {
+            let this = &mut *self;
+            this.on_read(&buf.filled()[before..]);
+        }
+        polled
     }
 }
 
@@ -171,7 +265,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
             let _ = this.poll_pending(cx)?;
             return Poll::Ready(Ok(buf.len()));
         }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.on_written(n);
+        }
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

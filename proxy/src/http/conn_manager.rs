@@ -1,7 +1,8 @@
 //! One downstream connection under the HTTP connection manager: runs hyper's codec
 //! (HTTP/1.1 or HTTP/2, AUTO by preface), and enforces connection-level behaviour: idle
 //! timeout, max connection duration, and drain (HTTP/1.1 `connection: close` then close,
-//! HTTP/2 GOAWAY; everything closes when the drain reaches Closed).
+//! HTTP/2 GOAWAY; everything closes when the drain reaches Closed), counting each in
+//! `http.<stat_prefix>.downstream_cx_*`.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +20,7 @@ use crate::server::drain::DrainSignal;
 
 use super::codec::{self, DownstreamIo};
 use super::context::HttpContext;
+use super::stats::{codec_rejected_request, ActiveConnection};
 use super::stream::{self, ConnShared};
 
 /// Serves one downstream connection with the HTTP connection manager config until it
@@ -39,6 +41,7 @@ pub async fn serve_connection<IO>(
             return;
         }
     };
+    let _counted = ActiveConnection::open(&runtime);
     let conn = Arc::new(conn);
     let shared = Arc::new(ConnShared {
         runtime: runtime.clone(),
@@ -49,7 +52,8 @@ pub async fn serve_connection<IO>(
         born: Instant::now(),
         closing: AtomicBool::new(false),
     });
-    let io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string());
+    let io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
+        .with_stats(runtime.clone());
     let error_status = io.error_status.clone();
     let builder = codec::builder(&hcm);
     let svc_shared = shared.clone();
@@ -64,6 +68,7 @@ pub async fn serve_connection<IO>(
     let mut closed = drain;
     let mut shutting_down = false;
     let mut force_close_at: Option<Instant> = None;
+    let mut codec_error = false;
     let max_duration_at = hcm.max_connection_duration.map(|d| shared.born + d);
     let tick = Duration::from_millis(250).min(hcm.idle_timeout.unwrap_or(Duration::from_secs(1)));
     let mut ticker = tokio::time::interval(tick);
@@ -74,10 +79,18 @@ pub async fn serve_connection<IO>(
             res = connection.as_mut() => {
                 if let Err(e) = res {
                     tracing::debug!(error = %e, conn = conn.id, "downstream connection ended with error");
+                    if let Some(e) = e.downcast_ref::<hyper::Error>() {
+                        if e.is_timeout() {
+                            // hyper's header_read_timeout (request_headers_timeout).
+                            runtime.stats.downstream_rq_header_timeout.inc();
+                        }
+                        codec_error = e.is_parse() || e.is_parse_too_large();
+                    }
                 }
                 break;
             }
             _ = draining.draining(), if !shutting_down => {
+                runtime.stats.downstream_cx_drain_close.inc();
                 shared.closing.store(true, Ordering::Relaxed);
                 connection.as_mut().graceful_shutdown();
                 shutting_down = true;
@@ -94,6 +107,11 @@ pub async fn serve_connection<IO>(
                 let idle_expired = idle && hcm.idle_timeout.is_some_and(|t| idle_for >= t);
                 let too_old = max_duration_at.is_some_and(|t| now >= t);
                 if !shutting_down && (idle_expired || too_old) {
+                    if idle_expired {
+                        runtime.stats.downstream_cx_idle_timeout.inc();
+                    } else {
+                        runtime.stats.downstream_cx_max_duration_reached.inc();
+                    }
                     shared.closing.store(true, Ordering::Relaxed);
                     connection.as_mut().graceful_shutdown();
                     shutting_down = true;
@@ -104,6 +122,11 @@ pub async fn serve_connection<IO>(
     }
 
     let status = error_status.load(Ordering::Relaxed);
+    if status != 0 {
+        codec_rejected_request(&runtime, status);
+    } else if codec_error {
+        runtime.stats.downstream_cx_protocol_error.inc();
+    }
     if status != 0 && !runtime.loggers.is_empty() {
         // Envoy logs a protocol error as `"- - HTTP/1.1" 400 DPE`.
         let mut info = StreamInfo::new(conn, Some(http::Version::HTTP_11));

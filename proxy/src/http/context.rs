@@ -1,6 +1,6 @@
 //! Shared state for serving HTTP: the cluster manager and, per connection-manager config,
-//! the compiled route table and access loggers (built once per snapshot, looked up by the
-//! config's address so connections don't rebuild them).
+//! the compiled route table, access loggers and stat handles (built once per snapshot,
+//! looked up by the config's address so connections don't rebuild them).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use baton_config::model::{HttpConnectionManager, Listener, NetworkFilter};
 
 use crate::access_log::{AccessLoggers, SinkError};
+use crate::stats::{HttpConnManagerStats, ListenerHttpStats};
 use crate::upstream::ClusterManager;
 
 use super::router::RouteTable;
@@ -21,14 +22,38 @@ pub struct HcmRuntime {
     pub routes: RouteTable,
     /// Its access loggers.
     pub loggers: AccessLoggers,
+    /// `http.<stat_prefix>.*`
+    pub stats: HttpConnManagerStats,
+    /// `listener.<address>.http.<stat_prefix>.*`, when the listener is known.
+    pub listener_stats: Option<ListenerHttpStats>,
 }
 
 impl HcmRuntime {
     /// Compiles one connection manager config.
     pub fn new(hcm: Arc<HttpConnectionManager>) -> Result<Self, SinkError> {
+        Self::build(hcm, None)
+    }
+
+    /// Compiles one connection manager config of the listener whose stat prefix is
+    /// `listener_stat_prefix` (`listener.127.0.0.1_10000.`).
+    pub fn for_listener(
+        hcm: Arc<HttpConnectionManager>,
+        listener_stat_prefix: &str,
+    ) -> Result<Self, SinkError> {
+        Self::build(hcm, Some(listener_stat_prefix))
+    }
+
+    fn build(
+        hcm: Arc<HttpConnectionManager>,
+        listener_stat_prefix: Option<&str>,
+    ) -> Result<Self, SinkError> {
+        let store = crate::stats::store();
         Ok(Self {
             routes: RouteTable::new(hcm.route_config.clone()),
             loggers: AccessLoggers::new(&hcm.access_logs)?,
+            stats: HttpConnManagerStats::new(store, &hcm.stat_prefix),
+            listener_stats: listener_stat_prefix
+                .map(|l| ListenerHttpStats::new(store, l, &hcm.stat_prefix)),
             hcm,
         })
     }
@@ -62,7 +87,10 @@ impl HttpContext {
             for chain in l.filter_chains.iter().chain(l.default_filter_chain.iter()) {
                 if let NetworkFilter::Http(hcm) = &chain.network {
                     if let std::collections::hash_map::Entry::Vacant(e) = runtimes.entry(key(hcm)) {
-                        e.insert(Arc::new(HcmRuntime::new(hcm.clone())?));
+                        e.insert(Arc::new(HcmRuntime::for_listener(
+                            hcm.clone(),
+                            &l.stat_prefix,
+                        )?));
                     }
                 }
             }

@@ -13,12 +13,14 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::access_log::FormatInput;
+use crate::stats::ClusterStats;
 use crate::upstream::{RequestBody, SendOptions, UpstreamError};
 
 use super::body::CountingBody;
 use super::headers::{forwarding, hop_by_hop, mutation};
 use super::local_reply::LocalReply;
 use super::router::{action, Routed};
+use super::stats::ActiveUpgrade;
 use super::stream::Exchange;
 use super::{upgrade, ResponseBody};
 
@@ -67,6 +69,7 @@ pub(crate) async fn forward(
         .and_then(|n| ex.shared.ctx.clusters.get(n))
         .cloned();
     let Some(cluster) = cluster else {
+        runtime.stats.no_cluster.inc();
         let resp = ex.local_reply(LocalReply::cluster_not_found(), &parts, Some(routed));
         return (resp, Some(parts));
     };
@@ -181,6 +184,13 @@ pub(crate) async fn forward(
         downstream_http2,
         upgrade: is_upgrade,
     };
+    // Envoy splits the cluster's response stats by origin: `x-envoy-internal: true`
+    // (set by the connection manager for internal clients) means internal.
+    let internal = parts
+        .headers
+        .get(&forwarding::X_ENVOY_INTERNAL)
+        .is_some_and(|v| v.as_bytes() == b"true");
+    let cluster_stats: &ClusterStats = cluster.stats();
     let sent_at = Instant::now();
     ex.info.attempt_count = 1;
     let send = cluster.send_http(up_req, &opts);
@@ -194,10 +204,18 @@ pub(crate) async fn forward(
     let up = match result {
         Ok(up) => up,
         Err(None) => {
+            cluster_stats.upstream_rq_timeout.inc();
+            cluster_stats.record_routed_response(504, internal, None);
             let resp = ex.local_reply(LocalReply::upstream_timeout(), &parts, Some(routed));
             return (resp, Some(parts));
         }
         Err(Some(err)) => {
+            // The router charges the cluster with the 503 it answers in place of the
+            // upstream's response.
+            if matches!(err, UpstreamError::Reset { .. }) {
+                cluster_stats.upstream_rq_rx_reset.inc();
+            }
+            cluster_stats.record_routed_response(503, internal, None);
             if let Some(h) = err.host() {
                 ex.info.upstream_host = Some(h.address);
             }
@@ -212,6 +230,11 @@ pub(crate) async fn forward(
     };
     ex.info.upstream_host = Some(up.host.address);
     ex.info.first_upstream_rx = Some(ex.info.elapsed());
+    cluster_stats.record_routed_response(
+        up.response.status().as_u16(),
+        internal,
+        Some(sent_at.elapsed()),
+    );
     let mut response = up.response;
     let switching = is_upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
@@ -219,7 +242,7 @@ pub(crate) async fn forward(
             .extensions_mut()
             .remove::<hyper::upgrade::OnUpgrade>();
         if let (Some(d), Some(u)) = (downstream_upgrade, upstream_upgrade) {
-            upgrade::spawn_tunnel(d, u);
+            upgrade::spawn_tunnel(d, u, ActiveUpgrade::open(&runtime));
         }
     }
     let (mut rparts, rbody) = response.into_parts();

@@ -3,7 +3,8 @@
 //! request: validation, forwarding headers, routing) -> `router` (virtual host, route,
 //! action helpers) -> `forward` (upstream call) or `local_reply`; `headers` (hop-by-hop,
 //! forwarding, mutations), `upgrade` (websocket / CONNECT tunnels), `body` (byte counting
-//! and the access log entry).
+//! and the access log entry), `stats` (connection, request and upgrade accounting in
+//! `http.<stat_prefix>.*`).
 
 mod body;
 pub mod codec;
@@ -13,6 +14,7 @@ mod forward;
 pub mod headers;
 pub mod local_reply;
 pub mod router;
+mod stats;
 mod stream;
 mod upgrade;
 

@@ -22,6 +22,7 @@ use super::headers::{forwarding, hop_by_hop, mutation};
 use super::local_reply::LocalReply;
 use super::router::route_match::MatchInput;
 use super::router::{action, Routed};
+use super::stats::ActiveStream;
 use super::{forward, ResponseBody};
 
 /// Per-connection state every stream on it shares.
@@ -132,9 +133,12 @@ fn upgrade_enabled(kind: &str, route_level: &[UpgradeConfig], hcm_level: &[Upgra
 /// Handles one request end to end.
 pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response<ResponseBody> {
     shared.active.fetch_add(1, Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let counted = ActiveStream::begin(&shared.runtime, req.version(), started);
+    let stats = &shared.runtime.stats;
     let mut ex = Exchange {
         info: StreamInfo::new(shared.conn.clone(), Some(req.version())),
-        progress: Arc::new(RequestProgress::new(std::time::Instant::now())),
+        progress: Arc::new(RequestProgress::new(started)),
         log_head: None,
         shared: shared.clone(),
     };
@@ -154,6 +158,7 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
                 if let Some(rt) = request_timeout {
                     if !progress.complete.load(Ordering::Relaxed) {
                         if now >= rt {
+                            stats.downstream_rq_timeout.inc();
                             return LocalReply::request_timeout();
                         }
                         wait = wait.min(rt - now);
@@ -164,6 +169,7 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
                         Duration::from_millis(progress.last_activity_ms.load(Ordering::Relaxed));
                     let idle = now.saturating_sub(last);
                     if idle >= it {
+                        stats.downstream_rq_idle_timeout.inc();
                         return LocalReply::stream_idle_timeout();
                     }
                     wait = wait.min(it - idle);
@@ -189,7 +195,7 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
             (reply.into_response(), None)
         }
     };
-    finish(&mut ex, &mut resp, parts.as_ref());
+    finish(&mut ex, &mut resp, parts.as_ref(), counted);
     shared.active.fetch_sub(1, Ordering::Relaxed);
     shared
         .idle_since_ms
@@ -197,8 +203,14 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     resp
 }
 
-/// Common response finishing: server/via/date, connection close on drain, access log.
-fn finish(ex: &mut Exchange, resp: &mut Response<ResponseBody>, parts: Option<&Parts>) {
+/// Common response finishing: server/via/date, connection close on drain, stats and
+/// access log (both end with the response body).
+fn finish(
+    ex: &mut Exchange,
+    resp: &mut Response<ResponseBody>,
+    parts: Option<&Parts>,
+    counted: ActiveStream,
+) {
     let hcm = ex.shared.runtime.hcm.clone();
     forwarding::finish_response(resp.headers_mut(), &hcm);
     if let Some(p) = parts {
@@ -214,18 +226,16 @@ fn finish(ex: &mut Exchange, resp: &mut Response<ResponseBody>, parts: Option<&P
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
     ex.info.response_code = Some(resp.status().as_u16());
-    if ex.shared.runtime.loggers.is_empty() {
-        return;
-    }
-    let log = PendingLog {
+    counted.response_started(resp.status().as_u16());
+    let log = (!ex.shared.runtime.loggers.is_empty()).then(|| PendingLog {
         runtime: ex.shared.runtime.clone(),
         info: ex.info.clone(),
         request: ex.log_head.take(),
         response_headers: resp.headers().clone(),
         progress: ex.progress.clone(),
-    };
+    });
     let body = std::mem::replace(resp.body_mut(), super::stream_empty_body());
-    *resp.body_mut() = BodyExt::boxed(LoggedBody::new(body, log));
+    *resp.body_mut() = BodyExt::boxed(LoggedBody::new(body, log, counted));
 }
 
 /// Validation, forwarding headers, routing and the route's action. Returns the response
@@ -295,6 +305,8 @@ async fn route_and_act(
         runtime.routes.route(&host, &input)
     };
     let Some(routed) = routed else {
+        runtime.stats.rq_total.inc();
+        runtime.stats.no_route.inc();
         let mut reply = LocalReply::no_route();
         if is_connect {
             reply = reply.closing();
@@ -316,13 +328,18 @@ async fn route_and_act(
             _ => &[],
         };
         if !upgrade_enabled(kind, route_level, &hcm.upgrade_configs) {
+            if kind.eq_ignore_ascii_case("websocket") {
+                runtime.stats.downstream_rq_ws_on_non_ws_route.inc();
+            }
             let reply = LocalReply::new(403, "", None, "upgrade_failed").closing();
             return (ex.local_reply(reply, &parts, None), Some(parts));
         }
     }
 
+    runtime.stats.rq_total.inc();
     match &routed.route.action {
         RouteAction::DirectResponse(d) => {
+            runtime.stats.rq_direct_response.inc();
             let body = d.body.clone().unwrap_or_default();
             let mut reply = LocalReply::new(d.status, "", None, "direct_response");
             reply.body = body;
@@ -330,6 +347,9 @@ async fn route_and_act(
             (resp, Some(parts))
         }
         RouteAction::Redirect(r) => {
+            // Envoy's router answers redirects as direct responses (`rq_redirect` is for
+            // internal redirects, which Baton does not follow).
+            runtime.stats.rq_direct_response.inc();
             let scheme = if ex.shared.conn.tls { "https" } else { "http" };
             let location = action::redirect_location(
                 r,

@@ -13,12 +13,15 @@ use crate::upstream::UpstreamCluster;
 
 use super::local_reply::LocalReply;
 use super::router::Routed;
+use super::stats::ActiveUpgrade;
 use super::stream::Exchange;
 use super::ResponseBody;
 
-/// Copies bytes both ways once both sides have switched protocols.
-pub fn spawn_tunnel(downstream: OnUpgrade, upstream: OnUpgrade) {
+/// Copies bytes both ways once both sides have switched protocols; `counted` keeps the
+/// tunnel in `downstream_cx_upgrades_active` until it ends.
+pub(crate) fn spawn_tunnel(downstream: OnUpgrade, upstream: OnUpgrade, counted: ActiveUpgrade) {
     tokio::spawn(async move {
+        let _counted = counted;
         let (d, u) = tokio::join!(downstream, upstream);
         match (d, u) {
             (Ok(d), Ok(u)) => {
@@ -50,7 +53,9 @@ pub(crate) async fn connect(
             ex.info.upstream_host = Some(host.address);
             ex.info.response_code_details = Some("via_upstream".into());
             if let Some(d) = downstream {
+                let counted = ActiveUpgrade::open(&ex.shared.runtime);
                 tokio::spawn(async move {
+                    let _counted = counted;
                     match d.await {
                         Ok(up) => {
                             let mut io = TokioIo::new(up);

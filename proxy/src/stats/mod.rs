@@ -3,12 +3,14 @@
 //! snapshot (listener, connection manager, cluster, tcp_proxy); the request path only does
 //! relaxed atomic adds on them: no lookups by name, no locks.
 
+mod codes;
 mod scopes;
 mod server;
 
+pub use codes::{OriginStats, ResponseCodeStats};
 pub use scopes::{
-    ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerManagerStats,
-    ListenerStats, TcpProxyStats,
+    ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,
+    ListenerManagerStats, ListenerStats, TcpProxyStats,
 };
 pub use server::{open_store, ServerFacts, ServerStats};
 
@@ -32,7 +34,12 @@ pub fn store() -> &'static StatsStore {
         let dir = std::env::temp_dir().join(format!("baton-stats-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         StatsStore::open_or_create(&baton_shared_stats::RegionConfig::new(&dir, 0), 0)
-            .unwrap_or_else(|e| panic!("cannot create a fallback stats region in {}: {e}", dir.display()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create a fallback stats region in {}: {e}",
+                    dir.display()
+                )
+            })
     })
 }
 
@@ -60,6 +67,11 @@ impl Scope {
     /// The store behind this scope.
     pub fn store(&self) -> &StatsStore {
         &self.store
+    }
+
+    /// A scope nested under this one (`cluster.backend.` + `external.`).
+    pub fn child(&self, name: &str) -> Scope {
+        Scope::new(&self.store, format!("{}{name}", self.prefix))
     }
 
     /// `prefix + name` as a counter.

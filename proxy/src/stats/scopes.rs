@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use baton_shared_stats::{Counter, Gauge, Histogram, StatsStore};
 
+use super::codes::{OriginStats, ResponseCodeStats};
 use super::{Scope, StatusClassCounters};
 
 /// `listener.<address>.*` (the prefix comes from the listener model, e.g.
@@ -63,6 +64,18 @@ pub struct HttpConnManagerStats {
     pub downstream_cx_drain_close: Counter,
     /// `downstream_cx_length_ms`
     pub downstream_cx_length_ms: Histogram,
+    /// `downstream_cx_max_duration_reached`
+    pub downstream_cx_max_duration_reached: Counter,
+    /// `downstream_cx_upgrades_total`
+    pub downstream_cx_upgrades_total: Counter,
+    /// `downstream_cx_upgrades_active`
+    pub downstream_cx_upgrades_active: Gauge,
+    /// `downstream_cx_rx_bytes_total`
+    pub downstream_cx_rx_bytes_total: Counter,
+    /// `downstream_cx_tx_bytes_total`
+    pub downstream_cx_tx_bytes_total: Counter,
+    /// `downstream_rq_response_before_rq_complete`
+    pub downstream_rq_response_before_rq_complete: Counter,
     /// `downstream_rq_total`
     pub downstream_rq_total: Counter,
     /// `downstream_rq_http1_total`
@@ -117,6 +130,13 @@ impl HttpConnManagerStats {
             downstream_cx_idle_timeout: s.counter("downstream_cx_idle_timeout"),
             downstream_cx_drain_close: s.counter("downstream_cx_drain_close"),
             downstream_cx_length_ms: s.histogram("downstream_cx_length_ms"),
+            downstream_cx_max_duration_reached: s.counter("downstream_cx_max_duration_reached"),
+            downstream_cx_upgrades_total: s.counter("downstream_cx_upgrades_total"),
+            downstream_cx_upgrades_active: s.gauge("downstream_cx_upgrades_active"),
+            downstream_cx_rx_bytes_total: s.counter("downstream_cx_rx_bytes_total"),
+            downstream_cx_tx_bytes_total: s.counter("downstream_cx_tx_bytes_total"),
+            downstream_rq_response_before_rq_complete: s
+                .counter("downstream_rq_response_before_rq_complete"),
             downstream_rq_total: s.counter("downstream_rq_total"),
             downstream_rq_http1_total: s.counter("downstream_rq_http1_total"),
             downstream_rq_http2_total: s.counter("downstream_rq_http2_total"),
@@ -139,6 +159,28 @@ impl HttpConnManagerStats {
     }
 }
 
+/// `listener.<address>.http.<stat_prefix>.*`: the per-listener view of a connection
+/// manager's responses, as Envoy keeps it.
+#[derive(Clone)]
+pub struct ListenerHttpStats {
+    /// `downstream_rq_1xx` .. `downstream_rq_5xx`
+    pub downstream_rq_xx: StatusClassCounters,
+    /// `downstream_rq_completed`
+    pub downstream_rq_completed: Counter,
+}
+
+impl ListenerHttpStats {
+    /// Handles under `<listener_prefix>http.<stat_prefix>.`; `listener_prefix` is the
+    /// listener model's (`listener.127.0.0.1_10000.`).
+    pub fn new(store: &StatsStore, listener_prefix: &str, stat_prefix: &str) -> Self {
+        let s = Scope::new(store, format!("{listener_prefix}http.{stat_prefix}."));
+        Self {
+            downstream_rq_xx: StatusClassCounters::new(&s, "downstream_rq"),
+            downstream_rq_completed: s.counter("downstream_rq_completed"),
+        }
+    }
+}
+
 /// `cluster.<stat_name>.*`
 pub struct ClusterStats {
     scope: Scope,
@@ -148,8 +190,8 @@ pub struct ClusterStats {
     pub upstream_rq_active: Gauge,
     /// `upstream_rq_completed`
     pub upstream_rq_completed: Counter,
-    /// `upstream_rq_1xx` .. `upstream_rq_5xx`
-    pub upstream_rq_xx: StatusClassCounters,
+    /// `upstream_rq_<code>` and `upstream_rq_<class>xx` (created on first use).
+    pub upstream_rq_codes: ResponseCodeStats,
     /// `upstream_rq_timeout`
     pub upstream_rq_timeout: Counter,
     /// `upstream_rq_retry`
@@ -158,6 +200,10 @@ pub struct ClusterStats {
     pub upstream_rq_pending_overflow: Counter,
     /// `upstream_rq_pending_total`
     pub upstream_rq_pending_total: Counter,
+    /// `upstream_rq_pending_active`
+    pub upstream_rq_pending_active: Gauge,
+    /// `upstream_rq_pending_failure_eject`
+    pub upstream_rq_pending_failure_eject: Counter,
     /// `upstream_rq_rx_reset`
     pub upstream_rq_rx_reset: Counter,
     /// `upstream_rq_time`
@@ -192,8 +238,10 @@ pub struct ClusterStats {
     pub membership_change: Counter,
     /// `lb_healthy_panic`
     pub lb_healthy_panic: Counter,
-    /// `upstream_rq_<code>`, resolved the first time each code is seen.
-    by_code: Box<[OnceLock<Counter>]>,
+    /// `external.*` (requests without `x-envoy-internal: true`), created on first use.
+    external: OnceLock<OriginStats>,
+    /// `internal.*`, created on first use.
+    internal: OnceLock<OriginStats>,
 }
 
 impl ClusterStats {
@@ -204,11 +252,13 @@ impl ClusterStats {
             upstream_rq_total: s.counter("upstream_rq_total"),
             upstream_rq_active: s.gauge("upstream_rq_active"),
             upstream_rq_completed: s.counter("upstream_rq_completed"),
-            upstream_rq_xx: StatusClassCounters::new(&s, "upstream_rq"),
+            upstream_rq_codes: ResponseCodeStats::new(s.clone()),
             upstream_rq_timeout: s.counter("upstream_rq_timeout"),
             upstream_rq_retry: s.counter("upstream_rq_retry"),
             upstream_rq_pending_overflow: s.counter("upstream_rq_pending_overflow"),
             upstream_rq_pending_total: s.counter("upstream_rq_pending_total"),
+            upstream_rq_pending_active: s.gauge("upstream_rq_pending_active"),
+            upstream_rq_pending_failure_eject: s.counter("upstream_rq_pending_failure_eject"),
             upstream_rq_rx_reset: s.counter("upstream_rq_rx_reset"),
             upstream_rq_time: s.histogram("upstream_rq_time"),
             upstream_cx_total: s.counter("upstream_cx_total"),
@@ -221,29 +271,68 @@ impl ClusterStats {
             upstream_cx_overflow: s.counter("upstream_cx_overflow"),
             upstream_cx_none_healthy: s.counter("upstream_cx_none_healthy"),
             upstream_cx_connect_ms: s.histogram("upstream_cx_connect_ms"),
-            membership_total: s.gauge("membership_total"),
-            membership_healthy: s.gauge("membership_healthy"),
-            membership_degraded: s.gauge("membership_degraded"),
+            membership_total: s.gauge_never_import("membership_total"),
+            membership_healthy: s.gauge_never_import("membership_healthy"),
+            membership_degraded: s.gauge_never_import("membership_degraded"),
             membership_change: s.counter("membership_change"),
             lb_healthy_panic: s.counter("lb_healthy_panic"),
-            by_code: (0..500).map(|_| OnceLock::new()).collect(),
+            external: OnceLock::new(),
+            internal: OnceLock::new(),
             scope: s,
         }
     }
 
     /// Counts one upstream response: `upstream_rq_<code>`, its class and completion.
     pub fn record_response(&self, status: u16) {
-        self.upstream_rq_xx.record(status);
+        self.upstream_rq_codes.record(status);
         self.upstream_rq_completed.inc();
-        if let Some(slot) = usize::from(status)
-            .checked_sub(100)
-            .and_then(|i| self.by_code.get(i))
-        {
-            slot.get_or_init(|| self.scope.counter(&format!("upstream_rq_{status}")))
-                .inc();
+    }
+
+    /// What the router charges for one request's final response (an upstream's, or
+    /// the local reply that replaced it: 503 on failures, 504 on the route timeout):
+    /// [`Self::record_response`], plus the same under `external.` or `internal.`, and
+    /// `upstream_rq_time` when the response came from the upstream after `elapsed`.
+    pub fn record_routed_response(
+        &self,
+        status: u16,
+        internal: bool,
+        elapsed: Option<std::time::Duration>,
+    ) {
+        self.record_response(status);
+        let origin = if internal {
+            self.internal
+                .get_or_init(|| OriginStats::new(self.scope.child("internal.")))
+        } else {
+            self.external
+                .get_or_init(|| OriginStats::new(self.scope.child("external.")))
+        };
+        origin.codes.record(status);
+        origin.upstream_rq_completed.inc();
+        if let Some(elapsed) = elapsed {
+            super::record_ms(&self.upstream_rq_time, elapsed);
+            super::record_ms(&origin.upstream_rq_time, elapsed);
         }
     }
 }
+
+macro_rules! opaque_debug {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t)).finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+
+// Handles print nothing useful; the owners of these bundles derive Debug.
+opaque_debug!(
+    HttpConnManagerStats,
+    ListenerHttpStats,
+    ClusterStats,
+    TcpProxyStats,
+    ClusterManagerStats
+);
 
 /// `tcp.<stat_prefix>.*`
 #[derive(Clone)]

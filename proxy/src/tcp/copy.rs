@@ -1,6 +1,6 @@
 //! Bidirectional byte copy for tcp_proxy with half-close (an EOF read from one side
-//! shuts down the write side of the other; done when both directions are) and an idle
-//! timeout reset by traffic in either direction.
+//! shuts down the write side of the other; done when both directions are), an idle
+//! timeout reset by traffic in either direction, and live downstream byte counters.
 
 use std::io;
 use std::pin::Pin;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use baton_shared_stats::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
@@ -41,10 +42,21 @@ impl Activity {
     }
 }
 
+/// Where the downstream side's bytes are counted as they move
+/// (`downstream_cx_rx_bytes_total` / `downstream_cx_tx_bytes_total`).
+#[derive(Clone)]
+pub(crate) struct ByteCounters {
+    /// Bytes read from the downstream.
+    pub(crate) rx: Counter,
+    /// Bytes written to the downstream.
+    pub(crate) tx: Counter,
+}
+
 /// A stream that records activity on successful reads and writes.
 struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
+    counters: Option<ByteCounters>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
@@ -55,8 +67,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+        let read = buf.filled().len() - before;
+        if matches!(polled, Poll::Ready(Ok(()))) && read > 0 {
             self.activity.touch();
+            if let Some(c) = &self.counters {
+                c.rx.add(read as u64);
+            }
         }
         polled
     }
@@ -69,8 +85,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+        if let Poll::Ready(Ok(n)) = polled {
+            if n > 0 {
+                self.activity.touch();
+                if let Some(c) = &self.counters {
+                    c.tx.add(n as u64);
+                }
+            }
         }
         polled
     }
@@ -85,11 +106,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
 }
 
 /// Copies between `downstream` and `upstream` until both directions end, one fails or
-/// nothing moves for `idle_timeout`. Both streams are dropped (closed) on return.
+/// nothing moves for `idle_timeout`, counting the downstream's bytes in
+/// `downstream_counters`. Both streams are dropped (closed) on return.
 pub(crate) async fn copy_both_ways<D, U>(
     downstream: D,
     upstream: U,
     idle_timeout: Option<Duration>,
+    downstream_counters: Option<ByteCounters>,
 ) -> CopyOutcome
 where
     D: AsyncRead + AsyncWrite + Unpin,
@@ -102,10 +125,12 @@ where
     let mut downstream = Tracked {
         inner: downstream,
         activity: activity.clone(),
+        counters: downstream_counters,
     };
     let mut upstream = Tracked {
         inner: upstream,
         activity: activity.clone(),
+        counters: None,
     };
     let copying = tokio::io::copy_bidirectional(&mut downstream, &mut upstream);
     let idle = async {

@@ -3,8 +3,10 @@
 //! both ways with half-close until both directions end, the connection has been idle
 //! for `idle_timeout`, `max_downstream_connection_duration` passes, or a drain reaches
 //! its Closed phase (a draining tcp_proxy connection otherwise stays open, as in Envoy).
+//! Each connection counts in `tcp.<stat_prefix>.*` (see `stats`).
 
 mod copy;
+mod stats;
 
 use std::sync::Arc;
 
@@ -27,13 +29,17 @@ pub async fn proxy_connection<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let stats = stats::for_config(&cfg);
+    stats.downstream_cx_total.inc();
     let Some(name) = pick_cluster(&cfg.cluster) else {
         tracing::debug!(conn = conn.id, "tcp_proxy has no cluster with weight");
+        stats.downstream_cx_no_route.inc();
         return;
     };
     let Some(cluster) = clusters.get(name) else {
         // Envoy closes the connection when the cluster does not exist.
         tracing::debug!(conn = conn.id, cluster = %name, "tcp_proxy: unknown cluster");
+        stats.downstream_cx_no_route.inc();
         return;
     };
     let attempts = cfg.max_connect_attempts.max(1);
@@ -55,7 +61,11 @@ pub async fn proxy_connection<IO>(
     };
     tracing::debug!(conn = conn.id, cluster = %name, upstream = %host.address, "tcp_proxy connected");
 
-    let copying = copy::copy_both_ways(io, upstream, cfg.idle_timeout);
+    let counters = copy::ByteCounters {
+        rx: stats.downstream_cx_rx_bytes_total.clone(),
+        tx: stats.downstream_cx_tx_bytes_total.clone(),
+    };
+    let copying = copy::copy_both_ways(io, upstream, cfg.idle_timeout, Some(counters));
     let max_duration = async {
         match cfg.max_downstream_connection_duration {
             Some(limit) => tokio::time::sleep(limit).await,
@@ -65,9 +75,13 @@ pub async fn proxy_connection<IO>(
     tokio::select! {
         outcome = copying => {
             tracing::debug!(conn = conn.id, ?outcome, "tcp_proxy connection finished");
+            if matches!(outcome, CopyOutcome::IdleTimeout) {
+                stats.idle_timeout.inc();
+            }
         }
         () = max_duration => {
             tracing::debug!(conn = conn.id, "tcp_proxy max_downstream_connection_duration reached");
+            stats.max_downstream_connection_duration.inc();
         }
         () = drain.closed() => {
             tracing::debug!(conn = conn.id, "tcp_proxy connection closed by drain");

@@ -1,6 +1,7 @@
 //! One upstream cluster at run time: its current host set (swapped whole when DNS
 //! changes it), circuit breakers, and the entry points the HTTP connection manager and
-//! tcp_proxy call (`send_http`, `connect_tcp`).
+//! tcp_proxy call (`send_http`, `connect_tcp`). Its `cluster.<stat_name>.*` stats are
+//! resolved once here; the pools and connections below count through them.
 
 use std::sync::Arc;
 
@@ -8,7 +9,9 @@ use arc_swap::ArcSwap;
 use baton_config::model::{self, UpstreamProtocol};
 use tokio::net::TcpStream;
 
-use super::circuit::CircuitBreakers;
+use crate::stats::ClusterStats;
+
+use super::circuit::{CircuitBreakers, Slot};
 use super::error::UpstreamError;
 use super::host::Host;
 use super::host_set::{HostSet, LocalityHosts};
@@ -22,16 +25,26 @@ pub struct UpstreamCluster {
     pub model: Arc<model::Cluster>,
     host_set: ArcSwap<HostSet>,
     breakers: CircuitBreakers,
+    stats: Arc<ClusterStats>,
 }
 
 impl UpstreamCluster {
     pub(crate) fn new(model: Arc<model::Cluster>, localities: Vec<LocalityHosts>) -> Self {
         let breakers = CircuitBreakers::new(&model.circuit_breakers);
+        let stats = Arc::new(ClusterStats::new(crate::stats::store(), &model.stat_name));
+        let host_set = HostSet::new(localities);
+        update_membership(&stats, None, &host_set);
         Self {
             model,
-            host_set: ArcSwap::from_pointee(HostSet::new(localities)),
+            host_set: ArcSwap::from_pointee(host_set),
             breakers,
+            stats,
         }
+    }
+
+    /// `cluster.<stat_name>.*`
+    pub fn stats(&self) -> &Arc<ClusterStats> {
+        &self.stats
     }
 
     /// Name of the cluster.
@@ -41,7 +54,9 @@ impl UpstreamCluster {
 
     /// Replaces the hosts (DNS re-resolution). Readers keep the set they loaded.
     pub(crate) fn set_hosts(&self, localities: Vec<LocalityHosts>) {
-        self.host_set.store(Arc::new(HostSet::new(localities)));
+        let new = Arc::new(HostSet::new(localities));
+        let old = self.host_set.swap(new.clone());
+        update_membership(&self.stats, Some(&old), &new);
     }
 
     /// Rebuilds the host set from the current hosts, e.g. after their health changed
@@ -65,13 +80,49 @@ impl UpstreamCluster {
         self.host_set.load().all().to_vec()
     }
 
-    /// Chooses a host with the cluster's lb_policy.
+    /// Chooses a host with the cluster's lb_policy (counting `lb_healthy_panic` when the
+    /// choice was made in panic mode, `upstream_cx_none_healthy` when there is none).
     pub fn pick_host(&self) -> Result<Arc<Host>, UpstreamError> {
-        self.host_set
-            .load()
-            .pick(self.model.lb_policy)
-            .cloned()
-            .ok_or(UpstreamError::NoHealthyUpstream)
+        let set = self.host_set.load();
+        let (host, panic) = set.pick_with_panic(self.model.lb_policy);
+        if panic {
+            self.stats.lb_healthy_panic.inc();
+        }
+        match host {
+            Some(h) => Ok(h.clone()),
+            None => {
+                self.stats.upstream_cx_none_healthy.inc();
+                Err(UpstreamError::NoHealthyUpstream)
+            }
+        }
+    }
+
+    /// One more request in flight (`max_requests`); an overflow counts
+    /// `upstream_rq_pending_overflow`, as Envoy charges it.
+    pub(crate) fn request_slot(&self) -> Result<Slot, UpstreamError> {
+        self.breakers.request().ok_or_else(|| {
+            self.stats.upstream_rq_pending_overflow.inc();
+            UpstreamError::Overflow
+        })
+    }
+
+    /// One more request waiting for a new connection (`max_pending_requests`), counted
+    /// in `upstream_rq_pending_total` / `_active` (or `_overflow`).
+    pub(crate) fn pending_slot(&self) -> Result<PendingRequest, UpstreamError> {
+        match self.breakers.pending() {
+            Some(slot) => {
+                self.stats.upstream_rq_pending_total.inc();
+                self.stats.upstream_rq_pending_active.inc();
+                Ok(PendingRequest {
+                    _slot: slot,
+                    stats: self.stats.clone(),
+                })
+            }
+            None => {
+                self.stats.upstream_rq_pending_overflow.inc();
+                Err(UpstreamError::Overflow)
+            }
+        }
     }
 
     /// Picks a host and sends the request through this worker thread's connection pool
@@ -110,8 +161,58 @@ impl UpstreamCluster {
         &self,
     ) -> Result<(TcpStream, Arc<Host>, ConnectionGuard), UpstreamError> {
         let host = self.pick_host()?;
-        let (stream, open) = connect::connect(self, &host).await?;
+        // Envoy's TCP pool counts a connection request as pending until it connects,
+        // then as a request (`upstream_rq_total`).
+        let pending = self.pending_slot()?;
+        let (stream, open) = connect::connect(self, &host, connect::Protocol::Tcp)
+            .await
+            .inspect_err(|e| pending.failed(e))?;
+        drop(pending);
+        self.stats.upstream_rq_total.inc();
         Ok((stream, host, ConnectionGuard { _open: open }))
+    }
+}
+
+/// A request waiting for a new connection: holds the `max_pending_requests` slot and
+/// counts in `upstream_rq_pending_active` until dropped.
+#[derive(Debug)]
+pub(crate) struct PendingRequest {
+    _slot: Slot,
+    stats: Arc<ClusterStats>,
+}
+
+impl PendingRequest {
+    /// The connection it waited for failed: `upstream_rq_pending_failure_eject`
+    /// (a circuit-breaker overflow is not a failed connection).
+    pub(crate) fn failed(&self, error: &UpstreamError) {
+        if !matches!(error, UpstreamError::Overflow) {
+            self.stats.upstream_rq_pending_failure_eject.inc();
+        }
+    }
+}
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        self.stats.upstream_rq_pending_active.dec();
+    }
+}
+
+/// `membership_*` after the host set changed (config, DNS, health). Envoy counts a
+/// `membership_change` when hosts are added or removed, not when only health changes.
+fn update_membership(stats: &ClusterStats, old: Option<&HostSet>, new: &HostSet) {
+    let hosts = new.all();
+    let healthy = hosts.iter().filter(|h| h.is_healthy()).count();
+    stats.membership_total.set(hosts.len() as u64);
+    stats.membership_healthy.set(healthy as u64);
+    stats.membership_degraded.set(0);
+    let old_hosts = old.map(HostSet::all).unwrap_or_default();
+    let same = old_hosts.len() == hosts.len()
+        && old_hosts
+            .iter()
+            .zip(hosts)
+            .all(|(a, b)| a.address == b.address);
+    if !same {
+        stats.membership_change.inc();
     }
 }
 

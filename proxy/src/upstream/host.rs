@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::stats::ClusterStats;
+
 static NEXT_HOST_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One endpoint of a cluster.
@@ -78,20 +80,40 @@ impl Host {
 }
 
 /// Counts one in-flight request on a host (and its cluster's circuit breaker) until
-/// dropped.
+/// dropped. Once it is [attached](Self::attach) to a connection it also counts in the
+/// cluster's `upstream_rq_total` / `upstream_rq_active` (Envoy counts a request there
+/// when a connection takes it, not while it waits for one).
 #[derive(Debug)]
 pub(crate) struct ActiveRequest {
     host: Arc<Host>,
     cluster_rq_active: Arc<AtomicU64>,
+    stats: Arc<ClusterStats>,
+    attached: bool,
 }
 
 impl ActiveRequest {
-    pub(crate) fn new(host: Arc<Host>, cluster_rq_active: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(
+        host: Arc<Host>,
+        cluster_rq_active: Arc<AtomicU64>,
+        stats: Arc<ClusterStats>,
+    ) -> Self {
         host.rq_active.fetch_add(1, Ordering::Relaxed);
         host.rq_total.fetch_add(1, Ordering::Relaxed);
         Self {
             host,
             cluster_rq_active,
+            stats,
+            attached: false,
+        }
+    }
+
+    /// A connection took the request (counted once, however often it is retried on
+    /// another connection before it leaves).
+    pub(crate) fn attach(&mut self) {
+        if !self.attached {
+            self.attached = true;
+            self.stats.upstream_rq_total.inc();
+            self.stats.upstream_rq_active.inc();
         }
     }
 }
@@ -100,25 +122,35 @@ impl Drop for ActiveRequest {
     fn drop(&mut self) {
         self.host.rq_active.fetch_sub(1, Ordering::Relaxed);
         self.cluster_rq_active.fetch_sub(1, Ordering::Relaxed);
+        if self.attached {
+            self.stats.upstream_rq_active.dec();
+        }
     }
 }
 
-/// Counts one open connection on a host (and its cluster) until dropped; lives in the
-/// task that drives the connection.
+/// Counts one open connection on a host (and its cluster: breaker, `upstream_cx_active`,
+/// `upstream_cx_destroy`) until dropped; lives in the task that drives the connection.
 #[derive(Debug)]
 pub(crate) struct OpenConnection {
     host: Arc<Host>,
     cluster_cx_active: Arc<AtomicU64>,
+    stats: Arc<ClusterStats>,
 }
 
 impl OpenConnection {
     /// Registers a connection that the cluster breaker already counted.
-    pub(crate) fn new(host: Arc<Host>, cluster_cx_active: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(
+        host: Arc<Host>,
+        cluster_cx_active: Arc<AtomicU64>,
+        stats: Arc<ClusterStats>,
+    ) -> Self {
         host.cx_active.fetch_add(1, Ordering::Relaxed);
         host.cx_total.fetch_add(1, Ordering::Relaxed);
+        stats.upstream_cx_active.inc();
         Self {
             host,
             cluster_cx_active,
+            stats,
         }
     }
 }
@@ -127,5 +159,7 @@ impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.host.cx_active.fetch_sub(1, Ordering::Relaxed);
         self.cluster_cx_active.fetch_sub(1, Ordering::Relaxed);
+        self.stats.upstream_cx_active.dec();
+        self.stats.upstream_cx_destroy.inc();
     }
 }

@@ -40,6 +40,8 @@ struct Level {
     /// Smooth weighted order of `groups` indices (empty: always group 0).
     locality_schedule: Vec<u32>,
     locality_next: AtomicUsize,
+    /// Under the panic threshold: picks ignore health (`lb_healthy_panic`).
+    panic: bool,
 }
 
 impl Level {
@@ -127,18 +129,29 @@ impl HostSet {
     }
 
     /// Chooses a host: priority level by load, then locality, then host by `policy`.
+    #[cfg(test)]
     pub(crate) fn pick(&self, policy: LbPolicy) -> Option<&Arc<Host>> {
+        self.pick_with_panic(policy).0
+    }
+
+    /// Like [`Self::pick`], also telling whether the choice was made in panic mode
+    /// (the level is under the healthy panic threshold; a set without any host counts
+    /// as panicking too, as in Envoy).
+    pub(crate) fn pick_with_panic(&self, policy: LbPolicy) -> (Option<&Arc<Host>>, bool) {
         let level = match self.levels.len() {
-            0 => return None,
+            0 => return (None, true),
             1 => &self.levels[0],
             _ => {
                 let n = self.priority_next.fetch_add(1, Ordering::Relaxed);
                 let point = (n.wrapping_mul(PRIORITY_STRIDE) % 100) as u32;
                 let index = self.cumulative_load.partition_point(|c| *c <= point);
-                self.levels.get(index)?
+                match self.levels.get(index) {
+                    Some(level) => level,
+                    None => return (None, false),
+                }
             }
         };
-        level.pick(policy)
+        (level.pick(policy), level.panic)
     }
 }
 
@@ -231,6 +244,7 @@ fn build_level(level: &[&LocalityHosts]) -> Level {
                 groups,
                 locality_schedule,
                 locality_next: AtomicUsize::new(0),
+                panic,
             };
         }
     }
@@ -242,6 +256,7 @@ fn build_level(level: &[&LocalityHosts]) -> Level {
         groups: vec![HostGroup::new(hosts)],
         locality_schedule: Vec::new(),
         locality_next: AtomicUsize::new(0),
+        panic,
     }
 }
 
@@ -325,6 +340,23 @@ mod tests {
     fn empty_set_picks_nothing() {
         let set = HostSet::new(Vec::new());
         assert!(set.pick(LbPolicy::RoundRobin).is_none());
+        assert!(
+            set.pick_with_panic(LbPolicy::RoundRobin).1,
+            "no host is a panic"
+        );
+    }
+
+    #[test]
+    fn panic_is_reported_only_under_the_threshold() {
+        let healthy = HostSet::new(vec![locality(0, None, vec![host(1, true), host(2, false)])]);
+        assert!(!healthy.pick_with_panic(LbPolicy::RoundRobin).1);
+        let panicking = HostSet::new(vec![locality(
+            0,
+            None,
+            vec![host(1, true), host(2, false), host(3, false)],
+        )]);
+        let (picked, panic) = panicking.pick_with_panic(LbPolicy::RoundRobin);
+        assert!(picked.is_some() && panic);
     }
 
     #[test]

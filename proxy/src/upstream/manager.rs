@@ -8,6 +8,8 @@ use std::sync::Arc;
 use baton_config::model::{self, DiscoveryType, EndpointAddress};
 use tokio::task::AbortHandle;
 
+use crate::stats::ClusterManagerStats;
+
 use super::cluster::UpstreamCluster;
 use super::dns;
 use super::error::UpstreamError;
@@ -20,6 +22,7 @@ pub struct ClusterManager {
     clusters: Vec<Arc<UpstreamCluster>>,
     by_name: HashMap<String, usize>,
     dns_tasks: Vec<AbortHandle>,
+    stats: ClusterManagerStats,
 }
 
 impl ClusterManager {
@@ -42,6 +45,7 @@ impl ClusterManager {
             clusters: Vec::with_capacity(clusters.len()),
             by_name: HashMap::with_capacity(clusters.len()),
             dns_tasks: Vec::new(),
+            stats: ClusterManagerStats::new(crate::stats::store()),
         };
         for (model, localities) in clusters.iter().zip(resolved) {
             if manager.by_name.contains_key(&model.name) {
@@ -63,7 +67,14 @@ impl ClusterManager {
                 .by_name
                 .insert(model.name.clone(), manager.clusters.len());
             manager.clusters.push(cluster);
+            manager.stats.cluster_added.inc();
         }
+        // Static clusters are active at once (no warming without CDS).
+        manager
+            .stats
+            .active_clusters
+            .set(manager.clusters.len() as u64);
+        manager.stats.warming_clusters.set(0);
         Ok(Arc::new(manager))
     }
 

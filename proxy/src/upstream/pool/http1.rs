@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 
 use super::{reset, with_existing_pools, with_pools};
 use crate::upstream::cluster::UpstreamCluster;
-use crate::upstream::connect::connect;
+use crate::upstream::connect::{connect, Protocol};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::host::{ActiveRequest, Host};
 use crate::upstream::RequestBody;
@@ -94,10 +94,10 @@ pub(super) async fn send(
     host: &Arc<Host>,
     mut req: Request<RequestBody>,
     upgrade: bool,
-    active: ActiveRequest,
+    mut active: ActiveRequest,
 ) -> Result<Response<Incoming>, UpstreamError> {
     if upgrade {
-        return send_upgrade(cluster, host, req).await;
+        return send_upgrade(cluster, host, req, active).await;
     }
     let mut yielded = false;
     loop {
@@ -105,6 +105,7 @@ pub(super) async fn send(
         match idle {
             Some(mut conn) => {
                 let busy = Busy { host_id: host.id };
+                active.attach();
                 match conn.sender.try_send_request(req).await {
                     Ok(response) => {
                         return_when_done(
@@ -135,14 +136,14 @@ pub(super) async fn send(
         }
     }
 
-    let pending = cluster
-        .breakers()
-        .pending()
-        .ok_or(UpstreamError::Overflow)?;
-    let mut sender = new_connection(cluster, host, false).await?;
+    let pending = cluster.pending_slot()?;
+    let mut sender = new_connection(cluster, host, false)
+        .await
+        .inspect_err(|e| pending.failed(e))?;
     drop(pending);
     with_pools(host, |p| p.http1.busy += 1);
     let busy = Busy { host_id: host.id };
+    active.attach();
     match sender.send_request(req).await {
         Ok(response) => {
             return_when_done(cluster, host, sender, 1, busy, active);
@@ -158,13 +159,14 @@ async fn send_upgrade(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
     req: Request<RequestBody>,
+    mut active: ActiveRequest,
 ) -> Result<Response<Incoming>, UpstreamError> {
-    let pending = cluster
-        .breakers()
-        .pending()
-        .ok_or(UpstreamError::Overflow)?;
-    let mut sender = new_connection(cluster, host, true).await?;
+    let pending = cluster.pending_slot()?;
+    let mut sender = new_connection(cluster, host, true)
+        .await
+        .inspect_err(|e| pending.failed(e))?;
     drop(pending);
+    active.attach();
     sender.send_request(req).await.map_err(|e| reset(host, &e))
 }
 
@@ -174,7 +176,7 @@ async fn new_connection(
     host: &Arc<Host>,
     upgrades: bool,
 ) -> Result<SendRequest<RequestBody>, UpstreamError> {
-    let (stream, open) = connect(cluster, host).await?;
+    let (stream, open) = connect(cluster, host, Protocol::Http1).await?;
     let (sender, conn) = Builder::new()
         .handshake(TokioIo::new(stream))
         .await

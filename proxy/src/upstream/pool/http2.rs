@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::{reset, with_existing_pools, with_pools};
 use crate::upstream::cluster::UpstreamCluster;
-use crate::upstream::connect::connect;
+use crate::upstream::connect::{connect, Protocol};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::host::{ActiveRequest, Host};
 use crate::upstream::RequestBody;
@@ -154,7 +154,7 @@ pub(super) async fn send(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
     req: Request<RequestBody>,
-    active: ActiveRequest,
+    mut active: ActiveRequest,
 ) -> Result<Response<Incoming>, UpstreamError> {
     let max_streams = cluster.model.http2.max_concurrent_streams.max(1) as usize;
     let mut req = req;
@@ -173,6 +173,7 @@ pub(super) async fn send(
                 Checkout::Wait(_) => open(cluster, host, None).await?,
                 Checkout::Connect(connecting) => open(cluster, host, Some(connecting)).await?,
             };
+        active.attach();
         let result = sender.try_send_request(req).await;
         drop(stream);
         match result {
@@ -199,11 +200,10 @@ async fn open(
     host: &Arc<Host>,
     connecting: Option<Connecting>,
 ) -> Result<(SendRequest<RequestBody>, Stream), UpstreamError> {
-    let pending = cluster
-        .breakers()
-        .pending()
-        .ok_or(UpstreamError::Overflow)?;
-    let (tcp, open) = connect(cluster, host).await?;
+    let pending = cluster.pending_slot()?;
+    let (tcp, open) = connect(cluster, host, Protocol::Http2)
+        .await
+        .inspect_err(|e| pending.failed(e))?;
     let options = &cluster.model.http2;
     let (sender, conn) = Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -211,7 +211,8 @@ async fn open(
         .initial_connection_window_size(options.initial_connection_window_size)
         .handshake(TokioIo::new(tcp))
         .await
-        .map_err(|e| reset(host, &e))?;
+        .map_err(|e| reset(host, &e))
+        .inspect_err(|e| pending.failed(e))?;
     let address = host.address;
     tokio::spawn(async move {
         let _open = open;

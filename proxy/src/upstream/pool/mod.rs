@@ -80,11 +80,8 @@ pub(crate) async fn send(
     http2: bool,
     upgrade: bool,
 ) -> Result<Response<Incoming>, UpstreamError> {
-    let slot = cluster
-        .breakers()
-        .request()
-        .ok_or(UpstreamError::Overflow)?;
-    let active = ActiveRequest::new(host.clone(), slot.into_owned());
+    let slot = cluster.request_slot()?;
+    let active = ActiveRequest::new(host.clone(), slot.into_owned(), cluster.stats().clone());
     let result = if http2 {
         http2::send(cluster, host, into_http2(req, host), active).await
     } else {

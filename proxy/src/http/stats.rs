@@ -1,0 +1,149 @@
+//! The connection manager's stats lifecycle: guards that count one downstream
+//! connection, one request ("stream") and one upgraded tunnel in `http.<stat_prefix>.*`
+//! (and `listener.<address>.http.<stat_prefix>.*`) from start to end, whichever way they
+//! end. Every handle was resolved when the connection manager config was compiled, so
+//! these are relaxed atomic adds only.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::Version;
+
+use crate::stats::record_ms;
+
+use super::context::HcmRuntime;
+
+/// One downstream connection: `downstream_cx_total` / `_active` now, `_destroy` and
+/// `downstream_cx_length_ms` when dropped.
+#[derive(Debug)]
+pub(crate) struct ActiveConnection {
+    runtime: Arc<HcmRuntime>,
+    opened: Instant,
+}
+
+impl ActiveConnection {
+    pub(crate) fn open(runtime: &Arc<HcmRuntime>) -> Self {
+        runtime.stats.downstream_cx_total.inc();
+        runtime.stats.downstream_cx_active.inc();
+        Self {
+            runtime: runtime.clone(),
+            opened: Instant::now(),
+        }
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        let stats = &self.runtime.stats;
+        stats.downstream_cx_active.dec();
+        stats.downstream_cx_destroy.inc();
+        record_ms(&stats.downstream_cx_length_ms, self.opened.elapsed());
+    }
+}
+
+/// One request from its headers until its response was sent (or abandoned).
+/// Counts `downstream_rq_total`, `_http1_total`/`_http2_total` and `_active` at once,
+/// the status class when the response starts, then either `downstream_rq_completed` and
+/// `downstream_rq_time` ([`Self::complete`]), `downstream_rq_tx_reset` ([`Self::tx_reset`]:
+/// the proxy broke off the response), or, dropped unfinished, `downstream_rq_rx_reset`
+/// (the client went away first).
+#[derive(Debug)]
+pub(crate) struct ActiveStream {
+    runtime: Arc<HcmRuntime>,
+    started: Instant,
+    ended: bool,
+}
+
+impl ActiveStream {
+    pub(crate) fn begin(runtime: &Arc<HcmRuntime>, version: Version, started: Instant) -> Self {
+        let stats = &runtime.stats;
+        stats.downstream_rq_total.inc();
+        if version == Version::HTTP_2 {
+            stats.downstream_rq_http2_total.inc();
+        } else {
+            stats.downstream_rq_http1_total.inc();
+        }
+        stats.downstream_rq_active.inc();
+        Self {
+            runtime: runtime.clone(),
+            started,
+            ended: false,
+        }
+    }
+
+    /// The response headers go out with `status` (`downstream_rq_<class>xx`).
+    pub(crate) fn response_started(&self, status: u16) {
+        self.runtime.stats.downstream_rq_xx.record(status);
+        if let Some(l) = &self.runtime.listener_stats {
+            l.downstream_rq_xx.record(status);
+        }
+    }
+
+    /// The whole response was sent.
+    pub(crate) fn complete(mut self) {
+        self.ended = true;
+        let stats = &self.runtime.stats;
+        stats.downstream_rq_completed.inc();
+        if let Some(l) = &self.runtime.listener_stats {
+            l.downstream_rq_completed.inc();
+        }
+        record_ms(&stats.downstream_rq_time, self.started.elapsed());
+    }
+
+    /// The proxy reset the response mid-way (the upstream body failed).
+    pub(crate) fn tx_reset(mut self) {
+        self.ended = true;
+        self.runtime.stats.downstream_rq_tx_reset.inc();
+    }
+}
+
+impl Drop for ActiveStream {
+    fn drop(&mut self) {
+        let stats = &self.runtime.stats;
+        stats.downstream_rq_active.dec();
+        if !self.ended {
+            stats.downstream_rq_rx_reset.inc();
+        }
+    }
+}
+
+/// Counts the request the codec rejected before the connection manager saw it
+/// (malformed or oversized headers; Envoy still accounts it as a request that was
+/// answered before it was complete, then reset).
+pub(crate) fn codec_rejected_request(runtime: &HcmRuntime, status: u16) {
+    let stats = &runtime.stats;
+    stats.downstream_cx_protocol_error.inc();
+    stats.downstream_rq_total.inc();
+    stats.downstream_rq_http1_total.inc();
+    stats.downstream_rq_xx.record(status);
+    stats.downstream_rq_completed.inc();
+    stats.downstream_rq_response_before_rq_complete.inc();
+    stats.downstream_rq_rx_reset.inc();
+    if let Some(l) = &runtime.listener_stats {
+        l.downstream_rq_xx.record(status);
+        l.downstream_rq_completed.inc();
+    }
+}
+
+/// One upgraded connection (websocket after a 101, CONNECT tunnel):
+/// `downstream_cx_upgrades_total` / `_active` until the tunnel ends.
+#[derive(Debug)]
+pub(crate) struct ActiveUpgrade {
+    runtime: Arc<HcmRuntime>,
+}
+
+impl ActiveUpgrade {
+    pub(crate) fn open(runtime: &Arc<HcmRuntime>) -> Self {
+        runtime.stats.downstream_cx_upgrades_total.inc();
+        runtime.stats.downstream_cx_upgrades_active.inc();
+        Self {
+            runtime: runtime.clone(),
+        }
+    }
+}
+
+impl Drop for ActiveUpgrade {
+    fn drop(&mut self) {
+        self.runtime.stats.downstream_cx_upgrades_active.dec();
+    }
+}
