@@ -173,3 +173,33 @@ async fn connect_failure_logged_with_uf_flag() -> anyhow::Result<()> {
     assert_eq!(lines[0], format!("503 UF {closed}"));
     Ok(())
 }
+
+#[tokio::test]
+async fn stdout_access_log() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    hcm_of(&mut cfg, 0)["access_log"] = json!([{
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": { "text_format_source": { "inline_string": "stdout-marker %REQ(:PATH)% %RESPONSE_CODE%\n" } },
+        },
+    }]);
+    let proxy = Proxy::start(&cfg).await?;
+    assert_eq!(
+        get_with(proxy.listener_addr("http").await?, "/to-stdout", &[])
+            .await?
+            .status,
+        200
+    );
+    let proxy_ref = &proxy;
+    eventually(LOG_WAIT, || async move {
+        Ok(proxy_ref
+            .log()
+            .lines()
+            .any(|l| l == "stdout-marker /to-stdout 200")
+            .then_some(()))
+    })
+    .await?;
+    Ok(())
+}

@@ -2,7 +2,7 @@
 //! /config_dump, /healthcheck/fail and /healthcheck/ok.
 
 use baton_tests::config::simple_proxy;
-use baton_tests::{get, EchoUpstream, Proxy};
+use baton_tests::{get, EchoUpstream, Proxy, StartOptions};
 use serde_json::Value;
 
 async fn proxy() -> anyhow::Result<(EchoUpstream, Proxy)> {
@@ -163,5 +163,24 @@ async fn unknown_admin_path_is_404() -> anyhow::Result<()> {
             .status,
         404
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn server_info_echoes_service_cluster_and_node() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let opts = StartOptions {
+        extra_args: ["--service-cluster", "edge", "--service-node", "node-1"]
+            .map(String::from)
+            .to_vec(),
+        ..StartOptions::default()
+    };
+    let proxy = Proxy::start_with(&simple_proxy(&[upstream.addr()]), opts).await?;
+    let info = proxy.admin_request("GET", "/server_info").await?.json()?;
+    let options = &info["command_line_options"];
+    assert_eq!(options["service_cluster"], "edge", "{options}");
+    assert_eq!(options["service_node"], "node-1", "{options}");
+    assert_eq!(info["node"]["cluster"], "edge", "{info}");
+    assert_eq!(info["node"]["id"], "node-1", "{info}");
     Ok(())
 }

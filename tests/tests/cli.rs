@@ -125,3 +125,81 @@ fn validate_mode_with_config_yaml() -> anyhow::Result<()> {
     assert!(combined(&out, &err).contains("OK"), "{out}\n{err}");
     Ok(())
 }
+
+/// Writes `cfg` and runs `--mode validate` on it; returns (success, combined output).
+fn validate(cfg: &serde_json::Value) -> anyhow::Result<(bool, String)> {
+    let dir = TempDir::new()?;
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, serde_json::to_string_pretty(cfg)?)?;
+    let path_text = path.display().to_string();
+    let (status, out, err) = run_to_completion(&["--mode", "validate", "-c", &path_text])?;
+    Ok((status.success(), combined(&out, &err)))
+}
+
+#[test]
+fn validate_mode_rejects_http_filters_not_ending_with_router() -> anyhow::Result<()> {
+    let mut cfg = valid_config();
+    let filters = cfg
+        .pointer_mut(
+            "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters",
+        )
+        .ok_or_else(|| anyhow::anyhow!("no http_filters"))?;
+    *filters = serde_json::json!([
+        { "name": "envoy.filters.http.router", "typed_config": { "@type": baton_tests::config::ROUTER_TYPE } },
+        { "name": "envoy.filters.http.router2", "typed_config": { "@type": baton_tests::config::ROUTER_TYPE } },
+    ]);
+    let (ok, text) = validate(&cfg)?;
+    assert!(!ok, "{text}");
+    Ok(())
+}
+
+#[test]
+fn validate_mode_rejects_unknown_http_filter() -> anyhow::Result<()> {
+    let mut cfg = valid_config();
+    let filters = cfg
+        .pointer_mut(
+            "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters",
+        )
+        .ok_or_else(|| anyhow::anyhow!("no http_filters"))?;
+    *filters = serde_json::json!([
+        { "name": "my.unknown.filter", "typed_config": { "@type": "type.googleapis.com/my.unknown.v3.Filter" } },
+        { "name": "envoy.filters.http.router", "typed_config": { "@type": baton_tests::config::ROUTER_TYPE } },
+    ]);
+    let (ok, text) = validate(&cfg)?;
+    assert!(!ok, "{text}");
+    assert!(text.contains("my.unknown"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn validate_mode_rejects_unknown_enum_value() -> anyhow::Result<()> {
+    let mut cfg = valid_config();
+    cfg["static_resources"]["clusters"] = serde_json::json!([{
+        "name": "c", "type": "STATICX", "connect_timeout": "1s",
+    }]);
+    let (ok, text) = validate(&cfg)?;
+    assert!(!ok, "{text}");
+    assert!(text.contains("STATICX"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn init_only_mode_initialises_and_exits_zero() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, serde_json::to_string_pretty(&valid_config())?)?;
+    let path_text = path.display().to_string();
+    let base_id = (std::process::id() % 20_000 * 100 + 99).to_string();
+    let (status, out, err) = run_to_completion(&[
+        "--mode",
+        "init_only",
+        "-c",
+        &path_text,
+        "--base-id",
+        &base_id,
+        "--concurrency",
+        "1",
+    ])?;
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    Ok(())
+}

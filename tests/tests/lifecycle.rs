@@ -57,3 +57,13 @@ async fn quitquitquit_exits_zero() -> anyhow::Result<()> {
     assert!(status.success(), "{status}");
     Ok(())
 }
+
+#[tokio::test]
+async fn sigint_exits_zero() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let mut proxy = Proxy::start(&simple_proxy(&[upstream.addr()])).await?;
+    proxy.signal(nix::sys::signal::Signal::SIGINT)?;
+    let status = proxy.wait_exit(EXIT_WAIT).await?;
+    assert!(status.success(), "{status}");
+    Ok(())
+}
