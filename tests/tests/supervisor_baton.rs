@@ -262,3 +262,20 @@ async fn sigterm_drains_baton_and_exits_zero_without_orphans() -> anyhow::Result
     assert!(process_gone(pid0), "baton pid {pid0} left behind");
     Ok(())
 }
+
+#[tokio::test]
+async fn reload_under_load_with_supervisor_held_sockets_fails_no_request() -> anyhow::Result<()> {
+    let fx = RealFixture::new().await?;
+    let mut sup = fx.start(&["--hold-sockets"], baton_binary())?;
+    sup.wait_live().await?;
+    let load = Load::start_mixed(fx.addr(), 3, 2, 100_000);
+    load.wait_ok(50).await?;
+    let (code, stdout, stderr) = sup.ctl(&["reload"])?;
+    assert_eq!(code, 0, "{stdout} {stderr}\n{}", sup.log());
+    sup.wait_live_epoch_at_least(1).await?;
+    more_ok(&load, 50).await?;
+    let counts = load.stop().await;
+    eprintln!("reload with held sockets under load: {}", counts.summary());
+    assert_clean(&counts);
+    Ok(())
+}
