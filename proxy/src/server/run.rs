@@ -260,7 +260,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
 
     // 6. Become the generation new children talk to.
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let child_arrived = Arc::new(Notify::new());
+    let child_took_over = Arc::new(Notify::new());
     if let Some(paths) = &paths {
         let mode = u32::from_str_radix(&opts.socket_mode, 8).unwrap_or(0o600);
         let listener = parent::bind(&paths.private, mode)?;
@@ -278,14 +278,14 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             sockets,
             events_tx.clone(),
             state.hot_restart_generation.load(Ordering::Relaxed),
-            Arc::clone(&child_arrived),
+            Arc::clone(&child_took_over),
             Arc::clone(&tracker),
         );
         parent::publish(&paths.private, &paths.public)?;
         tokio::spawn(parent::serve(listener, ctx));
     }
     if let Some(link) = parent_link.take() {
-        tokio::spawn(watch_parent(link, Arc::clone(&child_arrived)));
+        tokio::spawn(watch_parent(link, Arc::clone(&child_took_over)));
     }
 
     state.set_lifecycle(ServerLifecycle::Live);
@@ -318,8 +318,6 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
                             }
                         }
                     }
-                    ParentEvent::Drain => state.request_shutdown(ShutdownReason::HotRestart),
-                    ParentEvent::Terminate => state.request_shutdown(ShutdownReason::Terminate),
                 },
             }
         }
@@ -379,12 +377,12 @@ async fn start_admin(
 
 /// Holds the link to our (draining) parent: tells it to terminate when a newer
 /// generation arrives, and logs when it exits.
-async fn watch_parent(mut link: ParentLink, child_arrived: Arc<Notify>) {
+async fn watch_parent(mut link: ParentLink, child_took_over: Arc<Notify>) {
     let parent_pid = link.parent_pid;
     tokio::select! {
         _ = link.closed() => {}
-        _ = child_arrived.notified() => {
-            info!(parent_pid, "a newer generation arrived; telling the oldest draining generation to terminate");
+        _ = child_took_over.notified() => {
+            info!(parent_pid, "a newer generation took over from us; telling our draining parent to terminate");
             if let Err(e) = link.terminate().await {
                 warn!(error = %e, "could not tell the draining parent to terminate");
             }

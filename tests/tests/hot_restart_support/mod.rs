@@ -12,6 +12,7 @@
 #![allow(dead_code, unused_imports)] // each test file uses a different part of this module
 
 pub mod load;
+pub mod protocol;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -106,11 +107,16 @@ impl Service {
             "2".into(),
             "-l".into(),
             "info".into(),
-            "--drain-time-s".into(),
-            DRAIN_TIME_S.to_string(),
-            "--parent-shutdown-time-s".into(),
-            PARENT_SHUTDOWN_TIME_S.to_string(),
         ];
+        // Short drain defaults unless the test sets its own.
+        for (flag, value) in [
+            ("--drain-time-s", DRAIN_TIME_S),
+            ("--parent-shutdown-time-s", PARENT_SHUTDOWN_TIME_S),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_string(), value.to_string()]);
+            }
+        }
         args.extend(extra.iter().map(|s| (*s).to_string()));
         let bin = proxy_binary();
         let child = Command::new(&bin)

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use super::codec::{Channel, CodecError};
 use super::{HotRestartError, PROTOCOL_VERSION, STATS_LAYOUT_VERSION};
 use crate::listener::ConnectionTracker;
-use crate::server::state::ServerState;
+use crate::server::state::{ServerState, ShutdownReason};
 
 /// How long a refused peer gets to send its hello before the refusal is sent.
 const REFUSAL_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -41,10 +41,6 @@ pub enum ParentEvent {
     ShutdownAdmin,
     /// The child failed after taking admin: serve admin again.
     RestoreAdmin,
-    /// The child is LIVE: drain and exit.
-    Drain,
-    /// A newer generation wants us gone now.
-    Terminate,
 }
 
 /// Shared state of the parent side.
@@ -57,8 +53,9 @@ pub struct ParentContext {
     pub events: mpsc::UnboundedSender<ParentEvent>,
     /// Our hot-restart generation (how many hand-overs led to us).
     pub generation: u32,
-    /// Woken when a child says hello (our own draining parent must then terminate).
-    pub child_arrived: Arc<Notify>,
+    /// Woken when a child has taken over from us (our own draining parent must then
+    /// terminate).
+    pub child_took_over: Arc<Notify>,
     /// Our downstream connections (`server.parent_connections` for the child).
     pub tracker: Arc<ConnectionTracker>,
     busy: AtomicBool,
@@ -73,7 +70,7 @@ impl ParentContext {
         sockets: Vec<PassableSocket>,
         events: mpsc::UnboundedSender<ParentEvent>,
         generation: u32,
-        child_arrived: Arc<Notify>,
+        child_took_over: Arc<Notify>,
         tracker: Arc<ConnectionTracker>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -81,7 +78,7 @@ impl ParentContext {
             sockets,
             events,
             generation,
-            child_arrived,
+            child_took_over,
             tracker,
             busy: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -220,7 +217,6 @@ async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRe
             Some(pb::request::Kind::Hello(h)) => {
                 child = format!("child epoch {} pid {}", h.child_epoch, h.child_pid);
                 info!(%child, "hot restart: child says hello");
-                ctx.child_arrived.notify_waiters();
                 let r = reply(pb::reply::Kind::Hello(pb::HelloReply {
                     protocol_version: PROTOCOL_VERSION,
                     stats_layout_version: STATS_LAYOUT_VERSION,
@@ -285,7 +281,10 @@ async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRe
             }
             Some(pb::request::Kind::DrainListeners(_)) => {
                 ctx.draining.store(true, Ordering::Release);
-                let _ = ctx.events.send(ParentEvent::Drain);
+                ctx.state.request_shutdown(ShutdownReason::HotRestart);
+                // Our own draining parent (if any) must go now: at most one generation
+                // drains at a time. Only now, so a child that fails earlier costs it nothing.
+                ctx.child_took_over.notify_one();
                 channel
                     .send(&reply(pb::reply::Kind::Ack(pb::Ack {})), None)
                     .await?;
@@ -293,7 +292,9 @@ async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRe
             }
             Some(pb::request::Kind::Terminate(_)) => {
                 ctx.draining.store(true, Ordering::Release);
-                let _ = ctx.events.send(ParentEvent::Terminate);
+                // Straight to the server state: the main loop no longer reads events once
+                // it drains, and Terminate must cut a drain short.
+                ctx.state.request_shutdown(ShutdownReason::Terminate);
                 channel
                     .send(&reply(pb::reply::Kind::Ack(pb::Ack {})), None)
                     .await?;
