@@ -27,12 +27,19 @@ pub fn install(store: StatsStore) {
     let _ = STORE.set(store);
 }
 
-/// The process's store. Before `install` (unit tests, tools), a private in-memory
-/// fallback store is used so handles always work.
+/// The process's store. Before `install` (unit tests, tools), a private fallback region
+/// in `$TMPDIR/baton-stats-<pid>` (mode 0700, as the region requires) is used so
+/// handles always work.
 pub fn store() -> &'static StatsStore {
     STORE.get_or_init(|| {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = std::env::temp_dir().join(format!("baton-stats-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir);
+        // A directory left by an earlier process with this pid may have other modes.
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
         StatsStore::open_or_create(&baton_shared_stats::RegionConfig::new(&dir, 0), 0)
             .unwrap_or_else(|e| {
                 panic!(
