@@ -239,7 +239,11 @@ fn stats_response(path: &str, query: &str) -> AdminResponse {
             snapshot.render_prometheus(&options),
         )
     } else if format == "json" {
-        respond(StatusCode::OK, "application/json", snapshot.render_json(&options))
+        respond(
+            StatusCode::OK,
+            "application/json",
+            snapshot.render_json(&options),
+        )
     } else {
         text(StatusCode::OK, snapshot.render_text(&options))
     }

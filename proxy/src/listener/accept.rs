@@ -9,11 +9,11 @@ use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use super::filter_chain::{select_filter_chain, MatchInput};
-use crate::stats::{record_ms, ListenerStats};
 use super::tracker::ConnectionTracker;
 use crate::http::HttpContext;
 use crate::server::conn_info::ConnInfo;
 use crate::server::drain::DrainSignal;
+use crate::stats::{record_ms, ListenerStats};
 use crate::upstream::ClusterManager;
 
 /// What network filters need from the server.

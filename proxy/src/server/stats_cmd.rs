@@ -20,7 +20,10 @@ pub enum StatsFormat {
 
 /// `baton stats` arguments.
 #[derive(Debug, Parser)]
-#[command(name = "baton stats", about = "Print a Baton stats region (no proxy needed)")]
+#[command(
+    name = "baton stats",
+    about = "Print a Baton stats region (no proxy needed)"
+)]
 pub struct StatsArgs {
     /// The service's --base-id.
     #[arg(long = "base-id", default_value_t = 0)]
@@ -71,9 +74,9 @@ pub fn run(args: &[String]) -> anyhow::Result<u8> {
             );
         }
     }
-    let snapshot = reader
-        .snapshot()
-        .map_err(|e| anyhow::anyhow!("cannot read stats region {}: {e}", reader.path().display()))?;
+    let snapshot = reader.snapshot().map_err(|e| {
+        anyhow::anyhow!("cannot read stats region {}: {e}", reader.path().display())
+    })?;
     let out = match args.format {
         StatsFormat::Text => snapshot.render_text(&options),
         StatsFormat::Json => snapshot.render_json(&options),
