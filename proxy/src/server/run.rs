@@ -202,7 +202,8 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     });
 
     // 3. Workers start accepting (the parent still accepts too: same sockets).
-    let (drain_trigger, drain_signal) = drain::channel();
+    let (drain_trigger, drain_signal) =
+        drain::channel_with(opts.drain_strategy, Duration::from_secs(opts.drain_time_s));
     let workers = workers::start(opts.workers(), &bound, &network, &drain_signal)?;
 
     // 4. Admin. The parent's admin listener is stopped only when we need its address
@@ -327,12 +328,12 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     info!(epoch, ?reason, "draining listeners");
     notify::stopping();
     state.set_lifecycle(ServerLifecycle::Draining);
-    drain_trigger.set(DrainPhase::Draining);
-    drop(bound);
     let mut limit = Duration::from_secs(opts.drain_time_s);
     if reason == ShutdownReason::HotRestart {
         limit = limit.min(Duration::from_secs(opts.parent_shutdown_time_s));
     }
+    drain_trigger.begin_drain(limit);
+    drop(bound);
     if reason != ShutdownReason::Terminate {
         tokio::select! {
             _ = tracker.wait_idle() => {}
