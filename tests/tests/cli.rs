@@ -203,3 +203,16 @@ fn init_only_mode_initialises_and_exits_zero() -> anyhow::Result<()> {
     assert!(status.success(), "{status}\n{out}\n{err}");
     Ok(())
 }
+
+#[test]
+fn validate_mode_rejects_route_to_undefined_cluster() -> anyhow::Result<()> {
+    let mut cfg = valid_config();
+    let routes = cfg
+        .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes")
+        .ok_or_else(|| anyhow::anyhow!("no routes"))?;
+    *routes = serde_json::json!([{ "match": { "prefix": "/" }, "route": { "cluster": "undefined_cluster" } }]);
+    let (ok, text) = validate(&cfg)?;
+    assert!(!ok, "{text}");
+    assert!(text.contains("undefined_cluster"), "{text}");
+    Ok(())
+}
