@@ -167,18 +167,21 @@ async fn drain_closes_http1_after_response() {
     .await;
     let mut busy = TcpStream::connect(proxy.addr).await.expect("connect");
     let mut idle = TcpStream::connect(proxy.addr).await.expect("connect");
+    let mut quiet = TcpStream::connect(proxy.addr).await.expect("connect");
     let mut buf = Vec::new();
     busy.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         .await
         .expect("write");
     let r = read_response(&mut busy, &mut buf).await.expect("response");
     assert_eq!(r.header("connection"), None);
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .expect("write");
-    let _ = read_response(&mut idle, &mut Vec::new())
-        .await
-        .expect("response");
+    for conn in [&mut idle, &mut quiet] {
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .expect("write");
+        let _ = read_response(conn, &mut Vec::new())
+            .await
+            .expect("response");
+    }
 
     // A request in flight when the drain starts gets `connection: close`, then the
     // connection closes.
@@ -187,16 +190,31 @@ async fn drain_closes_http1_after_response() {
         .expect("write");
     tokio::time::sleep(Duration::from_millis(50)).await;
     proxy.drain.set(DrainPhase::Draining);
-    assert!(
-        closes(&mut idle).await,
-        "idle keep-alive connection closes on drain"
-    );
     busy.write_all(b"cde").await.expect("write");
     let r = read_response(&mut busy, &mut buf).await.expect("response");
     assert_eq!(r.status, 200);
     assert!(r.text().ends_with("\nabcde"), "{}", r.text());
     assert_eq!(r.header("connection"), Some("close"));
     assert!(closes(&mut busy).await);
+
+    // An idle keep-alive connection is not closed under a client that may be sending
+    // on it: its next request is served with `connection: close`, then it closes.
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("write");
+    let r = read_response(&mut idle, &mut Vec::new())
+        .await
+        .expect("idle connection still served during drain");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(closes(&mut idle).await);
+
+    // One that stays quiet closes when the drain time is over.
+    proxy.drain.set(DrainPhase::Closed);
+    assert!(
+        closes(&mut quiet).await,
+        "quiet connection closes at drain end"
+    );
 }
 
 #[tokio::test]

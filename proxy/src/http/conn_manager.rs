@@ -51,14 +51,18 @@ pub async fn serve_connection<IO>(
         idle_since_ms: AtomicU64::new(0),
         born: Instant::now(),
         closing: AtomicBool::new(false),
+        http2: AtomicBool::new(false),
     });
     let io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
         .with_stats(runtime.clone());
     let error_status = io.error_status.clone();
     let builder = codec::builder(&hcm);
     let svc_shared = shared.clone();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let shared = svc_shared.clone();
+        if req.version() == http::Version::HTTP_2 {
+            shared.http2.store(true, Ordering::Relaxed);
+        }
         async move { Ok::<_, Infallible>(stream::handle(shared, req).await) }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -67,6 +71,7 @@ pub async fn serve_connection<IO>(
     let mut draining = drain.clone();
     let mut closed = drain;
     let mut shutting_down = false;
+    let mut drain_seen = false;
     let mut force_close_at: Option<Instant> = None;
     let mut codec_error = false;
     let max_duration_at = hcm.max_connection_duration.map(|d| shared.born + d);
@@ -89,17 +94,30 @@ pub async fn serve_connection<IO>(
                 }
                 break;
             }
-            _ = draining.draining(), if !shutting_down => {
+            _ = draining.draining(), if !drain_seen => {
+                // HTTP/2: GOAWAY now (streams the client already sent still complete).
+                // HTTP/1.1: keep serving; the next response carries `connection: close`
+                // and the connection ends after it. An idle keep-alive connection is not
+                // closed here: closing it races a client that is sending on it (the
+                // request would be lost); it closes when the drain reaches Closed.
+                drain_seen = true;
                 runtime.stats.downstream_cx_drain_close.inc();
                 shared.closing.store(true, Ordering::Relaxed);
-                connection.as_mut().graceful_shutdown();
-                shutting_down = true;
+                if !shutting_down && shared.http2.load(Ordering::Relaxed) {
+                    connection.as_mut().graceful_shutdown();
+                    shutting_down = true;
+                }
             }
             _ = closed.closed() => break,
             _ = ticker.tick() => {
                 let now = Instant::now();
                 if force_close_at.is_some_and(|t| now >= t) {
                     break;
+                }
+                if drain_seen && !shutting_down && shared.http2.load(Ordering::Relaxed) {
+                    // An HTTP/2 connection whose first request came after drain began.
+                    connection.as_mut().graceful_shutdown();
+                    shutting_down = true;
                 }
                 let idle = shared.active.load(Ordering::Relaxed) == 0;
                 let idle_for = shared.born.elapsed()

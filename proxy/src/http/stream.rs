@@ -42,6 +42,8 @@ pub struct ConnShared {
     pub born: std::time::Instant,
     /// Set by drain / max_connection_duration: HTTP/1.1 responses carry `connection: close`.
     pub closing: std::sync::atomic::AtomicBool,
+    /// The connection speaks HTTP/2 (seen on its first request): drain sends GOAWAY.
+    pub http2: std::sync::atomic::AtomicBool,
 }
 
 /// State of one exchange while it is being handled.
