@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs Baton's whole test suite on a fresh machine: installs what the tests need
-# (idempotently), builds the binaries the cross-process tests start, runs every test.
+# (idempotently: Debian's systemd package for systemd-socket-activate/systemd-analyze,
+# python3; the Prometheus parser venv is made by the test that uses it), checks the
+# systemd units, builds the binaries the cross-process tests start, runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Python tools some tests use (Prometheus text parser); a project-local venv.
-if [ -x shared-stats/scripts/setup-python.sh ]; then
-  shared-stats/scripts/setup-python.sh
-fi
+systemd/install-test-deps.sh
+systemd/verify.sh
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 cargo build --workspace --bins
