@@ -120,6 +120,21 @@ impl Load {
             .sum()
     }
 
+    /// Counts so far per kind: (kind, served, failed, refused), without stopping.
+    pub fn snapshot(&self) -> Vec<(ClientKind, u64, u64, u64)> {
+        self.counters
+            .iter()
+            .map(|(kind, c)| {
+                (
+                    *kind,
+                    c.served.load(Ordering::Relaxed),
+                    c.failed.load(Ordering::Relaxed),
+                    c.refused.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
     /// Waits (bounded by `timeout`) until `more` further requests were served; false if not.
     pub async fn wait_served(&self, more: u64, timeout: Duration) -> bool {
         let target = self.served() + more;

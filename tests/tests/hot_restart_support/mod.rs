@@ -103,13 +103,12 @@ impl Service {
             epoch.to_string(),
             "--admin-address-path".into(),
             admin_path.display().to_string(),
-            "--concurrency".into(),
-            "2".into(),
             "-l".into(),
             "info".into(),
         ];
-        // Short drain defaults unless the test sets its own.
+        // Two workers and short drains unless the test sets its own.
         for (flag, value) in [
+            ("--concurrency", 2),
             ("--drain-time-s", DRAIN_TIME_S),
             ("--parent-shutdown-time-s", PARENT_SHUTDOWN_TIME_S),
         ] {
