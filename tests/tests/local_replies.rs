@@ -243,3 +243,33 @@ async fn second_cluster_unaffected_by_failed_one() -> anyhow::Result<()> {
     assert_eq!(get(addr, "/live").await?.status, 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn route_idle_timeout_is_504_stream_timeout() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    *routes_of(&mut cfg, 0) = json!([{ "match": { "prefix": "/" },
+        "route": { "cluster": "backend", "timeout": "0s", "idle_timeout": "0.3s" } }]);
+    let proxy = Proxy::start(&cfg).await?;
+    let resp = get(proxy.listener_addr("http").await?, "/?delay_ms=3000").await?;
+    assert_eq!(resp.status, 504);
+    assert_eq!(resp.body_text(), "stream timeout");
+    Ok(())
+}
+
+#[tokio::test]
+async fn connection_idle_timeout_closes_idle_keep_alive_connection() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    let hcm = hcm_of(&mut cfg, 0);
+    hcm["common_http_protocol_options"] = json!({ "idle_timeout": "0.3s" });
+    // Envoy drains an idle connection for drain_timeout (default 5 s) before closing it.
+    hcm["drain_timeout"] = json!("0.1s");
+    let proxy = Proxy::start(&cfg).await?;
+    let mut conn = RawHttp1::connect(proxy.listener_addr("http").await?).await?;
+    conn.send_request("GET", "/", &[], b"").await?;
+    assert_eq!(conn.read_response().await?.status, 200);
+    // No further request: the proxy closes the idle connection (bounded by the I/O timeout).
+    assert!(conn.read_to_close().await?.is_empty());
+    Ok(())
+}
