@@ -314,3 +314,55 @@ async fn server_header_pass_through() -> anyhow::Result<()> {
     assert_eq!(resp.header("server"), Some("upstream-server"));
     Ok(())
 }
+
+#[tokio::test]
+async fn x_request_id_from_external_client_is_replaced_with_use_remote_address(
+) -> anyhow::Result<()> {
+    let (_u, _p, addr) = start(|hcm| hcm["use_remote_address"] = json!(true)).await?;
+    let echoed = get_with(addr, "/", &[("x-request-id", "client-chosen-id")])
+        .await?
+        .json()?;
+    let id = echoed.req_header("x-request-id").unwrap_or_default();
+    assert_ne!(id, "client-chosen-id");
+    assert_eq!(id.len(), 36, "{id}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn x_request_id_kept_with_preserve_external_request_id() -> anyhow::Result<()> {
+    let (_u, _p, addr) = start(|hcm| {
+        hcm["use_remote_address"] = json!(true);
+        hcm["preserve_external_request_id"] = json!(true);
+    })
+    .await?;
+    let echoed = get_with(addr, "/", &[("x-request-id", "client-chosen-id")])
+        .await?
+        .json()?;
+    assert_eq!(
+        echoed.req_header("x-request-id").as_deref(),
+        Some("client-chosen-id")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn xff_num_trusted_hops_picks_client_address_for_external_header() -> anyhow::Result<()> {
+    let (_u, _p, addr) = start(|hcm| {
+        hcm["use_remote_address"] = json!(true);
+        hcm["xff_num_trusted_hops"] = json!(1);
+    })
+    .await?;
+    let echoed = get_with(
+        addr,
+        "/",
+        &[("x-forwarded-for", "198.51.100.1,203.0.113.9")],
+    )
+    .await?
+    .json()?;
+    // One trusted hop: 203.0.113.9 (appended by a trusted proxy) is the client.
+    assert_eq!(
+        echoed.req_header("x-envoy-external-address").as_deref(),
+        Some("203.0.113.9")
+    );
+    Ok(())
+}
