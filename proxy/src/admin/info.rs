@@ -23,7 +23,7 @@ pub(super) fn server_info(ctx: &AdminContext) -> Value {
     let all_epochs = SystemTime::now().duration_since(first).unwrap_or_default();
     json!({
         "version": crate::server::version_line(),
-        "state": state.lifecycle().as_str(),
+        "state": super::reported_state(state).as_str(),
         "hot_restart_version": "baton.hot_restart.v1",
         "command_line_options": state.options.to_server_info_json(),
         "node": {

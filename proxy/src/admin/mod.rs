@@ -166,7 +166,7 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
     let state = &ctx.state;
     match path {
         "/ready" => {
-            let s = state.lifecycle();
+            let s = reported_state(state);
             let status = if s == crate::server::state::ServerLifecycle::Live {
                 StatusCode::OK
             } else {
@@ -214,6 +214,16 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
             text(StatusCode::OK, "OK\n")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// The state admin reports: Envoy shows DRAINING while `/healthcheck/fail` is in force,
+/// so load balancers health-checking `/ready` take the instance out.
+pub(crate) fn reported_state(state: &ServerState) -> crate::server::state::ServerLifecycle {
+    if state.healthcheck_failed.load(Ordering::Relaxed) {
+        crate::server::state::ServerLifecycle::Draining
+    } else {
+        state.lifecycle()
     }
 }
 
