@@ -134,6 +134,20 @@ pub fn mutate_request(
 ) -> ClientFacts {
     let scheme = if conn.tls { "https" } else { "http" };
     let (remote, single_xff) = if hcm.use_remote_address {
+        // With trusted proxies in front (xff_num_trusted_hops = N), the client is the
+        // Nth address from the right of the XFF they sent; the peer otherwise, or when
+        // they did not fill XFF in properly.
+        let trusted_client = match hcm.xff_num_trusted_hops as usize {
+            0 => None,
+            hops => {
+                let entries = xff_entries(headers);
+                entries
+                    .len()
+                    .checked_sub(hops)
+                    .and_then(|i| entries[i].parse::<IpAddr>().ok())
+                    .map(|ip| SocketAddr::new(ip, 0))
+            }
+        };
         if !hcm.skip_xff_append {
             let peer = conn.remote.ip().to_string();
             let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
@@ -144,7 +158,7 @@ pub fn mutate_request(
                 headers.insert(X_FORWARDED_FOR.clone(), v);
             }
         }
-        (conn.remote, false)
+        (trusted_client.unwrap_or(conn.remote), false)
     } else {
         let entries = xff_entries(headers);
         let hops = hcm.xff_num_trusted_hops as usize;
