@@ -121,6 +121,18 @@ pub fn run_supervisor(settings: Settings) -> anyhow::Result<u8> {
         std::fs::Permissions::from_mode(0o700),
     )
     .with_context(|| format!("chmod 0700 {}", settings.runtime_dir.display()))?;
+    // The supervisor owns the stats region: it creates it before generation 0 and holds
+    // it for its whole life, so the region is never replaced between generations (even
+    // when every generation has crashed) and counters survive reloads and respawns.
+    let stats_region = baton_shared_stats::RegionOwner::open_or_create(
+        &baton_shared_stats::RegionConfig::new(&settings.runtime_dir, settings.base_id),
+    )
+    .with_context(|| {
+        format!(
+            "creating the stats region in {}",
+            settings.runtime_dir.display()
+        )
+    })?;
     let listen_sockets = if settings.hold_sockets || !activated.is_empty() {
         let listeners = match settings.bootstrap_path() {
             Some(path) => sockets::bootstrap_listeners(&path)?,
@@ -153,6 +165,7 @@ pub fn run_supervisor(settings: Settings) -> anyhow::Result<u8> {
         // The supervisor (and its reply senders) is gone: let the last answers out.
         inflight.drain(Duration::from_secs(2)).await;
         let _ = std::fs::remove_file(&control_path);
+        drop(stats_region);
         code
     })
 }
