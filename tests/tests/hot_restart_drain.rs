@@ -65,10 +65,15 @@ async fn idle_keep_alive_http1_gets_connection_close_on_its_next_request() -> an
 }
 
 /// HTTP/2 frame types used here.
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 const ACK: u8 = 0x1;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
 
 /// A bare HTTP/2 connection that answers SETTINGS and PING and reports GOAWAY frames.
 struct RawH2 {
@@ -129,6 +134,25 @@ impl RawH2 {
 }
 
 impl RawH2 {
+    /// Sends `GET /` on stream `id` (HPACK: static-table method/scheme/path, literal
+    /// authority) and reads frames until that stream ends.
+    async fn get_root(&mut self, id: u8) -> anyhow::Result<()> {
+        let block = [0x82, 0x86, 0x84, 0x01, 0x04, b't', b'e', b's', b't'];
+        let mut headers = frame(HEADERS, END_STREAM | END_HEADERS, &block);
+        headers[8] = id;
+        self.stream.write_all(&headers).await?;
+        for _ in 0..1000 {
+            let (kind, flags, _) = self.read_frame().await?;
+            if (kind == DATA || kind == HEADERS) && flags & END_STREAM != 0 {
+                return Ok(());
+            }
+            if kind == GOAWAY || kind == RST_STREAM {
+                bail!("request refused (frame type {kind})");
+            }
+        }
+        bail!("no end of stream among 1000 frames")
+    }
+
     /// Reads (and answers) frames until the server closes the connection.
     async fn read_until_closed(&mut self) -> anyhow::Result<()> {
         for _ in 0..1000 {
@@ -170,6 +194,8 @@ async fn http2_connection_gets_goaway() -> anyhow::Result<()> {
     let config = svc.write_config("config", &simple_proxy(&[upstream.addr()]))?;
     let mut gen0 = svc.start(0, &config, &LONG_DRAIN).await?;
     let mut h2 = RawH2::connect(gen0.listener_addr("http").await?).await?;
+    // A connection in use: one request answered before the hand-over.
+    h2.get_root(1).await?;
     let _gen1 = svc.start(1, &config, &[]).await?;
     assert_eq!(h2.goaway().await?, 0, "GOAWAY with NO_ERROR");
     // Keep answering (the graceful GOAWAY is confirmed with a PING) until the parent closes.

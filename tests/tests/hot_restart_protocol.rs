@@ -142,11 +142,11 @@ try:
     s.connect(sys.argv[1])
 except OSError as e:
     print("connect-error", e.errno); sys.exit(0)
-s.sendall(bytes.fromhex(sys.argv[2]))
 try:
+    s.sendall(bytes.fromhex(sys.argv[2]))
     data = s.recv(4096)
 except OSError as e:
-    print("recv-error", e.errno); sys.exit(0)
+    print("io-error", e.errno); sys.exit(0)
 print("reply-bytes", len(data))
 "#;
 
@@ -185,7 +185,7 @@ async fn another_uid_cannot_use_the_socket() -> anyhow::Result<()> {
     let out = run_as_nobody(CONNECT_AND_HELLO, &[&socket_arg, &hello_hex]).expect("ran before");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with("reply-bytes 0") || text.starts_with("recv-error"),
+        text.starts_with("reply-bytes 0") || text.starts_with("io-error"),
         "another uid got an answer: {text:?} / {}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -46,8 +46,9 @@ pub struct LoadReport {
     pub connection_close: u64,
     /// HTTP/2 connections that ended with GOAWAY / close and were replaced.
     pub reconnects: u64,
-    /// HTTP/2 requests the server did not process (above GOAWAY's last stream id, or
-    /// REFUSED_STREAM), sent again on a new connection as RFC 9113 allows.
+    /// HTTP/2 requests the server did not process (never written because the connection
+    /// was closing, above GOAWAY's last stream id, or REFUSED_STREAM), sent again on a
+    /// new connection as RFC 9113 allows.
     pub retried: u64,
     /// The first few errors, for the assertion message.
     pub errors: Vec<String>,
@@ -360,10 +361,15 @@ async fn http2(addr: SocketAddr, stop: &AtomicBool, c: &Counters) {
     }
 }
 
-/// True for an HTTP/2 stream error saying the server never processed the request: the
-/// stream was refused (REFUSED_STREAM) or lay above the last stream id of the server's
+/// True for an HTTP/2 error saying the server never processed the request: it was never
+/// sent, the stream was refused (REFUSED_STREAM) or lay above the last stream id of the server's
 /// GOAWAY. (hyper does not expose h2's error type, so its Debug form is inspected.)
 fn not_processed(e: &hyper::Error) -> bool {
+    // Canceled: still queued in the client when the connection closed, never written
+    // (hyper's own pooled client retries exactly these).
+    if e.is_canceled() {
+        return true;
+    }
     let text = format!("{e:?}");
     text.contains("REFUSED_STREAM") || (text.contains("GoAway(") && text.contains("Remote"))
 }

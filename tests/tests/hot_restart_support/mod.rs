@@ -5,9 +5,10 @@
 //!
 //! The load clients are strict: a request counts as served only when its full response
 //! arrived with status 200. The only thing not counted as a failure is an HTTP/2 request
-//! the client never put on the wire because the connection had already been told to go
-//! away (GOAWAY) or had closed: every HTTP/2 client opens a new connection then, as the
-//! protocol intends.
+//! the server provably did not process: never put on the wire because the connection was
+//! going away (GOAWAY) or closing, or above the GOAWAY's last stream id (RFC 9113 6.8).
+//! Those are sent again on a new connection, as HTTP/2 clients do, and counted apart; the
+//! load test checks against the upstream's request count that none of them was processed.
 
 #![allow(dead_code, unused_imports)] // each test file uses a different part of this module
 
