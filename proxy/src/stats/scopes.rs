@@ -228,6 +228,8 @@ pub struct ClusterStats {
     pub upstream_cx_none_healthy: Counter,
     /// `upstream_cx_connect_ms`
     pub upstream_cx_connect_ms: Histogram,
+    /// `upstream_cx_length_ms`
+    pub upstream_cx_length_ms: Histogram,
     /// `membership_total`
     pub membership_total: Gauge,
     /// `membership_healthy`
@@ -271,6 +273,7 @@ impl ClusterStats {
             upstream_cx_overflow: s.counter("upstream_cx_overflow"),
             upstream_cx_none_healthy: s.counter("upstream_cx_none_healthy"),
             upstream_cx_connect_ms: s.histogram("upstream_cx_connect_ms"),
+            upstream_cx_length_ms: s.histogram("upstream_cx_length_ms"),
             membership_total: s.gauge_never_import("membership_total"),
             membership_healthy: s.gauge_never_import("membership_healthy"),
             membership_degraded: s.gauge_never_import("membership_degraded"),

@@ -129,12 +129,14 @@ impl Drop for ActiveRequest {
 }
 
 /// Counts one open connection on a host (and its cluster: breaker, `upstream_cx_active`,
-/// `upstream_cx_destroy`) until dropped; lives in the task that drives the connection.
+/// `upstream_cx_destroy`, `upstream_cx_length_ms`) until dropped; lives in the task that
+/// drives the connection.
 #[derive(Debug)]
 pub(crate) struct OpenConnection {
     host: Arc<Host>,
     cluster_cx_active: Arc<AtomicU64>,
     stats: Arc<ClusterStats>,
+    opened: std::time::Instant,
 }
 
 impl OpenConnection {
@@ -151,6 +153,7 @@ impl OpenConnection {
             host,
             cluster_cx_active,
             stats,
+            opened: std::time::Instant::now(),
         }
     }
 }
@@ -161,5 +164,6 @@ impl Drop for OpenConnection {
         self.cluster_cx_active.fetch_sub(1, Ordering::Relaxed);
         self.stats.upstream_cx_active.dec();
         self.stats.upstream_cx_destroy.inc();
+        crate::stats::record_ms(&self.stats.upstream_cx_length_ms, self.opened.elapsed());
     }
 }
