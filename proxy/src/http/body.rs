@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -29,7 +29,14 @@ pub struct RequestProgress {
     pub complete: AtomicBool,
     /// Milliseconds since start of the last body activity.
     pub last_activity_ms: AtomicU64,
+    /// The selected route's `idle_timeout` in milliseconds, which replaces the
+    /// connection manager's `stream_idle_timeout` ([`NO_ROUTE_IDLE_TIMEOUT`]: the route
+    /// has none; 0: disabled for this route).
+    route_idle_timeout_ms: AtomicU64,
 }
+
+/// `route_idle_timeout_ms` when the route does not override the stream idle timeout.
+const NO_ROUTE_IDLE_TIMEOUT: u64 = u64::MAX;
 
 impl RequestProgress {
     /// Progress of a request starting now.
@@ -39,6 +46,24 @@ impl RequestProgress {
             bytes: AtomicU64::new(0),
             complete: AtomicBool::new(false),
             last_activity_ms: AtomicU64::new(0),
+            route_idle_timeout_ms: AtomicU64::new(NO_ROUTE_IDLE_TIMEOUT),
+        }
+    }
+
+    /// Records the selected route's `idle_timeout` (zero disables the idle timeout).
+    pub fn set_route_idle_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(NO_ROUTE_IDLE_TIMEOUT - 1);
+        self.route_idle_timeout_ms
+            .store(ms.min(NO_ROUTE_IDLE_TIMEOUT - 1), Ordering::Relaxed);
+    }
+
+    /// The stream idle timeout in force: the route's when it set one, else
+    /// `connection_default` (the connection manager's `stream_idle_timeout`).
+    pub fn idle_timeout(&self, connection_default: Option<Duration>) -> Option<Duration> {
+        match self.route_idle_timeout_ms.load(Ordering::Relaxed) {
+            NO_ROUTE_IDLE_TIMEOUT => connection_default,
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
         }
     }
 

@@ -2,21 +2,28 @@
 //! configured from the connection manager (limits, timeouts, windows), and an I/O
 //! wrapper that replaces hyper's bare automatic error responses (400 / 431 on malformed
 //! or oversized requests) with Envoy's (`Bad Request` / `Request Header Fields Too
-//! Large` text bodies, `connection: close`) and counts the connection's bytes and codec
-//! in `http.<stat_prefix>.*`.
+//! Large` text bodies, `connection: close`), counts the connection's bytes and codec
+//! in `http.<stat_prefix>.*`, tells a fixed `codec_type` from the other protocol by the
+//! first bytes (hyper's upgrade-capable server always detects the protocol itself), and
+//! runs `request_headers_timeout` (408 `request header timeout`, then close).
 
+use std::fmt::Write as _;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use baton_config::model::{CodecType, HttpConnectionManager};
 
 use super::context::HcmRuntime;
+use super::stream::ConnShared;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 /// A hyper server builder for this connection manager.
 pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
@@ -29,7 +36,9 @@ pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
     let max_header_bytes = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(hcm.request_headers_timeout)
+        // request_headers_timeout runs in DownstreamIo: hyper's timer would also run on
+        // idle keep-alive connections and close without Envoy's 408.
+        .header_read_timeout(None)
         .max_buf_size(max_header_bytes.max(8192))
         .max_headers(hcm.max_headers_count as usize)
         .keep_alive(true)
@@ -90,12 +99,70 @@ fn automatic_error(buf: &[u8]) -> Option<(u16, &'static str)> {
     None
 }
 
+/// Size of an HTTP/1 request head as the client sent it (request line, header lines,
+/// final blank line), which Envoy compares with `max_request_headers_kb`. Rebuilt from
+/// the parsed request, so optional whitespace the client added is not counted.
+pub fn http1_head_len<B>(req: &http::Request<B>) -> usize {
+    /// Counts what would be written instead of writing it.
+    struct Len(usize);
+    impl std::fmt::Write for Len {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut target = Len(0);
+    let _ = write!(target, "{}", req.uri());
+    // "METHOD SP target SP HTTP/1.1 CRLF", "name: value CRLF" each, CRLF.
+    let request_line = req.method().as_str().len() + 1 + target.0 + 1 + 8 + 2;
+    let header_lines: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    request_line + header_lines + 2
+}
+
+/// What the first bytes of a connection say about its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preface {
+    /// The HTTP/2 connection preface (or, for an HTTP/1-only codec, its `PRI * HTTP/2.0`
+    /// request line, which that codec rejects).
+    Http2,
+    /// Anything else: an HTTP/1 request.
+    Http1,
+    /// The client closed before saying.
+    Closed,
+}
+
+/// The `PRI * HTTP/2.0\r\n` request line that opens the HTTP/2 preface.
+const H2_REQUEST_LINE_LEN: usize = 16;
+
+/// Reason phrase and body of the responses the codec writes itself.
+fn codec_reply_text(status: u16) -> (&'static str, &'static str) {
+    match status {
+        408 => ("Request Timeout", "request header timeout"),
+        431 => (
+            "Request Header Fields Too Large",
+            "Request Header Fields Too Large",
+        ),
+        _ => ("Bad Request", "Bad Request"),
+    }
+}
+
+/// Envoy's response for a request the codec rejects or times out (`status` is 400, 408
+/// or 431), closing the connection.
+pub fn codec_reply(status: u16, server: &str) -> Vec<u8> {
+    envoy_error_response(status, codec_reply_text(status).1, server)
+}
+
+/// Body length of [`codec_reply`] for `status`.
+pub fn codec_reply_body_len(status: u16) -> usize {
+    codec_reply_text(status).1.len()
+}
+
 fn envoy_error_response(status: u16, text: &str, server: &str) -> Vec<u8> {
-    let reason = if status == 400 {
-        "Bad Request"
-    } else {
-        "Request Header Fields Too Large"
-    };
+    let reason = codec_reply_text(status).0;
     let date = httpdate::fmt_http_date(std::time::SystemTime::now());
     format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\ncontent-type: text/plain\r\ndate: {date}\r\nserver: {server}\r\nconnection: close\r\n\r\n{text}",
@@ -116,6 +183,43 @@ enum Codec {
     Http2,
 }
 
+/// `request_headers_timeout` for HTTP/1: armed by the first bytes of a request head,
+/// disarmed once the connection manager has the head.
+#[derive(Debug)]
+struct HeadTimer {
+    timeout: Duration,
+    conn: Arc<ConnShared>,
+    /// `conn.request_heads` when armed; None while disarmed.
+    armed_at_heads: Option<u64>,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl HeadTimer {
+    /// Bytes arrived: the first ones of a request head start the clock.
+    fn on_bytes(&mut self) {
+        if self.armed_at_heads.is_none() && self.conn.awaiting_request_head.load(Ordering::Relaxed)
+        {
+            self.armed_at_heads = Some(self.conn.request_heads.load(Ordering::Relaxed));
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            self.sleep.as_mut().reset(deadline);
+        }
+    }
+
+    /// True when the head being read took longer than the timeout (registers the
+    /// wake-up otherwise).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(at) = self.armed_at_heads else {
+            return false;
+        };
+        if self.conn.request_heads.load(Ordering::Relaxed) != at {
+            // The head arrived; the next one re-arms.
+            self.armed_at_heads = None;
+            return false;
+        }
+        self.sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
 /// Downstream I/O with hyper's automatic error responses rewritten.
 #[derive(Debug)]
 pub struct DownstreamIo<IO> {
@@ -123,11 +227,18 @@ pub struct DownstreamIo<IO> {
     pending: Vec<u8>,
     written: usize,
     server: String,
-    /// Status of a rewritten error reply (0 = none), for the access log.
+    /// Status of a rewritten error reply or of a reply the codec wrote itself (0 =
+    /// none), for the access log and stats.
     pub error_status: Arc<AtomicU16>,
     /// Where bytes and the codec are counted (none: not counted).
     stats: Option<Arc<HcmRuntime>>,
     codec: Codec,
+    /// Bytes read while sniffing the protocol, handed to hyper before anything else.
+    replay: Vec<u8>,
+    replay_at: usize,
+    head_timer: Option<HeadTimer>,
+    /// The request header timeout fired: its 408 is going out, then reads fail.
+    head_timed_out: bool,
 }
 
 impl<IO> DownstreamIo<IO> {
@@ -141,7 +252,27 @@ impl<IO> DownstreamIo<IO> {
             error_status: Arc::new(AtomicU16::new(0)),
             stats: None,
             codec: Codec::Unknown,
+            replay: Vec::new(),
+            replay_at: 0,
+            head_timer: None,
+            head_timed_out: false,
         }
+    }
+
+    /// Enforces `request_headers_timeout` on HTTP/1 request heads; `conn` says when a
+    /// head may begin and when the connection manager received one.
+    pub(crate) fn with_request_headers_timeout(
+        mut self,
+        timeout: Duration,
+        conn: Arc<ConnShared>,
+    ) -> Self {
+        self.head_timer = Some(HeadTimer {
+            timeout,
+            conn,
+            armed_at_heads: None,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+        });
+        self
     }
 
     /// Counts this connection in `runtime`'s stats: rx/tx bytes, and its codec
@@ -175,12 +306,13 @@ impl<IO> DownstreamIo<IO> {
         }
     }
 
-    /// Counts bytes just read; the first ones decide an AUTO codec.
+    /// Counts bytes just read; the first ones decide an AUTO codec, and on HTTP/1 they
+    /// may start the request header timer.
     fn on_read(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;
         }
-        if self.codec == Codec::Unknown && self.stats.is_some() {
+        if self.codec == Codec::Unknown {
             let n = data.len().min(H2_PREFACE.len());
             let codec = if data[..n] == H2_PREFACE[..n] {
                 Codec::Http2
@@ -191,6 +323,11 @@ impl<IO> DownstreamIo<IO> {
         }
         if let Some(rt) = &self.stats {
             rt.stats.downstream_cx_rx_bytes_total.add(data.len() as u64);
+        }
+        if self.codec != Codec::Http2 {
+            if let Some(timer) = &mut self.head_timer {
+                timer.on_bytes();
+            }
         }
     }
 
@@ -232,19 +369,88 @@ impl<IO: AsyncWrite + Unpin> DownstreamIo<IO> {
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for DownstreamIo<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
+    /// Reads the first bytes until they tell an HTTP/2 preface from an HTTP/1 request
+    /// (for an HTTP/1-only codec, the preface's `PRI * HTTP/2.0` request line is
+    /// enough). The bytes read are handed to hyper afterwards.
+    pub async fn sniff_preface(&mut self, http1_only: bool) -> io::Result<Preface> {
+        let enough = if http1_only {
+            H2_REQUEST_LINE_LEN
+        } else {
+            H2_PREFACE.len()
+        };
+        let mut seen = [0u8; H2_PREFACE.len()];
+        let mut len = 0;
+        let verdict = loop {
+            if len >= enough {
+                break Preface::Http2;
+            }
+            let n = self.read(&mut seen[len..enough]).await?;
+            if n == 0 {
+                break Preface::Closed;
+            }
+            len += n;
+            if seen[..len] != H2_PREFACE[..len] {
+                break Preface::Http1;
+            }
+        };
+        self.replay = seen[..len].to_vec();
+        self.replay_at = 0;
+        Ok(verdict)
+    }
+
+    /// Writes a reply of the codec's own (`codec_reply`) and closes the connection.
+    pub async fn reply_and_close(&mut self, status: u16) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.error_status.store(status, Ordering::Relaxed);
+        let reply = codec_reply(status, &self.server);
+        self.write_all(&reply).await?;
+        self.shutdown().await
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if polled.is_ready() {
-            let this = &mut *self;
-            this.on_read(&buf.filled()[before..]);
+        let this = &mut *self;
+        if this.replay_at < this.replay.len() {
+            let n = buf.remaining().min(this.replay.len() - this.replay_at);
+            buf.put_slice(&this.replay[this.replay_at..this.replay_at + n]);
+            this.replay_at += n;
+            if this.replay_at == this.replay.len() {
+                this.replay = Vec::new();
+                this.replay_at = 0;
+            }
+            return Poll::Ready(Ok(()));
         }
-        polled
+        if !this.head_timed_out {
+            let before = buf.filled().len();
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(res) => {
+                    this.on_read(&buf.filled()[before..]);
+                    return Poll::Ready(res);
+                }
+                Poll::Pending => {
+                    let expired = this.head_timer.as_mut().is_some_and(|t| t.expired(cx));
+                    if !expired {
+                        return Poll::Pending;
+                    }
+                    // Envoy answers a head that took too long with 408 and closes.
+                    this.head_timed_out = true;
+                    this.error_status.store(408, Ordering::Relaxed);
+                    this.pending = codec_reply(408, &this.server);
+                    this.written = 0;
+                }
+            }
+        }
+        std::task::ready!(this.poll_pending(cx))?;
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "request headers timeout",
+        )))
     }
 }
 

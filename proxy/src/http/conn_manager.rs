@@ -1,25 +1,28 @@
 //! One downstream connection under the HTTP connection manager: runs hyper's codec
-//! (HTTP/1.1 or HTTP/2, AUTO by preface), and enforces connection-level behaviour: idle
-//! timeout, max connection duration, and drain (HTTP/1.1 `connection: close` then close,
-//! HTTP/2 GOAWAY; everything closes when the drain reaches Closed), counting each in
-//! `http.<stat_prefix>.downstream_cx_*`.
+//! (HTTP/1.1 or HTTP/2, AUTO by preface; a fixed `codec_type` refuses the other
+//! protocol), rejects request heads over `max_request_headers_kb` (431), and enforces
+//! connection-level behaviour: idle timeout, max connection duration, and drain
+//! (HTTP/1.1 `connection: close` then close, HTTP/2 GOAWAY; everything closes when the
+//! drain reaches Closed), counting each in `http.<stat_prefix>.downstream_cx_*`.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_config::model::HttpConnectionManager;
+use baton_config::model::{CodecType, HttpConnectionManager};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access_log::{FormatInput, ResponseFlag, StreamInfo};
+use crate::http::headers::forwarding;
+use crate::http::local_reply::LocalReply;
 use crate::server::conn_info::ConnInfo;
 use crate::server::drain::DrainSignal;
 
-use super::codec::{self, DownstreamIo};
-use super::context::HttpContext;
+use super::codec::{self, DownstreamIo, Preface};
+use super::context::{HcmRuntime, HttpContext};
 use super::stats::{codec_rejected_request, ActiveConnection};
 use super::stream::{self, ConnShared};
 
@@ -52,18 +55,78 @@ pub async fn serve_connection<IO>(
         born: Instant::now(),
         closing: AtomicBool::new(false),
         http2: AtomicBool::new(false),
+        awaiting_request_head: AtomicBool::new(true),
+        request_heads: AtomicU64::new(0),
     });
-    let io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
+    let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
         .with_stats(runtime.clone());
+    if let Some(timeout) = hcm.request_headers_timeout {
+        io = io.with_request_headers_timeout(timeout, shared.clone());
+    }
     let error_status = io.error_status.clone();
+    if hcm.codec_type != CodecType::Auto {
+        let mut closed = drain.clone();
+        let idle = async {
+            match hcm.idle_timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let sniffed = tokio::select! {
+            sniffed = io.sniff_preface(hcm.codec_type == CodecType::Http1) => sniffed,
+            _ = closed.closed() => return,
+            _ = idle => {
+                runtime.stats.downstream_cx_idle_timeout.inc();
+                return;
+            }
+        };
+        match (hcm.codec_type, sniffed) {
+            (_, Err(e)) => {
+                tracing::debug!(error = %e, conn = conn.id, "downstream connection ended before its protocol was known");
+                account_codec_outcome(&runtime, &conn, error_status.load(Ordering::Relaxed), false);
+                return;
+            }
+            (_, Ok(Preface::Closed)) => return,
+            (CodecType::Http1, Ok(Preface::Http2)) => {
+                // The HTTP/1 codec rejects the preface's `PRI * HTTP/2.0` request line.
+                if let Err(e) = io.reply_and_close(400).await {
+                    tracing::debug!(error = %e, conn = conn.id, "could not answer an HTTP/2 preface");
+                }
+                account_codec_outcome(&runtime, &conn, 400, false);
+                return;
+            }
+            (CodecType::Http2, Ok(Preface::Http1)) => {
+                // Not the HTTP/2 preface: Envoy's HTTP/2 codec closes without a word.
+                runtime.stats.downstream_cx_protocol_error.inc();
+                return;
+            }
+            _ => {}
+        }
+    }
     let builder = codec::builder(&hcm);
     let svc_shared = shared.clone();
+    let head_limit = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
+    let svc_error_status = error_status.clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let shared = svc_shared.clone();
-        if req.version() == http::Version::HTTP_2 {
+        shared.request_heads.fetch_add(1, Ordering::Relaxed);
+        shared.awaiting_request_head.store(false, Ordering::Relaxed);
+        let oversized = if req.version() == http::Version::HTTP_2 {
             shared.http2.store(true, Ordering::Relaxed);
+            // The HTTP/2 codec enforces the limit as its max header list size.
+            false
+        } else {
+            codec::http1_head_len(&req) > head_limit
+        };
+        if oversized {
+            svc_error_status.store(431, Ordering::Relaxed);
         }
-        async move { Ok::<_, Infallible>(stream::handle(shared, req).await) }
+        async move {
+            if oversized {
+                return Ok::<_, Infallible>(head_too_large(&shared.runtime.hcm));
+            }
+            Ok(stream::handle(shared, req).await)
+        }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
@@ -85,10 +148,6 @@ pub async fn serve_connection<IO>(
                 if let Err(e) = res {
                     tracing::debug!(error = %e, conn = conn.id, "downstream connection ended with error");
                     if let Some(e) = e.downcast_ref::<hyper::Error>() {
-                        if e.is_timeout() {
-                            // hyper's header_read_timeout (request_headers_timeout).
-                            runtime.stats.downstream_rq_header_timeout.inc();
-                        }
                         codec_error = e.is_parse() || e.is_parse_too_large();
                     }
                 }
@@ -139,18 +198,58 @@ pub async fn serve_connection<IO>(
         }
     }
 
-    let status = error_status.load(Ordering::Relaxed);
-    if status != 0 {
-        codec_rejected_request(&runtime, status);
-    } else if codec_error {
-        runtime.stats.downstream_cx_protocol_error.inc();
+    account_codec_outcome(
+        &runtime,
+        &conn,
+        error_status.load(Ordering::Relaxed),
+        codec_error,
+    );
+}
+
+/// Envoy's 431 for an HTTP/1 request head over `max_request_headers_kb` (hyper's own
+/// limit is its read buffer, at least 8 KiB); the connection closes after it.
+fn head_too_large(hcm: &HttpConnectionManager) -> http::Response<super::ResponseBody> {
+    let reply = LocalReply::new(
+        431,
+        "Request Header Fields Too Large",
+        Some(ResponseFlag::DownstreamProtocolError),
+        "http1.headers_too_large",
+    )
+    .closing();
+    let mut resp = reply.into_response();
+    forwarding::finish_response(resp.headers_mut(), hcm);
+    resp
+}
+
+/// Stats and the access log entry for a reply the codec gave on its own (`status`: 400
+/// / 431 for a rejected request, 408 for `request_headers_timeout`; 0 for none) or for
+/// a protocol error without a reply.
+fn account_codec_outcome(
+    runtime: &HcmRuntime,
+    conn: &Arc<ConnInfo>,
+    status: u16,
+    codec_error: bool,
+) {
+    if status == 0 {
+        if codec_error {
+            runtime.stats.downstream_cx_protocol_error.inc();
+        }
+        return;
     }
-    if status != 0 && !runtime.loggers.is_empty() {
-        // Envoy logs a protocol error as `"- - HTTP/1.1" 400 DPE`.
-        let mut info = StreamInfo::new(conn, Some(http::Version::HTTP_11));
+    codec_rejected_request(runtime, status);
+    if !runtime.loggers.is_empty() {
+        // Envoy logs these as `"- - HTTP/1.1" 400 DPE` (a request without a head).
+        let mut info = StreamInfo::new(conn.clone(), Some(http::Version::HTTP_11));
         info.response_code = Some(status);
-        info.flags.set(ResponseFlag::DownstreamProtocolError);
-        info.bytes_sent = if status == 400 { 11 } else { 31 };
+        match status {
+            408 => info.response_code_details = Some("request_header_timeout".into()),
+            431 => {
+                info.flags.set(ResponseFlag::DownstreamProtocolError);
+                info.response_code_details = Some("http1.headers_too_large".into());
+            }
+            _ => info.flags.set(ResponseFlag::DownstreamProtocolError),
+        }
+        info.bytes_sent = codec::codec_reply_body_len(status) as u64;
         info.last_downstream_tx = Some(Duration::ZERO);
         runtime.loggers.log(&FormatInput::new(&info));
     }

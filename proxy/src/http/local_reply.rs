@@ -74,15 +74,21 @@ impl LocalReply {
         Self::new(408, "request timeout", None, "request_overall_timeout").closing()
     }
 
-    /// `stream_idle_timeout` fired: 408, SI.
-    pub fn stream_idle_timeout() -> Self {
-        Self::new(
-            408,
+    /// `stream_idle_timeout` (or the route's `idle_timeout`) fired, SI: 504 once the
+    /// whole request was received (waiting for the upstream), else 408 and the
+    /// connection closes (the rest of the request is never read).
+    pub fn stream_idle_timeout(request_complete: bool) -> Self {
+        let reply = Self::new(
+            if request_complete { 504 } else { 408 },
             "stream timeout",
             Some(ResponseFlag::StreamIdleTimeout),
             "stream_idle_timeout",
-        )
-        .closing()
+        );
+        if request_complete {
+            reply
+        } else {
+            reply.closing()
+        }
     }
 
     /// Maps an upstream failure to Envoy's reply; returns the transport failure reason.

@@ -107,12 +107,17 @@ impl Drop for ActiveStream {
     }
 }
 
-/// Counts the request the codec rejected before the connection manager saw it
-/// (malformed or oversized headers; Envoy still accounts it as a request that was
-/// answered before it was complete, then reset).
+/// Counts the request the codec answered before the connection manager saw it
+/// (malformed or oversized headers: a protocol error; 408: `request_headers_timeout`);
+/// Envoy still accounts it as a request that was answered before it was complete,
+/// then reset.
 pub(crate) fn codec_rejected_request(runtime: &HcmRuntime, status: u16) {
     let stats = &runtime.stats;
-    stats.downstream_cx_protocol_error.inc();
+    if status == 408 {
+        stats.downstream_rq_header_timeout.inc();
+    } else {
+        stats.downstream_cx_protocol_error.inc();
+    }
     stats.downstream_rq_total.inc();
     stats.downstream_rq_http1_total.inc();
     stats.downstream_rq_xx.record(status);

@@ -44,6 +44,12 @@ pub struct ConnShared {
     pub closing: std::sync::atomic::AtomicBool,
     /// The connection speaks HTTP/2 (seen on its first request): drain sends GOAWAY.
     pub http2: std::sync::atomic::AtomicBool,
+    /// HTTP/1: no exchange is in progress and the last request was read whole, so the
+    /// next bytes from the client begin a request head (arms `request_headers_timeout`).
+    pub awaiting_request_head: std::sync::atomic::AtomicBool,
+    /// Request heads received on this connection (tells the header timer a head it
+    /// is timing arrived).
+    pub request_heads: std::sync::atomic::AtomicU64,
 }
 
 /// State of one exchange while it is being handled.
@@ -146,9 +152,11 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     };
     let hcm = shared.runtime.hcm.clone();
     let progress = ex.progress.clone();
+    if http_body::Body::is_end_stream(req.body()) {
+        progress.complete.store(true, Ordering::Relaxed);
+    }
     let mut work = Box::pin(route_and_act(&mut ex, req));
     let request_timeout = hcm.request_timeout;
-    let idle_timeout = hcm.stream_idle_timeout;
     let outcome = {
         let timers = async {
             let start = std::time::Instant::now();
@@ -166,20 +174,25 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
                         wait = wait.min(rt - now);
                     }
                 }
-                if let Some(it) = idle_timeout {
+                if let Some(it) = progress.idle_timeout(hcm.stream_idle_timeout) {
                     let last =
                         Duration::from_millis(progress.last_activity_ms.load(Ordering::Relaxed));
                     let idle = now.saturating_sub(last);
                     if idle >= it {
                         stats.downstream_rq_idle_timeout.inc();
-                        return LocalReply::stream_idle_timeout();
+                        return LocalReply::stream_idle_timeout(
+                            progress.complete.load(Ordering::Relaxed),
+                        );
                     }
                     wait = wait.min(it - idle);
                 }
                 tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
             }
         };
+        // Biased: `work` routes synchronously on its first poll (before its first await),
+        // so the route's idle_timeout is recorded before the timers first read it.
         tokio::select! {
+            biased;
             (resp, parts) = &mut work => Ok((resp, parts)),
             reply = timers => Err(reply),
         }
@@ -199,6 +212,11 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     };
     finish(&mut ex, &mut resp, parts.as_ref(), counted);
     shared.active.fetch_sub(1, Ordering::Relaxed);
+    // A request whose body is still arriving (the response came first) is not followed
+    // by a new head yet; the header timer stays off until the next exchange ends.
+    shared
+        .awaiting_request_head
+        .store(progress.complete.load(Ordering::Relaxed), Ordering::Relaxed);
     shared
         .idle_since_ms
         .store(shared.born.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -317,6 +335,11 @@ async fn route_and_act(
     };
     if !routed.route.name.is_empty() {
         ex.info.route_name = Some(routed.route.name.clone());
+    }
+    if let RouteAction::Forward(f) = &routed.route.action {
+        if let Some(t) = f.idle_timeout {
+            ex.progress.set_route_idle_timeout(t);
+        }
     }
     // Upgrades (websocket, CONNECT) must be enabled by upgrade_configs.
     let upgrade = if is_connect {
