@@ -234,6 +234,11 @@ pub struct UpgradeConfig {
     pub upgrade_type: String,
     /// `enabled` (default true)
     pub enabled: bool,
+    /// Route-level `connect_config` is present: the proxy terminates CONNECT itself
+    /// (opens a TCP connection to the cluster, answers 200 and tunnels the bytes)
+    /// instead of forwarding the CONNECT request upstream. Always false at the
+    /// connection manager level, whose upgrade configs have no `connect_config`.
+    pub terminate_connect: bool,
 }
 
 /// `http_protocol_options` (HTTP/1.1).

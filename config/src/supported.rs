@@ -231,7 +231,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "upgrade_configs",
         ],
     ),
-    ("envoy.config.route.v3.RouteAction.UpgradeConfig", &["upgrade_type", "enabled"]),
+    (
+        "envoy.config.route.v3.RouteAction.UpgradeConfig",
+        &["upgrade_type", "enabled", "connect_config"],
+    ),
+    // Presence alone selects CONNECT termination; proxy_protocol_config and allow_post
+    // are not implemented.
+    ("envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig", &[]),
     ("envoy.config.route.v3.WeightedCluster", &["clusters", "total_weight"]),
     (
         "envoy.config.route.v3.WeightedCluster.ClusterWeight",

@@ -526,3 +526,44 @@ fn config_dump_is_snake_case_with_type_urls() {
         "0.250s"
     );
 }
+
+#[test]
+fn connect_config_selects_connect_termination() {
+    let routes = |upgrade: &str| {
+        format!(
+            "              - match: {{ connect_matcher: {{}} }}\n                route: {{ cluster: c, upgrade_configs: [ {upgrade} ] }}"
+        )
+    };
+    let terminate = |yaml: &str| {
+        let loaded = load_yaml_str(yaml).expect("loads");
+        let hcm = http(&loaded.model.listeners[0]);
+        let RouteAction::Forward(f) = &hcm.route_config.virtual_hosts[0].routes[0].action else {
+            panic!("forward")
+        };
+        f.upgrade_configs[0].terminate_connect
+    };
+    assert!(terminate(&hcm_yaml(
+        "",
+        &routes("{ upgrade_type: CONNECT, connect_config: {} }")
+    )));
+    assert!(!terminate(&hcm_yaml(
+        "",
+        &routes("{ upgrade_type: CONNECT }")
+    )));
+    let e = err(&hcm_yaml(
+        "",
+        &routes("{ upgrade_type: CONNECT, connect_config: { allow_post: true } }"),
+    ));
+    assert!(
+        e.ends_with("upgrade_configs[0].connect_config.allow_post: not supported by Baton yet"),
+        "{e}"
+    );
+    let e = err(&hcm_yaml(
+        "",
+        &routes("{ upgrade_type: websocket, connect_config: {} }"),
+    ));
+    assert!(
+        e.ends_with("upgrade_configs[0].connect_config: only valid with upgrade_type CONNECT"),
+        "{e}"
+    );
+}

@@ -278,6 +278,7 @@ async fn websocket_upgrade_tunnels_bytes_and_is_403_when_disabled() {
     h.upgrade_configs = vec![UpgradeConfig {
         upgrade_type: "websocket".into(),
         enabled: true,
+        terminate_connect: false,
     }];
     let proxy = start_proxy(h, vec![cluster("echo", echo)]).await;
     let mut sock = TcpStream::connect(proxy.addr).await.expect("connect");

@@ -122,6 +122,7 @@ pub(crate) fn translate(
             upgrade_type: required(&u.upgrade_type, &format!("{upath}.upgrade_type"))?
                 .to_ascii_lowercase(),
             enabled: u.enabled.unwrap_or(true),
+            terminate_connect: false,
         });
     }
 

@@ -398,13 +398,18 @@ fn forward(
         .enumerate()
         .map(|(i, u)| {
             let upath = format!("{path}.upgrade_configs[{i}]");
-            if u.connect_config.is_some() {
-                return Err(ConfigError::unsupported(format!("{upath}.connect_config")));
+            let upgrade_type =
+                required(&u.upgrade_type, &format!("{upath}.upgrade_type"))?.to_ascii_lowercase();
+            if u.connect_config.is_some() && upgrade_type != "connect" {
+                return Err(ConfigError::at(
+                    format!("{upath}.connect_config"),
+                    "only valid with upgrade_type CONNECT",
+                ));
             }
             Ok(model::UpgradeConfig {
-                upgrade_type: required(&u.upgrade_type, &format!("{upath}.upgrade_type"))?
-                    .to_ascii_lowercase(),
+                upgrade_type,
                 enabled: u.enabled.unwrap_or(true),
+                terminate_connect: u.connect_config.is_some(),
             })
         })
         .collect::<Result<Vec<_>>>()?;

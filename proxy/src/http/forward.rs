@@ -22,6 +22,7 @@ use super::local_reply::LocalReply;
 use super::router::{action, Routed};
 use super::stats::ActiveUpgrade;
 use super::stream::Exchange;
+use super::upgrade::UpgradeMode;
 use super::{upgrade, ResponseBody};
 
 fn set_path(parts: &mut Parts, new_path_and_query: &str) {
@@ -44,8 +45,9 @@ pub(crate) async fn forward(
     body: Incoming,
     routed: Routed<'_>,
     f: &Arc<ForwardAction>,
-    is_upgrade: bool,
+    upgrade_mode: UpgradeMode,
 ) -> (Response<ResponseBody>, Option<Parts>) {
+    let is_upgrade = upgrade_mode != UpgradeMode::None;
     let runtime = ex.shared.runtime.clone();
     let hcm = &runtime.hcm;
     let suppress = hcm.router.suppress_envoy_headers;
@@ -152,9 +154,10 @@ pub(crate) async fn forward(
     }
     ex.snapshot(&parts);
 
-    if parts.method == Method::CONNECT {
+    if upgrade_mode == UpgradeMode::TerminateConnect {
         return upgrade::connect(ex, parts, routed, &cluster).await;
     }
+    let is_connect = parts.method == Method::CONNECT;
 
     // Build the upstream request.
     let downstream_http2 = parts.version == Version::HTTP_2;
@@ -164,15 +167,19 @@ pub(crate) async fn forward(
         None
     };
     let mut up_headers = parts.headers.clone();
-    hop_by_hop::strip(&mut up_headers, is_upgrade);
+    // CONNECT is an upgrade without `upgrade` / `connection: upgrade` headers.
+    hop_by_hop::strip(&mut up_headers, is_upgrade && !is_connect);
     // hyper answers `expect: 100-continue` itself when the body is first read.
     up_headers.remove(EXPECT);
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let uri: Uri = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
+    let uri: Uri = match parts.uri.authority() {
+        // A forwarded CONNECT keeps its authority-form target.
+        Some(target) if is_connect => Uri::try_from(target.as_str()).ok(),
+        _ => parts
+            .uri
+            .path_and_query()
+            .and_then(|p| Uri::try_from(p.as_str()).ok()),
+    }
+    .unwrap_or_else(|| Uri::from_static("/"));
     let body: RequestBody = CountingBody::new(body, ex.progress.clone()).boxed();
     let mut up_req = Request::new(body);
     *up_req.method_mut() = parts.method.clone();
@@ -236,7 +243,12 @@ pub(crate) async fn forward(
         Some(sent_at.elapsed()),
     );
     let mut response = up.response;
-    let switching = is_upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let switching = is_upgrade
+        && if is_connect {
+            response.status().is_success()
+        } else {
+            response.status() == StatusCode::SWITCHING_PROTOCOLS
+        };
     if switching {
         let upstream_upgrade = response
             .extensions_mut()
@@ -246,8 +258,10 @@ pub(crate) async fn forward(
         }
     }
     let (mut rparts, rbody) = response.into_parts();
-    hop_by_hop::strip(&mut rparts.headers, switching);
-    if !suppress {
+    hop_by_hop::strip(&mut rparts.headers, switching && !is_connect);
+    // Envoy leaves x-envoy-upstream-service-time off an established CONNECT tunnel.
+    let tunnel_established = switching && is_connect;
+    if !suppress && !tunnel_established {
         rparts.headers.insert(
             forwarding::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
             HeaderValue::from(sent_at.elapsed().as_millis() as u64),

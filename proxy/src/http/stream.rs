@@ -23,6 +23,7 @@ use super::local_reply::LocalReply;
 use super::router::route_match::MatchInput;
 use super::router::{action, Routed};
 use super::stats::ActiveStream;
+use super::upgrade::UpgradeMode;
 use super::{forward, ResponseBody};
 
 /// Per-connection state every stream on it shares.
@@ -125,17 +126,17 @@ impl Exchange {
     }
 }
 
-/// Whether an upgrade of `kind` is enabled: route-level config first, then the HCM's.
-fn upgrade_enabled(kind: &str, route_level: &[UpgradeConfig], hcm_level: &[UpgradeConfig]) -> bool {
-    let find = |list: &[UpgradeConfig]| {
-        list.iter()
-            .find(|u| u.upgrade_type == kind)
-            .map(|u| u.enabled)
-    };
-    match find(route_level) {
-        Some(enabled) => enabled,
-        None => find(hcm_level).unwrap_or(false),
-    }
+/// The upgrade config that enables an upgrade of `kind` (route-level config first, then
+/// the HCM's), or None when the upgrade is not enabled.
+fn enabled_upgrade<'a>(
+    kind: &str,
+    route_level: &'a [UpgradeConfig],
+    hcm_level: &'a [UpgradeConfig],
+) -> Option<&'a UpgradeConfig> {
+    let find = |list: &'a [UpgradeConfig]| list.iter().find(|u| u.upgrade_type == kind);
+    find(route_level)
+        .or_else(|| find(hcm_level))
+        .filter(|u| u.enabled)
 }
 
 /// Handles one request end to end.
@@ -347,17 +348,24 @@ async fn route_and_act(
     } else {
         hop_by_hop::upgrade_type(&parts.headers)
     };
+    let mut upgrade_mode = UpgradeMode::None;
     if let Some(kind) = &upgrade {
         let route_level: &[UpgradeConfig] = match &routed.route.action {
             RouteAction::Forward(f) => &f.upgrade_configs,
             _ => &[],
         };
-        if !upgrade_enabled(kind, route_level, &hcm.upgrade_configs) {
-            if kind.eq_ignore_ascii_case("websocket") {
-                runtime.stats.downstream_rq_ws_on_non_ws_route.inc();
+        match enabled_upgrade(kind, route_level, &hcm.upgrade_configs) {
+            Some(u) if is_connect && u.terminate_connect => {
+                upgrade_mode = UpgradeMode::TerminateConnect;
             }
-            let reply = LocalReply::new(403, "", None, "upgrade_failed").closing();
-            return (ex.local_reply(reply, &parts, None), Some(parts));
+            Some(_) => upgrade_mode = UpgradeMode::Forward,
+            None => {
+                if kind.eq_ignore_ascii_case("websocket") {
+                    runtime.stats.downstream_rq_ws_on_non_ws_route.inc();
+                }
+                let reply = LocalReply::new(403, "", None, "upgrade_failed").closing();
+                return (ex.local_reply(reply, &parts, None), Some(parts));
+            }
         }
     }
 
@@ -394,7 +402,7 @@ async fn route_and_act(
         }
         RouteAction::Forward(f) => {
             let f = f.clone();
-            forward::forward(ex, parts, body, routed, &f, upgrade.is_some()).await
+            forward::forward(ex, parts, body, routed, &f, upgrade_mode).await
         }
     }
 }
@@ -407,7 +415,12 @@ mod tests {
         UpgradeConfig {
             upgrade_type: kind.into(),
             enabled,
+            terminate_connect: false,
         }
+    }
+
+    fn upgrade_enabled(kind: &str, route: &[UpgradeConfig], hcm: &[UpgradeConfig]) -> bool {
+        enabled_upgrade(kind, route, hcm).is_some()
     }
 
     #[test]
@@ -421,5 +434,14 @@ mod tests {
         ));
         assert!(upgrade_enabled("websocket", &[up("websocket", true)], &[]));
         assert!(!upgrade_enabled("connect", &[], &[up("websocket", true)]));
+        // CONNECT termination comes from the route's config (connect_config).
+        let terminating = UpgradeConfig {
+            terminate_connect: true,
+            ..up("connect", true)
+        };
+        let route = [terminating];
+        let hcm = [up("connect", true)];
+        assert!(enabled_upgrade("connect", &route, &hcm).is_some_and(|u| u.terminate_connect));
+        assert!(enabled_upgrade("connect", &[], &hcm).is_some_and(|u| !u.terminate_connect));
     }
 }

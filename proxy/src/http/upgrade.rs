@@ -1,6 +1,7 @@
-//! Upgrades: websocket (and other `upgrade_configs` protocols) tunnel bytes between the
-//! downstream and upstream connections after a 101; CONNECT routes (`connect_matcher`)
-//! open a TCP connection to the cluster, answer 200 and tunnel the bytes.
+//! Upgrades: websocket (and other `upgrade_configs` protocols) and forwarded CONNECT
+//! tunnel bytes between the downstream and upstream connections after the upstream's
+//! 101 / 2xx; CONNECT routes whose upgrade config has `connect_config` terminate CONNECT
+//! here: open a TCP connection to the cluster, answer 200 and tunnel the bytes.
 
 use std::sync::Arc;
 
@@ -16,6 +17,18 @@ use super::router::Routed;
 use super::stats::ActiveUpgrade;
 use super::stream::Exchange;
 use super::ResponseBody;
+
+/// What the router does with a request's upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpgradeMode {
+    /// Not an upgrade.
+    None,
+    /// Websocket-style upgrade or CONNECT sent to the upstream; once it switches
+    /// protocols (101, or 2xx to CONNECT) the connections are joined.
+    Forward,
+    /// CONNECT terminated by the proxy (`connect_config`): TCP to the cluster, 200.
+    TerminateConnect,
+}
 
 /// Copies bytes both ways once both sides have switched protocols; `counted` keeps the
 /// tunnel in `downstream_cx_upgrades_active` until it ends.
