@@ -272,3 +272,22 @@ impl<B> Drop for LoggedBody<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_idle_timeout_overrides_the_connection_managers() {
+        let default = Some(Duration::from_secs(300));
+        let progress = RequestProgress::new(Instant::now());
+        assert_eq!(progress.idle_timeout(default), default);
+        progress.set_route_idle_timeout(Duration::from_millis(300));
+        assert_eq!(
+            progress.idle_timeout(default),
+            Some(Duration::from_millis(300))
+        );
+        progress.set_route_idle_timeout(Duration::ZERO);
+        assert_eq!(progress.idle_timeout(default), None, "0 disables");
+    }
+}
