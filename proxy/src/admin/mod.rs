@@ -137,10 +137,17 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
         false,
         "print server state, return 200 if LIVE, otherwise return 503",
     ),
+    ("/reset_counters", true, "reset all counters to zero"),
     (
         "/server_info",
         false,
         "print server version/status information",
+    ),
+    ("/stats", false, "print server stats"),
+    (
+        "/stats/prometheus",
+        false,
+        "print server stats in prometheus format",
     ),
 ];
 

@@ -157,12 +157,13 @@ pub async fn serve_connection<IO>(
                 // HTTP/2: GOAWAY now (streams the client already sent still complete).
                 // HTTP/1.1: keep serving; the next response carries `connection: close`
                 // and the connection ends after it. An idle keep-alive connection is not
-                // closed here: closing it races a client that is sending on it (the
-                // request would be lost); it closes when the drain reaches Closed.
+                // closed here during a hot restart: closing it races a client that is
+                // sending on it (the request would be lost); it closes when the drain
+                // reaches Closed. With no successor (SIGTERM) it closes now.
                 drain_seen = true;
                 runtime.stats.downstream_cx_drain_close.inc();
                 shared.closing.store(true, Ordering::Relaxed);
-                if !shutting_down && shared.http2.load(Ordering::Relaxed) {
+                if !shutting_down && (shared.http2.load(Ordering::Relaxed) || draining.close_idle()) {
                     connection.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }
@@ -173,8 +174,12 @@ pub async fn serve_connection<IO>(
                 if force_close_at.is_some_and(|t| now >= t) {
                     break;
                 }
-                if drain_seen && !shutting_down && shared.http2.load(Ordering::Relaxed) {
-                    // An HTTP/2 connection whose first request came after drain began.
+                if drain_seen
+                    && !shutting_down
+                    && (shared.http2.load(Ordering::Relaxed) || draining.close_idle())
+                {
+                    // An HTTP/2 connection whose first request came after drain began, or
+                    // a shutdown with no successor decided after the drain began.
                     connection.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }

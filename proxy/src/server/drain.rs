@@ -12,7 +12,7 @@
 //!
 //! Outside a drain `should_close` is one relaxed atomic load; no lock, no allocation.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,9 @@ struct DrainClock {
     started_ms: AtomicU64,
     /// Length of the drain in milliseconds (the gradual ramp).
     duration_ms: AtomicU64,
+    /// No generation takes over (SIGTERM, /quitquitquit): idle keep-alive
+    /// connections may close at once instead of waiting for their next request.
+    no_successor: AtomicBool,
 }
 
 impl DrainClock {
@@ -50,6 +53,7 @@ impl DrainClock {
             origin: Instant::now(),
             started_ms: AtomicU64::new(0),
             duration_ms: AtomicU64::new(millis(drain_time)),
+            no_successor: AtomicBool::new(false),
         })
     }
 
@@ -126,6 +130,14 @@ impl DrainTrigger {
     }
 
     /// Another signal for a new connection.
+    /// Marks this drain as a shutdown with no successor generation: connections may
+    /// close idle keep-alive connections now. During a hot-restart hand-over they must
+    /// not (a client sending on one would lose its request), so this is not set then.
+    pub fn close_idle_now(&self) {
+        self.clock.no_successor.store(true, Ordering::Relaxed);
+        self.tx.send_modify(|_| {});
+    }
+
     pub fn signal(&self) -> DrainSignal {
         DrainSignal {
             rx: self.tx.subscribe(),
@@ -160,6 +172,12 @@ impl DrainSignal {
     /// `Connection: close`, HTTP/2 GOAWAY)? False while serving. Once draining:
     /// `immediate` says true; `gradual` says true with probability elapsed / drain time
     /// (always true once the drain time is over).
+    /// True when idle keep-alive connections should close now (shutdown with no
+    /// successor generation).
+    pub fn close_idle(&self) -> bool {
+        self.clock.no_successor.load(Ordering::Relaxed)
+    }
+
     pub fn should_close(&self) -> bool {
         let started = self.clock.started_ms.load(Ordering::Relaxed);
         if started == 0 {

@@ -5,7 +5,7 @@
 //! drain. See `hot_restart/LIFECYCLE.md`.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use crate::admin::{self, AdminContext, AdminServer};
 use crate::listener::bind::adopt_listener;
 use crate::listener::inherit;
 use crate::listener::{bind_listener, BoundListener, ConnectionTracker, NetworkContext};
+use crate::stats::{ServerFacts, ServerStats};
 use crate::upstream::ClusterManager;
 
 /// How long a child retries binding the admin port the parent is releasing.
@@ -201,12 +202,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         tracker: Arc::clone(&tracker),
     });
 
-    // 3. Workers start accepting (the parent still accepts too: same sockets).
-    let (drain_trigger, drain_signal) =
-        drain::channel_with(opts.drain_strategy, Duration::from_secs(opts.drain_time_s));
-    let workers = workers::start(opts.workers(), &bound, &network, &drain_signal)?;
-
-    // 4. Admin. The parent's admin listener is stopped only when we need its address
+    // 3. Admin. The parent's admin listener is stopped only when we need its address
     //    (our bind fails), i.e. as late as possible: a child that failed earlier never
     //    cost the parent its admin. The parent returns the first start time either way.
     let admin_ctx = model.admin.as_ref().map(|_| {
@@ -252,6 +248,14 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot write admin address to {}", path.display()))?;
     }
 
+    // 4. Workers start accepting (the parent still accepts too: same sockets). This is
+    //    the last step that could fail before the hand-over: a child that fails after
+    //    its workers accepted connections would drop them, so everything fallible
+    //    (clusters, sockets, admin) comes first.
+    let (drain_trigger, drain_signal) =
+        drain::channel_with(opts.drain_strategy, Duration::from_secs(opts.drain_time_s));
+    let workers = workers::start(opts.workers(), &bound, &network, &drain_signal)?;
+
     // 5. Fully initialised: only now does the parent drain.
     if let Some(link) = parent_link.as_mut() {
         link.drain()
@@ -285,11 +289,24 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         parent::publish(&paths.private, &paths.public)?;
         tokio::spawn(parent::serve(listener, ctx));
     }
+    let parent_connections = Arc::new(AtomicU64::new(0));
     if let Some(link) = parent_link.take() {
-        tokio::spawn(watch_parent(link, Arc::clone(&child_took_over)));
+        tokio::spawn(watch_parent(
+            link,
+            Arc::clone(&child_took_over),
+            Arc::clone(&parent_connections),
+        ));
     }
 
     state.set_lifecycle(ServerLifecycle::Live);
+    let server_stats = ServerStatsFlush {
+        stats: ServerStats::new(crate::stats::store()),
+        state: Arc::clone(&state),
+        tracker: Arc::clone(&tracker),
+        parent_connections,
+    };
+    server_stats.flush();
+    tokio::spawn(server_stats.clone().run());
     for b in &bound {
         info!(listener = %b.model.name, address = %b.local_addr, "listener accepting");
     }
@@ -328,9 +345,14 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     info!(epoch, ?reason, "draining listeners");
     notify::stopping();
     state.set_lifecycle(ServerLifecycle::Draining);
+    server_stats.flush();
     let mut limit = Duration::from_secs(opts.drain_time_s);
     if reason == ShutdownReason::HotRestart {
         limit = limit.min(Duration::from_secs(opts.parent_shutdown_time_s));
+    }
+    if reason != ShutdownReason::HotRestart {
+        // Nobody takes over: idle keep-alive connections can go now.
+        drain_trigger.close_idle_now();
     }
     drain_trigger.begin_drain(limit);
     drop(bound);
@@ -376,21 +398,79 @@ async fn start_admin(
     }
 }
 
-/// Holds the link to our (draining) parent: tells it to terminate when a newer
-/// generation arrives, and logs when it exits.
-async fn watch_parent(mut link: ParentLink, child_took_over: Arc<Notify>) {
+/// Holds the link to our (draining) parent: polls its open connections for
+/// `server.parent_connections`, tells it to terminate when a newer generation took over
+/// from us, and logs when it exits.
+async fn watch_parent(
+    mut link: ParentLink,
+    child_took_over: Arc<Notify>,
+    parent_connections: Arc<AtomicU64>,
+) {
     let parent_pid = link.parent_pid;
-    tokio::select! {
-        _ = link.closed() => {}
-        _ = child_took_over.notified() => {
-            info!(parent_pid, "a newer generation took over from us; telling our draining parent to terminate");
-            if let Err(e) = link.terminate().await {
-                warn!(error = %e, "could not tell the draining parent to terminate");
+    let mut poll = tokio::time::interval(STATS_FLUSH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = link.closed() => break,
+            _ = child_took_over.notified() => {
+                info!(parent_pid, "a newer generation took over from us; telling our draining parent to terminate");
+                if let Err(e) = link.terminate().await {
+                    warn!(error = %e, "could not tell the draining parent to terminate");
+                }
+                link.closed().await;
+                break;
             }
-            link.closed().await;
+            _ = poll.tick() => match link.parent_connections().await {
+                Ok(n) => parent_connections.store(n, Ordering::Relaxed),
+                Err(_) => break,
+            },
         }
     }
+    parent_connections.store(0, Ordering::Relaxed);
     info!(parent_pid, "parent generation exited");
+}
+
+/// Envoy's default stats flush interval: `server.*` gauges and histogram intervals are
+/// refreshed this often.
+const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Periodic `server.*` stats.
+#[derive(Clone)]
+struct ServerStatsFlush {
+    stats: ServerStats,
+    state: Arc<ServerState>,
+    tracker: Arc<ConnectionTracker>,
+    parent_connections: Arc<AtomicU64>,
+}
+
+impl ServerStatsFlush {
+    fn flush(&self) {
+        let first = *self
+            .state
+            .first_start_wall
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let uptime = std::time::SystemTime::now()
+            .duration_since(first)
+            .unwrap_or_default();
+        self.stats.update(&ServerFacts {
+            state: self.state.lifecycle() as u64,
+            uptime_s: uptime.as_secs(),
+            concurrency: self.state.options.workers() as u64,
+            epoch: u64::from(self.state.options.restart_epoch),
+            generation: u64::from(self.state.hot_restart_generation.load(Ordering::Relaxed)),
+            connections: self.tracker.active() as u64,
+            parent_connections: self.parent_connections.load(Ordering::Relaxed),
+        });
+        let _ = crate::stats::store().flush_histogram_intervals();
+    }
+
+    async fn run(self) {
+        let mut tick = tokio::time::interval(STATS_FLUSH_INTERVAL);
+        loop {
+            tick.tick().await;
+            self.flush();
+        }
+    }
 }
 
 /// SIGTERM/SIGINT streams, installed once so no signal falls between two waits.

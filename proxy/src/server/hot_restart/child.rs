@@ -29,10 +29,7 @@ pub struct ParentLink {
 }
 
 /// Connects to the live generation's socket. `Ok(None)`: there is no parent.
-pub async fn connect(
-    path: &Path,
-    epoch: u32,
-) -> Result<Option<ParentLink>, HotRestartError> {
+pub async fn connect(path: &Path, epoch: u32) -> Result<Option<ParentLink>, HotRestartError> {
     let stream = match UnixStream::connect(path).await {
         Ok(s) => s,
         Err(e)
@@ -161,6 +158,18 @@ impl ParentLink {
         let reply = step(&mut self.channel, pb::Request { kind: Some(kind) }, None).await?;
         match reply.kind {
             Some(pb::reply::Kind::Ack(_)) => Ok(()),
+            _ => Err(unexpected(reply)),
+        }
+    }
+
+    /// The parent's open downstream connections (`server.parent_connections`).
+    pub async fn parent_connections(&mut self) -> Result<u64, HotRestartError> {
+        let req = pb::Request {
+            kind: Some(pb::request::Kind::Stats(pb::Stats {})),
+        };
+        let reply = step(&mut self.channel, req, None).await?;
+        match reply.kind {
+            Some(pb::reply::Kind::Stats(r)) => Ok(r.parent_connections),
             _ => Err(unexpected(reply)),
         }
     }
