@@ -54,6 +54,8 @@ pub async fn serve_connection<IO>(
         idle_since_ms: AtomicU64::new(0),
         born: Instant::now(),
         closing: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+        drain: drain.clone(),
         http2: AtomicBool::new(false),
         awaiting_request_head: AtomicBool::new(true),
         request_heads: AtomicU64::new(0),
@@ -155,15 +157,19 @@ pub async fn serve_connection<IO>(
             }
             _ = draining.draining(), if !drain_seen => {
                 // HTTP/2: GOAWAY now (streams the client already sent still complete).
-                // HTTP/1.1: keep serving; the next response carries `connection: close`
-                // and the connection ends after it. An idle keep-alive connection is not
+                // HTTP/1.1: keep serving; responses carry `connection: close` as
+                // `--drain-strategy` decides (`DrainSignal::should_close`) and the
+                // connection ends after such a response. An idle keep-alive connection is not
                 // closed here during a hot restart: closing it races a client that is
                 // sending on it (the request would be lost); it closes when the drain
                 // reaches Closed. With no successor (SIGTERM) it closes now.
                 drain_seen = true;
                 runtime.stats.downstream_cx_drain_close.inc();
-                shared.closing.store(true, Ordering::Relaxed);
+                shared.draining.store(true, Ordering::Relaxed);
                 if !shutting_down && (shared.http2.load(Ordering::Relaxed) || draining.close_idle()) {
+                    if draining.close_idle() {
+                        shared.closing.store(true, Ordering::Relaxed);
+                    }
                     connection.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }
@@ -180,6 +186,9 @@ pub async fn serve_connection<IO>(
                 {
                     // An HTTP/2 connection whose first request came after drain began, or
                     // a shutdown with no successor decided after the drain began.
+                    if draining.close_idle() {
+                        shared.closing.store(true, Ordering::Relaxed);
+                    }
                     connection.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }

@@ -41,8 +41,14 @@ pub struct ConnShared {
     pub idle_since_ms: std::sync::atomic::AtomicU64,
     /// Connection start.
     pub born: std::time::Instant,
-    /// Set by drain / max_connection_duration: HTTP/1.1 responses carry `connection: close`.
+    /// Set by idle timeout / max_connection_duration / a shutdown with no successor:
+    /// every HTTP/1.1 response carries `connection: close`.
     pub closing: std::sync::atomic::AtomicBool,
+    /// Set when the drain starts: each HTTP/1.1 response asks `drain.should_close()`
+    /// (`--drain-strategy`: immediate = always, gradual = rising probability).
+    pub draining: std::sync::atomic::AtomicBool,
+    /// The process's drain signal.
+    pub drain: crate::server::drain::DrainSignal,
     /// The connection speaks HTTP/2 (seen on its first request): drain sends GOAWAY.
     pub http2: std::sync::atomic::AtomicBool,
     /// HTTP/1: no exchange is in progress and the last request was read whole, so the
@@ -242,7 +248,9 @@ fn finish(
             }
         }
     }
-    if ex.shared.closing.load(Ordering::Relaxed) && ex.info.protocol != Some(Version::HTTP_2) {
+    let close = ex.shared.closing.load(Ordering::Relaxed)
+        || (ex.shared.draining.load(Ordering::Relaxed) && ex.shared.drain.should_close());
+    if close && ex.info.protocol != Some(Version::HTTP_2) {
         resp.headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }

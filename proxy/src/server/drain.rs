@@ -44,6 +44,8 @@ struct DrainClock {
     /// No generation takes over (SIGTERM, /quitquitquit): idle keep-alive
     /// connections may close at once instead of waiting for their next request.
     no_successor: AtomicBool,
+    /// Told to terminate: every response closes its connection, whatever the strategy.
+    hurried: AtomicBool,
 }
 
 impl DrainClock {
@@ -54,6 +56,7 @@ impl DrainClock {
             started_ms: AtomicU64::new(0),
             duration_ms: AtomicU64::new(millis(drain_time)),
             no_successor: AtomicBool::new(false),
+            hurried: AtomicBool::new(false),
         })
     }
 
@@ -138,6 +141,14 @@ impl DrainTrigger {
         self.tx.send_modify(|_| {});
     }
 
+    /// Ends the drain quickly but without cutting requests: from now on every response
+    /// closes its connection and idle connections close (a newer generation told us
+    /// to terminate while we were still draining gradually).
+    pub fn hurry(&self) {
+        self.clock.hurried.store(true, Ordering::Relaxed);
+        self.close_idle_now();
+    }
+
     pub fn signal(&self) -> DrainSignal {
         DrainSignal {
             rx: self.tx.subscribe(),
@@ -182,6 +193,9 @@ impl DrainSignal {
         let started = self.clock.started_ms.load(Ordering::Relaxed);
         if started == 0 {
             return false;
+        }
+        if self.clock.hurried.load(Ordering::Relaxed) {
+            return true;
         }
         match self.clock.strategy {
             DrainStrategy::Immediate => true,
@@ -251,6 +265,16 @@ mod tests {
         );
         // A ramp that is already over closes everything.
         trigger.begin_drain(Duration::ZERO);
+        assert!((0..100).all(|_| signal.should_close()));
+    }
+
+    #[test]
+    fn hurry_closes_every_response_and_idle_connections() {
+        let (trigger, signal) = channel_with(DrainStrategy::Gradual, Duration::from_secs(3600));
+        trigger.set(DrainPhase::Draining);
+        assert!(!signal.close_idle());
+        trigger.hurry();
+        assert!(signal.close_idle());
         assert!((0..100).all(|_| signal.should_close()));
     }
 

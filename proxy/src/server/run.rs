@@ -28,6 +28,9 @@ use crate::listener::{bind_listener, BoundListener, ConnectionTracker, NetworkCo
 use crate::stats::{ServerFacts, ServerStats};
 use crate::upstream::ClusterManager;
 
+/// How long a generation told to terminate lets in-flight requests finish.
+const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+
 /// How long a child retries binding the admin port the parent is releasing.
 const ADMIN_REBIND_ATTEMPTS: u32 = 100;
 
@@ -346,25 +349,38 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     notify::stopping();
     state.set_lifecycle(ServerLifecycle::Draining);
     server_stats.flush();
-    let mut limit = Duration::from_secs(opts.drain_time_s);
-    if reason == ShutdownReason::HotRestart {
-        limit = limit.min(Duration::from_secs(opts.parent_shutdown_time_s));
-    }
-    if reason != ShutdownReason::HotRestart {
+    // As Envoy: connections are asked to close over --drain-time-s (gradual or at
+    // once); a parent replaced by a hot restart closes what is left only at
+    // --parent-shutdown-time-s, by which time every active client has been told to go.
+    let drain_time = Duration::from_secs(opts.drain_time_s);
+    let limit = if reason == ShutdownReason::HotRestart {
+        Duration::from_secs(opts.parent_shutdown_time_s).max(drain_time)
+    } else {
         // Nobody takes over: idle keep-alive connections can go now.
         drain_trigger.close_idle_now();
-    }
-    drain_trigger.begin_drain(limit);
+        drain_time
+    };
+    drain_trigger.begin_drain(drain_time);
     drop(bound);
-    if reason != ShutdownReason::Terminate {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut terminating = reason == ShutdownReason::Terminate;
+    if !terminating {
         tokio::select! {
             _ = tracker.wait_idle() => {}
-            _ = tokio::time::sleep(limit) => warn!(
+            _ = tokio::time::sleep_until(deadline) => warn!(
                 open = tracker.active(),
                 "drain time over; closing remaining connections"
             ),
-            _ = state.terminate_requested() => info!("terminate requested during drain"),
+            _ = state.terminate_requested() => terminating = true,
         }
+    }
+    if terminating {
+        // A newer generation wants us gone: close every connection after its current
+        // response (and idle ones now), give in-flight requests a short grace, then go.
+        info!(open = tracker.active(), "terminate requested during drain");
+        drain_trigger.hurry();
+        let grace = deadline.min(tokio::time::Instant::now() + TERMINATE_GRACE);
+        let _ = tokio::time::timeout_at(grace, tracker.wait_idle()).await;
     }
     drain_trigger.set(DrainPhase::Closed);
     drop(admin_server);

@@ -165,7 +165,10 @@ pub async fn start_proxy(hcm: HttpConnectionManager, clusters: Vec<Arc<Cluster>>
     let hcm = Arc::new(hcm);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let (trigger, signal) = drain::channel();
+    let (trigger, signal) = drain::channel_with(
+        baton_proxy::server::cli::DrainStrategy::Immediate,
+        std::time::Duration::from_secs(600),
+    );
     let task = tokio::spawn(async move {
         while let Ok((sock, peer)) = listener.accept().await {
             let info = ConnInfo::plain(peer, addr);

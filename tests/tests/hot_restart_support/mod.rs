@@ -107,6 +107,11 @@ impl Service {
             "-l".into(),
             "info".into(),
         ];
+        // Immediate drains (every response during the drain closes its connection, so
+        // tests can assert it) unless the test sets its own strategy.
+        if !extra.contains(&"--drain-strategy") {
+            args.extend(["--drain-strategy".to_string(), "immediate".to_string()]);
+        }
         // Two workers and short drains unless the test sets its own.
         for (flag, value) in [
             ("--concurrency", 2),
