@@ -310,6 +310,14 @@ fn unsupported_features_are_named() {
     );
     let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket:\n      name: tls\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n");
     assert!(e.starts_with("static_resources.clusters[0].transport_socket: transport socket 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext' is not supported by Baton yet"), "{e}");
+    // Routing knobs the proxy does not implement yet are errors, not ignored.
+    for field in ["normalize_path", "merge_slashes", "strip_any_host_port"] {
+        let e = err(&hcm_yaml(&format!("          {field}: true"), ROUTE_TO_C));
+        assert!(
+            e.ends_with(&format!("{field}: not supported by Baton yet")),
+            "{e}"
+        );
+    }
     // Fields that do not change behaviour are accepted.
     load_yaml_str(
         "node: { id: n, locality: { zone: z } }\nstats_config: { use_all_default_tags: true }",
