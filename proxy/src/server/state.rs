@@ -125,7 +125,10 @@ impl ServerState {
     /// Asks the main loop to stop. The first reason wins, except that Terminate (exit
     /// now) overrides a drain already under way.
     pub fn request_shutdown(&self, reason: ShutdownReason) {
-        let mut r = self.shutdown_reason.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self
+            .shutdown_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if r.is_none() || reason == ShutdownReason::Terminate {
             *r = Some(reason);
         }
@@ -152,7 +155,11 @@ impl ServerState {
     pub async fn shutdown_requested(&self) -> ShutdownReason {
         loop {
             let notified = self.shutdown.notified();
-            if let Some(r) = *self.shutdown_reason.lock().unwrap_or_else(|e| e.into_inner()) {
+            if let Some(r) = *self
+                .shutdown_reason
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+            {
                 return r;
             }
             notified.await;
