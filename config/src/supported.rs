@@ -132,7 +132,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "idle_timeout",
             "max_connect_attempts",
             "max_downstream_connection_duration",
-            "access_log",
+            // access_log: tcp_proxy connections are not logged yet; rejected rather
+            // than silently dropping the logs.
         ],
     ),
     ("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", &["clusters"]),

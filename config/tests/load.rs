@@ -318,6 +318,29 @@ fn unsupported_features_are_named() {
             "{e}"
         );
     }
+    // tcp_proxy access logs are not written yet: an error, not silently dropped logs.
+    let tcp = r#"
+static_resources:
+  listeners:
+  - name: t
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: tcp
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: t
+          cluster: c
+          access_log:
+          - name: envoy.access_loggers.stdout
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+  clusters:
+  - name: c
+    load_assignment: { cluster_name: c, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } } ] } ] }
+"#;
+    let e = err(tcp);
+    assert!(e.ends_with("access_log: not supported by Baton yet"), "{e}");
     // Fields that do not change behaviour are accepted.
     load_yaml_str(
         "node: { id: n, locality: { zone: z } }\nstats_config: { use_all_default_tags: true }",
