@@ -166,6 +166,12 @@ pub struct Options {
     #[arg(long = "runtime-dir")]
     pub runtime_dir: Option<PathBuf>,
 
+    /// Capacity (stat names) of the shared stats region when this generation creates it
+    /// (Baton-specific). About 100 per cluster plus 50 per listener; stats past it keep
+    /// counting in process memory and `server.stats_overflow` counts them.
+    #[arg(long = "stats-max-stats", default_value_t = 65_536)]
+    pub stats_max_stats: u32,
+
     /// IP version of the local address used for the admin /server_info and stats.
     #[arg(long = "local-address-ip-version", value_enum, default_value = "v4")]
     pub local_address_ip_version: IpVersion,

@@ -117,8 +117,9 @@ fn hot_restart_paths(opts: &Options) -> anyhow::Result<Option<HotRestartPaths>> 
 fn install_stats(opts: &Options) -> anyhow::Result<()> {
     let dir = runtime_dir::resolve(opts.runtime_dir.as_deref());
     runtime_dir::prepare(&dir)?;
-    let store = crate::stats::open_store(&dir, opts.base_id, opts.restart_epoch)
-        .with_context(|| format!("cannot open the stats region in {}", dir.display()))?;
+    let store =
+        crate::stats::open_store(&dir, opts.base_id, opts.restart_epoch, opts.stats_max_stats)
+            .with_context(|| format!("cannot open the stats region in {}", dir.display()))?;
     crate::stats::install(store);
     Ok(())
 }

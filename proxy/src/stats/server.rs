@@ -7,8 +7,26 @@ use baton_shared_stats::{Gauge, RegionConfig, StatsStore};
 use super::Scope;
 
 /// Joins (or creates) the stats region of `base_id` in `dir` as generation `epoch`.
-pub fn open_store(dir: &Path, base_id: u32, epoch: u32) -> baton_shared_stats::Result<StatsStore> {
-    StatsStore::open_or_create(&RegionConfig::new(dir, base_id), u64::from(epoch))
+/// `max_stats` sizes a region this generation creates (cells and name bytes scale with
+/// it); an existing region keeps its size.
+pub fn open_store(
+    dir: &Path,
+    base_id: u32,
+    epoch: u32,
+    max_stats: u32,
+) -> baton_shared_stats::Result<StatsStore> {
+    StatsStore::open_or_create(&region_config(dir, base_id, max_stats), u64::from(epoch))
+}
+
+/// The region geometry for `max_stats` names: 4 value cells and 64 name bytes per stat
+/// on average (the defaults' ratios).
+pub fn region_config(dir: &Path, base_id: u32, max_stats: u32) -> RegionConfig {
+    let mut config = RegionConfig::new(dir, base_id);
+    let max_stats = max_stats.max(16);
+    config.max_stats = max_stats;
+    config.max_cells = max_stats.saturating_mul(4);
+    config.name_arena_bytes = max_stats.saturating_mul(64);
+    config
 }
 
 /// `server.*` gauges (Envoy's names).

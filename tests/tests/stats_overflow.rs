@@ -1,0 +1,53 @@
+//! A full stats region degrades, never crashes (issue 4): with a region far too small for
+//! the config (`--stats-max-stats`, Baton-specific), every request is still served, the
+//! stats that did not fit keep counting in process memory, and `server.stats_overflow`
+//! says how many did not fit.
+
+use baton_tests::config::simple_proxy;
+use baton_tests::{get, skip_for_envoy, EchoUpstream, Proxy, StartOptions, TempDir};
+
+fn stat(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name)?
+            .strip_prefix(": ")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test]
+async fn full_region_counts_overflow_and_the_proxy_keeps_serving() -> anyhow::Result<()> {
+    skip_for_envoy!("--stats-max-stats is Baton's region sizing flag");
+    let upstream = EchoUpstream::start("a").await?;
+    let runtime = TempDir::new()?;
+    let proxy = Proxy::start_with(
+        &simple_proxy(&[upstream.addr()]),
+        StartOptions {
+            extra_args: vec![
+                "--runtime-dir".into(),
+                runtime.path().display().to_string(),
+                "--stats-max-stats".into(),
+                "16".into(),
+            ],
+            no_wait_ready: false,
+        },
+    )
+    .await?;
+    let addr = proxy.listener_addr("http").await?;
+    for _ in 0..20 {
+        let r = get(addr, "/").await?;
+        assert_eq!(r.status, 200);
+    }
+    let stats = proxy.admin_request("GET", "/stats").await?;
+    assert_eq!(stats.status, 200);
+    let text = stats.body_text();
+    let overflow = stat(&text, "server.stats_overflow").unwrap_or(0);
+    assert!(overflow > 0, "region of 16 stats should overflow:\n{text}");
+    assert_eq!(
+        upstream.requests(),
+        20,
+        "every request reached the upstream"
+    );
+    Ok(())
+}
