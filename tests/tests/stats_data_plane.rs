@@ -54,6 +54,10 @@ async fn requests_to_an_echo_upstream_count_exactly() -> anyhow::Result<()> {
             ("cluster.backend.membership_change", 1),
             ("cluster_manager.active_clusters", 1),
             ("cluster_manager.cluster_added", 1),
+            ("listener_manager.listener_added", 1),
+            // Once per worker (the harness runs --concurrency 2), as Envoy.
+            ("listener_manager.listener_create_success", 2),
+            ("listener_manager.total_listeners_active", 1),
             (&cx_total, N),
             (&format!("{LISTENER}.http.ingress.downstream_rq_2xx"), N),
         ],

@@ -25,7 +25,7 @@ use crate::admin::{self, AdminContext, AdminServer};
 use crate::listener::bind::adopt_listener;
 use crate::listener::inherit;
 use crate::listener::{bind_listener, BoundListener, ConnectionTracker, NetworkContext};
-use crate::stats::{ServerFacts, ServerStats};
+use crate::stats::{ListenerManagerStats, ServerFacts, ServerStats};
 use crate::upstream::ClusterManager;
 
 /// How long a generation told to terminate lets in-flight requests finish.
@@ -188,6 +188,18 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         };
         bound.push(b);
     }
+    let listener_manager = ListenerManagerStats::new(crate::stats::store());
+    for _ in &bound {
+        listener_manager.listener_added.inc();
+        // Envoy counts a successful creation on every worker.
+        listener_manager
+            .listener_create_success
+            .add(opts.workers() as u64);
+    }
+    listener_manager
+        .total_listeners_active
+        .set(bound.len() as u64);
+    listener_manager.total_listeners_warming.set(0);
     *state.listeners.lock().unwrap_or_else(|e| e.into_inner()) = bound
         .iter()
         .map(|b| ListenerStatus {
@@ -362,6 +374,10 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         drain_time
     };
     drain_trigger.begin_drain(drain_time);
+    listener_manager
+        .total_listeners_draining
+        .set(bound.len() as u64);
+    listener_manager.total_listeners_active.set(0);
     drop(bound);
     let deadline = tokio::time::Instant::now() + limit;
     let mut terminating = reason == ShutdownReason::Terminate;
