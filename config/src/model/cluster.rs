@@ -1,0 +1,167 @@
+//! Clusters of the runtime model: discovery type, load balancing, endpoints, upstream
+//! protocol and circuit breakers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::Http2Options;
+
+/// `cluster.type` (discovery type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscoveryType {
+    /// `STATIC`
+    Static,
+    /// `STRICT_DNS`
+    StrictDns,
+    /// `LOGICAL_DNS`
+    LogicalDns,
+    /// `EDS` (xDS comes later; translation rejects it for now)
+    Eds,
+}
+
+/// `lb_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    /// `ROUND_ROBIN` (default)
+    RoundRobin,
+    /// `LEAST_REQUEST` with `least_request_lb_config.choice_count` (default 2)
+    LeastRequest {
+        /// power-of-N choices
+        choice_count: u32,
+    },
+    /// `RANDOM`
+    Random,
+}
+
+/// `dns_lookup_family`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsLookupFamily {
+    /// `AUTO` (default): IPv6 first, then IPv4... Envoy's AUTO prefers v6.
+    Auto,
+    /// `V4_ONLY`
+    V4Only,
+    /// `V6_ONLY`
+    V6Only,
+    /// `V4_PREFERRED`
+    V4Preferred,
+    /// `ALL`
+    All,
+}
+
+/// Which HTTP protocol a cluster speaks upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// default
+    Http1,
+    /// `http2_protocol_options` or `typed_extension_protocol_options`
+    /// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` with explicit http2.
+    Http2,
+    /// `use_downstream_protocol_config`
+    UseDownstream,
+}
+
+/// `circuit_breakers.thresholds[priority=DEFAULT]`.
+#[derive(Debug, Clone, Copy)]
+pub struct CircuitBreakers {
+    /// `max_connections` (default 1024)
+    pub max_connections: u32,
+    /// `max_pending_requests` (default 1024)
+    pub max_pending_requests: u32,
+    /// `max_requests` (default 1024)
+    pub max_requests: u32,
+    /// `max_retries` (default 3)
+    pub max_retries: u32,
+}
+
+impl Default for CircuitBreakers {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+        }
+    }
+}
+
+/// A `cluster`.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// `name`
+    pub name: String,
+    /// `alt_stat_name` or name: stats are `cluster.<stat_name>.`.
+    pub stat_name: String,
+    /// `type`
+    pub discovery: DiscoveryType,
+    /// `connect_timeout` (default 5 s)
+    pub connect_timeout: Duration,
+    /// `lb_policy`
+    pub lb_policy: LbPolicy,
+    /// `dns_refresh_rate` (default 5 s)
+    pub dns_refresh_rate: Duration,
+    /// `respect_dns_ttl`
+    pub respect_dns_ttl: bool,
+    /// `dns_lookup_family`
+    pub dns_lookup_family: DnsLookupFamily,
+    /// `load_assignment`
+    pub load_assignment: LoadAssignment,
+    /// Upstream protocol.
+    pub protocol: UpstreamProtocol,
+    /// `http2_protocol_options` when HTTP/2 is used.
+    pub http2: Http2Options,
+    /// `common_http_protocol_options.idle_timeout` upstream (default 1 h).
+    pub idle_timeout: Option<Duration>,
+    /// `common_http_protocol_options.max_requests_per_connection` (default unlimited).
+    pub max_requests_per_connection: Option<u32>,
+    /// `per_connection_buffer_limit_bytes` (default 1 MiB).
+    pub per_connection_buffer_limit_bytes: u32,
+    /// `circuit_breakers` default-priority thresholds.
+    pub circuit_breakers: CircuitBreakers,
+}
+
+/// `load_assignment`.
+#[derive(Debug, Clone, Default)]
+pub struct LoadAssignment {
+    /// `endpoints[]` (localities).
+    pub localities: Vec<LocalityEndpoints>,
+}
+
+/// `load_assignment.endpoints[]`.
+#[derive(Debug, Clone)]
+pub struct LocalityEndpoints {
+    /// `locality` as `region/zone/sub_zone` (may be empty).
+    pub locality: String,
+    /// `priority` (0 is highest).
+    pub priority: u32,
+    /// `load_balancing_weight` (None = not set).
+    pub weight: Option<u32>,
+    /// `lb_endpoints[]`
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// `lb_endpoints[]`.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `endpoint.address.socket_address`
+    pub address: EndpointAddress,
+    /// `endpoint.hostname` (used by auto_host_rewrite when set)
+    pub hostname: Option<String>,
+    /// `load_balancing_weight` (default 1)
+    pub weight: u32,
+    /// `health_status` is HEALTHY/UNKNOWN (true) or not.
+    pub healthy: bool,
+}
+
+/// An endpoint address: an IP (STATIC) or a name resolved by DNS clusters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointAddress {
+    /// A literal IP and port.
+    Ip(SocketAddr),
+    /// A DNS name and port (`STRICT_DNS` / `LOGICAL_DNS`).
+    Dns {
+        /// hostname
+        host: String,
+        /// port
+        port: u16,
+    },
+}

@@ -1,0 +1,180 @@
+//! Substitution format strings (`%REQ(X)%` ...) and access loggers of the runtime model,
+//! shared by access logs and header values.
+
+use std::path::PathBuf;
+
+use http::header::HeaderName;
+
+/// A parsed Envoy substitution format string (access logs and header values).
+#[derive(Debug, Clone, Default)]
+pub struct FormatTemplate {
+    /// Literal text and commands, in order.
+    pub parts: Vec<FormatPart>,
+}
+
+impl FormatTemplate {
+    /// A template that is only literal text (fast path: no per-request formatting).
+    pub fn as_literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [FormatPart::Literal(s)] => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// One piece of a format string.
+#[derive(Debug, Clone)]
+pub enum FormatPart {
+    /// Text copied as is.
+    Literal(String),
+    /// A `%COMMAND(arg):maxlen%`.
+    Command(FormatCommand),
+}
+
+/// A `%COMMAND(arg):maxlen%` substitution.
+#[derive(Debug, Clone)]
+pub struct FormatCommand {
+    /// Which value.
+    pub op: FormatOperator,
+    /// `:N` truncation.
+    pub max_len: Option<usize>,
+}
+
+/// The supported substitution commands (a subset of Envoy's; unknown ones are config
+/// errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatOperator {
+    /// `%START_TIME%` or `%START_TIME(strftime)%`
+    StartTime(Option<String>),
+    /// `%REQ(X?Y)%`: request header X, falling back to Y
+    Req(HeaderName, Option<HeaderName>),
+    /// `%RESP(X?Y)%`
+    Resp(HeaderName, Option<HeaderName>),
+    /// `%TRAILER(X)%`
+    Trailer(HeaderName),
+    /// `%RESPONSE_CODE%`
+    ResponseCode,
+    /// `%RESPONSE_CODE_DETAILS%`
+    ResponseCodeDetails,
+    /// `%RESPONSE_FLAGS%`
+    ResponseFlags,
+    /// `%RESPONSE_FLAGS_LONG%`
+    ResponseFlagsLong,
+    /// `%DURATION%`
+    Duration,
+    /// `%REQUEST_DURATION%`
+    RequestDuration,
+    /// `%RESPONSE_DURATION%`
+    ResponseDuration,
+    /// `%RESPONSE_TX_DURATION%`
+    ResponseTxDuration,
+    /// `%BYTES_RECEIVED%`
+    BytesReceived,
+    /// `%BYTES_SENT%`
+    BytesSent,
+    /// `%PROTOCOL%`
+    Protocol,
+    /// `%UPSTREAM_HOST%`
+    UpstreamHost,
+    /// `%UPSTREAM_CLUSTER%`
+    UpstreamCluster,
+    /// `%UPSTREAM_LOCAL_ADDRESS%`
+    UpstreamLocalAddress,
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`
+    UpstreamTransportFailureReason,
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%`
+    DownstreamRemoteAddress,
+    /// `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`
+    DownstreamRemoteAddressWithoutPort,
+    /// `%DOWNSTREAM_REMOTE_PORT%`
+    DownstreamRemotePort,
+    /// `%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`
+    DownstreamDirectRemoteAddress,
+    /// `%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%`
+    DownstreamDirectRemoteAddressWithoutPort,
+    /// `%DOWNSTREAM_LOCAL_ADDRESS%`
+    DownstreamLocalAddress,
+    /// `%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%`
+    DownstreamLocalAddressWithoutPort,
+    /// `%DOWNSTREAM_LOCAL_PORT%`
+    DownstreamLocalPort,
+    /// `%REQUESTED_SERVER_NAME%`
+    RequestedServerName,
+    /// `%ROUTE_NAME%`
+    RouteName,
+    /// `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`
+    UpstreamRequestAttemptCount,
+    /// `%CONNECTION_ID%`
+    ConnectionId,
+    /// `%HOSTNAME%`
+    Hostname,
+    /// `%PROTOCOL%`-like constant: `%ENVIRONMENT(X)%` resolved at load time is a literal,
+    /// so it never appears here.
+    /// `%UPSTREAM_REMOTE_ADDRESS%`
+    UpstreamRemoteAddress,
+    /// `%REQ(X?Y)%` where X or Y is a pseudo-header (`:method`, `:path`, `:authority`,
+    /// `:scheme`); `Req` is used when both are regular headers.
+    ReqPseudo(HeaderRef, Option<HeaderRef>),
+    /// `%RESP(X?Y)%` where X or Y is a pseudo-header (`:status`).
+    RespPseudo(HeaderRef, Option<HeaderRef>),
+}
+
+/// A header named in a format command: a regular header or an HTTP pseudo-header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderRef {
+    /// A regular header (lowercased).
+    Name(HeaderName),
+    /// `:method`
+    Method,
+    /// `:path` (path and query as received)
+    Path,
+    /// `:authority` (HTTP/1.1 `host`)
+    Authority,
+    /// `:scheme`
+    Scheme,
+    /// `:status`
+    Status,
+}
+
+/// One access logger.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    /// Where lines go.
+    pub sink: AccessLogSink,
+    /// How a line is formatted.
+    pub format: AccessLogFormat,
+}
+
+/// Access log destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogSink {
+    /// `envoy.access_loggers.file` with `path` (`/dev/stdout` maps to Stdout).
+    File(PathBuf),
+    /// `envoy.access_loggers.stdout`
+    Stdout,
+    /// `envoy.access_loggers.stderr`
+    Stderr,
+}
+
+/// Access log line format.
+#[derive(Debug, Clone)]
+pub enum AccessLogFormat {
+    /// `text_format_source` / `format` / Envoy's default format when absent. Includes
+    /// the trailing newline when the config's text has one (the default does).
+    Text(FormatTemplate),
+    /// `json_format`: keys in config order, each value a template (a value that is a
+    /// single command keeps its type: numbers stay numbers, as in Envoy).
+    Json(Vec<(String, JsonFormatValue)>),
+}
+
+/// A `json_format` value.
+#[derive(Debug, Clone)]
+pub enum JsonFormatValue {
+    /// A string template.
+    Template(FormatTemplate),
+    /// A nested object.
+    Object(Vec<(String, JsonFormatValue)>),
+    /// A constant number/bool/null copied as is.
+    Constant(serde_json::Value),
+}
