@@ -60,6 +60,58 @@ async fn child_with_another_protocol_version_gets_an_explicit_answer() -> anyhow
 }
 
 #[tokio::test]
+async fn cold_restart_fallback_stops_an_incompatible_parent_and_starts_fresh() -> anyhow::Result<()>
+{
+    let svc = Service::new()?;
+    std::fs::create_dir_all(svc.run_dir())?;
+    std::fs::set_permissions(svc.run_dir(), std::fs::Permissions::from_mode(0o700))?;
+    // The "old generation": a process the fallback must stop, reaped by this test.
+    let mut old = tokio::process::Command::new("sleep")
+        .arg("60")
+        .kill_on_drop(true)
+        .spawn()?;
+    let old_pid = old
+        .id()
+        .ok_or_else(|| anyhow::anyhow!("sleep has no pid"))?;
+    let reaper = tokio::spawn(async move { old.wait().await });
+    // Its hot-restart socket speaks protocol 7.
+    let fake_parent = tokio::net::UnixListener::bind(svc.socket_path())?;
+    tokio::spawn(async move {
+        let (stream, _) = fake_parent.accept().await?;
+        let mut peer = Peer::from_stream(stream);
+        let _hello: Option<pb::Request> = peer.recv().await?;
+        let reply = pb::Reply {
+            kind: Some(pb::reply::Kind::Hello(pb::HelloReply {
+                protocol_version: 7,
+                stats_layout_version: 1,
+                parent_epoch: 0,
+                parent_pid: old_pid,
+                parent_state: "LIVE".into(),
+                parent_version: "from the future".into(),
+            })),
+        };
+        peer.send(&reply).await?;
+        let _ = peer.recv::<pb::Request>().await;
+        anyhow::Ok(())
+    });
+    let config = svc.write_config("config", &simple_proxy(&[]))?;
+    let mut child = svc.spawn(
+        1,
+        &config,
+        &["--hot-restart-version-mismatch", "cold-restart"],
+    )?;
+    child.wait_live().await?;
+    let old_status = tokio::time::timeout(EXIT_TIMEOUT, reaper).await???;
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&old_status),
+        Some(libc::SIGTERM),
+        "the old generation was asked to stop: {old_status}"
+    );
+    assert!(child.log().contains("cold-restart"), "{}", child.log());
+    Ok(())
+}
+
+#[tokio::test]
 async fn parent_with_another_protocol_version_makes_the_child_exit() -> anyhow::Result<()> {
     let svc = Service::new()?;
     std::fs::create_dir_all(svc.run_dir())?;

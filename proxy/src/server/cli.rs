@@ -48,6 +48,17 @@ pub enum LogLevel {
     Off,
 }
 
+/// `--hot-restart-version-mismatch` (Baton-specific).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VersionMismatchPolicy {
+    /// Exit with a clear error; the running generation is untouched (default).
+    Fail,
+    /// Stop the running generation (SIGTERM, wait for it to exit) and start without
+    /// socket inheritance: new connections are refused until this generation listens.
+    #[value(name = "cold-restart")]
+    ColdRestart,
+}
+
 /// `--local-address-ip-version`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IpVersion {
@@ -165,6 +176,16 @@ pub struct Options {
     /// $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR/baton, else /tmp/baton-<uid>).
     #[arg(long = "runtime-dir")]
     pub runtime_dir: Option<PathBuf>,
+
+    /// What a new generation does when the running one speaks another hot-restart or
+    /// stats-layout version: `fail` (default) or `cold-restart` (stop it, start fresh,
+    /// refusing connections briefly). Baton-specific.
+    #[arg(
+        long = "hot-restart-version-mismatch",
+        value_enum,
+        default_value = "fail"
+    )]
+    pub hot_restart_version_mismatch: VersionMismatchPolicy,
 
     /// Capacity (stat names) of the shared stats region when this generation creates it
     /// (Baton-specific). About 100 per cluster plus 50 per listener; stats past it keep

@@ -14,7 +14,7 @@ use baton_config::Loaded;
 use tokio::sync::{mpsc, Notify};
 use tracing::{error, info, warn};
 
-use super::cli::{Mode, Options};
+use super::cli::{Mode, Options, VersionMismatchPolicy};
 use super::drain::DrainPhase;
 use super::hot_restart::child::ParentLink;
 use super::hot_restart::parent::{self, ParentContext, ParentEvent, PassableSocket};
@@ -142,9 +142,16 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     install_stats(opts)?;
     let paths = hot_restart_paths(opts)?;
     let mut parent_link: Option<ParentLink> = match &paths {
-        Some(p) => hr::child::connect(&p.public, epoch)
-            .await
-            .map_err(|e| anyhow::anyhow!("hot restart (epoch {epoch}): {e}"))?,
+        Some(p) => match hr::child::connect(&p.public, epoch).await {
+            Ok(link) => link,
+            Err(hr::HotRestartError::ParentMismatch { detail, parent_pid })
+                if opts.hot_restart_version_mismatch == VersionMismatchPolicy::ColdRestart =>
+            {
+                cold_restart(&detail, parent_pid).await?;
+                None
+            }
+            Err(e) => return Err(anyhow::anyhow!("hot restart (epoch {epoch}): {e}")),
+        },
         None => None,
     };
     match &parent_link {
@@ -404,6 +411,44 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     workers.join().await;
     info!(epoch, "exiting");
     Ok(0)
+}
+
+/// How long `--hot-restart-version-mismatch cold-restart` waits for the old generation.
+const COLD_RESTART_WAIT: Duration = Duration::from_secs(60);
+
+/// The opt-in fallback for an incompatible live generation: ask it to exit (SIGTERM: it
+/// drains) and wait until it is gone, so this generation can bind the ports fresh.
+async fn cold_restart(detail: &str, parent_pid: u32) -> anyhow::Result<()> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    warn!(
+        parent_pid,
+        "hot restart version mismatch ({detail}); --hot-restart-version-mismatch cold-restart: stopping the running generation and starting without socket inheritance (connections are refused until this generation listens)"
+    );
+    let pid = Pid::from_raw(
+        i32::try_from(parent_pid)
+            .map_err(|_| anyhow::anyhow!("invalid parent pid {parent_pid}"))?,
+    );
+    if pid.as_raw() <= 1 || pid.as_raw() == std::process::id() as i32 {
+        anyhow::bail!("refusing to signal pid {parent_pid} for a cold restart");
+    }
+    if let Err(e) = kill(pid, Signal::SIGTERM) {
+        if e != nix::errno::Errno::ESRCH {
+            anyhow::bail!("cannot stop the running generation (pid {parent_pid}): {e}");
+        }
+    }
+    let deadline = tokio::time::Instant::now() + COLD_RESTART_WAIT;
+    while kill(pid, None).is_ok() {
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "the running generation (pid {parent_pid}) did not exit within {}s",
+                COLD_RESTART_WAIT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    info!(parent_pid, "old generation exited; starting fresh");
+    Ok(())
 }
 
 /// Binds admin; a child retries while the parent releases the port.

@@ -65,10 +65,13 @@ pub async fn connect(path: &Path, epoch: u32) -> Result<Option<ParentLink>, HotR
         return Err(unexpected(reply));
     };
     if h.protocol_version != PROTOCOL_VERSION || h.stats_layout_version != STATS_LAYOUT_VERSION {
-        return Err(HotRestartError::VersionMismatch(format!(
-            "parent (epoch {}, pid {}, version {}) speaks hot-restart protocol {} / stats layout {}; this binary speaks {PROTOCOL_VERSION} / {STATS_LAYOUT_VERSION}",
-            h.parent_epoch, h.parent_pid, h.parent_version, h.protocol_version, h.stats_layout_version
-        )));
+        return Err(HotRestartError::ParentMismatch {
+            detail: format!(
+                "parent (epoch {}, pid {}, version {}) speaks hot-restart protocol {} / stats layout {}; this binary speaks {PROTOCOL_VERSION} / {STATS_LAYOUT_VERSION}",
+                h.parent_epoch, h.parent_pid, h.parent_version, h.protocol_version, h.stats_layout_version
+            ),
+            parent_pid: h.parent_pid,
+        });
     }
     Ok(Some(ParentLink {
         channel,

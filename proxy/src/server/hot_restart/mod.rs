@@ -42,6 +42,15 @@ pub enum HotRestartError {
     /// Incompatible versions.
     #[error("hot restart version mismatch: {0}")]
     VersionMismatch(String),
+    /// The live generation speaks another version (seen by a child, which knows the
+    /// parent's pid for the opt-in cold-restart fallback).
+    #[error("hot restart version mismatch: {detail}")]
+    ParentMismatch {
+        /// what differs
+        detail: String,
+        /// the live generation's pid
+        parent_pid: u32,
+    },
     /// Unexpected reply.
     #[error("hot restart protocol error: {0}")]
     Protocol(String),
