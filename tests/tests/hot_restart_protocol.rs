@@ -59,6 +59,33 @@ async fn child_with_another_protocol_version_gets_an_explicit_answer() -> anyhow
     Ok(())
 }
 
+/// A fake live generation on the service's socket that answers one child's hello with
+/// protocol 7 (incompatible), claiming `parent_pid`; resolves to whatever the child sends
+/// next (`None` when it hangs up).
+fn fake_incompatible_parent(
+    svc: &Service,
+    parent_pid: u32,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<Option<pb::Request>>>> {
+    let listener = tokio::net::UnixListener::bind(svc.socket_path())?;
+    Ok(tokio::spawn(async move {
+        let (stream, _) = listener.accept().await?;
+        let mut peer = Peer::from_stream(stream);
+        let _hello: Option<pb::Request> = peer.recv().await?;
+        let reply = pb::Reply {
+            kind: Some(pb::reply::Kind::Hello(pb::HelloReply {
+                protocol_version: 7,
+                stats_layout_version: 1,
+                parent_epoch: 0,
+                parent_pid,
+                parent_state: "LIVE".into(),
+                parent_version: "from the future".into(),
+            })),
+        };
+        peer.send(&reply).await?;
+        peer.recv().await
+    }))
+}
+
 #[tokio::test]
 async fn cold_restart_fallback_stops_an_incompatible_parent_and_starts_fresh() -> anyhow::Result<()>
 {
@@ -75,25 +102,7 @@ async fn cold_restart_fallback_stops_an_incompatible_parent_and_starts_fresh() -
         .ok_or_else(|| anyhow::anyhow!("sleep has no pid"))?;
     let reaper = tokio::spawn(async move { old.wait().await });
     // Its hot-restart socket speaks protocol 7.
-    let fake_parent = tokio::net::UnixListener::bind(svc.socket_path())?;
-    tokio::spawn(async move {
-        let (stream, _) = fake_parent.accept().await?;
-        let mut peer = Peer::from_stream(stream);
-        let _hello: Option<pb::Request> = peer.recv().await?;
-        let reply = pb::Reply {
-            kind: Some(pb::reply::Kind::Hello(pb::HelloReply {
-                protocol_version: 7,
-                stats_layout_version: 1,
-                parent_epoch: 0,
-                parent_pid: old_pid,
-                parent_state: "LIVE".into(),
-                parent_version: "from the future".into(),
-            })),
-        };
-        peer.send(&reply).await?;
-        let _ = peer.recv::<pb::Request>().await;
-        anyhow::Ok(())
-    });
+    let _parent_task = fake_incompatible_parent(&svc, old_pid)?;
     let config = svc.write_config("config", &simple_proxy(&[]))?;
     let mut child = svc.spawn(
         1,
@@ -117,26 +126,7 @@ async fn parent_with_another_protocol_version_makes_the_child_exit() -> anyhow::
     std::fs::create_dir_all(svc.run_dir())?;
     std::fs::set_permissions(svc.run_dir(), std::fs::Permissions::from_mode(0o700))?;
     // A fake live generation that speaks protocol 7.
-    let fake_parent = tokio::net::UnixListener::bind(svc.socket_path())?;
-    let parent_task = tokio::spawn(async move {
-        let (stream, _) = fake_parent.accept().await?;
-        let mut peer = Peer::from_stream(stream);
-        let _hello: Option<pb::Request> = peer.recv().await?;
-        let reply = pb::Reply {
-            kind: Some(pb::reply::Kind::Hello(pb::HelloReply {
-                protocol_version: 7,
-                stats_layout_version: 1,
-                parent_epoch: 0,
-                parent_pid: 1,
-                parent_state: "LIVE".into(),
-                parent_version: "from the future".into(),
-            })),
-        };
-        peer.send(&reply).await?;
-        // Whatever the child sends next, it must not be a request for sockets.
-        let next: Option<pb::Request> = peer.recv().await?;
-        anyhow::Ok(next)
-    });
+    let parent_task = fake_incompatible_parent(&svc, 1)?;
     let config = svc.write_config("config", &simple_proxy(&[]))?;
     let mut child = svc.spawn(1, &config, &[])?;
     let status = child.wait_exit(EXIT_TIMEOUT).await?;
