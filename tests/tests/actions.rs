@@ -167,6 +167,64 @@ async fn auto_host_rewrite_uses_dns_cluster_hostname() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Each request carries the name of the host the load balancer picked for it, not one
+/// name for the whole cluster; a host without a hostname leaves Host alone.
+#[tokio::test]
+async fn auto_host_rewrite_uses_the_picked_hosts_name() -> anyhow::Result<()> {
+    let one = EchoUpstream::start("one").await?;
+    let two = EchoUpstream::start("two").await?;
+    let unnamed = EchoUpstream::start("unnamed").await?;
+    let endpoint = |port: u16, hostname: Option<&str>| {
+        let mut e = json!({ "endpoint": { "address": { "socket_address": {
+            "address": "127.0.0.1", "port_value": port } } } });
+        if let Some(h) = hostname {
+            e["endpoint"]["hostname"] = json!(h);
+        }
+        e
+    };
+    let cluster = json!({
+        "name": "named",
+        "type": "STATIC",
+        "connect_timeout": "0.25s",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": { "cluster_name": "named", "endpoints": [ { "lb_endpoints": [
+            endpoint(one.port(), Some("one.example")),
+            endpoint(two.port(), Some("two.example")),
+            endpoint(unnamed.port(), None),
+        ] } ] },
+    });
+    let cfg = bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![vhost(
+                "all",
+                &["*"],
+                vec![
+                    json!({ "match": { "prefix": "/" }, "route": { "cluster": "named", "auto_host_rewrite": true } }),
+                ],
+            )]),
+        )],
+        vec![cluster],
+    );
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let mut seen = HashSet::new();
+    for _ in 0..6 {
+        let resp = get_with(addr, "/", &[("host", "original.example")]).await?;
+        let upstream = resp.header("x-upstream-name").map(str::to_string);
+        let host = resp.json()?.req_header("host");
+        let expected = match upstream.as_deref() {
+            Some("one") => "one.example",
+            Some("two") => "two.example",
+            _ => "original.example",
+        };
+        assert_eq!(host.as_deref(), Some(expected), "answered by {upstream:?}");
+        seen.insert(upstream);
+    }
+    assert_eq!(seen.len(), 3, "round robin reaches every host: {seen:?}");
+    Ok(())
+}
+
 fn redirect(prefix: &str, redirect: Value) -> Value {
     json!({ "match": { "prefix": prefix }, "redirect": redirect })
 }

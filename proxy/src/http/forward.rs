@@ -112,16 +112,8 @@ pub(crate) async fn forward(
                 parts.headers.insert(HOST, v);
             }
         }
-        HostRewrite::Auto => {
-            // The host is picked inside send_http; DNS clusters (the usual users of
-            // auto_host_rewrite) give every host the same name.
-            if let Some(h) = cluster.hosts().first() {
-                let name = h.hostname.clone().unwrap_or_else(|| h.address.to_string());
-                if let Ok(v) = HeaderValue::from_str(&name) {
-                    parts.headers.insert(HOST, v);
-                }
-            }
-        }
+        // The host is picked inside send_http, which applies the picked host's name.
+        HostRewrite::Auto => {}
     }
 
     // Header mutations, most specific first unless configured otherwise.
@@ -190,6 +182,7 @@ pub(crate) async fn forward(
     let opts = SendOptions {
         downstream_http2,
         upgrade: is_upgrade,
+        auto_host_rewrite: matches!(f.host_rewrite, HostRewrite::Auto),
     };
     // Envoy splits the cluster's response stats by origin: `x-envoy-internal: true`
     // (set by the connection manager for internal clients) means internal.

@@ -132,10 +132,20 @@ impl UpstreamCluster {
     /// connection-level failures are [`UpstreamError`]s.
     pub async fn send_http(
         &self,
-        req: http::Request<RequestBody>,
+        mut req: http::Request<RequestBody>,
         opts: &SendOptions,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let host = self.pick_host()?;
+        if opts.auto_host_rewrite {
+            if let Some(value) = host
+                .hostname
+                .as_deref()
+                .filter(|name| !name.is_empty())
+                .and_then(|name| http::HeaderValue::from_str(name).ok())
+            {
+                req.headers_mut().insert(http::header::HOST, value);
+            }
+        }
         let http2 = !opts.upgrade
             && match self.model.protocol {
                 UpstreamProtocol::Http1 => false,

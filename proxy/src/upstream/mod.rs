@@ -42,6 +42,10 @@ pub struct SendOptions {
     /// An upgrade (websocket etc.): the request gets a dedicated HTTP/1.1 connection with
     /// upgrades enabled, which never goes back to the pool.
     pub upgrade: bool,
+    /// `auto_host_rewrite`: once a host is picked, its hostname (endpoint `hostname`, or
+    /// the DNS name a DNS cluster resolved) replaces the Host header. A host without a
+    /// hostname leaves Host as it is, as in Envoy.
+    pub auto_host_rewrite: bool,
 }
 
 /// A response from an upstream host (any status), with the host that produced it.
