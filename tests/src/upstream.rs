@@ -10,6 +10,8 @@
 //! - `body_bytes=N`: respond with N bytes of `x` instead of JSON.
 //! - `header=name:value`: add a response header (repeatable).
 //! - `chunked=1`: send the JSON reply as a body of unknown length (chunked on HTTP/1.1).
+//! - `body_delay_ms=N`: send the headers and the first half of the body at once, the rest
+//!   N ms later (a body of unknown length, chunked on HTTP/1.1).
 //!
 //! Every response carries `x-upstream-name: <name>`; accepted connections are counted.
 
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
@@ -215,7 +218,23 @@ async fn echo(
             Bytes::from(reply.to_string())
         }
     };
-    let body = if query_param(&query, "chunked").is_some() {
+    let body_delay = query_param(&query, "body_delay_ms").and_then(|v| v.parse::<u64>().ok());
+    let body = if let Some(ms) = body_delay {
+        let half = body.len() / 2;
+        let (first, rest) = (body.slice(..half), body.slice(half..));
+        let frames = futures_util::stream::iter([Some(first), None, Some(rest)]).then(
+            move |frame| async move {
+                match frame {
+                    Some(data) => Ok::<_, Infallible>(hyper::body::Frame::data(data)),
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        Ok(hyper::body::Frame::data(Bytes::new()))
+                    }
+                }
+            },
+        );
+        BoxBody::new(StreamBody::new(frames))
+    } else if query_param(&query, "chunked").is_some() {
         // Two frames and no size hint, so hyper frames the HTTP/1.1 body as chunked.
         let half = body.len() / 2;
         let frames = vec![

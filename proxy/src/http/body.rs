@@ -25,8 +25,11 @@ pub struct RequestProgress {
     start: Instant,
     /// Body bytes received.
     pub bytes: AtomicU64,
-    /// The request (headers and body) has been fully received.
+    /// The request (headers and body) has been fully received; set through
+    /// [`Self::mark_complete`] so waiters (the route timeout) wake.
     pub complete: AtomicBool,
+    /// Wakes [`Self::wait_complete`] callers.
+    completed: tokio::sync::Notify,
     /// Milliseconds since start of the last body activity.
     pub last_activity_ms: AtomicU64,
     /// The selected route's `idle_timeout` in milliseconds, which replaces the
@@ -45,6 +48,7 @@ impl RequestProgress {
             start,
             bytes: AtomicU64::new(0),
             complete: AtomicBool::new(false),
+            completed: tokio::sync::Notify::new(),
             last_activity_ms: AtomicU64::new(0),
             route_idle_timeout_ms: AtomicU64::new(NO_ROUTE_IDLE_TIMEOUT),
         }
@@ -64,6 +68,24 @@ impl RequestProgress {
             NO_ROUTE_IDLE_TIMEOUT => connection_default,
             0 => None,
             ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// The whole request has arrived.
+    pub fn mark_complete(&self) {
+        self.complete.store(true, Ordering::Release);
+        self.completed.notify_waiters();
+    }
+
+    /// Resolves once the whole request has arrived (at once if it already has).
+    pub async fn wait_complete(&self) {
+        loop {
+            // Registered before the check, so a completion in between still wakes us.
+            let notified = self.completed.notified();
+            if self.complete.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -87,7 +109,7 @@ impl<B> CountingBody<B> {
         B: Body,
     {
         if inner.is_end_stream() {
-            progress.complete.store(true, Ordering::Relaxed);
+            progress.mark_complete();
         }
         Self { inner, progress }
     }
@@ -115,13 +137,13 @@ where
                 }
                 this.progress.touch();
                 if this.inner.is_end_stream() {
-                    this.progress.complete.store(true, Ordering::Relaxed);
+                    this.progress.mark_complete();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => {
-                this.progress.complete.store(true, Ordering::Relaxed);
+                this.progress.mark_complete();
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,
@@ -241,12 +263,17 @@ where
                 }
             }
             Poll::Ready(None) => this.finish(true),
-            Poll::Ready(Some(Err(_))) => {
+            Poll::Ready(Some(Err(e))) => {
                 if let Some(stream) = this.stream.take() {
                     stream.tx_reset();
                 }
                 if let Some(log) = this.log.as_mut() {
-                    log.info.flags.set(ResponseFlag::UpstreamRemoteReset);
+                    let flag = if e.is::<super::route_timeout::RouteTimeoutElapsed>() {
+                        ResponseFlag::UpstreamRequestTimeout
+                    } else {
+                        ResponseFlag::UpstreamRemoteReset
+                    };
+                    log.info.flags.set(flag);
                 }
                 this.finish(true);
             }

@@ -19,6 +19,7 @@ use crate::upstream::{RequestBody, SendOptions, UpstreamError};
 use super::body::CountingBody;
 use super::headers::{forwarding, hop_by_hop, mutation};
 use super::local_reply::LocalReply;
+use super::route_timeout::{RouteDeadline, TimedBody};
 use super::router::{action, Routed};
 use super::stats::ActiveUpgrade;
 use super::stream::Exchange;
@@ -194,10 +195,14 @@ pub(crate) async fn forward(
     let sent_at = Instant::now();
     ex.info.attempt_count = 1;
     let send = cluster.send_http(up_req, &opts);
-    let result = match f.timeout {
-        Some(t) => match tokio::time::timeout(t, send).await {
-            Ok(r) => r.map_err(Some),
-            Err(_) => Err(None),
+    let mut deadline = f
+        .timeout
+        .map(|t| RouteDeadline::new(t, ex.progress.clone()));
+    let result = match deadline.as_mut() {
+        Some(deadline) => tokio::select! {
+            biased;
+            r = send => r.map_err(Some),
+            () = deadline => Err(None),
         },
         None => send.await.map_err(Some),
     };
@@ -263,6 +268,13 @@ pub(crate) async fn forward(
     ex.info.response_code = Some(rparts.status.as_u16());
     ex.apply_response_mutations(&mut rparts.headers, &parts, routed, weighted);
     ex.info.response_code_details = Some("via_upstream".to_string());
-    let body: ResponseBody = rbody.map_err(Into::into).boxed();
+    let body: ResponseBody = match deadline {
+        // A tunnel's bytes do not travel in the response body, and the route timeout
+        // does not cover them.
+        Some(deadline) if !switching => {
+            TimedBody::new(rbody, deadline, cluster.stats().clone()).boxed()
+        }
+        _ => rbody.map_err(Into::into).boxed(),
+    };
     (Response::from_parts(rparts, body), Some(parts))
 }

@@ -3,7 +3,7 @@
 //! request: validation, forwarding headers, routing) -> `router` (virtual host, route,
 //! action helpers) -> `forward` (upstream call) or `local_reply`; `headers` (hop-by-hop,
 //! forwarding, mutations), `upgrade` (websocket / CONNECT tunnels), `body` (byte counting
-//! and the access log entry), `stats` (connection, request and upgrade accounting in
+//! and the access log entry), `route_timeout` (the route timeout over the whole response), `stats` (connection, request and upgrade accounting in
 //! `http.<stat_prefix>.*`).
 
 mod body;
@@ -13,6 +13,7 @@ mod context;
 mod forward;
 pub mod headers;
 pub mod local_reply;
+mod route_timeout;
 pub mod router;
 mod stats;
 mod stream;

@@ -160,7 +160,7 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     let hcm = shared.runtime.hcm.clone();
     let progress = ex.progress.clone();
     if http_body::Body::is_end_stream(req.body()) {
-        progress.complete.store(true, Ordering::Relaxed);
+        progress.mark_complete();
     }
     let mut work = Box::pin(route_and_act(&mut ex, req));
     let request_timeout = hcm.request_timeout;
