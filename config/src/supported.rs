@@ -132,8 +132,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "idle_timeout",
             "max_connect_attempts",
             "max_downstream_connection_duration",
-            // access_log: tcp_proxy connections are not logged yet; rejected rather
-            // than silently dropping the logs.
+            "access_log",
         ],
     ),
     ("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", &["clusters"]),

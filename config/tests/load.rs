@@ -318,7 +318,15 @@ fn unsupported_features_are_named() {
             "{e}"
         );
     }
-    // tcp_proxy access logs are not written yet: an error, not silently dropped logs.
+    // Fields that do not change behaviour are accepted.
+    load_yaml_str(
+        "node: { id: n, locality: { zone: z } }\nstats_config: { use_all_default_tags: true }",
+    )
+    .expect("accepted");
+}
+
+#[test]
+fn tcp_proxy_access_log_is_loaded() {
     let tcp = r#"
 static_resources:
   listeners:
@@ -339,13 +347,12 @@ static_resources:
   - name: c
     load_assignment: { cluster_name: c, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } } ] } ] }
 "#;
-    let e = err(tcp);
-    assert!(e.ends_with("access_log: not supported by Baton yet"), "{e}");
-    // Fields that do not change behaviour are accepted.
-    load_yaml_str(
-        "node: { id: n, locality: { zone: z } }\nstats_config: { use_all_default_tags: true }",
-    )
-    .expect("accepted");
+    let loaded = load_yaml_str(tcp).expect("tcp_proxy access_log accepted");
+    let NetworkFilter::TcpProxy(proxy) = &loaded.model.listeners[0].filter_chains[0].network else {
+        panic!("tcp_proxy")
+    };
+    assert_eq!(proxy.access_logs.len(), 1);
+    assert_eq!(proxy.access_logs[0].sink, model::AccessLogSink::Stdout);
 }
 
 #[test]

@@ -69,6 +69,8 @@ pub enum ResponseFlag {
     NoRouteFound = 8,
     /// DC
     DownstreamConnectionTermination = 14,
+    /// URX
+    UpstreamRetryLimitExceeded = 15,
     /// SI
     StreamIdleTimeout = 16,
     /// DPE

@@ -14,6 +14,7 @@ use crate::http::HttpContext;
 use crate::server::conn_info::ConnInfo;
 use crate::server::drain::DrainSignal;
 use crate::stats::{record_ms, ListenerStats};
+use crate::tcp::TcpContext;
 use crate::upstream::ClusterManager;
 
 /// What network filters need from the server.
@@ -22,6 +23,8 @@ pub struct NetworkContext {
     pub http: Arc<HttpContext>,
     /// Cluster manager for tcp_proxy.
     pub clusters: Arc<ClusterManager>,
+    /// Compiled tcp_proxy configs (stats, access logs).
+    pub tcp: Arc<TcpContext>,
     /// Open downstream connections.
     pub tracker: Arc<ConnectionTracker>,
 }
@@ -82,10 +85,10 @@ pub async fn accept_loop(
                 });
             }
             NetworkFilter::TcpProxy(cfg) => {
-                let cfg = Arc::clone(cfg);
+                let rt = ctx.tcp.runtime(cfg);
                 let clusters = Arc::clone(&ctx.clusters);
                 tokio::spawn(async move {
-                    crate::tcp::proxy_connection(stream, conn, cfg, clusters, signal).await;
+                    crate::tcp::proxy_connection(stream, conn, rt, clusters, signal).await;
                     drop(guard);
                 });
             }

@@ -222,6 +222,10 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
                 .context("cannot open access logs")?,
         ),
         clusters: Arc::clone(&clusters),
+        tcp: Arc::new(
+            crate::tcp::TcpContext::new(&model.listeners)
+                .context("cannot open tcp_proxy access logs")?,
+        ),
         tracker: Arc::clone(&tracker),
     });
 

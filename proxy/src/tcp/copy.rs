@@ -1,6 +1,7 @@
 //! Bidirectional byte copy for tcp_proxy with half-close (an EOF read from one side
 //! shuts down the write side of the other; done when both directions are), an idle
-//! timeout reset by traffic in either direction, and live downstream byte counters.
+//! timeout reset by traffic in either direction, and live downstream byte counters (the
+//! listener's stats and the connection's own totals for its access log entry).
 
 use std::io;
 use std::pin::Pin;
@@ -42,14 +43,26 @@ impl Activity {
     }
 }
 
+/// One connection's downstream byte totals, readable however the copy ended.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionBytes {
+    /// Bytes read from the downstream (`%BYTES_RECEIVED%`).
+    pub(crate) received: AtomicU64,
+    /// Bytes written to the downstream (`%BYTES_SENT%`).
+    pub(crate) sent: AtomicU64,
+}
+
 /// Where the downstream side's bytes are counted as they move
-/// (`downstream_cx_rx_bytes_total` / `downstream_cx_tx_bytes_total`).
+/// (`downstream_cx_rx_bytes_total` / `downstream_cx_tx_bytes_total`, and the
+/// connection's own totals).
 #[derive(Clone)]
 pub(crate) struct ByteCounters {
     /// Bytes read from the downstream.
     pub(crate) rx: Counter,
     /// Bytes written to the downstream.
     pub(crate) tx: Counter,
+    /// This connection's totals.
+    pub(crate) connection: Arc<ConnectionBytes>,
 }
 
 /// A stream that records activity on successful reads and writes.
@@ -72,6 +85,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
             self.activity.touch();
             if let Some(c) = &self.counters {
                 c.rx.add(read as u64);
+                c.connection
+                    .received
+                    .fetch_add(read as u64, Ordering::Relaxed);
             }
         }
         polled
@@ -90,6 +106,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
                 self.activity.touch();
                 if let Some(c) = &self.counters {
                     c.tx.add(n as u64);
+                    c.connection.sent.fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
         }

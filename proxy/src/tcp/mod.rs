@@ -3,43 +3,77 @@
 //! both ways with half-close until both directions end, the connection has been idle
 //! for `idle_timeout`, `max_downstream_connection_duration` passes, or a drain reaches
 //! its Closed phase (a draining tcp_proxy connection otherwise stays open, as in Envoy).
-//! Each connection counts in `tcp.<stat_prefix>.*` (see `stats`).
+//! Each connection counts in `tcp.<stat_prefix>.*` and, with `access_log`, is logged
+//! once when it closes (`context` holds the compiled configs).
 
+mod context;
 mod copy;
-mod stats;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use baton_config::model::{self, TcpClusterSpecifier};
+use baton_config::model::TcpClusterSpecifier;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::access_log::{FormatInput, ResponseFlag, StreamInfo};
 use crate::server::conn_info::ConnInfo;
 use crate::server::drain::DrainSignal;
 use crate::upstream::{ClusterManager, UpstreamError};
 
+pub use context::{TcpContext, TcpProxyRuntime};
 pub use copy::CopyOutcome;
 
 /// Proxies one downstream connection to an upstream host until it is done.
 pub async fn proxy_connection<IO>(
     io: IO,
     conn: ConnInfo,
-    cfg: Arc<model::TcpProxy>,
+    rt: Arc<TcpProxyRuntime>,
     clusters: Arc<ClusterManager>,
-    mut drain: DrainSignal,
+    drain: DrainSignal,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let stats = stats::for_config(&cfg);
+    // Collected only when someone will read it.
+    let mut info = (!rt.loggers.is_empty()).then(|| StreamInfo::new(Arc::new(conn.clone()), None));
+    let bytes = Arc::new(copy::ConnectionBytes::default());
+    proxy(io, &conn, &rt, &clusters, drain, info.as_mut(), &bytes).await;
+    if let Some(mut info) = info {
+        info.bytes_received = bytes.received.load(Ordering::Relaxed);
+        info.bytes_sent = bytes.sent.load(Ordering::Relaxed);
+        info.last_downstream_tx = Some(info.elapsed());
+        rt.loggers.log(&FormatInput::new(&info));
+    }
+}
+
+/// The connection's life up to close; fills `info` (when logging) on the way.
+async fn proxy<IO>(
+    io: IO,
+    conn: &ConnInfo,
+    rt: &TcpProxyRuntime,
+    clusters: &ClusterManager,
+    mut drain: DrainSignal,
+    mut info: Option<&mut StreamInfo>,
+    bytes: &Arc<copy::ConnectionBytes>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (cfg, stats) = (&rt.cfg, &rt.stats);
     stats.downstream_cx_total.inc();
     let Some(name) = pick_cluster(&cfg.cluster) else {
         tracing::debug!(conn = conn.id, "tcp_proxy has no cluster with weight");
         stats.downstream_cx_no_route.inc();
         return;
     };
+    if let Some(info) = info.as_deref_mut() {
+        info.upstream_cluster = Some(name.to_string());
+    }
     let Some(cluster) = clusters.get(name) else {
         // Envoy closes the connection when the cluster does not exist.
         tracing::debug!(conn = conn.id, cluster = %name, "tcp_proxy: unknown cluster");
         stats.downstream_cx_no_route.inc();
+        if let Some(info) = info.as_deref_mut() {
+            info.flags.set(ResponseFlag::NoClusterFound);
+        }
         return;
     };
     let attempts = cfg.max_connect_attempts.max(1);
@@ -55,15 +89,22 @@ pub async fn proxy_connection<IO>(
             }
             Err(e) => {
                 tracing::debug!(conn = conn.id, cluster = %name, error = %e, "tcp_proxy connect failed");
+                if let Some(info) = info.as_deref_mut() {
+                    record_connect_failure(info, &e);
+                }
                 return;
             }
         }
     };
     tracing::debug!(conn = conn.id, cluster = %name, upstream = %host.address, "tcp_proxy connected");
+    if let Some(info) = info.as_deref_mut() {
+        info.upstream_host = Some(host.address);
+    }
 
     let counters = copy::ByteCounters {
         rx: stats.downstream_cx_rx_bytes_total.clone(),
         tx: stats.downstream_cx_tx_bytes_total.clone(),
+        connection: bytes.clone(),
     };
     let copying = copy::copy_both_ways(io, upstream, cfg.idle_timeout, Some(counters));
     let max_duration = async {
@@ -82,9 +123,28 @@ pub async fn proxy_connection<IO>(
         () = max_duration => {
             tracing::debug!(conn = conn.id, "tcp_proxy max_downstream_connection_duration reached");
             stats.max_downstream_connection_duration.inc();
+            if let Some(info) = info {
+                info.flags.set(ResponseFlag::DurationTimeout);
+            }
         }
         () = drain.closed() => {
             tracing::debug!(conn = conn.id, "tcp_proxy connection closed by drain");
+        }
+    }
+}
+
+/// Envoy's flags for a connection that never reached an upstream: `UH` (no healthy
+/// host), `UO` (circuit breaker), or `UF` plus `URX` (connect attempts exhausted).
+fn record_connect_failure(info: &mut StreamInfo, error: &UpstreamError) {
+    if let Some(host) = error.host() {
+        info.upstream_host = Some(host.address);
+    }
+    match error {
+        UpstreamError::NoHealthyUpstream => info.flags.set(ResponseFlag::NoHealthyUpstream),
+        UpstreamError::Overflow => info.flags.set(ResponseFlag::UpstreamOverflow),
+        _ => {
+            info.flags.set(ResponseFlag::UpstreamConnectionFailure);
+            info.flags.set(ResponseFlag::UpstreamRetryLimitExceeded);
         }
     }
 }

@@ -34,7 +34,7 @@ async fn proxy(
 ) -> std::net::SocketAddr {
     let clusters: Vec<_> = clusters.into_iter().map(Arc::new).collect();
     let cm = ClusterManager::initialize(&clusters).await.expect("init");
-    let cfg = Arc::new(cfg);
+    let rt = Arc::new(super::TcpProxyRuntime::new(Arc::new(cfg)).expect("runtime"));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -43,7 +43,7 @@ async fn proxy(
             tokio::spawn(proxy_connection(
                 stream,
                 conn,
-                cfg.clone(),
+                rt.clone(),
                 cm.clone(),
                 drain.clone(),
             ));
@@ -206,13 +206,15 @@ async fn upstream_connection_is_counted_while_proxying() {
     let clusters = vec![Arc::new(cluster("c", ips(&[up])))];
     let cm = ClusterManager::initialize(&clusters).await.expect("init");
     let host = cm.get("c").expect("cluster").hosts()[0].clone();
-    let cfg = Arc::new(tcp_proxy(TcpClusterSpecifier::Name("c".into())));
+    let rt =
+        super::TcpProxyRuntime::new(Arc::new(tcp_proxy(TcpClusterSpecifier::Name("c".into()))))
+            .expect("runtime");
     let (client, server) = tokio::io::duplex(64);
     let local = "127.0.0.1:1".parse().expect("addr");
     let task = tokio::spawn(proxy_connection(
         server,
         ConnInfo::plain(local, local),
-        cfg,
+        Arc::new(rt),
         cm.clone(),
         DrainSignal::never(),
     ));

@@ -424,14 +424,17 @@ async fn request_futures_are_send() {
     let tcp = crate::tcp::proxy_connection(
         server,
         crate::server::conn_info::ConnInfo::plain(local, local),
-        Arc::new(baton_config::model::TcpProxy {
-            stat_prefix: "t".into(),
-            cluster: baton_config::model::TcpClusterSpecifier::Name("empty".into()),
-            idle_timeout: None,
-            max_connect_attempts: 1,
-            max_downstream_connection_duration: None,
-            access_logs: Vec::new(),
-        }),
+        Arc::new(
+            crate::tcp::TcpProxyRuntime::new(Arc::new(baton_config::model::TcpProxy {
+                stat_prefix: "t".into(),
+                cluster: baton_config::model::TcpClusterSpecifier::Name("empty".into()),
+                idle_timeout: None,
+                max_connect_attempts: 1,
+                max_downstream_connection_duration: None,
+                access_logs: Vec::new(),
+            }))
+            .expect("runtime"),
+        ),
         cm.clone(),
         crate::server::drain::DrainSignal::never(),
     );

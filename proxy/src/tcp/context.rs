@@ -1,0 +1,79 @@
+//! Compiled tcp_proxy configs: each config's `tcp.<stat_prefix>.*` handles and access
+//! loggers, built once per config snapshot (so a log file that cannot be opened fails
+//! the snapshot, not a connection) and looked up by the config's address on accept.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use baton_config::model::{Listener, NetworkFilter, TcpProxy};
+
+use crate::access_log::{AccessLoggers, SinkError};
+use crate::stats::TcpProxyStats;
+
+/// One tcp_proxy config, compiled.
+#[derive(Debug)]
+pub struct TcpProxyRuntime {
+    /// The config.
+    pub cfg: Arc<TcpProxy>,
+    /// `tcp.<stat_prefix>.*`
+    pub stats: TcpProxyStats,
+    /// Its access loggers (one entry per downstream connection, written at close).
+    pub loggers: AccessLoggers,
+}
+
+impl TcpProxyRuntime {
+    /// Compiles one tcp_proxy config (resolving stat names, opening log sinks).
+    pub fn new(cfg: Arc<TcpProxy>) -> Result<Self, SinkError> {
+        Ok(Self {
+            stats: TcpProxyStats::new(crate::stats::store(), &cfg.stat_prefix),
+            loggers: AccessLoggers::new(&cfg.access_logs)?,
+            cfg,
+        })
+    }
+}
+
+/// Every tcp_proxy of a snapshot's listeners, compiled; shared by all workers.
+#[derive(Debug, Default)]
+pub struct TcpContext {
+    /// Keyed by `Arc::as_ptr` of the config (the runtime holds the Arc, so the address
+    /// stays unique while it is here).
+    runtimes: HashMap<usize, Arc<TcpProxyRuntime>>,
+}
+
+fn key(cfg: &Arc<TcpProxy>) -> usize {
+    Arc::as_ptr(cfg) as usize
+}
+
+impl TcpContext {
+    /// Compiles every tcp_proxy filter of `listeners`.
+    pub fn new(listeners: &[Arc<Listener>]) -> Result<Self, SinkError> {
+        let mut runtimes = HashMap::new();
+        for l in listeners {
+            for chain in l.filter_chains.iter().chain(l.default_filter_chain.iter()) {
+                if let NetworkFilter::TcpProxy(cfg) = &chain.network {
+                    if let std::collections::hash_map::Entry::Vacant(e) = runtimes.entry(key(cfg)) {
+                        e.insert(Arc::new(TcpProxyRuntime::new(cfg.clone())?));
+                    }
+                }
+            }
+        }
+        Ok(Self { runtimes })
+    }
+
+    /// The compiled form of `cfg`; a config not known at build time is compiled now
+    /// (without access logs if its sinks cannot be opened).
+    pub fn runtime(&self, cfg: &Arc<TcpProxy>) -> Arc<TcpProxyRuntime> {
+        if let Some(rt) = self.runtimes.get(&key(cfg)) {
+            return rt.clone();
+        }
+        let rt = TcpProxyRuntime::new(cfg.clone()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "tcp_proxy access log unavailable");
+            TcpProxyRuntime {
+                stats: TcpProxyStats::new(crate::stats::store(), &cfg.stat_prefix),
+                loggers: AccessLoggers::default(),
+                cfg: cfg.clone(),
+            }
+        });
+        Arc::new(rt)
+    }
+}
