@@ -3,10 +3,12 @@
 //! `tcp` (tcp_proxy) -> `upstream` (cluster manager, load balancers, pools);
 //! `access_log` formats and writes access logs; `server` owns process lifecycle
 //! (workers, init, drain, signals, hot restart), `admin` the admin listener, and `stats`
-//! the Envoy-named handles into the shared-memory stats region.
+//! the Envoy-named handles into the shared-memory stats region; `buffer_limit` maps
+//! `per_connection_buffer_limit_bytes` onto read buffers.
 
 pub mod access_log;
 pub mod admin;
+pub mod buffer_limit;
 pub mod http;
 pub mod listener;
 pub mod server;

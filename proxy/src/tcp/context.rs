@@ -1,5 +1,5 @@
-//! Compiled tcp_proxy configs: each config's `tcp.<stat_prefix>.*` handles and access
-//! loggers, built once per config snapshot (so a log file that cannot be opened fails
+//! Compiled tcp_proxy configs: each config's `tcp.<stat_prefix>.*` handles, access
+//! loggers and its listener's buffer limit, built once per config snapshot (so a log file that cannot be opened fails
 //! the snapshot, not a connection) and looked up by the config's address on accept.
 
 use std::collections::HashMap;
@@ -19,14 +19,27 @@ pub struct TcpProxyRuntime {
     pub stats: TcpProxyStats,
     /// Its access loggers (one entry per downstream connection, written at close).
     pub loggers: AccessLoggers,
+    /// The listener's `per_connection_buffer_limit_bytes` (bounds downstream reads).
+    pub downstream_buffer_limit: u32,
 }
 
+/// Envoy's `per_connection_buffer_limit_bytes` when a listener does not set it.
+const DEFAULT_BUFFER_LIMIT: u32 = 1024 * 1024;
+
 impl TcpProxyRuntime {
-    /// Compiles one tcp_proxy config (resolving stat names, opening log sinks).
+    /// Compiles one tcp_proxy config (resolving stat names, opening log sinks), on a
+    /// listener with the default buffer limit.
     pub fn new(cfg: Arc<TcpProxy>) -> Result<Self, SinkError> {
+        Self::for_listener(cfg, DEFAULT_BUFFER_LIMIT)
+    }
+
+    /// Compiles one tcp_proxy config of a listener whose
+    /// `per_connection_buffer_limit_bytes` is `buffer_limit`.
+    pub fn for_listener(cfg: Arc<TcpProxy>, buffer_limit: u32) -> Result<Self, SinkError> {
         Ok(Self {
             stats: TcpProxyStats::new(crate::stats::store(), &cfg.stat_prefix),
             loggers: AccessLoggers::new(&cfg.access_logs)?,
+            downstream_buffer_limit: buffer_limit,
             cfg,
         })
     }
@@ -52,7 +65,10 @@ impl TcpContext {
             for chain in l.filter_chains.iter().chain(l.default_filter_chain.iter()) {
                 if let NetworkFilter::TcpProxy(cfg) = &chain.network {
                     if let std::collections::hash_map::Entry::Vacant(e) = runtimes.entry(key(cfg)) {
-                        e.insert(Arc::new(TcpProxyRuntime::new(cfg.clone())?));
+                        e.insert(Arc::new(TcpProxyRuntime::for_listener(
+                            cfg.clone(),
+                            l.per_connection_buffer_limit_bytes,
+                        )?));
                     }
                 }
             }
@@ -71,6 +87,7 @@ impl TcpContext {
             TcpProxyRuntime {
                 stats: TcpProxyStats::new(crate::stats::store(), &cfg.stat_prefix),
                 loggers: AccessLoggers::default(),
+                downstream_buffer_limit: DEFAULT_BUFFER_LIMIT,
                 cfg: cfg.clone(),
             }
         });

@@ -122,12 +122,22 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 }
 
+/// Per-direction copy buffer sizes (see [`crate::buffer_limit::copy_buffer`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BufferSizes {
+    /// Reads from the downstream (the listener's limit).
+    pub(crate) downstream: usize,
+    /// Reads from the upstream (the cluster's limit).
+    pub(crate) upstream: usize,
+}
+
 /// Copies between `downstream` and `upstream` until both directions end, one fails or
 /// nothing moves for `idle_timeout`, counting the downstream's bytes in
 /// `downstream_counters`. Both streams are dropped (closed) on return.
 pub(crate) async fn copy_both_ways<D, U>(
     downstream: D,
     upstream: U,
+    buffers: BufferSizes,
     idle_timeout: Option<Duration>,
     downstream_counters: Option<ByteCounters>,
 ) -> CopyOutcome
@@ -149,7 +159,12 @@ where
         activity: activity.clone(),
         counters: None,
     };
-    let copying = tokio::io::copy_bidirectional(&mut downstream, &mut upstream);
+    let copying = tokio::io::copy_bidirectional_with_sizes(
+        &mut downstream,
+        &mut upstream,
+        buffers.downstream,
+        buffers.upstream,
+    );
     let idle = async {
         match idle_timeout {
             Some(timeout) => loop {

@@ -106,7 +106,11 @@ async fn proxy<IO>(
         tx: stats.downstream_cx_tx_bytes_total.clone(),
         connection: bytes.clone(),
     };
-    let copying = copy::copy_both_ways(io, upstream, cfg.idle_timeout, Some(counters));
+    let buffers = copy::BufferSizes {
+        downstream: crate::buffer_limit::copy_buffer(rt.downstream_buffer_limit),
+        upstream: crate::buffer_limit::copy_buffer(cluster.model.per_connection_buffer_limit_bytes),
+    };
+    let copying = copy::copy_both_ways(io, upstream, buffers, cfg.idle_timeout, Some(counters));
     let max_duration = async {
         match cfg.max_downstream_connection_duration {
             Some(limit) => tokio::time::sleep(limit).await,

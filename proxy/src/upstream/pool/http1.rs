@@ -177,7 +177,13 @@ async fn new_connection(
     upgrades: bool,
 ) -> Result<SendRequest<RequestBody>, UpstreamError> {
     let (stream, open) = connect(cluster, host, Protocol::Http1).await?;
-    let (sender, conn) = Builder::new()
+    let mut builder = Builder::new();
+    if let Some(max) =
+        crate::buffer_limit::http1_read_buffer(cluster.model.per_connection_buffer_limit_bytes)
+    {
+        builder.max_buf_size(max);
+    }
+    let (sender, conn) = builder
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| reset(host, &e))?;
