@@ -67,6 +67,8 @@ pub struct ListenerSpec {
     pub name: String,
     /// `address.socket_address`
     pub address: SocketAddr,
+    /// The `listen(2)` backlog baton would use ([`baton_config::model::Listener::listen_backlog`]).
+    pub backlog: i32,
 }
 
 /// Reads the listeners of the bootstrap at `path`.
@@ -82,6 +84,7 @@ pub fn bootstrap_listeners(path: &Path) -> Result<Vec<ListenerSpec>, SocketsErro
         .map(|listener| ListenerSpec {
             name: listener.name.clone(),
             address: listener.address,
+            backlog: listener.listen_backlog(),
         })
         .collect())
 }
@@ -191,7 +194,7 @@ pub fn bind_listener(listener: &ListenerSpec) -> Result<ListenSocket, SocketsErr
     socket
         .bind(&SockAddr::from(listener.address))
         .map_err(bind_err)?;
-    socket.listen(1024).map_err(bind_err)?;
+    socket.listen(listener.backlog).map_err(bind_err)?;
     let address = socket
         .local_addr()
         .map_err(bind_err)?
@@ -228,10 +231,12 @@ mod tests {
             ListenerSpec {
                 name: "http".into(),
                 address: "127.0.0.1:0".parse().expect("addr"),
+                backlog: 1024,
             },
             ListenerSpec {
                 name: "v6".into(),
                 address: "[::1]:0".parse().expect("addr"),
+                backlog: 1024,
             },
         ];
         let sockets = prepare(Vec::new(), &listeners, true).expect("binds");
@@ -247,6 +252,7 @@ mod tests {
         let spec = ListenerSpec {
             name: "ingress".into(),
             address: "127.0.0.1:0".parse().expect("addr"),
+            backlog: 1024,
         };
         let mut held = bind_listener(&spec).expect("bind");
         held.name = "baton.socket".into();
@@ -254,6 +260,7 @@ mod tests {
         let listeners = vec![ListenerSpec {
             name: "ingress".into(),
             address,
+            backlog: 1024,
         }];
         let sockets = prepare(vec![held], &listeners, true).expect("prepare");
         assert_eq!(sockets.len(), 1, "covered listener is not bound twice");

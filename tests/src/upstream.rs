@@ -55,7 +55,15 @@ impl EchoUpstream {
 
     /// Starts an echo upstream named `name` on `bind` (port 0 for an ephemeral port).
     pub async fn start_on(name: &str, bind: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(bind).await?;
+        let socket = if bind.is_ipv6() {
+            tokio::net::TcpSocket::new_v6()?
+        } else {
+            tokio::net::TcpSocket::new_v4()?
+        };
+        socket.bind(bind)?;
+        // The system maximum (the kernel clamps to net.core.somaxconn): a proxy opening
+        // hundreds of upstream connections at once (benchmarks) must not see SYN drops.
+        let listener: TcpListener = socket.listen(65_535)?;
         let addr = listener.local_addr()?;
         let stats = Arc::new(EchoStats::default());
         let shutdown = Arc::new(Notify::new());

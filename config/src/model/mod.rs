@@ -71,8 +71,21 @@ pub struct Listener {
     pub tls_inspector: bool,
     /// `enable_reuse_port` (default true in Envoy on Linux).
     pub reuse_port: bool,
-    /// `tcp_backlog_size` (default 128... Envoy uses the OS default SOMAXCONN).
+    /// `tcp_backlog_size`; 0 when unset (see [`Listener::listen_backlog`]).
     pub backlog: u32,
+}
+
+impl Listener {
+    /// The `listen(2)` backlog: `tcp_backlog_size`, or when unset the system maximum
+    /// (`net.core.somaxconn`; the kernel clamps larger values to it), as Envoy does on
+    /// Linux. A short queue drops SYNs under connection bursts, which clients feel as
+    /// 1 s+ retransmission stalls.
+    pub fn listen_backlog(&self) -> i32 {
+        match self.backlog {
+            0 => i32::MAX,
+            n => i32::try_from(n).unwrap_or(i32::MAX),
+        }
+    }
 }
 
 /// One `filter_chain`.

@@ -110,7 +110,7 @@ pub(crate) fn translate(
         default_filter_chain,
         tls_inspector,
         reuse_port: l.enable_reuse_port.unwrap_or(true),
-        backlog: l.tcp_backlog_size.unwrap_or(128),
+        backlog: l.tcp_backlog_size.unwrap_or(0),
     })
 }
 

@@ -35,7 +35,7 @@ pub enum BindError {
 }
 
 /// Creates, binds and listens a socket for `addr`.
-pub fn bind_socket(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+pub fn bind_socket(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -43,22 +43,18 @@ pub fn bind_socket(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListene
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    socket.listen(backlog)?;
     Ok(socket.into())
 }
 
 /// Binds a listener from its config.
 pub fn bind_listener(model: Arc<model::Listener>) -> Result<BoundListener, BindError> {
-    let backlog = if model.backlog == 0 {
-        1024
-    } else {
-        model.backlog
-    };
-    let socket = bind_socket(model.address, backlog).map_err(|cause| BindError::Bind {
-        name: model.name.clone(),
-        addr: model.address,
-        cause,
-    })?;
+    let socket =
+        bind_socket(model.address, model.listen_backlog()).map_err(|cause| BindError::Bind {
+            name: model.name.clone(),
+            addr: model.address,
+            cause,
+        })?;
     adopt_listener(model, socket).map_err(|(model, cause)| BindError::Bind {
         name: model.name.clone(),
         addr: model.address,
