@@ -7,12 +7,16 @@
 mod stats_support;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::bail;
 use baton_tests::config::{
-    bootstrap, hcm, hcm_filter, listener, merge, prefix_route, route_config, static_cluster, vhost,
+    bootstrap, direct_route, hcm, hcm_filter, listener, merge, prefix_route, route_config,
+    static_cluster, vhost, FILE_ACCESS_LOG_TYPE,
 };
-use baton_tests::{get, get_with, EchoUpstream, Echoed, H2Client, Proxy, RawHttp1, TcpServer};
+use baton_tests::{
+    eventually, get, get_with, EchoUpstream, Echoed, H2Client, Proxy, RawHttp1, TcpServer, TempDir,
+};
 use serde_json::{json, Value};
 use stats_support::wait_for;
 
@@ -448,5 +452,52 @@ async fn connect_routes_on_the_stripped_host_but_forwards_its_port() -> anyhow::
         .unwrap_or_default();
     assert!(head.starts_with("connect example.com:443 "), "{heads:?}");
     assert!(head.contains("\r\nhost: example.com:443\r\n"), "{heads:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn access_log_shows_the_request_as_normalized() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let log = dir.join("access.log");
+    let (_u, _p, addr) = start(
+        json!({
+            "normalize_path": true,
+            "strip_any_host_port": true,
+            "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
+            "access_log": [{
+                "name": "envoy.access_loggers.file",
+                "typed_config": {
+                    "@type": FILE_ACCESS_LOG_TYPE,
+                    "path": log.display().to_string(),
+                    "log_format": { "text_format": "%RESPONSE_CODE% %RESPONSE_CODE_DETAILS% %REQ(:PATH)% %REQ(:AUTHORITY)%\n" },
+                },
+            }],
+        }),
+        vec![vhost("all", &["*"], vec![direct_route("/", 200, "ok")])],
+    )
+    .await?;
+    for (path, status) in [("/a%2fb", 307), ("/a%00", 400), ("/x/../y", 200)] {
+        let resp = get_with(addr, path, &[("host", "h:5")]).await?;
+        assert_eq!(resp.status, status, "{path}");
+    }
+    let h2 = H2Client::connect(addr).await?.with_authority("h:5");
+    assert_eq!(h2.get("/z/./w").await?.status, 200);
+    // Refused requests are logged with the path as far as it was rewritten, before the
+    // Host step; Envoy flushes its log file periodically, hence the wait.
+    let lines = eventually(Duration::from_secs(15), || async {
+        let text = tokio::fs::read_to_string(&log).await.unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        Ok((lines.len() >= 4).then_some(lines))
+    })
+    .await?;
+    assert_eq!(
+        lines,
+        [
+            "307 path_normalization_failed /a/b h:5",
+            "400 path_normalization_failed /a%00 h:5",
+            "200 direct_response /y h",
+            "200 direct_response /z/w h",
+        ]
+    );
     Ok(())
 }
