@@ -102,9 +102,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "preserve_external_request_id",
             "always_set_request_id_in_response",
             "upgrade_configs",
-            // normalize_path, merge_slashes, strip_matching_host_port and
-            // strip_any_host_port are not implemented by the proxy yet: setting them
-            // is an error rather than silently different routing.
+            "normalize_path",
+            "merge_slashes",
+            "path_with_escaped_slashes_action",
+            "strip_matching_host_port",
+            "strip_any_host_port",
         ],
     ),
     (

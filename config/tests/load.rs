@@ -310,14 +310,6 @@ fn unsupported_features_are_named() {
     );
     let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket:\n      name: tls\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n");
     assert!(e.starts_with("static_resources.clusters[0].transport_socket: transport socket 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext' is not supported by Baton yet"), "{e}");
-    // Routing knobs the proxy does not implement yet are errors, not ignored.
-    for field in ["normalize_path", "merge_slashes", "strip_any_host_port"] {
-        let e = err(&hcm_yaml(&format!("          {field}: true"), ROUTE_TO_C));
-        assert!(
-            e.ends_with(&format!("{field}: not supported by Baton yet")),
-            "{e}"
-        );
-    }
     // Fields that do not change behaviour are accepted.
     load_yaml_str(
         "node: { id: n, locality: { zone: z } }\nstats_config: { use_all_default_tags: true }",
@@ -353,6 +345,57 @@ static_resources:
     };
     assert_eq!(proxy.access_logs.len(), 1);
     assert_eq!(proxy.access_logs[0].sink, model::AccessLogSink::Stdout);
+}
+
+#[test]
+fn path_normalization_and_host_port_stripping_translate() {
+    let hcm_of = |extra: &str| {
+        let bootstrap = load_yaml_str(&hcm_yaml(extra, ROUTE_TO_C)).expect("loads");
+        http(&bootstrap.model.listeners[0]).clone()
+    };
+    let defaults = hcm_of("");
+    assert!(!defaults.normalize_path && !defaults.merge_slashes);
+    assert!(!defaults.strip_matching_host_port && !defaults.strip_any_host_port);
+    assert_eq!(
+        defaults.path_with_escaped_slashes_action,
+        model::EscapedSlashesAction::KeepUnchanged
+    );
+    let set = hcm_of(
+        "          normalize_path: true\n          merge_slashes: true\n          strip_any_host_port: true\n          path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT",
+    );
+    assert!(set.normalize_path && set.merge_slashes && set.strip_any_host_port);
+    assert!(!set.strip_matching_host_port);
+    assert_eq!(
+        set.path_with_escaped_slashes_action,
+        model::EscapedSlashesAction::UnescapeAndRedirect
+    );
+    for (name, action) in [
+        (
+            "IMPLEMENTATION_SPECIFIC_DEFAULT",
+            model::EscapedSlashesAction::KeepUnchanged,
+        ),
+        ("KEEP_UNCHANGED", model::EscapedSlashesAction::KeepUnchanged),
+        ("REJECT_REQUEST", model::EscapedSlashesAction::RejectRequest),
+        (
+            "UNESCAPE_AND_FORWARD",
+            model::EscapedSlashesAction::UnescapeAndForward,
+        ),
+    ] {
+        let hcm = hcm_of(&format!(
+            "          path_with_escaped_slashes_action: {name}"
+        ));
+        assert_eq!(hcm.path_with_escaped_slashes_action, action, "{name}");
+    }
+    assert!(hcm_of("          strip_matching_host_port: true").strip_matching_host_port);
+    // Both port modes at once is Envoy's config error.
+    let e = err(&hcm_yaml(
+        "          strip_matching_host_port: true\n          strip_any_host_port: true",
+        ROUTE_TO_C,
+    ));
+    assert!(
+        e.ends_with("strip_matching_host_port: Only one of `strip_matching_host_port` or `strip_any_host_port` can be set."),
+        "{e}"
+    );
 }
 
 #[test]

@@ -219,18 +219,36 @@ pub struct HttpConnectionManager {
     pub http1: Http1Options,
     /// `http2_protocol_options`
     pub http2: Http2Options,
-    /// `normalize_path` (default false)
+    /// `normalize_path` (default false): RFC 3986 normalisation of the path before
+    /// routing.
     pub normalize_path: bool,
     /// `merge_slashes` (default false)
     pub merge_slashes: bool,
-    /// `strip_matching_host_port`
+    /// `path_with_escaped_slashes_action` (`IMPLEMENTATION_SPECIFIC_DEFAULT` is Envoy's
+    /// runtime default, keep unchanged).
+    pub path_with_escaped_slashes_action: EscapedSlashesAction,
+    /// `strip_matching_host_port`: drop the Host port when it is the listener's port.
     pub strip_matching_host_port: bool,
-    /// `strip_any_host_port`
+    /// `strip_any_host_port` (in the `strip_port_mode` oneof): drop any Host port.
     pub strip_any_host_port: bool,
     /// `internal_address_config`: when None, Envoy's default (RFC1918 + loopback are
     /// internal only when explicitly configured in 1.3x; we treat none as internal
     /// except what `cidr_ranges` lists).
     pub internal_cidrs: Vec<CidrRange>,
+}
+
+/// `path_with_escaped_slashes_action`: what a path holding `%2F`/`%2f`/`%5C`/`%5c` gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EscapedSlashesAction {
+    /// Forward the path as it is (also Envoy's `IMPLEMENTATION_SPECIFIC_DEFAULT`).
+    #[default]
+    KeepUnchanged,
+    /// Answer 400.
+    RejectRequest,
+    /// Answer 307 with the unescaped (and otherwise normalised) path as `location`.
+    UnescapeAndRedirect,
+    /// Unescape them and carry on.
+    UnescapeAndForward,
 }
 
 /// HTTP filters other than the router (none are supported yet; kept so translation and

@@ -58,6 +58,34 @@ pub(crate) fn translate(
         }
     };
     let router = http_filters(&p.http_filters, &field("http_filters"))?;
+    let strip_any_host_port = matches!(
+        p.strip_port_mode,
+        Some(StripPortMode::StripAnyHostPort(true))
+    );
+    if strip_any_host_port && p.strip_matching_host_port {
+        // Envoy's wording.
+        return Err(ConfigError::at(
+            field("strip_matching_host_port"),
+            "Only one of `strip_matching_host_port` or `strip_any_host_port` can be set.",
+        ));
+    }
+    let path_with_escaped_slashes_action = {
+        use hcm_pb::http_connection_manager::PathWithEscapedSlashesAction as Pb;
+        match Pb::try_from(p.path_with_escaped_slashes_action) {
+            Ok(Pb::ImplementationSpecificDefault | Pb::KeepUnchanged) => {
+                model::EscapedSlashesAction::KeepUnchanged
+            }
+            Ok(Pb::RejectRequest) => model::EscapedSlashesAction::RejectRequest,
+            Ok(Pb::UnescapeAndRedirect) => model::EscapedSlashesAction::UnescapeAndRedirect,
+            Ok(Pb::UnescapeAndForward) => model::EscapedSlashesAction::UnescapeAndForward,
+            Err(_) => {
+                return Err(ConfigError::at(
+                    field("path_with_escaped_slashes_action"),
+                    "unknown enum value",
+                ))
+            }
+        }
+    };
 
     let server_header_transformation =
         match ServerHeaderTransformation::try_from(p.server_header_transformation) {
@@ -204,11 +232,9 @@ pub(crate) fn translate(
         http2,
         normalize_path: p.normalize_path.unwrap_or(false),
         merge_slashes: p.merge_slashes,
+        path_with_escaped_slashes_action,
         strip_matching_host_port: p.strip_matching_host_port,
-        strip_any_host_port: matches!(
-            p.strip_port_mode,
-            Some(StripPortMode::StripAnyHostPort(true))
-        ),
+        strip_any_host_port,
         internal_cidrs,
     })
 }

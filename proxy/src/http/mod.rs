@@ -1,10 +1,11 @@
 //! The HTTP connection manager (Envoy's `http_connection_manager`), in request order:
 //! `conn_manager` (one downstream connection: codec, timeouts, drain) -> `stream` (one
-//! request: validation, forwarding headers, routing) -> `router` (virtual host, route,
-//! action helpers) -> `forward` (upstream call) or `local_reply`; `headers` (hop-by-hop,
-//! forwarding, mutations), `upgrade` (websocket / CONNECT tunnels), `body` (byte counting
-//! and the access log entry), `route_timeout` (the route timeout over the whole response), `stats` (connection, request and upgrade accounting in
-//! `http.<stat_prefix>.*`).
+//! request: validation, `normalize` (path and Host before routing), forwarding headers,
+//! routing) -> `router` (virtual host, route, action helpers) -> `forward` (upstream
+//! call) or `local_reply`; `headers` (hop-by-hop, forwarding, mutations), `upgrade`
+//! (websocket / CONNECT tunnels), `body` (byte counting and the access log entry),
+//! `route_timeout` (the route timeout over the whole response), `stats` (connection,
+//! request and upgrade accounting in `http.<stat_prefix>.*`).
 
 mod body;
 pub mod codec;
@@ -13,6 +14,7 @@ mod context;
 mod forward;
 pub mod headers;
 pub mod local_reply;
+pub mod normalize;
 mod route_timeout;
 pub mod router;
 mod stats;

@@ -24,7 +24,7 @@ use super::router::route_match::MatchInput;
 use super::router::{action, Routed};
 use super::stats::ActiveStream;
 use super::upgrade::UpgradeMode;
-use super::{forward, ResponseBody};
+use super::{forward, normalize, ResponseBody};
 
 /// Per-connection state every stream on it shares.
 #[derive(Debug)]
@@ -310,15 +310,33 @@ async fn route_and_act(
         .closing();
         return (ex.local_reply(reply, &parts, None), Some(parts));
     }
+    // Path and Host normalisation come before anything reads them (as in Envoy).
+    let routing_host = match normalize::request_target(
+        &mut parts,
+        hcm,
+        ex.shared.conn.local.port(),
+        &runtime.stats,
+    ) {
+        Ok(host) => host,
+        Err(refusal) => {
+            let mut resp = ex.local_reply(refusal.reply, &parts, None);
+            if let Some(location) = refusal.location {
+                resp.headers_mut().insert(LOCATION, location);
+            }
+            return (resp, Some(parts));
+        }
+    };
     let facts = forwarding::mutate_request(&mut parts.headers, &ex.shared.conn, hcm);
     ex.info.downstream_remote = facts.remote;
 
-    let host = parts
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let host = routing_host.unwrap_or_else(|| {
+        parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    });
     let path_and_query = parts
         .uri
         .path_and_query()

@@ -102,6 +102,10 @@ pub struct HttpConnManagerStats {
     pub downstream_rq_tx_reset: Counter,
     /// `downstream_rq_ws_on_non_ws_route`
     pub downstream_rq_ws_on_non_ws_route: Counter,
+    /// `downstream_rq_failed_path_normalization`
+    pub downstream_rq_failed_path_normalization: Counter,
+    /// `downstream_rq_redirected_with_normalized_path`
+    pub downstream_rq_redirected_with_normalized_path: Counter,
     /// `no_route`
     pub no_route: Counter,
     /// `no_cluster`
@@ -150,6 +154,10 @@ impl HttpConnManagerStats {
             downstream_rq_rx_reset: s.counter("downstream_rq_rx_reset"),
             downstream_rq_tx_reset: s.counter("downstream_rq_tx_reset"),
             downstream_rq_ws_on_non_ws_route: s.counter("downstream_rq_ws_on_non_ws_route"),
+            downstream_rq_failed_path_normalization: s
+                .counter("downstream_rq_failed_path_normalization"),
+            downstream_rq_redirected_with_normalized_path: s
+                .counter("downstream_rq_redirected_with_normalized_path"),
             no_route: s.counter("no_route"),
             no_cluster: s.counter("no_cluster"),
             rq_redirect: s.counter("rq_redirect"),

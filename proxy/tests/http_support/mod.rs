@@ -105,6 +105,7 @@ pub fn hcm(vhosts: Vec<VirtualHost>) -> HttpConnectionManager {
         http2: Http2Options::default(),
         normalize_path: false,
         merge_slashes: false,
+        path_with_escaped_slashes_action: Default::default(),
         strip_matching_host_port: false,
         strip_any_host_port: false,
         internal_cidrs: vec![],
