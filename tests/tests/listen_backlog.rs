@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use baton_tests::config::simple_proxy;
-use baton_tests::{EchoUpstream, Proxy};
+use baton_tests::{eventually, EchoUpstream, Proxy};
 use nix::sys::signal::Signal;
 use tokio::net::TcpStream;
 
@@ -24,11 +24,33 @@ fn somaxconn() -> usize {
         .unwrap_or(128)
 }
 
+/// True when every thread of `pid` is in the stopped state (`T` in /proc).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            // The state follows the parenthesised command name.
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| rest.starts_with('T'))
+            })
+            .unwrap_or(false)
+    })
+}
+
 /// Opens `count` connections at once while the proxy is stopped (SIGSTOP: nothing is
 /// accepted); returns how many completed their handshake, i.e. were queued.
 async fn queued_while_stopped(proxy: &Proxy, count: usize) -> anyhow::Result<usize> {
     let addr = proxy.listener_addr("http").await?;
     proxy.signal(Signal::SIGSTOP)?;
+    // The stop is asynchronous: a worker still running could accept part of the burst.
+    eventually(Duration::from_secs(10), || async {
+        Ok(all_threads_stopped(proxy.pid()).then_some(()))
+    })
+    .await?;
     let attempts = (0..count).map(|_| async move {
         tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(addr))
             .await
