@@ -267,12 +267,14 @@ fn hickory_config(
     options.cache_size = 0;
     // Answered before hickory is asked, without a TTL (module doc).
     options.use_hosts_file = ResolveHosts::Never;
-    // c-ares asks one server at a time, in order unless told to rotate.
+    // c-ares asks one server at a time. Without rotation hickory orders servers by how
+    // well they answered, not strictly as listed: each try shares one deadline, so a
+    // fixed order would spend every retry on a dead first server.
     options.num_concurrent_reqs = 1;
     options.server_ordering_strategy = if config.rotate_nameservers {
         ServerOrderingStrategy::RoundRobin
     } else {
-        ServerOrderingStrategy::UserProvidedOrder
+        ServerOrderingStrategy::QueryStatistics
     };
     if let Some(size) = config.edns0_max_payload_size {
         options.edns_payload_len = size;
