@@ -23,6 +23,8 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/access_loggers/file/v3/file.proto",
     "envoy/extensions/access_loggers/stream/v3/stream.proto",
     "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
+    "envoy/extensions/clusters/dns/v3/dns_cluster.proto",
+    "envoy/extensions/network/dns_resolver/cares/v3/cares_dns_resolver.proto",
     "envoy/admin/v3/config_dump.proto",
     "baton/hot_restart/v1/hot_restart.proto",
     "baton/supervisor/v1/control.proto",

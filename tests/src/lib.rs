@@ -1,13 +1,15 @@
 //! Cross-process integration test support for Baton (used by `tests/tests/*.rs`):
 //! a process guard for the proxy under test ([`process`]), Envoy v3 bootstrap builders
 //! ([`config`]), in-process upstreams ([`upstream`] for HTTP echo, [`tcp`] for raw TCP and
-//! upgrades), downstream clients ([`client`]) and bounded waiting ([`eventually`]).
+//! upgrades), a DNS responder for DNS clusters ([`dns`]), downstream clients ([`client`])
+//! and bounded waiting ([`eventually`]).
 //!
 //! The same tests run against real Envoy with `BATON_BIN=/path/to/envoy`, which is how their
 //! expectations are checked to be Envoy's.
 
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod eventually;
 pub mod process;
 pub mod tcp;

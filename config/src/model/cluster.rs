@@ -2,6 +2,7 @@
 //! protocol and circuit breakers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Http2Options;
@@ -46,6 +47,73 @@ pub enum DnsLookupFamily {
     V4Preferred,
     /// `ALL`
     All,
+}
+
+/// DNS discovery settings of a STRICT_DNS / LOGICAL_DNS cluster besides
+/// `dns_refresh_rate`, `respect_dns_ttl` and `dns_lookup_family`. They come from the
+/// Cluster's own fields or from the `envoy.clusters.dns` extension (`DnsCluster`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// `DnsCluster.dns_min_refresh_rate`: floor of a TTL-derived refresh interval
+    /// (zero, the default: the TTL is used as is).
+    pub min_refresh_rate: Duration,
+    /// `dns_failure_refresh_rate` (None: a failed resolution is retried after
+    /// `dns_refresh_rate`).
+    pub failure_refresh_rate: Option<DnsFailureRefreshRate>,
+    /// `dns_jitter`: a random extra delay below this bound after each successful
+    /// resolution (zero: none).
+    pub jitter: Duration,
+    /// Which name servers to ask and how: the cluster's own resolver config, else the
+    /// bootstrap's, else the system's (`/etc/resolv.conf`).
+    pub resolver: Arc<DnsResolverConfig>,
+}
+
+/// `dns_failure_refresh_rate`: jittered exponential backoff after failed resolutions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsFailureRefreshRate {
+    /// `base_interval`
+    pub base_interval: Duration,
+    /// `max_interval` (default 10 x `base_interval`)
+    pub max_interval: Duration,
+}
+
+/// A DNS resolver configuration (`CaresDnsResolverConfig`, or the deprecated
+/// `dns_resolvers` / `dns_resolution_config` / `use_tcp_for_dns_lookups` spellings).
+/// The default is Envoy's: the system's name servers and search domains, 5 s per try,
+/// 4 tries, UDP.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DnsResolverConfig {
+    /// `resolvers` (empty: the name servers of `/etc/resolv.conf`).
+    pub resolvers: Vec<SocketAddr>,
+    /// `use_resolvers_as_fallback`: use `resolvers` only when the system has none.
+    pub use_resolvers_as_fallback: bool,
+    /// `dns_resolver_options.use_tcp_for_dns_lookups`
+    pub use_tcp: bool,
+    /// `dns_resolver_options.no_default_search_domain`
+    pub no_default_search_domain: bool,
+    /// `query_timeout_seconds` (default 5 s)
+    pub query_timeout: Duration,
+    /// `query_tries` (default 4)
+    pub query_tries: u32,
+    /// `rotate_nameservers`
+    pub rotate_nameservers: bool,
+    /// `edns0_max_payload_size` (None: the resolver's default)
+    pub edns0_max_payload_size: Option<u16>,
+}
+
+impl Default for DnsResolverConfig {
+    fn default() -> Self {
+        Self {
+            resolvers: Vec::new(),
+            use_resolvers_as_fallback: false,
+            use_tcp: false,
+            no_default_search_domain: false,
+            query_timeout: Duration::from_secs(5),
+            query_tries: 4,
+            rotate_nameservers: false,
+            edns0_max_payload_size: None,
+        }
+    }
 }
 
 /// Which HTTP protocol a cluster speaks upstream.
@@ -103,6 +171,9 @@ pub struct Cluster {
     pub respect_dns_ttl: bool,
     /// `dns_lookup_family`
     pub dns_lookup_family: DnsLookupFamily,
+    /// The rest of the DNS discovery settings (refresh floor, failure backoff, jitter,
+    /// resolver).
+    pub dns: DnsSettings,
     /// `load_assignment`
     pub load_assignment: LoadAssignment,
     /// Upstream protocol.

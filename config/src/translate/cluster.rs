@@ -2,6 +2,7 @@
 //! and circuit breakers, with Envoy's defaults.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::pb::envoy::config::cluster::v3 as cluster_pb;
@@ -9,7 +10,7 @@ use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::config::endpoint::v3 as endpoint_pb;
 use baton_proto::pb::envoy::extensions::upstreams::http::v3 as upstream_http_pb;
 
-use super::{decode_any, duration, port, required, socket_address, timeout};
+use super::{decode_any, dns, duration, port, required, socket_address, timeout};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
@@ -19,29 +20,24 @@ const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBu
 /// Envoy's default upstream connection idle timeout (1 hour).
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
-pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str) -> Result<model::Cluster> {
+pub(crate) fn translate(
+    c: &cluster_pb::Cluster,
+    path: &str,
+    default_resolver: &Arc<model::DnsResolverConfig>,
+) -> Result<model::Cluster> {
+    use cluster_pb::cluster::ClusterDiscoveryType;
     let name = required(&c.name, &format!("{path}.name"))?.to_string();
-    let discovery = discovery_type(c, path)?;
+    let dns = match &c.cluster_discovery_type {
+        Some(ClusterDiscoveryType::ClusterType(custom)) => {
+            dns::from_cluster_type(custom, path, default_resolver)?
+        }
+        _ => dns::from_cluster_fields(c, discovery_type(c, path)?, path, default_resolver)?,
+    };
+    let discovery = dns.discovery;
     let lb_policy = lb_policy(c, path)?;
     if let Some(socket) = &c.transport_socket {
         transport_socket(socket, &format!("{path}.transport_socket"))?;
     }
-    let dns_lookup_family =
-        match cluster_pb::cluster::DnsLookupFamily::try_from(c.dns_lookup_family) {
-            Ok(cluster_pb::cluster::DnsLookupFamily::Auto) => model::DnsLookupFamily::Auto,
-            Ok(cluster_pb::cluster::DnsLookupFamily::V4Only) => model::DnsLookupFamily::V4Only,
-            Ok(cluster_pb::cluster::DnsLookupFamily::V6Only) => model::DnsLookupFamily::V6Only,
-            Ok(cluster_pb::cluster::DnsLookupFamily::V4Preferred) => {
-                model::DnsLookupFamily::V4Preferred
-            }
-            Ok(cluster_pb::cluster::DnsLookupFamily::All) => model::DnsLookupFamily::All,
-            Err(_) => {
-                return Err(ConfigError::at(
-                    format!("{path}.dns_lookup_family"),
-                    "unknown enum value",
-                ))
-            }
-        };
     let connect_timeout = duration(
         c.connect_timeout.as_ref(),
         &format!("{path}.connect_timeout"),
@@ -51,17 +47,6 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str) -> Result<model::Cl
         return Err(ConfigError::at(
             format!("{path}.connect_timeout"),
             "must be greater than 0s",
-        ));
-    }
-    let dns_refresh_rate = duration(
-        c.dns_refresh_rate.as_ref(),
-        &format!("{path}.dns_refresh_rate"),
-    )?
-    .unwrap_or(Duration::from_secs(5));
-    if dns_refresh_rate < Duration::from_millis(1) {
-        return Err(ConfigError::at(
-            format!("{path}.dns_refresh_rate"),
-            "must be at least 1ms",
         ));
     }
 
@@ -79,9 +64,10 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str) -> Result<model::Cl
         discovery,
         connect_timeout,
         lb_policy,
-        dns_refresh_rate,
-        respect_dns_ttl: c.respect_dns_ttl,
-        dns_lookup_family,
+        dns_refresh_rate: dns.refresh_rate,
+        respect_dns_ttl: dns.respect_ttl,
+        dns_lookup_family: dns.lookup_family,
+        dns: dns.settings,
         load_assignment,
         protocol: upstream.protocol,
         http2: upstream.http2,
@@ -101,6 +87,7 @@ fn discovery_type(c: &cluster_pb::Cluster, path: &str) -> Result<model::Discover
     let raw = match &c.cluster_discovery_type {
         None => DiscoveryType::Static as i32,
         Some(ClusterDiscoveryType::Type(t)) => *t,
+        // Translated by the caller (only the DNS cluster extension is supported).
         Some(ClusterDiscoveryType::ClusterType(_)) => {
             return Err(ConfigError::unsupported(format!("{path}.cluster_type")))
         }

@@ -10,6 +10,7 @@
 
 mod access_log;
 mod cluster;
+mod dns;
 pub(crate) mod format;
 mod hcm;
 mod listener;
@@ -49,11 +50,12 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
     };
     let resources = proto.static_resources.clone().unwrap_or_default();
 
+    let default_resolver = dns::bootstrap_resolver(proto)?;
     let mut clusters = Vec::with_capacity(resources.clusters.len());
     let mut cluster_names = HashSet::with_capacity(resources.clusters.len());
     for (i, c) in resources.clusters.iter().enumerate() {
         let path = format!("static_resources.clusters[{i}]");
-        let translated = cluster::translate(c, &path)?;
+        let translated = cluster::translate(c, &path, &default_resolver)?;
         if !cluster_names.insert(translated.name.clone()) {
             return Err(ConfigError::at(
                 format!("{path}.name"),

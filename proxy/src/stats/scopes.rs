@@ -248,6 +248,16 @@ pub struct ClusterStats {
     pub membership_change: Counter,
     /// `lb_healthy_panic`
     pub lb_healthy_panic: Counter,
+    /// `update_attempt`: DNS resolutions started (one per name).
+    pub update_attempt: Counter,
+    /// `update_success`
+    pub update_success: Counter,
+    /// `update_failure`
+    pub update_failure: Counter,
+    /// `update_no_rebuild`: successful resolutions that changed nothing.
+    pub update_no_rebuild: Counter,
+    /// `update_empty` (kept at 0, as Envoy's DNS clusters keep it).
+    pub update_empty: Counter,
     /// `external.*` (requests without `x-envoy-internal: true`), created on first use.
     external: OnceLock<OriginStats>,
     /// `internal.*`, created on first use.
@@ -287,6 +297,11 @@ impl ClusterStats {
             membership_degraded: s.gauge_never_import("membership_degraded"),
             membership_change: s.counter("membership_change"),
             lb_healthy_panic: s.counter("lb_healthy_panic"),
+            update_attempt: s.counter("update_attempt"),
+            update_success: s.counter("update_success"),
+            update_failure: s.counter("update_failure"),
+            update_no_rebuild: s.counter("update_no_rebuild"),
+            update_empty: s.counter("update_empty"),
             external: OnceLock::new(),
             internal: OnceLock::new(),
             scope: s,

@@ -66,11 +66,6 @@ impl UpstreamCluster {
         self.set_hosts(localities);
     }
 
-    /// The current host set.
-    pub(crate) fn host_set(&self) -> arc_swap::Guard<Arc<HostSet>> {
-        self.host_set.load()
-    }
-
     pub(crate) fn breakers(&self) -> &CircuitBreakers {
         &self.breakers
     }

@@ -1,6 +1,7 @@
 //! The cluster manager: builds every cluster of a config snapshot (resolving DNS
 //! clusters once before returning, as Envoy's init does) and owns their DNS refresh
-//! tasks, which stop when the manager is dropped.
+//! tasks, which stop when the manager is dropped. Clusters with the same resolver
+//! config share one resolver.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,49 +27,61 @@ pub struct ClusterManager {
 }
 
 impl ClusterManager {
-    /// Builds the clusters. STRICT_DNS / LOGICAL_DNS clusters are resolved once (each
-    /// name bounded by a timeout) before this returns; their refresh tasks run on the
-    /// calling runtime. A name that fails to resolve leaves its cluster without hosts
-    /// until a refresh succeeds (requests get "no healthy upstream").
+    /// Builds the clusters. STRICT_DNS / LOGICAL_DNS clusters are resolved once (every
+    /// lookup bounded by the resolver's timeouts) before this returns; their refresh
+    /// tasks run on the calling runtime. A name that fails to resolve leaves its target
+    /// without hosts until a refresh succeeds (requests get "no healthy upstream").
     pub async fn initialize(clusters: &[Arc<model::Cluster>]) -> Result<Arc<Self>, UpstreamError> {
-        let resolved = futures_util::future::join_all(clusters.iter().map(|c| async move {
-            match c.discovery {
-                DiscoveryType::StrictDns | DiscoveryType::LogicalDns => {
-                    dns::resolve_localities(c, None).await.unwrap_or_default()
-                }
-                DiscoveryType::Static | DiscoveryType::Eds => static_localities(c),
-            }
-        }))
-        .await;
-
         let mut manager = Self {
             clusters: Vec::with_capacity(clusters.len()),
             by_name: HashMap::with_capacity(clusters.len()),
             dns_tasks: Vec::new(),
             stats: ClusterManagerStats::new(crate::stats::store()),
         };
-        for (model, localities) in clusters.iter().zip(resolved) {
+        let mut resolvers = dns::Resolvers::default();
+        let mut discoveries = Vec::new();
+        for model in clusters {
             if manager.by_name.contains_key(&model.name) {
                 tracing::warn!(cluster = %model.name, "duplicate cluster name ignored");
                 continue;
             }
-            let cluster = Arc::new(UpstreamCluster::new(model.clone(), localities));
-            if matches!(
-                model.discovery,
-                DiscoveryType::StrictDns | DiscoveryType::LogicalDns
-            ) {
-                let task = tokio::spawn(dns::refresh_loop(
-                    Arc::downgrade(&cluster),
-                    model.dns_refresh_rate,
-                ));
-                manager.dns_tasks.push(task.abort_handle());
-            }
+            let cluster = match model.discovery {
+                DiscoveryType::StrictDns | DiscoveryType::LogicalDns => {
+                    let resolver = resolvers.get(&model.dns.resolver);
+                    let discovery = dns::DnsDiscovery::new(model.clone(), resolver);
+                    // IP endpoints are hosts at once; names join after resolution.
+                    let cluster =
+                        Arc::new(UpstreamCluster::new(model.clone(), discovery.localities()));
+                    discoveries.push((cluster.clone(), discovery));
+                    cluster
+                }
+                DiscoveryType::Static | DiscoveryType::Eds => Arc::new(UpstreamCluster::new(
+                    model.clone(),
+                    static_localities(model),
+                )),
+            };
             manager
                 .by_name
                 .insert(model.name.clone(), manager.clusters.len());
             manager.clusters.push(cluster);
             manager.stats.cluster_added.inc();
         }
+
+        // First resolution of every DNS cluster, all at once (Envoy's init waits for it).
+        let now = tokio::time::Instant::now();
+        futures_util::future::join_all(discoveries.iter_mut().map(
+            |(cluster, discovery)| async move {
+                if discovery.resolve_due(now, cluster.stats()).await {
+                    cluster.set_hosts(discovery.localities());
+                }
+            },
+        ))
+        .await;
+        for (cluster, discovery) in discoveries {
+            let task = tokio::spawn(discovery.refresh_loop(Arc::downgrade(&cluster)));
+            manager.dns_tasks.push(task.abort_handle());
+        }
+
         // Static clusters are active at once (no warming without CDS).
         manager
             .stats

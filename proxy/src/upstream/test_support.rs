@@ -32,6 +32,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
         dns_refresh_rate: Duration::from_secs(5),
         respect_dns_ttl: false,
         dns_lookup_family: DnsLookupFamily::V4Only,
+        dns: Default::default(),
         load_assignment: LoadAssignment {
             localities: vec![LocalityEndpoints {
                 locality: String::new(),

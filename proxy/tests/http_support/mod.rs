@@ -122,6 +122,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
         dns_refresh_rate: Duration::from_secs(5),
         respect_dns_ttl: false,
         dns_lookup_family: DnsLookupFamily::Auto,
+        dns: Default::default(),
         load_assignment: LoadAssignment {
             localities: vec![LocalityEndpoints {
                 locality: String::new(),
