@@ -27,8 +27,12 @@ async fn proxy_after_traffic(opts: StartOptions) -> anyhow::Result<(EchoUpstream
     wait_for(
         &proxy,
         &[
+            // Every counter the tests assert: they are bumped one after another, so one
+            // reaching N does not mean its neighbours have.
             ("http.ingress.downstream_rq_2xx", N),
             ("cluster.backend.upstream_rq_200", N),
+            ("cluster.backend.upstream_rq_2xx", N),
+            ("cluster.backend.upstream_rq_total", N),
         ],
     )
     .await?;
