@@ -120,21 +120,27 @@ pub(crate) async fn forward(
     // Header mutations, most specific first unless configured otherwise.
     {
         let rc = runtime.routes.config();
-        let snapshot = parts.headers.clone();
-        let input = FormatInput {
-            method: Some(&parts.method),
-            uri: Some(&parts.uri),
-            request_headers: Some(&snapshot),
-            ..FormatInput::new(&ex.info)
-        };
-        for level in mutation::levels(
+        let mut levels = mutation::levels(
             &rc.headers,
             &routed.vhost.headers,
             &routed.route.headers,
             weighted,
             rc.most_specific_header_mutations_wins,
-        ) {
-            mutation::apply_request(&mut parts.headers, level, &input);
+        )
+        .peekable();
+        // Values read the request as it arrived at this step, hence the copy; most
+        // routes mutate nothing and skip it.
+        if levels.peek().is_some() {
+            let snapshot = parts.headers.clone();
+            let input = FormatInput {
+                method: Some(&parts.method),
+                uri: Some(&parts.uri),
+                request_headers: Some(&snapshot),
+                ..FormatInput::new(&ex.info)
+            };
+            for level in levels {
+                mutation::apply_request(&mut parts.headers, level, &input);
+            }
         }
     }
     if let Some(t) = f.timeout {

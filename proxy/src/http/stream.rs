@@ -110,6 +110,18 @@ impl Exchange {
         weighted: Option<&baton_config::model::HeaderMutations>,
     ) {
         let rc = self.shared.runtime.routes.config();
+        let mut levels = mutation::levels(
+            &rc.headers,
+            &r.vhost.headers,
+            &r.route.headers,
+            weighted,
+            rc.most_specific_header_mutations_wins,
+        )
+        .peekable();
+        // Most routes mutate nothing: skip the copies the values would read from.
+        if levels.peek().is_none() {
+            return;
+        }
         let mut info = self.info.clone();
         info.response_code = None;
         let snapshot = headers.clone();
@@ -120,13 +132,7 @@ impl Exchange {
             response_headers: Some(&snapshot),
             ..FormatInput::new(&info)
         };
-        for level in mutation::levels(
-            &rc.headers,
-            &r.vhost.headers,
-            &r.route.headers,
-            weighted,
-            rc.most_specific_header_mutations_wins,
-        ) {
+        for level in levels {
             mutation::apply_response(headers, level, &input);
         }
     }
