@@ -76,6 +76,13 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// Every filter chain: `filter_chains`, then `default_filter_chain`.
+    pub fn all_filter_chains(&self) -> impl Iterator<Item = &Arc<FilterChain>> {
+        self.filter_chains
+            .iter()
+            .chain(self.default_filter_chain.iter())
+    }
+
     /// The `listen(2)` backlog: `tcp_backlog_size`, or when unset the system maximum
     /// (`net.core.somaxconn`; the kernel clamps larger values to it), as Envoy does on
     /// Linux. A short queue drops SYNs under connection bursts, which clients feel as

@@ -84,7 +84,7 @@ impl HttpContext {
     ) -> Result<Self, SinkError> {
         let mut runtimes = HashMap::new();
         for l in listeners {
-            for chain in l.filter_chains.iter().chain(l.default_filter_chain.iter()) {
+            for chain in l.all_filter_chains() {
                 if let NetworkFilter::Http(hcm) = &chain.network {
                     if let std::collections::hash_map::Entry::Vacant(e) = runtimes.entry(key(hcm)) {
                         e.insert(Arc::new(HcmRuntime::for_listener(

@@ -36,12 +36,17 @@ impl TcpProxyRuntime {
     /// Compiles one tcp_proxy config of a listener whose
     /// `per_connection_buffer_limit_bytes` is `buffer_limit`.
     pub fn for_listener(cfg: Arc<TcpProxy>, buffer_limit: u32) -> Result<Self, SinkError> {
-        Ok(Self {
+        let loggers = AccessLoggers::new(&cfg.access_logs)?;
+        Ok(Self::with_loggers(cfg, buffer_limit, loggers))
+    }
+
+    fn with_loggers(cfg: Arc<TcpProxy>, buffer_limit: u32, loggers: AccessLoggers) -> Self {
+        Self {
             stats: TcpProxyStats::new(crate::stats::store(), &cfg.stat_prefix),
-            loggers: AccessLoggers::new(&cfg.access_logs)?,
+            loggers,
             downstream_buffer_limit: buffer_limit,
             cfg,
-        })
+        }
     }
 }
 
@@ -62,7 +67,7 @@ impl TcpContext {
     pub fn new(listeners: &[Arc<Listener>]) -> Result<Self, SinkError> {
         let mut runtimes = HashMap::new();
         for l in listeners {
-            for chain in l.filter_chains.iter().chain(l.default_filter_chain.iter()) {
+            for chain in l.all_filter_chains() {
                 if let NetworkFilter::TcpProxy(cfg) = &chain.network {
                     if let std::collections::hash_map::Entry::Vacant(e) = runtimes.entry(key(cfg)) {
                         e.insert(Arc::new(TcpProxyRuntime::for_listener(
@@ -84,12 +89,11 @@ impl TcpContext {
         }
         let rt = TcpProxyRuntime::new(cfg.clone()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "tcp_proxy access log unavailable");
-            TcpProxyRuntime {
-                stats: TcpProxyStats::new(crate::stats::store(), &cfg.stat_prefix),
-                loggers: AccessLoggers::default(),
-                downstream_buffer_limit: DEFAULT_BUFFER_LIMIT,
-                cfg: cfg.clone(),
-            }
+            TcpProxyRuntime::with_loggers(
+                cfg.clone(),
+                DEFAULT_BUFFER_LIMIT,
+                AccessLoggers::default(),
+            )
         });
         Arc::new(rt)
     }
