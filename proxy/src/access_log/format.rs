@@ -377,7 +377,7 @@ pub fn render_json(
 mod tests {
     use super::*;
     use crate::access_log::stream_info::{ResponseFlag, StreamInfo};
-    use crate::server::conn_info::ConnInfo;
+    use crate::base::conn_info::ConnInfo;
     use baton_config::model::FormatCommand;
     use std::sync::Arc;
 

@@ -64,7 +64,7 @@ impl AccessLoggers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::conn_info::ConnInfo;
+    use crate::base::conn_info::ConnInfo;
     use baton_config::model::{AccessLogSink, FormatPart, FormatTemplate};
 
     #[test]

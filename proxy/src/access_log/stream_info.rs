@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, Method, Uri, Version};
 
-use crate::server::conn_info::ConnInfo;
+use crate::base::conn_info::ConnInfo;
 
 /// Envoy's response flags, in Envoy's bit order (which is also the order they print in).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::access_log::{FormatInput, ResponseFlag, StreamInfo};
 use crate::http::headers::forwarding;
 use crate::http::local_reply::LocalReply;
-use crate::server::conn_info::ConnInfo;
-use crate::server::drain::DrainSignal;
+use crate::base::conn_info::ConnInfo;
+use crate::base::drain::DrainSignal;
 
 use super::codec::{self, DownstreamIo, Preface};
 use super::context::{HcmRuntime, HttpContext};

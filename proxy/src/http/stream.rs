@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::access_log::{FormatInput, RequestHead, StreamInfo};
-use crate::server::conn_info::ConnInfo;
+use crate::base::conn_info::ConnInfo;
 
 use super::body::{LoggedBody, PendingLog, RequestProgress};
 use super::context::{HcmRuntime, HttpContext};
@@ -48,7 +48,7 @@ pub struct ConnShared {
     /// (`--drain-strategy`: immediate = always, gradual = rising probability).
     pub draining: std::sync::atomic::AtomicBool,
     /// The process's drain signal.
-    pub drain: crate::server::drain::DrainSignal,
+    pub drain: crate::base::drain::DrainSignal,
     /// The connection speaks HTTP/2 (seen on its first request): drain sends GOAWAY.
     pub http2: std::sync::atomic::AtomicBool,
     /// HTTP/1: no exchange is in progress and the last request was read whole, so the

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use baton_config::model::{CidrRange, FilterChain, Listener};
 
-use crate::server::conn_info::ConnInfo;
+use crate::base::conn_info::ConnInfo;
 
 /// What is known about a connection when its chain is chosen.
 #[derive(Debug, Clone, Copy)]

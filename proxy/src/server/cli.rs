@@ -28,6 +28,15 @@ pub enum DrainStrategy {
     Immediate,
 }
 
+impl From<DrainStrategy> for crate::base::drain::DrainStrategy {
+    fn from(s: DrainStrategy) -> Self {
+        match s {
+            DrainStrategy::Gradual => Self::Gradual,
+            DrainStrategy::Immediate => Self::Immediate,
+        }
+    }
+}
+
 /// `--log-level` values (Envoy's spdlog names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {

@@ -2,8 +2,6 @@
 //! then listeners), workers, the admin listener, signals and drain.
 
 pub mod cli;
-pub mod conn_info;
-pub mod drain;
 pub mod hot_restart;
 pub mod logging;
 pub mod notify;

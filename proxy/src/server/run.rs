@@ -15,12 +15,12 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{error, info, warn};
 
 use super::cli::{Mode, Options, VersionMismatchPolicy};
-use super::drain::DrainPhase;
+use crate::base::drain::{self, DrainPhase};
 use super::hot_restart::child::ParentLink;
 use super::hot_restart::parent::{self, ParentContext, ParentEvent, PassableSocket};
 use super::hot_restart::{self as hr};
 use super::state::{ListenerStatus, ServerLifecycle, ServerState, ShutdownReason};
-use super::{drain, notify, runtime_dir, version_line, workers, VERSION};
+use super::{notify, runtime_dir, version_line, workers, VERSION};
 use crate::admin::{self, AdminContext, AdminServer};
 use crate::listener::bind::adopt_listener;
 use crate::listener::inherit;
@@ -280,7 +280,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     //    its workers accepted connections would drop them, so everything fallible
     //    (clusters, sockets, admin) comes first.
     let (drain_trigger, drain_signal) =
-        drain::channel_with(opts.drain_strategy, Duration::from_secs(opts.drain_time_s));
+        drain::channel_with(opts.drain_strategy.into(), Duration::from_secs(opts.drain_time_s));
     let workers = workers::start(opts.workers(), &bound, &network, &drain_signal)?;
 
     // 5. Fully initialised: only now does the parent drain.

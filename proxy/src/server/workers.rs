@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use anyhow::Context as _;
 use tracing::{debug, error};
 
-use super::drain::DrainSignal;
+use crate::base::drain::DrainSignal;
 use crate::listener::{accept_loop, BoundListener, NetworkContext};
 
 /// Running worker threads.

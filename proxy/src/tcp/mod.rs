@@ -16,8 +16,8 @@ use baton_config::model::TcpClusterSpecifier;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access_log::{FormatInput, ResponseFlag, StreamInfo};
-use crate::server::conn_info::ConnInfo;
-use crate::server::drain::DrainSignal;
+use crate::base::conn_info::ConnInfo;
+use crate::base::drain::DrainSignal;
 use crate::upstream::{ClusterManager, UpstreamError};
 
 pub use context::{TcpContext, TcpProxyRuntime};

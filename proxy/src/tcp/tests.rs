@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::proxy_connection;
-use crate::server::conn_info::ConnInfo;
-use crate::server::drain::{self, DrainPhase, DrainSignal};
+use crate::base::conn_info::ConnInfo;
+use crate::base::drain::{self, DrainPhase, DrainSignal};
 use crate::upstream::test_support::{closed_port, cluster, eventually, ips};
 use crate::upstream::ClusterManager;
 

@@ -423,7 +423,7 @@ async fn request_futures_are_send() {
     let local = "127.0.0.1:1".parse().expect("addr");
     let tcp = crate::tcp::proxy_connection(
         server,
-        crate::server::conn_info::ConnInfo::plain(local, local),
+        crate::base::conn_info::ConnInfo::plain(local, local),
         Arc::new(
             crate::tcp::TcpProxyRuntime::new(Arc::new(baton_config::model::TcpProxy {
                 stat_prefix: "t".into(),
@@ -436,7 +436,7 @@ async fn request_futures_are_send() {
             .expect("runtime"),
         ),
         cm.clone(),
-        crate::server::drain::DrainSignal::never(),
+        crate::base::drain::DrainSignal::never(),
     );
     assert_send(&tcp);
     assert!(send.await.is_err());

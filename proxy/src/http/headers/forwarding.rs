@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use baton_config::model::{CidrRange, HttpConnectionManager, ServerHeaderTransformation};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::server::conn_info::ConnInfo;
+use crate::base::conn_info::ConnInfo;
 
 /// `x-forwarded-for`
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

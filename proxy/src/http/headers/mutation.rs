@@ -82,7 +82,7 @@ pub fn levels<'a>(
 mod tests {
     use super::*;
     use crate::access_log::StreamInfo;
-    use crate::server::conn_info::ConnInfo;
+    use crate::base::conn_info::ConnInfo;
     use baton_config::model::{FormatCommand, FormatOperator, FormatPart, FormatTemplate};
     use http::HeaderName;
     use std::sync::Arc;

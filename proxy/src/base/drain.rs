@@ -18,7 +18,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::cli::DrainStrategy;
+
+/// How fast connections are encouraged to go (`--drain-strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainStrategy {
+    /// Encourage connections to close progressively over the drain time (default).
+    Gradual,
+    /// Tell every connection to close at once when draining starts.
+    Immediate,
+}
 
 /// Phases of a drain, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
