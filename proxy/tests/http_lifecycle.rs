@@ -7,7 +7,7 @@ mod http_support;
 use std::time::Duration;
 
 use baton_config::model::{NetworkFilter, UpgradeConfig};
-use baton_proxy::server::drain::DrainPhase;
+use baton_proxy::base::drain::DrainPhase;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use http_support::*;
