@@ -168,7 +168,7 @@ pub async fn start_proxy(hcm: HttpConnectionManager, clusters: Vec<Arc<Cluster>>
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (trigger, signal) = drain::channel_with(
-        baton_proxy::server::cli::DrainStrategy::Immediate,
+        baton_proxy::base::drain::DrainStrategy::Immediate,
         std::time::Duration::from_secs(600),
     );
     let task = tokio::spawn(async move {
