@@ -8,8 +8,8 @@
 //! `per_connection_buffer_limit_bytes` onto read buffers.
 
 pub mod access_log;
-pub mod base;
 pub mod admin;
+pub mod base;
 pub mod buffer_limit;
 pub mod http;
 pub mod listener;

@@ -10,7 +10,8 @@ use crate::upstream::ClusterManager;
 /// Text form.
 pub(super) fn clusters_text(cm: &ClusterManager) -> String {
     let mut out = String::new();
-    for cluster in cm.clusters() {
+    let snapshot = cm.snapshot();
+    for (cluster, meta) in snapshot.iter() {
         let name = &cluster.model.name;
         let cb = &cluster.model.circuit_breakers;
         let _ = writeln!(
@@ -32,7 +33,7 @@ pub(super) fn clusters_text(cm: &ClusterManager) -> String {
             let _ = writeln!(out, "{name}::{prio}::max_requests::{}", cb.max_requests);
             let _ = writeln!(out, "{name}::{prio}::max_retries::{}", cb.max_retries);
         }
-        let _ = writeln!(out, "{name}::added_via_api::false");
+        let _ = writeln!(out, "{name}::added_via_api::{}", meta.added_via_api);
         for host in cluster.hosts() {
             let h = format!("{name}::{}", host.address);
             let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -72,9 +73,10 @@ pub(super) fn clusters_text(cm: &ClusterManager) -> String {
 
 /// JSON form (`?format=json`).
 pub(super) fn clusters_json(cm: &ClusterManager) -> Value {
-    let statuses: Vec<Value> = cm
-        .clusters()
-        .map(|cluster| {
+    let snapshot = cm.snapshot();
+    let statuses: Vec<Value> = snapshot
+        .iter()
+        .map(|(cluster, meta)| {
             let hosts: Vec<Value> = cluster
                 .hosts()
                 .iter()
@@ -102,7 +104,7 @@ pub(super) fn clusters_json(cm: &ClusterManager) -> Value {
             json!({
                 "name": cluster.model.name,
                 "observability_name": cluster.model.stat_name,
-                "added_via_api": false,
+                "added_via_api": meta.added_via_api,
                 "host_statuses": hosts,
             })
         })

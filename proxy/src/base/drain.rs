@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-
 /// How fast connections are encouraged to go (`--drain-strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DrainStrategy {

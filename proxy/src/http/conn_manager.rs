@@ -16,10 +16,10 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access_log::{FormatInput, ResponseFlag, StreamInfo};
-use crate::http::headers::forwarding;
-use crate::http::local_reply::LocalReply;
 use crate::base::conn_info::ConnInfo;
 use crate::base::drain::DrainSignal;
+use crate::http::headers::forwarding;
+use crate::http::local_reply::LocalReply;
 
 use super::codec::{self, DownstreamIo, Preface};
 use super::context::{HcmRuntime, HttpContext};

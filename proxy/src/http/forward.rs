@@ -69,8 +69,7 @@ pub(crate) async fn forward(
     };
     let cluster = cluster_name
         .as_deref()
-        .and_then(|n| ex.shared.ctx.clusters.get(n))
-        .cloned();
+        .and_then(|n| ex.shared.ctx.clusters.get(n));
     let Some(cluster) = cluster else {
         runtime.stats.no_cluster.inc();
         let resp = ex.local_reply(LocalReply::cluster_not_found(), &parts, Some(routed));

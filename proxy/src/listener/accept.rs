@@ -10,9 +10,9 @@ use tracing::{debug, warn};
 
 use super::filter_chain::{select_filter_chain, MatchInput};
 use super::tracker::ConnectionTracker;
-use crate::http::HttpContext;
 use crate::base::conn_info::ConnInfo;
 use crate::base::drain::DrainSignal;
+use crate::http::HttpContext;
 use crate::stats::{record_ms, ListenerStats};
 use crate::tcp::TcpContext;
 use crate::upstream::ClusterManager;

@@ -15,13 +15,13 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{error, info, warn};
 
 use super::cli::{Mode, Options, VersionMismatchPolicy};
-use crate::base::drain::{self, DrainPhase};
 use super::hot_restart::child::ParentLink;
 use super::hot_restart::parent::{self, ParentContext, ParentEvent, PassableSocket};
 use super::hot_restart::{self as hr};
 use super::state::{ListenerStatus, ServerLifecycle, ServerState, ShutdownReason};
 use super::{notify, runtime_dir, version_line, workers, VERSION};
 use crate::admin::{self, AdminContext, AdminServer};
+use crate::base::drain::{self, DrainPhase};
 use crate::listener::bind::adopt_listener;
 use crate::listener::inherit;
 use crate::listener::{bind_listener, BoundListener, ConnectionTracker, NetworkContext};
@@ -279,8 +279,10 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     //    the last step that could fail before the hand-over: a child that fails after
     //    its workers accepted connections would drop them, so everything fallible
     //    (clusters, sockets, admin) comes first.
-    let (drain_trigger, drain_signal) =
-        drain::channel_with(opts.drain_strategy.into(), Duration::from_secs(opts.drain_time_s));
+    let (drain_trigger, drain_signal) = drain::channel_with(
+        opts.drain_strategy.into(),
+        Duration::from_secs(opts.drain_time_s),
+    );
     let workers = workers::start(opts.workers(), &bound, &network, &drain_signal)?;
 
     // 5. Fully initialised: only now does the parent drain.

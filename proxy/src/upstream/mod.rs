@@ -26,7 +26,7 @@ mod tests;
 pub use cluster::UpstreamCluster;
 pub use error::UpstreamError;
 pub use host::Host;
-pub use manager::ClusterManager;
+pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, ClusterSource};
 
 /// Error type carried by request bodies travelling upstream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -335,7 +335,8 @@ async fn logical_dns_cluster_has_one_host() {
 #[tokio::test]
 async fn clusters_iterate_in_config_order() {
     let cm = manager(vec![cluster("b", Vec::new()), cluster("a", Vec::new())]).await;
-    let names: Vec<&str> = cm.clusters().map(|c| c.name()).collect();
+    let all = cm.clusters();
+    let names: Vec<&str> = all.iter().map(|c| c.name()).collect();
     assert_eq!(names, ["b", "a"]);
 }
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_config::model::*;
-use baton_proxy::http::{serve_connection, HttpContext};
 use baton_proxy::base::conn_info::ConnInfo;
 use baton_proxy::base::drain::{self, DrainTrigger};
+use baton_proxy::http::{serve_connection, HttpContext};
 use baton_proxy::upstream::ClusterManager;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};

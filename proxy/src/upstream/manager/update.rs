@@ -1,0 +1,530 @@
+//! The control side of the cluster manager: static initialisation, CDS adds, updates and
+//! removals with warming, EDS assignments, and the DNS refresh tasks. Runs on the main
+//! runtime; the request path never takes this lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use baton_config::model::{self, DiscoveryType, EndpointAddress};
+use tokio::task::AbortHandle;
+
+use super::{ClusterManager, ClusterMeta};
+use crate::upstream::cluster::UpstreamCluster;
+use crate::upstream::dns;
+use crate::upstream::host::Host;
+use crate::upstream::host_set::LocalityHosts;
+
+/// Where a cluster comes from.
+#[derive(Debug, Clone)]
+pub enum ClusterSource {
+    /// `static_resources.clusters`: never updated or removed by CDS.
+    Static,
+    /// A CDS response with this `version_info`.
+    Cds {
+        /// The response's `version_info`.
+        version_info: String,
+        /// Hash of the resource (an identical update is a no-op).
+        config_hash: u64,
+        /// The resource as /config_dump shows it.
+        config_dump: Option<Arc<serde_json::Value>>,
+    },
+}
+
+/// What [`ClusterManager::add_or_update`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterChange {
+    /// A new cluster: warming (or active at once).
+    Added,
+    /// An existing cluster's config changed: the new one warms, then replaces it.
+    Modified,
+    /// Same config as now, or a static cluster CDS may not touch: nothing happened.
+    Unchanged,
+}
+
+/// A cluster waiting for its hosts before it becomes active.
+#[derive(Debug)]
+struct Warming {
+    cluster: Arc<UpstreamCluster>,
+    meta: ClusterMeta,
+    /// Distinguishes this warm-up from a later one of the same name.
+    id: u64,
+    /// The DNS task (first resolution, then refresh) or the EDS fetch timeout.
+    task: Option<AbortHandle>,
+}
+
+/// Update-side state, behind the manager's mutex.
+#[derive(Debug, Default)]
+pub(super) struct Control {
+    /// DNS refresh task of each active DNS cluster.
+    dns_tasks: HashMap<String, AbortHandle>,
+    warming: HashMap<String, Warming>,
+    resolvers: dns::Resolvers,
+    /// Last EDS assignment per service name.
+    assignments: HashMap<String, Arc<model::LoadAssignment>>,
+    /// Services EDS clusters need, by cluster name (active and warming).
+    eds_by_cluster: HashMap<String, String>,
+    next_warm_id: u64,
+}
+
+impl Control {
+    pub(super) fn is_warming(&self, name: &str) -> bool {
+        self.warming.contains_key(name)
+    }
+
+    pub(super) fn warming_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.warming.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub(super) fn warming_clusters(&self) -> Vec<(Arc<UpstreamCluster>, ClusterMeta)> {
+        let mut list: Vec<_> = self
+            .warming
+            .values()
+            .map(|w| (w.cluster.clone(), w.meta.clone()))
+            .collect();
+        list.sort_by(|a, b| a.0.name().cmp(b.0.name()));
+        list
+    }
+
+    pub(super) fn abort_all(&mut self) {
+        for task in self.dns_tasks.values() {
+            task.abort();
+        }
+        for w in self.warming.values() {
+            if let Some(t) = &w.task {
+                t.abort();
+            }
+        }
+    }
+
+    fn services(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.eds_by_cluster.values().cloned().collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// The EDS service a cluster's hosts come from (`eds_cluster_config.service_name`, else
+/// the cluster name), or None for other discovery types.
+fn eds_service(cluster: &model::Cluster) -> Option<String> {
+    (cluster.discovery == DiscoveryType::Eds).then(|| cluster.name.clone())
+}
+
+/// How long an EDS cluster waits for its first assignment (`initial_fetch_timeout` of
+/// its `eds_config`; None = forever).
+fn eds_fetch_timeout(_cluster: &model::Cluster) -> Option<Duration> {
+    Some(Duration::from_secs(15))
+}
+
+fn static_meta() -> ClusterMeta {
+    ClusterMeta {
+        added_via_api: false,
+        version_info: String::new(),
+        last_updated: SystemTime::now(),
+        config_hash: 0,
+        config_dump: None,
+    }
+}
+
+impl ClusterManager {
+    /// Adds the bootstrap's static clusters (primary init): all active at once, DNS
+    /// clusters after their first resolution (all resolved concurrently).
+    pub async fn add_static(self: &Arc<Self>, clusters: &[Arc<model::Cluster>]) {
+        let mut added: Vec<(Arc<UpstreamCluster>, ClusterMeta)> = Vec::new();
+        let mut discoveries = Vec::new();
+        {
+            let mut control = self.lock();
+            for model in clusters {
+                if added.iter().any(|(c, _)| c.name() == model.name)
+                    || self.get(&model.name).is_some()
+                {
+                    tracing::warn!(cluster = %model.name, "duplicate cluster name ignored");
+                    continue;
+                }
+                let cluster = match model.discovery {
+                    DiscoveryType::StrictDns | DiscoveryType::LogicalDns => {
+                        let resolver = control.resolvers.get(&model.dns.resolver);
+                        let discovery = dns::DnsDiscovery::new(model.clone(), resolver);
+                        // IP endpoints are hosts at once; names join after resolution.
+                        let cluster =
+                            Arc::new(UpstreamCluster::new(model.clone(), discovery.localities()));
+                        discoveries.push((cluster.clone(), discovery));
+                        cluster
+                    }
+                    DiscoveryType::Eds => {
+                        let service = eds_service(model).unwrap_or_default();
+                        let hosts = control
+                            .assignments
+                            .get(&service)
+                            .map(|a| localities_from_assignment(a, &[]))
+                            .unwrap_or_default();
+                        control.eds_by_cluster.insert(model.name.clone(), service);
+                        Arc::new(UpstreamCluster::new(model.clone(), hosts))
+                    }
+                    DiscoveryType::Static => Arc::new(UpstreamCluster::new(
+                        model.clone(),
+                        localities_from_assignment(&model.load_assignment, &[]),
+                    )),
+                };
+                self.stats.cluster_added.inc();
+                added.push((cluster, static_meta()));
+            }
+            let services = control.services();
+            self.eds_services.send_replace(services);
+        }
+
+        // First resolution of every DNS cluster, all at once (Envoy's init waits for it).
+        let now = tokio::time::Instant::now();
+        futures_util::future::join_all(discoveries.iter_mut().map(
+            |(cluster, discovery)| async move {
+                if discovery.resolve_due(now, cluster.stats()).await {
+                    cluster.set_hosts(discovery.localities());
+                }
+            },
+        ))
+        .await;
+        let mut control = self.lock();
+        for (cluster, discovery) in discoveries {
+            let task = tokio::spawn(discovery.refresh_loop(Arc::downgrade(&cluster)));
+            control
+                .dns_tasks
+                .insert(cluster.name().to_string(), task.abort_handle());
+        }
+        drop(control);
+        self.publish(|list| list.extend(added));
+        self.stats
+            .warming_clusters
+            .set(self.lock().warming.len() as u64);
+    }
+
+    /// Adds or updates a cluster from CDS. A new or changed cluster warms (DNS: first
+    /// resolution; EDS: first assignment or its fetch timeout) and then replaces the
+    /// active one in one swap; an unchanged one, or a static one, is left alone.
+    pub fn add_or_update(
+        self: &Arc<Self>,
+        model: Arc<model::Cluster>,
+        source: ClusterSource,
+    ) -> ClusterChange {
+        let ClusterSource::Cds {
+            version_info,
+            config_hash,
+            config_dump,
+        } = source
+        else {
+            return ClusterChange::Unchanged;
+        };
+        let name = model.name.clone();
+        let active = self.active.load();
+        let existing = active.by_name.get(&name).map(|i| &active.metas[*i]);
+        if existing.is_some_and(|m| !m.added_via_api) {
+            // Envoy: a static cluster cannot be replaced through CDS.
+            tracing::debug!(cluster = %name, "CDS update of a static cluster ignored");
+            return ClusterChange::Unchanged;
+        }
+        let mut control = self.lock();
+        let same_as_warming = control
+            .warming
+            .get(&name)
+            .is_some_and(|w| w.meta.config_hash == config_hash);
+        let same_as_active = existing.is_some_and(|m| m.config_hash == config_hash);
+        if same_as_warming || (same_as_active && !control.warming.contains_key(&name)) {
+            return ClusterChange::Unchanged;
+        }
+        let change = if existing.is_some() || control.warming.contains_key(&name) {
+            self.stats.cluster_modified.inc();
+            ClusterChange::Modified
+        } else {
+            self.stats.cluster_added.inc();
+            ClusterChange::Added
+        };
+        if let Some(old) = control.warming.remove(&name) {
+            if let Some(t) = old.task {
+                t.abort();
+            }
+        }
+        let meta = ClusterMeta {
+            added_via_api: true,
+            version_info,
+            last_updated: SystemTime::now(),
+            config_hash,
+            config_dump,
+        };
+        control.next_warm_id += 1;
+        let id = control.next_warm_id;
+        let mut ready = false;
+        let (cluster, task) = match model.discovery {
+            DiscoveryType::StrictDns | DiscoveryType::LogicalDns => {
+                let resolver = control.resolvers.get(&model.dns.resolver);
+                let mut discovery = dns::DnsDiscovery::new(model.clone(), resolver);
+                let cluster = Arc::new(UpstreamCluster::new(model.clone(), discovery.localities()));
+                let manager = Arc::downgrade(self);
+                let warming = cluster.clone();
+                let warming_name = name.clone();
+                let task = tokio::spawn(async move {
+                    if discovery
+                        .resolve_due(tokio::time::Instant::now(), warming.stats())
+                        .await
+                    {
+                        warming.set_hosts(discovery.localities());
+                    }
+                    let weak = Arc::downgrade(&warming);
+                    drop(warming);
+                    if let Some(m) = manager.upgrade() {
+                        m.finish_warming(&warming_name, id);
+                    }
+                    discovery.refresh_loop(weak).await;
+                });
+                (cluster, Some(task.abort_handle()))
+            }
+            DiscoveryType::Eds => {
+                let service = eds_service(&model).unwrap_or_default();
+                control.eds_by_cluster.insert(name.clone(), service.clone());
+                let cluster = match control.assignments.get(&service) {
+                    Some(a) => {
+                        ready = true;
+                        Arc::new(UpstreamCluster::new(
+                            model.clone(),
+                            localities_from_assignment(a, &[]),
+                        ))
+                    }
+                    None => Arc::new(UpstreamCluster::new(model.clone(), Vec::new())),
+                };
+                let task = if ready {
+                    None
+                } else {
+                    eds_fetch_timeout(&model).map(|timeout| {
+                        let manager = Arc::downgrade(self);
+                        let name = name.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(timeout).await;
+                            if let Some(m) = manager.upgrade() {
+                                tracing::warn!(cluster = %name, "EDS initial fetch timed out; cluster initialised without hosts");
+                                m.finish_warming(&name, id);
+                            }
+                        })
+                        .abort_handle()
+                    })
+                };
+                (cluster, task)
+            }
+            DiscoveryType::Static => {
+                ready = true;
+                (
+                    Arc::new(UpstreamCluster::new(
+                        model.clone(),
+                        localities_from_assignment(&model.load_assignment, &[]),
+                    )),
+                    None,
+                )
+            }
+        };
+        if model.discovery != DiscoveryType::Eds {
+            control.eds_by_cluster.remove(&name);
+        }
+        control.warming.insert(
+            name.clone(),
+            Warming {
+                cluster,
+                meta,
+                id,
+                task,
+            },
+        );
+        self.stats
+            .warming_clusters
+            .set(control.warming.len() as u64);
+        self.warming.send_replace(control.warming.len());
+        let services = control.services();
+        drop(control);
+        self.eds_services
+            .send_if_modified(|s| replace_if_changed(s, services));
+        if ready {
+            self.finish_warming(&name, id);
+        }
+        change
+    }
+
+    /// Removes a cluster CDS no longer lists (static clusters stay). Requests that
+    /// already picked it finish on it. Returns whether something was removed.
+    pub fn remove(&self, name: &str) -> bool {
+        let active = self.active.load();
+        let is_static = active
+            .by_name
+            .get(name)
+            .is_some_and(|i| !active.metas[*i].added_via_api);
+        if is_static {
+            return false;
+        }
+        let in_map = active.contains(name);
+        drop(active);
+        let mut control = self.lock();
+        let mut removed = false;
+        if let Some(w) = control.warming.remove(name) {
+            if let Some(t) = w.task {
+                t.abort();
+            }
+            removed = true;
+        }
+        if let Some(t) = control.dns_tasks.remove(name) {
+            t.abort();
+        }
+        control.eds_by_cluster.remove(name);
+        self.stats
+            .warming_clusters
+            .set(control.warming.len() as u64);
+        self.warming.send_replace(control.warming.len());
+        let services = control.services();
+        drop(control);
+        self.eds_services
+            .send_if_modified(|s| replace_if_changed(s, services));
+        if in_map {
+            self.publish(|list| list.retain(|(c, _)| c.name() != name));
+            removed = true;
+        }
+        if removed {
+            self.stats.cluster_removed.inc();
+        }
+        removed
+    }
+
+    /// An EDS assignment for `service`: the hosts of every cluster using it are
+    /// replaced (hosts with the same address and attributes keep their identity, so
+    /// their pools and counters survive), and warming clusters waiting for it activate.
+    pub fn set_assignment(&self, service: &str, assignment: Arc<model::LoadAssignment>) {
+        let mut control = self.lock();
+        control
+            .assignments
+            .insert(service.to_string(), assignment.clone());
+        let users: Vec<String> = control
+            .eds_by_cluster
+            .iter()
+            .filter(|(_, s)| s.as_str() == service)
+            .map(|(c, _)| c.clone())
+            .collect();
+        let mut finished = Vec::new();
+        for name in &users {
+            if let Some(w) = control.warming.get_mut(name) {
+                let hosts = localities_from_assignment(&assignment, &w.cluster.hosts());
+                w.cluster.set_hosts(hosts);
+                if let Some(t) = w.task.take() {
+                    t.abort();
+                }
+                finished.push((name.clone(), w.id));
+            }
+        }
+        drop(control);
+        let active = self.active.load();
+        for name in &users {
+            if let Some(cluster) = active.get(name) {
+                let hosts = localities_from_assignment(&assignment, &cluster.hosts());
+                cluster.set_hosts(hosts);
+            }
+        }
+        for (name, id) in finished {
+            self.finish_warming(&name, id);
+        }
+    }
+
+    /// The EDS resource for `service` was removed: its clusters lose their hosts.
+    pub fn remove_assignment(&self, service: &str) {
+        self.set_assignment(service, Arc::new(model::LoadAssignment::default()));
+        self.lock().assignments.remove(service);
+    }
+
+    /// A warm-up is over: the cluster replaces the active one of its name.
+    fn finish_warming(&self, name: &str, id: u64) {
+        let mut control = self.lock();
+        if !control.warming.get(name).is_some_and(|w| w.id == id) {
+            return;
+        }
+        let Some(w) = control.warming.remove(name) else {
+            return;
+        };
+        if w.cluster.model.discovery == DiscoveryType::StrictDns
+            || w.cluster.model.discovery == DiscoveryType::LogicalDns
+        {
+            if let Some(t) = w.task {
+                if let Some(old) = control.dns_tasks.insert(name.to_string(), t) {
+                    old.abort();
+                }
+            }
+        } else if let Some(old) = control.dns_tasks.remove(name) {
+            old.abort();
+        }
+        self.stats
+            .warming_clusters
+            .set(control.warming.len() as u64);
+        let left = control.warming.len();
+        drop(control);
+        let (cluster, meta) = (w.cluster, w.meta);
+        self.publish(
+            |list| match list.iter_mut().find(|(c, _)| c.name() == name) {
+                Some(slot) => *slot = (cluster, meta),
+                None => list.push((cluster, meta)),
+            },
+        );
+        self.warming.send_replace(left);
+    }
+}
+
+fn replace_if_changed(current: &mut Vec<String>, new: Vec<String>) -> bool {
+    if *current == new {
+        return false;
+    }
+    *current = new;
+    true
+}
+
+/// Hosts of an assignment (a STATIC cluster's `load_assignment` or an EDS one). A host
+/// in `existing` with the same address and attributes is reused.
+pub(crate) fn localities_from_assignment(
+    assignment: &model::LoadAssignment,
+    existing: &[Arc<Host>],
+) -> Vec<LocalityHosts> {
+    assignment
+        .localities
+        .iter()
+        .map(|locality| {
+            let name: Arc<str> = Arc::from(locality.locality.as_str());
+            let hosts = locality
+                .endpoints
+                .iter()
+                .filter_map(|endpoint| match &endpoint.address {
+                    EndpointAddress::Ip(addr) => {
+                        let reused = existing.iter().find(|h| {
+                            h.address == *addr
+                                && h.hostname == endpoint.hostname
+                                && h.weight == endpoint.weight.max(1)
+                                && h.priority == locality.priority
+                                && *h.locality == *name
+                                && h.is_healthy() == endpoint.healthy
+                        });
+                        Some(reused.cloned().unwrap_or_else(|| {
+                            Arc::new(Host::new(
+                                *addr,
+                                endpoint.hostname.clone(),
+                                endpoint.weight,
+                                name.clone(),
+                                locality.priority,
+                                endpoint.healthy,
+                            ))
+                        }))
+                    }
+                    EndpointAddress::Dns { host, .. } => {
+                        // Translation rejects names in STATIC/EDS clusters; never guess.
+                        tracing::warn!(name = %host, "DNS name in a STATIC or EDS assignment ignored");
+                        None
+                    }
+                })
+                .collect();
+            LocalityHosts {
+                priority: locality.priority,
+                weight: locality.weight,
+                hosts,
+            }
+        })
+        .collect()
+}
