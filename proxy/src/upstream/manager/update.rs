@@ -437,7 +437,7 @@ impl ClusterManager {
     /// A warm-up is over: the cluster replaces the active one of its name.
     fn finish_warming(&self, name: &str, id: u64) {
         let mut control = self.lock();
-        if !control.warming.get(name).is_some_and(|w| w.id == id) {
+        if control.warming.get(name).is_none_or(|w| w.id != id) {
             return;
         }
         let Some(w) = control.warming.remove(name) else {
