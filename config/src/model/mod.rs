@@ -73,6 +73,8 @@ pub struct Listener {
     pub reuse_port: bool,
     /// `tcp_backlog_size`; 0 when unset (see [`Listener::listen_backlog`]).
     pub backlog: u32,
+    /// `traffic_direction` is INBOUND (`/drain_listeners?inboundonly` drains only these).
+    pub inbound: bool,
 }
 
 impl Listener {

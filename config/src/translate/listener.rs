@@ -111,6 +111,8 @@ pub(crate) fn translate(
         tls_inspector,
         reuse_port: l.enable_reuse_port.unwrap_or(true),
         backlog: l.tcp_backlog_size.unwrap_or(0),
+        inbound: l.traffic_direction
+            == baton_proto::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
     })
 }
 

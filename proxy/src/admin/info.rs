@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 
 use super::AdminContext;
-use crate::server::state::ListenerStatus;
+use super::ListenerStatus;
 
 /// Envoy formats durations in /server_info as whole seconds with an `s` suffix.
 fn secs(d: std::time::Duration) -> String {

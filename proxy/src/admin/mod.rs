@@ -20,12 +20,34 @@ use crate::listener::ConnectionTracker;
 use crate::server::state::{ServerState, ShutdownReason};
 use crate::upstream::ClusterManager;
 
+/// A listener as /listeners shows it.
+#[derive(Debug, Clone)]
+pub struct ListenerStatus {
+    /// Listener name.
+    pub name: String,
+    /// Bound address.
+    pub local_address: SocketAddr,
+}
+
+/// What admin needs of the listener manager and the init manager (implemented in
+/// `server/`, which owns both).
+pub trait ListenerAdmin: Send + Sync {
+    /// Active listeners, for /listeners.
+    fn active_listeners(&self) -> Vec<ListenerStatus>;
+    /// `POST /drain_listeners` (`graceful`, `inboundonly`).
+    fn drain_listeners(&self, graceful: bool, inbound_only: bool);
+    /// Init targets not ready yet, for /init_dump.
+    fn unready_init_targets(&self) -> Vec<String>;
+}
+
 /// What the admin handlers read.
 pub struct AdminContext {
     /// Server state.
     pub state: Arc<ServerState>,
     /// Clusters for /clusters.
     pub clusters: Arc<ClusterManager>,
+    /// Listeners and init targets.
+    pub listeners: Arc<dyn ListenerAdmin>,
     /// Precomputed /config_dump body.
     pub config_dump: serde_json::Value,
     /// Node identity for /server_info.
@@ -130,6 +152,16 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
         true,
         "cause the server to pass health checks",
     ),
+    (
+        "/drain_listeners",
+        true,
+        "drain listeners (graceful: discourage connections over the drain time first; inboundonly: INBOUND listeners only)",
+    ),
+    (
+        "/init_dump",
+        false,
+        "dump current Envoy init manager information (experimental)",
+    ),
     ("/listeners", false, "print listener info"),
     ("/quitquitquit", true, "exit the server"),
     (
@@ -183,11 +215,7 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
         }
         "/server_info" => json(&info::server_info(ctx)),
         "/listeners" => {
-            let listeners = state
-                .listeners
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let listeners = ctx.listeners.active_listeners();
             if format_json {
                 json(&info::listeners_json(&listeners))
             } else {
@@ -214,6 +242,26 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
         "/healthcheck/ok" => {
             state.healthcheck_failed.store(false, Ordering::Relaxed);
             text(StatusCode::OK, "OK\n")
+        }
+        "/drain_listeners" => {
+            let has = |flag: &str| {
+                query
+                    .split('&')
+                    .any(|kv| kv == flag || kv.starts_with(&format!("{flag}=")))
+            };
+            ctx.listeners
+                .drain_listeners(has("graceful"), has("inboundonly"));
+            text(StatusCode::OK, "OK\n")
+        }
+        "/init_dump" => {
+            let pending = ctx.listeners.unready_init_targets();
+            if pending.is_empty() {
+                json(&serde_json::json!({}))
+            } else {
+                json(&serde_json::json!({"unready_targets_dumps": [
+                    {"name": "init manager Server", "target_names": pending}
+                ]}))
+            }
         }
         "/quitquitquit" => {
             info!("admin /quitquitquit: shutting down");

@@ -31,19 +31,13 @@ use super::stream::{self, ConnShared};
 pub async fn serve_connection<IO>(
     io: IO,
     conn: ConnInfo,
-    hcm: Arc<HttpConnectionManager>,
+    runtime: Arc<HcmRuntime>,
     ctx: Arc<HttpContext>,
     drain: DrainSignal,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let runtime = match ctx.runtime(&hcm) {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot set up the connection manager; closing connection");
-            return;
-        }
-    };
+    let hcm = runtime.hcm.clone();
     let _counted = ActiveConnection::open(&runtime);
     let conn = Arc::new(conn);
     let shared = Arc::new(ConnShared {

@@ -118,7 +118,7 @@ pub(crate) async fn forward(
 
     // Header mutations, most specific first unless configured otherwise.
     {
-        let rc = runtime.routes.config();
+        let rc = routed.config;
         let mut levels = mutation::levels(
             &rc.headers,
             &routed.vhost.headers,

@@ -5,7 +5,8 @@
 //! call) or `local_reply`; `headers` (hop-by-hop, forwarding, mutations), `upgrade`
 //! (websocket / CONNECT tunnels), `body` (byte counting and the access log entry),
 //! `route_timeout` (the route timeout over the whole response), `stats` (connection,
-//! request and upgrade accounting in `http.<stat_prefix>.*`).
+//! request and upgrade accounting in `http.<stat_prefix>.*`), `rds` (inline or RDS
+//! route tables, swapped whole).
 
 mod body;
 pub mod codec;
@@ -15,6 +16,7 @@ mod forward;
 pub mod headers;
 pub mod local_reply;
 pub mod normalize;
+pub mod rds;
 mod route_timeout;
 pub mod router;
 mod stats;

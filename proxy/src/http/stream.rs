@@ -109,7 +109,7 @@ impl Exchange {
         r: Routed<'_>,
         weighted: Option<&baton_config::model::HeaderMutations>,
     ) {
-        let rc = self.shared.runtime.routes.config();
+        let rc = r.config;
         let mut levels = mutation::levels(
             &rc.headers,
             &r.vhost.headers,
@@ -281,6 +281,8 @@ async fn route_and_act(
 ) -> (Response<ResponseBody>, Option<Parts>) {
     let (mut parts, body) = req.into_parts();
     let runtime = ex.shared.runtime.clone();
+    // The route table this request is routed with, even if RDS replaces it meanwhile.
+    let routes = runtime.routes.current();
     let hcm = &runtime.hcm;
     // HTTP/2 carries the host in `:authority`; routing and upstreams read `host`.
     if !parts.headers.contains_key(HOST) {
@@ -355,7 +357,7 @@ async fn route_and_act(
             path_and_query: if is_connect { "" } else { &path_and_query },
             headers: &parts.headers,
         };
-        runtime.routes.route(&host, &input)
+        routes.route(&host, &input)
     };
     let Some(routed) = routed else {
         runtime.stats.rq_total.inc();

@@ -1,49 +1,43 @@
-//! The per-worker accept loop: accepts on a (shared) listen socket until draining starts,
-//! picks the filter chain and runs the chain's network filter on this worker's runtime.
+//! The per-worker accept loop: accepts on a (shared) listen socket until its listener
+//! stops accepting (removed, replaced, drained, shutdown), picks the filter chain from
+//! the listener's current snapshot and runs the chain's network filter on this worker's
+//! runtime. The connection keeps that chain (runtime and drain) to its end.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_config::model::{Listener, NetworkFilter};
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
-use super::filter_chain::{select_filter_chain, MatchInput};
+use super::filter_chain::MatchInput;
+use super::snapshot::{ChainNetwork, ListenerHandle};
 use super::tracker::ConnectionTracker;
 use crate::base::conn_info::ConnInfo;
-use crate::base::drain::DrainSignal;
 use crate::http::HttpContext;
 use crate::stats::{record_ms, ListenerStats};
-use crate::tcp::TcpContext;
 use crate::upstream::ClusterManager;
 
 /// What network filters need from the server.
 pub struct NetworkContext {
-    /// HTTP connection manager context (clusters, access logs, ...).
+    /// HTTP connection manager context (clusters).
     pub http: Arc<HttpContext>,
     /// Cluster manager for tcp_proxy.
     pub clusters: Arc<ClusterManager>,
-    /// Compiled tcp_proxy configs (stats, access logs).
-    pub tcp: Arc<TcpContext>,
     /// Open downstream connections.
     pub tracker: Arc<ConnectionTracker>,
 }
 
-/// Accepts connections for one listener on this worker until draining starts.
+/// Accepts connections for one listener on this worker until it stops accepting.
 pub async fn accept_loop(
     socket: TcpListener,
-    listener: Arc<Listener>,
+    listener: Arc<ListenerHandle>,
     ctx: Arc<NetworkContext>,
-    mut drain: DrainSignal,
 ) {
-    let stats = Arc::new(ListenerStats::new(
-        crate::stats::store(),
-        &listener.stat_prefix,
-    ));
+    let mut stop = listener.stopped();
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = drain.draining() => break,
+            _ = stop.wait_for(|s| *s) => break,
             r = socket.accept() => r,
         };
         let (stream, remote) = match accepted {
@@ -61,31 +55,32 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo::plain(remote, local);
-        let chain = select_filter_chain(
-            &listener,
-            MatchInput {
-                conn: &conn,
-                transport_protocol: "raw_buffer",
-            },
-        );
+        let snapshot = listener.snapshot();
+        let chain = snapshot.select(MatchInput {
+            conn: &conn,
+            transport_protocol: "raw_buffer",
+        });
         let Some(chain) = chain else {
             debug!(listener = %listener.name, %remote, "no filter chain matched; closing");
-            stats.no_filter_chain_match.inc();
+            snapshot.stats.no_filter_chain_match.inc();
             continue;
         };
-        let guard = (ctx.tracker.open(), ListenerConnection::open(&stats));
-        let signal = drain.clone();
+        let guard = (
+            ctx.tracker.open(),
+            ListenerConnection::open(&snapshot.stats),
+        );
+        let signal = chain.drain_signal();
         match &chain.network {
-            NetworkFilter::Http(hcm) => {
-                let hcm = Arc::clone(hcm);
+            ChainNetwork::Http(rt) => {
+                let rt = Arc::clone(rt);
                 let http = Arc::clone(&ctx.http);
                 tokio::spawn(async move {
-                    crate::http::serve_connection(stream, conn, hcm, http, signal).await;
+                    crate::http::serve_connection(stream, conn, rt, http, signal).await;
                     drop(guard);
                 });
             }
-            NetworkFilter::TcpProxy(cfg) => {
-                let rt = ctx.tcp.runtime(cfg);
+            ChainNetwork::Tcp(rt) => {
+                let rt = Arc::clone(rt);
                 let clusters = Arc::clone(&ctx.clusters);
                 tokio::spawn(async move {
                     crate::tcp::proxy_connection(stream, conn, rt, clusters, signal).await;

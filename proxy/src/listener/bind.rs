@@ -36,6 +36,14 @@ pub enum BindError {
 
 /// Creates, binds and listens a socket for `addr`.
 pub fn bind_socket(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    let socket = bind_unlistened(addr)?;
+    listen(&socket, backlog)?;
+    Ok(socket)
+}
+
+/// Creates and binds a socket for `addr` without listening yet: the address is taken,
+/// but connections are refused until [`listen`] (a warming listener accepts nothing).
+pub fn bind_unlistened(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -43,8 +51,13 @@ pub fn bind_socket(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListene
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
     Ok(socket.into())
+}
+
+/// Starts listening on a bound socket (harmless on one that already listens: only the
+/// backlog is updated).
+pub fn listen(socket: &TcpListener, backlog: i32) -> std::io::Result<()> {
+    socket2::SockRef::from(socket).listen(backlog)
 }
 
 /// Binds a listener from its config.

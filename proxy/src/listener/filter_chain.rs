@@ -20,12 +20,33 @@ pub struct MatchInput<'a> {
     pub transport_protocol: &'a str,
 }
 
+/// Which chain a connection gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectedChain {
+    /// `filter_chains[i]`
+    Index(usize),
+    /// `default_filter_chain`
+    Default,
+}
+
 /// Chooses the filter chain for a connection.
 pub fn select_filter_chain<'l>(
     listener: &'l Listener,
     input: MatchInput<'_>,
 ) -> Option<&'l Arc<FilterChain>> {
-    let mut candidates: Vec<&Arc<FilterChain>> = listener.filter_chains.iter().collect();
+    match select_filter_chain_index(listener, input)? {
+        SelectedChain::Index(i) => listener.filter_chains.get(i),
+        SelectedChain::Default => listener.default_filter_chain.as_ref(),
+    }
+}
+
+/// Chooses the filter chain for a connection, by position.
+pub fn select_filter_chain_index(
+    listener: &Listener,
+    input: MatchInput<'_>,
+) -> Option<SelectedChain> {
+    let mut candidates: Vec<(usize, &Arc<FilterChain>)> =
+        listener.filter_chains.iter().enumerate().collect();
     let conn = input.conn;
     let dst_port = conn.local.port();
     let dst_ip = conn.local.ip();
@@ -82,20 +103,23 @@ pub fn select_filter_chain<'l>(
             Some(c.matcher.source_ports.contains(&src_port).then_some(1))
         }
     });
-    candidates
-        .first()
-        .copied()
-        .or(listener.default_filter_chain.as_ref())
+    match candidates.first() {
+        Some((i, _)) => Some(SelectedChain::Index(*i)),
+        None => listener
+            .default_filter_chain
+            .as_ref()
+            .map(|_| SelectedChain::Default),
+    }
 }
 
 /// Keeps the candidates that match one criterion most specifically. `rank` returns
 /// `None` when the chain leaves the criterion unset, `Some(None)` when it sets it and
 /// the connection does not match, `Some(Some(n))` for a match of specificity `n`.
-fn narrow<F>(candidates: &mut Vec<&Arc<FilterChain>>, rank: F)
+fn narrow<F>(candidates: &mut Vec<(usize, &Arc<FilterChain>)>, rank: F)
 where
     F: Fn(&FilterChain) -> Option<Option<u32>>,
 {
-    let ranks: Vec<Option<Option<u32>>> = candidates.iter().map(|c| rank(c)).collect();
+    let ranks: Vec<Option<Option<u32>>> = candidates.iter().map(|(_, c)| rank(c)).collect();
     let best = ranks.iter().filter_map(|r| r.flatten()).max();
     let keep: Vec<bool> = match best {
         Some(best) => ranks.iter().map(|r| *r == Some(Some(best))).collect(),

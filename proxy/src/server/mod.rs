@@ -3,6 +3,8 @@
 
 pub mod cli;
 pub mod hot_restart;
+pub mod init;
+pub mod listener_manager;
 pub mod logging;
 pub mod notify;
 pub mod run;

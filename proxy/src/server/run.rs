@@ -16,16 +16,18 @@ use tracing::{error, info, warn};
 
 use super::cli::{Mode, Options, VersionMismatchPolicy};
 use super::hot_restart::child::ParentLink;
-use super::hot_restart::parent::{self, ParentContext, ParentEvent, PassableSocket};
+use super::hot_restart::parent::{self, ParentContext, ParentEvent};
 use super::hot_restart::{self as hr};
-use super::state::{ListenerStatus, ServerLifecycle, ServerState, ShutdownReason};
+use super::init::{InitManager, InitPhase};
+use super::listener_manager::{AdminView, ListenerManager, ListenerMeta, SocketSource};
+use super::state::{ServerLifecycle, ServerState, ShutdownReason};
 use super::{notify, runtime_dir, version_line, workers, VERSION};
-use crate::admin::{self, AdminContext, AdminServer};
+use crate::admin::{self, AdminContext, AdminServer, ListenerAdmin};
 use crate::base::drain::{self, DrainPhase};
-use crate::listener::bind::adopt_listener;
+use crate::http::rds::RouteConfigProviders;
 use crate::listener::inherit;
-use crate::listener::{bind_listener, BoundListener, ConnectionTracker, NetworkContext};
-use crate::stats::{ListenerManagerStats, ServerFacts, ServerStats};
+use crate::listener::{CompileSettings, ConnectionTracker, ListenerHashes, NetworkContext};
+use crate::stats::{ServerFacts, ServerStats};
 use crate::upstream::ClusterManager;
 
 /// How long a generation told to terminate lets in-flight requests finish.
@@ -137,11 +139,11 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     state.set_lifecycle(ServerLifecycle::Initializing);
     let model = loaded.model.clone();
 
-    // 0. Join the service's stats region, then find the live generation, if any (before
-    //    binding anything).
+    // Join the service's stats region, then find the live generation, if any (before
+    // binding anything).
     install_stats(opts)?;
     let paths = hot_restart_paths(opts)?;
-    let mut parent_link: Option<ParentLink> = match &paths {
+    let parent_link: Option<ParentLink> = match &paths {
         Some(p) => match hr::child::connect(&p.public, epoch).await {
             Ok(link) => link,
             Err(hr::HotRestartError::ParentMismatch { detail, parent_pid })
@@ -168,74 +170,70 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         None => {}
     }
 
-    // 1. Clusters (static, then DNS) initialise before anything listens.
-    let clusters = ClusterManager::initialize(&model.clusters)
-        .await
-        .map_err(|e| anyhow::anyhow!("cluster initialization failed: {e}"))?;
-
-    // 2. Listen sockets: inherited (socket activation / supervisor), else the parent's,
-    //    else bound fresh.
-    let mut inherited = inherit::take_inherited();
-    let mut bound: Vec<BoundListener> = Vec::with_capacity(model.listeners.len());
-    for l in &model.listeners {
-        let mut socket = inherit::claim(&mut inherited, &l.name, l.address);
-        if socket.is_none() {
-            if let Some(link) = parent_link.as_mut() {
-                socket = link
-                    .take_listen_socket(l.address)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("hot restart: {e}"))?;
-            }
-        }
-        let b = match socket {
-            Some(s) => adopt_listener(Arc::clone(l), s).map_err(|(m, e)| {
-                anyhow::anyhow!("cannot use inherited socket for listener '{}': {e}", m.name)
-            })?,
-            None => bind_listener(Arc::clone(l))?,
-        };
-        bound.push(b);
-    }
-    let listener_manager = ListenerManagerStats::new(crate::stats::store());
-    for _ in &bound {
-        listener_manager.listener_added.inc();
-        // Envoy counts a successful creation on every worker.
-        listener_manager
-            .listener_create_success
-            .add(opts.workers() as u64);
-    }
-    listener_manager
-        .total_listeners_active
-        .set(bound.len() as u64);
-    listener_manager.total_listeners_warming.set(0);
-    *state.listeners.lock().unwrap_or_else(|e| e.into_inner()) = bound
-        .iter()
-        .map(|b| ListenerStatus {
-            name: b.model.name.clone(),
-            local_address: b.local_addr,
-        })
-        .collect();
-
+    // Workers start idle: nothing accepts before initialisation is over.
+    let init = InitManager::new();
+    let clusters = ClusterManager::new();
     let tracker = Arc::new(ConnectionTracker::default());
     let network = Arc::new(NetworkContext {
-        http: Arc::new(
-            crate::http::HttpContext::new(Arc::clone(&clusters), &model.listeners)
-                .context("cannot open access logs")?,
-        ),
+        http: Arc::new(crate::http::HttpContext::new(Arc::clone(&clusters))),
         clusters: Arc::clone(&clusters),
-        tcp: Arc::new(
-            crate::tcp::TcpContext::new(&model.listeners)
-                .context("cannot open tcp_proxy access logs")?,
-        ),
         tracker: Arc::clone(&tracker),
     });
+    let (server_drain, server_drain_signal) = drain::channel_with(
+        opts.drain_strategy.into(),
+        Duration::from_secs(opts.drain_time_s),
+    );
+    let workers = workers::start(opts.workers(), &network, &server_drain_signal)?;
+    let listeners = ListenerManager::new(
+        CompileSettings {
+            drain_strategy: opts.drain_strategy.into(),
+            drain_time: Duration::from_secs(opts.drain_time_s),
+            rds: Arc::new(RouteConfigProviders::default()),
+        },
+        SocketSource::new(inherit::take_inherited(), parent_link),
+        workers,
+    );
 
-    // 3. Admin. The parent's admin listener is stopped only when we need its address
+    // Clusters: static and DNS ones first (primary), then the rest of Envoy's order.
+    init.run_phase(
+        InitPhase::PrimaryClusters,
+        clusters.add_static(&model.clusters),
+    )
+    .await;
+    init.run_phase(InitPhase::SecondaryClusters, async {}).await;
+    init.run_phase(InitPhase::Cds, async {}).await;
+    init.run_phase(InitPhase::CdsClusters, clusters.wait_warm())
+        .await;
+    init.run_phase(InitPhase::HealthChecks, async {}).await;
+
+    // Listeners: take or bind their sockets; they warm until their routes are there.
+    for l in &model.listeners {
+        listeners
+            .add_or_update(
+                Arc::clone(l),
+                ListenerHashes::default(),
+                ListenerMeta::static_listener(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    init.run_phase(InitPhase::Lds, async {}).await;
+    init.run_phase(InitPhase::ListenerWarming, listeners.wait_warm())
+        .await;
+    init.finish();
+    let mut parent_link = listeners.sockets().lock().await.take_parent();
+
+    // Admin. The parent's admin listener is stopped only when we need its address
     //    (our bind fails), i.e. as late as possible: a child that failed earlier never
     //    cost the parent its admin. The parent returns the first start time either way.
     let admin_ctx = model.admin.as_ref().map(|_| {
         Arc::new(AdminContext {
             state: Arc::clone(&state),
             clusters: Arc::clone(&clusters),
+            listeners: Arc::new(AdminView {
+                listeners: Arc::clone(&listeners),
+                init: init.clone(),
+            }) as Arc<dyn ListenerAdmin>,
             config_dump: baton_config::config_dump(&loaded.proto),
             node: model.node.clone(),
             tracker: Arc::clone(&tracker),
@@ -275,41 +273,33 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot write admin address to {}", path.display()))?;
     }
 
-    // 4. Workers start accepting (the parent still accepts too: same sockets). This is
-    //    the last step that could fail before the hand-over: a child that fails after
-    //    its workers accepted connections would drop them, so everything fallible
-    //    (clusters, sockets, admin) comes first.
-    let (drain_trigger, drain_signal) = drain::channel_with(
-        opts.drain_strategy.into(),
-        Duration::from_secs(opts.drain_time_s),
-    );
-    let workers = workers::start(opts.workers(), &bound, &network, &drain_signal)?;
+    // Workers start accepting (the parent still accepts too: same sockets). Everything
+    // fallible (clusters, sockets, admin) came first: a child that failed after its
+    // workers accepted connections would drop them.
+    listeners.start();
 
-    // 5. Fully initialised: only now does the parent drain.
+    // Fully initialised: only now does the parent drain.
     if let Some(link) = parent_link.as_mut() {
         link.drain()
             .await
             .map_err(|e| anyhow::anyhow!("hot restart: {e}"))?;
     }
 
-    // 6. Become the generation new children talk to.
+    // Become the generation new children talk to.
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let child_took_over = Arc::new(Notify::new());
     if let Some(paths) = &paths {
         let mode = u32::from_str_radix(&opts.socket_mode, 8).unwrap_or(0o600);
         let listener = parent::bind(&paths.private, mode)?;
-        let sockets = bound
-            .iter()
-            .filter_map(|b| {
-                b.socket.try_clone().ok().map(|socket| PassableSocket {
-                    configured: b.model.address,
-                    socket,
-                })
-            })
-            .collect();
+        let source = Arc::downgrade(&listeners);
         let ctx = ParentContext::new(
             Arc::clone(&state),
-            sockets,
+            Box::new(move || {
+                source
+                    .upgrade()
+                    .map(|l| l.passable_sockets())
+                    .unwrap_or_default()
+            }),
             events_tx.clone(),
             state.hot_restart_generation.load(Ordering::Relaxed),
             Arc::clone(&child_took_over),
@@ -336,9 +326,6 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     };
     server_stats.flush();
     tokio::spawn(server_stats.clone().run());
-    for b in &bound {
-        info!(listener = %b.model.name, address = %b.local_addr, "listener accepting");
-    }
     info!(
         epoch,
         workers = opts.workers(),
@@ -370,7 +357,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         }
     };
 
-    // 7. Drain: stop accepting, let in-flight work finish, then close what is left.
+    // Drain: stop accepting, let in-flight work finish, then close what is left.
     info!(epoch, ?reason, "draining listeners");
     notify::stopping();
     state.set_lifecycle(ServerLifecycle::Draining);
@@ -379,19 +366,16 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     // once); a parent replaced by a hot restart closes what is left only at
     // --parent-shutdown-time-s, by which time every active client has been told to go.
     let drain_time = Duration::from_secs(opts.drain_time_s);
-    let limit = if reason == ShutdownReason::HotRestart {
+    let hot_restart = reason == ShutdownReason::HotRestart;
+    let limit = if hot_restart {
         Duration::from_secs(opts.parent_shutdown_time_s).max(drain_time)
     } else {
-        // Nobody takes over: idle keep-alive connections can go now.
-        drain_trigger.close_idle_now();
         drain_time
     };
-    drain_trigger.begin_drain(drain_time);
-    listener_manager
-        .total_listeners_draining
-        .set(bound.len() as u64);
-    listener_manager.total_listeners_active.set(0);
-    drop(bound);
+    // Nobody takes over unless this is a hot restart: idle keep-alive connections can
+    // go now.
+    listeners.begin_shutdown(drain_time, !hot_restart);
+    server_drain.begin_drain(drain_time);
     let deadline = tokio::time::Instant::now() + limit;
     let mut terminating = reason == ShutdownReason::Terminate;
     if !terminating {
@@ -408,13 +392,16 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         // A newer generation wants us gone: close every connection after its current
         // response (and idle ones now), give in-flight requests a short grace, then go.
         info!(open = tracker.active(), "terminate requested during drain");
-        drain_trigger.hurry();
+        listeners.hurry();
         let grace = deadline.min(tokio::time::Instant::now() + TERMINATE_GRACE);
         let _ = tokio::time::timeout_at(grace, tracker.wait_idle()).await;
     }
-    drain_trigger.set(DrainPhase::Closed);
+    listeners.close_all();
+    server_drain.set(DrainPhase::Closed);
     drop(admin_server);
-    workers.join().await;
+    if let Some(workers) = listeners.take_workers() {
+        workers.join().await;
+    }
     info!(epoch, "exiting");
     Ok(0)
 }

@@ -1,8 +1,7 @@
 //! Server-wide state shown by the admin endpoints: lifecycle state (Envoy's
 //! PRE_INITIALIZING / INITIALIZING / LIVE / DRAINING), start times, the hot-restart epoch,
-//! the health-check override, and the bound listener addresses.
+//! and the health-check override.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -46,15 +45,6 @@ impl ServerLifecycle {
     }
 }
 
-/// A listener as bound, for /listeners.
-#[derive(Debug, Clone)]
-pub struct ListenerStatus {
-    /// Listener name.
-    pub name: String,
-    /// Bound address.
-    pub local_address: SocketAddr,
-}
-
 /// Why the process is stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShutdownReason {
@@ -82,8 +72,6 @@ pub struct ServerState {
     pub first_start_wall: Mutex<SystemTime>,
     /// POST /healthcheck/fail sets it; /healthcheck/ok clears it.
     pub healthcheck_failed: AtomicBool,
-    /// Bound listeners.
-    pub listeners: Mutex<Vec<ListenerStatus>>,
     /// Hand-overs that led to this generation (`server.hot_restart_generation`).
     pub hot_restart_generation: AtomicU32,
     shutdown: Notify,
@@ -103,7 +91,6 @@ impl ServerState {
             started_wall: now,
             first_start_wall: Mutex::new(now),
             healthcheck_failed: AtomicBool::new(false),
-            listeners: Mutex::new(Vec::new()),
             hot_restart_generation: AtomicU32::new(1),
             shutdown: Notify::new(),
             terminate: Notify::new(),

@@ -1,54 +1,59 @@
 //! Worker threads, Envoy-style: `--concurrency N` threads, each running its own
-//! current-thread tokio runtime and accepting from the same listen sockets, so nothing
-//! on the request path crosses threads. A worker exits when the drain phase reaches
-//! Closed; dropping its runtime closes whatever connections it still holds.
+//! current-thread tokio runtime. The listener manager hands every worker each listener
+//! that becomes active ([`Workers::add_listener`]); each worker then accepts on its own
+//! dup of the same listen socket, so nothing on the request path crosses threads. A
+//! worker exits when the server drain reaches Closed; dropping its runtime closes
+//! whatever connections it still holds.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::Context as _;
+use tokio::sync::mpsc;
 use tracing::{debug, error};
 
 use crate::base::drain::DrainSignal;
-use crate::listener::{accept_loop, BoundListener, NetworkContext};
+use crate::listener::{accept_loop, ListenerHandle, NetworkContext};
+
+/// What the listener manager asks of a worker.
+#[derive(Debug)]
+enum WorkerCommand {
+    /// Start accepting on this listener (until it stops accepting).
+    Accept(Arc<ListenerHandle>),
+}
 
 /// Running worker threads.
 #[derive(Debug)]
 pub struct Workers {
     handles: Vec<JoinHandle<()>>,
+    commands: Vec<mpsc::UnboundedSender<WorkerCommand>>,
 }
 
-/// Starts `count` workers accepting on every listener in `bound`.
+/// Starts `count` idle workers; they run until `server_drain` reaches Closed.
 pub fn start(
     count: usize,
-    bound: &[BoundListener],
     network: &Arc<NetworkContext>,
-    drain: &DrainSignal,
+    server_drain: &DrainSignal,
 ) -> anyhow::Result<Workers> {
     let mut handles = Vec::with_capacity(count);
+    let mut commands = Vec::with_capacity(count);
     for index in 0..count {
-        let mut sockets = Vec::with_capacity(bound.len());
-        for b in bound {
-            let socket = b
-                .socket
-                .try_clone()
-                .with_context(|| format!("cannot share listener {}", b.model.name))?;
-            sockets.push((socket, Arc::clone(&b.model)));
-        }
+        let (tx, rx) = mpsc::unbounded_channel();
         let network = Arc::clone(network);
-        let drain = drain.clone();
+        let drain = server_drain.clone();
         let handle = std::thread::Builder::new()
             .name(format!("wrk:worker_{index}"))
-            .spawn(move || run_worker(index, sockets, network, drain))
+            .spawn(move || run_worker(index, rx, network, drain))
             .context("cannot spawn worker thread")?;
         handles.push(handle);
+        commands.push(tx);
     }
-    Ok(Workers { handles })
+    Ok(Workers { handles, commands })
 }
 
 fn run_worker(
     index: usize,
-    sockets: Vec<(std::net::TcpListener, Arc<baton_config::model::Listener>)>,
+    mut commands: mpsc::UnboundedReceiver<WorkerCommand>,
     network: Arc<NetworkContext>,
     mut drain: DrainSignal,
 ) {
@@ -63,20 +68,27 @@ fn run_worker(
         }
     };
     runtime.block_on(async move {
-        for (socket, model) in sockets {
-            match tokio::net::TcpListener::from_std(socket) {
-                Ok(listener) => {
-                    tokio::spawn(accept_loop(
-                        listener,
-                        model,
-                        Arc::clone(&network),
-                        drain.clone(),
-                    ));
-                }
-                Err(e) => error!(worker = index, error = %e, "cannot register listener"),
+        loop {
+            tokio::select! {
+                _ = drain.closed() => break,
+                cmd = commands.recv() => match cmd {
+                    Some(WorkerCommand::Accept(listener)) => {
+                        let socket = listener
+                            .socket
+                            .try_clone()
+                            .and_then(tokio::net::TcpListener::from_std);
+                        match socket {
+                            Ok(socket) => {
+                                tokio::spawn(accept_loop(socket, listener, Arc::clone(&network)));
+                            }
+                            Err(e) => error!(worker = index, listener = %listener.name, error = %e, "cannot register listener"),
+                        }
+                    }
+                    // The manager is gone: keep serving until the drain ends.
+                    None => drain.closed().await,
+                },
             }
         }
-        drain.closed().await;
         debug!(worker = index, "worker closing");
     });
     // Dropping the runtime cancels the remaining connection tasks (drain time is over).
@@ -84,8 +96,21 @@ fn run_worker(
 }
 
 impl Workers {
+    /// Number of workers.
+    pub fn count(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// Every worker starts accepting on `listener`.
+    pub fn add_listener(&self, listener: &Arc<ListenerHandle>) {
+        for tx in &self.commands {
+            let _ = tx.send(WorkerCommand::Accept(Arc::clone(listener)));
+        }
+    }
+
     /// Waits for every worker thread to finish.
     pub async fn join(self) {
+        drop(self.commands);
         for h in self.handles {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }

@@ -357,7 +357,9 @@ opaque_debug!(
     ListenerHttpStats,
     ClusterStats,
     TcpProxyStats,
-    ClusterManagerStats
+    ClusterManagerStats,
+    ListenerStats,
+    ListenerManagerStats
 );
 
 /// `tcp.<stat_prefix>.*`

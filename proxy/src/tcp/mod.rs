@@ -20,7 +20,7 @@ use crate::base::conn_info::ConnInfo;
 use crate::base::drain::DrainSignal;
 use crate::upstream::{ClusterManager, UpstreamError};
 
-pub use context::{TcpContext, TcpProxyRuntime};
+pub use context::TcpProxyRuntime;
 pub use copy::CopyOutcome;
 
 /// Proxies one downstream connection to an upstream host until it is done.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use baton_config::model::*;
 use baton_proxy::base::conn_info::ConnInfo;
 use baton_proxy::base::drain::{self, DrainTrigger};
-use baton_proxy::http::{serve_connection, HttpContext};
+use baton_proxy::http::{serve_connection, HcmRuntime, HttpContext};
 use baton_proxy::upstream::ClusterManager;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
@@ -163,8 +163,8 @@ pub async fn start_proxy(hcm: HttpConnectionManager, clusters: Vec<Arc<Cluster>>
     let clusters = ClusterManager::initialize(&clusters)
         .await
         .expect("clusters");
-    let ctx = Arc::new(HttpContext::new(clusters, &[]).expect("context"));
-    let hcm = Arc::new(hcm);
+    let ctx = Arc::new(HttpContext::new(clusters));
+    let hcm = Arc::new(HcmRuntime::new(Arc::new(hcm)).expect("access logs"));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (trigger, signal) = drain::channel_with(

@@ -92,6 +92,8 @@ pub struct RouteTable {
 /// The outcome of routing one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Routed<'a> {
+    /// The route config it was found in (route_config-level header mutations).
+    pub config: &'a RouteConfig,
     /// The chosen virtual host.
     pub vhost: &'a VirtualHost,
     /// The matching route.
@@ -99,6 +101,12 @@ pub struct Routed<'a> {
 }
 
 impl RouteTable {
+    /// A table without virtual hosts: every request is "no route" (an RDS route config
+    /// that has not arrived).
+    pub fn empty() -> Self {
+        Self::new(Arc::new(RouteConfig::default()))
+    }
+
     /// Compiles `config`.
     pub fn new(config: Arc<RouteConfig>) -> Self {
         let selector =
@@ -133,6 +141,7 @@ impl RouteTable {
         let vhost = &self.config.virtual_hosts[vi];
         let ri = self.indexes[vi].find(&vhost.routes, input)?;
         Some(Routed {
+            config: &self.config,
             vhost,
             route: &vhost.routes[ri],
         })

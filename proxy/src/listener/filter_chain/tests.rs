@@ -30,6 +30,7 @@ fn listener(chains: Vec<Arc<FilterChain>>, default: Option<Arc<FilterChain>>) ->
         tls_inspector: false,
         reuse_port: false,
         backlog: 128,
+        inbound: false,
     }
 }
 

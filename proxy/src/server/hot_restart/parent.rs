@@ -43,12 +43,15 @@ pub enum ParentEvent {
     RestoreAdmin,
 }
 
+/// Lists the listen sockets a child may take, at the time it asks.
+pub type SocketSupplier = Box<dyn Fn() -> Vec<PassableSocket> + Send + Sync>;
+
 /// Shared state of the parent side.
 pub struct ParentContext {
     /// Server state (lifecycle, start times, epoch).
     pub state: Arc<ServerState>,
-    /// Sockets the child may take.
-    pub sockets: Vec<PassableSocket>,
+    /// The sockets a child may take now (the active listeners').
+    pub sockets: SocketSupplier,
     /// To the main loop.
     pub events: mpsc::UnboundedSender<ParentEvent>,
     /// Our hot-restart generation (how many hand-overs led to us).
@@ -67,7 +70,7 @@ impl ParentContext {
     /// New context.
     pub fn new(
         state: Arc<ServerState>,
-        sockets: Vec<PassableSocket>,
+        sockets: SocketSupplier,
         events: mpsc::UnboundedSender<ParentEvent>,
         generation: u32,
         child_took_over: Arc<Notify>,
@@ -200,7 +203,8 @@ fn reply(kind: pb::reply::Kind) -> pb::Reply {
 
 /// One child's session, request by request, until it disconnects.
 async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRestartError> {
-    let mut claimed = vec![false; ctx.sockets.len()];
+    let sockets = (ctx.sockets)();
+    let mut claimed = vec![false; sockets.len()];
     let mut child = String::from("unknown child");
     loop {
         let req: pb::Request = match channel.recv().await {
@@ -237,15 +241,14 @@ async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRe
             }
             Some(pb::request::Kind::PassListenSocket(p)) => {
                 let wanted: Option<SocketAddr> = p.address.parse().ok();
-                let found = ctx
-                    .sockets
+                let found = sockets
                     .iter()
                     .enumerate()
                     .position(|(i, s)| !claimed[i] && Some(s.configured) == wanted);
                 match found {
                     Some(i) => {
                         claimed[i] = true;
-                        let fd = ctx.sockets[i].socket.as_raw_fd();
+                        let fd = sockets[i].socket.as_raw_fd();
                         let r = reply(pb::reply::Kind::PassListenSocket(
                             pb::PassListenSocketReply { found: true },
                         ));

@@ -1,0 +1,262 @@
+//! Compiled listeners. A [`ListenerSnapshot`] is one listener config compiled once: each
+//! filter chain's network filter runtime (HTTP connection manager or tcp_proxy) with its
+//! own drain, and the listener's stat handles. A [`ListenerHandle`] is a listen socket
+//! plus the snapshot new connections use; an update swaps that one pointer, while every
+//! connection keeps the chain (and so the runtime and drain) it started with.
+//!
+//! A chain whose config did not change between two snapshots is the same
+//! [`CompiledChain`] in both, so its connections are untouched by the update; the
+//! listener manager drains only the chains that went away.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use baton_config::model::{FilterChain, Listener, NetworkFilter};
+use tokio::sync::watch;
+
+use super::filter_chain::{select_filter_chain_index, MatchInput, SelectedChain};
+use crate::access_log::SinkError;
+use crate::base::drain::{self, DrainSignal, DrainStrategy, DrainTrigger};
+use crate::http::rds::{RouteConfigProvider, RouteConfigProviders, RouteSource};
+use crate::http::router::RouteTable;
+use crate::http::HcmRuntime;
+use crate::stats::ListenerStats;
+use crate::tcp::TcpProxyRuntime;
+
+/// The network filter of a compiled chain.
+#[derive(Debug)]
+pub enum ChainNetwork {
+    /// `http_connection_manager`
+    Http(Arc<HcmRuntime>),
+    /// `tcp_proxy`
+    Tcp(Arc<TcpProxyRuntime>),
+}
+
+/// One filter chain, compiled.
+#[derive(Debug)]
+pub struct CompiledChain {
+    /// Its config.
+    pub model: Arc<FilterChain>,
+    /// Its network filter, ready to serve.
+    pub network: ChainNetwork,
+    /// Identity of its config: an update with the same hash keeps this chain.
+    pub config_hash: u64,
+    drain: DrainTrigger,
+}
+
+impl CompiledChain {
+    /// The drain signal for a new connection on this chain.
+    pub fn drain_signal(&self) -> DrainSignal {
+        self.drain.signal()
+    }
+
+    /// Drains this chain's connections (listener removed, chain replaced, shutdown).
+    pub fn drain(&self) -> &DrainTrigger {
+        &self.drain
+    }
+
+    /// The RDS route configurations this chain routes with.
+    pub fn rds_providers(&self) -> Option<&Arc<RouteConfigProvider>> {
+        match &self.network {
+            ChainNetwork::Http(rt) => match &rt.routes {
+                RouteSource::Rds(p) => Some(p),
+                RouteSource::Static(_) => None,
+            },
+            ChainNetwork::Tcp(_) => None,
+        }
+    }
+}
+
+/// What compiling needs besides the listener config.
+#[derive(Debug, Clone)]
+pub struct CompileSettings {
+    /// `--drain-strategy` for the chains' drains.
+    pub drain_strategy: DrainStrategy,
+    /// `--drain-time-s`
+    pub drain_time: Duration,
+    /// RDS route configurations, shared by name.
+    pub rds: Arc<RouteConfigProviders>,
+}
+
+/// Config identity of a listener, for updates: the whole config, the listener without
+/// its filter chains, and each chain (same order as `filter_chains`, then the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenerHashes {
+    /// The whole listener.
+    pub whole: u64,
+    /// Everything but the filter chains (a change here replaces every chain).
+    pub base: u64,
+    /// `filter_chains[i]`
+    pub chains: Vec<u64>,
+    /// `default_filter_chain`
+    pub default_chain: Option<u64>,
+}
+
+/// One listener config, compiled. Immutable; swapped whole.
+#[derive(Debug)]
+pub struct ListenerSnapshot {
+    /// The config.
+    pub model: Arc<Listener>,
+    /// `filter_chains`, compiled, in config order.
+    pub chains: Vec<Arc<CompiledChain>>,
+    /// `default_filter_chain`, compiled.
+    pub default_chain: Option<Arc<CompiledChain>>,
+    /// `listener.<address>.*`
+    pub stats: Arc<ListenerStats>,
+    /// Its config identity.
+    pub hashes: ListenerHashes,
+}
+
+impl ListenerSnapshot {
+    /// Compiles `model`. Chains of `previous` with the same hash (and the same
+    /// listener-level config) are reused as they are.
+    pub fn compile(
+        model: Arc<Listener>,
+        hashes: ListenerHashes,
+        previous: Option<&ListenerSnapshot>,
+        settings: &CompileSettings,
+    ) -> Result<Self, SinkError> {
+        let reusable = previous.filter(|p| p.hashes.base == hashes.base && hashes.base != 0);
+        let compile_one =
+            |chain: &Arc<FilterChain>, hash: u64| -> Result<Arc<CompiledChain>, SinkError> {
+                if let Some(old) = reusable
+                    .and_then(|p| p.all_chains().find(|c| c.config_hash == hash && hash != 0))
+                {
+                    return Ok(old.clone());
+                }
+                compile_chain(&model, chain, hash, settings)
+            };
+        let mut chains = Vec::with_capacity(model.filter_chains.len());
+        for (i, chain) in model.filter_chains.iter().enumerate() {
+            chains.push(compile_one(
+                chain,
+                hashes.chains.get(i).copied().unwrap_or(0),
+            )?);
+        }
+        let default_chain = match &model.default_filter_chain {
+            Some(chain) => Some(compile_one(chain, hashes.default_chain.unwrap_or(0))?),
+            None => None,
+        };
+        Ok(Self {
+            stats: Arc::new(ListenerStats::new(
+                crate::stats::store(),
+                &model.stat_prefix,
+            )),
+            model,
+            chains,
+            default_chain,
+            hashes,
+        })
+    }
+
+    /// The chain for a new connection (Envoy's filter-chain match).
+    pub fn select(&self, input: MatchInput<'_>) -> Option<&Arc<CompiledChain>> {
+        match select_filter_chain_index(&self.model, input)? {
+            SelectedChain::Index(i) => self.chains.get(i),
+            SelectedChain::Default => self.default_chain.as_ref(),
+        }
+    }
+
+    /// Every chain: `filter_chains`, then the default.
+    pub fn all_chains(&self) -> impl Iterator<Item = &Arc<CompiledChain>> {
+        self.chains.iter().chain(self.default_chain.iter())
+    }
+
+    /// RDS route configurations used by its chains.
+    pub fn rds_providers(&self) -> Vec<Arc<RouteConfigProvider>> {
+        let mut out: Vec<Arc<RouteConfigProvider>> = Vec::new();
+        for p in self.all_chains().filter_map(|c| c.rds_providers()) {
+            if !out.iter().any(|o| Arc::ptr_eq(o, p)) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+}
+
+fn compile_chain(
+    listener: &Listener,
+    chain: &Arc<FilterChain>,
+    hash: u64,
+    settings: &CompileSettings,
+) -> Result<Arc<CompiledChain>, SinkError> {
+    let network = match &chain.network {
+        NetworkFilter::Http(hcm) => {
+            let routes = match rds_route_config_name(hcm) {
+                Some(name) => RouteSource::Rds(settings.rds.get_or_create(name)),
+                None => RouteSource::Static(Arc::new(RouteTable::new(hcm.route_config.clone()))),
+            };
+            ChainNetwork::Http(Arc::new(HcmRuntime::for_listener(
+                hcm.clone(),
+                &listener.stat_prefix,
+                routes,
+            )?))
+        }
+        NetworkFilter::TcpProxy(cfg) => ChainNetwork::Tcp(Arc::new(TcpProxyRuntime::for_listener(
+            cfg.clone(),
+            listener.per_connection_buffer_limit_bytes,
+        )?)),
+    };
+    let (drain, _) = drain::channel_with(settings.drain_strategy, settings.drain_time);
+    Ok(Arc::new(CompiledChain {
+        model: chain.clone(),
+        network,
+        config_hash: hash,
+        drain,
+    }))
+}
+
+// TODO(xds-config merge): read `hcm.rds`.
+fn rds_route_config_name(_hcm: &baton_config::model::HttpConnectionManager) -> Option<&str> {
+    None
+}
+
+/// A listener that has a socket: what workers accept on, and the snapshot they hand
+/// new connections to.
+#[derive(Debug)]
+pub struct ListenerHandle {
+    /// Listener name.
+    pub name: String,
+    /// The listen socket (workers accept on dups of it; hot restart passes it on).
+    pub socket: TcpListener,
+    /// The address actually bound.
+    pub local_addr: SocketAddr,
+    snapshot: ArcSwap<ListenerSnapshot>,
+    stop: watch::Sender<bool>,
+}
+
+impl ListenerHandle {
+    /// A handle serving `snapshot` on `socket` (which must be listening before workers
+    /// are given the handle).
+    pub fn new(snapshot: ListenerSnapshot, socket: TcpListener, local_addr: SocketAddr) -> Self {
+        Self {
+            name: snapshot.model.name.clone(),
+            socket,
+            local_addr,
+            snapshot: ArcSwap::from_pointee(snapshot),
+            stop: watch::channel(false).0,
+        }
+    }
+
+    /// The snapshot new connections use.
+    pub fn snapshot(&self) -> Arc<ListenerSnapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Replaces the snapshot; returns the old one.
+    pub fn swap(&self, snapshot: ListenerSnapshot) -> Arc<ListenerSnapshot> {
+        self.snapshot.swap(Arc::new(snapshot))
+    }
+
+    /// Every worker stops accepting on this listener.
+    pub fn stop_accepting(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Resolves once accepting should stop.
+    pub fn stopped(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+}
