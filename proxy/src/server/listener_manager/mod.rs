@@ -253,14 +253,6 @@ impl ListenerManager {
             };
             (previous, in_place, change)
         };
-        // Chains are reused only in place: a listener moving address drains whole.
-        let previous = previous.filter(|_| in_place);
-        let snapshot =
-            ListenerSnapshot::compile(model.clone(), hashes, previous.as_deref(), &self.settings)
-                .map_err(|e| ListenerError::Compile {
-                name: name.clone(),
-                cause: e.to_string(),
-            })?;
         let socket = if in_place {
             None
         } else {
@@ -277,6 +269,14 @@ impl ListenerManager {
                 })?;
             Some(socket)
         };
+        // Chains are reused only in place: a listener moving address drains whole.
+        let previous = previous.filter(|_| in_place);
+        let snapshot =
+            ListenerSnapshot::compile(model.clone(), hashes, previous.as_deref(), &self.settings)
+                .map_err(|e| ListenerError::Compile {
+                name: name.clone(),
+                cause: e.to_string(),
+            })?;
         match change {
             ListenerChange::Added => self.stats.listener_added.inc(),
             _ => self.stats.listener_modified.inc(),
