@@ -177,12 +177,15 @@ impl Proxy {
             "2".into(),
             "-l".into(),
             "info".into(),
-            // Bounded drain so SIGTERM tests finish quickly on both Baton and Envoy.
-            "--drain-time-s".into(),
-            "1".into(),
-            "--parent-shutdown-time-s".into(),
-            "2".into(),
         ];
+        // Bounded drain so SIGTERM tests finish quickly on both Baton and Envoy, unless
+        // the test sets its own (both reject a flag given twice).
+        for (flag, value) in [("--drain-time-s", "1"), ("--parent-shutdown-time-s", "2")] {
+            if !opts.extra_args.iter().any(|a| a == flag) {
+                args.push(flag.into());
+                args.push(value.into());
+            }
+        }
         args.extend(opts.extra_args.iter().cloned());
         let child = Command::new(&bin)
             .args(&args)

@@ -255,6 +255,20 @@ impl ListenerHandle {
         self.stop.send_replace(true);
     }
 
+    /// Stops accepting and closes the listen socket for everyone holding it, so new
+    /// connections are refused rather than left in the accept queue
+    /// (`/drain_listeners`). Not for a socket a newer generation may still take.
+    pub fn stop_and_close(&self) {
+        self.stop_accepting();
+        // On Linux, shutting down a listening socket's read side stops it listening.
+        let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Read);
+    }
+
+    /// Whether accepting has stopped.
+    pub fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
     /// Resolves once accepting should stop.
     pub fn stopped(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()

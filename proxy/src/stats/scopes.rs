@@ -437,6 +437,14 @@ pub struct ListenerManagerStats {
     pub listener_removed: Counter,
     /// `listener_create_success`
     pub listener_create_success: Counter,
+    /// `listener_create_failure`
+    pub listener_create_failure: Counter,
+    /// `listener_in_place_updated`
+    pub listener_in_place_updated: Counter,
+    /// `listener_stopped`
+    pub listener_stopped: Counter,
+    /// `total_filter_chains_draining`
+    pub total_filter_chains_draining: Gauge,
     /// `total_listeners_active`
     pub total_listeners_active: Gauge,
     /// `total_listeners_warming`
@@ -454,6 +462,10 @@ impl ListenerManagerStats {
             listener_modified: s.counter("listener_modified"),
             listener_removed: s.counter("listener_removed"),
             listener_create_success: s.counter("listener_create_success"),
+            listener_create_failure: s.counter("listener_create_failure"),
+            listener_in_place_updated: s.counter("listener_in_place_updated"),
+            listener_stopped: s.counter("listener_stopped"),
+            total_filter_chains_draining: s.gauge_never_import("total_filter_chains_draining"),
             total_listeners_active: s.gauge_never_import("total_listeners_active"),
             total_listeners_warming: s.gauge_never_import("total_listeners_warming"),
             total_listeners_draining: s.gauge_never_import("total_listeners_draining"),

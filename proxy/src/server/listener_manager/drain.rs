@@ -153,7 +153,10 @@ impl ListenerManager {
         drop(inner);
         if !graceful {
             for h in &selected {
-                h.stop_accepting();
+                if !h.is_stopped() {
+                    h.stop_and_close();
+                    self.stats.listener_stopped.inc();
+                }
             }
             return;
         }
@@ -163,10 +166,16 @@ impl ListenerManager {
                 c.drain().begin_drain(drain_time);
             }
         }
+        let me = self.me.clone();
         tokio::spawn(async move {
             tokio::time::sleep(drain_time).await;
             for h in &selected {
-                h.stop_accepting();
+                if !h.is_stopped() {
+                    h.stop_and_close();
+                    if let Some(m) = me.upgrade() {
+                        m.stats.listener_stopped.inc();
+                    }
+                }
             }
         });
     }
@@ -217,6 +226,7 @@ impl ListenerManager {
         inner
             .active
             .iter()
+            .filter(|a| !a.handle.is_stopped())
             .filter_map(|a| {
                 let socket = a.handle.socket.try_clone().ok()?;
                 Some(PassableSocket {

@@ -363,6 +363,7 @@ impl ListenerManager {
                     .cloned()
                     .collect();
                 info!(listener = %name, drained_chains = gone.len(), "listener updated in place");
+                self.stats.listener_in_place_updated.inc();
                 self.drain_chains(&mut inner, name, gone);
             }
             (Some((socket, local_addr)), existing) => {
@@ -478,6 +479,9 @@ impl ListenerManager {
         self.stats
             .total_listeners_warming
             .set(inner.warming.len() as u64);
+        self.stats
+            .total_filter_chains_draining
+            .set(inner.draining.iter().map(|d| d.chains.len() as u64).sum());
         let draining: std::collections::HashSet<&str> =
             inner.draining.iter().map(|d| d.name.as_str()).collect();
         self.stats
