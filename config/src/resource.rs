@@ -19,13 +19,16 @@ use baton_proto::pb::envoy::config::listener::v3 as listener_pb;
 use baton_proto::pb::envoy::config::route::v3 as route_pb;
 
 use crate::error::ConfigError;
-use crate::load::{pool, to_json};
+use crate::load::{parse_text, pool, to_dynamic, to_json};
 use crate::model;
 use crate::supported;
 use crate::translate::{self, Context, Env};
 use crate::Bootstrap;
 
 pub use crate::model::ClusterLoadAssignment;
+pub use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
+
+const DISCOVERY_RESPONSE: &str = "envoy.service.discovery.v3.DiscoveryResponse";
 
 /// `envoy.config.cluster.v3.Cluster` (CDS).
 pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
@@ -144,12 +147,32 @@ pub fn resource_name(res: &prost_types::Any) -> Result<String, ResourceError> {
     if !is_known_type(&res.type_url) {
         return Err(error(res, None, unknown_type(&res.type_url)));
     }
-    read_name(res).ok_or_else(|| {
-        error(
-            res,
-            None,
-            ConfigError::at("", format!("cannot decode '{}'", res.type_url)),
-        )
+    NameOnly::decode(res.value.as_slice())
+        .map(|n| n.name)
+        .map_err(|e| {
+            error(
+                res,
+                None,
+                ConfigError::at("", format!("cannot decode '{}': {e}", res.type_url)),
+            )
+        })
+}
+
+/// A `DiscoveryResponse` in YAML or JSON, as a `path_config_source` file holds it
+/// (`version_info` and `resources` with inlined `@type`). Errors carry the line; set
+/// their `file` to the source's path to print `file:line: field.path: message`. The
+/// resources themselves are checked by the entry points above.
+pub fn parse_discovery_response(text: &str) -> Result<DiscoveryResponse, ConfigError> {
+    let result = parse_text(text).and_then(|json| {
+        to_dynamic(&json, DISCOVERY_RESPONSE)?
+            .transcode_to::<DiscoveryResponse>()
+            .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))
+    });
+    result.map_err(|mut err| {
+        if err.line.is_none() {
+            err.line = crate::locate::line_of(text, &err.path);
+        }
+        err
     })
 }
 
@@ -190,8 +213,15 @@ struct NameOnly {
     name: String,
 }
 
+/// The name, when the resource is of a known type and has a non-empty one.
 fn read_name(res: &prost_types::Any) -> Option<String> {
-    NameOnly::decode(res.value.as_slice()).ok().map(|n| n.name)
+    if !is_known_type(&res.type_url) {
+        return None;
+    }
+    NameOnly::decode(res.value.as_slice())
+        .ok()
+        .map(|n| n.name)
+        .filter(|name| !name.is_empty())
 }
 
 /// Type check, supported-field walk, then the prost message and its name.

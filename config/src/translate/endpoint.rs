@@ -159,13 +159,15 @@ fn endpoint(
     let port = port(sa, &sa_path)?;
     let address = match (sa.address.parse::<IpAddr>(), discovery) {
         (Ok(ip), _) => model::EndpointAddress::Ip(SocketAddr::new(ip, port)),
-        (Err(_), model::DiscoveryType::Static) => return Err(ConfigError::at(
-            format!("{sa_path}.address"),
-            format!(
+        (Err(_), model::DiscoveryType::Static) => {
+            return Err(ConfigError::at(
+                format!("{sa_path}.address"),
+                format!(
                 "'{}' is not an IP address (STATIC clusters need IPs; use STRICT_DNS for names)",
                 sa.address
             ),
-        )),
+            ))
+        }
         (Err(_), model::DiscoveryType::Eds) => {
             return Err(ConfigError::at(
                 format!("{sa_path}.address"),
