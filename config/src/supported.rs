@@ -316,6 +316,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "eds_cluster_config",
             "connect_timeout",
             "lb_policy",
+            "load_balancing_policy",
             "load_assignment",
             "dns_refresh_rate",
             "respect_dns_ttl",
@@ -342,6 +343,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["eds_config", "service_name"]),
     ("envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", &["choice_count"]),
+    // Typed load balancing policies (the one chosen from `load_balancing_policy`).
+    ("envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin", &[]),
+    ("envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest", &["choice_count"]),
+    ("envoy.extensions.load_balancing_policies.random.v3.Random", &[]),
     ("envoy.config.cluster.v3.Cluster.CustomClusterType", &["name", "typed_config"]),
     ("envoy.config.cluster.v3.Cluster.RefreshRate", &["base_interval", "max_interval"]),
     (
@@ -424,6 +429,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Messages whose contents translation checks itself: a `load_balancing_policy` lists
+/// alternatives of which only the chosen one must be supported (Envoy skips types it does
+/// not know), so translation walks that one with [`check_any`].
+const CHECKED_BY_TRANSLATION: &[&str] = &["envoy.config.cluster.v3.LoadBalancingPolicy"];
+
 fn allowed_fields(message: &str) -> Option<&'static [&'static str]> {
     ALLOWED
         .iter()
@@ -435,6 +445,20 @@ fn allowed_fields(message: &str) -> Option<&'static [&'static str]> {
 /// to `message` (a whole bootstrap, or one xDS resource).
 pub(crate) fn check(message: &DynamicMessage) -> Result<()> {
     walk(message, "")
+}
+
+/// [`check`] for the contents of one Any, reporting paths under `path`.
+pub(crate) fn check_any(any: &prost_types::Any, path: &str) -> Result<()> {
+    let name = any.type_url.rsplit('/').next().unwrap_or_default();
+    let Some(descriptor) = pool().get_message_by_name(name) else {
+        return Err(ConfigError::at(
+            join(path, "@type"),
+            format!("unknown type '{}'", any.type_url),
+        ));
+    };
+    let inner = DynamicMessage::decode(descriptor, any.value.as_slice())
+        .map_err(|e| ConfigError::at(path, format!("cannot decode '{}': {e}", any.type_url)))?;
+    walk(&inner, path)
 }
 
 fn join(path: &str, field: &str) -> String {
@@ -449,6 +473,9 @@ fn walk(message: &DynamicMessage, path: &str) -> Result<()> {
     let descriptor = message.descriptor();
     if descriptor.full_name() == "google.protobuf.Any" {
         return walk_any(message, path);
+    }
+    if CHECKED_BY_TRANSLATION.contains(&descriptor.full_name()) {
+        return Ok(());
     }
     let allowed = allowed_fields(descriptor.full_name());
     for (field, value) in message.fields() {

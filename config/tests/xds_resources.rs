@@ -397,3 +397,115 @@ fn discovery_response_files_name_the_bad_line() {
     assert_eq!(ok.version_info, "7");
     assert_eq!(resource::resource_name(&ok.resources[0]).unwrap(), "a");
 }
+
+fn lb(policies: &str) -> String {
+    format!("name: lb\ntype: EDS\neds_cluster_config: {{ eds_config: {{ ads: {{}} }} }}\nload_balancing_policy:\n  policies:\n{policies}")
+}
+
+fn policy(kind: &str, message: &str, body: &str) -> String {
+    format!("  - typed_extension_config:\n      name: envoy.load_balancing_policies.{kind}\n      typed_config: {{ \"@type\": type.googleapis.com/envoy.extensions.load_balancing_policies.{kind}.v3.{message}{body} }}\n")
+}
+
+#[test]
+fn typed_load_balancing_policies() {
+    let ctx = ctx();
+    let cluster = |yaml: &str| resource::cluster(&ctx, &typed(CLUSTER_TYPE, yaml));
+    // As Envoy Gateway sends it: the enum and the typed policy together (the typed wins).
+    let eg = format!(
+        "lb_policy: RING_HASH\n{}",
+        lb(&policy("least_request", "LeastRequest", ""))
+    );
+    assert_eq!(
+        cluster(&eg).expect("least_request").lb_policy,
+        model::LbPolicy::LeastRequest { choice_count: 2 }
+    );
+    let three = lb(&policy(
+        "least_request",
+        "LeastRequest",
+        ", choice_count: 3",
+    ));
+    assert_eq!(
+        cluster(&three).expect("choice_count").lb_policy,
+        model::LbPolicy::LeastRequest { choice_count: 3 }
+    );
+    let rr = lb(&policy("round_robin", "RoundRobin", ""));
+    assert_eq!(
+        cluster(&rr).expect("rr").lb_policy,
+        model::LbPolicy::RoundRobin
+    );
+    let random = lb(&policy("random", "Random", ""));
+    assert_eq!(
+        cluster(&random).expect("random").lb_policy,
+        model::LbPolicy::Random
+    );
+
+    let cases = [
+        (
+            lb(&format!("{}{}", policy("ring_hash", "RingHash", ""), policy("round_robin", "RoundRobin", ""))),
+            "Cluster 'lb': load_balancing_policy.policies[0].typed_extension_config: load balancing policy 'envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash' is not supported by Baton yet (supported: round_robin, least_request, random)",
+        ),
+        (
+            lb(&policy("round_robin", "RoundRobin", ", slow_start_config: { slow_start_window: 10s }")),
+            "Cluster 'lb': load_balancing_policy.policies[0].typed_extension_config.typed_config.slow_start_config: not supported by Baton yet",
+        ),
+        (
+            lb(&policy("least_request", "LeastRequest", ", choice_count: 1")),
+            "Cluster 'lb': load_balancing_policy.policies[0].typed_extension_config.typed_config.choice_count: must be at least 2",
+        ),
+        (
+            lb(&policy("least_request", "LeastRequest", ", selection_method: FULL_SCAN")),
+            "Cluster 'lb': load_balancing_policy.policies[0].typed_extension_config.typed_config.selection_method: not supported by Baton yet",
+        ),
+        (
+            lb("  []\n").replace("  policies:\n  []", "  policies: []"),
+            "Cluster 'lb': load_balancing_policy: no supported load balancing policy for cluster 'lb' among [] (supported: round_robin, least_request, random)",
+        ),
+        (
+            "name: lb\nlb_policy: LOAD_BALANCING_POLICY_CONFIG\n".to_string(),
+            "Cluster 'lb': load_balancing_policy: required with lb_policy LOAD_BALANCING_POLICY_CONFIG",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        assert_eq!(
+            cluster(&yaml).unwrap_err().to_string(),
+            expected,
+            "for {yaml}"
+        );
+    }
+}
+
+/// Envoy skips a policy type it does not know and takes the next; so does Baton.
+#[test]
+fn unknown_policy_types_are_skipped() {
+    use baton_proto::pb::envoy::config::cluster::v3 as cluster_pb;
+    use baton_proto::pb::envoy::config::core::v3::TypedExtensionConfig;
+    use prost::Message;
+    let entry = |name: &str, type_url: &str| cluster_pb::load_balancing_policy::Policy {
+        typed_extension_config: Some(TypedExtensionConfig {
+            name: name.into(),
+            typed_config: Some(Any {
+                type_url: type_url.into(),
+                value: vec![],
+            }),
+        }),
+    };
+    let proto = cluster_pb::Cluster {
+        name: "custom".into(),
+        load_balancing_policy: Some(cluster_pb::LoadBalancingPolicy {
+            policies: vec![
+                entry("mine", "type.googleapis.com/com.example.MyBalancer"),
+                entry(
+                    "envoy.load_balancing_policies.random",
+                    "type.googleapis.com/envoy.extensions.load_balancing_policies.random.v3.Random",
+                ),
+            ],
+        }),
+        ..Default::default()
+    };
+    let res = Any {
+        type_url: CLUSTER_TYPE.into(),
+        value: proto.encode_to_vec(),
+    };
+    let c = resource::cluster(&ctx(), &res).expect("the known policy");
+    assert_eq!(c.lb_policy, model::LbPolicy::Random);
+}

@@ -7,7 +7,7 @@ use baton_proto::pb::envoy::config::cluster::v3 as cluster_pb;
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::extensions::upstreams::http::v3 as upstream_http_pb;
 
-use super::{decode_any, dns, duration, endpoint, required, timeout, xds, Env};
+use super::{decode_any, dns, duration, endpoint, lb_policy, required, timeout, xds, Env};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
@@ -30,7 +30,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
         _ => dns::from_cluster_fields(c, discovery_type(c, path)?, path, default_resolver)?,
     };
     let discovery = dns.discovery;
-    let lb_policy = lb_policy(c, path)?;
+    let lb_policy = lb_policy::translate(c, path)?;
     if let Some(socket) = &c.transport_socket {
         transport_socket(socket, &format!("{path}.transport_socket"))?;
     }
@@ -120,37 +120,6 @@ fn discovery_type(c: &cluster_pb::Cluster, path: &str) -> Result<model::Discover
         )),
         Err(_) => Err(ConfigError::at(
             format!("{path}.type"),
-            "unknown enum value",
-        )),
-    }
-}
-
-fn lb_policy(c: &cluster_pb::Cluster, path: &str) -> Result<model::LbPolicy> {
-    use cluster_pb::cluster::{LbConfig, LbPolicy};
-    let choice_count = match &c.lb_config {
-        None => 2,
-        Some(LbConfig::LeastRequestLbConfig(cfg)) => {
-            let count = cfg.choice_count.unwrap_or(2);
-            if count < 2 {
-                return Err(ConfigError::at(
-                    format!("{path}.least_request_lb_config.choice_count"),
-                    "must be at least 2",
-                ));
-            }
-            count
-        }
-        Some(_) => return Err(ConfigError::unsupported(format!("{path}.lb_config"))),
-    };
-    match LbPolicy::try_from(c.lb_policy) {
-        Ok(LbPolicy::RoundRobin) => Ok(model::LbPolicy::RoundRobin),
-        Ok(LbPolicy::LeastRequest) => Ok(model::LbPolicy::LeastRequest { choice_count }),
-        Ok(LbPolicy::Random) => Ok(model::LbPolicy::Random),
-        Ok(other) => Err(ConfigError::at(
-            format!("{path}.lb_policy"),
-            format!("{} is not supported by Baton yet", other.as_str_name()),
-        )),
-        Err(_) => Err(ConfigError::at(
-            format!("{path}.lb_policy"),
             "unknown enum value",
         )),
     }
