@@ -7,11 +7,14 @@
 //! - [`load_file`] / [`load_yaml_str`] / [`load`]: text -> validated [`Loaded`] (proto + model).
 //! - [`ConfigError`]: `file:line: field.path: message`.
 //! - [`config_dump`]: the proto bootstrap rendered as Envoy-style JSON for `/config_dump`.
+//! - [`resource`]: one xDS resource (Cluster, Listener, RouteConfiguration,
+//!   ClusterLoadAssignment) -> model, with the same checks as the bootstrap.
 
 mod error;
 mod load;
 mod locate;
 pub mod model;
+pub mod resource;
 mod supported;
 mod translate;
 mod v2_hints;

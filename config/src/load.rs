@@ -42,21 +42,26 @@ pub(crate) fn parse_text(text: &str) -> Result<serde_json::Value> {
 /// Converts a JSON value into the Bootstrap proto.
 pub(crate) fn to_bootstrap(json: &serde_json::Value) -> Result<(Bootstrap, DynamicMessage)> {
     v2_hints::check(json)?;
-    let descriptor = pool()
-        .get_message_by_name(BOOTSTRAP_TYPE)
-        .ok_or_else(|| ConfigError::at("", "Bootstrap descriptor missing from baton-proto"))?;
-    let mut track = serde_path_to_error::Track::new();
-    let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
-    let dynamic = DynamicMessage::deserialize_with_options(
-        descriptor,
-        deserializer,
-        &DeserializeOptions::new(),
-    )
-    .map_err(|e| json_error(&track.path().to_string(), &e.to_string()))?;
+    let dynamic = to_dynamic(json, BOOTSTRAP_TYPE)?;
     let bootstrap = dynamic
         .transcode_to::<Bootstrap>()
         .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))?;
     Ok((bootstrap, dynamic))
+}
+
+/// Converts a JSON value into the message `type_name` through the proto3 JSON mapping,
+/// naming the failing field's path.
+pub(crate) fn to_dynamic(json: &serde_json::Value, type_name: &str) -> Result<DynamicMessage> {
+    let descriptor = pool().get_message_by_name(type_name).ok_or_else(|| {
+        ConfigError::at(
+            "",
+            format!("{type_name} descriptor missing from baton-proto"),
+        )
+    })?;
+    let mut track = serde_path_to_error::Track::new();
+    let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
+    DynamicMessage::deserialize_with_options(descriptor, deserializer, &DeserializeOptions::new())
+        .map_err(|e| json_error(&track.path().to_string(), &e.to_string()))
 }
 
 /// Rewrites prost-reflect's messages into `path.field: unknown field` form.

@@ -1,6 +1,7 @@
 //! Rejects fields Baton parses but does not implement, so a config never silently loses
-//! behaviour. Walks the bootstrap as a `DynamicMessage` (including `typed_config` Any
-//! contents) against a per-message allowlist of the fields translation honours.
+//! behaviour. Walks the bootstrap or one xDS resource as a `DynamicMessage` (including
+//! `typed_config` Any contents) against a per-message allowlist of the fields translation
+//! honours.
 //!
 //! Messages absent from the table are leaves whose every field is honoured (durations,
 //! wrappers, matchers, metadata, locality).
@@ -17,6 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "node",
             "static_resources",
+            "dynamic_resources",
             "admin",
             "stats_config",
             "stats_flush_interval",
@@ -26,6 +28,43 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("envoy.config.bootstrap.v3.Bootstrap.StaticResources", &["listeners", "clusters"]),
+    (
+        "envoy.config.bootstrap.v3.Bootstrap.DynamicResources",
+        &["lds_config", "cds_config", "ads_config"],
+    ),
+    (
+        "envoy.config.core.v3.ConfigSource",
+        &[
+            "path",
+            "path_config_source",
+            "api_config_source",
+            "ads",
+            "initial_fetch_timeout",
+            "resource_api_version",
+        ],
+    ),
+    ("envoy.config.core.v3.PathConfigSource", &["path", "watched_directory"]),
+    // refresh_delay and request_timeout only apply to REST, which translation refuses;
+    // with gRPC Envoy ignores them too.
+    (
+        "envoy.config.core.v3.ApiConfigSource",
+        &[
+            "api_type",
+            "transport_api_version",
+            "cluster_names",
+            "grpc_services",
+            "refresh_delay",
+            "request_timeout",
+            "rate_limit_settings",
+            "set_node_on_first_message_only",
+        ],
+    ),
+    ("envoy.config.core.v3.GrpcService", &["envoy_grpc", "google_grpc", "timeout"]),
+    (
+        "envoy.config.core.v3.GrpcService.EnvoyGrpc",
+        &["cluster_name", "max_receive_message_length"],
+    ),
+    ("envoy.config.core.v3.RateLimitSettings", &["max_tokens", "fill_rate"]),
     ("envoy.config.bootstrap.v3.Admin", &["address", "access_log", "access_log_path", "profile_path"]),
     ("envoy.config.core.v3.Node", &["id", "cluster", "metadata", "locality", "user_agent_name"]),
     ("envoy.config.core.v3.Address", &["socket_address"]),
@@ -90,6 +129,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "stat_prefix",
             "http_filters",
             "route_config",
+            "rds",
             "common_http_protocol_options",
             "http_protocol_options",
             "http2_protocol_options",
@@ -273,8 +313,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "name",
             "alt_stat_name",
             "type",
+            "eds_cluster_config",
             "connect_timeout",
             "lb_policy",
+            "load_balancing_policy",
             "load_assignment",
             "dns_refresh_rate",
             "respect_dns_ttl",
@@ -299,7 +341,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "transport_socket",
         ],
     ),
+    ("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["eds_config", "service_name"]),
     ("envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", &["choice_count"]),
+    // Typed load balancing policies (the one chosen from `load_balancing_policy`).
+    ("envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin", &[]),
+    ("envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest", &["choice_count"]),
+    ("envoy.extensions.load_balancing_policies.random.v3.Random", &[]),
     ("envoy.config.cluster.v3.Cluster.CustomClusterType", &["name", "typed_config"]),
     ("envoy.config.cluster.v3.Cluster.RefreshRate", &["base_interval", "max_interval"]),
     (
@@ -342,7 +389,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds",
         &["priority", "max_connections", "max_pending_requests", "max_requests", "max_retries", "track_remaining"],
     ),
-    ("envoy.config.endpoint.v3.ClusterLoadAssignment", &["cluster_name", "endpoints"]),
+    ("envoy.config.endpoint.v3.ClusterLoadAssignment", &["cluster_name", "endpoints", "policy"]),
+    ("envoy.config.endpoint.v3.ClusterLoadAssignment.Policy", &["overprovisioning_factor"]),
     (
         "envoy.config.endpoint.v3.LocalityLbEndpoints",
         &["locality", "lb_endpoints", "load_balancing_weight", "priority", "metadata"],
@@ -381,6 +429,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Messages whose contents translation checks itself: a `load_balancing_policy` lists
+/// alternatives of which only the chosen one must be supported (Envoy skips types it does
+/// not know), so translation walks that one with [`check_any`].
+const CHECKED_BY_TRANSLATION: &[&str] = &["envoy.config.cluster.v3.LoadBalancingPolicy"];
+
 fn allowed_fields(message: &str) -> Option<&'static [&'static str]> {
     ALLOWED
         .iter()
@@ -388,9 +441,24 @@ fn allowed_fields(message: &str) -> Option<&'static [&'static str]> {
         .map(|(_, fields)| *fields)
 }
 
-/// Fails on the first set field that Baton does not implement.
-pub(crate) fn check(bootstrap: &DynamicMessage) -> Result<()> {
-    walk(bootstrap, "")
+/// Fails on the first set field that Baton does not implement, with its path relative
+/// to `message` (a whole bootstrap, or one xDS resource).
+pub(crate) fn check(message: &DynamicMessage) -> Result<()> {
+    walk(message, "")
+}
+
+/// [`check`] for the contents of one Any, reporting paths under `path`.
+pub(crate) fn check_any(any: &prost_types::Any, path: &str) -> Result<()> {
+    let name = any.type_url.rsplit('/').next().unwrap_or_default();
+    let Some(descriptor) = pool().get_message_by_name(name) else {
+        return Err(ConfigError::at(
+            join(path, "@type"),
+            format!("unknown type '{}'", any.type_url),
+        ));
+    };
+    let inner = DynamicMessage::decode(descriptor, any.value.as_slice())
+        .map_err(|e| ConfigError::at(path, format!("cannot decode '{}': {e}", any.type_url)))?;
+    walk(&inner, path)
 }
 
 fn join(path: &str, field: &str) -> String {
@@ -405,6 +473,9 @@ fn walk(message: &DynamicMessage, path: &str) -> Result<()> {
     let descriptor = message.descriptor();
     if descriptor.full_name() == "google.protobuf.Any" {
         return walk_any(message, path);
+    }
+    if CHECKED_BY_TRANSLATION.contains(&descriptor.full_name()) {
+        return Ok(());
     }
     let allowed = allowed_fields(descriptor.full_name());
     for (field, value) in message.fields() {

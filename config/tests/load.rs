@@ -296,12 +296,15 @@ fn unsupported_features_are_named() {
         e.ends_with("routes[0].route.retry_policy: not supported by Baton yet"),
         "{e}"
     );
-    let e = err("dynamic_resources: { ads_config: { api_type: GRPC } }");
-    assert_eq!(e, "dynamic_resources: not supported by Baton yet");
-    let e = err("static_resources:\n  clusters:\n  - name: a\n    type: EDS\n");
+    let e = err("dynamic_resources: { lds_resources_locator: \"xdstp://cp/envoy.config.listener.v3.Listener/*\" }");
     assert_eq!(
         e,
-        "static_resources.clusters[0].type: EDS clusters are not supported by Baton yet"
+        "dynamic_resources.lds_resources_locator: not supported by Baton yet"
+    );
+    let e = err("static_resources:\n  clusters:\n  - name: a\n    type: ORIGINAL_DST\n");
+    assert_eq!(
+        e,
+        "static_resources.clusters[0].type: ORIGINAL_DST clusters are not supported by Baton yet"
     );
     let e = err("static_resources:\n  clusters:\n  - name: a\n    health_checks: [ { timeout: 1s, interval: 1s, tcp_health_check: {} } ]\n");
     assert_eq!(

@@ -16,7 +16,7 @@ pub enum DiscoveryType {
     StrictDns,
     /// `LOGICAL_DNS`
     LogicalDns,
-    /// `EDS` (xDS comes later; translation rejects it for now)
+    /// `EDS`: endpoints from a `ClusterLoadAssignment` (see [`Cluster::eds`]).
     Eds,
 }
 
@@ -174,8 +174,10 @@ pub struct Cluster {
     /// The rest of the DNS discovery settings (refresh floor, failure backoff, jitter,
     /// resolver).
     pub dns: DnsSettings,
-    /// `load_assignment`
+    /// `load_assignment` (empty for EDS clusters: Envoy ignores it there too).
     pub load_assignment: LoadAssignment,
+    /// `eds_cluster_config` of a `type: EDS` cluster (None for every other type).
+    pub eds: Option<super::EdsConfig>,
     /// Upstream protocol.
     pub protocol: UpstreamProtocol,
     /// `http2_protocol_options` when HTTP/2 is used.
@@ -190,11 +192,25 @@ pub struct Cluster {
     pub circuit_breakers: CircuitBreakers,
 }
 
-/// `load_assignment`.
-#[derive(Debug, Clone, Default)]
+/// `load_assignment` (or an EDS `ClusterLoadAssignment`).
+#[derive(Debug, Clone)]
 pub struct LoadAssignment {
     /// `endpoints[]` (localities).
     pub localities: Vec<LocalityEndpoints>,
+    /// `policy.overprovisioning_factor` in percent (default 140).
+    pub overprovisioning_factor: u32,
+}
+
+/// Envoy's default `policy.overprovisioning_factor` (percent).
+pub const DEFAULT_OVERPROVISIONING_FACTOR: u32 = 140;
+
+impl Default for LoadAssignment {
+    fn default() -> Self {
+        Self {
+            localities: Vec::new(),
+            overprovisioning_factor: DEFAULT_OVERPROVISIONING_FACTOR,
+        }
+    }
 }
 
 /// `load_assignment.endpoints[]`.

@@ -15,9 +15,11 @@ use regex::Regex;
 
 mod cluster;
 mod format;
+mod xds;
 
 pub use cluster::*;
 pub use format::*;
+pub use xds::*;
 
 /// A whole translated bootstrap.
 #[derive(Debug, Clone)]
@@ -30,6 +32,37 @@ pub struct Bootstrap {
     pub listeners: Vec<Arc<Listener>>,
     /// `static_resources.clusters`, in config order.
     pub clusters: Vec<Arc<Cluster>>,
+    /// `dynamic_resources` (all None without it).
+    pub dynamic: DynamicResources,
+}
+
+impl Bootstrap {
+    /// Whether anything subscribes to xDS: `dynamic_resources`, an EDS cluster or an HCM
+    /// with `rds` among the static resources.
+    pub fn uses_xds(&self) -> bool {
+        let dynamic = &self.dynamic;
+        dynamic.ads.is_some()
+            || dynamic.cds.is_some()
+            || dynamic.lds.is_some()
+            || self.clusters.iter().any(|c| c.eds.is_some())
+            || self.listeners.iter().any(|l| {
+                l.all_filter_chains().any(
+                    |chain| matches!(&chain.network, NetworkFilter::Http(hcm) if hcm.rds.is_some()),
+                )
+            })
+    }
+
+    /// Envoy refuses to subscribe without a node identity: call after `--service-node`
+    /// / `--service-cluster` have been applied to [`Bootstrap::node`].
+    pub fn check_node_for_xds(&self) -> Result<(), crate::ConfigError> {
+        if self.uses_xds() && (self.node.id.is_empty() || self.node.cluster.is_empty()) {
+            return Err(crate::ConfigError::at(
+                "node",
+                "node 'id' and 'cluster' are required when xDS is used; set them in 'node' or with --service-node and --service-cluster",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `node`.
@@ -177,8 +210,11 @@ pub struct HttpConnectionManager {
     pub stat_prefix: String,
     /// `codec_type`
     pub codec_type: CodecType,
-    /// `route_config` (inline). RDS comes later.
+    /// `route_config` (inline). With `rds` an empty table named after
+    /// `rds.route_config_name`: the routes arrive by RDS.
     pub route_config: Arc<RouteConfig>,
+    /// `rds`: where the route table comes from when not inline.
+    pub rds: Option<Rds>,
     /// `http_filters` before the router (only the router exists today, so empty).
     pub http_filters: Vec<HttpFilter>,
     /// Router filter settings (`envoy.filters.http.router` typed_config).

@@ -1,16 +1,13 @@
-//! Clusters: discovery type, load assignment, load balancing, upstream protocol options
-//! and circuit breakers, with Envoy's defaults.
+//! Clusters: discovery type (with EDS's config source), load assignment, load balancing,
+//! upstream protocol options and circuit breakers, with Envoy's defaults.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::pb::envoy::config::cluster::v3 as cluster_pb;
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
-use baton_proto::pb::envoy::config::endpoint::v3 as endpoint_pb;
 use baton_proto::pb::envoy::extensions::upstreams::http::v3 as upstream_http_pb;
 
-use super::{decode_any, dns, duration, port, required, socket_address, timeout};
+use super::{decode_any, dns, duration, endpoint, lb_policy, required, timeout, xds, Env};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
@@ -20,13 +17,12 @@ const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBu
 /// Envoy's default upstream connection idle timeout (1 hour).
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
-pub(crate) fn translate(
-    c: &cluster_pb::Cluster,
-    path: &str,
-    default_resolver: &Arc<model::DnsResolverConfig>,
-) -> Result<model::Cluster> {
+/// One cluster (static or from CDS). `path` is the cluster's own path ("" for a CDS
+/// resource).
+pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Result<model::Cluster> {
     use cluster_pb::cluster::ClusterDiscoveryType;
     let name = required(&c.name, &format!("{path}.name"))?.to_string();
+    let default_resolver = &env.default_resolver;
     let dns = match &c.cluster_discovery_type {
         Some(ClusterDiscoveryType::ClusterType(custom)) => {
             dns::from_cluster_type(custom, path, default_resolver)?
@@ -34,7 +30,7 @@ pub(crate) fn translate(
         _ => dns::from_cluster_fields(c, discovery_type(c, path)?, path, default_resolver)?,
     };
     let discovery = dns.discovery;
-    let lb_policy = lb_policy(c, path)?;
+    let lb_policy = lb_policy::translate(c, path)?;
     if let Some(socket) = &c.transport_socket {
         transport_socket(socket, &format!("{path}.transport_socket"))?;
     }
@@ -50,7 +46,24 @@ pub(crate) fn translate(
         ));
     }
 
-    let load_assignment = load_assignment(c, discovery, path)?;
+    // An EDS cluster's endpoints come only from EDS: Envoy ignores its load_assignment.
+    let (load_assignment, eds) = match discovery {
+        model::DiscoveryType::Eds => (
+            model::LoadAssignment::default(),
+            Some(xds::eds_cluster_config(c, &name, path, env)?),
+        ),
+        _ => match &c.load_assignment {
+            Some(assignment) => (
+                endpoint::load_assignment(
+                    assignment,
+                    discovery,
+                    &format!("{path}.load_assignment"),
+                )?,
+                None,
+            ),
+            None => (model::LoadAssignment::default(), None),
+        },
+    };
     let upstream = protocol(c, path)?;
     let circuit_breakers = circuit_breakers(c.circuit_breakers.as_ref());
     let stat_name = if c.alt_stat_name.is_empty() {
@@ -69,6 +82,7 @@ pub(crate) fn translate(
         dns_lookup_family: dns.lookup_family,
         dns: dns.settings,
         load_assignment,
+        eds,
         protocol: upstream.protocol,
         http2: upstream.http2,
         idle_timeout: upstream.idle_timeout,
@@ -96,10 +110,7 @@ fn discovery_type(c: &cluster_pb::Cluster, path: &str) -> Result<model::Discover
         Ok(DiscoveryType::Static) => Ok(model::DiscoveryType::Static),
         Ok(DiscoveryType::StrictDns) => Ok(model::DiscoveryType::StrictDns),
         Ok(DiscoveryType::LogicalDns) => Ok(model::DiscoveryType::LogicalDns),
-        Ok(DiscoveryType::Eds) => Err(ConfigError::at(
-            format!("{path}.type"),
-            "EDS clusters are not supported by Baton yet",
-        )),
+        Ok(DiscoveryType::Eds) => Ok(model::DiscoveryType::Eds),
         Ok(other) => Err(ConfigError::at(
             format!("{path}.type"),
             format!(
@@ -109,37 +120,6 @@ fn discovery_type(c: &cluster_pb::Cluster, path: &str) -> Result<model::Discover
         )),
         Err(_) => Err(ConfigError::at(
             format!("{path}.type"),
-            "unknown enum value",
-        )),
-    }
-}
-
-fn lb_policy(c: &cluster_pb::Cluster, path: &str) -> Result<model::LbPolicy> {
-    use cluster_pb::cluster::{LbConfig, LbPolicy};
-    let choice_count = match &c.lb_config {
-        None => 2,
-        Some(LbConfig::LeastRequestLbConfig(cfg)) => {
-            let count = cfg.choice_count.unwrap_or(2);
-            if count < 2 {
-                return Err(ConfigError::at(
-                    format!("{path}.least_request_lb_config.choice_count"),
-                    "must be at least 2",
-                ));
-            }
-            count
-        }
-        Some(_) => return Err(ConfigError::unsupported(format!("{path}.lb_config"))),
-    };
-    match LbPolicy::try_from(c.lb_policy) {
-        Ok(LbPolicy::RoundRobin) => Ok(model::LbPolicy::RoundRobin),
-        Ok(LbPolicy::LeastRequest) => Ok(model::LbPolicy::LeastRequest { choice_count }),
-        Ok(LbPolicy::Random) => Ok(model::LbPolicy::Random),
-        Ok(other) => Err(ConfigError::at(
-            format!("{path}.lb_policy"),
-            format!("{} is not supported by Baton yet", other.as_str_name()),
-        )),
-        Err(_) => Err(ConfigError::at(
-            format!("{path}.lb_policy"),
             "unknown enum value",
         )),
     }
@@ -168,135 +148,6 @@ pub(crate) fn transport_socket(socket: &core_pb::TransportSocket, path: &str) ->
             }
         ),
     ))
-}
-
-fn load_assignment(
-    c: &cluster_pb::Cluster,
-    discovery: model::DiscoveryType,
-    path: &str,
-) -> Result<model::LoadAssignment> {
-    let Some(assignment) = &c.load_assignment else {
-        return Ok(model::LoadAssignment::default());
-    };
-    let la_path = format!("{path}.load_assignment");
-    if assignment.policy.is_some() {
-        return Err(ConfigError::unsupported(format!("{la_path}.policy")));
-    }
-    let mut localities = Vec::with_capacity(assignment.endpoints.len());
-    let mut endpoint_count = 0usize;
-    for (i, locality) in assignment.endpoints.iter().enumerate() {
-        let loc_path = format!("{la_path}.endpoints[{i}]");
-        if locality.lb_config.is_some() {
-            return Err(ConfigError::unsupported(format!(
-                "{loc_path}.leds_cluster_locality_config"
-            )));
-        }
-        if locality.load_balancing_weight == Some(0) {
-            return Err(ConfigError::at(
-                format!("{loc_path}.load_balancing_weight"),
-                "must be at least 1",
-            ));
-        }
-        let mut endpoints = Vec::with_capacity(locality.lb_endpoints.len());
-        for (j, lb_endpoint) in locality.lb_endpoints.iter().enumerate() {
-            endpoints.push(endpoint(
-                lb_endpoint,
-                discovery,
-                &format!("{loc_path}.lb_endpoints[{j}]"),
-            )?);
-        }
-        endpoint_count += endpoints.len();
-        let locality_name = locality
-            .locality
-            .as_ref()
-            .map(|l| {
-                if l.region.is_empty() && l.zone.is_empty() && l.sub_zone.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}/{}/{}", l.region, l.zone, l.sub_zone)
-                }
-            })
-            .unwrap_or_default();
-        localities.push(model::LocalityEndpoints {
-            locality: locality_name,
-            priority: locality.priority,
-            weight: locality.load_balancing_weight,
-            endpoints,
-        });
-    }
-    if discovery == model::DiscoveryType::LogicalDns
-        && (localities.len() != 1 || endpoint_count != 1)
-    {
-        return Err(ConfigError::at(
-            la_path,
-            "LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint",
-        ));
-    }
-    Ok(model::LoadAssignment { localities })
-}
-
-fn endpoint(
-    lb: &endpoint_pb::LbEndpoint,
-    discovery: model::DiscoveryType,
-    path: &str,
-) -> Result<model::Endpoint> {
-    use core_pb::HealthStatus;
-    use endpoint_pb::lb_endpoint::HostIdentifier;
-    let ep = match &lb.host_identifier {
-        Some(HostIdentifier::Endpoint(ep)) => ep,
-        Some(HostIdentifier::EndpointName(_)) => {
-            return Err(ConfigError::unsupported(format!("{path}.endpoint_name")))
-        }
-        None => {
-            return Err(ConfigError::at(
-                format!("{path}.endpoint"),
-                "required field is missing",
-            ))
-        }
-    };
-    let ep_path = format!("{path}.endpoint");
-    if ep.health_check_config.is_some() {
-        return Err(ConfigError::unsupported(format!(
-            "{ep_path}.health_check_config"
-        )));
-    }
-    let addr_path = format!("{ep_path}.address");
-    let sa = socket_address(ep.address.as_ref(), &addr_path)?;
-    let sa_path = format!("{addr_path}.socket_address");
-    let port = port(sa, &sa_path)?;
-    let address = match (sa.address.parse::<IpAddr>(), discovery) {
-        (Ok(ip), _) => model::EndpointAddress::Ip(SocketAddr::new(ip, port)),
-        (Err(_), model::DiscoveryType::Static) => {
-            return Err(ConfigError::at(
-                format!("{sa_path}.address"),
-                format!(
-                "'{}' is not an IP address (STATIC clusters need IPs; use STRICT_DNS for names)",
-                sa.address
-            ),
-            ))
-        }
-        (Err(_), _) => model::EndpointAddress::Dns {
-            host: required(&sa.address, &format!("{sa_path}.address"))?.to_string(),
-            port,
-        },
-    };
-    let weight = lb.load_balancing_weight.unwrap_or(1);
-    if weight == 0 {
-        return Err(ConfigError::at(
-            format!("{path}.load_balancing_weight"),
-            "must be at least 1",
-        ));
-    }
-    let healthy = matches!(
-        HealthStatus::try_from(lb.health_status),
-        Ok(HealthStatus::Unknown) | Ok(HealthStatus::Healthy)
-    );
-    Ok(model::Endpoint {
-        address,
-        hostname: (!ep.hostname.is_empty()).then(|| ep.hostname.clone()),
-        weight,
-        healthy,
-    })
 }
 
 /// The upstream protocol settings, from whichever of Envoy's spellings is used.

@@ -1,5 +1,5 @@
 //! `envoy.filters.network.http_connection_manager`: codec, timeouts, forwarding headers,
-//! HTTP filters (which must end with the router) and the inline route table.
+//! HTTP filters (which must end with the router) and the route table (inline or RDS).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use baton_proto::pb::envoy::extensions::filters::http::router::v3 as router_pb;
 use baton_proto::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm_pb;
 
 use super::{
-    access_log, any_type, cidr, decode_any, duration, header_value, required, route, timeout,
+    access_log, any_type, cidr, decode_any, duration, header_value, required, route, timeout, xds,
     Context,
 };
 use crate::error::{ConfigError, Result};
@@ -39,13 +39,18 @@ pub(crate) fn translate(
         }
         Err(_) => return Err(ConfigError::at(field("codec_type"), "unknown enum value")),
     };
-    let route_config = match &p.route_specifier {
-        Some(RouteSpecifier::RouteConfig(rc)) => route::translate(rc, &field("route_config"), ctx)?,
-        Some(RouteSpecifier::Rds(_)) => {
-            return Err(ConfigError::at(
-                field("rds"),
-                "RDS is not supported by Baton yet (use an inline route_config)",
-            ))
+    let (route_config, rds) = match &p.route_specifier {
+        Some(RouteSpecifier::RouteConfig(rc)) => (
+            route::translate(rc, &field("route_config"), ctx, route::Origin::Inline)?,
+            None,
+        ),
+        Some(RouteSpecifier::Rds(rds)) => {
+            let rds = xds::rds(rds, &field("rds"), ctx.env)?;
+            let empty = model::RouteConfig {
+                name: rds.route_config_name.clone(),
+                ..Default::default()
+            };
+            (empty, Some(rds))
         }
         Some(RouteSpecifier::ScopedRoutes(_)) => {
             return Err(ConfigError::unsupported(field("scoped_routes")))
@@ -185,6 +190,7 @@ pub(crate) fn translate(
         stat_prefix,
         codec_type,
         route_config: Arc::new(route_config),
+        rds,
         http_filters: Vec::new(),
         router,
         access_logs: access_log::list(&p.access_log, &field("access_log"))?,

@@ -2,19 +2,24 @@
 //! relies on (required fields, ranges, duplicates, cross references) and precomputes
 //! everything the request path needs (regexes, header names, format templates).
 //!
-//! Submodules follow the request path: listener -> hcm -> route; cluster; access_log.
+//! Submodules follow the request path: listener -> hcm -> route; cluster -> endpoint;
+//! access_log; xds (config sources). The bootstrap and the per-resource entry points in
+//! `crate::resource` share them.
 
 // Envoy still honours its deprecated fields (`append`, `dns_refresh_rate`, file access
 // log `format`, ...), and so must Baton.
 #![allow(deprecated)]
 
 mod access_log;
-mod cluster;
+pub(crate) mod cluster;
 mod dns;
+pub(crate) mod endpoint;
 pub(crate) mod format;
 mod hcm;
-mod listener;
-mod route;
+mod lb_policy;
+pub(crate) mod listener;
+pub(crate) mod route;
+mod xds;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -48,14 +53,15 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         }),
         _ => None,
     };
-    let resources = proto.static_resources.clone().unwrap_or_default();
+    let env = Env::new(proto)?;
+    let empty = bootstrap_pb::bootstrap::StaticResources::default();
+    let resources = proto.static_resources.as_ref().unwrap_or(&empty);
 
-    let default_resolver = dns::bootstrap_resolver(proto)?;
     let mut clusters = Vec::with_capacity(resources.clusters.len());
     let mut cluster_names = HashSet::with_capacity(resources.clusters.len());
     for (i, c) in resources.clusters.iter().enumerate() {
         let path = format!("static_resources.clusters[{i}]");
-        let translated = cluster::translate(c, &path, &default_resolver)?;
+        let translated = cluster::translate(c, &path, &env)?;
         if !cluster_names.insert(translated.name.clone()) {
             return Err(ConfigError::at(
                 format!("{path}.name"),
@@ -65,8 +71,11 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         clusters.push(Arc::new(translated));
     }
 
+    let known_cluster = |name: &str| cluster_names.contains(name);
     let ctx = Context {
-        cluster_names: &cluster_names,
+        env: &env,
+        known_cluster: &known_cluster,
+        clusters_origin: "static_resources.clusters",
     };
     let mut listeners = Vec::with_capacity(resources.listeners.len());
     let mut listener_names = HashSet::new();
@@ -91,18 +100,63 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         }
         listeners.push(Arc::new(translated));
     }
+    let dynamic = xds::dynamic_resources(proto.dynamic_resources.as_ref(), &env)?;
     Ok(model::Bootstrap {
         node,
         admin,
         listeners,
         clusters,
+        dynamic,
     })
 }
 
-/// What listener/route translation needs to know about the rest of the bootstrap.
+/// What translating any resource (static or delivered by xDS) needs from the bootstrap.
+/// Built once per bootstrap.
+#[derive(Debug, Clone)]
+pub(crate) struct Env {
+    /// The resolver of DNS clusters without their own.
+    pub(crate) default_resolver: Arc<model::DnsResolverConfig>,
+    /// `dynamic_resources.ads_config` is set (`ads: {}` sources are valid).
+    pub(crate) ads_configured: bool,
+    /// Static clusters a control-plane connection may use: every non-EDS one, as Envoy
+    /// connects before any EDS arrives.
+    pub(crate) control_plane_clusters: HashSet<String>,
+}
+
+impl Env {
+    pub(crate) fn new(proto: &bootstrap_pb::Bootstrap) -> Result<Self> {
+        use baton_proto::pb::envoy::config::cluster::v3::cluster::{
+            ClusterDiscoveryType, DiscoveryType,
+        };
+        let control_plane_clusters = proto
+            .static_resources
+            .iter()
+            .flat_map(|r| r.clusters.iter())
+            .filter(|c| {
+                c.cluster_discovery_type
+                    != Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32))
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        Ok(Self {
+            default_resolver: dns::bootstrap_resolver(proto)?,
+            ads_configured: proto
+                .dynamic_resources
+                .as_ref()
+                .is_some_and(|d| d.ads_config.is_some()),
+            control_plane_clusters,
+        })
+    }
+}
+
+/// What listener/route translation needs to know about the rest of the configuration.
 pub(crate) struct Context<'a> {
-    /// Names of the static clusters (routes naming others are errors, as in Envoy).
-    pub(crate) cluster_names: &'a HashSet<String>,
+    pub(crate) env: &'a Env,
+    /// Whether a cluster exists (routes naming others are errors, as in Envoy, unless
+    /// `validate_clusters` is false).
+    pub(crate) known_cluster: &'a dyn Fn(&str) -> bool,
+    /// Where known clusters come from, for error messages.
+    pub(crate) clusters_origin: &'static str,
 }
 
 /// A protobuf duration as a std one; negative values are rejected.

@@ -17,13 +17,23 @@ use crate::model;
 /// Envoy's default `max_direct_response_body_size_bytes`.
 const DEFAULT_MAX_DIRECT_RESPONSE_BODY: u32 = 4096;
 
+/// Where a route table came from: decides `validate_clusters`' default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// An HCM's inline `route_config` (bootstrap or LDS): validated by default.
+    Inline,
+    /// An RDS `RouteConfiguration`: not validated by default (clusters may come later).
+    Rds,
+}
+
 pub(crate) fn translate(
     rc: &route_pb::RouteConfiguration,
     path: &str,
     ctx: &Context<'_>,
+    origin: Origin,
 ) -> Result<model::RouteConfig> {
-    // Static route tables validate their clusters unless told not to (Envoy's default).
-    let validate_clusters = rc.validate_clusters.unwrap_or(true);
+    // Envoy's defaults: inline tables validate their clusters, RDS tables do not.
+    let validate_clusters = rc.validate_clusters.unwrap_or(origin == Origin::Inline);
     let max_body = rc
         .max_direct_response_body_size_bytes
         .unwrap_or(DEFAULT_MAX_DIRECT_RESPONSE_BODY);
@@ -81,7 +91,7 @@ struct RouteContext<'a> {
 
 impl RouteContext<'_> {
     fn check_cluster(&self, name: &str, path: &str, weighted: bool) -> Result<()> {
-        if self.validate_clusters && !self.ctx.cluster_names.contains(name) {
+        if self.validate_clusters && !(self.ctx.known_cluster)(name) {
             let what = if weighted {
                 "weighted cluster"
             } else {
@@ -89,7 +99,10 @@ impl RouteContext<'_> {
             };
             return Err(ConfigError::at(
                 path,
-                format!("unknown {what} '{name}' (not among static_resources.clusters; set validate_clusters: false to allow)"),
+                format!(
+                    "unknown {what} '{name}' (not among {}; set validate_clusters: false to allow)",
+                    self.ctx.clusters_origin
+                ),
             ));
         }
         Ok(())

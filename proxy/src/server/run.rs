@@ -90,6 +90,7 @@ fn load_config(opts: &Options) -> Result<Loaded, baton_config::ConfigError> {
     if let Some(cluster) = &opts.service_cluster {
         loaded.model.node.cluster.clone_from(cluster);
     }
+    loaded.model.check_node_for_xds()?;
     Ok(loaded)
 }
 

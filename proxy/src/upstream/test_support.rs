@@ -48,7 +48,9 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
                     })
                     .collect(),
             }],
+            ..LoadAssignment::default()
         },
+        eds: None,
         protocol: UpstreamProtocol::Http1,
         http2: model::Http2Options::default(),
         idle_timeout: Some(Duration::from_secs(3600)),

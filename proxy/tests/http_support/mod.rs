@@ -79,6 +79,7 @@ pub fn hcm(vhosts: Vec<VirtualHost>) -> HttpConnectionManager {
             virtual_hosts: vhosts,
             ..RouteConfig::default()
         }),
+        rds: None,
         http_filters: vec![],
         router: RouterConfig::default(),
         access_logs: vec![],
@@ -135,7 +136,9 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
                     healthy: true,
                 }],
             }],
+            ..LoadAssignment::default()
         },
+        eds: None,
         protocol: UpstreamProtocol::Http1,
         http2: Http2Options::default(),
         idle_timeout: Some(Duration::from_secs(3600)),

@@ -1,0 +1,273 @@
+//! Per-resource entry points for xDS: translate and validate one `Cluster`, `Listener`,
+//! `RouteConfiguration` or `ClusterLoadAssignment` delivered as a `google.protobuf.Any`,
+//! with the same checks (supported-field walk, then the bootstrap's translate functions)
+//! and the same `not supported by Baton yet` errors as static config. Errors name the
+//! resource and a field path relative to it: `Cluster 'backend': lb_policy: ...`.
+
+// A rejected resource is the rare path (a NACK), and the error's plain fields are the
+// contract the xDS client reads, so it is returned unboxed.
+#![allow(clippy::result_large_err)]
+
+use std::fmt;
+
+use prost::Message;
+use prost_reflect::{DynamicMessage, Value};
+
+use baton_proto::pb::envoy::config::cluster::v3 as cluster_pb;
+use baton_proto::pb::envoy::config::endpoint::v3 as endpoint_pb;
+use baton_proto::pb::envoy::config::listener::v3 as listener_pb;
+use baton_proto::pb::envoy::config::route::v3 as route_pb;
+
+use crate::error::ConfigError;
+use crate::load::{parse_text, pool, to_dynamic, to_json};
+use crate::model;
+use crate::supported;
+use crate::translate::{self, Context, Env};
+use crate::Bootstrap;
+
+pub use crate::model::ClusterLoadAssignment;
+pub use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
+
+const DISCOVERY_RESPONSE: &str = "envoy.service.discovery.v3.DiscoveryResponse";
+
+/// `envoy.config.cluster.v3.Cluster` (CDS).
+pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+/// `envoy.config.listener.v3.Listener` (LDS).
+pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+/// `envoy.config.route.v3.RouteConfiguration` (RDS).
+pub const ROUTE_CONFIGURATION_TYPE: &str =
+    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+/// `envoy.config.endpoint.v3.ClusterLoadAssignment` (EDS).
+pub const CLUSTER_LOAD_ASSIGNMENT_TYPE: &str =
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+
+/// Where known clusters come from, as route errors word it.
+const DYNAMIC_CLUSTERS: &str = "the static and CDS clusters";
+
+/// What translating one xDS resource needs from the bootstrap (default DNS resolver,
+/// the static clusters a control-plane connection may use, whether ADS is configured).
+/// Built once per bootstrap.
+#[derive(Debug, Clone)]
+pub struct ResourceContext {
+    env: Env,
+}
+
+impl ResourceContext {
+    /// Fails only when the bootstrap's own DNS resolver config is invalid (which
+    /// loading the bootstrap reports first).
+    pub fn new(bootstrap: &Bootstrap) -> Result<Self, ConfigError> {
+        Ok(Self {
+            env: Env::new(bootstrap)?,
+        })
+    }
+}
+
+/// One rejected resource. Display: `Cluster 'name': field.path: message` (path relative
+/// to the resource); without a name (undecodable resource): `Cluster: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ResourceError {
+    /// The resource's `type_url` as received.
+    pub type_url: String,
+    /// The resource's name, when it could be read.
+    pub name: Option<String>,
+    /// What is wrong, at a path relative to the resource.
+    pub error: ConfigError,
+}
+
+impl fmt::Display for ResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = self
+            .type_url
+            .rsplit(['/', '.'])
+            .next()
+            .filter(|kind| !kind.is_empty())
+            .unwrap_or("resource");
+        match &self.name {
+            Some(name) => write!(f, "{kind} '{name}': {}", self.error),
+            None => write!(f, "{kind}: {}", self.error),
+        }
+    }
+}
+
+/// A CDS `Cluster`.
+pub fn cluster(
+    ctx: &ResourceContext,
+    res: &prost_types::Any,
+) -> Result<model::Cluster, ResourceError> {
+    let (proto, name) = decode::<cluster_pb::Cluster>(res, CLUSTER_TYPE)?;
+    translate::cluster::translate(&proto, "", &ctx.env).map_err(|e| error(res, name, e))
+}
+
+/// An LDS `Listener`. Inline route tables validate their clusters against
+/// `known_clusters` (static and CDS clusters) unless `validate_clusters: false`.
+pub fn listener(
+    ctx: &ResourceContext,
+    res: &prost_types::Any,
+    known_clusters: &dyn Fn(&str) -> bool,
+) -> Result<model::Listener, ResourceError> {
+    let (proto, name) = decode::<listener_pb::Listener>(res, LISTENER_TYPE)?;
+    let translate_ctx = Context {
+        env: &ctx.env,
+        known_cluster: known_clusters,
+        clusters_origin: DYNAMIC_CLUSTERS,
+    };
+    translate::listener::translate(&proto, "", &translate_ctx).map_err(|e| error(res, name, e))
+}
+
+/// An RDS `RouteConfiguration`. As in Envoy, its clusters are only checked against
+/// `known_clusters` when it sets `validate_clusters: true`.
+pub fn route_configuration(
+    ctx: &ResourceContext,
+    res: &prost_types::Any,
+    known_clusters: &dyn Fn(&str) -> bool,
+) -> Result<model::RouteConfig, ResourceError> {
+    let (proto, name) = decode::<route_pb::RouteConfiguration>(res, ROUTE_CONFIGURATION_TYPE)?;
+    let translate_ctx = Context {
+        env: &ctx.env,
+        known_cluster: known_clusters,
+        clusters_origin: DYNAMIC_CLUSTERS,
+    };
+    translate::route::translate(&proto, "", &translate_ctx, translate::route::Origin::Rds)
+        .map_err(|e| error(res, name, e))
+}
+
+/// An EDS `ClusterLoadAssignment` (endpoints must be IP addresses).
+pub fn cluster_load_assignment(
+    _ctx: &ResourceContext,
+    res: &prost_types::Any,
+) -> Result<ClusterLoadAssignment, ResourceError> {
+    let (proto, name) =
+        decode::<endpoint_pb::ClusterLoadAssignment>(res, CLUSTER_LOAD_ASSIGNMENT_TYPE)?;
+    translate::endpoint::cluster_load_assignment(&proto, "").map_err(|e| error(res, name, e))
+}
+
+/// The resource's name (`name`, or `cluster_name` of a ClusterLoadAssignment) without
+/// translating it, for NACK messages and removals.
+pub fn resource_name(res: &prost_types::Any) -> Result<String, ResourceError> {
+    if !is_known_type(&res.type_url) {
+        return Err(error(res, None, unknown_type(&res.type_url)));
+    }
+    NameOnly::decode(res.value.as_slice())
+        .map(|n| n.name)
+        .map_err(|e| {
+            error(
+                res,
+                None,
+                ConfigError::at("", format!("cannot decode '{}': {e}", res.type_url)),
+            )
+        })
+}
+
+/// A `DiscoveryResponse` in YAML or JSON, as a `path_config_source` file holds it
+/// (`version_info` and `resources` with inlined `@type`). Errors carry the line; set
+/// their `file` to the source's path to print `file:line: field.path: message`. The
+/// resources themselves are checked by the entry points above.
+pub fn parse_discovery_response(text: &str) -> Result<DiscoveryResponse, ConfigError> {
+    let result = parse_text(text).and_then(|json| {
+        to_dynamic(&json, DISCOVERY_RESPONSE)?
+            .transcode_to::<DiscoveryResponse>()
+            .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))
+    });
+    result.map_err(|mut err| {
+        if err.line.is_none() {
+            err.line = crate::locate::line_of(text, &err.path);
+        }
+        err
+    })
+}
+
+/// Envoy-style JSON of one resource (proto field names, `@type` inlined) for
+/// `/config_dump`. An undecodable resource renders as `{"error": ...}`.
+pub fn resource_json(res: &prost_types::Any) -> serde_json::Value {
+    let Some(descriptor) = pool().get_message_by_name("google.protobuf.Any") else {
+        return serde_json::json!({ "error": "google.protobuf.Any missing from the pool" });
+    };
+    let mut any = DynamicMessage::new(descriptor);
+    any.set_field_by_name("type_url", Value::String(res.type_url.clone()));
+    any.set_field_by_name("value", Value::Bytes(res.value.clone().into()));
+    to_json(&any)
+}
+
+fn is_known_type(type_url: &str) -> bool {
+    [
+        CLUSTER_TYPE,
+        LISTENER_TYPE,
+        ROUTE_CONFIGURATION_TYPE,
+        CLUSTER_LOAD_ASSIGNMENT_TYPE,
+    ]
+    .contains(&type_url)
+}
+
+fn unknown_type(type_url: &str) -> ConfigError {
+    ConfigError::at(
+        "@type",
+        format!("unknown or unsupported resource type '{type_url}'"),
+    )
+}
+
+/// All four resource types carry their name in field 1; decoding only that field reads
+/// the name of a resource that fails to translate.
+#[derive(Clone, PartialEq, Message)]
+struct NameOnly {
+    #[prost(string, tag = "1")]
+    name: String,
+}
+
+/// The name, when the resource is of a known type and has a non-empty one.
+fn read_name(res: &prost_types::Any) -> Option<String> {
+    if !is_known_type(&res.type_url) {
+        return None;
+    }
+    NameOnly::decode(res.value.as_slice())
+        .ok()
+        .map(|n| n.name)
+        .filter(|name| !name.is_empty())
+}
+
+/// Type check, supported-field walk, then the prost message and its name.
+fn decode<T: Message + Default>(
+    res: &prost_types::Any,
+    expected: &str,
+) -> Result<(T, Option<String>), ResourceError> {
+    if res.type_url != expected {
+        let message = if is_known_type(&res.type_url) {
+            ConfigError::at(
+                "@type",
+                format!("expected {expected}, got '{}'", res.type_url),
+            )
+        } else {
+            unknown_type(&res.type_url)
+        };
+        return Err(error(res, read_name(res), message));
+    }
+    let name = read_name(res);
+    let undecodable = |e: &dyn fmt::Display| {
+        error(
+            res,
+            name.clone(),
+            ConfigError::at("", format!("cannot decode '{expected}': {e}")),
+        )
+    };
+    let message_name = expected.rsplit('/').next().unwrap_or_default();
+    let descriptor = pool()
+        .get_message_by_name(message_name)
+        .ok_or_else(|| error(res, name.clone(), unknown_type(expected)))?;
+    let dynamic =
+        DynamicMessage::decode(descriptor, res.value.as_slice()).map_err(|e| undecodable(&e))?;
+    supported::check(&dynamic).map_err(|e| error(res, name.clone(), e))?;
+    let proto = T::decode(res.value.as_slice()).map_err(|e| undecodable(&e))?;
+    Ok((proto, name))
+}
+
+/// Wraps a translate error; translate functions prefix paths with the resource's own
+/// path, which is empty here, so a leading `.` is dropped.
+fn error(res: &prost_types::Any, name: Option<String>, mut error: ConfigError) -> ResourceError {
+    if let Some(stripped) = error.path.strip_prefix('.') {
+        error.path = stripped.to_string();
+    }
+    ResourceError {
+        type_url: res.type_url.clone(),
+        name,
+        error,
+    }
+}
