@@ -184,8 +184,8 @@ fn compile_chain(
 ) -> Result<Arc<CompiledChain>, SinkError> {
     let network = match &chain.network {
         NetworkFilter::Http(hcm) => {
-            let routes = match rds_route_config_name(hcm) {
-                Some(name) => RouteSource::Rds(settings.rds.get_or_create(name)),
+            let routes = match &hcm.rds {
+                Some(rds) => RouteSource::Rds(settings.rds.get_or_create(&rds.route_config_name)),
                 None => RouteSource::Static(Arc::new(RouteTable::new(hcm.route_config.clone()))),
             };
             ChainNetwork::Http(Arc::new(HcmRuntime::for_listener(
@@ -206,11 +206,6 @@ fn compile_chain(
         config_hash: hash,
         drain,
     }))
-}
-
-// TODO(xds-config merge): read `hcm.rds`.
-fn rds_route_config_name(_hcm: &baton_config::model::HttpConnectionManager) -> Option<&str> {
-    None
 }
 
 /// A listener that has a socket: what workers accept on, and the snapshot they hand

@@ -110,13 +110,24 @@ impl Control {
 /// The EDS service a cluster's hosts come from (`eds_cluster_config.service_name`, else
 /// the cluster name), or None for other discovery types.
 fn eds_service(cluster: &model::Cluster) -> Option<String> {
-    (cluster.discovery == DiscoveryType::Eds).then(|| cluster.name.clone())
+    if cluster.discovery != DiscoveryType::Eds {
+        return None;
+    }
+    Some(
+        cluster
+            .eds
+            .as_ref()
+            .map_or_else(|| cluster.name.clone(), |e| e.service_name.clone()),
+    )
 }
 
 /// How long an EDS cluster waits for its first assignment (`initial_fetch_timeout` of
 /// its `eds_config`; None = forever).
-fn eds_fetch_timeout(_cluster: &model::Cluster) -> Option<Duration> {
-    Some(Duration::from_secs(15))
+fn eds_fetch_timeout(cluster: &model::Cluster) -> Option<Duration> {
+    match &cluster.eds {
+        Some(e) => e.source.initial_fetch_timeout,
+        None => Some(model::DEFAULT_INITIAL_FETCH_TIMEOUT),
+    }
 }
 
 fn static_meta() -> ClusterMeta {
