@@ -193,7 +193,7 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 /// How a bootstrap reaches the test control plane.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XdsTransport {
     /// ADS state of the world (`api_type: GRPC`).
     Sotw,
@@ -202,8 +202,9 @@ pub enum XdsTransport {
 }
 
 /// Builder of a bootstrap under a control plane: a static HTTP/2 cluster `xds_cluster` to
-/// the control plane, ADS over gRPC (SotW or delta), `cds_config` and `lds_config` over
-/// ADS (`ads: {}`), optional `initial_fetch_timeout`s, and node id/cluster.
+/// the control plane, ADS over gRPC (SotW or delta) with `cds_config` and `lds_config`
+/// `ads: {}` (or, with `aggregated: false`, each with its own gRPC `api_config_source`),
+/// optional `initial_fetch_timeout`s, and node id/cluster.
 #[derive(Debug, Clone)]
 pub struct XdsBootstrap {
     /// Control plane TCP address (ignored when `pipe` is set).
@@ -220,6 +221,10 @@ pub struct XdsBootstrap {
     pub cds_initial_fetch_timeout: Option<std::time::Duration>,
     /// `lds_config.initial_fetch_timeout` (Envoy's default 15 s when None).
     pub lds_initial_fetch_timeout: Option<std::time::Duration>,
+    /// `ads_config.set_node_on_first_message_only`.
+    pub node_on_first_message_only: bool,
+    /// ADS (true) or one non-aggregated gRPC stream per type (false).
+    pub aggregated: bool,
 }
 
 impl XdsBootstrap {
@@ -233,6 +238,8 @@ impl XdsBootstrap {
             node_cluster: "test-cluster".into(),
             cds_initial_fetch_timeout: None,
             lds_initial_fetch_timeout: None,
+            node_on_first_message_only: false,
+            aggregated: true,
         }
     }
 
@@ -249,23 +256,45 @@ impl XdsBootstrap {
         self
     }
 
-    /// The bootstrap as JSON.
-    pub fn build(&self) -> Value {
-        let api_type = match self.transport {
+    fn api_type(&self) -> &'static str {
+        match self.transport {
             XdsTransport::Sotw => "GRPC",
             XdsTransport::Delta => "DELTA_GRPC",
+        }
+    }
+
+    /// The config source that EDS clusters and RDS listeners served under this bootstrap
+    /// use: `ads: {}`, or the same gRPC `api_config_source` as CDS/LDS when not aggregated.
+    pub fn resource_source(&self) -> Value {
+        self.source(None)
+    }
+
+    fn source(&self, timeout: Option<std::time::Duration>) -> Value {
+        let mut source = if self.aggregated {
+            json!({ "ads": {}, "resource_api_version": "V3" })
+        } else {
+            json!({
+                "api_config_source": {
+                    "api_type": self.api_type(),
+                    "transport_api_version": "V3",
+                    "grpc_services": [ { "envoy_grpc": { "cluster_name": "xds_cluster" } } ],
+                    "set_node_on_first_message_only": self.node_on_first_message_only,
+                },
+                "resource_api_version": "V3",
+            })
         };
-        let source = |timeout: Option<std::time::Duration>| {
-            let mut source = json!({ "ads": {}, "resource_api_version": "V3" });
-            if let Some(timeout) = timeout {
-                source["initial_fetch_timeout"] = json!(format!(
-                    "{}.{:03}s",
-                    timeout.as_secs(),
-                    timeout.subsec_millis()
-                ));
-            }
-            source
-        };
+        if let Some(timeout) = timeout {
+            source["initial_fetch_timeout"] = json!(format!(
+                "{}.{:03}s",
+                timeout.as_secs(),
+                timeout.subsec_millis()
+            ));
+        }
+        source
+    }
+
+    /// The bootstrap as JSON.
+    pub fn build(&self) -> Value {
         let address = match &self.pipe {
             Some(path) => json!({ "pipe": { "path": path.display().to_string() } }),
             None => socket_address(
@@ -282,19 +311,23 @@ impl XdsBootstrap {
                 "endpoints": [ { "lb_endpoints": [ { "endpoint": { "address": address } } ] } ],
             },
         }));
+        let mut dynamic_resources = json!({
+            "cds_config": self.source(self.cds_initial_fetch_timeout),
+            "lds_config": self.source(self.lds_initial_fetch_timeout),
+        });
+        if self.aggregated {
+            dynamic_resources["ads_config"] = json!({
+                "api_type": self.api_type(),
+                "transport_api_version": "V3",
+                "grpc_services": [ { "envoy_grpc": { "cluster_name": "xds_cluster" } } ],
+                "set_node_on_first_message_only": self.node_on_first_message_only,
+            });
+        }
         json!({
             "node": { "id": self.node_id, "cluster": self.node_cluster },
             "admin": { "address": socket_address("127.0.0.1", 0) },
             "static_resources": { "clusters": [ xds_cluster ] },
-            "dynamic_resources": {
-                "ads_config": {
-                    "api_type": api_type,
-                    "transport_api_version": "V3",
-                    "grpc_services": [ { "envoy_grpc": { "cluster_name": "xds_cluster" } } ],
-                },
-                "cds_config": source(self.cds_initial_fetch_timeout),
-                "lds_config": source(self.lds_initial_fetch_timeout),
-            },
+            "dynamic_resources": dynamic_resources,
         })
     }
 }

@@ -176,6 +176,19 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Sends every stream the whole subscribed set of `type_url` again, unchanged (what
+    /// control planes do with EDS after a CDS update, so that modified EDS clusters can
+    /// finish warming: Envoy's delta client does not ask again by itself).
+    pub fn resend(&self, type_url: &str) {
+        *self
+            .shared
+            .lock()
+            .resends
+            .entry(type_url.to_string())
+            .or_default() += 1;
+        self.shared.config_changed();
+    }
+
     /// The current snapshot of `type_url`, if any.
     pub fn snapshot(&self, type_url: &str) -> Option<Snapshot> {
         self.shared.lock().snapshots.get(type_url).cloned()

@@ -114,12 +114,17 @@ pub fn duration(duration: Duration) -> String {
 /// An EDS cluster (round robin, 0.25 s connect timeout) whose endpoints come over ADS
 /// under the cluster's own name.
 pub fn eds_cluster(name: &str) -> Value {
+    eds_cluster_from(name, ads_source())
+}
+
+/// An EDS cluster whose endpoints come from `eds_config` (a config source).
+pub fn eds_cluster_from(name: &str, eds_config: Value) -> Value {
     json!({
         "name": name,
         "type": "EDS",
         "connect_timeout": "0.25s",
         "lb_policy": "ROUND_ROBIN",
-        "eds_cluster_config": { "eds_config": ads_source() },
+        "eds_cluster_config": { "eds_config": eds_config },
     })
 }
 
@@ -155,10 +160,20 @@ pub fn route_config(name: &str, virtual_hosts: Vec<Value>) -> Value {
 /// A listener named `name` on `127.0.0.1:port` (0 = any) whose HCM (stat prefix
 /// `ingress`) takes its routes from RDS over ADS under `route_config_name`.
 pub fn rds_listener(name: &str, port: u16, route_config_name: &str) -> Value {
+    rds_listener_from(name, port, route_config_name, ads_source())
+}
+
+/// A listener like [`rds_listener`] whose routes come from `config_source`.
+pub fn rds_listener_from(
+    name: &str,
+    port: u16,
+    route_config_name: &str,
+    config_source: Value,
+) -> Value {
     let hcm = json!({
         "@type": config::HCM_TYPE,
         "stat_prefix": "ingress",
-        "rds": { "config_source": ads_source(), "route_config_name": route_config_name },
+        "rds": { "config_source": config_source, "route_config_name": route_config_name },
         "http_filters": [ config::router_filter() ],
     });
     config::listener_on(name, "127.0.0.1", port, vec![config::hcm_filter(hcm)])

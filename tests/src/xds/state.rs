@@ -117,6 +117,9 @@ pub struct Inner {
     pub snapshots: HashMap<String, Snapshot>,
     /// Types whose responses are withheld until released.
     pub held: HashSet<String>,
+    /// Per type, how many times [`crate::xds::ControlPlane::resend`] was called: a stream
+    /// that has seen fewer re-sends the whole subscribed set once.
+    pub resends: HashMap<String, u64>,
     /// Every request received, in order.
     pub requests: Vec<LoggedRequest>,
     /// Every response sent, in order.
@@ -192,6 +195,11 @@ impl Shared {
 }
 
 impl Inner {
+    /// The re-send generation of `type_url`.
+    pub fn resend_generation(&self, type_url: &str) -> u64 {
+        self.resends.get(type_url).copied().unwrap_or(0)
+    }
+
     /// A fresh nonce, unique for the control plane's lifetime.
     pub fn next_nonce(&mut self) -> String {
         self.nonces += 1;

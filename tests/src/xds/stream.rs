@@ -12,6 +12,11 @@
 //! version differs from the client's, plus `removed_resources` for names it has that the
 //! snapshot no longer holds. The first request of a type is always answered (possibly
 //! empty), so the client's initial fetch completes.
+//!
+//! A SotW request that repeats the nonce of a response already answered is a re-request
+//! (Envoy sends one when a modified EDS cluster starts warming: same names, version and
+//! nonce) and gets the current set again, as go-control-plane does; delta clients send
+//! nothing then, so a test pushes the assignment again with `ControlPlane::resend`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::pin::Pin;
@@ -89,6 +94,11 @@ struct SotwSubscription {
     names: BTreeSet<String>,
     /// (version, wildcard, names) of the last response sent for this type.
     sent: Option<(String, bool, BTreeSet<String>)>,
+    /// Nonce of the last response sent, and whether a request already answered it.
+    last_nonce: String,
+    last_answered: bool,
+    /// Re-send generation of the type this subscription has caught up with.
+    resend_seen: u64,
 }
 
 /// A state-of-the-world stream.
@@ -157,7 +167,7 @@ impl SotwStream {
             node: request.node,
             type_url: type_url.clone(),
             version_info: request.version_info,
-            response_nonce: request.response_nonce,
+            response_nonce: request.response_nonce.clone(),
             resource_names: request.resource_names.clone(),
             subscribe: Vec::new(),
             unsubscribe: Vec::new(),
@@ -167,12 +177,21 @@ impl SotwStream {
         let index = match self.subscriptions.iter().position(|(t, _)| *t == type_url) {
             Some(index) => index,
             None => {
-                self.subscriptions
-                    .push((type_url.clone(), SotwSubscription::default()));
+                let subscription = SotwSubscription {
+                    resend_seen: self.ctx.shared.lock().resend_generation(&type_url),
+                    ..Default::default()
+                };
+                self.subscriptions.push((type_url.clone(), subscription));
                 self.subscriptions.len() - 1
             }
         };
         let subscription = &mut self.subscriptions[index].1;
+        if !request.response_nonce.is_empty() && request.response_nonce == subscription.last_nonce {
+            if subscription.last_answered {
+                subscription.sent = None;
+            }
+            subscription.last_answered = true;
+        }
         let names = request.resource_names;
         subscription.wildcard =
             names.iter().any(|n| n == "*") || (names.is_empty() && is_wildcard_type(&type_url));
@@ -187,6 +206,11 @@ impl SotwStream {
             let mut inner = self.ctx.shared.lock();
             if inner.held.contains(type_url.as_str()) {
                 return;
+            }
+            let generation = inner.resend_generation(type_url);
+            if generation != subscription.resend_seen {
+                subscription.resend_seen = generation;
+                subscription.sent = None;
             }
             let Some(snapshot) = inner.snapshots.get(type_url.as_str()) else {
                 return;
@@ -219,6 +243,7 @@ impl SotwStream {
                     .collect(),
                 removed: Vec::new(),
             });
+            subscription.last_nonce = nonce.clone();
             self.queue.push_back(DiscoveryResponse {
                 version_info: version,
                 resources: selected.into_iter().map(|(_, any)| any).collect(),
@@ -227,6 +252,7 @@ impl SotwStream {
                 ..Default::default()
             });
             subscription.sent = Some(target);
+            subscription.last_answered = false;
         }
         self.ctx.shared.log_changed();
     }
@@ -241,6 +267,8 @@ struct DeltaSubscription {
     /// `initial_resource_versions`).
     known: BTreeMap<String, String>,
     answered: bool,
+    /// Re-send generation of the type this subscription has caught up with.
+    resend_seen: u64,
 }
 
 /// A delta (incremental) stream.
@@ -326,6 +354,7 @@ impl DeltaStream {
                     wildcard: request.resource_names_subscribe.is_empty()
                         && is_wildcard_type(&type_url),
                     known: request.initial_resource_versions.into_iter().collect(),
+                    resend_seen: self.ctx.shared.lock().resend_generation(&type_url),
                     ..Default::default()
                 };
                 self.subscriptions.push((type_url, subscription));
@@ -359,6 +388,9 @@ impl DeltaStream {
             if inner.held.contains(type_url.as_str()) {
                 return;
             }
+            let generation = inner.resend_generation(type_url);
+            let resend_all = generation != subscription.resend_seen;
+            subscription.resend_seen = generation;
             let Some(snapshot) = inner.snapshots.get(type_url.as_str()) else {
                 return;
             };
@@ -366,7 +398,9 @@ impl DeltaStream {
                 .resources
                 .iter()
                 .filter(|(name, _)| subscription.wildcard || subscription.names.contains(name))
-                .filter(|(name, resource)| subscription.known.get(name) != Some(&resource.version))
+                .filter(|(name, resource)| {
+                    resend_all || subscription.known.get(name) != Some(&resource.version)
+                })
                 .map(|(name, resource)| Resource {
                     name: name.clone(),
                     version: resource.version.clone(),
