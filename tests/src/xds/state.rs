@@ -46,7 +46,8 @@ pub enum Service {
 }
 
 /// A DiscoveryRequest or DeltaDiscoveryRequest as received, flattened into one shape.
-#[derive(Debug, Clone)]
+/// (`Debug` shows the node by id only: Envoy's node lists hundreds of extensions.)
+#[derive(Clone)]
 pub struct LoggedRequest {
     /// Index in the request log.
     pub index: usize,
@@ -74,6 +75,26 @@ pub struct LoggedRequest {
     pub initial_resource_versions: BTreeMap<String, String>,
     /// `error_detail` (set on a NACK).
     pub error_detail: Option<RpcStatus>,
+}
+
+impl std::fmt::Debug for LoggedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoggedRequest")
+            .field("index", &self.index)
+            .field("stream", &self.stream)
+            .field("service", &self.service)
+            .field("delta", &self.delta)
+            .field("node_id", &self.node.as_ref().map(|n| n.id.as_str()))
+            .field("type_url", &self.type_url)
+            .field("version_info", &self.version_info)
+            .field("response_nonce", &self.response_nonce)
+            .field("resource_names", &self.resource_names)
+            .field("subscribe", &self.subscribe)
+            .field("unsubscribe", &self.unsubscribe)
+            .field("initial_resource_versions", &self.initial_resource_versions)
+            .field("error_detail", &self.error_detail)
+            .finish()
+    }
 }
 
 impl LoggedRequest {
