@@ -195,6 +195,7 @@ pub struct RequestLoop {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<anyhow::Result<LoopOutcome>>,
     ok: Arc<AtomicUsize>,
+    closes: Arc<AtomicUsize>,
 }
 
 /// What a request loop saw.
@@ -213,8 +214,25 @@ impl RequestLoop {
     pub fn start(addr: SocketAddr) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(run_loop(addr, Arc::clone(&stop), Arc::clone(&ok)));
-        Self { stop, task, ok }
+        let closes = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(run_loop(
+            addr,
+            Arc::clone(&stop),
+            Arc::clone(&ok),
+            Arc::clone(&closes),
+        ));
+        Self {
+            stop,
+            task,
+            ok,
+            closes,
+        }
+    }
+
+    /// Responses so far that closed their connection (`connection: close`, as a draining
+    /// listener answers).
+    pub fn closes(&self) -> usize {
+        self.closes.load(Ordering::Relaxed)
     }
 
     /// Requests answered 200 so far.
@@ -248,6 +266,7 @@ async fn run_loop(
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
+    closes: Arc<AtomicUsize>,
 ) -> anyhow::Result<LoopOutcome> {
     let mut outcome = LoopOutcome::default();
     let mut conn: Option<RawHttp1> = None;
@@ -267,6 +286,7 @@ async fn run_loop(
         match result {
             Ok(resp) => {
                 if resp.connection_close() {
+                    closes.fetch_add(1, Ordering::Relaxed);
                     conn = None;
                 }
                 if resp.status == 200 {
