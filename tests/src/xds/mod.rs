@@ -12,6 +12,8 @@ pub mod resources;
 mod server;
 mod state;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
