@@ -191,3 +191,143 @@ pub fn free_port() -> std::io::Result<u16> {
     let socket = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(socket.local_addr()?.port())
 }
+
+/// How a bootstrap reaches the test control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdsTransport {
+    /// ADS state of the world (`api_type: GRPC`).
+    Sotw,
+    /// ADS incremental (`api_type: DELTA_GRPC`).
+    Delta,
+}
+
+/// Builder of a bootstrap under a control plane: a static HTTP/2 cluster `xds_cluster` to
+/// the control plane, ADS over gRPC (SotW or delta) with `cds_config` and `lds_config`
+/// `ads: {}` (or, with `aggregated: false`, each with its own gRPC `api_config_source`),
+/// optional `initial_fetch_timeout`s, and node id/cluster.
+#[derive(Debug, Clone)]
+pub struct XdsBootstrap {
+    /// Control plane TCP address (ignored when `pipe` is set).
+    pub control_plane: SocketAddr,
+    /// Control plane Unix socket path (Envoy's `pipe` address), instead of TCP.
+    pub pipe: Option<std::path::PathBuf>,
+    /// SotW or delta.
+    pub transport: XdsTransport,
+    /// `node.id`.
+    pub node_id: String,
+    /// `node.cluster`.
+    pub node_cluster: String,
+    /// `cds_config.initial_fetch_timeout` (Envoy's default 15 s when None).
+    pub cds_initial_fetch_timeout: Option<std::time::Duration>,
+    /// `lds_config.initial_fetch_timeout` (Envoy's default 15 s when None).
+    pub lds_initial_fetch_timeout: Option<std::time::Duration>,
+    /// `ads_config.set_node_on_first_message_only`.
+    pub node_on_first_message_only: bool,
+    /// ADS (true) or one non-aggregated gRPC stream per type (false).
+    pub aggregated: bool,
+}
+
+impl XdsBootstrap {
+    /// SotW ADS to `control_plane`, node `test-node` in cluster `test-cluster`.
+    pub fn new(control_plane: SocketAddr) -> Self {
+        Self {
+            control_plane,
+            pipe: None,
+            transport: XdsTransport::Sotw,
+            node_id: "test-node".into(),
+            node_cluster: "test-cluster".into(),
+            cds_initial_fetch_timeout: None,
+            lds_initial_fetch_timeout: None,
+            node_on_first_message_only: false,
+            aggregated: true,
+        }
+    }
+
+    /// Selects SotW or delta.
+    pub fn transport(mut self, transport: XdsTransport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Sets both CDS and LDS `initial_fetch_timeout`.
+    pub fn initial_fetch_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.cds_initial_fetch_timeout = Some(timeout);
+        self.lds_initial_fetch_timeout = Some(timeout);
+        self
+    }
+
+    fn api_type(&self) -> &'static str {
+        match self.transport {
+            XdsTransport::Sotw => "GRPC",
+            XdsTransport::Delta => "DELTA_GRPC",
+        }
+    }
+
+    /// The config source that EDS clusters and RDS listeners served under this bootstrap
+    /// use: `ads: {}`, or the same gRPC `api_config_source` as CDS/LDS when not aggregated.
+    pub fn resource_source(&self) -> Value {
+        self.source(None)
+    }
+
+    fn source(&self, timeout: Option<std::time::Duration>) -> Value {
+        let mut source = if self.aggregated {
+            json!({ "ads": {}, "resource_api_version": "V3" })
+        } else {
+            json!({
+                "api_config_source": {
+                    "api_type": self.api_type(),
+                    "transport_api_version": "V3",
+                    "grpc_services": [ { "envoy_grpc": { "cluster_name": "xds_cluster" } } ],
+                    "set_node_on_first_message_only": self.node_on_first_message_only,
+                },
+                "resource_api_version": "V3",
+            })
+        };
+        if let Some(timeout) = timeout {
+            source["initial_fetch_timeout"] = json!(format!(
+                "{}.{:03}s",
+                timeout.as_secs(),
+                timeout.subsec_millis()
+            ));
+        }
+        source
+    }
+
+    /// The bootstrap as JSON.
+    pub fn build(&self) -> Value {
+        let address = match &self.pipe {
+            Some(path) => json!({ "pipe": { "path": path.display().to_string() } }),
+            None => socket_address(
+                &self.control_plane.ip().to_string(),
+                self.control_plane.port(),
+            ),
+        };
+        let xds_cluster = with_http2_upstream(json!({
+            "name": "xds_cluster",
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {
+                "cluster_name": "xds_cluster",
+                "endpoints": [ { "lb_endpoints": [ { "endpoint": { "address": address } } ] } ],
+            },
+        }));
+        let mut dynamic_resources = json!({
+            "cds_config": self.source(self.cds_initial_fetch_timeout),
+            "lds_config": self.source(self.lds_initial_fetch_timeout),
+        });
+        if self.aggregated {
+            dynamic_resources["ads_config"] = json!({
+                "api_type": self.api_type(),
+                "transport_api_version": "V3",
+                "grpc_services": [ { "envoy_grpc": { "cluster_name": "xds_cluster" } } ],
+                "set_node_on_first_message_only": self.node_on_first_message_only,
+            });
+        }
+        json!({
+            "node": { "id": self.node_id, "cluster": self.node_cluster },
+            "admin": { "address": socket_address("127.0.0.1", 0) },
+            "static_resources": { "clusters": [ xds_cluster ] },
+            "dynamic_resources": dynamic_resources,
+        })
+    }
+}

@@ -1,7 +1,7 @@
 //! Cross-process integration test support for Baton (used by `tests/tests/*.rs`):
 //! a process guard for the proxy under test ([`process`]), Envoy v3 bootstrap builders
-//! ([`config`]), in-process upstreams ([`upstream`] for HTTP echo, [`tcp`] for raw TCP and
-//! upgrades), a DNS responder for DNS clusters ([`dns`]), downstream clients ([`client`])
+//! ([`config`]), a test xDS control plane ([`xds`]), in-process upstreams ([`upstream`] for
+//! HTTP echo, [`tcp`] for raw TCP and upgrades), a DNS responder for DNS clusters ([`dns`]), downstream clients ([`client`])
 //! and bounded waiting ([`eventually`]).
 //!
 //! The same tests run against real Envoy with `BATON_BIN=/path/to/envoy`, which is how their
@@ -14,6 +14,7 @@ pub mod eventually;
 pub mod process;
 pub mod tcp;
 pub mod upstream;
+pub mod xds;
 
 pub use client::{get, get_with, http1_request, H2Client, RawHttp1, RawResponse};
 pub use eventually::{eventually, IO_TIMEOUT, STARTUP_TIMEOUT};
