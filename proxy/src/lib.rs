@@ -17,3 +17,4 @@ pub mod server;
 pub mod stats;
 pub mod tcp;
 pub mod upstream;
+pub mod xds;

@@ -9,13 +9,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use baton_config::model::RouteConfig;
 use tokio::sync::watch;
 
 use super::router::RouteTable;
+use crate::xds::SubscriptionStats;
 
 /// A connection manager's route table: fixed, or from RDS.
 #[derive(Debug)]
@@ -56,16 +57,28 @@ pub struct RouteConfigProvider {
     /// True once a route configuration arrived or its initial fetch gave up.
     ready: watch::Sender<bool>,
     meta: Mutex<Option<RouteConfigMeta>>,
+    /// `http.<stat_prefix>.rds.<name>.*` (the prefix of the first connection manager
+    /// that named it, as Envoy shares the subscription).
+    stats: SubscriptionStats,
+    /// How long listeners wait for it (`initial_fetch_timeout`; None = forever).
+    initial_fetch_timeout: Option<Duration>,
 }
 
 impl RouteConfigProvider {
-    fn new(name: &str) -> Self {
+    fn new(name: &str, stat_prefix: &str, initial_fetch_timeout: Option<Duration>) -> Self {
         Self {
             name: name.to_string(),
             table: ArcSwap::from_pointee(RouteTable::empty()),
             ready: watch::channel(false).0,
             meta: Mutex::new(None),
+            stats: SubscriptionStats::new(&format!("http.{stat_prefix}.rds.{name}.")),
+            initial_fetch_timeout,
         }
+    }
+
+    /// `http.<stat_prefix>.rds.<name>.*`
+    pub fn stats(&self) -> &SubscriptionStats {
+        &self.stats
     }
 
     /// `route_config_name`.
@@ -91,10 +104,23 @@ impl RouteConfigProvider {
         *self.ready.borrow()
     }
 
-    /// Resolves once a route configuration arrived (or waiting was given up).
+    /// Resolves once a route configuration arrived, or its initial fetch timed out
+    /// (then listeners stop waiting, and requests get "no route" until one arrives).
     pub async fn wait_ready(&self) {
         let mut rx = self.ready.subscribe();
-        let _ = rx.wait_for(|r| *r).await;
+        let wait = rx.wait_for(|r| *r);
+        match self.initial_fetch_timeout {
+            Some(t) => {
+                if tokio::time::timeout(t, wait).await.is_err() {
+                    tracing::warn!(route_config = %self.name, "RDS initial fetch timed out; listeners stop waiting for it");
+                    self.stats.init_fetch_timeout.inc();
+                    self.give_up_waiting();
+                }
+            }
+            None => {
+                let _ = wait.await;
+            }
+        }
     }
 
     /// What /config_dump shows, once a configuration arrived.
@@ -122,12 +148,17 @@ impl Default for RouteConfigProviders {
 
 impl RouteConfigProviders {
     /// The provider of `name`, made on first use (the RDS subscription then asks for it).
-    pub fn get_or_create(&self, name: &str) -> Arc<RouteConfigProvider> {
+    pub fn get_or_create(
+        &self,
+        name: &str,
+        stat_prefix: &str,
+        initial_fetch_timeout: Option<Duration>,
+    ) -> Arc<RouteConfigProvider> {
         let mut map = self.lock();
         if let Some(p) = map.get(name).and_then(Weak::upgrade) {
             return p;
         }
-        let p = Arc::new(RouteConfigProvider::new(name));
+        let p = Arc::new(RouteConfigProvider::new(name, stat_prefix, initial_fetch_timeout));
         map.insert(name.to_string(), Arc::downgrade(&p));
         self.publish(&mut map);
         p
@@ -182,10 +213,10 @@ mod tests {
     #[test]
     fn providers_are_shared_by_name_and_pruned_when_unused() {
         let reg = RouteConfigProviders::default();
-        let a = reg.get_or_create("a");
-        let a2 = reg.get_or_create("a");
+        let a = reg.get_or_create("a", "p", None);
+        let a2 = reg.get_or_create("a", "p", None);
         assert!(Arc::ptr_eq(&a, &a2));
-        let b = reg.get_or_create("b");
+        let b = reg.get_or_create("b", "p", None);
         assert_eq!(*reg.names().borrow(), ["a", "b"]);
         drop(b);
         reg.prune();

@@ -185,7 +185,11 @@ fn compile_chain(
     let network = match &chain.network {
         NetworkFilter::Http(hcm) => {
             let routes = match &hcm.rds {
-                Some(rds) => RouteSource::Rds(settings.rds.get_or_create(&rds.route_config_name)),
+                Some(rds) => RouteSource::Rds(settings.rds.get_or_create(
+                    &rds.route_config_name,
+                    &hcm.stat_prefix,
+                    rds.source.initial_fetch_timeout,
+                )),
                 None => RouteSource::Static(Arc::new(RouteTable::new(hcm.route_config.clone()))),
             };
             ChainNetwork::Http(Arc::new(HcmRuntime::for_listener(

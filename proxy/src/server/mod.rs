@@ -12,6 +12,7 @@ pub mod runtime_dir;
 pub mod state;
 pub mod stats_cmd;
 pub mod workers;
+pub mod xds_handlers;
 
 pub use run::run;
 

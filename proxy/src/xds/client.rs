@@ -1,0 +1,261 @@
+//! Subscribing: which stream carries a type. Every `ads: {}` source shares the one
+//! `ads_config` stream (SotW or delta by its `api_type`); an `api_config_source` gets a
+//! stream of its own per type on that type's service; a `path_config_source` is a file
+//! read at once and again whenever it (or its `watched_directory`) changes.
+//!
+//! Each subscription also runs its `initial_fetch_timeout`: when neither a response
+//! nor a file arrived in time, its init callback fires anyway (counting
+//! `init_fetch_timeout`), so the server is not held forever, as in Envoy.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use baton_config::model::{ApiConfigSource, ConfigSource, ConfigSourceKind, XdsApiType};
+use baton_proto::pb::envoy::config::core::v3::Node;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::grpc::Service;
+use super::stats::SubscriptionStats;
+use super::stream::{self, Command, InitOnce, StreamSettings, TypeSub};
+use super::{Resource, ResourceHandler, Update};
+use crate::upstream::ClusterManager;
+
+/// Default bound on one discovery response (`max_receive_message_length` unset): large
+/// enough for tens of thousands of clusters, small enough that a runaway control plane
+/// cannot exhaust memory.
+const DEFAULT_MAX_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// How often a `path_config_source` file is checked for a change.
+const FILE_POLL: Duration = Duration::from_millis(250);
+
+/// What the client needs from the server.
+#[derive(Clone)]
+pub struct XdsSettings {
+    /// Where control-plane clusters live.
+    pub clusters: Arc<ClusterManager>,
+    /// The node sent to control planes.
+    pub node: Node,
+    /// `dynamic_resources.ads_config`.
+    pub ads: Option<ApiConfigSource>,
+}
+
+/// One subscription to one type.
+pub struct Subscription {
+    /// The type URL.
+    pub type_url: &'static str,
+    /// Names to subscribe to, changing over time; None for a wildcard (CDS, LDS).
+    pub names: Option<watch::Receiver<Vec<String>>>,
+    /// Applies the type's updates.
+    pub handler: Arc<dyn ResourceHandler>,
+    /// Its stats, when the type has subscription-level ones.
+    pub stats: Option<SubscriptionStats>,
+    /// Called once: first response (accepted or not) or fetch timeout.
+    pub on_initialized: Box<dyn FnOnce() + Send>,
+}
+
+/// A subscription taken apart (its init callback wrapped to run once).
+struct Parts {
+    type_url: &'static str,
+    names: Option<watch::Receiver<Vec<String>>>,
+    handler: Arc<dyn ResourceHandler>,
+    stats: Option<SubscriptionStats>,
+    init: Arc<InitOnce>,
+}
+
+/// The server's xDS client: one per server, living on the main runtime.
+pub struct XdsClient {
+    settings: XdsSettings,
+    streams: Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>,
+}
+
+impl XdsClient {
+    /// A client with no subscription yet.
+    pub fn new(settings: XdsSettings) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            streams: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Subscribes through `source`.
+    pub fn subscribe(&self, source: &ConfigSource, sub: Subscription) {
+        let Subscription {
+            type_url,
+            names,
+            handler,
+            stats,
+            on_initialized,
+        } = sub;
+        let init = InitOnce::new(on_initialized);
+        let parts = Parts {
+            type_url,
+            names,
+            handler,
+            stats,
+            init: init.clone(),
+        };
+        if let Some(timeout) = source.initial_fetch_timeout {
+            let stats = parts.stats.clone();
+            let handler = parts.handler.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                if init.fire() {
+                    warn!(%type_url, ?timeout, "xDS initial fetch timed out; continuing without it");
+                    if let Some(st) = stats {
+                        st.init_fetch_timeout.inc();
+                    }
+                    handler.initial_fetch_failed();
+                }
+            });
+        }
+        match &source.kind {
+            ConfigSourceKind::Ads => match &self.settings.ads {
+                Some(ads) => self.on_stream("ads", ads, Service::Aggregated, parts),
+                None => warn!(%type_url, "ads source without ads_config; not subscribed"),
+            },
+            ConfigSourceKind::Api(api) => {
+                let key = format!("{}|{:?}|{}", api.cluster_name, api.api_type, type_url);
+                self.on_stream(&key, api, Service::Single(type_url), parts);
+            }
+            ConfigSourceKind::Path {
+                path,
+                watched_directory,
+            } => {
+                tokio::spawn(watch_file(
+                    path.clone(),
+                    watched_directory.clone(),
+                    parts.handler,
+                    parts.stats,
+                    parts.init,
+                ));
+            }
+        }
+    }
+
+    fn on_stream(
+        &self,
+        key: &str,
+        api: &ApiConfigSource,
+        service: Service,
+        sub: Parts,
+    ) {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = streams
+            .entry(key.to_string())
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let settings = StreamSettings {
+                    clusters: self.settings.clusters.clone(),
+                    cluster_name: api.cluster_name.clone(),
+                    service,
+                    delta: api.api_type == XdsApiType::DeltaGrpc,
+                    node: self.settings.node.clone(),
+                    set_node_on_first_message_only: api.set_node_on_first_message_only,
+                    max_message: Some(match api.max_receive_message_length {
+                        Some(0) => usize::MAX,
+                        Some(n) => n as usize,
+                        None => DEFAULT_MAX_MESSAGE,
+                    }),
+                };
+                tokio::spawn(stream::run(settings, rx));
+                tx
+            })
+            .clone();
+        drop(streams);
+        let names = sub.names.as_ref().map(|rx| rx.borrow().clone());
+        let type_sub = TypeSub::new(sub.type_url, names, sub.handler, sub.stats, sub.init);
+        let _ = tx.send(Command::Add(type_sub));
+        if let Some(mut rx) = sub.names {
+            let type_url = sub.type_url;
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let names = rx.borrow_and_update().clone();
+                    if tx.send(Command::Names(type_url, names)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Identity of a file's current content, cheap to poll.
+fn file_stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
+}
+
+/// A `path_config_source`: applies the file now and whenever it is replaced.
+async fn watch_file(
+    path: PathBuf,
+    watched_directory: Option<PathBuf>,
+    handler: Arc<dyn ResourceHandler>,
+    stats: Option<SubscriptionStats>,
+    init: Arc<InitOnce>,
+) {
+    let stamp_of = |p: &Path, d: &Option<PathBuf>| (file_stamp(p), d.as_deref().and_then(file_stamp));
+    let mut last = None;
+    loop {
+        let stamp = stamp_of(&path, &watched_directory);
+        if Some(&stamp) != last.as_ref() {
+            last = Some(stamp);
+            if let Some(st) = &stats {
+                st.update_attempt.inc();
+            }
+            match load_file(&path) {
+                Ok(update) => {
+                    let version = update.version_info.clone();
+                    match handler.apply(update).await {
+                        Ok(()) => {
+                            info!(path = %path.display(), %version, "xDS file applied");
+                            if let Some(st) = &stats {
+                                st.accepted(&version);
+                            }
+                        }
+                        Err(e) => {
+                            warn!(path = %path.display(), error = %e, "xDS file rejected");
+                            if let Some(st) = &stats {
+                                st.update_rejected.inc();
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "xDS file unreadable");
+                    if let Some(st) = &stats {
+                        st.update_failure.inc();
+                    }
+                }
+            }
+            init.fire();
+        }
+        tokio::time::sleep(FILE_POLL).await;
+    }
+}
+
+fn load_file(path: &Path) -> Result<Update, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let resp = baton_config::resource::parse_discovery_response(&text).map_err(|mut e| {
+        e.file = Some(path.display().to_string());
+        e.to_string()
+    })?;
+    let mut resources = Vec::with_capacity(resp.resources.len());
+    for any in resp.resources {
+        let name = baton_config::resource::resource_name(&any).map_err(|e| e.to_string())?;
+        resources.push(Resource {
+            name,
+            version: resp.version_info.clone(),
+            any,
+        });
+    }
+    Ok(Update {
+        version_info: resp.version_info,
+        resources,
+        removed: Vec::new(),
+        state_of_the_world: true,
+    })
+}

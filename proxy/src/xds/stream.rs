@@ -1,0 +1,546 @@
+//! One gRPC discovery stream (ADS, or one type's own service), state of the world or
+//! delta, for the life of the server.
+//!
+//! On every (re)connect the stream sends one request per subscribed type, in the order
+//! the types were subscribed (CDS, EDS, LDS, RDS as init subscribes them), carrying what
+//! was last accepted (SotW: `version_info`; delta: `initial_resource_versions`) and no
+//! nonce. Each response is handed to the type's handler and answered before the next
+//! one is read:
+//! - ACK: SotW `version_info` = the response's, `response_nonce` = its nonce, the
+//!   subscribed names; delta: `response_nonce` only.
+//! - NACK: the same, but SotW `version_info` stays the last accepted one, and
+//!   `error_detail` carries code 13 (INTERNAL, as Envoy) and the handler's message.
+//!
+//! A subscription whose names change (EDS clusters, RDS route configs) sends a new
+//! request at once (SotW: the whole list with the current version and nonce; delta: the
+//! names subscribed and unsubscribed). A failed stream reconnects after Envoy's jittered
+//! backoff; meanwhile the last accepted config keeps serving.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use baton_proto::pb::envoy::config::core::v3::Node;
+use baton_proto::pb::envoy::service::discovery::v3 as discovery;
+use baton_proto::pb::google::rpc::Status as RpcStatus;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::backoff::Backoff;
+use super::grpc::{self, GrpcError, Service};
+use super::stats::{ControlPlaneStats, SubscriptionStats};
+use super::{Resource, ResourceHandler, Update};
+use crate::upstream::ClusterManager;
+
+/// Envoy's `error_detail` code for every rejected update (google.rpc.Code INTERNAL).
+const NACK_CODE: i32 = 13;
+
+/// Runs once, from whichever comes first: the first response or the fetch timeout.
+#[derive(Default)]
+pub(crate) struct InitOnce(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl InitOnce {
+    pub(crate) fn new(f: Box<dyn FnOnce() + Send>) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Some(f))))
+    }
+
+    /// Runs the callback if it has not run yet; returns whether it ran now.
+    pub(crate) fn fire(&self) -> bool {
+        let f = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match f {
+            Some(f) => {
+                f();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// One type on a stream.
+pub(crate) struct TypeSub {
+    pub(crate) type_url: &'static str,
+    /// None: wildcard (CDS, LDS).
+    pub(crate) names: Option<Vec<String>>,
+    pub(crate) handler: Arc<dyn ResourceHandler>,
+    pub(crate) stats: Option<SubscriptionStats>,
+    pub(crate) init: Arc<InitOnce>,
+    /// SotW: last accepted `version_info`.
+    version: String,
+    /// SotW: last response nonce.
+    nonce: String,
+    /// Delta: accepted resources and their versions.
+    versions: HashMap<String, String>,
+    /// Delta: names the server was told we subscribe to.
+    sent: BTreeSet<String>,
+}
+
+impl TypeSub {
+    pub(crate) fn new(
+        type_url: &'static str,
+        names: Option<Vec<String>>,
+        handler: Arc<dyn ResourceHandler>,
+        stats: Option<SubscriptionStats>,
+        init: Arc<InitOnce>,
+    ) -> Self {
+        Self {
+            type_url,
+            names,
+            handler,
+            stats,
+            init,
+            version: String::new(),
+            nonce: String::new(),
+            versions: HashMap::new(),
+            sent: BTreeSet::new(),
+        }
+    }
+
+    fn names_list(&self) -> Vec<String> {
+        self.names.clone().unwrap_or_default()
+    }
+}
+
+/// What a stream is asked to do.
+pub(crate) enum Command {
+    /// Subscribe to one more type.
+    Add(TypeSub),
+    /// The names of a type changed.
+    Names(&'static str, Vec<String>),
+}
+
+/// How a stream connects.
+#[derive(Clone)]
+pub(crate) struct StreamSettings {
+    pub(crate) clusters: Arc<ClusterManager>,
+    pub(crate) cluster_name: String,
+    pub(crate) service: Service,
+    pub(crate) delta: bool,
+    pub(crate) node: Node,
+    pub(crate) set_node_on_first_message_only: bool,
+    pub(crate) max_message: Option<usize>,
+}
+
+enum End {
+    CommandsClosed,
+    Failed(String),
+}
+
+/// Runs the stream until every subscriber is gone.
+pub(crate) async fn run(settings: StreamSettings, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let stats = ControlPlaneStats::new();
+    let mut subs: Vec<TypeSub> = Vec::new();
+    let mut backoff = Backoff::default();
+    loop {
+        if subs.is_empty() {
+            match commands.recv().await {
+                Some(cmd) => absorb(&mut subs, cmd),
+                None => return,
+            }
+        }
+        while let Ok(cmd) = commands.try_recv() {
+            absorb(&mut subs, cmd);
+        }
+        let end = session(&settings, &mut subs, &mut commands, &mut backoff, &stats).await;
+        stats.connected_state.set(0);
+        match end {
+            End::CommandsClosed => return,
+            End::Failed(reason) => {
+                warn!(cluster = %settings.cluster_name, %reason, "xDS stream failed; reconnecting");
+                for s in &subs {
+                    if let Some(st) = &s.stats {
+                        st.update_failure.inc();
+                    }
+                }
+            }
+        }
+        let delay = backoff.next_delay();
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => absorb(&mut subs, cmd),
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+fn absorb(subs: &mut Vec<TypeSub>, cmd: Command) {
+    match cmd {
+        Command::Add(sub) => {
+            subs.retain(|s| s.type_url != sub.type_url);
+            subs.push(sub);
+        }
+        Command::Names(type_url, names) => {
+            if let Some(s) = subs.iter_mut().find(|s| s.type_url == type_url) {
+                if s.names.is_some() {
+                    s.names = Some(names);
+                }
+            }
+        }
+    }
+}
+
+/// Sends requests; both transports behind one interface.
+struct Sender {
+    delta: bool,
+    sotw: Option<mpsc::UnboundedSender<discovery::DiscoveryRequest>>,
+    incremental: Option<mpsc::UnboundedSender<discovery::DeltaDiscoveryRequest>>,
+    node: Node,
+    node_every_time: bool,
+    sent_any: bool,
+}
+
+impl Sender {
+    fn node(&mut self) -> Option<Node> {
+        let node = (!self.sent_any || self.node_every_time).then(|| self.node.clone());
+        self.sent_any = true;
+        node
+    }
+
+    fn send_sotw(&mut self, req: discovery::DiscoveryRequest) -> bool {
+        self.sotw.as_ref().is_some_and(|tx| tx.send(req).is_ok())
+    }
+
+    fn send_delta(&mut self, req: discovery::DeltaDiscoveryRequest) -> bool {
+        self.incremental.as_ref().is_some_and(|tx| tx.send(req).is_ok())
+    }
+
+    /// The first request of a type on this connection.
+    fn initial(&mut self, sub: &mut TypeSub) -> bool {
+        let node = self.node();
+        if self.delta {
+            let names: BTreeSet<String> = sub.names_list().into_iter().collect();
+            sub.sent = names.clone();
+            self.send_delta(discovery::DeltaDiscoveryRequest {
+                node,
+                type_url: sub.type_url.to_string(),
+                resource_names_subscribe: names.into_iter().collect(),
+                initial_resource_versions: sub.versions.clone(),
+                ..Default::default()
+            })
+        } else {
+            sub.nonce.clear();
+            self.send_sotw(discovery::DiscoveryRequest {
+                version_info: sub.version.clone(),
+                node,
+                resource_names: sub.names_list(),
+                type_url: sub.type_url.to_string(),
+                ..Default::default()
+            })
+        }
+    }
+
+    /// The names of a type changed.
+    fn names_changed(&mut self, sub: &mut TypeSub) -> bool {
+        let node = self.node();
+        if self.delta {
+            let names: BTreeSet<String> = sub.names_list().into_iter().collect();
+            let subscribe: Vec<String> = names.difference(&sub.sent).cloned().collect();
+            let unsubscribe: Vec<String> = sub.sent.difference(&names).cloned().collect();
+            if subscribe.is_empty() && unsubscribe.is_empty() {
+                return true;
+            }
+            for n in &unsubscribe {
+                sub.versions.remove(n);
+            }
+            sub.sent = names;
+            self.send_delta(discovery::DeltaDiscoveryRequest {
+                node,
+                type_url: sub.type_url.to_string(),
+                resource_names_subscribe: subscribe,
+                resource_names_unsubscribe: unsubscribe,
+                ..Default::default()
+            })
+        } else {
+            self.send_sotw(discovery::DiscoveryRequest {
+                version_info: sub.version.clone(),
+                node,
+                resource_names: sub.names_list(),
+                type_url: sub.type_url.to_string(),
+                response_nonce: sub.nonce.clone(),
+                ..Default::default()
+            })
+        }
+    }
+}
+
+/// One connection: open, request every type, then answer responses until it fails.
+async fn session(
+    settings: &StreamSettings,
+    subs: &mut Vec<TypeSub>,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    backoff: &mut Backoff,
+    stats: &ControlPlaneStats,
+) -> End {
+    let channel = match grpc::connect(&settings.clusters, &settings.cluster_name).await {
+        Ok(c) => c,
+        Err(e) => return End::Failed(e.to_string()),
+    };
+    let mut sender = Sender {
+        delta: settings.delta,
+        sotw: None,
+        incremental: None,
+        node: settings.node.clone(),
+        node_every_time: !settings.set_node_on_first_message_only,
+        sent_any: false,
+    };
+    let mut responses = if settings.delta {
+        let (tx, rx) = mpsc::unbounded_channel();
+        sender.incremental = Some(tx);
+        match grpc::open_delta(channel, settings.service, receiver_stream(rx), settings.max_message).await {
+            Ok(s) => Responses::Delta(s),
+            Err(e) => return End::Failed(e.to_string()),
+        }
+    } else {
+        let (tx, rx) = mpsc::unbounded_channel();
+        sender.sotw = Some(tx);
+        match grpc::open_sotw(channel, settings.service, receiver_stream(rx), settings.max_message).await {
+            Ok(s) => Responses::Sotw(s),
+            Err(e) => return End::Failed(e.to_string()),
+        }
+    };
+    stats.connected_state.set(1);
+    info!(cluster = %settings.cluster_name, delta = settings.delta, "xDS stream connected");
+    for s in subs.iter_mut() {
+        if let Some(st) = &s.stats {
+            st.update_attempt.inc();
+        }
+        sender.initial(s);
+    }
+    loop {
+        tokio::select! {
+            msg = responses.next() => match msg {
+                Ok(Some(resp)) => {
+                    backoff.reset();
+                    handle(resp, subs, &mut sender).await;
+                }
+                Ok(None) => return End::Failed("closed by the control plane".into()),
+                Err(e) => return End::Failed(e.to_string()),
+            },
+            cmd = commands.recv() => match cmd {
+                None => return End::CommandsClosed,
+                Some(Command::Add(mut sub)) => {
+                    subs.retain(|s| s.type_url != sub.type_url);
+                    if let Some(st) = &sub.stats {
+                        st.update_attempt.inc();
+                    }
+                    sender.initial(&mut sub);
+                    subs.push(sub);
+                }
+                Some(Command::Names(type_url, names)) => {
+                    if let Some(s) = subs.iter_mut().find(|s| s.type_url == type_url) {
+                        if s.names.is_some() && s.names.as_ref() != Some(&names) {
+                            s.names = Some(names);
+                            sender.names_changed(s);
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+fn receiver_stream<T: Send + 'static>(
+    mut rx: mpsc::UnboundedReceiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+enum Responses {
+    Sotw(tonic::Streaming<discovery::DiscoveryResponse>),
+    Delta(tonic::Streaming<discovery::DeltaDiscoveryResponse>),
+}
+
+enum Response {
+    Sotw(discovery::DiscoveryResponse),
+    Delta(discovery::DeltaDiscoveryResponse),
+}
+
+impl Responses {
+    async fn next(&mut self) -> Result<Option<Response>, GrpcError> {
+        Ok(match self {
+            Self::Sotw(s) => s.message().await?.map(Response::Sotw),
+            Self::Delta(s) => s.message().await?.map(Response::Delta),
+        })
+    }
+}
+
+/// Applies one response through its type's handler and answers it.
+async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) {
+    let type_url = match &resp {
+        Response::Sotw(r) => r.type_url.clone(),
+        Response::Delta(r) => r.type_url.clone(),
+    };
+    let Some(sub) = subs.iter_mut().find(|s| s.type_url == type_url) else {
+        warn!(%type_url, "xDS response for a type not subscribed; ignored");
+        return;
+    };
+    if let Some(st) = &sub.stats {
+        st.update_attempt.inc();
+    }
+    let (update, nonce) = match resp {
+        Response::Sotw(r) => (sotw_update(&r), r.nonce),
+        Response::Delta(r) => (delta_update(&r), r.nonce),
+    };
+    let version_info = update.as_ref().map(|u| u.version_info.clone()).unwrap_or_default();
+    let result = match update {
+        Ok(update) => {
+            let names: Vec<(String, String)> = update
+                .resources
+                .iter()
+                .map(|r| (r.name.clone(), r.version.clone()))
+                .collect();
+            let removed = update.removed.clone();
+            let empty = update.resources.is_empty() && update.removed.is_empty();
+            let result = sub.handler.apply(update).await;
+            if result.is_ok() {
+                for (name, version) in names {
+                    sub.versions.insert(name, version);
+                }
+                for name in removed {
+                    sub.versions.remove(&name);
+                }
+                if empty {
+                    if let Some(st) = &sub.stats {
+                        st.update_empty.inc();
+                    }
+                }
+            }
+            result
+        }
+        Err(detail) => Err(detail),
+    };
+    let accepted = result.is_ok();
+    match &result {
+        Ok(()) => {
+            debug!(%type_url, version = %version_info, "xDS update accepted");
+            if let Some(st) = &sub.stats {
+                st.accepted(&version_info);
+            }
+            if !sender.delta {
+                sub.version = version_info;
+            }
+        }
+        Err(detail) => {
+            warn!(%type_url, version = %version_info, error = %detail, "xDS update rejected");
+            if let Some(st) = &sub.stats {
+                st.update_rejected.inc();
+            }
+        }
+    }
+    let error_detail = result.err().map(|message| RpcStatus {
+        code: NACK_CODE,
+        message,
+        details: Vec::new(),
+    });
+    let node = sender.node();
+    if sender.delta {
+        sender.send_delta(discovery::DeltaDiscoveryRequest {
+            node,
+            type_url: type_url.clone(),
+            response_nonce: nonce,
+            error_detail,
+            ..Default::default()
+        });
+    } else {
+        sub.nonce = nonce.clone();
+        sender.send_sotw(discovery::DiscoveryRequest {
+            version_info: sub.version.clone(),
+            node,
+            resource_names: sub.names_list(),
+            type_url: type_url.clone(),
+            response_nonce: nonce,
+            error_detail,
+            ..Default::default()
+        });
+    }
+    // Envoy: the first response ends the initial fetch whether it was accepted or not.
+    let _ = accepted;
+    sub.init.fire();
+}
+
+/// A SotW response as an update: every resource named, no duplicates, all of the
+/// response's type.
+fn sotw_update(r: &discovery::DiscoveryResponse) -> Result<Update, String> {
+    let mut resources = Vec::with_capacity(r.resources.len());
+    let mut seen = std::collections::HashSet::with_capacity(r.resources.len());
+    for any in &r.resources {
+        let any = unwrap_resource(any)?;
+        if any.type_url != r.type_url {
+            return Err(format!(
+                "type URL {} embedded in an individual Any does not match the message-wide type URL {} in DiscoveryResponse",
+                any.type_url, r.type_url
+            ));
+        }
+        let name = baton_config::resource::resource_name(&any).map_err(|e| e.to_string())?;
+        if !seen.insert(name.clone()) {
+            return Err(format!("duplicate resource name '{name}' in one response"));
+        }
+        resources.push(Resource {
+            name,
+            version: r.version_info.clone(),
+            any,
+        });
+    }
+    Ok(Update {
+        version_info: r.version_info.clone(),
+        resources,
+        removed: Vec::new(),
+        state_of_the_world: true,
+    })
+}
+
+/// A resource possibly wrapped in `envoy.service.discovery.v3.Resource` (what some
+/// control planes send in SotW too).
+fn unwrap_resource(any: &prost_types::Any) -> Result<prost_types::Any, String> {
+    const WRAPPER: &str = "type.googleapis.com/envoy.service.discovery.v3.Resource";
+    if any.type_url != WRAPPER {
+        return Ok(any.clone());
+    }
+    use prost::Message;
+    let wrapped = discovery::Resource::decode(any.value.as_slice())
+        .map_err(|e| format!("cannot decode a wrapped resource: {e}"))?;
+    wrapped
+        .resource
+        .ok_or_else(|| format!("wrapped resource '{}' has no resource", wrapped.name))
+}
+
+fn delta_update(r: &discovery::DeltaDiscoveryResponse) -> Result<Update, String> {
+    let mut resources = Vec::with_capacity(r.resources.len());
+    let mut seen = std::collections::HashSet::with_capacity(r.resources.len());
+    for res in &r.resources {
+        let Some(any) = &res.resource else {
+            // A heartbeat or name-only entry: nothing to apply.
+            continue;
+        };
+        if any.type_url != r.type_url {
+            return Err(format!(
+                "type URL {} embedded in an individual Any does not match the message-wide type URL {} in DeltaDiscoveryResponse",
+                any.type_url, r.type_url
+            ));
+        }
+        let name = if res.name.is_empty() {
+            baton_config::resource::resource_name(any).map_err(|e| e.to_string())?
+        } else {
+            res.name.clone()
+        };
+        if !seen.insert(name.clone()) {
+            return Err(format!("duplicate resource name '{name}' in one response"));
+        }
+        resources.push(Resource {
+            name,
+            version: res.version.clone(),
+            any: any.clone(),
+        });
+    }
+    Ok(Update {
+        version_info: r.system_version_info.clone(),
+        resources,
+        removed: r.removed_resources.clone(),
+        state_of_the_world: false,
+    })
+}
