@@ -4,10 +4,6 @@
 //! and the same `not supported by Baton yet` errors as static config. Errors name the
 //! resource and a field path relative to it: `Cluster 'backend': lb_policy: ...`.
 
-// A rejected resource is the rare path (a NACK), and the error's plain fields are the
-// contract the xDS client reads, so it is returned unboxed.
-#![allow(clippy::result_large_err)]
-
 use std::fmt;
 
 use prost::Message;
@@ -70,8 +66,9 @@ pub struct ResourceError {
     pub type_url: String,
     /// The resource's name, when it could be read.
     pub name: Option<String>,
-    /// What is wrong, at a path relative to the resource.
-    pub error: ConfigError,
+    /// What is wrong, at a path relative to the resource (boxed: keeps `Result`s of
+    /// resources small on the success path).
+    pub error: Box<ConfigError>,
 }
 
 impl fmt::Display for ResourceError {
@@ -268,6 +265,6 @@ fn error(res: &prost_types::Any, name: Option<String>, mut error: ConfigError) -
     ResourceError {
         type_url: res.type_url.clone(),
         name,
-        error,
+        error: Box::new(error),
     }
 }
