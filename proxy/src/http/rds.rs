@@ -158,7 +158,11 @@ impl RouteConfigProviders {
         if let Some(p) = map.get(name).and_then(Weak::upgrade) {
             return p;
         }
-        let p = Arc::new(RouteConfigProvider::new(name, stat_prefix, initial_fetch_timeout));
+        let p = Arc::new(RouteConfigProvider::new(
+            name,
+            stat_prefix,
+            initial_fetch_timeout,
+        ));
         map.insert(name.to_string(), Arc::downgrade(&p));
         self.publish(&mut map);
         p

@@ -2,6 +2,7 @@
 //! then listeners), workers, the admin listener, signals and drain.
 
 pub mod cli;
+pub mod dynamic;
 pub mod hot_restart;
 pub mod init;
 pub mod listener_manager;

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{error, info, warn};
 
 use super::cli::{Mode, Options, VersionMismatchPolicy};
+use super::dynamic::Dynamic;
 use super::hot_restart::child::ParentLink;
 use super::hot_restart::parent::{self, ParentContext, ParentEvent};
 use super::hot_restart::{self as hr};
@@ -137,7 +138,6 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         version = VERSION,
         "starting baton"
     );
-    state.set_lifecycle(ServerLifecycle::Initializing);
     let model = loaded.model.clone();
 
     // Join the service's stats region, then find the live generation, if any (before
@@ -185,48 +185,24 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         Duration::from_secs(opts.drain_time_s),
     );
     let workers = workers::start(opts.workers(), &network, &server_drain_signal)?;
+    let rds = Arc::new(RouteConfigProviders::default());
     let listeners = ListenerManager::new(
         CompileSettings {
             drain_strategy: opts.drain_strategy.into(),
             drain_time: Duration::from_secs(opts.drain_time_s),
-            rds: Arc::new(RouteConfigProviders::default()),
+            rds: Arc::clone(&rds),
         },
         SocketSource::new(inherit::take_inherited(), parent_link),
         workers,
     );
 
-    // Clusters: static and DNS ones first (primary), then the rest of Envoy's order.
-    init.run_phase(
-        InitPhase::PrimaryClusters,
-        clusters.add_static(&model.clusters),
-    )
-    .await;
-    init.run_phase(InitPhase::SecondaryClusters, async {}).await;
-    init.run_phase(InitPhase::Cds, async {}).await;
-    init.run_phase(InitPhase::CdsClusters, clusters.wait_warm())
-        .await;
-    init.run_phase(InitPhase::HealthChecks, async {}).await;
+    let dynamic = Dynamic::new(
+        &loaded,
+        Arc::clone(&clusters),
+        Arc::clone(&listeners),
+        Arc::clone(&rds),
+    )?;
 
-    // Listeners: take or bind their sockets; they warm until their routes are there.
-    for l in &model.listeners {
-        listeners
-            .add_or_update(
-                Arc::clone(l),
-                ListenerHashes::default(),
-                ListenerMeta::static_listener(),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    init.run_phase(InitPhase::Lds, async {}).await;
-    init.run_phase(InitPhase::ListenerWarming, listeners.wait_warm())
-        .await;
-    init.finish();
-    let mut parent_link = listeners.sockets().lock().await.take_parent();
-
-    // Admin. The parent's admin listener is stopped only when we need its address
-    //    (our bind fails), i.e. as late as possible: a child that failed earlier never
-    //    cost the parent its admin. The parent returns the first start time either way.
     let admin_ctx = model.admin.as_ref().map(|_| {
         Arc::new(AdminContext {
             state: Arc::clone(&state),
@@ -240,8 +216,62 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             tracker: Arc::clone(&tracker),
         })
     });
+    // Admin answers during initialisation (/ready 503, /init_dump), as Envoy's does.
+    // With a parent generation it is taken over only once we are initialised, so a
+    // child that fails never cost the parent its admin.
     let mut admin_server: Option<AdminServer> = None;
-    if let (Some(cfg), Some(ctx)) = (&model.admin, &admin_ctx) {
+    let admin_early = !listeners.sockets().lock().await.has_parent();
+    if admin_early {
+        if let (Some(cfg), Some(ctx)) = (&model.admin, &admin_ctx) {
+            let server = admin::start(cfg.address, Arc::clone(ctx))?;
+            info!(addr = %server.addr, "admin listening");
+            if let Some(path) = &opts.admin_address_path {
+                std::fs::write(path, server.addr.to_string())
+                    .with_context(|| format!("cannot write admin address to {}", path.display()))?;
+            }
+            admin_server = Some(server);
+        }
+    }
+
+    // Clusters: static and DNS ones first (primary), then the rest of Envoy's order.
+    init.run_phase(
+        InitPhase::PrimaryClusters,
+        clusters.add_static(&model.clusters),
+    )
+    .await;
+    dynamic.subscribe_eds(&init);
+    init.run_phase(InitPhase::SecondaryClusters, async {}).await;
+    dynamic.subscribe_cds(&init);
+    init.run_phase(InitPhase::Cds, async {}).await;
+    init.run_phase(InitPhase::CdsClusters, clusters.wait_warm())
+        .await;
+    // Slot for the first active health-check round (health checking comes later).
+    init.run_phase(InitPhase::HealthChecks, async {}).await;
+    // Envoy reports PRE_INITIALIZING until the cluster manager is initialised.
+    state.set_lifecycle(ServerLifecycle::Initializing);
+
+    // Listeners: take or bind their sockets; they warm until their routes are there.
+    for l in &model.listeners {
+        listeners
+            .add_or_update(
+                Arc::clone(l),
+                ListenerHashes::default(),
+                ListenerMeta::static_listener(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    dynamic.subscribe_lds_and_rds(&init);
+    init.run_phase(InitPhase::Lds, async {}).await;
+    init.run_phase(InitPhase::ListenerWarming, listeners.wait_warm())
+        .await;
+    init.finish();
+    let mut parent_link = listeners.sockets().lock().await.take_parent();
+
+    // Admin. The parent's admin listener is stopped only when we need its address
+    //    (our bind fails), i.e. as late as possible: a child that failed earlier never
+    //    cost the parent its admin. The parent returns the first start time either way.
+    if let (None, Some(cfg), Some(ctx)) = (&admin_server, &model.admin, &admin_ctx) {
         match admin::start(cfg.address, Arc::clone(ctx)) {
             Ok(s) => {
                 info!(addr = %s.addr, "admin listening");
@@ -269,7 +299,9 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     if let (None, Some(cfg), Some(ctx)) = (&admin_server, &model.admin, &admin_ctx) {
         admin_server = Some(start_admin(cfg.address, ctx, parent_link.is_some()).await?);
     }
-    if let (Some(server), Some(path)) = (&admin_server, &opts.admin_address_path) {
+    if let (Some(server), Some(path), false) =
+        (&admin_server, &opts.admin_address_path, admin_early)
+    {
         std::fs::write(path, server.addr.to_string())
             .with_context(|| format!("cannot write admin address to {}", path.display()))?;
     }

@@ -101,7 +101,10 @@ impl ResourceHandler for CdsHandler {
             if errors.is_empty() {
                 Ok(())
             } else {
-                Err(format!("Error adding/updating cluster(s) {}", errors.join(", ")))
+                Err(format!(
+                    "Error adding/updating cluster(s) {}",
+                    errors.join(", ")
+                ))
             }
         })
     }
@@ -231,7 +234,10 @@ impl ResourceHandler for LdsHandler {
             if errors.is_empty() {
                 Ok(())
             } else {
-                Err(format!("Error adding/updating listener(s) {}\n", errors.join(", ")))
+                Err(format!(
+                    "Error adding/updating listener(s) {}\n",
+                    errors.join(", ")
+                ))
             }
         })
     }

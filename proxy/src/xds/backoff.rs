@@ -25,17 +25,25 @@ impl Default for Backoff {
 
 impl Backoff {
     pub(crate) fn new(base: Duration, max: Duration) -> Self {
-        Self { base, max, retry: 1 }
+        Self {
+            base,
+            max,
+            retry: 1,
+        }
     }
 
     /// The next delay.
     pub(crate) fn next_delay(&mut self) -> Duration {
         let multiplier = (1u64 << self.retry.min(32)) - 1;
-        let ceiling = self.base.saturating_mul(u32::try_from(multiplier).unwrap_or(u32::MAX));
+        let ceiling = self
+            .base
+            .saturating_mul(u32::try_from(multiplier).unwrap_or(u32::MAX));
         if ceiling <= self.max {
             self.retry += 1;
         }
-        let ceiling_ms = u64::try_from(ceiling.min(self.max).as_millis()).unwrap_or(u64::MAX).max(1);
+        let ceiling_ms = u64::try_from(ceiling.min(self.max).as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         Duration::from_millis(rand::random_range(0..ceiling_ms))
     }
 

@@ -135,13 +135,7 @@ impl XdsClient {
         }
     }
 
-    fn on_stream(
-        &self,
-        key: &str,
-        api: &ApiConfigSource,
-        service: Service,
-        sub: Parts,
-    ) {
+    fn on_stream(&self, key: &str, api: &ApiConfigSource, service: Service, sub: Parts) {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let tx = streams
             .entry(key.to_string())
@@ -197,7 +191,8 @@ async fn watch_file(
     stats: Option<SubscriptionStats>,
     init: Arc<InitOnce>,
 ) {
-    let stamp_of = |p: &Path, d: &Option<PathBuf>| (file_stamp(p), d.as_deref().and_then(file_stamp));
+    let stamp_of =
+        |p: &Path, d: &Option<PathBuf>| (file_stamp(p), d.as_deref().and_then(file_stamp));
     let mut last = None;
     loop {
         let stamp = stamp_of(&path, &watched_directory);

@@ -61,7 +61,10 @@ pub(crate) fn method_path(service: Service, delta: bool) -> &'static str {
 }
 
 /// A channel to one host of the control-plane cluster.
-pub(crate) async fn connect(clusters: &ClusterManager, cluster_name: &str) -> Result<Channel, GrpcError> {
+pub(crate) async fn connect(
+    clusters: &ClusterManager,
+    cluster_name: &str,
+) -> Result<Channel, GrpcError> {
     let cluster = clusters
         .get(cluster_name)
         .ok_or_else(|| GrpcError::Cluster(cluster_name.to_string(), "no such cluster".into()))?;

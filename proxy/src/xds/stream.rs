@@ -72,6 +72,9 @@ pub(crate) struct TypeSub {
     versions: HashMap<String, String>,
     /// Delta: names the server was told we subscribe to.
     sent: BTreeSet<String>,
+    /// A request for this type went out on the current connection. A named type with
+    /// no names yet sends nothing (an empty list would be a wildcard).
+    announced: bool,
 }
 
 impl TypeSub {
@@ -92,6 +95,7 @@ impl TypeSub {
             nonce: String::new(),
             versions: HashMap::new(),
             sent: BTreeSet::new(),
+            announced: false,
         }
     }
 
@@ -206,11 +210,18 @@ impl Sender {
     }
 
     fn send_delta(&mut self, req: discovery::DeltaDiscoveryRequest) -> bool {
-        self.incremental.as_ref().is_some_and(|tx| tx.send(req).is_ok())
+        self.incremental
+            .as_ref()
+            .is_some_and(|tx| tx.send(req).is_ok())
     }
 
     /// The first request of a type on this connection.
     fn initial(&mut self, sub: &mut TypeSub) -> bool {
+        if sub.names.as_ref().is_some_and(Vec::is_empty) {
+            sub.announced = false;
+            return true;
+        }
+        sub.announced = true;
         let node = self.node();
         if self.delta {
             let names: BTreeSet<String> = sub.names_list().into_iter().collect();
@@ -236,6 +247,9 @@ impl Sender {
 
     /// The names of a type changed.
     fn names_changed(&mut self, sub: &mut TypeSub) -> bool {
+        if !sub.announced {
+            return self.initial(sub);
+        }
         let node = self.node();
         if self.delta {
             let names: BTreeSet<String> = sub.names_list().into_iter().collect();
@@ -291,14 +305,28 @@ async fn session(
     let mut responses = if settings.delta {
         let (tx, rx) = mpsc::unbounded_channel();
         sender.incremental = Some(tx);
-        match grpc::open_delta(channel, settings.service, receiver_stream(rx), settings.max_message).await {
+        match grpc::open_delta(
+            channel,
+            settings.service,
+            receiver_stream(rx),
+            settings.max_message,
+        )
+        .await
+        {
             Ok(s) => Responses::Delta(s),
             Err(e) => return End::Failed(e.to_string()),
         }
     } else {
         let (tx, rx) = mpsc::unbounded_channel();
         sender.sotw = Some(tx);
-        match grpc::open_sotw(channel, settings.service, receiver_stream(rx), settings.max_message).await {
+        match grpc::open_sotw(
+            channel,
+            settings.service,
+            receiver_stream(rx),
+            settings.max_message,
+        )
+        .await
+        {
             Ok(s) => Responses::Sotw(s),
             Err(e) => return End::Failed(e.to_string()),
         }
@@ -386,7 +414,10 @@ async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) {
         Response::Sotw(r) => (sotw_update(&r), r.nonce),
         Response::Delta(r) => (delta_update(&r), r.nonce),
     };
-    let version_info = update.as_ref().map(|u| u.version_info.clone()).unwrap_or_default();
+    let version_info = update
+        .as_ref()
+        .map(|u| u.version_info.clone())
+        .unwrap_or_default();
     let result = match update {
         Ok(update) => {
             let names: Vec<(String, String)> = update

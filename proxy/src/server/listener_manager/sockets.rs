@@ -27,6 +27,11 @@ impl SocketSource {
         Self { inherited, parent }
     }
 
+    /// Whether a parent generation is there.
+    pub fn has_parent(&self) -> bool {
+        self.parent.is_some()
+    }
+
     /// Takes the parent link back (after initialisation, to tell the parent to drain).
     pub fn take_parent(&mut self) -> Option<ParentLink> {
         self.parent.take()

@@ -1,0 +1,220 @@
+//! The server's dynamic configuration: which xDS subscriptions exist and where they
+//! come from, created phase by phase as Envoy's init order asks for them (EDS with the
+//! secondary clusters, then CDS, then LDS and RDS), each with an init target the phase
+//! waits for.
+//!
+//! Sources: CDS and LDS from `dynamic_resources`. EDS and RDS go through the ADS stream
+//! when there is one; otherwise through the first source a static EDS cluster (EDS) or
+//! connection manager (RDS) names, else the CDS (EDS) or LDS (RDS) source.
+
+use std::sync::Arc;
+
+use baton_config::model::{
+    Bootstrap, ConfigSource, ConfigSourceKind, DiscoveryType, NetworkFilter,
+};
+use baton_config::resource::ResourceContext;
+use baton_config::Loaded;
+use baton_proto::pb::envoy::config::core::v3 as core_pb;
+
+use super::init::{InitManager, InitPhase};
+use super::listener_manager::ListenerManager;
+use super::xds_handlers::{CdsHandler, EdsHandler, LdsHandler, RdsHandler};
+use crate::http::rds::RouteConfigProviders;
+use crate::upstream::ClusterManager;
+use crate::xds::{self, Subscription, SubscriptionStats, XdsClient, XdsSettings};
+
+/// Subscriptions of one server.
+pub struct Dynamic {
+    client: Arc<XdsClient>,
+    ctx: Arc<ResourceContext>,
+    model: Bootstrap,
+    clusters: Arc<ClusterManager>,
+    listeners: Arc<ListenerManager>,
+    rds: Arc<RouteConfigProviders>,
+}
+
+/// The node as sent to control planes: the bootstrap's, with the command line's
+/// overrides, and Baton's user agent.
+pub fn node(loaded: &Loaded) -> core_pb::Node {
+    let mut node = loaded.proto.node.clone().unwrap_or_default();
+    node.id.clone_from(&loaded.model.node.id);
+    node.cluster.clone_from(&loaded.model.node.cluster);
+    node.user_agent_name = "baton".to_string();
+    let mut parts = super::VERSION
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    node.user_agent_version_type = Some(
+        core_pb::node::UserAgentVersionType::UserAgentBuildVersion(core_pb::BuildVersion {
+            version: Some(baton_proto::pb::envoy::r#type::v3::SemanticVersion {
+                major_number: parts.next().unwrap_or(0),
+                minor_number: parts.next().unwrap_or(0),
+                patch: parts.next().unwrap_or(0),
+            }),
+            metadata: None,
+        }),
+    );
+    node
+}
+
+impl Dynamic {
+    /// The subscriptions of `loaded` (none is made yet).
+    pub fn new(
+        loaded: &Loaded,
+        clusters: Arc<ClusterManager>,
+        listeners: Arc<ListenerManager>,
+        rds: Arc<RouteConfigProviders>,
+    ) -> anyhow::Result<Self> {
+        let ctx =
+            Arc::new(ResourceContext::new(&loaded.proto).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let client = XdsClient::new(XdsSettings {
+            clusters: clusters.clone(),
+            node: node(loaded),
+            ads: loaded.model.dynamic.ads.clone(),
+        });
+        Ok(Self {
+            client,
+            ctx,
+            model: loaded.model.clone(),
+            clusters,
+            listeners,
+            rds,
+        })
+    }
+
+    fn ads_source(&self, like: Option<&ConfigSource>) -> Option<ConfigSource> {
+        self.model.dynamic.ads.as_ref().map(|_| ConfigSource {
+            kind: ConfigSourceKind::Ads,
+            initial_fetch_timeout: like.map_or(
+                Some(baton_config::model::DEFAULT_INITIAL_FETCH_TIMEOUT),
+                |s| s.initial_fetch_timeout,
+            ),
+        })
+    }
+
+    fn eds_source(&self) -> Option<ConfigSource> {
+        let static_eds = self
+            .model
+            .clusters
+            .iter()
+            .filter(|c| c.discovery == DiscoveryType::Eds)
+            .find_map(|c| c.eds.as_ref().map(|e| e.source.clone()));
+        if let Some(s) = &static_eds {
+            if s.kind == ConfigSourceKind::Ads {
+                return Some(s.clone());
+            }
+        }
+        self.ads_source(static_eds.as_ref())
+            .or(static_eds)
+            .or_else(|| self.model.dynamic.cds.clone())
+    }
+
+    fn rds_source(&self) -> Option<ConfigSource> {
+        let static_rds = self
+            .model
+            .listeners
+            .iter()
+            .flat_map(|l| l.all_filter_chains().cloned().collect::<Vec<_>>())
+            .find_map(|c| match &c.network {
+                NetworkFilter::Http(h) => h.rds.as_ref().map(|r| r.source.clone()),
+                NetworkFilter::TcpProxy(_) => None,
+            });
+        self.ads_source(static_rds.as_ref())
+            .or(static_rds)
+            .or_else(|| self.model.dynamic.lds.clone())
+    }
+
+    /// EDS, for every EDS cluster's service (secondary init waits for the first
+    /// answer when static EDS clusters exist).
+    pub fn subscribe_eds(&self, init: &InitManager) {
+        let Some(source) = self.eds_source() else {
+            return;
+        };
+        let has_static_eds = self
+            .model
+            .clusters
+            .iter()
+            .any(|c| c.discovery == DiscoveryType::Eds);
+        let target = has_static_eds.then(|| init.add_target(InitPhase::SecondaryClusters, "EDS"));
+        self.client.subscribe(
+            &source,
+            Subscription {
+                type_url: xds::ENDPOINT_TYPE,
+                names: Some(self.clusters.eds_services()),
+                handler: Arc::new(EdsHandler {
+                    clusters: self.clusters.clone(),
+                    ctx: self.ctx.clone(),
+                }),
+                stats: None,
+                on_initialized: Box::new(move || {
+                    if let Some(t) = target {
+                        t.ready();
+                    }
+                }),
+            },
+        );
+    }
+
+    /// CDS (wildcard), when configured; the Cds phase waits for it.
+    pub fn subscribe_cds(&self, init: &InitManager) {
+        let Some(source) = self.model.dynamic.cds.clone() else {
+            return;
+        };
+        let target = init.add_target(InitPhase::Cds, "CDS");
+        self.client.subscribe(
+            &source,
+            Subscription {
+                type_url: xds::CLUSTER_TYPE,
+                names: None,
+                handler: Arc::new(CdsHandler {
+                    clusters: self.clusters.clone(),
+                    ctx: self.ctx.clone(),
+                }),
+                stats: Some(SubscriptionStats::new("cluster_manager.cds.")),
+                on_initialized: Box::new(move || target.ready()),
+            },
+        );
+    }
+
+    /// LDS (wildcard), when configured, then RDS for the route configurations
+    /// listeners name; the Lds phase waits for the first LDS answer.
+    pub fn subscribe_lds_and_rds(&self, init: &InitManager) {
+        if let Some(source) = self.model.dynamic.lds.clone() {
+            let target = init.add_target(InitPhase::Lds, "LDS");
+            self.client.subscribe(
+                &source,
+                Subscription {
+                    type_url: xds::LISTENER_TYPE,
+                    names: None,
+                    handler: Arc::new(LdsHandler {
+                        listeners: self.listeners.clone(),
+                        clusters: self.clusters.clone(),
+                        providers: self.rds.clone(),
+                        ctx: self.ctx.clone(),
+                    }),
+                    stats: Some(SubscriptionStats::new("listener_manager.lds.")),
+                    on_initialized: Box::new(move || target.ready()),
+                },
+            );
+        }
+        if let Some(source) = self.rds_source() {
+            self.client.subscribe(
+                &ConfigSource {
+                    // Listeners time their own wait for each route configuration.
+                    initial_fetch_timeout: None,
+                    ..source
+                },
+                Subscription {
+                    type_url: xds::ROUTE_TYPE,
+                    names: Some(self.rds.names()),
+                    handler: Arc::new(RdsHandler {
+                        providers: self.rds.clone(),
+                        clusters: self.clusters.clone(),
+                        ctx: self.ctx.clone(),
+                    }),
+                    stats: None,
+                    on_initialized: Box::new(|| {}),
+                },
+            );
+        }
+    }
+}
