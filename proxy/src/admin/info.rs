@@ -60,9 +60,15 @@ pub(super) fn listeners_text(listeners: &[ListenerStatus]) -> String {
         .collect()
 }
 
+/// Envoy's timestamp form (RFC 3339, UTC, `Z`).
+pub(crate) fn timestamp(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// `/config_dump`: Envoy's envelope around the bootstrap (static resources appear in
 /// the bootstrap dump and again as static clusters/listeners/routes).
-pub(super) fn config_dump(bootstrap: &Value) -> Value {
+pub(super) fn config_dump(ctx: &super::AdminContext) -> Value {
+    let bootstrap = &ctx.config_dump;
     let static_resources = bootstrap.get("static_resources");
     let list = |key: &str| -> Vec<Value> {
         static_resources
@@ -82,11 +88,64 @@ pub(super) fn config_dump(bootstrap: &Value) -> Value {
             json!({"name": name, "active_state": {"listener": l}})
         })
         .collect();
-    json!({
-        "configs": [
-            {"@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump", "bootstrap": bootstrap},
-            {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump", "static_clusters": clusters},
-            {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump", "static_listeners": listeners},
-        ]
-    })
+    let snapshot = ctx.clusters.snapshot();
+    let mut active = Vec::new();
+    for (_, meta) in snapshot.iter().filter(|(_, m)| m.added_via_api) {
+        active.push(json!({
+            "version_info": meta.version_info,
+            "cluster": meta.config_dump.as_deref().cloned().unwrap_or(Value::Null),
+            "last_updated": timestamp(meta.last_updated),
+        }));
+    }
+    let warming: Vec<Value> = ctx
+        .clusters
+        .warming_clusters()
+        .into_iter()
+        .map(|(_, meta)| {
+            json!({
+                "version_info": meta.version_info,
+                "cluster": meta.config_dump.as_deref().cloned().unwrap_or(Value::Null),
+                "last_updated": timestamp(meta.last_updated),
+            })
+        })
+        .collect();
+    let mut clusters_dump = json!({
+        "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+        "static_clusters": clusters,
+    });
+    let cds_version = ctx.clusters.cds_version();
+    if !cds_version.is_empty() {
+        clusters_dump["version_info"] = Value::String(cds_version);
+    }
+    if !active.is_empty() {
+        clusters_dump["dynamic_active_clusters"] = Value::Array(active);
+    }
+    if !warming.is_empty() {
+        clusters_dump["dynamic_warming_clusters"] = Value::Array(warming);
+    }
+    let mut listeners_dump = json!({
+        "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+        "static_listeners": listeners,
+    });
+    let lds_version = ctx.listeners.lds_version();
+    if !lds_version.is_empty() {
+        listeners_dump["version_info"] = Value::String(lds_version);
+    }
+    let dynamic_listeners = ctx.listeners.dynamic_listeners_dump();
+    if !dynamic_listeners.is_empty() {
+        listeners_dump["dynamic_listeners"] = Value::Array(dynamic_listeners);
+    }
+    let mut configs = vec![
+        json!({"@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump", "bootstrap": bootstrap}),
+        clusters_dump,
+        listeners_dump,
+    ];
+    let routes = ctx.listeners.dynamic_route_configs_dump();
+    if !routes.is_empty() {
+        configs.push(json!({
+            "@type": "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+            "dynamic_route_configs": routes,
+        }));
+    }
+    json!({ "configs": configs })
 }

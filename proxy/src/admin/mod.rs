@@ -4,6 +4,8 @@
 mod clusters;
 mod info;
 
+pub(crate) use info::timestamp;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -38,6 +40,12 @@ pub trait ListenerAdmin: Send + Sync {
     fn drain_listeners(&self, graceful: bool, inbound_only: bool);
     /// Init targets not ready yet, for /init_dump.
     fn unready_init_targets(&self) -> Vec<String>;
+    /// `version_info` of the last accepted LDS response.
+    fn lds_version(&self) -> String;
+    /// `dynamic_listeners` of /config_dump.
+    fn dynamic_listeners_dump(&self) -> Vec<serde_json::Value>;
+    /// `dynamic_route_configs` of /config_dump.
+    fn dynamic_route_configs_dump(&self) -> Vec<serde_json::Value>;
 }
 
 /// What the admin handlers read.
@@ -229,7 +237,7 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
                 text(StatusCode::OK, clusters::clusters_text(&ctx.clusters))
             }
         }
-        "/config_dump" => json(&info::config_dump(&ctx.config_dump)),
+        "/config_dump" => json(&info::config_dump(ctx)),
         "/stats" | "/stats/prometheus" => stats_response(path, query),
         "/reset_counters" => match crate::stats::store().reset_counters() {
             Ok(()) => text(StatusCode::OK, "OK\n"),

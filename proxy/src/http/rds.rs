@@ -163,6 +163,8 @@ impl RouteConfigProviders {
             stat_prefix,
             initial_fetch_timeout,
         ));
+        // Envoy counts the subscription's initial request as an attempt.
+        p.stats.update_attempt.inc();
         map.insert(name.to_string(), Arc::downgrade(&p));
         self.publish(&mut map);
         p

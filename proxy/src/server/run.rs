@@ -209,6 +209,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             clusters: Arc::clone(&clusters),
             listeners: Arc::new(AdminView {
                 listeners: Arc::clone(&listeners),
+                rds: Arc::clone(&rds),
                 init: init.clone(),
             }) as Arc<dyn ListenerAdmin>,
             config_dump: baton_config::config_dump(&loaded.proto),

@@ -99,6 +99,7 @@ impl ResourceHandler for CdsHandler {
                 self.clusters.remove(&name);
             }
             if errors.is_empty() {
+                self.clusters.set_cds_version(&update.version_info);
                 Ok(())
             } else {
                 Err(format!(
@@ -232,6 +233,7 @@ impl ResourceHandler for LdsHandler {
             }
             self.providers.prune();
             if errors.is_empty() {
+                self.listeners.set_lds_version(&update.version_info);
                 Ok(())
             } else {
                 Err(format!(

@@ -163,6 +163,8 @@ pub struct ListenerManager {
     concurrency: usize,
     /// Number of warming listeners (init waits for 0).
     warming_count: watch::Sender<usize>,
+    /// `version_info` of the last accepted LDS response (/config_dump).
+    lds_version: Mutex<String>,
     me: Weak<ListenerManager>,
 }
 
@@ -184,6 +186,7 @@ impl ListenerManager {
             stats: ListenerManagerStats::new(crate::stats::store()),
             concurrency,
             warming_count: watch::channel(0).0,
+            lds_version: Mutex::new(String::new()),
             me: me.clone(),
         })
     }
@@ -460,6 +463,19 @@ impl ListenerManager {
         }
     }
 
+    /// Records the last accepted LDS `version_info`.
+    pub fn set_lds_version(&self, version: &str) {
+        *self.lds_version.lock().unwrap_or_else(|e| e.into_inner()) = version.to_string();
+    }
+
+    /// The last accepted LDS `version_info`.
+    pub fn lds_version(&self) -> String {
+        self.lds_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Resolves once no listener is warming.
     pub async fn wait_warm(&self) {
         let mut rx = self.warming_count.subscribe();
@@ -496,6 +512,8 @@ impl ListenerManager {
 pub struct AdminView {
     /// The listeners.
     pub listeners: Arc<ListenerManager>,
+    /// RDS route configurations.
+    pub rds: Arc<crate::http::rds::RouteConfigProviders>,
     /// The init manager.
     pub init: super::init::InitManager,
 }
@@ -517,6 +535,49 @@ impl crate::admin::ListenerAdmin for AdminView {
 
     fn drain_listeners(&self, graceful: bool, inbound_only: bool) {
         self.listeners.drain_listeners(graceful, inbound_only);
+    }
+
+    fn lds_version(&self) -> String {
+        self.listeners.lds_version()
+    }
+
+    fn dynamic_listeners_dump(&self) -> Vec<serde_json::Value> {
+        let mut out: Vec<serde_json::Value> = Vec::new();
+        for s in self.listeners.states() {
+            let Some(meta) = s.meta.as_ref().filter(|m| m.added_via_api) else {
+                continue;
+            };
+            let state = serde_json::json!({
+                "version_info": meta.version_info,
+                "listener": meta.config_dump.as_deref().cloned().unwrap_or_default(),
+                "last_updated": crate::admin::timestamp(meta.last_updated),
+            });
+            let key = match s.state {
+                "warming" => "warming_state",
+                "draining" => "draining_state",
+                _ => "active_state",
+            };
+            match out.iter_mut().find(|e| e["name"] == s.name.as_str()) {
+                Some(entry) => entry[key] = state,
+                None => out.push(serde_json::json!({"name": s.name, key: state})),
+            }
+        }
+        out
+    }
+
+    fn dynamic_route_configs_dump(&self) -> Vec<serde_json::Value> {
+        self.rds
+            .all()
+            .into_iter()
+            .filter_map(|p| p.meta())
+            .map(|m| {
+                serde_json::json!({
+                    "version_info": m.version_info,
+                    "route_config": *m.config_dump,
+                    "last_updated": crate::admin::timestamp(m.last_updated),
+                })
+            })
+            .collect()
     }
 
     fn unready_init_targets(&self) -> Vec<String> {

@@ -93,6 +93,8 @@ pub struct ClusterManager {
     warming: watch::Sender<usize>,
     /// EDS service names of active and warming clusters (what EDS must subscribe to).
     eds_services: watch::Sender<Vec<String>>,
+    /// `version_info` of the last accepted CDS response (/config_dump).
+    cds_version: Mutex<String>,
 }
 
 impl ClusterManager {
@@ -104,6 +106,7 @@ impl ClusterManager {
             stats: ClusterManagerStats::new(crate::stats::store()),
             warming: watch::channel(0).0,
             eds_services: watch::channel(Vec::new()).0,
+            cds_version: Mutex::new(String::new()),
         })
     }
 
@@ -157,6 +160,19 @@ impl ClusterManager {
     /// Watches the EDS service names that active and warming clusters need.
     pub fn eds_services(&self) -> watch::Receiver<Vec<String>> {
         self.eds_services.subscribe()
+    }
+
+    /// Records the last accepted CDS `version_info`.
+    pub fn set_cds_version(&self, version: &str) {
+        *self.cds_version.lock().unwrap_or_else(|e| e.into_inner()) = version.to_string();
+    }
+
+    /// The last accepted CDS `version_info` (empty before any).
+    pub fn cds_version(&self) -> String {
+        self.cds_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Control> {

@@ -418,6 +418,7 @@ impl ClusterManager {
         let mut finished = Vec::new();
         for name in &users {
             if let Some(w) = control.warming.get_mut(name) {
+                count_eds_update(&w.cluster);
                 let hosts = localities_from_assignment(&assignment, &w.cluster.hosts());
                 w.cluster.set_hosts(hosts);
                 if let Some(t) = w.task.take() {
@@ -430,6 +431,7 @@ impl ClusterManager {
         let active = self.active.load();
         for name in &users {
             if let Some(cluster) = active.get(name) {
+                count_eds_update(cluster);
                 let hosts = localities_from_assignment(&assignment, &cluster.hosts());
                 cluster.set_hosts(hosts);
             }
@@ -479,6 +481,12 @@ impl ClusterManager {
         );
         self.warming.send_replace(left);
     }
+}
+
+/// `cluster.<name>.update_attempt` / `update_success` for an EDS assignment.
+fn count_eds_update(cluster: &UpstreamCluster) {
+    cluster.stats().update_attempt.inc();
+    cluster.stats().update_success.inc();
 }
 
 fn replace_if_changed(current: &mut Vec<String>, new: Vec<String>) -> bool {
