@@ -333,6 +333,8 @@ async fn session(
     };
     stats.connected_state.set(1);
     info!(cluster = %settings.cluster_name, delta = settings.delta, "xDS stream connected");
+    // Envoy asks again in its own order: clusters, endpoints, listeners, routes.
+    subs.sort_by_key(|s| type_rank(s.type_url));
     for s in subs.iter_mut() {
         if let Some(st) = &s.stats {
             st.update_attempt.inc();
@@ -369,6 +371,16 @@ async fn session(
                 }
             },
         }
+    }
+}
+
+fn type_rank(type_url: &str) -> u8 {
+    match type_url {
+        super::CLUSTER_TYPE => 0,
+        super::ENDPOINT_TYPE => 1,
+        super::LISTENER_TYPE => 2,
+        super::ROUTE_TYPE => 3,
+        _ => 4,
     }
 }
 
