@@ -161,7 +161,7 @@ impl XdsClient {
         drop(streams);
         let names = sub.names.as_ref().map(|rx| rx.borrow().clone());
         let type_sub = TypeSub::new(sub.type_url, names, sub.handler, sub.stats, sub.init);
-        let _ = tx.send(Command::Add(type_sub));
+        let _ = tx.send(Command::Add(Box::new(type_sub)));
         if let Some(mut rx) = sub.names {
             let type_url = sub.type_url;
             tokio::spawn(async move {

@@ -107,7 +107,7 @@ impl TypeSub {
 /// What a stream is asked to do.
 pub(crate) enum Command {
     /// Subscribe to one more type.
-    Add(TypeSub),
+    Add(Box<TypeSub>),
     /// The names of a type changed.
     Names(&'static str, Vec<String>),
 }
@@ -176,7 +176,7 @@ fn absorb(subs: &mut Vec<TypeSub>, cmd: Command) {
     match cmd {
         Command::Add(sub) => {
             subs.retain(|s| s.type_url != sub.type_url);
-            subs.push(sub);
+            subs.push(*sub);
         }
         Command::Names(type_url, names) => {
             if let Some(s) = subs.iter_mut().find(|s| s.type_url == type_url) {
@@ -353,7 +353,8 @@ async fn session(
             },
             cmd = commands.recv() => match cmd {
                 None => return End::CommandsClosed,
-                Some(Command::Add(mut sub)) => {
+                Some(Command::Add(sub)) => {
+                    let mut sub = *sub;
                     subs.retain(|s| s.type_url != sub.type_url);
                     if let Some(st) = &sub.stats {
                         st.update_attempt.inc();
