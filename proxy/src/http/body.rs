@@ -30,6 +30,9 @@ pub struct RequestProgress {
     pub complete: AtomicBool,
     /// Wakes [`Self::wait_complete`] callers.
     completed: tokio::sync::Notify,
+    /// Reading the body from the client failed (malformed chunked framing, or the client
+    /// went away mid-body).
+    downstream_failed: AtomicBool,
     /// Milliseconds since start of the last body activity.
     pub last_activity_ms: AtomicU64,
     /// The selected route's `idle_timeout` in milliseconds, which replaces the
@@ -49,6 +52,7 @@ impl RequestProgress {
             bytes: AtomicU64::new(0),
             complete: AtomicBool::new(false),
             completed: tokio::sync::Notify::new(),
+            downstream_failed: AtomicBool::new(false),
             last_activity_ms: AtomicU64::new(0),
             route_idle_timeout_ms: AtomicU64::new(NO_ROUTE_IDLE_TIMEOUT),
         }
@@ -75,6 +79,11 @@ impl RequestProgress {
     pub fn mark_complete(&self) {
         self.complete.store(true, Ordering::Release);
         self.completed.notify_waiters();
+    }
+
+    /// Whether reading the body from the client failed.
+    pub fn downstream_failed(&self) -> bool {
+        self.downstream_failed.load(Ordering::Acquire)
     }
 
     /// Resolves once the whole request has arrived (at once if it already has).
@@ -141,7 +150,12 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                this.progress
+                    .downstream_failed
+                    .store(true, Ordering::Release);
+                Poll::Ready(Some(Err(e.into())))
+            }
             Poll::Ready(None) => {
                 this.progress.mark_complete();
                 Poll::Ready(None)
