@@ -30,9 +30,9 @@ pub struct RequestProgress {
     pub complete: AtomicBool,
     /// Wakes [`Self::wait_complete`] callers.
     completed: tokio::sync::Notify,
-    /// Reading the body from the client failed (malformed chunked framing, or the client
-    /// went away mid-body).
-    downstream_failed: AtomicBool,
+    /// The client's body could not be read for its framing (a malformed chunk); not set
+    /// when the client merely went away mid-body.
+    downstream_malformed: AtomicBool,
     /// Milliseconds since start of the last body activity.
     pub last_activity_ms: AtomicU64,
     /// The selected route's `idle_timeout` in milliseconds, which replaces the
@@ -52,7 +52,7 @@ impl RequestProgress {
             bytes: AtomicU64::new(0),
             complete: AtomicBool::new(false),
             completed: tokio::sync::Notify::new(),
-            downstream_failed: AtomicBool::new(false),
+            downstream_malformed: AtomicBool::new(false),
             last_activity_ms: AtomicU64::new(0),
             route_idle_timeout_ms: AtomicU64::new(NO_ROUTE_IDLE_TIMEOUT),
         }
@@ -81,9 +81,9 @@ impl RequestProgress {
         self.completed.notify_waiters();
     }
 
-    /// Whether reading the body from the client failed.
-    pub fn downstream_failed(&self) -> bool {
-        self.downstream_failed.load(Ordering::Acquire)
+    /// Whether the client's body broke its own framing (see [`CountingBody`]).
+    pub fn downstream_malformed(&self) -> bool {
+        self.downstream_malformed.load(Ordering::Acquire)
     }
 
     /// Resolves once the whole request has arrived (at once if it already has).
@@ -151,10 +151,13 @@ where
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                this.progress
-                    .downstream_failed
-                    .store(true, Ordering::Release);
-                Poll::Ready(Some(Err(e.into())))
+                let err: BoxError = e.into();
+                if !cut_short(&*err) {
+                    this.progress
+                        .downstream_malformed
+                        .store(true, Ordering::Release);
+                }
+                Poll::Ready(Some(Err(err)))
             }
             Poll::Ready(None) => {
                 this.progress.mark_complete();
@@ -171,6 +174,25 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// Whether a body read error only says the client went away before the body ended
+/// (hyper reports an unexpected EOF), rather than that its bytes were malformed.
+fn cut_short(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let incomplete = e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_incomplete_message());
+        let eof = e
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
+        if incomplete || eof {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// What an access log entry needs once the response is done.

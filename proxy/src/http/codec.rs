@@ -22,14 +22,15 @@ use baton_config::model::{CodecType, HttpConnectionManager};
 
 use super::context::HcmRuntime;
 use super::stream::ConnShared;
-
-mod framing;
-
-pub use framing::{FramingLimits, Rejection, RequestFraming};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+mod framing;
+
+pub use framing::FramingLimits;
+use framing::{Rejection, RequestFraming};
 
 /// A hyper server builder for this connection manager.
 pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {

@@ -220,9 +220,9 @@ pub(crate) async fn forward(
             let resp = ex.local_reply(LocalReply::upstream_timeout(), &parts, Some(routed));
             return (resp, Some(parts));
         }
-        Err(Some(_)) if ex.progress.downstream_failed() => {
-            // The client's body broke off (a malformed chunk hyper refused, or the client
-            // went away): Envoy's codec error, 400 and close, not the upstream's fault.
+        Err(Some(_)) if ex.progress.downstream_malformed() => {
+            // The client's body broke its framing (a malformed chunk hyper refused after
+            // the head was forwarded): Envoy's codec error, 400 and close.
             let reply = LocalReply::new(
                 400,
                 "Bad Request",

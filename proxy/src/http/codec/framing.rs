@@ -261,8 +261,11 @@ impl RequestFraming {
                     self.release_head_buf();
                     return Some((used, verdict));
                 }
-                // Only empty lines before the request line so far.
-                Parsed::Partial => {}
+                // A line ended here, yet no head: all so far were empty lines before
+                // the request line, which httparse skips. Dropping them keeps a client
+                // sending empty lines one read at a time from making each parse longer.
+                // (A later head end never looks back past its own request line.)
+                Parsed::Partial => self.head_buf.clear(),
                 Parsed::Invalid => {
                     self.state = State::Done;
                     return None;

@@ -264,7 +264,7 @@ fn valid_chunked_bodies_pass() {
 
 #[test]
 fn pipelined_requests_are_counted_and_the_bad_one_found() {
-    let mut stream = b"\r\nGET /a HTTP/1.1\r\nhost: t\r\n\r\n".to_vec();
+    let mut stream = b"\r\n\n\r\nGET /a HTTP/1.1\r\nhost: t\r\n\r\n".to_vec();
     stream.extend_from_slice(&post("content-length: 3\r\n", "abc"));
     stream.extend_from_slice(b"GET /bare-lf HTTP/1.1\nhost: t\n\n");
     stream.extend_from_slice(&post(
@@ -354,6 +354,20 @@ fn heads_hyper_refuses_end_the_check() {
         verdict_in(small, &post("transfer-encoding: gzip\r\n", "")).map(|v| v.1),
         Some(501)
     );
+}
+
+#[test]
+fn empty_lines_before_a_request_are_not_kept() {
+    let mut framing = RequestFraming::new(limits());
+    for _ in 0..1000 {
+        assert_eq!(framing.on_read(b"\r\n"), None);
+        assert!(framing.head_buf.len() <= 4, "{}", framing.head_buf.len());
+    }
+    assert_eq!(
+        framing.on_read(b"\nPOST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n"),
+        None
+    );
+    assert_eq!(framing.on_read(b"\r\n").map(|r| r.status), Some(501));
 }
 
 #[test]
