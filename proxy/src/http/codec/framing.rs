@@ -210,22 +210,23 @@ impl RequestFraming {
         let request = self.heads;
         self.heads += 1;
         self.head_end_in_read = Some(head_end);
-        self.state = match verdict {
+        let (next, rejection) = match verdict {
             HeadVerdict::Refuse { status, details } => {
-                self.state = State::Done;
-                return Some(Rejection {
+                let rejection = Rejection {
                     request,
                     status,
                     details,
                     head_end: Some(head_end),
-                });
+                };
+                (State::Done, Some(rejection))
             }
-            HeadVerdict::NoBody => State::Head,
-            HeadVerdict::Length(remaining) => State::Length { remaining },
-            HeadVerdict::Chunked => State::Chunked(Chunked::default()),
-            HeadVerdict::Tunnel => State::Done,
+            HeadVerdict::NoBody => (State::Head, None),
+            HeadVerdict::Length(remaining) => (State::Length { remaining }, None),
+            HeadVerdict::Chunked => (State::Chunked(Chunked::default()), None),
+            HeadVerdict::Tunnel => (State::Done, None),
         };
-        None
+        self.state = next;
+        rejection
     }
 
     /// Reads head bytes from `data`. Returns how many bytes of `data` end the head and
