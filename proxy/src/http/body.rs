@@ -30,6 +30,9 @@ pub struct RequestProgress {
     pub complete: AtomicBool,
     /// Wakes [`Self::wait_complete`] callers.
     completed: tokio::sync::Notify,
+    /// The client's body could not be read for its framing (a malformed chunk); not set
+    /// when the client merely went away mid-body.
+    downstream_malformed: AtomicBool,
     /// Milliseconds since start of the last body activity.
     pub last_activity_ms: AtomicU64,
     /// The selected route's `idle_timeout` in milliseconds, which replaces the
@@ -49,6 +52,7 @@ impl RequestProgress {
             bytes: AtomicU64::new(0),
             complete: AtomicBool::new(false),
             completed: tokio::sync::Notify::new(),
+            downstream_malformed: AtomicBool::new(false),
             last_activity_ms: AtomicU64::new(0),
             route_idle_timeout_ms: AtomicU64::new(NO_ROUTE_IDLE_TIMEOUT),
         }
@@ -75,6 +79,11 @@ impl RequestProgress {
     pub fn mark_complete(&self) {
         self.complete.store(true, Ordering::Release);
         self.completed.notify_waiters();
+    }
+
+    /// Whether the client's body broke its own framing (see [`CountingBody`]).
+    pub fn downstream_malformed(&self) -> bool {
+        self.downstream_malformed.load(Ordering::Acquire)
     }
 
     /// Resolves once the whole request has arrived (at once if it already has).
@@ -141,7 +150,15 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                let err: BoxError = e.into();
+                if !cut_short(&*err) {
+                    this.progress
+                        .downstream_malformed
+                        .store(true, Ordering::Release);
+                }
+                Poll::Ready(Some(Err(err)))
+            }
             Poll::Ready(None) => {
                 this.progress.mark_complete();
                 Poll::Ready(None)
@@ -157,6 +174,25 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// Whether a body read error only says the client went away before the body ended
+/// (hyper reports an unexpected EOF), rather than that its bytes were malformed.
+fn cut_short(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let incomplete = e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_incomplete_message());
+        let eof = e
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
+        if incomplete || eof {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// What an access log entry needs once the response is done.

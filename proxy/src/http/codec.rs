@@ -4,8 +4,10 @@
 //! or oversized requests) with Envoy's (`Bad Request` / `Request Header Fields Too
 //! Large` text bodies, `connection: close`), counts the connection's bytes and codec
 //! in `http.<stat_prefix>.*`, tells a fixed `codec_type` from the other protocol by the
-//! first bytes (hyper's upgrade-capable server always detects the protocol itself), and
-//! runs `request_headers_timeout` (408 `request header timeout`, then close).
+//! first bytes (hyper's upgrade-capable server always detects the protocol itself),
+//! runs `request_headers_timeout` (408 `request header timeout`, then close), and has
+//! hyper refuse HTTP/1 requests whose framing Envoy refuses (`framing`: 400, 426 or 501,
+//! then close).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -25,6 +27,11 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+mod framing;
+
+pub use framing::FramingLimits;
+use framing::{Rejection, RequestFraming};
+
 /// A hyper server builder for this connection manager.
 pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -39,7 +46,7 @@ pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
         // request_headers_timeout runs in DownstreamIo: hyper's timer would also run on
         // idle keep-alive connections and close without Envoy's 408.
         .header_read_timeout(None)
-        .max_buf_size(max_header_bytes.max(8192))
+        .max_buf_size(http1_read_buffer_limit(hcm))
         .max_headers(hcm.max_headers_count as usize)
         .keep_alive(true)
         .half_close(false);
@@ -53,6 +60,23 @@ pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
         b.http2().enable_connect_protocol();
     }
     b
+}
+
+/// hyper's HTTP/1 read buffer limit (its limit on a request head) for this connection
+/// manager: `max_request_headers_kb`, at least hyper's minimum of 8 KiB.
+fn http1_read_buffer_limit(hcm: &HttpConnectionManager) -> usize {
+    (hcm.max_request_headers_kb as usize)
+        .saturating_mul(1024)
+        .max(8192)
+}
+
+/// What the HTTP/1 framing check needs from this connection manager.
+pub fn framing_limits(hcm: &HttpConnectionManager) -> FramingLimits {
+    FramingLimits {
+        read_buffer_limit: http1_read_buffer_limit(hcm),
+        max_headers: hcm.max_headers_count as usize,
+        accept_http_10: hcm.http1.accept_http_10,
+    }
 }
 
 /// The automatic responses hyper writes on parse errors, and Envoy's replacement.
@@ -142,6 +166,8 @@ const H2_REQUEST_LINE_LEN: usize = 16;
 fn codec_reply_text(status: u16) -> (&'static str, &'static str) {
     match status {
         408 => ("Request Timeout", "request header timeout"),
+        426 => ("Upgrade Required", "Upgrade Required"),
+        501 => ("Not Implemented", "Not Implemented"),
         431 => (
             "Request Header Fields Too Large",
             "Request Header Fields Too Large",
@@ -150,8 +176,8 @@ fn codec_reply_text(status: u16) -> (&'static str, &'static str) {
     }
 }
 
-/// Envoy's response for a request the codec rejects or times out (`status` is 400, 408
-/// or 431), closing the connection.
+/// Envoy's response for a request the codec rejects or times out (`status` is 400, 408,
+/// 426, 431 or 501), closing the connection.
 pub fn codec_reply(status: u16, server: &str) -> Vec<u8> {
     envoy_error_response(status, codec_reply_text(status).1, server)
 }
@@ -169,6 +195,25 @@ fn envoy_error_response(status: u16, text: &str, server: &str) -> Vec<u8> {
         text.len()
     )
     .into_bytes()
+}
+
+/// What replaces a refused head's final LF: a NUL, which httparse refuses where that LF
+/// belonged (after a CR, or where a header line would start), then an empty line so that
+/// hyper, which after a partial head only parses once new bytes hold `\n\n` or
+/// `\n\r\n`, parses it and answers its automatic 400.
+const SPOILED_HEAD_END: &[u8] = b"\0\n\n";
+
+/// Replaces the LF at `at` in `buf` and everything after it with [`SPOILED_HEAD_END`];
+/// what does not fit goes to `overflow`, which is read next. The bytes after the head
+/// are dropped: hyper closes the connection after refusing it.
+fn spoil_head(buf: &mut ReadBuf<'_>, at: usize, overflow: &mut Vec<u8>) {
+    debug_assert_eq!(buf.filled().get(at), Some(&b'\n'));
+    buf.set_filled(at);
+    let fits = buf.remaining().min(SPOILED_HEAD_END.len());
+    buf.put_slice(&SPOILED_HEAD_END[..fits]);
+    // Empty unless the read was sniffing the protocol into a short buffer; a head that
+    // fits there (16 bytes) has no headers to refuse.
+    overflow.extend_from_slice(&SPOILED_HEAD_END[fits..]);
 }
 
 /// The HTTP/2 connection preface a client sends first.
@@ -239,6 +284,13 @@ pub struct DownstreamIo<IO> {
     head_timer: Option<HeadTimer>,
     /// The request header timeout fired: its 408 is going out, then reads fail.
     head_timed_out: bool,
+    /// Follows HTTP/1 request framing (None: not checked).
+    framing: Option<RequestFraming>,
+    /// The request the framing check refused; hyper's 400 for it becomes Envoy's reply.
+    rejection: Option<Rejection>,
+    /// Counts the request heads hyper handed to the connection manager, which tells
+    /// whose automatic 400 is being written.
+    conn: Option<Arc<ConnShared>>,
 }
 
 impl<IO> DownstreamIo<IO> {
@@ -256,7 +308,23 @@ impl<IO> DownstreamIo<IO> {
             replay_at: 0,
             head_timer: None,
             head_timed_out: false,
+            framing: None,
+            rejection: None,
+            conn: None,
         }
+    }
+
+    /// Checks HTTP/1 request framing as Envoy does (see `framing`): a refused request
+    /// gets hyper's automatic 400, rewritten to Envoy's status, after the responses to
+    /// the requests before it. `conn` counts the heads hyper delivered.
+    pub(crate) fn with_request_framing(
+        mut self,
+        limits: FramingLimits,
+        conn: Arc<ConnShared>,
+    ) -> Self {
+        self.framing = Some(RequestFraming::new(limits));
+        self.conn = Some(conn);
+        self
     }
 
     /// Enforces `request_headers_timeout` on HTTP/1 request heads; `conn` says when a
@@ -328,6 +396,49 @@ impl<IO> DownstreamIo<IO> {
             if let Some(timer) = &mut self.head_timer {
                 timer.on_bytes();
             }
+        }
+    }
+
+    /// Runs the framing check over the bytes read into `buf` after `before`; a refused
+    /// head that ended in them is spoiled so hyper refuses it (see [`spoil_head`]).
+    fn check_framing(&mut self, buf: &mut ReadBuf<'_>, before: usize) {
+        if self.codec != Codec::Http1 {
+            return;
+        }
+        let Some(framing) = self.framing.as_mut() else {
+            return;
+        };
+        let Some(rejection) = framing.on_read(&buf.filled()[before..]) else {
+            return;
+        };
+        tracing::debug!(
+            request = rejection.request,
+            status = rejection.status,
+            details = rejection.details,
+            "refusing an HTTP/1 request for its framing"
+        );
+        if let Some(end) = rejection.head_end {
+            spoil_head(buf, before + end, &mut self.replay);
+        }
+        self.rejection = Some(rejection);
+    }
+
+    /// Envoy's status and body for hyper's automatic `status`: a 400 for the request the
+    /// framing check refused becomes that refusal's status.
+    fn automatic_reply(&self, status: u16, text: &'static str) -> (u16, &'static str) {
+        let Some(rejection) = &self.rejection else {
+            return (status, text);
+        };
+        // hyper writes a request's automatic error after handing over every head before
+        // it, so the count of delivered heads names the refused one.
+        let delivered = self
+            .conn
+            .as_ref()
+            .map(|c| c.request_heads.load(Ordering::Relaxed));
+        if status == 400 && delivered.is_none_or(|d| d == rejection.request) {
+            (rejection.status, codec_reply_text(rejection.status).1)
+        } else {
+            (status, text)
         }
     }
 
@@ -431,6 +542,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
             match Pin::new(&mut this.inner).poll_read(cx, buf) {
                 Poll::Ready(res) => {
                     this.on_read(&buf.filled()[before..]);
+                    this.check_framing(buf, before);
                     return Poll::Ready(res);
                 }
                 Poll::Pending => {
@@ -463,6 +575,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
         let this = &mut *self;
         std::task::ready!(this.poll_pending(cx))?;
         if let Some((status, text)) = automatic_error(buf) {
+            let (status, text) = this.automatic_reply(status, text);
             this.error_status.store(status, Ordering::Relaxed);
             this.pending = envoy_error_response(status, text, &this.server);
             this.written = 0;

@@ -55,7 +55,8 @@ pub async fn serve_connection<IO>(
         request_heads: AtomicU64::new(0),
     });
     let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
-        .with_stats(runtime.clone());
+        .with_stats(runtime.clone())
+        .with_request_framing(codec::framing_limits(&hcm), shared.clone());
     if let Some(timeout) = hcm.request_headers_timeout {
         io = io.with_request_headers_timeout(timeout, shared.clone());
     }

@@ -12,7 +12,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::access_log::FormatInput;
+use crate::access_log::{FormatInput, ResponseFlag};
 use crate::stats::ClusterStats;
 use crate::upstream::{RequestBody, SendOptions, UpstreamError};
 
@@ -217,6 +217,19 @@ pub(crate) async fn forward(
             cluster_stats.upstream_rq_timeout.inc();
             cluster_stats.record_routed_response(504, internal, None);
             let resp = ex.local_reply(LocalReply::upstream_timeout(), &parts, Some(routed));
+            return (resp, Some(parts));
+        }
+        Err(Some(_)) if ex.progress.downstream_malformed() => {
+            // The client's body broke its framing (a malformed chunk hyper refused after
+            // the head was forwarded): Envoy's codec error, 400 and close.
+            let reply = LocalReply::new(
+                400,
+                "Bad Request",
+                Some(ResponseFlag::DownstreamProtocolError),
+                "http1.codec_error",
+            )
+            .closing();
+            let resp = ex.local_reply(reply, &parts, Some(routed));
             return (resp, Some(parts));
         }
         Err(Some(err)) => {

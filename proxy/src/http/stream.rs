@@ -55,7 +55,7 @@ pub struct ConnShared {
     /// next bytes from the client begin a request head (arms `request_headers_timeout`).
     pub awaiting_request_head: std::sync::atomic::AtomicBool,
     /// Request heads received on this connection (tells the header timer a head it
-    /// is timing arrived).
+    /// is timing arrived, and the HTTP/1 framing check which request hyper refuses).
     pub request_heads: std::sync::atomic::AtomicU64,
 }
 
@@ -165,6 +165,15 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     };
     let hcm = shared.runtime.hcm.clone();
     let progress = ex.progress.clone();
+    // Envoy takes whatever follows an HTTP/1 upgrade or CONNECT request as tunnel bytes,
+    // so an answer that does not switch protocols ends the connection. The HTTP/1 framing
+    // check relies on it: it stops following the connection at such a head.
+    let upgrade_request = matches!(
+        req.version(),
+        Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
+    ) && (req.method() == Method::CONNECT
+        || hop_by_hop::is_upgrade(req.headers()));
+    let is_connect = req.method() == Method::CONNECT;
     if http_body::Body::is_end_stream(req.body()) {
         progress.mark_complete();
     }
@@ -223,6 +232,17 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
             (reply.into_response(), None)
         }
     };
+    if upgrade_request {
+        let switched = if is_connect {
+            resp.status().is_success()
+        } else {
+            resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        };
+        if !switched {
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
     finish(&mut ex, &mut resp, parts.as_ref(), counted);
     shared.active.fetch_sub(1, Ordering::Relaxed);
     // A request whose body is still arriving (the response came first) is not followed

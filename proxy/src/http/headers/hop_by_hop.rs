@@ -54,13 +54,21 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// (`connection: upgrade` plus `upgrade: X`).
 pub fn upgrade_type(headers: &HeaderMap) -> Option<String> {
     let upgrade = headers.get(UPGRADE)?.to_str().ok()?;
-    let has_token = headers.get_all(CONNECTION).iter().any(|v| {
-        v.to_str()
-            .unwrap_or("")
-            .split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-    });
-    has_token.then(|| upgrade.trim().to_ascii_lowercase())
+    is_upgrade(headers).then(|| upgrade.trim().to_ascii_lowercase())
+}
+
+/// Whether this is an HTTP/1.1 upgrade request (see [`upgrade_type`]), without
+/// allocating. The HTTP/1 framing check (`codec::framing`) reads the same headers the
+/// same way.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    let upgrade = headers.get(UPGRADE).is_some_and(|v| v.to_str().is_ok());
+    upgrade
+        && headers.get_all(CONNECTION).iter().any(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        })
 }
 
 #[cfg(test)]
