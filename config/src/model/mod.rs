@@ -15,9 +15,11 @@ use regex::Regex;
 
 mod cluster;
 mod format;
+mod http_filter;
 
 pub use cluster::*;
 pub use format::*;
+pub use http_filter::*;
 
 /// A whole translated bootstrap.
 #[derive(Debug, Clone)]
@@ -177,7 +179,8 @@ pub struct HttpConnectionManager {
     pub codec_type: CodecType,
     /// `route_config` (inline). RDS comes later.
     pub route_config: Arc<RouteConfig>,
-    /// `http_filters` before the router (only the router exists today, so empty).
+    /// `http_filters` before the router, in config order (optional filters Baton does
+    /// not implement are left out).
     pub http_filters: Vec<HttpFilter>,
     /// Router filter settings (`envoy.filters.http.router` typed_config).
     pub router: RouterConfig,
@@ -258,11 +261,6 @@ pub enum EscapedSlashesAction {
     UnescapeAndForward,
 }
 
-/// HTTP filters other than the router (none are supported yet; kept so translation and
-/// the connection manager have a place for them).
-#[derive(Debug, Clone)]
-pub enum HttpFilter {}
-
 /// `envoy.extensions.filters.http.router.v3.Router`.
 #[derive(Debug, Clone, Default)]
 pub struct RouterConfig {
@@ -330,6 +328,8 @@ pub struct RouteConfig {
     pub internal_only_headers: Vec<HeaderName>,
     /// `most_specific_header_mutations_wins`
     pub most_specific_header_mutations_wins: bool,
+    /// `typed_per_filter_config` at route config level.
+    pub filter_overrides: FilterOverrides,
 }
 
 /// `virtual_hosts[]`.
@@ -345,6 +345,8 @@ pub struct VirtualHost {
     pub routes: Vec<Route>,
     /// Header mutations at virtual host level.
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config` at virtual host level.
+    pub filter_overrides: FilterOverrides,
 }
 
 /// `routes[]`.
@@ -358,6 +360,8 @@ pub struct Route {
     pub action: RouteAction,
     /// Header mutations at route level.
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config` at route level.
+    pub filter_overrides: FilterOverrides,
 }
 
 /// `match`.
@@ -513,6 +517,8 @@ pub struct WeightedCluster {
     pub weight: u32,
     /// header mutations of this entry
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config` of this entry (most specific of all levels).
+    pub filter_overrides: FilterOverrides,
 }
 
 /// `host_rewrite_specifier`.

@@ -13,6 +13,7 @@ mod cluster;
 mod dns;
 pub(crate) mod format;
 mod hcm;
+mod http_filter;
 mod listener;
 mod route;
 

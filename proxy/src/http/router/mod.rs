@@ -167,6 +167,7 @@ mod tests {
                 body: None,
             })),
             headers: HeaderMutations::default(),
+            filter_overrides: Default::default(),
         }
     }
 
@@ -177,6 +178,7 @@ mod tests {
                 domains: vec!["*".into()],
                 routes,
                 headers: HeaderMutations::default(),
+                filter_overrides: Default::default(),
             }],
             ..RouteConfig::default()
         }))
