@@ -88,19 +88,31 @@ fn filters_baton_lacks_are_refused() {
         "{e}"
     );
     let e = err(&yaml(
-        &[&format!("{{ name: envoy.filters.http.cors, typed_config: {{ {CORS} }} }}"), ROUTER],
+        &[
+            &format!("{{ name: envoy.filters.http.cors, typed_config: {{ {CORS} }} }}"),
+            ROUTER,
+        ],
         "",
     ));
-    assert!(e.contains("envoy.extensions.filters.http.cors.v3.Cors"), "{e}");
+    assert!(
+        e.contains("envoy.extensions.filters.http.cors.v3.Cors"),
+        "{e}"
+    );
     // Disabled is no excuse (Envoy refuses an unknown disabled filter too).
     let e = err(&yaml(
-        &[&format!("{{ name: my.unknown, disabled: true, typed_config: {{ {TYPED_STRUCT} }} }}"), ROUTER],
+        &[
+            &format!("{{ name: my.unknown, disabled: true, typed_config: {{ {TYPED_STRUCT} }} }}"),
+            ROUTER,
+        ],
         "",
     ));
     assert!(e.contains("TypedStruct"), "{e}");
     // An empty name fails Envoy's proto validation.
     let e = err(&yaml(&["{ name: \"\", is_optional: true }", ROUTER], ""));
-    assert!(e.ends_with("http_filters[0].name: required field is missing or empty"), "{e}");
+    assert!(
+        e.ends_with("http_filters[0].name: required field is missing or empty"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -108,14 +120,28 @@ fn router_placement() {
     // Envoy: the router twice, or an optional filter after it, is refused; a disabled
     // router too.
     let e = err(&yaml(&[ROUTER, ROUTER], ""));
-    assert!(e.ends_with("http_filters[0]: the router filter must be the last HTTP filter"), "{e}");
-    let e = err(&yaml(&[ROUTER, "{ name: my.unknown, is_optional: true }"], ""));
-    assert!(e.ends_with("http_filters[0]: the router filter must be the last HTTP filter"), "{e}");
+    assert!(
+        e.ends_with("http_filters[0]: the router filter must be the last HTTP filter"),
+        "{e}"
+    );
+    let e = err(&yaml(
+        &[ROUTER, "{ name: my.unknown, is_optional: true }"],
+        "",
+    ));
+    assert!(
+        e.ends_with("http_filters[0]: the router filter must be the last HTTP filter"),
+        "{e}"
+    );
     let e = err(&yaml(
         &["{ name: envoy.filters.http.router, disabled: true, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } }"],
         "",
     ));
-    assert!(e.ends_with("http_filters[0].disabled: the router filter ends the chain and cannot be disabled"), "{e}");
+    assert!(
+        e.ends_with(
+            "http_filters[0].disabled: the router filter ends the chain and cannot be disabled"
+        ),
+        "{e}"
+    );
     // Envoy accepts a chain without the router, and then never answers a request;
     // Baton refuses it.
     let e = err(&yaml(&["{ name: my.unknown, is_optional: true }"], ""));
@@ -149,17 +175,27 @@ fn per_route_configs_follow_envoy() {
     // for the router.
     let e = err(&yaml(&[ROUTER], &format!("typed_per_filter_config: {{ my.unknown: {{ {FILTER_CONFIG}, config: {{ \"@type\": type.googleapis.com/google.protobuf.Struct, value: {{}} }} }} }}")));
     assert!(e.ends_with("typed_per_filter_config[\"my.unknown\"]: per-route config of HTTP filter 'my.unknown' ('google.protobuf.Struct') is not supported by Baton yet"), "{e}");
-    let e = err(&yaml(&[ROUTER], &format!("typed_per_filter_config: {{ my.unknown: {{ {FILTER_CONFIG} }} }}")));
+    let e = err(&yaml(
+        &[ROUTER],
+        &format!("typed_per_filter_config: {{ my.unknown: {{ {FILTER_CONFIG} }} }}"),
+    ));
     assert!(e.ends_with("typed_per_filter_config[\"my.unknown\"].config: per-filter config for 'my.unknown' is empty (set config, disabled or is_optional)"), "{e}");
     let e = err(&yaml(&[ROUTER], "typed_per_filter_config: { envoy.filters.http.router: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } }"));
-    assert!(e.ends_with("the router filter has no per-route or per-virtual-host config"), "{e}");
-    let e = err(&yaml(&[ROUTER], &format!("typed_per_filter_config: {{ my.unknown: {{ {TYPED_STRUCT} }} }}")));
+    assert!(
+        e.ends_with("the router filter has no per-route or per-virtual-host config"),
+        "{e}"
+    );
+    let e = err(&yaml(
+        &[ROUTER],
+        &format!("typed_per_filter_config: {{ my.unknown: {{ {TYPED_STRUCT} }} }}"),
+    ));
     assert!(e.contains("xds.type.v3.TypedStruct"), "{e}");
 }
 
 #[test]
 fn per_filter_configs_at_every_level() {
-    let disabled = format!("typed_per_filter_config: {{ f: {{ {FILTER_CONFIG}, disabled: true }} }}");
+    let disabled =
+        format!("typed_per_filter_config: {{ f: {{ {FILTER_CONFIG}, disabled: true }} }}");
     let y = yaml(&[ROUTER], "")
         .replace(
             "          route_config:\n",
@@ -170,8 +206,14 @@ fn per_filter_configs_at_every_level() {
             &format!("              domains: [\"*\"]\n              {disabled}\n"),
         );
     let h = hcm(&y);
-    let is_disabled = |o: &model::FilterOverrides| matches!(o.get("f"), Some(FilterOverride::Disabled));
+    let is_disabled =
+        |o: &model::FilterOverrides| matches!(o.get("f"), Some(FilterOverride::Disabled));
     assert!(is_disabled(&h.route_config.filter_overrides), "{y}");
-    assert!(is_disabled(&h.route_config.virtual_hosts[0].filter_overrides), "{y}");
-    assert!(h.route_config.virtual_hosts[0].routes[0].filter_overrides.is_empty());
+    assert!(
+        is_disabled(&h.route_config.virtual_hosts[0].filter_overrides),
+        "{y}"
+    );
+    assert!(h.route_config.virtual_hosts[0].routes[0]
+        .filter_overrides
+        .is_empty());
 }

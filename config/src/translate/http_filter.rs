@@ -48,7 +48,9 @@ pub(crate) fn http_filters(filters: &[hcm_pb::HttpFilter], path: &str) -> Result
         let any = match &filter.config_type {
             Some(ConfigType::TypedConfig(any)) => Some(any),
             Some(ConfigType::ConfigDiscovery(_)) => {
-                return Err(ConfigError::unsupported(format!("{fpath}.config_discovery")))
+                return Err(ConfigError::unsupported(format!(
+                    "{fpath}.config_discovery"
+                )))
             }
             None => None,
         };

@@ -1,5 +1,5 @@
 //! Shared state for serving HTTP: the cluster manager and, per connection-manager config,
-//! the compiled route table, access loggers and stat handles (built once per snapshot,
+//! the compiled route table, filter chain, access loggers and stat handles (built once per snapshot,
 //! looked up by the config's address so connections don't rebuild them).
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use crate::access_log::{AccessLoggers, SinkError};
 use crate::stats::{HttpConnManagerStats, ListenerHttpStats};
 use crate::upstream::ClusterManager;
 
+use super::filter::FilterChain;
 use super::router::RouteTable;
 
 /// One connection manager config, compiled.
@@ -20,6 +21,8 @@ pub struct HcmRuntime {
     pub hcm: Arc<HttpConnectionManager>,
     /// Its route table.
     pub routes: RouteTable,
+    /// Its HTTP filter chain (the filters' instances, the router last).
+    pub filters: FilterChain,
     /// Its access loggers.
     pub loggers: AccessLoggers,
     /// `http.<stat_prefix>.*`
@@ -50,6 +53,7 @@ impl HcmRuntime {
         let store = crate::stats::store();
         Ok(Self {
             routes: RouteTable::new(hcm.route_config.clone()),
+            filters: FilterChain::new(&hcm),
             loggers: AccessLoggers::new(&hcm.access_logs)?,
             stats: HttpConnManagerStats::new(store, &hcm.stat_prefix),
             listener_stats: listener_stat_prefix

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use crate::access_log::ResponseFlag;
@@ -24,6 +24,9 @@ pub struct LocalReply {
     pub details: String,
     /// Close the downstream connection after this reply (HTTP/1.1 `connection: close`).
     pub close: bool,
+    /// Further response headers (an HTTP filter's, such as `www-authenticate`). Empty
+    /// maps do not allocate.
+    pub headers: HeaderMap,
 }
 
 impl LocalReply {
@@ -35,6 +38,7 @@ impl LocalReply {
             flag,
             details: details.to_string(),
             close: false,
+            headers: HeaderMap::new(),
         }
     }
 
@@ -141,6 +145,7 @@ impl LocalReply {
             flag: Some(flag),
             details,
             close: false,
+            headers: HeaderMap::new(),
         };
         (reply, tfr)
     }
@@ -159,6 +164,9 @@ impl LocalReply {
         }
         if self.close {
             h.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if !self.headers.is_empty() {
+            h.extend(self.headers);
         }
         resp
     }

@@ -217,4 +217,4 @@ fn rebuild_uri(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -44,7 +44,8 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static COUNTING: CountingAllocator = CountingAllocator;
 
-fn allocations_during(f: impl FnOnce()) -> u64 {
+/// Allocations made on this thread while `f` runs (the filter chain tests use it too).
+pub(crate) fn allocations_during(f: impl FnOnce()) -> u64 {
     let before = ALLOCATIONS.with(Cell::get);
     f();
     ALLOCATIONS.with(Cell::get) - before
