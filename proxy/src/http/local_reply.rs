@@ -24,9 +24,9 @@ pub struct LocalReply {
     pub details: String,
     /// Close the downstream connection after this reply (HTTP/1.1 `connection: close`).
     pub close: bool,
-    /// Further response headers (an HTTP filter's, such as `www-authenticate`). Empty
-    /// maps do not allocate.
-    pub headers: HeaderMap,
+    /// Further response headers (an HTTP filter's, such as `www-authenticate`); boxed
+    /// so the common reply stays small.
+    pub headers: Option<Box<HeaderMap>>,
 }
 
 impl LocalReply {
@@ -38,8 +38,13 @@ impl LocalReply {
             flag,
             details: details.to_string(),
             close: false,
-            headers: HeaderMap::new(),
+            headers: None,
         }
+    }
+
+    /// The further response headers, to add to.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.headers.get_or_insert_with(Default::default)
     }
 
     /// Same reply, closing the connection afterwards.
@@ -145,7 +150,7 @@ impl LocalReply {
             flag: Some(flag),
             details,
             close: false,
-            headers: HeaderMap::new(),
+            headers: None,
         };
         (reply, tfr)
     }
@@ -165,8 +170,8 @@ impl LocalReply {
         if self.close {
             h.insert(CONNECTION, HeaderValue::from_static("close"));
         }
-        if !self.headers.is_empty() {
-            h.extend(self.headers);
+        if let Some(headers) = self.headers {
+            h.extend(*headers);
         }
         resp
     }

@@ -175,7 +175,7 @@ impl HttpFilter for Teapot {
         record(&self.log, "request teapot".into());
         let mut reply = LocalReply::new(418, "short and stout", None, "teapot");
         reply
-            .headers
+            .headers_mut()
             .insert("x-teapot", HeaderValue::from_static("1"));
         FilterStatus::reply(reply)
     }
