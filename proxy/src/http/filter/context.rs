@@ -228,7 +228,8 @@ impl RequestBodySlot {
     }
 
     /// Reads the whole body (at most `max_bytes`; Envoy's 413 beyond) and puts it back
-    /// for the router; returns the data. Trailers are kept.
+    /// for the router; returns the data. Trailers are kept. On an error the body is
+    /// gone: answer with the reply returned.
     pub async fn buffer(&mut self, max_bytes: usize) -> Result<Bytes, LocalReply> {
         let mut body = std::mem::replace(&mut self.state, SlotState::Empty).into_body();
         let mut data = BytesMut::new();
@@ -245,12 +246,15 @@ impl RequestBodySlot {
             match frame.into_data() {
                 Ok(chunk) => {
                     if data.len() + chunk.len() > max_bytes {
+                        // The rest of the body is never read: the connection closes
+                        // after the reply (as Envoy's buffer filter's does).
                         return Err(LocalReply::new(
                             413,
                             "Payload Too Large",
                             None,
                             "request_payload_too_large",
-                        ));
+                        )
+                        .closing());
                     }
                     data.extend_from_slice(&chunk);
                 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
@@ -97,7 +97,7 @@ async fn shared(runtime: Arc<HcmRuntime>) -> Arc<ConnShared> {
 }
 
 /// Sends `request` through `stream::handle` over an in-memory HTTP/1.1 connection.
-async fn send(runtime: Arc<HcmRuntime>, request: Request<Empty<Bytes>>) -> (Response<()>, Bytes) {
+async fn send(runtime: Arc<HcmRuntime>, request: Request<Full<Bytes>>) -> (Response<()>, Bytes) {
     let shared = shared(runtime).await;
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
     let service = service_fn(move |req| {
@@ -118,11 +118,11 @@ async fn send(runtime: Arc<HcmRuntime>, request: Request<Empty<Bytes>>) -> (Resp
     (Response::from_parts(parts, ()), body)
 }
 
-fn get(path: &str) -> Request<Empty<Bytes>> {
+fn get(path: &str) -> Request<Full<Bytes>> {
     Request::builder()
         .uri(path)
         .header("host", "example.test")
-        .body(Empty::new())
+        .body(Full::default())
         .expect("request")
 }
 
@@ -270,7 +270,7 @@ async fn connection_manager_replies_pass_the_response_hooks() {
     let refused = Request::builder()
         .uri("/a")
         .version(http::Version::HTTP_10)
-        .body(Empty::new())
+        .body(Full::default())
         .expect("request");
     let (response, _) = send(rt, refused).await;
     assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
@@ -407,6 +407,63 @@ async fn route_based_disabling() {
     assert_eq!(order(&response), ["on"]);
     let (response, _) = send(rt, get("/a")).await;
     assert_eq!(order(&response), ["on", "off"]);
+}
+
+/// Buffers the request body (at most `limit` bytes) and reports its length on the
+/// response.
+#[derive(Debug)]
+struct Buffering {
+    limit: usize,
+}
+
+impl HttpFilter for Buffering {
+    fn on_request_headers<'a>(
+        &'a self,
+        request: &'a mut RequestContext<'_, '_>,
+    ) -> FilterStatus<'a> {
+        FilterStatus::pending(async move {
+            match request.body_mut().buffer(self.limit).await {
+                Ok(body) => {
+                    request.set_state(body.len());
+                    Verdict::Continue
+                }
+                Err(reply) => Verdict::LocalReply(reply),
+            }
+        })
+    }
+
+    fn on_response_headers(&self, response: &mut ResponseContext<'_, '_>) {
+        if let Some(len) = response.take_state::<usize>() {
+            response.headers_mut().insert("x-body-len", len.into());
+        }
+    }
+}
+
+#[tokio::test]
+async fn request_body_buffered_up_to_a_limit() {
+    let post = || {
+        Request::builder()
+            .method("POST")
+            .uri("/b")
+            .header("host", "example.test")
+            .body(Full::new(Bytes::from_static(b"0123456789")))
+            .expect("request")
+    };
+    let (response, body) = send(
+        runtime(vec![("buffer", false, Box::new(Buffering { limit: 16 }))]),
+        post(),
+    )
+    .await;
+    assert_eq!(&body[..], b"b");
+    assert_eq!(response.headers()["x-body-len"], "10");
+    let (response, body) = send(
+        runtime(vec![("buffer", false, Box::new(Buffering { limit: 8 }))]),
+        post(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(&body[..], b"Payload Too Large");
+    assert_eq!(response.headers()["connection"], "close");
 }
 
 /// Polls `future` once on this thread (no runtime, no allocation).
