@@ -50,7 +50,7 @@
 //!
 //! [`FilterChain`] is compiled once per connection-manager config (in
 //! [`HcmRuntime`](super::HcmRuntime)) into an immutable list of filter instances. Per
-//! request there is only [`StreamFilters`]: the route cache and the state slots, which
+//! request there is only `StreamFilters`: the route cache and the state slots, which
 //! allocate only when a filter stores state. With no filters configured, running the
 //! chain allocates nothing (unit-tested with a counting allocator).
 //!
