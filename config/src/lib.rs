@@ -14,6 +14,7 @@ mod error;
 mod load;
 mod locate;
 pub mod model;
+mod optional;
 pub mod resource;
 mod supported;
 mod translate;
@@ -27,7 +28,8 @@ pub use error::ConfigError;
 /// A loaded bootstrap: the proto as parsed (for `/config_dump`) and the runtime model.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    /// The bootstrap proto exactly as configured (no defaults filled in).
+    /// The bootstrap proto as configured (no defaults filled in; optional filters
+    /// whose config type Baton has no proto for appear without their config).
     pub proto: Bootstrap,
     /// The validated, translated runtime model.
     pub model: model::Bootstrap,
@@ -81,6 +83,7 @@ pub fn load(path: Option<&Path>, inline_yaml: Option<&str>) -> Result<Loaded, Co
         load::merge_json(&mut json, overlay);
     }
 
+    optional::drop_unparseable_optional_configs(&mut json);
     let result = load::to_bootstrap(&json).and_then(|(proto, dynamic)| {
         supported::check(&dynamic)?;
         let model = translate::bootstrap(&proto)?;

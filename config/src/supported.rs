@@ -168,7 +168,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
-        &["name", "typed_config"],
+        &["name", "typed_config", "is_optional", "disabled"],
     ),
     (
         "envoy.extensions.filters.http.router.v3.Router",
@@ -204,6 +204,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "most_specific_header_mutations_wins",
             "validate_clusters",
             "max_direct_response_body_size_bytes",
+            "typed_per_filter_config",
         ],
     ),
     (
@@ -217,6 +218,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "response_headers_to_add",
             "response_headers_to_remove",
             "metadata",
+            "typed_per_filter_config",
         ],
     ),
     (
@@ -233,8 +235,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "request_headers_to_remove",
             "response_headers_to_add",
             "response_headers_to_remove",
+            "typed_per_filter_config",
         ],
     ),
+    // `typed_per_filter_config` values: translation refuses what Baton cannot honour.
+    ("envoy.config.route.v3.FilterConfig", &["config", "is_optional", "disabled"]),
     (
         "envoy.config.route.v3.RouteMatch",
         &[
@@ -298,6 +303,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "request_headers_to_remove",
             "response_headers_to_add",
             "response_headers_to_remove",
+            "typed_per_filter_config",
         ],
     ),
     ("envoy.config.route.v3.DirectResponseAction", &["status", "body"]),
@@ -478,6 +484,7 @@ fn walk(message: &DynamicMessage, path: &str) -> Result<()> {
         return Ok(());
     }
     let allowed = allowed_fields(descriptor.full_name());
+    let optional = skips_unknown_config(message);
     for (field, value) in message.fields() {
         let field_path = join(path, field.name());
         if let Some(allowed) = allowed {
@@ -485,9 +492,46 @@ fn walk(message: &DynamicMessage, path: &str) -> Result<()> {
                 return Err(ConfigError::unsupported(field_path));
             }
         }
+        if optional && is_unknown_any(value) {
+            // Translation skips the optional entry whose config Baton cannot read.
+            continue;
+        }
         walk_value(value, &field_path)?;
     }
     Ok(())
+}
+
+/// An optional `http_filters[]` entry, or a `FilterConfig` that is optional or disabled:
+/// an Any inside it of a type Baton does not know is skipped, not refused (the YAML path
+/// drops such configs before parsing; protos received whole still carry them).
+fn skips_unknown_config(message: &DynamicMessage) -> bool {
+    let flag = |name: &str| {
+        message
+            .get_field_by_name(name)
+            .is_some_and(|v| v.as_bool() == Some(true))
+    };
+    match message.descriptor().full_name() {
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter" => {
+            flag("is_optional")
+        }
+        "envoy.config.route.v3.FilterConfig" => flag("is_optional") || flag("disabled"),
+        _ => false,
+    }
+}
+
+fn is_unknown_any(value: &Value) -> bool {
+    let Value::Message(any) = value else {
+        return false;
+    };
+    if any.descriptor().full_name() != "google.protobuf.Any" {
+        return false;
+    }
+    let type_url = any
+        .get_field_by_name("type_url")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let name = type_url.rsplit('/').next().unwrap_or_default();
+    pool().get_message_by_name(name).is_none()
 }
 
 fn walk_value(value: &Value, path: &str) -> Result<()> {

@@ -15,10 +15,12 @@ use regex::Regex;
 
 mod cluster;
 mod format;
+mod http_filter;
 mod xds;
 
 pub use cluster::*;
 pub use format::*;
+pub use http_filter::*;
 pub use xds::*;
 
 /// A whole translated bootstrap.
@@ -215,7 +217,8 @@ pub struct HttpConnectionManager {
     pub route_config: Arc<RouteConfig>,
     /// `rds`: where the route table comes from when not inline.
     pub rds: Option<Rds>,
-    /// `http_filters` before the router (only the router exists today, so empty).
+    /// `http_filters` before the router, in config order (optional filters Baton does
+    /// not implement are left out).
     pub http_filters: Vec<HttpFilter>,
     /// Router filter settings (`envoy.filters.http.router` typed_config).
     pub router: RouterConfig,
@@ -296,11 +299,6 @@ pub enum EscapedSlashesAction {
     UnescapeAndForward,
 }
 
-/// HTTP filters other than the router (none are supported yet; kept so translation and
-/// the connection manager have a place for them).
-#[derive(Debug, Clone)]
-pub enum HttpFilter {}
-
 /// `envoy.extensions.filters.http.router.v3.Router`.
 #[derive(Debug, Clone, Default)]
 pub struct RouterConfig {
@@ -368,6 +366,8 @@ pub struct RouteConfig {
     pub internal_only_headers: Vec<HeaderName>,
     /// `most_specific_header_mutations_wins`
     pub most_specific_header_mutations_wins: bool,
+    /// `typed_per_filter_config` at route config level.
+    pub filter_overrides: FilterOverrides,
 }
 
 /// `virtual_hosts[]`.
@@ -383,6 +383,8 @@ pub struct VirtualHost {
     pub routes: Vec<Route>,
     /// Header mutations at virtual host level.
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config` at virtual host level.
+    pub filter_overrides: FilterOverrides,
 }
 
 /// `routes[]`.
@@ -396,6 +398,8 @@ pub struct Route {
     pub action: RouteAction,
     /// Header mutations at route level.
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config` at route level.
+    pub filter_overrides: FilterOverrides,
 }
 
 /// `match`.
@@ -551,6 +555,8 @@ pub struct WeightedCluster {
     pub weight: u32,
     /// header mutations of this entry
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config` of this entry (most specific of all levels).
+    pub filter_overrides: FilterOverrides,
 }
 
 /// `host_rewrite_specifier`.

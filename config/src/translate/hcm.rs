@@ -1,21 +1,17 @@
 //! `envoy.filters.network.http_connection_manager`: codec, timeouts, forwarding headers,
-//! HTTP filters (which must end with the router) and the route table (inline or RDS).
+//! HTTP filters (`http_filter`: the router last) and the route table (inline or RDS).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
-use baton_proto::pb::envoy::extensions::filters::http::router::v3 as router_pb;
 use baton_proto::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm_pb;
 
 use super::{
-    access_log, any_type, cidr, decode_any, duration, header_value, required, route, timeout, xds,
-    Context,
+    access_log, cidr, duration, header_value, http_filter, required, route, timeout, xds, Context,
 };
 use crate::error::{ConfigError, Result};
 use crate::model;
-
-const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
 
 pub(crate) fn translate(
     p: &hcm_pb::HttpConnectionManager,
@@ -62,7 +58,7 @@ pub(crate) fn translate(
             ))
         }
     };
-    let router = http_filters(&p.http_filters, &field("http_filters"))?;
+    let chain = http_filter::http_filters(&p.http_filters, &field("http_filters"))?;
     let strip_any_host_port = matches!(
         p.strip_port_mode,
         Some(StripPortMode::StripAnyHostPort(true))
@@ -191,8 +187,8 @@ pub(crate) fn translate(
         codec_type,
         route_config: Arc::new(route_config),
         rds,
-        http_filters: Vec::new(),
-        router,
+        http_filters: chain.filters,
+        router: chain.router,
         access_logs: access_log::list(&p.access_log, &field("access_log"))?,
         use_remote_address: p.use_remote_address.unwrap_or(false),
         xff_num_trusted_hops: p.xff_num_trusted_hops,
@@ -243,64 +239,6 @@ pub(crate) fn translate(
         strip_any_host_port,
         internal_cidrs,
     })
-}
-
-/// `http_filters`: only the router exists today, and it must be last (as in Envoy).
-fn http_filters(filters: &[hcm_pb::HttpFilter], path: &str) -> Result<model::RouterConfig> {
-    use hcm_pb::http_filter::ConfigType;
-    let Some((last, before)) = filters.split_last() else {
-        return Err(ConfigError::at(
-            path,
-            format!("http_filters must end with the router filter (envoy.filters.http.router, \"@type\": type.googleapis.com/{ROUTER_TYPE})"),
-        ));
-    };
-    // Only the router exists, so anything before the last filter is the first error.
-    if let Some(filter) = before.first() {
-        let type_name = match &filter.config_type {
-            Some(ConfigType::TypedConfig(any)) => any_type(any),
-            _ => "",
-        };
-        let what = if type_name == ROUTER_TYPE {
-            "the router filter must be the last HTTP filter".to_string()
-        } else {
-            format!(
-                "HTTP filter '{}' is not supported by Baton yet",
-                if type_name.is_empty() {
-                    filter.name.as_str()
-                } else {
-                    type_name
-                }
-            )
-        };
-        return Err(ConfigError::at(format!("{path}[0]"), what));
-    }
-    let last_path = format!("{path}[{}]", filters.len() - 1);
-    if last.is_optional || last.disabled {
-        return Err(ConfigError::at(
-            last_path,
-            "the router filter cannot be optional or disabled",
-        ));
-    }
-    match &last.config_type {
-        Some(ConfigType::TypedConfig(any)) if any_type(any) == ROUTER_TYPE => {
-            let router: router_pb::Router = decode_any(any, ROUTER_TYPE, &format!("{last_path}.typed_config"))?;
-            Ok(model::RouterConfig {
-                suppress_envoy_headers: router.suppress_envoy_headers,
-            })
-        }
-        Some(ConfigType::TypedConfig(any)) => Err(ConfigError::at(
-            format!("{last_path}.typed_config.@type"),
-            format!(
-                "HTTP filter '{}' is not supported by Baton yet; http_filters must end with the router ({ROUTER_TYPE})",
-                any_type(any)
-            ),
-        )),
-        Some(ConfigType::ConfigDiscovery(_)) => Err(ConfigError::unsupported(format!("{last_path}.config_discovery"))),
-        None => Err(ConfigError::at(
-            format!("{last_path}.typed_config"),
-            format!("required: \"@type\": type.googleapis.com/{ROUTER_TYPE}"),
-        )),
-    }
 }
 
 /// `Http2ProtocolOptions` with Envoy's ranges.

@@ -16,6 +16,7 @@ mod dns;
 pub(crate) mod endpoint;
 pub(crate) mod format;
 mod hcm;
+mod http_filter;
 mod lb_policy;
 pub(crate) mod listener;
 pub(crate) mod route;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use baton_proto::pb::envoy::config::route::v3 as route_pb;
 
+use super::http_filter::filter_overrides;
 use super::{
     compile_regex, data_source, duration, header_mutations, header_name, header_value, regex,
     required, string_matcher, Context,
@@ -80,6 +81,7 @@ pub(crate) fn translate(
         )?,
         internal_only_headers,
         most_specific_header_mutations_wins: rc.most_specific_header_mutations_wins,
+        filter_overrides: filter_overrides(&rc.typed_per_filter_config, path)?,
     })
 }
 
@@ -147,6 +149,7 @@ fn virtual_host(
             &vh.response_headers_to_remove,
             path,
         )?,
+        filter_overrides: filter_overrides(&vh.typed_per_filter_config, path)?,
     })
 }
 
@@ -194,6 +197,7 @@ fn route(r: &route_pb::Route, path: &str, rctx: &RouteContext<'_>) -> Result<mod
             &r.response_headers_to_remove,
             path,
         )?,
+        filter_overrides: filter_overrides(&r.typed_per_filter_config, path)?,
     })
 }
 
@@ -480,6 +484,7 @@ fn weighted_clusters(
                 &c.response_headers_to_remove,
                 &cpath,
             )?,
+            filter_overrides: filter_overrides(&c.typed_per_filter_config, &cpath)?,
         });
     }
     if total == 0 {

@@ -65,6 +65,12 @@ impl RequestProgress {
             .store(ms.min(NO_ROUTE_IDLE_TIMEOUT - 1), Ordering::Relaxed);
     }
 
+    /// Forgets the route's `idle_timeout` (a re-selected route has none).
+    pub fn clear_route_idle_timeout(&self) {
+        self.route_idle_timeout_ms
+            .store(NO_ROUTE_IDLE_TIMEOUT, Ordering::Relaxed);
+    }
+
     /// The stream idle timeout in force: the route's when it set one, else
     /// `connection_default` (the connection manager's `stream_idle_timeout`).
     pub fn idle_timeout(&self, connection_default: Option<Duration>) -> Option<Duration> {

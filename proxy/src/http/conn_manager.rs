@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_config::model::{CodecType, HttpConnectionManager};
+use baton_config::model::CodecType;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -120,7 +120,7 @@ pub async fn serve_connection<IO>(
         }
         async move {
             if oversized {
-                return Ok::<_, Infallible>(head_too_large(&shared.runtime.hcm));
+                return Ok::<_, Infallible>(head_too_large(&shared));
             }
             Ok(stream::handle(shared, req).await)
         }
@@ -216,8 +216,9 @@ pub async fn serve_connection<IO>(
 }
 
 /// Envoy's 431 for an HTTP/1 request head over `max_request_headers_kb` (hyper's own
-/// limit is its read buffer, at least 8 KiB); the connection closes after it.
-fn head_too_large(hcm: &HttpConnectionManager) -> http::Response<super::ResponseBody> {
+/// limit is its read buffer, at least 8 KiB); the connection closes after it. It passes
+/// the HTTP filters' response hooks, as Envoy's does.
+fn head_too_large(shared: &Arc<ConnShared>) -> http::Response<super::ResponseBody> {
     let reply = LocalReply::new(
         431,
         "Request Header Fields Too Large",
@@ -226,7 +227,8 @@ fn head_too_large(hcm: &HttpConnectionManager) -> http::Response<super::Response
     )
     .closing();
     let mut resp = reply.into_response();
-    forwarding::finish_response(resp.headers_mut(), hcm);
+    stream::encode_codec_reply(shared, &mut resp);
+    forwarding::finish_response(resp.headers_mut(), &shared.runtime.hcm);
     resp
 }
 

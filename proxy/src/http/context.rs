@@ -1,7 +1,7 @@
 //! Shared state for serving HTTP: the cluster manager, and per connection-manager config
-//! the compiled [`HcmRuntime`] (route source, access loggers, stat handles), built once
-//! when its filter chain is compiled and held by that chain, so connections never
-//! rebuild or look anything up.
+//! the compiled [`HcmRuntime`] (route source, filter chain, access loggers, stat handles),
+//! built once when its filter chain is compiled and held by that chain, so connections
+//! never rebuild or look anything up.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use crate::access_log::{AccessLoggers, SinkError};
 use crate::stats::{HttpConnManagerStats, ListenerHttpStats};
 use crate::upstream::ClusterManager;
 
+use super::filter::FilterChain;
 use super::rds::RouteSource;
 use super::router::RouteTable;
 
@@ -21,6 +22,8 @@ pub struct HcmRuntime {
     pub hcm: Arc<HttpConnectionManager>,
     /// Its routes (inline, or RDS).
     pub routes: RouteSource,
+    /// Its HTTP filter chain (the filters' instances, the router last).
+    pub filters: FilterChain,
     /// Its access loggers.
     pub loggers: AccessLoggers,
     /// `http.<stat_prefix>.*`
@@ -53,6 +56,7 @@ impl HcmRuntime {
     ) -> Result<Self, SinkError> {
         let store = crate::stats::store();
         Ok(Self {
+            filters: FilterChain::new(&hcm),
             routes,
             loggers: AccessLoggers::new(&hcm.access_logs)?,
             stats: HttpConnManagerStats::new(store, &hcm.stat_prefix),

@@ -5,22 +5,21 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use baton_config::model::{ClusterSpecifier, ForwardAction, HeaderMutations, HostRewrite};
+use baton_config::model::{ForwardAction, HeaderMutations, HostRewrite};
 use http::header::{EXPECT, HOST};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::access_log::{FormatInput, ResponseFlag};
 use crate::stats::ClusterStats;
 use crate::upstream::{RequestBody, SendOptions, UpstreamError};
 
-use super::body::CountingBody;
+use super::filter::Selection;
 use super::headers::{forwarding, hop_by_hop, mutation};
 use super::local_reply::LocalReply;
 use super::route_timeout::{RouteDeadline, TimedBody};
-use super::router::{action, Routed};
+use super::router::action;
 use super::stats::ActiveUpgrade;
 use super::stream::Exchange;
 use super::upgrade::UpgradeMode;
@@ -43,8 +42,8 @@ fn set_path(parts: &mut Parts, new_path_and_query: &str) {
 pub(crate) async fn forward(
     ex: &mut Exchange,
     mut parts: Parts,
-    body: Incoming,
-    routed: Routed<'_>,
+    body: RequestBody,
+    selection: &Selection<'_>,
     f: &Arc<ForwardAction>,
     upgrade_mode: UpgradeMode,
 ) -> (Response<ResponseBody>, Option<Parts>) {
@@ -53,21 +52,11 @@ pub(crate) async fn forward(
     let hcm = &runtime.hcm;
     let suppress = hcm.router.suppress_envoy_headers;
 
-    // Cluster.
-    let mut weighted: Option<&HeaderMutations> = None;
-    let cluster_name: Option<String> = match &f.cluster {
-        ClusterSpecifier::Name(n) => Some(n.clone()),
-        ClusterSpecifier::Header(h) => parts
-            .headers
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        ClusterSpecifier::Weighted(w) => action::pick_weighted(w, rand::random()).map(|i| {
-            weighted = Some(&w.clusters[i].headers);
-            w.clusters[i].name.clone()
-        }),
-    };
-    let cluster = cluster_name
+    // Cluster (picked when the route was selected).
+    let routed = selection.routed;
+    let weighted: Option<&HeaderMutations> = selection.weighted.map(|w| &w.headers);
+    let cluster = selection
+        .cluster_name
         .as_deref()
         .and_then(|n| ex.shared.ctx.clusters.get(n));
     let Some(cluster) = cluster else {
@@ -75,7 +64,7 @@ pub(crate) async fn forward(
         let resp = ex.local_reply(LocalReply::cluster_not_found(), &parts, Some(routed));
         return (resp, Some(parts));
     };
-    ex.info.upstream_cluster = cluster_name;
+    ex.info.upstream_cluster = selection.cluster_name.as_deref().map(str::to_string);
 
     // Path and host rewrites.
     let original = parts
@@ -178,7 +167,6 @@ pub(crate) async fn forward(
             .and_then(|p| Uri::try_from(p.as_str()).ok()),
     }
     .unwrap_or_else(|| Uri::from_static("/"));
-    let body: RequestBody = CountingBody::new(body, ex.progress.clone()).boxed();
     let mut up_req = Request::new(body);
     *up_req.method_mut() = parts.method.clone();
     *up_req.uri_mut() = uri;

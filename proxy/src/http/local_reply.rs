@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use crate::access_log::ResponseFlag;
@@ -24,6 +24,9 @@ pub struct LocalReply {
     pub details: String,
     /// Close the downstream connection after this reply (HTTP/1.1 `connection: close`).
     pub close: bool,
+    /// Further response headers (an HTTP filter's, such as `www-authenticate`); boxed
+    /// so the common reply stays small.
+    pub headers: Option<Box<HeaderMap>>,
 }
 
 impl LocalReply {
@@ -35,7 +38,13 @@ impl LocalReply {
             flag,
             details: details.to_string(),
             close: false,
+            headers: None,
         }
+    }
+
+    /// The further response headers, to add to.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.headers.get_or_insert_with(Default::default)
     }
 
     /// Same reply, closing the connection afterwards.
@@ -141,6 +150,7 @@ impl LocalReply {
             flag: Some(flag),
             details,
             close: false,
+            headers: None,
         };
         (reply, tfr)
     }
@@ -159,6 +169,9 @@ impl LocalReply {
         }
         if self.close {
             h.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(headers) = self.headers {
+            h.extend(*headers);
         }
         resp
     }

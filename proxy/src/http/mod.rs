@@ -1,8 +1,9 @@
 //! The HTTP connection manager (Envoy's `http_connection_manager`), in request order:
 //! `conn_manager` (one downstream connection: codec, timeouts, drain) -> `stream` (one
 //! request: validation, `normalize` (path and Host before routing), forwarding headers,
-//! routing) -> `router` (virtual host, route, action helpers) -> `forward` (upstream
-//! call) or `local_reply`; `headers` (hop-by-hop, forwarding, mutations), `upgrade`
+//! route selection) -> `filter` (the HTTP filter chain: request hooks in config order,
+//! the router filter last, response hooks in reverse) -> `router` (virtual host, route,
+//! action helpers) -> `forward` (upstream call) or `local_reply`; `headers` (hop-by-hop, forwarding, mutations), `upgrade`
 //! (websocket / CONNECT tunnels), `body` (byte counting and the access log entry),
 //! `route_timeout` (the route timeout over the whole response), `stats` (connection,
 //! request and upgrade accounting in `http.<stat_prefix>.*`), `rds` (inline or RDS
@@ -12,6 +13,7 @@ mod body;
 pub mod codec;
 mod conn_manager;
 mod context;
+pub mod filter;
 mod forward;
 pub mod headers;
 pub mod local_reply;

@@ -1,15 +1,15 @@
 //! One request/response exchange (an HTTP "stream" in Envoy's words): validation,
-//! forwarding headers, routing, the route action (direct response, redirect, forward),
-//! response headers, timeouts and the access log entry.
+//! normalisation, forwarding headers and the first route selection, then the HTTP filter
+//! chain (`filter`: request hooks, the router, response hooks), timeouts, the final
+//! response headers and the access log entry.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_config::model::{RouteAction, UpgradeConfig};
 use http::header::{CONNECTION, HOST, LOCATION};
 use http::request::Parts;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{HeaderValue, Method, Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -18,13 +18,12 @@ use crate::base::conn_info::ConnInfo;
 
 use super::body::{LoggedBody, PendingLog, RequestProgress};
 use super::context::{HcmRuntime, HttpContext};
+use super::filter::{self, RequestBodySlot, StreamFilters};
 use super::headers::{forwarding, hop_by_hop, mutation};
 use super::local_reply::LocalReply;
-use super::router::route_match::MatchInput;
-use super::router::{action, Routed};
+use super::router::Routed;
 use super::stats::ActiveStream;
-use super::upgrade::UpgradeMode;
-use super::{forward, normalize, ResponseBody};
+use super::{normalize, ResponseBody};
 
 /// Per-connection state every stream on it shares.
 #[derive(Debug)]
@@ -60,6 +59,7 @@ pub struct ConnShared {
 }
 
 /// State of one exchange while it is being handled.
+#[derive(Debug)]
 pub(crate) struct Exchange {
     pub shared: Arc<ConnShared>,
     pub info: StreamInfo,
@@ -138,19 +138,6 @@ impl Exchange {
     }
 }
 
-/// The upgrade config that enables an upgrade of `kind` (route-level config first, then
-/// the HCM's), or None when the upgrade is not enabled.
-fn enabled_upgrade<'a>(
-    kind: &str,
-    route_level: &'a [UpgradeConfig],
-    hcm_level: &'a [UpgradeConfig],
-) -> Option<&'a UpgradeConfig> {
-    let find = |list: &'a [UpgradeConfig]| list.iter().find(|u| u.upgrade_type == kind);
-    find(route_level)
-        .or_else(|| find(hcm_level))
-        .filter(|u| u.enabled)
-}
-
 /// Handles one request end to end.
 pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response<ResponseBody> {
     shared.active.fetch_add(1, Ordering::Relaxed);
@@ -163,7 +150,8 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
         log_head: None,
         shared: shared.clone(),
     };
-    let hcm = shared.runtime.hcm.clone();
+    let runtime = shared.runtime.clone();
+    let hcm = &runtime.hcm;
     let progress = ex.progress.clone();
     // Envoy takes whatever follows an HTTP/1 upgrade or CONNECT request as tunnel bytes,
     // so an answer that does not switch protocols ends the connection. The HTTP/1 framing
@@ -177,7 +165,10 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     if http_body::Body::is_end_stream(req.body()) {
         progress.mark_complete();
     }
-    let mut work = Box::pin(route_and_act(&mut ex, req));
+    // The route table this request is routed with, even if RDS replaces it meanwhile.
+    let routes = runtime.routes.current();
+    let mut filters = StreamFilters::new(&runtime.filters, &routes);
+    let mut work = Box::pin(route_and_act(&mut ex, &mut filters, req));
     let request_timeout = hcm.request_timeout;
     let outcome = {
         let timers = async {
@@ -232,11 +223,13 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
             (reply.into_response(), None)
         }
     };
+    // Every response passes the filters' response hooks, whatever produced it.
+    filter::encode_headers(&mut filters, &mut ex, &mut resp);
     if upgrade_request {
         let switched = if is_connect {
             resp.status().is_success()
         } else {
-            resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
         };
         if !switched {
             resp.headers_mut()
@@ -254,6 +247,24 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
         .idle_since_ms
         .store(shared.born.elapsed().as_millis() as u64, Ordering::Relaxed);
     resp
+}
+
+/// Runs the filters' response hooks over a reply the connection manager gave before the
+/// request reached [`handle`] (the 431 for an oversized HTTP/1 head).
+pub(crate) fn encode_codec_reply(shared: &Arc<ConnShared>, resp: &mut Response<ResponseBody>) {
+    let runtime = &shared.runtime;
+    if runtime.filters.is_empty() {
+        return;
+    }
+    let mut ex = Exchange {
+        shared: shared.clone(),
+        info: StreamInfo::new(shared.conn.clone(), Some(Version::HTTP_11)),
+        progress: Arc::new(RequestProgress::new(std::time::Instant::now())),
+        log_head: None,
+    };
+    let routes = runtime.routes.current();
+    let mut filters = StreamFilters::new(&runtime.filters, &routes);
+    filter::encode_headers(&mut filters, &mut ex, resp);
 }
 
 /// Common response finishing: server/via/date, connection close on drain, stats and
@@ -293,16 +304,16 @@ fn finish(
     *resp.body_mut() = BodyExt::boxed(LoggedBody::new(body, log, counted));
 }
 
-/// Validation, forwarding headers, routing and the route's action. Returns the response
-/// and the request parts (for `always_set_request_id_in_response`).
+/// Validation, normalisation, forwarding headers and the first route selection, then the
+/// filters' request hooks and the router. Returns the response and the request parts
+/// (for `always_set_request_id_in_response`).
 async fn route_and_act(
     ex: &mut Exchange,
+    filters: &mut StreamFilters<'_>,
     req: Request<Incoming>,
 ) -> (Response<ResponseBody>, Option<Parts>) {
     let (mut parts, body) = req.into_parts();
     let runtime = ex.shared.runtime.clone();
-    // The route table this request is routed with, even if RDS replaces it meanwhile.
-    let routes = runtime.routes.current();
     let hcm = &runtime.hcm;
     // HTTP/2 carries the host in `:authority`; routing and upstreams read `host`.
     if !parts.headers.contains_key(HOST) {
@@ -357,145 +368,37 @@ async fn route_and_act(
     let facts = forwarding::mutate_request(&mut parts.headers, &ex.shared.conn, hcm);
     ex.info.downstream_remote = facts.remote;
 
-    let host = routing_host.unwrap_or_else(|| {
-        parts
-            .headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    });
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
+    // The route the filter chain starts with (Envoy selects it when it creates the
+    // chain); per-route filter overrides and upgrade checks read it.
+    filters.route.set_routing_host(routing_host);
+    filter::refresh_route(filters, ex, &parts);
+    filters.start_chain();
+
+    // Upgrades (websocket, CONNECT) must be enabled by upgrade_configs; the connection
+    // manager refuses them before any filter runs.
     let is_connect = parts.method == Method::CONNECT;
-    let routed = {
-        let input = MatchInput {
-            method: &parts.method,
-            path_and_query: if is_connect { "" } else { &path_and_query },
-            headers: &parts.headers,
-        };
-        routes.route(&host, &input)
-    };
-    let Some(routed) = routed else {
-        runtime.stats.rq_total.inc();
-        runtime.stats.no_route.inc();
-        let mut reply = LocalReply::no_route();
-        if is_connect {
-            reply = reply.closing();
-        }
-        return (ex.local_reply(reply, &parts, None), Some(parts));
-    };
-    if !routed.route.name.is_empty() {
-        ex.info.route_name = Some(routed.route.name.clone());
-    }
-    if let RouteAction::Forward(f) = &routed.route.action {
-        if let Some(t) = f.idle_timeout {
-            ex.progress.set_route_idle_timeout(t);
-        }
-    }
-    // Upgrades (websocket, CONNECT) must be enabled by upgrade_configs.
     let upgrade = if is_connect {
         Some("connect".to_string())
     } else {
         hop_by_hop::upgrade_type(&parts.headers)
     };
-    let mut upgrade_mode = UpgradeMode::None;
-    if let Some(kind) = &upgrade {
-        let route_level: &[UpgradeConfig] = match &routed.route.action {
-            RouteAction::Forward(f) => &f.upgrade_configs,
-            _ => &[],
-        };
-        match enabled_upgrade(kind, route_level, &hcm.upgrade_configs) {
-            Some(u) if is_connect && u.terminate_connect => {
-                upgrade_mode = UpgradeMode::TerminateConnect;
-            }
-            Some(_) => upgrade_mode = UpgradeMode::Forward,
-            None => {
-                if kind.eq_ignore_ascii_case("websocket") {
-                    runtime.stats.downstream_rq_ws_on_non_ws_route.inc();
-                }
-                let reply = LocalReply::new(403, "", None, "upgrade_failed").closing();
-                return (ex.local_reply(reply, &parts, None), Some(parts));
-            }
+    if let (Some(kind), Some(selection)) = (&upgrade, filters.route.current()) {
+        if let Err(reply) =
+            filter::router::upgrade_mode(kind, is_connect, selection.routed, hcm, &runtime.stats)
+        {
+            return (ex.local_reply(reply, &parts, None), Some(parts));
         }
     }
 
-    runtime.stats.rq_total.inc();
-    match &routed.route.action {
-        RouteAction::DirectResponse(d) => {
-            runtime.stats.rq_direct_response.inc();
-            let body = d.body.clone().unwrap_or_default();
-            let mut reply = LocalReply::new(d.status, "", None, "direct_response");
-            reply.body = body;
-            let resp = ex.local_reply(reply, &parts, Some(routed));
-            (resp, Some(parts))
-        }
-        RouteAction::Redirect(r) => {
-            // Envoy's router answers redirects as direct responses (`rq_redirect` is for
-            // internal redirects, which Baton does not follow).
-            runtime.stats.rq_direct_response.inc();
-            let scheme = if ex.shared.conn.tls { "https" } else { "http" };
-            let location = action::redirect_location(
-                r,
-                &routed.route.matcher.path,
-                scheme,
-                &host,
-                &path_and_query,
-            );
-            let mut reply = LocalReply::new(r.response_code, "", None, "direct_response");
-            reply.status =
-                StatusCode::from_u16(r.response_code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
-            let mut resp = ex.local_reply(reply, &parts, Some(routed));
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                resp.headers_mut().insert(LOCATION, v);
-            }
-            (resp, Some(parts))
-        }
-        RouteAction::Forward(f) => {
-            let f = f.clone();
-            forward::forward(ex, parts, body, routed, &f, upgrade_mode).await
-        }
+    let mut body = RequestBodySlot::new(body, &ex.progress);
+    if let Some(reply) = filter::decode_headers(filters, ex, &mut parts, &mut body).await {
+        // A filter's local reply does not get the route's response header mutations
+        // (as in Envoy).
+        return (ex.local_reply(reply, &parts, None), Some(parts));
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn up(kind: &str, enabled: bool) -> UpgradeConfig {
-        UpgradeConfig {
-            upgrade_type: kind.into(),
-            enabled,
-            terminate_connect: false,
-        }
-    }
-
-    fn upgrade_enabled(kind: &str, route: &[UpgradeConfig], hcm: &[UpgradeConfig]) -> bool {
-        enabled_upgrade(kind, route, hcm).is_some()
-    }
-
-    #[test]
-    fn upgrade_config_precedence() {
-        assert!(!upgrade_enabled("websocket", &[], &[]));
-        assert!(upgrade_enabled("websocket", &[], &[up("websocket", true)]));
-        assert!(!upgrade_enabled(
-            "websocket",
-            &[up("websocket", false)],
-            &[up("websocket", true)]
-        ));
-        assert!(upgrade_enabled("websocket", &[up("websocket", true)], &[]));
-        assert!(!upgrade_enabled("connect", &[], &[up("websocket", true)]));
-        // CONNECT termination comes from the route's config (connect_config).
-        let terminating = UpgradeConfig {
-            terminate_connect: true,
-            ..up("connect", true)
-        };
-        let route = [terminating];
-        let hcm = [up("connect", true)];
-        assert!(enabled_upgrade("connect", &route, &hcm).is_some_and(|u| u.terminate_connect));
-        assert!(enabled_upgrade("connect", &[], &hcm).is_some_and(|u| !u.terminate_connect));
-    }
+    let chain = filters.chain();
+    chain
+        .router()
+        .route(ex, filters, parts, body, upgrade.as_deref())
+        .await
 }

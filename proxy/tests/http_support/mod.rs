@@ -35,6 +35,7 @@ pub fn prefix_route(name: &str, prefix: &str, action: RouteAction) -> Route {
         },
         action,
         headers: HeaderMutations::default(),
+        filter_overrides: FilterOverrides::default(),
     }
 }
 
@@ -67,6 +68,7 @@ pub fn vhost(name: &str, domains: &[&str], routes: Vec<Route>) -> VirtualHost {
         domains: domains.iter().map(|d| d.to_string()).collect(),
         routes,
         headers: HeaderMutations::default(),
+        filter_overrides: FilterOverrides::default(),
     }
 }
 

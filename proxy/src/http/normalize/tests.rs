@@ -44,7 +44,8 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static COUNTING: CountingAllocator = CountingAllocator;
 
-/// Allocations `f` makes on this thread (the HTTP/1 framing check uses it too).
+/// Allocations `f` makes on this thread (the HTTP/1 framing check and the filter chain
+/// tests use it too).
 pub(crate) fn allocations_during(f: impl FnOnce()) -> u64 {
     let before = ALLOCATIONS.with(Cell::get);
     f();

@@ -233,6 +233,7 @@ mod tests {
             name: name.into(),
             weight,
             headers: HeaderMutations::default(),
+            filter_overrides: Default::default(),
         };
         let w = WeightedClusters {
             clusters: vec![wc("a", 1), wc("b", 0), wc("c", 3)],

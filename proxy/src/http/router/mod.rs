@@ -176,6 +176,7 @@ mod tests {
                 body: None,
             })),
             headers: HeaderMutations::default(),
+            filter_overrides: Default::default(),
         }
     }
 
@@ -186,6 +187,7 @@ mod tests {
                 domains: vec!["*".into()],
                 routes,
                 headers: HeaderMutations::default(),
+                filter_overrides: Default::default(),
             }],
             ..RouteConfig::default()
         }))

@@ -1,0 +1,124 @@
+//! Optional extensions whose config Baton cannot even parse. An `http_filters[]` entry
+//! with `is_optional: true`, or a `typed_per_filter_config` `FilterConfig` that is
+//! `is_optional` or `disabled`, may name a config type Baton has no proto for (a filter
+//! only Envoy implements, or an `xds.type.v3.TypedStruct`). The proto3 JSON mapping
+//! would refuse the whole bootstrap over it, while Envoy skips such a filter; so this
+//! pass removes those configs from the JSON first, and translation then skips the entry
+//! as it skips any optional filter Baton does not implement.
+
+use serde_json::Value;
+
+use crate::load::pool;
+
+/// The per-route wrapper that carries `is_optional` and `disabled`.
+const FILTER_CONFIG_TYPE: &str = "envoy.config.route.v3.FilterConfig";
+
+/// Removes the unparseable configs of optional filters anywhere in `json`.
+pub(crate) fn drop_unparseable_optional_configs(json: &mut Value) {
+    match json {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match key.as_str() {
+                    "http_filters" | "httpFilters" => {
+                        if let Value::Array(filters) = value {
+                            filters.iter_mut().for_each(optional_http_filter);
+                        }
+                    }
+                    "typed_per_filter_config" | "typedPerFilterConfig" => {
+                        if let Value::Object(entries) = value {
+                            entries.values_mut().for_each(optional_route_config);
+                        }
+                    }
+                    _ => {}
+                }
+                drop_unparseable_optional_configs(value);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_unparseable_optional_configs),
+        _ => {}
+    }
+}
+
+/// `http_filters[]`: `is_optional` with an unknown `typed_config`.
+fn optional_http_filter(filter: &mut Value) {
+    let Value::Object(filter) = filter else {
+        return;
+    };
+    if !flag(filter, "is_optional", "isOptional") {
+        return;
+    }
+    for key in ["typed_config", "typedConfig"] {
+        if filter.get(key).is_some_and(|config| !parseable(config)) {
+            filter.remove(key);
+        }
+    }
+}
+
+/// `typed_per_filter_config` values: a `FilterConfig` that is optional or disabled, with
+/// an unknown `config`.
+fn optional_route_config(entry: &mut Value) {
+    let Value::Object(entry) = entry else {
+        return;
+    };
+    if type_name(entry.get("@type")) != Some(FILTER_CONFIG_TYPE) {
+        return;
+    }
+    if !flag(entry, "is_optional", "isOptional") && !flag(entry, "disabled", "disabled") {
+        return;
+    }
+    if entry.get("config").is_some_and(|config| !parseable(config)) {
+        entry.remove("config");
+    }
+}
+
+fn flag(object: &serde_json::Map<String, Value>, name: &str, json_name: &str) -> bool {
+    [name, json_name]
+        .iter()
+        .any(|k| object.get(*k).and_then(Value::as_bool) == Some(true))
+}
+
+fn type_name(type_url: Option<&Value>) -> Option<&str> {
+    type_url
+        .and_then(Value::as_str)
+        .map(|url| url.rsplit('/').next().unwrap_or_default())
+}
+
+/// An Any in JSON form whose `@type` Baton has a proto for (one without `@type` is left
+/// for the JSON mapping to report).
+fn parseable(any: &Value) -> bool {
+    let Value::Object(any) = any else {
+        return true;
+    };
+    match type_name(any.get("@type")) {
+        Some(name) => pool().get_message_by_name(name).is_some(),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_optional_unknown_configs_are_dropped() {
+        let mut json = json!({ "hcm": { "http_filters": [
+            { "name": "a", "is_optional": true, "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" } },
+            { "name": "b", "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" } },
+            { "name": "c", "isOptional": true, "typedConfig": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+        ] }, "route": { "typed_per_filter_config": {
+            "x": { "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "is_optional": true, "config": { "@type": "type.googleapis.com/xds.type.v3.TypedStruct" } },
+            "y": { "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "config": { "@type": "type.googleapis.com/xds.type.v3.TypedStruct" } },
+            "z": { "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": true, "config": { "@type": "type.googleapis.com/my.Filter" } },
+        } } });
+        drop_unparseable_optional_configs(&mut json);
+        let filters = &json["hcm"]["http_filters"];
+        assert!(filters[0].get("typed_config").is_none());
+        assert!(filters[1].get("typed_config").is_some());
+        assert!(filters[2].get("typedConfig").is_some());
+        let per_route = &json["route"]["typed_per_filter_config"];
+        assert!(per_route["x"].get("config").is_none());
+        assert!(per_route["y"].get("config").is_some());
+        assert!(per_route["z"].get("config").is_none());
+    }
+}
