@@ -477,3 +477,31 @@ fn errors_in_files_carry_the_line() {
     assert_eq!(e.line, Some(4), "{e}");
     assert_eq!(e.path, "dynamic_resources.cds_config.ads");
 }
+
+#[test]
+fn init_budget_chains_the_fetch_timeouts() {
+    use baton_config::model::XdsInitBudget;
+    use std::time::Duration;
+    assert_eq!(
+        load(&bootstrap("", "")).xds_init_budget(),
+        XdsInitBudget::Static
+    );
+    // CDS 15 s, the CDS clusters' EDS 15 s, LDS 15 s, their RDS 15 s.
+    assert_eq!(
+        load(&bootstrap(ADS_GRPC, "")).xds_init_budget(),
+        XdsInitBudget::Bounded(Duration::from_secs(60))
+    );
+    let quick = ADS_GRPC
+        .replace(
+            "cds_config: { ads: {}, resource_api_version: V3 }",
+            "cds_config: { ads: {}, resource_api_version: V3, initial_fetch_timeout: 2s }",
+        )
+        .replace(
+            "lds_config: { ads: {}, resource_api_version: V3 }",
+            "lds_config: { ads: {}, resource_api_version: V3, initial_fetch_timeout: 0s }",
+        );
+    assert_eq!(
+        load(&bootstrap(&quick, "")).xds_init_budget(),
+        XdsInitBudget::Unbounded
+    );
+}

@@ -124,13 +124,19 @@ pub struct Settings {
     pub base_id: u32,
     /// Bind the bootstrap's listeners here and pass them down.
     pub hold_sockets: bool,
-    /// Time a new generation has to report READY=1.
-    pub ready_timeout: Duration,
+    /// Time a new generation has to report READY=1 when configured (`0` = wait
+    /// forever); None: derived from the bootstrap (see [`Settings::ready_timeout`]).
+    pub ready_timeout_configured: Option<Duration>,
     /// Time a graceful stop waits before SIGKILL.
     pub stop_timeout: Duration,
     /// Crash respawn.
     pub respawn: RespawnPolicy,
 }
+
+/// Ready timeout for a static bootstrap.
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Added to the chained xDS fetch timeouts (process start, DNS, warming).
+const XDS_READY_MARGIN: Duration = Duration::from_secs(30);
 
 impl Settings {
     /// Resolves flags over the config file over defaults.
@@ -162,9 +168,10 @@ impl Settings {
             control_socket,
             base_id: args.base_id.or(file.base_id).unwrap_or(0),
             hold_sockets: args.hold_sockets || file.hold_sockets.unwrap_or(false),
-            ready_timeout: Duration::from_secs(
-                args.ready_timeout_s.or(file.ready_timeout_s).unwrap_or(60),
-            ),
+            ready_timeout_configured: args
+                .ready_timeout_s
+                .or(file.ready_timeout_s)
+                .map(Duration::from_secs),
             stop_timeout: Duration::from_secs(
                 args.stop_timeout_s.or(file.stop_timeout_s).unwrap_or(30),
             ),
@@ -185,6 +192,28 @@ impl Settings {
                 ),
             },
         })
+    }
+
+    /// The time a new generation has to report READY=1 (None: no limit). Configured
+    /// (`ready_timeout_s`, `0` = no limit), else derived from the bootstrap as it is now:
+    /// 60 s, or for a bootstrap with dynamic resources the chained
+    /// `initial_fetch_timeout`s (static EDS, CDS, the CDS clusters' EDS, LDS, RDS) plus
+    /// 30 s when that is longer, and no limit when one of them is `0s` (wait forever).
+    pub fn ready_timeout(&self) -> Option<Duration> {
+        if let Some(t) = self.ready_timeout_configured {
+            return (!t.is_zero()).then_some(t);
+        }
+        let budget = self
+            .bootstrap_path()
+            .and_then(|p| baton_config::load_file(&p).ok())
+            .map(|l| l.model.xds_init_budget());
+        match budget {
+            Some(baton_config::model::XdsInitBudget::Unbounded) => None,
+            Some(baton_config::model::XdsInitBudget::Bounded(d)) => {
+                Some(DEFAULT_READY_TIMEOUT.max(d + XDS_READY_MARGIN))
+            }
+            _ => Some(DEFAULT_READY_TIMEOUT),
+        }
     }
 
     /// The bootstrap path from the baton arguments (`-c X`, `-cX`, `--config-path X`,
@@ -319,7 +348,7 @@ mod tests {
             settings.control_socket,
             PathBuf::from("/run/x/control.sock")
         );
-        assert_eq!(settings.ready_timeout, Duration::from_secs(7));
+        assert_eq!(settings.ready_timeout(), Some(Duration::from_secs(7)));
         std::fs::write(&file, "bogus: 1\n").expect("write");
         let err = Settings::resolve(RunArgs {
             config: Some(file),

@@ -82,7 +82,7 @@ impl Supervisor {
                     id,
                     kind,
                     binary,
-                    deadline: Instant::now() + self.settings.ready_timeout,
+                    deadline: ready_deadline(self.settings.ready_timeout()),
                     replies,
                 });
             }
@@ -251,7 +251,8 @@ impl Supervisor {
         let epoch = generation.epoch;
         let mut message = format!(
             "generation {epoch} (pid {}) did not report READY=1 within {:?}; killed",
-            generation.pid, self.settings.ready_timeout
+            generation.pid,
+            self.settings.ready_timeout().unwrap_or(Duration::MAX)
         );
         if let Some(line) = generation.last_error.get() {
             message.push_str(&format!("; last output: {line}"));
@@ -393,4 +394,12 @@ impl Supervisor {
             epoch: epoch.unwrap_or(0),
         });
     }
+}
+
+/// When a starting generation must be ready by (`None`: no limit, i.e. far away).
+fn ready_deadline(timeout: Option<Duration>) -> Instant {
+    let now = Instant::now();
+    timeout
+        .and_then(|t| now.checked_add(t))
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

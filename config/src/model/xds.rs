@@ -121,3 +121,75 @@ pub struct ClusterLoadAssignment {
     /// The endpoints, in the same form as a static cluster's `load_assignment`.
     pub load_assignment: LoadAssignment,
 }
+
+/// How long initialisation may wait for control planes, from the chained
+/// `initial_fetch_timeout`s of a bootstrap (what a supervisor should allow a new
+/// generation before it reports LIVE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdsInitBudget {
+    /// No dynamic resources: initialisation does not wait for a control plane.
+    Static,
+    /// At most this long: static EDS, CDS, the CDS clusters' EDS, LDS, then RDS.
+    Bounded(Duration),
+    /// Some subscription waits forever (`initial_fetch_timeout: 0s`).
+    Unbounded,
+}
+
+impl super::Bootstrap {
+    /// The longest initialisation can wait for control planes (see [`XdsInitBudget`]).
+    pub fn xds_init_budget(&self) -> XdsInitBudget {
+        let static_eds: Vec<Option<Duration>> = self
+            .clusters
+            .iter()
+            .filter_map(|c| c.eds.as_ref().map(|e| e.source.initial_fetch_timeout))
+            .collect();
+        let static_rds: Vec<Option<Duration>> = self
+            .listeners
+            .iter()
+            .flat_map(|l| l.all_filter_chains())
+            .filter_map(|c| match &c.network {
+                super::NetworkFilter::Http(h) => {
+                    h.rds.as_ref().map(|r| r.source.initial_fetch_timeout)
+                }
+                super::NetworkFilter::TcpProxy(_) => None,
+            })
+            .collect();
+        let dynamic = &self.dynamic;
+        if static_eds.is_empty()
+            && static_rds.is_empty()
+            && dynamic.cds.is_none()
+            && dynamic.lds.is_none()
+        {
+            return XdsInitBudget::Static;
+        }
+        // Steps run one after another; each waits at most its longest timeout (None:
+        // forever).
+        let longest = |list: &[Option<Duration>]| -> Option<Duration> {
+            list.iter()
+                .try_fold(Duration::ZERO, |acc, t| t.map(|t| acc.max(t)))
+        };
+        let default = Some(DEFAULT_INITIAL_FETCH_TIMEOUT);
+        let mut steps = vec![longest(&static_eds)];
+        if let Some(cds) = &dynamic.cds {
+            // CDS, then the EDS of the clusters it delivers (their own timeouts are
+            // unknown until then: Envoy's default).
+            steps.push(cds.initial_fetch_timeout);
+            steps.push(default);
+        }
+        if let Some(lds) = &dynamic.lds {
+            steps.push(lds.initial_fetch_timeout);
+            if static_rds.is_empty() {
+                steps.push(default);
+            }
+        }
+        steps.push(longest(&static_rds));
+        let mut total = Duration::ZERO;
+        for step in steps {
+            match step {
+                Some(d) => total += d,
+                None => return XdsInitBudget::Unbounded,
+            }
+        }
+        XdsInitBudget::Bounded(total)
+    }
+}
