@@ -79,6 +79,7 @@ fn fake_incompatible_parent(
                 parent_pid,
                 parent_state: "LIVE".into(),
                 parent_version: "from the future".into(),
+                features: Vec::new(),
             })),
         };
         peer.send(&reply).await?;

@@ -56,7 +56,46 @@ pub fn node(loaded: &Loaded) -> core_pb::Node {
     node
 }
 
+/// What must be equal for a generation to start from its parent's xDS resources: the
+/// config sources and the node identity (a different control plane or node may serve
+/// other resources).
+pub fn fingerprint(loaded: &Loaded) -> String {
+    let m = &loaded.model;
+    let static_sources: Vec<String> = m
+        .clusters
+        .iter()
+        .filter_map(|c| c.eds.as_ref().map(|e| format!("{:?}", e.source)))
+        .collect();
+    let text = format!(
+        "{:?}|{:?}|{}|{}",
+        m.dynamic, static_sources, m.node.id, m.node.cluster
+    );
+    format!("{:016x}", xxhash_rust::xxh64::xxh64(text.as_bytes(), 0))
+}
+
 impl Dynamic {
+    /// The xDS client (a successor generation asks it for the accepted resources).
+    pub fn client(&self) -> Arc<XdsClient> {
+        self.client.clone()
+    }
+
+    /// The parent generation's accepted resources (an encoded state from the
+    /// hot-restart socket), to fall back on while the control plane is unreachable.
+    pub fn inherit(&self, state: &[u8]) {
+        match crate::xds::Inherited::decode(state) {
+            Ok(inherited) => {
+                tracing::info!(
+                    resources = inherited.len(),
+                    "hot restart: received the parent generation's xDS resources (used only if the control plane is unavailable)"
+                );
+                self.client.inherit(inherited);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "hot restart: the parent's xDS state cannot be decoded; not used")
+            }
+        }
+    }
+
     /// The subscriptions of `loaded` (none is made yet).
     pub fn new(
         loaded: &Loaded,

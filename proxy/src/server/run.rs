@@ -173,6 +173,18 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
 
     // Workers start idle: nothing accepts before initialisation is over.
     let init = InitManager::new();
+    // The parent's accepted xDS resources, in case the control plane is unreachable
+    // while we initialise (only when config sources and node are unchanged).
+    let mut parent_link = parent_link;
+    let inherited_xds = match parent_link.as_mut() {
+        Some(link) if loaded.model.uses_xds() => {
+            match link.xds_state(&super::dynamic::fingerprint(&loaded)).await {
+                Ok(state) => state,
+                Err(e) => return Err(anyhow::anyhow!("hot restart: {e}")),
+            }
+        }
+        _ => None,
+    };
     let clusters = ClusterManager::new();
     let tracker = Arc::new(ConnectionTracker::default());
     let network = Arc::new(NetworkContext {
@@ -202,6 +214,9 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         Arc::clone(&listeners),
         Arc::clone(&rds),
     )?;
+    if let Some(state) = &inherited_xds {
+        dynamic.inherit(state);
+    }
 
     let admin_ctx = model.admin.as_ref().map(|_| {
         Arc::new(AdminContext {
@@ -326,6 +341,8 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         let mode = u32::from_str_radix(&opts.socket_mode, 8).unwrap_or(0o600);
         let listener = parent::bind(&paths.private, mode)?;
         let source = Arc::downgrade(&listeners);
+        let xds = dynamic.client();
+        let ours = super::dynamic::fingerprint(&loaded);
         let ctx = ParentContext::new(
             Arc::clone(&state),
             Box::new(move || {
@@ -333,6 +350,13 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
                     .upgrade()
                     .map(|l| l.passable_sockets())
                     .unwrap_or_default()
+            }),
+            Box::new(move |theirs: &str| {
+                if theirs == ours {
+                    xds.accepted_state()
+                } else {
+                    None
+                }
             }),
             events_tx.clone(),
             state.hot_restart_generation.load(Ordering::Relaxed),

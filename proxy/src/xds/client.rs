@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::grpc::Service;
+use super::inherit::{AcceptedState, Inherited};
 use super::stats::SubscriptionStats;
 use super::stream::{self, Command, InitOnce, StreamSettings, TypeSub};
 use super::{Resource, ResourceHandler, Update};
@@ -69,6 +70,10 @@ struct Parts {
 pub struct XdsClient {
     settings: XdsSettings,
     streams: Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>,
+    /// What this generation accepted (handed to a successor on hot restart).
+    accepted: Arc<AcceptedState>,
+    /// What the parent generation accepted (used only without a control plane).
+    inherited: Mutex<Option<Arc<Inherited>>>,
 }
 
 impl XdsClient {
@@ -77,7 +82,20 @@ impl XdsClient {
         Arc::new(Self {
             settings,
             streams: Mutex::new(HashMap::new()),
+            accepted: Arc::new(AcceptedState::default()),
+            inherited: Mutex::new(None),
         })
+    }
+
+    /// The parent generation's resources, to fall back on while the control plane
+    /// cannot be reached during initialisation.
+    pub fn inherit(&self, inherited: Inherited) {
+        *self.inherited.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(inherited));
+    }
+
+    /// Everything this generation accepted, encoded for a successor.
+    pub fn accepted_state(&self) -> Option<Vec<u8>> {
+        self.accepted.encode()
     }
 
     /// Subscribes through `source`.
@@ -97,7 +115,9 @@ impl XdsClient {
             stats,
             init: init.clone(),
         };
-        if let Some(timeout) = source.initial_fetch_timeout {
+        if let (Some(timeout), ConfigSourceKind::Path { .. }) =
+            (source.initial_fetch_timeout, &source.kind)
+        {
             let stats = parts.stats.clone();
             let handler = parts.handler.clone();
             tokio::spawn(async move {
@@ -111,14 +131,15 @@ impl XdsClient {
                 }
             });
         }
+        let timeout = source.initial_fetch_timeout;
         match &source.kind {
             ConfigSourceKind::Ads => match &self.settings.ads {
-                Some(ads) => self.on_stream("ads", ads, Service::Aggregated, parts),
+                Some(ads) => self.on_stream("ads", ads, Service::Aggregated, parts, timeout),
                 None => warn!(%type_url, "ads source without ads_config; not subscribed"),
             },
             ConfigSourceKind::Api(api) => {
                 let key = format!("{}|{:?}|{}", api.cluster_name, api.api_type, type_url);
-                self.on_stream(&key, api, Service::Single(type_url), parts);
+                self.on_stream(&key, api, Service::Single(type_url), parts, timeout);
             }
             ConfigSourceKind::Path {
                 path,
@@ -135,7 +156,14 @@ impl XdsClient {
         }
     }
 
-    fn on_stream(&self, key: &str, api: &ApiConfigSource, service: Service, sub: Parts) {
+    fn on_stream(
+        &self,
+        key: &str,
+        api: &ApiConfigSource,
+        service: Service,
+        sub: Parts,
+        fetch_timeout: Option<Duration>,
+    ) {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let tx = streams
             .entry(key.to_string())
@@ -160,8 +188,23 @@ impl XdsClient {
             .clone();
         drop(streams);
         let names = sub.names.as_ref().map(|rx| rx.borrow().clone());
-        let type_sub = TypeSub::new(sub.type_url, names, sub.handler, sub.stats, sub.init);
+        let mut type_sub = TypeSub::new(sub.type_url, names, sub.handler, sub.stats, sub.init);
+        type_sub.accepted = self.accepted.clone();
+        type_sub.inherited = self
+            .inherited
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|i| i.take(sub.type_url));
         let _ = tx.send(Command::Add(Box::new(type_sub)));
+        if let Some(timeout) = fetch_timeout {
+            let tx = tx.clone();
+            let type_url = sub.type_url;
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                let _ = tx.send(Command::FetchTimeout(type_url));
+            });
+        }
         if let Some(mut rx) = sub.names {
             let type_url = sub.type_url;
             tokio::spawn(async move {

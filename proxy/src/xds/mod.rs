@@ -16,6 +16,7 @@
 mod backoff;
 mod client;
 mod grpc;
+mod inherit;
 mod stats;
 mod stream;
 
@@ -23,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use client::{Subscription, XdsClient, XdsSettings};
+pub use inherit::{AcceptedState, Inherited};
 pub use stats::SubscriptionStats;
 
 /// Type URL of CDS resources.

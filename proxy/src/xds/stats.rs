@@ -64,6 +64,9 @@ pub(crate) struct ControlPlaneStats {
     pub(crate) pending_requests: Gauge,
     #[allow(dead_code)]
     pub(crate) rate_limit_enforced: Counter,
+    /// Baton's: resources started from a parent generation's state while the control
+    /// plane was unavailable.
+    pub(crate) inherited_resources: Counter,
 }
 
 impl ControlPlaneStats {
@@ -73,6 +76,7 @@ impl ControlPlaneStats {
             connected_state: s.gauge_never_import("connected_state"),
             pending_requests: s.gauge_never_import("pending_requests"),
             rate_limit_enforced: s.counter("rate_limit_enforced"),
+            inherited_resources: s.counter("inherited_resources"),
         }
     }
 }

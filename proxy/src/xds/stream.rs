@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::grpc::{self, GrpcError, Service};
+use super::inherit::AcceptedState;
 use super::stats::{ControlPlaneStats, SubscriptionStats};
 use super::{Resource, ResourceHandler, Update};
 use crate::upstream::ClusterManager;
@@ -41,6 +42,11 @@ pub(crate) struct InitOnce(Mutex<Option<Box<dyn FnOnce() + Send>>>);
 impl InitOnce {
     pub(crate) fn new(f: Box<dyn FnOnce() + Send>) -> Arc<Self> {
         Arc::new(Self(Mutex::new(Some(f))))
+    }
+
+    /// Whether the callback has run.
+    pub(crate) fn fired(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_none()
     }
 
     /// Runs the callback if it has not run yet; returns whether it ran now.
@@ -75,6 +81,11 @@ pub(crate) struct TypeSub {
     /// A request for this type went out on the current connection. A named type with
     /// no names yet sends nothing (an empty list would be a wildcard).
     announced: bool,
+    /// The parent generation's accepted resources of this type, used only if the
+    /// control plane cannot be reached or does not answer in time.
+    pub(crate) inherited: Option<Update>,
+    /// Where accepted updates are recorded (for a successor generation).
+    pub(crate) accepted: Arc<AcceptedState>,
 }
 
 impl TypeSub {
@@ -96,6 +107,8 @@ impl TypeSub {
             versions: HashMap::new(),
             sent: BTreeSet::new(),
             announced: false,
+            inherited: None,
+            accepted: Arc::new(AcceptedState::default()),
         }
     }
 
@@ -110,6 +123,8 @@ pub(crate) enum Command {
     Add(Box<TypeSub>),
     /// The names of a type changed.
     Names(&'static str, Vec<String>),
+    /// The type's `initial_fetch_timeout` passed.
+    FetchTimeout(&'static str),
 }
 
 /// How a stream connects.
@@ -150,9 +165,14 @@ pub(crate) async fn run(settings: StreamSettings, mut commands: mpsc::UnboundedR
             End::CommandsClosed => return,
             End::Failed(reason) => {
                 warn!(cluster = %settings.cluster_name, %reason, "xDS stream failed; reconnecting");
-                for s in &subs {
+                for s in subs.iter_mut() {
                     if let Some(st) = &s.stats {
                         st.update_failure.inc();
+                    }
+                    // Unreachable control plane during init: start from the parent's
+                    // resources, if there are some.
+                    if s.inherited.is_some() && !s.init.fired() {
+                        fall_back(s, &stats).await;
                     }
                 }
             }
@@ -164,12 +184,63 @@ pub(crate) async fn run(settings: StreamSettings, mut commands: mpsc::UnboundedR
             tokio::select! {
                 _ = &mut sleep => break,
                 cmd = commands.recv() => match cmd {
+                    Some(Command::FetchTimeout(type_url)) => {
+                        fetch_timeout(&mut subs, type_url, &stats).await;
+                    }
                     Some(cmd) => absorb(&mut subs, cmd),
                     None => return,
                 },
             }
         }
     }
+}
+
+/// Applies the parent generation's resources of `sub` (if any) as if they had just been
+/// accepted, and ends its initial fetch.
+async fn fall_back(sub: &mut TypeSub, stats: &ControlPlaneStats) {
+    if let Some(update) = sub.inherited.take() {
+        let count = update.resources.len();
+        let versions: Vec<(String, String)> = update
+            .resources
+            .iter()
+            .map(|r| (r.name.clone(), r.version.clone()))
+            .collect();
+        let version_info = update.version_info.clone();
+        let recorded = update.clone();
+        match sub.handler.apply(update).await {
+            Ok(()) => {
+                info!(type_url = sub.type_url, resources = count, version = %version_info, "xDS: control plane unavailable; started from the parent generation's resources");
+                stats.inherited_resources.add(count as u64);
+                sub.accepted.record(sub.type_url, &recorded);
+                sub.version = version_info.clone();
+                sub.versions = versions.into_iter().collect();
+                if let Some(st) = &sub.stats {
+                    st.accepted(&version_info);
+                }
+            }
+            Err(e) => {
+                warn!(type_url = sub.type_url, error = %e, "xDS: the parent generation's resources were rejected")
+            }
+        }
+    }
+    sub.init.fire();
+}
+
+/// The initial fetch of `type_url` timed out: fall back to the parent's resources, and
+/// let initialisation go on.
+async fn fetch_timeout(subs: &mut [TypeSub], type_url: &str, stats: &ControlPlaneStats) {
+    let Some(sub) = subs.iter_mut().find(|s| s.type_url == type_url) else {
+        return;
+    };
+    if sub.init.fired() {
+        return;
+    }
+    warn!(%type_url, "xDS initial fetch timed out; continuing without it");
+    if let Some(st) = &sub.stats {
+        st.init_fetch_timeout.inc();
+    }
+    fall_back(sub, stats).await;
+    sub.handler.initial_fetch_failed();
 }
 
 fn absorb(subs: &mut Vec<TypeSub>, cmd: Command) {
@@ -185,6 +256,8 @@ fn absorb(subs: &mut Vec<TypeSub>, cmd: Command) {
                 }
             }
         }
+        // Handled where an await is possible.
+        Command::FetchTimeout(_) => {}
     }
 }
 
@@ -362,6 +435,9 @@ async fn session(
                     sender.initial(&mut sub);
                     subs.push(sub);
                 }
+                Some(Command::FetchTimeout(type_url)) => {
+                    fetch_timeout(subs, type_url, stats).await;
+                }
                 Some(Command::Names(type_url, names)) => {
                     if let Some(s) = subs.iter_mut().find(|s| s.type_url == type_url) {
                         if s.names.is_some() && s.names.as_ref() != Some(&names) {
@@ -440,8 +516,12 @@ async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) {
                 .collect();
             let removed = update.removed.clone();
             let empty = update.resources.is_empty() && update.removed.is_empty();
+            let recorded = update.clone();
             let result = sub.handler.apply(update).await;
             if result.is_ok() {
+                sub.accepted.record(sub.type_url, &recorded);
+                // The control plane answered: the parent's resources are not needed.
+                sub.inherited = None;
                 for (name, version) in names {
                     sub.versions.insert(name, version);
                 }

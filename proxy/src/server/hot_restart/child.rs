@@ -26,7 +26,12 @@ pub struct ParentLink {
     pub parent_epoch: u32,
     /// Parent's pid.
     pub parent_pid: u32,
+    /// Optional requests the parent answers.
+    features: Vec<String>,
 }
+
+/// Bound on the xDS state a child accepts from its parent.
+const MAX_XDS_STATE: usize = 1024 * 1024 * 1024;
 
 /// Connects to the live generation's socket. `Ok(None)`: there is no parent.
 pub async fn connect(path: &Path, epoch: u32) -> Result<Option<ParentLink>, HotRestartError> {
@@ -77,6 +82,7 @@ pub async fn connect(path: &Path, epoch: u32) -> Result<Option<ParentLink>, HotR
         channel,
         parent_epoch: h.parent_epoch,
         parent_pid: h.parent_pid,
+        features: h.features,
     }))
 }
 
@@ -105,6 +111,49 @@ async fn step(
 }
 
 impl ParentLink {
+    /// The parent's accepted xDS resources (an encoded `XdsState`), when it has some
+    /// for the same config sources and node (`fingerprint`). Fetched in chunks so a
+    /// large state never needs one large message. `Ok(None)`: nothing to inherit (an
+    /// older parent, another fingerprint, or no xDS state).
+    pub async fn xds_state(
+        &mut self,
+        fingerprint: &str,
+    ) -> Result<Option<Vec<u8>>, HotRestartError> {
+        if !self
+            .features
+            .iter()
+            .any(|f| f == super::FEATURE_XDS_RESOURCES)
+        {
+            return Ok(None);
+        }
+        let mut data = Vec::new();
+        for chunk in 0u32.. {
+            let req = pb::Request {
+                kind: Some(pb::request::Kind::XdsResources(pb::XdsResources {
+                    fingerprint: fingerprint.to_string(),
+                    chunk,
+                })),
+            };
+            let reply = step(&mut self.channel, req, None).await?;
+            let Some(pb::reply::Kind::XdsResources(r)) = reply.kind else {
+                return Err(unexpected(reply));
+            };
+            if !r.available {
+                return Ok(None);
+            }
+            if data.len() + r.data.len() > MAX_XDS_STATE {
+                return Err(HotRestartError::Protocol(format!(
+                    "parent's xDS state exceeds {MAX_XDS_STATE} bytes"
+                )));
+            }
+            data.extend_from_slice(&r.data);
+            if !r.more {
+                break;
+            }
+        }
+        Ok(Some(data))
+    }
+
     /// Asks for the parent's listen socket configured as `addr`.
     pub async fn take_listen_socket(
         &mut self,

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 /// Version of Baton's hot-restart protocol; a mismatch is refused at hello.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Feature a parent advertises in its hello when it hands over its xDS resources.
+pub const FEATURE_XDS_RESOURCES: &str = "xds_resources";
+
 /// Version of the shared stats layout this binary expects.
 pub const STATS_LAYOUT_VERSION: u32 = 1;
 

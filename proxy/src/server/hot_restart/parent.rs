@@ -46,12 +46,21 @@ pub enum ParentEvent {
 /// Lists the listen sockets a child may take, at the time it asks.
 pub type SocketSupplier = Box<dyn Fn() -> Vec<PassableSocket> + Send + Sync>;
 
+/// The generation's accepted xDS resources as an encoded `XdsState`, when the child's
+/// fingerprint (config sources and node) matches ours.
+pub type XdsStateSupplier = Box<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
+
+/// Bytes of xDS state per reply (well inside the codec's message bound).
+const XDS_CHUNK: usize = 48 * 1024;
+
 /// Shared state of the parent side.
 pub struct ParentContext {
     /// Server state (lifecycle, start times, epoch).
     pub state: Arc<ServerState>,
     /// The sockets a child may take now (the active listeners').
     pub sockets: SocketSupplier,
+    /// The xDS state a child may start from.
+    pub xds_state: XdsStateSupplier,
     /// To the main loop.
     pub events: mpsc::UnboundedSender<ParentEvent>,
     /// Our hot-restart generation (how many hand-overs led to us).
@@ -71,6 +80,7 @@ impl ParentContext {
     pub fn new(
         state: Arc<ServerState>,
         sockets: SocketSupplier,
+        xds_state: XdsStateSupplier,
         events: mpsc::UnboundedSender<ParentEvent>,
         generation: u32,
         child_took_over: Arc<Notify>,
@@ -79,6 +89,7 @@ impl ParentContext {
         Arc::new(Self {
             state,
             sockets,
+            xds_state,
             events,
             generation,
             child_took_over,
@@ -204,6 +215,8 @@ fn reply(kind: pb::reply::Kind) -> pb::Reply {
 /// One child's session, request by request, until it disconnects.
 async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRestartError> {
     let sockets = (ctx.sockets)();
+    // Encoded once per session, on the first chunk request.
+    let mut xds_state: Option<Option<Vec<u8>>> = None;
     let mut claimed = vec![false; sockets.len()];
     let mut child = String::from("unknown child");
     loop {
@@ -228,6 +241,7 @@ async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRe
                     parent_pid: std::process::id(),
                     parent_state: ctx.state.lifecycle().as_str().to_string(),
                     parent_version: crate::server::VERSION.to_string(),
+                    features: vec![super::FEATURE_XDS_RESOURCES.to_string()],
                 }));
                 channel.send(&r, None).await?;
                 if h.protocol_version != PROTOCOL_VERSION
@@ -302,6 +316,29 @@ async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRe
                     .send(&reply(pb::reply::Kind::Ack(pb::Ack {})), None)
                     .await?;
                 info!(%child, "hot restart: asked to terminate");
+            }
+            Some(pb::request::Kind::XdsResources(x)) => {
+                if x.chunk == 0 || xds_state.is_none() {
+                    xds_state = Some((ctx.xds_state)(&x.fingerprint));
+                }
+                let r = match xds_state.as_ref().and_then(Option::as_ref) {
+                    Some(data) => {
+                        let start = (x.chunk as usize).saturating_mul(XDS_CHUNK).min(data.len());
+                        let end = (start + XDS_CHUNK).min(data.len());
+                        pb::XdsResourcesReply {
+                            available: true,
+                            data: data[start..end].to_vec(),
+                            more: end < data.len(),
+                        }
+                    }
+                    None => pb::XdsResourcesReply::default(),
+                };
+                if x.chunk == 0 {
+                    info!(%child, available = r.available, "hot restart: xDS state requested");
+                }
+                channel
+                    .send(&reply(pb::reply::Kind::XdsResources(r)), None)
+                    .await?;
             }
             Some(pb::request::Kind::Stats(_)) => {
                 let r = reply(pb::reply::Kind::Stats(pb::StatsReply {
