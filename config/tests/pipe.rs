@@ -70,10 +70,20 @@ fn mode_is_accepted_up_to_0777_and_not_kept() {
         EndpointAddress::Pipe(PathBuf::from("/run/a.sock"))
     );
     assert!(static_address("{ pipe: { path: /run/a.sock, mode: 511 } }").is_ok());
-    let e = static_error("{ pipe: { path: /run/a.sock, mode: 512 } }");
+    let e = static_error("{ pipe: { path: /run/a.sock, mode: 999 } }");
     assert_eq!(
         e,
-        format!("{ENDPOINT}.pipe.mode: 0o1000 is out of range (at most 0o777)")
+        format!("{ENDPOINT}.pipe.mode: 999 is out of range (at most 511, i.e. 0o777)")
+    );
+    // Read as decimal, 512 could be meant as octal 0512.
+    assert!(static_error("{ pipe: { path: /run/a.sock, mode: 512 } }")
+        .ends_with("; for octal 0512 write 330"));
+    let e = static_error("{ pipe: { path: /run/a.sock, mode: 0644 } }");
+    assert_eq!(
+        e,
+        format!(
+            "{ENDPOINT}.pipe.mode: 644 is out of range (at most 511, i.e. 0o777); for octal 0644 write 420"
+        )
     );
 }
 

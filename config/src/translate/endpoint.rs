@@ -239,9 +239,18 @@ const MAX_PIPE_MODE: u32 = 0o777;
 fn pipe_address(pipe: &core_pb::Pipe, path: &str) -> Result<PathBuf> {
     let socket_path = required(&pipe.path, &format!("{path}.path"))?;
     if pipe.mode > MAX_PIPE_MODE {
+        // Envoy's YAML reader takes `mode: 0644` as octal; Baton's (YAML 1.2) reads 644.
+        let hint = u32::from_str_radix(&pipe.mode.to_string(), 8)
+            .ok()
+            .filter(|octal| *octal <= MAX_PIPE_MODE)
+            .map(|octal| format!("; for octal 0{} write {octal}", pipe.mode))
+            .unwrap_or_default();
         return Err(ConfigError::at(
             format!("{path}.mode"),
-            format!("{:#o} is out of range (at most 0o777)", pipe.mode),
+            format!(
+                "{} is out of range (at most 511, i.e. 0o777){hint}",
+                pipe.mode
+            ),
         ));
     }
     if socket_path.len() >= SUN_PATH_LEN {
