@@ -67,7 +67,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envoy.config.core.v3.RateLimitSettings", &["max_tokens", "fill_rate"]),
     ("envoy.config.bootstrap.v3.Admin", &["address", "access_log", "access_log_path", "profile_path"]),
     ("envoy.config.core.v3.Node", &["id", "cluster", "metadata", "locality", "user_agent_name"]),
-    ("envoy.config.core.v3.Address", &["socket_address"]),
+    // `pipe` is an upstream endpoint address only: listener, admin and DNS resolver
+    // translation refuse it by name.
+    ("envoy.config.core.v3.Address", &["socket_address", "pipe"]),
+    ("envoy.config.core.v3.Pipe", &["path", "mode"]),
     (
         "envoy.config.core.v3.SocketAddress",
         &["protocol", "address", "port_value", "ipv4_compat"],

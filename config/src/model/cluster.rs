@@ -2,6 +2,7 @@
 //! protocol and circuit breakers.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -229,7 +230,7 @@ pub struct LocalityEndpoints {
 /// `lb_endpoints[]`.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// `endpoint.address.socket_address`
+    /// `endpoint.address` (`socket_address` or `pipe`)
     pub address: EndpointAddress,
     /// `endpoint.hostname` (used by auto_host_rewrite when set)
     pub hostname: Option<String>,
@@ -239,11 +240,17 @@ pub struct Endpoint {
     pub healthy: bool,
 }
 
-/// An endpoint address: an IP (STATIC) or a name resolved by DNS clusters.
+/// An endpoint address: an IP (STATIC, EDS), a Unix domain socket (STATIC, EDS) or a
+/// name resolved by DNS clusters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndpointAddress {
     /// A literal IP and port.
     Ip(SocketAddr),
+    /// A Unix domain socket (`pipe.path`), validated as Envoy does: not empty, shorter
+    /// than `sun_path` (108 bytes), no NUL byte unless abstract. A leading `@` names a
+    /// Linux abstract socket (the `@` stands for the leading NUL byte). `pipe.mode` only
+    /// matters for listeners and is not kept.
+    Pipe(PathBuf),
     /// A DNS name and port (`STRICT_DNS` / `LOGICAL_DNS`).
     Dns {
         /// hostname

@@ -2,6 +2,7 @@
 //! `ClusterLoadAssignment` an EDS response carries, translated by the same code.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::config::endpoint::v3 as endpoint_pb;
@@ -10,8 +11,8 @@ use super::{port, required, socket_address};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
-/// A standalone `ClusterLoadAssignment` (EDS): endpoints must be IP addresses, as in
-/// Envoy, which resolves nothing for EDS clusters.
+/// A standalone `ClusterLoadAssignment` (EDS): endpoints must be IP addresses or pipes,
+/// as in Envoy, which resolves nothing for EDS clusters.
 pub(crate) fn cluster_load_assignment(
     cla: &endpoint_pb::ClusterLoadAssignment,
     path: &str,
@@ -24,7 +25,7 @@ pub(crate) fn cluster_load_assignment(
 }
 
 /// The localities of an assignment; `discovery` decides whether endpoint addresses may
-/// be host names (DNS clusters) or must be IPs (STATIC, EDS).
+/// be host names (DNS clusters) or must be IPs or pipes (STATIC, EDS).
 pub(crate) fn load_assignment(
     assignment: &endpoint_pb::ClusterLoadAssignment,
     discovery: model::DiscoveryType,
@@ -153,35 +154,11 @@ fn endpoint(
             "{ep_path}.health_check_config"
         )));
     }
-    let addr_path = format!("{ep_path}.address");
-    let sa = socket_address(ep.address.as_ref(), &addr_path)?;
-    let sa_path = format!("{addr_path}.socket_address");
-    let port = port(sa, &sa_path)?;
-    let address = match (sa.address.parse::<IpAddr>(), discovery) {
-        (Ok(ip), _) => model::EndpointAddress::Ip(SocketAddr::new(ip, port)),
-        (Err(_), model::DiscoveryType::Static) => {
-            return Err(ConfigError::at(
-                format!("{sa_path}.address"),
-                format!(
-                "'{}' is not an IP address (STATIC clusters need IPs; use STRICT_DNS for names)",
-                sa.address
-            ),
-            ))
-        }
-        (Err(_), model::DiscoveryType::Eds) => {
-            return Err(ConfigError::at(
-                format!("{sa_path}.address"),
-                format!(
-                    "'{}' is not an IP address (EDS endpoints must be IPs)",
-                    sa.address
-                ),
-            ))
-        }
-        (Err(_), _) => model::EndpointAddress::Dns {
-            host: required(&sa.address, &format!("{sa_path}.address"))?.to_string(),
-            port,
-        },
-    };
+    let address = endpoint_address(
+        ep.address.as_ref(),
+        discovery,
+        &format!("{ep_path}.address"),
+    )?;
     let weight = lb.load_balancing_weight.unwrap_or(1);
     if weight == 0 {
         return Err(ConfigError::at(
@@ -199,4 +176,106 @@ fn endpoint(
         weight,
         healthy,
     })
+}
+
+/// `endpoint.address`: a `socket_address` (an IP, or a name in DNS clusters) or a `pipe`
+/// (STATIC and EDS clusters).
+fn endpoint_address(
+    address: Option<&core_pb::Address>,
+    discovery: model::DiscoveryType,
+    addr_path: &str,
+) -> Result<model::EndpointAddress> {
+    use core_pb::address::Address as Kind;
+    if let Some(Kind::Pipe(pipe)) = address.and_then(|a| a.address.as_ref()) {
+        let pipe_path = format!("{addr_path}.pipe");
+        return match discovery {
+            model::DiscoveryType::Static | model::DiscoveryType::Eds => {
+                Ok(model::EndpointAddress::Pipe(pipe_address(pipe, &pipe_path)?))
+            }
+            // Envoy resolves the (empty) socket_address of such an endpoint and the
+            // cluster never gets a host; an error says so up front.
+            model::DiscoveryType::StrictDns | model::DiscoveryType::LogicalDns => {
+                Err(ConfigError::at(
+                    pipe_path,
+                    "pipe addresses need a STATIC or EDS cluster (DNS clusters resolve socket_address names)",
+                ))
+            }
+        };
+    }
+    let sa = socket_address(address, addr_path)?;
+    let sa_path = format!("{addr_path}.socket_address");
+    let port = port(sa, &sa_path)?;
+    match (sa.address.parse::<IpAddr>(), discovery) {
+        (Ok(ip), _) => Ok(model::EndpointAddress::Ip(SocketAddr::new(ip, port))),
+        (Err(_), model::DiscoveryType::Static) => Err(ConfigError::at(
+            format!("{sa_path}.address"),
+            format!(
+                "'{}' is not an IP address (STATIC clusters need IPs; use STRICT_DNS for names)",
+                sa.address
+            ),
+        )),
+        (Err(_), model::DiscoveryType::Eds) => Err(ConfigError::at(
+            format!("{sa_path}.address"),
+            format!(
+                "'{}' is not an IP address (EDS endpoints must be IPs)",
+                sa.address
+            ),
+        )),
+        (Err(_), _) => Ok(model::EndpointAddress::Dns {
+            host: required(&sa.address, &format!("{sa_path}.address"))?.to_string(),
+            port,
+        }),
+    }
+}
+
+/// Size of `sockaddr_un.sun_path` on Linux: a path must fit with its terminating NUL.
+const SUN_PATH_LEN: usize = 108;
+
+/// Highest `pipe.mode` (`0777`), Envoy's `lte` rule.
+const MAX_PIPE_MODE: u32 = 0o777;
+
+/// A `pipe` endpoint, checked as Envoy checks it. `mode` (file permissions of a socket
+/// a listener creates) means nothing for a connect; it is validated, then dropped.
+fn pipe_address(pipe: &core_pb::Pipe, path: &str) -> Result<PathBuf> {
+    let socket_path = required(&pipe.path, &format!("{path}.path"))?;
+    if pipe.mode > MAX_PIPE_MODE {
+        // Envoy's YAML reader takes `mode: 0644` as octal; Baton's (YAML 1.2) reads 644.
+        let hint = u32::from_str_radix(&pipe.mode.to_string(), 8)
+            .ok()
+            .filter(|octal| *octal <= MAX_PIPE_MODE)
+            .map(|octal| format!("; for octal 0{} write {octal}", pipe.mode))
+            .unwrap_or_default();
+        return Err(ConfigError::at(
+            format!("{path}.mode"),
+            format!(
+                "{} is out of range (at most 511, i.e. 0o777){hint}",
+                pipe.mode
+            ),
+        ));
+    }
+    if socket_path.len() >= SUN_PATH_LEN {
+        return Err(ConfigError::at(
+            format!("{path}.path"),
+            format!(
+                "'{socket_path}' is {} bytes, longer than a Unix socket path can be ({} bytes at most)",
+                socket_path.len(),
+                SUN_PATH_LEN - 1
+            ),
+        ));
+    }
+    if socket_path.starts_with('@') {
+        // Abstract sockets have no file, hence no permissions to set.
+        if pipe.mode != 0 {
+            return Err(ConfigError::at(
+                format!("{path}.mode"),
+                format!("cannot be set for the abstract socket '{socket_path}'"),
+            ));
+        }
+    } else if socket_path.contains('\0') {
+        return Err(ConfigError::at(
+            format!("{path}.path"),
+            "a Unix socket path cannot contain a NUL character (only abstract '@' names can)",
+        ));
+    }
+    Ok(PathBuf::from(socket_path))
 }

@@ -220,7 +220,8 @@ pub(crate) fn socket_addr(address: Option<&core_pb::Address>, path: &str) -> Res
     Ok(SocketAddr::new(ip, port(sa, &sa_path)?))
 }
 
-/// The `socket_address` of an Address (pipes and internal addresses are not supported).
+/// The `socket_address` of an Address. Pipes are refused here: only cluster endpoints
+/// take them (see `endpoint.rs`); internal addresses are not supported.
 pub(crate) fn socket_address<'a>(
     address: Option<&'a core_pb::Address>,
     path: &str,

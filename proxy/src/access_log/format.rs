@@ -11,6 +11,7 @@ use baton_config::model::{FormatOperator, FormatPart, FormatTemplate, HeaderRef,
 use http::{HeaderMap, HeaderName, Method, Uri, Version};
 
 use super::stream_info::{authority_of, StreamInfo};
+use crate::base::address::HostAddress;
 
 /// The request/response data a template can read, borrowed for one render.
 #[derive(Debug, Clone, Copy)]
@@ -248,7 +249,11 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
             None => Value::Missing,
         },
         FormatOperator::UpstreamHost | FormatOperator::UpstreamRemoteAddress => {
-            info.upstream_host.map(addr).unwrap_or(Value::Missing)
+            match &info.upstream_host {
+                Some(HostAddress::Ip(a)) => addr(*a),
+                Some(HostAddress::Pipe(pipe)) => Value::Str(Cow::Borrowed(pipe.name())),
+                None => Value::Missing,
+            }
         }
         FormatOperator::UpstreamCluster => {
             opt_str(info.upstream_cluster.as_deref().map(Cow::Borrowed))

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, Method, Uri, Version};
 
+use crate::base::address::HostAddress;
 use crate::base::conn_info::ConnInfo;
 
 /// Envoy's response flags, in Envoy's bit order (which is also the order they print in).
@@ -169,8 +170,8 @@ pub struct StreamInfo {
     pub bytes_received: u64,
     /// Response body bytes sent.
     pub bytes_sent: u64,
-    /// `%UPSTREAM_HOST%`
-    pub upstream_host: Option<SocketAddr>,
+    /// `%UPSTREAM_HOST%`: `ip:port`, or the socket path of a `pipe` host.
+    pub upstream_host: Option<HostAddress>,
     /// `%UPSTREAM_CLUSTER%`
     pub upstream_cluster: Option<String>,
     /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
 
-use crate::upstream::ClusterManager;
+use crate::upstream::{ClusterManager, HostAddress};
 
 /// Text form.
 pub(super) fn clusters_text(cm: &ClusterManager) -> String {
@@ -83,9 +83,7 @@ pub(super) fn clusters_json(cm: &ClusterManager) -> Value {
                 .map(|host| {
                     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
                     json!({
-                        "address": {"socket_address": {
-                            "address": host.address.ip().to_string(),
-                            "port_value": host.address.port()}},
+                        "address": address_json(&host.address),
                         "stats": [
                             {"name": "cx_active", "type": "GAUGE", "value": load(&host.cx_active).to_string()},
                             {"name": "cx_total", "value": load(&host.cx_total).to_string()},
@@ -110,4 +108,14 @@ pub(super) fn clusters_json(cm: &ClusterManager) -> Value {
         })
         .collect();
     json!({ "cluster_statuses": statuses })
+}
+
+/// A host's `envoy.config.core.v3.Address`, as Envoy lists it (a pipe without `mode`).
+fn address_json(address: &HostAddress) -> Value {
+    match address {
+        HostAddress::Ip(addr) => json!({"socket_address": {
+            "address": addr.ip().to_string(),
+            "port_value": addr.port()}}),
+        HostAddress::Pipe(pipe) => json!({"pipe": {"path": pipe.name()}}),
+    }
 }

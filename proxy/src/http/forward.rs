@@ -228,7 +228,7 @@ pub(crate) async fn forward(
             }
             cluster_stats.record_routed_response(503, internal, None);
             if let Some(h) = err.host() {
-                ex.info.upstream_host = Some(h.address);
+                ex.info.upstream_host = Some(h.address.clone());
             }
             let (reply, tfr) = LocalReply::from_upstream(&err);
             ex.info.upstream_transport_failure_reason = tfr;
@@ -239,7 +239,7 @@ pub(crate) async fn forward(
             return (resp, Some(parts));
         }
     };
-    ex.info.upstream_host = Some(up.host.address);
+    ex.info.upstream_host = Some(up.host.address.clone());
     ex.info.first_upstream_rx = Some(ex.info.elapsed());
     cluster_stats.record_routed_response(
         up.response.status().as_u16(),

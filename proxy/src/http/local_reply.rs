@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn connect_failure_body_matches_envoy() {
         let host = std::sync::Arc::new(crate::upstream::Host::new(
-            "127.0.0.1:1".parse().expect("addr"),
+            "127.0.0.1:1".parse::<std::net::SocketAddr>().expect("addr"),
             None,
             1,
             "".into(),

@@ -98,7 +98,7 @@ async fn proxy<IO>(
     };
     tracing::debug!(conn = conn.id, cluster = %name, upstream = %host.address, "tcp_proxy connected");
     if let Some(info) = info.as_deref_mut() {
-        info.upstream_host = Some(host.address);
+        info.upstream_host = Some(host.address.clone());
     }
 
     let counters = copy::ByteCounters {
@@ -141,7 +141,7 @@ async fn proxy<IO>(
 /// host), `UO` (circuit breaker), or `UF` plus `URX` (connect attempts exhausted).
 fn record_connect_failure(info: &mut StreamInfo, error: &UpstreamError) {
     if let Some(host) = error.host() {
-        info.upstream_host = Some(host.address);
+        info.upstream_host = Some(host.address.clone());
     }
     match error {
         UpstreamError::NoHealthyUpstream => info.flags.set(ResponseFlag::NoHealthyUpstream),

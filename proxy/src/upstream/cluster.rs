@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use baton_config::model::{self, UpstreamProtocol};
-use tokio::net::TcpStream;
 
 use crate::stats::ClusterStats;
 
@@ -15,6 +14,7 @@ use super::circuit::{CircuitBreakers, Slot};
 use super::error::UpstreamError;
 use super::host::Host;
 use super::host_set::{HostSet, LocalityHosts};
+use super::stream::UpstreamStream;
 use super::{connect, pool, RequestBody, SendOptions, UpstreamResponse};
 
 /// A cluster: configuration, hosts and breakers. Shared by all workers; connection pools
@@ -151,11 +151,12 @@ impl UpstreamCluster {
         Ok(UpstreamResponse { response, host })
     }
 
-    /// A raw TCP connection to a picked host (tcp_proxy, CONNECT termination), honouring
-    /// `connect_timeout` and `max_connections`. A bare `TcpStream` carries no guard, so
-    /// the connection stops counting in `cx_active` when this returns; callers that
-    /// keep it open should use [`Self::connect_tcp_counted`].
-    pub async fn connect_tcp(&self) -> Result<(TcpStream, Arc<Host>), UpstreamError> {
+    /// A raw connection to a picked host (tcp_proxy, CONNECT termination): TCP, or a
+    /// Unix socket for a `pipe` host, honouring `connect_timeout` and
+    /// `max_connections`. A bare stream carries no guard, so the connection stops
+    /// counting in `cx_active` when this returns; callers that keep it open should use
+    /// [`Self::connect_tcp_counted`].
+    pub async fn connect_tcp(&self) -> Result<(UpstreamStream, Arc<Host>), UpstreamError> {
         let (stream, host, _open) = self.connect_tcp_counted().await?;
         Ok((stream, host))
     }
@@ -164,7 +165,7 @@ impl UpstreamCluster {
     /// counted in `cx_active` (cluster breaker and host) while it is held.
     pub async fn connect_tcp_counted(
         &self,
-    ) -> Result<(TcpStream, Arc<Host>, ConnectionGuard), UpstreamError> {
+    ) -> Result<(UpstreamStream, Arc<Host>, ConnectionGuard), UpstreamError> {
         let host = self.pick_host()?;
         // Envoy's TCP pool counts a connection request as pending until it connects,
         // then as a request (`upstream_rq_total`).

@@ -1,17 +1,19 @@
-//! Opening a TCP connection to an upstream host: `connect_timeout`, the cluster's
-//! `max_connections` breaker, per-host counters, the cluster's `upstream_cx_*` stats and
-//! Envoy's transport failure reasons.
+//! Opening a connection to an upstream host (TCP, or a Unix socket for a `pipe` host):
+//! `connect_timeout`, the cluster's `max_connections` breaker, per-host counters, the
+//! cluster's `upstream_cx_*` stats and Envoy's transport failure reasons.
 
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use super::cluster::UpstreamCluster;
 use super::error::UpstreamError;
 use super::host::{Host, OpenConnection};
+use super::stream::UpstreamStream;
+use crate::base::address::HostAddress;
 
 /// What the connection will carry (`upstream_cx_http1_total` / `_http2_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +34,7 @@ pub(crate) async fn connect(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
     protocol: Protocol,
-) -> Result<(TcpStream, OpenConnection), UpstreamError> {
+) -> Result<(UpstreamStream, OpenConnection), UpstreamError> {
     let stats = cluster.stats();
     let Some(slot) = cluster.breakers().connection() else {
         stats.upstream_cx_overflow.inc();
@@ -45,7 +47,7 @@ pub(crate) async fn connect(
         Protocol::Tcp => {}
     }
     let started = Instant::now();
-    let attempt = TcpStream::connect(host.address);
+    let attempt = open_stream(&host.address);
     match tokio::time::timeout(cluster.model.connect_timeout, attempt).await {
         Err(_elapsed) => {
             stats.upstream_cx_connect_timeout.inc();
@@ -62,15 +64,10 @@ pub(crate) async fn connect(
             tracing::debug!(cluster = %cluster.model.name, host = %host.address, error = %e, "upstream connect failed");
             Err(UpstreamError::ConnectFailure {
                 host: host.clone(),
-                reason: transport_failure_reason(&e),
+                reason: transport_failure_reason(&e, &host.address),
             })
         }
         Ok(Ok(stream)) => {
-            // Envoy sets TCP_NODELAY on upstream connections; a failure here only
-            // costs latency, so it is not fatal.
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY upstream");
-            }
             crate::stats::record_ms(&stats.upstream_cx_connect_ms, started.elapsed());
             let open = OpenConnection::new(host.clone(), slot.into_owned(), stats.clone());
             Ok((stream, open))
@@ -78,14 +75,44 @@ pub(crate) async fn connect(
     }
 }
 
-/// Envoy's wording for a failed non-blocking connect: "delayed connect error: <strerror>".
-pub(crate) fn transport_failure_reason(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => format!(
-            "delayed connect error: {}",
-            nix::errno::Errno::from_raw(code).desc()
-        ),
-        None => format!("delayed connect error: {e}"),
+/// Dials `address`.
+async fn open_stream(address: &HostAddress) -> io::Result<UpstreamStream> {
+    match address {
+        HostAddress::Ip(addr) => {
+            let stream = TcpStream::connect(*addr).await?;
+            // Envoy sets TCP_NODELAY on upstream connections; a failure here only
+            // costs latency, so it is not fatal.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY upstream");
+            }
+            Ok(UpstreamStream::Tcp(stream))
+        }
+        HostAddress::Pipe(pipe) => {
+            let socket = tokio::net::unix::SocketAddr::from(pipe.socket_addr().clone());
+            Ok(UpstreamStream::Unix(
+                UnixStream::connect_addr(&socket).await?,
+            ))
+        }
+    }
+}
+
+/// Envoy's wording for a failed connect. A TCP connect fails once the non-blocking
+/// attempt completes: "delayed connect error: <strerror>". A Unix socket connect fails
+/// in the call itself (no such file, nobody listening), which Envoy reports with the
+/// address: "immediate connect error: <strerror>|remote_address:<path>".
+pub(crate) fn transport_failure_reason(e: &io::Error, address: &HostAddress) -> String {
+    let cause = match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    };
+    match address {
+        HostAddress::Ip(_) => format!("delayed connect error: {cause}"),
+        HostAddress::Pipe(pipe) => {
+            format!(
+                "immediate connect error: {cause}|remote_address:{}",
+                pipe.name()
+            )
+        }
     }
 }
 
@@ -93,12 +120,25 @@ pub(crate) fn transport_failure_reason(e: &io::Error) -> String {
 mod tests {
     use super::*;
 
+    use crate::base::address::PipeAddress;
+
     #[test]
     fn refused_reason_reads_like_envoy() {
         let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        let tcp = HostAddress::Ip(std::net::SocketAddr::from(([127, 0, 0, 1], 1)));
         assert_eq!(
-            transport_failure_reason(&e),
+            transport_failure_reason(&e, &tcp),
             "delayed connect error: Connection refused"
+        );
+    }
+
+    #[test]
+    fn pipe_reason_names_the_socket_like_envoy() {
+        let e = io::Error::from_raw_os_error(libc::ENOENT);
+        let pipe = PipeAddress::new(std::path::Path::new("/run/gone.sock")).expect("pipe");
+        assert_eq!(
+            transport_failure_reason(&e, &HostAddress::Pipe(pipe)),
+            "immediate connect error: No such file or directory|remote_address:/run/gone.sock"
         );
     }
 }

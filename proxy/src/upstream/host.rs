@@ -1,10 +1,11 @@
 //! One upstream host (endpoint) with the live counters admin `/clusters` shows. Hosts are
 //! shared by all workers; counters are relaxed atomics (one add on the hot path).
 
-use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::base::address::{HostAddress, PipeAddress};
 use crate::stats::ClusterStats;
 
 static NEXT_HOST_ID: AtomicU64 = AtomicU64::new(1);
@@ -12,8 +13,8 @@ static NEXT_HOST_ID: AtomicU64 = AtomicU64::new(1);
 /// One endpoint of a cluster.
 #[derive(Debug)]
 pub struct Host {
-    /// Where connections go.
-    pub address: SocketAddr,
+    /// Where connections go: an IP and port, or a Unix socket (`pipe`).
+    pub address: HostAddress,
     /// `endpoint.hostname`, or the DNS name a DNS cluster resolved.
     pub hostname: Option<String>,
     /// `load_balancing_weight` (at least 1).
@@ -44,7 +45,7 @@ pub struct Host {
 impl Host {
     /// A new host with zeroed counters.
     pub fn new(
-        address: SocketAddr,
+        address: impl Into<HostAddress>,
         hostname: Option<String>,
         weight: u32,
         locality: Arc<str>,
@@ -52,7 +53,7 @@ impl Host {
         healthy: bool,
     ) -> Self {
         Self {
-            address,
+            address: address.into(),
             hostname,
             weight: weight.max(1),
             locality,
@@ -76,6 +77,18 @@ impl Host {
     /// Requests currently in flight.
     pub fn active_requests(&self) -> u64 {
         self.rq_active.load(Ordering::Relaxed)
+    }
+}
+
+/// The host address of a `pipe` endpoint. Translation checks the path, so a failure
+/// here is not expected; the endpoint is then left out (logged) rather than guessed at.
+pub(crate) fn pipe_address(path: &Path) -> Option<HostAddress> {
+    match PipeAddress::new(path) {
+        Ok(pipe) => Some(HostAddress::Pipe(pipe)),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "pipe endpoint ignored: not a Unix socket address");
+            None
+        }
     }
 }
 

@@ -287,7 +287,9 @@ mod tests {
         let mut counts = BTreeMap::new();
         for _ in 0..n {
             let host = set.pick(LbPolicy::RoundRobin).expect("a host");
-            *counts.entry(host.address.port()).or_insert(0) += 1;
+            *counts
+                .entry(host.address.ip().expect("IP host").port())
+                .or_insert(0) += 1;
         }
         counts
     }

@@ -4,7 +4,8 @@
 //! multiplexing, raw TCP for tcp_proxy and CONNECT).
 //!
 //! Reading order: `manager` (builds clusters) -> `cluster` (pick a host, send) ->
-//! `host_set` + `lb` (choose) -> `pool` (connection reuse) -> `connect` (TCP dial).
+//! `host_set` + `lb` (choose) -> `pool` (connection reuse) -> `connect` (TCP or Unix
+//! socket dial) -> `stream`.
 
 mod circuit;
 mod cluster;
@@ -17,16 +18,21 @@ mod host;
 mod host_set;
 mod lb;
 mod manager;
+#[cfg(test)]
+mod pipe_tests;
 mod pool;
+mod stream;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 
+pub use crate::base::address::{HostAddress, PipeAddress};
 pub use cluster::UpstreamCluster;
 pub use error::UpstreamError;
 pub use host::Host;
 pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, ClusterSource};
+pub use stream::UpstreamStream;
 
 /// Error type carried by request bodies travelling upstream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

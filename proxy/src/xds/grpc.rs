@@ -1,15 +1,18 @@
 //! The gRPC side of a subscription: a tonic channel to the control-plane cluster named
-//! by `envoy_grpc.cluster_name` (one of its hosts, HTTP/2 prior knowledge, the cluster's
-//! `connect_timeout`), and the streaming methods of the discovery services.
+//! by `envoy_grpc.cluster_name` (one of its hosts, over TCP or a Unix socket for a
+//! `pipe` host, HTTP/2 prior knowledge, the cluster's `connect_timeout`), and the
+//! streaming methods of the discovery services.
 
 use std::time::Duration;
 
 use baton_proto::pb::envoy::service::discovery::v3 as discovery;
 use futures_util::Stream;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint};
 
 use super::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
-use crate::upstream::ClusterManager;
+use crate::upstream::{ClusterManager, HostAddress, PipeAddress};
 
 /// Why a stream could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -71,16 +74,42 @@ pub(crate) async fn connect(
     let host = cluster
         .pick_host()
         .map_err(|e| GrpcError::Cluster(cluster_name.to_string(), e.to_string()))?;
-    let uri = format!("http://{}", host.address);
-    let endpoint = Endpoint::from_shared(uri.clone())
-        .map_err(|e| GrpcError::Connect(uri.clone(), e.to_string()))?
-        .connect_timeout(cluster.model.connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(300));
+    let connect_timeout = cluster.model.connect_timeout;
+    match &host.address {
+        HostAddress::Ip(addr) => {
+            let uri = format!("http://{addr}");
+            let endpoint = Endpoint::from_shared(uri.clone())
+                .map_err(|e| GrpcError::Connect(uri.clone(), e.to_string()))?
+                .connect_timeout(connect_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL);
+            endpoint
+                .connect()
+                .await
+                .map_err(|e| GrpcError::Connect(uri, error_chain(&e)))
+        }
+        HostAddress::Pipe(pipe) => connect_pipe(pipe, connect_timeout).await,
+    }
+}
+
+/// HTTP/2 keep-alive pings on the control-plane connection.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// A channel over the Unix socket of a `pipe` host. The URI only fills in the request
+/// authority: the connector ignores it and dials the socket.
+async fn connect_pipe(pipe: &PipeAddress, connect_timeout: Duration) -> Result<Channel, GrpcError> {
+    let endpoint = Endpoint::from_static("http://localhost")
+        .connect_timeout(connect_timeout)
+        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL);
+    let socket = pipe.socket_addr().clone();
+    let connector = tower::service_fn(move |_: http::Uri| {
+        let socket = tokio::net::unix::SocketAddr::from(socket.clone());
+        async move { UnixStream::connect_addr(&socket).await.map(TokioIo::new) }
+    });
     endpoint
-        .connect()
+        .connect_with_connector(connector)
         .await
-        .map_err(|e| GrpcError::Connect(uri, error_chain(&e)))
+        .map_err(|e| GrpcError::Connect(pipe.name().to_string(), error_chain(&e)))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

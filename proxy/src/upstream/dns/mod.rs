@@ -24,8 +24,9 @@ use std::sync::{Arc, Weak};
 use tokio::time::Instant;
 
 use super::cluster::UpstreamCluster;
-use super::host::Host;
+use super::host::{pipe_address, Host};
 use super::host_set::LocalityHosts;
+use crate::base::address::HostAddress;
 use crate::stats::ClusterStats;
 
 use refresh::FailureBackoff;
@@ -101,22 +102,27 @@ impl DnsDiscovery {
                     due: now,
                     failures: FailureBackoff::new(&model),
                 };
-                match &endpoint.address {
-                    EndpointAddress::Ip(addr) => {
-                        target.hosts.push(Arc::new(Host::new(
-                            *addr,
-                            endpoint.hostname.clone(),
-                            endpoint.weight,
-                            locality_name.clone(),
-                            locality.priority,
-                            endpoint.healthy,
-                        )));
-                    }
+                // IPs (and pipes, which translation refuses in DNS clusters) are
+                // fixed hosts; names are resolved.
+                let fixed = match &endpoint.address {
+                    EndpointAddress::Ip(addr) => Some(HostAddress::Ip(*addr)),
+                    EndpointAddress::Pipe(path) => pipe_address(path),
                     EndpointAddress::Dns { host, port } => {
                         target.name = Some((host.clone(), *port));
                         // Hosts carry the endpoint's hostname, else the resolved name.
                         target.hostname = endpoint.hostname.clone().or_else(|| Some(host.clone()));
+                        None
                     }
+                };
+                if let Some(address) = fixed {
+                    target.hosts.push(Arc::new(Host::new(
+                        address,
+                        endpoint.hostname.clone(),
+                        endpoint.weight,
+                        locality_name.clone(),
+                        locality.priority,
+                        endpoint.healthy,
+                    )));
                 }
                 targets.push(target);
             }
@@ -221,7 +227,7 @@ impl DnsDiscovery {
             && addrs
                 .iter()
                 .zip(&target.hosts)
-                .all(|(a, h)| *a == h.address);
+                .all(|(a, h)| h.address.ip() == Some(*a));
         if unchanged {
             return Applied::Unchanged;
         }
@@ -235,7 +241,7 @@ impl DnsDiscovery {
         target.hosts = addrs
             .into_iter()
             .map(
-                |addr| match previous.iter().position(|h| h.address == addr) {
+                |addr| match previous.iter().position(|h| h.address.ip() == Some(addr)) {
                     // Same address, same host: its counters and pooled connections stay.
                     Some(i) => previous.swap_remove(i),
                     None => Arc::new(Host::new(

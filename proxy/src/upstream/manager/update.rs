@@ -10,9 +10,10 @@ use baton_config::model::{self, DiscoveryType, EndpointAddress};
 use tokio::task::AbortHandle;
 
 use super::{ClusterManager, ClusterMeta};
+use crate::base::address::HostAddress;
 use crate::upstream::cluster::UpstreamCluster;
 use crate::upstream::dns;
-use crate::upstream::host::Host;
+use crate::upstream::host::{pipe_address, Host};
 use crate::upstream::host_set::LocalityHosts;
 
 /// Where a cluster comes from.
@@ -511,32 +512,34 @@ pub(crate) fn localities_from_assignment(
             let hosts = locality
                 .endpoints
                 .iter()
-                .filter_map(|endpoint| match &endpoint.address {
-                    EndpointAddress::Ip(addr) => {
-                        let reused = existing.iter().find(|h| {
-                            h.address == *addr
-                                && h.hostname == endpoint.hostname
-                                && h.weight == endpoint.weight.max(1)
-                                && h.priority == locality.priority
-                                && *h.locality == *name
-                                && h.is_healthy() == endpoint.healthy
-                        });
-                        Some(reused.cloned().unwrap_or_else(|| {
-                            Arc::new(Host::new(
-                                *addr,
-                                endpoint.hostname.clone(),
-                                endpoint.weight,
-                                name.clone(),
-                                locality.priority,
-                                endpoint.healthy,
-                            ))
-                        }))
-                    }
-                    EndpointAddress::Dns { host, .. } => {
-                        // Translation rejects names in STATIC/EDS clusters; never guess.
-                        tracing::warn!(name = %host, "DNS name in a STATIC or EDS assignment ignored");
-                        None
-                    }
+                .filter_map(|endpoint| {
+                    let address = match &endpoint.address {
+                        EndpointAddress::Ip(addr) => HostAddress::Ip(*addr),
+                        EndpointAddress::Pipe(path) => pipe_address(path)?,
+                        EndpointAddress::Dns { host, .. } => {
+                            // Translation rejects names in STATIC/EDS clusters; never guess.
+                            tracing::warn!(name = %host, "DNS name in a STATIC or EDS assignment ignored");
+                            return None;
+                        }
+                    };
+                    let reused = existing.iter().find(|h| {
+                        h.address == address
+                            && h.hostname == endpoint.hostname
+                            && h.weight == endpoint.weight.max(1)
+                            && h.priority == locality.priority
+                            && *h.locality == *name
+                            && h.is_healthy() == endpoint.healthy
+                    });
+                    Some(reused.cloned().unwrap_or_else(|| {
+                        Arc::new(Host::new(
+                            address,
+                            endpoint.hostname.clone(),
+                            endpoint.weight,
+                            name.clone(),
+                            locality.priority,
+                            endpoint.healthy,
+                        ))
+                    }))
                 })
                 .collect();
             LocalityHosts {

@@ -187,7 +187,7 @@ async fn new_connection(
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| reset(host, &e))?;
-    let address = host.address;
+    let address = host.address.clone();
     tokio::spawn(async move {
         let _open = open;
         let result = if upgrades {

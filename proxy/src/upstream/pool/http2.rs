@@ -201,7 +201,7 @@ async fn open(
     connecting: Option<Connecting>,
 ) -> Result<(SendRequest<RequestBody>, Stream), UpstreamError> {
     let pending = cluster.pending_slot()?;
-    let (tcp, open) = connect(cluster, host, Protocol::Http2)
+    let (stream, open) = connect(cluster, host, Protocol::Http2)
         .await
         .inspect_err(|e| pending.failed(e))?;
     let options = &cluster.model.http2;
@@ -209,11 +209,11 @@ async fn open(
         .timer(TokioTimer::new())
         .initial_stream_window_size(options.initial_stream_window_size)
         .initial_connection_window_size(options.initial_connection_window_size)
-        .handshake(TokioIo::new(tcp))
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| reset(host, &e))
         .inspect_err(|e| pending.failed(e))?;
-    let address = host.address;
+    let address = host.address.clone();
     tokio::spawn(async move {
         let _open = open;
         if let Err(e) = conn.await {
