@@ -37,6 +37,22 @@ fn listener(port: u16, body: &str, decoy: bool) -> Value {
     l
 }
 
+/// A control plane serving listener `http` (answering "one") at version 1, and Baton
+/// (or Envoy) serving it; returns them and the listener's port.
+async fn serving_one(transport: XdsTransport) -> anyhow::Result<(ControlPlane, Proxy, u16)> {
+    let cp = ControlPlane::start().await?;
+    let port = baton_tests::config::free_port()?;
+    // No clusters: CDS answers at once, so the server does not wait out its fetch timeout.
+    cp.set(CLUSTER_TYPE, "1", Vec::new())?;
+    cp.set(
+        LISTENER_TYPE,
+        "1",
+        resources::listeners(&[listener(port, "one", false)])?,
+    )?;
+    let proxy = start_immediate(&cp, transport).await?;
+    Ok((cp, proxy, port))
+}
+
 async fn start_immediate(cp: &ControlPlane, transport: XdsTransport) -> anyhow::Result<Proxy> {
     Proxy::start_with(
         &bootstrap(cp, transport).build(),
@@ -60,16 +76,7 @@ async fn start_immediate(cp: &ControlPlane, transport: XdsTransport) -> anyhow::
 async fn unchanged_chains_keep_their_connections_changed_ones_drain(
     transport: XdsTransport,
 ) -> anyhow::Result<()> {
-    let cp = ControlPlane::start().await?;
-    let port = baton_tests::config::free_port()?;
-    // No clusters: CDS answers at once, so the server does not wait out its fetch timeout.
-    cp.set(CLUSTER_TYPE, "1", Vec::new())?;
-    cp.set(
-        LISTENER_TYPE,
-        "1",
-        resources::listeners(&[listener(port, "one", false)])?,
-    )?;
-    let proxy = start_immediate(&cp, transport).await?;
+    let (cp, proxy, port) = serving_one(transport).await?;
     let addr = proxy.listener_addr("http").await?;
     let mut kept = RawHttp1::connect(addr).await?;
     kept.send_request("GET", "/", &[], b"").await?;
@@ -114,16 +121,7 @@ async fn unchanged_chains_keep_their_connections_changed_ones_drain(
 }
 
 async fn removed_listener_stops_accepting(transport: XdsTransport) -> anyhow::Result<()> {
-    let cp = ControlPlane::start().await?;
-    let port = baton_tests::config::free_port()?;
-    // No clusters: CDS answers at once, so the server does not wait out its fetch timeout.
-    cp.set(CLUSTER_TYPE, "1", Vec::new())?;
-    cp.set(
-        LISTENER_TYPE,
-        "1",
-        resources::listeners(&[listener(port, "one", false)])?,
-    )?;
-    let proxy = start_immediate(&cp, transport).await?;
+    let (cp, proxy, _port) = serving_one(transport).await?;
     let addr = proxy.listener_addr("http").await?;
     assert_eq!(baton_tests::get(addr, "/").await?.body_text(), "one");
     cp.set(LISTENER_TYPE, "2", Vec::new())?;

@@ -345,14 +345,7 @@ impl ClusterManager {
                 task,
             },
         );
-        self.stats
-            .warming_clusters
-            .set(control.warming.len() as u64);
-        self.warming.send_replace(control.warming.len());
-        let services = control.services();
-        drop(control);
-        self.eds_services
-            .send_if_modified(|s| replace_if_changed(s, services));
+        self.publish_control(control);
         if ready {
             self.finish_warming(&name, id);
         }
@@ -384,14 +377,7 @@ impl ClusterManager {
             t.abort();
         }
         control.eds_by_cluster.remove(name);
-        self.stats
-            .warming_clusters
-            .set(control.warming.len() as u64);
-        self.warming.send_replace(control.warming.len());
-        let services = control.services();
-        drop(control);
-        self.eds_services
-            .send_if_modified(|s| replace_if_changed(s, services));
+        self.publish_control(control);
         if in_map {
             self.publish(|list| list.retain(|(c, _)| c.name() != name));
             removed = true;
@@ -446,6 +432,18 @@ impl ClusterManager {
     pub fn remove_assignment(&self, service: &str) {
         self.set_assignment(service, Arc::new(model::LoadAssignment::default()));
         self.lock().assignments.remove(service);
+    }
+
+    /// Publishes what changed on the control side: the warming count (gauge and init
+    /// watchers) and the EDS services to subscribe to. Releases the lock.
+    fn publish_control(&self, control: std::sync::MutexGuard<'_, Control>) {
+        let warming = control.warming.len();
+        let services = control.services();
+        drop(control);
+        self.stats.warming_clusters.set(warming as u64);
+        self.warming.send_replace(warming);
+        self.eds_services
+            .send_if_modified(|s| replace_if_changed(s, services));
     }
 
     /// A warm-up is over: the cluster replaces the active one of its name.
