@@ -3,7 +3,8 @@
 //! (write a new file, rename it over the old one), with and without `watched_directory`,
 //! changes the routes while a bounded request loop fails nothing; an invalid file is
 //! rejected and the old config keeps serving; a file written in place is not reloaded
-//! (Envoy watches for moves only).
+//! (Envoy watches for moves only); a Kubernetes ConfigMap-style symlink swap in the
+//! watched directory is.
 
 mod xds_support;
 
@@ -341,5 +342,39 @@ async fn a_file_written_in_place_is_not_reloaded_until_a_move() -> anyhow::Resul
     })
     .await?;
     wait_served_by(addr, "b").await?;
+    Ok(())
+}
+
+/// With `watched_directory`, a move anywhere in the directory makes Envoy reread the file,
+/// which is how Kubernetes updates a mounted ConfigMap: `lds.yaml` is a symlink to
+/// `..data/lds.yaml`, and `..data` (a symlink to a versioned directory) is replaced by
+/// renaming a new symlink over it. The listener follows the swap.
+#[tokio::test]
+async fn a_configmap_style_symlink_swap_in_the_watched_directory_reloads() -> anyhow::Result<()> {
+    use std::os::unix::fs::symlink;
+    let a = EchoUpstream::start("a").await?;
+    let b = EchoUpstream::start("b").await?;
+    let files = XdsFiles::new(true)?;
+    let write_version = |dir: &str, version: &str, cluster: &str| -> anyhow::Result<()> {
+        std::fs::create_dir(files.path(dir))?;
+        let cds = serde_json::to_string_pretty(&clusters(version, &a, &b))?;
+        std::fs::write(files.path(dir).join("cds.yaml"), cds)?;
+        let lds = serde_json::to_string_pretty(&listener(version, cluster))?;
+        std::fs::write(files.path(dir).join("lds.yaml"), lds)?;
+        Ok(())
+    };
+    write_version("..v1", "1", "a")?;
+    symlink("..v1", files.path("..data"))?;
+    symlink("..data/cds.yaml", files.path("cds.yaml"))?;
+    symlink("..data/lds.yaml", files.path("lds.yaml"))?;
+    let proxy = Proxy::start(&files.bootstrap()).await?;
+    let addr = proxy.listener_addr("http").await?;
+    wait_served_by(addr, "a").await?;
+
+    write_version("..v2", "2", "b")?;
+    symlink("..v2", files.path("..data_tmp"))?;
+    std::fs::rename(files.path("..data_tmp"), files.path("..data"))?;
+    wait_served_by(addr, "b").await?;
+    assert_eq!(get(addr, "/version").await?.body_text(), "2");
     Ok(())
 }
