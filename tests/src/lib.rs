@@ -18,7 +18,9 @@ pub mod xds;
 
 pub use client::{get, get_with, http1_request, H2Client, RawHttp1, RawResponse};
 pub use eventually::{eventually, IO_TIMEOUT, STARTUP_TIMEOUT};
-pub use process::{is_envoy, proxy_binary, run_to_completion, Proxy, StartOptions, TempDir};
+pub use process::{
+    is_envoy, proxy_binary, run_to_completion, run_to_completion_in, Proxy, StartOptions, TempDir,
+};
 pub use tcp::TcpServer;
 pub use upstream::{EchoUpstream, Echoed};
 

@@ -79,8 +79,21 @@ impl Drop for TempDir {
 /// Runs the binary to completion with `args` (for `--version`, `--mode validate`, bad flags).
 /// Returns (exit status, stdout, stderr).
 pub fn run_to_completion(args: &[&str]) -> anyhow::Result<(ExitStatus, String, String)> {
+    run_to_completion_in(None, args)
+}
+
+/// [`run_to_completion`] in working directory `cwd` (for configs with relative paths, such
+/// as `path_config_source` files, which resolve against the working directory).
+pub fn run_to_completion_in(
+    cwd: Option<&Path>,
+    args: &[&str],
+) -> anyhow::Result<(ExitStatus, String, String)> {
     let bin = proxy_binary();
-    let mut child = Command::new(&bin)
+    let mut command = Command::new(&bin);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -122,6 +135,7 @@ pub fn run_to_completion(args: &[&str]) -> anyhow::Result<(ExitStatus, String, S
 #[derive(Debug)]
 pub struct Proxy {
     child: Option<Child>,
+    bin: PathBuf,
     pid: u32,
     admin: SocketAddr,
     log_path: PathBuf,
@@ -136,6 +150,10 @@ pub struct StartOptions {
     pub extra_args: Vec<String>,
     /// Do not wait for `/ready` (for tests of startup failures).
     pub no_wait_ready: bool,
+    /// The binary to run instead of [`proxy_binary`] (benchmarks comparing binaries).
+    pub binary: Option<PathBuf>,
+    /// `-l` (default `info`).
+    pub log_level: Option<String>,
 }
 
 impl Proxy {
@@ -165,7 +183,7 @@ impl Proxy {
         let n = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
         // Unique across parallel test binaries (pid) and tests within one binary (n).
         let base_id = (std::process::id() % 20_000) * 100 + (n % 100);
-        let bin = proxy_binary();
+        let bin = opts.binary.clone().unwrap_or_else(proxy_binary);
         let mut args: Vec<String> = vec![
             "-c".into(),
             config_path.display().to_string(),
@@ -176,7 +194,7 @@ impl Proxy {
             "--concurrency".into(),
             "2".into(),
             "-l".into(),
-            "info".into(),
+            opts.log_level.clone().unwrap_or_else(|| "info".into()),
         ];
         // Bounded drain so SIGTERM tests finish quickly on both Baton and Envoy, unless
         // the test sets its own (both reject a flag given twice).
@@ -202,6 +220,7 @@ impl Proxy {
         let pid = child.id();
         let mut proxy = Self {
             child: Some(child),
+            bin,
             pid,
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_path,
@@ -345,7 +364,7 @@ impl Drop for Proxy {
         // Captured by libtest: only shown when the test fails.
         eprintln!(
             "----- proxy log ({}, pid {}) -----\n{}\n----- end proxy log -----",
-            proxy_binary().display(),
+            self.bin.display(),
             self.pid,
             self.log()
         );

@@ -30,7 +30,7 @@ async fn full_region_counts_overflow_and_the_proxy_keeps_serving() -> anyhow::Re
                 "--stats-max-stats".into(),
                 "16".into(),
             ],
-            no_wait_ready: false,
+            ..Default::default()
         },
     )
     .await?;

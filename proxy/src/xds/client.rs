@@ -1,7 +1,8 @@
 //! Subscribing: which stream carries a type. Every `ads: {}` source shares the one
 //! `ads_config` stream (SotW or delta by its `api_type`); an `api_config_source` gets a
 //! stream of its own per type on that type's service; a `path_config_source` is a file
-//! read at once and again whenever it (or its `watched_directory`) changes.
+//! read at once and again whenever a file is moved over it (or, with `watched_directory`,
+//! a move there changes what it resolves to); like Envoy, never on an in-place write.
 //!
 //! Each subscription also runs its `initial_fetch_timeout`: when neither a response
 //! nor a file arrived in time, its init callback fires anyway (counting
@@ -219,14 +220,33 @@ impl XdsClient {
     }
 }
 
-/// Identity of a file's current content, cheap to poll.
-fn file_stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+/// Identity of a directory entry: (device, inode, birth time). A file renamed over the
+/// name changes it; writing into the file in place does not. The birth time tells a reused
+/// inode apart.
+type FileId = (u64, u64, Option<SystemTime>);
+
+fn file_id(meta: &std::fs::Metadata) -> FileId {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len(), meta.ino()))
+    (meta.dev(), meta.ino(), meta.created().ok())
 }
 
-/// A `path_config_source`: applies the file now and whenever it is replaced.
+/// What a poll compares, to reload when Envoy does (it watches for moves only, never
+/// for writes, so a half-written file is never read): the name `path` itself (a file
+/// moved over it) and, with a `watched_directory`, what `path` resolves to (a symlink
+/// swapped by a move in that directory, as Kubernetes updates a mounted ConfigMap).
+/// None while `path` does not exist (Envoy ignores a deletion; the next move reloads).
+fn watch_stamp(path: &Path, watched_directory: bool) -> Option<(FileId, Option<FileId>)> {
+    let own = file_id(&std::fs::symlink_metadata(path).ok()?);
+    let resolved = if watched_directory {
+        std::fs::metadata(path).ok().map(|meta| file_id(&meta))
+    } else {
+        None
+    };
+    Some((own, resolved))
+}
+
+/// A `path_config_source`: applies the file now and whenever a file is moved over it
+/// (or, with `watched_directory`, whenever what it resolves to changes).
 async fn watch_file(
     path: PathBuf,
     watched_directory: Option<PathBuf>,
@@ -234,13 +254,14 @@ async fn watch_file(
     stats: Option<SubscriptionStats>,
     init: Arc<InitOnce>,
 ) {
-    let stamp_of =
-        |p: &Path, d: &Option<PathBuf>| (file_stamp(p), d.as_deref().and_then(file_stamp));
+    let watched = watched_directory.is_some();
     let mut last = None;
+    let mut first = true;
     loop {
-        let stamp = stamp_of(&path, &watched_directory);
-        if Some(&stamp) != last.as_ref() {
-            last = Some(stamp);
+        let stamp = watch_stamp(&path, watched);
+        if first || (stamp.is_some() && stamp != last) {
+            first = false;
+            last = stamp;
             if let Some(st) = &stats {
                 st.update_attempt.inc();
             }

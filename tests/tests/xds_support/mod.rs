@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -196,6 +196,7 @@ pub struct RequestLoop {
     task: tokio::task::JoinHandle<anyhow::Result<LoopOutcome>>,
     ok: Arc<AtomicUsize>,
     closes: Arc<AtomicUsize>,
+    last_upstream: Arc<Mutex<String>>,
 }
 
 /// What a request loop saw.
@@ -210,22 +211,36 @@ pub struct LoopOutcome {
 }
 
 impl RequestLoop {
-    /// Starts the loop against `addr`.
+    /// Starts the loop against `addr`, over keep-alive connections.
     pub fn start(addr: SocketAddr) -> Self {
+        Self::start_with(addr, true)
+    }
+
+    /// Starts the loop against `addr` with a new connection per request (`connection:
+    /// close`), as clients that do not reuse connections send.
+    pub fn start_new_connections(addr: SocketAddr) -> Self {
+        Self::start_with(addr, false)
+    }
+
+    fn start_with(addr: SocketAddr, keep_alive: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let closes = Arc::new(AtomicUsize::new(0));
+        let last_upstream = Arc::new(Mutex::new(String::new()));
         let task = tokio::spawn(run_loop(
             addr,
+            keep_alive,
             Arc::clone(&stop),
             Arc::clone(&ok),
             Arc::clone(&closes),
+            Arc::clone(&last_upstream),
         ));
         Self {
             stop,
             task,
             ok,
             closes,
+            last_upstream,
         }
     }
 
@@ -249,6 +264,17 @@ impl RequestLoop {
         .await
     }
 
+    /// Waits (bounded) until the loop's latest 200 came from upstream `name` (e.g. after a
+    /// route change, once its keep-alive connection was drained and reopened).
+    pub async fn wait_for_upstream(&self, name: &str) -> anyhow::Result<()> {
+        eventually(XDS_TIMEOUT, || async {
+            let last = self.last_upstream.lock().unwrap_or_else(|e| e.into_inner());
+            Ok((*last == name).then_some(()))
+        })
+        .await
+        .with_context(|| format!("waiting for the request loop to be served by {name}"))
+    }
+
     /// Stops the loop and returns what it saw.
     pub async fn finish(self) -> anyhow::Result<LoopOutcome> {
         self.stop.store(true, Ordering::Relaxed);
@@ -264,9 +290,11 @@ const LOOP_MAX_REQUESTS: usize = 200_000;
 
 async fn run_loop(
     addr: SocketAddr,
+    keep_alive: bool,
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
     closes: Arc<AtomicUsize>,
+    last_upstream: Arc<Mutex<String>>,
 ) -> anyhow::Result<LoopOutcome> {
     let mut outcome = LoopOutcome::default();
     let mut conn: Option<RawHttp1> = None;
@@ -279,13 +307,20 @@ async fn run_loop(
                 Some(connection) => connection,
                 None => conn.insert(RawHttp1::connect(addr).await?),
             };
-            connection.send_request("GET", "/", &[], b"").await?;
+            let headers: &[(&str, &str)] = if keep_alive {
+                &[]
+            } else {
+                &[("connection", "close")]
+            };
+            connection.send_request("GET", "/", headers, b"").await?;
             connection.read_response().await
         }
         .await;
         match result {
             Ok(resp) => {
-                if resp.connection_close() {
+                if !keep_alive {
+                    conn = None;
+                } else if resp.connection_close() {
                     closes.fetch_add(1, Ordering::Relaxed);
                     conn = None;
                 }
@@ -294,6 +329,8 @@ async fn run_loop(
                     outcome.ok += 1;
                     let upstream = resp.header("x-upstream-name").unwrap_or_default();
                     *outcome.upstreams.entry(upstream.to_string()).or_default() += 1;
+                    upstream
+                        .clone_into(&mut last_upstream.lock().unwrap_or_else(|e| e.into_inner()));
                 } else {
                     outcome
                         .failures
