@@ -60,6 +60,13 @@ pub struct CdsHandler {
 }
 
 impl ResourceHandler for CdsHandler {
+    fn ack_barrier(
+        &self,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+        let clusters = self.clusters.clone();
+        Some(Box::pin(async move { clusters.wait_warm().await }))
+    }
+
     fn apply(&self, update: Update) -> HandlerFuture<'_> {
         Box::pin(async move {
             let mut good = Vec::new();

@@ -73,4 +73,8 @@ pub trait ResourceHandler: Send + Sync {
     /// The initial fetch gave up (timeout) or failed: waiting listeners/clusters stop
     /// waiting for this subscription.
     fn initial_fetch_failed(&self) {}
+    /// After an accepted update: what its ACK waits for (None: ACK at once).
+    fn ack_barrier(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        None
+    }
 }

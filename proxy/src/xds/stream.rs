@@ -288,6 +288,13 @@ impl Sender {
             .is_some_and(|tx| tx.send(req).is_ok())
     }
 
+    fn send(&mut self, req: Outgoing) -> bool {
+        match req {
+            Outgoing::Sotw(r) => self.send_sotw(r),
+            Outgoing::Delta(r) => self.send_delta(r),
+        }
+    }
+
     /// The first request of a type on this connection.
     fn initial(&mut self, sub: &mut TypeSub) -> bool {
         if sub.names.as_ref().is_some_and(Vec::is_empty) {
@@ -414,12 +421,27 @@ async fn session(
         }
         sender.initial(s);
     }
+    let mut pending: Option<PendingAck> = None;
     loop {
+        let barrier = async {
+            match pending.as_mut() {
+                Some(p) => (&mut p.barrier).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            _ = barrier => {
+                if let Some(p) = pending.take() {
+                    sender.send(p.answer);
+                }
+            }
             msg = responses.next() => match msg {
                 Ok(Some(resp)) => {
                     backoff.reset();
-                    handle(resp, subs, &mut sender).await;
+                    if let Some(p) = handle(resp, subs, &mut sender).await {
+                        // A newer response supersedes an answer still waiting.
+                        pending = Some(p);
+                    }
                 }
                 Ok(None) => return End::Failed("closed by the control plane".into()),
                 Err(e) => return End::Failed(e.to_string()),
@@ -486,15 +508,16 @@ impl Responses {
     }
 }
 
-/// Applies one response through its type's handler and answers it.
-async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) {
+/// Applies one response through its type's handler and answers it (or returns the
+/// answer to send once the handler's barrier resolves).
+async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) -> Option<PendingAck> {
     let type_url = match &resp {
         Response::Sotw(r) => r.type_url.clone(),
         Response::Delta(r) => r.type_url.clone(),
     };
     let Some(sub) = subs.iter_mut().find(|s| s.type_url == type_url) else {
         warn!(%type_url, "xDS response for a type not subscribed; ignored");
-        return;
+        return None;
     };
     if let Some(st) = &sub.stats {
         st.update_attempt.inc();
@@ -562,17 +585,17 @@ async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) {
         details: Vec::new(),
     });
     let node = sender.node();
-    if sender.delta {
-        sender.send_delta(discovery::DeltaDiscoveryRequest {
+    let answer = if sender.delta {
+        Outgoing::Delta(discovery::DeltaDiscoveryRequest {
             node,
             type_url: type_url.clone(),
             response_nonce: nonce,
             error_detail,
             ..Default::default()
-        });
+        })
     } else {
         sub.nonce = nonce.clone();
-        sender.send_sotw(discovery::DiscoveryRequest {
+        Outgoing::Sotw(discovery::DiscoveryRequest {
             version_info: sub.version.clone(),
             node,
             resource_names: sub.names_list(),
@@ -580,11 +603,31 @@ async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) {
             response_nonce: nonce,
             error_detail,
             ..Default::default()
-        });
-    }
+        })
+    };
     // Envoy: the first response ends the initial fetch whether it was accepted or not.
-    let _ = accepted;
     sub.init.fire();
+    // As Envoy, an accepted CDS response is ACKed once the clusters it added have
+    // warmed (their EDS requests go out first).
+    match sub.handler.ack_barrier().filter(|_| accepted) {
+        Some(barrier) => Some(PendingAck { barrier, answer }),
+        None => {
+            sender.send(answer);
+            None
+        }
+    }
+}
+
+/// An answer to a response, sent once its barrier resolves.
+struct PendingAck {
+    barrier: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    answer: Outgoing,
+}
+
+/// A request of either transport.
+enum Outgoing {
+    Sotw(discovery::DiscoveryRequest),
+    Delta(discovery::DeltaDiscoveryRequest),
 }
 
 /// A SotW response as an update: every resource named, no duplicates, all of the
