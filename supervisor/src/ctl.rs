@@ -86,6 +86,10 @@ pub fn status_table(status: &pb::Status, now_unix: u64) -> String {
             uptime(now_unix.saturating_sub(generation.started_unix)),
             generation.binary
         ));
+        // What a starting generation is waiting for (its initialisation's STATUS=).
+        if generation.state == "STARTING" && !generation.detail.is_empty() {
+            out.push_str(&format!("         {}\n", generation.detail));
+        }
     }
     match &status.last_reload {
         Some(reload) => out.push_str(&format!(
@@ -113,6 +117,7 @@ pub fn status_json(status: &pb::Status, summary: &str) -> serde_json::Value {
             "started_unix": g.started_unix,
             "uptime_s": unix_now().saturating_sub(g.started_unix),
             "binary": g.binary,
+            "detail": g.detail,
         })).collect::<Vec<_>>(),
         "last_reload": status.last_reload.as_ref().map(|r| serde_json::json!({
             "at_unix": r.at_unix,
@@ -147,6 +152,7 @@ mod tests {
                 state: "LIVE".into(),
                 started_unix: 1000,
                 binary: "/usr/bin/baton".into(),
+                detail: String::new(),
             }],
             last_reload: Some(pb::ReloadResult {
                 at_unix: 1000,

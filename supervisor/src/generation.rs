@@ -59,6 +59,8 @@ pub struct Generation {
     pub last_error: LastError,
     /// Receives its sd_notify datagrams; aborted when the generation goes away.
     pub notify_task: JoinHandle<()>,
+    /// Its last sd_notify `STATUS=`.
+    pub detail: String,
 }
 
 impl Generation {
@@ -82,6 +84,7 @@ impl Generation {
             state: self.state.as_str().into(),
             started_unix: self.started_unix,
             binary: self.binary.display().to_string(),
+            detail: self.detail.clone(),
         }
     }
 }

@@ -266,6 +266,9 @@ impl Supervisor {
             ?lines,
             "sd_notify from generation"
         );
+        if let Some(detail) = lines.iter().rev().find_map(|l| l.strip_prefix("STATUS=")) {
+            generation.detail = detail.to_string();
+        }
         if lines.iter().any(|l| l == "READY=1") && generation.state == GenState::Starting {
             self.become_live(index);
         } else if lines.iter().any(|l| l == "STOPPING=1") && generation.state == GenState::Live {

@@ -183,6 +183,7 @@ impl Supervisor {
             binary: binary.to_path_buf(),
             last_error,
             notify_task,
+            detail: String::new(),
         })
     }
 

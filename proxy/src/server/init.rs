@@ -158,6 +158,14 @@ impl InitManager {
             }
         });
         tracing::debug!(phase = phase.as_str(), "init phase");
+        let pending = self.pending_in(phase);
+        if !pending.is_empty() {
+            super::notify::status(&format!(
+                "initializing: {}: waiting for {}",
+                phase.as_str(),
+                pending.join(", ")
+            ));
+        }
         let targets = async {
             let mut changed = self.inner.changed.subscribe();
             loop {

@@ -35,6 +35,12 @@ pub fn ready(status: &str) {
     ));
 }
 
+/// `STATUS=<text>` (e.g. what initialisation waits for; `baton-supervisor ctl status`
+/// shows it for a generation that is still starting).
+pub fn status(text: &str) {
+    notify(&format!("STATUS={text}"));
+}
+
 /// STOPPING=1.
 pub fn stopping() {
     notify("STOPPING=1\nSTATUS=draining");
