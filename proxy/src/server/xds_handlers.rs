@@ -78,16 +78,20 @@ impl ResourceHandler for CdsHandler {
                     Err(e) => errors.push(format!("{}: {}", r.name, e.error)),
                 }
             }
-            for (r, model) in good {
-                self.clusters.add_or_update(
-                    Arc::new(model),
-                    ClusterSource::Cds {
-                        version_info: update.version_info.clone(),
-                        config_hash: hash(&r.any.value),
-                        config_dump: Some(Arc::new(resource::resource_json(&r.any))),
-                    },
-                );
-            }
+            let batch = good
+                .into_iter()
+                .map(|(r, model)| {
+                    (
+                        Arc::new(model),
+                        ClusterSource::Cds {
+                            version_info: update.version_info.clone(),
+                            config_hash: hash(&r.any.value),
+                            config_dump: Some(Arc::new(resource::resource_json(&r.any))),
+                        },
+                    )
+                })
+                .collect();
+            self.clusters.add_or_update_all(batch);
             let removed: Vec<String> = if update.state_of_the_world {
                 let listed: std::collections::HashSet<&str> =
                     update.resources.iter().map(|r| r.name.as_str()).collect();
@@ -130,14 +134,14 @@ impl ResourceHandler for EdsHandler {
     fn apply(&self, update: Update) -> HandlerFuture<'_> {
         Box::pin(async move {
             let mut errors = Vec::new();
+            let mut assignments = Vec::with_capacity(update.resources.len());
             for r in &update.resources {
                 match resource::cluster_load_assignment(&self.ctx, &r.any) {
-                    Ok(cla) => self
-                        .clusters
-                        .set_assignment(&cla.cluster_name, Arc::new(cla.load_assignment)),
+                    Ok(cla) => assignments.push((cla.cluster_name, Arc::new(cla.load_assignment))),
                     Err(e) => errors.push(e.to_string()),
                 }
             }
+            self.clusters.set_assignments(assignments);
             for name in &update.removed {
                 self.clusters.remove_assignment(name);
             }

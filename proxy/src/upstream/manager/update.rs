@@ -63,8 +63,10 @@ pub(super) struct Control {
     resolvers: dns::Resolvers,
     /// Last EDS assignment per service name.
     assignments: HashMap<String, Arc<model::LoadAssignment>>,
-    /// Services EDS clusters need, by cluster name (active and warming).
+    /// The EDS service of each EDS cluster (active and warming).
     eds_by_cluster: HashMap<String, String>,
+    /// The EDS clusters using each service (the reverse of `eds_by_cluster`).
+    eds_users: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     next_warm_id: u64,
 }
 
@@ -100,11 +102,28 @@ impl Control {
         }
     }
 
+    /// The EDS services in use, sorted.
     fn services(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.eds_by_cluster.values().cloned().collect();
-        names.sort();
-        names.dedup();
-        names
+        self.eds_users.keys().cloned().collect()
+    }
+
+    /// Sets (or clears) the EDS service `cluster` takes its hosts from.
+    fn set_eds_service(&mut self, cluster: &str, service: Option<String>) {
+        if let Some(old) = self.eds_by_cluster.remove(cluster) {
+            if let Some(users) = self.eds_users.get_mut(&old) {
+                users.remove(cluster);
+                if users.is_empty() {
+                    self.eds_users.remove(&old);
+                }
+            }
+        }
+        if let Some(service) = service {
+            self.eds_users
+                .entry(service.clone())
+                .or_default()
+                .insert(cluster.to_string());
+            self.eds_by_cluster.insert(cluster.to_string(), service);
+        }
     }
 }
 
@@ -173,7 +192,7 @@ impl ClusterManager {
                             .get(&service)
                             .map(|a| localities_from_assignment(a, &[]))
                             .unwrap_or_default();
-                        control.eds_by_cluster.insert(model.name.clone(), service);
+                        control.set_eds_service(&model.name, Some(service));
                         Arc::new(UpstreamCluster::new(model.clone(), hosts))
                     }
                     DiscoveryType::Static => Arc::new(UpstreamCluster::new(
@@ -220,30 +239,66 @@ impl ClusterManager {
         model: Arc<model::Cluster>,
         source: ClusterSource,
     ) -> ClusterChange {
+        self.add_or_update_all(vec![(model, source)])
+            .pop()
+            .unwrap_or(ClusterChange::Unchanged)
+    }
+
+    /// [`Self::add_or_update`] for every cluster of one CDS response, publishing the
+    /// cluster map and the EDS service names once for the whole batch (so a response
+    /// of N clusters costs O(N), not O(N²)).
+    pub fn add_or_update_all(
+        self: &Arc<Self>,
+        clusters: Vec<(Arc<model::Cluster>, ClusterSource)>,
+    ) -> Vec<ClusterChange> {
+        let active = self.active.load_full();
+        let mut control = self.lock();
+        let mut ready = Vec::new();
+        let changes = clusters
+            .into_iter()
+            .map(|(model, source)| {
+                let (change, now_ready) = self.stage(&mut control, &active, model, source);
+                ready.extend(now_ready);
+                change
+            })
+            .collect();
+        drop(active);
+        self.publish_control(control);
+        self.finish_warming_all(ready);
+        changes
+    }
+
+    /// One cluster of a batch: starts its warm-up; returns what changed and, when it
+    /// is warm already, its warm-up to finish.
+    fn stage(
+        self: &Arc<Self>,
+        control: &mut Control,
+        active: &super::ClusterMap,
+        model: Arc<model::Cluster>,
+        source: ClusterSource,
+    ) -> (ClusterChange, Option<(String, u64)>) {
         let ClusterSource::Cds {
             version_info,
             config_hash,
             config_dump,
         } = source
         else {
-            return ClusterChange::Unchanged;
+            return (ClusterChange::Unchanged, None);
         };
         let name = model.name.clone();
-        let active = self.active.load();
         let existing = active.by_name.get(&name).map(|i| &active.metas[*i]);
         if existing.is_some_and(|m| !m.added_via_api) {
             // Envoy: a static cluster cannot be replaced through CDS.
             tracing::debug!(cluster = %name, "CDS update of a static cluster ignored");
-            return ClusterChange::Unchanged;
+            return (ClusterChange::Unchanged, None);
         }
-        let mut control = self.lock();
         let same_as_warming = control
             .warming
             .get(&name)
             .is_some_and(|w| w.meta.config_hash == config_hash);
         let same_as_active = existing.is_some_and(|m| m.config_hash == config_hash);
         if same_as_warming || (same_as_active && !control.warming.contains_key(&name)) {
-            return ClusterChange::Unchanged;
+            return (ClusterChange::Unchanged, None);
         }
         let change = if existing.is_some() || control.warming.contains_key(&name) {
             self.stats.cluster_modified.inc();
@@ -293,7 +348,7 @@ impl ClusterManager {
             }
             DiscoveryType::Eds => {
                 let service = eds_service(&model).unwrap_or_default();
-                control.eds_by_cluster.insert(name.clone(), service.clone());
+                control.set_eds_service(&name, Some(service.clone()));
                 let cluster = match control.assignments.get(&service) {
                     Some(a) => {
                         ready = true;
@@ -334,7 +389,7 @@ impl ClusterManager {
             }
         };
         if model.discovery != DiscoveryType::Eds {
-            control.eds_by_cluster.remove(&name);
+            control.set_eds_service(&name, None);
         }
         control.warming.insert(
             name.clone(),
@@ -345,11 +400,7 @@ impl ClusterManager {
                 task,
             },
         );
-        self.publish_control(control);
-        if ready {
-            self.finish_warming(&name, id);
-        }
-        change
+        (change, ready.then_some((name, id)))
     }
 
     /// Removes a cluster CDS no longer lists (static clusters stay). Requests that
@@ -376,7 +427,7 @@ impl ClusterManager {
         if let Some(t) = control.dns_tasks.remove(name) {
             t.abort();
         }
-        control.eds_by_cluster.remove(name);
+        control.set_eds_service(name, None);
         self.publish_control(control);
         if in_map {
             self.publish(|list| list.retain(|(c, _)| c.name() != name));
@@ -392,40 +443,50 @@ impl ClusterManager {
     /// replaced (hosts with the same address and attributes keep their identity, so
     /// their pools and counters survive), and warming clusters waiting for it activate.
     pub fn set_assignment(&self, service: &str, assignment: Arc<model::LoadAssignment>) {
+        self.set_assignments(vec![(service.to_string(), assignment)]);
+    }
+
+    /// [`Self::set_assignment`] for every assignment of one EDS response, activating the
+    /// clusters that waited for them in one publish.
+    pub fn set_assignments(&self, assignments: Vec<(String, Arc<model::LoadAssignment>)>) {
         let mut control = self.lock();
-        control
-            .assignments
-            .insert(service.to_string(), assignment.clone());
-        let users: Vec<String> = control
-            .eds_by_cluster
-            .iter()
-            .filter(|(_, s)| s.as_str() == service)
-            .map(|(c, _)| c.clone())
-            .collect();
         let mut finished = Vec::new();
-        for name in &users {
-            if let Some(w) = control.warming.get_mut(name) {
-                count_eds_update(&w.cluster);
-                let hosts = localities_from_assignment(&assignment, &w.cluster.hosts());
-                w.cluster.set_hosts(hosts);
-                if let Some(t) = w.task.take() {
-                    t.abort();
+        let mut active_users = Vec::new();
+        for (service, assignment) in assignments {
+            control
+                .assignments
+                .insert(service.clone(), assignment.clone());
+            let users: Vec<String> = control
+                .eds_users
+                .get(&service)
+                .map(|u| u.iter().cloned().collect())
+                .unwrap_or_default();
+            for name in users {
+                match control.warming.get_mut(&name) {
+                    Some(w) => {
+                        count_eds_update(&w.cluster);
+                        let hosts = localities_from_assignment(&assignment, &w.cluster.hosts());
+                        w.cluster.set_hosts(hosts);
+                        if let Some(t) = w.task.take() {
+                            t.abort();
+                        }
+                        finished.push((name, w.id));
+                    }
+                    None => active_users.push((name, assignment.clone())),
                 }
-                finished.push((name.clone(), w.id));
             }
         }
         drop(control);
         let active = self.active.load();
-        for name in &users {
-            if let Some(cluster) = active.get(name) {
+        for (name, assignment) in active_users {
+            if let Some(cluster) = active.get(&name) {
                 count_eds_update(cluster);
                 let hosts = localities_from_assignment(&assignment, &cluster.hosts());
                 cluster.set_hosts(hosts);
             }
         }
-        for (name, id) in finished {
-            self.finish_warming(&name, id);
-        }
+        drop(active);
+        self.finish_warming_all(finished);
     }
 
     /// The EDS resource for `service` was removed: its clusters lose their hosts.
@@ -448,36 +509,55 @@ impl ClusterManager {
 
     /// A warm-up is over: the cluster replaces the active one of its name.
     fn finish_warming(&self, name: &str, id: u64) {
+        self.finish_warming_all(vec![(name.to_string(), id)]);
+    }
+
+    /// Warm-ups that are over (a no-op for one a newer update replaced): each cluster
+    /// replaces the active one of its name, all in one publish.
+    fn finish_warming_all(&self, done: Vec<(String, u64)>) {
+        if done.is_empty() {
+            return;
+        }
         let mut control = self.lock();
-        if control.warming.get(name).is_none_or(|w| w.id != id) {
-            return;
-        }
-        let Some(w) = control.warming.remove(name) else {
-            return;
-        };
-        if w.cluster.model.discovery == DiscoveryType::StrictDns
-            || w.cluster.model.discovery == DiscoveryType::LogicalDns
-        {
-            if let Some(t) = w.task {
-                if let Some(old) = control.dns_tasks.insert(name.to_string(), t) {
-                    old.abort();
-                }
+        let mut activated = Vec::with_capacity(done.len());
+        for (name, id) in done {
+            if control.warming.get(&name).is_none_or(|w| w.id != id) {
+                continue;
             }
-        } else if let Some(old) = control.dns_tasks.remove(name) {
-            old.abort();
+            let Some(w) = control.warming.remove(&name) else {
+                continue;
+            };
+            if w.cluster.model.discovery == DiscoveryType::StrictDns
+                || w.cluster.model.discovery == DiscoveryType::LogicalDns
+            {
+                if let Some(t) = w.task {
+                    if let Some(old) = control.dns_tasks.insert(name.clone(), t) {
+                        old.abort();
+                    }
+                }
+            } else if let Some(old) = control.dns_tasks.remove(&name) {
+                old.abort();
+            }
+            activated.push((w.cluster, w.meta));
         }
-        self.stats
-            .warming_clusters
-            .set(control.warming.len() as u64);
         let left = control.warming.len();
         drop(control);
-        let (cluster, meta) = (w.cluster, w.meta);
-        self.publish(
-            |list| match list.iter_mut().find(|(c, _)| c.name() == name) {
-                Some(slot) => *slot = (cluster, meta),
-                None => list.push((cluster, meta)),
-            },
-        );
+        self.stats.warming_clusters.set(left as u64);
+        if !activated.is_empty() {
+            self.publish(|list| {
+                let index: HashMap<String, usize> = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (c, _))| (c.name().to_string(), i))
+                    .collect();
+                for (cluster, meta) in activated {
+                    match index.get(cluster.name()) {
+                        Some(&i) => list[i] = (cluster, meta),
+                        None => list.push((cluster, meta)),
+                    }
+                }
+            });
+        }
         self.warming.send_replace(left);
     }
 }
