@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use baton_proto::pb::envoy::config::core::v3::Node;
 use baton_proto::pb::google::rpc::Status as RpcStatus;
@@ -75,6 +76,8 @@ pub struct LoggedRequest {
     pub initial_resource_versions: BTreeMap<String, String>,
     /// `error_detail` (set on a NACK).
     pub error_detail: Option<RpcStatus>,
+    /// When the control plane received it (for `xds-scale`'s response-to-ACK times).
+    pub at: Instant,
 }
 
 impl std::fmt::Debug for LoggedRequest {
@@ -129,6 +132,8 @@ pub struct LoggedResponse {
     pub resources: Vec<(String, String)>,
     /// Delta `removed_resources`.
     pub removed: Vec<String>,
+    /// When it was queued on the stream (it goes out as soon as the stream is polled).
+    pub at: Instant,
 }
 
 /// Everything behind the mutex.

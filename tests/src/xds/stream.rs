@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use baton_proto::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse, Resource,
@@ -173,6 +174,7 @@ impl SotwStream {
             unsubscribe: Vec::new(),
             initial_resource_versions: BTreeMap::new(),
             error_detail: request.error_detail,
+            at: Instant::now(),
         });
         let index = match self.subscriptions.iter().position(|(t, _)| *t == type_url) {
             Some(index) => index,
@@ -242,6 +244,7 @@ impl SotwStream {
                     .map(|(name, _)| (name.clone(), version.clone()))
                     .collect(),
                 removed: Vec::new(),
+                at: Instant::now(),
             });
             subscription.last_nonce = nonce.clone();
             self.queue.push_back(DiscoveryResponse {
@@ -346,6 +349,7 @@ impl DeltaStream {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             error_detail: request.error_detail,
+            at: Instant::now(),
         });
         let index = match self.subscriptions.iter().position(|(t, _)| *t == type_url) {
             Some(index) => index,
@@ -444,6 +448,7 @@ impl DeltaStream {
                     .map(|r| (r.name.clone(), r.version.clone()))
                     .collect(),
                 removed: removed.clone(),
+                at: Instant::now(),
             });
             self.queue.push_back(DeltaDiscoveryResponse {
                 system_version_info: version,
