@@ -181,8 +181,11 @@ impl Proxy {
         let log_path = dir.join("proxy.log");
         let log = std::fs::File::create(&log_path)?;
         let n = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
-        // Unique across parallel test binaries (pid) and tests within one binary (n).
-        let base_id = (std::process::id() % 20_000) * 100 + (n % 100);
+        // Unique across test binaries (the whole pid: a pid modulo something repeats over
+        // a long run, and a stats region left by an exited process with the same base id
+        // would continue its counters) and tests within one binary (n). pid_max (at most
+        // 2^22) * 100 fits a u32.
+        let base_id = std::process::id().wrapping_mul(100) + (n % 100);
         let bin = opts.binary.clone().unwrap_or_else(proxy_binary);
         let mut args: Vec<String> = vec![
             "-c".into(),

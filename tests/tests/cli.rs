@@ -189,7 +189,7 @@ fn init_only_mode_initialises_and_exits_zero() -> anyhow::Result<()> {
     let path = dir.join("config.yaml");
     std::fs::write(&path, serde_json::to_string_pretty(&valid_config())?)?;
     let path_text = path.display().to_string();
-    let base_id = (std::process::id() % 20_000 * 100 + 99).to_string();
+    let base_id = (std::process::id().wrapping_mul(100) + 99).to_string();
     let (status, out, err) = run_to_completion(&[
         "--mode",
         "init_only",
