@@ -2,7 +2,8 @@
 //! listener after saying hello, a child killed mid-handshake, a child that never becomes
 //! ready (and a second child refused meanwhile), and a child that fails after the parent
 //! released its admin port. In every case the parent keeps serving under load with no
-//! failed request (admin included), the child exits non-zero, and then a good child takes
+//! failed request; the admin port never refuses a connection (a child answers it while
+//! it initialises and hands it back when it fails); the child exits non-zero, and then a good child takes
 //! over normally (unlike Envoy 1.40, which refuses every later epoch).
 
 mod hot_restart_support;
@@ -49,7 +50,9 @@ async fn running(upstream: &EchoUpstream) -> anyhow::Result<Running> {
         load.wait_served(30, PROGRESS_TIMEOUT).await,
         "no progress on epoch 0"
     );
-    let probe = AdminProbe::start(gen0.admin());
+    // A child takes the admin port while it initialises, answering /ready with 503,
+    // and gives it back when it fails: the port never refuses a connection.
+    let probe = AdminProbe::start(gen0.admin(), true);
     Ok(Running {
         svc,
         good_config,
@@ -82,6 +85,11 @@ impl Running {
         );
         let info = gen0.server_info().await?;
         assert_eq!(info["state"], "LIVE");
+        assert_eq!(
+            gen0.admin_get("/ready").await?.status,
+            200,
+            "epoch 0 has its admin back"
+        );
 
         let gen1 = svc.start(epoch, &good_config, &[]).await?;
         let status = gen0.wait_exit(EXIT_TIMEOUT).await?;
@@ -196,6 +204,12 @@ async fn child_never_ready_blocks_no_one_and_a_second_child_is_refused() -> anyh
         hung.try_exit_status().is_none(),
         "the hung child is still initialising"
     );
+    // Meanwhile the admin port answers for the child, as Envoy's child takes admin at
+    // start: not ready, initialising, and epoch 1.
+    let info = run.gen0.server_info().await?;
+    assert_eq!(info["state"], "INITIALIZING", "{info}");
+    assert_eq!(info["command_line_options"]["restart_epoch"], 1, "{info}");
+    assert_eq!(run.gen0.admin_get("/ready").await?.status, 503);
     // Whoever supervises start-up gives up on it (SIGTERM before LIVE ends it at once).
     hung.signal(Signal::SIGTERM)?;
     let status = hung.wait_exit(EXIT_TIMEOUT).await?;

@@ -65,18 +65,34 @@ pub struct AdminContext {
 }
 
 /// A running admin listener; dropping it (or `stop`) closes the listen socket, as a
-/// parent generation does when it hands admin over to its child.
+/// parent generation does when it hands admin over to an older-style child. `pause`
+/// instead stops accepting and returns the socket, so the same kernel socket (port and
+/// accept queue) can be handed to a child and served again if that child fails.
 #[derive(Debug)]
 pub struct AdminServer {
     /// Bound address.
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    /// A duplicate of the listen socket, kept for `pause` and `socket`.
+    spare: Option<std::net::TcpListener>,
 }
 
 impl AdminServer {
     /// Stops accepting and closes the listen socket.
     pub fn stop(self) {
         self.task.abort();
+    }
+
+    /// Stops accepting but keeps the listen socket open (connections queue in the
+    /// kernel until someone accepts them) and returns it.
+    pub fn pause(mut self) -> Option<std::net::TcpListener> {
+        self.task.abort();
+        self.spare.take()
+    }
+
+    /// Another descriptor of the listen socket (to pass to a child generation).
+    pub fn socket(&self) -> Option<std::net::TcpListener> {
+        self.spare.as_ref().and_then(|s| s.try_clone().ok())
     }
 }
 
@@ -91,6 +107,17 @@ impl Drop for AdminServer {
 pub fn start(addr: SocketAddr, ctx: Arc<AdminContext>) -> anyhow::Result<AdminServer> {
     let std_listener = bind_socket(addr, 128)
         .map_err(|e| anyhow::anyhow!("cannot bind admin listener to {addr}: {e}"))?;
+    serve(std_listener, ctx)
+}
+
+/// Serves admin on an already bound listen socket (a parent generation's, handed over,
+/// or our own paused one).
+pub fn serve(
+    std_listener: std::net::TcpListener,
+    ctx: Arc<AdminContext>,
+) -> anyhow::Result<AdminServer> {
+    std_listener.set_nonblocking(true)?;
+    let spare = std_listener.try_clone().ok();
     let listener = tokio::net::TcpListener::from_std(std_listener)?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -99,6 +126,8 @@ pub fn start(addr: SocketAddr, ctx: Arc<AdminContext>) -> anyhow::Result<AdminSe
                 Ok(x) => x,
                 Err(e) => {
                     debug!(error = %e, "admin accept failed");
+                    // Out of descriptors and the like: don't spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             };
@@ -115,7 +144,7 @@ pub fn start(addr: SocketAddr, ctx: Arc<AdminContext>) -> anyhow::Result<AdminSe
             });
         }
     });
-    Ok(AdminServer { addr, task })
+    Ok(AdminServer { addr, task, spare })
 }
 
 type AdminResponse = Response<Full<Bytes>>;

@@ -232,22 +232,55 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             tracker: Arc::clone(&tracker),
         })
     });
-    // Admin answers during initialisation (/ready 503, /init_dump), as Envoy's does.
-    // With a parent generation it is taken over only once we are initialised, so a
-    // child that fails never cost the parent its admin.
+    // Admin answers during initialisation (/ready 503, /init_dump), as Envoy's does. With
+    // a parent generation that passes its admin socket, we take that socket now (Envoy's
+    // child also takes the admin address at start): the same port keeps answering, for
+    // us, and if we fail the parent serves it again. With an older parent, or an admin
+    // address the parent's differs from and that is busy, admin comes at the end.
     let mut admin_server: Option<AdminServer> = None;
-    let admin_early = !listeners.sockets().lock().await.has_parent();
-    if admin_early {
-        if let (Some(cfg), Some(ctx)) = (&model.admin, &admin_ctx) {
-            let server = admin::start(cfg.address, Arc::clone(ctx))?;
-            info!(addr = %server.addr, "admin listening");
-            if let Some(path) = &opts.admin_address_path {
-                std::fs::write(path, server.addr.to_string())
-                    .with_context(|| format!("cannot write admin address to {}", path.display()))?;
+    let mut admin_taken_early = false;
+    {
+        let mut sockets = listeners.sockets().lock().await;
+        match sockets.parent_mut() {
+            None => {
+                if let (Some(cfg), Some(ctx)) = (&model.admin, &admin_ctx) {
+                    admin_server = Some(admin::start(cfg.address, Arc::clone(ctx))?);
+                }
             }
-            admin_server = Some(server);
+            Some(link) if link.passes_admin_socket() => {
+                if let (Some(cfg), Some(ctx)) = (&model.admin, &admin_ctx) {
+                    let (first_start, generation, socket) = link
+                        .take_admin_socket(cfg.address)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("hot restart: {e}"))?;
+                    *state
+                        .first_start_wall
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = first_start;
+                    state
+                        .hot_restart_generation
+                        .store(generation + 1, Ordering::Relaxed);
+                    admin_server = match socket {
+                        Some(socket) => Some(admin::serve(socket, Arc::clone(ctx))?),
+                        // The parent's admin is configured otherwise; ours may be free.
+                        None => admin::start(cfg.address, Arc::clone(ctx))
+                            .inspect_err(|e| info!(error = %e, "admin address busy; trying again once initialised"))
+                            .ok(),
+                    };
+                    admin_taken_early = admin_server.is_some();
+                }
+            }
+            Some(_) => {}
         }
     }
+    if let Some(server) = &admin_server {
+        info!(addr = %server.addr, "admin listening");
+        if let Some(path) = &opts.admin_address_path {
+            std::fs::write(path, server.addr.to_string())
+                .with_context(|| format!("cannot write admin address to {}", path.display()))?;
+        }
+    }
+    let admin_early = admin_server.is_some();
 
     // Clusters: static and DNS ones first (primary), then the rest of Envoy's order.
     init.run_phase(
@@ -299,7 +332,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             Err(e) => return Err(e),
         }
     }
-    if let Some(link) = parent_link.as_mut() {
+    if let Some(link) = parent_link.as_mut().filter(|_| !admin_taken_early) {
         let (first_start, generation) = link
             .shutdown_admin()
             .await
@@ -363,6 +396,12 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             Arc::clone(&child_took_over),
             Arc::clone(&tracker),
         );
+        if let (Some(cfg), Some(server)) = (&model.admin, &admin_server) {
+            ctx.set_admin_socket(server.socket().map(|socket| parent::PassableSocket {
+                configured: cfg.address,
+                socket,
+            }));
+        }
         parent::publish(&paths.private, &paths.public)?;
         tokio::spawn(parent::serve(listener, ctx));
     }
@@ -395,16 +434,26 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         ShutdownReason::Quit
     } else {
         let mut signals = Signals::install();
+        // Our admin socket while a child holds it (served again if the child fails).
+        let mut paused_admin: Option<std::net::TcpListener> = None;
         loop {
             tokio::select! {
                 r = signals.recv(&state) => break r,
                 Some(ev) = events.recv() => match ev {
                     ParentEvent::ShutdownAdmin => {
                         if let Some(s) = admin_server.take() { s.stop(); }
+                        paused_admin = None;
+                    }
+                    ParentEvent::PauseAdmin => {
+                        if let Some(s) = admin_server.take() { paused_admin = s.pause(); }
                     }
                     ParentEvent::RestoreAdmin => {
                         if let (Some(cfg), Some(ctx), None) = (&model.admin, &admin_ctx, &admin_server) {
-                            match admin::start(cfg.address, Arc::clone(ctx)) {
+                            let restored = match paused_admin.take() {
+                                Some(socket) => admin::serve(socket, Arc::clone(ctx)),
+                                None => admin::start(cfg.address, Arc::clone(ctx)),
+                            };
+                            match restored {
                                 Ok(s) => admin_server = Some(s),
                                 Err(e) => error!(error = %e, "cannot restore admin listener after failed hot restart"),
                             }

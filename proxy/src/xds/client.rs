@@ -182,6 +182,7 @@ impl XdsClient {
                         Some(n) => n as usize,
                         None => DEFAULT_MAX_MESSAGE,
                     }),
+                    rate_limit: api.rate_limit,
                 };
                 tokio::spawn(stream::run(settings, rx));
                 tx

@@ -17,6 +17,7 @@ mod backoff;
 mod client;
 mod grpc;
 mod inherit;
+mod rate_limit;
 mod stats;
 mod stream;
 

@@ -59,10 +59,9 @@ impl SubscriptionStats {
 #[derive(Clone)]
 pub(crate) struct ControlPlaneStats {
     pub(crate) connected_state: Gauge,
-    // Registered so dashboards find them; Baton neither queues nor rate-limits requests.
-    #[allow(dead_code)]
+    /// Requests held back by `rate_limit_settings`.
     pub(crate) pending_requests: Gauge,
-    #[allow(dead_code)]
+    /// Times `rate_limit_settings` held the stream back.
     pub(crate) rate_limit_enforced: Counter,
     /// Baton's: resources started from a parent generation's state while the control
     /// plane was unavailable.

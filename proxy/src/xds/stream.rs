@@ -19,6 +19,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use baton_config::model::RateLimitSettings;
 use baton_proto::pb::envoy::config::core::v3::Node;
 use baton_proto::pb::envoy::service::discovery::v3 as discovery;
 use baton_proto::pb::google::rpc::Status as RpcStatus;
@@ -28,6 +29,7 @@ use tracing::{debug, info, warn};
 use super::backoff::Backoff;
 use super::grpc::{self, GrpcError, Service};
 use super::inherit::AcceptedState;
+use super::rate_limit::Limited;
 use super::stats::{ControlPlaneStats, SubscriptionStats};
 use super::{Resource, ResourceHandler, Update};
 use crate::upstream::ClusterManager;
@@ -137,6 +139,8 @@ pub(crate) struct StreamSettings {
     pub(crate) node: Node,
     pub(crate) set_node_on_first_message_only: bool,
     pub(crate) max_message: Option<usize>,
+    /// `rate_limit_settings`
+    pub(crate) rate_limit: Option<RateLimitSettings>,
 }
 
 enum End {
@@ -261,7 +265,8 @@ fn absorb(subs: &mut Vec<TypeSub>, cmd: Command) {
     }
 }
 
-/// Sends requests; both transports behind one interface.
+/// Sends requests; both transports behind one interface, through the rate limit when
+/// one is configured.
 struct Sender {
     delta: bool,
     sotw: Option<mpsc::UnboundedSender<discovery::DiscoveryRequest>>,
@@ -269,6 +274,8 @@ struct Sender {
     node: Node,
     node_every_time: bool,
     sent_any: bool,
+    limit: Option<Limited<Outgoing>>,
+    stats: ControlPlaneStats,
 }
 
 impl Sender {
@@ -279,19 +286,64 @@ impl Sender {
     }
 
     fn send_sotw(&mut self, req: discovery::DiscoveryRequest) -> bool {
-        self.sotw.as_ref().is_some_and(|tx| tx.send(req).is_ok())
+        self.send(Outgoing::Sotw(req))
     }
 
     fn send_delta(&mut self, req: discovery::DeltaDiscoveryRequest) -> bool {
-        self.incremental
-            .as_ref()
-            .is_some_and(|tx| tx.send(req).is_ok())
+        self.send(Outgoing::Delta(req))
     }
 
     fn send(&mut self, req: Outgoing) -> bool {
+        let req = match self.limit.as_mut() {
+            None => req,
+            Some(limit) => {
+                let (now, held) = limit.admit(req);
+                if held {
+                    self.stats.rate_limit_enforced.inc();
+                    self.stats.pending_requests.set(limit.queue.len() as u64);
+                }
+                match now {
+                    Some(req) => req,
+                    None => return true,
+                }
+            }
+        };
+        self.write(req)
+    }
+
+    fn write(&mut self, req: Outgoing) -> bool {
         match req {
-            Outgoing::Sotw(r) => self.send_sotw(r),
-            Outgoing::Delta(r) => self.send_delta(r),
+            Outgoing::Sotw(r) => self.sotw.as_ref().is_some_and(|tx| tx.send(r).is_ok()),
+            Outgoing::Delta(r) => self
+                .incremental
+                .as_ref()
+                .is_some_and(|tx| tx.send(r).is_ok()),
+        }
+    }
+
+    /// When requests held back by the rate limit may go (never, when none are).
+    async fn held_back(&mut self) {
+        match self.limit.as_mut() {
+            Some(l) if !l.queue.is_empty() => {
+                let at = l.bucket.next_token_at(tokio::time::Instant::now());
+                tokio::time::sleep_until(at).await;
+            }
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Sends what the rate limit lets go now.
+    fn release_held(&mut self) {
+        let Some(limit) = self.limit.as_mut() else {
+            return;
+        };
+        let (ready, still_held) = limit.release();
+        if still_held {
+            self.stats.rate_limit_enforced.inc();
+        }
+        self.stats.pending_requests.set(limit.queue.len() as u64);
+        for req in ready {
+            self.write(req);
         }
     }
 
@@ -381,6 +433,8 @@ async fn session(
         node: settings.node.clone(),
         node_every_time: !settings.set_node_on_first_message_only,
         sent_any: false,
+        limit: settings.rate_limit.map(Limited::new),
+        stats: stats.clone(),
     };
     let mut responses = if settings.delta {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -435,6 +489,7 @@ async fn session(
                     sender.send(p.answer);
                 }
             }
+            _ = sender.held_back() => sender.release_held(),
             msg = responses.next() => match msg {
                 Ok(Some(resp)) => {
                     backoff.reset();

@@ -352,8 +352,9 @@ pub struct AdminProbe {
 }
 
 impl AdminProbe {
-    /// Starts polling `admin` every 5 ms.
-    pub fn start(admin: SocketAddr) -> Self {
+    /// Starts polling `admin` every 5 ms. Counts 200 as ok, and 503 (a child generation
+    /// answering while it initialises) too when `initialising_ok`.
+    pub fn start(admin: SocketAddr, initialising_ok: bool) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = std::sync::Arc::clone(&stop);
         let task = tokio::spawn(async move {
@@ -366,6 +367,9 @@ impl AdminProbe {
                 }
                 match client::http1_request(admin, "GET", "/ready", &[], b"").await {
                     Ok(r) if r.status == 200 => ok += 1,
+                    // A child holds the admin port while it initialises (as Envoy's
+                    // child does); the port still answered.
+                    Ok(r) if r.status == 503 && initialising_ok => ok += 1,
                     Ok(r) => bad.push(format!("status {}", r.status)),
                     Err(e) => bad.push(format!("{e:#}")),
                 }

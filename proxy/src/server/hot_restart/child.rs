@@ -181,17 +181,53 @@ impl ParentLink {
     /// Takes over the admin listener; returns the first generation's start time and the
     /// parent's hot-restart generation.
     pub async fn shutdown_admin(&mut self) -> Result<(SystemTime, u32), HotRestartError> {
+        let (start, generation, _) = self.admin_request(String::new()).await?;
+        Ok((start, generation))
+    }
+
+    /// Whether the parent hands its admin listen socket over right after hello.
+    pub fn passes_admin_socket(&self) -> bool {
+        self.features
+            .iter()
+            .any(|f| f == super::FEATURE_ADMIN_SOCKET)
+    }
+
+    /// Asks for the parent's admin listen socket configured as `addr` (early, so admin
+    /// answers for this generation while it initialises, as Envoy's child does). `None`
+    /// socket: the parent's admin is configured otherwise and stays with it.
+    pub async fn take_admin_socket(
+        &mut self,
+        addr: SocketAddr,
+    ) -> Result<(SystemTime, u32, Option<TcpListener>), HotRestartError> {
+        self.admin_request(addr.to_string()).await
+    }
+
+    async fn admin_request(
+        &mut self,
+        address: String,
+    ) -> Result<(SystemTime, u32, Option<TcpListener>), HotRestartError> {
         let req = pb::Request {
-            kind: Some(pb::request::Kind::ShutdownAdmin(pb::ShutdownAdmin {})),
+            kind: Some(pb::request::Kind::ShutdownAdmin(pb::ShutdownAdmin {
+                address,
+            })),
         };
         let reply = step(&mut self.channel, req, None).await?;
-        match reply.kind {
-            Some(pb::reply::Kind::ShutdownAdmin(r)) => Ok((
-                UNIX_EPOCH + Duration::from_secs(r.original_start_time_unix),
-                r.hot_restart_generation,
-            )),
-            _ => Err(unexpected(reply)),
-        }
+        let Some(pb::reply::Kind::ShutdownAdmin(r)) = reply.kind else {
+            return Err(unexpected(reply));
+        };
+        let socket = if r.socket_passed {
+            let fd = self.channel.take_fd().ok_or_else(|| {
+                HotRestartError::Protocol("admin socket announced but no fd received".into())
+            })?;
+            Some(TcpListener::from(fd))
+        } else {
+            None
+        };
+        Ok((
+            UNIX_EPOCH + Duration::from_secs(r.original_start_time_unix),
+            r.hot_restart_generation,
+            socket,
+        ))
     }
 
     /// Tells the parent to stop accepting and drain.

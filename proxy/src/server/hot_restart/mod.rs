@@ -19,6 +19,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Feature a parent advertises in its hello when it hands over its xDS resources.
 pub const FEATURE_XDS_RESOURCES: &str = "xds_resources";
 
+/// Feature a parent advertises in its hello when it passes its admin listen socket to a
+/// child right after hello (`ShutdownAdmin.address`).
+pub const FEATURE_ADMIN_SOCKET: &str = "admin_socket";
+
 /// Version of the shared stats layout this binary expects.
 pub const STATS_LAYOUT_VERSION: u32 = 1;
 

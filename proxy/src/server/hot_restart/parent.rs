@@ -39,6 +39,8 @@ pub struct PassableSocket {
 pub enum ParentEvent {
     /// The child needs the admin port: stop the admin listener.
     ShutdownAdmin,
+    /// The child took our admin listen socket: stop accepting on it, keep it open.
+    PauseAdmin,
     /// The child failed after taking admin: serve admin again.
     RestoreAdmin,
 }
@@ -73,6 +75,9 @@ pub struct ParentContext {
     busy: AtomicBool,
     draining: AtomicBool,
     admin_handed_over: Mutex<bool>,
+    /// Our admin listen socket (configured address, a duplicate fd), for a child whose
+    /// admin is configured with the same address.
+    admin_socket: Mutex<Option<PassableSocket>>,
 }
 
 impl ParentContext {
@@ -97,7 +102,13 @@ impl ParentContext {
             busy: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             admin_handed_over: Mutex::new(false),
+            admin_socket: Mutex::new(None),
         })
+    }
+
+    /// Offers our admin listen socket to children (see `ShutdownAdmin.address`).
+    pub fn set_admin_socket(&self, socket: Option<PassableSocket>) {
+        *self.admin_socket.lock().unwrap_or_else(|e| e.into_inner()) = socket;
     }
 }
 
@@ -241,7 +252,10 @@ async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRe
                     parent_pid: std::process::id(),
                     parent_state: ctx.state.lifecycle().as_str().to_string(),
                     parent_version: crate::server::VERSION.to_string(),
-                    features: vec![super::FEATURE_XDS_RESOURCES.to_string()],
+                    features: vec![
+                        super::FEATURE_XDS_RESOURCES.to_string(),
+                        super::FEATURE_ADMIN_SOCKET.to_string(),
+                    ],
                 }));
                 channel.send(&r, None).await?;
                 if h.protocol_version != PROTOCOL_VERSION
@@ -277,24 +291,54 @@ async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRe
                     }
                 }
             }
-            Some(pb::request::Kind::ShutdownAdmin(_)) => {
-                *ctx.admin_handed_over
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = true;
-                let _ = ctx.events.send(ParentEvent::ShutdownAdmin);
+            Some(pb::request::Kind::ShutdownAdmin(req)) => {
                 let first = *ctx
                     .state
                     .first_start_wall
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
+                // Early form (the child's configured address): hand over the very socket
+                // when it is configured alike, else keep our admin (the child binds its
+                // own address). Late form (no address): close ours.
+                let passed = if req.address.is_empty() {
+                    // The admin port must really be free for this child.
+                    ctx.admin_socket
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take();
+                    None
+                } else {
+                    let wanted: Option<SocketAddr> = req.address.parse().ok();
+                    let ours = ctx.admin_socket.lock().unwrap_or_else(|e| e.into_inner());
+                    ours.as_ref()
+                        .filter(|s| Some(s.configured) == wanted)
+                        .and_then(|s| s.socket.try_clone().ok())
+                };
+                let hand_over = req.address.is_empty() || passed.is_some();
+                if hand_over {
+                    *ctx.admin_handed_over
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = true;
+                }
                 let r = reply(pb::reply::Kind::ShutdownAdmin(pb::ShutdownAdminReply {
                     original_start_time_unix: first
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs()),
                     hot_restart_generation: ctx.generation,
+                    socket_passed: passed.is_some(),
                 }));
-                channel.send(&r, None).await?;
-                info!(%child, "hot restart: admin handed over");
+                channel
+                    .send(&r, passed.as_ref().map(|s| s.as_raw_fd()))
+                    .await?;
+                if passed.is_some() {
+                    // Stop accepting only once the child holds the socket: nobody who
+                    // connects meanwhile is refused.
+                    let _ = ctx.events.send(ParentEvent::PauseAdmin);
+                    info!(%child, "hot restart: admin listen socket handed over");
+                } else if hand_over {
+                    let _ = ctx.events.send(ParentEvent::ShutdownAdmin);
+                    info!(%child, "hot restart: admin handed over");
+                }
             }
             Some(pb::request::Kind::DrainListeners(_)) => {
                 ctx.draining.store(true, Ordering::Release);

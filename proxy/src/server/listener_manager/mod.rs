@@ -274,12 +274,22 @@ impl ListenerManager {
         };
         // Chains are reused only in place: a listener moving address drains whole.
         let previous = previous.filter(|_| in_place);
-        let snapshot =
-            ListenerSnapshot::compile(model.clone(), hashes, previous.as_deref(), &self.settings)
-                .map_err(|e| ListenerError::Compile {
-                name: name.clone(),
-                cause: e.to_string(),
-            })?;
+        // Compiled on the blocking pool: opening access logs can block (a FIFO waits
+        // for its reader) and big listeners take a while, and the main thread keeps
+        // answering admin and xDS meanwhile.
+        let settings = self.settings.clone();
+        let compiled = tokio::task::spawn_blocking({
+            let model = model.clone();
+            move || ListenerSnapshot::compile(model, hashes, previous.as_deref(), &settings)
+        })
+        .await;
+        let compile_error = |cause: String| ListenerError::Compile {
+            name: name.clone(),
+            cause,
+        };
+        let snapshot = compiled
+            .map_err(|e| compile_error(e.to_string()))?
+            .map_err(|e| compile_error(e.to_string()))?;
         match change {
             ListenerChange::Added => self.stats.listener_added.inc(),
             _ => self.stats.listener_modified.inc(),

@@ -32,7 +32,12 @@ impl SocketSource {
         self.parent.is_some()
     }
 
-    /// Takes the parent link back (after initialisation, to tell the parent to drain).
+    /// The parent link, during initialisation.
+    pub fn parent_mut(&mut self) -> Option<&mut ParentLink> {
+        self.parent.as_mut()
+    }
+
+    /// Takes the parent link (at the end of initialisation).
     pub fn take_parent(&mut self) -> Option<ParentLink> {
         self.parent.take()
     }
