@@ -371,6 +371,9 @@ async fn route_and_act(
     // The route the filter chain starts with (Envoy selects it when it creates the
     // chain); per-route filter overrides and upgrade checks read it.
     filters.route.set_routing_host(routing_host);
+    filters
+        .route
+        .set_scheme(if ex.shared.conn.tls { "https" } else { "http" });
     filter::refresh_route(filters, ex, &parts);
     filters.start_chain();
 
