@@ -95,7 +95,11 @@ impl Exchange {
         if self.log_head.is_none() {
             self.snapshot(parts);
         }
-        let mut resp = reply.into_response();
+        let mut resp = if super::local_reply::is_grpc_request(&parts.headers) {
+            reply.into_grpc_response()
+        } else {
+            reply.into_response()
+        };
         if let Some(r) = routed {
             self.apply_response_mutations(resp.headers_mut(), parts, r, None);
         }
