@@ -226,11 +226,13 @@ async fn admin_answers_are_chunked_with_envoys_headers() -> anyhow::Result<()> {
         assert_eq!(resp.header("transfer-encoding"), Some("chunked"), "{path}");
         assert_eq!(resp.header("cache-control"), Some("no-cache, max-age=0"));
         assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
-        if content_type == "application/json" {
+        // Envoy's stats JSON is one line with no final newline; its other JSON answers
+        // are pretty-printed.
+        if content_type == "application/json" && path != "/stats?format=json" {
             // One-space indentation and a final newline, as Envoy prints JSON.
             let body = resp.body_text();
             assert!(body.ends_with('\n'), "{path}: {body:?}");
-            if path != "/init_dump" && path != "/stats?format=json" {
+            if path != "/init_dump" {
                 assert!(body.starts_with("{\n \""), "{path}: {body:?}");
             }
         }
