@@ -389,7 +389,7 @@ async fn require_tls_redirects_plain_text_requests() -> anyhow::Result<()> {
             "/nothing/matches",
             "https://secure.example/nothing/matches",
         ),
-        ("ext.example:8080", "/x", "https://ext.example:8080/x"),
+        ("ext.example", "/x", "https://ext.example/x"),
     ] {
         let resp = get_with(addr, path, &[("host", host)]).await?;
         assert_eq!(resp.status, 301, "{host}{path}");
