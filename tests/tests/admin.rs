@@ -184,3 +184,228 @@ async fn server_info_echoes_service_cluster_and_node() -> anyhow::Result<()> {
     assert_eq!(info["node"]["id"], "node-1", "{info}");
     Ok(())
 }
+
+/// Envoy 1.40 streams every admin answer: chunked, no `content-length`, `server: envoy`,
+/// and its headers in this order (measured side by side).
+#[tokio::test]
+async fn admin_answers_are_chunked_with_envoys_headers() -> anyhow::Result<()> {
+    let (_u, proxy) = proxy().await?;
+    for (path, content_type) in [
+        ("/ready", "text/plain; charset=UTF-8"),
+        ("/server_info", "application/json"),
+        ("/stats", "text/plain; charset=UTF-8"),
+        ("/stats?format=json", "application/json"),
+        ("/stats/prometheus", "text/plain; charset=UTF-8"),
+        ("/stats?format=prometheus", "text/plain; charset=UTF-8"),
+        ("/clusters", "text/plain; charset=UTF-8"),
+        ("/clusters?format=json", "application/json"),
+        ("/listeners", "text/plain; charset=UTF-8"),
+        ("/listeners?format=json", "application/json"),
+        ("/config_dump", "application/json"),
+        ("/init_dump", "application/json"),
+        ("/help", "text/plain; charset=UTF-8"),
+        ("/no-such-admin-page", "text/plain; charset=UTF-8"),
+    ] {
+        let resp = proxy.admin_request("GET", path).await?;
+        let names: Vec<&str> = resp.headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "cache-control",
+                "x-content-type-options",
+                "date",
+                "server",
+                "transfer-encoding"
+            ],
+            "{path}: {:?}",
+            resp.headers
+        );
+        assert_eq!(resp.header("content-type"), Some(content_type), "{path}");
+        assert_eq!(resp.header("server"), Some("envoy"), "{path}");
+        assert_eq!(resp.header("transfer-encoding"), Some("chunked"), "{path}");
+        assert_eq!(resp.header("cache-control"), Some("no-cache, max-age=0"));
+        assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
+        // Envoy's stats JSON is one line with no final newline; its other JSON answers
+        // are pretty-printed.
+        if content_type == "application/json" && path != "/stats?format=json" {
+            // One-space indentation and a final newline, as Envoy prints JSON.
+            let body = resp.body_text();
+            assert!(body.ends_with('\n'), "{path}: {body:?}");
+            if path != "/init_dump" {
+                assert!(body.starts_with("{\n \""), "{path}: {body:?}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// GET on an endpoint that changes state: 405 with Envoy's sentence; the 404 for an
+/// unknown path lists the endpoints after `invalid path. `.
+#[tokio::test]
+async fn wrong_method_and_unknown_path_bodies() -> anyhow::Result<()> {
+    let (_u, proxy) = proxy().await?;
+    for path in [
+        "/quitquitquit",
+        "/healthcheck/fail",
+        "/healthcheck/ok",
+        "/reset_counters",
+        "/drain_listeners",
+    ] {
+        let resp = proxy.admin_request("GET", path).await?;
+        assert_eq!(resp.status, 405, "{path}");
+        assert_eq!(resp.body_text(), "Method GET not allowed, POST required.");
+    }
+    // Read-only endpoints answer any method.
+    assert_eq!(proxy.admin_request("POST", "/ready").await?.status, 200);
+    let resp = proxy.admin_request("GET", "/no-such-admin-page").await?;
+    assert_eq!(resp.status, 404);
+    let body = resp.body_text();
+    assert!(
+        body.starts_with("invalid path. admin commands are:\n  /"),
+        "{body}"
+    );
+    assert!(
+        body.contains("\n  /quitquitquit (POST): exit the server\n"),
+        "{body}"
+    );
+    assert!(body.contains("\n  /ready: print server state"), "{body}");
+    let help = proxy.admin_request("GET", "/help").await?;
+    assert_eq!(help.status, 200);
+    assert!(help.body_text().starts_with("admin commands are:\n  /"));
+    Ok(())
+}
+
+/// Envoy's admin listener refuses HTTP/1.0 with 426 and a fixed-length body, closing.
+#[tokio::test]
+async fn http10_admin_request_is_426() -> anyhow::Result<()> {
+    let (_u, proxy) = proxy().await?;
+    let mut conn = baton_tests::client::RawHttp1::connect(proxy.admin()).await?;
+    conn.send(b"GET /ready HTTP/1.0\r\n\r\n").await?;
+    let resp = conn.read_response().await?;
+    assert_eq!(resp.status, 426);
+    assert_eq!(resp.body_text(), "Upgrade Required");
+    assert_eq!(resp.header("content-length"), Some("16"));
+    assert_eq!(resp.header("content-type"), Some("text/plain"));
+    assert_eq!(resp.header("server"), Some("envoy"));
+    assert!(resp.connection_close());
+    Ok(())
+}
+
+/// `/server_info` has exactly Envoy's keys, in Envoy's order (top level, node and
+/// `command_line_options`).
+#[tokio::test]
+async fn server_info_has_envoys_key_set_in_order() -> anyhow::Result<()> {
+    let (_u, proxy) = proxy().await?;
+    let resp = proxy.admin_request("GET", "/server_info").await?;
+    let body = resp.body_text();
+    let keys_at = |indent: usize| -> Vec<String> {
+        let prefix = format!("{}\"", " ".repeat(indent));
+        body.lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|l| l.split_once("\":").map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        keys_at(1),
+        [
+            "version",
+            "state",
+            "uptime_current_epoch",
+            "uptime_all_epochs",
+            "hot_restart_version",
+            "command_line_options",
+            "node",
+            "hot_restart_initializing"
+        ],
+        "{body}"
+    );
+    let info = resp.json()?;
+    let options: Vec<&str> = info["command_line_options"]
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let mut expected = vec![
+        "base_id",
+        "concurrency",
+        "config_path",
+        "config_yaml",
+        "allow_unknown_static_fields",
+        "admin_address_path",
+        "local_address_ip_version",
+        "log_level",
+        "component_log_level",
+        "log_format",
+        "log_path",
+        "service_cluster",
+        "service_node",
+        "service_zone",
+        "file_flush_interval",
+        "drain_time",
+        "parent_shutdown_time",
+        "mode",
+        "disable_hot_restart",
+        "enable_mutex_tracing",
+        "restart_epoch",
+        "cpuset_threads",
+        "reject_unknown_dynamic_fields",
+        "log_format_escaped",
+        "disabled_extensions",
+        "ignore_unknown_dynamic_fields",
+        "use_dynamic_base_id",
+        "base_id_path",
+        "drain_strategy",
+        "enable_fine_grain_logging",
+        "socket_path",
+        "socket_mode",
+        "enable_core_dump",
+        "stats_tag",
+        "skip_hot_restart_on_no_parent",
+        "skip_hot_restart_parent_stats",
+        "skip_deprecated_logs",
+        "file_flush_min_size",
+        "log_stacktrace_single_entry",
+    ];
+    // serde_json's map is sorted: compare the sets here, the order in the text below.
+    let mut sorted = options.clone();
+    sorted.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(sorted, expected);
+    let cli_text = body
+        .split("\"command_line_options\": {")
+        .nth(1)
+        .and_then(|rest| rest.split("\n }").next())
+        .unwrap_or_default();
+    let order: Vec<&str> = cli_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"'))
+        .filter_map(|l| l.split_once("\":").map(|(k, _)| k))
+        .collect();
+    assert_eq!(order.first(), Some(&"base_id"), "{cli_text}");
+    assert_eq!(
+        order.last(),
+        Some(&"log_stacktrace_single_entry"),
+        "{cli_text}"
+    );
+    assert_eq!(info["command_line_options"]["log_level"], "info");
+    assert_eq!(info["command_line_options"]["socket_mode"], 0);
+    assert!(info["command_line_options"]["base_id"].is_string());
+    let node: Vec<&str> = info["node"]
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    for key in [
+        "id",
+        "cluster",
+        "user_agent_name",
+        "user_agent_build_version",
+        "extensions",
+        "client_features",
+        "listening_addresses",
+        "dynamic_parameters",
+    ] {
+        assert!(node.contains(&key), "node lacks {key}: {node:?}");
+    }
+    assert_eq!(info["hot_restart_initializing"], false);
+    Ok(())
+}

@@ -366,3 +366,99 @@ async fn xff_num_trusted_hops_picks_client_address_for_external_header() -> anyh
     );
     Ok(())
 }
+
+/// The address Envoy appends to `x-forwarded-for` for a loopback client: the machine's
+/// first non-loopback IPv4 interface address, else 127.0.0.1.
+fn envoy_local_address() -> String {
+    nix::ifaddrs::getifaddrs()
+        .ok()
+        .and_then(|addrs| {
+            addrs
+                .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
+                .find(|ip| !ip.is_loopback())
+        })
+        .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
+}
+
+/// With `use_remote_address`, a client on 127.0.0.1 is recorded in `x-forwarded-for` as
+/// the machine's own non-loopback address (Envoy's `local_address`), appended with `,`.
+#[tokio::test]
+async fn xff_for_a_loopback_client_is_the_local_address() -> anyhow::Result<()> {
+    let (_u, _p, addr) = start(|hcm| hcm["use_remote_address"] = json!(true)).await?;
+    let local = envoy_local_address();
+    let echoed = get_with(addr, "/", &[("x-forwarded-for", "203.0.113.7")])
+        .await?
+        .json()?;
+    assert_eq!(
+        echoed.req_header("x-forwarded-for"),
+        Some(format!("203.0.113.7,{local}"))
+    );
+    // x-envoy-external-address still names the peer itself.
+    assert_eq!(
+        echoed.req_header("x-envoy-external-address").as_deref(),
+        Some("127.0.0.1")
+    );
+    let fresh = get_with(addr, "/", &[]).await?.json()?;
+    assert_eq!(fresh.req_header("x-forwarded-for"), Some(local));
+    Ok(())
+}
+
+/// `via` is appended with `, ` to the request's and to the upstream response's.
+#[tokio::test]
+async fn via_values_are_joined_with_comma_space() -> anyhow::Result<()> {
+    let (_u, _p, addr) = start(|hcm| hcm["via"] = json!("baton-test")).await?;
+    let resp = get_with(addr, "/?header=via:upstream-hop", &[("via", "1.1 first")]).await?;
+    assert_eq!(resp.header("via"), Some("upstream-hop, baton-test"));
+    assert_eq!(
+        resp.json()?.req_header("via").as_deref(),
+        Some("1.1 first, baton-test")
+    );
+    Ok(())
+}
+
+/// A host rewrite keeps the old host in `x-envoy-original-host` (a client's own value is
+/// stripped at the edge) and, with `append_x_forwarded_host`, appends it to
+/// `x-forwarded-host` with `,`.
+#[tokio::test]
+async fn host_rewrite_sets_original_host_and_forwarded_host() -> anyhow::Result<()> {
+    let (_u, _p, addr) = start(|hcm| {
+        hcm["use_remote_address"] = json!(true);
+        let routes = &mut hcm["route_config"]["virtual_hosts"][0]["routes"];
+        let fallback = routes[0].clone();
+        *routes = json!([
+            { "match": { "prefix": "/xfh" }, "route": { "cluster": "backend", "host_rewrite_literal": "new.example", "append_x_forwarded_host": true } },
+            { "match": { "prefix": "/rw" }, "route": { "cluster": "backend", "host_rewrite_literal": "new.example" } },
+            fallback,
+        ]);
+    })
+    .await?;
+    let rw = get_with(addr, "/rw", &[("host", "a.example")])
+        .await?
+        .json()?;
+    assert_eq!(rw.req_header("host").as_deref(), Some("new.example"));
+    assert_eq!(
+        rw.req_header("x-envoy-original-host").as_deref(),
+        Some("a.example")
+    );
+    assert_eq!(rw.req_header("x-forwarded-host"), None);
+    let xfh = get_with(
+        addr,
+        "/xfh",
+        &[("host", "a.example"), ("x-forwarded-host", "z.example")],
+    )
+    .await?
+    .json()?;
+    assert_eq!(
+        xfh.req_header("x-forwarded-host").as_deref(),
+        Some("z.example,a.example")
+    );
+    let plain = get_with(
+        addr,
+        "/",
+        &[("host", "a.example"), ("x-envoy-original-host", "evil")],
+    )
+    .await?
+    .json()?;
+    assert_eq!(plain.req_header("x-envoy-original-host"), None);
+    Ok(())
+}

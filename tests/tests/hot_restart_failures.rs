@@ -99,7 +99,7 @@ impl Running {
         );
         let resp = baton_tests::get(gen1.listener_addr("http").await?, "/after").await?;
         assert_eq!(resp.status, 200);
-        assert_eq!(gen1.server_info().await?["hot_restart_generation"], 2);
+        assert_eq!(gen1.hot_restart_generation().await?, 2);
         Ok(())
     }
 }

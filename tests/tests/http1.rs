@@ -183,3 +183,61 @@ async fn head_request_gets_headers_only() -> anyhow::Result<()> {
     assert_eq!(conn.read_response().await?.json()?.req_path(), "/next");
     Ok(())
 }
+
+/// An `upgrade: h2c` request is served as plain HTTP/1.1 (Envoy drops the h2c upgrade
+/// headers): the upstream sees none of them and the connection stays open.
+#[tokio::test]
+async fn h2c_upgrade_request_is_served_as_http11() -> anyhow::Result<()> {
+    let (_u, _p, addr) = setup().await?;
+    let mut conn = RawHttp1::connect(addr).await?;
+    conn.send_request(
+        "GET",
+        "/h2c",
+        &[
+            ("upgrade", "h2c"),
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+        ],
+        b"",
+    )
+    .await?;
+    let resp = conn.read_response().await?;
+    assert_eq!(resp.status, 200);
+    assert!(!resp.connection_close());
+    let echoed = resp.json()?;
+    for name in ["upgrade", "http2-settings", "connection"] {
+        assert_eq!(echoed.req_header(name), None, "{name} forwarded");
+    }
+    conn.send_request("GET", "/again", &[], b"").await?;
+    assert_eq!(conn.read_response().await?.status, 200);
+    Ok(())
+}
+
+/// A local reply that ends an HTTP/1.0 keep-alive connection says only `close`, in an
+/// HTTP/1.0 status line.
+#[tokio::test]
+async fn http10_closing_local_reply_says_only_close() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    baton_tests::config::hcm_of(&mut cfg, 0)["http_protocol_options"] =
+        serde_json::json!({ "accept_http_10": true });
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let mut conn = RawHttp1::connect(addr).await?;
+    // No Host and no default host: 400, and the connection closes.
+    conn.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await?;
+    let resp = conn.read_response().await?;
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.version, "HTTP/1.0");
+    assert_eq!(resp.header_all("connection"), ["close"]);
+    // With a Host the answer keeps the connection open.
+    let mut conn = RawHttp1::connect(addr).await?;
+    conn.send(b"GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
+        .await?;
+    let resp = conn.read_response().await?;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.version, "HTTP/1.0");
+    assert_eq!(resp.header("connection"), Some("keep-alive"));
+    Ok(())
+}

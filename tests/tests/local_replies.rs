@@ -273,3 +273,68 @@ async fn connection_idle_timeout_closes_idle_keep_alive_connection() -> anyhow::
     assert!(conn.read_to_close().await?.is_empty());
     Ok(())
 }
+
+/// A local reply to a gRPC request is gRPC-shaped, as Envoy sends it: HTTP 200,
+/// `content-type: application/grpc`, `grpc-status` mapped from the HTTP status,
+/// `grpc-message` the (percent-encoded) body, and no body.
+#[tokio::test]
+async fn local_replies_to_grpc_requests_are_grpc_shaped() -> anyhow::Result<()> {
+    let cfg = bootstrap(
+        vec![config::http_listener(
+            "http",
+            config::route_config(vec![config::vhost(
+                "all",
+                &["*"],
+                vec![config::prefix_route("/dead", "dead")],
+            )]),
+        )],
+        vec![static_cluster(
+            "dead",
+            &[SocketAddr::from(([127, 0, 0, 1], free_port()?))],
+        )],
+    );
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    for (path, content_type, grpc_status, message) in [
+        (
+            "/dead",
+            "application/grpc",
+            "14",
+            Some(CONNECT_REFUSED_BODY),
+        ),
+        ("/nothing", "application/grpc+proto", "12", None),
+    ] {
+        let resp = baton_tests::client::http1_request(
+            addr,
+            "POST",
+            path,
+            &[
+                ("content-type", content_type),
+                ("te", "trailers"),
+                ("content-length", "0"),
+            ],
+            b"",
+        )
+        .await?;
+        assert_eq!(resp.status, 200, "{path}");
+        assert_eq!(resp.header("content-type"), Some("application/grpc"));
+        assert_eq!(resp.header("grpc-status"), Some(grpc_status), "{path}");
+        assert_eq!(resp.header("grpc-message"), message, "{path}");
+        assert_eq!(resp.header("content-length"), Some("0"));
+        assert!(resp.body.is_empty());
+    }
+    // Not gRPC: the HTTP status.
+    let plain = baton_tests::client::http1_request(
+        addr,
+        "POST",
+        "/nothing",
+        &[
+            ("content-type", "application/grpc-web"),
+            ("content-length", "0"),
+        ],
+        b"",
+    )
+    .await?;
+    assert_eq!(plain.status, 404);
+    Ok(())
+}

@@ -250,3 +250,153 @@ async fn header_and_query_matchers() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Header matchers on the request pseudo-headers `:method`, `:authority`, `:path` (with
+/// the query) and `:scheme` (the connection's on HTTP/1).
+#[tokio::test]
+async fn header_matchers_on_pseudo_headers() -> anyhow::Result<()> {
+    let exact =
+        |name: &str, value: &str| json!([{ "name": name, "string_match": { "exact": value } }]);
+    let routes = vec![
+        named(
+            json!({ "prefix": "/m", "headers": exact(":method", "POST") }),
+            "method",
+        ),
+        named(
+            json!({ "prefix": "/m", "headers": exact(":authority", "auth.example") }),
+            "authority",
+        ),
+        named(
+            json!({ "prefix": "/m", "headers": exact(":path", "/mpath?q=1") }),
+            "path",
+        ),
+        named(
+            json!({ "prefix": "/m", "headers": exact(":scheme", "https") }),
+            "https",
+        ),
+        named(
+            json!({ "prefix": "/m", "headers": exact(":scheme", "http") }),
+            "http",
+        ),
+    ];
+    let cfg = bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![vhost("all", &["*"], routes)]),
+        )],
+        vec![],
+    );
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let resp = baton_tests::client::http1_request(
+        addr,
+        "POST",
+        "/m",
+        &[("host", "a.example"), ("content-length", "0")],
+        b"",
+    )
+    .await?;
+    assert_eq!(resp.body_text(), "method");
+    assert_eq!(
+        body_for(addr, "auth.example", "/m", &[]).await?,
+        "authority"
+    );
+    assert_eq!(
+        body_for(addr, "a.example", "/mpath?q=1", &[]).await?,
+        "path"
+    );
+    // `:path` is the whole request target: no match without the query.
+    assert_eq!(body_for(addr, "a.example", "/mpath", &[]).await?, "http");
+    assert_eq!(body_for(addr, "a.example", "/m", &[]).await?, "http");
+    Ok(())
+}
+
+/// With `validate_clusters: false` a route may name a cluster that does not exist: 503
+/// (`NC`) at request time, or the route's `cluster_not_found_response_code`; a
+/// `cluster_header` naming no cluster (or missing) is the same 503.
+#[tokio::test]
+async fn missing_cluster_at_request_time() -> anyhow::Result<()> {
+    let upstream = baton_tests::EchoUpstream::start("a").await?;
+    let routes = vec![
+        json!({ "match": { "prefix": "/gone404" }, "route": { "cluster": "nosuch", "cluster_not_found_response_code": "NOT_FOUND" } }),
+        json!({ "match": { "prefix": "/gone500" }, "route": { "cluster": "nosuch", "cluster_not_found_response_code": "INTERNAL_SERVER_ERROR" } }),
+        json!({ "match": { "prefix": "/gone" }, "route": { "cluster": "nosuch" } }),
+        json!({ "match": { "prefix": "/hdr" }, "route": { "cluster_header": "x-cluster" } }),
+    ];
+    let mut rc = route_config(vec![vhost("all", &["*"], routes)]);
+    rc["validate_clusters"] = json!(false);
+    let cfg = bootstrap(
+        vec![http_listener("http", rc)],
+        vec![baton_tests::config::static_cluster(
+            "backend",
+            &[upstream.addr()],
+        )],
+    );
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    for (path, headers, status) in [
+        ("/gone", vec![], 503),
+        ("/gone404", vec![], 404),
+        ("/gone500", vec![], 500),
+        ("/hdr", vec![], 503),
+        ("/hdr", vec![("x-cluster", "nope")], 503),
+        ("/hdr", vec![("x-cluster", "backend")], 200),
+    ] {
+        let resp = get_with(addr, path, &headers).await?;
+        assert_eq!(resp.status, status, "{path} {headers:?}");
+        if status != 200 {
+            assert!(resp.body.is_empty(), "{path}: {}", resp.body_text());
+            assert_eq!(resp.header("content-length"), Some("0"), "{path}");
+        }
+    }
+    Ok(())
+}
+
+/// `require_tls` on a virtual host: a plain-text request is answered 301 to the same
+/// host and path (query included) over https, before any route is matched;
+/// `EXTERNAL_ONLY` spares requests Envoy marks internal.
+#[tokio::test]
+async fn require_tls_redirects_plain_text_requests() -> anyhow::Result<()> {
+    let mut all = vhost(
+        "secure",
+        &["secure.example"],
+        vec![direct_route("/only", 200, "ok")],
+    );
+    all["require_tls"] = json!("ALL");
+    let mut ext = vhost("ext", &["ext.example"], vec![direct_route("/", 200, "ok")]);
+    ext["require_tls"] = json!("EXTERNAL_ONLY");
+    let cfg = bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![
+                all,
+                ext,
+                vhost("any", &["*"], vec![direct_route("/", 200, "plain")]),
+            ]),
+        )],
+        vec![],
+    );
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    for (host, path, location) in [
+        (
+            "secure.example",
+            "/only?a=1",
+            "https://secure.example/only?a=1",
+        ),
+        (
+            "secure.example",
+            "/nothing/matches",
+            "https://secure.example/nothing/matches",
+        ),
+        ("ext.example", "/x", "https://ext.example/x"),
+    ] {
+        let resp = get_with(addr, path, &[("host", host)]).await?;
+        assert_eq!(resp.status, 301, "{host}{path}");
+        assert_eq!(resp.header("location"), Some(location));
+        assert_eq!(resp.header("content-length"), Some("0"));
+        assert!(resp.body.is_empty());
+    }
+    assert_eq!(body_for(addr, "other.example", "/", &[]).await?, "plain");
+    Ok(())
+}

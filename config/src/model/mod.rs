@@ -385,6 +385,20 @@ pub struct VirtualHost {
     pub headers: HeaderMutations,
     /// `typed_per_filter_config` at virtual host level.
     pub filter_overrides: FilterOverrides,
+    /// `require_tls`: which plain-text requests are redirected to `https`.
+    pub require_tls: RequireTls,
+}
+
+/// `VirtualHost.require_tls`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RequireTls {
+    /// `NONE`
+    #[default]
+    None,
+    /// `EXTERNAL_ONLY`: requests not marked `x-envoy-internal: true`.
+    ExternalOnly,
+    /// `ALL`
+    All,
 }
 
 /// `routes[]`.
@@ -433,14 +447,28 @@ pub enum PathMatch {
 /// `headers[]` in a route match.
 #[derive(Debug, Clone)]
 pub struct HeaderMatcher {
-    /// `name`, lowercased.
+    /// `name`, lowercased (`:authority` is `host`; ignored when `pseudo` is set).
     pub name: HeaderName,
+    /// `:method`, `:path` or `:scheme`: read from the request line, not the headers.
+    pub pseudo: Option<PseudoHeader>,
     /// The `header_match_specifier` oneof.
     pub spec: HeaderMatchSpec,
     /// `invert_match`
     pub invert: bool,
     /// `treat_missing_header_as_empty`
     pub treat_missing_as_empty: bool,
+}
+
+/// A request pseudo-header a route header matcher can name (other than `:authority`,
+/// which is the `host` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PseudoHeader {
+    /// `:method`
+    Method,
+    /// `:path` (with the query string)
+    Path,
+    /// `:scheme`
+    Scheme,
 }
 
 /// `header_match_specifier`.
@@ -516,6 +544,12 @@ pub struct ForwardAction {
     pub regex_rewrite: Option<(Regex, String)>,
     /// `host_rewrite_*`
     pub host_rewrite: HostRewrite,
+    /// `append_x_forwarded_host`: a rewritten host's old value is appended to
+    /// `x-forwarded-host`.
+    pub append_x_forwarded_host: bool,
+    /// `cluster_not_found_response_code`: the status when the cluster does not exist at
+    /// request time (503, 404 or 500).
+    pub cluster_not_found_status: u16,
     /// `timeout`: None when set to 0 (disabled). Default 15 s.
     pub timeout: Option<Duration>,
     /// `idle_timeout` (per-route stream idle timeout override): None when unset (use

@@ -150,6 +150,11 @@ fn virtual_host(
             path,
         )?,
         filter_overrides: filter_overrides(&vh.typed_per_filter_config, path)?,
+        require_tls: match vh.require_tls {
+            1 => model::RequireTls::ExternalOnly,
+            2 => model::RequireTls::All,
+            _ => model::RequireTls::None,
+        },
     })
 }
 
@@ -255,17 +260,28 @@ fn route_match(m: &route_pb::RouteMatch, path: &str) -> Result<model::RouteMatch
 #[allow(deprecated)]
 fn header_matcher(h: &route_pb::HeaderMatcher, path: &str) -> Result<model::HeaderMatcher> {
     use route_pb::header_matcher::HeaderMatchSpecifier as Spec;
-    let name = header_name(
-        required(&h.name, &format!("{path}.name"))?,
-        &format!("{path}.name"),
-    )
-    .or_else(|e| {
-        if h.name.starts_with(':') {
-            pseudo_header_name(&h.name).ok_or(e)
-        } else {
-            Err(e)
-        }
-    })?;
+    let pseudo = match h.name.to_ascii_lowercase().as_str() {
+        ":method" => Some(model::PseudoHeader::Method),
+        ":path" => Some(model::PseudoHeader::Path),
+        ":scheme" => Some(model::PseudoHeader::Scheme),
+        _ => None,
+    };
+    let name = if pseudo.is_some() {
+        // Not looked up: the value comes from the request line.
+        http::header::HOST
+    } else {
+        header_name(
+            required(&h.name, &format!("{path}.name"))?,
+            &format!("{path}.name"),
+        )
+        .or_else(|e| {
+            if h.name.starts_with(':') {
+                pseudo_header_name(&h.name).ok_or(e)
+            } else {
+                Err(e)
+            }
+        })?
+    };
     let plain = |kind: model::StringMatchKind| {
         model::HeaderMatchSpec::String(model::StringMatcher {
             kind,
@@ -307,6 +323,7 @@ fn header_matcher(h: &route_pb::HeaderMatcher, path: &str) -> Result<model::Head
     };
     Ok(model::HeaderMatcher {
         name,
+        pseudo,
         spec,
         invert: h.invert_match,
         treat_missing_as_empty: h.treat_missing_header_as_empty,
@@ -435,6 +452,13 @@ fn forward(
         prefix_rewrite: (!a.prefix_rewrite.is_empty()).then(|| a.prefix_rewrite.clone()),
         regex_rewrite,
         host_rewrite,
+        append_x_forwarded_host: a.append_x_forwarded_host,
+        // SERVICE_UNAVAILABLE, NOT_FOUND, INTERNAL_SERVER_ERROR.
+        cluster_not_found_status: match a.cluster_not_found_response_code {
+            1 => 404,
+            2 => 500,
+            _ => 503,
+        },
         timeout: super::timeout(
             a.timeout.as_ref(),
             Some(Duration::from_secs(15)),

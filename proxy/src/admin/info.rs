@@ -13,30 +13,162 @@ fn secs(d: std::time::Duration) -> String {
     format!("{}s", d.as_secs())
 }
 
-/// `/server_info` JSON.
-pub(super) fn server_info(ctx: &AdminContext) -> Value {
+/// A JSON object that keeps its keys in the given order: serde_json's `Map` sorts keys,
+/// and Envoy prints `/server_info` in its proto's field order.
+pub(super) struct Ordered(Vec<(&'static str, Field)>);
+
+/// A value of an [`Ordered`] object.
+pub(super) enum Field {
+    /// Any JSON value.
+    Value(Value),
+    /// A nested ordered object.
+    Object(Ordered),
+}
+
+impl<T: Into<Value>> From<T> for Field {
+    fn from(v: T) -> Self {
+        Field::Value(v.into())
+    }
+}
+
+impl serde::Serialize for Ordered {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            match v {
+                Field::Value(v) => map.serialize_entry(k, v)?,
+                Field::Object(o) => map.serialize_entry(k, o)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// Envoy's `command_line_options` keys in its order, with the value Envoy shows for an
+/// option Baton does not take (or that was not given).
+const COMMAND_LINE_KEYS: &[(&str, fn() -> Value)] = &[
+    ("base_id", || json!("0")),
+    ("concurrency", || json!(1)),
+    ("config_path", || json!("")),
+    ("config_yaml", || json!("")),
+    ("allow_unknown_static_fields", || json!(false)),
+    ("admin_address_path", || json!("")),
+    ("local_address_ip_version", || json!("v4")),
+    ("log_level", || json!("info")),
+    ("component_log_level", || json!("")),
+    ("log_format", || json!("")),
+    ("log_path", || json!("")),
+    ("service_cluster", || json!("")),
+    ("service_node", || json!("")),
+    ("service_zone", || json!("")),
+    ("file_flush_interval", || json!("10s")),
+    ("drain_time", || json!("600s")),
+    ("parent_shutdown_time", || json!("900s")),
+    ("mode", || json!("Serve")),
+    ("disable_hot_restart", || json!(false)),
+    ("enable_mutex_tracing", || json!(false)),
+    ("restart_epoch", || json!(0)),
+    ("cpuset_threads", || json!(false)),
+    ("reject_unknown_dynamic_fields", || json!(false)),
+    ("log_format_escaped", || json!(false)),
+    ("disabled_extensions", || json!([])),
+    ("ignore_unknown_dynamic_fields", || json!(false)),
+    ("use_dynamic_base_id", || json!(false)),
+    ("base_id_path", || json!("")),
+    ("drain_strategy", || json!("Gradual")),
+    ("enable_fine_grain_logging", || json!(false)),
+    ("socket_path", || json!("")),
+    ("socket_mode", || json!(0)),
+    ("enable_core_dump", || json!(false)),
+    ("stats_tag", || json!([])),
+    ("skip_hot_restart_on_no_parent", || json!(false)),
+    ("skip_hot_restart_parent_stats", || json!(false)),
+    ("skip_deprecated_logs", || json!(false)),
+    ("file_flush_min_size", || json!(0)),
+    ("log_stacktrace_single_entry", || json!(false)),
+];
+
+/// `command_line_options`: exactly Envoy's keys, in Envoy's order and types.
+fn command_line_options(options: &crate::server::cli::Options) -> Ordered {
+    let mut given = options.to_server_info_json();
+    let mut fields = Vec::with_capacity(COMMAND_LINE_KEYS.len());
+    for (key, default) in COMMAND_LINE_KEYS {
+        let value = given.get_mut(*key).map(Value::take).unwrap_or_else(default);
+        let value = match (*key, value) {
+            // spdlog's name, as Envoy prints it.
+            ("log_level", Value::String(l)) if l == "warn" => json!("warning"),
+            // Envoy shows the mode as a number, and 0 unless --socket-mode was given
+            // (Baton cannot tell the default 600 from an explicit one).
+            ("socket_mode", Value::String(m)) => {
+                json!(match u32::from_str_radix(&m, 8) {
+                    Ok(0o600) | Err(_) => 0,
+                    Ok(mode) => mode,
+                })
+            }
+            (_, v) => v,
+        };
+        fields.push((*key, Field::Value(value)));
+    }
+    Ordered(fields)
+}
+
+/// `/server_info`, with Envoy's key set and order.
+pub(super) fn server_info(ctx: &AdminContext) -> Ordered {
     let state = &ctx.state;
     let first = *state
         .first_start_wall
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let all_epochs = SystemTime::now().duration_since(first).unwrap_or_default();
-    json!({
-        "version": crate::server::version_line(),
-        "state": super::reported_state(state).as_str(),
-        "hot_restart_version": "baton.hot_restart.v1",
-        "command_line_options": state.options.to_server_info_json(),
-        "node": {
-            "id": ctx.node.id,
-            "cluster": ctx.node.cluster,
-            "user_agent_name": "baton",
-            "user_agent_version": crate::server::VERSION,
-        },
-        "uptime_current_epoch": secs(state.started.elapsed()),
-        "uptime_all_epochs": secs(all_epochs),
-        "restart_epoch": state.options.restart_epoch,
-        "hot_restart_generation": state.hot_restart_generation.load(std::sync::atomic::Ordering::Relaxed),
-    })
+    let mut version = crate::server::VERSION
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let build_version = Ordered(vec![
+        (
+            "version",
+            Field::Object(Ordered(vec![
+                ("major_number", version.next().unwrap_or(0).into()),
+                ("minor_number", version.next().unwrap_or(0).into()),
+                ("patch", version.next().unwrap_or(0).into()),
+            ])),
+        ),
+        (
+            "metadata",
+            Field::Object(Ordered(vec![(
+                "build.type",
+                if cfg!(debug_assertions) {
+                    "DEBUG"
+                } else {
+                    "RELEASE"
+                }
+                .into(),
+            )])),
+        ),
+    ]);
+    let node = Ordered(vec![
+        ("id", ctx.node.id.clone().into()),
+        ("cluster", ctx.node.cluster.clone().into()),
+        ("user_agent_name", "baton".into()),
+        ("user_agent_build_version", Field::Object(build_version)),
+        ("extensions", json!([]).into()),
+        ("client_features", json!([]).into()),
+        ("listening_addresses", json!([]).into()),
+        ("dynamic_parameters", json!({}).into()),
+    ]);
+    Ordered(vec![
+        ("version", crate::server::version_line().into()),
+        ("state", super::reported_state(state).as_str().into()),
+        ("uptime_current_epoch", secs(state.started.elapsed()).into()),
+        ("uptime_all_epochs", secs(all_epochs).into()),
+        ("hot_restart_version", "baton.hot_restart.v1".into()),
+        (
+            "command_line_options",
+            Field::Object(command_line_options(&state.options)),
+        ),
+        ("node", Field::Object(node)),
+        ("hot_restart_initializing", false.into()),
+    ])
 }
 
 fn socket_address(addr: SocketAddr) -> Value {

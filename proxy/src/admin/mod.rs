@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use tracing::{debug, info};
 
@@ -147,38 +146,113 @@ pub fn serve(
     Ok(AdminServer { addr, task, spare })
 }
 
-type AdminResponse = Response<Full<Bytes>>;
+type AdminResponse = Response<AdminBody>;
+
+/// An admin answer's body. Envoy streams admin answers, so they go out chunked
+/// (`transfer-encoding: chunked`, no `content-length`): the body's size is never known
+/// to the codec.
+pub struct AdminBody(Option<Bytes>);
+
+impl hyper::body::Body for AdminBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.take().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> AdminResponse {
     respond(status, "text/plain; charset=UTF-8", body)
 }
 
-fn json(value: &serde_json::Value) -> AdminResponse {
-    let body = serde_json::to_string_pretty(value).unwrap_or_default();
-    respond(StatusCode::OK, "application/json", body)
+/// JSON as Envoy's admin prints it: one-space indentation and a final newline.
+fn json(value: &impl serde::Serialize) -> AdminResponse {
+    respond(StatusCode::OK, "application/json", pretty_json(value))
 }
 
-fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> AdminResponse {
-    let mut resp = Response::new(Full::new(body.into()));
-    *resp.status_mut() = status;
-    if let Ok(v) = http::HeaderValue::from_str(content_type) {
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+/// Envoy's pretty JSON form (one-space indentation, final newline).
+pub(crate) fn pretty_json(value: &impl serde::Serialize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    if value.serialize(&mut ser).is_ok() {
+        out.push(b'\n');
     }
-    resp.headers_mut().insert(
+    out
+}
+
+/// An admin answer with Envoy's headers, in Envoy's order.
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> AdminResponse {
+    let mut resp = Response::new(AdminBody(Some(body.into())));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache, max-age=0"),
+    );
+    h.insert(
         "x-content-type-options",
         http::HeaderValue::from_static("nosniff"),
     );
-    resp.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-cache, max-age=0"),
+    insert_date_and_server(h);
+    resp
+}
+
+/// `date` then `server: envoy` (the admin listener's connection manager is Envoy's own,
+/// whatever the proxy's listeners call themselves).
+fn insert_date_and_server(h: &mut http::HeaderMap) {
+    if let Ok(v) =
+        http::HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+    {
+        h.insert(http::header::DATE, v);
+    }
+    h.insert(
+        http::header::SERVER,
+        http::HeaderValue::from_static("envoy"),
+    );
+}
+
+/// Envoy's admin listener does not speak HTTP/1.0: 426 with a fixed-length body, and the
+/// connection closes.
+fn upgrade_required() -> AdminResponse {
+    const BODY: &str = "Upgrade Required";
+    let mut resp = Response::new(AdminBody(Some(Bytes::from_static(BODY.as_bytes()))));
+    *resp.status_mut() = StatusCode::UPGRADE_REQUIRED;
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(BODY.len()),
+    );
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    insert_date_and_server(h);
+    h.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
     );
     resp
 }
 
-/// Endpoints, with whether they change server state (and so need POST).
+/// Endpoints, with whether they change server state (and so need POST) and Envoy's
+/// help line, in Envoy's (alphabetical) order.
 const ENDPOINTS: &[(&str, bool, &str)] = &[
     ("/clusters", false, "upstream cluster status"),
     ("/config_dump", false, "dump current Envoy configs"),
+    ("/drain_listeners", true, "drain listeners"),
     (
         "/healthcheck/fail",
         true,
@@ -189,11 +263,7 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
         true,
         "cause the server to pass health checks",
     ),
-    (
-        "/drain_listeners",
-        true,
-        "drain listeners (graceful: discourage connections over the drain time first; inboundonly: INBOUND listeners only)",
-    ),
+    ("/help", false, "print out list of admin commands"),
     (
         "/init_dump",
         false,
@@ -221,22 +291,25 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
 ];
 
 fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
+    if req.version() < http::Version::HTTP_11 {
+        return upgrade_required();
+    }
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or("");
     let format_json = query.split('&').any(|kv| kv == "format=json");
     let Some(&(_, mutates, _)) = ENDPOINTS.iter().find(|(p, _, _)| *p == path) else {
-        if path == "/" || path == "/help" {
+        if path == "/" {
             return text(StatusCode::OK, help_text());
         }
         return text(
             StatusCode::NOT_FOUND,
-            format!("invalid path. admin commands are:\n{}", help_text()),
+            format!("invalid path. {}", help_text()),
         );
     };
     if mutates && req.method() != Method::POST {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
-            "This endpoint requires POST\n",
+            format!("Method {} not allowed, POST required.", req.method()),
         );
     }
     let state = &ctx.state;
@@ -250,6 +323,7 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
             };
             text(status, format!("{}\n", s.as_str()))
         }
+        "/help" => text(StatusCode::OK, help_text()),
         "/server_info" => json(&info::server_info(ctx)),
         "/listeners" => {
             let listeners = ctx.listeners.active_listeners();
@@ -335,11 +409,9 @@ fn stats_response(path: &str, query: &str) -> AdminResponse {
         .find_map(|kv| kv.strip_prefix("format="))
         .unwrap_or("");
     if path == "/stats/prometheus" || format == "prometheus" {
-        respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            snapshot.render_prometheus(&options),
-        )
+        // Envoy 1.40 labels its Prometheus text as plain UTF-8 text, not with the
+        // exposition format's `version=0.0.4`.
+        text(StatusCode::OK, snapshot.render_prometheus(&options))
     } else if format == "json" {
         respond(
             StatusCode::OK,
@@ -353,8 +425,9 @@ fn stats_response(path: &str, query: &str) -> AdminResponse {
 
 fn help_text() -> String {
     let mut out = String::from("admin commands are:\n");
-    for (path, _, help) in ENDPOINTS {
-        out.push_str(&format!("  {path}: {help}\n"));
+    for (path, mutates, help) in ENDPOINTS {
+        let post = if *mutates { " (POST)" } else { "" };
+        out.push_str(&format!("  {path}{post}: {help}\n"));
     }
     out
 }

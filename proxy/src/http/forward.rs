@@ -38,6 +38,37 @@ fn set_path(parts: &mut Parts, new_path_and_query: &str) {
     }
 }
 
+/// Envoy's host rewrite: the new value replaces `host`; the old one is kept in
+/// `x-envoy-original-host` (unless `suppress_envoy_headers`) and, with
+/// `append_x_forwarded_host`, appended to `x-forwarded-host` (joined with `,`).
+fn rewrite_host(
+    headers: &mut http::HeaderMap,
+    new_host: HeaderValue,
+    keep_original: bool,
+    append_xfh: bool,
+) {
+    let Some(old) = headers.insert(HOST, new_host) else {
+        return;
+    };
+    if append_xfh {
+        let joined = match headers.get(&forwarding::X_FORWARDED_HOST) {
+            Some(existing) if !existing.is_empty() => {
+                let mut v = existing.as_bytes().to_vec();
+                v.push(b',');
+                v.extend_from_slice(old.as_bytes());
+                HeaderValue::from_bytes(&v).ok()
+            }
+            _ => Some(old.clone()),
+        };
+        if let Some(v) = joined {
+            headers.insert(forwarding::X_FORWARDED_HOST.clone(), v);
+        }
+    }
+    if keep_original {
+        headers.insert(forwarding::X_ENVOY_ORIGINAL_HOST.clone(), old);
+    }
+}
+
 /// Sends the request to the route's cluster and builds the downstream response.
 pub(crate) async fn forward(
     ex: &mut Exchange,
@@ -61,7 +92,11 @@ pub(crate) async fn forward(
         .and_then(|n| ex.shared.ctx.clusters.get(n));
     let Some(cluster) = cluster else {
         runtime.stats.no_cluster.inc();
-        let resp = ex.local_reply(LocalReply::cluster_not_found(), &parts, Some(routed));
+        let mut reply = LocalReply::cluster_not_found();
+        if let Ok(status) = StatusCode::from_u16(f.cluster_not_found_status) {
+            reply.status = status;
+        }
+        let resp = ex.local_reply(reply, &parts, Some(routed));
         return (resp, Some(parts));
     };
     ex.info.upstream_cluster = selection.cluster_name.as_deref().map(str::to_string);
@@ -94,11 +129,16 @@ pub(crate) async fn forward(
     match &f.host_rewrite {
         HostRewrite::None => {}
         HostRewrite::Literal(v) => {
-            parts.headers.insert(HOST, v.clone());
+            rewrite_host(
+                &mut parts.headers,
+                v.clone(),
+                !suppress,
+                f.append_x_forwarded_host,
+            );
         }
         HostRewrite::Header(h) => {
             if let Some(v) = parts.headers.get(h).cloned() {
-                parts.headers.insert(HOST, v);
+                rewrite_host(&mut parts.headers, v, !suppress, f.append_x_forwarded_host);
             }
         }
         // The host is picked inside send_http, which applies the picked host's name.
@@ -272,8 +312,8 @@ pub(crate) async fn forward(
         );
     }
     ex.info.response_code = Some(rparts.status.as_u16());
-    ex.apply_response_mutations(&mut rparts.headers, &parts, routed, weighted);
     ex.info.response_code_details = Some("via_upstream".to_string());
+    ex.apply_response_mutations(&mut rparts.headers, &parts, routed, weighted);
     let body: ResponseBody = match deadline {
         // A tunnel's bytes do not travel in the response body, and the route timeout
         // does not cover them.

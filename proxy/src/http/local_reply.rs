@@ -155,6 +155,30 @@ impl LocalReply {
         (reply, tfr)
     }
 
+    /// The response for a gRPC request, as Envoy sends it: HTTP 200 with no body,
+    /// `content-type: application/grpc`, the status mapped to `grpc-status` and the body
+    /// (percent-encoded) as `grpc-message`.
+    pub fn into_grpc_response(self) -> Response<ResponseBody> {
+        let grpc_status = grpc_status_of(self.status.as_u16());
+        let mut resp = Response::new(stream_empty());
+        let h = resp.headers_mut();
+        if let Some(headers) = self.headers {
+            h.extend(*headers);
+        }
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        h.insert("grpc-status", HeaderValue::from(grpc_status));
+        if !self.body.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&grpc_percent_encode(&self.body)) {
+                h.insert("grpc-message", v);
+            }
+        }
+        h.insert(CONTENT_LENGTH, HeaderValue::from(0));
+        if self.close {
+            h.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+
     /// The HTTP response (the connection manager adds `server`, `date`, `via` and the
     /// route's response header mutations).
     pub fn into_response(self) -> Response<ResponseBody> {
@@ -175,6 +199,51 @@ impl LocalReply {
         }
         resp
     }
+}
+
+fn stream_empty() -> ResponseBody {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Whether a request is gRPC (Envoy's test: `content-type` is `application/grpc`, or
+/// starts with `application/grpc+` or `application/grpc;`).
+pub fn is_grpc_request(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .map(HeaderValue::as_bytes)
+        .is_some_and(|ct| {
+            let base = b"application/grpc";
+            ct.len() >= base.len()
+                && ct[..base.len()].eq_ignore_ascii_case(base)
+                && matches!(ct.get(base.len()), None | Some(b'+') | Some(b';'))
+        })
+}
+
+/// Envoy's HTTP status to gRPC status mapping for local replies.
+fn grpc_status_of(http_status: u16) -> u16 {
+    match http_status {
+        400 => 13,                   // INTERNAL
+        401 => 16,                   // UNAUTHENTICATED
+        403 => 7,                    // PERMISSION_DENIED
+        404 => 12,                   // UNIMPLEMENTED
+        429 | 502 | 503 | 504 => 14, // UNAVAILABLE
+        _ => 2,                      // UNKNOWN
+    }
+}
+
+/// `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+fn grpc_percent_encode(body: &[u8]) -> String {
+    let mut out = String::with_capacity(body.len());
+    for &b in body {
+        if (b' '..=b'~').contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -211,6 +280,18 @@ mod tests {
         let resp = r.into_response();
         assert_eq!(resp.headers()["content-type"], "text/plain");
         assert_eq!(resp.headers()["content-length"], "98");
+        assert_eq!(grpc_percent_encode(b"a b%\n"), "a b%25%0A");
+        let mut grpc = HeaderMap::new();
+        grpc.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
+        assert!(is_grpc_request(&grpc));
+        grpc.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc-web"),
+        );
+        assert!(!is_grpc_request(&grpc));
         let nr = LocalReply::no_route().into_response();
         assert_eq!(nr.status(), 404);
         assert!(nr.headers().get("content-type").is_none());

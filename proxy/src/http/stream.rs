@@ -95,7 +95,11 @@ impl Exchange {
         if self.log_head.is_none() {
             self.snapshot(parts);
         }
-        let mut resp = reply.into_response();
+        let mut resp = if super::local_reply::is_grpc_request(&parts.headers) {
+            reply.into_grpc_response()
+        } else {
+            reply.into_response()
+        };
         if let Some(r) = routed {
             self.apply_response_mutations(resp.headers_mut(), parts, r, None);
         }
@@ -122,15 +126,15 @@ impl Exchange {
         if levels.peek().is_none() {
             return;
         }
-        let mut info = self.info.clone();
-        info.response_code = None;
+        // `%RESPONSE_CODE%` is the upstream's status here, and 0 on a local reply (Envoy
+        // adds the headers before it records a local reply's code).
         let snapshot = headers.clone();
         let input = FormatInput {
             method: Some(&parts.method),
             uri: Some(&parts.uri),
             request_headers: Some(&parts.headers),
             response_headers: Some(&snapshot),
-            ..FormatInput::new(&info)
+            ..FormatInput::new(&self.info)
         };
         for level in levels {
             mutation::apply_response(headers, level, &input);
@@ -225,6 +229,7 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     };
     // Every response passes the filters' response hooks, whatever produced it.
     filter::encode_headers(&mut filters, &mut ex, &mut resp);
+
     if upgrade_request {
         let switched = if is_connect {
             resp.status().is_success()
@@ -290,6 +295,19 @@ fn finish(
     if close && ex.info.protocol != Some(Version::HTTP_2) {
         resp.headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    // The status line speaks the downstream's protocol, not the upstream's: an HTTP/1.0
+    // upstream's answer goes out as HTTP/1.1 (the codec lowers it for HTTP/1.0 clients
+    // and keeps their keep-alive). A closing answer to an HTTP/1.0 client is marked 1.0
+    // so the codec does not offer `keep-alive` next to `close`.
+    let closing = resp
+        .headers()
+        .get(CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    if closing && ex.info.protocol == Some(Version::HTTP_10) {
+        *resp.version_mut() = Version::HTTP_10;
+    } else if resp.version() == Version::HTTP_10 {
+        *resp.version_mut() = Version::HTTP_11;
     }
     ex.info.response_code = Some(resp.status().as_u16());
     counted.response_started(resp.status().as_u16());
@@ -371,6 +389,9 @@ async fn route_and_act(
     // The route the filter chain starts with (Envoy selects it when it creates the
     // chain); per-route filter overrides and upgrade checks read it.
     filters.route.set_routing_host(routing_host);
+    filters
+        .route
+        .set_scheme(if ex.shared.conn.tls { "https" } else { "http" });
     filter::refresh_route(filters, ex, &parts);
     filters.start_chain();
 

@@ -48,6 +48,9 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         return Ok(0);
     }
     super::logging::init(&opts)?;
+    crate::http::headers::forwarding::init_local_address(
+        opts.local_address_ip_version == super::cli::IpVersion::V6,
+    );
     let loaded = match load_config(&opts) {
         Ok(l) => l,
         Err(e) => {

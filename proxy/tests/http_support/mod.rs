@@ -36,6 +36,7 @@ pub fn prefix_route(name: &str, prefix: &str, action: RouteAction) -> Route {
         action,
         headers: HeaderMutations::default(),
         filter_overrides: FilterOverrides::default(),
+        require_tls: Default::default(),
     }
 }
 
@@ -45,6 +46,8 @@ pub fn forward_to(cluster: &str) -> ForwardAction {
         prefix_rewrite: None,
         regex_rewrite: None,
         host_rewrite: HostRewrite::None,
+        append_x_forwarded_host: false,
+        cluster_not_found_status: 503,
         timeout: Some(Duration::from_secs(15)),
         idle_timeout: None,
         upgrade_configs: vec![],

@@ -227,6 +227,19 @@ impl Generation {
         self.admin_get("/server_info").await?.json()
     }
 
+    /// The `server.hot_restart_generation` gauge (`/server_info` has Envoy's key set,
+    /// without it).
+    pub async fn hot_restart_generation(&self) -> anyhow::Result<u64> {
+        let resp = self
+            .admin_get("/stats?filter=server.hot_restart_generation")
+            .await?;
+        let text = resp.body_text();
+        text.lines()
+            .find_map(|l| l.strip_prefix("server.hot_restart_generation: "))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no server.hot_restart_generation in {text}"))
+    }
+
     /// The bound address of listener `name` (from `/listeners?format=json`).
     pub async fn listener_addr(&self, name: &str) -> anyhow::Result<SocketAddr> {
         let resp = self.admin_get("/listeners?format=json").await?;

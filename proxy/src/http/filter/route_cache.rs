@@ -46,6 +46,8 @@ pub(crate) struct RouteCache<'rt> {
     /// The host to route on when normalisation decided it (a CONNECT whose port was
     /// stripped for routing only); otherwise the Host header is read.
     routing_host: Option<String>,
+    /// The connection's scheme (`:scheme` of HTTP/1 requests).
+    scheme: &'static str,
 }
 
 impl<'rt> RouteCache<'rt> {
@@ -56,12 +58,18 @@ impl<'rt> RouteCache<'rt> {
             current: None,
             selected: false,
             routing_host: None,
+            scheme: "http",
         }
     }
 
     /// The route table.
     pub(crate) fn table(&self) -> &'rt RouteTable {
         self.table
+    }
+
+    /// The `:scheme` of a request that does not carry one (HTTP/1): the connection's.
+    pub(crate) fn set_scheme(&mut self, scheme: &'static str) {
+        self.scheme = scheme;
     }
 
     /// Routes on `host` instead of the Host header.
@@ -110,6 +118,8 @@ impl<'rt> RouteCache<'rt> {
             method: &parts.method,
             path_and_query,
             headers: &parts.headers,
+            // An HTTP/2 client's `:scheme`; the connection's otherwise.
+            scheme: parts.uri.scheme_str().unwrap_or(self.scheme),
         };
         let routed = table.route(self.host(parts), &input);
         self.current = routed.map(|routed| {

@@ -3,7 +3,7 @@
 //! the route's upgrade configs, and runs the route's action: a direct response, a
 //! redirect, or the upstream call (`http::forward`).
 
-use baton_config::model::{HttpConnectionManager, RouteAction, UpgradeConfig};
+use baton_config::model::{HttpConnectionManager, RequireTls, RouteAction, UpgradeConfig};
 use http::header::LOCATION;
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode};
@@ -38,6 +38,25 @@ impl Router {
         refresh_route(stream, ex, &parts);
         let runtime = ex.shared.runtime.clone();
         let is_connect = parts.method == Method::CONNECT;
+        // `require_tls` is checked before any route is matched (Envoy's SSL redirect
+        // route), so it also answers paths no route matches.
+        if !ex.shared.conn.tls {
+            let host = stream.route.host(&parts);
+            if let Some(vhost) = stream.route.table().virtual_host(host) {
+                if tls_required(vhost.require_tls, &parts) {
+                    let reply = LocalReply::new(301, "", None, "direct_response");
+                    let location = format!(
+                        "https://{host}{}",
+                        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+                    );
+                    let mut resp = ex.local_reply(reply, &parts, None);
+                    if let Ok(v) = HeaderValue::from_str(&location) {
+                        resp.headers_mut().insert(LOCATION, v);
+                    }
+                    return (resp, Some(parts));
+                }
+            }
+        }
         let Some(selection) = stream.route.current() else {
             runtime.stats.rq_total.inc();
             runtime.stats.no_route.inc();
@@ -92,6 +111,18 @@ impl Router {
                 forward::forward(ex, parts, body.into_upstream(), selection, f, upgrade_mode).await
             }
         }
+    }
+}
+
+/// Whether a plain-text request must be redirected to `https` under `require_tls`.
+fn tls_required(require: RequireTls, parts: &Parts) -> bool {
+    match require {
+        RequireTls::None => false,
+        RequireTls::All => true,
+        RequireTls::ExternalOnly => parts
+            .headers
+            .get(&crate::http::headers::forwarding::X_ENVOY_INTERNAL)
+            .is_none_or(|v| v != "true"),
     }
 }
 

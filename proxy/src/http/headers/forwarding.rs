@@ -28,8 +28,51 @@ pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
 /// `x-envoy-original-path`
 pub static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+/// `x-envoy-original-host`
+pub static X_ENVOY_ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-envoy-original-host");
+/// `x-forwarded-host`
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `via`
 pub static VIA: HeaderName = HeaderName::from_static("via");
+
+/// The address Envoy appends to `x-forwarded-for` for a client on a loopback address
+/// (`--local-address-ip-version`): the first non-loopback address of that family on the
+/// machine's interfaces, else the family's loopback address.
+static LOCAL_ADDRESS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Picks the local address for `x-forwarded-for` once, at startup (Envoy does it when the
+/// server starts, not per request).
+pub fn init_local_address(ipv6: bool) {
+    let _ = LOCAL_ADDRESS.set(pick_local_address(ipv6).to_string());
+}
+
+fn local_address() -> &'static str {
+    LOCAL_ADDRESS.get_or_init(|| pick_local_address(false).to_string())
+}
+
+/// As Envoy: walk the interface addresses in order, keep the first of the family that is
+/// not a loopback address; a machine with none gets the family's loopback address.
+fn pick_local_address(ipv6: bool) -> IpAddr {
+    let fallback = if ipv6 {
+        IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    };
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return fallback;
+    };
+    addrs
+        .filter_map(|ifa| {
+            let addr = ifa.address?;
+            if ipv6 {
+                addr.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip()))
+            } else {
+                addr.as_sockaddr_in().map(|a| IpAddr::V4(a.ip()))
+            }
+        })
+        .find(|ip| !ip.is_loopback())
+        .unwrap_or(fallback)
+}
 
 /// `x-envoy-*` request headers that only trusted (internal) clients may send; removed
 /// from edge requests.
@@ -42,6 +85,7 @@ const EDGE_STRIPPED: &[&str] = &[
     "x-envoy-hedge-on-per-try-timeout",
     "x-envoy-ip-tags",
     "x-envoy-max-retries",
+    "x-envoy-original-host",
     "x-envoy-original-path",
     "x-envoy-original-url",
     "x-envoy-retriable-header-names",
@@ -149,7 +193,13 @@ pub fn mutate_request(
             }
         };
         if !hcm.skip_xff_append {
-            let peer = conn.remote.ip().to_string();
+            // A client on a loopback address is this machine: Envoy appends the machine's
+            // own (non-loopback) address instead, as the hop the next proxy sees.
+            let peer = if conn.remote.ip().is_loopback() {
+                local_address().to_string()
+            } else {
+                conn.remote.ip().to_string()
+            };
             let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
                 Some(existing) if !existing.is_empty() => format!("{existing},{peer}"),
                 _ => peer,
@@ -213,11 +263,11 @@ pub fn mutate_request(
     }
 }
 
-/// Appends `via` to an existing `via` list.
+/// Appends `via` to an existing `via` list (Envoy joins with `, `).
 pub fn append_via(headers: &mut HeaderMap, via: &HeaderValue) {
     let value = match headers.get(&VIA).and_then(|v| v.to_str().ok()) {
         Some(existing) if !existing.is_empty() => {
-            HeaderValue::from_str(&format!("{existing},{}", via.to_str().unwrap_or("")))
+            HeaderValue::from_str(&format!("{existing}, {}", via.to_str().unwrap_or("")))
                 .unwrap_or_else(|_| via.clone())
         }
         _ => via.clone(),

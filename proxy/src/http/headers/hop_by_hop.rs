@@ -60,8 +60,15 @@ pub fn upgrade_type(headers: &HeaderMap) -> Option<String> {
 /// Whether this is an HTTP/1.1 upgrade request (see [`upgrade_type`]), without
 /// allocating. The HTTP/1 framing check (`codec::framing`) reads the same headers the
 /// same way.
+///
+/// `upgrade: h2c` is not one: Envoy drops the h2c upgrade headers and serves the request
+/// as plain HTTP/1.1 (the hop-by-hop strip removes `upgrade`, `connection` and the
+/// `http2-settings` it nominates).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    let upgrade = headers.get(UPGRADE).is_some_and(|v| v.to_str().is_ok());
+    let upgrade = headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("h2c"));
     upgrade
         && headers.get_all(CONNECTION).iter().any(|v| {
             v.to_str()
@@ -100,5 +107,20 @@ mod tests {
         strip(&mut h, true);
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["upgrade"], "WebSocket");
+    }
+
+    #[test]
+    fn h2c_is_not_an_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "Upgrade, HTTP2-Settings".parse().expect("v"));
+        h.insert("upgrade", "h2c".parse().expect("v"));
+        h.insert(
+            "http2-settings",
+            "AAMAAABkAARAAAAAAAIAAAAA".parse().expect("v"),
+        );
+        assert!(!is_upgrade(&h));
+        assert_eq!(upgrade_type(&h), None);
+        strip(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
     }
 }

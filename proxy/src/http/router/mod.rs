@@ -188,6 +188,7 @@ mod tests {
                 routes,
                 headers: HeaderMutations::default(),
                 filter_overrides: Default::default(),
+                require_tls: Default::default(),
             }],
             ..RouteConfig::default()
         }))
@@ -198,6 +199,7 @@ mod tests {
             method: &Method::GET,
             path_and_query: path,
             headers,
+            scheme: "http",
         };
         t.route("h", &input).map(|r| r.route.name.as_str())
     }
@@ -206,6 +208,7 @@ mod tests {
     fn first_match_in_config_order_across_index_kinds() {
         let needs_header = HeaderMatcher {
             name: HeaderName::from_static("x-a"),
+            pseudo: None,
             spec: HeaderMatchSpec::Present(true),
             invert: false,
             treat_missing_as_empty: false,

@@ -3,10 +3,10 @@
 //! `treat_missing_header_as_empty`) and query parameter matchers.
 
 use baton_config::model::{
-    HeaderMatchSpec, HeaderMatcher, PathMatch, QueryParameterMatcher, RouteMatch, StringMatchKind,
-    StringMatcher,
+    HeaderMatchSpec, HeaderMatcher, PathMatch, PseudoHeader, QueryParameterMatcher, RouteMatch,
+    StringMatchKind, StringMatcher,
 };
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderValue, Method};
 
 /// The parts of a request a route match reads.
 #[derive(Debug)]
@@ -17,6 +17,8 @@ pub struct MatchInput<'a> {
     pub path_and_query: &'a str,
     /// Request headers (HTTP/2 `:authority` is available as `host`).
     pub headers: &'a HeaderMap,
+    /// `:scheme`
+    pub scheme: &'a str,
 }
 
 impl MatchInput<'_> {
@@ -99,7 +101,28 @@ pub fn string_matches(m: &StringMatcher, value: &str) -> bool {
 /// One header matcher, as Envoy's `HeaderUtility::HeaderData::matchesHeaders`: several
 /// values of one header are joined with `,`.
 pub fn header_matches(m: &HeaderMatcher, headers: &HeaderMap) -> bool {
-    let mut values = headers.get_all(&m.name).iter();
+    let values = headers.get_all(&m.name).iter();
+    header_values_match(m, values)
+}
+
+/// A header matcher against the request, pseudo-headers included.
+pub fn request_header_matches(m: &HeaderMatcher, input: &MatchInput<'_>) -> bool {
+    let pseudo = match m.pseudo {
+        None => return header_matches(m, input.headers),
+        Some(PseudoHeader::Method) => input.method.as_str(),
+        Some(PseudoHeader::Path) => input.path_and_query,
+        Some(PseudoHeader::Scheme) => input.scheme,
+    };
+    match HeaderValue::from_str(pseudo) {
+        Ok(v) => header_values_match(m, std::iter::once(&v)),
+        Err(_) => header_values_match(m, std::iter::empty()),
+    }
+}
+
+fn header_values_match<'v>(
+    m: &HeaderMatcher,
+    mut values: impl Iterator<Item = &'v HeaderValue>,
+) -> bool {
     let joined: Option<std::borrow::Cow<'_, str>> = match values.next() {
         None => None,
         Some(first) => {
@@ -187,7 +210,7 @@ pub fn route_matches(m: &RouteMatch, input: &MatchInput<'_>) -> bool {
         return false;
     }
     path_matches(&m.path, m.case_sensitive, input)
-        && m.headers.iter().all(|h| header_matches(h, input.headers))
+        && m.headers.iter().all(|h| request_header_matches(h, input))
         && (m.query_parameters.is_empty() || {
             let q = input.query();
             m.query_parameters.iter().all(|qm| query_matches(qm, q))
@@ -205,6 +228,7 @@ mod tests {
             method: &Method::GET,
             path_and_query: path,
             headers,
+            scheme: "http",
         }
     }
 
@@ -261,6 +285,7 @@ mod tests {
             method: &Method::CONNECT,
             path_and_query: "",
             headers: &h,
+            scheme: "http",
         };
         assert!(route_matches(&rm(PathMatch::Connect), &connect));
         assert!(!route_matches(&rm(PathMatch::Prefix("".into())), &connect));
@@ -270,6 +295,7 @@ mod tests {
     fn hm(spec: HeaderMatchSpec, invert: bool, missing_empty: bool) -> HeaderMatcher {
         HeaderMatcher {
             name: HeaderName::from_static("x-h"),
+            pseudo: None,
             spec,
             invert,
             treat_missing_as_empty: missing_empty,
