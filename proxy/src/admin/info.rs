@@ -45,9 +45,12 @@ impl serde::Serialize for Ordered {
     }
 }
 
+/// The value Envoy shows for an option.
+type DefaultValue = fn() -> Value;
+
 /// Envoy's `command_line_options` keys in its order, with the value Envoy shows for an
 /// option Baton does not take (or that was not given).
-const COMMAND_LINE_KEYS: &[(&str, fn() -> Value)] = &[
+const COMMAND_LINE_KEYS: &[(&str, DefaultValue)] = &[
     ("base_id", || json!("0")),
     ("concurrency", || json!(1)),
     ("config_path", || json!("")),
