@@ -170,6 +170,12 @@ async fn send_upgrade(
     sender.send_request(req).await.map_err(|e| reset(host, &e))
 }
 
+/// Envoy's default `max_response_headers_kb` (60) in bytes.
+const RESPONSE_HEAD_LIMIT: usize = 60 * 1024;
+
+/// Envoy's default `max_headers_count` for responses.
+const RESPONSE_HEADERS_COUNT: usize = 100;
+
 /// Connects and starts the task driving the connection.
 async fn new_connection(
     cluster: &UpstreamCluster,
@@ -178,11 +184,15 @@ async fn new_connection(
 ) -> Result<SendRequest<RequestBody>, UpstreamError> {
     let (stream, open) = connect(cluster, host, Protocol::Http1).await?;
     let mut builder = Builder::new();
-    if let Some(max) =
+    // Envoy's limits on a response head (`max_response_headers_kb`, `max_headers_count`,
+    // 60 KiB and 100 by default): over them the response is a protocol error (502). The
+    // read buffer is hyper's limit on the head.
+    let read_buffer =
         crate::buffer_limit::http1_read_buffer(cluster.model.per_connection_buffer_limit_bytes)
-    {
-        builder.max_buf_size(max);
-    }
+            .map_or(RESPONSE_HEAD_LIMIT, |max| max.min(RESPONSE_HEAD_LIMIT));
+    builder
+        .max_buf_size(read_buffer.max(crate::buffer_limit::MIN_HTTP1_BUFFER))
+        .max_headers(RESPONSE_HEADERS_COUNT);
     let (sender, conn) = builder
         .handshake(TokioIo::new(stream))
         .await
