@@ -223,11 +223,12 @@ pub(crate) async fn forward(
         Err(Some(err)) => {
             // The router charges the cluster with the 503 it answers in place of the
             // upstream's response.
-            if matches!(
-                err,
-                UpstreamError::Reset { .. } | UpstreamError::ProtocolError { .. }
-            ) {
-                cluster_stats.upstream_rq_rx_reset.inc();
+            match err {
+                UpstreamError::Reset { .. } => cluster_stats.upstream_rq_rx_reset.inc(),
+                UpstreamError::ProtocolError { .. } => {
+                    cluster_stats.upstream_cx_protocol_error.inc();
+                }
+                _ => {}
             }
             if let Some(h) = err.host() {
                 ex.info.upstream_host = Some(h.address.clone());

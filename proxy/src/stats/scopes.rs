@@ -230,6 +230,8 @@ pub struct ClusterStats {
     pub upstream_cx_http2_total: Counter,
     /// `upstream_cx_connect_fail`
     pub upstream_cx_connect_fail: Counter,
+    /// `upstream_cx_protocol_error` (a response head the codec refused)
+    pub upstream_cx_protocol_error: Counter,
     /// `upstream_cx_connect_timeout`
     pub upstream_cx_connect_timeout: Counter,
     /// `upstream_cx_destroy`
@@ -290,6 +292,7 @@ impl ClusterStats {
             upstream_cx_http1_total: s.counter("upstream_cx_http1_total"),
             upstream_cx_http2_total: s.counter("upstream_cx_http2_total"),
             upstream_cx_connect_fail: s.counter("upstream_cx_connect_fail"),
+            upstream_cx_protocol_error: s.counter("upstream_cx_protocol_error"),
             upstream_cx_connect_timeout: s.counter("upstream_cx_connect_timeout"),
             upstream_cx_destroy: s.counter("upstream_cx_destroy"),
             upstream_cx_overflow: s.counter("upstream_cx_overflow"),

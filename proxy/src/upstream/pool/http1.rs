@@ -170,9 +170,6 @@ async fn send_upgrade(
     sender.send_request(req).await.map_err(|e| reset(host, &e))
 }
 
-/// Envoy's default `max_response_headers_kb` (60) in bytes.
-const RESPONSE_HEAD_LIMIT: usize = 60 * 1024;
-
 /// Envoy's default `max_headers_count` for responses.
 const RESPONSE_HEADERS_COUNT: usize = 100;
 
@@ -184,15 +181,15 @@ async fn new_connection(
 ) -> Result<SendRequest<RequestBody>, UpstreamError> {
     let (stream, open) = connect(cluster, host, Protocol::Http1).await?;
     let mut builder = Builder::new();
-    // Envoy's limits on a response head (`max_response_headers_kb`, `max_headers_count`,
-    // 60 KiB and 100 by default): over them the response is a protocol error (502). The
-    // read buffer is hyper's limit on the head.
-    let read_buffer =
+    if let Some(max) =
         crate::buffer_limit::http1_read_buffer(cluster.model.per_connection_buffer_limit_bytes)
-            .map_or(RESPONSE_HEAD_LIMIT, |max| max.min(RESPONSE_HEAD_LIMIT));
-    builder
-        .max_buf_size(read_buffer.max(crate::buffer_limit::MIN_HTTP1_BUFFER))
-        .max_headers(RESPONSE_HEADERS_COUNT);
+    {
+        builder.max_buf_size(max);
+    }
+    // Envoy's `max_headers_count` for responses: over it the response is a protocol
+    // error (502, `upstream_cx_protocol_error`). (Envoy 1.40 passes a 70 KiB response
+    // head with the default `max_response_headers_kb`, so the size is not limited here.)
+    builder.max_headers(RESPONSE_HEADERS_COUNT);
     let (sender, conn) = builder
         .handshake(TokioIo::new(stream))
         .await
