@@ -193,6 +193,8 @@ pub struct RawH2 {
     /// The peer's SETTINGS_MAX_FRAME_SIZE is not tracked: header blocks larger than
     /// 16 KiB are split into CONTINUATION frames by [`Self::send_headers`].
     next_stream: u32,
+    /// Frames of other streams read while waiting for one stream (`read_stream`).
+    parked: std::collections::VecDeque<Frame>,
 }
 
 /// The largest frame payload every peer accepts.
@@ -208,6 +210,7 @@ impl RawH2 {
             stream,
             buf: Vec::new(),
             next_stream: 1,
+            parked: std::collections::VecDeque::new(),
         };
         let mut hello = PREFACE.to_vec();
         hello.extend_from_slice(&frame(kind::SETTINGS, 0, 0, &[]));
@@ -309,21 +312,34 @@ impl RawH2 {
     /// RST_STREAM), returning every frame seen on that stream; fails on GOAWAY/close.
     pub async fn read_stream(&mut self, stream: u32) -> anyhow::Result<Vec<Frame>> {
         let mut seen = Vec::new();
+        let mut parked = std::mem::take(&mut self.parked);
+        let mut others = std::collections::VecDeque::new();
         for _ in 0..100_000 {
-            let f = self
-                .read_frame()
-                .await?
-                .with_context(|| format!("closed before stream {stream} ended; saw {seen:?}"))?;
+            let f = match parked.pop_front() {
+                Some(f) => f,
+                None => match self.read_frame().await? {
+                    Some(f) => f,
+                    None => {
+                        anyhow::bail!("closed before stream {stream} ended; saw {seen:?}")
+                    }
+                },
+            };
             if f.kind == kind::GOAWAY && f.stream == 0 {
                 anyhow::bail!("GOAWAY (code {:?}) before stream {stream} ended", f.error_code());
             }
             if f.stream != stream {
+                // Kept for a later `read_stream` of that stream.
+                if f.stream != 0 {
+                    others.push_back(f);
+                }
                 continue;
             }
             let ends = f.kind == kind::RST_STREAM
                 || (matches!(f.kind, kind::HEADERS | kind::DATA) && f.flags & flag::END_STREAM != 0);
             seen.push(f);
             if ends {
+                others.extend(parked);
+                self.parked = others;
                 return Ok(seen);
             }
         }

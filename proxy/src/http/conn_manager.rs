@@ -5,6 +5,7 @@
 //! (HTTP/1.1 `connection: close` then close, HTTP/2 GOAWAY; everything closes when the
 //! drain reaches Closed), counting each in `http.<stat_prefix>.downstream_cx_*`.
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,18 +105,13 @@ pub async fn serve_connection<IO>(
     let svc_shared = shared.clone();
     let head_limit = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
     let svc_error_status = error_status.clone();
-    let max_headers_count = hcm.max_headers_count as usize;
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let shared = svc_shared.clone();
         shared.request_heads.fetch_add(1, Ordering::Relaxed);
         shared.awaiting_request_head.store(false, Ordering::Relaxed);
-        let mut too_many_headers = false;
         let oversized = if req.version() == http::Version::HTTP_2 {
             shared.http2.store(true, Ordering::Relaxed);
-            // Envoy's HTTP/2 codec counts the pseudo-headers too (:method, :scheme,
-            // :authority, :path) and resets a stream over `max_headers_count`.
-            too_many_headers = req.headers().len() + HTTP2_PSEUDO_HEADERS > max_headers_count;
-            // The HTTP/2 codec enforces the size limit as its max header list size.
+            // The HTTP/2 codec enforces the limit as its max header list size.
             false
         } else {
             codec::http1_head_len(&req) > head_limit
@@ -124,13 +120,8 @@ pub async fn serve_connection<IO>(
             svc_error_status.store(431, Ordering::Relaxed);
         }
         async move {
-            if too_many_headers {
-                // A service error makes hyper reset the stream with INTERNAL_ERROR, the
-                // code Envoy's codec resets it with.
-                return Err(TooManyHeaders);
-            }
             if oversized {
-                return Ok(head_too_large(&shared));
+                return Ok::<_, Infallible>(head_too_large(&shared));
             }
             Ok(stream::handle(shared, req).await)
         }
@@ -228,14 +219,6 @@ pub async fn serve_connection<IO>(
         codec_error,
     );
 }
-
-/// Pseudo-headers of an HTTP/2 request that Envoy counts against `max_headers_count`.
-const HTTP2_PSEUDO_HEADERS: usize = 4;
-
-/// An HTTP/2 request with more headers than `max_headers_count`: its stream is reset.
-#[derive(Debug, thiserror::Error)]
-#[error("too many request headers")]
-struct TooManyHeaders;
 
 /// Envoy's 431 for an HTTP/1 request head over `max_request_headers_kb` (hyper's own
 /// limit is its read buffer, at least 8 KiB); the connection closes after it. It passes
