@@ -234,12 +234,23 @@ impl RawH2 {
     }
 
     /// Writes one frame.
-    pub async fn send(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) -> anyhow::Result<()> {
+    pub async fn send(
+        &mut self,
+        kind: u8,
+        flags: u8,
+        stream: u32,
+        payload: &[u8],
+    ) -> anyhow::Result<()> {
         self.write(&frame(kind, flags, stream, payload)).await
     }
 
     /// Sends `block` on `stream` as HEADERS (+ CONTINUATION frames when over 16 KiB).
-    pub async fn send_headers(&mut self, stream: u32, block: &[u8], end_stream: bool) -> anyhow::Result<()> {
+    pub async fn send_headers(
+        &mut self,
+        stream: u32,
+        block: &[u8],
+        end_stream: bool,
+    ) -> anyhow::Result<()> {
         let mut out = Vec::new();
         let mut chunks = block.chunks(DEFAULT_MAX_FRAME).peekable();
         let mut first = true;
@@ -267,7 +278,8 @@ impl RawH2 {
     /// A `GET path` on a new stream; returns its id.
     pub async fn get(&mut self, path: &str) -> anyhow::Result<u32> {
         let id = self.next_stream_id();
-        self.send_headers(id, &request_block("GET", path, &[]), true).await?;
+        self.send_headers(id, &request_block("GET", path, &[]), true)
+            .await?;
         Ok(id)
     }
 
@@ -275,13 +287,16 @@ impl RawH2 {
     pub async fn read_frame(&mut self) -> anyhow::Result<Option<Frame>> {
         loop {
             if self.buf.len() >= 9 {
-                let len = (usize::from(self.buf[0]) << 16) | (usize::from(self.buf[1]) << 8) | usize::from(self.buf[2]);
+                let len = (usize::from(self.buf[0]) << 16)
+                    | (usize::from(self.buf[1]) << 8)
+                    | usize::from(self.buf[2]);
                 if self.buf.len() >= 9 + len {
                     let head: Vec<u8> = self.buf.drain(..9 + len).collect();
                     let f = Frame {
                         kind: head[3],
                         flags: head[4],
-                        stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+                        stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]])
+                            & 0x7fff_ffff,
                         payload: head[9..].to_vec(),
                     };
                     if f.kind == kind::SETTINGS && f.flags & flag::ACK == 0 {
@@ -325,7 +340,10 @@ impl RawH2 {
                 },
             };
             if f.kind == kind::GOAWAY && f.stream == 0 {
-                anyhow::bail!("GOAWAY (code {:?}) before stream {stream} ended", f.error_code());
+                anyhow::bail!(
+                    "GOAWAY (code {:?}) before stream {stream} ended",
+                    f.error_code()
+                );
             }
             if f.stream != stream {
                 // Kept for a later `read_stream` of that stream.
@@ -335,7 +353,8 @@ impl RawH2 {
                 continue;
             }
             let ends = f.kind == kind::RST_STREAM
-                || (matches!(f.kind, kind::HEADERS | kind::DATA) && f.flags & flag::END_STREAM != 0);
+                || (matches!(f.kind, kind::HEADERS | kind::DATA)
+                    && f.flags & flag::END_STREAM != 0);
             seen.push(f);
             if ends {
                 others.extend(parked);
@@ -367,7 +386,11 @@ impl RawH2 {
     /// (bounded by `timeout`). A write the peer refuses (it closed) ends the writing; the
     /// peer's answer is still read. Returns how it ended and whether all of `bytes` went
     /// out.
-    pub async fn flood(&mut self, bytes: &[u8], timeout: Duration) -> anyhow::Result<(Ending, bool)> {
+    pub async fn flood(
+        &mut self,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> anyhow::Result<(Ending, bool)> {
         let (mut rd, mut wr) = self.stream.split();
         let mut written_all = false;
         let write = async {

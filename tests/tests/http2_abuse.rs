@@ -57,7 +57,12 @@ fn rapid_resets(first_stream: u32, n: u32) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..n {
         let id = first_stream + 2 * i;
-        out.extend_from_slice(&frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, id, &block));
+        out.extend_from_slice(&frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            id,
+            &block,
+        ));
         out.extend_from_slice(&frame(kind::RST_STREAM, 0, id, &code::CANCEL.to_be_bytes()));
     }
     out
@@ -75,7 +80,11 @@ async fn rapid_reset_closes_the_connection_and_counts_it() -> anyhow::Result<()>
         abuser.wait_for_close(END_WITHIN).await?;
     }
     eventually(END_WITHIN, || async {
-        let n = counter(&proxy, "http.ingress.downstream_rq_too_many_premature_resets").await?;
+        let n = counter(
+            &proxy,
+            "http.ingress.downstream_rq_too_many_premature_resets",
+        )
+        .await?;
         Ok((n == 1).then_some(()))
     })
     .await?;
@@ -98,7 +107,11 @@ async fn resets_below_envoys_threshold_keep_the_connection() -> anyhow::Result<(
     assert_eq!(frames[0].kind, kind::HEADERS, "{frames:?}");
     assert_eq!(frames[0].indexed_status(), Some(200));
     assert_eq!(
-        counter(&proxy, "http.ingress.downstream_rq_too_many_premature_resets").await?,
+        counter(
+            &proxy,
+            "http.ingress.downstream_rq_too_many_premature_resets"
+        )
+        .await?,
         0
     );
     others_are_served(&proxy).await
@@ -172,12 +185,16 @@ async fn unread_flood(proxy: &Proxy, one: &[u8], count: usize) -> anyhow::Result
         match tokio::time::timeout(Duration::from_secs(3), stream.read(&mut sink)).await {
             Ok(Ok(0)) | Ok(Err(_)) => break true,
             Ok(Ok(n)) => {
-                goaway |= sink[..n].windows(4).any(|w| w[3] == kind::GOAWAY && w[..3] == [0, 0, 8]);
+                goaway |= sink[..n]
+                    .windows(4)
+                    .any(|w| w[3] == kind::GOAWAY && w[..3] == [0, 0, 8]);
             }
             Err(_) => break false,
         }
     };
-    Ok(format!("{outcome}, goaway seen: {goaway}, closed: {closed}"))
+    Ok(format!(
+        "{outcome}, goaway seen: {goaway}, closed: {closed}"
+    ))
 }
 
 #[tokio::test]
@@ -239,7 +256,12 @@ async fn streams_over_max_concurrent_streams_are_refused() -> anyhow::Result<()>
     let block = request_block("GET", "/?delay_ms=1000", &[]);
     let mut out = Vec::new();
     for id in [1, 3, 5] {
-        out.extend_from_slice(&frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, id, &block));
+        out.extend_from_slice(&frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            id,
+            &block,
+        ));
     }
     client.write(&out).await?;
     if is_envoy() {
@@ -268,9 +290,9 @@ async fn request_headers_over_the_limit_reset_the_stream_only() -> anyhow::Resul
         .await?;
     let frames = client.read_stream(1).await?;
     // Envoy: RST_STREAM INTERNAL_ERROR. h2: a 431 response, then REFUSED_STREAM.
-    let refused = frames.iter().any(|f| {
-        f.error_code() == Some(code::INTERNAL_ERROR) || f.kind == kind::HEADERS
-    });
+    let refused = frames
+        .iter()
+        .any(|f| f.error_code() == Some(code::INTERNAL_ERROR) || f.kind == kind::HEADERS);
     assert!(refused, "{frames:?}");
     assert_eq!(upstream.requests(), 0);
     others_are_served(&proxy).await
@@ -286,7 +308,10 @@ async fn request_header_count_over_the_limit_on_http2() -> anyhow::Result<()> {
     let addr = proxy.listener_addr("http").await?;
     let mut client = RawH2::connect(addr).await?;
     let names: Vec<String> = (0..20).map(|i| format!("x-h{i}")).collect();
-    let extra: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), b"v".as_slice())).collect();
+    let extra: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), b"v".as_slice()))
+        .collect();
     client
         .send_headers(1, &request_block("GET", "/many", &extra), true)
         .await?;

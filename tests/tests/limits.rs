@@ -30,7 +30,8 @@ async fn http1_headers_over_max_request_headers_kb_are_431_and_close() -> anyhow
     let addr = proxy.listener_addr("http").await?;
     let big = "x".repeat(4096);
     let mut conn = RawHttp1::connect(addr).await?;
-    conn.send_request("GET", "/", &[("x-big", &big)], b"").await?;
+    conn.send_request("GET", "/", &[("x-big", &big)], b"")
+        .await?;
     let resp = conn.read_response().await?;
     assert_eq!(resp.status, 431);
     assert_eq!(resp.body_text(), "Request Header Fields Too Large");
@@ -102,8 +103,14 @@ async fn upstream_limit_case(extra: String) -> anyhow::Result<()> {
     );
     let stats = proxy.admin_request("GET", "/stats").await?.body_text();
     assert_eq!(stat(&stats, "cluster.backend.upstream_rq_502"), Some(1));
-    assert_eq!(stat(&stats, "cluster.backend.upstream_cx_protocol_error"), Some(1));
-    assert_eq!(stat(&stats, "cluster.backend.upstream_rq_rx_reset"), Some(0));
+    assert_eq!(
+        stat(&stats, "cluster.backend.upstream_cx_protocol_error"),
+        Some(1)
+    );
+    assert_eq!(
+        stat(&stats, "cluster.backend.upstream_rq_rx_reset"),
+        Some(0)
+    );
     Ok(())
 }
 

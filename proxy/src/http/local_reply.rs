@@ -132,11 +132,9 @@ impl LocalReply {
                 ResponseFlag::UpstreamConnectionTermination,
                 None,
             ),
-            UpstreamError::ProtocolError { .. } => (
-                "protocol error",
-                ResponseFlag::UpstreamProtocolError,
-                None,
-            ),
+            UpstreamError::ProtocolError { .. } => {
+                ("protocol error", ResponseFlag::UpstreamProtocolError, None)
+            }
         };
         let status = if matches!(err, UpstreamError::ProtocolError { .. }) {
             StatusCode::BAD_GATEWAY
