@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod dns;
 pub mod eventually;
+pub mod h2raw;
 pub mod process;
 pub mod tcp;
 pub mod upstream;

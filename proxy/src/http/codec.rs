@@ -32,6 +32,10 @@ mod framing;
 pub use framing::FramingLimits;
 use framing::{Rejection, RequestFraming};
 
+/// How many client-reset streams the HTTP/2 codec lets wait for the connection manager
+/// (nghttp2's reset burst in Envoy).
+const RESET_STREAM_BURST: usize = 1000;
+
 /// A hyper server builder for this connection manager.
 pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -55,7 +59,12 @@ pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(hcm.http2.max_concurrent_streams)
         .initial_stream_window_size(hcm.http2.initial_stream_window_size)
         .initial_connection_window_size(hcm.http2.initial_connection_window_size)
-        .max_header_list_size(max_header_bytes as u32);
+        .max_header_list_size(max_header_bytes as u32)
+        // Streams the client resets before hyper accepted them: h2 closes the connection
+        // (ENHANCE_YOUR_CALM) once this many wait, 20 by default, well before Envoy's
+        // premature-reset rule (`premature_reset`, which counts these streams too)
+        // would. Envoy's codec allows a burst of 1000 resets (nghttp2's default).
+        .max_pending_accept_reset_streams(RESET_STREAM_BURST);
     if hcm.http2.allow_connect {
         b.http2().enable_connect_protocol();
     }

@@ -53,6 +53,7 @@ pub async fn serve_connection<IO>(
         http2: AtomicBool::new(false),
         awaiting_request_head: AtomicBool::new(true),
         request_heads: AtomicU64::new(0),
+        premature_resets: Default::default(),
     });
     let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
         .with_stats(runtime.clone())
@@ -170,6 +171,10 @@ pub async fn serve_connection<IO>(
                 }
             }
             _ = closed.closed() => break,
+            _ = shared.premature_resets.close_now.notified() => {
+                // Envoy aborts the connection (no GOAWAY): too many premature resets.
+                break;
+            }
             _ = ticker.tick() => {
                 let now = Instant::now();
                 if force_close_at.is_some_and(|t| now >= t) {

@@ -263,14 +263,18 @@ pub(crate) async fn forward(
         Err(Some(err)) => {
             // The router charges the cluster with the 503 it answers in place of the
             // upstream's response.
-            if matches!(err, UpstreamError::Reset { .. }) {
-                cluster_stats.upstream_rq_rx_reset.inc();
+            match err {
+                UpstreamError::Reset { .. } => cluster_stats.upstream_rq_rx_reset.inc(),
+                UpstreamError::ProtocolError { .. } => {
+                    cluster_stats.upstream_cx_protocol_error.inc();
+                }
+                _ => {}
             }
-            cluster_stats.record_routed_response(503, internal, None);
             if let Some(h) = err.host() {
                 ex.info.upstream_host = Some(h.address.clone());
             }
             let (reply, tfr) = LocalReply::from_upstream(&err);
+            cluster_stats.record_routed_response(reply.status.as_u16(), internal, None);
             ex.info.upstream_transport_failure_reason = tfr;
             if !matches!(err, UpstreamError::NoHealthyUpstream) {
                 tracing::debug!(error = %err, "upstream request failed");

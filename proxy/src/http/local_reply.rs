@@ -132,6 +132,14 @@ impl LocalReply {
                 ResponseFlag::UpstreamConnectionTermination,
                 None,
             ),
+            UpstreamError::ProtocolError { .. } => {
+                ("protocol error", ResponseFlag::UpstreamProtocolError, None)
+            }
+        };
+        let status = if matches!(err, UpstreamError::ProtocolError { .. }) {
+            StatusCode::BAD_GATEWAY
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
         };
         let details = match &tfr {
             Some(t) => format!(
@@ -145,7 +153,7 @@ impl LocalReply {
             ),
         };
         let reply = Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
+            status,
             body: Bytes::from(format!("{PREFIX}{reason}")),
             flag: Some(flag),
             details,

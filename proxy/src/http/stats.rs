@@ -12,6 +12,8 @@ use http::Version;
 use crate::stats::record_ms;
 
 use super::context::HcmRuntime;
+use super::premature_reset;
+use super::stream::ConnShared;
 
 /// One downstream connection: `downstream_cx_total` / `_active` now, `_destroy` and
 /// `downstream_cx_length_ms` when dropped.
@@ -46,17 +48,20 @@ impl Drop for ActiveConnection {
 /// the status class when the response starts, then either `downstream_rq_completed` and
 /// `downstream_rq_time` ([`Self::complete`]), `downstream_rq_tx_reset` ([`Self::tx_reset`]:
 /// the proxy broke off the response), or, dropped unfinished, `downstream_rq_rx_reset`
-/// (the client went away first).
+/// (the client went away first). Its end feeds the connection's premature-reset rule,
+/// which may close the connection (`downstream_rq_too_many_premature_resets`).
 #[derive(Debug)]
 pub(crate) struct ActiveStream {
-    runtime: Arc<HcmRuntime>,
+    conn: Arc<ConnShared>,
     started: Instant,
     ended: bool,
+    /// The response headers went out.
+    responded: bool,
 }
 
 impl ActiveStream {
-    pub(crate) fn begin(runtime: &Arc<HcmRuntime>, version: Version, started: Instant) -> Self {
-        let stats = &runtime.stats;
+    pub(crate) fn begin(conn: &Arc<ConnShared>, version: Version, started: Instant) -> Self {
+        let stats = &conn.runtime.stats;
         stats.downstream_rq_total.inc();
         if version == Version::HTTP_2 {
             stats.downstream_rq_http2_total.inc();
@@ -65,16 +70,19 @@ impl ActiveStream {
         }
         stats.downstream_rq_active.inc();
         Self {
-            runtime: runtime.clone(),
+            conn: conn.clone(),
             started,
             ended: false,
+            responded: false,
         }
     }
 
     /// The response headers go out with `status` (`downstream_rq_<class>xx`).
-    pub(crate) fn response_started(&self, status: u16) {
-        self.runtime.stats.downstream_rq_xx.record(status);
-        if let Some(l) = &self.runtime.listener_stats {
+    pub(crate) fn response_started(&mut self, status: u16) {
+        self.responded = true;
+        let runtime = &self.conn.runtime;
+        runtime.stats.downstream_rq_xx.record(status);
+        if let Some(l) = &runtime.listener_stats {
             l.downstream_rq_xx.record(status);
         }
     }
@@ -82,9 +90,10 @@ impl ActiveStream {
     /// The whole response was sent.
     pub(crate) fn complete(mut self) {
         self.ended = true;
-        let stats = &self.runtime.stats;
+        let runtime = &self.conn.runtime;
+        let stats = &runtime.stats;
         stats.downstream_rq_completed.inc();
-        if let Some(l) = &self.runtime.listener_stats {
+        if let Some(l) = &runtime.listener_stats {
             l.downstream_rq_completed.inc();
         }
         record_ms(&stats.downstream_rq_time, self.started.elapsed());
@@ -93,16 +102,25 @@ impl ActiveStream {
     /// The proxy reset the response mid-way (the upstream body failed).
     pub(crate) fn tx_reset(mut self) {
         self.ended = true;
-        self.runtime.stats.downstream_rq_tx_reset.inc();
+        self.conn.runtime.stats.downstream_rq_tx_reset.inc();
     }
 }
 
 impl Drop for ActiveStream {
     fn drop(&mut self) {
-        let stats = &self.runtime.stats;
+        let stats = &self.conn.runtime.stats;
         stats.downstream_rq_active.dec();
         if !self.ended {
             stats.downstream_rq_rx_reset.inc();
+        }
+        let premature =
+            !self.responded && premature_reset::is_premature(false, self.started.elapsed());
+        if self.conn.premature_resets.stream_closed(premature) {
+            stats.downstream_rq_too_many_premature_resets.inc();
+            tracing::debug!(
+                conn = self.conn.conn.id,
+                "closing a connection with too many premature stream resets"
+            );
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct ConnShared {
     /// Request heads received on this connection (tells the header timer a head it
     /// is timing arrived, and the HTTP/1 framing check which request hyper refuses).
     pub request_heads: std::sync::atomic::AtomicU64,
+    /// Streams ended before their response started (Envoy's rapid-reset rule).
+    pub premature_resets: super::premature_reset::PrematureResets,
 }
 
 /// State of one exchange while it is being handled.
@@ -146,7 +148,7 @@ impl Exchange {
 pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response<ResponseBody> {
     shared.active.fetch_add(1, Ordering::Relaxed);
     let started = std::time::Instant::now();
-    let counted = ActiveStream::begin(&shared.runtime, req.version(), started);
+    let counted = ActiveStream::begin(&shared, req.version(), started);
     let stats = &shared.runtime.stats;
     let mut ex = Exchange {
         info: StreamInfo::new(shared.conn.clone(), Some(req.version())),
@@ -278,7 +280,7 @@ fn finish(
     ex: &mut Exchange,
     resp: &mut Response<ResponseBody>,
     parts: Option<&Parts>,
-    counted: ActiveStream,
+    mut counted: ActiveStream,
 ) {
     let hcm = ex.shared.runtime.hcm.clone();
     forwarding::finish_response(resp.headers_mut(), &hcm);

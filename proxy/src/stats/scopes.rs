@@ -100,6 +100,8 @@ pub struct HttpConnManagerStats {
     pub downstream_rq_rx_reset: Counter,
     /// `downstream_rq_tx_reset`
     pub downstream_rq_tx_reset: Counter,
+    /// `downstream_rq_too_many_premature_resets` (connections closed by the rapid-reset rule)
+    pub downstream_rq_too_many_premature_resets: Counter,
     /// `downstream_rq_ws_on_non_ws_route`
     pub downstream_rq_ws_on_non_ws_route: Counter,
     /// `downstream_rq_failed_path_normalization`
@@ -153,6 +155,8 @@ impl HttpConnManagerStats {
             downstream_rq_header_timeout: s.counter("downstream_rq_header_timeout"),
             downstream_rq_rx_reset: s.counter("downstream_rq_rx_reset"),
             downstream_rq_tx_reset: s.counter("downstream_rq_tx_reset"),
+            downstream_rq_too_many_premature_resets: s
+                .counter("downstream_rq_too_many_premature_resets"),
             downstream_rq_ws_on_non_ws_route: s.counter("downstream_rq_ws_on_non_ws_route"),
             downstream_rq_failed_path_normalization: s
                 .counter("downstream_rq_failed_path_normalization"),
@@ -226,6 +230,8 @@ pub struct ClusterStats {
     pub upstream_cx_http2_total: Counter,
     /// `upstream_cx_connect_fail`
     pub upstream_cx_connect_fail: Counter,
+    /// `upstream_cx_protocol_error` (a response head the codec refused)
+    pub upstream_cx_protocol_error: Counter,
     /// `upstream_cx_connect_timeout`
     pub upstream_cx_connect_timeout: Counter,
     /// `upstream_cx_destroy`
@@ -286,6 +292,7 @@ impl ClusterStats {
             upstream_cx_http1_total: s.counter("upstream_cx_http1_total"),
             upstream_cx_http2_total: s.counter("upstream_cx_http2_total"),
             upstream_cx_connect_fail: s.counter("upstream_cx_connect_fail"),
+            upstream_cx_protocol_error: s.counter("upstream_cx_protocol_error"),
             upstream_cx_connect_timeout: s.counter("upstream_cx_connect_timeout"),
             upstream_cx_destroy: s.counter("upstream_cx_destroy"),
             upstream_cx_overflow: s.counter("upstream_cx_overflow"),

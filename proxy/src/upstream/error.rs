@@ -38,6 +38,13 @@ pub enum UpstreamError {
         /// Reset reason, e.g. "connection termination".
         reason: String,
     },
+    /// The response head broke HTTP (malformed, or over the head size / header count
+    /// limits): 502, flag UPE, reset reason "protocol error".
+    #[error("upstream protocol error from {}", host.address)]
+    ProtocolError {
+        /// The host the request went to.
+        host: Arc<Host>,
+    },
 }
 
 impl UpstreamError {
@@ -46,7 +53,8 @@ impl UpstreamError {
         match self {
             Self::ConnectFailure { host, .. }
             | Self::ConnectTimeout { host }
-            | Self::Reset { host, .. } => Some(host),
+            | Self::Reset { host, .. }
+            | Self::ProtocolError { host } => Some(host),
             Self::NoHealthyUpstream | Self::Overflow => None,
         }
     }

@@ -93,6 +93,7 @@ async fn shared(runtime: Arc<HcmRuntime>) -> Arc<ConnShared> {
         http2: AtomicBool::new(false),
         awaiting_request_head: AtomicBool::new(true),
         request_heads: AtomicU64::new(0),
+        premature_resets: Default::default(),
     })
 }
 

@@ -170,6 +170,9 @@ async fn send_upgrade(
     sender.send_request(req).await.map_err(|e| reset(host, &e))
 }
 
+/// Envoy's default `max_headers_count` for responses.
+const RESPONSE_HEADERS_COUNT: usize = 100;
+
 /// Connects and starts the task driving the connection.
 async fn new_connection(
     cluster: &UpstreamCluster,
@@ -183,6 +186,10 @@ async fn new_connection(
     {
         builder.max_buf_size(max);
     }
+    // Envoy's `max_headers_count` for responses: over it the response is a protocol
+    // error (502, `upstream_cx_protocol_error`). (Envoy 1.40 passes a 70 KiB response
+    // head with the default `max_response_headers_kb`, so the size is not limited here.)
+    builder.max_headers(RESPONSE_HEADERS_COUNT);
     let (sender, conn) = builder
         .handshake(TokioIo::new(stream))
         .await

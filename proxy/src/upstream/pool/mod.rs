@@ -160,6 +160,9 @@ fn into_http2(mut req: Request<RequestBody>, host: &Host) -> Request<RequestBody
 /// Maps a hyper error on a sent request (before response headers) to a reset.
 fn reset(host: &Arc<Host>, e: &hyper::Error) -> UpstreamError {
     tracing::debug!(host = %host.address, error = %e, "upstream request failed before response headers");
+    if e.is_parse() || e.is_parse_too_large() {
+        return UpstreamError::ProtocolError { host: host.clone() };
+    }
     UpstreamError::Reset {
         host: host.clone(),
         reason: "connection termination".to_owned(),
