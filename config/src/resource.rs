@@ -173,6 +173,24 @@ pub fn parse_discovery_response(text: &str) -> Result<DiscoveryResponse, ConfigE
     })
 }
 
+/// An accepted xDS resource kept as received, turned into /config_dump's JSON only when
+/// asked (converting every resource up front cost most of a large CDS update's time and
+/// held a JSON tree per resource).
+#[derive(Debug, Clone)]
+pub struct ResourceDump(std::sync::Arc<prost_types::Any>);
+
+impl ResourceDump {
+    /// Keeps `res` for /config_dump.
+    pub fn new(res: &prost_types::Any) -> Self {
+        Self(std::sync::Arc::new(res.clone()))
+    }
+
+    /// The resource as /config_dump shows it.
+    pub fn json(&self) -> serde_json::Value {
+        resource_json(&self.0)
+    }
+}
+
 /// Envoy-style JSON of one resource (proto field names, `@type` inlined) for
 /// `/config_dump`. An undecodable resource renders as `{"error": ...}`.
 pub fn resource_json(res: &prost_types::Any) -> serde_json::Value {

@@ -228,7 +228,10 @@ pub(super) fn config_dump(ctx: &super::AdminContext) -> Value {
     for (_, meta) in snapshot.iter().filter(|(_, m)| m.added_via_api) {
         active.push(json!({
             "version_info": meta.version_info,
-            "cluster": meta.config_dump.as_deref().cloned().unwrap_or(Value::Null),
+            "cluster": meta
+                .config_dump
+                .as_ref()
+                .map_or(Value::Null, baton_config::resource::ResourceDump::json),
             "last_updated": timestamp(meta.last_updated),
         }));
     }
@@ -239,7 +242,10 @@ pub(super) fn config_dump(ctx: &super::AdminContext) -> Value {
         .map(|(_, meta)| {
             json!({
                 "version_info": meta.version_info,
-                "cluster": meta.config_dump.as_deref().cloned().unwrap_or(Value::Null),
+                "cluster": meta
+                .config_dump
+                .as_ref()
+                .map_or(Value::Null, baton_config::resource::ResourceDump::json),
                 "last_updated": timestamp(meta.last_updated),
             })
         })

@@ -45,7 +45,7 @@ pub struct RouteConfigMeta {
     /// When it was applied.
     pub last_updated: SystemTime,
     /// The resource as /config_dump shows it.
-    pub config_dump: Arc<serde_json::Value>,
+    pub config_dump: baton_config::resource::ResourceDump,
 }
 
 /// One RDS route configuration: the current table and whether one has arrived (the
@@ -233,7 +233,7 @@ mod tests {
             RouteConfigMeta {
                 version_info: "1".into(),
                 last_updated: SystemTime::now(),
-                config_dump: Arc::new(serde_json::Value::Null),
+                config_dump: baton_config::resource::ResourceDump::new(&Default::default()),
             },
         );
         assert!(a2.is_ready());

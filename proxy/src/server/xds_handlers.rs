@@ -86,7 +86,7 @@ impl ResourceHandler for CdsHandler {
                         ClusterSource::Cds {
                             version_info: update.version_info.clone(),
                             config_hash: hash(&r.any.value),
-                            config_dump: Some(Arc::new(resource::resource_json(&r.any))),
+                            config_dump: Some(resource::ResourceDump::new(&r.any)),
                         },
                     )
                 })
@@ -229,7 +229,7 @@ impl ResourceHandler for LdsHandler {
                     added_via_api: true,
                     version_info: update.version_info.clone(),
                     last_updated: SystemTime::now(),
-                    config_dump: Some(Arc::new(resource::resource_json(&r.any))),
+                    config_dump: Some(resource::ResourceDump::new(&r.any)),
                 };
                 let address = model.address;
                 match self
@@ -283,7 +283,7 @@ impl ResourceHandler for RdsHandler {
                             RouteConfigMeta {
                                 version_info: update.version_info.clone(),
                                 last_updated: SystemTime::now(),
-                                config_dump: Arc::new(resource::resource_json(&r.any)),
+                                config_dump: resource::ResourceDump::new(&r.any),
                             },
                         );
                         provider.stats().accepted(&update.version_info);

@@ -134,6 +134,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(500)).await;
         assert_eq!(l.release(), (vec![3], false));
         // An empty queue and a token: straight through.
+        tokio::time::advance(Duration::from_millis(100)).await;
         assert_eq!(l.admit(4), (Some(4), false));
     }
 }

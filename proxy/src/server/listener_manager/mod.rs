@@ -52,7 +52,7 @@ pub struct ListenerMeta {
     /// When it was last added or updated.
     pub last_updated: SystemTime,
     /// The listener as /config_dump shows it, when known.
-    pub config_dump: Option<Arc<serde_json::Value>>,
+    pub config_dump: Option<baton_config::resource::ResourceDump>,
 }
 
 impl ListenerMeta {
@@ -559,7 +559,11 @@ impl crate::admin::ListenerAdmin for AdminView {
             };
             let state = serde_json::json!({
                 "version_info": meta.version_info,
-                "listener": meta.config_dump.as_deref().cloned().unwrap_or_default(),
+                "listener": meta
+                    .config_dump
+                    .as_ref()
+                    .map(baton_config::resource::ResourceDump::json)
+                    .unwrap_or_default(),
                 "last_updated": crate::admin::timestamp(meta.last_updated),
             });
             let key = match s.state {
@@ -583,7 +587,7 @@ impl crate::admin::ListenerAdmin for AdminView {
             .map(|m| {
                 serde_json::json!({
                     "version_info": m.version_info,
-                    "route_config": *m.config_dump,
+                    "route_config": m.config_dump.json(),
                     "last_updated": crate::admin::timestamp(m.last_updated),
                 })
             })

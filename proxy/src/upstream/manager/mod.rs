@@ -44,7 +44,7 @@ pub struct ClusterMeta {
     /// Hash of its config (an identical update is a no-op).
     pub config_hash: u64,
     /// Its config as Envoy's /config_dump shows it, when known.
-    pub config_dump: Option<Arc<serde_json::Value>>,
+    pub config_dump: Option<baton_config::resource::ResourceDump>,
 }
 
 /// One snapshot of the active clusters. Immutable once published.

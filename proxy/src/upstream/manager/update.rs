@@ -28,7 +28,7 @@ pub enum ClusterSource {
         /// Hash of the resource (an identical update is a no-op).
         config_hash: u64,
         /// The resource as /config_dump shows it.
-        config_dump: Option<Arc<serde_json::Value>>,
+        config_dump: Option<baton_config::resource::ResourceDump>,
     },
 }
 
