@@ -66,4 +66,20 @@ macro_rules! areas {
     };
 }
 
-areas!(routing);
+areas!(
+    admin,
+    connection_handling,
+    direct_responses,
+    forwarding_headers,
+    header_formatters,
+    limits,
+    local_replies,
+    malformed_http1,
+    redirects,
+    rewrites,
+    routing,
+    stats,
+    tcp_proxy,
+    timeouts,
+    upgrades,
+);

@@ -142,9 +142,10 @@ pub enum Target {
     Admin,
 }
 
-/// What of the response body is compared.
+/// What of the response body is compared: `exact`, `ignore`, `json_keys` or
+/// `{ lines: REGEX }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "BodyModeText")]
 pub enum BodyMode {
     /// The whole body (after normalisation).
     #[default]
@@ -155,6 +156,32 @@ pub enum BodyMode {
     JsonKeys,
     /// Only the lines matching this regex, in order.
     Lines(String),
+}
+
+/// How [`BodyMode`] is written in YAML (serde_yaml_ng wants tags for enum maps).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum BodyModeText {
+    Name(String),
+    Lines { lines: String },
+}
+
+impl TryFrom<BodyModeText> for BodyMode {
+    type Error = String;
+
+    fn try_from(text: BodyModeText) -> Result<Self, Self::Error> {
+        match text {
+            BodyModeText::Lines { lines } => Ok(Self::Lines(lines)),
+            BodyModeText::Name(name) => match name.as_str() {
+                "exact" => Ok(Self::Exact),
+                "ignore" => Ok(Self::Ignore),
+                "json_keys" => Ok(Self::JsonKeys),
+                other => Err(format!(
+                    "body_mode {other}: expected exact, ignore, json_keys or {{ lines: REGEX }}"
+                )),
+            },
+        }
+    }
 }
 
 /// One case.
