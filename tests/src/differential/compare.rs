@@ -96,13 +96,36 @@ fn short(value: Option<&Value>) -> String {
     }
 }
 
+/// Order in which an outcome's fields are compared, so the first difference reported is
+/// the most telling one (a proxy that did not start before a missing field, a status
+/// before a header); other keys (header names) come after, alphabetically.
+fn field_rank(key: &str) -> usize {
+    const ORDER: [&str; 14] = [
+        "error",
+        "responses",
+        "status",
+        "version",
+        "read_error",
+        "framing",
+        "headers",
+        "body",
+        "closed",
+        "echoed",
+        "eof_after_half_close",
+        "upstream",
+        "method",
+        "path",
+    ];
+    ORDER.iter().position(|k| *k == key).unwrap_or(ORDER.len())
+}
+
 /// The first field where `actual` differs from `expected`, as `path: envoy X, baton Y`.
 pub fn first_difference(expected: &Value, actual: &Value) -> Option<String> {
     fn walk(path: &str, expected: Option<&Value>, actual: Option<&Value>) -> Option<String> {
         match (expected, actual) {
             (Some(Value::Object(e)), Some(Value::Object(a))) => {
                 let mut keys: Vec<&String> = e.keys().chain(a.keys()).collect();
-                keys.sort();
+                keys.sort_by_key(|k| (field_rank(k), k.as_str()));
                 keys.dedup();
                 keys.into_iter().find_map(|k| {
                     let sub = if path.is_empty() {
@@ -120,7 +143,7 @@ pub fn first_difference(expected: &Value, actual: &Value) -> Option<String> {
                     .find_map(|i| walk(&format!("{path}[{i}]"), e.get(i), a.get(i)))
             }
             (e, a) if e == a => None,
-            (e, a) => Some(format!("{path}: envoy {}, baton {}", short(e), short(a))),
+            (e, a) => Some(format!("{path}: envoy {}, got {}", short(e), short(a))),
         }
     }
     walk("", Some(expected), Some(actual))

@@ -4,6 +4,9 @@
 //! - **Ports** (listener, admin, upstreams, the closed port, the client's own port): every
 //!   run binds port 0, so a number equal to one of them becomes `<port:NAME>` in header
 //!   values and bodies (e.g. `auto_host_rewrite`, `%DOWNSTREAM_REMOTE_ADDRESS%`, `/clusters`).
+//! - **The host's own address**: with `use_remote_address`, Envoy puts the machine's
+//!   non-loopback address (its `local_info` address) in `x-forwarded-for` for a loopback
+//!   client; it differs from machine to machine and becomes `<host-ip>`.
 //! - **`date`** (response): the value becomes `<date>`; whether it is present is compared.
 //! - **`x-envoy-upstream-service-time`**: a timing; becomes `<ms>`.
 //! - **UUIDs** anywhere (generated `x-request-id`, `%REQ(x-request-id)%` in bodies): become
@@ -23,10 +26,19 @@ use serde_json::{json, Value};
 use super::spec::BodyMode;
 use super::upstream::Received;
 
+/// The address this machine uses towards the outside (no packet is sent: connecting a UDP
+/// socket only picks a route), if it has one.
+pub fn host_ip() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    Some(socket.local_addr().ok()?.ip())
+}
+
 /// Known ports of one run and their names.
 #[derive(Debug, Clone, Default)]
 pub struct Ports {
     ports: Vec<(u16, String)>,
+    host_ip: Option<Regex>,
 }
 
 impl Ports {
@@ -37,10 +49,23 @@ impl Ports {
         }
     }
 
-    /// Replaces every maximal digit run equal to a known port and every UUID in `text`.
+    /// Replaces the machine's own non-loopback address (see the module doc).
+    pub fn set_host_ip(&mut self, ip: std::net::IpAddr) {
+        if !ip.is_loopback() && !ip.is_unspecified() {
+            let pattern = format!(r"\b{}\b", regex::escape(&ip.to_string()));
+            self.host_ip = Regex::new(&pattern).ok();
+        }
+    }
+
+    /// Replaces every maximal digit run equal to a known port, every UUID and the host's
+    /// address in `text`.
     pub fn text(&self, text: &str) -> String {
         let uuid = uuid_regex();
         let text = uuid.replace_all(text, "<uuid>");
+        let text = match &self.host_ip {
+            Some(re) => re.replace_all(&text, "<host-ip>").into_owned(),
+            None => text.into_owned(),
+        };
         let mut out = String::with_capacity(text.len());
         let mut digits = String::new();
         let flush = |digits: &mut String, out: &mut String| {

@@ -122,11 +122,11 @@ pub async fn run_area(area: &AreaSpec, options: &RunOptions) -> Result<Outcomes,
                 })
             }
             Err(e) => {
-                let first_line = format!("{e:#}").lines().next().unwrap_or("").to_string();
+                let reason = start_failure_reason(&format!("{e:#}"));
                 for case in cases {
                     outcomes.insert(
                         full_name(area, case),
-                        json!({ "error": format!("proxy did not start: {first_line}") }),
+                        json!({ "error": format!("proxy did not start: {reason}") }),
                     );
                 }
                 continue;
@@ -138,6 +138,17 @@ pub async fn run_area(area: &AreaSpec, options: &RunOptions) -> Result<Outcomes,
         }
     }
     Ok(outcomes)
+}
+
+/// The line of a start failure that says why (the config error, without the temp path).
+fn start_failure_reason(text: &str) -> String {
+    static CONFIG_ERROR: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = CONFIG_ERROR
+        .get_or_init(|| regex::Regex::new(r".*config\.yaml:\d+: (.*)$").expect("constant regex"));
+    text.lines()
+        .rev()
+        .find_map(|line| re.captures(line).map(|c| c[1].to_string()))
+        .unwrap_or_else(|| text.lines().next().unwrap_or_default().to_string())
 }
 
 /// `<area>/<case>`.
@@ -183,6 +194,9 @@ async fn run_case(
         upstream.prepare(&Default::default());
     }
     let mut ports = Ports::default();
+    if let Some(ip) = super::normalise::host_ip() {
+        ports.set_host_ip(ip);
+    }
     ports.add(listener.port(), "listener");
     ports.add(proxy.admin().port(), "admin");
     for (name, port) in &placeholders.upstreams {
