@@ -119,34 +119,53 @@ fn field_rank(key: &str) -> usize {
     ORDER.iter().position(|k| *k == key).unwrap_or(ORDER.len())
 }
 
-/// The first field where `actual` differs from `expected`, as `path: envoy X, baton Y`.
-pub fn first_difference(expected: &Value, actual: &Value) -> Option<String> {
-    fn walk(path: &str, expected: Option<&Value>, actual: Option<&Value>) -> Option<String> {
+/// Every field where `actual` differs from `expected`, most telling first, each as
+/// `path: envoy X, got Y`.
+pub fn differences(expected: &Value, actual: &Value) -> Vec<String> {
+    fn walk(path: &str, expected: Option<&Value>, actual: Option<&Value>, out: &mut Vec<String>) {
         match (expected, actual) {
             (Some(Value::Object(e)), Some(Value::Object(a))) => {
                 let mut keys: Vec<&String> = e.keys().chain(a.keys()).collect();
                 keys.sort_by_key(|k| (field_rank(k), k.as_str()));
                 keys.dedup();
-                keys.into_iter().find_map(|k| {
+                for k in keys {
                     let sub = if path.is_empty() {
                         k.clone()
                     } else {
                         format!("{path}.{k}")
                     };
-                    walk(&sub, e.get(k), a.get(k))
-                })
+                    walk(&sub, e.get(k), a.get(k), out);
+                }
             }
             (Some(Value::Array(e)), Some(Value::Array(a)))
                 if !(e.iter().chain(a.iter())).all(|v| v.is_string()) || e.len() == a.len() =>
             {
-                (0..e.len().max(a.len()))
-                    .find_map(|i| walk(&format!("{path}[{i}]"), e.get(i), a.get(i)))
+                for i in 0..e.len().max(a.len()) {
+                    walk(&format!("{path}[{i}]"), e.get(i), a.get(i), out);
+                }
             }
-            (e, a) if e == a => None,
-            (e, a) => Some(format!("{path}: envoy {}, got {}", short(e), short(a))),
+            (e, a) if e == a => {}
+            (e, a) => out.push(format!("{path}: envoy {}, got {}", short(e), short(a))),
         }
     }
-    walk("", Some(expected), Some(actual))
+    let mut out = Vec::new();
+    walk("", Some(expected), Some(actual), &mut out);
+    out
+}
+
+/// The first field where `actual` differs from `expected`, and how many more differ
+/// (`path: envoy X, got Y (+2 more: a, b)`).
+pub fn first_difference(expected: &Value, actual: &Value) -> Option<String> {
+    let all = differences(expected, actual);
+    let first = all.first()?.clone();
+    if all.len() == 1 {
+        return Some(first);
+    }
+    let more: Vec<&str> = all[1..]
+        .iter()
+        .map(|d| d.split(": envoy").next().unwrap_or(d))
+        .collect();
+    Some(format!("{first} (+{} more: {})", more.len(), more.join(", ")))
 }
 
 /// One case's verdict.
