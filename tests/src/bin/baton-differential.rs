@@ -26,7 +26,9 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_default();
     if mode != "record" && mode != "compare" {
-        bail!("usage: baton-differential record|compare [--area NAME] [--filter TEXT] [--bin PATH]");
+        bail!(
+            "usage: baton-differential record|compare [--area NAME] [--filter TEXT] [--bin PATH]"
+        );
     }
     let mut parsed = Args {
         mode,
@@ -35,7 +37,9 @@ fn parse_args() -> anyhow::Result<Args> {
         bin: None,
     };
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--area" => parsed.area = Some(value),
             "--filter" => parsed.filter = Some(value),

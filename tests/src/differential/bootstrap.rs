@@ -137,10 +137,7 @@ fn shorthand(spec: &ConfigSpec, placeholders: &Placeholders) -> Value {
         .collect();
     clusters.extend(spec.extra_clusters.iter().cloned());
     let mut root = Map::new();
-    root.insert(
-        "admin".into(),
-        json!({ "address": socket_address(0) }),
-    );
+    root.insert("admin".into(), json!({ "address": socket_address(0) }));
     root.insert(
         "static_resources".into(),
         json!({ "listeners": [ listener ], "clusters": clusters }),

@@ -38,7 +38,11 @@ pub fn fixture_path(area: &str) -> PathBuf {
 }
 
 /// Writes an area's fixture (pretty JSON, keys sorted, so diffs in review are readable).
-pub fn write_fixture(area: &str, recorded_with: &str, outcomes: &Outcomes) -> Result<(), FixtureError> {
+pub fn write_fixture(
+    area: &str,
+    recorded_with: &str,
+    outcomes: &Outcomes,
+) -> Result<(), FixtureError> {
     let path = fixture_path(area);
     let value = json!({ "area": area, "recorded_with": recorded_with, "cases": outcomes });
     let mut text = serde_json::to_string_pretty(&value).map_err(|e| FixtureError::Parse {
@@ -165,7 +169,11 @@ pub fn first_difference(expected: &Value, actual: &Value) -> Option<String> {
         .iter()
         .map(|d| d.split(": envoy").next().unwrap_or(d))
         .collect();
-    Some(format!("{first} (+{} more: {})", more.len(), more.join(", ")))
+    Some(format!(
+        "{first} (+{} more: {})",
+        more.len(),
+        more.join(", ")
+    ))
 }
 
 /// One case's verdict.

@@ -165,7 +165,10 @@ async fn serve_http(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
         };
         let mut header_storage = [httparse::EMPTY_HEADER; 128];
         let mut request = httparse::Request::new(&mut header_storage);
-        if !matches!(request.parse(&buf[..head_end]), Ok(httparse::Status::Complete(_))) {
+        if !matches!(
+            request.parse(&buf[..head_end]),
+            Ok(httparse::Status::Complete(_))
+        ) {
             return Ok(());
         }
         let mut received = Received {
@@ -209,11 +212,7 @@ async fn serve_http(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
             }
             received.body = buf.drain(..len).collect();
         }
-        let reply = shared
-            .reply
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default();
+        let reply = shared.reply.lock().map(|r| r.clone()).unwrap_or_default();
         let head_only = received.method.eq_ignore_ascii_case("HEAD");
         if let Ok(mut all) = shared.received.lock() {
             all.push(received);
