@@ -233,12 +233,10 @@ async fn h2c(case: &CaseSpec, addr: SocketAddr) -> anyhow::Result<Observed> {
         builder = builder.header(k.as_str(), expand(v));
     }
     let request = builder.body(Full::new(Bytes::from(expand(&case.body))))?;
+    // A stream error (reset) leaves the connection usable, so the probe still runs.
     match h2_send(&sender, request).await {
         Ok(resp) => observed.responses.push(resp),
-        Err(e) => {
-            observed.read_error = Some(classify(&e));
-            return Ok(observed);
-        }
+        Err(e) => observed.read_error = Some(classify(&e)),
     }
     if case.probe.unwrap_or(true) {
         let probe = http::Request::builder()
