@@ -144,3 +144,26 @@ fn shorthand(spec: &ConfigSpec, placeholders: &Placeholders) -> Value {
     );
     Value::Object(root)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_fill_numbers_and_text() {
+        let placeholders = Placeholders {
+            upstreams: vec![("backend".into(), 40001)],
+            closed_port: 40002,
+        };
+        let mut value = json!({
+            "port_value": "{{PORT_backend}}",
+            "text": "a {{CLOSED_PORT}} b {{PORT_backend}}",
+            "unknown": "{{PORT_nope}}",
+        });
+        placeholders.fill(&mut value);
+        assert_eq!(
+            value,
+            json!({ "port_value": 40001, "text": "a 40002 b 40001", "unknown": "{{PORT_nope}}" })
+        );
+    }
+}

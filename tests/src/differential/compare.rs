@@ -244,3 +244,48 @@ pub fn report(verdicts: &[Verdict]) -> String {
     out.push_str(&format!("score: {same}/{} SAME\n", verdicts.len()));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_difference_reports_the_most_telling_field_and_counts_the_rest() {
+        let envoy = json!({ "responses": [ { "status": 200, "headers": { "server": "envoy" } } ], "closed": false });
+        let got = json!({ "responses": [ { "status": 404, "headers": {} } ], "closed": true });
+        let diff = first_difference(&envoy, &got).expect("differs");
+        assert!(
+            diff.starts_with("responses[0].status: envoy 200, got 404 (+2 more: "),
+            "{diff}"
+        );
+        assert_eq!(first_difference(&envoy, &envoy), None);
+        let error = json!({ "error": "proxy did not start: x" });
+        let diff = first_difference(&envoy, &error).expect("differs");
+        assert!(diff.starts_with("error: envoy (absent)"), "{diff}");
+    }
+
+    #[test]
+    fn problems_hold_the_known_list_true_both_ways() {
+        let mut expected = Outcomes::new();
+        let mut actual = Outcomes::new();
+        for (name, e, a) in [
+            ("a/same", 1, 1),
+            ("a/known_diff", 1, 2),
+            ("a/new_diff", 1, 2),
+            ("a/stale", 1, 1),
+        ] {
+            expected.insert(name.into(), json!(e));
+            actual.insert(name.into(), json!(a));
+        }
+        let known: BTreeMap<String, String> = [("a/known_diff", "why"), ("a/stale", "was")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let verdicts = compare(&expected, &actual, &known);
+        let problems = problems(&verdicts);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("a/new_diff: DIFF not in"));
+        assert!(problems[1].starts_with("a/stale: SAME but listed"));
+        assert!(report(&verdicts).ends_with("score: 2/4 SAME\n"));
+    }
+}

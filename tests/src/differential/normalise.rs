@@ -170,3 +170,54 @@ fn uuid_regex() -> &'static Regex {
             .expect("constant regex")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_uuids_and_host_ip_are_replaced_whole() {
+        let mut ports = Ports::default();
+        ports.add(41234, "listener");
+        ports.set_host_ip("192.0.2.2".parse().expect("ip"));
+        assert_eq!(
+            ports.text("127.0.0.1:41234 412345 41234x 192.0.2.2 192.0.2.22"),
+            "127.0.0.1:<port:listener> 412345 <port:listener>x <host-ip> 192.0.2.22"
+        );
+        assert_eq!(
+            ports.text("id 0f8fad5b-d9cb-469f-a165-70867728950e."),
+            "id <uuid>."
+        );
+    }
+
+    #[test]
+    fn headers_are_sorted_and_volatile_values_masked() {
+        let ports = Ports::default();
+        let headers = vec![
+            ("X-B".to_string(), "2".to_string()),
+            (
+                "date".to_string(),
+                "Sat, 05 Dec 2026 22:00:00 GMT".to_string(),
+            ),
+            ("x-a".to_string(), "1".to_string()),
+            ("x-b".to_string(), "3".to_string()),
+            ("content-length".to_string(), "12".to_string()),
+        ];
+        assert_eq!(
+            ports.headers(&headers, true),
+            json!({ "content-length": "<len>", "date": "<date>", "x-a": "1", "x-b": ["2", "3"] })
+        );
+    }
+
+    #[test]
+    fn bodies_are_reduced_as_asked() {
+        let ports = Ports::default();
+        let body = br#"{"b": 1, "a": {"x": 2}}"#;
+        assert_eq!(ports.body(body, &BodyMode::JsonKeys), json!(["a", "b"]));
+        assert_eq!(ports.body(b"x", &BodyMode::Ignore), json!("<ignored>"));
+        assert_eq!(
+            ports.body(b"a: 1\nb: 2\nab: 3\n", &BodyMode::Lines("^a".into())),
+            json!(["a: 1", "ab: 3"])
+        );
+    }
+}
