@@ -209,8 +209,30 @@ async fn run_case(
         Err(_) => return json!({ "error": "case timed out" }),
     };
     ports.add(observed.client_port, "client");
-    let upstream: Vec<Value> = received.iter().map(|r| ports.received(r)).collect();
+    let mut upstream: Vec<Value> = received.iter().map(|r| ports.received(r)).collect();
+    mask_remaining_timeouts(&mut upstream);
     outcome(case, &observed, &ports, upstream)
+}
+
+/// A retried request carries the time left of the route timeout in
+/// `x-envoy-expected-rq-timeout-ms`, which depends on how long the earlier tries took: a
+/// value below the first request's becomes `<remaining>` (an equal or larger one, e.g. a
+/// proxy that does not count down, stays and is compared).
+fn mask_remaining_timeouts(upstream: &mut [Value]) {
+    const HEADER: &str = "x-envoy-expected-rq-timeout-ms";
+    let millis = |v: &Value| {
+        v["headers"][HEADER]
+            .as_str()
+            .and_then(|t| t.parse::<u64>().ok())
+    };
+    let Some(first) = upstream.first().and_then(millis) else {
+        return;
+    };
+    for request in upstream.iter_mut().skip(1) {
+        if millis(request).is_some_and(|ms| ms < first) {
+            request["headers"][HEADER] = json!("<remaining>");
+        }
+    }
 }
 
 /// The normalised outcome: `responses` (status, version, headers, body, framing),
