@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod config;
+pub mod differential;
 pub mod dns;
 pub mod eventually;
 pub mod h2raw;
