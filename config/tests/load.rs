@@ -651,3 +651,45 @@ fn connect_config_selects_connect_termination() {
         "{e}"
     );
 }
+
+#[test]
+fn unknown_static_fields_are_dropped_and_reported_when_allowed() {
+    let text = r#"
+static_resources:
+  bogus_top: 1
+  clusters:
+  - name: c
+    type: STATIC
+    connect_timeout: 1s
+    bogus_field: 1
+  listeners:
+  - name: l
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          not_a_field: true
+          route_config: { virtual_hosts: [] }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+"#;
+    assert!(baton_config::load_yaml_str(text).is_err());
+    let options = baton_config::LoadOptions {
+        allow_unknown_static_fields: true,
+    };
+    let loaded = baton_config::load_with(None, Some(text), options).expect("loads");
+    assert_eq!(
+        loaded.unknown_fields.len(),
+        3,
+        "{:?}",
+        loaded.unknown_fields
+    );
+    assert!(loaded
+        .unknown_fields
+        .iter()
+        .any(|f| f.ends_with("not_a_field")));
+}

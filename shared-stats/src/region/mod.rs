@@ -123,6 +123,34 @@ impl Region {
         Self::open(config, true)
     }
 
+    /// Opens the region for `config` as a fresh start: an existing region no live process
+    /// holds (left by an earlier, unrelated run) is removed and a new one created, so no
+    /// counter or stat name of that run survives. A region some live process holds is
+    /// joined instead (second result `true`): its stats are that process's.
+    pub(crate) fn open_fresh(config: &RegionConfig) -> Result<(Region, bool)> {
+        let path = config.region_path();
+        ensure_private_dir(&config.dir)?;
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Self::open(config, true)?, false))
+            }
+            Err(e) => return Err(io_err(&path, "open")(e)),
+        };
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => {
+                // No process holds it: remove it while holding the exclusive lock, so a
+                // concurrent opener that got the old inode sees it unlinked and retries.
+                if same_file(&locked, &path) {
+                    std::fs::remove_file(&path).map_err(io_err(&path, "remove"))?;
+                }
+                drop(locked);
+                Ok((Self::open(config, true)?, false))
+            }
+            Err(_) => Ok((Self::open(config, true)?, true)),
+        }
+    }
+
     /// Opens an existing region; never creates or replaces one.
     pub(crate) fn open_existing(config: &RegionConfig) -> Result<Region> {
         Self::open(config, false)
