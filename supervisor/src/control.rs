@@ -145,7 +145,8 @@ fn peer_allowed(peer_uid: u32, my_uid: u32) -> bool {
 
 async fn handle(mut stream: UnixStream, requests: mpsc::Sender<Incoming>) -> anyhow::Result<()> {
     let request: ControlRequest =
-        tokio::time::timeout(REQUEST_READ_TIMEOUT, read_message(&mut stream, MAX_REQUEST)).await??;
+        tokio::time::timeout(REQUEST_READ_TIMEOUT, read_message(&mut stream, MAX_REQUEST))
+            .await??;
     let (reply_tx, reply_rx) = oneshot::channel();
     requests
         .send(Incoming {

@@ -169,7 +169,8 @@ pub fn run_supervisor(settings: Settings) -> anyhow::Result<u8> {
 fn prepare_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::os::unix::fs::MetadataExt;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating runtime dir {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating runtime dir {}", dir.display()))?;
     let meta = std::fs::metadata(dir).with_context(|| format!("stat {}", dir.display()))?;
     let me = nix::unistd::getuid().as_raw();
     if meta.uid() != me {

@@ -19,10 +19,7 @@ fn serving_config() -> serde_json::Value {
     )
 }
 
-async fn start_with_args(
-    config: &serde_json::Value,
-    args: &[&str],
-) -> anyhow::Result<Proxy> {
+async fn start_with_args(config: &serde_json::Value, args: &[&str]) -> anyhow::Result<Proxy> {
     let opts = StartOptions {
         extra_args: args.iter().map(|a| a.to_string()).collect(),
         ..StartOptions::default()
@@ -57,7 +54,14 @@ async fn every_envoy_flag_is_accepted_and_the_proxy_serves() -> anyhow::Result<(
         &["--allow-unknown-fields"],
         &["--skip-hot-restart-parent-stats"],
         &["--skip-hot-restart-on-no-parent"],
-        &["--service-cluster", "c", "--service-node", "n", "--service-zone", "z"],
+        &[
+            "--service-cluster",
+            "c",
+            "--service-node",
+            "n",
+            "--service-zone",
+            "z",
+        ],
         &["--local-address-ip-version", "v4"],
         &["--component-log-level", "upstream:debug,http:warning"],
         &["--log-format", "%v"],

@@ -305,6 +305,18 @@ impl Options {
         Self::try_parse_from(args)
     }
 
+    /// `--disable-extensions` as a list of names.
+    pub fn disabled_extensions(&self) -> Vec<String> {
+        self.disable_extensions
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Bootstrap unknown fields allowed (`--allow-unknown-static-fields` or its old name).
     pub fn allows_unknown_static_fields(&self) -> bool {
         self.allow_unknown_static_fields || self.allow_unknown_fields

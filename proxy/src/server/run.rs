@@ -154,7 +154,10 @@ fn launched_by_region_owner() -> bool {
         return false;
     };
     let parent = nix::unistd::getppid().as_raw();
-    value.trim().parse::<i32>().is_ok_and(|pid| pid == parent && pid > 1)
+    value
+        .trim()
+        .parse::<i32>()
+        .is_ok_and(|pid| pid == parent && pid > 1)
 }
 
 /// Joins the stats region of `--base-id` in the runtime directory as this generation.

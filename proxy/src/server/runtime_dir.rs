@@ -130,7 +130,11 @@ fn process_exists(pid: i32) -> bool {
 /// True when connecting is refused and the path still names the same socket file (a
 /// generation renaming its socket over the path meanwhile makes it another file).
 fn nobody_listens(path: &Path) -> bool {
-    let identity = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let identity = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
     let before = identity(path);
     let refused = matches!(
         std::os::unix::net::UnixStream::connect(path),

@@ -279,11 +279,26 @@ impl Region {
             .min(self.geo.max_stats)
     }
 
+    /// Name-arena bytes in use, clamped to the arena (a corrupt header must not send a
+    /// read past it).
+    pub(crate) fn arena_used(&self) -> u32 {
+        self.hdr32(hdr::ARENA_USED)
+            .load(Ordering::Acquire)
+            .min(self.geo.arena_bytes)
+    }
+
+    /// Value cells in use per column, clamped to the column size.
+    pub(crate) fn cells_used(&self) -> u32 {
+        self.hdr32(hdr::CELLS_USED)
+            .load(Ordering::Acquire)
+            .min(self.geo.max_cells)
+    }
+
     /// Decodes entries `from..stat_count`.
     pub(crate) fn read_entries(&self, from: u32) -> Result<Vec<EntryInfo>> {
         let count = self.stat_count();
-        let arena_used = u64::from(self.hdr32(hdr::ARENA_USED).load(Ordering::Acquire));
-        let cells_used = self.hdr32(hdr::CELLS_USED).load(Ordering::Acquire);
+        let arena_used = u64::from(self.arena_used());
+        let cells_used = self.cells_used();
         let mut out = Vec::with_capacity(count.saturating_sub(from) as usize);
         for index in from..count {
             let base = self.geo.entry_offset(index);
@@ -534,7 +549,7 @@ impl Region {
         let seq = self.hdr64(hdr::FOLD_SEQ);
         seq.fetch_add(1, Ordering::AcqRel);
         let count = self.stat_count();
-        let cells_used = self.hdr32(hdr::CELLS_USED).load(Ordering::Acquire);
+        let cells_used = self.cells_used();
         for entry_index in 0..count {
             let base = self.geo.entry_offset(entry_index);
             let packed = self

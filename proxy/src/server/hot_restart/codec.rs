@@ -94,7 +94,8 @@ impl Channel {
                 Ok((n, nfds)) => {
                     self.buf.extend_from_slice(&chunk[..n]);
                     // Owned first, so every received fd is closed if we give up below.
-                    let received: Vec<OwnedFd> = fds[..nfds].iter().map(|fd| take_fd(*fd)).collect();
+                    let received: Vec<OwnedFd> =
+                        fds[..nfds].iter().map(|fd| take_fd(*fd)).collect();
                     if self.fds.len() + received.len() > MAX_QUEUED_FDS {
                         return Err(CodecError::Invalid(format!(
                             "more than {MAX_QUEUED_FDS} unclaimed file descriptors"

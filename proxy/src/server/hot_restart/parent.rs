@@ -227,7 +227,10 @@ fn discard_fds(channel: &mut Channel) {
         closed += 1;
     }
     if closed > 0 {
-        warn!(closed, "closed file descriptors a hot-restart child sent unasked");
+        warn!(
+            closed,
+            "closed file descriptors a hot-restart child sent unasked"
+        );
     }
 }
 
