@@ -7,7 +7,9 @@
 
 mod hot_restart_support;
 
-use baton_tests::config::{bootstrap, direct_route, http_listener, route_config, simple_proxy, vhost};
+use baton_tests::config::{
+    bootstrap, direct_route, http_listener, route_config, simple_proxy, vhost,
+};
 use baton_tests::{client, is_envoy, EchoUpstream};
 use hot_restart_support::{Service, EXIT_TIMEOUT};
 use nix::sys::signal::Signal;
@@ -33,7 +35,11 @@ fn other_config() -> serde_json::Value {
     bootstrap(
         vec![http_listener(
             "http",
-            route_config(vec![vhost("all", &["*"], vec![direct_route("/", 200, "ok")])]),
+            route_config(vec![vhost(
+                "all",
+                &["*"],
+                vec![direct_route("/", 200, "ok")],
+            )]),
         )],
         vec![],
     )
@@ -50,7 +56,11 @@ async fn earlier_run_then_fresh_start(stop: Signal) -> anyhow::Result<()> {
         anyhow::ensure!(r.status == 200, "answered {}", r.status);
     }
     let before = stats_text(&first).await?;
-    assert_eq!(stat(&before, "cluster.backend.upstream_rq_200"), Some(5), "{before}");
+    assert_eq!(
+        stat(&before, "cluster.backend.upstream_rq_200"),
+        Some(5),
+        "{before}"
+    );
     first.signal(stop)?;
     first.wait_exit(EXIT_TIMEOUT).await?;
 
@@ -85,15 +95,22 @@ async fn sockets_of_exited_processes_are_removed() -> anyhow::Result<()> {
     std::fs::create_dir_all(svc.run_dir())?;
     // A private socket of a generation that died before going live (pid_max is at most
     // 2^22, so this pid cannot exist) and the public socket of another, dead service.
-    let dead_private = svc.run_dir().join(format!("baton-{}.99999999.sock", svc.base_id()));
+    let dead_private = svc
+        .run_dir()
+        .join(format!("baton-{}.99999999.sock", svc.base_id()));
     drop(std::os::unix::net::UnixListener::bind(&dead_private)?);
-    let dead_public = svc.run_dir().join(format!("baton-{}.sock", svc.base_id() + 1));
+    let dead_public = svc
+        .run_dir()
+        .join(format!("baton-{}.sock", svc.base_id() + 1));
     drop(std::os::unix::net::UnixListener::bind(&dead_public)?);
     let config = svc.write_config("c", &other_config())?;
     let live = svc.start(0, &config, &[]).await?;
     assert!(!dead_private.exists(), "stale private socket kept");
     assert!(!dead_public.exists(), "stale public socket kept");
-    assert!(svc.socket_path().exists(), "the live generation's socket is missing");
+    assert!(
+        svc.socket_path().exists(),
+        "the live generation's socket is missing"
+    );
     drop(live);
     Ok(())
 }

@@ -124,7 +124,7 @@ fn hot_restart_paths(opts: &Options) -> anyhow::Result<Option<HotRestartPaths>> 
         None => runtime_dir::resolve(opts.runtime_dir.as_deref()),
     };
     runtime_dir::prepare(&dir)?;
-    runtime_dir::remove_stale_sockets(&dir);
+    runtime_dir::remove_stale_sockets(&dir, &hr::socket_path(&dir, opts.base_id));
     Ok(Some(HotRestartPaths {
         public: hr::socket_path(&dir, opts.base_id),
         private: hr::private_socket_path(&dir, opts.base_id),

@@ -75,8 +75,10 @@ pub fn prepare(path: &Path) -> Result<(), RuntimeDirError> {
 /// Removes hot-restart sockets left in `dir` by processes that exited: a generation's
 /// private `baton-<id>.<pid>.sock` whose pid is gone, and a `baton-<id>.sock` nothing
 /// listens on (connecting is refused, and the path still names the same file after).
-/// Returns how many were removed. Errors are skipped: this is tidying, never fatal.
-pub fn remove_stale_sockets(dir: &Path) -> usize {
+/// `own_public` (this service's live socket path) is left to the hot-restart connect,
+/// which must be the only one to talk to our parent. Returns how many were removed.
+/// Errors are skipped: this is tidying, never fatal.
+pub fn remove_stale_sockets(dir: &Path, own_public: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -87,6 +89,9 @@ pub fn remove_stale_sockets(dir: &Path) -> usize {
             continue;
         };
         let path = entry.path();
+        if path == own_public {
+            continue;
+        }
         let stale = match kind {
             SocketKind::Private { pid } => !process_exists(pid),
             SocketKind::Public => nobody_listens(&path),
@@ -173,7 +178,7 @@ mod tests {
         let gone = std::os::unix::net::UnixListener::bind(dir.join("baton-3.99999999.sock"))
             .expect("bind");
         drop(gone);
-        assert_eq!(remove_stale_sockets(&dir), 2);
+        assert_eq!(remove_stale_sockets(&dir, &dir.join("baton-9.sock")), 2);
         assert!(dir.join("baton-1.sock").exists());
         assert!(dir.join(&mine).exists());
         assert!(!dir.join("baton-2.sock").exists());

@@ -40,6 +40,7 @@ pub struct Channel {
     stream: UnixStream,
     buf: BytesMut,
     fds: VecDeque<OwnedFd>,
+    received_any: bool,
 }
 
 impl Channel {
@@ -49,6 +50,7 @@ impl Channel {
             stream,
             buf: BytesMut::with_capacity(1024),
             fds: VecDeque::new(),
+            received_any: false,
         }
     }
 
@@ -92,6 +94,7 @@ impl Channel {
             match self.stream.recv_with_fd(&mut chunk, &mut fds) {
                 Ok((0, 0)) => return Err(CodecError::Closed),
                 Ok((n, nfds)) => {
+                    self.received_any = true;
                     self.buf.extend_from_slice(&chunk[..n]);
                     // Owned first, so every received fd is closed if we give up below.
                     let received: Vec<OwnedFd> =
@@ -107,6 +110,11 @@ impl Channel {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// True while no byte has arrived (nor been decoded) on this channel.
+    pub fn nothing_received(&self) -> bool {
+        self.buf.is_empty() && !self.received_any
     }
 
     /// Claims the oldest received file descriptor.

@@ -174,6 +174,11 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ParentContext>) {
             ctx.pending_hellos.fetch_sub(1, Ordering::AcqRel);
             let hello = match hello {
                 Ok(h) => h,
+                Err(why) if why.is_empty() => {
+                    // Closed without a byte: another generation checking for a stale socket.
+                    tracing::debug!("hot-restart connection closed before its hello");
+                    return;
+                }
                 Err(why) => {
                     warn!("closing a hot-restart connection: {why}");
                     let _ = refuse(&mut channel, &why).await;
@@ -205,10 +210,12 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ParentContext>) {
 }
 
 /// The connection's first message, which must be a complete hello within
-/// `HELLO_DEADLINE`; otherwise why the connection is closed.
+/// `HELLO_DEADLINE`; otherwise why the connection is closed (empty when the peer hung up
+/// without sending anything).
 async fn first_hello(channel: &mut Channel) -> Result<pb::Hello, String> {
     match tokio::time::timeout(HELLO_DEADLINE, channel.recv::<pb::Request>()).await {
         Err(_) => Err(format!("no hello within {HELLO_DEADLINE:?}")),
+        Ok(Err(CodecError::Closed)) if channel.nothing_received() => Err(String::new()),
         Ok(Err(e)) => Err(format!("no hello: {e}")),
         Ok(Ok(pb::Request {
             kind: Some(pb::request::Kind::Hello(h)),
