@@ -49,7 +49,8 @@ async fn silent_and_half_sent_peers_cannot_block_a_reload() -> anyhow::Result<()
     let silent = tokio::net::UnixStream::connect(svc.socket_path()).await?;
     // Announces a 100-byte message and sends 10 bytes of it.
     let mut half = tokio::net::UnixStream::connect(svc.socket_path()).await?;
-    half.write_all(&[100, 8, 1, 16, 1, 24, 1, 32, 1, 42]).await?;
+    half.write_all(&[100, 8, 1, 16, 1, 24, 1, 32, 1, 42])
+        .await?;
 
     // While both are connected, a real hot restart completes.
     let gen1 = svc.start(1, &config, &[]).await?;
@@ -138,7 +139,10 @@ async fn file_descriptors_sent_unasked_are_closed() -> anyhow::Result<()> {
         async move { Ok((!held).then_some(())) }
     })
     .await;
-    assert!(closed.is_ok(), "the parent kept the file descriptors it was sent");
+    assert!(
+        closed.is_ok(),
+        "the parent kept the file descriptors it was sent"
+    );
     drop(stream);
     Ok(())
 }
