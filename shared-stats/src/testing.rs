@@ -42,7 +42,14 @@ pub fn exercise_region_bytes(dir: &std::path::Path, bytes: &[u8]) -> crate::Resu
         action: what,
         source: std::io::Error::other("cannot write the test region"),
     };
-    std::fs::create_dir_all(dir).map_err(|_| write("create dir"))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|_| write("create dir"))?;
+    }
     std::fs::write(&path, bytes).map_err(|_| write("write"))?;
     let options = crate::RenderOptions::default();
     if let Ok(reader) = crate::StatsReader::open(dir, 1) {

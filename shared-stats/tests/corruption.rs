@@ -81,6 +81,10 @@ fn run(seed: u64, iterations: u32) {
         let dir = TempDir::new("corrupt");
         let bytes = corrupt(&original, &mut rng);
         let outcome = std::panic::catch_unwind(|| exercise_region_bytes(&dir.0, &bytes));
+        if let Ok(Err(e)) = &outcome {
+            // The last step replaces an unusable region, so errors are rare and clear.
+            eprintln!("seed {seed} iteration {iteration}: {e}");
+        }
         if outcome.is_err() {
             let keep = std::env::temp_dir().join(format!("baton-region-crash-{seed}-{iteration}"));
             let _ = std::fs::write(&keep, &bytes);
