@@ -8,8 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use baton_proto::pb::baton::hot_restart::v1 as pb;
 
+/// A fuzzing entry point: arbitrary bytes in, never a panic.
+pub type Entry = fn(&[u8]);
+
 /// The targets, by corpus directory name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("config", config),
     ("http1_framing", http1_framing),
     ("hot_restart_message", hot_restart_message),
