@@ -133,7 +133,9 @@ fn process_exists(pid: i32) -> bool {
 }
 
 /// True when connecting is refused and the path still names the same socket file (a
-/// generation renaming its socket over the path meanwhile makes it another file).
+/// generation renaming its socket over the path meanwhile makes it another file). The
+/// connect is non-blocking: a live listener with a full backlog (EAGAIN) or a connection
+/// in progress counts as alive, and startup never waits on another process.
 fn nobody_listens(path: &Path) -> bool {
     let identity = |p: &Path| {
         std::fs::symlink_metadata(p)
@@ -141,10 +143,17 @@ fn nobody_listens(path: &Path) -> bool {
             .map(|m| (m.dev(), m.ino()))
     };
     let before = identity(path);
-    let refused = matches!(
-        std::os::unix::net::UnixStream::connect(path),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
-    );
+    let refused = socket2::SockAddr::unix(path).is_ok_and(|address| {
+        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).is_ok_and(
+            |socket| {
+                socket.set_nonblocking(true).is_ok()
+                    && matches!(
+                        socket.connect(&address),
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    )
+            },
+        )
+    });
     refused && before.is_some() && identity(path) == before
 }
 
