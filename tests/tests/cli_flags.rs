@@ -189,3 +189,27 @@ fn bad_values_exit_1_as_in_envoy() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn dynamic_base_id_is_chosen_and_written_to_base_id_path() -> anyhow::Result<()> {
+    let dir = baton_tests::TempDir::new()?;
+    let path = dir.join("base-id");
+    let path_text = path.display().to_string();
+    let proxy = start_with_args(
+        &serving_config(),
+        &["--use-dynamic-base-id", "--base-id-path", &path_text],
+    )
+    .await?;
+    assert_serves(&proxy).await?;
+    let written = std::fs::read_to_string(&path)?;
+    // Digits only, no newline (as Envoy writes it).
+    let id: u32 = written.parse()?;
+    assert!(id > 0, "{written:?}");
+    let info = get(proxy.admin(), "/server_info").await?.json()?;
+    assert_eq!(
+        info["command_line_options"]["use_dynamic_base_id"],
+        serde_json::json!(true),
+        "{info}"
+    );
+    Ok(())
+}

@@ -281,6 +281,11 @@ pub struct Options {
     #[arg(long = "skip-hot-restart-parent-stats")]
     pub skip_hot_restart_parent_stats: bool,
 
+    /// `--base-id` as given (the effective `base_id` differs under
+    /// --use-dynamic-base-id); /server_info shows this one, as Envoy does.
+    #[arg(skip)]
+    pub base_id_given: Option<u32>,
+
     /// Arguments after `--` (or Envoy's `--ignore_rest`), ignored as Envoy ignores them.
     #[arg(last = true, hide = true)]
     pub ignored_rest: Vec<String>,
@@ -332,7 +337,7 @@ impl Options {
     /// The command line as Envoy's /server_info shows it under `command_line_options`.
     pub fn to_server_info_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "base_id": self.base_id.to_string(),
+            "base_id": self.base_id_given.unwrap_or(self.base_id).to_string(),
             "use_dynamic_base_id": self.use_dynamic_base_id,
             "base_id_path": path_str(&self.base_id_path),
             "concurrency": self.workers(),

@@ -71,6 +71,8 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         println!("configuration '{}' OK", config_name(&opts));
         return Ok(0);
     }
+    let mut opts = opts;
+    resolve_base_id(&mut opts)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("baton-main")
@@ -78,6 +80,32 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         .context("cannot start the main runtime")?;
     let state = ServerState::new(opts);
     runtime.block_on(serve(state, loaded))
+}
+
+/// `--use-dynamic-base-id`: picks a base id no service in the runtime directory uses
+/// (no hot-restart socket, no stats region). Then writes the effective base id to
+/// `--base-id-path` (digits, no newline, as Envoy).
+fn resolve_base_id(opts: &mut Options) -> anyhow::Result<()> {
+    opts.base_id_given = Some(opts.base_id);
+    if opts.use_dynamic_base_id {
+        let dir = runtime_dir::resolve(opts.runtime_dir.as_deref());
+        runtime_dir::prepare(&dir)?;
+        let socket_dir = opts.socket_path.clone().unwrap_or_else(|| dir.clone());
+        let free = |id: u32| {
+            !hr::socket_path(&socket_dir, id).exists()
+                && !baton_shared_stats::region_path(&dir, id).exists()
+        };
+        opts.base_id = (0..1000)
+            .map(|_| rand::random_range(1..=i32::MAX as u32))
+            .find(|id| free(*id))
+            .ok_or_else(|| anyhow::anyhow!("--use-dynamic-base-id: no unused base id found"))?;
+        info!(base_id = opts.base_id, "chose a dynamic base id");
+    }
+    if let Some(path) = &opts.base_id_path {
+        std::fs::write(path, opts.base_id.to_string())
+            .with_context(|| format!("cannot write --base-id-path {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn config_name(opts: &Options) -> String {
