@@ -322,6 +322,20 @@ impl Options {
             .collect()
     }
 
+    /// What unknown fields in xDS resources do: rejected with
+    /// `--reject-unknown-dynamic-fields` (which wins), silently accepted with
+    /// `--ignore-unknown-dynamic-fields`, else accepted with a warning (Envoy's default).
+    pub fn unknown_dynamic_fields(&self) -> baton_config::resource::UnknownFields {
+        use baton_config::resource::UnknownFields;
+        if self.reject_unknown_dynamic_fields {
+            UnknownFields::Reject
+        } else if self.ignore_unknown_dynamic_fields {
+            UnknownFields::Ignore
+        } else {
+            UnknownFields::Warn
+        }
+    }
+
     /// Bootstrap unknown fields allowed (`--allow-unknown-static-fields` or its old name).
     pub fn allows_unknown_static_fields(&self) -> bool {
         self.allow_unknown_static_fields || self.allow_unknown_fields

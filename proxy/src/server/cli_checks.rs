@@ -159,12 +159,7 @@ pub fn component_levels(spec: &str) -> Result<Vec<(&str, &str)>, String> {
 
 /// One warning per given flag that changes nothing in Baton (after logging is up).
 pub fn warn_inert_flags(opts: &Options) {
-    let inert: [(bool, &str, &str); 9] = [
-        (
-            opts.reject_unknown_dynamic_fields,
-            "--reject-unknown-dynamic-fields",
-            "not implemented yet: unknown fields in xDS resources are ignored",
-        ),
+    let inert: [(bool, &str, &str); 8] = [
         (
             opts.cpuset_threads,
             "--cpuset-threads",

@@ -319,6 +319,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         Arc::clone(&clusters),
         Arc::clone(&listeners),
         Arc::clone(&rds),
+        opts.unknown_dynamic_fields(),
     )?;
     if let Some(state) = &inherited_xds {
         dynamic.inherit(state);
