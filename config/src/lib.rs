@@ -10,6 +10,7 @@
 //! - [`resource`]: one xDS resource (Cluster, Listener, RouteConfiguration,
 //!   ClusterLoadAssignment) -> model, with the same checks as the bootstrap.
 
+pub mod disabled;
 mod error;
 mod load;
 mod locate;
@@ -40,11 +41,13 @@ pub struct Loaded {
 }
 
 /// How the bootstrap is read (Envoy's command-line switches that change loading).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// `--allow-unknown-static-fields`: unknown fields are dropped and reported in
     /// [`Loaded::unknown_fields`] instead of failing the load.
     pub allow_unknown_static_fields: bool,
+    /// `--disable-extensions` entries (`category/name`): a config using one fails.
+    pub disabled_extensions: Vec<String>,
 }
 
 /// Loads a bootstrap file (`.yaml`, `.yml` or `.json`).
@@ -60,14 +63,14 @@ pub fn load_yaml_str(text: &str) -> Result<Loaded, ConfigError> {
 /// Like Envoy when both `-c` and `--config-yaml` are given: the YAML is merged over the
 /// file (messages merge field by field, repeated fields are appended, scalars replaced).
 pub fn load(path: Option<&Path>, inline_yaml: Option<&str>) -> Result<Loaded, ConfigError> {
-    load_with(path, inline_yaml, LoadOptions::default())
+    load_with(path, inline_yaml, &LoadOptions::default())
 }
 
 /// [`load`] with Envoy's loading switches.
 pub fn load_with(
     path: Option<&Path>,
     inline_yaml: Option<&str>,
-    options: LoadOptions,
+    options: &LoadOptions,
 ) -> Result<Loaded, ConfigError> {
     let file = match path {
         Some(path) => {
@@ -106,7 +109,9 @@ pub fn load_with(
 
     optional::drop_unparseable_optional_configs(&mut json);
     let mut unknown_fields = Vec::new();
-    let result = load::to_bootstrap(&json)
+    let (disabled, _) = disabled::resolve(&options.disabled_extensions);
+    let result = disabled::check(&json, &disabled)
+        .and_then(|()| load::to_bootstrap(&json))
         .or_else(|err| {
             if options.allow_unknown_static_fields {
                 unknown_fields::drop_and_retry(&mut json, err, &mut unknown_fields)

@@ -28,8 +28,9 @@ pub fn config(input: &[u8]) {
     let _ = baton_config::load_yaml_str(text);
     let options = baton_config::LoadOptions {
         allow_unknown_static_fields: true,
+        disabled_extensions: vec!["envoy.filters.http/envoy.filters.http.router".into()],
     };
-    let _ = baton_config::load_with(None, Some(text), options);
+    let _ = baton_config::load_with(None, Some(text), &options);
 }
 
 /// The HTTP/1 request framing tracker.

@@ -213,3 +213,32 @@ async fn dynamic_base_id_is_chosen_and_written_to_base_id_path() -> anyhow::Resu
     );
     Ok(())
 }
+
+#[test]
+fn a_disabled_extension_fails_the_config_that_uses_it() -> anyhow::Result<()> {
+    let dir = baton_tests::TempDir::new()?;
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, serde_json::to_string(&serving_config())?)?;
+    let path = path.display().to_string();
+    let (status, out, err) = run_to_completion(&[
+        "--mode",
+        "validate",
+        "-c",
+        &path,
+        "--disable-extensions",
+        "envoy.filters.http/envoy.filters.http.router",
+    ])?;
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    assert!(format!("{out}\n{err}").contains("router"), "{out}\n{err}");
+    // A bare name is not Envoy's category/name form: a warning, nothing disabled.
+    let (status, out, err) = run_to_completion(&[
+        "--mode",
+        "validate",
+        "-c",
+        &path,
+        "--disable-extensions",
+        "envoy.filters.http.router",
+    ])?;
+    assert!(status.success(), "{out}\n{err}");
+    Ok(())
+}

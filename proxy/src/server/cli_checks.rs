@@ -159,7 +159,11 @@ pub fn component_levels(spec: &str) -> Result<Vec<(&str, &str)>, String> {
 
 /// One warning per given flag that changes nothing in Baton (after logging is up).
 pub fn warn_inert_flags(opts: &Options) {
-    let inert: [(bool, &str, &str); 8] = [
+    let (_, unknown) = baton_config::disabled::resolve(&opts.disabled_extensions());
+    for entry in unknown {
+        warn!("--disable-extensions: '{entry}' names no extension Baton has (the form is category/name); nothing disabled");
+    }
+    let inert: [(bool, &str, &str); 7] = [
         (
             opts.cpuset_threads,
             "--cpuset-threads",
@@ -184,11 +188,6 @@ pub fn warn_inert_flags(opts: &Options) {
             opts.skip_deprecated_logs,
             "--skip-deprecated-logs",
             "Baton logs no deprecated-field warnings",
-        ),
-        (
-            opts.disable_extensions.is_some(),
-            "--disable-extensions",
-            "extensions Baton does not build are rejected by the config loader already; nothing is disabled",
         ),
         (
             opts.file_flush_min_size_kb != 64,

@@ -118,11 +118,12 @@ fn config_name(opts: &Options) -> String {
 fn load_config(opts: &Options) -> Result<Loaded, baton_config::ConfigError> {
     let load_options = baton_config::LoadOptions {
         allow_unknown_static_fields: opts.allows_unknown_static_fields(),
+        disabled_extensions: opts.disabled_extensions(),
     };
     let mut loaded = baton_config::load_with(
         opts.config_path.as_deref(),
         opts.config_yaml.as_deref(),
-        load_options,
+        &load_options,
     )?;
     for field in &loaded.unknown_fields {
         warn!(field = %field, "unknown field in the static configuration ignored (--allow-unknown-static-fields)");
