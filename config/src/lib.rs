@@ -10,6 +10,7 @@
 //! - [`resource`]: one xDS resource (Cluster, Listener, RouteConfiguration,
 //!   ClusterLoadAssignment) -> model, with the same checks as the bootstrap.
 
+pub mod disabled;
 mod error;
 mod load;
 mod locate;
@@ -18,6 +19,7 @@ mod optional;
 pub mod resource;
 mod supported;
 mod translate;
+mod unknown_fields;
 mod v2_hints;
 
 use std::path::Path;
@@ -33,6 +35,19 @@ pub struct Loaded {
     pub proto: Bootstrap,
     /// The validated, translated runtime model.
     pub model: model::Bootstrap,
+    /// Paths of unknown fields dropped under [`LoadOptions::allow_unknown_static_fields`]
+    /// (the caller warns about each, as Envoy does, and counts them).
+    pub unknown_fields: Vec<String>,
+}
+
+/// How the bootstrap is read (Envoy's command-line switches that change loading).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--allow-unknown-static-fields`: unknown fields are dropped and reported in
+    /// [`Loaded::unknown_fields`] instead of failing the load.
+    pub allow_unknown_static_fields: bool,
+    /// `--disable-extensions` entries (`category/name`): a config using one fails.
+    pub disabled_extensions: Vec<String>,
 }
 
 /// Loads a bootstrap file (`.yaml`, `.yml` or `.json`).
@@ -48,6 +63,15 @@ pub fn load_yaml_str(text: &str) -> Result<Loaded, ConfigError> {
 /// Like Envoy when both `-c` and `--config-yaml` are given: the YAML is merged over the
 /// file (messages merge field by field, repeated fields are appended, scalars replaced).
 pub fn load(path: Option<&Path>, inline_yaml: Option<&str>) -> Result<Loaded, ConfigError> {
+    load_with(path, inline_yaml, &LoadOptions::default())
+}
+
+/// [`load`] with Envoy's loading switches.
+pub fn load_with(
+    path: Option<&Path>,
+    inline_yaml: Option<&str>,
+    options: &LoadOptions,
+) -> Result<Loaded, ConfigError> {
     let file = match path {
         Some(path) => {
             let name = path.display().to_string();
@@ -84,11 +108,26 @@ pub fn load(path: Option<&Path>, inline_yaml: Option<&str>) -> Result<Loaded, Co
     }
 
     optional::drop_unparseable_optional_configs(&mut json);
-    let result = load::to_bootstrap(&json).and_then(|(proto, dynamic)| {
-        supported::check(&dynamic)?;
-        let model = translate::bootstrap(&proto)?;
-        Ok(Loaded { proto, model })
-    });
+    let mut unknown_fields = Vec::new();
+    let (disabled, _) = disabled::resolve(&options.disabled_extensions);
+    let result = disabled::check(&json, &disabled)
+        .and_then(|()| load::to_bootstrap(&json))
+        .or_else(|err| {
+            if options.allow_unknown_static_fields {
+                unknown_fields::drop_and_retry(&mut json, err, &mut unknown_fields)
+            } else {
+                Err(err)
+            }
+        })
+        .and_then(|(proto, dynamic)| {
+            supported::check(&dynamic)?;
+            let model = translate::bootstrap(&proto)?;
+            Ok(Loaded {
+                proto,
+                model,
+                unknown_fields,
+            })
+        });
     result.map_err(|mut err| {
         // Prefer the file's line; a path only found in the inline text gets its line but
         // no file name, so the message never points at the wrong source.

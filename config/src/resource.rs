@@ -46,6 +46,20 @@ const DYNAMIC_CLUSTERS: &str = "the static and CDS clusters";
 #[derive(Debug, Clone)]
 pub struct ResourceContext {
     env: Env,
+    unknown_fields: UnknownFields,
+}
+
+/// What an unknown field in a dynamic (xDS) resource does (Envoy's
+/// `--ignore-unknown-dynamic-fields` / `--reject-unknown-dynamic-fields`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownFields {
+    /// Accepted with a warning naming the field (Envoy's default).
+    #[default]
+    Warn,
+    /// Accepted silently.
+    Ignore,
+    /// The resource is rejected (the update is NACKed).
+    Reject,
 }
 
 impl ResourceContext {
@@ -54,7 +68,14 @@ impl ResourceContext {
     pub fn new(bootstrap: &Bootstrap) -> Result<Self, ConfigError> {
         Ok(Self {
             env: Env::new(bootstrap)?,
+            unknown_fields: UnknownFields::default(),
         })
+    }
+
+    /// Sets what unknown fields in resources do.
+    pub fn with_unknown_fields(mut self, policy: UnknownFields) -> Self {
+        self.unknown_fields = policy;
+        self
     }
 }
 
@@ -91,7 +112,7 @@ pub fn cluster(
     ctx: &ResourceContext,
     res: &prost_types::Any,
 ) -> Result<model::Cluster, ResourceError> {
-    let (proto, name) = decode::<cluster_pb::Cluster>(res, CLUSTER_TYPE)?;
+    let (proto, name) = decode::<cluster_pb::Cluster>(ctx, res, CLUSTER_TYPE)?;
     translate::cluster::translate(&proto, "", &ctx.env).map_err(|e| error(res, name, e))
 }
 
@@ -102,7 +123,7 @@ pub fn listener(
     res: &prost_types::Any,
     known_clusters: &dyn Fn(&str) -> bool,
 ) -> Result<model::Listener, ResourceError> {
-    let (proto, name) = decode::<listener_pb::Listener>(res, LISTENER_TYPE)?;
+    let (proto, name) = decode::<listener_pb::Listener>(ctx, res, LISTENER_TYPE)?;
     let translate_ctx = Context {
         env: &ctx.env,
         known_cluster: known_clusters,
@@ -118,7 +139,7 @@ pub fn route_configuration(
     res: &prost_types::Any,
     known_clusters: &dyn Fn(&str) -> bool,
 ) -> Result<model::RouteConfig, ResourceError> {
-    let (proto, name) = decode::<route_pb::RouteConfiguration>(res, ROUTE_CONFIGURATION_TYPE)?;
+    let (proto, name) = decode::<route_pb::RouteConfiguration>(ctx, res, ROUTE_CONFIGURATION_TYPE)?;
     let translate_ctx = Context {
         env: &ctx.env,
         known_cluster: known_clusters,
@@ -130,11 +151,11 @@ pub fn route_configuration(
 
 /// An EDS `ClusterLoadAssignment` (endpoints must be IP addresses).
 pub fn cluster_load_assignment(
-    _ctx: &ResourceContext,
+    ctx: &ResourceContext,
     res: &prost_types::Any,
 ) -> Result<ClusterLoadAssignment, ResourceError> {
     let (proto, name) =
-        decode::<endpoint_pb::ClusterLoadAssignment>(res, CLUSTER_LOAD_ASSIGNMENT_TYPE)?;
+        decode::<endpoint_pb::ClusterLoadAssignment>(ctx, res, CLUSTER_LOAD_ASSIGNMENT_TYPE)?;
     translate::endpoint::cluster_load_assignment(&proto, "").map_err(|e| error(res, name, e))
 }
 
@@ -241,6 +262,7 @@ fn read_name(res: &prost_types::Any) -> Option<String> {
 
 /// Type check, supported-field walk, then the prost message and its name.
 fn decode<T: Message + Default>(
+    ctx: &ResourceContext,
     res: &prost_types::Any,
     expected: &str,
 ) -> Result<(T, Option<String>), ResourceError> {
@@ -269,9 +291,74 @@ fn decode<T: Message + Default>(
         .ok_or_else(|| error(res, name.clone(), unknown_type(expected)))?;
     let dynamic =
         DynamicMessage::decode(descriptor, res.value.as_slice()).map_err(|e| undecodable(&e))?;
+    if ctx.unknown_fields != UnknownFields::Ignore {
+        let mut unknown = Vec::new();
+        collect_unknown_fields(&dynamic, "", &mut unknown);
+        if let Some(first) = unknown.first() {
+            if ctx.unknown_fields == UnknownFields::Reject {
+                let (path, number) = first;
+                return Err(error(
+                    res,
+                    name,
+                    ConfigError::at(
+                        path.clone(),
+                        format!("unknown field number {number} (--reject-unknown-dynamic-fields)"),
+                    ),
+                ));
+            }
+            for (path, number) in &unknown {
+                tracing::warn!(
+                    resource = %expected,
+                    name = name.as_deref().unwrap_or(""),
+                    path = %path,
+                    number,
+                    "unknown field in a dynamic resource ignored"
+                );
+            }
+        }
+    }
     supported::check(&dynamic).map_err(|e| error(res, name.clone(), e))?;
     let proto = T::decode(res.value.as_slice()).map_err(|e| undecodable(&e))?;
     Ok((proto, name))
+}
+
+/// Unknown fields (by number) of `message` and of the messages inside it, with the path
+/// of the message holding each (contents of `Any` fields are not looked into). Bounded.
+fn collect_unknown_fields(message: &DynamicMessage, path: &str, out: &mut Vec<(String, u32)>) {
+    const MAX_REPORTED: usize = 64;
+    for field in message.unknown_fields() {
+        if out.len() < MAX_REPORTED {
+            out.push((path.to_string(), field.number()));
+        }
+    }
+    for (field, value) in message.fields() {
+        if out.len() >= MAX_REPORTED {
+            return;
+        }
+        let child = if path.is_empty() {
+            field.name().to_string()
+        } else {
+            format!("{path}.{}", field.name())
+        };
+        match value {
+            Value::Message(inner) => collect_unknown_fields(inner, &child, out),
+            Value::List(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    if let Value::Message(inner) = item {
+                        collect_unknown_fields(inner, &format!("{child}[{index}]"), out);
+                    }
+                }
+            }
+            Value::Map(entries) => {
+                for (key, item) in entries {
+                    if let Value::Message(inner) = item {
+                        collect_unknown_fields(inner, &format!("{child}[{key:?}]"), out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Wraps a translate error; translate functions prefix paths with the resource's own

@@ -651,3 +651,85 @@ fn connect_config_selects_connect_termination() {
         "{e}"
     );
 }
+
+#[test]
+fn unknown_static_fields_are_dropped_and_reported_when_allowed() {
+    let text = r#"
+static_resources:
+  bogus_top: 1
+  clusters:
+  - name: c
+    type: STATIC
+    connect_timeout: 1s
+    bogus_field: 1
+  listeners:
+  - name: l
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          not_a_field: true
+          route_config: { virtual_hosts: [] }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+"#;
+    assert!(baton_config::load_yaml_str(text).is_err());
+    let options = baton_config::LoadOptions {
+        allow_unknown_static_fields: true,
+        ..Default::default()
+    };
+    let loaded = baton_config::load_with(None, Some(text), &options).expect("loads");
+    assert_eq!(
+        loaded.unknown_fields.len(),
+        3,
+        "{:?}",
+        loaded.unknown_fields
+    );
+    assert!(loaded
+        .unknown_fields
+        .iter()
+        .any(|f| f.ends_with("not_a_field")));
+}
+
+#[test]
+fn disabled_extensions_fail_the_configs_that_use_them() {
+    let text = r#"
+static_resources:
+  listeners:
+  - name: l
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          route_config: { virtual_hosts: [] }
+          http_filters:
+          - name: my_router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+"#;
+    let options = baton_config::LoadOptions {
+        disabled_extensions: vec!["envoy.filters.http/envoy.filters.http.router".into()],
+        ..Default::default()
+    };
+    let err = baton_config::load_with(None, Some(text), &options)
+        .expect_err("router disabled")
+        .to_string();
+    assert!(err.contains("envoy.filters.http.router"), "{err}");
+    assert!(err.contains("http_filters[0]"), "{err}");
+    // Bare names are not Envoy's `category/name` form: nothing is disabled.
+    let (disabled, unknown) =
+        baton_config::disabled::resolve(&["envoy.filters.http.router".to_string()]);
+    assert!(disabled.is_empty());
+    assert_eq!(unknown.len(), 1);
+    let bare = baton_config::LoadOptions {
+        disabled_extensions: vec!["envoy.filters.http.router".into()],
+        ..Default::default()
+    };
+    assert!(baton_config::load_with(None, Some(text), &bare).is_ok());
+}

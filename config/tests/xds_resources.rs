@@ -509,3 +509,22 @@ fn unknown_policy_types_are_skipped() {
     let c = resource::cluster(&ctx(), &res).expect("the known policy");
     assert_eq!(c.lb_policy, model::LbPolicy::Random);
 }
+
+#[test]
+fn unknown_fields_in_resources_follow_the_policy() {
+    use baton_config::resource::UnknownFields;
+    let mut res = any(
+        "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: c\nconnect_timeout: 1s\ntype: STATIC\n",
+    );
+    // Field 999, varint 1: no Cluster field has that number.
+    res.value.extend_from_slice(&[0xb8, 0x3e, 0x01]);
+    assert!(resource::cluster(&ctx(), &res).is_ok(), "warn by default");
+    let ignore = ctx().with_unknown_fields(UnknownFields::Ignore);
+    assert!(resource::cluster(&ignore, &res).is_ok());
+    let reject = ctx().with_unknown_fields(UnknownFields::Reject);
+    let err = resource::cluster(&reject, &res)
+        .expect_err("rejected")
+        .to_string();
+    assert!(err.contains("999"), "{err}");
+    assert!(err.contains("'c'"), "{err}");
+}

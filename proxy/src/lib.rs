@@ -11,6 +11,8 @@ pub mod access_log;
 pub mod admin;
 pub mod base;
 pub mod buffer_limit;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod listener;
 pub mod server;

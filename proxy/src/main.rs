@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("stats") {
@@ -16,7 +14,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let opts = match baton_proxy::server::cli::Options::try_parse() {
+    let opts = match baton_proxy::server::cli::Options::parse_envoy_args(args) {
         Ok(o) => o,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
@@ -24,6 +22,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Err(e) = baton_proxy::server::cli_checks::check(&opts) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
     match baton_proxy::server::run(opts) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

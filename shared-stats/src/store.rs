@@ -238,6 +238,14 @@ impl StatsStore {
         Self::join(Region::open_or_create(config)?, config, generation_epoch)
     }
 
+    /// Joins a region as a fresh start (a plain start with no live parent or owner): a
+    /// region left by exited processes is replaced by an empty one. Returns the store and
+    /// whether a region some live process holds was joined instead (its stats continue).
+    pub fn open_fresh(config: &RegionConfig, generation_epoch: u64) -> Result<(Self, bool)> {
+        let (region, in_use) = Region::open_fresh(config)?;
+        Ok((Self::join(region, config, generation_epoch)?, in_use))
+    }
+
     /// Like `open_or_create`, but fails instead of creating or replacing a region.
     pub fn open_existing(config: &RegionConfig, generation_epoch: u64) -> Result<Self> {
         Self::join(Region::open_existing(config)?, config, generation_epoch)

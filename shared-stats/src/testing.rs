@@ -28,3 +28,49 @@ pub fn hold_allocation_lock(
         std::thread::sleep(duration);
     })
 }
+
+/// Fuzzing and corruption entry point: `bytes` become the region file of base id 1 in
+/// `dir` (a private directory), then the region is read offline, attached as a
+/// generation, written to, read again and rendered, and finally opened with replacement
+/// allowed. Any outcome but a panic is acceptable: a clear error or a recovered region.
+pub fn exercise_region_bytes(dir: &std::path::Path, bytes: &[u8]) -> crate::Result<()> {
+    let mut config = crate::RegionConfig::new(dir, 1);
+    config.lock_timeout = Duration::from_millis(50);
+    let path = config.region_path();
+    let write = |what: &'static str| crate::StatsError::Io {
+        path: path.clone(),
+        action: what,
+        source: std::io::Error::other("cannot write the test region"),
+    };
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|_| write("create dir"))?;
+    }
+    std::fs::write(&path, bytes).map_err(|_| write("write"))?;
+    let options = crate::RenderOptions::default();
+    if let Ok(reader) = crate::StatsReader::open(dir, 1) {
+        let _ = reader.generations();
+        if let Ok(snapshot) = reader.snapshot() {
+            let _ = snapshot.render_text(&options);
+            let _ = snapshot.render_prometheus(&options);
+        }
+    }
+    if let Ok(store) = StatsStore::open_existing(&config, 1) {
+        store.counter("fuzz.counter").inc();
+        store.gauge("fuzz.gauge").set(3);
+        store.histogram("fuzz.histogram").record(42);
+        let _ = store.reap_dead_generations();
+        if let Ok(snapshot) = store.snapshot() {
+            let _ = snapshot.render_json(&options);
+        }
+        let _ = store.flush_histogram_intervals();
+        let _ = store.reset_counters();
+    }
+    let store = StatsStore::open_or_create(&config, 2)?;
+    store.counter("fuzz.after").inc();
+    store.snapshot().map(|_| ())
+}

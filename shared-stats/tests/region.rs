@@ -346,3 +346,21 @@ fn histogram_interval_figures_cover_the_last_flush_interval() {
         serde_json::json!({"cumulative": 1, "interval": null})
     );
 }
+
+#[test]
+fn fresh_open_replaces_an_unheld_region_and_shares_a_held_one() {
+    let dir = TempDir::new("fresh");
+    let config = dir.config();
+    let first = StatsStore::open_or_create(&config, 0).unwrap();
+    first.counter("old.name").add(5);
+    drop(first);
+    // Nobody holds it: a fresh start sees neither the value nor the name.
+    let (fresh, in_use) = StatsStore::open_fresh(&config, 0).unwrap();
+    assert!(!in_use);
+    assert_eq!(fresh.snapshot().unwrap().value("old.name"), None);
+    fresh.counter("new.name").add(2);
+    // While `fresh` holds it, another fresh start joins and says so.
+    let (second, in_use) = StatsStore::open_fresh(&config, 0).unwrap();
+    assert!(in_use);
+    assert_eq!(second.snapshot().unwrap().value("new.name"), Some(2));
+}

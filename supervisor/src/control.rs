@@ -1,7 +1,9 @@
 //! The control socket: one length-delimited `ControlRequest` per connection, answered by one
 //! length-delimited `ControlReply` (prost, `baton.supervisor.v1`). The server side hands
 //! each request to the supervisor loop with a reply channel; the client side is used by
-//! `baton-supervisor ctl`.
+//! `baton-supervisor ctl`. Like the hot-restart socket, only peers running as our uid
+//! (or root) are answered (SO_PEERCRED), and a request's length is checked against
+//! `MAX_REQUEST` before anything is allocated for it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -15,8 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-/// Largest control message accepted (they are tiny; this bounds a misbehaving peer).
-const MAX_MESSAGE: usize = 1 << 20;
+/// Largest control reply a client accepts (a status lists every generation).
+const MAX_REPLY: usize = 1 << 20;
+/// Largest control request accepted (requests carry a few short fields).
+pub const MAX_REQUEST: usize = 4 * 1024;
 /// Time a client has to send its request.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -37,7 +41,7 @@ pub enum ControlError {
     /// The peer sent something that is not a message.
     #[error("bad control message: {0}")]
     Decode(#[from] prost::DecodeError),
-    /// A length prefix over [`MAX_MESSAGE`] or a truncated message.
+    /// A length prefix over the bound or a truncated message.
     #[error("bad control message framing: {0}")]
     Framing(String),
 }
@@ -99,6 +103,7 @@ impl Drop for InFlightGuard {
 
 /// Accepts connections forever, forwarding each request to `requests`.
 pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Incoming>, inflight: InFlight) {
+    let my_uid = nix::unistd::getuid().as_raw();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -108,6 +113,20 @@ pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Incoming>, inf
                 continue;
             }
         };
+        match stream.peer_cred() {
+            Ok(cred) if peer_allowed(cred.uid(), my_uid) => {}
+            Ok(cred) => {
+                tracing::warn!(
+                    peer_uid = cred.uid(),
+                    "refusing a control connection from another uid"
+                );
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read control peer credentials; refusing");
+                continue;
+            }
+        }
         let requests = requests.clone();
         let guard = inflight.enter();
         tokio::spawn(async move {
@@ -119,9 +138,15 @@ pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Incoming>, inf
     }
 }
 
+/// Our own uid, or root (which could signal us anyway).
+fn peer_allowed(peer_uid: u32, my_uid: u32) -> bool {
+    peer_uid == my_uid || peer_uid == 0
+}
+
 async fn handle(mut stream: UnixStream, requests: mpsc::Sender<Incoming>) -> anyhow::Result<()> {
     let request: ControlRequest =
-        tokio::time::timeout(REQUEST_READ_TIMEOUT, read_message(&mut stream)).await??;
+        tokio::time::timeout(REQUEST_READ_TIMEOUT, read_message(&mut stream, MAX_REQUEST))
+            .await??;
     let (reply_tx, reply_rx) = oneshot::channel();
     requests
         .send(Incoming {
@@ -150,9 +175,11 @@ pub async fn write_message<M: Message>(
     stream.flush().await
 }
 
-/// Reads one length-delimited message (varint length, then the body).
+/// Reads one length-delimited message (varint length, then the body); a length over
+/// `limit` is refused before the body is read or allocated.
 pub async fn read_message<M: Message + Default>(
     stream: &mut UnixStream,
+    limit: usize,
 ) -> Result<M, ControlError> {
     let io = |source| ControlError::Io {
         path: "peer".into(),
@@ -164,7 +191,7 @@ pub async fn read_message<M: Message + Default>(
         length |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             let length = usize::try_from(length).unwrap_or(usize::MAX);
-            if length > MAX_MESSAGE {
+            if length > limit {
                 return Err(ControlError::Framing(format!("{length} bytes is too long")));
             }
             let mut body = vec![0u8; length];
@@ -187,7 +214,7 @@ pub async fn call(
     };
     let mut stream = UnixStream::connect(path).await.map_err(io)?;
     write_message(&mut stream, request).await.map_err(io)?;
-    match tokio::time::timeout(timeout, read_message(&mut stream)).await {
+    match tokio::time::timeout(timeout, read_message(&mut stream, MAX_REPLY)).await {
         Ok(reply) => reply,
         Err(_) => Err(io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -234,7 +261,22 @@ mod tests {
             .expect("reply");
         assert!(reply.ok);
         assert_eq!(reply.message, "hi");
+        // A request longer than MAX_REQUEST is refused without an answer.
+        let mut raw = UnixStream::connect(&path).await.expect("connect");
+        let mut huge = Vec::new();
+        prost::encoding::encode_varint(1 << 30, &mut huge);
+        raw.write_all(&huge).await.expect("write");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(0))), "{read:?}");
         server.abort();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_our_uid_or_root_may_call() {
+        assert!(peer_allowed(1000, 1000));
+        assert!(peer_allowed(0, 1000));
+        assert!(!peer_allowed(1001, 1000));
     }
 }

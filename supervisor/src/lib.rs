@@ -114,13 +114,7 @@ pub fn run_supervisor(settings: Settings) -> anyhow::Result<u8> {
     use anyhow::Context;
     // Socket-activation fds first, before anything else could open fds over them.
     let activated = sockets::take_activation_sockets()?;
-    std::fs::create_dir_all(&settings.runtime_dir)
-        .with_context(|| format!("creating runtime dir {}", settings.runtime_dir.display()))?;
-    std::fs::set_permissions(
-        &settings.runtime_dir,
-        std::fs::Permissions::from_mode(0o700),
-    )
-    .with_context(|| format!("chmod 0700 {}", settings.runtime_dir.display()))?;
+    prepare_private_dir(&settings.runtime_dir)?;
     // The supervisor owns the stats region: it creates it before generation 0 and holds
     // it for its whole life, so the region is never replaced between generations (even
     // when every generation has crashed) and counters survive reloads and respawns.
@@ -168,4 +162,27 @@ pub fn run_supervisor(settings: Settings) -> anyhow::Result<u8> {
         drop(stats_region);
         code
     })
+}
+
+/// Creates `dir` if needed, refuses it when another user owns it (they could then talk
+/// to our control socket or replace our sockets), and makes it 0700.
+fn prepare_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::os::unix::fs::MetadataExt;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating runtime dir {}", dir.display()))?;
+    let meta = std::fs::metadata(dir).with_context(|| format!("stat {}", dir.display()))?;
+    let me = nix::unistd::getuid().as_raw();
+    if meta.uid() != me {
+        anyhow::bail!(
+            "runtime directory {} is owned by uid {}, not by us (uid {me})",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("chmod 0700 {}", dir.display()))?;
+    }
+    Ok(())
 }

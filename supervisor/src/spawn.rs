@@ -47,6 +47,10 @@ pub enum SpawnError {
     },
 }
 
+/// Names the supervisor's pid to the generations it launches; the proxy continues the
+/// stats region only when this is its parent (`baton_proxy::server::run::STATS_OWNER_ENV`).
+pub const STATS_OWNER_ENV: &str = "BATON_STATS_REGION_OWNER";
+
 /// Starts the generation. stdout/stderr are piped (see [`forward_output`]).
 pub fn spawn(spec: SpawnSpec<'_>) -> Result<tokio::process::Child, SpawnError> {
     let supervisor_pid = nix::unistd::getpid().as_raw();
@@ -66,6 +70,9 @@ pub fn spawn(spec: SpawnSpec<'_>) -> Result<tokio::process::Child, SpawnError> {
     };
     command
         .env("NOTIFY_SOCKET", spec.notify_socket)
+        // The generation continues the stats region this supervisor owns (it checks that
+        // the pid is its parent's; see docs/stats-continuation.md).
+        .env(STATS_OWNER_ENV, supervisor_pid.to_string())
         .env_remove("LISTEN_PID")
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID")

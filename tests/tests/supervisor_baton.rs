@@ -279,3 +279,83 @@ async fn reload_under_load_with_supervisor_held_sockets_fails_no_request() -> an
     assert_clean(&counts);
     Ok(())
 }
+
+/// `name: value` from the text `/stats` of the generation whose admin address is in
+/// `admin_path`, with its `server.hot_restart_epoch`.
+async fn stat_of_live(admin_path: &std::path::Path, name: &str) -> anyhow::Result<(u64, u64)> {
+    let admin: std::net::SocketAddr = std::fs::read_to_string(admin_path)?.trim().parse()?;
+    let text = baton_tests::get(admin, "/stats").await?.body_text();
+    let value = |n: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(n)?
+                .strip_prefix(": ")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    Ok((
+        value("server.hot_restart_epoch").unwrap_or(0),
+        value(name).unwrap_or(0),
+    ))
+}
+
+#[tokio::test]
+async fn counters_continue_when_the_supervisor_respawns_a_killed_generation() -> anyhow::Result<()>
+{
+    let fx = RealFixture::new().await?;
+    let admin_path = fx.dir.join("admin-address");
+    let mut sup = SupervisorProcess::start(
+        &fx.dir,
+        SupervisorOptions {
+            binary: baton_binary(),
+            flags: ["--hold-sockets", "--respawn-backoff-ms", "100"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            baton_args: [
+                "-c",
+                &fx.config_path.display().to_string(),
+                "--concurrency",
+                "2",
+                "--admin-address-path",
+                &admin_path.display().to_string(),
+                "--drain-time-s",
+                "1",
+                "--parent-shutdown-time-s",
+                "3",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            env: Vec::new(),
+            launcher: Vec::new(),
+        },
+    )?;
+    let (_, pid0) = sup.wait_live().await?;
+    for _ in 0..5 {
+        assert_eq!(baton_tests::get(fx.addr(), "/").await?.status, 200);
+    }
+    let name = "cluster.backend.upstream_rq_200";
+    let (_, before) = stat_of_live(&admin_path, name).await?;
+    assert!(before >= 5, "{name} = {before}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid0)?),
+        Signal::SIGKILL,
+    )?;
+    sup.wait_live_epoch_at_least(1).await?;
+    // The respawned generation has no live parent, but the supervisor owns the region.
+    let after = baton_tests::eventually(Duration::from_secs(20), || {
+        let admin_path = admin_path.clone();
+        async move {
+            let (epoch, value) = stat_of_live(&admin_path, name).await?;
+            Ok((epoch >= 1).then_some(value))
+        }
+    })
+    .await?;
+    assert!(
+        after >= before,
+        "{name} went from {before} to {after} across a respawn"
+    );
+    Ok(())
+}

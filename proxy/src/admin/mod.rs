@@ -341,7 +341,7 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
             }
         }
         "/config_dump" => json(&info::config_dump(ctx)),
-        "/stats" | "/stats/prometheus" => stats_response(path, query),
+        "/stats" | "/stats/prometheus" => stats_response(ctx, path, query),
         "/reset_counters" => match crate::stats::store().reset_counters() {
             Ok(()) => text(StatusCode::OK, "OK\n"),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
@@ -395,9 +395,12 @@ pub(crate) fn reported_state(state: &ServerState) -> crate::server::state::Serve
 
 /// `/stats` (text, `?format=json`, `?format=prometheus`) and `/stats/prometheus`, with
 /// Envoy's `filter=<regex>` and `usedonly` parameters.
-fn stats_response(path: &str, query: &str) -> AdminResponse {
+fn stats_response(ctx: &AdminContext, path: &str, query: &str) -> AdminResponse {
     let options = match baton_shared_stats::RenderOptions::from_query(query) {
-        Ok(o) => o,
+        Ok(mut o) => {
+            o.universal_tags = crate::server::cli_checks::stats_tags(&ctx.state.options);
+            o
+        }
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
     let snapshot = match crate::stats::store().snapshot() {

@@ -30,6 +30,38 @@ use tokio::time::Sleep;
 mod framing;
 
 pub use framing::FramingLimits;
+
+/// Fuzzing entry point for the HTTP/1 framing tracker (see `crate::fuzzing`): the first
+/// byte picks the limits and the read size, the rest is fed as reads of that size.
+/// Panics only on a broken invariant (a reported head end outside the read).
+#[doc(hidden)]
+pub fn fuzz_request_framing(input: &[u8]) {
+    let Some((&control, data)) = input.split_first() else {
+        return;
+    };
+    let limits = FramingLimits {
+        read_buffer_limit: if control & 0x80 != 0 { 64 } else { 8192 },
+        max_headers: if control & 0x40 != 0 { 2 } else { 100 },
+        accept_http_10: control & 1 == 1,
+    };
+    let read_size = usize::from(control & 0x3e).max(1) * 7;
+    let mut tracker = RequestFraming::new(limits);
+    for read in data.chunks(read_size) {
+        if let Some(rejection) = tracker.on_read(read) {
+            if let Some(end) = rejection.head_end {
+                assert!(
+                    end < read.len(),
+                    "head end {end} outside a read of {}",
+                    read.len()
+                );
+                assert_eq!(read[end], b'\n', "head end is not the head's final LF");
+            }
+            assert!(matches!(rejection.status, 400 | 426 | 501), "{rejection:?}");
+        }
+    }
+    // The whole input in one read must not panic either.
+    let _ = RequestFraming::new(limits).on_read(data);
+}
 use framing::{Rejection, RequestFraming};
 
 /// How many client-reset streams the HTTP/2 codec lets wait for the connection manager

@@ -1,7 +1,8 @@
-//! Envoy-compatible command line (`baton -c envoy.yaml ...`). Flag names, defaults and
-//! value spellings follow Envoy's; unknown flags are an error. A few flags Envoy accepts
-//! for features Baton does not have are accepted only where ignoring them changes nothing
-//! observable (documented in the README).
+//! Envoy-compatible command line (`baton -c envoy.yaml ...`). Every flag of Envoy 1.40's
+//! `--help` is accepted with Envoy's spelling, default and meaning; the few that mean
+//! nothing for Baton are accepted with a one-line warning (`cli_checks::warn_inert_flags`,
+//! listed in the README). Unknown flags are an error, as in Envoy. Checks across flags
+//! and of values Envoy validates after parsing live in `cli_checks`.
 
 use std::path::PathBuf;
 
@@ -217,9 +218,129 @@ pub struct Options {
     /// Print the version and exit.
     #[arg(long = "version")]
     pub version: bool,
+
+    /// A universal tag `name:value` added to every stat in `/stats/prometheus`
+    /// (repeatable; alphanumeric names, values without '.').
+    #[arg(long = "stats-tag")]
+    pub stats_tags: Vec<String>,
+
+    /// Raise the core-file size limit to its hard limit and mark the process dumpable.
+    #[arg(long = "enable-core-dump")]
+    pub enable_core_dump: bool,
+
+    /// Comma-separated extension names to disable (a config naming one is rejected).
+    #[arg(long = "disable-extensions")]
+    pub disable_extensions: Option<String>,
+
+    /// Default worker count from the CPU set (Baton always does; accepted with a warning).
+    #[arg(long = "cpuset-threads")]
+    pub cpuset_threads: bool,
+
+    /// Mutex contention tracing (nothing to trace in Baton; accepted with a warning).
+    #[arg(long = "enable-mutex-tracing")]
+    pub enable_mutex_tracing: bool,
+
+    /// Minimum size in KiB of buffered access-log data before a flush.
+    #[arg(long = "file-flush-min-size-kb", default_value_t = 64)]
+    pub file_flush_min_size_kb: u32,
+
+    /// File-level log control (Baton's is `BATON_LOG`; accepted with a warning).
+    #[arg(long = "enable-fine-grain-logging")]
+    pub enable_fine_grain_logging: bool,
+
+    /// Escape C-style control characters (newlines, tabs, ...) in log messages.
+    #[arg(long = "log-format-escaped")]
+    pub log_format_escaped: bool,
+
+    /// Stack traces in one log entry (Baton logs none; accepted with a warning).
+    #[arg(long = "log-stacktrace-single-entry")]
+    pub log_stacktrace_single_entry: bool,
+
+    /// Skip deprecated-field warnings (Baton logs none; accepted with a warning).
+    #[arg(long = "skip-deprecated-logs")]
+    pub skip_deprecated_logs: bool,
+
+    /// Unknown fields in dynamic (xDS) resources are ignored without a warning.
+    #[arg(long = "ignore-unknown-dynamic-fields")]
+    pub ignore_unknown_dynamic_fields: bool,
+
+    /// Unknown fields in dynamic (xDS) resources reject the update.
+    #[arg(long = "reject-unknown-dynamic-fields")]
+    pub reject_unknown_dynamic_fields: bool,
+
+    /// Unknown fields in the bootstrap are ignored with a warning instead of an error.
+    #[arg(long = "allow-unknown-static-fields")]
+    pub allow_unknown_static_fields: bool,
+
+    /// Deprecated spelling of --allow-unknown-static-fields.
+    #[arg(long = "allow-unknown-fields")]
+    pub allow_unknown_fields: bool,
+
+    /// A hot-restarted generation starts its stats from zero instead of continuing the
+    /// parent's.
+    #[arg(long = "skip-hot-restart-parent-stats")]
+    pub skip_hot_restart_parent_stats: bool,
+
+    /// `--base-id` as given (the effective `base_id` differs under
+    /// --use-dynamic-base-id); /server_info shows this one, as Envoy does.
+    #[arg(skip)]
+    pub base_id_given: Option<u32>,
+
+    /// Arguments after `--` (or Envoy's `--ignore_rest`), ignored as Envoy ignores them.
+    #[arg(last = true, hide = true)]
+    pub ignored_rest: Vec<String>,
 }
 
 impl Options {
+    /// Parses an Envoy command line: `--ignore_rest` ends the flags as `--` does.
+    pub fn parse_envoy_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString>,
+    {
+        let mut ended = false;
+        let args = args.into_iter().map(|a| {
+            let a: std::ffi::OsString = a.into();
+            if !ended && (a == "--ignore_rest" || a == "--") {
+                ended = true;
+                return std::ffi::OsString::from("--");
+            }
+            a
+        });
+        Self::try_parse_from(args)
+    }
+
+    /// `--disable-extensions` as a list of names.
+    pub fn disabled_extensions(&self) -> Vec<String> {
+        self.disable_extensions
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// What unknown fields in xDS resources do: rejected with
+    /// `--reject-unknown-dynamic-fields` (which wins), silently accepted with
+    /// `--ignore-unknown-dynamic-fields`, else accepted with a warning (Envoy's default).
+    pub fn unknown_dynamic_fields(&self) -> baton_config::resource::UnknownFields {
+        use baton_config::resource::UnknownFields;
+        if self.reject_unknown_dynamic_fields {
+            UnknownFields::Reject
+        } else if self.ignore_unknown_dynamic_fields {
+            UnknownFields::Ignore
+        } else {
+            UnknownFields::Warn
+        }
+    }
+
+    /// Bootstrap unknown fields allowed (`--allow-unknown-static-fields` or its old name).
+    pub fn allows_unknown_static_fields(&self) -> bool {
+        self.allow_unknown_static_fields || self.allow_unknown_fields
+    }
+
     /// Number of workers: `--concurrency`, else the number of cores.
     pub fn workers(&self) -> usize {
         self.concurrency
@@ -230,7 +351,7 @@ impl Options {
     /// The command line as Envoy's /server_info shows it under `command_line_options`.
     pub fn to_server_info_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "base_id": self.base_id.to_string(),
+            "base_id": self.base_id_given.unwrap_or(self.base_id).to_string(),
             "use_dynamic_base_id": self.use_dynamic_base_id,
             "base_id_path": path_str(&self.base_id_path),
             "concurrency": self.workers(),
@@ -254,6 +375,19 @@ impl Options {
             "restart_epoch": self.restart_epoch,
             "socket_path": path_str(&self.socket_path),
             "socket_mode": self.socket_mode,
+            "enable_core_dump": self.enable_core_dump,
+            "cpuset_threads": self.cpuset_threads,
+            "enable_mutex_tracing": self.enable_mutex_tracing,
+            "enable_fine_grain_logging": self.enable_fine_grain_logging,
+            "log_format_escaped": self.log_format_escaped,
+            "disabled_extensions": self.disabled_extensions(),
+            "ignore_unknown_dynamic_fields": self.ignore_unknown_dynamic_fields,
+            "reject_unknown_dynamic_fields": self.reject_unknown_dynamic_fields,
+            "allow_unknown_static_fields": self.allows_unknown_static_fields(),
+            "skip_hot_restart_on_no_parent": self.skip_hot_restart_on_no_parent,
+            "skip_hot_restart_parent_stats": self.skip_hot_restart_parent_stats,
+            "stats_tag": self.stats_tags,
+            "file_flush_min_size": self.file_flush_min_size_kb.saturating_mul(1024).to_string(),
         })
     }
 }
@@ -298,5 +432,49 @@ mod tests {
         let o = Options::try_parse_from(["baton", "--mode", "init_only"]).expect("parses");
         assert_eq!(o.mode, Mode::InitOnly);
         assert!(Options::try_parse_from(["baton", "--no-such-flag"]).is_err());
+        // Envoy 1.40 has no --ignore-unknown-flags either.
+        assert!(Options::try_parse_from(["baton", "--ignore-unknown-flags"]).is_err());
+    }
+
+    #[test]
+    fn ignore_rest_ends_the_flags() {
+        let o = Options::parse_envoy_args(["baton", "--base-id", "3", "--ignore_rest", "--bogus"])
+            .expect("parses");
+        assert_eq!(o.base_id, 3);
+        assert_eq!(o.ignored_rest, vec!["--bogus".to_string()]);
+        let o = Options::parse_envoy_args(["baton", "--", "x"]).expect("parses");
+        assert_eq!(o.ignored_rest, vec!["x".to_string()]);
+    }
+
+    #[test]
+    fn every_envoy_flag_parses() {
+        let o = Options::parse_envoy_args([
+            "baton",
+            "--stats-tag",
+            "env:prod",
+            "--stats-tag",
+            "zone:a",
+            "--enable-core-dump",
+            "--disable-extensions",
+            "envoy.filters.http.buffer",
+            "--cpuset-threads",
+            "--enable-mutex-tracing",
+            "--file-flush-min-size-kb",
+            "8",
+            "--enable-fine-grain-logging",
+            "--log-format-escaped",
+            "--log-stacktrace-single-entry",
+            "--skip-deprecated-logs",
+            "--ignore-unknown-dynamic-fields",
+            "--reject-unknown-dynamic-fields",
+            "--allow-unknown-static-fields",
+            "--allow-unknown-fields",
+            "--skip-hot-restart-parent-stats",
+            "--skip-hot-restart-on-no-parent",
+        ])
+        .expect("parses");
+        assert_eq!(o.stats_tags.len(), 2);
+        assert_eq!(o.disabled_extensions(), vec!["envoy.filters.http.buffer"]);
+        assert!(o.allows_unknown_static_fields());
     }
 }

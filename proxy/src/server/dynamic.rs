@@ -102,9 +102,13 @@ impl Dynamic {
         clusters: Arc<ClusterManager>,
         listeners: Arc<ListenerManager>,
         rds: Arc<RouteConfigProviders>,
+        unknown_fields: baton_config::resource::UnknownFields,
     ) -> anyhow::Result<Self> {
-        let ctx =
-            Arc::new(ResourceContext::new(&loaded.proto).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let ctx = Arc::new(
+            ResourceContext::new(&loaded.proto)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .with_unknown_fields(unknown_fields),
+        );
         let client = XdsClient::new(XdsSettings {
             clusters: clusters.clone(),
             node: node(loaded),

@@ -1,8 +1,9 @@
 //! Process logging: `tracing` with the level from `-l/--log-level`, optional per-component
 //! levels, plain or JSON lines, to stderr or `--log-path`.
 
-use std::fs::OpenOptions;
-use std::sync::Mutex;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::EnvFilter;
 
@@ -23,26 +24,25 @@ pub fn init(opts: &Options) -> anyhow::Result<()> {
     };
     let mut directives = level.to_string();
     if let Some(components) = &opts.component_log_level {
-        for pair in components.split(',') {
-            if let Some((component, lvl)) = pair.split_once(':') {
-                let target = match component.trim() {
-                    "upstream" | "pool" | "dns" => "baton_proxy::upstream",
-                    "http" | "http2" | "router" => "baton_proxy::http",
-                    "connection" | "conn_handler" => "baton_proxy::listener",
-                    "admin" => "baton_proxy::admin",
-                    "main" | "config" | "hot_restart" => "baton_proxy::server",
-                    other => {
-                        eprintln!("warning: unknown log component '{other}' ignored");
-                        continue;
-                    }
-                };
-                let lvl = if lvl.trim() == "warning" {
-                    "warn"
-                } else {
-                    lvl.trim()
-                };
-                directives.push_str(&format!(",{target}={lvl}"));
-            }
+        // Checked at startup (cli_checks::check); Envoy components Baton has no module
+        // for change nothing.
+        for (component, lvl) in
+            super::cli_checks::component_levels(components).map_err(|e| anyhow::anyhow!(e))?
+        {
+            let target = match component {
+                "upstream" | "pool" | "dns" | "hc" | "health_checker" => "baton_proxy::upstream",
+                "http" | "http2" | "router" | "rds" | "filter" => "baton_proxy::http",
+                "connection" | "conn_handler" => "baton_proxy::listener",
+                "admin" => "baton_proxy::admin",
+                "main" | "config" | "init" | "runtime" => "baton_proxy::server",
+                _ => continue,
+            };
+            let lvl = match lvl {
+                "warning" => "warn",
+                "critical" => "error",
+                other => other,
+            };
+            directives.push_str(&format!(",{target}={lvl}"));
         }
     }
     let filter = match std::env::var("BATON_LOG") {
@@ -54,26 +54,104 @@ pub fn init(opts: &Options) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_thread_names(true)
         .with_target(true);
-    match &opts.log_path {
-        Some(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            let writer = Mutex::new(file);
-            if json {
-                builder.json().with_writer(writer).try_init()
-            } else {
-                builder.with_ansi(false).with_writer(writer).try_init()
-            }
-        }
-        None => {
-            if json {
-                builder.json().with_writer(std::io::stderr).try_init()
-            } else {
-                builder
-                    .with_ansi(false)
-                    .with_writer(std::io::stderr)
-                    .try_init()
-            }
-        }
+    let sink = match &opts.log_path {
+        Some(path) => Sink::File(Arc::new(Mutex::new(
+            OpenOptions::new().create(true).append(true).open(path)?,
+        ))),
+        None => Sink::Stderr,
+    };
+    let writer = LogWriter {
+        sink,
+        escaped: opts.log_format_escaped,
+    };
+    if json {
+        builder.json().with_writer(writer).try_init()
+    } else {
+        builder.with_ansi(false).with_writer(writer).try_init()
     }
     .map_err(|e| anyhow::anyhow!("cannot install logger: {e}"))
+}
+
+/// Where log lines go.
+#[derive(Clone)]
+enum Sink {
+    Stderr,
+    File(Arc<Mutex<File>>),
+}
+
+/// The log writer: one formatted event per `write`, optionally with control characters
+/// escaped C-style (`--log-format-escaped`) so every event stays on one line.
+#[derive(Clone)]
+struct LogWriter {
+    sink: Sink,
+    escaped: bool,
+}
+
+impl LogWriter {
+    fn write_raw(&self, bytes: &[u8]) -> std::io::Result<()> {
+        match &self.sink {
+            Sink::Stderr => std::io::stderr().lock().write_all(bytes),
+            Sink::File(file) => match file.lock() {
+                Ok(mut f) => f.write_all(bytes),
+                Err(poisoned) => poisoned.into_inner().write_all(bytes),
+            },
+        }
+    }
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.escaped {
+            self.write_raw(&escape_event(buf))?;
+        } else {
+            self.write_raw(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Escapes control characters in one formatted event, keeping its final newline.
+fn escape_event(event: &[u8]) -> Vec<u8> {
+    let (body, newline) = match event.strip_suffix(b"\n") {
+        Some(body) => (body, true),
+        None => (event, false),
+    };
+    let mut out = Vec::with_capacity(event.len() + 8);
+    for &b in body {
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x0b => out.extend_from_slice(b"\\v"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x07 => out.extend_from_slice(b"\\a"),
+            _ => out.push(b),
+        }
+    }
+    if newline {
+        out.push(b'\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escaping_keeps_the_final_newline_only() {
+        assert_eq!(super::escape_event(b"a\nb\tc\n"), b"a\\nb\\tc\n".to_vec());
+        assert_eq!(super::escape_event(b"plain"), b"plain".to_vec());
+    }
 }

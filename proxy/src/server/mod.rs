@@ -2,6 +2,8 @@
 //! then listeners), workers, the admin listener, signals and drain.
 
 pub mod cli;
+pub mod cli_checks;
+pub mod core_dump;
 pub mod dynamic;
 pub mod hot_restart;
 pub mod init;

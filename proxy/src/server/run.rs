@@ -51,6 +51,10 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
     crate::http::headers::forwarding::init_local_address(
         opts.local_address_ip_version == super::cli::IpVersion::V6,
     );
+    super::cli_checks::warn_inert_flags(&opts);
+    if opts.enable_core_dump {
+        super::core_dump::enable();
+    }
     let loaded = match load_config(&opts) {
         Ok(l) => l,
         Err(e) => {
@@ -70,6 +74,8 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         println!("configuration '{}' OK", config_name(&opts));
         return Ok(0);
     }
+    let mut opts = opts;
+    resolve_base_id(&mut opts)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("baton-main")
@@ -77,6 +83,32 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         .context("cannot start the main runtime")?;
     let state = ServerState::new(opts);
     runtime.block_on(serve(state, loaded))
+}
+
+/// `--use-dynamic-base-id`: picks a base id no service in the runtime directory uses
+/// (no hot-restart socket, no stats region). Then writes the effective base id to
+/// `--base-id-path` (digits, no newline, as Envoy).
+fn resolve_base_id(opts: &mut Options) -> anyhow::Result<()> {
+    opts.base_id_given = Some(opts.base_id);
+    if opts.use_dynamic_base_id {
+        let dir = runtime_dir::resolve(opts.runtime_dir.as_deref());
+        runtime_dir::prepare(&dir)?;
+        let socket_dir = opts.socket_path.clone().unwrap_or_else(|| dir.clone());
+        let free = |id: u32| {
+            !hr::socket_path(&socket_dir, id).exists()
+                && !baton_shared_stats::region_path(&dir, id).exists()
+        };
+        opts.base_id = (0..1000)
+            .map(|_| rand::random_range(1..=i32::MAX as u32))
+            .find(|id| free(*id))
+            .ok_or_else(|| anyhow::anyhow!("--use-dynamic-base-id: no unused base id found"))?;
+        info!(base_id = opts.base_id, "chose a dynamic base id");
+    }
+    if let Some(path) = &opts.base_id_path {
+        std::fs::write(path, opts.base_id.to_string())
+            .with_context(|| format!("cannot write --base-id-path {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn config_name(opts: &Options) -> String {
@@ -87,7 +119,18 @@ fn config_name(opts: &Options) -> String {
 }
 
 fn load_config(opts: &Options) -> Result<Loaded, baton_config::ConfigError> {
-    let mut loaded = baton_config::load(opts.config_path.as_deref(), opts.config_yaml.as_deref())?;
+    let load_options = baton_config::LoadOptions {
+        allow_unknown_static_fields: opts.allows_unknown_static_fields(),
+        disabled_extensions: opts.disabled_extensions(),
+    };
+    let mut loaded = baton_config::load_with(
+        opts.config_path.as_deref(),
+        opts.config_yaml.as_deref(),
+        &load_options,
+    )?;
+    for field in &loaded.unknown_fields {
+        warn!(field = %field, "unknown field in the static configuration ignored (--allow-unknown-static-fields)");
+    }
     if let Some(node) = &opts.service_node {
         loaded.model.node.id.clone_from(node);
     }
@@ -113,20 +156,74 @@ fn hot_restart_paths(opts: &Options) -> anyhow::Result<Option<HotRestartPaths>> 
         None => runtime_dir::resolve(opts.runtime_dir.as_deref()),
     };
     runtime_dir::prepare(&dir)?;
+    runtime_dir::remove_stale_sockets(&dir, &hr::socket_path(&dir, opts.base_id));
     Ok(Some(HotRestartPaths {
         public: hr::socket_path(&dir, opts.base_id),
         private: hr::private_socket_path(&dir, opts.base_id),
     }))
 }
 
-/// Joins the stats region of `--base-id` in the runtime directory as this generation, so
-/// counters continue across hot restarts. Must run before any stat handle is built.
-fn install_stats(opts: &Options) -> anyhow::Result<()> {
+/// Where this generation's stats come from (see docs/stats-continuation.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatsOrigin {
+    /// A live parent answered on the hot-restart socket (or was cold-restarted by us):
+    /// its counters continue.
+    Parent,
+    /// The supervisor that launched us owns the region: counters continue across its
+    /// reloads and respawns.
+    Supervisor,
+    /// A plain start: counters and names start from zero, as in Envoy.
+    Fresh,
+}
+
+/// The supervisor's pid it puts in the environment of every generation it launches.
+pub const STATS_OWNER_ENV: &str = "BATON_STATS_REGION_OWNER";
+
+/// True when `BATON_STATS_REGION_OWNER` names our parent process (a stale value inherited
+/// from a shell names no parent of ours).
+fn launched_by_region_owner() -> bool {
+    let Ok(value) = std::env::var(STATS_OWNER_ENV) else {
+        return false;
+    };
+    let parent = nix::unistd::getppid().as_raw();
+    value
+        .trim()
+        .parse::<i32>()
+        .is_ok_and(|pid| pid == parent && pid > 1)
+}
+
+/// Joins the stats region of `--base-id` in the runtime directory as this generation.
+/// Continues its counters only for `StatsOrigin::Parent`/`Supervisor`; otherwise a
+/// region left by exited processes is replaced. Must run before any stat handle is built.
+fn install_stats(opts: &Options, origin: StatsOrigin) -> anyhow::Result<()> {
     let dir = runtime_dir::resolve(opts.runtime_dir.as_deref());
     runtime_dir::prepare(&dir)?;
-    let store =
-        crate::stats::open_store(&dir, opts.base_id, opts.restart_epoch, opts.stats_max_stats)
-            .with_context(|| format!("cannot open the stats region in {}", dir.display()))?;
+    let config = crate::stats::region_config(&dir, opts.base_id, opts.stats_max_stats);
+    let epoch = u64::from(opts.restart_epoch);
+    let context = || format!("cannot open the stats region in {}", dir.display());
+    let store = match origin {
+        StatsOrigin::Parent | StatsOrigin::Supervisor => {
+            baton_shared_stats::StatsStore::open_or_create(&config, epoch).with_context(context)?
+        }
+        StatsOrigin::Fresh => {
+            let (store, in_use) =
+                baton_shared_stats::StatsStore::open_fresh(&config, epoch).with_context(context)?;
+            if in_use {
+                warn!(
+                    base_id = opts.base_id,
+                    "the stats region of this base id is held by another live process that is not our hot-restart parent; sharing its stats (use another --base-id to keep them apart)"
+                );
+            }
+            store
+        }
+    };
+    if origin == StatsOrigin::Parent && opts.skip_hot_restart_parent_stats {
+        // The parent's counters are not carried over (Envoy's meaning); the region is
+        // shared, so this is a counter reset the draining parent sees too.
+        if let Err(e) = store.reset_counters() {
+            warn!("--skip-hot-restart-parent-stats: cannot reset counters: {e}");
+        }
+    }
     crate::stats::install(store);
     Ok(())
 }
@@ -143,10 +240,10 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     );
     let model = loaded.model.clone();
 
-    // Join the service's stats region, then find the live generation, if any (before
-    // binding anything).
-    install_stats(opts)?;
+    // Find the live generation, if any (before binding anything), then join the
+    // service's stats region: continued only from a live parent or the supervisor.
     let paths = hot_restart_paths(opts)?;
+    let mut cold_restarted = false;
     let parent_link: Option<ParentLink> = match &paths {
         Some(p) => match hr::child::connect(&p.public, epoch).await {
             Ok(link) => link,
@@ -154,12 +251,22 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
                 if opts.hot_restart_version_mismatch == VersionMismatchPolicy::ColdRestart =>
             {
                 cold_restart(&detail, parent_pid).await?;
+                cold_restarted = true;
                 None
             }
             Err(e) => return Err(anyhow::anyhow!("hot restart (epoch {epoch}): {e}")),
         },
         None => None,
     };
+    let stats_origin = if parent_link.is_some() || cold_restarted {
+        StatsOrigin::Parent
+    } else if launched_by_region_owner() {
+        StatsOrigin::Supervisor
+    } else {
+        StatsOrigin::Fresh
+    };
+    install_stats(opts, stats_origin)?;
+    info!(?stats_origin, "stats region joined");
     match &parent_link {
         Some(link) => info!(
             epoch,
@@ -216,6 +323,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         Arc::clone(&clusters),
         Arc::clone(&listeners),
         Arc::clone(&rds),
+        opts.unknown_dynamic_fields(),
     )?;
     if let Some(state) = &inherited_xds {
         dynamic.inherit(state);

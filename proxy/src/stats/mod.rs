@@ -12,7 +12,7 @@ pub use scopes::{
     ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,
     ListenerManagerStats, ListenerStats, TcpProxyStats,
 };
-pub use server::{open_store, ServerFacts, ServerStats};
+pub use server::{open_store, region_config, ServerFacts, ServerStats};
 
 use std::sync::OnceLock;
 

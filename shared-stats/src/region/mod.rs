@@ -123,6 +123,34 @@ impl Region {
         Self::open(config, true)
     }
 
+    /// Opens the region for `config` as a fresh start: an existing region no live process
+    /// holds (left by an earlier, unrelated run) is removed and a new one created, so no
+    /// counter or stat name of that run survives. A region some live process holds is
+    /// joined instead (second result `true`): its stats are that process's.
+    pub(crate) fn open_fresh(config: &RegionConfig) -> Result<(Region, bool)> {
+        let path = config.region_path();
+        ensure_private_dir(&config.dir)?;
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Self::open(config, true)?, false))
+            }
+            Err(e) => return Err(io_err(&path, "open")(e)),
+        };
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => {
+                // No process holds it: remove it while holding the exclusive lock, so a
+                // concurrent opener that got the old inode sees it unlinked and retries.
+                if same_file(&locked, &path) {
+                    std::fs::remove_file(&path).map_err(io_err(&path, "remove"))?;
+                }
+                drop(locked);
+                Ok((Self::open(config, true)?, false))
+            }
+            Err(_) => Ok((Self::open(config, true)?, true)),
+        }
+    }
+
     /// Opens an existing region; never creates or replaces one.
     pub(crate) fn open_existing(config: &RegionConfig) -> Result<Region> {
         Self::open(config, false)
@@ -251,11 +279,26 @@ impl Region {
             .min(self.geo.max_stats)
     }
 
+    /// Name-arena bytes in use, clamped to the arena (a corrupt header must not send a
+    /// read past it).
+    pub(crate) fn arena_used(&self) -> u32 {
+        self.hdr32(hdr::ARENA_USED)
+            .load(Ordering::Acquire)
+            .min(self.geo.arena_bytes)
+    }
+
+    /// Value cells in use per column, clamped to the column size.
+    pub(crate) fn cells_used(&self) -> u32 {
+        self.hdr32(hdr::CELLS_USED)
+            .load(Ordering::Acquire)
+            .min(self.geo.max_cells)
+    }
+
     /// Decodes entries `from..stat_count`.
     pub(crate) fn read_entries(&self, from: u32) -> Result<Vec<EntryInfo>> {
         let count = self.stat_count();
-        let arena_used = u64::from(self.hdr32(hdr::ARENA_USED).load(Ordering::Acquire));
-        let cells_used = self.hdr32(hdr::CELLS_USED).load(Ordering::Acquire);
+        let arena_used = u64::from(self.arena_used());
+        let cells_used = self.cells_used();
         let mut out = Vec::with_capacity(count.saturating_sub(from) as usize);
         for index in from..count {
             let base = self.geo.entry_offset(index);
@@ -506,7 +549,7 @@ impl Region {
         let seq = self.hdr64(hdr::FOLD_SEQ);
         seq.fetch_add(1, Ordering::AcqRel);
         let count = self.stat_count();
-        let cells_used = self.hdr32(hdr::CELLS_USED).load(Ordering::Acquire);
+        let cells_used = self.cells_used();
         for entry_index in 0..count {
             let base = self.geo.entry_offset(entry_index);
             let packed = self

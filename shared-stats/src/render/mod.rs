@@ -22,6 +22,8 @@ pub struct RenderOptions {
     pub filter: Option<Regex>,
     /// Only stats that were ever written (Envoy's `usedonly`).
     pub used_only: bool,
+    /// Labels added to every Prometheus series (Envoy's `--stats-tag name:value`).
+    pub universal_tags: Vec<(String, String)>,
 }
 
 /// A query parameter that could not be used.

@@ -40,13 +40,24 @@ fn push_label_value(out: &mut String, value: &str) {
     }
 }
 
-/// Appends `{k="v",...}` for the tags, with an optional extra label last.
-fn push_labels(out: &mut String, tagged: &TaggedName, extra: Option<(&str, &str)>) {
+/// Appends `{k="v",...}`: the universal tags, then the extracted tags, with an optional
+/// extra label last.
+fn push_labels(
+    out: &mut String,
+    universal: &[(String, String)],
+    tagged: &TaggedName,
+    extra: Option<(&str, &str)>,
+) {
     out.push('{');
-    let pairs = tagged
-        .tags
+    let pairs = universal
         .iter()
-        .map(|tag| (tag.label, tag.value.as_str()))
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .chain(
+            tagged
+                .tags
+                .iter()
+                .map(|tag| (tag.label, tag.value.as_str())),
+        )
         .chain(extra);
     for (index, (label, value)) in pairs.enumerate() {
         if index > 0 {
@@ -63,6 +74,7 @@ fn push_labels(out: &mut String, tagged: &TaggedName, extra: Option<(&str, &str)
 /// Appends one sample line: `name{labels} value`.
 fn push_sample(
     out: &mut String,
+    universal: &[(String, String)],
     name: &str,
     suffix: &str,
     tagged: &TaggedName,
@@ -71,7 +83,7 @@ fn push_sample(
 ) {
     out.push_str(name);
     out.push_str(suffix);
-    push_labels(out, tagged, extra);
+    push_labels(out, universal, tagged, extra);
     let _ = writeln!(out, " {value}");
 }
 
@@ -99,7 +111,15 @@ pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> S
             let name = metric_name(extracted);
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (tagged, value) in series {
-                push_sample(&mut out, &name, "", tagged, None, *value);
+                push_sample(
+                    &mut out,
+                    &options.universal_tags,
+                    &name,
+                    "",
+                    tagged,
+                    None,
+                    *value,
+                );
             }
         }
     }
@@ -123,6 +143,7 @@ pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> S
                 let le = format_f64(*bound);
                 push_sample(
                     &mut out,
+                    &options.universal_tags,
                     &name,
                     "_bucket",
                     tagged,
@@ -133,14 +154,31 @@ pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> S
             let count = histogram.count();
             push_sample(
                 &mut out,
+                &options.universal_tags,
                 &name,
                 "_bucket",
                 tagged,
                 Some(("le", "+Inf")),
                 count,
             );
-            push_sample(&mut out, &name, "_sum", tagged, None, histogram.sum);
-            push_sample(&mut out, &name, "_count", tagged, None, count);
+            push_sample(
+                &mut out,
+                &options.universal_tags,
+                &name,
+                "_sum",
+                tagged,
+                None,
+                histogram.sum,
+            );
+            push_sample(
+                &mut out,
+                &options.universal_tags,
+                &name,
+                "_count",
+                tagged,
+                None,
+                count,
+            );
         }
     }
     out

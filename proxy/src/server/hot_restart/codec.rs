@@ -11,8 +11,14 @@ use prost::Message;
 use sendfd::{RecvWithFd, SendWithFd};
 use tokio::net::UnixStream;
 
-/// Largest message accepted from a peer (protects against garbage on the socket).
-const MAX_MESSAGE: usize = 64 * 1024;
+/// Largest message accepted from a peer (protects against garbage on the socket). Large
+/// hand-overs travel in chunks well inside it (xDS state: 48 KiB per reply); nothing is
+/// buffered for a length over it.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Received file descriptors waiting to be claimed; a peer sending more is broken or
+/// hostile (the protocol passes one per `PassListenSocketReply`).
+const MAX_QUEUED_FDS: usize = 16;
 
 /// Errors on the hot-restart channel.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +40,7 @@ pub struct Channel {
     stream: UnixStream,
     buf: BytesMut,
     fds: VecDeque<OwnedFd>,
+    received_any: bool,
 }
 
 impl Channel {
@@ -43,6 +50,7 @@ impl Channel {
             stream,
             buf: BytesMut::with_capacity(1024),
             fds: VecDeque::new(),
+            received_any: false,
         }
     }
 
@@ -86,15 +94,27 @@ impl Channel {
             match self.stream.recv_with_fd(&mut chunk, &mut fds) {
                 Ok((0, 0)) => return Err(CodecError::Closed),
                 Ok((n, nfds)) => {
+                    self.received_any = true;
                     self.buf.extend_from_slice(&chunk[..n]);
-                    for fd in &fds[..nfds] {
-                        self.fds.push_back(take_fd(*fd));
+                    // Owned first, so every received fd is closed if we give up below.
+                    let received: Vec<OwnedFd> =
+                        fds[..nfds].iter().map(|fd| take_fd(*fd)).collect();
+                    if self.fds.len() + received.len() > MAX_QUEUED_FDS {
+                        return Err(CodecError::Invalid(format!(
+                            "more than {MAX_QUEUED_FDS} unclaimed file descriptors"
+                        )));
                     }
+                    self.fds.extend(received);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// True while no byte has arrived (nor been decoded) on this channel.
+    pub fn nothing_received(&self) -> bool {
+        self.buf.is_empty() && !self.received_any
     }
 
     /// Claims the oldest received file descriptor.
@@ -103,24 +123,35 @@ impl Channel {
     }
 
     fn try_decode<M: Message + Default>(&mut self) -> Result<Option<M>, CodecError> {
-        let mut peek = &self.buf[..];
-        let len = match prost::encoding::decode_varint(&mut peek) {
-            Ok(len) => len as usize,
-            // Not enough bytes for the length prefix yet (or garbage: caught below).
-            Err(_) if self.buf.len() < 10 => return Ok(None),
-            Err(e) => return Err(CodecError::Invalid(e.to_string())),
-        };
-        if len > MAX_MESSAGE {
-            return Err(CodecError::Invalid(format!("message of {len} bytes")));
-        }
-        let prefix = self.buf.len() - peek.len();
-        if peek.len() < len {
+        let Some((msg, used)) = decode_frame(&self.buf)? else {
             return Ok(None);
-        }
-        let msg = M::decode(&peek[..len]).map_err(|e| CodecError::Invalid(e.to_string()))?;
-        self.buf.advance(prefix + len);
+        };
+        self.buf.advance(used);
         Ok(Some(msg))
     }
+}
+
+/// Decodes one length-delimited message from the front of `buf`: `None` while it is
+/// incomplete, else the message and the bytes it used. Rejects a length over
+/// `MAX_MESSAGE` before waiting for (or allocating) its bytes. Also the fuzzing entry
+/// point for hot-restart message decoding.
+pub fn decode_frame<M: Message + Default>(buf: &[u8]) -> Result<Option<(M, usize)>, CodecError> {
+    let mut peek = buf;
+    let len = match prost::encoding::decode_varint(&mut peek) {
+        Ok(len) => len as usize,
+        // Not enough bytes for the length prefix yet (or garbage: caught below).
+        Err(_) if buf.len() < 10 => return Ok(None),
+        Err(e) => return Err(CodecError::Invalid(e.to_string())),
+    };
+    if len > MAX_MESSAGE {
+        return Err(CodecError::Invalid(format!("message of {len} bytes")));
+    }
+    let prefix = buf.len() - peek.len();
+    if peek.len() < len {
+        return Ok(None);
+    }
+    let msg = M::decode(&peek[..len]).map_err(|e| CodecError::Invalid(e.to_string()))?;
+    Ok(Some((msg, prefix + len)))
 }
 
 #[allow(unsafe_code)]

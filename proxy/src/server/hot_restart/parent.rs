@@ -1,16 +1,20 @@
 //! Parent side: the live generation serves hot-restart requests from one child at a time
-//! on its domain socket. Peers with another uid are refused (SO_PEERCRED). A second child
-//! while one is in progress gets a clear error. A child that disconnects before asking
-//! for drain leaves the parent untouched (its admin listener is restored if it had been
-//! handed over).
+//! on its domain socket. Peers with another uid are refused (SO_PEERCRED). A connection
+//! must open with the version hello, within `HELLO_DEADLINE`, before anything else is
+//! answered; only a peer that said hello becomes "the child in progress", so an idle or
+//! half-sent peer can never block a real reload. A second child while one is in progress
+//! gets a clear error. A child that disconnects before asking for drain leaves the parent
+//! untouched (its admin listener is restored if it had been handed over). A child silent
+//! for `SESSION_IDLE_DEADLINE` before the drain request is dropped. The parent expects
+//! no file descriptors: any that arrive are closed.
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use baton_proto::pb::baton::hot_restart::v1 as pb;
 use tokio::net::UnixListener;
@@ -22,8 +26,15 @@ use super::{HotRestartError, PROTOCOL_VERSION, STATS_LAYOUT_VERSION};
 use crate::listener::ConnectionTracker;
 use crate::server::state::{ServerState, ShutdownReason};
 
-/// How long a refused peer gets to send its hello before the refusal is sent.
-const REFUSAL_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a new connection gets to deliver its complete hello.
+const HELLO_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a child that said hello may stay silent before it asks to drain us (its
+/// initialisation: clusters, xDS first fetch). Past it the child counts as stuck.
+const SESSION_IDLE_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Connections still in their hello phase beyond this are closed at once.
+const MAX_PENDING_HELLOS: usize = 32;
 
 /// A listen socket the parent can pass on.
 #[derive(Debug)]
@@ -73,6 +84,7 @@ pub struct ParentContext {
     /// Our downstream connections (`server.parent_connections` for the child).
     pub tracker: Arc<ConnectionTracker>,
     busy: AtomicBool,
+    pending_hellos: AtomicUsize,
     draining: AtomicBool,
     admin_handed_over: Mutex<bool>,
     /// Our admin listen socket (configured address, a duplicate fd), for a child whose
@@ -100,6 +112,7 @@ impl ParentContext {
             child_took_over,
             tracker,
             busy: AtomicBool::new(false),
+            pending_hellos: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             admin_handed_over: Mutex::new(false),
             admin_socket: Mutex::new(None),
@@ -160,27 +173,39 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ParentContext>) {
                 continue;
             }
         }
+        if ctx.pending_hellos.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_HELLOS {
+            ctx.pending_hellos.fetch_sub(1, Ordering::AcqRel);
+            warn!("too many hot-restart connections waiting for their hello; closing one");
+            continue;
+        }
         let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
             let mut channel = Channel::new(stream);
+            let hello = first_hello(&mut channel).await;
+            ctx.pending_hellos.fetch_sub(1, Ordering::AcqRel);
+            let hello = match hello {
+                Ok(h) => h,
+                Err(why) if why.is_empty() => {
+                    // Closed without a byte: another generation checking for a stale socket.
+                    tracing::debug!("hot-restart connection closed before its hello");
+                    return;
+                }
+                Err(why) => {
+                    warn!("closing a hot-restart connection: {why}");
+                    let _ = refuse(&mut channel, &why).await;
+                    return;
+                }
+            };
             if ctx.busy.swap(true, Ordering::AcqRel) {
-                // Read the child's hello first: closing with its bytes unread would reset
-                // the connection and the child would see a broken pipe, not the reason.
-                let hello =
-                    tokio::time::timeout(REFUSAL_READ_TIMEOUT, channel.recv::<pb::Request>()).await;
-                let who = match hello {
-                    Ok(Ok(pb::Request {
-                        kind: Some(pb::request::Kind::Hello(h)),
-                    })) => {
-                        format!("child epoch {} pid {}", h.child_epoch, h.child_pid)
-                    }
-                    _ => "unknown child".to_string(),
-                };
-                warn!(child = %who, "refusing a second hot restart while one is in progress");
+                warn!(
+                    child_epoch = hello.child_epoch,
+                    child_pid = hello.child_pid,
+                    "refusing a second hot restart while one is in progress"
+                );
                 let _ = refuse(&mut channel, "a hot restart is already in progress").await;
                 return;
             }
-            let outcome = session(&mut channel, &ctx).await;
+            let outcome = session(&mut channel, &ctx, hello).await;
             ctx.busy.store(false, Ordering::Release);
             match outcome {
                 Ok(()) => {}
@@ -192,6 +217,38 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ParentContext>) {
                 }
             }
         });
+    }
+}
+
+/// The connection's first message, which must be a complete hello within
+/// `HELLO_DEADLINE`; otherwise why the connection is closed (empty when the peer hung up
+/// without sending anything).
+async fn first_hello(channel: &mut Channel) -> Result<pb::Hello, String> {
+    match tokio::time::timeout(HELLO_DEADLINE, channel.recv::<pb::Request>()).await {
+        Err(_) => Err(format!("no hello within {HELLO_DEADLINE:?}")),
+        Ok(Err(CodecError::Closed)) if channel.nothing_received() => Err(String::new()),
+        Ok(Err(e)) => Err(format!("no hello: {e}")),
+        Ok(Ok(pb::Request {
+            kind: Some(pb::request::Kind::Hello(h)),
+        })) => {
+            discard_fds(channel);
+            Ok(h)
+        }
+        Ok(Ok(_)) => Err("the first request must be the version hello".to_string()),
+    }
+}
+
+/// Closes file descriptors a peer sent: the parent never expects any.
+fn discard_fds(channel: &mut Channel) {
+    let mut closed = 0;
+    while channel.take_fd().is_some() {
+        closed += 1;
+    }
+    if closed > 0 {
+        warn!(
+            closed,
+            "closed file descriptors a hot-restart child sent unasked"
+        );
     }
 }
 
@@ -223,15 +280,35 @@ fn reply(kind: pb::reply::Kind) -> pb::Reply {
     pb::Reply { kind: Some(kind) }
 }
 
-/// One child's session, request by request, until it disconnects.
-async fn session(channel: &mut Channel, ctx: &ParentContext) -> Result<(), HotRestartError> {
+/// One child's session, from its hello, request by request, until it disconnects.
+async fn session(
+    channel: &mut Channel,
+    ctx: &ParentContext,
+    hello: pb::Hello,
+) -> Result<(), HotRestartError> {
     let sockets = (ctx.sockets)();
     // Encoded once per session, on the first chunk request.
     let mut xds_state: Option<Option<Vec<u8>>> = None;
     let mut claimed = vec![false; sockets.len()];
     let mut child = String::from("unknown child");
+    let mut next = Some(pb::Request {
+        kind: Some(pb::request::Kind::Hello(hello)),
+    });
     loop {
-        let req: pb::Request = match channel.recv().await {
+        let received = match next.take() {
+            Some(first) => Ok(first),
+            None if ctx.draining.load(Ordering::Acquire) => channel.recv().await,
+            None => match tokio::time::timeout(SESSION_IDLE_DEADLINE, channel.recv()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(HotRestartError::Protocol(format!(
+                        "{child} silent for {SESSION_IDLE_DEADLINE:?}; dropped"
+                    )))
+                }
+            },
+        };
+        discard_fds(channel);
+        let req: pb::Request = match received {
             Ok(r) => r,
             Err(CodecError::Closed) if ctx.draining.load(Ordering::Acquire) => return Ok(()),
             Err(CodecError::Closed) => {
