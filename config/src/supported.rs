@@ -25,7 +25,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "typed_dns_resolver_config",
             "dns_resolution_config",
             "use_tcp_for_dns_lookups",
+            "overload_manager",
         ],
+    ),
+    // Only the global connection limit: other actions, load shed points and buffer
+    // accounting are refused by name.
+    ("envoy.config.overload.v3.OverloadManager", &["refresh_interval", "resource_monitors"]),
+    ("envoy.config.overload.v3.ResourceMonitor", &["name", "typed_config"]),
+    (
+        "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit",
+        &["stat_prefix", "max_connections", "delay"],
     ),
     ("envoy.config.bootstrap.v3.Bootstrap.StaticResources", &["listeners", "clusters"]),
     (
@@ -65,7 +74,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["cluster_name", "max_receive_message_length"],
     ),
     ("envoy.config.core.v3.RateLimitSettings", &["max_tokens", "fill_rate"]),
-    ("envoy.config.bootstrap.v3.Admin", &["address", "access_log", "access_log_path", "profile_path"]),
+    // Admin connections never count towards the global connection limit (as in Envoy),
+    // so `ignore_global_conn_limit` changes nothing.
+    (
+        "envoy.config.bootstrap.v3.Admin",
+        &["address", "access_log", "access_log_path", "profile_path", "ignore_global_conn_limit"],
+    ),
     ("envoy.config.core.v3.Node", &["id", "cluster", "metadata", "locality", "user_agent_name"]),
     // `pipe` is an upstream endpoint address only: listener, admin and DNS resolver
     // translation refuse it by name.
@@ -93,6 +107,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "traffic_direction",
             "drain_type",
             "ignore_global_conn_limit",
+            "bypass_overload_manager",
         ],
     ),
     (

@@ -36,6 +36,10 @@ pub struct Bootstrap {
     pub clusters: Vec<Arc<Cluster>>,
     /// `dynamic_resources` (all None without it).
     pub dynamic: DynamicResources,
+    /// `overload_manager` with the `envoy.resource_monitors.global_downstream_max_connections`
+    /// monitor: its `max_active_downstream_connections`, counted across every worker and
+    /// every listener that does not ignore it.
+    pub global_downstream_max_connections: Option<u64>,
 }
 
 impl Bootstrap {
@@ -110,6 +114,9 @@ pub struct Listener {
     pub backlog: u32,
     /// `traffic_direction` is INBOUND (`/drain_listeners?inboundonly` drains only these).
     pub inbound: bool,
+    /// `ignore_global_conn_limit` or `bypass_overload_manager`: the listener's
+    /// connections are neither limited nor counted by the global connection limit.
+    pub ignore_global_conn_limit: bool,
 }
 
 impl Listener {
@@ -142,8 +149,22 @@ pub struct FilterChain {
     /// `transport_socket`: only plaintext for now (TLS comes in its own issue;
     /// translation rejects a TLS transport socket with a clear error).
     pub tls: bool,
+    /// `envoy.filters.network.connection_limit` before the terminal filter.
+    pub connection_limit: Option<ConnectionLimit>,
     /// The terminal network filter (`filters`, last entry).
     pub network: NetworkFilter,
+}
+
+/// `envoy.filters.network.connection_limit`: at most `max_connections` open connections
+/// on the filter chain; a connection over it is closed after `delay`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimit {
+    /// `stat_prefix` (stats `connection_limit.<stat_prefix>.*`).
+    pub stat_prefix: String,
+    /// `max_connections` (at least 1).
+    pub max_connections: u64,
+    /// `delay` before a refused connection is closed (zero: at once).
+    pub delay: std::time::Duration,
 }
 
 /// `filter_chain_match`. Empty vectors / `None` mean "any".

@@ -1,19 +1,25 @@
 //! Listeners: address, filter chains and their matches, listener filters, and the
-//! terminal network filter (`http_connection_manager` or `tcp_proxy`).
+//! network filters: `connection_limit` and the terminal one (`http_connection_manager` or
+//! `tcp_proxy`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::pb::envoy::config::listener::v3 as listener_pb;
+use baton_proto::pb::envoy::extensions::filters::network::connection_limit::v3 as connection_limit_pb;
 use baton_proto::pb::envoy::extensions::filters::network::tcp_proxy::v3 as tcp_pb;
 
-use super::{access_log, any_type, cidr, decode_any, hcm, required, socket_addr, timeout, Context};
+use super::{
+    access_log, any_type, cidr, decode_any, duration, hcm, required, socket_addr, timeout, Context,
+};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
 const HCM_TYPE: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+const CONNECTION_LIMIT_TYPE: &str =
+    "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
 const TLS_INSPECTOR_TYPE: &str = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
 
 pub(crate) fn translate(
@@ -113,6 +119,7 @@ pub(crate) fn translate(
         backlog: l.tcp_backlog_size.unwrap_or(0),
         inbound: l.traffic_direction
             == baton_proto::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
+        ignore_global_conn_limit: l.ignore_global_conn_limit || l.bypass_overload_manager,
     })
 }
 
@@ -139,12 +146,18 @@ fn filter_chain(
             "a filter chain needs a terminal network filter (http_connection_manager or tcp_proxy)",
         ));
     };
-    if let Some(first) = init.first() {
+    let mut connection_limit_filter = None;
+    for (i, filter) in init.iter().enumerate() {
+        let fpath = format!("{path}.filters[{i}]");
+        if is_connection_limit(filter) && connection_limit_filter.is_none() {
+            connection_limit_filter = Some(connection_limit(filter, &fpath)?);
+            continue;
+        }
         return Err(ConfigError::at(
-            format!("{path}.filters[0]"),
+            fpath,
             format!(
-                "network filter '{}' before the terminal filter is not supported by Baton yet",
-                first.name
+                "network filter '{}' before the terminal filter is not supported by Baton yet (supported: envoy.filters.network.connection_limit, once)",
+                filter.name
             ),
         ));
     }
@@ -154,7 +167,57 @@ fn filter_chain(
         name: chain.name.clone(),
         matcher,
         tls: false,
+        connection_limit: connection_limit_filter,
         network,
+    })
+}
+
+fn is_connection_limit(filter: &listener_pb::Filter) -> bool {
+    use listener_pb::filter::ConfigType;
+    match &filter.config_type {
+        Some(ConfigType::TypedConfig(any)) => any_type(any) == CONNECTION_LIMIT_TYPE,
+        _ => filter.name == "envoy.filters.network.connection_limit",
+    }
+}
+
+fn connection_limit(filter: &listener_pb::Filter, path: &str) -> Result<model::ConnectionLimit> {
+    use listener_pb::filter::ConfigType;
+    let typed_path = format!("{path}.typed_config");
+    let any = match &filter.config_type {
+        Some(ConfigType::TypedConfig(any)) => any,
+        Some(ConfigType::ConfigDiscovery(_)) => {
+            return Err(ConfigError::unsupported(format!("{path}.config_discovery")))
+        }
+        None => {
+            return Err(ConfigError::at(
+                typed_path,
+                format!("required for network filter '{}'", filter.name),
+            ))
+        }
+    };
+    let proto: connection_limit_pb::ConnectionLimit =
+        decode_any(any, CONNECTION_LIMIT_TYPE, &typed_path)?;
+    let stat_prefix = required(&proto.stat_prefix, &format!("{typed_path}.stat_prefix"))?;
+    let max_connections = match proto.max_connections {
+        Some(0) => {
+            return Err(ConfigError::at(
+                format!("{typed_path}.max_connections"),
+                "must be at least 1",
+            ))
+        }
+        Some(n) => n,
+        None => {
+            return Err(ConfigError::at(
+                format!("{typed_path}.max_connections"),
+                "required field is missing",
+            ))
+        }
+    };
+    let delay = duration(proto.delay.as_ref(), &format!("{typed_path}.delay"))?.unwrap_or_default();
+    Ok(model::ConnectionLimit {
+        stat_prefix: stat_prefix.to_string(),
+        max_connections,
+        delay,
     })
 }
 

@@ -19,6 +19,7 @@ mod hcm;
 mod http_filter;
 mod lb_policy;
 pub(crate) mod listener;
+mod overload;
 pub(crate) mod route;
 mod xds;
 
@@ -102,12 +103,17 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         listeners.push(Arc::new(translated));
     }
     let dynamic = xds::dynamic_resources(proto.dynamic_resources.as_ref(), &env)?;
+    let global_downstream_max_connections = match &proto.overload_manager {
+        Some(om) => overload::global_downstream_max_connections(om, "overload_manager")?,
+        None => None,
+    };
     Ok(model::Bootstrap {
         node,
         admin,
         listeners,
         clusters,
         dynamic,
+        global_downstream_max_connections,
     })
 }
 

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use super::filter_chain::MatchInput;
+use super::limits::GlobalConnectionLimit;
 use super::snapshot::{ChainNetwork, ListenerHandle};
 use super::tracker::ConnectionTracker;
 use crate::base::conn_info::ConnInfo;
@@ -25,6 +26,8 @@ pub struct NetworkContext {
     pub clusters: Arc<ClusterManager>,
     /// Open downstream connections.
     pub tracker: Arc<ConnectionTracker>,
+    /// The overload manager's global downstream connection limit (shared by workers).
+    pub global_limit: Arc<GlobalConnectionLimit>,
 }
 
 /// Accepts connections for one listener on this worker until it stops accepting.
@@ -53,9 +56,22 @@ pub async fn accept_loop(
             Ok(a) => a,
             Err(_) => continue,
         };
+        let snapshot = listener.snapshot();
+        let global_slot = if snapshot.model.ignore_global_conn_limit {
+            None
+        } else {
+            match ctx.global_limit.try_open() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    // As Envoy: closed at once, counted by the listener only here.
+                    debug!(listener = %listener.name, %remote, "global connection limit reached; closing");
+                    snapshot.stats.downstream_global_cx_overflow.inc();
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo::plain(remote, local);
-        let snapshot = listener.snapshot();
         let chain = snapshot.select(MatchInput {
             conn: &conn,
             transport_protocol: "raw_buffer",
@@ -65,9 +81,34 @@ pub async fn accept_loop(
             snapshot.stats.no_filter_chain_match.inc();
             continue;
         };
+        let listener_connection = ListenerConnection::open(&snapshot.stats);
+        let chain_slot = match &chain.connection_limit {
+            Some(limit) => match limit.try_open() {
+                Ok(slot) => Some(slot),
+                Err(_) => {
+                    // The filter runs after the connection is counted by the listener
+                    // and before the terminal filter: nothing is read, no upstream is
+                    // opened, and the socket is closed after `delay`.
+                    debug!(listener = %listener.name, %remote, "connection_limit reached; closing");
+                    let delay = limit.delay;
+                    let guard = (ctx.tracker.open(), listener_connection, global_slot);
+                    tokio::spawn(async move {
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        drop(stream);
+                        drop(guard);
+                    });
+                    continue;
+                }
+            },
+            None => None,
+        };
         let guard = (
             ctx.tracker.open(),
-            ListenerConnection::open(&snapshot.stats),
+            listener_connection,
+            global_slot,
+            chain_slot,
         );
         let signal = chain.drain_signal();
         match &chain.network {

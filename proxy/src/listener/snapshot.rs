@@ -17,6 +17,7 @@ use baton_config::model::{FilterChain, Listener, NetworkFilter};
 use tokio::sync::watch;
 
 use super::filter_chain::{select_filter_chain_index, MatchInput, SelectedChain};
+use super::limits::ChainConnectionLimit;
 use crate::access_log::SinkError;
 use crate::base::drain::{self, DrainSignal, DrainStrategy, DrainTrigger};
 use crate::http::rds::{RouteConfigProvider, RouteConfigProviders, RouteSource};
@@ -43,6 +44,8 @@ pub struct CompiledChain {
     pub network: ChainNetwork,
     /// Identity of its config: an update with the same hash keeps this chain.
     pub config_hash: u64,
+    /// `envoy.filters.network.connection_limit`, counting this chain's connections.
+    pub connection_limit: Option<Arc<ChainConnectionLimit>>,
     drain: DrainTrigger,
 }
 
@@ -208,6 +211,10 @@ fn compile_chain(
         model: chain.clone(),
         network,
         config_hash: hash,
+        connection_limit: chain
+            .connection_limit
+            .as_ref()
+            .map(ChainConnectionLimit::new),
         drain,
     }))
 }

@@ -301,6 +301,9 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         http: Arc::new(crate::http::HttpContext::new(Arc::clone(&clusters))),
         clusters: Arc::clone(&clusters),
         tracker: Arc::clone(&tracker),
+        global_limit: crate::listener::GlobalConnectionLimit::new(
+            loaded.model.global_downstream_max_connections,
+        ),
     });
     let (server_drain, server_drain_signal) = drain::channel_with(
         opts.drain_strategy.into(),

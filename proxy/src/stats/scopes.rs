@@ -21,6 +21,8 @@ pub struct ListenerStats {
     pub downstream_cx_destroy: Counter,
     /// `no_filter_chain_match`
     pub no_filter_chain_match: Counter,
+    /// `downstream_global_cx_overflow`: refused by the global connection limit.
+    pub downstream_global_cx_overflow: Counter,
     /// `downstream_cx_length_ms`
     pub downstream_cx_length_ms: Histogram,
 }
@@ -34,6 +36,7 @@ impl ListenerStats {
             downstream_cx_active: s.gauge("downstream_cx_active"),
             downstream_cx_destroy: s.counter("downstream_cx_destroy"),
             no_filter_chain_match: s.counter("no_filter_chain_match"),
+            downstream_global_cx_overflow: s.counter("downstream_global_cx_overflow"),
             downstream_cx_length_ms: s.histogram("downstream_cx_length_ms"),
         }
     }

@@ -8,6 +8,7 @@ fn chain(name: &str, matcher: FilterChainMatch) -> Arc<FilterChain> {
         name: name.to_string(),
         matcher,
         tls: false,
+        connection_limit: None,
         network: NetworkFilter::TcpProxy(Arc::new(TcpProxy {
             stat_prefix: name.to_string(),
             cluster: TcpClusterSpecifier::Name("c".into()),
@@ -31,6 +32,7 @@ fn listener(chains: Vec<Arc<FilterChain>>, default: Option<Arc<FilterChain>>) ->
         reuse_port: false,
         backlog: 128,
         inbound: false,
+        ignore_global_conn_limit: false,
     }
 }
 
