@@ -164,7 +164,9 @@ fn write_generated_seeds() {
             address: "127.0.0.1:8080".into(),
             ..Default::default()
         }),
-        pb::request::Kind::ShutdownAdmin(pb::ShutdownAdmin {}),
+        pb::request::Kind::ShutdownAdmin(pb::ShutdownAdmin {
+            address: "127.0.0.1:9901".into(),
+        }),
         pb::request::Kind::DrainListeners(pb::DrainListeners {}),
         pb::request::Kind::Terminate(pb::Terminate {}),
         pb::request::Kind::Stats(pb::Stats {}),
@@ -194,6 +196,7 @@ fn write_generated_seeds() {
         pb::reply::Kind::ShutdownAdmin(pb::ShutdownAdminReply {
             original_start_time_unix: 1_700_000_000,
             hot_restart_generation: 3,
+            socket_passed: true,
         }),
         pb::reply::Kind::Ack(pb::Ack {}),
         pb::reply::Kind::Error(pb::Error {

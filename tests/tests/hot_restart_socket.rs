@@ -83,7 +83,7 @@ async fn a_request_before_the_hello_is_refused_and_changes_nothing() -> anyhow::
     for kind in [
         pb::request::Kind::Terminate(pb::Terminate {}),
         pb::request::Kind::DrainListeners(pb::DrainListeners {}),
-        pb::request::Kind::ShutdownAdmin(pb::ShutdownAdmin {}),
+        pb::request::Kind::ShutdownAdmin(pb::ShutdownAdmin::default()),
     ] {
         let mut peer = Peer::connect(&svc.socket_path()).await?;
         peer.send(&pb::Request { kind: Some(kind) }).await?;
