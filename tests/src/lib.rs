@@ -13,6 +13,7 @@ pub mod dns;
 pub mod eventually;
 pub mod process;
 pub mod tcp;
+pub mod tls;
 pub mod upstream;
 pub mod xds;
 

@@ -16,11 +16,13 @@ use regex::Regex;
 mod cluster;
 mod format;
 mod http_filter;
+mod tls;
 mod xds;
 
 pub use cluster::*;
 pub use format::*;
 pub use http_filter::*;
+pub use tls::*;
 pub use xds::*;
 
 /// A whole translated bootstrap.
@@ -104,6 +106,11 @@ pub struct Listener {
     pub default_filter_chain: Option<Arc<FilterChain>>,
     /// True when `listener_filters` contains `envoy.filters.listener.tls_inspector`.
     pub tls_inspector: bool,
+    /// `listener_filters_timeout` (default 15 s; `None` when set to 0: no limit).
+    pub listener_filters_timeout: Option<Duration>,
+    /// `continue_on_listener_filters_timeout`: on timeout, pick a chain with what is
+    /// known rather than close.
+    pub continue_on_listener_filters_timeout: bool,
     /// `enable_reuse_port` (default true in Envoy on Linux).
     pub reuse_port: bool,
     /// `tcp_backlog_size`; 0 when unset (see [`Listener::listen_backlog`]).
@@ -139,9 +146,10 @@ pub struct FilterChain {
     pub name: String,
     /// `filter_chain_match` (all-empty matches everything).
     pub matcher: FilterChainMatch,
-    /// `transport_socket`: only plaintext for now (TLS comes in its own issue;
-    /// translation rejects a TLS transport socket with a clear error).
-    pub tls: bool,
+    /// `transport_socket`: a `DownstreamTlsContext`, or `None` for plain text.
+    pub tls: Option<Arc<DownstreamTlsContext>>,
+    /// `transport_socket_connect_timeout`: bound on the TLS handshake (`None`: none).
+    pub transport_socket_connect_timeout: Option<Duration>,
     /// The terminal network filter (`filters`, last entry).
     pub network: NetworkFilter,
 }

@@ -20,6 +20,7 @@ mod http_filter;
 mod lb_policy;
 pub(crate) mod listener;
 pub(crate) mod route;
+mod tls;
 mod xds;
 
 use std::collections::HashSet;
