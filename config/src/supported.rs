@@ -211,6 +211,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "path_with_escaped_slashes_action",
             "strip_matching_host_port",
             "strip_any_host_port",
+            "forward_client_cert_details",
+            "set_current_client_cert_details",
         ],
     ),
     (

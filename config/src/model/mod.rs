@@ -213,9 +213,45 @@ pub enum ServerHeaderTransformation {
     PassThrough,
 }
 
-/// `forward_client_cert_details` is not supported yet; only the XFF/XFP family is.
+/// `forward_client_cert_details`: what happens to `x-forwarded-client-cert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardClientCert {
+    /// `SANITIZE` (default): removed.
+    #[default]
+    Sanitize,
+    /// `FORWARD_ONLY`: kept on mTLS connections.
+    ForwardOnly,
+    /// `APPEND_FORWARD`: this client's details appended on mTLS connections.
+    AppendForward,
+    /// `SANITIZE_SET`: replaced by this client's details on mTLS connections.
+    SanitizeSet,
+    /// `ALWAYS_FORWARD_ONLY`: always kept.
+    AlwaysForwardOnly,
+}
+
+/// `set_current_client_cert_details`: which client certificate facts XFCC carries
+/// (besides `By` and `Hash`, always there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientCertDetails {
+    /// `subject`
+    pub subject: bool,
+    /// `cert`
+    pub cert: bool,
+    /// `chain`
+    pub chain: bool,
+    /// `dns`
+    pub dns: bool,
+    /// `uri`
+    pub uri: bool,
+}
+
+/// `http_connection_manager`.
 #[derive(Debug, Clone)]
 pub struct HttpConnectionManager {
+    /// `forward_client_cert_details`
+    pub forward_client_cert: ForwardClientCert,
+    /// `set_current_client_cert_details`
+    pub set_current_client_cert: ClientCertDetails,
     /// `stat_prefix` (stats are `http.<stat_prefix>.`).
     pub stat_prefix: String,
     /// `codec_type`

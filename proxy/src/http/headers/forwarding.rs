@@ -30,6 +30,9 @@ pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
 pub static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 /// `via`
 pub static VIA: HeaderName = HeaderName::from_static("via");
+/// `x-forwarded-client-cert`
+pub static X_FORWARDED_CLIENT_CERT: HeaderName =
+    HeaderName::from_static("x-forwarded-client-cert");
 
 /// `x-envoy-*` request headers that only trusted (internal) clients may send; removed
 /// from edge requests.
@@ -206,6 +209,7 @@ pub fn mutate_request(
     if let Some(via) = &hcm.via {
         append_via(headers, via);
     }
+    super::xfcc::mutate(headers, conn, hcm);
     ClientFacts {
         remote,
         internal,
