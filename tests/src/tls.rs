@@ -205,7 +205,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
 
 /// A rustls client config for `opts`.
 pub fn client_config(opts: &ClientOptions) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(ring_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = if opts.tls12_only {
         &[&rustls::version::TLS12]
     } else {
@@ -287,4 +287,11 @@ pub fn served_key_is_rsa(stream: &TlsStream<TcpStream>) -> Option<bool> {
     // rsaEncryption OID 1.2.840.113549.1.1.1 in DER.
     let rsa_oid = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
     Some(der.as_ref().windows(rsa_oid.len()).any(|w| w == rsa_oid))
+}
+
+/// rustls' ring provider. rustls deprecates it for lacking post-quantum key exchange
+/// (X25519MLKEM768 needs aws-lc-rs); Baton uses ring on purpose (README, TLS).
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }

@@ -251,7 +251,7 @@ fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<model::TlsCerti
             format!("cannot parse private key '{key_name}': {e}"),
         )
     })?;
-    let provider = rustls::crypto::ring::default_provider();
+    let provider = ring_provider();
     let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
         ConfigError::at(
             &key_path,
@@ -604,4 +604,11 @@ fn params(p: Option<&tls_pb::TlsParameters>, server: bool, path: &str) -> Result
         cipher_suites,
         kx_groups,
     })
+}
+
+/// rustls' ring provider. rustls deprecates it for lacking post-quantum key exchange
+/// (X25519MLKEM768 needs aws-lc-rs); Baton uses ring on purpose (README, TLS).
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }

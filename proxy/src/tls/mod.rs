@@ -18,6 +18,13 @@ pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     static PROVIDER: std::sync::OnceLock<std::sync::Arc<rustls::crypto::CryptoProvider>> =
         std::sync::OnceLock::new();
     PROVIDER
-        .get_or_init(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .get_or_init(|| std::sync::Arc::new(ring_provider()))
         .clone()
+}
+
+/// rustls' ring provider. rustls deprecates it for lacking post-quantum key exchange
+/// (X25519MLKEM768 needs aws-lc-rs); Baton uses ring on purpose (README, TLS).
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }

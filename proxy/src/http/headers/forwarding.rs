@@ -31,8 +31,7 @@ pub static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-
 /// `via`
 pub static VIA: HeaderName = HeaderName::from_static("via");
 /// `x-forwarded-client-cert`
-pub static X_FORWARDED_CLIENT_CERT: HeaderName =
-    HeaderName::from_static("x-forwarded-client-cert");
+pub static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 
 /// `x-envoy-*` request headers that only trusted (internal) clients may send; removed
 /// from edge requests.

@@ -13,10 +13,7 @@ use crate::base::conn_info::{ConnInfo, TlsInfo};
 
 /// Applies `forward_client_cert_details` to a request's headers.
 pub fn mutate(headers: &mut HeaderMap, conn: &ConnInfo, hcm: &HttpConnectionManager) {
-    let mtls = conn
-        .tls_info
-        .as_deref()
-        .filter(|t| t.peer.is_some());
+    let mtls = conn.tls_info.as_deref().filter(|t| t.peer.is_some());
     match (hcm.forward_client_cert, mtls) {
         (ForwardClientCert::AlwaysForwardOnly, _) => {}
         (ForwardClientCert::ForwardOnly, Some(_)) => {}
