@@ -32,15 +32,13 @@ fn tls_socket(certs: &[&TestCert], extra: Value) -> Value {
         "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
         "common_tls_context": { "tls_certificates": certificates },
     });
-    if let (Some(obj), Some(extra)) = (ctx.as_object_mut(), extra.as_object()) {
-        for (k, v) in extra {
-            if k == "common_tls_context" {
-                for (ck, cv) in v.as_object().into_iter().flatten() {
-                    ctx["common_tls_context"][ck] = cv.clone();
-                }
-            } else {
-                obj.insert(k.clone(), v.clone());
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        if k == "common_tls_context" {
+            for (ck, cv) in v.as_object().into_iter().flatten() {
+                ctx["common_tls_context"][ck] = cv.clone();
             }
+        } else {
+            ctx[k] = v.clone();
         }
     }
     json!({ "name": "envoy.transport_sockets.tls", "typed_config": ctx })
@@ -76,10 +74,12 @@ async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
 }
 
 async fn wait_stat(proxy: &Proxy, name: &str, want: u64) -> anyhow::Result<()> {
-    baton_tests::eventually(&format!("{name} == {want}"), || async {
-        Ok(stat(proxy, name).await? == Some(want))
+    let got = baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        let v = stat(proxy, name).await?;
+        Ok((v == Some(want)).then_some(()))
     })
-    .await
+    .await;
+    got.map_err(|e| anyhow::anyhow!("{name} never reached {want}: {e}"))
 }
 
 fn prefix(addr: SocketAddr) -> String {
