@@ -142,8 +142,9 @@ pub struct ClientOptions {
     pub client_cert: Option<(String, String)>,
     /// Only TLS 1.2.
     pub tls12_only: bool,
-    /// Offer only ECDSA signature schemes (the server must pick an ECDSA certificate).
-    pub ecdsa_only: bool,
+    /// Offer only this key type's signature schemes (the server must pick such a
+    /// certificate); `None`: all of them.
+    pub only_key: Option<KeyKind>,
 }
 
 impl ClientOptions {
@@ -158,7 +159,7 @@ impl ClientOptions {
 
 /// Accepts any server certificate (tests that look at which one was served).
 #[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>, bool);
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>, Option<KeyKind>);
 
 impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     fn verify_server_cert(
@@ -189,14 +190,27 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         let mut schemes = self.0.signature_verification_algorithms.supported_schemes();
-        if self.1 {
+        if let Some(kind) = self.1 {
             schemes.retain(|s| {
-                matches!(
+                let ecdsa = matches!(
                     s,
                     rustls::SignatureScheme::ECDSA_NISTP256_SHA256
                         | rustls::SignatureScheme::ECDSA_NISTP384_SHA384
                         | rustls::SignatureScheme::ECDSA_NISTP521_SHA512
-                )
+                );
+                let rsa = matches!(
+                    s,
+                    rustls::SignatureScheme::RSA_PSS_SHA256
+                        | rustls::SignatureScheme::RSA_PSS_SHA384
+                        | rustls::SignatureScheme::RSA_PSS_SHA512
+                        | rustls::SignatureScheme::RSA_PKCS1_SHA256
+                        | rustls::SignatureScheme::RSA_PKCS1_SHA384
+                        | rustls::SignatureScheme::RSA_PKCS1_SHA512
+                );
+                match kind {
+                    KeyKind::Ecdsa => ecdsa,
+                    KeyKind::Rsa => rsa,
+                }
             });
         }
         schemes
@@ -216,7 +230,7 @@ pub fn client_config(opts: &ClientOptions) -> anyhow::Result<Arc<rustls::ClientC
     let builder = if opts.roots.is_empty() {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider, opts.ecdsa_only)))
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider, opts.only_key)))
     } else {
         let mut roots = rustls::RootCertStore::empty();
         for r in &opts.roots {
@@ -270,15 +284,9 @@ pub async fn connect_with(
 /// The subject CN of the certificate the server presented.
 pub fn served_cn(stream: &TlsStream<TcpStream>) -> Option<String> {
     let der = stream.get_ref().1.peer_certificates()?.first()?.clone();
-    let text = String::from_utf8_lossy(der.as_ref()).into_owned();
-    // Test CNs are ASCII tokens starting "cn-": find one in the DER.
-    let start = text.find("cn-")?;
-    Some(
-        text[start..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-            .collect(),
-    )
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
 }
 
 /// The key algorithm of the certificate the server presented.

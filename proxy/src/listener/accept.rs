@@ -205,10 +205,8 @@ async fn handshake(
         Some(limit) => match tokio::time::timeout(limit, accept).await {
             Ok(r) => r,
             Err(_) => {
+                // No TLS error happened: Envoy counts only the timeout.
                 stats.downstream_cx_transport_socket_connect_timeout.inc();
-                if let Some(ssl) = ssl {
-                    ssl.connection_error.inc();
-                }
                 return None;
             }
         },
@@ -218,13 +216,7 @@ async fn handshake(
         Ok(s) => s,
         Err(e) => {
             if let Some(ssl) = ssl {
-                let cause = e
-                    .get_ref()
-                    .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-                if matches!(cause, Some(rustls::Error::NoCertificatesPresented)) {
-                    ssl.fail_verify_no_cert.inc();
-                }
-                ssl.connection_error.inc();
+                count_handshake_error(ssl, &e);
             }
             debug!(remote = %conn.remote, error = %e, "TLS handshake failed");
             return None;
@@ -254,6 +246,28 @@ async fn handshake(
         local_uri_san: tls.local_uri_san.clone(),
     }));
     Some((stream, conn))
+}
+
+/// Counts a failed handshake as Envoy does: a missing client certificate in
+/// `fail_verify_no_cert`; a rejected one was counted by the verifier
+/// (`fail_verify_error` / `fail_verify_san`); a peer closing mid-handshake is not an
+/// error; anything else (plain text, bad records) is a `connection_error`.
+fn count_handshake_error(ssl: &SslStats, error: &std::io::Error) {
+    let cause = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match cause {
+        Some(rustls::Error::NoCertificatesPresented) => ssl.fail_verify_no_cert.inc(),
+        Some(rustls::Error::InvalidCertificate(_)) => {}
+        Some(_) => ssl.connection_error.inc(),
+        None if matches!(
+            error.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+        ) => {}
+        None => ssl.connection_error.inc(),
+    }
 }
 
 /// Counts one connection in `listener.<address>.*` until dropped.

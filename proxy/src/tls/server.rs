@@ -123,30 +123,38 @@ fn name_matches(pattern: &str, sni: &str) -> bool {
 }
 
 impl ResolvesServerCert for CertResolver {
+    /// Among the certificates naming the SNI (all of them when none does): the first
+    /// ECDSA one for a client that can use ECDSA P-256, else the first the client can
+    /// verify, else the first, as Envoy ("the first ECDSA certificate is used for clients
+    /// that support ECDSA").
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let schemes = hello.signature_schemes();
-        let usable = |ck: &CertifiedKey| ck.key.choose_scheme(schemes).is_some();
-        if let Some(sni) = hello.server_name() {
-            let named = self
-                .certs
+        let ecdsa_capable = schemes.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+            && hello
+                .named_groups()
+                .is_none_or(|groups| groups.contains(&rustls::NamedGroup::secp256r1));
+        let named = |ck: &(Arc<CertifiedKey>, Vec<String>)| {
+            hello
+                .server_name()
+                .is_some_and(|sni| ck.1.iter().any(|n| name_matches(n, sni)))
+        };
+        let candidates: Vec<&Arc<CertifiedKey>> = if self.certs.iter().any(named) {
+            self.certs
                 .iter()
-                .filter(|(_, names)| names.iter().any(|n| name_matches(n, sni)));
-            let mut first_named = None;
-            for (ck, _) in named {
-                if usable(ck) {
-                    return Some(ck.clone());
-                }
-                first_named.get_or_insert(ck);
-            }
-            if let Some(ck) = first_named {
-                return Some(ck.clone());
-            }
-        }
-        self.certs
+                .filter(|c| named(c))
+                .map(|c| &c.0)
+                .collect()
+        } else {
+            self.certs.iter().map(|c| &c.0).collect()
+        };
+        let is_ecdsa = |ck: &CertifiedKey| ck.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
+        let usable = |ck: &CertifiedKey| ck.key.choose_scheme(schemes).is_some();
+        let preferred = candidates
             .iter()
-            .find(|(ck, _)| usable(ck))
-            .or_else(|| self.certs.first())
-            .map(|(ck, _)| ck.clone())
+            .find(|ck| ecdsa_capable && is_ecdsa(ck) && usable(ck))
+            .or_else(|| candidates.iter().find(|ck| usable(ck)))
+            .or_else(|| candidates.first());
+        preferred.map(|ck| Arc::clone(ck))
     }
 }
 
