@@ -36,10 +36,10 @@ fn socket_kind<'a>(
     path: &str,
 ) -> Result<SocketKind<'a>> {
     use core_pb::transport_socket::ConfigType;
-    let any = match &socket.config_type {
-        Some(ConfigType::TypedConfig(any)) => Some(any),
-        None => None,
-    };
+    let any = socket
+        .config_type
+        .as_ref()
+        .map(|ConfigType::TypedConfig(any)| any);
     let type_name = any.map(any_type).unwrap_or("");
     match (type_name, any) {
         (RAW_BUFFER, _) => Ok(SocketKind::RawBuffer),
