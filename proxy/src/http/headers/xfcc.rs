@@ -130,9 +130,14 @@ mod tests {
 
     #[test]
     fn pem_wraps_base64() {
+        // 50 bytes: 48 fill one 64-column line, the last 2 pad to `//8=`.
         let p = pem(&[0xff; 50]);
-        assert!(p.starts_with("-----BEGIN CERTIFICATE-----\n////"), "{p}");
-        assert!(p.contains("\n/w==\n") || p.contains("/w=="), "{p}");
+        let line = "/".repeat(64);
+        assert_eq!(
+            p,
+            format!("-----BEGIN CERTIFICATE-----\n{line}\n//8=\n-----END CERTIFICATE-----\n")
+        );
+        assert!(pem(&[0xff]).contains("\n/w==\n"));
         assert_eq!(url_encode("a b\n+/="), "a%20b%0A%2B%2F%3D");
     }
 }
