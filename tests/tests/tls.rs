@@ -1,7 +1,8 @@
 //! Downstream TLS: SNI filter-chain selection (exact, wildcard, plain text beside TLS on
 //! one port), several certificates chosen by SNI, ALPN h2 only as configured,
 //! `x-forwarded-proto: https`, mTLS accept and reject, bad input closed and counted in
-//! `listener.<address>.ssl.*`. Certificates are made in the test.
+//! `listener.<address>.ssl.*`, private keys redacted in `/config_dump`. Certificates are
+//! made in the test.
 
 use std::net::SocketAddr;
 
@@ -404,4 +405,81 @@ async fn mtls_accepts_the_trusted_ca_and_rejects_others() -> anyhow::Result<()> 
     );
     wait_stat(&proxy, &format!("{p}.ssl.handshake"), 1).await?;
     Ok(())
+}
+
+#[tokio::test]
+async fn private_keys_are_redacted_in_config_dump() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let from_file = ca.issue(&dir, "f", "cn-f", &["f.example.com"], &[], KeyKind::Ecdsa)?;
+    let inline = ca.issue(&dir, "i", "cn-i", &["i.example.com"], &[], KeyKind::Ecdsa)?;
+    let mut socket = tls_socket(&[&from_file], json!({}));
+    socket["typed_config"]["common_tls_context"]["tls_certificates"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow::anyhow!("tls_certificates"))?
+        .push(json!({
+            "certificate_chain": { "inline_string": inline.cert_pem },
+            "private_key": { "inline_string": inline.key_pem },
+        }));
+    let chain = json!({
+        "transport_socket": socket,
+        "filters": [direct_hcm("tls")],
+    });
+    let proxy = Proxy::start(&bootstrap(
+        vec![tls_listener("l", vec![chain], false)],
+        vec![],
+    ))
+    .await?;
+    let dump = proxy.admin_request("GET", "/config_dump").await?;
+    let text = dump.body_text();
+    let json: Value = serde_json::from_str(&text)?;
+    // The bootstrap and the static listener both show the chain.
+    let mut found = Vec::new();
+    find_key(&json, "tls_certificates", &mut found);
+    assert_eq!(found.len(), 2, "{text}");
+    for certs in found {
+        check_redacted(certs, &from_file, &inline);
+    }
+    // Nowhere in the dump (the bootstrap section too).
+    let key_body = inline
+        .key_pem
+        .lines()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("key PEM"))?;
+    assert!(!text.contains(key_body), "private key in /config_dump");
+    assert!(!text.contains(&from_file.key_path.display().to_string()));
+    Ok(())
+}
+
+/// Every value under `key`, anywhere in `value`.
+fn find_key<'a>(value: &'a Value, key: &str, out: &mut Vec<&'a Value>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == key {
+                    out.push(v);
+                }
+                find_key(v, key, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| find_key(v, key, out)),
+        _ => {}
+    }
+}
+
+fn check_redacted(certs: &Value, from_file: &TestCert, inline: &TestCert) {
+    // The key's data source keeps its kind, its value is replaced (a file name too).
+    assert_eq!(certs[0]["private_key"], json!({ "filename": "[redacted]" }));
+    assert_eq!(
+        certs[0]["certificate_chain"],
+        json!({ "filename": from_file.cert_path.display().to_string() })
+    );
+    assert_eq!(
+        certs[1]["private_key"],
+        json!({ "inline_string": "[redacted]" })
+    );
+    assert_eq!(
+        certs[1]["certificate_chain"]["inline_string"],
+        json!(inline.cert_pem)
+    );
 }
