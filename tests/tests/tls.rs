@@ -6,9 +6,11 @@
 
 use std::net::SocketAddr;
 
-use baton_tests::config::{bootstrap, direct_route, hcm, hcm_filter, route_config, vhost};
+use baton_tests::config::{
+    bootstrap, direct_route, hcm, hcm_filter, prefix_route, route_config, static_cluster, vhost,
+};
 use baton_tests::tls::{self, ClientOptions, KeyKind, TestCa, TestCert};
-use baton_tests::{H2Client, Proxy, RawHttp1, TempDir};
+use baton_tests::{EchoUpstream, Echoed, H2Client, Proxy, RawHttp1, TempDir};
 use serde_json::{json, Value};
 
 fn direct_hcm(body: &str) -> Value {
@@ -181,6 +183,55 @@ async fn sni_picks_chain_exact_then_wildcard_and_plain_text_shares_the_port() ->
         2,
     )
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn x_forwarded_proto_follows_the_transport() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let cert = ca.issue(&dir, "c", "cn-c", &["p.example.com"], &[], KeyKind::Ecdsa)?;
+    let upstream = EchoUpstream::start("u").await?;
+    let proxied = || {
+        hcm_filter(hcm(route_config(vec![vhost(
+            "all",
+            &["*"],
+            vec![prefix_route("/", "u")],
+        )])))
+    };
+    let chains = vec![
+        json!({
+            "filter_chain_match": { "transport_protocol": "tls" },
+            "transport_socket": tls_socket(&[&cert], json!({})),
+            "filters": [proxied()],
+        }),
+        json!({
+            "filter_chain_match": { "transport_protocol": "raw_buffer" },
+            "filters": [proxied()],
+        }),
+    ];
+    let proxy = Proxy::start(&bootstrap(
+        vec![tls_listener("l", chains, true)],
+        vec![static_cluster("u", &[upstream.addr()])],
+    ))
+    .await?;
+    let addr = proxy.listener_addr("l").await?;
+    let (_, resp) = https_get(addr, &ClientOptions::sni("p.example.com")).await?;
+    assert_eq!(
+        resp.json()?.req_header("x-forwarded-proto").as_deref(),
+        Some("https")
+    );
+    let mut plain = RawHttp1::connect(addr).await?;
+    plain.send_request("GET", "/", &[], b"").await?;
+    assert_eq!(
+        plain
+            .read_response()
+            .await?
+            .json()?
+            .req_header("x-forwarded-proto")
+            .as_deref(),
+        Some("http")
+    );
     Ok(())
 }
 
