@@ -1,6 +1,5 @@
 //! Compiles the vendored Envoy v3 protos (and Baton's own messages) with protox, so no
 //! system `protoc` is needed, and embeds the FileDescriptorSet for prost-reflect.
-use protox::prost::Message;
 use std::path::PathBuf;
 
 const ROOTS: &[&str] = &[
@@ -39,9 +38,20 @@ const ROOTS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(ROOTS, ["proto"])?;
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler
+        .include_source_info(true)
+        .include_imports(true)
+        .open_files(ROOTS)?;
+    let fds = compiler.file_descriptor_set();
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("envoy_fds.bin"), fds.encode_to_vec())?;
+    // Encoded by protox itself: custom field options such as
+    // `udpa.annotations.sensitive` (which /config_dump redaction reads) survive, where
+    // prost_types' encoding would drop them.
+    std::fs::write(
+        out.join("envoy_fds.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

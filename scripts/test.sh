@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Baton's whole test suite on a fresh machine: installs what the tests need
 # (idempotently: Debian's systemd package for systemd-socket-activate/systemd-analyze,
-# python3; the Prometheus parser venv is made by the test that uses it), checks the
+# python3, openssl; the Prometheus parser venv is made by the test that uses it), checks the
 # systemd units, builds the binaries the cross-process tests start, runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,7 +6,8 @@
 //! Public surface (the contract the proxy builds on):
 //! - [`load_file`] / [`load_yaml_str`] / [`load`]: text -> validated [`Loaded`] (proto + model).
 //! - [`ConfigError`]: `file:line: field.path: message`.
-//! - [`config_dump`]: the proto bootstrap rendered as Envoy-style JSON for `/config_dump`.
+//! - [`config_dump`]: the proto bootstrap rendered as Envoy-style JSON for `/config_dump`
+//!   (secrets redacted as Envoy does).
 //! - [`resource`]: one xDS resource (Cluster, Listener, RouteConfiguration,
 //!   ClusterLoadAssignment) -> model, with the same checks as the bootstrap.
 
@@ -16,6 +17,7 @@ mod load;
 mod locate;
 pub mod model;
 mod optional;
+mod redact;
 pub mod resource;
 mod supported;
 mod translate;

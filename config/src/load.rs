@@ -98,9 +98,12 @@ fn quoted_after(message: &str, prefix: &str) -> Option<String> {
     Some(rest[..end].to_string())
 }
 
-/// Envoy-style JSON of a message: proto field names, `@type` inlined into Any.
+/// Envoy-style JSON of a message for `/config_dump`: proto field names, `@type` inlined
+/// into Any, secrets redacted.
 pub(crate) fn to_json(message: &DynamicMessage) -> serde_json::Value {
     let options = SerializeOptions::new().use_proto_field_name(true);
+    let mut message = message.clone();
+    crate::redact::redact(&mut message);
     message
         .serialize_with_options(serde_json::value::Serializer, &options)
         .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))

@@ -112,7 +112,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "envoy.config.listener.v3.FilterChain",
-        &["filter_chain_match", "filters", "transport_socket", "name", "metadata"],
+        &[
+            "filter_chain_match",
+            "filters",
+            "transport_socket",
+            "transport_socket_connect_timeout",
+            "name",
+            "metadata",
+        ],
     ),
     (
         "envoy.config.listener.v3.FilterChainMatch",
@@ -129,6 +136,51 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envoy.config.listener.v3.Filter", &["name", "typed_config"]),
     ("envoy.config.listener.v3.ListenerFilter", &["name", "typed_config"]),
     ("envoy.config.core.v3.TransportSocket", &["name", "typed_config"]),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        &[
+            "common_tls_context",
+            "require_client_certificate",
+            "session_ticket_keys",
+            "disable_stateless_session_resumption",
+            "disable_stateful_session_resumption",
+            "session_timeout",
+        ],
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        &["common_tls_context", "sni", "auto_host_sni", "auto_sni_san_validation"],
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
+        &["tls_params", "tls_certificates", "validation_context", "alpn_protocols"],
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.TlsParameters",
+        &[
+            "tls_minimum_protocol_version",
+            "tls_maximum_protocol_version",
+            "cipher_suites",
+            "ecdh_curves",
+        ],
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
+        &["certificate_chain", "private_key"],
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
+        &[
+            "trusted_ca",
+            "match_typed_subject_alt_names",
+            "crl",
+            "allow_expired_certificate",
+            "trust_chain_verification",
+        ],
+    ),
+    ("envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", &["san_type", "matcher"]),
+    ("envoy.extensions.transport_sockets.tls.v3.TlsSessionTicketKeys", &["keys"]),
+    ("envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer", &[]),
     ("envoy.config.accesslog.v3.AccessLog", &["name", "typed_config"]),
     (
         "envoy.extensions.access_loggers.file.v3.FileAccessLog",
@@ -174,6 +226,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "path_with_escaped_slashes_action",
             "strip_matching_host_port",
             "strip_any_host_port",
+            "forward_client_cert_details",
+            "set_current_client_cert_details",
         ],
     ),
     (

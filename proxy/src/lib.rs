@@ -18,5 +18,6 @@ pub mod listener;
 pub mod server;
 pub mod stats;
 pub mod tcp;
+pub mod tls;
 pub mod upstream;
 pub mod xds;

@@ -63,10 +63,11 @@ impl RawResponse {
     }
 }
 
-/// A raw HTTP/1.1 client connection with its own read buffer (responses may arrive together).
+/// A raw HTTP/1.1 client connection with its own read buffer (responses may arrive together),
+/// over TCP or (in TLS tests) a TLS stream.
 #[derive(Debug)]
-pub struct RawHttp1 {
-    stream: TcpStream,
+pub struct RawHttp1<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
@@ -82,6 +83,29 @@ impl RawHttp1 {
             stream,
             buf: Vec::new(),
         })
+    }
+
+    /// The underlying stream's local address.
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.stream.local_addr()?)
+    }
+}
+
+impl<S> RawHttp1<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    /// Wraps an already connected stream.
+    pub fn over(stream: S) -> Self {
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The underlying stream.
+    pub fn stream(&self) -> &S {
+        &self.stream
     }
 
     /// Writes raw bytes.
@@ -254,11 +278,6 @@ impl RawHttp1 {
         self.stream.shutdown().await?;
         Ok(())
     }
-
-    /// The underlying stream's local address.
-    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self.stream.local_addr()?)
-    }
 }
 
 fn is_reset(e: &anyhow::Error) -> bool {
@@ -360,6 +379,14 @@ impl H2Client {
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
         let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr)).await??;
         stream.set_nodelay(true)?;
+        Self::over(stream).await
+    }
+
+    /// The HTTP/2 handshake over an already connected stream (a TLS stream in TLS tests).
+    pub async fn over<S>(stream: S) -> anyhow::Result<Self>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let io = hyper_util::rt::TokioIo::new(stream);
         let (sender, conn) = tokio::time::timeout(
             IO_TIMEOUT,

@@ -15,6 +15,7 @@ pub mod eventually;
 pub mod h2raw;
 pub mod process;
 pub mod tcp;
+pub mod tls;
 pub mod upstream;
 pub mod xds;
 

@@ -158,6 +158,8 @@ impl Default for CircuitBreakers {
 pub struct Cluster {
     /// `name`
     pub name: String,
+    /// `transport_socket`: an `UpstreamTlsContext`, or `None` for plain text.
+    pub tls: Option<std::sync::Arc<super::UpstreamTlsContext>>,
     /// `alt_stat_name` or name: stats are `cluster.<stat_name>.`.
     pub stat_name: String,
     /// `type`

@@ -101,6 +101,10 @@ pub enum FormatOperator {
     DownstreamLocalPort,
     /// `%REQUESTED_SERVER_NAME%`
     RequestedServerName,
+    /// `%DOWNSTREAM_TLS_VERSION%`
+    DownstreamTlsVersion,
+    /// `%DOWNSTREAM_PEER_SUBJECT%`
+    DownstreamPeerSubject,
     /// `%ROUTE_NAME%`
     RouteName,
     /// `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`

@@ -16,11 +16,13 @@ use regex::Regex;
 mod cluster;
 mod format;
 mod http_filter;
+mod tls;
 mod xds;
 
 pub use cluster::*;
 pub use format::*;
 pub use http_filter::*;
+pub use tls::*;
 pub use xds::*;
 
 /// A whole translated bootstrap.
@@ -108,6 +110,11 @@ pub struct Listener {
     pub default_filter_chain: Option<Arc<FilterChain>>,
     /// True when `listener_filters` contains `envoy.filters.listener.tls_inspector`.
     pub tls_inspector: bool,
+    /// `listener_filters_timeout` (default 15 s; `None` when set to 0: no limit).
+    pub listener_filters_timeout: Option<Duration>,
+    /// `continue_on_listener_filters_timeout`: on timeout, pick a chain with what is
+    /// known rather than close.
+    pub continue_on_listener_filters_timeout: bool,
     /// `enable_reuse_port` (default true in Envoy on Linux).
     pub reuse_port: bool,
     /// `tcp_backlog_size`; 0 when unset (see [`Listener::listen_backlog`]).
@@ -146,9 +153,10 @@ pub struct FilterChain {
     pub name: String,
     /// `filter_chain_match` (all-empty matches everything).
     pub matcher: FilterChainMatch,
-    /// `transport_socket`: only plaintext for now (TLS comes in its own issue;
-    /// translation rejects a TLS transport socket with a clear error).
-    pub tls: bool,
+    /// `transport_socket`: a `DownstreamTlsContext`, or `None` for plain text.
+    pub tls: Option<Arc<DownstreamTlsContext>>,
+    /// `transport_socket_connect_timeout`: bound on the TLS handshake (`None`: none).
+    pub transport_socket_connect_timeout: Option<Duration>,
     /// `envoy.filters.network.connection_limit` before the terminal filter.
     pub connection_limit: Option<ConnectionLimit>,
     /// The terminal network filter (`filters`, last entry).
@@ -226,9 +234,45 @@ pub enum ServerHeaderTransformation {
     PassThrough,
 }
 
-/// `forward_client_cert_details` is not supported yet; only the XFF/XFP family is.
+/// `forward_client_cert_details`: what happens to `x-forwarded-client-cert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardClientCert {
+    /// `SANITIZE` (default): removed.
+    #[default]
+    Sanitize,
+    /// `FORWARD_ONLY`: kept on mTLS connections.
+    ForwardOnly,
+    /// `APPEND_FORWARD`: this client's details appended on mTLS connections.
+    AppendForward,
+    /// `SANITIZE_SET`: replaced by this client's details on mTLS connections.
+    SanitizeSet,
+    /// `ALWAYS_FORWARD_ONLY`: always kept.
+    AlwaysForwardOnly,
+}
+
+/// `set_current_client_cert_details`: which client certificate facts XFCC carries
+/// (besides `By` and `Hash`, always there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientCertDetails {
+    /// `subject`
+    pub subject: bool,
+    /// `cert`
+    pub cert: bool,
+    /// `chain`
+    pub chain: bool,
+    /// `dns`
+    pub dns: bool,
+    /// `uri`
+    pub uri: bool,
+}
+
+/// `http_connection_manager`.
 #[derive(Debug, Clone)]
 pub struct HttpConnectionManager {
+    /// `forward_client_cert_details`
+    pub forward_client_cert: ForwardClientCert,
+    /// `set_current_client_cert_details`
+    pub set_current_client_cert: ClientCertDetails,
     /// `stat_prefix` (stats are `http.<stat_prefix>.`).
     pub stat_prefix: String,
     /// `codec_type`

@@ -172,6 +172,8 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
         }
         "DOWNSTREAM_LOCAL_PORT" => no_arg(FormatOperator::DownstreamLocalPort)?,
         "REQUESTED_SERVER_NAME" => no_arg(FormatOperator::RequestedServerName)?,
+        "DOWNSTREAM_TLS_VERSION" => no_arg(FormatOperator::DownstreamTlsVersion)?,
+        "DOWNSTREAM_PEER_SUBJECT" => no_arg(FormatOperator::DownstreamPeerSubject)?,
         "ROUTE_NAME" => no_arg(FormatOperator::RouteName)?,
         "UPSTREAM_REQUEST_ATTEMPT_COUNT" => no_arg(FormatOperator::UpstreamRequestAttemptCount)?,
         "CONNECTION_ID" => no_arg(FormatOperator::ConnectionId)?,

@@ -182,7 +182,34 @@ pub(crate) fn translate(
         None => Vec::new(),
     };
 
+    use hcm_pb::http_connection_manager::ForwardClientCertDetails as Fcc;
+    let forward_client_cert = match Fcc::try_from(p.forward_client_cert_details) {
+        Ok(Fcc::Sanitize) => model::ForwardClientCert::Sanitize,
+        Ok(Fcc::ForwardOnly) => model::ForwardClientCert::ForwardOnly,
+        Ok(Fcc::AppendForward) => model::ForwardClientCert::AppendForward,
+        Ok(Fcc::SanitizeSet) => model::ForwardClientCert::SanitizeSet,
+        Ok(Fcc::AlwaysForwardOnly) => model::ForwardClientCert::AlwaysForwardOnly,
+        Err(_) => {
+            return Err(ConfigError::at(
+                field("forward_client_cert_details"),
+                "unknown enum value",
+            ))
+        }
+    };
+    let set_current_client_cert = p
+        .set_current_client_cert_details
+        .as_ref()
+        .map(|d| model::ClientCertDetails {
+            subject: d.subject.unwrap_or(false),
+            cert: d.cert,
+            chain: d.chain,
+            dns: d.dns,
+            uri: d.uri,
+        })
+        .unwrap_or_default();
     Ok(model::HttpConnectionManager {
+        forward_client_cert,
+        set_current_client_cert,
         stat_prefix,
         codec_type,
         route_config: Arc::new(route_config),

@@ -115,6 +115,12 @@ pub(crate) fn translate(
         filter_chains,
         default_filter_chain,
         tls_inspector,
+        listener_filters_timeout: timeout(
+            l.listener_filters_timeout.as_ref(),
+            Some(Duration::from_secs(15)),
+            &format!("{path}.listener_filters_timeout"),
+        )?,
+        continue_on_listener_filters_timeout: l.continue_on_listener_filters_timeout,
         reuse_port: l.enable_reuse_port.unwrap_or(true),
         backlog: l.tcp_backlog_size.unwrap_or(0),
         inbound: l.traffic_direction
@@ -134,9 +140,15 @@ fn filter_chain(
         .map(|m| filter_chain_match(m, &format!("{path}.filter_chain_match")))
         .transpose()?
         .unwrap_or_default();
-    if let Some(socket) = &chain.transport_socket {
-        super::cluster::transport_socket(socket, &format!("{path}.transport_socket"))?;
-    }
+    let tls = match &chain.transport_socket {
+        Some(socket) => super::tls::downstream(socket, &format!("{path}.transport_socket"))?,
+        None => None,
+    };
+    let transport_socket_connect_timeout = timeout(
+        chain.transport_socket_connect_timeout.as_ref(),
+        None,
+        &format!("{path}.transport_socket_connect_timeout"),
+    )?;
     if chain.use_proxy_proto.is_some() {
         return Err(ConfigError::unsupported(format!("{path}.use_proxy_proto")));
     }
@@ -166,7 +178,8 @@ fn filter_chain(
     Ok(model::FilterChain {
         name: chain.name.clone(),
         matcher,
-        tls: false,
+        tls,
+        transport_socket_connect_timeout,
         connection_limit: connection_limit_filter,
         network,
     })

@@ -21,6 +21,7 @@ mod lb_policy;
 pub(crate) mod listener;
 mod overload;
 pub(crate) mod route;
+mod tls;
 mod xds;
 
 use std::collections::HashSet;

@@ -275,6 +275,20 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
         FormatOperator::RequestedServerName => {
             opt_str(info.conn.server_name.as_deref().map(Cow::Borrowed))
         }
+        FormatOperator::DownstreamTlsVersion => opt_str(
+            info.conn
+                .tls_info
+                .as_ref()
+                .and_then(|t| t.version)
+                .map(Cow::Borrowed),
+        ),
+        FormatOperator::DownstreamPeerSubject => opt_str(
+            info.conn
+                .tls_info
+                .as_ref()
+                .and_then(|t| t.peer.as_ref())
+                .map(|p| Cow::Borrowed(p.subject.as_str())),
+        ),
         FormatOperator::RouteName => opt_str(info.route_name.as_deref().map(Cow::Borrowed)),
         FormatOperator::UpstreamRequestAttemptCount => Value::Num(info.attempt_count as u64),
         FormatOperator::ConnectionId => Value::Num(info.conn.id),

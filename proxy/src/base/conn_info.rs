@@ -22,6 +22,8 @@ pub struct ConnInfo {
     pub alpn: Option<Vec<u8>>,
     /// True when the transport is TLS (x-forwarded-proto https).
     pub tls: bool,
+    /// The TLS session, once its handshake is done.
+    pub tls_info: Option<std::sync::Arc<TlsInfo>>,
     /// Accept time.
     pub accepted_at: SystemTime,
 }
@@ -36,7 +38,21 @@ impl ConnInfo {
             server_name: None,
             alpn: None,
             tls: false,
+            tls_info: None,
             accepted_at: SystemTime::now(),
         }
     }
+}
+
+/// A downstream TLS session's facts for access logs and XFCC.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// `TLSv1.2` / `TLSv1.3` (`%DOWNSTREAM_TLS_VERSION%`).
+    pub version: Option<&'static str>,
+    /// The client's certificate, parsed (`%DOWNSTREAM_PEER_SUBJECT%`, XFCC).
+    pub peer: Option<crate::tls::PeerCertificate>,
+    /// The client's certificate chain as it sent it, DER (XFCC `Cert` / `Chain`).
+    pub peer_chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// URI SAN of Baton's own certificate for this connection (XFCC `By`).
+    pub local_uri_san: Option<String>,
 }

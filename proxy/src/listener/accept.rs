@@ -6,16 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use super::filter_chain::MatchInput;
-use super::limits::GlobalConnectionLimit;
-use super::snapshot::{ChainNetwork, ListenerHandle};
+use super::limits::{GlobalConnectionLimit, GlobalSlot};
+use super::snapshot::{ChainNetwork, CompiledChain, ListenerHandle, ListenerSnapshot};
 use super::tracker::ConnectionTracker;
-use crate::base::conn_info::ConnInfo;
+use crate::base::conn_info::{ConnInfo, TlsInfo};
 use crate::http::HttpContext;
 use crate::stats::{record_ms, ListenerStats};
+use crate::tls::stats::HandshakeFacts;
+use crate::tls::{self, PeerCertificate, ServerTls, SslStats};
 use crate::upstream::ClusterManager;
 
 /// What network filters need from the server.
@@ -72,65 +74,250 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo::plain(remote, local);
+        if snapshot.model.tls_inspector {
+            // The ClientHello may still be in flight: inspect off the accept loop.
+            tokio::spawn(inspect_then_start(
+                stream,
+                conn,
+                snapshot,
+                Arc::clone(&ctx),
+                global_slot,
+            ));
+            continue;
+        }
         let chain = snapshot.select(MatchInput {
             conn: &conn,
             transport_protocol: "raw_buffer",
+            application_protocols: &[],
         });
         let Some(chain) = chain else {
             debug!(listener = %listener.name, %remote, "no filter chain matched; closing");
             snapshot.stats.no_filter_chain_match.inc();
             continue;
         };
-        let listener_connection = ListenerConnection::open(&snapshot.stats);
-        let chain_slot = match &chain.connection_limit {
-            Some(limit) => match limit.try_open() {
-                Ok(slot) => Some(slot),
-                Err(_) => {
-                    // The filter runs after the connection is counted by the listener
-                    // and before the terminal filter: nothing is read, no upstream is
-                    // opened, and the socket is closed after `delay`.
-                    debug!(listener = %listener.name, %remote, "connection_limit reached; closing");
-                    let delay = limit.delay;
-                    let guard = (ctx.tracker.open(), listener_connection, global_slot);
-                    tokio::spawn(async move {
-                        if !delay.is_zero() {
-                            tokio::time::sleep(delay).await;
-                        }
-                        drop(stream);
-                        drop(guard);
-                    });
-                    continue;
-                }
-            },
-            None => None,
-        };
-        let guard = (
-            ctx.tracker.open(),
-            listener_connection,
-            global_slot,
-            chain_slot,
-        );
-        let signal = chain.drain_signal();
-        match &chain.network {
-            ChainNetwork::Http(rt) => {
-                let rt = Arc::clone(rt);
-                let http = Arc::clone(&ctx.http);
-                tokio::spawn(async move {
-                    crate::http::serve_connection(stream, conn, rt, http, signal).await;
-                    drop(guard);
-                });
-            }
-            ChainNetwork::Tcp(rt) => {
-                let rt = Arc::clone(rt);
-                let clusters = Arc::clone(&ctx.clusters);
-                tokio::spawn(async move {
-                    crate::tcp::proxy_connection(stream, conn, rt, clusters, signal).await;
-                    drop(guard);
-                });
-            }
-        }
+        start(stream, conn, &snapshot, chain, &ctx, global_slot);
     }
     debug!(listener = %listener.name, "stopped accepting");
+}
+
+/// The `tls_inspector` listener filter, then chain selection with what it read.
+async fn inspect_then_start(
+    stream: TcpStream,
+    mut conn: ConnInfo,
+    snapshot: Arc<ListenerSnapshot>,
+    ctx: Arc<NetworkContext>,
+    global_slot: Option<GlobalSlot>,
+) {
+    let stats = &snapshot.stats;
+    stats.downstream_pre_cx_active.inc();
+    let inspected = match snapshot.model.listener_filters_timeout {
+        Some(limit) => tokio::time::timeout(limit, tls::inspect(&stream)).await,
+        None => Ok(tls::inspect(&stream).await),
+    };
+    stats.downstream_pre_cx_active.dec();
+    let hello = match inspected {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(e)) => {
+            debug!(remote = %conn.remote, error = %e, "tls_inspector: closing");
+            return;
+        }
+        Err(_) if snapshot.model.continue_on_listener_filters_timeout => {
+            stats.downstream_pre_cx_timeout.inc();
+            tls::ClientHelloInfo::default()
+        }
+        Err(_) => {
+            debug!(remote = %conn.remote, "listener_filters_timeout: closing");
+            stats.downstream_pre_cx_timeout.inc();
+            return;
+        }
+    };
+    conn.server_name = hello.server_name;
+    let chain = snapshot.select(MatchInput {
+        conn: &conn,
+        transport_protocol: if hello.tls { "tls" } else { "raw_buffer" },
+        application_protocols: &hello.alpn,
+    });
+    let Some(chain) = chain else {
+        debug!(remote = %conn.remote, "no filter chain matched; closing");
+        stats.no_filter_chain_match.inc();
+        return;
+    };
+    start(stream, conn, &snapshot, chain, &ctx, global_slot);
+}
+
+/// Runs `chain` on an accepted connection: its `connection_limit` first, then plain
+/// text straight away, TLS after the handshake. The connection holds its global-limit
+/// slot (if counted) until it closes.
+fn start(
+    stream: TcpStream,
+    conn: ConnInfo,
+    snapshot: &Arc<ListenerSnapshot>,
+    chain: &Arc<CompiledChain>,
+    ctx: &Arc<NetworkContext>,
+    global_slot: Option<GlobalSlot>,
+) {
+    let listener_connection = ListenerConnection::open(&snapshot.stats);
+    let chain_slot = match &chain.connection_limit {
+        Some(limit) => match limit.try_open() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                // The filter runs after the connection is counted by the listener and
+                // before the terminal filter: nothing is read, no upstream is opened,
+                // and the socket is closed after `delay`.
+                debug!(remote = %conn.remote, "connection_limit reached; closing");
+                let delay = limit.delay;
+                let guard = (ctx.tracker.open(), listener_connection, global_slot);
+                tokio::spawn(async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    drop(stream);
+                    drop(guard);
+                });
+                return;
+            }
+        },
+        None => None,
+    };
+    let guard = (
+        ctx.tracker.open(),
+        listener_connection,
+        global_slot,
+        chain_slot,
+    );
+    let signal = chain.drain_signal();
+    let chain = Arc::clone(chain);
+    let ctx = Arc::clone(ctx);
+    match &chain.tls {
+        None => {
+            tokio::spawn(async move {
+                serve(stream, conn, &chain, &ctx, signal).await;
+                drop(guard);
+            });
+        }
+        Some(tls) => {
+            let tls = Arc::clone(tls);
+            let ssl = snapshot.ssl_stats.clone();
+            let stats = Arc::clone(&snapshot.stats);
+            tokio::spawn(async move {
+                let timeout = chain.model.transport_socket_connect_timeout;
+                if let Some((stream, conn)) =
+                    handshake(stream, conn, &tls, timeout, ssl.as_deref(), &stats).await
+                {
+                    serve(stream, conn, &chain, &ctx, signal).await;
+                }
+                drop(guard);
+            });
+        }
+    }
+}
+
+/// The chain's network filter over `io` (a TCP or TLS stream).
+async fn serve<IO>(
+    io: IO,
+    conn: ConnInfo,
+    chain: &CompiledChain,
+    ctx: &NetworkContext,
+    signal: crate::base::drain::DrainSignal,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match &chain.network {
+        ChainNetwork::Http(rt) => {
+            crate::http::serve_connection(io, conn, Arc::clone(rt), Arc::clone(&ctx.http), signal)
+                .await;
+        }
+        ChainNetwork::Tcp(rt) => {
+            crate::tcp::proxy_connection(
+                io,
+                conn,
+                Arc::clone(rt),
+                Arc::clone(&ctx.clusters),
+                signal,
+            )
+            .await;
+        }
+    }
+}
+
+/// The server handshake, bounded by `transport_socket_connect_timeout`, counted in
+/// `ssl.*`. `None`: it failed and the connection is closed.
+async fn handshake(
+    stream: TcpStream,
+    mut conn: ConnInfo,
+    tls: &ServerTls,
+    timeout: Option<Duration>,
+    ssl: Option<&SslStats>,
+    stats: &ListenerStats,
+) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, ConnInfo)> {
+    let accept = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config)).accept(stream);
+    let result = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, accept).await {
+            Ok(r) => r,
+            Err(_) => {
+                // No TLS error happened: Envoy counts only the timeout.
+                stats.downstream_cx_transport_socket_connect_timeout.inc();
+                return None;
+            }
+        },
+        None => accept.await,
+    };
+    let stream = match result {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(ssl) = ssl {
+                count_handshake_error(ssl, &e);
+            }
+            debug!(remote = %conn.remote, error = %e, "TLS handshake failed");
+            return None;
+        }
+    };
+    let (_, session) = stream.get_ref();
+    let facts = HandshakeFacts::of(session);
+    let peer_chain: Vec<_> = session
+        .peer_certificates()
+        .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+        .unwrap_or_default();
+    if let Some(ssl) = ssl {
+        ssl.record_handshake(&facts);
+        if peer_chain.is_empty() {
+            ssl.no_certificate.inc();
+        }
+    }
+    conn.tls = true;
+    conn.alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+    if conn.server_name.is_none() {
+        conn.server_name = session.server_name().map(str::to_string);
+    }
+    conn.tls_info = Some(Arc::new(TlsInfo {
+        version: facts.version,
+        peer: peer_chain.first().and_then(PeerCertificate::parse),
+        peer_chain,
+        local_uri_san: tls.local_uri_san.clone(),
+    }));
+    Some((stream, conn))
+}
+
+/// Counts a failed handshake as Envoy does: a missing client certificate in
+/// `fail_verify_no_cert`; a rejected one was counted by the verifier
+/// (`fail_verify_error` / `fail_verify_san`); a peer closing mid-handshake is not an
+/// error; anything else (plain text, bad records) is a `connection_error`.
+fn count_handshake_error(ssl: &SslStats, error: &std::io::Error) {
+    let cause = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match cause {
+        Some(rustls::Error::NoCertificatesPresented) => ssl.fail_verify_no_cert.inc(),
+        Some(rustls::Error::InvalidCertificate(_)) => {}
+        Some(_) => ssl.connection_error.inc(),
+        None if matches!(
+            error.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+        ) => {}
+        None => ssl.connection_error.inc(),
+    }
 }
 
 /// Counts one connection in `listener.<address>.*` until dropped.

@@ -18,6 +18,8 @@ pub struct MatchInput<'a> {
     pub conn: &'a ConnInfo,
     /// `raw_buffer` or `tls` (from the TLS inspector).
     pub transport_protocol: &'a str,
+    /// ALPN protocols the client offers (from the TLS inspector).
+    pub application_protocols: &'a [Vec<u8>],
 }
 
 /// Which chain a connection gets.
@@ -81,17 +83,18 @@ pub fn select_filter_chain_index(
         if c.matcher.application_protocols.is_empty() {
             return None;
         }
-        let alpn = conn
-            .alpn
-            .as_deref()
-            .and_then(|a| std::str::from_utf8(a).ok());
-        Some(alpn.and_then(|a| {
-            c.matcher
+        Some(
+            input
                 .application_protocols
                 .iter()
-                .any(|p| p == a)
-                .then_some(1)
-        }))
+                .any(|offered| {
+                    c.matcher
+                        .application_protocols
+                        .iter()
+                        .any(|p| p.as_bytes() == offered.as_slice())
+                })
+                .then_some(1),
+        )
     });
     narrow(&mut candidates, |c| {
         prefix_specificity(&c.matcher.source_prefix_ranges, src_ip)

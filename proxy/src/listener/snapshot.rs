@@ -25,6 +25,23 @@ use crate::http::router::RouteTable;
 use crate::http::HcmRuntime;
 use crate::stats::ListenerStats;
 use crate::tcp::TcpProxyRuntime;
+use crate::tls::{build_server_config, ServerTls, SslStats};
+
+/// Compiling a listener failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// An access log could not be opened.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A filter chain's TLS context was refused by rustls.
+    #[error("filter chain '{chain}': {cause}")]
+    Tls {
+        /// The chain's name (may be empty).
+        chain: String,
+        /// Why.
+        cause: crate::tls::server::TlsError,
+    },
+}
 
 /// The network filter of a compiled chain.
 #[derive(Debug)]
@@ -42,6 +59,8 @@ pub struct CompiledChain {
     pub model: Arc<FilterChain>,
     /// Its network filter, ready to serve.
     pub network: ChainNetwork,
+    /// Its TLS server side (`None`: plain text).
+    pub tls: Option<Arc<ServerTls>>,
     /// Identity of its config: an update with the same hash keeps this chain.
     pub config_hash: u64,
     /// `envoy.filters.network.connection_limit`, counting this chain's connections.
@@ -108,6 +127,8 @@ pub struct ListenerSnapshot {
     pub default_chain: Option<Arc<CompiledChain>>,
     /// `listener.<address>.*`
     pub stats: Arc<ListenerStats>,
+    /// `listener.<address>.ssl.*`, when a chain terminates TLS.
+    pub ssl_stats: Option<Arc<SslStats>>,
     /// Its config identity.
     pub hashes: ListenerHashes,
 }
@@ -120,16 +141,20 @@ impl ListenerSnapshot {
         hashes: ListenerHashes,
         previous: Option<&ListenerSnapshot>,
         settings: &CompileSettings,
-    ) -> Result<Self, SinkError> {
+    ) -> Result<Self, CompileError> {
+        let ssl_stats = model
+            .all_filter_chains()
+            .any(|c| c.tls.is_some())
+            .then(|| Arc::new(SslStats::new(crate::stats::store(), &model.stat_prefix)));
         let reusable = previous.filter(|p| p.hashes.base == hashes.base && hashes.base != 0);
         let compile_one =
-            |chain: &Arc<FilterChain>, hash: u64| -> Result<Arc<CompiledChain>, SinkError> {
+            |chain: &Arc<FilterChain>, hash: u64| -> Result<Arc<CompiledChain>, CompileError> {
                 if let Some(old) = reusable
                     .and_then(|p| p.all_chains().find(|c| c.config_hash == hash && hash != 0))
                 {
                     return Ok(old.clone());
                 }
-                compile_chain(&model, chain, hash, settings)
+                compile_chain(&model, chain, hash, settings, ssl_stats.as_ref())
             };
         let mut chains = Vec::with_capacity(model.filter_chains.len());
         for (i, chain) in model.filter_chains.iter().enumerate() {
@@ -143,6 +168,7 @@ impl ListenerSnapshot {
             None => None,
         };
         Ok(Self {
+            ssl_stats,
             stats: Arc::new(ListenerStats::new(
                 crate::stats::store(),
                 &model.stat_prefix,
@@ -184,7 +210,17 @@ fn compile_chain(
     chain: &Arc<FilterChain>,
     hash: u64,
     settings: &CompileSettings,
-) -> Result<Arc<CompiledChain>, SinkError> {
+    ssl_stats: Option<&Arc<SslStats>>,
+) -> Result<Arc<CompiledChain>, CompileError> {
+    let tls = match (&chain.tls, ssl_stats) {
+        (Some(ctx), Some(stats)) => Some(Arc::new(build_server_config(ctx, stats).map_err(
+            |cause| CompileError::Tls {
+                chain: chain.name.clone(),
+                cause,
+            },
+        )?)),
+        _ => None,
+    };
     let network = match &chain.network {
         NetworkFilter::Http(hcm) => {
             let routes = match &hcm.rds {
@@ -210,6 +246,7 @@ fn compile_chain(
     Ok(Arc::new(CompiledChain {
         model: chain.clone(),
         network,
+        tls,
         config_hash: hash,
         connection_limit: chain
             .connection_limit

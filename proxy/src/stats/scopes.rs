@@ -23,6 +23,13 @@ pub struct ListenerStats {
     pub no_filter_chain_match: Counter,
     /// `downstream_global_cx_overflow`: refused by the global connection limit.
     pub downstream_global_cx_overflow: Counter,
+    /// `downstream_pre_cx_active`: connections in listener filters.
+    pub downstream_pre_cx_active: Gauge,
+    /// `downstream_pre_cx_timeout`: closed by `listener_filters_timeout`.
+    pub downstream_pre_cx_timeout: Counter,
+    /// `downstream_cx_transport_socket_connect_timeout`: TLS handshakes cut off by
+    /// `transport_socket_connect_timeout`.
+    pub downstream_cx_transport_socket_connect_timeout: Counter,
     /// `downstream_cx_length_ms`
     pub downstream_cx_length_ms: Histogram,
 }
@@ -37,6 +44,10 @@ impl ListenerStats {
             downstream_cx_destroy: s.counter("downstream_cx_destroy"),
             no_filter_chain_match: s.counter("no_filter_chain_match"),
             downstream_global_cx_overflow: s.counter("downstream_global_cx_overflow"),
+            downstream_pre_cx_active: s.gauge("downstream_pre_cx_active"),
+            downstream_pre_cx_timeout: s.counter("downstream_pre_cx_timeout"),
+            downstream_cx_transport_socket_connect_timeout: s
+                .counter("downstream_cx_transport_socket_connect_timeout"),
             downstream_cx_length_ms: s.histogram("downstream_cx_length_ms"),
         }
     }

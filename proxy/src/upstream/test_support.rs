@@ -25,6 +25,7 @@ use super::RequestBody;
 pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Cluster {
     model::Cluster {
         name: name.to_owned(),
+        tls: None,
         stat_name: name.to_owned(),
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(5),

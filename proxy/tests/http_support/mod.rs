@@ -77,6 +77,8 @@ pub fn vhost(name: &str, domains: &[&str], routes: Vec<Route>) -> VirtualHost {
 
 pub fn hcm(vhosts: Vec<VirtualHost>) -> HttpConnectionManager {
     HttpConnectionManager {
+        forward_client_cert: Default::default(),
+        set_current_client_cert: Default::default(),
         stat_prefix: "ingress".into(),
         codec_type: CodecType::Auto,
         route_config: Arc::new(RouteConfig {
@@ -121,6 +123,7 @@ pub fn hcm(vhosts: Vec<VirtualHost>) -> HttpConnectionManager {
 pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
     Arc::new(Cluster {
         name: name.into(),
+        tls: None,
         stat_name: name.into(),
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(1),

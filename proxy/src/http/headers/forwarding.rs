@@ -34,6 +34,8 @@ pub static X_ENVOY_ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-envoy-
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `via`
 pub static VIA: HeaderName = HeaderName::from_static("via");
+/// `x-forwarded-client-cert`
+pub static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 
 /// The address Envoy appends to `x-forwarded-for` for a client on a loopback address
 /// (`--local-address-ip-version`): the first non-loopback address of that family on the
@@ -256,6 +258,7 @@ pub fn mutate_request(
     if let Some(via) = &hcm.via {
         append_via(headers, via);
     }
+    super::xfcc::mutate(headers, conn, hcm);
     ClientFacts {
         remote,
         internal,

@@ -5,3 +5,4 @@
 pub mod forwarding;
 pub mod hop_by_hop;
 pub mod mutation;
+pub mod xfcc;

@@ -7,7 +7,8 @@ fn chain(name: &str, matcher: FilterChainMatch) -> Arc<FilterChain> {
     Arc::new(FilterChain {
         name: name.to_string(),
         matcher,
-        tls: false,
+        tls: None,
+        transport_socket_connect_timeout: None,
         connection_limit: None,
         network: NetworkFilter::TcpProxy(Arc::new(TcpProxy {
             stat_prefix: name.to_string(),
@@ -29,6 +30,8 @@ fn listener(chains: Vec<Arc<FilterChain>>, default: Option<Arc<FilterChain>>) ->
         filter_chains: chains,
         default_filter_chain: default,
         tls_inspector: false,
+        listener_filters_timeout: None,
+        continue_on_listener_filters_timeout: false,
         reuse_port: false,
         backlog: 128,
         inbound: false,
@@ -46,6 +49,7 @@ fn pick(l: &Listener, local: &str, remote: &str) -> Option<String> {
         MatchInput {
             conn: &conn,
             transport_protocol: "raw_buffer",
+            application_protocols: &[],
         },
     )
     .map(|c| c.name.clone())
@@ -164,6 +168,7 @@ fn server_names_need_sni_and_prefer_exact() {
             MatchInput {
                 conn: c,
                 transport_protocol: "tls",
+                application_protocols: &[],
             },
         )
         .map(|c| c.name.clone())

@@ -1,0 +1,121 @@
+//! TLS contexts (`envoy.transport_sockets.tls`): certificates already read, parsed and
+//! checked (key matches certificate), protocol parameters mapped to rustls' own suites
+//! and groups. The proxy builds one rustls config from each, once per snapshot.
+//!
+//! Certificates and keys are a resolved secret source: today they come from the
+//! context's inline or file `DataSource`s; SDS will resolve to the same types.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::crypto::SupportedKxGroup;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
+use rustls::sign::CertifiedKey;
+use rustls::SupportedCipherSuite;
+
+use super::StringMatcher;
+
+/// One `tls_certificates` entry: chain and key, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct TlsCertificate {
+    /// The chain (leaf first) with its signing key.
+    pub certified_key: Arc<CertifiedKey>,
+    /// DNS names the leaf is for (DNS SANs, or the subject CN without any), lowercased;
+    /// SNI picks among several certificates by these.
+    pub dns_names: Vec<String>,
+    /// Where the chain came from (a file name, or `<inline>`), for errors and `/certs`.
+    pub chain_source: String,
+}
+
+/// `tls_params`, mapped to what rustls offers.
+#[derive(Debug, Clone)]
+pub struct TlsParams {
+    /// Protocol versions allowed, highest first (`tls_minimum_protocol_version` /
+    /// `tls_maximum_protocol_version`; rustls has only TLS 1.2 and 1.3).
+    pub versions: Vec<&'static rustls::SupportedProtocolVersion>,
+    /// Cipher suites: TLS 1.3 ones always (as BoringSSL, `cipher_suites` does not touch
+    /// them), then the TLS 1.2 ones of `cipher_suites` in order (or Envoy's default).
+    pub cipher_suites: Vec<SupportedCipherSuite>,
+    /// `ecdh_curves` in order (or Envoy's default).
+    pub kx_groups: Vec<&'static dyn SupportedKxGroup>,
+}
+
+/// `san_type` of a `match_typed_subject_alt_names` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SanType {
+    /// `EMAIL`
+    Email,
+    /// `DNS`
+    Dns,
+    /// `URI`
+    Uri,
+    /// `IP_ADDRESS`
+    IpAddress,
+}
+
+/// One `match_typed_subject_alt_names` entry.
+#[derive(Debug, Clone)]
+pub struct SanMatcher {
+    /// Which SANs it looks at.
+    pub san_type: SanType,
+    /// What one of them must match.
+    pub matcher: StringMatcher,
+}
+
+/// `validation_context`.
+#[derive(Debug, Clone)]
+pub struct ValidationContext {
+    /// `trusted_ca`: the roots (none: the peer's chain is not verified).
+    pub trusted_ca: Vec<CertificateDer<'static>>,
+    /// `match_typed_subject_alt_names` (any one matching is enough).
+    pub san_matchers: Vec<SanMatcher>,
+    /// `crl`
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
+    /// `allow_expired_certificate`
+    pub allow_expired_certificate: bool,
+    /// `trust_chain_verification: ACCEPT_UNTRUSTED`
+    pub accept_untrusted: bool,
+}
+
+/// `DownstreamTlsContext`.
+#[derive(Debug, Clone)]
+pub struct DownstreamTlsContext {
+    /// `common_tls_context.tls_certificates` (at least one).
+    pub certificates: Vec<TlsCertificate>,
+    /// `common_tls_context.tls_params`
+    pub params: TlsParams,
+    /// `common_tls_context.alpn_protocols` (none: no ALPN offered).
+    pub alpn_protocols: Vec<Vec<u8>>,
+    /// `require_client_certificate`
+    pub require_client_certificate: bool,
+    /// `common_tls_context.validation_context`
+    pub validation: Option<Arc<ValidationContext>>,
+    /// `session_ticket_keys`: each 80 bytes as Envoy's (name, HMAC and AES keys);
+    /// the first encrypts, all decrypt. Empty: keys made at start.
+    pub session_ticket_keys: Vec<[u8; 80]>,
+    /// `disable_stateless_session_resumption`
+    pub disable_stateless_session_resumption: bool,
+    /// `disable_stateful_session_resumption`
+    pub disable_stateful_session_resumption: bool,
+    /// `session_timeout` (Envoy's default: 7200 s).
+    pub session_timeout: Duration,
+}
+
+/// `UpstreamTlsContext`.
+#[derive(Debug, Clone)]
+pub struct UpstreamTlsContext {
+    /// `common_tls_context.tls_certificates` (client certificate; at most one used).
+    pub certificates: Vec<TlsCertificate>,
+    /// `common_tls_context.tls_params`
+    pub params: TlsParams,
+    /// `common_tls_context.alpn_protocols`
+    pub alpn_protocols: Vec<Vec<u8>>,
+    /// `common_tls_context.validation_context` (none: the upstream is not verified).
+    pub validation: Option<Arc<ValidationContext>>,
+    /// `sni`
+    pub sni: Option<String>,
+    /// `auto_host_sni`
+    pub auto_host_sni: bool,
+    /// `auto_sni_san_validation`
+    pub auto_sni_san_validation: bool,
+}

@@ -1,0 +1,614 @@
+//! `envoy.transport_sockets.tls`: `DownstreamTlsContext` on filter chains and
+//! `UpstreamTlsContext` on clusters, read into [`model::DownstreamTlsContext`] /
+//! [`model::UpstreamTlsContext`]. Certificates and keys are read and parsed here, and a
+//! key that does not match its certificate is a config error naming both sources.
+//! Cipher suites and curves map to rustls' ring ones; a name rustls lacks is an error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_proto::pb::envoy::config::core::v3 as core_pb;
+use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3 as tls_pb;
+use rustls::crypto::ring::{cipher_suite, kx_group};
+use rustls::crypto::SupportedKxGroup;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
+use rustls::SupportedCipherSuite;
+
+use super::{any_type, data_source, decode_any, duration, string_matcher};
+use crate::error::{ConfigError, Result};
+use crate::model;
+
+const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+const DOWNSTREAM_TLS: &str = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+const UPSTREAM_TLS: &str = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+
+/// What a `transport_socket` is.
+enum SocketKind<'a> {
+    RawBuffer,
+    Tls(&'a prost_types::Any),
+}
+
+fn socket_kind<'a>(
+    socket: &'a core_pb::TransportSocket,
+    tls_type: &str,
+    path: &str,
+) -> Result<SocketKind<'a>> {
+    use core_pb::transport_socket::ConfigType;
+    let any = socket
+        .config_type
+        .as_ref()
+        .map(|ConfigType::TypedConfig(any)| any);
+    let type_name = any.map(any_type).unwrap_or("");
+    match (type_name, any) {
+        (RAW_BUFFER, _) => Ok(SocketKind::RawBuffer),
+        ("", _) if socket.name == "envoy.transport_sockets.raw_buffer" => {
+            Ok(SocketKind::RawBuffer)
+        }
+        (t, Some(any)) if t == tls_type => Ok(SocketKind::Tls(any)),
+        ("", _) if socket.name == "envoy.transport_sockets.tls" => Err(ConfigError::at(
+            format!("{path}.typed_config"),
+            format!("required: a {tls_type}"),
+        )),
+        (other, _) => Err(ConfigError::at(
+            path,
+            format!(
+                "transport socket '{}' is not supported by Baton yet (supported: raw_buffer, {tls_type})",
+                if other.is_empty() { &socket.name } else { other }
+            ),
+        )),
+    }
+}
+
+/// A filter chain's `transport_socket`: `None` for plain text.
+pub(crate) fn downstream(
+    socket: &core_pb::TransportSocket,
+    path: &str,
+) -> Result<Option<Arc<model::DownstreamTlsContext>>> {
+    let any = match socket_kind(socket, DOWNSTREAM_TLS, path)? {
+        SocketKind::RawBuffer => return Ok(None),
+        SocketKind::Tls(any) => any,
+    };
+    let path = format!("{path}.typed_config");
+    let proto: tls_pb::DownstreamTlsContext = decode_any(any, DOWNSTREAM_TLS, &path)?;
+    let common = proto.common_tls_context.unwrap_or_default();
+    let cpath = format!("{path}.common_tls_context");
+    if proto.require_sni.unwrap_or(false) {
+        return Err(ConfigError::unsupported(format!("{path}.require_sni")));
+    }
+    if proto.ocsp_staple_policy != 0 {
+        return Err(ConfigError::unsupported(format!(
+            "{path}.ocsp_staple_policy"
+        )));
+    }
+    let certificates = certificates(&common, &cpath)?;
+    if certificates.is_empty() {
+        return Err(ConfigError::at(
+            format!("{cpath}.tls_certificates"),
+            "a server TLS context needs at least one certificate",
+        ));
+    }
+    let validation = validation_context(&common, &cpath)?;
+    let require_client_certificate = proto.require_client_certificate.unwrap_or(false);
+    if require_client_certificate && validation.as_ref().is_none_or(|v| v.trusted_ca.is_empty()) {
+        return Err(ConfigError::at(
+            format!("{path}.require_client_certificate"),
+            "requires a validation_context with trusted_ca",
+        ));
+    }
+    use tls_pb::downstream_tls_context::SessionTicketKeysType;
+    let (session_ticket_keys, disable_stateless) = match &proto.session_ticket_keys_type {
+        Some(SessionTicketKeysType::SessionTicketKeys(keys)) => (
+            ticket_keys(keys, &format!("{path}.session_ticket_keys"))?,
+            false,
+        ),
+        Some(SessionTicketKeysType::SessionTicketKeysSdsSecretConfig(_)) => {
+            return Err(ConfigError::unsupported(format!(
+                "{path}.session_ticket_keys_sds_secret_config"
+            )))
+        }
+        Some(SessionTicketKeysType::DisableStatelessSessionResumption(d)) => (Vec::new(), *d),
+        None => (Vec::new(), false),
+    };
+    let session_timeout = duration(
+        proto.session_timeout.as_ref(),
+        &format!("{path}.session_timeout"),
+    )?
+    .unwrap_or(Duration::from_secs(7200));
+    Ok(Some(Arc::new(model::DownstreamTlsContext {
+        certificates,
+        params: params(
+            common.tls_params.as_ref(),
+            true,
+            &format!("{cpath}.tls_params"),
+        )?,
+        alpn_protocols: alpn(&common),
+        require_client_certificate,
+        validation,
+        session_ticket_keys,
+        disable_stateless_session_resumption: disable_stateless,
+        disable_stateful_session_resumption: proto.disable_stateful_session_resumption,
+        session_timeout,
+    })))
+}
+
+/// A cluster's `transport_socket`: `None` for plain text.
+pub(crate) fn upstream(
+    socket: &core_pb::TransportSocket,
+    path: &str,
+) -> Result<Option<Arc<model::UpstreamTlsContext>>> {
+    let any = match socket_kind(socket, UPSTREAM_TLS, path)? {
+        SocketKind::RawBuffer => return Ok(None),
+        SocketKind::Tls(any) => any,
+    };
+    let path = format!("{path}.typed_config");
+    let proto: tls_pb::UpstreamTlsContext = decode_any(any, UPSTREAM_TLS, &path)?;
+    let common = proto.common_tls_context.unwrap_or_default();
+    let cpath = format!("{path}.common_tls_context");
+    if proto.allow_renegotiation {
+        return Err(ConfigError::unsupported(format!(
+            "{path}.allow_renegotiation"
+        )));
+    }
+    let certificates = certificates(&common, &cpath)?;
+    if certificates.len() > 1 {
+        return Err(ConfigError::at(
+            format!("{cpath}.tls_certificates"),
+            "an upstream TLS context takes at most one client certificate",
+        ));
+    }
+    Ok(Some(Arc::new(model::UpstreamTlsContext {
+        certificates,
+        params: params(
+            common.tls_params.as_ref(),
+            false,
+            &format!("{cpath}.tls_params"),
+        )?,
+        alpn_protocols: alpn(&common),
+        validation: validation_context(&common, &cpath)?,
+        sni: (!proto.sni.is_empty()).then(|| proto.sni.clone()),
+        auto_host_sni: proto.auto_host_sni,
+        auto_sni_san_validation: proto.auto_sni_san_validation,
+    })))
+}
+
+fn alpn(common: &tls_pb::CommonTlsContext) -> Vec<Vec<u8>> {
+    common
+        .alpn_protocols
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect()
+}
+
+/// Where a `DataSource` comes from, for error messages.
+fn source_name(source: Option<&core_pb::DataSource>) -> String {
+    use core_pb::data_source::Specifier;
+    match source.and_then(|s| s.specifier.as_ref()) {
+        Some(Specifier::Filename(f)) => f.clone(),
+        Some(Specifier::EnvironmentVariable(v)) => format!("${v}"),
+        Some(_) => "<inline>".to_string(),
+        None => "<missing>".to_string(),
+    }
+}
+
+fn certificates(
+    common: &tls_pb::CommonTlsContext,
+    path: &str,
+) -> Result<Vec<model::TlsCertificate>> {
+    if !common.tls_certificate_sds_secret_configs.is_empty() {
+        return Err(ConfigError::unsupported(format!(
+            "{path}.tls_certificate_sds_secret_configs"
+        )));
+    }
+    common
+        .tls_certificates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| certificate(c, &format!("{path}.tls_certificates[{i}]")))
+        .collect()
+}
+
+fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<model::TlsCertificate> {
+    let chain_path = format!("{path}.certificate_chain");
+    let key_path = format!("{path}.private_key");
+    let chain_name = source_name(c.certificate_chain.as_ref());
+    let key_name = source_name(c.private_key.as_ref());
+    let chain_pem = match &c.certificate_chain {
+        Some(ds) => data_source(ds, &chain_path)?,
+        None => return Err(ConfigError::at(chain_path, "required")),
+    };
+    let key_pem = match &c.private_key {
+        Some(ds) => data_source(ds, &key_path)?,
+        None => return Err(ConfigError::at(key_path, "required")),
+    };
+    let chain = CertificateDer::pem_slice_iter(&chain_pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| {
+            ConfigError::at(
+                &chain_path,
+                format!("cannot parse certificate chain '{chain_name}': {e}"),
+            )
+        })?;
+    if chain.is_empty() {
+        return Err(ConfigError::at(
+            &chain_path,
+            format!("no PEM certificate in '{chain_name}'"),
+        ));
+    }
+    let leaf = x509_parser::parse_x509_certificate(&chain[0])
+        .map_err(|e| {
+            ConfigError::at(
+                &chain_path,
+                format!("cannot parse certificate '{chain_name}': {e}"),
+            )
+        })?
+        .1;
+    let dns_names = leaf_dns_names(&leaf);
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        ConfigError::at(
+            &key_path,
+            format!("cannot parse private key '{key_name}': {e}"),
+        )
+    })?;
+    let provider = ring_provider();
+    let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
+        ConfigError::at(
+            &key_path,
+            format!("unsupported private key '{key_name}': {e}"),
+        )
+    })?;
+    let certified_key = CertifiedKey::new(chain, signing_key);
+    match certified_key.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(_) => {
+            return Err(ConfigError::at(
+                path,
+                format!("private key '{key_name}' does not match certificate '{chain_name}'"),
+            ))
+        }
+    }
+    if c.ocsp_staple.is_some() {
+        return Err(ConfigError::unsupported(format!("{path}.ocsp_staple")));
+    }
+    Ok(model::TlsCertificate {
+        certified_key: Arc::new(certified_key),
+        dns_names,
+        chain_source: chain_name,
+    })
+}
+
+/// DNS SANs, or the subject CN when the certificate has none (as BoringSSL matches).
+fn leaf_dns_names(leaf: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let mut names: Vec<String> = match leaf.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if names.is_empty() {
+        if let Some(cn) = leaf
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+        {
+            names.push(cn.to_ascii_lowercase());
+        }
+    }
+    names
+}
+
+fn validation_context(
+    common: &tls_pb::CommonTlsContext,
+    path: &str,
+) -> Result<Option<Arc<model::ValidationContext>>> {
+    use tls_pb::common_tls_context::ValidationContextType;
+    let (v, vpath) = match &common.validation_context_type {
+        None => return Ok(None),
+        Some(ValidationContextType::ValidationContext(v)) => {
+            (v, format!("{path}.validation_context"))
+        }
+        Some(ValidationContextType::CombinedValidationContext(_)) => {
+            return Err(ConfigError::unsupported(format!(
+                "{path}.combined_validation_context"
+            )))
+        }
+        Some(ValidationContextType::ValidationContextSdsSecretConfig(_)) => {
+            return Err(ConfigError::unsupported(format!(
+                "{path}.validation_context_sds_secret_config"
+            )))
+        }
+        Some(_) => {
+            return Err(ConfigError::unsupported(format!(
+                "{path}.validation_context_certificate_provider"
+            )))
+        }
+    };
+    let trusted_ca = match &v.trusted_ca {
+        Some(ds) => {
+            let tpath = format!("{vpath}.trusted_ca");
+            let name = source_name(Some(ds));
+            let pem = data_source(ds, &tpath)?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    ConfigError::at(
+                        &tpath,
+                        format!("cannot parse CA certificates '{name}': {e}"),
+                    )
+                })?;
+            if certs.is_empty() {
+                return Err(ConfigError::at(
+                    tpath,
+                    format!("no PEM certificate in '{name}'"),
+                ));
+            }
+            certs
+        }
+        None => Vec::new(),
+    };
+    let crls = match &v.crl {
+        Some(ds) => {
+            let cpath = format!("{vpath}.crl");
+            let name = source_name(Some(ds));
+            let pem = data_source(ds, &cpath)?;
+            let crls = CertificateRevocationListDer::pem_slice_iter(&pem)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| ConfigError::at(&cpath, format!("cannot parse CRL '{name}': {e}")))?;
+            if crls.is_empty() {
+                return Err(ConfigError::at(cpath, format!("no PEM CRL in '{name}'")));
+            }
+            if trusted_ca.is_empty() {
+                return Err(ConfigError::at(
+                    cpath,
+                    "a CRL needs trusted_ca to verify against",
+                ));
+            }
+            crls
+        }
+        None => Vec::new(),
+    };
+    let mut san_matchers = Vec::with_capacity(v.match_typed_subject_alt_names.len());
+    for (i, m) in v.match_typed_subject_alt_names.iter().enumerate() {
+        let mpath = format!("{vpath}.match_typed_subject_alt_names[{i}]");
+        use tls_pb::subject_alt_name_matcher::SanType as PbSan;
+        let san_type = match PbSan::try_from(m.san_type) {
+            Ok(PbSan::Email) => model::SanType::Email,
+            Ok(PbSan::Dns) => model::SanType::Dns,
+            Ok(PbSan::Uri) => model::SanType::Uri,
+            Ok(PbSan::IpAddress) => model::SanType::IpAddress,
+            Ok(PbSan::OtherName) => {
+                return Err(ConfigError::at(
+                    format!("{mpath}.san_type"),
+                    "OTHER_NAME is not supported by Baton yet",
+                ))
+            }
+            _ => {
+                return Err(ConfigError::at(
+                    format!("{mpath}.san_type"),
+                    "must be one of EMAIL, DNS, URI, IP_ADDRESS",
+                ))
+            }
+        };
+        let Some(matcher) = &m.matcher else {
+            return Err(ConfigError::at(format!("{mpath}.matcher"), "required"));
+        };
+        san_matchers.push(model::SanMatcher {
+            san_type,
+            matcher: string_matcher(matcher, &format!("{mpath}.matcher"))?,
+        });
+    }
+    use tls_pb::certificate_validation_context::TrustChainVerification;
+    let accept_untrusted =
+        v.trust_chain_verification == TrustChainVerification::AcceptUntrusted as i32;
+    Ok(Some(Arc::new(model::ValidationContext {
+        trusted_ca,
+        san_matchers,
+        crls,
+        allow_expired_certificate: v.allow_expired_certificate,
+        accept_untrusted,
+    })))
+}
+
+fn ticket_keys(keys: &tls_pb::TlsSessionTicketKeys, path: &str) -> Result<Vec<[u8; 80]>> {
+    if keys.keys.is_empty() {
+        return Err(ConfigError::at(
+            format!("{path}.keys"),
+            "at least one key is required",
+        ));
+    }
+    keys.keys
+        .iter()
+        .enumerate()
+        .map(|(i, ds)| {
+            let kpath = format!("{path}.keys[{i}]");
+            let bytes = data_source(ds, &kpath)?;
+            <[u8; 80]>::try_from(bytes.as_ref()).map_err(|_| {
+                ConfigError::at(
+                    kpath,
+                    format!(
+                        "session ticket key '{}' must be 80 bytes, it is {}",
+                        source_name(Some(ds)),
+                        bytes.len()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// TLS 1.2 cipher suites by their OpenSSL/BoringSSL names (as Envoy takes them).
+fn cipher_suite_by_name(name: &str) -> Option<SupportedCipherSuite> {
+    Some(match name {
+        "ECDHE-ECDSA-AES128-GCM-SHA256" => cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        "ECDHE-ECDSA-AES256-GCM-SHA384" => cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        "ECDHE-ECDSA-CHACHA20-POLY1305" => {
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        }
+        "ECDHE-RSA-AES128-GCM-SHA256" => cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        "ECDHE-RSA-AES256-GCM-SHA384" => cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        "ECDHE-RSA-CHACHA20-POLY1305" => cipher_suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        _ => return None,
+    })
+}
+
+fn kx_group_by_name(name: &str) -> Option<&'static dyn SupportedKxGroup> {
+    match name {
+        "X25519" => Some(kx_group::X25519),
+        "P-256" | "prime256v1" | "secp256r1" => Some(kx_group::SECP256R1),
+        "P-384" | "secp384r1" => Some(kx_group::SECP384R1),
+        _ => None,
+    }
+}
+
+/// Envoy's default TLS 1.2 cipher list (every one of which rustls has).
+const DEFAULT_CIPHERS: &[&str] = &[
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+];
+
+/// Envoy's default curves.
+const DEFAULT_CURVES: &[&str] = &["X25519", "P-256"];
+
+/// `tls_params`. `server`: Envoy's defaults differ (a client's maximum is TLS 1.2).
+fn params(p: Option<&tls_pb::TlsParameters>, server: bool, path: &str) -> Result<model::TlsParams> {
+    use tls_pb::tls_parameters::TlsProtocol;
+    let default = tls_pb::TlsParameters::default();
+    let p = p.unwrap_or(&default);
+    if !p.signature_algorithms.is_empty() {
+        return Err(ConfigError::unsupported(format!(
+            "{path}.signature_algorithms"
+        )));
+    }
+    if !p.compliance_policies.is_empty() {
+        return Err(ConfigError::unsupported(format!(
+            "{path}.compliance_policies"
+        )));
+    }
+    // rustls has TLS 1.2 and 1.3 only: a lower minimum still negotiates 1.2 or better.
+    let version = |v: i32, field: &str, auto: u8| -> Result<u8> {
+        match TlsProtocol::try_from(v) {
+            Ok(TlsProtocol::TlsAuto) => Ok(auto),
+            Ok(TlsProtocol::TlSv10) => Ok(10),
+            Ok(TlsProtocol::TlSv11) => Ok(11),
+            Ok(TlsProtocol::TlSv12) => Ok(12),
+            Ok(TlsProtocol::TlSv13) => Ok(13),
+            Err(_) => Err(ConfigError::at(
+                format!("{path}.{field}"),
+                "unknown TLS version",
+            )),
+        }
+    };
+    let min = version(
+        p.tls_minimum_protocol_version,
+        "tls_minimum_protocol_version",
+        12,
+    )?;
+    let max = version(
+        p.tls_maximum_protocol_version,
+        "tls_maximum_protocol_version",
+        if server { 13 } else { 12 },
+    )?;
+    if max < 12 {
+        return Err(ConfigError::at(
+            format!("{path}.tls_maximum_protocol_version"),
+            "TLS 1.0 and 1.1 are not supported by rustls (Baton's TLS library); use TLSv1_2 or TLSv1_3",
+        ));
+    }
+    if min > max {
+        return Err(ConfigError::at(
+            format!("{path}.tls_minimum_protocol_version"),
+            "greater than tls_maximum_protocol_version",
+        ));
+    }
+    let mut versions = Vec::with_capacity(2);
+    if max >= 13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if min <= 12 {
+        versions.push(&rustls::version::TLS12);
+    }
+
+    let mut cipher_suites = vec![
+        cipher_suite::TLS13_AES_128_GCM_SHA256,
+        cipher_suite::TLS13_AES_256_GCM_SHA384,
+        cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+    ];
+    let configured: Vec<(usize, &str)> = if p.cipher_suites.is_empty() {
+        DEFAULT_CIPHERS.iter().map(|c| (0, *c)).collect()
+    } else {
+        // "[A|B]" is BoringSSL's equal-preference group; rustls takes a plain order.
+        p.cipher_suites
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                c.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .split('|')
+                    .map(move |n| (i, n))
+            })
+            .collect()
+    };
+    for (i, name) in configured {
+        let suite = cipher_suite_by_name(name).ok_or_else(|| {
+            ConfigError::at(
+                format!("{path}.cipher_suites[{i}]"),
+                format!(
+                    "cipher suite '{name}' is not available in rustls (Baton's TLS library); available: {}",
+                    DEFAULT_CIPHERS.join(", ")
+                ),
+            )
+        })?;
+        if !cipher_suites.contains(&suite) {
+            cipher_suites.push(suite);
+        }
+    }
+
+    let curves: Vec<(usize, &str)> = if p.ecdh_curves.is_empty() {
+        DEFAULT_CURVES.iter().map(|c| (0, *c)).collect()
+    } else {
+        p.ecdh_curves
+            .iter()
+            .map(String::as_str)
+            .enumerate()
+            .collect()
+    };
+    let mut kx_groups: Vec<&'static dyn SupportedKxGroup> = Vec::with_capacity(curves.len());
+    for (i, name) in curves {
+        let group = kx_group_by_name(name).ok_or_else(|| {
+            ConfigError::at(
+                format!("{path}.ecdh_curves[{i}]"),
+                format!(
+                    "curve '{name}' is not available in rustls (Baton's TLS library); available: X25519, P-256, P-384"
+                ),
+            )
+        })?;
+        if !kx_groups.iter().any(|g| g.name() == group.name()) {
+            kx_groups.push(group);
+        }
+    }
+    Ok(model::TlsParams {
+        versions,
+        cipher_suites,
+        kx_groups,
+    })
+}
+
+/// rustls' ring provider. rustls deprecates it for lacking post-quantum key exchange
+/// (X25519MLKEM768 needs aws-lc-rs); Baton uses ring on purpose (README, TLS).
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}

@@ -1,0 +1,204 @@
+//! The `tls_inspector` listener filter: peeks at the first bytes of a connection
+//! (without consuming them, so the TLS handshake or a plain-text filter chain still sees
+//! them) and reads a TLS ClientHello's SNI and ALPN list for filter-chain matching.
+//! Anything that is not a TLS handshake record is `raw_buffer`.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// Envoy's tls_inspector default `max_client_hello_size` (bytes peeked at most).
+const MAX_CLIENT_HELLO: usize = 16 * 1024;
+
+/// What the inspector learnt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientHelloInfo {
+    /// The connection starts with a TLS ClientHello (`transport_protocol: tls`).
+    pub tls: bool,
+    /// SNI, lowercased.
+    pub server_name: Option<String>,
+    /// ALPN protocols offered, in the client's order.
+    pub alpn: Vec<Vec<u8>>,
+}
+
+/// Why inspecting failed (the connection is closed).
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The peer closed before a whole ClientHello arrived.
+    #[error("connection closed during the ClientHello")]
+    Closed,
+    /// The ClientHello is larger than Envoy's limit.
+    #[error("ClientHello larger than {MAX_CLIENT_HELLO} bytes")]
+    TooLarge,
+    /// A socket error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Peeks until the first bytes say whether this is TLS and, if so, the whole
+/// ClientHello has arrived. Bound it with `listener_filters_timeout`.
+pub async fn inspect(stream: &TcpStream) -> Result<ClientHelloInfo, InspectError> {
+    let mut buf = vec![0u8; MAX_CLIENT_HELLO];
+    let mut seen = 0usize;
+    loop {
+        let ready = stream.ready(Interest::READABLE).await?;
+        let peeked = stream.try_io(Interest::READABLE, || {
+            let n = nix::sys::socket::recv(
+                stream.as_raw_fd(),
+                &mut buf,
+                nix::sys::socket::MsgFlags::MSG_PEEK,
+            )
+            .map_err(io::Error::from)?;
+            if n == seen && n != 0 {
+                // Nothing new: clear readiness and wait for the next arrival.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match peeked {
+            Ok(0) => return Err(InspectError::Closed),
+            Ok(n) => {
+                seen = n;
+                match parse(&buf[..n]) {
+                    Parsed::NeedMore if n == buf.len() => return Err(InspectError::TooLarge),
+                    Parsed::NeedMore => {}
+                    Parsed::NotTls => return Ok(ClientHelloInfo::default()),
+                    Parsed::Hello(info) => return Ok(info),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if ready.is_read_closed() {
+                    return Err(InspectError::Closed);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Result of parsing the bytes so far.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    NeedMore,
+    NotTls,
+    Hello(ClientHelloInfo),
+}
+
+/// Parses a ClientHello that may span several handshake records.
+pub(crate) fn parse(data: &[u8]) -> Parsed {
+    // Record header: type 22 (handshake), version 3.x, length.
+    if data.is_empty() {
+        return Parsed::NeedMore;
+    }
+    if data[0] != 0x16 {
+        return Parsed::NotTls;
+    }
+    if data.len() >= 2 && data[1] != 0x03 {
+        return Parsed::NotTls;
+    }
+    let mut handshake = Vec::new();
+    let mut rest = data;
+    loop {
+        if rest.len() < 5 {
+            return Parsed::NeedMore;
+        }
+        if rest[0] != 0x16 || rest[1] != 0x03 {
+            return Parsed::NotTls;
+        }
+        let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        if rest.len() < 5 + len {
+            return Parsed::NeedMore;
+        }
+        handshake.extend_from_slice(&rest[5..5 + len]);
+        rest = &rest[5 + len..];
+        if handshake.len() >= 4 {
+            if handshake[0] != 0x01 {
+                return Parsed::NotTls;
+            }
+            let body_len = (usize::from(handshake[1]) << 16)
+                | (usize::from(handshake[2]) << 8)
+                | usize::from(handshake[3]);
+            if handshake.len() >= 4 + body_len {
+                return match client_hello(&handshake[4..4 + body_len]) {
+                    Some(info) => Parsed::Hello(info),
+                    None => Parsed::NotTls,
+                };
+            }
+        }
+    }
+}
+
+/// A cursor over a ClientHello body.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<usize> {
+        self.take(1).map(|b| usize::from(b[0]))
+    }
+    fn u16(&mut self) -> Option<usize> {
+        self.take(2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    }
+    fn vec8(&mut self) -> Option<&'a [u8]> {
+        let n = self.u8()?;
+        self.take(n)
+    }
+    fn vec16(&mut self) -> Option<&'a [u8]> {
+        let n = self.u16()?;
+        self.take(n)
+    }
+}
+
+fn client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
+    let mut r = Reader(body);
+    r.take(2 + 32)?; // legacy_version, random
+    r.vec8()?; // session id
+    r.vec16()?; // cipher suites
+    r.vec8()?; // compression methods
+    let mut info = ClientHelloInfo {
+        tls: true,
+        ..ClientHelloInfo::default()
+    };
+    let Some(extensions) = r.vec16() else {
+        return Some(info);
+    };
+    let mut ext = Reader(extensions);
+    while !ext.0.is_empty() {
+        let kind = ext.u16()?;
+        let data = ext.vec16()?;
+        match kind {
+            0 => {
+                let mut list = Reader(Reader(data).vec16()?);
+                while !list.0.is_empty() {
+                    let name_type = list.u8()?;
+                    let name = list.vec16()?;
+                    if name_type == 0 {
+                        info.server_name =
+                            std::str::from_utf8(name).ok().map(str::to_ascii_lowercase);
+                    }
+                }
+            }
+            16 => {
+                let mut list = Reader(Reader(data).vec16()?);
+                while !list.0.is_empty() {
+                    info.alpn.push(list.vec8()?.to_vec());
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(info)
+}
+
+#[cfg(test)]
+mod tests;

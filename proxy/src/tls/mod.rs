@@ -1,0 +1,30 @@
+//! TLS transport sockets (rustls with ring): the server side of a filter chain
+//! (`DownstreamTlsContext`, built once per compiled chain), the `tls_inspector` listener
+//! filter, the `ssl.*` stats and what access logs and XFCC read from a TLS connection.
+
+pub mod inspector;
+pub mod peer;
+pub mod server;
+pub mod stats;
+pub mod tickets;
+
+pub use inspector::{inspect, ClientHelloInfo};
+pub use peer::PeerCertificate;
+pub use server::{build_server_config, ServerTls};
+pub use stats::SslStats;
+
+/// The crypto provider every TLS context uses (ring: see README's TLS section).
+pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    static PROVIDER: std::sync::OnceLock<std::sync::Arc<rustls::crypto::CryptoProvider>> =
+        std::sync::OnceLock::new();
+    PROVIDER
+        .get_or_init(|| std::sync::Arc::new(ring_provider()))
+        .clone()
+}
+
+/// rustls' ring provider. rustls deprecates it for lacking post-quantum key exchange
+/// (X25519MLKEM768 needs aws-lc-rs); Baton uses ring on purpose (README, TLS).
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}

@@ -1,0 +1,113 @@
+//! What Baton reads from a peer's (or its own) certificate: the subject in RFC 2253
+//! form as Envoy prints it, the SANs by type and the SHA-256 of the DER, for SAN
+//! matchers, XFCC and access log operators.
+
+use std::fmt::Write;
+
+use rustls::pki_types::CertificateDer;
+use x509_parser::extensions::GeneralName;
+use x509_parser::x509::X509Name;
+
+/// One parsed certificate.
+#[derive(Debug, Clone, Default)]
+pub struct PeerCertificate {
+    /// Subject, RFC 2253 (`CN=client,O=Example`), as Envoy's `%DOWNSTREAM_PEER_SUBJECT%`.
+    pub subject: String,
+    /// DNS SANs.
+    pub dns_sans: Vec<String>,
+    /// URI SANs.
+    pub uri_sans: Vec<String>,
+    /// Email SANs.
+    pub email_sans: Vec<String>,
+    /// IP address SANs, printed.
+    pub ip_sans: Vec<String>,
+    /// Lowercase hex SHA-256 of the DER.
+    pub sha256: String,
+}
+
+impl PeerCertificate {
+    /// Parses `der`; `None` if it is not a certificate.
+    pub fn parse(der: &CertificateDer<'_>) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let mut out = Self {
+            subject: rfc2253(cert.subject()),
+            ..Self::default()
+        };
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(d) => out.dns_sans.push((*d).to_string()),
+                    GeneralName::URI(u) => out.uri_sans.push((*u).to_string()),
+                    GeneralName::RFC822Name(e) => out.email_sans.push((*e).to_string()),
+                    GeneralName::IPAddress(ip) => {
+                        if let Some(ip) = ip_to_string(ip) {
+                            out.ip_sans.push(ip);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, der);
+        for b in digest.as_ref() {
+            let _ = write!(out.sha256, "{b:02x}");
+        }
+        Some(out)
+    }
+}
+
+fn ip_to_string(raw: &[u8]) -> Option<String> {
+    match raw.len() {
+        4 => Some(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(raw).ok()?).to_string()),
+        16 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(raw).ok()?).to_string()),
+        _ => None,
+    }
+}
+
+fn attribute_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "street",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.5" => "serialNumber",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        "1.2.840.113549.1.9.1" => "emailAddress",
+        _ => return None,
+    })
+}
+
+/// RFC 2253: RDNs most specific first, `,` between them, `+` inside a multi-valued one,
+/// special characters escaped.
+fn rfc2253(name: &X509Name<'_>) -> String {
+    let mut out = String::new();
+    let rdns: Vec<_> = name.iter().collect();
+    for (i, rdn) in rdns.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, attr) in rdn.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            let oid = attr.attr_type().to_id_string();
+            out.push_str(attribute_name(&oid).unwrap_or(&oid));
+            out.push('=');
+            let value = attr.as_str().unwrap_or("");
+            for (k, c) in value.chars().enumerate() {
+                let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+                    || (k == 0 && (c == '#' || c == ' '))
+                    || (k + 1 == value.chars().count() && c == ' ');
+                if special {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,299 @@
+//! The server side of a TLS filter chain: one rustls `ServerConfig` per compiled chain,
+//! built from a resolved [`DownstreamTlsContext`] (certificates already parsed; SDS will
+//! resolve to the same input). Certificates are chosen per handshake by SNI against
+//! their names, then by the client's signature schemes, then the first, as Envoy.
+
+use std::sync::Arc;
+
+use baton_config::model::{DownstreamTlsContext, SanType, TlsCertificate, ValidationContext};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
+
+use super::peer::PeerCertificate;
+use super::stats::SslStats;
+
+/// Building a TLS context failed (the config was checked at load; this is what rustls
+/// itself refuses).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The protocol versions, suites and groups do not fit together.
+    #[error("TLS parameters rejected by rustls: {0}")]
+    Params(rustls::Error),
+    /// The trusted CAs or CRLs could not be used.
+    #[error("validation context rejected: {0}")]
+    Verifier(String),
+}
+
+/// A TLS filter chain's server side.
+#[derive(Debug)]
+pub struct ServerTls {
+    /// The acceptor's config.
+    pub config: Arc<ServerConfig>,
+    /// The context it was built from.
+    pub context: Arc<DownstreamTlsContext>,
+    /// URI SAN of the first certificate (XFCC `By`).
+    pub local_uri_san: Option<String>,
+}
+
+/// Builds the server config of one chain. `stats` counts verification failures.
+pub fn build_server_config(
+    ctx: &Arc<DownstreamTlsContext>,
+    stats: &Arc<SslStats>,
+) -> Result<ServerTls, TlsError> {
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: ctx.params.cipher_suites.clone(),
+        kx_groups: ctx.params.kx_groups.clone(),
+        ..(*super::provider()).clone()
+    };
+    let builder = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&ctx.params.versions)
+        .map_err(TlsError::Params)?;
+    let verifier: Arc<dyn ClientCertVerifier> = match &ctx.validation {
+        Some(v) if !v.trusted_ca.is_empty() => Arc::new(ClientVerifier::new(
+            v,
+            ctx.require_client_certificate,
+            stats.clone(),
+        )?),
+        _ => WebPkiClientVerifier::no_client_auth(),
+    };
+    let mut config = builder
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(CertResolver::new(&ctx.certificates)));
+    config.alpn_protocols = ctx.alpn_protocols.clone();
+    if ctx.disable_stateful_session_resumption {
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    }
+    if !ctx.disable_stateless_session_resumption {
+        config.ticketer = if ctx.session_ticket_keys.is_empty() {
+            rustls::crypto::ring::Ticketer::new().map_err(TlsError::Params)?
+        } else {
+            Arc::new(super::tickets::ConfiguredTicketer::new(
+                &ctx.session_ticket_keys,
+                ctx.session_timeout,
+            ))
+        };
+    }
+    let local_uri_san = ctx
+        .certificates
+        .first()
+        .and_then(|c| c.certified_key.cert.first())
+        .and_then(PeerCertificate::parse)
+        .and_then(|p| p.uri_sans.into_iter().next());
+    Ok(ServerTls {
+        config: Arc::new(config),
+        context: ctx.clone(),
+        local_uri_san,
+    })
+}
+
+/// Picks a certificate per handshake.
+#[derive(Debug)]
+struct CertResolver {
+    certs: Vec<(Arc<CertifiedKey>, Vec<String>)>,
+}
+
+impl CertResolver {
+    fn new(certs: &[TlsCertificate]) -> Self {
+        Self {
+            certs: certs
+                .iter()
+                .map(|c| (c.certified_key.clone(), c.dns_names.clone()))
+                .collect(),
+        }
+    }
+}
+
+fn name_matches(pattern: &str, sni: &str) -> bool {
+    if pattern.eq_ignore_ascii_case(sni) {
+        return true;
+    }
+    // `*.example.com` covers one label: `a.example.com`, not `a.b.example.com`.
+    match (pattern.strip_prefix("*."), sni.split_once('.')) {
+        (Some(suffix), Some((label, rest))) => {
+            !label.is_empty() && rest.eq_ignore_ascii_case(suffix)
+        }
+        _ => false,
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    /// Among the certificates naming the SNI (all of them when none does): the first
+    /// ECDSA one for a client that can use ECDSA P-256, else the first the client can
+    /// verify, else the first, as Envoy ("the first ECDSA certificate is used for clients
+    /// that support ECDSA").
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let schemes = hello.signature_schemes();
+        let ecdsa_capable = schemes.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+            && hello
+                .named_groups()
+                .is_none_or(|groups| groups.contains(&rustls::NamedGroup::secp256r1));
+        let named = |ck: &(Arc<CertifiedKey>, Vec<String>)| {
+            hello
+                .server_name()
+                .is_some_and(|sni| ck.1.iter().any(|n| name_matches(n, sni)))
+        };
+        let candidates: Vec<&Arc<CertifiedKey>> = if self.certs.iter().any(named) {
+            self.certs
+                .iter()
+                .filter(|c| named(c))
+                .map(|c| &c.0)
+                .collect()
+        } else {
+            self.certs.iter().map(|c| &c.0).collect()
+        };
+        let is_ecdsa = |ck: &CertifiedKey| ck.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
+        let usable = |ck: &CertifiedKey| ck.key.choose_scheme(schemes).is_some();
+        let preferred = candidates
+            .iter()
+            .find(|ck| ecdsa_capable && is_ecdsa(ck) && usable(ck))
+            .or_else(|| candidates.iter().find(|ck| usable(ck)))
+            .or_else(|| candidates.first());
+        preferred.map(|ck| Arc::clone(ck))
+    }
+}
+
+/// Client certificate verification: the chain against `trusted_ca` (and CRLs) by
+/// webpki, then `match_typed_subject_alt_names`, counting failures as Envoy does.
+struct ClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    context: Arc<ValidationContext>,
+    required: bool,
+    stats: Arc<SslStats>,
+}
+
+impl std::fmt::Debug for ClientVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientVerifier").finish_non_exhaustive()
+    }
+}
+
+impl ClientVerifier {
+    fn new(
+        v: &Arc<ValidationContext>,
+        required: bool,
+        stats: Arc<SslStats>,
+    ) -> Result<Self, TlsError> {
+        let mut roots = RootCertStore::empty();
+        for ca in &v.trusted_ca {
+            roots
+                .add(ca.clone())
+                .map_err(|e| TlsError::Verifier(format!("trusted_ca: {e}")))?;
+        }
+        let mut builder =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), super::provider())
+                .with_crls(v.crls.iter().cloned())
+                .allow_unknown_revocation_status();
+        // Envoy asks every client for a certificate when a CA is configured, and only
+        // refuses a connection without one when it is required.
+        builder = builder.allow_unauthenticated();
+        let inner = builder
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        Ok(Self {
+            inner,
+            context: v.clone(),
+            required,
+            stats,
+        })
+    }
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.required
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if !self.context.accept_untrusted {
+            match self
+                .inner
+                .verify_client_cert(end_entity, intermediates, now)
+            {
+                Ok(_) => {}
+                Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Expired))
+                    if self.context.allow_expired_certificate => {}
+                Err(e) => {
+                    self.stats.fail_verify_error.inc();
+                    return Err(e);
+                }
+            }
+        }
+        if !self.context.san_matchers.is_empty() {
+            let peer = PeerCertificate::parse(end_entity);
+            let ok = peer.as_ref().is_some_and(|p| {
+                self.context.san_matchers.iter().any(|m| {
+                    let values: &[String] = match m.san_type {
+                        SanType::Dns => &p.dns_sans,
+                        SanType::Uri => &p.uri_sans,
+                        SanType::Email => &p.email_sans,
+                        SanType::IpAddress => &p.ip_sans,
+                    };
+                    values
+                        .iter()
+                        .any(|v| crate::http::router::route_match::string_matches(&m.matcher, v))
+                })
+            });
+            if !ok {
+                self.stats.fail_verify_san.inc();
+                return Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName,
+                ));
+            }
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn wildcard_covers_one_label() {
+        assert!(name_matches("*.example.com", "a.example.com"));
+        assert!(!name_matches("*.example.com", "a.b.example.com"));
+        assert!(!name_matches("*.example.com", "example.com"));
+        assert!(name_matches("Example.com", "example.COM"));
+    }
+}

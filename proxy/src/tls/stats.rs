@@ -1,0 +1,168 @@
+//! `<scope>.ssl.*` as Envoy names them (`listener.<address>.ssl.*`,
+//! `cluster.<name>.ssl.*`). Per-version, per-cipher and per-curve counters appear on
+//! first use, as Envoy's do.
+
+use std::sync::OnceLock;
+
+use baton_shared_stats::Counter;
+
+use crate::stats::Scope;
+
+/// Versions, ciphers and curves a rustls connection can report.
+const VERSIONS: &[&str] = &["TLSv1.2", "TLSv1.3"];
+const CIPHERS: &[&str] = &[
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+];
+const CURVES: &[&str] = &["X25519", "P-256", "P-384"];
+
+/// Counters that exist once used.
+struct Lazy {
+    names: &'static [&'static str],
+    prefix: &'static str,
+    cells: Vec<OnceLock<Counter>>,
+}
+
+impl Lazy {
+    fn new(names: &'static [&'static str], prefix: &'static str) -> Self {
+        Self {
+            names,
+            prefix,
+            cells: names.iter().map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    fn inc(&self, scope: &Scope, name: &str) {
+        if let Some(i) = self.names.iter().position(|n| *n == name) {
+            self.cells[i]
+                .get_or_init(|| scope.counter(&format!("{}.{name}", self.prefix)))
+                .inc();
+        }
+    }
+}
+
+/// `<scope>.ssl.*`
+pub struct SslStats {
+    scope: Scope,
+    /// `handshake`
+    pub handshake: Counter,
+    /// `connection_error`
+    pub connection_error: Counter,
+    /// `no_certificate`
+    pub no_certificate: Counter,
+    /// `fail_verify_error`
+    pub fail_verify_error: Counter,
+    /// `fail_verify_san`
+    pub fail_verify_san: Counter,
+    /// `fail_verify_no_cert`
+    pub fail_verify_no_cert: Counter,
+    /// `session_reused`
+    pub session_reused: Counter,
+    versions: Lazy,
+    ciphers: Lazy,
+    curves: Lazy,
+}
+
+impl std::fmt::Debug for SslStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SslStats").finish_non_exhaustive()
+    }
+}
+
+impl SslStats {
+    /// `ssl.*` under `prefix` (`listener.<address>.` or `cluster.<name>.`).
+    pub fn new(store: &baton_shared_stats::StatsStore, prefix: &str) -> Self {
+        let scope = Scope::new(store, format!("{prefix}ssl."));
+        Self {
+            handshake: scope.counter("handshake"),
+            connection_error: scope.counter("connection_error"),
+            no_certificate: scope.counter("no_certificate"),
+            fail_verify_error: scope.counter("fail_verify_error"),
+            fail_verify_san: scope.counter("fail_verify_san"),
+            fail_verify_no_cert: scope.counter("fail_verify_no_cert"),
+            session_reused: scope.counter("session_reused"),
+            versions: Lazy::new(VERSIONS, "versions"),
+            ciphers: Lazy::new(CIPHERS, "ciphers"),
+            curves: Lazy::new(CURVES, "curves"),
+            scope,
+        }
+    }
+
+    /// One completed handshake.
+    pub fn record_handshake(&self, hs: &HandshakeFacts) {
+        self.handshake.inc();
+        if hs.resumed {
+            self.session_reused.inc();
+        }
+        if let Some(v) = hs.version {
+            self.versions.inc(&self.scope, v);
+        }
+        if let Some(c) = hs.cipher {
+            self.ciphers.inc(&self.scope, c);
+        }
+        if let Some(c) = hs.curve {
+            self.curves.inc(&self.scope, c);
+        }
+    }
+}
+
+/// What a finished handshake negotiated, in Envoy's (OpenSSL) spelling.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HandshakeFacts {
+    /// `TLSv1.2` / `TLSv1.3`
+    pub version: Option<&'static str>,
+    /// OpenSSL cipher name (`ECDHE-RSA-AES128-GCM-SHA256`, `TLS_AES_128_GCM_SHA256`).
+    pub cipher: Option<&'static str>,
+    /// `X25519`, `P-256`, `P-384`
+    pub curve: Option<&'static str>,
+    /// The session was resumed.
+    pub resumed: bool,
+}
+
+impl HandshakeFacts {
+    /// Reads them from a connection whose handshake is complete.
+    pub fn of<D>(conn: &rustls::ConnectionCommon<D>) -> Self {
+        use rustls::{CipherSuite as C, NamedGroup, ProtocolVersion};
+        let version = match conn.protocol_version() {
+            Some(ProtocolVersion::TLSv1_2) => Some("TLSv1.2"),
+            Some(ProtocolVersion::TLSv1_3) => Some("TLSv1.3"),
+            _ => None,
+        };
+        let cipher = conn.negotiated_cipher_suite().and_then(|s| {
+            Some(match s.suite() {
+                C::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+                C::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+                C::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+                C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
+                C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
+                C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305",
+                C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
+                C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
+                C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
+                _ => return None,
+            })
+        });
+        let curve = conn
+            .negotiated_key_exchange_group()
+            .and_then(|g| match g.name() {
+                NamedGroup::X25519 => Some("X25519"),
+                NamedGroup::secp256r1 => Some("P-256"),
+                NamedGroup::secp384r1 => Some("P-384"),
+                _ => None,
+            });
+        let resumed = matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+        Self {
+            version,
+            cipher,
+            curve,
+            resumed,
+        }
+    }
+}
