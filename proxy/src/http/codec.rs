@@ -156,6 +156,19 @@ pub fn http1_head_len<B>(req: &http::Request<B>) -> usize {
     request_line + header_lines + 2
 }
 
+/// Number of headers of an HTTP/2 request as Envoy counts them against
+/// `max_headers_count`: the pseudo-headers the request carried (`:method`, `:scheme`,
+/// `:authority`, `:path`, `:protocol`) and every header field.
+pub fn http2_header_count<B>(req: &http::Request<B>) -> usize {
+    let uri = req.uri();
+    let pseudo = 1
+        + usize::from(uri.scheme().is_some())
+        + usize::from(uri.authority().is_some())
+        + usize::from(req.method() != http::Method::CONNECT || uri.path_and_query().is_some())
+        + usize::from(req.extensions().get::<hyper::ext::Protocol>().is_some());
+    pseudo + req.headers().len()
+}
+
 /// What the first bytes of a connection say about its protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preface {

@@ -311,6 +311,10 @@ fn finish(
     } else if resp.version() == Version::HTTP_10 {
         *resp.version_mut() = Version::HTTP_11;
     }
+    if ex.info.protocol != Some(Version::HTTP_2) {
+        let status = resp.status();
+        super::reason::set_envoy_reason(status, resp.extensions_mut());
+    }
     ex.info.response_code = Some(resp.status().as_u16());
     counted.response_started(resp.status().as_u16());
     let log = (!ex.shared.runtime.loggers.is_empty()).then(|| PendingLog {

@@ -323,3 +323,34 @@ mod tests {
         assert!(!in_cidrs("::1".parse().expect("ip"), &c));
     }
 }
+
+/// Envoy's host rewrite: the new value replaces `host`; the old one is kept in
+/// `x-envoy-original-host` (unless `suppress_envoy_headers`) and, with
+/// `append_x_forwarded_host`, appended to `x-forwarded-host` (joined with `,`).
+pub fn rewrite_host(
+    headers: &mut http::HeaderMap,
+    new_host: HeaderValue,
+    keep_original: bool,
+    append_xfh: bool,
+) {
+    let Some(old) = headers.insert(http::header::HOST, new_host) else {
+        return;
+    };
+    if append_xfh {
+        let joined = match headers.get(&X_FORWARDED_HOST) {
+            Some(existing) if !existing.is_empty() => {
+                let mut v = existing.as_bytes().to_vec();
+                v.push(b',');
+                v.extend_from_slice(old.as_bytes());
+                HeaderValue::from_bytes(&v).ok()
+            }
+            _ => Some(old.clone()),
+        };
+        if let Some(v) = joined {
+            headers.insert(X_FORWARDED_HOST.clone(), v);
+        }
+    }
+    if keep_original {
+        headers.insert(X_ENVOY_ORIGINAL_HOST.clone(), old);
+    }
+}

@@ -158,9 +158,18 @@ fn into_http2(mut req: Request<RequestBody>, host: &Host) -> Request<RequestBody
 }
 
 /// Maps a hyper error on a sent request (before response headers) to a reset.
+/// h2 refuses (REFUSED_STREAM, raised locally) a response whose header list is over the
+/// connection's `max_header_list_size`: Envoy's protocol error for a response head over
+/// `max_response_headers_kb`.
+fn is_oversized_h2_headers(e: &hyper::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<h2::Error>())
+        .is_some_and(|h2| h2.is_library() && h2.reason() == Some(h2::Reason::REFUSED_STREAM))
+}
+
 fn reset(host: &Arc<Host>, e: &hyper::Error) -> UpstreamError {
     tracing::debug!(host = %host.address, error = %e, "upstream request failed before response headers");
-    if e.is_parse() || e.is_parse_too_large() {
+    if e.is_parse() || e.is_parse_too_large() || is_oversized_h2_headers(e) {
         return UpstreamError::ProtocolError { host: host.clone() };
     }
     UpstreamError::Reset {
