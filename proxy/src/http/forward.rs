@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use baton_config::model::{ForwardAction, HeaderMutations, HostRewrite};
-use http::header::{EXPECT, HOST};
+use http::header::EXPECT;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
@@ -279,9 +279,9 @@ pub(crate) async fn forward(
     }
     let (mut rparts, rbody) = response.into_parts();
     hop_by_hop::strip(&mut rparts.headers, switching && !is_connect);
-    // Envoy leaves x-envoy-upstream-service-time off an established CONNECT tunnel.
-    let tunnel_established = switching && is_connect;
-    if !suppress && !tunnel_established {
+    // Envoy leaves x-envoy-upstream-service-time off every answer to an upgrade or
+    // CONNECT request, whether the upstream switched protocols or refused.
+    if !suppress && !is_upgrade {
         rparts.headers.insert(
             forwarding::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
             HeaderValue::from(sent_at.elapsed().as_millis() as u64),

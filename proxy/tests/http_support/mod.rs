@@ -36,7 +36,6 @@ pub fn prefix_route(name: &str, prefix: &str, action: RouteAction) -> Route {
         action,
         headers: HeaderMutations::default(),
         filter_overrides: FilterOverrides::default(),
-        require_tls: Default::default(),
     }
 }
 
@@ -72,6 +71,7 @@ pub fn vhost(name: &str, domains: &[&str], routes: Vec<Route>) -> VirtualHost {
         routes,
         headers: HeaderMutations::default(),
         filter_overrides: FilterOverrides::default(),
+        require_tls: Default::default(),
     }
 }
 

@@ -204,9 +204,9 @@ fn header_list_bound(cluster: &UpstreamCluster) -> u32 {
     u32::try_from(bound).unwrap_or(u32::MAX)
 }
 
-/// The response, or Envoy's protocol error when it has more headers than the cluster's
+/// The response, or Envoy's stream reset when it has more headers than the cluster's
 /// `max_headers_count` or their names and values (`:status` included) add up to more
-/// than `max_response_headers_kb`.
+/// than `max_response_headers_kb` (both measured on Envoy 1.40 to the header).
 fn within_header_limits(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
@@ -227,7 +227,7 @@ fn within_header_limits(
         return Ok(response);
     }
     tracing::debug!(host = %host.address, count, bytes, "upstream HTTP/2 response headers over the limits");
-    Err(UpstreamError::ProtocolError { host: host.clone() })
+    Err(super::http2_headers_refused(host))
 }
 
 /// Opens a connection, adds it to the pool and returns it with one stream counted.
