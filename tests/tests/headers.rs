@@ -482,7 +482,10 @@ async fn auto_host_rewrite_sets_original_host_and_forwarded_host() -> anyhow::Re
     let plain = get_with(addr, "/a", &[("host", "a.example")])
         .await?
         .json()?;
-    assert_eq!(plain.req_header("host").as_deref(), Some("upstream.example"));
+    assert_eq!(
+        plain.req_header("host").as_deref(),
+        Some("upstream.example")
+    );
     assert_eq!(
         plain.req_header("x-envoy-original-host").as_deref(),
         Some("a.example")

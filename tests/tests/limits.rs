@@ -181,7 +181,8 @@ fn with_common_options(cfg: &mut serde_json::Value, common: serde_json::Value, h
             }
         });
     }
-    cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    cluster["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
         ["common_http_protocol_options"] = common;
 }
 
@@ -228,9 +229,7 @@ async fn default_max_response_headers_kb_is_80_kib_on_http1() -> anyhow::Result<
     expect_protocol_error(&proxy, "/").await
 }
 
-async fn http2_limited_proxy(
-    common: serde_json::Value,
-) -> anyhow::Result<(EchoUpstream, Proxy)> {
+async fn http2_limited_proxy(common: serde_json::Value) -> anyhow::Result<(EchoUpstream, Proxy)> {
     let upstream = EchoUpstream::start("a").await?;
     let mut cfg = simple_proxy(&[upstream.addr()]);
     with_common_options(&mut cfg, common, true);
@@ -247,7 +246,12 @@ async fn cluster_header_limits_apply_to_http2_responses() -> anyhow::Result<()> 
     let (_upstream, proxy) = http2_limited_proxy(common.clone()).await?;
     let listener = proxy.listener_addr("http").await?;
     let extra = |n: usize| -> String { (0..n).map(|i| format!("&header=x-h{i}:v")).collect() };
-    assert_eq!(get(listener, &format!("/ten?x=1{}", extra(4))).await?.status, 200);
+    assert_eq!(
+        get(listener, &format!("/ten?x=1{}", extra(4)))
+            .await?
+            .status,
+        200
+    );
     assert_eq!(
         get(listener, &format!("/big?header=x-big:{}", "y".repeat(800)))
             .await?

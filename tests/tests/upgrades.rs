@@ -174,8 +174,10 @@ async fn websocket_101_headers_as_envoy_relays_them() -> anyhow::Result<()> {
     .await?;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect(addr).await?;
-    conn.write_all(b"GET /ws HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-        .await?;
+    conn.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await?;
     // The head as written (names in the case the proxy wrote them).
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -210,8 +212,11 @@ async fn websocket_101_headers_as_envoy_relays_them() -> anyhow::Result<()> {
     assert!(fields.contains(&("x-custom-case", "Val")), "{head}");
     conn.write_all(b"ping").await?;
     let mut echoed = [0u8; 4];
-    tokio::time::timeout(baton_tests::eventually::IO_TIMEOUT, conn.read_exact(&mut echoed))
-        .await??;
+    tokio::time::timeout(
+        baton_tests::eventually::IO_TIMEOUT,
+        conn.read_exact(&mut echoed),
+    )
+    .await??;
     assert_eq!(&echoed, b"ping");
     Ok(())
 }

@@ -107,7 +107,12 @@ pub(crate) async fn forward(
         }
         HostRewrite::Header(h) => {
             if let Some(v) = parts.headers.get(h).cloned() {
-                forwarding::rewrite_host(&mut parts.headers, v, !suppress, f.append_x_forwarded_host);
+                forwarding::rewrite_host(
+                    &mut parts.headers,
+                    v,
+                    !suppress,
+                    f.append_x_forwarded_host,
+                );
             }
         }
         // The host is picked inside send_http, which applies the picked host's name.

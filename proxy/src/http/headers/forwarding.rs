@@ -300,30 +300,6 @@ pub fn finish_response(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuid_shape() {
-        let u = uuid_v4();
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
-        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
-    }
-
-    #[test]
-    fn cidr_membership() {
-        let c = [CidrRange {
-            addr: "10.0.0.0".parse().expect("ip"),
-            len: 8,
-        }];
-        assert!(in_cidrs("10.9.9.9".parse().expect("ip"), &c));
-        assert!(!in_cidrs("11.0.0.1".parse().expect("ip"), &c));
-        assert!(!in_cidrs("::1".parse().expect("ip"), &c));
-    }
-}
-
 /// Envoy's host rewrite: the new value replaces `host`; the old one is kept in
 /// `x-envoy-original-host` (unless `suppress_envoy_headers`) and, with
 /// `append_x_forwarded_host`, appended to `x-forwarded-host` (joined with `,`).
@@ -352,5 +328,29 @@ pub fn rewrite_host(
     }
     if keep_original {
         headers.insert(X_ENVOY_ORIGINAL_HOST.clone(), old);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_shape() {
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn cidr_membership() {
+        let c = [CidrRange {
+            addr: "10.0.0.0".parse().expect("ip"),
+            len: 8,
+        }];
+        assert!(in_cidrs("10.9.9.9".parse().expect("ip"), &c));
+        assert!(!in_cidrs("11.0.0.1".parse().expect("ip"), &c));
+        assert!(!in_cidrs("::1".parse().expect("ip"), &c));
     }
 }
