@@ -278,6 +278,14 @@ pub fn append_via(headers: &mut HeaderMap, via: &HeaderValue) {
 /// Response headers every response gets: `server` (per `server_header_transformation`),
 /// `via`, and `date` when missing.
 pub fn finish_response(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
+    // `date` before `server`, as Envoy writes them (an upstream's own `date`, and a
+    // `server` it sent that is overwritten, keep their places).
+    if !headers.contains_key(http::header::DATE) {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+        {
+            headers.insert(http::header::DATE, v);
+        }
+    }
     match hcm.server_header_transformation {
         ServerHeaderTransformation::Overwrite => {
             headers.insert(http::header::SERVER, hcm.server_name.clone());
@@ -291,12 +299,6 @@ pub fn finish_response(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
     }
     if let Some(via) = &hcm.via {
         append_via(headers, via);
-    }
-    if !headers.contains_key(http::header::DATE) {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
-        {
-            headers.insert(http::header::DATE, v);
-        }
     }
 }
 
