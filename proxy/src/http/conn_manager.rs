@@ -25,10 +25,11 @@ use super::context::{HcmRuntime, HttpContext};
 use super::stats::{codec_rejected_request, ActiveConnection};
 use super::stream::{self, ConnShared};
 
-/// The service error for an HTTP/2 request with more headers than `max_headers_count`:
-/// hyper resets the stream (INTERNAL_ERROR) when the service fails.
+/// The service error for an HTTP/2 request with more headers than `max_headers_count`
+/// or larger ones than `max_request_headers_kb`: hyper resets the stream
+/// (INTERNAL_ERROR) when the service fails.
 #[derive(Debug, thiserror::Error)]
-#[error("request headers over max_headers_count")]
+#[error("request headers over max_headers_count or max_request_headers_kb")]
 struct TooManyRequestHeaders;
 
 /// Serves one downstream connection with the HTTP connection manager config until it
@@ -118,9 +119,10 @@ pub async fn serve_connection<IO>(
         let mut too_many_headers = false;
         let oversized = if req.version() == http::Version::HTTP_2 {
             shared.http2.store(true, Ordering::Relaxed);
-            // The HTTP/2 codec enforces the size limit as its max header list size; the
-            // count limit is checked here (hyper's HTTP/1 parser enforces it itself).
-            too_many_headers = codec::http2_header_count(&req) > max_headers_count;
+            // Envoy's count and size limits (hyper's HTTP/1 parser enforces the count
+            // itself; the codec's max header list size is only a memory bound here).
+            too_many_headers = codec::http2_header_count(&req) > max_headers_count
+                || codec::http2_header_bytes(&req) > head_limit;
             false
         } else {
             codec::http1_head_len(&req) > head_limit
