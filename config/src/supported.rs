@@ -506,7 +506,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envoy.config.core.v3.Http1ProtocolOptions", &["accept_http_10", "default_host_for_http_10"]),
     (
         "envoy.config.core.v3.HttpProtocolOptions",
-        &["idle_timeout", "max_connection_duration", "max_headers_count", "max_requests_per_connection"],
+        &[
+            "idle_timeout",
+            "max_connection_duration",
+            "max_headers_count",
+            "max_requests_per_connection",
+            "max_response_headers_kb",
+        ],
     ),
 ];
 

@@ -733,3 +733,34 @@ static_resources:
     };
     assert!(baton_config::load_with(None, Some(text), &bare).is_ok());
 }
+
+#[test]
+fn cluster_response_header_limits_come_from_common_http_protocol_options() {
+    let yaml = hcm_yaml("", ROUTE_TO_C).replace(
+        "  - name: c\n",
+        "  - name: c\n    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        common_http_protocol_options: { max_headers_count: 10, max_response_headers_kb: 2 }\n        explicit_http_config: { http_protocol_options: {} }\n",
+    );
+    let loaded = load_yaml_str(&yaml).expect("loads");
+    let c = &loaded.model.clusters[0];
+    assert_eq!(c.max_response_headers_count, 10);
+    assert_eq!(c.max_response_headers_kb, Some(2));
+    assert_eq!(c.response_headers_limit(false), 2048);
+    // Defaults: 100 headers, 80 KiB on HTTP/1 and 60 KiB on HTTP/2.
+    let loaded = load_yaml_str(&hcm_yaml("", ROUTE_TO_C)).expect("loads");
+    let c = &loaded.model.clusters[0];
+    assert_eq!(c.max_response_headers_count, 100);
+    assert_eq!(c.response_headers_limit(false), 80 * 1024);
+    assert_eq!(c.response_headers_limit(true), 60 * 1024);
+}
+
+#[test]
+fn max_response_headers_kb_on_the_connection_manager_is_refused() {
+    let e = err(&hcm_yaml(
+        "          common_http_protocol_options: { max_response_headers_kb: 4 }",
+        ROUTE_TO_C,
+    ));
+    assert!(
+        e.contains("max_response_headers_kb cannot be set on http_connection_manager"),
+        "{e}"
+    );
+}

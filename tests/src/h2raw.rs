@@ -225,6 +225,14 @@ impl RawH2 {
         id
     }
 
+    /// Records that the test opened `stream` (by hand or with [`frame`]), so
+    /// [`Self::next_stream_id`] does not hand it out again.
+    pub fn opened(&mut self, stream: u32) {
+        if stream % 2 == 1 && stream >= self.next_stream {
+            self.next_stream = stream + 2;
+        }
+    }
+
     /// Writes raw bytes (bounded).
     pub async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         tokio::time::timeout(IO_TIMEOUT, self.stream.write_all(bytes))
@@ -245,12 +253,15 @@ impl RawH2 {
     }
 
     /// Sends `block` on `stream` as HEADERS (+ CONTINUATION frames when over 16 KiB).
+    /// [`Self::next_stream_id`] moves past `stream`: a new stream must use a higher id
+    /// than every stream opened before (reusing one is a connection PROTOCOL_ERROR).
     pub async fn send_headers(
         &mut self,
         stream: u32,
         block: &[u8],
         end_stream: bool,
     ) -> anyhow::Result<()> {
+        self.opened(stream);
         let mut out = Vec::new();
         let mut chunks = block.chunks(DEFAULT_MAX_FRAME).peekable();
         let mut first = true;

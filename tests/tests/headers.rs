@@ -462,3 +462,50 @@ async fn host_rewrite_sets_original_host_and_forwarded_host() -> anyhow::Result<
     assert_eq!(plain.req_header("x-envoy-original-host"), None);
     Ok(())
 }
+
+/// `auto_host_rewrite` (the picked endpoint's `hostname`) keeps the old host as the
+/// other host rewrites do: in `x-envoy-original-host` and, with
+/// `append_x_forwarded_host`, in `x-forwarded-host` (Envoy 1.40, measured).
+#[tokio::test]
+async fn auto_host_rewrite_sets_original_host_and_forwarded_host() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    cfg["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+        ["endpoint"]["hostname"] = json!("upstream.example");
+    let routes = &mut hcm_of(&mut cfg, 0)["route_config"]["virtual_hosts"][0]["routes"];
+    *routes = json!([
+        { "match": { "prefix": "/xfh" }, "route": { "cluster": "backend", "auto_host_rewrite": true, "append_x_forwarded_host": true } },
+        { "match": { "prefix": "/" }, "route": { "cluster": "backend", "auto_host_rewrite": true } },
+    ]);
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let plain = get_with(addr, "/a", &[("host", "a.example")])
+        .await?
+        .json()?;
+    assert_eq!(
+        plain.req_header("host").as_deref(),
+        Some("upstream.example")
+    );
+    assert_eq!(
+        plain.req_header("x-envoy-original-host").as_deref(),
+        Some("a.example")
+    );
+    assert_eq!(plain.req_header("x-forwarded-host"), None);
+    let xfh = get_with(
+        addr,
+        "/xfh",
+        &[("host", "a.example"), ("x-forwarded-host", "z.example")],
+    )
+    .await?
+    .json()?;
+    assert_eq!(xfh.req_header("host").as_deref(), Some("upstream.example"));
+    assert_eq!(
+        xfh.req_header("x-forwarded-host").as_deref(),
+        Some("z.example,a.example")
+    );
+    assert_eq!(
+        xfh.req_header("x-envoy-original-host").as_deref(),
+        Some("a.example")
+    );
+    Ok(())
+}

@@ -117,6 +117,17 @@ impl Default for DnsResolverConfig {
     }
 }
 
+impl Cluster {
+    /// The response head size limit in bytes for `protocol` (HTTP/1: the status line,
+    /// header lines and blank line; HTTP/2: the header list).
+    pub fn response_headers_limit(&self, http2: bool) -> usize {
+        let kb = self
+            .max_response_headers_kb
+            .unwrap_or(if http2 { 60 } else { 80 });
+        (kb as usize).saturating_mul(1024)
+    }
+}
+
 /// Which HTTP protocol a cluster speaks upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamProtocol {
@@ -189,6 +200,13 @@ pub struct Cluster {
     pub idle_timeout: Option<Duration>,
     /// `common_http_protocol_options.max_requests_per_connection` (default unlimited).
     pub max_requests_per_connection: Option<u32>,
+    /// `common_http_protocol_options.max_headers_count` (default 100): a response with
+    /// more headers is a protocol error (502).
+    pub max_response_headers_count: u32,
+    /// `common_http_protocol_options.max_response_headers_kb`; None is Envoy's default
+    /// (80 KiB for HTTP/1 responses, 60 KiB for HTTP/2). A larger response head is a
+    /// protocol error (502).
+    pub max_response_headers_kb: Option<u32>,
     /// `per_connection_buffer_limit_bytes` (default 1 MiB).
     pub per_connection_buffer_limit_bytes: u32,
     /// `circuit_breakers` default-priority thresholds.

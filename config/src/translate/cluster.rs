@@ -98,6 +98,8 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
         max_requests_per_connection: upstream
             .max_requests_per_connection
             .or(c.max_requests_per_connection),
+        max_response_headers_count: upstream.max_headers_count,
+        max_response_headers_kb: upstream.max_response_headers_kb,
         per_connection_buffer_limit_bytes: c
             .per_connection_buffer_limit_bytes
             .unwrap_or(1024 * 1024),
@@ -140,6 +142,8 @@ struct Upstream {
     http2: model::Http2Options,
     idle_timeout: Option<Duration>,
     max_requests_per_connection: Option<u32>,
+    max_headers_count: u32,
+    max_response_headers_kb: Option<u32>,
 }
 
 #[allow(deprecated)]
@@ -218,6 +222,28 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
         Some((h2, h2_path)) => super::hcm::http2_options(h2, h2_path)?,
         None => model::Http2Options::default(),
     };
+    let mut max_headers_count = 100;
+    let mut max_response_headers_kb = None;
+    if let Some(common) = &common {
+        if let Some(count) = common.max_headers_count {
+            if count < 1 {
+                return Err(ConfigError::at(
+                    format!("{common_path}.max_headers_count"),
+                    "must be at least 1",
+                ));
+            }
+            max_headers_count = count;
+        }
+        if let Some(kb) = common.max_response_headers_kb {
+            if !(1..=8192).contains(&kb) {
+                return Err(ConfigError::at(
+                    format!("{common_path}.max_response_headers_kb"),
+                    format!("{kb} is out of range (1-8192)"),
+                ));
+            }
+            max_response_headers_kb = Some(kb);
+        }
+    }
     let (idle_timeout, max_requests_per_connection) = match &common {
         Some(common) => {
             if common.max_connection_duration.is_some() {
@@ -241,6 +267,8 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
         http2,
         idle_timeout,
         max_requests_per_connection,
+        max_headers_count,
+        max_response_headers_kb,
     })
 }
 

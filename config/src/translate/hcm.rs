@@ -133,6 +133,13 @@ pub(crate) fn translate(
             "{common_path}.max_requests_per_connection"
         )));
     }
+    if common.max_response_headers_kb.is_some() {
+        // Envoy's own refusal: the limit applies to upstream responses only.
+        return Err(ConfigError::at(
+            format!("{common_path}.max_response_headers_kb"),
+            "max_response_headers_kb cannot be set on http_connection_manager",
+        ));
+    }
     let max_headers_count = common.max_headers_count.unwrap_or(100);
     if max_headers_count < 1 {
         return Err(ConfigError::at(

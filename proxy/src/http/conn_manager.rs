@@ -5,7 +5,6 @@
 //! (HTTP/1.1 `connection: close` then close, HTTP/2 GOAWAY; everything closes when the
 //! drain reaches Closed), counting each in `http.<stat_prefix>.downstream_cx_*`.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +24,13 @@ use super::codec::{self, DownstreamIo, Preface};
 use super::context::{HcmRuntime, HttpContext};
 use super::stats::{codec_rejected_request, ActiveConnection};
 use super::stream::{self, ConnShared};
+
+/// The service error for an HTTP/2 request with more headers than `max_headers_count`
+/// or larger ones than `max_request_headers_kb`: hyper resets the stream
+/// (INTERNAL_ERROR) when the service fails.
+#[derive(Debug, thiserror::Error)]
+#[error("request headers over max_headers_count or max_request_headers_kb")]
+struct TooManyRequestHeaders;
 
 /// Serves one downstream connection with the HTTP connection manager config until it
 /// closes.
@@ -105,13 +111,18 @@ pub async fn serve_connection<IO>(
     let svc_shared = shared.clone();
     let head_limit = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
     let svc_error_status = error_status.clone();
+    let max_headers_count = hcm.max_headers_count as usize;
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let shared = svc_shared.clone();
         shared.request_heads.fetch_add(1, Ordering::Relaxed);
         shared.awaiting_request_head.store(false, Ordering::Relaxed);
+        let mut too_many_headers = false;
         let oversized = if req.version() == http::Version::HTTP_2 {
             shared.http2.store(true, Ordering::Relaxed);
-            // The HTTP/2 codec enforces the limit as its max header list size.
+            // Envoy's count and size limits (hyper's HTTP/1 parser enforces the count
+            // itself; the codec's max header list size is only a memory bound here).
+            too_many_headers = codec::http2_header_count(&req) > max_headers_count
+                || codec::http2_header_bytes(&req) > head_limit;
             false
         } else {
             codec::http1_head_len(&req) > head_limit
@@ -120,8 +131,13 @@ pub async fn serve_connection<IO>(
             svc_error_status.store(431, Ordering::Relaxed);
         }
         async move {
+            if too_many_headers {
+                // Envoy's HTTP/2 codec resets such a stream: a service error makes hyper
+                // send RST_STREAM INTERNAL_ERROR; the connection keeps serving.
+                return Err(TooManyRequestHeaders);
+            }
             if oversized {
-                return Ok::<_, Infallible>(head_too_large(&shared));
+                return Ok(head_too_large(&shared));
             }
             Ok(stream::handle(shared, req).await)
         }

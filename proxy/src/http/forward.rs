@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use baton_config::model::{ForwardAction, HeaderMutations, HostRewrite};
-use http::header::{EXPECT, HOST};
+use http::header::EXPECT;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
 use crate::access_log::{FormatInput, ResponseFlag};
 use crate::stats::ClusterStats;
-use crate::upstream::{RequestBody, SendOptions, UpstreamError};
+use crate::upstream::{AutoHostRewrite, RequestBody, SendOptions, UpstreamError};
 
 use super::filter::Selection;
 use super::headers::{forwarding, hop_by_hop, mutation};
@@ -35,37 +35,6 @@ fn set_path(parts: &mut Parts, new_path_and_query: &str) {
     }
     if let Ok(uri) = builder.path_and_query(new_path_and_query).build() {
         parts.uri = uri;
-    }
-}
-
-/// Envoy's host rewrite: the new value replaces `host`; the old one is kept in
-/// `x-envoy-original-host` (unless `suppress_envoy_headers`) and, with
-/// `append_x_forwarded_host`, appended to `x-forwarded-host` (joined with `,`).
-fn rewrite_host(
-    headers: &mut http::HeaderMap,
-    new_host: HeaderValue,
-    keep_original: bool,
-    append_xfh: bool,
-) {
-    let Some(old) = headers.insert(HOST, new_host) else {
-        return;
-    };
-    if append_xfh {
-        let joined = match headers.get(&forwarding::X_FORWARDED_HOST) {
-            Some(existing) if !existing.is_empty() => {
-                let mut v = existing.as_bytes().to_vec();
-                v.push(b',');
-                v.extend_from_slice(old.as_bytes());
-                HeaderValue::from_bytes(&v).ok()
-            }
-            _ => Some(old.clone()),
-        };
-        if let Some(v) = joined {
-            headers.insert(forwarding::X_FORWARDED_HOST.clone(), v);
-        }
-    }
-    if keep_original {
-        headers.insert(forwarding::X_ENVOY_ORIGINAL_HOST.clone(), old);
     }
 }
 
@@ -129,7 +98,7 @@ pub(crate) async fn forward(
     match &f.host_rewrite {
         HostRewrite::None => {}
         HostRewrite::Literal(v) => {
-            rewrite_host(
+            forwarding::rewrite_host(
                 &mut parts.headers,
                 v.clone(),
                 !suppress,
@@ -138,7 +107,12 @@ pub(crate) async fn forward(
         }
         HostRewrite::Header(h) => {
             if let Some(v) = parts.headers.get(h).cloned() {
-                rewrite_host(&mut parts.headers, v, !suppress, f.append_x_forwarded_host);
+                forwarding::rewrite_host(
+                    &mut parts.headers,
+                    v,
+                    !suppress,
+                    f.append_x_forwarded_host,
+                );
             }
         }
         // The host is picked inside send_http, which applies the picked host's name.
@@ -216,7 +190,10 @@ pub(crate) async fn forward(
     let opts = SendOptions {
         downstream_http2,
         upgrade: is_upgrade,
-        auto_host_rewrite: matches!(f.host_rewrite, HostRewrite::Auto),
+        auto_host_rewrite: matches!(f.host_rewrite, HostRewrite::Auto).then_some(AutoHostRewrite {
+            keep_original: !suppress,
+            append_x_forwarded_host: f.append_x_forwarded_host,
+        }),
     };
     // Envoy splits the cluster's response stats by origin: `x-envoy-internal: true`
     // (set by the connection manager for internal clients) means internal.
@@ -307,9 +284,9 @@ pub(crate) async fn forward(
     }
     let (mut rparts, rbody) = response.into_parts();
     hop_by_hop::strip(&mut rparts.headers, switching && !is_connect);
-    // Envoy leaves x-envoy-upstream-service-time off an established CONNECT tunnel.
-    let tunnel_established = switching && is_connect;
-    if !suppress && !tunnel_established {
+    // Envoy leaves x-envoy-upstream-service-time off every answer to an upgrade or
+    // CONNECT request, whether the upstream switched protocols or refused.
+    if !suppress && !is_upgrade {
         rparts.headers.insert(
             forwarding::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
             HeaderValue::from(sent_at.elapsed().as_millis() as u64),

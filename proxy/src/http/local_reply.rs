@@ -127,6 +127,11 @@ impl LocalReply {
                 None,
             ),
             UpstreamError::Overflow => ("overflow", ResponseFlag::UpstreamOverflow, None),
+            // A stream the upstream (or, as Envoy's codec does, the pool for headers
+            // over the cluster's limits) reset on a live HTTP/2 connection.
+            UpstreamError::Reset { reason, .. } if reason == "remote reset" => {
+                ("remote reset", ResponseFlag::UpstreamRemoteReset, None)
+            }
             UpstreamError::Reset { .. } => (
                 "connection termination",
                 ResponseFlag::UpstreamConnectionTermination,

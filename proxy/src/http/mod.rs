@@ -5,7 +5,8 @@
 //! the router filter last, response hooks in reverse) -> `router` (virtual host, route,
 //! action helpers) -> `forward` (upstream call) or `local_reply`; `headers` (hop-by-hop, forwarding, mutations), `upgrade`
 //! (websocket / CONNECT tunnels), `body` (byte counting and the access log entry),
-//! `route_timeout` (the route timeout over the whole response), `premature_reset` (Envoy's rapid-reset rule), `stats` (connection,
+//! `route_timeout` (the route timeout over the whole response), `reason` (Envoy's HTTP/1
+//! status-line reason phrases), `premature_reset` (Envoy's rapid-reset rule), `stats` (connection,
 //! request and upgrade accounting in `http.<stat_prefix>.*`), `rds` (inline or RDS
 //! route tables, swapped whole).
 
@@ -20,6 +21,7 @@ pub mod local_reply;
 pub mod normalize;
 mod premature_reset;
 pub mod rds;
+mod reason;
 mod route_timeout;
 pub mod router;
 mod stats;

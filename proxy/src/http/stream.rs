@@ -232,18 +232,18 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     // Every response passes the filters' response hooks, whatever produced it.
     filter::encode_headers(&mut filters, &mut ex, &mut resp);
 
-    if upgrade_request {
-        let switched = if is_connect {
+    let refused_upgrade = upgrade_request
+        && !if is_connect {
             resp.status().is_success()
         } else {
             resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
         };
-        if !switched {
-            resp.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-        }
-    }
     finish(&mut ex, &mut resp, parts.as_ref(), counted);
+    if refused_upgrade {
+        // After `server` and `date`, where Envoy's codec writes it.
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     shared.active.fetch_sub(1, Ordering::Relaxed);
     // A request whose body is still arriving (the response came first) is not followed
     // by a new head yet; the header timer stays off until the next exchange ends.
@@ -310,6 +310,10 @@ fn finish(
         *resp.version_mut() = Version::HTTP_10;
     } else if resp.version() == Version::HTTP_10 {
         *resp.version_mut() = Version::HTTP_11;
+    }
+    if ex.info.protocol != Some(Version::HTTP_2) {
+        let status = resp.status();
+        super::reason::set_envoy_reason(status, resp.extensions_mut());
     }
     ex.info.response_code = Some(resp.status().as_u16());
     counted.response_started(resp.status().as_u16());

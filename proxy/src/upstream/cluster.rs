@@ -131,14 +131,19 @@ impl UpstreamCluster {
         opts: &SendOptions,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let host = self.pick_host()?;
-        if opts.auto_host_rewrite {
+        if let Some(rewrite) = opts.auto_host_rewrite {
             if let Some(value) = host
                 .hostname
                 .as_deref()
                 .filter(|name| !name.is_empty())
                 .and_then(|name| http::HeaderValue::from_str(name).ok())
             {
-                req.headers_mut().insert(http::header::HOST, value);
+                crate::http::headers::forwarding::rewrite_host(
+                    req.headers_mut(),
+                    value,
+                    rewrite.keep_original,
+                    rewrite.append_x_forwarded_host,
+                );
             }
         }
         let http2 = !opts.upgrade

@@ -136,7 +136,7 @@ async fn upgrade_gets_a_dedicated_tunnel() {
     let opts = SendOptions {
         downstream_http2: false,
         upgrade: true,
-        auto_host_rewrite: false,
+        auto_host_rewrite: None,
     };
     let resp = c.send_http(req, &opts).await.expect("response");
     assert_eq!(

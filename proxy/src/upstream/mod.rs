@@ -51,7 +51,16 @@ pub struct SendOptions {
     /// `auto_host_rewrite`: once a host is picked, its hostname (endpoint `hostname`, or
     /// the DNS name a DNS cluster resolved) replaces the Host header. A host without a
     /// hostname leaves Host as it is, as in Envoy.
-    pub auto_host_rewrite: bool,
+    pub auto_host_rewrite: Option<AutoHostRewrite>,
+}
+
+/// How an `auto_host_rewrite` keeps the Host it replaces (as every host rewrite does).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AutoHostRewrite {
+    /// Copy the old Host to `x-envoy-original-host` (unless `suppress_envoy_headers`).
+    pub keep_original: bool,
+    /// `append_x_forwarded_host`: append the old Host to `x-forwarded-host`.
+    pub append_x_forwarded_host: bool,
 }
 
 /// A response from an upstream host (any status), with the host that produced it.

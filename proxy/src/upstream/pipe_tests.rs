@@ -22,7 +22,7 @@ use super::{ClusterManager, HostAddress, SendOptions, UpstreamError};
 const H1: SendOptions = SendOptions {
     downstream_http2: false,
     upgrade: false,
-    auto_host_rewrite: false,
+    auto_host_rewrite: None,
 };
 
 /// A socket path of this test process, removed on drop.

@@ -56,6 +56,8 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
         http2: model::Http2Options::default(),
         idle_timeout: Some(Duration::from_secs(3600)),
         max_requests_per_connection: None,
+        max_response_headers_count: 100,
+        max_response_headers_kb: None,
         per_connection_buffer_limit_bytes: 1024 * 1024,
         circuit_breakers: CircuitBreakers::default(),
     }

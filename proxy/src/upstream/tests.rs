@@ -22,7 +22,7 @@ async fn manager(clusters: Vec<baton_config::model::Cluster>) -> Arc<ClusterMana
 const H1: SendOptions = SendOptions {
     downstream_http2: false,
     upgrade: false,
-    auto_host_rewrite: false,
+    auto_host_rewrite: None,
 };
 
 #[tokio::test]
@@ -201,7 +201,7 @@ async fn use_downstream_protocol_follows_the_downstream() {
     let opts = SendOptions {
         downstream_http2: true,
         upgrade: false,
-        auto_host_rewrite: false,
+        auto_host_rewrite: None,
     };
     let resp = c.send_http(get("/h2"), &opts).await.expect("response");
     assert_eq!(resp.response.version(), http::Version::HTTP_2);

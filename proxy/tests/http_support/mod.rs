@@ -151,6 +151,8 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
         http2: Http2Options::default(),
         idle_timeout: Some(Duration::from_secs(3600)),
         max_requests_per_connection: None,
+        max_response_headers_count: 100,
+        max_response_headers_kb: None,
         per_connection_buffer_limit_bytes: 1024 * 1024,
         circuit_breakers: CircuitBreakers::default(),
     })

@@ -83,7 +83,13 @@ impl Router {
                 runtime.stats.rq_direct_response.inc();
                 let mut reply = LocalReply::new(d.status, "", None, "direct_response");
                 reply.body = d.body.clone().unwrap_or_default();
-                let resp = ex.local_reply(reply, &parts, Some(routed));
+                let mut resp = ex.local_reply(reply, &parts, Some(routed));
+                if d.status == 201 {
+                    // Envoy points a `201 Created` at the request's own URL.
+                    if let Some(location) = request_url(&parts) {
+                        resp.headers_mut().insert(LOCATION, location);
+                    }
+                }
                 (resp, Some(parts))
             }
             RouteAction::Redirect(r) => {
@@ -112,6 +118,24 @@ impl Router {
             }
         }
     }
+}
+
+/// The request's URL as Envoy rebuilds it for a `201` direct response's `location`:
+/// the `x-forwarded-proto` scheme (set by the connection manager), the `host` header and
+/// the path with its query.
+fn request_url(parts: &Parts) -> Option<HeaderValue> {
+    let headers = &parts.headers;
+    let scheme = headers
+        .get(&crate::http::headers::forwarding::X_FORWARDED_PROTO)
+        .map_or(&b"http"[..], HeaderValue::as_bytes);
+    let host = headers.get(http::header::HOST)?.as_bytes();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut url = Vec::with_capacity(scheme.len() + 3 + host.len() + path.len());
+    url.extend_from_slice(scheme);
+    url.extend_from_slice(b"://");
+    url.extend_from_slice(host);
+    url.extend_from_slice(path.as_bytes());
+    HeaderValue::from_bytes(&url).ok()
 }
 
 /// Whether a plain-text request must be redirected to `https` under `require_tls`.

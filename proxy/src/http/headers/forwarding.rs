@@ -281,6 +281,14 @@ pub fn append_via(headers: &mut HeaderMap, via: &HeaderValue) {
 /// Response headers every response gets: `server` (per `server_header_transformation`),
 /// `via`, and `date` when missing.
 pub fn finish_response(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
+    // `date` before `server`, as Envoy writes them (an upstream's own `date`, and a
+    // `server` it sent that is overwritten, keep their places).
+    if !headers.contains_key(http::header::DATE) {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+        {
+            headers.insert(http::header::DATE, v);
+        }
+    }
     match hcm.server_header_transformation {
         ServerHeaderTransformation::Overwrite => {
             headers.insert(http::header::SERVER, hcm.server_name.clone());
@@ -295,11 +303,36 @@ pub fn finish_response(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
     if let Some(via) = &hcm.via {
         append_via(headers, via);
     }
-    if !headers.contains_key(http::header::DATE) {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
-        {
-            headers.insert(http::header::DATE, v);
+}
+
+/// Envoy's host rewrite: the new value replaces `host`; the old one is kept in
+/// `x-envoy-original-host` (unless `suppress_envoy_headers`) and, with
+/// `append_x_forwarded_host`, appended to `x-forwarded-host` (joined with `,`).
+pub fn rewrite_host(
+    headers: &mut http::HeaderMap,
+    new_host: HeaderValue,
+    keep_original: bool,
+    append_xfh: bool,
+) {
+    let Some(old) = headers.insert(http::header::HOST, new_host) else {
+        return;
+    };
+    if append_xfh {
+        let joined = match headers.get(&X_FORWARDED_HOST) {
+            Some(existing) if !existing.is_empty() => {
+                let mut v = existing.as_bytes().to_vec();
+                v.push(b',');
+                v.extend_from_slice(old.as_bytes());
+                HeaderValue::from_bytes(&v).ok()
+            }
+            _ => Some(old.clone()),
+        };
+        if let Some(v) = joined {
+            headers.insert(X_FORWARDED_HOST.clone(), v);
         }
+    }
+    if keep_original {
+        headers.insert(X_ENVOY_ORIGINAL_HOST.clone(), old);
     }
 }
 

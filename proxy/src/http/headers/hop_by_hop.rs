@@ -8,8 +8,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Removes hop-by-hop headers. With `keep_upgrade`, `upgrade` and `connection: upgrade`
-/// stay (the upstream must see the upgrade request / the client the 101).
+/// Removes hop-by-hop headers. With `keep_upgrade`, `upgrade` and `connection` stay as
+/// they came, value and position (the upstream must see the upgrade request / the client
+/// the 101; Envoy relays both unchanged).
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
     if let Some(conn) = headers.get(CONNECTION) {
         // Headers nominated by `connection` are hop-by-hop too.
@@ -26,13 +27,17 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
         for n in nominated {
             headers.remove(n);
         }
-        headers.remove(CONNECTION);
+        if !keep_upgrade {
+            headers.remove(CONNECTION);
+        }
     }
     headers.remove(&KEEP_ALIVE);
     headers.remove(&PROXY_CONNECTION);
     headers.remove(TRANSFER_ENCODING);
     if keep_upgrade {
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        if !headers.contains_key(CONNECTION) {
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        }
     } else {
         headers.remove(UPGRADE);
     }
@@ -101,12 +106,15 @@ mod tests {
     #[test]
     fn keeps_upgrade_for_upgrades() {
         let mut h = HeaderMap::new();
-        h.insert("connection", "Upgrade".parse().expect("v"));
+        h.insert("connection", "Upgrade, keep-alive".parse().expect("v"));
         h.insert("upgrade", "WebSocket".parse().expect("v"));
+        h.insert("keep-alive", "timeout=5".parse().expect("v"));
         assert_eq!(upgrade_type(&h).as_deref(), Some("websocket"));
         strip(&mut h, true);
-        assert_eq!(h["connection"], "upgrade");
+        // As Envoy relays them: `connection` unchanged, the headers it names removed.
+        assert_eq!(h["connection"], "Upgrade, keep-alive");
         assert_eq!(h["upgrade"], "WebSocket");
+        assert!(!h.contains_key("keep-alive"));
     }
 
     #[test]

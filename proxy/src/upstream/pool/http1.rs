@@ -108,6 +108,8 @@ pub(super) async fn send(
                 active.attach();
                 match conn.sender.try_send_request(req).await {
                     Ok(response) => {
+                        // Over the head limit: the connection is dropped, not reused.
+                        let response = within_head_limit(cluster, host, response)?;
                         return_when_done(
                             cluster,
                             host,
@@ -146,6 +148,7 @@ pub(super) async fn send(
     active.attach();
     match sender.send_request(req).await {
         Ok(response) => {
+            let response = within_head_limit(cluster, host, response)?;
             return_when_done(cluster, host, sender, 1, busy, active);
             Ok(response)
         }
@@ -167,11 +170,46 @@ async fn send_upgrade(
         .inspect_err(|e| pending.failed(e))?;
     drop(pending);
     active.attach();
-    sender.send_request(req).await.map_err(|e| reset(host, &e))
+    let response = sender
+        .send_request(req)
+        .await
+        .map_err(|e| reset(host, &e))?;
+    within_head_limit(cluster, host, response)
 }
 
-/// Envoy's default `max_headers_count` for responses.
-const RESPONSE_HEADERS_COUNT: usize = 100;
+/// The response, or Envoy's protocol error when its head is larger than the cluster's
+/// `max_response_headers_kb`. hyper's read buffer (at least 8 KiB) refuses a head that
+/// does not fit in it; one read can overshoot it, and smaller limits need this check.
+fn within_head_limit(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    response: Response<Incoming>,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let limit = cluster.model.response_headers_limit(false);
+    if response_head_len(&response) <= limit {
+        return Ok(response);
+    }
+    tracing::debug!(host = %host.address, limit, "upstream response head over max_response_headers_kb");
+    Err(UpstreamError::ProtocolError { host: host.clone() })
+}
+
+/// Length of an HTTP/1 response head as the upstream sent it (status line, header
+/// lines, blank line), rebuilt from the parsed response: optional whitespace is not
+/// counted.
+fn response_head_len(response: &Response<Incoming>) -> usize {
+    let reason = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
+        Some(reason) => reason.as_bytes().len(),
+        None => response.status().canonical_reason().map_or(0, str::len),
+    };
+    // "HTTP/1.1 SP code SP reason CRLF", "name: value CRLF" each, CRLF.
+    let status_line = 8 + 1 + 3 + 1 + reason + 2;
+    let header_lines: usize = response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    status_line + header_lines + 2
+}
 
 /// Connects and starts the task driving the connection.
 async fn new_connection(
@@ -181,15 +219,20 @@ async fn new_connection(
 ) -> Result<SendRequest<RequestBody>, UpstreamError> {
     let (stream, open) = connect(cluster, host, Protocol::Http1).await?;
     let mut builder = Builder::new();
-    if let Some(max) =
+    // The read buffer bounds the response head too: a head that does not fit is a
+    // parse error, Envoy's protocol error for a head over `max_response_headers_kb`
+    // (80 KiB by default for HTTP/1).
+    let head_limit = cluster
+        .model
+        .response_headers_limit(false)
+        .max(crate::buffer_limit::MIN_HTTP1_BUFFER);
+    let read_buffer =
         crate::buffer_limit::http1_read_buffer(cluster.model.per_connection_buffer_limit_bytes)
-    {
-        builder.max_buf_size(max);
-    }
+            .map_or(head_limit, |max| max.min(head_limit));
+    builder.max_buf_size(read_buffer);
     // Envoy's `max_headers_count` for responses: over it the response is a protocol
-    // error (502, `upstream_cx_protocol_error`). (Envoy 1.40 passes a 70 KiB response
-    // head with the default `max_response_headers_kb`, so the size is not limited here.)
-    builder.max_headers(RESPONSE_HEADERS_COUNT);
+    // error (502, `upstream_cx_protocol_error`).
+    builder.max_headers(cluster.model.max_response_headers_count as usize);
     let (sender, conn) = builder
         .handshake(TokioIo::new(stream))
         .await

@@ -179,7 +179,7 @@ pub(super) async fn send(
         match result {
             Ok(response) => {
                 drop(active);
-                return Ok(response);
+                return within_header_limits(cluster, host, response);
             }
             Err(mut e) => match e.take_message() {
                 // The connection was closing (GOAWAY, peer close) before the request
@@ -192,6 +192,42 @@ pub(super) async fn send(
             },
         }
     }
+}
+
+/// The `max_header_list_size` the connection announces: h2 refuses a larger header
+/// list as it decodes it (memory bound). It counts 32 bytes per header on top of
+/// names and values, so it is raised by that for every header the count limit allows;
+/// the exact limit is [`within_header_limits`]'.
+fn header_list_bound(cluster: &UpstreamCluster) -> u32 {
+    let overhead = 32 * (cluster.model.max_response_headers_count as usize + 1);
+    let bound = cluster.model.response_headers_limit(true) + overhead;
+    u32::try_from(bound).unwrap_or(u32::MAX)
+}
+
+/// The response, or Envoy's stream reset when it has more headers than the cluster's
+/// `max_headers_count` or their names and values (`:status` included) add up to more
+/// than `max_response_headers_kb` (both measured on Envoy 1.40 to the header).
+fn within_header_limits(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    response: Response<Incoming>,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let headers = response.headers();
+    // `:status` counts as a header.
+    let count = headers.len() + 1;
+    let bytes: usize = ":status".len()
+        + 3
+        + headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum::<usize>();
+    if count <= cluster.model.max_response_headers_count as usize
+        && bytes <= cluster.model.response_headers_limit(true)
+    {
+        return Ok(response);
+    }
+    tracing::debug!(host = %host.address, count, bytes, "upstream HTTP/2 response headers over the limits");
+    Err(super::http2_headers_refused(host))
 }
 
 /// Opens a connection, adds it to the pool and returns it with one stream counted.
@@ -209,6 +245,7 @@ async fn open(
         .timer(TokioTimer::new())
         .initial_stream_window_size(options.initial_stream_window_size)
         .initial_connection_window_size(options.initial_connection_window_size)
+        .max_header_list_size(header_list_bound(cluster))
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| reset(host, &e))

@@ -158,10 +158,30 @@ fn into_http2(mut req: Request<RequestBody>, host: &Host) -> Request<RequestBody
 }
 
 /// Maps a hyper error on a sent request (before response headers) to a reset.
+/// How Envoy reports HTTP/2 response headers over the cluster's limits: its codec resets
+/// the stream, and the router answers 503 "remote reset" (`upstream_rq_rx_reset`).
+fn http2_headers_refused(host: &Arc<Host>) -> UpstreamError {
+    UpstreamError::Reset {
+        host: host.clone(),
+        reason: "remote reset".to_owned(),
+    }
+}
+
+/// h2 refuses (REFUSED_STREAM, raised locally) a response whose header list is over the
+/// connection's `max_header_list_size` (see [`http2_headers_refused`]).
+fn is_oversized_h2_headers(e: &hyper::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<h2::Error>())
+        .is_some_and(|h2| h2.is_library() && h2.reason() == Some(h2::Reason::REFUSED_STREAM))
+}
+
 fn reset(host: &Arc<Host>, e: &hyper::Error) -> UpstreamError {
     tracing::debug!(host = %host.address, error = %e, "upstream request failed before response headers");
     if e.is_parse() || e.is_parse_too_large() {
         return UpstreamError::ProtocolError { host: host.clone() };
+    }
+    if is_oversized_h2_headers(e) {
+        return http2_headers_refused(host);
     }
     UpstreamError::Reset {
         host: host.clone(),
