@@ -367,13 +367,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
                         .take_admin_socket(cfg.address)
                         .await
                         .map_err(|e| anyhow::anyhow!("hot restart: {e}"))?;
-                    *state
-                        .first_start_wall
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = first_start;
-                    state
-                        .hot_restart_generation
-                        .store(generation + 1, Ordering::Relaxed);
+                    state.continue_from_parent(first_start, generation);
                     admin_server = match socket {
                         Some(socket) => Some(admin::serve(socket, Arc::clone(ctx))?),
                         // The parent's admin is configured otherwise; ours may be free.
@@ -451,13 +445,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             .shutdown_admin()
             .await
             .map_err(|e| anyhow::anyhow!("hot restart: {e}"))?;
-        *state
-            .first_start_wall
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = first_start;
-        state
-            .hot_restart_generation
-            .store(generation + 1, Ordering::Relaxed);
+        state.continue_from_parent(first_start, generation);
     }
     if let (None, Some(cfg), Some(ctx)) = (&admin_server, &model.admin, &admin_ctx) {
         admin_server = Some(start_admin(cfg.address, ctx, parent_link.is_some()).await?);

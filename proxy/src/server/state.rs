@@ -99,6 +99,17 @@ impl ServerState {
         })
     }
 
+    /// Continues the parent generation's history: the first generation's start time and
+    /// one more hand-over than the parent's.
+    pub fn continue_from_parent(&self, first_start: SystemTime, parent_generation: u32) {
+        *self
+            .first_start_wall
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = first_start;
+        self.hot_restart_generation
+            .store(parent_generation + 1, Ordering::Relaxed);
+    }
+
     /// Current lifecycle state.
     pub fn lifecycle(&self) -> ServerLifecycle {
         ServerLifecycle::from_u8(self.state.load(Ordering::Acquire))
