@@ -193,21 +193,27 @@ fn is_connection_limit(filter: &listener_pb::Filter) -> bool {
     }
 }
 
-fn connection_limit(filter: &listener_pb::Filter, path: &str) -> Result<model::ConnectionLimit> {
+/// A network filter's `typed_config` (`config_discovery` is not supported).
+fn filter_typed_config<'a>(
+    filter: &'a listener_pb::Filter,
+    path: &str,
+) -> Result<&'a prost_types::Any> {
     use listener_pb::filter::ConfigType;
-    let typed_path = format!("{path}.typed_config");
-    let any = match &filter.config_type {
-        Some(ConfigType::TypedConfig(any)) => any,
+    match &filter.config_type {
+        Some(ConfigType::TypedConfig(any)) => Ok(any),
         Some(ConfigType::ConfigDiscovery(_)) => {
-            return Err(ConfigError::unsupported(format!("{path}.config_discovery")))
+            Err(ConfigError::unsupported(format!("{path}.config_discovery")))
         }
-        None => {
-            return Err(ConfigError::at(
-                typed_path,
-                format!("required for network filter '{}'", filter.name),
-            ))
-        }
-    };
+        None => Err(ConfigError::at(
+            format!("{path}.typed_config"),
+            format!("required for network filter '{}'", filter.name),
+        )),
+    }
+}
+
+fn connection_limit(filter: &listener_pb::Filter, path: &str) -> Result<model::ConnectionLimit> {
+    let typed_path = format!("{path}.typed_config");
+    let any = filter_typed_config(filter, path)?;
     let proto: connection_limit_pb::ConnectionLimit =
         decode_any(any, CONNECTION_LIMIT_TYPE, &typed_path)?;
     let stat_prefix = required(&proto.stat_prefix, &format!("{typed_path}.stat_prefix"))?;
@@ -239,19 +245,7 @@ fn network_filter(
     path: &str,
     ctx: &Context<'_>,
 ) -> Result<model::NetworkFilter> {
-    use listener_pb::filter::ConfigType;
-    let any = match &filter.config_type {
-        Some(ConfigType::TypedConfig(any)) => any,
-        Some(ConfigType::ConfigDiscovery(_)) => {
-            return Err(ConfigError::unsupported(format!("{path}.config_discovery")))
-        }
-        None => {
-            return Err(ConfigError::at(
-                format!("{path}.typed_config"),
-                format!("required for network filter '{}'", filter.name),
-            ))
-        }
-    };
+    let any = filter_typed_config(filter, path)?;
     let typed_path = format!("{path}.typed_config");
     match any_type(any) {
         HCM_TYPE => {
