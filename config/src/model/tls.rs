@@ -99,6 +99,10 @@ pub struct DownstreamTlsContext {
     pub disable_stateful_session_resumption: bool,
     /// `session_timeout` (Envoy's default: 7200 s).
     pub session_timeout: Duration,
+    /// SHA-256 of the context as configured (its encoded proto) and of every
+    /// certificate chain it resolved to: equal digests mean an unchanged context, whose
+    /// generated ticket keys a new generation takes over from its parent.
+    pub config_digest: [u8; 32],
 }
 
 /// `UpstreamTlsContext`.
