@@ -19,8 +19,9 @@ use serde_json::{json, Value};
 /// Bound for the clients to make progress between two steps.
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// One TLS listener `https` on 127.0.0.1:0 answering 200 "ok", no ticket keys configured.
-fn tls_config(cert: &TestCert, admin_port: u16) -> Value {
+/// One TLS listener `https` on 127.0.0.1:`port` (fixed: Envoy's child passes sockets by
+/// their bound address) answering 200 "ok", no ticket keys configured.
+fn tls_config(cert: &TestCert, admin_port: u16, port: u16) -> Value {
     let ctx = json!({
         "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
         "common_tls_context": { "tls_certificates": [{
@@ -31,7 +32,7 @@ fn tls_config(cert: &TestCert, admin_port: u16) -> Value {
     let routes = route_config(vec![vhost("all", &["*"], vec![direct_route("/", 200, "ok")])]);
     let listener = json!({
         "name": "https",
-        "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+        "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } },
         "filter_chains": [{
             "filters": [hcm_filter(hcm(routes))],
             "transport_socket": { "name": "envoy.transport_sockets.tls", "typed_config": ctx },
@@ -70,7 +71,8 @@ async fn sessions_resume_across_a_hot_restart() -> anyhow::Result<()> {
     let svc = Service::new()?;
     let cert = test_cert(&svc)?;
     let admin_port = baton_tests::config::free_port()?;
-    let config = svc.write_config("config", &tls_config(&cert, admin_port))?;
+    let port = baton_tests::config::free_port()?;
+    let config = svc.write_config("config", &tls_config(&cert, admin_port, port))?;
     let mut gen0 = svc.start(0, &config, &[]).await?;
     let addr = gen0.listener_addr("https").await?;
     let client = tls::client_config(&ClientOptions::sni("localhost"))?;
@@ -102,7 +104,7 @@ async fn sessions_resume_across_a_hot_restart() -> anyhow::Result<()> {
         &[],
         KeyKind::Ecdsa,
     )?;
-    let changed = svc.write_config("changed", &tls_config(&other, admin_port))?;
+    let changed = svc.write_config("changed", &tls_config(&other, admin_port, port))?;
     let _gen2 = svc.start(2, &changed, &[]).await?;
     let status = gen1.wait_exit(EXIT_TIMEOUT).await?;
     assert!(exited_cleanly(status), "epoch 1 exit: {status}");
@@ -118,7 +120,8 @@ async fn tls_listener_through_reloads_under_load_fails_no_handshake() -> anyhow:
     let svc = Service::new()?;
     let cert = test_cert(&svc)?;
     let admin_port = baton_tests::config::free_port()?;
-    let config = svc.write_config("config", &tls_config(&cert, admin_port))?;
+    let port = baton_tests::config::free_port()?;
+    let config = svc.write_config("config", &tls_config(&cert, admin_port, port))?;
     let mut previous = svc.start(0, &config, &[]).await?;
     let addr = previous.listener_addr("https").await?;
 
