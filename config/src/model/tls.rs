@@ -67,6 +67,8 @@ pub struct SanMatcher {
 pub struct ValidationContext {
     /// `trusted_ca`: the roots (none: the peer's chain is not verified).
     pub trusted_ca: Vec<CertificateDer<'static>>,
+    /// Where `trusted_ca` came from (a file name, or `<inline>`), for `/certs`.
+    pub trusted_ca_source: String,
     /// `match_typed_subject_alt_names` (any one matching is enough).
     pub san_matchers: Vec<SanMatcher>,
     /// `crl`

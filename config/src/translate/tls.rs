@@ -351,6 +351,7 @@ fn validation_context(
             )))
         }
     };
+    let trusted_ca_source = source_name(v.trusted_ca.as_ref());
     let trusted_ca = match &v.trusted_ca {
         Some(ds) => {
             let tpath = format!("{vpath}.trusted_ca");
@@ -430,6 +431,7 @@ fn validation_context(
         v.trust_chain_verification == TrustChainVerification::AcceptUntrusted as i32;
     Ok(Some(Arc::new(model::ValidationContext {
         trusted_ca,
+        trusted_ca_source,
         san_matchers,
         crls,
         allow_expired_certificate: v.allow_expired_certificate,

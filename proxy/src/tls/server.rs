@@ -89,6 +89,7 @@ pub fn build_server_config(
         .and_then(|c| c.certified_key.cert.first())
         .and_then(PeerCertificate::parse)
         .and_then(|p| p.uri_sans.into_iter().next());
+    super::certs::register(ctx);
     Ok(ServerTls {
         config: Arc::new(config),
         context: ctx.clone(),
