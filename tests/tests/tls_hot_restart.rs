@@ -29,7 +29,11 @@ fn tls_config(cert: &TestCert, admin_port: u16, port: u16) -> Value {
             "private_key": { "filename": cert.key_path.display().to_string() },
         }] },
     });
-    let routes = route_config(vec![vhost("all", &["*"], vec![direct_route("/", 200, "ok")])]);
+    let routes = route_config(vec![vhost(
+        "all",
+        &["*"],
+        vec![direct_route("/", 200, "ok")],
+    )]);
     let listener = json!({
         "name": "https",
         "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } },
@@ -63,7 +67,14 @@ async fn get_once(
 
 fn test_cert(svc: &Service) -> anyhow::Result<TestCert> {
     let ca = TestCa::new("Baton Test CA")?;
-    ca.issue(svc.dir(), "server", "localhost", &["localhost"], &[], KeyKind::Ecdsa)
+    ca.issue(
+        svc.dir(),
+        "server",
+        "localhost",
+        &["localhost"],
+        &[],
+        KeyKind::Ecdsa,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +153,10 @@ async fn tls_listener_through_reloads_under_load_fails_no_handshake() -> anyhow:
                     match tls::client_config(&ClientOptions::sni("localhost")) {
                         Ok(c) => c,
                         Err(e) => {
-                            failures.lock().unwrap_or_else(|e| e.into_inner()).push(e.to_string());
+                            failures
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(e.to_string());
                             return;
                         }
                     }

@@ -298,11 +298,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     // The parent's generated session ticket keys, before any TLS context is built, so
     // clients resume across this reload.
     if let Some(link) = parent_link.as_mut() {
-        match link.take_ticket_keys().await {
-            Ok(0) => {}
-            Ok(contexts) => info!(contexts, "hot restart: took over session ticket keys"),
-            Err(e) => return Err(anyhow::anyhow!("hot restart: {e}")),
-        }
+        super::hot_restart::ticket_keys::take_over(link).await?;
     }
     let clusters = ClusterManager::new();
     let tracker = Arc::new(ConnectionTracker::default());

@@ -60,8 +60,12 @@ fn details(der: &CertificateDer<'_>, path: &str, now: i64) -> Option<(Value, u64
                 GeneralName::URI(u) => sans.push(json!({ "uri": u })),
                 GeneralName::IPAddress(ip) => {
                     let addr = match ip.len() {
-                        4 => <[u8; 4]>::try_from(*ip).ok().map(|a| std::net::IpAddr::from(a).to_string()),
-                        16 => <[u8; 16]>::try_from(*ip).ok().map(|a| std::net::IpAddr::from(a).to_string()),
+                        4 => <[u8; 4]>::try_from(*ip)
+                            .ok()
+                            .map(|a| std::net::IpAddr::from(a).to_string()),
+                        16 => <[u8; 16]>::try_from(*ip)
+                            .ok()
+                            .map(|a| std::net::IpAddr::from(a).to_string()),
                         _ => None,
                     };
                     if let Some(addr) = addr {

@@ -53,6 +53,18 @@ pub fn decode(data: &[u8]) -> Result<Vec<ExportedKeys>, prost::DecodeError> {
         .collect())
 }
 
+/// The child's step: takes the parent's keys into this process's registry (logged).
+pub async fn take_over(link: &mut super::child::ParentLink) -> anyhow::Result<()> {
+    match link.take_ticket_keys().await {
+        Ok(0) => Ok(()),
+        Ok(contexts) => {
+            tracing::info!(contexts, "hot restart: took over session ticket keys");
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!("hot restart: {e}")),
+    }
+}
+
 /// The reply carrying `chunk` of `data`.
 pub fn chunk_reply(data: &[u8], chunk: u32) -> pb::TicketKeysReply {
     let start = (chunk as usize).saturating_mul(CHUNK).min(data.len());
