@@ -534,3 +534,82 @@ fn check_redacted(certs: &Value, from_file: &TestCert, inline: &TestCert) {
         json!(inline.cert_pem)
     );
 }
+
+#[tokio::test]
+async fn certs_endpoint_and_expiry_gauge_as_envoy() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let ca_path = ca.write(&dir, "ca")?;
+    let leaf = ca.issue(
+        &dir,
+        "s",
+        "cn-s",
+        &["s.example.com"],
+        &["spiffe://t/s"],
+        KeyKind::Ecdsa,
+    )?;
+    let socket = tls_socket(
+        &[&leaf],
+        json!({ "common_tls_context": { "validation_context": {
+            "trusted_ca": { "filename": ca_path.display().to_string() } } } }),
+    );
+    let chain = json!({ "transport_socket": socket, "filters": [direct_hcm("tls")] });
+    let proxy = Proxy::start(&bootstrap(
+        vec![tls_listener("l", vec![chain], false)],
+        vec![],
+    ))
+    .await?;
+    let body: Value = proxy.admin_request("GET", "/certs").await?.json()?;
+    let certs = body["certificates"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("certificates: {body}"))?;
+    assert_eq!(certs.len(), 1, "{body}");
+    let served = &certs[0]["cert_chain"][0];
+    assert_eq!(served["path"], json!(leaf.cert_path.display().to_string()));
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes())?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref())?;
+    let raw = parsed.tbs_certificate.raw_serial();
+    let skip = raw.iter().take_while(|b| **b == 0).count();
+    let serial: String = raw[skip..].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(served["serial_number"], json!(serial));
+    assert_eq!(
+        served["subject_alt_names"],
+        json!([{ "dns": "s.example.com" }, { "uri": "spiffe://t/s" }])
+    );
+    // rcgen's default validity ends in 4096: a uint64 as a JSON string.
+    let days: u64 = served["days_until_expiration"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("days as a string: {served}"))?
+        .parse()?;
+    assert!(days > 365, "{served}");
+    for key in ["valid_from", "expiration_time"] {
+        let t = served[key].as_str().unwrap_or_default();
+        assert!(t.ends_with('Z') && t.len() == 20, "{key}: {t}");
+    }
+    assert_eq!(
+        certs[0]["ca_cert"][0]["path"],
+        json!(ca_path.display().to_string())
+    );
+    let gauge = "server.days_until_first_cert_expiring";
+    let want = baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok(stat(&proxy, gauge)
+            .await?
+            .filter(|v| *v != u64::from(u32::MAX)))
+    })
+    .await?;
+    assert!(want > 365 && want <= days, "{gauge} = {want}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn certs_endpoint_without_tls_is_empty() -> anyhow::Result<()> {
+    let proxy = Proxy::start(&bootstrap(vec![], vec![])).await?;
+    let body: Value = proxy.admin_request("GET", "/certs").await?.json()?;
+    assert_eq!(body, json!({ "certificates": [] }));
+    assert_eq!(
+        stat(&proxy, "server.days_until_first_cert_expiring").await?,
+        Some(u64::from(u32::MAX))
+    );
+    Ok(())
+}

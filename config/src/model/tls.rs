@@ -67,6 +67,8 @@ pub struct SanMatcher {
 pub struct ValidationContext {
     /// `trusted_ca`: the roots (none: the peer's chain is not verified).
     pub trusted_ca: Vec<CertificateDer<'static>>,
+    /// Where `trusted_ca` came from (a file name, or `<inline>`), for `/certs`.
+    pub trusted_ca_source: String,
     /// `match_typed_subject_alt_names` (any one matching is enough).
     pub san_matchers: Vec<SanMatcher>,
     /// `crl`
@@ -99,6 +101,10 @@ pub struct DownstreamTlsContext {
     pub disable_stateful_session_resumption: bool,
     /// `session_timeout` (Envoy's default: 7200 s).
     pub session_timeout: Duration,
+    /// SHA-256 of the context as configured (its encoded proto) and of every
+    /// certificate chain it resolved to: equal digests mean an unchanged context, whose
+    /// generated ticket keys a new generation takes over from its parent.
+    pub config_digest: [u8; 32],
 }
 
 /// `UpstreamTlsContext`.

@@ -116,6 +116,7 @@ pub(crate) fn downstream(
         &format!("{path}.session_timeout"),
     )?
     .unwrap_or(Duration::from_secs(7200));
+    let config_digest = context_digest(&any.value, &certificates);
     Ok(Some(Arc::new(model::DownstreamTlsContext {
         certificates,
         params: params(
@@ -130,7 +131,25 @@ pub(crate) fn downstream(
         disable_stateless_session_resumption: disable_stateless,
         disable_stateful_session_resumption: proto.disable_stateful_session_resumption,
         session_timeout,
+        config_digest,
     })))
+}
+
+/// Digest of a context: its encoded proto, then each certificate chain it resolved to
+/// (a file's content may change under an unchanged config).
+fn context_digest(encoded: &[u8], certificates: &[model::TlsCertificate]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&(encoded.len() as u64).to_be_bytes());
+    ctx.update(encoded);
+    for cert in certificates {
+        for der in &cert.certified_key.cert {
+            ctx.update(&(der.len() as u64).to_be_bytes());
+            ctx.update(der);
+        }
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 /// A cluster's `transport_socket`: `None` for plain text.
@@ -332,6 +351,7 @@ fn validation_context(
             )))
         }
     };
+    let trusted_ca_source = source_name(v.trusted_ca.as_ref());
     let trusted_ca = match &v.trusted_ca {
         Some(ds) => {
             let tpath = format!("{vpath}.trusted_ca");
@@ -411,6 +431,7 @@ fn validation_context(
         v.trust_chain_verification == TrustChainVerification::AcceptUntrusted as i32;
     Ok(Some(Arc::new(model::ValidationContext {
         trusted_ca,
+        trusted_ca_source,
         san_matchers,
         crls,
         allow_expired_certificate: v.allow_expired_certificate,

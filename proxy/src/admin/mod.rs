@@ -250,6 +250,7 @@ fn upgrade_required() -> AdminResponse {
 /// Endpoints, with whether they change server state (and so need POST) and Envoy's
 /// help line, in Envoy's (alphabetical) order.
 const ENDPOINTS: &[(&str, bool, &str)] = &[
+    ("/certs", false, "print certs on machine"),
     ("/clusters", false, "upstream cluster status"),
     ("/config_dump", false, "dump current Envoy configs"),
     ("/drain_listeners", true, "drain listeners"),
@@ -341,6 +342,7 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
             }
         }
         "/config_dump" => json(&info::config_dump(ctx)),
+        "/certs" => json(&crate::tls::certs::certs_json()),
         "/stats" | "/stats/prometheus" => stats_response(ctx, path, query),
         "/reset_counters" => match crate::stats::store().reset_counters() {
             Ok(()) => text(StatusCode::OK, "OK\n"),

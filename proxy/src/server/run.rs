@@ -295,6 +295,11 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         }
         _ => None,
     };
+    // The parent's generated session ticket keys, before any TLS context is built, so
+    // clients resume across this reload.
+    if let Some(link) = parent_link.as_mut() {
+        super::hot_restart::ticket_keys::take_over(link).await?;
+    }
     let clusters = ClusterManager::new();
     let tracker = Arc::new(ConnectionTracker::default());
     let network = Arc::new(NetworkContext {

@@ -54,7 +54,7 @@ pub struct ServerStats {
     pub memory_heap_size: Gauge,
     /// `server.version` (numeric: major*10000+minor*100+patch).
     pub version: Gauge,
-    /// `server.days_until_first_cert_expiring` (u32::MAX without certificates, as Envoy).
+    /// `server.days_until_first_cert_expiring` (`u32::MAX` without certificates, as Envoy).
     pub days_until_first_cert_expiring: Gauge,
 }
 
@@ -128,7 +128,8 @@ impl ServerStats {
         self.parent_connections.set(facts.parent_connections);
         self.total_connections
             .set(facts.connections + facts.parent_connections);
-        self.days_until_first_cert_expiring.set(u64::from(u32::MAX));
+        self.days_until_first_cert_expiring
+            .set(crate::tls::certs::days_until_first_cert_expiring());
         self.version.set(version_number());
         self.refresh_memory();
     }

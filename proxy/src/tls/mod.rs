@@ -1,7 +1,8 @@
 //! TLS transport sockets (rustls with ring): the server side of a filter chain
 //! (`DownstreamTlsContext`, built once per compiled chain), the `tls_inspector` listener
-//! filter, the `ssl.*` stats and what access logs and XFCC read from a TLS connection.
+//! filter, the `ssl.*` stats, `/certs`, and what access logs and XFCC read from a TLS connection.
 
+pub mod certs;
 pub mod inspector;
 pub mod peer;
 pub mod server;

@@ -71,7 +71,11 @@ pub fn build_server_config(
     }
     if !ctx.disable_stateless_session_resumption {
         config.ticketer = if ctx.session_ticket_keys.is_empty() {
-            rustls::crypto::ring::Ticketer::new().map_err(TlsError::Params)?
+            // Generated keys, continued from the parent generation for an unchanged
+            // context (and shared by rebuilds of this one).
+            super::tickets::registry()
+                .ticketer_for(ctx.config_digest, ctx.session_timeout)
+                .ok_or_else(|| TlsError::Params(rustls::Error::FailedToGetRandomBytes))?
         } else {
             Arc::new(super::tickets::ConfiguredTicketer::new(
                 &ctx.session_ticket_keys,
@@ -85,6 +89,7 @@ pub fn build_server_config(
         .and_then(|c| c.certified_key.cert.first())
         .and_then(PeerCertificate::parse)
         .and_then(|p| p.uri_sans.into_iter().next());
+    super::certs::register(ctx);
     Ok(ServerTls {
         config: Arc::new(config),
         context: ctx.clone(),

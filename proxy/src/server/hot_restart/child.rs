@@ -154,6 +154,44 @@ impl ParentLink {
         Ok(Some(data))
     }
 
+    /// Takes over the session ticket keys the parent generated (see
+    /// `hot_restart::ticket_keys`); returns how many contexts' keys arrived. An older
+    /// parent (no `ticket_keys` feature) gives none: this generation makes its own.
+    pub async fn take_ticket_keys(&mut self) -> Result<usize, HotRestartError> {
+        if !self
+            .features
+            .iter()
+            .any(|f| f == super::FEATURE_TICKET_KEYS)
+        {
+            return Ok(0);
+        }
+        let mut data = Vec::new();
+        for chunk in 0u32.. {
+            let req = pb::Request {
+                kind: Some(pb::request::Kind::TicketKeys(pb::TicketKeys { chunk })),
+            };
+            let reply = step(&mut self.channel, req, None).await?;
+            let Some(pb::reply::Kind::TicketKeys(r)) = reply.kind else {
+                return Err(unexpected(reply));
+            };
+            if data.len() + r.data.len() > super::ticket_keys::MAX_STATE {
+                return Err(HotRestartError::Protocol(format!(
+                    "parent's ticket keys exceed {} bytes",
+                    super::ticket_keys::MAX_STATE
+                )));
+            }
+            data.extend_from_slice(&r.data);
+            if !r.more {
+                break;
+            }
+        }
+        let keys = super::ticket_keys::decode(&data)
+            .map_err(|e| HotRestartError::Protocol(format!("ticket keys: {e}")))?;
+        let count = keys.len();
+        crate::tls::tickets::registry().inherit(keys);
+        Ok(count)
+    }
+
     /// Asks for the parent's listen socket configured as `addr`.
     pub async fn take_listen_socket(
         &mut self,

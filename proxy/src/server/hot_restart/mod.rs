@@ -10,6 +10,7 @@
 pub mod child;
 pub mod codec;
 pub mod parent;
+pub mod ticket_keys;
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,10 @@ pub const FEATURE_XDS_RESOURCES: &str = "xds_resources";
 /// Feature a parent advertises in its hello when it passes its admin listen socket to a
 /// child right after hello (`ShutdownAdmin.address`).
 pub const FEATURE_ADMIN_SOCKET: &str = "admin_socket";
+
+/// Feature a parent advertises in its hello when it hands over the session ticket keys
+/// it generated (`TicketKeys`), so clients resume across the reload.
+pub const FEATURE_TICKET_KEYS: &str = "ticket_keys";
 
 /// Version of the shared stats layout this binary expects.
 pub const STATS_LAYOUT_VERSION: u32 = 1;

@@ -289,6 +289,7 @@ async fn session(
     let sockets = (ctx.sockets)();
     // Encoded once per session, on the first chunk request.
     let mut xds_state: Option<Option<Vec<u8>>> = None;
+    let mut ticket_keys: Option<Vec<u8>> = None;
     let mut claimed = vec![false; sockets.len()];
     let mut child = String::from("unknown child");
     let mut next = Some(pb::Request {
@@ -332,6 +333,7 @@ async fn session(
                     features: vec![
                         super::FEATURE_XDS_RESOURCES.to_string(),
                         super::FEATURE_ADMIN_SOCKET.to_string(),
+                        super::FEATURE_TICKET_KEYS.to_string(),
                     ],
                 }));
                 channel.send(&r, None).await?;
@@ -459,6 +461,18 @@ async fn session(
                 }
                 channel
                     .send(&reply(pb::reply::Kind::XdsResources(r)), None)
+                    .await?;
+            }
+            Some(pb::request::Kind::TicketKeys(t)) => {
+                if t.chunk == 0 || ticket_keys.is_none() {
+                    let keys = crate::tls::tickets::registry().export();
+                    info!(%child, contexts = keys.len(), "hot restart: session ticket keys requested");
+                    ticket_keys = Some(super::ticket_keys::encode(&keys));
+                }
+                let data = ticket_keys.as_deref().unwrap_or_default();
+                let r = super::ticket_keys::chunk_reply(data, t.chunk);
+                channel
+                    .send(&reply(pb::reply::Kind::TicketKeys(r)), None)
                     .await?;
             }
             Some(pb::request::Kind::Stats(_)) => {

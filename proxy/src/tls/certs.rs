@@ -1,0 +1,154 @@
+//! `/certs` and `server.days_until_first_cert_expiring`: the TLS contexts this
+//! generation serves with (registered as their server configs are built, held weakly
+//! so a replaced listener's context drops out), described in Envoy's JSON shape.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use baton_config::model::DownstreamTlsContext;
+use rustls::pki_types::CertificateDer;
+use serde_json::{json, Value};
+
+static CONTEXTS: Mutex<Vec<Weak<DownstreamTlsContext>>> = Mutex::new(Vec::new());
+
+/// Notes a context in use (called when its server config is built).
+pub fn register(ctx: &Arc<DownstreamTlsContext>) {
+    let mut contexts = CONTEXTS.lock().unwrap_or_else(|e| e.into_inner());
+    contexts.retain(|w| w.strong_count() > 0);
+    if !contexts
+        .iter()
+        .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(ctx)))
+    {
+        contexts.push(Arc::downgrade(ctx));
+    }
+}
+
+fn live_contexts() -> Vec<Arc<DownstreamTlsContext>> {
+    let contexts = CONTEXTS.lock().unwrap_or_else(|e| e.into_inner());
+    contexts.iter().filter_map(Weak::upgrade).collect()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Whole days from `now` to `not_after`, 0 once expired (as Envoy).
+fn days_until(not_after: i64, now: i64) -> u64 {
+    u64::try_from((not_after - now) / 86_400).unwrap_or(0)
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// One certificate's `CertificateDetails`.
+fn details(der: &CertificateDer<'_>, path: &str, now: i64) -> Option<(Value, u64)> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    // The serial as BoringSSL prints it: bytes in hex without the DER sign byte.
+    let raw = cert.tbs_certificate.raw_serial();
+    let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+    let serial: String = raw[first..].iter().map(|b| format!("{b:02x}")).collect();
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for name in &ext.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => sans.push(json!({ "dns": d })),
+                GeneralName::URI(u) => sans.push(json!({ "uri": u })),
+                GeneralName::IPAddress(ip) => {
+                    let addr = match ip.len() {
+                        4 => <[u8; 4]>::try_from(*ip)
+                            .ok()
+                            .map(|a| std::net::IpAddr::from(a).to_string()),
+                        16 => <[u8; 16]>::try_from(*ip)
+                            .ok()
+                            .map(|a| std::net::IpAddr::from(a).to_string()),
+                        _ => None,
+                    };
+                    if let Some(addr) = addr {
+                        sans.push(json!({ "ip_address": addr }));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let not_before = cert.validity().not_before.timestamp();
+    let not_after = cert.validity().not_after.timestamp();
+    let days = days_until(not_after, now);
+    Some((
+        json!({
+            "path": path,
+            "serial_number": serial,
+            "subject_alt_names": sans,
+            // uint64 in Envoy's proto: a string in JSON.
+            "days_until_expiration": days.to_string(),
+            "valid_from": rfc3339(not_before),
+            "expiration_time": rfc3339(not_after),
+        }),
+        days,
+    ))
+}
+
+/// One context's `{ca_cert, cert_chain}` and its fewest days until an expiry.
+fn context_json(ctx: &DownstreamTlsContext, now: i64) -> (Value, Option<u64>) {
+    let mut min: Option<u64> = None;
+    let mut note = |d: u64| min = Some(min.map_or(d, |m| m.min(d)));
+    let ca: Vec<Value> = ctx
+        .validation
+        .iter()
+        .filter_map(|v| {
+            let first = v.trusted_ca.first()?;
+            let (j, d) = details(first, &v.trusted_ca_source, now)?;
+            note(d);
+            Some(j)
+        })
+        .collect();
+    let chain: Vec<Value> = ctx
+        .certificates
+        .iter()
+        .filter_map(|c| {
+            let leaf = c.certified_key.cert.first()?;
+            let (j, d) = details(leaf, &c.chain_source, now)?;
+            note(d);
+            Some(j)
+        })
+        .collect();
+    (json!({ "ca_cert": ca, "cert_chain": chain }), min)
+}
+
+/// The `/certs` body.
+pub fn certs_json() -> Value {
+    let now = unix_now();
+    let certificates: Vec<Value> = live_contexts()
+        .iter()
+        .map(|c| context_json(c, now).0)
+        .collect();
+    json!({ "certificates": certificates })
+}
+
+/// `server.days_until_first_cert_expiring`: the fewest days until any served or trusted
+/// certificate expires; `u32::MAX` without any (as Envoy).
+pub fn days_until_first_cert_expiring() -> u64 {
+    let now = unix_now();
+    live_contexts()
+        .iter()
+        .filter_map(|c| context_json(c, now).1)
+        .min()
+        .unwrap_or(u64::from(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::days_until;
+
+    #[test]
+    fn whole_days_and_zero_once_expired() {
+        assert_eq!(days_until(30 * 86_400 - 5, 0), 29);
+        assert_eq!(days_until(86_400, 0), 1);
+        assert_eq!(days_until(0, 100), 0);
+    }
+}
