@@ -18,6 +18,7 @@ pub(crate) mod format;
 mod hcm;
 mod http_filter;
 mod lb_policy;
+mod local_reply;
 pub(crate) mod listener;
 mod overload;
 pub(crate) mod route;
@@ -397,7 +398,7 @@ fn prefix(path: &str) -> String {
     }
 }
 
-fn header_value_options(
+pub(crate) fn header_value_options(
     options: &[core_pb::HeaderValueOption],
     path: &str,
 ) -> Result<Vec<model::HeaderValueOption>> {
