@@ -35,8 +35,8 @@ pub struct BodyFormat {
     pub format: AccessLogFormat,
     /// `content_type`, else `text/plain` for text and `application/json` for JSON.
     pub content_type: String,
-    /// `omit_empty_values`: missing or empty values render as nothing (text) or leave the
-    /// key out (JSON).
+    /// `omit_empty_values`: missing values render as nothing (text) or leave the key out
+    /// (JSON).
     pub omit_empty_values: bool,
 }
 

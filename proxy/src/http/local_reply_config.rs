@@ -132,11 +132,11 @@ fn render(body_format: &BodyFormat, input: &FormatInput<'_>) -> String {
     out
 }
 
-/// `omit_empty_values` in JSON: keys whose value is null or an empty string go.
+/// `omit_empty_values` in JSON: keys whose value is missing (null) go; empty strings
+/// stay (as in Envoy 1.40).
 fn omit_empty(object: &mut serde_json::Map<String, serde_json::Value>) {
     object.retain(|_, v| match v {
         serde_json::Value::Null => false,
-        serde_json::Value::String(s) => !s.is_empty(),
         serde_json::Value::Object(inner) => {
             omit_empty(inner);
             true
