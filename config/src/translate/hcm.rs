@@ -8,7 +8,8 @@ use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm_pb;
 
 use super::{
-    access_log, cidr, local_reply, duration, header_value, http_filter, required, route, timeout, xds, Context,
+    access_log, cidr, duration, header_value, http_filter, local_reply, required, route, timeout,
+    xds, Context,
 };
 use crate::error::{ConfigError, Result};
 use crate::model;

@@ -52,7 +52,8 @@ fn mapper(m: &hcm_pb::ResponseMapper, path: &str) -> Result<model::LocalReplyMap
         .map(|b| {
             let body_path = format!("{path}.body");
             let bytes = data_source(b, &body_path)?;
-            String::from_utf8(bytes.to_vec()).map_err(|_| ConfigError::at(&body_path, "must be UTF-8"))
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| ConfigError::at(&body_path, "must be UTF-8"))
         })
         .transpose()?;
     Ok(model::LocalReplyMapper {
@@ -109,16 +110,26 @@ pub(crate) fn access_log_filter(
 ) -> Result<model::AccessLogFilter> {
     use accesslog_pb::access_log_filter::FilterSpecifier as Spec;
     let comparison = |c: Option<&accesslog_pb::ComparisonFilter>, at: String| {
-        let c = c.ok_or_else(|| ConfigError::at(format!("{at}.comparison"), "required field is missing"))?;
+        let c = c.ok_or_else(|| {
+            ConfigError::at(format!("{at}.comparison"), "required field is missing")
+        })?;
         let op = match accesslog_pb::comparison_filter::Op::try_from(c.op) {
             Ok(accesslog_pb::comparison_filter::Op::Eq) => model::ComparisonOp::Eq,
             Ok(accesslog_pb::comparison_filter::Op::Ge) => model::ComparisonOp::Ge,
             Ok(accesslog_pb::comparison_filter::Op::Le) => model::ComparisonOp::Le,
             Ok(accesslog_pb::comparison_filter::Op::Ne) => model::ComparisonOp::Ne,
-            Err(_) => return Err(ConfigError::at(format!("{at}.comparison.op"), "unknown enum value")),
+            Err(_) => {
+                return Err(ConfigError::at(
+                    format!("{at}.comparison.op"),
+                    "unknown enum value",
+                ))
+            }
         };
         let value = c.value.as_ref().ok_or_else(|| {
-            ConfigError::at(format!("{at}.comparison.value"), "required field is missing")
+            ConfigError::at(
+                format!("{at}.comparison.value"),
+                "required field is missing",
+            )
         })?;
         Ok(model::Comparison {
             op,
@@ -180,7 +191,9 @@ pub(crate) fn access_log_filter(
             return Err(ConfigError::unsupported(format!("{path}.runtime_filter")))
         }
         Some(Spec::GrpcStatusFilter(_)) => {
-            return Err(ConfigError::unsupported(format!("{path}.grpc_status_filter")))
+            return Err(ConfigError::unsupported(format!(
+                "{path}.grpc_status_filter"
+            )))
         }
         Some(Spec::ExtensionFilter(_)) => {
             return Err(ConfigError::unsupported(format!("{path}.extension_filter")))

@@ -37,12 +37,8 @@ pub fn filter_matches(
             Some(h) => header_matches(m, h),
             None => header_matches(m, &HeaderMap::new()),
         },
-        AccessLogFilter::And(all) => all
-            .iter()
-            .all(|f| filter_matches(f, info, request_headers)),
-        AccessLogFilter::Or(any) => any
-            .iter()
-            .any(|f| filter_matches(f, info, request_headers)),
+        AccessLogFilter::And(all) => all.iter().all(|f| filter_matches(f, info, request_headers)),
+        AccessLogFilter::Or(any) => any.iter().any(|f| filter_matches(f, info, request_headers)),
     }
 }
 
