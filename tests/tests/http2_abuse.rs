@@ -28,7 +28,7 @@ use std::time::Duration;
 use baton_tests::config::{hcm_of, simple_proxy};
 use baton_tests::eventually::eventually;
 use baton_tests::h2raw::{self, code, flag, frame, kind, request_block, Ending, RawH2};
-use baton_tests::{is_envoy, EchoUpstream, H2Client, Proxy};
+use baton_tests::{EchoUpstream, H2Client, Proxy};
 use serde_json::json;
 
 /// Bound for an abusive connection to be ended.

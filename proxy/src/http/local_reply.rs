@@ -27,8 +27,9 @@ pub struct LocalReply {
     /// Further response headers (an HTTP filter's, such as `www-authenticate`); boxed
     /// so the common reply stays small.
     pub headers: Option<Box<HeaderMap>>,
-    /// `content-type` of a body rendered by `local_reply_config` (default `text/plain`).
-    pub content_type: Option<HeaderValue>,
+    /// `content-type` of a body rendered by `local_reply_config` (default `text/plain`);
+    /// boxed so the common reply stays small.
+    pub content_type: Option<Box<HeaderValue>>,
 }
 
 impl LocalReply {
@@ -208,7 +209,7 @@ impl LocalReply {
         if has_body {
             let content_type = self
                 .content_type
-                .unwrap_or_else(|| HeaderValue::from_static("text/plain"));
+                .map_or_else(|| HeaderValue::from_static("text/plain"), |c| *c);
             h.insert(CONTENT_TYPE, content_type);
         }
         if self.close {

@@ -94,7 +94,9 @@ pub(crate) fn rewrite(
         ..FormatInput::new(info)
     };
     let body = render(body_format, &input);
-    reply.content_type = HeaderValue::from_str(&body_format.content_type).ok();
+    reply.content_type = HeaderValue::from_str(&body_format.content_type)
+        .ok()
+        .map(Box::new);
     reply.body = Bytes::from(body);
 }
 
