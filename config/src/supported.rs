@@ -190,7 +190,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envoy.extensions.access_loggers.stream.v3.StderrAccessLog", &["log_format"]),
     (
         "envoy.config.core.v3.SubstitutionFormatString",
-        &["text_format", "json_format", "text_format_source", "content_type"],
+        &["text_format", "json_format", "text_format_source", "content_type", "omit_empty_values"],
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -228,6 +228,29 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "strip_any_host_port",
             "forward_client_cert_details",
             "set_current_client_cert_details",
+            "local_reply_config",
+        ],
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig",
+        &["mappers", "body_format"],
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper",
+        &["filter", "status_code", "body", "body_format_override", "headers_to_add"],
+    ),
+    // Filters Baton cannot evaluate (runtime, traceable, gRPC status, metadata, log type,
+    // extensions) are refused by name.
+    (
+        "envoy.config.accesslog.v3.AccessLogFilter",
+        &[
+            "status_code_filter",
+            "duration_filter",
+            "not_health_check_filter",
+            "and_filter",
+            "or_filter",
+            "header_filter",
+            "response_flag_filter",
         ],
     ),
     (

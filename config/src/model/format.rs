@@ -113,6 +113,8 @@ pub enum FormatOperator {
     ConnectionId,
     /// `%HOSTNAME%`
     Hostname,
+    /// `%LOCAL_REPLY_BODY%`: the body of a local reply (in `local_reply_config` formats).
+    LocalReplyBody,
     /// `%PROTOCOL%`-like constant: `%ENVIRONMENT(X)%` resolved at load time is a literal,
     /// so it never appears here.
     /// `%UPSTREAM_REMOTE_ADDRESS%`

@@ -16,12 +16,14 @@ use regex::Regex;
 mod cluster;
 mod format;
 mod http_filter;
+mod local_reply;
 mod tls;
 mod xds;
 
 pub use cluster::*;
 pub use format::*;
 pub use http_filter::*;
+pub use local_reply::*;
 pub use tls::*;
 pub use xds::*;
 
@@ -348,6 +350,8 @@ pub struct HttpConnectionManager {
     /// internal only when explicitly configured in 1.3x; we treat none as internal
     /// except what `cidr_ranges` lists).
     pub internal_cidrs: Vec<CidrRange>,
+    /// `local_reply_config` (`None`: Envoy's default bodies).
+    pub local_reply: Option<LocalReplyConfig>,
 }
 
 /// `path_with_escaped_slashes_action`: what a path holding `%2F`/`%2f`/`%5C`/`%5c` gets.

@@ -111,12 +111,21 @@ fn substitution_format(
     f: &core_pb::SubstitutionFormatString,
     path: &str,
 ) -> Result<AccessLogFormat> {
-    use core_pb::substitution_format_string::Format;
     if f.omit_empty_values {
         return Err(ConfigError::unsupported(format!(
             "{path}.omit_empty_values"
         )));
     }
+    substitution_format_body(f, path)
+}
+
+/// The format of a `SubstitutionFormatString` (also a local reply's `body_format`, which
+/// honours `omit_empty_values` itself).
+pub(crate) fn substitution_format_body(
+    f: &core_pb::SubstitutionFormatString,
+    path: &str,
+) -> Result<AccessLogFormat> {
+    use core_pb::substitution_format_string::Format;
     if !f.formatters.is_empty() {
         return Err(ConfigError::unsupported(format!("{path}.formatters")));
     }

@@ -178,6 +178,7 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
         "UPSTREAM_REQUEST_ATTEMPT_COUNT" => no_arg(FormatOperator::UpstreamRequestAttemptCount)?,
         "CONNECTION_ID" => no_arg(FormatOperator::ConnectionId)?,
         "HOSTNAME" => no_arg(FormatOperator::Hostname)?,
+        "LOCAL_REPLY_BODY" => no_arg(FormatOperator::LocalReplyBody)?,
         _ => {
             return Err(ConfigError::at(
                 path,

@@ -8,7 +8,8 @@ use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm_pb;
 
 use super::{
-    access_log, cidr, duration, header_value, http_filter, required, route, timeout, xds, Context,
+    access_log, cidr, duration, header_value, http_filter, local_reply, required, route, timeout,
+    xds, Context,
 };
 use crate::error::{ConfigError, Result};
 use crate::model;
@@ -272,6 +273,11 @@ pub(crate) fn translate(
         strip_matching_host_port: p.strip_matching_host_port,
         strip_any_host_port,
         internal_cidrs,
+        local_reply: p
+            .local_reply_config
+            .as_ref()
+            .map(|c| local_reply::translate(c, &field("local_reply_config")))
+            .transpose()?,
     })
 }
 

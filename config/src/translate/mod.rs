@@ -19,6 +19,7 @@ mod hcm;
 mod http_filter;
 mod lb_policy;
 pub(crate) mod listener;
+mod local_reply;
 mod overload;
 pub(crate) mod route;
 mod tls;
@@ -397,7 +398,7 @@ fn prefix(path: &str) -> String {
     }
 }
 
-fn header_value_options(
+pub(crate) fn header_value_options(
     options: &[core_pb::HeaderValueOption],
     path: &str,
 ) -> Result<Vec<model::HeaderValueOption>> {

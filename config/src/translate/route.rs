@@ -258,7 +258,10 @@ fn route_match(m: &route_pb::RouteMatch, path: &str) -> Result<model::RouteMatch
 }
 
 #[allow(deprecated)]
-fn header_matcher(h: &route_pb::HeaderMatcher, path: &str) -> Result<model::HeaderMatcher> {
+pub(crate) fn header_matcher(
+    h: &route_pb::HeaderMatcher,
+    path: &str,
+) -> Result<model::HeaderMatcher> {
     use route_pb::header_matcher::HeaderMatchSpecifier as Spec;
     let pseudo = match h.name.to_ascii_lowercase().as_str() {
         ":method" => Some(model::PseudoHeader::Method),

@@ -28,6 +28,8 @@ pub struct FormatInput<'a> {
     pub response_headers: Option<&'a HeaderMap>,
     /// Response trailers.
     pub response_trailers: Option<&'a HeaderMap>,
+    /// The body of the local reply being formatted (`%LOCAL_REPLY_BODY%`).
+    pub local_reply_body: Option<&'a str>,
 }
 
 impl<'a> FormatInput<'a> {
@@ -40,6 +42,7 @@ impl<'a> FormatInput<'a> {
             request_headers: None,
             response_headers: None,
             response_trailers: None,
+            local_reply_body: None,
         }
     }
 }
@@ -293,6 +296,7 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
         FormatOperator::UpstreamRequestAttemptCount => Value::Num(info.attempt_count as u64),
         FormatOperator::ConnectionId => Value::Num(info.conn.id),
         FormatOperator::Hostname => Value::Str(Cow::Borrowed(hostname())),
+        FormatOperator::LocalReplyBody => opt_str(input.local_reply_body.map(Cow::Borrowed)),
     }
 }
 
@@ -360,7 +364,8 @@ fn json_template(template: &FormatTemplate, input: &FormatInput<'_>) -> serde_js
     serde_json::Value::String(s)
 }
 
-fn json_object(
+/// Renders a `json_format` object as a JSON value (keys sorted, as Envoy prints them).
+pub fn json_object(
     fields: &[(String, JsonFormatValue)],
     input: &FormatInput<'_>,
 ) -> serde_json::Map<String, serde_json::Value> {

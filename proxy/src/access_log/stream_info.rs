@@ -95,6 +95,14 @@ impl ResponseFlags {
         self.0 & (1 << (flag as u8)) != 0
     }
 
+    /// True when the flag Envoy calls `short` (`NR`, `UH` ...) is set.
+    pub fn has_named(self, short: &str) -> bool {
+        FLAG_NAMES
+            .iter()
+            .position(|(s, _)| *s == short)
+            .is_some_and(|bit| self.0 & (1 << bit) != 0)
+    }
+
     /// True when no flag is set.
     pub fn is_empty(self) -> bool {
         self.0 == 0

@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 mod framing;
+mod h2_refusal;
 
 pub use framing::FramingLimits;
 
@@ -383,6 +384,9 @@ pub struct DownstreamIo<IO> {
     /// Counts the request heads hyper handed to the connection manager, which tells
     /// whose automatic 400 is being written.
     conn: Option<Arc<ConnShared>>,
+    /// Follows outbound HTTP/2 frames: a stream over `max_concurrent_streams` ends the
+    /// connection, as in Envoy.
+    h2_frames: h2_refusal::OutboundFrames,
 }
 
 impl<IO> DownstreamIo<IO> {
@@ -403,6 +407,7 @@ impl<IO> DownstreamIo<IO> {
             framing: None,
             rejection: None,
             conn: None,
+            h2_frames: h2_refusal::OutboundFrames::default(),
         }
     }
 
@@ -676,8 +681,23 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
             let _ = this.poll_pending(cx)?;
             return Poll::Ready(Ok(buf.len()));
         }
+        let mut buf = buf;
+        if this.codec == Codec::Http2 {
+            if let Err(at) = this.h2_frames.writable(buf) {
+                if at == 0 {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "client exceeded max_concurrent_streams",
+                    )));
+                }
+                buf = &buf[..at];
+            }
+        }
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = polled {
+            if this.codec == Codec::Http2 {
+                this.h2_frames.advance(&buf[..n]);
+            }
             this.on_written(n);
         }
         polled

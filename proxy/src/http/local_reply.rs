@@ -27,6 +27,9 @@ pub struct LocalReply {
     /// Further response headers (an HTTP filter's, such as `www-authenticate`); boxed
     /// so the common reply stays small.
     pub headers: Option<Box<HeaderMap>>,
+    /// `content-type` of a body rendered by `local_reply_config` (default `text/plain`);
+    /// boxed so the common reply stays small.
+    pub content_type: Option<Box<HeaderValue>>,
 }
 
 impl LocalReply {
@@ -39,6 +42,7 @@ impl LocalReply {
             details: details.to_string(),
             close: false,
             headers: None,
+            content_type: None,
         }
     }
 
@@ -164,6 +168,7 @@ impl LocalReply {
             details,
             close: false,
             headers: None,
+            content_type: None,
         };
         (reply, tfr)
     }
@@ -202,7 +207,10 @@ impl LocalReply {
         let h = resp.headers_mut();
         h.insert(CONTENT_LENGTH, HeaderValue::from(len));
         if has_body {
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            let content_type = self
+                .content_type
+                .map_or_else(|| HeaderValue::from_static("text/plain"), |c| *c);
+            h.insert(CONTENT_TYPE, content_type);
         }
         if self.close {
             h.insert(CONNECTION, HeaderValue::from_static("close"));

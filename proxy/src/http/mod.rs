@@ -18,6 +18,7 @@ pub mod filter;
 mod forward;
 pub mod headers;
 pub mod local_reply;
+mod local_reply_config;
 pub mod normalize;
 mod premature_reset;
 pub mod rds;

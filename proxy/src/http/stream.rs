@@ -90,10 +90,8 @@ impl Exchange {
         parts: &Parts,
         routed: Option<Routed<'_>>,
     ) -> Response<ResponseBody> {
-        if let Some(flag) = reply.flag {
-            self.info.flags.set(flag);
-        }
-        self.info.response_code_details = Some(reply.details.clone());
+        let mut reply = reply;
+        self.record_local_reply(&mut reply, Some(parts));
         if self.log_head.is_none() {
             self.snapshot(parts);
         }
@@ -106,6 +104,17 @@ impl Exchange {
             self.apply_response_mutations(resp.headers_mut(), parts, r, None);
         }
         resp
+    }
+
+    /// Records a local reply's flag and details, then applies `local_reply_config`.
+    pub(crate) fn record_local_reply(&mut self, reply: &mut LocalReply, parts: Option<&Parts>) {
+        if let Some(flag) = reply.flag {
+            self.info.flags.set(flag);
+        }
+        self.info.response_code_details = Some(reply.details.clone());
+        if let Some(config) = &self.shared.runtime.hcm.local_reply {
+            super::local_reply_config::rewrite(config, reply, &mut self.info, parts);
+        }
     }
 
     pub(crate) fn apply_response_mutations(
@@ -219,13 +228,9 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     drop(work);
     let (mut resp, parts) = match outcome {
         Ok(done) => done,
-        Err(reply) => {
-            let flag = reply.flag;
-            let details = reply.details.clone();
-            if let Some(f) = flag {
-                ex.info.flags.set(f);
-            }
-            ex.info.response_code_details = Some(details);
+        Err(mut reply) => {
+            // The request's parts are inside the dropped work: mappers see no headers.
+            ex.record_local_reply(&mut reply, None);
             (reply.into_response(), None)
         }
     };

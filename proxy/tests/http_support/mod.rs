@@ -117,6 +117,7 @@ pub fn hcm(vhosts: Vec<VirtualHost>) -> HttpConnectionManager {
         strip_matching_host_port: false,
         strip_any_host_port: false,
         internal_cidrs: vec![],
+        local_reply: None,
     }
 }
 

@@ -52,6 +52,11 @@ pub fn apply_request(headers: &mut HeaderMap, m: &HeaderMutations, input: &Forma
     add(headers, &m.request_add, input);
 }
 
+/// Adds response headers (a local reply mapper's `headers_to_add`).
+pub fn add_response(headers: &mut HeaderMap, opts: &[HeaderValueOption], input: &FormatInput<'_>) {
+    add(headers, opts, input);
+}
+
 /// Applies the response side of one level's mutations.
 pub fn apply_response(headers: &mut HeaderMap, m: &HeaderMutations, input: &FormatInput<'_>) {
     for name in &m.response_remove {

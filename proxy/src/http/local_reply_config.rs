@@ -1,0 +1,157 @@
+//! `local_reply_config`: the connection manager's rewrite of every local reply. The first
+//! mapper whose access-log filter matches sets the body, adds headers (formatted with the
+//! original status), then overrides the status; the mapper's body format, else the
+//! common `body_format`, then renders the body (`%LOCAL_REPLY_BODY%` is the body so far,
+//! `%RESPONSE_CODE%` the final status).
+
+use std::fmt::Write as _;
+
+use baton_config::model::{
+    AccessLogFilter, AccessLogFormat, BodyFormat, FormatPart, LocalReplyConfig,
+};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use crate::access_log::format::{self, json_object, Value};
+use crate::access_log::{FormatInput, StreamInfo};
+
+use super::headers::mutation;
+use super::local_reply::LocalReply;
+use super::router::route_match::header_matches;
+
+/// Whether an access-log filter passes for this stream (`request_headers`: the
+/// downstream request's, when known).
+pub fn filter_matches(
+    filter: &AccessLogFilter,
+    info: &StreamInfo,
+    request_headers: Option<&HeaderMap>,
+) -> bool {
+    match filter {
+        AccessLogFilter::StatusCode(c) => c.matches(u64::from(info.response_code.unwrap_or(0))),
+        AccessLogFilter::Duration(c) => c.matches(info.elapsed().as_millis() as u64),
+        AccessLogFilter::NotHealthCheck => true,
+        AccessLogFilter::ResponseFlag(flags) if flags.is_empty() => !info.flags.is_empty(),
+        AccessLogFilter::ResponseFlag(flags) => flags.iter().any(|f| info.flags.has_named(f)),
+        AccessLogFilter::Header(m) => match request_headers {
+            Some(h) => header_matches(m, h),
+            None => header_matches(m, &HeaderMap::new()),
+        },
+        AccessLogFilter::And(all) => all.iter().all(|f| filter_matches(f, info, request_headers)),
+        AccessLogFilter::Or(any) => any.iter().any(|f| filter_matches(f, info, request_headers)),
+    }
+}
+
+/// Applies `config` to `reply` (the stream's response code is the reply's status
+/// afterwards, as Envoy records it before the filters run).
+pub(crate) fn rewrite(
+    config: &LocalReplyConfig,
+    reply: &mut LocalReply,
+    info: &mut StreamInfo,
+    parts: Option<&Parts>,
+) {
+    info.response_code = Some(reply.status.as_u16());
+    let request_headers = parts.map(|p| &p.headers);
+    let mut formatter = None;
+    for mapper in &config.mappers {
+        if !filter_matches(&mapper.filter, info, request_headers) {
+            continue;
+        }
+        if let Some(body) = &mapper.body {
+            reply.body = Bytes::from(body.clone());
+        }
+        if !mapper.headers_to_add.is_empty() {
+            let snapshot = reply.headers.as_deref().cloned().unwrap_or_default();
+            let input = FormatInput {
+                method: parts.map(|p| &p.method),
+                uri: parts.map(|p| &p.uri),
+                request_headers,
+                response_headers: Some(&snapshot),
+                ..FormatInput::new(info)
+            };
+            mutation::add_response(reply.headers_mut(), &mapper.headers_to_add, &input);
+        }
+        if let Some(code) = mapper.status_code {
+            if let Ok(status) = StatusCode::from_u16(code) {
+                reply.status = status;
+                info.response_code = Some(code);
+            }
+        }
+        formatter = mapper.body_format_override.as_ref();
+        break;
+    }
+    let Some(body_format) = formatter.or(config.body_format.as_ref()) else {
+        return;
+    };
+    let original = String::from_utf8_lossy(&reply.body).into_owned();
+    let empty = HeaderMap::new();
+    let input = FormatInput {
+        method: parts.map(|p| &p.method),
+        uri: parts.map(|p| &p.uri),
+        request_headers,
+        response_headers: Some(reply.headers.as_deref().unwrap_or(&empty)),
+        local_reply_body: Some(&original),
+        ..FormatInput::new(info)
+    };
+    let body = render(body_format, &input);
+    reply.content_type = HeaderValue::from_str(&body_format.content_type)
+        .ok()
+        .map(Box::new);
+    reply.body = Bytes::from(body);
+}
+
+fn render(body_format: &BodyFormat, input: &FormatInput<'_>) -> String {
+    let mut out = String::new();
+    match &body_format.format {
+        AccessLogFormat::Text(template) if body_format.omit_empty_values => {
+            for part in &template.parts {
+                match part {
+                    FormatPart::Literal(s) => out.push_str(s),
+                    FormatPart::Command(cmd) => match format::value(&cmd.op, input) {
+                        Value::Missing => {}
+                        Value::Str(s) => out.push_str(truncate(&s, cmd.max_len)),
+                        Value::Num(n) => {
+                            let _ = write!(out, "{n}");
+                        }
+                    },
+                }
+            }
+        }
+        AccessLogFormat::Text(template) => format::render_text(template, input, &mut out),
+        AccessLogFormat::Json(fields) => {
+            let mut object = json_object(fields, input);
+            if body_format.omit_empty_values {
+                omit_empty(&mut object);
+            }
+            let _ = write!(out, "{}", serde_json::Value::Object(object));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `omit_empty_values` in JSON: keys whose value is missing (null) go; empty strings
+/// stay (as in Envoy 1.40).
+fn omit_empty(object: &mut serde_json::Map<String, serde_json::Value>) {
+    object.retain(|_, v| match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Object(inner) => {
+            omit_empty(inner);
+            true
+        }
+        _ => true,
+    });
+}
+
+fn truncate(s: &str, max_len: Option<usize>) -> &str {
+    match max_len {
+        Some(n) if s.len() > n => {
+            let mut end = n;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            &s[..end]
+        }
+        _ => s,
+    }
+}
