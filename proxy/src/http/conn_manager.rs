@@ -152,9 +152,19 @@ pub async fn serve_connection<IO>(
     let mut force_close_at: Option<Instant> = None;
     let mut codec_error = false;
     let max_duration_at = hcm.max_connection_duration.map(|d| shared.born + d);
-    let tick = Duration::from_millis(250).min(hcm.idle_timeout.unwrap_or(Duration::from_secs(1)));
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One timer, armed for the earliest deadline that can fire (idle timeout, max
+    // connection duration, the drain timeout after a graceful close) and re-armed when it
+    // fires early: an idle connection with nothing due sleeps with no wakeups at all.
+    let deadlines = ConnDeadlines {
+        idle_timeout: hcm.idle_timeout,
+        max_duration_at,
+    };
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut timer_at = deadlines.next(&shared, force_close_at, drain_seen, shutting_down);
+    if let Some(at) = timer_at {
+        timer.as_mut().reset(at.into());
+    }
 
     loop {
         tokio::select! {
@@ -191,7 +201,7 @@ pub async fn serve_connection<IO>(
                 // Envoy aborts the connection (no GOAWAY): too many premature resets.
                 break;
             }
-            _ = ticker.tick() => {
+            _ = timer.as_mut(), if timer_at.is_some() => {
                 let now = Instant::now();
                 if force_close_at.is_some_and(|t| now >= t) {
                     break;
@@ -208,10 +218,7 @@ pub async fn serve_connection<IO>(
                     connection.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }
-                let idle = shared.active.load(Ordering::Relaxed) == 0;
-                let idle_for = shared.born.elapsed()
-                    .saturating_sub(Duration::from_millis(shared.idle_since_ms.load(Ordering::Relaxed)));
-                let idle_expired = idle && hcm.idle_timeout.is_some_and(|t| idle_for >= t);
+                let idle_expired = deadlines.idle_expired(&shared, now);
                 let too_old = max_duration_at.is_some_and(|t| now >= t);
                 if !shutting_down && (idle_expired || too_old) {
                     if idle_expired {
@@ -226,6 +233,13 @@ pub async fn serve_connection<IO>(
                 }
             }
         }
+        let next = deadlines.next(&shared, force_close_at, drain_seen, shutting_down);
+        if next != timer_at {
+            timer_at = next;
+            if let Some(at) = next {
+                timer.as_mut().reset(at.into());
+            }
+        }
     }
 
     account_codec_outcome(
@@ -234,6 +248,66 @@ pub async fn serve_connection<IO>(
         error_status.load(Ordering::Relaxed),
         codec_error,
     );
+}
+
+/// How often a draining connection that has not yet been told to close looks again
+/// whether it now should: an HTTP/2 connection whose first request came after the drain
+/// began, or a shutdown with no successor decided later. Only draining connections poll.
+const DRAIN_RECHECK: Duration = Duration::from_millis(250);
+
+/// The connection-level deadlines of one downstream connection, computed from its state
+/// when asked rather than polled.
+struct ConnDeadlines {
+    idle_timeout: Option<Duration>,
+    max_duration_at: Option<Instant>,
+}
+
+impl ConnDeadlines {
+    /// When the connection went idle (no stream active), or `None` while streams are.
+    fn idle_since(shared: &ConnShared) -> Option<Instant> {
+        if shared.active.load(Ordering::Relaxed) != 0 {
+            return None;
+        }
+        let idle_ms = shared.idle_since_ms.load(Ordering::Relaxed);
+        Some(shared.born + Duration::from_millis(idle_ms))
+    }
+
+    /// Whether the idle timeout has run out at `now`.
+    fn idle_expired(&self, shared: &ConnShared, now: Instant) -> bool {
+        match (self.idle_timeout, Self::idle_since(shared)) {
+            (Some(timeout), Some(since)) => now.saturating_duration_since(since) >= timeout,
+            _ => false,
+        }
+    }
+
+    /// The earliest instant at which something may have to happen. While streams are
+    /// active the idle deadline cannot come sooner than one full timeout from now (the
+    /// connection must first go idle), so the timer looks again then: a busy connection
+    /// wakes once per idle timeout, an idle one once at its deadline.
+    fn next(
+        &self,
+        shared: &ConnShared,
+        force_close_at: Option<Instant>,
+        drain_seen: bool,
+        shutting_down: bool,
+    ) -> Option<Instant> {
+        if shutting_down {
+            // Idle timeout and max duration have done their part; only the drain
+            // timeout after the graceful close is left.
+            return force_close_at;
+        }
+        let idle_at = self
+            .idle_timeout
+            .map(|timeout| match Self::idle_since(shared) {
+                Some(since) => since + timeout,
+                None => Instant::now() + timeout,
+            });
+        let drain_at = drain_seen.then(|| Instant::now() + DRAIN_RECHECK);
+        [force_close_at, idle_at, self.max_duration_at, drain_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
 }
 
 /// Envoy's 431 for an HTTP/1 request head over `max_request_headers_kb` (hyper's own
