@@ -2,6 +2,7 @@
 //! (`DownstreamTlsContext`, built once per compiled chain), the `tls_inspector` listener
 //! filter, the `ssl.*` stats and what access logs and XFCC read from a TLS connection.
 
+pub mod client;
 pub mod inspector;
 pub mod peer;
 pub mod server;
