@@ -257,6 +257,15 @@ impl ServerCertVerifier for UpstreamVerifier {
     }
 }
 
+/// Whether a failed handshake failed on verifying the upstream's certificate.
+pub fn is_verify_failure(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidCertificate(_))
+    )
+}
+
 /// Envoy's transport failure reason for a failed upstream handshake. A failed
 /// verification reads exactly as BoringSSL's; other failures carry rustls' own text
 /// between the same markers.

@@ -110,7 +110,10 @@ async fn handshake(
             Ok(UpstreamStream::Tls(Box::new(stream)))
         }
         Err(e) => {
-            tls.stats.connection_error.inc();
+            // As Envoy, a failed verification counts only in its `fail_verify_*`.
+            if !crate::tls::client::is_verify_failure(&e) {
+                tls.stats.connection_error.inc();
+            }
             Err(crate::tls::client::handshake_failure_reason(&e))
         }
     }
