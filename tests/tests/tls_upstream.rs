@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use baton_tests::config::{bootstrap, hcm, hcm_filter, prefix_route, route_config, vhost};
 use baton_tests::tls::{KeyKind, TestCa, TestCert};
 use baton_tests::{Proxy, TempDir};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -203,7 +204,11 @@ async fn trusted_ca_verifies_and_sni_is_sent() -> anyhow::Result<()> {
     let seen = upstream.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].sni.as_deref(), Some("up.example.com"));
-    assert_eq!(seen[0].alpn, None, "no ALPN offered unless configured");
+    assert_eq!(
+        seen[0].alpn.as_deref(),
+        Some(&b"http/1.1"[..]),
+        "an HTTP/1 cluster offers http/1.1 when no ALPN is configured"
+    );
     assert!(!seen[0].client_cert);
     assert_eq!(stat(&proxy, "cluster.tls.ssl.handshake").await?, Some(1));
     Ok(())
@@ -234,13 +239,11 @@ async fn san_mismatch_is_503_uf_and_counted() -> anyhow::Result<()> {
     let resp = baton_tests::get(addr, "/").await?;
     assert_eq!(resp.status, 503);
     let body = resp.body_text();
-    assert!(
-        body.starts_with(
-            "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: TLS_error:"
-        ),
-        "{body}"
+    // The transport failure reason goes to access logs, not the body.
+    assert_eq!(
+        body,
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
     );
-    assert!(body.contains("CERTIFICATE_VERIFY_FAILED"), "{body}");
     assert_eq!(
         stat(&proxy, "cluster.tls.ssl.fail_verify_san").await?,
         Some(1)
@@ -272,7 +275,7 @@ async fn untrusted_chain_is_refused_with_a_ca() -> anyhow::Result<()> {
     let (proxy, addr) = start(tls_cluster(upstream.addr, socket)).await?;
     let resp = baton_tests::get(addr, "/").await?;
     assert_eq!(resp.status, 503);
-    assert!(resp.body_text().contains("CERTIFICATE_VERIFY_FAILED"));
+    assert!(resp.body_text().ends_with("remote connection failure"));
     assert_eq!(
         stat(&proxy, "cluster.tls.ssl.fail_verify_error").await?,
         Some(1)

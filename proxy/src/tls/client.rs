@@ -1,6 +1,6 @@
 //! The client side of a cluster's `UpstreamTlsContext`: one rustls `ClientConfig` per
-//! cluster (plus an `h2` variant for HTTP/2 pools when no ALPN is configured, as Envoy
-//! offers `h2` to an HTTP/2 upstream), built once when the cluster is built.
+//! cluster (plus `http/1.1` and `h2` variants for HTTP pools when no ALPN is configured,
+//! as Envoy offers the pool's protocol), built once when the cluster is built.
 //!
 //! Verification follows Envoy rather than browsers: with a `trusted_ca` the chain must
 //! lead to it, but the name is only checked by `match_typed_subject_alt_names`; without
@@ -23,8 +23,10 @@ use super::stats::SslStats;
 /// A cluster's TLS client side.
 #[derive(Debug)]
 pub struct ClientTls {
-    /// For raw TCP and HTTP/1 connections (ALPN as configured).
+    /// For raw TCP connections (ALPN as configured).
     config: Arc<ClientConfig>,
+    /// For HTTP/1 pools: `http/1.1` offered when `alpn_protocols` is empty.
+    http1_config: Arc<ClientConfig>,
     /// For HTTP/2 pools: `h2` offered when `alpn_protocols` is empty.
     h2_config: Arc<ClientConfig>,
     /// `sni` (`None`: no SNI sent).
@@ -37,10 +39,14 @@ impl ClientTls {
     /// Builds the client side of `ctx`; `stats` counts handshakes and failures.
     pub fn new(ctx: &UpstreamTlsContext, stats: Arc<SslStats>) -> Result<Self, TlsError> {
         let config = build(ctx, &stats, ctx.alpn_protocols.clone())?;
-        let h2_config = if ctx.alpn_protocols.is_empty() {
-            build(ctx, &stats, vec![b"h2".to_vec()])?
+        // As Envoy, an HTTP pool offers its protocol when nothing is configured.
+        let (http1_config, h2_config) = if ctx.alpn_protocols.is_empty() {
+            (
+                build(ctx, &stats, vec![b"http/1.1".to_vec()])?,
+                build(ctx, &stats, vec![b"h2".to_vec()])?,
+            )
         } else {
-            config.clone()
+            (config.clone(), config.clone())
         };
         let sni = match &ctx.sni {
             Some(name) => Some(
@@ -51,27 +57,41 @@ impl ClientTls {
         };
         Ok(Self {
             config,
+            http1_config,
             h2_config,
             sni,
             stats,
         })
     }
 
-    /// The connector for a connection to `peer_ip` (`h2`: an HTTP/2 pool's), and the
-    /// name to hand rustls. Without `sni` the peer's IP is given, for which rustls sends
-    /// no SNI extension, as Envoy sends none.
+    /// The connector for a connection carrying `alpn` (an HTTP pool's protocol, `None`
+    /// for raw TCP) to `peer_ip`, and the name to hand rustls. Without `sni` the peer's
+    /// IP is given, for which rustls sends no SNI extension, as Envoy sends none.
     pub fn connector(
         &self,
-        h2: bool,
+        alpn: Option<HttpAlpn>,
         peer_ip: IpAddr,
     ) -> (tokio_rustls::TlsConnector, ServerName<'static>) {
-        let config = if h2 { &self.h2_config } else { &self.config };
+        let config = match alpn {
+            None => &self.config,
+            Some(HttpAlpn::Http1) => &self.http1_config,
+            Some(HttpAlpn::H2) => &self.h2_config,
+        };
         let name = self
             .sni
             .clone()
             .unwrap_or(ServerName::IpAddress(peer_ip.into()));
         (tokio_rustls::TlsConnector::from(config.clone()), name)
     }
+}
+
+/// The HTTP protocol a pool's connection will carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpAlpn {
+    /// HTTP/1.1
+    Http1,
+    /// HTTP/2
+    H2,
 }
 
 fn build(

@@ -13,7 +13,7 @@ use super::cluster::UpstreamCluster;
 use super::error::UpstreamError;
 use super::host::{Host, OpenConnection};
 use super::stream::UpstreamStream;
-use crate::tls::client::ClientTls;
+use crate::tls::client::{ClientTls, HttpAlpn};
 use crate::tls::stats::HandshakeFacts;
 use crate::base::address::HostAddress;
 
@@ -102,7 +102,12 @@ async fn handshake(
         HostAddress::Ip(addr) => addr.ip(),
         HostAddress::Pipe(_) => std::net::IpAddr::from([127, 0, 0, 1]),
     };
-    let (connector, name) = tls.connector(protocol == Protocol::Http2, peer_ip);
+    let alpn = match protocol {
+        Protocol::Tcp => None,
+        Protocol::Http1 => Some(HttpAlpn::Http1),
+        Protocol::Http2 => Some(HttpAlpn::H2),
+    };
+    let (connector, name) = tls.connector(alpn, peer_ip);
     match connector.connect(name, stream).await {
         Ok(stream) => {
             tls.stats
