@@ -179,14 +179,7 @@ fn ca_file(dir: &TempDir, ca: &TestCa) -> anyhow::Result<String> {
 async fn trusted_ca_verifies_and_sni_is_sent() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let ca = TestCa::new("upstream ca")?;
-    let cert = ca.issue(
-        &dir,
-        "up",
-        "up",
-        &["up.example.com"],
-        &[],
-        KeyKind::Ecdsa,
-    )?;
+    let cert = ca.issue(&dir, "up", "up", &["up.example.com"], &[], KeyKind::Ecdsa)?;
     let upstream = TlsUpstream::start(&cert, None).await?;
     let socket = upstream_tls(json!({
         "sni": "up.example.com",
@@ -218,14 +211,7 @@ async fn trusted_ca_verifies_and_sni_is_sent() -> anyhow::Result<()> {
 async fn san_mismatch_is_503_uf_and_counted() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let ca = TestCa::new("upstream ca")?;
-    let cert = ca.issue(
-        &dir,
-        "up",
-        "up",
-        &["up.example.com"],
-        &[],
-        KeyKind::Ecdsa,
-    )?;
+    let cert = ca.issue(&dir, "up", "up", &["up.example.com"], &[], KeyKind::Ecdsa)?;
     let upstream = TlsUpstream::start(&cert, None).await?;
     let socket = upstream_tls(json!({
         "common_tls_context": { "validation_context": {
@@ -302,7 +288,14 @@ async fn client_certificate_is_presented() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let ca = TestCa::new("upstream ca")?;
     let server = ca.issue(&dir, "up", "up", &["up.example.com"], &[], KeyKind::Ecdsa)?;
-    let client = ca.issue(&dir, "client", "client", &["client.test"], &[], KeyKind::Ecdsa)?;
+    let client = ca.issue(
+        &dir,
+        "client",
+        "client",
+        &["client.test"],
+        &[],
+        KeyKind::Ecdsa,
+    )?;
     let upstream = TlsUpstream::start(&server, Some(&ca)).await?;
     let socket = upstream_tls(json!({
         "common_tls_context": { "tls_certificates": [{

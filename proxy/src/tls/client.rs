@@ -111,9 +111,9 @@ fn build(
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut config = match ctx.certificates.first() {
-        Some(cert) => builder.with_client_cert_resolver(Arc::new(FixedClientCert(
-            cert.certified_key.clone(),
-        ))),
+        Some(cert) => {
+            builder.with_client_cert_resolver(Arc::new(FixedClientCert(cert.certified_key.clone())))
+        }
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn;
@@ -132,10 +132,7 @@ impl rustls::client::ResolvesClientCert for FixedClientCert {
         _root_hint_subjects: &[&[u8]],
         sigschemes: &[SignatureScheme],
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        self.0
-            .key
-            .choose_scheme(sigschemes)
-            .map(|_| self.0.clone())
+        self.0.key.choose_scheme(sigschemes).map(|_| self.0.clone())
     }
 
     fn has_certs(&self) -> bool {
@@ -230,17 +227,21 @@ impl ServerCertVerifier for UpstreamVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         use rustls::CertificateError as E;
         if let Some(chain) = &self.chain {
-            match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            {
+            match chain.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ) {
                 Ok(_) => {}
                 // The name is Envoy's to check (SAN matchers below), not the SNI's:
                 // webpki checks it last, so the chain itself was good.
                 Err(rustls::Error::InvalidCertificate(
                     E::NotValidForName | E::NotValidForNameContext { .. },
                 )) => {}
-                Err(rustls::Error::InvalidCertificate(
-                    E::Expired | E::ExpiredContext { .. },
-                )) if self.allow_expired => {}
+                Err(rustls::Error::InvalidCertificate(E::Expired | E::ExpiredContext { .. }))
+                    if self.allow_expired => {}
                 Err(e) => {
                     self.stats.fail_verify_error.inc();
                     return Err(e);

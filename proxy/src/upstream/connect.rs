@@ -13,9 +13,9 @@ use super::cluster::UpstreamCluster;
 use super::error::UpstreamError;
 use super::host::{Host, OpenConnection};
 use super::stream::UpstreamStream;
+use crate::base::address::HostAddress;
 use crate::tls::client::{ClientTls, HttpAlpn};
 use crate::tls::stats::HandshakeFacts;
-use crate::base::address::HostAddress;
 
 /// What the connection will carry (`upstream_cx_http1_total` / `_http2_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
