@@ -311,8 +311,26 @@ fn unsupported_features_are_named() {
         e,
         "static_resources.clusters[0].health_checks: not supported by Baton yet"
     );
-    let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket:\n      name: tls\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n");
-    assert!(e.starts_with("static_resources.clusters[0].transport_socket: transport socket 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext' is not supported by Baton yet"), "{e}");
+    // Upstream TLS is built, but not auto SNI nor transport_socket_matches.
+    let tls = "static_resources:\n  clusters:\n  - name: a\n    transport_socket:\n      name: tls\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n";
+    load_yaml_str(tls).expect("upstream TLS accepted");
+    let e = err(&format!("{tls}        auto_host_sni: true\n"));
+    assert_eq!(
+        e,
+        "static_resources.clusters[0].transport_socket.typed_config.auto_host_sni: not supported by Baton yet"
+    );
+    let e = err(&format!(
+        "{tls}        common_tls_context: {{ validation_context: {{ trusted_ca: {{ filename: /nonexistent/ca.pem }} }} }}\n"
+    ));
+    assert!(
+        e.starts_with("static_resources.clusters[0].transport_socket.typed_config.common_tls_context.validation_context.trusted_ca"),
+        "{e}"
+    );
+    let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket_matches: [ { name: m } ]\n");
+    assert!(
+        e.starts_with("static_resources.clusters[0].transport_socket_matches"),
+        "{e}"
+    );
     // Fields that do not change behaviour are accepted.
     load_yaml_str(
         "node: { id: n, locality: { zone: z } }\nstats_config: { use_all_default_tags: true }",

@@ -34,14 +34,6 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
         Some(socket) => super::tls::upstream(socket, &format!("{path}.transport_socket"))?,
         None => None,
     };
-    if tls.is_some() {
-        // Translated and checked, but the upstream connection path does not speak TLS
-        // yet: refuse rather than connect in plain text.
-        return Err(ConfigError::at(
-            format!("{path}.transport_socket"),
-            "transport socket 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext' is not supported by Baton yet (upstream TLS is not built yet)",
-        ));
-    }
     let connect_timeout = duration(
         c.connect_timeout.as_ref(),
         &format!("{path}.connect_timeout"),

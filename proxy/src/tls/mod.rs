@@ -1,8 +1,10 @@
 //! TLS transport sockets (rustls with ring): the server side of a filter chain
-//! (`DownstreamTlsContext`, built once per compiled chain), the `tls_inspector` listener
+//! (`DownstreamTlsContext`, built once per compiled chain), the client side of a cluster
+//! (`UpstreamTlsContext`, in `client`), the `tls_inspector` listener
 //! filter, the `ssl.*` stats, `/certs`, and what access logs and XFCC read from a TLS connection.
 
 pub mod certs;
+pub mod client;
 pub mod inspector;
 pub mod peer;
 pub mod server;

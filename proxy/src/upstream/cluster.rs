@@ -26,6 +26,8 @@ pub struct UpstreamCluster {
     host_set: ArcSwap<HostSet>,
     breakers: CircuitBreakers,
     stats: Arc<ClusterStats>,
+    /// The `UpstreamTlsContext` built (`Err`: rustls refused it; every connect fails).
+    tls: Option<Result<Arc<crate::tls::client::ClientTls>, String>>,
 }
 
 impl UpstreamCluster {
@@ -34,11 +36,24 @@ impl UpstreamCluster {
         let stats = Arc::new(ClusterStats::new(crate::stats::store(), &model.stat_name));
         let host_set = HostSet::new(localities);
         update_membership(&stats, None, &host_set);
+        let tls = model.tls.as_ref().map(|ctx| {
+            let ssl = Arc::new(crate::tls::SslStats::new(
+                crate::stats::store(),
+                &format!("cluster.{}.", model.stat_name),
+            ));
+            crate::tls::client::ClientTls::new(ctx, ssl)
+                .map(Arc::new)
+                .map_err(|e| {
+                    tracing::error!(cluster = %model.name, error = %e, "upstream TLS context refused");
+                    e.to_string()
+                })
+        });
         Self {
             model,
             host_set: ArcSwap::from_pointee(host_set),
             breakers,
             stats,
+            tls,
         }
     }
 
@@ -64,6 +79,11 @@ impl UpstreamCluster {
     pub fn refresh_health(&self) {
         let localities = self.host_set.load().localities().to_vec();
         self.set_hosts(localities);
+    }
+
+    /// The cluster's TLS client side, if it has a `transport_socket`.
+    pub(crate) fn tls(&self) -> Option<&Result<Arc<crate::tls::client::ClientTls>, String>> {
+        self.tls.as_ref()
     }
 
     pub(crate) fn breakers(&self) -> &CircuitBreakers {

@@ -14,6 +14,8 @@ use super::error::UpstreamError;
 use super::host::{Host, OpenConnection};
 use super::stream::UpstreamStream;
 use crate::base::address::HostAddress;
+use crate::tls::client::{ClientTls, HttpAlpn};
+use crate::tls::stats::HandshakeFacts;
 
 /// What the connection will carry (`upstream_cx_http1_total` / `_http2_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +49,17 @@ pub(crate) async fn connect(
         Protocol::Tcp => {}
     }
     let started = Instant::now();
-    let attempt = open_stream(&host.address);
+    // As in Envoy, a TLS connection is connected once its handshake is done: the
+    // connect timeout covers both, and a failed handshake is a failed connect.
+    let attempt = async {
+        let stream = open_stream(&host.address)
+            .await
+            .map_err(|e| transport_failure_reason(&e, &host.address))?;
+        match cluster.tls() {
+            None => Ok(stream),
+            Some(tls) => handshake(tls, stream, protocol, &host.address).await,
+        }
+    };
     match tokio::time::timeout(cluster.model.connect_timeout, attempt).await {
         Err(_elapsed) => {
             stats.upstream_cx_connect_timeout.inc();
@@ -57,20 +69,57 @@ pub(crate) async fn connect(
             tracing::debug!(cluster = %cluster.model.name, host = %host.address, "upstream connect timeout");
             Err(UpstreamError::ConnectTimeout { host: host.clone() })
         }
-        Ok(Err(e)) => {
+        Ok(Err(reason)) => {
             stats.upstream_cx_connect_fail.inc();
             stats.upstream_cx_destroy.inc();
             host.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(cluster = %cluster.model.name, host = %host.address, error = %e, "upstream connect failed");
+            tracing::debug!(cluster = %cluster.model.name, host = %host.address, %reason, "upstream connect failed");
             Err(UpstreamError::ConnectFailure {
                 host: host.clone(),
-                reason: transport_failure_reason(&e, &host.address),
+                reason,
             })
         }
         Ok(Ok(stream)) => {
             crate::stats::record_ms(&stats.upstream_cx_connect_ms, started.elapsed());
             let open = OpenConnection::new(host.clone(), slot.into_owned(), stats.clone());
             Ok((stream, open))
+        }
+    }
+}
+
+/// The TLS handshake over a connected `stream`; `Err` is Envoy's transport failure
+/// reason. Counts `cluster.<name>.ssl.*`.
+async fn handshake(
+    tls: &Result<Arc<ClientTls>, String>,
+    stream: UpstreamStream,
+    protocol: Protocol,
+    address: &HostAddress,
+) -> Result<UpstreamStream, String> {
+    let tls = tls
+        .as_ref()
+        .map_err(|e| format!("TLS_error:|{e}:TLS_error_end"))?;
+    let peer_ip = match address {
+        HostAddress::Ip(addr) => addr.ip(),
+        HostAddress::Pipe(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+    };
+    let alpn = match protocol {
+        Protocol::Tcp => None,
+        Protocol::Http1 => Some(HttpAlpn::Http1),
+        Protocol::Http2 => Some(HttpAlpn::H2),
+    };
+    let (connector, name) = tls.connector(alpn, peer_ip);
+    match connector.connect(name, stream).await {
+        Ok(stream) => {
+            tls.stats
+                .record_handshake(&HandshakeFacts::of(stream.get_ref().1));
+            Ok(UpstreamStream::Tls(Box::new(stream)))
+        }
+        Err(e) => {
+            // As Envoy, a failed verification counts only in its `fail_verify_*`.
+            if !crate::tls::client::is_verify_failure(&e) {
+                tls.stats.connection_error.inc();
+            }
+            Err(crate::tls::client::handshake_failure_reason(&e))
         }
     }
 }

@@ -1,6 +1,7 @@
-//! An open upstream connection: TCP, or a Unix domain socket for `pipe` hosts. A plain
-//! enum rather than a boxed stream, so the TCP path pays one branch per poll and no
-//! allocation; pools, tcp_proxy and CONNECT tunnels all carry it.
+//! An open upstream connection: TCP, a Unix domain socket for `pipe` hosts, or TLS over
+//! either (a cluster with an `UpstreamTlsContext`). A plain enum rather than a boxed
+//! stream, so the plain TCP path pays one branch per poll and no allocation; pools,
+//! tcp_proxy and CONNECT tunnels all carry it.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -16,6 +17,8 @@ pub enum UpstreamStream {
     Tcp(TcpStream),
     /// To a `pipe` host.
     Unix(UnixStream),
+    /// TLS over one of the above (boxed: the session state is large).
+    Tls(Box<tokio_rustls::client::TlsStream<UpstreamStream>>),
 }
 
 impl AsyncRead for UpstreamStream {
@@ -27,6 +30,7 @@ impl AsyncRead for UpstreamStream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -40,6 +44,7 @@ impl AsyncWrite for UpstreamStream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -51,6 +56,7 @@ impl AsyncWrite for UpstreamStream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Self::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -58,6 +64,7 @@ impl AsyncWrite for UpstreamStream {
         match self {
             Self::Tcp(s) => s.is_write_vectored(),
             Self::Unix(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
         }
     }
 
@@ -65,6 +72,7 @@ impl AsyncWrite for UpstreamStream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_flush(cx),
             Self::Unix(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -72,6 +80,7 @@ impl AsyncWrite for UpstreamStream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -71,6 +71,15 @@ pub(crate) async fn connect(
     let cluster = clusters
         .get(cluster_name)
         .ok_or_else(|| GrpcError::Cluster(cluster_name.to_string(), "no such cluster".into()))?;
+    // The control-plane channel dials on its own (tonic), not through the cluster's TLS
+    // connector: refuse rather than speak plain text to a TLS control plane.
+    if cluster.tls().is_some() {
+        return Err(GrpcError::Cluster(
+            cluster_name.to_string(),
+            "a transport_socket (TLS) on the control-plane cluster is not supported by Baton yet"
+                .into(),
+        ));
+    }
     let host = cluster
         .pick_host()
         .map_err(|e| GrpcError::Cluster(cluster_name.to_string(), e.to_string()))?;

@@ -1,0 +1,305 @@
+//! The client side of a cluster's `UpstreamTlsContext`: one rustls `ClientConfig` per
+//! cluster (plus `http/1.1` and `h2` variants for HTTP pools when no ALPN is configured,
+//! as Envoy offers the pool's protocol), built once when the cluster is built.
+//!
+//! Verification follows Envoy rather than browsers: with a `trusted_ca` the chain must
+//! lead to it, but the name is only checked by `match_typed_subject_alt_names`; without
+//! one the peer's certificate is not verified at all (the handshake signature still is).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use baton_config::model::{SanMatcher, SanType, UpstreamTlsContext};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::peer::PeerCertificate;
+use super::server::TlsError;
+use super::stats::SslStats;
+
+/// A cluster's TLS client side.
+#[derive(Debug)]
+pub struct ClientTls {
+    /// For raw TCP connections (ALPN as configured).
+    config: Arc<ClientConfig>,
+    /// For HTTP/1 pools: `http/1.1` offered when `alpn_protocols` is empty.
+    http1_config: Arc<ClientConfig>,
+    /// For HTTP/2 pools: `h2` offered when `alpn_protocols` is empty.
+    h2_config: Arc<ClientConfig>,
+    /// `sni` (`None`: no SNI sent).
+    sni: Option<ServerName<'static>>,
+    /// `cluster.<name>.ssl.*`
+    pub stats: Arc<SslStats>,
+}
+
+impl ClientTls {
+    /// Builds the client side of `ctx`; `stats` counts handshakes and failures.
+    pub fn new(ctx: &UpstreamTlsContext, stats: Arc<SslStats>) -> Result<Self, TlsError> {
+        let config = build(ctx, &stats, ctx.alpn_protocols.clone())?;
+        // As Envoy, an HTTP pool offers its protocol when nothing is configured.
+        let (http1_config, h2_config) = if ctx.alpn_protocols.is_empty() {
+            (
+                build(ctx, &stats, vec![b"http/1.1".to_vec()])?,
+                build(ctx, &stats, vec![b"h2".to_vec()])?,
+            )
+        } else {
+            (config.clone(), config.clone())
+        };
+        let sni = match &ctx.sni {
+            Some(name) => Some(
+                ServerName::try_from(name.clone())
+                    .map_err(|e| TlsError::Verifier(format!("sni '{name}': {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            config,
+            http1_config,
+            h2_config,
+            sni,
+            stats,
+        })
+    }
+
+    /// The connector for a connection carrying `alpn` (an HTTP pool's protocol, `None`
+    /// for raw TCP) to `peer_ip`, and the name to hand rustls. Without `sni` the peer's
+    /// IP is given, for which rustls sends no SNI extension, as Envoy sends none.
+    pub fn connector(
+        &self,
+        alpn: Option<HttpAlpn>,
+        peer_ip: IpAddr,
+    ) -> (tokio_rustls::TlsConnector, ServerName<'static>) {
+        let config = match alpn {
+            None => &self.config,
+            Some(HttpAlpn::Http1) => &self.http1_config,
+            Some(HttpAlpn::H2) => &self.h2_config,
+        };
+        let name = self
+            .sni
+            .clone()
+            .unwrap_or(ServerName::IpAddress(peer_ip.into()));
+        (tokio_rustls::TlsConnector::from(config.clone()), name)
+    }
+}
+
+/// The HTTP protocol a pool's connection will carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpAlpn {
+    /// HTTP/1.1
+    Http1,
+    /// HTTP/2
+    H2,
+}
+
+fn build(
+    ctx: &UpstreamTlsContext,
+    stats: &Arc<SslStats>,
+    alpn: Vec<Vec<u8>>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: ctx.params.cipher_suites.clone(),
+        kx_groups: ctx.params.kx_groups.clone(),
+        ..(*super::provider()).clone()
+    });
+    let verifier = Arc::new(UpstreamVerifier::new(ctx, &provider, stats.clone())?);
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&ctx.params.versions)
+        .map_err(TlsError::Params)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match ctx.certificates.first() {
+        Some(cert) => {
+            builder.with_client_cert_resolver(Arc::new(FixedClientCert(cert.certified_key.clone())))
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn;
+    // Envoy does not resume upstream sessions unless configured; the default rustls
+    // cache is harmless and saves handshakes, so it stays.
+    Ok(Arc::new(config))
+}
+
+/// The one `tls_certificates` entry, offered whenever the upstream asks.
+#[derive(Debug)]
+struct FixedClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for FixedClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.key.choose_scheme(sigschemes).map(|_| self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Envoy's upstream verification.
+struct UpstreamVerifier {
+    /// Chain check against `trusted_ca` (`None`: not verified).
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    san_matchers: Vec<SanMatcher>,
+    allow_expired: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+    stats: Arc<SslStats>,
+}
+
+impl std::fmt::Debug for UpstreamVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamVerifier").finish_non_exhaustive()
+    }
+}
+
+impl UpstreamVerifier {
+    fn new(
+        ctx: &UpstreamTlsContext,
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+        stats: Arc<SslStats>,
+    ) -> Result<Self, TlsError> {
+        let validation = ctx.validation.as_deref();
+        let chain = match validation {
+            Some(v) if !v.trusted_ca.is_empty() && !v.accept_untrusted => {
+                let mut roots = RootCertStore::empty();
+                for ca in &v.trusted_ca {
+                    roots
+                        .add(ca.clone())
+                        .map_err(|e| TlsError::Verifier(format!("trusted_ca: {e}")))?;
+                }
+                let mut builder =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                if !v.crls.is_empty() {
+                    builder = builder
+                        .with_crls(v.crls.iter().cloned())
+                        .allow_unknown_revocation_status();
+                }
+                Some(
+                    builder
+                        .build()
+                        .map_err(|e| TlsError::Verifier(e.to_string()))?,
+                )
+            }
+            _ => None,
+        };
+        Ok(Self {
+            chain,
+            san_matchers: validation
+                .map(|v| v.san_matchers.clone())
+                .unwrap_or_default(),
+            allow_expired: validation.is_some_and(|v| v.allow_expired_certificate),
+            algorithms: provider.signature_verification_algorithms,
+            stats,
+        })
+    }
+}
+
+/// Whether one of `matchers` matches a SAN of `end_entity` (any one is enough).
+pub(crate) fn sans_match(matchers: &[SanMatcher], end_entity: &CertificateDer<'_>) -> bool {
+    let Some(peer) = PeerCertificate::parse(end_entity) else {
+        return false;
+    };
+    matchers.iter().any(|m| {
+        let values: &[String] = match m.san_type {
+            SanType::Dns => &peer.dns_sans,
+            SanType::Uri => &peer.uri_sans,
+            SanType::Email => &peer.email_sans,
+            SanType::IpAddress => &peer.ip_sans,
+        };
+        values
+            .iter()
+            .any(|v| crate::http::router::route_match::string_matches(&m.matcher, v))
+    })
+}
+
+impl ServerCertVerifier for UpstreamVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError as E;
+        if let Some(chain) = &self.chain {
+            match chain.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ) {
+                Ok(_) => {}
+                // The name is Envoy's to check (SAN matchers below), not the SNI's:
+                // webpki checks it last, so the chain itself was good.
+                Err(rustls::Error::InvalidCertificate(
+                    E::NotValidForName | E::NotValidForNameContext { .. },
+                )) => {}
+                Err(rustls::Error::InvalidCertificate(E::Expired | E::ExpiredContext { .. }))
+                    if self.allow_expired => {}
+                Err(e) => {
+                    self.stats.fail_verify_error.inc();
+                    return Err(e);
+                }
+            }
+        }
+        if !self.san_matchers.is_empty() && !sans_match(&self.san_matchers, end_entity) {
+            self.stats.fail_verify_san.inc();
+            return Err(rustls::Error::InvalidCertificate(E::NotValidForName));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Whether a failed handshake failed on verifying the upstream's certificate.
+pub fn is_verify_failure(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidCertificate(_))
+    )
+}
+
+/// Envoy's transport failure reason for a failed upstream handshake. A failed
+/// verification reads exactly as BoringSSL's; other failures carry rustls' own text
+/// between the same markers.
+pub fn handshake_failure_reason(e: &std::io::Error) -> String {
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end"
+                .to_string()
+        }
+        Some(other) => format!("TLS_error:|{other}:TLS_error_end"),
+        None => format!("TLS_error:|{e}:TLS_error_end"),
+    }
+}

@@ -1,0 +1,333 @@
+//! Upstream TLS (`transport_socket` with an `UpstreamTlsContext` on a cluster): a TLS
+//! upstream run by the test (tokio-rustls) records the SNI, ALPN and client certificate
+//! of every handshake. Verified against a trusted CA, a SAN mismatch answered 503 with
+//! Envoy's transport failure reason and counted, an unverified self-signed upstream
+//! accepted, `sni` sent, upstream mTLS, ALPN `h2` to an HTTP/2 cluster.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use baton_tests::config::{bootstrap, hcm, hcm_filter, prefix_route, route_config, vhost};
+use baton_tests::tls::{KeyKind, TestCa, TestCert};
+use baton_tests::{Proxy, TempDir};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What the upstream saw in one handshake.
+#[derive(Debug, Clone)]
+struct Seen {
+    sni: Option<String>,
+    alpn: Option<Vec<u8>>,
+    client_cert: bool,
+}
+
+/// A TLS HTTP/1.1 upstream answering `200 upstream` to each request (one per connection).
+struct TlsUpstream {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[allow(deprecated)]
+fn ring() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl TlsUpstream {
+    /// Serves `cert`; with `client_ca`, asks for (but does not require) a client
+    /// certificate from that CA. Offers `h2` and `http/1.1` by ALPN.
+    async fn start(cert: &TestCert, client_ca: Option<&TestCa>) -> anyhow::Result<Self> {
+        let chain = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes())?];
+        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())?;
+        let builder = rustls::ServerConfig::builder_with_provider(ring())
+            .with_safe_default_protocol_versions()?;
+        let builder = match client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca.der())?;
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    ring(),
+                )
+                .allow_unauthenticated()
+                .build()?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_single_cert(chain, key)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let (_, session) = tls.get_ref();
+                    let entry = Seen {
+                        sni: session.server_name().map(str::to_string),
+                        alpn: session.alpn_protocol().map(<[u8]>::to_vec),
+                        client_cert: session.peer_certificates().is_some_and(|c| !c.is_empty()),
+                    };
+                    let h2 = entry.alpn.as_deref() == Some(b"h2");
+                    if let Ok(mut seen) = log.lock() {
+                        seen.push(entry);
+                    }
+                    if h2 {
+                        return;
+                    }
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nupstream",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        Ok(Self { addr, seen, task })
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+fn upstream_tls(ctx: Value) -> Value {
+    let mut typed = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+    });
+    for (k, v) in ctx.as_object().into_iter().flatten() {
+        typed[k] = v.clone();
+    }
+    json!({ "name": "envoy.transport_sockets.tls", "typed_config": typed })
+}
+
+fn tls_cluster(addr: SocketAddr, socket: Value) -> Value {
+    json!({
+        "name": "tls",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": "tls",
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
+                "socket_address": { "address": addr.ip().to_string(), "port_value": addr.port() }
+            }}}]}],
+        },
+        "transport_socket": socket,
+    })
+}
+
+fn listener() -> Value {
+    json!({
+        "name": "l",
+        "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+        "filter_chains": [{ "filters": [hcm_filter(hcm(route_config(vec![vhost(
+            "all", &["*"], vec![prefix_route("/", "tls")],
+        )])))]}],
+    })
+}
+
+async fn start(cluster: Value) -> anyhow::Result<(Proxy, SocketAddr)> {
+    let proxy = Proxy::start(&bootstrap(vec![listener()], vec![cluster])).await?;
+    let addr = proxy.listener_addr("l").await?;
+    Ok((proxy, addr))
+}
+
+async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
+    let resp = proxy
+        .admin_request(
+            "GET",
+            &format!("/stats?filter=^{}$", name.replace('.', "\\.")),
+        )
+        .await?;
+    Ok(resp.body_text().lines().find_map(|l| {
+        let (n, v) = l.split_once(": ")?;
+        (n == name).then(|| v.trim().parse().ok()).flatten()
+    }))
+}
+
+fn ca_file(dir: &TempDir, ca: &TestCa) -> anyhow::Result<String> {
+    Ok(ca.write(dir, "ca")?.display().to_string())
+}
+
+#[tokio::test]
+async fn trusted_ca_verifies_and_sni_is_sent() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("upstream ca")?;
+    let cert = ca.issue(&dir, "up", "up", &["up.example.com"], &[], KeyKind::Ecdsa)?;
+    let upstream = TlsUpstream::start(&cert, None).await?;
+    let socket = upstream_tls(json!({
+        "sni": "up.example.com",
+        "common_tls_context": { "validation_context": {
+            "trusted_ca": { "filename": ca_file(&dir, &ca)? },
+            "match_typed_subject_alt_names": [
+                { "san_type": "DNS", "matcher": { "exact": "up.example.com" } }
+            ],
+        }},
+    }));
+    let (proxy, addr) = start(tls_cluster(upstream.addr, socket)).await?;
+    let resp = baton_tests::get(addr, "/").await?;
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert_eq!(resp.body_text(), "upstream");
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].sni.as_deref(), Some("up.example.com"));
+    assert_eq!(
+        seen[0].alpn.as_deref(),
+        Some(&b"http/1.1"[..]),
+        "an HTTP/1 cluster offers http/1.1 when no ALPN is configured"
+    );
+    assert!(!seen[0].client_cert);
+    assert_eq!(stat(&proxy, "cluster.tls.ssl.handshake").await?, Some(1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn san_mismatch_is_503_uf_and_counted() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("upstream ca")?;
+    let cert = ca.issue(&dir, "up", "up", &["up.example.com"], &[], KeyKind::Ecdsa)?;
+    let upstream = TlsUpstream::start(&cert, None).await?;
+    let socket = upstream_tls(json!({
+        "common_tls_context": { "validation_context": {
+            "trusted_ca": { "filename": ca_file(&dir, &ca)? },
+            "match_typed_subject_alt_names": [
+                { "san_type": "DNS", "matcher": { "exact": "other.example.com" } }
+            ],
+        }},
+    }));
+    let (proxy, addr) = start(tls_cluster(upstream.addr, socket)).await?;
+    let resp = baton_tests::get(addr, "/").await?;
+    assert_eq!(resp.status, 503);
+    let body = resp.body_text();
+    // The transport failure reason goes to access logs, not the body.
+    assert_eq!(
+        body,
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+    );
+    assert_eq!(
+        stat(&proxy, "cluster.tls.ssl.fail_verify_san").await?,
+        Some(1)
+    );
+    // As Envoy: a failed verification counts only in its fail_verify_*.
+    assert_eq!(
+        stat(&proxy, "cluster.tls.ssl.connection_error").await?,
+        Some(0)
+    );
+    assert_eq!(
+        stat(&proxy, "cluster.tls.upstream_cx_connect_fail").await?,
+        Some(1)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn untrusted_chain_is_refused_with_a_ca() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("upstream ca")?;
+    let other = TestCa::new("other ca")?;
+    let cert = other.issue(&dir, "up", "up", &["up.example.com"], &[], KeyKind::Ecdsa)?;
+    let upstream = TlsUpstream::start(&cert, None).await?;
+    let socket = upstream_tls(json!({
+        "common_tls_context": { "validation_context": {
+            "trusted_ca": { "filename": ca_file(&dir, &ca)? },
+        }},
+    }));
+    let (proxy, addr) = start(tls_cluster(upstream.addr, socket)).await?;
+    let resp = baton_tests::get(addr, "/").await?;
+    assert_eq!(resp.status, 503);
+    assert!(resp.body_text().ends_with("remote connection failure"));
+    assert_eq!(
+        stat(&proxy, "cluster.tls.ssl.fail_verify_error").await?,
+        Some(1)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_validation_context_any_certificate_is_accepted() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("nobody knows this ca")?;
+    let cert = ca.issue(&dir, "up", "up", &["whatever.test"], &[], KeyKind::Rsa)?;
+    let upstream = TlsUpstream::start(&cert, None).await?;
+    let (_proxy, addr) = start(tls_cluster(upstream.addr, upstream_tls(json!({})))).await?;
+    let resp = baton_tests::get(addr, "/").await?;
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    let seen = upstream.seen();
+    assert_eq!(seen[0].sni, None, "no sni configured: none sent");
+    Ok(())
+}
+
+#[tokio::test]
+async fn client_certificate_is_presented() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("upstream ca")?;
+    let server = ca.issue(&dir, "up", "up", &["up.example.com"], &[], KeyKind::Ecdsa)?;
+    let client = ca.issue(
+        &dir,
+        "client",
+        "client",
+        &["client.test"],
+        &[],
+        KeyKind::Ecdsa,
+    )?;
+    let upstream = TlsUpstream::start(&server, Some(&ca)).await?;
+    let socket = upstream_tls(json!({
+        "common_tls_context": { "tls_certificates": [{
+            "certificate_chain": { "filename": client.cert_path.display().to_string() },
+            "private_key": { "filename": client.key_path.display().to_string() },
+        }]},
+    }));
+    let (_proxy, addr) = start(tls_cluster(upstream.addr, socket)).await?;
+    let resp = baton_tests::get(addr, "/").await?;
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert!(upstream.seen()[0].client_cert);
+    Ok(())
+}
+
+#[tokio::test]
+async fn http2_cluster_offers_h2_by_alpn() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("upstream ca")?;
+    let cert = ca.issue(&dir, "up", "up", &["up.example.com"], &[], KeyKind::Ecdsa)?;
+    let upstream = TlsUpstream::start(&cert, None).await?;
+    let mut cluster = tls_cluster(upstream.addr, upstream_tls(json!({})));
+    cluster["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": { "http2_protocol_options": {} },
+        }
+    });
+    let (_proxy, addr) = start(cluster).await?;
+    // The upstream closes after the handshake: only what was offered matters here.
+    let _ = baton_tests::get(addr, "/").await?;
+    let seen = upstream.seen();
+    assert!(!seen.is_empty());
+    assert_eq!(seen[0].alpn.as_deref(), Some(&b"h2"[..]));
+    Ok(())
+}
