@@ -118,8 +118,21 @@ pub fn run_supervisor(settings: Settings) -> anyhow::Result<u8> {
     // The supervisor owns the stats region: it creates it before generation 0 and holds
     // it for its whole life, so the region is never replaced between generations (even
     // when every generation has crashed) and counters survive reloads and respawns.
+    // Sized from the bootstrap so a big config does not overflow it; a bootstrap that
+    // does not load gets the default size (the generation reports the error).
+    let bootstrap = settings
+        .bootstrap_path()
+        .map(|path| baton_config::load_file(&path));
+    let max_stats = match &bootstrap {
+        Some(Ok(loaded)) => loaded.model.stats_capacity_hint(),
+        _ => baton_shared_stats::RegionConfig::new(&settings.runtime_dir, 0).max_stats,
+    };
     let stats_region = baton_shared_stats::RegionOwner::open_or_create(
-        &baton_shared_stats::RegionConfig::new(&settings.runtime_dir, settings.base_id),
+        &baton_shared_stats::RegionConfig::for_stats(
+            &settings.runtime_dir,
+            settings.base_id,
+            max_stats,
+        ),
     )
     .with_context(|| {
         format!(
@@ -128,10 +141,10 @@ pub fn run_supervisor(settings: Settings) -> anyhow::Result<u8> {
         )
     })?;
     let listen_sockets = if settings.hold_sockets || !activated.is_empty() {
-        let listeners = match settings.bootstrap_path() {
-            Some(path) => sockets::bootstrap_listeners(&path)?,
-            None if settings.hold_sockets => return Err(sockets::SocketsError::NoBootstrap.into()),
-            None => Vec::new(),
+        let listeners = match (settings.bootstrap_path(), bootstrap) {
+            (Some(path), Some(loaded)) => sockets::bootstrap_listeners(&path, loaded)?,
+            _ if settings.hold_sockets => return Err(sockets::SocketsError::NoBootstrap.into()),
+            _ => Vec::new(),
         };
         sockets::prepare(activated, &listeners, settings.hold_sockets)?
     } else {

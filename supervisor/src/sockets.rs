@@ -71,9 +71,12 @@ pub struct ListenerSpec {
     pub backlog: i32,
 }
 
-/// Reads the listeners of the bootstrap at `path`.
-pub fn bootstrap_listeners(path: &Path) -> Result<Vec<ListenerSpec>, SocketsError> {
-    let loaded = baton_config::load_file(path).map_err(|err| SocketsError::Bootstrap {
+/// The listeners of the bootstrap loaded from `path` (named in the error).
+pub fn bootstrap_listeners(
+    path: &Path,
+    loaded: Result<baton_config::Loaded, baton_config::ConfigError>,
+) -> Result<Vec<ListenerSpec>, SocketsError> {
+    let loaded = loaded.map_err(|err| SocketsError::Bootstrap {
         path: path.display().to_string(),
         message: err.to_string(),
     })?;

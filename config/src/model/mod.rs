@@ -46,7 +46,27 @@ pub struct Bootstrap {
     pub global_downstream_max_connections: Option<u64>,
 }
 
+/// Stat names one cluster may create, with headroom (about 100 today: upstream_cx_*,
+/// upstream_rq_*, lb_*, membership_*, circuit breakers, per-code counters, histograms).
+const STATS_PER_CLUSTER: u32 = 192;
+/// Stat names one listener (and its connection manager) may create, with headroom.
+const STATS_PER_LISTENER: u32 = 128;
+/// Server, admin, runtime and per-host stats not tied to one cluster or listener.
+const STATS_BASE: u32 = 64 * 1024;
+
 impl Bootstrap {
+    /// How many stat names a stats region should have room for to hold every stat this
+    /// config creates (static resources only; xDS adds resources later), with headroom,
+    /// so a big config does not overflow the region by default.
+    pub fn stats_capacity_hint(&self) -> u32 {
+        let clusters = u32::try_from(self.clusters.len()).unwrap_or(u32::MAX);
+        let listeners = u32::try_from(self.listeners.len()).unwrap_or(u32::MAX);
+        let per_resource = clusters
+            .saturating_mul(STATS_PER_CLUSTER)
+            .saturating_add(listeners.saturating_mul(STATS_PER_LISTENER));
+        STATS_BASE.saturating_add(per_resource)
+    }
+
     /// Whether anything subscribes to xDS: `dynamic_resources`, an EDS cluster or an HCM
     /// with `rds` among the static resources.
     pub fn uses_xds(&self) -> bool {

@@ -198,10 +198,11 @@ pub struct Options {
     pub hot_restart_version_mismatch: VersionMismatchPolicy,
 
     /// Capacity (stat names) of the shared stats region when this generation creates it
-    /// (Baton-specific). About 100 per cluster plus 50 per listener; stats past it keep
-    /// counting in process memory and `server.stats_overflow` counts them.
-    #[arg(long = "stats-max-stats", default_value_t = 65_536)]
-    pub stats_max_stats: u32,
+    /// (Baton-specific). By default sized from the config: 64 Ki plus room for about 190
+    /// stats per cluster and 130 per listener; stats past it keep counting in process
+    /// memory and `server.stats_overflow` counts them.
+    #[arg(long = "stats-max-stats")]
+    pub stats_max_stats: Option<u32>,
 
     /// IP version of the local address used for the admin /server_info and stats.
     #[arg(long = "local-address-ip-version", value_enum, default_value = "v4")]

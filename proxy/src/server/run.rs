@@ -194,11 +194,20 @@ fn launched_by_region_owner() -> bool {
 
 /// Joins the stats region of `--base-id` in the runtime directory as this generation.
 /// Continues its counters only for `StatsOrigin::Parent`/`Supervisor`; otherwise a
-/// region left by exited processes is replaced. Must run before any stat handle is built.
-fn install_stats(opts: &Options, origin: StatsOrigin) -> anyhow::Result<()> {
+/// region left by exited processes is replaced. A region this generation creates is sized
+/// from `model` unless `--stats-max-stats` says otherwise. Must run before any stat handle
+/// is built.
+fn install_stats(
+    opts: &Options,
+    origin: StatsOrigin,
+    model: &baton_config::model::Bootstrap,
+) -> anyhow::Result<()> {
     let dir = runtime_dir::resolve(opts.runtime_dir.as_deref());
     runtime_dir::prepare(&dir)?;
-    let config = crate::stats::region_config(&dir, opts.base_id, opts.stats_max_stats);
+    let max_stats = opts
+        .stats_max_stats
+        .unwrap_or_else(|| model.stats_capacity_hint());
+    let config = crate::stats::region_config(&dir, opts.base_id, max_stats);
     let epoch = u64::from(opts.restart_epoch);
     let context = || format!("cannot open the stats region in {}", dir.display());
     let store = match origin {
@@ -265,7 +274,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     } else {
         StatsOrigin::Fresh
     };
-    install_stats(opts, stats_origin)?;
+    install_stats(opts, stats_origin, &model)?;
     info!(?stats_origin, "stats region joined");
     match &parent_link {
         Some(link) => info!(

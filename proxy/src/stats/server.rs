@@ -21,12 +21,7 @@ pub fn open_store(
 /// The region geometry for `max_stats` names: 4 value cells and 64 name bytes per stat
 /// on average (the defaults' ratios).
 pub fn region_config(dir: &Path, base_id: u32, max_stats: u32) -> RegionConfig {
-    let mut config = RegionConfig::new(dir, base_id);
-    let max_stats = max_stats.max(16);
-    config.max_stats = max_stats;
-    config.max_cells = max_stats.saturating_mul(4);
-    config.name_arena_bytes = max_stats.saturating_mul(64);
-    config
+    RegionConfig::for_stats(dir, base_id, max_stats)
 }
 
 /// `server.*` gauges (Envoy's names).

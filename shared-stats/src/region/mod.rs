@@ -60,6 +60,18 @@ impl RegionConfig {
         }
     }
 
+    /// A region for `max_stats` names (at least the defaults' 64 Ki): 4 value cells and
+    /// 64 name bytes per stat, the defaults' ratios. The file is sparse, so a big capacity
+    /// costs memory only for the entries, names and cells actually handed out.
+    pub fn for_stats(dir: impl Into<PathBuf>, base_id: u32, max_stats: u32) -> Self {
+        let mut config = RegionConfig::new(dir, base_id);
+        let max_stats = max_stats.max(16);
+        config.max_stats = max_stats;
+        config.max_cells = max_stats.saturating_mul(4);
+        config.name_arena_bytes = max_stats.saturating_mul(64);
+        config
+    }
+
     /// The region file for this base id.
     pub fn region_path(&self) -> PathBuf {
         region_path(&self.dir, self.base_id)
