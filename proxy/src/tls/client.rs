@@ -9,14 +9,14 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use baton_config::model::{SanMatcher, SanType, UpstreamTlsContext};
+use baton_config::model::{SanMatcher, UpstreamTlsContext};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-use super::peer::PeerCertificate;
+use super::peer::sans_match;
 use super::server::TlsError;
 use super::stats::SslStats;
 
@@ -165,12 +165,7 @@ impl UpstreamVerifier {
         let validation = ctx.validation.as_deref();
         let chain = match validation {
             Some(v) if !v.trusted_ca.is_empty() && !v.accept_untrusted => {
-                let mut roots = RootCertStore::empty();
-                for ca in &v.trusted_ca {
-                    roots
-                        .add(ca.clone())
-                        .map_err(|e| TlsError::Verifier(format!("trusted_ca: {e}")))?;
-                }
+                let roots = super::server::trusted_roots(&v.trusted_ca)?;
                 let mut builder =
                     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone());
                 if !v.crls.is_empty() {
@@ -196,24 +191,6 @@ impl UpstreamVerifier {
             stats,
         })
     }
-}
-
-/// Whether one of `matchers` matches a SAN of `end_entity` (any one is enough).
-pub(crate) fn sans_match(matchers: &[SanMatcher], end_entity: &CertificateDer<'_>) -> bool {
-    let Some(peer) = PeerCertificate::parse(end_entity) else {
-        return false;
-    };
-    matchers.iter().any(|m| {
-        let values: &[String] = match m.san_type {
-            SanType::Dns => &peer.dns_sans,
-            SanType::Uri => &peer.uri_sans,
-            SanType::Email => &peer.email_sans,
-            SanType::IpAddress => &peer.ip_sans,
-        };
-        values
-            .iter()
-            .any(|v| crate::http::router::route_match::string_matches(&m.matcher, v))
-    })
 }
 
 impl ServerCertVerifier for UpstreamVerifier {

@@ -4,9 +4,29 @@
 
 use std::fmt::Write;
 
+use baton_config::model::{SanMatcher, SanType};
 use rustls::pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
 use x509_parser::x509::X509Name;
+
+/// Whether one of `matchers` (`match_typed_subject_alt_names`) matches a SAN of
+/// `end_entity`: any one is enough, as Envoy. Used for both peers, client and upstream.
+pub(crate) fn sans_match(matchers: &[SanMatcher], end_entity: &CertificateDer<'_>) -> bool {
+    let Some(peer) = PeerCertificate::parse(end_entity) else {
+        return false;
+    };
+    matchers.iter().any(|m| {
+        let values: &[String] = match m.san_type {
+            SanType::Dns => &peer.dns_sans,
+            SanType::Uri => &peer.uri_sans,
+            SanType::Email => &peer.email_sans,
+            SanType::IpAddress => &peer.ip_sans,
+        };
+        values
+            .iter()
+            .any(|v| crate::http::router::route_match::string_matches(&m.matcher, v))
+    })
+}
 
 /// One parsed certificate.
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use baton_config::model::{DownstreamTlsContext, SanType, TlsCertificate, ValidationContext};
+use baton_config::model::{DownstreamTlsContext, TlsCertificate, ValidationContext};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -15,7 +15,7 @@ use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
 
-use super::peer::PeerCertificate;
+use super::peer::{sans_match, PeerCertificate};
 use super::stats::SslStats;
 
 /// Building a TLS context failed (the config was checked at load; this is what rustls
@@ -163,6 +163,19 @@ impl ResolvesServerCert for CertResolver {
     }
 }
 
+/// The root store of a validation context's `trusted_ca` certificates.
+pub(crate) fn trusted_roots(
+    trusted_ca: &[CertificateDer<'static>],
+) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for ca in trusted_ca {
+        roots
+            .add(ca.clone())
+            .map_err(|e| TlsError::Verifier(format!("trusted_ca: {e}")))?;
+    }
+    Ok(roots)
+}
+
 /// Client certificate verification: the chain against `trusted_ca` (and CRLs) by
 /// webpki, then `match_typed_subject_alt_names`, counting failures as Envoy does.
 struct ClientVerifier {
@@ -184,12 +197,7 @@ impl ClientVerifier {
         required: bool,
         stats: Arc<SslStats>,
     ) -> Result<Self, TlsError> {
-        let mut roots = RootCertStore::empty();
-        for ca in &v.trusted_ca {
-            roots
-                .add(ca.clone())
-                .map_err(|e| TlsError::Verifier(format!("trusted_ca: {e}")))?;
-        }
+        let roots = trusted_roots(&v.trusted_ca)?;
         let mut builder =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), super::provider())
                 .with_crls(v.crls.iter().cloned())
@@ -243,20 +251,7 @@ impl ClientCertVerifier for ClientVerifier {
             }
         }
         if !self.context.san_matchers.is_empty() {
-            let peer = PeerCertificate::parse(end_entity);
-            let ok = peer.as_ref().is_some_and(|p| {
-                self.context.san_matchers.iter().any(|m| {
-                    let values: &[String] = match m.san_type {
-                        SanType::Dns => &p.dns_sans,
-                        SanType::Uri => &p.uri_sans,
-                        SanType::Email => &p.email_sans,
-                        SanType::IpAddress => &p.ip_sans,
-                    };
-                    values
-                        .iter()
-                        .any(|v| crate::http::router::route_match::string_matches(&m.matcher, v))
-                })
-            });
+            let ok = sans_match(&self.context.san_matchers, end_entity);
             if !ok {
                 self.stats.fail_verify_san.inc();
                 return Err(rustls::Error::InvalidCertificate(
