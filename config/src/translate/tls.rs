@@ -82,7 +82,18 @@ pub(crate) fn downstream(
             "{path}.ocsp_staple_policy"
         )));
     }
-    let certificates = certificates(&common, &cpath)?;
+    let mut certificates = certificates(&common, &cpath)?;
+    let mut sds_certificates = Vec::new();
+    for (i, sds) in common.tls_certificate_sds_secret_configs.iter().enumerate() {
+        let spath = format!("{cpath}.tls_certificate_sds_secret_configs[{i}]");
+        let source = super::sds::file_source(sds, &spath)?;
+        let cert = super::sds::read_certificate(&source)?;
+        sds_certificates.push(model::SdsCertificate {
+            slot: certificates.len(),
+            source,
+        });
+        certificates.push(cert);
+    }
     if certificates.is_empty() {
         return Err(ConfigError::at(
             format!("{cpath}.tls_certificates"),
@@ -119,6 +130,7 @@ pub(crate) fn downstream(
     let config_digest = context_digest(&any.value, &certificates);
     Ok(Some(Arc::new(model::DownstreamTlsContext {
         certificates,
+        sds_certificates,
         params: params(
             common.tls_params.as_ref(),
             true,
@@ -170,6 +182,11 @@ pub(crate) fn upstream(
             "{path}.allow_renegotiation"
         )));
     }
+    if !common.tls_certificate_sds_secret_configs.is_empty() {
+        return Err(ConfigError::unsupported(format!(
+            "{cpath}.tls_certificate_sds_secret_configs"
+        )));
+    }
     let certificates = certificates(&common, &cpath)?;
     if certificates.len() > 1 {
         return Err(ConfigError::at(
@@ -215,11 +232,6 @@ fn certificates(
     common: &tls_pb::CommonTlsContext,
     path: &str,
 ) -> Result<Vec<model::TlsCertificate>> {
-    if !common.tls_certificate_sds_secret_configs.is_empty() {
-        return Err(ConfigError::unsupported(format!(
-            "{path}.tls_certificate_sds_secret_configs"
-        )));
-    }
     common
         .tls_certificates
         .iter()
@@ -228,7 +240,7 @@ fn certificates(
         .collect()
 }
 
-fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<model::TlsCertificate> {
+pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<model::TlsCertificate> {
     let chain_path = format!("{path}.certificate_chain");
     let key_path = format!("{path}.private_key");
     let chain_name = source_name(c.certificate_chain.as_ref());

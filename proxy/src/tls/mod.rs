@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod inspector;
 pub mod peer;
+pub mod sds;
 pub mod server;
 pub mod stats;
 pub mod tickets;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use baton_config::model::{DownstreamTlsContext, SanType, TlsCertificate, ValidationContext};
+use baton_config::model::{DownstreamTlsContext, SanType, ValidationContext};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -16,6 +16,7 @@ use rustls::{
 };
 
 use super::peer::PeerCertificate;
+use super::sds::{CertEntry, SecretSlot};
 use super::stats::SslStats;
 
 /// Building a TLS context failed (the config was checked at load; this is what rustls
@@ -64,7 +65,7 @@ pub fn build_server_config(
     };
     let mut config = builder
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(CertResolver::new(&ctx.certificates)));
+        .with_cert_resolver(Arc::new(CertResolver::new(ctx)));
     config.alpn_protocols = ctx.alpn_protocols.clone();
     if ctx.disable_stateful_session_resumption {
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -97,18 +98,26 @@ pub fn build_server_config(
     })
 }
 
-/// Picks a certificate per handshake.
+/// Picks a certificate per handshake. Each slot is loaded once per handshake (a
+/// lock-free pointer read): an SDS slot is swapped by its file watcher, a static one never.
 #[derive(Debug)]
 struct CertResolver {
-    certs: Vec<(Arc<CertifiedKey>, Vec<String>)>,
+    slots: Vec<Arc<SecretSlot>>,
 }
 
 impl CertResolver {
-    fn new(certs: &[TlsCertificate]) -> Self {
+    fn new(ctx: &DownstreamTlsContext) -> Self {
         Self {
-            certs: certs
+            slots: ctx
+                .certificates
                 .iter()
-                .map(|c| (c.certified_key.clone(), c.dns_names.clone()))
+                .enumerate()
+                .map(
+                    |(i, c)| match ctx.sds_certificates.iter().find(|s| s.slot == i) {
+                        Some(sds) => super::sds::subscribe(&sds.source, c),
+                        None => Arc::new(SecretSlot::from_pointee(CertEntry::of(c))),
+                    },
+                )
                 .collect(),
         }
     }
@@ -138,19 +147,16 @@ impl ResolvesServerCert for CertResolver {
             && hello
                 .named_groups()
                 .is_none_or(|groups| groups.contains(&rustls::NamedGroup::secp256r1));
-        let named = |ck: &(Arc<CertifiedKey>, Vec<String>)| {
+        let loaded: Vec<_> = self.slots.iter().map(|s| s.load()).collect();
+        let named = |entry: &CertEntry| {
             hello
                 .server_name()
-                .is_some_and(|sni| ck.1.iter().any(|n| name_matches(n, sni)))
+                .is_some_and(|sni| entry.names.iter().any(|n| name_matches(n, sni)))
         };
-        let candidates: Vec<&Arc<CertifiedKey>> = if self.certs.iter().any(named) {
-            self.certs
-                .iter()
-                .filter(|c| named(c))
-                .map(|c| &c.0)
-                .collect()
+        let candidates: Vec<&Arc<CertifiedKey>> = if loaded.iter().any(|e| named(e)) {
+            loaded.iter().filter(|e| named(e)).map(|e| &e.key).collect()
         } else {
-            self.certs.iter().map(|c| &c.0).collect()
+            loaded.iter().map(|e| &e.key).collect()
         };
         let is_ecdsa = |ck: &CertifiedKey| ck.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
         let usable = |ck: &CertifiedKey| ck.key.choose_scheme(schemes).is_some();

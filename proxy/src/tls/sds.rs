@@ -1,0 +1,131 @@
+//! SDS from files: each secret file (a `path_config_source`) is watched once, however
+//! many filter chains use it, and its certificate is held behind an `ArcSwap` that the
+//! chains' certificate resolvers load per handshake. A file moved over the path (or,
+//! with `watched_directory`, a move there) is re-read: a good secret is swapped in for
+//! new handshakes (open connections keep theirs; ticket keys are untouched), a bad one
+//! is logged with the file's name and the old certificate keeps serving. Counted as
+//! Envoy's `sds.<secret name>.*`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use baton_config::model::{SdsFileSource, TlsCertificate};
+use rustls::sign::CertifiedKey;
+use tracing::{info, warn};
+
+use crate::xds::stats::SubscriptionStats;
+
+/// How often a secret file is checked for a move (as `path_config_source` for xDS).
+const FILE_POLL: Duration = Duration::from_millis(250);
+
+/// A certificate as the resolver uses it: the chain with its key, and the DNS names SNI
+/// picks it by.
+#[derive(Debug)]
+pub struct CertEntry {
+    /// Chain and key.
+    pub key: Arc<CertifiedKey>,
+    /// Lowercased DNS names of the leaf.
+    pub names: Vec<String>,
+}
+
+impl CertEntry {
+    /// The entry of a resolved certificate.
+    pub fn of(cert: &TlsCertificate) -> Self {
+        Self {
+            key: cert.certified_key.clone(),
+            names: cert.dns_names.clone(),
+        }
+    }
+}
+
+/// One watched secret file's current certificate.
+pub type SecretSlot = ArcSwap<CertEntry>;
+
+fn registry() -> &'static Mutex<HashMap<SdsFileSource, Weak<SecretSlot>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<SdsFileSource, Weak<SecretSlot>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// The slot of `source`, shared with every other chain using it; created (holding
+/// `initial`, the certificate read when the config was loaded) with its file watcher
+/// when no chain holds it. The watcher ends once no chain does.
+pub fn subscribe(source: &SdsFileSource, initial: &TlsCertificate) -> Arc<SecretSlot> {
+    // Config build time only, never per request.
+    let mut map = registry().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(slot) = map.get(source).and_then(Weak::upgrade) {
+        return slot;
+    }
+    map.retain(|_, weak| weak.strong_count() > 0);
+    let slot = Arc::new(ArcSwap::from_pointee(CertEntry::of(initial)));
+    map.insert(source.clone(), Arc::downgrade(&slot));
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(watch(source.clone(), Arc::downgrade(&slot)));
+        }
+        Err(_) => warn!(
+            secret = %source.secret_name,
+            path = %source.path.display(),
+            "no runtime to watch the SDS file: the certificate will not rotate"
+        ),
+    }
+    slot
+}
+
+/// What a poll compares: the file's identity, and with a watched directory what the
+/// path resolves to (a symlink swapped by a move), as the xDS file watcher.
+type Stamp = Option<((u64, u64), Option<(u64, u64)>)>;
+
+fn stamp(source: &SdsFileSource) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::symlink_metadata(&source.path).ok()?;
+    let resolved = if source.watched_directory.is_some() {
+        std::fs::metadata(&source.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    } else {
+        None
+    };
+    Some(((own.dev(), own.ino()), resolved))
+}
+
+async fn watch(source: SdsFileSource, slot: Weak<SecretSlot>) {
+    let stats = SubscriptionStats::new(&format!("sds.{}.", source.secret_name));
+    let file = source.path.display().to_string();
+    let mut last: Stamp = None;
+    let mut first = true;
+    loop {
+        let Some(current) = slot.upgrade() else {
+            return;
+        };
+        let now = stamp(&source);
+        if first || (now.is_some() && now != last) {
+            first = false;
+            last = now;
+            stats.update_attempt.inc();
+            match baton_config::sds::parse_file(&source) {
+                Err(e) => {
+                    stats.update_failure.inc();
+                    warn!(secret = %source.secret_name, path = %file, error = %e,
+                        "SDS file unreadable: keeping the current certificate");
+                }
+                Ok(resp) => match baton_config::sds::certificate_from(&resp, &source) {
+                    Ok(cert) => {
+                        current.store(Arc::new(CertEntry::of(&cert)));
+                        stats.accepted(&resp.version_info);
+                        info!(secret = %source.secret_name, path = %file,
+                            version = %resp.version_info, "SDS secret applied");
+                    }
+                    Err(e) => {
+                        stats.update_rejected.inc();
+                        warn!(secret = %source.secret_name, path = %file, error = %e,
+                            "SDS secret rejected: keeping the current certificate");
+                    }
+                },
+            }
+        }
+        drop(current);
+        tokio::time::sleep(FILE_POLL).await;
+    }
+}
