@@ -172,6 +172,9 @@ async fn certificate_rotates_from_a_watched_sds_file_without_a_restart() -> anyh
         ("update_success", 2),
         ("update_rejected", 1),
         ("update_attempt", 4),
+        ("update_failure", 1),
+        // xxHash64 of the last accepted version_info ("2"), as Envoy reports it.
+        ("version", 6927017134761466251),
     ] {
         assert_eq!(
             stat(&proxy, &format!("sds.{SECRET}.{name}")).await?,

@@ -15,10 +15,45 @@ use baton_config::model::{SdsFileSource, TlsCertificate};
 use rustls::sign::CertifiedKey;
 use tracing::{info, warn};
 
-use crate::xds::stats::SubscriptionStats;
+use baton_shared_stats::{Counter, Gauge};
+
+use crate::stats::Scope;
 
 /// How often a secret file is checked for a move (as `path_config_source` for xDS).
 const FILE_POLL: Duration = Duration::from_millis(250);
+
+/// `sds.<secret name>.*`, the counters Envoy has for a secret subscription.
+struct SdsStats {
+    update_attempt: Counter,
+    update_success: Counter,
+    update_rejected: Counter,
+    update_failure: Counter,
+    version: Gauge,
+}
+
+impl SdsStats {
+    fn new(secret_name: &str) -> Self {
+        let s = Scope::new(crate::stats::store(), &format!("sds.{secret_name}."));
+        // Present as in Envoy; never counted (a file source has no fetch timeout, and
+        // Baton has no key rotation to fail).
+        let _ = s.counter("init_fetch_timeout");
+        let _ = s.counter("key_rotation_failed");
+        Self {
+            update_attempt: s.counter("update_attempt"),
+            update_success: s.counter("update_success"),
+            update_rejected: s.counter("update_rejected"),
+            update_failure: s.counter("update_failure"),
+            version: s.gauge_never_import("version"),
+        }
+    }
+
+    /// `version` is the xxHash64 of the accepted `version_info`, as Envoy reports it.
+    fn accepted(&self, version_info: &str) {
+        self.update_success.inc();
+        self.version
+            .set(xxhash_rust::xxh64::xxh64(version_info.as_bytes(), 0));
+    }
+}
 
 /// A certificate as the resolver uses it: the chain with its key, and the DNS names SNI
 /// picks it by.
@@ -91,7 +126,7 @@ fn stamp(source: &SdsFileSource) -> Stamp {
 }
 
 async fn watch(source: SdsFileSource, slot: Weak<SecretSlot>) {
-    let stats = SubscriptionStats::new(&format!("sds.{}.", source.secret_name));
+    let stats = SdsStats::new(&source.secret_name);
     let file = source.path.display().to_string();
     let mut last: Stamp = None;
     let mut first = true;

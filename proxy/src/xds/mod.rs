@@ -18,7 +18,7 @@ mod client;
 mod grpc;
 mod inherit;
 mod rate_limit;
-pub(crate) mod stats;
+mod stats;
 mod stream;
 
 use std::future::Future;
