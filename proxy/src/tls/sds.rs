@@ -33,7 +33,7 @@ struct SdsStats {
 
 impl SdsStats {
     fn new(secret_name: &str) -> Self {
-        let s = Scope::new(crate::stats::store(), &format!("sds.{secret_name}."));
+        let s = Scope::new(crate::stats::store(), format!("sds.{secret_name}."));
         // Present as in Envoy; never counted (a file source has no fetch timeout, and
         // Baton has no key rotation to fail).
         let _ = s.counter("init_fetch_timeout");
