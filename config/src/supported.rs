@@ -158,6 +158,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tls_certificates",
             "tls_certificate_sds_secret_configs",
             "validation_context",
+            "validation_context_sds_secret_config",
             "alpn_protocols",
         ],
     ),

@@ -37,28 +37,34 @@ fn replace_atomically(path: &Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn listener(secret_path: &Path, watched: &Path) -> Value {
+fn sds_config(name: &str, secret_path: &Path, watched: &Path) -> Value {
+    json!({
+        "name": name,
+        "sds_config": {
+            "path_config_source": {
+                "path": secret_path.display().to_string(),
+                "watched_directory": { "path": watched.display().to_string() },
+            },
+            "resource_api_version": "V3",
+        }
+    })
+}
+
+/// A listener whose one TLS chain has `context` as its `DownstreamTlsContext` fields.
+fn listener(context: Value) -> Value {
+    let mut typed_config = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+    });
+    for (k, v) in context.as_object().into_iter().flatten() {
+        typed_config[k] = v.clone();
+    }
     json!({
         "name": "l",
         "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
         "filter_chains": [{
             "transport_socket": {
                 "name": "envoy.transport_sockets.tls",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                    "common_tls_context": {
-                        "tls_certificate_sds_secret_configs": [{
-                            "name": SECRET,
-                            "sds_config": {
-                                "path_config_source": {
-                                    "path": secret_path.display().to_string(),
-                                    "watched_directory": { "path": watched.display().to_string() },
-                                },
-                                "resource_api_version": "V3",
-                            }
-                        }]
-                    }
-                }
+                "typed_config": typed_config,
             },
             "filters": [hcm_filter(hcm(route_config(vec![vhost(
                 "all",
@@ -67,6 +73,14 @@ fn listener(secret_path: &Path, watched: &Path) -> Value {
             )])))],
         }],
     })
+}
+
+/// A bootstrap with `listener` and the node identity Envoy requires for any SDS
+/// subscription.
+fn config_with(listener: Value) -> Value {
+    let mut config = bootstrap(vec![listener], vec![]);
+    config["node"] = json!({ "id": "n", "cluster": "c" });
+    config
 }
 
 async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
@@ -126,10 +140,12 @@ async fn certificate_rotates_from_a_watched_sds_file_without_a_restart() -> anyh
         secret_file("1", &a.cert_pem, &a.key_pem).to_string(),
     )?;
 
-    let mut config = bootstrap(vec![listener(&secret_path, &watched)], vec![]);
-    // Envoy requires a node id and cluster for any SDS subscription.
-    config["node"] = json!({ "id": "n", "cluster": "c" });
-    let proxy = Proxy::start(&config).await?;
+    let proxy = Proxy::start(&config_with(listener(json!({
+        "common_tls_context": {
+            "tls_certificate_sds_secret_configs": [sds_config(SECRET, &secret_path, &watched)],
+        }
+    }))))
+    .await?;
     let addr = proxy.listener_addr("l").await?;
     assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-a"));
     wait_stat(&proxy, &format!("sds.{SECRET}.update_success"), 1).await?;
@@ -186,5 +202,76 @@ async fn certificate_rotates_from_a_watched_sds_file_without_a_restart() -> anyh
     // The connection made with A is still open and serving.
     kept.send_request("GET", "/", &[], b"").await?;
     assert_eq!(kept.read_response().await?.status, 200);
+    Ok(())
+}
+
+fn validation_file(version: &str, ca_pem: &str) -> Value {
+    json!({
+        "version_info": version,
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+            "name": "client_ca",
+            "validation_context": { "trusted_ca": { "inline_string": ca_pem } }
+        }]
+    })
+}
+
+/// An HTTPS request with `client` as the client certificate; Err when refused (TLS 1.3
+/// clients learn of a rejection only when they read).
+async fn get_with_client_cert(
+    addr: std::net::SocketAddr,
+    client: &TestCert,
+) -> anyhow::Result<u16> {
+    let opts = ClientOptions {
+        client_cert: Some((client.cert_pem.clone(), client.key_pem.clone())),
+        ..ClientOptions::sni("sds.example.com")
+    };
+    let stream = tls::connect(addr, &opts).await?;
+    let mut http = RawHttp1::over(stream);
+    http.send_request("GET", "/", &[], b"").await?;
+    Ok(http.read_response().await?.status)
+}
+
+#[tokio::test]
+async fn trusted_ca_rotates_from_a_watched_sds_file() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let server_ca = TestCa::new("server ca")?;
+    let server = issue(&server_ca, &dir, "server")?;
+    let (ca1, ca2) = (TestCa::new("client ca 1")?, TestCa::new("client ca 2")?);
+    let client1 = ca1.issue(&dir, "client1", "cn-client1", &[], &[], KeyKind::Ecdsa)?;
+    let client2 = ca2.issue(&dir, "client2", "cn-client2", &[], &[], KeyKind::Ecdsa)?;
+    let watched = dir.join("sds");
+    std::fs::create_dir_all(&watched)?;
+    let secret_path = watched.join("ca.json");
+    std::fs::write(&secret_path, validation_file("1", &ca1.pem).to_string())?;
+
+    let proxy = Proxy::start(&config_with(listener(json!({
+        "require_client_certificate": true,
+        "common_tls_context": {
+            "tls_certificates": [{
+                "certificate_chain": { "inline_string": server.cert_pem },
+                "private_key": { "inline_string": server.key_pem },
+            }],
+            "validation_context_sds_secret_config": sds_config("client_ca", &secret_path, &watched),
+        }
+    }))))
+    .await?;
+    let addr = proxy.listener_addr("l").await?;
+    assert_eq!(get_with_client_cert(addr, &client1).await?, 200);
+    assert!(get_with_client_cert(addr, &client2).await.is_err());
+    wait_stat(&proxy, "sds.client_ca.update_success", 1).await?;
+
+    replace_atomically(&secret_path, &validation_file("2", &ca2.pem).to_string())?;
+    wait_stat(&proxy, "sds.client_ca.update_success", 2).await?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok(matches!(get_with_client_cert(addr, &client2).await, Ok(200)).then_some(()))
+    })
+    .await?;
+    assert!(get_with_client_cert(addr, &client1).await.is_err());
+
+    // A file that does not parse: the second CA stays.
+    replace_atomically(&secret_path, "{ not json")?;
+    wait_stat(&proxy, "sds.client_ca.update_failure", 1).await?;
+    assert_eq!(get_with_client_cert(addr, &client2).await?, 200);
     Ok(())
 }

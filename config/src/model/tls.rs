@@ -117,8 +117,11 @@ pub struct DownstreamTlsContext {
     pub alpn_protocols: Vec<Vec<u8>>,
     /// `require_client_certificate`
     pub require_client_certificate: bool,
-    /// `common_tls_context.validation_context`
+    /// `common_tls_context.validation_context`, or the one
+    /// `validation_context_sds_secret_config` read at load.
     pub validation: Option<Arc<ValidationContext>>,
+    /// `validation_context_sds_secret_config`'s file, which the proxy watches.
+    pub sds_validation: Option<SdsFileSource>,
     /// `session_ticket_keys`: each 80 bytes as Envoy's (name, HMAC and AES keys);
     /// the first encrypts, all decrypt. Empty: keys made at start.
     pub session_ticket_keys: Vec<[u8; 80]>,

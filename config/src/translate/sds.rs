@@ -75,6 +75,42 @@ pub(crate) fn file_source(
     })
 }
 
+/// Reads, parses and checks the validation-context secret file of `source` (see
+/// [`parse_file`] and [`validation_context_from`]). Errors name the file.
+pub fn read_validation_context(
+    source: &model::SdsFileSource,
+) -> Result<std::sync::Arc<model::ValidationContext>> {
+    let resp = parse_file(source)?;
+    validation_context_from(&resp, source)
+}
+
+/// The `validation_context` in a parsed secret file, checked as
+/// [`certificate_from`] checks a certificate.
+pub fn validation_context_from(
+    resp: &DiscoveryResponse,
+    source: &model::SdsFileSource,
+) -> Result<std::sync::Arc<model::ValidationContext>> {
+    let secret = the_secret(resp, source)?;
+    match &secret.r#type {
+        Some(tls_pb::secret::Type::ValidationContext(v)) => {
+            super::tls::certificate_validation_context(v, "resources[0].validation_context")
+                .map_err(|e| with_file(e, source))
+        }
+        _ => Err(with_file(
+            ConfigError::at(
+                "resources[0]",
+                format!("secret '{}' is not a validation_context", secret.name),
+            ),
+            source,
+        )),
+    }
+}
+
+fn with_file(mut e: ConfigError, source: &model::SdsFileSource) -> ConfigError {
+    e.file = Some(source.path.display().to_string());
+    e
+}
+
 /// Reads, parses and checks the secret file of `source` (see [`parse_file`] and
 /// [`certificate_from`]). Errors name the file.
 pub fn read_certificate(source: &model::SdsFileSource) -> Result<model::TlsCertificate> {
@@ -104,10 +140,25 @@ pub fn certificate_from(
     resp: &DiscoveryResponse,
     source: &model::SdsFileSource,
 ) -> Result<model::TlsCertificate> {
-    let with_file = |mut e: ConfigError| {
-        e.file = Some(source.path.display().to_string());
-        e
-    };
+    let secret = the_secret(resp, source)?;
+    match &secret.r#type {
+        Some(tls_pb::secret::Type::TlsCertificate(cert)) => {
+            super::tls::certificate(cert, "resources[0].tls_certificate")
+                .map_err(|e| with_file(e, source))
+        }
+        _ => Err(with_file(
+            ConfigError::at(
+                "resources[0]",
+                format!("secret '{}' is not a tls_certificate", secret.name),
+            ),
+            source,
+        )),
+    }
+}
+
+/// The one `Secret` of a file, named as configured (Envoy's checks and messages).
+fn the_secret(resp: &DiscoveryResponse, source: &model::SdsFileSource) -> Result<tls_pb::Secret> {
+    let with_file = |e: ConfigError| with_file(e, source);
     if resp.resources.len() != 1 {
         return Err(with_file(ConfigError::at(
             "resources",
@@ -136,13 +187,5 @@ pub fn certificate_from(
             ),
         )));
     }
-    match &secret.r#type {
-        Some(tls_pb::secret::Type::TlsCertificate(cert)) => {
-            super::tls::certificate(cert, "resources[0].tls_certificate").map_err(with_file)
-        }
-        _ => Err(with_file(ConfigError::at(
-            "resources[0]",
-            format!("secret '{}' is not a tls_certificate", secret.name),
-        ))),
-    }
+    Ok(secret)
 }

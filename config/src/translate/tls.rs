@@ -100,7 +100,16 @@ pub(crate) fn downstream(
             "a server TLS context needs at least one certificate",
         ));
     }
-    let validation = validation_context(&common, &cpath)?;
+    use tls_pb::common_tls_context::ValidationContextType;
+    let (validation, sds_validation) = match &common.validation_context_type {
+        Some(ValidationContextType::ValidationContextSdsSecretConfig(sds)) => {
+            let spath = format!("{cpath}.validation_context_sds_secret_config");
+            let source = super::sds::file_source(sds, &spath)?;
+            let v = super::sds::read_validation_context(&source)?;
+            (Some(v), Some(source))
+        }
+        _ => (validation_context(&common, &cpath)?, None),
+    };
     let require_client_certificate = proto.require_client_certificate.unwrap_or(false);
     if require_client_certificate && validation.as_ref().is_none_or(|v| v.trusted_ca.is_empty()) {
         return Err(ConfigError::at(
@@ -131,6 +140,7 @@ pub(crate) fn downstream(
     Ok(Some(Arc::new(model::DownstreamTlsContext {
         certificates,
         sds_certificates,
+        sds_validation,
         params: params(
             common.tls_params.as_ref(),
             true,
@@ -363,6 +373,14 @@ fn validation_context(
             )))
         }
     };
+    certificate_validation_context(v, &vpath).map(Some)
+}
+
+/// One `CertificateValidationContext` (inline, or an SDS secret's).
+pub(crate) fn certificate_validation_context(
+    v: &tls_pb::CertificateValidationContext,
+    vpath: &str,
+) -> Result<Arc<model::ValidationContext>> {
     let trusted_ca_source = source_name(v.trusted_ca.as_ref());
     let trusted_ca = match &v.trusted_ca {
         Some(ds) => {
@@ -441,14 +459,14 @@ fn validation_context(
     use tls_pb::certificate_validation_context::TrustChainVerification;
     let accept_untrusted =
         v.trust_chain_verification == TrustChainVerification::AcceptUntrusted as i32;
-    Ok(Some(Arc::new(model::ValidationContext {
+    Ok(Arc::new(model::ValidationContext {
         trusted_ca,
         trusted_ca_source,
         san_matchers,
         crls,
         allow_expired_certificate: v.allow_expired_certificate,
         accept_untrusted,
-    })))
+    }))
 }
 
 fn ticket_keys(keys: &tls_pb::TlsSessionTicketKeys, path: &str) -> Result<Vec<[u8; 80]>> {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use baton_config::model::{SdsFileSource, TlsCertificate};
+use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use rustls::sign::CertifiedKey;
 use tracing::{info, warn};
 
@@ -78,31 +79,63 @@ impl CertEntry {
 /// One watched secret file's current certificate.
 pub type SecretSlot = ArcSwap<CertEntry>;
 
-fn registry() -> &'static Mutex<HashMap<SdsFileSource, Weak<SecretSlot>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<SdsFileSource, Weak<SecretSlot>>>> = OnceLock::new();
+/// Watched secret files by source, each slot shared by the chains that use it.
+pub type Registry<T> = Mutex<HashMap<SdsFileSource, Weak<ArcSwap<T>>>>;
+
+/// Turns a parsed secret file into what a slot holds; the error is logged, the
+/// update counted as rejected.
+pub type Convert<T> = fn(&DiscoveryResponse, &SdsFileSource) -> Result<T, String>;
+
+fn certificate_registry() -> &'static Registry<CertEntry> {
+    static REGISTRY: OnceLock<Registry<CertEntry>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
-/// The slot of `source`, shared with every other chain using it; created (holding
-/// `initial`, the certificate read when the config was loaded) with its file watcher
-/// when no chain holds it. The watcher ends once no chain does.
+fn certificate_entry(
+    resp: &DiscoveryResponse,
+    source: &SdsFileSource,
+) -> Result<CertEntry, String> {
+    baton_config::sds::certificate_from(resp, source)
+        .map(|cert| CertEntry::of(&cert))
+        .map_err(|e| e.to_string())
+}
+
+/// The certificate slot of `source` (see [`subscribe_with`]); `initial` is the
+/// certificate read when the config was loaded.
 pub fn subscribe(source: &SdsFileSource, initial: &TlsCertificate) -> Arc<SecretSlot> {
+    subscribe_with(
+        certificate_registry(),
+        source,
+        || CertEntry::of(initial),
+        certificate_entry,
+    )
+}
+
+/// The slot of `source` in `registry`, shared with every other chain using it; created
+/// (holding `initial()`) with its file watcher when no chain holds it. The watcher ends
+/// once no chain does.
+pub fn subscribe_with<T: Send + Sync + 'static>(
+    registry: &'static Registry<T>,
+    source: &SdsFileSource,
+    initial: impl FnOnce() -> T,
+    convert: Convert<T>,
+) -> Arc<ArcSwap<T>> {
     // Config build time only, never per request.
-    let mut map = registry().lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = registry.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(slot) = map.get(source).and_then(Weak::upgrade) {
         return slot;
     }
     map.retain(|_, weak| weak.strong_count() > 0);
-    let slot = Arc::new(ArcSwap::from_pointee(CertEntry::of(initial)));
+    let slot = Arc::new(ArcSwap::from_pointee(initial()));
     map.insert(source.clone(), Arc::downgrade(&slot));
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            handle.spawn(watch(source.clone(), Arc::downgrade(&slot)));
+            handle.spawn(watch(source.clone(), Arc::downgrade(&slot), convert));
         }
         Err(_) => warn!(
             secret = %source.secret_name,
             path = %source.path.display(),
-            "no runtime to watch the SDS file: the certificate will not rotate"
+            "no runtime to watch the SDS file: the secret will not rotate"
         ),
     }
     slot
@@ -125,7 +158,11 @@ fn stamp(source: &SdsFileSource) -> Stamp {
     Some(((own.dev(), own.ino()), resolved))
 }
 
-async fn watch(source: SdsFileSource, slot: Weak<SecretSlot>) {
+async fn watch<T: Send + Sync + 'static>(
+    source: SdsFileSource,
+    slot: Weak<ArcSwap<T>>,
+    convert: Convert<T>,
+) {
     let stats = SdsStats::new(&source.secret_name);
     let file = source.path.display().to_string();
     let mut last: Stamp = None;
@@ -143,11 +180,11 @@ async fn watch(source: SdsFileSource, slot: Weak<SecretSlot>) {
                 Err(e) => {
                     stats.update_failure.inc();
                     warn!(secret = %source.secret_name, path = %file, error = %e,
-                        "SDS file unreadable: keeping the current certificate");
+                        "SDS file unreadable: keeping the current secret");
                 }
-                Ok(resp) => match baton_config::sds::certificate_from(&resp, &source) {
-                    Ok(cert) => {
-                        current.store(Arc::new(CertEntry::of(&cert)));
+                Ok(resp) => match convert(&resp, &source) {
+                    Ok(value) => {
+                        current.store(Arc::new(value));
                         stats.accepted(&resp.version_info);
                         info!(secret = %source.secret_name, path = %file,
                             version = %resp.version_info, "SDS secret applied");
@@ -155,7 +192,7 @@ async fn watch(source: SdsFileSource, slot: Weak<SecretSlot>) {
                     Err(e) => {
                         stats.update_rejected.inc();
                         warn!(secret = %source.secret_name, path = %file, error = %e,
-                            "SDS secret rejected: keeping the current certificate");
+                            "SDS secret rejected: keeping the current one");
                     }
                 },
             }

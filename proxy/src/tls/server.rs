@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use baton_config::model::{DownstreamTlsContext, SanType, ValidationContext};
+use arc_swap::ArcSwap;
+use baton_config::model::{DownstreamTlsContext, SanType, SdsFileSource, ValidationContext};
+use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -56,11 +58,25 @@ pub fn build_server_config(
         .with_protocol_versions(&ctx.params.versions)
         .map_err(TlsError::Params)?;
     let verifier: Arc<dyn ClientCertVerifier> = match &ctx.validation {
-        Some(v) if !v.trusted_ca.is_empty() => Arc::new(ClientVerifier::new(
-            v,
-            ctx.require_client_certificate,
-            stats.clone(),
-        )?),
+        Some(v) if !v.trusted_ca.is_empty() => {
+            let initial = VerifierState::new(v)?;
+            let hints = initial.inner.root_hint_subjects().to_vec();
+            let state = match &ctx.sds_validation {
+                Some(source) => super::sds::subscribe_with(
+                    verifier_registry(),
+                    source,
+                    || initial,
+                    verifier_state_from,
+                ),
+                None => Arc::new(ArcSwap::from_pointee(initial)),
+            };
+            Arc::new(ClientVerifier {
+                state,
+                hints,
+                required: ctx.require_client_certificate,
+                stats: stats.clone(),
+            })
+        }
         _ => WebPkiClientVerifier::no_client_auth(),
     };
     let mut config = builder
@@ -170,12 +186,21 @@ impl ResolvesServerCert for CertResolver {
 }
 
 /// Client certificate verification: the chain against `trusted_ca` (and CRLs) by
-/// webpki, then `match_typed_subject_alt_names`, counting failures as Envoy does.
+/// webpki, then `match_typed_subject_alt_names`, counting failures as Envoy does. The
+/// validation context is loaded per handshake: a `validation_context_sds_secret_config`
+/// file swaps it.
 struct ClientVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
-    context: Arc<ValidationContext>,
+    state: Arc<ArcSwap<VerifierState>>,
+    /// CA names offered to clients, from the context at build time.
+    hints: Vec<DistinguishedName>,
     required: bool,
     stats: Arc<SslStats>,
+}
+
+/// A validation context with its webpki verifier.
+struct VerifierState {
+    inner: Arc<dyn ClientCertVerifier>,
+    context: Arc<ValidationContext>,
 }
 
 impl std::fmt::Debug for ClientVerifier {
@@ -184,12 +209,29 @@ impl std::fmt::Debug for ClientVerifier {
     }
 }
 
-impl ClientVerifier {
-    fn new(
-        v: &Arc<ValidationContext>,
-        required: bool,
-        stats: Arc<SslStats>,
-    ) -> Result<Self, TlsError> {
+fn verifier_registry() -> &'static super::sds::Registry<VerifierState> {
+    static REGISTRY: std::sync::OnceLock<super::sds::Registry<VerifierState>> =
+        std::sync::OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// A validation-context secret file's new state (an SDS update).
+fn verifier_state_from(
+    resp: &DiscoveryResponse,
+    source: &SdsFileSource,
+) -> Result<VerifierState, String> {
+    let v = baton_config::sds::validation_context_from(resp, source).map_err(|e| e.to_string())?;
+    if v.trusted_ca.is_empty() {
+        return Err(format!(
+            "{}: the validation context has no trusted_ca",
+            source.path.display()
+        ));
+    }
+    VerifierState::new(&v).map_err(|e| format!("{}: {e}", source.path.display()))
+}
+
+impl VerifierState {
+    fn new(v: &Arc<ValidationContext>) -> Result<Self, TlsError> {
         let mut roots = RootCertStore::empty();
         for ca in &v.trusted_ca {
             roots
@@ -209,8 +251,6 @@ impl ClientVerifier {
         Ok(Self {
             inner,
             context: v.clone(),
-            required,
-            stats,
         })
     }
 }
@@ -225,7 +265,7 @@ impl ClientCertVerifier for ClientVerifier {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
+        &self.hints
     }
 
     fn verify_client_cert(
@@ -234,24 +274,25 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        if !self.context.accept_untrusted {
-            match self
+        let state = self.state.load();
+        if !state.context.accept_untrusted {
+            match state
                 .inner
                 .verify_client_cert(end_entity, intermediates, now)
             {
                 Ok(_) => {}
                 Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Expired))
-                    if self.context.allow_expired_certificate => {}
+                    if state.context.allow_expired_certificate => {}
                 Err(e) => {
                     self.stats.fail_verify_error.inc();
                     return Err(e);
                 }
             }
         }
-        if !self.context.san_matchers.is_empty() {
+        if !state.context.san_matchers.is_empty() {
             let peer = PeerCertificate::parse(end_entity);
             let ok = peer.as_ref().is_some_and(|p| {
-                self.context.san_matchers.iter().any(|m| {
+                state.context.san_matchers.iter().any(|m| {
                     let values: &[String] = match m.san_type {
                         SanType::Dns => &p.dns_sans,
                         SanType::Uri => &p.uri_sans,
@@ -279,7 +320,10 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.state
+            .load()
+            .inner
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -288,11 +332,14 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.state
+            .load()
+            .inner
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.state.load().inner.supported_verify_schemes()
     }
 }
 
