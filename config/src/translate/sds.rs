@@ -1,7 +1,8 @@
-//! SDS from files: a `tls_certificate_sds_secret_configs` entry whose `sds_config` is a
-//! `path_config_source`. The file is a `DiscoveryResponse` holding the one
+//! SDS from files: a `tls_certificate_sds_secret_configs` entry or a
+//! `validation_context_sds_secret_config` whose `sds_config` is a `path_config_source`.
+//! The file is a `DiscoveryResponse` holding the one
 //! `envoy.extensions.transport_sockets.tls.v3.Secret` named by the entry, as Envoy reads
-//! it; [`read_certificate`] is used at load and again by the proxy's file watcher.
+//! it; it is read here at load, and again by the proxy's file watcher.
 
 use std::path::PathBuf;
 
