@@ -62,14 +62,15 @@ impl Bootstrap {
             })
     }
 
-    /// Whether a static listener takes a certificate from SDS (a secret file).
+    /// Whether a static listener takes a certificate or validation context from SDS (a
+    /// secret file).
     pub fn uses_sds(&self) -> bool {
         self.listeners.iter().any(|l| {
             l.all_filter_chains().any(|chain| {
                 chain
                     .tls
                     .as_ref()
-                    .is_some_and(|t| !t.sds_certificates.is_empty())
+                    .is_some_and(|t| !t.sds_certificates.is_empty() || t.sds_validation.is_some())
             })
         })
     }

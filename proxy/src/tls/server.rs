@@ -1,7 +1,8 @@
 //! The server side of a TLS filter chain: one rustls `ServerConfig` per compiled chain,
 //! built from a resolved [`DownstreamTlsContext`] (certificates already parsed, SDS ones
-//! as first read; their file watchers swap them later). Certificates are chosen per handshake by SNI against
-//! their names, then by the client's signature schemes, then the first, as Envoy.
+//! as first read; their file watchers swap them later). Certificates are chosen per
+//! handshake by SNI against their names, then by the client's signature schemes, then the
+//! first, as Envoy.
 
 use std::sync::Arc;
 
