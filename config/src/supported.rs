@@ -164,6 +164,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", &["name", "sds_config"]),
     (
+        "envoy.extensions.transport_sockets.tls.v3.Secret",
+        &["name", "tls_certificate", "validation_context"],
+    ),
+    (
         "envoy.extensions.transport_sockets.tls.v3.TlsParameters",
         &[
             "tls_minimum_protocol_version",

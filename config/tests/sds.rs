@@ -165,3 +165,28 @@ fn a_good_secret_loads_and_sds_needs_a_node_identity() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_secret_field_baton_does_not_implement_is_refused() {
+    let dir = temp_dir("unsupported");
+    let file = dir.join("secret.yaml");
+    std::fs::write(
+        &file,
+        r#"
+resources:
+- "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
+  name: server_cert
+  tls_certificate:
+    certificate_chain: { inline_string: "x" }
+    private_key: { inline_string: "y" }
+    password: { inline_string: "z" }
+"#,
+    )
+    .expect("write");
+    let err = load_yaml_str(&config(&file, true)).expect_err("password");
+    let text = err.to_string();
+    assert!(text.contains(&file.display().to_string()), "{text}");
+    assert!(text.contains("tls_certificate.password"), "{text}");
+    assert!(text.contains("not supported by Baton yet"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -173,6 +173,8 @@ fn the_secret(resp: &DiscoveryResponse, source: &model::SdsFileSource) -> Result
             format!("expected a {SECRET_TYPE}, got '{}'", any.type_url),
         )));
     }
+    // Fields of the secret Baton does not implement refuse the update, as in a config.
+    crate::supported::check_any(any, "resources[0]").map_err(with_file)?;
     let secret = tls_pb::Secret::decode(any.value.as_slice()).map_err(|e| {
         with_file(ConfigError::at(
             "resources[0]",
