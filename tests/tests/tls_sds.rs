@@ -3,7 +3,8 @@
 //! (write, then rename into the directory) rotates the certificate for new handshakes
 //! without a restart while an open keep-alive connection keeps serving; a bad update
 //! (key not matching its certificate, or an unparseable file) is refused and the last
-//! good certificate keeps serving. Counted as `sds.<secret name>.*`.
+//! good certificate keeps serving. The same for a client-certificate trusted CA from a
+//! `validation_context_sds_secret_config` file. Counted as `sds.<secret name>.*`.
 
 use std::path::Path;
 

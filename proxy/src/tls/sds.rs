@@ -1,11 +1,11 @@
 //! SDS from files: each secret file (a `path_config_source`) is watched once, however
 //! many filter chains use it, and its secret (a certificate, or a client-certificate
 //! verifier's validation context) is held behind an `ArcSwap` that the chains' resolvers
-//! and verifiers load per handshake. A file moved over the path (or,
-//! with `watched_directory`, a move there) is re-read: a good secret is swapped in for
-//! new handshakes (open connections keep theirs; ticket keys are untouched), a bad one
-//! is logged with the file's name and the old certificate keeps serving. Counted as
-//! Envoy's `sds.<secret name>.*`.
+//! and verifiers load per handshake. A file moved over the path (or, with
+//! `watched_directory`, a move there) is re-read: a good secret is swapped in for new
+//! handshakes (open connections keep theirs; ticket keys are untouched), a bad one is
+//! logged with the file's name and the old secret stays. Counted as Envoy's
+//! `sds.<secret name>.*`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
