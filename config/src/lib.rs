@@ -29,6 +29,14 @@ use std::path::Path;
 pub use baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap;
 pub use error::ConfigError;
 
+/// SDS secrets from files: [`sds::read_certificate`] re-reads a certificate's file.
+pub mod sds {
+    pub use crate::translate::sds::{
+        certificate_from, parse_file, read_certificate, read_validation_context,
+        validation_context_from, SECRET_TYPE,
+    };
+}
+
 /// A loaded bootstrap: the proto as parsed (for `/config_dump`) and the runtime model.
 #[derive(Debug, Clone)]
 pub struct Loaded {

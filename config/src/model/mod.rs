@@ -82,10 +82,26 @@ impl Bootstrap {
             })
     }
 
-    /// Envoy refuses to subscribe without a node identity: call after `--service-node`
-    /// / `--service-cluster` have been applied to [`Bootstrap::node`].
+    /// Whether a static listener takes a certificate or validation context from SDS (a
+    /// secret file).
+    pub fn uses_sds(&self) -> bool {
+        self.listeners.iter().any(|l| {
+            l.all_filter_chains().any(|chain| {
+                chain
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| !t.sds_certificates.is_empty() || t.sds_validation.is_some())
+            })
+        })
+    }
+
+    /// Envoy refuses to subscribe (xDS, and SDS even from a file) without a node
+    /// identity: call after `--service-node` / `--service-cluster` have been applied to
+    /// [`Bootstrap::node`].
     pub fn check_node_for_xds(&self) -> Result<(), crate::ConfigError> {
-        if self.uses_xds() && (self.node.id.is_empty() || self.node.cluster.is_empty()) {
+        if (self.uses_xds() || self.uses_sds())
+            && (self.node.id.is_empty() || self.node.cluster.is_empty())
+        {
             return Err(crate::ConfigError::at(
                 "node",
                 "node 'id' and 'cluster' are required when xDS is used; set them in 'node' or with --service-node and --service-cluster",

@@ -2,9 +2,11 @@
 //! checked (key matches certificate), protocol parameters mapped to rustls' own suites
 //! and groups. The proxy builds one rustls config from each, once per snapshot.
 //!
-//! Certificates and keys are a resolved secret source: today they come from the
-//! context's inline or file `DataSource`s; SDS will resolve to the same types.
+//! Certificates and keys are a resolved secret source: the context's inline or file
+//! `DataSource`s, or a named SDS `Secret` read from a `path_config_source` file (read once
+//! here; the proxy watches the file and swaps the certificate on a change).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +27,28 @@ pub struct TlsCertificate {
     pub dns_names: Vec<String>,
     /// Where the chain came from (a file name, or `<inline>`), for errors and `/certs`.
     pub chain_source: String,
+}
+
+/// A `tls_certificate_sds_secret_configs` entry whose `sds_config` is a file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SdsFileSource {
+    /// The `Secret`'s `name` (stats are `sds.<name>.*`).
+    pub secret_name: String,
+    /// `path_config_source.path`: a `DiscoveryResponse` listing `Secret`s.
+    pub path: PathBuf,
+    /// `path_config_source.watched_directory.path`: reload when a move there changes
+    /// what `path` resolves to; None: reload when a file is moved over `path`.
+    pub watched_directory: Option<PathBuf>,
+}
+
+/// A certificate that SDS keeps current: where it sits in the context's `certificates`
+/// (holding the version read at load) and which file replaces it.
+#[derive(Debug, Clone)]
+pub struct SdsCertificate {
+    /// Index in [`DownstreamTlsContext::certificates`].
+    pub slot: usize,
+    /// The secret's file.
+    pub source: SdsFileSource,
 }
 
 /// `tls_params`, mapped to what rustls offers.
@@ -82,16 +106,22 @@ pub struct ValidationContext {
 /// `DownstreamTlsContext`.
 #[derive(Debug, Clone)]
 pub struct DownstreamTlsContext {
-    /// `common_tls_context.tls_certificates` (at least one).
+    /// `common_tls_context.tls_certificates`, then one per
+    /// `tls_certificate_sds_secret_configs` entry as first read (at least one in all).
     pub certificates: Vec<TlsCertificate>,
+    /// The SDS entries of `certificates`, which the proxy replaces when their file does.
+    pub sds_certificates: Vec<SdsCertificate>,
     /// `common_tls_context.tls_params`
     pub params: TlsParams,
     /// `common_tls_context.alpn_protocols` (none: no ALPN offered).
     pub alpn_protocols: Vec<Vec<u8>>,
     /// `require_client_certificate`
     pub require_client_certificate: bool,
-    /// `common_tls_context.validation_context`
+    /// `common_tls_context.validation_context`, or the one
+    /// `validation_context_sds_secret_config` read at load.
     pub validation: Option<Arc<ValidationContext>>,
+    /// `validation_context_sds_secret_config`'s file, which the proxy watches.
+    pub sds_validation: Option<SdsFileSource>,
     /// `session_ticket_keys`: each 80 bytes as Envoy's (name, HMAC and AES keys);
     /// the first encrypts, all decrypt. Empty: keys made at start.
     pub session_ticket_keys: Vec<[u8; 80]>,

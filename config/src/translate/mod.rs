@@ -22,6 +22,7 @@ pub(crate) mod listener;
 mod local_reply;
 mod overload;
 pub(crate) mod route;
+pub(crate) mod sds;
 mod tls;
 mod xds;
 

@@ -82,14 +82,34 @@ pub(crate) fn downstream(
             "{path}.ocsp_staple_policy"
         )));
     }
-    let certificates = certificates(&common, &cpath)?;
+    let mut certificates = certificates(&common, &cpath)?;
+    let mut sds_certificates = Vec::new();
+    for (i, sds) in common.tls_certificate_sds_secret_configs.iter().enumerate() {
+        let spath = format!("{cpath}.tls_certificate_sds_secret_configs[{i}]");
+        let source = super::sds::file_source(sds, &spath)?;
+        let cert = super::sds::read_certificate(&source)?;
+        sds_certificates.push(model::SdsCertificate {
+            slot: certificates.len(),
+            source,
+        });
+        certificates.push(cert);
+    }
     if certificates.is_empty() {
         return Err(ConfigError::at(
             format!("{cpath}.tls_certificates"),
             "a server TLS context needs at least one certificate",
         ));
     }
-    let validation = validation_context(&common, &cpath)?;
+    use tls_pb::common_tls_context::ValidationContextType;
+    let (validation, sds_validation) = match &common.validation_context_type {
+        Some(ValidationContextType::ValidationContextSdsSecretConfig(sds)) => {
+            let spath = format!("{cpath}.validation_context_sds_secret_config");
+            let source = super::sds::file_source(sds, &spath)?;
+            let v = super::sds::read_validation_context(&source)?;
+            (Some(v), Some(source))
+        }
+        _ => (validation_context(&common, &cpath)?, None),
+    };
     let require_client_certificate = proto.require_client_certificate.unwrap_or(false);
     if require_client_certificate && validation.as_ref().is_none_or(|v| v.trusted_ca.is_empty()) {
         return Err(ConfigError::at(
@@ -119,6 +139,8 @@ pub(crate) fn downstream(
     let config_digest = context_digest(&any.value, &certificates);
     Ok(Some(Arc::new(model::DownstreamTlsContext {
         certificates,
+        sds_certificates,
+        sds_validation,
         params: params(
             common.tls_params.as_ref(),
             true,
@@ -180,6 +202,11 @@ pub(crate) fn upstream(
             "{path}.auto_sni_san_validation"
         )));
     }
+    if !common.tls_certificate_sds_secret_configs.is_empty() {
+        return Err(ConfigError::unsupported(format!(
+            "{cpath}.tls_certificate_sds_secret_configs"
+        )));
+    }
     let certificates = certificates(&common, &cpath)?;
     if certificates.len() > 1 {
         return Err(ConfigError::at(
@@ -225,11 +252,6 @@ fn certificates(
     common: &tls_pb::CommonTlsContext,
     path: &str,
 ) -> Result<Vec<model::TlsCertificate>> {
-    if !common.tls_certificate_sds_secret_configs.is_empty() {
-        return Err(ConfigError::unsupported(format!(
-            "{path}.tls_certificate_sds_secret_configs"
-        )));
-    }
     common
         .tls_certificates
         .iter()
@@ -238,7 +260,7 @@ fn certificates(
         .collect()
 }
 
-fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<model::TlsCertificate> {
+pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<model::TlsCertificate> {
     let chain_path = format!("{path}.certificate_chain");
     let key_path = format!("{path}.private_key");
     let chain_name = source_name(c.certificate_chain.as_ref());
@@ -361,6 +383,14 @@ fn validation_context(
             )))
         }
     };
+    certificate_validation_context(v, &vpath).map(Some)
+}
+
+/// One `CertificateValidationContext` (inline, or an SDS secret's).
+pub(crate) fn certificate_validation_context(
+    v: &tls_pb::CertificateValidationContext,
+    vpath: &str,
+) -> Result<Arc<model::ValidationContext>> {
     let trusted_ca_source = source_name(v.trusted_ca.as_ref());
     let trusted_ca = match &v.trusted_ca {
         Some(ds) => {
@@ -439,14 +469,14 @@ fn validation_context(
     use tls_pb::certificate_validation_context::TrustChainVerification;
     let accept_untrusted =
         v.trust_chain_verification == TrustChainVerification::AcceptUntrusted as i32;
-    Ok(Some(Arc::new(model::ValidationContext {
+    Ok(Arc::new(model::ValidationContext {
         trusted_ca,
         trusted_ca_source,
         san_matchers,
         crls,
         allow_expired_certificate: v.allow_expired_certificate,
         accept_untrusted,
-    })))
+    }))
 }
 
 fn ticket_keys(keys: &tls_pb::TlsSessionTicketKeys, path: &str) -> Result<Vec<[u8; 80]>> {

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod client;
 pub mod inspector;
 pub mod peer;
+pub mod sds;
 pub mod server;
 pub mod stats;
 pub mod tickets;

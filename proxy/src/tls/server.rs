@@ -1,11 +1,14 @@
 //! The server side of a TLS filter chain: one rustls `ServerConfig` per compiled chain,
-//! built from a resolved [`DownstreamTlsContext`] (certificates already parsed; SDS will
-//! resolve to the same input). Certificates are chosen per handshake by SNI against
-//! their names, then by the client's signature schemes, then the first, as Envoy.
+//! built from a resolved [`DownstreamTlsContext`] (certificates already parsed, SDS ones
+//! as first read; their file watchers swap them later). Certificates are chosen per
+//! handshake by SNI against their names, then by the client's signature schemes, then the
+//! first, as Envoy.
 
 use std::sync::Arc;
 
-use baton_config::model::{DownstreamTlsContext, TlsCertificate, ValidationContext};
+use arc_swap::ArcSwap;
+use baton_config::model::{DownstreamTlsContext, SdsFileSource, ValidationContext};
+use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -16,6 +19,7 @@ use rustls::{
 };
 
 use super::peer::{sans_match, PeerCertificate};
+use super::sds::{CertEntry, SecretSlot};
 use super::stats::SslStats;
 
 /// Building a TLS context failed (the config was checked at load; this is what rustls
@@ -55,16 +59,30 @@ pub fn build_server_config(
         .with_protocol_versions(&ctx.params.versions)
         .map_err(TlsError::Params)?;
     let verifier: Arc<dyn ClientCertVerifier> = match &ctx.validation {
-        Some(v) if !v.trusted_ca.is_empty() => Arc::new(ClientVerifier::new(
-            v,
-            ctx.require_client_certificate,
-            stats.clone(),
-        )?),
+        Some(v) if !v.trusted_ca.is_empty() => {
+            let initial = VerifierState::new(v)?;
+            let hints = initial.inner.root_hint_subjects().to_vec();
+            let state = match &ctx.sds_validation {
+                Some(source) => super::sds::subscribe_with(
+                    verifier_registry(),
+                    source,
+                    || initial.with_fixed_hints(),
+                    verifier_state_from,
+                ),
+                None => Arc::new(ArcSwap::from_pointee(initial)),
+            };
+            Arc::new(ClientVerifier {
+                state,
+                hints,
+                required: ctx.require_client_certificate,
+                stats: stats.clone(),
+            })
+        }
         _ => WebPkiClientVerifier::no_client_auth(),
     };
     let mut config = builder
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(CertResolver::new(&ctx.certificates)));
+        .with_cert_resolver(Arc::new(CertResolver::new(ctx)));
     config.alpn_protocols = ctx.alpn_protocols.clone();
     if ctx.disable_stateful_session_resumption {
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -97,18 +115,26 @@ pub fn build_server_config(
     })
 }
 
-/// Picks a certificate per handshake.
+/// Picks a certificate per handshake. Each slot is loaded once per handshake (a
+/// lock-free pointer read): an SDS slot is swapped by its file watcher, a static one never.
 #[derive(Debug)]
 struct CertResolver {
-    certs: Vec<(Arc<CertifiedKey>, Vec<String>)>,
+    slots: Vec<Arc<SecretSlot>>,
 }
 
 impl CertResolver {
-    fn new(certs: &[TlsCertificate]) -> Self {
+    fn new(ctx: &DownstreamTlsContext) -> Self {
         Self {
-            certs: certs
+            slots: ctx
+                .certificates
                 .iter()
-                .map(|c| (c.certified_key.clone(), c.dns_names.clone()))
+                .enumerate()
+                .map(
+                    |(i, c)| match ctx.sds_certificates.iter().find(|s| s.slot == i) {
+                        Some(sds) => super::sds::subscribe(&sds.source, c),
+                        None => Arc::new(SecretSlot::from_pointee(CertEntry::of(c))),
+                    },
+                )
                 .collect(),
         }
     }
@@ -138,19 +164,16 @@ impl ResolvesServerCert for CertResolver {
             && hello
                 .named_groups()
                 .is_none_or(|groups| groups.contains(&rustls::NamedGroup::secp256r1));
-        let named = |ck: &(Arc<CertifiedKey>, Vec<String>)| {
+        let loaded: Vec<_> = self.slots.iter().map(|s| s.load()).collect();
+        let named = |entry: &CertEntry| {
             hello
                 .server_name()
-                .is_some_and(|sni| ck.1.iter().any(|n| name_matches(n, sni)))
+                .is_some_and(|sni| entry.names.iter().any(|n| name_matches(n, sni)))
         };
-        let candidates: Vec<&Arc<CertifiedKey>> = if self.certs.iter().any(named) {
-            self.certs
-                .iter()
-                .filter(|c| named(c))
-                .map(|c| &c.0)
-                .collect()
+        let candidates: Vec<&Arc<CertifiedKey>> = if loaded.iter().any(|e| named(e)) {
+            loaded.iter().filter(|e| named(e)).map(|e| &e.key).collect()
         } else {
-            self.certs.iter().map(|c| &c.0).collect()
+            loaded.iter().map(|e| &e.key).collect()
         };
         let is_ecdsa = |ck: &CertifiedKey| ck.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
         let usable = |ck: &CertifiedKey| ck.key.choose_scheme(schemes).is_some();
@@ -177,12 +200,25 @@ pub(crate) fn trusted_roots(
 }
 
 /// Client certificate verification: the chain against `trusted_ca` (and CRLs) by
-/// webpki, then `match_typed_subject_alt_names`, counting failures as Envoy does.
+/// webpki, then `match_typed_subject_alt_names`, counting failures as Envoy does. The
+/// validation context is loaded per handshake: a `validation_context_sds_secret_config`
+/// file swaps it.
 struct ClientVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
-    context: Arc<ValidationContext>,
+    state: Arc<ArcSwap<VerifierState>>,
+    /// CA names offered to clients (as Envoy) when the state has none of its own.
+    hints: Vec<DistinguishedName>,
     required: bool,
     stats: Arc<SslStats>,
+}
+
+/// A validation context with its webpki verifier.
+struct VerifierState {
+    inner: Arc<dyn ClientCertVerifier>,
+    context: Arc<ValidationContext>,
+    /// The CA names of an SDS state, which rotate with it. rustls borrows them from the
+    /// verifier for the handshake, longer than a load of the swapped state lives, so each
+    /// SDS state's are leaked: a few hundred bytes per accepted CA file update.
+    sds_hints: Option<&'static [DistinguishedName]>,
 }
 
 impl std::fmt::Debug for ClientVerifier {
@@ -191,12 +227,31 @@ impl std::fmt::Debug for ClientVerifier {
     }
 }
 
-impl ClientVerifier {
-    fn new(
-        v: &Arc<ValidationContext>,
-        required: bool,
-        stats: Arc<SslStats>,
-    ) -> Result<Self, TlsError> {
+fn verifier_registry() -> &'static super::sds::Registry<VerifierState> {
+    static REGISTRY: std::sync::OnceLock<super::sds::Registry<VerifierState>> =
+        std::sync::OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// A validation-context secret file's new state (an SDS update).
+fn verifier_state_from(
+    resp: &DiscoveryResponse,
+    source: &SdsFileSource,
+) -> Result<VerifierState, String> {
+    let v = baton_config::sds::validation_context_from(resp, source).map_err(|e| e.to_string())?;
+    if v.trusted_ca.is_empty() {
+        return Err(format!(
+            "{}: the validation context has no trusted_ca",
+            source.path.display()
+        ));
+    }
+    VerifierState::new(&v)
+        .map(VerifierState::with_fixed_hints)
+        .map_err(|e| format!("{}: {e}", source.path.display()))
+}
+
+impl VerifierState {
+    fn new(v: &Arc<ValidationContext>) -> Result<Self, TlsError> {
         let roots = trusted_roots(&v.trusted_ca)?;
         let mut builder =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), super::provider())
@@ -211,9 +266,18 @@ impl ClientVerifier {
         Ok(Self {
             inner,
             context: v.clone(),
-            required,
-            stats,
+            sds_hints: None,
         })
+    }
+
+    /// With its CA names fixed for the life of the process (an SDS state).
+    fn with_fixed_hints(self) -> Self {
+        let hints: &'static [DistinguishedName] =
+            Box::leak(self.inner.root_hint_subjects().to_vec().into_boxed_slice());
+        Self {
+            sds_hints: Some(hints),
+            ..self
+        }
     }
 }
 
@@ -227,7 +291,10 @@ impl ClientCertVerifier for ClientVerifier {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
+        match self.state.load().sds_hints {
+            Some(hints) => hints,
+            None => &self.hints,
+        }
     }
 
     fn verify_client_cert(
@@ -236,22 +303,23 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        if !self.context.accept_untrusted {
-            match self
+        let state = self.state.load();
+        if !state.context.accept_untrusted {
+            match state
                 .inner
                 .verify_client_cert(end_entity, intermediates, now)
             {
                 Ok(_) => {}
                 Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Expired))
-                    if self.context.allow_expired_certificate => {}
+                    if state.context.allow_expired_certificate => {}
                 Err(e) => {
                     self.stats.fail_verify_error.inc();
                     return Err(e);
                 }
             }
         }
-        if !self.context.san_matchers.is_empty() {
-            let ok = sans_match(&self.context.san_matchers, end_entity);
+        if !state.context.san_matchers.is_empty() {
+            let ok = sans_match(&state.context.san_matchers, end_entity);
             if !ok {
                 self.stats.fail_verify_san.inc();
                 return Err(rustls::Error::InvalidCertificate(
@@ -268,7 +336,10 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.state
+            .load()
+            .inner
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -277,11 +348,14 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.state
+            .load()
+            .inner
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.state.load().inner.supported_verify_schemes()
     }
 }
 

@@ -1,0 +1,194 @@
+//! SDS from files: a `tls_certificate_sds_secret_configs` entry or a
+//! `validation_context_sds_secret_config` whose `sds_config` is a `path_config_source`.
+//! The file is a `DiscoveryResponse` holding the one
+//! `envoy.extensions.transport_sockets.tls.v3.Secret` named by the entry, as Envoy reads
+//! it; it is read here at load, and again by the proxy's file watcher.
+
+use std::path::PathBuf;
+
+use baton_proto::pb::envoy::config::core::v3 as core_pb;
+use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3 as tls_pb;
+use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
+use prost::Message;
+
+use super::required;
+use crate::error::{ConfigError, Result};
+use crate::model;
+
+/// `type_url` of an SDS resource.
+pub const SECRET_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+
+/// The file source of one `SdsSecretConfig` (only `path_config_source` and the
+/// deprecated `path` are supported; SDS over gRPC is not yet).
+pub(crate) fn file_source(
+    config: &tls_pb::SdsSecretConfig,
+    path: &str,
+) -> Result<model::SdsFileSource> {
+    use core_pb::config_source::ConfigSourceSpecifier as Spec;
+    let secret_name = required(&config.name, &format!("{path}.name"))?.to_string();
+    let cs_path = format!("{path}.sds_config");
+    let Some(cs) = &config.sds_config else {
+        return Err(ConfigError::at(
+            cs_path,
+            format!("required: static secret '{secret_name}' (without sds_config) is not supported by Baton yet"),
+        ));
+    };
+    let (file, dir) = match &cs.config_source_specifier {
+        Some(Spec::PathConfigSource(p)) => (
+            p.path.clone(),
+            p.watched_directory.as_ref().map(|d| d.path.clone()),
+        ),
+        Some(Spec::Path(p)) => (p.clone(), None),
+        Some(Spec::Ads(_)) => return Err(ConfigError::unsupported(format!("{cs_path}.ads"))),
+        Some(Spec::ApiConfigSource(_)) => {
+            return Err(ConfigError::unsupported(format!(
+                "{cs_path}.api_config_source"
+            )))
+        }
+        _ => {
+            return Err(ConfigError::at(
+                cs_path,
+                "SDS needs a path_config_source (the only source Baton supports for secrets)",
+            ))
+        }
+    };
+    let file_path = format!("{cs_path}.path_config_source.path");
+    let file = required(&file, &file_path)?;
+    let watched_directory = match dir {
+        Some(d) => {
+            let dpath = format!("{cs_path}.path_config_source.watched_directory.path");
+            let d = PathBuf::from(required(&d, &dpath)?);
+            if !d.is_dir() {
+                return Err(ConfigError::at(
+                    dpath,
+                    format!("'{}' is not a directory", d.display()),
+                ));
+            }
+            Some(d)
+        }
+        None => None,
+    };
+    Ok(model::SdsFileSource {
+        secret_name,
+        path: PathBuf::from(file),
+        watched_directory,
+    })
+}
+
+/// Reads, parses and checks the validation-context secret file of `source` (see
+/// [`parse_file`] and [`validation_context_from`]). Errors name the file.
+pub fn read_validation_context(
+    source: &model::SdsFileSource,
+) -> Result<std::sync::Arc<model::ValidationContext>> {
+    let resp = parse_file(source)?;
+    validation_context_from(&resp, source)
+}
+
+/// The `validation_context` in a parsed secret file, checked as
+/// [`certificate_from`] checks a certificate.
+pub fn validation_context_from(
+    resp: &DiscoveryResponse,
+    source: &model::SdsFileSource,
+) -> Result<std::sync::Arc<model::ValidationContext>> {
+    let secret = the_secret(resp, source)?;
+    match &secret.r#type {
+        Some(tls_pb::secret::Type::ValidationContext(v)) => {
+            super::tls::certificate_validation_context(v, "resources[0].validation_context")
+                .map_err(|e| with_file(e, source))
+        }
+        _ => Err(with_file(
+            ConfigError::at(
+                "resources[0]",
+                format!("secret '{}' is not a validation_context", secret.name),
+            ),
+            source,
+        )),
+    }
+}
+
+fn with_file(mut e: ConfigError, source: &model::SdsFileSource) -> ConfigError {
+    e.file = Some(source.path.display().to_string());
+    e
+}
+
+/// Reads, parses and checks the secret file of `source` (see [`parse_file`] and
+/// [`certificate_from`]). Errors name the file.
+pub fn read_certificate(source: &model::SdsFileSource) -> Result<model::TlsCertificate> {
+    let resp = parse_file(source)?;
+    certificate_from(&resp, source)
+}
+
+/// Reads and parses the file of `source` as a `DiscoveryResponse` (a failure here is
+/// Envoy's `update_failure`). Errors name the file.
+pub fn parse_file(source: &model::SdsFileSource) -> Result<DiscoveryResponse> {
+    let file = source.path.display().to_string();
+    let text = std::fs::read_to_string(&source.path).map_err(|e| {
+        let mut err = ConfigError::at("", format!("cannot read SDS file: {e}"));
+        err.file = Some(file.clone());
+        err
+    })?;
+    crate::resource::parse_discovery_response(&text).map_err(|mut e| {
+        e.file = Some(file);
+        e
+    })
+}
+
+/// The certificate in a parsed secret file: exactly one `Secret`, named as configured,
+/// holding a `tls_certificate` whose key matches its chain (a failure here is Envoy's
+/// `update_rejected`). Errors name the file.
+pub fn certificate_from(
+    resp: &DiscoveryResponse,
+    source: &model::SdsFileSource,
+) -> Result<model::TlsCertificate> {
+    let secret = the_secret(resp, source)?;
+    match &secret.r#type {
+        Some(tls_pb::secret::Type::TlsCertificate(cert)) => {
+            super::tls::certificate(cert, "resources[0].tls_certificate")
+                .map_err(|e| with_file(e, source))
+        }
+        _ => Err(with_file(
+            ConfigError::at(
+                "resources[0]",
+                format!("secret '{}' is not a tls_certificate", secret.name),
+            ),
+            source,
+        )),
+    }
+}
+
+/// The one `Secret` of a file, named as configured (Envoy's checks and messages).
+fn the_secret(resp: &DiscoveryResponse, source: &model::SdsFileSource) -> Result<tls_pb::Secret> {
+    let with_file = |e: ConfigError| with_file(e, source);
+    if resp.resources.len() != 1 {
+        return Err(with_file(ConfigError::at(
+            "resources",
+            format!("Unexpected SDS secrets length: {}", resp.resources.len()),
+        )));
+    }
+    let any = &resp.resources[0];
+    if any.type_url != SECRET_TYPE {
+        return Err(with_file(ConfigError::at(
+            "resources[0]",
+            format!("expected a {SECRET_TYPE}, got '{}'", any.type_url),
+        )));
+    }
+    // Fields of the secret Baton does not implement refuse the update, as in a config.
+    crate::supported::check_any(any, "resources[0]").map_err(with_file)?;
+    let secret = tls_pb::Secret::decode(any.value.as_slice()).map_err(|e| {
+        with_file(ConfigError::at(
+            "resources[0]",
+            format!("cannot decode Secret: {e}"),
+        ))
+    })?;
+    if secret.name != source.secret_name {
+        return Err(with_file(ConfigError::at(
+            "resources[0].name",
+            format!(
+                "Unexpected SDS secret (expecting {}): {}",
+                source.secret_name, secret.name
+            ),
+        )));
+    }
+    Ok(secret)
+}

@@ -1,0 +1,204 @@
+//! SDS from files: each secret file (a `path_config_source`) is watched once, however
+//! many filter chains use it, and its secret (a certificate, or a client-certificate
+//! verifier's validation context) is held behind an `ArcSwap` that the chains' resolvers
+//! and verifiers load per handshake. A file moved over the path (or, with
+//! `watched_directory`, a move there) is re-read: a good secret is swapped in for new
+//! handshakes (open connections keep theirs; ticket keys are untouched), a bad one is
+//! logged with the file's name and the old secret stays. Counted as Envoy's
+//! `sds.<secret name>.*`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use baton_config::model::{SdsFileSource, TlsCertificate};
+use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
+use rustls::sign::CertifiedKey;
+use tracing::{info, warn};
+
+use baton_shared_stats::{Counter, Gauge};
+
+use crate::stats::Scope;
+
+/// How often a secret file is checked for a move (as `path_config_source` for xDS).
+const FILE_POLL: Duration = Duration::from_millis(250);
+
+/// `sds.<secret name>.*`, the counters Envoy has for a secret subscription.
+struct SdsStats {
+    update_attempt: Counter,
+    update_success: Counter,
+    update_rejected: Counter,
+    update_failure: Counter,
+    version: Gauge,
+}
+
+impl SdsStats {
+    fn new(secret_name: &str) -> Self {
+        let s = Scope::new(crate::stats::store(), format!("sds.{secret_name}."));
+        // Present as in Envoy; never counted (a file source has no fetch timeout, and
+        // Baton has no key rotation to fail).
+        let _ = s.counter("init_fetch_timeout");
+        let _ = s.counter("key_rotation_failed");
+        Self {
+            update_attempt: s.counter("update_attempt"),
+            update_success: s.counter("update_success"),
+            update_rejected: s.counter("update_rejected"),
+            update_failure: s.counter("update_failure"),
+            version: s.gauge_never_import("version"),
+        }
+    }
+
+    /// `version` is the xxHash64 of the accepted `version_info`, as Envoy reports it.
+    fn accepted(&self, version_info: &str) {
+        self.update_success.inc();
+        self.version
+            .set(xxhash_rust::xxh64::xxh64(version_info.as_bytes(), 0));
+    }
+}
+
+/// A certificate as the resolver uses it: the chain with its key, and the DNS names SNI
+/// picks it by.
+#[derive(Debug)]
+pub struct CertEntry {
+    /// Chain and key.
+    pub key: Arc<CertifiedKey>,
+    /// Lowercased DNS names of the leaf.
+    pub names: Vec<String>,
+}
+
+impl CertEntry {
+    /// The entry of a resolved certificate.
+    pub fn of(cert: &TlsCertificate) -> Self {
+        Self {
+            key: cert.certified_key.clone(),
+            names: cert.dns_names.clone(),
+        }
+    }
+}
+
+/// One watched secret file's current certificate.
+pub type SecretSlot = ArcSwap<CertEntry>;
+
+/// Watched secret files by source, each slot shared by the chains that use it.
+pub type Registry<T> = Mutex<HashMap<SdsFileSource, Weak<ArcSwap<T>>>>;
+
+/// Turns a parsed secret file into what a slot holds; the error is logged, the
+/// update counted as rejected.
+pub type Convert<T> = fn(&DiscoveryResponse, &SdsFileSource) -> Result<T, String>;
+
+fn certificate_registry() -> &'static Registry<CertEntry> {
+    static REGISTRY: OnceLock<Registry<CertEntry>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+fn certificate_entry(
+    resp: &DiscoveryResponse,
+    source: &SdsFileSource,
+) -> Result<CertEntry, String> {
+    baton_config::sds::certificate_from(resp, source)
+        .map(|cert| CertEntry::of(&cert))
+        .map_err(|e| e.to_string())
+}
+
+/// The certificate slot of `source` (see [`subscribe_with`]); `initial` is the
+/// certificate read when the config was loaded.
+pub fn subscribe(source: &SdsFileSource, initial: &TlsCertificate) -> Arc<SecretSlot> {
+    subscribe_with(
+        certificate_registry(),
+        source,
+        || CertEntry::of(initial),
+        certificate_entry,
+    )
+}
+
+/// The slot of `source` in `registry`, shared with every other chain using it; created
+/// (holding `initial()`) with its file watcher when no chain holds it. The watcher ends
+/// once no chain does.
+pub fn subscribe_with<T: Send + Sync + 'static>(
+    registry: &'static Registry<T>,
+    source: &SdsFileSource,
+    initial: impl FnOnce() -> T,
+    convert: Convert<T>,
+) -> Arc<ArcSwap<T>> {
+    // Config build time only, never per request.
+    let mut map = registry.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(slot) = map.get(source).and_then(Weak::upgrade) {
+        return slot;
+    }
+    map.retain(|_, weak| weak.strong_count() > 0);
+    let slot = Arc::new(ArcSwap::from_pointee(initial()));
+    map.insert(source.clone(), Arc::downgrade(&slot));
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(watch(source.clone(), Arc::downgrade(&slot), convert));
+        }
+        Err(_) => warn!(
+            secret = %source.secret_name,
+            path = %source.path.display(),
+            "no runtime to watch the SDS file: the secret will not rotate"
+        ),
+    }
+    slot
+}
+
+/// What a poll compares: the file's identity, and with a watched directory what the
+/// path resolves to (a symlink swapped by a move), as the xDS file watcher.
+type Stamp = Option<((u64, u64), Option<(u64, u64)>)>;
+
+fn stamp(source: &SdsFileSource) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::symlink_metadata(&source.path).ok()?;
+    let resolved = if source.watched_directory.is_some() {
+        std::fs::metadata(&source.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    } else {
+        None
+    };
+    Some(((own.dev(), own.ino()), resolved))
+}
+
+async fn watch<T: Send + Sync + 'static>(
+    source: SdsFileSource,
+    slot: Weak<ArcSwap<T>>,
+    convert: Convert<T>,
+) {
+    let stats = SdsStats::new(&source.secret_name);
+    let file = source.path.display().to_string();
+    let mut last: Stamp = None;
+    let mut first = true;
+    loop {
+        let Some(current) = slot.upgrade() else {
+            return;
+        };
+        let now = stamp(&source);
+        if first || (now.is_some() && now != last) {
+            first = false;
+            last = now;
+            stats.update_attempt.inc();
+            match baton_config::sds::parse_file(&source) {
+                Err(e) => {
+                    stats.update_failure.inc();
+                    warn!(secret = %source.secret_name, path = %file, error = %e,
+                        "SDS file unreadable: keeping the current secret");
+                }
+                Ok(resp) => match convert(&resp, &source) {
+                    Ok(value) => {
+                        current.store(Arc::new(value));
+                        stats.accepted(&resp.version_info);
+                        info!(secret = %source.secret_name, path = %file,
+                            version = %resp.version_info, "SDS secret applied");
+                    }
+                    Err(e) => {
+                        stats.update_rejected.inc();
+                        warn!(secret = %source.secret_name, path = %file, error = %e,
+                            "SDS secret rejected: keeping the current one");
+                    }
+                },
+            }
+        }
+        drop(current);
+        tokio::time::sleep(FILE_POLL).await;
+    }
+}
