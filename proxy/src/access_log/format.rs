@@ -300,7 +300,8 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
     }
 }
 
-fn truncate(s: &str, max_len: Option<usize>) -> &str {
+/// `s` cut to at most `max_len` bytes (`%OP(...):N%`), on a character boundary.
+pub(crate) fn truncate(s: &str, max_len: Option<usize>) -> &str {
     match max_len {
         Some(n) if s.len() > n => {
             let mut end = n;

@@ -109,7 +109,9 @@ fn render(body_format: &BodyFormat, input: &FormatInput<'_>) -> String {
                     FormatPart::Literal(s) => out.push_str(s),
                     FormatPart::Command(cmd) => match format::value(&cmd.op, input) {
                         Value::Missing => {}
-                        Value::Str(s) => out.push_str(truncate(&s, cmd.max_len)),
+                        Value::Str(s) => {
+                            out.push_str(crate::access_log::format::truncate(&s, cmd.max_len))
+                        }
                         Value::Num(n) => {
                             let _ = write!(out, "{n}");
                         }
@@ -141,17 +143,4 @@ fn omit_empty(object: &mut serde_json::Map<String, serde_json::Value>) {
         }
         _ => true,
     });
-}
-
-fn truncate(s: &str, max_len: Option<usize>) -> &str {
-    match max_len {
-        Some(n) if s.len() > n => {
-            let mut end = n;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            &s[..end]
-        }
-        _ => s,
-    }
 }
