@@ -681,23 +681,24 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
             let _ = this.poll_pending(cx)?;
             return Poll::Ready(Ok(buf.len()));
         }
-        let mut buf = buf;
-        if this.codec == Codec::Http2 {
-            if let Err(at) = this.h2_frames.writable(buf) {
-                if at == 0 {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "client exceeded max_concurrent_streams",
-                    )));
-                }
-                buf = &buf[..at];
+        if this.codec != Codec::Http2 {
+            let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = polled {
+                this.on_written(n);
             }
+            return polled;
         }
+        let plan = this.h2_frames.plan(buf);
+        if plan.len == 0 && plan.refusal {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "client exceeded max_concurrent_streams",
+            )));
+        }
+        let buf = &buf[..plan.len];
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = polled {
-            if this.codec == Codec::Http2 {
-                this.h2_frames.advance(&buf[..n]);
-            }
+            this.h2_frames.commit(&plan, &buf[..n]);
             this.on_written(n);
         }
         polled

@@ -16,7 +16,7 @@ const REFUSED_STREAM: u32 = 0x7;
 const HEADER_LEN: usize = 9;
 
 /// Follows the server's frames across writes.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct OutboundFrames {
     /// Bytes of the current frame's header seen so far.
     header: [u8; HEADER_LEN],
@@ -27,24 +27,61 @@ pub(super) struct OutboundFrames {
     last_headers_stream: u32,
 }
 
+/// What may be written of one buffer, from a single pass over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct WritePlan {
+    /// Bytes that may be written now.
+    pub(super) len: usize,
+    /// The bytes at `len` are a refusal the connection must end before.
+    pub(super) refusal: bool,
+    /// The follower's state once all `len` bytes are written.
+    after: OutboundFrames,
+}
+
 impl OutboundFrames {
-    /// How many bytes of `buf` may be written: all of it, or the bytes before an
-    /// RST_STREAM REFUSED_STREAM of a stream that got no HEADERS (`Err(offset)`).
-    /// Call [`Self::advance`] with what was written.
-    pub(super) fn writable(&self, buf: &[u8]) -> Result<(), usize> {
-        let mut probe = self.clone();
+    /// One pass over `buf`: all of it may be written, or the bytes before an
+    /// RST_STREAM REFUSED_STREAM of a stream that got no HEADERS. A frame header that
+    /// starts near the end and could still be such a refusal is held back (when
+    /// something precedes it) so it is judged whole on the next write; h2 hands over
+    /// whole frames, so that only happens after a short write.
+    pub(super) fn plan(&self, buf: &[u8]) -> WritePlan {
+        let mut state = *self;
         let mut at = 0;
         while at < buf.len() {
-            if probe.payload_left == 0 && probe.header_len == 0 && probe.is_refusal(&buf[at..]) {
-                return Err(at);
+            if state.payload_left == 0 && state.header_len == 0 {
+                let rest = &buf[at..];
+                if state.is_refusal(rest) {
+                    return WritePlan {
+                        len: at,
+                        refusal: true,
+                        after: state,
+                    };
+                }
+                let maybe_refusal = rest.len() < 4 || rest[3] == RST_STREAM;
+                if at > 0 && rest.len() < HEADER_LEN + 4 && maybe_refusal {
+                    return WritePlan {
+                        len: at,
+                        refusal: false,
+                        after: state,
+                    };
+                }
             }
-            at += probe.step(&buf[at..]);
+            at += state.step(&buf[at..]);
         }
-        Ok(())
+        WritePlan {
+            len: buf.len(),
+            refusal: false,
+            after: state,
+        }
     }
 
-    /// Records `written` bytes as sent.
-    pub(super) fn advance(&mut self, written: &[u8]) {
+    /// Records what was written of a planned buffer: the planned state when all of it
+    /// went out, otherwise a walk over the `written` prefix (short writes only).
+    pub(super) fn commit(&mut self, plan: &WritePlan, written: &[u8]) {
+        if written.len() == plan.len {
+            *self = plan.after;
+            return;
+        }
         let mut at = 0;
         while at < written.len() {
             at += self.step(&written[at..]);
@@ -104,11 +141,16 @@ mod tests {
         out.extend(frame(HEADERS, 1, b"abc"));
         out.extend(frame(RST_STREAM, 5, &REFUSED_STREAM.to_be_bytes()));
         let mut f = OutboundFrames::default();
-        // The first write ends inside the HEADERS frame's header.
-        let (first, rest) = out.split_at(17);
-        assert_eq!(f.writable(first), Ok(()));
-        f.advance(first);
-        assert_eq!(f.writable(rest), Err(rest.len() - 13));
+        // The first buffer ends 2 bytes into the HEADERS frame's header: held back.
+        let plan = f.plan(&out[..17]);
+        assert_eq!((plan.len, plan.refusal), (15, false));
+        f.commit(&plan, &out[..15]);
+        // A short write stops inside the HEADERS frame's header.
+        let plan = f.plan(&out[15..]);
+        assert_eq!((plan.len, plan.refusal), (out.len() - 15 - 13, true));
+        f.commit(&plan, &out[15..20]);
+        let plan = f.plan(&out[20..]);
+        assert_eq!((plan.len, plan.refusal), (out.len() - 20 - 13, true));
     }
 
     #[test]
@@ -116,6 +158,25 @@ mod tests {
         let mut out = frame(HEADERS, 3, b"431");
         out.extend(frame(RST_STREAM, 3, &REFUSED_STREAM.to_be_bytes()));
         out.extend(frame(RST_STREAM, 5, &2u32.to_be_bytes()));
-        assert_eq!(OutboundFrames::default().writable(&out), Ok(()));
+        let plan = OutboundFrames::default().plan(&out);
+        assert_eq!((plan.len, plan.refusal), (out.len(), false));
+    }
+
+    #[test]
+    fn a_short_write_then_a_refusal_split_across_buffers_is_still_found() {
+        let mut out = frame(HEADERS, 1, b"abc");
+        out.extend(frame(RST_STREAM, 5, &REFUSED_STREAM.to_be_bytes()));
+        let mut f = OutboundFrames::default();
+        // A buffer that ends 5 bytes into the RST_STREAM: those 5 are held back.
+        let cut = 12 + 5;
+        let plan = f.plan(&out[..cut]);
+        assert_eq!((plan.len, plan.refusal), (12, false));
+        // Only 7 bytes go out (a short write); the follower walks them.
+        f.commit(&plan, &out[..7]);
+        let plan = f.plan(&out[7..]);
+        assert_eq!((plan.len, plan.refusal), (5, true));
+        f.commit(&plan, &out[7..12]);
+        let plan = f.plan(&out[12..]);
+        assert_eq!((plan.len, plan.refusal), (0, true));
     }
 }
