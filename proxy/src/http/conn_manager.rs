@@ -321,7 +321,7 @@ fn head_too_large(shared: &Arc<ConnShared>) -> http::Response<super::ResponseBod
         "http1.headers_too_large",
     )
     .closing();
-    let mut resp = reply.into_response();
+    let mut resp = reply.into_response(false);
     stream::encode_codec_reply(shared, &mut resp);
     forwarding::finish_response(resp.headers_mut(), &shared.runtime.hcm);
     resp

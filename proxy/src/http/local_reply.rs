@@ -176,7 +176,9 @@ impl LocalReply {
     /// The response for a gRPC request, as Envoy sends it: HTTP 200 with no body,
     /// `content-type: application/grpc`, the status mapped to `grpc-status` and the body
     /// (percent-encoded) as `grpc-message`.
-    pub fn into_grpc_response(self) -> Response<ResponseBody> {
+    /// `http2`: the downstream speaks HTTP/2, where Envoy sends no `content-length` on a
+    /// bodiless reply.
+    pub fn into_grpc_response(self, http2: bool) -> Response<ResponseBody> {
         let grpc_status = grpc_status_of(self.status.as_u16());
         let mut resp = Response::new(stream_empty());
         let h = resp.headers_mut();
@@ -190,7 +192,9 @@ impl LocalReply {
                 h.insert("grpc-message", v);
             }
         }
-        h.insert(CONTENT_LENGTH, HeaderValue::from(0));
+        if !http2 {
+            h.insert(CONTENT_LENGTH, HeaderValue::from(0));
+        }
         if self.close {
             h.insert(CONNECTION, HeaderValue::from_static("close"));
         }
@@ -198,14 +202,17 @@ impl LocalReply {
     }
 
     /// The HTTP response (the connection manager adds `server`, `date`, `via` and the
-    /// route's response header mutations).
-    pub fn into_response(self) -> Response<ResponseBody> {
+    /// route's response header mutations). `http2`: the downstream speaks HTTP/2, where
+    /// Envoy sends no `content-length` on a bodiless reply.
+    pub fn into_response(self, http2: bool) -> Response<ResponseBody> {
         let len = self.body.len();
         let has_body = len > 0;
         let mut resp = Response::new(Full::new(self.body).map_err(|never| match never {}).boxed());
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
-        h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        if has_body || !http2 {
+            h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        }
         if has_body {
             let content_type = self
                 .content_type
@@ -298,7 +305,7 @@ mod tests {
             tfr.as_deref(),
             Some("delayed connect error: Connection refused")
         );
-        let resp = r.into_response();
+        let resp = r.into_response(false);
         assert_eq!(resp.headers()["content-type"], "text/plain");
         assert_eq!(resp.headers()["content-length"], "98");
         assert_eq!(grpc_percent_encode(b"a b%\n"), "a b%25%0A");
@@ -313,8 +320,13 @@ mod tests {
             HeaderValue::from_static("application/grpc-web"),
         );
         assert!(!is_grpc_request(&grpc));
-        let nr = LocalReply::no_route().into_response();
+        let nr = LocalReply::no_route().into_response(false);
         assert_eq!(nr.status(), 404);
         assert!(nr.headers().get("content-type").is_none());
+        assert_eq!(nr.headers()["content-length"], "0");
+        let nr = LocalReply::no_route().into_response(true);
+        assert!(nr.headers().get("content-length").is_none());
+        let grpc = LocalReply::no_route().into_grpc_response(true);
+        assert!(grpc.headers().get("content-length").is_none());
     }
 }

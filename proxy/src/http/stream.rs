@@ -95,10 +95,16 @@ impl Exchange {
         if self.log_head.is_none() {
             self.snapshot(parts);
         }
+        let http2 = self.info.protocol == Some(Version::HTTP_2);
+        // An HTTP/1 request whose body is still unread when the proxy answers ends its
+        // connection (as Envoy: the rest of the body is never read).
+        if !http2 && !self.progress.complete.load(Ordering::Relaxed) {
+            reply.close = true;
+        }
         let mut resp = if super::local_reply::is_grpc_request(&parts.headers) {
-            reply.into_grpc_response()
+            reply.into_grpc_response(http2)
         } else {
-            reply.into_response()
+            reply.into_response(http2)
         };
         if let Some(r) = routed {
             self.apply_response_mutations(resp.headers_mut(), parts, r, None);
@@ -177,6 +183,10 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     ) && (req.method() == Method::CONNECT
         || hop_by_hop::is_upgrade(req.headers()));
     let is_connect = req.method() == Method::CONNECT;
+    // An HTTP/1.0 client that did not ask for keep-alive: Envoy says `connection: close`
+    // on the answer before it closes.
+    let http10_close = req.version() == Version::HTTP_10
+        && !hop_by_hop::connection_has(req.headers(), "keep-alive");
     if http_body::Body::is_end_stream(req.body()) {
         progress.mark_complete();
     }
@@ -231,11 +241,18 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
         Err(mut reply) => {
             // The request's parts are inside the dropped work: mappers see no headers.
             ex.record_local_reply(&mut reply, None);
-            (reply.into_response(), None)
+            (
+                reply.into_response(ex.info.protocol == Some(Version::HTTP_2)),
+                None,
+            )
         }
     };
     // Every response passes the filters' response hooks, whatever produced it.
     filter::encode_headers(&mut filters, &mut ex, &mut resp);
+    if http10_close {
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
 
     let refused_upgrade = upgrade_request
         && !if is_connect {

@@ -84,8 +84,9 @@ impl Router {
                 let mut reply = LocalReply::new(d.status, "", None, "direct_response");
                 reply.body = d.body.clone().unwrap_or_default();
                 let mut resp = ex.local_reply(reply, &parts, Some(routed));
-                if d.status == 201 {
-                    // Envoy points a `201 Created` at the request's own URL.
+                if d.status == 201 || (300..400).contains(&d.status) {
+                    // Envoy points a `201 Created` or a redirect status at the request's
+                    // own URL.
                     if let Some(location) = request_url(&parts) {
                         resp.headers_mut().insert(LOCATION, location);
                     }

@@ -544,7 +544,7 @@ fn running_the_chain_allocates_nothing() {
             .expect("request")
             .into_parts();
         let mut body = RequestBodySlot::empty();
-        let mut response = LocalReply::no_route().into_response();
+        let mut response = LocalReply::no_route().into_response(false);
         let allocations = allocations_during(|| {
             let routes = rt.routes.current();
             let mut stream = StreamFilters::new(&rt.filters, &routes);

@@ -74,13 +74,17 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
         .get(UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !v.trim().eq_ignore_ascii_case("h2c"));
-    upgrade
-        && headers.get_all(CONNECTION).iter().any(|v| {
-            v.to_str()
-                .unwrap_or("")
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-        })
+    upgrade && connection_has(headers, "upgrade")
+}
+
+/// Whether a `connection` header names `token` (case-insensitively), without allocating.
+pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers.get_all(CONNECTION).iter().any(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    })
 }
 
 #[cfg(test)]
