@@ -228,6 +228,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "xff_num_trusted_hops",
             "internal_address_config",
             "skip_xff_append",
+            "append_x_forwarded_port",
             "via",
             "generate_request_id",
             "preserve_external_request_id",

@@ -333,6 +333,9 @@ pub struct HttpConnectionManager {
     pub xff_num_trusted_hops: u32,
     /// `skip_xff_append` (default false)
     pub skip_xff_append: bool,
+    /// `append_x_forwarded_port`: set `x-forwarded-port` to the listener's port when
+    /// the request has none.
+    pub append_x_forwarded_port: bool,
     /// `server_name` (default "envoy"; Baton keeps Envoy's default so dashboards and
     /// header checks written for Envoy keep working).
     pub server_name: HeaderValue,

@@ -228,6 +228,7 @@ pub(crate) fn translate(
         use_remote_address: p.use_remote_address.unwrap_or(false),
         xff_num_trusted_hops: p.xff_num_trusted_hops,
         skip_xff_append: p.skip_xff_append,
+        append_x_forwarded_port: p.append_x_forwarded_port,
         server_name,
         server_header_transformation,
         via,

@@ -88,10 +88,14 @@ pub(crate) async fn forward(
             .map(|(re, sub)| action::regex_rewrite(&original, re, sub))
     };
     if let Some(new_path) = rewritten {
-        if let Ok(v) = HeaderValue::from_str(&original) {
-            parts
-                .headers
-                .insert(forwarding::X_ENVOY_ORIGINAL_PATH.clone(), v);
+        // An `x-envoy-*` header like any other: the router's suppress_envoy_headers
+        // drops it (Envoy 1.40).
+        if !suppress {
+            if let Ok(v) = HeaderValue::from_str(&original) {
+                parts
+                    .headers
+                    .insert(forwarding::X_ENVOY_ORIGINAL_PATH.clone(), v);
+            }
         }
         set_path(&mut parts, &new_path);
     }

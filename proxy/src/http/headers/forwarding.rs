@@ -26,6 +26,8 @@ pub static X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
 /// `x-envoy-upstream-service-time`
 pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+/// `x-forwarded-port`
+pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 /// `x-envoy-original-path`
 pub static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 /// `x-envoy-original-host`
@@ -227,6 +229,13 @@ pub fn mutate_request(
     };
     if hcm.use_remote_address || !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
+    }
+    // A value the client (or a proxy in front) sent is kept, as Envoy does.
+    if hcm.append_x_forwarded_port && !headers.contains_key(&X_FORWARDED_PORT) {
+        headers.insert(
+            X_FORWARDED_PORT.clone(),
+            HeaderValue::from(conn.local.port()),
+        );
     }
     let internal =
         (hcm.use_remote_address || single_xff) && in_cidrs(remote.ip(), &hcm.internal_cidrs);

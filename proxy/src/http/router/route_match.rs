@@ -140,15 +140,16 @@ fn header_values_match<'v>(
             }
         }
     };
-    let is_present_type = matches!(m.spec, HeaderMatchSpec::Present(_));
     let value = match joined {
         Some(v) => v,
         None if m.treat_missing_as_empty => std::borrow::Cow::Borrowed(""),
+        // An absent header matches only a presence matcher that asks for absence
+        // (`present_match: false`, or `true` inverted); a value matcher never matches
+        // it, inverted or not (measured on Envoy 1.40).
         None => {
-            return if m.invert {
-                !is_present_type
-            } else {
-                matches!(m.spec, HeaderMatchSpec::Present(false))
+            return match m.spec {
+                HeaderMatchSpec::Present(present) => present == m.invert,
+                _ => false,
             };
         }
     };
@@ -316,9 +317,10 @@ mod tests {
         h.append("x-h", "5".parse().expect("v"));
         assert!(header_matches(&hm(exact("5"), false, false), &h));
         assert!(!header_matches(&hm(exact("5"), true, false), &h));
-        // Missing header: only present_match:false matches; inverted non-presence matchers match.
+        // Missing header: only a presence matcher asking for absence matches; value
+        // matchers never do, inverted or not.
         assert!(!header_matches(&hm(exact("5"), false, false), &empty));
-        assert!(header_matches(&hm(exact("5"), true, false), &empty));
+        assert!(!header_matches(&hm(exact("5"), true, false), &empty));
         assert!(header_matches(
             &hm(HeaderMatchSpec::Present(false), false, false),
             &empty
@@ -327,8 +329,12 @@ mod tests {
             &hm(HeaderMatchSpec::Present(true), false, false),
             &empty
         ));
-        assert!(!header_matches(
+        assert!(header_matches(
             &hm(HeaderMatchSpec::Present(true), true, false),
+            &empty
+        ));
+        assert!(!header_matches(
+            &hm(HeaderMatchSpec::Present(false), true, false),
             &empty
         ));
         assert!(header_matches(&hm(exact(""), false, true), &empty));
