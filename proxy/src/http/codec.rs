@@ -682,6 +682,19 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
             return Poll::Ready(Ok(buf.len()));
         }
         if this.codec != Codec::Http2 {
+            if let Some(conn) = &this.conn {
+                // hyper writes `HTTP/1.0` to an HTTP/1.0 client; Envoy's 426 refusing
+                // HTTP/1.0 says `HTTP/1.1`. The version goes out from `pending`, the
+                // rest of the head as hyper wrote it.
+                if buf.starts_with(b"HTTP/1.0 ")
+                    && conn.http11_status_line.swap(false, Ordering::Relaxed)
+                {
+                    this.pending = b"HTTP/1.1".to_vec();
+                    this.written = 0;
+                    let _ = this.poll_pending(cx)?;
+                    return Poll::Ready(Ok(8));
+                }
+            }
             let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
             if let Poll::Ready(Ok(n)) = polled {
                 this.on_written(n);

@@ -59,6 +59,7 @@ pub async fn serve_connection<IO>(
         http2: AtomicBool::new(false),
         awaiting_request_head: AtomicBool::new(true),
         request_heads: AtomicU64::new(0),
+        http11_status_line: AtomicBool::new(false),
         premature_resets: Default::default(),
     });
     let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())

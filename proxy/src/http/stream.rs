@@ -56,6 +56,9 @@ pub struct ConnShared {
     /// Request heads received on this connection (tells the header timer a head it
     /// is timing arrived, and the HTTP/1 framing check which request hyper refuses).
     pub request_heads: std::sync::atomic::AtomicU64,
+    /// The next response head goes out as `HTTP/1.1` even to an HTTP/1.0 client (whose
+    /// answers hyper writes as `HTTP/1.0`): Envoy's 426 refusing HTTP/1.0 speaks 1.1.
+    pub http11_status_line: std::sync::atomic::AtomicBool,
     /// Streams ended before their response started (Envoy's rapid-reset rule).
     pub premature_resets: super::premature_reset::PrematureResets,
 }
@@ -371,6 +374,7 @@ async fn route_and_act(
     }
     if parts.version == Version::HTTP_10 || parts.version == Version::HTTP_09 {
         if !hcm.http1.accept_http_10 {
+            ex.shared.http11_status_line.store(true, Ordering::Relaxed);
             let reply = LocalReply::new(426, "Upgrade Required", None, "low_version").closing();
             return (ex.local_reply(reply, &parts, None), Some(parts));
         }
