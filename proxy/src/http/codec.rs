@@ -663,6 +663,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
     }
 }
 
+/// The header line added to a HEAD answer without a length.
+const CHUNKED_LINE: &[u8] = b"transfer-encoding: chunked\r\n";
+
+/// Where the blank line of a response head starts, when `buf` is one whole HTTP/1.1
+/// response head and nothing else (a HEAD answer; anything else, such as a pipelined
+/// answer before it in the same write, is left alone).
+fn head_only(buf: &[u8]) -> Option<usize> {
+    if !buf.starts_with(b"HTTP/1.1 ") || !buf.ends_with(b"\r\n\r\n") {
+        return None;
+    }
+    let end = buf.len() - 2;
+    // The first blank line must be the last one.
+    let first_blank = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    (first_blank + 2 == end).then_some(end)
+}
+
 impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -693,6 +709,19 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
                     this.written = 0;
                     let _ = this.poll_pending(cx)?;
                     return Poll::Ready(Ok(8));
+                }
+                if conn.head_chunked.swap(false, Ordering::Relaxed) {
+                    if let Some(cut) = head_only(buf) {
+                        // The head up to its last header line, then the header; the
+                        // blank line follows from hyper's buffer.
+                        let mut head = Vec::with_capacity(cut + CHUNKED_LINE.len());
+                        head.extend_from_slice(&buf[..cut]);
+                        head.extend_from_slice(CHUNKED_LINE);
+                        this.pending = head;
+                        this.written = 0;
+                        let _ = this.poll_pending(cx)?;
+                        return Poll::Ready(Ok(cut));
+                    }
                 }
             }
             let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
@@ -732,6 +761,17 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn head_only_finds_a_lone_response_head() {
+        let head = b"HTTP/1.1 200 OK\r\ndate: x\r\n\r\n";
+        assert_eq!(head_only(head), Some(head.len() - 2));
+        let with_body = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab\r\n\r\n";
+        assert_eq!(head_only(with_body), None);
+        let two = b"HTTP/1.1 200 OK\r\na: b\r\n\r\nHTTP/1.1 200 OK\r\n\r\n";
+        assert_eq!(head_only(two), None);
+        assert_eq!(head_only(b"HTTP/1.0 200 OK\r\n\r\n"), None);
+    }
 
     #[test]
     fn head_length_is_the_head_as_sent() {

@@ -60,6 +60,7 @@ pub async fn serve_connection<IO>(
         awaiting_request_head: AtomicBool::new(true),
         request_heads: AtomicU64::new(0),
         http11_status_line: AtomicBool::new(false),
+        head_chunked: AtomicBool::new(false),
         premature_resets: Default::default(),
     });
     let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())

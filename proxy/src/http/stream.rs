@@ -59,6 +59,9 @@ pub struct ConnShared {
     /// The next response head goes out as `HTTP/1.1` even to an HTTP/1.0 client (whose
     /// answers hyper writes as `HTTP/1.0`): Envoy's 426 refusing HTTP/1.0 speaks 1.1.
     pub http11_status_line: std::sync::atomic::AtomicBool,
+    /// The next response head (a HEAD answer without a length) gets
+    /// `transfer-encoding: chunked`, which hyper leaves out of HEAD answers.
+    pub head_chunked: std::sync::atomic::AtomicBool,
     /// Streams ended before their response started (Envoy's rapid-reset rule).
     pub premature_resets: super::premature_reset::PrematureResets,
 }
@@ -104,11 +107,22 @@ impl Exchange {
         if !http2 && !self.progress.complete.load(Ordering::Relaxed) {
             reply.close = true;
         }
+        let head = parts.method == Method::HEAD;
+        let bodiless = reply.body.is_empty();
         let mut resp = if super::local_reply::is_grpc_request(&parts.headers) {
             reply.into_grpc_response(http2)
         } else {
             reply.into_response(http2)
         };
+        if head {
+            // A HEAD answer keeps the length of the body it would have had (none when
+            // there is no body: Envoy's HTTP/1 codec then says `transfer-encoding:
+            // chunked`, see `finish`), and sends no body on either codec.
+            if bodiless {
+                resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+            }
+            *resp.body_mut() = super::stream_empty_body();
+        }
         if let Some(r) = routed {
             self.apply_response_mutations(resp.headers_mut(), parts, r, None);
         }
@@ -339,6 +353,17 @@ fn finish(
     if ex.info.protocol != Some(Version::HTTP_2) {
         let status = resp.status();
         super::reason::set_envoy_reason(status, resp.extensions_mut());
+    }
+    // Envoy's HTTP/1.1 codec frames a HEAD answer without a length as chunked (the
+    // header only); hyper drops the header on HEAD answers, so the codec wrapper adds it.
+    let head = parts.is_some_and(|p| p.method == Method::HEAD);
+    if head
+        && ex.info.protocol == Some(Version::HTTP_11)
+        && !resp.headers().contains_key(http::header::CONTENT_LENGTH)
+        && !resp.status().is_informational()
+        && !matches!(resp.status().as_u16(), 204 | 304)
+    {
+        ex.shared.head_chunked.store(true, Ordering::Relaxed);
     }
     ex.info.response_code = Some(resp.status().as_u16());
     counted.response_started(resp.status().as_u16());

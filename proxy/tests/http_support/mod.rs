@@ -93,6 +93,7 @@ pub fn hcm(vhosts: Vec<VirtualHost>) -> HttpConnectionManager {
         use_remote_address: false,
         xff_num_trusted_hops: 0,
         skip_xff_append: false,
+        append_x_forwarded_port: false,
         server_name: HeaderValue::from_static("envoy"),
         server_header_transformation: ServerHeaderTransformation::Overwrite,
         via: None,

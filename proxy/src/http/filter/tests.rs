@@ -93,6 +93,8 @@ async fn shared(runtime: Arc<HcmRuntime>) -> Arc<ConnShared> {
         http2: AtomicBool::new(false),
         awaiting_request_head: AtomicBool::new(true),
         request_heads: AtomicU64::new(0),
+        http11_status_line: Default::default(),
+        head_chunked: Default::default(),
         premature_resets: Default::default(),
     })
 }
