@@ -360,6 +360,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "case_sensitive",
             "headers",
             "query_parameters",
+            "grpc",
         ],
     ),
     (

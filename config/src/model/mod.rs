@@ -535,6 +535,8 @@ pub struct RouteMatch {
     pub headers: Vec<HeaderMatcher>,
     /// `query_parameters`: all must match.
     pub query_parameters: Vec<QueryParameterMatcher>,
+    /// `grpc`: only gRPC requests (by `content-type`) match.
+    pub grpc: bool,
 }
 
 /// The `path_specifier` oneof.

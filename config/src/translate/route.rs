@@ -254,6 +254,7 @@ fn route_match(m: &route_pb::RouteMatch, path: &str) -> Result<model::RouteMatch
         case_sensitive: m.case_sensitive.unwrap_or(true),
         headers,
         query_parameters,
+        grpc: m.grpc.is_some(),
     })
 }
 

@@ -298,7 +298,7 @@ pub(crate) async fn forward(
     }
     ex.info.response_code = Some(rparts.status.as_u16());
     ex.info.response_code_details = Some("via_upstream".to_string());
-    ex.apply_response_mutations(&mut rparts.headers, &parts, routed, weighted);
+    ex.apply_response_mutations(&mut rparts.headers, &parts, routed, weighted, false);
     let body: ResponseBody = match deadline {
         // A tunnel's bytes do not travel in the response body, and the route timeout
         // does not cover them.

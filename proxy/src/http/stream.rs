@@ -124,7 +124,7 @@ impl Exchange {
             *resp.body_mut() = super::stream_empty_body();
         }
         if let Some(r) = routed {
-            self.apply_response_mutations(resp.headers_mut(), parts, r, None);
+            self.apply_response_mutations(resp.headers_mut(), parts, r, None, true);
         }
         resp
     }
@@ -140,12 +140,15 @@ impl Exchange {
         }
     }
 
+    /// `local_reply`: the headers are a local reply's, which `%RESP(...)%` does not see
+    /// (Envoy adds the route's headers to a local reply before its own).
     pub(crate) fn apply_response_mutations(
         &self,
         headers: &mut http::HeaderMap,
         parts: &Parts,
         r: Routed<'_>,
         weighted: Option<&baton_config::model::HeaderMutations>,
+        local_reply: bool,
     ) {
         let rc = r.config;
         let mut levels = mutation::levels(
@@ -162,7 +165,11 @@ impl Exchange {
         }
         // `%RESPONSE_CODE%` is the upstream's status here, and 0 on a local reply (Envoy
         // adds the headers before it records a local reply's code).
-        let snapshot = headers.clone();
+        let snapshot = if local_reply {
+            http::HeaderMap::new()
+        } else {
+            headers.clone()
+        };
         let input = FormatInput {
             method: Some(&parts.method),
             uri: Some(&parts.uri),

@@ -84,7 +84,7 @@ pub(crate) async fn connect(
             }
             let mut resp = Response::new(super::stream_empty_body());
             *resp.status_mut() = StatusCode::OK;
-            ex.apply_response_mutations(resp.headers_mut(), &parts, routed, None);
+            ex.apply_response_mutations(resp.headers_mut(), &parts, routed, None, false);
             (resp, Some(parts))
         }
         Err(err) => {

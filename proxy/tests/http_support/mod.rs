@@ -32,6 +32,7 @@ pub fn prefix_route(name: &str, prefix: &str, action: RouteAction) -> Route {
             case_sensitive: true,
             headers: vec![],
             query_parameters: vec![],
+            grpc: false,
         },
         action,
         headers: HeaderMutations::default(),

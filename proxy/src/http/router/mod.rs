@@ -170,6 +170,7 @@ mod tests {
                 case_sensitive,
                 headers,
                 query_parameters: vec![],
+                grpc: false,
             },
             action: RouteAction::DirectResponse(Arc::new(DirectResponseAction {
                 status: 200,

@@ -211,6 +211,7 @@ pub fn route_matches(m: &RouteMatch, input: &MatchInput<'_>) -> bool {
         return false;
     }
     path_matches(&m.path, m.case_sensitive, input)
+        && (!m.grpc || crate::http::local_reply::is_grpc_request(input.headers))
         && m.headers.iter().all(|h| request_header_matches(h, input))
         && (m.query_parameters.is_empty() || {
             let q = input.query();
@@ -239,6 +240,7 @@ mod tests {
             case_sensitive: true,
             headers: vec![],
             query_parameters: vec![],
+            grpc: false,
         }
     }
 
