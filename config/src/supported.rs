@@ -350,6 +350,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // `typed_per_filter_config` values: translation refuses what Baton cannot honour.
     ("envoy.config.route.v3.FilterConfig", &["config", "is_optional", "disabled"]),
     (
+        "envoy.config.route.v3.RouteAction.MaxStreamDuration",
+        &["max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset"],
+    ),
+    (
         "envoy.config.route.v3.RouteMatch",
         &[
             "prefix",
@@ -395,6 +399,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "cluster_not_found_response_code",
             "timeout",
             "idle_timeout",
+            "max_stream_duration",
             "upgrade_configs",
         ],
     ),

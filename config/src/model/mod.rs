@@ -668,6 +668,21 @@ pub struct ForwardAction {
     pub idle_timeout: Option<Duration>,
     /// Per-route `upgrade_configs` overriding the HCM's.
     pub upgrade_configs: Vec<UpgradeConfig>,
+    /// `max_stream_duration`. When it is set the route's `timeout` is not used (as
+    /// Envoy: the stream's duration limit replaces the router's global timeout).
+    pub max_stream_duration: Option<MaxStreamDuration>,
+}
+
+/// A route's `max_stream_duration`: how long a stream may last from its start; a
+/// request's `grpc-timeout` takes over when `grpc_timeout_header_max` is set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MaxStreamDuration {
+    /// `max_stream_duration` (None: unset; zero: no limit).
+    pub max: Option<Duration>,
+    /// `grpc_timeout_header_max` (None: `grpc-timeout` is ignored; zero: no cap).
+    pub grpc_header_max: Option<Duration>,
+    /// `grpc_timeout_header_offset`, taken off the `grpc-timeout` value.
+    pub grpc_header_offset: Option<Duration>,
 }
 
 /// `cluster_specifier`.

@@ -463,15 +463,42 @@ fn forward(
             2 => 500,
             _ => 503,
         },
-        timeout: super::timeout(
-            a.timeout.as_ref(),
-            Some(Duration::from_secs(15)),
-            &format!("{path}.timeout"),
-        )?,
+        // A route with `max_stream_duration` uses no router timeout (Envoy's "new
+        // timeouts"): no `x-envoy-expected-rq-timeout-ms` either.
+        timeout: if a.max_stream_duration.is_some() {
+            None
+        } else {
+            super::timeout(
+                a.timeout.as_ref(),
+                Some(Duration::from_secs(15)),
+                &format!("{path}.timeout"),
+            )?
+        },
         // Unset -> None (use the connection manager's stream_idle_timeout);
         // an explicit 0 is kept as Some(ZERO): disabled for this route.
         idle_timeout: duration(a.idle_timeout.as_ref(), &format!("{path}.idle_timeout"))?,
         upgrade_configs,
+        max_stream_duration: a
+            .max_stream_duration
+            .as_ref()
+            .map(|m| -> Result<model::MaxStreamDuration> {
+                let p = format!("{path}.max_stream_duration");
+                Ok(model::MaxStreamDuration {
+                    max: duration(
+                        m.max_stream_duration.as_ref(),
+                        &format!("{p}.max_stream_duration"),
+                    )?,
+                    grpc_header_max: duration(
+                        m.grpc_timeout_header_max.as_ref(),
+                        &format!("{p}.grpc_timeout_header_max"),
+                    )?,
+                    grpc_header_offset: duration(
+                        m.grpc_timeout_header_offset.as_ref(),
+                        &format!("{p}.grpc_timeout_header_offset"),
+                    )?,
+                })
+            })
+            .transpose()?,
     })
 }
 

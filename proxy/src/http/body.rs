@@ -39,6 +39,9 @@ pub struct RequestProgress {
     /// connection manager's `stream_idle_timeout` ([`NO_ROUTE_IDLE_TIMEOUT`]: the route
     /// has none; 0: disabled for this route).
     route_idle_timeout_ms: AtomicU64,
+    /// The stream's duration limit from its start (`max_stream_duration`), in
+    /// milliseconds; [`NO_ROUTE_IDLE_TIMEOUT`]: none.
+    max_duration_ms: AtomicU64,
 }
 
 /// `route_idle_timeout_ms` when the route does not override the stream idle timeout.
@@ -55,6 +58,23 @@ impl RequestProgress {
             downstream_malformed: AtomicBool::new(false),
             last_activity_ms: AtomicU64::new(0),
             route_idle_timeout_ms: AtomicU64::new(NO_ROUTE_IDLE_TIMEOUT),
+            max_duration_ms: AtomicU64::new(NO_ROUTE_IDLE_TIMEOUT),
+        }
+    }
+
+    /// Records the selected route's stream duration limit (None: no limit).
+    pub fn set_max_duration(&self, limit: Option<Duration>) {
+        let ms = limit.map_or(NO_ROUTE_IDLE_TIMEOUT, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(NO_ROUTE_IDLE_TIMEOUT - 1)
+        });
+        self.max_duration_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The stream's duration limit, from its start.
+    pub fn max_duration(&self) -> Option<Duration> {
+        match self.max_duration_ms.load(Ordering::Relaxed) {
+            NO_ROUTE_IDLE_TIMEOUT => None,
+            ms => Some(Duration::from_millis(ms)),
         }
     }
 

@@ -30,6 +30,8 @@ pub struct LocalReply {
     /// `content-type` of a body rendered by `local_reply_config` (default `text/plain`);
     /// boxed so the common reply stays small.
     pub content_type: Option<Box<HeaderValue>>,
+    /// `grpc-status` of the gRPC form when it is not the one mapped from the status.
+    pub grpc_status: Option<u16>,
 }
 
 impl LocalReply {
@@ -43,6 +45,7 @@ impl LocalReply {
             close: false,
             headers: None,
             content_type: None,
+            grpc_status: None,
         }
     }
 
@@ -102,6 +105,19 @@ impl LocalReply {
         } else {
             reply.closing()
         }
+    }
+
+    /// The stream outlived its `max_stream_duration` before its response started: 408,
+    /// DT, gRPC DEADLINE_EXCEEDED.
+    pub fn max_duration() -> Self {
+        let mut reply = Self::new(
+            408,
+            "downstream duration timeout",
+            Some(ResponseFlag::DurationTimeout),
+            "max_duration_timeout",
+        );
+        reply.grpc_status = Some(4);
+        reply
     }
 
     /// Maps an upstream failure to Envoy's reply; returns the transport failure reason.
@@ -169,6 +185,7 @@ impl LocalReply {
             close: false,
             headers: None,
             content_type: None,
+            grpc_status: None,
         };
         (reply, tfr)
     }
@@ -179,7 +196,9 @@ impl LocalReply {
     /// `http2`: the downstream speaks HTTP/2, where Envoy sends no `content-length` on a
     /// bodiless reply.
     pub fn into_grpc_response(self, http2: bool) -> Response<ResponseBody> {
-        let grpc_status = grpc_status_of(self.status.as_u16());
+        let grpc_status = self
+            .grpc_status
+            .unwrap_or_else(|| grpc_status_of(self.status.as_u16()));
         let mut resp = Response::new(stream_empty());
         let h = resp.headers_mut();
         if let Some(headers) = self.headers {

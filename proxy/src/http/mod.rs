@@ -19,6 +19,7 @@ mod forward;
 pub mod headers;
 pub mod local_reply;
 mod local_reply_config;
+mod max_duration;
 pub mod normalize;
 mod premature_reset;
 pub mod rds;

@@ -209,6 +209,8 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     let is_connect = req.method() == Method::CONNECT;
     // An HTTP/1.0 client that did not ask for keep-alive: Envoy says `connection: close`
     // on the answer before it closes.
+    // The request's parts are gone when a stream timer answers: its gRPC-ness is kept.
+    let grpc = super::local_reply::is_grpc_request(req.headers());
     let http10_close = req.version() == Version::HTTP_10
         && !hop_by_hop::connection_has(req.headers(), "keep-alive");
     if http_body::Body::is_end_stream(req.body()) {
@@ -235,6 +237,13 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
                         }
                         wait = wait.min(rt - now);
                     }
+                }
+                if let Some(max) = progress.max_duration() {
+                    if now >= max {
+                        stats.downstream_rq_max_duration_reached.inc();
+                        return LocalReply::max_duration();
+                    }
+                    wait = wait.min(max - now);
                 }
                 if let Some(it) = progress.idle_timeout(hcm.stream_idle_timeout) {
                     let last =
@@ -265,10 +274,12 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
         Err(mut reply) => {
             // The request's parts are inside the dropped work: mappers see no headers.
             ex.record_local_reply(&mut reply, None);
-            (
-                reply.into_response(ex.info.protocol == Some(Version::HTTP_2)),
-                None,
-            )
+            let http2 = ex.info.protocol == Some(Version::HTTP_2);
+            if grpc {
+                (reply.into_grpc_response(http2), None)
+            } else {
+                (reply.into_response(http2), None)
+            }
         }
     };
     // Every response passes the filters' response hooks, whatever produced it.

@@ -108,6 +108,8 @@ pub struct HttpConnManagerStats {
     pub downstream_rq_timeout: Counter,
     /// `downstream_rq_idle_timeout` (stream_idle_timeout)
     pub downstream_rq_idle_timeout: Counter,
+    /// `downstream_rq_max_duration_reached` (a route's `max_stream_duration`)
+    pub downstream_rq_max_duration_reached: Counter,
     /// `downstream_rq_header_timeout` (request_headers_timeout)
     pub downstream_rq_header_timeout: Counter,
     /// `downstream_rq_rx_reset`
@@ -166,6 +168,7 @@ impl HttpConnManagerStats {
             downstream_rq_time: s.histogram("downstream_rq_time"),
             downstream_rq_timeout: s.counter("downstream_rq_timeout"),
             downstream_rq_idle_timeout: s.counter("downstream_rq_idle_timeout"),
+            downstream_rq_max_duration_reached: s.counter("downstream_rq_max_duration_reached"),
             downstream_rq_header_timeout: s.counter("downstream_rq_header_timeout"),
             downstream_rq_rx_reset: s.counter("downstream_rq_rx_reset"),
             downstream_rq_tx_reset: s.counter("downstream_rq_tx_reset"),

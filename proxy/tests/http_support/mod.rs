@@ -51,6 +51,7 @@ pub fn forward_to(cluster: &str) -> ForwardAction {
         timeout: Some(Duration::from_secs(15)),
         idle_timeout: None,
         upgrade_configs: vec![],
+        max_stream_duration: None,
     }
 }
 

@@ -26,11 +26,19 @@ pub struct Selection<'rt> {
     pub weighted: Option<&'rt WeightedCluster>,
 }
 
-impl Selection<'_> {
+impl<'rt> Selection<'rt> {
     /// The route's `idle_timeout`, which replaces the stream idle timeout.
     pub fn idle_timeout(&self) -> Option<Duration> {
         match &self.routed.route.action {
             RouteAction::Forward(f) => f.idle_timeout,
+            _ => None,
+        }
+    }
+
+    /// The route's `max_stream_duration` settings.
+    pub fn max_stream_duration(&self) -> Option<&'rt baton_config::model::MaxStreamDuration> {
+        match &self.routed.route.action {
+            RouteAction::Forward(f) => f.max_stream_duration.as_ref(),
             _ => None,
         }
     }
