@@ -6,8 +6,10 @@
 //! in `http.<stat_prefix>.*`, tells a fixed `codec_type` from the other protocol by the
 //! first bytes (hyper's upgrade-capable server always detects the protocol itself),
 //! runs `request_headers_timeout` (408 `request header timeout`, then close), and has
-//! hyper refuse HTTP/1 requests whose framing Envoy refuses (`framing`: 400, 426 or 501,
-//! then close).
+//! hyper refuse HTTP/1 requests whose framing, method, target or version Envoy refuses
+//! (`framing`: 400, 426 or 501, then close), after repairing in place the heads Envoy
+//! reads and httparse does not. Short reads (hyper-util's 24-byte protocol detection)
+//! read ahead, so that the check sees a head as it arrived.
 
 use std::future::Future;
 use std::io;
