@@ -1,8 +1,9 @@
 //! Admin endpoints: /ready, /server_info fields, /listeners (JSON and text), /clusters,
-//! /config_dump, /healthcheck/fail and /healthcheck/ok.
+//! /config_dump, /healthcheck/fail and /healthcheck/ok, /runtime and /memory, POST-only
+//! endpoints refusing GET, and admin framing (HEAD, HTTP/1.0, h2c).
 
 use baton_tests::config::simple_proxy;
-use baton_tests::{get, EchoUpstream, Proxy, StartOptions};
+use baton_tests::{get, EchoUpstream, H2Client, Proxy, RawHttp1, StartOptions};
 use serde_json::Value;
 
 async fn proxy() -> anyhow::Result<(EchoUpstream, Proxy)> {
@@ -407,5 +408,74 @@ async fn server_info_has_envoys_key_set_in_order() -> anyhow::Result<()> {
         assert!(node.contains(&key), "node lacks {key}: {node:?}");
     }
     assert_eq!(info["hot_restart_initializing"], false);
+    Ok(())
+}
+
+#[tokio::test]
+async fn post_only_endpoints_refuse_get_with_405() -> anyhow::Result<()> {
+    let (_u, proxy) = proxy().await?;
+    for path in ["/logging", "/cpuprofiler", "/runtime_modify?a=b"] {
+        let resp = proxy.admin_request("GET", path).await?;
+        assert_eq!(resp.status, 405, "{path}");
+        assert_eq!(
+            resp.body_text(),
+            "Method GET not allowed, POST required.",
+            "{path}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn runtime_and_memory_have_envoys_keys() -> anyhow::Result<()> {
+    let (_u, proxy) = proxy().await?;
+    let runtime: Value = proxy.admin_request("GET", "/runtime").await?.json()?;
+    assert_eq!(runtime, serde_json::json!({"entries": {}, "layers": []}));
+    let memory: Value = proxy.admin_request("GET", "/memory").await?.json()?;
+    let mut keys: Vec<&str> = memory
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "allocated",
+            "heap_size",
+            "pageheap_free",
+            "pageheap_unmapped",
+            "total_physical_bytes",
+            "total_thread_cache"
+        ]
+    );
+    let resident = memory["total_physical_bytes"].as_str().unwrap_or_default();
+    assert!(resident.parse::<u64>().is_ok_and(|b| b > 0), "{memory}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn admin_framing_head_http10_and_h2c() -> anyhow::Result<()> {
+    let (_u, proxy) = proxy().await?;
+    // HEAD: chunked, no length, no body.
+    let mut conn = RawHttp1::connect(proxy.admin()).await?;
+    conn.send_request("HEAD", "/ready", &[], b"").await?;
+    let head = conn.read_response_to("HEAD").await?;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(head.header("content-length"), None);
+    assert!(head.body.is_empty());
+    // HTTP/1.0: 426 in an HTTP/1.1 status line, then close.
+    let mut conn = RawHttp1::connect(proxy.admin()).await?;
+    conn.send(b"GET /ready HTTP/1.0\r\n\r\n").await?;
+    let refused = conn.read_response().await?;
+    assert_eq!(
+        (refused.status, refused.version.as_str()),
+        (426, "HTTP/1.1")
+    );
+    assert_eq!(refused.body_text(), "Upgrade Required");
+    // h2c with prior knowledge.
+    let h2 = H2Client::connect(proxy.admin()).await?;
+    let ready = h2.get("/ready").await?;
+    assert_eq!(ready.status, 200);
     Ok(())
 }

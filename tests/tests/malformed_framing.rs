@@ -27,8 +27,10 @@
 //!
 //! Known differences (see README "Known differences from Envoy"): Envoy takes a bare LF
 //! after chunk data and `Transfer-Encoding: chunked` on HTTP/1.0 when HTTP/1.0 is accepted
-//! (Baton: 400), serves `Content-Length` 18446744073709551614 and above (Baton: 431),
-//! and answers a folded `Transfer-Encoding` line with 501 (Baton: 400).
+//! (Baton: 400) and serves `Content-Length` 18446744073709551614 and above (Baton: 431).
+//! Folded lines are unfolded first, as Envoy does: `transfer-encoding:` folded onto
+//! `chunked` is served, `chunked` folded onto `foo` is 501, `content-length: 1` folded
+//! onto `2` is 400.
 
 use std::net::SocketAddr;
 
@@ -323,4 +325,33 @@ async fn a_refused_upgrade_closes_so_nothing_after_it_is_parsed() -> anyhow::Res
     conn.read_to_close().await?;
     assert_eq!(upstream.requests(), 1);
     assert_still_serves(addr).await
+}
+
+#[tokio::test]
+async fn folded_framing_headers_are_judged_unfolded() -> anyhow::Result<()> {
+    let (upstream, _proxy, addr) = setup().await?;
+    // Unfolded: `chunked` alone (served), `chunked foo` (501), `1 2` (400), and
+    // Content-Length with Transfer-Encoding (400), however the lines are folded.
+    let folded_chunked = post(
+        "transfer-encoding:\r\n chunked\r\n",
+        "5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert_served(addr, &folded_chunked, "hello").await?;
+    let folded_length = post("content-length:\r\n 5\r\n", "hello");
+    assert_served(addr, &folded_length, "hello").await?;
+    let chunked_foo = post(
+        "x: y\r\ntransfer-encoding: chunked\r\n\tfoo\r\n",
+        "0\r\n\r\n",
+    );
+    assert_refused(addr, &upstream, &chunked_foo, 501).await?;
+    let one_two = post("content-length: 1\r\n 2\r\n", "ab");
+    assert_refused(addr, &upstream, &one_two, 400).await?;
+    let both = post(
+        "content-length: 5\r\ntransfer-encoding:\r\n chunked\r\n",
+        "0\r\n\r\n",
+    );
+    assert_refused(addr, &upstream, &both, 400).await?;
+    // Spaces in the request line and a bare CR in a value do not hide the framing.
+    let spaced = b"POST  /x  HTTP/1.1\r\nhost: test\r\ncontent-length: 5\r\ntransfer-encoding: chun\rked\r\n\r\n0\r\n\r\n";
+    assert_refused(addr, &upstream, spaced, 400).await
 }

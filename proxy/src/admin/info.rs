@@ -179,12 +179,29 @@ fn socket_address(addr: SocketAddr) -> Value {
 }
 
 /// `/listeners?format=json`.
-pub(super) fn listeners_json(listeners: &[ListenerStatus]) -> Value {
-    let statuses: Vec<Value> = listeners
-        .iter()
-        .map(|l| json!({"name": l.name, "local_address": socket_address(l.local_address)}))
-        .collect();
-    json!({ "listener_statuses": statuses })
+pub(super) fn listeners_json(listeners: &[ListenerStatus]) -> ListenersJson {
+    ListenersJson {
+        listener_statuses: listeners
+            .iter()
+            .map(|l| ListenerStatusJson {
+                name: l.name.clone(),
+                local_address: socket_address(l.local_address),
+            })
+            .collect(),
+    }
+}
+
+/// `/listeners?format=json`, fields in Envoy's order (`name` first; a `Value` object
+/// would sort them).
+#[derive(Debug, serde::Serialize)]
+pub(super) struct ListenersJson {
+    listener_statuses: Vec<ListenerStatusJson>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ListenerStatusJson {
+    name: String,
+    local_address: Value,
 }
 
 /// `/listeners` text: `name::address` per line.

@@ -1,8 +1,10 @@
-//! The admin listener (bootstrap `admin`): Envoy's admin endpoints on their own HTTP/1.1
-//! listener on the main thread. Mutating endpoints require POST, as in Envoy.
+//! The admin listener (bootstrap `admin`): Envoy's admin endpoints on their own listener
+//! (HTTP/1.1 and h2c) on the main thread. Mutating endpoints require POST, as in Envoy.
 
 mod clusters;
+mod conn;
 mod info;
+mod runtime_memory;
 
 pub(crate) use info::timestamp;
 
@@ -136,10 +138,12 @@ pub fn serve(
                     let ctx = Arc::clone(&ctx);
                     async move { Ok::<_, Infallible>(handle(&ctx, req)) }
                 });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, svc)
-                    .await;
+                let io = hyper_util::rt::TokioIo::new(conn::AdminIo::new(stream));
+                // HTTP/1.1, or h2c with prior knowledge, as Envoy's admin.
+                let builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
+                let _ = builder.serve_connection(io, svc).await;
             });
         }
     });
@@ -253,6 +257,7 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
     ("/certs", false, "print certs on machine"),
     ("/clusters", false, "upstream cluster status"),
     ("/config_dump", false, "dump current Envoy configs"),
+    ("/cpuprofiler", true, "enable/disable the CPU profiler"),
     ("/drain_listeners", true, "drain listeners"),
     (
         "/healthcheck/fail",
@@ -271,6 +276,8 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
         "dump current Envoy init manager information (experimental)",
     ),
     ("/listeners", false, "print listener info"),
+    ("/logging", true, "query/change logging levels"),
+    ("/memory", false, "print current allocation/heap usage"),
     ("/quitquitquit", true, "exit the server"),
     (
         "/ready",
@@ -278,6 +285,12 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
         "print server state, return 200 if LIVE, otherwise return 503",
     ),
     ("/reset_counters", true, "reset all counters to zero"),
+    ("/runtime", false, "print runtime values"),
+    (
+        "/runtime_modify",
+        true,
+        "Adds or modifies runtime values as passed in query parameters",
+    ),
     (
         "/server_info",
         false,
@@ -295,6 +308,20 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
     if req.version() < http::Version::HTTP_11 {
         return upgrade_required();
     }
+    let mut resp = answer(ctx, &req);
+    if req.method() == Method::HEAD && req.version() == http::Version::HTTP_11 {
+        // Envoy's admin streams its answers, so a HEAD answer says chunked and carries
+        // no length (and no body). hyper drops `transfer-encoding` on HEAD answers:
+        // `conn` renames this header to it on the way out.
+        resp.headers_mut().insert(
+            conn::HEAD_CHUNKED_MARKER,
+            http::HeaderValue::from_static("chunked"),
+        );
+    }
+    resp
+}
+
+fn answer(ctx: &AdminContext, req: &Request<Incoming>) -> AdminResponse {
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or("");
     let format_json = query.split('&').any(|kv| kv == "format=json");
@@ -342,6 +369,20 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
             }
         }
         "/config_dump" => json(&info::config_dump(ctx)),
+        "/runtime" => json(&runtime_memory::runtime_json(&ctx.config_dump)),
+        "/memory" => json(&runtime_memory::memory_json()),
+        "/runtime_modify" => {
+            let (status, body) = runtime_memory::runtime_modify(query);
+            text(status, body)
+        }
+        "/cpuprofiler" => {
+            let (status, body) = runtime_memory::cpuprofiler(query);
+            text(status, body)
+        }
+        "/logging" => text(
+            StatusCode::NOT_IMPLEMENTED,
+            "Baton does not list or change logging levels at run time; use --log-level\n",
+        ),
         "/certs" => json(&crate::tls::certs::certs_json()),
         "/stats" | "/stats/prometheus" => stats_response(ctx, path, query),
         "/reset_counters" => match crate::stats::store().reset_counters() {

@@ -6,10 +6,11 @@
 //! in `http.<stat_prefix>.*`, tells a fixed `codec_type` from the other protocol by the
 //! first bytes (hyper's upgrade-capable server always detects the protocol itself),
 //! runs `request_headers_timeout` (408 `request header timeout`, then close), and has
-//! hyper refuse HTTP/1 requests whose framing Envoy refuses (`framing`: 400, 426 or 501,
-//! then close).
+//! hyper refuse HTTP/1 requests whose framing, method, target or version Envoy refuses
+//! (`framing`: 400, 426 or 501, then close), after repairing in place the heads Envoy
+//! reads and httparse does not. Short reads (hyper-util's 24-byte protocol detection)
+//! read ahead, so that the check sees a head as it arrived.
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -29,40 +30,12 @@ use tokio::time::Sleep;
 
 mod framing;
 mod h2_refusal;
+mod head_size;
 
-pub use framing::FramingLimits;
+pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
 
-/// Fuzzing entry point for the HTTP/1 framing tracker (see `crate::fuzzing`): the first
-/// byte picks the limits and the read size, the rest is fed as reads of that size.
-/// Panics only on a broken invariant (a reported head end outside the read).
-#[doc(hidden)]
-pub fn fuzz_request_framing(input: &[u8]) {
-    let Some((&control, data)) = input.split_first() else {
-        return;
-    };
-    let limits = FramingLimits {
-        read_buffer_limit: if control & 0x80 != 0 { 64 } else { 8192 },
-        max_headers: if control & 0x40 != 0 { 2 } else { 100 },
-        accept_http_10: control & 1 == 1,
-    };
-    let read_size = usize::from(control & 0x3e).max(1) * 7;
-    let mut tracker = RequestFraming::new(limits);
-    for read in data.chunks(read_size) {
-        if let Some(rejection) = tracker.on_read(read) {
-            if let Some(end) = rejection.head_end {
-                assert!(
-                    end < read.len(),
-                    "head end {end} outside a read of {}",
-                    read.len()
-                );
-                assert_eq!(read[end], b'\n', "head end is not the head's final LF");
-            }
-            assert!(matches!(rejection.status, 400 | 426 | 501), "{rejection:?}");
-        }
-    }
-    // The whole input in one read must not panic either.
-    let _ = RequestFraming::new(limits).on_read(data);
-}
+pub use framing::{fuzz_request_framing, FramingLimits};
+
 use framing::{Rejection, RequestFraming};
 
 /// How many client-reset streams the HTTP/2 codec lets wait for the connection manager
@@ -177,69 +150,6 @@ fn automatic_error(buf: &[u8]) -> Option<(u16, &'static str)> {
     None
 }
 
-/// Size of an HTTP/1 request head as the client sent it (request line, header lines,
-/// final blank line), which Envoy compares with `max_request_headers_kb`. Rebuilt from
-/// the parsed request, so optional whitespace the client added is not counted.
-pub fn http1_head_len<B>(req: &http::Request<B>) -> usize {
-    /// Counts what would be written instead of writing it.
-    struct Len(usize);
-    impl std::fmt::Write for Len {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            self.0 += s.len();
-            Ok(())
-        }
-    }
-    let mut target = Len(0);
-    let _ = write!(target, "{}", req.uri());
-    // "METHOD SP target SP HTTP/1.1 CRLF", "name: value CRLF" each, CRLF.
-    let request_line = req.method().as_str().len() + 1 + target.0 + 1 + 8 + 2;
-    let header_lines: usize = req
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
-        .sum();
-    request_line + header_lines + 2
-}
-
-/// Number of headers of an HTTP/2 request as Envoy counts them against
-/// `max_headers_count`: the pseudo-headers the request carried (`:method`, `:scheme`,
-/// `:authority`, `:path`, `:protocol`) and every header field.
-pub fn http2_header_count<B>(req: &http::Request<B>) -> usize {
-    let uri = req.uri();
-    let pseudo = 1
-        + usize::from(uri.scheme().is_some())
-        + usize::from(uri.authority().is_some())
-        + usize::from(req.method() != http::Method::CONNECT || uri.path_and_query().is_some())
-        + usize::from(req.extensions().get::<hyper::ext::Protocol>().is_some());
-    pseudo + req.headers().len()
-}
-
-/// Size of an HTTP/2 request's headers as Envoy compares it with
-/// `max_request_headers_kb`: names and values, pseudo-headers included, with no
-/// per-header overhead (measured on Envoy 1.40 to the byte).
-pub fn http2_header_bytes<B>(req: &http::Request<B>) -> usize {
-    let uri = req.uri();
-    let mut bytes = ":method".len() + req.method().as_str().len();
-    if let Some(scheme) = uri.scheme_str() {
-        bytes += ":scheme".len() + scheme.len();
-    }
-    if let Some(authority) = uri.authority() {
-        bytes += ":authority".len() + authority.as_str().len();
-    }
-    if req.method() != http::Method::CONNECT {
-        bytes += ":path".len() + uri.path_and_query().map_or(1, |p| p.as_str().len());
-    }
-    if let Some(protocol) = req.extensions().get::<hyper::ext::Protocol>() {
-        bytes += ":protocol".len() + protocol.as_str().len();
-    }
-    bytes
-        + req
-            .headers()
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len())
-            .sum::<usize>()
-}
-
 /// What the first bytes of a connection say about its protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preface {
@@ -280,11 +190,17 @@ pub fn codec_reply_body_len(status: u16) -> usize {
     codec_reply_text(status).1.len()
 }
 
+/// Envoy's reply with `text` as body (`content-type: text/plain` unless it is empty).
 fn envoy_error_response(status: u16, text: &str, server: &str) -> Vec<u8> {
     let reason = codec_reply_text(status).0;
     let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let content_type = if text.is_empty() {
+        ""
+    } else {
+        "content-type: text/plain\r\n"
+    };
     format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\ncontent-type: text/plain\r\ndate: {date}\r\nserver: {server}\r\nconnection: close\r\n\r\n{text}",
+        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\n{content_type}date: {date}\r\nserver: {server}\r\nconnection: close\r\n\r\n{text}",
         text.len()
     )
     .into_bytes()
@@ -308,6 +224,11 @@ fn spoil_head(buf: &mut ReadBuf<'_>, at: usize, overflow: &mut Vec<u8>) {
     // fits there (16 bytes) has no headers to refuse.
     overflow.extend_from_slice(&SPOILED_HEAD_END[fits..]);
 }
+
+/// Reads into a buffer with less room than this read ahead (`poll_read_ahead`).
+const READ_AHEAD_BELOW: usize = 64;
+/// How much a read ahead reads at most (hyper's own first read buffer is as large).
+const READ_AHEAD: usize = 8192;
 
 /// The HTTP/2 connection preface a client sends first.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -505,7 +426,10 @@ impl<IO> DownstreamIo<IO> {
         let Some(framing) = self.framing.as_mut() else {
             return;
         };
-        let Some(rejection) = framing.on_read(&buf.filled()[before..]) else {
+        let (rejection, len) = framing.on_read(&mut buf.filled_mut()[before..]);
+        // A repaired head is shorter than read.
+        buf.set_filled(before + len);
+        let Some(rejection) = rejection else {
             return;
         };
         tracing::debug!(
@@ -533,7 +457,12 @@ impl<IO> DownstreamIo<IO> {
             .as_ref()
             .map(|c| c.request_heads.load(Ordering::Relaxed));
         if status == 400 && delivered.is_none_or(|d| d == rejection.request) {
-            (rejection.status, codec_reply_text(rejection.status).1)
+            let text = if rejection.empty_body {
+                ""
+            } else {
+                codec_reply_text(rejection.status).1
+            };
+            (rejection.status, text)
         } else {
             (status, text)
         }
@@ -602,9 +531,55 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
                 break Preface::Http1;
             }
         };
-        self.replay = seen[..len].to_vec();
+        // What the last read read ahead follows the sniffed bytes.
+        let mut replay = seen[..len].to_vec();
+        replay.extend_from_slice(&self.replay[self.replay_at..]);
+        self.replay = replay;
         self.replay_at = 0;
         Ok(verdict)
+    }
+
+    /// A short read (hyper-util's protocol detection reads 24 bytes, `sniff_preface`
+    /// as many) reads up to [`READ_AHEAD`] bytes into the replay buffer instead, so
+    /// that the framing check sees a request head as it arrived, not cut after its
+    /// first bytes (only a head in one read can be repaired); the rest is replayed.
+    fn poll_read_ahead(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // Only reached with the replay buffer drained: its capacity is reused.
+        let mut chunk = std::mem::take(&mut self.replay);
+        chunk.clear();
+        chunk.resize(READ_AHEAD, 0);
+        let mut ahead = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut self.inner).poll_read(cx, &mut ahead) {
+            Poll::Ready(Ok(())) => {
+                self.on_read(ahead.filled());
+                self.check_framing(&mut ahead, 0);
+                let len = ahead.filled().len();
+                // A spoiled head's end that did not fit.
+                let overflow = std::mem::take(&mut self.replay);
+                chunk.truncate(len);
+                chunk.extend_from_slice(&overflow);
+                let served = buf.remaining().min(chunk.len());
+                buf.put_slice(&chunk[..served]);
+                if served < chunk.len() {
+                    self.replay = chunk;
+                    self.replay_at = served;
+                } else {
+                    self.replay_at = 0;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                chunk.clear();
+                self.replay = chunk;
+                self.replay_at = 0;
+                Poll::Pending
+            }
+        }
     }
 
     /// Writes a reply of the codec's own (`codec_reply`) and closes the connection.
@@ -635,13 +610,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
             return Poll::Ready(Ok(()));
         }
         if !this.head_timed_out {
-            let before = buf.filled().len();
-            match Pin::new(&mut this.inner).poll_read(cx, buf) {
-                Poll::Ready(res) => {
+            let polled = if buf.remaining() < READ_AHEAD_BELOW
+                && this.framing.is_some()
+                && this.codec != Codec::Http2
+            {
+                this.poll_read_ahead(cx, buf)
+            } else {
+                let before = buf.filled().len();
+                let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+                if polled.is_ready() {
                     this.on_read(&buf.filled()[before..]);
                     this.check_framing(buf, before);
-                    return Poll::Ready(res);
                 }
+                polled
+            };
+            match polled {
+                Poll::Ready(res) => return Poll::Ready(res),
                 Poll::Pending => {
                     let expired = this.head_timer.as_mut().is_some_and(|t| t.expired(cx));
                     if !expired {

@@ -396,6 +396,24 @@ fn finish(
     *resp.body_mut() = BodyExt::boxed(LoggedBody::new(body, log, counted));
 }
 
+/// Envoy keeps one `host`: repeated `host` lines are joined with `,` (`test,other`).
+fn join_repeated_host(headers: &mut http::HeaderMap) {
+    let mut hosts = headers.get_all(HOST).iter();
+    if hosts.next().is_none() || hosts.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for value in headers.get_all(HOST) {
+        if !joined.is_empty() {
+            joined.push(b',');
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(HOST, value);
+    }
+}
+
 /// Validation, normalisation, forwarding headers and the first route selection, then the
 /// filters' request hooks and the router. Returns the response and the request parts
 /// (for `always_set_request_id_in_response`).
@@ -407,14 +425,18 @@ async fn route_and_act(
     let (mut parts, body) = req.into_parts();
     let runtime = ex.shared.runtime.clone();
     let hcm = &runtime.hcm;
-    // HTTP/2 carries the host in `:authority`; routing and upstreams read `host`.
-    if !parts.headers.contains_key(HOST) {
+    // HTTP/2 carries the host in `:authority`, an HTTP/1 absolute-form target in its URL,
+    // which then replaces any `host` header (as in Envoy); routing and upstreams read
+    // `host`. (An HTTP/1 CONNECT's authority-form target is not a URL.)
+    let authority_is_url = parts.version != Version::HTTP_2 && parts.method != Method::CONNECT;
+    if authority_is_url || !parts.headers.contains_key(HOST) {
         if let Some(a) = parts.uri.authority() {
             if let Ok(v) = HeaderValue::from_str(a.as_str()) {
                 parts.headers.insert(HOST, v);
             }
         }
     }
+    join_repeated_host(&mut parts.headers);
     if parts.version == Version::HTTP_10 || parts.version == Version::HTTP_09 {
         if !hcm.http1.accept_http_10 {
             ex.shared.http11_status_line.store(true, Ordering::Relaxed);

@@ -2,7 +2,9 @@
 //! request heads and bodies exactly as hyper's server will, and finds the requests whose
 //! framing Envoy 1.40 refuses but hyper would serve (`Content-Length` together with
 //! `Transfer-Encoding`, repeated `Content-Length`, a `Transfer-Encoding` other than a lone
-//! `chunked`), plus malformed chunked bodies that arrive with their head. Request
+//! `chunked`), plus malformed chunked bodies that arrive with their head, and the
+//! request lines Envoy's codec refuses or heads it reads where httparse refuses them
+//! (`request_line`: unknown methods, bad targets, 426 versions, repairs). Request
 //! smuggling needs two parsers that disagree about where a request ends; Envoy (and so
 //! Baton) refuses every request whose end is ambiguous.
 //!
@@ -19,6 +21,8 @@
 //! framing bytes are stepped through one at a time.
 
 use std::mem::MaybeUninit;
+
+mod request_line;
 
 /// Connection manager settings the check needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +49,42 @@ pub struct Rejection {
     /// Offset, in the bytes just read, of the refused request's final head LF when the
     /// head ended in them (the head is not hyper's yet and can still be spoiled). None:
     /// hyper already has the head (a malformed chunk arrived in a later read), and it will
-    /// fail on the body by itself.
+    /// fail on the body by itself, or hyper refuses the head by itself.
     pub head_end: Option<usize>,
+    /// Envoy answers with an empty body and no `content-type` (a refusal of its
+    /// connection manager rather than of its codec).
+    pub empty_body: bool,
+}
+
+/// Fuzzing entry point for the HTTP/1 framing tracker (see `crate::fuzzing`): the first
+/// byte picks the limits and the read size, the rest is fed as reads of that size.
+/// Panics only on a broken invariant (a reported head end outside the read).
+#[doc(hidden)]
+pub fn fuzz_request_framing(input: &[u8]) {
+    let Some((&control, data)) = input.split_first() else {
+        return;
+    };
+    let limits = FramingLimits {
+        read_buffer_limit: if control & 0x80 != 0 { 64 } else { 8192 },
+        max_headers: if control & 0x40 != 0 { 2 } else { 100 },
+        accept_http_10: control & 1 == 1,
+    };
+    let read_size = usize::from(control & 0x3e).max(1) * 7;
+    let mut tracker = RequestFraming::new(limits);
+    for read in data.chunks(read_size) {
+        let mut read = read.to_vec();
+        let (rejection, len) = tracker.on_read(&mut read);
+        assert!(len <= read.len(), "repair grew a read");
+        if let Some(rejection) = rejection {
+            if let Some(end) = rejection.head_end {
+                assert!(end < len, "head end {end} outside a read of {len}");
+                assert_eq!(read[end], b'\n', "head end is not the head's final LF");
+            }
+            assert!(matches!(rejection.status, 400 | 426 | 501), "{rejection:?}");
+        }
+    }
+    // The whole input in one read must not panic either.
+    let _ = RequestFraming::new(limits).on_read(&mut data.to_vec());
 }
 
 /// `%RESPONSE_CODE_DETAILS%` of Envoy's codec errors.
@@ -54,6 +92,8 @@ const CODEC_ERROR: &str = "http1.codec_error";
 const CL_AND_TE: &str = "http1.content_length_and_chunked_not_allowed";
 const INVALID_TE: &str = "http1.invalid_transfer_encoding";
 const LOW_VERSION: &str = "low_version";
+const INVALID_URL: &str = "http1.invalid_url";
+const PATH_NORMALIZATION_FAILED: &str = "path_normalization_failed";
 
 /// hyper's limit on chunk extension bytes in one body.
 const CHUNK_EXTENSIONS_LIMIT: u64 = 16 * 1024;
@@ -149,24 +189,43 @@ impl RequestFraming {
         }
     }
 
-    /// Follows `data`, the next bytes read from the client. Returns the first request
-    /// to refuse; the tracker stops there.
-    pub fn on_read(&mut self, data: &[u8]) -> Option<Rejection> {
+    /// Follows `data`, the next bytes read from the client, repairing in place the heads
+    /// Envoy accepts and httparse refuses (`request_line::repair_head`). Returns the
+    /// first request to refuse (the tracker stops there) and how many bytes of `data`
+    /// are left for hyper: fewer than read when a repair shortened a head.
+    pub fn on_read(&mut self, data: &mut [u8]) -> (Option<Rejection>, usize) {
         self.head_end_in_read = None;
+        let mut len = data.len();
         let mut at = 0;
-        while at < data.len() {
-            let rest = &data[at..];
+        while at < len {
+            let rest = &mut data[at..len];
             let used = match self.state {
-                State::Done => return None,
+                State::Done => return (None, len),
                 State::Head => match self.read_head(rest) {
-                    Some((used, verdict)) => {
+                    HeadRead::Complete {
+                        used,
+                        verdict,
+                        rest_len,
+                    } => {
+                        len = at + rest_len;
                         let head_end = at + used - 1;
                         if let Some(rejection) = self.after_head(verdict, head_end) {
-                            return Some(rejection);
+                            return (Some(rejection), len);
                         }
                         used
                     }
-                    None => rest.len(),
+                    HeadRead::Incomplete => rest.len(),
+                    HeadRead::Refused { status } => {
+                        self.state = State::Done;
+                        let rejection = Rejection {
+                            request: self.heads,
+                            status,
+                            details: CODEC_ERROR,
+                            head_end: None,
+                            empty_body: false,
+                        };
+                        return (Some(rejection), len);
+                    }
                 },
                 State::Length { remaining } => {
                     let used = rest
@@ -191,18 +250,26 @@ impl RequestFraming {
                     }
                     Err(()) => {
                         self.state = State::Done;
-                        return Some(Rejection {
+                        let rejection = Rejection {
                             request: self.heads - 1,
                             status: 400,
                             details: CODEC_ERROR,
                             head_end: self.head_end_in_read,
-                        });
+                            empty_body: false,
+                        };
+                        return (Some(rejection), len);
                     }
                 },
             };
             at += used;
         }
-        None
+        (None, len)
+    }
+
+    /// [`Self::on_read`] on a copy of `data`, for tests that only want the verdict.
+    #[cfg(test)]
+    pub fn on_read_copy(&mut self, data: &[u8]) -> Option<Rejection> {
+        self.on_read(&mut data.to_vec()).0
     }
 
     /// Moves on after a complete head that ended at `head_end` in the current read.
@@ -217,6 +284,7 @@ impl RequestFraming {
                     status,
                     details,
                     head_end: Some(head_end),
+                    empty_body: details == PATH_NORMALIZATION_FAILED,
                 };
                 (State::Done, Some(rejection))
             }
@@ -229,29 +297,30 @@ impl RequestFraming {
         rejection
     }
 
-    /// Reads head bytes from `data`. Returns how many bytes of `data` end the head and
-    /// its verdict, or None when all of `data` was used without completing it (the state
-    /// may then be Done: the head cannot be parsed or is too long).
-    fn read_head(&mut self, data: &[u8]) -> Option<(usize, HeadVerdict)> {
+    /// Reads head bytes from `data` (a head that began in it may be repaired in place).
+    fn read_head(&mut self, data: &mut [u8]) -> HeadRead {
+        let rest_len = data.len();
+        let complete = |used, verdict| HeadRead::Complete {
+            used,
+            verdict,
+            rest_len,
+        };
         if self.head_buf.is_empty() {
             // The usual case: the whole head in this read, parsed where it lies.
             match parse_head(data, &self.limits) {
-                Parsed::Complete(len, verdict) => return Some((len, verdict)),
+                Parsed::Complete(len, verdict) => return complete(len, verdict),
                 Parsed::Partial => {}
-                Parsed::Invalid => {
-                    self.state = State::Done;
-                    return None;
-                }
+                Parsed::Invalid => return self.repair_or_refuse(data),
             }
             self.keep_head_bytes(data);
-            return None;
+            return HeadRead::Incomplete;
         }
         // The head began in an earlier read: parse only once a line ends it (hyper does
         // the same), so a head sent a byte at a time costs linear time.
         let mut used = 0;
         while let Some(end) = find_head_end(&self.head_buf, &data[used..]) {
             if !self.keep_head_bytes(&data[used..used + end]) {
-                return None;
+                return HeadRead::Incomplete;
             }
             used += end;
             match parse_head(&self.head_buf, &self.limits) {
@@ -260,7 +329,7 @@ impl RequestFraming {
                     // before a request line), so the head ends at this one.
                     debug_assert_eq!(len, self.head_buf.len());
                     self.release_head_buf();
-                    return Some((used, verdict));
+                    return complete(used, verdict);
                 }
                 // A line ended here, yet no head: all so far were empty lines before
                 // the request line, which httparse skips. Dropping them keeps a client
@@ -268,13 +337,45 @@ impl RequestFraming {
                 // (A later head end never looks back past its own request line.)
                 Parsed::Partial => self.head_buf.clear(),
                 Parsed::Invalid => {
+                    // Part of this head is hyper's already: no repair.
+                    let unsupported = request_line::has_unsupported_version(&self.head_buf);
                     self.state = State::Done;
-                    return None;
+                    self.release_head_buf();
+                    return if unsupported {
+                        HeadRead::Refused { status: 426 }
+                    } else {
+                        HeadRead::Incomplete
+                    };
                 }
             }
         }
         self.keep_head_bytes(&data[used..]);
-        None
+        HeadRead::Incomplete
+    }
+
+    /// A head that starts at the start of `data` and that httparse refused: repaired in
+    /// place when it is all there and Envoy would read it (then judged as any head), else
+    /// refused with 426 for a version Envoy answers so, else left to hyper's 400. A head
+    /// split over reads is never repaired (hyper holds its first bytes already).
+    fn repair_or_refuse(&mut self, data: &mut [u8]) -> HeadRead {
+        if let Some(head_len) = find_head_end(&[], data) {
+            if let Some(rest_len) = request_line::repair_head(data, head_len) {
+                if let Parsed::Complete(used, verdict) = parse_head(&data[..rest_len], &self.limits)
+                {
+                    return HeadRead::Complete {
+                        used,
+                        verdict,
+                        rest_len,
+                    };
+                }
+            }
+        }
+        self.state = State::Done;
+        if request_line::has_unsupported_version(data) {
+            HeadRead::Refused { status: 426 }
+        } else {
+            HeadRead::Incomplete
+        }
     }
 
     /// Appends to the head being read; false (and Done) when it grows past anything hyper
@@ -323,6 +424,21 @@ fn find_head_end(before: &[u8], data: &[u8]) -> Option<usize> {
     })
 }
 
+/// What reading head bytes came to.
+enum HeadRead {
+    /// The head ended after `used` bytes of the read (as repaired), which now holds
+    /// `rest_len` bytes.
+    Complete {
+        used: usize,
+        verdict: HeadVerdict,
+        rest_len: usize,
+    },
+    /// All the bytes were used without ending the head, or the check stopped (Done).
+    Incomplete,
+    /// hyper refuses the head by itself; Envoy's status for it.
+    Refused { status: u16 },
+}
+
 enum Parsed {
     Complete(usize, HeadVerdict),
     Partial,
@@ -353,12 +469,23 @@ fn parse_head(bytes: &[u8], limits: &FramingLimits) -> Parsed {
     }
 }
 
-/// Envoy's framing rules for a complete head, in Envoy's order: a bad or repeated
+/// Envoy's rules for a complete head, in Envoy's order: a method it does not know or a
+/// request target it does not take (400, see `request_line`), a bad or repeated
 /// `Content-Length` (400), `Content-Length` with `Transfer-Encoding` (400), a
 /// `Transfer-Encoding` that is not exactly `chunked` (501; repeated lines count as one
 /// comma-joined value, empty ones are skipped), then `Transfer-Encoding` on HTTP/1.0
-/// (426 unless HTTP/1.0 is accepted; hyper refuses it either way).
+/// (426 unless HTTP/1.0 is accepted; hyper refuses it either way), then a `#fragment`
+/// in the target (400 with an empty body, from Envoy's connection manager).
 fn judge(req: &httparse::Request<'_, '_>, limits: &FramingLimits) -> HeadVerdict {
+    let refuse = |status, details| HeadVerdict::Refuse { status, details };
+    let method = req.method.unwrap_or_default();
+    let target = req.path.unwrap_or_default();
+    if !request_line::is_known_method(method) {
+        return refuse(400, CODEC_ERROR);
+    }
+    if method != "CONNECT" && !request_line::is_acceptable_target(method, target) {
+        return refuse(400, INVALID_URL);
+    }
     let mut content_lengths = 0u32;
     let mut content_length = Some(0u64);
     let mut transfer_encoding = false;
@@ -397,7 +524,6 @@ fn judge(req: &httparse::Request<'_, '_>, limits: &FramingLimits) -> HeadVerdict
             _ => {}
         }
     }
-    let refuse = |status, details| HeadVerdict::Refuse { status, details };
     let content_length = match (content_lengths, content_length) {
         (0, _) => None,
         (1, Some(len)) => Some(len),
@@ -416,7 +542,11 @@ fn judge(req: &httparse::Request<'_, '_>, limits: &FramingLimits) -> HeadVerdict
             refuse(426, LOW_VERSION)
         };
     }
-    if req.method == Some("CONNECT") || (upgrade == Some(true) && connection_upgrade) {
+    // Envoy's connection manager refuses a fragment after the codec took the head.
+    if target.contains('#') {
+        return refuse(400, PATH_NORMALIZATION_FAILED);
+    }
+    if method == "CONNECT" || (upgrade == Some(true) && connection_upgrade) {
         return HeadVerdict::Tunnel;
     }
     match content_length {

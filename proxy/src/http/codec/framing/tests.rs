@@ -31,7 +31,7 @@ fn feed_in(limits: FramingLimits, bytes: &[u8], cuts: &[usize]) -> Outcome {
     let mut framing = RequestFraming::new(limits);
     let mut start = 0;
     for &end in cuts.iter().chain(std::iter::once(&bytes.len())) {
-        if let Some(r) = framing.on_read(&bytes[start..end]) {
+        if let Some(r) = framing.on_read_copy(&bytes[start..end]) {
             return Some((
                 r.request,
                 r.status,
@@ -360,14 +360,14 @@ fn heads_hyper_refuses_end_the_check() {
 fn empty_lines_before_a_request_are_not_kept() {
     let mut framing = RequestFraming::new(limits());
     for _ in 0..1000 {
-        assert_eq!(framing.on_read(b"\r\n"), None);
+        assert_eq!(framing.on_read_copy(b"\r\n"), None);
         assert!(framing.head_buf.len() <= 4, "{}", framing.head_buf.len());
     }
     assert_eq!(
-        framing.on_read(b"\nPOST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n"),
+        framing.on_read_copy(b"\nPOST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n"),
         None
     );
-    assert_eq!(framing.on_read(b"\r\n").map(|r| r.status), Some(501));
+    assert_eq!(framing.on_read_copy(b"\r\n").map(|r| r.status), Some(501));
 }
 
 #[test]
@@ -392,7 +392,7 @@ fn a_head_in_one_read_allocates_nothing() {
     ));
     let mut framing = RequestFraming::new(limits());
     let mut outcome = Some(None);
-    let allocations = allocations_during(|| outcome = Some(framing.on_read(&stream)));
+    let allocations = allocations_during(|| outcome = Some(framing.on_read(&mut stream).0));
     assert_eq!(outcome, Some(None));
     assert_eq!(allocations, 0);
 }
@@ -532,4 +532,65 @@ fn a_spoiled_end_that_does_not_fit_is_read_next() {
     super::super::spoil_head(&mut buf, 3, &mut overflow);
     assert_eq!(buf.filled(), b"a\r\n\0");
     assert_eq!(overflow, b"\n\n");
+}
+
+/// The verdict with all of `bytes` in one read (request-line refusals and repairs need
+/// the request line, or the head, in one read; hyper refuses what is cut).
+fn whole(bytes: &[u8]) -> Option<(u16, &'static str, bool)> {
+    RequestFraming::new(limits())
+        .on_read_copy(bytes)
+        .map(|r| (r.status, r.details, r.empty_body))
+}
+
+#[test]
+fn methods_targets_and_versions_envoy_refuses() {
+    let bad_request = Some((400, CODEC_ERROR, false));
+    assert_eq!(whole(b"get / HTTP/1.1\r\nhost: t\r\n\r\n"), bad_request);
+    assert_eq!(whole(b"FOO / HTTP/1.1\r\nhost: t\r\n\r\n"), bad_request);
+    assert_eq!(
+        whole(b"GET abc HTTP/1.1\r\nhost: t\r\n\r\n"),
+        Some((400, INVALID_URL, false))
+    );
+    assert_eq!(
+        whole("GET /caf\u{e9} HTTP/1.1\r\nhost: t\r\n\r\n".as_bytes()),
+        Some((400, INVALID_URL, false))
+    );
+    assert_eq!(
+        whole(b"GET /a#b HTTP/1.1\r\nhost: t\r\n\r\n"),
+        Some((400, PATH_NORMALIZATION_FAILED, true))
+    );
+    for line in ["GET / HTTP/1.2", "GET / HTTP/2.0", "GET /"] {
+        let head = format!("{line}\r\nhost: t\r\n\r\n");
+        let rejection = RequestFraming::new(limits()).on_read_copy(head.as_bytes());
+        assert_eq!(rejection.map(|r| (r.status, r.head_end)), Some((426, None)));
+    }
+    // hyper's own 400s stay 400s.
+    assert_eq!(whole(b"GET / http/1.1\r\nhost: t\r\n\r\n"), None);
+    for ok in [
+        "GET http://x/a HTTP/1.1\r\nhost: t\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nhost: t\r\n\r\n",
+        "MSEARCH / HTTP/1.1\r\nhost: t\r\n\r\n",
+        "CONNECT x:443 HTTP/1.1\r\nhost: x\r\n\r\n",
+    ] {
+        assert_eq!(whole(ok.as_bytes()), None, "{ok}");
+    }
+}
+
+#[test]
+fn a_repaired_head_is_still_judged() {
+    // Unfolded, this is Content-Length with Transfer-Encoding.
+    let folded = b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 3\r\ntransfer-encoding:\r\n chunked\r\n\r\n0\r\n\r\n";
+    assert_eq!(whole(folded), Some((400, super::CL_AND_TE, false)));
+    let spaced = b"POST  /  HTTP/1.1\r\nhost: t\r\ntransfer-encoding: gz\rip\r\n\r\n";
+    assert_eq!(whole(spaced), Some((501, super::INVALID_TE, false)));
+}
+
+#[tokio::test]
+async fn through_hyper_repaired_heads_are_served() {
+    let input = b"GET  /a  HTTP/1.1\r\nhost: t\r\nx: a\r\n b\r\n\r\n\
+        GET /b HTTP/1.1\r\nhost: t\r\nx: b\rc\r\n\r\n\
+        POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 3\r\ntransfer-encoding:\r\n chunked\r\n\r\n0\r\n\r\n";
+    let written = serve(input, input.len()).await;
+    assert_eq!(written.matches("HTTP/1.1 200 OK").count(), 2, "{written}");
+    assert!(written.ends_with("\r\n\r\nBad Request"), "{written}");
 }

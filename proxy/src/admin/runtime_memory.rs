@@ -1,0 +1,215 @@
+//! `/runtime`, `/memory` and the POST-only endpoints Baton answers without the feature
+//! behind them (`/runtime_modify`, `/cpuprofiler`, `/logging`), in Envoy's shapes.
+//!
+//! Baton has no runtime beyond what the bootstrap's `layered_runtime` says: `/runtime`
+//! lists its layers by name and the entries of its static layers (each entry's value per
+//! layer, "" where a layer does not set it, and the last layer's that does as the final
+//! value); disk, admin and RTDS layers are named but hold nothing. (Baton refuses
+//! `layered_runtime` at startup for now, so today the answer is always Envoy's for a
+//! bootstrap without it: no entries, no layers.) `/memory` reports
+//! glibc's `mallinfo2` under Envoy's (tcmalloc's) keys; see [`memory_json`].
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// `/runtime`: `{"entries": {key: {"final_value", "layer_values"}}, "layers": [names]}`.
+pub(super) fn runtime_json(bootstrap: &Value) -> Value {
+    let layers: Vec<&Value> = bootstrap
+        .pointer("/layered_runtime/layers")
+        .and_then(Value::as_array)
+        .map(|l| l.iter().collect())
+        .unwrap_or_default();
+    let names: Vec<Value> = layers
+        .iter()
+        .map(|l| {
+            l.get("name")
+                .cloned()
+                .unwrap_or(Value::String(String::new()))
+        })
+        .collect();
+    // key -> value per layer
+    let mut entries: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (i, layer) in layers.iter().enumerate() {
+        let mut flat = Vec::new();
+        if let Some(static_layer) = layer.get("static_layer") {
+            flatten("", static_layer, &mut flat);
+        }
+        for (key, value) in flat {
+            entries
+                .entry(key)
+                .or_insert_with(|| vec![String::new(); layers.len()])[i] = value;
+        }
+    }
+    let entries: Map<String, Value> = entries
+        .into_iter()
+        .map(|(key, values)| {
+            let final_value = values
+                .iter()
+                .rev()
+                .find(|v| !v.is_empty())
+                .cloned()
+                .unwrap_or_default();
+            let entry = serde_json::json!({"final_value": final_value, "layer_values": values});
+            (key, entry)
+        })
+        .collect();
+    serde_json::json!({"entries": entries, "layers": names})
+}
+
+/// A static layer's keys joined with `.` and its values as text, as Envoy reads them.
+fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&key, value, out);
+            }
+        }
+        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+        Value::Null => {}
+        other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+/// `/memory` with Envoy's keys in Envoy's order, values as decimal strings (uint64 in
+/// proto3 JSON).
+#[derive(Debug, Serialize)]
+pub(super) struct MemoryJson {
+    allocated: String,
+    heap_size: String,
+    pageheap_unmapped: String,
+    pageheap_free: String,
+    total_thread_cache: String,
+    total_physical_bytes: String,
+}
+
+/// `/memory` from glibc's allocator: `allocated` = bytes in use (`uordblks` +
+/// `hblkhd`), `heap_size` = bytes taken from the system (`arena` + `hblkhd`),
+/// `pageheap_free` = free bytes the allocator keeps (`fordblks`), `pageheap_unmapped`
+/// and `total_thread_cache` = 0 (glibc keeps no such pools apart), and
+/// `total_physical_bytes` = the resident set size. Without glibc, all but the last are 0.
+pub(super) fn memory_json() -> MemoryJson {
+    let (allocated, heap_size, free) = allocator_bytes();
+    MemoryJson {
+        allocated: allocated.to_string(),
+        heap_size: heap_size.to_string(),
+        pageheap_unmapped: "0".into(),
+        pageheap_free: free.to_string(),
+        total_thread_cache: "0".into(),
+        total_physical_bytes: resident_bytes().to_string(),
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn allocator_bytes() -> (u64, u64, u64) {
+    // SAFETY: mallinfo2 takes no arguments, returns a plain struct by value and only
+    // reads the allocator's counters (under its own locks).
+    #[allow(unsafe_code)]
+    let info = unsafe { libc::mallinfo2() };
+    let n = |v: usize| v as u64;
+    (
+        n(info.uordblks) + n(info.hblkhd),
+        n(info.arena) + n(info.hblkhd),
+        n(info.fordblks),
+    )
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn allocator_bytes() -> (u64, u64, u64) {
+    (0, 0, 0)
+}
+
+/// Resident set size from `/proc/self/status` (`VmRSS`, in kB; 0 where it cannot be
+/// read).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb.saturating_mul(1024))
+}
+
+/// Answer to `POST /runtime_modify`: usage without parameters; with them, Envoy's
+/// answer when the bootstrap has no admin layer: Baton keeps none (even when the
+/// bootstrap names one), so it cannot take overrides.
+pub(super) fn runtime_modify(query: &str) -> (http::StatusCode, &'static str) {
+    if query.is_empty() {
+        (
+            http::StatusCode::BAD_REQUEST,
+            "usage: /runtime_modify?key1=value1&key2=value2&keyN=valueN\n       or send the parameters as form values\nuse an empty value to remove a previously added override",
+        )
+    } else {
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "No admin layer specified",
+        )
+    }
+}
+
+/// Answer to `POST /cpuprofiler`: the `enable` parameter is required; Baton has no CPU
+/// profiler to start.
+pub(super) fn cpuprofiler(query: &str) -> (http::StatusCode, &'static str) {
+    let enable = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("enable="))
+        .filter(|v| *v == "y" || *v == "n");
+    match enable {
+        None => (http::StatusCode::BAD_REQUEST, "?enable=<y|n>\n"),
+        Some(_) => (
+            http::StatusCode::NOT_IMPLEMENTED,
+            "The current build does not support cpu profiler",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_lists_layers_and_static_entries() {
+        assert_eq!(
+            runtime_json(&serde_json::json!({})),
+            serde_json::json!({"entries": {}, "layers": []})
+        );
+        let bootstrap = serde_json::json!({"layered_runtime": {"layers": [
+            {"name": "static", "static_layer": {"a": {"b": 1}, "c": "x"}},
+            {"name": "admin", "admin_layer": {}},
+            {"name": "over", "static_layer": {"c": "y"}},
+        ]}});
+        assert_eq!(
+            runtime_json(&bootstrap),
+            serde_json::json!({
+                "entries": {
+                    "a.b": {"final_value": "1", "layer_values": ["1", "", ""]},
+                    "c": {"final_value": "y", "layer_values": ["x", "", "y"]},
+                },
+                "layers": ["static", "admin", "over"],
+            })
+        );
+    }
+
+    #[test]
+    fn memory_has_envoys_keys_in_order() {
+        let text = serde_json::to_string(&memory_json()).expect("json");
+        let keys = [
+            "allocated",
+            "heap_size",
+            "pageheap_unmapped",
+            "pageheap_free",
+            "total_thread_cache",
+            "total_physical_bytes",
+        ];
+        let mut at = 0;
+        for key in keys {
+            let found = text[at..].find(key).expect(key);
+            at += found;
+        }
+    }
+}

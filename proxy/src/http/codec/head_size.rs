@@ -1,0 +1,67 @@
+//! Request head sizes and header counts as Envoy compares them with
+//! `max_request_headers_kb` and `max_headers_count`, per codec.
+
+use std::fmt::Write as _;
+
+/// Size of an HTTP/1 request head as the client sent it (request line, header lines,
+/// final blank line), which Envoy compares with `max_request_headers_kb`. Rebuilt from
+/// the parsed request, so optional whitespace the client added is not counted.
+pub fn http1_head_len<B>(req: &http::Request<B>) -> usize {
+    /// Counts what would be written instead of writing it.
+    struct Len(usize);
+    impl std::fmt::Write for Len {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut target = Len(0);
+    let _ = write!(target, "{}", req.uri());
+    // "METHOD SP target SP HTTP/1.1 CRLF", "name: value CRLF" each, CRLF.
+    let request_line = req.method().as_str().len() + 1 + target.0 + 1 + 8 + 2;
+    let header_lines: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    request_line + header_lines + 2
+}
+
+/// Number of headers of an HTTP/2 request as Envoy counts them against
+/// `max_headers_count`: the pseudo-headers the request carried (`:method`, `:scheme`,
+/// `:authority`, `:path`, `:protocol`) and every header field.
+pub fn http2_header_count<B>(req: &http::Request<B>) -> usize {
+    let uri = req.uri();
+    let pseudo = 1
+        + usize::from(uri.scheme().is_some())
+        + usize::from(uri.authority().is_some())
+        + usize::from(req.method() != http::Method::CONNECT || uri.path_and_query().is_some())
+        + usize::from(req.extensions().get::<hyper::ext::Protocol>().is_some());
+    pseudo + req.headers().len()
+}
+
+/// Size of an HTTP/2 request's headers as Envoy compares it with
+/// `max_request_headers_kb`: names and values, pseudo-headers included, with no
+/// per-header overhead (measured on Envoy 1.40 to the byte).
+pub fn http2_header_bytes<B>(req: &http::Request<B>) -> usize {
+    let uri = req.uri();
+    let mut bytes = ":method".len() + req.method().as_str().len();
+    if let Some(scheme) = uri.scheme_str() {
+        bytes += ":scheme".len() + scheme.len();
+    }
+    if let Some(authority) = uri.authority() {
+        bytes += ":authority".len() + authority.as_str().len();
+    }
+    if req.method() != http::Method::CONNECT {
+        bytes += ":path".len() + uri.path_and_query().map_or(1, |p| p.as_str().len());
+    }
+    if let Some(protocol) = req.extensions().get::<hyper::ext::Protocol>() {
+        bytes += ":protocol".len() + protocol.as_str().len();
+    }
+    bytes
+        + req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum::<usize>()
+}
