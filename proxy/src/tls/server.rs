@@ -20,6 +20,7 @@ use rustls::{
 
 use super::peer::{sans_match, PeerCertificate};
 use super::sds::{CertEntry, SecretSlot};
+use super::sds_xds::SecretProvider;
 use super::stats::SslStats;
 
 /// Building a TLS context failed (the config was checked at load; this is what rustls
@@ -43,6 +44,8 @@ pub struct ServerTls {
     pub context: Arc<DownstreamTlsContext>,
     /// URI SAN of the first certificate (XFCC `By`).
     pub local_uri_san: Option<String>,
+    /// Secrets a control plane delivers (the listener warms until they arrive).
+    pub secret_providers: Vec<Arc<SecretProvider>>,
 }
 
 /// Builds the server config of one chain. `stats` counts verification failures.
@@ -80,9 +83,11 @@ pub fn build_server_config(
         }
         _ => WebPkiClientVerifier::no_client_auth(),
     };
+    let resolver = CertResolver::new(ctx);
+    let secret_providers = resolver.xds.clone();
     let mut config = builder
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(CertResolver::new(ctx)));
+        .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = ctx.alpn_protocols.clone();
     if ctx.disable_stateful_session_resumption {
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -112,14 +117,17 @@ pub fn build_server_config(
         config: Arc::new(config),
         context: ctx.clone(),
         local_uri_san,
+        secret_providers,
     })
 }
 
 /// Picks a certificate per handshake. Each slot is loaded once per handshake (a
-/// lock-free pointer read): an SDS slot is swapped by its file watcher, a static one never.
+/// lock-free pointer read): an SDS slot is swapped by its file watcher, a static one
+/// never; a control plane's secrets follow (none until delivered).
 #[derive(Debug)]
 struct CertResolver {
     slots: Vec<Arc<SecretSlot>>,
+    xds: Vec<Arc<SecretProvider>>,
 }
 
 impl CertResolver {
@@ -135,6 +143,11 @@ impl CertResolver {
                         None => Arc::new(SecretSlot::from_pointee(CertEntry::of(c))),
                     },
                 )
+                .collect(),
+            xds: ctx
+                .xds_certificates
+                .iter()
+                .map(super::sds_xds::provider)
                 .collect(),
         }
     }
@@ -164,7 +177,12 @@ impl ResolvesServerCert for CertResolver {
             && hello
                 .named_groups()
                 .is_none_or(|groups| groups.contains(&rustls::NamedGroup::secp256r1));
-        let loaded: Vec<_> = self.slots.iter().map(|s| s.load()).collect();
+        let loaded: Vec<Arc<CertEntry>> = self
+            .slots
+            .iter()
+            .map(|s| s.load_full())
+            .chain(self.xds.iter().filter_map(|p| p.certificate()))
+            .collect();
         let named = |entry: &CertEntry| {
             hello
                 .server_name()
