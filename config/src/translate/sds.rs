@@ -30,7 +30,7 @@ pub(crate) enum SecretRef {
     /// A control plane (`ads: {}` or an `api_config_source`).
     Xds(model::XdsSecretSource),
     /// `static_resources.secrets` (no `sds_config`): the secret and its path there.
-    Static(tls_pb::Secret, String),
+    Static(Box<tls_pb::Secret>, String),
 }
 
 /// The source of one `SdsSecretConfig`: a static secret when it has no `sds_config`
@@ -46,9 +46,10 @@ pub(crate) fn secret_ref(
     let cs_path = format!("{path}.sds_config");
     let Some(cs) = &config.sds_config else {
         return match env.static_secrets.get(&secret_name) {
-            Some((secret_path, secret)) => {
-                Ok(SecretRef::Static(secret.clone(), secret_path.clone()))
-            }
+            Some((secret_path, secret)) => Ok(SecretRef::Static(
+                Box::new(secret.clone()),
+                secret_path.clone(),
+            )),
             None => Err(ConfigError::at(
                 format!("{path}.name"),
                 format!("Unknown static secret: {secret_name}"),
