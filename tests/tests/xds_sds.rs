@@ -4,13 +4,14 @@
 //! pushing B rotates it for new handshakes while a keep-alive connection made with A
 //! keeps serving; a secret whose key does not match its certificate is NACKed with the
 //! error and B keeps serving. Counted as `sds.<name>.*`; `/config_dump` lists the
-//! secret under `dynamic_active_secrets` without its private key.
+//! secret under `dynamic_active_secrets` without its private key. The same through an
+//! `api_config_source` of its own (`SecretDiscoveryService`).
 
 mod xds_support;
 
 use baton_tests::config::{direct_route, route_config, vhost, XdsTransport};
 use baton_tests::tls::{self, ClientOptions, KeyKind, TestCa, TestCert};
-use baton_tests::xds::{resources, ControlPlane, CLUSTER_TYPE, LISTENER_TYPE};
+use baton_tests::xds::{resources, ControlPlane, Service, CLUSTER_TYPE, LISTENER_TYPE};
 use baton_tests::{RawHttp1, TempDir};
 use serde_json::{json, Value};
 use xds_support::*;
@@ -18,7 +19,10 @@ use xds_support::*;
 const SECRET_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 const SECRET: &str = "server_cert";
 
-sotw_and_delta!(listener_certificate_over_ads_rotates_in_place);
+sotw_and_delta!(
+    listener_certificate_over_ads_rotates_in_place,
+    listener_certificate_over_its_own_sds_stream,
+);
 
 fn secret(cert: &TestCert, key_pem: &str) -> anyhow::Result<prost_types::Any> {
     resources::to_any(
@@ -35,6 +39,11 @@ fn secret(cert: &TestCert, key_pem: &str) -> anyhow::Result<prost_types::Any> {
 
 /// Listener `https` on `port`: one TLS chain whose certificate comes over ADS.
 fn tls_listener(port: u16) -> Value {
+    tls_listener_from(port, json!({ "ads": {}, "resource_api_version": "V3" }))
+}
+
+/// Listener `https` on `port` whose certificate comes from `sds_config`.
+fn tls_listener_from(port: u16, sds_config: Value) -> Value {
     let mut listener = resources::inline_listener(
         "https",
         port,
@@ -51,7 +60,7 @@ fn tls_listener(port: u16) -> Value {
             "common_tls_context": {
                 "tls_certificate_sds_secret_configs": [{
                     "name": SECRET,
-                    "sds_config": { "ads": {}, "resource_api_version": "V3" },
+                    "sds_config": sds_config,
                 }],
             },
         },
@@ -164,5 +173,70 @@ async fn listener_certificate_over_ads_rotates_in_place(
     kept.send_request("GET", "/", &[], b"").await?;
     assert_eq!(kept.read_response().await?.status, 200);
 
+    Ok(())
+}
+
+/// `sds_config: { api_config_source }` (gRPC or delta gRPC as `transport`): the secret
+/// comes on a `SecretDiscoveryService` stream of its own, not on ADS.
+async fn listener_certificate_over_its_own_sds_stream(
+    transport: XdsTransport,
+) -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("sds ca")?;
+    let issue = |name: &str| {
+        ca.issue(
+            &dir,
+            name,
+            &format!("cn-{name}"),
+            &["sds.example.com"],
+            &[],
+            KeyKind::Ecdsa,
+        )
+    };
+    let (a, b) = (issue("a")?, issue("b")?);
+    let cp = ControlPlane::start().await?;
+    let port = baton_tests::config::free_port()?;
+    let api_type = match transport {
+        XdsTransport::Sotw => "GRPC",
+        XdsTransport::Delta => "DELTA_GRPC",
+    };
+    let sds_config = json!({
+        "api_config_source": {
+            "api_type": api_type,
+            "transport_api_version": "V3",
+            "grpc_services": [{ "envoy_grpc": { "cluster_name": "xds_cluster" } }],
+        },
+        "resource_api_version": "V3",
+    });
+    cp.set(CLUSTER_TYPE, "1", vec![])?;
+    cp.set(
+        LISTENER_TYPE,
+        "1",
+        resources::listeners(&[tls_listener_from(port, sds_config)])?,
+    )?;
+    let proxy = start_unready(&bootstrap(&cp, transport)).await?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let request = cp
+        .wait_for_request(|r| r.type_url == SECRET_TYPE, XDS_TIMEOUT)
+        .await?;
+    assert_eq!(request.service, Service::Sds, "{request:?}");
+    assert_eq!(
+        request.delta,
+        transport == XdsTransport::Delta,
+        "{request:?}"
+    );
+    cp.wait_for_ack(LISTENER_TYPE, "1", XDS_TIMEOUT).await?;
+    assert!(
+        served_cn(addr).await.is_err(),
+        "listening before the secret"
+    );
+
+    cp.set(SECRET_TYPE, "1", vec![secret(&a, &a.key_pem)?])?;
+    cp.wait_for_ack(SECRET_TYPE, "1", XDS_TIMEOUT).await?;
+    wait_served_cn(addr, "cn-a").await?;
+    cp.set(SECRET_TYPE, "2", vec![secret(&b, &b.key_pem)?])?;
+    cp.wait_for_ack(SECRET_TYPE, "2", XDS_TIMEOUT).await?;
+    wait_served_cn(addr, "cn-b").await?;
+    wait_stat(&proxy, &format!("sds.{SECRET}.update_success"), 2).await?;
     Ok(())
 }
