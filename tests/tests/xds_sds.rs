@@ -5,7 +5,8 @@
 //! keeps serving; a secret whose key does not match its certificate is NACKed with the
 //! error and B keeps serving. Counted as `sds.<name>.*`; `/config_dump` lists the
 //! secret under `dynamic_active_secrets` without its private key. The same through an
-//! `api_config_source` of its own (`SecretDiscoveryService`).
+//! `api_config_source` of its own (`SecretDiscoveryService`). A client-certificate CA
+//! (`validation_context_sds_secret_config`) over ADS rotates too.
 
 mod xds_support;
 
@@ -22,6 +23,7 @@ const SECRET: &str = "server_cert";
 sotw_and_delta!(
     listener_certificate_over_ads_rotates_in_place,
     listener_certificate_over_its_own_sds_stream,
+    client_ca_over_ads_rotates,
 );
 
 fn secret(cert: &TestCert, key_pem: &str) -> anyhow::Result<prost_types::Any> {
@@ -238,5 +240,88 @@ async fn listener_certificate_over_its_own_sds_stream(
     cp.wait_for_ack(SECRET_TYPE, "2", XDS_TIMEOUT).await?;
     wait_served_cn(addr, "cn-b").await?;
     wait_stat(&proxy, &format!("sds.{SECRET}.update_success"), 2).await?;
+    Ok(())
+}
+
+/// An HTTPS request with `client` as the client certificate; Err when refused (TLS 1.3
+/// clients learn of a rejection only when they read).
+async fn get_with_client_cert(
+    addr: std::net::SocketAddr,
+    client: &TestCert,
+) -> anyhow::Result<u16> {
+    let opts = ClientOptions {
+        client_cert: Some((client.cert_pem.clone(), client.key_pem.clone())),
+        ..ClientOptions::sni("sds.example.com")
+    };
+    let stream = tls::connect(addr, &opts).await?;
+    let mut http = RawHttp1::over(stream);
+    http.send_request("GET", "/", &[], b"").await?;
+    Ok(http.read_response().await?.status)
+}
+
+fn ca_secret(ca: &TestCa) -> anyhow::Result<prost_types::Any> {
+    resources::to_any(
+        SECRET_TYPE,
+        &json!({
+            "name": "client_ca",
+            "validation_context": { "trusted_ca": { "inline_string": ca.pem } },
+        }),
+    )
+}
+
+/// `require_client_certificate` with the trusted CA over ADS: clients of the delivered
+/// CA are served, then those of the next one.
+async fn client_ca_over_ads_rotates(transport: XdsTransport) -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let server_ca = TestCa::new("server ca")?;
+    let server = server_ca.issue(
+        &dir,
+        "server",
+        "cn-server",
+        &["sds.example.com"],
+        &[],
+        KeyKind::Ecdsa,
+    )?;
+    let (ca1, ca2) = (TestCa::new("client ca 1")?, TestCa::new("client ca 2")?);
+    let client1 = ca1.issue(&dir, "client1", "cn-client1", &[], &[], KeyKind::Ecdsa)?;
+    let client2 = ca2.issue(&dir, "client2", "cn-client2", &[], &[], KeyKind::Ecdsa)?;
+    let cp = ControlPlane::start().await?;
+    let port = baton_tests::config::free_port()?;
+    let mut listener = tls_listener(port);
+    let context = &mut listener["filter_chains"][0]["transport_socket"]["typed_config"];
+    context["require_client_certificate"] = json!(true);
+    context["common_tls_context"]["validation_context_sds_secret_config"] = json!({
+        "name": "client_ca",
+        "sds_config": { "ads": {}, "resource_api_version": "V3" },
+    });
+    cp.set(CLUSTER_TYPE, "1", vec![])?;
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    cp.set(
+        SECRET_TYPE,
+        "1",
+        vec![secret(&server, &server.key_pem)?, ca_secret(&ca1)?],
+    )?;
+    let proxy = start(&bootstrap(&cp, transport)).await?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    baton_tests::eventually(XDS_TIMEOUT, || async {
+        Ok(matches!(get_with_client_cert(addr, &client1).await, Ok(200)).then_some(()))
+    })
+    .await?;
+    assert!(get_with_client_cert(addr, &client2).await.is_err());
+
+    cp.set(
+        SECRET_TYPE,
+        "2",
+        vec![secret(&server, &server.key_pem)?, ca_secret(&ca2)?],
+    )?;
+    cp.wait_for_ack(SECRET_TYPE, "2", XDS_TIMEOUT).await?;
+    baton_tests::eventually(XDS_TIMEOUT, || async {
+        Ok(matches!(get_with_client_cert(addr, &client2).await, Ok(200)).then_some(()))
+    })
+    .await?;
+    assert!(get_with_client_cert(addr, &client1).await.is_err());
+    // (Not compared: `sds.client_ca.update_success` when the SotW subscription's names
+    // grow and version 1 is sent again; Envoy counts 2 here, Baton 3 in SotW.)
+    drop(proxy);
     Ok(())
 }

@@ -112,11 +112,6 @@ pub(crate) fn downstream(
     }
     let (validation, sds_validation, xds_validation) =
         sds_validation_context(&common, &cpath, env)?;
-    if xds_validation.is_some() {
-        return Err(ConfigError::unsupported(format!(
-            "{cpath}.validation_context_sds_secret_config.sds_config (ads or api_config_source)"
-        )));
-    }
     let require_client_certificate = proto.require_client_certificate.unwrap_or(false);
     if require_client_certificate
         && xds_validation.is_none()

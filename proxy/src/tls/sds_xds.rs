@@ -3,8 +3,9 @@
 //! Each secret is one [`SecretProvider`], shared by every TLS context naming it through
 //! the same source (as Envoy shares one SDS subscription). Per source, the names in use
 //! are what the `Secret` subscription asks for; the server attaches the xDS client
-//! ([`attach`]) and the subscription follows the names. A delivered certificate is
-//! checked like one from a config, then swapped in for new handshakes (open connections
+//! ([`attach`]) and the subscription follows the names. A delivered certificate (or
+//! validation context) is checked like one from a config, then swapped in for new
+//! handshakes (open connections
 //! keep theirs); a bad one is NACKed with the error and the old one keeps serving.
 //! Listeners using a secret warm until it arrives or its `initial_fetch_timeout` passes.
 //! Counted as Envoy's `sds.<secret name>.*`.
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
-use baton_config::model::{ConfigSource, XdsSecretSource};
+use baton_config::model::{ConfigSource, ValidationContext, XdsSecretSource};
 use baton_config::resource::ResourceDump;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -38,6 +39,9 @@ pub struct SecretMeta {
 pub struct SecretProvider {
     name: String,
     certificate: ArcSwapOption<CertEntry>,
+    validation: ArcSwapOption<ValidationContext>,
+    /// Bumped on every accepted secret (what derived verifiers follow).
+    updates: watch::Sender<u64>,
     /// True once a secret arrived, its initial fetch timed out, or the first one was
     /// rejected (Envoy lets initialisation go on then).
     ready: watch::Sender<bool>,
@@ -63,6 +67,16 @@ impl SecretProvider {
     /// The current certificate (one pointer load; None before one arrived).
     pub fn certificate(&self) -> Option<Arc<CertEntry>> {
         self.certificate.load_full()
+    }
+
+    /// The current validation context (None before one arrived).
+    pub fn validation(&self) -> Option<Arc<ValidationContext>> {
+        self.validation.load_full()
+    }
+
+    /// Changes whenever a secret is accepted.
+    pub fn updates(&self) -> watch::Receiver<u64> {
+        self.updates.subscribe()
     }
 
     /// Whether the listeners using it may stop warming.
@@ -155,6 +169,8 @@ pub fn provider(secret: &XdsSecretSource) -> Arc<SecretProvider> {
     let p = Arc::new(SecretProvider {
         name: secret.secret_name.clone(),
         certificate: ArcSwapOption::empty(),
+        validation: ArcSwapOption::empty(),
+        updates: watch::channel(0).0,
         ready: watch::channel(false).0,
         meta: Mutex::new(None),
         stats,
@@ -245,11 +261,19 @@ impl SdsHandler {
     ) -> Result<(), String> {
         let secret = baton_config::sds::decode_secret(&resource.any)
             .map_err(|e| format!("{}: {e}", resource.name))?;
-        let cert = baton_config::sds::secret_certificate(&secret, &resource.name)
-            .map_err(|e| e.to_string())?;
-        provider
-            .certificate
-            .store(Some(Arc::new(CertEntry::of(&cert))));
+        use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type;
+        if let Some(Type::ValidationContext(_)) = &secret.r#type {
+            let v = baton_config::sds::secret_validation_context(&secret, &resource.name)
+                .map_err(|e| e.to_string())?;
+            provider.validation.store(Some(v));
+        } else {
+            let cert = baton_config::sds::secret_certificate(&secret, &resource.name)
+                .map_err(|e| e.to_string())?;
+            provider
+                .certificate
+                .store(Some(Arc::new(CertEntry::of(&cert))));
+        }
+        provider.updates.send_modify(|n| *n += 1);
         *provider.meta.lock().unwrap_or_else(|e| e.into_inner()) = Some(SecretMeta {
             version_info: version_info.to_string(),
             last_updated: SystemTime::now(),
