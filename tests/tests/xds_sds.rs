@@ -6,7 +6,8 @@
 //! error and B keeps serving. Counted as `sds.<name>.*`; `/config_dump` lists the
 //! secret under `dynamic_active_secrets` without its private key. The same through an
 //! `api_config_source` of its own (`SecretDiscoveryService`). A client-certificate CA
-//! (`validation_context_sds_secret_config`) over ADS rotates too.
+//! (`validation_context_sds_secret_config`) over ADS rotates too. A secret that never
+//! arrives holds the listener only for `initial_fetch_timeout`.
 
 mod xds_support;
 
@@ -323,5 +324,39 @@ async fn client_ca_over_ads_rotates(transport: XdsTransport) -> anyhow::Result<(
     // (Not compared: `sds.client_ca.update_success` when the SotW subscription's names
     // grow and version 1 is sent again; Envoy counts 2 here, Baton 3 in SotW.)
     drop(proxy);
+    Ok(())
+}
+
+/// A secret that never arrives: the listener stops waiting after the source's
+/// `initial_fetch_timeout`, the server goes LIVE, and handshakes fail (no certificate).
+#[tokio::test]
+async fn listener_stops_waiting_after_the_initial_fetch_timeout() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let port = baton_tests::config::free_port()?;
+    let sds_config = json!({
+        "ads": {},
+        "resource_api_version": "V3",
+        "initial_fetch_timeout": "1s",
+    });
+    cp.set(CLUSTER_TYPE, "1", vec![])?;
+    cp.set(
+        LISTENER_TYPE,
+        "1",
+        resources::listeners(&[tls_listener_from(port, sds_config)])?,
+    )?;
+    let proxy = start_unready(&bootstrap(&cp, XdsTransport::Sotw)).await?;
+    baton_tests::eventually(XDS_TIMEOUT, || async {
+        Ok((ready_status(&proxy).await? == 200).then_some(()))
+    })
+    .await?;
+    wait_stat(&proxy, &format!("sds.{SECRET}.init_fetch_timeout"), 1).await?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    // Listening (the TCP connect succeeds), but no certificate to serve.
+    let tcp = tokio::net::TcpStream::connect(addr).await;
+    assert!(tcp.is_ok(), "not listening after the timeout: {tcp:?}");
+    assert!(
+        served_cn(addr).await.is_err(),
+        "a handshake without a certificate"
+    );
     Ok(())
 }
