@@ -19,6 +19,7 @@ const ROOTS: &[&str] = &[
     "envoy/service/listener/v3/lds.proto",
     "envoy/service/route/v3/rds.proto",
     "envoy/service/endpoint/v3/eds.proto",
+    "envoy/service/secret/v3/sds.proto",
     "envoy/extensions/transport_sockets/tls/v3/tls.proto",
     "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto",
     "envoy/extensions/access_loggers/file/v3/file.proto",

@@ -29,11 +29,12 @@ use std::path::Path;
 pub use baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap;
 pub use error::ConfigError;
 
-/// SDS secrets from files: [`sds::read_certificate`] re-reads a certificate's file.
+/// SDS secrets: [`sds::read_certificate`] re-reads a certificate's file;
+/// [`sds::decode_secret`] checks one a control plane sent.
 pub mod sds {
     pub use crate::translate::sds::{
-        certificate_from, parse_file, read_certificate, read_validation_context,
-        validation_context_from, SECRET_TYPE,
+        certificate_from, decode_secret, parse_file, read_certificate, read_validation_context,
+        secret_certificate, secret_validation_context, validation_context_from, SECRET_TYPE,
     };
 }
 

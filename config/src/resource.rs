@@ -230,6 +230,7 @@ fn is_known_type(type_url: &str) -> bool {
         LISTENER_TYPE,
         ROUTE_CONFIGURATION_TYPE,
         CLUSTER_LOAD_ASSIGNMENT_TYPE,
+        crate::translate::sds::SECRET_TYPE,
     ]
     .contains(&type_url)
 }

@@ -36,7 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit",
         &["stat_prefix", "max_connections", "delay"],
     ),
-    ("envoy.config.bootstrap.v3.Bootstrap.StaticResources", &["listeners", "clusters"]),
+    ("envoy.config.bootstrap.v3.Bootstrap.StaticResources", &["listeners", "clusters", "secrets"]),
     (
         "envoy.config.bootstrap.v3.Bootstrap.DynamicResources",
         &["lds_config", "cds_config", "ads_config"],

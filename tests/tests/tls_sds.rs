@@ -4,7 +4,8 @@
 //! without a restart while an open keep-alive connection keeps serving; a bad update
 //! (key not matching its certificate, or an unparseable file) is refused and the last
 //! good certificate keeps serving. The same for a client-certificate trusted CA from a
-//! `validation_context_sds_secret_config` file. Counted as `sds.<secret name>.*`.
+//! `validation_context_sds_secret_config` file. Counted as `sds.<secret name>.*`. A
+//! certificate from `static_resources.secrets` is served and dumped with its key redacted.
 
 use std::path::Path;
 
@@ -274,5 +275,55 @@ async fn trusted_ca_rotates_from_a_watched_sds_file() -> anyhow::Result<()> {
     replace_atomically(&secret_path, "{ not json")?;
     wait_stat(&proxy, "sds.client_ca.update_failure", 1).await?;
     assert_eq!(get_with_client_cert(addr, &client2).await?, 200);
+    Ok(())
+}
+
+/// A certificate from `static_resources.secrets`, named without `sds_config`: served,
+/// and listed in `/config_dump`'s `static_secrets` with the key's file name redacted.
+#[tokio::test]
+async fn certificate_from_a_static_secret() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let a = issue(&ca, &dir, "a")?;
+    let mut config = config_with(listener(json!({
+        "common_tls_context": {
+            "tls_certificate_sds_secret_configs": [{ "name": "static_cert" }],
+        }
+    })));
+    config["static_resources"]["secrets"] = json!([{
+        "name": "static_cert",
+        "tls_certificate": {
+            "certificate_chain": { "filename": a.cert_path.display().to_string() },
+            "private_key": { "filename": a.key_path.display().to_string() },
+        }
+    }]);
+    let proxy = Proxy::start(&config).await?;
+    let addr = proxy.listener_addr("l").await?;
+    assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-a"));
+    let dump: Value = proxy.admin_request("GET", "/config_dump").await?.json()?;
+    let secrets = dump["configs"]
+        .as_array()
+        .and_then(|c| {
+            c.iter()
+                .find(|s| s["@type"] == "type.googleapis.com/envoy.admin.v3.SecretsConfigDump")
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    let entry = &secrets["static_secrets"][0];
+    assert_eq!(entry["name"], "static_cert", "{secrets}");
+    let secret = &entry["secret"];
+    assert_eq!(
+        secret["@type"], "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        "{secrets}"
+    );
+    assert_eq!(
+        secret["tls_certificate"]["certificate_chain"]["filename"],
+        a.cert_path.display().to_string(),
+        "{secrets}"
+    );
+    assert_eq!(
+        secret["tls_certificate"]["private_key"]["filename"], "[redacted]",
+        "{secrets}"
+    );
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! upstream run by the test (tokio-rustls) records the SNI, ALPN and client certificate
 //! of every handshake. Verified against a trusted CA, a SAN mismatch answered 503 with
 //! Envoy's transport failure reason and counted, an unverified self-signed upstream
-//! accepted, `sni` sent, upstream mTLS, ALPN `h2` to an HTTP/2 cluster.
+//! accepted, `sni` sent, upstream mTLS, ALPN `h2` to an HTTP/2 cluster. The client
+//! certificate and the trusted CA from SDS files rotate for new connections.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,8 @@ struct Seen {
     sni: Option<String>,
     alpn: Option<Vec<u8>>,
     client_cert: bool,
+    /// Subject CN of the client certificate presented.
+    client_cn: Option<String>,
 }
 
 /// A TLS HTTP/1.1 upstream answering `200 upstream` to each request (one per connection).
@@ -84,6 +87,14 @@ impl TlsUpstream {
                         sni: session.server_name().map(str::to_string),
                         alpn: session.alpn_protocol().map(<[u8]>::to_vec),
                         client_cert: session.peer_certificates().is_some_and(|c| !c.is_empty()),
+                        client_cn: session
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .and_then(|der| {
+                                let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+                                let cn = cert.subject().iter_common_name().next()?;
+                                cn.as_str().ok().map(str::to_owned)
+                            }),
                     };
                     let h2 = entry.alpn.as_deref() == Some(b"h2");
                     if let Ok(mut seen) = log.lock() {
@@ -329,5 +340,101 @@ async fn http2_cluster_offers_h2_by_alpn() -> anyhow::Result<()> {
     let seen = upstream.seen();
     assert!(!seen.is_empty());
     assert_eq!(seen[0].alpn.as_deref(), Some(&b"h2"[..]));
+    Ok(())
+}
+
+/// Writes `content` beside `path` and renames it over `path` (a move the watched
+/// directory sees).
+fn replace_atomically(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn secret_file(name: &str, version: &str, secret: Value) -> String {
+    let mut resource = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        "name": name,
+    });
+    for (k, v) in secret.as_object().into_iter().flatten() {
+        resource[k] = v.clone();
+    }
+    json!({ "version_info": version, "resources": [resource] }).to_string()
+}
+
+fn client_cert_secret(cert: &TestCert) -> Value {
+    json!({ "tls_certificate": {
+        "certificate_chain": { "inline_string": cert.cert_pem },
+        "private_key": { "inline_string": cert.key_pem },
+    }})
+}
+
+fn ca_secret(ca: &TestCa) -> Value {
+    json!({ "validation_context": { "trusted_ca": { "inline_string": ca.pem } } })
+}
+
+#[tokio::test]
+async fn client_certificate_and_trusted_ca_rotate_from_sds_files() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("upstream ca")?;
+    let other_ca = TestCa::new("other ca")?;
+    let server = ca.issue(&dir, "up", "up", &["up.example.com"], &[], KeyKind::Ecdsa)?;
+    let a = ca.issue(&dir, "a", "client-a", &["a.test"], &[], KeyKind::Ecdsa)?;
+    let b = ca.issue(&dir, "b", "client-b", &["b.test"], &[], KeyKind::Ecdsa)?;
+    let upstream = TlsUpstream::start(&server, Some(&ca)).await?;
+    let watched = dir.join("sds");
+    std::fs::create_dir_all(&watched)?;
+    let cert_path = watched.join("client.json");
+    let ca_path = watched.join("ca.json");
+    std::fs::write(
+        &cert_path,
+        secret_file("client", "1", client_cert_secret(&a)),
+    )?;
+    std::fs::write(&ca_path, secret_file("ca", "1", ca_secret(&ca)))?;
+    let sds = |name: &str, path: &std::path::Path| {
+        json!({ "name": name, "sds_config": {
+            "path_config_source": {
+                "path": path.display().to_string(),
+                "watched_directory": { "path": watched.display().to_string() },
+            },
+            "resource_api_version": "V3",
+        }})
+    };
+    let socket = upstream_tls(json!({ "common_tls_context": {
+        "tls_certificate_sds_secret_configs": [sds("client", &cert_path)],
+        "validation_context_sds_secret_config": sds("ca", &ca_path),
+    }}));
+    let mut config = bootstrap(vec![listener()], vec![tls_cluster(upstream.addr, socket)]);
+    config["node"] = json!({ "id": "n", "cluster": "c" });
+    let proxy = Proxy::start(&config).await?;
+    let addr = proxy.listener_addr("l").await?;
+
+    let resp = baton_tests::get(addr, "/").await?;
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert_eq!(upstream.seen()[0].client_cn.as_deref(), Some("client-a"));
+
+    // A new client certificate: the next connection (the upstream closes each) shows it.
+    replace_atomically(
+        &cert_path,
+        &secret_file("client", "2", client_cert_secret(&b)),
+    )?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        let resp = baton_tests::get(addr, "/").await?;
+        let last = upstream.seen().last().and_then(|s| s.client_cn.clone());
+        Ok((resp.status == 200 && last.as_deref() == Some("client-b")).then_some(()))
+    })
+    .await?;
+
+    // A trusted CA that did not issue the upstream's certificate: verification fails.
+    replace_atomically(&ca_path, &secret_file("ca", "2", ca_secret(&other_ca)))?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        let resp = baton_tests::get(addr, "/").await?;
+        Ok((resp.status == 503).then_some(()))
+    })
+    .await?;
+    assert!(stat(&proxy, "cluster.tls.ssl.fail_verify_error").await? >= Some(1));
+    // Envoy 1.40 counts 3 here (the initial load twice), Baton 2.
+    assert!(stat(&proxy, "sds.ca.update_success").await? >= Some(2));
     Ok(())
 }

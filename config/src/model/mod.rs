@@ -82,17 +82,27 @@ impl Bootstrap {
             })
     }
 
-    /// Whether a static listener takes a certificate or validation context from SDS (a
-    /// secret file).
+    /// Whether a static listener or cluster takes a certificate or validation context
+    /// from SDS (a secret file or a control plane).
     pub fn uses_sds(&self) -> bool {
-        self.listeners.iter().any(|l| {
+        let listeners = self.listeners.iter().any(|l| {
             l.all_filter_chains().any(|chain| {
-                chain
-                    .tls
-                    .as_ref()
-                    .is_some_and(|t| !t.sds_certificates.is_empty() || t.sds_validation.is_some())
+                chain.tls.as_ref().is_some_and(|t| {
+                    !t.sds_certificates.is_empty()
+                        || t.sds_validation.is_some()
+                        || !t.xds_certificates.is_empty()
+                        || t.xds_validation.is_some()
+                })
             })
-        })
+        });
+        listeners
+            || self.clusters.iter().any(|c| {
+                c.tls.as_ref().is_some_and(|t| {
+                    t.sds_certificate.is_some()
+                        || t.sds_validation.is_some()
+                        || t.xds_certificate.is_some()
+                })
+            })
     }
 
     /// Envoy refuses to subscribe (xDS, and SDS even from a file) without a node

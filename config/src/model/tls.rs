@@ -41,6 +41,17 @@ pub struct SdsFileSource {
     pub watched_directory: Option<PathBuf>,
 }
 
+/// An SDS secret a control plane delivers: `sds_config` with `ads: {}` or its own
+/// `api_config_source`. The proxy subscribes to it by name; a listener using it warms
+/// until it arrives (or `initial_fetch_timeout` passes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct XdsSecretSource {
+    /// The `Secret`'s `name` (stats are `sds.<name>.*`).
+    pub secret_name: String,
+    /// Where it comes from.
+    pub source: super::ConfigSource,
+}
+
 /// A certificate that SDS keeps current: where it sits in the context's `certificates`
 /// (holding the version read at load) and which file replaces it.
 #[derive(Debug, Clone)]
@@ -122,6 +133,12 @@ pub struct DownstreamTlsContext {
     pub validation: Option<Arc<ValidationContext>>,
     /// `validation_context_sds_secret_config`'s file, which the proxy watches.
     pub sds_validation: Option<SdsFileSource>,
+    /// `tls_certificate_sds_secret_configs` entries a control plane delivers (after
+    /// `certificates` in the resolver's order; empty until they arrive).
+    pub xds_certificates: Vec<XdsSecretSource>,
+    /// `validation_context_sds_secret_config` delivered by a control plane (then
+    /// `validation` is None until it arrives).
+    pub xds_validation: Option<XdsSecretSource>,
     /// `session_ticket_keys`: each 80 bytes as Envoy's (name, HMAC and AES keys);
     /// the first encrypts, all decrypt. Empty: keys made at start.
     pub session_ticket_keys: Vec<[u8; 80]>,
@@ -140,8 +157,17 @@ pub struct DownstreamTlsContext {
 /// `UpstreamTlsContext`.
 #[derive(Debug, Clone)]
 pub struct UpstreamTlsContext {
-    /// `common_tls_context.tls_certificates` (client certificate; at most one used).
+    /// `common_tls_context.tls_certificates` (client certificate; at most one used), or
+    /// the one `tls_certificate_sds_secret_configs` entry as first read.
     pub certificates: Vec<TlsCertificate>,
+    /// The client certificate's SDS file (`certificates[0]` holds it as first read).
+    pub sds_certificate: Option<SdsFileSource>,
+    /// The client certificate delivered by a control plane (then `certificates` is
+    /// empty; no certificate is offered until it arrives).
+    pub xds_certificate: Option<XdsSecretSource>,
+    /// `validation_context_sds_secret_config`'s file (`validation` holds it as first
+    /// read).
+    pub sds_validation: Option<SdsFileSource>,
     /// `common_tls_context.tls_params`
     pub params: TlsParams,
     /// `common_tls_context.alpn_protocols`

@@ -31,7 +31,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
     let discovery = dns.discovery;
     let lb_policy = lb_policy::translate(c, path)?;
     let tls = match &c.transport_socket {
-        Some(socket) => super::tls::upstream(socket, &format!("{path}.transport_socket"))?,
+        Some(socket) => super::tls::upstream(socket, &format!("{path}.transport_socket"), env)?,
         None => None,
     };
     let connect_timeout = duration(

@@ -141,7 +141,9 @@ fn filter_chain(
         .transpose()?
         .unwrap_or_default();
     let tls = match &chain.transport_socket {
-        Some(socket) => super::tls::downstream(socket, &format!("{path}.transport_socket"))?,
+        Some(socket) => {
+            super::tls::downstream(socket, &format!("{path}.transport_socket"), ctx.env)?
+        }
         None => None,
     };
     let transport_socket_connect_timeout = timeout(

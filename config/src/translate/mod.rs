@@ -26,13 +26,14 @@ pub(crate) mod sds;
 mod tls;
 mod xds;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::pb::envoy::config::bootstrap::v3 as bootstrap_pb;
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
+use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3 as tls_pb;
 use baton_proto::pb::envoy::r#type::matcher::v3 as matcher_pb;
 use http::header::{HeaderName, HeaderValue};
 use prost::Message;
@@ -131,6 +132,8 @@ pub(crate) struct Env {
     /// Static clusters a control-plane connection may use: every non-EDS one, as Envoy
     /// connects before any EDS arrives.
     pub(crate) control_plane_clusters: HashSet<String>,
+    /// `static_resources.secrets` by name, with their paths.
+    pub(crate) static_secrets: HashMap<String, (String, tls_pb::Secret)>,
 }
 
 impl Env {
@@ -148,7 +151,23 @@ impl Env {
             })
             .map(|c| c.name.clone())
             .collect();
+        let mut static_secrets = HashMap::new();
+        let secrets = proto.static_resources.iter().flat_map(|r| r.secrets.iter());
+        for (i, secret) in secrets.enumerate() {
+            let path = format!("static_resources.secrets[{i}]");
+            required(&secret.name, &format!("{path}.name"))?;
+            if static_secrets
+                .insert(secret.name.clone(), (path.clone(), secret.clone()))
+                .is_some()
+            {
+                return Err(ConfigError::at(
+                    format!("{path}.name"),
+                    format!("Duplicate static secret name {}", secret.name),
+                ));
+            }
+        }
         Ok(Self {
+            static_secrets,
             default_resolver: dns::bootstrap_resolver(proto)?,
             ads_configured: proto
                 .dynamic_resources

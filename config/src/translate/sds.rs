@@ -1,8 +1,12 @@
-//! SDS from files: a `tls_certificate_sds_secret_configs` entry or a
-//! `validation_context_sds_secret_config` whose `sds_config` is a `path_config_source`.
-//! The file is a `DiscoveryResponse` holding the one
-//! `envoy.extensions.transport_sockets.tls.v3.Secret` named by the entry, as Envoy reads
-//! it; it is read here at load, and again by the proxy's file watcher.
+//! SDS: where a `tls_certificate_sds_secret_configs` entry or a
+//! `validation_context_sds_secret_config` takes its secret from ([`secret_ref`]).
+//! - No `sds_config`: a `static_resources.secrets` entry, resolved here.
+//! - A `path_config_source`: a `DiscoveryResponse` file holding the one
+//!   `envoy.extensions.transport_sockets.tls.v3.Secret` named by the entry, as Envoy
+//!   reads it; read here at load, and again by the proxy's file watcher.
+//! - `ads: {}` or an `api_config_source`: a control plane delivers it; the proxy
+//!   subscribes and checks each delivery with [`decode_secret`] and
+//!   [`secret_certificate`] / [`secret_validation_context`].
 
 use std::path::PathBuf;
 
@@ -19,20 +23,38 @@ use crate::model;
 pub const SECRET_TYPE: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
-/// The file source of one `SdsSecretConfig` (only `path_config_source` and the
-/// deprecated `path` are supported; SDS over gRPC is not yet).
-pub(crate) fn file_source(
+/// Where one `SdsSecretConfig` takes its secret from.
+pub(crate) enum SecretRef {
+    /// A `path_config_source` file (read here, then watched by the proxy).
+    File(model::SdsFileSource),
+    /// A control plane (`ads: {}` or an `api_config_source`).
+    Xds(model::XdsSecretSource),
+    /// `static_resources.secrets` (no `sds_config`): the secret and its path there.
+    Static(Box<tls_pb::Secret>, String),
+}
+
+/// The source of one `SdsSecretConfig`: a static secret when it has no `sds_config`
+/// (an unknown name is Envoy's `Unknown static secret` error), else a file or a
+/// control plane.
+pub(crate) fn secret_ref(
     config: &tls_pb::SdsSecretConfig,
     path: &str,
-) -> Result<model::SdsFileSource> {
+    env: &super::Env,
+) -> Result<SecretRef> {
     use core_pb::config_source::ConfigSourceSpecifier as Spec;
     let secret_name = required(&config.name, &format!("{path}.name"))?.to_string();
     let cs_path = format!("{path}.sds_config");
     let Some(cs) = &config.sds_config else {
-        return Err(ConfigError::at(
-            cs_path,
-            format!("required: static secret '{secret_name}' (without sds_config) is not supported by Baton yet"),
-        ));
+        return match env.static_secrets.get(&secret_name) {
+            Some((secret_path, secret)) => Ok(SecretRef::Static(
+                Box::new(secret.clone()),
+                secret_path.clone(),
+            )),
+            None => Err(ConfigError::at(
+                format!("{path}.name"),
+                format!("Unknown static secret: {secret_name}"),
+            )),
+        };
     };
     let (file, dir) = match &cs.config_source_specifier {
         Some(Spec::PathConfigSource(p)) => (
@@ -40,16 +62,17 @@ pub(crate) fn file_source(
             p.watched_directory.as_ref().map(|d| d.path.clone()),
         ),
         Some(Spec::Path(p)) => (p.clone(), None),
-        Some(Spec::Ads(_)) => return Err(ConfigError::unsupported(format!("{cs_path}.ads"))),
-        Some(Spec::ApiConfigSource(_)) => {
-            return Err(ConfigError::unsupported(format!(
-                "{cs_path}.api_config_source"
-            )))
+        Some(Spec::Ads(_) | Spec::ApiConfigSource(_)) => {
+            let source = super::xds::config_source(cs, &cs_path, env)?;
+            return Ok(SecretRef::Xds(model::XdsSecretSource {
+                secret_name,
+                source,
+            }));
         }
         _ => {
             return Err(ConfigError::at(
                 cs_path,
-                "SDS needs a path_config_source (the only source Baton supports for secrets)",
+                "SDS needs a path_config_source, ads or an api_config_source",
             ))
         }
     };
@@ -69,11 +92,55 @@ pub(crate) fn file_source(
         }
         None => None,
     };
-    Ok(model::SdsFileSource {
+    Ok(SecretRef::File(model::SdsFileSource {
         secret_name,
         path: PathBuf::from(file),
         watched_directory,
-    })
+    }))
+}
+
+/// The certificate of a `Secret` (static, or delivered by a control plane); `path`
+/// names the secret in errors.
+pub fn secret_certificate(secret: &tls_pb::Secret, path: &str) -> Result<model::TlsCertificate> {
+    match &secret.r#type {
+        Some(tls_pb::secret::Type::TlsCertificate(cert)) => {
+            super::tls::certificate(cert, &format!("{path}.tls_certificate"))
+        }
+        _ => Err(ConfigError::at(
+            path,
+            format!("secret '{}' is not a tls_certificate", secret.name),
+        )),
+    }
+}
+
+/// The validation context of a `Secret` (static, or delivered by a control plane).
+pub fn secret_validation_context(
+    secret: &tls_pb::Secret,
+    path: &str,
+) -> Result<std::sync::Arc<model::ValidationContext>> {
+    match &secret.r#type {
+        Some(tls_pb::secret::Type::ValidationContext(v)) => {
+            super::tls::certificate_validation_context(v, &format!("{path}.validation_context"))
+        }
+        _ => Err(ConfigError::at(
+            path,
+            format!("secret '{}' is not a validation_context", secret.name),
+        )),
+    }
+}
+
+/// Decodes one `Secret` resource a control plane sent, refusing fields Baton does not
+/// implement (as in a config).
+pub fn decode_secret(any: &prost_types::Any) -> Result<tls_pb::Secret> {
+    if any.type_url != SECRET_TYPE {
+        return Err(ConfigError::at(
+            "@type",
+            format!("expected a {SECRET_TYPE}, got '{}'", any.type_url),
+        ));
+    }
+    crate::supported::check_any(any, "")?;
+    tls_pb::Secret::decode(any.value.as_slice())
+        .map_err(|e| ConfigError::at("", format!("cannot decode Secret: {e}")))
 }
 
 /// Reads, parses and checks the validation-context secret file of `source` (see

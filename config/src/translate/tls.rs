@@ -16,6 +16,7 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::sign::CertifiedKey;
 use rustls::SupportedCipherSuite;
 
+use super::sds::SecretRef;
 use super::{any_type, data_source, decode_any, duration, string_matcher};
 use crate::error::{ConfigError, Result};
 use crate::model;
@@ -65,6 +66,7 @@ fn socket_kind<'a>(
 pub(crate) fn downstream(
     socket: &core_pb::TransportSocket,
     path: &str,
+    env: &super::Env,
 ) -> Result<Option<Arc<model::DownstreamTlsContext>>> {
     let any = match socket_kind(socket, DOWNSTREAM_TLS, path)? {
         SocketKind::RawBuffer => return Ok(None),
@@ -84,34 +86,37 @@ pub(crate) fn downstream(
     }
     let mut certificates = certificates(&common, &cpath)?;
     let mut sds_certificates = Vec::new();
+    let mut xds_certificates = Vec::new();
     for (i, sds) in common.tls_certificate_sds_secret_configs.iter().enumerate() {
         let spath = format!("{cpath}.tls_certificate_sds_secret_configs[{i}]");
-        let source = super::sds::file_source(sds, &spath)?;
-        let cert = super::sds::read_certificate(&source)?;
-        sds_certificates.push(model::SdsCertificate {
-            slot: certificates.len(),
-            source,
-        });
-        certificates.push(cert);
+        match super::sds::secret_ref(sds, &spath, env)? {
+            SecretRef::File(source) => {
+                let cert = super::sds::read_certificate(&source)?;
+                sds_certificates.push(model::SdsCertificate {
+                    slot: certificates.len(),
+                    source,
+                });
+                certificates.push(cert);
+            }
+            SecretRef::Static(secret, secret_path) => {
+                certificates.push(super::sds::secret_certificate(&secret, &secret_path)?);
+            }
+            SecretRef::Xds(source) => xds_certificates.push(source),
+        }
     }
-    if certificates.is_empty() {
+    if certificates.is_empty() && xds_certificates.is_empty() {
         return Err(ConfigError::at(
             format!("{cpath}.tls_certificates"),
             "a server TLS context needs at least one certificate",
         ));
     }
-    use tls_pb::common_tls_context::ValidationContextType;
-    let (validation, sds_validation) = match &common.validation_context_type {
-        Some(ValidationContextType::ValidationContextSdsSecretConfig(sds)) => {
-            let spath = format!("{cpath}.validation_context_sds_secret_config");
-            let source = super::sds::file_source(sds, &spath)?;
-            let v = super::sds::read_validation_context(&source)?;
-            (Some(v), Some(source))
-        }
-        _ => (validation_context(&common, &cpath)?, None),
-    };
+    let (validation, sds_validation, xds_validation) =
+        sds_validation_context(&common, &cpath, env)?;
     let require_client_certificate = proto.require_client_certificate.unwrap_or(false);
-    if require_client_certificate && validation.as_ref().is_none_or(|v| v.trusted_ca.is_empty()) {
+    if require_client_certificate
+        && xds_validation.is_none()
+        && validation.as_ref().is_none_or(|v| v.trusted_ca.is_empty())
+    {
         return Err(ConfigError::at(
             format!("{path}.require_client_certificate"),
             "requires a validation_context with trusted_ca",
@@ -141,6 +146,8 @@ pub(crate) fn downstream(
         certificates,
         sds_certificates,
         sds_validation,
+        xds_certificates,
+        xds_validation,
         params: params(
             common.tls_params.as_ref(),
             true,
@@ -178,6 +185,7 @@ fn context_digest(encoded: &[u8], certificates: &[model::TlsCertificate]) -> [u8
 pub(crate) fn upstream(
     socket: &core_pb::TransportSocket,
     path: &str,
+    env: &super::Env,
 ) -> Result<Option<Arc<model::UpstreamTlsContext>>> {
     let any = match socket_kind(socket, UPSTREAM_TLS, path)? {
         SocketKind::RawBuffer => return Ok(None),
@@ -202,31 +210,90 @@ pub(crate) fn upstream(
             "{path}.auto_sni_san_validation"
         )));
     }
-    if !common.tls_certificate_sds_secret_configs.is_empty() {
-        return Err(ConfigError::unsupported(format!(
-            "{cpath}.tls_certificate_sds_secret_configs"
-        )));
+    let mut certificates = certificates(&common, &cpath)?;
+    let mut sds_certificate = None;
+    let mut xds_certificate = None;
+    for (i, sds) in common.tls_certificate_sds_secret_configs.iter().enumerate() {
+        let spath = format!("{cpath}.tls_certificate_sds_secret_configs[{i}]");
+        match super::sds::secret_ref(sds, &spath, env)? {
+            SecretRef::File(source) => {
+                certificates.push(super::sds::read_certificate(&source)?);
+                sds_certificate = Some(source);
+            }
+            SecretRef::Static(secret, secret_path) => {
+                certificates.push(super::sds::secret_certificate(&secret, &secret_path)?);
+            }
+            SecretRef::Xds(source) => xds_certificate = Some(source),
+        }
     }
-    let certificates = certificates(&common, &cpath)?;
-    if certificates.len() > 1 {
+    let sds_count = common.tls_certificate_sds_secret_configs.len();
+    if certificates.len() + usize::from(xds_certificate.is_some()) > 1 || sds_count > 1 {
         return Err(ConfigError::at(
             format!("{cpath}.tls_certificates"),
             "an upstream TLS context takes at most one client certificate",
         ));
     }
+    let (validation, sds_validation, xds_validation) =
+        sds_validation_context(&common, &cpath, env)?;
+    if xds_validation.is_some() {
+        // The verifier is built with the cluster; one that waits for a control plane
+        // is not built yet.
+        return Err(ConfigError::unsupported(format!(
+            "{cpath}.validation_context_sds_secret_config.sds_config (ads or api_config_source on a cluster)"
+        )));
+    }
     Ok(Some(Arc::new(model::UpstreamTlsContext {
         certificates,
+        sds_certificate,
+        xds_certificate,
+        sds_validation,
         params: params(
             common.tls_params.as_ref(),
             false,
             &format!("{cpath}.tls_params"),
         )?,
         alpn_protocols: alpn(&common),
-        validation: validation_context(&common, &cpath)?,
+        validation,
         sni: (!proto.sni.is_empty()).then(|| proto.sni.clone()),
         auto_host_sni: proto.auto_host_sni,
         auto_sni_san_validation: proto.auto_sni_san_validation,
     })))
+}
+
+/// A context's validation context: inline, or from a `validation_context_sds_secret_config`
+/// (static, a file as first read, or a control plane's, which arrives later).
+#[allow(clippy::type_complexity)]
+fn sds_validation_context(
+    common: &tls_pb::CommonTlsContext,
+    cpath: &str,
+    env: &super::Env,
+) -> Result<(
+    Option<Arc<model::ValidationContext>>,
+    Option<model::SdsFileSource>,
+    Option<model::XdsSecretSource>,
+)> {
+    use tls_pb::common_tls_context::ValidationContextType;
+    match &common.validation_context_type {
+        Some(ValidationContextType::ValidationContextSdsSecretConfig(sds)) => {
+            let spath = format!("{cpath}.validation_context_sds_secret_config");
+            match super::sds::secret_ref(sds, &spath, env)? {
+                SecretRef::File(source) => {
+                    let v = super::sds::read_validation_context(&source)?;
+                    Ok((Some(v), Some(source), None))
+                }
+                SecretRef::Static(secret, secret_path) => Ok((
+                    Some(super::sds::secret_validation_context(
+                        &secret,
+                        &secret_path,
+                    )?),
+                    None,
+                    None,
+                )),
+                SecretRef::Xds(source) => Ok((None, None, Some(source))),
+            }
+        }
+        _ => Ok((validation_context(common, cpath)?, None, None)),
+    }
 }
 
 fn alpn(common: &tls_pb::CommonTlsContext) -> Vec<Vec<u8>> {

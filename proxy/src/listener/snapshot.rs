@@ -25,6 +25,7 @@ use crate::http::router::RouteTable;
 use crate::http::HcmRuntime;
 use crate::stats::ListenerStats;
 use crate::tcp::TcpProxyRuntime;
+use crate::tls::sds_xds::SecretProvider;
 use crate::tls::{build_server_config, ServerTls, SslStats};
 
 /// Compiling a listener failed.
@@ -202,6 +203,24 @@ impl ListenerSnapshot {
             }
         }
         out
+    }
+
+    /// Secrets from a control plane that its chains' TLS contexts use.
+    pub fn secret_providers(&self) -> Vec<Arc<SecretProvider>> {
+        let mut out: Vec<Arc<SecretProvider>> = Vec::new();
+        let chains = self.all_chains().filter_map(|c| c.tls.as_ref());
+        for p in chains.flat_map(|t| t.secret_providers.iter()) {
+            if !out.iter().any(|o| Arc::ptr_eq(o, p)) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
+    /// Whether everything it warms for (RDS routes, SDS secrets) is there or given up.
+    pub fn is_warm(&self) -> bool {
+        self.rds_providers().iter().all(|p| p.is_ready())
+            && self.secret_providers().iter().all(|p| p.is_ready())
     }
 }
 

@@ -166,6 +166,28 @@ impl Dynamic {
             .or_else(|| self.model.dynamic.lds.clone())
     }
 
+    /// SDS from control planes: the secrets TLS contexts name (`ads: {}` or an
+    /// `api_config_source`) are subscribed through this client as the contexts are
+    /// built. Listeners time their own wait for each secret.
+    pub fn attach_sds(&self) {
+        let client = self.client.clone();
+        crate::tls::sds_xds::attach(Arc::new(move |source, names, handler| {
+            client.subscribe(
+                &ConfigSource {
+                    initial_fetch_timeout: None,
+                    ..source.clone()
+                },
+                Subscription {
+                    type_url: xds::SECRET_TYPE,
+                    names: Some(names),
+                    handler,
+                    stats: None,
+                    on_initialized: Box::new(|| {}),
+                },
+            );
+        }));
+    }
+
     /// EDS, for every EDS cluster's service (secondary init waits for the first
     /// answer when static EDS clusters exist).
     pub fn subscribe_eds(&self, init: &InitManager) {

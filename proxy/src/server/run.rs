@@ -345,6 +345,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     if let Some(state) = &inherited_xds {
         dynamic.inherit(state);
     }
+    dynamic.attach_sds();
 
     let admin_ctx = model.admin.as_ref().map(|_| {
         Arc::new(AdminContext {

@@ -243,6 +243,7 @@ impl ResourceHandler for LdsHandler {
                 }
             }
             self.providers.prune();
+            crate::tls::sds_xds::prune();
             if errors.is_empty() {
                 self.listeners.set_lds_version(&update.version_info);
                 Ok(())

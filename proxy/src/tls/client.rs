@@ -9,7 +9,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use baton_config::model::{SanMatcher, UpstreamTlsContext};
+use arc_swap::ArcSwap;
+use baton_config::model::{SanMatcher, SdsFileSource, UpstreamTlsContext, ValidationContext};
+use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
@@ -105,34 +107,79 @@ fn build(
         ..(*super::provider()).clone()
     });
     let verifier = Arc::new(UpstreamVerifier::new(ctx, &provider, stats.clone())?);
+    let verify_state = verifier.state.clone();
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&ctx.params.versions)
         .map_err(TlsError::Params)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut config = match ctx.certificates.first() {
-        Some(cert) => {
-            builder.with_client_cert_resolver(Arc::new(FixedClientCert(cert.certified_key.clone())))
-        }
+    let client_cert = match (&ctx.xds_certificate, ctx.certificates.first()) {
+        (Some(secret), _) => Some(ClientCert::Xds(super::sds_xds::provider(secret))),
+        (None, Some(cert)) => Some(match &ctx.sds_certificate {
+            Some(source) => ClientCert::File(super::sds::subscribe(source, cert)),
+            None => ClientCert::Fixed(cert.certified_key.clone()),
+        }),
+        (None, None) => None,
+    };
+    let client_cert = client_cert.map(Arc::new);
+    let rotates = ctx.sds_certificate.is_some()
+        || ctx.xds_certificate.is_some()
+        || ctx.sds_validation.is_some();
+    let mut config = match &client_cert {
+        Some(cert) => builder.with_client_cert_resolver(cert.clone()),
         None => builder.with_no_client_auth(),
     };
+    if rotates {
+        let identity: super::client_sessions::Identity = Box::new(move || {
+            let verify = Arc::as_ptr(&*verify_state.load()) as usize;
+            let cert = client_cert.as_ref().map_or(0, |c| c.identity());
+            vec![verify, cert]
+        });
+        config.resumption = rustls::client::Resumption::store(Arc::new(
+            super::client_sessions::RotatingSessions::new(identity),
+        ));
+    }
     config.alpn_protocols = alpn;
     // Envoy does not resume upstream sessions unless configured; the default rustls
-    // cache is harmless and saves handshakes, so it stays.
+    // cache is harmless and saves handshakes, so it stays (emptied on an SDS rotation,
+    // as Envoy's new context starts with an empty one).
     Ok(Arc::new(config))
 }
 
-/// The one `tls_certificates` entry, offered whenever the upstream asks.
+/// The client certificate, offered whenever the upstream asks: fixed, or loaded per
+/// handshake from its SDS slot (a file's or a control plane's; none until delivered).
 #[derive(Debug)]
-struct FixedClientCert(Arc<rustls::sign::CertifiedKey>);
+enum ClientCert {
+    Fixed(Arc<rustls::sign::CertifiedKey>),
+    File(Arc<super::sds::SecretSlot>),
+    Xds(Arc<super::sds_xds::SecretProvider>),
+}
 
-impl rustls::client::ResolvesClientCert for FixedClientCert {
+impl ClientCert {
+    /// What it holds now (an address; 0 for none yet), to tell a rotation.
+    fn identity(&self) -> usize {
+        match self {
+            Self::Fixed(key) => Arc::as_ptr(key) as usize,
+            Self::File(slot) => Arc::as_ptr(&*slot.load()) as usize,
+            Self::Xds(provider) => provider
+                .certificate()
+                .map_or(0, |c| Arc::as_ptr(&c) as usize),
+        }
+    }
+}
+
+impl rustls::client::ResolvesClientCert for ClientCert {
     fn resolve(
         &self,
         _root_hint_subjects: &[&[u8]],
         sigschemes: &[SignatureScheme],
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        self.0.key.choose_scheme(sigschemes).map(|_| self.0.clone())
+        let key = match self {
+            Self::Fixed(key) => key.clone(),
+            Self::File(slot) => slot.load().key.clone(),
+            Self::Xds(provider) => provider.certificate()?.key.clone(),
+        };
+        key.key.choose_scheme(sigschemes).map(|_| key)
     }
 
     fn has_certs(&self) -> bool {
@@ -140,14 +187,20 @@ impl rustls::client::ResolvesClientCert for FixedClientCert {
     }
 }
 
-/// Envoy's upstream verification.
+/// Envoy's upstream verification. The validation context is loaded per handshake: a
+/// `validation_context_sds_secret_config` file swaps it.
 struct UpstreamVerifier {
+    state: Arc<ArcSwap<VerifyState>>,
+    algorithms: WebPkiSupportedAlgorithms,
+    stats: Arc<SslStats>,
+}
+
+/// One validation context, ready to verify with.
+struct VerifyState {
     /// Chain check against `trusted_ca` (`None`: not verified).
     chain: Option<Arc<WebPkiServerVerifier>>,
     san_matchers: Vec<SanMatcher>,
     allow_expired: bool,
-    algorithms: WebPkiSupportedAlgorithms,
-    stats: Arc<SslStats>,
 }
 
 impl std::fmt::Debug for UpstreamVerifier {
@@ -156,13 +209,11 @@ impl std::fmt::Debug for UpstreamVerifier {
     }
 }
 
-impl UpstreamVerifier {
+impl VerifyState {
     fn new(
-        ctx: &UpstreamTlsContext,
+        validation: Option<&ValidationContext>,
         provider: &Arc<rustls::crypto::CryptoProvider>,
-        stats: Arc<SslStats>,
     ) -> Result<Self, TlsError> {
-        let validation = ctx.validation.as_deref();
         let chain = match validation {
             Some(v) if !v.trusted_ca.is_empty() && !v.accept_untrusted => {
                 let roots = super::server::trusted_roots(&v.trusted_ca)?;
@@ -187,6 +238,41 @@ impl UpstreamVerifier {
                 .map(|v| v.san_matchers.clone())
                 .unwrap_or_default(),
             allow_expired: validation.is_some_and(|v| v.allow_expired_certificate),
+        })
+    }
+}
+
+fn verify_registry() -> &'static super::sds::Registry<VerifyState> {
+    static REGISTRY: std::sync::OnceLock<super::sds::Registry<VerifyState>> =
+        std::sync::OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// A validation-context secret file's new state (an SDS update).
+fn verify_state_from(
+    resp: &DiscoveryResponse,
+    source: &SdsFileSource,
+) -> Result<VerifyState, String> {
+    let v = baton_config::sds::validation_context_from(resp, source).map_err(|e| e.to_string())?;
+    VerifyState::new(Some(&v), &super::provider())
+        .map_err(|e| format!("{}: {e}", source.path.display()))
+}
+
+impl UpstreamVerifier {
+    fn new(
+        ctx: &UpstreamTlsContext,
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+        stats: Arc<SslStats>,
+    ) -> Result<Self, TlsError> {
+        let initial = VerifyState::new(ctx.validation.as_deref(), provider)?;
+        let state = match &ctx.sds_validation {
+            Some(source) => {
+                super::sds::subscribe_with(verify_registry(), source, || initial, verify_state_from)
+            }
+            None => Arc::new(ArcSwap::from_pointee(initial)),
+        };
+        Ok(Self {
+            state,
             algorithms: provider.signature_verification_algorithms,
             stats,
         })
@@ -203,7 +289,8 @@ impl ServerCertVerifier for UpstreamVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         use rustls::CertificateError as E;
-        if let Some(chain) = &self.chain {
+        let state = self.state.load();
+        if let Some(chain) = &state.chain {
             match chain.verify_server_cert(
                 end_entity,
                 intermediates,
@@ -218,14 +305,14 @@ impl ServerCertVerifier for UpstreamVerifier {
                     E::NotValidForName | E::NotValidForNameContext { .. },
                 )) => {}
                 Err(rustls::Error::InvalidCertificate(E::Expired | E::ExpiredContext { .. }))
-                    if self.allow_expired => {}
+                    if state.allow_expired => {}
                 Err(e) => {
                     self.stats.fail_verify_error.inc();
                     return Err(e);
                 }
             }
         }
-        if !self.san_matchers.is_empty() && !sans_match(&self.san_matchers, end_entity) {
+        if !state.san_matchers.is_empty() && !sans_match(&state.san_matchers, end_entity) {
             self.stats.fail_verify_san.inc();
             return Err(rustls::Error::InvalidCertificate(E::NotValidForName));
         }

@@ -5,9 +5,11 @@
 
 pub mod certs;
 pub mod client;
+mod client_sessions;
 pub mod inspector;
 pub mod peer;
 pub mod sds;
+pub mod sds_xds;
 pub mod server;
 pub mod stats;
 pub mod tickets;

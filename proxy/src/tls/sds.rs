@@ -25,22 +25,22 @@ use crate::stats::Scope;
 const FILE_POLL: Duration = Duration::from_millis(250);
 
 /// `sds.<secret name>.*`, the counters Envoy has for a secret subscription.
-struct SdsStats {
-    update_attempt: Counter,
-    update_success: Counter,
-    update_rejected: Counter,
-    update_failure: Counter,
+pub(crate) struct SdsStats {
+    pub(crate) update_attempt: Counter,
+    pub(crate) update_success: Counter,
+    pub(crate) update_rejected: Counter,
+    pub(crate) update_failure: Counter,
+    pub(crate) init_fetch_timeout: Counter,
     version: Gauge,
 }
 
 impl SdsStats {
-    fn new(secret_name: &str) -> Self {
+    pub(crate) fn new(secret_name: &str) -> Self {
         let s = Scope::new(crate::stats::store(), format!("sds.{secret_name}."));
-        // Present as in Envoy; never counted (a file source has no fetch timeout, and
-        // Baton has no key rotation to fail).
-        let _ = s.counter("init_fetch_timeout");
+        // Present as in Envoy; never counted (Baton has no key rotation to fail).
         let _ = s.counter("key_rotation_failed");
         Self {
+            init_fetch_timeout: s.counter("init_fetch_timeout"),
             update_attempt: s.counter("update_attempt"),
             update_success: s.counter("update_success"),
             update_rejected: s.counter("update_rejected"),
@@ -50,7 +50,7 @@ impl SdsStats {
     }
 
     /// `version` is the xxHash64 of the accepted `version_info`, as Envoy reports it.
-    fn accepted(&self, version_info: &str) {
+    pub(crate) fn accepted(&self, version_info: &str) {
         self.update_success.inc();
         self.version
             .set(xxhash_rust::xxh64::xxh64(version_info.as_bytes(), 0));

@@ -20,6 +20,7 @@ use rustls::{
 
 use super::peer::{sans_match, PeerCertificate};
 use super::sds::{CertEntry, SecretSlot};
+use super::sds_xds::SecretProvider;
 use super::stats::SslStats;
 
 /// Building a TLS context failed (the config was checked at load; this is what rustls
@@ -43,6 +44,8 @@ pub struct ServerTls {
     pub context: Arc<DownstreamTlsContext>,
     /// URI SAN of the first certificate (XFCC `By`).
     pub local_uri_san: Option<String>,
+    /// Secrets a control plane delivers (the listener warms until they arrive).
+    pub secret_providers: Vec<Arc<SecretProvider>>,
 }
 
 /// Builds the server config of one chain. `stats` counts verification failures.
@@ -58,8 +61,21 @@ pub fn build_server_config(
     let builder = ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&ctx.params.versions)
         .map_err(TlsError::Params)?;
-    let verifier: Arc<dyn ClientCertVerifier> = match &ctx.validation {
-        Some(v) if !v.trusted_ca.is_empty() => {
+    let mut secret_providers = Vec::new();
+    let verifier: Arc<dyn ClientCertVerifier> = match (&ctx.xds_validation, &ctx.validation) {
+        (Some(secret), _) => {
+            let provider = super::sds_xds::provider(secret);
+            secret_providers.push(provider.clone());
+            let state = Arc::new(ArcSwap::from_pointee(VerifierState::awaiting()));
+            follow_validation(&provider, &state);
+            Arc::new(ClientVerifier {
+                state,
+                hints: Vec::new(),
+                required: ctx.require_client_certificate,
+                stats: stats.clone(),
+            })
+        }
+        (None, Some(v)) if !v.trusted_ca.is_empty() => {
             let initial = VerifierState::new(v)?;
             let hints = initial.inner.root_hint_subjects().to_vec();
             let state = match &ctx.sds_validation {
@@ -80,9 +96,11 @@ pub fn build_server_config(
         }
         _ => WebPkiClientVerifier::no_client_auth(),
     };
+    let resolver = CertResolver::new(ctx);
+    secret_providers.extend(resolver.xds.iter().cloned());
     let mut config = builder
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(CertResolver::new(ctx)));
+        .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = ctx.alpn_protocols.clone();
     if ctx.disable_stateful_session_resumption {
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -112,14 +130,17 @@ pub fn build_server_config(
         config: Arc::new(config),
         context: ctx.clone(),
         local_uri_san,
+        secret_providers,
     })
 }
 
 /// Picks a certificate per handshake. Each slot is loaded once per handshake (a
-/// lock-free pointer read): an SDS slot is swapped by its file watcher, a static one never.
+/// lock-free pointer read): an SDS slot is swapped by its file watcher, a static one
+/// never; a control plane's secrets follow (none until delivered).
 #[derive(Debug)]
 struct CertResolver {
     slots: Vec<Arc<SecretSlot>>,
+    xds: Vec<Arc<SecretProvider>>,
 }
 
 impl CertResolver {
@@ -135,6 +156,11 @@ impl CertResolver {
                         None => Arc::new(SecretSlot::from_pointee(CertEntry::of(c))),
                     },
                 )
+                .collect(),
+            xds: ctx
+                .xds_certificates
+                .iter()
+                .map(super::sds_xds::provider)
                 .collect(),
         }
     }
@@ -164,7 +190,12 @@ impl ResolvesServerCert for CertResolver {
             && hello
                 .named_groups()
                 .is_none_or(|groups| groups.contains(&rustls::NamedGroup::secp256r1));
-        let loaded: Vec<_> = self.slots.iter().map(|s| s.load()).collect();
+        let loaded: Vec<Arc<CertEntry>> = self
+            .slots
+            .iter()
+            .map(|s| s.load_full())
+            .chain(self.xds.iter().filter_map(|p| p.certificate()))
+            .collect();
         let named = |entry: &CertEntry| {
             hello
                 .server_name()
@@ -250,7 +281,109 @@ fn verifier_state_from(
         .map_err(|e| format!("{}: {e}", source.path.display()))
 }
 
+/// Keeps `state` on the validation context `provider` holds (a control plane's): now,
+/// and after every accepted update, until the chain or the provider is gone.
+fn follow_validation(provider: &Arc<SecretProvider>, state: &Arc<ArcSwap<VerifierState>>) {
+    fn apply(provider: &SecretProvider, state: &ArcSwap<VerifierState>) {
+        let Some(v) = provider.validation() else {
+            return;
+        };
+        match VerifierState::new(&v) {
+            Ok(new) => state.store(Arc::new(new.with_fixed_hints())),
+            Err(e) => {
+                tracing::warn!(secret = %provider.name(), error = %e, "SDS validation context unusable; keeping the current one")
+            }
+        }
+    }
+    apply(provider, state);
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(secret = %provider.name(), "no runtime to follow the SDS validation context");
+        return;
+    };
+    let mut updates = provider.updates();
+    let (provider, state) = (Arc::downgrade(provider), Arc::downgrade(state));
+    handle.spawn(async move {
+        while updates.changed().await.is_ok() {
+            let (Some(p), Some(s)) = (provider.upgrade(), state.upgrade()) else {
+                return;
+            };
+            apply(&p, &s);
+        }
+    });
+}
+
+/// Refuses every client certificate: a validation context not delivered yet.
+#[derive(Debug)]
+struct AwaitingValidation;
+
+impl ClientCertVerifier for AwaitingValidation {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &super::provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &super::provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        super::provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 impl VerifierState {
+    /// Before a control plane's validation context arrived: nothing is trusted.
+    fn awaiting() -> Self {
+        Self {
+            inner: Arc::new(AwaitingValidation),
+            context: Arc::new(ValidationContext {
+                trusted_ca: Vec::new(),
+                trusted_ca_source: String::new(),
+                san_matchers: Vec::new(),
+                crls: Vec::new(),
+                allow_expired_certificate: false,
+                accept_untrusted: false,
+            }),
+            sds_hints: Some(&[]),
+        }
+    }
+
     fn new(v: &Arc<ValidationContext>) -> Result<Self, TlsError> {
         let roots = trusted_roots(&v.trusted_ca)?;
         let mut builder =

@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use super::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE};
 use crate::upstream::{ClusterManager, HostAddress, PipeAddress};
 
 /// Why a stream could not be opened.
@@ -51,6 +51,7 @@ pub(crate) fn method_path(service: Service, delta: bool) -> &'static str {
             LISTENER_TYPE => "/envoy.service.listener.v3.ListenerDiscoveryService/StreamListeners",
             ROUTE_TYPE => "/envoy.service.route.v3.RouteDiscoveryService/StreamRoutes",
             ENDPOINT_TYPE => "/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints",
+            SECRET_TYPE => "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets",
             _ => "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
         },
         (Service::Single(t), true) => match t {
@@ -58,6 +59,7 @@ pub(crate) fn method_path(service: Service, delta: bool) -> &'static str {
             LISTENER_TYPE => "/envoy.service.listener.v3.ListenerDiscoveryService/DeltaListeners",
             ROUTE_TYPE => "/envoy.service.route.v3.RouteDiscoveryService/DeltaRoutes",
             ENDPOINT_TYPE => "/envoy.service.endpoint.v3.EndpointDiscoveryService/DeltaEndpoints",
+            SECRET_TYPE => "/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets",
             _ => "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources",
         },
     }

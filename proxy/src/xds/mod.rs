@@ -35,6 +35,8 @@ pub const ENDPOINT_TYPE: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 /// Type URL of LDS resources.
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+/// Type URL of SDS resources.
+pub const SECRET_TYPE: &str = baton_config::sds::SECRET_TYPE;
 /// Type URL of RDS resources.
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 

@@ -1,5 +1,5 @@
 //! A test xDS control plane: a tonic server for ADS (state of the world and delta) and the
-//! per-type CDS/EDS/LDS/RDS services, on 127.0.0.1 (port 0 or a given port) or a Unix
+//! per-type CDS/EDS/LDS/RDS/SDS services, on 127.0.0.1 (port 0 or a given port) or a Unix
 //! socket, that can be stopped and restarted on the same address.
 //!
 //! Tests [`ControlPlane::set`] a snapshot per type URL; every subscribed stream gets it
@@ -25,7 +25,7 @@ use prost_types::Any;
 use tokio::sync::watch;
 
 pub use resources::{
-    short_type, ALL_TYPES, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
+    short_type, ALL_TYPES, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
 };
 pub use state::{LoggedRequest, LoggedResponse, Service, Snapshot, VersionedResource};
 

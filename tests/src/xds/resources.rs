@@ -25,6 +25,10 @@ pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Li
 /// Type URL of `envoy.config.route.v3.RouteConfiguration` (RDS).
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 
+/// Type URL of `envoy.extensions.transport_sockets.tls.v3.Secret` (SDS).
+pub const SECRET_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+
 /// The four types in the order Envoy subscribes to them at startup.
 pub const ALL_TYPES: [&str; 4] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
 

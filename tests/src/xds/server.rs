@@ -1,5 +1,5 @@
 //! The gRPC side of the test control plane: the aggregated service (ADS) and the four
-//! per-type services (CDS, EDS, LDS, RDS; `fetch_*` is unimplemented, as Envoy only
+//! per-type services (CDS, EDS, LDS, RDS, SDS; `fetch_*` is unimplemented, as Envoy only
 //! streams) over one [`StreamContext`], served by HTTP/2 connections accepted from a TCP
 //! or Unix listener. Connections are tasks in one `JoinSet` owned by the accept loop, so
 //! stopping the server (aborting the loop) closes every connection the way a crashed
@@ -24,6 +24,9 @@ use baton_proto::pb::envoy::service::listener::v3::listener_discovery_service_se
 };
 use baton_proto::pb::envoy::service::route::v3::route_discovery_service_server::{
     RouteDiscoveryService, RouteDiscoveryServiceServer,
+};
+use baton_proto::pb::envoy::service::secret::v3::secret_discovery_service_server::{
+    SecretDiscoveryService, SecretDiscoveryServiceServer,
 };
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -147,6 +150,15 @@ per_type_service!(
     delta_routes,
     fetch_routes
 );
+per_type_service!(
+    SecretDiscoveryService,
+    Service::Sds,
+    StreamSecretsStream,
+    stream_secrets,
+    DeltaSecretsStream,
+    delta_secrets,
+    fetch_secrets
+);
 
 /// The listening socket of one server run.
 #[derive(Debug)]
@@ -171,7 +183,10 @@ pub fn serve(listener: Listener, ctx: StreamContext) -> tokio::task::JoinHandle<
     .add_service(ListenerDiscoveryServiceServer::new(Discovery {
         ctx: ctx.clone(),
     }))
-    .add_service(RouteDiscoveryServiceServer::new(Discovery { ctx }))
+    .add_service(RouteDiscoveryServiceServer::new(Discovery {
+        ctx: ctx.clone(),
+    }))
+    .add_service(SecretDiscoveryServiceServer::new(Discovery { ctx }))
     .prepare();
     tokio::spawn(async move {
         // Dropped with this task: aborts every connection.

@@ -44,6 +44,8 @@ pub enum Service {
     Lds,
     /// `RouteDiscoveryService`.
     Rds,
+    /// `SecretDiscoveryService`.
+    Sds,
 }
 
 /// A DiscoveryRequest or DeltaDiscoveryRequest as received, flattened into one shape.

@@ -30,7 +30,7 @@ use futures_util::Stream;
 use tokio::sync::watch;
 use tonic::{Status, Streaming};
 
-use super::resources::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use super::resources::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE};
 use super::state::{LoggedRequest, LoggedResponse, Service, Shared, StreamGuard};
 
 /// A boxed response stream, as the tonic service traits want it.
@@ -44,6 +44,7 @@ fn service_type(service: Service) -> &'static str {
         Service::Eds => ENDPOINT_TYPE,
         Service::Lds => LISTENER_TYPE,
         Service::Rds => ROUTE_TYPE,
+        Service::Sds => SECRET_TYPE,
     }
 }
 

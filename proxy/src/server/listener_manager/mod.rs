@@ -1,12 +1,13 @@
 //! The listener manager: every listener's life, as Envoy's listener manager runs it.
 //!
 //! ```text
-//! add_or_update ──> warming ──(RDS routes arrived / timed out)──> active ──remove──> draining ──drain time──> gone
+//! add_or_update ──> warming ──(RDS routes, SDS secrets arrived / timed out)──> active ──remove──> draining ──drain time──> gone
 //!                      └─ nothing to wait for: active at once
 //! ```
 //! - *Warming*: compiled, socket bound (or taken from the parent / the supervisor) but
-//!   not accepting, until every RDS route configuration its connection managers use has
-//!   arrived or given up (`listener_manager.total_listeners_warming`).
+//!   not accepting, until every RDS route configuration its connection managers use (and
+//!   every SDS secret from a control plane its TLS contexts use) has arrived or given
+//!   up (`listener_manager.total_listeners_warming`).
 //! - *Active*: workers accept on it. An update of an active listener at the same
 //!   address swaps its snapshot in place once the new one is warm: chains whose config
 //!   is unchanged keep their connections; the chains that went away drain. A new address
@@ -299,6 +300,11 @@ impl ListenerManager {
             .into_iter()
             .filter(|p| !p.is_ready())
             .collect();
+        let waiting_secrets: Vec<_> = snapshot
+            .secret_providers()
+            .into_iter()
+            .filter(|p| !p.is_ready())
+            .collect();
         let id = {
             let mut inner = self.lock();
             inner.next_id += 1;
@@ -314,11 +320,14 @@ impl ListenerManager {
                     t.abort();
                 }
             }
-            let task = (!waiting.is_empty()).then(|| {
+            let task = (!waiting.is_empty() || !waiting_secrets.is_empty()).then(|| {
                 let me = self.me.clone();
                 let name = name.clone();
                 tokio::spawn(async move {
                     for p in &waiting {
+                        p.wait_ready().await;
+                    }
+                    for p in &waiting_secrets {
                         p.wait_ready().await;
                     }
                     if let Some(m) = me.upgrade() {
@@ -352,12 +361,7 @@ impl ListenerManager {
         else {
             return;
         };
-        if !inner.warming[pos]
-            .snapshot
-            .rds_providers()
-            .iter()
-            .all(|p| p.is_ready())
-        {
+        if !inner.warming[pos].snapshot.is_warm() {
             return;
         }
         let w = inner.warming.remove(pos);

@@ -1,0 +1,313 @@
+//! SDS from a control plane: `sds_config` with `ads: {}` or its own `api_config_source`.
+//!
+//! Each secret is one [`SecretProvider`], shared by every TLS context naming it through
+//! the same source (as Envoy shares one SDS subscription). Per source, the names in use
+//! are what the `Secret` subscription asks for; the server attaches the xDS client
+//! ([`attach`]) and the subscription follows the names. A delivered certificate (or
+//! validation context) is checked like one from a config, then swapped in for new
+//! handshakes (open connections
+//! keep theirs); a bad one is NACKed with the error and the old one keeps serving.
+//! Listeners using a secret warm until it arrives or its `initial_fetch_timeout` passes.
+//! Counted as Envoy's `sds.<secret name>.*`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use baton_config::model::{ConfigSource, ValidationContext, XdsSecretSource};
+use baton_config::resource::ResourceDump;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::sds::{CertEntry, SdsStats};
+use crate::xds::{HandlerFuture, ResourceHandler, Update};
+
+/// What /config_dump shows of a delivered secret.
+#[derive(Debug, Clone)]
+pub struct SecretMeta {
+    /// `version_info` of the response that delivered it.
+    pub version_info: String,
+    /// When it was applied.
+    pub last_updated: SystemTime,
+    /// The resource (private keys redacted when rendered).
+    pub config_dump: ResourceDump,
+}
+
+/// One secret from a control plane: the current certificate (None until one arrives)
+/// and whether listeners may stop waiting for it.
+pub struct SecretProvider {
+    name: String,
+    certificate: ArcSwapOption<CertEntry>,
+    validation: ArcSwapOption<ValidationContext>,
+    /// Bumped on every accepted secret (what derived verifiers follow).
+    updates: watch::Sender<u64>,
+    /// True once a secret arrived, its initial fetch timed out, or the first one was
+    /// rejected (Envoy lets initialisation go on then).
+    ready: watch::Sender<bool>,
+    meta: Mutex<Option<SecretMeta>>,
+    stats: SdsStats,
+    initial_fetch_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for SecretProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretProvider")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretProvider {
+    /// The secret's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current certificate (one pointer load; None before one arrived).
+    pub fn certificate(&self) -> Option<Arc<CertEntry>> {
+        self.certificate.load_full()
+    }
+
+    /// The current validation context (None before one arrived).
+    pub fn validation(&self) -> Option<Arc<ValidationContext>> {
+        self.validation.load_full()
+    }
+
+    /// Changes whenever a secret is accepted.
+    pub fn updates(&self) -> watch::Receiver<u64> {
+        self.updates.subscribe()
+    }
+
+    /// Whether the listeners using it may stop warming.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Resolves once a secret arrived, or its initial fetch timed out.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        let wait = rx.wait_for(|r| *r);
+        match self.initial_fetch_timeout {
+            Some(t) => {
+                if tokio::time::timeout(t, wait).await.is_err() {
+                    warn!(secret = %self.name, "SDS initial fetch timed out; listeners stop waiting for it");
+                    self.stats.init_fetch_timeout.inc();
+                    self.ready.send_replace(true);
+                }
+            }
+            None => {
+                let _ = wait.await;
+            }
+        }
+    }
+
+    /// What /config_dump shows, once a secret arrived.
+    pub fn meta(&self) -> Option<SecretMeta> {
+        self.meta.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Subscribes a source's `Secret` names with a handler (the server's xDS client).
+pub type Subscriber = Arc<
+    dyn Fn(&ConfigSource, watch::Receiver<Vec<String>>, Arc<dyn ResourceHandler>) + Send + Sync,
+>;
+
+/// The secrets of one config source.
+struct SourceSecrets {
+    source: ConfigSource,
+    providers: HashMap<String, Weak<SecretProvider>>,
+    names: watch::Sender<Vec<String>>,
+    subscribed: bool,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// By config source (its `Debug` form: one subscription per source).
+    sources: HashMap<String, SourceSecrets>,
+    subscriber: Option<Subscriber>,
+}
+
+fn registry() -> MutexGuard<'static, Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    // Config build and admin only, never per request.
+    REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+fn source_key(source: &ConfigSource) -> String {
+    format!("{:?}", source.kind)
+}
+
+/// The provider of `secret`, shared with every context naming it through the same
+/// source; made (and subscribed) on first use.
+pub fn provider(secret: &XdsSecretSource) -> Arc<SecretProvider> {
+    let mut reg = registry();
+    let key = source_key(&secret.source);
+    let subscriber = reg.subscriber.clone();
+    let entry = reg
+        .sources
+        .entry(key.clone())
+        .or_insert_with(|| SourceSecrets {
+            source: secret.source.clone(),
+            providers: HashMap::new(),
+            names: watch::channel(Vec::new()).0,
+            subscribed: false,
+        });
+    if let Some(p) = entry
+        .providers
+        .get(&secret.secret_name)
+        .and_then(Weak::upgrade)
+    {
+        return p;
+    }
+    let stats = SdsStats::new(&secret.secret_name);
+    // Envoy counts the subscription's initial request as an attempt.
+    stats.update_attempt.inc();
+    let p = Arc::new(SecretProvider {
+        name: secret.secret_name.clone(),
+        certificate: ArcSwapOption::empty(),
+        validation: ArcSwapOption::empty(),
+        updates: watch::channel(0).0,
+        ready: watch::channel(false).0,
+        meta: Mutex::new(None),
+        stats,
+        initial_fetch_timeout: secret.source.initial_fetch_timeout,
+    });
+    entry
+        .providers
+        .insert(secret.secret_name.clone(), Arc::downgrade(&p));
+    publish(entry);
+    if let Some(subscriber) = subscriber {
+        subscribe(entry, &key, &subscriber);
+    }
+    p
+}
+
+fn publish(entry: &mut SourceSecrets) {
+    entry.providers.retain(|_, p| p.strong_count() > 0);
+    let mut names: Vec<String> = entry.providers.keys().cloned().collect();
+    names.sort();
+    entry.names.send_if_modified(|current| {
+        if *current == names {
+            return false;
+        }
+        *current = names;
+        true
+    });
+}
+
+fn subscribe(entry: &mut SourceSecrets, key: &str, subscriber: &Subscriber) {
+    if entry.subscribed {
+        return;
+    }
+    entry.subscribed = true;
+    let handler = Arc::new(SdsHandler {
+        source_key: key.to_string(),
+    });
+    subscriber(&entry.source, entry.names.subscribe(), handler);
+}
+
+/// Gives the registry the server's xDS client: every source in use is subscribed now,
+/// later ones when first used.
+pub fn attach(subscriber: Subscriber) {
+    let mut reg = registry();
+    reg.subscriber = Some(subscriber.clone());
+    for (key, entry) in reg.sources.iter_mut() {
+        subscribe(entry, key, &subscriber);
+    }
+}
+
+/// Drops the names no context uses any more from their subscriptions.
+pub fn prune() {
+    for entry in registry().sources.values_mut() {
+        publish(entry);
+    }
+}
+
+/// Every secret in use, by name (for /config_dump), sorted.
+pub fn all() -> Vec<Arc<SecretProvider>> {
+    let reg = registry();
+    let mut all: Vec<_> = reg
+        .sources
+        .values()
+        .flat_map(|e| e.providers.values().filter_map(Weak::upgrade))
+        .collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
+fn providers_named(source_key: &str, name: &str) -> Option<Arc<SecretProvider>> {
+    registry()
+        .sources
+        .get(source_key)
+        .and_then(|e| e.providers.get(name))
+        .and_then(Weak::upgrade)
+}
+
+/// Applies one source's `Secret` responses.
+struct SdsHandler {
+    source_key: String,
+}
+
+impl SdsHandler {
+    /// Checks and applies one delivered secret to its provider.
+    fn apply_one(
+        provider: &SecretProvider,
+        resource: &crate::xds::Resource,
+        version_info: &str,
+    ) -> Result<(), String> {
+        let secret = baton_config::sds::decode_secret(&resource.any)
+            .map_err(|e| format!("{}: {e}", resource.name))?;
+        use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type;
+        if let Some(Type::ValidationContext(_)) = &secret.r#type {
+            let v = baton_config::sds::secret_validation_context(&secret, &resource.name)
+                .map_err(|e| e.to_string())?;
+            provider.validation.store(Some(v));
+        } else {
+            let cert = baton_config::sds::secret_certificate(&secret, &resource.name)
+                .map_err(|e| e.to_string())?;
+            provider
+                .certificate
+                .store(Some(Arc::new(CertEntry::of(&cert))));
+        }
+        provider.updates.send_modify(|n| *n += 1);
+        *provider.meta.lock().unwrap_or_else(|e| e.into_inner()) = Some(SecretMeta {
+            version_info: version_info.to_string(),
+            last_updated: SystemTime::now(),
+            config_dump: ResourceDump::new(&resource.any),
+        });
+        provider.stats.accepted(version_info);
+        provider.ready.send_replace(true);
+        info!(secret = %provider.name, version = %version_info, "SDS secret applied");
+        Ok(())
+    }
+}
+
+impl ResourceHandler for SdsHandler {
+    fn apply(&self, update: Update) -> HandlerFuture<'_> {
+        Box::pin(async move {
+            let mut errors = Vec::new();
+            for r in &update.resources {
+                let Some(provider) = providers_named(&self.source_key, &r.name) else {
+                    continue;
+                };
+                provider.stats.update_attempt.inc();
+                if let Err(e) = Self::apply_one(&provider, r, &update.version_info) {
+                    warn!(secret = %r.name, error = %e, "SDS secret rejected: keeping the current one");
+                    provider.stats.update_rejected.inc();
+                    // As Envoy: a rejected first secret lets initialisation go on.
+                    provider.ready.send_replace(true);
+                    errors.push(e);
+                }
+            }
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(errors.join("\n"))
+            }
+        })
+    }
+}
