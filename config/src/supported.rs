@@ -518,7 +518,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envoy.config.endpoint.v3.Endpoint", &["address", "hostname"]),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        &["common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config"],
+        &[
+            "common_http_protocol_options",
+            "upstream_http_protocol_options",
+            "explicit_http_config",
+            "use_downstream_protocol_config",
+        ],
+    ),
+    (
+        "envoy.config.core.v3.UpstreamHttpProtocolOptions",
+        &["auto_sni", "auto_san_validation", "override_auto_sni_header"],
     ),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig",

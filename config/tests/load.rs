@@ -311,14 +311,13 @@ fn unsupported_features_are_named() {
         e,
         "static_resources.clusters[0].health_checks: not supported by Baton yet"
     );
-    // Upstream TLS is built, but not auto SNI nor transport_socket_matches.
+    // Upstream TLS is built, with the SNI from the host.
     let tls = "static_resources:\n  clusters:\n  - name: a\n    transport_socket:\n      name: tls\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n";
     load_yaml_str(tls).expect("upstream TLS accepted");
-    let e = err(&format!("{tls}        auto_host_sni: true\n"));
-    assert_eq!(
-        e,
-        "static_resources.clusters[0].transport_socket.typed_config.auto_host_sni: not supported by Baton yet"
-    );
+    load_yaml_str(&format!(
+        "{tls}        auto_host_sni: true\n        auto_sni_san_validation: true\n"
+    ))
+    .expect("auto_host_sni accepted");
     let e = err(&format!(
         "{tls}        common_tls_context: {{ validation_context: {{ trusted_ca: {{ filename: /nonexistent/ca.pem }} }} }}\n"
     ));

@@ -211,6 +211,21 @@ pub struct Cluster {
     pub per_connection_buffer_limit_bytes: u32,
     /// `circuit_breakers` default-priority thresholds.
     pub circuit_breakers: CircuitBreakers,
+    /// `upstream_http_protocol_options` of the `HttpProtocolOptions`: SNI and SAN from
+    /// the request.
+    pub auto_sni: UpstreamAutoSni,
+}
+
+/// `upstream_http_protocol_options`: TLS names taken from each request's host (or
+/// `override_auto_sni_header`), as the router sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamAutoSni {
+    /// `auto_sni`: the host (port dropped) is the SNI, unless it is an IP address.
+    pub sni: bool,
+    /// `auto_san_validation`: the upstream's certificate must be for the host.
+    pub san_validation: bool,
+    /// `override_auto_sni_header`: read first; absent or empty, the host is used.
+    pub override_header: Option<http::HeaderName>,
 }
 
 /// `load_assignment` (or an EDS `ClusterLoadAssignment`).

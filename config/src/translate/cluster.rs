@@ -96,6 +96,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
             .per_connection_buffer_limit_bytes
             .unwrap_or(1024 * 1024),
         circuit_breakers,
+        auto_sni: upstream.auto_sni,
     })
 }
 
@@ -136,6 +137,7 @@ struct Upstream {
     max_requests_per_connection: Option<u32>,
     max_headers_count: u32,
     max_response_headers_kb: Option<u32>,
+    auto_sni: model::UpstreamAutoSni,
 }
 
 #[allow(deprecated)]
@@ -148,6 +150,7 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
     let mut http2_options = None;
     let mut common = c.common_http_protocol_options;
     let mut common_path = format!("{path}.common_http_protocol_options");
+    let mut auto_sni = model::UpstreamAutoSni::default();
     if let Some(h2) = &c.http2_protocol_options {
         protocol = model::UpstreamProtocol::Http2;
         http2_options = Some((h2.clone(), format!("{path}.http2_protocol_options")));
@@ -170,6 +173,12 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
         if options.common_http_protocol_options.is_some() {
             common = options.common_http_protocol_options;
             common_path = format!("{key_path}.common_http_protocol_options");
+        }
+        if let Some(upstream) = &options.upstream_http_protocol_options {
+            auto_sni = upstream_auto_sni(
+                upstream,
+                &format!("{key_path}.upstream_http_protocol_options"),
+            )?;
         }
         match &options.upstream_protocol_options {
             Some(UpstreamProtocolOptions::ExplicitHttpConfig(explicit)) => match &explicit.protocol_config {
@@ -261,6 +270,27 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
         max_requests_per_connection,
         max_headers_count,
         max_response_headers_kb,
+        auto_sni,
+    })
+}
+
+fn upstream_auto_sni(
+    options: &core_pb::UpstreamHttpProtocolOptions,
+    path: &str,
+) -> Result<model::UpstreamAutoSni> {
+    let override_header = match options.override_auto_sni_header.as_str() {
+        "" => None,
+        name => Some(http::HeaderName::try_from(name).map_err(|_| {
+            ConfigError::at(
+                format!("{path}.override_auto_sni_header"),
+                format!("'{name}' is not a valid HTTP header name"),
+            )
+        })?),
+    };
+    Ok(model::UpstreamAutoSni {
+        sni: options.auto_sni,
+        san_validation: options.auto_san_validation,
+        override_header,
     })
 }
 

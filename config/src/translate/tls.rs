@@ -192,16 +192,6 @@ pub(crate) fn upstream(
             "{path}.allow_renegotiation"
         )));
     }
-    // auto SNI needs the request's host at connect time (pools keyed by it): not built
-    // yet, so refused rather than connecting without the SNI Envoy would send.
-    if proto.auto_host_sni {
-        return Err(ConfigError::unsupported(format!("{path}.auto_host_sni")));
-    }
-    if proto.auto_sni_san_validation {
-        return Err(ConfigError::unsupported(format!(
-            "{path}.auto_sni_san_validation"
-        )));
-    }
     if !common.tls_certificate_sds_secret_configs.is_empty() {
         return Err(ConfigError::unsupported(format!(
             "{cpath}.tls_certificate_sds_secret_configs"

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use baton_config::model::{self, UpstreamProtocol};
 
 use crate::stats::ClusterStats;
+use crate::tls::client::TlsOverrides;
 
 use super::circuit::{CircuitBreakers, Slot};
 use super::error::UpstreamError;
@@ -172,8 +173,41 @@ impl UpstreamCluster {
                 UpstreamProtocol::Http2 => true,
                 UpstreamProtocol::UseDownstream => opts.downstream_http2,
             };
-        let response = pool::send(self, &host, req, http2, opts.upgrade).await?;
+        let tls = self.tls_overrides(&req);
+        let response = pool::send(self, &host, &tls, req, http2, opts.upgrade).await?;
         Ok(UpstreamResponse { response, host })
+    }
+
+    /// The TLS options `upstream_http_protocol_options` takes from `req`: its
+    /// `override_auto_sni_header` when present and not empty, else its host, port
+    /// dropped. An IP address is no SNI (the configured one stays), as in Envoy.
+    fn tls_overrides(&self, req: &http::Request<RequestBody>) -> TlsOverrides {
+        let auto = &self.model.auto_sni;
+        if self.tls.is_none() || !(auto.sni || auto.san_validation) {
+            return TlsOverrides::default();
+        }
+        let header = |name: &http::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+        };
+        let value = auto
+            .override_header
+            .as_ref()
+            .and_then(header)
+            .or_else(|| header(&http::header::HOST))
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        let Some(value) = value else {
+            return TlsOverrides::default();
+        };
+        let host = authority_host(value);
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        let name: Arc<str> = Arc::from(host);
+        TlsOverrides {
+            sni: (auto.sni && !is_ip).then(|| name.clone()),
+            verify_san: auto.san_validation.then_some(name),
+        }
     }
 
     /// A raw connection to a picked host (tcp_proxy, CONNECT termination): TCP, or a
@@ -195,12 +229,24 @@ impl UpstreamCluster {
         // Envoy's TCP pool counts a connection request as pending until it connects,
         // then as a request (`upstream_rq_total`).
         let pending = self.pending_slot()?;
-        let (stream, open) = connect::connect(self, &host, connect::Protocol::Tcp)
+        let no_overrides = TlsOverrides::default();
+        let (stream, open) = connect::connect(self, &host, &no_overrides, connect::Protocol::Tcp)
             .await
             .inspect_err(|e| pending.failed(e))?;
         drop(pending);
         self.stats.upstream_rq_total.inc();
         Ok((stream, host, ConnectionGuard { _open: open }))
+    }
+}
+
+/// The host part of an authority: the port dropped, an IPv6 literal's brackets too.
+fn authority_host(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split_once(']').map_or(authority, |(ip, _)| ip);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
     }
 }
 

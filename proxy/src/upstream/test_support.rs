@@ -60,6 +60,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
         max_response_headers_kb: None,
         per_connection_buffer_limit_bytes: 1024 * 1024,
         circuit_breakers: CircuitBreakers::default(),
+        auto_sni: Default::default(),
     }
 }
 

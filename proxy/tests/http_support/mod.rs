@@ -156,6 +156,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
         max_response_headers_kb: None,
         per_connection_buffer_limit_bytes: 1024 * 1024,
         circuit_breakers: CircuitBreakers::default(),
+        auto_sni: Default::default(),
     })
 }
 
