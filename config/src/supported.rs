@@ -455,8 +455,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "protocol_selection",
             "max_requests_per_connection",
             "transport_socket",
+            "transport_socket_matches",
         ],
     ),
+    ("envoy.config.cluster.v3.Cluster.TransportSocketMatch", &["name", "match", "transport_socket"]),
     ("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["eds_config", "service_name"]),
     ("envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", &["choice_count"]),
     // Typed load balancing policies (the one chosen from `load_balancing_policy`).

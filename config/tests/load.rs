@@ -325,9 +325,11 @@ fn unsupported_features_are_named() {
         e.starts_with("static_resources.clusters[0].transport_socket.typed_config.common_tls_context.validation_context.trusted_ca"),
         "{e}"
     );
-    let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket_matches: [ { name: m } ]\n");
+    load_yaml_str("static_resources:\n  clusters:\n  - name: a\n    transport_socket_matches: [ { name: m, match: { tls: true } } ]\n")
+        .expect("transport_socket_matches accepted");
+    let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket_matches: [ { match: {} } ]\n");
     assert!(
-        e.starts_with("static_resources.clusters[0].transport_socket_matches"),
+        e.starts_with("static_resources.clusters[0].transport_socket_matches[0].name"),
         "{e}"
     );
     // Fields that do not change behaviour are accepted.

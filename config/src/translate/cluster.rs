@@ -34,6 +34,12 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
         Some(socket) => super::tls::upstream(socket, &format!("{path}.transport_socket"))?,
         None => None,
     };
+    let transport_socket_matches = c
+        .transport_socket_matches
+        .iter()
+        .enumerate()
+        .map(|(i, m)| transport_socket_match(m, &format!("{path}.transport_socket_matches[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
     let connect_timeout = duration(
         c.connect_timeout.as_ref(),
         &format!("{path}.connect_timeout"),
@@ -73,6 +79,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
     };
     Ok(model::Cluster {
         tls,
+        transport_socket_matches,
         name,
         stat_name,
         discovery,
@@ -97,6 +104,22 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
             .unwrap_or(1024 * 1024),
         circuit_breakers,
         auto_sni: upstream.auto_sni,
+    })
+}
+
+fn transport_socket_match(
+    m: &cluster_pb::cluster::TransportSocketMatch,
+    path: &str,
+) -> Result<model::TransportSocketMatch> {
+    let name = required(&m.name, &format!("{path}.name"))?.to_string();
+    let tls = match &m.transport_socket {
+        Some(socket) => super::tls::upstream(socket, &format!("{path}.transport_socket"))?,
+        None => None,
+    };
+    Ok(model::TransportSocketMatch {
+        name,
+        criteria: m.r#match.clone().unwrap_or_default(),
+        tls,
     })
 }
 

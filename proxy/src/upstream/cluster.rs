@@ -9,7 +9,8 @@ use arc_swap::ArcSwap;
 use baton_config::model::{self, UpstreamProtocol};
 
 use crate::stats::ClusterStats;
-use crate::tls::client::TlsOverrides;
+use crate::tls::client::{ClientTls, TlsOverrides};
+use baton_shared_stats::Counter;
 
 use super::circuit::{CircuitBreakers, Slot};
 use super::error::UpstreamError;
@@ -27,8 +28,35 @@ pub struct UpstreamCluster {
     host_set: ArcSwap<HostSet>,
     breakers: CircuitBreakers,
     stats: Arc<ClusterStats>,
-    /// The `UpstreamTlsContext` built (`Err`: rustls refused it; every connect fails).
-    tls: Option<Result<Arc<crate::tls::client::ClientTls>, String>>,
+    /// The `transport_socket`'s `UpstreamTlsContext` built (`Err`: rustls refused it;
+    /// every connect with it fails).
+    tls: Option<BuiltTls>,
+    /// `transport_socket_matches`, built, in order.
+    socket_matches: Vec<SocketMatch>,
+    /// `cluster.<name>.default.total_match_count`: hosts on `transport_socket`.
+    default_match_count: DebugCounter,
+    /// Some transport socket is TLS (requests may then set SNI and SAN).
+    any_tls: bool,
+}
+
+/// A TLS context built for connecting, or why rustls refused it.
+type BuiltTls = Result<Arc<ClientTls>, String>;
+
+/// One built `transport_socket_matches` entry.
+#[derive(Debug)]
+struct SocketMatch {
+    tls: Option<BuiltTls>,
+    /// `cluster.<name>.<match name>.total_match_count`: hosts that took it.
+    count: DebugCounter,
+}
+
+/// A counter in a `Debug` struct.
+struct DebugCounter(Counter);
+
+impl std::fmt::Debug for DebugCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Counter")
+    }
 }
 
 impl UpstreamCluster {
@@ -37,24 +65,71 @@ impl UpstreamCluster {
         let stats = Arc::new(ClusterStats::new(crate::stats::store(), &model.stat_name));
         let host_set = HostSet::new(localities);
         update_membership(&stats, None, &host_set);
-        let tls = model.tls.as_ref().map(|ctx| {
-            let ssl = Arc::new(crate::tls::SslStats::new(
-                crate::stats::store(),
-                &format!("cluster.{}.", model.stat_name),
-            ));
-            crate::tls::client::ClientTls::new(ctx, ssl)
-                .map(Arc::new)
-                .map_err(|e| {
-                    tracing::error!(cluster = %model.name, error = %e, "upstream TLS context refused");
-                    e.to_string()
-                })
-        });
-        Self {
-            model,
+        let prefix = format!("cluster.{}.", model.stat_name);
+        let scope = crate::stats::Scope::new(crate::stats::store(), prefix.as_str());
+        // Every TLS socket of the cluster counts in its one `cluster.<name>.ssl.*`.
+        let any_tls = model.tls.is_some()
+            || model
+                .transport_socket_matches
+                .iter()
+                .any(|m| m.tls.is_some());
+        let ssl =
+            any_tls.then(|| Arc::new(crate::tls::SslStats::new(crate::stats::store(), &prefix)));
+        let build = |ctx: &Arc<model::UpstreamTlsContext>| -> BuiltTls {
+            let ssl = ssl.clone().unwrap_or_else(|| {
+                Arc::new(crate::tls::SslStats::new(crate::stats::store(), &prefix))
+            });
+            ClientTls::new(ctx, ssl).map(Arc::new).map_err(|e| {
+                tracing::error!(cluster = %model.name, error = %e, "upstream TLS context refused");
+                e.to_string()
+            })
+        };
+        let tls = model.tls.as_ref().map(build);
+        let socket_matches = model
+            .transport_socket_matches
+            .iter()
+            .map(|m| SocketMatch {
+                tls: m.tls.as_ref().map(build),
+                count: DebugCounter(scope.counter(&format!("{}.total_match_count", m.name))),
+            })
+            .collect();
+        let cluster = Self {
             host_set: ArcSwap::from_pointee(host_set),
             breakers,
             stats,
             tls,
+            socket_matches,
+            default_match_count: DebugCounter(scope.counter("default.total_match_count")),
+            any_tls,
+            model,
+        };
+        cluster.count_socket_matches(cluster.host_set.load().all(), &[]);
+        cluster
+    }
+
+    /// Which of `transport_socket_matches` `host` connects with (`None`: the cluster's
+    /// `transport_socket`). Chosen at each connect: a few map lookups at most.
+    fn transport_socket_of(&self, host: &Host) -> Option<usize> {
+        model::select_transport_socket(
+            &self.model.transport_socket_matches,
+            host.socket_match.as_deref(),
+        )
+    }
+
+    /// Counts each host of `hosts` not in `old` in its socket's `total_match_count`:
+    /// once per host, as Envoy counts when it creates a host.
+    fn count_socket_matches(&self, hosts: &[Arc<Host>], old: &[Arc<Host>]) {
+        for host in hosts {
+            if old.iter().any(|o| Arc::ptr_eq(o, host)) {
+                continue;
+            }
+            match self
+                .transport_socket_of(host)
+                .and_then(|i| self.socket_matches.get(i))
+            {
+                Some(m) => m.count.0.inc(),
+                None => self.default_match_count.0.inc(),
+            }
         }
     }
 
@@ -72,6 +147,7 @@ impl UpstreamCluster {
     pub(crate) fn set_hosts(&self, localities: Vec<LocalityHosts>) {
         let new = Arc::new(HostSet::new(localities));
         let old = self.host_set.swap(new.clone());
+        self.count_socket_matches(new.all(), old.all());
         update_membership(&self.stats, Some(&old), &new);
     }
 
@@ -82,9 +158,18 @@ impl UpstreamCluster {
         self.set_hosts(localities);
     }
 
-    /// The cluster's TLS client side, if it has a `transport_socket`.
-    pub(crate) fn tls(&self) -> Option<&Result<Arc<crate::tls::client::ClientTls>, String>> {
+    /// The cluster's own `transport_socket` TLS client side, if it has one.
+    pub(crate) fn tls(&self) -> Option<&BuiltTls> {
         self.tls.as_ref()
+    }
+
+    /// The TLS client side `host` connects with (`None`: plain text): its
+    /// `transport_socket_matches` entry, else the cluster's `transport_socket`.
+    pub(crate) fn tls_for(&self, host: &Host) -> Option<&BuiltTls> {
+        match self.transport_socket_of(host) {
+            Some(i) => self.socket_matches.get(i).and_then(|m| m.tls.as_ref()),
+            None => self.tls.as_ref(),
+        }
     }
 
     pub(crate) fn breakers(&self) -> &CircuitBreakers {
@@ -183,7 +268,7 @@ impl UpstreamCluster {
     /// dropped. An IP address is no SNI (the configured one stays), as in Envoy.
     fn tls_overrides(&self, req: &http::Request<RequestBody>) -> TlsOverrides {
         let auto = &self.model.auto_sni;
-        if self.tls.is_none() || !(auto.sni || auto.san_validation) {
+        if !self.any_tls || !(auto.sni || auto.san_validation) {
             return TlsOverrides::default();
         }
         let header = |name: &http::HeaderName| {

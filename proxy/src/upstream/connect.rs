@@ -57,7 +57,7 @@ pub(crate) async fn connect(
         let stream = open_stream(&host.address)
             .await
             .map_err(|e| transport_failure_reason(&e, &host.address))?;
-        match cluster.tls() {
+        match cluster.tls_for(host) {
             None => Ok(stream),
             Some(tls) => handshake(tls, stream, protocol, host, overrides).await,
         }

@@ -125,6 +125,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
     Arc::new(Cluster {
         name: name.into(),
         tls: None,
+        transport_socket_matches: Vec::new(),
         stat_name: name.into(),
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(1),
@@ -143,6 +144,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
                     hostname: None,
                     weight: 1,
                     healthy: true,
+                    socket_match: None,
                 }],
             }],
             ..LoadAssignment::default()
