@@ -145,6 +145,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "disable_stateless_session_resumption",
             "disable_stateful_session_resumption",
             "session_timeout",
+            "ocsp_staple_policy",
         ],
     ),
     (
@@ -178,7 +179,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
-        &["certificate_chain", "private_key"],
+        &["certificate_chain", "private_key", "ocsp_staple"],
     ),
     (
         "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",

@@ -77,11 +77,18 @@ pub(crate) fn downstream(
     if proto.require_sni.unwrap_or(false) {
         return Err(ConfigError::unsupported(format!("{path}.require_sni")));
     }
-    if proto.ocsp_staple_policy != 0 {
-        return Err(ConfigError::unsupported(format!(
-            "{path}.ocsp_staple_policy"
-        )));
-    }
+    use tls_pb::downstream_tls_context::OcspStaplePolicy as Policy;
+    let ocsp_staple_policy = match Policy::try_from(proto.ocsp_staple_policy) {
+        Ok(Policy::LenientStapling) => model::OcspStaplePolicy::Lenient,
+        Ok(Policy::StrictStapling) => model::OcspStaplePolicy::Strict,
+        Ok(Policy::MustStaple) => model::OcspStaplePolicy::MustStaple,
+        Err(_) => {
+            return Err(ConfigError::at(
+                format!("{path}.ocsp_staple_policy"),
+                "unknown enum value",
+            ))
+        }
+    };
     let mut certificates = certificates(&common, &cpath)?;
     let mut sds_certificates = Vec::new();
     for (i, sds) in common.tls_certificate_sds_secret_configs.iter().enumerate() {
@@ -99,6 +106,17 @@ pub(crate) fn downstream(
             format!("{cpath}.tls_certificates"),
             "a server TLS context needs at least one certificate",
         ));
+    }
+    if ocsp_staple_policy == model::OcspStaplePolicy::MustStaple {
+        if let Some(i) = certificates
+            .iter()
+            .position(|c| c.certified_key.ocsp.is_none())
+        {
+            return Err(ConfigError::at(
+                format!("{cpath}.tls_certificates[{i}]"),
+                "Required OCSP response is missing from TLS context",
+            ));
+        }
     }
     use tls_pb::common_tls_context::ValidationContextType;
     let (validation, sds_validation) = match &common.validation_context_type {
@@ -153,6 +171,7 @@ pub(crate) fn downstream(
         disable_stateless_session_resumption: disable_stateless,
         disable_stateful_session_resumption: proto.disable_stateful_session_resumption,
         session_timeout,
+        ocsp_staple_policy,
         config_digest,
     })))
 }
@@ -286,6 +305,7 @@ pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<mode
         })?
         .1;
     let dns_names = leaf_dns_names(&leaf);
+    let leaf_serial = super::ocsp::strip_leading_zeros(leaf.raw_serial()).to_vec();
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         ConfigError::at(
             &key_path,
@@ -299,7 +319,7 @@ pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<mode
             format!("unsupported private key '{key_name}': {e}"),
         )
     })?;
-    let certified_key = CertifiedKey::new(chain, signing_key);
+    let mut certified_key = CertifiedKey::new(chain, signing_key);
     match certified_key.keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
         Err(_) => {
@@ -309,13 +329,26 @@ pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<mode
             ))
         }
     }
-    if c.ocsp_staple.is_some() {
-        return Err(ConfigError::unsupported(format!("{path}.ocsp_staple")));
+    let mut ocsp_next_update = None;
+    if let Some(ds) = &c.ocsp_staple {
+        let staple_path = format!("{path}.ocsp_staple");
+        let der = data_source(ds, &staple_path)?;
+        let summary =
+            super::ocsp::parse(&der).map_err(|e| ConfigError::at(&staple_path, e.to_string()))?;
+        if summary.serial != leaf_serial {
+            return Err(ConfigError::at(
+                staple_path,
+                "OCSP response does not match its TLS certificate",
+            ));
+        }
+        ocsp_next_update = summary.next_update;
+        certified_key.ocsp = Some(der.to_vec());
     }
     Ok(model::TlsCertificate {
         certified_key: Arc::new(certified_key),
         dns_names,
         chain_source: chain_name,
+        ocsp_next_update,
     })
 }
 
