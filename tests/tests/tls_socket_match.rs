@@ -162,3 +162,50 @@ async fn locality_metadata_then_the_cluster_socket() -> anyhow::Result<()> {
     assert_eq!(answered_by(addr).await?, vec!["default.test", "plain"]);
     Ok(())
 }
+
+#[tokio::test]
+async fn certs_lists_every_upstream_context() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("upstream ca")?;
+    let ca_path = ca.write(&dir, "ca")?.display().to_string();
+    let plain = EchoUpstream::start("plain").await?;
+    let verified = json!({ "name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": { "validation_context": { "trusted_ca": { "filename": ca_path } } },
+    }});
+    let cluster = json!({
+        "name": "c",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": { "cluster_name": "c", "endpoints": [{ "lb_endpoints": [
+            endpoint(plain.addr(), json!({ "plain": true })),
+        ]}]},
+        "transport_socket_matches": [
+            { "name": "plain", "match": { "plain": true }, "transport_socket": raw_socket() },
+            { "name": "verified", "match": { "v": true }, "transport_socket": verified },
+        ],
+        "transport_socket": tls_socket("default.test"),
+    });
+    let (proxy, _addr) = start(cluster).await?;
+    let certs = proxy.admin_request("GET", "/certs").await?.json()?;
+    let mut contexts: Vec<(usize, Vec<String>)> = certs["certificates"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|c| {
+                    let cas = c["ca_cert"].as_array().cloned().unwrap_or_default();
+                    let chain = c["cert_chain"].as_array().map_or(0, Vec::len);
+                    let paths = cas
+                        .iter()
+                        .filter_map(|ca| ca["path"].as_str().map(str::to_string))
+                        .collect();
+                    (chain, paths)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    contexts.sort();
+    // Envoy lists contexts in no particular order.
+    assert_eq!(contexts, vec![(0, vec![]), (0, vec![ca_path])], "{certs}");
+    Ok(())
+}

@@ -76,6 +76,7 @@ impl UpstreamCluster {
         let ssl =
             any_tls.then(|| Arc::new(crate::tls::SslStats::new(crate::stats::store(), &prefix)));
         let build = |ctx: &Arc<model::UpstreamTlsContext>| -> BuiltTls {
+            crate::tls::certs::register_upstream(ctx);
             let ssl = ssl.clone().unwrap_or_else(|| {
                 Arc::new(crate::tls::SslStats::new(crate::stats::store(), &prefix))
             });
