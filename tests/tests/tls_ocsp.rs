@@ -213,10 +213,30 @@ async fn start(listener: Value) -> anyhow::Result<(Proxy, SocketAddr)> {
 #[tokio::test]
 async fn the_staple_is_sent_to_clients_asking_for_it() -> anyhow::Result<()> {
     let (_dir, path) = fixtures()?;
-    let (_proxy, addr) = start(tls_listener(&path, "leaf", Some("leaf"), None)).await?;
+    let (proxy, addr) = start(tls_listener(&path, "leaf", Some("leaf"), None)).await?;
     let dir = path.clone();
     let seen = tokio::task::spawn_blocking(move || staple_seen(addr, &dir)).await??;
     assert_eq!(seen, Some(true));
+    // `/certs` shows the staple's validity (a day).
+    let certs = proxy.admin_request("GET", "/certs").await?.json()?;
+    let ocsp = &certs["certificates"][0]["cert_chain"][0]["ocsp_details"];
+    let from = ocsp["valid_from"].as_str().unwrap_or_default();
+    let to = ocsp["expiration"].as_str().unwrap_or_default();
+    assert!(
+        from.ends_with('Z') && to.ends_with('Z') && from < to,
+        "{certs}"
+    );
+    let resp = proxy
+        .admin_request("GET", "/stats?filter=seconds_until_first_ocsp")
+        .await?;
+    let seconds: u64 = resp
+        .body_text()
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .parse()?;
+    assert!((86_000..=86_400).contains(&seconds), "{}", resp.body_text());
     Ok(())
 }
 

@@ -27,8 +27,10 @@ pub struct TlsCertificate {
     pub dns_names: Vec<String>,
     /// Where the chain came from (a file name, or `<inline>`), for errors and `/certs`.
     pub chain_source: String,
-    /// `ocsp_staple`'s `nextUpdate` as Unix seconds, when it has one (the staple itself
-    /// is the `certified_key`'s `ocsp`).
+    /// `ocsp_staple`'s `thisUpdate` as Unix seconds (the staple itself is the
+    /// `certified_key`'s `ocsp`; `None`: no staple).
+    pub ocsp_this_update: Option<u64>,
+    /// `ocsp_staple`'s `nextUpdate` as Unix seconds, when it has one.
     pub ocsp_next_update: Option<u64>,
 }
 

@@ -10,6 +10,8 @@
 pub(crate) struct OcspSummary {
     /// `certID.serialNumber`, big-endian, leading zeros dropped.
     pub serial: Vec<u8>,
+    /// `thisUpdate` as Unix seconds.
+    pub this_update: u64,
     /// `nextUpdate` as Unix seconds (`None`: the response never expires).
     pub next_update: Option<u64>,
 }
@@ -109,7 +111,8 @@ pub(crate) fn parse(der: &[u8]) -> Result<OcspSummary, OcspError> {
     let (_, id_rest) = expect(id_rest, OCTET_STRING, "issuerKeyHash")?;
     let (serial, _) = expect(id_rest, INTEGER, "serialNumber")?;
     let (_, _, rest) = element(rest)?; // certStatus
-    let (_, rest) = expect(rest, GENERALIZED_TIME, "thisUpdate")?;
+    let (this_update, rest) = expect(rest, GENERALIZED_TIME, "thisUpdate")?;
+    let this_update = generalized_time(this_update).ok_or(OcspError::Malformed("thisUpdate"))?;
     let next_update = match element(rest) {
         Ok((CONTEXT_0, content, _)) => {
             let (time, _) = expect(content, GENERALIZED_TIME, "nextUpdate")?;
@@ -119,6 +122,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<OcspSummary, OcspError> {
     };
     Ok(OcspSummary {
         serial: strip_leading_zeros(serial).to_vec(),
+        this_update,
         next_update,
     })
 }

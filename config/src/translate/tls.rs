@@ -330,6 +330,7 @@ pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<mode
         }
     }
     let mut ocsp_next_update = None;
+    let mut ocsp_this_update = None;
     if let Some(ds) = &c.ocsp_staple {
         let staple_path = format!("{path}.ocsp_staple");
         let der = data_source(ds, &staple_path)?;
@@ -342,12 +343,14 @@ pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<mode
             ));
         }
         ocsp_next_update = summary.next_update;
+        ocsp_this_update = Some(summary.this_update);
         certified_key.ocsp = Some(der.to_vec());
     }
     Ok(model::TlsCertificate {
         certified_key: Arc::new(certified_key),
         dns_names,
         chain_source: chain_name,
+        ocsp_this_update,
         ocsp_next_update,
     })
 }

@@ -167,8 +167,15 @@ fn context_json(ctx: &Live, now: i64) -> (Value, Option<u64>) {
         .iter()
         .filter_map(|c| {
             let leaf = c.certified_key.cert.first()?;
-            let (j, d) = details(leaf, &c.chain_source, now)?;
+            let (mut j, d) = details(leaf, &c.chain_source, now)?;
             note(d);
+            if let Some(this_update) = c.ocsp_this_update {
+                let mut ocsp = json!({ "valid_from": rfc3339(to_i64(this_update)) });
+                if let Some(next_update) = c.ocsp_next_update {
+                    ocsp["expiration"] = json!(rfc3339(to_i64(next_update)));
+                }
+                j["ocsp_details"] = ocsp;
+            }
             Some(j)
         })
         .collect();
@@ -183,6 +190,22 @@ pub fn certs_json() -> Value {
         .map(|c| context_json(c, now).0)
         .collect();
     json!({ "certificates": certificates })
+}
+
+fn to_i64(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+/// `server.seconds_until_first_ocsp_response_expiring`: the fewest seconds until a
+/// served staple's `nextUpdate` (0 once past it, and without any staple, as Envoy).
+pub fn seconds_until_first_ocsp_response_expiring() -> u64 {
+    let now = unix_now();
+    live_contexts()
+        .iter()
+        .flat_map(|c| c.parts().1.iter().filter_map(|cert| cert.ocsp_next_update))
+        .map(|next_update| u64::try_from(to_i64(next_update) - now).unwrap_or(0))
+        .min()
+        .unwrap_or(0)
 }
 
 /// `server.days_until_first_cert_expiring`: the fewest days until any served or trusted
