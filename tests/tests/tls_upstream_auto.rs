@@ -352,3 +352,25 @@ async fn auto_sni_san_validation_checks_the_sni_sent() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn auto_sni_takes_the_authority_of_an_http2_request() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("upstream ca")?;
+    let cert = ca.issue(&dir, "up", "up", &["a.test"], &[], KeyKind::Ecdsa)?;
+    let upstream = SniUpstream::start(&cert).await?;
+    let (_proxy, addr) = start(cluster(
+        upstream.addr,
+        None,
+        upstream_tls(json!({})),
+        json!({ "auto_sni": true }),
+    ))
+    .await?;
+    let client = baton_tests::H2Client::connect(addr)
+        .await?
+        .with_authority("h2.test:443");
+    let resp = client.get("/").await?;
+    assert_eq!(resp.status, 200);
+    assert_eq!(&resp.body[..], b"h2.test");
+    Ok(())
+}
