@@ -457,6 +457,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "max_requests_per_connection",
             "transport_socket",
             "transport_socket_matches",
+            "upstream_http_protocol_options",
         ],
     ),
     ("envoy.config.cluster.v3.Cluster.TransportSocketMatch", &["name", "match", "transport_socket"]),

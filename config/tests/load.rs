@@ -327,6 +327,14 @@ fn unsupported_features_are_named() {
     );
     load_yaml_str("static_resources:\n  clusters:\n  - name: a\n    transport_socket_matches: [ { name: m, match: { tls: true } } ]\n")
         .expect("transport_socket_matches accepted");
+    let legacy = load_yaml_str("static_resources:\n  clusters:\n  - name: a\n    upstream_http_protocol_options: { auto_sni: true, override_auto_sni_header: x-sni }\n")
+        .expect("the deprecated cluster field is accepted");
+    let auto = &legacy.model.clusters[0].auto_sni;
+    assert!(auto.sni && !auto.san_validation);
+    assert_eq!(
+        auto.override_header.as_ref().map(|h| h.as_str()),
+        Some("x-sni")
+    );
     let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket_matches: [ { match: {} } ]\n");
     assert!(
         e.starts_with("static_resources.clusters[0].transport_socket_matches[0].name"),

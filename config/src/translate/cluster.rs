@@ -173,7 +173,13 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
     let mut http2_options = None;
     let mut common = c.common_http_protocol_options;
     let mut common_path = format!("{path}.common_http_protocol_options");
-    let mut auto_sni = model::UpstreamAutoSni::default();
+    let mut auto_sni = match &c.upstream_http_protocol_options {
+        // The deprecated cluster field; the `HttpProtocolOptions` one wins.
+        Some(upstream) => {
+            upstream_auto_sni(upstream, &format!("{path}.upstream_http_protocol_options"))?
+        }
+        None => model::UpstreamAutoSni::default(),
+    };
     if let Some(h2) = &c.http2_protocol_options {
         protocol = model::UpstreamProtocol::Http2;
         http2_options = Some((h2.clone(), format!("{path}.http2_protocol_options")));
