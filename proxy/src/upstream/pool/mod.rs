@@ -75,7 +75,7 @@ fn with_pools<R>(host: &Arc<Host>, tls: &TlsOverrides, f: impl FnOnce(&mut HostP
 }
 
 /// Runs `f` on existing pools of a key (background tasks); drops pools of hosts that no
-/// longer exist once they are empty.
+/// longer exist, and those of a request-given SNI or SAN, once they are empty.
 fn with_existing_pools<R>(key: &PoolKey, f: impl FnOnce(&mut HostPools) -> R) -> Option<R> {
     // `try_with`: guards may drop while the thread (and its pools) is being torn down.
     POOLS
@@ -83,7 +83,9 @@ fn with_existing_pools<R>(key: &PoolKey, f: impl FnOnce(&mut HostPools) -> R) ->
             let mut pools = pools.borrow_mut();
             let entry = pools.get_mut(key)?;
             let result = f(entry);
-            if entry.host.strong_count() == 0 && entry.http1.is_empty() && entry.http2.is_empty() {
+            // Pools of a request-given SNI go once empty too: hosts see unbounded names.
+            let gone = entry.host.strong_count() == 0 || key.tls != TlsOverrides::default();
+            if gone && entry.http1.is_empty() && entry.http2.is_empty() {
                 pools.remove(key);
             }
             Some(result)
