@@ -145,6 +145,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "disable_stateless_session_resumption",
             "disable_stateful_session_resumption",
             "session_timeout",
+            "ocsp_staple_policy",
         ],
     ),
     (
@@ -178,7 +179,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
-        &["certificate_chain", "private_key"],
+        &["certificate_chain", "private_key", "ocsp_staple"],
     ),
     (
         "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
@@ -462,8 +463,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "protocol_selection",
             "max_requests_per_connection",
             "transport_socket",
+            "transport_socket_matches",
+            "upstream_http_protocol_options",
         ],
     ),
+    ("envoy.config.cluster.v3.Cluster.TransportSocketMatch", &["name", "match", "transport_socket"]),
     ("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["eds_config", "service_name"]),
     ("envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", &["choice_count"]),
     // Typed load balancing policies (the one chosen from `load_balancing_policy`).
@@ -525,7 +529,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envoy.config.endpoint.v3.Endpoint", &["address", "hostname"]),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        &["common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config"],
+        &[
+            "common_http_protocol_options",
+            "upstream_http_protocol_options",
+            "explicit_http_config",
+            "use_downstream_protocol_config",
+        ],
+    ),
+    (
+        "envoy.config.core.v3.UpstreamHttpProtocolOptions",
+        &["auto_sni", "auto_san_validation", "override_auto_sni_header"],
     ),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig",

@@ -311,14 +311,13 @@ fn unsupported_features_are_named() {
         e,
         "static_resources.clusters[0].health_checks: not supported by Baton yet"
     );
-    // Upstream TLS is built, but not auto SNI nor transport_socket_matches.
+    // Upstream TLS is built, with the SNI from the host.
     let tls = "static_resources:\n  clusters:\n  - name: a\n    transport_socket:\n      name: tls\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n";
     load_yaml_str(tls).expect("upstream TLS accepted");
-    let e = err(&format!("{tls}        auto_host_sni: true\n"));
-    assert_eq!(
-        e,
-        "static_resources.clusters[0].transport_socket.typed_config.auto_host_sni: not supported by Baton yet"
-    );
+    load_yaml_str(&format!(
+        "{tls}        auto_host_sni: true\n        auto_sni_san_validation: true\n"
+    ))
+    .expect("auto_host_sni accepted");
     let e = err(&format!(
         "{tls}        common_tls_context: {{ validation_context: {{ trusted_ca: {{ filename: /nonexistent/ca.pem }} }} }}\n"
     ));
@@ -326,9 +325,19 @@ fn unsupported_features_are_named() {
         e.starts_with("static_resources.clusters[0].transport_socket.typed_config.common_tls_context.validation_context.trusted_ca"),
         "{e}"
     );
-    let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket_matches: [ { name: m } ]\n");
+    load_yaml_str("static_resources:\n  clusters:\n  - name: a\n    transport_socket_matches: [ { name: m, match: { tls: true } } ]\n")
+        .expect("transport_socket_matches accepted");
+    let legacy = load_yaml_str("static_resources:\n  clusters:\n  - name: a\n    upstream_http_protocol_options: { auto_sni: true, override_auto_sni_header: x-sni }\n")
+        .expect("the deprecated cluster field is accepted");
+    let auto = &legacy.model.clusters[0].auto_sni;
+    assert!(auto.sni && !auto.san_validation);
+    assert_eq!(
+        auto.override_header.as_ref().map(|h| h.as_str()),
+        Some("x-sni")
+    );
+    let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket_matches: [ { match: {} } ]\n");
     assert!(
-        e.starts_with("static_resources.clusters[0].transport_socket_matches"),
+        e.starts_with("static_resources.clusters[0].transport_socket_matches[0].name"),
         "{e}"
     );
     // Fields that do not change behaviour are accepted.

@@ -16,6 +16,7 @@ pub mod h2raw;
 pub mod process;
 pub mod tcp;
 pub mod tls;
+pub mod tls_upstream;
 pub mod upstream;
 pub mod xds;
 

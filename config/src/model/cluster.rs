@@ -171,6 +171,8 @@ pub struct Cluster {
     pub name: String,
     /// `transport_socket`: an `UpstreamTlsContext`, or `None` for plain text.
     pub tls: Option<std::sync::Arc<super::UpstreamTlsContext>>,
+    /// `transport_socket_matches`, in order (the first matching an endpoint wins).
+    pub transport_socket_matches: Vec<TransportSocketMatch>,
     /// `alt_stat_name` or name: stats are `cluster.<stat_name>.`.
     pub stat_name: String,
     /// `type`
@@ -211,6 +213,21 @@ pub struct Cluster {
     pub per_connection_buffer_limit_bytes: u32,
     /// `circuit_breakers` default-priority thresholds.
     pub circuit_breakers: CircuitBreakers,
+    /// `upstream_http_protocol_options` of the `HttpProtocolOptions`: SNI and SAN from
+    /// the request.
+    pub auto_sni: UpstreamAutoSni,
+}
+
+/// `upstream_http_protocol_options`: TLS names taken from each request's host (or
+/// `override_auto_sni_header`), as the router sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamAutoSni {
+    /// `auto_sni`: the host (port dropped) is the SNI, unless it is an IP address.
+    pub sni: bool,
+    /// `auto_san_validation`: the upstream's certificate must be for the host.
+    pub san_validation: bool,
+    /// `override_auto_sni_header`: read first; absent or empty, the host is used.
+    pub override_header: Option<http::HeaderName>,
 }
 
 /// `load_assignment` (or an EDS `ClusterLoadAssignment`).
@@ -258,6 +275,55 @@ pub struct Endpoint {
     pub weight: u32,
     /// `health_status` is HEALTHY/UNKNOWN (true) or not.
     pub healthy: bool,
+    /// Its and its locality's `envoy.transport_socket_match` metadata (None: neither).
+    pub socket_match: Option<Arc<SocketMatchMetadata>>,
+}
+
+/// The `filter_metadata["envoy.transport_socket_match"]` of an endpoint and of its
+/// locality, which choose its transport socket among the cluster's matches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SocketMatchMetadata {
+    /// `lb_endpoints[].metadata`
+    pub endpoint: Option<prost_types::Struct>,
+    /// `endpoints[].metadata` (the locality's)
+    pub locality: Option<prost_types::Struct>,
+}
+
+/// One `transport_socket_matches` entry.
+#[derive(Debug, Clone)]
+pub struct TransportSocketMatch {
+    /// `name` (stats are `cluster.<name>.<match name>.total_match_count`).
+    pub name: String,
+    /// `match`: every field must be in the metadata with an equal value (empty: any
+    /// endpoint matches).
+    pub criteria: prost_types::Struct,
+    /// `transport_socket`: TLS, or `None` for plain text.
+    pub tls: Option<Arc<super::UpstreamTlsContext>>,
+}
+
+impl TransportSocketMatch {
+    fn matches(&self, metadata: Option<&prost_types::Struct>) -> bool {
+        self.criteria.fields.iter().all(|(key, want)| {
+            metadata
+                .and_then(|m| m.fields.get(key))
+                .is_some_and(|have| have == want)
+        })
+    }
+}
+
+/// The transport socket of an endpoint with `metadata`, as Envoy picks it: the first of
+/// `matches` matching the endpoint's metadata, else the first matching its locality's;
+/// `None`: the cluster's own `transport_socket`.
+pub fn select_transport_socket(
+    matches: &[TransportSocketMatch],
+    metadata: Option<&SocketMatchMetadata>,
+) -> Option<usize> {
+    let endpoint = metadata.and_then(|m| m.endpoint.as_ref());
+    let locality = metadata.and_then(|m| m.locality.as_ref());
+    matches
+        .iter()
+        .position(|m| m.matches(endpoint))
+        .or_else(|| matches.iter().position(|m| m.matches(locality)))
 }
 
 /// An endpoint address: an IP (STATIC, EDS), a Unix domain socket (STATIC, EDS) or a
@@ -278,4 +344,82 @@ pub enum EndpointAddress {
         /// port
         port: u16,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_types::value::Kind;
+
+    fn fields(pairs: &[(&str, Kind)]) -> prost_types::Struct {
+        prost_types::Struct {
+            fields: pairs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        prost_types::Value {
+                            kind: Some(v.clone()),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn matcher(name: &str, criteria: &[(&str, Kind)]) -> TransportSocketMatch {
+        TransportSocketMatch {
+            name: name.to_string(),
+            criteria: fields(criteria),
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn endpoint_first_then_locality_then_default() {
+        let matches = [
+            matcher(
+                "a",
+                &[
+                    ("tls", Kind::BoolValue(true)),
+                    ("tier", Kind::StringValue("gold".into())),
+                ],
+            ),
+            matcher("b", &[("tls", Kind::BoolValue(true))]),
+        ];
+        let md = |endpoint: Option<prost_types::Struct>, locality| SocketMatchMetadata {
+            endpoint,
+            locality,
+        };
+        let tls = fields(&[("tls", Kind::BoolValue(true))]);
+        let gold = fields(&[
+            ("tls", Kind::BoolValue(true)),
+            ("tier", Kind::StringValue("gold".into())),
+        ]);
+        let other = fields(&[("tls", Kind::StringValue("true".into()))]);
+        assert_eq!(select_transport_socket(&matches, None), None);
+        assert_eq!(
+            select_transport_socket(&matches, Some(&md(Some(tls.clone()), None))),
+            Some(1)
+        );
+        assert_eq!(
+            select_transport_socket(&matches, Some(&md(Some(gold.clone()), None))),
+            Some(0)
+        );
+        assert_eq!(
+            select_transport_socket(&matches, Some(&md(Some(tls.clone()), Some(gold)))),
+            Some(1),
+            "an endpoint match wins over an earlier locality one"
+        );
+        assert_eq!(
+            select_transport_socket(&matches, Some(&md(Some(other), Some(tls)))),
+            Some(1)
+        );
+        let any = [matcher("any", &[])];
+        assert_eq!(
+            select_transport_socket(&any, None),
+            Some(0),
+            "empty criteria match everything"
+        );
+    }
 }

@@ -27,6 +27,23 @@ pub struct TlsCertificate {
     pub dns_names: Vec<String>,
     /// Where the chain came from (a file name, or `<inline>`), for errors and `/certs`.
     pub chain_source: String,
+    /// `ocsp_staple`'s `thisUpdate` as Unix seconds (the staple itself is the
+    /// `certified_key`'s `ocsp`; `None`: no staple).
+    pub ocsp_this_update: Option<u64>,
+    /// `ocsp_staple`'s `nextUpdate` as Unix seconds, when it has one.
+    pub ocsp_next_update: Option<u64>,
+}
+
+/// `ocsp_staple_policy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OcspStaplePolicy {
+    /// `LENIENT_STAPLING` (default): an absent or expired staple is not sent.
+    #[default]
+    Lenient,
+    /// `STRICT_STAPLING`: a certificate with an expired staple is not used.
+    Strict,
+    /// `MUST_STAPLE`: every certificate has a staple; an expired one is not used.
+    MustStaple,
 }
 
 /// A `tls_certificate_sds_secret_configs` entry whose `sds_config` is a file.
@@ -148,6 +165,8 @@ pub struct DownstreamTlsContext {
     pub disable_stateful_session_resumption: bool,
     /// `session_timeout` (Envoy's default: 7200 s).
     pub session_timeout: Duration,
+    /// `ocsp_staple_policy`
+    pub ocsp_staple_policy: OcspStaplePolicy,
     /// SHA-256 of the context as configured (its encoded proto) and of every
     /// certificate chain it resolved to: equal digests mean an unchanged context, whose
     /// generated ticket keys a new generation takes over from its parent.

@@ -34,6 +34,14 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
         Some(socket) => super::tls::upstream(socket, &format!("{path}.transport_socket"), env)?,
         None => None,
     };
+    let transport_socket_matches = c
+        .transport_socket_matches
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            transport_socket_match(m, &format!("{path}.transport_socket_matches[{i}]"), env)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let connect_timeout = duration(
         c.connect_timeout.as_ref(),
         &format!("{path}.connect_timeout"),
@@ -73,6 +81,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
     };
     Ok(model::Cluster {
         tls,
+        transport_socket_matches,
         name,
         stat_name,
         discovery,
@@ -96,6 +105,24 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
             .per_connection_buffer_limit_bytes
             .unwrap_or(1024 * 1024),
         circuit_breakers,
+        auto_sni: upstream.auto_sni,
+    })
+}
+
+fn transport_socket_match(
+    m: &cluster_pb::cluster::TransportSocketMatch,
+    path: &str,
+    env: &Env,
+) -> Result<model::TransportSocketMatch> {
+    let name = required(&m.name, &format!("{path}.name"))?.to_string();
+    let tls = match &m.transport_socket {
+        Some(socket) => super::tls::upstream(socket, &format!("{path}.transport_socket"), env)?,
+        None => None,
+    };
+    Ok(model::TransportSocketMatch {
+        name,
+        criteria: m.r#match.clone().unwrap_or_default(),
+        tls,
     })
 }
 
@@ -136,6 +163,7 @@ struct Upstream {
     max_requests_per_connection: Option<u32>,
     max_headers_count: u32,
     max_response_headers_kb: Option<u32>,
+    auto_sni: model::UpstreamAutoSni,
 }
 
 #[allow(deprecated)]
@@ -148,6 +176,13 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
     let mut http2_options = None;
     let mut common = c.common_http_protocol_options;
     let mut common_path = format!("{path}.common_http_protocol_options");
+    let mut auto_sni = match &c.upstream_http_protocol_options {
+        // The deprecated cluster field; the `HttpProtocolOptions` one wins.
+        Some(upstream) => {
+            upstream_auto_sni(upstream, &format!("{path}.upstream_http_protocol_options"))?
+        }
+        None => model::UpstreamAutoSni::default(),
+    };
     if let Some(h2) = &c.http2_protocol_options {
         protocol = model::UpstreamProtocol::Http2;
         http2_options = Some((h2.clone(), format!("{path}.http2_protocol_options")));
@@ -170,6 +205,12 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
         if options.common_http_protocol_options.is_some() {
             common = options.common_http_protocol_options;
             common_path = format!("{key_path}.common_http_protocol_options");
+        }
+        if let Some(upstream) = &options.upstream_http_protocol_options {
+            auto_sni = upstream_auto_sni(
+                upstream,
+                &format!("{key_path}.upstream_http_protocol_options"),
+            )?;
         }
         match &options.upstream_protocol_options {
             Some(UpstreamProtocolOptions::ExplicitHttpConfig(explicit)) => match &explicit.protocol_config {
@@ -261,6 +302,27 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
         max_requests_per_connection,
         max_headers_count,
         max_response_headers_kb,
+        auto_sni,
+    })
+}
+
+fn upstream_auto_sni(
+    options: &core_pb::UpstreamHttpProtocolOptions,
+    path: &str,
+) -> Result<model::UpstreamAutoSni> {
+    let override_header = match options.override_auto_sni_header.as_str() {
+        "" => None,
+        name => Some(http::HeaderName::try_from(name).map_err(|_| {
+            ConfigError::at(
+                format!("{path}.override_auto_sni_header"),
+                format!("'{name}' is not a valid HTTP header name"),
+            )
+        })?),
+    };
+    Ok(model::UpstreamAutoSni {
+        sni: options.auto_sni,
+        san_validation: options.auto_san_validation,
+        override_header,
     })
 }
 

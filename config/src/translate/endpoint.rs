@@ -60,13 +60,22 @@ pub(crate) fn load_assignment(
                 "must be at least 1",
             ));
         }
+        let locality_socket_match = socket_match_metadata(locality.metadata.as_ref());
         let mut endpoints = Vec::with_capacity(locality.lb_endpoints.len());
         for (j, lb_endpoint) in locality.lb_endpoints.iter().enumerate() {
-            endpoints.push(endpoint(
+            let mut ep = endpoint(
                 lb_endpoint,
                 discovery,
                 &format!("{loc_path}.lb_endpoints[{j}]"),
-            )?);
+            )?;
+            let endpoint_socket_match = socket_match_metadata(lb_endpoint.metadata.as_ref());
+            if locality_socket_match.is_some() || endpoint_socket_match.is_some() {
+                ep.socket_match = Some(std::sync::Arc::new(model::SocketMatchMetadata {
+                    endpoint: endpoint_socket_match,
+                    locality: locality_socket_match.clone(),
+                }));
+            }
+            endpoints.push(ep);
         }
         endpoint_count += endpoints.len();
         let locality_name = locality
@@ -175,7 +184,16 @@ fn endpoint(
         hostname: (!ep.hostname.is_empty()).then(|| ep.hostname.clone()),
         weight,
         healthy,
+        socket_match: None,
     })
+}
+
+/// `filter_metadata["envoy.transport_socket_match"]` of a `metadata`.
+fn socket_match_metadata(metadata: Option<&core_pb::Metadata>) -> Option<prost_types::Struct> {
+    metadata?
+        .filter_metadata
+        .get("envoy.transport_socket_match")
+        .cloned()
 }
 
 /// `endpoint.address`: a `socket_address` (an IP, or a name in DNS clusters) or a `pipe`

@@ -20,6 +20,7 @@ mod http_filter;
 mod lb_policy;
 pub(crate) mod listener;
 mod local_reply;
+mod ocsp;
 mod overload;
 pub(crate) mod route;
 pub(crate) mod sds;

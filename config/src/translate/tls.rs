@@ -79,11 +79,18 @@ pub(crate) fn downstream(
     if proto.require_sni.unwrap_or(false) {
         return Err(ConfigError::unsupported(format!("{path}.require_sni")));
     }
-    if proto.ocsp_staple_policy != 0 {
-        return Err(ConfigError::unsupported(format!(
-            "{path}.ocsp_staple_policy"
-        )));
-    }
+    use tls_pb::downstream_tls_context::OcspStaplePolicy as Policy;
+    let ocsp_staple_policy = match Policy::try_from(proto.ocsp_staple_policy) {
+        Ok(Policy::LenientStapling) => model::OcspStaplePolicy::Lenient,
+        Ok(Policy::StrictStapling) => model::OcspStaplePolicy::Strict,
+        Ok(Policy::MustStaple) => model::OcspStaplePolicy::MustStaple,
+        Err(_) => {
+            return Err(ConfigError::at(
+                format!("{path}.ocsp_staple_policy"),
+                "unknown enum value",
+            ))
+        }
+    };
     let mut certificates = certificates(&common, &cpath)?;
     let mut sds_certificates = Vec::new();
     let mut xds_certificates = Vec::new();
@@ -109,6 +116,17 @@ pub(crate) fn downstream(
             format!("{cpath}.tls_certificates"),
             "a server TLS context needs at least one certificate",
         ));
+    }
+    if ocsp_staple_policy == model::OcspStaplePolicy::MustStaple {
+        if let Some(i) = certificates
+            .iter()
+            .position(|c| c.certified_key.ocsp.is_none())
+        {
+            return Err(ConfigError::at(
+                format!("{cpath}.tls_certificates[{i}]"),
+                "Required OCSP response is missing from TLS context",
+            ));
+        }
     }
     let (validation, sds_validation, xds_validation) =
         sds_validation_context(&common, &cpath, env)?;
@@ -160,6 +178,7 @@ pub(crate) fn downstream(
         disable_stateless_session_resumption: disable_stateless,
         disable_stateful_session_resumption: proto.disable_stateful_session_resumption,
         session_timeout,
+        ocsp_staple_policy,
         config_digest,
     })))
 }
@@ -198,16 +217,6 @@ pub(crate) fn upstream(
     if proto.allow_renegotiation {
         return Err(ConfigError::unsupported(format!(
             "{path}.allow_renegotiation"
-        )));
-    }
-    // auto SNI needs the request's host at connect time (pools keyed by it): not built
-    // yet, so refused rather than connecting without the SNI Envoy would send.
-    if proto.auto_host_sni {
-        return Err(ConfigError::unsupported(format!("{path}.auto_host_sni")));
-    }
-    if proto.auto_sni_san_validation {
-        return Err(ConfigError::unsupported(format!(
-            "{path}.auto_sni_san_validation"
         )));
     }
     let mut certificates = certificates(&common, &cpath)?;
@@ -363,6 +372,7 @@ pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<mode
         })?
         .1;
     let dns_names = leaf_dns_names(&leaf);
+    let leaf_serial = super::ocsp::strip_leading_zeros(leaf.raw_serial()).to_vec();
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         ConfigError::at(
             &key_path,
@@ -376,7 +386,7 @@ pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<mode
             format!("unsupported private key '{key_name}': {e}"),
         )
     })?;
-    let certified_key = CertifiedKey::new(chain, signing_key);
+    let mut certified_key = CertifiedKey::new(chain, signing_key);
     match certified_key.keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
         Err(_) => {
@@ -386,13 +396,29 @@ pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<mode
             ))
         }
     }
-    if c.ocsp_staple.is_some() {
-        return Err(ConfigError::unsupported(format!("{path}.ocsp_staple")));
+    let mut ocsp_next_update = None;
+    let mut ocsp_this_update = None;
+    if let Some(ds) = &c.ocsp_staple {
+        let staple_path = format!("{path}.ocsp_staple");
+        let der = data_source(ds, &staple_path)?;
+        let summary =
+            super::ocsp::parse(&der).map_err(|e| ConfigError::at(&staple_path, e.to_string()))?;
+        if summary.serial != leaf_serial {
+            return Err(ConfigError::at(
+                staple_path,
+                "OCSP response does not match its TLS certificate",
+            ));
+        }
+        ocsp_next_update = summary.next_update;
+        ocsp_this_update = Some(summary.this_update);
+        certified_key.ocsp = Some(der.to_vec());
     }
     Ok(model::TlsCertificate {
         certified_key: Arc::new(certified_key),
         dns_names,
         chain_source: chain_name,
+        ocsp_this_update,
+        ocsp_next_update,
     })
 }
 

@@ -51,6 +51,8 @@ pub struct ServerStats {
     pub version: Gauge,
     /// `server.days_until_first_cert_expiring` (`u32::MAX` without certificates, as Envoy).
     pub days_until_first_cert_expiring: Gauge,
+    /// `server.seconds_until_first_ocsp_response_expiring` (0 without staples, as Envoy).
+    pub seconds_until_first_ocsp_response_expiring: Gauge,
 }
 
 impl ServerStats {
@@ -70,6 +72,8 @@ impl ServerStats {
             memory_heap_size: s.gauge_never_import("memory_heap_size"),
             version: s.gauge_never_import("version"),
             days_until_first_cert_expiring: s.gauge_never_import("days_until_first_cert_expiring"),
+            seconds_until_first_ocsp_response_expiring: s
+                .gauge_never_import("seconds_until_first_ocsp_response_expiring"),
         }
     }
 
@@ -125,6 +129,8 @@ impl ServerStats {
             .set(facts.connections + facts.parent_connections);
         self.days_until_first_cert_expiring
             .set(crate::tls::certs::days_until_first_cert_expiring());
+        self.seconds_until_first_ocsp_response_expiring
+            .set(crate::tls::certs::seconds_until_first_ocsp_response_expiring());
         self.version.set(version_number());
         self.refresh_memory();
     }

@@ -1,30 +1,86 @@
 //! `/certs` and `server.days_until_first_cert_expiring`: the TLS contexts this
-//! generation serves with (registered as their server configs are built, held weakly
-//! so a replaced listener's context drops out), described in Envoy's JSON shape.
+//! generation serves and connects with (registered as their server configs and
+//! clusters are built, held weakly so a replaced listener's or cluster's context drops
+//! out), described in Envoy's JSON shape.
 
 use std::sync::{Arc, Mutex, Weak};
 
-use baton_config::model::DownstreamTlsContext;
+use baton_config::model::{
+    DownstreamTlsContext, TlsCertificate, UpstreamTlsContext, ValidationContext,
+};
 use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
 
-static CONTEXTS: Mutex<Vec<Weak<DownstreamTlsContext>>> = Mutex::new(Vec::new());
+/// A registered context: a filter chain's or a cluster's.
+enum Registered {
+    Downstream(Weak<DownstreamTlsContext>),
+    Upstream(Weak<UpstreamTlsContext>),
+}
 
-/// Notes a context in use (called when its server config is built).
-pub fn register(ctx: &Arc<DownstreamTlsContext>) {
-    let mut contexts = CONTEXTS.lock().unwrap_or_else(|e| e.into_inner());
-    contexts.retain(|w| w.strong_count() > 0);
-    if !contexts
-        .iter()
-        .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(ctx)))
-    {
-        contexts.push(Arc::downgrade(ctx));
+impl Registered {
+    fn is_live(&self) -> bool {
+        match self {
+            Self::Downstream(w) => w.strong_count() > 0,
+            Self::Upstream(w) => w.strong_count() > 0,
+        }
+    }
+
+    fn points_to(&self, ptr: *const ()) -> bool {
+        match self {
+            Self::Downstream(w) => std::ptr::eq(w.as_ptr().cast(), ptr),
+            Self::Upstream(w) => std::ptr::eq(w.as_ptr().cast(), ptr),
+        }
     }
 }
 
-fn live_contexts() -> Vec<Arc<DownstreamTlsContext>> {
+/// What `/certs` shows of a live context.
+enum Live {
+    Downstream(Arc<DownstreamTlsContext>),
+    Upstream(Arc<UpstreamTlsContext>),
+}
+
+impl Live {
+    fn parts(&self) -> (Option<&ValidationContext>, &[TlsCertificate]) {
+        match self {
+            Self::Downstream(c) => (c.validation.as_deref(), &c.certificates),
+            Self::Upstream(c) => (c.validation.as_deref(), &c.certificates),
+        }
+    }
+}
+
+static CONTEXTS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+
+fn add(ptr: *const (), entry: impl FnOnce() -> Registered) {
+    let mut contexts = CONTEXTS.lock().unwrap_or_else(|e| e.into_inner());
+    contexts.retain(Registered::is_live);
+    if !contexts.iter().any(|r| r.points_to(ptr)) {
+        contexts.push(entry());
+    }
+}
+
+/// Notes a context in use (called when its server config is built).
+pub fn register(ctx: &Arc<DownstreamTlsContext>) {
+    add(Arc::as_ptr(ctx).cast(), || {
+        Registered::Downstream(Arc::downgrade(ctx))
+    });
+}
+
+/// Notes a cluster's context in use (called when the cluster is built).
+pub fn register_upstream(ctx: &Arc<UpstreamTlsContext>) {
+    add(Arc::as_ptr(ctx).cast(), || {
+        Registered::Upstream(Arc::downgrade(ctx))
+    });
+}
+
+fn live_contexts() -> Vec<Live> {
     let contexts = CONTEXTS.lock().unwrap_or_else(|e| e.into_inner());
-    contexts.iter().filter_map(Weak::upgrade).collect()
+    contexts
+        .iter()
+        .filter_map(|r| match r {
+            Registered::Downstream(w) => w.upgrade().map(Live::Downstream),
+            Registered::Upstream(w) => w.upgrade().map(Live::Upstream),
+        })
+        .collect()
 }
 
 fn unix_now() -> i64 {
@@ -94,11 +150,11 @@ fn details(der: &CertificateDer<'_>, path: &str, now: i64) -> Option<(Value, u64
 }
 
 /// One context's `{ca_cert, cert_chain}` and its fewest days until an expiry.
-fn context_json(ctx: &DownstreamTlsContext, now: i64) -> (Value, Option<u64>) {
+fn context_json(ctx: &Live, now: i64) -> (Value, Option<u64>) {
+    let (validation, certificates) = ctx.parts();
     let mut min: Option<u64> = None;
     let mut note = |d: u64| min = Some(min.map_or(d, |m| m.min(d)));
-    let ca: Vec<Value> = ctx
-        .validation
+    let ca: Vec<Value> = validation
         .iter()
         .filter_map(|v| {
             let first = v.trusted_ca.first()?;
@@ -107,13 +163,19 @@ fn context_json(ctx: &DownstreamTlsContext, now: i64) -> (Value, Option<u64>) {
             Some(j)
         })
         .collect();
-    let chain: Vec<Value> = ctx
-        .certificates
+    let chain: Vec<Value> = certificates
         .iter()
         .filter_map(|c| {
             let leaf = c.certified_key.cert.first()?;
-            let (j, d) = details(leaf, &c.chain_source, now)?;
+            let (mut j, d) = details(leaf, &c.chain_source, now)?;
             note(d);
+            if let Some(this_update) = c.ocsp_this_update {
+                let mut ocsp = json!({ "valid_from": rfc3339(to_i64(this_update)) });
+                if let Some(next_update) = c.ocsp_next_update {
+                    ocsp["expiration"] = json!(rfc3339(to_i64(next_update)));
+                }
+                j["ocsp_details"] = ocsp;
+            }
             Some(j)
         })
         .collect();
@@ -128,6 +190,22 @@ pub fn certs_json() -> Value {
         .map(|c| context_json(c, now).0)
         .collect();
     json!({ "certificates": certificates })
+}
+
+fn to_i64(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+/// `server.seconds_until_first_ocsp_response_expiring`: the fewest seconds until a
+/// served staple's `nextUpdate` (0 once past it, and without any staple, as Envoy).
+pub fn seconds_until_first_ocsp_response_expiring() -> u64 {
+    let now = unix_now();
+    live_contexts()
+        .iter()
+        .flat_map(|c| c.parts().1.iter().filter_map(|cert| cert.ocsp_next_update))
+        .map(|next_update| u64::try_from(to_i64(next_update) - now).unwrap_or(0))
+        .min()
+        .unwrap_or(0)
 }
 
 /// `server.days_until_first_cert_expiring`: the fewest days until any served or trusted

@@ -5,6 +5,11 @@
 //! Verification follows Envoy rather than browsers: with a `trusted_ca` the chain must
 //! lead to it, but the name is only checked by `match_typed_subject_alt_names`; without
 //! one the peer's certificate is not verified at all (the handshake signature still is).
+//!
+//! The SNI sent is, first to last: the request's (`auto_sni`, see [`TlsOverrides`]), the
+//! host's name (`auto_host_sni`), the configured `sni`. `auto_sni_san_validation`
+//! replaces the SAN matchers by a DNS SAN check against the SNI sent;
+//! `auto_san_validation` adds a check against the request's host to the matchers.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -33,6 +38,11 @@ pub struct ClientTls {
     h2_config: Arc<ClientConfig>,
     /// `sni` (`None`: no SNI sent).
     sni: Option<ServerName<'static>>,
+    /// `auto_host_sni`: the host's name, when it has one, replaces `sni`.
+    auto_host_sni: bool,
+    /// The peer's certificate is checked at all (a `trusted_ca`, SAN matchers or
+    /// `auto_sni_san_validation`): only then does `auto_san_validation` apply.
+    verifies: bool,
     /// `cluster.<name>.ssl.*`
     pub stats: Arc<SslStats>,
 }
@@ -57,21 +67,31 @@ impl ClientTls {
             ),
             None => None,
         };
+        let verifies = ctx.auto_sni_san_validation
+            || ctx
+                .validation
+                .as_deref()
+                .is_some_and(|v| !v.trusted_ca.is_empty() || !v.san_matchers.is_empty());
         Ok(Self {
             config,
             http1_config,
             h2_config,
             sni,
+            auto_host_sni: ctx.auto_host_sni,
+            verifies,
             stats,
         })
     }
 
     /// The connector for a connection carrying `alpn` (an HTTP pool's protocol, `None`
-    /// for raw TCP) to `peer_ip`, and the name to hand rustls. Without `sni` the peer's
-    /// IP is given, for which rustls sends no SNI extension, as Envoy sends none.
+    /// for raw TCP) to `peer_ip` (named `hostname`), and the name to hand rustls. With
+    /// no SNI to send the peer's IP is given, for which rustls sends no SNI extension,
+    /// as Envoy sends none.
     pub fn connector(
         &self,
         alpn: Option<HttpAlpn>,
+        overrides: &TlsOverrides,
+        hostname: Option<&str>,
         peer_ip: IpAddr,
     ) -> (tokio_rustls::TlsConnector, ServerName<'static>) {
         let config = match alpn {
@@ -79,11 +99,70 @@ impl ClientTls {
             Some(HttpAlpn::Http1) => &self.http1_config,
             Some(HttpAlpn::H2) => &self.h2_config,
         };
-        let name = self
+        let host_sni = || {
+            hostname
+                .filter(|_| self.auto_host_sni)
+                .filter(|name| !name.is_empty())
+        };
+        let name = overrides
             .sni
-            .clone()
+            .as_deref()
+            .or_else(host_sni)
+            .and_then(|name| ServerName::try_from(name.to_string()).ok())
+            .or_else(|| self.sni.clone())
             .unwrap_or(ServerName::IpAddress(peer_ip.into()));
         (tokio_rustls::TlsConnector::from(config.clone()), name)
+    }
+
+    /// `auto_san_validation`: whether the upstream's certificate (of a finished
+    /// handshake) is for `san`, checked when the context verifies peers at all.
+    /// A mismatch counts in `fail_verify_san`.
+    pub fn verify_requested_san(&self, session: &rustls::ClientConnection, san: &str) -> bool {
+        if !self.verifies {
+            return true;
+        }
+        let ok = session
+            .peer_certificates()
+            .and_then(<[_]>::first)
+            .is_some_and(|leaf| certificate_is_for(leaf, san));
+        if !ok {
+            self.stats.fail_verify_san.inc();
+        }
+        ok
+    }
+}
+
+/// TLS options a request gives its upstream connection (cluster
+/// `upstream_http_protocol_options`, from the Host header or `override_auto_sni_header`).
+/// Part of the connection pool's key: connections are shared only by equal options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TlsOverrides {
+    /// `auto_sni`: the SNI to send (not set for an IP host).
+    pub sni: Option<Arc<str>>,
+    /// `auto_san_validation`: a name the certificate must be for, besides the matchers.
+    pub verify_san: Option<Arc<str>>,
+}
+
+/// Whether `end_entity` is for `name`: a DNS SAN equal to it or a wildcard covering its
+/// first label, or an IP SAN equal to it (as Envoy's SAN list check).
+fn certificate_is_for(end_entity: &CertificateDer<'_>, name: &str) -> bool {
+    let Some(peer) = super::peer::PeerCertificate::parse(end_entity) else {
+        return false;
+    };
+    peer.dns_sans.iter().any(|san| dns_name_matches(san, name))
+        || peer.ip_sans.iter().any(|ip| ip == name)
+}
+
+/// A certificate's DNS name `pattern` (maybe `*.example.com`) against `name`.
+fn dns_name_matches(pattern: &str, name: &str) -> bool {
+    if pattern.eq_ignore_ascii_case(name) {
+        return true;
+    }
+    match (pattern.strip_prefix("*."), name.split_once('.')) {
+        (Some(rest), Some((first, name_rest))) => {
+            !first.is_empty() && rest.eq_ignore_ascii_case(name_rest)
+        }
+        _ => false,
     }
 }
 
@@ -191,6 +270,8 @@ impl rustls::client::ResolvesClientCert for ClientCert {
 /// `validation_context_sds_secret_config` file swaps it.
 struct UpstreamVerifier {
     state: Arc<ArcSwap<VerifyState>>,
+    /// `auto_sni_san_validation`: the SNI sent, not the matchers, names the certificate.
+    sni_san_validation: bool,
     algorithms: WebPkiSupportedAlgorithms,
     stats: Arc<SslStats>,
 }
@@ -273,6 +354,7 @@ impl UpstreamVerifier {
         };
         Ok(Self {
             state,
+            sni_san_validation: ctx.auto_sni_san_validation,
             algorithms: provider.signature_verification_algorithms,
             stats,
         })
@@ -312,7 +394,13 @@ impl ServerCertVerifier for UpstreamVerifier {
                 }
             }
         }
-        if !state.san_matchers.is_empty() && !sans_match(&state.san_matchers, end_entity) {
+        let names_ok = match server_name {
+            ServerName::DnsName(sni) if self.sni_san_validation => {
+                certificate_is_for(end_entity, sni.as_ref())
+            }
+            _ => state.san_matchers.is_empty() || sans_match(&state.san_matchers, end_entity),
+        };
+        if !names_ok {
             self.stats.fail_verify_san.inc();
             return Err(rustls::Error::InvalidCertificate(E::NotValidForName));
         }
@@ -351,6 +439,10 @@ pub fn is_verify_failure(e: &std::io::Error) -> bool {
     )
 }
 
+/// Envoy's transport failure reason for a failed verification (BoringSSL's text).
+pub const VERIFY_FAILED_REASON: &str =
+    "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end";
+
 /// Envoy's transport failure reason for a failed upstream handshake. A failed
 /// verification reads exactly as BoringSSL's; other failures carry rustls' own text
 /// between the same markers.
@@ -359,11 +451,22 @@ pub fn handshake_failure_reason(e: &std::io::Error) -> String {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match tls {
-        Some(rustls::Error::InvalidCertificate(_)) => {
-            "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end"
-                .to_string()
-        }
+        Some(rustls::Error::InvalidCertificate(_)) => VERIFY_FAILED_REASON.to_string(),
         Some(other) => format!("TLS_error:|{other}:TLS_error_end"),
         None => format!("TLS_error:|{e}:TLS_error_end"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dns_name_matches;
+
+    #[test]
+    fn wildcards_cover_one_label() {
+        assert!(dns_name_matches("a.test", "A.test"));
+        assert!(dns_name_matches("*.wild.test", "x.wild.test"));
+        assert!(!dns_name_matches("*.wild.test", "y.x.wild.test"));
+        assert!(!dns_name_matches("*.wild.test", "wild.test"));
+        assert!(!dns_name_matches("a.test", "b.test"));
     }
 }

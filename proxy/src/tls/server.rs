@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use baton_config::model::{DownstreamTlsContext, SdsFileSource, ValidationContext};
+use baton_config::model::{
+    DownstreamTlsContext, OcspStaplePolicy, SdsFileSource, ValidationContext,
+};
 use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -141,11 +143,22 @@ pub fn build_server_config(
 struct CertResolver {
     slots: Vec<Arc<SecretSlot>>,
     xds: Vec<Arc<SecretProvider>>,
+    /// `ocsp_staple_policy`
+    policy: OcspStaplePolicy,
+    /// The `nextUpdate` (Unix seconds) of each configured staple that has one: past
+    /// it, the staple is expired.
+    staple_expiries: Vec<(Arc<CertifiedKey>, u64)>,
 }
 
 impl CertResolver {
     fn new(ctx: &DownstreamTlsContext) -> Self {
         Self {
+            policy: ctx.ocsp_staple_policy,
+            staple_expiries: ctx
+                .certificates
+                .iter()
+                .filter_map(|c| Some((c.certified_key.clone(), c.ocsp_next_update?)))
+                .collect(),
             slots: ctx
                 .certificates
                 .iter()
@@ -162,6 +175,26 @@ impl CertResolver {
                 .iter()
                 .map(super::sds_xds::provider)
                 .collect(),
+        }
+    }
+}
+
+impl CertResolver {
+    /// Whether `key`'s staple is past its `nextUpdate` at `now` (Unix seconds).
+    fn staple_expired(&self, key: &Arc<CertifiedKey>, now: Option<u64>) -> bool {
+        let Some(now) = now else { return false };
+        self.staple_expiries
+            .iter()
+            .any(|(k, next_update)| Arc::ptr_eq(k, key) && now >= *next_update)
+    }
+
+    /// Whether `key` may serve under `ocsp_staple_policy`, as Envoy: strict stapling
+    /// drops a certificate whose staple expired, must-staple also one without a staple.
+    fn may_serve(&self, key: &Arc<CertifiedKey>, now: Option<u64>) -> bool {
+        match self.policy {
+            OcspStaplePolicy::Lenient => true,
+            OcspStaplePolicy::Strict => !self.staple_expired(key, now),
+            OcspStaplePolicy::MustStaple => key.ocsp.is_some() && !self.staple_expired(key, now),
         }
     }
 }
@@ -206,6 +239,16 @@ impl ResolvesServerCert for CertResolver {
         } else {
             loaded.iter().map(|e| &e.key).collect()
         };
+        // The clock is read only when some staple can expire.
+        let now = (!self.staple_expiries.is_empty()).then(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        });
+        let mut candidates = candidates;
+        if self.policy != OcspStaplePolicy::Lenient {
+            candidates.retain(|ck| self.may_serve(ck, now));
+        }
         let is_ecdsa = |ck: &CertifiedKey| ck.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
         let usable = |ck: &CertifiedKey| ck.key.choose_scheme(schemes).is_some();
         let preferred = candidates
@@ -213,7 +256,15 @@ impl ResolvesServerCert for CertResolver {
             .find(|ck| ecdsa_capable && is_ecdsa(ck) && usable(ck))
             .or_else(|| candidates.iter().find(|ck| usable(ck)))
             .or_else(|| candidates.first());
-        preferred.map(|ck| Arc::clone(ck))
+        let chosen = preferred.map(|ck| Arc::clone(ck))?;
+        if self.staple_expired(&chosen, now) {
+            // Lenient stapling: an expired staple is not sent, the certificate still is.
+            return Some(Arc::new(CertifiedKey {
+                ocsp: None,
+                ..(*chosen).clone()
+            }));
+        }
+        Some(chosen)
     }
 }
 

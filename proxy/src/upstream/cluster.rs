@@ -9,6 +9,8 @@ use arc_swap::ArcSwap;
 use baton_config::model::{self, UpstreamProtocol};
 
 use crate::stats::ClusterStats;
+use crate::tls::client::{ClientTls, TlsOverrides};
+use baton_shared_stats::Counter;
 
 use super::circuit::{CircuitBreakers, Slot};
 use super::error::UpstreamError;
@@ -26,8 +28,35 @@ pub struct UpstreamCluster {
     host_set: ArcSwap<HostSet>,
     breakers: CircuitBreakers,
     stats: Arc<ClusterStats>,
-    /// The `UpstreamTlsContext` built (`Err`: rustls refused it; every connect fails).
-    tls: Option<Result<Arc<crate::tls::client::ClientTls>, String>>,
+    /// The `transport_socket`'s `UpstreamTlsContext` built (`Err`: rustls refused it;
+    /// every connect with it fails).
+    tls: Option<BuiltTls>,
+    /// `transport_socket_matches`, built, in order.
+    socket_matches: Vec<SocketMatch>,
+    /// `cluster.<name>.default.total_match_count`: hosts on `transport_socket`.
+    default_match_count: DebugCounter,
+    /// Some transport socket is TLS (requests may then set SNI and SAN).
+    any_tls: bool,
+}
+
+/// A TLS context built for connecting, or why rustls refused it.
+type BuiltTls = Result<Arc<ClientTls>, String>;
+
+/// One built `transport_socket_matches` entry.
+#[derive(Debug)]
+struct SocketMatch {
+    tls: Option<BuiltTls>,
+    /// `cluster.<name>.<match name>.total_match_count`: hosts that took it.
+    count: DebugCounter,
+}
+
+/// A counter in a `Debug` struct.
+struct DebugCounter(Counter);
+
+impl std::fmt::Debug for DebugCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Counter")
+    }
 }
 
 impl UpstreamCluster {
@@ -36,24 +65,72 @@ impl UpstreamCluster {
         let stats = Arc::new(ClusterStats::new(crate::stats::store(), &model.stat_name));
         let host_set = HostSet::new(localities);
         update_membership(&stats, None, &host_set);
-        let tls = model.tls.as_ref().map(|ctx| {
-            let ssl = Arc::new(crate::tls::SslStats::new(
-                crate::stats::store(),
-                &format!("cluster.{}.", model.stat_name),
-            ));
-            crate::tls::client::ClientTls::new(ctx, ssl)
-                .map(Arc::new)
-                .map_err(|e| {
-                    tracing::error!(cluster = %model.name, error = %e, "upstream TLS context refused");
-                    e.to_string()
-                })
-        });
-        Self {
-            model,
+        let prefix = format!("cluster.{}.", model.stat_name);
+        let scope = crate::stats::Scope::new(crate::stats::store(), prefix.as_str());
+        // Every TLS socket of the cluster counts in its one `cluster.<name>.ssl.*`.
+        let any_tls = model.tls.is_some()
+            || model
+                .transport_socket_matches
+                .iter()
+                .any(|m| m.tls.is_some());
+        let ssl =
+            any_tls.then(|| Arc::new(crate::tls::SslStats::new(crate::stats::store(), &prefix)));
+        let build = |ctx: &Arc<model::UpstreamTlsContext>| -> BuiltTls {
+            crate::tls::certs::register_upstream(ctx);
+            let ssl = ssl.clone().unwrap_or_else(|| {
+                Arc::new(crate::tls::SslStats::new(crate::stats::store(), &prefix))
+            });
+            ClientTls::new(ctx, ssl).map(Arc::new).map_err(|e| {
+                tracing::error!(cluster = %model.name, error = %e, "upstream TLS context refused");
+                e.to_string()
+            })
+        };
+        let tls = model.tls.as_ref().map(build);
+        let socket_matches = model
+            .transport_socket_matches
+            .iter()
+            .map(|m| SocketMatch {
+                tls: m.tls.as_ref().map(build),
+                count: DebugCounter(scope.counter(&format!("{}.total_match_count", m.name))),
+            })
+            .collect();
+        let cluster = Self {
             host_set: ArcSwap::from_pointee(host_set),
             breakers,
             stats,
             tls,
+            socket_matches,
+            default_match_count: DebugCounter(scope.counter("default.total_match_count")),
+            any_tls,
+            model,
+        };
+        cluster.count_socket_matches(cluster.host_set.load().all(), &[]);
+        cluster
+    }
+
+    /// Which of `transport_socket_matches` `host` connects with (`None`: the cluster's
+    /// `transport_socket`). Chosen at each connect: a few map lookups at most.
+    fn transport_socket_of(&self, host: &Host) -> Option<usize> {
+        model::select_transport_socket(
+            &self.model.transport_socket_matches,
+            host.socket_match.as_deref(),
+        )
+    }
+
+    /// Counts each host of `hosts` not in `old` in its socket's `total_match_count`:
+    /// once per host, as Envoy counts when it creates a host.
+    fn count_socket_matches(&self, hosts: &[Arc<Host>], old: &[Arc<Host>]) {
+        for host in hosts {
+            if old.iter().any(|o| Arc::ptr_eq(o, host)) {
+                continue;
+            }
+            match self
+                .transport_socket_of(host)
+                .and_then(|i| self.socket_matches.get(i))
+            {
+                Some(m) => m.count.0.inc(),
+                None => self.default_match_count.0.inc(),
+            }
         }
     }
 
@@ -71,6 +148,7 @@ impl UpstreamCluster {
     pub(crate) fn set_hosts(&self, localities: Vec<LocalityHosts>) {
         let new = Arc::new(HostSet::new(localities));
         let old = self.host_set.swap(new.clone());
+        self.count_socket_matches(new.all(), old.all());
         update_membership(&self.stats, Some(&old), &new);
     }
 
@@ -81,9 +159,18 @@ impl UpstreamCluster {
         self.set_hosts(localities);
     }
 
-    /// The cluster's TLS client side, if it has a `transport_socket`.
-    pub(crate) fn tls(&self) -> Option<&Result<Arc<crate::tls::client::ClientTls>, String>> {
+    /// The cluster's own `transport_socket` TLS client side, if it has one.
+    pub(crate) fn tls(&self) -> Option<&BuiltTls> {
         self.tls.as_ref()
+    }
+
+    /// The TLS client side `host` connects with (`None`: plain text): its
+    /// `transport_socket_matches` entry, else the cluster's `transport_socket`.
+    pub(crate) fn tls_for(&self, host: &Host) -> Option<&BuiltTls> {
+        match self.transport_socket_of(host) {
+            Some(i) => self.socket_matches.get(i).and_then(|m| m.tls.as_ref()),
+            None => self.tls.as_ref(),
+        }
     }
 
     pub(crate) fn breakers(&self) -> &CircuitBreakers {
@@ -172,8 +259,41 @@ impl UpstreamCluster {
                 UpstreamProtocol::Http2 => true,
                 UpstreamProtocol::UseDownstream => opts.downstream_http2,
             };
-        let response = pool::send(self, &host, req, http2, opts.upgrade).await?;
+        let tls = self.tls_overrides(&req);
+        let response = pool::send(self, &host, &tls, req, http2, opts.upgrade).await?;
         Ok(UpstreamResponse { response, host })
+    }
+
+    /// The TLS options `upstream_http_protocol_options` takes from `req`: its
+    /// `override_auto_sni_header` when present and not empty, else its host, port
+    /// dropped. An IP address is no SNI (the configured one stays), as in Envoy.
+    fn tls_overrides(&self, req: &http::Request<RequestBody>) -> TlsOverrides {
+        let auto = &self.model.auto_sni;
+        if !self.any_tls || !(auto.sni || auto.san_validation) {
+            return TlsOverrides::default();
+        }
+        let header = |name: &http::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+        };
+        let value = auto
+            .override_header
+            .as_ref()
+            .and_then(header)
+            .or_else(|| header(&http::header::HOST))
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        let Some(value) = value else {
+            return TlsOverrides::default();
+        };
+        let host = authority_host(value);
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        let name: Arc<str> = Arc::from(host);
+        TlsOverrides {
+            sni: (auto.sni && !is_ip).then(|| name.clone()),
+            verify_san: auto.san_validation.then_some(name),
+        }
     }
 
     /// A raw connection to a picked host (tcp_proxy, CONNECT termination): TCP, or a
@@ -195,12 +315,24 @@ impl UpstreamCluster {
         // Envoy's TCP pool counts a connection request as pending until it connects,
         // then as a request (`upstream_rq_total`).
         let pending = self.pending_slot()?;
-        let (stream, open) = connect::connect(self, &host, connect::Protocol::Tcp)
+        let no_overrides = TlsOverrides::default();
+        let (stream, open) = connect::connect(self, &host, &no_overrides, connect::Protocol::Tcp)
             .await
             .inspect_err(|e| pending.failed(e))?;
         drop(pending);
         self.stats.upstream_rq_total.inc();
         Ok((stream, host, ConnectionGuard { _open: open }))
+    }
+}
+
+/// The host part of an authority: the port dropped, an IPv6 literal's brackets too.
+fn authority_host(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split_once(']').map_or(authority, |(ip, _)| ip);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
     }
 }
 

@@ -14,7 +14,7 @@ use super::error::UpstreamError;
 use super::host::{Host, OpenConnection};
 use super::stream::UpstreamStream;
 use crate::base::address::HostAddress;
-use crate::tls::client::{ClientTls, HttpAlpn};
+use crate::tls::client::{ClientTls, HttpAlpn, TlsOverrides};
 use crate::tls::stats::HandshakeFacts;
 
 /// What the connection will carry (`upstream_cx_http1_total` / `_http2_total`).
@@ -28,13 +28,15 @@ pub(crate) enum Protocol {
     Http2,
 }
 
-/// Connects to `host`; the returned guard counts the connection until dropped. As in
+/// Connects to `host` (TLS with the request's `overrides`, if the cluster has TLS); the
+/// returned guard counts the connection until dropped. As in
 /// Envoy, a connection counts in `upstream_cx_total` (and its protocol's total) once the
 /// breaker admits it, whether or not the connect then succeeds; a failed one counts in
 /// `upstream_cx_connect_fail` (plus `_connect_timeout`) and `upstream_cx_destroy`.
 pub(crate) async fn connect(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
+    overrides: &TlsOverrides,
     protocol: Protocol,
 ) -> Result<(UpstreamStream, OpenConnection), UpstreamError> {
     let stats = cluster.stats();
@@ -55,9 +57,9 @@ pub(crate) async fn connect(
         let stream = open_stream(&host.address)
             .await
             .map_err(|e| transport_failure_reason(&e, &host.address))?;
-        match cluster.tls() {
+        match cluster.tls_for(host) {
             None => Ok(stream),
-            Some(tls) => handshake(tls, stream, protocol, &host.address).await,
+            Some(tls) => handshake(tls, stream, protocol, host, overrides).await,
         }
     };
     match tokio::time::timeout(cluster.model.connect_timeout, attempt).await {
@@ -93,12 +95,13 @@ async fn handshake(
     tls: &Result<Arc<ClientTls>, String>,
     stream: UpstreamStream,
     protocol: Protocol,
-    address: &HostAddress,
+    host: &Host,
+    overrides: &TlsOverrides,
 ) -> Result<UpstreamStream, String> {
     let tls = tls
         .as_ref()
         .map_err(|e| format!("TLS_error:|{e}:TLS_error_end"))?;
-    let peer_ip = match address {
+    let peer_ip = match &host.address {
         HostAddress::Ip(addr) => addr.ip(),
         HostAddress::Pipe(_) => std::net::IpAddr::from([127, 0, 0, 1]),
     };
@@ -107,9 +110,14 @@ async fn handshake(
         Protocol::Http1 => Some(HttpAlpn::Http1),
         Protocol::Http2 => Some(HttpAlpn::H2),
     };
-    let (connector, name) = tls.connector(alpn, peer_ip);
+    let (connector, name) = tls.connector(alpn, overrides, host.hostname.as_deref(), peer_ip);
     match connector.connect(name, stream).await {
         Ok(stream) => {
+            if let Some(san) = &overrides.verify_san {
+                if !tls.verify_requested_san(stream.get_ref().1, san) {
+                    return Err(crate::tls::client::VERIFY_FAILED_REASON.to_string());
+                }
+            }
             tls.stats
                 .record_handshake(&HandshakeFacts::of(stream.get_ref().1));
             Ok(UpstreamStream::Tls(Box::new(stream)))

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use baton_config::model::SocketMatchMetadata;
+
 use crate::base::address::{HostAddress, PipeAddress};
 use crate::stats::ClusterStats;
 
@@ -25,6 +27,9 @@ pub struct Host {
     pub priority: u32,
     /// Process-unique id: keys this host's per-worker connection pools.
     pub(crate) id: u64,
+    /// Its endpoint's and locality's `envoy.transport_socket_match` metadata, which
+    /// choose its transport socket among the cluster's `transport_socket_matches`.
+    pub socket_match: Option<Arc<SocketMatchMetadata>>,
     /// Health as configured (`health_status`); health checking comes later.
     pub healthy: AtomicBool,
     /// Open connections to this host (all workers).
@@ -59,6 +64,7 @@ impl Host {
             locality,
             priority,
             id: NEXT_HOST_ID.fetch_add(1, Ordering::Relaxed),
+            socket_match: None,
             healthy: AtomicBool::new(healthy),
             cx_active: AtomicU64::new(0),
             cx_total: AtomicU64::new(0),
@@ -67,6 +73,12 @@ impl Host {
             rq_total: AtomicU64::new(0),
             rq_error: AtomicU64::new(0),
         }
+    }
+
+    /// The host with its endpoint's transport socket match metadata.
+    pub fn with_socket_match(mut self, socket_match: Option<Arc<SocketMatchMetadata>>) -> Self {
+        self.socket_match = socket_match;
+        self
     }
 
     /// Current health.

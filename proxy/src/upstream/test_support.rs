@@ -26,6 +26,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
     model::Cluster {
         name: name.to_owned(),
         tls: None,
+        transport_socket_matches: Vec::new(),
         stat_name: name.to_owned(),
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(5),
@@ -46,6 +47,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
                         hostname: None,
                         weight: 1,
                         healthy: true,
+                        socket_match: None,
                     })
                     .collect(),
             }],
@@ -60,6 +62,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
         max_response_headers_kb: None,
         per_connection_buffer_limit_bytes: 1024 * 1024,
         circuit_breakers: CircuitBreakers::default(),
+        auto_sni: Default::default(),
     }
 }
 

@@ -128,6 +128,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
     Arc::new(Cluster {
         name: name.into(),
         tls: None,
+        transport_socket_matches: Vec::new(),
         stat_name: name.into(),
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(1),
@@ -146,6 +147,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
                     hostname: None,
                     weight: 1,
                     healthy: true,
+                    socket_match: None,
                 }],
             }],
             ..LoadAssignment::default()
@@ -159,6 +161,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
         max_response_headers_kb: None,
         per_connection_buffer_limit_bytes: 1024 * 1024,
         circuit_breakers: CircuitBreakers::default(),
+        auto_sni: Default::default(),
     })
 }
 

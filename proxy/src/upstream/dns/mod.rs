@@ -58,6 +58,7 @@ struct Target {
     hostname: Option<String>,
     weight: u32,
     healthy: bool,
+    socket_match: Option<Arc<baton_config::model::SocketMatchMetadata>>,
     /// Current hosts, in answer order.
     hosts: Vec<Arc<Host>>,
     /// When it is resolved next.
@@ -98,6 +99,7 @@ impl DnsDiscovery {
                     hostname: endpoint.hostname.clone(),
                     weight: endpoint.weight,
                     healthy: endpoint.healthy,
+                    socket_match: endpoint.socket_match.clone(),
                     hosts: Vec::new(),
                     due: now,
                     failures: FailureBackoff::new(&model),
@@ -115,14 +117,17 @@ impl DnsDiscovery {
                     }
                 };
                 if let Some(address) = fixed {
-                    target.hosts.push(Arc::new(Host::new(
-                        address,
-                        endpoint.hostname.clone(),
-                        endpoint.weight,
-                        locality_name.clone(),
-                        locality.priority,
-                        endpoint.healthy,
-                    )));
+                    target.hosts.push(Arc::new(
+                        Host::new(
+                            address,
+                            endpoint.hostname.clone(),
+                            endpoint.weight,
+                            locality_name.clone(),
+                            locality.priority,
+                            endpoint.healthy,
+                        )
+                        .with_socket_match(endpoint.socket_match.clone()),
+                    ));
                 }
                 targets.push(target);
             }
@@ -244,14 +249,17 @@ impl DnsDiscovery {
                 |addr| match previous.iter().position(|h| h.address.ip() == Some(addr)) {
                     // Same address, same host: its counters and pooled connections stay.
                     Some(i) => previous.swap_remove(i),
-                    None => Arc::new(Host::new(
-                        addr,
-                        target.hostname.clone(),
-                        target.weight,
-                        locality_name.clone(),
-                        locality.priority,
-                        target.healthy,
-                    )),
+                    None => Arc::new(
+                        Host::new(
+                            addr,
+                            target.hostname.clone(),
+                            target.weight,
+                            locality_name.clone(),
+                            locality.priority,
+                            target.healthy,
+                        )
+                        .with_socket_match(target.socket_match.clone()),
+                    ),
                 },
             )
             .collect();

@@ -607,16 +607,20 @@ pub(crate) fn localities_from_assignment(
                             && h.priority == locality.priority
                             && *h.locality == *name
                             && h.is_healthy() == endpoint.healthy
+                            && h.socket_match == endpoint.socket_match
                     });
                     Some(reused.cloned().unwrap_or_else(|| {
-                        Arc::new(Host::new(
-                            address,
-                            endpoint.hostname.clone(),
-                            endpoint.weight,
-                            name.clone(),
-                            locality.priority,
-                            endpoint.healthy,
-                        ))
+                        Arc::new(
+                            Host::new(
+                                address,
+                                endpoint.hostname.clone(),
+                                endpoint.weight,
+                                name.clone(),
+                                locality.priority,
+                                endpoint.healthy,
+                            )
+                            .with_socket_match(endpoint.socket_match.clone()),
+                        )
                     }))
                 })
                 .collect();

@@ -12,7 +12,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper_util::rt::TokioIo;
 
-use super::{reset, with_existing_pools, with_pools};
+use super::{reset, with_existing_pools, with_pools, PoolKey};
+use crate::tls::client::TlsOverrides;
 use crate::upstream::cluster::UpstreamCluster;
 use crate::upstream::connect::{connect, Protocol};
 use crate::upstream::error::UpstreamError;
@@ -77,14 +78,12 @@ impl Http1Pool {
 
 /// Counts a connection as busy in this worker's pool until dropped.
 struct Busy {
-    host_id: u64,
+    key: PoolKey,
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        with_existing_pools(self.host_id, |p| {
-            p.http1.busy = p.http1.busy.saturating_sub(1)
-        });
+        with_existing_pools(&self.key, |p| p.http1.busy = p.http1.busy.saturating_sub(1));
     }
 }
 
@@ -92,19 +91,22 @@ impl Drop for Busy {
 pub(super) async fn send(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
+    tls: &TlsOverrides,
     mut req: Request<RequestBody>,
     upgrade: bool,
     mut active: ActiveRequest,
 ) -> Result<Response<Incoming>, UpstreamError> {
     if upgrade {
-        return send_upgrade(cluster, host, req, active).await;
+        return send_upgrade(cluster, host, tls, req, active).await;
     }
     let mut yielded = false;
     loop {
-        let (idle, busy) = with_pools(host, |p| (p.http1.checkout(), p.http1.busy));
+        let (idle, busy) = with_pools(host, tls, |p| (p.http1.checkout(), p.http1.busy));
         match idle {
             Some(mut conn) => {
-                let busy = Busy { host_id: host.id };
+                let busy = Busy {
+                    key: PoolKey::new(host, tls),
+                };
                 active.attach();
                 match conn.sender.try_send_request(req).await {
                     Ok(response) => {
@@ -113,6 +115,7 @@ pub(super) async fn send(
                         return_when_done(
                             cluster,
                             host,
+                            tls,
                             conn.sender,
                             conn.requests + 1,
                             busy,
@@ -139,17 +142,19 @@ pub(super) async fn send(
     }
 
     let pending = cluster.pending_slot()?;
-    let mut sender = new_connection(cluster, host, false)
+    let mut sender = new_connection(cluster, host, tls, false)
         .await
         .inspect_err(|e| pending.failed(e))?;
     drop(pending);
-    with_pools(host, |p| p.http1.busy += 1);
-    let busy = Busy { host_id: host.id };
+    with_pools(host, tls, |p| p.http1.busy += 1);
+    let busy = Busy {
+        key: PoolKey::new(host, tls),
+    };
     active.attach();
     match sender.send_request(req).await {
         Ok(response) => {
             let response = within_head_limit(cluster, host, response)?;
-            return_when_done(cluster, host, sender, 1, busy, active);
+            return_when_done(cluster, host, tls, sender, 1, busy, active);
             Ok(response)
         }
         Err(e) => Err(reset(host, &e)),
@@ -161,11 +166,12 @@ pub(super) async fn send(
 async fn send_upgrade(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
+    tls: &TlsOverrides,
     req: Request<RequestBody>,
     mut active: ActiveRequest,
 ) -> Result<Response<Incoming>, UpstreamError> {
     let pending = cluster.pending_slot()?;
-    let mut sender = new_connection(cluster, host, true)
+    let mut sender = new_connection(cluster, host, tls, true)
         .await
         .inspect_err(|e| pending.failed(e))?;
     drop(pending);
@@ -215,9 +221,10 @@ fn response_head_len(response: &Response<Incoming>) -> usize {
 async fn new_connection(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
+    tls: &TlsOverrides,
     upgrades: bool,
 ) -> Result<SendRequest<RequestBody>, UpstreamError> {
-    let (stream, open) = connect(cluster, host, Protocol::Http1).await?;
+    let (stream, open) = connect(cluster, host, tls, Protocol::Http1).await?;
     let mut builder = Builder::new();
     // The read buffer bounds the response head too: a head that does not fit is a
     // parse error, Envoy's protocol error for a head over `max_response_headers_kb`
@@ -258,6 +265,7 @@ async fn new_connection(
 fn return_when_done(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
+    tls: &TlsOverrides,
     mut sender: SendRequest<RequestBody>,
     requests: u32,
     busy: Busy,
@@ -269,23 +277,25 @@ fn return_when_done(
         .is_none_or(|max| requests < max);
     let idle_timeout = cluster.model.idle_timeout;
     let host = host.clone();
+    let tls = tls.clone();
     tokio::spawn(async move {
         let ready = sender.ready().await.is_ok();
         drop(active);
         drop(busy);
         if ready && reusable {
-            checkin(&host, sender, requests, idle_timeout);
+            checkin(&host, &tls, sender, requests, idle_timeout);
         }
     });
 }
 
 fn checkin(
     host: &Arc<Host>,
+    tls: &TlsOverrides,
     sender: SendRequest<RequestBody>,
     requests: u32,
     idle_timeout: Option<Duration>,
 ) {
-    let start_reaper = with_pools(host, |p| {
+    let start_reaper = with_pools(host, tls, |p| {
         p.http1.idle.push(IdleConnection {
             sender,
             requests,
@@ -298,16 +308,16 @@ fn checkin(
         start
     });
     if let (true, Some(timeout)) = (start_reaper, idle_timeout) {
-        tokio::spawn(reap_idle(host.id, timeout));
+        tokio::spawn(reap_idle(PoolKey::new(host, tls), timeout));
     }
 }
 
 /// Closes idle connections of one host once they have been idle for `idle_timeout`;
 /// runs only while the pool has idle connections.
-async fn reap_idle(host_id: u64, idle_timeout: Duration) {
+async fn reap_idle(key: PoolKey, idle_timeout: Duration) {
     loop {
-        let next = with_existing_pools(host_id, |p| p.http1.expire(idle_timeout, Instant::now()))
-            .flatten();
+        let next =
+            with_existing_pools(&key, |p| p.http1.expire(idle_timeout, Instant::now())).flatten();
         match next {
             Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
             None => return,
@@ -318,5 +328,5 @@ async fn reap_idle(host_id: u64, idle_timeout: Duration) {
 /// This worker's idle connection count for a host (tests).
 #[cfg(test)]
 pub(crate) fn idle_connections(host: &Arc<Host>) -> usize {
-    with_pools(host, |p| p.http1.idle_len())
+    with_pools(host, &TlsOverrides::default(), |p| p.http1.idle_len())
 }

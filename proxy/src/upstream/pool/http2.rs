@@ -19,7 +19,8 @@ use hyper::client::conn::http2::{Builder, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::watch;
 
-use super::{reset, with_existing_pools, with_pools};
+use super::{reset, with_existing_pools, with_pools, PoolKey};
+use crate::tls::client::TlsOverrides;
 use crate::upstream::cluster::UpstreamCluster;
 use crate::upstream::connect::{connect, Protocol};
 use crate::upstream::error::UpstreamError;
@@ -58,7 +59,7 @@ impl Http2Pool {
         self.conns.iter().filter(|c| !c.sender.is_closed()).count()
     }
 
-    fn checkout(&mut self, max_streams: usize, host_id: u64) -> Checkout {
+    fn checkout(&mut self, max_streams: usize, key: PoolKey) -> Checkout {
         self.conns.retain(|c| !c.sender.is_closed());
         for conn in &mut self.conns {
             if conn.sender.is_ready() && conn.streams.load(Ordering::Relaxed) < max_streams {
@@ -71,7 +72,7 @@ impl Http2Pool {
             None => {
                 let (tx, rx) = watch::channel(());
                 self.connecting = Some(rx);
-                Checkout::Connect(Connecting { _tx: tx, host_id })
+                Checkout::Connect(Connecting { _tx: tx, key })
             }
         }
     }
@@ -102,11 +103,11 @@ impl Http2Pool {
 
 /// Checks a host's HTTP/2 connections for idleness every quarter of `idle_timeout`
 /// while it has connections: an idle one closes between 1 and 1.25 idle timeouts.
-async fn reap_idle(host_id: u64, idle_timeout: Duration) {
+async fn reap_idle(key: PoolKey, idle_timeout: Duration) {
     let tick = (idle_timeout / 4).max(Duration::from_millis(1));
     loop {
         let keep_going =
-            with_existing_pools(host_id, |p| p.http2.expire(idle_timeout, Instant::now()));
+            with_existing_pools(&key, |p| p.http2.expire(idle_timeout, Instant::now()));
         if keep_going != Some(true) {
             return;
         }
@@ -140,12 +141,12 @@ impl Drop for Stream {
 /// clears the mark and wakes the requests waiting for it.
 struct Connecting {
     _tx: watch::Sender<()>,
-    host_id: u64,
+    key: PoolKey,
 }
 
 impl Drop for Connecting {
     fn drop(&mut self) {
-        with_existing_pools(self.host_id, |p| p.http2.connecting = None);
+        with_existing_pools(&self.key, |p| p.http2.connecting = None);
     }
 }
 
@@ -153,6 +154,7 @@ impl Drop for Connecting {
 pub(super) async fn send(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
+    tls: &TlsOverrides,
     req: Request<RequestBody>,
     mut active: ActiveRequest,
 ) -> Result<Response<Incoming>, UpstreamError> {
@@ -161,18 +163,19 @@ pub(super) async fn send(
     let mut waits = 0;
     let mut unsent_retries = 0;
     loop {
-        let (mut sender, stream) =
-            match with_pools(host, |p| p.http2.checkout(max_streams, host.id)) {
-                Checkout::Ready(sender, stream) => (sender, stream),
-                Checkout::Wait(mut rx) if waits < MAX_WAITS => {
-                    waits += 1;
-                    // Err means the connecting request finished (sender dropped): recheck.
-                    let _ = rx.changed().await;
-                    continue;
-                }
-                Checkout::Wait(_) => open(cluster, host, None).await?,
-                Checkout::Connect(connecting) => open(cluster, host, Some(connecting)).await?,
-            };
+        let (mut sender, stream) = match with_pools(host, tls, |p| {
+            p.http2.checkout(max_streams, PoolKey::new(host, tls))
+        }) {
+            Checkout::Ready(sender, stream) => (sender, stream),
+            Checkout::Wait(mut rx) if waits < MAX_WAITS => {
+                waits += 1;
+                // Err means the connecting request finished (sender dropped): recheck.
+                let _ = rx.changed().await;
+                continue;
+            }
+            Checkout::Wait(_) => open(cluster, host, tls, None).await?,
+            Checkout::Connect(connecting) => open(cluster, host, tls, Some(connecting)).await?,
+        };
         active.attach();
         let result = sender.try_send_request(req).await;
         drop(stream);
@@ -234,10 +237,11 @@ fn within_header_limits(
 async fn open(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
+    tls: &TlsOverrides,
     connecting: Option<Connecting>,
 ) -> Result<(SendRequest<RequestBody>, Stream), UpstreamError> {
     let pending = cluster.pending_slot()?;
-    let (stream, open) = connect(cluster, host, Protocol::Http2)
+    let (stream, open) = connect(cluster, host, tls, Protocol::Http2)
         .await
         .inspect_err(|e| pending.failed(e))?;
     let options = &cluster.model.http2;
@@ -261,7 +265,7 @@ async fn open(
     let streams = Arc::new(AtomicUsize::new(0));
     let stream = Stream::new(&streams);
     let idle_timeout = cluster.model.idle_timeout;
-    let start_reaper = with_pools(host, |p| {
+    let start_reaper = with_pools(host, tls, |p| {
         p.http2.conns.push(Http2Connection {
             sender: sender.clone(),
             streams,
@@ -274,7 +278,7 @@ async fn open(
         start
     });
     if let (true, Some(timeout)) = (start_reaper, idle_timeout) {
-        tokio::spawn(reap_idle(host.id, timeout));
+        tokio::spawn(reap_idle(PoolKey::new(host, tls), timeout));
     }
     // Only now wake the waiters: they find the new connection.
     drop(connecting);
@@ -284,5 +288,5 @@ async fn open(
 /// This worker's open HTTP/2 connection count for a host (tests).
 #[cfg(test)]
 pub(crate) fn open_connections(host: &Arc<Host>) -> usize {
-    with_pools(host, |p| p.http2.len())
+    with_pools(host, &TlsOverrides::default(), |p| p.http2.len())
 }

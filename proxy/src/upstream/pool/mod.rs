@@ -27,8 +27,27 @@ use super::cluster::UpstreamCluster;
 use super::error::UpstreamError;
 use super::host::{ActiveRequest, Host};
 use super::RequestBody;
+use crate::tls::client::TlsOverrides;
 
-/// Every pool of one host on this worker.
+/// What a pool's connections share: the host, and the TLS options taken from requests
+/// (`auto_sni`, `auto_san_validation`). As in Envoy, connections made with a different
+/// SNI or SAN to verify are never shared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    host_id: u64,
+    tls: TlsOverrides,
+}
+
+impl PoolKey {
+    fn new(host: &Host, tls: &TlsOverrides) -> Self {
+        Self {
+            host_id: host.id,
+            tls: tls.clone(),
+        }
+    }
+}
+
+/// Every pool of one host (and TLS options) on this worker.
 struct HostPools {
     /// Dropping the pools once the host is gone (DNS change) and they are empty.
     host: Weak<Host>,
@@ -37,15 +56,16 @@ struct HostPools {
 }
 
 thread_local! {
-    static POOLS: RefCell<HashMap<u64, HostPools>> = RefCell::new(HashMap::new());
+    static POOLS: RefCell<HashMap<PoolKey, HostPools>> = RefCell::new(HashMap::new());
 }
 
-/// Runs `f` on this worker's pools for `host`, creating them on first use. `f` must
-/// not await (it can't: it's a plain closure).
-fn with_pools<R>(host: &Arc<Host>, f: impl FnOnce(&mut HostPools) -> R) -> R {
+/// Runs `f` on this worker's pools for `host` with `tls`, creating them on first use.
+/// `f` must not await (it can't: it's a plain closure).
+fn with_pools<R>(host: &Arc<Host>, tls: &TlsOverrides, f: impl FnOnce(&mut HostPools) -> R) -> R {
     POOLS.with(|pools| {
         let mut pools = pools.borrow_mut();
-        let entry = pools.entry(host.id).or_insert_with(|| HostPools {
+        let key = PoolKey::new(host, tls);
+        let entry = pools.entry(key).or_insert_with(|| HostPools {
             host: Arc::downgrade(host),
             http1: http1::Http1Pool::default(),
             http2: http2::Http2Pool::default(),
@@ -54,17 +74,19 @@ fn with_pools<R>(host: &Arc<Host>, f: impl FnOnce(&mut HostPools) -> R) -> R {
     })
 }
 
-/// Runs `f` on existing pools of a host id (background tasks); drops pools of hosts
-/// that no longer exist once they are empty.
-fn with_existing_pools<R>(host_id: u64, f: impl FnOnce(&mut HostPools) -> R) -> Option<R> {
+/// Runs `f` on existing pools of a key (background tasks); drops pools of hosts that no
+/// longer exist, and those of a request-given SNI or SAN, once they are empty.
+fn with_existing_pools<R>(key: &PoolKey, f: impl FnOnce(&mut HostPools) -> R) -> Option<R> {
     // `try_with`: guards may drop while the thread (and its pools) is being torn down.
     POOLS
         .try_with(|pools| {
             let mut pools = pools.borrow_mut();
-            let entry = pools.get_mut(&host_id)?;
+            let entry = pools.get_mut(key)?;
             let result = f(entry);
-            if entry.host.strong_count() == 0 && entry.http1.is_empty() && entry.http2.is_empty() {
-                pools.remove(&host_id);
+            // Pools of a request-given SNI go once empty too: hosts see unbounded names.
+            let gone = entry.host.strong_count() == 0 || key.tls != TlsOverrides::default();
+            if gone && entry.http1.is_empty() && entry.http2.is_empty() {
+                pools.remove(key);
             }
             Some(result)
         })
@@ -72,10 +94,11 @@ fn with_existing_pools<R>(host_id: u64, f: impl FnOnce(&mut HostPools) -> R) -> 
         .flatten()
 }
 
-/// Sends `req` to `host` over this worker's pool.
+/// Sends `req` to `host` over this worker's pool for `host` and `tls`.
 pub(crate) async fn send(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
+    tls: &TlsOverrides,
     req: Request<RequestBody>,
     http2: bool,
     upgrade: bool,
@@ -83,9 +106,9 @@ pub(crate) async fn send(
     let slot = cluster.request_slot()?;
     let active = ActiveRequest::new(host.clone(), slot.into_owned(), cluster.stats().clone());
     let result = if http2 {
-        http2::send(cluster, host, into_http2(req, host), active).await
+        http2::send(cluster, host, tls, into_http2(req, host), active).await
     } else {
-        http1::send(cluster, host, into_http1(req, host), upgrade, active).await
+        http1::send(cluster, host, tls, into_http1(req, host), upgrade, active).await
     };
     if result.is_err() {
         host.rq_error

@@ -1,0 +1,281 @@
+//! OCSP stapling downstream: `ocsp_staple` on a `TlsCertificate` and
+//! `ocsp_staple_policy`. The CA, certificate and OCSP responses are made in the test with
+//! `openssl ocsp`; `openssl s_client -status` asks for the staple and prints what it got.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+use baton_tests::config::{bootstrap, direct_route, hcm, hcm_filter, route_config, vhost};
+use baton_tests::{Proxy, TempDir};
+use serde_json::{json, Value};
+
+/// Runs `openssl args...` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .context("running openssl (install openssl)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out.stdout)
+}
+
+/// A CA with a key on disk (openssl signs the OCSP responses with it).
+fn make_ca(dir: &Path) -> anyhow::Result<()> {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=ocsp test ca",
+            "-days",
+            "30",
+        ],
+    )?;
+    std::fs::write(dir.join("index.txt"), "")?;
+    Ok(())
+}
+
+/// A leaf `<name>.pem` / `<name>.key` for `dns`, recorded as valid in the CA's index,
+/// and `<name>.ocsp`: a good OCSP response for it valid for a day.
+fn make_leaf(dir: &Path, name: &str, dns: &str) -> anyhow::Result<()> {
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=DNS:{dns}\n"))?;
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={dns}"),
+        ],
+    )?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            &format!("{}", 1000 + name.len()),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "30",
+            "-extfile",
+            "ext.cnf",
+        ],
+    )?;
+    let serial = String::from_utf8(openssl(
+        dir,
+        &["x509", "-in", &format!("{name}.pem"), "-noout", "-serial"],
+    )?)?;
+    let serial = serial.trim().trim_start_matches("serial=").to_string();
+    let mut index = std::fs::read_to_string(dir.join("index.txt"))?;
+    index.push_str(&format!(
+        "V\t301231235959Z\t\t{serial}\tunknown\t/CN={dns}\n"
+    ));
+    std::fs::write(dir.join("index.txt"), index)?;
+    openssl(
+        dir,
+        &[
+            "ocsp",
+            "-issuer",
+            "ca.pem",
+            "-cert",
+            &format!("{name}.pem"),
+            "-no_nonce",
+            "-reqout",
+            &format!("{name}.req"),
+        ],
+    )?;
+    openssl(
+        dir,
+        &[
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-rsigner",
+            "ca.pem",
+            "-rkey",
+            "ca.key",
+            "-CA",
+            "ca.pem",
+            "-reqin",
+            &format!("{name}.req"),
+            "-respout",
+            &format!("{name}.ocsp"),
+            "-ndays",
+            "1",
+        ],
+    )?;
+    Ok(())
+}
+
+fn tls_listener(dir: &Path, cert: &str, staple: Option<&str>, policy: Option<&str>) -> Value {
+    let path = |f: String| dir.join(f).display().to_string();
+    let mut certificate = json!({
+        "certificate_chain": { "filename": path(format!("{cert}.pem")) },
+        "private_key": { "filename": path(format!("{cert}.key")) },
+    });
+    if let Some(staple) = staple {
+        certificate["ocsp_staple"] = json!({ "filename": path(format!("{staple}.ocsp")) });
+    }
+    let mut ctx = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": { "tls_certificates": [certificate] },
+    });
+    if let Some(policy) = policy {
+        ctx["ocsp_staple_policy"] = json!(policy);
+    }
+    json!({
+        "name": "tls",
+        "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+        "filter_chains": [{
+            "filters": [hcm_filter(hcm(route_config(vec![vhost(
+                "all", &["*"], vec![direct_route("/", 200, "ok")],
+            )])))],
+            "transport_socket": { "name": "envoy.transport_sockets.tls", "typed_config": ctx },
+        }],
+    })
+}
+
+/// What `openssl s_client -status` says about the staple: `Some(true)` a successful
+/// response, `Some(false)` none sent; `None`: the handshake failed.
+fn staple_seen(addr: SocketAddr, dir: &Path) -> anyhow::Result<Option<bool>> {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            "ocsp.test",
+            "-status",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running openssl s_client")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains("Cipher is") || text.contains("Cipher is (NONE)") {
+        return Ok(None);
+    }
+    if text.contains("OCSP Response Status: successful") {
+        return Ok(Some(true));
+    }
+    anyhow::ensure!(text.contains("OCSP response: no response sent"), "{text}");
+    Ok(Some(false))
+}
+
+fn fixtures() -> anyhow::Result<(TempDir, PathBuf)> {
+    let dir = TempDir::new()?;
+    let path = dir.join("");
+    make_ca(&path)?;
+    make_leaf(&path, "leaf", "ocsp.test")?;
+    make_leaf(&path, "other", "other.test")?;
+    Ok((dir, path))
+}
+
+async fn start(listener: Value) -> anyhow::Result<(Proxy, SocketAddr)> {
+    let proxy = Proxy::start(&bootstrap(vec![listener], vec![])).await?;
+    let addr = proxy.listener_addr("tls").await?;
+    Ok((proxy, addr))
+}
+
+#[tokio::test]
+async fn the_staple_is_sent_to_clients_asking_for_it() -> anyhow::Result<()> {
+    let (_dir, path) = fixtures()?;
+    let (proxy, addr) = start(tls_listener(&path, "leaf", Some("leaf"), None)).await?;
+    let dir = path.clone();
+    let seen = tokio::task::spawn_blocking(move || staple_seen(addr, &dir)).await??;
+    assert_eq!(seen, Some(true));
+    // `/certs` shows the staple's validity (a day).
+    let certs = proxy.admin_request("GET", "/certs").await?.json()?;
+    let ocsp = &certs["certificates"][0]["cert_chain"][0]["ocsp_details"];
+    let from = ocsp["valid_from"].as_str().unwrap_or_default();
+    let to = ocsp["expiration"].as_str().unwrap_or_default();
+    assert!(
+        from.ends_with('Z') && to.ends_with('Z') && from < to,
+        "{certs}"
+    );
+    let resp = proxy
+        .admin_request("GET", "/stats?filter=seconds_until_first_ocsp")
+        .await?;
+    let seconds: u64 = resp
+        .body_text()
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .parse()?;
+    assert!((86_000..=86_400).contains(&seconds), "{}", resp.body_text());
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_a_staple_none_is_sent() -> anyhow::Result<()> {
+    let (_dir, path) = fixtures()?;
+    let (_proxy, addr) = start(tls_listener(&path, "leaf", None, Some("STRICT_STAPLING"))).await?;
+    let dir = path.clone();
+    let seen = tokio::task::spawn_blocking(move || staple_seen(addr, &dir)).await??;
+    assert_eq!(seen, Some(false));
+    Ok(())
+}
+
+/// The config error, or why the proxy did start.
+async fn config_error(listener: Value) -> anyhow::Result<String> {
+    match Proxy::start(&bootstrap(vec![listener], vec![])).await {
+        Ok(_) => anyhow::bail!("the proxy started"),
+        Err(e) => Ok(format!("{e:#}")),
+    }
+}
+
+#[tokio::test]
+async fn a_staple_for_another_certificate_is_a_config_error() -> anyhow::Result<()> {
+    let (_dir, path) = fixtures()?;
+    let e = config_error(tls_listener(&path, "leaf", Some("other"), None)).await?;
+    assert!(
+        e.contains("OCSP response does not match its TLS certificate"),
+        "{e}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn must_staple_without_a_staple_is_a_config_error() -> anyhow::Result<()> {
+    let (_dir, path) = fixtures()?;
+    let e = config_error(tls_listener(&path, "leaf", None, Some("MUST_STAPLE"))).await?;
+    assert!(
+        e.contains("Required OCSP response is missing from TLS context"),
+        "{e}"
+    );
+    Ok(())
+}
