@@ -34,6 +34,8 @@ pub use host::Host;
 pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, ClusterSource};
 pub use stream::UpstreamStream;
 
+pub(crate) use connect::{dial, Protocol};
+
 /// Error type carried by request bodies travelling upstream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
