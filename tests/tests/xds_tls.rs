@@ -168,7 +168,16 @@ async fn unverified_control_plane_is_not_used_until_fixed() -> anyhow::Result<()
     let boot = bootstrap(&cp, baton_tests::config::XdsTransport::Sotw)
         .initial_fetch_timeout(Duration::ZERO)
         .transport_socket(xds_tls(&dir, &ca, None)?);
-    let proxy = start_unready(&boot).await?;
+    // Envoy logs a failing xDS stream at debug until it has failed for a while.
+    let proxy = baton_tests::Proxy::start_with(
+        &boot.build(),
+        baton_tests::StartOptions {
+            no_wait_ready: true,
+            log_level: Some("debug".into()),
+            ..Default::default()
+        },
+    )
+    .await?;
 
     // Retried: two failed verifications, and nothing got through.
     let all = wait_stat_at_least(&proxy, "cluster.xds_cluster.ssl.fail_verify_error", 2).await?;
@@ -178,6 +187,9 @@ async fn unverified_control_plane_is_not_used_until_fixed() -> anyhow::Result<()
     assert!(serving(&cp)?.handshakes().is_empty());
     assert!(!serving(&cp)?.failures().is_empty());
     assert_eq!(ready_status(&proxy).await?, 503);
+    // The reason is logged, in Envoy's words (BoringSSL's for a failed verification).
+    let log = proxy.log();
+    assert!(log.contains("CERTIFICATE_VERIFY_FAILED"), "{log}");
     let dump = config_dump(&proxy).await?;
     let listeners = dump_section(&dump, "ListenersConfigDump")?;
     assert!(
