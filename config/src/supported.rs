@@ -26,7 +26,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "dns_resolution_config",
             "use_tcp_for_dns_lookups",
             "overload_manager",
+            "layered_runtime",
         ],
+    ),
+    // Default tags are always extracted (`use_all_default_tags: false` is refused by
+    // translation); custom tags, the stats matcher and histogram buckets are not
+    // implemented and are refused by name.
+    ("envoy.config.metrics.v3.StatsConfig", &["use_all_default_tags"]),
+    ("envoy.config.bootstrap.v3.LayeredRuntime", &["layers"]),
+    // disk and RTDS layers are refused by translation, naming the field.
+    (
+        "envoy.config.bootstrap.v3.RuntimeLayer",
+        &["name", "static_layer", "admin_layer", "disk_layer", "rtds_layer"],
     ),
     // Only the global connection limit: other actions, load shed points and buffer
     // accounting are refused by name.

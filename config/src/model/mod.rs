@@ -44,6 +44,28 @@ pub struct Bootstrap {
     /// monitor: its `max_active_downstream_connections`, counted across every worker and
     /// every listener that does not ignore it.
     pub global_downstream_max_connections: Option<u64>,
+    /// `layered_runtime.layers`, in order (later layers overlay earlier ones). Shown by
+    /// admin `/runtime`; Baton acts on no runtime key.
+    pub runtime_layers: Vec<RuntimeLayer>,
+}
+
+/// One `layered_runtime` layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeLayer {
+    /// `name`
+    pub name: String,
+    /// What it holds.
+    pub kind: RuntimeLayerKind,
+}
+
+/// The kind of a runtime layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeLayerKind {
+    /// `static_layer`: (dotted key, value) sorted by key.
+    Static(Vec<(String, String)>),
+    /// `admin_layer`: what `/runtime_modify` would set (nothing: Baton has no
+    /// `/runtime_modify`).
+    Admin,
 }
 
 /// Stat names one cluster may create, with headroom (about 100 today: upstream_cx_*,

@@ -22,6 +22,7 @@ pub(crate) mod listener;
 mod local_reply;
 mod overload;
 pub(crate) mod route;
+mod runtime;
 pub(crate) mod sds;
 mod tls;
 mod xds;
@@ -110,6 +111,18 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         Some(om) => overload::global_downstream_max_connections(om, "overload_manager")?,
         None => None,
     };
+    if proto
+        .stats_config
+        .as_ref()
+        .and_then(|s| s.use_all_default_tags)
+        == Some(false)
+    {
+        return Err(ConfigError::at(
+            "stats_config.use_all_default_tags",
+            "false is not supported by Baton yet (Envoy's default tags are always extracted)",
+        ));
+    }
+    let runtime_layers = runtime::layers(proto.layered_runtime.as_ref(), "layered_runtime")?;
     Ok(model::Bootstrap {
         node,
         admin,
@@ -117,6 +130,7 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         clusters,
         dynamic,
         global_downstream_max_connections,
+        runtime_layers,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod clusters;
 mod info;
+mod runtime;
 
 pub(crate) use info::timestamp;
 
@@ -59,6 +60,8 @@ pub struct AdminContext {
     pub config_dump: serde_json::Value,
     /// Node identity for /server_info.
     pub node: baton_config::model::Node,
+    /// `layered_runtime` layers for /runtime.
+    pub runtime_layers: Vec<baton_config::model::RuntimeLayer>,
     /// Downstream connections, for drain decisions.
     pub tracker: Arc<ConnectionTracker>,
 }
@@ -278,6 +281,7 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
         "print server state, return 200 if LIVE, otherwise return 503",
     ),
     ("/reset_counters", true, "reset all counters to zero"),
+    ("/runtime", false, "print runtime values"),
     (
         "/server_info",
         false,
@@ -342,6 +346,7 @@ fn handle(ctx: &AdminContext, req: Request<Incoming>) -> AdminResponse {
             }
         }
         "/config_dump" => json(&info::config_dump(ctx)),
+        "/runtime" => json(&runtime::runtime_json(&ctx.runtime_layers)),
         "/certs" => json(&crate::tls::certs::certs_json()),
         "/stats" | "/stats/prometheus" => stats_response(ctx, path, query),
         "/reset_counters" => match crate::stats::store().reset_counters() {
