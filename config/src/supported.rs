@@ -547,8 +547,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "initial_connection_window_size",
             "allow_connect",
             "hpack_table_size",
+            "connection_keepalive",
         ],
     ),
+    // Pings are sent exactly every `interval` (Envoy jitters them by 15% by default);
+    // an explicit jitter and idle-interval pings are not implemented.
+    ("envoy.config.core.v3.KeepaliveSettings", &["interval", "timeout"]),
     ("envoy.config.core.v3.Http1ProtocolOptions", &["accept_http_10", "default_host_for_http_10"]),
     (
         "envoy.config.core.v3.HttpProtocolOptions",

@@ -17,7 +17,6 @@ fn repo_root() -> anyhow::Result<PathBuf> {
 /// The fields of Envoy Gateway's bootstrap that Baton refuses, in the order it reports
 /// them (each removed before the next is found).
 const ENVOY_GATEWAY_BLOCKERS: &[&str] = &[
-    r#"static_resources.clusters[2].typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config.http2_protocol_options.connection_keepalive"#,
     "cluster_manager",
     "stats_config.stats_tags",
     "static_resources.clusters[1].load_balancing_policy.policies[0].typed_extension_config.typed_config.locality_lb_config",

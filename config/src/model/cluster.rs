@@ -279,3 +279,13 @@ pub enum EndpointAddress {
         port: u16,
     },
 }
+
+/// An upstream HTTP/2 connection's `connection_keepalive`: a PING every `interval`; a
+/// connection whose PING is not answered within `timeout` is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Keepalive {
+    /// `interval`
+    pub interval: Duration,
+    /// `timeout`
+    pub timeout: Duration,
+}

@@ -17,6 +17,7 @@ mod cluster;
 mod format;
 mod http_filter;
 mod local_reply;
+mod runtime;
 mod tls;
 mod xds;
 
@@ -24,6 +25,7 @@ pub use cluster::*;
 pub use format::*;
 pub use http_filter::*;
 pub use local_reply::*;
+pub use runtime::*;
 pub use tls::*;
 pub use xds::*;
 
@@ -47,25 +49,6 @@ pub struct Bootstrap {
     /// `layered_runtime.layers`, in order (later layers overlay earlier ones). Shown by
     /// admin `/runtime`; Baton acts on no runtime key.
     pub runtime_layers: Vec<RuntimeLayer>,
-}
-
-/// One `layered_runtime` layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuntimeLayer {
-    /// `name`
-    pub name: String,
-    /// What it holds.
-    pub kind: RuntimeLayerKind,
-}
-
-/// The kind of a runtime layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RuntimeLayerKind {
-    /// `static_layer`: (dotted key, value) sorted by key.
-    Static(Vec<(String, String)>),
-    /// `admin_layer`: what `/runtime_modify` would set (nothing: Baton has no
-    /// `/runtime_modify`).
-    Admin,
 }
 
 /// Stat names one cluster may create, with headroom (about 100 today: upstream_cx_*,
@@ -467,6 +450,8 @@ pub struct Http2Options {
     pub initial_connection_window_size: u32,
     /// `allow_connect`
     pub allow_connect: bool,
+    /// `connection_keepalive` with an `interval` (upstream only).
+    pub keepalive: Option<Http2Keepalive>,
 }
 
 impl Default for Http2Options {
@@ -476,6 +461,7 @@ impl Default for Http2Options {
             initial_stream_window_size: 256 * 1024,
             initial_connection_window_size: 1024 * 1024,
             allow_connect: false,
+            keepalive: None,
         }
     }
 }

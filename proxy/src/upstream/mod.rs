@@ -16,6 +16,8 @@ mod error;
 mod failure_tests;
 mod host;
 mod host_set;
+#[cfg(test)]
+mod keepalive_tests;
 mod lb;
 mod manager;
 #[cfg(test)]

@@ -87,10 +87,17 @@ pub(crate) async fn connect(
         HostAddress::Ip(addr) => format!("http://{addr}"),
         HostAddress::Pipe(_) => "http://localhost".to_string(),
     };
-    let endpoint = Endpoint::from_shared(uri)
+    let mut endpoint = Endpoint::from_shared(uri)
         .map_err(|e| GrpcError::Connect(target.clone(), e.to_string()))?
-        .connect_timeout(cluster.model.connect_timeout)
-        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL);
+        .connect_timeout(cluster.model.connect_timeout);
+    endpoint = match &cluster.model.http2.keepalive {
+        // The cluster's `connection_keepalive`, as for its data-plane connections.
+        Some(keepalive) => endpoint
+            .http2_keep_alive_interval(keepalive.interval)
+            .keep_alive_timeout(keepalive.timeout)
+            .keep_alive_while_idle(true),
+        None => endpoint.http2_keep_alive_interval(KEEP_ALIVE_INTERVAL),
+    };
     let connector = tower::service_fn(move |_: http::Uri| {
         let cluster = cluster.clone();
         let address = address.clone();
@@ -107,7 +114,8 @@ pub(crate) async fn connect(
         .map_err(|e| GrpcError::Connect(target, error_chain(&e)))
 }
 
-/// HTTP/2 keep-alive pings on the control-plane connection.
+/// HTTP/2 keep-alive pings on the control-plane connection when the cluster configures
+/// none.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(300);
 
 fn error_chain(e: &dyn std::error::Error) -> String {
