@@ -19,3 +19,18 @@ pub enum RuntimeLayerKind {
     /// `/runtime_modify`).
     Admin,
 }
+
+impl super::Bootstrap {
+    /// Every key the static runtime layers set, in layer order.
+    pub fn runtime_keys(&self) -> Vec<&str> {
+        self.runtime_layers
+            .iter()
+            .filter_map(|l| match &l.kind {
+                RuntimeLayerKind::Static(values) => Some(values),
+                RuntimeLayerKind::Admin => None,
+            })
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+}

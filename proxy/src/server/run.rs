@@ -346,16 +346,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         dynamic.inherit(state);
     }
 
-    let runtime_keys: Vec<&str> = model
-        .runtime_layers
-        .iter()
-        .filter_map(|l| match &l.kind {
-            baton_config::model::RuntimeLayerKind::Static(values) => Some(values),
-            baton_config::model::RuntimeLayerKind::Admin => None,
-        })
-        .flatten()
-        .map(|(k, _)| k.as_str())
-        .collect();
+    let runtime_keys = model.runtime_keys();
     if !runtime_keys.is_empty() {
         // Envoy's runtime keys are feature flags and tunables of Envoy's own code.
         warn!(keys = ?runtime_keys, "layered_runtime: shown by /runtime, but Baton acts on none of these keys");
