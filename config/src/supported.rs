@@ -26,7 +26,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "dns_resolution_config",
             "use_tcp_for_dns_lookups",
             "overload_manager",
+            "layered_runtime",
         ],
+    ),
+    // Default tags are always extracted (`use_all_default_tags: false` is refused by
+    // translation); custom tags, the stats matcher and histogram buckets are not
+    // implemented and are refused by name.
+    ("envoy.config.metrics.v3.StatsConfig", &["use_all_default_tags"]),
+    ("envoy.config.bootstrap.v3.LayeredRuntime", &["layers"]),
+    // disk and RTDS layers are refused by translation, naming the field.
+    (
+        "envoy.config.bootstrap.v3.RuntimeLayer",
+        &["name", "static_layer", "admin_layer", "disk_layer", "rtds_layer"],
     ),
     // Only the global connection limit: other actions, load shed points and buffer
     // accounting are refused by name.
@@ -556,8 +567,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "initial_connection_window_size",
             "allow_connect",
             "hpack_table_size",
+            "connection_keepalive",
         ],
     ),
+    // Pings are sent exactly every `interval` (Envoy jitters them by 15% by default);
+    // an explicit jitter and idle-interval pings are not implemented.
+    ("envoy.config.core.v3.KeepaliveSettings", &["interval", "timeout"]),
     ("envoy.config.core.v3.Http1ProtocolOptions", &["accept_http_10", "default_host_for_http_10"]),
     (
         "envoy.config.core.v3.HttpProtocolOptions",

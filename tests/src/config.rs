@@ -192,6 +192,18 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(socket.local_addr()?.port())
 }
 
+/// A `transport_socket` named `envoy.transport_sockets.tls` with an
+/// `UpstreamTlsContext` holding the fields of `ctx`.
+pub fn upstream_tls(ctx: Value) -> Value {
+    let mut typed = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+    });
+    for (k, v) in ctx.as_object().into_iter().flatten() {
+        typed[k] = v.clone();
+    }
+    json!({ "name": "envoy.transport_sockets.tls", "typed_config": typed })
+}
+
 /// How a bootstrap reaches the test control plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XdsTransport {
@@ -225,6 +237,8 @@ pub struct XdsBootstrap {
     pub node_on_first_message_only: bool,
     /// ADS (true) or one non-aggregated gRPC stream per type (false).
     pub aggregated: bool,
+    /// `transport_socket` of `xds_cluster` (TLS to the control plane).
+    pub xds_transport_socket: Option<Value>,
 }
 
 impl XdsBootstrap {
@@ -240,7 +254,15 @@ impl XdsBootstrap {
             lds_initial_fetch_timeout: None,
             node_on_first_message_only: false,
             aggregated: true,
+            xds_transport_socket: None,
         }
+    }
+
+    /// Reaches the control plane through `transport_socket` (e.g. an
+    /// `UpstreamTlsContext`, see [`upstream_tls`]).
+    pub fn transport_socket(mut self, socket: Value) -> Self {
+        self.xds_transport_socket = Some(socket);
+        self
     }
 
     /// Selects SotW or delta.
@@ -302,7 +324,7 @@ impl XdsBootstrap {
                 self.control_plane.port(),
             ),
         };
-        let xds_cluster = with_http2_upstream(json!({
+        let mut xds_cluster = with_http2_upstream(json!({
             "name": "xds_cluster",
             "type": "STATIC",
             "connect_timeout": "1s",
@@ -311,6 +333,9 @@ impl XdsBootstrap {
                 "endpoints": [ { "lb_endpoints": [ { "endpoint": { "address": address } } ] } ],
             },
         }));
+        if let Some(socket) = &self.xds_transport_socket {
+            xds_cluster["transport_socket"] = socket.clone();
+        }
         let mut dynamic_resources = json!({
             "cds_config": self.source(self.cds_initial_fetch_timeout),
             "lds_config": self.source(self.lds_initial_fetch_timeout),

@@ -297,6 +297,38 @@ pub fn served_key_is_rsa(stream: &TlsStream<TcpStream>) -> Option<bool> {
     Some(der.as_ref().windows(rsa_oid.len()).any(|w| w == rsa_oid))
 }
 
+/// A rustls server config serving `cert` with ALPN `alpn`; with `client_ca`, a client
+/// certificate from that CA is required (mTLS).
+pub fn server_config(
+    cert: &TestCert,
+    client_ca: Option<&TestCa>,
+    alpn: &[&[u8]],
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    let chain =
+        CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())?;
+    let provider = Arc::new(ring_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der())?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key)?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 /// rustls' ring provider. rustls deprecates it for lacking post-quantum key exchange
 /// (X25519MLKEM768 needs aws-lc-rs); Baton uses ring on purpose (README, TLS).
 #[allow(deprecated)]

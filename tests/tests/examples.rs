@@ -51,6 +51,11 @@ fn every_example_validates() -> anyhow::Result<()> {
         if name.starts_with("bad-") || is_discovery_response(&std::fs::read_to_string(&path)?) {
             continue;
         }
+        // Generated bootstraps that Baton does not load whole yet: examples_generated.rs
+        // checks what still blocks them.
+        if path.parent().is_some_and(|p| p.ends_with("envoy-gateway")) {
+            continue;
+        }
         // Relative to the repository root, where the examples say to run them from (their
         // `path_config_source` paths are relative to the working directory).
         let relative = path.canonicalize()?;

@@ -346,6 +346,16 @@ pub enum EndpointAddress {
     },
 }
 
+/// An upstream HTTP/2 connection's `connection_keepalive`: a PING every `interval`; a
+/// connection whose PING is not answered within `timeout` is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Keepalive {
+    /// `interval`
+    pub interval: Duration,
+    /// `timeout`
+    pub timeout: Duration,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ mod cluster;
 mod format;
 mod http_filter;
 mod local_reply;
+mod runtime;
 mod tls;
 mod xds;
 
@@ -24,6 +25,7 @@ pub use cluster::*;
 pub use format::*;
 pub use http_filter::*;
 pub use local_reply::*;
+pub use runtime::*;
 pub use tls::*;
 pub use xds::*;
 
@@ -44,6 +46,9 @@ pub struct Bootstrap {
     /// monitor: its `max_active_downstream_connections`, counted across every worker and
     /// every listener that does not ignore it.
     pub global_downstream_max_connections: Option<u64>,
+    /// `layered_runtime.layers`, in order (later layers overlay earlier ones). Shown by
+    /// admin `/runtime`; Baton acts on no runtime key.
+    pub runtime_layers: Vec<RuntimeLayer>,
 }
 
 /// Stat names one cluster may create, with headroom (about 100 today: upstream_cx_*,
@@ -458,6 +463,8 @@ pub struct Http2Options {
     pub initial_connection_window_size: u32,
     /// `allow_connect`
     pub allow_connect: bool,
+    /// `connection_keepalive` with an `interval` (upstream only).
+    pub keepalive: Option<Http2Keepalive>,
 }
 
 impl Default for Http2Options {
@@ -467,6 +474,7 @@ impl Default for Http2Options {
             initial_stream_window_size: 256 * 1024,
             initial_connection_window_size: 1024 * 1024,
             allow_connect: false,
+            keepalive: None,
         }
     }
 }

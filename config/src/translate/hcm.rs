@@ -172,7 +172,16 @@ pub(crate) fn translate(
         None => model::Http1Options::default(),
     };
     let http2 = match &p.http2_protocol_options {
-        Some(h2) => http2_options(h2, &field("http2_protocol_options"))?,
+        Some(h2) => {
+            let path = field("http2_protocol_options");
+            if h2.connection_keepalive.is_some() {
+                // Implemented for upstream connections only.
+                return Err(ConfigError::unsupported(format!(
+                    "{path}.connection_keepalive"
+                )));
+            }
+            http2_options(h2, &path)?
+        }
         None => model::Http2Options::default(),
     };
     let internal_cidrs = match &p.internal_address_config {
@@ -318,5 +327,37 @@ pub(crate) fn http2_options(
             "initial_connection_window_size",
         )?,
         allow_connect: h2.allow_connect,
+        keepalive: keepalive(
+            h2.connection_keepalive.as_ref(),
+            &format!("{path}.connection_keepalive"),
+        )?,
     })
+}
+
+/// `connection_keepalive`: PINGs every `interval`, the connection closed when one is not
+/// answered within `timeout` (required, as Envoy's validation says). Without an
+/// `interval` no PING is sent. `interval_jitter` and `connection_idle_interval` are
+/// refused by `supported.rs`.
+fn keepalive(
+    settings: Option<&core_pb::KeepaliveSettings>,
+    path: &str,
+) -> Result<Option<model::Http2Keepalive>> {
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    let at_least_1ms =
+        |d: Option<&prost_types::Duration>, name: &str| -> Result<Option<Duration>> {
+            let d = super::duration(d, &format!("{path}.{name}"))?;
+            if d.is_some_and(|d| d < Duration::from_millis(1)) {
+                return Err(ConfigError::at(
+                    format!("{path}.{name}"),
+                    "must be at least 1ms",
+                ));
+            }
+            Ok(d)
+        };
+    let timeout = at_least_1ms(settings.timeout.as_ref(), "timeout")?
+        .ok_or_else(|| ConfigError::at(format!("{path}.timeout"), "value is required"))?;
+    let interval = at_least_1ms(settings.interval.as_ref(), "interval")?;
+    Ok(interval.map(|interval| model::Http2Keepalive { interval, timeout }))
 }

@@ -23,6 +23,7 @@ mod local_reply;
 mod ocsp;
 mod overload;
 pub(crate) mod route;
+mod runtime;
 pub(crate) mod sds;
 mod tls;
 mod xds;
@@ -112,6 +113,18 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         Some(om) => overload::global_downstream_max_connections(om, "overload_manager")?,
         None => None,
     };
+    if proto
+        .stats_config
+        .as_ref()
+        .and_then(|s| s.use_all_default_tags)
+        == Some(false)
+    {
+        return Err(ConfigError::at(
+            "stats_config.use_all_default_tags",
+            "false is not supported by Baton yet (Envoy's default tags are always extracted)",
+        ));
+    }
+    let runtime_layers = runtime::layers(proto.layered_runtime.as_ref(), "layered_runtime")?;
     Ok(model::Bootstrap {
         node,
         admin,
@@ -119,6 +132,7 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         clusters,
         dynamic,
         global_downstream_max_connections,
+        runtime_layers,
     })
 }
 

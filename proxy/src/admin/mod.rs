@@ -4,6 +4,7 @@
 mod clusters;
 mod conn;
 mod info;
+mod runtime;
 mod runtime_memory;
 
 pub(crate) use info::timestamp;
@@ -61,6 +62,8 @@ pub struct AdminContext {
     pub config_dump: serde_json::Value,
     /// Node identity for /server_info.
     pub node: baton_config::model::Node,
+    /// `layered_runtime` layers for /runtime.
+    pub runtime_layers: Vec<baton_config::model::RuntimeLayer>,
     /// Downstream connections, for drain decisions.
     pub tracker: Arc<ConnectionTracker>,
 }
@@ -369,7 +372,7 @@ fn answer(ctx: &AdminContext, req: &Request<Incoming>) -> AdminResponse {
             }
         }
         "/config_dump" => json(&info::config_dump(ctx)),
-        "/runtime" => json(&runtime_memory::runtime_json(&ctx.config_dump)),
+        "/runtime" => json(&runtime::runtime_json(&ctx.runtime_layers)),
         "/memory" => json(&runtime_memory::memory_json()),
         "/runtime_modify" => {
             let (status, body) = runtime_memory::runtime_modify(query);

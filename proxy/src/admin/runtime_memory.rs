@@ -1,79 +1,9 @@
-//! `/runtime`, `/memory` and the POST-only endpoints Baton answers without the feature
-//! behind them (`/runtime_modify`, `/cpuprofiler`, `/logging`), in Envoy's shapes.
-//!
-//! Baton has no runtime beyond what the bootstrap's `layered_runtime` says: `/runtime`
-//! lists its layers by name and the entries of its static layers (each entry's value per
-//! layer, "" where a layer does not set it, and the last layer's that does as the final
-//! value); disk, admin and RTDS layers are named but hold nothing. (Baton refuses
-//! `layered_runtime` at startup for now, so today the answer is always Envoy's for a
-//! bootstrap without it: no entries, no layers.) `/memory` reports
-//! glibc's `mallinfo2` under Envoy's (tcmalloc's) keys; see [`memory_json`].
+//! `/memory` and the POST-only endpoints Baton answers without the feature behind them
+//! (`/runtime_modify`, `/cpuprofiler`, `/logging`), in Envoy's shapes (`/runtime` is
+//! `runtime`). `/memory` reports glibc's `mallinfo2` under Envoy's (tcmalloc's) keys; see
+//! [`memory_json`].
 
 use serde::Serialize;
-use serde_json::{Map, Value};
-
-/// `/runtime`: `{"entries": {key: {"final_value", "layer_values"}}, "layers": [names]}`.
-pub(super) fn runtime_json(bootstrap: &Value) -> Value {
-    let layers: Vec<&Value> = bootstrap
-        .pointer("/layered_runtime/layers")
-        .and_then(Value::as_array)
-        .map(|l| l.iter().collect())
-        .unwrap_or_default();
-    let names: Vec<Value> = layers
-        .iter()
-        .map(|l| {
-            l.get("name")
-                .cloned()
-                .unwrap_or(Value::String(String::new()))
-        })
-        .collect();
-    // key -> value per layer
-    let mut entries: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for (i, layer) in layers.iter().enumerate() {
-        let mut flat = Vec::new();
-        if let Some(static_layer) = layer.get("static_layer") {
-            flatten("", static_layer, &mut flat);
-        }
-        for (key, value) in flat {
-            entries
-                .entry(key)
-                .or_insert_with(|| vec![String::new(); layers.len()])[i] = value;
-        }
-    }
-    let entries: Map<String, Value> = entries
-        .into_iter()
-        .map(|(key, values)| {
-            let final_value = values
-                .iter()
-                .rev()
-                .find(|v| !v.is_empty())
-                .cloned()
-                .unwrap_or_default();
-            let entry = serde_json::json!({"final_value": final_value, "layer_values": values});
-            (key, entry)
-        })
-        .collect();
-    serde_json::json!({"entries": entries, "layers": names})
-}
-
-/// A static layer's keys joined with `.` and its values as text, as Envoy reads them.
-fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
-    match value {
-        Value::Object(map) => {
-            for (key, value) in map {
-                let key = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten(&key, value, out);
-            }
-        }
-        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
-        Value::Null => {}
-        other => out.push((prefix.to_owned(), other.to_string())),
-    }
-}
 
 /// `/memory` with Envoy's keys in Envoy's order, values as decimal strings (uint64 in
 /// proto3 JSON).
@@ -171,29 +101,6 @@ pub(super) fn cpuprofiler(query: &str) -> (http::StatusCode, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn runtime_lists_layers_and_static_entries() {
-        assert_eq!(
-            runtime_json(&serde_json::json!({})),
-            serde_json::json!({"entries": {}, "layers": []})
-        );
-        let bootstrap = serde_json::json!({"layered_runtime": {"layers": [
-            {"name": "static", "static_layer": {"a": {"b": 1}, "c": "x"}},
-            {"name": "admin", "admin_layer": {}},
-            {"name": "over", "static_layer": {"c": "y"}},
-        ]}});
-        assert_eq!(
-            runtime_json(&bootstrap),
-            serde_json::json!({
-                "entries": {
-                    "a.b": {"final_value": "1", "layer_values": ["1", "", ""]},
-                    "c": {"final_value": "y", "layer_values": ["x", "", "y"]},
-                },
-                "layers": ["static", "admin", "over"],
-            })
-        );
-    }
 
     #[test]
     fn memory_has_envoys_keys_in_order() {

@@ -347,6 +347,11 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     }
     dynamic.attach_sds();
 
+    let runtime_keys = model.runtime_keys();
+    if !runtime_keys.is_empty() {
+        // Envoy's runtime keys are feature flags and tunables of Envoy's own code.
+        warn!(keys = ?runtime_keys, "layered_runtime: shown by /runtime, but Baton acts on none of these keys");
+    }
     let admin_ctx = model.admin.as_ref().map(|_| {
         Arc::new(AdminContext {
             state: Arc::clone(&state),
@@ -358,6 +363,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             }) as Arc<dyn ListenerAdmin>,
             config_dump: baton_config::config_dump(&loaded.proto),
             node: model.node.clone(),
+            runtime_layers: model.runtime_layers.clone(),
             tracker: Arc::clone(&tracker),
         })
     });

@@ -159,11 +159,6 @@ impl UpstreamCluster {
         self.set_hosts(localities);
     }
 
-    /// The cluster's own `transport_socket` TLS client side, if it has one.
-    pub(crate) fn tls(&self) -> Option<&BuiltTls> {
-        self.tls.as_ref()
-    }
-
     /// The TLS client side `host` connects with (`None`: plain text): its
     /// `transport_socket_matches` entry, else the cluster's `transport_socket`.
     pub(crate) fn tls_for(&self, host: &Host) -> Option<&BuiltTls> {

@@ -53,15 +53,7 @@ pub(crate) async fn connect(
     let started = Instant::now();
     // As in Envoy, a TLS connection is connected once its handshake is done: the
     // connect timeout covers both, and a failed handshake is a failed connect.
-    let attempt = async {
-        let stream = open_stream(&host.address)
-            .await
-            .map_err(|e| transport_failure_reason(&e, &host.address))?;
-        match cluster.tls_for(host) {
-            None => Ok(stream),
-            Some(tls) => handshake(tls, stream, protocol, host, overrides).await,
-        }
-    };
+    let attempt = dial(cluster, host, protocol, overrides);
     match tokio::time::timeout(cluster.model.connect_timeout, attempt).await {
         Err(_elapsed) => {
             stats.upstream_cx_connect_timeout.inc();
@@ -86,6 +78,27 @@ pub(crate) async fn connect(
             let open = OpenConnection::new(host.clone(), slot.into_owned(), stats.clone());
             Ok((stream, open))
         }
+    }
+}
+
+/// Dials `host` of `cluster` and, when the cluster has TLS, completes the handshake
+/// offering `protocol`'s ALPN; `Err` is Envoy's transport failure reason. No timeout, no
+/// breaker and no `upstream_cx_*`: the pools' [`connect`] adds those; the xDS channel
+/// dials through this alone, so its handshakes count in `cluster.<name>.ssl.*` as
+/// Envoy's do. The TLS side is read at each dial, so a rotated context applies to the
+/// next connection.
+pub(crate) async fn dial(
+    cluster: &UpstreamCluster,
+    host: &Host,
+    protocol: Protocol,
+    overrides: &TlsOverrides,
+) -> Result<UpstreamStream, String> {
+    let stream = open_stream(&host.address)
+        .await
+        .map_err(|e| transport_failure_reason(&e, &host.address))?;
+    match cluster.tls_for(host) {
+        None => Ok(stream),
+        Some(tls) => handshake(tls, stream, protocol, host, overrides).await,
     }
 }
 

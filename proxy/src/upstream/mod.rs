@@ -16,6 +16,8 @@ mod error;
 mod failure_tests;
 mod host;
 mod host_set;
+#[cfg(test)]
+mod keepalive_tests;
 mod lb;
 mod manager;
 #[cfg(test)]
@@ -33,6 +35,8 @@ pub use error::UpstreamError;
 pub use host::Host;
 pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, ClusterSource};
 pub use stream::UpstreamStream;
+
+pub(crate) use connect::{dial, Protocol};
 
 /// Error type carried by request bodies travelling upstream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,18 +1,17 @@
 //! The gRPC side of a subscription: a tonic channel to the control-plane cluster named
 //! by `envoy_grpc.cluster_name` (one of its hosts, over TCP or a Unix socket for a
-//! `pipe` host, HTTP/2 prior knowledge, the cluster's `connect_timeout`), and the
-//! streaming methods of the discovery services.
+//! `pipe` host, with the cluster's TLS when it has a `transport_socket`, HTTP/2, the
+//! cluster's `connect_timeout`), and the streaming methods of the discovery services.
 
 use std::time::Duration;
 
 use baton_proto::pb::envoy::service::discovery::v3 as discovery;
 use futures_util::Stream;
 use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint};
 
 use super::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE};
-use crate::upstream::{ClusterManager, HostAddress, PipeAddress};
+use crate::upstream::{ClusterManager, HostAddress, Protocol};
 
 /// Why a stream could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +64,13 @@ pub(crate) fn method_path(service: Service, delta: bool) -> &'static str {
     }
 }
 
-/// A channel to one host of the control-plane cluster.
+/// A channel to one host of the control-plane cluster, dialled as the data plane dials
+/// it (`upstream::dial`): TCP or a `pipe` host's Unix socket, then the cluster's
+/// `UpstreamTlsContext` if it has one (SNI, verification, client certificate, `h2`
+/// offered when no ALPN is configured, as Envoy's HTTP/2 cluster does), counting
+/// `cluster.<name>.ssl.*`. tonic re-dials through the same connector, which reads the
+/// cluster's TLS side at each dial, so a rotated certificate applies to the next
+/// connection.
 pub(crate) async fn connect(
     clusters: &ClusterManager,
     cluster_name: &str,
@@ -73,55 +78,47 @@ pub(crate) async fn connect(
     let cluster = clusters
         .get(cluster_name)
         .ok_or_else(|| GrpcError::Cluster(cluster_name.to_string(), "no such cluster".into()))?;
-    // The control-plane channel dials on its own (tonic), not through the cluster's TLS
-    // connector: refuse rather than speak plain text to a TLS control plane.
-    if cluster.tls().is_some() {
-        return Err(GrpcError::Cluster(
-            cluster_name.to_string(),
-            "a transport_socket (TLS) on the control-plane cluster is not supported by Baton yet"
-                .into(),
-        ));
-    }
     let host = cluster
         .pick_host()
         .map_err(|e| GrpcError::Cluster(cluster_name.to_string(), e.to_string()))?;
-    let connect_timeout = cluster.model.connect_timeout;
-    match &host.address {
-        HostAddress::Ip(addr) => {
-            let uri = format!("http://{addr}");
-            let endpoint = Endpoint::from_shared(uri.clone())
-                .map_err(|e| GrpcError::Connect(uri.clone(), e.to_string()))?
-                .connect_timeout(connect_timeout)
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL);
-            endpoint
-                .connect()
-                .await
-                .map_err(|e| GrpcError::Connect(uri, error_chain(&e)))
-        }
-        HostAddress::Pipe(pipe) => connect_pipe(pipe, connect_timeout).await,
-    }
-}
-
-/// HTTP/2 keep-alive pings on the control-plane connection.
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(300);
-
-/// A channel over the Unix socket of a `pipe` host. The URI only fills in the request
-/// authority: the connector ignores it and dials the socket.
-async fn connect_pipe(pipe: &PipeAddress, connect_timeout: Duration) -> Result<Channel, GrpcError> {
-    let endpoint = Endpoint::from_static("http://localhost")
-        .connect_timeout(connect_timeout)
-        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL);
-    let socket = pipe.socket_addr().clone();
+    let address = host.address.clone();
+    let target = address.to_string();
+    // The URI only fills in the request authority; the connector dials the host. It
+    // stays `http`: tonic refuses an `https` URI unless it does TLS itself.
+    let uri = match &address {
+        HostAddress::Ip(addr) => format!("http://{addr}"),
+        HostAddress::Pipe(_) => "http://localhost".to_string(),
+    };
+    let mut endpoint = Endpoint::from_shared(uri)
+        .map_err(|e| GrpcError::Connect(target.clone(), e.to_string()))?
+        .connect_timeout(cluster.model.connect_timeout);
+    endpoint = match &cluster.model.http2.keepalive {
+        // The cluster's `connection_keepalive`, as for its data-plane connections.
+        Some(keepalive) => endpoint
+            .http2_keep_alive_interval(keepalive.interval)
+            .keep_alive_timeout(keepalive.timeout)
+            .keep_alive_while_idle(true),
+        None => endpoint.http2_keep_alive_interval(KEEP_ALIVE_INTERVAL),
+    };
     let connector = tower::service_fn(move |_: http::Uri| {
-        let socket = tokio::net::unix::SocketAddr::from(socket.clone());
-        async move { UnixStream::connect_addr(&socket).await.map(TokioIo::new) }
+        let cluster = cluster.clone();
+        let host = host.clone();
+        async move {
+            crate::upstream::dial(&cluster, &host, Protocol::Http2, &Default::default())
+                .await
+                .map(TokioIo::new)
+                .map_err(std::io::Error::other)
+        }
     });
     endpoint
         .connect_with_connector(connector)
         .await
-        .map_err(|e| GrpcError::Connect(pipe.name().to_string(), error_chain(&e)))
+        .map_err(|e| GrpcError::Connect(target, error_chain(&e)))
 }
+
+/// HTTP/2 keep-alive pings on the control-plane connection when the cluster configures
+/// none.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(300);
 
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

@@ -1,6 +1,6 @@
 //! A test xDS control plane: a tonic server for ADS (state of the world and delta) and the
-//! per-type CDS/EDS/LDS/RDS/SDS services, on 127.0.0.1 (port 0 or a given port) or a Unix
-//! socket, that can be stopped and restarted on the same address.
+//! per-type CDS/EDS/LDS/RDS/SDS services, on 127.0.0.1 (port 0 or a given port, plain or
+//! TLS) or a Unix socket, that can be stopped and restarted on the same address.
 //!
 //! Tests [`ControlPlane::set`] a snapshot per type URL; every subscribed stream gets it
 //! (SotW: the whole filtered set; delta: what changed, with per-resource versions, and
@@ -14,6 +14,7 @@ mod state;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use resources::{
     short_type, ALL_TYPES, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
 };
 pub use state::{LoggedRequest, LoggedResponse, Service, Snapshot, VersionedResource};
+pub use tls::{Handshake, ServingTls};
 
 use server::Listener;
 use state::{Inner, Shared};
@@ -54,6 +56,8 @@ struct Run {
 pub struct ControlPlane {
     shared: Arc<Shared>,
     endpoint: Endpoint,
+    /// TLS over the TCP endpoint, when started with [`ControlPlane::start_tls`].
+    tls: Option<Arc<ServingTls>>,
     run: Option<Run>,
 }
 
@@ -73,10 +77,26 @@ impl ControlPlane {
         Self::start_at(Endpoint::Unix(path.to_path_buf())).await
     }
 
+    /// Starts on 127.0.0.1 with a free port, serving TLS with `config` (see
+    /// [`crate::tls::server_config`]); [`ControlPlane::tls`] swaps it and tells what each
+    /// handshake negotiated.
+    pub async fn start_tls(config: Arc<rustls::ServerConfig>) -> anyhow::Result<Self> {
+        Self::start_with(
+            Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
+            Some(ServingTls::new(config)),
+        )
+        .await
+    }
+
     async fn start_at(endpoint: Endpoint) -> anyhow::Result<Self> {
+        Self::start_with(endpoint, None).await
+    }
+
+    async fn start_with(endpoint: Endpoint, tls: Option<Arc<ServingTls>>) -> anyhow::Result<Self> {
         let mut control_plane = Self {
             shared: Arc::new(Shared::new()),
             endpoint,
+            tls,
             run: None,
         };
         control_plane.restart().await?;
@@ -95,6 +115,11 @@ impl ControlPlane {
     /// Where the control plane listens.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// The TLS side (started with [`ControlPlane::start_tls`]).
+    pub fn tls(&self) -> Option<&Arc<ServingTls>> {
+        self.tls.as_ref()
     }
 
     /// Stops serving: the listener closes and every connection is dropped (as when a
@@ -119,7 +144,10 @@ impl ControlPlane {
                     .await
                     .with_context(|| format!("control plane binding {addr}"))?;
                 self.endpoint = Endpoint::Tcp(tcp.local_addr()?);
-                Listener::Tcp(tcp)
+                match &self.tls {
+                    Some(tls) => Listener::Tls(tcp, tls.clone()),
+                    None => Listener::Tcp(tcp),
+                }
             }
             Endpoint::Unix(path) => {
                 let _ = std::fs::remove_file(path);

@@ -1,11 +1,12 @@
 //! The gRPC side of the test control plane: the aggregated service (ADS) and the four
 //! per-type services (CDS, EDS, LDS, RDS, SDS; `fetch_*` is unimplemented, as Envoy only
 //! streams) over one [`StreamContext`], served by HTTP/2 connections accepted from a TCP
-//! or Unix listener. Connections are tasks in one `JoinSet` owned by the accept loop, so
+//! (plain or TLS) or Unix listener. Connections are tasks in one `JoinSet` owned by the accept loop, so
 //! stopping the server (aborting the loop) closes every connection the way a crashed
 //! control plane would.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use baton_proto::pb::envoy::service::cluster::v3::cluster_discovery_service_server::{
     ClusterDiscoveryService, ClusterDiscoveryServiceServer,
@@ -38,6 +39,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::state::Service;
 use super::stream::{self, ResponseStream, StreamContext};
+use super::tls::ServingTls;
 
 /// Every discovery service of the control plane, sharing one context.
 #[derive(Debug, Clone)]
@@ -165,6 +167,8 @@ per_type_service!(
 pub enum Listener {
     /// TCP on 127.0.0.1.
     Tcp(TcpListener),
+    /// TLS over TCP on 127.0.0.1.
+    Tls(TcpListener, Arc<ServingTls>),
     /// A Unix socket (Envoy's `pipe` address); the path is removed when the run ends.
     Unix(UnixListener, PathBuf),
 }
@@ -195,6 +199,15 @@ pub fn serve(listener: Listener, ctx: StreamContext) -> tokio::task::JoinHandle<
             let accepted = match &listener {
                 Listener::Tcp(tcp) => tcp.accept().await.map(|(stream, _)| {
                     connections.spawn(serve_connection(stream, routes.clone()));
+                }),
+                Listener::Tls(tcp, tls) => tcp.accept().await.map(|(stream, _)| {
+                    let tls = tls.clone();
+                    let routes = routes.clone();
+                    connections.spawn(async move {
+                        if let Some(stream) = tls.accept(stream).await {
+                            serve_connection(stream, routes).await;
+                        }
+                    });
                 }),
                 Listener::Unix(unix, _) => unix.accept().await.map(|(stream, _)| {
                     connections.spawn(serve_connection(stream, routes.clone()));

@@ -245,11 +245,20 @@ async fn open(
         .await
         .inspect_err(|e| pending.failed(e))?;
     let options = &cluster.model.http2;
-    let (sender, conn) = Builder::new(TokioExecutor::new())
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
         .timer(TokioTimer::new())
         .initial_stream_window_size(options.initial_stream_window_size)
         .initial_connection_window_size(options.initial_connection_window_size)
-        .max_header_list_size(header_list_bound(cluster))
+        .max_header_list_size(header_list_bound(cluster));
+    if let Some(keepalive) = &options.keepalive {
+        // As Envoy's, the pings run whether or not streams are open.
+        builder
+            .keep_alive_interval(keepalive.interval)
+            .keep_alive_timeout(keepalive.timeout)
+            .keep_alive_while_idle(true);
+    }
+    let (sender, conn) = builder
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| reset(host, &e))
