@@ -1,8 +1,9 @@
-//! The crypto provider behind every TLS context: rustls' ring provider by default, or
-//! aws-lc-rs with the `aws-lc-rs` cargo feature (of this crate, or `baton-proxy`'s, which
-//! forwards it). Config translation (key loading, cipher suites, curves) and the proxy's
-//! TLS contexts both take it from here, so the two can never mix providers. Why ring is
-//! the default: README, TLS (measured with `bench/tls`).
+//! The crypto provider behind every TLS context: rustls' aws-lc-rs provider with the
+//! `aws-lc-rs` cargo feature (a default of this crate and of `baton-proxy`, which forwards
+//! it), ring without it (`cargo build -p baton-proxy --no-default-features`). Config
+//! translation (key loading, cipher suites, curves) and the proxy's TLS contexts both take
+//! it from here, so the two never mix providers. Why aws-lc-rs is the default: README, TLS
+//! (measured with `bench/tls`).
 
 #[cfg(feature = "aws-lc-rs")]
 use rustls::crypto::aws_lc_rs as selected;

@@ -17,8 +17,8 @@ pub use peer::PeerCertificate;
 pub use server::{build_server_config, ServerTls};
 pub use stats::SslStats;
 
-/// The crypto provider every TLS context uses: `baton_config::crypto`'s (ring unless
-/// built with the `aws-lc-rs` feature; README, TLS), made once.
+/// The crypto provider every TLS context uses: `baton_config::crypto`'s (aws-lc-rs, or
+/// ring when built without the `aws-lc-rs` feature; README, TLS), made once.
 pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     static PROVIDER: std::sync::OnceLock<std::sync::Arc<rustls::crypto::CryptoProvider>> =
         std::sync::OnceLock::new();
