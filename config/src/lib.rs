@@ -11,6 +11,7 @@
 //! - [`resource`]: one xDS resource (Cluster, Listener, RouteConfiguration,
 //!   ClusterLoadAssignment) -> model, with the same checks as the bootstrap.
 
+pub mod crypto;
 pub mod disabled;
 mod error;
 mod load;

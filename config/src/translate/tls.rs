@@ -2,14 +2,14 @@
 //! `UpstreamTlsContext` on clusters, read into [`model::DownstreamTlsContext`] /
 //! [`model::UpstreamTlsContext`]. Certificates and keys are read and parsed here, and a
 //! key that does not match its certificate is a config error naming both sources.
-//! Cipher suites and curves map to rustls' ring ones; a name rustls lacks is an error.
+//! Cipher suites and curves map to the selected provider's ([`crate::crypto`]); a name
+//! rustls lacks is an error.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3 as tls_pb;
-use rustls::crypto::ring::{cipher_suite, kx_group};
 use rustls::crypto::SupportedKxGroup;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
@@ -18,6 +18,7 @@ use rustls::SupportedCipherSuite;
 
 use super::sds::SecretRef;
 use super::{any_type, data_source, decode_any, duration, string_matcher};
+use crate::crypto::{cipher_suite, kx_group};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
@@ -379,7 +380,7 @@ pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<mode
             format!("cannot parse private key '{key_name}': {e}"),
         )
     })?;
-    let provider = ring_provider();
+    let provider = crate::crypto::default_provider();
     let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
         ConfigError::at(
             &key_path,
@@ -758,11 +759,4 @@ fn params(p: Option<&tls_pb::TlsParameters>, server: bool, path: &str) -> Result
         cipher_suites,
         kx_groups,
     })
-}
-
-/// rustls' ring provider. rustls deprecates it for lacking post-quantum key exchange
-/// (X25519MLKEM768 needs aws-lc-rs); Baton uses ring on purpose (README, TLS).
-#[allow(deprecated)]
-fn ring_provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
 }

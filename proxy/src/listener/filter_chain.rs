@@ -54,7 +54,13 @@ pub fn select_filter_chain_index(
     let dst_ip = conn.local.ip();
     let src_ip = conn.remote.ip();
     let src_port = conn.remote.port();
-    let sni = conn.server_name.as_deref().map(str::to_ascii_lowercase);
+    // Lower-cased once, and only when a chain matches on server names.
+    let sni = listener
+        .filter_chains
+        .iter()
+        .any(|c| !c.matcher.server_names.is_empty())
+        .then(|| conn.server_name.as_deref().map(str::to_ascii_lowercase))
+        .flatten();
 
     narrow(&mut candidates, |c| {
         c.matcher
@@ -118,22 +124,20 @@ pub fn select_filter_chain_index(
 /// Keeps the candidates that match one criterion most specifically. `rank` returns
 /// `None` when the chain leaves the criterion unset, `Some(None)` when it sets it and
 /// the connection does not match, `Some(Some(n))` for a match of specificity `n`.
+/// `rank` is cheap and pure, so it runs twice per candidate rather than its results
+/// being collected: this runs for every accepted connection.
 fn narrow<F>(candidates: &mut Vec<(usize, &Arc<FilterChain>)>, rank: F)
 where
     F: Fn(&FilterChain) -> Option<Option<u32>>,
 {
-    let ranks: Vec<Option<Option<u32>>> = candidates.iter().map(|(_, c)| rank(c)).collect();
-    let best = ranks.iter().filter_map(|r| r.flatten()).max();
-    let keep: Vec<bool> = match best {
-        Some(best) => ranks.iter().map(|r| *r == Some(Some(best))).collect(),
-        None => ranks.iter().map(Option::is_none).collect(),
-    };
-    let mut i = 0;
-    candidates.retain(|_| {
-        let k = keep[i];
-        i += 1;
-        k
-    });
+    let best = candidates
+        .iter()
+        .filter_map(|(_, c)| rank(c).flatten())
+        .max();
+    match best {
+        Some(best) => candidates.retain(|(_, c)| rank(c) == Some(Some(best))),
+        None => candidates.retain(|(_, c)| rank(c).is_none()),
+    }
 }
 
 fn prefix_specificity(ranges: &[CidrRange], ip: IpAddr) -> Option<Option<u32>> {

@@ -1,7 +1,7 @@
-//! TLS transport sockets (rustls with ring): the server side of a filter chain
-//! (`DownstreamTlsContext`, built once per compiled chain), the client side of a cluster
-//! (`UpstreamTlsContext`, in `client`), the `tls_inspector` listener
-//! filter, the `ssl.*` stats, `/certs`, and what access logs and XFCC read from a TLS connection.
+//! TLS transport sockets (rustls, with the provider `baton_config::crypto` selects): the
+//! server side of a filter chain (`DownstreamTlsContext`, built once per compiled chain),
+//! the client side of a cluster (`UpstreamTlsContext`, in `client`), the `tls_inspector`
+//! listener filter, the `ssl.*` stats, `/certs`, and what access logs and XFCC read from a TLS connection.
 
 pub mod certs;
 pub mod client;
@@ -19,18 +19,12 @@ pub use peer::PeerCertificate;
 pub use server::{build_server_config, ServerTls};
 pub use stats::SslStats;
 
-/// The crypto provider every TLS context uses (ring: see README's TLS section).
+/// The crypto provider every TLS context uses: `baton_config::crypto`'s (aws-lc-rs, or
+/// ring when built without the `aws-lc-rs` feature; README, TLS), made once.
 pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     static PROVIDER: std::sync::OnceLock<std::sync::Arc<rustls::crypto::CryptoProvider>> =
         std::sync::OnceLock::new();
     PROVIDER
-        .get_or_init(|| std::sync::Arc::new(ring_provider()))
+        .get_or_init(|| std::sync::Arc::new(baton_config::crypto::default_provider()))
         .clone()
-}
-
-/// rustls' ring provider. rustls deprecates it for lacking post-quantum key exchange
-/// (X25519MLKEM768 needs aws-lc-rs); Baton uses ring on purpose (README, TLS).
-#[allow(deprecated)]
-fn ring_provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
 }

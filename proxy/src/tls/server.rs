@@ -218,6 +218,11 @@ impl ResolvesServerCert for CertResolver {
     /// verify, else the first, as Envoy ("the first ECDSA certificate is used for clients
     /// that support ECDSA").
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // One certificate (the common case) is the answer whatever the client offers:
+        // no per-handshake collecting.
+        if let [only] = self.slots.as_slice() {
+            return Some(Arc::clone(&only.load().key));
+        }
         let schemes = hello.signature_schemes();
         let ecdsa_capable = schemes.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
             && hello
