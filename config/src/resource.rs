@@ -294,7 +294,7 @@ fn decode<T: Message + Default>(
         DynamicMessage::decode(descriptor, res.value.as_slice()).map_err(|e| undecodable(&e))?;
     if ctx.unknown_fields != UnknownFields::Ignore {
         let mut unknown = Vec::new();
-        collect_unknown_fields(&dynamic, "", &mut unknown);
+        collect_unknown_fields(&dynamic, &mut String::new(), &mut unknown);
         if let Some(first) = unknown.first() {
             if ctx.unknown_fields == UnknownFields::Reject {
                 let (path, number) = first;
@@ -325,40 +325,54 @@ fn decode<T: Message + Default>(
 
 /// Unknown fields (by number) of `message` and of the messages inside it, with the path
 /// of the message holding each (contents of `Any` fields are not looked into). Bounded.
-fn collect_unknown_fields(message: &DynamicMessage, path: &str, out: &mut Vec<(String, u32)>) {
+/// `path` is one buffer extended and truncated on the way: paths are only materialised
+/// for the (rare) unknown fields found.
+fn collect_unknown_fields(
+    message: &DynamicMessage,
+    path: &mut String,
+    out: &mut Vec<(String, u32)>,
+) {
+    use std::fmt::Write as _;
     const MAX_REPORTED: usize = 64;
     for field in message.unknown_fields() {
         if out.len() < MAX_REPORTED {
-            out.push((path.to_string(), field.number()));
+            out.push((path.clone(), field.number()));
         }
     }
     for (field, value) in message.fields() {
         if out.len() >= MAX_REPORTED {
             return;
         }
-        let child = if path.is_empty() {
-            field.name().to_string()
-        } else {
-            format!("{path}.{}", field.name())
-        };
+        let parent = path.len();
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(field.name());
         match value {
-            Value::Message(inner) => collect_unknown_fields(inner, &child, out),
+            Value::Message(inner) => collect_unknown_fields(inner, path, out),
             Value::List(items) => {
+                let list = path.len();
                 for (index, item) in items.iter().enumerate() {
                     if let Value::Message(inner) = item {
-                        collect_unknown_fields(inner, &format!("{child}[{index}]"), out);
+                        let _ = write!(path, "[{index}]");
+                        collect_unknown_fields(inner, path, out);
+                        path.truncate(list);
                     }
                 }
             }
             Value::Map(entries) => {
+                let map = path.len();
                 for (key, item) in entries {
                     if let Value::Message(inner) = item {
-                        collect_unknown_fields(inner, &format!("{child}[{key:?}]"), out);
+                        let _ = write!(path, "[{key:?}]");
+                        collect_unknown_fields(inner, path, out);
+                        path.truncate(map);
                     }
                 }
             }
             _ => {}
         }
+        path.truncate(parent);
     }
 }
 

@@ -6,6 +6,10 @@
 //! Messages absent from the table are leaves whose every field is honoured (durations,
 //! wrappers, matchers, metadata, locality).
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
 use prost_reflect::{DynamicMessage, MapKey, ReflectMessage, Value};
 
 use crate::error::{ConfigError, Result};
@@ -592,16 +596,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const CHECKED_BY_TRANSLATION: &[&str] = &["envoy.config.cluster.v3.LoadBalancingPolicy"];
 
 fn allowed_fields(message: &str) -> Option<&'static [&'static str]> {
-    ALLOWED
-        .iter()
-        .find(|(name, _)| *name == message)
-        .map(|(_, fields)| *fields)
+    // A map, not a scan of ALLOWED: the walk asks once per message of every resource.
+    static BY_NAME: OnceLock<HashMap<&'static str, &'static [&'static str]>> = OnceLock::new();
+    BY_NAME
+        .get_or_init(|| ALLOWED.iter().copied().collect())
+        .get(message)
+        .copied()
 }
 
 /// Fails on the first set field that Baton does not implement, with its path relative
 /// to `message` (a whole bootstrap, or one xDS resource).
 pub(crate) fn check(message: &DynamicMessage) -> Result<()> {
-    walk(message, "")
+    walk(message, &mut String::new())
 }
 
 /// [`check`] for the contents of one Any, reporting paths under `path`.
@@ -615,7 +621,7 @@ pub(crate) fn check_any(any: &prost_types::Any, path: &str) -> Result<()> {
     };
     let inner = DynamicMessage::decode(descriptor, any.value.as_slice())
         .map_err(|e| ConfigError::at(path, format!("cannot decode '{}': {e}", any.type_url)))?;
-    walk(&inner, path)
+    walk(&inner, &mut path.to_string())
 }
 
 fn join(path: &str, field: &str) -> String {
@@ -626,7 +632,17 @@ fn join(path: &str, field: &str) -> String {
     }
 }
 
-fn walk(message: &DynamicMessage, path: &str) -> Result<()> {
+/// Appends `.field` (or `field` at the root) to the path being walked.
+fn push_field(path: &mut String, field: &str) {
+    if !path.is_empty() {
+        path.push('.');
+    }
+    path.push_str(field);
+}
+
+/// Walks `message` at `path`. The path is one buffer extended and truncated on the way
+/// (no string per field): a 10,000-route RDS update walks about a million fields.
+fn walk(message: &DynamicMessage, path: &mut String) -> Result<()> {
     let descriptor = message.descriptor();
     if descriptor.full_name() == "google.protobuf.Any" {
         return walk_any(message, path);
@@ -637,17 +653,20 @@ fn walk(message: &DynamicMessage, path: &str) -> Result<()> {
     let allowed = allowed_fields(descriptor.full_name());
     let optional = skips_unknown_config(message);
     for (field, value) in message.fields() {
-        let field_path = join(path, field.name());
+        let parent = path.len();
+        push_field(path, field.name());
         if let Some(allowed) = allowed {
             if !allowed.contains(&field.name()) {
-                return Err(ConfigError::unsupported(field_path));
+                return Err(ConfigError::unsupported(path.clone()));
             }
         }
         if optional && is_unknown_any(value) {
             // Translation skips the optional entry whose config Baton cannot read.
+            path.truncate(parent);
             continue;
         }
-        walk_value(value, &field_path)?;
+        walk_value(value, path)?;
+        path.truncate(parent);
     }
     Ok(())
 }
@@ -685,22 +704,27 @@ fn is_unknown_any(value: &Value) -> bool {
     pool().get_message_by_name(name).is_none()
 }
 
-fn walk_value(value: &Value, path: &str) -> Result<()> {
+fn walk_value(value: &Value, path: &mut String) -> Result<()> {
     match value {
         Value::Message(message) => walk(message, path),
         Value::List(items) => {
+            let parent = path.len();
             for (i, item) in items.iter().enumerate() {
-                walk_value(item, &format!("{path}[{i}]"))?;
+                let _ = write!(path, "[{i}]");
+                walk_value(item, path)?;
+                path.truncate(parent);
             }
             Ok(())
         }
         Value::Map(entries) => {
+            let parent = path.len();
             for (key, item) in entries {
-                let key = match key {
-                    MapKey::String(s) => s.clone(),
-                    other => format!("{other:?}"),
+                let _ = match key {
+                    MapKey::String(s) => write!(path, "[\"{s}\"]"),
+                    other => write!(path, "[\"{other:?}\"]"),
                 };
-                walk_value(item, &format!("{path}[\"{key}\"]"))?;
+                walk_value(item, path)?;
+                path.truncate(parent);
             }
             Ok(())
         }
@@ -710,7 +734,7 @@ fn walk_value(value: &Value, path: &str) -> Result<()> {
 
 /// Any contents: decode through the pool and keep walking (the path stays the Any's own,
 /// matching how the YAML nests the message under `typed_config`).
-fn walk_any(any: &DynamicMessage, path: &str) -> Result<()> {
+fn walk_any(any: &DynamicMessage, path: &mut String) -> Result<()> {
     let type_url = any
         .get_field_by_name("type_url")
         .and_then(|v| v.as_str().map(str::to_string))
@@ -727,6 +751,6 @@ fn walk_any(any: &DynamicMessage, path: &str) -> Result<()> {
         ));
     };
     let inner = DynamicMessage::decode(descriptor, bytes.as_ref())
-        .map_err(|e| ConfigError::at(path, format!("cannot decode '{type_url}': {e}")))?;
+        .map_err(|e| ConfigError::at(path.as_str(), format!("cannot decode '{type_url}': {e}")))?;
     walk(&inner, path)
 }

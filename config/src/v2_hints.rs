@@ -89,7 +89,7 @@ const TYPE_NAMES: &[(&str, &str)] = &[
 
 /// Fails on the first v2-era construct found in the document.
 pub(crate) fn check(root: &Value) -> Result<()> {
-    walk(root, "")
+    walk(root, &mut String::new())
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -102,21 +102,35 @@ fn join(path: &str, key: &str) -> String {
 
 /// True when `path` is an element of a list named `list` (`...filters[3]`).
 fn is_item_of(path: &str, list: &str) -> bool {
-    path.rsplit_once('[')
-        .is_some_and(|(head, _)| head == list || head.ends_with(&format!(".{list}")))
+    path.rsplit_once('[').is_some_and(|(head, _)| {
+        head.strip_suffix(list)
+            .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+    })
 }
 
-fn walk(value: &Value, path: &str) -> Result<()> {
+/// Walks `value` at `path`, one buffer extended and truncated on the way (no string per
+/// node: a 10,000-cluster bootstrap has about a million).
+fn walk(value: &Value, path: &mut String) -> Result<()> {
+    use std::fmt::Write as _;
     match value {
         Value::Object(map) => {
             check_object(map, path)?;
+            let parent = path.len();
             for (key, child) in map {
-                walk(child, &join(path, key))?;
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                walk(child, path)?;
+                path.truncate(parent);
             }
         }
         Value::Array(items) => {
+            let parent = path.len();
             for (i, child) in items.iter().enumerate() {
-                walk(child, &format!("{path}[{i}]"))?;
+                let _ = write!(path, "[{i}]");
+                walk(child, path)?;
+                path.truncate(parent);
             }
         }
         _ => {}

@@ -66,6 +66,13 @@ impl StatsSnapshot {
 /// Reads all `entries` from `region`, retrying (bounded) while a fold is moving values
 /// between columns so a counter is never seen twice or not at all.
 pub(crate) fn collect(region: &Region, entries: &[EntryInfo]) -> StatsSnapshot {
+    let mut snapshot = collect_unsorted(region, entries);
+    snapshot.sort();
+    snapshot
+}
+
+/// [`collect`] in entry order (the histogram interval flush needs no order).
+pub(crate) fn collect_unsorted(region: &Region, entries: &[EntryInfo]) -> StatsSnapshot {
     let generations = region.generations();
     let mut last = StatsSnapshot::default();
     for _ in 0..64 {
@@ -79,7 +86,6 @@ pub(crate) fn collect(region: &Region, entries: &[EntryInfo]) -> StatsSnapshot {
             break;
         }
     }
-    last.sort();
     last
 }
 

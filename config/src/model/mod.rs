@@ -58,14 +58,36 @@ const STATS_PER_CLUSTER: u32 = 192;
 const STATS_PER_LISTENER: u32 = 128;
 /// Server, admin, runtime and per-host stats not tied to one cluster or listener.
 const STATS_BASE: u32 = 64 * 1024;
+/// Clusters a bootstrap with CDS has room for beyond its static ones: what CDS delivers
+/// is unknown when the region is created, and a region never grows, so it is sized for a
+/// large control plane (16 Ki clusters: about 3 M names, a sparse file of about 1.3 GiB
+/// of which only the pages of stats actually created are ever touched).
+const DYNAMIC_CLUSTERS_ROOM: u32 = 16 * 1024;
+/// Listeners a bootstrap with LDS has room for beyond its static ones.
+const DYNAMIC_LISTENERS_ROOM: u32 = 1024;
 
 impl Bootstrap {
     /// How many stat names a stats region should have room for to hold every stat this
-    /// config creates (static resources only; xDS adds resources later), with headroom,
-    /// so a big config does not overflow the region by default.
+    /// config creates, with headroom, so a big config does not overflow the region by
+    /// default: the static resources, plus room for [`DYNAMIC_CLUSTERS_ROOM`] clusters
+    /// when CDS is configured and [`DYNAMIC_LISTENERS_ROOM`] listeners when LDS is.
     pub fn stats_capacity_hint(&self) -> u32 {
-        let clusters = u32::try_from(self.clusters.len()).unwrap_or(u32::MAX);
-        let listeners = u32::try_from(self.listeners.len()).unwrap_or(u32::MAX);
+        let dynamic_clusters = if self.dynamic.cds.is_some() {
+            DYNAMIC_CLUSTERS_ROOM
+        } else {
+            0
+        };
+        let dynamic_listeners = if self.dynamic.lds.is_some() {
+            DYNAMIC_LISTENERS_ROOM
+        } else {
+            0
+        };
+        let clusters = u32::try_from(self.clusters.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(dynamic_clusters);
+        let listeners = u32::try_from(self.listeners.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(dynamic_listeners);
         let per_resource = clusters
             .saturating_mul(STATS_PER_CLUSTER)
             .saturating_add(listeners.saturating_mul(STATS_PER_LISTENER));

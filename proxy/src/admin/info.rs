@@ -220,7 +220,7 @@ pub(crate) fn timestamp(t: SystemTime) -> String {
 /// `/config_dump`: Envoy's envelope around the bootstrap (static resources appear in
 /// the bootstrap dump and again as static clusters/listeners/routes).
 pub(super) fn config_dump(ctx: &super::AdminContext) -> Value {
-    let bootstrap = &ctx.config_dump;
+    let bootstrap = ctx.config_dump.json();
     let static_resources = bootstrap.get("static_resources");
     let list = |key: &str| -> Vec<Value> {
         static_resources

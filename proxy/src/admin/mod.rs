@@ -58,8 +58,8 @@ pub struct AdminContext {
     pub clusters: Arc<ClusterManager>,
     /// Listeners and init targets.
     pub listeners: Arc<dyn ListenerAdmin>,
-    /// Precomputed /config_dump body.
-    pub config_dump: serde_json::Value,
+    /// The bootstrap for /config_dump, turned into JSON on the first request.
+    pub config_dump: BootstrapDump,
     /// Node identity for /server_info.
     pub node: baton_config::model::Node,
     /// `layered_runtime` layers for /runtime.
@@ -479,4 +479,28 @@ fn help_text() -> String {
         out.push_str(&format!("  {path}{post}: {help}\n"));
     }
     out
+}
+
+/// The bootstrap as `/config_dump` shows it, converted on first use: converting a
+/// 10,000-cluster bootstrap to JSON at startup cost a tenth of the time to LIVE, and
+/// the JSON tree is several times the size of the proto it comes from.
+pub struct BootstrapDump {
+    proto: baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap,
+    json: std::sync::OnceLock<serde_json::Value>,
+}
+
+impl BootstrapDump {
+    /// Keeps `proto` for /config_dump.
+    pub fn new(proto: baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap) -> Self {
+        Self {
+            proto,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The bootstrap's /config_dump JSON.
+    pub fn json(&self) -> &serde_json::Value {
+        self.json
+            .get_or_init(|| baton_config::config_dump(&self.proto))
+    }
 }

@@ -361,7 +361,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
                 rds: Arc::clone(&rds),
                 init: init.clone(),
             }) as Arc<dyn ListenerAdmin>,
-            config_dump: baton_config::config_dump(&loaded.proto),
+            config_dump: crate::admin::BootstrapDump::new(loaded.proto.clone()),
             node: model.node.clone(),
             runtime_layers: model.runtime_layers.clone(),
             tracker: Arc::clone(&tracker),

@@ -81,25 +81,44 @@ impl Scope {
         Scope::new(&self.store, format!("{}{name}", self.prefix))
     }
 
+    /// Calls `f` with `prefix + name`, built in a per-thread buffer (no allocation, no
+    /// formatting machinery): a CDS update of 10,000 clusters resolves 330,000 names.
+    fn with_full_name<R>(&self, name: &str, f: impl FnOnce(&str) -> R) -> R {
+        thread_local! {
+            static NAME: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        NAME.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut full) => {
+                full.clear();
+                full.push_str(&self.prefix);
+                full.push_str(name);
+                f(&full)
+            }
+            // Only if `f` itself built a name (it does not): fall back to a fresh string.
+            Err(_) => f(&format!("{}{name}", self.prefix)),
+        })
+    }
+
     /// `prefix + name` as a counter.
     pub fn counter(&self, name: &str) -> Counter {
-        self.store.counter(&format!("{}{name}", self.prefix))
+        self.with_full_name(name, |full| self.store.counter(full))
     }
 
     /// `prefix + name` as a gauge summed over live generations.
     pub fn gauge(&self, name: &str) -> Gauge {
-        self.store.gauge(&format!("{}{name}", self.prefix))
+        self.with_full_name(name, |full| self.store.gauge(full))
     }
 
     /// `prefix + name` as a gauge only the newest generation sets.
     pub fn gauge_never_import(&self, name: &str) -> Gauge {
-        self.store
-            .gauge_with_mode(&format!("{}{name}", self.prefix), GaugeMode::NeverImport)
+        self.with_full_name(name, |full| {
+            self.store.gauge_with_mode(full, GaugeMode::NeverImport)
+        })
     }
 
     /// `prefix + name` as a histogram (milliseconds, Envoy's buckets).
     pub fn histogram(&self, name: &str) -> Histogram {
-        self.store.histogram(&format!("{}{name}", self.prefix))
+        self.with_full_name(name, |full| self.store.histogram(full))
     }
 }
 

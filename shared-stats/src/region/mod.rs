@@ -308,10 +308,20 @@ impl Region {
 
     /// Decodes entries `from..stat_count`.
     pub(crate) fn read_entries(&self, from: u32) -> Result<Vec<EntryInfo>> {
+        self.read_entries_of(from, |_| true)
+    }
+
+    /// Decodes the entries `from..stat_count` whose kind `keep` accepts; the names of the
+    /// others are not read (a histogram flush over a big config reads few names).
+    pub(crate) fn read_entries_of(
+        &self,
+        from: u32,
+        keep: impl Fn(StoredKind) -> bool,
+    ) -> Result<Vec<EntryInfo>> {
         let count = self.stat_count();
         let arena_used = u64::from(self.arena_used());
         let cells_used = self.cells_used();
-        let mut out = Vec::with_capacity(count.saturating_sub(from) as usize);
+        let mut out = Vec::new();
         for index in from..count {
             let base = self.geo.entry_offset(index);
             let packed = self
@@ -340,6 +350,9 @@ impl Region {
                 return Err(corrupt(format!(
                     "cell {cell} beyond cells in use {cells_used}"
                 )));
+            }
+            if !keep(kind) {
+                continue;
             }
             let bytes = self
                 .map
@@ -619,10 +632,16 @@ impl Region {
     }
 
     /// Raw total of a cumulative cell: retired plus every generation column (columns of
-    /// free slots are zero, dead-but-unfolded ones still hold their counts).
+    /// free slots are zero, dead-but-unfolded ones still hold their counts). Free slots'
+    /// columns are not read: their pages stay untouched (a snapshot of a big config would
+    /// otherwise fault in every column's pages, mostly holes of the sparse file).
     pub(crate) fn counter_total(&self, cell: u32) -> u64 {
         let mut total = self.cell(RETIRED_COLUMN, cell).load(Ordering::Acquire);
         for index in 0..self.geo.max_generations {
+            let state = self.geo.slot_offset(index) + slot::STATE;
+            if self.map.u32_at(state).load(Ordering::Acquire) == slot::FREE {
+                continue;
+            }
             total = total.wrapping_add(
                 self.cell(FIRST_GENERATION_COLUMN + index, cell)
                     .load(Ordering::Acquire),

@@ -133,6 +133,9 @@ struct Outcome {
     rss_kib: u64,
     /// Requests the proxy sent for each type up to its ACK (2: the first and the ACK).
     requests: Vec<usize>,
+    /// `server.stats_overflow` once serving (stats the region had no room for); None
+    /// when the proxy has no such stat (Envoy).
+    stats_overflow: Option<u64>,
 }
 
 /// Resident set size of `pid` in KiB, from /proc.
@@ -222,12 +225,23 @@ async fn run(binary: &Path, snapshot: &Snapshot, timeout: Duration) -> anyhow::R
     .await
     .context("GET /c0 through the proxy")?;
     let rss_kib = rss_kib(proxy.pid())?;
+    let stats_overflow = proxy
+        .admin_request("GET", "/stats?filter=^server.stats_overflow$")
+        .await
+        .ok()
+        .and_then(|resp| {
+            let text = resp.body_text();
+            text.lines()
+                .find_map(|line| line.strip_prefix("server.stats_overflow: "))
+                .and_then(|value| value.trim().parse().ok())
+        });
     Ok(Outcome {
         binary: binary.to_path_buf(),
         response_to_ack,
         total,
         rss_kib,
         requests: request_counts,
+        stats_overflow,
     })
 }
 
@@ -271,6 +285,14 @@ fn print_table(n: usize, outcomes: &[Outcome]) {
     print!("{:<44}", "RSS once serving (MiB)");
     for outcome in outcomes {
         print!("{:>14}", format!("{:.1}", outcome.rss_kib as f64 / 1024.0));
+    }
+    println!();
+    print!("{:<44}", "server.stats_overflow (stats not counted)");
+    for outcome in outcomes {
+        let value = outcome
+            .stats_overflow
+            .map_or_else(|| "-".to_string(), |v| v.to_string());
+        print!("{value:>14}");
     }
     println!();
     // The first request and the ACK are 2; more means names subscribed in steps or NACKs.

@@ -165,13 +165,15 @@ impl ClusterManager {
     /// clusters after their first resolution (all resolved concurrently).
     pub async fn add_static(self: &Arc<Self>, clusters: &[Arc<model::Cluster>]) {
         let mut added: Vec<(Arc<UpstreamCluster>, ClusterMeta)> = Vec::new();
+        // Names added so far: a set, not a scan of `added` per cluster (quadratic: with
+        // 10,000 static clusters that scan was most of the time to LIVE).
+        let mut added_names: std::collections::HashSet<&str> =
+            std::collections::HashSet::with_capacity(clusters.len());
         let mut discoveries = Vec::new();
         {
             let mut control = self.lock();
             for model in clusters {
-                if added.iter().any(|(c, _)| c.name() == model.name)
-                    || self.get(&model.name).is_some()
-                {
+                if !added_names.insert(model.name.as_str()) || self.get(&model.name).is_some() {
                     tracing::warn!(cluster = %model.name, "duplicate cluster name ignored");
                     continue;
                 }
