@@ -306,6 +306,17 @@ impl Proxy {
         client::http1_request(self.admin, method, path, &[], b"").await
     }
 
+    /// The value of the counter or gauge `name` (None: the proxy has no such stat), from
+    /// `GET /stats?filter=^name$`.
+    pub async fn stat(&self, name: &str) -> anyhow::Result<Option<u64>> {
+        let filter = format!("/stats?filter=^{}$", name.replace('.', "\\."));
+        let resp = self.admin_request("GET", &filter).await?;
+        Ok(resp.body_text().lines().find_map(|l| {
+            let (n, v) = l.split_once(": ")?;
+            (n == name).then(|| v.trim().parse().ok()).flatten()
+        }))
+    }
+
     /// The bound address of listener `name`, from `GET /listeners?format=json`.
     pub async fn listener_addr(&self, name: &str) -> anyhow::Result<SocketAddr> {
         let resp = self.admin_request("GET", "/listeners?format=json").await?;

@@ -62,23 +62,9 @@ fn tls_listener(name: &str, chains: Vec<Value>, inspector: bool) -> Value {
     l
 }
 
-async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
-    let resp = proxy
-        .admin_request(
-            "GET",
-            &format!("/stats?filter=^{}$", name.replace('.', "\\.")),
-        )
-        .await?;
-    let text = resp.body_text();
-    Ok(text.lines().find_map(|l| {
-        let (n, v) = l.split_once(": ")?;
-        (n == name).then(|| v.trim().parse().ok()).flatten()
-    }))
-}
-
 async fn wait_stat(proxy: &Proxy, name: &str, want: u64) -> anyhow::Result<()> {
     let got = baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
-        let v = stat(proxy, name).await?;
+        let v = proxy.stat(name).await?;
         Ok((v == Some(want)).then_some(()))
     })
     .await;
@@ -370,7 +356,7 @@ async fn plain_text_to_a_tls_port_is_closed_and_counted() -> anyhow::Result<()> 
     let _ = half.read_to_close().await?;
     wait_stat(&proxy, &format!("{p}.downstream_cx_destroy"), 2).await?;
     assert_eq!(
-        stat(&proxy, &format!("{p}.ssl.connection_error")).await?,
+        proxy.stat(&format!("{p}.ssl.connection_error")).await?,
         Some(1)
     );
     // Others are still served.
@@ -451,7 +437,7 @@ async fn mtls_accepts_the_trusted_ca_and_rejects_others() -> anyhow::Result<()> 
     // only for TLS errors it has no other counter for).
     wait_stat(&proxy, &format!("{p}.downstream_cx_destroy"), 4).await?;
     assert_eq!(
-        stat(&proxy, &format!("{p}.ssl.connection_error")).await?,
+        proxy.stat(&format!("{p}.ssl.connection_error")).await?,
         Some(0)
     );
     wait_stat(&proxy, &format!("{p}.ssl.handshake"), 1).await?;
@@ -593,7 +579,7 @@ async fn certs_endpoint_and_expiry_gauge_as_envoy() -> anyhow::Result<()> {
     );
     let gauge = "server.days_until_first_cert_expiring";
     let want = baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
-        Ok(stat(&proxy, gauge)
+        Ok(proxy.stat(gauge)
             .await?
             .filter(|v| *v != u64::from(u32::MAX)))
     })
@@ -608,7 +594,7 @@ async fn certs_endpoint_without_tls_is_empty() -> anyhow::Result<()> {
     let body: Value = proxy.admin_request("GET", "/certs").await?.json()?;
     assert_eq!(body, json!({ "certificates": [] }));
     assert_eq!(
-        stat(&proxy, "server.days_until_first_cert_expiring").await?,
+        proxy.stat("server.days_until_first_cert_expiring").await?,
         Some(u64::from(u32::MAX))
     );
     Ok(())

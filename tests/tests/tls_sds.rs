@@ -85,22 +85,9 @@ fn config_with(listener: Value) -> Value {
     config
 }
 
-async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
-    let resp = proxy
-        .admin_request(
-            "GET",
-            &format!("/stats?filter=^{}$", name.replace('.', "\\.")),
-        )
-        .await?;
-    Ok(resp.body_text().lines().find_map(|l| {
-        let (n, v) = l.split_once(": ")?;
-        (n == name).then(|| v.trim().parse().ok()).flatten()
-    }))
-}
-
 async fn wait_stat(proxy: &Proxy, name: &str, want: u64) -> anyhow::Result<()> {
     let got = baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
-        Ok((stat(proxy, name).await? == Some(want)).then_some(()))
+        Ok((proxy.stat(name).await? == Some(want)).then_some(()))
     })
     .await;
     if let Err(e) = got {
@@ -195,7 +182,7 @@ async fn certificate_rotates_from_a_watched_sds_file_without_a_restart() -> anyh
         ("version", 6927017134761466251),
     ] {
         assert_eq!(
-            stat(&proxy, &format!("sds.{SECRET}.{name}")).await?,
+            proxy.stat(&format!("sds.{SECRET}.{name}")).await?,
             Some(want),
             "sds.{SECRET}.{name}"
         );

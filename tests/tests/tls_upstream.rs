@@ -169,19 +169,6 @@ async fn start(cluster: Value) -> anyhow::Result<(Proxy, SocketAddr)> {
     Ok((proxy, addr))
 }
 
-async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
-    let resp = proxy
-        .admin_request(
-            "GET",
-            &format!("/stats?filter=^{}$", name.replace('.', "\\.")),
-        )
-        .await?;
-    Ok(resp.body_text().lines().find_map(|l| {
-        let (n, v) = l.split_once(": ")?;
-        (n == name).then(|| v.trim().parse().ok()).flatten()
-    }))
-}
-
 fn ca_file(dir: &TempDir, ca: &TestCa) -> anyhow::Result<String> {
     Ok(ca.write(dir, "ca")?.display().to_string())
 }
@@ -214,7 +201,7 @@ async fn trusted_ca_verifies_and_sni_is_sent() -> anyhow::Result<()> {
         "an HTTP/1 cluster offers http/1.1 when no ALPN is configured"
     );
     assert!(!seen[0].client_cert);
-    assert_eq!(stat(&proxy, "cluster.tls.ssl.handshake").await?, Some(1));
+    assert_eq!(proxy.stat("cluster.tls.ssl.handshake").await?, Some(1));
     Ok(())
 }
 
@@ -242,16 +229,16 @@ async fn san_mismatch_is_503_uf_and_counted() -> anyhow::Result<()> {
         "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
     );
     assert_eq!(
-        stat(&proxy, "cluster.tls.ssl.fail_verify_san").await?,
+        proxy.stat("cluster.tls.ssl.fail_verify_san").await?,
         Some(1)
     );
     // As Envoy: a failed verification counts only in its fail_verify_*.
     assert_eq!(
-        stat(&proxy, "cluster.tls.ssl.connection_error").await?,
+        proxy.stat("cluster.tls.ssl.connection_error").await?,
         Some(0)
     );
     assert_eq!(
-        stat(&proxy, "cluster.tls.upstream_cx_connect_fail").await?,
+        proxy.stat("cluster.tls.upstream_cx_connect_fail").await?,
         Some(1)
     );
     Ok(())
@@ -274,7 +261,7 @@ async fn untrusted_chain_is_refused_with_a_ca() -> anyhow::Result<()> {
     assert_eq!(resp.status, 503);
     assert!(resp.body_text().ends_with("remote connection failure"));
     assert_eq!(
-        stat(&proxy, "cluster.tls.ssl.fail_verify_error").await?,
+        proxy.stat("cluster.tls.ssl.fail_verify_error").await?,
         Some(1)
     );
     Ok(())
@@ -433,8 +420,8 @@ async fn client_certificate_and_trusted_ca_rotate_from_sds_files() -> anyhow::Re
         Ok((resp.status == 503).then_some(()))
     })
     .await?;
-    assert!(stat(&proxy, "cluster.tls.ssl.fail_verify_error").await? >= Some(1));
+    assert!(proxy.stat("cluster.tls.ssl.fail_verify_error").await? >= Some(1));
     // Envoy 1.40 counts 3 here (the initial load twice), Baton 2.
-    assert!(stat(&proxy, "sds.ca.update_success").await? >= Some(2));
+    assert!(proxy.stat("sds.ca.update_success").await? >= Some(2));
     Ok(())
 }

@@ -67,19 +67,6 @@ async fn start(cluster: Value) -> anyhow::Result<(Proxy, SocketAddr)> {
     Ok((proxy, addr))
 }
 
-async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
-    let resp = proxy
-        .admin_request(
-            "GET",
-            &format!("/stats?filter=^{}$", name.replace('.', "\\.")),
-        )
-        .await?;
-    Ok(resp.body_text().lines().find_map(|l| {
-        let (n, v) = l.split_once(": ")?;
-        (n == name).then(|| v.trim().parse().ok()).flatten()
-    }))
-}
-
 /// `GET /` on `conn` with the given headers: (status, body).
 async fn get(conn: &mut RawHttp1, headers: &[(&str, &str)]) -> anyhow::Result<(u16, String)> {
     conn.send_request("GET", "/", headers, b"").await?;
@@ -224,10 +211,10 @@ async fn auto_san_validation_checks_the_host() -> anyhow::Result<()> {
     let (status, _) = get(&mut conn, &[("host", "y.x.wild.test")]).await?;
     assert_eq!(status, 503);
     assert_eq!(
-        stat(&proxy, "cluster.tls.ssl.fail_verify_san").await?,
+        proxy.stat("cluster.tls.ssl.fail_verify_san").await?,
         Some(2)
     );
-    assert_eq!(stat(&proxy, "cluster.tls.ssl.handshake").await?, Some(2));
+    assert_eq!(proxy.stat("cluster.tls.ssl.handshake").await?, Some(2));
     Ok(())
 }
 
@@ -259,7 +246,7 @@ async fn auto_san_validation_applies_with_the_configured_matchers() -> anyhow::R
         "the host matches, the configured matcher does not"
     );
     assert_eq!(
-        stat(&proxy, "cluster.tls.ssl.fail_verify_san").await?,
+        proxy.stat("cluster.tls.ssl.fail_verify_san").await?,
         Some(1)
     );
     Ok(())
@@ -347,7 +334,7 @@ async fn auto_sni_san_validation_checks_the_sni_sent() -> anyhow::Result<()> {
     let (status, _) = get(&mut conn, &[("host", "bad.test")]).await?;
     assert_eq!(status, 503);
     assert_eq!(
-        stat(&proxy, "cluster.tls.ssl.fail_verify_san").await?,
+        proxy.stat("cluster.tls.ssl.fail_verify_san").await?,
         Some(1)
     );
     Ok(())
