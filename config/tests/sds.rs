@@ -2,6 +2,8 @@
 //! read with the config, and a file without the named secret, or one that does not parse,
 //! is a config error naming the file; SDS needs a node identity, as in Envoy.
 
+mod common;
+
 use std::path::PathBuf;
 
 use baton_config::load_yaml_str;
@@ -93,43 +95,10 @@ fn an_unparseable_secret_file_is_an_error_naming_the_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A self-signed ECDSA certificate and key (PEM) from `openssl req`.
-fn self_signed(dir: &std::path::Path) -> (String, String) {
-    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args([
-            "-nodes",
-            "-subj",
-            "/CN=sds.example.com",
-            "-days",
-            "1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("running openssl (install openssl)");
-    assert!(status.success(), "openssl req failed");
-    (
-        std::fs::read_to_string(cert).expect("cert"),
-        std::fs::read_to_string(key).expect("key"),
-    )
-}
-
 #[test]
 fn a_good_secret_loads_and_sds_needs_a_node_identity() {
     let dir = temp_dir("node");
-    let (cert, key) = self_signed(&dir);
+    let (cert, key) = common::self_signed(&dir, "sds.example.com");
     let file = dir.join("secret.json");
     let secret = serde_json::json!({
         "version_info": "1",

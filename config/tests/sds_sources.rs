@@ -3,40 +3,15 @@
 //! Envoy's `Unknown static secret` error), and a control plane (`ads: {}`), which the
 //! model records for the proxy to subscribe.
 
+mod common;
+
 use baton_config::load_yaml_str;
 
+/// A self-signed certificate and key for `static.example.com`.
 fn self_signed() -> (String, String) {
     let dir = std::env::temp_dir().join(format!("baton-config-sds-sources-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args([
-            "-nodes",
-            "-subj",
-            "/CN=static.example.com",
-            "-days",
-            "1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("running openssl (install openssl)");
-    assert!(status.success(), "openssl req failed");
-    let pems = (
-        std::fs::read_to_string(&cert).expect("cert"),
-        std::fs::read_to_string(&key).expect("key"),
-    );
+    let pems = common::self_signed(&dir, "static.example.com");
     let _ = std::fs::remove_dir_all(&dir);
     pems
 }

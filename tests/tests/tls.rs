@@ -579,7 +579,8 @@ async fn certs_endpoint_and_expiry_gauge_as_envoy() -> anyhow::Result<()> {
     );
     let gauge = "server.days_until_first_cert_expiring";
     let want = baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
-        Ok(proxy.stat(gauge)
+        Ok(proxy
+            .stat(gauge)
             .await?
             .filter(|v| *v != u64::from(u32::MAX)))
     })
