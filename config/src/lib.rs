@@ -34,8 +34,9 @@ pub use error::ConfigError;
 /// [`sds::decode_secret`] checks one a control plane sent.
 pub mod sds {
     pub use crate::translate::sds::{
-        certificate_from, decode_secret, parse_file, read_certificate, read_validation_context,
-        secret_certificate, secret_validation_context, validation_context_from, SECRET_TYPE,
+        certificate_from, decode_secret, merge_validation, merged_validation_context, parse_file,
+        read_certificate, read_validation_context, secret_certificate, secret_validation_context,
+        validation_context_from, SECRET_TYPE,
     };
 }
 

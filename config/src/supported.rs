@@ -175,8 +175,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tls_certificate_sds_secret_configs",
             "validation_context",
             "validation_context_sds_secret_config",
+            "combined_validation_context",
             "alpn_protocols",
         ],
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext",
+        &["default_validation_context", "validation_context_sds_secret_config"],
     ),
     ("envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", &["name", "sds_config"]),
     (

@@ -128,6 +128,7 @@ impl Bootstrap {
                     t.sds_certificate.is_some()
                         || t.sds_validation.is_some()
                         || t.xds_certificate.is_some()
+                        || t.xds_validation.is_some()
                 })
             })
     }

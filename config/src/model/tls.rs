@@ -56,6 +56,9 @@ pub struct SdsFileSource {
     /// `path_config_source.watched_directory.path`: reload when a move there changes
     /// what `path` resolves to; None: reload when a file is moved over `path`.
     pub watched_directory: Option<PathBuf>,
+    /// A `combined_validation_context`'s `default_validation_context` (encoded), which
+    /// each validation context read from the file is merged onto (proto `MergeFrom`).
+    pub default_validation: Option<Vec<u8>>,
 }
 
 /// An SDS secret a control plane delivers: `sds_config` with `ads: {}` or its own
@@ -67,6 +70,9 @@ pub struct XdsSecretSource {
     pub secret_name: String,
     /// Where it comes from.
     pub source: super::ConfigSource,
+    /// A `combined_validation_context`'s `default_validation_context` (encoded), which
+    /// each delivered validation context is merged onto (proto `MergeFrom`).
+    pub default_validation: Option<Vec<u8>>,
 }
 
 /// A certificate that SDS keeps current: where it sits in the context's `certificates`
@@ -187,6 +193,9 @@ pub struct UpstreamTlsContext {
     /// `validation_context_sds_secret_config`'s file (`validation` holds it as first
     /// read).
     pub sds_validation: Option<SdsFileSource>,
+    /// `validation_context_sds_secret_config` delivered by a control plane (then
+    /// `validation` is None and no upstream is accepted until it arrives).
+    pub xds_validation: Option<XdsSecretSource>,
     /// `common_tls_context.tls_params`
     pub params: TlsParams,
     /// `common_tls_context.alpn_protocols`

@@ -67,6 +67,7 @@ pub(crate) fn secret_ref(
             return Ok(SecretRef::Xds(model::XdsSecretSource {
                 secret_name,
                 source,
+                default_validation: None,
             }));
         }
         _ => {
@@ -96,6 +97,7 @@ pub(crate) fn secret_ref(
         secret_name,
         path: PathBuf::from(file),
         watched_directory,
+        default_validation: None,
     }))
 }
 
@@ -113,14 +115,19 @@ pub fn secret_certificate(secret: &tls_pb::Secret, path: &str) -> Result<model::
     }
 }
 
-/// The validation context of a `Secret` (static, or delivered by a control plane).
+/// The validation context of a `Secret` (static, or delivered by a control plane),
+/// merged onto `default` (a `combined_validation_context`'s encoded
+/// `default_validation_context`) when there is one.
 pub fn secret_validation_context(
     secret: &tls_pb::Secret,
+    default: Option<&[u8]>,
     path: &str,
 ) -> Result<std::sync::Arc<model::ValidationContext>> {
     match &secret.r#type {
         Some(tls_pb::secret::Type::ValidationContext(v)) => {
-            super::tls::certificate_validation_context(v, &format!("{path}.validation_context"))
+            let vpath = format!("{path}.validation_context");
+            let merged = merge_validation(default, v, &vpath)?;
+            super::tls::certificate_validation_context(&merged, &vpath)
         }
         _ => Err(ConfigError::at(
             path,
@@ -161,7 +168,9 @@ pub fn validation_context_from(
     let secret = the_secret(resp, source)?;
     match &secret.r#type {
         Some(tls_pb::secret::Type::ValidationContext(v)) => {
-            super::tls::certificate_validation_context(v, "resources[0].validation_context")
+            let vpath = "resources[0].validation_context";
+            merge_validation(source.default_validation.as_deref(), v, vpath)
+                .and_then(|merged| super::tls::certificate_validation_context(&merged, vpath))
                 .map_err(|e| with_file(e, source))
         }
         _ => Err(with_file(
@@ -172,6 +181,37 @@ pub fn validation_context_from(
             source,
         )),
     }
+}
+
+/// `dynamic` merged onto `default` as Envoy combines a `combined_validation_context`:
+/// proto `MergeFrom`, so the dynamic part's set singular fields replace the default's
+/// and repeated fields (SAN matchers) are the default's followed by its own. Without a
+/// default, `dynamic` itself.
+pub fn merge_validation(
+    default: Option<&[u8]>,
+    dynamic: &tls_pb::CertificateValidationContext,
+    path: &str,
+) -> Result<tls_pb::CertificateValidationContext> {
+    let Some(default) = default else {
+        return Ok(dynamic.clone());
+    };
+    let mut merged = tls_pb::CertificateValidationContext::decode(default)
+        .map_err(|e| ConfigError::at(path, format!("cannot decode the default: {e}")))?;
+    // Merging an encoding is proto MergeFrom (prost follows the wire-format rules).
+    merged
+        .merge(dynamic.encode_to_vec().as_slice())
+        .map_err(|e| ConfigError::at(path, format!("cannot merge onto the default: {e}")))?;
+    Ok(merged)
+}
+
+/// [`merge_validation`], then checked and resolved as a config's validation context.
+pub fn merged_validation_context(
+    default: Option<&[u8]>,
+    dynamic: &tls_pb::CertificateValidationContext,
+    path: &str,
+) -> Result<std::sync::Arc<model::ValidationContext>> {
+    let merged = merge_validation(default, dynamic, path)?;
+    super::tls::certificate_validation_context(&merged, path)
 }
 
 fn with_file(mut e: ConfigError, source: &model::SdsFileSource) -> ConfigError {

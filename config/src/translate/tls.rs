@@ -245,18 +245,12 @@ pub(crate) fn upstream(
     }
     let (validation, sds_validation, xds_validation) =
         sds_validation_context(&common, &cpath, env)?;
-    if xds_validation.is_some() {
-        // The verifier is built with the cluster; one that waits for a control plane
-        // is not built yet.
-        return Err(ConfigError::unsupported(format!(
-            "{cpath}.validation_context_sds_secret_config.sds_config (ads or api_config_source on a cluster)"
-        )));
-    }
     Ok(Some(Arc::new(model::UpstreamTlsContext {
         certificates,
         sds_certificate,
         xds_certificate,
         sds_validation,
+        xds_validation,
         params: params(
             common.tls_params.as_ref(),
             false,
@@ -271,7 +265,9 @@ pub(crate) fn upstream(
 }
 
 /// A context's validation context: inline, or from a `validation_context_sds_secret_config`
-/// (static, a file as first read, or a control plane's, which arrives later).
+/// (static, a file as first read, or a control plane's, which arrives later), or a
+/// `combined_validation_context` (its `default_validation_context` with such a secret
+/// merged onto it, now and on every rotation).
 #[allow(clippy::type_complexity)]
 fn sds_validation_context(
     common: &tls_pb::CommonTlsContext,
@@ -282,27 +278,58 @@ fn sds_validation_context(
     Option<model::SdsFileSource>,
     Option<model::XdsSecretSource>,
 )> {
+    use prost::Message;
     use tls_pb::common_tls_context::ValidationContextType;
-    match &common.validation_context_type {
-        Some(ValidationContextType::ValidationContextSdsSecretConfig(sds)) => {
-            let spath = format!("{cpath}.validation_context_sds_secret_config");
-            match super::sds::secret_ref(sds, &spath, env)? {
-                SecretRef::File(source) => {
-                    let v = super::sds::read_validation_context(&source)?;
-                    Ok((Some(v), Some(source), None))
-                }
-                SecretRef::Static(secret, secret_path) => Ok((
-                    Some(super::sds::secret_validation_context(
-                        &secret,
-                        &secret_path,
-                    )?),
-                    None,
-                    None,
-                )),
-                SecretRef::Xds(source) => Ok((None, None, Some(source))),
-            }
+    let (sds, spath, default) = match &common.validation_context_type {
+        Some(ValidationContextType::ValidationContextSdsSecretConfig(sds)) => (
+            sds,
+            format!("{cpath}.validation_context_sds_secret_config"),
+            None,
+        ),
+        Some(ValidationContextType::CombinedValidationContext(combined)) => {
+            let path = format!("{cpath}.combined_validation_context");
+            let Some(sds) = &combined.validation_context_sds_secret_config else {
+                return Err(ConfigError::at(
+                    format!("{path}.validation_context_sds_secret_config"),
+                    "required",
+                ));
+            };
+            let default = combined
+                .default_validation_context
+                .clone()
+                .unwrap_or_default();
+            // Checked on its own too, so a bad default is an error naming it.
+            certificate_validation_context(
+                &default,
+                &format!("{path}.default_validation_context"),
+            )?;
+            (
+                sds,
+                format!("{path}.validation_context_sds_secret_config"),
+                Some(default.encode_to_vec()),
+            )
         }
-        _ => Ok((validation_context(common, cpath)?, None, None)),
+        _ => return Ok((validation_context(common, cpath)?, None, None)),
+    };
+    match super::sds::secret_ref(sds, &spath, env)? {
+        SecretRef::File(mut source) => {
+            source.default_validation = default;
+            let v = super::sds::read_validation_context(&source)?;
+            Ok((Some(v), Some(source), None))
+        }
+        SecretRef::Static(secret, secret_path) => Ok((
+            Some(super::sds::secret_validation_context(
+                &secret,
+                default.as_deref(),
+                &secret_path,
+            )?),
+            None,
+            None,
+        )),
+        SecretRef::Xds(mut source) => {
+            source.default_validation = default;
+            Ok((None, None, Some(source)))
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use super::peer::sans_match;
+use super::sds_xds::SecretProvider;
 use super::server::TlsError;
 use super::stats::SslStats;
 
@@ -45,6 +46,8 @@ pub struct ClientTls {
     verifies: bool,
     /// `cluster.<name>.ssl.*`
     pub stats: Arc<SslStats>,
+    /// Secrets a control plane delivers (the cluster warms until they arrive).
+    secret_providers: Vec<Arc<SecretProvider>>,
 }
 
 impl ClientTls {
@@ -68,6 +71,7 @@ impl ClientTls {
             None => None,
         };
         let verifies = ctx.auto_sni_san_validation
+            || ctx.xds_validation.is_some()
             || ctx
                 .validation
                 .as_deref()
@@ -80,7 +84,18 @@ impl ClientTls {
             auto_host_sni: ctx.auto_host_sni,
             verifies,
             stats,
+            secret_providers: [&ctx.xds_certificate, &ctx.xds_validation]
+                .into_iter()
+                .flatten()
+                .map(super::sds_xds::provider)
+                .collect(),
         })
+    }
+
+    /// The secrets a control plane delivers for this context (certificate, validation
+    /// context): the cluster warms until they are ready.
+    pub fn secret_providers(&self) -> &[Arc<SecretProvider>] {
+        &self.secret_providers
     }
 
     /// The connector for a connection carrying `alpn` (an HTTP pool's protocol, `None`
@@ -203,7 +218,8 @@ fn build(
     let client_cert = client_cert.map(Arc::new);
     let rotates = ctx.sds_certificate.is_some()
         || ctx.xds_certificate.is_some()
-        || ctx.sds_validation.is_some();
+        || ctx.sds_validation.is_some()
+        || ctx.xds_validation.is_some();
     let mut config = match &client_cert {
         Some(cert) => builder.with_client_cert_resolver(cert.clone()),
         None => builder.with_no_client_auth(),
@@ -267,9 +283,11 @@ impl rustls::client::ResolvesClientCert for ClientCert {
 }
 
 /// Envoy's upstream verification. The validation context is loaded per handshake: a
-/// `validation_context_sds_secret_config` file swaps it.
+/// `validation_context_sds_secret_config` file or control plane swaps it.
 struct UpstreamVerifier {
     state: Arc<ArcSwap<VerifyState>>,
+    /// The control plane's validation context, held so its subscription lives.
+    _xds_validation: Option<Arc<SecretProvider>>,
     /// `auto_sni_san_validation`: the SNI sent, not the matchers, names the certificate.
     sni_san_validation: bool,
     algorithms: WebPkiSupportedAlgorithms,
@@ -278,6 +296,9 @@ struct UpstreamVerifier {
 
 /// One validation context, ready to verify with.
 struct VerifyState {
+    /// A control plane's validation context that has not arrived: every upstream is
+    /// refused (none is trusted yet).
+    awaiting: bool,
     /// Chain check against `trusted_ca` (`None`: not verified).
     chain: Option<Arc<WebPkiServerVerifier>>,
     san_matchers: Vec<SanMatcher>,
@@ -314,6 +335,7 @@ impl VerifyState {
             _ => None,
         };
         Ok(Self {
+            awaiting: false,
             chain,
             san_matchers: validation
                 .map(|v| v.san_matchers.clone())
@@ -346,14 +368,31 @@ impl UpstreamVerifier {
         stats: Arc<SslStats>,
     ) -> Result<Self, TlsError> {
         let initial = VerifyState::new(ctx.validation.as_deref(), provider)?;
-        let state = match &ctx.sds_validation {
-            Some(source) => {
+        let mut xds_validation = None;
+        let state = match (&ctx.xds_validation, &ctx.sds_validation) {
+            (Some(secret), _) => {
+                let secret_provider = super::sds_xds::provider(secret);
+                let state = Arc::new(ArcSwap::from_pointee(VerifyState {
+                    awaiting: true,
+                    ..initial
+                }));
+                follow_validation(
+                    &secret_provider,
+                    secret.default_validation.clone(),
+                    &state,
+                    provider.clone(),
+                );
+                xds_validation = Some(secret_provider);
+                state
+            }
+            (None, Some(source)) => {
                 super::sds::subscribe_with(verify_registry(), source, || initial, verify_state_from)
             }
-            None => Arc::new(ArcSwap::from_pointee(initial)),
+            (None, None) => Arc::new(ArcSwap::from_pointee(initial)),
         };
         Ok(Self {
             state,
+            _xds_validation: xds_validation,
             sni_san_validation: ctx.auto_sni_san_validation,
             algorithms: provider.signature_verification_algorithms,
             stats,
@@ -372,6 +411,10 @@ impl ServerCertVerifier for UpstreamVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         use rustls::CertificateError as E;
         let state = self.state.load();
+        if state.awaiting {
+            self.stats.fail_verify_error.inc();
+            return Err(rustls::Error::InvalidCertificate(E::UnknownIssuer));
+        }
         if let Some(chain) = &state.chain {
             match chain.verify_server_cert(
                 end_entity,
@@ -428,6 +471,45 @@ impl ServerCertVerifier for UpstreamVerifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// Keeps `state` on the validation context `secret` holds (a control plane's), merged
+/// onto `default` for a `combined_validation_context`: now, and after every accepted
+/// update, until the cluster or the secret is gone.
+fn follow_validation(
+    secret: &Arc<SecretProvider>,
+    default: Option<Vec<u8>>,
+    state: &Arc<ArcSwap<VerifyState>>,
+    crypto: Arc<rustls::crypto::CryptoProvider>,
+) {
+    let apply = move |secret: &SecretProvider, state: &ArcSwap<VerifyState>| {
+        let new = match secret.validation_for(default.as_deref()) {
+            None => return,
+            Some(Ok(v)) => VerifyState::new(Some(&v), &crypto).map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(e),
+        };
+        match new {
+            Ok(new) => state.store(Arc::new(new)),
+            Err(e) => {
+                tracing::warn!(secret = %secret.name(), error = %e, "SDS validation context unusable; keeping the current one")
+            }
+        }
+    };
+    apply(secret, state);
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(secret = %secret.name(), "no runtime to follow the SDS validation context");
+        return;
+    };
+    let mut updates = secret.updates();
+    let (secret, state) = (Arc::downgrade(secret), Arc::downgrade(state));
+    handle.spawn(async move {
+        while updates.changed().await.is_ok() {
+            let (Some(p), Some(s)) = (secret.upgrade(), state.upgrade()) else {
+                return;
+            };
+            apply(&p, &s);
+        }
+    });
 }
 
 /// Whether a failed handshake failed on verifying the upstream's certificate.

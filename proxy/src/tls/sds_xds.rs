@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwapOption;
 use baton_config::model::{ConfigSource, ValidationContext, XdsSecretSource};
 use baton_config::resource::ResourceDump;
+use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -40,6 +41,9 @@ pub struct SecretProvider {
     name: String,
     certificate: ArcSwapOption<CertEntry>,
     validation: ArcSwapOption<ValidationContext>,
+    /// The delivered validation context as sent, for contexts that merge it onto their
+    /// `combined_validation_context` default.
+    validation_proto: ArcSwapOption<CertificateValidationContext>,
     /// Bumped on every accepted secret (what derived verifiers follow).
     updates: watch::Sender<u64>,
     /// True once a secret arrived, its initial fetch timed out, or the first one was
@@ -72,6 +76,24 @@ impl SecretProvider {
     /// The current validation context (None before one arrived).
     pub fn validation(&self) -> Option<Arc<ValidationContext>> {
         self.validation.load_full()
+    }
+
+    /// The current validation context merged onto `default` (a
+    /// `combined_validation_context`'s encoded default; None: the secret's own). None
+    /// before one arrived.
+    pub fn validation_for(
+        &self,
+        default: Option<&[u8]>,
+    ) -> Option<Result<Arc<ValidationContext>, String>> {
+        let Some(default) = default else {
+            return self.validation().map(Ok);
+        };
+        let dynamic = self.validation_proto.load_full()?;
+        let path = format!("{}.validation_context", self.name);
+        Some(
+            baton_config::sds::merged_validation_context(Some(default), &dynamic, &path)
+                .map_err(|e| e.to_string()),
+        )
     }
 
     /// Changes whenever a secret is accepted.
@@ -170,6 +192,7 @@ pub fn provider(secret: &XdsSecretSource) -> Arc<SecretProvider> {
         name: secret.secret_name.clone(),
         certificate: ArcSwapOption::empty(),
         validation: ArcSwapOption::empty(),
+        validation_proto: ArcSwapOption::empty(),
         updates: watch::channel(0).0,
         ready: watch::channel(false).0,
         meta: Mutex::new(None),
@@ -262,9 +285,12 @@ impl SdsHandler {
         let secret = baton_config::sds::decode_secret(&resource.any)
             .map_err(|e| format!("{}: {e}", resource.name))?;
         use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type;
-        if let Some(Type::ValidationContext(_)) = &secret.r#type {
-            let v = baton_config::sds::secret_validation_context(&secret, &resource.name)
+        if let Some(Type::ValidationContext(proto)) = &secret.r#type {
+            let v = baton_config::sds::secret_validation_context(&secret, None, &resource.name)
                 .map_err(|e| e.to_string())?;
+            provider
+                .validation_proto
+                .store(Some(Arc::new(proto.clone())));
             provider.validation.store(Some(v));
         } else {
             let cert = baton_config::sds::secret_certificate(&secret, &resource.name)

@@ -69,7 +69,7 @@ pub fn build_server_config(
             let provider = super::sds_xds::provider(secret);
             secret_providers.push(provider.clone());
             let state = Arc::new(ArcSwap::from_pointee(VerifierState::awaiting()));
-            follow_validation(&provider, &state);
+            follow_validation(&provider, secret.default_validation.clone(), &state);
             Arc::new(ClientVerifier {
                 state,
                 hints: Vec::new(),
@@ -337,21 +337,28 @@ fn verifier_state_from(
         .map_err(|e| format!("{}: {e}", source.path.display()))
 }
 
-/// Keeps `state` on the validation context `provider` holds (a control plane's): now,
-/// and after every accepted update, until the chain or the provider is gone.
-fn follow_validation(provider: &Arc<SecretProvider>, state: &Arc<ArcSwap<VerifierState>>) {
-    fn apply(provider: &SecretProvider, state: &ArcSwap<VerifierState>) {
-        let Some(v) = provider.validation() else {
-            return;
+/// Keeps `state` on the validation context `provider` holds (a control plane's), merged
+/// onto `default` for a `combined_validation_context`: now, and after every accepted
+/// update, until the chain or the provider is gone.
+fn follow_validation(
+    provider: &Arc<SecretProvider>,
+    default: Option<Vec<u8>>,
+    state: &Arc<ArcSwap<VerifierState>>,
+) {
+    fn apply(provider: &SecretProvider, default: Option<&[u8]>, state: &ArcSwap<VerifierState>) {
+        let new = match provider.validation_for(default) {
+            None => return,
+            Some(Ok(v)) => VerifierState::new(&v).map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(e),
         };
-        match VerifierState::new(&v) {
+        match new {
             Ok(new) => state.store(Arc::new(new.with_fixed_hints())),
             Err(e) => {
                 tracing::warn!(secret = %provider.name(), error = %e, "SDS validation context unusable; keeping the current one")
             }
         }
     }
-    apply(provider, state);
+    apply(provider, default.as_deref(), state);
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         tracing::warn!(secret = %provider.name(), "no runtime to follow the SDS validation context");
         return;
@@ -363,7 +370,7 @@ fn follow_validation(provider: &Arc<SecretProvider>, state: &Arc<ArcSwap<Verifie
             let (Some(p), Some(s)) = (provider.upgrade(), state.upgrade()) else {
                 return;
             };
-            apply(&p, &s);
+            apply(&p, default.as_deref(), &s);
         }
     });
 }

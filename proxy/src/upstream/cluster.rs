@@ -134,6 +134,21 @@ impl UpstreamCluster {
         }
     }
 
+    /// The secrets a control plane delivers for the cluster's TLS contexts (its
+    /// `transport_socket` and `transport_socket_matches`): it warms until they are ready.
+    pub fn secret_providers(&self) -> Vec<Arc<crate::tls::sds_xds::SecretProvider>> {
+        let contexts = std::iter::once(&self.tls)
+            .chain(self.socket_matches.iter().map(|m| &m.tls))
+            .filter_map(|t| t.as_ref().and_then(|t| t.as_ref().ok()));
+        let mut out: Vec<Arc<crate::tls::sds_xds::SecretProvider>> = Vec::new();
+        for p in contexts.flat_map(|t| t.secret_providers().iter()) {
+            if !out.iter().any(|o| Arc::ptr_eq(o, p)) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
     /// `cluster.<stat_name>.*`
     pub fn stats(&self) -> &Arc<ClusterStats> {
         &self.stats

@@ -52,6 +52,19 @@ struct Warming {
     id: u64,
     /// The DNS task (first resolution, then refresh) or the EDS fetch timeout.
     task: Option<AbortHandle>,
+    /// Waiting for secrets a control plane delivers (client certificate, validation
+    /// context): the task that waits, while they have not all arrived (or timed out).
+    secrets: Option<AbortHandle>,
+    /// Its hosts are known (DNS, EDS): only the secrets hold it.
+    hosts_ready: bool,
+}
+
+impl Warming {
+    fn abort(&self) {
+        for t in [&self.task, &self.secrets].into_iter().flatten() {
+            t.abort();
+        }
+    }
 }
 
 /// Update-side state, behind the manager's mutex.
@@ -96,9 +109,7 @@ impl Control {
             task.abort();
         }
         for w in self.warming.values() {
-            if let Some(t) = &w.task {
-                t.abort();
-            }
+            w.abort();
         }
     }
 
@@ -310,9 +321,7 @@ impl ClusterManager {
             ClusterChange::Added
         };
         if let Some(old) = control.warming.remove(&name) {
-            if let Some(t) = old.task {
-                t.abort();
-            }
+            old.abort();
         }
         let meta = ClusterMeta {
             added_via_api: true,
@@ -393,6 +402,11 @@ impl ClusterManager {
         if model.discovery != DiscoveryType::Eds {
             control.set_eds_service(&name, None);
         }
+        let secrets = self.wait_for_secrets(&cluster, &name, id);
+        let hosts_ready = ready;
+        if secrets.is_some() {
+            ready = false;
+        }
         control.warming.insert(
             name.clone(),
             Warming {
@@ -400,9 +414,59 @@ impl ClusterManager {
                 meta,
                 id,
                 task,
+                secrets,
+                hosts_ready,
             },
         );
         (change, ready.then_some((name, id)))
+    }
+
+    /// As Envoy, a cluster whose TLS secrets come from a control plane warms until they
+    /// arrive (or their `initial_fetch_timeout` passes): the task that waits, None when
+    /// nothing is awaited.
+    fn wait_for_secrets(
+        self: &Arc<Self>,
+        cluster: &UpstreamCluster,
+        name: &str,
+        id: u64,
+    ) -> Option<AbortHandle> {
+        let waiting: Vec<_> = cluster
+            .secret_providers()
+            .into_iter()
+            .filter(|p| !p.is_ready())
+            .collect();
+        if waiting.is_empty() {
+            return None;
+        }
+        let manager = Arc::downgrade(self);
+        let name = name.to_string();
+        let task = tokio::spawn(async move {
+            for p in &waiting {
+                p.wait_ready().await;
+            }
+            drop(waiting);
+            if let Some(m) = manager.upgrade() {
+                m.secrets_ready(&name, id);
+            }
+        });
+        Some(task.abort_handle())
+    }
+
+    /// The secrets of warm-up `id` of `name` are ready: it finishes when its hosts are.
+    fn secrets_ready(&self, name: &str, id: u64) {
+        let hosts_ready = {
+            let mut control = self.lock();
+            match control.warming.get_mut(name) {
+                Some(w) if w.id == id => {
+                    w.secrets = None;
+                    w.hosts_ready
+                }
+                _ => return,
+            }
+        };
+        if hosts_ready {
+            self.finish_warming(name, id);
+        }
     }
 
     /// Removes a cluster CDS no longer lists (static clusters stay). Requests that
@@ -421,9 +485,7 @@ impl ClusterManager {
         let mut control = self.lock();
         let mut removed = false;
         if let Some(w) = control.warming.remove(name) {
-            if let Some(t) = w.task {
-                t.abort();
-            }
+            w.abort();
             removed = true;
         }
         if let Some(t) = control.dns_tasks.remove(name) {
@@ -523,8 +585,14 @@ impl ClusterManager {
         let mut control = self.lock();
         let mut activated = Vec::with_capacity(done.len());
         for (name, id) in done {
-            if control.warming.get(&name).is_none_or(|w| w.id != id) {
-                continue;
+            match control.warming.get_mut(&name) {
+                Some(w) if w.id == id && w.secrets.is_some() => {
+                    // Its hosts are known; its secrets still hold it.
+                    w.hosts_ready = true;
+                    continue;
+                }
+                Some(w) if w.id == id => {}
+                _ => continue,
             }
             let Some(w) = control.warming.remove(&name) else {
                 continue;
