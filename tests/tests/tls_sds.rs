@@ -12,6 +12,7 @@ use std::path::Path;
 use baton_tests::config::{bootstrap, direct_route, hcm, hcm_filter, route_config, vhost};
 use baton_tests::tls::{self, ClientOptions, KeyKind, TestCa, TestCert};
 use baton_tests::{Proxy, RawHttp1, TempDir};
+use rustls::pki_types::pem::PemObject;
 use serde_json::{json, Value};
 
 const SECRET: &str = "server_cert";
@@ -311,6 +312,84 @@ async fn certificate_from_a_static_secret() -> anyhow::Result<()> {
     assert_eq!(
         secret["tls_certificate"]["private_key"]["filename"], "[redacted]",
         "{secrets}"
+    );
+    Ok(())
+}
+
+/// The leaf's serial as `/certs` prints it (hex, no leading zero bytes) and its whole
+/// days until expiry from now.
+fn serial_and_days(cert_pem: &str) -> anyhow::Result<(String, u64)> {
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())?;
+    let raw = cert.tbs_certificate.raw_serial();
+    let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+    let serial = raw[first..].iter().map(|b| format!("{b:02x}")).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let secs = cert.validity().not_after.timestamp() - i64::try_from(now.as_secs())?;
+    Ok((serial, u64::try_from(secs / 86_400).unwrap_or(0)))
+}
+
+/// The `(serial_number, days_until_expiration)` of every served certificate in `/certs`.
+async fn certs_served(proxy: &Proxy) -> anyhow::Result<Vec<(String, String)>> {
+    let certs: Value = proxy.admin_request("GET", "/certs").await?.json()?;
+    Ok(certs["certificates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["cert_chain"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            (
+                c["serial_number"].as_str().unwrap_or_default().to_string(),
+                c["days_until_expiration"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect())
+}
+
+/// `/certs` after an SDS rotation shows the certificate now served: its serial number
+/// and days until expiration, not the one read at start.
+#[tokio::test]
+async fn certs_shows_the_rotated_certificate() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let a = issue(&ca, &dir, "a")?;
+    let b = issue(&ca, &dir, "b")?;
+    let watched = dir.join("sds");
+    std::fs::create_dir_all(&watched)?;
+    let secret_path = watched.join("secret.json");
+    std::fs::write(
+        &secret_path,
+        secret_file("1", &a.cert_pem, &a.key_pem).to_string(),
+    )?;
+    let proxy = Proxy::start(&config_with(listener(json!({
+        "common_tls_context": {
+            "tls_certificate_sds_secret_configs": [sds_config(SECRET, &secret_path, &watched)],
+        }
+    }))))
+    .await?;
+    let addr = proxy.listener_addr("l").await?;
+    assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-a"));
+    let (serial_a, days_a) = serial_and_days(&a.cert_pem)?;
+    let (serial_b, days_b) = serial_and_days(&b.cert_pem)?;
+    assert_eq!(
+        certs_served(&proxy).await?,
+        vec![(serial_a, days_a.to_string())]
+    );
+
+    replace_atomically(
+        &secret_path,
+        &secret_file("2", &b.cert_pem, &b.key_pem).to_string(),
+    )?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok((served_cn(addr).await?.as_deref() == Some("cn-b")).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        certs_served(&proxy).await?,
+        vec![(serial_b, days_b.to_string())]
     );
     Ok(())
 }

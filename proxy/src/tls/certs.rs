@@ -9,25 +9,39 @@ use baton_config::model::{
     DownstreamTlsContext, TlsCertificate, UpstreamTlsContext, ValidationContext,
 };
 use rustls::pki_types::CertificateDer;
+
+use super::sds::CertEntry;
 use serde_json::{json, Value};
+
+/// What a context uses now, where SDS rotates it: its certificates (in the resolver's
+/// order) and its validation context (None: the configured one).
+pub struct Current {
+    /// The certificates served now.
+    pub certificates: Vec<Arc<CertEntry>>,
+    /// The validation context verified against now.
+    pub validation: Option<Arc<ValidationContext>>,
+}
+
+/// Reads a context's [`Current`] state (None once its chain is gone).
+pub type CurrentFn = Box<dyn Fn() -> Option<Current> + Send + Sync>;
 
 /// A registered context: a filter chain's or a cluster's.
 enum Registered {
-    Downstream(Weak<DownstreamTlsContext>),
+    Downstream(Weak<DownstreamTlsContext>, Option<Arc<CurrentFn>>),
     Upstream(Weak<UpstreamTlsContext>),
 }
 
 impl Registered {
     fn is_live(&self) -> bool {
         match self {
-            Self::Downstream(w) => w.strong_count() > 0,
+            Self::Downstream(w, _) => w.strong_count() > 0,
             Self::Upstream(w) => w.strong_count() > 0,
         }
     }
 
     fn points_to(&self, ptr: *const ()) -> bool {
         match self {
-            Self::Downstream(w) => std::ptr::eq(w.as_ptr().cast(), ptr),
+            Self::Downstream(w, _) => std::ptr::eq(w.as_ptr().cast(), ptr),
             Self::Upstream(w) => std::ptr::eq(w.as_ptr().cast(), ptr),
         }
     }
@@ -35,15 +49,22 @@ impl Registered {
 
 /// What `/certs` shows of a live context.
 enum Live {
-    Downstream(Arc<DownstreamTlsContext>),
+    Downstream(Arc<DownstreamTlsContext>, Option<Arc<CurrentFn>>),
     Upstream(Arc<UpstreamTlsContext>),
 }
 
 impl Live {
     fn parts(&self) -> (Option<&ValidationContext>, &[TlsCertificate]) {
         match self {
-            Self::Downstream(c) => (c.validation.as_deref(), &c.certificates),
+            Self::Downstream(c, _) => (c.validation.as_deref(), &c.certificates),
             Self::Upstream(c) => (c.validation.as_deref(), &c.certificates),
+        }
+    }
+
+    fn current(&self) -> Option<Current> {
+        match self {
+            Self::Downstream(_, Some(current)) => current(),
+            _ => None,
         }
     }
 }
@@ -58,10 +79,11 @@ fn add(ptr: *const (), entry: impl FnOnce() -> Registered) {
     }
 }
 
-/// Notes a context in use (called when its server config is built).
-pub fn register(ctx: &Arc<DownstreamTlsContext>) {
+/// Notes a context in use (called when its server config is built); `current` reads
+/// what SDS rotated in, so `/certs` shows the certificates served now.
+pub fn register(ctx: &Arc<DownstreamTlsContext>, current: Option<CurrentFn>) {
     add(Arc::as_ptr(ctx).cast(), || {
-        Registered::Downstream(Arc::downgrade(ctx))
+        Registered::Downstream(Arc::downgrade(ctx), current.map(Arc::new))
     });
 }
 
@@ -77,7 +99,9 @@ fn live_contexts() -> Vec<Live> {
     contexts
         .iter()
         .filter_map(|r| match r {
-            Registered::Downstream(w) => w.upgrade().map(Live::Downstream),
+            Registered::Downstream(w, current) => {
+                w.upgrade().map(|c| Live::Downstream(c, current.clone()))
+            }
             Registered::Upstream(w) => w.upgrade().map(Live::Upstream),
         })
         .collect()
@@ -151,7 +175,10 @@ fn details(der: &CertificateDer<'_>, path: &str, now: i64) -> Option<(Value, u64
 
 /// One context's `{ca_cert, cert_chain}` and its fewest days until an expiry.
 fn context_json(ctx: &Live, now: i64) -> (Value, Option<u64>) {
-    let (validation, certificates) = ctx.parts();
+    let (configured_validation, certificates) = ctx.parts();
+    let current = ctx.current();
+    let current_validation = current.as_ref().and_then(|c| c.validation.clone());
+    let validation = current_validation.as_deref().or(configured_validation);
     let mut min: Option<u64> = None;
     let mut note = |d: u64| min = Some(min.map_or(d, |m| m.min(d)));
     let ca: Vec<Value> = validation
@@ -163,8 +190,22 @@ fn context_json(ctx: &Live, now: i64) -> (Value, Option<u64>) {
             Some(j)
         })
         .collect();
-    let chain: Vec<Value> = certificates
+    // A certificate SDS rotated in is shown from what is served (no staple details);
+    // one still as configured, from its configuration.
+    let served: Option<Vec<Arc<CertEntry>>> = current.map(|c| c.certificates);
+    let is_configured = |e: &&Arc<CertEntry>| {
+        certificates
+            .iter()
+            .any(|c| Arc::ptr_eq(&c.certified_key, &e.key))
+    };
+    let still_served = |c: &&TlsCertificate| {
+        served
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|e| Arc::ptr_eq(&e.key, &c.certified_key)))
+    };
+    let mut chain: Vec<Value> = certificates
         .iter()
+        .filter(still_served)
         .filter_map(|c| {
             let leaf = c.certified_key.cert.first()?;
             let (mut j, d) = details(leaf, &c.chain_source, now)?;
@@ -179,6 +220,18 @@ fn context_json(ctx: &Live, now: i64) -> (Value, Option<u64>) {
             Some(j)
         })
         .collect();
+    let rotated = served.iter().flatten().filter(|e| !is_configured(e));
+    for entry in rotated {
+        if let Some((j, d)) = entry
+            .key
+            .cert
+            .first()
+            .and_then(|leaf| details(leaf, &entry.source, now))
+        {
+            note(d);
+            chain.push(j);
+        }
+    }
     (json!({ "ca_cert": ca, "cert_chain": chain }), min)
 }
 

@@ -65,6 +65,8 @@ pub struct CertEntry {
     pub key: Arc<CertifiedKey>,
     /// Lowercased DNS names of the leaf.
     pub names: Vec<String>,
+    /// Where the chain came from (a file name, or `<inline>`), for `/certs`.
+    pub source: String,
 }
 
 impl CertEntry {
@@ -73,6 +75,7 @@ impl CertEntry {
         Self {
             key: cert.certified_key.clone(),
             names: cert.dns_names.clone(),
+            source: cert.chain_source.clone(),
         }
     }
 }

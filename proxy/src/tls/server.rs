@@ -64,12 +64,15 @@ pub fn build_server_config(
         .with_protocol_versions(&ctx.params.versions)
         .map_err(TlsError::Params)?;
     let mut secret_providers = Vec::new();
+    // What SDS swaps, for /certs.
+    let mut rotating_validation = None;
     let verifier: Arc<dyn ClientCertVerifier> = match (&ctx.xds_validation, &ctx.validation) {
         (Some(secret), _) => {
             let provider = super::sds_xds::provider(secret);
             secret_providers.push(provider.clone());
             let state = Arc::new(ArcSwap::from_pointee(VerifierState::awaiting()));
             follow_validation(&provider, secret.default_validation.clone(), &state);
+            rotating_validation = Some(Arc::downgrade(&state));
             Arc::new(ClientVerifier {
                 state,
                 hints: Vec::new(),
@@ -89,6 +92,9 @@ pub fn build_server_config(
                 ),
                 None => Arc::new(ArcSwap::from_pointee(initial)),
             };
+            if ctx.sds_validation.is_some() {
+                rotating_validation = Some(Arc::downgrade(&state));
+            }
             Arc::new(ClientVerifier {
                 state,
                 hints,
@@ -98,11 +104,15 @@ pub fn build_server_config(
         }
         _ => WebPkiClientVerifier::no_client_auth(),
     };
-    let resolver = CertResolver::new(ctx);
+    let resolver = Arc::new(CertResolver::new(ctx));
     secret_providers.extend(resolver.xds.iter().cloned());
+    let rotates = !ctx.sds_certificates.is_empty()
+        || !ctx.xds_certificates.is_empty()
+        || rotating_validation.is_some();
+    let current = rotates.then(|| current_state(&resolver, rotating_validation));
     let mut config = builder
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(resolver));
+        .with_cert_resolver(resolver);
     config.alpn_protocols = ctx.alpn_protocols.clone();
     if ctx.disable_stateful_session_resumption {
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -127,12 +137,35 @@ pub fn build_server_config(
         .and_then(|c| c.certified_key.cert.first())
         .and_then(PeerCertificate::parse)
         .and_then(|p| p.uri_sans.into_iter().next());
-    super::certs::register(ctx);
+    super::certs::register(ctx, current);
     Ok(ServerTls {
         config: Arc::new(config),
         context: ctx.clone(),
         local_uri_san,
         secret_providers,
+    })
+}
+
+/// Reads what `resolver` serves and the validation context `validation` holds now (for
+/// /certs), while the chain lives.
+fn current_state(
+    resolver: &Arc<CertResolver>,
+    validation: Option<std::sync::Weak<ArcSwap<VerifierState>>>,
+) -> super::certs::CurrentFn {
+    let resolver = Arc::downgrade(resolver);
+    Box::new(move || {
+        let resolver = resolver.upgrade()?;
+        let mut certificates: Vec<Arc<CertEntry>> =
+            resolver.slots.iter().map(|s| s.load_full()).collect();
+        certificates.extend(resolver.xds.iter().filter_map(|p| p.certificate()));
+        let validation = validation
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade)
+            .map(|state| state.load().context.clone());
+        Some(super::certs::Current {
+            certificates,
+            validation,
+        })
     })
 }
 
