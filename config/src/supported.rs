@@ -157,6 +157,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "common_tls_context",
             "require_client_certificate",
             "session_ticket_keys",
+            "session_ticket_keys_sds_secret_config",
             "disable_stateless_session_resumption",
             "disable_stateful_session_resumption",
             "session_timeout",
@@ -186,7 +187,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", &["name", "sds_config"]),
     (
         "envoy.extensions.transport_sockets.tls.v3.Secret",
-        &["name", "tls_certificate", "validation_context"],
+        &["name", "tls_certificate", "validation_context", "session_ticket_keys"],
     ),
     (
         "envoy.extensions.transport_sockets.tls.v3.TlsParameters",

@@ -119,6 +119,8 @@ impl Bootstrap {
                         || t.sds_validation.is_some()
                         || !t.xds_certificates.is_empty()
                         || t.xds_validation.is_some()
+                        || t.sds_session_ticket_keys.is_some()
+                        || t.xds_session_ticket_keys.is_some()
                 })
             })
         });

@@ -165,6 +165,12 @@ pub struct DownstreamTlsContext {
     /// `session_ticket_keys`: each 80 bytes as Envoy's (name, HMAC and AES keys);
     /// the first encrypts, all decrypt. Empty: keys made at start.
     pub session_ticket_keys: Vec<[u8; 80]>,
+    /// `session_ticket_keys_sds_secret_config`'s file (`session_ticket_keys` holds its
+    /// keys as first read; the proxy swaps them when the file is replaced).
+    pub sds_session_ticket_keys: Option<SdsFileSource>,
+    /// `session_ticket_keys_sds_secret_config` delivered by a control plane (then
+    /// `session_ticket_keys` is empty and no ticket is issued until they arrive).
+    pub xds_session_ticket_keys: Option<XdsSecretSource>,
     /// `disable_stateless_session_resumption`
     pub disable_stateless_session_resumption: bool,
     /// `disable_stateful_session_resumption`

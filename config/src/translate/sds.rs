@@ -136,6 +136,36 @@ pub fn secret_validation_context(
     }
 }
 
+/// The session ticket keys of a `Secret` (static, or delivered by a control plane),
+/// checked as configured ones (80 bytes each, at least one).
+pub fn secret_ticket_keys(secret: &tls_pb::Secret, path: &str) -> Result<Vec<[u8; 80]>> {
+    match &secret.r#type {
+        Some(tls_pb::secret::Type::SessionTicketKeys(keys)) => {
+            super::tls::ticket_keys(keys, &format!("{path}.session_ticket_keys"))
+        }
+        _ => Err(ConfigError::at(
+            path,
+            format!("secret '{}' is not session_ticket_keys", secret.name),
+        )),
+    }
+}
+
+/// Reads, parses and checks the session-ticket-keys secret file of `source`. Errors
+/// name the file.
+pub fn read_ticket_keys(source: &model::SdsFileSource) -> Result<Vec<[u8; 80]>> {
+    let resp = parse_file(source)?;
+    ticket_keys_from(&resp, source)
+}
+
+/// The session ticket keys in a parsed secret file.
+pub fn ticket_keys_from(
+    resp: &DiscoveryResponse,
+    source: &model::SdsFileSource,
+) -> Result<Vec<[u8; 80]>> {
+    let secret = the_secret(resp, source)?;
+    secret_ticket_keys(&secret, "resources[0]").map_err(|e| with_file(e, source))
+}
+
 /// Decodes one `Secret` resource a control plane sent, refusing fields Baton does not
 /// implement (as in a config).
 pub fn decode_secret(any: &prost_types::Any) -> Result<tls_pb::Secret> {

@@ -142,15 +142,30 @@ pub(crate) fn downstream(
         ));
     }
     use tls_pb::downstream_tls_context::SessionTicketKeysType;
+    let mut sds_session_ticket_keys = None;
+    let mut xds_session_ticket_keys = None;
     let (session_ticket_keys, disable_stateless) = match &proto.session_ticket_keys_type {
         Some(SessionTicketKeysType::SessionTicketKeys(keys)) => (
             ticket_keys(keys, &format!("{path}.session_ticket_keys"))?,
             false,
         ),
-        Some(SessionTicketKeysType::SessionTicketKeysSdsSecretConfig(_)) => {
-            return Err(ConfigError::unsupported(format!(
-                "{path}.session_ticket_keys_sds_secret_config"
-            )))
+        Some(SessionTicketKeysType::SessionTicketKeysSdsSecretConfig(sds)) => {
+            let spath = format!("{path}.session_ticket_keys_sds_secret_config");
+            match super::sds::secret_ref(sds, &spath, env)? {
+                SecretRef::File(source) => {
+                    let keys = super::sds::read_ticket_keys(&source)?;
+                    sds_session_ticket_keys = Some(source);
+                    (keys, false)
+                }
+                SecretRef::Static(secret, secret_path) => (
+                    super::sds::secret_ticket_keys(&secret, &secret_path)?,
+                    false,
+                ),
+                SecretRef::Xds(source) => {
+                    xds_session_ticket_keys = Some(source);
+                    (Vec::new(), false)
+                }
+            }
         }
         Some(SessionTicketKeysType::DisableStatelessSessionResumption(d)) => (Vec::new(), *d),
         None => (Vec::new(), false),
@@ -176,6 +191,8 @@ pub(crate) fn downstream(
         require_client_certificate,
         validation,
         session_ticket_keys,
+        sds_session_ticket_keys,
+        xds_session_ticket_keys,
         disable_stateless_session_resumption: disable_stateless,
         disable_stateful_session_resumption: proto.disable_stateful_session_resumption,
         session_timeout,
@@ -600,7 +617,10 @@ pub(crate) fn certificate_validation_context(
     }))
 }
 
-fn ticket_keys(keys: &tls_pb::TlsSessionTicketKeys, path: &str) -> Result<Vec<[u8; 80]>> {
+pub(crate) fn ticket_keys(
+    keys: &tls_pb::TlsSessionTicketKeys,
+    path: &str,
+) -> Result<Vec<[u8; 80]>> {
     if keys.keys.is_empty() {
         return Err(ConfigError::at(
             format!("{path}.keys"),

@@ -9,6 +9,7 @@ mod client_sessions;
 pub mod inspector;
 pub mod peer;
 pub mod sds;
+pub mod sds_tickets;
 pub mod sds_xds;
 pub mod server;
 pub mod stats;

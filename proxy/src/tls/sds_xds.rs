@@ -44,6 +44,8 @@ pub struct SecretProvider {
     /// The delivered validation context as sent, for contexts that merge it onto their
     /// `combined_validation_context` default.
     validation_proto: ArcSwapOption<CertificateValidationContext>,
+    /// Delivered session ticket keys.
+    ticket_keys: ArcSwapOption<super::tickets::ConfiguredTicketer>,
     /// Bumped on every accepted secret (what derived verifiers follow).
     updates: watch::Sender<u64>,
     /// True once a secret arrived, its initial fetch timed out, or the first one was
@@ -94,6 +96,11 @@ impl SecretProvider {
             baton_config::sds::merged_validation_context(Some(default), &dynamic, &path)
                 .map_err(|e| e.to_string()),
         )
+    }
+
+    /// The current session ticket keys (None before they arrived).
+    pub fn ticket_keys(&self) -> Option<Arc<super::tickets::ConfiguredTicketer>> {
+        self.ticket_keys.load_full()
     }
 
     /// Changes whenever a secret is accepted.
@@ -193,6 +200,7 @@ pub fn provider(secret: &XdsSecretSource) -> Arc<SecretProvider> {
         certificate: ArcSwapOption::empty(),
         validation: ArcSwapOption::empty(),
         validation_proto: ArcSwapOption::empty(),
+        ticket_keys: ArcSwapOption::empty(),
         updates: watch::channel(0).0,
         ready: watch::channel(false).0,
         meta: Mutex::new(None),
@@ -292,6 +300,15 @@ impl SdsHandler {
                 .validation_proto
                 .store(Some(Arc::new(proto.clone())));
             provider.validation.store(Some(v));
+        } else if let Some(Type::SessionTicketKeys(_)) = &secret.r#type {
+            let keys = baton_config::sds::secret_ticket_keys(&secret, &resource.name)
+                .map_err(|e| e.to_string())?;
+            provider
+                .ticket_keys
+                .store(Some(Arc::new(super::tickets::ConfiguredTicketer::new(
+                    &keys,
+                    Duration::ZERO,
+                ))));
         } else {
             let cert = baton_config::sds::secret_certificate(&secret, &resource.name)
                 .map_err(|e| e.to_string())?;

@@ -118,7 +118,20 @@ pub fn build_server_config(
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     }
     if !ctx.disable_stateless_session_resumption {
-        config.ticketer = if ctx.session_ticket_keys.is_empty() {
+        config.ticketer = if let Some(secret) = &ctx.xds_session_ticket_keys {
+            let provider = super::sds_xds::provider(secret);
+            secret_providers.push(provider.clone());
+            Arc::new(super::sds_tickets::SdsTicketer::xds(
+                provider,
+                ctx.session_timeout,
+            ))
+        } else if let Some(source) = &ctx.sds_session_ticket_keys {
+            Arc::new(super::sds_tickets::SdsTicketer::file(
+                source,
+                &ctx.session_ticket_keys,
+                ctx.session_timeout,
+            ))
+        } else if ctx.session_ticket_keys.is_empty() {
             // Generated keys, continued from the parent generation for an unchanged
             // context (and shared by rebuilds of this one).
             super::tickets::registry()
