@@ -2,7 +2,10 @@
 //! tickets sealed under the secret's keys; replacing the file with other keys rotates
 //! them without a restart (a ticket sealed under a key no longer listed makes a full
 //! handshake, the next one resumes under the new key); a key of the wrong length is
-//! refused (`update_rejected`) and the current keys stay.
+//! refused (`update_rejected`) and the current keys stay. The same keys over ADS (SotW
+//! and delta): clients resume under the delivered keys, and under the next ones.
+
+mod xds_support;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -88,7 +91,7 @@ async fn resumed(
     Ok(resumed)
 }
 
-async fn wait_stat(proxy: &Proxy, name: &str, want: u64) -> anyhow::Result<()> {
+async fn wait_counter(proxy: &Proxy, name: &str, want: u64) -> anyhow::Result<()> {
     baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
         Ok((proxy.stat(name).await? == Some(want)).then_some(()))
     })
@@ -124,7 +127,7 @@ async fn ticket_keys_rotate_from_a_watched_sds_file() -> anyhow::Result<()> {
 
     // Other keys: the ticket sealed under k1 no longer opens; new tickets resume.
     replace_atomically(&secret_path, &keys_file("2", &[&k2]))?;
-    wait_stat(&proxy, "sds.ticket_keys.update_success", 2).await?;
+    wait_counter(&proxy, "sds.ticket_keys.update_success", 2).await?;
     assert!(
         !resumed(addr, &client).await?,
         "resumed a ticket sealed under a key no longer configured"
@@ -136,10 +139,88 @@ async fn ticket_keys_rotate_from_a_watched_sds_file() -> anyhow::Result<()> {
 
     // A key of the wrong length: refused, the current keys stay.
     replace_atomically(&secret_path, &keys_file("3", &[&[3u8; 10]]))?;
-    wait_stat(&proxy, "sds.ticket_keys.update_rejected", 1).await?;
+    wait_counter(&proxy, "sds.ticket_keys.update_rejected", 1).await?;
     assert!(
         resumed(addr, &client).await?,
         "the rejected keys replaced k2"
     );
+    Ok(())
+}
+
+sotw_and_delta!(ticket_keys_over_ads);
+
+fn keys_secret(keys: &[u8]) -> anyhow::Result<prost_types::Any> {
+    baton_tests::xds::resources::to_any(
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        &json!({
+            "name": "ticket_keys",
+            "session_ticket_keys": { "keys": [{ "inline_string": String::from_utf8_lossy(keys) }] },
+        }),
+    )
+}
+
+async fn ticket_keys_over_ads(transport: baton_tests::config::XdsTransport) -> anyhow::Result<()> {
+    use baton_tests::xds::{resources, ControlPlane, CLUSTER_TYPE, LISTENER_TYPE};
+    use xds_support::{bootstrap as xds_bootstrap, start, XDS_TIMEOUT};
+    const SECRET_TYPE: &str =
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("ticket ca")?;
+    let cert = ca.issue(
+        &dir,
+        "server",
+        "cn-server",
+        &["tickets.example.com"],
+        &[],
+        KeyKind::Ecdsa,
+    )?;
+    let cp = ControlPlane::start().await?;
+    let port = baton_tests::config::free_port()?;
+    let mut listener = resources::inline_listener(
+        "https",
+        port,
+        route_config(vec![vhost(
+            "all",
+            &["*"],
+            vec![direct_route("/", 200, "ok")],
+        )]),
+    );
+    listener["filter_chains"][0]["transport_socket"] = json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "common_tls_context": { "tls_certificates": [{
+                "certificate_chain": { "inline_string": cert.cert_pem },
+                "private_key": { "inline_string": cert.key_pem },
+            }] },
+            "session_ticket_keys_sds_secret_config": {
+                "name": "ticket_keys",
+                "sds_config": resources::ads_source(),
+            },
+        },
+    });
+    cp.set(CLUSTER_TYPE, "1", vec![])?;
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    cp.set(SECRET_TYPE, "1", vec![keys_secret(&[1u8; 80])?])?;
+    let proxy = start(&xds_bootstrap(&cp, transport)).await?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let client = tls::client_config(&ClientOptions::sni("tickets.example.com"))?;
+    assert!(!resumed(addr, &client).await?, "first handshake resumed");
+    assert!(
+        resumed(addr, &client).await?,
+        "not resumed under the delivered keys"
+    );
+
+    cp.set(SECRET_TYPE, "2", vec![keys_secret(&[2u8; 80])?])?;
+    cp.wait_for_ack(SECRET_TYPE, "2", XDS_TIMEOUT).await?;
+    assert!(
+        !resumed(addr, &client).await?,
+        "resumed a ticket sealed under a key no longer delivered"
+    );
+    assert!(
+        resumed(addr, &client).await?,
+        "not resumed under the new keys"
+    );
+    drop(proxy);
     Ok(())
 }
