@@ -417,6 +417,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "host_rewrite_literal",
             "auto_host_rewrite",
             "host_rewrite_header",
+            "host_rewrite_path_regex",
             "append_x_forwarded_host",
             "cluster_not_found_response_code",
             "timeout",

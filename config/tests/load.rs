@@ -545,6 +545,26 @@ fn durations_wrappers_enums_and_oneofs() {
 }
 
 #[test]
+fn host_rewrite_path_regex() {
+    let yaml = hcm_yaml(
+        "          use_remote_address: false",
+        "              - match: { prefix: \"/\" }\n                route: { cluster: c, host_rewrite_path_regex: { pattern: { regex: \"^/([a-z]+)/.*$\" }, substitution: \"\\\\1.example\" } }",
+    );
+    let loaded = load_yaml_str(&yaml).expect("loads");
+    let hcm = http(&loaded.model.listeners[0]);
+    let RouteAction::Forward(f) = &hcm.route_config.virtual_hosts[0].routes[0].action else {
+        panic!("forward")
+    };
+    let model::HostRewrite::PathRegex(re, sub) = &f.host_rewrite else {
+        panic!("path regex host rewrite: {:?}", f.host_rewrite)
+    };
+    assert_eq!(re.as_str(), "^/([a-z]+)/.*$");
+    assert_eq!(sub, "\\1.example");
+    let bad = yaml.replace("^/([a-z]+)/.*$", "(");
+    assert!(err(&bad).contains("host_rewrite_path_regex.pattern.regex"));
+}
+
+#[test]
 fn header_mutations_and_access_log_formats() {
     let yaml = hcm_yaml(
         r#"          access_log:

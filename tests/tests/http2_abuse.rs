@@ -21,7 +21,9 @@
 //!   had acknowledged the proxy's SETTINGS).
 //! - More request headers than `max_headers_count` (pseudo-headers counted), or larger
 //!   ones than `max_request_headers_kb` (names and values, no per-header overhead):
-//!   that stream is reset (RST_STREAM INTERNAL_ERROR); the connection keeps serving.
+//!   that stream is reset (RST_STREAM INTERNAL_ERROR, however far over the limit, as long
+//!   as no single field reaches 64 KiB), counted in `downstream_rq_total` and
+//!   `downstream_rq_rx_reset`; the connection keeps serving.
 
 use std::time::Duration;
 
@@ -317,6 +319,23 @@ async fn request_headers_over_the_limit_reset_the_stream_only() -> anyhow::Resul
     client.send_headers(id, &request(1999), true).await?;
     let frames = client.read_stream(id).await?;
     assert_eq!(frames[0].indexed_status(), Some(200), "{frames:?}");
+    // Far over the limit (27 KB of fields under 64 KB each): the same reset, no 431.
+    let id = client.next_stream_id();
+    let big = vec![b'x'; 9000];
+    let big = big.as_slice();
+    let far = request_block("GET", "/far", &[("x-1", big), ("x-2", big), ("x-3", big)]);
+    client.send_headers(id, &far, true).await?;
+    let frames = client.read_stream(id).await?;
+    assert_eq!(frames[0].kind, kind::RST_STREAM, "{frames:?}");
+    assert_eq!(frames[0].error_code(), Some(code::INTERNAL_ERROR));
+    assert_eq!(upstream.requests(), 1);
+    // Envoy counts each reset stream as a request the client reset.
+    let resets = counter(&proxy, "http.ingress.downstream_rq_rx_reset").await?;
+    assert_eq!(resets, 2);
+    assert_eq!(
+        counter(&proxy, "http.ingress.downstream_rq_total").await?,
+        3
+    );
     others_are_served(&proxy).await
 }
 

@@ -772,6 +772,9 @@ pub enum HostRewrite {
     Auto,
     /// `host_rewrite_header`
     Header(HeaderName),
+    /// `host_rewrite_path_regex`: the pattern (unanchored) and its substitution, applied to
+    /// the request's path without its query; the result becomes the Host.
+    PathRegex(Regex, String),
 }
 
 /// `redirect` action.

@@ -424,10 +424,16 @@ fn forward(
             let hpath = format!("{path}.host_rewrite_header");
             model::HostRewrite::Header(header_name(required(h, &hpath)?, &hpath)?)
         }
-        Some(_) => {
-            return Err(ConfigError::unsupported(format!(
-                "{path}.host_rewrite_path_regex"
-            )))
+        Some(HostRewriteSpecifier::HostRewritePathRegex(rr)) => {
+            let hpath = format!("{path}.host_rewrite_path_regex");
+            let pattern = rr.pattern.as_ref().ok_or_else(|| {
+                ConfigError::at(format!("{hpath}.pattern"), "required field is missing")
+            })?;
+            let re = compile_regex(&pattern.regex, &format!("{hpath}.pattern.regex"), false)?;
+            model::HostRewrite::PathRegex(re, rr.substitution.clone())
+        }
+        Some(HostRewriteSpecifier::HostRewrite(_)) => {
+            return Err(ConfigError::unsupported(format!("{path}.host_rewrite")))
         }
     };
     let upgrade_configs = a

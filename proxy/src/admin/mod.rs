@@ -66,6 +66,12 @@ pub struct AdminContext {
     pub runtime_layers: Vec<baton_config::model::RuntimeLayer>,
     /// Downstream connections, for drain decisions.
     pub tracker: Arc<ConnectionTracker>,
+    /// Becomes true when admin may answer (connections wait until then, as Envoy's wait
+    /// for its event loop): see `InitManager::admin_may_answer`.
+    pub may_answer: tokio::sync::watch::Receiver<bool>,
+    /// `http.admin.*`: Envoy's admin runs its own connection manager, stat prefix
+    /// `admin`.
+    pub http_stats: crate::stats::HttpConnManagerStats,
 }
 
 /// A running admin listener; dropping it (or `stop`) closes the listen socket, as a
@@ -137,9 +143,28 @@ pub fn serve(
             };
             let ctx = Arc::clone(&ctx);
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let ctx = Arc::clone(&ctx);
-                    async move { Ok::<_, Infallible>(handle(&ctx, req)) }
+                let mut may_answer = ctx.may_answer.clone();
+                // A closed sender (initialisation gone) answers too.
+                let _ = may_answer.wait_for(|may| *may).await;
+                let stats = &ctx.http_stats;
+                stats.downstream_cx_total.inc();
+                stats.downstream_cx_active.inc();
+                let svc_ctx = Arc::clone(&ctx);
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let ctx = Arc::clone(&svc_ctx);
+                    async move {
+                        let stats = &ctx.http_stats;
+                        stats.downstream_rq_total.inc();
+                        if req.version() == http::Version::HTTP_2 {
+                            stats.downstream_rq_http2_total.inc();
+                        } else {
+                            stats.downstream_rq_http1_total.inc();
+                        }
+                        let resp = handle(&ctx, req);
+                        stats.downstream_rq_xx.record(resp.status().as_u16());
+                        stats.downstream_rq_completed.inc();
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
                 let io = hyper_util::rt::TokioIo::new(conn::AdminIo::new(stream));
                 // HTTP/1.1, or h2c with prior knowledge, as Envoy's admin.
@@ -147,6 +172,8 @@ pub fn serve(
                     hyper_util::rt::TokioExecutor::new(),
                 );
                 let _ = builder.serve_connection(io, svc).await;
+                stats.downstream_cx_active.dec();
+                stats.downstream_cx_destroy.inc();
             });
         }
     });

@@ -31,8 +31,11 @@ use tokio::time::Sleep;
 mod framing;
 mod h2_refusal;
 mod head_size;
+mod reply;
 
 pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
+pub use reply::codec_reply_body_len;
+use reply::{automatic_error, codec_reply_details, codec_reply_text, AutomaticReply};
 
 pub use framing::{fuzz_request_framing, FramingLimits};
 
@@ -65,9 +68,10 @@ pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
         .initial_stream_window_size(hcm.http2.initial_stream_window_size)
         .initial_connection_window_size(hcm.http2.initial_connection_window_size)
         // A memory bound only: h2 counts 32 bytes per header on top of names and values
-        // (and answers 431 over it); Envoy's limit, names and values only, is checked
-        // per request (`http2_header_bytes`). The bound lets through every request
-        // within both Envoy limits.
+        // (and answers 431 over it, where Envoy resets the stream); Envoy's limit, names
+        // and values only, is checked per request (`http2_header_bytes`), which resets.
+        // The bound lets through every request within both Envoy limits, and lists up
+        // to one maximal HPACK field over them (see `http2_header_list_bound`).
         .max_header_list_size(http2_header_list_bound(hcm))
         // Streams the client resets before hyper accepted them: h2 closes the connection
         // (ENHANCE_YOUR_CALM) once this many wait, 20 by default, well before Envoy's
@@ -80,13 +84,24 @@ pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// Headroom of the HTTP/2 header list bound over Envoy's limits: the largest header
+/// field Envoy's HPACK decoder (nghttp2) takes. Envoy resets the stream (INTERNAL_ERROR)
+/// for any list over `max_request_headers_kb` whose fields are smaller; h2 would answer
+/// 431 instead once a list passes the bound, so the bound leaves a field's worth of room
+/// for the connection manager's reset.
+const HTTP2_HEADER_LIST_HEADROOM: usize = 64 * 1024;
+
 /// The `max_header_list_size` the HTTP/2 codec announces and enforces: the
 /// `max_request_headers_kb` limit plus h2's 32-byte per-header overhead for as many
-/// headers (pseudo-headers included) as `max_headers_count` allows.
+/// headers (pseudo-headers included) as `max_headers_count` allows, plus
+/// [`HTTP2_HEADER_LIST_HEADROOM`].
 fn http2_header_list_bound(hcm: &HttpConnectionManager) -> u32 {
     let limit = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
     let overhead = 32 * (hcm.max_headers_count as usize + 5);
-    u32::try_from(limit.saturating_add(overhead)).unwrap_or(u32::MAX)
+    let bound = limit
+        .saturating_add(overhead)
+        .saturating_add(HTTP2_HEADER_LIST_HEADROOM);
+    u32::try_from(bound).unwrap_or(u32::MAX)
 }
 
 /// hyper's HTTP/1 read buffer limit (its limit on a request head) for this connection
@@ -106,50 +121,6 @@ pub fn framing_limits(hcm: &HttpConnectionManager) -> FramingLimits {
     }
 }
 
-/// The automatic responses hyper writes on parse errors, and Envoy's replacement.
-const REWRITES: &[(&[u8], u16, &str)] = &[
-    (b"HTTP/1.1 400 Bad Request\r\n", 400, "Bad Request"),
-    (
-        b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
-        431,
-        "Request Header Fields Too Large",
-    ),
-    (
-        b"HTTP/1.1 414 URI Too Long\r\n",
-        431,
-        "Request Header Fields Too Large",
-    ),
-];
-
-/// True when `buf` is exactly one of hyper's automatic error responses: the status line,
-/// an optional `connection: close`, `content-length: 0`, an optional `date`, and nothing
-/// else. Responses the connection
-/// manager builds always carry `server`/`date` before the length, so they never match.
-fn automatic_error(buf: &[u8]) -> Option<(u16, &'static str)> {
-    for (line, status, text) in REWRITES {
-        let Some(rest) = buf.strip_prefix(*line) else {
-            continue;
-        };
-        let rest = rest
-            .strip_prefix(b"connection: close\r\n".as_slice())
-            .unwrap_or(rest);
-        let Some(rest) = rest.strip_prefix(b"content-length: 0\r\n".as_slice()) else {
-            continue;
-        };
-        let rest = match rest.strip_prefix(b"date: ".as_slice()) {
-            Some(after) => match after.windows(2).position(|w| w == b"\r\n") {
-                Some(end) => &after[end + 2..],
-                None => continue,
-            },
-            None => rest,
-        };
-        if rest == b"\r\n" {
-            return Some((*status, text));
-        }
-    }
-    None
-}
-
 /// What the first bytes of a connection say about its protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preface {
@@ -164,47 +135,6 @@ pub enum Preface {
 
 /// The `PRI * HTTP/2.0\r\n` request line that opens the HTTP/2 preface.
 const H2_REQUEST_LINE_LEN: usize = 16;
-
-/// Reason phrase and body of the responses the codec writes itself.
-fn codec_reply_text(status: u16) -> (&'static str, &'static str) {
-    match status {
-        408 => ("Request Timeout", "request header timeout"),
-        426 => ("Upgrade Required", "Upgrade Required"),
-        501 => ("Not Implemented", "Not Implemented"),
-        431 => (
-            "Request Header Fields Too Large",
-            "Request Header Fields Too Large",
-        ),
-        _ => ("Bad Request", "Bad Request"),
-    }
-}
-
-/// Envoy's response for a request the codec rejects or times out (`status` is 400, 408,
-/// 426, 431 or 501), closing the connection.
-pub fn codec_reply(status: u16, server: &str) -> Vec<u8> {
-    envoy_error_response(status, codec_reply_text(status).1, server)
-}
-
-/// Body length of [`codec_reply`] for `status`.
-pub fn codec_reply_body_len(status: u16) -> usize {
-    codec_reply_text(status).1.len()
-}
-
-/// Envoy's reply with `text` as body (`content-type: text/plain` unless it is empty).
-fn envoy_error_response(status: u16, text: &str, server: &str) -> Vec<u8> {
-    let reason = codec_reply_text(status).0;
-    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-    let content_type = if text.is_empty() {
-        ""
-    } else {
-        "content-type: text/plain\r\n"
-    };
-    format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\n{content_type}date: {date}\r\nserver: {server}\r\nconnection: close\r\n\r\n{text}",
-        text.len()
-    )
-    .into_bytes()
-}
 
 /// What replaces a refused head's final LF: a NUL, which httparse refuses where that LF
 /// belonged (after a CR, or where a header line would start), then an empty line so that
@@ -444,11 +374,11 @@ impl<IO> DownstreamIo<IO> {
         self.rejection = Some(rejection);
     }
 
-    /// Envoy's status and body for hyper's automatic `status`: a 400 for the request the
-    /// framing check refused becomes that refusal's status.
-    fn automatic_reply(&self, status: u16, text: &'static str) -> (u16, &'static str) {
+    /// Envoy's reply for hyper's automatic `status`: a 400 for the request the framing
+    /// check refused becomes that refusal's status.
+    fn automatic_reply(&self, automatic: AutomaticReply) -> AutomaticReply {
         let Some(rejection) = &self.rejection else {
-            return (status, text);
+            return automatic;
         };
         // hyper writes a request's automatic error after handing over every head before
         // it, so the count of delivered heads names the refused one.
@@ -456,16 +386,35 @@ impl<IO> DownstreamIo<IO> {
             .conn
             .as_ref()
             .map(|c| c.request_heads.load(Ordering::Relaxed));
-        if status == 400 && delivered.is_none_or(|d| d == rejection.request) {
+        if automatic.status == 400 && delivered.is_none_or(|d| d == rejection.request) {
             let text = if rejection.empty_body {
                 ""
             } else {
-                codec_reply_text(rejection.status).1
+                codec_reply_text(rejection.status)
             };
-            (rejection.status, text)
+            AutomaticReply {
+                status: rejection.status,
+                text,
+                details: rejection.details,
+            }
         } else {
-            (status, text)
+            automatic
         }
+    }
+
+    /// The bytes of the codec's own `reply`, through the connection manager's
+    /// `local_reply_config` when it has one; records the status for stats and the
+    /// access log (the codec's, before any mapper: it says what happened).
+    fn codec_reply(&self, r: AutomaticReply) -> Vec<u8> {
+        self.error_status.store(r.status, Ordering::Relaxed);
+        let mapping = match (&self.stats, &self.conn) {
+            (Some(rt), Some(conn)) => rt.hcm.local_reply.as_ref().map(|config| reply::Mapping {
+                config,
+                conn: &conn.conn,
+            }),
+            _ => None,
+        };
+        reply::render(r.status, r.text, r.details, &self.server, mapping).1
     }
 
     fn on_written(&self, n: usize) {
@@ -585,8 +534,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
     /// Writes a reply of the codec's own (`codec_reply`) and closes the connection.
     pub async fn reply_and_close(&mut self, status: u16) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
-        self.error_status.store(status, Ordering::Relaxed);
-        let reply = codec_reply(status, &self.server);
+        let reply = self.codec_reply(AutomaticReply {
+            status,
+            text: codec_reply_text(status),
+            details: codec_reply_details(status),
+        });
         self.write_all(&reply).await?;
         self.shutdown().await
     }
@@ -633,8 +585,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
                     }
                     // Envoy answers a head that took too long with 408 and closes.
                     this.head_timed_out = true;
-                    this.error_status.store(408, Ordering::Relaxed);
-                    this.pending = codec_reply(408, &this.server);
+                    this.pending = this.codec_reply(AutomaticReply {
+                        status: 408,
+                        text: codec_reply_text(408),
+                        details: codec_reply_details(408),
+                    });
                     this.written = 0;
                 }
             }
@@ -671,10 +626,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         std::task::ready!(this.poll_pending(cx))?;
-        if let Some((status, text)) = automatic_error(buf) {
-            let (status, text) = this.automatic_reply(status, text);
-            this.error_status.store(status, Ordering::Relaxed);
-            this.pending = envoy_error_response(status, text, &this.server);
+        if let Some(automatic) = automatic_error(buf) {
+            let reply = this.automatic_reply(automatic);
+            this.pending = this.codec_reply(reply);
             this.written = 0;
             // Report the whole original buffer as written; the replacement drains on
             // the next write/flush/shutdown.
@@ -797,34 +751,11 @@ mod tests {
 
     #[tokio::test]
     async fn codec_replies_are_envoys() {
-        let text = String::from_utf8(codec_reply(408, "envoy")).expect("utf8");
+        let bytes = reply::render(408, codec_reply_text(408), "x", "envoy", None).1;
+        let text = String::from_utf8(bytes).expect("utf8");
         assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\ncontent-length: 22\r\n"));
         assert!(text.ends_with("connection: close\r\n\r\nrequest header timeout"));
         assert_eq!(codec_reply_body_len(431), 31);
         assert_eq!(codec_reply_body_len(400), 11);
-    }
-
-    #[test]
-    fn recognises_only_bare_automatic_errors() {
-        assert_eq!(
-            automatic_error(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: Mon, 23 Nov 2026 13:46:38 GMT\r\n\r\n"),
-            Some((400, "Bad Request"))
-        );
-        assert_eq!(
-            automatic_error(
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n"
-            ),
-            Some((431, "Request Header Fields Too Large"))
-        );
-        assert_eq!(
-            automatic_error(
-                b"HTTP/1.1 400 Bad Request\r\nserver: envoy\r\ncontent-length: 0\r\n\r\n"
-            ),
-            None
-        );
-        assert_eq!(
-            automatic_error(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nx: y\r\n\r\n"),
-            None
-        );
     }
 }

@@ -22,7 +22,7 @@ use crate::http::local_reply::LocalReply;
 
 use super::codec::{self, DownstreamIo, Preface};
 use super::context::{HcmRuntime, HttpContext};
-use super::stats::{codec_rejected_request, ActiveConnection};
+use super::stats::{codec_rejected_request, ActiveConnection, ActiveStream};
 use super::stream::{self, ConnShared};
 
 /// The service error for an HTTP/2 request with more headers than `max_headers_count`
@@ -135,7 +135,14 @@ pub async fn serve_connection<IO>(
         async move {
             if too_many_headers {
                 // Envoy's HTTP/2 codec resets such a stream: a service error makes hyper
-                // send RST_STREAM INTERNAL_ERROR; the connection keeps serving.
+                // send RST_STREAM INTERNAL_ERROR; the connection keeps serving. Envoy
+                // counts it as a request the client reset (`downstream_rq_rx_reset`):
+                // the stream ends here unfinished.
+                drop(ActiveStream::begin(
+                    &shared,
+                    http::Version::HTTP_2,
+                    Instant::now(),
+                ));
                 return Err(TooManyRequestHeaders);
             }
             if oversized {
@@ -314,15 +321,22 @@ impl ConnDeadlines {
 
 /// Envoy's 431 for an HTTP/1 request head over `max_request_headers_kb` (hyper's own
 /// limit is its read buffer, at least 8 KiB); the connection closes after it. It passes
-/// the HTTP filters' response hooks, as Envoy's does.
+/// `local_reply_config` (whose mappers see no request headers and no response flag: the
+/// codec refused the head before the connection manager had it) and the HTTP filters'
+/// response hooks, as Envoy's does.
 fn head_too_large(shared: &Arc<ConnShared>) -> http::Response<super::ResponseBody> {
-    let reply = LocalReply::new(
+    let mut reply = LocalReply::new(
         431,
         "Request Header Fields Too Large",
         Some(ResponseFlag::DownstreamProtocolError),
         "http1.headers_too_large",
     )
     .closing();
+    if let Some(config) = &shared.runtime.hcm.local_reply {
+        let mut info = StreamInfo::new(shared.conn.clone(), Some(http::Version::HTTP_11));
+        info.response_code_details = Some(reply.details.clone());
+        super::local_reply_config::rewrite(config, &mut reply, &mut info, None);
+    }
     let mut resp = reply.into_response(false);
     stream::encode_codec_reply(shared, &mut resp);
     forwarding::finish_response(resp.headers_mut(), &shared.runtime.hcm);

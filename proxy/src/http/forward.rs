@@ -119,6 +119,18 @@ pub(crate) async fn forward(
                 );
             }
         }
+        HostRewrite::PathRegex(re, sub) => {
+            let (path, _query) = action::split_query(&original);
+            let host = action::regex_rewrite(path, re, sub);
+            if let Ok(v) = HeaderValue::from_str(&host) {
+                forwarding::rewrite_host(
+                    &mut parts.headers,
+                    v,
+                    !suppress,
+                    f.append_x_forwarded_host,
+                );
+            }
+        }
         // The host is picked inside send_http, which applies the picked host's name.
         HostRewrite::Auto => {}
     }

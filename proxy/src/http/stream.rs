@@ -219,6 +219,10 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     // The route table this request is routed with, even if RDS replaces it meanwhile.
     let routes = runtime.routes.current();
     let mut filters = StreamFilters::new(&runtime.filters, &routes);
+    // A timer's reply goes through local_reply_config, whose mappers and formats read
+    // the request (as Envoy's do); the request itself moves into `work`, so keep its head
+    // when there is such a config.
+    let timer_reply_head = hcm.local_reply.as_ref().map(|_| request_head(&req));
     let mut work = Box::pin(route_and_act(&mut ex, &mut filters, req));
     let request_timeout = hcm.request_timeout;
     let outcome = {
@@ -272,8 +276,7 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     let (mut resp, parts) = match outcome {
         Ok(done) => done,
         Err(mut reply) => {
-            // The request's parts are inside the dropped work: mappers see no headers.
-            ex.record_local_reply(&mut reply, None);
+            ex.record_local_reply(&mut reply, timer_reply_head.as_ref());
             let http2 = ex.info.protocol == Some(Version::HTTP_2);
             if grpc {
                 (reply.into_grpc_response(http2), None)
@@ -311,6 +314,16 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
         .idle_since_ms
         .store(shared.born.elapsed().as_millis() as u64, Ordering::Relaxed);
     resp
+}
+
+/// A copy of `req`'s method, target, version and headers.
+fn request_head<B>(req: &Request<B>) -> Parts {
+    let (mut head, ()) = Request::new(()).into_parts();
+    head.method = req.method().clone();
+    head.uri = req.uri().clone();
+    head.version = req.version();
+    head.headers = req.headers().clone();
+    head
 }
 
 /// Runs the filters' response hooks over a reply the connection manager gave before the

@@ -71,6 +71,12 @@ struct Inner {
     phase: watch::Sender<InitPhase>,
     /// Bumped whenever a target becomes ready.
     changed: watch::Sender<u64>,
+    /// Whether admin may answer: once initialisation waits on something outside the
+    /// process (xDS, DNS, a listener's routes) or is done. Envoy's admin answers from
+    /// its event loop, which runs only after the synchronous part of initialisation
+    /// (static clusters and listeners): with a static bootstrap, never before it is
+    /// LIVE.
+    admin_may_answer: watch::Sender<bool>,
 }
 
 /// The server's init manager. Cheap to clone.
@@ -122,6 +128,7 @@ impl InitManager {
                 targets: Mutex::new(Vec::new()),
                 phase: watch::channel(InitPhase::PreInitializing).0,
                 changed: watch::channel(0).0,
+                admin_may_answer: watch::channel(false).0,
             }),
         }
     }
@@ -166,6 +173,15 @@ impl InitManager {
                 pending.join(", ")
             ));
         }
+        // A phase that cannot complete at once waits on the world: admin answers now.
+        let mut also = std::pin::pin!(futures_util::future::maybe_done(also));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(also.as_mut(), cx))
+        })
+        .await;
+        if !pending.is_empty() || first.is_pending() {
+            self.inner.admin_may_answer.send_replace(true);
+        }
         let targets = async {
             let mut changed = self.inner.changed.subscribe();
             loop {
@@ -183,6 +199,12 @@ impl InitManager {
     /// Marks initialisation done.
     pub fn finish(&self) {
         self.inner.phase.send_replace(InitPhase::Initialized);
+        self.inner.admin_may_answer.send_replace(true);
+    }
+
+    /// Whether admin may answer yet (see `Inner::admin_may_answer`).
+    pub fn admin_may_answer(&self) -> watch::Receiver<bool> {
+        self.inner.admin_may_answer.subscribe()
     }
 
     fn pending_in(&self, phase: InitPhase) -> Vec<String> {

@@ -365,6 +365,8 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             node: model.node.clone(),
             runtime_layers: model.runtime_layers.clone(),
             tracker: Arc::clone(&tracker),
+            may_answer: init.admin_may_answer(),
+            http_stats: crate::stats::HttpConnManagerStats::new(crate::stats::store(), "admin"),
         })
     });
     // Admin answers during initialisation (/ready 503, /init_dump), as Envoy's does. With

@@ -1,0 +1,219 @@
+//! The replies the codec writes itself (400, 408, 426, 431, 501 for a refused or timed
+//! out HTTP/1 request head), as Envoy writes them: passed through the connection
+//! manager's `local_reply_config` first. Envoy 1.40's mappers see no request headers
+//! there (the codec never handed a head over) and no response flags yet; the reply then
+//! closes the connection.
+
+use std::sync::Arc;
+
+use baton_config::model::LocalReplyConfig;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+
+use crate::access_log::StreamInfo;
+use crate::base::conn_info::ConnInfo;
+use crate::http::local_reply::LocalReply;
+use crate::http::local_reply_config;
+
+/// The automatic responses hyper writes on parse errors, and Envoy's replacement
+/// (status, body, `%RESPONSE_CODE_DETAILS%`).
+const REWRITES: &[(&[u8], AutomaticReply)] = &[
+    (
+        b"HTTP/1.1 400 Bad Request\r\n",
+        AutomaticReply {
+            status: 400,
+            text: "Bad Request",
+            details: "http1.codec_error",
+        },
+    ),
+    (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+        HEADERS_TOO_LARGE,
+    ),
+    (b"HTTP/1.1 414 URI Too Long\r\n", HEADERS_TOO_LARGE),
+];
+
+/// Envoy's 431 for a request head over `max_request_headers_kb`.
+const HEADERS_TOO_LARGE: AutomaticReply = AutomaticReply {
+    status: 431,
+    text: "Request Header Fields Too Large",
+    details: "http1.headers_too_large",
+};
+
+/// A reply of the codec's own: status, body, `%RESPONSE_CODE_DETAILS%`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct AutomaticReply {
+    pub(super) status: u16,
+    pub(super) text: &'static str,
+    pub(super) details: &'static str,
+}
+
+/// True when `buf` is exactly one of hyper's automatic error responses: the status line,
+/// an optional `connection: close`, `content-length: 0`, an optional `date`, and nothing
+/// else. Responses the connection
+/// manager builds always carry `server`/`date` before the length, so they never match.
+pub(super) fn automatic_error(buf: &[u8]) -> Option<AutomaticReply> {
+    for (line, reply) in REWRITES {
+        let Some(rest) = buf.strip_prefix(*line) else {
+            continue;
+        };
+        let rest = rest
+            .strip_prefix(b"connection: close\r\n".as_slice())
+            .unwrap_or(rest);
+        let Some(rest) = rest.strip_prefix(b"content-length: 0\r\n".as_slice()) else {
+            continue;
+        };
+        let rest = match rest.strip_prefix(b"date: ".as_slice()) {
+            Some(after) => match after.windows(2).position(|w| w == b"\r\n") {
+                Some(end) => &after[end + 2..],
+                None => continue,
+            },
+            None => rest,
+        };
+        if rest == b"\r\n" {
+            return Some(*reply);
+        }
+    }
+    None
+}
+
+/// Body of the responses the codec writes itself.
+pub(super) fn codec_reply_text(status: u16) -> &'static str {
+    match status {
+        408 => "request header timeout",
+        426 => "Upgrade Required",
+        501 => "Not Implemented",
+        431 => "Request Header Fields Too Large",
+        _ => "Bad Request",
+    }
+}
+
+/// `%RESPONSE_CODE_DETAILS%` of the codec's reply `status` when nothing more precise
+/// is known.
+pub(super) fn codec_reply_details(status: u16) -> &'static str {
+    match status {
+        408 => "request_header_timeout",
+        431 => "http1.headers_too_large",
+        _ => "http1.codec_error",
+    }
+}
+
+/// Body length of [`codec_reply`] for `status`.
+pub fn codec_reply_body_len(status: u16) -> usize {
+    codec_reply_text(status).len()
+}
+
+/// Where a codec reply is mapped: the connection manager's `local_reply_config` and the
+/// connection the reply goes to (for the mappers' stream info).
+#[derive(Clone, Copy)]
+pub(super) struct Mapping<'a> {
+    pub(super) config: &'a LocalReplyConfig,
+    pub(super) conn: &'a Arc<ConnInfo>,
+}
+
+/// The wire bytes of the codec's reply `status` with body `text`; `details` is the
+/// reply's `%RESPONSE_CODE_DETAILS%`. Returns the status sent (a mapper may change it)
+/// and the bytes.
+pub(super) fn render(
+    status: u16,
+    text: &'static str,
+    details: &str,
+    server: &str,
+    mapping: Option<Mapping<'_>>,
+) -> (u16, Vec<u8>) {
+    let mut reply = LocalReply::new(status, text, None, details);
+    if let Some(m) = mapping {
+        let mut info = StreamInfo::new(m.conn.clone(), Some(http::Version::HTTP_11));
+        info.response_code_details = Some(details.to_string());
+        local_reply_config::rewrite(m.config, &mut reply, &mut info, None);
+    }
+    let status = reply.status;
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let mut out = Vec::with_capacity(192 + reply.body.len());
+    out.extend_from_slice(
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-length: {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Unknown"),
+            reply.body.len()
+        )
+        .as_bytes(),
+    );
+    if !reply.body.is_empty() {
+        out.extend_from_slice(b"content-type: ");
+        match &reply.content_type {
+            Some(ct) => out.extend_from_slice(ct.as_bytes()),
+            None => out.extend_from_slice(b"text/plain"),
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(headers) = &reply.headers {
+        for (name, value) in headers.iter() {
+            // The mappers add headers; the framing ones are the codec's.
+            if name == CONTENT_LENGTH || name == CONTENT_TYPE {
+                continue;
+            }
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(
+        format!("date: {date}\r\nserver: {server}\r\nconnection: close\r\n\r\n").as_bytes(),
+    );
+    out.extend_from_slice(&reply.body);
+    (status.as_u16(), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmapped_reply_is_envoys_text() {
+        let (status, bytes) = render(431, "Request Header Fields Too Large", "x", "envoy", None);
+        assert_eq!(status, 431);
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert!(text.starts_with(
+            "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 31\r\ncontent-type: text/plain\r\ndate: "
+        ));
+        assert!(text.ends_with(
+            "\r\nserver: envoy\r\nconnection: close\r\n\r\nRequest Header Fields Too Large"
+        ));
+    }
+
+    #[test]
+    fn empty_body_has_no_content_type() {
+        let (_, bytes) = render(400, "", "x", "envoy", None);
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: "));
+    }
+
+    #[test]
+    fn recognises_only_bare_automatic_errors() {
+        assert_eq!(
+            automatic_error(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: Mon, 23 Nov 2026 13:46:38 GMT\r\n\r\n"),
+            Some(AutomaticReply {
+                status: 400,
+                text: "Bad Request",
+                details: "http1.codec_error"
+            })
+        );
+        assert_eq!(
+            automatic_error(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n"
+            ),
+            Some(HEADERS_TOO_LARGE)
+        );
+        assert_eq!(
+            automatic_error(
+                b"HTTP/1.1 400 Bad Request\r\nserver: envoy\r\ncontent-length: 0\r\n\r\n"
+            ),
+            None
+        );
+        assert_eq!(
+            automatic_error(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nx: y\r\n\r\n"),
+            None
+        );
+    }
+}
