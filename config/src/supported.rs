@@ -215,7 +215,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", &["san_type", "matcher"]),
     ("envoy.extensions.transport_sockets.tls.v3.TlsSessionTicketKeys", &["keys"]),
     ("envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer", &[]),
-    ("envoy.config.accesslog.v3.AccessLog", &["name", "typed_config"]),
+    ("envoy.config.accesslog.v3.AccessLog", &["name", "filter", "typed_config"]),
     (
         "envoy.extensions.access_loggers.file.v3.FileAccessLog",
         &["path", "format", "json_format", "log_format"],
@@ -274,18 +274,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper",
         &["filter", "status_code", "body", "body_format_override", "headers_to_add"],
     ),
-    // Filters Baton cannot evaluate (runtime, traceable, gRPC status, metadata, log type,
-    // extensions) are refused by name.
+    // `extension_filter` is refused by name.
     (
         "envoy.config.accesslog.v3.AccessLogFilter",
         &[
             "status_code_filter",
             "duration_filter",
             "not_health_check_filter",
+            "traceable_filter",
+            "runtime_filter",
             "and_filter",
             "or_filter",
             "header_filter",
             "response_flag_filter",
+            "grpc_status_filter",
+            "metadata_filter",
+            "log_type_filter",
         ],
     ),
     (
@@ -387,6 +391,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "headers",
             "query_parameters",
             "grpc",
+            "runtime_fraction",
         ],
     ),
     (
@@ -590,6 +595,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "idle_timeout",
             "max_connection_duration",
+            "max_stream_duration",
             "max_headers_count",
             "max_requests_per_connection",
             "max_response_headers_kb",

@@ -811,3 +811,35 @@ fn max_response_headers_kb_on_the_connection_manager_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn stream_duration_on_the_connection_manager_and_upstream_limits_refused_by_name() {
+    let routes = "              - match: { prefix: \"/\" }\n                route: { cluster: c }";
+    let loaded = load_yaml_str(&hcm_yaml(
+        "          common_http_protocol_options: { max_stream_duration: 2s }",
+        routes,
+    ))
+    .expect("max_stream_duration on the connection manager");
+    let hcm = http(&loaded.model.listeners[0]);
+    assert_eq!(hcm.max_stream_duration, Some(Duration::from_secs(2)));
+    let off = load_yaml_str(&hcm_yaml(
+        "          common_http_protocol_options: { max_stream_duration: 0s }",
+        routes,
+    ))
+    .expect("0 disables");
+    assert_eq!(http(&off.model.listeners[0]).max_stream_duration, None);
+    // The same message on a cluster: what Baton does not do upstream is named.
+    for (field, value) in [
+        ("max_stream_duration", "1s"),
+        ("max_connection_duration", "1s"),
+        ("headers_with_underscores_action", "REJECT_REQUEST"),
+    ] {
+        let e = err(&format!(
+            "static_resources:\n  clusters:\n  - name: a\n    common_http_protocol_options: {{ {field}: {value} }}\n"
+        ));
+        assert_eq!(
+            e,
+            format!("static_resources.clusters[0].common_http_protocol_options.{field}: not supported by Baton yet")
+        );
+    }
+}

@@ -71,11 +71,11 @@ fn mappers_and_body_formats_translate_in_order() {
 }
 
 #[test]
-fn filters_baton_cannot_evaluate_are_refused_by_name() {
+fn extension_filters_and_bad_values_are_refused_by_name() {
     let e = err(
-        r#"{ mappers: [ { filter: { runtime_filter: { runtime_key: k } }, status_code: 500 } ] }"#,
+        r#"{ mappers: [ { filter: { extension_filter: { name: x } }, status_code: 500 } ] }"#,
     );
-    assert!(e.contains("runtime_filter"), "{e}");
+    assert!(e.contains("extension_filter"), "{e}");
     let e = err(r#"{ mappers: [ { filter: { response_flag_filter: { flags: [XX] } } } ] }"#);
     assert!(e.contains("XX"), "{e}");
     let e =

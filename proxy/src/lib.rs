@@ -15,6 +15,7 @@ pub mod buffer_limit;
 pub mod fuzzing;
 pub mod http;
 pub mod listener;
+pub mod runtime;
 pub mod server;
 pub mod stats;
 pub mod tcp;

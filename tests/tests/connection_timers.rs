@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use baton_tests::config::{hcm_of, simple_proxy};
 use baton_tests::eventually::eventually;
-use baton_tests::h2raw::{code, Ending, RawH2};
+use baton_tests::h2raw::{code, flag, kind, Ending, RawH2};
 use baton_tests::{EchoUpstream, Proxy, RawHttp1};
 use serde_json::json;
 
@@ -91,11 +91,72 @@ async fn max_connection_duration_closes_a_keep_alive_connection() -> anyhow::Res
     let proxy = proxy_with(&upstream, json!({ "max_connection_duration": "0.3s" })).await?;
     let mut conn = RawHttp1::connect(proxy.listener_addr("http").await?).await?;
     // No idle timeout is configured: only the duration deadline ends the connection.
-    // (A request still in flight at the deadline is answered by Envoy; Baton cuts it
-    // after drain_timeout: a known difference, not covered here.)
     conn.send_request("GET", "/", &[], b"").await?;
     assert_eq!(conn.read_response().await?.status, 200);
     conn.read_to_close().await?;
+    assert_eq!(
+        counter(&proxy, "http.ingress.downstream_cx_max_duration_reached").await?,
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn max_connection_duration_lets_an_http1_request_in_flight_finish_with_close(
+) -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let proxy = proxy_with(&upstream, json!({ "max_connection_duration": "0.3s" })).await?;
+    let mut conn = RawHttp1::connect(proxy.listener_addr("http").await?).await?;
+    // The deadline and the drain timeout after it pass while the upstream waits.
+    conn.send_request("GET", "/?delay_ms=1000", &[], b"")
+        .await?;
+    let resp = conn.read_response().await?;
+    assert_eq!(resp.status, 200);
+    assert!(resp.connection_close(), "{:?}", resp.header("connection"));
+    assert!(conn.read_to_close().await?.is_empty());
+    assert_eq!(
+        counter(&proxy, "http.ingress.downstream_cx_max_duration_reached").await?,
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn max_connection_duration_sends_goaway_and_lets_an_http2_stream_finish() -> anyhow::Result<()>
+{
+    let upstream = EchoUpstream::start("a").await?;
+    let proxy = proxy_with(&upstream, json!({ "max_connection_duration": "0.3s" })).await?;
+    let mut conn = RawH2::connect(proxy.listener_addr("http").await?).await?;
+    let stream = conn.get("/?delay_ms=1000").await?;
+    let mut goaways = Vec::new();
+    let mut status = None;
+    let mut ended = false;
+    for _ in 0..1000 {
+        let Some(frame) = conn.read_frame().await? else {
+            break;
+        };
+        if frame.kind == kind::GOAWAY {
+            goaways.push(frame.error_code());
+        }
+        if frame.stream == stream {
+            if frame.kind == kind::HEADERS && status.is_none() {
+                status = frame.indexed_status();
+            }
+            assert_ne!(frame.kind, kind::RST_STREAM, "stream reset");
+            if frame.flags & flag::END_STREAM != 0 {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "the stream did not end; GOAWAYs {goaways:?}");
+    assert_eq!(status, Some(200));
+    assert!(!goaways.is_empty(), "no GOAWAY before the response");
+    assert!(
+        goaways.iter().all(|c| *c == Some(code::NO_ERROR)),
+        "{goaways:?}"
+    );
+    conn.wait_for_close(END_WITHIN).await?;
     assert_eq!(
         counter(&proxy, "http.ingress.downstream_cx_max_duration_reached").await?,
         1

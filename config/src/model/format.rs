@@ -146,6 +146,8 @@ pub enum HeaderRef {
 /// One access logger.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
+    /// `filter`: the entry is written only when it passes.
+    pub filter: Option<super::AccessLogFilter>,
     /// Where lines go.
     pub sink: AccessLogSink,
     /// How a line is formatted.

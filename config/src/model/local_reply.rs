@@ -55,10 +55,63 @@ pub enum AccessLogFilter {
     ResponseFlag(Vec<String>),
     /// `header_filter`: a request header matcher.
     Header(HeaderMatcher),
+    /// `traceable_filter`: whether the stream is traced. Baton does no tracing (a
+    /// connection manager's `tracing` is refused), so never true, as Envoy without it.
+    Traceable,
+    /// `runtime_filter`
+    Runtime(RuntimeFilter),
+    /// `grpc_status_filter`: the gRPC status (response trailers, then headers, else
+    /// mapped from the HTTP status) is one of `statuses`, or with `exclude` is not.
+    GrpcStatus {
+        /// `statuses` as numbers
+        statuses: Vec<i32>,
+        /// `exclude`
+        exclude: bool,
+    },
+    /// `metadata_filter`: matches dynamic metadata. Baton sets none, so the result is
+    /// always `match_if_key_not_found` (default true), as Envoy's for an absent key.
+    Metadata {
+        /// `match_if_key_not_found`
+        match_if_key_not_found: bool,
+    },
+    /// `log_type_filter`: the entry's type is one of `types`, or with `exclude` is not.
+    LogType {
+        /// `types`
+        types: Vec<AccessLogType>,
+        /// `exclude`
+        exclude: bool,
+    },
     /// `and_filter`
     And(Vec<AccessLogFilter>),
     /// `or_filter`
     Or(Vec<AccessLogFilter>),
+}
+
+/// `RuntimeFilter`: logs `numerator` in `denominator` streams, the numerator read from
+/// the runtime key when it is set there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeFilter {
+    /// `runtime_key`
+    pub runtime_key: String,
+    /// `percent_sampled.numerator` (default 0)
+    pub numerator: u64,
+    /// `percent_sampled.denominator` as a number (100, 10 000 or 1 000 000)
+    pub denominator: u64,
+    /// `use_independent_randomness`: a random draw instead of one from `x-request-id`.
+    pub use_independent_randomness: bool,
+}
+
+/// `envoy.data.accesslog.v3.AccessLogType`: why an entry is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogType {
+    /// `NotSet` (local reply mappers)
+    NotSet,
+    /// `TcpConnectionEnd` (tcp_proxy)
+    TcpConnectionEnd,
+    /// `DownstreamEnd` (the connection manager, at the end of a stream)
+    DownstreamEnd,
+    /// Any other type: Baton writes no such entries.
+    Other(i32),
 }
 
 /// `ComparisonFilter`: `op` with the runtime value's `default_value`.

@@ -403,6 +403,9 @@ pub struct HttpConnectionManager {
     pub idle_timeout: Option<Duration>,
     /// `common_http_protocol_options.max_connection_duration` (default disabled).
     pub max_connection_duration: Option<Duration>,
+    /// `common_http_protocol_options.max_stream_duration`: every stream's duration limit
+    /// from its start, unless its route sets one (None: unset or 0).
+    pub max_stream_duration: Option<Duration>,
     /// `drain_timeout` (default 5 s): grace between GOAWAY/close notice and close.
     pub drain_timeout: Duration,
     /// `delayed_close_timeout` (default 1 s).
@@ -580,6 +583,20 @@ pub struct RouteMatch {
     pub query_parameters: Vec<QueryParameterMatcher>,
     /// `grpc`: only gRPC requests (by `content-type`) match.
     pub grpc: bool,
+    /// `runtime_fraction`: only this fraction of requests match.
+    pub runtime_fraction: Option<RuntimeFraction>,
+}
+
+/// A `RuntimeFractionalPercent`: `numerator` in `denominator`, unless the runtime key
+/// holds a value (a whole number is a percentage; over 100 is always).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeFraction {
+    /// `runtime_key`
+    pub runtime_key: String,
+    /// `default_value.numerator`
+    pub numerator: u64,
+    /// `default_value.denominator` as a number (100, 10 000 or 1 000 000)
+    pub denominator: u64,
 }
 
 /// The `path_specifier` oneof.

@@ -23,9 +23,11 @@ pub(crate) fn list(logs: &[accesslog_pb::AccessLog], path: &str) -> Result<Vec<A
 
 fn translate(log: &accesslog_pb::AccessLog, path: &str) -> Result<AccessLog> {
     use accesslog_pb::access_log::ConfigType;
-    if log.filter.is_some() {
-        return Err(ConfigError::unsupported(format!("{path}.filter")));
-    }
+    let filter = log
+        .filter
+        .as_ref()
+        .map(|f| super::access_log_filter::translate(f, &format!("{path}.filter")))
+        .transpose()?;
     let any = match &log.config_type {
         Some(ConfigType::TypedConfig(any)) => any,
         None => {
@@ -64,7 +66,11 @@ fn translate(log: &accesslog_pb::AccessLog, path: &str) -> Result<AccessLog> {
                     )))
                 }
             };
-            Ok(AccessLog { sink, format })
+            Ok(AccessLog {
+                filter,
+                sink,
+                format,
+            })
         }
         STDOUT_TYPE => {
             let stdout: stream_pb::StdoutAccessLog = decode_any(any, STDOUT_TYPE, &typed_path)?;
@@ -75,6 +81,7 @@ fn translate(log: &accesslog_pb::AccessLog, path: &str) -> Result<AccessLog> {
                 None => default_format()?,
             };
             Ok(AccessLog {
+                filter,
                 sink: AccessLogSink::Stdout,
                 format,
             })
@@ -88,6 +95,7 @@ fn translate(log: &accesslog_pb::AccessLog, path: &str) -> Result<AccessLog> {
                 None => default_format()?,
             };
             Ok(AccessLog {
+                filter,
                 sink: AccessLogSink::Stderr,
                 format,
             })

@@ -279,9 +279,16 @@ fn protocol(c: &cluster_pb::Cluster, path: &str) -> Result<Upstream> {
     }
     let (idle_timeout, max_requests_per_connection) = match &common {
         Some(common) => {
+            // Upstream connection and stream duration limits are not implemented (the
+            // message is shared with the connection manager, which implements both).
             if common.max_connection_duration.is_some() {
                 return Err(ConfigError::unsupported(format!(
                     "{common_path}.max_connection_duration"
+                )));
+            }
+            if common.max_stream_duration.is_some() {
+                return Err(ConfigError::unsupported(format!(
+                    "{common_path}.max_stream_duration"
                 )));
             }
             (

@@ -267,6 +267,11 @@ pub(crate) fn translate(
             None,
             &format!("{common_path}.max_connection_duration"),
         )?,
+        max_stream_duration: timeout(
+            common.max_stream_duration.as_ref(),
+            None,
+            &format!("{common_path}.max_stream_duration"),
+        )?,
         drain_timeout: duration(p.drain_timeout.as_ref(), &field("drain_timeout"))?
             .unwrap_or(Duration::from_secs(5)),
         delayed_close_timeout: duration(

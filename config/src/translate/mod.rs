@@ -11,6 +11,7 @@
 #![allow(deprecated)]
 
 mod access_log;
+mod access_log_filter;
 pub(crate) mod cluster;
 mod dns;
 pub(crate) mod endpoint;

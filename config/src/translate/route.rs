@@ -255,6 +255,38 @@ fn route_match(m: &route_pb::RouteMatch, path: &str) -> Result<model::RouteMatch
         headers,
         query_parameters,
         grpc: m.grpc.is_some(),
+        runtime_fraction: m
+            .runtime_fraction
+            .as_ref()
+            .map(|f| runtime_fraction(f, &format!("{path}.runtime_fraction")))
+            .transpose()?,
+    })
+}
+
+/// A route match's `runtime_fraction`.
+fn runtime_fraction(
+    f: &baton_proto::pb::envoy::config::core::v3::RuntimeFractionalPercent,
+    path: &str,
+) -> Result<model::RuntimeFraction> {
+    use baton_proto::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
+    let default = f.default_value.as_ref().ok_or_else(|| {
+        ConfigError::at(format!("{path}.default_value"), "required field is missing")
+    })?;
+    let denominator = match DenominatorType::try_from(default.denominator) {
+        Ok(DenominatorType::Hundred) => 100,
+        Ok(DenominatorType::TenThousand) => 10_000,
+        Ok(DenominatorType::Million) => 1_000_000,
+        Err(_) => {
+            return Err(ConfigError::at(
+                format!("{path}.default_value.denominator"),
+                "unknown enum value",
+            ))
+        }
+    };
+    Ok(model::RuntimeFraction {
+        runtime_key: f.runtime_key.clone(),
+        numerator: u64::from(default.numerator),
+        denominator,
     })
 }
 

@@ -3,13 +3,14 @@
 //! sinks. `AccessLoggers::log` formats on the calling thread and hands the line to the
 //! sink's writer thread, so the request path never blocks on I/O.
 
+pub mod filter;
 pub mod format;
 pub mod sink;
 pub mod stream_info;
 
 use std::sync::Arc;
 
-use baton_config::model::{AccessLog, AccessLogFormat};
+use baton_config::model::{AccessLog, AccessLogFilter, AccessLogFormat, AccessLogType};
 
 pub use format::FormatInput;
 pub use sink::SinkError;
@@ -18,6 +19,7 @@ pub use stream_info::{RequestHead, ResponseFlag, ResponseFlags, StreamInfo};
 /// One configured logger: a format and a destination.
 #[derive(Debug)]
 struct Logger {
+    filter: Option<AccessLogFilter>,
     format: AccessLogFormat,
     sink: Arc<sink::Sink>,
 }
@@ -26,21 +28,27 @@ struct Logger {
 #[derive(Debug, Default)]
 pub struct AccessLoggers {
     loggers: Vec<Logger>,
+    /// What the entries are (`log_type_filter`).
+    log_type: Option<AccessLogType>,
 }
 
 impl AccessLoggers {
-    /// Builds loggers, opening (or sharing) their sinks.
-    pub fn new(configs: &[AccessLog]) -> Result<Self, SinkError> {
+    /// Builds loggers of entries of `log_type`, opening (or sharing) their sinks.
+    pub fn new(configs: &[AccessLog], log_type: AccessLogType) -> Result<Self, SinkError> {
         let loggers = configs
             .iter()
             .map(|c| {
                 Ok(Logger {
+                    filter: c.filter.clone(),
                     format: c.format.clone(),
                     sink: sink::open(&c.sink)?,
                 })
             })
             .collect::<Result<Vec<_>, SinkError>>()?;
-        Ok(Self { loggers })
+        Ok(Self {
+            loggers,
+            log_type: Some(log_type),
+        })
     }
 
     /// True when nothing is configured (callers skip collecting log data).
@@ -50,7 +58,13 @@ impl AccessLoggers {
 
     /// Formats one entry per logger and queues it for writing.
     pub fn log(&self, input: &FormatInput<'_>) {
+        let log_type = self.log_type.unwrap_or(AccessLogType::NotSet);
         for logger in &self.loggers {
+            if let Some(f) = &logger.filter {
+                if !filter::matches(f, input, log_type) {
+                    continue;
+                }
+            }
             let mut line = String::with_capacity(256);
             match &logger.format {
                 AccessLogFormat::Text(t) => format::render_text(t, input, &mut line),
@@ -74,12 +88,14 @@ mod tests {
         let path = dir.join("a.log");
         let _ = std::fs::remove_file(&path);
         let cfg = AccessLog {
+            filter: None,
             sink: AccessLogSink::File(path.clone()),
             format: AccessLogFormat::Text(FormatTemplate {
                 parts: vec![FormatPart::Literal("hello\n".into())],
             }),
         };
-        let loggers = AccessLoggers::new(&[cfg.clone(), cfg]).expect("loggers");
+        let loggers =
+            AccessLoggers::new(&[cfg.clone(), cfg], AccessLogType::DownstreamEnd).expect("loggers");
         let conn = ConnInfo::plain(
             "127.0.0.1:1".parse().expect("addr"),
             "127.0.0.1:2".parse().expect("addr"),

@@ -399,7 +399,9 @@ fn answer(ctx: &AdminContext, req: &Request<Incoming>) -> AdminResponse {
             }
         }
         "/config_dump" => json(&info::config_dump(ctx)),
-        "/runtime" => json(&runtime::runtime_json(&ctx.runtime_layers)),
+        "/runtime" => json(&runtime::runtime_json(
+            &crate::runtime::snapshot().layers_as_set(),
+        )),
         "/memory" => json(&runtime_memory::memory_json()),
         "/runtime_modify" => {
             let (status, body) = runtime_memory::runtime_modify(query);

@@ -1,6 +1,6 @@
 //! `/runtime`: the `layered_runtime` layers and, per key, its value in each layer (`""`
 //! where the layer does not set it) and the final value (the last layer's that sets it),
-//! in Envoy's shape. The values come from the bootstrap; Baton acts on none of them.
+//! in Envoy's shape: the bootstrap's layers, the admin layer showing `/runtime_modify`'s overrides.
 
 use baton_config::model::{RuntimeLayer, RuntimeLayerKind};
 use serde_json::{json, Map, Value};

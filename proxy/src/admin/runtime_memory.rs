@@ -65,20 +65,35 @@ fn resident_bytes() -> u64 {
         .map_or(0, |kb| kb.saturating_mul(1024))
 }
 
-/// Answer to `POST /runtime_modify`: usage without parameters; with them, Envoy's
-/// answer when the bootstrap has no admin layer: Baton keeps none (even when the
-/// bootstrap names one), so it cannot take overrides.
+/// Answer to `POST /runtime_modify`: usage without parameters; with them, the overrides
+/// go to the admin layer (an empty value removes one), or Envoy's 503 when the bootstrap
+/// has no admin layer.
 pub(super) fn runtime_modify(query: &str) -> (http::StatusCode, &'static str) {
-    if query.is_empty() {
+    use crate::http::router::route_match::percent_decode;
+    let pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (
+                percent_decode(&k.replace('+', " ")).into_owned(),
+                percent_decode(&v.replace('+', " ")).into_owned(),
+            )
+        })
+        .collect();
+    if pairs.is_empty() {
         (
             http::StatusCode::BAD_REQUEST,
             "usage: /runtime_modify?key1=value1&key2=value2&keyN=valueN\n       or send the parameters as form values\nuse an empty value to remove a previously added override",
         )
     } else {
-        (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "No admin layer specified",
-        )
+        match crate::runtime::modify(&pairs) {
+            Ok(()) => (http::StatusCode::OK, "OK\n"),
+            Err(crate::runtime::ModifyError::NoAdminLayer) => (
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "No admin layer specified",
+            ),
+        }
     }
 }
 

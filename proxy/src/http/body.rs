@@ -78,6 +78,11 @@ impl RequestProgress {
         }
     }
 
+    /// When the stream's duration limit passes, if it has one.
+    pub fn max_duration_deadline(&self) -> Option<Instant> {
+        self.max_duration().map(|limit| self.start + limit)
+    }
+
     /// Records the selected route's `idle_timeout` (zero disables the idle timeout).
     pub fn set_route_idle_timeout(&self, timeout: Duration) {
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(NO_ROUTE_IDLE_TIMEOUT - 1);
@@ -232,6 +237,8 @@ pub struct PendingLog {
     pub request: Option<RequestHead>,
     /// The response headers as sent.
     pub response_headers: HeaderMap,
+    /// The response trailers, once sent.
+    pub response_trailers: Option<HeaderMap>,
     /// Request byte counter.
     pub progress: Arc<RequestProgress>,
 }
@@ -252,6 +259,7 @@ impl PendingLog {
             uri: req.map(|r| &r.uri),
             request_headers: req.map(|r| &r.headers),
             response_headers: Some(&self.response_headers),
+            response_trailers: self.response_trailers.as_ref(),
             ..FormatInput::new(&self.info)
         };
         self.runtime.loggers.log(&input);
@@ -320,6 +328,9 @@ where
                 if let Some(d) = frame.data_ref() {
                     this.sent += d.len() as u64;
                 }
+                if let (Some(trailers), Some(log)) = (frame.trailers_ref(), this.log.as_mut()) {
+                    log.response_trailers = Some(trailers.clone());
+                }
                 if this.inner.is_end_stream() {
                     this.finish(true);
                 }
@@ -330,12 +341,15 @@ where
                     stream.tx_reset();
                 }
                 if let Some(log) = this.log.as_mut() {
-                    let flag = if e.is::<super::route_timeout::RouteTimeoutElapsed>() {
-                        ResponseFlag::UpstreamRequestTimeout
-                    } else {
-                        ResponseFlag::UpstreamRemoteReset
-                    };
-                    log.info.flags.set(flag);
+                    // Envoy logs no flag for a stream its duration limit reset.
+                    if !e.is::<super::max_duration::MaxDurationElapsed>() {
+                        let flag = if e.is::<super::route_timeout::RouteTimeoutElapsed>() {
+                            ResponseFlag::UpstreamRequestTimeout
+                        } else {
+                            ResponseFlag::UpstreamRemoteReset
+                        };
+                        log.info.flags.set(flag);
+                    }
                 }
                 this.finish(true);
             }

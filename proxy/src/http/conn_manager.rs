@@ -213,7 +213,14 @@ pub async fn serve_connection<IO>(
             _ = timer.as_mut(), if timer_at.is_some() => {
                 let now = Instant::now();
                 if force_close_at.is_some_and(|t| now >= t) {
-                    break;
+                    // As Envoy at the end of its drain sequence: streams in flight
+                    // finish (HTTP/1.1 answers with `connection: close`, HTTP/2 had its
+                    // GOAWAY), then the connection closes (looked at again shortly, as
+                    // an HTTP/2 client need not answer the codec's closing PING).
+                    if shared.active.load(Ordering::Relaxed) == 0 {
+                        break;
+                    }
+                    force_close_at = Some(now + DRAIN_RECHECK);
                 }
                 if drain_seen
                     && !shutting_down

@@ -58,7 +58,10 @@ impl HcmRuntime {
         Ok(Self {
             filters: FilterChain::new(&hcm),
             routes,
-            loggers: AccessLoggers::new(&hcm.access_logs)?,
+            loggers: AccessLoggers::new(
+                &hcm.access_logs,
+                baton_config::model::AccessLogType::DownstreamEnd,
+            )?,
             stats: HttpConnManagerStats::new(store, &hcm.stat_prefix),
             listener_stats: listener_stat_prefix
                 .map(|l| ListenerHttpStats::new(store, l, &hcm.stat_prefix)),

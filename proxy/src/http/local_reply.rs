@@ -107,17 +107,22 @@ impl LocalReply {
         }
     }
 
-    /// The stream outlived its `max_stream_duration` before its response started: 408,
-    /// DT, gRPC DEADLINE_EXCEEDED.
-    pub fn max_duration() -> Self {
+    /// The stream outlived its `max_stream_duration` before its response started (gRPC
+    /// DEADLINE_EXCEEDED, no response flag, as Envoy): 504 once the whole request was
+    /// received, else 408 and the connection closes (the rest is never read).
+    pub fn max_duration(request_complete: bool) -> Self {
         let mut reply = Self::new(
-            408,
+            if request_complete { 504 } else { 408 },
             "downstream duration timeout",
-            Some(ResponseFlag::DurationTimeout),
+            None,
             "max_duration_timeout",
         );
         reply.grpc_status = Some(4);
-        reply
+        if request_complete {
+            reply
+        } else {
+            reply.closing()
+        }
     }
 
     /// Maps an upstream failure to Envoy's reply; returns the transport failure reason.

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use baton_config::model::{
-    AccessLogFilter, AccessLogFormat, BodyFormat, FormatPart, LocalReplyConfig,
+    AccessLogFilter, AccessLogFormat, AccessLogType, BodyFormat, FormatPart, LocalReplyConfig,
 };
 use bytes::Bytes;
 use http::request::Parts;
@@ -18,7 +18,6 @@ use crate::access_log::{FormatInput, StreamInfo};
 
 use super::headers::mutation;
 use super::local_reply::LocalReply;
-use super::router::route_match::header_matches;
 
 /// Whether an access-log filter passes for this stream (`request_headers`: the
 /// downstream request's, when known).
@@ -27,19 +26,11 @@ pub fn filter_matches(
     info: &StreamInfo,
     request_headers: Option<&HeaderMap>,
 ) -> bool {
-    match filter {
-        AccessLogFilter::StatusCode(c) => c.matches(u64::from(info.response_code.unwrap_or(0))),
-        AccessLogFilter::Duration(c) => c.matches(info.elapsed().as_millis() as u64),
-        AccessLogFilter::NotHealthCheck => true,
-        AccessLogFilter::ResponseFlag(flags) if flags.is_empty() => !info.flags.is_empty(),
-        AccessLogFilter::ResponseFlag(flags) => flags.iter().any(|f| info.flags.has_named(f)),
-        AccessLogFilter::Header(m) => match request_headers {
-            Some(h) => header_matches(m, h),
-            None => header_matches(m, &HeaderMap::new()),
-        },
-        AccessLogFilter::And(all) => all.iter().all(|f| filter_matches(f, info, request_headers)),
-        AccessLogFilter::Or(any) => any.iter().any(|f| filter_matches(f, info, request_headers)),
-    }
+    let input = FormatInput {
+        request_headers,
+        ..FormatInput::new(info)
+    };
+    crate::access_log::filter::matches(filter, &input, AccessLogType::NotSet)
 }
 
 /// Applies `config` to `reply` (the stream's response code is the reply's status

@@ -21,6 +21,7 @@ use super::context::{HcmRuntime, HttpContext};
 use super::filter::{self, RequestBodySlot, StreamFilters};
 use super::headers::{forwarding, hop_by_hop, mutation};
 use super::local_reply::LocalReply;
+use super::max_duration::DurationBody;
 use super::router::Routed;
 use super::stats::ActiveStream;
 use super::{normalize, ResponseBody};
@@ -198,6 +199,8 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     let runtime = shared.runtime.clone();
     let hcm = &runtime.hcm;
     let progress = ex.progress.clone();
+    // Until a route says otherwise, the connection manager's limit.
+    progress.set_max_duration(hcm.max_stream_duration);
     // Envoy takes whatever follows an HTTP/1 upgrade or CONNECT request as tunnel bytes,
     // so an answer that does not switch protocols ends the connection. The HTTP/1 framing
     // check relies on it: it stops following the connection at such a head.
@@ -245,7 +248,7 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
                 if let Some(max) = progress.max_duration() {
                     if now >= max {
                         stats.downstream_rq_max_duration_reached.inc();
-                        return LocalReply::max_duration();
+                        return LocalReply::max_duration(progress.complete.load(Ordering::Relaxed));
                     }
                     wait = wait.min(max - now);
                 }
@@ -403,9 +406,21 @@ fn finish(
         info: ex.info.clone(),
         request: ex.log_head.take(),
         response_headers: resp.headers().clone(),
+        response_trailers: None,
         progress: ex.progress.clone(),
     });
-    let body = std::mem::replace(resp.body_mut(), super::stream_empty_body());
+    let mut body = std::mem::replace(resp.body_mut(), super::stream_empty_body());
+    if let Some(deadline) = ex.progress.max_duration_deadline() {
+        if !http_body::Body::is_end_stream(&body) {
+            let reached = ex
+                .shared
+                .runtime
+                .stats
+                .downstream_rq_max_duration_reached
+                .clone();
+            body = BodyExt::boxed(DurationBody::new(body, deadline, reached));
+        }
+    }
     *resp.body_mut() = BodyExt::boxed(LoggedBody::new(body, log, counted));
 }
 

@@ -352,6 +352,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         // Envoy's runtime keys are feature flags and tunables of Envoy's own code.
         warn!(keys = ?runtime_keys, "layered_runtime: shown by /runtime, but Baton acts on none of these keys");
     }
+    crate::runtime::install(&model.runtime_layers);
     let admin_ctx = model.admin.as_ref().map(|_| {
         Arc::new(AdminContext {
             state: Arc::clone(&state),

@@ -108,7 +108,7 @@ pub struct HttpConnManagerStats {
     pub downstream_rq_timeout: Counter,
     /// `downstream_rq_idle_timeout` (stream_idle_timeout)
     pub downstream_rq_idle_timeout: Counter,
-    /// `downstream_rq_max_duration_reached` (a route's `max_stream_duration`)
+    /// `downstream_rq_max_duration_reached` (`max_stream_duration`, the connection manager's or a route's)
     pub downstream_rq_max_duration_reached: Counter,
     /// `downstream_rq_header_timeout` (request_headers_timeout)
     pub downstream_rq_header_timeout: Counter,

@@ -36,7 +36,10 @@ impl TcpProxyRuntime {
     /// Compiles one tcp_proxy config of a listener whose
     /// `per_connection_buffer_limit_bytes` is `buffer_limit`.
     pub fn for_listener(cfg: Arc<TcpProxy>, buffer_limit: u32) -> Result<Self, SinkError> {
-        let loggers = AccessLoggers::new(&cfg.access_logs)?;
+        let loggers = AccessLoggers::new(
+            &cfg.access_logs,
+            baton_config::model::AccessLogType::TcpConnectionEnd,
+        )?;
         Ok(Self::with_loggers(cfg, buffer_limit, loggers))
     }
 

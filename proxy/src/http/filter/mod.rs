@@ -386,8 +386,10 @@ pub(crate) fn refresh_route(stream: &mut StreamFilters<'_>, ex: &mut Exchange, p
         Some(timeout) => ex.progress.set_route_idle_timeout(timeout),
         None => ex.progress.clear_route_idle_timeout(),
     }
-    let max_duration = selected
-        .and_then(Selection::max_stream_duration)
-        .and_then(|m| super::max_duration::limit(m, &parts.headers));
+    let max_duration = super::max_duration::limit(
+        selected.and_then(Selection::max_stream_duration),
+        ex.shared.runtime.hcm.max_stream_duration,
+        &parts.headers,
+    );
     ex.progress.set_max_duration(max_duration);
 }

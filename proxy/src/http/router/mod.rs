@@ -171,6 +171,7 @@ mod tests {
                 headers,
                 query_parameters: vec![],
                 grpc: false,
+                runtime_fraction: None,
             },
             action: RouteAction::DirectResponse(Arc::new(DirectResponseAction {
                 status: 200,

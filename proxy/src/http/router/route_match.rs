@@ -4,6 +4,7 @@
 
 use baton_config::model::{
     HeaderMatchSpec, HeaderMatcher, PathMatch, PseudoHeader, QueryParameterMatcher, RouteMatch,
+    RuntimeFraction,
     StringMatchKind, StringMatcher,
 };
 use http::{HeaderMap, HeaderValue, Method};
@@ -164,7 +165,7 @@ fn header_values_match<'v>(
     matched != m.invert
 }
 
-fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('%') {
         return std::borrow::Cow::Borrowed(s);
     }
@@ -217,6 +218,19 @@ pub fn route_matches(m: &RouteMatch, input: &MatchInput<'_>) -> bool {
             let q = input.query();
             m.query_parameters.iter().all(|qm| query_matches(qm, q))
         })
+        && m.runtime_fraction.as_ref().is_none_or(runtime_fraction_matches)
+}
+
+/// Envoy's `featureEnabled` for a route's `runtime_fraction`, with a random draw per
+/// request: the runtime key's whole number is a percentage (over 100: always), else the
+/// configured fraction.
+fn runtime_fraction_matches(f: &RuntimeFraction) -> bool {
+    let (numerator, denominator) = match crate::runtime::snapshot().integer(&f.runtime_key) {
+        Some(n) if n > 100 => return true,
+        Some(n) => (n, 100),
+        None => (f.numerator, f.denominator),
+    };
+    rand::random::<u64>() % denominator < numerator
 }
 
 #[cfg(test)]
@@ -241,6 +255,7 @@ mod tests {
             headers: vec![],
             query_parameters: vec![],
             grpc: false,
+            runtime_fraction: None,
         }
     }
 
