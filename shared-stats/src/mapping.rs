@@ -87,9 +87,8 @@ impl Mapping {
         // borrow handed to `f`. Bytes read this way are names, written once before being
         // published with a release store that the caller has acquired and never written
         // again (the arena only grows), so nothing writes them while `f` reads.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(self.raw.as_ptr().add(offset as usize), len)
-        };
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(offset as usize), len) };
         f(bytes)
     }
 

@@ -530,9 +530,7 @@ impl StatsStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         // The region's histograms come first, in entry order; fallbacks have no interval.
-        let region_histograms = entries
-            .iter()
-            .filter(|e| e.kind == StoredKind::Histogram);
+        let region_histograms = entries.iter().filter(|e| e.kind == StoredKind::Histogram);
         for (histogram, entry) in snapshot.histograms.iter_mut().zip(region_histograms) {
             histogram.interval_bucket_counts = intervals.interval_of(entry.cell);
         }
@@ -549,12 +547,14 @@ impl StatsStore {
         // Histograms only, by cell, without their names: with tens of thousands of
         // clusters, copying every name each flush (every 5 s) cost more than the flush.
         let mut cells = Vec::new();
-        self.inner
-            .region
-            .visit_entries(0, |kind| kind == StoredKind::Histogram, |entry, _| {
+        self.inner.region.visit_entries(
+            0,
+            |kind| kind == StoredKind::Histogram,
+            |entry, _| {
                 cells.push(entry.cell);
                 Ok(())
-            })?;
+            },
+        )?;
         let current = histogram_buckets(&self.inner.region, &cells);
         let mut intervals = self
             .inner
@@ -696,14 +696,12 @@ impl StatsBatch<'_> {
             };
         }
         let allocated = match &self.lock {
-            BatchLock::Held(lock) => region
-                .allocate(lock, name, kind, mode as u8)
-                .map(|entry| {
-                    let local = &mut *self.local;
-                    local.scanned = local.scanned.max(entry.index + 1);
-                    local.by_name.insert(region, name.as_bytes(), entry);
-                    EntrySlot::from(entry)
-                }),
+            BatchLock::Held(lock) => region.allocate(lock, name, kind, mode as u8).map(|entry| {
+                let local = &mut *self.local;
+                local.scanned = local.scanned.max(entry.index + 1);
+                local.by_name.insert(region, name.as_bytes(), entry);
+                EntrySlot::from(entry)
+            }),
             BatchLock::NotTaken | BatchLock::Failed => Err(AllocError::LockTimeout),
         };
         match allocated {

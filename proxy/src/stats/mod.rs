@@ -160,13 +160,15 @@ impl ScopeBatch<'_> {
     /// `prefix + name` as a gauge summed over live generations.
     pub fn gauge(&mut self, name: &str) -> Gauge {
         self.full_name(name);
-        self.batch.gauge_with_mode(&self.name, GaugeMode::Accumulate)
+        self.batch
+            .gauge_with_mode(&self.name, GaugeMode::Accumulate)
     }
 
     /// `prefix + name` as a gauge only the newest generation sets.
     pub fn gauge_never_import(&mut self, name: &str) -> Gauge {
         self.full_name(name);
-        self.batch.gauge_with_mode(&self.name, GaugeMode::NeverImport)
+        self.batch
+            .gauge_with_mode(&self.name, GaugeMode::NeverImport)
     }
 
     /// `prefix + name` as a histogram (milliseconds, Envoy's buckets).
