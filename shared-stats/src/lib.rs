@@ -43,4 +43,4 @@ pub use process::ProcessIdentity;
 pub use region::{region_path, GenerationInfo, RegionConfig, OVERFLOW_STAT};
 pub use render::RenderOptions;
 pub use snapshot::{StatKind, StatValue, StatsReader, StatsSnapshot};
-pub use store::{Counter, Gauge, GaugeMode, Histogram, StatsStore};
+pub use store::{Counter, Gauge, GaugeMode, Histogram, StatsBatch, StatsStore};

@@ -75,6 +75,23 @@ impl Mapping {
         out
     }
 
+    /// Calls `f` with the `len` bytes at `offset`, borrowed from the mapping: comparing or
+    /// hashing a name needs no copy.
+    pub(crate) fn with_bytes<R>(&self, offset: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        assert!(
+            offset + len as u64 <= self.len(),
+            "stats region read out of range"
+        );
+        #[allow(unsafe_code)]
+        // SAFETY: the range is inside the live mapping (checked above), which outlives the
+        // borrow handed to `f`. Bytes read this way are names, written once before being
+        // published with a release store that the caller has acquired and never written
+        // again (the arena only grows), so nothing writes them while `f` reads.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(offset as usize), len) };
+        f(bytes)
+    }
+
     /// Writes `bytes` at `offset` (used for the magic and for names before publication).
     pub(crate) fn write_bytes(&self, offset: u64, bytes: &[u8]) {
         assert!(self.writable, "write to a read-only stats mapping");

@@ -89,6 +89,36 @@ pub(crate) fn collect_unsorted(region: &Region, entries: &[EntryInfo]) -> StatsS
     last
 }
 
+/// The bucket totals of the histograms whose first cells are `cells`, read consistently
+/// with folds as [`collect_unsorted`] reads (the interval flush needs no names).
+pub(crate) fn histogram_buckets(region: &Region, cells: &[u32]) -> Vec<[u64; BUCKET_CELLS]> {
+    let read = || -> Vec<[u64; BUCKET_CELLS]> {
+        cells
+            .iter()
+            .map(|&cell| {
+                let mut buckets = [0u64; BUCKET_CELLS];
+                for (index, count) in buckets.iter_mut().enumerate() {
+                    *count = region.counter_total(cell + index as u32);
+                }
+                buckets
+            })
+            .collect()
+    };
+    let mut last = Vec::new();
+    for _ in 0..64 {
+        let before = region.fold_seq();
+        if before % 2 == 1 {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        last = read();
+        if region.fold_seq() == before {
+            break;
+        }
+    }
+    last
+}
+
 fn read_once(
     region: &Region,
     entries: &[EntryInfo],

@@ -156,6 +156,43 @@ fn full_region_counts_overflow_and_keeps_counting_locally() {
 }
 
 #[test]
+fn a_batch_resolves_like_single_calls_and_sees_other_generations_names() {
+    let dir = TempDir::new("batch");
+    let mut config = dir.config();
+    config.max_stats = 8; // the overflow counter plus seven
+    let old = StatsStore::open_or_create(&config, 0).unwrap();
+    let new = StatsStore::open_or_create(&config, 1).unwrap();
+    old.counter("b.shared").add(3);
+    {
+        let mut batch = new.batch();
+        // Allocated by the other generation after this store last looked.
+        batch.counter("b.shared").add(4);
+        batch.counter("b.own").inc();
+        batch
+            .gauge_with_mode("b.gauge", baton_shared_stats::GaugeMode::Accumulate)
+            .set(7);
+        batch.histogram("b.histogram").record(12);
+        // The same name twice in one batch is one stat.
+        batch.counter("b.own").inc();
+        // Past the region's room: counted locally, like single calls.
+        for i in 0..4 {
+            batch.counter(&format!("b.extra.{i}")).inc();
+        }
+    }
+    new.counter("b.own").inc();
+    let snapshot = new.snapshot().unwrap();
+    assert_eq!(snapshot.value("b.shared"), Some(7));
+    assert_eq!(snapshot.value("b.own"), Some(3));
+    assert_eq!(snapshot.value("b.gauge"), Some(7));
+    assert_eq!(snapshot.histogram("b.histogram").unwrap().count(), 1);
+    assert_eq!(snapshot.value("b.extra.0"), Some(1));
+    assert_eq!(snapshot.value("b.extra.3"), Some(1));
+    assert_eq!(new.overflow_count(), 1);
+    // The old generation sees the names the batch put in the region.
+    assert_eq!(old.snapshot().unwrap().value("b.own"), Some(3));
+}
+
+#[test]
 fn name_reused_with_another_kind_falls_back_without_corrupting() {
     let dir = TempDir::new("kind");
     let store = StatsStore::open_or_create(&dir.config(), 0).unwrap();

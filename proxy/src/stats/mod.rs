@@ -16,7 +16,7 @@ pub use server::{open_store, region_config, ServerFacts, ServerStats};
 
 use std::sync::OnceLock;
 
-use baton_shared_stats::{Counter, Gauge, GaugeMode, Histogram, StatsStore};
+use baton_shared_stats::{Counter, Gauge, GaugeMode, Histogram, StatsBatch, StatsStore};
 
 /// This process's store: one region per process, installed once at startup (before
 /// any listener, cluster or connection manager builds its handles).
@@ -119,6 +119,62 @@ impl Scope {
     /// `prefix + name` as a histogram (milliseconds, Envoy's buckets).
     pub fn histogram(&self, name: &str) -> Histogram {
         self.with_full_name(name, |full| self.store.histogram(full))
+    }
+
+    /// Resolves several names under this prefix in one batch: one hold of the store's
+    /// locks for all of them (a CDS update of 10,000 clusters resolves 340,000 names, and
+    /// taking the region lock per name was most of its cost). Nothing else may resolve
+    /// through this store while the batch lives (see [`StatsStore::batch`]).
+    pub fn batch(&self) -> ScopeBatch<'_> {
+        let mut name = String::with_capacity(self.prefix.len() + 48);
+        name.push_str(&self.prefix);
+        ScopeBatch {
+            prefix_len: self.prefix.len(),
+            name,
+            batch: self.store.batch(),
+        }
+    }
+}
+
+/// Names under one [`Scope`] resolved in one batch ([`Scope::batch`]).
+pub struct ScopeBatch<'a> {
+    prefix_len: usize,
+    /// The prefix, then the current name.
+    name: String,
+    batch: StatsBatch<'a>,
+}
+
+impl ScopeBatch<'_> {
+    fn full_name(&mut self, name: &str) -> &str {
+        self.name.truncate(self.prefix_len);
+        self.name.push_str(name);
+        &self.name
+    }
+
+    /// `prefix + name` as a counter.
+    pub fn counter(&mut self, name: &str) -> Counter {
+        self.full_name(name);
+        self.batch.counter(&self.name)
+    }
+
+    /// `prefix + name` as a gauge summed over live generations.
+    pub fn gauge(&mut self, name: &str) -> Gauge {
+        self.full_name(name);
+        self.batch
+            .gauge_with_mode(&self.name, GaugeMode::Accumulate)
+    }
+
+    /// `prefix + name` as a gauge only the newest generation sets.
+    pub fn gauge_never_import(&mut self, name: &str) -> Gauge {
+        self.full_name(name);
+        self.batch
+            .gauge_with_mode(&self.name, GaugeMode::NeverImport)
+    }
+
+    /// `prefix + name` as a histogram (milliseconds, Envoy's buckets).
+    pub fn histogram(&mut self, name: &str) -> Histogram {
+        self.full_name(name);
+        self.batch.histogram(&self.name)
     }
 }
 

@@ -290,12 +290,14 @@ pub struct ClusterStats {
 impl ClusterStats {
     /// Handles under `cluster.<stat_name>.`.
     pub fn new(store: &StatsStore, stat_name: &str) -> Self {
-        let s = Scope::new(store, format!("cluster.{stat_name}."));
+        let scope = Scope::new(store, format!("cluster.{stat_name}."));
+        // One batch: a cluster's names cost one hold of the region lock, not 33.
+        let mut s = scope.batch();
         Self {
             upstream_rq_total: s.counter("upstream_rq_total"),
             upstream_rq_active: s.gauge("upstream_rq_active"),
             upstream_rq_completed: s.counter("upstream_rq_completed"),
-            upstream_rq_codes: ResponseCodeStats::new(s.clone()),
+            upstream_rq_codes: ResponseCodeStats::new(scope.clone()),
             upstream_rq_timeout: s.counter("upstream_rq_timeout"),
             upstream_rq_retry: s.counter("upstream_rq_retry"),
             upstream_rq_pending_overflow: s.counter("upstream_rq_pending_overflow"),
@@ -328,7 +330,7 @@ impl ClusterStats {
             update_empty: s.counter("update_empty"),
             external: OnceLock::new(),
             internal: OnceLock::new(),
-            scope: s,
+            scope: scope.clone(),
         }
     }
 

@@ -114,6 +114,14 @@ pub(crate) struct EntryInfo {
     pub(crate) kind: StoredKind,
     pub(crate) mode: u8,
     pub(crate) cell: u32,
+}
+
+/// A decoded, validated stat entry without its name (the name stays in the arena).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryRef {
+    pub(crate) kind: StoredKind,
+    pub(crate) mode: u8,
+    pub(crate) cell: u32,
     pub(crate) index: u32,
 }
 
@@ -318,10 +326,35 @@ impl Region {
         from: u32,
         keep: impl Fn(StoredKind) -> bool,
     ) -> Result<Vec<EntryInfo>> {
+        let mut out = Vec::new();
+        self.visit_entries(from, keep, |entry, name| {
+            let name = std::str::from_utf8(name).map_err(|_| StatsError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("entry {}: name is not UTF-8", entry.index),
+            })?;
+            out.push(EntryInfo {
+                name: name.to_string(),
+                kind: entry.kind,
+                mode: entry.mode,
+                cell: entry.cell,
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `visit` with each entry `from..stat_count` whose kind `keep` accepts and its
+    /// name's bytes, borrowed from the mapping (no copy: a generation joining a region of
+    /// 330,000 names indexes them without allocating each). Stops at the first error.
+    pub(crate) fn visit_entries(
+        &self,
+        from: u32,
+        keep: impl Fn(StoredKind) -> bool,
+        mut visit: impl FnMut(EntryRef, &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let count = self.stat_count();
         let arena_used = u64::from(self.arena_used());
         let cells_used = self.cells_used();
-        let mut out = Vec::new();
         for index in from..count {
             let base = self.geo.entry_offset(index);
             let packed = self
@@ -354,19 +387,48 @@ impl Region {
             if !keep(kind) {
                 continue;
             }
-            let bytes = self
-                .map
-                .read_bytes(self.geo.arena_offset() + name_offset, name_len as usize);
-            let name = String::from_utf8(bytes).map_err(|_| corrupt("name is not UTF-8".into()))?;
-            out.push(EntryInfo {
-                name,
+            let entry = EntryRef {
                 kind,
                 mode: (packed >> 8) as u8,
                 cell,
                 index,
-            });
+            };
+            self.map.with_bytes(
+                self.geo.arena_offset() + name_offset,
+                name_len as usize,
+                |name| visit(entry, name),
+            )?;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Whether published entry `index` is named `name` (false for an index not
+    /// published or a name outside the arena in use).
+    pub(crate) fn entry_name_is(&self, index: u32, name: &[u8]) -> bool {
+        if index >= self.stat_count() {
+            return false;
+        }
+        let base = self.geo.entry_offset(index);
+        let packed = self
+            .map
+            .u32_at(base + entry::KIND_MODE_LEN)
+            .load(Ordering::Relaxed);
+        if (packed >> 16) as usize != name.len() {
+            return false;
+        }
+        let name_offset = u64::from(
+            self.map
+                .u32_at(base + entry::NAME_OFFSET)
+                .load(Ordering::Relaxed),
+        );
+        if name_offset + name.len() as u64 > u64::from(self.arena_used()) {
+            return false;
+        }
+        self.map.with_bytes(
+            self.geo.arena_offset() + name_offset,
+            name.len(),
+            |stored| stored == name,
+        )
     }
 
     /// Takes the allocation lock, recovering it from a dead holder and finishing any fold
@@ -440,7 +502,7 @@ impl Region {
         name: &str,
         kind: StoredKind,
         mode: u8,
-    ) -> std::result::Result<EntryInfo, AllocError> {
+    ) -> std::result::Result<EntryRef, AllocError> {
         let count = self.stat_count();
         if count >= self.geo.max_stats {
             return Err(AllocError::NamesFull);
@@ -482,8 +544,7 @@ impl Region {
             .store(cells_end as u32, Ordering::Release);
         self.hdr32(hdr::STAT_COUNT)
             .store(count + 1, Ordering::Release);
-        Ok(EntryInfo {
-            name: name.to_string(),
+        Ok(EntryRef {
             kind,
             mode,
             cell: cells_used,
