@@ -25,6 +25,7 @@ mod overload;
 pub(crate) mod route;
 mod runtime;
 pub(crate) mod sds;
+mod stats;
 mod tls;
 mod xds;
 
@@ -113,17 +114,7 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         Some(om) => overload::global_downstream_max_connections(om, "overload_manager")?,
         None => None,
     };
-    if proto
-        .stats_config
-        .as_ref()
-        .and_then(|s| s.use_all_default_tags)
-        == Some(false)
-    {
-        return Err(ConfigError::at(
-            "stats_config.use_all_default_tags",
-            "false is not supported by Baton yet (Envoy's default tags are always extracted)",
-        ));
-    }
+    let stats = stats::config(proto.stats_config.as_ref(), "stats_config")?;
     let runtime_layers = runtime::layers(proto.layered_runtime.as_ref(), "layered_runtime")?;
     Ok(model::Bootstrap {
         node,
@@ -133,6 +124,7 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         dynamic,
         global_downstream_max_connections,
         runtime_layers,
+        stats,
     })
 }
 
