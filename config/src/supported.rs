@@ -33,10 +33,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "layered_runtime",
         ],
     ),
-    // Default tags are always extracted (`use_all_default_tags: false` is refused by
-    // translation); custom tags, the stats matcher and histogram buckets are not
-    // implemented and are refused by name.
-    ("envoy.config.metrics.v3.StatsConfig", &["use_all_default_tags"]),
+    // Default and custom tags shape `/stats/prometheus`; the stats matcher, histogram
+    // buckets and `allow_default_tag_overrides` are not implemented and are refused by
+    // name.
+    ("envoy.config.metrics.v3.StatsConfig", &["use_all_default_tags", "stats_tags"]),
     ("envoy.config.bootstrap.v3.LayeredRuntime", &["layers"]),
     // disk and RTDS layers are refused by translation, naming the field.
     (

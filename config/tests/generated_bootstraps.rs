@@ -1,7 +1,7 @@
 //! Bootstrap fields that Envoy Gateway's and Istio's generated bootstraps use:
 //! `layered_runtime` (static and admin layers, flattened as Envoy's `/runtime` shows
-//! them), `stats_config` (only `use_all_default_tags: true` is honoured; the rest is
-//! refused by name) and an upstream HTTP/2 `connection_keepalive`.
+//! them), `stats_config` (default and custom tags; the stats matcher is refused by name)
+//! and an upstream HTTP/2 `connection_keepalive`.
 
 use std::time::Duration;
 
@@ -81,16 +81,24 @@ fn layered_runtime_refusals() {
 }
 
 #[test]
-fn stats_config_is_refused_by_field_except_default_tags() {
-    load_yaml_str("stats_config: { use_all_default_tags: true }").expect("accepted");
-    let e = err("stats_config: { use_all_default_tags: false }");
+fn stats_config_tags_are_checked_as_envoy_does() {
+    let loaded = load_yaml_str(
+        "stats_config:\n  use_all_default_tags: false\n  stats_tags:\n  - { tag_name: t, regex: '^a(\\.b)' }\n  - { tag_name: f, fixed_value: v }\n  - { tag_name: envoy.cluster_name }\n",
+    )
+    .expect("accepted");
+    assert!(!loaded.model.stats.use_all_default_tags);
+    assert_eq!(loaded.model.stats.stats_tags.len(), 3);
+    let e =
+        err("stats_config:\n  stats_tags: [ { tag_name: envoy.cluster_name, regex: '^a(b)' } ]\n");
     assert!(
-        e.contains("stats_config.use_all_default_tags: false is not supported by Baton yet"),
+        e.contains("stats_config.stats_tags[0]: Tag name 'envoy.cluster_name' specified twice."),
         "{e}"
     );
-    let e = err("stats_config:\n  stats_tags: [ { tag_name: t, regex: '^a(\\.b)' } ]\n");
+    let e = err("stats_config:\n  stats_tags: [ { tag_name: nothing } ]\n");
+    assert!(e.contains("no default regex for name: 'nothing'"), "{e}");
+    let e = err("stats_config:\n  stats_tags: [ { tag_name: t, regex: '(' } ]\n");
     assert!(
-        e.contains("stats_config.stats_tags: not supported by Baton yet"),
+        e.contains("stats_config.stats_tags[0]: invalid regex"),
         "{e}"
     );
     let e = err("stats_config:\n  stats_matcher: { reject_all: true }\n");

@@ -18,7 +18,6 @@ fn repo_root() -> anyhow::Result<PathBuf> {
 /// them (each removed before the next is found).
 const ENVOY_GATEWAY_BLOCKERS: &[&str] = &[
     "cluster_manager",
-    "stats_config.stats_tags",
     "static_resources.clusters[1].load_balancing_policy.policies[0].typed_extension_config.typed_config.locality_lb_config",
 ];
 
@@ -28,11 +27,9 @@ const ISTIO_BLOCKERS: &[&str] = &[
     "bootstrap_extensions[0].typed_config.@type",
     "static_resources.clusters[3].upstream_connection_options",
     "cluster_manager",
-    "stats_config.stats_tags",
     "stats_config.stats_matcher",
     "application_log_config",
     "deferred_stat_options",
-    "stats_config.use_all_default_tags",
 ];
 
 /// One step of a field path: a key or an index.

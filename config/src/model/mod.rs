@@ -49,6 +49,45 @@ pub struct Bootstrap {
     /// `layered_runtime.layers`, in order (later layers overlay earlier ones). Shown by
     /// admin `/runtime`; Baton acts on no runtime key.
     pub runtime_layers: Vec<RuntimeLayer>,
+    /// `stats_config`: how stat names become Prometheus names and labels.
+    pub stats: StatsConfig,
+}
+
+/// `stats_config` (checked: regexes compile, no tag name twice).
+#[derive(Debug, Clone)]
+pub struct StatsConfig {
+    /// `use_all_default_tags` (default true): Envoy's default tag extractors.
+    pub use_all_default_tags: bool,
+    /// `stats_tags`, in order.
+    pub stats_tags: Vec<baton_shared_stats::render::tags::TagSpecifier>,
+}
+
+impl StatsConfig {
+    /// The tag producer for this config and the command line's `--stats-tag` pairs
+    /// (fixed tags after the defaults, before `stats_tags`, as in Envoy); fails when a
+    /// `stats_tags` name repeats a command-line one.
+    pub fn tag_producer(
+        &self,
+        universal: &[(String, String)],
+    ) -> std::result::Result<
+        baton_shared_stats::render::tags::TagProducer,
+        baton_shared_stats::render::tags::TagConfigError,
+    > {
+        baton_shared_stats::render::tags::TagProducer::new(
+            self.use_all_default_tags,
+            universal,
+            &self.stats_tags,
+        )
+    }
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            use_all_default_tags: true,
+            stats_tags: Vec::new(),
+        }
+    }
 }
 
 /// Stat names one cluster may create, with headroom (about 100 today: upstream_cx_*,

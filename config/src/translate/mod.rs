@@ -26,6 +26,7 @@ mod overload;
 pub(crate) mod route;
 mod runtime;
 pub(crate) mod sds;
+mod stats;
 mod tls;
 mod xds;
 
@@ -114,17 +115,7 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         Some(om) => overload::global_downstream_max_connections(om, "overload_manager")?,
         None => None,
     };
-    if proto
-        .stats_config
-        .as_ref()
-        .and_then(|s| s.use_all_default_tags)
-        == Some(false)
-    {
-        return Err(ConfigError::at(
-            "stats_config.use_all_default_tags",
-            "false is not supported by Baton yet (Envoy's default tags are always extracted)",
-        ));
-    }
+    let stats = stats::config(proto.stats_config.as_ref(), "stats_config")?;
     let runtime_layers = runtime::layers(proto.layered_runtime.as_ref(), "layered_runtime")?;
     Ok(model::Bootstrap {
         node,
@@ -134,6 +125,7 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         dynamic,
         global_downstream_max_connections,
         runtime_layers,
+        stats,
     })
 }
 

@@ -64,6 +64,8 @@ pub struct AdminContext {
     pub node: baton_config::model::Node,
     /// `layered_runtime` layers for /runtime.
     pub runtime_layers: Vec<baton_config::model::RuntimeLayer>,
+    /// `stats_config` tags and `--stats-tag`, for /stats/prometheus.
+    pub stat_tags: Arc<baton_shared_stats::render::tags::TagProducer>,
     /// Downstream connections, for drain decisions.
     pub tracker: Arc<ConnectionTracker>,
     /// Becomes true when admin may answer (connections wait until then, as Envoy's wait
@@ -473,7 +475,7 @@ pub(crate) fn reported_state(state: &ServerState) -> crate::server::state::Serve
 fn stats_response(ctx: &AdminContext, path: &str, query: &str) -> AdminResponse {
     let options = match baton_shared_stats::RenderOptions::from_query(query) {
         Ok(mut o) => {
-            o.universal_tags = crate::server::cli_checks::stats_tags(&ctx.state.options);
+            o.tags = Arc::clone(&ctx.stat_tags);
             o
         }
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),

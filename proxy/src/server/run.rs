@@ -138,6 +138,11 @@ fn load_config(opts: &Options) -> Result<Loaded, baton_config::ConfigError> {
         loaded.model.node.cluster.clone_from(cluster);
     }
     loaded.model.check_node_for_xds()?;
+    loaded
+        .model
+        .stats
+        .tag_producer(&super::cli_checks::stats_tags(opts))
+        .map_err(|e| baton_config::ConfigError::at("stats_config.stats_tags", e))?;
     Ok(loaded)
 }
 
@@ -365,6 +370,14 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             config_dump: crate::admin::BootstrapDump::new(loaded.proto.clone()),
             node: model.node.clone(),
             runtime_layers: model.runtime_layers.clone(),
+            // Checked by `load_config`; Envoy's defaults should it fail anyway.
+            stat_tags: model
+                .stats
+                .tag_producer(&super::cli_checks::stats_tags(&state.options))
+                .map(Arc::new)
+                .unwrap_or_else(|_| {
+                    Arc::clone(baton_shared_stats::render::tags::TagProducer::envoy_default())
+                }),
             tracker: Arc::clone(&tracker),
             may_answer: init.admin_may_answer(),
             http_stats: crate::stats::HttpConnManagerStats::new(crate::stats::store(), "admin"),

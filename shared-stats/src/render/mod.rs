@@ -2,6 +2,7 @@
 //! `/stats?format=json` and `/stats/prometheus`, with `filter` and `usedonly`.
 
 mod json;
+mod producer;
 mod prometheus;
 pub mod tags;
 mod text;
@@ -10,20 +11,35 @@ pub use json::render_json;
 pub use prometheus::render_prometheus;
 pub use text::render_text;
 
+use std::sync::Arc;
+
 use regex::Regex;
+
+use self::tags::TagProducer;
 
 use crate::histogram::HistogramSnapshot;
 use crate::snapshot::{StatValue, StatsSnapshot};
 
 /// Query options shared by all formats.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RenderOptions {
     /// Only stats whose name contains a match of this regex (Envoy's `filter=`).
     pub filter: Option<Regex>,
     /// Only stats that were ever written (Envoy's `usedonly`).
     pub used_only: bool,
-    /// Labels added to every Prometheus series (Envoy's `--stats-tag name:value`).
-    pub universal_tags: Vec<(String, String)>,
+    /// How Prometheus names are split into name and labels: Envoy's default tags, or
+    /// the configured `stats_config` and `--stats-tag` ones.
+    pub tags: Arc<TagProducer>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            filter: None,
+            used_only: false,
+            tags: Arc::clone(TagProducer::envoy_default()),
+        }
+    }
 }
 
 /// A query parameter that could not be used.

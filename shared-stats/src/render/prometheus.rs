@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::tags::{extract_tags, TaggedName};
+use super::tags::TaggedName;
 use super::{format_f64, RenderOptions};
 use crate::histogram::{HistogramSnapshot, DEFAULT_BUCKETS};
 use crate::snapshot::{StatKind, StatsSnapshot};
@@ -40,24 +40,14 @@ fn push_label_value(out: &mut String, value: &str) {
     }
 }
 
-/// Appends `{k="v",...}`: the universal tags, then the extracted tags, with an optional
-/// extra label last.
-fn push_labels(
-    out: &mut String,
-    universal: &[(String, String)],
-    tagged: &TaggedName,
-    extra: Option<(&str, &str)>,
-) {
+/// Appends `{k="v",...}`: the tags in extraction order, with an optional extra label
+/// last.
+fn push_labels(out: &mut String, tagged: &TaggedName<'_>, extra: Option<(&str, &str)>) {
     out.push('{');
-    let pairs = universal
+    let pairs = tagged
+        .tags
         .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .chain(
-            tagged
-                .tags
-                .iter()
-                .map(|tag| (tag.label, tag.value.as_str())),
-        )
+        .map(|tag| (tag.label, tag.value.as_str()))
         .chain(extra);
     for (index, (label, value)) in pairs.enumerate() {
         if index > 0 {
@@ -74,28 +64,27 @@ fn push_labels(
 /// Appends one sample line: `name{labels} value`.
 fn push_sample(
     out: &mut String,
-    universal: &[(String, String)],
     name: &str,
     suffix: &str,
-    tagged: &TaggedName,
+    tagged: &TaggedName<'_>,
     extra: Option<(&str, &str)>,
     value: u64,
 ) {
     out.push_str(name);
     out.push_str(suffix);
-    push_labels(out, universal, tagged, extra);
+    push_labels(out, tagged, extra);
     let _ = writeln!(out, " {value}");
 }
 
-type Families<T> = BTreeMap<String, Vec<(TaggedName, T)>>;
+type Families<'a, T> = BTreeMap<String, Vec<(TaggedName<'a>, T)>>;
 
 /// Renders `snapshot` as Envoy's Prometheus text exposition.
 pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> String {
     // extracted name -> series (tagged name, value), in stat name order.
-    let mut counters: Families<u64> = BTreeMap::new();
-    let mut gauges: Families<u64> = BTreeMap::new();
+    let mut counters: Families<'_, u64> = BTreeMap::new();
+    let mut gauges: Families<'_, u64> = BTreeMap::new();
     for stat in snapshot.stats.iter().filter(|s| options.keeps_stat(s)) {
-        let tagged = extract_tags(&stat.name);
+        let tagged = options.tags.extract(&stat.name);
         let section = match stat.kind {
             StatKind::Counter => &mut counters,
             StatKind::Gauge => &mut gauges,
@@ -111,25 +100,17 @@ pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> S
             let name = metric_name(extracted);
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (tagged, value) in series {
-                push_sample(
-                    &mut out,
-                    &options.universal_tags,
-                    &name,
-                    "",
-                    tagged,
-                    None,
-                    *value,
-                );
+                push_sample(&mut out, &name, "", tagged, None, *value);
             }
         }
     }
-    let mut histograms: Families<&HistogramSnapshot> = BTreeMap::new();
+    let mut histograms: Families<'_, &HistogramSnapshot> = BTreeMap::new();
     for histogram in snapshot
         .histograms
         .iter()
         .filter(|h| options.keeps_histogram(h))
     {
-        let tagged = extract_tags(&histogram.name);
+        let tagged = options.tags.extract(&histogram.name);
         histograms
             .entry(tagged.extracted.clone())
             .or_default()
@@ -143,7 +124,6 @@ pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> S
                 let le = format_f64(*bound);
                 push_sample(
                     &mut out,
-                    &options.universal_tags,
                     &name,
                     "_bucket",
                     tagged,
@@ -154,31 +134,14 @@ pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> S
             let count = histogram.count();
             push_sample(
                 &mut out,
-                &options.universal_tags,
                 &name,
                 "_bucket",
                 tagged,
                 Some(("le", "+Inf")),
                 count,
             );
-            push_sample(
-                &mut out,
-                &options.universal_tags,
-                &name,
-                "_sum",
-                tagged,
-                None,
-                histogram.sum,
-            );
-            push_sample(
-                &mut out,
-                &options.universal_tags,
-                &name,
-                "_count",
-                tagged,
-                None,
-                count,
-            );
+            push_sample(&mut out, &name, "_sum", tagged, None, histogram.sum);
+            push_sample(&mut out, &name, "_count", tagged, None, count);
         }
     }
     out

@@ -1,15 +1,18 @@
 //! Envoy's default tag extraction: which part of a dotted stat name becomes a Prometheus
-//! label (`cluster.<name>.` -> `envoy_cluster_name`, ...), applied in Envoy's order to the
-//! progressively stripped name. Patterns are rewritten without look-ahead (the `regex`
-//! crate has none) but match the same names.
+//! label (`cluster.<name>.` -> `envoy_cluster_name`, ...). Each pattern runs on the whole
+//! name and the cut parts are removed together at the end, as Envoy does. Patterns are
+//! rewritten without look-ahead (the `regex` crate has none) but match the same names.
+//! [`TagProducer`] adds `stats_config.stats_tags` and `--stats-tag` to them.
 
 use std::sync::OnceLock;
 
 use regex::Regex;
 
+pub use super::producer::{TagConfigError, TagProducer, TagSpecifier, TagValue};
+
 /// One of Envoy's default tag extractors. When `pattern` matches, capture group 1 is cut
 /// from the name and the value is group 2 (or group 1 when there is no group 2).
-struct TagSpec {
+pub(super) struct TagSpec {
     /// Envoy's tag name.
     name: &'static str,
     /// The Prometheus label it becomes.
@@ -152,12 +155,60 @@ const DEFAULT_TAGS: &[TagSpec] = &[
     ),
 ];
 
-struct TagExtractor {
-    spec: &'static TagSpec,
-    pattern: Regex,
+/// A compiled default extractor.
+pub(super) struct TagExtractor {
+    pub(super) spec: &'static TagSpec,
+    pub(super) pattern: Regex,
 }
 
-fn extractors() -> &'static [TagExtractor] {
+impl TagExtractor {
+    /// Envoy's tag name (`envoy.cluster_name`).
+    pub(super) fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// The Prometheus label (`envoy_cluster_name`).
+    pub(super) fn label(&self) -> &'static str {
+        self.spec.label
+    }
+
+    /// The first-token groups Envoy files this extractor under (its regex's literal
+    /// prefix up to the first dot); empty for the ones it runs on every name. The order
+    /// of a stat's labels follows from this: every unprefixed extractor first, then the
+    /// ones of the name's first token.
+    pub(super) fn groups(&self) -> &'static [&'static str] {
+        match self.spec.name {
+            "envoy.response_code" | "envoy.response_code_class" | "envoy.worker_id" => &[],
+            // Envoy has two extractors of this name, `listener.` and `http.`.
+            "envoy.http_conn_manager_prefix" => &["listener", "http"],
+            "envoy.http_user_agent" | "envoy.fault_downstream_cluster" => &["http"],
+            "envoy.rds_route_config" => &["http"],
+            "envoy.virtual_cluster" | "envoy.virtual_host" => &["vhost"],
+            "envoy.ssl_cipher" | "envoy.listener_address" => &["listener"],
+            "envoy.ssl_cipher_suite" | "envoy.cluster_name" => &["cluster"],
+            "envoy.tcp_prefix" => &["tcp"],
+            "envoy.udp_prefix" => &["udp"],
+            "envoy.ratelimit_prefix" => &["ratelimit"],
+            _ => &[],
+        }
+    }
+
+    /// Where this extractor matches `name` (the whole stat name): the byte range cut from
+    /// the name (capture group 1) and the value (group 2, or group 1 without one).
+    pub(super) fn apply<'n>(&self, name: &'n str) -> Option<(std::ops::Range<usize>, &'n str)> {
+        let spec = self.spec;
+        if !name.starts_with(spec.prefix) || !name.contains(spec.needle) {
+            return None;
+        }
+        let captures = self.pattern.captures(name)?;
+        let removed = captures.get(1)?;
+        let value = captures.get(2).unwrap_or(removed).as_str();
+        Some((removed.range(), value))
+    }
+}
+
+/// Every default extractor, compiled once, in table order.
+pub(super) fn default_extractors() -> &'static [TagExtractor] {
     static EXTRACTORS: OnceLock<Vec<TagExtractor>> = OnceLock::new();
     EXTRACTORS.get_or_init(|| {
         DEFAULT_TAGS
@@ -175,52 +226,27 @@ fn extractors() -> &'static [TagExtractor] {
 
 /// One extracted tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tag {
-    /// Envoy's tag name (`envoy.cluster_name`).
-    pub name: &'static str,
+pub struct Tag<'a> {
+    /// Envoy's tag name (`envoy.cluster_name`, or a `stats_tags` name).
+    pub name: &'a str,
     /// Prometheus label (`envoy_cluster_name`).
-    pub label: &'static str,
-    /// The value cut out of the stat name (`backend`).
+    pub label: &'a str,
+    /// The value cut out of the stat name (`backend`), or a fixed value.
     pub value: String,
 }
 
 /// A stat name split into its tag-extracted name and tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaggedName {
+pub struct TaggedName<'a> {
     /// The name with every tag value cut out (`cluster.upstream_rq_total`).
     pub extracted: String,
-    /// Tags in extraction order.
-    pub tags: Vec<Tag>,
+    /// Tags in Envoy's order.
+    pub tags: Vec<Tag<'a>>,
 }
 
 /// Applies Envoy's default tag extractors to `name`.
-pub fn extract_tags(name: &str) -> TaggedName {
-    let mut current = name.to_string();
-    let mut tags = Vec::new();
-    for extractor in extractors() {
-        let spec = extractor.spec;
-        if !current.starts_with(spec.prefix) || !current.contains(spec.needle) {
-            continue;
-        }
-        let Some(captures) = extractor.pattern.captures(&current) else {
-            continue;
-        };
-        let Some(removed) = captures.get(1) else {
-            continue;
-        };
-        let value = captures.get(2).unwrap_or(removed).as_str().to_string();
-        let range = removed.range();
-        tags.push(Tag {
-            name: spec.name,
-            label: spec.label,
-            value,
-        });
-        current.replace_range(range, "");
-    }
-    TaggedName {
-        extracted: current,
-        tags,
-    }
+pub fn extract_tags(name: &str) -> TaggedName<'static> {
+    TagProducer::envoy_default().extract(name)
 }
 
 #[cfg(test)]
@@ -239,7 +265,7 @@ mod tests {
 
     #[test]
     fn every_default_pattern_compiles_and_labels_follow_tag_names() {
-        assert_eq!(extractors().len(), DEFAULT_TAGS.len());
+        assert_eq!(default_extractors().len(), DEFAULT_TAGS.len());
         for spec in DEFAULT_TAGS {
             assert_eq!(spec.label, spec.name.replace('.', "_"));
         }
