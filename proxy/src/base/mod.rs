@@ -1,9 +1,10 @@
 //! Per-connection types every layer may use: the downstream connection's facts
-//! (`conn_info`), the drain signal connections watch (`drain`) and upstream host
-//! addresses (`address`). They live below `server/` (process lifecycle, command line)
-//! and the data plane (`listener/`, `http/`, `tcp/`, `upstream/`), so arrows only point
-//! down.
+//! (`conn_info`), the drain signal connections watch (`drain`), upstream host
+//! addresses (`address`), and handing the allocator's free memory back (`heap`). They
+//! live below `server/` (process lifecycle, command line) and the data plane
+//! (`listener/`, `http/`, `tcp/`, `upstream/`), so arrows only point down.
 
 pub mod address;
 pub mod conn_info;
 pub mod drain;
+pub mod heap;

@@ -568,6 +568,8 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
         "all clusters initialized; server LIVE"
     );
     notify::ready(&format!("epoch {epoch} live"));
+    // Start-up's temporary allocations are gone; their pages need not stay resident.
+    crate::base::heap::release_free_memory();
 
     let reason = if opts.mode == Mode::InitOnly {
         ShutdownReason::Quit
