@@ -33,6 +33,7 @@ pub use crate::base::address::{HostAddress, PipeAddress};
 pub use cluster::UpstreamCluster;
 pub use error::UpstreamError;
 pub use host::Host;
+pub use pool::UpstreamBody;
 pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, ClusterSource};
 pub use stream::UpstreamStream;
 
@@ -71,7 +72,7 @@ pub struct AutoHostRewrite {
 #[derive(Debug)]
 pub struct UpstreamResponse {
     /// The response; its body streams from the upstream connection.
-    pub response: http::Response<hyper::body::Incoming>,
+    pub response: http::Response<UpstreamBody>,
     /// The host that answered (`%UPSTREAM_HOST%`).
     pub host: std::sync::Arc<Host>,
 }
