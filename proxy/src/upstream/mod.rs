@@ -33,8 +33,8 @@ pub use crate::base::address::{HostAddress, PipeAddress};
 pub use cluster::UpstreamCluster;
 pub use error::UpstreamError;
 pub use host::Host;
-pub use pool::UpstreamBody;
 pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, ClusterSource};
+pub use pool::UpstreamBody;
 pub use stream::UpstreamStream;
 
 pub(crate) use connect::{dial, Protocol};

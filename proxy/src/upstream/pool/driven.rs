@@ -148,6 +148,11 @@ impl Lease {
     /// request. When it is not yet (the request body is still being sent, the response
     /// was abandoned mid-way), a task drives it there, as before inline driving.
     pub(super) fn release(mut self: Box<Self>, cx: &mut Context<'_>) {
+        // Usually the codec went back to idle in the poll that read the body's end.
+        if self.conn.is_ready() {
+            self.finish(true);
+            return;
+        }
         let open = self.conn.drive(cx);
         if open && !self.conn.sender.is_ready() {
             self.finish_in_background();
@@ -240,9 +245,14 @@ impl Body for UpstreamBody {
         let Some(lease) = this.lease.as_mut() else {
             return Pin::new(&mut this.inner).poll_frame(cx);
         };
-        lease.conn.drive(cx);
-        // Frames only arrive from `drive` above, whose wakers cover this body too.
-        let polled = Pin::new(&mut this.inner).poll_frame(&mut Context::from_waker(Waker::noop()));
+        // Frames only arrive from `drive`, whose wakers cover this body too: a frame
+        // already read is taken without polling the connection again.
+        let mut polled =
+            Pin::new(&mut this.inner).poll_frame(&mut Context::from_waker(Waker::noop()));
+        if polled.is_pending() {
+            lease.conn.drive(cx);
+            polled = Pin::new(&mut this.inner).poll_frame(&mut Context::from_waker(Waker::noop()));
+        }
         let ended = match &polled {
             Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
             Poll::Ready(None | Some(Err(_))) => true,

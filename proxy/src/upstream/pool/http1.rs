@@ -72,8 +72,11 @@ impl Http1Pool {
 
     /// Takes the most recently used ready connection, discarding closed ones.
     fn checkout(&mut self) -> Option<IdleConnection> {
-        while let Some(idle) = self.idle.pop() {
-            if idle.conn.is_ready() {
+        while let Some(mut idle) = self.idle.pop() {
+            // A poll without a waker: it takes the connection away from the watcher
+            // (whose waker a send would wake for nothing) and notices a close that
+            // arrived since the watcher last ran. The request's own polls follow.
+            if idle.conn.drive(&mut Context::from_waker(Waker::noop())) && idle.conn.is_ready() {
                 self.busy += 1;
                 return Some(idle);
             }
@@ -153,7 +156,15 @@ pub(super) async fn send(
                     Ok(response) => {
                         // Over the head limit: the connection is dropped, not reused.
                         let response = within_head_limit(cluster, host, response)?;
-                        let lease = lease(cluster, host, tls, idle.conn, idle.requests + 1, busy, active);
+                        let lease = lease(
+                            cluster,
+                            host,
+                            tls,
+                            idle.conn,
+                            idle.requests + 1,
+                            busy,
+                            active,
+                        );
                         return Ok(with_lease(response, lease).await);
                     }
                     Err(mut e) => match e.take_message() {
@@ -226,7 +237,7 @@ fn lease(
 async fn with_lease(response: Response<Incoming>, mut lease: Box<Lease>) -> Response<UpstreamBody> {
     let (parts, body) = response.into_parts();
     if body.is_end_stream() {
-        let open = lease.conn.settle().await;
+        let open = lease.conn.is_ready() || lease.conn.settle().await;
         let ready = open && lease.conn.sender.is_ready();
         if ready || !open {
             lease.finish(ready);
@@ -376,10 +387,12 @@ pub(super) fn checkin(
 /// Drives the pool's idle connections whenever one of them has something to say (an
 /// upstream close, stray bytes); ends with the pool.
 async fn watch_idle(key: PoolKey) {
-    std::future::poll_fn(|cx| match with_existing_pools(&key, |p| p.http1.watch(cx)) {
-        Some(()) => Poll::Pending,
-        None => Poll::Ready(()),
-    })
+    std::future::poll_fn(
+        |cx| match with_existing_pools(&key, |p| p.http1.watch(cx)) {
+            Some(()) => Poll::Pending,
+            None => Poll::Ready(()),
+        },
+    )
     .await;
 }
 
