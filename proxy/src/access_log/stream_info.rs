@@ -171,7 +171,7 @@ pub struct StreamInfo {
     /// Status sent downstream.
     pub response_code: Option<u16>,
     /// `%RESPONSE_CODE_DETAILS%` (`via_upstream`, `route_not_found`, ...).
-    pub response_code_details: Option<String>,
+    pub response_code_details: Option<std::borrow::Cow<'static, str>>,
     /// `%RESPONSE_FLAGS%`
     pub flags: ResponseFlags,
     /// Request body bytes received.
@@ -181,7 +181,7 @@ pub struct StreamInfo {
     /// `%UPSTREAM_HOST%`: `ip:port`, or the socket path of a `pipe` host.
     pub upstream_host: Option<HostAddress>,
     /// `%UPSTREAM_CLUSTER%`
-    pub upstream_cluster: Option<String>,
+    pub upstream_cluster: Option<Arc<str>>,
     /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`
     pub upstream_transport_failure_reason: Option<String>,
     /// `%ROUTE_NAME%` (None when the route has no name).

@@ -68,26 +68,28 @@ pub(crate) async fn forward(
         let resp = ex.local_reply(reply, &parts, Some(routed));
         return (resp, Some(parts));
     };
-    ex.info.upstream_cluster = selection.cluster_name.as_deref().map(str::to_string);
+    ex.info.upstream_cluster = Some(cluster.name.clone());
 
-    // Path and host rewrites.
-    let original = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let rewritten = if let Some(prefix) = &f.prefix_rewrite {
-        Some(action::prefix_rewrite(
-            &original,
-            &routed.route.matcher.path,
-            prefix,
-        ))
-    } else {
-        f.regex_rewrite
-            .as_ref()
-            .map(|(re, sub)| action::regex_rewrite(&original, re, sub))
+    // Path and host rewrites (most routes have none: no copy of the path then).
+    let original = || {
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default()
     };
-    if let Some(new_path) = rewritten {
+    let rewritten = if let Some(prefix) = &f.prefix_rewrite {
+        let original = original();
+        let new_path = action::prefix_rewrite(&original, &routed.route.matcher.path, prefix);
+        Some((original, new_path))
+    } else {
+        f.regex_rewrite.as_ref().map(|(re, sub)| {
+            let original = original();
+            let new_path = action::regex_rewrite(&original, re, sub);
+            (original, new_path)
+        })
+    };
+    if let Some((original, new_path)) = rewritten {
         // An `x-envoy-*` header like any other: the router's suppress_envoy_headers
         // drops it (Envoy 1.40).
         if !suppress {
@@ -309,7 +311,7 @@ pub(crate) async fn forward(
         );
     }
     ex.info.response_code = Some(rparts.status.as_u16());
-    ex.info.response_code_details = Some("via_upstream".to_string());
+    ex.info.response_code_details = Some("via_upstream".into());
     ex.apply_response_mutations(&mut rparts.headers, &parts, routed, weighted, false);
     let body: ResponseBody = match deadline {
         // A tunnel's bytes do not travel in the response body, and the route timeout

@@ -135,7 +135,7 @@ impl Exchange {
         if let Some(flag) = reply.flag {
             self.info.flags.set(flag);
         }
-        self.info.response_code_details = Some(reply.details.clone());
+        self.info.response_code_details = Some(reply.details.clone().into());
         if let Some(config) = &self.shared.runtime.hcm.local_reply {
             super::local_reply_config::rewrite(config, reply, &mut self.info, parts);
         }

@@ -65,7 +65,7 @@ async fn proxy<IO>(
         return;
     };
     if let Some(info) = info.as_deref_mut() {
-        info.upstream_cluster = Some(name.to_string());
+        info.upstream_cluster = Some(name.into());
     }
     let Some(cluster) = clusters.get(name) else {
         // Envoy closes the connection when the cluster does not exist.

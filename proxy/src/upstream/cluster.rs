@@ -25,6 +25,8 @@ use super::{connect, pool, RequestBody, SendOptions, UpstreamResponse};
 pub struct UpstreamCluster {
     /// The configuration it was built from.
     pub model: Arc<model::Cluster>,
+    /// Its name, shared with each request's stream info (`%UPSTREAM_CLUSTER%`).
+    pub name: Arc<str>,
     host_set: ArcSwap<HostSet>,
     breakers: CircuitBreakers,
     stats: Arc<ClusterStats>,
@@ -102,6 +104,7 @@ impl UpstreamCluster {
             socket_matches,
             default_match_count: DebugCounter(scope.counter("default.total_match_count")),
             any_tls,
+            name: Arc::from(model.name.as_str()),
             model,
         };
         cluster.count_socket_matches(cluster.host_set.load().all(), &[]);

@@ -34,6 +34,7 @@ pub use cluster::UpstreamCluster;
 pub use error::UpstreamError;
 pub use host::Host;
 pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, ClusterSource};
+pub use pool::UpstreamBody;
 pub use stream::UpstreamStream;
 
 pub(crate) use connect::{dial, Protocol};
@@ -71,7 +72,7 @@ pub struct AutoHostRewrite {
 #[derive(Debug)]
 pub struct UpstreamResponse {
     /// The response; its body streams from the upstream connection.
-    pub response: http::Response<hyper::body::Incoming>,
+    pub response: http::Response<UpstreamBody>,
     /// The host that answered (`%UPSTREAM_HOST%`).
     pub host: std::sync::Arc<Host>,
 }

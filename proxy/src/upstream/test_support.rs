@@ -88,7 +88,11 @@ pub(crate) fn get(path: &str) -> http::Request<RequestBody> {
 }
 
 /// Reads a whole response body as a string.
-pub(crate) async fn text(body: Incoming) -> String {
+pub(crate) async fn text<B>(body: B) -> String
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
     let bytes = body.collect().await.expect("body").to_bytes();
     String::from_utf8_lossy(&bytes).into_owned()
 }

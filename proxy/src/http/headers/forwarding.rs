@@ -237,12 +237,19 @@ pub fn mutate_request(
             HeaderValue::from(conn.local.port()),
         );
     }
+    // Most requests carry no `x-envoy-*` header: one pass over the names then spares
+    // the lookups (each hashes a name) of every header the edge or the router strips.
+    let has_envoy_headers = headers
+        .keys()
+        .any(|name| name.as_str().starts_with("x-envoy-"));
     let internal =
         (hcm.use_remote_address || single_xff) && in_cidrs(remote.ip(), &hcm.internal_cidrs);
     let edge = !internal && hcm.use_remote_address;
     if edge {
-        for name in EDGE_STRIPPED {
-            headers.remove(*name);
+        if has_envoy_headers {
+            for name in EDGE_STRIPPED {
+                headers.remove(*name);
+            }
         }
         for name in &hcm.route_config.internal_only_headers {
             headers.remove(name);
@@ -253,11 +260,13 @@ pub fn mutate_request(
     }
     if internal {
         headers.insert(X_ENVOY_INTERNAL.clone(), HeaderValue::from_static("true"));
-    } else {
+    } else if has_envoy_headers {
         headers.remove(&X_ENVOY_INTERNAL);
     }
-    for name in ROUTER_CONSUMED {
-        headers.remove(*name);
+    if has_envoy_headers {
+        for name in ROUTER_CONSUMED {
+            headers.remove(*name);
+        }
     }
     if hcm.generate_request_id {
         let regenerate =

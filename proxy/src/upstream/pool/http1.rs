@@ -3,21 +3,28 @@
 //! was read to the end and the connection is reusable), `max_requests_per_connection`,
 //! closing of idle connections after the cluster `idle_timeout`, and dedicated
 //! connections with upgrades enabled for websocket-style requests.
+//!
+//! Pool connections have no task: the request using one drives it (`driven`), and one
+//! watcher task per pool drives the idle ones, so an upstream close is handled at once.
 
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
+use http_body::Body;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{Builder, SendRequest};
+use hyper::client::conn::http1::{Builder, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 
+use super::driven::{DrivenConnection, Lease, UpstreamBody};
 use super::{reset, with_existing_pools, with_pools, PoolKey};
 use crate::tls::client::TlsOverrides;
 use crate::upstream::cluster::UpstreamCluster;
 use crate::upstream::connect::{connect, Protocol};
 use crate::upstream::error::UpstreamError;
-use crate::upstream::host::{ActiveRequest, Host};
+use crate::upstream::host::{ActiveRequest, Host, OpenConnection};
+use crate::upstream::stream::UpstreamStream;
 use crate::upstream::RequestBody;
 
 /// Idle and busy HTTP/1.1 connections of one host on this worker.
@@ -30,13 +37,26 @@ pub(super) struct Http1Pool {
     busy: usize,
     /// An idle reaper task is running for this pool.
     reaper_running: bool,
+    /// Wakes the watcher task that drives the idle connections (None until it first
+    /// ran); `watcher_running` says one was started.
+    watcher: Option<Waker>,
+    watcher_running: bool,
 }
 
 struct IdleConnection {
-    sender: SendRequest<RequestBody>,
+    conn: Box<DrivenConnection>,
     /// Requests this connection has carried.
     requests: u32,
     idle_since: Instant,
+}
+
+impl Drop for Http1Pool {
+    fn drop(&mut self) {
+        // The watcher ends once it finds its pool gone.
+        if let Some(watcher) = self.watcher.take() {
+            watcher.wake();
+        }
+    }
 }
 
 impl Http1Pool {
@@ -52,11 +72,15 @@ impl Http1Pool {
 
     /// Takes the most recently used ready connection, discarding closed ones.
     fn checkout(&mut self) -> Option<IdleConnection> {
-        while let Some(conn) = self.idle.pop() {
-            if conn.sender.is_ready() {
+        while let Some(mut idle) = self.idle.pop() {
+            // A poll without a waker: it takes the connection away from the watcher
+            // (whose waker a send would wake for nothing) and notices a close that
+            // arrived since the watcher last ran. The request's own polls follow.
+            if idle.conn.drive(&mut Context::from_waker(Waker::noop())) && idle.conn.is_ready() {
                 self.busy += 1;
-                return Some(conn);
+                return Some(idle);
             }
+            idle.conn.close();
         }
         None
     }
@@ -65,19 +89,38 @@ impl Http1Pool {
     /// HTTP/1.1 connection); returns when the next one expires, or None when no idle
     /// connection is left (the reaper then stops).
     fn expire(&mut self, idle_timeout: Duration, now: Instant) -> Option<Instant> {
-        self.idle.retain(|c| {
-            !c.sender.is_closed() && now.saturating_duration_since(c.idle_since) < idle_timeout
-        });
+        let mut kept = Vec::with_capacity(self.idle.len());
+        for idle in self.idle.drain(..) {
+            if idle.conn.is_open() && now.saturating_duration_since(idle.idle_since) < idle_timeout
+            {
+                kept.push(idle);
+            } else {
+                idle.conn.close();
+            }
+        }
+        self.idle = kept;
         let oldest = self.idle.iter().map(|c| c.idle_since).min();
         if oldest.is_none() {
             self.reaper_running = false;
         }
         oldest.map(|t| t + idle_timeout)
     }
+
+    /// Drives every idle connection under the watcher's `cx`, dropping those that ended.
+    fn watch(&mut self, cx: &mut Context<'_>) {
+        if !self
+            .watcher
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            self.watcher = Some(cx.waker().clone());
+        }
+        self.idle.retain_mut(|idle| idle.conn.drive(cx));
+    }
 }
 
 /// Counts a connection as busy in this worker's pool until dropped.
-struct Busy {
+pub(super) struct Busy {
     key: PoolKey,
 }
 
@@ -95,7 +138,7 @@ pub(super) async fn send(
     mut req: Request<RequestBody>,
     upgrade: bool,
     mut active: ActiveRequest,
-) -> Result<Response<Incoming>, UpstreamError> {
+) -> Result<Response<UpstreamBody>, UpstreamError> {
     if upgrade {
         return send_upgrade(cluster, host, tls, req, active).await;
     }
@@ -103,25 +146,26 @@ pub(super) async fn send(
     loop {
         let (idle, busy) = with_pools(host, tls, |p| (p.http1.checkout(), p.http1.busy));
         match idle {
-            Some(mut conn) => {
+            Some(mut idle) => {
                 let busy = Busy {
                     key: PoolKey::new(host, tls),
                 };
                 active.attach();
-                match conn.sender.try_send_request(req).await {
+                let sent = idle.conn.sender.try_send_request(req);
+                match idle.conn.exchange(sent).await {
                     Ok(response) => {
                         // Over the head limit: the connection is dropped, not reused.
                         let response = within_head_limit(cluster, host, response)?;
-                        return_when_done(
+                        let lease = lease(
                             cluster,
                             host,
                             tls,
-                            conn.sender,
-                            conn.requests + 1,
+                            idle.conn,
+                            idle.requests + 1,
                             busy,
                             active,
                         );
-                        return Ok(response);
+                        return Ok(with_lease(response, lease).await);
                     }
                     Err(mut e) => match e.take_message() {
                         // The connection closed before the request left: try another.
@@ -142,45 +186,94 @@ pub(super) async fn send(
     }
 
     let pending = cluster.pending_slot()?;
-    let mut sender = new_connection(cluster, host, tls, false)
+    let (sender, conn, open) = new_connection(cluster, host, tls)
         .await
         .inspect_err(|e| pending.failed(e))?;
     drop(pending);
+    let mut conn = DrivenConnection::new(sender, conn, open);
     with_pools(host, tls, |p| p.http1.busy += 1);
     let busy = Busy {
         key: PoolKey::new(host, tls),
     };
     active.attach();
-    match sender.send_request(req).await {
+    let sent = conn.sender.send_request(req);
+    match conn.exchange(sent).await {
         Ok(response) => {
             let response = within_head_limit(cluster, host, response)?;
-            return_when_done(cluster, host, tls, sender, 1, busy, active);
-            Ok(response)
+            let lease = lease(cluster, host, tls, conn, 1, busy, active);
+            Ok(with_lease(response, lease).await)
         }
         Err(e) => Err(reset(host, &e)),
     }
 }
 
-/// Upgrade requests get their own connection with upgrades enabled; it never returns
-/// to the pool (after a 101 it belongs to the tunnel).
+/// What returning `conn` to the pool after this request needs.
+fn lease(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    tls: &TlsOverrides,
+    conn: Box<DrivenConnection>,
+    requests: u32,
+    busy: Busy,
+    active: ActiveRequest,
+) -> Box<Lease> {
+    Box::new(Lease {
+        conn,
+        host: host.clone(),
+        tls: tls.clone(),
+        requests,
+        reusable: cluster
+            .model
+            .max_requests_per_connection
+            .is_none_or(|max| requests < max),
+        idle_timeout: cluster.model.idle_timeout,
+        busy,
+        active,
+    })
+}
+
+/// The response with its body driving the connection; a response without a body (HEAD,
+/// 204, 304, `content-length: 0`) gives the connection back at once.
+async fn with_lease(response: Response<Incoming>, mut lease: Box<Lease>) -> Response<UpstreamBody> {
+    let (parts, body) = response.into_parts();
+    if body.is_end_stream() {
+        let open = lease.conn.is_ready() || lease.conn.settle().await;
+        let ready = open && lease.conn.sender.is_ready();
+        if ready || !open {
+            lease.finish(ready);
+            return Response::from_parts(parts, UpstreamBody::plain(body));
+        }
+    }
+    Response::from_parts(parts, UpstreamBody::leased(body, lease))
+}
+
+/// Upgrade requests get their own connection with upgrades enabled, driven by its own
+/// task; it never returns to the pool (after a 101 it belongs to the tunnel).
 async fn send_upgrade(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
     tls: &TlsOverrides,
     req: Request<RequestBody>,
     mut active: ActiveRequest,
-) -> Result<Response<Incoming>, UpstreamError> {
+) -> Result<Response<UpstreamBody>, UpstreamError> {
     let pending = cluster.pending_slot()?;
-    let mut sender = new_connection(cluster, host, tls, true)
+    let (mut sender, conn, open) = new_connection(cluster, host, tls)
         .await
         .inspect_err(|e| pending.failed(e))?;
     drop(pending);
+    tokio::spawn(async move {
+        let _open = open;
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended with error");
+        }
+    });
     active.attach();
     let response = sender
         .send_request(req)
         .await
         .map_err(|e| reset(host, &e))?;
-    within_head_limit(cluster, host, response)
+    let response = within_head_limit(cluster, host, response)?;
+    Ok(response.map(UpstreamBody::plain))
 }
 
 /// The response, or Envoy's protocol error when its head is larger than the cluster's
@@ -217,13 +310,19 @@ fn response_head_len(response: &Response<Incoming>) -> usize {
     status_line + header_lines + 2
 }
 
-/// Connects and starts the task driving the connection.
+/// Connects and handshakes; the caller drives (or spawns) the connection.
 async fn new_connection(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
     tls: &TlsOverrides,
-    upgrades: bool,
-) -> Result<SendRequest<RequestBody>, UpstreamError> {
+) -> Result<
+    (
+        SendRequest<RequestBody>,
+        Connection<TokioIo<UpstreamStream>, RequestBody>,
+        OpenConnection,
+    ),
+    UpstreamError,
+> {
     let (stream, open) = connect(cluster, host, tls, Protocol::Http1).await?;
     let mut builder = Builder::new();
     // The read buffer bounds the response head too: a head that does not fit is a
@@ -244,72 +343,57 @@ async fn new_connection(
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| reset(host, &e))?;
-    let address = host.address.clone();
-    tokio::spawn(async move {
-        let _open = open;
-        let result = if upgrades {
-            conn.with_upgrades().await
-        } else {
-            conn.await
-        };
-        if let Err(e) = result {
-            tracing::debug!(host = %address, error = %e, "upstream HTTP/1.1 connection ended with error");
-        }
-    });
-    Ok(sender)
+    Ok((sender, conn, open))
 }
 
-/// Waits (in a task) until the connection can carry another request, i.e. the
-/// response body was consumed to its end, then returns it to this worker's pool, or
-/// lets it close if it is not reusable.
-fn return_when_done(
-    cluster: &UpstreamCluster,
+/// Parks a connection that can carry another request in this worker's pool, under the
+/// pool's watcher.
+pub(super) fn checkin(
     host: &Arc<Host>,
     tls: &TlsOverrides,
-    mut sender: SendRequest<RequestBody>,
-    requests: u32,
-    busy: Busy,
-    active: ActiveRequest,
-) {
-    let reusable = cluster
-        .model
-        .max_requests_per_connection
-        .is_none_or(|max| requests < max);
-    let idle_timeout = cluster.model.idle_timeout;
-    let host = host.clone();
-    let tls = tls.clone();
-    tokio::spawn(async move {
-        let ready = sender.ready().await.is_ok();
-        drop(active);
-        drop(busy);
-        if ready && reusable {
-            checkin(&host, &tls, sender, requests, idle_timeout);
-        }
-    });
-}
-
-fn checkin(
-    host: &Arc<Host>,
-    tls: &TlsOverrides,
-    sender: SendRequest<RequestBody>,
+    mut conn: Box<DrivenConnection>,
     requests: u32,
     idle_timeout: Option<Duration>,
 ) {
-    let start_reaper = with_pools(host, tls, |p| {
-        p.http1.idle.push(IdleConnection {
-            sender,
+    let (start_reaper, start_watcher) = with_pools(host, tls, |p| {
+        let pool = &mut p.http1;
+        // From now on the watcher is woken when the upstream closes it or sends data.
+        if let Some(watcher) = &pool.watcher {
+            if !conn.drive(&mut Context::from_waker(watcher)) {
+                return (false, false);
+            }
+        }
+        pool.idle.push(IdleConnection {
+            conn,
             requests,
             idle_since: Instant::now(),
         });
-        let start = idle_timeout.is_some() && !p.http1.reaper_running;
-        if start {
-            p.http1.reaper_running = true;
+        let start_reaper = idle_timeout.is_some() && !pool.reaper_running;
+        if start_reaper {
+            pool.reaper_running = true;
         }
-        start
+        let start_watcher = !pool.watcher_running;
+        pool.watcher_running = true;
+        (start_reaper, start_watcher)
     });
+    if start_watcher {
+        tokio::spawn(watch_idle(PoolKey::new(host, tls)));
+    }
     if let (true, Some(timeout)) = (start_reaper, idle_timeout) {
         tokio::spawn(reap_idle(PoolKey::new(host, tls), timeout));
     }
+}
+
+/// Drives the pool's idle connections whenever one of them has something to say (an
+/// upstream close, stray bytes); ends with the pool.
+async fn watch_idle(key: PoolKey) {
+    std::future::poll_fn(
+        |cx| match with_existing_pools(&key, |p| p.http1.watch(cx)) {
+            Some(()) => Poll::Pending,
+            None => Poll::Ready(()),
+        },
+    )
+    .await;
 }
 
 /// Closes idle connections of one host once they have been idle for `idle_timeout`;

@@ -3,12 +3,16 @@
 //! cross-thread traffic. Pool state is only touched in short synchronous sections, never
 //! across an `.await`, so the request futures stay `Send`.
 //!
-//! Tasks the pools spawn (connection drivers, keep-alive return, idle reaper) run on the
-//! spawning worker's runtime, i.e. on the same thread, and find the same pools. (On a
-//! multi-threaded runtime they still work, only the per-thread sharing gets coarser.)
+//! Tasks the pools spawn (HTTP/2 and upgrade connection drivers, idle watchers and
+//! reapers) run on the spawning worker's runtime, i.e. on the same thread, and find the
+//! same pools. (On a multi-threaded runtime they still work, only the per-thread sharing
+//! gets coarser.) HTTP/1.1 pool connections have no task: see `driven`.
 
+mod driven;
 mod http1;
 mod http2;
+
+pub use driven::UpstreamBody;
 
 #[cfg(test)]
 pub(crate) use http1::idle_connections;
@@ -21,7 +25,6 @@ use std::sync::{Arc, Weak};
 
 use http::header::{HeaderValue, HOST};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
 
 use super::cluster::UpstreamCluster;
 use super::error::UpstreamError;
@@ -102,11 +105,13 @@ pub(crate) async fn send(
     req: Request<RequestBody>,
     http2: bool,
     upgrade: bool,
-) -> Result<Response<Incoming>, UpstreamError> {
+) -> Result<Response<UpstreamBody>, UpstreamError> {
     let slot = cluster.request_slot()?;
     let active = ActiveRequest::new(host.clone(), slot.into_owned(), cluster.stats().clone());
     let result = if http2 {
-        http2::send(cluster, host, tls, into_http2(req, host), active).await
+        http2::send(cluster, host, tls, into_http2(req, host), active)
+            .await
+            .map(|response| response.map(UpstreamBody::plain))
     } else {
         http1::send(cluster, host, tls, into_http1(req, host), upgrade, active).await
     };

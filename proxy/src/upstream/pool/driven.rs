@@ -1,0 +1,285 @@
+//! HTTP/1.1 upstream connections without a task of their own: the downstream stream that
+//! uses one polls it in place (while it waits for the response head, then from the
+//! response body it reads), and the pool's watcher polls the idle ones so a close by the
+//! upstream is noticed at once. A request then costs no task switch and no channel hop
+//! between a connection task and the stream.
+//!
+//! hyper's client connection is still the codec: its `Connection` future is polled here
+//! instead of being spawned. Everything it completes (the response head, body frames, its
+//! readiness for the next request) happens inside those polls, so the futures it hands
+//! out are polled without a waker of their own.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+
+use super::http1;
+use crate::tls::client::TlsOverrides;
+use crate::upstream::host::{ActiveRequest, Host, OpenConnection};
+use crate::upstream::stream::UpstreamStream;
+use crate::upstream::RequestBody;
+
+type Http1Connection = Connection<TokioIo<UpstreamStream>, RequestBody>;
+
+/// One HTTP/1.1 upstream connection and the handle requests are sent through.
+pub(super) struct DrivenConnection {
+    pub(super) sender: SendRequest<RequestBody>,
+    /// `None` once the connection ended.
+    conn: Option<Http1Connection>,
+    /// Keeps the connection counted (host and cluster `cx_active`) while it is open.
+    open: Option<OpenConnection>,
+}
+
+impl DrivenConnection {
+    pub(super) fn new(
+        sender: SendRequest<RequestBody>,
+        conn: Http1Connection,
+        open: OpenConnection,
+    ) -> Box<Self> {
+        Box::new(Self {
+            sender,
+            conn: Some(conn),
+            open: Some(open),
+        })
+    }
+
+    /// Lets the connection write what is queued and read what arrived; `cx` is woken
+    /// when it can make progress again. False once the connection has ended.
+    pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        match Pin::new(conn).poll(cx) {
+            Poll::Pending => true,
+            Poll::Ready(result) => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended with error");
+                }
+                self.conn = None;
+                self.open = None;
+                false
+            }
+        }
+    }
+
+    /// Open and able to take a request now.
+    pub(super) fn is_ready(&self) -> bool {
+        self.conn.is_some() && self.sender.is_ready()
+    }
+
+    /// Open (possibly still busy with a request).
+    pub(super) fn is_open(&self) -> bool {
+        self.conn.is_some() && !self.sender.is_closed()
+    }
+
+    /// Sends `request` and drives the connection until the response head (or the
+    /// failure) arrives.
+    pub(super) async fn exchange<T>(
+        &mut self,
+        request: impl Future<Output = Result<Response<Incoming>, T>>,
+    ) -> Result<Response<Incoming>, T> {
+        // Unconstrained: the promise is polled without a waker (only `drive` completes
+        // it), so tokio's cooperative budget must never make it return Pending.
+        let mut request = std::pin::pin!(tokio::task::unconstrained(request));
+        std::future::poll_fn(|cx| {
+            self.drive(cx);
+            request
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+        })
+        .await
+    }
+
+    /// Lets one more poll settle the connection after its response (the codec becomes
+    /// ready for the next request in it).
+    pub(super) async fn settle(&mut self) -> bool {
+        std::future::poll_fn(|cx| Poll::Ready(self.drive(cx))).await
+    }
+
+    /// Closes the connection as its own task would have: hyper finishes it (a TLS
+    /// close_notify, a FIN) once the sender is gone. Only a close that cannot finish at
+    /// once gets a task.
+    pub(super) fn close(self: Box<Self>) {
+        let Self { sender, conn, open } = *self;
+        drop(sender);
+        let Some(mut conn) = conn else {
+            return;
+        };
+        let finished = Pin::new(&mut conn)
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready();
+        if !finished {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _open = open;
+                    let _ = conn.await;
+                });
+            }
+        }
+    }
+}
+
+/// A connection out on one request until its response body ends: the request's
+/// counters, and what returning it to the pool needs.
+pub(super) struct Lease {
+    pub(super) conn: Box<DrivenConnection>,
+    pub(super) host: Arc<Host>,
+    pub(super) tls: TlsOverrides,
+    /// Requests it has carried, this one included.
+    pub(super) requests: u32,
+    /// Under `max_requests_per_connection`: it may carry another request.
+    pub(super) reusable: bool,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) busy: http1::Busy,
+    pub(super) active: ActiveRequest,
+}
+
+impl Lease {
+    /// The response is over: back to the pool once the codec is ready for another
+    /// request. When it is not yet (the request body is still being sent, the response
+    /// was abandoned mid-way), a task drives it there, as before inline driving.
+    pub(super) fn release(mut self: Box<Self>, cx: &mut Context<'_>) {
+        // Usually the codec went back to idle in the poll that read the body's end.
+        if self.conn.is_ready() {
+            self.finish(true);
+            return;
+        }
+        let open = self.conn.drive(cx);
+        if open && !self.conn.sender.is_ready() {
+            self.finish_in_background();
+            return;
+        }
+        self.finish(open);
+    }
+
+    /// `ready`: the codec can take another request.
+    pub(super) fn finish(self: Box<Self>, ready: bool) {
+        let Lease {
+            conn,
+            host,
+            tls,
+            requests,
+            reusable,
+            idle_timeout,
+            busy,
+            active,
+        } = *self;
+        drop(active);
+        drop(busy);
+        if ready && reusable {
+            http1::checkin(&host, &tls, conn, requests, idle_timeout);
+        } else {
+            conn.close();
+        }
+    }
+
+    fn finish_in_background(mut self: Box<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let ready = std::future::poll_fn(|cx| {
+                if !self.conn.drive(cx) {
+                    return Poll::Ready(false);
+                }
+                if self.conn.sender.is_ready() {
+                    Poll::Ready(true)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            self.finish(ready);
+        });
+    }
+}
+
+/// The body of an upstream response. From an HTTP/1.1 pool connection it also drives
+/// that connection (whoever reads the body moves the bytes) and returns it to the pool
+/// when the body ends; from HTTP/2 and upgraded connections it is hyper's body as is.
+pub struct UpstreamBody {
+    inner: Incoming,
+    lease: Option<Box<Lease>>,
+}
+
+impl UpstreamBody {
+    pub(super) fn plain(inner: Incoming) -> Self {
+        Self { inner, lease: None }
+    }
+
+    pub(super) fn leased(inner: Incoming, lease: Box<Lease>) -> Self {
+        Self {
+            inner,
+            lease: Some(lease),
+        }
+    }
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("inner", &self.inner)
+            .field("leased", &self.lease.is_some())
+            .finish()
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let Some(lease) = this.lease.as_mut() else {
+            return Pin::new(&mut this.inner).poll_frame(cx);
+        };
+        // Frames only arrive from `drive`, whose wakers cover this body too: a frame
+        // already read is taken without polling the connection again.
+        let mut polled =
+            Pin::new(&mut this.inner).poll_frame(&mut Context::from_waker(Waker::noop()));
+        if polled.is_pending() {
+            lease.conn.drive(cx);
+            polled = Pin::new(&mut this.inner).poll_frame(&mut Context::from_waker(Waker::noop()));
+        }
+        let ended = match &polled {
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Pending => false,
+        };
+        if ended {
+            if let Some(lease) = this.lease.take() {
+                lease.release(cx);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // Abandoned before its end: the codec reads (or drops) the rest on its own.
+        if let Some(lease) = self.lease.take() {
+            lease.finish_in_background();
+        }
+    }
+}
