@@ -341,7 +341,7 @@ fn head_too_large(shared: &Arc<ConnShared>) -> http::Response<super::ResponseBod
     .closing();
     if let Some(config) = &shared.runtime.hcm.local_reply {
         let mut info = StreamInfo::new(shared.conn.clone(), Some(http::Version::HTTP_11));
-        info.response_code_details = Some(reply.details.clone());
+        info.response_code_details = Some(reply.details.clone().into());
         super::local_reply_config::rewrite(config, &mut reply, &mut info, None);
     }
     let mut resp = reply.into_response(false);

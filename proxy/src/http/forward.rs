@@ -89,17 +89,17 @@ pub(crate) async fn forward(
             (original, new_path)
         })
     };
-    if let Some((original, new_path)) = rewritten {
+    if let Some((original, new_path)) = &rewritten {
         // An `x-envoy-*` header like any other: the router's suppress_envoy_headers
         // drops it (Envoy 1.40).
         if !suppress {
-            if let Ok(v) = HeaderValue::from_str(&original) {
+            if let Ok(v) = HeaderValue::from_str(original) {
                 parts
                     .headers
                     .insert(forwarding::X_ENVOY_ORIGINAL_PATH.clone(), v);
             }
         }
-        set_path(&mut parts, &new_path);
+        set_path(&mut parts, new_path);
     }
     match &f.host_rewrite {
         HostRewrite::None => {}
@@ -122,6 +122,15 @@ pub(crate) async fn forward(
             }
         }
         HostRewrite::PathRegex(re, sub) => {
+            // The pattern runs on the path as the client sent it (before path rewrites).
+            let original = match &rewritten {
+                Some((original, _)) => original.clone(),
+                None => parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default(),
+            };
             let (path, _query) = action::split_query(&original);
             let host = action::regex_rewrite(path, re, sub);
             if let Ok(v) = HeaderValue::from_str(&host) {

@@ -123,7 +123,7 @@ pub(super) fn render(
     let mut reply = LocalReply::new(status, text, None, details);
     if let Some(m) = mapping {
         let mut info = StreamInfo::new(m.conn.clone(), Some(http::Version::HTTP_11));
-        info.response_code_details = Some(details.to_string());
+        info.response_code_details = Some(details.to_string().into());
         local_reply_config::rewrite(m.config, &mut reply, &mut info, None);
     }
     let status = reply.status;

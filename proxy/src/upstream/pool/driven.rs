@@ -150,7 +150,7 @@ impl Lease {
     pub(super) fn release(mut self: Box<Self>, cx: &mut Context<'_>) {
         // Usually the codec went back to idle in the poll that read the body's end.
         if self.conn.is_ready() {
-            self.finish(true);
+            (*self).finish(true);
             return;
         }
         let open = self.conn.drive(cx);
@@ -158,11 +158,11 @@ impl Lease {
             self.finish_in_background();
             return;
         }
-        self.finish(open);
+        (*self).finish(open);
     }
 
     /// `ready`: the codec can take another request.
-    pub(super) fn finish(self: Box<Self>, ready: bool) {
+    pub(super) fn finish(self, ready: bool) {
         let Lease {
             conn,
             host,
@@ -172,7 +172,7 @@ impl Lease {
             idle_timeout,
             busy,
             active,
-        } = *self;
+        } = self;
         drop(active);
         drop(busy);
         if ready && reusable {
@@ -198,7 +198,7 @@ impl Lease {
                 }
             })
             .await;
-            self.finish(ready);
+            (*self).finish(ready);
         });
     }
 }
