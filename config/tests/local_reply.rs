@@ -72,9 +72,8 @@ fn mappers_and_body_formats_translate_in_order() {
 
 #[test]
 fn extension_filters_and_bad_values_are_refused_by_name() {
-    let e = err(
-        r#"{ mappers: [ { filter: { extension_filter: { name: x } }, status_code: 500 } ] }"#,
-    );
+    let e =
+        err(r#"{ mappers: [ { filter: { extension_filter: { name: x } }, status_code: 500 } ] }"#);
     assert!(e.contains("extension_filter"), "{e}");
     let e = err(r#"{ mappers: [ { filter: { response_flag_filter: { flags: [XX] } } } ] }"#);
     assert!(e.contains("XX"), "{e}");

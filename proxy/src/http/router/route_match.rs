@@ -4,8 +4,7 @@
 
 use baton_config::model::{
     HeaderMatchSpec, HeaderMatcher, PathMatch, PseudoHeader, QueryParameterMatcher, RouteMatch,
-    RuntimeFraction,
-    StringMatchKind, StringMatcher,
+    RuntimeFraction, StringMatchKind, StringMatcher,
 };
 use http::{HeaderMap, HeaderValue, Method};
 
@@ -218,7 +217,9 @@ pub fn route_matches(m: &RouteMatch, input: &MatchInput<'_>) -> bool {
             let q = input.query();
             m.query_parameters.iter().all(|qm| query_matches(qm, q))
         })
-        && m.runtime_fraction.as_ref().is_none_or(runtime_fraction_matches)
+        && m.runtime_fraction
+            .as_ref()
+            .is_none_or(runtime_fraction_matches)
 }
 
 /// Envoy's `featureEnabled` for a route's `runtime_fraction`, with a random draw per
