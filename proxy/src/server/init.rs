@@ -202,6 +202,14 @@ impl InitManager {
         self.inner.admin_may_answer.send_replace(true);
     }
 
+    /// Lets admin answer from now on, whatever initialisation does: a hot-restart child
+    /// that took its parent's admin socket answers on it at once (as Envoy's child, which
+    /// takes the admin address at start), so a child that fails never leaves a
+    /// connection to the shared port unanswered.
+    pub fn let_admin_answer(&self) {
+        self.inner.admin_may_answer.send_replace(true);
+    }
+
     /// Whether admin may answer yet (see `Inner::admin_may_answer`).
     pub fn admin_may_answer(&self) -> watch::Receiver<bool> {
         self.inner.admin_may_answer.subscribe()

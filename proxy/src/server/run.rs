@@ -413,6 +413,9 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
                             .ok(),
                     };
                     admin_taken_early = admin_server.is_some();
+                    if admin_taken_early {
+                        init.let_admin_answer();
+                    }
                 }
             }
             Some(_) => {}
