@@ -11,65 +11,19 @@
 
 mod xds_support;
 
-use baton_tests::config::{direct_route, route_config, vhost, XdsTransport};
+use baton_tests::config::XdsTransport;
 use baton_tests::tls::{self, ClientOptions, KeyKind, TestCa, TestCert};
 use baton_tests::xds::{resources, ControlPlane, Service, CLUSTER_TYPE, LISTENER_TYPE};
 use baton_tests::{RawHttp1, TempDir};
-use serde_json::{json, Value};
+use serde_json::json;
+use xds_support::sds::{secret, tls_listener, tls_listener_from, SECRET, SECRET_TYPE};
 use xds_support::*;
-
-const SECRET_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
-const SECRET: &str = "server_cert";
 
 sotw_and_delta!(
     listener_certificate_over_ads_rotates_in_place,
     listener_certificate_over_its_own_sds_stream,
     client_ca_over_ads_rotates,
 );
-
-fn secret(cert: &TestCert, key_pem: &str) -> anyhow::Result<prost_types::Any> {
-    resources::to_any(
-        SECRET_TYPE,
-        &json!({
-            "name": SECRET,
-            "tls_certificate": {
-                "certificate_chain": { "inline_string": cert.cert_pem },
-                "private_key": { "inline_string": key_pem },
-            }
-        }),
-    )
-}
-
-/// Listener `https` on `port`: one TLS chain whose certificate comes over ADS.
-fn tls_listener(port: u16) -> Value {
-    tls_listener_from(port, json!({ "ads": {}, "resource_api_version": "V3" }))
-}
-
-/// Listener `https` on `port` whose certificate comes from `sds_config`.
-fn tls_listener_from(port: u16, sds_config: Value) -> Value {
-    let mut listener = resources::inline_listener(
-        "https",
-        port,
-        route_config(vec![vhost(
-            "all",
-            &["*"],
-            vec![direct_route("/", 200, "ok")],
-        )]),
-    );
-    listener["filter_chains"][0]["transport_socket"] = json!({
-        "name": "envoy.transport_sockets.tls",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-            "common_tls_context": {
-                "tls_certificate_sds_secret_configs": [{
-                    "name": SECRET,
-                    "sds_config": sds_config,
-                }],
-            },
-        },
-    });
-    listener
-}
 
 async fn served_cn(addr: std::net::SocketAddr) -> anyhow::Result<Option<String>> {
     let stream = tls::connect(addr, &ClientOptions::sni("sds.example.com")).await?;

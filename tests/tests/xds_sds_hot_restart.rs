@@ -8,59 +8,17 @@
 mod hot_restart_support;
 mod xds_support;
 
-use baton_tests::config::{direct_route, free_port, route_config, vhost, XdsTransport};
+use baton_tests::config::{free_port, XdsTransport};
 use baton_tests::skip_for_envoy;
-use baton_tests::tls::{self, ClientOptions, KeyKind, TestCa, TestCert};
+use baton_tests::tls::{self, ClientOptions, KeyKind, TestCa};
 use baton_tests::xds::{resources, ControlPlane, CLUSTER_TYPE, LISTENER_TYPE};
 use baton_tests::{RawHttp1, TempDir};
 use hot_restart_support::{exited_cleanly, Service, EXIT_TIMEOUT};
-use serde_json::json;
 use std::net::SocketAddr;
+use xds_support::sds::{secret, tls_listener, SECRET_TYPE};
 use xds_support::*;
 
-const SECRET_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
-const SECRET: &str = "server_cert";
-
 sotw_and_delta!(hot_restart_with_the_control_plane_down_keeps_the_sds_certificate);
-
-fn secret(cert: &TestCert) -> anyhow::Result<prost_types::Any> {
-    resources::to_any(
-        SECRET_TYPE,
-        &json!({
-            "name": SECRET,
-            "tls_certificate": {
-                "certificate_chain": { "inline_string": cert.cert_pem },
-                "private_key": { "inline_string": cert.key_pem },
-            }
-        }),
-    )
-}
-
-/// Listener `https` on `port` whose one chain's certificate comes over ADS.
-fn tls_listener(port: u16) -> serde_json::Value {
-    let mut listener = resources::inline_listener(
-        "https",
-        port,
-        route_config(vec![vhost(
-            "all",
-            &["*"],
-            vec![direct_route("/", 200, "ok")],
-        )]),
-    );
-    listener["filter_chains"][0]["transport_socket"] = json!({
-        "name": "envoy.transport_sockets.tls",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-            "common_tls_context": {
-                "tls_certificate_sds_secret_configs": [{
-                    "name": SECRET,
-                    "sds_config": { "ads": {}, "resource_api_version": "V3" },
-                }],
-            },
-        },
-    });
-    listener
-}
 
 /// The certificate's CN served on a new handshake, after one request answered 200.
 async fn served_cn(addr: SocketAddr) -> anyhow::Result<Option<String>> {
@@ -105,7 +63,7 @@ async fn hot_restart_with_the_control_plane_down_keeps_the_sds_certificate(
         "1",
         resources::listeners(&[tls_listener(port)])?,
     )?;
-    cp.set(SECRET_TYPE, "1", vec![secret(&a)?])?;
+    cp.set(SECRET_TYPE, "1", vec![secret(&a, &a.key_pem)?])?;
 
     let service = Service::new()?;
     let config = service.write_config("config", &bootstrap(&cp, transport).build())?;
@@ -129,7 +87,7 @@ async fn hot_restart_with_the_control_plane_down_keeps_the_sds_certificate(
 
     // The control plane comes back with a new certificate: generation 1 rotates to it.
     cp.restart().await?;
-    cp.set(SECRET_TYPE, "2", vec![secret(&b)?])?;
+    cp.set(SECRET_TYPE, "2", vec![secret(&b, &b.key_pem)?])?;
     wait_served_cn(addr, "cn-b").await?;
     Ok(())
 }
