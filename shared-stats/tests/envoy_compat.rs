@@ -105,27 +105,7 @@ fn prometheus_output_matches_envoy_for_counters_and_gauges() {
         .render_prometheus(&RenderOptions::default());
     let ours = without_overflow_stat(&rendered);
     let envoy = envoy_plain_prometheus();
-    // The two fixtures were scraped a moment apart and the scrapes themselves moved the
-    // admin listener's counters, so admin series compare by name and labels only.
-    let comparable = |line: &str| -> String {
-        if line.contains("admin") {
-            line.rsplit_once(' ')
-                .map_or(line, |(series, _)| series)
-                .to_string()
-        } else {
-            line.to_string()
-        }
-    };
-    let differences: Vec<String> = ours
-        .iter()
-        .zip(envoy.iter())
-        .enumerate()
-        .filter(|(_, (a, b))| comparable(a) != comparable(b))
-        .map(|(i, (a, b))| format!("line {}: baton {a:?} envoy {b:?}", i + 1))
-        .take(10)
-        .collect();
-    assert!(differences.is_empty(), "{differences:#?}");
-    assert_eq!(ours.len(), envoy.len());
+    support::assert_same_prometheus_lines(&ours, &envoy);
 }
 
 #[test]

@@ -125,26 +125,7 @@ fn compare(fixture: &Fixture, label: &str) {
         .lines()
         .take_while(|line| !(line.starts_with("# TYPE") && line.ends_with(" histogram")))
         .collect();
-    // The scrapes moved the admin listener's counters between the two fixtures.
-    let comparable = |line: &str| -> String {
-        if line.contains("admin") {
-            line.rsplit_once(' ')
-                .map_or(line, |(series, _)| series)
-                .to_string()
-        } else {
-            line.to_string()
-        }
-    };
-    let differences: Vec<String> = ours
-        .iter()
-        .zip(envoy.iter())
-        .enumerate()
-        .filter(|(_, (a, b))| comparable(a) != comparable(b))
-        .map(|(i, (a, b))| format!("line {}: baton {a:?} envoy {b:?}", i + 1))
-        .take(10)
-        .collect();
-    assert!(differences.is_empty(), "{differences:#?}");
-    assert_eq!(ours.len(), envoy.len());
+    support::assert_same_prometheus_lines(&ours, &envoy);
     // `/stats` keeps the full names whatever the tags.
     let text = store.snapshot().unwrap().render_text(&options);
     assert!(text.contains("cluster.backend.upstream_rq_total: "));

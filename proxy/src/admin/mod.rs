@@ -62,8 +62,6 @@ pub struct AdminContext {
     pub config_dump: BootstrapDump,
     /// Node identity for /server_info.
     pub node: baton_config::model::Node,
-    /// `layered_runtime` layers for /runtime.
-    pub runtime_layers: Vec<baton_config::model::RuntimeLayer>,
     /// `stats_config` tags and `--stats-tag`, for /stats/prometheus.
     pub stat_tags: Arc<baton_shared_stats::render::tags::TagProducer>,
     /// Downstream connections, for drain decisions.

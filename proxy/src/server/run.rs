@@ -369,7 +369,6 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             }) as Arc<dyn ListenerAdmin>,
             config_dump: crate::admin::BootstrapDump::new(loaded.proto.clone()),
             node: model.node.clone(),
-            runtime_layers: model.runtime_layers.clone(),
             // Checked by `load_config`; Envoy's defaults should it fail anyway.
             stat_tags: model
                 .stats

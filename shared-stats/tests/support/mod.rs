@@ -155,3 +155,35 @@ pub fn announce(marker: &str) {
     println!("@@{marker}@@");
     let _ = std::io::stdout().flush();
 }
+
+/// Asserts Baton's Prometheus lines equal Envoy's recorded ones, line by line. Envoy's
+/// fixtures were scraped a moment apart and the scrapes themselves moved the admin
+/// listener's counters, so admin series compare by name and labels only.
+pub fn assert_same_prometheus_lines<A: AsRef<str>, B: AsRef<str>>(ours: &[A], envoy: &[B]) {
+    let comparable = |line: &str| -> String {
+        if line.contains("admin") {
+            line.rsplit_once(' ')
+                .map_or(line, |(series, _)| series)
+                .to_string()
+        } else {
+            line.to_string()
+        }
+    };
+    let differences: Vec<String> = ours
+        .iter()
+        .zip(envoy.iter())
+        .enumerate()
+        .filter(|(_, (a, b))| comparable(a.as_ref()) != comparable(b.as_ref()))
+        .map(|(i, (a, b))| {
+            format!(
+                "line {}: baton {:?} envoy {:?}",
+                i + 1,
+                a.as_ref(),
+                b.as_ref()
+            )
+        })
+        .take(10)
+        .collect();
+    assert!(differences.is_empty(), "{differences:#?}");
+    assert_eq!(ours.len(), envoy.len());
+}
