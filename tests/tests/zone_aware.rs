@@ -135,7 +135,10 @@ async fn small_cluster_is_balanced_over_every_zone() -> anyhow::Result<()> {
     let ups = upstreams(&["a1", "b1"]).await?;
     let backend = zoned_cluster(
         "backend",
-        &[("zone-a", vec![ups[0].addr()]), ("zone-b", vec![ups[1].addr()])],
+        &[
+            ("zone-a", vec![ups[0].addr()]),
+            ("zone-b", vec![ups[1].addr()]),
+        ],
     );
     let local = [("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))];
     let proxy = Proxy::start(&zone_config(backend, &local)).await?;
@@ -154,7 +157,10 @@ async fn min_cluster_size_from_common_lb_config_enables_small_clusters() -> anyh
     let ups = upstreams(&["a1", "b1"]).await?;
     let mut backend = zoned_cluster(
         "backend",
-        &[("zone-a", vec![ups[0].addr()]), ("zone-b", vec![ups[1].addr()])],
+        &[
+            ("zone-a", vec![ups[0].addr()]),
+            ("zone-b", vec![ups[1].addr()]),
+        ],
     );
     backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 2 } });
     let local = [("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))];
@@ -204,7 +210,10 @@ async fn upstream_without_the_local_zone_is_all_cross_zone() -> anyhow::Result<(
     let ups = upstreams(&["b1", "c1"]).await?;
     let mut backend = zoned_cluster(
         "backend",
-        &[("zone-b", vec![ups[0].addr()]), ("zone-c", vec![ups[1].addr()])],
+        &[
+            ("zone-b", vec![ups[0].addr()]),
+            ("zone-c", vec![ups[1].addr()]),
+        ],
     );
     backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 1 } });
     let local = [
@@ -214,7 +223,11 @@ async fn upstream_without_the_local_zone_is_all_cross_zone() -> anyhow::Result<(
     ];
     let proxy = Proxy::start(&zone_config(backend, &local)).await?;
     let counts = spread(&proxy, 10).await?;
-    assert_eq!(in_zone(&counts, 'b') + in_zone(&counts, 'c'), 10, "{counts:?}");
+    assert_eq!(
+        in_zone(&counts, 'b') + in_zone(&counts, 'c'),
+        10,
+        "{counts:?}"
+    );
     assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 10);
     assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
     assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
@@ -228,7 +241,10 @@ async fn local_cluster_without_the_nodes_zone_is_not_ok() -> anyhow::Result<()> 
     let ups = upstreams(&["a1", "b1"]).await?;
     let mut backend = zoned_cluster(
         "backend",
-        &[("zone-a", vec![ups[0].addr()]), ("zone-b", vec![ups[1].addr()])],
+        &[
+            ("zone-a", vec![ups[0].addr()]),
+            ("zone-b", vec![ups[1].addr()]),
+        ],
     );
     backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 1 } });
     let local = [("zone-b", peers(2000, 1)), ("zone-c", peers(3000, 1))];

@@ -28,6 +28,7 @@ mod stream;
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+mod zone;
 
 pub use crate::base::address::{HostAddress, PipeAddress};
 pub use cluster::UpstreamCluster;
@@ -36,6 +37,7 @@ pub use host::Host;
 pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, ClusterSource};
 pub use pool::UpstreamBody;
 pub use stream::UpstreamStream;
+pub use zone::LocalZone;
 
 pub(crate) use connect::{dial, Protocol};
 
