@@ -290,3 +290,52 @@ async fn zone_stats_exist_on_every_cluster() -> anyhow::Result<()> {
     assert_eq!(proxy.stat(gone).await?, None);
     Ok(())
 }
+
+/// Validates `config` (`--mode validate`); the exit status and the output.
+fn validate(config: &Value) -> anyhow::Result<(bool, String)> {
+    let dir = baton_tests::TempDir::new()?;
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, serde_json::to_string_pretty(config)?)?;
+    let path = path.display().to_string();
+    let (status, out, err) =
+        baton_tests::run_to_completion(&["--mode", "validate", "-c", path.as_str()])?;
+    Ok((status.success(), format!("{out}{err}")))
+}
+
+#[test]
+fn local_cluster_must_exist() -> anyhow::Result<()> {
+    let backend = static_cluster("backend", &[SocketAddr::from(([127, 0, 0, 1], 1))]);
+    let mut config = zone_config(backend, &[("zone-a", peers(1000, 1))]);
+    config["cluster_manager"]["local_cluster_name"] = json!("nope");
+    let (ok, output) = validate(&config)?;
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("local cluster 'nope' must be defined"),
+        "{output}"
+    );
+    Ok(())
+}
+
+#[test]
+fn force_local_zone_is_refused_by_baton() -> anyhow::Result<()> {
+    let mut backend = static_cluster("backend", &[SocketAddr::from(([127, 0, 0, 1], 1))]);
+    backend["load_balancing_policy"] = json!({ "policies": [{ "typed_extension_config": {
+        "name": "envoy.load_balancing_policies.round_robin",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
+            "locality_lb_config": { "zone_aware_lb_config": { "force_local_zone": {} } },
+        },
+    }}]});
+    let (ok, output) = validate(&zone_config(backend, &[("zone-a", peers(1000, 1))]))?;
+    if baton_tests::is_envoy() {
+        assert!(ok, "{output}");
+    } else {
+        assert!(!ok, "{output}");
+        assert!(
+            output.contains("zone_aware_lb_config.force_local_zone")
+                && output.contains("not supported by Baton yet"),
+            "{output}"
+        );
+    }
+    Ok(())
+}
