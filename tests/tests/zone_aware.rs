@@ -130,6 +130,26 @@ async fn local_zone_takes_everything_when_it_has_enough_hosts() -> anyhow::Resul
 }
 
 #[tokio::test]
+async fn service_zone_sets_the_nodes_zone() -> anyhow::Result<()> {
+    // The bootstrap puts the node in zone-b; `--service-zone zone-a` moves it to zone-a.
+    let a = upstreams(&["a1", "a2", "a3"]).await?;
+    let b = upstreams(&["b1", "b2", "b3"]).await?;
+    let backend = zoned_cluster("backend", &[("zone-a", addrs(&a)), ("zone-b", addrs(&b))]);
+    let local = [("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))];
+    let mut config = zone_config(backend, &local);
+    config["node"]["locality"]["zone"] = json!("zone-b");
+    let opts = baton_tests::StartOptions {
+        extra_args: vec!["--service-zone".into(), "zone-a".into()],
+        ..Default::default()
+    };
+    let proxy = Proxy::start_with(&config, opts).await?;
+    let counts = spread(&proxy, 6).await?;
+    assert_eq!(in_zone(&counts, 'a'), 6, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 6);
+    Ok(())
+}
+
+#[tokio::test]
 async fn small_cluster_is_balanced_over_every_zone() -> anyhow::Result<()> {
     // Two upstream hosts: under the default min_cluster_size (6), so no zone routing.
     let ups = upstreams(&["a1", "b1"]).await?;
