@@ -359,3 +359,69 @@ fn force_local_zone_is_refused_by_baton() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Sets the local cluster's endpoints over EDS at `version`.
+fn set_local_endpoints(
+    cp: &baton_tests::xds::ControlPlane,
+    version: &str,
+    zones: &[(&str, Vec<SocketAddr>)],
+) -> anyhow::Result<()> {
+    let assignment =
+        json!({ "cluster_name": "local_service", "endpoints": zoned_endpoints(zones) });
+    cp.set(
+        baton_tests::xds::ENDPOINT_TYPE,
+        version,
+        baton_tests::xds::resources::load_assignments(&[assignment])?,
+    )
+}
+
+#[tokio::test]
+async fn local_cluster_from_eds_follows_its_updates() -> anyhow::Result<()> {
+    // As Envoy Gateway does: the local cluster is an EDS cluster over ADS.
+    use baton_tests::xds::{resources, ControlPlane, ENDPOINT_TYPE};
+    let cp = ControlPlane::start().await?;
+    let a = upstreams(&["a1", "a2", "a3"]).await?;
+    let b = upstreams(&["b1", "b2", "b3"]).await?;
+    set_local_endpoints(
+        &cp,
+        "1",
+        &[("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))],
+    )?;
+    let backend = zoned_cluster("backend", &[("zone-a", addrs(&a)), ("zone-b", addrs(&b))]);
+    let mut config = zone_config(backend, &[]);
+    let xds = baton_tests::config::XdsBootstrap::new(cp.addr()).build();
+    let clusters = config["static_resources"]["clusters"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow::anyhow!("clusters"))?;
+    clusters.pop();
+    clusters.push(resources::eds_cluster("local_service"));
+    clusters.push(xds["static_resources"]["clusters"][0].clone());
+    config["dynamic_resources"] = json!({ "ads_config": xds["dynamic_resources"]["ads_config"] });
+    let proxy = Proxy::start(&config).await?;
+    let counts = spread(&proxy, 6).await?;
+    assert_eq!(in_zone(&counts, 'a'), 6, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 6);
+
+    // The local cluster leaves zone-a: zone routing stops, counted when it changes (not
+    // when it is down to one zone: Envoy then stops silently).
+    set_local_endpoints(
+        &cp,
+        "2",
+        &[("zone-b", peers(2000, 1)), ("zone-c", peers(3000, 1))],
+    )?;
+    cp.wait_for_ack(ENDPOINT_TYPE, "2", std::time::Duration::from_secs(10))
+        .await?;
+    baton_tests::eventually(std::time::Duration::from_secs(10), || async {
+        Ok((counter(&proxy, "lb_local_cluster_not_ok").await? > 0).then_some(()))
+    })
+    .await?;
+    // Round robin over all six hosts again.
+    let counts = spread(&proxy, 12).await?;
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        vec![2; 6],
+        "{counts:?}"
+    );
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 6);
+    Ok(())
+}

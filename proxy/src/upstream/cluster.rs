@@ -199,14 +199,21 @@ impl UpstreamCluster {
     pub(crate) fn set_hosts(&self, localities: Vec<LocalityHosts>) {
         let new = Arc::new(HostSet::new(localities));
         let old = self.host_set.swap(new.clone());
-        if let Some(zone) = &self.local_of {
-            zone.publish_local(&new);
-        }
-        if let Some(zone) = &self.zone {
-            zone.rebuild(&new, &self.stats.zone);
+        match (&self.local_of, &self.zone) {
+            // Rebuilds every registered cluster, this one included.
+            (Some(local), _) => local.publish_local(&new),
+            (None, Some(zone)) => zone.rebuild(&new, &self.stats.zone),
+            (None, None) => {}
         }
         self.count_socket_matches(new.all(), old.all());
         update_membership(&self.stats, Some(&old), &new);
+    }
+
+    /// Rebuilds the zone-aware routing for the current hosts (the local cluster changed).
+    pub(crate) fn rebuild_zone(&self) {
+        if let Some(zone) = &self.zone {
+            zone.rebuild(&self.host_set.load(), &self.stats.zone);
+        }
     }
 
     /// Rebuilds the host set from the current hosts, e.g. after their health changed

@@ -190,8 +190,16 @@ impl ClusterManager {
         &self,
         model: Arc<model::Cluster>,
         localities: Vec<super::host_set::LocalityHosts>,
-    ) -> UpstreamCluster {
-        UpstreamCluster::with_zone(model, localities, self.zone.clone())
+    ) -> Arc<UpstreamCluster> {
+        let cluster = Arc::new(UpstreamCluster::with_zone(
+            model,
+            localities,
+            self.zone.clone(),
+        ));
+        if let Some(zone) = &self.zone {
+            zone.register(&cluster);
+        }
+        cluster
     }
 
     fn lock(&self) -> MutexGuard<'_, Control> {

@@ -6,19 +6,21 @@
 //!
 //! The routing state of a cluster depends on its own hosts and on the local cluster's,
 //! so it is rebuilt (off the request path) when either changes: the cluster rebuilds on
-//! its own host changes; a change of the local cluster bumps a generation that each
-//! cluster notices on its next pick (one relaxed atomic load) and rebuilds once. A pick
-//! reads one immutable [`ZoneRouting`] snapshot plus a few atomics.
+//! its own host changes; a change of the local cluster rebuilds every registered cluster
+//! at once (so the `lb_*` counters move when Envoy's do) and bumps a generation that a
+//! cluster not yet registered notices on its next pick (one atomic load). A pick reads
+//! one immutable [`ZoneRouting`] snapshot plus a few atomics.
 //!
 //! Health is each host's `is_healthy()` (health checks and outlier detection will set
 //! it); only priority 0 is zone routed, as in Envoy.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use baton_config::model::{LbPolicy, ZoneAwareLbConfig};
 
+use super::cluster::UpstreamCluster;
 use super::host::Host;
 use super::host_set::HostSet;
 use super::lb::HostGroup;
@@ -44,6 +46,8 @@ pub struct LocalZone {
     local: ArcSwapOption<LocalShares>,
     /// Bumped on every change of `local`.
     generation: AtomicU64,
+    /// The clusters to rebuild when the local cluster changes (control path only).
+    clusters: Mutex<Vec<Weak<UpstreamCluster>>>,
 }
 
 impl LocalZone {
@@ -55,7 +59,15 @@ impl LocalZone {
             local_cluster: local_cluster.to_string(),
             local: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
+            clusters: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Rebuilds `cluster`'s routing whenever the local cluster changes from now on.
+    pub(crate) fn register(&self, cluster: &Arc<UpstreamCluster>) {
+        let mut clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+        clusters.retain(|c| c.strong_count() > 0);
+        clusters.push(Arc::downgrade(cluster));
     }
 
     /// Whether `name` is the local cluster.
@@ -75,6 +87,16 @@ impl LocalZone {
         };
         self.local.store(Some(Arc::new(shares)));
         self.generation.fetch_add(1, Ordering::Release);
+        let clusters: Vec<Arc<UpstreamCluster>> = self
+            .clusters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for cluster in clusters {
+            cluster.rebuild_zone();
+        }
     }
 }
 
@@ -152,7 +174,7 @@ pub(crate) enum RoutingState {
 /// Why zone routing is off, each counted in its stat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Off {
-    /// Fewer than two upstream localities (not counted).
+    /// Fewer than two localities upstream or in the local cluster (not counted).
     OneLocality,
     /// `lb_local_cluster_not_ok`
     LocalClusterNotOk,
@@ -196,7 +218,8 @@ pub(crate) fn routing_state(
     local_has_local: bool,
     config: &ZoneAwareLbConfig,
 ) -> Result<RoutingState, Off> {
-    if upstream.len() < 2 {
+    // Measured on Envoy 1.40: one locality on either side turns routing off silently.
+    if upstream.len() < 2 || local.len() < 2 {
         return Err(Off::OneLocality);
     }
     if !local_has_local {

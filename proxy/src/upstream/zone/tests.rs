@@ -104,6 +104,10 @@ fn preconditions_turn_routing_off() {
         Err(Off::OneLocality)
     );
     assert_eq!(
+        routing_state(&upstream, true, &local[..1], true, &config(1)),
+        Err(Off::OneLocality)
+    );
+    assert_eq!(
         routing_state(&upstream, true, &local, false, &config(1)),
         Err(Off::LocalClusterNotOk)
     );
@@ -178,8 +182,8 @@ fn balancer_picks_the_local_zone_directly_and_follows_the_local_cluster() {
             _ => panic!("not zone routed"),
         }
     }
-    // The local cluster moves to zone b only: local zone not ok, routing off.
-    zone.publish_local(&set(&[(10, "b"), (11, "b")]));
+    // The local cluster leaves zone a: local zone not ok, routing off.
+    zone.publish_local(&set(&[(10, "b"), (11, "c")]));
     assert!(matches!(
         balancer.pick(&upstream, LbPolicy::RoundRobin, &stats),
         ZonePick::NotRouted
