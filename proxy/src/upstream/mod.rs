@@ -4,7 +4,8 @@
 //! multiplexing, raw TCP for tcp_proxy and CONNECT).
 //!
 //! Reading order: `manager` (builds clusters) -> `cluster` (pick a host, send) ->
-//! `host_set` + `lb` (choose) -> `pool` (connection reuse) -> `connect` (TCP or Unix
+//! `zone` (zone-aware routing, when there is a local cluster) -> `host_set` + `lb`
+//! (choose) -> `pool` (connection reuse) -> `connect` (TCP or Unix
 //! socket dial) -> `stream`.
 
 mod circuit;
