@@ -31,8 +31,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "use_tcp_for_dns_lookups",
             "overload_manager",
             "layered_runtime",
+            "cluster_manager",
         ],
     ),
+    // Zone-aware routing's local cluster; the rest of `cluster_manager` is refused by name.
+    ("envoy.config.bootstrap.v3.ClusterManager", &["local_cluster_name"]),
     // Default and custom tags shape `/stats/prometheus`; the stats matcher, histogram
     // buckets and `allow_default_tag_overrides` are not implemented and are refused by
     // name.
@@ -492,15 +495,43 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "transport_socket",
             "transport_socket_matches",
             "upstream_http_protocol_options",
+            "common_lb_config",
+        ],
+    ),
+    // Locality balancing only: zone-aware routing or locality weights.
+    (
+        "envoy.config.cluster.v3.Cluster.CommonLbConfig",
+        &["zone_aware_lb_config", "locality_weighted_lb_config"],
+    ),
+    (
+        "envoy.config.cluster.v3.Cluster.CommonLbConfig.ZoneAwareLbConfig",
+        &["routing_enabled", "min_cluster_size", "fail_traffic_on_panic"],
+    ),
+    (
+        "envoy.extensions.load_balancing_policies.common.v3.LocalityLbConfig",
+        &["zone_aware_lb_config", "locality_weighted_lb_config"],
+    ),
+    // `force_local_zone` is not implemented.
+    (
+        "envoy.extensions.load_balancing_policies.common.v3.LocalityLbConfig.ZoneAwareLbConfig",
+        &[
+            "routing_enabled",
+            "min_cluster_size",
+            "fail_traffic_on_panic",
+            "force_locality_direct_routing",
+            "locality_basis",
         ],
     ),
     ("envoy.config.cluster.v3.Cluster.TransportSocketMatch", &["name", "match", "transport_socket"]),
     ("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["eds_config", "service_name"]),
     ("envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", &["choice_count"]),
     // Typed load balancing policies (the one chosen from `load_balancing_policy`).
-    ("envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin", &[]),
-    ("envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest", &["choice_count"]),
-    ("envoy.extensions.load_balancing_policies.random.v3.Random", &[]),
+    ("envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin", &["locality_lb_config"]),
+    (
+        "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
+        &["choice_count", "locality_lb_config"],
+    ),
+    ("envoy.extensions.load_balancing_policies.random.v3.Random", &["locality_lb_config"]),
     ("envoy.config.cluster.v3.Cluster.CustomClusterType", &["name", "typed_config"]),
     ("envoy.config.cluster.v3.Cluster.RefreshRate", &["base_interval", "max_interval"]),
     (

@@ -35,6 +35,52 @@ pub enum LbPolicy {
     Random,
 }
 
+/// How a cluster balances between localities: the `locality_lb_config` of its typed
+/// policy, or `common_lb_config`'s `zone_aware_lb_config` / `locality_weighted_lb_config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalityLb {
+    /// Zone-aware routing (Envoy's default; acts only with a local cluster).
+    ZoneAware(ZoneAwareLbConfig),
+    /// `locality_weighted_lb_config`: locality weights, no zone-aware routing.
+    LocalityWeighted,
+}
+
+impl Default for LocalityLb {
+    fn default() -> Self {
+        LocalityLb::ZoneAware(ZoneAwareLbConfig::default())
+    }
+}
+
+/// `zone_aware_lb_config`, with Envoy's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZoneAwareLbConfig {
+    /// `routing_enabled` in whole percent (default 100): the share of picks that try
+    /// zone-aware routing at all.
+    pub routing_enabled_percent: u32,
+    /// `min_cluster_size` (default 6): fewer healthy upstream hosts, no zone routing.
+    pub min_cluster_size: u64,
+    /// `fail_traffic_on_panic`: a cluster in panic mode fails requests instead of using
+    /// every host.
+    pub fail_traffic_on_panic: bool,
+    /// `force_locality_direct_routing`: everything to the local zone whenever the
+    /// upstream has hosts there.
+    pub force_locality_direct_routing: bool,
+    /// `locality_basis`: zone shares by healthy host count (default) or by their weights.
+    pub basis_by_weight: bool,
+}
+
+impl Default for ZoneAwareLbConfig {
+    fn default() -> Self {
+        Self {
+            routing_enabled_percent: 100,
+            min_cluster_size: 6,
+            fail_traffic_on_panic: false,
+            force_locality_direct_routing: false,
+            basis_by_weight: false,
+        }
+    }
+}
+
 /// `dns_lookup_family`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DnsLookupFamily {
@@ -181,6 +227,8 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     /// `lb_policy`
     pub lb_policy: LbPolicy,
+    /// Zone-aware routing or locality weighting.
+    pub locality_lb: LocalityLb,
     /// `dns_refresh_rate` (default 5 s)
     pub dns_refresh_rate: Duration,
     /// `respect_dns_ttl`

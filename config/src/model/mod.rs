@@ -51,6 +51,9 @@ pub struct Bootstrap {
     pub runtime_layers: Vec<RuntimeLayer>,
     /// `stats_config`: how stat names become Prometheus names and labels.
     pub stats: StatsConfig,
+    /// `cluster_manager.local_cluster_name`: the cluster of this proxy's own fleet, whose
+    /// localities zone-aware routing balances against (checked to be a static cluster).
+    pub local_cluster_name: Option<String>,
 }
 
 /// `stats_config` (checked: regexes compile, no tag name twice).
@@ -197,6 +200,32 @@ pub struct Node {
     pub id: String,
     /// `node.cluster`
     pub cluster: String,
+    /// `node.locality` (or `--service-zone` for its zone), as `region/zone/sub_zone`
+    /// like [`LocalityEndpoints::locality`]: zone-aware routing compares the two.
+    pub locality: Locality,
+}
+
+/// A `Locality`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Locality {
+    /// `region`
+    pub region: String,
+    /// `zone`
+    pub zone: String,
+    /// `sub_zone`
+    pub sub_zone: String,
+}
+
+impl Locality {
+    /// `region/zone/sub_zone`, or "" when all three are empty: the form endpoints'
+    /// localities take in [`LocalityEndpoints::locality`].
+    pub fn name(&self) -> String {
+        if self.region.is_empty() && self.zone.is_empty() && self.sub_zone.is_empty() {
+            String::new()
+        } else {
+            format!("{}/{}/{}", self.region, self.zone, self.sub_zone)
+        }
+    }
 }
 
 /// `admin`.

@@ -7,7 +7,9 @@ use baton_proto::pb::envoy::config::cluster::v3 as cluster_pb;
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::extensions::upstreams::http::v3 as upstream_http_pb;
 
-use super::{decode_any, dns, duration, endpoint, lb_policy, required, timeout, xds, Env};
+use super::{
+    decode_any, dns, duration, endpoint, lb_policy, required, timeout, xds, zone_aware, Env,
+};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
@@ -30,6 +32,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
     };
     let discovery = dns.discovery;
     let lb_policy = lb_policy::translate(c, path)?;
+    let locality_lb = zone_aware::cluster_locality_lb(c, path)?;
     let tls = match &c.transport_socket {
         Some(socket) => super::tls::upstream(socket, &format!("{path}.transport_socket"), env)?,
         None => None,
@@ -87,6 +90,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
         discovery,
         connect_timeout,
         lb_policy,
+        locality_lb,
         dns_refresh_rate: dns.refresh_rate,
         respect_dns_ttl: dns.respect_ttl,
         dns_lookup_family: dns.lookup_family,

@@ -29,6 +29,7 @@ pub(crate) mod sds;
 mod stats;
 mod tls;
 mod xds;
+mod zone_aware;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -54,6 +55,11 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         .map(|n| model::Node {
             id: n.id.clone(),
             cluster: n.cluster.clone(),
+            locality: n
+                .locality
+                .as_ref()
+                .map(zone_aware::locality)
+                .unwrap_or_default(),
         })
         .unwrap_or_default();
     let admin = match &proto.admin {
@@ -117,6 +123,7 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
     };
     let stats = stats::config(proto.stats_config.as_ref(), "stats_config")?;
     let runtime_layers = runtime::layers(proto.layered_runtime.as_ref(), "layered_runtime")?;
+    let local_cluster_name = zone_aware::local_cluster_name(proto, &clusters)?;
     Ok(model::Bootstrap {
         node,
         admin,
@@ -126,6 +133,7 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         global_downstream_max_connections,
         runtime_layers,
         stats,
+        local_cluster_name,
     })
 }
 

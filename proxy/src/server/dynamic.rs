@@ -39,6 +39,11 @@ pub fn node(loaded: &Loaded) -> core_pb::Node {
     let mut node = loaded.proto.node.clone().unwrap_or_default();
     node.id.clone_from(&loaded.model.node.id);
     node.cluster.clone_from(&loaded.model.node.cluster);
+    if !loaded.model.node.locality.zone.is_empty() {
+        // `--service-zone` overrides the bootstrap's zone.
+        node.locality.get_or_insert_with(Default::default).zone =
+            loaded.model.node.locality.zone.clone();
+    }
     node.user_agent_name = "baton".to_string();
     let mut parts = super::VERSION
         .split('.')

@@ -137,6 +137,9 @@ fn load_config(opts: &Options) -> Result<Loaded, baton_config::ConfigError> {
     if let Some(cluster) = &opts.service_cluster {
         loaded.model.node.cluster.clone_from(cluster);
     }
+    if let Some(zone) = &opts.service_zone {
+        loaded.model.node.locality.zone.clone_from(zone);
+    }
     loaded.model.check_node_for_xds()?;
     loaded
         .model
@@ -314,7 +317,11 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     if let Some(link) = parent_link.as_mut() {
         super::hot_restart::ticket_keys::take_over(link).await?;
     }
-    let clusters = ClusterManager::new();
+    let local_zone =
+        loaded.model.local_cluster_name.as_deref().map(|local| {
+            crate::upstream::LocalZone::new(&loaded.model.node.locality.name(), local)
+        });
+    let clusters = ClusterManager::with_local_zone(local_zone);
     let tracker = Arc::new(ConnectionTracker::default());
     let network = Arc::new(NetworkContext {
         http: Arc::new(crate::http::HttpContext::new(Arc::clone(&clusters))),

@@ -10,7 +10,7 @@ mod server;
 pub use codes::{OriginStats, ResponseCodeStats};
 pub use scopes::{
     ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,
-    ListenerManagerStats, ListenerStats, TcpProxyStats,
+    ListenerManagerStats, ListenerStats, TcpProxyStats, ZoneStats,
 };
 pub use server::{open_store, region_config, ServerFacts, ServerStats};
 

@@ -271,6 +271,9 @@ pub struct ClusterStats {
     pub membership_change: Counter,
     /// `lb_healthy_panic`
     pub lb_healthy_panic: Counter,
+    /// Zone-aware routing's `lb_zone_*`, `lb_local_cluster_not_ok` and
+    /// `lb_recalculate_zone_structures`.
+    pub zone: ZoneStats,
     /// `update_attempt`: DNS resolutions started (one per name).
     pub update_attempt: Counter,
     /// `update_success`
@@ -285,6 +288,26 @@ pub struct ClusterStats {
     external: OnceLock<OriginStats>,
     /// `internal.*`, created on first use.
     internal: OnceLock<OriginStats>,
+}
+
+/// A cluster's zone-aware routing counters (Envoy 1.40 has no `lb_zone_number_differs`
+/// any more: localities are matched by name).
+pub struct ZoneStats {
+    /// `lb_local_cluster_not_ok`: the local cluster has no healthy host in this node's
+    /// locality, or is in panic.
+    pub local_cluster_not_ok: Counter,
+    /// `lb_recalculate_zone_structures`
+    pub recalculate_zone_structures: Counter,
+    /// `lb_zone_cluster_too_small`
+    pub cluster_too_small: Counter,
+    /// `lb_zone_no_capacity_left`
+    pub no_capacity_left: Counter,
+    /// `lb_zone_routing_all_directly`
+    pub routing_all_directly: Counter,
+    /// `lb_zone_routing_cross_zone`
+    pub routing_cross_zone: Counter,
+    /// `lb_zone_routing_sampled`
+    pub routing_sampled: Counter,
 }
 
 impl ClusterStats {
@@ -323,6 +346,15 @@ impl ClusterStats {
             membership_degraded: s.gauge_never_import("membership_degraded"),
             membership_change: s.counter("membership_change"),
             lb_healthy_panic: s.counter("lb_healthy_panic"),
+            zone: ZoneStats {
+                local_cluster_not_ok: s.counter("lb_local_cluster_not_ok"),
+                recalculate_zone_structures: s.counter("lb_recalculate_zone_structures"),
+                cluster_too_small: s.counter("lb_zone_cluster_too_small"),
+                no_capacity_left: s.counter("lb_zone_no_capacity_left"),
+                routing_all_directly: s.counter("lb_zone_routing_all_directly"),
+                routing_cross_zone: s.counter("lb_zone_routing_cross_zone"),
+                routing_sampled: s.counter("lb_zone_routing_sampled"),
+            },
             update_attempt: s.counter("update_attempt"),
             update_success: s.counter("update_success"),
             update_failure: s.counter("update_failure"),
@@ -385,7 +417,8 @@ opaque_debug!(
     TcpProxyStats,
     ClusterManagerStats,
     ListenerStats,
-    ListenerManagerStats
+    ListenerManagerStats,
+    ZoneStats
 );
 
 /// `tcp.<stat_prefix>.*`

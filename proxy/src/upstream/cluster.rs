@@ -17,6 +17,7 @@ use super::error::UpstreamError;
 use super::host::Host;
 use super::host_set::{HostSet, LocalityHosts};
 use super::stream::UpstreamStream;
+use super::zone::{LocalZone, ZoneBalancer, ZonePick};
 use super::{connect, pool, RequestBody, SendOptions, UpstreamResponse};
 
 /// A cluster: configuration, hosts and breakers. Shared by all workers; connection pools
@@ -39,6 +40,13 @@ pub struct UpstreamCluster {
     default_match_count: DebugCounter,
     /// Some transport socket is TLS (requests may then set SNI and SAN).
     any_tls: bool,
+    /// Zone-aware routing, when the bootstrap has a local cluster and this cluster does
+    /// not weight localities.
+    zone: Option<ZoneBalancer>,
+    /// The zone context to tell about host changes when this is the local cluster.
+    local_of: Option<Arc<LocalZone>>,
+    /// `fail_traffic_on_panic`
+    fail_traffic_on_panic: bool,
 }
 
 /// A TLS context built for connecting, or why rustls refused it.
@@ -62,11 +70,33 @@ impl std::fmt::Debug for DebugCounter {
 }
 
 impl UpstreamCluster {
-    pub(crate) fn new(model: Arc<model::Cluster>, localities: Vec<LocalityHosts>) -> Self {
+    /// A cluster over `localities`, zone-aware against `local_zone` when given.
+    pub(crate) fn with_zone(
+        model: Arc<model::Cluster>,
+        localities: Vec<LocalityHosts>,
+        local_zone: Option<Arc<LocalZone>>,
+    ) -> Self {
         let breakers = CircuitBreakers::new(&model.circuit_breakers);
         let stats = Arc::new(ClusterStats::new(crate::stats::store(), &model.stat_name));
         let host_set = HostSet::new(localities);
         update_membership(&stats, None, &host_set);
+        let zone_config = match model.locality_lb {
+            model::LocalityLb::ZoneAware(config) => Some(config),
+            model::LocalityLb::LocalityWeighted => None,
+        };
+        let local_of = local_zone
+            .as_ref()
+            .filter(|z| z.is_local_cluster(&model.name))
+            .cloned();
+        if let Some(zone) = &local_of {
+            zone.publish_local(&host_set);
+        }
+        let zone = local_zone
+            .zip(zone_config)
+            .map(|(zone, config)| ZoneBalancer::new(zone, config));
+        if let Some(zone) = &zone {
+            zone.rebuild(&host_set, &stats.zone);
+        }
         let prefix = format!("cluster.{}.", model.stat_name);
         let scope = crate::stats::Scope::new(crate::stats::store(), prefix.as_str());
         // Every TLS socket of the cluster counts in its one `cluster.<name>.ssl.*`.
@@ -104,6 +134,9 @@ impl UpstreamCluster {
             socket_matches,
             default_match_count: DebugCounter(scope.counter("default.total_match_count")),
             any_tls,
+            zone,
+            local_of,
+            fail_traffic_on_panic: zone_config.is_some_and(|c| c.fail_traffic_on_panic),
             name: Arc::from(model.name.as_str()),
             model,
         };
@@ -166,8 +199,21 @@ impl UpstreamCluster {
     pub(crate) fn set_hosts(&self, localities: Vec<LocalityHosts>) {
         let new = Arc::new(HostSet::new(localities));
         let old = self.host_set.swap(new.clone());
+        match (&self.local_of, &self.zone) {
+            // Rebuilds every registered cluster, this one included.
+            (Some(local), _) => local.publish_local(&new),
+            (None, Some(zone)) => zone.rebuild(&new, &self.stats.zone),
+            (None, None) => {}
+        }
         self.count_socket_matches(new.all(), old.all());
         update_membership(&self.stats, Some(&old), &new);
+    }
+
+    /// Rebuilds the zone-aware routing for the current hosts (the local cluster changed).
+    pub(crate) fn rebuild_zone(&self) {
+        if let Some(zone) = &self.zone {
+            zone.rebuild(&self.host_set.load(), &self.stats.zone);
+        }
     }
 
     /// Rebuilds the host set from the current hosts, e.g. after their health changed
@@ -195,13 +241,27 @@ impl UpstreamCluster {
         self.host_set.load().all().to_vec()
     }
 
-    /// Chooses a host with the cluster's lb_policy (counting `lb_healthy_panic` when the
-    /// choice was made in panic mode, `upstream_cx_none_healthy` when there is none).
+    /// Chooses a host with the cluster's lb_policy, zone-aware when configured (counting
+    /// `lb_healthy_panic` when the choice was made in panic mode,
+    /// `upstream_cx_none_healthy` when there is none).
     pub fn pick_host(&self) -> Result<Arc<Host>, UpstreamError> {
         let set = self.host_set.load();
-        let (host, panic) = set.pick_with_panic(self.model.lb_policy);
+        if let Some(zone) = self.zone.as_ref().filter(|_| set.zone_routable()) {
+            match zone.pick(&set, self.model.lb_policy, &self.stats.zone) {
+                ZonePick::Host(host) => return Ok(host),
+                ZonePick::Fail => {
+                    self.stats.upstream_cx_none_healthy.inc();
+                    return Err(UpstreamError::NoHealthyUpstream);
+                }
+                ZonePick::NotRouted => {}
+            }
+        }
+        let (mut host, panic) = set.pick_with_panic(self.model.lb_policy);
         if panic {
             self.stats.lb_healthy_panic.inc();
+            if self.fail_traffic_on_panic {
+                host = None;
+            }
         }
         match host {
             Some(h) => Ok(h.clone()),

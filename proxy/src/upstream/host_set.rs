@@ -42,6 +42,8 @@ struct Level {
     locality_next: AtomicUsize,
     /// Under the panic threshold: picks ignore health (`lb_healthy_panic`).
     panic: bool,
+    /// Its `priority`.
+    priority: u32,
 }
 
 impl Level {
@@ -134,6 +136,12 @@ impl HostSet {
         self.pick_with_panic(policy).0
     }
 
+    /// Whether every pick goes to priority 0 and it is not in panic: zone-aware routing
+    /// applies then (Envoy zone-routes priority 0 only).
+    pub(crate) fn zone_routable(&self) -> bool {
+        matches!(self.levels.as_slice(), [level] if level.priority == 0 && !level.panic)
+    }
+
     /// Like [`Self::pick`], also telling whether the choice was made in panic mode
     /// (the level is under the healthy panic threshold; a set without any host counts
     /// as panicking too, as in Envoy).
@@ -213,6 +221,7 @@ fn build_level(level: &[&LocalityHosts]) -> Level {
         .map(|l| l.hosts.iter().filter(|h| h.is_healthy()).count() as u64)
         .sum();
     let panic = healthy * 100 < PANIC_THRESHOLD_PERCENT * total;
+    let priority = level.first().map_or(0, |l| l.priority);
     let locality_weighted = level.iter().any(|l| l.weight.is_some());
     if locality_weighted {
         let mut groups = Vec::new();
@@ -245,6 +254,7 @@ fn build_level(level: &[&LocalityHosts]) -> Level {
                 locality_schedule,
                 locality_next: AtomicUsize::new(0),
                 panic,
+                priority,
             };
         }
     }
@@ -257,6 +267,7 @@ fn build_level(level: &[&LocalityHosts]) -> Level {
         locality_schedule: Vec::new(),
         locality_next: AtomicUsize::new(0),
         panic,
+        priority,
     }
 }
 

@@ -4,7 +4,8 @@
 //! multiplexing, raw TCP for tcp_proxy and CONNECT).
 //!
 //! Reading order: `manager` (builds clusters) -> `cluster` (pick a host, send) ->
-//! `host_set` + `lb` (choose) -> `pool` (connection reuse) -> `connect` (TCP or Unix
+//! `zone` (zone-aware routing, when there is a local cluster) -> `host_set` + `lb`
+//! (choose) -> `pool` (connection reuse) -> `connect` (TCP or Unix
 //! socket dial) -> `stream`.
 
 mod circuit;
@@ -28,6 +29,7 @@ mod stream;
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+mod zone;
 
 pub use crate::base::address::{HostAddress, PipeAddress};
 pub use cluster::UpstreamCluster;
@@ -36,6 +38,7 @@ pub use host::Host;
 pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, ClusterSource};
 pub use pool::UpstreamBody;
 pub use stream::UpstreamStream;
+pub use zone::LocalZone;
 
 pub(crate) use connect::{dial, Protocol};
 

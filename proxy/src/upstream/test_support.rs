@@ -31,6 +31,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(5),
         lb_policy: LbPolicy::RoundRobin,
+        locality_lb: Default::default(),
         dns_refresh_rate: Duration::from_secs(5),
         respect_dns_ttl: false,
         dns_lookup_family: DnsLookupFamily::V4Only,

@@ -135,6 +135,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(1),
         lb_policy: LbPolicy::RoundRobin,
+        locality_lb: Default::default(),
         dns_refresh_rate: Duration::from_secs(5),
         respect_dns_ttl: false,
         dns_lookup_family: DnsLookupFamily::Auto,

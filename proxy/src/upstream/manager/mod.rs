@@ -28,6 +28,7 @@ use crate::stats::ClusterManagerStats;
 
 use super::cluster::UpstreamCluster;
 use super::error::UpstreamError;
+use super::zone::LocalZone;
 
 use update::Control;
 pub use update::{ClusterChange, ClusterSource};
@@ -95,12 +96,21 @@ pub struct ClusterManager {
     eds_services: watch::Sender<Vec<String>>,
     /// `version_info` of the last accepted CDS response (/config_dump).
     cds_version: Mutex<String>,
+    /// The local cluster and node locality of zone-aware routing (None: no
+    /// `local_cluster_name`).
+    zone: Option<Arc<LocalZone>>,
 }
 
 impl ClusterManager {
     /// An empty cluster manager.
     pub fn new() -> Arc<Self> {
+        Self::with_local_zone(None)
+    }
+
+    /// An empty cluster manager whose clusters route zone-aware against `zone`.
+    pub fn with_local_zone(zone: Option<Arc<LocalZone>>) -> Arc<Self> {
         Arc::new(Self {
+            zone,
             active: ArcSwap::from_pointee(ClusterMap::default()),
             control: Mutex::new(Control::default()),
             stats: ClusterManagerStats::new(crate::stats::store()),
@@ -173,6 +183,23 @@ impl ClusterManager {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// A cluster of this manager (zone-aware when it has a local cluster).
+    fn new_cluster(
+        &self,
+        model: Arc<model::Cluster>,
+        localities: Vec<super::host_set::LocalityHosts>,
+    ) -> Arc<UpstreamCluster> {
+        let cluster = Arc::new(UpstreamCluster::with_zone(
+            model,
+            localities,
+            self.zone.clone(),
+        ));
+        if let Some(zone) = &self.zone {
+            zone.register(&cluster);
+        }
+        cluster
     }
 
     fn lock(&self) -> MutexGuard<'_, Control> {

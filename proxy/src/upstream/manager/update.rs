@@ -193,8 +193,7 @@ impl ClusterManager {
                         let resolver = control.resolvers.get(&model.dns.resolver);
                         let discovery = dns::DnsDiscovery::new(model.clone(), resolver);
                         // IP endpoints are hosts at once; names join after resolution.
-                        let cluster =
-                            Arc::new(UpstreamCluster::new(model.clone(), discovery.localities()));
+                        let cluster = self.new_cluster(model.clone(), discovery.localities());
                         discoveries.push((cluster.clone(), discovery));
                         cluster
                     }
@@ -206,12 +205,12 @@ impl ClusterManager {
                             .map(|a| localities_from_assignment(a, &[]))
                             .unwrap_or_default();
                         control.set_eds_service(&model.name, Some(service));
-                        Arc::new(UpstreamCluster::new(model.clone(), hosts))
+                        self.new_cluster(model.clone(), hosts)
                     }
-                    DiscoveryType::Static => Arc::new(UpstreamCluster::new(
+                    DiscoveryType::Static => self.new_cluster(
                         model.clone(),
                         localities_from_assignment(&model.load_assignment, &[]),
-                    )),
+                    ),
                 };
                 self.stats.cluster_added.inc();
                 added.push((cluster, static_meta()));
@@ -337,7 +336,7 @@ impl ClusterManager {
             DiscoveryType::StrictDns | DiscoveryType::LogicalDns => {
                 let resolver = control.resolvers.get(&model.dns.resolver);
                 let mut discovery = dns::DnsDiscovery::new(model.clone(), resolver);
-                let cluster = Arc::new(UpstreamCluster::new(model.clone(), discovery.localities()));
+                let cluster = self.new_cluster(model.clone(), discovery.localities());
                 let manager = Arc::downgrade(self);
                 let warming = cluster.clone();
                 let warming_name = name.clone();
@@ -363,12 +362,9 @@ impl ClusterManager {
                 let cluster = match control.assignments.get(&service) {
                     Some(a) => {
                         ready = true;
-                        Arc::new(UpstreamCluster::new(
-                            model.clone(),
-                            localities_from_assignment(a, &[]),
-                        ))
+                        self.new_cluster(model.clone(), localities_from_assignment(a, &[]))
                     }
-                    None => Arc::new(UpstreamCluster::new(model.clone(), Vec::new())),
+                    None => self.new_cluster(model.clone(), Vec::new()),
                 };
                 let task = if ready {
                     None
@@ -391,10 +387,10 @@ impl ClusterManager {
             DiscoveryType::Static => {
                 ready = true;
                 (
-                    Arc::new(UpstreamCluster::new(
+                    self.new_cluster(
                         model.clone(),
                         localities_from_assignment(&model.load_assignment, &[]),
-                    )),
+                    ),
                     None,
                 )
             }

@@ -1,0 +1,192 @@
+//! Zone-aware routing config: the bootstrap's `cluster_manager.local_cluster_name`, the
+//! node's locality, and each cluster's locality balancing (`common_lb_config`'s
+//! `zone_aware_lb_config` / `locality_weighted_lb_config`, or the typed policy's
+//! `locality_lb_config`), with Envoy's defaults.
+
+use baton_proto::pb::envoy::config::bootstrap::v3 as bootstrap_pb;
+use baton_proto::pb::envoy::config::cluster::v3 as cluster_pb;
+use baton_proto::pb::envoy::config::core::v3 as core_pb;
+use baton_proto::pb::envoy::extensions::load_balancing_policies::common::v3 as common_pb;
+use baton_proto::pb::envoy::extensions::load_balancing_policies::least_request::v3 as least_request_pb;
+use baton_proto::pb::envoy::extensions::load_balancing_policies::random::v3 as random_pb;
+use baton_proto::pb::envoy::extensions::load_balancing_policies::round_robin::v3 as round_robin_pb;
+
+use super::{any_type, decode_any};
+use crate::error::{ConfigError, Result};
+use crate::model;
+
+const ROUND_ROBIN: &str = "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin";
+const LEAST_REQUEST: &str =
+    "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest";
+const RANDOM: &str = "envoy.extensions.load_balancing_policies.random.v3.Random";
+
+/// A `Locality` of the config.
+pub(crate) fn locality(l: &core_pb::Locality) -> model::Locality {
+    model::Locality {
+        region: l.region.clone(),
+        zone: l.zone.clone(),
+        sub_zone: l.sub_zone.clone(),
+    }
+}
+
+/// `cluster_manager.local_cluster_name`, which must name a static cluster (as Envoy
+/// requires at startup).
+pub(crate) fn local_cluster_name(
+    proto: &bootstrap_pb::Bootstrap,
+    static_clusters: &[std::sync::Arc<model::Cluster>],
+) -> Result<Option<String>> {
+    let Some(name) = proto
+        .cluster_manager
+        .as_ref()
+        .map(|cm| cm.local_cluster_name.as_str())
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok(None);
+    };
+    if !static_clusters.iter().any(|c| c.name == name) {
+        return Err(ConfigError::at(
+            "cluster_manager.local_cluster_name",
+            format!("local cluster '{name}' must be defined"),
+        ));
+    }
+    Ok(Some(name.to_string()))
+}
+
+/// The cluster's locality balancing: its typed policy's `locality_lb_config` when it has a
+/// typed policy (Envoy then ignores `common_lb_config`'s), else `common_lb_config`'s.
+/// Called after [`super::lb_policy::translate`] accepted the policy.
+pub(crate) fn cluster_locality_lb(
+    c: &cluster_pb::Cluster,
+    path: &str,
+) -> Result<model::LocalityLb> {
+    if let Some(policy) = &c.load_balancing_policy {
+        for (i, entry) in policy.policies.iter().enumerate() {
+            let Some(any) = entry
+                .typed_extension_config
+                .as_ref()
+                .and_then(|e| e.typed_config.as_ref())
+            else {
+                continue;
+            };
+            let cfg_path = format!(
+                "{path}.load_balancing_policy.policies[{i}].typed_extension_config.typed_config"
+            );
+            let locality_lb = match any_type(any) {
+                ROUND_ROBIN => {
+                    decode_any::<round_robin_pb::RoundRobin>(any, ROUND_ROBIN, &cfg_path)?
+                        .locality_lb_config
+                }
+                LEAST_REQUEST => {
+                    decode_any::<least_request_pb::LeastRequest>(any, LEAST_REQUEST, &cfg_path)?
+                        .locality_lb_config
+                }
+                RANDOM => {
+                    decode_any::<random_pb::Random>(any, RANDOM, &cfg_path)?.locality_lb_config
+                }
+                _ => continue,
+            };
+            return typed(
+                locality_lb.as_ref(),
+                &format!("{cfg_path}.locality_lb_config"),
+            );
+        }
+        return Ok(model::LocalityLb::default());
+    }
+    common(
+        c.common_lb_config.as_ref(),
+        &format!("{path}.common_lb_config"),
+    )
+}
+
+fn typed(config: Option<&common_pb::LocalityLbConfig>, path: &str) -> Result<model::LocalityLb> {
+    use common_pb::locality_lb_config::zone_aware_lb_config::LocalityBasis;
+    use common_pb::locality_lb_config::LocalityConfigSpecifier;
+    match config.and_then(|c| c.locality_config_specifier.as_ref()) {
+        None => Ok(model::LocalityLb::default()),
+        Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(_)) => {
+            Ok(model::LocalityLb::LocalityWeighted)
+        }
+        Some(LocalityConfigSpecifier::ZoneAwareLbConfig(z)) => {
+            let path = format!("{path}.zone_aware_lb_config");
+            let basis_by_weight = match LocalityBasis::try_from(z.locality_basis) {
+                Ok(LocalityBasis::HealthyHostsNum) => false,
+                Ok(LocalityBasis::HealthyHostsWeight) => true,
+                Err(_) => {
+                    return Err(ConfigError::at(
+                        format!("{path}.locality_basis"),
+                        "unknown enum value",
+                    ))
+                }
+            };
+            Ok(model::LocalityLb::ZoneAware(model::ZoneAwareLbConfig {
+                routing_enabled_percent: percent(z.routing_enabled.as_ref(), &path)?,
+                min_cluster_size: z.min_cluster_size.unwrap_or(6),
+                fail_traffic_on_panic: z.fail_traffic_on_panic,
+                force_locality_direct_routing: z.force_locality_direct_routing,
+                basis_by_weight,
+            }))
+        }
+    }
+}
+
+fn common(
+    config: Option<&cluster_pb::cluster::CommonLbConfig>,
+    path: &str,
+) -> Result<model::LocalityLb> {
+    use cluster_pb::cluster::common_lb_config::LocalityConfigSpecifier;
+    match config.and_then(|c| c.locality_config_specifier.as_ref()) {
+        None => Ok(model::LocalityLb::default()),
+        Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(_)) => {
+            Ok(model::LocalityLb::LocalityWeighted)
+        }
+        Some(LocalityConfigSpecifier::ZoneAwareLbConfig(z)) => {
+            let path = format!("{path}.zone_aware_lb_config");
+            Ok(model::LocalityLb::ZoneAware(model::ZoneAwareLbConfig {
+                routing_enabled_percent: percent(z.routing_enabled.as_ref(), &path)?,
+                min_cluster_size: z.min_cluster_size.unwrap_or(6),
+                fail_traffic_on_panic: z.fail_traffic_on_panic,
+                ..model::ZoneAwareLbConfig::default()
+            }))
+        }
+    }
+}
+
+/// `routing_enabled` as a whole percentage, rounded as Envoy rounds it (default 100).
+fn percent(value: Option<&baton_proto::pb::envoy::r#type::v3::Percent>, path: &str) -> Result<u32> {
+    let Some(p) = value else {
+        return Ok(100);
+    };
+    if !(0.0..=100.0).contains(&p.value) {
+        return Err(ConfigError::at(
+            format!("{path}.routing_enabled.value"),
+            "value must be inside range [0, 100]",
+        ));
+    }
+    Ok(p.value.round() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_rounds_and_defaults() {
+        let p = |v: f64| baton_proto::pb::envoy::r#type::v3::Percent { value: v };
+        assert_eq!(percent(None, "x").ok(), Some(100));
+        assert_eq!(percent(Some(&p(49.5)), "x").ok(), Some(50));
+        assert_eq!(percent(Some(&p(0.0)), "x").ok(), Some(0));
+        assert!(percent(Some(&p(100.5)), "x").is_err());
+        assert!(percent(Some(&p(-1.0)), "x").is_err());
+    }
+
+    #[test]
+    fn no_locality_config_is_default_zone_aware() {
+        assert_eq!(
+            common(None, "c").ok(),
+            Some(model::LocalityLb::ZoneAware(
+                model::ZoneAwareLbConfig::default()
+            ))
+        );
+        assert_eq!(typed(None, "c").ok(), Some(model::LocalityLb::default()));
+    }
+}

@@ -1,0 +1,427 @@
+//! Zone-aware routing: `cluster_manager.local_cluster_name`, the node's locality and the
+//! upstream cluster's zone-aware config (`common_lb_config.zone_aware_lb_config` or a typed
+//! policy's `locality_lb_config`). Upstreams are tagged with zones; the test counts which
+//! ones answered and reads the `cluster.<name>.lb_zone_*` counters, which are exact per
+//! pick (each request picks once), so no assertion depends on timing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use baton_tests::config::{
+    bootstrap, endpoint, http_listener, prefix_route, route_config, static_cluster, vhost,
+};
+use baton_tests::{EchoUpstream, Proxy, RawHttp1};
+use serde_json::{json, Value};
+
+const REGION: &str = "region-1";
+
+/// `endpoints[]` entries: one locality per `(zone, addresses)`.
+fn zoned_endpoints(zones: &[(&str, Vec<SocketAddr>)]) -> Value {
+    let localities: Vec<Value> = zones
+        .iter()
+        .map(|(zone, addrs)| {
+            let endpoints: Vec<Value> = addrs.iter().map(|a| endpoint(*a)).collect();
+            json!({
+                "locality": { "region": REGION, "zone": zone },
+                "lb_endpoints": endpoints,
+            })
+        })
+        .collect();
+    json!(localities)
+}
+
+/// A STATIC cluster whose hosts are spread over zones.
+fn zoned_cluster(name: &str, zones: &[(&str, Vec<SocketAddr>)]) -> Value {
+    let mut cluster = static_cluster(name, &[]);
+    cluster["load_assignment"]["endpoints"] = zoned_endpoints(zones);
+    cluster
+}
+
+/// `n` addresses nobody connects to: the local cluster's members (the other proxies of
+/// this service), which only count for their zones.
+fn peers(first_port: u16, n: u16) -> Vec<SocketAddr> {
+    (0..n)
+        .map(|i| SocketAddr::from(([127, 0, 0, 2], first_port + i)))
+        .collect()
+}
+
+/// A proxy in zone `zone-a` routing everything to `backend`, with `local` as its local
+/// cluster.
+fn zone_config(backend: Value, local: &[(&str, Vec<SocketAddr>)]) -> Value {
+    let mut config = bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![vhost(
+                "all",
+                &["*"],
+                vec![prefix_route("/", "backend")],
+            )]),
+        )],
+        vec![backend, zoned_cluster("local_service", local)],
+    );
+    config["node"] = json!({
+        "id": "zone-test",
+        "cluster": "local_service",
+        "locality": { "region": REGION, "zone": "zone-a" },
+    });
+    config["cluster_manager"] = json!({ "local_cluster_name": "local_service" });
+    config
+}
+
+/// Sends `n` requests on one connection and counts the answering upstreams by name.
+async fn spread(proxy: &Proxy, n: usize) -> anyhow::Result<HashMap<String, usize>> {
+    let mut conn = RawHttp1::connect(proxy.listener_addr("http").await?).await?;
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        conn.send_request("GET", "/", &[], b"").await?;
+        let resp = conn.read_response().await?;
+        assert_eq!(resp.status, 200, "{}", resp.body_text());
+        let name = resp.header("x-upstream-name").unwrap_or_default();
+        *counts.entry(name.to_string()).or_insert(0) += 1;
+    }
+    Ok(counts)
+}
+
+/// Requests answered by upstreams whose name starts with `zone`'s letter.
+fn in_zone(counts: &HashMap<String, usize>, letter: char) -> usize {
+    counts
+        .iter()
+        .filter(|(name, _)| name.starts_with(letter))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+async fn counter(proxy: &Proxy, name: &str) -> anyhow::Result<u64> {
+    proxy
+        .stat(&format!("cluster.backend.{name}"))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no stat cluster.backend.{name}"))
+}
+
+async fn upstreams(names: &[&str]) -> anyhow::Result<Vec<EchoUpstream>> {
+    let mut out = Vec::new();
+    for name in names {
+        out.push(EchoUpstream::start(name).await?);
+    }
+    Ok(out)
+}
+
+fn addrs(ups: &[EchoUpstream]) -> Vec<SocketAddr> {
+    ups.iter().map(EchoUpstream::addr).collect()
+}
+
+#[tokio::test]
+async fn local_zone_takes_everything_when_it_has_enough_hosts() -> anyhow::Result<()> {
+    // Upstream: half its hosts in zone-a; local cluster: half in zone-a too, so the local
+    // zone can take all of this proxy's traffic ("all directly").
+    let a = upstreams(&["a1", "a2", "a3"]).await?;
+    let b = upstreams(&["b1", "b2", "b3"]).await?;
+    let backend = zoned_cluster("backend", &[("zone-a", addrs(&a)), ("zone-b", addrs(&b))]);
+    let local = [("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))];
+    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    let counts = spread(&proxy, 12).await?;
+    assert_eq!(in_zone(&counts, 'a'), 12, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 12);
+    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
+    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 0);
+    assert_eq!(counter(&proxy, "lb_zone_cluster_too_small").await?, 0);
+    assert!(counter(&proxy, "lb_recalculate_zone_structures").await? > 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn service_zone_sets_the_nodes_zone() -> anyhow::Result<()> {
+    // The bootstrap puts the node in zone-b; `--service-zone zone-a` moves it to zone-a.
+    let a = upstreams(&["a1", "a2", "a3"]).await?;
+    let b = upstreams(&["b1", "b2", "b3"]).await?;
+    let backend = zoned_cluster("backend", &[("zone-a", addrs(&a)), ("zone-b", addrs(&b))]);
+    let local = [("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))];
+    let mut config = zone_config(backend, &local);
+    config["node"]["locality"]["zone"] = json!("zone-b");
+    let opts = baton_tests::StartOptions {
+        extra_args: vec!["--service-zone".into(), "zone-a".into()],
+        ..Default::default()
+    };
+    let proxy = Proxy::start_with(&config, opts).await?;
+    let counts = spread(&proxy, 6).await?;
+    assert_eq!(in_zone(&counts, 'a'), 6, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 6);
+    Ok(())
+}
+
+#[tokio::test]
+async fn small_cluster_is_balanced_over_every_zone() -> anyhow::Result<()> {
+    // Two upstream hosts: under the default min_cluster_size (6), so no zone routing.
+    let ups = upstreams(&["a1", "b1"]).await?;
+    let backend = zoned_cluster(
+        "backend",
+        &[
+            ("zone-a", vec![ups[0].addr()]),
+            ("zone-b", vec![ups[1].addr()]),
+        ],
+    );
+    let local = [("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))];
+    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    let counts = spread(&proxy, 10).await?;
+    assert_eq!(in_zone(&counts, 'a'), 5, "{counts:?}");
+    assert_eq!(in_zone(&counts, 'b'), 5, "{counts:?}");
+    assert!(counter(&proxy, "lb_zone_cluster_too_small").await? > 0);
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
+    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
+    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn min_cluster_size_from_common_lb_config_enables_small_clusters() -> anyhow::Result<()> {
+    let ups = upstreams(&["a1", "b1"]).await?;
+    let mut backend = zoned_cluster(
+        "backend",
+        &[
+            ("zone-a", vec![ups[0].addr()]),
+            ("zone-b", vec![ups[1].addr()]),
+        ],
+    );
+    backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 2 } });
+    let local = [("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))];
+    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    let counts = spread(&proxy, 10).await?;
+    assert_eq!(in_zone(&counts, 'a'), 10, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 10);
+    assert_eq!(counter(&proxy, "lb_zone_cluster_too_small").await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn overloaded_local_zone_sends_the_residual_cross_zone() -> anyhow::Result<()> {
+    // Upstream: a third of its hosts in zone-a; local cluster: half. Two thirds of the
+    // picks may stay in zone-a ("sampled"), the rest go to zone-b ("cross zone"). Typed
+    // least_request policy with its own locality_lb_config.
+    let a = upstreams(&["a1"]).await?;
+    let b = upstreams(&["b1", "b2"]).await?;
+    let mut backend = zoned_cluster("backend", &[("zone-a", addrs(&a)), ("zone-b", addrs(&b))]);
+    backend["load_balancing_policy"] = json!({ "policies": [{ "typed_extension_config": {
+        "name": "envoy.load_balancing_policies.least_request",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
+            "locality_lb_config": { "zone_aware_lb_config": { "min_cluster_size": 1 } },
+        },
+    }}]});
+    let local = [("zone-a", peers(1000, 2)), ("zone-b", peers(2000, 2))];
+    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    let n = 60;
+    let counts = spread(&proxy, n).await?;
+    let sampled = counter(&proxy, "lb_zone_routing_sampled").await?;
+    let cross = counter(&proxy, "lb_zone_routing_cross_zone").await?;
+    assert_eq!(sampled + cross, n as u64);
+    // Each side has probability below 1e-10 of never being chosen in 60 picks.
+    assert!(sampled > 0 && cross > 0, "sampled {sampled}, cross {cross}");
+    assert_eq!(in_zone(&counts, 'a') as u64, sampled, "{counts:?}");
+    assert_eq!(in_zone(&counts, 'b') as u64, cross, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
+    assert_eq!(counter(&proxy, "lb_zone_no_capacity_left").await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn upstream_without_the_local_zone_is_all_cross_zone() -> anyhow::Result<()> {
+    // The node is in zone-a, the upstream only in zone-b and zone-c: every pick goes
+    // cross zone, to the zones with room left (both here).
+    let ups = upstreams(&["b1", "c1"]).await?;
+    let mut backend = zoned_cluster(
+        "backend",
+        &[
+            ("zone-b", vec![ups[0].addr()]),
+            ("zone-c", vec![ups[1].addr()]),
+        ],
+    );
+    backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 1 } });
+    let local = [
+        ("zone-a", peers(1000, 1)),
+        ("zone-b", peers(2000, 1)),
+        ("zone-c", peers(3000, 1)),
+    ];
+    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    let counts = spread(&proxy, 10).await?;
+    assert_eq!(
+        in_zone(&counts, 'b') + in_zone(&counts, 'c'),
+        10,
+        "{counts:?}"
+    );
+    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 10);
+    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
+    assert_eq!(counter(&proxy, "lb_local_cluster_not_ok").await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn local_cluster_without_the_nodes_zone_is_not_ok() -> anyhow::Result<()> {
+    // The local cluster has no member in the node's zone: no zone routing at all.
+    let ups = upstreams(&["a1", "b1"]).await?;
+    let mut backend = zoned_cluster(
+        "backend",
+        &[
+            ("zone-a", vec![ups[0].addr()]),
+            ("zone-b", vec![ups[1].addr()]),
+        ],
+    );
+    backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 1 } });
+    let local = [("zone-b", peers(2000, 1)), ("zone-c", peers(3000, 1))];
+    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    let counts = spread(&proxy, 10).await?;
+    assert_eq!(in_zone(&counts, 'a'), 5, "{counts:?}");
+    assert_eq!(in_zone(&counts, 'b'), 5, "{counts:?}");
+    assert!(counter(&proxy, "lb_local_cluster_not_ok").await? > 0);
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
+    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 0);
+    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn zone_stats_exist_on_every_cluster() -> anyhow::Result<()> {
+    let up = EchoUpstream::start("a1").await?;
+    let config = bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![vhost(
+                "all",
+                &["*"],
+                vec![prefix_route("/", "backend")],
+            )]),
+        )],
+        vec![static_cluster("backend", &[up.addr()])],
+    );
+    let proxy = Proxy::start(&config).await?;
+    for name in [
+        "lb_local_cluster_not_ok",
+        "lb_recalculate_zone_structures",
+        "lb_zone_cluster_too_small",
+        "lb_zone_no_capacity_left",
+        "lb_zone_routing_all_directly",
+        "lb_zone_routing_cross_zone",
+        "lb_zone_routing_sampled",
+    ] {
+        assert_eq!(counter(&proxy, name).await?, 0, "{name}");
+    }
+    // Envoy 1.40 matches localities by name and no longer has this one.
+    let gone = "cluster.backend.lb_zone_number_differs";
+    assert_eq!(proxy.stat(gone).await?, None);
+    Ok(())
+}
+
+/// Validates `config` (`--mode validate`); the exit status and the output.
+fn validate(config: &Value) -> anyhow::Result<(bool, String)> {
+    let dir = baton_tests::TempDir::new()?;
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, serde_json::to_string_pretty(config)?)?;
+    let path = path.display().to_string();
+    let (status, out, err) =
+        baton_tests::run_to_completion(&["--mode", "validate", "-c", path.as_str()])?;
+    Ok((status.success(), format!("{out}{err}")))
+}
+
+#[test]
+fn local_cluster_must_exist() -> anyhow::Result<()> {
+    let backend = static_cluster("backend", &[SocketAddr::from(([127, 0, 0, 1], 1))]);
+    let mut config = zone_config(backend, &[("zone-a", peers(1000, 1))]);
+    config["cluster_manager"]["local_cluster_name"] = json!("nope");
+    let (ok, output) = validate(&config)?;
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("local cluster 'nope' must be defined"),
+        "{output}"
+    );
+    Ok(())
+}
+
+#[test]
+fn force_local_zone_is_refused_by_baton() -> anyhow::Result<()> {
+    let mut backend = static_cluster("backend", &[SocketAddr::from(([127, 0, 0, 1], 1))]);
+    backend["load_balancing_policy"] = json!({ "policies": [{ "typed_extension_config": {
+        "name": "envoy.load_balancing_policies.round_robin",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
+            "locality_lb_config": { "zone_aware_lb_config": { "force_local_zone": {} } },
+        },
+    }}]});
+    let (ok, output) = validate(&zone_config(backend, &[("zone-a", peers(1000, 1))]))?;
+    if baton_tests::is_envoy() {
+        assert!(ok, "{output}");
+    } else {
+        assert!(!ok, "{output}");
+        assert!(
+            output.contains("zone_aware_lb_config.force_local_zone")
+                && output.contains("not supported by Baton yet"),
+            "{output}"
+        );
+    }
+    Ok(())
+}
+
+/// Sets the local cluster's endpoints over EDS at `version`.
+fn set_local_endpoints(
+    cp: &baton_tests::xds::ControlPlane,
+    version: &str,
+    zones: &[(&str, Vec<SocketAddr>)],
+) -> anyhow::Result<()> {
+    let assignment =
+        json!({ "cluster_name": "local_service", "endpoints": zoned_endpoints(zones) });
+    cp.set(
+        baton_tests::xds::ENDPOINT_TYPE,
+        version,
+        baton_tests::xds::resources::load_assignments(&[assignment])?,
+    )
+}
+
+#[tokio::test]
+async fn local_cluster_from_eds_follows_its_updates() -> anyhow::Result<()> {
+    // As Envoy Gateway does: the local cluster is an EDS cluster over ADS.
+    use baton_tests::xds::{resources, ControlPlane, ENDPOINT_TYPE};
+    let cp = ControlPlane::start().await?;
+    let a = upstreams(&["a1", "a2", "a3"]).await?;
+    let b = upstreams(&["b1", "b2", "b3"]).await?;
+    set_local_endpoints(
+        &cp,
+        "1",
+        &[("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))],
+    )?;
+    let backend = zoned_cluster("backend", &[("zone-a", addrs(&a)), ("zone-b", addrs(&b))]);
+    let mut config = zone_config(backend, &[]);
+    let xds = baton_tests::config::XdsBootstrap::new(cp.addr()).build();
+    let clusters = config["static_resources"]["clusters"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow::anyhow!("clusters"))?;
+    clusters.pop();
+    clusters.push(resources::eds_cluster("local_service"));
+    clusters.push(xds["static_resources"]["clusters"][0].clone());
+    config["dynamic_resources"] = json!({ "ads_config": xds["dynamic_resources"]["ads_config"] });
+    let proxy = Proxy::start(&config).await?;
+    let counts = spread(&proxy, 6).await?;
+    assert_eq!(in_zone(&counts, 'a'), 6, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 6);
+
+    // The local cluster leaves zone-a: zone routing stops, counted when it changes (not
+    // when it is down to one zone: Envoy then stops silently).
+    set_local_endpoints(
+        &cp,
+        "2",
+        &[("zone-b", peers(2000, 1)), ("zone-c", peers(3000, 1))],
+    )?;
+    cp.wait_for_ack(ENDPOINT_TYPE, "2", std::time::Duration::from_secs(10))
+        .await?;
+    baton_tests::eventually(std::time::Duration::from_secs(10), || async {
+        Ok((counter(&proxy, "lb_local_cluster_not_ok").await? > 0).then_some(()))
+    })
+    .await?;
+    // Round robin over all six hosts again.
+    let counts = spread(&proxy, 12).await?;
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        vec![2; 6],
+        "{counts:?}"
+    );
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 6);
+    Ok(())
+}
