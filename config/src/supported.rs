@@ -31,12 +31,26 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "use_tcp_for_dns_lookups",
             "overload_manager",
             "layered_runtime",
+            "bootstrap_extensions",
+            "cluster_manager",
+            "application_log_config",
+            "deferred_stat_options",
         ],
     ),
-    // Default and custom tags shape `/stats/prometheus`; the stats matcher, histogram
-    // buckets and `allow_default_tag_overrides` are not implemented and are refused by
-    // name.
-    ("envoy.config.metrics.v3.StatsConfig", &["use_all_default_tags", "stats_tags"]),
+    // `upstream_bind_config` and `load_stats_config` are not implemented; the outlier
+    // event log is accepted (nothing writes to it: there is no outlier detection yet).
+    (
+        "envoy.config.bootstrap.v3.ClusterManager",
+        &["local_cluster_name", "outlier_detection", "enable_deferred_cluster_creation"],
+    ),
+    ("envoy.config.bootstrap.v3.ClusterManager.OutlierDetection", &["event_log_path"]),
+    // Default and custom tags shape `/stats/prometheus`, the stats matcher what the admin
+    // stats endpoints export; histogram buckets and `allow_default_tag_overrides` are not
+    // implemented and are refused by name.
+    (
+        "envoy.config.metrics.v3.StatsConfig",
+        &["use_all_default_tags", "stats_tags", "stats_matcher"],
+    ),
     ("envoy.config.bootstrap.v3.LayeredRuntime", &["layers"]),
     // disk and RTDS layers are refused by translation, naming the field.
     (
@@ -492,7 +506,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "transport_socket",
             "transport_socket_matches",
             "upstream_http_protocol_options",
+            "upstream_connection_options",
         ],
+    ),
+    // Happy eyeballs is not implemented.
+    (
+        "envoy.config.cluster.v3.UpstreamConnectionOptions",
+        &["tcp_keepalive", "set_local_interface_name_on_upstream_connections"],
     ),
     ("envoy.config.cluster.v3.Cluster.TransportSocketMatch", &["name", "match", "transport_socket"]),
     ("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["eds_config", "service_name"]),

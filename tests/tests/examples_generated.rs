@@ -17,20 +17,12 @@ fn repo_root() -> anyhow::Result<PathBuf> {
 /// The fields of Envoy Gateway's bootstrap that Baton refuses, in the order it reports
 /// them (each removed before the next is found).
 const ENVOY_GATEWAY_BLOCKERS: &[&str] = &[
-    "cluster_manager",
     "static_resources.clusters[1].load_balancing_policy.policies[0].typed_extension_config.typed_config.locality_lb_config",
 ];
 
 /// The same for Istio's sidecar bootstrap. An Any of a type Baton does not know is
 /// reported at its `@type`; the entry holding it is removed.
-const ISTIO_BLOCKERS: &[&str] = &[
-    "bootstrap_extensions[0].typed_config.@type",
-    "static_resources.clusters[3].upstream_connection_options",
-    "cluster_manager",
-    "stats_config.stats_matcher",
-    "application_log_config",
-    "deferred_stat_options",
-];
+const ISTIO_BLOCKERS: &[&str] = &[];
 
 /// One step of a field path: a key or an index.
 #[derive(Debug)]

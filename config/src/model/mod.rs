@@ -18,6 +18,7 @@ mod format;
 mod http_filter;
 mod local_reply;
 mod runtime;
+mod server;
 mod tls;
 mod xds;
 
@@ -26,6 +27,7 @@ pub use format::*;
 pub use http_filter::*;
 pub use local_reply::*;
 pub use runtime::*;
+pub use server::*;
 pub use tls::*;
 pub use xds::*;
 
@@ -49,8 +51,19 @@ pub struct Bootstrap {
     /// `layered_runtime.layers`, in order (later layers overlay earlier ones). Shown by
     /// admin `/runtime`; Baton acts on no runtime key.
     pub runtime_layers: Vec<RuntimeLayer>,
-    /// `stats_config`: how stat names become Prometheus names and labels.
+    /// `stats_config`: how stat names become Prometheus names and labels, and which
+    /// stats are exported.
     pub stats: StatsConfig,
+    /// `cluster_manager`.
+    pub cluster_manager: ClusterManagerConfig,
+    /// `application_log_config.log_format` (None: the command line's `--log-format`).
+    pub application_log_format: Option<ApplicationLogFormat>,
+    /// `deferred_stat_options.enable_deferred_creation_stats`: Envoy creates some stat
+    /// groups on first use (so `/stats` omits them until then); Baton creates every
+    /// stat up front, so they are listed with 0 from the start.
+    pub deferred_creation_stats: bool,
+    /// `bootstrap_extensions`, in order.
+    pub bootstrap_extensions: Vec<BootstrapExtension>,
 }
 
 /// `stats_config` (checked: regexes compile, no tag name twice).
@@ -60,6 +73,8 @@ pub struct StatsConfig {
     pub use_all_default_tags: bool,
     /// `stats_tags`, in order.
     pub stats_tags: Vec<baton_shared_stats::render::tags::TagSpecifier>,
+    /// `stats_matcher`: which stats the admin endpoints export.
+    pub matcher: StatsMatcher,
 }
 
 impl StatsConfig {
@@ -86,6 +101,7 @@ impl Default for StatsConfig {
         StatsConfig {
             use_all_default_tags: true,
             stats_tags: Vec::new(),
+            matcher: StatsMatcher::AcceptAll,
         }
     }
 }
