@@ -237,9 +237,9 @@ mod tests {
         };
         let socket = socket2::SockRef::from(&stream);
         assert!(socket.keepalive().unwrap());
-        assert_eq!(socket.keepalive_time().unwrap(), Duration::from_secs(300));
-        assert_eq!(socket.keepalive_interval().unwrap(), Duration::from_secs(11));
-        assert_eq!(socket.keepalive_retries().unwrap(), 7);
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(300));
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), Duration::from_secs(11));
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 7);
 
         let only_time = UpstreamConnectionOptions {
             tcp_keepalive: Some(TcpKeepalive {
@@ -253,7 +253,7 @@ mod tests {
         };
         let socket = socket2::SockRef::from(&stream);
         assert!(socket.keepalive().unwrap());
-        assert_eq!(socket.keepalive_time().unwrap(), Duration::from_secs(42));
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
 
         let plain = UpstreamConnectionOptions::default();
         let UpstreamStream::Tcp(stream) = open_stream(&address, &plain).await.unwrap() else {
