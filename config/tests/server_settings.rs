@@ -5,9 +5,7 @@
 //! errors for what it refuses.
 
 use baton_config::load_yaml_str;
-use baton_config::model::{
-    ApplicationLogFormat, BootstrapExtension, StatsMatcher, TcpKeepalive,
-};
+use baton_config::model::{ApplicationLogFormat, BootstrapExtension, StatsMatcher, TcpKeepalive};
 
 const CLUSTER: &str = r#"
 static_resources:
@@ -58,10 +56,15 @@ stats_config:
     assert!(accept.model.stats.matcher.accepts_all());
 
     let e = err("stats_config: { stats_matcher: {} }");
-    assert!(e.contains("stats_config.stats_matcher: one of reject_all"), "{e}");
+    assert!(
+        e.contains("stats_config.stats_matcher: one of reject_all"),
+        "{e}"
+    );
     let e = err("stats_config: { stats_matcher: { exclusion_list: { patterns: [ { safe_regex: { regex: '(' } } ] } } }");
     assert!(
-        e.contains("stats_config.stats_matcher.exclusion_list.patterns[0].safe_regex.regex: invalid regex"),
+        e.contains(
+            "stats_config.stats_matcher.exclusion_list.patterns[0].safe_regex.regex: invalid regex"
+        ),
         "{e}"
     );
 }
@@ -83,7 +86,9 @@ cluster_manager:
     assert!(cm.enable_deferred_cluster_creation);
 
     // Envoy 1.40: "local cluster 'nope' must be defined".
-    let e = err(&with_cluster("cluster_manager: { local_cluster_name: nope }"));
+    let e = err(&with_cluster(
+        "cluster_manager: { local_cluster_name: nope }",
+    ));
     assert!(
         e.contains("cluster_manager.local_cluster_name: local cluster 'nope' must be defined"),
         "{e}"
@@ -167,7 +172,10 @@ fn internal_listener_bootstrap_extension() {
     let e = err(
         r#"bootstrap_extensions: [ { name: lb, typed_config: { "@type": type.googleapis.com/envoy.extensions.load_balancing_policies.random.v3.Random } } ]"#,
     );
-    assert!(e.contains("bootstrap_extensions[0].typed_config.@type"), "{e}");
+    assert!(
+        e.contains("bootstrap_extensions[0].typed_config.@type"),
+        "{e}"
+    );
     assert!(e.contains("not supported by Baton yet"), "{e}");
     // A listener that is itself internal stays refused.
     let e = err(

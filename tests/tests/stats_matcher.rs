@@ -105,8 +105,12 @@ async fn inclusion_list_exports_only_matching_stats() -> anyhow::Result<()> {
     );
     let names = json_names(&json);
     assert!(names.iter().all(|n| kept(n)), "{names:?}");
-    assert!(names.iter().any(|n| n == "cluster.backend.upstream_rq_total"));
-    assert!(names.iter().any(|n| n == "cluster.backend.upstream_rq_time"));
+    assert!(names
+        .iter()
+        .any(|n| n == "cluster.backend.upstream_rq_total"));
+    assert!(names
+        .iter()
+        .any(|n| n == "cluster.backend.upstream_rq_time"));
     assert!(
         prometheus.contains("envoy_cluster_upstream_rq_total{envoy_cluster_name=\"backend\"}"),
         "{prometheus}"
@@ -115,8 +119,14 @@ async fn inclusion_list_exports_only_matching_stats() -> anyhow::Result<()> {
         prometheus.contains("envoy_cluster_upstream_rq_time_bucket{"),
         "{prometheus}"
     );
-    assert!(!prometheus.contains("envoy_cluster_upstream_cx_total"), "{prometheus}");
-    assert!(!prometheus.contains("envoy_cluster_upstream_rq{"), "{prometheus}");
+    assert!(
+        !prometheus.contains("envoy_cluster_upstream_cx_total"),
+        "{prometheus}"
+    );
+    assert!(
+        !prometheus.contains("envoy_cluster_upstream_rq{"),
+        "{prometheus}"
+    );
     Ok(())
 }
 
@@ -139,6 +149,9 @@ async fn exclusion_list_drops_matching_stats() -> anyhow::Result<()> {
     assert!(!names.iter().any(|n| dropped(n)), "{names:?}");
     assert!(!prometheus.contains("upstream_rq"), "{prometheus}");
     assert!(!prometheus.contains("envoy_server_"), "{prometheus}");
-    assert!(prometheus.contains("envoy_cluster_upstream_cx_total"), "{prometheus}");
+    assert!(
+        prometheus.contains("envoy_cluster_upstream_cx_total"),
+        "{prometheus}"
+    );
     Ok(())
 }

@@ -111,7 +111,10 @@ mod tests {
             matcher(StringMatchKind::Prefix("server.".into()), false),
             matcher(StringMatchKind::Suffix("rbac.allowed".into()), false),
             matcher(StringMatchKind::Contains("membership".into()), false),
-            matcher(StringMatchKind::Exact("cluster.a.upstream_rq_total".into()), true),
+            matcher(
+                StringMatchKind::Exact("cluster.a.upstream_rq_total".into()),
+                true,
+            ),
             matcher(
                 StringMatchKind::Regex(regex::Regex::new(r"^(?:vhost\..*\.route\..*)$").unwrap()),
                 false,
@@ -129,7 +132,11 @@ mod tests {
             assert!(inclusion.accepts(name), "{name}");
             assert!(!exclusion.accepts(name), "{name}");
         }
-        for name in ["cluster.a.upstream_rq_total2", "x.vhost.v.route", "listener.server."] {
+        for name in [
+            "cluster.a.upstream_rq_total2",
+            "x.vhost.v.route",
+            "listener.server.",
+        ] {
             assert!(!inclusion.accepts(name), "{name}");
             assert!(exclusion.accepts(name), "{name}");
         }

@@ -116,14 +116,11 @@ fn connection_options(c: &cluster_pb::Cluster) -> model::UpstreamConnectionOptio
         return model::UpstreamConnectionOptions::default();
     };
     model::UpstreamConnectionOptions {
-        tcp_keepalive: options
-            .tcp_keepalive
-            .as_ref()
-            .map(|k| model::TcpKeepalive {
-                probes: k.keepalive_probes,
-                time_secs: k.keepalive_time,
-                interval_secs: k.keepalive_interval,
-            }),
+        tcp_keepalive: options.tcp_keepalive.as_ref().map(|k| model::TcpKeepalive {
+            probes: k.keepalive_probes,
+            time_secs: k.keepalive_time,
+            interval_secs: k.keepalive_interval,
+        }),
         set_local_interface_name: options.set_local_interface_name_on_upstream_connections,
     }
 }

@@ -60,7 +60,9 @@ pub(crate) fn application_log_format(
         return Ok(None);
     };
     match &format.log_format {
-        Some(LogFormat::TextFormat(text)) => Ok(Some(model::ApplicationLogFormat::Text(text.clone()))),
+        Some(LogFormat::TextFormat(text)) => {
+            Ok(Some(model::ApplicationLogFormat::Text(text.clone())))
+        }
         Some(LogFormat::JsonFormat(json)) => {
             let json = struct_to_json(json);
             if json.to_string().contains("%v") {
@@ -71,7 +73,10 @@ pub(crate) fn application_log_format(
             }
             Ok(Some(model::ApplicationLogFormat::Json(json)))
         }
-        None => Err(ConfigError::at(path, "one of json_format, text_format is required")),
+        None => Err(ConfigError::at(
+            path,
+            "one of json_format, text_format is required",
+        )),
     }
 }
 

@@ -237,8 +237,14 @@ mod tests {
         };
         let socket = socket2::SockRef::from(&stream);
         assert!(socket.keepalive().unwrap());
-        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(300));
-        assert_eq!(socket.tcp_keepalive_interval().unwrap(), Duration::from_secs(11));
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(11)
+        );
         assert_eq!(socket.tcp_keepalive_retries().unwrap(), 7);
 
         let only_time = UpstreamConnectionOptions {
@@ -253,7 +259,10 @@ mod tests {
         };
         let socket = socket2::SockRef::from(&stream);
         assert!(socket.keepalive().unwrap());
-        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(42)
+        );
 
         let plain = UpstreamConnectionOptions::default();
         let UpstreamStream::Tcp(stream) = open_stream(&address, &plain).await.unwrap() else {
