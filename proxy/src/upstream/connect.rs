@@ -84,11 +84,10 @@ pub(crate) async fn connect(
 
 /// Dials `host` of `cluster` and, when the cluster has TLS, completes the handshake
 /// offering `protocol`'s ALPN; `Err` is Envoy's transport failure reason. No timeout, no
-/// breaker and no `upstream_cx_*`: the pools' [`connect`] adds those; the xDS channel
-/// dials through this alone, so its handshakes count in `cluster.<name>.ssl.*` as
-/// Envoy's do. The TLS side is read at each dial, so a rotated context applies to the
-/// next connection.
-pub(crate) async fn dial(
+/// breaker and no `upstream_cx_*`: [`connect`] (the pools' and the xDS channel's) adds
+/// those. The TLS side is read at each dial, so a rotated context applies to the next
+/// connection.
+async fn dial(
     cluster: &UpstreamCluster,
     host: &Host,
     protocol: Protocol,

@@ -37,7 +37,8 @@ pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, Cluste
 pub use pool::UpstreamBody;
 pub use stream::UpstreamStream;
 
-pub(crate) use connect::{dial, Protocol};
+pub(crate) use connect::{connect as connect_counted, Protocol};
+pub(crate) use host::OpenConnection;
 
 /// Error type carried by request bodies travelling upstream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
