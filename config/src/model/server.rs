@@ -1,8 +1,48 @@
 //! Bootstrap-wide settings that belong to no resource: `cluster_manager`,
-//! `application_log_config`, `deferred_stat_options`, `bootstrap_extensions` and the
-//! stats matcher of `stats_config`.
+//! `application_log_config`, `deferred_stat_options`, `bootstrap_extensions` and
+//! `stats_config` (tags and the stats matcher).
 
 use super::{StringMatchKind, StringMatcher};
+
+/// `stats_config` (checked: regexes compile, no tag name twice).
+#[derive(Debug, Clone)]
+pub struct StatsConfig {
+    /// `use_all_default_tags` (default true): Envoy's default tag extractors.
+    pub use_all_default_tags: bool,
+    /// `stats_tags`, in order.
+    pub stats_tags: Vec<baton_shared_stats::render::tags::TagSpecifier>,
+    /// `stats_matcher`: which stats the admin endpoints export.
+    pub matcher: StatsMatcher,
+}
+
+impl StatsConfig {
+    /// The tag producer for this config and the command line's `--stats-tag` pairs
+    /// (fixed tags after the defaults, before `stats_tags`, as in Envoy); fails when a
+    /// `stats_tags` name repeats a command-line one.
+    pub fn tag_producer(
+        &self,
+        universal: &[(String, String)],
+    ) -> std::result::Result<
+        baton_shared_stats::render::tags::TagProducer,
+        baton_shared_stats::render::tags::TagConfigError,
+    > {
+        baton_shared_stats::render::tags::TagProducer::new(
+            self.use_all_default_tags,
+            universal,
+            &self.stats_tags,
+        )
+    }
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            use_all_default_tags: true,
+            stats_tags: Vec::new(),
+            matcher: StatsMatcher::AcceptAll,
+        }
+    }
+}
 
 /// `cluster_manager`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
