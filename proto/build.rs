@@ -33,6 +33,7 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/load_balancing_policies/ring_hash/v3/ring_hash.proto",
     "envoy/extensions/load_balancing_policies/maglev/v3/maglev.proto",
     "envoy/admin/v3/config_dump.proto",
+    "envoy/extensions/bootstrap/internal_listener/v3/internal_listener.proto",
     "baton/hot_restart/v1/hot_restart.proto",
     "baton/supervisor/v1/control.proto",
 ];

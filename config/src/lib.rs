@@ -22,6 +22,7 @@ mod redact;
 pub mod resource;
 mod supported;
 mod translate;
+mod typed_struct;
 mod unknown_fields;
 mod v2_hints;
 
@@ -122,6 +123,7 @@ pub fn load_with(
     }
 
     optional::drop_unparseable_optional_configs(&mut json);
+    typed_struct::unwrap_bootstrap_extensions(&mut json);
     let mut unknown_fields = Vec::new();
     let (disabled, _) = disabled::resolve(&options.disabled_extensions);
     let result = disabled::check(&json, &disabled)

@@ -31,15 +31,26 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "use_tcp_for_dns_lookups",
             "overload_manager",
             "layered_runtime",
+            "bootstrap_extensions",
             "cluster_manager",
+            "application_log_config",
+            "deferred_stat_options",
         ],
     ),
-    // Zone-aware routing's local cluster; the rest of `cluster_manager` is refused by name.
-    ("envoy.config.bootstrap.v3.ClusterManager", &["local_cluster_name"]),
-    // Default and custom tags shape `/stats/prometheus`; the stats matcher, histogram
-    // buckets and `allow_default_tag_overrides` are not implemented and are refused by
-    // name.
-    ("envoy.config.metrics.v3.StatsConfig", &["use_all_default_tags", "stats_tags"]),
+    // `upstream_bind_config` and `load_stats_config` are not implemented; the outlier
+    // event log is accepted (nothing writes to it: there is no outlier detection yet).
+    (
+        "envoy.config.bootstrap.v3.ClusterManager",
+        &["local_cluster_name", "outlier_detection", "enable_deferred_cluster_creation"],
+    ),
+    ("envoy.config.bootstrap.v3.ClusterManager.OutlierDetection", &["event_log_path"]),
+    // Default and custom tags shape `/stats/prometheus`, the stats matcher what the admin
+    // stats endpoints export; histogram buckets and `allow_default_tag_overrides` are not
+    // implemented and are refused by name.
+    (
+        "envoy.config.metrics.v3.StatsConfig",
+        &["use_all_default_tags", "stats_tags", "stats_matcher"],
+    ),
     ("envoy.config.bootstrap.v3.LayeredRuntime", &["layers"]),
     // disk and RTDS layers are refused by translation, naming the field.
     (
@@ -496,6 +507,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "transport_socket_matches",
             "upstream_http_protocol_options",
             "common_lb_config",
+            "upstream_connection_options",
         ],
     ),
     // Locality balancing only: zone-aware routing or locality weights.
@@ -521,6 +533,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "force_locality_direct_routing",
             "locality_basis",
         ],
+    ),
+    // Happy eyeballs is not implemented.
+    (
+        "envoy.config.cluster.v3.UpstreamConnectionOptions",
+        &["tcp_keepalive", "set_local_interface_name_on_upstream_connections"],
     ),
     ("envoy.config.cluster.v3.Cluster.TransportSocketMatch", &["name", "match", "transport_socket"]),
     ("envoy.config.cluster.v3.Cluster.EdsClusterConfig", &["eds_config", "service_name"]),

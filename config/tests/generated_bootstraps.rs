@@ -1,6 +1,6 @@
 //! Bootstrap fields that Envoy Gateway's and Istio's generated bootstraps use:
 //! `layered_runtime` (static and admin layers, flattened as Envoy's `/runtime` shows
-//! them), `stats_config` (default and custom tags; the stats matcher is refused by name)
+//! them), `stats_config` (default and custom tags; the stats matcher is in `server_settings.rs`)
 //! and an upstream HTTP/2 `connection_keepalive`.
 
 use std::time::Duration;
@@ -101,9 +101,9 @@ fn stats_config_tags_are_checked_as_envoy_does() {
         e.contains("stats_config.stats_tags[0]: invalid regex"),
         "{e}"
     );
-    let e = err("stats_config:\n  stats_matcher: { reject_all: true }\n");
+    let e = err("stats_config:\n  stats_matcher: { inclusion_list: { patterns: [] } }\n");
     assert!(
-        e.contains("stats_config.stats_matcher: not supported by Baton yet"),
+        e.contains("stats_config.stats_matcher.inclusion_list.patterns: value must contain at least 1 item(s)"),
         "{e}"
     );
 }

@@ -41,6 +41,6 @@ pub use layout::LAYOUT_VERSION;
 pub use owner::RegionOwner;
 pub use process::ProcessIdentity;
 pub use region::{region_path, GenerationInfo, RegionConfig, OVERFLOW_STAT};
-pub use render::RenderOptions;
+pub use render::{ExportFilter, RenderOptions};
 pub use snapshot::{StatKind, StatValue, StatsReader, StatsSnapshot};
 pub use store::{Counter, Gauge, GaugeMode, Histogram, StatsBatch, StatsStore};

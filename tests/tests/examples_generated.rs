@@ -20,15 +20,7 @@ const ENVOY_GATEWAY_BLOCKERS: &[&str] = &[];
 
 /// The same for Istio's sidecar bootstrap. An Any of a type Baton does not know is
 /// reported at its `@type`; the entry holding it is removed.
-const ISTIO_BLOCKERS: &[&str] = &[
-    "bootstrap_extensions[0].typed_config.@type",
-    "static_resources.clusters[3].upstream_connection_options",
-    "cluster_manager.outlier_detection",
-    "cluster_manager.enable_deferred_cluster_creation",
-    "stats_config.stats_matcher",
-    "application_log_config",
-    "deferred_stat_options",
-];
+const ISTIO_BLOCKERS: &[&str] = &[];
 
 /// One step of a field path: a key or an index.
 #[derive(Debug)]

@@ -264,6 +264,31 @@ pub struct Cluster {
     /// `upstream_http_protocol_options` of the `HttpProtocolOptions`: SNI and SAN from
     /// the request.
     pub auto_sni: UpstreamAutoSni,
+    /// `upstream_connection_options`: set on every connection to the cluster's hosts,
+    /// the control-plane connection included.
+    pub upstream_connection_options: UpstreamConnectionOptions,
+}
+
+/// `upstream_connection_options`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamConnectionOptions {
+    /// `tcp_keepalive`: keepalive on with these settings (TCP hosts only; a `pipe` host
+    /// has no TCP options).
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    /// `set_local_interface_name_on_upstream_connections`. Accepted: Envoy records the
+    /// local interface's name for access logs and filters, none of which Baton has yet.
+    pub set_local_interface_name: bool,
+}
+
+/// `tcp_keepalive`: each field unset keeps the system's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    /// `keepalive_probes` (`TCP_KEEPCNT`)
+    pub probes: Option<u32>,
+    /// `keepalive_time` in seconds (`TCP_KEEPIDLE`)
+    pub time_secs: Option<u32>,
+    /// `keepalive_interval` in seconds (`TCP_KEEPINTVL`)
+    pub interval_secs: Option<u32>,
 }
 
 /// `upstream_http_protocol_options`: TLS names taken from each request's host (or

@@ -18,6 +18,7 @@ mod format;
 mod http_filter;
 mod local_reply;
 mod runtime;
+mod server;
 mod tls;
 mod xds;
 
@@ -26,6 +27,7 @@ pub use format::*;
 pub use http_filter::*;
 pub use local_reply::*;
 pub use runtime::*;
+pub use server::*;
 pub use tls::*;
 pub use xds::*;
 
@@ -49,48 +51,19 @@ pub struct Bootstrap {
     /// `layered_runtime.layers`, in order (later layers overlay earlier ones). Shown by
     /// admin `/runtime`; Baton acts on no runtime key.
     pub runtime_layers: Vec<RuntimeLayer>,
-    /// `stats_config`: how stat names become Prometheus names and labels.
+    /// `stats_config`: how stat names become Prometheus names and labels, and which
+    /// stats are exported.
     pub stats: StatsConfig,
-    /// `cluster_manager.local_cluster_name`: the cluster of this proxy's own fleet, whose
-    /// localities zone-aware routing balances against (checked to be a static cluster).
-    pub local_cluster_name: Option<String>,
-}
-
-/// `stats_config` (checked: regexes compile, no tag name twice).
-#[derive(Debug, Clone)]
-pub struct StatsConfig {
-    /// `use_all_default_tags` (default true): Envoy's default tag extractors.
-    pub use_all_default_tags: bool,
-    /// `stats_tags`, in order.
-    pub stats_tags: Vec<baton_shared_stats::render::tags::TagSpecifier>,
-}
-
-impl StatsConfig {
-    /// The tag producer for this config and the command line's `--stats-tag` pairs
-    /// (fixed tags after the defaults, before `stats_tags`, as in Envoy); fails when a
-    /// `stats_tags` name repeats a command-line one.
-    pub fn tag_producer(
-        &self,
-        universal: &[(String, String)],
-    ) -> std::result::Result<
-        baton_shared_stats::render::tags::TagProducer,
-        baton_shared_stats::render::tags::TagConfigError,
-    > {
-        baton_shared_stats::render::tags::TagProducer::new(
-            self.use_all_default_tags,
-            universal,
-            &self.stats_tags,
-        )
-    }
-}
-
-impl Default for StatsConfig {
-    fn default() -> Self {
-        StatsConfig {
-            use_all_default_tags: true,
-            stats_tags: Vec::new(),
-        }
-    }
+    /// `cluster_manager`.
+    pub cluster_manager: ClusterManagerConfig,
+    /// `application_log_config.log_format` (None: the command line's `--log-format`).
+    pub application_log_format: Option<ApplicationLogFormat>,
+    /// `deferred_stat_options.enable_deferred_creation_stats`: Envoy creates some stat
+    /// groups on first use (so `/stats` omits them until then); Baton creates every
+    /// stat up front, so they are listed with 0 from the start.
+    pub deferred_creation_stats: bool,
+    /// `bootstrap_extensions`, in order.
+    pub bootstrap_extensions: Vec<BootstrapExtension>,
 }
 
 /// Stat names one cluster may create, with headroom (about 100 today: upstream_cx_*,

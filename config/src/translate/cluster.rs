@@ -110,7 +110,23 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
             .unwrap_or(1024 * 1024),
         circuit_breakers,
         auto_sni: upstream.auto_sni,
+        upstream_connection_options: connection_options(c),
     })
+}
+
+/// `upstream_connection_options` (the allowlist refuses `happy_eyeballs_config`).
+fn connection_options(c: &cluster_pb::Cluster) -> model::UpstreamConnectionOptions {
+    let Some(options) = &c.upstream_connection_options else {
+        return model::UpstreamConnectionOptions::default();
+    };
+    model::UpstreamConnectionOptions {
+        tcp_keepalive: options.tcp_keepalive.as_ref().map(|k| model::TcpKeepalive {
+            probes: k.keepalive_probes,
+            time_secs: k.keepalive_time,
+            interval_secs: k.keepalive_interval,
+        }),
+        set_local_interface_name: options.set_local_interface_name_on_upstream_connections,
+    }
 }
 
 fn transport_socket_match(

@@ -26,6 +26,7 @@ mod overload;
 pub(crate) mod route;
 mod runtime;
 pub(crate) mod sds;
+mod server;
 mod stats;
 mod tls;
 mod xds;
@@ -123,7 +124,10 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
     };
     let stats = stats::config(proto.stats_config.as_ref(), "stats_config")?;
     let runtime_layers = runtime::layers(proto.layered_runtime.as_ref(), "layered_runtime")?;
-    let local_cluster_name = zone_aware::local_cluster_name(proto, &clusters)?;
+    let cluster_manager = server::cluster_manager(proto.cluster_manager.as_ref(), &cluster_names)?;
+    let application_log_format =
+        server::application_log_format(proto.application_log_config.as_ref())?;
+    let bootstrap_extensions = server::bootstrap_extensions(&proto.bootstrap_extensions)?;
     Ok(model::Bootstrap {
         node,
         admin,
@@ -133,7 +137,13 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         global_downstream_max_connections,
         runtime_layers,
         stats,
-        local_cluster_name,
+        cluster_manager,
+        application_log_format,
+        deferred_creation_stats: proto
+            .deferred_stat_options
+            .as_ref()
+            .is_some_and(|d| d.enable_deferred_creation_stats),
+        bootstrap_extensions,
     })
 }
 

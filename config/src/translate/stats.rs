@@ -1,8 +1,10 @@
 //! `stats_config`: default tags on or off and custom `stats_tags` (regexes and fixed
 //! values), checked here as Envoy checks them at startup (each regex compiles, no tag
-//! name twice); the proxy builds its tag producer from the result.
+//! name twice); the proxy builds its tag producer from the result. And the
+//! `stats_matcher` that decides which stats are exported.
 
 use baton_proto::pb::envoy::config::metrics::v3 as metrics_pb;
+use baton_proto::pb::envoy::r#type::matcher::v3 as matcher_pb;
 use baton_shared_stats::render::tags::{TagConfigError, TagProducer, TagSpecifier, TagValue};
 
 use crate::error::{ConfigError, Result};
@@ -57,8 +59,48 @@ pub(crate) fn config(
         };
         return Err(ConfigError::at(format!("{path}.stats_tags[{index}]"), e));
     }
+    let matcher = match &proto.stats_matcher {
+        Some(m) => matcher(m, &format!("{path}.stats_matcher"))?,
+        None => model::StatsMatcher::AcceptAll,
+    };
     Ok(model::StatsConfig {
         use_all_default_tags,
         stats_tags,
+        matcher,
+    })
+}
+
+/// `stats_matcher`: `reject_all` or a list of StringMatchers (at least one, as Envoy's
+/// validation requires).
+fn matcher(proto: &metrics_pb::StatsMatcher, path: &str) -> Result<model::StatsMatcher> {
+    use metrics_pb::stats_matcher::StatsMatcher as Kind;
+    let list = |list: &matcher_pb::ListStringMatcher, path: String| {
+        if list.patterns.is_empty() {
+            return Err(ConfigError::at(
+                format!("{path}.patterns"),
+                "value must contain at least 1 item(s)",
+            ));
+        }
+        list.patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| super::string_matcher(p, &format!("{path}.patterns[{i}]")))
+            .collect::<Result<Vec<_>>>()
+    };
+    Ok(match &proto.stats_matcher {
+        Some(Kind::RejectAll(true)) => model::StatsMatcher::RejectAll,
+        Some(Kind::RejectAll(false)) => model::StatsMatcher::AcceptAll,
+        Some(Kind::ExclusionList(l)) => {
+            model::StatsMatcher::Exclusion(list(l, format!("{path}.exclusion_list"))?)
+        }
+        Some(Kind::InclusionList(l)) => {
+            model::StatsMatcher::Inclusion(list(l, format!("{path}.inclusion_list"))?)
+        }
+        None => {
+            return Err(ConfigError::at(
+                path,
+                "one of reject_all, exclusion_list, inclusion_list is required",
+            ))
+        }
     })
 }

@@ -3,7 +3,6 @@
 //! `zone_aware_lb_config` / `locality_weighted_lb_config`, or the typed policy's
 //! `locality_lb_config`), with Envoy's defaults.
 
-use baton_proto::pb::envoy::config::bootstrap::v3 as bootstrap_pb;
 use baton_proto::pb::envoy::config::cluster::v3 as cluster_pb;
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::extensions::load_balancing_policies::common::v3 as common_pb;
@@ -27,29 +26,6 @@ pub(crate) fn locality(l: &core_pb::Locality) -> model::Locality {
         zone: l.zone.clone(),
         sub_zone: l.sub_zone.clone(),
     }
-}
-
-/// `cluster_manager.local_cluster_name`, which must name a static cluster (as Envoy
-/// requires at startup).
-pub(crate) fn local_cluster_name(
-    proto: &bootstrap_pb::Bootstrap,
-    static_clusters: &[std::sync::Arc<model::Cluster>],
-) -> Result<Option<String>> {
-    let Some(name) = proto
-        .cluster_manager
-        .as_ref()
-        .map(|cm| cm.local_cluster_name.as_str())
-        .filter(|n| !n.is_empty())
-    else {
-        return Ok(None);
-    };
-    if !static_clusters.iter().any(|c| c.name == name) {
-        return Err(ConfigError::at(
-            "cluster_manager.local_cluster_name",
-            format!("local cluster '{name}' must be defined"),
-        ));
-    }
-    Ok(Some(name.to_string()))
 }
 
 /// The cluster's locality balancing: its typed policy's `locality_lb_config` when it has a

@@ -64,6 +64,8 @@ pub struct AdminContext {
     pub node: baton_config::model::Node,
     /// `stats_config` tags and `--stats-tag`, for /stats/prometheus.
     pub stat_tags: Arc<baton_shared_stats::render::tags::TagProducer>,
+    /// `stats_config.stats_matcher`: which stats any stats output shows (None: all).
+    pub stat_export: Option<baton_shared_stats::ExportFilter>,
     /// Downstream connections, for drain decisions.
     pub tracker: Arc<ConnectionTracker>,
     /// Becomes true when admin may answer (connections wait until then, as Envoy's wait
@@ -474,6 +476,7 @@ fn stats_response(ctx: &AdminContext, path: &str, query: &str) -> AdminResponse 
     let options = match baton_shared_stats::RenderOptions::from_query(query) {
         Ok(mut o) => {
             o.tags = Arc::clone(&ctx.stat_tags);
+            o.exported.clone_from(&ctx.stat_export);
             o
         }
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),

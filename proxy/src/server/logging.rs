@@ -1,11 +1,46 @@
 //! Process logging: `tracing` with the level from `-l/--log-level`, optional per-component
-//! levels, plain or JSON lines, to stderr or `--log-path`.
+//! levels, plain or JSON lines, to stderr or `--log-path`. The bootstrap's
+//! `application_log_config` can switch to JSON lines once it is loaded (as Envoy, lines
+//! logged before that use the command line's format).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Layer, Layered, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
+
+/// What the filter passes on to the line formatter.
+type Filtered = Layered<EnvFilter, Registry>;
+/// The line formatter, replaceable once the bootstrap is loaded.
+type Formatter = Box<dyn Layer<Filtered> + Send + Sync>;
+
+/// The installed formatter's handle and writer (unset until [`init`]).
+static FORMATTER: OnceLock<(reload::Handle<Formatter, Filtered>, LogWriter)> = OnceLock::new();
+
+/// A formatter writing plain or JSON lines to `writer`.
+fn formatter(json: bool, writer: LogWriter) -> Formatter {
+    let layer = fmt::layer()
+        .with_thread_names(true)
+        .with_target(true)
+        .with_writer(writer);
+    if json {
+        Box::new(layer.json())
+    } else {
+        Box::new(layer.with_ansi(false))
+    }
+}
+
+/// Switches the process log to JSON lines (`application_log_config.log_format.json_format`;
+/// Baton's JSON lines have its own fields, not the configured ones).
+pub fn use_json_lines() {
+    if let Some((handle, writer)) = FORMATTER.get() {
+        if let Err(e) = handle.reload(formatter(true, writer.clone())) {
+            tracing::warn!(error = %e, "cannot switch the log to JSON lines");
+        }
+    }
+}
 
 use super::cli::{LogLevel, Options};
 
@@ -50,10 +85,6 @@ pub fn init(opts: &Options) -> anyhow::Result<()> {
         _ => EnvFilter::try_new(directives)?,
     };
     let json = opts.log_format.as_deref() == Some("json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_thread_names(true)
-        .with_target(true);
     let sink = match &opts.log_path {
         Some(path) => Sink::File(Arc::new(Mutex::new(
             OpenOptions::new().create(true).append(true).open(path)?,
@@ -64,12 +95,14 @@ pub fn init(opts: &Options) -> anyhow::Result<()> {
         sink,
         escaped: opts.log_format_escaped,
     };
-    if json {
-        builder.json().with_writer(writer).try_init()
-    } else {
-        builder.with_ansi(false).with_writer(writer).try_init()
-    }
-    .map_err(|e| anyhow::anyhow!("cannot install logger: {e}"))
+    let (layer, handle) = reload::Layer::new(formatter(json, writer.clone()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install logger: {e}"))?;
+    let _ = FORMATTER.set((handle, writer));
+    Ok(())
 }
 
 /// Where log lines go.

@@ -74,6 +74,13 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         println!("configuration '{}' OK", config_name(&opts));
         return Ok(0);
     }
+    // `text_format` is an spdlog pattern, which Baton does not follow (as for
+    // `--log-format`); `json_format` switches to JSON lines.
+    if let Some(baton_config::model::ApplicationLogFormat::Json(_)) =
+        &loaded.model.application_log_format
+    {
+        super::logging::use_json_lines();
+    }
     let mut opts = opts;
     resolve_base_id(&mut opts)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -141,6 +148,12 @@ fn load_config(opts: &Options) -> Result<Loaded, baton_config::ConfigError> {
         loaded.model.node.locality.zone.clone_from(zone);
     }
     loaded.model.check_node_for_xds()?;
+    if loaded.model.application_log_format.is_some() && opts.log_format.is_some() {
+        return Err(baton_config::ConfigError::at(
+            "application_log_config.log_format",
+            "Only one of ApplicationLogConfig.log_format or CLI option --log-format can be specified.",
+        ));
+    }
     loaded
         .model
         .stats
@@ -317,10 +330,12 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     if let Some(link) = parent_link.as_mut() {
         super::hot_restart::ticket_keys::take_over(link).await?;
     }
-    let local_zone =
-        loaded.model.local_cluster_name.as_deref().map(|local| {
-            crate::upstream::LocalZone::new(&loaded.model.node.locality.name(), local)
-        });
+    let local_zone = loaded
+        .model
+        .cluster_manager
+        .local_cluster_name
+        .as_deref()
+        .map(|local| crate::upstream::LocalZone::new(&loaded.model.node.locality.name(), local));
     let clusters = ClusterManager::with_local_zone(local_zone);
     let tracker = Arc::new(ConnectionTracker::default());
     let network = Arc::new(NetworkContext {
@@ -384,6 +399,10 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
                 .unwrap_or_else(|_| {
                     Arc::clone(baton_shared_stats::render::tags::TagProducer::envoy_default())
                 }),
+            stat_export: (!model.stats.matcher.accepts_all()).then(|| {
+                let matcher = model.stats.matcher.clone();
+                baton_shared_stats::ExportFilter::new(move |name| matcher.accepts(name))
+            }),
             tracker: Arc::clone(&tracker),
             may_answer: init.admin_may_answer(),
             http_stats: crate::stats::HttpConnManagerStats::new(crate::stats::store(), "admin"),

@@ -5,8 +5,9 @@
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use baton_config::model::{TcpKeepalive, UpstreamConnectionOptions};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::cluster::UpstreamCluster;
@@ -83,17 +84,16 @@ pub(crate) async fn connect(
 
 /// Dials `host` of `cluster` and, when the cluster has TLS, completes the handshake
 /// offering `protocol`'s ALPN; `Err` is Envoy's transport failure reason. No timeout, no
-/// breaker and no `upstream_cx_*`: the pools' [`connect`] adds those; the xDS channel
-/// dials through this alone, so its handshakes count in `cluster.<name>.ssl.*` as
-/// Envoy's do. The TLS side is read at each dial, so a rotated context applies to the
-/// next connection.
-pub(crate) async fn dial(
+/// breaker and no `upstream_cx_*`: [`connect`] (the pools' and the xDS channel's) adds
+/// those. The TLS side is read at each dial, so a rotated context applies to the next
+/// connection.
+async fn dial(
     cluster: &UpstreamCluster,
     host: &Host,
     protocol: Protocol,
     overrides: &TlsOverrides,
 ) -> Result<UpstreamStream, String> {
-    let stream = open_stream(&host.address)
+    let stream = open_stream(&host.address, &cluster.model.upstream_connection_options)
         .await
         .map_err(|e| transport_failure_reason(&e, &host.address))?;
     match cluster.tls_for(host) {
@@ -145,8 +145,11 @@ async fn handshake(
     }
 }
 
-/// Dials `address`.
-async fn open_stream(address: &HostAddress) -> io::Result<UpstreamStream> {
+/// Dials `address` with the cluster's `upstream_connection_options`.
+async fn open_stream(
+    address: &HostAddress,
+    options: &UpstreamConnectionOptions,
+) -> io::Result<UpstreamStream> {
     match address {
         HostAddress::Ip(addr) => {
             let stream = TcpStream::connect(*addr).await?;
@@ -154,6 +157,12 @@ async fn open_stream(address: &HostAddress) -> io::Result<UpstreamStream> {
             // costs latency, so it is not fatal.
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY upstream");
+            }
+            if let Some(keepalive) = &options.tcp_keepalive {
+                // As Envoy, a socket option that cannot be set fails the connection.
+                set_keepalive(&stream, keepalive).inspect_err(|e| {
+                    tracing::warn!(error = %e, "cannot set tcp_keepalive on an upstream connection");
+                })?;
             }
             Ok(UpstreamStream::Tcp(stream))
         }
@@ -164,6 +173,22 @@ async fn open_stream(address: &HostAddress) -> io::Result<UpstreamStream> {
             ))
         }
     }
+}
+
+/// `tcp_keepalive`: SO_KEEPALIVE on, and each configured field set (unset ones keep
+/// the system's defaults).
+fn set_keepalive(stream: &TcpStream, keepalive: &TcpKeepalive) -> io::Result<()> {
+    let mut params = socket2::TcpKeepalive::new();
+    if let Some(secs) = keepalive.time_secs {
+        params = params.with_time(Duration::from_secs(u64::from(secs)));
+    }
+    if let Some(secs) = keepalive.interval_secs {
+        params = params.with_interval(Duration::from_secs(u64::from(secs)));
+    }
+    if let Some(probes) = keepalive.probes {
+        params = params.with_retries(probes);
+    }
+    socket2::SockRef::from(stream).set_tcp_keepalive(&params)
 }
 
 /// Envoy's wording for a failed connect. A TCP connect fails once the non-blocking
@@ -191,6 +216,59 @@ mod tests {
     use super::*;
 
     use crate::base::address::PipeAddress;
+
+    /// The configured keepalive is on the socket Baton connects (read back with
+    /// getsockopt), and a connection without it keeps the system's default (off).
+    #[tokio::test]
+    async fn tcp_keepalive_is_set_on_upstream_sockets() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = HostAddress::Ip(listener.local_addr().unwrap());
+        let options = UpstreamConnectionOptions {
+            tcp_keepalive: Some(TcpKeepalive {
+                probes: Some(7),
+                time_secs: Some(300),
+                interval_secs: Some(11),
+            }),
+            set_local_interface_name: false,
+        };
+        let UpstreamStream::Tcp(stream) = open_stream(&address, &options).await.unwrap() else {
+            panic!("expected a TCP stream");
+        };
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(11)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 7);
+
+        let only_time = UpstreamConnectionOptions {
+            tcp_keepalive: Some(TcpKeepalive {
+                time_secs: Some(42),
+                ..TcpKeepalive::default()
+            }),
+            set_local_interface_name: false,
+        };
+        let UpstreamStream::Tcp(stream) = open_stream(&address, &only_time).await.unwrap() else {
+            panic!("expected a TCP stream");
+        };
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(42)
+        );
+
+        let plain = UpstreamConnectionOptions::default();
+        let UpstreamStream::Tcp(stream) = open_stream(&address, &plain).await.unwrap() else {
+            panic!("expected a TCP stream");
+        };
+        assert!(!socket2::SockRef::from(&stream).keepalive().unwrap());
+    }
 
     #[test]
     fn refused_reason_reads_like_envoy() {

@@ -40,7 +40,8 @@ pub use pool::UpstreamBody;
 pub use stream::UpstreamStream;
 pub use zone::LocalZone;
 
-pub(crate) use connect::{dial, Protocol};
+pub(crate) use connect::{connect as connect_counted, Protocol};
+pub(crate) use host::OpenConnection;
 
 /// Error type carried by request bodies travelling upstream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

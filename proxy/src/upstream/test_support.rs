@@ -64,6 +64,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
         per_connection_buffer_limit_bytes: 1024 * 1024,
         circuit_breakers: CircuitBreakers::default(),
         auto_sni: Default::default(),
+        upstream_connection_options: Default::default(),
     }
 }
 

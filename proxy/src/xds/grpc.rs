@@ -2,7 +2,13 @@
 //! by `envoy_grpc.cluster_name` (one of its hosts, over TCP or a Unix socket for a
 //! `pipe` host, with the cluster's TLS when it has a `transport_socket`, HTTP/2, the
 //! cluster's `connect_timeout`), and the streaming methods of the discovery services.
+//! As in Envoy, the connection counts in the cluster's `upstream_cx_*` stats, each
+//! stream in its `upstream_rq_*`, and requests carry the cluster's name as `:authority`.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use baton_proto::pb::envoy::service::discovery::v3 as discovery;
@@ -11,7 +17,8 @@ use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 
 use super::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE};
-use crate::upstream::{ClusterManager, HostAddress, Protocol};
+use crate::stats::ClusterStats;
+use crate::upstream::{ClusterManager, HostAddress, OpenConnection, Protocol, UpstreamStream};
 
 /// Why a stream could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -64,17 +71,25 @@ pub(crate) fn method_path(service: Service, delta: bool) -> &'static str {
     }
 }
 
+/// A channel to the control plane and the stats of its cluster (each stream counts in
+/// them).
+#[derive(Clone)]
+pub(crate) struct ControlPlaneChannel {
+    channel: Channel,
+    stats: Arc<ClusterStats>,
+}
+
 /// A channel to one host of the control-plane cluster, dialled as the data plane dials
-/// it (`upstream::dial`): TCP or a `pipe` host's Unix socket, then the cluster's
-/// `UpstreamTlsContext` if it has one (SNI, verification, client certificate, `h2`
-/// offered when no ALPN is configured, as Envoy's HTTP/2 cluster does), counting
-/// `cluster.<name>.ssl.*`. tonic re-dials through the same connector, which reads the
-/// cluster's TLS side at each dial, so a rotated certificate applies to the next
-/// connection.
+/// it (`upstream::connect_counted`): TCP or a `pipe` host's Unix socket, then the
+/// cluster's `UpstreamTlsContext` if it has one (SNI, verification, client certificate,
+/// `h2` offered when no ALPN is configured, as Envoy's HTTP/2 cluster does), counting
+/// `cluster.<name>.ssl.*` and, as Envoy, `upstream_cx_*` under the cluster's connection
+/// breaker. tonic re-dials through the same connector, which reads the cluster's TLS
+/// side at each dial, so a rotated certificate applies to the next connection.
 pub(crate) async fn connect(
     clusters: &ClusterManager,
     cluster_name: &str,
-) -> Result<Channel, GrpcError> {
+) -> Result<ControlPlaneChannel, GrpcError> {
     let cluster = clusters
         .get(cluster_name)
         .ok_or_else(|| GrpcError::Cluster(cluster_name.to_string(), "no such cluster".into()))?;
@@ -92,6 +107,11 @@ pub(crate) async fn connect(
     let mut endpoint = Endpoint::from_shared(uri)
         .map_err(|e| GrpcError::Connect(target.clone(), e.to_string()))?
         .connect_timeout(cluster.model.connect_timeout);
+    // Envoy's gRPC client sends the cluster's name as `:authority` (a name that is not
+    // a valid authority keeps the host's address).
+    if let Ok(origin) = http::Uri::try_from(format!("http://{cluster_name}")) {
+        endpoint = endpoint.origin(origin);
+    }
     endpoint = match &cluster.model.http2.keepalive {
         // The cluster's `connection_keepalive`, as for its data-plane connections.
         Some(keepalive) => endpoint
@@ -100,20 +120,102 @@ pub(crate) async fn connect(
             .keep_alive_while_idle(true),
         None => endpoint.http2_keep_alive_interval(KEEP_ALIVE_INTERVAL),
     };
+    let stats = Arc::clone(cluster.stats());
     let connector = tower::service_fn(move |_: http::Uri| {
         let cluster = cluster.clone();
         let host = host.clone();
         async move {
-            crate::upstream::dial(&cluster, &host, Protocol::Http2, &Default::default())
-                .await
-                .map(TokioIo::new)
-                .map_err(std::io::Error::other)
+            let (stream, open) = crate::upstream::connect_counted(
+                &cluster,
+                &host,
+                &Default::default(),
+                Protocol::Http2,
+            )
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?;
+            Ok::<_, io::Error>(TokioIo::new(CountedStream {
+                stream,
+                _open: open,
+            }))
         }
     });
-    endpoint
+    let channel = endpoint
         .connect_with_connector(connector)
         .await
-        .map_err(|e| GrpcError::Connect(target, error_chain(&e)))
+        .map_err(|e| GrpcError::Connect(target, error_chain(&e)))?;
+    Ok(ControlPlaneChannel { channel, stats })
+}
+
+/// The control-plane connection, counted in its cluster's `upstream_cx_active` until
+/// dropped (then `upstream_cx_destroy`, `upstream_cx_length_ms`).
+struct CountedStream {
+    stream: UpstreamStream,
+    _open: OpenConnection,
+}
+
+impl tokio::io::AsyncRead for CountedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// One open discovery stream, counted in its cluster's `upstream_rq_active` until
+/// dropped.
+pub(crate) struct ActiveStream {
+    stats: Arc<ClusterStats>,
+}
+
+impl ActiveStream {
+    /// A stream whose response headers arrived: as Envoy, it counts in
+    /// `upstream_rq_total`, `upstream_rq_pending_total`, `upstream_rq_200` (and `2xx`,
+    /// `completed`) and stays in `upstream_rq_active` while open.
+    fn opened(stats: Arc<ClusterStats>) -> Self {
+        stats.upstream_rq_total.inc();
+        stats.upstream_rq_pending_total.inc();
+        stats.record_response(200);
+        stats.upstream_rq_active.inc();
+        Self { stats }
+    }
+}
+
+impl Drop for ActiveStream {
+    fn drop(&mut self) {
+        self.stats.upstream_rq_active.dec();
+    }
 }
 
 /// HTTP/2 keep-alive pings on the control-plane connection when the cluster configures
@@ -133,34 +235,41 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Opens a state-of-the-world stream.
 pub(crate) async fn open_sotw(
-    channel: Channel,
+    channel: ControlPlaneChannel,
     service: Service,
     requests: impl Stream<Item = discovery::DiscoveryRequest> + Send + 'static,
     max_message: Option<usize>,
-) -> Result<tonic::Streaming<discovery::DiscoveryResponse>, GrpcError> {
+) -> Result<(tonic::Streaming<discovery::DiscoveryResponse>, ActiveStream), GrpcError> {
     open(channel, method_path(service, false), requests, max_message).await
 }
 
 /// Opens a delta stream.
 pub(crate) async fn open_delta(
-    channel: Channel,
+    channel: ControlPlaneChannel,
     service: Service,
     requests: impl Stream<Item = discovery::DeltaDiscoveryRequest> + Send + 'static,
     max_message: Option<usize>,
-) -> Result<tonic::Streaming<discovery::DeltaDiscoveryResponse>, GrpcError> {
+) -> Result<
+    (
+        tonic::Streaming<discovery::DeltaDiscoveryResponse>,
+        ActiveStream,
+    ),
+    GrpcError,
+> {
     open(channel, method_path(service, true), requests, max_message).await
 }
 
 async fn open<Req, Resp>(
-    channel: Channel,
+    channel: ControlPlaneChannel,
     path: &'static str,
     requests: impl Stream<Item = Req> + Send + 'static,
     max_message: Option<usize>,
-) -> Result<tonic::Streaming<Resp>, GrpcError>
+) -> Result<(tonic::Streaming<Resp>, ActiveStream), GrpcError>
 where
     Req: prost::Message + Send + Sync + 'static,
     Resp: prost::Message + Default + Send + Sync + 'static,
 {
+    let ControlPlaneChannel { channel, stats } = channel;
     let mut grpc = tonic::client::Grpc::new(channel);
     if let Some(max) = max_message {
         grpc = grpc.max_decoding_message_size(max);
@@ -176,5 +285,5 @@ where
             codec,
         )
         .await?;
-    Ok(response.into_inner())
+    Ok((response.into_inner(), ActiveStream::opened(stats)))
 }

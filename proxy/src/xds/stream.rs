@@ -436,7 +436,8 @@ async fn session(
         limit: settings.rate_limit.map(Limited::new),
         stats: stats.clone(),
     };
-    let mut responses = if settings.delta {
+    // `_active` counts the stream in `upstream_rq_active` for as long as it is open.
+    let (mut responses, _active) = if settings.delta {
         let (tx, rx) = mpsc::unbounded_channel();
         sender.incremental = Some(tx);
         match grpc::open_delta(
@@ -447,7 +448,7 @@ async fn session(
         )
         .await
         {
-            Ok(s) => Responses::Delta(s),
+            Ok((s, active)) => (Responses::Delta(s), active),
             Err(e) => return End::Failed(e.to_string()),
         }
     } else {
@@ -461,7 +462,7 @@ async fn session(
         )
         .await
         {
-            Ok(s) => Responses::Sotw(s),
+            Ok((s, active)) => (Responses::Sotw(s), active),
             Err(e) => return End::Failed(e.to_string()),
         }
     };

@@ -165,6 +165,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
         per_connection_buffer_limit_bytes: 1024 * 1024,
         circuit_breakers: CircuitBreakers::default(),
         auto_sni: Default::default(),
+        upstream_connection_options: Default::default(),
     })
 }
 

@@ -30,6 +30,31 @@ pub struct RenderOptions {
     /// How Prometheus names are split into name and labels: Envoy's default tags, or
     /// the configured `stats_config` and `--stats-tag` ones.
     pub tags: Arc<TagProducer>,
+    /// Which stats are exported at all (the configured `stats_matcher`); None: all.
+    pub exported: Option<ExportFilter>,
+}
+
+/// A predicate on full stat names deciding which stats any output shows (Envoy's
+/// `stats_matcher`, which the config crate owns).
+#[derive(Clone)]
+pub struct ExportFilter(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl ExportFilter {
+    /// A filter keeping the stats for which `keeps` is true.
+    pub fn new(keeps: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        ExportFilter(Arc::new(keeps))
+    }
+
+    /// Whether the stat named `name` is shown.
+    pub fn keeps(&self, name: &str) -> bool {
+        (self.0)(name)
+    }
+}
+
+impl std::fmt::Debug for ExportFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExportFilter")
+    }
 }
 
 impl Default for RenderOptions {
@@ -38,6 +63,7 @@ impl Default for RenderOptions {
             filter: None,
             used_only: false,
             tags: Arc::clone(TagProducer::envoy_default()),
+            exported: None,
         }
     }
 }
@@ -69,7 +95,8 @@ impl RenderOptions {
     }
 
     fn keeps_name(&self, name: &str) -> bool {
-        self.filter.as_ref().is_none_or(|re| re.is_match(name))
+        self.exported.as_ref().is_none_or(|e| e.keeps(name))
+            && self.filter.as_ref().is_none_or(|re| re.is_match(name))
     }
 
     pub(crate) fn keeps_stat(&self, stat: &StatValue) -> bool {

@@ -247,6 +247,11 @@ impl ControlPlane {
         self.shared.lock().responses.clone()
     }
 
+    /// The `:authority` of every stream opened so far, in order.
+    pub fn authorities(&self) -> Vec<String> {
+        self.shared.lock().authorities.clone()
+    }
+
     /// Number of streams currently open.
     pub fn streams(&self) -> usize {
         self.shared.lock().open_streams

@@ -29,6 +29,7 @@ use baton_proto::pb::envoy::service::route::v3::route_discovery_service_server::
 use baton_proto::pb::envoy::service::secret::v3::secret_discovery_service_server::{
     SecretDiscoveryService, SecretDiscoveryServiceServer,
 };
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -37,7 +38,7 @@ use tokio::task::JoinSet;
 use tonic::service::Routes;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::state::Service;
+use super::state::{Service, Shared};
 use super::stream::{self, ResponseStream, StreamContext};
 use super::tls::ServingTls;
 
@@ -190,27 +191,31 @@ pub fn serve(listener: Listener, ctx: StreamContext) -> tokio::task::JoinHandle<
     .add_service(RouteDiscoveryServiceServer::new(Discovery {
         ctx: ctx.clone(),
     }))
-    .add_service(SecretDiscoveryServiceServer::new(Discovery { ctx }))
+    .add_service(SecretDiscoveryServiceServer::new(Discovery {
+        ctx: ctx.clone(),
+    }))
     .prepare();
+    let shared = ctx.shared;
     tokio::spawn(async move {
         // Dropped with this task: aborts every connection.
         let mut connections = JoinSet::new();
         loop {
             let accepted = match &listener {
                 Listener::Tcp(tcp) => tcp.accept().await.map(|(stream, _)| {
-                    connections.spawn(serve_connection(stream, routes.clone()));
+                    connections.spawn(serve_connection(stream, routes.clone(), shared.clone()));
                 }),
                 Listener::Tls(tcp, tls) => tcp.accept().await.map(|(stream, _)| {
                     let tls = tls.clone();
                     let routes = routes.clone();
+                    let shared = shared.clone();
                     connections.spawn(async move {
                         if let Some(stream) = tls.accept(stream).await {
-                            serve_connection(stream, routes).await;
+                            serve_connection(stream, routes, shared).await;
                         }
                     });
                 }),
                 Listener::Unix(unix, _) => unix.accept().await.map(|(stream, _)| {
-                    connections.spawn(serve_connection(stream, routes.clone()));
+                    connections.spawn(serve_connection(stream, routes.clone(), shared.clone()));
                 }),
             };
             if accepted.is_err() {
@@ -223,12 +228,21 @@ pub fn serve(listener: Listener, ctx: StreamContext) -> tokio::task::JoinHandle<
     })
 }
 
-/// One HTTP/2 (gRPC) connection.
-async fn serve_connection<S>(stream: S, routes: Routes)
+/// One HTTP/2 (gRPC) connection; each request's `:authority` is logged first.
+async fn serve_connection<S>(stream: S, routes: Routes, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(routes);
+    let routes = TowerToHyperService::new(routes);
+    let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        shared.lock().authorities.push(authority);
+        hyper::service::Service::call(&routes, request)
+    });
     let _: Result<(), _> = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(stream), service)
         .await;

@@ -158,6 +158,8 @@ pub struct Inner {
     pub streams_opened: u64,
     /// Nonces handed out so far.
     pub nonces: u64,
+    /// The `:authority` of every gRPC request (stream) received, in order.
+    pub authorities: Vec<String>,
 }
 
 /// State shared by the control plane handle and every stream.
