@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use baton_config::model::CodecType;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access_log::{FormatInput, ResponseFlag, StreamInfo};
@@ -21,6 +20,7 @@ use crate::http::headers::forwarding;
 use crate::http::local_reply::LocalReply;
 
 use super::codec::{self, DownstreamIo, Preface};
+use super::codec_conn::CodecConnection;
 use super::context::{HcmRuntime, HttpContext};
 use super::stats::{codec_rejected_request, ActiveConnection, ActiveStream};
 use super::stream::{self, ConnShared};
@@ -33,10 +33,24 @@ use super::stream::{self, ConnShared};
 struct TooManyRequestHeaders;
 
 /// Serves one downstream connection with the HTTP connection manager config until it
-/// closes.
-pub async fn serve_connection<IO>(
+/// closes. (`conn` goes into an `Arc` before the future is made: an async function
+/// would keep room for it as long as the connection lives.)
+pub fn serve_connection<IO>(
     io: IO,
     conn: ConnInfo,
+    runtime: Arc<HcmRuntime>,
+    ctx: Arc<HttpContext>,
+    drain: DrainSignal,
+) -> impl std::future::Future<Output = ()> + Send
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve(io, Arc::new(conn), runtime, ctx, drain)
+}
+
+async fn serve<IO>(
+    io: IO,
+    conn: Arc<ConnInfo>,
     runtime: Arc<HcmRuntime>,
     ctx: Arc<HttpContext>,
     drain: DrainSignal,
@@ -45,7 +59,6 @@ pub async fn serve_connection<IO>(
 {
     let hcm = runtime.hcm.clone();
     let _counted = ActiveConnection::open(&runtime);
-    let conn = Arc::new(conn);
     let shared = Arc::new(ConnShared {
         runtime: runtime.clone(),
         ctx,
@@ -62,6 +75,7 @@ pub async fn serve_connection<IO>(
         http11_status_line: AtomicBool::new(false),
         head_chunked: AtomicBool::new(false),
         premature_resets: Default::default(),
+        streams_ended: Default::default(),
     });
     let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
         .with_stats(runtime.clone())
@@ -109,7 +123,6 @@ pub async fn serve_connection<IO>(
             _ => {}
         }
     }
-    let builder = codec::builder(&hcm);
     let svc_shared = shared.clone();
     let head_limit = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
     let svc_error_status = error_status.clone();
@@ -151,7 +164,13 @@ pub async fn serve_connection<IO>(
             Ok(stream::handle(shared, req).await)
         }
     });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let connection = CodecConnection::new(io, service, hcm.clone());
+    if std::env::var_os("BATON_SIZE_DEBUG").is_some() {
+        eprintln!(
+            "SIZE codec connection {}",
+            std::mem::size_of_val(&connection)
+        );
+    }
     tokio::pin!(connection);
 
     let mut draining = drain.clone();

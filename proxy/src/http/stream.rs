@@ -65,6 +65,9 @@ pub struct ConnShared {
     pub head_chunked: std::sync::atomic::AtomicBool,
     /// Streams ended before their response started (Envoy's rapid-reset rule).
     pub premature_resets: super::premature_reset::PrematureResets,
+    /// Streams whose response body ended or was dropped (HTTP/1: with `request_heads`,
+    /// tells the codec that no exchange is in progress, so an idle connection may park).
+    pub streams_ended: std::sync::atomic::AtomicU64,
 }
 
 /// State of one exchange while it is being handled.

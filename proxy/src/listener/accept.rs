@@ -190,10 +190,16 @@ fn start(
     let ctx = Arc::clone(ctx);
     match &chain.tls {
         None => {
-            tokio::spawn(async move {
-                serve(stream, conn, &chain, &ctx, signal).await;
+            // Built outside the task, which then holds only the filter's future.
+            let serving = serve(stream, conn, &chain, &ctx, signal);
+            let fut = async move {
+                serving.await;
                 drop(guard);
-            });
+            };
+            if std::env::var_os("BATON_SIZE_DEBUG").is_some() {
+                eprintln!("SIZE task future {}", std::mem::size_of_val(&fut));
+            }
+            tokio::spawn(fut);
         }
         Some(tls) => {
             let tls = Arc::clone(tls);
@@ -212,31 +218,48 @@ fn start(
     }
 }
 
-/// The chain's network filter over `io` (a TCP or TLS stream).
-async fn serve<IO>(
+/// The chain's network filter over `io` (a TCP or TLS stream). A sync function, so
+/// that the future holds only what the filter keeps (not `io` and `conn` a second
+/// time); the TCP proxy's future is boxed, so that an HTTP connection (idle ones
+/// included) does not carry room for it.
+fn serve<IO>(
     io: IO,
     conn: ConnInfo,
     chain: &CompiledChain,
     ctx: &NetworkContext,
     signal: crate::base::drain::DrainSignal,
-) where
+) -> impl std::future::Future<Output = ()> + Send
+where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    use futures_util::future::Either;
     match &chain.network {
         ChainNetwork::Http(rt) => {
-            crate::http::serve_connection(io, conn, Arc::clone(rt), Arc::clone(&ctx.http), signal)
-                .await;
-        }
-        ChainNetwork::Tcp(rt) => {
-            crate::tcp::proxy_connection(
+            let fut = crate::http::serve_connection(
                 io,
                 conn,
                 Arc::clone(rt),
-                Arc::clone(&ctx.clusters),
+                Arc::clone(&ctx.http),
                 signal,
-            )
-            .await;
+            );
+            if std::env::var_os("BATON_SIZE_DEBUG").is_some() {
+                eprintln!(
+                    "SIZE http future {} conninfo {} sleep {} drain {}",
+                    std::mem::size_of_val(&fut),
+                    std::mem::size_of::<ConnInfo>(),
+                    std::mem::size_of::<tokio::time::Sleep>(),
+                    std::mem::size_of::<crate::base::drain::DrainSignal>()
+                );
+            }
+            Either::Left(fut)
         }
+        ChainNetwork::Tcp(rt) => Either::Right(Box::pin(crate::tcp::proxy_connection(
+            io,
+            conn,
+            Arc::clone(rt),
+            Arc::clone(&ctx.clusters),
+            signal,
+        ))),
     }
 }
 
