@@ -317,6 +317,10 @@ impl<IO> DownstreamIo<IO> {
     pub(crate) fn park(&mut self, read_buf: &[u8]) {
         self.parked = false;
         self.park_enabled = false;
+        if let Some(conn) = &self.conn {
+            conn.idle_read.store(false, Ordering::Relaxed);
+            conn.park_now.store(false, Ordering::Relaxed);
+        }
         if !read_buf.is_empty() {
             let mut replay = read_buf.to_vec();
             replay.extend_from_slice(&self.replay[self.replay_at..]);
@@ -329,8 +333,9 @@ impl<IO> DownstreamIo<IO> {
     }
 
     /// True when a read that would block may instead end hyper's HTTP/1 connection
-    /// with a pretend end of stream, which hyper takes as the client closing an idle
-    /// keep-alive connection: every request read so far was whole and reached the
+    /// with a pretend end of stream (once `conn.park_now` says the connection idled
+    /// long enough), which hyper takes as the client closing an idle keep-alive
+    /// connection: every request read so far was whole and reached the
     /// connection manager, every response ended and was flushed after its end, and no
     /// byte of a next request arrived. hyper's read buffer is then empty and it is
     /// reading only to find the next request head.
@@ -431,6 +436,12 @@ impl<IO> DownstreamIo<IO> {
         }
         if let Some(rt) = &self.stats {
             rt.stats.downstream_cx_rx_bytes_total.add(data.len() as u64);
+        }
+        if self.park_enabled {
+            if let Some(conn) = &self.conn {
+                conn.idle_read.store(false, Ordering::Relaxed);
+                conn.park_now.store(false, Ordering::Relaxed);
+            }
         }
         if self.codec != Codec::Http2 {
             if let Some(timer) = &mut self.head_timer {
@@ -686,8 +697,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
                     let expired = this.head_timer.as_mut().is_some_and(|t| t.expired(cx));
                     if !expired {
                         if this.may_park() {
-                            this.parked = true;
-                            return Poll::Ready(Ok(()));
+                            if let Some(conn) = &this.conn {
+                                if conn.park_now.load(Ordering::Relaxed) {
+                                    this.parked = true;
+                                    return Poll::Ready(Ok(()));
+                                }
+                                conn.idle_read.store(true, Ordering::Relaxed);
+                            }
                         }
                         return Poll::Pending;
                     }

@@ -5,14 +5,19 @@
 //! each, and its dispatcher go with it); the connection then waits for the client's
 //! next bytes on the bare socket (parked), and those start a new hyper connection over
 //! the same `DownstreamIo`, so counters, timers and the framing check carry on. A
-//! pipelined or already-sent request never parks (the read would not block). HTTP/2
+//! pipelined or already-sent request never parks (the read would not block), and a
+//! connection parks only after [`PARK_AFTER`] without a new request, so that a
+//! keep-alive connection in use does not pay for a new hyper connection per request
+//! (its park timer wakes it at most once per `PARK_AFTER`). HTTP/2
 //! and AUTO connections whose first bytes may be the HTTP/2 preface run hyper-util's
 //! protocol-detecting connection for their whole life, as before.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use baton_config::model::HttpConnectionManager;
 use http::{Request, Response};
@@ -21,9 +26,14 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
 
 use super::codec::{self, DownstreamIo};
+use super::stream::ConnShared;
 use super::ResponseBody;
+
+/// How long an HTTP/1 connection waits for a next request before it parks.
+pub(super) const PARK_AFTER: Duration = Duration::from_millis(100);
 
 /// A boxed error from either codec (the connection manager looks for hyper's).
 pub(super) type CodecError = Box<dyn std::error::Error + Send + Sync>;
@@ -58,8 +68,16 @@ where
     state: State<IO, S>,
     service: S,
     hcm: Arc<HttpConnectionManager>,
+    shared: Arc<ConnShared>,
     /// `graceful_shutdown` was asked for.
     shutdown: bool,
+    /// How long an idle HTTP/1 connection waits before it parks ([`PARK_AFTER`]).
+    park_after: Duration,
+    /// Wakes an idle HTTP/1 connection to park (kept while hyper's connection runs).
+    park_timer: Option<Pin<Box<Sleep>>>,
+    /// The park timer is set, for a connection idle since `park_heads` requests.
+    park_armed: bool,
+    park_heads: u64,
 }
 
 impl<IO, S> CodecConnection<IO, S>
@@ -72,12 +90,60 @@ where
 {
     /// Serves `io` (whose first bytes, if already read, wait in its replay buffer) with
     /// `service`; hyper's connection starts once the client has sent something.
-    pub(super) fn new(io: DownstreamIo<IO>, service: S, hcm: Arc<HttpConnectionManager>) -> Self {
+    pub(super) fn new(
+        io: DownstreamIo<IO>,
+        service: S,
+        hcm: Arc<HttpConnectionManager>,
+        shared: Arc<ConnShared>,
+    ) -> Self {
         Self {
             state: State::Parked(io),
             service,
             hcm,
+            shared,
             shutdown: false,
+            park_after: PARK_AFTER,
+            park_timer: None,
+            park_armed: false,
+            park_heads: 0,
+        }
+    }
+
+    /// True when the HTTP/1 connection has been idle (its I/O saw hyper wait for a
+    /// request that has not begun) for `park_after` with no request since: then
+    /// `park_now` lets its next idle read end hyper's connection. Registers the timer's
+    /// wake-up otherwise. The timer is not moved per request: when it fires after
+    /// requests came, it is set again from then.
+    fn poll_park_due(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.shared.idle_read.load(Ordering::Relaxed)
+            || self.shared.park_now.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        if self.park_after.is_zero() {
+            return true;
+        }
+        let heads = self.shared.request_heads.load(Ordering::Relaxed);
+        loop {
+            if !self.park_armed {
+                let at = Instant::now() + self.park_after;
+                match &mut self.park_timer {
+                    Some(timer) => timer.as_mut().reset(at),
+                    None => self.park_timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
+                self.park_armed = true;
+                self.park_heads = heads;
+            }
+            let Some(timer) = &mut self.park_timer else {
+                return false;
+            };
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            self.park_armed = false;
+            if heads == self.park_heads {
+                return true;
+            }
         }
     }
 
@@ -152,7 +218,17 @@ where
                     }
                 }
                 State::Http1(conn) => {
-                    let res = std::task::ready!(Pin::new(&mut **conn).poll(cx));
+                    let res = match Pin::new(&mut **conn).poll(cx) {
+                        Poll::Ready(res) => res,
+                        Poll::Pending => {
+                            if this.poll_park_due(cx) {
+                                // hyper reads again when polled: that read ends it.
+                                this.shared.park_now.store(true, Ordering::Relaxed);
+                                continue;
+                            }
+                            return Poll::Pending;
+                        }
+                    };
                     let State::Http1(conn) = std::mem::replace(&mut this.state, State::Done) else {
                         unreachable!("state checked above")
                     };
@@ -162,6 +238,8 @@ where
                             let mut io = parts.io.into_inner();
                             if io.parked() {
                                 io.park(&parts.read_buf);
+                                this.park_timer = None;
+                                this.park_armed = false;
                                 this.state = State::Parked(io);
                                 continue;
                             }
@@ -260,6 +338,8 @@ static_resources:
             head_chunked: Default::default(),
             premature_resets: Default::default(),
             streams_ended: Default::default(),
+            idle_read: Default::default(),
+            park_now: Default::default(),
         });
         let (client, server) = tokio::io::duplex(64 * 1024);
         let io = DownstreamIo::new(server, "envoy".into())
@@ -274,7 +354,9 @@ static_resources:
             async move { Ok::<_, Infallible>(stream::handle(shared, req).await) }
         });
         let hcm = runtime.hcm.clone();
-        (client, CodecConnection::new(io, service, hcm), shared)
+        let mut conn = CodecConnection::new(io, service, hcm, shared.clone());
+        conn.park_after = Duration::ZERO;
+        (client, conn, shared)
     }
 
     /// The service type `connection` builds.

@@ -76,53 +76,26 @@ async fn serve<IO>(
         head_chunked: AtomicBool::new(false),
         premature_resets: Default::default(),
         streams_ended: Default::default(),
+        idle_read: Default::default(),
+        park_now: Default::default(),
     });
-    let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
-        .with_stats(runtime.clone())
-        .with_request_framing(codec::framing_limits(&hcm), shared.clone());
-    if let Some(timeout) = hcm.request_headers_timeout {
-        io = io.with_request_headers_timeout(timeout, shared.clone());
-    }
-    let error_status = io.error_status.clone();
-    if hcm.codec_type != CodecType::Auto {
-        let mut closed = drain.clone();
-        let idle = async {
-            match hcm.idle_timeout {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        let sniffed = tokio::select! {
-            sniffed = io.sniff_preface(hcm.codec_type == CodecType::Http1) => sniffed,
-            _ = closed.closed() => return,
-            _ = idle => {
-                runtime.stats.downstream_cx_idle_timeout.inc();
-                return;
-            }
-        };
-        match (hcm.codec_type, sniffed) {
-            (_, Err(e)) => {
-                tracing::debug!(error = %e, conn = conn.id, "downstream connection ended before its protocol was known");
-                account_codec_outcome(&runtime, &conn, error_status.load(Ordering::Relaxed), false);
-                return;
-            }
-            (_, Ok(Preface::Closed)) => return,
-            (CodecType::Http1, Ok(Preface::Http2)) => {
-                // The HTTP/1 codec rejects the preface's `PRI * HTTP/2.0` request line.
-                if let Err(e) = io.reply_and_close(400).await {
-                    tracing::debug!(error = %e, conn = conn.id, "could not answer an HTTP/2 preface");
-                }
-                account_codec_outcome(&runtime, &conn, 400, false);
-                return;
-            }
-            (CodecType::Http2, Ok(Preface::Http1)) => {
-                // Not the HTTP/2 preface: Envoy's HTTP/2 codec closes without a word.
-                runtime.stats.downstream_cx_protocol_error.inc();
-                return;
-            }
-            _ => {}
+    // In a block: `io` moves into the codec connection and must not keep its own room
+    // in this future for the connection's life.
+    let (io, error_status) = {
+        let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
+            .with_stats(runtime.clone())
+            .with_request_framing(codec::framing_limits(&hcm), shared.clone());
+        if let Some(timeout) = hcm.request_headers_timeout {
+            io = io.with_request_headers_timeout(timeout, shared.clone());
         }
-    }
+        let error_status = io.error_status.clone();
+        if hcm.codec_type != CodecType::Auto
+            && !Box::pin(sniff_fixed_codec(&mut io, &runtime, &conn, &drain)).await
+        {
+            return;
+        }
+        (io, error_status)
+    };
     let svc_shared = shared.clone();
     let head_limit = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
     let svc_error_status = error_status.clone();
@@ -164,13 +137,7 @@ async fn serve<IO>(
             Ok(stream::handle(shared, req).await)
         }
     });
-    let connection = CodecConnection::new(io, service, hcm.clone());
-    if std::env::var_os("BATON_SIZE_DEBUG").is_some() {
-        eprintln!(
-            "SIZE codec connection {}",
-            std::mem::size_of_val(&connection)
-        );
-    }
+    let connection = CodecConnection::new(io, service, hcm.clone(), shared.clone());
     tokio::pin!(connection);
 
     let mut draining = drain.clone();
@@ -283,6 +250,60 @@ async fn serve<IO>(
         error_status.load(Ordering::Relaxed),
         codec_error,
     );
+}
+
+/// A fixed `codec_type` reads the first bytes itself (the other protocol is refused);
+/// true when the connection goes on to the codec, with the bytes read waiting in `io`.
+/// (Boxed by the caller: its state is needed only until the protocol is known.)
+async fn sniff_fixed_codec<IO>(
+    io: &mut DownstreamIo<IO>,
+    runtime: &Arc<HcmRuntime>,
+    conn: &Arc<ConnInfo>,
+    drain: &DrainSignal,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let hcm = &runtime.hcm;
+    let error_status = io.error_status.clone();
+    let mut closed = drain.clone();
+    let idle = async {
+        match hcm.idle_timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let sniffed = tokio::select! {
+        sniffed = io.sniff_preface(hcm.codec_type == CodecType::Http1) => sniffed,
+        _ = closed.closed() => return false,
+        _ = idle => {
+            runtime.stats.downstream_cx_idle_timeout.inc();
+            return false;
+        }
+    };
+    match (hcm.codec_type, sniffed) {
+        (_, Err(e)) => {
+            tracing::debug!(error = %e, conn = conn.id, "downstream connection ended before its protocol was known");
+            account_codec_outcome(runtime, conn, error_status.load(Ordering::Relaxed), false);
+            return false;
+        }
+        (_, Ok(Preface::Closed)) => return false,
+        (CodecType::Http1, Ok(Preface::Http2)) => {
+            // The HTTP/1 codec rejects the preface's `PRI * HTTP/2.0` request line.
+            if let Err(e) = io.reply_and_close(400).await {
+                tracing::debug!(error = %e, conn = conn.id, "could not answer an HTTP/2 preface");
+            }
+            account_codec_outcome(runtime, conn, 400, false);
+            return false;
+        }
+        (CodecType::Http2, Ok(Preface::Http1)) => {
+            // Not the HTTP/2 preface: Envoy's HTTP/2 codec closes without a word.
+            runtime.stats.downstream_cx_protocol_error.inc();
+            return false;
+        }
+        _ => {}
+    }
+    true
 }
 
 /// How often a draining connection that has not yet been told to close looks again

@@ -190,15 +190,10 @@ fn start(
     let ctx = Arc::clone(ctx);
     match &chain.tls {
         None => {
-            // Built outside the task, which then holds only the filter's future.
-            let serving = serve(stream, conn, &chain, &ctx, signal);
-            let fut = async move {
-                serving.await;
-                drop(guard);
-            };
-            if std::env::var_os("BATON_SIZE_DEBUG").is_some() {
-                eprintln!("SIZE task future {}", std::mem::size_of_val(&fut));
-            }
+            // The filter's future with the guard attached (an async block awaiting it
+            // would keep room for it twice: every idle connection's task holds this).
+            use futures_util::FutureExt;
+            let fut = serve(stream, conn, &chain, &ctx, signal).map(move |()| drop(guard));
             tokio::spawn(fut);
         }
         Some(tls) => {
@@ -234,25 +229,13 @@ where
 {
     use futures_util::future::Either;
     match &chain.network {
-        ChainNetwork::Http(rt) => {
-            let fut = crate::http::serve_connection(
-                io,
-                conn,
-                Arc::clone(rt),
-                Arc::clone(&ctx.http),
-                signal,
-            );
-            if std::env::var_os("BATON_SIZE_DEBUG").is_some() {
-                eprintln!(
-                    "SIZE http future {} conninfo {} sleep {} drain {}",
-                    std::mem::size_of_val(&fut),
-                    std::mem::size_of::<ConnInfo>(),
-                    std::mem::size_of::<tokio::time::Sleep>(),
-                    std::mem::size_of::<crate::base::drain::DrainSignal>()
-                );
-            }
-            Either::Left(fut)
-        }
+        ChainNetwork::Http(rt) => Either::Left(crate::http::serve_connection(
+            io,
+            conn,
+            Arc::clone(rt),
+            Arc::clone(&ctx.http),
+            signal,
+        )),
         ChainNetwork::Tcp(rt) => Either::Right(Box::pin(crate::tcp::proxy_connection(
             io,
             conn,

@@ -97,6 +97,8 @@ async fn shared(runtime: Arc<HcmRuntime>) -> Arc<ConnShared> {
         head_chunked: Default::default(),
         premature_resets: Default::default(),
         streams_ended: Default::default(),
+        idle_read: Default::default(),
+        park_now: Default::default(),
     })
 }
 
