@@ -449,6 +449,39 @@ static_resources:
         assert_eq!(heads, 3);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_in_use_does_not_park_and_one_idle_for_the_delay_does() {
+        let (mut client, mut conn, _) = connection().await;
+        conn.park_after = PARK_AFTER;
+        // Requests a third of the delay apart: the connection stays with hyper.
+        for _ in 0..6 {
+            let exchange = async {
+                client
+                    .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                    .await
+                    .expect("write");
+                let got = read_responses(&mut client, 1).await;
+                tokio::time::sleep(PARK_AFTER / 3).await;
+                got
+            };
+            let got = drive(&mut conn, exchange).await;
+            assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+            assert!(!parked(&conn), "parked while in use");
+        }
+        // Idle for the delay: parked, and the next request is still served.
+        drive(&mut conn, tokio::time::sleep(PARK_AFTER * 2)).await;
+        assert!(parked(&conn), "idle for the delay");
+        let exchange = async {
+            client
+                .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .expect("write");
+            read_responses(&mut client, 1).await
+        };
+        let got = drive(&mut conn, exchange).await;
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    }
+
     #[tokio::test]
     async fn pipelined_and_split_requests_are_all_answered() {
         let (mut client, mut conn, _) = connection().await;
