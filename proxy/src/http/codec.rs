@@ -9,7 +9,8 @@
 //! hyper refuse HTTP/1 requests whose framing, method, target or version Envoy refuses
 //! (`framing`: 400, 426 or 501, then close), after repairing in place the heads Envoy
 //! reads and httparse does not. Short reads (hyper-util's 24-byte protocol detection)
-//! read ahead, so that the check sees a head as it arrived.
+//! read ahead, so that the check sees a head as it arrived. Between HTTP/1 exchanges it
+//! can end hyper's connection so that an idle connection parks (`codec_conn`).
 
 use std::future::Future;
 use std::io;

@@ -8,8 +8,8 @@
 //! pipelined or already-sent request never parks (the read would not block), and a
 //! connection parks only after [`PARK_AFTER`] without a new request, so that a
 //! keep-alive connection in use does not pay for a new hyper connection per request
-//! (its park timer wakes it at most once per `PARK_AFTER`). HTTP/2
-//! and AUTO connections whose first bytes may be the HTTP/2 preface run hyper-util's
+//! (its park timer wakes it at most once per `PARK_AFTER`). HTTP/2 and AUTO
+//! connections whose first bytes may be the HTTP/2 preface run hyper-util's
 //! protocol-detecting connection for their whole life, as before.
 
 use std::future::Future;
