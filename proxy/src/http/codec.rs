@@ -9,7 +9,8 @@
 //! hyper refuse HTTP/1 requests whose framing, method, target or version Envoy refuses
 //! (`framing`: 400, 426 or 501, then close), after repairing in place the heads Envoy
 //! reads and httparse does not. Short reads (hyper-util's 24-byte protocol detection)
-//! read ahead, so that the check sees a head as it arrived.
+//! read ahead, so that the check sees a head as it arrived. Between HTTP/1 exchanges it
+//! can end hyper's connection so that an idle connection parks (`codec_conn`).
 
 use std::future::Future;
 use std::io;
@@ -45,6 +46,30 @@ use framing::{Rejection, RequestFraming};
 /// (nghttp2's reset burst in Envoy).
 const RESET_STREAM_BURST: usize = 1000;
 
+/// Sets up hyper's HTTP/1 server for a connection manager: the same on hyper's own
+/// builder ([`http1_builder`]) and hyper-util's ([`builder`]).
+macro_rules! configure_http1 {
+    ($b:expr, $hcm:expr) => {
+        $b.timer(TokioTimer::new())
+            // request_headers_timeout runs in DownstreamIo: hyper's timer would also run
+            // on idle keep-alive connections and close without Envoy's 408.
+            .header_read_timeout(None)
+            .max_buf_size(http1_read_buffer_limit($hcm))
+            .max_headers($hcm.max_headers_count as usize)
+            .keep_alive(true)
+            .half_close(false)
+    };
+}
+
+/// hyper's HTTP/1 server builder for this connection manager, for connections known
+/// to speak HTTP/1 (those can park between exchanges; hyper-util's protocol-detecting
+/// connection cannot hand its I/O back).
+pub fn http1_builder(hcm: &HttpConnectionManager) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    configure_http1!(&mut b, hcm);
+    b
+}
+
 /// A hyper server builder for this connection manager.
 pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -53,15 +78,7 @@ pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
         CodecType::Http1 => b.http1_only(),
         CodecType::Http2 => b.http2_only(),
     };
-    b.http1()
-        .timer(TokioTimer::new())
-        // request_headers_timeout runs in DownstreamIo: hyper's timer would also run on
-        // idle keep-alive connections and close without Envoy's 408.
-        .header_read_timeout(None)
-        .max_buf_size(http1_read_buffer_limit(hcm))
-        .max_headers(hcm.max_headers_count as usize)
-        .keep_alive(true)
-        .half_close(false);
+    configure_http1!(b.http1(), hcm);
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(hcm.http2.max_concurrent_streams)
@@ -238,6 +255,17 @@ pub struct DownstreamIo<IO> {
     /// Follows outbound HTTP/2 frames: a stream over `max_concurrent_streams` ends the
     /// connection, as in Envoy.
     h2_frames: h2_refusal::OutboundFrames,
+    /// hyper's HTTP/1 connection may be ended between exchanges so that the connection
+    /// idles without it (see [`Self::may_park`]).
+    park_enabled: bool,
+    /// No write since the last completed flush: hyper's write buffer was empty then.
+    flushed: bool,
+    /// `conn.streams_ended` at the last completed flush: the responses whose last bytes
+    /// that flush wrote (hyper buffers a response's end in the call that ends its body).
+    flushed_streams: u64,
+    /// A read was answered with a pretend end of stream to end hyper's connection; its
+    /// shutdown of the socket is skipped (the connection parks, see `park`).
+    parked: bool,
 }
 
 impl<IO> DownstreamIo<IO> {
@@ -259,7 +287,77 @@ impl<IO> DownstreamIo<IO> {
             rejection: None,
             conn: None,
             h2_frames: h2_refusal::OutboundFrames::default(),
+            park_enabled: false,
+            flushed: true,
+            flushed_streams: 0,
+            parked: false,
         }
+    }
+
+    /// The connection's codec as its first bytes (or `codec_type`) said: true for
+    /// HTTP/1 (an AUTO connection whose first bytes are not the HTTP/2 preface's).
+    pub(crate) fn is_http1(&self) -> bool {
+        self.codec == Codec::Http1
+    }
+
+    /// Lets a read end hyper's HTTP/1 connection between exchanges (see
+    /// [`Self::may_park`]); set while such a connection serves this I/O.
+    pub(crate) fn enable_park(&mut self, enabled: bool) {
+        self.park_enabled = enabled;
+    }
+
+    /// True when a read ended hyper's connection for parking: the connection is idle
+    /// between exchanges and its socket still open.
+    pub(crate) fn parked(&self) -> bool {
+        self.parked
+    }
+
+    /// Takes the I/O back from an ended hyper connection that parked: `read_buf` (what
+    /// hyper had read and not parsed; empty unless hyper read ahead of the framing
+    /// check) is read again first, and idle-only memory is given back.
+    pub(crate) fn park(&mut self, read_buf: &[u8]) {
+        self.parked = false;
+        self.park_enabled = false;
+        if let Some(conn) = &self.conn {
+            conn.idle_read.store(false, Ordering::Relaxed);
+            conn.park_now.store(false, Ordering::Relaxed);
+        }
+        if !read_buf.is_empty() {
+            let mut replay = read_buf.to_vec();
+            replay.extend_from_slice(&self.replay[self.replay_at..]);
+            self.replay = replay;
+            self.replay_at = 0;
+        }
+        if let Some(framing) = &mut self.framing {
+            framing.release_memory();
+        }
+    }
+
+    /// True when a read that would block may instead end hyper's HTTP/1 connection
+    /// with a pretend end of stream (once `conn.park_now` says the connection idled
+    /// long enough), which hyper takes as the client closing an idle keep-alive
+    /// connection: every request read so far was whole and reached the
+    /// connection manager, every response ended and was flushed after its end, and no
+    /// byte of a next request arrived. hyper's read buffer is then empty and it is
+    /// reading only to find the next request head.
+    fn may_park(&self) -> bool {
+        if !self.park_enabled
+            || !self.flushed
+            || self.codec != Codec::Http1
+            || self.head_timed_out
+            || !self.pending.is_empty()
+            || self.replay_at < self.replay.len()
+        {
+            return false;
+        }
+        let (Some(framing), Some(conn)) = (&self.framing, &self.conn) else {
+            return false;
+        };
+        let heads = conn.request_heads.load(Ordering::Relaxed);
+        heads > 0
+            && framing.heads() == heads
+            && self.flushed_streams == heads
+            && framing.at_request_start()
     }
 
     /// Checks HTTP/1 request framing as Envoy does (see `framing`): a refused request
@@ -339,6 +437,12 @@ impl<IO> DownstreamIo<IO> {
         }
         if let Some(rt) = &self.stats {
             rt.stats.downstream_cx_rx_bytes_total.add(data.len() as u64);
+        }
+        if self.park_enabled {
+            if let Some(conn) = &self.conn {
+                conn.idle_read.store(false, Ordering::Relaxed);
+                conn.park_now.store(false, Ordering::Relaxed);
+            }
         }
         if self.codec != Codec::Http2 {
             if let Some(timer) = &mut self.head_timer {
@@ -523,12 +627,24 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                chunk.clear();
-                self.replay = chunk;
+                // Not kept: a connection waiting here may wait long (parked or sniffing).
+                self.replay = Vec::new();
                 self.replay_at = 0;
                 Poll::Pending
             }
         }
+    }
+
+    /// While parked: waits for the client's next bytes, read ahead into the replay
+    /// buffer for the next hyper connection (counted and checked as any read).
+    /// `false`: the client closed.
+    pub(crate) fn poll_unpark(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        if self.replay_at < self.replay.len() {
+            return Poll::Ready(Ok(true));
+        }
+        let mut nothing = ReadBuf::new(&mut []);
+        std::task::ready!(self.poll_read_ahead(cx, &mut nothing))?;
+        Poll::Ready(Ok(self.replay_at < self.replay.len()))
     }
 
     /// Writes a reply of the codec's own (`codec_reply`) and closes the connection.
@@ -581,6 +697,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
                 Poll::Pending => {
                     let expired = this.head_timer.as_mut().is_some_and(|t| t.expired(cx));
                     if !expired {
+                        if this.may_park() {
+                            if let Some(conn) = &this.conn {
+                                if conn.park_now.load(Ordering::Relaxed) {
+                                    this.parked = true;
+                                    return Poll::Ready(Ok(()));
+                                }
+                                conn.idle_read.store(true, Ordering::Relaxed);
+                            }
+                        }
                         return Poll::Pending;
                     }
                     // Envoy answers a head that took too long with 408 and closes.
@@ -625,6 +750,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        this.flushed = false;
         std::task::ready!(this.poll_pending(cx))?;
         if let Some(automatic) = automatic_error(buf) {
             let reply = this.automatic_reply(automatic);
@@ -686,10 +812,22 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         std::task::ready!(self.poll_pending(cx))?;
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let flushed = std::task::ready!(Pin::new(&mut self.inner).poll_flush(cx));
+        if flushed.is_ok() && self.park_enabled {
+            self.flushed = true;
+            self.flushed_streams = self
+                .conn
+                .as_ref()
+                .map_or(0, |c| c.streams_ended.load(Ordering::Relaxed));
+        }
+        Poll::Ready(flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.parked {
+            // hyper's connection ended to park: the socket stays open.
+            return Poll::Ready(Ok(()));
+        }
         std::task::ready!(self.poll_pending(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }

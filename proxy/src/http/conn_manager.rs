@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use baton_config::model::CodecType;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access_log::{FormatInput, ResponseFlag, StreamInfo};
@@ -21,6 +20,7 @@ use crate::http::headers::forwarding;
 use crate::http::local_reply::LocalReply;
 
 use super::codec::{self, DownstreamIo, Preface};
+use super::codec_conn::CodecConnection;
 use super::context::{HcmRuntime, HttpContext};
 use super::stats::{codec_rejected_request, ActiveConnection, ActiveStream};
 use super::stream::{self, ConnShared};
@@ -33,10 +33,24 @@ use super::stream::{self, ConnShared};
 struct TooManyRequestHeaders;
 
 /// Serves one downstream connection with the HTTP connection manager config until it
-/// closes.
-pub async fn serve_connection<IO>(
+/// closes. (`conn` goes into an `Arc` before the future is made: an async function
+/// would keep room for it as long as the connection lives.)
+pub fn serve_connection<IO>(
     io: IO,
     conn: ConnInfo,
+    runtime: Arc<HcmRuntime>,
+    ctx: Arc<HttpContext>,
+    drain: DrainSignal,
+) -> impl std::future::Future<Output = ()> + Send
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve(io, Arc::new(conn), runtime, ctx, drain)
+}
+
+async fn serve<IO>(
+    io: IO,
+    conn: Arc<ConnInfo>,
     runtime: Arc<HcmRuntime>,
     ctx: Arc<HttpContext>,
     drain: DrainSignal,
@@ -45,7 +59,6 @@ pub async fn serve_connection<IO>(
 {
     let hcm = runtime.hcm.clone();
     let _counted = ActiveConnection::open(&runtime);
-    let conn = Arc::new(conn);
     let shared = Arc::new(ConnShared {
         runtime: runtime.clone(),
         ctx,
@@ -62,54 +75,27 @@ pub async fn serve_connection<IO>(
         http11_status_line: AtomicBool::new(false),
         head_chunked: AtomicBool::new(false),
         premature_resets: Default::default(),
+        streams_ended: Default::default(),
+        idle_read: Default::default(),
+        park_now: Default::default(),
     });
-    let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
-        .with_stats(runtime.clone())
-        .with_request_framing(codec::framing_limits(&hcm), shared.clone());
-    if let Some(timeout) = hcm.request_headers_timeout {
-        io = io.with_request_headers_timeout(timeout, shared.clone());
-    }
-    let error_status = io.error_status.clone();
-    if hcm.codec_type != CodecType::Auto {
-        let mut closed = drain.clone();
-        let idle = async {
-            match hcm.idle_timeout {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        let sniffed = tokio::select! {
-            sniffed = io.sniff_preface(hcm.codec_type == CodecType::Http1) => sniffed,
-            _ = closed.closed() => return,
-            _ = idle => {
-                runtime.stats.downstream_cx_idle_timeout.inc();
-                return;
-            }
-        };
-        match (hcm.codec_type, sniffed) {
-            (_, Err(e)) => {
-                tracing::debug!(error = %e, conn = conn.id, "downstream connection ended before its protocol was known");
-                account_codec_outcome(&runtime, &conn, error_status.load(Ordering::Relaxed), false);
-                return;
-            }
-            (_, Ok(Preface::Closed)) => return,
-            (CodecType::Http1, Ok(Preface::Http2)) => {
-                // The HTTP/1 codec rejects the preface's `PRI * HTTP/2.0` request line.
-                if let Err(e) = io.reply_and_close(400).await {
-                    tracing::debug!(error = %e, conn = conn.id, "could not answer an HTTP/2 preface");
-                }
-                account_codec_outcome(&runtime, &conn, 400, false);
-                return;
-            }
-            (CodecType::Http2, Ok(Preface::Http1)) => {
-                // Not the HTTP/2 preface: Envoy's HTTP/2 codec closes without a word.
-                runtime.stats.downstream_cx_protocol_error.inc();
-                return;
-            }
-            _ => {}
+    // In a block: `io` moves into the codec connection and must not keep its own room
+    // in this future for the connection's life.
+    let (io, error_status) = {
+        let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
+            .with_stats(runtime.clone())
+            .with_request_framing(codec::framing_limits(&hcm), shared.clone());
+        if let Some(timeout) = hcm.request_headers_timeout {
+            io = io.with_request_headers_timeout(timeout, shared.clone());
         }
-    }
-    let builder = codec::builder(&hcm);
+        let error_status = io.error_status.clone();
+        if hcm.codec_type != CodecType::Auto
+            && !Box::pin(sniff_fixed_codec(&mut io, &runtime, &conn, &drain)).await
+        {
+            return;
+        }
+        (io, error_status)
+    };
     let svc_shared = shared.clone();
     let head_limit = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
     let svc_error_status = error_status.clone();
@@ -151,7 +137,7 @@ pub async fn serve_connection<IO>(
             Ok(stream::handle(shared, req).await)
         }
     });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let connection = CodecConnection::new(io, service, hcm.clone(), shared.clone());
     tokio::pin!(connection);
 
     let mut draining = drain.clone();
@@ -264,6 +250,60 @@ pub async fn serve_connection<IO>(
         error_status.load(Ordering::Relaxed),
         codec_error,
     );
+}
+
+/// A fixed `codec_type` reads the first bytes itself (the other protocol is refused);
+/// true when the connection goes on to the codec, with the bytes read waiting in `io`.
+/// (Boxed by the caller: its state is needed only until the protocol is known.)
+async fn sniff_fixed_codec<IO>(
+    io: &mut DownstreamIo<IO>,
+    runtime: &Arc<HcmRuntime>,
+    conn: &Arc<ConnInfo>,
+    drain: &DrainSignal,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let hcm = &runtime.hcm;
+    let error_status = io.error_status.clone();
+    let mut closed = drain.clone();
+    let idle = async {
+        match hcm.idle_timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let sniffed = tokio::select! {
+        sniffed = io.sniff_preface(hcm.codec_type == CodecType::Http1) => sniffed,
+        _ = closed.closed() => return false,
+        _ = idle => {
+            runtime.stats.downstream_cx_idle_timeout.inc();
+            return false;
+        }
+    };
+    match (hcm.codec_type, sniffed) {
+        (_, Err(e)) => {
+            tracing::debug!(error = %e, conn = conn.id, "downstream connection ended before its protocol was known");
+            account_codec_outcome(runtime, conn, error_status.load(Ordering::Relaxed), false);
+            return false;
+        }
+        (_, Ok(Preface::Closed)) => return false,
+        (CodecType::Http1, Ok(Preface::Http2)) => {
+            // The HTTP/1 codec rejects the preface's `PRI * HTTP/2.0` request line.
+            if let Err(e) = io.reply_and_close(400).await {
+                tracing::debug!(error = %e, conn = conn.id, "could not answer an HTTP/2 preface");
+            }
+            account_codec_outcome(runtime, conn, 400, false);
+            return false;
+        }
+        (CodecType::Http2, Ok(Preface::Http1)) => {
+            // Not the HTTP/2 preface: Envoy's HTTP/2 codec closes without a word.
+            runtime.stats.downstream_cx_protocol_error.inc();
+            return false;
+        }
+        _ => {}
+    }
+    true
 }
 
 /// How often a draining connection that has not yet been told to close looks again

@@ -1,5 +1,6 @@
 //! The HTTP connection manager (Envoy's `http_connection_manager`), in request order:
-//! `conn_manager` (one downstream connection: codec, timeouts, drain) -> `stream` (one
+//! `conn_manager` (one downstream connection: codec, timeouts, drain; `codec_conn` runs
+//! hyper's connection, which an idle HTTP/1 connection parks without) -> `stream` (one
 //! request: validation, `normalize` (path and Host before routing), forwarding headers,
 //! route selection) -> `filter` (the HTTP filter chain: request hooks in config order,
 //! the router filter last, response hooks in reverse) -> `router` (virtual host, route,
@@ -12,6 +13,7 @@
 
 mod body;
 pub mod codec;
+mod codec_conn;
 mod conn_manager;
 mod context;
 pub mod filter;

@@ -4,6 +4,7 @@
 //! end. Every handle was resolved when the connection manager config was compiled, so
 //! these are relaxed atomic adds only.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -108,6 +109,7 @@ impl ActiveStream {
 
 impl Drop for ActiveStream {
     fn drop(&mut self) {
+        self.conn.streams_ended.fetch_add(1, Ordering::Relaxed);
         let stats = &self.conn.runtime.stats;
         stats.downstream_rq_active.dec();
         if !self.ended {

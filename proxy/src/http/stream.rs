@@ -65,6 +65,15 @@ pub struct ConnShared {
     pub head_chunked: std::sync::atomic::AtomicBool,
     /// Streams ended before their response started (Envoy's rapid-reset rule).
     pub premature_resets: super::premature_reset::PrematureResets,
+    /// Streams whose response body ended or was dropped (HTTP/1: with `request_heads`,
+    /// tells the codec that no exchange is in progress, so an idle connection may park).
+    pub streams_ended: std::sync::atomic::AtomicU64,
+    /// HTTP/1: hyper is waiting for a next request that has not begun, with every
+    /// response out (set by the codec's I/O, cleared by the next bytes).
+    pub idle_read: std::sync::atomic::AtomicBool,
+    /// HTTP/1: the connection has idled long enough to park: the next idle read ends
+    /// hyper's connection (set by `codec_conn`, cleared by the next bytes or the park).
+    pub park_now: std::sync::atomic::AtomicBool,
 }
 
 /// State of one exchange while it is being handled.

@@ -190,10 +190,11 @@ fn start(
     let ctx = Arc::clone(ctx);
     match &chain.tls {
         None => {
-            tokio::spawn(async move {
-                serve(stream, conn, &chain, &ctx, signal).await;
-                drop(guard);
-            });
+            // The filter's future with the guard attached (an async block awaiting it
+            // would keep room for it twice: every idle connection's task holds this).
+            use futures_util::FutureExt;
+            let fut = serve(stream, conn, &chain, &ctx, signal).map(move |()| drop(guard));
+            tokio::spawn(fut);
         }
         Some(tls) => {
             let tls = Arc::clone(tls);
@@ -212,31 +213,36 @@ fn start(
     }
 }
 
-/// The chain's network filter over `io` (a TCP or TLS stream).
-async fn serve<IO>(
+/// The chain's network filter over `io` (a TCP or TLS stream). A sync function, so
+/// that the future holds only what the filter keeps (not `io` and `conn` a second
+/// time); the TCP proxy's future is boxed, so that an HTTP connection (idle ones
+/// included) does not carry room for it.
+fn serve<IO>(
     io: IO,
     conn: ConnInfo,
     chain: &CompiledChain,
     ctx: &NetworkContext,
     signal: crate::base::drain::DrainSignal,
-) where
+) -> impl std::future::Future<Output = ()> + Send
+where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    use futures_util::future::Either;
     match &chain.network {
-        ChainNetwork::Http(rt) => {
-            crate::http::serve_connection(io, conn, Arc::clone(rt), Arc::clone(&ctx.http), signal)
-                .await;
-        }
-        ChainNetwork::Tcp(rt) => {
-            crate::tcp::proxy_connection(
-                io,
-                conn,
-                Arc::clone(rt),
-                Arc::clone(&ctx.clusters),
-                signal,
-            )
-            .await;
-        }
+        ChainNetwork::Http(rt) => Either::Left(crate::http::serve_connection(
+            io,
+            conn,
+            Arc::clone(rt),
+            Arc::clone(&ctx.http),
+            signal,
+        )),
+        ChainNetwork::Tcp(rt) => Either::Right(Box::pin(crate::tcp::proxy_connection(
+            io,
+            conn,
+            Arc::clone(rt),
+            Arc::clone(&ctx.clusters),
+            signal,
+        ))),
     }
 }
 

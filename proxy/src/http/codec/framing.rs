@@ -266,6 +266,24 @@ impl RequestFraming {
         (None, len)
     }
 
+    /// Complete request heads followed so far.
+    pub fn heads(&self) -> u64 {
+        self.heads
+    }
+
+    /// True between requests: every request read so far was whole (head and body) and
+    /// no byte of the next one arrived.
+    pub fn at_request_start(&self) -> bool {
+        self.state == State::Head && self.head_buf.is_empty()
+    }
+
+    /// Gives back the head buffer's memory (for a connection about to idle).
+    pub fn release_memory(&mut self) {
+        if self.head_buf.is_empty() {
+            self.head_buf = Vec::new();
+        }
+    }
+
     /// [`Self::on_read`] on a copy of `data`, for tests that only want the verdict.
     #[cfg(test)]
     pub fn on_read_copy(&mut self, data: &[u8]) -> Option<Rejection> {

@@ -96,6 +96,9 @@ async fn shared(runtime: Arc<HcmRuntime>) -> Arc<ConnShared> {
         http11_status_line: Default::default(),
         head_chunked: Default::default(),
         premature_resets: Default::default(),
+        streams_ended: Default::default(),
+        idle_read: Default::default(),
+        park_now: Default::default(),
     })
 }
 

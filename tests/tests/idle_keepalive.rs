@@ -1,0 +1,80 @@
+//! An HTTP/1.1 keep-alive connection that idles between requests (long enough for Baton
+//! to park it without its codec, see `proxy/src/http/codec_conn.rs`) keeps serving on
+//! the same connection as one that does not: whole, split and pipelined requests after
+//! the idle gap are answered in order, and the connection is counted once
+//! (`downstream_cx_total` 1, `downstream_cx_http1_active` 1, every request in
+//! `downstream_rq_total`). Envoy 1.40 answers the same way.
+
+use std::time::Duration;
+
+use baton_tests::config::simple_proxy;
+use baton_tests::eventually::eventually;
+use baton_tests::{EchoUpstream, Proxy, RawHttp1};
+
+/// Longer than Baton waits before it parks an idle connection (100 ms).
+const IDLE_GAP: Duration = Duration::from_millis(400);
+
+fn stat(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_serves_after_idle_gaps_and_counts_once() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let proxy = Proxy::start(&simple_proxy(&[upstream.addr()])).await?;
+    let mut conn = RawHttp1::connect(proxy.listener_addr("http").await?).await?;
+    let mut requests = 0;
+    for _ in 0..2 {
+        conn.send_request("GET", "/whole", &[], b"").await?;
+        let resp = conn.read_response().await?;
+        assert_eq!(resp.status, 200);
+        assert!(!resp.connection_close(), "{:?}", resp.header("connection"));
+        requests += 1;
+        tokio::time::sleep(IDLE_GAP).await;
+    }
+    // A head split around an idle gap.
+    conn.send(b"GET /split HTTP/1.1\r\nhost: x\r\n").await?;
+    tokio::time::sleep(IDLE_GAP).await;
+    conn.send(b"x-late: 1\r\n\r\n").await?;
+    let resp = conn.read_response().await?;
+    assert_eq!(resp.status, 200);
+    requests += 1;
+    tokio::time::sleep(IDLE_GAP).await;
+    // Two pipelined requests, one with a body, after an idle gap: answered in order.
+    conn.send(
+        b"POST /first HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhelloGET /second HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await?;
+    let first = conn.read_response().await?;
+    let second = conn.read_response().await?;
+    assert_eq!((first.status, second.status), (200, 200));
+    assert!(
+        first.body_text().contains("/first"),
+        "{}",
+        first.body_text()
+    );
+    assert!(
+        second.body_text().contains("/second"),
+        "{}",
+        second.body_text()
+    );
+    requests += 2;
+    let want = [
+        ("http.ingress.downstream_cx_total", 1),
+        ("http.ingress.downstream_cx_active", 1),
+        ("http.ingress.downstream_cx_http1_total", 1),
+        ("http.ingress.downstream_cx_http1_active", 1),
+        ("http.ingress.downstream_rq_total", requests),
+        ("http.ingress.downstream_rq_completed", requests),
+    ];
+    eventually(Duration::from_secs(10), || async {
+        let text = proxy.admin_request("GET", "/stats").await?.body_text();
+        let got: Vec<_> = want.iter().map(|(name, _)| stat(&text, name)).collect();
+        let expected: Vec<_> = want.iter().map(|(_, v)| Some(*v)).collect();
+        Ok((got == expected).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
