@@ -135,6 +135,18 @@ pub struct ValidationContext {
     pub allow_expired_certificate: bool,
     /// `trust_chain_verification: ACCEPT_UNTRUSTED`
     pub accept_untrusted: bool,
+    /// `verify_certificate_hash`: SHA-256 digests of the peer's DER certificate.
+    pub cert_hashes: Vec<[u8; 32]>,
+    /// `verify_certificate_spki`: SHA-256 digests of the peer's DER SubjectPublicKeyInfo.
+    pub spki_hashes: Vec<[u8; 32]>,
+}
+
+impl ValidationContext {
+    /// Whether the peer's certificate is pinned (`verify_certificate_hash` or
+    /// `verify_certificate_spki`): then it must present one that matches either list.
+    pub fn has_pins(&self) -> bool {
+        !self.cert_hashes.is_empty() || !self.spki_hashes.is_empty()
+    }
 }
 
 /// `DownstreamTlsContext`.

@@ -28,6 +28,7 @@ mod runtime;
 pub(crate) mod sds;
 mod stats;
 mod tls;
+mod tls_pins;
 mod xds;
 
 use std::collections::{HashMap, HashSet};

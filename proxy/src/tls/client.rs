@@ -23,7 +23,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSuppo
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-use super::peer::sans_match;
+use super::peer::{pins_match, sans_match};
 use super::sds_xds::SecretProvider;
 use super::server::TlsError;
 use super::stats::SslStats;
@@ -72,10 +72,9 @@ impl ClientTls {
         };
         let verifies = ctx.auto_sni_san_validation
             || ctx.xds_validation.is_some()
-            || ctx
-                .validation
-                .as_deref()
-                .is_some_and(|v| !v.trusted_ca.is_empty() || !v.san_matchers.is_empty());
+            || ctx.validation.as_deref().is_some_and(|v| {
+                !v.trusted_ca.is_empty() || !v.san_matchers.is_empty() || v.has_pins()
+            });
         Ok(Self {
             config,
             http1_config,
@@ -303,6 +302,8 @@ struct VerifyState {
     chain: Option<Arc<WebPkiServerVerifier>>,
     san_matchers: Vec<SanMatcher>,
     allow_expired: bool,
+    /// The context, for its pins (`verify_certificate_hash` / `_spki`).
+    pins: Option<Arc<ValidationContext>>,
 }
 
 impl std::fmt::Debug for UpstreamVerifier {
@@ -341,6 +342,9 @@ impl VerifyState {
                 .map(|v| v.san_matchers.clone())
                 .unwrap_or_default(),
             allow_expired: validation.is_some_and(|v| v.allow_expired_certificate),
+            pins: validation
+                .filter(|v| v.has_pins())
+                .map(|v| Arc::new(v.clone())),
         })
     }
 }
@@ -446,6 +450,16 @@ impl ServerCertVerifier for UpstreamVerifier {
         if !names_ok {
             self.stats.fail_verify_san.inc();
             return Err(rustls::Error::InvalidCertificate(E::NotValidForName));
+        }
+        if state
+            .pins
+            .as_deref()
+            .is_some_and(|v| !pins_match(v, end_entity))
+        {
+            self.stats.fail_verify_cert_hash.inc();
+            return Err(rustls::Error::InvalidCertificate(
+                E::ApplicationVerificationFailure,
+            ));
         }
         Ok(ServerCertVerified::assertion())
     }
