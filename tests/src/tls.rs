@@ -383,3 +383,14 @@ fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The serial number of the first certificate in `pem` as `/certs` prints it (hex bytes
+/// without the DER sign byte).
+pub fn serial_number(pem: &str) -> anyhow::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes())?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())?;
+    let raw = cert.tbs_certificate.raw_serial();
+    let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+    Ok(raw[first..].iter().map(|b| format!("{b:02x}")).collect())
+}
