@@ -329,3 +329,38 @@ fn the_secret(resp: &DiscoveryResponse, source: &model::SdsFileSource) -> Result
     }
     Ok(secret)
 }
+
+/// The files a secret file's secret names by `filename` (certificate chain, key, OCSP
+/// staple, trusted CA, CRL, ticket keys): Envoy re-reads the secret when one of them is
+/// replaced, as when the secret file is. Empty when the file holds no usable secret.
+pub fn referenced_files(
+    resp: &DiscoveryResponse,
+    source: &model::SdsFileSource,
+) -> Vec<std::path::PathBuf> {
+    use baton_proto::pb::envoy::config::core::v3::data_source::Specifier;
+    let Ok(secret) = the_secret(resp, source) else {
+        return Vec::new();
+    };
+    let mut sources: Vec<Option<&core_pb::DataSource>> = Vec::new();
+    use tls_pb::secret::Type;
+    match &secret.r#type {
+        Some(Type::TlsCertificate(c)) => sources.extend([
+            c.certificate_chain.as_ref(),
+            c.private_key.as_ref(),
+            c.ocsp_staple.as_ref(),
+        ]),
+        Some(Type::ValidationContext(v)) => {
+            sources.extend([v.trusted_ca.as_ref(), v.crl.as_ref()]);
+        }
+        Some(Type::SessionTicketKeys(k)) => sources.extend(k.keys.iter().map(Some)),
+        _ => {}
+    }
+    sources
+        .into_iter()
+        .flatten()
+        .filter_map(|ds| match &ds.specifier {
+            Some(Specifier::Filename(f)) => Some(std::path::PathBuf::from(f)),
+            _ => None,
+        })
+        .collect()
+}
