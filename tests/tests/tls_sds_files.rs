@@ -3,6 +3,8 @@
 //! secret file changing; a replacement that does not fit (a key not matching the
 //! certificate) counts `sds.<name>.key_rotation_failed` and the last good certificate
 //! keeps serving. `sds.<name>.update_time` is when the secret file was last accepted.
+//! A secret file that is bad when the config loads does not stop the start, as in Envoy
+//! 1.40: handshakes fail until a good file is moved in.
 
 use std::path::Path;
 
@@ -128,5 +130,61 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
     })
     .await?;
     assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-b"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_secret_file_at_load_is_awaited() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let issue = |name: &str| {
+        ca.issue(
+            &dir,
+            name,
+            &format!("cn-{name}"),
+            &["sds.example.com"],
+            &[],
+            KeyKind::Ecdsa,
+        )
+    };
+    let (a, b) = (issue("a")?, issue("b")?);
+    let watched = dir.join("sds");
+    std::fs::create_dir_all(&watched)?;
+    let secret_path = watched.join("secret.json");
+    let secret = |cert: &Path, key: &Path| {
+        json!({
+            "version_info": "1",
+            "resources": [{
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                "name": SECRET,
+                "tls_certificate": {
+                    "certificate_chain": { "filename": cert.display().to_string() },
+                    "private_key": { "filename": key.display().to_string() },
+                },
+            }],
+        })
+        .to_string()
+    };
+    // a's certificate with b's key.
+    std::fs::write(&secret_path, secret(&a.cert_path, &b.key_path))?;
+    let mut config = bootstrap(vec![listener(&secret_path, &watched)], vec![]);
+    config["node"] = json!({ "id": "n", "cluster": "c" });
+    let proxy = Proxy::start(&config).await?;
+    let addr = proxy.listener_addr("l").await?;
+    assert!(
+        served_cn(addr).await.is_err(),
+        "a handshake without a certificate"
+    );
+    assert_eq!(
+        proxy.stat(&format!("sds.{SECRET}.update_rejected")).await?,
+        Some(1)
+    );
+    let tmp = watched.join("secret.tmp");
+    std::fs::write(&tmp, secret(&a.cert_path, &a.key_path))?;
+    std::fs::rename(&tmp, &secret_path)?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok((served_cn(addr).await.ok().flatten().as_deref() == Some("cn-a")).then_some(()))
+    })
+    .await?;
     Ok(())
 }

@@ -256,6 +256,28 @@ pub fn read_certificate(source: &model::SdsFileSource) -> Result<model::TlsCerti
     certificate_from(&resp, source)
 }
 
+/// [`read_certificate`] at load: a secret file that exists but holds no usable
+/// certificate does not refuse the config, as in Envoy 1.40 (measured: it starts and
+/// resets handshakes until a good file arrives); the context starts with
+/// [`model::TlsCertificate::awaiting`] and the file's watcher swaps the good one in.
+/// A missing file is still an error, and so is a secret field Baton does not
+/// implement (a config never silently loses behaviour).
+pub(crate) fn read_certificate_at_load(
+    source: &model::SdsFileSource,
+) -> Result<model::TlsCertificate> {
+    match read_certificate(source) {
+        Ok(cert) => Ok(cert),
+        Err(e) if source.path.exists() && !e.is_unsupported() => {
+            tracing::warn!(secret = %source.secret_name, error = %e,
+                "SDS secret file unusable at load: its certificate is awaited");
+            Ok(model::TlsCertificate::awaiting(
+                source.path.display().to_string(),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads and parses the file of `source` as a `DiscoveryResponse` (a failure here is
 /// Envoy's `update_failure`). Errors name the file.
 pub fn parse_file(source: &model::SdsFileSource) -> Result<DiscoveryResponse> {

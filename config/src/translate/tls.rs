@@ -98,7 +98,7 @@ pub(crate) fn downstream(
         let spath = format!("{cpath}.tls_certificate_sds_secret_configs[{i}]");
         match super::sds::secret_ref(sds, &spath, env)? {
             SecretRef::File(source) => {
-                let cert = super::sds::read_certificate(&source)?;
+                let cert = super::sds::read_certificate_at_load(&source)?;
                 sds_certificates.push(model::SdsCertificate {
                     slot: certificates.len(),
                     source,
@@ -120,7 +120,7 @@ pub(crate) fn downstream(
     if ocsp_staple_policy == model::OcspStaplePolicy::MustStaple {
         if let Some(i) = certificates
             .iter()
-            .position(|c| c.certified_key.ocsp.is_none())
+            .position(|c| c.certified_key.ocsp.is_none() && !c.is_awaiting())
         {
             return Err(ConfigError::at(
                 format!("{cpath}.tls_certificates[{i}]"),
@@ -245,7 +245,7 @@ pub(crate) fn upstream(
         let spath = format!("{cpath}.tls_certificate_sds_secret_configs[{i}]");
         match super::sds::secret_ref(sds, &spath, env)? {
             SecretRef::File(source) => {
-                certificates.push(super::sds::read_certificate(&source)?);
+                certificates.push(super::sds::read_certificate_at_load(&source)?);
                 sds_certificate = Some(source);
             }
             SecretRef::Static(secret, secret_path) => {

@@ -267,7 +267,9 @@ impl ResolvesServerCert for CertResolver {
         // One certificate (the common case) is the answer whatever the client offers:
         // no per-handshake collecting.
         if let [only] = self.slots.as_slice() {
-            return Some(Arc::clone(&only.load().key));
+            let entry = only.load();
+            // An SDS file that held no good certificate yet: the handshake fails.
+            return (!entry.key.cert.is_empty()).then(|| Arc::clone(&entry.key));
         }
         let schemes = hello.signature_schemes();
         let ecdsa_capable = schemes.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
@@ -279,6 +281,7 @@ impl ResolvesServerCert for CertResolver {
             .iter()
             .map(|s| s.load_full())
             .chain(self.xds.iter().filter_map(|p| p.certificate()))
+            .filter(|e| !e.key.cert.is_empty())
             .collect();
         let named = |entry: &CertEntry| {
             hello
