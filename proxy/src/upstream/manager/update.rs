@@ -231,23 +231,23 @@ impl ClusterManager {
             },
         ))
         .await;
-        let mut control = self.lock();
-        for (cluster, discovery) in discoveries {
-            let task = tokio::spawn(discovery.refresh_loop(Arc::downgrade(&cluster)));
-            control
-                .dns_tasks
-                .insert(cluster.name().to_string(), task.abort_handle());
+        {
+            let mut control = self.lock();
+            for (cluster, discovery) in discoveries {
+                let task = tokio::spawn(discovery.refresh_loop(Arc::downgrade(&cluster)));
+                control
+                    .dns_tasks
+                    .insert(cluster.name().to_string(), task.abort_handle());
+            }
         }
-        drop(control);
         let awaited_secrets: Vec<_> = added
             .iter()
             .flat_map(|(cluster, _)| cluster.secret_providers())
             .filter(|p| !p.is_ready())
             .collect();
         self.publish(|list| list.extend(added));
-        self.stats
-            .warming_clusters
-            .set(self.lock().warming.len() as u64);
+        let warming = self.lock().warming.len() as u64;
+        self.stats.warming_clusters.set(warming);
         // As Envoy, a static cluster whose TLS secrets come from a control plane holds
         // the primary clusters' initialisation until they arrive or their
         // `initial_fetch_timeout` passes (measured on 1.40: /ready 503, no LDS request
