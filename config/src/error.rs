@@ -5,6 +5,9 @@
 
 use std::fmt;
 
+/// The message of a field Baton parses but does not implement.
+const UNSUPPORTED: &str = "not supported by Baton yet";
+
 /// A configuration error. `path` uses proto field names (`static_resources.clusters[0].name`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
@@ -32,7 +35,12 @@ impl ConfigError {
 
     /// An error about a field Baton parses but does not implement yet.
     pub fn unsupported(path: impl Into<String>) -> Self {
-        Self::at(path, "not supported by Baton yet")
+        Self::at(path, UNSUPPORTED)
+    }
+
+    /// Whether this says a field is not implemented ([`Self::unsupported`]).
+    pub fn is_unsupported(&self) -> bool {
+        self.message == UNSUPPORTED
     }
 
     fn render(&self) -> String {

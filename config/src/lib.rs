@@ -36,9 +36,9 @@ pub use error::ConfigError;
 pub mod sds {
     pub use crate::translate::sds::{
         certificate_from, decode_secret, merge_validation, merged_validation_context, parse_file,
-        read_certificate, read_ticket_keys, read_validation_context, secret_certificate,
-        secret_ticket_keys, secret_validation_context, ticket_keys_from, validation_context_from,
-        SECRET_TYPE,
+        read_certificate, read_ticket_keys, read_validation_context, referenced_files,
+        secret_certificate, secret_ticket_keys, secret_validation_context, ticket_keys_from,
+        validation_context_from, SECRET_TYPE,
     };
 }
 

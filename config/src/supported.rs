@@ -169,6 +169,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
         &[
             "common_tls_context",
+            "require_sni",
             "require_client_certificate",
             "session_ticket_keys",
             "session_ticket_keys_sds_secret_config",
@@ -224,6 +225,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "crl",
             "allow_expired_certificate",
             "trust_chain_verification",
+            "verify_certificate_hash",
+            "verify_certificate_spki",
         ],
     ),
     ("envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", &["san_type", "matcher"]),

@@ -335,3 +335,62 @@ pub fn server_config(
 fn ring_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
+
+/// The SHA-256 of `cert`'s DER as `openssl x509 -fingerprint -sha256` prints it
+/// (uppercase hex pairs joined by `:`), for `verify_certificate_hash`.
+pub fn cert_fingerprint(cert: &TestCert) -> anyhow::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(cert.cert_pem.as_bytes())?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    Ok(digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// The base64 SHA-256 of `cert`'s SubjectPublicKeyInfo, for `verify_certificate_spki`.
+pub fn spki_pin(cert: &TestCert) -> anyhow::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(cert.cert_pem.as_bytes())?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref())?;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        parsed.tbs_certificate.subject_pki.raw,
+    );
+    Ok(base64(digest.as_ref()))
+}
+
+/// Standard padded base64.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The serial number of the first certificate in `pem` as `/certs` prints it (hex bytes
+/// without the DER sign byte).
+pub fn serial_number(pem: &str) -> anyhow::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes())?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())?;
+    let raw = cert.tbs_certificate.raw_serial();
+    let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+    Ok(raw[first..].iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -3,7 +3,8 @@
 //! of every handshake. Verified against a trusted CA, a SAN mismatch answered 503 with
 //! Envoy's transport failure reason and counted, an unverified self-signed upstream
 //! accepted, `sni` sent, upstream mTLS, ALPN `h2` to an HTTP/2 cluster. The client
-//! certificate and the trusted CA from SDS files rotate for new connections.
+//! certificate and the trusted CA from SDS files rotate for new connections, and
+//! `/certs` shows the rotated ones.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -412,6 +413,16 @@ async fn client_certificate_and_trusted_ca_rotate_from_sds_files() -> anyhow::Re
         Ok((resp.status == 200 && last.as_deref() == Some("client-b")).then_some(()))
     })
     .await?;
+    // /certs shows the cluster's certificate now offered.
+    let (serial_a, serial_b) = (
+        baton_tests::tls::serial_number(&a.cert_pem)?,
+        baton_tests::tls::serial_number(&b.cert_pem)?,
+    );
+    let (chain, _) = cluster_certs(&proxy).await?;
+    assert!(
+        chain.contains(&serial_b) && !chain.contains(&serial_a),
+        "/certs cert_chain {chain:?}, want {serial_b} (not {serial_a})"
+    );
 
     // A trusted CA that did not issue the upstream's certificate: verification fails.
     replace_atomically(&ca_path, &secret_file("ca", "2", ca_secret(&other_ca)))?;
@@ -421,7 +432,29 @@ async fn client_certificate_and_trusted_ca_rotate_from_sds_files() -> anyhow::Re
     })
     .await?;
     assert!(proxy.stat("cluster.tls.ssl.fail_verify_error").await? >= Some(1));
+    let (_, cas) = cluster_certs(&proxy).await?;
+    assert_eq!(
+        cas,
+        vec![baton_tests::tls::serial_number(&other_ca.pem)?],
+        "/certs ca_cert after the CA rotation"
+    );
     // Envoy 1.40 counts 3 here (the initial load twice), Baton 2.
     assert!(proxy.stat("sds.ca.update_success").await? >= Some(2));
     Ok(())
+}
+
+/// The serial numbers of every `cert_chain` and `ca_cert` entry in `/certs` (only the
+/// cluster has TLS here).
+async fn cluster_certs(proxy: &Proxy) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let certs: Value = proxy.admin_request("GET", "/certs").await?.json()?;
+    let serials = |field: &str| -> Vec<String> {
+        certs["certificates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c[field].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c["serial_number"].as_str().map(str::to_string))
+            .collect()
+    };
+    Ok((serials("cert_chain"), serials("ca_cert")))
 }

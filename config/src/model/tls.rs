@@ -34,6 +34,43 @@ pub struct TlsCertificate {
     pub ocsp_next_update: Option<u64>,
 }
 
+impl TlsCertificate {
+    /// A certificate from an SDS file that held no usable secret when the config was
+    /// loaded: no chain, a key that signs nothing. As Envoy, the context starts without
+    /// it (handshakes needing it fail) until the file's watcher swaps a good one in.
+    pub fn awaiting(chain_source: String) -> Self {
+        Self {
+            certified_key: Arc::new(CertifiedKey::new(Vec::new(), Arc::new(NoSigningKey))),
+            dns_names: Vec::new(),
+            chain_source,
+            ocsp_this_update: None,
+            ocsp_next_update: None,
+        }
+    }
+
+    /// Whether this is [`Self::awaiting`]'s placeholder.
+    pub fn is_awaiting(&self) -> bool {
+        self.certified_key.cert.is_empty()
+    }
+}
+
+/// The key of an awaited certificate: it offers no signature scheme.
+#[derive(Debug)]
+struct NoSigningKey;
+
+impl rustls::sign::SigningKey for NoSigningKey {
+    fn choose_scheme(
+        &self,
+        _offered: &[rustls::SignatureScheme],
+    ) -> Option<Box<dyn rustls::sign::Signer>> {
+        None
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        rustls::SignatureAlgorithm::Unknown(0)
+    }
+}
+
 /// `ocsp_staple_policy`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OcspStaplePolicy {
@@ -135,6 +172,18 @@ pub struct ValidationContext {
     pub allow_expired_certificate: bool,
     /// `trust_chain_verification: ACCEPT_UNTRUSTED`
     pub accept_untrusted: bool,
+    /// `verify_certificate_hash`: SHA-256 digests of the peer's DER certificate.
+    pub cert_hashes: Vec<[u8; 32]>,
+    /// `verify_certificate_spki`: SHA-256 digests of the peer's DER SubjectPublicKeyInfo.
+    pub spki_hashes: Vec<[u8; 32]>,
+}
+
+impl ValidationContext {
+    /// Whether the peer's certificate is pinned (`verify_certificate_hash` or
+    /// `verify_certificate_spki`): then it must present one that matches either list.
+    pub fn has_pins(&self) -> bool {
+        !self.cert_hashes.is_empty() || !self.spki_hashes.is_empty()
+    }
 }
 
 /// `DownstreamTlsContext`.

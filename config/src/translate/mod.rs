@@ -29,6 +29,7 @@ pub(crate) mod sds;
 mod server;
 mod stats;
 mod tls;
+mod tls_pins;
 mod xds;
 mod zone_aware;
 

@@ -256,6 +256,28 @@ pub fn read_certificate(source: &model::SdsFileSource) -> Result<model::TlsCerti
     certificate_from(&resp, source)
 }
 
+/// [`read_certificate`] at load: a secret file that exists but holds no usable
+/// certificate does not refuse the config, as in Envoy 1.40 (measured: it starts and
+/// resets handshakes until a good file arrives); the context starts with
+/// [`model::TlsCertificate::awaiting`] and the file's watcher swaps the good one in.
+/// A missing file is still an error, and so is a secret field Baton does not
+/// implement (a config never silently loses behaviour).
+pub(crate) fn read_certificate_at_load(
+    source: &model::SdsFileSource,
+) -> Result<model::TlsCertificate> {
+    match read_certificate(source) {
+        Ok(cert) => Ok(cert),
+        Err(e) if source.path.exists() && !e.is_unsupported() => {
+            tracing::warn!(secret = %source.secret_name, error = %e,
+                "SDS secret file unusable at load: its certificate is awaited");
+            Ok(model::TlsCertificate::awaiting(
+                source.path.display().to_string(),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads and parses the file of `source` as a `DiscoveryResponse` (a failure here is
 /// Envoy's `update_failure`). Errors name the file.
 pub fn parse_file(source: &model::SdsFileSource) -> Result<DiscoveryResponse> {
@@ -328,4 +350,39 @@ fn the_secret(resp: &DiscoveryResponse, source: &model::SdsFileSource) -> Result
         )));
     }
     Ok(secret)
+}
+
+/// The files a secret file's secret names by `filename` (certificate chain, key, OCSP
+/// staple, trusted CA, CRL, ticket keys): Envoy re-reads the secret when one of them is
+/// replaced, as when the secret file is. Empty when the file holds no usable secret.
+pub fn referenced_files(
+    resp: &DiscoveryResponse,
+    source: &model::SdsFileSource,
+) -> Vec<std::path::PathBuf> {
+    use baton_proto::pb::envoy::config::core::v3::data_source::Specifier;
+    let Ok(secret) = the_secret(resp, source) else {
+        return Vec::new();
+    };
+    let mut sources: Vec<Option<&core_pb::DataSource>> = Vec::new();
+    use tls_pb::secret::Type;
+    match &secret.r#type {
+        Some(Type::TlsCertificate(c)) => sources.extend([
+            c.certificate_chain.as_ref(),
+            c.private_key.as_ref(),
+            c.ocsp_staple.as_ref(),
+        ]),
+        Some(Type::ValidationContext(v)) => {
+            sources.extend([v.trusted_ca.as_ref(), v.crl.as_ref()]);
+        }
+        Some(Type::SessionTicketKeys(k)) => sources.extend(k.keys.iter().map(Some)),
+        _ => {}
+    }
+    sources
+        .into_iter()
+        .flatten()
+        .filter_map(|ds| match &ds.specifier {
+            Some(Specifier::Filename(f)) => Some(std::path::PathBuf::from(f)),
+            _ => None,
+        })
+        .collect()
 }

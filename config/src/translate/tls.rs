@@ -77,9 +77,8 @@ pub(crate) fn downstream(
     let proto: tls_pb::DownstreamTlsContext = decode_any(any, DOWNSTREAM_TLS, &path)?;
     let common = proto.common_tls_context.unwrap_or_default();
     let cpath = format!("{path}.common_tls_context");
-    if proto.require_sni.unwrap_or(false) {
-        return Err(ConfigError::unsupported(format!("{path}.require_sni")));
-    }
+    // `require_sni` is accepted and has no effect, as in Envoy 1.40, which does not
+    // implement it (measured: a handshake without SNI is served).
     use tls_pb::downstream_tls_context::OcspStaplePolicy as Policy;
     let ocsp_staple_policy = match Policy::try_from(proto.ocsp_staple_policy) {
         Ok(Policy::LenientStapling) => model::OcspStaplePolicy::Lenient,
@@ -99,7 +98,7 @@ pub(crate) fn downstream(
         let spath = format!("{cpath}.tls_certificate_sds_secret_configs[{i}]");
         match super::sds::secret_ref(sds, &spath, env)? {
             SecretRef::File(source) => {
-                let cert = super::sds::read_certificate(&source)?;
+                let cert = super::sds::read_certificate_at_load(&source)?;
                 sds_certificates.push(model::SdsCertificate {
                     slot: certificates.len(),
                     source,
@@ -121,7 +120,7 @@ pub(crate) fn downstream(
     if ocsp_staple_policy == model::OcspStaplePolicy::MustStaple {
         if let Some(i) = certificates
             .iter()
-            .position(|c| c.certified_key.ocsp.is_none())
+            .position(|c| c.certified_key.ocsp.is_none() && !c.is_awaiting())
         {
             return Err(ConfigError::at(
                 format!("{cpath}.tls_certificates[{i}]"),
@@ -134,11 +133,13 @@ pub(crate) fn downstream(
     let require_client_certificate = proto.require_client_certificate.unwrap_or(false);
     if require_client_certificate
         && xds_validation.is_none()
-        && validation.as_ref().is_none_or(|v| v.trusted_ca.is_empty())
+        && validation
+            .as_ref()
+            .is_none_or(|v| v.trusted_ca.is_empty() && !v.has_pins())
     {
         return Err(ConfigError::at(
             format!("{path}.require_client_certificate"),
-            "requires a validation_context with trusted_ca",
+            "requires a validation_context with trusted_ca, verify_certificate_hash or verify_certificate_spki",
         ));
     }
     use tls_pb::downstream_tls_context::SessionTicketKeysType;
@@ -244,7 +245,7 @@ pub(crate) fn upstream(
         let spath = format!("{cpath}.tls_certificate_sds_secret_configs[{i}]");
         match super::sds::secret_ref(sds, &spath, env)? {
             SecretRef::File(source) => {
-                certificates.push(super::sds::read_certificate(&source)?);
+                certificates.push(super::sds::read_certificate_at_load(&source)?);
                 sds_certificate = Some(source);
             }
             SecretRef::Static(secret, secret_path) => {
@@ -614,6 +615,8 @@ pub(crate) fn certificate_validation_context(
         crls,
         allow_expired_certificate: v.allow_expired_certificate,
         accept_untrusted,
+        cert_hashes: super::tls_pins::cert_hashes(&v.verify_certificate_hash, vpath)?,
+        spki_hashes: super::tls_pins::spki_hashes(&v.verify_certificate_spki, vpath)?,
     }))
 }
 

@@ -28,21 +28,21 @@ pub type CurrentFn = Box<dyn Fn() -> Option<Current> + Send + Sync>;
 /// A registered context: a filter chain's or a cluster's.
 enum Registered {
     Downstream(Weak<DownstreamTlsContext>, Option<Arc<CurrentFn>>),
-    Upstream(Weak<UpstreamTlsContext>),
+    Upstream(Weak<UpstreamTlsContext>, Option<Arc<CurrentFn>>),
 }
 
 impl Registered {
     fn is_live(&self) -> bool {
         match self {
             Self::Downstream(w, _) => w.strong_count() > 0,
-            Self::Upstream(w) => w.strong_count() > 0,
+            Self::Upstream(w, _) => w.strong_count() > 0,
         }
     }
 
     fn points_to(&self, ptr: *const ()) -> bool {
         match self {
             Self::Downstream(w, _) => std::ptr::eq(w.as_ptr().cast(), ptr),
-            Self::Upstream(w) => std::ptr::eq(w.as_ptr().cast(), ptr),
+            Self::Upstream(w, _) => std::ptr::eq(w.as_ptr().cast(), ptr),
         }
     }
 }
@@ -50,20 +50,20 @@ impl Registered {
 /// What `/certs` shows of a live context.
 enum Live {
     Downstream(Arc<DownstreamTlsContext>, Option<Arc<CurrentFn>>),
-    Upstream(Arc<UpstreamTlsContext>),
+    Upstream(Arc<UpstreamTlsContext>, Option<Arc<CurrentFn>>),
 }
 
 impl Live {
     fn parts(&self) -> (Option<&ValidationContext>, &[TlsCertificate]) {
         match self {
             Self::Downstream(c, _) => (c.validation.as_deref(), &c.certificates),
-            Self::Upstream(c) => (c.validation.as_deref(), &c.certificates),
+            Self::Upstream(c, _) => (c.validation.as_deref(), &c.certificates),
         }
     }
 
     fn current(&self) -> Option<Current> {
         match self {
-            Self::Downstream(_, Some(current)) => current(),
+            Self::Downstream(_, Some(current)) | Self::Upstream(_, Some(current)) => current(),
             _ => None,
         }
     }
@@ -87,10 +87,12 @@ pub fn register(ctx: &Arc<DownstreamTlsContext>, current: Option<CurrentFn>) {
     });
 }
 
-/// Notes a cluster's context in use (called when the cluster is built).
-pub fn register_upstream(ctx: &Arc<UpstreamTlsContext>) {
+/// Notes a cluster's context in use (called when the cluster is built); `current`
+/// reads what SDS rotated in (client certificate, validation context), as for
+/// listeners.
+pub fn register_upstream(ctx: &Arc<UpstreamTlsContext>, current: Option<CurrentFn>) {
     add(Arc::as_ptr(ctx).cast(), || {
-        Registered::Upstream(Arc::downgrade(ctx))
+        Registered::Upstream(Arc::downgrade(ctx), current.map(Arc::new))
     });
 }
 
@@ -102,7 +104,9 @@ fn live_contexts() -> Vec<Live> {
             Registered::Downstream(w, current) => {
                 w.upgrade().map(|c| Live::Downstream(c, current.clone()))
             }
-            Registered::Upstream(w) => w.upgrade().map(Live::Upstream),
+            Registered::Upstream(w, current) => {
+                w.upgrade().map(|c| Live::Upstream(c, current.clone()))
+            }
         })
         .collect()
 }

@@ -23,7 +23,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSuppo
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-use super::peer::sans_match;
+use super::peer::{pins_match, sans_match};
 use super::sds_xds::SecretProvider;
 use super::server::TlsError;
 use super::stats::SslStats;
@@ -48,17 +48,26 @@ pub struct ClientTls {
     pub stats: Arc<SslStats>,
     /// Secrets a control plane delivers (the cluster warms until they arrive).
     secret_providers: Vec<Arc<SecretProvider>>,
+    /// What `config` verifies with and offers now, where SDS rotates it (for /certs).
+    current: Option<Rotating>,
+}
+
+/// The rotating parts of a built config, held weakly (the config holds them).
+#[derive(Debug, Clone)]
+struct Rotating {
+    verify_state: std::sync::Weak<ArcSwap<VerifyState>>,
+    client_cert: Option<std::sync::Weak<ClientCert>>,
 }
 
 impl ClientTls {
     /// Builds the client side of `ctx`; `stats` counts handshakes and failures.
     pub fn new(ctx: &UpstreamTlsContext, stats: Arc<SslStats>) -> Result<Self, TlsError> {
-        let config = build(ctx, &stats, ctx.alpn_protocols.clone())?;
+        let (config, current) = build(ctx, &stats, ctx.alpn_protocols.clone())?;
         // As Envoy, an HTTP pool offers its protocol when nothing is configured.
         let (http1_config, h2_config) = if ctx.alpn_protocols.is_empty() {
             (
-                build(ctx, &stats, vec![b"http/1.1".to_vec()])?,
-                build(ctx, &stats, vec![b"h2".to_vec()])?,
+                build(ctx, &stats, vec![b"http/1.1".to_vec()])?.0,
+                build(ctx, &stats, vec![b"h2".to_vec()])?.0,
             )
         } else {
             (config.clone(), config.clone())
@@ -72,10 +81,9 @@ impl ClientTls {
         };
         let verifies = ctx.auto_sni_san_validation
             || ctx.xds_validation.is_some()
-            || ctx
-                .validation
-                .as_deref()
-                .is_some_and(|v| !v.trusted_ca.is_empty() || !v.san_matchers.is_empty());
+            || ctx.validation.as_deref().is_some_and(|v| {
+                !v.trusted_ca.is_empty() || !v.san_matchers.is_empty() || v.has_pins()
+            });
         Ok(Self {
             config,
             http1_config,
@@ -89,7 +97,29 @@ impl ClientTls {
                 .flatten()
                 .map(super::sds_xds::provider)
                 .collect(),
+            current,
         })
+    }
+
+    /// Reads the client certificate offered and the validation context verified
+    /// against now (for /certs), when SDS rotates them; None for a fixed context. The
+    /// HTTP/1 and HTTP/2 configs share the same SDS sources, so the first config's
+    /// state stands for all of them.
+    pub fn current_state(&self) -> Option<super::certs::CurrentFn> {
+        let rotating = self.current.clone()?;
+        Some(Box::new(move || {
+            let state = rotating.verify_state.upgrade()?;
+            let validation = state.load().context.clone();
+            let certificates = match rotating.client_cert.as_ref().map(std::sync::Weak::upgrade) {
+                Some(Some(cert)) => cert.entry().into_iter().collect(),
+                Some(None) => return None,
+                None => Vec::new(),
+            };
+            Some(super::certs::Current {
+                certificates,
+                validation,
+            })
+        }))
     }
 
     /// The secrets a control plane delivers for this context (certificate, validation
@@ -190,11 +220,13 @@ pub enum HttpAlpn {
     H2,
 }
 
+/// A client config for `ctx` offering `alpn`, with its rotating parts when SDS rotates
+/// any.
 fn build(
     ctx: &UpstreamTlsContext,
     stats: &Arc<SslStats>,
     alpn: Vec<Vec<u8>>,
-) -> Result<Arc<ClientConfig>, TlsError> {
+) -> Result<(Arc<ClientConfig>, Option<Rotating>), TlsError> {
     let provider = Arc::new(rustls::crypto::CryptoProvider {
         cipher_suites: ctx.params.cipher_suites.clone(),
         kx_groups: ctx.params.kx_groups.clone(),
@@ -220,6 +252,10 @@ fn build(
         || ctx.xds_certificate.is_some()
         || ctx.sds_validation.is_some()
         || ctx.xds_validation.is_some();
+    let current = rotates.then(|| Rotating {
+        verify_state: Arc::downgrade(&verify_state),
+        client_cert: client_cert.as_ref().map(Arc::downgrade),
+    });
     let mut config = match &client_cert {
         Some(cert) => builder.with_client_cert_resolver(cert.clone()),
         None => builder.with_no_client_auth(),
@@ -238,7 +274,7 @@ fn build(
     // Envoy does not resume upstream sessions unless configured; the default rustls
     // cache is harmless and saves handshakes, so it stays (emptied on an SDS rotation,
     // as Envoy's new context starts with an empty one).
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), current))
 }
 
 /// The client certificate, offered whenever the upstream asks: fixed, or loaded per
@@ -251,6 +287,20 @@ enum ClientCert {
 }
 
 impl ClientCert {
+    /// The certificate it offers now (None: a control plane's, not delivered yet).
+    /// A fixed one is described only by its key (/certs shows it from the config).
+    fn entry(&self) -> Option<Arc<super::sds::CertEntry>> {
+        match self {
+            Self::Fixed(key) => Some(Arc::new(super::sds::CertEntry {
+                key: key.clone(),
+                names: Vec::new(),
+                source: String::new(),
+            })),
+            Self::File(slot) => Some(slot.load_full()),
+            Self::Xds(provider) => provider.certificate(),
+        }
+    }
+
     /// What it holds now (an address; 0 for none yet), to tell a rotation.
     fn identity(&self) -> usize {
         match self {
@@ -303,6 +353,9 @@ struct VerifyState {
     chain: Option<Arc<WebPkiServerVerifier>>,
     san_matchers: Vec<SanMatcher>,
     allow_expired: bool,
+    /// The validation context (its pins, `verify_certificate_hash` / `_spki`; and
+    /// what /certs shows).
+    context: Option<Arc<ValidationContext>>,
 }
 
 impl std::fmt::Debug for UpstreamVerifier {
@@ -341,6 +394,7 @@ impl VerifyState {
                 .map(|v| v.san_matchers.clone())
                 .unwrap_or_default(),
             allow_expired: validation.is_some_and(|v| v.allow_expired_certificate),
+            context: validation.map(|v| Arc::new(v.clone())),
         })
     }
 }
@@ -446,6 +500,16 @@ impl ServerCertVerifier for UpstreamVerifier {
         if !names_ok {
             self.stats.fail_verify_san.inc();
             return Err(rustls::Error::InvalidCertificate(E::NotValidForName));
+        }
+        if state
+            .context
+            .as_deref()
+            .is_some_and(|v| !pins_match(v, end_entity))
+        {
+            self.stats.fail_verify_cert_hash.inc();
+            return Err(rustls::Error::InvalidCertificate(
+                E::ApplicationVerificationFailure,
+            ));
         }
         Ok(ServerCertVerified::assertion())
     }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use baton_config::model::{SanMatcher, SanType};
+use baton_config::model::{SanMatcher, SanType, ValidationContext};
 use rustls::pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
 use x509_parser::x509::X509Name;
@@ -26,6 +26,31 @@ pub(crate) fn sans_match(matchers: &[SanMatcher], end_entity: &CertificateDer<'_
             .iter()
             .any(|v| crate::http::router::route_match::string_matches(&m.matcher, v))
     })
+}
+
+/// Whether `end_entity` matches one of `v`'s pins, as Envoy: the SHA-256 of its DER
+/// in `verify_certificate_hash` or of its SubjectPublicKeyInfo in
+/// `verify_certificate_spki` (either is enough). True when nothing is pinned.
+pub(crate) fn pins_match(v: &ValidationContext, end_entity: &CertificateDer<'_>) -> bool {
+    if !v.has_pins() {
+        return true;
+    }
+    let digest = |bytes: &[u8]| ring::digest::digest(&ring::digest::SHA256, bytes);
+    if !v.cert_hashes.is_empty() {
+        let hash = digest(end_entity.as_ref());
+        if v.cert_hashes.iter().any(|h| h[..] == *hash.as_ref()) {
+            return true;
+        }
+    }
+    if !v.spki_hashes.is_empty() {
+        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity.as_ref()) {
+            let spki = digest(cert.tbs_certificate.subject_pki.raw);
+            if v.spki_hashes.iter().any(|h| h[..] == *spki.as_ref()) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// One parsed certificate.

@@ -4,10 +4,13 @@
 //! and verifiers load per handshake. A file moved over the path (or, with
 //! `watched_directory`, a move there) is re-read: a good secret is swapped in for new
 //! handshakes (open connections keep theirs; ticket keys are untouched), a bad one is
-//! logged with the file's name and the old secret stays. Counted as Envoy's
-//! `sds.<secret name>.*`.
+//! logged with the file's name and the old secret stays. A file the secret names by
+//! `filename` (a certificate, key, CA, ...) that is replaced the same way makes the
+//! secret re-read too, as Envoy (a failure counts `key_rotation_failed`). Counted as
+//! Envoy's `sds.<secret name>.*`.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -31,15 +34,19 @@ pub(crate) struct SdsStats {
     pub(crate) update_rejected: Counter,
     pub(crate) update_failure: Counter,
     pub(crate) init_fetch_timeout: Counter,
+    /// Re-reading the secret after a file it names was replaced failed.
+    pub(crate) key_rotation_failed: Counter,
     version: Gauge,
+    /// When an update was last accepted, in milliseconds since the Unix epoch.
+    update_time: Gauge,
 }
 
 impl SdsStats {
     pub(crate) fn new(secret_name: &str) -> Self {
         let s = Scope::new(crate::stats::store(), format!("sds.{secret_name}."));
-        // Present as in Envoy; never counted (Baton has no key rotation to fail).
-        let _ = s.counter("key_rotation_failed");
         Self {
+            key_rotation_failed: s.counter("key_rotation_failed"),
+            update_time: s.gauge_never_import("update_time"),
             init_fetch_timeout: s.counter("init_fetch_timeout"),
             update_attempt: s.counter("update_attempt"),
             update_success: s.counter("update_success"),
@@ -54,6 +61,10 @@ impl SdsStats {
         self.update_success.inc();
         self.version
             .set(xxhash_rust::xxh64::xxh64(version_info.as_bytes(), 0));
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.update_time.set(now_ms);
     }
 }
 
@@ -162,6 +173,25 @@ fn stamp(source: &SdsFileSource) -> Stamp {
     Some(((own.dev(), own.ino()), resolved))
 }
 
+/// A file's identity (following symlinks): a move over it changes it.
+type FileId = Option<(u64, u64)>;
+
+fn file_id(path: &std::path::Path) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The files `resp`'s secret names, each with its identity now.
+fn named_files(resp: &DiscoveryResponse, source: &SdsFileSource) -> Vec<(PathBuf, FileId)> {
+    baton_config::sds::referenced_files(resp, source)
+        .into_iter()
+        .map(|p| {
+            let id = file_id(&p);
+            (p, id)
+        })
+        .collect()
+}
+
 async fn watch<T: Send + Sync + 'static>(
     source: SdsFileSource,
     slot: Weak<ArcSwap<T>>,
@@ -171,6 +201,9 @@ async fn watch<T: Send + Sync + 'static>(
     let file = source.path.display().to_string();
     let mut last: Stamp = None;
     let mut first = true;
+    // The last secret file read, and the files its secret names as they were then.
+    let mut last_resp: Option<DiscoveryResponse> = None;
+    let mut named: Vec<(PathBuf, FileId)> = Vec::new();
     loop {
         let Some(current) = slot.upgrade() else {
             return;
@@ -186,19 +219,43 @@ async fn watch<T: Send + Sync + 'static>(
                     warn!(secret = %source.secret_name, path = %file, error = %e,
                         "SDS file unreadable: keeping the current secret");
                 }
-                Ok(resp) => match convert(&resp, &source) {
+                Ok(resp) => {
+                    named = named_files(&resp, &source);
+                    match convert(&resp, &source) {
+                        Ok(value) => {
+                            current.store(Arc::new(value));
+                            stats.accepted(&resp.version_info);
+                            info!(secret = %source.secret_name, path = %file,
+                                version = %resp.version_info, "SDS secret applied");
+                        }
+                        Err(e) => {
+                            stats.update_rejected.inc();
+                            warn!(secret = %source.secret_name, path = %file, error = %e,
+                                "SDS secret rejected: keeping the current one");
+                        }
+                    }
+                    last_resp = Some(resp);
+                }
+            }
+        } else if let Some(resp) = &last_resp {
+            let replaced = named.iter().any(|(path, id)| {
+                let now = file_id(path);
+                now.is_some() && now != *id
+            });
+            if replaced {
+                named = named_files(resp, &source);
+                match convert(resp, &source) {
                     Ok(value) => {
                         current.store(Arc::new(value));
-                        stats.accepted(&resp.version_info);
                         info!(secret = %source.secret_name, path = %file,
-                            version = %resp.version_info, "SDS secret applied");
+                            "SDS secret re-read: a file it names was replaced");
                     }
                     Err(e) => {
-                        stats.update_rejected.inc();
+                        stats.key_rotation_failed.inc();
                         warn!(secret = %source.secret_name, path = %file, error = %e,
-                            "SDS secret rejected: keeping the current one");
+                            "SDS secret re-read after a file it names was replaced failed: keeping the current one");
                     }
-                },
+                }
             }
         }
         drop(current);

@@ -20,7 +20,7 @@ use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
 
-use super::peer::{sans_match, PeerCertificate};
+use super::peer::{pins_match, sans_match, PeerCertificate};
 use super::sds::{CertEntry, SecretSlot};
 use super::sds_xds::SecretProvider;
 use super::stats::SslStats;
@@ -80,7 +80,7 @@ pub fn build_server_config(
                 stats: stats.clone(),
             })
         }
-        (None, Some(v)) if !v.trusted_ca.is_empty() => {
+        (None, Some(v)) if !v.trusted_ca.is_empty() || v.has_pins() => {
             let initial = VerifierState::new(v)?;
             let hints = initial.inner.root_hint_subjects().to_vec();
             let state = match &ctx.sds_validation {
@@ -267,7 +267,9 @@ impl ResolvesServerCert for CertResolver {
         // One certificate (the common case) is the answer whatever the client offers:
         // no per-handshake collecting.
         if let [only] = self.slots.as_slice() {
-            return Some(Arc::clone(&only.load().key));
+            let entry = only.load();
+            // An SDS file that held no good certificate yet: the handshake fails.
+            return (!entry.key.cert.is_empty()).then(|| Arc::clone(&entry.key));
         }
         let schemes = hello.signature_schemes();
         let ecdsa_capable = schemes.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
@@ -279,6 +281,7 @@ impl ResolvesServerCert for CertResolver {
             .iter()
             .map(|s| s.load_full())
             .chain(self.xds.iter().filter_map(|p| p.certificate()))
+            .filter(|e| !e.key.cert.is_empty())
             .collect();
         let named = |entry: &CertEntry| {
             hello
@@ -347,6 +350,9 @@ struct ClientVerifier {
 /// A validation context with its webpki verifier.
 struct VerifierState {
     inner: Arc<dyn ClientCertVerifier>,
+    /// Whether `inner` checks the chain: false for a context without `trusted_ca`
+    /// (only its pins are checked, as Envoy).
+    check_chain: bool,
     context: Arc<ValidationContext>,
     /// The CA names of an SDS state, which rotate with it. rustls borrows them from the
     /// verifier for the handshake, longer than a load of the swapped state lives, so each
@@ -372,9 +378,9 @@ fn verifier_state_from(
     source: &SdsFileSource,
 ) -> Result<VerifierState, String> {
     let v = baton_config::sds::validation_context_from(resp, source).map_err(|e| e.to_string())?;
-    if v.trusted_ca.is_empty() {
+    if v.trusted_ca.is_empty() && !v.has_pins() {
         return Err(format!(
-            "{}: the validation context has no trusted_ca",
+            "{}: the validation context has no trusted_ca and no certificate pins",
             source.path.display()
         ));
     }
@@ -421,11 +427,13 @@ fn follow_validation(
     });
 }
 
-/// Refuses every client certificate: a validation context not delivered yet.
+/// Trusts no CA: refuses every chain (a validation context not delivered yet), and
+/// checks handshake signatures (for a context that only pins certificates, whose chain
+/// is not checked).
 #[derive(Debug)]
-struct AwaitingValidation;
+struct NoRoots;
 
-impl ClientCertVerifier for AwaitingValidation {
+impl ClientCertVerifier for NoRoots {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]
     }
@@ -480,7 +488,8 @@ impl VerifierState {
     /// Before a control plane's validation context arrived: nothing is trusted.
     fn awaiting() -> Self {
         Self {
-            inner: Arc::new(AwaitingValidation),
+            inner: Arc::new(NoRoots),
+            check_chain: true,
             context: Arc::new(ValidationContext {
                 trusted_ca: Vec::new(),
                 trusted_ca_source: String::new(),
@@ -488,12 +497,22 @@ impl VerifierState {
                 crls: Vec::new(),
                 allow_expired_certificate: false,
                 accept_untrusted: false,
+                cert_hashes: Vec::new(),
+                spki_hashes: Vec::new(),
             }),
             sds_hints: Some(&[]),
         }
     }
 
     fn new(v: &Arc<ValidationContext>) -> Result<Self, TlsError> {
+        if v.trusted_ca.is_empty() {
+            return Ok(Self {
+                inner: Arc::new(NoRoots),
+                check_chain: false,
+                context: v.clone(),
+                sds_hints: None,
+            });
+        }
         let roots = trusted_roots(&v.trusted_ca)?;
         let mut builder =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), super::provider())
@@ -507,6 +526,7 @@ impl VerifierState {
             .map_err(|e| TlsError::Verifier(e.to_string()))?;
         Ok(Self {
             inner,
+            check_chain: true,
             context: v.clone(),
             sds_hints: None,
         })
@@ -528,8 +548,10 @@ impl ClientCertVerifier for ClientVerifier {
         true
     }
 
+    /// Required as configured, or by pins: Envoy refuses a client without a
+    /// certificate when `verify_certificate_hash` or `_spki` is set (measured on 1.40).
     fn client_auth_mandatory(&self) -> bool {
-        self.required
+        self.required || self.state.load().context.has_pins()
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -546,7 +568,7 @@ impl ClientCertVerifier for ClientVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let state = self.state.load();
-        if !state.context.accept_untrusted {
+        if state.check_chain && !state.context.accept_untrusted {
             match state
                 .inner
                 .verify_client_cert(end_entity, intermediates, now)
@@ -568,6 +590,12 @@ impl ClientCertVerifier for ClientVerifier {
                     rustls::CertificateError::NotValidForName,
                 ));
             }
+        }
+        if !pins_match(&state.context, end_entity) {
+            self.stats.fail_verify_cert_hash.inc();
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ));
         }
         Ok(ClientCertVerified::assertion())
     }

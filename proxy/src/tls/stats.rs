@@ -63,6 +63,8 @@ pub struct SslStats {
     pub fail_verify_san: Counter,
     /// `fail_verify_no_cert`
     pub fail_verify_no_cert: Counter,
+    /// `fail_verify_cert_hash`
+    pub fail_verify_cert_hash: Counter,
     /// `session_reused`
     pub session_reused: Counter,
     versions: Lazy,
@@ -87,6 +89,7 @@ impl SslStats {
             fail_verify_error: scope.counter("fail_verify_error"),
             fail_verify_san: scope.counter("fail_verify_san"),
             fail_verify_no_cert: scope.counter("fail_verify_no_cert"),
+            fail_verify_cert_hash: scope.counter("fail_verify_cert_hash"),
             session_reused: scope.counter("session_reused"),
             versions: Lazy::new(VERSIONS, "versions"),
             ciphers: Lazy::new(CIPHERS, "ciphers"),

@@ -108,14 +108,16 @@ impl UpstreamCluster {
         let ssl =
             any_tls.then(|| Arc::new(crate::tls::SslStats::new(crate::stats::store(), &prefix)));
         let build = |ctx: &Arc<model::UpstreamTlsContext>| -> BuiltTls {
-            crate::tls::certs::register_upstream(ctx);
             let ssl = ssl.clone().unwrap_or_else(|| {
                 Arc::new(crate::tls::SslStats::new(crate::stats::store(), &prefix))
             });
-            ClientTls::new(ctx, ssl).map(Arc::new).map_err(|e| {
+            let built = ClientTls::new(ctx, ssl).map(Arc::new).map_err(|e| {
                 tracing::error!(cluster = %model.name, error = %e, "upstream TLS context refused");
                 e.to_string()
-            })
+            });
+            let current = built.as_ref().ok().and_then(|t| t.current_state());
+            crate::tls::certs::register_upstream(ctx, current);
+            built
         };
         let tls = model.tls.as_ref().map(build);
         let socket_matches = model

@@ -173,7 +173,8 @@ fn static_meta() -> ClusterMeta {
 
 impl ClusterManager {
     /// Adds the bootstrap's static clusters (primary init): all active at once, DNS
-    /// clusters after their first resolution (all resolved concurrently).
+    /// clusters after their first resolution (all resolved concurrently); returns once
+    /// the control-plane secrets they use are there (or timed out).
     pub async fn add_static(self: &Arc<Self>, clusters: &[Arc<model::Cluster>]) {
         let mut added: Vec<(Arc<UpstreamCluster>, ClusterMeta)> = Vec::new();
         // Names added so far: a set, not a scan of `added` per cluster (quadratic: with
@@ -229,18 +230,30 @@ impl ClusterManager {
             },
         ))
         .await;
-        let mut control = self.lock();
-        for (cluster, discovery) in discoveries {
-            let task = tokio::spawn(discovery.refresh_loop(Arc::downgrade(&cluster)));
-            control
-                .dns_tasks
-                .insert(cluster.name().to_string(), task.abort_handle());
+        {
+            let mut control = self.lock();
+            for (cluster, discovery) in discoveries {
+                let task = tokio::spawn(discovery.refresh_loop(Arc::downgrade(&cluster)));
+                control
+                    .dns_tasks
+                    .insert(cluster.name().to_string(), task.abort_handle());
+            }
         }
-        drop(control);
+        let awaited_secrets: Vec<_> = added
+            .iter()
+            .flat_map(|(cluster, _)| cluster.secret_providers())
+            .filter(|p| !p.is_ready())
+            .collect();
         self.publish(|list| list.extend(added));
-        self.stats
-            .warming_clusters
-            .set(self.lock().warming.len() as u64);
+        let warming = self.lock().warming.len() as u64;
+        self.stats.warming_clusters.set(warming);
+        // As Envoy, a static cluster whose TLS secrets come from a control plane holds
+        // the primary clusters' initialisation until they arrive or their
+        // `initial_fetch_timeout` passes (measured on 1.40: /ready 503, no LDS request
+        // yet). Unlike a CDS cluster it is active meanwhile (in /clusters, not warming;
+        // its connections fail until the secrets arrive). Awaited after publishing, so
+        // the control plane's own static cluster is there to fetch them over.
+        futures_util::future::join_all(awaited_secrets.iter().map(|p| p.wait_ready())).await;
     }
 
     /// Adds or updates a cluster from CDS. A new or changed cluster warms (DNS: first

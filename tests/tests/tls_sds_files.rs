@@ -1,0 +1,190 @@
+//! SDS files whose secret names its certificate and key by `filename`: replacing one of
+//! those files (a move over it) makes the secret re-read, as Envoy 1.40, without the
+//! secret file changing; a replacement that does not fit (a key not matching the
+//! certificate) counts `sds.<name>.key_rotation_failed` and the last good certificate
+//! keeps serving. `sds.<name>.update_time` is when the secret file was last accepted.
+//! A secret file that is bad when the config loads does not stop the start, as in Envoy
+//! 1.40: handshakes fail until a good file is moved in.
+
+use std::path::Path;
+
+use baton_tests::config::{bootstrap, direct_route, hcm, hcm_filter, route_config, vhost};
+use baton_tests::tls::{self, ClientOptions, KeyKind, TestCa};
+use baton_tests::{Proxy, TempDir};
+use serde_json::{json, Value};
+
+const SECRET: &str = "server_cert";
+
+/// Copies `from` beside `to` and renames it over `to` (a move, as deployments do).
+fn move_over(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let tmp = to.with_extension("tmp");
+    std::fs::copy(from, &tmp)?;
+    std::fs::rename(&tmp, to)?;
+    Ok(())
+}
+
+fn listener(secret_path: &Path, watched: &Path) -> Value {
+    json!({
+        "name": "l",
+        "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+        "filter_chains": [{
+            "transport_socket": {
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                    "common_tls_context": { "tls_certificate_sds_secret_configs": [{
+                        "name": SECRET,
+                        "sds_config": {
+                            "path_config_source": {
+                                "path": secret_path.display().to_string(),
+                                "watched_directory": { "path": watched.display().to_string() },
+                            },
+                            "resource_api_version": "V3",
+                        },
+                    }]},
+                },
+            },
+            "filters": [hcm_filter(hcm(route_config(vec![vhost(
+                "all", &["*"], vec![direct_route("/", 200, "ok")],
+            )])))],
+        }],
+    })
+}
+
+async fn served_cn(addr: std::net::SocketAddr) -> anyhow::Result<Option<String>> {
+    let stream = tls::connect(addr, &ClientOptions::sni("sds.example.com")).await?;
+    Ok(tls::served_cn(&stream))
+}
+
+#[tokio::test]
+async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let issue = |name: &str| {
+        ca.issue(
+            &dir,
+            name,
+            &format!("cn-{name}"),
+            &["sds.example.com"],
+            &[],
+            KeyKind::Ecdsa,
+        )
+    };
+    let (a, b, c) = (issue("a")?, issue("b")?, issue("c")?);
+    // The served files, outside the watched directory, named by the secret.
+    let served = dir.join("served");
+    std::fs::create_dir_all(&served)?;
+    let (cert, key) = (served.join("cert.pem"), served.join("key.pem"));
+    move_over(&a.cert_path, &cert)?;
+    move_over(&a.key_path, &key)?;
+    let watched = dir.join("sds");
+    std::fs::create_dir_all(&watched)?;
+    let secret_path = watched.join("secret.json");
+    let secret = json!({
+        "version_info": "1",
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+            "name": SECRET,
+            "tls_certificate": {
+                "certificate_chain": { "filename": cert.display().to_string() },
+                "private_key": { "filename": key.display().to_string() },
+            },
+        }],
+    });
+    std::fs::write(&secret_path, secret.to_string())?;
+    let mut config = bootstrap(vec![listener(&secret_path, &watched)], vec![]);
+    config["node"] = json!({ "id": "n", "cluster": "c" });
+    let proxy = Proxy::start(&config).await?;
+    let addr = proxy.listener_addr("l").await?;
+    assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-a"));
+    assert!(
+        proxy.stat(&format!("sds.{SECRET}.update_time")).await? > Some(0),
+        "update_time set once the secret was accepted"
+    );
+
+    // The certificate and key files replaced (key first): b is served.
+    move_over(&b.key_path, &key)?;
+    move_over(&b.cert_path, &cert)?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok((served_cn(addr).await?.as_deref() == Some("cn-b")).then_some(()))
+    })
+    .await?;
+    // The secret file itself was read once.
+    assert_eq!(
+        proxy.stat(&format!("sds.{SECRET}.update_success")).await?,
+        Some(1)
+    );
+
+    // A key that does not match the certificate: refused, counted, b still served.
+    let failed_before = proxy
+        .stat(&format!("sds.{SECRET}.key_rotation_failed"))
+        .await?
+        .unwrap_or(0);
+    move_over(&c.key_path, &key)?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        let failed = proxy
+            .stat(&format!("sds.{SECRET}.key_rotation_failed"))
+            .await?
+            .unwrap_or(0);
+        Ok((failed > failed_before).then_some(()))
+    })
+    .await?;
+    assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-b"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_secret_file_at_load_is_awaited() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let issue = |name: &str| {
+        ca.issue(
+            &dir,
+            name,
+            &format!("cn-{name}"),
+            &["sds.example.com"],
+            &[],
+            KeyKind::Ecdsa,
+        )
+    };
+    let (a, b) = (issue("a")?, issue("b")?);
+    let watched = dir.join("sds");
+    std::fs::create_dir_all(&watched)?;
+    let secret_path = watched.join("secret.json");
+    let secret = |cert: &Path, key: &Path| {
+        json!({
+            "version_info": "1",
+            "resources": [{
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                "name": SECRET,
+                "tls_certificate": {
+                    "certificate_chain": { "filename": cert.display().to_string() },
+                    "private_key": { "filename": key.display().to_string() },
+                },
+            }],
+        })
+        .to_string()
+    };
+    // a's certificate with b's key.
+    std::fs::write(&secret_path, secret(&a.cert_path, &b.key_path))?;
+    let mut config = bootstrap(vec![listener(&secret_path, &watched)], vec![]);
+    config["node"] = json!({ "id": "n", "cluster": "c" });
+    let proxy = Proxy::start(&config).await?;
+    let addr = proxy.listener_addr("l").await?;
+    assert!(
+        served_cn(addr).await.is_err(),
+        "a handshake without a certificate"
+    );
+    assert_eq!(
+        proxy.stat(&format!("sds.{SECRET}.update_rejected")).await?,
+        Some(1)
+    );
+    let tmp = watched.join("secret.tmp");
+    std::fs::write(&tmp, secret(&a.cert_path, &a.key_path))?;
+    std::fs::rename(&tmp, &secret_path)?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok((served_cn(addr).await.ok().flatten().as_deref() == Some("cn-a")).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
