@@ -30,6 +30,7 @@ use tokio::time::Sleep;
 
 mod framing;
 mod h2_refusal;
+mod h2_wire;
 mod head_size;
 mod reply;
 
@@ -160,6 +161,10 @@ const READ_AHEAD_BELOW: usize = 64;
 /// How much a read ahead reads at most (hyper's own first read buffer is as large).
 const READ_AHEAD: usize = 8192;
 
+/// How much of what a client sent is read and dropped before closing a failed HTTP/2
+/// connection.
+const DRAIN_AT_MOST: usize = 1024 * 1024;
+
 /// The HTTP/2 connection preface a client sends first.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -238,6 +243,13 @@ pub struct DownstreamIo<IO> {
     /// Follows outbound HTTP/2 frames: a stream over `max_concurrent_streams` ends the
     /// connection, as in Envoy.
     h2_frames: h2_refusal::OutboundFrames,
+    /// Follows inbound HTTP/2 frames (see `h2_wire`).
+    h2_inbound: h2_wire::InboundFrames,
+    /// The server's first SETTINGS frame was looked at (see `h2_wire::envoy_settings`).
+    h2_settings_seen: bool,
+    /// A header field too large for Envoy's HPACK decoder arrived: its GOAWAY is going
+    /// out, then reads fail.
+    h2_compression_failed: bool,
 }
 
 impl<IO> DownstreamIo<IO> {
@@ -259,6 +271,9 @@ impl<IO> DownstreamIo<IO> {
             rejection: None,
             conn: None,
             h2_frames: h2_refusal::OutboundFrames::default(),
+            h2_inbound: h2_wire::InboundFrames::default(),
+            h2_settings_seen: false,
+            h2_compression_failed: false,
         }
     }
 
@@ -339,6 +354,20 @@ impl<IO> DownstreamIo<IO> {
         }
         if let Some(rt) = &self.stats {
             rt.stats.downstream_cx_rx_bytes_total.add(data.len() as u64);
+        }
+        if self.codec == Codec::Http2 {
+            let seen = self.h2_inbound.on_read(data);
+            if let Some(last_stream) = seen.compression_error {
+                // Envoy's HPACK decoder fails the connection: GOAWAY, then close. What
+                // h2 was still writing goes first (a short write of it would be cut).
+                tracing::debug!(
+                    last_stream,
+                    "HTTP/2 header field over 64 KiB: GOAWAY COMPRESSION_ERROR"
+                );
+                self.h2_compression_failed = true;
+                self.pending = h2_wire::compression_error_goaway(last_stream);
+                self.written = 0;
+            }
         }
         if self.codec != Codec::Http2 {
             if let Some(timer) = &mut self.head_timer {
@@ -531,6 +560,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
         }
     }
 
+    /// Reads and drops what is readable now, up to [`DRAIN_AT_MOST`] bytes.
+    fn drain_unread(&mut self, cx: &mut Context<'_>) {
+        let mut scratch = [0u8; 8192];
+        let mut drained = 0;
+        while drained < DRAIN_AT_MOST {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => drained += buf.filled().len(),
+                _ => return,
+            }
+        }
+    }
+
     /// Writes a reply of the codec's own (`codec_reply`) and closes the connection.
     pub async fn reply_and_close(&mut self, status: u16) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
@@ -561,14 +603,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
             }
             return Poll::Ready(Ok(()));
         }
-        if !this.head_timed_out {
+        if !this.head_timed_out && !this.h2_compression_failed {
+            let before = buf.filled().len();
             let polled = if buf.remaining() < READ_AHEAD_BELOW
                 && this.framing.is_some()
                 && this.codec != Codec::Http2
             {
                 this.poll_read_ahead(cx, buf)
             } else {
-                let before = buf.filled().len();
                 let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
                 if polled.is_ready() {
                     this.on_read(&buf.filled()[before..]);
@@ -576,7 +618,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
                 }
                 polled
             };
+            if this.h2_compression_failed {
+                // h2 gets none of the failing read.
+                buf.set_filled(before);
+                this.replay = Vec::new();
+                this.replay_at = 0;
+            }
             match polled {
+                Poll::Ready(_) if this.h2_compression_failed => {}
                 Poll::Ready(res) => return Poll::Ready(res),
                 Poll::Pending => {
                     let expired = this.head_timer.as_mut().is_some_and(|t| t.expired(cx));
@@ -595,6 +644,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
             }
         }
         std::task::ready!(this.poll_pending(cx))?;
+        if this.h2_compression_failed {
+            // What the client already sent is read first, so the close is a FIN (as
+            // Envoy's, which read it all) rather than a reset that could lose the GOAWAY.
+            this.drain_unread(cx);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "HTTP/2 header field over the HPACK limit",
+            )));
+        }
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "request headers timeout",
@@ -667,6 +725,16 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
                 this.on_written(n);
             }
             return polled;
+        }
+        if !this.h2_settings_seen {
+            this.h2_settings_seen = true;
+            if let Some((len, settings)) = h2_wire::envoy_settings(buf) {
+                // Envoy's SETTINGS go out in place of h2's, which count as written.
+                this.pending = settings;
+                this.written = 0;
+                let _ = this.poll_pending(cx)?;
+                return Poll::Ready(Ok(len));
+            }
         }
         let plan = this.h2_frames.plan(buf);
         if plan.len == 0 && plan.refusal {
