@@ -12,9 +12,23 @@
 //!   stream opened, then the close. A field of exactly 64 KiB is only over
 //!   `max_request_headers_kb`: that stream is reset (INTERNAL_ERROR), the connection
 //!   serves on.
+//! - codec stats: downstream HTTP/2 connections of every connection manager count in
+//!   the root `http2.*` (created with the first one), upstream ones in
+//!   `cluster.<name>.http2.*`: `nghttp2_downstream_connections` /
+//!   `nghttp2_upstream_connections` per connection, `rx_reset` / `tx_reset` per
+//!   RST_STREAM received / sent (a client's reset of a proxied stream is a downstream
+//!   `rx_reset` and an upstream `tx_reset`), `trailers` per request with trailers,
+//!   `header_overflow` (more headers than `max_headers_count`) and
+//!   `header_list_size_too_large` (over `max_request_headers_kb`) per stream reset for it.
 
-use baton_tests::config::{hcm_of, simple_proxy};
-use baton_tests::h2raw::{code, kind, request_block, Frame, RawH2};
+use std::time::Duration;
+
+use baton_tests::config::{
+    bootstrap, hcm_of, http_listener, prefix_route, route_config, simple_proxy, static_cluster,
+    vhost, with_http2_upstream,
+};
+use baton_tests::eventually::eventually;
+use baton_tests::h2raw::{code, flag, kind, request_block, Frame, RawH2};
 use baton_tests::{EchoUpstream, H2Client, Proxy};
 use serde_json::json;
 
@@ -124,4 +138,127 @@ async fn a_header_field_over_64_kib_fails_the_connection() -> anyhow::Result<()>
     let other = H2Client::connect(addr).await?;
     assert_eq!(other.get("/after").await?.status, 200);
     Ok(())
+}
+
+/// `name`'s value in a text `/stats` answer (None when absent).
+async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
+    let body = proxy.admin_request("GET", "/stats").await?.body_text();
+    Ok(body
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.trim().parse().ok()))
+}
+
+/// Waits until every `(name, value)` holds.
+async fn stats_become(proxy: &Proxy, expected: &[(&str, u64)]) -> anyhow::Result<()> {
+    let result = eventually(Duration::from_secs(10), || async {
+        for (name, value) in expected {
+            if stat(proxy, name).await? != Some(*value) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })
+    .await;
+    if result.is_err() {
+        for (name, value) in expected {
+            eprintln!("{name}: {:?} (expected {value})", stat(proxy, name).await?);
+        }
+    }
+    result
+}
+
+#[tokio::test]
+async fn http2_codec_stats_count_resets_overflows_and_trailers() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let cfg = bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![vhost(
+                "all",
+                &["*"],
+                vec![prefix_route("/", "backend")],
+            )]),
+        )],
+        vec![with_http2_upstream(static_cluster(
+            "backend",
+            &[upstream.addr()],
+        ))],
+    );
+    let proxy = Proxy::start(&cfg).await?;
+    // Created with the first HTTP/2 connection.
+    assert_eq!(stat(&proxy, "http2.rx_reset").await?, None);
+    assert_eq!(stat(&proxy, "cluster.backend.http2.tx_reset").await?, None);
+    let addr = proxy.listener_addr("http").await?;
+    let mut client = RawH2::connect(addr).await?;
+    // A proxied stream the client resets.
+    let slow = client.get("/slow?delay_ms=5000").await?;
+    eventually(Duration::from_secs(10), || async {
+        Ok((upstream.requests() == 1).then_some(()))
+    })
+    .await?;
+    client
+        .send(kind::RST_STREAM, 0, slow, &code::CANCEL.to_be_bytes())
+        .await?;
+    stats_become(
+        &proxy,
+        &[
+            ("http2.nghttp2_downstream_connections", 1),
+            ("http2.rx_reset", 1),
+            ("http2.tx_reset", 0),
+            ("cluster.backend.http2.nghttp2_upstream_connections", 1),
+            ("cluster.backend.http2.tx_reset", 1),
+            ("cluster.backend.http2.rx_reset", 0),
+        ],
+    )
+    .await?;
+    // A request with trailers.
+    let id = client.next_stream_id();
+    client
+        .send_headers(id, &request_block("POST", "/t", &[]), false)
+        .await?;
+    client.send(kind::DATA, 0, id, b"body").await?;
+    let mut trailers = Vec::new();
+    baton_tests::h2raw::hpack_literal(&mut trailers, "x-trailer", b"1");
+    client.send_headers(id, &trailers, true).await?;
+    let frames = client.read_stream(id).await?;
+    assert_eq!(frames[0].indexed_status(), Some(200), "{frames:?}");
+    assert_eq!(
+        frames.last().map(|f| f.flags & flag::END_STREAM),
+        Some(flag::END_STREAM)
+    );
+    // More headers than max_headers_count (100), then more bytes than 60 KiB.
+    let names: Vec<String> = (0..100).map(|i| format!("x-h{i}")).collect();
+    let many: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), b"v".as_slice()))
+        .collect();
+    let id = client.next_stream_id();
+    client
+        .send_headers(id, &request_block("GET", "/many", &many), true)
+        .await?;
+    assert_eq!(client.read_stream(id).await?[0].kind, kind::RST_STREAM);
+    let big = vec![b'x'; 62_000];
+    let id = client.next_stream_id();
+    client
+        .send_headers(id, &request_block("GET", "/big", &[("x-big", &big)]), true)
+        .await?;
+    assert_eq!(client.read_stream(id).await?[0].kind, kind::RST_STREAM);
+    stats_become(
+        &proxy,
+        &[
+            ("http2.trailers", 1),
+            ("http2.header_overflow", 1),
+            ("http2.header_list_size_too_large", 1),
+            ("http2.tx_reset", 2),
+            ("http2.rx_reset", 1),
+            ("http2.streams_active", 0),
+            ("http2.nghttp2_downstream_connections", 1),
+            ("http2.goaway_sent", 0),
+            ("cluster.backend.http2.nghttp2_upstream_connections", 1),
+            ("cluster.backend.http2.tx_reset", 1),
+            ("http2.nghttp2_upstream_connections", 0),
+        ],
+    )
+    .await
 }

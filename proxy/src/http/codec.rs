@@ -327,10 +327,14 @@ impl<IO> DownstreamIo<IO> {
         match codec {
             Codec::Unknown => {}
             Codec::Http1 => {
+                crate::stats::http1();
                 rt.stats.downstream_cx_http1_total.inc();
                 rt.stats.downstream_cx_http1_active.inc();
             }
             Codec::Http2 => {
+                crate::stats::downstream_http2()
+                    .downstream_connections
+                    .inc();
                 rt.stats.downstream_cx_http2_total.inc();
                 rt.stats.downstream_cx_http2_active.inc();
             }
@@ -357,6 +361,11 @@ impl<IO> DownstreamIo<IO> {
         }
         if self.codec == Codec::Http2 {
             let seen = self.h2_inbound.on_read(data);
+            if self.stats.is_some() && (seen.resets > 0 || seen.trailers > 0) {
+                let codec_stats = crate::stats::downstream_http2();
+                codec_stats.rx_reset.add(seen.resets);
+                codec_stats.trailers.add(seen.trailers);
+            }
             if let Some(last_stream) = seen.compression_error {
                 // Envoy's HPACK decoder fails the connection: GOAWAY, then close. What
                 // h2 was still writing goes first (a short write of it would be cut).
@@ -746,7 +755,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
         let buf = &buf[..plan.len];
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = polled {
+            let resets_before = this.h2_frames.resets;
             this.h2_frames.commit(&plan, &buf[..n]);
+            let resets = this.h2_frames.resets - resets_before;
+            if resets > 0 && this.stats.is_some() {
+                crate::stats::downstream_http2().tx_reset.add(resets);
+            }
             this.on_written(n);
         }
         polled

@@ -123,8 +123,14 @@ pub async fn serve_connection<IO>(
             shared.http2.store(true, Ordering::Relaxed);
             // Envoy's count and size limits (hyper's HTTP/1 parser enforces the count
             // itself; the codec's max header list size is only a memory bound here).
-            too_many_headers = codec::http2_header_count(&req) > max_headers_count
-                || codec::http2_header_bytes(&req) > head_limit;
+            let codec_stats = crate::stats::downstream_http2();
+            if codec::http2_header_count(&req) > max_headers_count {
+                too_many_headers = true;
+                codec_stats.header_overflow.inc();
+            } else if codec::http2_header_bytes(&req) > head_limit {
+                too_many_headers = true;
+                codec_stats.header_list_size_too_large.inc();
+            }
             false
         } else {
             codec::http1_head_len(&req) > head_limit

@@ -57,14 +57,18 @@ pub(crate) struct ActiveStream {
     ended: bool,
     /// The response headers went out.
     responded: bool,
+    /// An HTTP/2 stream (`http2.streams_active`).
+    http2: bool,
 }
 
 impl ActiveStream {
     pub(crate) fn begin(conn: &Arc<ConnShared>, version: Version, started: Instant) -> Self {
         let stats = &conn.runtime.stats;
         stats.downstream_rq_total.inc();
-        if version == Version::HTTP_2 {
+        let http2 = version == Version::HTTP_2;
+        if http2 {
             stats.downstream_rq_http2_total.inc();
+            crate::stats::downstream_http2().streams_active.inc();
         } else {
             stats.downstream_rq_http1_total.inc();
         }
@@ -74,6 +78,7 @@ impl ActiveStream {
             started,
             ended: false,
             responded: false,
+            http2,
         }
     }
 
@@ -110,6 +115,9 @@ impl Drop for ActiveStream {
     fn drop(&mut self) {
         let stats = &self.conn.runtime.stats;
         stats.downstream_rq_active.dec();
+        if self.http2 {
+            crate::stats::downstream_http2().streams_active.dec();
+        }
         if !self.ended {
             stats.downstream_rq_rx_reset.inc();
         }

@@ -11,7 +11,8 @@
 //!   frames are followed and each header block's string lengths read (no decoding), so
 //!   such a field is caught before h2 sees it.
 //!
-//! The follower also counts what Envoy's `http2.*` stats count from inbound frames.
+//! The follower also counts what Envoy's `http2.*` stats count from inbound frames
+//! (resets, trailers).
 
 /// Frame header length.
 const HEADER_LEN: usize = 9;
@@ -99,6 +100,8 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 pub(super) struct Inbound {
     /// RST_STREAM frames received.
     pub(super) resets: u64,
+    /// HEADERS frames on a stream already opened: request trailers.
+    pub(super) trailers: u64,
     /// A header field over [`MAX_FIELD_LEN`]: the connection fails with GOAWAY
     /// COMPRESSION_ERROR naming this last stream.
     pub(super) compression_error: Option<u32>,
@@ -309,6 +312,9 @@ impl InboundFrames {
                 self.padding = 0;
                 self.block_start =
                     usize::from(self.padded) + if flags & PRIORITY != 0 { 5 } else { 0 };
+                if stream <= self.last_stream {
+                    seen.trailers += 1;
+                }
                 self.last_stream = self.last_stream.max(stream);
             }
             CONTINUATION => {
