@@ -14,8 +14,9 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -214,6 +215,41 @@ impl HeadTimer {
     }
 }
 
+/// The reply the codec gave on its own on a connection (at most one: it closes after),
+/// for stats and the access log.
+#[derive(Debug, Default)]
+pub struct CodecReplyRecord {
+    /// The codec's status (400, 408, 426, 431, 501; 0: none): what happened.
+    pub status: AtomicU16,
+    /// The status sent after `local_reply_config` (0: the codec's), which Envoy's
+    /// stats and access log show.
+    pub sent_status: AtomicU16,
+    /// The body length sent (`u32::MAX`: the codec's own text).
+    pub body_len: AtomicU32,
+    /// `%RESPONSE_CODE_DETAILS%` when known more precisely than from the status.
+    pub details: OnceLock<&'static str>,
+}
+
+impl CodecReplyRecord {
+    /// A new record (no reply yet).
+    pub fn new() -> Self {
+        Self {
+            body_len: AtomicU32::new(u32::MAX),
+            ..Self::default()
+        }
+    }
+
+    /// The codec replied `status`; after mapping, `sent` with a body of `body_len`.
+    pub fn record(&self, status: u16, sent: u16, body_len: usize) {
+        self.status.store(status, Ordering::Relaxed);
+        self.sent_status.store(sent, Ordering::Relaxed);
+        self.body_len.store(
+            u32::try_from(body_len).unwrap_or(u32::MAX - 1),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// Downstream I/O with hyper's automatic error responses rewritten.
 #[derive(Debug)]
 pub struct DownstreamIo<IO> {
@@ -221,9 +257,9 @@ pub struct DownstreamIo<IO> {
     pending: Vec<u8>,
     written: usize,
     server: String,
-    /// Status of a rewritten error reply or of a reply the codec wrote itself (0 =
-    /// none), for the access log and stats.
-    pub error_status: Arc<AtomicU16>,
+    /// A rewritten error reply or a reply the codec wrote itself, for the access log
+    /// and stats.
+    pub codec_reply: Arc<CodecReplyRecord>,
     /// Where bytes and the codec are counted (none: not counted).
     stats: Option<Arc<HcmRuntime>>,
     codec: Codec,
@@ -260,7 +296,7 @@ impl<IO> DownstreamIo<IO> {
             pending: Vec::new(),
             written: 0,
             server,
-            error_status: Arc::new(AtomicU16::new(0)),
+            codec_reply: Arc::new(CodecReplyRecord::new()),
             stats: None,
             codec: Codec::Unknown,
             replay: Vec::new(),
@@ -441,10 +477,11 @@ impl<IO> DownstreamIo<IO> {
     }
 
     /// The bytes of the codec's own `reply`, through the connection manager's
-    /// `local_reply_config` when it has one; records the status for stats and the
-    /// access log (the codec's, before any mapper: it says what happened).
+    /// `local_reply_config` when it has one; records the codec's status (it says what
+    /// happened), the status and body sent, and the details, for stats and the access
+    /// log.
     fn codec_reply(&self, r: AutomaticReply) -> Vec<u8> {
-        self.error_status.store(r.status, Ordering::Relaxed);
+        let _ = self.codec_reply.details.set(r.details);
         let mapping = match (&self.stats, &self.conn) {
             (Some(rt), Some(conn)) => rt.hcm.local_reply.as_ref().map(|config| reply::Mapping {
                 config,
@@ -452,7 +489,10 @@ impl<IO> DownstreamIo<IO> {
             }),
             _ => None,
         };
-        reply::render(r.status, r.text, r.details, &self.server, mapping).1
+        let rendered = reply::render(r.status, r.text, r.details, &self.server, mapping);
+        self.codec_reply
+            .record(r.status, rendered.status, rendered.body_len);
+        rendered.bytes
     }
 
     fn on_written(&self, n: usize) {
@@ -833,7 +873,7 @@ mod tests {
 
     #[tokio::test]
     async fn codec_replies_are_envoys() {
-        let bytes = reply::render(408, codec_reply_text(408), "x", "envoy", None).1;
+        let bytes = reply::render(408, codec_reply_text(408), "x", "envoy", None).bytes;
         let text = String::from_utf8(bytes).expect("utf8");
         assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\ncontent-length: 22\r\n"));
         assert!(text.ends_with("connection: close\r\n\r\nrequest header timeout"));

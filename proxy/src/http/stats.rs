@@ -136,8 +136,9 @@ impl Drop for ActiveStream {
 /// Counts the request the codec answered before the connection manager saw it
 /// (malformed or oversized headers: a protocol error; 408: `request_headers_timeout`);
 /// Envoy still accounts it as a request that was answered before it was complete,
-/// then reset.
-pub(crate) fn codec_rejected_request(runtime: &HcmRuntime, status: u16) {
+/// then reset. `status` is the codec's, `sent` the one `local_reply_config` left (the
+/// one the status classes count).
+pub(crate) fn codec_rejected_request(runtime: &HcmRuntime, status: u16, sent: u16) {
     let stats = &runtime.stats;
     if status == 408 {
         stats.downstream_rq_header_timeout.inc();
@@ -146,12 +147,12 @@ pub(crate) fn codec_rejected_request(runtime: &HcmRuntime, status: u16) {
     }
     stats.downstream_rq_total.inc();
     stats.downstream_rq_http1_total.inc();
-    stats.downstream_rq_xx.record(status);
+    stats.downstream_rq_xx.record(sent);
     stats.downstream_rq_completed.inc();
     stats.downstream_rq_response_before_rq_complete.inc();
     stats.downstream_rq_rx_reset.inc();
     if let Some(l) = &runtime.listener_stats {
-        l.downstream_rq_xx.record(status);
+        l.downstream_rq_xx.record(sent);
         l.downstream_rq_completed.inc();
     }
 }

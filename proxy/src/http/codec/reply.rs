@@ -110,16 +110,26 @@ pub(super) struct Mapping<'a> {
     pub(super) conn: &'a Arc<ConnInfo>,
 }
 
+/// A codec reply as it goes out.
+#[derive(Debug)]
+pub(super) struct Rendered {
+    /// The status sent (a mapper may change it).
+    pub(super) status: u16,
+    /// The body's length.
+    pub(super) body_len: usize,
+    /// The wire bytes.
+    pub(super) bytes: Vec<u8>,
+}
+
 /// The wire bytes of the codec's reply `status` with body `text`; `details` is the
-/// reply's `%RESPONSE_CODE_DETAILS%`. Returns the status sent (a mapper may change it)
-/// and the bytes.
+/// reply's `%RESPONSE_CODE_DETAILS%`.
 pub(super) fn render(
     status: u16,
     text: &'static str,
     details: &str,
     server: &str,
     mapping: Option<Mapping<'_>>,
-) -> (u16, Vec<u8>) {
+) -> Rendered {
     let mut reply = LocalReply::new(status, text, None, details);
     if let Some(m) = mapping {
         let mut info = StreamInfo::new(m.conn.clone(), Some(http::Version::HTTP_11));
@@ -162,7 +172,11 @@ pub(super) fn render(
         format!("date: {date}\r\nserver: {server}\r\nconnection: close\r\n\r\n").as_bytes(),
     );
     out.extend_from_slice(&reply.body);
-    (status.as_u16(), out)
+    Rendered {
+        status: status.as_u16(),
+        body_len: reply.body.len(),
+        bytes: out,
+    }
 }
 
 #[cfg(test)]
@@ -171,9 +185,9 @@ mod tests {
 
     #[test]
     fn unmapped_reply_is_envoys_text() {
-        let (status, bytes) = render(431, "Request Header Fields Too Large", "x", "envoy", None);
-        assert_eq!(status, 431);
-        let text = String::from_utf8(bytes).expect("utf8");
+        let rendered = render(431, "Request Header Fields Too Large", "x", "envoy", None);
+        assert_eq!((rendered.status, rendered.body_len), (431, 31));
+        let text = String::from_utf8(rendered.bytes).expect("utf8");
         assert!(text.starts_with(
             "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 31\r\ncontent-type: text/plain\r\ndate: "
         ));
@@ -184,7 +198,7 @@ mod tests {
 
     #[test]
     fn empty_body_has_no_content_type() {
-        let (_, bytes) = render(400, "", "x", "envoy", None);
+        let bytes = render(400, "", "x", "envoy", None).bytes;
         let text = String::from_utf8(bytes).expect("utf8");
         assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: "));
     }
