@@ -14,9 +14,8 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,8 +35,8 @@ mod head_size;
 mod reply;
 
 pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
-pub use reply::codec_reply_body_len;
 use reply::{automatic_error, codec_reply_details, codec_reply_text, AutomaticReply};
+pub use reply::{codec_reply_body_len, CodecReplyRecord};
 
 pub use framing::{fuzz_request_framing, FramingLimits};
 
@@ -212,41 +211,6 @@ impl HeadTimer {
             return false;
         }
         self.sleep.as_mut().poll(cx).is_ready()
-    }
-}
-
-/// The reply the codec gave on its own on a connection (at most one: it closes after),
-/// for stats and the access log.
-#[derive(Debug, Default)]
-pub struct CodecReplyRecord {
-    /// The codec's status (400, 408, 426, 431, 501; 0: none): what happened.
-    pub status: AtomicU16,
-    /// The status sent after `local_reply_config` (0: the codec's), which Envoy's
-    /// stats and access log show.
-    pub sent_status: AtomicU16,
-    /// The body length sent (`u32::MAX`: the codec's own text).
-    pub body_len: AtomicU32,
-    /// `%RESPONSE_CODE_DETAILS%` when known more precisely than from the status.
-    pub details: OnceLock<&'static str>,
-}
-
-impl CodecReplyRecord {
-    /// A new record (no reply yet).
-    pub fn new() -> Self {
-        Self {
-            body_len: AtomicU32::new(u32::MAX),
-            ..Self::default()
-        }
-    }
-
-    /// The codec replied `status`; after mapping, `sent` with a body of `body_len`.
-    pub fn record(&self, status: u16, sent: u16, body_len: usize) {
-        self.status.store(status, Ordering::Relaxed);
-        self.sent_status.store(sent, Ordering::Relaxed);
-        self.body_len.store(
-            u32::try_from(body_len).unwrap_or(u32::MAX - 1),
-            Ordering::Relaxed,
-        );
     }
 }
 
@@ -818,66 +782,4 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncWriteExt;
-
-    #[test]
-    fn head_only_finds_a_lone_response_head() {
-        let head = b"HTTP/1.1 200 OK\r\ndate: x\r\n\r\n";
-        assert_eq!(head_only(head), Some(head.len() - 2));
-        let with_body = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab\r\n\r\n";
-        assert_eq!(head_only(with_body), None);
-        let two = b"HTTP/1.1 200 OK\r\na: b\r\n\r\nHTTP/1.1 200 OK\r\n\r\n";
-        assert_eq!(head_only(two), None);
-        assert_eq!(head_only(b"HTTP/1.0 200 OK\r\n\r\n"), None);
-    }
-
-    #[test]
-    fn head_length_is_the_head_as_sent() {
-        let req = http::Request::get("/abc?x=1")
-            .header("host", "x")
-            .header("a", "b")
-            .body(())
-            .expect("request");
-        let sent = "GET /abc?x=1 HTTP/1.1\r\nhost: x\r\na: b\r\n\r\n";
-        assert_eq!(http1_head_len(&req), sent.len());
-    }
-
-    async fn sniff(sent: &[u8], http1_only: bool) -> (Preface, Vec<u8>) {
-        let (mut client, server) = tokio::io::duplex(256);
-        client.write_all(sent).await.expect("write");
-        client.shutdown().await.expect("shutdown");
-        let mut io = DownstreamIo::new(server, "envoy".into());
-        let verdict = io.sniff_preface(http1_only).await.expect("sniff");
-        let mut replayed = Vec::new();
-        io.read_to_end(&mut replayed).await.expect("read");
-        (verdict, replayed)
-    }
-
-    #[tokio::test]
-    async fn sniffing_tells_the_protocols_apart_and_loses_no_byte() {
-        let get = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
-        assert_eq!(sniff(get, false).await, (Preface::Http1, get.to_vec()));
-        let post = b"POST / HTTP/1.1\r\n";
-        assert_eq!(sniff(post, true).await, (Preface::Http1, post.to_vec()));
-        let mut h2 = H2_PREFACE.to_vec();
-        h2.extend_from_slice(b"\0\0\0\x04\0\0\0\0\0");
-        assert_eq!(sniff(&h2, false).await, (Preface::Http2, h2.clone()));
-        // The HTTP/1 codec only needs the `PRI * HTTP/2.0` request line to refuse it.
-        let line = &H2_PREFACE[..H2_REQUEST_LINE_LEN];
-        assert_eq!(sniff(line, true).await, (Preface::Http2, line.to_vec()));
-        assert_eq!(sniff(line, false).await, (Preface::Closed, line.to_vec()));
-        assert_eq!(sniff(b"", false).await, (Preface::Closed, Vec::new()));
-    }
-
-    #[tokio::test]
-    async fn codec_replies_are_envoys() {
-        let bytes = reply::render(408, codec_reply_text(408), "x", "envoy", None).bytes;
-        let text = String::from_utf8(bytes).expect("utf8");
-        assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\ncontent-length: 22\r\n"));
-        assert!(text.ends_with("connection: close\r\n\r\nrequest header timeout"));
-        assert_eq!(codec_reply_body_len(431), 31);
-        assert_eq!(codec_reply_body_len(400), 11);
-    }
-}
+mod tests;

@@ -4,7 +4,8 @@
 //! there (the codec never handed a head over) and no response flags yet; the reply then
 //! closes the connection.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use baton_config::model::LocalReplyConfig;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -74,6 +75,41 @@ pub(super) fn automatic_error(buf: &[u8]) -> Option<AutomaticReply> {
         }
     }
     None
+}
+
+/// The reply the codec gave on its own on a connection (at most one: it closes after),
+/// for stats and the access log.
+#[derive(Debug, Default)]
+pub struct CodecReplyRecord {
+    /// The codec's status (400, 408, 426, 431, 501; 0: none): what happened.
+    pub status: AtomicU16,
+    /// The status sent after `local_reply_config` (0: the codec's), which Envoy's
+    /// stats and access log show.
+    pub sent_status: AtomicU16,
+    /// The body length sent (`u32::MAX`: the codec's own text).
+    pub body_len: AtomicU32,
+    /// `%RESPONSE_CODE_DETAILS%` when known more precisely than from the status.
+    pub details: OnceLock<&'static str>,
+}
+
+impl CodecReplyRecord {
+    /// A new record (no reply yet).
+    pub fn new() -> Self {
+        Self {
+            body_len: AtomicU32::new(u32::MAX),
+            ..Self::default()
+        }
+    }
+
+    /// The codec replied `status`; after mapping, `sent` with a body of `body_len`.
+    pub fn record(&self, status: u16, sent: u16, body_len: usize) {
+        self.status.store(status, Ordering::Relaxed);
+        self.sent_status.store(sent, Ordering::Relaxed);
+        self.body_len.store(
+            u32::try_from(body_len).unwrap_or(u32::MAX - 1),
+            Ordering::Relaxed,
+        );
+    }
 }
 
 /// Body of the responses the codec writes itself.
