@@ -54,7 +54,7 @@ fn mappers_and_body_formats_translate_in_order() {
     assert_eq!(c.mappers.len(), 2);
     let first = &c.mappers[0];
     assert!(matches!(
-        first.filter,
+        &first.filter,
         AccessLogFilter::StatusCode(cmp) if cmp.op == ComparisonOp::Ge && cmp.value == 500
     ));
     assert_eq!(first.status_code, Some(502));

@@ -65,6 +65,8 @@ pub mod code {
     pub const CANCEL: u32 = 0x8;
     /// ENHANCE_YOUR_CALM
     pub const ENHANCE_YOUR_CALM: u32 = 0xb;
+    /// COMPRESSION_ERROR
+    pub const COMPRESSION_ERROR: u32 = 0x9;
 }
 
 /// One frame read from the peer.

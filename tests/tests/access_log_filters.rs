@@ -10,7 +10,9 @@
 //! next request; `grpc_status_filter` maps an HTTP status when there is no `grpc-status`
 //! (503: UNAVAILABLE; 200: UNKNOWN); `metadata_filter` on a key no one set gives
 //! `match_if_key_not_found` (default true); `log_type_filter` sees `DownstreamEnd` for
-//! the connection manager and `TcpConnectionEnd` for tcp_proxy.
+//! the connection manager and `TcpConnectionEnd` for tcp_proxy; `status_code_filter` and
+//! `duration_filter` compare with their value's `runtime_key` when the runtime has it
+//! (set through `/runtime_modify`), else with its `default_value`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -61,6 +63,12 @@ async fn connection_manager_logs_pass_their_filters() -> anyhow::Result<()> {
             "errors",
             Some(json!({ "status_code_filter": { "comparison":
             { "op": "GE", "value": { "default_value": 400, "runtime_key": "log.min_status" } } } }))
+        ),
+        logger(
+            &log,
+            "slow",
+            Some(json!({ "duration_filter": { "comparison":
+            { "op": "GE", "value": { "default_value": 100000, "runtime_key": "log.min_ms" } } } }))
         ),
         logger(&log, "traced", Some(json!({ "traceable_filter": {} }))),
         logger(
@@ -139,6 +147,26 @@ async fn connection_manager_logs_pass_their_filters() -> anyhow::Result<()> {
     assert_eq!(
         lines[9..],
         [
+            "sampled 200",
+            "metadata_absent 200",
+            "downstream_end 200",
+            "end 200"
+        ]
+    );
+    // The comparison filters' runtime keys replace their default values.
+    for key in ["log.min_status=200", "log.min_ms=0"] {
+        let resp = proxy
+            .admin_request("POST", &format!("/runtime_modify?{key}"))
+            .await?;
+        assert_eq!(resp.status, 200, "{}", resp.body_text());
+    }
+    assert_eq!(get(addr, "/").await?.status, 200);
+    let lines = lines_after(&log, 4).await?;
+    assert_eq!(
+        lines[13..],
+        [
+            "errors 200",
+            "slow 200",
             "sampled 200",
             "metadata_absent 200",
             "downstream_end 200",

@@ -151,6 +151,66 @@ async fn headers_over_max_request_headers_kb_are_431() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A `local_reply_config` mapper that changes the status of a codec reply (the 400 of
+/// a malformed head, the 431 of an oversized one): Envoy's access log
+/// (`%RESPONSE_CODE%`) and status-class stats show the status sent, not the codec's.
+#[tokio::test]
+async fn mapped_codec_replies_are_logged_and_counted_with_the_status_sent() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let dir = baton_tests::TempDir::new()?;
+    let log = dir.join("access.log");
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    let hcm = hcm_of(&mut cfg, 0);
+    hcm["max_request_headers_kb"] = json!(2);
+    hcm["local_reply_config"] = json!({ "mappers": [
+        { "filter": { "status_code_filter": { "comparison": { "op": "EQ",
+            "value": { "default_value": 400, "runtime_key": "k400" } } } }, "status_code": 503 },
+        { "filter": { "status_code_filter": { "comparison": { "op": "EQ",
+            "value": { "default_value": 431, "runtime_key": "k431" } } } }, "status_code": 401 } ] });
+    hcm["access_log"] = json!([{ "name": "envoy.access_loggers.file",
+        "typed_config": { "@type": config::FILE_ACCESS_LOG_TYPE, "path": log.display().to_string(),
+            "log_format": { "text_format": "%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_SENT%\n" } } }]);
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let mut conn = RawHttp1::connect(addr).await?;
+    conn.send(b"GET / HTTP/1.1\r\nhost: test\r\nbad header line\r\n\r\n")
+        .await?;
+    let resp = conn.read_response().await?;
+    assert_eq!(
+        (resp.status, resp.body_text().as_str()),
+        (503, "Bad Request")
+    );
+    conn.read_to_close().await?;
+    let big = "x".repeat(4096);
+    let mut conn = RawHttp1::connect(addr).await?;
+    conn.send_request("GET", "/", &[("x-big", &big)], b"")
+        .await?;
+    let resp = conn.read_response().await?;
+    assert_eq!(resp.status, 401);
+    conn.read_to_close().await?;
+    let lines = baton_tests::eventually(std::time::Duration::from_secs(15), || async {
+        let text = tokio::fs::read_to_string(&log).await.unwrap_or_default();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        Ok((lines.len() >= 2).then_some(lines))
+    })
+    .await?;
+    assert_eq!(lines, ["401 DPE 31", "503 DPE 11"]);
+    let stats = proxy.admin_request("GET", "/stats").await?.body_text();
+    for (name, value) in [
+        ("http.ingress.downstream_rq_4xx", 1),
+        ("http.ingress.downstream_rq_5xx", 1),
+        ("http.ingress.downstream_rq_total", 2),
+    ] {
+        assert!(
+            stats.lines().any(|l| l == format!("{name}: {value}")),
+            "{name}: {value} in\n{stats}"
+        );
+    }
+    assert_eq!(upstream.requests(), 0);
+    Ok(())
+}
+
 #[tokio::test]
 async fn request_headers_timeout_closes_idle_half_sent_request() -> anyhow::Result<()> {
     let upstream = EchoUpstream::start("a").await?;

@@ -114,13 +114,16 @@ pub enum AccessLogType {
     Other(i32),
 }
 
-/// `ComparisonFilter`: `op` with the runtime value's `default_value`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `ComparisonFilter`: `op` with the runtime value (`value.runtime_key` when the
+/// runtime has it, else `value.default_value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comparison {
     /// `op`
     pub op: ComparisonOp,
     /// `value.default_value`
     pub value: u64,
+    /// `value.runtime_key`
+    pub runtime_key: String,
 }
 
 /// `ComparisonFilter.Op`.
@@ -137,13 +140,13 @@ pub enum ComparisonOp {
 }
 
 impl Comparison {
-    /// Whether `actual` passes.
-    pub fn matches(self, actual: u64) -> bool {
+    /// Whether `actual` passes against `value` (the runtime's, or the default).
+    pub fn matches(&self, actual: u64, value: u64) -> bool {
         match self.op {
-            ComparisonOp::Eq => actual == self.value,
-            ComparisonOp::Ge => actual >= self.value,
-            ComparisonOp::Le => actual <= self.value,
-            ComparisonOp::Ne => actual != self.value,
+            ComparisonOp::Eq => actual == value,
+            ComparisonOp::Ge => actual >= value,
+            ComparisonOp::Le => actual <= value,
+            ComparisonOp::Ne => actual != value,
         }
     }
 }

@@ -524,11 +524,12 @@ pub struct Http1Options {
 /// `http2_protocol_options`.
 #[derive(Debug, Clone)]
 pub struct Http2Options {
-    /// `max_concurrent_streams` (default 2147483647)
+    /// `max_concurrent_streams` (default 1024: what Envoy 1.40 announces and enforces
+    /// when unset, downstream and upstream; its docs still say 2147483647)
     pub max_concurrent_streams: u32,
-    /// `initial_stream_window_size` (default 256 KiB)
+    /// `initial_stream_window_size` (default 16 MiB, as Envoy 1.40 announces)
     pub initial_stream_window_size: u32,
-    /// `initial_connection_window_size` (default 1 MiB)
+    /// `initial_connection_window_size` (default 24 MiB, as Envoy 1.40 announces)
     pub initial_connection_window_size: u32,
     /// `allow_connect`
     pub allow_connect: bool,
@@ -539,9 +540,9 @@ pub struct Http2Options {
 impl Default for Http2Options {
     fn default() -> Self {
         Self {
-            max_concurrent_streams: 2_147_483_647,
-            initial_stream_window_size: 256 * 1024,
-            initial_connection_window_size: 1024 * 1024,
+            max_concurrent_streams: 1024,
+            initial_stream_window_size: 16 * 1024 * 1024,
+            initial_connection_window_size: 24 * 1024 * 1024,
             allow_connect: false,
             keepalive: None,
         }

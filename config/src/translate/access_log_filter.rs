@@ -46,6 +46,7 @@ pub(crate) fn translate(
         Ok(model::Comparison {
             op,
             value: u64::from(value.default_value),
+            runtime_key: value.runtime_key.clone(),
         })
     };
     let list = |filters: &[accesslog_pb::AccessLogFilter], at: String| {

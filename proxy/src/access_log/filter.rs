@@ -1,7 +1,7 @@
 //! Access-log filters (`AccessLogFilter`) evaluated for one entry: by access loggers
 //! before they format a line, and by `local_reply_config` mappers.
 
-use baton_config::model::{AccessLogFilter, AccessLogType, RuntimeFilter};
+use baton_config::model::{AccessLogFilter, AccessLogType, Comparison, RuntimeFilter};
 use http::HeaderMap;
 
 use super::FormatInput;
@@ -11,8 +11,12 @@ use crate::http::router::route_match::header_matches;
 pub fn matches(filter: &AccessLogFilter, input: &FormatInput<'_>, log_type: AccessLogType) -> bool {
     let info = input.info;
     match filter {
-        AccessLogFilter::StatusCode(c) => c.matches(u64::from(info.response_code.unwrap_or(0))),
-        AccessLogFilter::Duration(c) => c.matches(info.elapsed().as_millis() as u64),
+        AccessLogFilter::StatusCode(c) => {
+            c.matches(u64::from(info.response_code.unwrap_or(0)), runtime_value(c))
+        }
+        AccessLogFilter::Duration(c) => {
+            c.matches(info.elapsed().as_millis() as u64, runtime_value(c))
+        }
         AccessLogFilter::NotHealthCheck => true,
         AccessLogFilter::Traceable => false,
         AccessLogFilter::Runtime(r) => runtime_sampled(r, input.request_headers),
@@ -34,6 +38,17 @@ pub fn matches(filter: &AccessLogFilter, input: &FormatInput<'_>, log_type: Acce
         AccessLogFilter::And(all) => all.iter().all(|f| matches(f, input, log_type)),
         AccessLogFilter::Or(any) => any.iter().any(|f| matches(f, input, log_type)),
     }
+}
+
+/// A comparison's value: its runtime key's (as `/runtime_modify` or a runtime layer
+/// set it), else its default, as Envoy reads it per entry.
+fn runtime_value(c: &Comparison) -> u64 {
+    if c.runtime_key.is_empty() {
+        return c.value;
+    }
+    crate::runtime::snapshot()
+        .integer(&c.runtime_key)
+        .unwrap_or(c.value)
 }
 
 /// The stream's gRPC status as Envoy's filter reads it: `grpc-status` of the trailers,

@@ -74,6 +74,8 @@ pub struct AdminContext {
     /// `http.admin.*`: Envoy's admin runs its own connection manager, stat prefix
     /// `admin`.
     pub http_stats: crate::stats::HttpConnManagerStats,
+    /// `listener.admin.*`.
+    pub listener_stats: crate::stats::AdminListenerStats,
 }
 
 /// A running admin listener; dropping it (or `stop`) closes the listen socket, as a
@@ -148,9 +150,13 @@ pub fn serve(
                 let mut may_answer = ctx.may_answer.clone();
                 // A closed sender (initialisation gone) answers too.
                 let _ = may_answer.wait_for(|may| *may).await;
+                let opened = std::time::Instant::now();
+                ctx.listener_stats.opened();
                 let stats = &ctx.http_stats;
                 stats.downstream_cx_total.inc();
                 stats.downstream_cx_active.inc();
+                // Envoy's admin codec is HTTP/1 for most clients: `http1.*` exists.
+                crate::stats::http1();
                 let svc_ctx = Arc::clone(&ctx);
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let ctx = Arc::clone(&svc_ctx);
@@ -163,8 +169,9 @@ pub fn serve(
                             stats.downstream_rq_http1_total.inc();
                         }
                         let resp = handle(&ctx, req);
-                        stats.downstream_rq_xx.record(resp.status().as_u16());
-                        stats.downstream_rq_completed.inc();
+                        if resp.extensions().get::<CountedEarly>().is_none() {
+                            count_answered(&ctx, resp.status());
+                        }
                         Ok::<_, Infallible>(resp)
                     }
                 });
@@ -176,6 +183,7 @@ pub fn serve(
                 let _ = builder.serve_connection(io, svc).await;
                 stats.downstream_cx_active.dec();
                 stats.downstream_cx_destroy.inc();
+                ctx.listener_stats.closed(opened.elapsed());
             });
         }
     });
@@ -183,6 +191,22 @@ pub fn serve(
 }
 
 type AdminResponse = Response<AdminBody>;
+
+/// Marks an answer already counted in `http.admin.*` (see [`count_answered`]).
+#[derive(Debug, Clone, Copy)]
+struct CountedEarly;
+
+/// Counts one admin request answered with `status` and complete: `http.admin.*` and
+/// `listener.admin.http.admin.*`.
+fn count_answered(ctx: &AdminContext, status: StatusCode) {
+    let status = status.as_u16();
+    let stats = &ctx.http_stats;
+    stats.downstream_rq_xx.record(status);
+    stats.downstream_rq_completed.inc();
+    let listener = &ctx.listener_stats.http;
+    listener.downstream_rq_xx.record(status);
+    listener.downstream_rq_completed.inc();
+}
 
 /// An admin answer's body. Envoy streams admin answers, so they go out chunked
 /// (`transfer-encoding: chunked`, no `content-length`): the body's size is never known
@@ -481,27 +505,43 @@ fn stats_response(ctx: &AdminContext, path: &str, query: &str) -> AdminResponse 
         }
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    let snapshot = match crate::stats::store().snapshot() {
-        Ok(s) => s,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-    };
     let format = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("format="))
         .unwrap_or("");
-    if path == "/stats/prometheus" || format == "prometheus" {
-        // Envoy 1.40 labels its Prometheus text as plain UTF-8 text, not with the
-        // exposition format's `version=0.0.4`.
-        text(StatusCode::OK, snapshot.render_prometheus(&options))
-    } else if format == "json" {
-        respond(
-            StatusCode::OK,
-            "application/json",
-            snapshot.render_json(&options),
-        )
-    } else {
-        text(StatusCode::OK, snapshot.render_text(&options))
+    let prometheus = path == "/stats/prometheus" || format == "prometheus";
+    if !prometheus {
+        // Envoy streams text and JSON /stats: its admin connection manager has counted
+        // this request answered and complete before the body is rendered, so the body
+        // counts it (Prometheus answers are rendered first).
+        count_answered(ctx, StatusCode::OK);
     }
+    let snapshot = match crate::stats::store().snapshot() {
+        Ok(s) => s,
+        Err(e) => {
+            let mut resp = text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"));
+            if !prometheus {
+                resp.extensions_mut().insert(CountedEarly);
+            }
+            return resp;
+        }
+    };
+    if !prometheus {
+        let mut resp = if format == "json" {
+            respond(
+                StatusCode::OK,
+                "application/json",
+                snapshot.render_json(&options),
+            )
+        } else {
+            text(StatusCode::OK, snapshot.render_text(&options))
+        };
+        resp.extensions_mut().insert(CountedEarly);
+        return resp;
+    }
+    // Envoy 1.40 labels its Prometheus text as plain UTF-8 text, not with the
+    // exposition format's `version=0.0.4`.
+    text(StatusCode::OK, snapshot.render_prometheus(&options))
 }
 
 fn help_text() -> String {

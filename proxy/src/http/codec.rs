@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,12 +31,13 @@ use tokio::time::Sleep;
 
 mod framing;
 mod h2_refusal;
+mod h2_wire;
 mod head_size;
 mod reply;
 
 pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
-pub use reply::codec_reply_body_len;
 use reply::{automatic_error, codec_reply_details, codec_reply_text, AutomaticReply};
+pub use reply::{codec_reply_body_len, CodecReplyRecord};
 
 pub use framing::{fuzz_request_framing, FramingLimits};
 
@@ -177,6 +178,10 @@ const READ_AHEAD_BELOW: usize = 64;
 /// How much a read ahead reads at most (hyper's own first read buffer is as large).
 const READ_AHEAD: usize = 8192;
 
+/// How much of what a client sent is read and dropped before closing a failed HTTP/2
+/// connection.
+const DRAIN_AT_MOST: usize = 1024 * 1024;
+
 /// The HTTP/2 connection preface a client sends first.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -233,9 +238,9 @@ pub struct DownstreamIo<IO> {
     pending: Vec<u8>,
     written: usize,
     server: String,
-    /// Status of a rewritten error reply or of a reply the codec wrote itself (0 =
-    /// none), for the access log and stats.
-    pub error_status: Arc<AtomicU16>,
+    /// A rewritten error reply or a reply the codec wrote itself, for the access log
+    /// and stats.
+    pub codec_reply: Arc<CodecReplyRecord>,
     /// Where bytes and the codec are counted (none: not counted).
     stats: Option<Arc<HcmRuntime>>,
     codec: Codec,
@@ -266,6 +271,13 @@ pub struct DownstreamIo<IO> {
     /// A read was answered with a pretend end of stream to end hyper's connection; its
     /// shutdown of the socket is skipped (the connection parks, see `park`).
     parked: bool,
+    /// Follows inbound HTTP/2 frames (see `h2_wire`).
+    h2_inbound: h2_wire::InboundFrames,
+    /// The server's first SETTINGS frame was looked at (see `h2_wire::envoy_settings`).
+    h2_settings_seen: bool,
+    /// A header field too large for Envoy's HPACK decoder arrived: its GOAWAY is going
+    /// out, then reads fail.
+    h2_compression_failed: bool,
 }
 
 impl<IO> DownstreamIo<IO> {
@@ -276,7 +288,7 @@ impl<IO> DownstreamIo<IO> {
             pending: Vec::new(),
             written: 0,
             server,
-            error_status: Arc::new(AtomicU16::new(0)),
+            codec_reply: Arc::new(CodecReplyRecord::new()),
             stats: None,
             codec: Codec::Unknown,
             replay: Vec::new(),
@@ -291,6 +303,9 @@ impl<IO> DownstreamIo<IO> {
             flushed: true,
             flushed_streams: 0,
             parked: false,
+            h2_inbound: h2_wire::InboundFrames::default(),
+            h2_settings_seen: false,
+            h2_compression_failed: false,
         }
     }
 
@@ -410,10 +425,14 @@ impl<IO> DownstreamIo<IO> {
         match codec {
             Codec::Unknown => {}
             Codec::Http1 => {
+                crate::stats::http1();
                 rt.stats.downstream_cx_http1_total.inc();
                 rt.stats.downstream_cx_http1_active.inc();
             }
             Codec::Http2 => {
+                crate::stats::downstream_http2()
+                    .downstream_connections
+                    .inc();
                 rt.stats.downstream_cx_http2_total.inc();
                 rt.stats.downstream_cx_http2_active.inc();
             }
@@ -442,6 +461,25 @@ impl<IO> DownstreamIo<IO> {
             if let Some(conn) = &self.conn {
                 conn.idle_read.store(false, Ordering::Relaxed);
                 conn.park_now.store(false, Ordering::Relaxed);
+            }
+        }
+        if self.codec == Codec::Http2 {
+            let seen = self.h2_inbound.on_read(data);
+            if self.stats.is_some() && (seen.resets > 0 || seen.trailers > 0) {
+                let codec_stats = crate::stats::downstream_http2();
+                codec_stats.rx_reset.add(seen.resets);
+                codec_stats.trailers.add(seen.trailers);
+            }
+            if let Some(last_stream) = seen.compression_error {
+                // Envoy's HPACK decoder fails the connection: GOAWAY, then close. What
+                // h2 was still writing goes first (a short write of it would be cut).
+                tracing::debug!(
+                    last_stream,
+                    "HTTP/2 header field over 64 KiB: GOAWAY COMPRESSION_ERROR"
+                );
+                self.h2_compression_failed = true;
+                self.pending = h2_wire::compression_error_goaway(last_stream);
+                self.written = 0;
             }
         }
         if self.codec != Codec::Http2 {
@@ -507,10 +545,11 @@ impl<IO> DownstreamIo<IO> {
     }
 
     /// The bytes of the codec's own `reply`, through the connection manager's
-    /// `local_reply_config` when it has one; records the status for stats and the
-    /// access log (the codec's, before any mapper: it says what happened).
+    /// `local_reply_config` when it has one; records the codec's status (it says what
+    /// happened), the status and body sent, and the details, for stats and the access
+    /// log.
     fn codec_reply(&self, r: AutomaticReply) -> Vec<u8> {
-        self.error_status.store(r.status, Ordering::Relaxed);
+        let _ = self.codec_reply.details.set(r.details);
         let mapping = match (&self.stats, &self.conn) {
             (Some(rt), Some(conn)) => rt.hcm.local_reply.as_ref().map(|config| reply::Mapping {
                 config,
@@ -518,7 +557,10 @@ impl<IO> DownstreamIo<IO> {
             }),
             _ => None,
         };
-        reply::render(r.status, r.text, r.details, &self.server, mapping).1
+        let rendered = reply::render(r.status, r.text, r.details, &self.server, mapping);
+        self.codec_reply
+            .record(r.status, rendered.status, rendered.body_len);
+        rendered.bytes
     }
 
     fn on_written(&self, n: usize) {
@@ -647,6 +689,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
         Poll::Ready(Ok(self.replay_at < self.replay.len()))
     }
 
+    /// Reads and drops what is readable now, up to [`DRAIN_AT_MOST`] bytes.
+    fn drain_unread(&mut self, cx: &mut Context<'_>) {
+        let mut scratch = [0u8; 8192];
+        let mut drained = 0;
+        while drained < DRAIN_AT_MOST {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => drained += buf.filled().len(),
+                _ => return,
+            }
+        }
+    }
+
     /// Writes a reply of the codec's own (`codec_reply`) and closes the connection.
     pub async fn reply_and_close(&mut self, status: u16) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
@@ -677,14 +732,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
             }
             return Poll::Ready(Ok(()));
         }
-        if !this.head_timed_out {
+        if !this.head_timed_out && !this.h2_compression_failed {
+            let before = buf.filled().len();
             let polled = if buf.remaining() < READ_AHEAD_BELOW
                 && this.framing.is_some()
                 && this.codec != Codec::Http2
             {
                 this.poll_read_ahead(cx, buf)
             } else {
-                let before = buf.filled().len();
                 let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
                 if polled.is_ready() {
                     this.on_read(&buf.filled()[before..]);
@@ -692,7 +747,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
                 }
                 polled
             };
+            if this.h2_compression_failed {
+                // h2 gets none of the failing read.
+                buf.set_filled(before);
+                this.replay = Vec::new();
+                this.replay_at = 0;
+            }
             match polled {
+                Poll::Ready(_) if this.h2_compression_failed => {}
                 Poll::Ready(res) => return Poll::Ready(res),
                 Poll::Pending => {
                     let expired = this.head_timer.as_mut().is_some_and(|t| t.expired(cx));
@@ -720,6 +782,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
             }
         }
         std::task::ready!(this.poll_pending(cx))?;
+        if this.h2_compression_failed {
+            // What the client already sent is read first, so the close is a FIN (as
+            // Envoy's, which read it all) rather than a reset that could lose the GOAWAY.
+            this.drain_unread(cx);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "HTTP/2 header field over the HPACK limit",
+            )));
+        }
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "request headers timeout",
@@ -794,6 +865,16 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
             }
             return polled;
         }
+        if !this.h2_settings_seen {
+            this.h2_settings_seen = true;
+            if let Some((len, settings)) = h2_wire::envoy_settings(buf) {
+                // Envoy's SETTINGS go out in place of h2's, which count as written.
+                this.pending = settings;
+                this.written = 0;
+                let _ = this.poll_pending(cx)?;
+                return Poll::Ready(Ok(len));
+            }
+        }
         let plan = this.h2_frames.plan(buf);
         if plan.len == 0 && plan.refusal {
             return Poll::Ready(Err(io::Error::new(
@@ -804,7 +885,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
         let buf = &buf[..plan.len];
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = polled {
+            let resets_before = this.h2_frames.resets;
             this.h2_frames.commit(&plan, &buf[..n]);
+            let resets = this.h2_frames.resets - resets_before;
+            if resets > 0 && this.stats.is_some() {
+                crate::stats::downstream_http2().tx_reset.add(resets);
+            }
             this.on_written(n);
         }
         polled
@@ -834,66 +920,4 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncWriteExt;
-
-    #[test]
-    fn head_only_finds_a_lone_response_head() {
-        let head = b"HTTP/1.1 200 OK\r\ndate: x\r\n\r\n";
-        assert_eq!(head_only(head), Some(head.len() - 2));
-        let with_body = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab\r\n\r\n";
-        assert_eq!(head_only(with_body), None);
-        let two = b"HTTP/1.1 200 OK\r\na: b\r\n\r\nHTTP/1.1 200 OK\r\n\r\n";
-        assert_eq!(head_only(two), None);
-        assert_eq!(head_only(b"HTTP/1.0 200 OK\r\n\r\n"), None);
-    }
-
-    #[test]
-    fn head_length_is_the_head_as_sent() {
-        let req = http::Request::get("/abc?x=1")
-            .header("host", "x")
-            .header("a", "b")
-            .body(())
-            .expect("request");
-        let sent = "GET /abc?x=1 HTTP/1.1\r\nhost: x\r\na: b\r\n\r\n";
-        assert_eq!(http1_head_len(&req), sent.len());
-    }
-
-    async fn sniff(sent: &[u8], http1_only: bool) -> (Preface, Vec<u8>) {
-        let (mut client, server) = tokio::io::duplex(256);
-        client.write_all(sent).await.expect("write");
-        client.shutdown().await.expect("shutdown");
-        let mut io = DownstreamIo::new(server, "envoy".into());
-        let verdict = io.sniff_preface(http1_only).await.expect("sniff");
-        let mut replayed = Vec::new();
-        io.read_to_end(&mut replayed).await.expect("read");
-        (verdict, replayed)
-    }
-
-    #[tokio::test]
-    async fn sniffing_tells_the_protocols_apart_and_loses_no_byte() {
-        let get = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
-        assert_eq!(sniff(get, false).await, (Preface::Http1, get.to_vec()));
-        let post = b"POST / HTTP/1.1\r\n";
-        assert_eq!(sniff(post, true).await, (Preface::Http1, post.to_vec()));
-        let mut h2 = H2_PREFACE.to_vec();
-        h2.extend_from_slice(b"\0\0\0\x04\0\0\0\0\0");
-        assert_eq!(sniff(&h2, false).await, (Preface::Http2, h2.clone()));
-        // The HTTP/1 codec only needs the `PRI * HTTP/2.0` request line to refuse it.
-        let line = &H2_PREFACE[..H2_REQUEST_LINE_LEN];
-        assert_eq!(sniff(line, true).await, (Preface::Http2, line.to_vec()));
-        assert_eq!(sniff(line, false).await, (Preface::Closed, line.to_vec()));
-        assert_eq!(sniff(b"", false).await, (Preface::Closed, Vec::new()));
-    }
-
-    #[tokio::test]
-    async fn codec_replies_are_envoys() {
-        let bytes = reply::render(408, codec_reply_text(408), "x", "envoy", None).1;
-        let text = String::from_utf8(bytes).expect("utf8");
-        assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\ncontent-length: 22\r\n"));
-        assert!(text.ends_with("connection: close\r\n\r\nrequest header timeout"));
-        assert_eq!(codec_reply_body_len(431), 31);
-        assert_eq!(codec_reply_body_len(400), 11);
-    }
-}
+mod tests;

@@ -81,27 +81,28 @@ async fn serve<IO>(
     });
     // In a block: `io` moves into the codec connection and must not keep its own room
     // in this future for the connection's life.
-    let (io, error_status) = {
+    let (io, codec_reply) = {
         let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
             .with_stats(runtime.clone())
             .with_request_framing(codec::framing_limits(&hcm), shared.clone());
         if let Some(timeout) = hcm.request_headers_timeout {
             io = io.with_request_headers_timeout(timeout, shared.clone());
         }
-        let error_status = io.error_status.clone();
+        let codec_reply = io.codec_reply.clone();
         if hcm.codec_type != CodecType::Auto
             && !Box::pin(sniff_fixed_codec(&mut io, &runtime, &conn, &drain)).await
         {
             return;
         }
-        (io, error_status)
+        (io, codec_reply)
     };
     let svc_shared = shared.clone();
     let head_limit = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
-    let svc_error_status = error_status.clone();
+    let svc_codec_reply = codec_reply.clone();
     let max_headers_count = hcm.max_headers_count as usize;
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let shared = svc_shared.clone();
+        let codec_reply = svc_codec_reply.clone();
         shared.request_heads.fetch_add(1, Ordering::Relaxed);
         shared.awaiting_request_head.store(false, Ordering::Relaxed);
         let mut too_many_headers = false;
@@ -109,14 +110,20 @@ async fn serve<IO>(
             shared.http2.store(true, Ordering::Relaxed);
             // Envoy's count and size limits (hyper's HTTP/1 parser enforces the count
             // itself; the codec's max header list size is only a memory bound here).
-            too_many_headers = codec::http2_header_count(&req) > max_headers_count
-                || codec::http2_header_bytes(&req) > head_limit;
+            let codec_stats = crate::stats::downstream_http2();
+            if codec::http2_header_count(&req) > max_headers_count {
+                too_many_headers = true;
+                codec_stats.header_overflow.inc();
+            } else if codec::http2_header_bytes(&req) > head_limit {
+                too_many_headers = true;
+                codec_stats.header_list_size_too_large.inc();
+            }
             false
         } else {
             codec::http1_head_len(&req) > head_limit
         };
         if oversized {
-            svc_error_status.store(431, Ordering::Relaxed);
+            codec_reply.status.store(431, Ordering::Relaxed);
         }
         async move {
             if too_many_headers {
@@ -132,7 +139,9 @@ async fn serve<IO>(
                 return Err(TooManyRequestHeaders);
             }
             if oversized {
-                return Ok(head_too_large(&shared));
+                let (resp, body_len) = head_too_large(&shared);
+                codec_reply.record(431, resp.status().as_u16(), body_len);
+                return Ok(resp);
             }
             Ok(stream::handle(shared, req).await)
         }
@@ -244,12 +253,7 @@ async fn serve<IO>(
         }
     }
 
-    account_codec_outcome(
-        &runtime,
-        &conn,
-        error_status.load(Ordering::Relaxed),
-        codec_error,
-    );
+    account_codec_outcome(&runtime, &conn, &codec_reply, codec_error);
 }
 
 /// A fixed `codec_type` reads the first bytes itself (the other protocol is refused);
@@ -265,7 +269,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let hcm = &runtime.hcm;
-    let error_status = io.error_status.clone();
+    let codec_reply = io.codec_reply.clone();
     let mut closed = drain.clone();
     let idle = async {
         match hcm.idle_timeout {
@@ -284,7 +288,7 @@ where
     match (hcm.codec_type, sniffed) {
         (_, Err(e)) => {
             tracing::debug!(error = %e, conn = conn.id, "downstream connection ended before its protocol was known");
-            account_codec_outcome(runtime, conn, error_status.load(Ordering::Relaxed), false);
+            account_codec_outcome(runtime, conn, &codec_reply, false);
             return false;
         }
         (_, Ok(Preface::Closed)) => return false,
@@ -293,7 +297,7 @@ where
             if let Err(e) = io.reply_and_close(400).await {
                 tracing::debug!(error = %e, conn = conn.id, "could not answer an HTTP/2 preface");
             }
-            account_codec_outcome(runtime, conn, 400, false);
+            account_codec_outcome(runtime, conn, &codec_reply, false);
             return false;
         }
         (CodecType::Http2, Ok(Preface::Http1)) => {
@@ -370,8 +374,8 @@ impl ConnDeadlines {
 /// limit is its read buffer, at least 8 KiB); the connection closes after it. It passes
 /// `local_reply_config` (whose mappers see no request headers and no response flag: the
 /// codec refused the head before the connection manager had it) and the HTTP filters'
-/// response hooks, as Envoy's does.
-fn head_too_large(shared: &Arc<ConnShared>) -> http::Response<super::ResponseBody> {
+/// response hooks, as Envoy's does. Returns the response and its body's length.
+fn head_too_large(shared: &Arc<ConnShared>) -> (http::Response<super::ResponseBody>, usize) {
     let mut reply = LocalReply::new(
         431,
         "Request Header Fields Too Large",
@@ -384,41 +388,56 @@ fn head_too_large(shared: &Arc<ConnShared>) -> http::Response<super::ResponseBod
         info.response_code_details = Some(reply.details.clone().into());
         super::local_reply_config::rewrite(config, &mut reply, &mut info, None);
     }
+    let body_len = reply.body.len();
     let mut resp = reply.into_response(false);
     stream::encode_codec_reply(shared, &mut resp);
     forwarding::finish_response(resp.headers_mut(), &shared.runtime.hcm);
-    resp
+    (resp, body_len)
 }
 
-/// Stats and the access log entry for a reply the codec gave on its own (`status`: 400
-/// / 431 for a rejected request, 408 for `request_headers_timeout`; 0 for none) or for
-/// a protocol error without a reply.
+/// Stats and the access log entry for a reply the codec gave on its own (its status:
+/// 400 / 431 for a rejected request, 408 for `request_headers_timeout`; 0 for none) or
+/// for a protocol error without a reply. Envoy counts and logs the status sent, after
+/// `local_reply_config`.
 fn account_codec_outcome(
     runtime: &HcmRuntime,
     conn: &Arc<ConnInfo>,
-    status: u16,
+    record: &codec::CodecReplyRecord,
     codec_error: bool,
 ) {
+    let status = record.status.load(Ordering::Relaxed);
     if status == 0 {
         if codec_error {
             runtime.stats.downstream_cx_protocol_error.inc();
         }
         return;
     }
-    codec_rejected_request(runtime, status);
+    let sent = match record.sent_status.load(Ordering::Relaxed) {
+        0 => status,
+        sent => sent,
+    };
+    codec_rejected_request(runtime, status, sent);
     if !runtime.loggers.is_empty() {
         // Envoy logs these as `"- - HTTP/1.1" 400 DPE` (a request without a head).
         let mut info = StreamInfo::new(conn.clone(), Some(http::Version::HTTP_11));
-        info.response_code = Some(status);
+        info.response_code = Some(sent);
         match status {
             408 => info.response_code_details = Some("request_header_timeout".into()),
             431 => {
                 info.flags.set(ResponseFlag::DownstreamProtocolError);
                 info.response_code_details = Some("http1.headers_too_large".into());
             }
-            _ => info.flags.set(ResponseFlag::DownstreamProtocolError),
+            _ => {
+                info.flags.set(ResponseFlag::DownstreamProtocolError);
+                if let Some(details) = record.details.get() {
+                    info.response_code_details = Some((*details).into());
+                }
+            }
         }
-        info.bytes_sent = codec::codec_reply_body_len(status) as u64;
+        info.bytes_sent = match record.body_len.load(Ordering::Relaxed) {
+            u32::MAX => codec::codec_reply_body_len(status) as u64,
+            len => u64::from(len),
+        };
         info.last_downstream_tx = Some(Duration::ZERO);
         runtime.loggers.log(&FormatInput::new(&info));
     }

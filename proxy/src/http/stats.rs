@@ -58,14 +58,18 @@ pub(crate) struct ActiveStream {
     ended: bool,
     /// The response headers went out.
     responded: bool,
+    /// An HTTP/2 stream (`http2.streams_active`).
+    http2: bool,
 }
 
 impl ActiveStream {
     pub(crate) fn begin(conn: &Arc<ConnShared>, version: Version, started: Instant) -> Self {
         let stats = &conn.runtime.stats;
         stats.downstream_rq_total.inc();
-        if version == Version::HTTP_2 {
+        let http2 = version == Version::HTTP_2;
+        if http2 {
             stats.downstream_rq_http2_total.inc();
+            crate::stats::downstream_http2().streams_active.inc();
         } else {
             stats.downstream_rq_http1_total.inc();
         }
@@ -75,6 +79,7 @@ impl ActiveStream {
             started,
             ended: false,
             responded: false,
+            http2,
         }
     }
 
@@ -112,6 +117,9 @@ impl Drop for ActiveStream {
         self.conn.streams_ended.fetch_add(1, Ordering::Relaxed);
         let stats = &self.conn.runtime.stats;
         stats.downstream_rq_active.dec();
+        if self.http2 {
+            crate::stats::downstream_http2().streams_active.dec();
+        }
         if !self.ended {
             stats.downstream_rq_rx_reset.inc();
         }
@@ -130,8 +138,9 @@ impl Drop for ActiveStream {
 /// Counts the request the codec answered before the connection manager saw it
 /// (malformed or oversized headers: a protocol error; 408: `request_headers_timeout`);
 /// Envoy still accounts it as a request that was answered before it was complete,
-/// then reset.
-pub(crate) fn codec_rejected_request(runtime: &HcmRuntime, status: u16) {
+/// then reset. `status` is the codec's, `sent` the one `local_reply_config` left (the
+/// one the status classes count).
+pub(crate) fn codec_rejected_request(runtime: &HcmRuntime, status: u16, sent: u16) {
     let stats = &runtime.stats;
     if status == 408 {
         stats.downstream_rq_header_timeout.inc();
@@ -140,12 +149,12 @@ pub(crate) fn codec_rejected_request(runtime: &HcmRuntime, status: u16) {
     }
     stats.downstream_rq_total.inc();
     stats.downstream_rq_http1_total.inc();
-    stats.downstream_rq_xx.record(status);
+    stats.downstream_rq_xx.record(sent);
     stats.downstream_rq_completed.inc();
     stats.downstream_rq_response_before_rq_complete.inc();
     stats.downstream_rq_rx_reset.inc();
     if let Some(l) = &runtime.listener_stats {
-        l.downstream_rq_xx.record(status);
+        l.downstream_rq_xx.record(sent);
         l.downstream_rq_completed.inc();
     }
 }

@@ -406,6 +406,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
             tracker: Arc::clone(&tracker),
             may_answer: init.admin_may_answer(),
             http_stats: crate::stats::HttpConnManagerStats::new(crate::stats::store(), "admin"),
+            listener_stats: crate::stats::AdminListenerStats::new(crate::stats::store()),
         })
     });
     // Admin answers during initialisation (/ready 503, /init_dump), as Envoy's does. With

@@ -3,10 +3,14 @@
 //! snapshot (listener, connection manager, cluster, tcp_proxy); the request path only does
 //! relaxed atomic adds on them: no lookups by name, no locks.
 
+mod admin;
+mod codec;
 mod codes;
 mod scopes;
 mod server;
 
+pub use admin::AdminListenerStats;
+pub use codec::{downstream_http2, http1, Http2CodecStats};
 pub use codes::{OriginStats, ResponseCodeStats};
 pub use scopes::{
     ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,

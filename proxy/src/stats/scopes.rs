@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use baton_shared_stats::{Counter, Gauge, Histogram, StatsStore};
 
+use super::codec::Http2CodecStats;
 use super::codes::{OriginStats, ResponseCodeStats};
 use super::{Scope, StatusClassCounters};
 
@@ -288,6 +289,8 @@ pub struct ClusterStats {
     external: OnceLock<OriginStats>,
     /// `internal.*`, created on first use.
     internal: OnceLock<OriginStats>,
+    /// `http2.*`, created with the first upstream HTTP/2 connection.
+    http2: OnceLock<Http2CodecStats>,
 }
 
 /// A cluster's zone-aware routing counters (Envoy 1.40 has no `lb_zone_number_differs`
@@ -362,8 +365,14 @@ impl ClusterStats {
             update_empty: s.counter("update_empty"),
             external: OnceLock::new(),
             internal: OnceLock::new(),
+            http2: OnceLock::new(),
             scope: scope.clone(),
         }
+    }
+
+    /// `cluster.<name>.http2.*` (created on the first call).
+    pub fn http2(&self) -> &Http2CodecStats {
+        Http2CodecStats::get_or_create(&self.http2, &self.scope)
     }
 
     /// Counts one upstream response: `upstream_rq_<code>`, its class and completion.

@@ -94,6 +94,7 @@ const INVALID_TE: &str = "http1.invalid_transfer_encoding";
 const LOW_VERSION: &str = "low_version";
 const INVALID_URL: &str = "http1.invalid_url";
 const PATH_NORMALIZATION_FAILED: &str = "path_normalization_failed";
+const INVALID_CHARACTERS: &str = "http1.invalid_characters";
 
 /// hyper's limit on chunk extension bytes in one body.
 const CHUNK_EXTENSIONS_LIMIT: u64 = 16 * 1024;
@@ -215,12 +216,12 @@ impl RequestFraming {
                         used
                     }
                     HeadRead::Incomplete => rest.len(),
-                    HeadRead::Refused { status } => {
+                    HeadRead::Refused { status, details } => {
                         self.state = State::Done;
                         let rejection = Rejection {
                             request: self.heads,
                             status,
-                            details: CODEC_ERROR,
+                            details,
                             head_end: None,
                             empty_body: false,
                         };
@@ -356,14 +357,10 @@ impl RequestFraming {
                 Parsed::Partial => self.head_buf.clear(),
                 Parsed::Invalid => {
                     // Part of this head is hyper's already: no repair.
-                    let unsupported = request_line::has_unsupported_version(&self.head_buf);
+                    let refused = refusal_of_invalid_head(&self.head_buf);
                     self.state = State::Done;
                     self.release_head_buf();
-                    return if unsupported {
-                        HeadRead::Refused { status: 426 }
-                    } else {
-                        HeadRead::Incomplete
-                    };
+                    return refused;
                 }
             }
         }
@@ -389,11 +386,8 @@ impl RequestFraming {
             }
         }
         self.state = State::Done;
-        if request_line::has_unsupported_version(data) {
-            HeadRead::Refused { status: 426 }
-        } else {
-            HeadRead::Incomplete
-        }
+        let head_len = find_head_end(&[], data).unwrap_or(data.len());
+        refusal_of_invalid_head(&data[..head_len])
     }
 
     /// Appends to the head being read; false (and Done) when it grows past anything hyper
@@ -453,8 +447,29 @@ enum HeadRead {
     },
     /// All the bytes were used without ending the head, or the check stopped (Done).
     Incomplete,
-    /// hyper refuses the head by itself; Envoy's status for it.
-    Refused { status: u16 },
+    /// hyper refuses the head by itself (with 400); Envoy's status and details for it.
+    Refused { status: u16, details: &'static str },
+}
+
+/// How Envoy refuses a head httparse refused (`head`: its bytes so far): 426 for a
+/// version it answers so; 400 `http1.invalid_characters` when the head holds a control
+/// character (NUL and the like, DEL) in a line, which Envoy's parser names; else
+/// hyper's plain 400 (`http1.codec_error`) stands.
+fn refusal_of_invalid_head(head: &[u8]) -> HeadRead {
+    if request_line::has_unsupported_version(head) {
+        return HeadRead::Refused {
+            status: 426,
+            details: CODEC_ERROR,
+        };
+    }
+    let control = |b: &u8| (*b < 0x20 && !matches!(*b, b'\r' | b'\n' | b'\t')) || *b == 0x7f;
+    if head.iter().any(control) {
+        return HeadRead::Refused {
+            status: 400,
+            details: INVALID_CHARACTERS,
+        };
+    }
+    HeadRead::Incomplete
 }
 
 enum Parsed {

@@ -25,6 +25,8 @@ pub(super) struct OutboundFrames {
     payload_left: usize,
     /// Stream of the last HEADERS frame written.
     last_headers_stream: u32,
+    /// RST_STREAM frames written (`http2.tx_reset`).
+    pub(super) resets: u64,
 }
 
 /// What may be written of one buffer, from a single pass over it.
@@ -116,6 +118,9 @@ impl OutboundFrames {
             if h[3] == HEADERS {
                 self.last_headers_stream =
                     u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+            }
+            if h[3] == RST_STREAM {
+                self.resets += 1;
             }
             self.header_len = 0;
         }

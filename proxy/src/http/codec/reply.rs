@@ -4,7 +4,8 @@
 //! there (the codec never handed a head over) and no response flags yet; the reply then
 //! closes the connection.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use baton_config::model::LocalReplyConfig;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -76,6 +77,41 @@ pub(super) fn automatic_error(buf: &[u8]) -> Option<AutomaticReply> {
     None
 }
 
+/// The reply the codec gave on its own on a connection (at most one: it closes after),
+/// for stats and the access log.
+#[derive(Debug, Default)]
+pub struct CodecReplyRecord {
+    /// The codec's status (400, 408, 426, 431, 501; 0: none): what happened.
+    pub status: AtomicU16,
+    /// The status sent after `local_reply_config` (0: the codec's), which Envoy's
+    /// stats and access log show.
+    pub sent_status: AtomicU16,
+    /// The body length sent (`u32::MAX`: the codec's own text).
+    pub body_len: AtomicU32,
+    /// `%RESPONSE_CODE_DETAILS%` when known more precisely than from the status.
+    pub details: OnceLock<&'static str>,
+}
+
+impl CodecReplyRecord {
+    /// A new record (no reply yet).
+    pub fn new() -> Self {
+        Self {
+            body_len: AtomicU32::new(u32::MAX),
+            ..Self::default()
+        }
+    }
+
+    /// The codec replied `status`; after mapping, `sent` with a body of `body_len`.
+    pub fn record(&self, status: u16, sent: u16, body_len: usize) {
+        self.status.store(status, Ordering::Relaxed);
+        self.sent_status.store(sent, Ordering::Relaxed);
+        self.body_len.store(
+            u32::try_from(body_len).unwrap_or(u32::MAX - 1),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// Body of the responses the codec writes itself.
 pub(super) fn codec_reply_text(status: u16) -> &'static str {
     match status {
@@ -110,16 +146,26 @@ pub(super) struct Mapping<'a> {
     pub(super) conn: &'a Arc<ConnInfo>,
 }
 
+/// A codec reply as it goes out.
+#[derive(Debug)]
+pub(super) struct Rendered {
+    /// The status sent (a mapper may change it).
+    pub(super) status: u16,
+    /// The body's length.
+    pub(super) body_len: usize,
+    /// The wire bytes.
+    pub(super) bytes: Vec<u8>,
+}
+
 /// The wire bytes of the codec's reply `status` with body `text`; `details` is the
-/// reply's `%RESPONSE_CODE_DETAILS%`. Returns the status sent (a mapper may change it)
-/// and the bytes.
+/// reply's `%RESPONSE_CODE_DETAILS%`.
 pub(super) fn render(
     status: u16,
     text: &'static str,
     details: &str,
     server: &str,
     mapping: Option<Mapping<'_>>,
-) -> (u16, Vec<u8>) {
+) -> Rendered {
     let mut reply = LocalReply::new(status, text, None, details);
     if let Some(m) = mapping {
         let mut info = StreamInfo::new(m.conn.clone(), Some(http::Version::HTTP_11));
@@ -162,7 +208,11 @@ pub(super) fn render(
         format!("date: {date}\r\nserver: {server}\r\nconnection: close\r\n\r\n").as_bytes(),
     );
     out.extend_from_slice(&reply.body);
-    (status.as_u16(), out)
+    Rendered {
+        status: status.as_u16(),
+        body_len: reply.body.len(),
+        bytes: out,
+    }
 }
 
 #[cfg(test)]
@@ -171,9 +221,9 @@ mod tests {
 
     #[test]
     fn unmapped_reply_is_envoys_text() {
-        let (status, bytes) = render(431, "Request Header Fields Too Large", "x", "envoy", None);
-        assert_eq!(status, 431);
-        let text = String::from_utf8(bytes).expect("utf8");
+        let rendered = render(431, "Request Header Fields Too Large", "x", "envoy", None);
+        assert_eq!((rendered.status, rendered.body_len), (431, 31));
+        let text = String::from_utf8(rendered.bytes).expect("utf8");
         assert!(text.starts_with(
             "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 31\r\ncontent-type: text/plain\r\ndate: "
         ));
@@ -184,7 +234,7 @@ mod tests {
 
     #[test]
     fn empty_body_has_no_content_type() {
-        let (_, bytes) = render(400, "", "x", "envoy", None);
+        let bytes = render(400, "", "x", "envoy", None).bytes;
         let text = String::from_utf8(bytes).expect("utf8");
         assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: "));
     }

@@ -258,6 +258,9 @@ async fn open(
             .keep_alive_timeout(keepalive.timeout)
             .keep_alive_while_idle(true);
     }
+    let codec_stats = cluster.stats().http2();
+    codec_stats.upstream_connections.inc();
+    let stream = super::h2_resets::ResetCounting::new(stream, cluster.stats().clone());
     let (sender, conn) = builder
         .handshake(TokioIo::new(stream))
         .await

@@ -9,6 +9,7 @@
 //! gets coarser.) HTTP/1.1 pool connections have no task: see `driven`.
 
 mod driven;
+mod h2_resets;
 mod http1;
 mod http2;
 

@@ -594,3 +594,24 @@ async fn through_hyper_repaired_heads_are_served() {
     assert_eq!(written.matches("HTTP/1.1 200 OK").count(), 2, "{written}");
     assert!(written.ends_with("\r\n\r\nBad Request"), "{written}");
 }
+
+#[test]
+fn control_characters_in_a_refused_head_are_named() {
+    let named: [&[u8]; 3] = [
+        b"GET / HTTP/1.1\r\nhost: x\r\nx\0y: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: x\r\nxy: 1\x7f\r\n\r\n",
+        b"GET /a\0b HTTP/1.1\r\nhost: x\r\n\r\n",
+    ];
+    for head in named {
+        assert_eq!(
+            verdict(head).map(|(request, status, details, _)| (request, status, details)),
+            Some((0, 400, INVALID_CHARACTERS)),
+            "{head:?}"
+        );
+    }
+    // Other malformations keep hyper's own 400 (http1.codec_error).
+    assert_eq!(
+        verdict(b"GET / HTTP/1.1\r\nhost: x\r\nx y: 1\r\n\r\n"),
+        None
+    );
+}

@@ -1,0 +1,133 @@
+//! Envoy's codec stats: `http2.*` (downstream HTTP/2 connections of every connection
+//! manager share the root scope, as in Envoy 1.40), `cluster.<name>.http2.*` (upstream
+//! HTTP/2 connections) and `http1.*`. Envoy creates each family with the first
+//! connection of its codec, so these are created on first use too.
+
+use std::sync::OnceLock;
+
+use baton_shared_stats::{Counter, Gauge, Histogram};
+
+use super::Scope;
+
+/// `http2.*` / `cluster.<name>.http2.*`: every name Envoy 1.40 exports. The ones no
+/// Baton path moves stay 0 (Envoy's too in the same situations: floods and limits its
+/// nghttp2 codec has and h2 handles its own way, oghttp2, metadata, cookies).
+#[derive(Clone)]
+pub struct Http2CodecStats {
+    /// `rx_reset`: RST_STREAM frames received.
+    pub rx_reset: Counter,
+    /// `tx_reset`: RST_STREAM frames sent.
+    pub tx_reset: Counter,
+    /// `header_overflow`: streams reset for more headers than `max_headers_count`.
+    pub header_overflow: Counter,
+    /// `header_list_size_too_large`: streams reset for headers over
+    /// `max_request_headers_kb`.
+    pub header_list_size_too_large: Counter,
+    /// `trailers`: request trailers received.
+    pub trailers: Counter,
+    /// `nghttp2_downstream_connections`
+    pub downstream_connections: Counter,
+    /// `nghttp2_upstream_connections`
+    pub upstream_connections: Counter,
+    /// `streams_active`
+    pub streams_active: Gauge,
+    /// The rest, held so that they exist.
+    _others: Vec<Counter>,
+    _gauges: Vec<Gauge>,
+    _histograms: Vec<Histogram>,
+}
+
+/// Counters Envoy 1.40 exports under `http2.` that Baton keeps at 0.
+const HTTP2_OTHER_COUNTERS: &[&str] = &[
+    "cookies_total_bytes_too_large",
+    "deferred_stream_close",
+    "dropped_headers_with_underscores",
+    "goaway_sent",
+    "headers_cb_no_stream",
+    "inbound_empty_frames_flood",
+    "inbound_priority_frames_flood",
+    "inbound_window_update_frames_flood",
+    "keepalive_timeout",
+    "metadata_empty_frames",
+    "oghttp2_downstream_connections",
+    "oghttp2_upstream_connections",
+    "outbound_control_flood",
+    "outbound_flood",
+    "requests_rejected_with_underscores_in_headers",
+    "rx_messaging_error",
+    "stream_refused_errors",
+    "tx_flush_timeout",
+];
+
+/// Gauges Envoy 1.40 exports under `http2.` that Baton keeps at 0.
+const HTTP2_OTHER_GAUGES: &[&str] = &[
+    "outbound_control_frames_active",
+    "outbound_frames_active",
+    "pending_send_bytes",
+];
+
+/// Histograms Envoy 1.40 exports under `http2.` (no values recorded in the cases
+/// measured).
+const HTTP2_HISTOGRAMS: &[&str] = &[
+    "cookie_count",
+    "cookie_size",
+    "header_count",
+    "header_list_size",
+];
+
+impl Http2CodecStats {
+    /// Handles under `scope` (which ends with `http2.`).
+    fn new(scope: &Scope) -> Self {
+        let mut s = scope.batch();
+        Self {
+            rx_reset: s.counter("rx_reset"),
+            tx_reset: s.counter("tx_reset"),
+            header_overflow: s.counter("header_overflow"),
+            header_list_size_too_large: s.counter("header_list_size_too_large"),
+            trailers: s.counter("trailers"),
+            downstream_connections: s.counter("nghttp2_downstream_connections"),
+            upstream_connections: s.counter("nghttp2_upstream_connections"),
+            streams_active: s.gauge("streams_active"),
+            _others: HTTP2_OTHER_COUNTERS.iter().map(|n| s.counter(n)).collect(),
+            _gauges: HTTP2_OTHER_GAUGES.iter().map(|n| s.gauge(n)).collect(),
+            _histograms: HTTP2_HISTOGRAMS.iter().map(|n| s.histogram(n)).collect(),
+        }
+    }
+
+    /// `<prefix>http2.*`, created on the first call for this `slot`.
+    pub fn get_or_create<'a>(slot: &'a OnceLock<Self>, prefix: &Scope) -> &'a Self {
+        slot.get_or_init(|| Self::new(&prefix.child("http2.")))
+    }
+}
+
+/// The downstream `http2.*` (root scope), created with the first HTTP/2 connection.
+pub fn downstream_http2() -> &'static Http2CodecStats {
+    static STATS: OnceLock<Http2CodecStats> = OnceLock::new();
+    Http2CodecStats::get_or_create(&STATS, &Scope::new(super::store(), ""))
+}
+
+/// `http1.*` (root scope): Envoy 1.40's HTTP/1 codec counters, all kept at 0 by Baton
+/// (it refuses no header for underscores, has no metadata, and its HTTP/1 codec holds
+/// responses back instead of queueing them). Created with the first HTTP/1 connection.
+pub fn http1() {
+    static STATS: OnceLock<Vec<Counter>> = OnceLock::new();
+    STATS.get_or_init(|| {
+        let scope = Scope::new(super::store(), "http1.");
+        let mut s = scope.batch();
+        [
+            "dropped_headers_with_underscores",
+            "metadata_not_supported_error",
+            "requests_rejected_with_underscores_in_headers",
+            "response_flood",
+        ]
+        .iter()
+        .map(|n| s.counter(n))
+        .collect()
+    });
+}
+
+impl std::fmt::Debug for Http2CodecStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http2CodecStats").finish_non_exhaustive()
+    }
+}
