@@ -14,6 +14,7 @@ pub mod run;
 pub mod runtime_dir;
 pub mod state;
 pub mod stats_cmd;
+mod stats_region;
 pub mod workers;
 pub mod xds_handlers;
 
