@@ -4,7 +4,9 @@
 //! certificate) counts `sds.<name>.key_rotation_failed` and the last good certificate
 //! keeps serving. `sds.<name>.update_time` is when the secret file was last accepted.
 //! A secret file that is bad when the config loads does not stop the start, as in Envoy
-//! 1.40: handshakes fail until a good file is moved in.
+//! 1.40: handshakes fail until a good file is moved in. Each swap counts in the
+//! listener's `server_ssl_socket_factory.ssl_context_update_by_sds`, each handshake
+//! without a certificate in its `downstream_context_secrets_not_ready`.
 
 use std::path::Path;
 
@@ -14,6 +16,20 @@ use baton_tests::{Proxy, TempDir};
 use serde_json::{json, Value};
 
 const SECRET: &str = "server_cert";
+/// The listener's socket-factory stats (named after the configured address).
+const FACTORY: &str = "listener.127.0.0.1_0.server_ssl_socket_factory";
+
+async fn factory_stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
+    proxy.stat(&format!("{FACTORY}.{name}")).await
+}
+
+/// Waits until the socket-factory counter `name` is `want`.
+async fn factory_stat_reaches(proxy: &Proxy, name: &str, want: u64) -> anyhow::Result<()> {
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok((factory_stat(proxy, name).await? == Some(want)).then_some(()))
+    })
+    .await
+}
 
 /// Copies `from` beside `to` and renames it over `to` (a move, as deployments do).
 fn move_over(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -101,6 +117,8 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
         proxy.stat(&format!("sds.{SECRET}.update_time")).await? > Some(0),
         "update_time set once the secret was accepted"
     );
+    // The first read of the file counts as an update, as in Envoy.
+    factory_stat_reaches(&proxy, "ssl_context_update_by_sds", 1).await?;
 
     // The certificate and key files replaced (key first): b is served.
     move_over(&b.key_path, &key)?;
@@ -130,6 +148,19 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
     })
     .await?;
     assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-b"));
+    // The rotation to b counted once, the refused key not at all.
+    assert_eq!(
+        factory_stat(&proxy, "ssl_context_update_by_sds").await?,
+        Some(2)
+    );
+    assert_eq!(
+        factory_stat(&proxy, "downstream_context_secrets_not_ready").await?,
+        Some(0)
+    );
+    assert_eq!(
+        factory_stat(&proxy, "upstream_context_secrets_not_ready").await?,
+        Some(0)
+    );
     Ok(())
 }
 
@@ -179,6 +210,14 @@ async fn a_bad_secret_file_at_load_is_awaited() -> anyhow::Result<()> {
         proxy.stat(&format!("sds.{SECRET}.update_rejected")).await?,
         Some(1)
     );
+    assert_eq!(
+        factory_stat(&proxy, "downstream_context_secrets_not_ready").await?,
+        Some(1)
+    );
+    assert_eq!(
+        factory_stat(&proxy, "ssl_context_update_by_sds").await?,
+        Some(0)
+    );
     let tmp = watched.join("secret.tmp");
     std::fs::write(&tmp, secret(&a.cert_path, &a.key_path))?;
     std::fs::rename(&tmp, &secret_path)?;
@@ -186,5 +225,9 @@ async fn a_bad_secret_file_at_load_is_awaited() -> anyhow::Result<()> {
         Ok((served_cn(addr).await.ok().flatten().as_deref() == Some("cn-a")).then_some(()))
     })
     .await?;
+    assert_eq!(
+        factory_stat(&proxy, "ssl_context_update_by_sds").await?,
+        Some(1)
+    );
     Ok(())
 }

@@ -50,6 +50,11 @@ pub struct ClientTls {
     secret_providers: Vec<Arc<SecretProvider>>,
     /// What `config` verifies with and offers now, where SDS rotates it (for /certs).
     current: Option<Rotating>,
+    /// The client certificate's SDS file slot: a connection made while it holds none
+    /// counts in `client_ssl_socket_factory.upstream_context_secrets_not_ready`.
+    sds_certificate: Option<Arc<super::sds::SecretSlot>>,
+    /// Keeps SDS file swaps counted in `client_ssl_socket_factory.ssl_context_update_by_sds`.
+    _sds_update_counts: Vec<super::sds::UpdateCount>,
 }
 
 /// The rotating parts of a built config, held weakly (the config holds them).
@@ -62,7 +67,20 @@ struct Rotating {
 impl ClientTls {
     /// Builds the client side of `ctx`; `stats` counts handshakes and failures.
     pub fn new(ctx: &UpstreamTlsContext, stats: Arc<SslStats>) -> Result<Self, TlsError> {
+        // Before subscribing, so that the files' first reads count, as in Envoy.
+        let sds_update_counts = [&ctx.sds_certificate, &ctx.sds_validation]
+            .into_iter()
+            .flatten()
+            .map(|source| {
+                super::sds::count_updates(source, &stats.factory.ssl_context_update_by_sds)
+            })
+            .collect();
         let (config, current) = build(ctx, &stats, ctx.alpn_protocols.clone())?;
+        let sds_certificate = ctx
+            .sds_certificate
+            .as_ref()
+            .zip(ctx.certificates.first())
+            .map(|(source, cert)| super::sds::subscribe(source, cert));
         // As Envoy, an HTTP pool offers its protocol when nothing is configured.
         let (http1_config, h2_config) = if ctx.alpn_protocols.is_empty() {
             (
@@ -98,6 +116,8 @@ impl ClientTls {
                 .map(super::sds_xds::provider)
                 .collect(),
             current,
+            sds_certificate,
+            _sds_update_counts: sds_update_counts,
         })
     }
 
@@ -139,6 +159,12 @@ impl ClientTls {
         hostname: Option<&str>,
         peer_ip: IpAddr,
     ) -> (tokio_rustls::TlsConnector, ServerName<'static>) {
+        if let Some(slot) = &self.sds_certificate {
+            // One lock-free load per connection.
+            if slot.load().key.cert.is_empty() {
+                self.stats.factory.upstream_context_secrets_not_ready.inc();
+            }
+        }
         let config = match alpn {
             None => &self.config,
             Some(HttpAlpn::Http1) => &self.http1_config,

@@ -48,6 +48,8 @@ pub struct ServerTls {
     pub local_uri_san: Option<String>,
     /// Secrets a control plane delivers (the listener warms until they arrive).
     pub secret_providers: Vec<Arc<SecretProvider>>,
+    /// Keeps SDS file swaps counted in `server_ssl_socket_factory.ssl_context_update_by_sds`.
+    _sds_update_counts: Vec<super::sds::UpdateCount>,
 }
 
 /// Builds the server config of one chain. `stats` counts verification failures.
@@ -55,6 +57,15 @@ pub fn build_server_config(
     ctx: &Arc<DownstreamTlsContext>,
     stats: &Arc<SslStats>,
 ) -> Result<ServerTls, TlsError> {
+    // Before subscribing, so that the files' first reads count, as in Envoy.
+    let sds_update_counts = ctx
+        .sds_certificates
+        .iter()
+        .map(|c| &c.source)
+        .chain(&ctx.sds_validation)
+        .chain(&ctx.sds_session_ticket_keys)
+        .map(|source| super::sds::count_updates(source, &stats.factory.ssl_context_update_by_sds))
+        .collect();
     let provider = rustls::crypto::CryptoProvider {
         cipher_suites: ctx.params.cipher_suites.clone(),
         kx_groups: ctx.params.kx_groups.clone(),
@@ -104,7 +115,7 @@ pub fn build_server_config(
         }
         _ => WebPkiClientVerifier::no_client_auth(),
     };
-    let resolver = Arc::new(CertResolver::new(ctx));
+    let resolver = Arc::new(CertResolver::new(ctx, stats.clone()));
     secret_providers.extend(resolver.xds.iter().cloned());
     let rotates = !ctx.sds_certificates.is_empty()
         || !ctx.xds_certificates.is_empty()
@@ -156,6 +167,7 @@ pub fn build_server_config(
         context: ctx.clone(),
         local_uri_san,
         secret_providers,
+        _sds_update_counts: sds_update_counts,
     })
 }
 
@@ -191,15 +203,19 @@ struct CertResolver {
     xds: Vec<Arc<SecretProvider>>,
     /// `ocsp_staple_policy`
     policy: OcspStaplePolicy,
+    /// Counts in `server_ssl_socket_factory.downstream_context_secrets_not_ready` a
+    /// handshake for which no certificate has arrived (SDS).
+    stats: Arc<SslStats>,
     /// The `nextUpdate` (Unix seconds) of each configured staple that has one: past
     /// it, the staple is expired.
     staple_expiries: Vec<(Arc<CertifiedKey>, u64)>,
 }
 
 impl CertResolver {
-    fn new(ctx: &DownstreamTlsContext) -> Self {
+    fn new(ctx: &DownstreamTlsContext, stats: Arc<SslStats>) -> Self {
         Self {
             policy: ctx.ocsp_staple_policy,
+            stats,
             staple_expiries: ctx
                 .certificates
                 .iter()
@@ -269,7 +285,14 @@ impl ResolvesServerCert for CertResolver {
         if let [only] = self.slots.as_slice() {
             let entry = only.load();
             // An SDS file that held no good certificate yet: the handshake fails.
-            return (!entry.key.cert.is_empty()).then(|| Arc::clone(&entry.key));
+            if entry.key.cert.is_empty() {
+                self.stats
+                    .factory
+                    .downstream_context_secrets_not_ready
+                    .inc();
+                return None;
+            }
+            return Some(Arc::clone(&entry.key));
         }
         let schemes = hello.signature_schemes();
         let ecdsa_capable = schemes.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
@@ -283,6 +306,14 @@ impl ResolvesServerCert for CertResolver {
             .chain(self.xds.iter().filter_map(|p| p.certificate()))
             .filter(|e| !e.key.cert.is_empty())
             .collect();
+        if loaded.is_empty() {
+            // No secret has arrived yet (SDS): the handshake fails.
+            self.stats
+                .factory
+                .downstream_context_secrets_not_ready
+                .inc();
+            return None;
+        }
         let named = |entry: &CertEntry| {
             hello
                 .server_name()
