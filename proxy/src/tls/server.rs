@@ -77,6 +77,8 @@ pub fn build_server_config(
     let mut secret_providers = Vec::new();
     // What SDS swaps, for /certs.
     let mut rotating_validation = None;
+    // An SDS file's validation context, which may be awaited.
+    let mut file_validation = None;
     let verifier: Arc<dyn ClientCertVerifier> = match (&ctx.xds_validation, &ctx.validation) {
         (Some(secret), _) => {
             let provider = super::sds_xds::provider(secret);
@@ -91,8 +93,12 @@ pub fn build_server_config(
                 stats: stats.clone(),
             })
         }
-        (None, Some(v)) if !v.trusted_ca.is_empty() || v.has_pins() => {
-            let initial = VerifierState::new(v)?;
+        (None, Some(v)) if !v.trusted_ca.is_empty() || v.has_pins() || v.awaiting => {
+            let initial = if v.awaiting {
+                VerifierState::awaiting()
+            } else {
+                VerifierState::new(v)?
+            };
             let hints = initial.inner.root_hint_subjects().to_vec();
             let state = match &ctx.sds_validation {
                 Some(source) => super::sds::subscribe_with(
@@ -105,6 +111,7 @@ pub fn build_server_config(
             };
             if ctx.sds_validation.is_some() {
                 rotating_validation = Some(Arc::downgrade(&state));
+                file_validation = Some(state.clone());
             }
             Arc::new(ClientVerifier {
                 state,
@@ -115,7 +122,26 @@ pub fn build_server_config(
         }
         _ => WebPkiClientVerifier::no_client_auth(),
     };
-    let resolver = Arc::new(CertResolver::new(ctx, stats.clone()));
+    // Built before the resolver, which checks that its keys have arrived.
+    let sds_ticketer = ctx
+        .sds_session_ticket_keys
+        .as_ref()
+        .filter(|_| {
+            ctx.xds_session_ticket_keys.is_none() && !ctx.disable_stateless_session_resumption
+        })
+        .map(|source| {
+            Arc::new(super::sds_tickets::SdsTicketer::file(
+                source,
+                &ctx.session_ticket_keys,
+                ctx.session_timeout,
+            ))
+        });
+    let mut resolver = CertResolver::new(ctx, stats.clone());
+    resolver.awaited = AwaitedSecrets {
+        validation: file_validation,
+        ticket_keys: sds_ticketer.as_ref().and_then(|t| t.file_slot()),
+    };
+    let resolver = Arc::new(resolver);
     secret_providers.extend(resolver.xds.iter().cloned());
     let rotates = !ctx.sds_certificates.is_empty()
         || !ctx.xds_certificates.is_empty()
@@ -136,12 +162,8 @@ pub fn build_server_config(
                 provider,
                 ctx.session_timeout,
             ))
-        } else if let Some(source) = &ctx.sds_session_ticket_keys {
-            Arc::new(super::sds_tickets::SdsTicketer::file(
-                source,
-                &ctx.session_ticket_keys,
-                ctx.session_timeout,
-            ))
+        } else if let Some(ticketer) = sds_ticketer {
+            ticketer
         } else if ctx.session_ticket_keys.is_empty() {
             // Generated keys, continued from the parent generation for an unchanged
             // context (and shared by rebuilds of this one).
@@ -206,6 +228,8 @@ struct CertResolver {
     /// Counts in `server_ssl_socket_factory.downstream_context_secrets_not_ready` a
     /// handshake for which no certificate has arrived (SDS).
     stats: Arc<SslStats>,
+    /// SDS files' secrets besides certificates that the context waits for.
+    awaited: AwaitedSecrets,
     /// The `nextUpdate` (Unix seconds) of each configured staple that has one: past
     /// it, the staple is expired.
     staple_expiries: Vec<(Arc<CertifiedKey>, u64)>,
@@ -216,6 +240,7 @@ impl CertResolver {
         Self {
             policy: ctx.ocsp_staple_policy,
             stats,
+            awaited: AwaitedSecrets::default(),
             staple_expiries: ctx
                 .certificates
                 .iter()
@@ -238,6 +263,35 @@ impl CertResolver {
                 .map(super::sds_xds::provider)
                 .collect(),
         }
+    }
+}
+
+/// A context's SDS-file secrets other than certificates: a validation context and
+/// session ticket keys, each a placeholder while its file held none usable.
+#[derive(Default)]
+struct AwaitedSecrets {
+    validation: Option<Arc<ArcSwap<VerifierState>>>,
+    ticket_keys: Option<Arc<ArcSwap<super::tickets::ConfiguredTicketer>>>,
+}
+
+impl std::fmt::Debug for AwaitedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwaitedSecrets")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+impl AwaitedSecrets {
+    /// Whether every one has arrived: a pointer load each, and only for files.
+    fn ready(&self) -> bool {
+        self.validation
+            .as_ref()
+            .is_none_or(|v| !v.load().context.awaiting)
+            && self
+                .ticket_keys
+                .as_ref()
+                .is_none_or(|k| !k.load().is_empty())
     }
 }
 
@@ -280,6 +334,14 @@ impl ResolvesServerCert for CertResolver {
     /// verify, else the first, as Envoy ("the first ECDSA certificate is used for clients
     /// that support ECDSA").
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if !self.awaited.ready() {
+            // As Envoy, a context missing any SDS secret refuses every handshake.
+            self.stats
+                .factory
+                .downstream_context_secrets_not_ready
+                .inc();
+            return None;
+        }
         // One certificate (the common case) is the answer whatever the client offers:
         // no per-handshake collecting.
         if let [only] = self.slots.as_slice() {
@@ -530,6 +592,7 @@ impl VerifierState {
                 accept_untrusted: false,
                 cert_hashes: Vec::new(),
                 spki_hashes: Vec::new(),
+                awaiting: true,
             }),
             sds_hints: Some(&[]),
         }
