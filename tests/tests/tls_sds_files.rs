@@ -4,7 +4,9 @@
 //! certificate) counts `sds.<name>.key_rotation_failed` and the last good certificate
 //! keeps serving. `sds.<name>.update_time` is when the secret file was last accepted.
 //! A secret file that is bad when the config loads does not stop the start, as in Envoy
-//! 1.40: handshakes fail until a good file is moved in.
+//! 1.40: handshakes fail until a good file is moved in. Each swap counts in the
+//! listener's `server_ssl_socket_factory.ssl_context_update_by_sds`, each handshake
+//! without a certificate in its `downstream_context_secrets_not_ready`.
 
 use std::path::Path;
 
@@ -14,6 +16,20 @@ use baton_tests::{Proxy, TempDir};
 use serde_json::{json, Value};
 
 const SECRET: &str = "server_cert";
+/// The listener's socket-factory stats (named after the configured address).
+const FACTORY: &str = "listener.127.0.0.1_0.server_ssl_socket_factory";
+
+async fn factory_stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
+    proxy.stat(&format!("{FACTORY}.{name}")).await
+}
+
+/// Waits until the socket-factory counter `name` is `want`.
+async fn factory_stat_reaches(proxy: &Proxy, name: &str, want: u64) -> anyhow::Result<()> {
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok((factory_stat(proxy, name).await? == Some(want)).then_some(()))
+    })
+    .await
+}
 
 /// Copies `from` beside `to` and renames it over `to` (a move, as deployments do).
 fn move_over(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -101,6 +117,8 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
         proxy.stat(&format!("sds.{SECRET}.update_time")).await? > Some(0),
         "update_time set once the secret was accepted"
     );
+    // The first read of the file counts as an update, as in Envoy.
+    factory_stat_reaches(&proxy, "ssl_context_update_by_sds", 1).await?;
 
     // The certificate and key files replaced (key first): b is served.
     move_over(&b.key_path, &key)?;
@@ -130,6 +148,19 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
     })
     .await?;
     assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-b"));
+    // The rotation to b counted once, the refused key not at all.
+    assert_eq!(
+        factory_stat(&proxy, "ssl_context_update_by_sds").await?,
+        Some(2)
+    );
+    assert_eq!(
+        factory_stat(&proxy, "downstream_context_secrets_not_ready").await?,
+        Some(0)
+    );
+    assert_eq!(
+        factory_stat(&proxy, "upstream_context_secrets_not_ready").await?,
+        Some(0)
+    );
     Ok(())
 }
 
@@ -179,6 +210,14 @@ async fn a_bad_secret_file_at_load_is_awaited() -> anyhow::Result<()> {
         proxy.stat(&format!("sds.{SECRET}.update_rejected")).await?,
         Some(1)
     );
+    assert_eq!(
+        factory_stat(&proxy, "downstream_context_secrets_not_ready").await?,
+        Some(1)
+    );
+    assert_eq!(
+        factory_stat(&proxy, "ssl_context_update_by_sds").await?,
+        Some(0)
+    );
     let tmp = watched.join("secret.tmp");
     std::fs::write(&tmp, secret(&a.cert_path, &a.key_path))?;
     std::fs::rename(&tmp, &secret_path)?;
@@ -186,5 +225,119 @@ async fn a_bad_secret_file_at_load_is_awaited() -> anyhow::Result<()> {
         Ok((served_cn(addr).await.ok().flatten().as_deref() == Some("cn-a")).then_some(()))
     })
     .await?;
+    assert_eq!(
+        factory_stat(&proxy, "ssl_context_update_by_sds").await?,
+        Some(1)
+    );
+    Ok(())
+}
+
+/// A listener with a fixed certificate whose validation context and session ticket keys
+/// come from SDS files (named `ca` and `tk`).
+fn awaiting_listener(
+    cert: &tls::TestCert,
+    ca_path: &Path,
+    tk_path: &Path,
+    watched: &Path,
+) -> Value {
+    let sds = |name: &str, path: &Path| {
+        json!({ "name": name, "sds_config": {
+            "path_config_source": {
+                "path": path.display().to_string(),
+                "watched_directory": { "path": watched.display().to_string() },
+            },
+            "resource_api_version": "V3",
+        }})
+    };
+    let mut l = listener(ca_path, watched);
+    l["filter_chains"][0]["transport_socket"]["typed_config"] = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": {
+            "tls_certificates": [{
+                "certificate_chain": { "filename": cert.cert_path.display().to_string() },
+                "private_key": { "filename": cert.key_path.display().to_string() },
+            }],
+            "validation_context_sds_secret_config": sds("ca", ca_path),
+        },
+        "session_ticket_keys_sds_secret_config": sds("tk", tk_path),
+    });
+    l
+}
+
+fn secret_file(secret: Value) -> String {
+    let mut resource = secret;
+    resource["@type"] =
+        json!("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret");
+    json!({ "version_info": "1", "resources": [resource] }).to_string()
+}
+
+/// Bad validation-context and ticket-keys files at load do not stop the start, as in
+/// Envoy 1.40: every handshake is refused (`downstream_context_secrets_not_ready`)
+/// until both files hold a good secret.
+#[tokio::test]
+async fn bad_validation_and_ticket_key_files_at_load_are_awaited() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let cert = ca.issue(&dir, "a", "cn-a", &["sds.example.com"], &[], KeyKind::Ecdsa)?;
+    let watched = dir.join("sds");
+    std::fs::create_dir_all(&watched)?;
+    let (ca_path, tk_path) = (watched.join("ca.json"), watched.join("tk.json"));
+    let good_ca = secret_file(json!({
+        "name": "ca",
+        "validation_context": { "trusted_ca": { "inline_string": ca.pem } },
+    }));
+    // 80 bytes of `k`, base64.
+    let key = format!("{}a2s=", "a2tr".repeat(26));
+    let good_tk = secret_file(json!({
+        "name": "tk", "session_ticket_keys": { "keys": [{ "inline_bytes": key }] },
+    }));
+    // A CA secret under another name; ticket keys 3 bytes long.
+    std::fs::write(&ca_path, good_ca.replace("\"ca\"", "\"other\""))?;
+    std::fs::write(
+        &tk_path,
+        secret_file(json!({
+            "name": "tk", "session_ticket_keys": { "keys": [{ "inline_bytes": "YWJj" }] },
+        })),
+    )?;
+    let mut config = bootstrap(
+        vec![awaiting_listener(&cert, &ca_path, &tk_path, &watched)],
+        vec![],
+    );
+    config["node"] = json!({ "id": "n", "cluster": "c" });
+    let proxy = Proxy::start(&config).await?;
+    let addr = proxy.listener_addr("l").await?;
+    assert!(
+        served_cn(addr).await.is_err(),
+        "a handshake while not ready"
+    );
+    assert_eq!(
+        factory_stat(&proxy, "downstream_context_secrets_not_ready").await?,
+        Some(1)
+    );
+    assert_eq!(proxy.stat("sds.ca.update_rejected").await?, Some(1));
+    assert_eq!(proxy.stat("sds.tk.update_rejected").await?, Some(1));
+
+    // The CA arrives: the ticket keys are still awaited.
+    let tmp = watched.join("secret.tmp");
+    std::fs::write(&tmp, &good_ca)?;
+    std::fs::rename(&tmp, &ca_path)?;
+    factory_stat_reaches(&proxy, "ssl_context_update_by_sds", 1).await?;
+    assert!(served_cn(addr).await.is_err(), "ticket keys still awaited");
+    assert_eq!(
+        factory_stat(&proxy, "downstream_context_secrets_not_ready").await?,
+        Some(2)
+    );
+
+    // Both good: handshakes succeed.
+    std::fs::write(&tmp, &good_tk)?;
+    std::fs::rename(&tmp, &tk_path)?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok((served_cn(addr).await.ok().flatten().as_deref() == Some("cn-a")).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        factory_stat(&proxy, "ssl_context_update_by_sds").await?,
+        Some(2)
+    );
     Ok(())
 }

@@ -440,6 +440,19 @@ async fn client_certificate_and_trusted_ca_rotate_from_sds_files() -> anyhow::Re
     );
     // Envoy 1.40 counts 3 here (the initial load twice), Baton 2.
     assert!(proxy.stat("sds.ca.update_success").await? >= Some(2));
+    // Each file's first read and each rotation, as Envoy counts them.
+    assert_eq!(
+        proxy
+            .stat("cluster.tls.client_ssl_socket_factory.ssl_context_update_by_sds")
+            .await?,
+        Some(4)
+    );
+    assert_eq!(
+        proxy
+            .stat("cluster.tls.client_ssl_socket_factory.upstream_context_secrets_not_ready")
+            .await?,
+        Some(0)
+    );
     Ok(())
 }
 

@@ -176,9 +176,28 @@ pub struct ValidationContext {
     pub cert_hashes: Vec<[u8; 32]>,
     /// `verify_certificate_spki`: SHA-256 digests of the peer's DER SubjectPublicKeyInfo.
     pub spki_hashes: Vec<[u8; 32]>,
+    /// A placeholder for an SDS file that held no usable validation context when the
+    /// config was loaded ([`Self::awaiting`]): as Envoy, the context is not ready
+    /// (every handshake fails) until the file's watcher swaps a good one in.
+    pub awaiting: bool,
 }
 
 impl ValidationContext {
+    /// The placeholder of a validation context whose SDS file at `source` is awaited.
+    pub fn awaiting(source: String) -> Self {
+        Self {
+            trusted_ca: Vec::new(),
+            trusted_ca_source: source,
+            san_matchers: Vec::new(),
+            crls: Vec::new(),
+            allow_expired_certificate: false,
+            accept_untrusted: false,
+            cert_hashes: Vec::new(),
+            spki_hashes: Vec::new(),
+            awaiting: true,
+        }
+    }
+
     /// Whether the peer's certificate is pinned (`verify_certificate_hash` or
     /// `verify_certificate_spki`): then it must present one that matches either list.
     pub fn has_pins(&self) -> bool {

@@ -157,6 +157,45 @@ pub fn read_ticket_keys(source: &model::SdsFileSource) -> Result<Vec<[u8; 80]>> 
     ticket_keys_from(&resp, source)
 }
 
+/// Whether a file's secret read at load may be awaited rather than refuse the config,
+/// as Envoy 1.40 starts with it (measured): the file exists and the secret only does
+/// not parse or fit. A missing file, or a field Baton does not implement, still
+/// refuses it (a config never silently loses behaviour).
+fn awaitable(e: &ConfigError, source: &model::SdsFileSource) -> bool {
+    source.path.exists() && !e.is_unsupported()
+}
+
+/// [`read_ticket_keys`] at load: a file holding no usable keys gives none (the
+/// context is not ready, as Envoy, until the watcher swaps good keys in; a good
+/// secret has at least one key).
+pub(crate) fn read_ticket_keys_at_load(source: &model::SdsFileSource) -> Result<Vec<[u8; 80]>> {
+    match read_ticket_keys(source) {
+        Err(e) if awaitable(&e, source) => {
+            tracing::warn!(secret = %source.secret_name, error = %e,
+                "SDS secret file unusable at load: its session ticket keys are awaited");
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
+/// [`read_validation_context`] at load: a file holding no usable validation context
+/// gives [`model::ValidationContext::awaiting`].
+pub(crate) fn read_validation_context_at_load(
+    source: &model::SdsFileSource,
+) -> Result<std::sync::Arc<model::ValidationContext>> {
+    match read_validation_context(source) {
+        Err(e) if awaitable(&e, source) => {
+            tracing::warn!(secret = %source.secret_name, error = %e,
+                "SDS secret file unusable at load: its validation context is awaited");
+            Ok(std::sync::Arc::new(model::ValidationContext::awaiting(
+                source.path.display().to_string(),
+            )))
+        }
+        other => other,
+    }
+}
+
 /// The session ticket keys in a parsed secret file.
 pub fn ticket_keys_from(
     resp: &DiscoveryResponse,
@@ -267,7 +306,7 @@ pub(crate) fn read_certificate_at_load(
 ) -> Result<model::TlsCertificate> {
     match read_certificate(source) {
         Ok(cert) => Ok(cert),
-        Err(e) if source.path.exists() && !e.is_unsupported() => {
+        Err(e) if awaitable(&e, source) => {
             tracing::warn!(secret = %source.secret_name, error = %e,
                 "SDS secret file unusable at load: its certificate is awaited");
             Ok(model::TlsCertificate::awaiting(

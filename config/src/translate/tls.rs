@@ -135,7 +135,7 @@ pub(crate) fn downstream(
         && xds_validation.is_none()
         && validation
             .as_ref()
-            .is_none_or(|v| v.trusted_ca.is_empty() && !v.has_pins())
+            .is_none_or(|v| !v.awaiting && v.trusted_ca.is_empty() && !v.has_pins())
     {
         return Err(ConfigError::at(
             format!("{path}.require_client_certificate"),
@@ -154,7 +154,7 @@ pub(crate) fn downstream(
             let spath = format!("{path}.session_ticket_keys_sds_secret_config");
             match super::sds::secret_ref(sds, &spath, env)? {
                 SecretRef::File(source) => {
-                    let keys = super::sds::read_ticket_keys(&source)?;
+                    let keys = super::sds::read_ticket_keys_at_load(&source)?;
                     sds_session_ticket_keys = Some(source);
                     (keys, false)
                 }
@@ -332,7 +332,7 @@ fn sds_validation_context(
     match super::sds::secret_ref(sds, &spath, env)? {
         SecretRef::File(mut source) => {
             source.default_validation = default;
-            let v = super::sds::read_validation_context(&source)?;
+            let v = super::sds::read_validation_context_at_load(&source)?;
             Ok((Some(v), Some(source), None))
         }
         SecretRef::Static(secret, secret_path) => Ok((
@@ -617,6 +617,7 @@ pub(crate) fn certificate_validation_context(
         accept_untrusted,
         cert_hashes: super::tls_pins::cert_hashes(&v.verify_certificate_hash, vpath)?,
         spki_hashes: super::tls_pins::spki_hashes(&v.verify_certificate_spki, vpath)?,
+        awaiting: false,
     }))
 }
 

@@ -143,10 +143,13 @@ impl ListenerSnapshot {
         previous: Option<&ListenerSnapshot>,
         settings: &CompileSettings,
     ) -> Result<Self, CompileError> {
-        let ssl_stats = model
-            .all_filter_chains()
-            .any(|c| c.tls.is_some())
-            .then(|| Arc::new(SslStats::new(crate::stats::store(), &model.stat_prefix)));
+        let ssl_stats = model.all_filter_chains().any(|c| c.tls.is_some()).then(|| {
+            Arc::new(SslStats::new(
+                crate::stats::store(),
+                &model.stat_prefix,
+                crate::tls::stats::FactorySide::Server,
+            ))
+        });
         let reusable = previous.filter(|p| p.hashes.base == hashes.base && hashes.base != 0);
         let compile_one =
             |chain: &Arc<FilterChain>, hash: u64| -> Result<Arc<CompiledChain>, CompileError> {

@@ -50,6 +50,13 @@ pub struct ClientTls {
     secret_providers: Vec<Arc<SecretProvider>>,
     /// What `config` verifies with and offers now, where SDS rotates it (for /certs).
     current: Option<Rotating>,
+    /// The client certificate's SDS file slot: a connection made while it holds none
+    /// counts in `client_ssl_socket_factory.upstream_context_secrets_not_ready`.
+    sds_certificate: Option<Arc<super::sds::SecretSlot>>,
+    /// The validation context's SDS file state, counted the same way while awaited.
+    sds_validation: Option<Arc<ArcSwap<VerifyState>>>,
+    /// Keeps SDS file swaps counted in `client_ssl_socket_factory.ssl_context_update_by_sds`.
+    _sds_update_counts: Vec<super::sds::UpdateCount>,
 }
 
 /// The rotating parts of a built config, held weakly (the config holds them).
@@ -62,7 +69,24 @@ struct Rotating {
 impl ClientTls {
     /// Builds the client side of `ctx`; `stats` counts handshakes and failures.
     pub fn new(ctx: &UpstreamTlsContext, stats: Arc<SslStats>) -> Result<Self, TlsError> {
+        // Before subscribing, so that the files' first reads count, as in Envoy.
+        let sds_update_counts = [&ctx.sds_certificate, &ctx.sds_validation]
+            .into_iter()
+            .flatten()
+            .map(|source| {
+                super::sds::count_updates(source, &stats.factory.ssl_context_update_by_sds)
+            })
+            .collect();
         let (config, current) = build(ctx, &stats, ctx.alpn_protocols.clone())?;
+        let sds_certificate = ctx
+            .sds_certificate
+            .as_ref()
+            .zip(ctx.certificates.first())
+            .map(|(source, cert)| super::sds::subscribe(source, cert));
+        let sds_validation = ctx
+            .sds_validation
+            .as_ref()
+            .and_then(|_| current.as_ref()?.verify_state.upgrade());
         // As Envoy, an HTTP pool offers its protocol when nothing is configured.
         let (http1_config, h2_config) = if ctx.alpn_protocols.is_empty() {
             (
@@ -98,6 +122,9 @@ impl ClientTls {
                 .map(super::sds_xds::provider)
                 .collect(),
             current,
+            sds_certificate,
+            sds_validation,
+            _sds_update_counts: sds_update_counts,
         })
     }
 
@@ -139,6 +166,18 @@ impl ClientTls {
         hostname: Option<&str>,
         peer_ip: IpAddr,
     ) -> (tokio_rustls::TlsConnector, ServerName<'static>) {
+        // One lock-free load per SDS file per connection.
+        let cert_awaited = self
+            .sds_certificate
+            .as_ref()
+            .is_some_and(|slot| slot.load().key.cert.is_empty());
+        let validation_awaited = self
+            .sds_validation
+            .as_ref()
+            .is_some_and(|state| state.load().awaiting);
+        if cert_awaited || validation_awaited {
+            self.stats.factory.upstream_context_secrets_not_ready.inc();
+        }
         let config = match alpn {
             None => &self.config,
             Some(HttpAlpn::Http1) => &self.http1_config,
@@ -344,6 +383,14 @@ struct UpstreamVerifier {
     stats: Arc<SslStats>,
 }
 
+impl std::fmt::Debug for VerifyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyState")
+            .field("awaiting", &self.awaiting)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One validation context, ready to verify with.
 struct VerifyState {
     /// A control plane's validation context that has not arrived: every upstream is
@@ -388,7 +435,9 @@ impl VerifyState {
             _ => None,
         };
         Ok(Self {
-            awaiting: false,
+            // An SDS file that held no usable validation context at load: nothing
+            // verifies until one arrives.
+            awaiting: validation.is_some_and(|v| v.awaiting),
             chain,
             san_matchers: validation
                 .map(|v| v.san_matchers.clone())

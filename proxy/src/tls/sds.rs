@@ -7,7 +7,8 @@
 //! logged with the file's name and the old secret stays. A file the secret names by
 //! `filename` (a certificate, key, CA, ...) that is replaced the same way makes the
 //! secret re-read too, as Envoy (a failure counts `key_rotation_failed`). Counted as
-//! Envoy's `sds.<secret name>.*`.
+//! Envoy's `sds.<secret name>.*`; each swap also counts `ssl_context_update_by_sds` of
+//! every socket factory (listener or cluster context) using the secret.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -113,6 +114,45 @@ fn certificate_entry(
     baton_config::sds::certificate_from(resp, source)
         .map(|cert| CertEntry::of(&cert))
         .map_err(|e| e.to_string())
+}
+
+/// The `ssl_context_update_by_sds` counters of the contexts using each source, each
+/// kept while its context holds the [`UpdateCount`].
+type UpdateCounters = Mutex<HashMap<SdsFileSource, Vec<(Weak<()>, Counter)>>>;
+
+fn update_counters() -> &'static UpdateCounters {
+    static COUNTERS: OnceLock<UpdateCounters> = OnceLock::new();
+    COUNTERS.get_or_init(Default::default)
+}
+
+/// While held, swaps of a source's secret count in a context's
+/// `ssl_context_update_by_sds`.
+#[derive(Debug)]
+pub struct UpdateCount(#[allow(dead_code)] Arc<()>);
+
+/// Counts each later swap of `source`'s secret in `counter` while the returned token
+/// lives. Taken before the context subscribes, so that the first read of a file counts
+/// as Envoy's first update does.
+pub fn count_updates(source: &SdsFileSource, counter: &Counter) -> UpdateCount {
+    let token = Arc::new(());
+    // Config build time only, never per request.
+    let mut map = update_counters().lock().unwrap_or_else(|e| e.into_inner());
+    let entries = map.entry(source.clone()).or_default();
+    entries.retain(|(alive, _)| alive.strong_count() > 0);
+    entries.push((Arc::downgrade(&token), counter.clone()));
+    UpdateCount(token)
+}
+
+/// A swap of `source`'s secret: counted for every context still using it.
+fn count_swap(source: &SdsFileSource) {
+    // Only when a secret changes, never per request.
+    let mut map = update_counters().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(entries) = map.get_mut(source) {
+        entries.retain(|(alive, _)| alive.strong_count() > 0);
+        for (_, counter) in entries.iter() {
+            counter.inc();
+        }
+    }
 }
 
 /// The certificate slot of `source` (see [`subscribe_with`]); `initial` is the
@@ -225,6 +265,7 @@ async fn watch<T: Send + Sync + 'static>(
                         Ok(value) => {
                             current.store(Arc::new(value));
                             stats.accepted(&resp.version_info);
+                            count_swap(&source);
                             info!(secret = %source.secret_name, path = %file,
                                 version = %resp.version_info, "SDS secret applied");
                         }
@@ -247,6 +288,7 @@ async fn watch<T: Send + Sync + 'static>(
                 match convert(resp, &source) {
                     Ok(value) => {
                         current.store(Arc::new(value));
+                        count_swap(&source);
                         info!(secret = %source.secret_name, path = %file,
                             "SDS secret re-read: a file it names was replaced");
                     }

@@ -61,6 +61,14 @@ impl SdsTicketer {
         }
     }
 
+    /// The file slot of its keys (None for a control plane's).
+    pub fn file_slot(&self) -> Option<Arc<ArcSwap<ConfiguredTicketer>>> {
+        match &self.keys {
+            Keys::File(slot) => Some(slot.clone()),
+            Keys::Xds(_) => None,
+        }
+    }
+
     /// Keys a control plane delivers through `provider`.
     pub fn xds(provider: Arc<SecretProvider>, lifetime: Duration) -> Self {
         Self {

@@ -48,6 +48,8 @@ pub struct ServerTls {
     pub local_uri_san: Option<String>,
     /// Secrets a control plane delivers (the listener warms until they arrive).
     pub secret_providers: Vec<Arc<SecretProvider>>,
+    /// Keeps SDS file swaps counted in `server_ssl_socket_factory.ssl_context_update_by_sds`.
+    _sds_update_counts: Vec<super::sds::UpdateCount>,
 }
 
 /// Builds the server config of one chain. `stats` counts verification failures.
@@ -55,6 +57,15 @@ pub fn build_server_config(
     ctx: &Arc<DownstreamTlsContext>,
     stats: &Arc<SslStats>,
 ) -> Result<ServerTls, TlsError> {
+    // Before subscribing, so that the files' first reads count, as in Envoy.
+    let sds_update_counts = ctx
+        .sds_certificates
+        .iter()
+        .map(|c| &c.source)
+        .chain(&ctx.sds_validation)
+        .chain(&ctx.sds_session_ticket_keys)
+        .map(|source| super::sds::count_updates(source, &stats.factory.ssl_context_update_by_sds))
+        .collect();
     let provider = rustls::crypto::CryptoProvider {
         cipher_suites: ctx.params.cipher_suites.clone(),
         kx_groups: ctx.params.kx_groups.clone(),
@@ -66,6 +77,8 @@ pub fn build_server_config(
     let mut secret_providers = Vec::new();
     // What SDS swaps, for /certs.
     let mut rotating_validation = None;
+    // An SDS file's validation context, which may be awaited.
+    let mut file_validation = None;
     let verifier: Arc<dyn ClientCertVerifier> = match (&ctx.xds_validation, &ctx.validation) {
         (Some(secret), _) => {
             let provider = super::sds_xds::provider(secret);
@@ -80,8 +93,12 @@ pub fn build_server_config(
                 stats: stats.clone(),
             })
         }
-        (None, Some(v)) if !v.trusted_ca.is_empty() || v.has_pins() => {
-            let initial = VerifierState::new(v)?;
+        (None, Some(v)) if !v.trusted_ca.is_empty() || v.has_pins() || v.awaiting => {
+            let initial = if v.awaiting {
+                VerifierState::awaiting()
+            } else {
+                VerifierState::new(v)?
+            };
             let hints = initial.inner.root_hint_subjects().to_vec();
             let state = match &ctx.sds_validation {
                 Some(source) => super::sds::subscribe_with(
@@ -94,6 +111,7 @@ pub fn build_server_config(
             };
             if ctx.sds_validation.is_some() {
                 rotating_validation = Some(Arc::downgrade(&state));
+                file_validation = Some(state.clone());
             }
             Arc::new(ClientVerifier {
                 state,
@@ -104,7 +122,26 @@ pub fn build_server_config(
         }
         _ => WebPkiClientVerifier::no_client_auth(),
     };
-    let resolver = Arc::new(CertResolver::new(ctx));
+    // Built before the resolver, which checks that its keys have arrived.
+    let sds_ticketer = ctx
+        .sds_session_ticket_keys
+        .as_ref()
+        .filter(|_| {
+            ctx.xds_session_ticket_keys.is_none() && !ctx.disable_stateless_session_resumption
+        })
+        .map(|source| {
+            Arc::new(super::sds_tickets::SdsTicketer::file(
+                source,
+                &ctx.session_ticket_keys,
+                ctx.session_timeout,
+            ))
+        });
+    let mut resolver = CertResolver::new(ctx, stats.clone());
+    resolver.awaited = AwaitedSecrets {
+        validation: file_validation,
+        ticket_keys: sds_ticketer.as_ref().and_then(|t| t.file_slot()),
+    };
+    let resolver = Arc::new(resolver);
     secret_providers.extend(resolver.xds.iter().cloned());
     let rotates = !ctx.sds_certificates.is_empty()
         || !ctx.xds_certificates.is_empty()
@@ -125,12 +162,8 @@ pub fn build_server_config(
                 provider,
                 ctx.session_timeout,
             ))
-        } else if let Some(source) = &ctx.sds_session_ticket_keys {
-            Arc::new(super::sds_tickets::SdsTicketer::file(
-                source,
-                &ctx.session_ticket_keys,
-                ctx.session_timeout,
-            ))
+        } else if let Some(ticketer) = sds_ticketer {
+            ticketer
         } else if ctx.session_ticket_keys.is_empty() {
             // Generated keys, continued from the parent generation for an unchanged
             // context (and shared by rebuilds of this one).
@@ -156,6 +189,7 @@ pub fn build_server_config(
         context: ctx.clone(),
         local_uri_san,
         secret_providers,
+        _sds_update_counts: sds_update_counts,
     })
 }
 
@@ -191,15 +225,22 @@ struct CertResolver {
     xds: Vec<Arc<SecretProvider>>,
     /// `ocsp_staple_policy`
     policy: OcspStaplePolicy,
+    /// Counts in `server_ssl_socket_factory.downstream_context_secrets_not_ready` a
+    /// handshake for which no certificate has arrived (SDS).
+    stats: Arc<SslStats>,
+    /// SDS files' secrets besides certificates that the context waits for.
+    awaited: AwaitedSecrets,
     /// The `nextUpdate` (Unix seconds) of each configured staple that has one: past
     /// it, the staple is expired.
     staple_expiries: Vec<(Arc<CertifiedKey>, u64)>,
 }
 
 impl CertResolver {
-    fn new(ctx: &DownstreamTlsContext) -> Self {
+    fn new(ctx: &DownstreamTlsContext, stats: Arc<SslStats>) -> Self {
         Self {
             policy: ctx.ocsp_staple_policy,
+            stats,
+            awaited: AwaitedSecrets::default(),
             staple_expiries: ctx
                 .certificates
                 .iter()
@@ -222,6 +263,35 @@ impl CertResolver {
                 .map(super::sds_xds::provider)
                 .collect(),
         }
+    }
+}
+
+/// A context's SDS-file secrets other than certificates: a validation context and
+/// session ticket keys, each a placeholder while its file held none usable.
+#[derive(Default)]
+struct AwaitedSecrets {
+    validation: Option<Arc<ArcSwap<VerifierState>>>,
+    ticket_keys: Option<Arc<ArcSwap<super::tickets::ConfiguredTicketer>>>,
+}
+
+impl std::fmt::Debug for AwaitedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwaitedSecrets")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+impl AwaitedSecrets {
+    /// Whether every one has arrived: a pointer load each, and only for files.
+    fn ready(&self) -> bool {
+        self.validation
+            .as_ref()
+            .is_none_or(|v| !v.load().context.awaiting)
+            && self
+                .ticket_keys
+                .as_ref()
+                .is_none_or(|k| !k.load().is_empty())
     }
 }
 
@@ -264,12 +334,27 @@ impl ResolvesServerCert for CertResolver {
     /// verify, else the first, as Envoy ("the first ECDSA certificate is used for clients
     /// that support ECDSA").
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if !self.awaited.ready() {
+            // As Envoy, a context missing any SDS secret refuses every handshake.
+            self.stats
+                .factory
+                .downstream_context_secrets_not_ready
+                .inc();
+            return None;
+        }
         // One certificate (the common case) is the answer whatever the client offers:
         // no per-handshake collecting.
         if let [only] = self.slots.as_slice() {
             let entry = only.load();
             // An SDS file that held no good certificate yet: the handshake fails.
-            return (!entry.key.cert.is_empty()).then(|| Arc::clone(&entry.key));
+            if entry.key.cert.is_empty() {
+                self.stats
+                    .factory
+                    .downstream_context_secrets_not_ready
+                    .inc();
+                return None;
+            }
+            return Some(Arc::clone(&entry.key));
         }
         let schemes = hello.signature_schemes();
         let ecdsa_capable = schemes.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
@@ -283,6 +368,14 @@ impl ResolvesServerCert for CertResolver {
             .chain(self.xds.iter().filter_map(|p| p.certificate()))
             .filter(|e| !e.key.cert.is_empty())
             .collect();
+        if loaded.is_empty() {
+            // No secret has arrived yet (SDS): the handshake fails.
+            self.stats
+                .factory
+                .downstream_context_secrets_not_ready
+                .inc();
+            return None;
+        }
         let named = |entry: &CertEntry| {
             hello
                 .server_name()
@@ -499,6 +592,7 @@ impl VerifierState {
                 accept_untrusted: false,
                 cert_hashes: Vec::new(),
                 spki_hashes: Vec::new(),
+                awaiting: true,
             }),
             sds_hints: Some(&[]),
         }

@@ -1,6 +1,7 @@
 //! `<scope>.ssl.*` as Envoy names them (`listener.<address>.ssl.*`,
 //! `cluster.<name>.ssl.*`). Per-version, per-cipher and per-curve counters appear on
-//! first use, as Envoy's do.
+//! first use, as Envoy's do. `<scope>.{server,client}_ssl_socket_factory.*` count SDS
+//! swaps and connections refused while a secret is not ready.
 
 use std::sync::OnceLock;
 
@@ -67,6 +68,9 @@ pub struct SslStats {
     pub fail_verify_cert_hash: Counter,
     /// `session_reused`
     pub session_reused: Counter,
+    /// `server_ssl_socket_factory.*` (listeners) or `client_ssl_socket_factory.*`
+    /// (clusters).
+    pub factory: SocketFactoryStats,
     versions: Lazy,
     ciphers: Lazy,
     curves: Lazy,
@@ -79,10 +83,12 @@ impl std::fmt::Debug for SslStats {
 }
 
 impl SslStats {
-    /// `ssl.*` under `prefix` (`listener.<address>.` or `cluster.<name>.`).
-    pub fn new(store: &baton_shared_stats::StatsStore, prefix: &str) -> Self {
+    /// `ssl.*` under `prefix` (`listener.<address>.` or `cluster.<name>.`), with the
+    /// socket factory's counters of `side`.
+    pub fn new(store: &baton_shared_stats::StatsStore, prefix: &str, side: FactorySide) -> Self {
         let scope = Scope::new(store, format!("{prefix}ssl."));
         Self {
+            factory: SocketFactoryStats::new(store, prefix, side),
             handshake: scope.counter("handshake"),
             connection_error: scope.counter("connection_error"),
             no_certificate: scope.counter("no_certificate"),
@@ -112,6 +118,48 @@ impl SslStats {
         }
         if let Some(c) = hs.curve {
             self.curves.inc(&self.scope, c);
+        }
+    }
+}
+
+/// Which socket factory a context is: a listener's or a cluster's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorySide {
+    /// `server_ssl_socket_factory`
+    Server,
+    /// `client_ssl_socket_factory`
+    Client,
+}
+
+/// `<scope>.{server,client}_ssl_socket_factory.*`: Envoy gives both kinds all three.
+#[derive(Clone)]
+pub struct SocketFactoryStats {
+    /// `ssl_context_update_by_sds`: a secret the context uses was swapped by SDS.
+    pub ssl_context_update_by_sds: Counter,
+    /// `upstream_context_secrets_not_ready`
+    pub upstream_context_secrets_not_ready: Counter,
+    /// `downstream_context_secrets_not_ready`
+    pub downstream_context_secrets_not_ready: Counter,
+}
+
+impl std::fmt::Debug for SocketFactoryStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketFactoryStats").finish_non_exhaustive()
+    }
+}
+
+impl SocketFactoryStats {
+    fn new(store: &baton_shared_stats::StatsStore, prefix: &str, side: FactorySide) -> Self {
+        let kind = match side {
+            FactorySide::Server => "server",
+            FactorySide::Client => "client",
+        };
+        let scope = Scope::new(store, format!("{prefix}{kind}_ssl_socket_factory."));
+        Self {
+            ssl_context_update_by_sds: scope.counter("ssl_context_update_by_sds"),
+            upstream_context_secrets_not_ready: scope.counter("upstream_context_secrets_not_ready"),
+            downstream_context_secrets_not_ready: scope
+                .counter("downstream_context_secrets_not_ready"),
         }
     }
 }

@@ -73,6 +73,13 @@ pub struct ConfiguredTicketer {
     rng: SystemRandom,
 }
 
+impl ConfiguredTicketer {
+    /// Whether it has no key (an SDS file that held none usable at load).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 impl std::fmt::Debug for ConfiguredTicketer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Key material never appears in logs.

@@ -105,11 +105,20 @@ impl UpstreamCluster {
                 .transport_socket_matches
                 .iter()
                 .any(|m| m.tls.is_some());
-        let ssl =
-            any_tls.then(|| Arc::new(crate::tls::SslStats::new(crate::stats::store(), &prefix)));
+        let ssl = any_tls.then(|| {
+            Arc::new(crate::tls::SslStats::new(
+                crate::stats::store(),
+                &prefix,
+                crate::tls::stats::FactorySide::Client,
+            ))
+        });
         let build = |ctx: &Arc<model::UpstreamTlsContext>| -> BuiltTls {
             let ssl = ssl.clone().unwrap_or_else(|| {
-                Arc::new(crate::tls::SslStats::new(crate::stats::store(), &prefix))
+                Arc::new(crate::tls::SslStats::new(
+                    crate::stats::store(),
+                    &prefix,
+                    crate::tls::stats::FactorySide::Client,
+                ))
             });
             let built = ClientTls::new(ctx, ssl).map(Arc::new).map_err(|e| {
                 tracing::error!(cluster = %model.name, error = %e, "upstream TLS context refused");
