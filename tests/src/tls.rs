@@ -63,6 +63,24 @@ impl TestCa {
         self.cert.der().clone()
     }
 
+    /// An ECDSA server certificate for `dns_name` with common name `cn-<name>`, its files
+    /// named after `name` (the rotation tests' certificates a, b, c).
+    pub fn issue_named(
+        &self,
+        dir: &TempDir,
+        name: &str,
+        dns_name: &str,
+    ) -> anyhow::Result<TestCert> {
+        self.issue(
+            dir,
+            name,
+            &format!("cn-{name}"),
+            &[dns_name],
+            &[],
+            KeyKind::Ecdsa,
+        )
+    }
+
     /// Issues a leaf for `dns_names` (and `uris` as URI SANs), subject CN `cn`, written
     /// to `dir` as `<file>.pem` / `<file>.key`.
     pub fn issue(

@@ -76,16 +76,7 @@ async fn served_cn(addr: std::net::SocketAddr) -> anyhow::Result<Option<String>>
 async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let ca = TestCa::new("test ca")?;
-    let issue = |name: &str| {
-        ca.issue(
-            &dir,
-            name,
-            &format!("cn-{name}"),
-            &["sds.example.com"],
-            &[],
-            KeyKind::Ecdsa,
-        )
-    };
+    let issue = |name: &str| ca.issue_named(&dir, name, "sds.example.com");
     let (a, b, c) = (issue("a")?, issue("b")?, issue("c")?);
     // The served files, outside the watched directory, named by the secret.
     let served = dir.join("served");
@@ -168,16 +159,7 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
 async fn a_bad_secret_file_at_load_is_awaited() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let ca = TestCa::new("test ca")?;
-    let issue = |name: &str| {
-        ca.issue(
-            &dir,
-            name,
-            &format!("cn-{name}"),
-            &["sds.example.com"],
-            &[],
-            KeyKind::Ecdsa,
-        )
-    };
+    let issue = |name: &str| ca.issue_named(&dir, name, "sds.example.com");
     let (a, b) = (issue("a")?, issue("b")?);
     let watched = dir.join("sds");
     std::fs::create_dir_all(&watched)?;

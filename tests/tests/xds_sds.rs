@@ -42,16 +42,7 @@ async fn listener_certificate_over_ads_rotates_in_place(
 ) -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let ca = TestCa::new("sds ca")?;
-    let issue = |name: &str| {
-        ca.issue(
-            &dir,
-            name,
-            &format!("cn-{name}"),
-            &["sds.example.com"],
-            &[],
-            KeyKind::Ecdsa,
-        )
-    };
+    let issue = |name: &str| ca.issue_named(&dir, name, "sds.example.com");
     let (a, b, c) = (issue("a")?, issue("b")?, issue("c")?);
     let cp = ControlPlane::start().await?;
     let port = baton_tests::config::free_port()?;
@@ -140,16 +131,7 @@ async fn listener_certificate_over_its_own_sds_stream(
 ) -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let ca = TestCa::new("sds ca")?;
-    let issue = |name: &str| {
-        ca.issue(
-            &dir,
-            name,
-            &format!("cn-{name}"),
-            &["sds.example.com"],
-            &[],
-            KeyKind::Ecdsa,
-        )
-    };
+    let issue = |name: &str| ca.issue_named(&dir, name, "sds.example.com");
     let (a, b) = (issue("a")?, issue("b")?);
     let cp = ControlPlane::start().await?;
     let port = baton_tests::config::free_port()?;

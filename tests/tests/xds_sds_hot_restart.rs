@@ -10,7 +10,7 @@ mod xds_support;
 
 use baton_tests::config::{free_port, XdsTransport};
 use baton_tests::skip_for_envoy;
-use baton_tests::tls::{self, ClientOptions, KeyKind, TestCa};
+use baton_tests::tls::{self, ClientOptions, TestCa};
 use baton_tests::xds::{resources, ControlPlane, CLUSTER_TYPE, LISTENER_TYPE};
 use baton_tests::{RawHttp1, TempDir};
 use hot_restart_support::{exited_cleanly, Service, EXIT_TIMEOUT};
@@ -43,16 +43,7 @@ async fn hot_restart_with_the_control_plane_down_keeps_the_sds_certificate(
     skip_for_envoy!("Envoy's new generation loses the xDS listener when the control plane is down");
     let dir = TempDir::new()?;
     let ca = TestCa::new("sds ca")?;
-    let issue = |name: &str| {
-        ca.issue(
-            &dir,
-            name,
-            &format!("cn-{name}"),
-            &["sds.example.com"],
-            &[],
-            KeyKind::Ecdsa,
-        )
-    };
+    let issue = |name: &str| ca.issue_named(&dir, name, "sds.example.com");
     let (a, b) = (issue("a")?, issue("b")?);
     let mut cp = ControlPlane::start().await?;
     let port = free_port()?;

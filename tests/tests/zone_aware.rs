@@ -110,6 +110,17 @@ fn addrs(ups: &[EchoUpstream]) -> Vec<SocketAddr> {
     ups.iter().map(EchoUpstream::addr).collect()
 }
 
+/// The `backend` cluster with `ups[0]` in zone-a and `ups[1]` in zone-b.
+fn two_zone_backend(ups: &[EchoUpstream]) -> Value {
+    zoned_cluster(
+        "backend",
+        &[
+            ("zone-a", vec![ups[0].addr()]),
+            ("zone-b", vec![ups[1].addr()]),
+        ],
+    )
+}
+
 #[tokio::test]
 async fn local_zone_takes_everything_when_it_has_enough_hosts() -> anyhow::Result<()> {
     // Upstream: half its hosts in zone-a; local cluster: half in zone-a too, so the local
@@ -153,13 +164,7 @@ async fn service_zone_sets_the_nodes_zone() -> anyhow::Result<()> {
 async fn small_cluster_is_balanced_over_every_zone() -> anyhow::Result<()> {
     // Two upstream hosts: under the default min_cluster_size (6), so no zone routing.
     let ups = upstreams(&["a1", "b1"]).await?;
-    let backend = zoned_cluster(
-        "backend",
-        &[
-            ("zone-a", vec![ups[0].addr()]),
-            ("zone-b", vec![ups[1].addr()]),
-        ],
-    );
+    let backend = two_zone_backend(&ups);
     let local = [("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))];
     let proxy = Proxy::start(&zone_config(backend, &local)).await?;
     let counts = spread(&proxy, 10).await?;
@@ -175,13 +180,7 @@ async fn small_cluster_is_balanced_over_every_zone() -> anyhow::Result<()> {
 #[tokio::test]
 async fn min_cluster_size_from_common_lb_config_enables_small_clusters() -> anyhow::Result<()> {
     let ups = upstreams(&["a1", "b1"]).await?;
-    let mut backend = zoned_cluster(
-        "backend",
-        &[
-            ("zone-a", vec![ups[0].addr()]),
-            ("zone-b", vec![ups[1].addr()]),
-        ],
-    );
+    let mut backend = two_zone_backend(&ups);
     backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 2 } });
     let local = [("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))];
     let proxy = Proxy::start(&zone_config(backend, &local)).await?;
@@ -259,13 +258,7 @@ async fn upstream_without_the_local_zone_is_all_cross_zone() -> anyhow::Result<(
 async fn local_cluster_without_the_nodes_zone_is_not_ok() -> anyhow::Result<()> {
     // The local cluster has no member in the node's zone: no zone routing at all.
     let ups = upstreams(&["a1", "b1"]).await?;
-    let mut backend = zoned_cluster(
-        "backend",
-        &[
-            ("zone-a", vec![ups[0].addr()]),
-            ("zone-b", vec![ups[1].addr()]),
-        ],
-    );
+    let mut backend = two_zone_backend(&ups);
     backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 1 } });
     let local = [("zone-b", peers(2000, 1)), ("zone-c", peers(3000, 1))];
     let proxy = Proxy::start(&zone_config(backend, &local)).await?;
