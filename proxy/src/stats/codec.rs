@@ -103,7 +103,9 @@ impl Http2CodecStats {
 /// The downstream `http2.*` (root scope), created with the first HTTP/2 connection.
 pub fn downstream_http2() -> &'static Http2CodecStats {
     static STATS: OnceLock<Http2CodecStats> = OnceLock::new();
-    Http2CodecStats::get_or_create(&STATS, &Scope::new(super::store(), ""))
+    // Read per HTTP/2 stream: the scope (a clone of the store's handle) is made only
+    // the first time, not on every call.
+    STATS.get_or_init(|| Http2CodecStats::new(&Scope::new(super::store(), "http2.")))
 }
 
 /// `http1.*` (root scope): Envoy 1.40's HTTP/1 codec counters, all kept at 0 by Baton
