@@ -8,12 +8,33 @@ use std::net::SocketAddr;
 use baton_tests::config::{
     self, bootstrap, free_port, hcm_of, routes_of, simple_proxy, static_cluster,
 };
-use baton_tests::{get, get_with, EchoUpstream, Proxy, RawHttp1};
+use baton_tests::{get, get_with, EchoUpstream, Proxy, RawHttp1, RawResponse};
 use serde_json::json;
 
 /// Envoy 1.40's body when the upstream refuses the TCP connection.
 const CONNECT_REFUSED_BODY: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
+
+/// A proxy in front of one echo upstream, its bootstrap changed by `edit` first; returns the
+/// upstream (kept alive), the proxy and its `http` listener address.
+async fn echo_proxy(
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> anyhow::Result<(EchoUpstream, Proxy, SocketAddr)> {
+    let upstream = EchoUpstream::start("a").await?;
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    edit(&mut cfg);
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    Ok((upstream, proxy, addr))
+}
+
+/// The reply to a POST that announces 10 body bytes and sends 2, then stalls.
+async fn stalled_body_reply(addr: SocketAddr) -> anyhow::Result<RawResponse> {
+    let mut conn = RawHttp1::connect(addr).await?;
+    conn.send(b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 10\r\n\r\nab")
+        .await?;
+    conn.read_response().await
+}
 
 #[tokio::test]
 async fn no_matching_virtual_host_or_route_is_404_with_empty_body() -> anyhow::Result<()> {
@@ -88,9 +109,7 @@ async fn refused_upstream_connection_is_503_connect_failure() -> anyhow::Result<
 
 #[tokio::test]
 async fn upstream_reset_before_headers_is_503_connection_termination() -> anyhow::Result<()> {
-    let upstream = EchoUpstream::start("a").await?;
-    let proxy = Proxy::start(&simple_proxy(&[upstream.addr()])).await?;
-    let addr = proxy.listener_addr("http").await?;
+    let (_upstream, _proxy, addr) = echo_proxy(|_| {}).await?;
     let resp = get(addr, "/?reset=1").await?;
     assert_eq!(resp.status, 503);
     assert_eq!(
@@ -102,11 +121,11 @@ async fn upstream_reset_before_headers_is_503_connection_termination() -> anyhow
 
 #[tokio::test]
 async fn route_timeout_is_504_upstream_request_timeout() -> anyhow::Result<()> {
-    let upstream = EchoUpstream::start("a").await?;
-    let mut cfg = simple_proxy(&[upstream.addr()]);
-    *routes_of(&mut cfg, 0) = json!([{ "match": { "prefix": "/" }, "route": { "cluster": "backend", "timeout": "0.2s" } }]);
-    let proxy = Proxy::start(&cfg).await?;
-    let addr = proxy.listener_addr("http").await?;
+    let (_upstream, _proxy, addr) = echo_proxy(|cfg| {
+        *routes_of(cfg, 0) = json!([{ "match": { "prefix": "/" },
+            "route": { "cluster": "backend", "timeout": "0.2s" } }]);
+    })
+    .await?;
     let resp = get(addr, "/?delay_ms=3000").await?;
     assert_eq!(resp.status, 504);
     assert_eq!(resp.body_text(), "upstream request timeout");
@@ -116,9 +135,7 @@ async fn route_timeout_is_504_upstream_request_timeout() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn malformed_request_is_400_and_connection_closes() -> anyhow::Result<()> {
-    let upstream = EchoUpstream::start("a").await?;
-    let proxy = Proxy::start(&simple_proxy(&[upstream.addr()])).await?;
-    let addr = proxy.listener_addr("http").await?;
+    let (upstream, _proxy, addr) = echo_proxy(|_| {}).await?;
     let mut conn = RawHttp1::connect(addr).await?;
     conn.send(b"GET / HTTP/1.1\r\nhost: test\r\nbad header line\r\n\r\n")
         .await?;
@@ -213,11 +230,8 @@ async fn mapped_codec_replies_are_logged_and_counted_with_the_status_sent() -> a
 
 #[tokio::test]
 async fn request_headers_timeout_closes_idle_half_sent_request() -> anyhow::Result<()> {
-    let upstream = EchoUpstream::start("a").await?;
-    let mut cfg = simple_proxy(&[upstream.addr()]);
-    hcm_of(&mut cfg, 0)["request_headers_timeout"] = json!("0.2s");
-    let proxy = Proxy::start(&cfg).await?;
-    let addr = proxy.listener_addr("http").await?;
+    let (upstream, _proxy, addr) =
+        echo_proxy(|cfg| hcm_of(cfg, 0)["request_headers_timeout"] = json!("0.2s")).await?;
     let mut conn = RawHttp1::connect(addr).await?;
     conn.send(b"GET / HTTP/1.1\r\nhost: te").await?;
     let resp = conn.read_response().await?;
@@ -231,15 +245,9 @@ async fn request_headers_timeout_closes_idle_half_sent_request() -> anyhow::Resu
 
 #[tokio::test]
 async fn stream_idle_timeout_on_stalled_request_body_is_408() -> anyhow::Result<()> {
-    let upstream = EchoUpstream::start("a").await?;
-    let mut cfg = simple_proxy(&[upstream.addr()]);
-    hcm_of(&mut cfg, 0)["stream_idle_timeout"] = json!("0.3s");
-    let proxy = Proxy::start(&cfg).await?;
-    let addr = proxy.listener_addr("http").await?;
-    let mut conn = RawHttp1::connect(addr).await?;
-    conn.send(b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 10\r\n\r\nab")
-        .await?;
-    let resp = conn.read_response().await?;
+    let (_upstream, _proxy, addr) =
+        echo_proxy(|cfg| hcm_of(cfg, 0)["stream_idle_timeout"] = json!("0.3s")).await?;
+    let resp = stalled_body_reply(addr).await?;
     assert_eq!(resp.status, 408);
     assert_eq!(resp.body_text(), "stream timeout");
     Ok(())
@@ -247,13 +255,12 @@ async fn stream_idle_timeout_on_stalled_request_body_is_408() -> anyhow::Result<
 
 #[tokio::test]
 async fn stream_idle_timeout_waiting_for_upstream_is_504() -> anyhow::Result<()> {
-    let upstream = EchoUpstream::start("a").await?;
-    let mut cfg = simple_proxy(&[upstream.addr()]);
-    hcm_of(&mut cfg, 0)["stream_idle_timeout"] = json!("0.3s");
-    *routes_of(&mut cfg, 0) =
-        json!([{ "match": { "prefix": "/" }, "route": { "cluster": "backend", "timeout": "0s" } }]);
-    let proxy = Proxy::start(&cfg).await?;
-    let addr = proxy.listener_addr("http").await?;
+    let (_upstream, _proxy, addr) = echo_proxy(|cfg| {
+        hcm_of(cfg, 0)["stream_idle_timeout"] = json!("0.3s");
+        *routes_of(cfg, 0) = json!([{ "match": { "prefix": "/" },
+            "route": { "cluster": "backend", "timeout": "0s" } }]);
+    })
+    .await?;
     let resp = get(addr, "/?delay_ms=3000").await?;
     assert_eq!(resp.status, 504);
     assert_eq!(resp.body_text(), "stream timeout");
@@ -262,15 +269,9 @@ async fn stream_idle_timeout_waiting_for_upstream_is_504() -> anyhow::Result<()>
 
 #[tokio::test]
 async fn request_timeout_on_slow_request_body_is_408() -> anyhow::Result<()> {
-    let upstream = EchoUpstream::start("a").await?;
-    let mut cfg = simple_proxy(&[upstream.addr()]);
-    hcm_of(&mut cfg, 0)["request_timeout"] = json!("0.3s");
-    let proxy = Proxy::start(&cfg).await?;
-    let addr = proxy.listener_addr("http").await?;
-    let mut conn = RawHttp1::connect(addr).await?;
-    conn.send(b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 10\r\n\r\nab")
-        .await?;
-    let resp = conn.read_response().await?;
+    let (_upstream, _proxy, addr) =
+        echo_proxy(|cfg| hcm_of(cfg, 0)["request_timeout"] = json!("0.3s")).await?;
+    let resp = stalled_body_reply(addr).await?;
     assert_eq!(resp.status, 408);
     assert_eq!(resp.body_text(), "request timeout");
     Ok(())
@@ -306,12 +307,12 @@ async fn second_cluster_unaffected_by_failed_one() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn route_idle_timeout_is_504_stream_timeout() -> anyhow::Result<()> {
-    let upstream = EchoUpstream::start("a").await?;
-    let mut cfg = simple_proxy(&[upstream.addr()]);
-    *routes_of(&mut cfg, 0) = json!([{ "match": { "prefix": "/" },
-        "route": { "cluster": "backend", "timeout": "0s", "idle_timeout": "0.3s" } }]);
-    let proxy = Proxy::start(&cfg).await?;
-    let resp = get(proxy.listener_addr("http").await?, "/?delay_ms=3000").await?;
+    let (_upstream, _proxy, addr) = echo_proxy(|cfg| {
+        *routes_of(cfg, 0) = json!([{ "match": { "prefix": "/" },
+            "route": { "cluster": "backend", "timeout": "0s", "idle_timeout": "0.3s" } }]);
+    })
+    .await?;
+    let resp = get(addr, "/?delay_ms=3000").await?;
     assert_eq!(resp.status, 504);
     assert_eq!(resp.body_text(), "stream timeout");
     Ok(())
