@@ -25,6 +25,7 @@ mod translate;
 mod typed_struct;
 mod unknown_fields;
 mod v2_hints;
+mod yaml_json;
 
 use std::path::Path;
 
@@ -173,11 +174,16 @@ fn with_file(mut err: ConfigError, name: &str) -> ConfigError {
 /// `@type` inlined into every Any.
 pub fn config_dump(proto: &Bootstrap) -> serde_json::Value {
     use prost::Message;
+    config_dump_encoded(&proto.encode_to_vec())
+}
+
+/// [`config_dump`] of a bootstrap in protobuf wire form.
+pub fn config_dump_encoded(encoded: &[u8]) -> serde_json::Value {
     let Some(descriptor) = load::pool().get_message_by_name("envoy.config.bootstrap.v3.Bootstrap")
     else {
         return serde_json::Value::Null;
     };
-    match prost_reflect::DynamicMessage::decode(descriptor, proto.encode_to_vec().as_slice()) {
+    match prost_reflect::DynamicMessage::decode(descriptor, encoded) {
         Ok(dynamic) => load::to_json(&dynamic),
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     }

@@ -22,8 +22,15 @@ pub(crate) fn pool() -> &'static DescriptorPool {
     })
 }
 
-/// Parses YAML (a superset of JSON) into a JSON value, applying `<<` merge keys.
+/// Parses YAML (a superset of JSON) into a JSON value, applying `<<` merge keys: straight
+/// into JSON when it can ([`crate::yaml_json`]), else through the YAML value tree.
 pub(crate) fn parse_text(text: &str) -> Result<serde_json::Value> {
+    if let Some(json) = crate::yaml_json::parse(text) {
+        if json.is_null() {
+            return Ok(serde_json::Value::Object(Default::default()));
+        }
+        return Ok(json);
+    }
     let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
         let mut err = ConfigError::at("", format!("invalid YAML/JSON: {e}"));
         err.line = e.location().map(|l| l.line());

@@ -100,18 +100,36 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// True when `path` is an element of a list named `list` (`...filters[3]`).
-fn is_item_of(path: &str, list: &str) -> bool {
-    path.rsplit_once('[').is_some_and(|(head, _)| {
-        head.strip_suffix(list)
-            .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
-    })
+/// The name of the list whose element `path` is in, by its last index (`filters` for
+/// `...filters[3]` and for `...filters[3].x`).
+fn list_of(path: &str) -> Option<&str> {
+    path.rsplit_once('[')
+        .map(|(head, _)| head.rsplit_once('.').map_or(head, |(_, last)| last))
+}
+
+/// Appends `[i]` without the formatting machinery (a million nodes at 10,000 clusters).
+fn push_index(path: &mut String, i: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = i;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    path.push('[');
+    for &d in &digits[at..] {
+        path.push(char::from(d));
+    }
+    path.push(']');
 }
 
 /// Walks `value` at `path`, one buffer extended and truncated on the way (no string per
 /// node: a 10,000-cluster bootstrap has about a million).
 fn walk(value: &Value, path: &mut String) -> Result<()> {
-    use std::fmt::Write as _;
     match value {
         Value::Object(map) => {
             check_object(map, path)?;
@@ -128,7 +146,7 @@ fn walk(value: &Value, path: &mut String) -> Result<()> {
         Value::Array(items) => {
             let parent = path.len();
             for (i, child) in items.iter().enumerate() {
-                let _ = write!(path, "[{i}]");
+                push_index(path, i);
                 walk(child, path)?;
                 path.truncate(parent);
             }
@@ -139,7 +157,8 @@ fn walk(value: &Value, path: &mut String) -> Result<()> {
 }
 
 fn check_object(map: &serde_json::Map<String, Value>, path: &str) -> Result<()> {
-    let in_cluster = is_item_of(path, "clusters");
+    let list = list_of(path);
+    let in_cluster = list == Some("clusters");
     if in_cluster && map.contains_key("hosts") {
         return Err(ConfigError::at(
             join(path, "hosts"),
@@ -154,27 +173,26 @@ fn check_object(map: &serde_json::Map<String, Value>, path: &str) -> Result<()> 
             ));
         }
     }
-    let is_extension = [
-        "filters",
-        "http_filters",
-        "httpFilters",
-        "listener_filters",
-        "listenerFilters",
-        "access_log",
-        "accessLog",
-    ]
-    .iter()
-    .any(|list| is_item_of(path, list))
-        || path.ends_with("transport_socket")
+    let is_extension = matches!(
+        list,
+        Some(
+            "filters"
+                | "http_filters"
+                | "httpFilters"
+                | "listener_filters"
+                | "listenerFilters"
+                | "access_log"
+                | "accessLog"
+        )
+    ) || path.ends_with("transport_socket")
         || path.ends_with("transportSocket");
-    let has_typed = map.contains_key("typed_config") || map.contains_key("typedConfig");
     if is_extension && map.contains_key("config") {
         return Err(ConfigError::at(
             join(path, "config"),
             "unknown field (v2 API; in v3 use typed_config with an \"@type\")",
         ));
     }
-    if is_extension && !has_typed {
+    if is_extension && !(map.contains_key("typed_config") || map.contains_key("typedConfig")) {
         if let Some(Value::String(name)) = map.get("name") {
             if let Some((_, v3_name, v3_type)) = FILTER_NAMES.iter().find(|(n, _, _)| n == name) {
                 let what = if name == v3_name {
@@ -207,4 +225,28 @@ fn check_object(map: &serde_json::Map<String, Value>, path: &str) -> Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{list_of, push_index};
+
+    #[test]
+    fn list_of_names_the_innermost_indexed_list() {
+        assert_eq!(list_of("static_resources.clusters[3]"), Some("clusters"));
+        assert_eq!(list_of("clusters[0].load_assignment"), Some("clusters"));
+        assert_eq!(list_of("a.xclusters[1]"), Some("xclusters"));
+        assert_eq!(list_of("a[1].filters[2]"), Some("filters"));
+        assert_eq!(list_of("a.b"), None);
+    }
+
+    #[test]
+    fn push_index_writes_decimal() {
+        let mut path = String::from("x");
+        for i in [0, 7, 10, 12345, usize::MAX] {
+            path.truncate(1);
+            push_index(&mut path, i);
+            assert_eq!(path, format!("x[{i}]"));
+        }
+    }
 }

@@ -189,7 +189,7 @@ fn hot_restart_paths(opts: &Options) -> anyhow::Result<Option<HotRestartPaths>> 
 }
 
 /// Envoy's init order with the hot-restart hand-over, then serve, then drain.
-async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
+async fn serve(state: Arc<ServerState>, mut loaded: Loaded) -> anyhow::Result<u8> {
     let opts = &state.options;
     let epoch = opts.restart_epoch;
     info!(
@@ -302,6 +302,8 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
     if let Some(state) = &inherited_xds {
         dynamic.inherit(state);
     }
+    // From here on only /config_dump needs the bootstrap proto; it keeps it encoded.
+    let bootstrap_proto = std::mem::take(&mut loaded.proto);
     dynamic.attach_sds();
 
     let runtime_keys = model.runtime_keys();
@@ -319,7 +321,7 @@ async fn serve(state: Arc<ServerState>, loaded: Loaded) -> anyhow::Result<u8> {
                 rds: Arc::clone(&rds),
                 init: init.clone(),
             }) as Arc<dyn ListenerAdmin>,
-            config_dump: crate::admin::BootstrapDump::new(loaded.proto.clone()),
+            config_dump: crate::admin::BootstrapDump::new(bootstrap_proto),
             node: model.node.clone(),
             // Checked by `load_config`; Envoy's defaults should it fail anyway.
             stat_tags: model
