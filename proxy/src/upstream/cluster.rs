@@ -247,6 +247,17 @@ impl UpstreamCluster {
         &self.breakers
     }
 
+    /// Current hosts per configured locality entry, as (priority, locality weight,
+    /// hosts), for admin `/config_dump?include_eds` (config order).
+    pub fn hosts_by_locality(&self) -> Vec<(u32, Option<u32>, Vec<Arc<Host>>)> {
+        self.host_set
+            .load()
+            .localities()
+            .iter()
+            .map(|l| (l.priority, l.weight, l.hosts.clone()))
+            .collect()
+    }
+
     /// Current hosts with their counters, for admin /clusters (config order).
     pub fn hosts(&self) -> Vec<Arc<Host>> {
         self.host_set.load().all().to_vec()
