@@ -130,10 +130,23 @@ async fn include_eds_shows_static_and_eds_endpoints() -> anyhow::Result<()> {
         "static_eds",
         resources::ads_source_with_timeout(Duration::from_millis(500)),
     );
+    let dns = |name: &str, kind: &str| {
+        json!({
+            "name": name, "type": kind, "connect_timeout": "1s", "dns_lookup_family": "V4_ONLY",
+            "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": [
+                { "endpoint": { "address": { "socket_address": { "address": "localhost", "port_value": 9 } } } },
+            ] } ] },
+        })
+    };
     let clusters = config["static_resources"]["clusters"]
         .as_array_mut()
         .ok_or_else(|| anyhow::anyhow!("clusters"))?;
-    clusters.extend([backend, unanswered]);
+    clusters.extend([
+        backend,
+        unanswered,
+        dns("strict_dns", "STRICT_DNS"),
+        dns("logical_dns", "LOGICAL_DNS"),
+    ]);
     let proxy = Proxy::start(&config).await?;
     wait_all_acked(&cp, "1").await?;
 
@@ -178,6 +191,22 @@ async fn include_eds_shows_static_and_eds_endpoints() -> anyhow::Result<()> {
             "policy": policy(140),
         })
     );
+    // DNS hosts carry the name they were resolved from and an empty metadata.
+    for name in ["strict_dns", "logical_dns"] {
+        let mut host = dumped(local(9), "HEALTHY", 1);
+        host["endpoint"]["hostname"] = json!("localhost");
+        host["metadata"] = json!({});
+        assert_eq!(
+            assignment(section, "static_endpoint_configs", name)?,
+            &json!({
+                "@type": ASSIGNMENT,
+                "cluster_name": name,
+                "endpoints": [ { "locality": {}, "lb_endpoints": [host], "load_balancing_weight": 0 } ],
+                "policy": policy(140),
+            }),
+            "{name}"
+        );
+    }
     assert_eq!(
         assignment(section, "static_endpoint_configs", "static_eds")?,
         &json!({ "@type": ASSIGNMENT, "cluster_name": "static_eds", "policy": policy(140) })
@@ -224,7 +253,13 @@ async fn include_eds_shows_static_and_eds_endpoints() -> anyhow::Result<()> {
             })
             .unwrap_or_default();
         let expected: &[&str] = if list.starts_with("static") {
-            &["static_backend", "static_eds", "xds_cluster"]
+            &[
+                "logical_dns",
+                "static_backend",
+                "static_eds",
+                "strict_dns",
+                "xds_cluster",
+            ]
         } else {
             &["backend", "svc"]
         };

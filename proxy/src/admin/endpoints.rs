@@ -5,7 +5,8 @@
 //! version or a timestamp); per priority, hosts grouped by locality, the node's locality
 //! first and then the others in (region, zone, sub_zone) order; the locality weight
 //! (0 when unset, the last one when a locality repeats), every host's weight and health
-//! (`HEALTHY` or `UNHEALTHY`) and an empty `health_check_config`.
+//! (`HEALTHY` or `UNHEALTHY`) and an empty `health_check_config`; a DNS cluster's hosts
+//! with the name they were resolved from and an empty `metadata`.
 
 use std::sync::Arc;
 
@@ -66,7 +67,11 @@ fn assignment(clusters: &ClusterManager, cluster: &UpstreamCluster, node_localit
     let mut out = Map::new();
     out.insert("@type".into(), json!(ASSIGNMENT_TYPE));
     out.insert("cluster_name".into(), json!(name));
-    let endpoints = locality_entries(cluster, node_locality);
+    let dns = matches!(
+        model.discovery,
+        DiscoveryType::StrictDns | DiscoveryType::LogicalDns
+    );
+    let endpoints = locality_entries(cluster, node_locality, dns);
     if !endpoints.is_empty() {
         out.insert("endpoints".into(), Value::Array(endpoints));
     }
@@ -85,8 +90,9 @@ struct Group {
     hosts: Vec<Arc<Host>>,
 }
 
-/// `endpoints[]`: the cluster's hosts grouped by (priority, locality) in Envoy's order.
-fn locality_entries(cluster: &UpstreamCluster, node_locality: &str) -> Vec<Value> {
+/// `endpoints[]`: the cluster's hosts grouped by (priority, locality) in Envoy's order
+/// (`dns`: hosts resolved by a DNS cluster, which Envoy shows with an empty metadata).
+fn locality_entries(cluster: &UpstreamCluster, node_locality: &str, dns: bool) -> Vec<Value> {
     let mut groups: Vec<Group> = Vec::new();
     for (priority, weight, hosts) in cluster.hosts_by_locality() {
         let Some(first) = hosts.first() else {
@@ -137,7 +143,7 @@ fn locality_entries(cluster: &UpstreamCluster, node_locality: &str) -> Vec<Value
             }
             let mut entry = json!({
                 "locality": locality,
-                "lb_endpoints": g.hosts.iter().map(|h| lb_endpoint(h)).collect::<Vec<_>>(),
+                "lb_endpoints": g.hosts.iter().map(|h| lb_endpoint(h, dns)).collect::<Vec<_>>(),
                 "load_balancing_weight": g.weight,
             });
             if g.priority != 0 {
@@ -148,7 +154,7 @@ fn locality_entries(cluster: &UpstreamCluster, node_locality: &str) -> Vec<Value
         .collect()
 }
 
-fn lb_endpoint(host: &Host) -> Value {
+fn lb_endpoint(host: &Host, dns: bool) -> Value {
     let mut endpoint = json!({
         "address": address_json(&host.address),
         "health_check_config": {},
@@ -156,9 +162,13 @@ fn lb_endpoint(host: &Host) -> Value {
     if let Some(hostname) = host.hostname.as_deref().filter(|h| !h.is_empty()) {
         endpoint["hostname"] = json!(hostname);
     }
-    json!({
+    let mut out = json!({
         "endpoint": endpoint,
         "health_status": if host.is_healthy() { "HEALTHY" } else { "UNHEALTHY" },
         "load_balancing_weight": host.weight,
-    })
+    });
+    if dns {
+        out["metadata"] = json!({});
+    }
+    out
 }
