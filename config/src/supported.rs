@@ -526,7 +526,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "envoy.extensions.load_balancing_policies.common.v3.LocalityLbConfig",
         &["zone_aware_lb_config", "locality_weighted_lb_config"],
     ),
-    // `force_local_zone` is not implemented.
     (
         "envoy.extensions.load_balancing_policies.common.v3.LocalityLbConfig.ZoneAwareLbConfig",
         &[
@@ -534,6 +533,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "min_cluster_size",
             "fail_traffic_on_panic",
             "force_locality_direct_routing",
+            "force_local_zone",
             "locality_basis",
         ],
     ),

@@ -329,30 +329,6 @@ fn local_cluster_must_exist() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[test]
-fn force_local_zone_is_refused_by_baton() -> anyhow::Result<()> {
-    let mut backend = static_cluster("backend", &[SocketAddr::from(([127, 0, 0, 1], 1))]);
-    backend["load_balancing_policy"] = json!({ "policies": [{ "typed_extension_config": {
-        "name": "envoy.load_balancing_policies.round_robin",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
-            "locality_lb_config": { "zone_aware_lb_config": { "force_local_zone": {} } },
-        },
-    }}]});
-    let (ok, output) = validate(&zone_config(backend, &[("zone-a", peers(1000, 1))]))?;
-    if baton_tests::is_envoy() {
-        assert!(ok, "{output}");
-    } else {
-        assert!(!ok, "{output}");
-        assert!(
-            output.contains("zone_aware_lb_config.force_local_zone")
-                && output.contains("not supported by Baton yet"),
-            "{output}"
-        );
-    }
-    Ok(())
-}
-
 /// Sets the local cluster's endpoints over EDS at `version`.
 fn set_local_endpoints(
     cp: &baton_tests::xds::ControlPlane,
@@ -416,5 +392,186 @@ async fn local_cluster_from_eds_follows_its_updates() -> anyhow::Result<()> {
         "{counts:?}"
     );
     assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 6);
+    Ok(())
+}
+
+/// `endpoints[]` entry: one locality at `priority` whose hosts have `health_status`.
+fn locality_at(zone: &str, priority: u32, addrs: &[SocketAddr], health: &str) -> Value {
+    let endpoints: Vec<Value> = addrs
+        .iter()
+        .map(|a| {
+            let mut e = endpoint(*a);
+            e["health_status"] = json!(health);
+            e
+        })
+        .collect();
+    json!({
+        "locality": { "region": REGION, "zone": zone },
+        "priority": priority,
+        "lb_endpoints": endpoints,
+    })
+}
+
+#[tokio::test]
+async fn priority_zero_share_is_zone_routed_when_spilling_over() -> anyhow::Result<()> {
+    // Priority 0: three healthy hosts in zone-a, two healthy and five unhealthy in zone-b
+    // (half healthy: 70% of the picks, 1.4 x 50); priority 1 (x1, x2, zone-b) takes the
+    // other 30%. Zone routing applies to the priority-0 share: zone-a holds 60% of its
+    // healthy hosts against 50% of the local cluster, so all of it stays in zone-a.
+    let a = upstreams(&["a1", "a2", "a3"]).await?;
+    let b = upstreams(&["b1", "b2"]).await?;
+    let x = upstreams(&["x1", "x2"]).await?;
+    let mut backend = static_cluster("backend", &[]);
+    backend["load_assignment"]["endpoints"] = json!([
+        locality_at("zone-a", 0, &addrs(&a), "HEALTHY"),
+        locality_at("zone-b", 0, &addrs(&b), "HEALTHY"),
+        locality_at("zone-b", 0, &peers(4000, 5), "UNHEALTHY"),
+        locality_at("zone-b", 1, &addrs(&x), "HEALTHY"),
+    ]);
+    backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 1 } });
+    let local = [("zone-a", peers(1000, 1)), ("zone-b", peers(2000, 1))];
+    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    let n = 60;
+    let counts = spread(&proxy, n).await?;
+    let direct = counter(&proxy, "lb_zone_routing_all_directly").await?;
+    assert_eq!(in_zone(&counts, 'b'), 0, "{counts:?}");
+    assert_eq!(in_zone(&counts, 'a') as u64, direct, "{counts:?}");
+    assert_eq!(
+        in_zone(&counts, 'a') + in_zone(&counts, 'x'),
+        n,
+        "{counts:?}"
+    );
+    // Each side has probability below 1e-9 of never being chosen in 60 picks.
+    assert!(direct > 0 && in_zone(&counts, 'x') > 0, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
+    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 0);
+    assert_eq!(counter(&proxy, "lb_healthy_panic").await?, 0);
+    Ok(())
+}
+
+/// `backend` with a typed round-robin policy whose zone-aware config is `zone_aware`.
+fn with_typed_zone_config(mut backend: Value, zone_aware: Value) -> Value {
+    backend["load_balancing_policy"] = json!({ "policies": [{ "typed_extension_config": {
+        "name": "envoy.load_balancing_policies.round_robin",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
+            "locality_lb_config": { "zone_aware_lb_config": zone_aware },
+        },
+    }}]});
+    backend
+}
+
+/// One upstream host in zone-a (`a1`), two in zone-b: zone-a's share (a third) is below
+/// the local cluster's (half), the residual case without forcing.
+async fn overloaded_zone_a() -> anyhow::Result<(Vec<EchoUpstream>, Value)> {
+    let ups = upstreams(&["a1", "b1", "b2"]).await?;
+    let backend = zoned_cluster(
+        "backend",
+        &[
+            ("zone-a", vec![ups[0].addr()]),
+            ("zone-b", vec![ups[1].addr(), ups[2].addr()]),
+        ],
+    );
+    Ok((ups, backend))
+}
+
+#[tokio::test]
+async fn force_local_zone_sends_everything_to_the_local_zone() -> anyhow::Result<()> {
+    let (_ups, backend) = overloaded_zone_a().await?;
+    let backend = with_typed_zone_config(
+        backend,
+        json!({ "min_cluster_size": 1, "force_local_zone": {} }),
+    );
+    let local = [("zone-a", peers(1000, 2)), ("zone-b", peers(2000, 2))];
+    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    let counts = spread(&proxy, 12).await?;
+    assert_eq!(in_zone(&counts, 'a'), 12, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 12);
+    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
+    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn force_local_zone_under_min_size_keeps_the_residual() -> anyhow::Result<()> {
+    // One healthy zone-a host, `min_size: 2`: not forced, the usual residual split.
+    let (_ups, backend) = overloaded_zone_a().await?;
+    let backend = with_typed_zone_config(
+        backend,
+        json!({ "min_cluster_size": 1, "force_local_zone": { "min_size": 2 } }),
+    );
+    let local = [("zone-a", peers(1000, 2)), ("zone-b", peers(2000, 2))];
+    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    let n = 60;
+    let counts = spread(&proxy, n).await?;
+    let sampled = counter(&proxy, "lb_zone_routing_sampled").await?;
+    let cross = counter(&proxy, "lb_zone_routing_cross_zone").await?;
+    assert_eq!(sampled + cross, n as u64);
+    assert!(sampled > 0 && cross > 0, "sampled {sampled}, cross {cross}");
+    assert_eq!(in_zone(&counts, 'a') as u64, sampled, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn force_local_zone_routes_with_a_one_zone_local_cluster() -> anyhow::Result<()> {
+    // A local cluster in zone-a only turns zone routing off, unless it is forced.
+    let (_ups, backend) = overloaded_zone_a().await?;
+    let forced = with_typed_zone_config(
+        backend.clone(),
+        json!({ "min_cluster_size": 1, "force_local_zone": {} }),
+    );
+    let local = [("zone-a", peers(1000, 2))];
+    let proxy = Proxy::start(&zone_config(forced, &local)).await?;
+    let counts = spread(&proxy, 6).await?;
+    assert_eq!(in_zone(&counts, 'a'), 6, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 6);
+    drop(proxy);
+
+    let plain = with_typed_zone_config(backend, json!({ "min_cluster_size": 1 }));
+    let proxy = Proxy::start(&zone_config(plain, &local)).await?;
+    let counts = spread(&proxy, 6).await?;
+    assert_eq!(in_zone(&counts, 'a'), 2, "{counts:?}");
+    assert_eq!(in_zone(&counts, 'b'), 4, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn force_locality_direct_routing_is_force_local_zone_of_one() -> anyhow::Result<()> {
+    // The deprecated flag: forced with a minimum of one local host, here with a one-zone
+    // local cluster too.
+    let (_ups, backend) = overloaded_zone_a().await?;
+    let forced = with_typed_zone_config(
+        backend,
+        json!({ "min_cluster_size": 1, "force_locality_direct_routing": true }),
+    );
+    let local = [("zone-a", peers(1000, 2))];
+    let proxy = Proxy::start(&zone_config(forced, &local)).await?;
+    let counts = spread(&proxy, 6).await?;
+    assert_eq!(in_zone(&counts, 'a'), 6, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 6);
+    Ok(())
+}
+
+#[tokio::test]
+async fn force_local_zone_without_healthy_local_hosts_is_cross_zone() -> anyhow::Result<()> {
+    // The upstream's zone-a host is unhealthy: nothing to force, every pick cross zone.
+    let ups = upstreams(&["a1", "b1", "b2"]).await?;
+    let mut backend = static_cluster("backend", &[]);
+    backend["load_assignment"]["endpoints"] = json!([
+        locality_at("zone-a", 0, &[ups[0].addr()], "UNHEALTHY"),
+        locality_at("zone-b", 0, &[ups[1].addr(), ups[2].addr()], "HEALTHY"),
+    ]);
+    let backend = with_typed_zone_config(
+        backend,
+        json!({ "min_cluster_size": 1, "force_local_zone": {} }),
+    );
+    let local = [("zone-a", peers(1000, 2)), ("zone-b", peers(2000, 2))];
+    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    let counts = spread(&proxy, 10).await?;
+    assert_eq!(in_zone(&counts, 'b'), 10, "{counts:?}");
+    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 10);
+    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
     Ok(())
 }

@@ -62,9 +62,11 @@ pub struct ZoneAwareLbConfig {
     /// `fail_traffic_on_panic`: a cluster in panic mode fails requests instead of using
     /// every host.
     pub fail_traffic_on_panic: bool,
-    /// `force_locality_direct_routing`: everything to the local zone whenever the
-    /// upstream has hosts there.
-    pub force_locality_direct_routing: bool,
+    /// `force_local_zone.min_size` (default 1; `force_locality_direct_routing` is a
+    /// minimum of 1): everything to the local zone whenever the upstream has at least
+    /// this many healthy hosts there, also with a one-zone local cluster. None: not
+    /// forced.
+    pub force_local_zone_min_size: Option<u32>,
     /// `locality_basis`: zone shares by healthy host count (default) or by their weights.
     pub basis_by_weight: bool,
 }
@@ -75,7 +77,7 @@ impl Default for ZoneAwareLbConfig {
             routing_enabled_percent: 100,
             min_cluster_size: 6,
             fail_traffic_on_panic: false,
-            force_locality_direct_routing: false,
+            force_local_zone_min_size: None,
             basis_by_weight: false,
         }
     }

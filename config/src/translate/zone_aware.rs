@@ -98,10 +98,20 @@ fn typed(config: Option<&common_pb::LocalityLbConfig>, path: &str) -> Result<mod
                 routing_enabled_percent: percent(z.routing_enabled.as_ref(), &path)?,
                 min_cluster_size: z.min_cluster_size.unwrap_or(6),
                 fail_traffic_on_panic: z.fail_traffic_on_panic,
-                force_locality_direct_routing: z.force_locality_direct_routing,
+                force_local_zone_min_size: force_local_zone_min_size(z),
                 basis_by_weight,
             }))
         }
+    }
+}
+
+/// How many healthy upstream hosts in the node's zone force all traffic there:
+/// `force_local_zone.min_size` (default 1), which supersedes the deprecated
+/// `force_locality_direct_routing` (a minimum of 1), as in Envoy 1.40.
+fn force_local_zone_min_size(z: &common_pb::locality_lb_config::ZoneAwareLbConfig) -> Option<u32> {
+    match &z.force_local_zone {
+        Some(force) => Some(force.min_size.unwrap_or(1)),
+        None => z.force_locality_direct_routing.then_some(1),
     }
 }
 
@@ -164,5 +174,18 @@ mod tests {
             ))
         );
         assert_eq!(typed(None, "c").ok(), Some(model::LocalityLb::default()));
+    }
+
+    #[test]
+    fn force_local_zone_supersedes_force_locality_direct_routing() {
+        use common_pb::locality_lb_config::zone_aware_lb_config::ForceLocalZone;
+        let mut z = common_pb::locality_lb_config::ZoneAwareLbConfig::default();
+        assert_eq!(force_local_zone_min_size(&z), None);
+        z.force_locality_direct_routing = true;
+        assert_eq!(force_local_zone_min_size(&z), Some(1));
+        z.force_local_zone = Some(ForceLocalZone { min_size: Some(3) });
+        assert_eq!(force_local_zone_min_size(&z), Some(3));
+        z.force_local_zone = Some(ForceLocalZone { min_size: None });
+        assert_eq!(force_local_zone_min_size(&z), Some(1));
     }
 }

@@ -111,7 +111,7 @@ pub(super) fn clusters_json(cm: &ClusterManager) -> Value {
 }
 
 /// A host's `envoy.config.core.v3.Address`, as Envoy lists it (a pipe without `mode`).
-fn address_json(address: &HostAddress) -> Value {
+pub(super) fn address_json(address: &HostAddress) -> Value {
     match address {
         HostAddress::Ip(addr) => json!({"socket_address": {
             "address": addr.ip().to_string(),

@@ -218,8 +218,9 @@ pub(crate) fn timestamp(t: SystemTime) -> String {
 }
 
 /// `/config_dump`: Envoy's envelope around the bootstrap (static resources appear in
-/// the bootstrap dump and again as static clusters/listeners/routes).
-pub(super) fn config_dump(ctx: &super::AdminContext) -> Value {
+/// the bootstrap dump and again as static clusters/listeners/routes); `include_eds` adds
+/// the endpoints after the clusters, as Envoy does.
+pub(super) fn config_dump(ctx: &super::AdminContext, include_eds: bool) -> Value {
     let bootstrap = ctx.config_dump.json();
     let static_resources = bootstrap.get("static_resources");
     let list = |key: &str| -> Vec<Value> {
@@ -296,8 +297,14 @@ pub(super) fn config_dump(ctx: &super::AdminContext) -> Value {
     let mut configs = vec![
         json!({"@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump", "bootstrap": bootstrap}),
         clusters_dump,
-        listeners_dump,
     ];
+    if include_eds {
+        configs.push(super::endpoints::endpoints_dump(
+            &ctx.clusters,
+            &ctx.node.locality,
+        ));
+    }
+    configs.push(listeners_dump);
     let routes = ctx.listeners.dynamic_route_configs_dump();
     if !routes.is_empty() {
         configs.push(json!({

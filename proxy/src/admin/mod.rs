@@ -3,6 +3,7 @@
 
 mod clusters;
 mod conn;
+mod endpoints;
 mod info;
 mod runtime;
 mod runtime_memory;
@@ -424,7 +425,12 @@ fn answer(ctx: &AdminContext, req: &Request<Incoming>) -> AdminResponse {
                 text(StatusCode::OK, clusters::clusters_text(&ctx.clusters))
             }
         }
-        "/config_dump" => json(&info::config_dump(ctx)),
+        "/config_dump" => {
+            let include_eds = query
+                .split('&')
+                .any(|kv| kv.split('=').next() == Some("include_eds"));
+            json(&info::config_dump(ctx, include_eds))
+        }
         "/runtime" => json(&runtime::runtime_json(
             &crate::runtime::snapshot().layers_as_set(),
         )),

@@ -247,6 +247,17 @@ impl UpstreamCluster {
         &self.breakers
     }
 
+    /// Current hosts per configured locality entry, as (priority, locality weight,
+    /// hosts), for admin `/config_dump?include_eds` (config order).
+    pub fn hosts_by_locality(&self) -> Vec<(u32, Option<u32>, Vec<Arc<Host>>)> {
+        self.host_set
+            .load()
+            .localities()
+            .iter()
+            .map(|l| (l.priority, l.weight, l.hosts.clone()))
+            .collect()
+    }
+
     /// Current hosts with their counters, for admin /clusters (config order).
     pub fn hosts(&self) -> Vec<Arc<Host>> {
         self.host_set.load().all().to_vec()
@@ -257,7 +268,14 @@ impl UpstreamCluster {
     /// `upstream_cx_none_healthy` when there is none).
     pub fn pick_host(&self) -> Result<Arc<Host>, UpstreamError> {
         let set = self.host_set.load();
-        if let Some(zone) = self.zone.as_ref().filter(|_| set.zone_routable()) {
+        let level = set.choose_level();
+        // Only a pick that lands on priority 0 is zone routed, also when a share of the
+        // traffic spills over to lower priorities (as in Envoy).
+        if let Some(zone) = self
+            .zone
+            .as_ref()
+            .filter(|_| level.is_some_and(|l| l.zone_routable()))
+        {
             match zone.pick(&set, self.model.lb_policy, &self.stats.zone) {
                 ZonePick::Host(host) => return Ok(host),
                 ZonePick::Fail => {
@@ -267,7 +285,9 @@ impl UpstreamCluster {
                 ZonePick::NotRouted => {}
             }
         }
-        let (mut host, panic) = set.pick_with_panic(self.model.lb_policy);
+        // A set without any host counts as panicking, as in Envoy.
+        let panic = level.is_none_or(|l| l.panic());
+        let mut host = level.and_then(|l| l.pick(self.model.lb_policy));
         if panic {
             self.stats.lb_healthy_panic.inc();
             if self.fail_traffic_on_panic {

@@ -34,7 +34,7 @@ pub(crate) struct LocalityHosts {
 
 /// One priority level that receives traffic.
 #[derive(Debug)]
-struct Level {
+pub(crate) struct Level {
     /// One group per locality when locality weighting applies, else a single group.
     groups: Vec<HostGroup>,
     /// Smooth weighted order of `groups` indices (empty: always group 0).
@@ -47,7 +47,18 @@ struct Level {
 }
 
 impl Level {
-    fn pick(&self, policy: LbPolicy) -> Option<&Arc<Host>> {
+    /// Whether zone-aware routing applies to a pick from this level: Envoy zone-routes
+    /// priority 0 only, and not in panic.
+    pub(crate) fn zone_routable(&self) -> bool {
+        self.priority == 0 && !self.panic
+    }
+
+    /// Under the panic threshold: the pick ignores health (`lb_healthy_panic`).
+    pub(crate) fn panic(&self) -> bool {
+        self.panic
+    }
+
+    pub(crate) fn pick(&self, policy: LbPolicy) -> Option<&Arc<Host>> {
         let group = if self.locality_schedule.is_empty() {
             self.groups.first()?
         } else {
@@ -136,30 +147,30 @@ impl HostSet {
         self.pick_with_panic(policy).0
     }
 
-    /// Whether every pick goes to priority 0 and it is not in panic: zone-aware routing
-    /// applies then (Envoy zone-routes priority 0 only).
-    pub(crate) fn zone_routable(&self) -> bool {
-        matches!(self.levels.as_slice(), [level] if level.priority == 0 && !level.panic)
+    /// Chooses the priority level of one pick by the levels' loads (None: the set has no
+    /// host at all).
+    pub(crate) fn choose_level(&self) -> Option<&Level> {
+        match self.levels.len() {
+            0 => None,
+            1 => self.levels.first(),
+            _ => {
+                let n = self.priority_next.fetch_add(1, Ordering::Relaxed);
+                let point = (n.wrapping_mul(PRIORITY_STRIDE) % 100) as u32;
+                let index = self.cumulative_load.partition_point(|c| *c <= point);
+                self.levels.get(index)
+            }
+        }
     }
 
     /// Like [`Self::pick`], also telling whether the choice was made in panic mode
     /// (the level is under the healthy panic threshold; a set without any host counts
     /// as panicking too, as in Envoy).
+    #[cfg(test)]
     pub(crate) fn pick_with_panic(&self, policy: LbPolicy) -> (Option<&Arc<Host>>, bool) {
-        let level = match self.levels.len() {
-            0 => return (None, true),
-            1 => &self.levels[0],
-            _ => {
-                let n = self.priority_next.fetch_add(1, Ordering::Relaxed);
-                let point = (n.wrapping_mul(PRIORITY_STRIDE) % 100) as u32;
-                let index = self.cumulative_load.partition_point(|c| *c <= point);
-                match self.levels.get(index) {
-                    Some(level) => level,
-                    None => return (None, false),
-                }
-            }
-        };
-        (level.pick(policy), level.panic)
+        match self.choose_level() {
+            Some(level) => (level.pick(policy), level.panic),
+            None => (None, true),
+        }
     }
 }
 

@@ -562,6 +562,15 @@ impl ClusterManager {
         self.finish_warming_all(finished);
     }
 
+    /// `policy.overprovisioning_factor` of the last EDS assignment for `service` (None:
+    /// none received).
+    pub fn eds_overprovisioning_factor(&self, service: &str) -> Option<u32> {
+        self.lock()
+            .assignments
+            .get(service)
+            .map(|a| a.overprovisioning_factor)
+    }
+
     /// The EDS resource for `service` was removed: its clusters lose their hosts.
     pub fn remove_assignment(&self, service: &str) {
         self.set_assignment(service, Arc::new(model::LoadAssignment::default()));

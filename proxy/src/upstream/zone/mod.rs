@@ -12,7 +12,10 @@
 //! one immutable [`ZoneRouting`] snapshot plus a few atomics.
 //!
 //! Health is each host's `is_healthy()` (health checks and outlier detection will set
-//! it); only priority 0 is zone routed, as in Envoy.
+//! it); only priority 0 is zone routed, as in Envoy: when part of the traffic spills
+//! over to lower priorities, the picks that land on priority 0 are zone routed and the
+//! others are not. `force_local_zone` sends everything to the node's zone when the
+//! upstream has enough healthy hosts there.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -218,8 +221,10 @@ pub(crate) fn routing_state(
     local_has_local: bool,
     config: &ZoneAwareLbConfig,
 ) -> Result<RoutingState, Off> {
-    // Measured on Envoy 1.40: one locality on either side turns routing off silently.
-    if upstream.len() < 2 || local.len() < 2 {
+    // Measured on Envoy 1.40: one locality on either side turns routing off silently,
+    // except a one-zone local cluster when the local zone is forced.
+    let forced = config.force_local_zone_min_size;
+    if upstream.len() < 2 || (local.len() < 2 && forced.is_none()) {
         return Err(Off::OneLocality);
     }
     if !local_has_local {
@@ -231,9 +236,8 @@ pub(crate) fn routing_state(
     }
     let percentages = locality_percentages(local, upstream, config.basis_by_weight);
     let (local0, upstream0) = percentages[0];
-    if upstream_has_local
-        && (config.force_locality_direct_routing || (upstream0 > 0 && upstream0 >= local0))
-    {
+    let forced_here = forced.is_some_and(|min| upstream[0].hosts >= u64::from(min));
+    if upstream_has_local && ((upstream0 > 0 && upstream0 >= local0) || forced_here) {
         return Ok(RoutingState::Direct);
     }
     // The local locality takes what its hosts can (e.g. 10% of the upstream hosts for 20%
@@ -357,8 +361,8 @@ impl ZoneBalancer {
         }));
     }
 
-    /// Zone-routes one pick from `set` (whose priority 0 is not in panic and takes this
-    /// pick).
+    /// Zone-routes one pick from `set` (the pick landed on priority 0, which is not in
+    /// panic).
     pub(crate) fn pick(&self, set: &HostSet, policy: LbPolicy, stats: &ZoneStats) -> ZonePick {
         let mut routing = self.routing.load();
         if routing.generation != self.zone.generation.load(Ordering::Acquire) {

@@ -118,21 +118,34 @@ fn preconditions_turn_routing_off() {
 }
 
 #[test]
-fn force_direct_needs_only_a_local_locality() {
+fn force_local_zone_needs_its_minimum_of_local_hosts() {
     let local = [load("a", 9), load("b", 1)];
-    let upstream = [load("a", 1), load("b", 9)];
-    let forced = ZoneAwareLbConfig {
-        force_locality_direct_routing: true,
+    let upstream = [load("a", 2), load("b", 9)];
+    let forced = |min| ZoneAwareLbConfig {
+        force_local_zone_min_size: Some(min),
         ..config(1)
     };
     assert_eq!(
-        routing_state(&upstream, true, &local, true, &forced),
+        routing_state(&upstream, true, &local, true, &forced(2)),
         Ok(RoutingState::Direct)
     );
+    assert!(matches!(
+        routing_state(&upstream, true, &local, true, &forced(3)),
+        Ok(RoutingState::Residual { .. })
+    ));
     assert!(matches!(
         routing_state(&upstream, true, &local, true, &config(1)),
         Ok(RoutingState::Residual { .. })
     ));
+    // A one-zone local cluster still routes when forced (measured on Envoy 1.40).
+    assert_eq!(
+        routing_state(&upstream, true, &local[..1], true, &forced(1)),
+        Ok(RoutingState::Direct)
+    );
+    assert_eq!(
+        routing_state(&upstream, true, &local[..1], true, &config(1)),
+        Err(Off::OneLocality)
+    );
 }
 
 fn host(port: u16, zone: &str) -> Arc<Host> {
