@@ -12,36 +12,69 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// they came, value and position (the upstream must see the upgrade request / the client
 /// the 101; Envoy relays both unchanged).
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if let Some(conn) = headers.get(CONNECTION) {
-        // Headers nominated by `connection` are hop-by-hop too.
-        let nominated: Vec<HeaderName> = conn
-            .to_str()
+    // One pass over the names first: most messages carry none of these (or only
+    // `connection: keep-alive`), and every removal below hashes a name.
+    let mut present = Present::default();
+    for name in headers.keys() {
+        if name == CONNECTION {
+            present.connection = true;
+        } else if name == TE {
+            present.te = true;
+        } else if name == KEEP_ALIVE
+            || name == PROXY_CONNECTION
+            || name == TRANSFER_ENCODING
+            || name == UPGRADE
+        {
+            present.other = true;
+        }
+    }
+    if !present.connection && !present.te && !present.other {
+        if keep_upgrade {
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        return;
+    }
+    if present.connection {
+        // Headers nominated by `connection` are hop-by-hop too. Its own value is a cheap
+        // handle on shared bytes, read while the map changes.
+        let conn = headers.get(CONNECTION).cloned();
+        let tokens = conn
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .split(',')
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")))
-            .filter_map(|t| HeaderName::from_bytes(t.to_ascii_lowercase().as_bytes()).ok())
-            .filter(|n| n != TE && n != UPGRADE)
-            .collect();
-        for n in nominated {
-            headers.remove(n);
+            .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")));
+        for token in tokens {
+            // `keep-alive` (the usual value) goes below in any case.
+            if token.eq_ignore_ascii_case("keep-alive") {
+                continue;
+            }
+            // `from_bytes` lowercases.
+            if let Ok(n) = HeaderName::from_bytes(token.as_bytes()) {
+                if n != TE && n != UPGRADE {
+                    headers.remove(n);
+                }
+            }
         }
         if !keep_upgrade {
             headers.remove(CONNECTION);
         }
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(TRANSFER_ENCODING);
+    if present.other {
+        headers.remove(&KEEP_ALIVE);
+        headers.remove(&PROXY_CONNECTION);
+        headers.remove(TRANSFER_ENCODING);
+    }
     if keep_upgrade {
         if !headers.contains_key(CONNECTION) {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
-    } else {
+    } else if present.other {
         headers.remove(UPGRADE);
     }
-    if let Some(te) = headers.get(TE) {
+    if let Some(te) = present.te.then(|| headers.get(TE)).flatten() {
         let trailers = te
             .to_str()
             .unwrap_or("")
@@ -53,6 +86,15 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(TE);
         }
     }
+}
+
+/// Which hop-by-hop names a header map holds ([`strip`]'s first pass).
+#[derive(Default)]
+struct Present {
+    connection: bool,
+    te: bool,
+    /// `keep-alive`, `proxy-connection`, `transfer-encoding` or `upgrade`.
+    other: bool,
 }
 
 /// The lowercased upgrade protocol when this is an HTTP/1.1 upgrade request
