@@ -20,15 +20,21 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
             present.connection = true;
         } else if name == TE {
             present.te = true;
-        } else if name == KEEP_ALIVE
-            || name == PROXY_CONNECTION
-            || name == TRANSFER_ENCODING
-            || name == UPGRADE
-        {
-            present.other = true;
+        } else if name == KEEP_ALIVE {
+            present.keep_alive = true;
+        } else if name == PROXY_CONNECTION {
+            present.proxy_connection = true;
+        } else if name == TRANSFER_ENCODING {
+            present.transfer_encoding = true;
+        } else if name == UPGRADE {
+            present.upgrade = true;
         }
     }
-    if !present.connection && !present.te && !present.other {
+    let other = present.keep_alive
+        || present.proxy_connection
+        || present.transfer_encoding
+        || present.upgrade;
+    if !present.connection && !present.te && !other {
         if keep_upgrade {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
@@ -62,16 +68,22 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(CONNECTION);
         }
     }
-    if present.other {
+    // (A flag may outlive a header the `connection` list already removed; never the
+    // other way round.)
+    if present.keep_alive {
         headers.remove(&KEEP_ALIVE);
+    }
+    if present.proxy_connection {
         headers.remove(&PROXY_CONNECTION);
+    }
+    if present.transfer_encoding {
         headers.remove(TRANSFER_ENCODING);
     }
     if keep_upgrade {
         if !headers.contains_key(CONNECTION) {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
-    } else if present.other {
+    } else if present.upgrade {
         headers.remove(UPGRADE);
     }
     if let Some(te) = present.te.then(|| headers.get(TE)).flatten() {
@@ -93,8 +105,10 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
 struct Present {
     connection: bool,
     te: bool,
-    /// `keep-alive`, `proxy-connection`, `transfer-encoding` or `upgrade`.
-    other: bool,
+    keep_alive: bool,
+    proxy_connection: bool,
+    transfer_encoding: bool,
+    upgrade: bool,
 }
 
 /// The lowercased upgrade protocol when this is an HTTP/1.1 upgrade request
