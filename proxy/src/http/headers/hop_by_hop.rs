@@ -164,6 +164,30 @@ mod tests {
     }
 
     #[test]
+    fn a_message_without_hop_by_hop_headers_is_left_alone() {
+        let mut h = HeaderMap::new();
+        h.insert("content-length", "3".parse().expect("v"));
+        h.insert("x-keep", "1".parse().expect("v"));
+        strip(&mut h, false);
+        assert_eq!(h.len(), 2);
+        strip(&mut h, true);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn nominated_names_go_whatever_their_case() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "Keep-Alive, Close, X-Foo".parse().expect("v"));
+        h.insert("x-foo", "1".parse().expect("v"));
+        h.insert("close", "2".parse().expect("v"));
+        h.insert("x-keep", "1".parse().expect("v"));
+        strip(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-keep"], "1");
+    }
+
+    #[test]
     fn keeps_upgrade_for_upgrades() {
         let mut h = HeaderMap::new();
         h.insert("connection", "Upgrade, keep-alive".parse().expect("v"));
