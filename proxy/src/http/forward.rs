@@ -147,7 +147,7 @@ pub(crate) async fn forward(
     }
 
     // Header mutations, most specific first unless configured otherwise.
-    {
+    let mutates = {
         let rc = routed.config;
         let mut levels = mutation::levels(
             &rc.headers,
@@ -157,9 +157,10 @@ pub(crate) async fn forward(
             rc.most_specific_header_mutations_wins,
         )
         .peekable();
+        let mutates = levels.peek().is_some();
         // Values read the request as it arrived at this step, hence the copy; most
         // routes mutate nothing and skip it.
-        if levels.peek().is_some() {
+        if mutates {
             let snapshot = parts.headers.clone();
             let input = FormatInput {
                 method: Some(&parts.method),
@@ -171,7 +172,8 @@ pub(crate) async fn forward(
                 mutation::apply_request(&mut parts.headers, level, &input);
             }
         }
-    }
+        mutates
+    };
     if let Some(t) = f.timeout {
         if !suppress {
             parts.headers.insert(
@@ -194,7 +196,25 @@ pub(crate) async fn forward(
     } else {
         None
     };
-    let mut up_headers = parts.headers.clone();
+    // Envoy splits the cluster's response stats by origin: `x-envoy-internal: true`
+    // (set by the connection manager for internal clients) means internal.
+    let internal = parts
+        .headers
+        .get(&forwarding::X_ENVOY_INTERNAL)
+        .is_some_and(|v| v.as_bytes() == b"true");
+    // The request headers go upstream. After the exchange only response header
+    // mutations (`%REQ(...)%`), `local_reply_config`, a gRPC local reply,
+    // `always_set_request_id_in_response` and the access log (its snapshot is taken
+    // above) read them: without any of those the map moves instead of being copied.
+    let keep_request_headers = mutates
+        || hcm.local_reply.is_some()
+        || hcm.always_set_request_id_in_response
+        || super::local_reply::is_grpc_request(&parts.headers);
+    let mut up_headers = if keep_request_headers {
+        parts.headers.clone()
+    } else {
+        std::mem::take(&mut parts.headers)
+    };
     // CONNECT is an upgrade without `upgrade` / `connection: upgrade` headers.
     hop_by_hop::strip(&mut up_headers, is_upgrade && !is_connect);
     // hyper answers `expect: 100-continue` itself when the body is first read.
@@ -222,12 +242,6 @@ pub(crate) async fn forward(
             append_x_forwarded_host: f.append_x_forwarded_host,
         }),
     };
-    // Envoy splits the cluster's response stats by origin: `x-envoy-internal: true`
-    // (set by the connection manager for internal clients) means internal.
-    let internal = parts
-        .headers
-        .get(&forwarding::X_ENVOY_INTERNAL)
-        .is_some_and(|v| v.as_bytes() == b"true");
     let cluster_stats: &ClusterStats = cluster.stats();
     let sent_at = Instant::now();
     ex.info.attempt_count = 1;

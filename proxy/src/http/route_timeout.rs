@@ -29,6 +29,13 @@ pub(crate) struct RouteDeadline {
 impl RouteDeadline {
     /// A timer of `timeout` that starts when `progress` reports the request complete.
     pub(crate) fn new(timeout: Duration, progress: Arc<RequestProgress>) -> Self {
+        // Most requests are complete when they are sent (no body, or a small one read
+        // with the head): the timer starts at once, without waiting on `progress`.
+        if progress.complete.load(std::sync::atomic::Ordering::Acquire) {
+            return Self {
+                timer: Box::pin(tokio::time::sleep(timeout)),
+            };
+        }
         Self {
             timer: Box::pin(async move {
                 progress.wait_complete().await;

@@ -178,6 +178,16 @@ pub struct ClientFacts {
     pub edge: bool,
 }
 
+/// Which forwarding headers a request arrived with ([`mutate_request`]'s first pass).
+#[derive(Debug, Default, Clone, Copy)]
+struct SentHeaders {
+    xff: bool,
+    xfp: bool,
+    request_id: bool,
+    /// Any `x-envoy-*` header.
+    envoy: bool,
+}
+
 /// Applies Envoy's connection-manager request header changes.
 pub fn mutate_request(
     headers: &mut HeaderMap,
@@ -185,6 +195,20 @@ pub fn mutate_request(
     hcm: &HttpConnectionManager,
 ) -> ClientFacts {
     let scheme = if conn.tls { "https" } else { "http" };
+    // One pass over the names: most requests carry no forwarding or `x-envoy-*` header,
+    // and each lookup or removal below hashes a name.
+    let mut sent = SentHeaders::default();
+    for name in headers.keys() {
+        if name == X_FORWARDED_FOR {
+            sent.xff = true;
+        } else if name == X_FORWARDED_PROTO {
+            sent.xfp = true;
+        } else if name == X_REQUEST_ID {
+            sent.request_id = true;
+        } else if name.as_str().starts_with("x-envoy-") {
+            sent.envoy = true;
+        }
+    }
     let (remote, single_xff) = if hcm.use_remote_address {
         // With trusted proxies in front (xff_num_trusted_hops = N), the client is the
         // Nth address from the right of the XFF they sent; the peer otherwise, or when
@@ -192,7 +216,11 @@ pub fn mutate_request(
         let trusted_client = match hcm.xff_num_trusted_hops as usize {
             0 => None,
             hops => {
-                let entries = xff_entries(headers);
+                let entries = if sent.xff {
+                    xff_entries(headers)
+                } else {
+                    Vec::new()
+                };
                 entries
                     .len()
                     .checked_sub(hops)
@@ -208,7 +236,8 @@ pub fn mutate_request(
             } else {
                 conn.remote.ip().to_string()
             };
-            let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            let existing = sent.xff.then(|| headers.get(&X_FORWARDED_FOR)).flatten();
+            let value = match existing.and_then(|v| v.to_str().ok()) {
                 Some(existing) if !existing.is_empty() => format!("{existing},{peer}"),
                 _ => peer,
             };
@@ -218,7 +247,11 @@ pub fn mutate_request(
         }
         (trusted_client.unwrap_or(conn.remote), false)
     } else {
-        let entries = xff_entries(headers);
+        let entries = if sent.xff {
+            xff_entries(headers)
+        } else {
+            Vec::new()
+        };
         let hops = hcm.xff_num_trusted_hops as usize;
         let from_xff = entries
             .len()
@@ -227,7 +260,7 @@ pub fn mutate_request(
             .map(|ip| SocketAddr::new(ip, 0));
         (from_xff.unwrap_or(conn.remote), entries.len() == 1)
     };
-    if hcm.use_remote_address || !headers.contains_key(&X_FORWARDED_PROTO) {
+    if hcm.use_remote_address || !sent.xfp {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
     }
     // A value the client (or a proxy in front) sent is kept, as Envoy does.
@@ -237,11 +270,9 @@ pub fn mutate_request(
             HeaderValue::from(conn.local.port()),
         );
     }
-    // Most requests carry no `x-envoy-*` header: one pass over the names then spares
-    // the lookups (each hashes a name) of every header the edge or the router strips.
-    let has_envoy_headers = headers
-        .keys()
-        .any(|name| name.as_str().starts_with("x-envoy-"));
+    // Without `x-envoy-*` headers the lookups of every header the edge or the router
+    // strips are spared.
+    let has_envoy_headers = sent.envoy;
     let internal =
         (hcm.use_remote_address || single_xff) && in_cidrs(remote.ip(), &hcm.internal_cidrs);
     let edge = !internal && hcm.use_remote_address;
@@ -253,6 +284,9 @@ pub fn mutate_request(
         }
         for name in &hcm.route_config.internal_only_headers {
             headers.remove(name);
+            if *name == X_REQUEST_ID {
+                sent.request_id = false;
+            }
         }
         if let Ok(v) = HeaderValue::from_str(&remote.ip().to_string()) {
             headers.insert(X_ENVOY_EXTERNAL_ADDRESS.clone(), v);
@@ -269,8 +303,7 @@ pub fn mutate_request(
         }
     }
     if hcm.generate_request_id {
-        let regenerate =
-            !headers.contains_key(&X_REQUEST_ID) || (edge && !hcm.preserve_external_request_id);
+        let regenerate = !sent.request_id || (edge && !hcm.preserve_external_request_id);
         if regenerate {
             if let Ok(v) = HeaderValue::from_bytes(&uuid_v4()) {
                 headers.insert(X_REQUEST_ID.clone(), v);

@@ -12,36 +12,81 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// they came, value and position (the upstream must see the upgrade request / the client
 /// the 101; Envoy relays both unchanged).
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if let Some(conn) = headers.get(CONNECTION) {
-        // Headers nominated by `connection` are hop-by-hop too.
-        let nominated: Vec<HeaderName> = conn
-            .to_str()
+    // One pass over the names first: most messages carry none of these (or only
+    // `connection: keep-alive`), and every removal below hashes a name.
+    let mut present = Present::default();
+    for name in headers.keys() {
+        if name == CONNECTION {
+            present.connection = true;
+        } else if name == TE {
+            present.te = true;
+        } else if name == KEEP_ALIVE {
+            present.keep_alive = true;
+        } else if name == PROXY_CONNECTION {
+            present.proxy_connection = true;
+        } else if name == TRANSFER_ENCODING {
+            present.transfer_encoding = true;
+        } else if name == UPGRADE {
+            present.upgrade = true;
+        }
+    }
+    let other = present.keep_alive
+        || present.proxy_connection
+        || present.transfer_encoding
+        || present.upgrade;
+    if !present.connection && !present.te && !other {
+        if keep_upgrade {
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        return;
+    }
+    if present.connection {
+        // Headers nominated by `connection` are hop-by-hop too. Its own value is a cheap
+        // handle on shared bytes, read while the map changes.
+        let conn = headers.get(CONNECTION).cloned();
+        let tokens = conn
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .split(',')
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")))
-            .filter_map(|t| HeaderName::from_bytes(t.to_ascii_lowercase().as_bytes()).ok())
-            .filter(|n| n != TE && n != UPGRADE)
-            .collect();
-        for n in nominated {
-            headers.remove(n);
+            .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")));
+        for token in tokens {
+            // `keep-alive` (the usual value) goes below in any case.
+            if token.eq_ignore_ascii_case("keep-alive") {
+                continue;
+            }
+            // `from_bytes` lowercases.
+            if let Ok(n) = HeaderName::from_bytes(token.as_bytes()) {
+                if n != TE && n != UPGRADE {
+                    headers.remove(n);
+                }
+            }
         }
         if !keep_upgrade {
             headers.remove(CONNECTION);
         }
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(TRANSFER_ENCODING);
+    // (A flag may outlive a header the `connection` list already removed; never the
+    // other way round.)
+    if present.keep_alive {
+        headers.remove(&KEEP_ALIVE);
+    }
+    if present.proxy_connection {
+        headers.remove(&PROXY_CONNECTION);
+    }
+    if present.transfer_encoding {
+        headers.remove(TRANSFER_ENCODING);
+    }
     if keep_upgrade {
         if !headers.contains_key(CONNECTION) {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
-    } else {
+    } else if present.upgrade {
         headers.remove(UPGRADE);
     }
-    if let Some(te) = headers.get(TE) {
+    if let Some(te) = present.te.then(|| headers.get(TE)).flatten() {
         let trailers = te
             .to_str()
             .unwrap_or("")
@@ -53,6 +98,17 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(TE);
         }
     }
+}
+
+/// Which hop-by-hop names a header map holds ([`strip`]'s first pass).
+#[derive(Default)]
+struct Present {
+    connection: bool,
+    te: bool,
+    keep_alive: bool,
+    proxy_connection: bool,
+    transfer_encoding: bool,
+    upgrade: bool,
 }
 
 /// The lowercased upgrade protocol when this is an HTTP/1.1 upgrade request
@@ -104,6 +160,30 @@ mod tests {
         strip(&mut h, false);
         assert_eq!(h.len(), 2);
         assert_eq!(h["te"], "trailers");
+        assert_eq!(h["x-keep"], "1");
+    }
+
+    #[test]
+    fn a_message_without_hop_by_hop_headers_is_left_alone() {
+        let mut h = HeaderMap::new();
+        h.insert("content-length", "3".parse().expect("v"));
+        h.insert("x-keep", "1".parse().expect("v"));
+        strip(&mut h, false);
+        assert_eq!(h.len(), 2);
+        strip(&mut h, true);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn nominated_names_go_whatever_their_case() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "Keep-Alive, Close, X-Foo".parse().expect("v"));
+        h.insert("x-foo", "1".parse().expect("v"));
+        h.insert("close", "2".parse().expect("v"));
+        h.insert("x-keep", "1".parse().expect("v"));
+        strip(&mut h, false);
+        assert_eq!(h.len(), 1);
         assert_eq!(h["x-keep"], "1");
     }
 
