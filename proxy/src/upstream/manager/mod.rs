@@ -24,6 +24,7 @@ use arc_swap::ArcSwap;
 use baton_config::model;
 use tokio::sync::watch;
 
+use crate::base::fast_hash::FastBuildHasher;
 use crate::stats::ClusterManagerStats;
 
 use super::cluster::UpstreamCluster;
@@ -53,7 +54,8 @@ pub struct ClusterMeta {
 pub struct ClusterMap {
     clusters: Vec<Arc<UpstreamCluster>>,
     metas: Vec<ClusterMeta>,
-    by_name: HashMap<String, usize>,
+    /// Looked up per request (also by `cluster_header` names a client sends: lookups only).
+    by_name: HashMap<String, usize, FastBuildHasher>,
 }
 
 impl ClusterMap {
@@ -219,7 +221,7 @@ impl ClusterManager {
         let mut map = ClusterMap {
             clusters: Vec::with_capacity(list.len()),
             metas: Vec::with_capacity(list.len()),
-            by_name: HashMap::with_capacity(list.len()),
+            by_name: HashMap::with_capacity_and_hasher(list.len(), FastBuildHasher::default()),
         };
         for (cluster, meta) in list {
             map.by_name

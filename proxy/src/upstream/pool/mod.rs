@@ -59,39 +59,9 @@ struct HostPools {
     http2: http2::Http2Pool,
 }
 
-/// Hashes pool keys (a host id, and rarely an SNI or SAN name) with a multiply-rotate
-/// step instead of SipHash: the map is looked up several times per request, its keys
-/// come from the config and the TLS options, and it is private to the worker.
-#[derive(Default)]
-struct PoolKeyHasher(u64);
-
-impl std::hash::Hasher for PoolKeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.write_u64(u64::from(byte));
-    }
-
-    fn write_usize(&mut self, word: usize) {
-        self.write_u64(word as u64);
-    }
-}
-
-type PoolMap = HashMap<PoolKey, HostPools, std::hash::BuildHasherDefault<PoolKeyHasher>>;
+/// Looked up several times per request; keys are host ids and, rarely, SNI or SAN names
+/// from the TLS options, so the config-keyed hasher serves.
+type PoolMap = HashMap<PoolKey, HostPools, crate::base::fast_hash::FastBuildHasher>;
 
 thread_local! {
     static POOLS: RefCell<PoolMap> = RefCell::new(PoolMap::default());
