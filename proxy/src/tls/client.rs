@@ -53,7 +53,8 @@ pub struct ClientTls {
     /// The client certificate's SDS file slot: a connection made while it holds none
     /// counts in `client_ssl_socket_factory.upstream_context_secrets_not_ready`.
     sds_certificate: Option<Arc<super::sds::SecretSlot>>,
-    /// The validation context's SDS file state, counted the same way while awaited.
+    /// The validation context's SDS state (a file or a control plane), counted the
+    /// same way while awaited.
     sds_validation: Option<Arc<ArcSwap<VerifyState>>>,
     /// Keeps SDS file swaps counted in `client_ssl_socket_factory.ssl_context_update_by_sds`.
     _sds_update_counts: Vec<super::sds::UpdateCount>,
@@ -83,10 +84,10 @@ impl ClientTls {
             .as_ref()
             .zip(ctx.certificates.first())
             .map(|(source, cert)| super::sds::subscribe(source, cert));
-        let sds_validation = ctx
-            .sds_validation
-            .as_ref()
-            .and_then(|_| current.as_ref()?.verify_state.upgrade());
+        // A file's or a control plane's validation context, awaited alike.
+        let sds_validation = (ctx.sds_validation.is_some() || ctx.xds_validation.is_some())
+            .then(|| current.as_ref()?.verify_state.upgrade())
+            .flatten();
         // As Envoy, an HTTP pool offers its protocol when nothing is configured.
         let (http1_config, h2_config) = if ctx.alpn_protocols.is_empty() {
             (
@@ -158,14 +159,17 @@ impl ClientTls {
     /// The connector for a connection carrying `alpn` (an HTTP pool's protocol, `None`
     /// for raw TCP) to `peer_ip` (named `hostname`), and the name to hand rustls. With
     /// no SNI to send the peer's IP is given, for which rustls sends no SNI extension,
-    /// as Envoy sends none.
+    /// as Envoy sends none. While an SDS file's secret (client certificate or validation
+    /// context) is awaited there is none: as Envoy, the connection fails before its
+    /// handshake with [`SECRET_NOT_READY_REASON`], counted in
+    /// `upstream_context_secrets_not_ready` only.
     pub fn connector(
         &self,
         alpn: Option<HttpAlpn>,
         overrides: &TlsOverrides,
         hostname: Option<&str>,
         peer_ip: IpAddr,
-    ) -> (tokio_rustls::TlsConnector, ServerName<'static>) {
+    ) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), &'static str> {
         // One lock-free load per SDS file per connection.
         let cert_awaited = self
             .sds_certificate
@@ -177,6 +181,7 @@ impl ClientTls {
             .is_some_and(|state| state.load().awaiting);
         if cert_awaited || validation_awaited {
             self.stats.factory.upstream_context_secrets_not_ready.inc();
+            return Err(SECRET_NOT_READY_REASON);
         }
         let config = match alpn {
             None => &self.config,
@@ -195,7 +200,7 @@ impl ClientTls {
             .and_then(|name| ServerName::try_from(name.to_string()).ok())
             .or_else(|| self.sni.clone())
             .unwrap_or(ServerName::IpAddress(peer_ip.into()));
-        (tokio_rustls::TlsConnector::from(config.clone()), name)
+        Ok((tokio_rustls::TlsConnector::from(config.clone()), name))
     }
 
     /// `auto_san_validation`: whether the upstream's certificate (of a finished
@@ -624,6 +629,10 @@ fn follow_validation(
         }
     });
 }
+
+/// Envoy's transport failure reason for a connection whose context lacks an SDS secret
+/// (spaces become `_` where it is logged, as Envoy's).
+pub const SECRET_NOT_READY_REASON: &str = "TLS error: Secret is not supplied by SDS";
 
 /// Whether a failed handshake failed on verifying the upstream's certificate.
 pub fn is_verify_failure(e: &std::io::Error) -> bool {
