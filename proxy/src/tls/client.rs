@@ -56,7 +56,8 @@ pub struct ClientTls {
     /// The validation context's SDS state (a file or a control plane), counted the
     /// same way while awaited.
     sds_validation: Option<Arc<ArcSwap<VerifyState>>>,
-    /// Keeps SDS file swaps counted in `client_ssl_socket_factory.ssl_context_update_by_sds`.
+    /// Keeps SDS swaps (files and a control plane's) counted in
+    /// `client_ssl_socket_factory.ssl_context_update_by_sds`.
     _sds_update_counts: Vec<super::sds::UpdateCount>,
 }
 
@@ -71,7 +72,7 @@ impl ClientTls {
     /// Builds the client side of `ctx`; `stats` counts handshakes and failures.
     pub fn new(ctx: &UpstreamTlsContext, stats: Arc<SslStats>) -> Result<Self, TlsError> {
         // Before subscribing, so that the files' first reads count, as in Envoy.
-        let sds_update_counts = [&ctx.sds_certificate, &ctx.sds_validation]
+        let sds_update_counts: Vec<_> = [&ctx.sds_certificate, &ctx.sds_validation]
             .into_iter()
             .flatten()
             .map(|source| {
@@ -109,6 +110,16 @@ impl ClientTls {
             || ctx.validation.as_deref().is_some_and(|v| {
                 !v.trusted_ca.is_empty() || !v.san_matchers.is_empty() || v.has_pins()
             });
+        let secret_providers: Vec<_> = [&ctx.xds_certificate, &ctx.xds_validation]
+            .into_iter()
+            .flatten()
+            .map(super::sds_xds::provider)
+            .collect();
+        let mut sds_update_counts: Vec<_> = sds_update_counts;
+        sds_update_counts.extend(super::sds_xds::count_updates(
+            &secret_providers,
+            &stats.factory.ssl_context_update_by_sds,
+        ));
         Ok(Self {
             config,
             http1_config,
@@ -117,11 +128,7 @@ impl ClientTls {
             auto_host_sni: ctx.auto_host_sni,
             verifies,
             stats,
-            secret_providers: [&ctx.xds_certificate, &ctx.xds_validation]
-                .into_iter()
-                .flatten()
-                .map(super::sds_xds::provider)
-                .collect(),
+            secret_providers,
             current,
             sds_certificate,
             sds_validation,

@@ -136,6 +136,15 @@ fn update_counters() -> &'static UpdateCounters {
 #[derive(Debug)]
 pub struct UpdateCount(#[allow(dead_code)] Arc<()>);
 
+impl UpdateCount {
+    /// A new token and the weak side a counter list keeps (alive while the token is).
+    pub(crate) fn token() -> (Self, Weak<()>) {
+        let token = Arc::new(());
+        let alive = Arc::downgrade(&token);
+        (Self(token), alive)
+    }
+}
+
 /// Counts each later swap of `source`'s secret in `counter` while the returned token
 /// lives. Taken before the context subscribes, so that the first read of a file counts
 /// as Envoy's first update does.

@@ -48,7 +48,8 @@ pub struct ServerTls {
     pub local_uri_san: Option<String>,
     /// Secrets a control plane delivers (the listener warms until they arrive).
     pub secret_providers: Vec<Arc<SecretProvider>>,
-    /// Keeps SDS file swaps counted in `server_ssl_socket_factory.ssl_context_update_by_sds`.
+    /// Keeps SDS swaps (files and a control plane's) counted in
+    /// `server_ssl_socket_factory.ssl_context_update_by_sds`.
     _sds_update_counts: Vec<super::sds::UpdateCount>,
 }
 
@@ -58,7 +59,7 @@ pub fn build_server_config(
     stats: &Arc<SslStats>,
 ) -> Result<ServerTls, TlsError> {
     // Before subscribing, so that the files' first reads count, as in Envoy.
-    let sds_update_counts = ctx
+    let sds_update_counts: Vec<_> = ctx
         .sds_certificates
         .iter()
         .map(|c| &c.source)
@@ -184,6 +185,11 @@ pub fn build_server_config(
         .and_then(PeerCertificate::parse)
         .and_then(|p| p.uri_sans.into_iter().next());
     super::certs::register(ctx, current);
+    let mut sds_update_counts = sds_update_counts;
+    sds_update_counts.extend(super::sds_xds::count_updates(
+        &secret_providers,
+        &stats.factory.ssl_context_update_by_sds,
+    ));
     Ok(ServerTls {
         config: Arc::new(config),
         context: ctx.clone(),
