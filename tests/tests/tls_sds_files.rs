@@ -198,6 +198,21 @@ async fn a_bad_secret_file_at_load_is_awaited() -> anyhow::Result<()> {
         factory_stat(&proxy, "downstream_context_secrets_not_ready").await?,
         Some(1)
     );
+    // As Envoy, the connection is closed after the ClientHello without an alert.
+    let answer =
+        tls::bytes_after_client_hello(addr, &ClientOptions::sni("sds.example.com")).await?;
+    assert!(answer.is_empty(), "sent {answer:?}");
+    assert_eq!(
+        factory_stat(&proxy, "downstream_context_secrets_not_ready").await?,
+        Some(2)
+    );
+    assert_eq!(
+        proxy
+            .stat("listener.127.0.0.1_0.ssl.connection_error")
+            .await?
+            .unwrap_or(0),
+        0
+    );
     assert_eq!(
         factory_stat(&proxy, "ssl_context_update_by_sds").await?,
         Some(0)

@@ -51,6 +51,27 @@ pub struct ServerTls {
     /// Keeps SDS swaps (files and a control plane's) counted in
     /// `server_ssl_socket_factory.ssl_context_update_by_sds`.
     _sds_update_counts: Vec<super::sds::UpdateCount>,
+    /// The chain's certificate resolver (also inside `config`), asked before a
+    /// handshake whether the context has its secrets.
+    resolver: Arc<CertResolver>,
+}
+
+impl ServerTls {
+    /// Whether the context has every SDS secret it needs (a certificate, and any
+    /// awaited validation context or ticket keys). Not ready: counted in
+    /// `downstream_context_secrets_not_ready`, and the caller closes the connection
+    /// without a TLS alert, as Envoy (whose context does not exist yet) does.
+    pub fn secrets_ready(&self) -> bool {
+        let ready = self.resolver.ready();
+        if !ready {
+            self.resolver
+                .stats
+                .factory
+                .downstream_context_secrets_not_ready
+                .inc();
+        }
+        ready
+    }
 }
 
 /// Builds the server config of one chain. `stats` counts verification failures.
@@ -143,6 +164,7 @@ pub fn build_server_config(
         ticket_keys: sds_ticketer.as_ref().and_then(|t| t.file_slot()),
     };
     let resolver = Arc::new(resolver);
+    let chain_resolver = Arc::clone(&resolver);
     secret_providers.extend(resolver.xds.iter().cloned());
     let rotates = !ctx.sds_certificates.is_empty()
         || !ctx.xds_certificates.is_empty()
@@ -196,6 +218,7 @@ pub fn build_server_config(
         local_uri_san,
         secret_providers,
         _sds_update_counts: sds_update_counts,
+        resolver: chain_resolver,
     })
 }
 
@@ -302,6 +325,14 @@ impl AwaitedSecrets {
 }
 
 impl CertResolver {
+    /// Whether a handshake can have a certificate: every awaited SDS secret is there
+    /// and some certificate has arrived (a pointer load per slot).
+    fn ready(&self) -> bool {
+        self.awaited.ready()
+            && (self.slots.iter().any(|s| !s.load().key.cert.is_empty())
+                || self.xds.iter().any(|p| p.certificate().is_some()))
+    }
+
     /// Whether `key`'s staple is past its `nextUpdate` at `now` (Unix seconds).
     fn staple_expired(&self, key: &Arc<CertifiedKey>, now: Option<u64>) -> bool {
         let Some(now) = now else { return false };
@@ -739,5 +770,27 @@ mod tests {
         assert!(!name_matches("*.example.com", "a.b.example.com"));
         assert!(!name_matches("*.example.com", "example.com"));
         assert!(name_matches("Example.com", "example.COM"));
+    }
+}
+
+/// Reads a connection's first TLS record(s) until its ClientHello is complete (or
+/// malformed, or the peer is gone), writing nothing, and drops the connection: a
+/// context without its secrets closes as Envoy's does, without an alert.
+pub async fn read_client_hello(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if acceptor.read_tls(&mut &buf[..n]).is_err() {
+            return;
+        }
+        match acceptor.accept() {
+            Ok(None) => continue,
+            Ok(Some(_)) | Err(_) => return,
+        }
     }
 }
