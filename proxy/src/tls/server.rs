@@ -760,19 +760,6 @@ impl ClientCertVerifier for ClientVerifier {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::name_matches;
-
-    #[test]
-    fn wildcard_covers_one_label() {
-        assert!(name_matches("*.example.com", "a.example.com"));
-        assert!(!name_matches("*.example.com", "a.b.example.com"));
-        assert!(!name_matches("*.example.com", "example.com"));
-        assert!(name_matches("Example.com", "example.COM"));
-    }
-}
-
 /// Reads a connection's first TLS record(s) until its ClientHello is complete (or
 /// malformed, or the peer is gone), writing nothing, and drops the connection: a
 /// context without its secrets closes as Envoy's does, without an alert.
@@ -792,5 +779,18 @@ pub async fn read_client_hello(mut stream: tokio::net::TcpStream) {
             Ok(None) => continue,
             Ok(Some(_)) | Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn wildcard_covers_one_label() {
+        assert!(name_matches("*.example.com", "a.example.com"));
+        assert!(!name_matches("*.example.com", "a.b.example.com"));
+        assert!(!name_matches("*.example.com", "example.com"));
+        assert!(name_matches("Example.com", "example.COM"));
     }
 }
