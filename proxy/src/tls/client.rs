@@ -53,6 +53,8 @@ pub struct ClientTls {
     /// The client certificate's SDS file slot: a connection made while it holds none
     /// counts in `client_ssl_socket_factory.upstream_context_secrets_not_ready`.
     sds_certificate: Option<Arc<super::sds::SecretSlot>>,
+    /// A control plane's client certificate, awaited the same way until it arrives.
+    xds_certificate: Option<Arc<SecretProvider>>,
     /// The validation context's SDS state (a file or a control plane), counted the
     /// same way while awaited.
     sds_validation: Option<Arc<ArcSwap<VerifyState>>>,
@@ -131,6 +133,7 @@ impl ClientTls {
             secret_providers,
             current,
             sds_certificate,
+            xds_certificate: ctx.xds_certificate.as_ref().map(super::sds_xds::provider),
             sds_validation,
             _sds_update_counts: sds_update_counts,
         })
@@ -181,7 +184,11 @@ impl ClientTls {
         let cert_awaited = self
             .sds_certificate
             .as_ref()
-            .is_some_and(|slot| slot.load().key.cert.is_empty());
+            .is_some_and(|slot| slot.load().key.cert.is_empty())
+            || self
+                .xds_certificate
+                .as_ref()
+                .is_some_and(|p| p.certificate().is_none());
         let validation_awaited = self
             .sds_validation
             .as_ref()

@@ -99,8 +99,8 @@ pub fn build_server_config(
     let mut secret_providers = Vec::new();
     // What SDS swaps, for /certs.
     let mut rotating_validation = None;
-    // An SDS file's validation context, which may be awaited.
-    let mut file_validation = None;
+    // An SDS validation context (a file's or a control plane's), which may be awaited.
+    let mut awaited_validation = None;
     let verifier: Arc<dyn ClientCertVerifier> = match (&ctx.xds_validation, &ctx.validation) {
         (Some(secret), _) => {
             let provider = super::sds_xds::provider(secret);
@@ -108,6 +108,7 @@ pub fn build_server_config(
             let state = Arc::new(ArcSwap::from_pointee(VerifierState::awaiting()));
             follow_validation(&provider, secret.default_validation.clone(), &state);
             rotating_validation = Some(Arc::downgrade(&state));
+            awaited_validation = Some(state.clone());
             Arc::new(ClientVerifier {
                 state,
                 hints: Vec::new(),
@@ -133,7 +134,7 @@ pub fn build_server_config(
             };
             if ctx.sds_validation.is_some() {
                 rotating_validation = Some(Arc::downgrade(&state));
-                file_validation = Some(state.clone());
+                awaited_validation = Some(state.clone());
             }
             Arc::new(ClientVerifier {
                 state,
@@ -160,7 +161,7 @@ pub fn build_server_config(
         });
     let mut resolver = CertResolver::new(ctx, stats.clone());
     resolver.awaited = AwaitedSecrets {
-        validation: file_validation,
+        validation: awaited_validation,
         ticket_keys: sds_ticketer.as_ref().and_then(|t| t.file_slot()),
     };
     let resolver = Arc::new(resolver);
@@ -257,7 +258,7 @@ struct CertResolver {
     /// Counts in `server_ssl_socket_factory.downstream_context_secrets_not_ready` a
     /// handshake for which no certificate has arrived (SDS).
     stats: Arc<SslStats>,
-    /// SDS files' secrets besides certificates that the context waits for.
+    /// SDS secrets besides certificates that the context waits for.
     awaited: AwaitedSecrets,
     /// The `nextUpdate` (Unix seconds) of each configured staple that has one: past
     /// it, the staple is expired.
@@ -295,8 +296,9 @@ impl CertResolver {
     }
 }
 
-/// A context's SDS-file secrets other than certificates: a validation context and
-/// session ticket keys, each a placeholder while its file held none usable.
+/// A context's SDS secrets other than certificates: a validation context (a file's or a
+/// control plane's) and session ticket keys (a file's), each a placeholder while none
+/// usable has arrived.
 #[derive(Default)]
 struct AwaitedSecrets {
     validation: Option<Arc<ArcSwap<VerifierState>>>,
