@@ -34,6 +34,7 @@ mod snapshot;
 mod store;
 #[doc(hidden)]
 pub mod testing;
+mod text_readout;
 
 pub use error::{AllocError, Result, StatsError};
 pub use histogram::HistogramSnapshot;
@@ -44,3 +45,4 @@ pub use region::{region_path, GenerationInfo, RegionConfig, OVERFLOW_STAT};
 pub use render::{ExportFilter, RenderOptions};
 pub use snapshot::{StatKind, StatValue, StatsReader, StatsSnapshot};
 pub use store::{Counter, Gauge, GaugeMode, Histogram, StatsBatch, StatsStore};
+pub use text_readout::{TextReadout, TextReadoutValue};

@@ -11,6 +11,7 @@ use crate::histogram::{HistogramSnapshot, BUCKET_CELLS, SUM_CELL};
 use crate::layout::{StoredKind, BASELINE_COLUMN, FIRST_GENERATION_COLUMN};
 use crate::region::{region_path, EntryInfo, GenerationInfo, Region};
 use crate::store::GaugeMode;
+use crate::text_readout::TextReadoutValue;
 
 /// Whether a plain stat is a counter or a gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub struct StatsSnapshot {
     pub stats: Vec<StatValue>,
     /// Histograms.
     pub histograms: Vec<HistogramSnapshot>,
+    /// Text readouts (this process's; none from the offline reader).
+    pub text_readouts: Vec<TextReadoutValue>,
 }
 
 impl StatsSnapshot {
@@ -59,6 +62,8 @@ impl StatsSnapshot {
         self.stats
             .sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         self.histograms
+            .sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        self.text_readouts
             .sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     }
 }

@@ -14,6 +14,7 @@ use crate::layout::{StoredKind, FIRST_GENERATION_COLUMN};
 use crate::mapping::CellPtr;
 use crate::region::{EntryRef, GenerationInfo, Region, RegionConfig, RegionLock, OVERFLOW_STAT};
 use crate::snapshot::{collect_unsorted, histogram_buckets, StatKind, StatValue, StatsSnapshot};
+use crate::text_readout::{TextReadout, TextReadouts};
 
 /// How a gauge combines the values of several live generations during a hot restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +290,7 @@ struct StoreInner {
     lock_timeout: Duration,
     local: Mutex<LocalIndex>,
     overflow: CellPtr,
+    text_readouts: TextReadouts,
 }
 
 impl Drop for StoreInner {
@@ -359,6 +361,7 @@ impl StatsStore {
                     fallbacks: BTreeMap::new(),
                 }),
                 overflow,
+                text_readouts: TextReadouts::default(),
             }),
         })
     }
@@ -394,6 +397,11 @@ impl StatsStore {
     pub fn histogram(&self, name: &str) -> Histogram {
         let (cells, keep) = self.resolve(name, StoredKind::Histogram, GaugeMode::Accumulate);
         Histogram { cells, _keep: keep }
+    }
+
+    /// The text readout `name` (this process's; see [`TextReadout`]).
+    pub fn text_readout(&self, name: &str) -> TextReadout {
+        self.inner.text_readouts.get(name)
     }
 
     /// How many stats this region could not hold (`server.stats_overflow`, all generations).
@@ -535,6 +543,7 @@ impl StatsStore {
             histogram.interval_bucket_counts = intervals.interval_of(entry.cell);
         }
         drop(intervals);
+        snapshot.text_readouts = self.inner.text_readouts.values();
         snapshot.sort();
         Ok(snapshot)
     }

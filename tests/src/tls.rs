@@ -279,6 +279,29 @@ pub async fn connect(
     connect_with(addr, opts, client_config(opts)?).await
 }
 
+/// Sends a ClientHello for `opts` over plain TCP and returns every byte the server
+/// sends before it closes (e.g. the TLS alert of a refused handshake; empty when it
+/// closes without one). Bounded by the I/O timeout.
+pub async fn bytes_after_client_hello(
+    addr: SocketAddr,
+    opts: &ClientOptions,
+) -> anyhow::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let name = ServerName::try_from(opts.sni.clone().unwrap_or_else(|| "localhost".into()))?;
+    let mut client = rustls::ClientConnection::new(client_config(opts)?, name)?;
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello)?;
+    let mut tcp = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .context("connect timed out")??;
+    tcp.write_all(&hello).await?;
+    let mut received = Vec::new();
+    tokio::time::timeout(IO_TIMEOUT, tcp.read_to_end(&mut received))
+        .await
+        .context("the server did not close")??;
+    Ok(received)
+}
+
 /// Connects with a given client config (to share its session cache across connections).
 pub async fn connect_with(
     addr: SocketAddr,

@@ -4,7 +4,8 @@
 //! without a restart while an open keep-alive connection keeps serving; a bad update
 //! (key not matching its certificate, or an unparseable file) is refused and the last
 //! good certificate keeps serving. The same for a client-certificate trusted CA from a
-//! `validation_context_sds_secret_config` file. Counted as `sds.<secret name>.*`. A
+//! `validation_context_sds_secret_config` file. Counted as `sds.<secret name>.*` (with the
+//! accepted version in the text readout `version_text`). A
 //! certificate from `static_resources.secrets` is served and dumped with its key redacted.
 
 use std::path::Path;
@@ -99,6 +100,30 @@ async fn wait_stat(proxy: &Proxy, name: &str, want: u64) -> anyhow::Result<()> {
 }
 
 /// The CN a fresh handshake is served.
+/// `sds.<SECRET>.version_text` as `/stats` prints it (text, then checked against the
+/// JSON form), None when absent.
+async fn version_text(proxy: &Proxy) -> anyhow::Result<Option<String>> {
+    let name = format!("sds.{SECRET}.version_text");
+    let path = format!("/stats?filter=^{}$", name.replace('.', "\\."));
+    let text = proxy.admin_request("GET", &path).await?.body_text();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")));
+    let quoted = line.map(|l| l.trim_matches('"').to_string());
+    let json: Value = serde_json::from_str(
+        &proxy
+            .admin_request("GET", &format!("{path}&format=json"))
+            .await?
+            .body_text(),
+    )?;
+    let in_json = json["stats"]
+        .as_array()
+        .and_then(|stats| stats.iter().find(|s| s["name"] == name.as_str()))
+        .map(|s| s["value"].as_str().map(str::to_string));
+    assert_eq!(in_json, quoted.clone().map(Some), "{name} in JSON: {json}");
+    Ok(quoted)
+}
+
 async fn served_cn(addr: std::net::SocketAddr) -> anyhow::Result<Option<String>> {
     let stream = tls::connect(addr, &ClientOptions::sni("sds.example.com")).await?;
     Ok(tls::served_cn(&stream))
@@ -139,6 +164,23 @@ async fn certificate_rotates_from_a_watched_sds_file_without_a_restart() -> anyh
     let addr = proxy.listener_addr("l").await?;
     assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-a"));
     wait_stat(&proxy, &format!("sds.{SECRET}.update_success"), 1).await?;
+    // The accepted version_info as a text readout; Prometheus leaves it out unless asked.
+    assert_eq!(version_text(&proxy).await?.as_deref(), Some("1"));
+    let prometheus = proxy.admin_request("GET", "/stats/prometheus").await?;
+    assert!(!prometheus.body_text().contains("version_text"));
+    let prometheus = proxy
+        .admin_request("GET", "/stats/prometheus?text_readouts")
+        .await?
+        .body_text();
+    // A gauge of 0 with the text as a label (Envoy names the family
+    // `envoy_sds_version_text`, the secret a label; Baton's tags leave it in the name).
+    let series = prometheus
+        .lines()
+        .find(|l| l.starts_with("envoy_sds_") && l.contains("version_text{"));
+    assert!(
+        series.is_some_and(|l| l.ends_with("text_value=\"1\"} 0")),
+        "{prometheus}"
+    );
 
     // A keep-alive connection made with A.
     let stream = tls::connect(addr, &ClientOptions::sni("sds.example.com")).await?;
@@ -188,6 +230,7 @@ async fn certificate_rotates_from_a_watched_sds_file_without_a_restart() -> anyh
             "sds.{SECRET}.{name}"
         );
     }
+    assert_eq!(version_text(&proxy).await?.as_deref(), Some("2"));
 
     // The connection made with A is still open and serving.
     kept.send_request("GET", "/", &[], b"").await?;

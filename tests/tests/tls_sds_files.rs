@@ -6,7 +6,9 @@
 //! A secret file that is bad when the config loads does not stop the start, as in Envoy
 //! 1.40: handshakes fail until a good file is moved in. Each swap counts in the
 //! listener's `server_ssl_socket_factory.ssl_context_update_by_sds`, each handshake
-//! without a certificate in its `downstream_context_secrets_not_ready`.
+//! without a certificate in its `downstream_context_secrets_not_ready`. Such a file
+//! (a key not matching its certificate) named by a listener and a cluster refuses the
+//! config, as Envoy's.
 
 use std::path::Path;
 
@@ -196,6 +198,21 @@ async fn a_bad_secret_file_at_load_is_awaited() -> anyhow::Result<()> {
         factory_stat(&proxy, "downstream_context_secrets_not_ready").await?,
         Some(1)
     );
+    // As Envoy, the connection is closed after the ClientHello without an alert.
+    let answer =
+        tls::bytes_after_client_hello(addr, &ClientOptions::sni("sds.example.com")).await?;
+    assert!(answer.is_empty(), "sent {answer:?}");
+    assert_eq!(
+        factory_stat(&proxy, "downstream_context_secrets_not_ready").await?,
+        Some(2)
+    );
+    assert_eq!(
+        proxy
+            .stat("listener.127.0.0.1_0.ssl.connection_error")
+            .await?
+            .unwrap_or(0),
+        0
+    );
     assert_eq!(
         factory_stat(&proxy, "ssl_context_update_by_sds").await?,
         Some(0)
@@ -321,5 +338,66 @@ async fn bad_validation_and_ticket_key_files_at_load_are_awaited() -> anyhow::Re
         factory_stat(&proxy, "ssl_context_update_by_sds").await?,
         Some(2)
     );
+    Ok(())
+}
+
+/// A secret file whose certificate does not match its key, named by a listener and by
+/// a cluster: Envoy 1.40 refuses the config (the cluster reads the file first and keeps
+/// the secret, the listener's context is then built from it); named by two listeners
+/// it starts, each awaiting a good file.
+#[tokio::test]
+async fn a_bad_secret_file_shared_by_a_listener_and_a_cluster_is_a_config_error(
+) -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let issue = |name: &str| ca.issue_named(&dir, name, "sds.example.com");
+    let (a, b) = (issue("a")?, issue("b")?);
+    let watched = dir.join("sds");
+    std::fs::create_dir_all(&watched)?;
+    let secret_path = watched.join("secret.json");
+    // a's certificate with b's key.
+    std::fs::write(
+        &secret_path,
+        secret_file(json!({
+            "name": SECRET,
+            "tls_certificate": {
+                "certificate_chain": { "filename": a.cert_path.display().to_string() },
+                "private_key": { "filename": b.key_path.display().to_string() },
+            },
+        })),
+    )?;
+    let listener = listener(&secret_path, &watched);
+    let mut second = listener.clone();
+    second["name"] = json!("l2");
+    let mut two_listeners = bootstrap(vec![listener.clone(), second], vec![]);
+    two_listeners["node"] = json!({ "id": "n", "cluster": "c" });
+    let proxy = Proxy::start(&two_listeners).await?;
+    drop(proxy);
+
+    let cluster = json!({
+        "name": "up",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": "up",
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
+                "socket_address": { "address": "127.0.0.1", "port_value": 1 }
+            }}}]}],
+        },
+        "transport_socket": listener["filter_chains"][0]["transport_socket"].clone(),
+    });
+    let mut cluster = cluster;
+    cluster["transport_socket"]["typed_config"]["@type"] =
+        json!("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext");
+    let mut shared = bootstrap(vec![listener], vec![cluster]);
+    shared["node"] = json!({ "id": "n", "cluster": "c" });
+    match Proxy::start(&shared).await {
+        Ok(_) => anyhow::bail!("started with a bad secret file shared by a listener and a cluster"),
+        Err(e) => {
+            let e = format!("{e:#}");
+            // Envoy: `Failed to load private key from <inline>, Cause: ...KEY_VALUES_MISMATCH`.
+            assert!(e.to_lowercase().contains("key"), "{e}");
+        }
+    }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! Envoy's transport failure reason and counted, an unverified self-signed upstream
 //! accepted, `sni` sent, upstream mTLS, ALPN `h2` to an HTTP/2 cluster. The client
 //! certificate and the trusted CA from SDS files rotate for new connections, and
-//! `/certs` shows the rotated ones.
+//! `/certs` shows the rotated ones; while the client certificate's file holds none,
+//! connections fail before their handshake, as Envoy's.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -470,4 +471,84 @@ async fn cluster_certs(proxy: &Proxy) -> anyhow::Result<(Vec<String>, Vec<String
             .collect()
     };
     Ok((serials("cert_chain"), serials("ca_cert")))
+}
+
+/// A client-certificate SDS file that holds no usable secret when the config loads: as
+/// Envoy 1.40, each connection fails before its handshake (503, `UF`, the transport
+/// failure reason `TLS error: Secret is not supplied by SDS`), counted in
+/// `upstream_cx_connect_fail` and `upstream_context_secrets_not_ready`, not in `ssl.*`;
+/// a good file moved in makes connections offer its certificate.
+#[tokio::test]
+async fn a_bad_client_certificate_file_at_load_fails_connections() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("upstream ca")?;
+    let server = ca.issue(&dir, "up", "up", &["up.example.com"], &[], KeyKind::Ecdsa)?;
+    let a = ca.issue(&dir, "a", "client-a", &["a.test"], &[], KeyKind::Ecdsa)?;
+    let upstream = TlsUpstream::start(&server, Some(&ca)).await?;
+    let watched = dir.join("sds");
+    std::fs::create_dir_all(&watched)?;
+    let cert_path = watched.join("client.json");
+    std::fs::write(&cert_path, "this is not a secret file")?;
+    let socket = upstream_tls(json!({ "common_tls_context": {
+        "tls_certificate_sds_secret_configs": [{ "name": "client", "sds_config": {
+            "path_config_source": {
+                "path": cert_path.display().to_string(),
+                "watched_directory": { "path": watched.display().to_string() },
+            },
+            "resource_api_version": "V3",
+        }}],
+    }}));
+    let log_path = dir.join("access.log");
+    let mut config = bootstrap(vec![listener()], vec![tls_cluster(upstream.addr, socket)]);
+    config["node"] = json!({ "id": "n", "cluster": "c" });
+    baton_tests::config::hcm_of(&mut config, 0)["access_log"] = json!([{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": log_path.display().to_string(),
+            "log_format": { "text_format_source": {
+                "inline_string": "%RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_TRANSPORT_FAILURE_REASON%\n",
+            }},
+        },
+    }]);
+    let proxy = Proxy::start(&config).await?;
+    let addr = proxy.listener_addr("l").await?;
+
+    let resp = baton_tests::get(addr, "/").await?;
+    assert_eq!(resp.status, 503);
+    assert_eq!(
+        resp.body_text(),
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+    );
+    let logged = baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        Ok(log.lines().next().map(str::to_string))
+    })
+    .await?;
+    assert_eq!(logged, "503 UF TLS_error:_Secret_is_not_supplied_by_SDS");
+    for (name, want) in [
+        ("upstream_cx_connect_fail", 1),
+        (
+            "client_ssl_socket_factory.upstream_context_secrets_not_ready",
+            1,
+        ),
+        // (Envoy has no `ssl.*` stats before its first handshake, Baton has them at 0.)
+        ("ssl.connection_error", 0),
+        ("ssl.handshake", 0),
+    ] {
+        let stat = format!("cluster.tls.{name}");
+        assert_eq!(proxy.stat(&stat).await?.unwrap_or(0), want, "{stat}");
+    }
+    assert!(upstream.seen().is_empty(), "no handshake was made");
+
+    replace_atomically(
+        &cert_path,
+        &secret_file("client", "1", client_cert_secret(&a)),
+    )?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok((baton_tests::get(addr, "/").await?.status == 200).then_some(()))
+    })
+    .await?;
+    assert_eq!(upstream.seen()[0].client_cn.as_deref(), Some("client-a"));
+    Ok(())
 }

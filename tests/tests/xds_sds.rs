@@ -7,7 +7,8 @@
 //! secret under `dynamic_active_secrets` without its private key. The same through an
 //! `api_config_source` of its own (`SecretDiscoveryService`). A client-certificate CA
 //! (`validation_context_sds_secret_config`) over ADS rotates too. A secret that never
-//! arrives holds the listener only for `initial_fetch_timeout`.
+//! arrives holds the listener only for `initial_fetch_timeout`. Each secret that changes
+//! counts in its listener's `server_ssl_socket_factory.ssl_context_update_by_sds`.
 
 mod xds_support;
 
@@ -24,6 +25,11 @@ sotw_and_delta!(
     listener_certificate_over_its_own_sds_stream,
     client_ca_over_ads_rotates,
 );
+
+/// The listener's `server_ssl_socket_factory.ssl_context_update_by_sds`.
+fn update_by_sds(port: u16) -> String {
+    format!("listener.127.0.0.1_{port}.server_ssl_socket_factory.ssl_context_update_by_sds")
+}
 
 async fn served_cn(addr: std::net::SocketAddr) -> anyhow::Result<Option<String>> {
     let stream = tls::connect(addr, &ClientOptions::sni("sds.example.com")).await?;
@@ -76,6 +82,9 @@ async fn listener_certificate_over_ads_rotates_in_place(
     cp.wait_for_ack(SECRET_TYPE, "1", XDS_TIMEOUT).await?;
     wait_served_cn(addr, "cn-a").await?;
     wait_stat(&proxy, &format!("sds.{SECRET}.update_success"), 1).await?;
+    // Each accepted secret that changed counts in the context's socket factory.
+    let factory = update_by_sds(port);
+    assert_eq!(proxy.stat(&factory).await?, Some(1), "{factory}");
 
     // A keep-alive connection made with A.
     let stream = tls::connect(addr, &ClientOptions::sni("sds.example.com")).await?;
@@ -87,6 +96,7 @@ async fn listener_certificate_over_ads_rotates_in_place(
     cp.set(SECRET_TYPE, "2", vec![secret(&b, &b.key_pem)?])?;
     cp.wait_for_ack(SECRET_TYPE, "2", XDS_TIMEOUT).await?;
     wait_served_cn(addr, "cn-b").await?;
+    assert_eq!(proxy.stat(&factory).await?, Some(2), "{factory}");
     kept.send_request("GET", "/", &[], b"").await?;
     assert_eq!(kept.read_response().await?.status, 200);
 
@@ -118,6 +128,7 @@ async fn listener_certificate_over_ads_rotates_in_place(
     assert!(!answer.error_message().is_empty());
     wait_stat(&proxy, &format!("sds.{SECRET}.update_rejected"), 1).await?;
     assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-b"));
+    assert_eq!(proxy.stat(&factory).await?, Some(2), "{factory}");
     kept.send_request("GET", "/", &[], b"").await?;
     assert_eq!(kept.read_response().await?.status, 200);
 
@@ -245,6 +256,9 @@ async fn client_ca_over_ads_rotates(transport: XdsTransport) -> anyhow::Result<(
     })
     .await?;
     assert!(get_with_client_cert(addr, &client2).await.is_err());
+    // The certificate and the CA.
+    let factory = update_by_sds(port);
+    assert_eq!(proxy.stat(&factory).await?, Some(2), "{factory}");
 
     cp.set(
         SECRET_TYPE,
@@ -257,6 +271,8 @@ async fn client_ca_over_ads_rotates(transport: XdsTransport) -> anyhow::Result<(
     })
     .await?;
     assert!(get_with_client_cert(addr, &client1).await.is_err());
+    // The CA only: SotW resent the certificate unchanged, which Envoy does not count.
+    assert_eq!(proxy.stat(&factory).await?, Some(3), "{factory}");
     // (Not compared: `sds.client_ca.update_success` when the SotW subscription's names
     // grow and version 1 is sent again; Envoy counts 2 here, Baton 3 in SotW.)
     drop(proxy);

@@ -224,6 +224,9 @@ async fn cluster_warms_until_its_secrets_arrive(transport: XdsTransport) -> anyh
         !cns.is_empty() && cns.iter().all(|cn| cn == "cn-client"),
         "client certificates seen upstream: {cns:?}"
     );
+    let stat = "cluster.tls_up.client_ssl_socket_factory.ssl_context_update_by_sds";
+    // The certificate and the CA, each counted once in the cluster's socket factory.
+    assert_eq!(proxy.stat(stat).await?, Some(2), "{stat}");
     drop(proxy);
     Ok(())
 }

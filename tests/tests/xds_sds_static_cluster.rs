@@ -154,6 +154,19 @@ async fn after_the_initial_fetch_timeout_the_server_starts_without_it() -> anyho
         anyhow::ensure!(status == 503, "status {status} without the CA");
         Ok(())
     })?;
+    // As Envoy, each fails before its handshake: not a verification failure.
+    for (name, want) in [
+        (
+            "client_ssl_socket_factory.upstream_context_secrets_not_ready",
+            1,
+        ),
+        ("upstream_cx_connect_fail", 1),
+        ("ssl.fail_verify_error", 0),
+        ("ssl.connection_error", 0),
+    ] {
+        let stat = format!("cluster.tls_up.{name}");
+        assert_eq!(s.proxy.stat(&stat).await?.unwrap_or(0), want, "{stat}");
+    }
     s.cp.set(SECRET_TYPE, "1", ca_secret(&s.ca)?)?;
     baton_tests::eventually(XDS_TIMEOUT, || async {
         Ok((get_once(s.addr, "/").await?.0 == 200).then_some(()))

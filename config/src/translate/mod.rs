@@ -118,6 +118,7 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         }
         listeners.push(Arc::new(translated));
     }
+    sds::check_secret_files_shared_with_clusters(&clusters, &listeners)?;
     let dynamic = xds::dynamic_resources(proto.dynamic_resources.as_ref(), &env)?;
     let global_downstream_max_connections = match &proto.overload_manager {
         Some(om) => overload::global_downstream_max_connections(om, "overload_manager")?,

@@ -425,3 +425,62 @@ pub fn referenced_files(
         })
         .collect()
 }
+
+/// Envoy 1.40 refuses a config (measured) whose static cluster and static listener
+/// name the same certificate secret file when that file's secret parses and is the one
+/// named but cannot be used (a key not matching its certificate, a chain that does not
+/// load): its clusters read the file first and keep the secret though their own context
+/// rejects it, and the listener's context, built from the kept secret, fails the load.
+/// Two clusters or two listeners sharing such a file start (each awaits a good file),
+/// and so does a file that does not parse or names another secret.
+pub(crate) fn check_secret_files_shared_with_clusters(
+    clusters: &[std::sync::Arc<model::Cluster>],
+    listeners: &[std::sync::Arc<model::Listener>],
+) -> Result<()> {
+    let upstream_contexts = clusters.iter().flat_map(|c| {
+        c.tls
+            .iter()
+            .chain(c.transport_socket_matches.iter().flat_map(|m| m.tls.iter()))
+    });
+    let awaited: Vec<&model::SdsFileSource> = upstream_contexts
+        .filter(|ctx| ctx.certificates.first().is_some_and(|c| c.is_awaiting()))
+        .filter_map(|ctx| ctx.sds_certificate.as_ref())
+        .collect();
+    if awaited.is_empty() {
+        return Ok(());
+    }
+    for (i, listener) in listeners.iter().enumerate() {
+        let chains = listener
+            .filter_chains
+            .iter()
+            .chain(listener.default_filter_chain.iter());
+        for chain in chains {
+            let Some(ctx) = &chain.tls else { continue };
+            for sds in &ctx.sds_certificates {
+                if !awaited.contains(&&sds.source) {
+                    continue;
+                }
+                // Not parsing or naming another secret: nothing was kept, it starts.
+                let Ok(resp) = parse_file(&sds.source) else {
+                    continue;
+                };
+                if the_secret(&resp, &sds.source).is_err() {
+                    continue;
+                }
+                if let Err(e) = certificate_from(&resp, &sds.source) {
+                    return Err(ConfigError::at(
+                        format!("static_resources.listeners[{i}]"),
+                        format!(
+                            "secret '{}' ({}, read first for a cluster): {}: {}",
+                            sds.source.secret_name,
+                            sds.source.path.display(),
+                            e.path,
+                            e.message
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

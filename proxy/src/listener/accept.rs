@@ -256,6 +256,17 @@ async fn handshake(
     ssl: Option<&SslStats>,
     stats: &ListenerStats,
 ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, ConnInfo)> {
+    if !tls.secrets_ready() {
+        // As Envoy: read the ClientHello, then close without an alert.
+        let read_hello = crate::tls::server::read_client_hello(stream);
+        match timeout {
+            Some(limit) => {
+                let _ = tokio::time::timeout(limit, read_hello).await;
+            }
+            None => read_hello.await,
+        }
+        return None;
+    }
     let accept = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config)).accept(stream);
     let result = match timeout {
         Some(limit) => match tokio::time::timeout(limit, accept).await {

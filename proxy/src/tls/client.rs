@@ -53,9 +53,13 @@ pub struct ClientTls {
     /// The client certificate's SDS file slot: a connection made while it holds none
     /// counts in `client_ssl_socket_factory.upstream_context_secrets_not_ready`.
     sds_certificate: Option<Arc<super::sds::SecretSlot>>,
-    /// The validation context's SDS file state, counted the same way while awaited.
+    /// A control plane's client certificate, awaited the same way until it arrives.
+    xds_certificate: Option<Arc<SecretProvider>>,
+    /// The validation context's SDS state (a file or a control plane), counted the
+    /// same way while awaited.
     sds_validation: Option<Arc<ArcSwap<VerifyState>>>,
-    /// Keeps SDS file swaps counted in `client_ssl_socket_factory.ssl_context_update_by_sds`.
+    /// Keeps SDS swaps (files and a control plane's) counted in
+    /// `client_ssl_socket_factory.ssl_context_update_by_sds`.
     _sds_update_counts: Vec<super::sds::UpdateCount>,
 }
 
@@ -70,7 +74,7 @@ impl ClientTls {
     /// Builds the client side of `ctx`; `stats` counts handshakes and failures.
     pub fn new(ctx: &UpstreamTlsContext, stats: Arc<SslStats>) -> Result<Self, TlsError> {
         // Before subscribing, so that the files' first reads count, as in Envoy.
-        let sds_update_counts = [&ctx.sds_certificate, &ctx.sds_validation]
+        let sds_update_counts: Vec<_> = [&ctx.sds_certificate, &ctx.sds_validation]
             .into_iter()
             .flatten()
             .map(|source| {
@@ -83,10 +87,10 @@ impl ClientTls {
             .as_ref()
             .zip(ctx.certificates.first())
             .map(|(source, cert)| super::sds::subscribe(source, cert));
-        let sds_validation = ctx
-            .sds_validation
-            .as_ref()
-            .and_then(|_| current.as_ref()?.verify_state.upgrade());
+        // A file's or a control plane's validation context, awaited alike.
+        let sds_validation = (ctx.sds_validation.is_some() || ctx.xds_validation.is_some())
+            .then(|| current.as_ref()?.verify_state.upgrade())
+            .flatten();
         // As Envoy, an HTTP pool offers its protocol when nothing is configured.
         let (http1_config, h2_config) = if ctx.alpn_protocols.is_empty() {
             (
@@ -108,6 +112,16 @@ impl ClientTls {
             || ctx.validation.as_deref().is_some_and(|v| {
                 !v.trusted_ca.is_empty() || !v.san_matchers.is_empty() || v.has_pins()
             });
+        let secret_providers: Vec<_> = [&ctx.xds_certificate, &ctx.xds_validation]
+            .into_iter()
+            .flatten()
+            .map(super::sds_xds::provider)
+            .collect();
+        let mut sds_update_counts: Vec<_> = sds_update_counts;
+        sds_update_counts.extend(super::sds_xds::count_updates(
+            &secret_providers,
+            &stats.factory.ssl_context_update_by_sds,
+        ));
         Ok(Self {
             config,
             http1_config,
@@ -116,13 +130,10 @@ impl ClientTls {
             auto_host_sni: ctx.auto_host_sni,
             verifies,
             stats,
-            secret_providers: [&ctx.xds_certificate, &ctx.xds_validation]
-                .into_iter()
-                .flatten()
-                .map(super::sds_xds::provider)
-                .collect(),
+            secret_providers,
             current,
             sds_certificate,
+            xds_certificate: ctx.xds_certificate.as_ref().map(super::sds_xds::provider),
             sds_validation,
             _sds_update_counts: sds_update_counts,
         })
@@ -158,25 +169,33 @@ impl ClientTls {
     /// The connector for a connection carrying `alpn` (an HTTP pool's protocol, `None`
     /// for raw TCP) to `peer_ip` (named `hostname`), and the name to hand rustls. With
     /// no SNI to send the peer's IP is given, for which rustls sends no SNI extension,
-    /// as Envoy sends none.
+    /// as Envoy sends none. While an SDS file's secret (client certificate or validation
+    /// context) is awaited there is none: as Envoy, the connection fails before its
+    /// handshake with [`SECRET_NOT_READY_REASON`], counted in
+    /// `upstream_context_secrets_not_ready` only.
     pub fn connector(
         &self,
         alpn: Option<HttpAlpn>,
         overrides: &TlsOverrides,
         hostname: Option<&str>,
         peer_ip: IpAddr,
-    ) -> (tokio_rustls::TlsConnector, ServerName<'static>) {
+    ) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), &'static str> {
         // One lock-free load per SDS file per connection.
         let cert_awaited = self
             .sds_certificate
             .as_ref()
-            .is_some_and(|slot| slot.load().key.cert.is_empty());
+            .is_some_and(|slot| slot.load().key.cert.is_empty())
+            || self
+                .xds_certificate
+                .as_ref()
+                .is_some_and(|p| p.certificate().is_none());
         let validation_awaited = self
             .sds_validation
             .as_ref()
             .is_some_and(|state| state.load().awaiting);
         if cert_awaited || validation_awaited {
             self.stats.factory.upstream_context_secrets_not_ready.inc();
+            return Err(SECRET_NOT_READY_REASON);
         }
         let config = match alpn {
             None => &self.config,
@@ -195,7 +214,7 @@ impl ClientTls {
             .and_then(|name| ServerName::try_from(name.to_string()).ok())
             .or_else(|| self.sni.clone())
             .unwrap_or(ServerName::IpAddress(peer_ip.into()));
-        (tokio_rustls::TlsConnector::from(config.clone()), name)
+        Ok((tokio_rustls::TlsConnector::from(config.clone()), name))
     }
 
     /// `auto_san_validation`: whether the upstream's certificate (of a finished
@@ -624,6 +643,10 @@ fn follow_validation(
         }
     });
 }
+
+/// Envoy's transport failure reason for a connection whose context lacks an SDS secret
+/// (spaces become `_` where it is logged, as Envoy's).
+pub const SECRET_NOT_READY_REASON: &str = "TLS error: Secret is not supplied by SDS";
 
 /// Whether a failed handshake failed on verifying the upstream's certificate.
 pub fn is_verify_failure(e: &std::io::Error) -> bool {

@@ -21,7 +21,7 @@ use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use rustls::sign::CertifiedKey;
 use tracing::{info, warn};
 
-use baton_shared_stats::{Counter, Gauge};
+use baton_shared_stats::{Counter, Gauge, TextReadout};
 
 use crate::stats::Scope;
 
@@ -40,6 +40,8 @@ pub(crate) struct SdsStats {
     version: Gauge,
     /// When an update was last accepted, in milliseconds since the Unix epoch.
     update_time: Gauge,
+    /// The accepted `version_info` itself (Envoy's text readout).
+    version_text: TextReadout,
 }
 
 impl SdsStats {
@@ -54,12 +56,16 @@ impl SdsStats {
             update_rejected: s.counter("update_rejected"),
             update_failure: s.counter("update_failure"),
             version: s.gauge_never_import("version"),
+            version_text: crate::stats::store()
+                .text_readout(&format!("sds.{secret_name}.version_text")),
         }
     }
 
-    /// `version` is the xxHash64 of the accepted `version_info`, as Envoy reports it.
+    /// `version` is the xxHash64 of the accepted `version_info`, as Envoy reports it, and
+    /// `version_text` the `version_info` itself.
     pub(crate) fn accepted(&self, version_info: &str) {
         self.update_success.inc();
+        self.version_text.set(version_info);
         self.version
             .set(xxhash_rust::xxh64::xxh64(version_info.as_bytes(), 0));
         let now_ms = std::time::SystemTime::now()
@@ -129,6 +135,15 @@ fn update_counters() -> &'static UpdateCounters {
 /// `ssl_context_update_by_sds`.
 #[derive(Debug)]
 pub struct UpdateCount(#[allow(dead_code)] Arc<()>);
+
+impl UpdateCount {
+    /// A new token and the weak side a counter list keeps (alive while the token is).
+    pub(crate) fn token() -> (Self, Weak<()>) {
+        let token = Arc::new(());
+        let alive = Arc::downgrade(&token);
+        (Self(token), alive)
+    }
+}
 
 /// Counts each later swap of `source`'s secret in `counter` while the returned token
 /// lives. Taken before the context subscribes, so that the first read of a file counts

@@ -8,7 +8,9 @@
 //! handshakes (open connections
 //! keep theirs); a bad one is NACKed with the error and the old one keeps serving.
 //! Listeners using a secret warm until it arrives or its `initial_fetch_timeout` passes.
-//! Counted as Envoy's `sds.<secret name>.*`.
+//! Counted as Envoy's `sds.<secret name>.*`; an accepted secret that differs from the
+//! one before counts `ssl_context_update_by_sds` of every context using it, as Envoy's
+//! (SotW resends an unchanged secret with the others: not counted).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -21,7 +23,9 @@ use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3::CertificateV
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::sds::{CertEntry, SdsStats};
+use baton_shared_stats::Counter;
+
+use super::sds::{CertEntry, SdsStats, UpdateCount};
 use crate::xds::{HandlerFuture, ResourceHandler, Update};
 
 /// What /config_dump shows of a delivered secret.
@@ -53,6 +57,12 @@ pub struct SecretProvider {
     ready: watch::Sender<bool>,
     meta: Mutex<Option<SecretMeta>>,
     stats: SdsStats,
+    /// The xxHash64 of the last accepted resource (None before one): only a change is
+    /// an update of the contexts using it.
+    applied_hash: Mutex<Option<u64>>,
+    /// The contexts' `ssl_context_update_by_sds`, each while its context holds the
+    /// [`UpdateCount`].
+    update_counters: Mutex<Vec<(Weak<()>, Counter)>>,
     initial_fetch_timeout: Option<Duration>,
 }
 
@@ -131,10 +141,38 @@ impl SecretProvider {
         }
     }
 
+    /// Counts each later change of this secret in `counter` (a context's
+    /// `ssl_context_update_by_sds`) while the returned token lives.
+    pub fn count_updates(&self, counter: &Counter) -> UpdateCount {
+        let (token, alive) = UpdateCount::token();
+        // Config build time only, never per request.
+        let mut counters = self
+            .update_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        counters.retain(|(alive, _)| alive.strong_count() > 0);
+        counters.push((alive, counter.clone()));
+        token
+    }
+
     /// What /config_dump shows, once a secret arrived.
     pub fn meta(&self) -> Option<SecretMeta> {
         self.meta.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// Counts changes of each secret in `providers` (once per secret) in `counter`.
+pub fn count_updates(providers: &[Arc<SecretProvider>], counter: &Counter) -> Vec<UpdateCount> {
+    let mut seen: Vec<&Arc<SecretProvider>> = Vec::new();
+    let mut tokens = Vec::new();
+    for provider in providers {
+        if seen.iter().any(|p| Arc::ptr_eq(p, provider)) {
+            continue;
+        }
+        seen.push(provider);
+        tokens.push(provider.count_updates(counter));
+    }
+    tokens
 }
 
 /// Subscribes a source's `Secret` names with a handler (the server's xDS client).
@@ -205,6 +243,8 @@ pub fn provider(secret: &XdsSecretSource) -> Arc<SecretProvider> {
         ready: watch::channel(false).0,
         meta: Mutex::new(None),
         stats,
+        applied_hash: Mutex::new(None),
+        update_counters: Mutex::new(Vec::new()),
         initial_fetch_timeout: secret.source.initial_fetch_timeout,
     });
     entry
@@ -323,6 +363,23 @@ impl SdsHandler {
             config_dump: ResourceDump::new(&resource.any),
         });
         provider.stats.accepted(version_info);
+        let hash = xxhash_rust::xxh64::xxh64(&resource.any.value, 0);
+        let changed = provider
+            .applied_hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(hash)
+            != Some(hash);
+        if changed {
+            let mut counters = provider
+                .update_counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            counters.retain(|(alive, _)| alive.strong_count() > 0);
+            for (_, counter) in counters.iter() {
+                counter.inc();
+            }
+        }
         provider.ready.send_replace(true);
         info!(secret = %provider.name, version = %version_info, "SDS secret applied");
         Ok(())

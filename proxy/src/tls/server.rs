@@ -48,8 +48,30 @@ pub struct ServerTls {
     pub local_uri_san: Option<String>,
     /// Secrets a control plane delivers (the listener warms until they arrive).
     pub secret_providers: Vec<Arc<SecretProvider>>,
-    /// Keeps SDS file swaps counted in `server_ssl_socket_factory.ssl_context_update_by_sds`.
+    /// Keeps SDS swaps (files and a control plane's) counted in
+    /// `server_ssl_socket_factory.ssl_context_update_by_sds`.
     _sds_update_counts: Vec<super::sds::UpdateCount>,
+    /// The chain's certificate resolver (also inside `config`), asked before a
+    /// handshake whether the context has its secrets.
+    resolver: Arc<CertResolver>,
+}
+
+impl ServerTls {
+    /// Whether the context has every SDS secret it needs (a certificate, and any
+    /// awaited validation context or ticket keys). Not ready: counted in
+    /// `downstream_context_secrets_not_ready`, and the caller closes the connection
+    /// without a TLS alert, as Envoy (whose context does not exist yet) does.
+    pub fn secrets_ready(&self) -> bool {
+        let ready = self.resolver.ready();
+        if !ready {
+            self.resolver
+                .stats
+                .factory
+                .downstream_context_secrets_not_ready
+                .inc();
+        }
+        ready
+    }
 }
 
 /// Builds the server config of one chain. `stats` counts verification failures.
@@ -58,7 +80,7 @@ pub fn build_server_config(
     stats: &Arc<SslStats>,
 ) -> Result<ServerTls, TlsError> {
     // Before subscribing, so that the files' first reads count, as in Envoy.
-    let sds_update_counts = ctx
+    let sds_update_counts: Vec<_> = ctx
         .sds_certificates
         .iter()
         .map(|c| &c.source)
@@ -77,8 +99,8 @@ pub fn build_server_config(
     let mut secret_providers = Vec::new();
     // What SDS swaps, for /certs.
     let mut rotating_validation = None;
-    // An SDS file's validation context, which may be awaited.
-    let mut file_validation = None;
+    // An SDS validation context (a file's or a control plane's), which may be awaited.
+    let mut awaited_validation = None;
     let verifier: Arc<dyn ClientCertVerifier> = match (&ctx.xds_validation, &ctx.validation) {
         (Some(secret), _) => {
             let provider = super::sds_xds::provider(secret);
@@ -86,6 +108,7 @@ pub fn build_server_config(
             let state = Arc::new(ArcSwap::from_pointee(VerifierState::awaiting()));
             follow_validation(&provider, secret.default_validation.clone(), &state);
             rotating_validation = Some(Arc::downgrade(&state));
+            awaited_validation = Some(state.clone());
             Arc::new(ClientVerifier {
                 state,
                 hints: Vec::new(),
@@ -111,7 +134,7 @@ pub fn build_server_config(
             };
             if ctx.sds_validation.is_some() {
                 rotating_validation = Some(Arc::downgrade(&state));
-                file_validation = Some(state.clone());
+                awaited_validation = Some(state.clone());
             }
             Arc::new(ClientVerifier {
                 state,
@@ -138,10 +161,11 @@ pub fn build_server_config(
         });
     let mut resolver = CertResolver::new(ctx, stats.clone());
     resolver.awaited = AwaitedSecrets {
-        validation: file_validation,
+        validation: awaited_validation,
         ticket_keys: sds_ticketer.as_ref().and_then(|t| t.file_slot()),
     };
     let resolver = Arc::new(resolver);
+    let chain_resolver = Arc::clone(&resolver);
     secret_providers.extend(resolver.xds.iter().cloned());
     let rotates = !ctx.sds_certificates.is_empty()
         || !ctx.xds_certificates.is_empty()
@@ -184,12 +208,18 @@ pub fn build_server_config(
         .and_then(PeerCertificate::parse)
         .and_then(|p| p.uri_sans.into_iter().next());
     super::certs::register(ctx, current);
+    let mut sds_update_counts = sds_update_counts;
+    sds_update_counts.extend(super::sds_xds::count_updates(
+        &secret_providers,
+        &stats.factory.ssl_context_update_by_sds,
+    ));
     Ok(ServerTls {
         config: Arc::new(config),
         context: ctx.clone(),
         local_uri_san,
         secret_providers,
         _sds_update_counts: sds_update_counts,
+        resolver: chain_resolver,
     })
 }
 
@@ -228,7 +258,7 @@ struct CertResolver {
     /// Counts in `server_ssl_socket_factory.downstream_context_secrets_not_ready` a
     /// handshake for which no certificate has arrived (SDS).
     stats: Arc<SslStats>,
-    /// SDS files' secrets besides certificates that the context waits for.
+    /// SDS secrets besides certificates that the context waits for.
     awaited: AwaitedSecrets,
     /// The `nextUpdate` (Unix seconds) of each configured staple that has one: past
     /// it, the staple is expired.
@@ -266,8 +296,9 @@ impl CertResolver {
     }
 }
 
-/// A context's SDS-file secrets other than certificates: a validation context and
-/// session ticket keys, each a placeholder while its file held none usable.
+/// A context's SDS secrets other than certificates: a validation context (a file's or a
+/// control plane's) and session ticket keys (a file's), each a placeholder while none
+/// usable has arrived.
 #[derive(Default)]
 struct AwaitedSecrets {
     validation: Option<Arc<ArcSwap<VerifierState>>>,
@@ -296,6 +327,14 @@ impl AwaitedSecrets {
 }
 
 impl CertResolver {
+    /// Whether a handshake can have a certificate: every awaited SDS secret is there
+    /// and some certificate has arrived (a pointer load per slot).
+    fn ready(&self) -> bool {
+        self.awaited.ready()
+            && (self.slots.iter().any(|s| !s.load().key.cert.is_empty())
+                || self.xds.iter().any(|p| p.certificate().is_some()))
+    }
+
     /// Whether `key`'s staple is past its `nextUpdate` at `now` (Unix seconds).
     fn staple_expired(&self, key: &Arc<CertifiedKey>, now: Option<u64>) -> bool {
         let Some(now) = now else { return false };
@@ -720,6 +759,28 @@ impl ClientCertVerifier for ClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.state.load().inner.supported_verify_schemes()
+    }
+}
+
+/// Reads a connection's first TLS record(s) until its ClientHello is complete (or
+/// malformed, or the peer is gone), writing nothing, and drops the connection: a
+/// context without its secrets closes as Envoy's does, without an alert.
+pub async fn read_client_hello(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if acceptor.read_tls(&mut &buf[..n]).is_err() {
+            return;
+        }
+        match acceptor.accept() {
+            Ok(None) => continue,
+            Ok(Some(_)) | Err(_) => return,
+        }
     }
 }
 

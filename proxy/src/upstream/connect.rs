@@ -123,7 +123,9 @@ async fn handshake(
         Protocol::Http1 => Some(HttpAlpn::Http1),
         Protocol::Http2 => Some(HttpAlpn::H2),
     };
-    let (connector, name) = tls.connector(alpn, overrides, host.hostname.as_deref(), peer_ip);
+    let (connector, name) = tls
+        .connector(alpn, overrides, host.hostname.as_deref(), peer_ip)
+        .map_err(str::to_string)?;
     match connector.connect(name, stream).await {
         Ok(stream) => {
             if let Some(san) = &overrides.verify_san {

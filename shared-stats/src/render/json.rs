@@ -1,4 +1,5 @@
-//! `/stats?format=json`: `{"stats":[{"name":..,"value":..},...,{"histograms":{...}}]}`.
+//! `/stats?format=json`: `{"stats":[{"name":..,"value":..},...,{"histograms":{...}}]}`,
+//! text readouts first (their value a JSON string).
 
 use std::fmt::Write;
 
@@ -20,7 +21,18 @@ fn json_string(value: &str) -> String {
 
 /// Renders `snapshot` as Envoy's JSON stats document.
 pub fn render_json(snapshot: &StatsSnapshot, options: &RenderOptions) -> String {
-    let mut items: Vec<String> = snapshot
+    let readouts = snapshot
+        .text_readouts
+        .iter()
+        .filter(|r| options.keeps_text_readout(r))
+        .map(|r| {
+            format!(
+                "{{\"name\":{},\"value\":{}}}",
+                json_string(&r.name),
+                json_string(&r.value)
+            )
+        });
+    let values = snapshot
         .stats
         .iter()
         .filter(|s| options.keeps_stat(s))
@@ -30,8 +42,8 @@ pub fn render_json(snapshot: &StatsSnapshot, options: &RenderOptions) -> String 
                 json_string(&s.name),
                 s.value
             )
-        })
-        .collect();
+        });
+    let mut items: Vec<String> = readouts.chain(values).collect();
     let histograms: Vec<String> = snapshot
         .histograms
         .iter()

@@ -1,5 +1,6 @@
 //! Rendering a [`StatsSnapshot`] the way Envoy's admin endpoints do: `/stats` text,
-//! `/stats?format=json` and `/stats/prometheus`, with `filter` and `usedonly`.
+//! `/stats?format=json` and `/stats/prometheus`, with `filter`, `usedonly` and
+//! `text_readouts`.
 
 mod json;
 mod producer;
@@ -19,6 +20,7 @@ use self::tags::TagProducer;
 
 use crate::histogram::HistogramSnapshot;
 use crate::snapshot::{StatValue, StatsSnapshot};
+use crate::text_readout::TextReadoutValue;
 
 /// Query options shared by all formats.
 #[derive(Debug, Clone)]
@@ -32,6 +34,9 @@ pub struct RenderOptions {
     pub tags: Arc<TagProducer>,
     /// Which stats are exported at all (the configured `stats_matcher`); None: all.
     pub exported: Option<ExportFilter>,
+    /// Prometheus only: include text readouts as gauges (Envoy's `text_readouts`
+    /// parameter; text and JSON always show them).
+    pub text_readouts: bool,
 }
 
 /// A predicate on full stat names deciding which stats any output shows (Envoy's
@@ -64,6 +69,7 @@ impl Default for RenderOptions {
             used_only: false,
             tags: Arc::clone(TagProducer::envoy_default()),
             exported: None,
+            text_readouts: false,
         }
     }
 }
@@ -85,6 +91,7 @@ impl RenderOptions {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "usedonly" => options.used_only = true,
+                "text_readouts" => options.text_readouts = true,
                 "filter" if !value.is_empty() => {
                     options.filter = Some(Regex::new(&percent_decode(value))?);
                 }
@@ -101,6 +108,10 @@ impl RenderOptions {
 
     pub(crate) fn keeps_stat(&self, stat: &StatValue) -> bool {
         (!self.used_only || stat.used) && self.keeps_name(&stat.name)
+    }
+
+    pub(crate) fn keeps_text_readout(&self, readout: &TextReadoutValue) -> bool {
+        (!self.used_only || readout.used) && self.keeps_name(&readout.name)
     }
 
     pub(crate) fn keeps_histogram(&self, histogram: &HistogramSnapshot) -> bool {
@@ -170,6 +181,12 @@ mod tests {
         let options =
             RenderOptions::from_query("usedonly&filter=%5Ecluster%5C.&format=json").unwrap();
         assert!(options.used_only);
+        assert!(!options.text_readouts);
+        assert!(
+            RenderOptions::from_query("text_readouts")
+                .unwrap()
+                .text_readouts
+        );
         assert_eq!(options.filter.unwrap().as_str(), "^cluster\\.");
         assert!(RenderOptions::from_query("filter=(").is_err());
         assert_eq!(percent_decode("a%2"), "a%2");

@@ -1,6 +1,8 @@
 //! `/stats/prometheus`: Envoy's text exposition. Stats are tag-extracted, grouped into
 //! families by extracted name, and written counters first, then gauges, then histograms,
-//! each section in extracted-name order with one `# TYPE` line per family.
+//! each section in extracted-name order with one `# TYPE` line per family. Text readouts
+//! are left out unless asked for (`text_readouts`): then they come after the gauges, as
+//! gauges of value 0 with the text in a `text_value` label, as Envoy.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -101,6 +103,27 @@ pub fn render_prometheus(snapshot: &StatsSnapshot, options: &RenderOptions) -> S
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (tagged, value) in series {
                 push_sample(&mut out, &name, "", tagged, None, *value);
+            }
+        }
+    }
+    if options.text_readouts {
+        let mut readouts: Families<'_, &str> = BTreeMap::new();
+        for readout in snapshot
+            .text_readouts
+            .iter()
+            .filter(|r| options.keeps_text_readout(r))
+        {
+            let tagged = options.tags.extract(&readout.name);
+            readouts
+                .entry(tagged.extracted.clone())
+                .or_default()
+                .push((tagged, readout.value.as_str()));
+        }
+        for (extracted, series) in &readouts {
+            let name = metric_name(extracted);
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for (tagged, text) in series {
+                push_sample(&mut out, &name, "", tagged, Some(("text_value", text)), 0);
             }
         }
     }

@@ -1,5 +1,6 @@
-//! `/stats` plain text: `name: value` for counters and gauges merged in name order, then
-//! one quantile summary line per histogram.
+//! `/stats` plain text: text readouts first (`name: "text"`), then `name: value` for
+//! counters and gauges merged in name order, then one quantile summary line per
+//! histogram.
 
 use std::fmt::Write;
 
@@ -10,6 +11,18 @@ use crate::snapshot::StatsSnapshot;
 /// Renders `snapshot` as Envoy's `/stats` text.
 pub fn render_text(snapshot: &StatsSnapshot, options: &RenderOptions) -> String {
     let mut out = String::new();
+    for readout in snapshot
+        .text_readouts
+        .iter()
+        .filter(|r| options.keeps_text_readout(r))
+    {
+        let _ = writeln!(
+            out,
+            "{}: \"{}\"",
+            readout.name,
+            html_escaped(&readout.value)
+        );
+    }
     for stat in snapshot.stats.iter().filter(|s| options.keeps_stat(s)) {
         let _ = writeln!(out, "{}: {}", stat.name, stat.value);
     }
@@ -43,4 +56,23 @@ fn histogram_summary(histogram: &HistogramSnapshot) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The text with HTML's special characters escaped, as Envoy prints a text readout.
+fn html_escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
