@@ -347,7 +347,10 @@ impl StatsStore {
         let overflow = region
             .map()
             .cell_ptr(region.geometry().cell_offset(column, 0));
-        let initial_names = region.geometry().max_stats.min(16 * 1024) as usize;
+        // Room for a small config's names; a bigger one grows the table (stored hashes,
+        // no re-reading). Sized up front for 16 Ki names it cost every process about
+        // 800 KiB resident: names land all over the table's pages.
+        let initial_names = region.geometry().max_stats.min(2 * 1024) as usize;
         Ok(StatsStore {
             inner: Arc::new(StoreInner {
                 region,
@@ -356,7 +359,6 @@ impl StatsStore {
                 lock_timeout: config.lock_timeout,
                 local: Mutex::new(LocalIndex {
                     scanned: 0,
-                    // Most generations resolve thousands of names at startup.
                     by_name: NameIndex::with_capacity(initial_names),
                     fallbacks: BTreeMap::new(),
                 }),

@@ -224,6 +224,21 @@ impl DrainSignal {
     pub async fn closed(&mut self) {
         let _ = self.rx.wait_for(|p| *p >= DrainPhase::Closed).await;
     }
+
+    /// Resolves with the phase once it is past `seen` (at once if it already is);
+    /// Closed when the trigger is gone. One wait for both of a connection's phase
+    /// changes: a connection keeps this future for its whole life, so it is kept small.
+    pub async fn past(&mut self, seen: DrainPhase) -> DrainPhase {
+        loop {
+            let phase = *self.rx.borrow_and_update();
+            if phase > seen {
+                return phase;
+            }
+            if self.rx.changed().await.is_err() {
+                return DrainPhase::Closed;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -135,6 +135,17 @@ impl HeadTimer {
     }
 }
 
+/// The HTTP/2 frame followers of one connection, boxed so that an HTTP/1 connection
+/// (idle ones included) carries no room for them.
+#[derive(Debug, Default)]
+struct H2Frames {
+    /// Follows outbound HTTP/2 frames: a stream over `max_concurrent_streams` ends the
+    /// connection, as in Envoy.
+    outbound: h2_refusal::OutboundFrames,
+    /// Follows inbound HTTP/2 frames (see `h2_wire`).
+    inbound: h2_wire::InboundFrames,
+}
+
 /// Downstream I/O with hyper's automatic error responses rewritten.
 #[derive(Debug)]
 pub struct DownstreamIo<IO> {
@@ -151,19 +162,19 @@ pub struct DownstreamIo<IO> {
     /// Bytes read while sniffing the protocol, handed to hyper before anything else.
     replay: Vec<u8>,
     replay_at: usize,
-    head_timer: Option<HeadTimer>,
+    /// Boxed: configured on few connections, and every connection carries the field.
+    head_timer: Option<Box<HeadTimer>>,
     /// The request header timeout fired: its 408 is going out, then reads fail.
     head_timed_out: bool,
     /// Follows HTTP/1 request framing (None: not checked).
     framing: Option<RequestFraming>,
     /// The request the framing check refused; hyper's 400 for it becomes Envoy's reply.
-    rejection: Option<Rejection>,
+    rejection: Option<Box<Rejection>>,
     /// Counts the request heads hyper handed to the connection manager, which tells
     /// whose automatic 400 is being written.
     conn: Option<Arc<ConnShared>>,
-    /// Follows outbound HTTP/2 frames: a stream over `max_concurrent_streams` ends the
-    /// connection, as in Envoy.
-    h2_frames: h2_refusal::OutboundFrames,
+    /// HTTP/2 only: the frame followers (see [`H2Frames`]), made on first use.
+    h2: Option<Box<H2Frames>>,
     /// hyper's HTTP/1 connection may be ended between exchanges so that the connection
     /// idles without it (see [`Self::may_park`]).
     park_enabled: bool,
@@ -175,8 +186,6 @@ pub struct DownstreamIo<IO> {
     /// A read was answered with a pretend end of stream to end hyper's connection; its
     /// shutdown of the socket is skipped (the connection parks, see `park`).
     parked: bool,
-    /// Follows inbound HTTP/2 frames (see `h2_wire`).
-    h2_inbound: h2_wire::InboundFrames,
     /// The server's first SETTINGS frame was looked at (see `h2_wire::envoy_settings`).
     h2_settings_seen: bool,
     /// A header field too large for Envoy's HPACK decoder arrived: its GOAWAY is going
@@ -202,12 +211,11 @@ impl<IO> DownstreamIo<IO> {
             framing: None,
             rejection: None,
             conn: None,
-            h2_frames: h2_refusal::OutboundFrames::default(),
+            h2: None,
             park_enabled: false,
             flushed: true,
             flushed_streams: 0,
             parked: false,
-            h2_inbound: h2_wire::InboundFrames::default(),
             h2_settings_seen: false,
             h2_compression_failed: false,
         }
@@ -299,12 +307,12 @@ impl<IO> DownstreamIo<IO> {
         timeout: Duration,
         conn: Arc<ConnShared>,
     ) -> Self {
-        self.head_timer = Some(HeadTimer {
+        self.head_timer = Some(Box::new(HeadTimer {
             timeout,
             conn,
             armed_at_heads: None,
             sleep: Box::pin(tokio::time::sleep(timeout)),
-        });
+        }));
         self
     }
 
@@ -368,7 +376,11 @@ impl<IO> DownstreamIo<IO> {
             }
         }
         if self.codec == Codec::Http2 {
-            let seen = self.h2_inbound.on_read(data);
+            let seen = self
+                .h2
+                .get_or_insert_with(Default::default)
+                .inbound
+                .on_read(data);
             if self.stats.is_some() && (seen.resets > 0 || seen.trailers > 0) {
                 let codec_stats = crate::stats::downstream_http2();
                 codec_stats.rx_reset.add(seen.resets);
@@ -417,7 +429,7 @@ impl<IO> DownstreamIo<IO> {
         if let Some(end) = rejection.head_end {
             spoil_head(buf, before + end, &mut self.replay);
         }
-        self.rejection = Some(rejection);
+        self.rejection = Some(Box::new(rejection));
     }
 
     /// Envoy's reply for hyper's automatic `status`: a 400 for the request the framing
@@ -779,7 +791,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
                 return Poll::Ready(Ok(len));
             }
         }
-        let plan = this.h2_frames.plan(buf);
+        let frames = &mut this.h2.get_or_insert_with(Default::default).outbound;
+        let plan = frames.plan(buf);
         if plan.len == 0 && plan.refusal {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
@@ -789,9 +802,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
         let buf = &buf[..plan.len];
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = polled {
-            let resets_before = this.h2_frames.resets;
-            this.h2_frames.commit(&plan, &buf[..n]);
-            let resets = this.h2_frames.resets - resets_before;
+            let resets_before = frames.resets;
+            frames.commit(&plan, &buf[..n]);
+            let resets = frames.resets - resets_before;
             if resets > 0 && this.stats.is_some() {
                 crate::stats::downstream_http2().tx_reset.add(resets);
             }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access_log::{FormatInput, ResponseFlag, StreamInfo};
 use crate::base::conn_info::ConnInfo;
-use crate::base::drain::DrainSignal;
+use crate::base::drain::{DrainPhase, DrainSignal};
 use crate::http::headers::forwarding;
 use crate::http::local_reply::LocalReply;
 
@@ -149,8 +149,9 @@ async fn serve<IO>(
     let connection = CodecConnection::new(io, service, hcm.clone(), shared.clone());
     tokio::pin!(connection);
 
-    let mut draining = drain.clone();
-    let mut closed = drain;
+    // One wait for both drain phases (see `DrainSignal::past`).
+    let mut phase_watch = drain;
+    let mut phase_seen = DrainPhase::Serving;
     let mut shutting_down = false;
     let mut drain_seen = false;
     let mut force_close_at: Option<Instant> = None;
@@ -181,7 +182,11 @@ async fn serve<IO>(
                 }
                 break;
             }
-            _ = draining.draining(), if !drain_seen => {
+            phase = phase_watch.past(phase_seen) => {
+                phase_seen = phase;
+                if phase >= DrainPhase::Closed {
+                    break;
+                }
                 // HTTP/2: GOAWAY now (streams the client already sent still complete).
                 // HTTP/1.1: keep serving; responses carry `connection: close` as
                 // `--drain-strategy` decides (`DrainSignal::should_close`) and the
@@ -192,15 +197,14 @@ async fn serve<IO>(
                 drain_seen = true;
                 runtime.stats.downstream_cx_drain_close.inc();
                 shared.draining.store(true, Ordering::Relaxed);
-                if !shutting_down && (shared.http2.load(Ordering::Relaxed) || draining.close_idle()) {
-                    if draining.close_idle() {
+                if !shutting_down && (shared.http2.load(Ordering::Relaxed) || shared.drain.close_idle()) {
+                    if shared.drain.close_idle() {
                         shared.closing.store(true, Ordering::Relaxed);
                     }
                     connection.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }
             }
-            _ = closed.closed() => break,
             _ = shared.premature_resets.close_now.notified() => {
                 // Envoy aborts the connection (no GOAWAY): too many premature resets.
                 break;
@@ -219,11 +223,11 @@ async fn serve<IO>(
                 }
                 if drain_seen
                     && !shutting_down
-                    && (shared.http2.load(Ordering::Relaxed) || draining.close_idle())
+                    && (shared.http2.load(Ordering::Relaxed) || shared.drain.close_idle())
                 {
                     // An HTTP/2 connection whose first request came after drain began, or
                     // a shutdown with no successor decided after the drain began.
-                    if draining.close_idle() {
+                    if shared.drain.close_idle() {
                         shared.closing.store(true, Ordering::Relaxed);
                     }
                     connection.as_mut().graceful_shutdown();

@@ -531,6 +531,7 @@ async fn serve(state: Arc<ServerState>, mut loaded: Loaded) -> anyhow::Result<u8
     notify::ready(&format!("epoch {epoch} live"));
     // Start-up's temporary allocations are gone; their pages need not stay resident.
     crate::base::heap::release_free_memory();
+    crate::base::heap::release_startup_code();
 
     let reason = if opts.mode == Mode::InitOnly {
         ShutdownReason::Quit
