@@ -22,6 +22,7 @@ const ROOTS: &[&str] = &[
     "envoy/service/secret/v3/sds.proto",
     "envoy/extensions/transport_sockets/tls/v3/tls.proto",
     "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto",
+    "envoy/extensions/matching/common_inputs/transport_socket/v3/transport_socket_inputs.proto",
     "envoy/extensions/access_loggers/file/v3/file.proto",
     "envoy/extensions/access_loggers/stream/v3/stream.proto",
     "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",

@@ -508,6 +508,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "max_requests_per_connection",
             "transport_socket",
             "transport_socket_matches",
+            "transport_socket_matcher",
             "upstream_http_protocol_options",
             "common_lb_config",
             "upstream_connection_options",

@@ -221,6 +221,9 @@ pub struct Cluster {
     pub tls: Option<std::sync::Arc<super::UpstreamTlsContext>>,
     /// `transport_socket_matches`, in order (the first matching an endpoint wins).
     pub transport_socket_matches: Vec<TransportSocketMatch>,
+    /// `transport_socket_matcher`: names the entry of `transport_socket_matches` per
+    /// endpoint, in place of their `match` fields.
+    pub transport_socket_matcher: Option<super::SocketMatcher>,
     /// `alt_stat_name` or name: stats are `cluster.<stat_name>.`.
     pub stat_name: String,
     /// `type`
@@ -354,15 +357,22 @@ pub struct Endpoint {
     pub socket_match: Option<Arc<SocketMatchMetadata>>,
 }
 
-/// The `filter_metadata["envoy.transport_socket_match"]` of an endpoint and of its
-/// locality, which choose its transport socket among the cluster's matches.
+/// The `filter_metadata` of an endpoint and of its locality, which choose its transport
+/// socket among the cluster's matches (`envoy.transport_socket_match` for
+/// `transport_socket_matches`, any filter for `transport_socket_matcher`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SocketMatchMetadata {
-    /// `lb_endpoints[].metadata`
-    pub endpoint: Option<prost_types::Struct>,
-    /// `endpoints[].metadata` (the locality's)
-    pub locality: Option<prost_types::Struct>,
+    /// `lb_endpoints[].metadata.filter_metadata`
+    pub endpoint: FilterMetadata,
+    /// `endpoints[].metadata.filter_metadata` (the locality's)
+    pub locality: FilterMetadata,
 }
+
+/// `metadata.filter_metadata`: a struct per filter name.
+pub type FilterMetadata = std::collections::HashMap<String, prost_types::Struct>;
+
+/// The filter `transport_socket_matches` read.
+const SOCKET_MATCH_FILTER: &str = "envoy.transport_socket_match";
 
 /// One `transport_socket_matches` entry.
 #[derive(Debug, Clone)]
@@ -386,19 +396,32 @@ impl TransportSocketMatch {
     }
 }
 
-/// The transport socket of an endpoint with `metadata`, as Envoy picks it: the first of
-/// `matches` matching the endpoint's metadata, else the first matching its locality's;
-/// `None`: the cluster's own `transport_socket`.
+/// The transport socket of an endpoint with `metadata`, as Envoy picks it with
+/// `transport_socket_matches` alone: the first of `matches` matching the endpoint's
+/// metadata, else the first matching its locality's; `None`: the cluster's own
+/// `transport_socket`.
 pub fn select_transport_socket(
     matches: &[TransportSocketMatch],
     metadata: Option<&SocketMatchMetadata>,
 ) -> Option<usize> {
-    let endpoint = metadata.and_then(|m| m.endpoint.as_ref());
-    let locality = metadata.and_then(|m| m.locality.as_ref());
+    let endpoint = metadata.and_then(|m| m.endpoint.get(SOCKET_MATCH_FILTER));
+    let locality = metadata.and_then(|m| m.locality.get(SOCKET_MATCH_FILTER));
     matches
         .iter()
         .position(|m| m.matches(endpoint))
         .or_else(|| matches.iter().position(|m| m.matches(locality)))
+}
+
+impl Cluster {
+    /// Which of `transport_socket_matches` an endpoint with `metadata` connects with
+    /// (`None`: the cluster's `transport_socket`): by `transport_socket_matcher` when set
+    /// (the entries' `match` fields are then ignored, as Envoy), else by the entries.
+    pub fn transport_socket_for(&self, metadata: Option<&SocketMatchMetadata>) -> Option<usize> {
+        match &self.transport_socket_matcher {
+            Some(matcher) => matcher.select(metadata),
+            None => select_transport_socket(&self.transport_socket_matches, metadata),
+        }
+    }
 }
 
 /// An endpoint address: an IP (STATIC, EDS), a Unix domain socket (STATIC, EDS) or a
@@ -472,9 +495,14 @@ mod tests {
             ),
             matcher("b", &[("tls", Kind::BoolValue(true))]),
         ];
-        let md = |endpoint: Option<prost_types::Struct>, locality| SocketMatchMetadata {
-            endpoint,
-            locality,
+        let filters = |s: Option<prost_types::Struct>| -> FilterMetadata {
+            s.map(|s| (SOCKET_MATCH_FILTER.to_string(), s))
+                .into_iter()
+                .collect()
+        };
+        let md = |endpoint, locality| SocketMatchMetadata {
+            endpoint: filters(endpoint),
+            locality: filters(locality),
         };
         let tls = fields(&[("tls", Kind::BoolValue(true))]);
         let gold = fields(&[

@@ -18,6 +18,7 @@ mod local_reply;
 mod route;
 mod runtime;
 mod server;
+mod socket_matcher;
 mod tls;
 mod xds;
 
@@ -28,6 +29,7 @@ pub use local_reply::*;
 pub use route::*;
 pub use runtime::*;
 pub use server::*;
+pub use socket_matcher::*;
 pub use tls::*;
 pub use xds::*;
 

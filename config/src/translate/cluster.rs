@@ -8,7 +8,8 @@ use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::extensions::upstreams::http::v3 as upstream_http_pb;
 
 use super::{
-    decode_any, dns, duration, endpoint, lb_policy, required, timeout, xds, zone_aware, Env,
+    decode_any, dns, duration, endpoint, lb_policy, required, socket_matcher, timeout, xds,
+    zone_aware, Env,
 };
 use crate::error::{ConfigError, Result};
 use crate::model;
@@ -45,6 +46,22 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
             transport_socket_match(m, &format!("{path}.transport_socket_matches[{i}]"), env)
         })
         .collect::<Result<Vec<_>>>()?;
+    let transport_socket_matcher = c
+        .transport_socket_matcher
+        .as_ref()
+        .map(|m| {
+            let names: Vec<String> = transport_socket_matches
+                .iter()
+                .map(|m| m.name.clone())
+                .collect();
+            socket_matcher::translate(
+                m,
+                &names,
+                &format!("{path}.transport_socket_matches"),
+                &format!("{path}.transport_socket_matcher"),
+            )
+        })
+        .transpose()?;
     let connect_timeout = duration(
         c.connect_timeout.as_ref(),
         &format!("{path}.connect_timeout"),
@@ -85,6 +102,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
     Ok(model::Cluster {
         tls,
         transport_socket_matches,
+        transport_socket_matcher,
         name,
         stat_name,
         discovery,

@@ -69,7 +69,7 @@ pub(crate) fn load_assignment(
                 &format!("{loc_path}.lb_endpoints[{j}]"),
             )?;
             let endpoint_socket_match = socket_match_metadata(lb_endpoint.metadata.as_ref());
-            if locality_socket_match.is_some() || endpoint_socket_match.is_some() {
+            if !locality_socket_match.is_empty() || !endpoint_socket_match.is_empty() {
                 ep.socket_match = Some(std::sync::Arc::new(model::SocketMatchMetadata {
                     endpoint: endpoint_socket_match,
                     locality: locality_socket_match.clone(),
@@ -188,12 +188,12 @@ fn endpoint(
     })
 }
 
-/// `filter_metadata["envoy.transport_socket_match"]` of a `metadata`.
-fn socket_match_metadata(metadata: Option<&core_pb::Metadata>) -> Option<prost_types::Struct> {
-    metadata?
-        .filter_metadata
-        .get("envoy.transport_socket_match")
-        .cloned()
+/// The `filter_metadata` of a `metadata` (a cluster's `transport_socket_matcher` may
+/// read any filter's).
+fn socket_match_metadata(metadata: Option<&core_pb::Metadata>) -> model::FilterMetadata {
+    metadata
+        .map(|m| m.filter_metadata.clone())
+        .unwrap_or_default()
 }
 
 /// `endpoint.address`: a `socket_address` (an IP, or a name in DNS clusters) or a `pipe`

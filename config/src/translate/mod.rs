@@ -27,6 +27,7 @@ pub(crate) mod route;
 mod runtime;
 pub(crate) mod sds;
 mod server;
+mod socket_matcher;
 mod stats;
 mod tls;
 mod tls_pins;

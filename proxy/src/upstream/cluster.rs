@@ -156,12 +156,11 @@ impl UpstreamCluster {
     }
 
     /// Which of `transport_socket_matches` `host` connects with (`None`: the cluster's
-    /// `transport_socket`). Chosen at each connect: a few map lookups at most.
+    /// `transport_socket`). Chosen at each connect: a few map lookups and string
+    /// comparisons at most.
     fn transport_socket_of(&self, host: &Host) -> Option<usize> {
-        model::select_transport_socket(
-            &self.model.transport_socket_matches,
-            host.socket_match.as_deref(),
-        )
+        self.model
+            .transport_socket_for(host.socket_match.as_deref())
     }
 
     /// Counts each host of `hosts` not in `old` in its socket's `total_match_count`:

@@ -27,6 +27,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
         name: name.to_owned(),
         tls: None,
         transport_socket_matches: Vec::new(),
+        transport_socket_matcher: None,
         stat_name: name.to_owned(),
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(5),

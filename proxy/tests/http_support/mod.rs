@@ -131,6 +131,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
         name: name.into(),
         tls: None,
         transport_socket_matches: Vec::new(),
+        transport_socket_matcher: None,
         stat_name: name.into(),
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(1),
