@@ -14,6 +14,7 @@ pub mod dns;
 pub mod eventually;
 pub mod h2raw;
 pub mod process;
+pub mod socket_match;
 pub mod tcp;
 pub mod tls;
 pub mod tls_upstream;

@@ -5,24 +5,10 @@
 
 use std::net::SocketAddr;
 
-use baton_tests::config::{bootstrap, hcm, hcm_filter, prefix_route, route_config, vhost};
-use baton_tests::tls::{KeyKind, TestCa};
-use baton_tests::tls_upstream::SniUpstream;
+use baton_tests::socket_match::{answered_by, raw_socket, start, tls_socket, MixedUpstreams};
+use baton_tests::tls::TestCa;
 use baton_tests::{EchoUpstream, Proxy, TempDir};
 use serde_json::{json, Value};
-
-fn tls_socket(sni: &str) -> Value {
-    json!({ "name": "envoy.transport_sockets.tls", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-        "sni": sni,
-    }})
-}
-
-fn raw_socket() -> Value {
-    json!({ "name": "envoy.transport_sockets.raw_buffer", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
-    }})
-}
 
 fn endpoint(addr: SocketAddr, metadata: Value) -> Value {
     let mut ep = json!({ "endpoint": { "address": { "socket_address": {
@@ -32,19 +18,6 @@ fn endpoint(addr: SocketAddr, metadata: Value) -> Value {
         ep["metadata"] = json!({ "filter_metadata": { "envoy.transport_socket_match": metadata } });
     }
     ep
-}
-
-async fn start(cluster: Value) -> anyhow::Result<(Proxy, SocketAddr)> {
-    let listener = json!({
-        "name": "l",
-        "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
-        "filter_chains": [{ "filters": [hcm_filter(hcm(route_config(vec![vhost(
-            "all", &["*"], vec![prefix_route("/", "c")],
-        )])))]}],
-    });
-    let proxy = Proxy::start(&bootstrap(vec![listener], vec![cluster])).await?;
-    let addr = proxy.listener_addr("l").await?;
-    Ok((proxy, addr))
 }
 
 async fn stats(proxy: &Proxy, prefix: &str) -> anyhow::Result<Vec<(String, u64)>> {
@@ -71,32 +44,10 @@ async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
         .find_map(|(n, v)| (n == name).then_some(v)))
 }
 
-/// Who answered six requests, each on its own connection, deduplicated. Round robin
-/// is per worker and there are two: one of them takes three requests, so sees both
-/// endpoints.
-async fn answered_by(addr: SocketAddr) -> anyhow::Result<Vec<String>> {
-    let mut bodies = Vec::new();
-    for _ in 0..6 {
-        let resp = baton_tests::get(addr, "/").await?;
-        assert_eq!(resp.status, 200, "{}", resp.body_text());
-        bodies.push(
-            resp.header("x-upstream-name")
-                .map_or_else(|| resp.body_text(), str::to_string),
-        );
-    }
-    bodies.sort();
-    bodies.dedup();
-    Ok(bodies)
-}
-
 #[tokio::test]
 async fn endpoint_metadata_picks_tls_for_one_endpoint_and_plain_for_another() -> anyhow::Result<()>
 {
-    let dir = TempDir::new()?;
-    let ca = TestCa::new("upstream ca")?;
-    let cert = ca.issue(&dir, "up", "up", &["m.test"], &[], KeyKind::Ecdsa)?;
-    let tls = SniUpstream::start(&cert).await?;
-    let plain = EchoUpstream::start("plain").await?;
+    let MixedUpstreams { tls, plain, .. } = MixedUpstreams::start().await?;
     let cluster = json!({
         "name": "c",
         "type": "STATIC",
@@ -138,11 +89,7 @@ async fn endpoint_metadata_picks_tls_for_one_endpoint_and_plain_for_another() ->
 
 #[tokio::test]
 async fn locality_metadata_then_the_cluster_socket() -> anyhow::Result<()> {
-    let dir = TempDir::new()?;
-    let ca = TestCa::new("upstream ca")?;
-    let cert = ca.issue(&dir, "up", "up", &["m.test"], &[], KeyKind::Ecdsa)?;
-    let tls = SniUpstream::start(&cert).await?;
-    let plain = EchoUpstream::start("plain").await?;
+    let MixedUpstreams { tls, plain, .. } = MixedUpstreams::start().await?;
     let cluster = json!({
         "name": "c",
         "type": "STATIC",

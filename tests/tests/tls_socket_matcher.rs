@@ -5,24 +5,12 @@
 
 use std::net::SocketAddr;
 
-use baton_tests::config::{bootstrap, hcm, hcm_filter, prefix_route, route_config, vhost};
-use baton_tests::tls::{KeyKind, TestCa};
-use baton_tests::tls_upstream::SniUpstream;
+use baton_tests::config::bootstrap;
+use baton_tests::socket_match::{
+    answered_by, listener, raw_socket, start, tls_socket, MixedUpstreams,
+};
 use baton_tests::{run_to_completion, EchoUpstream, Proxy, TempDir};
 use serde_json::{json, Value};
-
-fn tls_socket(sni: &str) -> Value {
-    json!({ "name": "envoy.transport_sockets.tls", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-        "sni": sni,
-    }})
-}
-
-fn raw_socket() -> Value {
-    json!({ "name": "envoy.transport_sockets.raw_buffer", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
-    }})
-}
 
 /// An endpoint with `filter_metadata` (any filters).
 fn endpoint(addr: SocketAddr, filter_metadata: Value) -> Value {
@@ -55,22 +43,6 @@ fn name_action(name: &str) -> Value {
     }}})
 }
 
-fn listener() -> Value {
-    json!({
-        "name": "l",
-        "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
-        "filter_chains": [{ "filters": [hcm_filter(hcm(route_config(vec![vhost(
-            "all", &["*"], vec![prefix_route("/", "c")],
-        )])))]}],
-    })
-}
-
-async fn start(cluster: Value) -> anyhow::Result<(Proxy, SocketAddr)> {
-    let proxy = Proxy::start(&bootstrap(vec![listener()], vec![cluster])).await?;
-    let addr = proxy.listener_addr("l").await?;
-    Ok((proxy, addr))
-}
-
 async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
     let resp = proxy
         .admin_request(
@@ -84,31 +56,10 @@ async fn stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
     }))
 }
 
-/// Who answered six requests, each on its own connection, deduplicated (round robin per
-/// worker, two workers: one of them takes three requests, so sees both endpoints).
-async fn answered_by(addr: SocketAddr) -> anyhow::Result<Vec<String>> {
-    let mut bodies = Vec::new();
-    for _ in 0..6 {
-        let resp = baton_tests::get(addr, "/").await?;
-        assert_eq!(resp.status, 200, "{}", resp.body_text());
-        bodies.push(
-            resp.header("x-upstream-name")
-                .map_or_else(|| resp.body_text(), str::to_string),
-        );
-    }
-    bodies.sort();
-    bodies.dedup();
-    Ok(bodies)
-}
-
 #[tokio::test]
 async fn endpoint_metadata_selects_tls_and_no_match_keeps_the_cluster_socket() -> anyhow::Result<()>
 {
-    let dir = TempDir::new()?;
-    let ca = TestCa::new("upstream ca")?;
-    let cert = ca.issue(&dir, "up", "up", &["m.test"], &[], KeyKind::Ecdsa)?;
-    let tls = SniUpstream::start(&cert).await?;
-    let plain = EchoUpstream::start("plain").await?;
+    let MixedUpstreams { tls, plain, .. } = MixedUpstreams::start().await?;
     let cluster = json!({
         "name": "c",
         "type": "STATIC",
@@ -156,11 +107,7 @@ async fn endpoint_metadata_selects_tls_and_no_match_keeps_the_cluster_socket() -
 
 #[tokio::test]
 async fn locality_metadata_tree_and_on_no_match() -> anyhow::Result<()> {
-    let dir = TempDir::new()?;
-    let ca = TestCa::new("upstream ca")?;
-    let cert = ca.issue(&dir, "up", "up", &["m.test"], &[], KeyKind::Ecdsa)?;
-    let tls = SniUpstream::start(&cert).await?;
-    let plain = EchoUpstream::start("plain").await?;
+    let MixedUpstreams { tls, plain, .. } = MixedUpstreams::start().await?;
     let locality_md = |zone: &str| json!({ "filter_metadata": { "net": { "zone": zone } } });
     let cluster = json!({
         "name": "c",
