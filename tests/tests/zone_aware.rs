@@ -98,6 +98,14 @@ async fn counter(proxy: &Proxy, name: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no stat cluster.backend.{name}"))
 }
 
+/// Each `(name, value)` of `expected` is what `cluster.backend.<name>` reads.
+async fn assert_counters(proxy: &Proxy, expected: &[(&str, u64)]) -> anyhow::Result<()> {
+    for (name, value) in expected {
+        assert_eq!(counter(proxy, name).await?, *value, "{name}");
+    }
+    Ok(())
+}
+
 async fn upstreams(names: &[&str]) -> anyhow::Result<Vec<EchoUpstream>> {
     let mut out = Vec::new();
     for name in names {
@@ -132,10 +140,16 @@ async fn local_zone_takes_everything_when_it_has_enough_hosts() -> anyhow::Resul
     let proxy = Proxy::start(&zone_config(backend, &local)).await?;
     let counts = spread(&proxy, 12).await?;
     assert_eq!(in_zone(&counts, 'a'), 12, "{counts:?}");
-    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 12);
-    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
-    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 0);
-    assert_eq!(counter(&proxy, "lb_zone_cluster_too_small").await?, 0);
+    assert_counters(
+        &proxy,
+        &[
+            ("lb_zone_routing_all_directly", 12),
+            ("lb_zone_routing_sampled", 0),
+            ("lb_zone_routing_cross_zone", 0),
+            ("lb_zone_cluster_too_small", 0),
+        ],
+    )
+    .await?;
     assert!(counter(&proxy, "lb_recalculate_zone_structures").await? > 0);
     Ok(())
 }
@@ -171,9 +185,15 @@ async fn small_cluster_is_balanced_over_every_zone() -> anyhow::Result<()> {
     assert_eq!(in_zone(&counts, 'a'), 5, "{counts:?}");
     assert_eq!(in_zone(&counts, 'b'), 5, "{counts:?}");
     assert!(counter(&proxy, "lb_zone_cluster_too_small").await? > 0);
-    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
-    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
-    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 0);
+    assert_counters(
+        &proxy,
+        &[
+            ("lb_zone_routing_all_directly", 0),
+            ("lb_zone_routing_sampled", 0),
+            ("lb_zone_routing_cross_zone", 0),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -186,8 +206,14 @@ async fn min_cluster_size_from_common_lb_config_enables_small_clusters() -> anyh
     let proxy = Proxy::start(&zone_config(backend, &local)).await?;
     let counts = spread(&proxy, 10).await?;
     assert_eq!(in_zone(&counts, 'a'), 10, "{counts:?}");
-    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 10);
-    assert_eq!(counter(&proxy, "lb_zone_cluster_too_small").await?, 0);
+    assert_counters(
+        &proxy,
+        &[
+            ("lb_zone_routing_all_directly", 10),
+            ("lb_zone_cluster_too_small", 0),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -217,8 +243,14 @@ async fn overloaded_local_zone_sends_the_residual_cross_zone() -> anyhow::Result
     assert!(sampled > 0 && cross > 0, "sampled {sampled}, cross {cross}");
     assert_eq!(in_zone(&counts, 'a') as u64, sampled, "{counts:?}");
     assert_eq!(in_zone(&counts, 'b') as u64, cross, "{counts:?}");
-    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
-    assert_eq!(counter(&proxy, "lb_zone_no_capacity_left").await?, 0);
+    assert_counters(
+        &proxy,
+        &[
+            ("lb_zone_routing_all_directly", 0),
+            ("lb_zone_no_capacity_left", 0),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -247,10 +279,16 @@ async fn upstream_without_the_local_zone_is_all_cross_zone() -> anyhow::Result<(
         10,
         "{counts:?}"
     );
-    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 10);
-    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
-    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
-    assert_eq!(counter(&proxy, "lb_local_cluster_not_ok").await?, 0);
+    assert_counters(
+        &proxy,
+        &[
+            ("lb_zone_routing_cross_zone", 10),
+            ("lb_zone_routing_sampled", 0),
+            ("lb_zone_routing_all_directly", 0),
+            ("lb_local_cluster_not_ok", 0),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -266,9 +304,15 @@ async fn local_cluster_without_the_nodes_zone_is_not_ok() -> anyhow::Result<()> 
     assert_eq!(in_zone(&counts, 'a'), 5, "{counts:?}");
     assert_eq!(in_zone(&counts, 'b'), 5, "{counts:?}");
     assert!(counter(&proxy, "lb_local_cluster_not_ok").await? > 0);
-    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
-    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 0);
-    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
+    assert_counters(
+        &proxy,
+        &[
+            ("lb_zone_routing_all_directly", 0),
+            ("lb_zone_routing_cross_zone", 0),
+            ("lb_zone_routing_sampled", 0),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -443,9 +487,15 @@ async fn priority_zero_share_is_zone_routed_when_spilling_over() -> anyhow::Resu
     );
     // Each side has probability below 1e-9 of never being chosen in 60 picks.
     assert!(direct > 0 && in_zone(&counts, 'x') > 0, "{counts:?}");
-    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
-    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 0);
-    assert_eq!(counter(&proxy, "lb_healthy_panic").await?, 0);
+    assert_counters(
+        &proxy,
+        &[
+            ("lb_zone_routing_sampled", 0),
+            ("lb_zone_routing_cross_zone", 0),
+            ("lb_healthy_panic", 0),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -486,9 +536,15 @@ async fn force_local_zone_sends_everything_to_the_local_zone() -> anyhow::Result
     let proxy = Proxy::start(&zone_config(backend, &local)).await?;
     let counts = spread(&proxy, 12).await?;
     assert_eq!(in_zone(&counts, 'a'), 12, "{counts:?}");
-    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 12);
-    assert_eq!(counter(&proxy, "lb_zone_routing_sampled").await?, 0);
-    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 0);
+    assert_counters(
+        &proxy,
+        &[
+            ("lb_zone_routing_all_directly", 12),
+            ("lb_zone_routing_sampled", 0),
+            ("lb_zone_routing_cross_zone", 0),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -571,7 +627,13 @@ async fn force_local_zone_without_healthy_local_hosts_is_cross_zone() -> anyhow:
     let proxy = Proxy::start(&zone_config(backend, &local)).await?;
     let counts = spread(&proxy, 10).await?;
     assert_eq!(in_zone(&counts, 'b'), 10, "{counts:?}");
-    assert_eq!(counter(&proxy, "lb_zone_routing_cross_zone").await?, 10);
-    assert_eq!(counter(&proxy, "lb_zone_routing_all_directly").await?, 0);
+    assert_counters(
+        &proxy,
+        &[
+            ("lb_zone_routing_cross_zone", 10),
+            ("lb_zone_routing_all_directly", 0),
+        ],
+    )
+    .await?;
     Ok(())
 }
