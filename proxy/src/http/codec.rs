@@ -34,7 +34,7 @@ mod h2_wire;
 mod head_size;
 mod reply;
 
-pub use builders::{builder, framing_limits, http1_builder};
+pub use builders::{builder, framing_limits, http1_builder, http2_builder};
 pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
 use reply::{automatic_error, codec_reply_details, codec_reply_text, AutomaticReply};
 pub use reply::{codec_reply_body_len, CodecReplyRecord};
@@ -225,6 +225,14 @@ impl<IO> DownstreamIo<IO> {
     /// HTTP/1 (an AUTO connection whose first bytes are not the HTTP/2 preface's).
     pub(crate) fn is_http1(&self) -> bool {
         self.codec == Codec::Http1
+    }
+
+    /// True when the bytes read and not yet handed on begin with the whole HTTP/2
+    /// preface: the connection speaks HTTP/2, whichever way the protocol is detected.
+    pub(crate) fn has_h2_preface(&self) -> bool {
+        self.replay
+            .get(self.replay_at..)
+            .is_some_and(|unread| unread.starts_with(H2_PREFACE))
     }
 
     /// Lets a read end hyper's HTTP/1 connection between exchanges (see

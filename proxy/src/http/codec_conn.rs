@@ -8,9 +8,10 @@
 //! pipelined or already-sent request never parks (the read would not block), and a
 //! connection parks only after [`PARK_AFTER`] without a new request, so that a
 //! keep-alive connection in use does not pay for a new hyper connection per request
-//! (its park timer wakes it at most once per `PARK_AFTER`). HTTP/2 and AUTO
-//! connections whose first bytes may be the HTTP/2 preface run hyper-util's
-//! protocol-detecting connection for their whole life, as before.
+//! (its park timer wakes it at most once per `PARK_AFTER`). A connection whose first
+//! bytes were the whole HTTP/2 preface runs hyper's HTTP/2 connection for its whole
+//! life; an AUTO connection whose first read held only the start of the preface runs
+//! hyper-util's protocol-detecting connection, as before.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +41,7 @@ pub(super) type CodecError = Box<dyn std::error::Error + Send + Sync>;
 
 type Io<IO> = TokioIo<DownstreamIo<IO>>;
 type Http1Conn<IO, S> = hyper::server::conn::http1::UpgradeableConnection<Io<IO>, S>;
+type Http2Conn<IO, S> = hyper::server::conn::http2::Connection<Io<IO>, S, TokioExecutor>;
 type AutoConn<IO, S> = auto::UpgradeableConnection<'static, Io<IO>, S, TokioExecutor>;
 
 /// Where the connection's codec is.
@@ -52,7 +54,10 @@ where
     Parked(DownstreamIo<IO>),
     /// hyper's HTTP/1 connection, which parks when the connection goes idle.
     Http1(Box<Http1Conn<IO, S>>),
-    /// hyper-util's connection (HTTP/2, or AUTO bytes that began like the preface).
+    /// hyper's HTTP/2 connection (the first bytes were the whole preface).
+    Http2(Pin<Box<Http2Conn<IO, S>>>),
+    /// hyper-util's connection (AUTO bytes that began like the preface but were too few
+    /// to tell).
     Auto(Pin<Box<AutoConn<IO, S>>>),
     /// A parked connection told to close: its write side shuts, as hyper's would.
     Closing(DownstreamIo<IO>),
@@ -153,6 +158,7 @@ where
         self.shutdown = true;
         match &mut self.state {
             State::Http1(conn) => Pin::new(&mut **conn).graceful_shutdown(),
+            State::Http2(conn) => conn.as_mut().graceful_shutdown(),
             State::Auto(conn) => conn.as_mut().graceful_shutdown(),
             State::Parked(_) | State::Closing(_) | State::Done => {}
         }
@@ -170,6 +176,16 @@ where
                 Pin::new(&mut *conn).graceful_shutdown();
             }
             State::Http1(conn)
+        } else if io.has_h2_preface() {
+            // hyper-util's connection would pick HTTP/2 too; hyper's alone is smaller
+            // than the one that can hold either protocol (and the builder it copies).
+            let conn = codec::http2_builder(&self.hcm)
+                .serve_connection(TokioIo::new(io), self.service.clone());
+            let mut conn = Box::pin(conn);
+            if self.shutdown {
+                conn.as_mut().graceful_shutdown();
+            }
+            State::Http2(conn)
         } else {
             let conn = codec::builder(&self.hcm)
                 .serve_connection_with_upgrades(TokioIo::new(io), self.service.clone())
@@ -245,6 +261,11 @@ where
                             }
                         }
                     }
+                    return Poll::Ready(res.map_err(Into::into));
+                }
+                State::Http2(conn) => {
+                    let res = std::task::ready!(conn.as_mut().poll(cx));
+                    this.state = State::Done;
                     return Poll::Ready(res.map_err(Into::into));
                 }
                 State::Auto(conn) => {

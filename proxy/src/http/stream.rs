@@ -19,7 +19,7 @@ use crate::base::conn_info::ConnInfo;
 use super::body::{LoggedBody, PendingLog, RequestProgress};
 use super::context::{HcmRuntime, HttpContext};
 use super::filter::{self, RequestBodySlot, StreamFilters};
-use super::headers::{forwarding, hop_by_hop, mutation};
+use super::headers::{compact, forwarding, hop_by_hop, mutation};
 use super::local_reply::LocalReply;
 use super::max_duration::DurationBody;
 use super::router::Routed;
@@ -365,6 +365,10 @@ fn finish(
     mut counted: ActiveStream,
 ) {
     let hcm = ex.shared.runtime.hcm.clone();
+    if ex.info.protocol == Some(Version::HTTP_2) {
+        // Before the connection manager's own headers, which are already compact.
+        compact::compact_values(resp.headers_mut());
+    }
     forwarding::finish_response(resp.headers_mut(), &hcm);
     if let Some(p) = parts {
         if hcm.always_set_request_id_in_response {

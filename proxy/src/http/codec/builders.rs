@@ -35,6 +35,33 @@ pub fn http1_builder(hcm: &HttpConnectionManager) -> hyper::server::conn::http1:
     b
 }
 
+/// Sets up hyper's HTTP/2 server for a connection manager: the same on hyper's own
+/// builder ([`http2_builder`]) and hyper-util's ([`builder`]).
+macro_rules! configure_http2 {
+    ($b:expr, $hcm:expr) => {{
+        $b.timer(TokioTimer::new())
+            .max_concurrent_streams($hcm.http2.max_concurrent_streams)
+            .initial_stream_window_size($hcm.http2.initial_stream_window_size)
+            .initial_connection_window_size($hcm.http2.initial_connection_window_size)
+            // A memory bound only: h2 counts 32 bytes per header on top of names and
+            // values (and answers 431 over it, where Envoy resets the stream); Envoy's
+            // limit, names and values only, is checked per request
+            // (`http2_header_bytes`), which resets. The bound lets through every request
+            // within both Envoy limits, and lists up to one maximal HPACK field over them
+            // (see `http2_header_list_bound`).
+            .max_header_list_size(http2_header_list_bound($hcm))
+            // Streams the client resets before hyper accepted them: h2 closes the
+            // connection (ENHANCE_YOUR_CALM) once this many wait, 20 by default, well
+            // before Envoy's premature-reset rule (`premature_reset`, which counts these
+            // streams too) would. Envoy's codec allows a burst of 1000 resets (nghttp2's
+            // default).
+            .max_pending_accept_reset_streams(RESET_STREAM_BURST);
+        if $hcm.http2.allow_connect {
+            $b.enable_connect_protocol();
+        }
+    }};
+}
+
 /// A hyper server builder for this connection manager.
 pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -44,25 +71,18 @@ pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
         CodecType::Http2 => b.http2_only(),
     };
     configure_http1!(b.http1(), hcm);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(hcm.http2.max_concurrent_streams)
-        .initial_stream_window_size(hcm.http2.initial_stream_window_size)
-        .initial_connection_window_size(hcm.http2.initial_connection_window_size)
-        // A memory bound only: h2 counts 32 bytes per header on top of names and values
-        // (and answers 431 over it, where Envoy resets the stream); Envoy's limit, names
-        // and values only, is checked per request (`http2_header_bytes`), which resets.
-        // The bound lets through every request within both Envoy limits, and lists up
-        // to one maximal HPACK field over them (see `http2_header_list_bound`).
-        .max_header_list_size(http2_header_list_bound(hcm))
-        // Streams the client resets before hyper accepted them: h2 closes the connection
-        // (ENHANCE_YOUR_CALM) once this many wait, 20 by default, well before Envoy's
-        // premature-reset rule (`premature_reset`, which counts these streams too)
-        // would. Envoy's codec allows a burst of 1000 resets (nghttp2's default).
-        .max_pending_accept_reset_streams(RESET_STREAM_BURST);
-    if hcm.http2.allow_connect {
-        b.http2().enable_connect_protocol();
-    }
+    configure_http2!(b.http2(), hcm);
+    b
+}
+
+/// hyper's HTTP/2 server builder for this connection manager, for connections whose
+/// first bytes were the whole HTTP/2 preface (hyper-util's protocol-detecting
+/// connection would pick HTTP/2 for them too, and is larger).
+pub fn http2_builder(
+    hcm: &HttpConnectionManager,
+) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    configure_http2!(b, hcm);
     b
 }
 
