@@ -525,15 +525,22 @@ async fn overloaded_zone_a() -> anyhow::Result<(Vec<EchoUpstream>, Value)> {
     Ok((ups, backend))
 }
 
+/// A proxy routing to `backend` with the typed policy's `zone_aware_lb_config` set to
+/// `zone_aware`, its local cluster two hosts in zone-a and two in zone-b.
+async fn start_beside_two_zones(backend: Value, zone_aware: Value) -> anyhow::Result<Proxy> {
+    let backend = with_typed_zone_config(backend, zone_aware);
+    let local = [("zone-a", peers(1000, 2)), ("zone-b", peers(2000, 2))];
+    Proxy::start(&zone_config(backend, &local)).await
+}
+
 #[tokio::test]
 async fn force_local_zone_sends_everything_to_the_local_zone() -> anyhow::Result<()> {
     let (_ups, backend) = overloaded_zone_a().await?;
-    let backend = with_typed_zone_config(
+    let proxy = start_beside_two_zones(
         backend,
         json!({ "min_cluster_size": 1, "force_local_zone": {} }),
-    );
-    let local = [("zone-a", peers(1000, 2)), ("zone-b", peers(2000, 2))];
-    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    )
+    .await?;
     let counts = spread(&proxy, 12).await?;
     assert_eq!(in_zone(&counts, 'a'), 12, "{counts:?}");
     assert_counters(
@@ -552,12 +559,11 @@ async fn force_local_zone_sends_everything_to_the_local_zone() -> anyhow::Result
 async fn force_local_zone_under_min_size_keeps_the_residual() -> anyhow::Result<()> {
     // One healthy zone-a host, `min_size: 2`: not forced, the usual residual split.
     let (_ups, backend) = overloaded_zone_a().await?;
-    let backend = with_typed_zone_config(
+    let proxy = start_beside_two_zones(
         backend,
         json!({ "min_cluster_size": 1, "force_local_zone": { "min_size": 2 } }),
-    );
-    let local = [("zone-a", peers(1000, 2)), ("zone-b", peers(2000, 2))];
-    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    )
+    .await?;
     let n = 60;
     let counts = spread(&proxy, n).await?;
     let sampled = counter(&proxy, "lb_zone_routing_sampled").await?;
@@ -619,12 +625,11 @@ async fn force_local_zone_without_healthy_local_hosts_is_cross_zone() -> anyhow:
         locality_at("zone-a", 0, &[ups[0].addr()], "UNHEALTHY"),
         locality_at("zone-b", 0, &[ups[1].addr(), ups[2].addr()], "HEALTHY"),
     ]);
-    let backend = with_typed_zone_config(
+    let proxy = start_beside_two_zones(
         backend,
         json!({ "min_cluster_size": 1, "force_local_zone": {} }),
-    );
-    let local = [("zone-a", peers(1000, 2)), ("zone-b", peers(2000, 2))];
-    let proxy = Proxy::start(&zone_config(backend, &local)).await?;
+    )
+    .await?;
     let counts = spread(&proxy, 10).await?;
     assert_eq!(in_zone(&counts, 'b'), 10, "{counts:?}");
     assert_counters(
