@@ -517,7 +517,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Locality balancing only: zone-aware routing or locality weights.
     (
         "envoy.config.cluster.v3.Cluster.CommonLbConfig",
-        &["zone_aware_lb_config", "locality_weighted_lb_config"],
+        &[
+            "zone_aware_lb_config",
+            "locality_weighted_lb_config",
+            "healthy_panic_threshold",
+        ],
     ),
     (
         "envoy.config.cluster.v3.Cluster.CommonLbConfig.ZoneAwareLbConfig",

@@ -18,6 +18,21 @@ pub struct Snapshot {
     admin: Vec<(String, String)>,
     /// The final value of every key.
     values: HashMap<String, String>,
+    /// The load balancers' keys, parsed once so that a pick reads them without a lookup.
+    lb: LbKeys,
+}
+
+/// The runtime keys Envoy's load balancers read (None: unset or not a whole number).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LbKeys {
+    /// `upstream.healthy_panic_threshold` (percent; capped at 100 by the reader).
+    pub healthy_panic_threshold: Option<u64>,
+    /// `upstream.zone_routing.enabled` (percent of picks that try zone routing).
+    pub zone_routing_enabled: Option<u64>,
+    /// `upstream.zone_routing.min_cluster_size`
+    pub zone_routing_min_cluster_size: Option<u64>,
+    /// `upstream.zone_routing.force_local_zone.min_size` (0 counts as unset, as in Envoy).
+    pub force_local_zone_min_size: Option<u64>,
 }
 
 impl Snapshot {
@@ -32,11 +47,22 @@ impl Snapshot {
                 values.insert(key.clone(), value.clone());
             }
         }
-        Self {
+        let mut snapshot = Self {
             layers,
             admin,
             values,
-        }
+            lb: LbKeys::default(),
+        };
+        snapshot.lb = LbKeys {
+            healthy_panic_threshold: snapshot.integer("upstream.healthy_panic_threshold"),
+            zone_routing_enabled: snapshot.integer("upstream.zone_routing.enabled"),
+            zone_routing_min_cluster_size: snapshot
+                .integer("upstream.zone_routing.min_cluster_size"),
+            force_local_zone_min_size: snapshot
+                .integer("upstream.zone_routing.force_local_zone.min_size")
+                .filter(|v| *v > 0),
+        };
+        snapshot
     }
 
     /// The value of `key`, if any layer sets it.
@@ -91,6 +117,11 @@ fn cell() -> &'static ArcSwap<Snapshot> {
 /// The current runtime.
 pub fn snapshot() -> Arc<Snapshot> {
     cell().load_full()
+}
+
+/// The load balancers' runtime keys now (one atomic load, no lookup: read per pick).
+pub fn lb_keys() -> LbKeys {
+    cell().load().lb
 }
 
 /// Installs the bootstrap's layers (at startup), keeping no admin overrides.
@@ -154,5 +185,30 @@ mod tests {
         assert_eq!(snap.integer("c"), None);
         let base = Snapshot::build(layers(), Vec::new());
         assert_eq!(base.integer("a"), Some(1));
+    }
+
+    #[test]
+    fn load_balancer_keys_are_parsed_once_per_snapshot() {
+        let layer = RuntimeLayer {
+            name: "base".into(),
+            kind: RuntimeLayerKind::Static(vec![
+                ("upstream.healthy_panic_threshold".into(), "0".into()),
+                ("upstream.zone_routing.enabled".into(), "25".into()),
+                (
+                    "upstream.zone_routing.force_local_zone.min_size".into(),
+                    "0".into(),
+                ),
+            ]),
+        };
+        let snap = Snapshot::build(vec![layer], Vec::new());
+        assert_eq!(
+            snap.lb,
+            LbKeys {
+                healthy_panic_threshold: Some(0),
+                zone_routing_enabled: Some(25),
+                zone_routing_min_cluster_size: None,
+                force_local_zone_min_size: None,
+            }
+        );
     }
 }

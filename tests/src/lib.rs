@@ -2,7 +2,7 @@
 //! a process guard for the proxy under test ([`process`]), Envoy v3 bootstrap builders
 //! ([`config`]), a test xDS control plane ([`xds`]), in-process upstreams ([`upstream`] for
 //! HTTP echo, [`tcp`] for raw TCP and upgrades), a DNS responder for DNS clusters ([`dns`]), downstream clients ([`client`])
-//! and bounded waiting ([`eventually`]).
+//! bounded waiting ([`eventually`]) and zoned load-balancing setups ([`zone`]).
 //!
 //! The same tests run against real Envoy with `BATON_BIN=/path/to/envoy`, which is how their
 //! expectations are checked to be Envoy's.
@@ -20,6 +20,7 @@ pub mod tls;
 pub mod tls_upstream;
 pub mod upstream;
 pub mod xds;
+pub mod zone;
 
 pub use client::{get, get_with, http1_request, H2Client, RawHttp1, RawResponse};
 pub use eventually::{eventually, IO_TIMEOUT, STARTUP_TIMEOUT};

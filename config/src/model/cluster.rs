@@ -234,6 +234,10 @@ pub struct Cluster {
     pub lb_policy: LbPolicy,
     /// Zone-aware routing or locality weighting.
     pub locality_lb: LocalityLb,
+    /// `common_lb_config.healthy_panic_threshold` in whole percent (default 50): a
+    /// priority level with a smaller healthy share is in panic (runtime key
+    /// `upstream.healthy_panic_threshold` overrides it).
+    pub healthy_panic_threshold_percent: u32,
     /// `dns_refresh_rate` (default 5 s)
     pub dns_refresh_rate: Duration,
     /// `respect_dns_ttl`

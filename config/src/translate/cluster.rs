@@ -34,6 +34,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
     let discovery = dns.discovery;
     let lb_policy = lb_policy::translate(c, path)?;
     let locality_lb = zone_aware::cluster_locality_lb(c, path)?;
+    let healthy_panic_threshold_percent = zone_aware::healthy_panic_threshold(c, path)?;
     let tls = match &c.transport_socket {
         Some(socket) => super::tls::upstream(socket, &format!("{path}.transport_socket"), env)?,
         None => None,
@@ -109,6 +110,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
         connect_timeout,
         lb_policy,
         locality_lb,
+        healthy_panic_threshold_percent,
         dns_refresh_rate: dns.refresh_rate,
         respect_dns_ttl: dns.respect_ttl,
         dns_lookup_family: dns.lookup_family,

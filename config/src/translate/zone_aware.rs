@@ -74,6 +74,22 @@ pub(crate) fn cluster_locality_lb(
     )
 }
 
+/// `common_lb_config.healthy_panic_threshold` as a whole percentage, rounded as Envoy
+/// rounds it (default 50; also with a typed `load_balancing_policy`, as in Envoy).
+pub(crate) fn healthy_panic_threshold(c: &cluster_pb::Cluster, path: &str) -> Result<u32> {
+    let value = c
+        .common_lb_config
+        .as_ref()
+        .and_then(|l| l.healthy_panic_threshold.as_ref());
+    match value {
+        None => Ok(50),
+        Some(_) => percent_field(
+            value,
+            &format!("{path}.common_lb_config.healthy_panic_threshold"),
+        ),
+    }
+}
+
 fn typed(config: Option<&common_pb::LocalityLbConfig>, path: &str) -> Result<model::LocalityLb> {
     use common_pb::locality_lb_config::zone_aware_lb_config::LocalityBasis;
     use common_pb::locality_lb_config::LocalityConfigSpecifier;
@@ -139,12 +155,21 @@ fn common(
 
 /// `routing_enabled` as a whole percentage, rounded as Envoy rounds it (default 100).
 fn percent(value: Option<&baton_proto::pb::envoy::r#type::v3::Percent>, path: &str) -> Result<u32> {
+    percent_field(value, &format!("{path}.routing_enabled"))
+}
+
+/// A `Percent` field at `path` as a whole percentage, rounded as Envoy rounds it
+/// (default 100).
+fn percent_field(
+    value: Option<&baton_proto::pb::envoy::r#type::v3::Percent>,
+    path: &str,
+) -> Result<u32> {
     let Some(p) = value else {
         return Ok(100);
     };
     if !(0.0..=100.0).contains(&p.value) {
         return Err(ConfigError::at(
-            format!("{path}.routing_enabled.value"),
+            format!("{path}.value"),
             "value must be inside range [0, 100]",
         ));
     }

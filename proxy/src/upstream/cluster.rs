@@ -15,7 +15,7 @@ use baton_shared_stats::Counter;
 use super::circuit::{CircuitBreakers, Slot};
 use super::error::UpstreamError;
 use super::host::Host;
-use super::host_set::{HostSet, LocalityHosts};
+use super::host_set::{HostSet, LevelPolicy, LocalityHosts};
 use super::stream::UpstreamStream;
 use super::zone::{LocalZone, ZoneBalancer, ZonePick};
 use super::{connect, pool, RequestBody, SendOptions, UpstreamResponse};
@@ -70,15 +70,20 @@ impl std::fmt::Debug for DebugCounter {
 }
 
 impl UpstreamCluster {
-    /// A cluster over `localities`, zone-aware against `local_zone` when given.
+    /// A cluster over `localities` (from an assignment whose overprovisioning factor is
+    /// `overprovisioning_percent`), zone-aware against `local_zone` when given.
     pub(crate) fn with_zone(
         model: Arc<model::Cluster>,
         localities: Vec<LocalityHosts>,
+        overprovisioning_percent: u32,
         local_zone: Option<Arc<LocalZone>>,
     ) -> Self {
         let breakers = CircuitBreakers::new(&model.circuit_breakers);
         let stats = Arc::new(ClusterStats::new(crate::stats::store(), &model.stat_name));
-        let host_set = HostSet::new(localities);
+        let host_set = HostSet::new(
+            localities,
+            LevelPolicy::of(&model, overprovisioning_percent),
+        );
         update_membership(&stats, None, &host_set);
         let zone_config = match model.locality_lb {
             model::LocalityLb::ZoneAware(config) => Some(config),
@@ -91,9 +96,9 @@ impl UpstreamCluster {
         if let Some(zone) = &local_of {
             zone.publish_local(&host_set);
         }
-        let zone = local_zone
-            .zip(zone_config)
-            .map(|(zone, config)| ZoneBalancer::new(zone, config));
+        let zone = local_zone.zip(zone_config).map(|(zone, config)| {
+            ZoneBalancer::new(zone, config, model.healthy_panic_threshold_percent)
+        });
         if let Some(zone) = &zone {
             zone.rebuild(&host_set, &stats.zone);
         }
@@ -205,9 +210,22 @@ impl UpstreamCluster {
         &self.model.name
     }
 
-    /// Replaces the hosts (DNS re-resolution). Readers keep the set they loaded.
+    /// Replaces the hosts (DNS re-resolution; the cluster's own assignment's factor).
+    /// Readers keep the set they loaded.
     pub(crate) fn set_hosts(&self, localities: Vec<LocalityHosts>) {
-        let new = Arc::new(HostSet::new(localities));
+        let factor = self.model.load_assignment.overprovisioning_factor;
+        self.set_assigned_hosts(localities, factor);
+    }
+
+    /// Replaces the hosts with those of an assignment (EDS) whose overprovisioning factor
+    /// is `overprovisioning_percent`.
+    pub(crate) fn set_assigned_hosts(
+        &self,
+        localities: Vec<LocalityHosts>,
+        overprovisioning_percent: u32,
+    ) {
+        let policy = LevelPolicy::of(&self.model, overprovisioning_percent);
+        let new = Arc::new(HostSet::new(localities, policy));
         let old = self.host_set.swap(new.clone());
         match (&self.local_of, &self.zone) {
             // Rebuilds every registered cluster, this one included.
@@ -229,8 +247,11 @@ impl UpstreamCluster {
     /// Rebuilds the host set from the current hosts, e.g. after their health changed
     /// (health checking and outlier detection call this).
     pub fn refresh_health(&self) {
-        let localities = self.host_set.load().localities().to_vec();
-        self.set_hosts(localities);
+        let current = self.host_set.load();
+        let localities = current.localities().to_vec();
+        let factor = current.policy().overprovisioning_percent;
+        drop(current);
+        self.set_assigned_hosts(localities, u32::try_from(factor).unwrap_or(u32::MAX));
     }
 
     /// The TLS client side `host` connects with (`None`: plain text): its

@@ -1,6 +1,6 @@
 //! The hosts of one cluster arranged for load balancing: priority levels with Envoy's
-//! overprovisioning (factor 1.4) spill-over and 50% panic threshold, and optional
-//! locality weighting. Built once per membership change (config, DNS) and swapped in
+//! overprovisioning spill-over (the assignment's factor, default 1.4), panic threshold
+//! (the cluster's, default 50%) and total panic, and optional locality weighting. Built once per membership change (config, DNS) and swapped in
 //! whole, so choosing a host reads an immutable snapshot plus a few atomics.
 
 use std::collections::BTreeMap;
@@ -12,10 +12,41 @@ use baton_config::model::LbPolicy;
 use super::host::Host;
 use super::lb::{smooth_schedule, HostGroup};
 
-/// Envoy's default overprovisioning factor, in percent.
-const OVERPROVISIONING_PERCENT: u64 = 140;
-/// Envoy's default `healthy_panic_threshold`, in percent.
-const PANIC_THRESHOLD_PERCENT: u64 = 50;
+/// How a host set splits traffic between its priority levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LevelPolicy {
+    /// The assignment's `policy.overprovisioning_factor`, in percent.
+    pub(crate) overprovisioning_percent: u64,
+    /// A level whose healthy share is below this percentage is in panic (the cluster's
+    /// `healthy_panic_threshold` or the runtime's `upstream.healthy_panic_threshold`,
+    /// at most 100).
+    pub(crate) panic_threshold_percent: u64,
+}
+
+impl Default for LevelPolicy {
+    /// Envoy's defaults: factor 1.4, panic under 50% healthy.
+    fn default() -> Self {
+        Self {
+            overprovisioning_percent: 140,
+            panic_threshold_percent: 50,
+        }
+    }
+}
+
+impl LevelPolicy {
+    /// The policy of `model`'s hosts when their assignment's factor is
+    /// `overprovisioning_percent`: the runtime key overrides the cluster's threshold, as
+    /// Envoy reads it whenever the hosts change.
+    pub(crate) fn of(model: &baton_config::model::Cluster, overprovisioning_percent: u32) -> Self {
+        let threshold = crate::runtime::lb_keys()
+            .healthy_panic_threshold
+            .unwrap_or(u64::from(model.healthy_panic_threshold_percent));
+        Self {
+            overprovisioning_percent: u64::from(overprovisioning_percent),
+            panic_threshold_percent: threshold.min(100),
+        }
+    }
+}
 /// A stride coprime with 100: walking `n * STRIDE % 100` visits every percentage once
 /// per 100 picks, spreading traffic between priority levels evenly and
 /// deterministically.
@@ -79,12 +110,17 @@ pub(crate) struct HostSet {
     /// Running sum of per-level load percentages (last entry is 100).
     cumulative_load: Vec<u32>,
     priority_next: AtomicUsize,
+    /// What the levels were split by (kept for rebuilds on health changes).
+    policy: LevelPolicy,
 }
 
 impl HostSet {
-    /// Arranges `localities` (config order) for load balancing, using the hosts' health
-    /// as it is now.
-    pub(crate) fn new(localities: Vec<LocalityHosts>) -> Self {
+    /// Arranges `localities` (config order) for load balancing by `policy`, using the
+    /// hosts' health as it is now. As Envoy: each level's health is its healthy share
+    /// times the overprovisioning factor (capped at 100); levels take load in priority
+    /// order; no level is in panic while their health adds up to 100; when every level is
+    /// in panic, load follows host counts and picks ignore health.
+    pub(crate) fn new(localities: Vec<LocalityHosts>, policy: LevelPolicy) -> Self {
         let all: Vec<Arc<Host>> = localities
             .iter()
             .flat_map(|l| l.hosts.iter().cloned())
@@ -97,30 +133,51 @@ impl HostSet {
                 .push(locality);
         }
         let levels_in: Vec<Vec<&LocalityHosts>> = by_priority.into_values().collect();
-        let health: Vec<u64> = levels_in.iter().map(|l| level_health(l)).collect();
-        let loads = priority_loads(&health);
+        let counts: Vec<(u64, u64)> = levels_in.iter().map(|l| level_counts(l)).collect();
+        let health: Vec<u64> = counts
+            .iter()
+            .map(|(healthy, total)| {
+                (healthy * policy.overprovisioning_percent)
+                    .checked_div(*total)
+                    .map_or(0, |h| h.min(100))
+            })
+            .collect();
+        let normalized: u64 = health.iter().sum::<u64>().min(100);
+        let threshold = policy.panic_threshold_percent;
+        let panics: Vec<bool> = counts
+            .iter()
+            .map(|(healthy, total)| {
+                // An empty level is in panic too (no healthy share), as in Envoy.
+                let under = healthy * 100 < threshold * total || (*total == 0 && threshold > 0);
+                normalized < 100 && under
+            })
+            .collect();
+        let total_panic = !panics.is_empty() && panics.iter().all(|p| *p);
+        let loads = if total_panic {
+            let hosts: Vec<u64> = counts.iter().map(|(_, total)| *total).collect();
+            total_panic_loads(&hosts)
+        } else if normalized == 0 {
+            // A threshold of 0 and nothing healthy: all load on the first level, which
+            // has no host to give (Envoy's corner case).
+            let mut loads = vec![0; health.len()];
+            if let Some(first) = loads.first_mut() {
+                *first = 100;
+            }
+            loads
+        } else {
+            priority_loads(&health)
+        };
 
         let mut levels = Vec::new();
         let mut cumulative_load = Vec::new();
         let mut sum = 0;
-        for (level, load) in levels_in.iter().zip(&loads) {
+        for ((level, load), panic) in levels_in.iter().zip(&loads).zip(&panics) {
             if *load == 0 {
                 continue;
             }
             sum += load;
             cumulative_load.push(sum);
-            levels.push(build_level(level));
-        }
-        if levels.is_empty() {
-            // Nothing healthy anywhere: Envoy's panic mode sends everything to the
-            // first level that has hosts at all, healthy or not.
-            if let Some(level) = levels_in
-                .iter()
-                .find(|l| l.iter().any(|x| !x.hosts.is_empty()))
-            {
-                levels.push(build_level(level));
-                cumulative_load.push(100);
-            }
+            levels.push(build_level(level, *panic, policy));
         }
         Self {
             all,
@@ -128,7 +185,13 @@ impl HostSet {
             levels,
             cumulative_load,
             priority_next: AtomicUsize::new(0),
+            policy,
         }
+    }
+
+    /// What the levels were split by.
+    pub(crate) fn policy(&self) -> LevelPolicy {
+        self.policy
     }
 
     /// Every host, in config order.
@@ -174,17 +237,31 @@ impl HostSet {
     }
 }
 
-/// Percent of a level's capacity Envoy considers available: healthy share times the
-/// overprovisioning factor, capped at 100.
-fn level_health(level: &[&LocalityHosts]) -> u64 {
+/// A level's healthy and total host counts.
+fn level_counts(level: &[&LocalityHosts]) -> (u64, u64) {
     let total: u64 = level.iter().map(|l| l.hosts.len() as u64).sum();
     let healthy: u64 = level
         .iter()
         .map(|l| l.hosts.iter().filter(|h| h.is_healthy()).count() as u64)
         .sum();
-    (healthy * OVERPROVISIONING_PERCENT)
-        .checked_div(total)
-        .map_or(0, |h| h.min(100))
+    (healthy, total)
+}
+
+/// Loads when every level is in panic: by each level's share of all hosts, the rounding
+/// leftover to the first level with hosts (everything to the first level when there is
+/// no host at all), as Envoy.
+fn total_panic_loads(hosts: &[u64]) -> Vec<u32> {
+    let all: u64 = hosts.iter().sum();
+    let mut loads: Vec<u64> = hosts
+        .iter()
+        .map(|h| (h * 100).checked_div(all).unwrap_or(0))
+        .collect();
+    let assigned: u64 = loads.iter().sum();
+    let first = hosts.iter().position(|h| *h > 0).unwrap_or(0);
+    if let Some(load) = loads.get_mut(first) {
+        *load += 100 - assigned;
+    }
+    loads.into_iter().map(|l| l as u32).collect()
 }
 
 /// Splits 100% of the traffic between levels: each takes up to its health from what
@@ -225,13 +302,7 @@ fn eligible(hosts: &[Arc<Host>], panic: bool) -> Vec<Arc<Host>> {
         .collect()
 }
 
-fn build_level(level: &[&LocalityHosts]) -> Level {
-    let total: u64 = level.iter().map(|l| l.hosts.len() as u64).sum();
-    let healthy: u64 = level
-        .iter()
-        .map(|l| l.hosts.iter().filter(|h| h.is_healthy()).count() as u64)
-        .sum();
-    let panic = healthy * 100 < PANIC_THRESHOLD_PERCENT * total;
+fn build_level(level: &[&LocalityHosts], panic: bool, policy: LevelPolicy) -> Level {
     let priority = level.first().map_or(0, |l| l.priority);
     let locality_weighted = level.iter().any(|l| l.weight.is_some());
     if locality_weighted {
@@ -244,12 +315,12 @@ fn build_level(level: &[&LocalityHosts]) -> Level {
                 continue;
             }
             // Effective weight: weight x availability, availability being
-            // min(1, 1.4 x healthy share); kept in integer hundredths.
+            // min(1, factor x healthy share); kept in integer hundredths.
             let n = locality.hosts.len() as u64;
             let availability = if panic {
                 100
             } else {
-                (hosts.len() as u64 * OVERPROVISIONING_PERCENT / n).min(100)
+                (hosts.len() as u64 * policy.overprovisioning_percent / n).min(100)
             };
             weights.push(weight * availability);
             groups.push(HostGroup::new(hosts));
@@ -318,10 +389,13 @@ mod tests {
 
     #[test]
     fn highest_healthy_priority_takes_everything() {
-        let set = HostSet::new(vec![
-            locality(0, None, vec![host(1, true), host(2, true)]),
-            locality(1, None, vec![host(3, true)]),
-        ]);
+        let set = HostSet::new(
+            vec![
+                locality(0, None, vec![host(1, true), host(2, true)]),
+                locality(1, None, vec![host(3, true)]),
+            ],
+            LevelPolicy::default(),
+        );
         assert_eq!(
             picks_per_port(&set, 100),
             BTreeMap::from([(1, 50), (2, 50)])
@@ -330,20 +404,26 @@ mod tests {
 
     #[test]
     fn unhealthy_priority_fails_over() {
-        let set = HostSet::new(vec![
-            locality(0, None, vec![host(1, false), host(2, false)]),
-            locality(1, None, vec![host(3, true)]),
-        ]);
+        let set = HostSet::new(
+            vec![
+                locality(0, None, vec![host(1, false), host(2, false)]),
+                locality(1, None, vec![host(3, true)]),
+            ],
+            LevelPolicy::default(),
+        );
         assert_eq!(picks_per_port(&set, 100), BTreeMap::from([(3, 100)]));
     }
 
     #[test]
     fn partially_healthy_priority_spills_over_by_overprovisioning() {
         // P0 is 50% healthy -> 70% of traffic (1.4 x 50), P1 takes the other 30%.
-        let set = HostSet::new(vec![
-            locality(0, None, vec![host(1, true), host(2, false)]),
-            locality(1, None, vec![host(3, true)]),
-        ]);
+        let set = HostSet::new(
+            vec![
+                locality(0, None, vec![host(1, true), host(2, false)]),
+                locality(1, None, vec![host(3, true)]),
+            ],
+            LevelPolicy::default(),
+        );
         assert_eq!(
             picks_per_port(&set, 1000),
             BTreeMap::from([(1, 700), (3, 300)])
@@ -352,17 +432,16 @@ mod tests {
 
     #[test]
     fn all_unhealthy_panics_to_all_hosts_of_first_level() {
-        let set = HostSet::new(vec![locality(
-            0,
-            None,
-            vec![host(1, false), host(2, false)],
-        )]);
+        let set = HostSet::new(
+            vec![locality(0, None, vec![host(1, false), host(2, false)])],
+            LevelPolicy::default(),
+        );
         assert_eq!(picks_per_port(&set, 10), BTreeMap::from([(1, 5), (2, 5)]));
     }
 
     #[test]
     fn empty_set_picks_nothing() {
-        let set = HostSet::new(Vec::new());
+        let set = HostSet::new(Vec::new(), LevelPolicy::default());
         assert!(set.pick(LbPolicy::RoundRobin).is_none());
         assert!(
             set.pick_with_panic(LbPolicy::RoundRobin).1,
@@ -372,27 +451,126 @@ mod tests {
 
     #[test]
     fn panic_is_reported_only_under_the_threshold() {
-        let healthy = HostSet::new(vec![locality(0, None, vec![host(1, true), host(2, false)])]);
+        let healthy = HostSet::new(
+            vec![locality(0, None, vec![host(1, true), host(2, false)])],
+            LevelPolicy::default(),
+        );
         assert!(!healthy.pick_with_panic(LbPolicy::RoundRobin).1);
-        let panicking = HostSet::new(vec![locality(
-            0,
-            None,
-            vec![host(1, true), host(2, false), host(3, false)],
-        )]);
+        let panicking = HostSet::new(
+            vec![locality(
+                0,
+                None,
+                vec![host(1, true), host(2, false), host(3, false)],
+            )],
+            LevelPolicy::default(),
+        );
         let (picked, panic) = panicking.pick_with_panic(LbPolicy::RoundRobin);
         assert!(picked.is_some() && panic);
     }
 
     #[test]
     fn locality_weights_split_traffic() {
-        let set = HostSet::new(vec![
-            locality(0, Some(1), vec![host(1, true)]),
-            locality(0, Some(3), vec![host(2, true), host(3, true)]),
-        ]);
+        let set = HostSet::new(
+            vec![
+                locality(0, Some(1), vec![host(1, true)]),
+                locality(0, Some(3), vec![host(2, true), host(3, true)]),
+            ],
+            LevelPolicy::default(),
+        );
         assert_eq!(
             picks_per_port(&set, 400),
             BTreeMap::from([(1, 100), (2, 150), (3, 150)])
         );
+    }
+
+    fn policy(overprovisioning_percent: u64, panic_threshold_percent: u64) -> LevelPolicy {
+        LevelPolicy {
+            overprovisioning_percent,
+            panic_threshold_percent,
+        }
+    }
+
+    #[test]
+    fn overprovisioning_factor_sets_how_much_a_level_keeps() {
+        let localities = || {
+            vec![
+                locality(0, None, vec![host(1, true), host(2, false)]),
+                locality(1, None, vec![host(3, true)]),
+            ]
+        };
+        let whole = HostSet::new(localities(), policy(200, 50));
+        assert_eq!(picks_per_port(&whole, 100), BTreeMap::from([(1, 100)]));
+        let half = HostSet::new(localities(), policy(100, 50));
+        assert_eq!(
+            picks_per_port(&half, 100),
+            BTreeMap::from([(1, 50), (3, 50)])
+        );
+    }
+
+    #[test]
+    fn no_level_panics_while_the_levels_add_up_to_full_health() {
+        // P0 is a quarter healthy (35), P1 whole (100): P0 keeps to its healthy host.
+        let set = HostSet::new(
+            vec![
+                locality(
+                    0,
+                    None,
+                    vec![
+                        host(1, true),
+                        host(2, false),
+                        host(3, false),
+                        host(4, false),
+                    ],
+                ),
+                locality(1, None, vec![host(5, true)]),
+            ],
+            LevelPolicy::default(),
+        );
+        let counts = picks_per_port(&set, 100);
+        assert_eq!(counts, BTreeMap::from([(1, 35), (5, 65)]));
+        assert!(!set.levels.iter().any(|l| l.panic));
+    }
+
+    #[test]
+    fn total_panic_splits_by_host_counts() {
+        // Both levels under 50% healthy and under 100 together: loads 4/7 and 3/7 of the
+        // hosts (57 + the leftover, 42), every host picked.
+        let set = HostSet::new(
+            vec![
+                locality(
+                    0,
+                    None,
+                    vec![
+                        host(1, true),
+                        host(2, false),
+                        host(3, false),
+                        host(4, false),
+                    ],
+                ),
+                locality(1, None, vec![host(5, true), host(6, false), host(7, false)]),
+            ],
+            LevelPolicy::default(),
+        );
+        assert_eq!(set.cumulative_load, vec![58, 100]);
+        assert!(set.levels.iter().all(|l| l.panic));
+    }
+
+    #[test]
+    fn threshold_zero_never_panics() {
+        let set = HostSet::new(
+            vec![locality(
+                0,
+                None,
+                vec![host(1, true), host(2, false), host(3, false)],
+            )],
+            policy(140, 0),
+        );
+        assert_eq!(picks_per_port(&set, 10), BTreeMap::from([(1, 10)]));
+        let none = HostSet::new(
+            vec![locality(0, None, vec![host(1, false)])],
+            policy(140, 0),
+        );
+        assert!(none.pick(LbPolicy::RoundRobin).is_none());
     }
 
     #[test]
@@ -402,5 +580,8 @@ mod tests {
         assert_eq!(priority_loads(&[0, 100]), vec![0, 100]);
         assert_eq!(priority_loads(&[35, 35]), vec![50, 50]);
         assert_eq!(priority_loads(&[0, 0]), vec![0, 0]);
+        assert_eq!(total_panic_loads(&[4, 3]), vec![58, 42]);
+        assert_eq!(total_panic_loads(&[0, 3]), vec![0, 100]);
+        assert_eq!(total_panic_loads(&[0, 0]), vec![100, 0]);
     }
 }

@@ -33,6 +33,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
         connect_timeout: Duration::from_secs(5),
         lb_policy: LbPolicy::RoundRobin,
         locality_lb: Default::default(),
+        healthy_panic_threshold_percent: 50,
         dns_refresh_rate: Duration::from_secs(5),
         respect_dns_ttl: false,
         dns_lookup_family: DnsLookupFamily::V4Only,

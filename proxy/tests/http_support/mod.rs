@@ -137,6 +137,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
         connect_timeout: Duration::from_secs(1),
         lb_policy: LbPolicy::RoundRobin,
         locality_lb: Default::default(),
+        healthy_panic_threshold_percent: 50,
         dns_refresh_rate: Duration::from_secs(5),
         respect_dns_ttl: false,
         dns_lookup_family: DnsLookupFamily::Auto,

@@ -187,15 +187,19 @@ impl ClusterManager {
             .clone()
     }
 
-    /// A cluster of this manager (zone-aware when it has a local cluster).
+    /// A cluster of this manager (zone-aware when it has a local cluster) over
+    /// `localities`, from an assignment whose overprovisioning factor is
+    /// `overprovisioning_percent`.
     fn new_cluster(
         &self,
         model: Arc<model::Cluster>,
         localities: Vec<super::host_set::LocalityHosts>,
+        overprovisioning_percent: u32,
     ) -> Arc<UpstreamCluster> {
         let cluster = Arc::new(UpstreamCluster::with_zone(
             model,
             localities,
+            overprovisioning_percent,
             self.zone.clone(),
         ));
         if let Some(zone) = &self.zone {

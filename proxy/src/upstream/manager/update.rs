@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use baton_config::model::{self, DiscoveryType, EndpointAddress};
+use baton_config::model::{self, DiscoveryType, EndpointAddress, DEFAULT_OVERPROVISIONING_FACTOR};
 use tokio::task::AbortHandle;
 
 use super::{ClusterManager, ClusterMeta};
@@ -194,23 +194,30 @@ impl ClusterManager {
                         let resolver = control.resolvers.get(&model.dns.resolver);
                         let discovery = dns::DnsDiscovery::new(model.clone(), resolver);
                         // IP endpoints are hosts at once; names join after resolution.
-                        let cluster = self.new_cluster(model.clone(), discovery.localities());
+                        let cluster = self.new_cluster(
+                            model.clone(),
+                            discovery.localities(),
+                            model.load_assignment.overprovisioning_factor,
+                        );
                         discoveries.push((cluster.clone(), discovery));
                         cluster
                     }
                     DiscoveryType::Eds => {
                         let service = eds_service(model).unwrap_or_default();
-                        let hosts = control
-                            .assignments
-                            .get(&service)
-                            .map(|a| localities_from_assignment(a, &[]))
-                            .unwrap_or_default();
+                        let (hosts, factor) = control.assignments.get(&service).map_or_else(
+                            || (Vec::new(), DEFAULT_OVERPROVISIONING_FACTOR),
+                            |a| {
+                                let hosts = localities_from_assignment(a, &[]);
+                                (hosts, a.overprovisioning_factor)
+                            },
+                        );
                         control.set_eds_service(&model.name, Some(service));
-                        self.new_cluster(model.clone(), hosts)
+                        self.new_cluster(model.clone(), hosts, factor)
                     }
                     DiscoveryType::Static => self.new_cluster(
                         model.clone(),
                         localities_from_assignment(&model.load_assignment, &[]),
+                        model.load_assignment.overprovisioning_factor,
                     ),
                 };
                 self.stats.cluster_added.inc();
@@ -349,7 +356,11 @@ impl ClusterManager {
             DiscoveryType::StrictDns | DiscoveryType::LogicalDns => {
                 let resolver = control.resolvers.get(&model.dns.resolver);
                 let mut discovery = dns::DnsDiscovery::new(model.clone(), resolver);
-                let cluster = self.new_cluster(model.clone(), discovery.localities());
+                let cluster = self.new_cluster(
+                    model.clone(),
+                    discovery.localities(),
+                    model.load_assignment.overprovisioning_factor,
+                );
                 let manager = Arc::downgrade(self);
                 let warming = cluster.clone();
                 let warming_name = name.clone();
@@ -375,9 +386,13 @@ impl ClusterManager {
                 let cluster = match control.assignments.get(&service) {
                     Some(a) => {
                         ready = true;
-                        self.new_cluster(model.clone(), localities_from_assignment(a, &[]))
+                        let hosts = localities_from_assignment(a, &[]);
+                        self.new_cluster(model.clone(), hosts, a.overprovisioning_factor)
                     }
-                    None => self.new_cluster(model.clone(), Vec::new()),
+                    None => {
+                        let factor = DEFAULT_OVERPROVISIONING_FACTOR;
+                        self.new_cluster(model.clone(), Vec::new(), factor)
+                    }
                 };
                 let task = if ready {
                     None
@@ -403,6 +418,7 @@ impl ClusterManager {
                     self.new_cluster(
                         model.clone(),
                         localities_from_assignment(&model.load_assignment, &[]),
+                        model.load_assignment.overprovisioning_factor,
                     ),
                     None,
                 )
@@ -539,7 +555,8 @@ impl ClusterManager {
                     Some(w) => {
                         count_eds_update(&w.cluster);
                         let hosts = localities_from_assignment(&assignment, &w.cluster.hosts());
-                        w.cluster.set_hosts(hosts);
+                        let factor = assignment.overprovisioning_factor;
+                        w.cluster.set_assigned_hosts(hosts, factor);
                         if let Some(t) = w.task.take() {
                             t.abort();
                         }
@@ -555,7 +572,7 @@ impl ClusterManager {
             if let Some(cluster) = active.get(&name) {
                 count_eds_update(cluster);
                 let hosts = localities_from_assignment(&assignment, &cluster.hosts());
-                cluster.set_hosts(hosts);
+                cluster.set_assigned_hosts(hosts, assignment.overprovisioning_factor);
             }
         }
         drop(active);

@@ -32,8 +32,6 @@ use crate::stats::ZoneStats;
 #[cfg(test)]
 mod tests;
 
-/// Envoy's default `healthy_panic_threshold`, in percent.
-const PANIC_THRESHOLD_PERCENT: u64 = 50;
 /// Percentages are kept in hundredths of a percent, as in Envoy.
 const FULL: u64 = 10_000;
 
@@ -84,7 +82,10 @@ impl LocalZone {
         let loads = locality_loads(hosts.iter(), &self.node_locality);
         let healthy = hosts.iter().filter(|h| h.is_healthy()).count() as u64;
         let shares = LocalShares {
-            panic: healthy * 100 < PANIC_THRESHOLD_PERCENT * hosts.len() as u64 || hosts.is_empty(),
+            health: LocalHealth {
+                healthy,
+                total: hosts.len() as u64,
+            },
             has_local: loads.has_local && loads.localities.first().is_some_and(|l| l.hosts > 0),
             localities: loads.localities,
         };
@@ -108,10 +109,26 @@ impl LocalZone {
 struct LocalShares {
     /// Healthy hosts per locality.
     localities: Vec<LocalityLoad>,
-    /// Under the panic threshold: no zone routing (`lb_local_cluster_not_ok`).
-    panic: bool,
+    /// Its healthy and total host counts: under the upstream cluster's panic threshold,
+    /// no zone routing (`lb_local_cluster_not_ok`).
+    health: LocalHealth,
     /// It has a healthy host in the node's locality.
     has_local: bool,
+}
+
+/// The local cluster's healthy and total host counts.
+#[derive(Debug, Clone, Copy, Default)]
+struct LocalHealth {
+    healthy: u64,
+    total: u64,
+}
+
+impl LocalHealth {
+    /// Whether the local cluster is in panic under `threshold` percent (no host at all
+    /// is a panic unless the threshold is 0), as Envoy checks it on each pick.
+    fn in_panic(self, threshold: u64) -> bool {
+        self.healthy * 100 < threshold * self.total || (self.total == 0 && threshold > 0)
+    }
 }
 
 /// Healthy hosts of one locality: their number and total weight.
@@ -269,8 +286,8 @@ struct ZoneRouting {
     state: RoutingState,
     /// Healthy priority-0 hosts per locality, in the order of `state`'s indices.
     groups: Vec<HostGroup>,
-    /// The local cluster was in panic when this was built.
-    local_panic: bool,
+    /// The local cluster's health when this was built.
+    local_health: LocalHealth,
 }
 
 impl ZoneRouting {
@@ -279,7 +296,7 @@ impl ZoneRouting {
             generation,
             state: RoutingState::Off,
             groups: Vec::new(),
-            local_panic: false,
+            local_health: LocalHealth::default(),
         }
     }
 }
@@ -289,6 +306,9 @@ impl ZoneRouting {
 pub(crate) struct ZoneBalancer {
     zone: Arc<LocalZone>,
     config: ZoneAwareLbConfig,
+    /// The upstream cluster's `healthy_panic_threshold` (percent), which Envoy also
+    /// applies to the local cluster.
+    panic_threshold_percent: u64,
     routing: ArcSwap<ZoneRouting>,
 }
 
@@ -303,12 +323,30 @@ pub(crate) enum ZonePick {
 }
 
 impl ZoneBalancer {
-    pub(crate) fn new(zone: Arc<LocalZone>, config: ZoneAwareLbConfig) -> Self {
+    pub(crate) fn new(
+        zone: Arc<LocalZone>,
+        config: ZoneAwareLbConfig,
+        panic_threshold_percent: u32,
+    ) -> Self {
         Self {
             routing: ArcSwap::from_pointee(ZoneRouting::off(u64::MAX)),
             zone,
             config,
+            panic_threshold_percent: u64::from(panic_threshold_percent),
         }
+    }
+
+    /// The cluster's config with the runtime's `upstream.zone_routing.min_cluster_size`
+    /// and `.force_local_zone.min_size` applied (Envoy reads them when it rebuilds).
+    fn config_now(&self, keys: crate::runtime::LbKeys) -> ZoneAwareLbConfig {
+        let mut config = self.config;
+        if let Some(size) = keys.zone_routing_min_cluster_size {
+            config.min_cluster_size = size;
+        }
+        if let Some(size) = keys.force_local_zone_min_size {
+            config.force_local_zone_min_size = Some(u32::try_from(size).unwrap_or(u32::MAX));
+        }
+        config
     }
 
     /// Rebuilds the routing state for `set` (the cluster's hosts changed, or the local
@@ -328,7 +366,7 @@ impl ZoneBalancer {
             loads.has_local,
             &local.localities,
             local.has_local,
-            &self.config,
+            &self.config_now(crate::runtime::lb_keys()),
         ) {
             Ok(state) => state,
             Err(off) => {
@@ -357,7 +395,7 @@ impl ZoneBalancer {
             generation,
             state,
             groups,
-            local_panic: local.panic,
+            local_health: local.health,
         }));
     }
 
@@ -372,12 +410,19 @@ impl ZoneBalancer {
         if routing.state == RoutingState::Off {
             return ZonePick::NotRouted;
         }
-        if self.config.routing_enabled_percent < 100
-            && rand::random_range(0..100) >= self.config.routing_enabled_percent
-        {
+        // Envoy reads both runtime keys on every pick that could be zone routed.
+        let keys = crate::runtime::lb_keys();
+        let enabled = keys
+            .zone_routing_enabled
+            .unwrap_or(u64::from(self.config.routing_enabled_percent));
+        if enabled < 100 && rand::random_range(0..100) >= enabled {
             return ZonePick::NotRouted;
         }
-        if routing.local_panic {
+        let threshold = keys
+            .healthy_panic_threshold
+            .unwrap_or(self.panic_threshold_percent)
+            .min(100);
+        if routing.local_health.in_panic(threshold) {
             stats.local_cluster_not_ok.inc();
             return if self.config.fail_traffic_on_panic {
                 ZonePick::Fail

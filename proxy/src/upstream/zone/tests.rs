@@ -169,6 +169,7 @@ fn set(hosts: &[(u16, &str)]) -> HostSet {
                 hosts: vec![host(*port, zone)],
             })
             .collect(),
+        Default::default(),
     )
 }
 
@@ -180,7 +181,7 @@ fn stats() -> ZoneStats {
 fn balancer_picks_the_local_zone_directly_and_follows_the_local_cluster() {
     let zone = LocalZone::new("r/a/", "local");
     let upstream = set(&[(1, "a"), (2, "b")]);
-    let balancer = ZoneBalancer::new(zone.clone(), config(1));
+    let balancer = ZoneBalancer::new(zone.clone(), config(1), 50);
     let stats = stats();
     balancer.rebuild(&upstream, &stats);
     // No local cluster yet: not routed.
@@ -208,7 +209,7 @@ fn residual_picks_add_up() {
     let zone = LocalZone::new("r/a/", "local");
     zone.publish_local(&set(&[(10, "a"), (11, "a"), (12, "b"), (13, "b")]));
     let upstream = set(&[(1, "a"), (2, "b"), (3, "b")]);
-    let balancer = ZoneBalancer::new(zone, config(1));
+    let balancer = ZoneBalancer::new(zone, config(1), 50);
     let stats = stats();
     balancer.rebuild(&upstream, &stats);
     let (mut local, mut cross) = (0u64, 0u64);
