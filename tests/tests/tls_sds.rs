@@ -166,19 +166,27 @@ async fn certificate_rotates_from_a_watched_sds_file_without_a_restart() -> anyh
     wait_stat(&proxy, &format!("sds.{SECRET}.update_success"), 1).await?;
     // The accepted version_info as a text readout; Prometheus leaves it out unless asked.
     assert_eq!(version_text(&proxy).await?.as_deref(), Some("1"));
-    let prometheus = proxy.admin_request("GET", "/stats/prometheus").await?;
-    assert!(!prometheus.body_text().contains("version_text"));
+    let prometheus = proxy
+        .admin_request("GET", "/stats/prometheus")
+        .await?
+        .body_text();
+    assert!(!prometheus.contains("version_text"));
+    // The secret's name is a label, as Envoy's tag extraction makes it.
+    let success = format!("envoy_sds_update_success{{envoy_xds_resource_name=\"{SECRET}\"}} 1");
+    assert!(prometheus.lines().any(|l| l == success), "{prometheus}");
     let prometheus = proxy
         .admin_request("GET", "/stats/prometheus?text_readouts")
         .await?
         .body_text();
-    // A gauge of 0 with the text as a label (Envoy names the family
-    // `envoy_sds_version_text`, the secret a label; Baton's tags leave it in the name).
+    // A gauge of 0 with the text as a label, the secret another.
     let series = prometheus
         .lines()
-        .find(|l| l.starts_with("envoy_sds_") && l.contains("version_text{"));
+        .find(|l| l.starts_with("envoy_sds_version_text{"));
     assert!(
-        series.is_some_and(|l| l.ends_with("text_value=\"1\"} 0")),
+        series.is_some_and(
+            |l| l.contains(&format!("envoy_xds_resource_name=\"{SECRET}\""))
+                && l.ends_with("text_value=\"1\"} 0")
+        ),
         "{prometheus}"
     );
 
