@@ -1,0 +1,140 @@
+//! Which stats exist, by name, next to Envoy 1.40's: a bootstrap with an HTTP listener, a
+//! tcp_proxy listener and a static cluster, after one request through each, read through
+//! `/stats`. Envoy's names are a fixture (`tests/fixtures/stat_names/envoy.txt`); the
+//! names Baton does not have yet (`baton_missing.txt`) and the ones only Baton has
+//! (`baton_only.txt`) are listed, so the gap is measured and can only shrink: a name
+//! Baton gains must leave the missing list, a name it loses fails the test.
+//!
+//! Names are normalised: listener ports become `PORT`. Against Envoy
+//! (`BATON_BIN=.../envoy`) the test checks the fixture itself; with `RECORD_STAT_NAMES=1`
+//! it rewrites `envoy.txt` (run against Envoy) or the two lists (run against Baton).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use baton_tests::config::{
+    bootstrap, http_listener, listener, prefix_route, route_config, static_cluster,
+    tcp_proxy_filter, vhost,
+};
+use baton_tests::{is_envoy, EchoUpstream, Proxy, RawHttp1, TcpServer};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/stat_names")
+        .join(name)
+}
+
+fn read_set(name: &str) -> anyhow::Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(fixture(name))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// `listener.127.0.0.1_40123.x` -> `listener.127.0.0.1_PORT.x`.
+fn normalise(name: &str) -> String {
+    let Some(rest) = name.strip_prefix("listener.127.0.0.1_") else {
+        return name.to_string();
+    };
+    match rest.find('.') {
+        Some(dot) if rest[..dot].bytes().all(|b| b.is_ascii_digit()) => {
+            format!("listener.127.0.0.1_PORT{}", &rest[dot..])
+        }
+        _ => name.to_string(),
+    }
+}
+
+/// Every stat name `/stats` shows (counters, gauges, text readouts, histograms).
+async fn stat_names(proxy: &Proxy) -> anyhow::Result<BTreeSet<String>> {
+    let body = proxy.admin_request("GET", "/stats").await?.body_text();
+    Ok(body
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(name, _)| normalise(name)))
+        .collect())
+}
+
+fn sorted(set: &BTreeSet<String>) -> String {
+    set.iter().map(|n| format!("{n}\n")).collect()
+}
+
+#[tokio::test]
+async fn stat_names_match_envoys_but_for_the_listed_gap() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("u1").await?;
+    let tcp_upstream = TcpServer::echo().await?;
+    let config = bootstrap(
+        vec![
+            http_listener(
+                "http",
+                route_config(vec![vhost(
+                    "all",
+                    &["*"],
+                    vec![prefix_route("/", "backend")],
+                )]),
+            ),
+            listener("tcp", vec![tcp_proxy_filter("tcp_backend")]),
+        ],
+        vec![
+            static_cluster("backend", &[upstream.addr()]),
+            static_cluster("tcp_backend", &[tcp_upstream.addr()]),
+        ],
+    );
+    let proxy = Proxy::start(&config).await?;
+    let mut http = RawHttp1::connect(proxy.listener_addr("http").await?).await?;
+    http.send_request("GET", "/", &[], b"").await?;
+    assert_eq!(http.read_response().await?.status, 200);
+    drop(http);
+    let mut tcp = tokio::net::TcpStream::connect(proxy.listener_addr("tcp").await?).await?;
+    tcp.set_nodelay(true)?;
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        tcp.write_all(b"ping").await?;
+        let mut buf = [0u8; 4];
+        tokio::time::timeout(baton_tests::IO_TIMEOUT, tcp.read_exact(&mut buf)).await??;
+        assert_eq!(&buf, b"ping");
+    }
+    drop(tcp);
+
+    let names = stat_names(&proxy).await?;
+    if is_envoy() {
+        if std::env::var_os("RECORD_STAT_NAMES").is_some() {
+            std::fs::create_dir_all(fixture(""))?;
+            std::fs::write(fixture("envoy.txt"), sorted(&names))?;
+        }
+        let recorded = read_set("envoy.txt")?;
+        let gone: Vec<_> = recorded.difference(&names).collect();
+        let new: Vec<_> = names.difference(&recorded).collect();
+        assert!(
+            gone.is_empty() && new.is_empty(),
+            "Envoy's names changed: gone {gone:?}, new {new:?}"
+        );
+        return Ok(());
+    }
+    let envoy = read_set("envoy.txt")?;
+    let now_missing: BTreeSet<String> = envoy.difference(&names).cloned().collect();
+    let now_only: BTreeSet<String> = names.difference(&envoy).cloned().collect();
+    if std::env::var_os("RECORD_STAT_NAMES").is_some() {
+        std::fs::write(fixture("baton_missing.txt"), sorted(&now_missing))?;
+        std::fs::write(fixture("baton_only.txt"), sorted(&now_only))?;
+    }
+    let missing = read_set("baton_missing.txt")?;
+    let only = read_set("baton_only.txt")?;
+    let newly_missing: Vec<_> = now_missing.difference(&missing).collect();
+    let gained: Vec<_> = missing.difference(&now_missing).collect();
+    assert!(
+        newly_missing.is_empty(),
+        "Envoy has these and Baton lost them: {newly_missing:?}"
+    );
+    assert!(
+        gained.is_empty(),
+        "Baton has these now: remove them from baton_missing.txt: {gained:?}"
+    );
+    assert_eq!(
+        sorted(&now_only),
+        sorted(&only),
+        "names only Baton shows changed (baton_only.txt)"
+    );
+    Ok(())
+}
