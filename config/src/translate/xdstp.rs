@@ -48,7 +48,7 @@ pub(crate) fn collection_locator(
         // Envoy's wording.
         return Err(ConfigError::at(
             path,
-            format!("{locator} does not have an xdstp:, http: or file: scheme"),
+            format!("Unsupported code path ({locator} is not an xdstp:// URL)"),
         ));
     };
     if locator.contains(['?', '#']) {
@@ -79,7 +79,7 @@ pub(crate) fn collection_locator(
         Some(model::ConfigSourceKind::Api(_)) => {
             return Err(ConfigError::at(
                 join(&source_path, "api_config_source.api_type"),
-                format!("unknown xdstp:// transport API type for {field} (a collection needs ads or DELTA_GRPC)"),
+                format!("Unknown xdstp:// transport API type (the {field} collection needs ads or DELTA_GRPC)"),
             ))
         }
         Some(model::ConfigSourceKind::Path { .. }) | None => {
