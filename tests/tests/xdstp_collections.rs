@@ -100,7 +100,12 @@ async fn glob_collections_are_subscribed_named_and_removed(
     assert_eq!(all.get("listener_manager.lds.update_success"), Some(&1));
     let dump = config_dump(&proxy).await?;
     let clusters = dump_section(&dump, "ClustersConfigDump")?;
-    let backend = dump_entry(clusters, "dynamic_active_clusters", "/cluster/name", BACKEND)?;
+    let backend = dump_entry(
+        clusters,
+        "dynamic_active_clusters",
+        "/cluster/name",
+        BACKEND,
+    )?;
     assert_eq!(backend["version_info"], "1");
     let listeners = dump_section(&dump, "ListenersConfigDump")?;
     dump_entry(listeners, "dynamic_listeners", "/name", HTTP)?;
@@ -117,8 +122,19 @@ async fn glob_collections_are_subscribed_named_and_removed(
     assert_eq!(all.get("cluster_manager.cds.update_success"), Some(&2));
     let dump = config_dump(&proxy).await?;
     let clusters = dump_section(&dump, "ClustersConfigDump")?;
-    assert!(dump_entry(clusters, "dynamic_active_clusters", "/cluster/name", BACKEND).is_err());
-    dump_entry(clusters, "dynamic_active_clusters", "/cluster/name", BACKEND2)?;
+    assert!(dump_entry(
+        clusters,
+        "dynamic_active_clusters",
+        "/cluster/name",
+        BACKEND
+    )
+    .is_err());
+    dump_entry(
+        clusters,
+        "dynamic_active_clusters",
+        "/cluster/name",
+        BACKEND2,
+    )?;
 
     // No member left.
     cp.set(CLUSTER_TYPE, "3", Vec::new())?;

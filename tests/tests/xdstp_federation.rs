@@ -84,7 +84,11 @@ async fn one_mode(transport: XdsTransport, mode: Mode) -> anyhow::Result<()> {
     for (cp, upstream) in [(&ads, &a), (&federated, &b)] {
         cp.set(CLUSTER_TYPE, "1", resources::clusters(&[backend.clone()])?)?;
         let assignment = resources::load_assignment(SERVICE, &[upstream.addr()]);
-        cp.set(ENDPOINT_TYPE, "1", resources::load_assignments(&[assignment])?)?;
+        cp.set(
+            ENDPOINT_TYPE,
+            "1",
+            resources::load_assignments(&[assignment])?,
+        )?;
         let listener = resources::rds_listener("http", 0, ROUTES);
         cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
         let routes = resources::route_to(ROUTES, "backend");
@@ -122,7 +126,9 @@ async fn one_mode(transport: XdsTransport, mode: Mode) -> anyhow::Result<()> {
         Mode::Named | Mode::Default => (&federated, &ads, "b"),
         Mode::FlagOff => (&ads, &federated, "a"),
     };
-    serving.wait_for_ack(ENDPOINT_TYPE, "1", XDS_TIMEOUT).await?;
+    serving
+        .wait_for_ack(ENDPOINT_TYPE, "1", XDS_TIMEOUT)
+        .await?;
     serving.wait_for_ack(ROUTE_TYPE, "1", XDS_TIMEOUT).await?;
     wait_served_by(proxy.listener_addr("http").await?, upstream).await?;
     for (type_url, name) in [(ENDPOINT_TYPE, SERVICE), (ROUTE_TYPE, ROUTES)] {
@@ -133,8 +139,14 @@ async fn one_mode(transport: XdsTransport, mode: Mode) -> anyhow::Result<()> {
                         || r.subscribe.iter().any(|n| n == name))
             })
         };
-        assert!(asked(serving), "{type_url} {name} not asked of the serving control plane");
-        assert!(!asked(other), "{type_url} {name} asked of the other control plane");
+        assert!(
+            asked(serving),
+            "{type_url} {name} not asked of the serving control plane"
+        );
+        assert!(
+            !asked(other),
+            "{type_url} {name} asked of the other control plane"
+        );
     }
     // CDS and LDS stay on the ADS stream.
     for type_url in [CLUSTER_TYPE, LISTENER_TYPE] {
@@ -242,6 +254,9 @@ async fn federation_and_collection_config_is_checked_as_envoy_checks_it() -> any
         "resource_api_version": "V3",
     });
     let (ok, output) = validate(&config)?;
-    assert!(!ok && output.contains("Unknown xdstp:// transport API type"), "{output}");
+    assert!(
+        !ok && output.contains("Unknown xdstp:// transport API type"),
+        "{output}"
+    );
     Ok(())
 }

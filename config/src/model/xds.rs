@@ -76,7 +76,10 @@ impl Federation {
 /// The authority of an `xdstp://authority/...` name.
 pub fn xdstp_authority(name: &str) -> Option<&str> {
     let rest = name.strip_prefix("xdstp://")?;
-    Some(rest.split_once('/').map_or(rest, |(authority, _)| authority))
+    Some(
+        rest.split_once('/')
+            .map_or(rest, |(authority, _)| authority),
+    )
 }
 
 /// `ConfigSource`.

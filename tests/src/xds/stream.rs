@@ -244,7 +244,9 @@ impl SotwStream {
             let selected: Vec<_> = snapshot
                 .resources
                 .iter()
-                .filter(|(name, _)| subscription.wildcard || is_subscribed(&subscription.names, name))
+                .filter(|(name, _)| {
+                    subscription.wildcard || is_subscribed(&subscription.names, name)
+                })
                 .map(|(name, resource)| (name.clone(), resource.any.clone()))
                 .collect();
             let version = snapshot.version.clone();
@@ -417,7 +419,9 @@ impl DeltaStream {
             let updated: Vec<Resource> = snapshot
                 .resources
                 .iter()
-                .filter(|(name, _)| subscription.wildcard || is_subscribed(&subscription.names, name))
+                .filter(|(name, _)| {
+                    subscription.wildcard || is_subscribed(&subscription.names, name)
+                })
                 .filter(|(name, resource)| {
                     resend_all || subscription.known.get(name) != Some(&resource.version)
                 })
