@@ -51,7 +51,8 @@ pub struct Bootstrap {
     /// every listener that does not ignore it.
     pub global_downstream_max_connections: Option<u64>,
     /// `layered_runtime.layers`, in order (later layers overlay earlier ones). Shown by
-    /// admin `/runtime`; Baton acts on no runtime key.
+    /// admin `/runtime`; Baton acts on one runtime key (the xDS-TP federation flag, read
+    /// into `dynamic.federation`).
     pub runtime_layers: Vec<RuntimeLayer>,
     /// `stats_config`: how stat names become Prometheus names and labels, and which
     /// stats are exported.
