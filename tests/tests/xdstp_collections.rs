@@ -7,7 +7,8 @@
 //! removes a member named in `removed_resources`, SotW one missing from a response that
 //! still holds members; a SotW response without any member changes nothing (Envoy's
 //! collection watch never hears of it) and is ACKed. The collection's
-//! `initial_fetch_timeout` is the `cds_config` one.
+//! `initial_fetch_timeout` is the `cds_config` one. A `DELTA_GRPC` `api_config_source`
+//! carries a collection on a stream of its own.
 
 mod xds_support;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use baton_tests::config::XdsTransport;
 use baton_tests::xds::{
-    resources, ControlPlane, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
+    resources, ControlPlane, Service, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
 };
 use baton_tests::EchoUpstream;
 use serde_json::json;
@@ -178,5 +179,39 @@ async fn a_collection_not_answered_in_time_lets_the_server_start(
     cp.release(CLUSTER_TYPE);
     cp.wait_for_ack(CLUSTER_TYPE, "1", XDS_TIMEOUT).await?;
     wait_served_by(proxy.listener_addr(HTTP).await?, "a").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_collection_comes_over_its_own_delta_stream() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    let backend = resources::static_cluster(BACKEND, &[a.addr()]);
+    cp.set(CLUSTER_TYPE, "1", resources::clusters(&[backend])?)?;
+    let routes = resources::route_to("routes", BACKEND);
+    let listener = resources::inline_listener(HTTP, 0, routes);
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    let mut xds = bootstrap(&cp, XdsTransport::Delta);
+    xds.aggregated = false;
+    let mut config = xds.build();
+    config["dynamic_resources"]["cds_resources_locator"] = json!(CLUSTERS);
+    config["dynamic_resources"]["lds_resources_locator"] = json!(LISTENERS);
+    let proxy = baton_tests::Proxy::start(&config).await?;
+    cp.wait_for_ack(CLUSTER_TYPE, "1", XDS_TIMEOUT).await?;
+    cp.wait_for_ack(LISTENER_TYPE, "1", XDS_TIMEOUT).await?;
+    wait_served_by(proxy.listener_addr(HTTP).await?, "a").await?;
+    for (type_url, service, locator) in [
+        (CLUSTER_TYPE, Service::Cds, CLUSTERS),
+        (LISTENER_TYPE, Service::Lds, LISTENERS),
+    ] {
+        let first = cp
+            .requests()
+            .into_iter()
+            .find(|r| r.type_url == type_url)
+            .ok_or_else(|| anyhow::anyhow!("no {type_url} request"))?;
+        assert_eq!(first.service, service);
+        assert!(first.delta);
+        assert_eq!(first.subscribe, [locator]);
+    }
     Ok(())
 }
