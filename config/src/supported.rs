@@ -35,6 +35,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "cluster_manager",
             "application_log_config",
             "deferred_stat_options",
+            "config_sources",
+            "default_config_source",
         ],
     ),
     // `upstream_bind_config` and `load_stats_config` are not implemented; the outlier
@@ -68,7 +70,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envoy.config.bootstrap.v3.Bootstrap.StaticResources", &["listeners", "clusters", "secrets"]),
     (
         "envoy.config.bootstrap.v3.Bootstrap.DynamicResources",
-        &["lds_config", "cds_config", "ads_config"],
+        &[
+            "lds_config",
+            "cds_config",
+            "ads_config",
+            "lds_resources_locator",
+            "cds_resources_locator",
+        ],
     ),
     (
         "envoy.config.core.v3.ConfigSource",
@@ -79,8 +87,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ads",
             "initial_fetch_timeout",
             "resource_api_version",
+            "authorities",
         ],
     ),
+    ("xds.core.v3.Authority", &["name"]),
     ("envoy.config.core.v3.PathConfigSource", &["path", "watched_directory"]),
     // refresh_delay and request_timeout only apply to REST, which translation refuses;
     // with gRPC Envoy ignores them too.

@@ -379,10 +379,10 @@ fn config_source_errors_match_envoy() {
             format!("dynamic_resources: {{ ads_config: {{ api_type: GRPC, {ads_service}, rate_limit_settings: {{ fill_rate: 0 }} }} }}"),
             "dynamic_resources.ads_config.rate_limit_settings.fill_rate: must be greater than 0",
         ),
-        // Envoy accepts the locators (xdstp); Baton does not have them.
+        // Envoy: a collection with no config source to deliver it.
         (
             "dynamic_resources: { cds_resources_locator: \"xdstp://cp/envoy.config.cluster.v3.Cluster/*\" }".into(),
-            "dynamic_resources.cds_resources_locator: not supported by Baton yet",
+            "dynamic_resources.cds_config: Missing or not supported config source specifier in envoy::config::core::v3::ConfigSource for a collection. Only ADS and gRPC in delta-xDS mode are supported.",
         ),
         (
             "dynamic_resources: { cds_config: { self: {} } }".into(),

@@ -51,7 +51,8 @@ pub struct Bootstrap {
     /// every listener that does not ignore it.
     pub global_downstream_max_connections: Option<u64>,
     /// `layered_runtime.layers`, in order (later layers overlay earlier ones). Shown by
-    /// admin `/runtime`; Baton acts on no runtime key.
+    /// admin `/runtime`; Baton acts on one runtime key (the xDS-TP federation flag, read
+    /// into `dynamic.federation`).
     pub runtime_layers: Vec<RuntimeLayer>,
     /// `stats_config`: how stat names become Prometheus names and labels, and which
     /// stats are exported.
@@ -82,6 +83,21 @@ const STATS_BASE: u32 = 64 * 1024;
 const DYNAMIC_CLUSTERS_ROOM: u32 = 16 * 1024;
 /// Listeners a bootstrap with LDS has room for beyond its static ones.
 const DYNAMIC_LISTENERS_ROOM: u32 = 1024;
+
+/// A name as a stat scope segment, as Envoy sanitizes scope names: one leading and one
+/// trailing `.` dropped, `://`, `:/` and `:` (and NUL) each become `_` (so a cluster
+/// named `xdstp://cp/envoy.config.cluster.v3.Cluster/a` counts under
+/// `cluster.xdstp_cp/envoy.config.cluster.v3.Cluster/a.`).
+pub fn sanitize_stat_name(name: &str) -> String {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let name = name.strip_prefix('.').unwrap_or(name);
+    if !name.contains([':', '\0']) {
+        return name.to_string();
+    }
+    name.replace("://", "_")
+        .replace(":/", "_")
+        .replace([':', '\0'], "_")
+}
 
 impl Bootstrap {
     /// How many stat names a stats region should have room for to hold every stat this

@@ -1,5 +1,6 @@
 //! `layered_runtime` as Baton keeps it: each layer's name and, for a static layer, its
-//! values flattened to dotted keys (admin `/runtime` shows them; Baton acts on none).
+//! values flattened to dotted keys (admin `/runtime` shows them; Baton acts only on the
+//! xDS-TP federation flag, read at startup).
 
 /// One `layered_runtime` layer.
 #[derive(Debug, Clone, PartialEq, Eq)]

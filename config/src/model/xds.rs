@@ -19,6 +19,67 @@ pub struct DynamicResources {
     pub cds: Option<ConfigSource>,
     /// `lds_config`
     pub lds: Option<ConfigSource>,
+    /// `cds_resources_locator`: an xDS-TP glob collection (`xdstp://authority/
+    /// envoy.config.cluster.v3.Cluster/path/*`) CDS subscribes to, through `cds`,
+    /// instead of the wildcard.
+    pub cds_collection: Option<String>,
+    /// `lds_resources_locator`: the same for listeners, through `lds`.
+    pub lds_collection: Option<String>,
+    /// The bootstrap's `config_sources` and `default_config_source` (xDS-TP federation).
+    pub federation: Federation,
+}
+
+/// xDS-TP federation: which control plane serves the `xdstp://` names of an authority.
+/// Envoy 1.40 builds these streams but subscribes through them only with the runtime
+/// flag `envoy.reloadable_features.xdstp_based_config_singleton_subscriptions` (then an
+/// EDS or RDS resource named `xdstp://<authority>/...` goes to the source naming the
+/// authority, else to the default source, else to its own config source); without it
+/// every resource keeps its own config source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Federation {
+    /// `config_sources`, in order (the first naming an authority serves it).
+    pub sources: Vec<AuthoritySource>,
+    /// `default_config_source`: serves authorities no source names.
+    pub default: Option<AuthoritySource>,
+    /// The runtime flag is set in a static layer: xDS-TP singletons are routed.
+    pub route_singletons: bool,
+}
+
+/// One federated config source: an aggregated gRPC stream of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthoritySource {
+    /// `authorities[].name` (empty for the default source).
+    pub authorities: Vec<String>,
+    /// `api_config_source`: `AGGREGATED_GRPC` (state of the world, `api_type` Grpc here)
+    /// or `AGGREGATED_DELTA_GRPC` (DeltaGrpc), on its own ADS stream.
+    pub api: ApiConfigSource,
+    /// `initial_fetch_timeout` of the source.
+    pub initial_fetch_timeout: Option<Duration>,
+}
+
+impl Federation {
+    /// The source serving `name` when singletons are routed: the first naming its
+    /// authority, else the default; None for a name that is not `xdstp://` or when
+    /// nothing serves its authority (the resource's own config source then).
+    pub fn source_for(&self, name: &str) -> Option<&AuthoritySource> {
+        if !self.route_singletons {
+            return None;
+        }
+        let authority = xdstp_authority(name)?;
+        self.sources
+            .iter()
+            .find(|s| s.authorities.iter().any(|a| a == authority))
+            .or(self.default.as_ref())
+    }
+}
+
+/// The authority of an `xdstp://authority/...` name.
+pub fn xdstp_authority(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("xdstp://")?;
+    Some(
+        rest.split_once('/')
+            .map_or(rest, |(authority, _)| authority),
+    )
 }
 
 /// `ConfigSource`.

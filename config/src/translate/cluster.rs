@@ -95,11 +95,11 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
     };
     let upstream = protocol(c, path)?;
     let circuit_breakers = circuit_breakers(c.circuit_breakers.as_ref());
-    let stat_name = if c.alt_stat_name.is_empty() {
-        name.clone()
+    let stat_name = model::sanitize_stat_name(if c.alt_stat_name.is_empty() {
+        &name
     } else {
-        c.alt_stat_name.clone()
-    };
+        &c.alt_stat_name
+    });
     Ok(model::Cluster {
         tls,
         transport_socket_matches,

@@ -32,6 +32,7 @@ mod stats;
 mod tls;
 mod tls_pins;
 mod xds;
+mod xdstp;
 mod zone_aware;
 
 use std::collections::{HashMap, HashSet};
@@ -120,13 +121,18 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
         listeners.push(Arc::new(translated));
     }
     sds::check_secret_files_shared_with_clusters(&clusters, &listeners)?;
-    let dynamic = xds::dynamic_resources(proto.dynamic_resources.as_ref(), &env)?;
+    let mut dynamic = xds::dynamic_resources(proto.dynamic_resources.as_ref(), &env)?;
     let global_downstream_max_connections = match &proto.overload_manager {
         Some(om) => overload::global_downstream_max_connections(om, "overload_manager")?,
         None => None,
     };
     let stats = stats::config(proto.stats_config.as_ref(), "stats_config")?;
     let runtime_layers = runtime::layers(proto.layered_runtime.as_ref(), "layered_runtime")?;
+    dynamic.federation = xdstp::federation(
+        proto,
+        runtime::flag_enabled(&runtime_layers, xdstp::ROUTE_SINGLETONS_FLAG),
+        &env,
+    )?;
     let cluster_manager = server::cluster_manager(proto.cluster_manager.as_ref(), &cluster_names)?;
     let application_log_format =
         server::application_log_format(proto.application_log_config.as_ref())?;

@@ -1,6 +1,6 @@
 //! `layered_runtime`: static layers (flattened to dotted keys with string values, as
-//! Envoy's `/runtime` shows them) and admin layers. Baton acts on no runtime key, so the
-//! values are shown, not applied; `rtds_layer` and `disk_layer` are refused by
+//! Envoy's `/runtime` shows them) and admin layers. Baton acts on one runtime key (the
+//! xDS-TP federation flag, see `xdstp.rs`); the others are shown, not applied; `rtds_layer` and `disk_layer` are refused by
 //! `supported.rs`.
 
 use std::collections::HashSet;
@@ -52,6 +52,20 @@ pub(crate) fn layers(
         });
     }
     Ok(out)
+}
+
+/// Whether the static layers leave the feature flag `key` on: the last layer setting it
+/// decides; "true" or a non-zero number is on, as Envoy reads boolean runtime keys.
+pub(crate) fn flag_enabled(layers: &[RuntimeLayer], key: &str) -> bool {
+    let mut enabled = false;
+    for layer in layers {
+        if let RuntimeLayerKind::Static(values) = &layer.kind {
+            if let Some((_, value)) = values.iter().find(|(k, _)| k == key) {
+                enabled = value == "true" || value.parse::<f64>().is_ok_and(|n| n != 0.0);
+            }
+        }
+    }
+    enabled
 }
 
 /// Nested structs become dotted keys; numbers, booleans and strings their text.

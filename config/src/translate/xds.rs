@@ -13,7 +13,7 @@ use super::{required, timeout, Env};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
-fn join(path: &str, field: &str) -> String {
+pub(crate) fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_string()
     } else {
@@ -30,18 +30,6 @@ pub(crate) fn dynamic_resources(
         return Ok(model::DynamicResources::default());
     };
     let path = "dynamic_resources";
-    if !dynamic.lds_resources_locator.is_empty() {
-        return Err(ConfigError::unsupported(join(
-            path,
-            "lds_resources_locator",
-        )));
-    }
-    if !dynamic.cds_resources_locator.is_empty() {
-        return Err(ConfigError::unsupported(join(
-            path,
-            "cds_resources_locator",
-        )));
-    }
     let ads = dynamic
         .ads_config
         .as_ref()
@@ -57,7 +45,26 @@ pub(crate) fn dynamic_resources(
         .as_ref()
         .map(|cs| config_source(cs, &join(path, "lds_config"), env))
         .transpose()?;
-    Ok(model::DynamicResources { ads, cds, lds })
+    let cds_collection = super::xdstp::collection_locator(
+        &dynamic.cds_resources_locator,
+        "cds_resources_locator",
+        cds.as_ref(),
+        "cds_config",
+    )?;
+    let lds_collection = super::xdstp::collection_locator(
+        &dynamic.lds_resources_locator,
+        "lds_resources_locator",
+        lds.as_ref(),
+        "lds_config",
+    )?;
+    Ok(model::DynamicResources {
+        ads,
+        cds,
+        lds,
+        cds_collection,
+        lds_collection,
+        federation: model::Federation::default(),
+    })
 }
 
 /// `eds_cluster_config` of a `type: EDS` cluster named `name`.
@@ -203,12 +210,15 @@ fn existing_path(file: &str, path: &str) -> Result<PathBuf> {
 
 /// Where an `ApiConfigSource` sits: `ads_config` or a source of its own.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum ApiRole {
+pub(crate) enum ApiRole {
     Ads,
     Single,
+    /// A bootstrap `config_sources` entry or `default_config_source`: only the
+    /// aggregated types (mapped to Grpc / DeltaGrpc, each on an ADS stream of its own).
+    Authority,
 }
 
-fn api_config_source(
+pub(crate) fn api_config_source(
     api: &core_pb::ApiConfigSource,
     path: &str,
     env: &Env,
@@ -217,6 +227,17 @@ fn api_config_source(
     use core_pb::api_config_source::ApiType;
     let type_path = join(path, "api_type");
     let api_type = match ApiType::try_from(api.api_type) {
+        Ok(ApiType::AggregatedGrpc) if role == ApiRole::Authority => model::XdsApiType::Grpc,
+        Ok(ApiType::AggregatedDeltaGrpc) if role == ApiRole::Authority => {
+            model::XdsApiType::DeltaGrpc
+        }
+        Ok(_) if role == ApiRole::Authority => {
+            // Envoy's wording.
+            return Err(ConfigError::at(
+                type_path,
+                "xdstp-based config source authority only supports AGGREGATED_GRPC and AGGREGATED_DELTA_GRPC types.",
+            ));
+        }
         Ok(ApiType::Grpc) => model::XdsApiType::Grpc,
         Ok(ApiType::DeltaGrpc) => model::XdsApiType::DeltaGrpc,
         Ok(ApiType::Rest) => {
@@ -229,7 +250,7 @@ fn api_config_source(
             // Envoy 1.40 refuses both, in ads_config too.
             let hint = match role {
                 ApiRole::Ads => "ads_config must use GRPC or DELTA_GRPC",
-                ApiRole::Single => {
+                ApiRole::Single | ApiRole::Authority => {
                     "use GRPC or DELTA_GRPC, or `ads: {}` to share the ads_config stream"
                 }
             };

@@ -71,7 +71,10 @@ impl RouteConfigProvider {
             table: ArcSwap::from_pointee(RouteTable::empty()),
             ready: watch::channel(false).0,
             meta: Mutex::new(None),
-            stats: SubscriptionStats::new(&format!("http.{stat_prefix}.rds.{name}.")),
+            stats: SubscriptionStats::new(&format!(
+                "http.{stat_prefix}.rds.{}.",
+                baton_config::model::sanitize_stat_name(name)
+            )),
             initial_fetch_timeout,
         }
     }

@@ -118,6 +118,7 @@ impl Dynamic {
             clusters: clusters.clone(),
             node: node(loaded),
             ads: loaded.model.dynamic.ads.clone(),
+            federation: loaded.model.dynamic.federation.clone(),
         });
         Ok(Self {
             client,
@@ -224,7 +225,8 @@ impl Dynamic {
         );
     }
 
-    /// CDS (wildcard), when configured; the Cds phase waits for it.
+    /// CDS (wildcard, or the `cds_resources_locator` glob collection), when configured;
+    /// the Cds phase waits for it.
     pub fn subscribe_cds(&self, init: &InitManager) {
         let Some(source) = self.model.dynamic.cds.clone() else {
             return;
@@ -234,7 +236,7 @@ impl Dynamic {
             &source,
             Subscription {
                 type_url: xds::CLUSTER_TYPE,
-                names: None,
+                names: collection(self.model.dynamic.cds_collection.as_ref()),
                 handler: Arc::new(CdsHandler {
                     clusters: self.clusters.clone(),
                     ctx: self.ctx.clone(),
@@ -245,7 +247,8 @@ impl Dynamic {
         );
     }
 
-    /// LDS (wildcard), when configured, then RDS for the route configurations
+    /// LDS (wildcard, or the `lds_resources_locator` glob collection), when configured,
+    /// then RDS for the route configurations
     /// listeners name; the Lds phase waits for the first LDS answer.
     pub fn subscribe_lds_and_rds(&self, init: &InitManager) {
         if let Some(source) = self.model.dynamic.lds.clone() {
@@ -254,7 +257,7 @@ impl Dynamic {
                 &source,
                 Subscription {
                     type_url: xds::LISTENER_TYPE,
-                    names: None,
+                    names: collection(self.model.dynamic.lds_collection.as_ref()),
                     handler: Arc::new(LdsHandler {
                         listeners: self.listeners.clone(),
                         clusters: self.clusters.clone(),
@@ -287,4 +290,11 @@ impl Dynamic {
             );
         }
     }
+}
+
+/// The names of a CDS or LDS subscription: None (wildcard), or the one glob collection
+/// URL of a `*_resources_locator`, which is how Envoy subscribes to it (delta
+/// `resource_names_subscribe`, SotW `resource_names`).
+fn collection(locator: Option<&String>) -> Option<tokio::sync::watch::Receiver<Vec<String>>> {
+    locator.map(|l| tokio::sync::watch::channel(vec![l.clone()]).1)
 }

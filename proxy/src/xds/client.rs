@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use baton_config::model::{ApiConfigSource, ConfigSource, ConfigSourceKind, XdsApiType};
+use baton_config::model::{
+    ApiConfigSource, ConfigSource, ConfigSourceKind, Federation, XdsApiType,
+};
 use baton_proto::pb::envoy::config::core::v3::Node;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -42,6 +44,8 @@ pub struct XdsSettings {
     pub node: Node,
     /// `dynamic_resources.ads_config`.
     pub ads: Option<ApiConfigSource>,
+    /// The bootstrap's xDS-TP federation (`config_sources`, `default_config_source`).
+    pub federation: Federation,
 }
 
 /// One subscription to one type.
@@ -59,12 +63,12 @@ pub struct Subscription {
 }
 
 /// A subscription taken apart (its init callback wrapped to run once).
-struct Parts {
-    type_url: &'static str,
-    names: Option<watch::Receiver<Vec<String>>>,
-    handler: Arc<dyn ResourceHandler>,
-    stats: Option<SubscriptionStats>,
-    init: Arc<InitOnce>,
+pub(super) struct Parts {
+    pub(super) type_url: &'static str,
+    pub(super) names: Option<watch::Receiver<Vec<String>>>,
+    pub(super) handler: Arc<dyn ResourceHandler>,
+    pub(super) stats: Option<SubscriptionStats>,
+    pub(super) init: Arc<InitOnce>,
 }
 
 /// The server's xDS client: one per server, living on the main runtime.
@@ -114,8 +118,33 @@ impl XdsClient {
             names,
             handler,
             stats,
-            init: init.clone(),
+            init,
         };
+        if super::federation::routes(&self.settings.federation, type_url, &parts.names) {
+            let routed = super::federation::split(&self.settings.federation, parts);
+            let fetch_timeout = source.initial_fetch_timeout;
+            for (target, parts) in routed {
+                match target {
+                    super::federation::Target::Own => self.dispatch(source, parts),
+                    super::federation::Target::Authority(index, authority) => self.on_stream(
+                        &format!("xdstp-authority|{index}"),
+                        &authority.api,
+                        Service::Aggregated,
+                        parts,
+                        // The resource's own timeout, as Envoy's subscription keeps it.
+                        fetch_timeout,
+                    ),
+                }
+            }
+            return;
+        }
+        self.dispatch(source, parts);
+    }
+
+    /// Subscribes `parts` through `source` itself.
+    fn dispatch(&self, source: &ConfigSource, parts: Parts) {
+        let type_url = parts.type_url;
+        let init = parts.init.clone();
         if let (Some(timeout), ConfigSourceKind::Path { .. }) =
             (source.initial_fetch_timeout, &source.kind)
         {

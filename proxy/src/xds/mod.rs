@@ -15,6 +15,7 @@
 
 mod backoff;
 mod client;
+mod federation;
 mod grpc;
 mod inherit;
 mod rate_limit;

@@ -117,6 +117,12 @@ impl TypeSub {
     fn names_list(&self) -> Vec<String> {
         self.names.clone().unwrap_or_default()
     }
+
+    /// A CDS or LDS subscription to an xDS-TP glob collection (`cds_resources_locator`
+    /// / `lds_resources_locator`): its one name is the collection's URL.
+    fn is_glob_collection(&self) -> bool {
+        matches!(self.names.as_deref(), Some([name]) if name.starts_with("xdstp://") && name.ends_with("/*"))
+    }
 }
 
 /// What a stream is asked to do.
@@ -575,6 +581,25 @@ async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) -> Op
         warn!(%type_url, "xDS response for a type not subscribed; ignored");
         return None;
     };
+    if let Response::Sotw(r) = &resp {
+        if r.resources.is_empty() && sub.is_glob_collection() {
+            // Measured on Envoy 1.40: over SotW, a glob collection's watch never hears of
+            // a response holding none of its members (nothing removed, nothing counted);
+            // the response is ACKed.
+            sub.version = r.version_info.clone();
+            sub.nonce = r.nonce.clone();
+            let node = sender.node();
+            sender.send(Outgoing::Sotw(discovery::DiscoveryRequest {
+                version_info: sub.version.clone(),
+                node,
+                resource_names: sub.names_list(),
+                type_url: type_url.clone(),
+                response_nonce: r.nonce.clone(),
+                ..Default::default()
+            }));
+            return None;
+        }
+    }
     if let Some(st) = &sub.stats {
         st.update_attempt.inc();
     }

@@ -53,6 +53,21 @@ fn is_wildcard_type(type_url: &str) -> bool {
     type_url == CLUSTER_TYPE || type_url == LISTENER_TYPE
 }
 
+/// Whether `name` is subscribed by `names`: named exactly, or a member of a subscribed
+/// xDS-TP glob collection (`xdstp://authority/type/path/*` holds every
+/// `xdstp://authority/type/path/<id>` whose `<id>` has no further `/`).
+fn is_subscribed(names: &BTreeSet<String>, name: &str) -> bool {
+    if names.contains(name) {
+        return true;
+    }
+    match name.rsplit_once('/') {
+        Some((parent, id)) if name.starts_with("xdstp://") && !id.is_empty() => {
+            names.contains(&format!("{parent}/*"))
+        }
+        _ => false,
+    }
+}
+
 /// What drives every stream: the shared state, its config watch, and the server's stop
 /// signal (set when the control plane stops, so streams end with the connections).
 #[derive(Debug, Clone)]
@@ -229,7 +244,9 @@ impl SotwStream {
             let selected: Vec<_> = snapshot
                 .resources
                 .iter()
-                .filter(|(name, _)| subscription.wildcard || subscription.names.contains(name))
+                .filter(|(name, _)| {
+                    subscription.wildcard || is_subscribed(&subscription.names, name)
+                })
                 .map(|(name, resource)| (name.clone(), resource.any.clone()))
                 .collect();
             let version = snapshot.version.clone();
@@ -402,7 +419,9 @@ impl DeltaStream {
             let updated: Vec<Resource> = snapshot
                 .resources
                 .iter()
-                .filter(|(name, _)| subscription.wildcard || subscription.names.contains(name))
+                .filter(|(name, _)| {
+                    subscription.wildcard || is_subscribed(&subscription.names, name)
+                })
                 .filter(|(name, resource)| {
                     resend_all || subscription.known.get(name) != Some(&resource.version)
                 })

@@ -1,0 +1,217 @@
+//! xDS-TP glob collections (`dynamic_resources.cds_resources_locator` /
+//! `lds_resources_locator`), as Envoy 1.40 subscribes to them over ADS: the one name of
+//! the CDS / LDS subscription is the collection's URL (delta `resource_names_subscribe`,
+//! SotW `resource_names`), the control plane answers with the collection's members,
+//! named by their full `xdstp://` URLs, and those are the cluster and listener names (in
+//! `/config_dump`, `/listeners`, and in stats with `xdstp://` written `xdstp_`). Delta
+//! removes a member named in `removed_resources`, SotW one missing from a response that
+//! still holds members; a SotW response without any member changes nothing (Envoy's
+//! collection watch never hears of it) and is ACKed. The collection's
+//! `initial_fetch_timeout` is the `cds_config` one. A `DELTA_GRPC` `api_config_source`
+//! carries a collection on a stream of its own.
+
+mod xds_support;
+
+use std::time::Duration;
+
+use baton_tests::config::XdsTransport;
+use baton_tests::xds::{
+    resources, ControlPlane, Service, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
+};
+use baton_tests::EchoUpstream;
+use serde_json::json;
+use xds_support::*;
+
+const CLUSTERS: &str = "xdstp://cp.example/envoy.config.cluster.v3.Cluster/mesh/*";
+const LISTENERS: &str = "xdstp://cp.example/envoy.config.listener.v3.Listener/mesh/*";
+const BACKEND: &str = "xdstp://cp.example/envoy.config.cluster.v3.Cluster/mesh/backend";
+const BACKEND2: &str = "xdstp://cp.example/envoy.config.cluster.v3.Cluster/mesh/backend2";
+const HTTP: &str = "xdstp://cp.example/envoy.config.listener.v3.Listener/mesh/http";
+/// `BACKEND`'s stat scope, as Envoy sanitizes it.
+const BACKEND_STATS: &str = "cluster.xdstp_cp.example/envoy.config.cluster.v3.Cluster/mesh/backend";
+
+/// The bootstrap with both collection locators.
+fn collection_bootstrap(
+    cp: &ControlPlane,
+    transport: XdsTransport,
+    cds_timeout: Option<Duration>,
+) -> serde_json::Value {
+    let mut xds = bootstrap(cp, transport);
+    xds.cds_initial_fetch_timeout = cds_timeout;
+    let mut config = xds.build();
+    config["dynamic_resources"]["cds_resources_locator"] = json!(CLUSTERS);
+    config["dynamic_resources"]["lds_resources_locator"] = json!(LISTENERS);
+    config
+}
+
+/// Clusters `names` (EDS) with endpoints `addrs` each, at `version`.
+fn set_members(
+    cp: &ControlPlane,
+    version: &str,
+    members: &[(&str, std::net::SocketAddr)],
+) -> anyhow::Result<()> {
+    let clusters: Vec<_> = members
+        .iter()
+        .map(|(n, _)| resources::eds_cluster(n))
+        .collect();
+    let assignments: Vec<_> = members
+        .iter()
+        .map(|(n, a)| resources::load_assignment(n, &[*a]))
+        .collect();
+    cp.set(CLUSTER_TYPE, version, resources::clusters(&clusters)?)?;
+    cp.set(
+        ENDPOINT_TYPE,
+        version,
+        resources::load_assignments(&assignments)?,
+    )
+}
+
+sotw_and_delta!(glob_collections_are_subscribed_named_and_removed);
+
+async fn glob_collections_are_subscribed_named_and_removed(
+    transport: XdsTransport,
+) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    let b = EchoUpstream::start("b").await?;
+    set_members(&cp, "1", &[(BACKEND, a.addr())])?;
+    let listener = resources::rds_listener(HTTP, 0, "routes");
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    let routes = resources::route_to("routes", BACKEND);
+    cp.set(ROUTE_TYPE, "1", resources::route_configs(&[routes])?)?;
+    let proxy = baton_tests::Proxy::start(&collection_bootstrap(&cp, transport, None)).await?;
+    wait_all_acked(&cp, "1").await?;
+    // The subscriptions name the collections.
+    for (type_url, locator) in [(CLUSTER_TYPE, CLUSTERS), (LISTENER_TYPE, LISTENERS)] {
+        let first = cp
+            .requests()
+            .into_iter()
+            .find(|r| r.type_url == type_url)
+            .ok_or_else(|| anyhow::anyhow!("no {type_url} request"))?;
+        let names = match transport {
+            XdsTransport::Sotw => first.resource_names,
+            XdsTransport::Delta => first.subscribe,
+        };
+        assert_eq!(names, [locator]);
+    }
+    // Members are named by their URLs.
+    wait_served_by(proxy.listener_addr(HTTP).await?, "a").await?;
+    let all = wait_stat(&proxy, &format!("{BACKEND_STATS}.membership_total"), 1).await?;
+    assert_eq!(all.get("cluster_manager.cds.update_success"), Some(&1));
+    assert_eq!(all.get("listener_manager.lds.update_success"), Some(&1));
+    let dump = config_dump(&proxy).await?;
+    let clusters = dump_section(&dump, "ClustersConfigDump")?;
+    let backend = dump_entry(
+        clusters,
+        "dynamic_active_clusters",
+        "/cluster/name",
+        BACKEND,
+    )?;
+    assert_eq!(backend["version_info"], "1");
+    let listeners = dump_section(&dump, "ListenersConfigDump")?;
+    dump_entry(listeners, "dynamic_listeners", "/name", HTTP)?;
+
+    // A new member replaces the old one: the old one is removed (delta: named in
+    // `removed_resources`; SotW: absent from a response that holds members).
+    set_members(&cp, "2", &[(BACKEND2, b.addr())])?;
+    let routes = resources::route_to("routes", BACKEND2);
+    cp.set(ROUTE_TYPE, "2", resources::route_configs(&[routes])?)?;
+    cp.wait_for_ack(CLUSTER_TYPE, "2", XDS_TIMEOUT).await?;
+    cp.wait_for_ack(ROUTE_TYPE, "2", XDS_TIMEOUT).await?;
+    wait_served_by(proxy.listener_addr(HTTP).await?, "b").await?;
+    let all = wait_stat(&proxy, "cluster_manager.cluster_removed", 1).await?;
+    assert_eq!(all.get("cluster_manager.cds.update_success"), Some(&2));
+    let dump = config_dump(&proxy).await?;
+    let clusters = dump_section(&dump, "ClustersConfigDump")?;
+    assert!(dump_entry(
+        clusters,
+        "dynamic_active_clusters",
+        "/cluster/name",
+        BACKEND
+    )
+    .is_err());
+    dump_entry(
+        clusters,
+        "dynamic_active_clusters",
+        "/cluster/name",
+        BACKEND2,
+    )?;
+
+    // No member left.
+    cp.set(CLUSTER_TYPE, "3", Vec::new())?;
+    cp.wait_for_ack(CLUSTER_TYPE, "3", XDS_TIMEOUT).await?;
+    match transport {
+        XdsTransport::Delta => {
+            let all = wait_stat(&proxy, "cluster_manager.cluster_removed", 2).await?;
+            assert_eq!(all.get("cluster_manager.cds.update_success"), Some(&3));
+        }
+        XdsTransport::Sotw => {
+            // Envoy: the collection's watch is not told; the ACK above is all.
+            let all = stats(&proxy).await?;
+            assert_eq!(all.get("cluster_manager.cluster_removed"), Some(&1));
+            assert_eq!(all.get("cluster_manager.cds.update_success"), Some(&2));
+            assert_eq!(all.get("cluster_manager.cds.update_attempt"), Some(&3));
+            wait_served_by(proxy.listener_addr(HTTP).await?, "b").await?;
+        }
+    }
+    Ok(())
+}
+
+sotw_and_delta!(a_collection_not_answered_in_time_lets_the_server_start);
+
+async fn a_collection_not_answered_in_time_lets_the_server_start(
+    transport: XdsTransport,
+) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    set_members(&cp, "1", &[(BACKEND, a.addr())])?;
+    let listener = resources::rds_listener(HTTP, 0, "routes");
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    let routes = resources::route_to("routes", BACKEND);
+    cp.set(ROUTE_TYPE, "1", resources::route_configs(&[routes])?)?;
+    cp.hold(CLUSTER_TYPE);
+    let config = collection_bootstrap(&cp, transport, Some(Duration::from_secs(1)));
+    let proxy = baton_tests::Proxy::start(&config).await?;
+    let all = wait_stat(&proxy, "cluster_manager.cds.init_fetch_timeout", 1).await?;
+    assert_eq!(all.get("cluster_manager.cds.update_success"), Some(&0));
+    assert_eq!(ready_status(&proxy).await?, 200);
+    // The collection arrives later and serves.
+    cp.release(CLUSTER_TYPE);
+    cp.wait_for_ack(CLUSTER_TYPE, "1", XDS_TIMEOUT).await?;
+    wait_served_by(proxy.listener_addr(HTTP).await?, "a").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_collection_comes_over_its_own_delta_stream() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    let backend = resources::static_cluster(BACKEND, &[a.addr()]);
+    cp.set(CLUSTER_TYPE, "1", resources::clusters(&[backend])?)?;
+    let routes = resources::route_to("routes", BACKEND);
+    let listener = resources::inline_listener(HTTP, 0, routes);
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    let mut xds = bootstrap(&cp, XdsTransport::Delta);
+    xds.aggregated = false;
+    let mut config = xds.build();
+    config["dynamic_resources"]["cds_resources_locator"] = json!(CLUSTERS);
+    config["dynamic_resources"]["lds_resources_locator"] = json!(LISTENERS);
+    let proxy = baton_tests::Proxy::start(&config).await?;
+    cp.wait_for_ack(CLUSTER_TYPE, "1", XDS_TIMEOUT).await?;
+    cp.wait_for_ack(LISTENER_TYPE, "1", XDS_TIMEOUT).await?;
+    wait_served_by(proxy.listener_addr(HTTP).await?, "a").await?;
+    for (type_url, service, locator) in [
+        (CLUSTER_TYPE, Service::Cds, CLUSTERS),
+        (LISTENER_TYPE, Service::Lds, LISTENERS),
+    ] {
+        let first = cp
+            .requests()
+            .into_iter()
+            .find(|r| r.type_url == type_url)
+            .ok_or_else(|| anyhow::anyhow!("no {type_url} request"))?;
+        assert_eq!(first.service, service);
+        assert!(first.delta);
+        assert_eq!(first.subscribe, [locator]);
+    }
+    Ok(())
+}
