@@ -147,7 +147,9 @@ impl Default for Phases {
     }
 }
 
-/// How an active period ended.
+/// How an active period ended. (Returned once per active period and moved straight
+/// into the parked state: boxing the I/O would cost an allocation per park.)
+#[allow(clippy::large_enum_variant)]
 enum Served<IO> {
     /// The connection is over; `codec_error`: hyper refused what the client sent.
     Ended { codec_error: bool },
