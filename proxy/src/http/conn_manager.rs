@@ -45,29 +45,14 @@ pub fn serve_connection<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    serve(io, Arc::new(conn), runtime, ctx, drain)
-}
-
-/// The connection's life: served by hyper while active ([`serve_active`], boxed, so its
-/// state exists only then), and between exchanges, once an HTTP/1 connection parks,
-/// waiting for the client's next bytes with only the I/O, the shared state and one
-/// timer and drain wait ([`wait_parked`]): that is what an idle keep-alive connection's
-/// task holds.
-async fn serve<IO>(
-    io: IO,
-    conn: Arc<ConnInfo>,
-    runtime: Arc<HcmRuntime>,
-    ctx: Arc<HttpContext>,
-    drain: DrainSignal,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let _counted = ActiveConnection::open(&runtime);
+    // Built here rather than in the async function, whose future would otherwise keep
+    // room for the parts (and the bare socket) for the connection's whole life.
+    let counted = ActiveConnection::open(&runtime);
     let hcm = &runtime.hcm;
     let shared = Arc::new(ConnShared {
         runtime: runtime.clone(),
         ctx,
-        conn,
+        conn: Arc::new(conn),
         active: AtomicUsize::new(0),
         idle_since_ms: AtomicU64::new(0),
         born: Instant::now(),
@@ -84,45 +69,43 @@ async fn serve<IO>(
         idle_read: Default::default(),
         park_now: Default::default(),
     });
-    // In a block: `io` moves into the codec connection and must not keep its own room
-    // in this future for the connection's life.
-    let (mut io, codec_reply) = {
-        let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
-            .with_stats(runtime.clone())
-            .with_request_framing(codec::framing_limits(hcm), shared.clone());
-        if let Some(timeout) = hcm.request_headers_timeout {
-            io = io.with_request_headers_timeout(timeout, shared.clone());
-        }
-        let codec_reply = io.codec_reply.clone();
-        if hcm.codec_type != CodecType::Auto
-            && !Box::pin(sniff_fixed_codec(
-                &mut io,
-                &runtime,
-                &shared.conn,
-                &shared.drain,
-            ))
-            .await
-        {
-            return;
-        }
-        (io, codec_reply)
-    };
-    drop(runtime);
+    let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
+        .with_stats(runtime.clone())
+        .with_request_framing(codec::framing_limits(hcm), shared.clone());
+    if let Some(timeout) = hcm.request_headers_timeout {
+        io = io.with_request_headers_timeout(timeout, shared.clone());
+    }
+    serve(io, shared, counted)
+}
+
+/// The connection's life: served by hyper while active ([`serve_active`], boxed, so its
+/// state exists only then), and between exchanges, once an HTTP/1 connection parks,
+/// waiting for the client's next bytes with only the I/O, the shared state and one
+/// timer and drain wait ([`wait_parked`]): that is what an idle keep-alive connection's
+/// task holds. `_counted` counts the connection until the future ends.
+async fn serve<IO>(mut io: DownstreamIo<IO>, shared: Arc<ConnShared>, _counted: ActiveConnection)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let codec_reply = io.codec_reply.clone();
+    if shared.runtime.hcm.codec_type != CodecType::Auto
+        && !Box::pin(sniff_fixed_codec(
+            &mut io,
+            &shared.runtime,
+            &shared.conn,
+            &shared.drain,
+        ))
+        .await
+    {
+        return;
+    }
     let mut phases = Phases::default();
-    let deadlines = ConnDeadlines {
-        idle_timeout: shared.runtime.hcm.idle_timeout,
-        max_duration_at: shared
-            .runtime
-            .hcm
-            .max_connection_duration
-            .map(|d| shared.born + d),
-    };
     let codec_error = loop {
-        match Box::pin(serve_active(io, &shared, &deadlines, &mut phases)).await {
+        match Box::pin(serve_active(io, &shared, &mut phases)).await {
             Served::Ended { codec_error } => break codec_error,
             Served::Parked(parked) => io = parked,
         }
-        if !wait_parked(&mut io, &shared, &deadlines, &mut phases).await {
+        if !wait_parked(&mut io, &shared, &mut phases).await {
             break false;
         }
     };
@@ -162,12 +145,12 @@ enum Served<IO> {
 async fn serve_active<IO>(
     io: DownstreamIo<IO>,
     shared: &Arc<ConnShared>,
-    deadlines: &ConnDeadlines,
     phases: &mut Phases,
 ) -> Served<IO>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let deadlines = &ConnDeadlines::of(shared);
     let runtime = &shared.runtime;
     let hcm = &runtime.hcm;
     let svc_shared = shared.clone();
@@ -334,12 +317,12 @@ where
 async fn wait_parked<IO>(
     io: &mut DownstreamIo<IO>,
     shared: &ConnShared,
-    deadlines: &ConnDeadlines,
     phases: &mut Phases,
 ) -> bool
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let deadlines = &ConnDeadlines::of(shared);
     let mut phase_watch = shared.drain.clone();
     let timer = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(timer);
@@ -465,6 +448,15 @@ struct ConnDeadlines {
 }
 
 impl ConnDeadlines {
+    /// The connection's deadlines from its config and start.
+    fn of(shared: &ConnShared) -> Self {
+        let hcm = &shared.runtime.hcm;
+        Self {
+            idle_timeout: hcm.idle_timeout,
+            max_duration_at: hcm.max_connection_duration.map(|d| shared.born + d),
+        }
+    }
+
     /// When the connection went idle (no stream active), or `None` while streams are.
     fn idle_since(shared: &ConnShared) -> Option<Instant> {
         if shared.active.load(Ordering::Relaxed) != 0 {
