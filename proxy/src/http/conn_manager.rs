@@ -82,34 +82,44 @@ where
 /// state exists only then), and between exchanges, once an HTTP/1 connection parks,
 /// waiting for the client's next bytes with only the I/O, the shared state and one
 /// timer and drain wait ([`wait_parked`]): that is what an idle keep-alive connection's
-/// task holds. `_counted` counts the connection until the future ends.
-async fn serve<IO>(mut io: DownstreamIo<IO>, shared: Arc<ConnShared>, _counted: ActiveConnection)
+/// task holds. `counted` counts the connection until the future ends. (An async block,
+/// not an async function: a function's future keeps its arguments and the locals they
+/// are moved into, two rooms for the I/O.)
+#[allow(clippy::manual_async_fn)]
+fn serve<IO>(
+    mut io: DownstreamIo<IO>,
+    shared: Arc<ConnShared>,
+    counted: ActiveConnection,
+) -> impl std::future::Future<Output = ()> + Send
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let codec_reply = io.codec_reply.clone();
-    if shared.runtime.hcm.codec_type != CodecType::Auto
-        && !Box::pin(sniff_fixed_codec(
-            &mut io,
-            &shared.runtime,
-            &shared.conn,
-            &shared.drain,
-        ))
-        .await
-    {
-        return;
+    async move {
+        let _counted = counted;
+        let codec_reply = io.codec_reply.clone();
+        if shared.runtime.hcm.codec_type != CodecType::Auto
+            && !Box::pin(sniff_fixed_codec(
+                &mut io,
+                &shared.runtime,
+                &shared.conn,
+                &shared.drain,
+            ))
+            .await
+        {
+            return;
+        }
+        let mut phases = Phases::default();
+        let codec_error = loop {
+            match Box::pin(serve_active(io, &shared, &mut phases)).await {
+                Served::Ended { codec_error } => break codec_error,
+                Served::Parked(parked) => io = parked,
+            }
+            if !wait_parked(&mut io, &shared, &mut phases).await {
+                break false;
+            }
+        };
+        account_codec_outcome(&shared.runtime, &shared.conn, &codec_reply, codec_error);
     }
-    let mut phases = Phases::default();
-    let codec_error = loop {
-        match Box::pin(serve_active(io, &shared, &mut phases)).await {
-            Served::Ended { codec_error } => break codec_error,
-            Served::Parked(parked) => io = parked,
-        }
-        if !wait_parked(&mut io, &shared, &mut phases).await {
-            break false;
-        }
-    };
-    account_codec_outcome(&shared.runtime, &shared.conn, &codec_reply, codec_error);
 }
 
 /// What the connection saw of the drain so far (kept across parks).
