@@ -78,3 +78,21 @@ async fn a_keep_alive_connection_serves_after_idle_gaps_and_counts_once() -> any
     .await?;
     Ok(())
 }
+
+/// A keep-alive connection idle long enough to park closes as soon as the process is
+/// told to stop (no successor takes over): the client sees the close without a byte
+/// and the process exits. Envoy closes it as it exits.
+#[tokio::test]
+async fn a_parked_keep_alive_connection_closes_at_once_on_sigterm() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let mut proxy = Proxy::start(&simple_proxy(&[upstream.addr()])).await?;
+    let mut conn = RawHttp1::connect(proxy.listener_addr("http").await?).await?;
+    conn.send_request("GET", "/", &[], b"").await?;
+    assert_eq!(conn.read_response().await?.status, 200);
+    tokio::time::sleep(IDLE_GAP).await;
+    proxy.sigterm()?;
+    let rest = tokio::time::timeout(Duration::from_secs(10), conn.read_to_close()).await??;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    proxy.wait_exit(Duration::from_secs(10)).await?;
+    Ok(())
+}

@@ -61,6 +61,9 @@ where
     Auto(Pin<Box<AutoConn<IO, S>>>),
     /// A parked connection told to close: its write side shuts, as hyper's would.
     Closing(DownstreamIo<IO>),
+    /// Parked after an exchange and handed back to the caller (see
+    /// [`CodecConnection::releasing_parked`]): the future has ended.
+    Released(DownstreamIo<IO>),
     Done,
 }
 
@@ -83,6 +86,9 @@ where
     /// The park timer is set, for a connection idle since `park_heads` requests.
     park_armed: bool,
     park_heads: u64,
+    /// End the future when the connection parks after an exchange, handing the I/O
+    /// back ([`Self::take_released`]) instead of waiting for readability here.
+    release_parked: bool,
 }
 
 impl<IO, S> CodecConnection<IO, S>
@@ -111,6 +117,26 @@ where
             park_timer: None,
             park_armed: false,
             park_heads: 0,
+            release_parked: false,
+        }
+    }
+
+    /// Makes the future end (`Ok`) when the connection parks after an exchange, so
+    /// that the caller can wait for the client's next bytes with less state than this
+    /// future and its service hold; [`Self::take_released`] then has the I/O.
+    pub(super) fn releasing_parked(mut self) -> Self {
+        self.release_parked = true;
+        self
+    }
+
+    /// The I/O of a connection that parked and ended the future (`releasing_parked`).
+    pub(super) fn take_released(&mut self) -> Option<DownstreamIo<IO>> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Released(io) => Some(io),
+            other => {
+                self.state = other;
+                None
+            }
         }
     }
 
@@ -160,7 +186,7 @@ where
             State::Http1(conn) => Pin::new(&mut **conn).graceful_shutdown(),
             State::Http2(conn) => conn.as_mut().graceful_shutdown(),
             State::Auto(conn) => conn.as_mut().graceful_shutdown(),
-            State::Parked(_) | State::Closing(_) | State::Done => {}
+            State::Parked(_) | State::Closing(_) | State::Released(_) | State::Done => {}
         }
     }
 
@@ -256,6 +282,10 @@ where
                                 io.park(&parts.read_buf);
                                 this.park_timer = None;
                                 this.park_armed = false;
+                                if this.release_parked && !this.shutdown {
+                                    this.state = State::Released(io);
+                                    return Poll::Ready(Ok(()));
+                                }
                                 this.state = State::Parked(io);
                                 continue;
                             }
@@ -281,7 +311,7 @@ where
                     }
                     return Poll::Ready(Ok(()));
                 }
-                State::Done => return Poll::Ready(Ok(())),
+                State::Released(_) | State::Done => return Poll::Ready(Ok(())),
             }
         }
     }

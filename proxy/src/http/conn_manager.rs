@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use baton_config::model::CodecType;
 use hyper::service::service_fn;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::access_log::{FormatInput, ResponseFlag, StreamInfo};
 use crate::base::conn_info::ConnInfo;
@@ -45,30 +45,20 @@ pub fn serve_connection<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    serve(io, Arc::new(conn), runtime, ctx, drain)
-}
-
-async fn serve<IO>(
-    io: IO,
-    conn: Arc<ConnInfo>,
-    runtime: Arc<HcmRuntime>,
-    ctx: Arc<HttpContext>,
-    drain: DrainSignal,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let hcm = runtime.hcm.clone();
-    let _counted = ActiveConnection::open(&runtime);
+    // Built here rather than in the async function, whose future would otherwise keep
+    // room for the parts (and the bare socket) for the connection's whole life.
+    let counted = ActiveConnection::open(&runtime);
+    let hcm = &runtime.hcm;
     let shared = Arc::new(ConnShared {
         runtime: runtime.clone(),
         ctx,
-        conn: conn.clone(),
+        conn: Arc::new(conn),
         active: AtomicUsize::new(0),
         idle_since_ms: AtomicU64::new(0),
         born: Instant::now(),
         closing: AtomicBool::new(false),
         draining: AtomicBool::new(false),
-        drain: drain.clone(),
+        drain,
         http2: AtomicBool::new(false),
         awaiting_request_head: AtomicBool::new(true),
         request_heads: AtomicU64::new(0),
@@ -79,26 +69,103 @@ async fn serve<IO>(
         idle_read: Default::default(),
         park_now: Default::default(),
     });
-    // In a block: `io` moves into the codec connection and must not keep its own room
-    // in this future for the connection's life.
-    let (io, codec_reply) = {
-        let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
-            .with_stats(runtime.clone())
-            .with_request_framing(codec::framing_limits(&hcm), shared.clone());
-        if let Some(timeout) = hcm.request_headers_timeout {
-            io = io.with_request_headers_timeout(timeout, shared.clone());
-        }
+    let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
+        .with_stats(runtime.clone())
+        .with_request_framing(codec::framing_limits(hcm), shared.clone());
+    if let Some(timeout) = hcm.request_headers_timeout {
+        io = io.with_request_headers_timeout(timeout, shared.clone());
+    }
+    serve(io, shared, counted)
+}
+
+/// The connection's life: served by hyper while active ([`serve_active`], boxed, so its
+/// state exists only then), and between exchanges, once an HTTP/1 connection parks,
+/// waiting for the client's next bytes with only the I/O, the shared state and one
+/// timer and drain wait ([`wait_parked`]): that is what an idle keep-alive connection's
+/// task holds. `counted` counts the connection until the future ends. (An async block,
+/// not an async function: a function's future keeps its arguments and the locals they
+/// are moved into, two rooms for the I/O.)
+#[allow(clippy::manual_async_fn)]
+fn serve<IO>(
+    mut io: DownstreamIo<IO>,
+    shared: Arc<ConnShared>,
+    counted: ActiveConnection,
+) -> impl std::future::Future<Output = ()> + Send
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async move {
+        let _counted = counted;
         let codec_reply = io.codec_reply.clone();
-        if hcm.codec_type != CodecType::Auto
-            && !Box::pin(sniff_fixed_codec(&mut io, &runtime, &conn, &drain)).await
+        if shared.runtime.hcm.codec_type != CodecType::Auto
+            && !Box::pin(sniff_fixed_codec(
+                &mut io,
+                &shared.runtime,
+                &shared.conn,
+                &shared.drain,
+            ))
+            .await
         {
             return;
         }
-        (io, codec_reply)
-    };
+        let mut phases = Phases::default();
+        let codec_error = loop {
+            match Box::pin(serve_active(io, &shared, &mut phases)).await {
+                Served::Ended { codec_error } => break codec_error,
+                Served::Parked(parked) => io = parked,
+            }
+            if !wait_parked(&mut io, &shared, &mut phases).await {
+                break false;
+            }
+        };
+        account_codec_outcome(&shared.runtime, &shared.conn, &codec_reply, codec_error);
+    }
+}
+
+/// What the connection saw of the drain so far (kept across parks).
+#[derive(Debug, Clone, Copy)]
+struct Phases {
+    /// The last drain phase acted on.
+    seen: DrainPhase,
+    /// The drain began while the connection was open.
+    drain_seen: bool,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Self {
+            seen: DrainPhase::Serving,
+            drain_seen: false,
+        }
+    }
+}
+
+/// How an active period ended. (Returned once per active period and moved straight
+/// into the parked state: boxing the I/O would cost an allocation per park.)
+#[allow(clippy::large_enum_variant)]
+enum Served<IO> {
+    /// The connection is over; `codec_error`: hyper refused what the client sent.
+    Ended { codec_error: bool },
+    /// An HTTP/1 connection parked between exchanges: its I/O, to wait on.
+    Parked(DownstreamIo<IO>),
+}
+
+/// Serves `io` with hyper until the connection ends or parks, enforcing the idle
+/// timeout, max connection duration and drain meanwhile.
+async fn serve_active<IO>(
+    io: DownstreamIo<IO>,
+    shared: &Arc<ConnShared>,
+    phases: &mut Phases,
+) -> Served<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let deadlines = &ConnDeadlines::of(shared);
+    let runtime = &shared.runtime;
+    let hcm = &runtime.hcm;
     let svc_shared = shared.clone();
     let head_limit = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
-    let svc_codec_reply = codec_reply.clone();
+    let svc_codec_reply = io.codec_reply.clone();
     let max_headers_count = hcm.max_headers_count as usize;
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let shared = svc_shared.clone();
@@ -146,44 +213,40 @@ async fn serve<IO>(
             Ok(stream::handle(shared, req).await)
         }
     });
-    let connection = CodecConnection::new(io, service, hcm.clone(), shared.clone());
-    tokio::pin!(connection);
+    let mut connection =
+        CodecConnection::new(io, service, hcm.clone(), shared.clone()).releasing_parked();
 
     // One wait for both drain phases (see `DrainSignal::past`).
-    let mut phase_watch = drain;
-    let mut phase_seen = DrainPhase::Serving;
+    let mut phase_watch = shared.drain.clone();
     let mut shutting_down = false;
-    let mut drain_seen = false;
     let mut force_close_at: Option<Instant> = None;
-    let mut codec_error = false;
-    let max_duration_at = hcm.max_connection_duration.map(|d| shared.born + d);
     // One timer, armed for the earliest deadline that can fire (idle timeout, max
     // connection duration, the drain timeout after a graceful close) and re-armed when it
     // fires early: an idle connection with nothing due sleeps with no wakeups at all.
-    let deadlines = ConnDeadlines {
-        idle_timeout: hcm.idle_timeout,
-        max_duration_at,
-    };
     let timer = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(timer);
-    let mut timer_at = deadlines.next(&shared, force_close_at, drain_seen, shutting_down);
+    let mut timer_at = deadlines.next(shared, force_close_at, phases.drain_seen, shutting_down);
     if let Some(at) = timer_at {
         timer.as_mut().reset(at.into());
     }
 
     loop {
         tokio::select! {
-            res = connection.as_mut() => {
+            res = &mut connection => {
                 if let Err(e) = res {
-                    tracing::debug!(error = %e, conn = conn.id, "downstream connection ended with error");
-                    if let Some(e) = e.downcast_ref::<hyper::Error>() {
-                        codec_error = e.is_parse() || e.is_parse_too_large();
-                    }
+                    tracing::debug!(error = %e, conn = shared.conn.id, "downstream connection ended with error");
+                    let codec_error = e
+                        .downcast_ref::<hyper::Error>()
+                        .is_some_and(|e| e.is_parse() || e.is_parse_too_large());
+                    return Served::Ended { codec_error };
                 }
-                break;
+                return match connection.take_released() {
+                    Some(io) => Served::Parked(io),
+                    None => Served::Ended { codec_error: false },
+                };
             }
-            phase = phase_watch.past(phase_seen) => {
-                phase_seen = phase;
+            phase = phase_watch.past(phases.seen) => {
+                phases.seen = phase;
                 if phase >= DrainPhase::Closed {
                     break;
                 }
@@ -194,14 +257,14 @@ async fn serve<IO>(
                 // closed here during a hot restart: closing it races a client that is
                 // sending on it (the request would be lost); it closes when the drain
                 // reaches Closed. With no successor (SIGTERM) it closes now.
-                drain_seen = true;
+                phases.drain_seen = true;
                 runtime.stats.downstream_cx_drain_close.inc();
                 shared.draining.store(true, Ordering::Relaxed);
                 if !shutting_down && (shared.http2.load(Ordering::Relaxed) || shared.drain.close_idle()) {
                     if shared.drain.close_idle() {
                         shared.closing.store(true, Ordering::Relaxed);
                     }
-                    connection.as_mut().graceful_shutdown();
+                    std::pin::Pin::new(&mut connection).graceful_shutdown();
                     shutting_down = true;
                 }
             }
@@ -221,7 +284,7 @@ async fn serve<IO>(
                     }
                     force_close_at = Some(now + DRAIN_RECHECK);
                 }
-                if drain_seen
+                if phases.drain_seen
                     && !shutting_down
                     && (shared.http2.load(Ordering::Relaxed) || shared.drain.close_idle())
                 {
@@ -230,25 +293,21 @@ async fn serve<IO>(
                     if shared.drain.close_idle() {
                         shared.closing.store(true, Ordering::Relaxed);
                     }
-                    connection.as_mut().graceful_shutdown();
+                    std::pin::Pin::new(&mut connection).graceful_shutdown();
                     shutting_down = true;
                 }
-                let idle_expired = deadlines.idle_expired(&shared, now);
-                let too_old = max_duration_at.is_some_and(|t| now >= t);
-                if !shutting_down && (idle_expired || too_old) {
-                    if idle_expired {
-                        runtime.stats.downstream_cx_idle_timeout.inc();
-                    } else {
-                        runtime.stats.downstream_cx_max_duration_reached.inc();
+                if !shutting_down {
+                    if let Some(reason) = deadlines.expired(shared, now) {
+                        reason.count(runtime);
+                        shared.closing.store(true, Ordering::Relaxed);
+                        std::pin::Pin::new(&mut connection).graceful_shutdown();
+                        shutting_down = true;
+                        force_close_at = Some(now + hcm.drain_timeout);
                     }
-                    shared.closing.store(true, Ordering::Relaxed);
-                    connection.as_mut().graceful_shutdown();
-                    shutting_down = true;
-                    force_close_at = Some(now + hcm.drain_timeout);
                 }
             }
         }
-        let next = deadlines.next(&shared, force_close_at, drain_seen, shutting_down);
+        let next = deadlines.next(shared, force_close_at, phases.drain_seen, shutting_down);
         if next != timer_at {
             timer_at = next;
             if let Some(at) = next {
@@ -256,8 +315,80 @@ async fn serve<IO>(
             }
         }
     }
+    Served::Ended { codec_error: false }
+}
 
-    account_codec_outcome(&runtime, &conn, &codec_reply, codec_error);
+/// A parked HTTP/1 connection waits here for the client's next bytes (true: serve
+/// them) with what an idle hyper connection would watch: the client closing (false),
+/// the drain (Closed drops the connection; a shutdown with no successor closes it at
+/// once, a hot restart's drain leaves it until Closed), the idle timeout and the max
+/// connection duration (closed at once, counted as on the active path: nothing is in
+/// flight, so the graceful close has nothing to wait for).
+async fn wait_parked<IO>(
+    io: &mut DownstreamIo<IO>,
+    shared: &ConnShared,
+    phases: &mut Phases,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let deadlines = &ConnDeadlines::of(shared);
+    let mut phase_watch = shared.drain.clone();
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut timer_at = deadlines.next(shared, None, phases.drain_seen, false);
+    if let Some(at) = timer_at {
+        timer.as_mut().reset(at.into());
+    }
+    loop {
+        tokio::select! {
+            ready = std::future::poll_fn(|cx| io.poll_unpark(cx)) => {
+                return match ready {
+                    Ok(more) => more,
+                    Err(e) => {
+                        tracing::debug!(error = %e, conn = shared.conn.id, "downstream connection ended with error");
+                        false
+                    }
+                };
+            }
+            phase = phase_watch.past(phases.seen) => {
+                phases.seen = phase;
+                if phase >= DrainPhase::Closed {
+                    return false;
+                }
+                phases.drain_seen = true;
+                shared.runtime.stats.downstream_cx_drain_close.inc();
+                shared.draining.store(true, Ordering::Relaxed);
+                if shared.drain.close_idle() {
+                    shared.closing.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+            _ = timer.as_mut(), if timer_at.is_some() => {
+                if phases.drain_seen && shared.drain.close_idle() {
+                    shared.closing.store(true, Ordering::Relaxed);
+                    break;
+                }
+                if let Some(reason) = deadlines.expired(shared, Instant::now()) {
+                    reason.count(&shared.runtime);
+                    shared.closing.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        let next = deadlines.next(shared, None, phases.drain_seen, false);
+        if next != timer_at {
+            timer_at = next;
+            if let Some(at) = next {
+                timer.as_mut().reset(at.into());
+            }
+        }
+    }
+    // As hyper's graceful shutdown of an idle connection: the write side shuts.
+    if let Err(e) = io.shutdown().await {
+        tracing::debug!(error = %e, "shutting down an idle connection");
+    }
+    false
 }
 
 /// A fixed `codec_type` reads the first bytes itself (the other protocol is refused);
@@ -327,6 +458,15 @@ struct ConnDeadlines {
 }
 
 impl ConnDeadlines {
+    /// The connection's deadlines from its config and start.
+    fn of(shared: &ConnShared) -> Self {
+        let hcm = &shared.runtime.hcm;
+        Self {
+            idle_timeout: hcm.idle_timeout,
+            max_duration_at: hcm.max_connection_duration.map(|d| shared.born + d),
+        }
+    }
+
     /// When the connection went idle (no stream active), or `None` while streams are.
     fn idle_since(shared: &ConnShared) -> Option<Instant> {
         if shared.active.load(Ordering::Relaxed) != 0 {
@@ -341,6 +481,18 @@ impl ConnDeadlines {
         match (self.idle_timeout, Self::idle_since(shared)) {
             (Some(timeout), Some(since)) => now.saturating_duration_since(since) >= timeout,
             _ => false,
+        }
+    }
+
+    /// Why the connection must close at `now`, if it must: the idle timeout ran out
+    /// (looked at first), or the max connection duration passed.
+    fn expired(&self, shared: &ConnShared, now: Instant) -> Option<Expired> {
+        if self.idle_expired(shared, now) {
+            Some(Expired::Idle)
+        } else if self.max_duration_at.is_some_and(|t| now >= t) {
+            Some(Expired::MaxDuration)
+        } else {
+            None
         }
     }
 
@@ -371,6 +523,25 @@ impl ConnDeadlines {
             .into_iter()
             .flatten()
             .min()
+    }
+}
+
+/// A connection-level deadline that passed.
+#[derive(Debug, Clone, Copy)]
+enum Expired {
+    /// `idle_timeout`: no stream for that long.
+    Idle,
+    /// `max_connection_duration`.
+    MaxDuration,
+}
+
+impl Expired {
+    /// Counts the close in `downstream_cx_idle_timeout` / `_max_duration_reached`.
+    fn count(self, runtime: &HcmRuntime) {
+        match self {
+            Expired::Idle => runtime.stats.downstream_cx_idle_timeout.inc(),
+            Expired::MaxDuration => runtime.stats.downstream_cx_max_duration_reached.inc(),
+        }
     }
 }
 
