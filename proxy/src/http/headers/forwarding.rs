@@ -26,6 +26,33 @@ pub static X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
 /// `x-envoy-upstream-service-time`
 pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+
+/// A decimal header value for a count of milliseconds without an allocation in the
+/// common cases (`x-envoy-upstream-service-time`, `x-envoy-expected-rq-timeout-ms`):
+/// single digits are static, and each worker keeps the last other value it made (a
+/// route's timeout repeats request after request).
+pub fn millis_value(ms: u64) -> HeaderValue {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    if let Some(digit) = usize::try_from(ms).ok().and_then(|i| DIGITS.get(i)) {
+        return HeaderValue::from_static(digit);
+    }
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((value, header)) if *value == ms => header.clone(),
+            _ => {
+                let header = HeaderValue::from(ms);
+                *last = Some((ms, header.clone()));
+                header
+            }
+        }
+    })
+}
+
 /// `x-forwarded-port`
 pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 /// `x-envoy-original-path`
