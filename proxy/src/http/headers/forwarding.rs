@@ -175,7 +175,9 @@ fn xff_entries(headers: &HeaderMap) -> Vec<&str> {
 /// A random UUIDv4 in canonical text form.
 pub fn uuid_v4() -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut b: [u8; 16] = rand::random();
+    // Filled as bytes: `random::<[u8; 16]>()` draws a 32-bit word per byte.
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     // Written into a stack buffer: this runs for every request that gets an id, and a
