@@ -215,6 +215,8 @@ struct SentHeaders {
     request_id: bool,
     /// Any `x-envoy-*` header.
     envoy: bool,
+    /// `x-forwarded-client-cert`.
+    xfcc: bool,
 }
 
 /// Applies Envoy's connection-manager request header changes.
@@ -234,6 +236,8 @@ pub fn mutate_request(
             sent.xfp = true;
         } else if name == X_REQUEST_ID {
             sent.request_id = true;
+        } else if name == X_FORWARDED_CLIENT_CERT {
+            sent.xfcc = true;
         } else if name.as_str().starts_with("x-envoy-") {
             sent.envoy = true;
         }
@@ -342,7 +346,7 @@ pub fn mutate_request(
     if let Some(via) = &hcm.via {
         append_via(headers, via);
     }
-    super::xfcc::mutate(headers, conn, hcm);
+    super::xfcc::mutate(headers, conn, hcm, sent.xfcc);
     ClientFacts {
         remote,
         internal,
