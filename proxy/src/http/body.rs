@@ -42,7 +42,17 @@ pub struct RequestProgress {
     /// The stream's duration limit from its start (`max_stream_duration`), in
     /// milliseconds; [`NO_ROUTE_IDLE_TIMEOUT`]: none.
     max_duration_ms: AtomicU64,
+    /// The route timeout's deadline in nanoseconds from `start` while the stream's own
+    /// timer keeps it (one timer per stream instead of two); [`NO_DEADLINE`]: none.
+    route_deadline_ns: AtomicU64,
+    /// The stream's timer found the route deadline passed (see [`Self::route_timed_out`]).
+    route_timed_out: AtomicBool,
+    /// A deadline the stream's timer reads changed since it last looked.
+    timers_changed: AtomicBool,
 }
+
+/// `route_deadline_ns` when the stream's timer keeps no route deadline.
+const NO_DEADLINE: u64 = u64::MAX;
 
 /// `route_idle_timeout_ms` when the route does not override the stream idle timeout.
 const NO_ROUTE_IDLE_TIMEOUT: u64 = u64::MAX;
@@ -59,7 +69,50 @@ impl RequestProgress {
             last_activity_ms: AtomicU64::new(0),
             route_idle_timeout_ms: AtomicU64::new(NO_ROUTE_IDLE_TIMEOUT),
             max_duration_ms: AtomicU64::new(NO_ROUTE_IDLE_TIMEOUT),
+            route_deadline_ns: AtomicU64::new(NO_DEADLINE),
+            route_timed_out: AtomicBool::new(false),
+            timers_changed: AtomicBool::new(false),
         }
+    }
+
+    /// When the stream started (the stream's deadlines count from it).
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// Hands the route timeout, starting now, to the stream's timer (which must be
+    /// running in the task that polls [`Self::route_timed_out`]).
+    pub fn arm_route_deadline(&self, timeout: Duration) {
+        let at = self.start.elapsed().saturating_add(timeout);
+        let ns = u64::try_from(at.as_nanos()).unwrap_or(NO_DEADLINE - 1);
+        self.route_deadline_ns.store(ns, Ordering::Relaxed);
+        self.timers_changed.store(true, Ordering::Relaxed);
+    }
+
+    /// The route deadline the stream's timer keeps, from the stream's start.
+    pub fn route_deadline(&self) -> Option<Duration> {
+        match self.route_deadline_ns.load(Ordering::Relaxed) {
+            NO_DEADLINE => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// The stream's timer found the route deadline passed: [`Self::route_timed_out`]
+    /// says so from now on.
+    pub fn route_deadline_passed(&self) {
+        self.route_deadline_ns.store(NO_DEADLINE, Ordering::Relaxed);
+        self.route_timed_out.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the route deadline kept by the stream's timer has passed.
+    pub fn route_timed_out(&self) -> bool {
+        self.route_timed_out.load(Ordering::Relaxed)
+    }
+
+    /// True (once) when a deadline the stream's timer reads changed since the last call.
+    pub fn take_timers_changed(&self) -> bool {
+        self.timers_changed.load(Ordering::Relaxed)
+            && self.timers_changed.swap(false, Ordering::Relaxed)
     }
 
     /// Records the selected route's stream duration limit (None: no limit).
@@ -68,6 +121,7 @@ impl RequestProgress {
             u64::try_from(d.as_millis()).unwrap_or(NO_ROUTE_IDLE_TIMEOUT - 1)
         });
         self.max_duration_ms.store(ms, Ordering::Relaxed);
+        self.timers_changed.store(true, Ordering::Relaxed);
     }
 
     /// The stream's duration limit, from its start.
@@ -88,12 +142,14 @@ impl RequestProgress {
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(NO_ROUTE_IDLE_TIMEOUT - 1);
         self.route_idle_timeout_ms
             .store(ms.min(NO_ROUTE_IDLE_TIMEOUT - 1), Ordering::Relaxed);
+        self.timers_changed.store(true, Ordering::Relaxed);
     }
 
     /// Forgets the route's `idle_timeout` (a re-selected route has none).
     pub fn clear_route_idle_timeout(&self) {
         self.route_idle_timeout_ms
             .store(NO_ROUTE_IDLE_TIMEOUT, Ordering::Relaxed);
+        self.timers_changed.store(true, Ordering::Relaxed);
     }
 
     /// The stream idle timeout in force: the route's when it set one, else

@@ -22,6 +22,7 @@ use crate::http::local_reply::LocalReply;
 use super::codec::{self, DownstreamIo, Preface};
 use super::codec_conn::CodecConnection;
 use super::context::{HcmRuntime, HttpContext};
+use super::gated::Gate;
 use super::stats::{codec_rejected_request, ActiveConnection, ActiveStream};
 use super::stream::{self, ConnShared};
 
@@ -210,7 +211,10 @@ where
                 codec_reply.record(431, resp.status().as_u16(), body_len);
                 return Ok(resp);
             }
-            Ok(stream::handle(shared, req).await)
+            // Boxed once here, so that what hyper moves around per request (its
+            // in-flight slot, an HTTP/2 stream's task) is this small future, not the
+            // exchange's whole state.
+            Ok(Box::pin(stream::handle(shared, req)).await)
         }
     });
     let mut connection =
@@ -230,8 +234,18 @@ where
         timer.as_mut().reset(at.into());
     }
 
+    // The drain and premature-reset waits are polled only when their own wakers fire,
+    // not on each of the connection's wakeups (see `gated`).
+    let drain_gate = Gate::new();
+    let reset_gate = Gate::new();
     loop {
+        let drain_wait = phase_watch.past(phases.seen);
+        tokio::pin!(drain_wait);
+        let reset_wait = shared.premature_resets.close_now.notified();
+        tokio::pin!(reset_wait);
         tokio::select! {
+            // Biased: the codec first, and no random start per wakeup.
+            biased;
             res = &mut connection => {
                 if let Err(e) = res {
                     tracing::debug!(error = %e, conn = shared.conn.id, "downstream connection ended with error");
@@ -245,7 +259,7 @@ where
                     None => Served::Ended { codec_error: false },
                 };
             }
-            phase = phase_watch.past(phases.seen) => {
+            phase = drain_gate.wait(drain_wait.as_mut()) => {
                 phases.seen = phase;
                 if phase >= DrainPhase::Closed {
                     break;
@@ -268,7 +282,7 @@ where
                     shutting_down = true;
                 }
             }
-            _ = shared.premature_resets.close_now.notified() => {
+            () = reset_gate.wait(reset_wait.as_mut()) => {
                 // Envoy aborts the connection (no GOAWAY): too many premature resets.
                 break;
             }

@@ -178,14 +178,15 @@ pub(crate) async fn forward(
         if !suppress {
             parts.headers.insert(
                 forwarding::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(),
-                HeaderValue::from(t.as_millis() as u64),
+                forwarding::millis_value(t.as_millis() as u64),
             );
         }
     }
     ex.snapshot(&parts);
 
     if upgrade_mode == UpgradeMode::TerminateConnect {
-        return upgrade::connect(ex, parts, routed, &cluster).await;
+        // Boxed: other requests' futures need no room for a tunnel's.
+        return Box::pin(upgrade::connect(ex, parts, routed, &cluster)).await;
     }
     let is_connect = parts.method == Method::CONNECT;
 
@@ -330,7 +331,7 @@ pub(crate) async fn forward(
     if !suppress && !is_upgrade {
         rparts.headers.insert(
             forwarding::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
-            HeaderValue::from(sent_at.elapsed().as_millis() as u64),
+            forwarding::millis_value(sent_at.elapsed().as_millis() as u64),
         );
     }
     ex.info.response_code = Some(rparts.status.as_u16());

@@ -18,6 +18,7 @@ mod conn_manager;
 mod context;
 pub mod filter;
 mod forward;
+mod gated;
 pub mod headers;
 pub mod local_reply;
 mod local_reply_config;
@@ -33,7 +34,7 @@ mod stream;
 mod upgrade;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty};
 
 pub use conn_manager::serve_connection;
 pub use context::{HcmRuntime, HttpContext};
@@ -41,8 +42,9 @@ pub use context::{HcmRuntime, HttpContext};
 /// Body of every response the connection manager sends downstream.
 pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, crate::upstream::BoxError>;
 
+/// An empty body; allocates nothing (the boxed body is zero-sized).
 fn stream_empty_body() -> ResponseBody {
-    Full::new(Bytes::new())
+    Empty::<Bytes>::new()
         .map_err(|never| match never {})
         .boxed()
 }

@@ -11,10 +11,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use tokio::time::Sleep;
 
 use crate::stats::ClusterStats;
 use crate::upstream::BoxError;
@@ -22,26 +23,28 @@ use crate::upstream::BoxError;
 use super::body::RequestProgress;
 
 /// The route timeout's timer: waits for the request to complete, then for the timeout.
-pub(crate) struct RouteDeadline {
-    timer: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+pub(crate) enum RouteDeadline {
+    /// The request was complete when sent (most are: no body, or a small one read with
+    /// the head): the stream's own timer keeps the deadline (`RequestProgress`), so a
+    /// request arms one timer, not two. Polled only in the stream's task, whose timer
+    /// wakes it; once the response head is in, [`TimedBody`] takes over.
+    Stream(Arc<RequestProgress>),
+    /// A timer of its own, started once the request completes.
+    Own(Pin<Box<dyn Future<Output = ()> + Send + Sync>>),
 }
 
 impl RouteDeadline {
     /// A timer of `timeout` that starts when `progress` reports the request complete.
+    /// Must be polled in the task that runs the stream's timers (`stream::handle`).
     pub(crate) fn new(timeout: Duration, progress: Arc<RequestProgress>) -> Self {
-        // Most requests are complete when they are sent (no body, or a small one read
-        // with the head): the timer starts at once, without waiting on `progress`.
         if progress.complete.load(std::sync::atomic::Ordering::Acquire) {
-            return Self {
-                timer: Box::pin(tokio::time::sleep(timeout)),
-            };
+            progress.arm_route_deadline(timeout);
+            return Self::Stream(progress);
         }
-        Self {
-            timer: Box::pin(async move {
-                progress.wait_complete().await;
-                tokio::time::sleep(timeout).await;
-            }),
-        }
+        Self::Own(Box::pin(async move {
+            progress.wait_complete().await;
+            tokio::time::sleep(timeout).await;
+        }))
     }
 }
 
@@ -49,7 +52,50 @@ impl Future for RouteDeadline {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.timer.as_mut().poll(cx)
+        match &mut *self {
+            Self::Stream(progress) => {
+                if progress.route_timed_out() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }
+            Self::Own(timer) => timer.as_mut().poll(cx),
+        }
+    }
+}
+
+/// What remains of the route timeout while the response body arrives.
+enum BodyDeadline {
+    /// The deadline kept by the stream's timer, which no longer runs: a timer of its
+    /// own is made when the body first waits.
+    At(Instant, Option<Pin<Box<Sleep>>>),
+    Own(RouteDeadline),
+}
+
+impl BodyDeadline {
+    fn new(deadline: RouteDeadline) -> Self {
+        match deadline {
+            RouteDeadline::Stream(progress) => {
+                let at = if progress.route_timed_out() {
+                    Instant::now()
+                } else {
+                    progress.start() + progress.route_deadline().unwrap_or(Duration::ZERO)
+                };
+                Self::At(at, None)
+            }
+            own => Self::Own(own),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            Self::At(at, sleep) => sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until((*at).into())))
+                .as_mut()
+                .poll(cx),
+            Self::Own(deadline) => Pin::new(deadline).poll(cx),
+        }
     }
 }
 
@@ -63,7 +109,7 @@ pub(crate) struct RouteTimeoutElapsed;
 pub(crate) struct TimedBody<B> {
     inner: B,
     /// `None` once the body ended (or the timeout fired).
-    deadline: Option<RouteDeadline>,
+    deadline: Option<BodyDeadline>,
     stats: Arc<ClusterStats>,
 }
 
@@ -73,7 +119,7 @@ impl<B> TimedBody<B> {
     pub(crate) fn new(inner: B, deadline: RouteDeadline, stats: Arc<ClusterStats>) -> Self {
         Self {
             inner,
-            deadline: Some(deadline),
+            deadline: Some(BodyDeadline::new(deadline)),
             stats,
         }
     }
@@ -99,7 +145,7 @@ where
             return Poll::Ready(polled.map(|r| r.map_err(Into::into)));
         }
         if let Some(deadline) = this.deadline.as_mut() {
-            if Pin::new(deadline).poll(cx).is_ready() {
+            if deadline.poll(cx).is_ready() {
                 this.deadline = None;
                 this.stats.upstream_rq_timeout.inc();
                 return Poll::Ready(Some(Err(Box::new(RouteTimeoutElapsed))));
@@ -119,8 +165,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
 
     #[tokio::test(start_paused = true)]

@@ -235,56 +235,85 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     // the request (as Envoy's do); the request itself moves into `work`, so keep its head
     // when there is such a config.
     let timer_reply_head = hcm.local_reply.as_ref().map(|_| request_head(&req));
-    let mut work = Box::pin(route_and_act(&mut ex, &mut filters, req));
     let request_timeout = hcm.request_timeout;
     let outcome = {
-        let timers = async {
-            let start = std::time::Instant::now();
-            loop {
-                // Next deadline: request_timeout while the request is incomplete, and the
-                // stream idle timeout since the last request activity.
-                let now = start.elapsed();
-                let mut wait = Duration::from_secs(3600);
-                if let Some(rt) = request_timeout {
-                    if !progress.complete.load(Ordering::Relaxed) {
-                        if now >= rt {
-                            stats.downstream_rq_timeout.inc();
-                            return LocalReply::request_timeout();
-                        }
-                        wait = wait.min(rt - now);
-                    }
+        // In place, not boxed: the connection manager boxes this whole future once
+        // (see `conn_manager`), and a second box would be a second allocation and copy.
+        let work = route_and_act(&mut ex, &mut filters, req);
+        tokio::pin!(work);
+        // One timer for every deadline of the stream (the route timeout included, see
+        // `route_timeout`), armed for the earliest and re-armed when it fires early or
+        // a deadline changes; nothing due arms nothing.
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(started.into()));
+        let mut armed = false;
+        let timers = std::future::poll_fn(|cx| loop {
+            if !progress.take_timers_changed() {
+                if !armed {
+                    return std::task::Poll::Pending;
                 }
-                if let Some(max) = progress.max_duration() {
-                    if now >= max {
-                        stats.downstream_rq_max_duration_reached.inc();
-                        return LocalReply::max_duration(progress.complete.load(Ordering::Relaxed));
-                    }
-                    wait = wait.min(max - now);
+                if std::future::Future::poll(sleep.as_mut(), cx).is_pending() {
+                    return std::task::Poll::Pending;
                 }
-                if let Some(it) = progress.idle_timeout(hcm.stream_idle_timeout) {
-                    let last =
-                        Duration::from_millis(progress.last_activity_ms.load(Ordering::Relaxed));
-                    let idle = now.saturating_sub(last);
-                    if idle >= it {
-                        stats.downstream_rq_idle_timeout.inc();
-                        return LocalReply::stream_idle_timeout(
-                            progress.complete.load(Ordering::Relaxed),
-                        );
-                    }
-                    wait = wait.min(it - idle);
-                }
-                tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
             }
-        };
+            // Next deadline: request_timeout while the request is incomplete, the
+            // stream's duration limit, the stream idle timeout since the last request
+            // activity, and the route timeout.
+            let now = started.elapsed();
+            let mut wait: Option<Duration> = None;
+            let mut due = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
+            if let Some(rt) = request_timeout {
+                if !progress.complete.load(Ordering::Relaxed) {
+                    if now >= rt {
+                        stats.downstream_rq_timeout.inc();
+                        return std::task::Poll::Ready(LocalReply::request_timeout());
+                    }
+                    due(rt - now);
+                }
+            }
+            if let Some(max) = progress.max_duration() {
+                if now >= max {
+                    stats.downstream_rq_max_duration_reached.inc();
+                    return std::task::Poll::Ready(LocalReply::max_duration(
+                        progress.complete.load(Ordering::Relaxed),
+                    ));
+                }
+                due(max - now);
+            }
+            if let Some(it) = progress.idle_timeout(hcm.stream_idle_timeout) {
+                let last = Duration::from_millis(progress.last_activity_ms.load(Ordering::Relaxed));
+                let idle = now.saturating_sub(last);
+                if idle >= it {
+                    stats.downstream_rq_idle_timeout.inc();
+                    return std::task::Poll::Ready(LocalReply::stream_idle_timeout(
+                        progress.complete.load(Ordering::Relaxed),
+                    ));
+                }
+                due(it - idle);
+            }
+            if let Some(at) = progress.route_deadline() {
+                if now >= at {
+                    // The router's wait for the upstream (polled in this task) answers
+                    // its 504 on the next poll.
+                    progress.route_deadline_passed();
+                    cx.waker().wake_by_ref();
+                } else {
+                    due(at - now);
+                }
+            }
+            armed = wait.is_some();
+            if let Some(wait) = wait {
+                let at = started + now + wait.max(Duration::from_millis(1));
+                sleep.as_mut().reset(at.into());
+            }
+        });
         // Biased: `work` routes synchronously on its first poll (before its first await),
         // so the route's idle_timeout is recorded before the timers first read it.
         tokio::select! {
             biased;
-            (resp, parts) = &mut work => Ok((resp, parts)),
+            (resp, parts) = work.as_mut() => Ok((resp, parts)),
             reply = timers => Err(reply),
         }
     };
-    drop(work);
     let (mut resp, parts) = match outcome {
         Ok(done) => done,
         Err(mut reply) => {

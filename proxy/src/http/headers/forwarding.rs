@@ -26,6 +26,33 @@ pub static X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
 /// `x-envoy-upstream-service-time`
 pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+
+/// A decimal header value for a count of milliseconds without an allocation in the
+/// common cases (`x-envoy-upstream-service-time`, `x-envoy-expected-rq-timeout-ms`):
+/// single digits are static, and each worker keeps the last other value it made (a
+/// route's timeout repeats request after request).
+pub fn millis_value(ms: u64) -> HeaderValue {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    if let Some(digit) = usize::try_from(ms).ok().and_then(|i| DIGITS.get(i)) {
+        return HeaderValue::from_static(digit);
+    }
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((value, header)) if *value == ms => header.clone(),
+            _ => {
+                let header = HeaderValue::from(ms);
+                *last = Some((ms, header.clone()));
+                header
+            }
+        }
+    })
+}
+
 /// `x-forwarded-port`
 pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 /// `x-envoy-original-path`
@@ -148,7 +175,9 @@ fn xff_entries(headers: &HeaderMap) -> Vec<&str> {
 /// A random UUIDv4 in canonical text form.
 pub fn uuid_v4() -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut b: [u8; 16] = rand::random();
+    // Filled as bytes: `random::<[u8; 16]>()` draws a 32-bit word per byte.
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     // Written into a stack buffer: this runs for every request that gets an id, and a
@@ -186,6 +215,8 @@ struct SentHeaders {
     request_id: bool,
     /// Any `x-envoy-*` header.
     envoy: bool,
+    /// `x-forwarded-client-cert`.
+    xfcc: bool,
 }
 
 /// Applies Envoy's connection-manager request header changes.
@@ -205,6 +236,8 @@ pub fn mutate_request(
             sent.xfp = true;
         } else if name == X_REQUEST_ID {
             sent.request_id = true;
+        } else if name == X_FORWARDED_CLIENT_CERT {
+            sent.xfcc = true;
         } else if name.as_str().starts_with("x-envoy-") {
             sent.envoy = true;
         }
@@ -313,7 +346,7 @@ pub fn mutate_request(
     if let Some(via) = &hcm.via {
         append_via(headers, via);
     }
-    super::xfcc::mutate(headers, conn, hcm);
+    super::xfcc::mutate(headers, conn, hcm, sent.xfcc);
     ClientFacts {
         remote,
         internal,

@@ -12,7 +12,14 @@ use super::forwarding::X_FORWARDED_CLIENT_CERT;
 use crate::base::conn_info::{ConnInfo, TlsInfo};
 
 /// Applies `forward_client_cert_details` to a request's headers.
-pub fn mutate(headers: &mut HeaderMap, conn: &ConnInfo, hcm: &HttpConnectionManager) {
+/// `present`: the request may carry the header (false spares a removal that would find
+/// nothing).
+pub fn mutate(
+    headers: &mut HeaderMap,
+    conn: &ConnInfo,
+    hcm: &HttpConnectionManager,
+    present: bool,
+) {
     let mtls = conn.tls_info.as_deref().filter(|t| t.peer.is_some());
     match (hcm.forward_client_cert, mtls) {
         (ForwardClientCert::AlwaysForwardOnly, _) => {}
@@ -32,9 +39,10 @@ pub fn mutate(headers: &mut HeaderMap, conn: &ConnInfo, hcm: &HttpConnectionMana
             let element = element(tls, hcm);
             set(headers, &element);
         }
-        _ => {
+        _ if present => {
             headers.remove(&X_FORWARDED_CLIENT_CERT);
         }
+        _ => {}
     }
 }
 

@@ -139,8 +139,10 @@ pub(super) async fn send(
     upgrade: bool,
     mut active: ActiveRequest,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
+    // Boxed, as the new connection below: the rare paths' futures (a connect, a TLS
+    // handshake) would otherwise size every request's future, which moves as it nests.
     if upgrade {
-        return send_upgrade(cluster, host, tls, req, active).await;
+        return Box::pin(send_upgrade(cluster, host, tls, req, active)).await;
     }
     let mut yielded = false;
     loop {
@@ -186,7 +188,7 @@ pub(super) async fn send(
     }
 
     let pending = cluster.pending_slot()?;
-    let (sender, conn, open) = new_connection(cluster, host, tls)
+    let (sender, conn, open) = Box::pin(new_connection(cluster, host, tls))
         .await
         .inspect_err(|e| pending.failed(e))?;
     drop(pending);

@@ -114,9 +114,16 @@ pub(crate) async fn send(
     let slot = cluster.request_slot()?;
     let active = ActiveRequest::new(host.clone(), slot.into_owned(), cluster.stats().clone());
     let result = if http2 {
-        http2::send(cluster, host, tls, into_http2(req, host), active)
-            .await
-            .map(|response| response.map(UpstreamBody::plain))
+        // Boxed: HTTP/1.1 requests' futures need no room for it.
+        Box::pin(http2::send(
+            cluster,
+            host,
+            tls,
+            into_http2(req, host),
+            active,
+        ))
+        .await
+        .map(|response| response.map(UpstreamBody::plain))
     } else {
         http1::send(cluster, host, tls, into_http1(req, host), upgrade, active).await
     };
