@@ -22,10 +22,12 @@ pub(crate) fn pool() -> &'static DescriptorPool {
     })
 }
 
-/// Parses YAML (a superset of JSON) into a JSON value, applying `<<` merge keys: straight
-/// into JSON when it can ([`crate::yaml_json`]), else through the YAML value tree.
+/// Parses YAML (a superset of JSON) into a JSON value, applying `<<` merge keys: by the
+/// subset scanner when the text is in its subset ([`crate::yaml_scan`]), else straight from
+/// serde_yaml_ng's events when it can ([`crate::yaml_json`]), else through the YAML value
+/// tree.
 pub(crate) fn parse_text(text: &str) -> Result<serde_json::Value> {
-    if let Some(json) = crate::yaml_json::parse(text) {
+    if let Some(json) = crate::yaml_scan::parse(text).or_else(|| crate::yaml_json::parse(text)) {
         if json.is_null() {
             return Ok(serde_json::Value::Object(Default::default()));
         }
