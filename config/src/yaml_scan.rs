@@ -23,7 +23,10 @@ const MAX_KEY_LEN: usize = 1024;
 pub(crate) fn parse(text: &str) -> Option<Value> {
     // Printable ASCII and newlines only: tabs, carriage returns, other line breaks
     // (NEL, U+2028) and libyaml's character checks stay with libyaml.
-    if !text.bytes().all(|b| b == b'\n' || (0x20..0x7f).contains(&b)) {
+    if !text
+        .bytes()
+        .all(|b| b == b'\n' || (0x20..0x7f).contains(&b))
+    {
         return None;
     }
     let mut scanner = Scanner {
@@ -298,8 +301,8 @@ impl<'a> Scanner<'a> {
         let first = self.peek()?;
         match first {
             // Indicators that start something else, or that this subset leaves out.
-            b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>'
-            | b'%' | b'@' | b'`' | b'?' | b':' => return None,
+            b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'%'
+            | b'@' | b'`' | b'?' | b':' => return None,
             b'-' if self.blank_at(1) => return None,
             _ => {}
         }
@@ -419,8 +422,7 @@ impl<'a> Scanner<'a> {
                 Some(b'\n') => {
                     self.newline();
                     self.skip_spaces();
-                    if self.column() <= parent && !self.at_end() && self.peek() != Some(b'\n')
-                    {
+                    if self.column() <= parent && !self.at_end() && self.peek() != Some(b'\n') {
                         return None;
                     }
                     if self.pos == self.line_start && self.peek() == Some(b'%') {
@@ -428,8 +430,7 @@ impl<'a> Scanner<'a> {
                     }
                 }
                 Some(b'#') => {
-                    let after_blank =
-                        self.pos == self.line_start || self.src[self.pos - 1] == b' ';
+                    let after_blank = self.pos == self.line_start || self.src[self.pos - 1] == b' ';
                     if !after_blank {
                         return None;
                     }
