@@ -311,11 +311,7 @@ impl<'a> Scanner<'a> {
         while let Some(b) = self.peek() {
             match b {
                 b'\n' => break,
-                b' ' => {
-                    if self.peek_at(1) == Some(b'#') {
-                        break;
-                    }
-                }
+                b' ' if self.peek_at(1) == Some(b'#') => break,
                 b':' => {
                     if self.blank_at(1) {
                         break;
@@ -590,7 +586,7 @@ fn unsigned_int(text: &str) -> Option<u128> {
     if unsigned.starts_with(['+', '-']) || digits_but_not_number(text) {
         return None;
     }
-    u128::from_str_radix(unsigned, 10).ok()
+    unsigned.parse::<u128>().ok()
 }
 
 /// `-` then `0x`/`0o`/`0b` digits or decimal digits (serde_yaml_ng's
@@ -611,7 +607,7 @@ fn negative_int(text: &str) -> Option<i128> {
     if digits_but_not_number(text) {
         return None;
     }
-    i128::from_str_radix(text, 10).ok()
+    text.parse::<i128>().ok()
 }
 
 fn float(text: &str) -> Option<f64> {
