@@ -26,6 +26,7 @@ mod typed_struct;
 mod unknown_fields;
 mod v2_hints;
 mod yaml_json;
+mod yaml_scan;
 
 use std::path::Path;
 

@@ -521,7 +521,7 @@ async fn serve(state: Arc<ServerState>, mut loaded: Loaded) -> anyhow::Result<u8
         tracker: Arc::clone(&tracker),
         parent_connections,
     };
-    server_stats.flush();
+    server_stats.update_server_stats();
     tokio::spawn(server_stats.clone().run());
     info!(
         epoch,

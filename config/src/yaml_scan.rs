@@ -1,0 +1,638 @@
+//! A scanner for the plain subset of YAML that bootstraps are written in, straight into a
+//! `serde_json::Value`: block mappings and sequences, flow `{...}` and `[...]` (JSON
+//! included), plain and one-line quoted scalars, comments. A 10,000-cluster bootstrap
+//! spent about 500 instructions per input byte in libyaml's events and serde_yaml_ng's
+//! deserializer; this takes a few dozen.
+//!
+//! Anything outside the subset (anchors, aliases, tags, block scalars, multi-line
+//! scalars, document markers, tabs, non-ASCII text, duplicate or non-string keys, any
+//! syntax error) answers `None`, and the caller takes the serde_yaml_ng path, so values and
+//! error messages are that path's. Plain scalars resolve as serde_yaml_ng resolves them
+//! (YAML 1.2 core schema: null, booleans, integers in 10/16/8/2, floats, else a string).
+
+use serde_json::{Map, Number, Value};
+
+/// Deeper nesting goes the serde_yaml_ng way (it has its own recursion limit).
+const MAX_DEPTH: usize = 100;
+
+/// libyaml's longest simple (implicit) key.
+const MAX_KEY_LEN: usize = 1024;
+
+/// Parses `text` into a JSON value (`Null` for an empty document), or `None` when the
+/// text is outside the subset.
+pub(crate) fn parse(text: &str) -> Option<Value> {
+    // Printable ASCII and newlines only: tabs, carriage returns, other line breaks
+    // (NEL, U+2028) and libyaml's character checks stay with libyaml.
+    if !text
+        .bytes()
+        .all(|b| b == b'\n' || (0x20..0x7f).contains(&b))
+    {
+        return None;
+    }
+    let mut scanner = Scanner {
+        src: text.as_bytes(),
+        pos: 0,
+        line_start: 0,
+        depth: 0,
+    };
+    scanner.skip_blank_lines()?;
+    if scanner.at_end() {
+        return Some(Value::Null);
+    }
+    let column = scanner.column();
+    let value = scanner.block_node(column, -1)?;
+    scanner.skip_blank_lines()?;
+    scanner.at_end().then_some(value)
+}
+
+struct Scanner<'a> {
+    src: &'a [u8],
+    pos: usize,
+    /// Offset of the current line's first byte.
+    line_start: usize,
+    depth: usize,
+}
+
+/// What ended a plain scalar's scan.
+#[derive(PartialEq)]
+enum Context {
+    Block,
+    Flow,
+}
+
+impl<'a> Scanner<'a> {
+    fn at_end(&self) -> bool {
+        self.pos >= self.src.len()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.src.get(self.pos).copied()
+    }
+
+    fn peek_at(&self, ahead: usize) -> Option<u8> {
+        self.src.get(self.pos + ahead).copied()
+    }
+
+    fn column(&self) -> isize {
+        (self.pos - self.line_start) as isize
+    }
+
+    /// Whether the byte `ahead` positions on is a space, a line end or the end.
+    fn blank_at(&self, ahead: usize) -> bool {
+        matches!(self.peek_at(ahead), None | Some(b' ' | b'\n'))
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.pos += 1;
+        }
+    }
+
+    /// Skips a comment up to (not over) its line end.
+    fn skip_comment(&mut self) {
+        while let Some(b) = self.peek() {
+            if b == b'\n' {
+                break;
+            }
+            self.pos += 1;
+        }
+    }
+
+    fn newline(&mut self) {
+        self.pos += 1;
+        self.line_start = self.pos;
+    }
+
+    /// Skips spaces, comments and line ends up to the next content. `None` on a document
+    /// marker (`---`, `...`) or a directive at a line's start.
+    fn skip_blank_lines(&mut self) -> Option<()> {
+        loop {
+            if self.pos == self.line_start {
+                let rest = &self.src[self.pos..];
+                if (rest.starts_with(b"---") || rest.starts_with(b"...")) && self.blank_at(3) {
+                    return None;
+                }
+                if rest.first() == Some(&b'%') {
+                    return None;
+                }
+            }
+            match self.peek() {
+                Some(b' ') => self.pos += 1,
+                Some(b'\n') => self.newline(),
+                Some(b'#') => self.skip_comment(),
+                _ => return Some(()),
+            }
+        }
+    }
+
+    /// After a node on its line: spaces and a comment only, then the next content.
+    fn end_of_line(&mut self) -> Option<()> {
+        self.skip_spaces();
+        match self.peek() {
+            None | Some(b'\n') => {}
+            Some(b'#') => self.skip_comment(),
+            _ => return None,
+        }
+        self.skip_blank_lines()
+    }
+
+    fn descend(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// A block node starting here at `column` (content inside a block collection whose
+    /// indentation is `parent`).
+    fn block_node(&mut self, column: isize, parent: isize) -> Option<Value> {
+        self.descend()?;
+        let value = match self.peek()? {
+            b'-' if self.blank_at(1) => self.block_sequence(column)?,
+            b'{' | b'[' => {
+                let value = self.flow_node(parent)?;
+                self.end_of_line()?;
+                value
+            }
+            _ => {
+                let key_start = self.pos;
+                let scalar = self.scalar(Context::Block)?;
+                self.skip_spaces();
+                if self.peek() == Some(b':') && self.blank_at(1) {
+                    self.pos = key_start;
+                    self.block_mapping(column)?
+                } else {
+                    self.end_of_line()?;
+                    scalar
+                }
+            }
+        };
+        self.depth -= 1;
+        Some(value)
+    }
+
+    /// A block sequence whose `-` entries sit at `column`.
+    fn block_sequence(&mut self, column: isize) -> Option<Value> {
+        let mut items = Vec::new();
+        loop {
+            // At a `-` followed by a blank.
+            self.pos += 1;
+            self.skip_spaces();
+            let item = match self.peek() {
+                None | Some(b'\n') | Some(b'#') => {
+                    self.end_of_line()?;
+                    self.nested_or_null(column)?
+                }
+                Some(_) => {
+                    let at = self.column();
+                    self.block_node(at, column)?
+                }
+            };
+            items.push(item);
+            if self.at_end() {
+                break;
+            }
+            let next = self.column();
+            if next > column {
+                return None;
+            }
+            if next < column || !(self.peek() == Some(b'-') && self.blank_at(1)) {
+                break;
+            }
+        }
+        Some(Value::Array(items))
+    }
+
+    /// The value of an entry whose line ended after its indicator: a node indented
+    /// more than `column`, or null.
+    fn nested_or_null(&mut self, column: isize) -> Option<Value> {
+        if self.at_end() {
+            return Some(Value::Null);
+        }
+        let at = self.column();
+        if at > column {
+            self.block_node(at, column)
+        } else {
+            Some(Value::Null)
+        }
+    }
+
+    /// A block mapping whose keys sit at `column`.
+    fn block_mapping(&mut self, column: isize) -> Option<Value> {
+        let mut object = Map::new();
+        loop {
+            let key = self.key(Context::Block)?;
+            self.skip_spaces();
+            // `:` followed by a blank, checked by the caller for the first key.
+            if !(self.peek() == Some(b':') && self.blank_at(1)) {
+                return None;
+            }
+            self.pos += 1;
+            self.skip_spaces();
+            let value = match self.peek() {
+                None | Some(b'\n') | Some(b'#') => {
+                    self.end_of_line()?;
+                    if !self.at_end()
+                        && self.column() == column
+                        && self.peek() == Some(b'-')
+                        && self.blank_at(1)
+                    {
+                        // A sequence may sit at its key's indentation.
+                        self.descend()?;
+                        let sequence = self.block_sequence(column)?;
+                        self.depth -= 1;
+                        sequence
+                    } else {
+                        self.nested_or_null(column)?
+                    }
+                }
+                Some(_) => self.inline_value(column)?,
+            };
+            if object.insert(key, value).is_some() {
+                return None;
+            }
+            if self.at_end() {
+                break;
+            }
+            let next = self.column();
+            if next > column {
+                return None;
+            }
+            if next < column {
+                break;
+            }
+            if self.peek() == Some(b'-') && self.blank_at(1) {
+                // A sequence entry at a mapping's indentation: not YAML.
+                return None;
+            }
+        }
+        Some(Value::Object(object))
+    }
+
+    /// A mapping value on its key's line: a scalar or a flow collection, then the line's end.
+    fn inline_value(&mut self, column: isize) -> Option<Value> {
+        let value = match self.peek()? {
+            b'{' | b'[' => self.flow_node(column)?,
+            b'-' if self.blank_at(1) => return None,
+            _ => self.scalar(Context::Block)?,
+        };
+        self.end_of_line()?;
+        Some(value)
+    }
+
+    /// A mapping key: a scalar that resolves to a string, on one line.
+    fn key(&mut self, context: Context) -> Option<String> {
+        let start = self.pos;
+        let key = match self.scalar(context)? {
+            Value::String(key) => key,
+            _ => return None,
+        };
+        (self.pos - start <= MAX_KEY_LEN).then_some(key)
+    }
+
+    /// A plain or quoted scalar on one line.
+    fn scalar(&mut self, context: Context) -> Option<Value> {
+        match self.peek()? {
+            b'\'' => self.single_quoted().map(Value::String),
+            b'"' => self.double_quoted().map(Value::String),
+            _ => self.plain(context),
+        }
+    }
+
+    fn plain(&mut self, context: Context) -> Option<Value> {
+        let first = self.peek()?;
+        match first {
+            // Indicators that start something else, or that this subset leaves out.
+            b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'%'
+            | b'@' | b'`' | b'?' | b':' => return None,
+            b'-' if self.blank_at(1) => return None,
+            _ => {}
+        }
+        let start = self.pos;
+        let mut end = self.pos;
+        while let Some(b) = self.peek() {
+            match b {
+                b'\n' => break,
+                b' ' if self.peek_at(1) == Some(b'#') => break,
+                b':' => {
+                    if self.blank_at(1) {
+                        break;
+                    }
+                    if context == Context::Flow {
+                        // libyaml reads `a:b` as one scalar in flow context, or fails.
+                        return None;
+                    }
+                }
+                b',' | b'[' | b']' | b'{' | b'}' if context == Context::Flow => break,
+                _ => {}
+            }
+            self.pos += 1;
+            if b != b' ' {
+                end = self.pos;
+            }
+        }
+        let text = std::str::from_utf8(&self.src[start..end]).ok()?;
+        resolve_plain(text)
+    }
+
+    fn single_quoted(&mut self) -> Option<String> {
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            let run_start = self.pos;
+            while !matches!(self.peek()?, b'\'' | b'\n') {
+                self.pos += 1;
+            }
+            out.push_str(std::str::from_utf8(&self.src[run_start..self.pos]).ok()?);
+            if self.peek()? == b'\n' {
+                return None;
+            }
+            self.pos += 1;
+            if self.peek() == Some(b'\'') {
+                out.push('\'');
+                self.pos += 1;
+            } else {
+                return Some(out);
+            }
+        }
+    }
+
+    fn double_quoted(&mut self) -> Option<String> {
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            let run_start = self.pos;
+            while !matches!(self.peek()?, b'"' | b'\\' | b'\n') {
+                self.pos += 1;
+            }
+            out.push_str(std::str::from_utf8(&self.src[run_start..self.pos]).ok()?);
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(out);
+                }
+                b'\n' => return None,
+                _ => {
+                    let escaped = self.peek_at(1)?;
+                    self.pos += 2;
+                    let c = match escaped {
+                        b'0' => '\0',
+                        b'a' => '\x07',
+                        b'b' => '\x08',
+                        b't' => '\t',
+                        b'n' => '\n',
+                        b'v' => '\x0b',
+                        b'f' => '\x0c',
+                        b'r' => '\r',
+                        b'e' => '\x1b',
+                        b' ' => ' ',
+                        b'"' => '"',
+                        b'/' => '/',
+                        b'\'' => '\'',
+                        b'\\' => '\\',
+                        b'x' => self.hex_escape(2)?,
+                        b'u' => self.hex_escape(4)?,
+                        b'U' => self.hex_escape(8)?,
+                        _ => return None,
+                    };
+                    out.push(c);
+                }
+            }
+        }
+    }
+
+    fn hex_escape(&mut self, digits: usize) -> Option<char> {
+        let hex = self.src.get(self.pos..self.pos + digits)?;
+        let hex = std::str::from_utf8(hex).ok()?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        self.pos += digits;
+        char::from_u32(u32::from_str_radix(hex, 16).ok()?)
+    }
+
+    /// Spaces, line ends and comments inside a flow collection. A line inside one must be
+    /// indented more than the block collection around it (`parent`).
+    fn skip_flow_blanks(&mut self, parent: isize) -> Option<()> {
+        loop {
+            match self.peek() {
+                Some(b' ') => self.pos += 1,
+                Some(b'\n') => {
+                    self.newline();
+                    self.skip_spaces();
+                    if self.column() <= parent && !self.at_end() && self.peek() != Some(b'\n') {
+                        return None;
+                    }
+                    if self.pos == self.line_start && self.peek() == Some(b'%') {
+                        return None;
+                    }
+                }
+                Some(b'#') => {
+                    let after_blank = self.pos == self.line_start || self.src[self.pos - 1] == b' ';
+                    if !after_blank {
+                        return None;
+                    }
+                    self.skip_comment();
+                }
+                _ => return Some(()),
+            }
+        }
+    }
+
+    /// `{...}` or `[...]` starting here.
+    fn flow_node(&mut self, parent: isize) -> Option<Value> {
+        self.descend()?;
+        let value = match self.peek()? {
+            b'{' => self.flow_mapping(parent)?,
+            b'[' => self.flow_sequence(parent)?,
+            _ => return None,
+        };
+        self.depth -= 1;
+        Some(value)
+    }
+
+    /// A flow collection's entry value.
+    fn flow_value(&mut self, parent: isize) -> Option<Value> {
+        match self.peek()? {
+            b'{' | b'[' => self.flow_node(parent),
+            b'-' if matches!(self.peek_at(1), Some(b' ' | b'\n' | b',' | b']' | b'}')) => None,
+            _ => {
+                let value = self.scalar(Context::Flow)?;
+                if self.src[self.pos - 1] != b'"' && self.src[self.pos - 1] != b'\'' {
+                    // A plain scalar that ran to a line end may continue on the next line.
+                    if self.peek() == Some(b'\n') {
+                        let save = (self.pos, self.line_start);
+                        self.skip_flow_blanks(parent)?;
+                        if !matches!(self.peek(), Some(b',' | b']' | b'}' | b':') | None) {
+                            return None;
+                        }
+                        (self.pos, self.line_start) = save;
+                    }
+                }
+                Some(value)
+            }
+        }
+    }
+
+    fn flow_sequence(&mut self, parent: isize) -> Option<Value> {
+        self.pos += 1;
+        let mut items = Vec::new();
+        loop {
+            self.skip_flow_blanks(parent)?;
+            if self.peek()? == b']' {
+                self.pos += 1;
+                return Some(Value::Array(items));
+            }
+            items.push(self.flow_value(parent)?);
+            self.skip_flow_blanks(parent)?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Some(Value::Array(items));
+                }
+                // `[a: b]` (a one-pair mapping) and anything else.
+                _ => return None,
+            }
+        }
+    }
+
+    fn flow_mapping(&mut self, parent: isize) -> Option<Value> {
+        self.pos += 1;
+        let mut object = Map::new();
+        loop {
+            self.skip_flow_blanks(parent)?;
+            if self.peek()? == b'}' {
+                self.pos += 1;
+                return Some(Value::Object(object));
+            }
+            let line = self.line_start;
+            let key = self.key(Context::Flow)?;
+            if self.line_start != line {
+                return None;
+            }
+            self.skip_spaces();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.pos += 1;
+            self.skip_flow_blanks(parent)?;
+            let value = match self.peek()? {
+                b',' | b'}' => Value::Null,
+                _ => self.flow_value(parent)?,
+            };
+            if object.insert(key, value).is_some() {
+                return None;
+            }
+            self.skip_flow_blanks(parent)?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Some(Value::Object(object));
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Resolves a plain scalar as serde_yaml_ng does for an untagged one. `None` for the
+/// integers it hands on as 128-bit (the JSON value path does not take them).
+fn resolve_plain(text: &str) -> Option<Value> {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+        "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+        _ => {}
+    }
+    let first = text.as_bytes()[0];
+    // Every number starts with a digit, a sign or a dot; anything else is a string.
+    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
+        return Some(Value::String(text.to_owned()));
+    }
+    if let Some(int) = unsigned_int(text) {
+        return Some(match u64::try_from(int) {
+            Ok(int) => Value::Number(int.into()),
+            Err(_) => return None,
+        });
+    }
+    if let Some(int) = negative_int(text) {
+        return Some(match i64::try_from(int) {
+            Ok(int) => Value::Number(int.into()),
+            Err(_) => return None,
+        });
+    }
+    if !digits_but_not_number(text) {
+        if let Some(float) = float(text) {
+            return Some(Number::from_f64(float).map_or(Value::Null, Value::Number));
+        }
+    }
+    Some(Value::String(text.to_owned()))
+}
+
+/// An optional `+`, then `0x`/`0o`/`0b` digits or decimal digits (serde_yaml_ng's
+/// `parse_unsigned_int` at 128 bits).
+fn unsigned_int(text: &str) -> Option<u128> {
+    let unsigned = text.strip_prefix('+').unwrap_or(text);
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(rest) = unsigned.strip_prefix(prefix) {
+            if rest.starts_with(['+', '-']) {
+                return None;
+            }
+            if let Ok(int) = u128::from_str_radix(rest, radix) {
+                return Some(int);
+            }
+        }
+    }
+    if unsigned.starts_with(['+', '-']) || digits_but_not_number(text) {
+        return None;
+    }
+    unsigned.parse::<u128>().ok()
+}
+
+/// `-` then `0x`/`0o`/`0b` digits or decimal digits (serde_yaml_ng's
+/// `parse_negative_int` at 128 bits).
+fn negative_int(text: &str) -> Option<i128> {
+    let rest = text.strip_prefix('-')?;
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(digits) = rest.strip_prefix(prefix) {
+            if digits.starts_with(['+', '-']) {
+                // `-0x-1` would parse as positive below; serde_yaml_ng formats "--1".
+                return None;
+            }
+            if let Ok(int) = i128::from_str_radix(&format!("-{digits}"), radix) {
+                return Some(int);
+            }
+        }
+    }
+    if digits_but_not_number(text) {
+        return None;
+    }
+    text.parse::<i128>().ok()
+}
+
+fn float(text: &str) -> Option<f64> {
+    let unsigned = match text.strip_prefix('+') {
+        Some(rest) if rest.starts_with(['+', '-']) => return None,
+        Some(rest) => rest,
+        None => text,
+    };
+    match unsigned {
+        ".inf" | ".Inf" | ".INF" => return Some(f64::INFINITY),
+        _ => {}
+    }
+    match text {
+        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
+        _ => {}
+    }
+    unsigned.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// Leading zeros followed by digits are a string in YAML 1.2.
+fn digits_but_not_number(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    digits.len() > 1 && digits.starts_with('0') && digits[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests;
