@@ -206,6 +206,11 @@ impl ResourceDump {
         Self(std::sync::Arc::new(res.clone()))
     }
 
+    /// Keeps `res` for /config_dump, sharing it (no copy of its bytes).
+    pub fn shared(res: std::sync::Arc<prost_types::Any>) -> Self {
+        Self(res)
+    }
+
     /// The resource as /config_dump shows it.
     pub fn json(&self) -> serde_json::Value {
         resource_json(&self.0)

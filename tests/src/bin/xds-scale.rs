@@ -147,7 +147,7 @@ struct Outcome {
 fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start at state (field 3);
-    // utime and stime are fields 14 and 15, in clock ticks.
+    // utime and stime are fields 14 and 15.
     let rest = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest)
