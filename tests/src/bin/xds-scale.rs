@@ -159,12 +159,8 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
             .context("short /proc/<pid>/stat")?
             .parse()?)
     };
-    // SAFETY: sysconf reads a constant and has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let per_second = u64::try_from(per_second)
-        .ok()
-        .filter(|&t| t > 0)
-        .unwrap_or(100);
+    // /proc counts in USER_HZ ticks: 100 per second on Linux.
+    let per_second = 100;
     let total = ticks(11)? + ticks(12)?;
     Ok(Duration::from_millis(total * 1000 / per_second))
 }
