@@ -25,6 +25,7 @@ mod translate;
 mod typed_struct;
 mod unknown_fields;
 mod v2_hints;
+mod wire_walk;
 mod yaml_json;
 mod yaml_scan;
 

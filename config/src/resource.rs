@@ -17,8 +17,8 @@ use baton_proto::pb::envoy::config::route::v3 as route_pb;
 use crate::error::ConfigError;
 use crate::load::{parse_text, pool, to_dynamic, to_json};
 use crate::model;
-use crate::supported;
 use crate::translate::{self, Context, Env};
+use crate::wire_walk;
 use crate::Bootstrap;
 
 pub use crate::model::ClusterLoadAssignment;
@@ -206,6 +206,11 @@ impl ResourceDump {
         Self(std::sync::Arc::new(res.clone()))
     }
 
+    /// Keeps `res` for /config_dump, sharing it (no copy of its bytes).
+    pub fn shared(res: std::sync::Arc<prost_types::Any>) -> Self {
+        Self(res)
+    }
+
     /// The resource as /config_dump shows it.
     pub fn json(&self) -> serde_json::Value {
         resource_json(&self.0)
@@ -261,7 +266,8 @@ fn read_name(res: &prost_types::Any) -> Option<String> {
         .filter(|name| !name.is_empty())
 }
 
-/// Type check, supported-field walk, then the prost message and its name.
+/// Type check, the prost message, the unknown-field and supported-field walks over its
+/// bytes; returns the message and its name.
 fn decode<T: Message + Default>(
     ctx: &ResourceContext,
     res: &prost_types::Any,
@@ -290,11 +296,12 @@ fn decode<T: Message + Default>(
     let descriptor = pool()
         .get_message_by_name(message_name)
         .ok_or_else(|| error(res, name.clone(), unknown_type(expected)))?;
-    let dynamic =
-        DynamicMessage::decode(descriptor, res.value.as_slice()).map_err(|e| undecodable(&e))?;
+    // Decoded once, by prost; the checks below read the same bytes with the descriptor
+    // (a second decode into a DynamicMessage cost more than translating).
+    let proto = T::decode(res.value.as_slice()).map_err(|e| undecodable(&e))?;
     if ctx.unknown_fields != UnknownFields::Ignore {
-        let mut unknown = Vec::new();
-        collect_unknown_fields(&dynamic, &mut String::new(), &mut unknown);
+        let unknown = wire_walk::unknown_fields(&descriptor, &res.value)
+            .map_err(|e| error(res, name.clone(), e))?;
         if let Some(first) = unknown.first() {
             if ctx.unknown_fields == UnknownFields::Reject {
                 let (path, number) = first;
@@ -318,62 +325,8 @@ fn decode<T: Message + Default>(
             }
         }
     }
-    supported::check(&dynamic).map_err(|e| error(res, name.clone(), e))?;
-    let proto = T::decode(res.value.as_slice()).map_err(|e| undecodable(&e))?;
+    wire_walk::check_supported(&descriptor, &res.value).map_err(|e| error(res, name.clone(), e))?;
     Ok((proto, name))
-}
-
-/// Unknown fields (by number) of `message` and of the messages inside it, with the path
-/// of the message holding each (contents of `Any` fields are not looked into). Bounded.
-/// `path` is one buffer extended and truncated on the way: paths are only materialised
-/// for the (rare) unknown fields found.
-fn collect_unknown_fields(
-    message: &DynamicMessage,
-    path: &mut String,
-    out: &mut Vec<(String, u32)>,
-) {
-    use std::fmt::Write as _;
-    const MAX_REPORTED: usize = 64;
-    for field in message.unknown_fields() {
-        if out.len() < MAX_REPORTED {
-            out.push((path.clone(), field.number()));
-        }
-    }
-    for (field, value) in message.fields() {
-        if out.len() >= MAX_REPORTED {
-            return;
-        }
-        let parent = path.len();
-        if !path.is_empty() {
-            path.push('.');
-        }
-        path.push_str(field.name());
-        match value {
-            Value::Message(inner) => collect_unknown_fields(inner, path, out),
-            Value::List(items) => {
-                let list = path.len();
-                for (index, item) in items.iter().enumerate() {
-                    if let Value::Message(inner) = item {
-                        let _ = write!(path, "[{index}]");
-                        collect_unknown_fields(inner, path, out);
-                        path.truncate(list);
-                    }
-                }
-            }
-            Value::Map(entries) => {
-                let map = path.len();
-                for (key, item) in entries {
-                    if let Value::Message(inner) = item {
-                        let _ = write!(path, "[{key:?}]");
-                        collect_unknown_fields(inner, path, out);
-                        path.truncate(map);
-                    }
-                }
-            }
-            _ => {}
-        }
-        path.truncate(parent);
-    }
 }
 
 /// Wraps a translate error; translate functions prefix paths with the resource's own

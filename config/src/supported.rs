@@ -672,9 +672,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// Messages whose contents translation checks itself: a `load_balancing_policy` lists
 /// alternatives of which only the chosen one must be supported (Envoy skips types it does
 /// not know), so translation walks that one with [`check_any`].
-const CHECKED_BY_TRANSLATION: &[&str] = &["envoy.config.cluster.v3.LoadBalancingPolicy"];
+pub(crate) const CHECKED_BY_TRANSLATION: &[&str] = &["envoy.config.cluster.v3.LoadBalancingPolicy"];
 
-fn allowed_fields(message: &str) -> Option<&'static [&'static str]> {
+pub(crate) fn allowed_fields(message: &str) -> Option<&'static [&'static str]> {
     // A map, not a scan of ALLOWED: the walk asks once per message of every resource.
     static BY_NAME: OnceLock<HashMap<&'static str, &'static [&'static str]>> = OnceLock::new();
     BY_NAME
@@ -703,7 +703,7 @@ pub(crate) fn check_any(any: &prost_types::Any, path: &str) -> Result<()> {
     walk(&inner, &mut path.to_string())
 }
 
-fn join(path: &str, field: &str) -> String {
+pub(crate) fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_string()
     } else {

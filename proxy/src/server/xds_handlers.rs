@@ -86,7 +86,7 @@ impl ResourceHandler for CdsHandler {
                         ClusterSource::Cds {
                             version_info: update.version_info.clone(),
                             config_hash: hash(&r.any.value),
-                            config_dump: Some(resource::ResourceDump::new(&r.any)),
+                            config_dump: Some(resource::ResourceDump::shared(r.any.clone())),
                         },
                     )
                 })
@@ -229,7 +229,7 @@ impl ResourceHandler for LdsHandler {
                     added_via_api: true,
                     version_info: update.version_info.clone(),
                     last_updated: SystemTime::now(),
-                    config_dump: Some(resource::ResourceDump::new(&r.any)),
+                    config_dump: Some(resource::ResourceDump::shared(r.any.clone())),
                 };
                 let address = model.address;
                 match self
@@ -284,7 +284,7 @@ impl ResourceHandler for RdsHandler {
                             RouteConfigMeta {
                                 version_info: update.version_info.clone(),
                                 last_updated: SystemTime::now(),
-                                config_dump: resource::ResourceDump::new(&r.any),
+                                config_dump: resource::ResourceDump::shared(r.any.clone()),
                             },
                         );
                         provider.stats().accepted(&update.version_info);

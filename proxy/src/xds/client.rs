@@ -338,7 +338,7 @@ fn load_file(path: &Path) -> Result<Update, String> {
         resources.push(Resource {
             name,
             version: resp.version_info.clone(),
-            any,
+            any: Arc::new(any),
         });
     }
     Ok(Update {

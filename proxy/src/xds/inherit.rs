@@ -11,7 +11,7 @@
 //! the new generation behaves exactly as Envoy's.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use baton_proto::pb::baton::hot_restart::v1 as pb;
 use prost::Message;
@@ -22,7 +22,7 @@ use super::{Resource, Update};
 struct TypeState {
     version_info: String,
     /// name -> (version, resource)
-    resources: BTreeMap<String, (String, prost_types::Any)>,
+    resources: BTreeMap<String, (String, Arc<prost_types::Any>)>,
 }
 
 /// The resources this generation accepted, kept current as updates are ACKed.
@@ -68,7 +68,7 @@ impl AcceptedState {
                         .map(|(name, (version, any))| pb::XdsResource {
                             name: name.clone(),
                             version: version.clone(),
-                            resource: Some(any.clone()),
+                            resource: Some((**any).clone()),
                         })
                         .collect(),
                 })
@@ -101,7 +101,7 @@ impl Inherited {
                             Some(Resource {
                                 name: r.name,
                                 version: r.version,
-                                any: r.resource?,
+                                any: Arc::new(r.resource?),
                             })
                         })
                         .collect(),
@@ -148,10 +148,10 @@ mod tests {
         Resource {
             name: name.into(),
             version: version.into(),
-            any: prost_types::Any {
+            any: Arc::new(prost_types::Any {
                 type_url: "t".into(),
                 value: name.as_bytes().to_vec(),
-            },
+            }),
         }
     }
 

@@ -48,8 +48,9 @@ pub struct Resource {
     pub name: String,
     /// Delta: the resource's own version; SotW: the response's `version_info`.
     pub version: String,
-    /// The resource.
-    pub any: prost_types::Any,
+    /// The resource as received, shared with what keeps it (the accepted state handed
+    /// to a successor, `/config_dump`) instead of copied for each.
+    pub any: std::sync::Arc<prost_types::Any>,
 }
 
 /// One response, for a handler to apply.

@@ -604,8 +604,14 @@ async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) -> Op
         st.update_attempt.inc();
     }
     let (update, nonce) = match resp {
-        Response::Sotw(r) => (sotw_update(&r), r.nonce),
-        Response::Delta(r) => (delta_update(&r), r.nonce),
+        Response::Sotw(mut r) => {
+            let nonce = std::mem::take(&mut r.nonce);
+            (sotw_update(r), nonce)
+        }
+        Response::Delta(mut r) => {
+            let nonce = std::mem::take(&mut r.nonce);
+            (delta_update(r), nonce)
+        }
     };
     let version_info = update
         .as_ref()
@@ -713,10 +719,10 @@ enum Outgoing {
 
 /// A SotW response as an update: every resource named, no duplicates, all of the
 /// response's type.
-fn sotw_update(r: &discovery::DiscoveryResponse) -> Result<Update, String> {
+fn sotw_update(r: discovery::DiscoveryResponse) -> Result<Update, String> {
     let mut resources = Vec::with_capacity(r.resources.len());
     let mut seen = std::collections::HashSet::with_capacity(r.resources.len());
-    for any in &r.resources {
+    for any in r.resources {
         let any = unwrap_resource(any)?;
         if any.type_url != r.type_url {
             return Err(format!(
@@ -731,11 +737,11 @@ fn sotw_update(r: &discovery::DiscoveryResponse) -> Result<Update, String> {
         resources.push(Resource {
             name,
             version: r.version_info.clone(),
-            any,
+            any: Arc::new(any),
         });
     }
     Ok(Update {
-        version_info: r.version_info.clone(),
+        version_info: r.version_info,
         resources,
         removed: Vec::new(),
         state_of_the_world: true,
@@ -744,10 +750,10 @@ fn sotw_update(r: &discovery::DiscoveryResponse) -> Result<Update, String> {
 
 /// A resource possibly wrapped in `envoy.service.discovery.v3.Resource` (what some
 /// control planes send in SotW too).
-fn unwrap_resource(any: &prost_types::Any) -> Result<prost_types::Any, String> {
+fn unwrap_resource(any: prost_types::Any) -> Result<prost_types::Any, String> {
     const WRAPPER: &str = "type.googleapis.com/envoy.service.discovery.v3.Resource";
     if any.type_url != WRAPPER {
-        return Ok(any.clone());
+        return Ok(any);
     }
     use prost::Message;
     let wrapped = discovery::Resource::decode(any.value.as_slice())
@@ -757,11 +763,11 @@ fn unwrap_resource(any: &prost_types::Any) -> Result<prost_types::Any, String> {
         .ok_or_else(|| format!("wrapped resource '{}' has no resource", wrapped.name))
 }
 
-fn delta_update(r: &discovery::DeltaDiscoveryResponse) -> Result<Update, String> {
+fn delta_update(r: discovery::DeltaDiscoveryResponse) -> Result<Update, String> {
     let mut resources = Vec::with_capacity(r.resources.len());
     let mut seen = std::collections::HashSet::with_capacity(r.resources.len());
-    for res in &r.resources {
-        let Some(any) = &res.resource else {
+    for res in r.resources {
+        let Some(any) = res.resource else {
             // A heartbeat or name-only entry: nothing to apply.
             continue;
         };
@@ -772,23 +778,23 @@ fn delta_update(r: &discovery::DeltaDiscoveryResponse) -> Result<Update, String>
             ));
         }
         let name = if res.name.is_empty() {
-            baton_config::resource::resource_name(any).map_err(|e| e.to_string())?
+            baton_config::resource::resource_name(&any).map_err(|e| e.to_string())?
         } else {
-            res.name.clone()
+            res.name
         };
         if !seen.insert(name.clone()) {
             return Err(format!("duplicate resource name '{name}' in one response"));
         }
         resources.push(Resource {
             name,
-            version: res.version.clone(),
-            any: any.clone(),
+            version: res.version,
+            any: Arc::new(any),
         });
     }
     Ok(Update {
-        version_info: r.system_version_info.clone(),
+        version_info: r.system_version_info,
         resources,
-        removed: r.removed_resources.clone(),
+        removed: r.removed_resources,
         state_of_the_world: false,
     })
 }

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Every wait is bounded (`--timeout-s`, default 600); every proxy is killed by pid when
-//! its run ends.
+//! its run ends (with `XDS_SCALE_SIGTERM` set, first stopped by SIGTERM and awaited, so a
+//! profiler wrapping it writes its output).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -129,6 +130,10 @@ struct Outcome {
     response_to_ack: Vec<Duration>,
     /// First CDS response -> RDS ACK.
     total: Duration,
+    /// The proxy's CPU time (user + system) from just before the first CDS response to
+    /// its RDS ACK: the counted work of applying the whole configuration, which a loaded
+    /// machine does not inflate as it does wall time.
+    push_cpu: Duration,
     /// VmRSS once everything was ACKed and `/c0` served, in KiB.
     rss_kib: u64,
     /// Requests the proxy sent for each type up to its ACK (2: the first and the ACK).
@@ -136,6 +141,28 @@ struct Outcome {
     /// `server.stats_overflow` once serving (stats the region had no room for); None
     /// when the proxy has no such stat (Envoy).
     stats_overflow: Option<u64>,
+}
+
+/// CPU time (utime + stime) `pid` has used so far, from /proc/<pid>/stat.
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at state (field 3);
+    // utime and stime are fields 14 and 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("no ')' in /proc/<pid>/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(index)
+            .context("short /proc/<pid>/stat")?
+            .parse()?)
+    };
+    // /proc counts in USER_HZ ticks: 100 per second on Linux.
+    let per_second = 100;
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_millis(total * 1000 / per_second))
 }
 
 /// Resident set size of `pid` in KiB, from /proc.
@@ -150,7 +177,6 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 
 async fn run(binary: &Path, snapshot: &Snapshot, timeout: Duration) -> anyhow::Result<Outcome> {
     let cp = ControlPlane::start().await?;
-    snapshot.serve(&cp)?;
     let bootstrap = baton_tests::config::XdsBootstrap::new(cp.addr())
         .initial_fetch_timeout(Duration::ZERO)
         .build();
@@ -160,7 +186,13 @@ async fn run(binary: &Path, snapshot: &Snapshot, timeout: Duration) -> anyhow::R
         no_wait_ready: true,
         ..Default::default()
     };
-    let proxy = Proxy::start_with(&bootstrap, options).await?;
+    let mut proxy = Proxy::start_with(&bootstrap, options).await?;
+    // The snapshot is served once the proxy asked for clusters, so its CPU time up to
+    // here (start-up) is not counted in the push.
+    cp.wait_for_request(|r| r.type_url == CLUSTER_TYPE, timeout)
+        .await?;
+    let cpu_before = cpu_time(proxy.pid())?;
+    snapshot.serve(&cp)?;
     let mut response_to_ack = Vec::new();
     let mut request_counts = Vec::new();
     let mut first_cds = None;
@@ -208,11 +240,14 @@ async fn run(binary: &Path, snapshot: &Snapshot, timeout: Duration) -> anyhow::R
                 .map(|r| r.at);
         }
         if type_url == ROUTE_TYPE {
-            rds_ack = Some(ack.at);
+            rds_ack = Some((ack.at, cpu_time(proxy.pid())?));
         }
     }
-    let total = match (first_cds, rds_ack) {
-        (Some(start), Some(end)) => end.saturating_duration_since(start),
+    let (total, push_cpu) = match (first_cds, rds_ack) {
+        (Some(start), Some((end, cpu_after))) => (
+            end.saturating_duration_since(start),
+            cpu_after.saturating_sub(cpu_before),
+        ),
         _ => bail!("no CDS response or RDS ACK"),
     };
     // Serving: /c0 goes through cluster c0 to the echo upstream (the listener may still
@@ -235,10 +270,17 @@ async fn run(binary: &Path, snapshot: &Snapshot, timeout: Duration) -> anyhow::R
                 .find_map(|line| line.strip_prefix("server.stats_overflow: "))
                 .and_then(|value| value.trim().parse().ok())
         });
+    if std::env::var_os("XDS_SCALE_SIGTERM").is_some() {
+        // A profiler wrapping the proxy (valgrind --tool=callgrind) writes its output when
+        // the process exits, which SIGKILL at drop would prevent.
+        proxy.sigterm()?;
+        proxy.wait_exit(timeout).await?;
+    }
     Ok(Outcome {
         binary: binary.to_path_buf(),
         response_to_ack,
         total,
+        push_cpu,
         rss_kib,
         requests: request_counts,
         stats_overflow,
@@ -280,6 +322,11 @@ fn print_table(n: usize, outcomes: &[Outcome]) {
     print!("{:<44}", "first CDS response -> RDS ACK (ms)");
     for outcome in outcomes {
         print!("{:>14}", ms(outcome.total));
+    }
+    println!();
+    print!("{:<44}", "proxy CPU, CDS response -> RDS ACK (ms)");
+    for outcome in outcomes {
+        print!("{:>14}", ms(outcome.push_cpu));
     }
     println!();
     print!("{:<44}", "RSS once serving (MiB)");
