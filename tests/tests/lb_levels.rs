@@ -38,6 +38,11 @@ fn with_runtime(mut config: Value, values: Value) -> Value {
     config
 }
 
+/// A proxy routing to `backend` (see [`config_for`]) with the static runtime `values`.
+async fn start_with_runtime(backend: Value, values: Value) -> anyhow::Result<Proxy> {
+    Proxy::start(&with_runtime(config_for(backend), values)).await
+}
+
 /// Priority 0: `a1` healthy and `u1` marked unhealthy (half healthy); priority 1: `x1`.
 async fn half_healthy_priority_zero(
     factor: Option<u32>,
@@ -142,11 +147,8 @@ async fn healthy_panic_threshold_zero_never_panics() -> anyhow::Result<()> {
 async fn healthy_panic_threshold_runtime_key_overrides_the_cluster() -> anyhow::Result<()> {
     let (_ups, mut backend) = quarter_healthy().await?;
     backend["common_lb_config"] = json!({ "healthy_panic_threshold": { "value": 60 } });
-    let config = with_runtime(
-        config_for(backend),
-        json!({ "upstream.healthy_panic_threshold": 0 }),
-    );
-    let proxy = Proxy::start(&config).await?;
+    let proxy =
+        start_with_runtime(backend, json!({ "upstream.healthy_panic_threshold": 0 })).await?;
     let counts = spread(&proxy, 20).await?;
     assert_eq!(in_zone(&counts, 'a'), 20, "{counts:?}");
     assert_counters(&proxy, &[("lb_healthy_panic", 0)]).await?;
@@ -189,11 +191,7 @@ const ZONE_COUNTERS_OFF: [(&str, u64); 3] = [
 #[tokio::test]
 async fn zone_routing_enabled_zero_in_runtime_turns_routing_off() -> anyhow::Result<()> {
     let (_ups, backend) = even_zones().await?;
-    let config = with_runtime(
-        config_for(backend),
-        json!({ "upstream.zone_routing.enabled": 0 }),
-    );
-    let proxy = Proxy::start(&config).await?;
+    let proxy = start_with_runtime(backend, json!({ "upstream.zone_routing.enabled": 0 })).await?;
     let counts = spread(&proxy, 12).await?;
     // Plain round robin over both zones.
     assert!(in_zone(&counts, 'b') > 0, "{counts:?}");
@@ -205,11 +203,11 @@ async fn zone_routing_enabled_zero_in_runtime_turns_routing_off() -> anyhow::Res
 async fn zone_routing_min_cluster_size_in_runtime_overrides_the_cluster() -> anyhow::Result<()> {
     let (_ups, mut backend) = even_zones().await?;
     backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 2 } });
-    let config = with_runtime(
-        config_for(backend),
+    let proxy = start_with_runtime(
+        backend,
         json!({ "upstream.zone_routing.min_cluster_size": 100 }),
-    );
-    let proxy = Proxy::start(&config).await?;
+    )
+    .await?;
     let counts = spread(&proxy, 12).await?;
     assert!(in_zone(&counts, 'b') > 0, "{counts:?}");
     assert_counters(&proxy, &ZONE_COUNTERS_OFF).await?;
@@ -230,11 +228,11 @@ async fn force_local_zone_min_size_in_runtime_forces_the_local_zone() -> anyhow:
         ],
     );
     backend["common_lb_config"] = json!({ "zone_aware_lb_config": { "min_cluster_size": 1 } });
-    let config = with_runtime(
-        config_for(backend),
+    let proxy = start_with_runtime(
+        backend,
         json!({ "upstream.zone_routing.force_local_zone.min_size": 1 }),
-    );
-    let proxy = Proxy::start(&config).await?;
+    )
+    .await?;
     let counts = spread(&proxy, 12).await?;
     assert_eq!(in_zone(&counts, 'a'), 12, "{counts:?}");
     assert_counters(&proxy, &[("lb_zone_routing_all_directly", 12)]).await?;
@@ -244,8 +242,7 @@ async fn force_local_zone_min_size_in_runtime_forces_the_local_zone() -> anyhow:
 #[tokio::test]
 async fn runtime_modify_turns_zone_routing_off_for_the_next_picks() -> anyhow::Result<()> {
     let (_ups, backend) = even_zones().await?;
-    let config = with_runtime(config_for(backend), json!({}));
-    let proxy = Proxy::start(&config).await?;
+    let proxy = start_with_runtime(backend, json!({})).await?;
     let before = spread(&proxy, 6).await?;
     assert_eq!(in_zone(&before, 'a'), 6, "{before:?}");
     let resp = proxy

@@ -83,15 +83,7 @@ async fn glob_collections_are_subscribed_named_and_removed(
     wait_all_acked(&cp, "1").await?;
     // The subscriptions name the collections.
     for (type_url, locator) in [(CLUSTER_TYPE, CLUSTERS), (LISTENER_TYPE, LISTENERS)] {
-        let first = cp
-            .requests()
-            .into_iter()
-            .find(|r| r.type_url == type_url)
-            .ok_or_else(|| anyhow::anyhow!("no {type_url} request"))?;
-        let names = match transport {
-            XdsTransport::Sotw => first.resource_names,
-            XdsTransport::Delta => first.subscribe,
-        };
+        let names = first_subscription(&cp, type_url, transport)?;
         assert_eq!(names, [locator]);
     }
     // Members are named by their URLs.

@@ -38,15 +38,7 @@ async fn xdstp_names_are_subscribed_by_name(transport: XdsTransport) -> anyhow::
     wait_all_acked(&cp, "1").await?;
     wait_served_by(proxy.listener_addr("http").await?, "a").await?;
     for (type_url, name) in [(ENDPOINT_TYPE, SERVICE), (ROUTE_TYPE, ROUTES)] {
-        let first = cp
-            .requests()
-            .into_iter()
-            .find(|r| r.type_url == type_url)
-            .ok_or_else(|| anyhow::anyhow!("no {type_url} request"))?;
-        let names = match transport {
-            XdsTransport::Sotw => first.resource_names,
-            XdsTransport::Delta => first.subscribe,
-        };
+        let names = first_subscription(&cp, type_url, transport)?;
         assert_eq!(names, [name]);
     }
     Ok(())

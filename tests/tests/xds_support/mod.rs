@@ -99,6 +99,24 @@ pub fn set_all(
 }
 
 /// Waits (bounded) until every type of the usual snapshot at `version` was ACKed.
+/// The names the first request for `type_url` subscribed to (`resource_names` over state
+/// of the world, `resource_names_subscribe` over delta).
+pub fn first_subscription(
+    cp: &ControlPlane,
+    type_url: &str,
+    transport: XdsTransport,
+) -> anyhow::Result<Vec<String>> {
+    let first = cp
+        .requests()
+        .into_iter()
+        .find(|r| r.type_url == type_url)
+        .ok_or_else(|| anyhow::anyhow!("no {type_url} request"))?;
+    Ok(match transport {
+        XdsTransport::Sotw => first.resource_names,
+        XdsTransport::Delta => first.subscribe,
+    })
+}
+
 pub async fn wait_all_acked(cp: &ControlPlane, version: &str) -> anyhow::Result<()> {
     for type_url in [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE] {
         cp.wait_for_ack(type_url, version, XDS_TIMEOUT).await?;
