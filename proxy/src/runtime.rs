@@ -1,7 +1,8 @@
 //! The layered runtime's values as the data plane reads them: the static layers of
 //! `layered_runtime` merged in order, then the admin layer's overrides (`/runtime_modify`)
 //! when the bootstrap has an admin layer. Readers take a snapshot without locking (one
-//! atomic load); writers (startup, the admin endpoint) replace it whole.
+//! atomic load); writers (startup, the admin endpoint) replace it whole, counting each
+//! load in Envoy's `runtime.*` stats.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -119,6 +120,48 @@ pub fn snapshot() -> Arc<Snapshot> {
     cell().load_full()
 }
 
+/// `runtime.*`: Envoy's loader stats. Baton has no disk layers (refused in config) and
+/// no load that can fail, so `override_dir_exists` and `load_error` stay 0 as Envoy's do
+/// without them.
+struct LoaderStats {
+    load_success: baton_shared_stats::Counter,
+    override_dir_not_exists: baton_shared_stats::Counter,
+    num_keys: baton_shared_stats::Gauge,
+    num_layers: baton_shared_stats::Gauge,
+    admin_overrides_active: baton_shared_stats::Gauge,
+    _load_error: baton_shared_stats::Counter,
+    _override_dir_exists: baton_shared_stats::Counter,
+}
+
+/// Counts `loads` loads of `snapshot` (None: no stats store, e.g. unit tests).
+fn record_loads(snapshot: &Snapshot, loads: u64) {
+    static STATS: OnceLock<Option<LoaderStats>> = OnceLock::new();
+    let stats = STATS.get_or_init(|| {
+        crate::stats::installed().then(|| {
+            let scope = crate::stats::Scope::new(crate::stats::store(), "runtime.");
+            LoaderStats {
+                load_success: scope.counter("load_success"),
+                override_dir_not_exists: scope.counter("override_dir_not_exists"),
+                num_keys: scope.gauge("num_keys"),
+                num_layers: scope.gauge("num_layers"),
+                admin_overrides_active: scope.gauge("admin_overrides_active"),
+                _load_error: scope.counter("load_error"),
+                _override_dir_exists: scope.counter("override_dir_exists"),
+            }
+        })
+    });
+    if let Some(stats) = stats {
+        stats.load_success.add(loads);
+        // Envoy counts a missing override directory on every load.
+        stats.override_dir_not_exists.add(loads);
+        stats.num_keys.set(snapshot.values.len() as u64);
+        stats.num_layers.set(snapshot.layers.len() as u64);
+        stats
+            .admin_overrides_active
+            .set(u64::from(!snapshot.admin.is_empty()));
+    }
+}
+
 /// The load balancers' runtime keys now (one atomic load, no lookup: read per pick).
 pub fn lb_keys() -> LbKeys {
     cell().load().lb
@@ -126,7 +169,11 @@ pub fn lb_keys() -> LbKeys {
 
 /// Installs the bootstrap's layers (at startup), keeping no admin overrides.
 pub fn install(layers: &[RuntimeLayer]) {
-    cell().store(Arc::new(Snapshot::build(layers.to_vec(), Vec::new())));
+    let snapshot = Arc::new(Snapshot::build(layers.to_vec(), Vec::new()));
+    // Envoy loads twice while starting (again once its runtime discovery is ready, also
+    // without RTDS layers): counted the same.
+    record_loads(&snapshot, 2);
+    cell().store(snapshot);
 }
 
 /// `/runtime_modify` could not apply its overrides.
@@ -153,7 +200,9 @@ pub fn modify(pairs: &[(String, String)]) -> Result<(), ModifyError> {
     }
     let mut admin: Vec<(String, String)> = admin.into_iter().collect();
     admin.sort();
-    cell().store(Arc::new(Snapshot::build(current.layers.clone(), admin)));
+    let snapshot = Arc::new(Snapshot::build(current.layers.clone(), admin));
+    record_loads(&snapshot, 1);
+    cell().store(snapshot);
     Ok(())
 }
 

@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use super::LoadAssignment;
 
+/// Envoy's runtime flag under which xDS-TP singletons (EDS, RDS) go to the config source
+/// of their authority (`config_sources` / `default_config_source`).
+pub const XDSTP_SINGLETONS_FLAG: &str =
+    "envoy.reloadable_features.xdstp_based_config_singleton_subscriptions";
+
 /// Envoy's default `initial_fetch_timeout`.
 pub const DEFAULT_INITIAL_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 

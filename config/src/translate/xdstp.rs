@@ -18,8 +18,7 @@ const CLUSTER: &str = "envoy.config.cluster.v3.Cluster";
 const LISTENER: &str = "envoy.config.listener.v3.Listener";
 
 /// Runtime flag under which Envoy routes xDS-TP singletons through `config_sources`.
-pub(crate) const ROUTE_SINGLETONS_FLAG: &str =
-    "envoy.reloadable_features.xdstp_based_config_singleton_subscriptions";
+pub(crate) const ROUTE_SINGLETONS_FLAG: &str = model::XDSTP_SINGLETONS_FLAG;
 
 /// `cds_resources_locator` / `lds_resources_locator` (`field`) of `dynamic`, delivered
 /// through `source` (the `cds_config` / `lds_config`): the glob collection's URL.

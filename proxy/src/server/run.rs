@@ -306,10 +306,16 @@ async fn serve(state: Arc<ServerState>, mut loaded: Loaded) -> anyhow::Result<u8
     let bootstrap_proto = std::mem::take(&mut loaded.proto);
     dynamic.attach_sds();
 
-    let runtime_keys = model.runtime_keys();
-    if !runtime_keys.is_empty() {
-        // Envoy's runtime keys are feature flags and tunables of Envoy's own code.
-        warn!(keys = ?runtime_keys, "layered_runtime: shown by /runtime, but Baton acts on none of these keys");
+    // Envoy's feature flags switch Envoy's own code paths; Baton reads only the
+    // federation flag among them (other keys: route `runtime_fraction`, access-log
+    // filters and the load balancers read them by name).
+    let feature_flags: Vec<&str> = model
+        .runtime_keys()
+        .into_iter()
+        .filter(|k| k.starts_with("envoy.") && *k != baton_config::model::XDSTP_SINGLETONS_FLAG)
+        .collect();
+    if !feature_flags.is_empty() {
+        warn!(keys = ?feature_flags, "layered_runtime: Envoy feature flags are shown by /runtime, but Baton acts on none of these");
     }
     crate::runtime::install(&model.runtime_layers);
     let admin_ctx = model.admin.as_ref().map(|_| {
