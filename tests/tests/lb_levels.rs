@@ -43,6 +43,13 @@ async fn start_with_runtime(backend: Value, values: Value) -> anyhow::Result<Pro
     Proxy::start(&with_runtime(config_for(backend), values)).await
 }
 
+/// 20 requests all answered by `a1` (the healthy host of priority 0), none in panic.
+async fn all_to_the_healthy_host_without_panic(proxy: &Proxy) -> anyhow::Result<()> {
+    let counts = spread(proxy, 20).await?;
+    assert_eq!(in_zone(&counts, 'a'), 20, "{counts:?}");
+    assert_counters(proxy, &[("lb_healthy_panic", 0)]).await
+}
+
 /// Priority 0: `a1` healthy and `u1` marked unhealthy (half healthy); priority 1: `x1`.
 async fn half_healthy_priority_zero(
     factor: Option<u32>,
@@ -80,10 +87,7 @@ async fn overprovisioning_factor_200_keeps_priority_zero_whole() -> anyhow::Resu
     // 2.0 x 50% healthy: priority 0 is fully available and takes every pick.
     let (_ups, backend) = half_healthy_priority_zero(Some(200)).await?;
     let proxy = Proxy::start(&config_for(backend)).await?;
-    let counts = spread(&proxy, 20).await?;
-    assert_eq!(in_zone(&counts, 'a'), 20, "{counts:?}");
-    assert_counters(&proxy, &[("lb_healthy_panic", 0)]).await?;
-    Ok(())
+    all_to_the_healthy_host_without_panic(&proxy).await
 }
 
 #[tokio::test]
@@ -137,10 +141,7 @@ async fn healthy_panic_threshold_zero_never_panics() -> anyhow::Result<()> {
     let (_ups, mut backend) = quarter_healthy().await?;
     backend["common_lb_config"] = json!({ "healthy_panic_threshold": { "value": 0 } });
     let proxy = Proxy::start(&config_for(backend)).await?;
-    let counts = spread(&proxy, 20).await?;
-    assert_eq!(in_zone(&counts, 'a'), 20, "{counts:?}");
-    assert_counters(&proxy, &[("lb_healthy_panic", 0)]).await?;
-    Ok(())
+    all_to_the_healthy_host_without_panic(&proxy).await
 }
 
 #[tokio::test]
@@ -149,10 +150,7 @@ async fn healthy_panic_threshold_runtime_key_overrides_the_cluster() -> anyhow::
     backend["common_lb_config"] = json!({ "healthy_panic_threshold": { "value": 60 } });
     let proxy =
         start_with_runtime(backend, json!({ "upstream.healthy_panic_threshold": 0 })).await?;
-    let counts = spread(&proxy, 20).await?;
-    assert_eq!(in_zone(&counts, 'a'), 20, "{counts:?}");
-    assert_counters(&proxy, &[("lb_healthy_panic", 0)]).await?;
-    Ok(())
+    all_to_the_healthy_host_without_panic(&proxy).await
 }
 
 #[tokio::test]
