@@ -1,6 +1,7 @@
 //! The admin listener (bootstrap `admin`): Envoy's admin endpoints on their own listener
 //! (HTTP/1.1 and h2c) on the main thread. Mutating endpoints require POST, as in Envoy.
 
+mod closing;
 mod clusters;
 mod conn;
 mod endpoints;
@@ -8,6 +9,7 @@ mod info;
 mod runtime;
 mod runtime_memory;
 
+pub use closing::AdminClosing;
 pub(crate) use info::timestamp;
 
 use std::convert::Infallible;
@@ -77,6 +79,8 @@ pub struct AdminContext {
     pub http_stats: crate::stats::HttpConnManagerStats,
     /// `listener.admin.*`.
     pub listener_stats: crate::stats::AdminListenerStats,
+    /// Closing admin gently when told to stop before LIVE.
+    pub closing: AdminClosing,
 }
 
 /// A running admin listener; dropping it (or `stop`) closes the listen socket, as a
@@ -137,7 +141,13 @@ pub fn serve(
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         loop {
-            let (stream, _) = match listener.accept().await {
+            let accepted = tokio::select! {
+                biased;
+                // Closing: connections queue for whoever serves the socket next.
+                () = ctx.closing.begun() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, _) = match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     debug!(error = %e, "admin accept failed");
@@ -146,6 +156,8 @@ pub fn serve(
                     continue;
                 }
             };
+            // Counted open before the task runs, so closing waits for it.
+            let open = ctx.closing.opened();
             let ctx = Arc::clone(&ctx);
             tokio::spawn(async move {
                 let mut may_answer = ctx.may_answer.clone();
@@ -181,7 +193,19 @@ pub fn serve(
                 let builder = hyper_util::server::conn::auto::Builder::new(
                     hyper_util::rt::TokioExecutor::new(),
                 );
-                let _ = builder.serve_connection(io, svc).await;
+                let mut conn = std::pin::pin!(builder.serve_connection(io, svc));
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = ctx.closing.begun() => {
+                        // Let it finish what it carries, then close it (see `closing`).
+                        let grace = closing::FIRST_REQUEST_GRACE;
+                        if tokio::time::timeout(grace, conn.as_mut()).await.is_err() {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                }
+                drop(open);
                 stats.downstream_cx_active.dec();
                 stats.downstream_cx_destroy.inc();
                 ctx.listener_stats.closed(opened.elapsed());

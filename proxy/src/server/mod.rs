@@ -12,6 +12,7 @@ pub mod logging;
 pub mod notify;
 pub mod run;
 pub mod runtime_dir;
+mod signals;
 pub mod state;
 pub mod stats_cmd;
 mod stats_region;

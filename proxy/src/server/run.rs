@@ -21,6 +21,7 @@ use super::hot_restart::parent::{self, ParentContext, ParentEvent};
 use super::hot_restart::{self as hr};
 use super::init::{InitManager, InitPhase};
 use super::listener_manager::{AdminView, ListenerManager, ListenerMeta, SocketSource};
+use super::signals::{EarlyStop, Signals};
 use super::state::{ServerLifecycle, ServerState, ShutdownReason};
 pub use super::stats_region::STATS_OWNER_ENV;
 use super::stats_region::{
@@ -93,7 +94,14 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the main runtime")?;
     let state = ServerState::new(opts);
-    runtime.block_on(serve(state, loaded))
+    runtime.block_on(async {
+        let mut admin = None;
+        let served = serve(state, loaded, &mut admin).await;
+        if let (Err(_), Some(ctx)) = (&served, admin) {
+            super::signals::close_admin(&ctx).await;
+        }
+        served
+    })
 }
 
 /// `--use-dynamic-base-id`: picks a base id no service in the runtime directory uses
@@ -189,7 +197,14 @@ fn hot_restart_paths(opts: &Options) -> anyhow::Result<Option<HotRestartPaths>> 
 }
 
 /// Envoy's init order with the hot-restart hand-over, then serve, then drain.
-async fn serve(state: Arc<ServerState>, mut loaded: Loaded) -> anyhow::Result<u8> {
+///
+/// `admin_on_failure` receives our admin's context as soon as there is one: should we
+/// fail, the caller closes admin gently (see `signals`).
+async fn serve(
+    state: Arc<ServerState>,
+    mut loaded: Loaded,
+    admin_on_failure: &mut Option<Arc<AdminContext>>,
+) -> anyhow::Result<u8> {
     let opts = &state.options;
     let epoch = opts.restart_epoch;
     info!(
@@ -345,8 +360,13 @@ async fn serve(state: Arc<ServerState>, mut loaded: Loaded) -> anyhow::Result<u8
             may_answer: init.admin_may_answer(),
             http_stats: crate::stats::HttpConnManagerStats::new(crate::stats::store(), "admin"),
             listener_stats: crate::stats::AdminListenerStats::new(crate::stats::store()),
+            closing: admin::AdminClosing::default(),
         })
     });
+    // From here a signal no longer kills us outright: admin may soon answer on our
+    // parent's socket, and its connections are closed gently first (see `signals`).
+    let early_stop = EarlyStop::watch(Signals::install(), admin_ctx.clone());
+    admin_on_failure.clone_from(&admin_ctx);
     // Admin answers during initialisation (/ready 503, /init_dump), as Envoy's does. With
     // a parent generation that passes its admin socket, we take that socket now (Envoy's
     // child also takes the admin address at start): the same port keeps answering, for
@@ -464,6 +484,7 @@ async fn serve(state: Arc<ServerState>, mut loaded: Loaded) -> anyhow::Result<u8
     // Workers start accepting (the parent still accepts too: same sockets). Everything
     // fallible (clusters, sockets, admin) came first: a child that failed after its
     // workers accepted connections would drop them.
+    let mut signals = early_stop.end().await;
     listeners.start();
 
     // Fully initialised: only now does the parent drain.
@@ -542,7 +563,6 @@ async fn serve(state: Arc<ServerState>, mut loaded: Loaded) -> anyhow::Result<u8
     let reason = if opts.mode == Mode::InitOnly {
         ShutdownReason::Quit
     } else {
-        let mut signals = Signals::install();
         // Our admin socket while a child holds it (served again if the child fails).
         let mut paused_admin: Option<std::net::TcpListener> = None;
         loop {
@@ -714,47 +734,4 @@ async fn watch_parent(
     }
     parent_connections.store(0, Ordering::Relaxed);
     info!(parent_pid, "parent generation exited");
-}
-
-/// SIGTERM/SIGINT streams, installed once so no signal falls between two waits.
-struct Signals {
-    term: Option<tokio::signal::unix::Signal>,
-    int: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn install() -> Self {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate()).ok();
-        let int = signal(SignalKind::interrupt()).ok();
-        if term.is_none() || int.is_none() {
-            warn!("cannot install signal handlers; only /quitquitquit stops baton");
-        }
-        Self { term, int }
-    }
-
-    /// Waits for SIGTERM, SIGINT or a shutdown request (admin, hot restart).
-    async fn recv(&mut self, state: &ServerState) -> ShutdownReason {
-        let term = async {
-            match self.term.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let int = async {
-            match self.int.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = term => ShutdownReason::Signal,
-            _ = int => ShutdownReason::Signal,
-            r = state.shutdown_requested() => r,
-        }
-    }
 }
