@@ -22,7 +22,7 @@ pub enum GenState {
     Live,
     /// Told to drain (by its successor or by a stop); exits by itself.
     Draining,
-    /// Gave up on it before READY=1 (timeout); killed, waiting for its exit.
+    /// Gave up on it before READY=1 (timeout); stopped, waiting for its exit.
     Failed,
 }
 
@@ -61,6 +61,9 @@ pub struct Generation {
     pub notify_task: JoinHandle<()>,
     /// Its last sd_notify `STATUS=`.
     pub detail: String,
+    /// Given up on before READY=1: it got SIGTERM, and gets SIGKILL at this instant if it
+    /// is still running.
+    pub kill_at: Option<tokio::time::Instant>,
 }
 
 impl Generation {

@@ -163,6 +163,7 @@ impl Supervisor {
                 next_watchdog,
             ]
             .into_iter()
+            .chain(self.generations.iter().map(|g| g.kill_at))
             .flatten()
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -284,6 +285,16 @@ impl Supervisor {
     fn on_timers(&mut self, now: Instant) {
         if self.pending.as_ref().is_some_and(|p| p.deadline <= now) {
             self.ready_timeout();
+        }
+        for generation in &mut self.generations {
+            if generation.kill_at.is_some_and(|at| at <= now) {
+                generation.kill_at = None;
+                tracing::warn!(
+                    "{} still running after SIGTERM: killing it",
+                    Generation::label(generation.epoch, generation.pid)
+                );
+                generation.signal(Signal::SIGKILL);
+            }
         }
         if self.respawn_at.is_some_and(|at| at <= now) {
             self.respawn_at = None;

@@ -17,6 +17,9 @@ use crate::sockets::{fd_names, raw_fds};
 use crate::spawn::{forward_output, spawn, LastError, SpawnSpec, Stream};
 use crate::supervisor::{fail_reply, Event, Pending, StartKind, Supervisor};
 
+/// How long a generation given up on (ready timeout) has after SIGTERM before SIGKILL.
+const FAILED_KILL_GRACE: Duration = Duration::from_secs(5);
+
 /// How long an exited generation's output may take to drain before its exit is reported
 /// (a grandchild holding the pipe must not delay the report forever).
 const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -184,6 +187,7 @@ impl Supervisor {
             last_error,
             notify_task,
             detail: String::new(),
+            kill_at: None,
         })
     }
 
@@ -248,10 +252,13 @@ impl Supervisor {
             return;
         };
         generation.state = GenState::Failed;
-        generation.signal(Signal::SIGKILL);
+        // SIGTERM first: a generation still initialising closes the admin port it may
+        // hold for its parent without resetting a client, and exits (SIGKILL if it cannot).
+        generation.signal(Signal::SIGTERM);
+        generation.kill_at = Some(Instant::now() + FAILED_KILL_GRACE);
         let epoch = generation.epoch;
         let mut message = format!(
-            "generation {epoch} (pid {}) did not report READY=1 within {:?}; killed",
+            "generation {epoch} (pid {}) did not report READY=1 within {:?}; stopped",
             generation.pid,
             self.settings.ready_timeout().unwrap_or(Duration::MAX)
         );

@@ -212,6 +212,37 @@ async fn reload_that_never_becomes_ready_times_out_and_is_killed() -> anyhow::Re
 }
 
 #[tokio::test]
+async fn reload_timed_out_that_ignores_sigterm_is_killed() -> anyhow::Result<()> {
+    let fx = Fixture::new()?;
+    let mut sup = fx.start(&["--hold-sockets", "--ready-timeout-s", "1"])?;
+    let (_, pid0) = sup.wait_live().await?;
+    fx.behave("stuck")?;
+    let (code, _, stderr) = sup.ctl(&["reload"])?;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("did not report READY=1"), "{stderr}");
+    // SIGTERM first (a real baton closes the admin port it may hold gently); this one
+    // ignores it, so SIGKILL follows after the grace and it is reaped.
+    let mut remaining = usize::MAX;
+    for _ in 0..300 {
+        remaining = sup.status()?["generations"].as_array().map_or(0, Vec::len);
+        if remaining == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(remaining, 1, "{}", sup.log());
+    assert!(
+        sup.log().contains("still running after SIGTERM"),
+        "{}",
+        sup.log()
+    );
+    fx.behave("ok")?;
+    let resp = baton_tests::get(fx.addr(), "/").await?;
+    assert_eq!(resp.body_text(), format!("epoch=0 pid={pid0}"));
+    Ok(())
+}
+
+#[tokio::test]
 async fn upgrade_checks_the_new_binary_then_switches_to_it() -> anyhow::Result<()> {
     let fx = Fixture::new()?;
     let mut sup = fx.start(&["--hold-sockets"])?;

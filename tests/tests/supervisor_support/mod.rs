@@ -34,8 +34,8 @@ pub fn baton_binary() -> PathBuf {
 
 /// A fake `baton` in Python. Behaviour comes from the file named by
 /// `$FAKE_BATON_BEHAVIOUR` (read at start, so a test changes it between reloads):
-/// `ok` (default), `fail` (config error on stderr, exit 1), `hang` (never READY=1),
-/// `crash` (exit 3 shortly after READY=1). A script whose name contains `badvalidate` fails
+/// `ok` (default), `fail` (config error on stderr, exit 1), `hang` (never READY=1; exits
+/// on SIGTERM), `stuck` (never READY=1 and ignores SIGTERM), `crash` (exit 3 shortly after READY=1). A script whose name contains `badvalidate` fails
 /// `--mode validate`. Each generation serves `epoch=E pid=P` over HTTP/1.1 on every
 /// passed socket, records `name=address` of them in `<runtime-dir>/fake-listeners-E`, and
 /// takes over from the previous live one by SIGUSR1 (which then drains and exits).
@@ -95,6 +95,12 @@ if behaviour == "hang":
     while not stop.wait(0.1):
         pass
     sys.exit(0)
+if behaviour == "stuck":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.stderr.write("info: fake baton epoch %d stuck\n" % epoch)
+    sys.stderr.flush()
+    while True:
+        time.sleep(0.1)
 
 sockets = []
 if os.environ.get("LISTEN_FDS"):
