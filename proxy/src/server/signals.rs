@@ -15,8 +15,9 @@ use crate::admin::AdminContext;
 /// How long a generation stopping before LIVE waits for its admin connections.
 const ADMIN_CLOSE_WITHIN: Duration = Duration::from_secs(2);
 
-/// Exit code of a generation told to stop before its workers accepted.
-const STOPPED_BEFORE_LIVE: i32 = 1;
+/// Exit code of a generation told to stop before its workers accepted: 0, as Envoy 1.40
+/// exits on SIGTERM while it initialises.
+const STOPPED_BEFORE_LIVE: i32 = 0;
 
 /// SIGTERM/SIGINT streams.
 pub(super) struct Signals {
@@ -85,7 +86,7 @@ impl EarlyStop {
                 _ = &mut initialised => return signals,
                 () = signals.signal() => {}
             }
-            info!("told to stop while initialising; exiting");
+            info!("told to stop (SIGTERM/SIGINT) while initialising; exiting");
             if let Some(ctx) = admin {
                 close_admin(&ctx).await;
             }
