@@ -395,7 +395,13 @@ impl ResourceHandler for SdsHandler {
                     continue;
                 };
                 provider.stats.update_attempt.inc();
-                if let Err(e) = Self::apply_one(&provider, r, &update.version_info) {
+                let started = std::time::Instant::now();
+                let applied = Self::apply_one(&provider, r, &update.version_info);
+                if applied.is_ok() {
+                    crate::stats::record_ms(&provider.stats.update_duration, started.elapsed());
+                    super::certs::refresh_expiration_gauges();
+                }
+                if let Err(e) = applied {
                     warn!(secret = %r.name, error = %e, "SDS secret rejected: keeping the current one");
                     provider.stats.update_rejected.inc();
                     // As Envoy: a rejected first secret lets initialisation go on.

@@ -338,7 +338,10 @@ mod tests {
         let (name, tags) = tags_of(
             "listener.127.0.0.1_18444.ssl.certificate.server_cert.expiration_unix_time_seconds",
         );
-        assert_eq!(name, "listener.ssl.certificate.expiration_unix_time_seconds");
+        assert_eq!(
+            name,
+            "listener.ssl.certificate.expiration_unix_time_seconds"
+        );
         assert_eq!(
             tags,
             vec![
