@@ -152,7 +152,15 @@ impl CertResolver {
     /// ECDSA one for a client that can use ECDSA P-256, else the first the client can
     /// verify, else the first, as Envoy ("the first ECDSA certificate is used for clients
     /// that support ECDSA").
-    fn choose(&self, hello: &ClientHello<'_>) -> Result<Arc<CertifiedKey>, Refusal> {
+    ///
+    /// `staple_requested`: the client asked for a staple. Only then does a strict or
+    /// must-staple policy drop certificates, as Envoy (a client that did not ask is served
+    /// whatever the staple's state, and gets none).
+    fn choose(
+        &self,
+        hello: &ClientHello<'_>,
+        staple_requested: bool,
+    ) -> Result<Arc<CertifiedKey>, Refusal> {
         if !self.awaited.ready() {
             // As Envoy, a context missing any SDS secret refuses every handshake.
             self.stats
@@ -213,7 +221,7 @@ impl CertResolver {
                 .map_or(0, |d| d.as_secs())
         });
         let mut candidates = candidates;
-        if self.policy != OcspStaplePolicy::Lenient {
+        if self.policy != OcspStaplePolicy::Lenient && staple_requested {
             candidates.retain(|ck| self.may_serve(ck, now));
         }
         let is_ecdsa = |ck: &CertifiedKey| ck.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
@@ -269,8 +277,9 @@ impl ResolvesServerCert for CertResolver {
     /// has a valid staple), an omission (it has none), or a failure (the policy refused
     /// every certificate). A context still waiting for SDS counts none of them.
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let chosen = self.choose(&hello);
-        if STAPLE_REQUESTED.try_with(|asked| *asked).unwrap_or(false) {
+        let asked = STAPLE_REQUESTED.try_with(|asked| *asked).unwrap_or(false);
+        let chosen = self.choose(&hello, asked);
+        if asked {
             let ssl = &self.stats;
             match &chosen {
                 Ok(key) => {
