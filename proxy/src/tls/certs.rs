@@ -172,13 +172,17 @@ fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
 /// Sets every live context's `ssl.certificate.<name>.expiration_unix_time_seconds`
 /// from what it serves and trusts now. Contexts sharing a scope (a listener's filter
 /// chains) write the same gauge; the one registered last wins, as Envoy's last-built
-/// context does. Called on registration and after each SDS swap.
+/// context does. Called after each SDS swap (a registration sets only its own).
 pub fn refresh_expiration_gauges() {
     for ctx in live_contexts() {
-        for (name, t) in ctx.expirations() {
-            ctx.stats()
-                .set_expiration(&name, u64::try_from(t).unwrap_or(0));
-        }
+        set_expiration_gauges(&ctx);
+    }
+}
+
+fn set_expiration_gauges(ctx: &Live) {
+    for (name, t) in ctx.expirations() {
+        ctx.stats()
+            .set_expiration(&name, u64::try_from(t).unwrap_or(0));
     }
 }
 
@@ -199,10 +203,12 @@ pub fn register(
     current: Option<CurrentFn>,
     stats: &Arc<SslStats>,
 ) {
+    let current = current.map(Arc::new);
     add(Arc::as_ptr(ctx).cast(), || {
-        Registered::Downstream(Arc::downgrade(ctx), current.map(Arc::new), stats.clone())
+        Registered::Downstream(Arc::downgrade(ctx), current.clone(), stats.clone())
     });
-    refresh_expiration_gauges();
+    // This context's gauges only: a config of many TLS chains registers each once.
+    set_expiration_gauges(&Live::Downstream(ctx.clone(), current, stats.clone()));
 }
 
 /// Notes a cluster's context in use (called when the cluster is built); `current`
@@ -213,10 +219,11 @@ pub fn register_upstream(
     current: Option<CurrentFn>,
     stats: &Arc<SslStats>,
 ) {
+    let current = current.map(Arc::new);
     add(Arc::as_ptr(ctx).cast(), || {
-        Registered::Upstream(Arc::downgrade(ctx), current.map(Arc::new), stats.clone())
+        Registered::Upstream(Arc::downgrade(ctx), current.clone(), stats.clone())
     });
-    refresh_expiration_gauges();
+    set_expiration_gauges(&Live::Upstream(ctx.clone(), current, stats.clone()));
 }
 
 fn live_contexts() -> Vec<Live> {
