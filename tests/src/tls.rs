@@ -81,6 +81,27 @@ impl TestCa {
         )
     }
 
+    /// As [`TestCa::issue_named`], valid until the start of `year`-`month`-`day` (UTC),
+    /// so that certificates differ in their expiry.
+    pub fn issue_named_until(
+        &self,
+        dir: &TempDir,
+        name: &str,
+        dns_name: &str,
+        (year, month, day): (i32, u8, u8),
+    ) -> anyhow::Result<TestCert> {
+        let mut params = CertificateParams::new(vec![dns_name.to_string()])?;
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        self.issue_with(
+            params,
+            dir,
+            name,
+            &format!("cn-{name}"),
+            &[],
+            KeyKind::Ecdsa,
+        )
+    }
+
     /// Issues a leaf for `dns_names` (and `uris` as URI SANs), subject CN `cn`, written
     /// to `dir` as `<file>.pem` / `<file>.key`.
     pub fn issue(
@@ -92,8 +113,20 @@ impl TestCa {
         uris: &[&str],
         kind: KeyKind,
     ) -> anyhow::Result<TestCert> {
-        let mut params =
+        let params =
             CertificateParams::new(dns_names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        self.issue_with(params, dir, file, cn, uris, kind)
+    }
+
+    fn issue_with(
+        &self,
+        mut params: CertificateParams,
+        dir: &TempDir,
+        file: &str,
+        cn: &str,
+        uris: &[&str],
+        kind: KeyKind,
+    ) -> anyhow::Result<TestCert> {
         for uri in uris {
             params
                 .subject_alt_names
@@ -129,6 +162,14 @@ impl TestCa {
         std::fs::write(&path, &self.pem)?;
         Ok(path)
     }
+}
+
+/// A certificate's `notAfter` in Unix seconds (what Envoy's
+/// `ssl.certificate.<name>.expiration_unix_time_seconds` reports).
+pub fn not_after_unix(pem: &str) -> anyhow::Result<u64> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes())?;
+    let cert = block.parse_x509()?;
+    Ok(u64::try_from(cert.validity().not_after.timestamp())?)
 }
 
 /// A fresh RSA 2048 key, PKCS#8 PEM, from `openssl genpkey`.

@@ -1,7 +1,8 @@
 //! Downstream TLS: SNI filter-chain selection (exact, wildcard, plain text beside TLS on
 //! one port), several certificates chosen by SNI, ALPN h2 only as configured,
 //! `x-forwarded-proto: https`, mTLS accept and reject, bad input closed and counted in
-//! `listener.<address>.ssl.*`, private keys redacted in `/config_dump`. Certificates are
+//! `listener.<address>.ssl.*` (and `http.<prefix>.downstream_cx_ssl_*`), private keys
+//! redacted in `/config_dump`. Certificates are
 //! made in the test.
 
 use std::net::SocketAddr;
@@ -169,6 +170,10 @@ async fn sni_picks_chain_exact_then_wildcard_and_plain_text_shares_the_port() ->
         2,
     )
     .await?;
+    // The connection manager counts its TLS connections apart (the plain one not).
+    wait_stat(&proxy, "http.ingress.downstream_cx_ssl_total", 2).await?;
+    wait_stat(&proxy, "http.ingress.downstream_cx_ssl_active", 0).await?;
+    wait_stat(&proxy, "http.ingress.downstream_cx_total", 3).await?;
     Ok(())
 }
 

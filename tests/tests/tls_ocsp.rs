@@ -1,6 +1,8 @@
 //! OCSP stapling downstream: `ocsp_staple` on a `TlsCertificate` and
 //! `ocsp_staple_policy`. The CA, certificate and OCSP responses are made in the test with
 //! `openssl ocsp`; `openssl s_client -status` asks for the staple and prints what it got.
+//! `ssl.ocsp_staple_*` count as Envoy 1.40's: a client asking is a request, answered
+//! with a response or (no staple) an omission; a client not asking counts nothing.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -195,6 +197,40 @@ fn staple_seen(addr: SocketAddr, dir: &Path) -> anyhow::Result<Option<bool>> {
     Ok(Some(false))
 }
 
+/// Whether `openssl s_client` without `-status` completed a handshake.
+fn handshake_without_asking(addr: SocketAddr, dir: &Path) -> anyhow::Result<bool> {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            "ocsp.test",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running openssl s_client")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.contains("Cipher is") && !text.contains("Cipher is (NONE)"))
+}
+
+/// `listener.127.0.0.1_0.ssl.ocsp_staple_{requests,responses,omitted,failed}`.
+async fn staple_counts(proxy: &Proxy) -> anyhow::Result<[u64; 4]> {
+    let mut counts = [0; 4];
+    for (i, name) in ["requests", "responses", "omitted", "failed"]
+        .iter()
+        .enumerate()
+    {
+        let stat = format!("listener.127.0.0.1_0.ssl.ocsp_staple_{name}");
+        counts[i] = proxy
+            .stat(&stat)
+            .await?
+            .with_context(|| format!("{stat} missing"))?;
+    }
+    Ok(counts)
+}
+
 fn fixtures() -> anyhow::Result<(TempDir, PathBuf)> {
     let dir = TempDir::new()?;
     let path = dir.join("");
@@ -237,16 +273,25 @@ async fn the_staple_is_sent_to_clients_asking_for_it() -> anyhow::Result<()> {
         .unwrap_or_default()
         .parse()?;
     assert!((86_000..=86_400).contains(&seconds), "{}", resp.body_text());
+    // requests, responses, omitted, failed: asked and answered.
+    assert_eq!(staple_counts(&proxy).await?, [1, 1, 0, 0]);
+    // A client that does not ask counts nothing.
+    let dir = path.clone();
+    let done = tokio::task::spawn_blocking(move || handshake_without_asking(addr, &dir)).await??;
+    assert!(done);
+    assert_eq!(staple_counts(&proxy).await?, [1, 1, 0, 0]);
     Ok(())
 }
 
 #[tokio::test]
 async fn without_a_staple_none_is_sent() -> anyhow::Result<()> {
     let (_dir, path) = fixtures()?;
-    let (_proxy, addr) = start(tls_listener(&path, "leaf", None, Some("STRICT_STAPLING"))).await?;
+    let (proxy, addr) = start(tls_listener(&path, "leaf", None, Some("STRICT_STAPLING"))).await?;
     let dir = path.clone();
     let seen = tokio::task::spawn_blocking(move || staple_seen(addr, &dir)).await??;
     assert_eq!(seen, Some(false));
+    // Asked, nothing to staple: an omission.
+    assert_eq!(staple_counts(&proxy).await?, [1, 0, 1, 0]);
     Ok(())
 }
 

@@ -21,6 +21,18 @@ const SECRET: &str = "server_cert";
 /// The listener's socket-factory stats (named after the configured address).
 const FACTORY: &str = "listener.127.0.0.1_0.server_ssl_socket_factory";
 
+/// The served certificate's expiry, named after the secret (Envoy 1.40).
+const EXPIRATION: &str =
+    "listener.127.0.0.1_0.ssl.certificate.server_cert.expiration_unix_time_seconds";
+
+/// Waits until [`EXPIRATION`] is `want`.
+async fn expiration_reaches(proxy: &Proxy, want: u64) -> anyhow::Result<()> {
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        Ok((proxy.stat(EXPIRATION).await? == Some(want)).then_some(()))
+    })
+    .await
+}
+
 async fn factory_stat(proxy: &Proxy, name: &str) -> anyhow::Result<Option<u64>> {
     proxy.stat(&format!("{FACTORY}.{name}")).await
 }
@@ -78,8 +90,13 @@ async fn served_cn(addr: std::net::SocketAddr) -> anyhow::Result<Option<String>>
 async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let ca = TestCa::new("test ca")?;
-    let issue = |name: &str| ca.issue_named(&dir, name, "sds.example.com");
-    let (a, b, c) = (issue("a")?, issue("b")?, issue("c")?);
+    // a and b expire on different days, so the expiration gauge shows which is served.
+    let issue = |name: &str, until| ca.issue_named_until(&dir, name, "sds.example.com", until);
+    let (a, b, c) = (
+        issue("a", (2040, 1, 1))?,
+        issue("b", (2041, 1, 1))?,
+        issue("c", (2042, 1, 1))?,
+    );
     // The served files, outside the watched directory, named by the secret.
     let served = dir.join("served");
     std::fs::create_dir_all(&served)?;
@@ -112,6 +129,22 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
     );
     // The first read of the file counts as an update, as in Envoy.
     factory_stat_reaches(&proxy, "ssl_context_update_by_sds", 1).await?;
+    assert_eq!(
+        proxy.stat(EXPIRATION).await?,
+        Some(tls::not_after_unix(&a.cert_pem)?)
+    );
+    // Envoy records no update duration for a secret file: the histogram is there, empty.
+    let durations = proxy
+        .admin_request(
+            "GET",
+            &format!("/stats?filter=^sds\\.{SECRET}\\.update_duration$"),
+        )
+        .await?
+        .body_text();
+    assert_eq!(
+        durations.trim(),
+        format!("sds.{SECRET}.update_duration: No recorded values")
+    );
 
     // The certificate and key files replaced (key first): b is served.
     move_over(&b.key_path, &key)?;
@@ -120,6 +153,8 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
         Ok((served_cn(addr).await?.as_deref() == Some("cn-b")).then_some(()))
     })
     .await?;
+    // The gauge follows the rotation (as Envoy's, whose context is rebuilt).
+    expiration_reaches(&proxy, tls::not_after_unix(&b.cert_pem)?).await?;
     // The secret file itself was read once.
     assert_eq!(
         proxy.stat(&format!("sds.{SECRET}.update_success")).await?,
@@ -141,6 +176,10 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
     })
     .await?;
     assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-b"));
+    assert_eq!(
+        proxy.stat(EXPIRATION).await?,
+        Some(tls::not_after_unix(&b.cert_pem)?)
+    );
     // The rotation to b counted once, the refused key not at all.
     assert_eq!(
         factory_stat(&proxy, "ssl_context_update_by_sds").await?,

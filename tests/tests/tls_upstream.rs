@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use baton_tests::config::{bootstrap, hcm, hcm_filter, prefix_route, route_config, vhost};
-use baton_tests::tls::{KeyKind, TestCa, TestCert};
+use baton_tests::tls::{self, KeyKind, TestCa, TestCert};
 use baton_tests::{Proxy, TempDir};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -204,7 +204,22 @@ async fn trusted_ca_verifies_and_sni_is_sent() -> anyhow::Result<()> {
     );
     assert!(!seen[0].client_cert);
     assert_eq!(proxy.stat("cluster.tls.ssl.handshake").await?, Some(1));
+    // The trusted CA's expiry, under Envoy 1.40's name for a CA configured inline or by
+    // file; no certificate of its own, so no other gauge.
+    assert_eq!(
+        proxy.stat(&expiration("unnamed_ca_cert_e3b0c442")).await?,
+        Some(tls::not_after_unix(&ca.pem)?)
+    );
+    assert_eq!(
+        proxy.stat(&expiration("unnamed_cert_e3b0c442")).await?,
+        None
+    );
     Ok(())
+}
+
+/// `cluster.tls.ssl.certificate.<name>.expiration_unix_time_seconds`
+fn expiration(name: &str) -> String {
+    format!("cluster.tls.ssl.certificate.{name}.expiration_unix_time_seconds")
 }
 
 #[tokio::test]
@@ -303,10 +318,15 @@ async fn client_certificate_is_presented() -> anyhow::Result<()> {
             "private_key": { "filename": client.key_path.display().to_string() },
         }]},
     }));
-    let (_proxy, addr) = start(tls_cluster(upstream.addr, socket)).await?;
+    let (proxy, addr) = start(tls_cluster(upstream.addr, socket)).await?;
     let resp = baton_tests::get(addr, "/").await?;
     assert_eq!(resp.status, 200, "{}", resp.body_text());
     assert!(upstream.seen()[0].client_cert);
+    // The client certificate's expiry, as Envoy 1.40 names one configured by file.
+    assert_eq!(
+        proxy.stat(&expiration("unnamed_cert_e3b0c442")).await?,
+        Some(tls::not_after_unix(&client.cert_pem)?)
+    );
     Ok(())
 }
 

@@ -8,7 +8,9 @@
 //! `api_config_source` of its own (`SecretDiscoveryService`). A client-certificate CA
 //! (`validation_context_sds_secret_config`) over ADS rotates too. A secret that never
 //! arrives holds the listener only for `initial_fetch_timeout`. Each secret that changes
-//! counts in its listener's `server_ssl_socket_factory.ssl_context_update_by_sds`.
+//! counts in its listener's `server_ssl_socket_factory.ssl_context_update_by_sds`; the
+//! listener's `ssl.certificate.<secret>.expiration_unix_time_seconds` follows the
+//! rotation and `sds.<name>.update_duration` records the updates.
 
 mod xds_support;
 
@@ -48,8 +50,13 @@ async fn listener_certificate_over_ads_rotates_in_place(
 ) -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let ca = TestCa::new("sds ca")?;
-    let issue = |name: &str| ca.issue_named(&dir, name, "sds.example.com");
-    let (a, b, c) = (issue("a")?, issue("b")?, issue("c")?);
+    // Different expiries, so the expiration gauge shows which certificate is served.
+    let issue = |name: &str, until| ca.issue_named_until(&dir, name, "sds.example.com", until);
+    let (a, b, c) = (
+        issue("a", (2040, 1, 1))?,
+        issue("b", (2041, 1, 1))?,
+        issue("c", (2042, 1, 1))?,
+    );
     let cp = ControlPlane::start().await?;
     let port = baton_tests::config::free_port()?;
     cp.set(CLUSTER_TYPE, "1", vec![])?;
@@ -59,6 +66,8 @@ async fn listener_certificate_over_ads_rotates_in_place(
         resources::listeners(&[tls_listener(port)])?,
     )?;
     let proxy = start_unready(&bootstrap(&cp, transport)).await?;
+    let expiration =
+        format!("listener.127.0.0.1_{port}.ssl.certificate.{SECRET}.expiration_unix_time_seconds");
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
 
     // The proxy asks for the secret by name, and does not listen without it.
@@ -85,6 +94,14 @@ async fn listener_certificate_over_ads_rotates_in_place(
     // Each accepted secret that changed counts in the context's socket factory.
     let factory = update_by_sds(port);
     assert_eq!(proxy.stat(&factory).await?, Some(1), "{factory}");
+    wait_stat(&proxy, &expiration, tls::not_after_unix(&a.cert_pem)?).await?;
+    // A control plane's update is timed (unlike a secret file's, as in Envoy).
+    let durations = format!("/stats?filter=^sds\\.{SECRET}\\.update_duration$");
+    baton_tests::eventually(XDS_TIMEOUT, || async {
+        let body = proxy.admin_request("GET", &durations).await?.body_text();
+        Ok((body.contains("update_duration: P0(")).then_some(()))
+    })
+    .await?;
 
     // A keep-alive connection made with A.
     let stream = tls::connect(addr, &ClientOptions::sni("sds.example.com")).await?;
@@ -97,6 +114,7 @@ async fn listener_certificate_over_ads_rotates_in_place(
     cp.wait_for_ack(SECRET_TYPE, "2", XDS_TIMEOUT).await?;
     wait_served_cn(addr, "cn-b").await?;
     assert_eq!(proxy.stat(&factory).await?, Some(2), "{factory}");
+    wait_stat(&proxy, &expiration, tls::not_after_unix(&b.cert_pem)?).await?;
     kept.send_request("GET", "/", &[], b"").await?;
     assert_eq!(kept.read_response().await?.status, 200);
 

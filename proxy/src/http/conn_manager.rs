@@ -48,7 +48,7 @@ where
 {
     // Built here rather than in the async function, whose future would otherwise keep
     // room for the parts (and the bare socket) for the connection's whole life.
-    let counted = ActiveConnection::open(&runtime);
+    let counted = ActiveConnection::open(&runtime, conn.tls);
     let hcm = &runtime.hcm;
     let shared = Arc::new(ConnShared {
         runtime: runtime.clone(),

@@ -16,21 +16,28 @@ use super::context::HcmRuntime;
 use super::premature_reset;
 use super::stream::ConnShared;
 
-/// One downstream connection: `downstream_cx_total` / `_active` now, `_destroy` and
+/// One downstream connection: `downstream_cx_total` / `_active` (and
+/// `downstream_cx_ssl_total` / `_active` over TLS) now, `_destroy` and
 /// `downstream_cx_length_ms` when dropped.
 #[derive(Debug)]
 pub(crate) struct ActiveConnection {
     runtime: Arc<HcmRuntime>,
     opened: Instant,
+    tls: bool,
 }
 
 impl ActiveConnection {
-    pub(crate) fn open(runtime: &Arc<HcmRuntime>) -> Self {
+    pub(crate) fn open(runtime: &Arc<HcmRuntime>, tls: bool) -> Self {
         runtime.stats.downstream_cx_total.inc();
         runtime.stats.downstream_cx_active.inc();
+        if tls {
+            runtime.stats.downstream_cx_ssl_total.inc();
+            runtime.stats.downstream_cx_ssl_active.inc();
+        }
         Self {
             runtime: runtime.clone(),
             opened: Instant::now(),
+            tls,
         }
     }
 }
@@ -39,6 +46,9 @@ impl Drop for ActiveConnection {
     fn drop(&mut self) {
         let stats = &self.runtime.stats;
         stats.downstream_cx_active.dec();
+        if self.tls {
+            stats.downstream_cx_ssl_active.dec();
+        }
         stats.downstream_cx_destroy.inc();
         record_ms(&stats.downstream_cx_length_ms, self.opened.elapsed());
     }

@@ -267,7 +267,18 @@ async fn handshake(
         }
         return None;
     }
-    let accept = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config)).accept(stream);
+    // rustls does not tell whether the client asked for an OCSP staple: a peek at the
+    // ClientHello (left in the socket for rustls) does, for `ssl.ocsp_staple_*`.
+    let accept = async {
+        let staple_requested = match crate::tls::inspect(&stream).await {
+            Ok(hello) => hello.status_request,
+            // Not a ClientHello rustls can use either: it reports the error.
+            Err(crate::tls::inspector::InspectError::TooLarge) => false,
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e)),
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+        crate::tls::with_staple_request(staple_requested, acceptor.accept(stream)).await
+    };
     let result = match timeout {
         Some(limit) => match tokio::time::timeout(limit, accept).await {
             Ok(r) => r,

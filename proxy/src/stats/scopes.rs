@@ -67,6 +67,10 @@ pub struct HttpConnManagerStats {
     pub downstream_cx_http2_total: Counter,
     /// `downstream_cx_http1_active`
     pub downstream_cx_http1_active: Gauge,
+    /// `downstream_cx_ssl_total`: connections over TLS.
+    pub downstream_cx_ssl_total: Counter,
+    /// `downstream_cx_ssl_active`
+    pub downstream_cx_ssl_active: Gauge,
     /// `downstream_cx_http2_active`
     pub downstream_cx_http2_active: Gauge,
     /// `downstream_cx_destroy`
@@ -147,6 +151,8 @@ impl HttpConnManagerStats {
             downstream_cx_http1_total: s.counter("downstream_cx_http1_total"),
             downstream_cx_http2_total: s.counter("downstream_cx_http2_total"),
             downstream_cx_http1_active: s.gauge("downstream_cx_http1_active"),
+            downstream_cx_ssl_total: s.counter("downstream_cx_ssl_total"),
+            downstream_cx_ssl_active: s.gauge("downstream_cx_ssl_active"),
             downstream_cx_http2_active: s.gauge("downstream_cx_http2_active"),
             downstream_cx_destroy: s.counter("downstream_cx_destroy"),
             downstream_cx_protocol_error: s.counter("downstream_cx_protocol_error"),

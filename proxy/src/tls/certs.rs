@@ -1,7 +1,9 @@
 //! `/certs` and `server.days_until_first_cert_expiring`: the TLS contexts this
 //! generation serves and connects with (registered as their server configs and
 //! clusters are built, held weakly so a replaced listener's or cluster's context drops
-//! out), described in Envoy's JSON shape.
+//! out), described in Envoy's JSON shape; and each context's
+//! `<scope>.ssl.certificate.<name>.expiration_unix_time_seconds` gauges, set when it is
+//! registered and again whenever SDS swaps a secret (see [`refresh_expiration_gauges`]).
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -11,6 +13,7 @@ use baton_config::model::{
 use rustls::pki_types::CertificateDer;
 
 use super::sds::CertEntry;
+use super::stats::SslStats;
 use serde_json::{json, Value};
 
 /// What a context uses now, where SDS rotates it: its certificates (in the resolver's
@@ -20,52 +23,166 @@ pub struct Current {
     pub certificates: Vec<Arc<CertEntry>>,
     /// The validation context verified against now.
     pub validation: Option<Arc<ValidationContext>>,
+    /// The SDS secret each of `certificates` came from (None: configured inline or by
+    /// file), for its expiration gauge's name; empty: named from the context.
+    pub secret_names: Vec<Option<String>>,
 }
+
+/// The gauge name of a certificate configured in the context itself, as Envoy 1.40
+/// names it (the same for every such certificate, inline or from a file).
+const UNNAMED_CERT: &str = "unnamed_cert_e3b0c442";
+/// The same for a trusted CA configured in the context itself.
+const UNNAMED_CA_CERT: &str = "unnamed_ca_cert_e3b0c442";
 
 /// Reads a context's [`Current`] state (None once its chain is gone).
 pub type CurrentFn = Box<dyn Fn() -> Option<Current> + Send + Sync>;
 
 /// A registered context: a filter chain's or a cluster's.
 enum Registered {
-    Downstream(Weak<DownstreamTlsContext>, Option<Arc<CurrentFn>>),
-    Upstream(Weak<UpstreamTlsContext>, Option<Arc<CurrentFn>>),
+    Downstream(
+        Weak<DownstreamTlsContext>,
+        Option<Arc<CurrentFn>>,
+        Arc<SslStats>,
+    ),
+    Upstream(
+        Weak<UpstreamTlsContext>,
+        Option<Arc<CurrentFn>>,
+        Arc<SslStats>,
+    ),
 }
 
 impl Registered {
     fn is_live(&self) -> bool {
         match self {
-            Self::Downstream(w, _) => w.strong_count() > 0,
-            Self::Upstream(w, _) => w.strong_count() > 0,
+            Self::Downstream(w, ..) => w.strong_count() > 0,
+            Self::Upstream(w, ..) => w.strong_count() > 0,
         }
     }
 
     fn points_to(&self, ptr: *const ()) -> bool {
         match self {
-            Self::Downstream(w, _) => std::ptr::eq(w.as_ptr().cast(), ptr),
-            Self::Upstream(w, _) => std::ptr::eq(w.as_ptr().cast(), ptr),
+            Self::Downstream(w, ..) => std::ptr::eq(w.as_ptr().cast(), ptr),
+            Self::Upstream(w, ..) => std::ptr::eq(w.as_ptr().cast(), ptr),
         }
     }
 }
 
 /// What `/certs` shows of a live context.
 enum Live {
-    Downstream(Arc<DownstreamTlsContext>, Option<Arc<CurrentFn>>),
-    Upstream(Arc<UpstreamTlsContext>, Option<Arc<CurrentFn>>),
+    Downstream(
+        Arc<DownstreamTlsContext>,
+        Option<Arc<CurrentFn>>,
+        Arc<SslStats>,
+    ),
+    Upstream(
+        Arc<UpstreamTlsContext>,
+        Option<Arc<CurrentFn>>,
+        Arc<SslStats>,
+    ),
 }
 
 impl Live {
     fn parts(&self) -> (Option<&ValidationContext>, &[TlsCertificate]) {
         match self {
-            Self::Downstream(c, _) => (c.validation.as_deref(), &c.certificates),
-            Self::Upstream(c, _) => (c.validation.as_deref(), &c.certificates),
+            Self::Downstream(c, ..) => (c.validation.as_deref(), &c.certificates),
+            Self::Upstream(c, ..) => (c.validation.as_deref(), &c.certificates),
         }
     }
 
     fn current(&self) -> Option<Current> {
         match self {
-            Self::Downstream(_, Some(current)) | Self::Upstream(_, Some(current)) => current(),
+            Self::Downstream(_, Some(current), _) | Self::Upstream(_, Some(current), _) => {
+                current()
+            }
             _ => None,
         }
+    }
+
+    fn stats(&self) -> &SslStats {
+        match self {
+            Self::Downstream(.., stats) | Self::Upstream(.., stats) => stats,
+        }
+    }
+
+    /// The SDS secrets its validation context comes from (file or control plane).
+    fn validation_secret(&self) -> Option<&str> {
+        let (file, xds) = match self {
+            Self::Downstream(c, ..) => (&c.sds_validation, &c.xds_validation),
+            Self::Upstream(c, ..) => (&c.sds_validation, &c.xds_validation),
+        };
+        file.as_ref()
+            .map(|s| s.secret_name.as_str())
+            .or(xds.as_ref().map(|s| s.secret_name.as_str()))
+    }
+
+    /// Each certificate's gauge name and `notAfter`, then the trusted CA's (the first
+    /// of the bundle, as `/certs` shows it): what the context uses now.
+    fn expirations(&self) -> Vec<(String, i64)> {
+        let (configured_validation, configured) = self.parts();
+        let current = self.current();
+        let mut out = Vec::new();
+        match &current {
+            Some(now) => {
+                let upstream_secret = match self {
+                    Self::Upstream(c, ..) => c
+                        .sds_certificate
+                        .as_ref()
+                        .map(|s| s.secret_name.clone())
+                        .or(c.xds_certificate.as_ref().map(|s| s.secret_name.clone())),
+                    Self::Downstream(..) => None,
+                };
+                for (i, entry) in now.certificates.iter().enumerate() {
+                    let secret = match now.secret_names.get(i) {
+                        Some(name) => name.clone(),
+                        None => upstream_secret.clone(),
+                    };
+                    let name = secret.unwrap_or_else(|| UNNAMED_CERT.to_string());
+                    if let Some(t) = entry.key.cert.first().and_then(not_after) {
+                        out.push((name, t));
+                    }
+                }
+            }
+            None => {
+                for cert in configured {
+                    if let Some(t) = cert.certified_key.cert.first().and_then(not_after) {
+                        out.push((UNNAMED_CERT.to_string(), t));
+                    }
+                }
+            }
+        }
+        let current_validation = current.and_then(|c| c.validation);
+        let validation = current_validation.as_deref().or(configured_validation);
+        if let Some(t) = validation
+            .and_then(|v| v.trusted_ca.first())
+            .and_then(not_after)
+        {
+            let name = self.validation_secret().unwrap_or(UNNAMED_CA_CERT);
+            out.push((name.to_string(), t));
+        }
+        out
+    }
+}
+
+/// A certificate's `notAfter` in Unix seconds.
+fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
+/// Sets every live context's `ssl.certificate.<name>.expiration_unix_time_seconds`
+/// from what it serves and trusts now. Contexts sharing a scope (a listener's filter
+/// chains) write the same gauge; the one registered last wins, as Envoy's last-built
+/// context does. Called after each SDS swap (a registration sets only its own).
+pub fn refresh_expiration_gauges() {
+    for ctx in live_contexts() {
+        set_expiration_gauges(&ctx);
+    }
+}
+
+fn set_expiration_gauges(ctx: &Live) {
+    for (name, t) in ctx.expirations() {
+        ctx.stats()
+            .set_expiration(&name, u64::try_from(t).unwrap_or(0));
     }
 }
 
@@ -81,19 +198,32 @@ fn add(ptr: *const (), entry: impl FnOnce() -> Registered) {
 
 /// Notes a context in use (called when its server config is built); `current` reads
 /// what SDS rotated in, so `/certs` shows the certificates served now.
-pub fn register(ctx: &Arc<DownstreamTlsContext>, current: Option<CurrentFn>) {
+pub fn register(
+    ctx: &Arc<DownstreamTlsContext>,
+    current: Option<CurrentFn>,
+    stats: &Arc<SslStats>,
+) {
+    let current = current.map(Arc::new);
     add(Arc::as_ptr(ctx).cast(), || {
-        Registered::Downstream(Arc::downgrade(ctx), current.map(Arc::new))
+        Registered::Downstream(Arc::downgrade(ctx), current.clone(), stats.clone())
     });
+    // This context's gauges only: a config of many TLS chains registers each once.
+    set_expiration_gauges(&Live::Downstream(ctx.clone(), current, stats.clone()));
 }
 
 /// Notes a cluster's context in use (called when the cluster is built); `current`
 /// reads what SDS rotated in (client certificate, validation context), as for
 /// listeners.
-pub fn register_upstream(ctx: &Arc<UpstreamTlsContext>, current: Option<CurrentFn>) {
+pub fn register_upstream(
+    ctx: &Arc<UpstreamTlsContext>,
+    current: Option<CurrentFn>,
+    stats: &Arc<SslStats>,
+) {
+    let current = current.map(Arc::new);
     add(Arc::as_ptr(ctx).cast(), || {
-        Registered::Upstream(Arc::downgrade(ctx), current.map(Arc::new))
+        Registered::Upstream(Arc::downgrade(ctx), current.clone(), stats.clone())
     });
+    set_expiration_gauges(&Live::Upstream(ctx.clone(), current, stats.clone()));
 }
 
 fn live_contexts() -> Vec<Live> {
@@ -101,12 +231,12 @@ fn live_contexts() -> Vec<Live> {
     contexts
         .iter()
         .filter_map(|r| match r {
-            Registered::Downstream(w, current) => {
-                w.upgrade().map(|c| Live::Downstream(c, current.clone()))
-            }
-            Registered::Upstream(w, current) => {
-                w.upgrade().map(|c| Live::Upstream(c, current.clone()))
-            }
+            Registered::Downstream(w, current, stats) => w
+                .upgrade()
+                .map(|c| Live::Downstream(c, current.clone(), stats.clone())),
+            Registered::Upstream(w, current, stats) => w
+                .upgrade()
+                .map(|c| Live::Upstream(c, current.clone(), stats.clone())),
         })
         .collect()
 }

@@ -156,6 +156,7 @@ impl ClientTls {
             Some(super::certs::Current {
                 certificates,
                 validation,
+                secret_names: Vec::new(),
             })
         }))
     }

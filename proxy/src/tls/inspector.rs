@@ -1,6 +1,7 @@
 //! The `tls_inspector` listener filter: peeks at the first bytes of a connection
 //! (without consuming them, so the TLS handshake or a plain-text filter chain still sees
-//! them) and reads a TLS ClientHello's SNI and ALPN list for filter-chain matching.
+//! them) and reads a TLS ClientHello's SNI and ALPN list for filter-chain matching (and
+//! whether it asks for an OCSP staple, which the TLS handshake's stats need).
 //! Anything that is not a TLS handshake record is `raw_buffer`.
 
 use std::io;
@@ -21,6 +22,8 @@ pub struct ClientHelloInfo {
     pub server_name: Option<String>,
     /// ALPN protocols offered, in the client's order.
     pub alpn: Vec<Vec<u8>>,
+    /// The client asked for an OCSP staple (a `status_request` extension).
+    pub status_request: bool,
 }
 
 /// Why inspecting failed (the connection is closed).
@@ -188,6 +191,7 @@ fn client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
                     }
                 }
             }
+            5 => info.status_request = true,
             16 => {
                 let mut list = Reader(Reader(data).vec16()?);
                 while !list.0.is_empty() {

@@ -8,6 +8,7 @@ pub mod client;
 mod client_sessions;
 pub mod inspector;
 pub mod peer;
+mod resolver;
 pub mod sds;
 pub mod sds_tickets;
 pub mod sds_xds;
@@ -17,6 +18,7 @@ pub mod tickets;
 
 pub use inspector::{inspect, ClientHelloInfo};
 pub use peer::PeerCertificate;
+pub use resolver::with_staple_request;
 pub use server::{build_server_config, ServerTls};
 pub use stats::SslStats;
 

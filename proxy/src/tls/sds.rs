@@ -7,7 +7,8 @@
 //! logged with the file's name and the old secret stays. A file the secret names by
 //! `filename` (a certificate, key, CA, ...) that is replaced the same way makes the
 //! secret re-read too, as Envoy (a failure counts `key_rotation_failed`). Counted as
-//! Envoy's `sds.<secret name>.*`; each swap also counts `ssl_context_update_by_sds` of
+//! Envoy's `sds.<secret name>.*` (`update_duration` exists but stays empty for a file, as
+//! in Envoy); each swap also counts `ssl_context_update_by_sds` of
 //! every socket factory (listener or cluster context) using the secret.
 
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use rustls::sign::CertifiedKey;
 use tracing::{info, warn};
 
-use baton_shared_stats::{Counter, Gauge, TextReadout};
+use baton_shared_stats::{Counter, Gauge, Histogram, TextReadout};
 
 use crate::stats::Scope;
 
@@ -42,6 +43,9 @@ pub(crate) struct SdsStats {
     update_time: Gauge,
     /// The accepted `version_info` itself (Envoy's text readout).
     version_text: TextReadout,
+    /// Milliseconds a control plane's update took to apply (Envoy records none for a
+    /// secret file, and neither does Baton).
+    pub(crate) update_duration: Histogram,
 }
 
 impl SdsStats {
@@ -56,6 +60,7 @@ impl SdsStats {
             update_rejected: s.counter("update_rejected"),
             update_failure: s.counter("update_failure"),
             version: s.gauge_never_import("version"),
+            update_duration: s.histogram("update_duration"),
             version_text: crate::stats::store()
                 .text_readout(&format!("sds.{secret_name}.version_text")),
         }
@@ -168,6 +173,9 @@ fn count_swap(source: &SdsFileSource) {
             counter.inc();
         }
     }
+    drop(map);
+    // The contexts' certificate expiration gauges follow the new secret.
+    super::certs::refresh_expiration_gauges();
 }
 
 /// The certificate slot of `source` (see [`subscribe_with`]); `initial` is the

@@ -390,18 +390,29 @@ impl ResourceHandler for SdsHandler {
     fn apply(&self, update: Update) -> HandlerFuture<'_> {
         Box::pin(async move {
             let mut errors = Vec::new();
+            let mut any_applied = false;
             for r in &update.resources {
                 let Some(provider) = providers_named(&self.source_key, &r.name) else {
                     continue;
                 };
                 provider.stats.update_attempt.inc();
-                if let Err(e) = Self::apply_one(&provider, r, &update.version_info) {
+                let started = std::time::Instant::now();
+                let applied = Self::apply_one(&provider, r, &update.version_info);
+                if applied.is_ok() {
+                    crate::stats::record_ms(&provider.stats.update_duration, started.elapsed());
+                    any_applied = true;
+                }
+                if let Err(e) = applied {
                     warn!(secret = %r.name, error = %e, "SDS secret rejected: keeping the current one");
                     provider.stats.update_rejected.inc();
                     // As Envoy: a rejected first secret lets initialisation go on.
                     provider.ready.send_replace(true);
                     errors.push(e);
                 }
+            }
+            if any_applied {
+                // Once per update, however many secrets it carried.
+                super::certs::refresh_expiration_gauges();
             }
             if errors.is_empty() {
                 Ok(())

@@ -7,21 +7,19 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use baton_config::model::{
-    DownstreamTlsContext, OcspStaplePolicy, SdsFileSource, ValidationContext,
-};
+use baton_config::model::{DownstreamTlsContext, SdsFileSource, ValidationContext};
 use baton_proto::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
-use rustls::sign::CertifiedKey;
+use rustls::server::WebPkiClientVerifier;
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
 
 use super::peer::{pins_match, sans_match, PeerCertificate};
-use super::sds::{CertEntry, SecretSlot};
+use super::resolver::{AwaitedSecrets, CertResolver};
+use super::sds::CertEntry;
 use super::sds_xds::SecretProvider;
 use super::stats::SslStats;
 
@@ -207,7 +205,7 @@ pub fn build_server_config(
         .and_then(|c| c.certified_key.cert.first())
         .and_then(PeerCertificate::parse)
         .and_then(|p| p.uri_sans.into_iter().next());
-    super::certs::register(ctx, current);
+    super::certs::register(ctx, current, stats);
     let mut sds_update_counts = sds_update_counts;
     sds_update_counts.extend(super::sds_xds::count_updates(
         &secret_providers,
@@ -234,7 +232,13 @@ fn current_state(
         let resolver = resolver.upgrade()?;
         let mut certificates: Vec<Arc<CertEntry>> =
             resolver.slots.iter().map(|s| s.load_full()).collect();
-        certificates.extend(resolver.xds.iter().filter_map(|p| p.certificate()));
+        let mut secret_names = resolver.slot_secrets.clone();
+        for provider in &resolver.xds {
+            if let Some(cert) = provider.certificate() {
+                certificates.push(cert);
+                secret_names.push(Some(provider.name().to_string()));
+            }
+        }
         let validation = validation
             .as_ref()
             .and_then(std::sync::Weak::upgrade)
@@ -242,216 +246,9 @@ fn current_state(
         Some(super::certs::Current {
             certificates,
             validation,
+            secret_names,
         })
     })
-}
-
-/// Picks a certificate per handshake. Each slot is loaded once per handshake (a
-/// lock-free pointer read): an SDS slot is swapped by its file watcher, a static one
-/// never; a control plane's secrets follow (none until delivered).
-#[derive(Debug)]
-struct CertResolver {
-    slots: Vec<Arc<SecretSlot>>,
-    xds: Vec<Arc<SecretProvider>>,
-    /// `ocsp_staple_policy`
-    policy: OcspStaplePolicy,
-    /// Counts in `server_ssl_socket_factory.downstream_context_secrets_not_ready` a
-    /// handshake for which no certificate has arrived (SDS).
-    stats: Arc<SslStats>,
-    /// SDS secrets besides certificates that the context waits for.
-    awaited: AwaitedSecrets,
-    /// The `nextUpdate` (Unix seconds) of each configured staple that has one: past
-    /// it, the staple is expired.
-    staple_expiries: Vec<(Arc<CertifiedKey>, u64)>,
-}
-
-impl CertResolver {
-    fn new(ctx: &DownstreamTlsContext, stats: Arc<SslStats>) -> Self {
-        Self {
-            policy: ctx.ocsp_staple_policy,
-            stats,
-            awaited: AwaitedSecrets::default(),
-            staple_expiries: ctx
-                .certificates
-                .iter()
-                .filter_map(|c| Some((c.certified_key.clone(), c.ocsp_next_update?)))
-                .collect(),
-            slots: ctx
-                .certificates
-                .iter()
-                .enumerate()
-                .map(
-                    |(i, c)| match ctx.sds_certificates.iter().find(|s| s.slot == i) {
-                        Some(sds) => super::sds::subscribe(&sds.source, c),
-                        None => Arc::new(SecretSlot::from_pointee(CertEntry::of(c))),
-                    },
-                )
-                .collect(),
-            xds: ctx
-                .xds_certificates
-                .iter()
-                .map(super::sds_xds::provider)
-                .collect(),
-        }
-    }
-}
-
-/// A context's SDS secrets other than certificates: a validation context (a file's or a
-/// control plane's) and session ticket keys (a file's), each a placeholder while none
-/// usable has arrived.
-#[derive(Default)]
-struct AwaitedSecrets {
-    validation: Option<Arc<ArcSwap<VerifierState>>>,
-    ticket_keys: Option<Arc<ArcSwap<super::tickets::ConfiguredTicketer>>>,
-}
-
-impl std::fmt::Debug for AwaitedSecrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwaitedSecrets")
-            .field("ready", &self.ready())
-            .finish()
-    }
-}
-
-impl AwaitedSecrets {
-    /// Whether every one has arrived: a pointer load each, and only for files.
-    fn ready(&self) -> bool {
-        self.validation
-            .as_ref()
-            .is_none_or(|v| !v.load().context.awaiting)
-            && self
-                .ticket_keys
-                .as_ref()
-                .is_none_or(|k| !k.load().is_empty())
-    }
-}
-
-impl CertResolver {
-    /// Whether a handshake can have a certificate: every awaited SDS secret is there
-    /// and some certificate has arrived (a pointer load per slot).
-    fn ready(&self) -> bool {
-        self.awaited.ready()
-            && (self.slots.iter().any(|s| !s.load().key.cert.is_empty())
-                || self.xds.iter().any(|p| p.certificate().is_some()))
-    }
-
-    /// Whether `key`'s staple is past its `nextUpdate` at `now` (Unix seconds).
-    fn staple_expired(&self, key: &Arc<CertifiedKey>, now: Option<u64>) -> bool {
-        let Some(now) = now else { return false };
-        self.staple_expiries
-            .iter()
-            .any(|(k, next_update)| Arc::ptr_eq(k, key) && now >= *next_update)
-    }
-
-    /// Whether `key` may serve under `ocsp_staple_policy`, as Envoy: strict stapling
-    /// drops a certificate whose staple expired, must-staple also one without a staple.
-    fn may_serve(&self, key: &Arc<CertifiedKey>, now: Option<u64>) -> bool {
-        match self.policy {
-            OcspStaplePolicy::Lenient => true,
-            OcspStaplePolicy::Strict => !self.staple_expired(key, now),
-            OcspStaplePolicy::MustStaple => key.ocsp.is_some() && !self.staple_expired(key, now),
-        }
-    }
-}
-
-fn name_matches(pattern: &str, sni: &str) -> bool {
-    if pattern.eq_ignore_ascii_case(sni) {
-        return true;
-    }
-    // `*.example.com` covers one label: `a.example.com`, not `a.b.example.com`.
-    match (pattern.strip_prefix("*."), sni.split_once('.')) {
-        (Some(suffix), Some((label, rest))) => {
-            !label.is_empty() && rest.eq_ignore_ascii_case(suffix)
-        }
-        _ => false,
-    }
-}
-
-impl ResolvesServerCert for CertResolver {
-    /// Among the certificates naming the SNI (all of them when none does): the first
-    /// ECDSA one for a client that can use ECDSA P-256, else the first the client can
-    /// verify, else the first, as Envoy ("the first ECDSA certificate is used for clients
-    /// that support ECDSA").
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        if !self.awaited.ready() {
-            // As Envoy, a context missing any SDS secret refuses every handshake.
-            self.stats
-                .factory
-                .downstream_context_secrets_not_ready
-                .inc();
-            return None;
-        }
-        // One certificate (the common case) is the answer whatever the client offers:
-        // no per-handshake collecting.
-        if let [only] = self.slots.as_slice() {
-            let entry = only.load();
-            // An SDS file that held no good certificate yet: the handshake fails.
-            if entry.key.cert.is_empty() {
-                self.stats
-                    .factory
-                    .downstream_context_secrets_not_ready
-                    .inc();
-                return None;
-            }
-            return Some(Arc::clone(&entry.key));
-        }
-        let schemes = hello.signature_schemes();
-        let ecdsa_capable = schemes.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
-            && hello
-                .named_groups()
-                .is_none_or(|groups| groups.contains(&rustls::NamedGroup::secp256r1));
-        let loaded: Vec<Arc<CertEntry>> = self
-            .slots
-            .iter()
-            .map(|s| s.load_full())
-            .chain(self.xds.iter().filter_map(|p| p.certificate()))
-            .filter(|e| !e.key.cert.is_empty())
-            .collect();
-        if loaded.is_empty() {
-            // No secret has arrived yet (SDS): the handshake fails.
-            self.stats
-                .factory
-                .downstream_context_secrets_not_ready
-                .inc();
-            return None;
-        }
-        let named = |entry: &CertEntry| {
-            hello
-                .server_name()
-                .is_some_and(|sni| entry.names.iter().any(|n| name_matches(n, sni)))
-        };
-        let candidates: Vec<&Arc<CertifiedKey>> = if loaded.iter().any(|e| named(e)) {
-            loaded.iter().filter(|e| named(e)).map(|e| &e.key).collect()
-        } else {
-            loaded.iter().map(|e| &e.key).collect()
-        };
-        // The clock is read only when some staple can expire.
-        let now = (!self.staple_expiries.is_empty()).then(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        });
-        let mut candidates = candidates;
-        if self.policy != OcspStaplePolicy::Lenient {
-            candidates.retain(|ck| self.may_serve(ck, now));
-        }
-        let is_ecdsa = |ck: &CertifiedKey| ck.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
-        let usable = |ck: &CertifiedKey| ck.key.choose_scheme(schemes).is_some();
-        let preferred = candidates
-            .iter()
-            .find(|ck| ecdsa_capable && is_ecdsa(ck) && usable(ck))
-            .or_else(|| candidates.iter().find(|ck| usable(ck)))
-            .or_else(|| candidates.first());
-        let chosen = preferred.map(|ck| Arc::clone(ck))?;
-        if self.staple_expired(&chosen, now) {
-            // Lenient stapling: an expired staple is not sent, the certificate still is.
-            return Some(Arc::new(CertifiedKey {
-                ocsp: None,
-                ..(*chosen).clone()
-            }));
-        }
-        Some(chosen)
-    }
 }
 
 /// The root store of a validation context's `trusted_ca` certificates.
@@ -480,12 +277,12 @@ struct ClientVerifier {
 }
 
 /// A validation context with its webpki verifier.
-struct VerifierState {
+pub(super) struct VerifierState {
     inner: Arc<dyn ClientCertVerifier>,
     /// Whether `inner` checks the chain: false for a context without `trusted_ca`
     /// (only its pins are checked, as Envoy).
     check_chain: bool,
-    context: Arc<ValidationContext>,
+    pub(super) context: Arc<ValidationContext>,
     /// The CA names of an SDS state, which rotate with it. rustls borrows them from the
     /// verifier for the handshake, longer than a load of the swapped state lives, so each
     /// SDS state's are leaked: a few hundred bytes per accepted CA file update.
@@ -781,18 +578,5 @@ pub async fn read_client_hello(mut stream: tokio::net::TcpStream) {
             Ok(None) => continue,
             Ok(Some(_)) | Err(_) => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::name_matches;
-
-    #[test]
-    fn wildcard_covers_one_label() {
-        assert!(name_matches("*.example.com", "a.example.com"));
-        assert!(!name_matches("*.example.com", "a.b.example.com"));
-        assert!(!name_matches("*.example.com", "example.com"));
-        assert!(name_matches("Example.com", "example.COM"));
     }
 }

@@ -2,10 +2,13 @@
 //! `cluster.<name>.ssl.*`). Per-version, per-cipher and per-curve counters appear on
 //! first use, as Envoy's do. `<scope>.{server,client}_ssl_socket_factory.*` count SDS
 //! swaps and connections refused while a secret is not ready.
+//! `<scope>.ssl.certificate.<name>.expiration_unix_time_seconds` gauges are set by
+//! [`super::certs`] from the certificates a context serves or trusts.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
-use baton_shared_stats::Counter;
+use baton_shared_stats::{Counter, Gauge};
 
 use crate::stats::Scope;
 
@@ -68,6 +71,18 @@ pub struct SslStats {
     pub fail_verify_cert_hash: Counter,
     /// `session_reused`
     pub session_reused: Counter,
+    /// `ocsp_staple_requests`: ClientHellos asking for a staple (`status_request`).
+    pub ocsp_staple_requests: Counter,
+    /// `ocsp_staple_responses`: of those, answered with the certificate's staple.
+    pub ocsp_staple_responses: Counter,
+    /// `ocsp_staple_omitted`: of those, answered without one (none configured, or an
+    /// expired one under lenient stapling).
+    pub ocsp_staple_omitted: Counter,
+    /// `ocsp_staple_failed`: of those, refused because no certificate had a staple the
+    /// `ocsp_staple_policy` accepts.
+    pub ocsp_staple_failed: Counter,
+    /// `certificate.<name>.expiration_unix_time_seconds`, by certificate name.
+    expirations: Mutex<HashMap<String, Gauge>>,
     /// `server_ssl_socket_factory.*` (listeners) or `client_ssl_socket_factory.*`
     /// (clusters).
     pub factory: SocketFactoryStats,
@@ -97,11 +112,30 @@ impl SslStats {
             fail_verify_no_cert: scope.counter("fail_verify_no_cert"),
             fail_verify_cert_hash: scope.counter("fail_verify_cert_hash"),
             session_reused: scope.counter("session_reused"),
+            ocsp_staple_requests: scope.counter("ocsp_staple_requests"),
+            ocsp_staple_responses: scope.counter("ocsp_staple_responses"),
+            ocsp_staple_omitted: scope.counter("ocsp_staple_omitted"),
+            ocsp_staple_failed: scope.counter("ocsp_staple_failed"),
+            expirations: Mutex::new(HashMap::new()),
             versions: Lazy::new(VERSIONS, "versions"),
             ciphers: Lazy::new(CIPHERS, "ciphers"),
             curves: Lazy::new(CURVES, "curves"),
             scope,
         }
+    }
+
+    /// Sets `certificate.<name>.expiration_unix_time_seconds` (created on first use):
+    /// the certificate's `notAfter` in Unix seconds. Called when a context is built or
+    /// SDS swaps a secret, never per connection.
+    pub fn set_expiration(&self, name: &str, not_after: u64) {
+        let mut gauges = self.expirations.lock().unwrap_or_else(|e| e.into_inner());
+        gauges
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                self.scope
+                    .gauge_never_import(&format!("certificate.{name}.expiration_unix_time_seconds"))
+            })
+            .set(not_after);
     }
 
     /// One completed handshake.

@@ -125,12 +125,12 @@ impl UpstreamCluster {
                     crate::tls::stats::FactorySide::Client,
                 ))
             });
-            let built = ClientTls::new(ctx, ssl).map(Arc::new).map_err(|e| {
+            let built = ClientTls::new(ctx, ssl.clone()).map(Arc::new).map_err(|e| {
                 tracing::error!(cluster = %model.name, error = %e, "upstream TLS context refused");
                 e.to_string()
             });
             let current = built.as_ref().ok().and_then(|t| t.current_state());
-            crate::tls::certs::register_upstream(ctx, current);
+            crate::tls::certs::register_upstream(ctx, current, &ssl);
             built
         };
         let tls = model.tls.as_ref().map(build);

@@ -125,6 +125,15 @@ const DEFAULT_TAGS: &[TagSpec] = &[
         ".worker_",
         r"^(?:listener_manager|server|thread_local_cluster_manager|listener\..*?)\.worker(_(\d+))\.",
     ),
+    // `<listener or cluster>.ssl.certificate.<name>.expiration_unix_time_seconds`: on
+    // every name (no first-token group), so its label comes first, as on Envoy 1.40.
+    spec(
+        "envoy.tls_certificate",
+        "envoy_tls_certificate",
+        "",
+        ".ssl.certificate.",
+        r"^(?:.*?\.)?ssl\.certificate\.(([^.]*)\.)",
+    ),
     spec(
         "envoy.http_conn_manager_prefix",
         "envoy_http_conn_manager_prefix",
@@ -187,7 +196,10 @@ impl TagExtractor {
     /// ones of the name's first token.
     pub(super) fn groups(&self) -> &'static [&'static str] {
         match self.spec.name {
-            "envoy.response_code" | "envoy.response_code_class" | "envoy.worker_id" => &[],
+            "envoy.response_code"
+            | "envoy.response_code_class"
+            | "envoy.worker_id"
+            | "envoy.tls_certificate" => &[],
             // Envoy has two extractors of this name, `listener.` and `http.`.
             "envoy.http_conn_manager_prefix" => &["listener", "http"],
             "envoy.http_user_agent" | "envoy.fault_downstream_cluster" => &["http"],
@@ -323,6 +335,31 @@ mod tests {
         );
         let (name, _) = tags_of("sds.my.cert.update_success");
         assert_eq!(name, "sds.cert.update_success");
+        let (name, tags) = tags_of(
+            "listener.127.0.0.1_18444.ssl.certificate.server_cert.expiration_unix_time_seconds",
+        );
+        assert_eq!(
+            name,
+            "listener.ssl.certificate.expiration_unix_time_seconds"
+        );
+        assert_eq!(
+            tags,
+            vec![
+                ("envoy.tls_certificate", "server_cert".to_string()),
+                ("envoy.listener_address", "127.0.0.1_18444".to_string())
+            ]
+        );
+        let (name, tags) = tags_of(
+            "cluster.up.ssl.certificate.unnamed_cert_e3b0c442.expiration_unix_time_seconds",
+        );
+        assert_eq!(name, "cluster.ssl.certificate.expiration_unix_time_seconds");
+        assert_eq!(
+            tags,
+            vec![
+                ("envoy.tls_certificate", "unnamed_cert_e3b0c442".to_string()),
+                ("envoy.cluster_name", "up".to_string())
+            ]
+        );
         let (name, tags) = tags_of("server.live");
         assert_eq!(name, "server.live");
         assert!(tags.is_empty());

@@ -28,6 +28,8 @@ fn reads_sni_and_alpn() {
             tls: true,
             server_name: Some("www.example.com".into()),
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            // rustls clients always ask for a staple.
+            status_request: true,
         })
     );
 }

@@ -1,0 +1,315 @@
+//! The certificate resolver of a TLS filter chain: picks the certificate per handshake
+//! (SNI, then the client's signature schemes, then the first, as Envoy; SDS slots loaded
+//! lock-free), applies `ocsp_staple_policy`, refuses handshakes while an SDS secret is
+//! awaited, and counts `ssl.ocsp_staple_*` for clients that asked for a staple.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use baton_config::model::{DownstreamTlsContext, OcspStaplePolicy};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::SignatureScheme;
+
+use super::sds::{CertEntry, SecretSlot};
+use super::sds_xds::SecretProvider;
+use super::server::VerifierState;
+use super::stats::SslStats;
+
+/// Picks a certificate per handshake. Each slot is loaded once per handshake (a
+/// lock-free pointer read): an SDS slot is swapped by its file watcher, a static one
+/// never; a control plane's secrets follow (none until delivered).
+#[derive(Debug)]
+pub(super) struct CertResolver {
+    pub(super) slots: Vec<Arc<SecretSlot>>,
+    /// The SDS secret of each slot (None: configured in the context).
+    pub(super) slot_secrets: Vec<Option<String>>,
+    pub(super) xds: Vec<Arc<SecretProvider>>,
+    /// `ocsp_staple_policy`
+    policy: OcspStaplePolicy,
+    /// Counts in `server_ssl_socket_factory.downstream_context_secrets_not_ready` a
+    /// handshake for which no certificate has arrived (SDS).
+    pub(super) stats: Arc<SslStats>,
+    /// SDS secrets besides certificates that the context waits for.
+    pub(super) awaited: AwaitedSecrets,
+    /// The `nextUpdate` (Unix seconds) of each configured staple that has one: past
+    /// it, the staple is expired.
+    staple_expiries: Vec<(Arc<CertifiedKey>, u64)>,
+}
+
+impl CertResolver {
+    pub(super) fn new(ctx: &DownstreamTlsContext, stats: Arc<SslStats>) -> Self {
+        Self {
+            policy: ctx.ocsp_staple_policy,
+            stats,
+            awaited: AwaitedSecrets::default(),
+            staple_expiries: ctx
+                .certificates
+                .iter()
+                .filter_map(|c| Some((c.certified_key.clone(), c.ocsp_next_update?)))
+                .collect(),
+            slot_secrets: (0..ctx.certificates.len())
+                .map(|i| {
+                    ctx.sds_certificates
+                        .iter()
+                        .find(|s| s.slot == i)
+                        .map(|s| s.source.secret_name.clone())
+                })
+                .collect(),
+            slots: ctx
+                .certificates
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, c)| match ctx.sds_certificates.iter().find(|s| s.slot == i) {
+                        Some(sds) => super::sds::subscribe(&sds.source, c),
+                        None => Arc::new(SecretSlot::from_pointee(CertEntry::of(c))),
+                    },
+                )
+                .collect(),
+            xds: ctx
+                .xds_certificates
+                .iter()
+                .map(super::sds_xds::provider)
+                .collect(),
+        }
+    }
+}
+
+/// A context's SDS secrets other than certificates: a validation context (a file's or a
+/// control plane's) and session ticket keys (a file's), each a placeholder while none
+/// usable has arrived.
+#[derive(Default)]
+pub(super) struct AwaitedSecrets {
+    pub(super) validation: Option<Arc<ArcSwap<VerifierState>>>,
+    pub(super) ticket_keys: Option<Arc<ArcSwap<super::tickets::ConfiguredTicketer>>>,
+}
+
+impl std::fmt::Debug for AwaitedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwaitedSecrets")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+impl AwaitedSecrets {
+    /// Whether every one has arrived: a pointer load each, and only for files.
+    fn ready(&self) -> bool {
+        self.validation
+            .as_ref()
+            .is_none_or(|v| !v.load().context.awaiting)
+            && self
+                .ticket_keys
+                .as_ref()
+                .is_none_or(|k| !k.load().is_empty())
+    }
+}
+
+impl CertResolver {
+    /// Whether a handshake can have a certificate: every awaited SDS secret is there
+    /// and some certificate has arrived (a pointer load per slot).
+    pub(super) fn ready(&self) -> bool {
+        self.awaited.ready()
+            && (self.slots.iter().any(|s| !s.load().key.cert.is_empty())
+                || self.xds.iter().any(|p| p.certificate().is_some()))
+    }
+
+    /// Whether `key`'s staple is past its `nextUpdate` at `now` (Unix seconds).
+    fn staple_expired(&self, key: &Arc<CertifiedKey>, now: Option<u64>) -> bool {
+        let Some(now) = now else { return false };
+        self.staple_expiries
+            .iter()
+            .any(|(k, next_update)| Arc::ptr_eq(k, key) && now >= *next_update)
+    }
+
+    /// Whether `key` may serve under `ocsp_staple_policy`, as Envoy: strict stapling
+    /// drops a certificate whose staple expired, must-staple also one without a staple.
+    fn may_serve(&self, key: &Arc<CertifiedKey>, now: Option<u64>) -> bool {
+        match self.policy {
+            OcspStaplePolicy::Lenient => true,
+            OcspStaplePolicy::Strict => !self.staple_expired(key, now),
+            OcspStaplePolicy::MustStaple => key.ocsp.is_some() && !self.staple_expired(key, now),
+        }
+    }
+}
+
+fn name_matches(pattern: &str, sni: &str) -> bool {
+    if pattern.eq_ignore_ascii_case(sni) {
+        return true;
+    }
+    // `*.example.com` covers one label: `a.example.com`, not `a.b.example.com`.
+    match (pattern.strip_prefix("*."), sni.split_once('.')) {
+        (Some(suffix), Some((label, rest))) => {
+            !label.is_empty() && rest.eq_ignore_ascii_case(suffix)
+        }
+        _ => false,
+    }
+}
+
+impl CertResolver {
+    /// Among the certificates naming the SNI (all of them when none does): the first
+    /// ECDSA one for a client that can use ECDSA P-256, else the first the client can
+    /// verify, else the first, as Envoy ("the first ECDSA certificate is used for clients
+    /// that support ECDSA").
+    ///
+    /// `staple_requested`: the client asked for a staple. Only then does a strict or
+    /// must-staple policy drop certificates, as Envoy (a client that did not ask is served
+    /// whatever the staple's state, and gets none).
+    fn choose(
+        &self,
+        hello: &ClientHello<'_>,
+        staple_requested: bool,
+    ) -> Result<Arc<CertifiedKey>, Refusal> {
+        if !self.awaited.ready() {
+            // As Envoy, a context missing any SDS secret refuses every handshake.
+            self.stats
+                .factory
+                .downstream_context_secrets_not_ready
+                .inc();
+            return Err(Refusal::NotReady);
+        }
+        // One certificate (the common case) is the answer whatever the client offers:
+        // no per-handshake collecting.
+        // (Not with a staple that can expire: that one is checked below.)
+        if let ([only], true) = (self.slots.as_slice(), self.staple_expiries.is_empty()) {
+            let entry = only.load();
+            // An SDS file that held no good certificate yet: the handshake fails.
+            if entry.key.cert.is_empty() {
+                self.stats
+                    .factory
+                    .downstream_context_secrets_not_ready
+                    .inc();
+                return Err(Refusal::NotReady);
+            }
+            return Ok(Arc::clone(&entry.key));
+        }
+        let schemes = hello.signature_schemes();
+        let ecdsa_capable = schemes.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+            && hello
+                .named_groups()
+                .is_none_or(|groups| groups.contains(&rustls::NamedGroup::secp256r1));
+        let loaded: Vec<Arc<CertEntry>> = self
+            .slots
+            .iter()
+            .map(|s| s.load_full())
+            .chain(self.xds.iter().filter_map(|p| p.certificate()))
+            .filter(|e| !e.key.cert.is_empty())
+            .collect();
+        if loaded.is_empty() {
+            // No secret has arrived yet (SDS): the handshake fails.
+            self.stats
+                .factory
+                .downstream_context_secrets_not_ready
+                .inc();
+            return Err(Refusal::NotReady);
+        }
+        let named = |entry: &CertEntry| {
+            hello
+                .server_name()
+                .is_some_and(|sni| entry.names.iter().any(|n| name_matches(n, sni)))
+        };
+        let candidates: Vec<&Arc<CertifiedKey>> = if loaded.iter().any(|e| named(e)) {
+            loaded.iter().filter(|e| named(e)).map(|e| &e.key).collect()
+        } else {
+            loaded.iter().map(|e| &e.key).collect()
+        };
+        // The clock is read only when some staple can expire.
+        let now = (!self.staple_expiries.is_empty()).then(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        });
+        let mut candidates = candidates;
+        if self.policy != OcspStaplePolicy::Lenient && staple_requested {
+            candidates.retain(|ck| self.may_serve(ck, now));
+        }
+        let is_ecdsa = |ck: &CertifiedKey| ck.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
+        let usable = |ck: &CertifiedKey| ck.key.choose_scheme(schemes).is_some();
+        let preferred = candidates
+            .iter()
+            .find(|ck| ecdsa_capable && is_ecdsa(ck) && usable(ck))
+            .or_else(|| candidates.iter().find(|ck| usable(ck)))
+            .or_else(|| candidates.first());
+        // Candidates were there: only the staple policy can have refused them all.
+        let chosen = preferred
+            .map(|ck| Arc::clone(ck))
+            .ok_or(Refusal::StaplePolicy)?;
+        if self.staple_expired(&chosen, now) {
+            // Lenient stapling: an expired staple is not sent, the certificate still is.
+            return Ok(Arc::new(CertifiedKey {
+                ocsp: None,
+                ..(*chosen).clone()
+            }));
+        }
+        Ok(chosen)
+    }
+}
+
+/// Why no certificate was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// An SDS secret has not arrived (counted in the socket factory's stats).
+    NotReady,
+    /// `ocsp_staple_policy` refused every candidate.
+    StaplePolicy,
+}
+
+tokio::task_local! {
+    /// Whether the ClientHello of the handshake this task runs asked for an OCSP
+    /// staple (`status_request`): rustls does not tell its certificate resolver, so the
+    /// accept path peeks at the ClientHello and scopes the handshake with the answer.
+    static STAPLE_REQUESTED: bool;
+}
+
+/// Runs `handshake` knowing whether its client asked for a staple, so that the
+/// certificate resolver counts `ssl.ocsp_staple_*`.
+pub async fn with_staple_request<F: std::future::Future>(
+    requested: bool,
+    handshake: F,
+) -> F::Output {
+    STAPLE_REQUESTED.scope(requested, handshake).await
+}
+
+impl ResolvesServerCert for CertResolver {
+    /// [`CertResolver::choose`], counting `ssl.ocsp_staple_*` as Envoy does when the
+    /// client asked for a staple: a request, then a response (the chosen certificate
+    /// has a valid staple), an omission (it has none), or a failure (the policy refused
+    /// every certificate). A context still waiting for SDS counts none of them.
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let asked = STAPLE_REQUESTED.try_with(|asked| *asked).unwrap_or(false);
+        let chosen = self.choose(&hello, asked);
+        if asked {
+            let ssl = &self.stats;
+            match &chosen {
+                Ok(key) => {
+                    ssl.ocsp_staple_requests.inc();
+                    if key.ocsp.is_some() {
+                        ssl.ocsp_staple_responses.inc();
+                    } else {
+                        ssl.ocsp_staple_omitted.inc();
+                    }
+                }
+                Err(Refusal::StaplePolicy) => {
+                    ssl.ocsp_staple_requests.inc();
+                    ssl.ocsp_staple_failed.inc();
+                }
+                Err(Refusal::NotReady) => {}
+            }
+        }
+        chosen.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn wildcard_covers_one_label() {
+        assert!(name_matches("*.example.com", "a.example.com"));
+        assert!(!name_matches("*.example.com", "a.b.example.com"));
+        assert!(!name_matches("*.example.com", "example.com"));
+        assert!(name_matches("Example.com", "example.COM"));
+    }
+}
