@@ -284,6 +284,26 @@ async fn the_staple_is_sent_to_clients_asking_for_it() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn behind_the_tls_inspector_staple_requests_count_the_same() -> anyhow::Result<()> {
+    let (_dir, path) = fixtures()?;
+    let mut listener = tls_listener(&path, "leaf", Some("leaf"), None);
+    listener["listener_filters"] = json!([{
+        "name": "envoy.filters.listener.tls_inspector",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" },
+    }]);
+    let (proxy, addr) = start(listener).await?;
+    let dir = path.clone();
+    let seen = tokio::task::spawn_blocking(move || staple_seen(addr, &dir)).await??;
+    assert_eq!(seen, Some(true));
+    assert_eq!(staple_counts(&proxy).await?, [1, 1, 0, 0]);
+    let dir = path.clone();
+    let done = tokio::task::spawn_blocking(move || handshake_without_asking(addr, &dir)).await??;
+    assert!(done);
+    assert_eq!(staple_counts(&proxy).await?, [1, 1, 0, 0]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn without_a_staple_none_is_sent() -> anyhow::Result<()> {
     let (_dir, path) = fixtures()?;
     let (proxy, addr) = start(tls_listener(&path, "leaf", None, Some("STRICT_STAPLING"))).await?;

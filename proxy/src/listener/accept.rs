@@ -95,7 +95,7 @@ pub async fn accept_loop(
             snapshot.stats.no_filter_chain_match.inc();
             continue;
         };
-        start(stream, conn, &snapshot, chain, &ctx, global_slot);
+        start(stream, conn, &snapshot, chain, &ctx, global_slot, None);
     }
     debug!(listener = %listener.name, "stopped accepting");
 }
@@ -142,12 +142,23 @@ async fn inspect_then_start(
         stats.no_filter_chain_match.inc();
         return;
     };
-    start(stream, conn, &snapshot, chain, &ctx, global_slot);
+    // The handshake's `ssl.ocsp_staple_*` need not peek at the ClientHello again.
+    let staple_requested = hello.tls.then_some(hello.status_request);
+    start(
+        stream,
+        conn,
+        &snapshot,
+        chain,
+        &ctx,
+        global_slot,
+        staple_requested,
+    );
 }
 
 /// Runs `chain` on an accepted connection: its `connection_limit` first, then plain
 /// text straight away, TLS after the handshake. The connection holds its global-limit
-/// slot (if counted) until it closes.
+/// slot (if counted) until it closes. `staple_requested`: whether the ClientHello asks
+/// for an OCSP staple, when the `tls_inspector` already read it.
 fn start(
     stream: TcpStream,
     conn: ConnInfo,
@@ -155,6 +166,7 @@ fn start(
     chain: &Arc<CompiledChain>,
     ctx: &Arc<NetworkContext>,
     global_slot: Option<GlobalSlot>,
+    staple_requested: Option<bool>,
 ) {
     let listener_connection = ListenerConnection::open(&snapshot.stats);
     let chain_slot = match &chain.connection_limit {
@@ -202,8 +214,12 @@ fn start(
             let stats = Arc::clone(&snapshot.stats);
             tokio::spawn(async move {
                 let timeout = chain.model.transport_socket_connect_timeout;
+                let limits = HandshakeLimits {
+                    timeout,
+                    staple_requested,
+                };
                 if let Some((stream, conn)) =
-                    handshake(stream, conn, &tls, timeout, ssl.as_deref(), &stats).await
+                    handshake(stream, conn, &tls, limits, ssl.as_deref(), &stats).await
                 {
                     serve(stream, conn, &chain, &ctx, signal).await;
                 }
@@ -246,13 +262,23 @@ where
     }
 }
 
+/// What a handshake needs besides the socket: `transport_socket_connect_timeout`, and
+/// whether the ClientHello asks for an OCSP staple when already known.
+struct HandshakeLimits {
+    timeout: Option<Duration>,
+    staple_requested: Option<bool>,
+}
+
 /// The server handshake, bounded by `transport_socket_connect_timeout`, counted in
 /// `ssl.*`. `None`: it failed and the connection is closed.
 async fn handshake(
     stream: TcpStream,
     mut conn: ConnInfo,
     tls: &ServerTls,
-    timeout: Option<Duration>,
+    HandshakeLimits {
+        timeout,
+        staple_requested,
+    }: HandshakeLimits,
     ssl: Option<&SslStats>,
     stats: &ListenerStats,
 ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, ConnInfo)> {
@@ -270,11 +296,14 @@ async fn handshake(
     // rustls does not tell whether the client asked for an OCSP staple: a peek at the
     // ClientHello (left in the socket for rustls) does, for `ssl.ocsp_staple_*`.
     let accept = async {
-        let staple_requested = match crate::tls::inspect(&stream).await {
-            Ok(hello) => hello.status_request,
-            // Not a ClientHello rustls can use either: it reports the error.
-            Err(crate::tls::inspector::InspectError::TooLarge) => false,
-            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e)),
+        let staple_requested = match staple_requested {
+            Some(requested) => requested,
+            None => match crate::tls::inspect(&stream).await {
+                Ok(hello) => hello.status_request,
+                // Not a ClientHello rustls can use either: it reports the error.
+                Err(crate::tls::inspector::InspectError::TooLarge) => false,
+                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e)),
+            },
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
         crate::tls::with_staple_request(staple_requested, acceptor.accept(stream)).await

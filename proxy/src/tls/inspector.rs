@@ -12,6 +12,8 @@ use tokio::net::TcpStream;
 
 /// Envoy's tls_inspector default `max_client_hello_size` (bytes peeked at most).
 const MAX_CLIENT_HELLO: usize = 16 * 1024;
+/// The first peek's size: a ClientHello is usually well under it.
+const FIRST_PEEK: usize = 2 * 1024;
 
 /// What the inspector learnt.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,7 +45,8 @@ pub enum InspectError {
 /// Peeks until the first bytes say whether this is TLS and, if so, the whole
 /// ClientHello has arrived. Bound it with `listener_filters_timeout`.
 pub async fn inspect(stream: &TcpStream) -> Result<ClientHelloInfo, InspectError> {
-    let mut buf = vec![0u8; MAX_CLIENT_HELLO];
+    // Most ClientHellos fit in one packet: start small, grow while one needs more.
+    let mut buf = vec![0u8; FIRST_PEEK];
     let mut seen = 0usize;
     loop {
         let ready = stream.ready(Interest::READABLE).await?;
@@ -65,7 +68,14 @@ pub async fn inspect(stream: &TcpStream) -> Result<ClientHelloInfo, InspectError
             Ok(n) => {
                 seen = n;
                 match parse(&buf[..n]) {
-                    Parsed::NeedMore if n == buf.len() => return Err(InspectError::TooLarge),
+                    Parsed::NeedMore if n == MAX_CLIENT_HELLO => {
+                        return Err(InspectError::TooLarge)
+                    }
+                    Parsed::NeedMore if n == buf.len() => {
+                        buf.resize((buf.len() * 4).min(MAX_CLIENT_HELLO), 0);
+                        // The bigger buffer has more to peek at once: no wait.
+                        seen = 0;
+                    }
                     Parsed::NeedMore => {}
                     Parsed::NotTls => return Ok(ClientHelloInfo::default()),
                     Parsed::Hello(info) => return Ok(info),

@@ -65,3 +65,34 @@ fn plain_text_is_raw_buffer() {
     assert_eq!(parse(b"PRI * HTTP/2.0"), Parsed::NotTls);
     assert_eq!(parse(&[0x16, 0x01]), Parsed::NotTls);
 }
+
+/// A ClientHello bigger than the first peek (many long ALPN names), sent in two writes
+/// through a real socket: the peek buffer grows and the whole hello is read.
+#[tokio::test]
+async fn inspect_reads_a_hello_larger_than_the_first_peek() {
+    let names: Vec<Vec<u8>> = (0..40).map(|i| format!("{i:0>100}").into_bytes()).collect();
+    let alpn: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+    let hello = client_hello("big.example", &alpn);
+    assert!(hello.len() > super::FIRST_PEEK, "{} bytes", hello.len());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let client = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (first, rest) = hello.split_at(1000);
+        stream.write_all(first).await.expect("write");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        stream.write_all(rest).await.expect("write");
+        stream
+    });
+    let (server, _) = listener.accept().await.expect("accept");
+    let info = tokio::time::timeout(std::time::Duration::from_secs(10), super::inspect(&server))
+        .await
+        .expect("bounded")
+        .expect("inspected");
+    assert_eq!(info.server_name.as_deref(), Some("big.example"));
+    assert_eq!(info.alpn.len(), 40);
+    drop(client.await.expect("client"));
+}
