@@ -23,6 +23,7 @@ pub mod headers;
 pub mod local_reply;
 mod local_reply_config;
 mod max_duration;
+mod parked;
 pub mod normalize;
 mod premature_reset;
 pub mod rds;
