@@ -150,7 +150,12 @@ impl<G: Send + 'static> ConnRest<G> {
     /// The connection is over: the codec's reply or error is counted and logged.
     fn finish(self, codec_error: bool) {
         let shared = &self.shared;
-        account_codec_outcome(&shared.runtime, &shared.conn, &self.codec_reply, codec_error);
+        account_codec_outcome(
+            &shared.runtime,
+            &shared.conn,
+            &self.codec_reply,
+            codec_error,
+        );
     }
 }
 
@@ -174,7 +179,10 @@ where
         &mut self.rest.phases
     }
 
-    fn poll_unpark(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<bool>> {
+    fn poll_unpark(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<bool>> {
         self.io.poll_unpark(cx)
     }
 
