@@ -106,6 +106,8 @@ async fn drive(shared: Arc<Shared>) {
         shared,
         slots: Vec::new(),
         free: Vec::new(),
+        incoming: Vec::new(),
+        ready: Vec::new(),
         deadlines: BTreeSet::new(),
         groups: Vec::new(),
         timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
@@ -153,10 +155,15 @@ impl DrainGroup {
     }
 }
 
+/// The driving task's state: the parked connections and what they wait on.
 struct ParkedSet {
     shared: Arc<Shared>,
     slots: Vec<Slot>,
+    /// Slots without a connection, reused first.
     free: Vec<usize>,
+    /// What `Shared` handed over, swapped out under its lock (keeps the capacity).
+    incoming: Vec<Box<dyn Parked>>,
+    ready: Vec<usize>,
     /// (deadline, slot) of every connection with one.
     deadlines: BTreeSet<(Instant, usize)>,
     groups: Vec<Option<DrainGroup>>,
@@ -174,14 +181,18 @@ enum Next {
 impl ParkedSet {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.shared.driver.register(cx.waker());
-        let incoming = std::mem::take(&mut *lock(&self.shared.incoming));
-        for conn in incoming {
+        let mut incoming = std::mem::take(&mut self.incoming);
+        std::mem::swap(&mut incoming, &mut *lock(&self.shared.incoming));
+        for conn in incoming.drain(..) {
             self.insert(conn);
         }
-        let ready = std::mem::take(&mut *lock(&self.shared.ready));
-        for slot in ready {
+        self.incoming = incoming;
+        let mut ready = std::mem::take(&mut self.ready);
+        std::mem::swap(&mut ready, &mut *lock(&self.shared.ready));
+        for slot in ready.drain(..) {
             self.poll_slot(slot);
         }
+        self.ready = ready;
         self.poll_drain(cx);
         self.poll_timer(cx);
         Poll::Pending
