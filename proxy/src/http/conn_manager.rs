@@ -76,7 +76,7 @@ where
         idle_read: Default::default(),
         park_now: Default::default(),
     });
-    let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
+    let mut io = DownstreamIo::new(io)
         .with_stats(runtime.clone())
         .with_request_framing(codec::framing_limits(hcm), shared.clone());
     if let Some(timeout) = hcm.request_headers_timeout {
