@@ -33,6 +33,7 @@ use std::path::Path;
 
 pub use baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap;
 pub use error::ConfigError;
+pub use load::release_descriptor_pool;
 
 /// SDS secrets: [`sds::read_certificate`] re-reads a certificate's file;
 /// [`sds::decode_secret`] checks one a control plane sent.

@@ -2,7 +2,7 @@
 //! mapping (prost-reflect) into `envoy.config.bootstrap.v3.Bootstrap`, with the failing
 //! field's path taken from serde_path_to_error.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 use baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, SerializeOptions};
@@ -12,14 +12,30 @@ use crate::v2_hints;
 
 const BOOTSTRAP_TYPE: &str = "envoy.config.bootstrap.v3.Bootstrap";
 
-/// The descriptor pool of every vendored proto, decoded once per process.
-pub(crate) fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        // The FDS is produced by our own build script from the vendored protos, so a
-        // decode failure is a build defect, not a configuration problem.
-        DescriptorPool::decode(baton_proto::FDS).expect("baton-proto FDS is a valid descriptor set")
-    })
+/// The decoded descriptor pool while kept (see [`pool`]).
+static POOL: Mutex<Option<DescriptorPool>> = Mutex::new(None);
+
+/// The descriptor pool of every vendored proto, decoded on first use and kept until
+/// [`release_descriptor_pool`] (then decoded again if something needs it). A clone is
+/// cheap (the pool is reference counted) and what it hands out keeps it alive.
+pub(crate) fn pool() -> DescriptorPool {
+    let mut cached = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    cached
+        .get_or_insert_with(|| {
+            // The FDS is produced by our own build script from the vendored protos, so a
+            // decode failure is a build defect, not a configuration problem.
+            DescriptorPool::decode(baton_proto::FDS)
+                .expect("baton-proto FDS is a valid descriptor set")
+        })
+        .clone()
+}
+
+/// Drops the cached descriptor pool (a few MiB of heap once decoded): a server whose
+/// configuration is all static needs it again only for `/config_dump` or a later
+/// xDS-style resource, which decode it anew. Anything still holding one of its
+/// descriptors keeps it alive until dropped.
+pub fn release_descriptor_pool() {
+    POOL.lock().unwrap_or_else(PoisonError::into_inner).take();
 }
 
 /// Parses YAML (a superset of JSON) into a JSON value, applying `<<` merge keys: by the

@@ -181,6 +181,11 @@ impl DrainSignal {
         }
     }
 
+    /// Whether `other` comes from the same trigger (the connections of one listener).
+    pub fn same_source(&self, other: &DrainSignal) -> bool {
+        Arc::ptr_eq(&self.clock, &other.clock)
+    }
+
     /// True once draining (or closed).
     pub fn is_draining(&self) -> bool {
         *self.rx.borrow() >= DrainPhase::Draining

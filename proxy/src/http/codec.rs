@@ -152,7 +152,6 @@ pub struct DownstreamIo<IO> {
     inner: IO,
     pending: Vec<u8>,
     written: usize,
-    server: String,
     /// A rewritten error reply or a reply the codec wrote itself, for the access log
     /// and stats.
     pub codec_reply: Arc<CodecReplyRecord>,
@@ -194,13 +193,13 @@ pub struct DownstreamIo<IO> {
 }
 
 impl<IO> DownstreamIo<IO> {
-    /// Wraps `inner`; `server` is the `server` header value to use.
-    pub fn new(inner: IO, server: String) -> Self {
+    /// Wraps `inner`. Its own replies name the connection manager's `server_name`
+    /// (from [`Self::with_stats`]; `envoy` without).
+    pub fn new(inner: IO) -> Self {
         Self {
             inner,
             pending: Vec::new(),
             written: 0,
-            server,
             codec_reply: Arc::new(CodecReplyRecord::new()),
             stats: None,
             codec: Codec::Unknown,
@@ -481,7 +480,13 @@ impl<IO> DownstreamIo<IO> {
             }),
             _ => None,
         };
-        let rendered = reply::render(r.status, r.text, r.details, &self.server, mapping);
+        // Read from the config when needed rather than copied into every connection.
+        let server = self
+            .stats
+            .as_ref()
+            .and_then(|rt| rt.hcm.server_name.to_str().ok())
+            .unwrap_or("envoy");
+        let rendered = reply::render(r.status, r.text, r.details, server, mapping);
         self.codec_reply
             .record(r.status, rendered.status, rendered.body_len);
         rendered.bytes

@@ -393,7 +393,7 @@ static_resources:
             park_now: Default::default(),
         });
         let (client, server) = tokio::io::duplex(64 * 1024);
-        let io = DownstreamIo::new(server, "envoy".into())
+        let io = DownstreamIo::new(server)
             .with_stats(runtime.clone())
             .with_request_framing(codec::framing_limits(&runtime.hcm), shared.clone());
         let svc_shared = shared.clone();

@@ -23,6 +23,7 @@ use super::codec::{self, DownstreamIo, Preface};
 use super::codec_conn::CodecConnection;
 use super::context::{HcmRuntime, HttpContext};
 use super::gated::Gate;
+use super::parked;
 use super::stats::{codec_rejected_request, ActiveConnection, ActiveStream};
 use super::stream::{self, ConnShared};
 
@@ -34,17 +35,22 @@ use super::stream::{self, ConnShared};
 struct TooManyRequestHeaders;
 
 /// Serves one downstream connection with the HTTP connection manager config until it
-/// closes. (`conn` goes into an `Arc` before the future is made: an async function
-/// would keep room for it as long as the connection lives.)
-pub fn serve_connection<IO>(
+/// closes; `guard` (what counts the connection elsewhere) is dropped when it does. The
+/// future may end before the connection: a parked HTTP/1 connection goes on in this
+/// thread's parked set and later tasks (see `parked`). (`conn` goes into an `Arc`
+/// before the future is made: an async function would keep room for it as long as the
+/// connection lives.)
+pub fn serve_connection<IO, G>(
     io: IO,
     conn: ConnInfo,
     runtime: Arc<HcmRuntime>,
     ctx: Arc<HttpContext>,
     drain: DrainSignal,
+    guard: G,
 ) -> impl std::future::Future<Output = ()> + Send
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    G: Send + 'static,
 {
     // Built here rather than in the async function, whose future would otherwise keep
     // room for the parts (and the bare socket) for the connection's whole life.
@@ -70,34 +76,39 @@ where
         idle_read: Default::default(),
         park_now: Default::default(),
     });
-    let mut io = DownstreamIo::new(io, hcm.server_name.to_str().unwrap_or("envoy").to_string())
+    let mut io = DownstreamIo::new(io)
         .with_stats(runtime.clone())
         .with_request_framing(codec::framing_limits(hcm), shared.clone());
     if let Some(timeout) = hcm.request_headers_timeout {
         io = io.with_request_headers_timeout(timeout, shared.clone());
     }
-    serve(io, shared, counted)
+    let rest = ConnRest {
+        codec_reply: io.codec_reply.clone(),
+        shared,
+        phases: Phases::default(),
+        _counted: (counted, guard),
+    };
+    serve(io, rest)
 }
 
-/// The connection's life: served by hyper while active ([`serve_active`], boxed, so its
-/// state exists only then), and between exchanges, once an HTTP/1 connection parks,
-/// waiting for the client's next bytes with only the I/O, the shared state and one
-/// timer and drain wait ([`wait_parked`]): that is what an idle keep-alive connection's
-/// task holds. `counted` counts the connection until the future ends. (An async block,
-/// not an async function: a function's future keeps its arguments and the locals they
-/// are moved into, two rooms for the I/O.)
+/// The connection's first task: the fixed codec's preface check, then hyper until the
+/// connection ends or, for HTTP/1, parks between exchanges ([`serve_active`], boxed, so
+/// its state exists only while active). A parked connection leaves its task for the
+/// parked set, which starts a new one for the client's next bytes
+/// ([`ParkedConn::resume`]). (An async block, not an async function: a function's
+/// future keeps its arguments and the locals they are moved into, two rooms for the
+/// I/O.)
 #[allow(clippy::manual_async_fn)]
-fn serve<IO>(
+fn serve<IO, G>(
     mut io: DownstreamIo<IO>,
-    shared: Arc<ConnShared>,
-    counted: ActiveConnection,
+    mut rest: ConnRest<G>,
 ) -> impl std::future::Future<Output = ()> + Send
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    G: Send + 'static,
 {
     async move {
-        let _counted = counted;
-        let codec_reply = io.codec_reply.clone();
+        let shared = &rest.shared;
         if shared.runtime.hcm.codec_type != CodecType::Auto
             && !Box::pin(sniff_fixed_codec(
                 &mut io,
@@ -109,27 +120,105 @@ where
         {
             return;
         }
-        let mut phases = Phases::default();
-        let codec_error = loop {
-            match Box::pin(serve_active(io, &shared, &mut phases)).await {
-                Served::Ended { codec_error } => break codec_error,
-                Served::Parked(parked) => io = parked,
+        let served = Box::pin(serve_active(io, &rest.shared, &mut rest.phases)).await;
+        rest.after(served);
+    }
+}
+
+/// What a connection keeps besides its I/O, active or parked.
+struct ConnRest<G> {
+    shared: Arc<ConnShared>,
+    phases: Phases,
+    codec_reply: Arc<codec::CodecReplyRecord>,
+    /// Counts the connection until it ends: `downstream_cx_active` and the guards of
+    /// the listener that accepted it.
+    _counted: (ActiveConnection, G),
+}
+
+impl<G: Send + 'static> ConnRest<G> {
+    /// After an active period: the connection parks or ends.
+    fn after<IO>(self, served: Served<IO>)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match served {
+            Served::Ended { codec_error } => self.finish(codec_error),
+            Served::Parked(io) => parked::park(Box::new(ParkedConn { io, rest: self })),
+        }
+    }
+
+    /// The connection is over: the codec's reply or error is counted and logged.
+    fn finish(self, codec_error: bool) {
+        let shared = &self.shared;
+        account_codec_outcome(
+            &shared.runtime,
+            &shared.conn,
+            &self.codec_reply,
+            codec_error,
+        );
+    }
+}
+
+/// A parked HTTP/1 connection in the parked set: what an idle keep-alive connection
+/// costs.
+struct ParkedConn<IO, G> {
+    io: DownstreamIo<IO>,
+    rest: ConnRest<G>,
+}
+
+impl<IO, G> parked::Parked for ParkedConn<IO, G>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    G: Send + 'static,
+{
+    fn shared(&self) -> &ConnShared {
+        &self.rest.shared
+    }
+
+    fn phases(&mut self) -> &mut Phases {
+        &mut self.rest.phases
+    }
+
+    fn poll_unpark(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<bool>> {
+        self.io.poll_unpark(cx)
+    }
+
+    fn resume(self: Box<Self>) {
+        let ParkedConn { io, mut rest } = *self;
+        tokio::spawn(async move {
+            let served = Box::pin(serve_active(io, &rest.shared, &mut rest.phases)).await;
+            rest.after(served);
+        });
+    }
+
+    fn close(self: Box<Self>, shut_write: bool) {
+        let ParkedConn { mut io, rest } = *self;
+        if !shut_write {
+            drop(io);
+            rest.finish(false);
+            return;
+        }
+        // As hyper's graceful shutdown of an idle connection: the write side shuts.
+        tokio::spawn(async move {
+            if let Err(e) = io.shutdown().await {
+                tracing::debug!(error = %e, "shutting down an idle connection");
             }
-            if !wait_parked(&mut io, &shared, &mut phases).await {
-                break false;
-            }
-        };
-        account_codec_outcome(&shared.runtime, &shared.conn, &codec_reply, codec_error);
+            drop(io);
+            rest.finish(false);
+        });
     }
 }
 
 /// What the connection saw of the drain so far (kept across parks).
 #[derive(Debug, Clone, Copy)]
-struct Phases {
+pub(super) struct Phases {
     /// The last drain phase acted on.
-    seen: DrainPhase,
+    pub(super) seen: DrainPhase,
     /// The drain began while the connection was open.
-    drain_seen: bool,
+    pub(super) drain_seen: bool,
 }
 
 impl Default for Phases {
@@ -332,79 +421,6 @@ where
     Served::Ended { codec_error: false }
 }
 
-/// A parked HTTP/1 connection waits here for the client's next bytes (true: serve
-/// them) with what an idle hyper connection would watch: the client closing (false),
-/// the drain (Closed drops the connection; a shutdown with no successor closes it at
-/// once, a hot restart's drain leaves it until Closed), the idle timeout and the max
-/// connection duration (closed at once, counted as on the active path: nothing is in
-/// flight, so the graceful close has nothing to wait for).
-async fn wait_parked<IO>(
-    io: &mut DownstreamIo<IO>,
-    shared: &ConnShared,
-    phases: &mut Phases,
-) -> bool
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let deadlines = &ConnDeadlines::of(shared);
-    let mut phase_watch = shared.drain.clone();
-    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
-    tokio::pin!(timer);
-    let mut timer_at = deadlines.next(shared, None, phases.drain_seen, false);
-    if let Some(at) = timer_at {
-        timer.as_mut().reset(at.into());
-    }
-    loop {
-        tokio::select! {
-            ready = std::future::poll_fn(|cx| io.poll_unpark(cx)) => {
-                return match ready {
-                    Ok(more) => more,
-                    Err(e) => {
-                        tracing::debug!(error = %e, conn = shared.conn.id, "downstream connection ended with error");
-                        false
-                    }
-                };
-            }
-            phase = phase_watch.past(phases.seen) => {
-                phases.seen = phase;
-                if phase >= DrainPhase::Closed {
-                    return false;
-                }
-                phases.drain_seen = true;
-                shared.runtime.stats.downstream_cx_drain_close.inc();
-                shared.draining.store(true, Ordering::Relaxed);
-                if shared.drain.close_idle() {
-                    shared.closing.store(true, Ordering::Relaxed);
-                    break;
-                }
-            }
-            _ = timer.as_mut(), if timer_at.is_some() => {
-                if phases.drain_seen && shared.drain.close_idle() {
-                    shared.closing.store(true, Ordering::Relaxed);
-                    break;
-                }
-                if let Some(reason) = deadlines.expired(shared, Instant::now()) {
-                    reason.count(&shared.runtime);
-                    shared.closing.store(true, Ordering::Relaxed);
-                    break;
-                }
-            }
-        }
-        let next = deadlines.next(shared, None, phases.drain_seen, false);
-        if next != timer_at {
-            timer_at = next;
-            if let Some(at) = next {
-                timer.as_mut().reset(at.into());
-            }
-        }
-    }
-    // As hyper's graceful shutdown of an idle connection: the write side shuts.
-    if let Err(e) = io.shutdown().await {
-        tracing::debug!(error = %e, "shutting down an idle connection");
-    }
-    false
-}
-
 /// A fixed `codec_type` reads the first bytes itself (the other protocol is refused);
 /// true when the connection goes on to the codec, with the bytes read waiting in `io`.
 /// (Boxed by the caller: its state is needed only until the protocol is known.)
@@ -466,14 +482,14 @@ const DRAIN_RECHECK: Duration = Duration::from_millis(250);
 
 /// The connection-level deadlines of one downstream connection, computed from its state
 /// when asked rather than polled.
-struct ConnDeadlines {
+pub(super) struct ConnDeadlines {
     idle_timeout: Option<Duration>,
     max_duration_at: Option<Instant>,
 }
 
 impl ConnDeadlines {
     /// The connection's deadlines from its config and start.
-    fn of(shared: &ConnShared) -> Self {
+    pub(super) fn of(shared: &ConnShared) -> Self {
         let hcm = &shared.runtime.hcm;
         Self {
             idle_timeout: hcm.idle_timeout,
@@ -500,7 +516,7 @@ impl ConnDeadlines {
 
     /// Why the connection must close at `now`, if it must: the idle timeout ran out
     /// (looked at first), or the max connection duration passed.
-    fn expired(&self, shared: &ConnShared, now: Instant) -> Option<Expired> {
+    pub(super) fn expired(&self, shared: &ConnShared, now: Instant) -> Option<Expired> {
         if self.idle_expired(shared, now) {
             Some(Expired::Idle)
         } else if self.max_duration_at.is_some_and(|t| now >= t) {
@@ -514,7 +530,7 @@ impl ConnDeadlines {
     /// active the idle deadline cannot come sooner than one full timeout from now (the
     /// connection must first go idle), so the timer looks again then: a busy connection
     /// wakes once per idle timeout, an idle one once at its deadline.
-    fn next(
+    pub(super) fn next(
         &self,
         shared: &ConnShared,
         force_close_at: Option<Instant>,
@@ -542,7 +558,7 @@ impl ConnDeadlines {
 
 /// A connection-level deadline that passed.
 #[derive(Debug, Clone, Copy)]
-enum Expired {
+pub(super) enum Expired {
     /// `idle_timeout`: no stream for that long.
     Idle,
     /// `max_connection_duration`.
@@ -551,7 +567,7 @@ enum Expired {
 
 impl Expired {
     /// Counts the close in `downstream_cx_idle_timeout` / `_max_duration_reached`.
-    fn count(self, runtime: &HcmRuntime) {
+    pub(super) fn count(self, runtime: &HcmRuntime) {
         match self {
             Expired::Idle => runtime.stats.downstream_cx_idle_timeout.inc(),
             Expired::MaxDuration => runtime.stats.downstream_cx_max_duration_reached.inc(),

@@ -24,6 +24,7 @@ pub mod local_reply;
 mod local_reply_config;
 mod max_duration;
 pub mod normalize;
+mod parked;
 mod premature_reset;
 pub mod rds;
 mod reason;

@@ -202,11 +202,7 @@ fn start(
     let ctx = Arc::clone(ctx);
     match &chain.tls {
         None => {
-            // The filter's future with the guard attached (an async block awaiting it
-            // would keep room for it twice: every idle connection's task holds this).
-            use futures_util::FutureExt;
-            let fut = serve(stream, conn, &chain, &ctx, signal).map(move |()| drop(guard));
-            tokio::spawn(fut);
+            tokio::spawn(serve(stream, conn, &chain, &ctx, signal, guard));
         }
         Some(tls) => {
             let tls = Arc::clone(tls);
@@ -221,27 +217,29 @@ fn start(
                 if let Some((stream, conn)) =
                     handshake(stream, conn, &tls, limits, ssl.as_deref(), &stats).await
                 {
-                    serve(stream, conn, &chain, &ctx, signal).await;
+                    serve(stream, conn, &chain, &ctx, signal, guard).await;
                 }
-                drop(guard);
             });
         }
     }
 }
 
-/// The chain's network filter over `io` (a TCP or TLS stream). A sync function, so
-/// that the future holds only what the filter keeps (not `io` and `conn` a second
-/// time); the TCP proxy's future is boxed, so that an HTTP connection (idle ones
-/// included) does not carry room for it.
-fn serve<IO>(
+/// The chain's network filter over `io` (a TCP or TLS stream); `guard` counts the
+/// connection until it ends (an HTTP connection keeps it while parked, past its first
+/// task). A sync function, so that the future holds only what the filter keeps (not
+/// `io` and `conn` a second time); the TCP proxy's future is boxed, so that an HTTP
+/// connection does not carry room for it.
+fn serve<IO, G>(
     io: IO,
     conn: ConnInfo,
     chain: &CompiledChain,
     ctx: &NetworkContext,
     signal: crate::base::drain::DrainSignal,
+    guard: G,
 ) -> impl std::future::Future<Output = ()> + Send
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    G: Send + 'static,
 {
     use futures_util::future::Either;
     match &chain.network {
@@ -251,14 +249,21 @@ where
             Arc::clone(rt),
             Arc::clone(&ctx.http),
             signal,
+            guard,
         )),
-        ChainNetwork::Tcp(rt) => Either::Right(Box::pin(crate::tcp::proxy_connection(
-            io,
-            conn,
-            Arc::clone(rt),
-            Arc::clone(&ctx.clusters),
-            signal,
-        ))),
+        ChainNetwork::Tcp(rt) => {
+            let proxied = crate::tcp::proxy_connection(
+                io,
+                conn,
+                Arc::clone(rt),
+                Arc::clone(&ctx.clusters),
+                signal,
+            );
+            Either::Right(Box::pin(async move {
+                proxied.await;
+                drop(guard);
+            }))
+        }
     }
 }
 

@@ -557,6 +557,11 @@ async fn serve(
     );
     notify::ready(&format!("epoch {epoch} live"));
     // Start-up's temporary allocations are gone; their pages need not stay resident.
+    // A configuration with no xDS or SDS source reads no more resources: the decoded
+    // descriptor pool (about 4 MB of heap) goes too (`/config_dump` decodes it again).
+    if !model.uses_xds() && !model.uses_sds() {
+        baton_config::release_descriptor_pool();
+    }
     crate::base::heap::release_free_memory();
     crate::base::heap::release_startup_code();
 

@@ -206,6 +206,7 @@ pub async fn start_proxy(hcm: HttpConnectionManager, clusters: Vec<Arc<Cluster>>
                 hcm.clone(),
                 ctx.clone(),
                 signal.clone(),
+                (),
             ));
         }
     });

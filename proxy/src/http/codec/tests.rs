@@ -29,7 +29,7 @@ async fn sniff(sent: &[u8], http1_only: bool) -> (Preface, Vec<u8>) {
     let (mut client, server) = tokio::io::duplex(256);
     client.write_all(sent).await.expect("write");
     client.shutdown().await.expect("shutdown");
-    let mut io = DownstreamIo::new(server, "envoy".into());
+    let mut io = DownstreamIo::new(server);
     let verdict = io.sniff_preface(http1_only).await.expect("sniff");
     let mut replayed = Vec::new();
     io.read_to_end(&mut replayed).await.expect("read");

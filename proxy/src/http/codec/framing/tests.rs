@@ -456,7 +456,7 @@ async fn serve(input: &[u8], chunk: usize) -> String {
         chunk,
         output: output.clone(),
     };
-    let mut io = DownstreamIo::new(client, "envoy".into());
+    let mut io = DownstreamIo::new(client);
     io.framing = Some(RequestFraming::new(limits()));
     io.codec = super::super::Codec::Http1;
     let service = hyper::service::service_fn(|_req| async {

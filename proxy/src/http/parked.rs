@@ -1,0 +1,441 @@
+//! The per-thread set of parked HTTP/1 keep-alive connections (issue 17). A connection
+//! that parks between exchanges leaves its task: what it needs to wait (its I/O, shared
+//! state, drain progress and the guards that count it) moves into this set, which one
+//! task per worker drives with one timer and one drain wait per drain signal for all of
+//! them. The client's next bytes start a new task that serves them as before; drain,
+//! idle timeout and max connection duration close a parked connection as the waiting
+//! connection task did (`conn_manager::ConnDeadlines`), and the client closing ends it.
+//! An idle connection so costs its boxed state, a slot and a waker, not a task with a
+//! timer and a drain wait of its own.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use futures_util::task::AtomicWaker;
+
+use crate::base::drain::{DrainPhase, DrainSignal};
+
+use super::conn_manager::{ConnDeadlines, Phases};
+use super::stream::ConnShared;
+
+/// A parked connection, whatever its I/O type.
+pub(super) trait Parked: Send {
+    /// The connection's shared state.
+    fn shared(&self) -> &ConnShared;
+    /// What the connection saw of the drain.
+    fn phases(&mut self) -> &mut Phases;
+    /// Waits for the client's next bytes: true once they are there, false when the
+    /// client closed.
+    fn poll_unpark(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>>;
+    /// Serves the bytes that arrived in a new task.
+    fn resume(self: Box<Self>);
+    /// Ends the connection; `shut_write`: shut the write side first (as hyper's graceful
+    /// shutdown of an idle connection does).
+    fn close(self: Box<Self>, shut_write: bool);
+}
+
+/// Hands a parked connection to this thread's set (made, with its driving task, on
+/// first use and again after that task ended with its runtime).
+pub(super) fn park(conn: Box<dyn Parked>) {
+    let shared = SET.with(|cell| {
+        let mut weak = cell.borrow_mut();
+        // Only the driving task holds the set (wakers hold it weakly): it is alive
+        // exactly while that task is.
+        if let Some(shared) = weak.upgrade() {
+            return shared;
+        }
+        let shared = Arc::new(Shared::default());
+        *weak = Arc::downgrade(&shared);
+        tokio::spawn(drive(Arc::clone(&shared)));
+        shared
+    });
+    lock(&shared.incoming).push(conn);
+    shared.driver.wake();
+}
+
+thread_local! {
+    /// This thread's set, while its driving task lives.
+    static SET: RefCell<Weak<Shared>> = const { RefCell::new(Weak::new()) };
+}
+
+/// What connection tasks and wakers share with the driving task.
+#[derive(Default)]
+struct Shared {
+    /// Connections parked since the driver last looked.
+    incoming: Mutex<Vec<Box<dyn Parked>>>,
+    /// Slots whose socket became readable (or may have: a stale wake is harmless).
+    ready: Mutex<Vec<usize>>,
+    /// The driving task.
+    driver: AtomicWaker,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Wakes the driver for one slot's socket.
+struct SlotWaker {
+    slot: usize,
+    shared: Weak<Shared>,
+}
+
+impl Wake for SlotWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(shared) = self.shared.upgrade() {
+            lock(&shared.ready).push(self.slot);
+            shared.driver.wake();
+        }
+    }
+}
+
+/// The drive of this thread's set: runs until its runtime drops it, which drops (and
+/// so closes) whatever is still parked.
+async fn drive(shared: Arc<Shared>) {
+    let mut set = ParkedSet {
+        shared,
+        slots: Vec::new(),
+        free: Vec::new(),
+        incoming: Vec::new(),
+        ready: Vec::new(),
+        deadlines: BTreeSet::new(),
+        groups: Vec::new(),
+        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+        timer_at: None,
+    };
+    std::future::poll_fn(|cx| set.poll(cx)).await
+}
+
+/// One parked connection's place in the set.
+struct Slot {
+    conn: Option<Box<dyn Parked>>,
+    /// The slot's waker (kept with the slot: made once, reused by later connections).
+    waker: Waker,
+    /// When the timer must look at the connection (in `ParkedSet::deadlines`).
+    deadline: Option<Instant>,
+    /// Its drain signal's index in `ParkedSet::groups`.
+    group: usize,
+}
+
+/// The parked connections watching one drain signal, and one wait for its next phase.
+struct DrainGroup {
+    signal: DrainSignal,
+    /// The phase the group last acted on.
+    seen: DrainPhase,
+    members: usize,
+    wait: Pin<Box<dyn Future<Output = DrainPhase> + Send>>,
+}
+
+impl DrainGroup {
+    fn new(signal: &DrainSignal, seen: DrainPhase) -> Self {
+        Self {
+            signal: signal.clone(),
+            seen,
+            members: 0,
+            wait: Self::wait_past(signal, seen),
+        }
+    }
+
+    fn wait_past(
+        signal: &DrainSignal,
+        seen: DrainPhase,
+    ) -> Pin<Box<dyn Future<Output = DrainPhase> + Send>> {
+        let mut signal = signal.clone();
+        Box::pin(async move { signal.past(seen).await })
+    }
+}
+
+/// The driving task's state: the parked connections and what they wait on.
+struct ParkedSet {
+    shared: Arc<Shared>,
+    slots: Vec<Slot>,
+    /// Slots without a connection, reused first.
+    free: Vec<usize>,
+    /// What `Shared` handed over, swapped out under its lock (keeps the capacity).
+    incoming: Vec<Box<dyn Parked>>,
+    ready: Vec<usize>,
+    /// (deadline, slot) of every connection with one.
+    deadlines: BTreeSet<(Instant, usize)>,
+    groups: Vec<Option<DrainGroup>>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    timer_at: Option<Instant>,
+}
+
+/// What to do with a connection after looking at it.
+enum Next {
+    Keep,
+    Resume,
+    Close { shut_write: bool },
+}
+
+impl ParkedSet {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.shared.driver.register(cx.waker());
+        let mut incoming = std::mem::take(&mut self.incoming);
+        std::mem::swap(&mut incoming, &mut *lock(&self.shared.incoming));
+        for conn in incoming.drain(..) {
+            self.insert(conn);
+        }
+        self.incoming = incoming;
+        let mut ready = std::mem::take(&mut self.ready);
+        std::mem::swap(&mut ready, &mut *lock(&self.shared.ready));
+        for slot in ready.drain(..) {
+            self.poll_slot(slot);
+        }
+        self.ready = ready;
+        self.poll_drain(cx);
+        self.poll_timer(cx);
+        Poll::Pending
+    }
+
+    fn insert(&mut self, conn: Box<dyn Parked>) {
+        let group = self.group_of(&conn.shared().drain);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = self.slots.len();
+                let waker = Waker::from(Arc::new(SlotWaker {
+                    slot,
+                    shared: Arc::downgrade(&self.shared),
+                }));
+                self.slots.push(Slot {
+                    conn: None,
+                    waker,
+                    deadline: None,
+                    group,
+                });
+                slot
+            }
+        };
+        let entry = &mut self.slots[slot];
+        entry.conn = Some(conn);
+        entry.group = group;
+        entry.deadline = None;
+        if let Some(g) = self.groups[group].as_mut() {
+            g.members += 1;
+        }
+        // A phase the connection has not acted on yet (the drain began while it was
+        // serving) is acted on now, as the connection's own drain wait would at once.
+        let phase = self.groups[group].as_ref().map(|g| g.seen);
+        let next = match phase {
+            Some(phase) if phase > self.phases_of(slot).seen => self.on_phase(slot, phase),
+            _ => Next::Keep,
+        };
+        if self.apply(slot, next) {
+            self.poll_slot(slot);
+        }
+    }
+
+    /// The group for `signal` (connections of one listener share it).
+    fn group_of(&mut self, signal: &DrainSignal) -> usize {
+        let found = self
+            .groups
+            .iter()
+            .position(|g| g.as_ref().is_some_and(|g| g.signal.same_source(signal)));
+        if let Some(index) = found {
+            return index;
+        }
+        // Starting from Serving: a phase already past is acted on at the first poll.
+        let group = DrainGroup::new(signal, DrainPhase::Serving);
+        match self.groups.iter().position(Option::is_none) {
+            Some(index) => {
+                self.groups[index] = Some(group);
+                index
+            }
+            None => {
+                self.groups.push(Some(group));
+                self.groups.len() - 1
+            }
+        }
+    }
+
+    fn phases_of(&mut self, slot: usize) -> Phases {
+        match self.slots[slot].conn.as_mut() {
+            Some(conn) => *conn.phases(),
+            None => Phases::default(),
+        }
+    }
+
+    /// Polls a slot's socket with the slot's waker.
+    fn poll_slot(&mut self, slot: usize) {
+        let Some(entry) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let waker = entry.waker.clone();
+        let Some(conn) = entry.conn.as_mut() else {
+            return;
+        };
+        let next = match conn.poll_unpark(&mut Context::from_waker(&waker)) {
+            Poll::Pending => Next::Keep,
+            Poll::Ready(Ok(true)) => Next::Resume,
+            Poll::Ready(Ok(false)) => Next::Close { shut_write: false },
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, conn = conn.shared().conn.id, "downstream connection ended with error");
+                Next::Close { shut_write: false }
+            }
+        };
+        self.apply(slot, next);
+    }
+
+    /// Carries out `next` for `slot`; true when the connection stays parked.
+    fn apply(&mut self, slot: usize, next: Next) -> bool {
+        if let Next::Keep = next {
+            self.schedule(slot);
+            return true;
+        }
+        let Some(conn) = self.remove(slot) else {
+            return false;
+        };
+        match next {
+            Next::Keep => {}
+            Next::Resume => conn.resume(),
+            Next::Close { shut_write } => conn.close(shut_write),
+        }
+        false
+    }
+
+    /// (Re)arms the slot's deadline from the connection's state.
+    fn schedule(&mut self, slot: usize) {
+        let entry = &mut self.slots[slot];
+        let Some(conn) = entry.conn.as_mut() else {
+            return;
+        };
+        let drain_seen = conn.phases().drain_seen;
+        let shared = conn.shared();
+        let next = ConnDeadlines::of(shared).next(shared, None, drain_seen, false);
+        if next == entry.deadline {
+            return;
+        }
+        if let Some(old) = entry.deadline.take() {
+            self.deadlines.remove(&(old, slot));
+        }
+        entry.deadline = next;
+        if let Some(at) = next {
+            self.deadlines.insert((at, slot));
+        }
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<Box<dyn Parked>> {
+        let entry = &mut self.slots[slot];
+        let conn = entry.conn.take()?;
+        if let Some(old) = entry.deadline.take() {
+            self.deadlines.remove(&(old, slot));
+        }
+        let group = entry.group;
+        self.free.push(slot);
+        if let Some(g) = self.groups[group].as_mut() {
+            g.members -= 1;
+            if g.members == 0 {
+                self.groups[group] = None;
+            }
+        }
+        Some(conn)
+    }
+
+    /// A drain signal moved past what its group saw: every connection of the group
+    /// acts on the new phase.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) {
+        for group in 0..self.groups.len() {
+            // Until the wait is pending again (so that it is registered), or the group
+            // is gone with its last member.
+            while let Some(g) = self.groups[group].as_mut() {
+                let Poll::Ready(phase) = g.wait.as_mut().poll(cx) else {
+                    break;
+                };
+                g.seen = phase;
+                g.wait = DrainGroup::wait_past(&g.signal, phase);
+                let members: Vec<usize> = (0..self.slots.len())
+                    .filter(|&s| self.slots[s].group == group && self.slots[s].conn.is_some())
+                    .collect();
+                for slot in members {
+                    if phase > self.phases_of(slot).seen {
+                        let next = self.on_phase(slot, phase);
+                        self.apply(slot, next);
+                    }
+                }
+                if phase >= DrainPhase::Closed {
+                    // Every member closed; nothing is past Closed.
+                    self.groups[group] = None;
+                }
+            }
+        }
+    }
+
+    /// As a waiting connection on a drain phase change.
+    fn on_phase(&mut self, slot: usize, phase: DrainPhase) -> Next {
+        let Some(conn) = self.slots[slot].conn.as_mut() else {
+            return Next::Keep;
+        };
+        conn.phases().seen = phase;
+        if phase >= DrainPhase::Closed {
+            return Next::Close { shut_write: false };
+        }
+        conn.phases().drain_seen = true;
+        let shared = conn.shared();
+        shared.runtime.stats.downstream_cx_drain_close.inc();
+        shared.draining.store(true, Ordering::Relaxed);
+        if shared.drain.close_idle() {
+            shared.closing.store(true, Ordering::Relaxed);
+            return Next::Close { shut_write: true };
+        }
+        Next::Keep
+    }
+
+    /// As a waiting connection when its timer fires: a drain with no successor closes
+    /// it, so do the idle timeout and the max connection duration (counted).
+    fn on_deadline(&mut self, slot: usize, now: Instant) -> Next {
+        let Some(conn) = self.slots[slot].conn.as_mut() else {
+            return Next::Keep;
+        };
+        let drain_seen = conn.phases().drain_seen;
+        let shared = conn.shared();
+        if drain_seen && shared.drain.close_idle() {
+            shared.closing.store(true, Ordering::Relaxed);
+            return Next::Close { shut_write: true };
+        }
+        if let Some(reason) = ConnDeadlines::of(shared).expired(shared, now) {
+            reason.count(&shared.runtime);
+            shared.closing.store(true, Ordering::Relaxed);
+            return Next::Close { shut_write: true };
+        }
+        Next::Keep
+    }
+
+    /// Looks at every connection whose deadline passed, then arms the one timer for the
+    /// earliest deadline left.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let now = Instant::now();
+            while let Some(&(at, slot)) = self.deadlines.first() {
+                if at > now {
+                    break;
+                }
+                self.deadlines.pop_first();
+                self.slots[slot].deadline = None;
+                let next = self.on_deadline(slot, now);
+                self.apply(slot, next);
+            }
+            let Some(&(at, _)) = self.deadlines.first() else {
+                self.timer_at = None;
+                return;
+            };
+            if self.timer_at != Some(at) {
+                self.timer_at = Some(at);
+                self.timer.as_mut().reset(at.into());
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return;
+            }
+        }
+    }
+}
