@@ -315,10 +315,12 @@ pub(crate) async fn forward(
     };
     ex.info.upstream_host = Some(up.host.address.clone());
     ex.info.first_upstream_rx = Some(ex.info.elapsed());
+    // One clock read for the cluster's response time and the service-time header.
+    let service_time = sent_at.elapsed();
     cluster_stats.record_routed_response(
         up.response.status().as_u16(),
         internal,
-        Some(sent_at.elapsed()),
+        Some(service_time),
     );
     let mut response = up.response;
     let switching = is_upgrade
@@ -342,7 +344,7 @@ pub(crate) async fn forward(
     if !suppress && !is_upgrade {
         rparts.headers.insert(
             forwarding::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
-            forwarding::millis_value(sent_at.elapsed().as_millis() as u64),
+            forwarding::millis_value(service_time.as_millis() as u64),
         );
     }
     ex.info.response_code = Some(rparts.status.as_u16());

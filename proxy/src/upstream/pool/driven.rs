@@ -174,10 +174,10 @@ impl Lease {
             active,
         } = self;
         drop(active);
-        drop(busy);
         if ready && reusable {
-            http1::checkin(&host, &tls, conn, requests, idle_timeout);
+            http1::checkin(&host, &tls, conn, busy, requests, idle_timeout);
         } else {
+            drop(busy);
             conn.close();
         }
     }

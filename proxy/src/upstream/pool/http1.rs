@@ -119,14 +119,32 @@ impl Http1Pool {
     }
 }
 
-/// Counts a connection as busy in this worker's pool until dropped.
+/// Counts a connection as busy in this worker's pool until dropped (or until
+/// [`Busy::end_in`] ends it inside a pool section the caller holds anyway).
 pub(super) struct Busy {
-    key: PoolKey,
+    /// None once ended.
+    key: Option<PoolKey>,
+}
+
+impl Busy {
+    fn new(host: &Host, tls: &TlsOverrides) -> Self {
+        Self {
+            key: Some(PoolKey::new(host, tls)),
+        }
+    }
+
+    /// Stops counting in `pool` (this busy connection's pool), without a second lookup.
+    fn end_in(mut self, pool: &mut Http1Pool) {
+        self.key = None;
+        pool.busy = pool.busy.saturating_sub(1);
+    }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        with_existing_pools(&self.key, |p| p.http1.busy = p.http1.busy.saturating_sub(1));
+        if let Some(key) = &self.key {
+            with_existing_pools(key, |p| p.http1.busy = p.http1.busy.saturating_sub(1));
+        }
     }
 }
 
@@ -149,9 +167,7 @@ pub(super) async fn send(
         let (idle, busy) = with_pools(host, tls, |p| (p.http1.checkout(), p.http1.busy));
         match idle {
             Some(mut idle) => {
-                let busy = Busy {
-                    key: PoolKey::new(host, tls),
-                };
+                let busy = Busy::new(host, tls);
                 active.attach();
                 let sent = idle.conn.sender.try_send_request(req);
                 match idle.conn.exchange(sent).await {
@@ -194,9 +210,7 @@ pub(super) async fn send(
     drop(pending);
     let mut conn = DrivenConnection::new(sender, conn, open);
     with_pools(host, tls, |p| p.http1.busy += 1);
-    let busy = Busy {
-        key: PoolKey::new(host, tls),
-    };
+    let busy = Busy::new(host, tls);
     active.attach();
     let sent = conn.sender.send_request(req);
     match conn.exchange(sent).await {
@@ -349,16 +363,18 @@ async fn new_connection(
 }
 
 /// Parks a connection that can carry another request in this worker's pool, under the
-/// pool's watcher.
+/// pool's watcher; it stops counting as busy in the same pool section.
 pub(super) fn checkin(
     host: &Arc<Host>,
     tls: &TlsOverrides,
     mut conn: Box<DrivenConnection>,
+    busy: Busy,
     requests: u32,
     idle_timeout: Option<Duration>,
 ) {
     let (start_reaper, start_watcher) = with_pools(host, tls, |p| {
         let pool = &mut p.http1;
+        busy.end_in(pool);
         // From now on the watcher is woken when the upstream closes it or sends data.
         if let Some(watcher) = &pool.watcher {
             if !conn.drive(&mut Context::from_waker(watcher)) {
