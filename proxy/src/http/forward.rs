@@ -8,6 +8,7 @@ use std::time::Instant;
 use baton_config::model::{ForwardAction, HeaderMutations, HostRewrite};
 use http::header::EXPECT;
 use http::request::Parts;
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
@@ -35,6 +36,19 @@ fn set_path(parts: &mut Parts, new_path_and_query: &str) {
     }
     if let Ok(uri) = builder.path_and_query(new_path_and_query).build() {
         parts.uri = uri;
+    }
+}
+
+/// The origin-form target of the upstream request: a path that starts with `/` is shared
+/// as it is (its bytes are a parsed `PathAndQuery` already, so parsing a copy of them
+/// again gives the same target); anything else is parsed as before.
+fn origin_form(path_and_query: &PathAndQuery) -> Option<Uri> {
+    if path_and_query.as_str().starts_with('/') {
+        let mut target = http::uri::Parts::default();
+        target.path_and_query = Some(path_and_query.clone());
+        Uri::from_parts(target).ok()
+    } else {
+        Uri::try_from(path_and_query.as_str()).ok()
     }
 }
 
@@ -223,10 +237,7 @@ pub(crate) async fn forward(
     let uri: Uri = match parts.uri.authority() {
         // A forwarded CONNECT keeps its authority-form target.
         Some(target) if is_connect => Uri::try_from(target.as_str()).ok(),
-        _ => parts
-            .uri
-            .path_and_query()
-            .and_then(|p| Uri::try_from(p.as_str()).ok()),
+        _ => parts.uri.path_and_query().and_then(origin_form),
     }
     .unwrap_or_else(|| Uri::from_static("/"));
     let mut up_req = Request::new(body);
@@ -304,10 +315,12 @@ pub(crate) async fn forward(
     };
     ex.info.upstream_host = Some(up.host.address.clone());
     ex.info.first_upstream_rx = Some(ex.info.elapsed());
+    // One clock read for the cluster's response time and the service-time header.
+    let service_time = sent_at.elapsed();
     cluster_stats.record_routed_response(
         up.response.status().as_u16(),
         internal,
-        Some(sent_at.elapsed()),
+        Some(service_time),
     );
     let mut response = up.response;
     let switching = is_upgrade
@@ -331,7 +344,7 @@ pub(crate) async fn forward(
     if !suppress && !is_upgrade {
         rparts.headers.insert(
             forwarding::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
-            forwarding::millis_value(sent_at.elapsed().as_millis() as u64),
+            forwarding::millis_value(service_time.as_millis() as u64),
         );
     }
     ex.info.response_code = Some(rparts.status.as_u16());

@@ -412,6 +412,27 @@ async fn http1_upstream_closing_keep_alive_connection_is_not_reused() {
     assert_eq!(up.accepts.load(Ordering::SeqCst), 2);
 }
 
+/// An idle connection the upstream closes leaves the pool at once, with no request to
+/// find out, also after it was taken and parked again (its parked waker's second turn).
+#[tokio::test]
+async fn http1_upstream_close_of_a_reused_idle_connection_is_noticed_without_a_request() {
+    let up = upstream(false).await;
+    let cm = manager(vec![cluster("c", ips(&[up.addr]))]).await;
+    let c = cm.get("c").expect("cluster");
+    for path in ["/a", "/b", "/c"] {
+        let resp = c.send_http(get(path), &H1).await.expect("response");
+        text(resp.response.into_body()).await;
+    }
+    assert_eq!(up.accepts.load(Ordering::SeqCst), 1);
+    let host = &c.hosts()[0];
+    assert_eq!(idle_connections(host), 1);
+    up.goaway.notify_waiters();
+    eventually("the pool dropped the closed connection", || {
+        idle_connections(host) == 0 && host.cx_active.load(Ordering::Relaxed) == 0
+    })
+    .await;
+}
+
 /// The HTTP connection manager may spawn request futures: they must be `Send`.
 #[tokio::test]
 async fn request_futures_are_send() {

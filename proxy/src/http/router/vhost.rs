@@ -7,25 +7,31 @@
 
 use std::collections::HashMap;
 
+use crate::base::fast_hash::FastBuildHasher;
+
+/// Domains of one kind; config names looked up (never inserted) per request, so the
+/// config-keyed hasher serves.
+type DomainMap = HashMap<String, usize, FastBuildHasher>;
+
 /// Domain lookup tables built once per route config.
 #[derive(Debug, Default)]
 pub struct VhostSelector {
-    exact: HashMap<String, usize>,
+    exact: DomainMap,
     /// `*.foo.com` stored as ".foo.com" -> vhost, grouped by suffix length, longest first.
-    suffixes: Vec<(usize, HashMap<String, usize>)>,
+    suffixes: Vec<(usize, DomainMap)>,
     /// `foo.*` stored as "foo." -> vhost, grouped by prefix length, longest first.
-    prefixes: Vec<(usize, HashMap<String, usize>)>,
+    prefixes: Vec<(usize, DomainMap)>,
     default: Option<usize>,
 }
 
-fn insert_grouped(groups: &mut Vec<(usize, HashMap<String, usize>)>, key: String, vhost: usize) {
+fn insert_grouped(groups: &mut Vec<(usize, DomainMap)>, key: String, vhost: usize) {
     let len = key.len();
     match groups.iter_mut().find(|(l, _)| *l == len) {
         Some((_, map)) => {
             map.entry(key).or_insert(vhost);
         }
         None => {
-            groups.push((len, HashMap::from([(key, vhost)])));
+            groups.push((len, DomainMap::from_iter([(key, vhost)])));
             groups.sort_by_key(|g| std::cmp::Reverse(g.0));
         }
     }
@@ -55,6 +61,10 @@ impl VhostSelector {
 
     /// The virtual host index for a Host header value.
     pub fn select(&self, host: &str) -> Option<usize> {
+        // Only `*` (the common single-vhost config): nothing to lowercase or look up.
+        if self.exact.is_empty() && self.suffixes.is_empty() && self.prefixes.is_empty() {
+            return self.default;
+        }
         // Lowercase without allocating in the common all-lowercase case.
         let lowered;
         let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {

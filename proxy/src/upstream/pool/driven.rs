@@ -37,6 +37,8 @@ pub(super) struct DrivenConnection {
     conn: Option<Http1Connection>,
     /// Keeps the connection counted (host and cluster `cx_active`) while it is open.
     open: Option<OpenConnection>,
+    /// The waker it is driven under while parked in the pool (made at its first checkin).
+    pub(super) parked: Option<http1::Parked>,
 }
 
 impl DrivenConnection {
@@ -49,26 +51,24 @@ impl DrivenConnection {
             sender,
             conn: Some(conn),
             open: Some(open),
+            parked: None,
         })
     }
 
     /// Lets the connection write what is queued and read what arrived; `cx` is woken
     /// when it can make progress again. False once the connection has ended.
     pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(conn) = self.conn.as_mut() else {
-            return false;
-        };
-        match Pin::new(conn).poll(cx) {
-            Poll::Pending => true,
-            Poll::Ready(result) => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended with error");
-                }
-                self.conn = None;
-                self.open = None;
-                false
-            }
-        }
+        drive_connection(&mut self.conn, &mut self.open, cx)
+    }
+
+    /// [`Self::drive`] under the waker of its parking (a no-op waker without one).
+    pub(super) fn drive_parked(&mut self) -> bool {
+        let waker = self.parked.as_ref().map_or(Waker::noop(), |p| p.waker());
+        drive_connection(
+            &mut self.conn,
+            &mut self.open,
+            &mut Context::from_waker(waker),
+        )
     }
 
     /// Open and able to take a request now.
@@ -109,7 +109,9 @@ impl DrivenConnection {
     /// close_notify, a FIN) once the sender is gone. Only a close that cannot finish at
     /// once gets a task.
     pub(super) fn close(self: Box<Self>) {
-        let Self { sender, conn, open } = *self;
+        let Self {
+            sender, conn, open, ..
+        } = *self;
         drop(sender);
         let Some(mut conn) = conn else {
             return;
@@ -124,6 +126,28 @@ impl DrivenConnection {
                     let _ = conn.await;
                 });
             }
+        }
+    }
+}
+
+/// Polls hyper's connection; on its end drops it and the guard that counts it open.
+fn drive_connection(
+    conn: &mut Option<Http1Connection>,
+    open: &mut Option<OpenConnection>,
+    cx: &mut Context<'_>,
+) -> bool {
+    let Some(polled) = conn.as_mut() else {
+        return false;
+    };
+    match Pin::new(polled).poll(cx) {
+        Poll::Pending => true,
+        Poll::Ready(result) => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended with error");
+            }
+            *conn = None;
+            *open = None;
+            false
         }
     }
 }
@@ -174,10 +198,10 @@ impl Lease {
             active,
         } = self;
         drop(active);
-        drop(busy);
         if ready && reusable {
-            http1::checkin(&host, &tls, conn, requests, idle_timeout);
+            http1::checkin(&host, &tls, conn, busy, requests, idle_timeout);
         } else {
+            drop(busy);
             conn.close();
         }
     }

@@ -7,9 +7,12 @@
 //! Pool connections have no task: the request using one drives it (`driven`), and one
 //! watcher task per pool drives the idle ones, so an upstream close is handled at once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
+
+use futures_util::task::AtomicWaker;
 
 use http::{Request, Response};
 use http_body::Body;
@@ -37,10 +40,70 @@ pub(super) struct Http1Pool {
     busy: usize,
     /// An idle reaper task is running for this pool.
     reaper_running: bool,
-    /// Wakes the watcher task that drives the idle connections (None until it first
-    /// ran); `watcher_running` says one was started.
-    watcher: Option<Waker>,
+    /// Wakes the watcher task that drives the idle connections (registered each time
+    /// it runs); `watcher_running` says one was started.
+    watcher: Arc<AtomicWaker>,
     watcher_running: bool,
+}
+
+/// The waker an idle connection is driven under while parked: its wakes reach the
+/// pool's watcher only while the connection is in the pool, and mark it as having
+/// something to look at (a close, stray bytes). A request that takes the connection
+/// sends on it before its own first poll hands the connection the request's wakers;
+/// that send wakes this waker, which then does nothing. (Before, a poll of hyper's
+/// dispatcher with a no-op waker at each checkout took the wakers back.)
+pub(super) struct Parked {
+    state: Arc<ParkedWaker>,
+    waker: Waker,
+}
+
+struct ParkedWaker {
+    /// In the pool: wakes matter.
+    parked: AtomicBool,
+    /// Woken while parked since it was last driven.
+    woken: AtomicBool,
+    /// The pool's watcher.
+    watcher: Arc<AtomicWaker>,
+}
+
+impl Wake for ParkedWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.parked.load(Ordering::Acquire) {
+            self.woken.store(true, Ordering::Release);
+            self.watcher.wake();
+        }
+    }
+}
+
+impl Parked {
+    fn new(watcher: &Arc<AtomicWaker>) -> Self {
+        let state = Arc::new(ParkedWaker {
+            parked: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
+            watcher: watcher.clone(),
+        });
+        let waker = Waker::from(state.clone());
+        Self { state, waker }
+    }
+
+    pub(super) fn waker(&self) -> &Waker {
+        &self.waker
+    }
+
+    /// Leaves the pool; true when it was woken while parked (it may have changed).
+    fn unpark(&self) -> bool {
+        self.state.parked.store(false, Ordering::Release);
+        self.state.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// True (and cleared) when it was woken since it was last driven.
+    fn take_woken(&self) -> bool {
+        self.state.woken.swap(false, Ordering::AcqRel)
+    }
 }
 
 struct IdleConnection {
@@ -53,9 +116,7 @@ struct IdleConnection {
 impl Drop for Http1Pool {
     fn drop(&mut self) {
         // The watcher ends once it finds its pool gone.
-        if let Some(watcher) = self.watcher.take() {
-            watcher.wake();
-        }
+        self.watcher.wake();
     }
 }
 
@@ -73,10 +134,12 @@ impl Http1Pool {
     /// Takes the most recently used ready connection, discarding closed ones.
     fn checkout(&mut self) -> Option<IdleConnection> {
         while let Some(mut idle) = self.idle.pop() {
-            // A poll without a waker: it takes the connection away from the watcher
-            // (whose waker a send would wake for nothing) and notices a close that
-            // arrived since the watcher last ran. The request's own polls follow.
-            if idle.conn.drive(&mut Context::from_waker(Waker::noop())) && idle.conn.is_ready() {
+            // Only a connection woken since it was last driven can have changed (a close
+            // the watcher has not seen yet): that one is polled, without a waker, to
+            // find out. The request's own polls follow.
+            let woken = idle.conn.parked.as_ref().is_none_or(Parked::unpark);
+            let open = !woken || idle.conn.drive(&mut Context::from_waker(Waker::noop()));
+            if open && idle.conn.is_ready() {
                 self.busy += 1;
                 return Some(idle);
             }
@@ -106,27 +169,46 @@ impl Http1Pool {
         oldest.map(|t| t + idle_timeout)
     }
 
-    /// Drives every idle connection under the watcher's `cx`, dropping those that ended.
+    /// Drives the idle connections woken since they were last driven (each under its
+    /// parked waker, which reaches the watcher's `cx`), dropping those that ended.
     fn watch(&mut self, cx: &mut Context<'_>) {
-        if !self
-            .watcher
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            self.watcher = Some(cx.waker().clone());
-        }
-        self.idle.retain_mut(|idle| idle.conn.drive(cx));
+        self.watcher.register(cx.waker());
+        self.idle.retain_mut(
+            |idle| match idle.conn.parked.as_ref().map(Parked::take_woken) {
+                Some(false) => true,
+                Some(true) => idle.conn.drive_parked(),
+                None => idle.conn.drive(cx),
+            },
+        );
     }
 }
 
-/// Counts a connection as busy in this worker's pool until dropped.
+/// Counts a connection as busy in this worker's pool until dropped (or until
+/// [`Busy::end_in`] ends it inside a pool section the caller holds anyway).
 pub(super) struct Busy {
-    key: PoolKey,
+    /// None once ended.
+    key: Option<PoolKey>,
+}
+
+impl Busy {
+    fn new(host: &Host, tls: &TlsOverrides) -> Self {
+        Self {
+            key: Some(PoolKey::new(host, tls)),
+        }
+    }
+
+    /// Stops counting in `pool` (this busy connection's pool), without a second lookup.
+    fn end_in(mut self, pool: &mut Http1Pool) {
+        self.key = None;
+        pool.busy = pool.busy.saturating_sub(1);
+    }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        with_existing_pools(&self.key, |p| p.http1.busy = p.http1.busy.saturating_sub(1));
+        if let Some(key) = &self.key {
+            with_existing_pools(key, |p| p.http1.busy = p.http1.busy.saturating_sub(1));
+        }
     }
 }
 
@@ -149,9 +231,7 @@ pub(super) async fn send(
         let (idle, busy) = with_pools(host, tls, |p| (p.http1.checkout(), p.http1.busy));
         match idle {
             Some(mut idle) => {
-                let busy = Busy {
-                    key: PoolKey::new(host, tls),
-                };
+                let busy = Busy::new(host, tls);
                 active.attach();
                 let sent = idle.conn.sender.try_send_request(req);
                 match idle.conn.exchange(sent).await {
@@ -194,9 +274,7 @@ pub(super) async fn send(
     drop(pending);
     let mut conn = DrivenConnection::new(sender, conn, open);
     with_pools(host, tls, |p| p.http1.busy += 1);
-    let busy = Busy {
-        key: PoolKey::new(host, tls),
-    };
+    let busy = Busy::new(host, tls);
     active.attach();
     let sent = conn.sender.send_request(req);
     match conn.exchange(sent).await {
@@ -349,21 +427,29 @@ async fn new_connection(
 }
 
 /// Parks a connection that can carry another request in this worker's pool, under the
-/// pool's watcher.
+/// pool's watcher; it stops counting as busy in the same pool section.
 pub(super) fn checkin(
     host: &Arc<Host>,
     tls: &TlsOverrides,
     mut conn: Box<DrivenConnection>,
+    busy: Busy,
     requests: u32,
     idle_timeout: Option<Duration>,
 ) {
     let (start_reaper, start_watcher) = with_pools(host, tls, |p| {
         let pool = &mut p.http1;
-        // From now on the watcher is woken when the upstream closes it or sends data.
-        if let Some(watcher) = &pool.watcher {
-            if !conn.drive(&mut Context::from_waker(watcher)) {
-                return (false, false);
-            }
+        busy.end_in(pool);
+        // From now on the watcher is woken when the upstream closes it or sends data
+        // (a waker made once per connection, again only for a pool made anew).
+        let parked = match conn.parked.take() {
+            Some(parked) if Arc::ptr_eq(&parked.state.watcher, &pool.watcher) => parked,
+            _ => Parked::new(&pool.watcher),
+        };
+        parked.state.woken.store(false, Ordering::Release);
+        parked.state.parked.store(true, Ordering::Release);
+        conn.parked = Some(parked);
+        if !conn.drive_parked() {
+            return (false, false);
         }
         pool.idle.push(IdleConnection {
             conn,
