@@ -333,11 +333,9 @@ impl Walk {
 
     /// The table index of the message a walk starts at.
     fn index_of(&self, descriptor: &MessageDescriptor) -> Result<u32, ConfigError> {
-        self.tables
-            .index_of(descriptor.full_name())
-            .ok_or_else(|| {
-                ConfigError::at("", format!("unknown type '{}'", descriptor.full_name()))
-            })
+        self.tables.index_of(descriptor.full_name()).ok_or_else(|| {
+            ConfigError::at("", format!("unknown type '{}'", descriptor.full_name()))
+        })
     }
 
     fn message<'b>(

@@ -7,16 +7,9 @@ use std::path::PathBuf;
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::config::endpoint::v3 as endpoint_pb;
 
-use super::{port, required, socket_address};
+use super::{port, required, socket_address, with_lazy_path};
 use crate::error::{ConfigError, Result};
 use crate::model;
-
-/// Runs `check` with an empty path and, only when it fails, again with the real one
-/// (`path()`): the checks depend on their input alone, so the second run fails the same
-/// way, and the happy path of an EDS update of 10,000 assignments formats no paths.
-fn with_lazy_path<T>(path: impl FnOnce() -> String, check: impl Fn(&str) -> Result<T>) -> Result<T> {
-    check("").or_else(|_| check(&path()))
-}
 
 /// A standalone `ClusterLoadAssignment` (EDS): endpoints must be IP addresses or pipes,
 /// as in Envoy, which resolves nothing for EDS clusters.

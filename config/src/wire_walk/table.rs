@@ -27,7 +27,9 @@ pub(super) enum Role {
     CheckedByTranslation,
     /// An `HttpFilter` or a route's `FilterConfig`: an `Any` of an unknown type inside is
     /// skipped when one of the flags (field numbers) is set.
-    SkipsUnknownConfig { flags: [Option<u32>; 2] },
+    SkipsUnknownConfig {
+        flags: [Option<u32>; 2],
+    },
 }
 
 /// One field of a message, as the walk needs it.
@@ -121,9 +123,7 @@ impl Tables {
         let flag = |name: &str| descriptor.get_field_by_name(name).map(|f| f.number());
         let role = match full_name {
             "google.protobuf.Any" => Role::Any,
-            name if supported::CHECKED_BY_TRANSLATION.contains(&name) => {
-                Role::CheckedByTranslation
-            }
+            name if supported::CHECKED_BY_TRANSLATION.contains(&name) => Role::CheckedByTranslation,
             "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter" => {
                 Role::SkipsUnknownConfig {
                     flags: [flag("is_optional"), None],
@@ -154,15 +154,13 @@ impl Tables {
             let map = field.is_map();
             let name = Box::from(field.name());
             let (message, map_key) = match (&kind, map) {
-                (Kind::Message(entry), true) => {
-                    match entry.map_entry_value_field().kind() {
-                        Kind::Message(value) => (
-                            self.index_of(value.full_name()),
-                            Some(entry.map_entry_key_field().kind()),
-                        ),
-                        _ => (None, None),
-                    }
-                }
+                (Kind::Message(entry), true) => match entry.map_entry_value_field().kind() {
+                    Kind::Message(value) => (
+                        self.index_of(value.full_name()),
+                        Some(entry.map_entry_key_field().kind()),
+                    ),
+                    _ => (None, None),
+                },
                 (Kind::Message(message), false) => (self.index_of(message.full_name()), None),
                 _ => (None, None),
             };
