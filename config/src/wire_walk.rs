@@ -34,6 +34,14 @@ const RECURSION_LIMIT: u32 = 100;
 /// Unknown fields reported at most (as the `DynamicMessage` walk).
 const MAX_UNKNOWN: usize = 64;
 
+/// Field occurrences, field groups and path bytes a walk starts with room for: a cluster
+/// or an assignment as control planes write them fits, so a walk allocates three times
+/// instead of growing each buffer step by step (a 10,000-cluster push walks 40,000
+/// resources).
+const STACK_CAPACITY: usize = 128;
+const GROUPS_CAPACITY: usize = 64;
+const PATH_CAPACITY: usize = 128;
+
 /// Unknown fields (by number) of the message in `bytes` and of the messages inside it,
 /// with the path of the message holding each; `Any` contents are not looked into.
 pub(crate) fn unknown_fields(
@@ -42,7 +50,7 @@ pub(crate) fn unknown_fields(
 ) -> Result<Vec<(String, u32)>, ConfigError> {
     let mut walk = Walk::new(Mode::Unknown);
     let index = walk.index_of(descriptor)?;
-    walk.message(index, bytes, &mut Vec::new())?;
+    walk.message(index, bytes, &mut Vec::with_capacity(STACK_CAPACITY))?;
     Ok(walk.unknown)
 }
 
@@ -54,7 +62,7 @@ pub(crate) fn check_supported(
 ) -> Result<(), ConfigError> {
     let mut walk = Walk::new(Mode::Supported);
     let index = walk.index_of(descriptor)?;
-    walk.message(index, bytes, &mut Vec::new())
+    walk.message(index, bytes, &mut Vec::with_capacity(STACK_CAPACITY))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -324,9 +332,9 @@ impl Walk {
         Self {
             tables: tables(),
             mode,
-            path: String::new(),
+            path: String::with_capacity(PATH_CAPACITY),
             unknown: Vec::new(),
-            groups: Vec::new(),
+            groups: Vec::with_capacity(GROUPS_CAPACITY),
             depth: 0,
         }
     }
