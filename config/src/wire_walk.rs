@@ -12,14 +12,20 @@
 //! of a oneof only the last member written is set, holding what was written after the
 //! other members; a map key written twice keeps its last entry. The resource itself was
 //! decoded by prost first, so only `Any` contents can still be malformed here.
+//!
+//! Fields are looked up by number in per-message tables built once for the pool
+//! ([`table`]), not through the descriptor API.
+
+mod table;
 
 use std::fmt::Write as _;
 
-use prost_reflect::{FieldDescriptor, Kind, MapKey, MessageDescriptor, OneofDescriptor};
+use prost_reflect::{Kind, MapKey, MessageDescriptor};
 
 use crate::error::ConfigError;
-use crate::load::pool;
 use crate::supported;
+
+use table::{tables, FieldEntry, MessageTable, Role, Tables};
 
 /// Nesting bound, as prost's decoder has (a fresh one inside each `Any`, as
 /// `DynamicMessage::decode` of the contents starts one).
@@ -28,6 +34,14 @@ const RECURSION_LIMIT: u32 = 100;
 /// Unknown fields reported at most (as the `DynamicMessage` walk).
 const MAX_UNKNOWN: usize = 64;
 
+/// Field occurrences, field groups and path bytes a walk starts with room for: a cluster
+/// or an assignment as control planes write them fits, so a walk allocates three times
+/// instead of growing each buffer step by step (a 10,000-cluster push walks 40,000
+/// resources).
+const STACK_CAPACITY: usize = 128;
+const GROUPS_CAPACITY: usize = 64;
+const PATH_CAPACITY: usize = 128;
+
 /// Unknown fields (by number) of the message in `bytes` and of the messages inside it,
 /// with the path of the message holding each; `Any` contents are not looked into.
 pub(crate) fn unknown_fields(
@@ -35,7 +49,8 @@ pub(crate) fn unknown_fields(
     bytes: &[u8],
 ) -> Result<Vec<(String, u32)>, ConfigError> {
     let mut walk = Walk::new(Mode::Unknown);
-    walk.message(descriptor, bytes, &mut Vec::new())?;
+    let index = walk.index_of(descriptor)?;
+    walk.message(index, bytes, &mut Vec::with_capacity(STACK_CAPACITY))?;
     Ok(walk.unknown)
 }
 
@@ -45,7 +60,9 @@ pub(crate) fn check_supported(
     descriptor: &MessageDescriptor,
     bytes: &[u8],
 ) -> Result<(), ConfigError> {
-    Walk::new(Mode::Supported).message(descriptor, bytes, &mut Vec::new())
+    let mut walk = Walk::new(Mode::Supported);
+    let index = walk.index_of(descriptor)?;
+    walk.message(index, bytes, &mut Vec::with_capacity(STACK_CAPACITY))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -79,12 +96,14 @@ struct Occurrence<'b> {
 struct Group {
     start: usize,
     end: usize,
-    field: Option<FieldDescriptor>,
-    /// The field's oneof.
-    oneof: Option<OneofDescriptor>,
+    /// The field's slot in its message's table.
+    field: Option<u16>,
+    /// The field's oneof (its position among the message's oneofs).
+    oneof: Option<u32>,
 }
 
 struct Walk {
+    tables: &'static Tables,
     mode: Mode,
     path: String,
     unknown: Vec<(String, u32)>,
@@ -311,26 +330,34 @@ fn any_type_url(bytes: &[u8]) -> Option<String> {
 impl Walk {
     fn new(mode: Mode) -> Self {
         Self {
+            tables: tables(),
             mode,
-            path: String::new(),
+            path: String::with_capacity(PATH_CAPACITY),
             unknown: Vec::new(),
-            groups: Vec::new(),
+            groups: Vec::with_capacity(GROUPS_CAPACITY),
             depth: 0,
         }
     }
 
+    /// The table index of the message a walk starts at.
+    fn index_of(&self, descriptor: &MessageDescriptor) -> Result<u32, ConfigError> {
+        self.tables.index_of(descriptor.full_name()).ok_or_else(|| {
+            ConfigError::at("", format!("unknown type '{}'", descriptor.full_name()))
+        })
+    }
+
     fn message<'b>(
         &mut self,
-        descriptor: &MessageDescriptor,
+        index: u32,
         bytes: &'b [u8],
         stack: &mut Vec<Occurrence<'b>>,
     ) -> Result<(), ConfigError> {
+        let table = self.tables.get(index);
         if self.mode == Mode::Supported {
-            if descriptor.full_name() == "google.protobuf.Any" {
-                return self.any(bytes);
-            }
-            if supported::CHECKED_BY_TRANSLATION.contains(&descriptor.full_name()) {
-                return Ok(());
+            match table.role {
+                Role::Any => return self.any(bytes),
+                Role::CheckedByTranslation => return Ok(()),
+                Role::Plain | Role::SkipsUnknownConfig { .. } => {}
             }
         }
         self.depth += 1;
@@ -353,8 +380,8 @@ impl Walk {
             while group_end < end && stack[group_end].number == number {
                 group_end += 1;
             }
-            let field = descriptor.get_field(number);
-            let oneof = field.as_ref().and_then(|f| f.containing_oneof());
+            let field = table.slot(number);
+            let oneof = field.and_then(|slot| table.fields[usize::from(slot)].oneof);
             self.groups.push(Group {
                 start: index,
                 end: group_end,
@@ -363,7 +390,7 @@ impl Walk {
             });
             index = group_end;
         }
-        let result = self.fields(descriptor, first_group, stack);
+        let result = self.fields(table, first_group, stack);
         self.groups.truncate(first_group);
         stack.truncate(start);
         self.depth -= 1;
@@ -373,7 +400,7 @@ impl Walk {
     /// The fields of one message: groups `first_group..` of the walk.
     fn fields<'b>(
         &mut self,
-        descriptor: &MessageDescriptor,
+        table: &'static MessageTable,
         first_group: usize,
         stack: &mut Vec<Occurrence<'b>>,
     ) -> Result<(), ConfigError> {
@@ -389,40 +416,35 @@ impl Walk {
                 }
             }
         }
-        let allowed = match self.mode {
-            Mode::Supported => supported::allowed_fields(descriptor.full_name()),
-            Mode::Unknown => None,
-        };
-        let optional = self.mode == Mode::Supported
-            && self.skips_unknown_config(descriptor, first_group, stack);
+        let optional =
+            self.mode == Mode::Supported && self.skips_unknown_config(table, first_group, stack);
         for g in first_group..last_group {
             if self.mode == Mode::Unknown && self.unknown.len() >= MAX_UNKNOWN {
                 return Ok(());
             }
-            let Some(field) = self.groups[g].field.clone() else {
+            let Some(slot) = self.groups[g].field else {
                 continue;
             };
+            let field = &table.fields[usize::from(slot)];
             let Some((from, to)) = self.live_range(first_group, last_group, g, stack) else {
                 continue;
             };
-            if !self.is_set(&field, &stack[from..to])? {
+            if !self.is_set(field, &stack[from..to])? {
                 continue;
             }
             let parent = self.path.len();
             if !self.path.is_empty() {
                 self.path.push('.');
             }
-            self.path.push_str(field.name());
-            if let Some(allowed) = allowed {
-                if !allowed.contains(&field.name()) {
-                    return Err(ConfigError::unsupported(self.path.clone()));
-                }
+            self.path.push_str(&field.name);
+            if self.mode == Mode::Supported && !field.allowed {
+                return Err(ConfigError::unsupported(self.path.clone()));
             }
-            if optional && self.is_unknown_any(&field, &stack[from..to]) {
+            if optional && self.is_unknown_any(field, &stack[from..to]) {
                 self.path.truncate(parent);
                 continue;
             }
-            self.value(&field, from, to, stack)?;
+            self.value(field, from, to, stack)?;
             self.path.truncate(parent);
         }
         Ok(())
@@ -438,7 +460,7 @@ impl Walk {
         stack: &[Occurrence<'_>],
     ) -> Option<(usize, usize)> {
         let group = &self.groups[g];
-        let Some(oneof) = &group.oneof else {
+        let Some(oneof) = group.oneof else {
             return Some((group.start, group.end));
         };
         let last_position = |grp: &Group| {
@@ -450,7 +472,7 @@ impl Walk {
         };
         let mut others_last: Option<u32> = None;
         for (other_index, other) in self.groups[first_group..last_group].iter().enumerate() {
-            if other_index + first_group != g && other.oneof.as_ref() == Some(oneof) {
+            if other_index + first_group != g && other.oneof == Some(oneof) {
                 let last = last_position(other);
                 others_last = Some(others_last.map_or(last, |o| o.max(last)));
             }
@@ -472,24 +494,24 @@ impl Walk {
     /// Whether a decoded message reports `field` (written as `occurrences`) as set.
     fn is_set(
         &self,
-        field: &FieldDescriptor,
+        field: &FieldEntry,
         occurrences: &[Occurrence<'_>],
     ) -> Result<bool, ConfigError> {
-        let kind = field.kind();
-        let list = field.is_list();
+        let kind = &field.kind;
+        let list = field.list;
         // Repeated scalars other than strings and bytes may be written packed.
-        let packable = list && !matches!(kind, Kind::String | Kind::Bytes | Kind::Message(_));
+        let packable = field.packable;
         for o in occurrences {
-            let fits = if field.is_map() || matches!(kind, Kind::Message(_)) {
+            let fits = if field.map || matches!(kind, Kind::Message(_)) {
                 matches!(o.value, WireValue::Bytes(_))
             } else {
-                wire_type_fits(&kind, o.value, packable)
+                wire_type_fits(kind, o.value, packable)
             };
             if !fits {
                 let what = format!(
                     "invalid wire type: {} (expected {})",
                     wire_type_name(o.value),
-                    expected_wire_type(&kind)
+                    expected_wire_type(kind)
                 );
                 return Err(malformed(&self.path, &what));
             }
@@ -501,46 +523,36 @@ impl Walk {
                 _ => true,
             }));
         }
-        if field.is_map() || field.supports_presence() {
+        if field.map || field.presence {
             return Ok(!occurrences.is_empty());
         }
         Ok(occurrences
             .last()
-            .is_some_and(|o| !is_default(&kind, o.value)))
+            .is_some_and(|o| !is_default(kind, o.value)))
     }
 
     /// An optional `http_filters[]` entry, or a `FilterConfig` that is optional or
     /// disabled ([`crate::supported`]'s rule).
     fn skips_unknown_config(
         &self,
-        descriptor: &MessageDescriptor,
+        table: &MessageTable,
         first_group: usize,
         stack: &[Occurrence<'_>],
     ) -> bool {
-        let flag = |name: &str| {
+        let Role::SkipsUnknownConfig { flags } = table.role else {
+            return false;
+        };
+        flags.iter().flatten().any(|&number| {
             self.groups[first_group..].iter().any(|g| {
-                g.field.as_ref().is_some_and(|f| f.name() == name)
+                stack[g.start].number == number
                     && matches!(stack[g.end - 1].value, WireValue::Varint(v) if v != 0)
             })
-        };
-        match descriptor.full_name() {
-            "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter" => {
-                flag("is_optional")
-            }
-            "envoy.config.route.v3.FilterConfig" => flag("is_optional") || flag("disabled"),
-            _ => false,
-        }
+        })
     }
 
     /// A singular `Any` field whose type the pool does not know.
-    fn is_unknown_any(&self, field: &FieldDescriptor, occurrences: &[Occurrence<'_>]) -> bool {
-        if field.is_list() || field.is_map() {
-            return false;
-        }
-        let Kind::Message(message) = field.kind() else {
-            return false;
-        };
-        if message.full_name() != "google.protobuf.Any" {
+    fn is_unknown_any(&self, field: &FieldEntry, occurrences: &[Occurrence<'_>]) -> bool {
+        if !field.singular_any {
             return false;
         }
         let url = occurrences.iter().rev().find_map(|o| match o.value {
@@ -549,61 +561,64 @@ impl Walk {
         });
         let url = url.unwrap_or_default();
         let name = url.rsplit('/').next().unwrap_or_default();
-        pool().get_message_by_name(name).is_none()
+        self.tables.index_of(name).is_none()
     }
 
     /// Walks into a set field's messages (its live occurrences: `stack[from..to]`; walking
     /// them only pushes past the message's own occurrences).
     fn value<'b>(
         &mut self,
-        field: &FieldDescriptor,
+        field: &FieldEntry,
         from: usize,
         to: usize,
         stack: &mut Vec<Occurrence<'b>>,
     ) -> Result<(), ConfigError> {
-        let Kind::Message(message) = field.kind() else {
+        let Some(message) = field.message else {
             return Ok(());
         };
         let bytes_at = |stack: &[Occurrence<'b>], i: usize| match stack[i].value {
             WireValue::Bytes(b) => b,
             _ => &[],
         };
-        if field.is_map() {
+        if field.map {
+            let Some(key_kind) = &field.map_key else {
+                return Ok(());
+            };
             let entries: Vec<&'b [u8]> = (from..to).map(|i| bytes_at(stack, i)).collect();
-            return self.map(&message, &entries);
+            return self.map(key_kind, message, &entries);
         }
-        if field.is_list() {
+        if field.list {
             let parent = self.path.len();
             for (index, i) in (from..to).enumerate() {
                 let _ = write!(self.path, "[{index}]");
                 let part = bytes_at(stack, i);
-                self.message(&message, part, stack)?;
+                self.message(message, part, stack)?;
                 self.path.truncate(parent);
             }
             return Ok(());
         }
         if to - from == 1 {
             let part = bytes_at(stack, from);
-            return self.message(&message, part, stack);
+            return self.message(message, part, stack);
         }
         // Occurrences of one message field merge, as their concatenation does.
         let merged: Vec<u8> = (from..to)
             .flat_map(|i| bytes_at(stack, i))
             .copied()
             .collect();
-        self.message(&message, &merged, &mut Vec::new())
+        self.message(message, &merged, &mut Vec::new())
     }
 
     /// A map's entries whose values are messages (a key written twice: its last entry).
-    fn map(&mut self, entry: &MessageDescriptor, occurrences: &[&[u8]]) -> Result<(), ConfigError> {
-        let value_field = entry.map_entry_value_field();
-        let Kind::Message(value_message) = value_field.kind() else {
-            return Ok(());
-        };
-        let key_kind = entry.map_entry_key_field().kind();
+    fn map(
+        &mut self,
+        key_kind: &Kind,
+        value_message: u32,
+        occurrences: &[&[u8]],
+    ) -> Result<(), ConfigError> {
         let mut entries: Vec<(MapKey, &[u8])> = Vec::with_capacity(occurrences.len());
         for &bytes in occurrences {
-            let key = map_key(&key_kind, bytes)
+            let key = map_key(key_kind, bytes)
                 .ok_or_else(|| malformed(&self.path, "invalid map entry"))?;
             entries.retain(|(k, _)| *k != key);
             entries.push((key, bytes));
@@ -617,7 +632,7 @@ impl Walk {
             };
             let value =
                 field_bytes(bytes, 2).ok_or_else(|| malformed(&self.path, "invalid map entry"))?;
-            self.message(&value_message, &value, &mut Vec::new())?;
+            self.message(value_message, &value, &mut Vec::new())?;
             self.path.truncate(parent);
         }
         Ok(())
@@ -627,7 +642,7 @@ impl Walk {
     fn any(&mut self, bytes: &[u8]) -> Result<(), ConfigError> {
         let type_url = any_type_url(bytes).ok_or_else(|| malformed(&self.path, "invalid Any"))?;
         let name = type_url.rsplit('/').next().unwrap_or_default();
-        let Some(descriptor) = pool().get_message_by_name(name) else {
+        let Some(descriptor) = self.tables.index_of(name) else {
             return Err(ConfigError::at(
                 supported::join(&self.path, "@type"),
                 format!("unknown type '{type_url}'"),
@@ -648,7 +663,7 @@ impl Walk {
         // worded as the DynamicMessage walk worded them.
         let depth = std::mem::replace(&mut self.depth, 0);
         let result = self
-            .message(&descriptor, value, &mut Vec::new())
+            .message(descriptor, value, &mut Vec::new())
             .map_err(|e| {
                 if e.message.starts_with("failed to decode Protobuf message") {
                     ConfigError::at(

@@ -137,15 +137,27 @@ struct Fallback {
     cells: Arc<[AtomicU64]>,
 }
 
-/// FNV-1a: stat names come from configuration, not from peers, so a fast non-keyed hash
-/// is safe here and keeps resolving 100k names at startup cheap.
+/// A word-at-a-time multiply-rotate hash (FxHash's step, eight bytes per step) with a
+/// final avalanche: stat names come from configuration, not from peers, so a fast
+/// non-keyed hash is safe here, and a CDS update of 10,000 clusters hashes 340,000 names
+/// of about 40 bytes (FNV-1a's byte-at-a-time loop was a third of resolving one).
 #[derive(Default)]
 struct NameHasher(u64);
 
+/// FxHash's multiplier.
+const HASH_STEP: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(HASH_STEP);
+    }
+}
+
 impl Hasher for NameHasher {
     fn finish(&self) -> u64 {
-        // FNV leaves the high bits (which hashbrown's probing uses) poorly mixed for names
-        // that differ only near the end; a final avalanche (murmur3 fmix64) fixes that.
+        // The multiply-rotate steps leave the high bits (which hashbrown's probing uses)
+        // poorly mixed for names that differ only near the end; a final avalanche
+        // (murmur3 fmix64) fixes that.
         let mut h = self.0;
         h ^= h >> 33;
         h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -155,16 +167,18 @@ impl Hasher for NameHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &byte in bytes {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(word);
+            self.add(u64::from_le_bytes(buf));
         }
-        self.0 = hash;
+        let tail = words.remainder();
+        // The tail and the length in one word: "a" and "a\0" differ.
+        let mut buf = [0u8; 8];
+        buf[..tail.len()].copy_from_slice(tail);
+        buf[7] = bytes.len() as u8;
+        self.add(u64::from_le_bytes(buf));
     }
 }
 
@@ -213,8 +227,7 @@ impl NameIndex {
         hasher.finish()
     }
 
-    fn get(&self, region: &Region, name: &str) -> Option<EntrySlot> {
-        let hash = Self::hash(name.as_bytes());
+    fn get(&self, region: &Region, name: &str, hash: u64) -> Option<EntrySlot> {
         self.table
             .find(hash, |e| {
                 e.hash == hash && region.entry_name_is(e.index, name.as_bytes())
@@ -225,7 +238,11 @@ impl NameIndex {
     /// Adds entry `entry` named `name` (or points the name at it if it is there already:
     /// the later entry wins).
     fn insert(&mut self, region: &Region, name: &[u8], entry: EntryRef) {
-        let hash = Self::hash(name);
+        self.insert_hashed(region, name, Self::hash(name), entry);
+    }
+
+    /// [`Self::insert`] with the name's hash already computed.
+    fn insert_hashed(&mut self, region: &Region, name: &[u8], hash: u64, entry: EntryRef) {
         let slot = EntrySlot::from(entry);
         match self.table.entry(
             hash,
@@ -670,7 +687,9 @@ impl StatsBatch<'_> {
         let store = self.store;
         let inner = &*store.inner;
         let region = &inner.region;
-        if let Some(found) = self.local.by_name.get(region, name) {
+        // Hashed once: looked up, maybe looked up again after a scan, then inserted.
+        let hash = NameIndex::hash(name.as_bytes());
+        if let Some(found) = self.local.by_name.get(region, name, hash) {
             return store.region_or_mismatch(&mut self.local, name, found, kind);
         }
         if let Some(fallback) = self.local.fallbacks.get(name).filter(|f| f.kind == kind) {
@@ -697,7 +716,7 @@ impl StatsBatch<'_> {
                         },
                     );
                     if local.scanned != before {
-                        if let Some(found) = local.by_name.get(region, name) {
+                        if let Some(found) = local.by_name.get(region, name, hash) {
                             self.lock = BatchLock::Held(lock);
                             return store.region_or_mismatch(&mut self.local, name, found, kind);
                         }
@@ -710,7 +729,9 @@ impl StatsBatch<'_> {
             BatchLock::Held(lock) => region.allocate(lock, name, kind, mode as u8).map(|entry| {
                 let local = &mut *self.local;
                 local.scanned = local.scanned.max(entry.index + 1);
-                local.by_name.insert(region, name.as_bytes(), entry);
+                local
+                    .by_name
+                    .insert_hashed(region, name.as_bytes(), hash, entry);
                 EntrySlot::from(entry)
             }),
             BatchLock::NotTaken | BatchLock::Failed => Err(AllocError::LockTimeout),

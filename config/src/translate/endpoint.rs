@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
 use baton_proto::pb::envoy::config::endpoint::v3 as endpoint_pb;
 
-use super::{port, required, socket_address};
+use super::{port, required, socket_address, with_lazy_path};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
@@ -17,7 +17,11 @@ pub(crate) fn cluster_load_assignment(
     cla: &endpoint_pb::ClusterLoadAssignment,
     path: &str,
 ) -> Result<model::ClusterLoadAssignment> {
-    let cluster_name = required(&cla.cluster_name, &format!("{path}.cluster_name"))?.to_string();
+    let cluster_name = with_lazy_path(
+        || format!("{path}.cluster_name"),
+        |p| required(&cla.cluster_name, p),
+    )?
+    .to_string();
     Ok(model::ClusterLoadAssignment {
         cluster_name,
         load_assignment: load_assignment(cla, model::DiscoveryType::Eds, path)?,
@@ -48,25 +52,25 @@ pub(crate) fn load_assignment(
     let mut localities = Vec::with_capacity(assignment.endpoints.len());
     let mut endpoint_count = 0usize;
     for (i, locality) in assignment.endpoints.iter().enumerate() {
-        let loc_path = format!("{}[{i}]", field("endpoints"));
+        let loc_path = || format!("{}[{i}]", field("endpoints"));
         if locality.lb_config.is_some() {
             return Err(ConfigError::unsupported(format!(
-                "{loc_path}.leds_cluster_locality_config"
+                "{}.leds_cluster_locality_config",
+                loc_path()
             )));
         }
         if locality.load_balancing_weight == Some(0) {
             return Err(ConfigError::at(
-                format!("{loc_path}.load_balancing_weight"),
+                format!("{}.load_balancing_weight", loc_path()),
                 "must be at least 1",
             ));
         }
         let locality_socket_match = socket_match_metadata(locality.metadata.as_ref());
         let mut endpoints = Vec::with_capacity(locality.lb_endpoints.len());
         for (j, lb_endpoint) in locality.lb_endpoints.iter().enumerate() {
-            let mut ep = endpoint(
-                lb_endpoint,
-                discovery,
-                &format!("{loc_path}.lb_endpoints[{j}]"),
+            let mut ep = with_lazy_path(
+                || format!("{}.lb_endpoints[{j}]", loc_path()),
+                |p| endpoint(lb_endpoint, discovery, p),
             )?;
             let endpoint_socket_match = socket_match_metadata(lb_endpoint.metadata.as_ref());
             if !locality_socket_match.is_empty() || !endpoint_socket_match.is_empty() {
@@ -157,16 +161,14 @@ fn endpoint(
             ))
         }
     };
-    let ep_path = format!("{path}.endpoint");
     if ep.health_check_config.is_some() {
         return Err(ConfigError::unsupported(format!(
-            "{ep_path}.health_check_config"
+            "{path}.endpoint.health_check_config"
         )));
     }
-    let address = endpoint_address(
-        ep.address.as_ref(),
-        discovery,
-        &format!("{ep_path}.address"),
+    let address = with_lazy_path(
+        || format!("{path}.endpoint.address"),
+        |p| endpoint_address(ep.address.as_ref(), discovery, p),
     )?;
     let weight = lb.load_balancing_weight.unwrap_or(1);
     if weight == 0 {
@@ -221,26 +223,26 @@ fn endpoint_address(
         };
     }
     let sa = socket_address(address, addr_path)?;
-    let sa_path = format!("{addr_path}.socket_address");
-    let port = port(sa, &sa_path)?;
+    let sa_path = || format!("{addr_path}.socket_address");
+    let port = with_lazy_path(sa_path, |p| port(sa, p))?;
     match (sa.address.parse::<IpAddr>(), discovery) {
         (Ok(ip), _) => Ok(model::EndpointAddress::Ip(SocketAddr::new(ip, port))),
         (Err(_), model::DiscoveryType::Static) => Err(ConfigError::at(
-            format!("{sa_path}.address"),
+            format!("{}.address", sa_path()),
             format!(
                 "'{}' is not an IP address (STATIC clusters need IPs; use STRICT_DNS for names)",
                 sa.address
             ),
         )),
         (Err(_), model::DiscoveryType::Eds) => Err(ConfigError::at(
-            format!("{sa_path}.address"),
+            format!("{}.address", sa_path()),
             format!(
                 "'{}' is not an IP address (EDS endpoints must be IPs)",
                 sa.address
             ),
         )),
         (Err(_), _) => Ok(model::EndpointAddress::Dns {
-            host: required(&sa.address, &format!("{sa_path}.address"))?.to_string(),
+            host: required(&sa.address, &format!("{}.address", sa_path()))?.to_string(),
             port,
         }),
     }

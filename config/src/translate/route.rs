@@ -10,7 +10,7 @@ use baton_proto::pb::envoy::config::route::v3 as route_pb;
 use super::http_filter::filter_overrides;
 use super::{
     compile_regex, data_source, duration, header_mutations, header_name, header_value, regex,
-    required, string_matcher, Context,
+    required, string_matcher, with_lazy_path, Context,
 };
 use crate::error::{ConfigError, Result};
 use crate::model;
@@ -136,7 +136,7 @@ fn virtual_host(
         .routes
         .iter()
         .enumerate()
-        .map(|(i, r)| route(r, &format!("{path}.routes[{i}]"), rctx))
+        .map(|(i, r)| with_lazy_path(|| format!("{path}.routes[{i}]"), |p| route(r, p, rctx)))
         .collect::<Result<Vec<_>>>()?;
     Ok(model::VirtualHost {
         name,
@@ -160,16 +160,22 @@ fn virtual_host(
 
 fn route(r: &route_pb::Route, path: &str, rctx: &RouteContext<'_>) -> Result<model::Route> {
     use route_pb::route::Action;
-    let matcher = route_match(
-        r.r#match
-            .as_ref()
-            .ok_or_else(|| ConfigError::at(format!("{path}.match"), "required field is missing"))?,
-        &format!("{path}.match"),
+    let matcher = with_lazy_path(
+        || format!("{path}.match"),
+        |p| {
+            route_match(
+                r.r#match
+                    .as_ref()
+                    .ok_or_else(|| ConfigError::at(p, "required field is missing"))?,
+                p,
+            )
+        },
     )?;
     let action = match &r.action {
-        Some(Action::Route(a)) => {
-            model::RouteAction::Forward(Arc::new(forward(a, &format!("{path}.route"), rctx)?))
-        }
+        Some(Action::Route(a)) => model::RouteAction::Forward(Arc::new(with_lazy_path(
+            || format!("{path}.route"),
+            |p| forward(a, p, rctx),
+        )?)),
         Some(Action::Redirect(a)) => {
             model::RouteAction::Redirect(Arc::new(redirect(a, &format!("{path}.redirect"))?))
         }
@@ -402,9 +408,13 @@ fn forward(
     use route_pb::route_action::{ClusterSpecifier, HostRewriteSpecifier};
     let cluster = match &a.cluster_specifier {
         Some(ClusterSpecifier::Cluster(name)) => {
-            let cpath = format!("{path}.cluster");
-            required(name, &cpath)?;
-            rctx.check_cluster(name, &cpath, false)?;
+            with_lazy_path(
+                || format!("{path}.cluster"),
+                |cpath| {
+                    required(name, cpath)?;
+                    rctx.check_cluster(name, cpath, false)
+                },
+            )?;
             model::ClusterSpecifier::Name(name.clone())
         }
         Some(ClusterSpecifier::ClusterHeader(h)) => {
@@ -506,15 +516,17 @@ fn forward(
         timeout: if a.max_stream_duration.is_some() {
             None
         } else {
-            super::timeout(
-                a.timeout.as_ref(),
-                Some(Duration::from_secs(15)),
-                &format!("{path}.timeout"),
+            with_lazy_path(
+                || format!("{path}.timeout"),
+                |p| super::timeout(a.timeout.as_ref(), Some(Duration::from_secs(15)), p),
             )?
         },
         // Unset -> None (use the connection manager's stream_idle_timeout);
         // an explicit 0 is kept as Some(ZERO): disabled for this route.
-        idle_timeout: duration(a.idle_timeout.as_ref(), &format!("{path}.idle_timeout"))?,
+        idle_timeout: with_lazy_path(
+            || format!("{path}.idle_timeout"),
+            |p| duration(a.idle_timeout.as_ref(), p),
+        )?,
         upgrade_configs,
         max_stream_duration: a
             .max_stream_duration

@@ -3,6 +3,7 @@
 //! (fields out of order, a oneof written twice, explicit defaults, merged messages).
 
 use super::*;
+use crate::load::pool;
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 
