@@ -7,9 +7,15 @@ mod common;
 
 use baton_config::load_yaml_str;
 
-/// A self-signed certificate and key for `static.example.com`.
+/// A self-signed certificate and key for `static.example.com`, made in a directory of
+/// its own (tests run in parallel: one must not remove another's while it is in use).
 fn self_signed() -> (String, String) {
-    let dir = std::env::temp_dir().join(format!("baton-config-sds-sources-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "baton-config-sds-sources-{}-{n}",
+        std::process::id()
+    ));
     let _ = std::fs::create_dir_all(&dir);
     let pems = common::self_signed(&dir, "static.example.com");
     let _ = std::fs::remove_dir_all(&dir);

@@ -87,7 +87,7 @@ pub(super) struct Tables {
 /// The tables of [`pool`] (the only pool resources are walked with).
 pub(super) fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
-    TABLES.get_or_init(|| Tables::new(pool()))
+    TABLES.get_or_init(|| Tables::new(&pool()))
 }
 
 impl Tables {
