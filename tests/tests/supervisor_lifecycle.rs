@@ -186,21 +186,23 @@ async fn bad_reload_reports_the_child_error_and_old_generation_keeps_serving() -
     Ok(())
 }
 
-#[tokio::test]
-async fn reload_that_never_becomes_ready_times_out_and_is_killed() -> anyhow::Result<()> {
+/// A reload whose generation behaves as `behaviour` and never becomes ready (ready
+/// timeout 1 s) fails; then, within `polls` x 50 ms, only generation 0 is left, which
+/// serves on. Returns the supervisor's log.
+async fn reload_times_out(behaviour: &str, polls: u32) -> anyhow::Result<String> {
     let fx = Fixture::new()?;
     let mut sup = fx.start(&["--hold-sockets", "--ready-timeout-s", "1"])?;
     let (_, pid0) = sup.wait_live().await?;
-    fx.behave("hang")?;
+    fx.behave(behaviour)?;
     let (code, _, stderr) = sup.ctl(&["reload"])?;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("did not report READY=1"), "{stderr}");
     fx.behave("ok")?;
     let resp = baton_tests::get(fx.addr(), "/").await?;
     assert_eq!(resp.body_text(), format!("epoch=0 pid={pid0}"));
-    // The hung child is gone (killed and reaped): only generation 0 is left.
+    // The late generation is gone (stopped and reaped): only generation 0 is left.
     let mut remaining = usize::MAX;
-    for _ in 0..200 {
+    for _ in 0..polls {
         remaining = sup.status()?["generations"].as_array().map_or(0, Vec::len);
         if remaining == 1 {
             break;
@@ -208,37 +210,21 @@ async fn reload_that_never_becomes_ready_times_out_and_is_killed() -> anyhow::Re
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(remaining, 1, "{}", sup.log());
+    Ok(sup.log())
+}
+
+#[tokio::test]
+async fn reload_that_never_becomes_ready_times_out_and_is_killed() -> anyhow::Result<()> {
+    reload_times_out("hang", 200).await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn reload_timed_out_that_ignores_sigterm_is_killed() -> anyhow::Result<()> {
-    let fx = Fixture::new()?;
-    let mut sup = fx.start(&["--hold-sockets", "--ready-timeout-s", "1"])?;
-    let (_, pid0) = sup.wait_live().await?;
-    fx.behave("stuck")?;
-    let (code, _, stderr) = sup.ctl(&["reload"])?;
-    assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("did not report READY=1"), "{stderr}");
     // SIGTERM first (a real baton closes the admin port it may hold gently); this one
     // ignores it, so SIGKILL follows after the grace and it is reaped.
-    let mut remaining = usize::MAX;
-    for _ in 0..300 {
-        remaining = sup.status()?["generations"].as_array().map_or(0, Vec::len);
-        if remaining == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(remaining, 1, "{}", sup.log());
-    assert!(
-        sup.log().contains("still running after SIGTERM"),
-        "{}",
-        sup.log()
-    );
-    fx.behave("ok")?;
-    let resp = baton_tests::get(fx.addr(), "/").await?;
-    assert_eq!(resp.body_text(), format!("epoch=0 pid={pid0}"));
+    let log = reload_times_out("stuck", 300).await?;
+    assert!(log.contains("still running after SIGTERM"), "{log}");
     Ok(())
 }
 

@@ -170,24 +170,30 @@ fn tls_listener(dir: &Path, cert: &str, staple: Option<&str>, policy: Option<&st
     })
 }
 
-/// What `openssl s_client -status` says about the staple: `Some(true)` a successful
-/// response, `Some(false)` none sent; `None`: the handshake failed.
-fn staple_seen(addr: SocketAddr, dir: &Path) -> anyhow::Result<Option<bool>> {
+/// What `openssl s_client` prints for a handshake with `ocsp.test` (asking for a staple
+/// with `-status` when `ask`), and whether the handshake completed.
+fn s_client(addr: SocketAddr, dir: &Path, ask: bool) -> anyhow::Result<(String, bool)> {
+    let target = addr.to_string();
+    let mut args = vec!["s_client", "-connect", &target, "-servername", "ocsp.test"];
+    if ask {
+        args.push("-status");
+    }
     let out = Command::new("openssl")
         .current_dir(dir)
-        .args([
-            "s_client",
-            "-connect",
-            &addr.to_string(),
-            "-servername",
-            "ocsp.test",
-            "-status",
-        ])
+        .args(&args)
         .stdin(std::process::Stdio::null())
         .output()
         .context("running openssl s_client")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !text.contains("Cipher is") || text.contains("Cipher is (NONE)") {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let done = text.contains("Cipher is") && !text.contains("Cipher is (NONE)");
+    Ok((text, done))
+}
+
+/// What `openssl s_client -status` says about the staple: `Some(true)` a successful
+/// response, `Some(false)` none sent; `None`: the handshake failed.
+fn staple_seen(addr: SocketAddr, dir: &Path) -> anyhow::Result<Option<bool>> {
+    let (text, done) = s_client(addr, dir, true)?;
+    if !done {
         return Ok(None);
     }
     if text.contains("OCSP Response Status: successful") {
@@ -199,20 +205,7 @@ fn staple_seen(addr: SocketAddr, dir: &Path) -> anyhow::Result<Option<bool>> {
 
 /// Whether `openssl s_client` without `-status` completed a handshake.
 fn handshake_without_asking(addr: SocketAddr, dir: &Path) -> anyhow::Result<bool> {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args([
-            "s_client",
-            "-connect",
-            &addr.to_string(),
-            "-servername",
-            "ocsp.test",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .context("running openssl s_client")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.contains("Cipher is") && !text.contains("Cipher is (NONE)"))
+    Ok(s_client(addr, dir, false)?.1)
 }
 
 /// `listener.127.0.0.1_0.ssl.ocsp_staple_{requests,responses,omitted,failed}`.
