@@ -138,3 +138,52 @@ async fn stat_names_match_envoys_but_for_the_listed_gap() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// Values of the server-level stats Envoy 1.40 shows on a plain bootstrap (measured):
+/// the workers started, the initialisation time recorded once, the counters of events neither proxy has here at 0.
+#[tokio::test]
+async fn server_level_values_match_envoys() -> anyhow::Result<()> {
+    let config = bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![vhost(
+                "all",
+                &["*"],
+                vec![baton_tests::config::direct_route("/", 200, "ok")],
+            )]),
+        )],
+        vec![],
+    );
+    let proxy = Proxy::start(&config).await?;
+    assert_eq!(
+        proxy.stat("listener_manager.workers_started").await?,
+        Some(1)
+    );
+    for zero in [
+        "server.static_unknown_fields",
+        "server.debug_assertion_failures",
+        "server.envoy_bug_failures",
+        "server.envoy_notifications",
+        "server.dropped_stat_flushes",
+        "server.wip_protos",
+    ] {
+        assert_eq!(proxy.stat(zero).await?, Some(0), "{zero}");
+    }
+    let physical = proxy.stat("server.memory_physical_size").await?;
+    assert!(physical.is_some_and(|bytes| bytes > 0), "{physical:?}");
+    // Recorded once (Envoy's histograms show after a flush, every 5 s).
+    let count = baton_tests::eventually(std::time::Duration::from_secs(15), || async {
+        let body = proxy
+            .admin_request("GET", "/stats/prometheus")
+            .await?
+            .body_text();
+        Ok(body
+            .lines()
+            .find_map(|l| l.strip_prefix("envoy_server_initialization_time_ms_count{} "))
+            .filter(|n| *n != "0")
+            .map(str::to_string))
+    })
+    .await?;
+    assert_eq!(count, "1");
+    Ok(())
+}

@@ -23,6 +23,7 @@ pub(super) struct MemoryJson {
 /// and `total_thread_cache` = 0 (glibc keeps no such pools apart), and
 /// `total_physical_bytes` = the resident set size. Without glibc, all but the last are 0.
 pub(super) fn memory_json() -> MemoryJson {
+    use crate::base::heap::{allocator_bytes, resident_bytes};
     let (allocated, heap_size, free) = allocator_bytes();
     MemoryJson {
         allocated: allocated.to_string(),
@@ -32,37 +33,6 @@ pub(super) fn memory_json() -> MemoryJson {
         total_thread_cache: "0".into(),
         total_physical_bytes: resident_bytes().to_string(),
     }
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn allocator_bytes() -> (u64, u64, u64) {
-    // SAFETY: mallinfo2 takes no arguments, returns a plain struct by value and only
-    // reads the allocator's counters (under its own locks).
-    #[allow(unsafe_code)]
-    let info = unsafe { libc::mallinfo2() };
-    let n = |v: usize| v as u64;
-    (
-        n(info.uordblks) + n(info.hblkhd),
-        n(info.arena) + n(info.hblkhd),
-        n(info.fordblks),
-    )
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn allocator_bytes() -> (u64, u64, u64) {
-    (0, 0, 0)
-}
-
-/// Resident set size from `/proc/self/status` (`VmRSS`, in kB; 0 where it cannot be
-/// read).
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kb| kb.saturating_mul(1024))
 }
 
 /// Answer to `POST /runtime_modify`: usage without parameters; with them, the overrides

@@ -3,7 +3,8 @@
 //! several MiB that glibc keeps in its arenas, and an idle process would carry them as
 //! resident memory for its whole life. The same holds for the binary's own code and
 //! read-only data: start-up runs (and the kernel's fault-around maps) most of the
-//! executable, of which serving uses a small part.
+//! executable, of which serving uses a small part. Also what the allocator and the
+//! process hold, as `/memory` and the `server.memory_*` gauges report it.
 
 /// Returns the free memory the allocator holds at the top of its heaps and in whole free
 /// pages to the system (glibc's `malloc_trim`); nothing elsewhere. Costs a walk over the
@@ -89,6 +90,41 @@ fn droppable_exe_mappings(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
     }
     finish(&mut current);
     found
+}
+
+/// The allocator's figures as `/memory` and `server.memory_*` report them: bytes in use
+/// (`uordblks` + `hblkhd`), bytes taken from the system (`arena` + `hblkhd`) and free
+/// bytes kept (`fordblks`), from glibc's `mallinfo2`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn allocator_bytes() -> (u64, u64, u64) {
+    // SAFETY: mallinfo2 takes no arguments, returns a plain struct by value and only
+    // reads the allocator's counters (under its own locks).
+    #[allow(unsafe_code)]
+    let info = unsafe { libc::mallinfo2() };
+    let n = |v: usize| v as u64;
+    (
+        n(info.uordblks) + n(info.hblkhd),
+        n(info.arena) + n(info.hblkhd),
+        n(info.fordblks),
+    )
+}
+
+/// Without glibc: no figures.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn allocator_bytes() -> (u64, u64, u64) {
+    (0, 0, 0)
+}
+
+/// Resident set size from `/proc/self/status` (`VmRSS`, in kB; 0 where it cannot be
+/// read).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb.saturating_mul(1024))
 }
 
 #[cfg(test)]

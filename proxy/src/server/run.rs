@@ -549,6 +549,11 @@ async fn serve(
         parent_connections,
     };
     server_stats.update_server_stats();
+    let init_ms = u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    server_stats.stats.initialization_time_ms.record(init_ms);
+    if !loaded.unknown_fields.is_empty() {
+        server_stats.stats.static_unknown_fields.inc();
+    }
     tokio::spawn(server_stats.clone().run());
     info!(
         epoch,

@@ -525,6 +525,8 @@ pub struct ListenerManagerStats {
     pub total_listeners_warming: Gauge,
     /// `total_listeners_draining`
     pub total_listeners_draining: Gauge,
+    /// `workers_started`: 1 once the workers accept (the server is LIVE).
+    pub workers_started: Gauge,
 }
 
 impl ListenerManagerStats {
@@ -543,6 +545,7 @@ impl ListenerManagerStats {
             total_listeners_active: s.gauge_never_import("total_listeners_active"),
             total_listeners_warming: s.gauge_never_import("total_listeners_warming"),
             total_listeners_draining: s.gauge_never_import("total_listeners_draining"),
+            workers_started: s.gauge_never_import("workers_started"),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use baton_shared_stats::{Gauge, RegionConfig, StatsStore};
+use baton_shared_stats::{Counter, Gauge, Histogram, RegionConfig, StatsStore};
 
 use super::Scope;
 
@@ -43,16 +43,24 @@ pub struct ServerStats {
     pub parent_connections: Gauge,
     /// `server.total_connections`: ours plus the parent's.
     pub total_connections: Gauge,
-    /// `server.memory_allocated` (resident set size: Baton uses the system allocator).
+    /// `server.memory_allocated`: bytes in use by the allocator (as `/memory`'s `allocated`).
     pub memory_allocated: Gauge,
-    /// `server.memory_heap_size` (same source).
+    /// `server.memory_heap_size`: bytes the allocator took from the system.
     pub memory_heap_size: Gauge,
+    /// `server.memory_physical_size`: the resident set size.
+    pub memory_physical_size: Gauge,
     /// `server.version` (numeric: major*10000+minor*100+patch).
     pub version: Gauge,
     /// `server.days_until_first_cert_expiring` (`u32::MAX` without certificates, as Envoy).
     pub days_until_first_cert_expiring: Gauge,
     /// `server.seconds_until_first_ocsp_response_expiring` (0 without staples, as Envoy).
     pub seconds_until_first_ocsp_response_expiring: Gauge,
+    /// `server.initialization_time_ms`: start of this generation to its workers
+    /// accepting, recorded once.
+    pub initialization_time_ms: Histogram,
+    /// `server.static_unknown_fields`: 1 when the bootstrap had unknown fields dropped
+    /// (`--allow-unknown-static-fields`), as Envoy counts its one lenient re-parse.
+    pub static_unknown_fields: Counter,
 }
 
 impl ServerStats {
@@ -70,31 +78,42 @@ impl ServerStats {
             total_connections: s.gauge_never_import("total_connections"),
             memory_allocated: s.gauge_never_import("memory_allocated"),
             memory_heap_size: s.gauge_never_import("memory_heap_size"),
+            memory_physical_size: s.gauge_never_import("memory_physical_size"),
             version: s.gauge_never_import("version"),
             days_until_first_cert_expiring: s.gauge_never_import("days_until_first_cert_expiring"),
             seconds_until_first_ocsp_response_expiring: s
                 .gauge_never_import("seconds_until_first_ocsp_response_expiring"),
+            initialization_time_ms: s.histogram("initialization_time_ms"),
+            static_unknown_fields: s.counter("static_unknown_fields"),
         }
+        .with_event_counters(&s)
     }
 
-    /// Refreshes memory figures from /proc (called by the periodic flush).
+    /// Envoy's counters of events Baton has no source of (a failed debug assertion or
+    /// `ENVOY_BUG`, a notification, a dropped stats-sink flush, a work-in-progress
+    /// proto): present for dashboards and alerts written against Envoy, always 0.
+    fn with_event_counters(self, s: &Scope) -> Self {
+        for name in [
+            "debug_assertion_failures",
+            "envoy_bug_failures",
+            "envoy_notifications",
+            "dropped_stat_flushes",
+            "wip_protos",
+        ] {
+            s.counter(name);
+        }
+        self
+    }
+
+    /// Refreshes the memory figures, the same as `/memory`'s (called by the periodic
+    /// flush).
     pub fn refresh_memory(&self) {
-        if let Some(rss) = resident_bytes() {
-            self.memory_allocated.set(rss);
-            self.memory_heap_size.set(rss);
-        }
+        let (allocated, heap_size, _free) = crate::base::heap::allocator_bytes();
+        self.memory_allocated.set(allocated);
+        self.memory_heap_size.set(heap_size);
+        self.memory_physical_size
+            .set(crate::base::heap::resident_bytes());
     }
-}
-
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|p| u64::try_from(p).ok())
-        .unwrap_or(4096);
-    Some(pages * page)
 }
 
 /// What the periodic flush reads about the server.

@@ -471,6 +471,7 @@ impl ListenerManager {
     pub fn start(&self) {
         let mut inner = self.lock();
         inner.started = true;
+        self.stats.workers_started.set(1);
         for a in inner.active.iter_mut().filter(|a| !a.accepting) {
             a.accepting = true;
             self.give_to_workers(&a.handle);
