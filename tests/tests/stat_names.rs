@@ -187,3 +187,58 @@ async fn server_level_values_match_envoys() -> anyhow::Result<()> {
     assert_eq!(count, "1");
     Ok(())
 }
+
+/// Envoy's per-worker listener stats: every worker has `listener.<address>.worker_<n>.*`
+/// from the start, and they add up to the listener's own counts.
+#[tokio::test]
+async fn per_worker_listener_counts_add_up() -> anyhow::Result<()> {
+    let config = bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![vhost(
+                "all",
+                &["*"],
+                vec![baton_tests::config::direct_route("/", 200, "ok")],
+            )]),
+        )],
+        vec![],
+    );
+    let proxy = Proxy::start(&config).await?;
+    let addr = proxy.listener_addr("http").await?;
+    // Named after the configured address (port 0), as Envoy names it.
+    let prefix = "listener.127.0.0.1_0".to_string();
+    let workers = |name: &'static str| {
+        let proxy = &proxy;
+        let prefix = prefix.clone();
+        async move {
+            let mut sum = 0;
+            for worker in 0..2 {
+                let stat = format!("{prefix}.worker_{worker}.{name}");
+                sum += proxy
+                    .stat(&stat)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no {stat}"))?;
+            }
+            anyhow::Ok(sum)
+        }
+    };
+    assert_eq!(workers("downstream_cx_total").await?, 0);
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut http = RawHttp1::connect(addr).await?;
+        http.send_request("GET", "/", &[], b"").await?;
+        assert_eq!(http.read_response().await?.status, 200);
+        open.push(http);
+    }
+    let total = proxy.stat(&format!("{prefix}.downstream_cx_total")).await?;
+    assert_eq!(total, Some(4));
+    assert_eq!(workers("downstream_cx_total").await?, 4);
+    assert_eq!(workers("downstream_cx_active").await?, 4);
+    drop(open);
+    baton_tests::eventually(baton_tests::IO_TIMEOUT, || async {
+        Ok((workers("downstream_cx_active").await? == 0).then_some(()))
+    })
+    .await?;
+    assert_eq!(workers("downstream_cx_total").await?, 4);
+    Ok(())
+}

@@ -15,7 +15,7 @@ use super::snapshot::{ChainNetwork, CompiledChain, ListenerHandle, ListenerSnaps
 use super::tracker::ConnectionTracker;
 use crate::base::conn_info::{ConnInfo, TlsInfo};
 use crate::http::HttpContext;
-use crate::stats::{record_ms, ListenerStats};
+use crate::stats::{record_ms, ListenerStats, WorkerListenerStats};
 use crate::tls::stats::HandshakeFacts;
 use crate::tls::{self, PeerCertificate, ServerTls, SslStats};
 use crate::upstream::ClusterManager;
@@ -32,13 +32,21 @@ pub struct NetworkContext {
     pub global_limit: Arc<GlobalConnectionLimit>,
 }
 
-/// Accepts connections for one listener on this worker until it stops accepting.
+/// A worker's `listener.<address>.worker_<n>.*` stats and the listener stats they
+/// belong to.
+pub type WorkerStatsOf = (Arc<ListenerStats>, Arc<WorkerListenerStats>);
+
+/// Accepts connections for one listener on worker `worker.0` until it stops accepting;
+/// `worker.1` holds the worker's stats under the listener's stats of the moment
+/// (resolved again only when an update brings new listener stats).
 pub async fn accept_loop(
     socket: TcpListener,
     listener: Arc<ListenerHandle>,
     ctx: Arc<NetworkContext>,
+    worker: (usize, WorkerStatsOf),
 ) {
     let mut stop = listener.stopped();
+    let (worker, mut worker_stats) = worker;
     loop {
         let accepted = tokio::select! {
             biased;
@@ -59,6 +67,11 @@ pub async fn accept_loop(
             Err(_) => continue,
         };
         let snapshot = listener.snapshot();
+        if !Arc::ptr_eq(&worker_stats.0, &snapshot.stats) {
+            let stats = Arc::new(snapshot.stats.worker(worker));
+            worker_stats = (Arc::clone(&snapshot.stats), stats);
+        }
+        let this_worker = Arc::clone(&worker_stats.1);
         let global_slot = if snapshot.model.ignore_global_conn_limit {
             None
         } else {
@@ -82,6 +95,7 @@ pub async fn accept_loop(
                 snapshot,
                 Arc::clone(&ctx),
                 global_slot,
+                this_worker,
             ));
             continue;
         }
@@ -95,7 +109,17 @@ pub async fn accept_loop(
             snapshot.stats.no_filter_chain_match.inc();
             continue;
         };
-        start(stream, conn, &snapshot, chain, &ctx, global_slot, None);
+        let counted = ListenerConnection::open(&snapshot.stats, this_worker);
+        start(
+            stream,
+            conn,
+            &snapshot,
+            chain,
+            &ctx,
+            global_slot,
+            counted,
+            None,
+        );
     }
     debug!(listener = %listener.name, "stopped accepting");
 }
@@ -107,6 +131,7 @@ async fn inspect_then_start(
     snapshot: Arc<ListenerSnapshot>,
     ctx: Arc<NetworkContext>,
     global_slot: Option<GlobalSlot>,
+    worker_stats: Arc<WorkerListenerStats>,
 ) {
     let stats = &snapshot.stats;
     stats.downstream_pre_cx_active.inc();
@@ -144,6 +169,7 @@ async fn inspect_then_start(
     };
     // The handshake's `ssl.ocsp_staple_*` need not peek at the ClientHello again.
     let staple_requested = hello.tls.then_some(hello.status_request);
+    let counted = ListenerConnection::open(&snapshot.stats, worker_stats);
     start(
         stream,
         conn,
@@ -151,14 +177,17 @@ async fn inspect_then_start(
         chain,
         &ctx,
         global_slot,
+        counted,
         staple_requested,
     );
 }
 
 /// Runs `chain` on an accepted connection: its `connection_limit` first, then plain
 /// text straight away, TLS after the handshake. The connection holds its global-limit
-/// slot (if counted) until it closes. `staple_requested`: whether the ClientHello asks
-/// for an OCSP staple, when the `tls_inspector` already read it.
+/// slot (if counted) and its count in the listener's stats until it closes.
+/// `staple_requested`: whether the ClientHello asks for an OCSP staple, when the
+/// `tls_inspector` already read it.
+#[allow(clippy::too_many_arguments)]
 fn start(
     stream: TcpStream,
     conn: ConnInfo,
@@ -166,9 +195,9 @@ fn start(
     chain: &Arc<CompiledChain>,
     ctx: &Arc<NetworkContext>,
     global_slot: Option<GlobalSlot>,
+    listener_connection: ListenerConnection,
     staple_requested: Option<bool>,
 ) {
-    let listener_connection = ListenerConnection::open(&snapshot.stats);
     let chain_slot = match &chain.connection_limit {
         Some(limit) => match limit.try_open() {
             Ok(slot) => Some(slot),
@@ -382,18 +411,23 @@ fn count_handshake_error(ssl: &SslStats, error: &std::io::Error) {
     }
 }
 
-/// Counts one connection in `listener.<address>.*` until dropped.
+/// Counts one connection in `listener.<address>.*` and its worker's
+/// `listener.<address>.worker_<n>.*` until dropped.
 struct ListenerConnection {
     stats: Arc<ListenerStats>,
+    worker: Arc<WorkerListenerStats>,
     opened: std::time::Instant,
 }
 
 impl ListenerConnection {
-    fn open(stats: &Arc<ListenerStats>) -> Self {
+    fn open(stats: &Arc<ListenerStats>, worker: Arc<WorkerListenerStats>) -> Self {
         stats.downstream_cx_total.inc();
         stats.downstream_cx_active.inc();
+        worker.downstream_cx_total.inc();
+        worker.downstream_cx_active.inc();
         Self {
             stats: Arc::clone(stats),
+            worker,
             opened: std::time::Instant::now(),
         }
     }
@@ -402,6 +436,7 @@ impl ListenerConnection {
 impl Drop for ListenerConnection {
     fn drop(&mut self) {
         self.stats.downstream_cx_active.dec();
+        self.worker.downstream_cx_active.dec();
         self.stats.downstream_cx_destroy.inc();
         record_ms(&self.stats.downstream_cx_length_ms, self.opened.elapsed());
     }

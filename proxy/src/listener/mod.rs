@@ -11,7 +11,7 @@ pub mod limits;
 pub mod snapshot;
 pub mod tracker;
 
-pub use accept::{accept_loop, NetworkContext};
+pub use accept::{accept_loop, NetworkContext, WorkerStatsOf};
 pub use bind::{bind_listener, BoundListener};
 pub use filter_chain::select_filter_chain;
 pub use limits::{ChainConnectionLimit, GlobalConnectionLimit};

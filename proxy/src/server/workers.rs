@@ -13,13 +13,14 @@ use tokio::sync::mpsc;
 use tracing::{debug, error};
 
 use crate::base::drain::DrainSignal;
-use crate::listener::{accept_loop, ListenerHandle, NetworkContext};
+use crate::listener::{accept_loop, ListenerHandle, NetworkContext, WorkerStatsOf};
 
 /// What the listener manager asks of a worker.
-#[derive(Debug)]
 enum WorkerCommand {
-    /// Start accepting on this listener (until it stops accepting).
-    Accept(Arc<ListenerHandle>),
+    /// Start accepting on this listener (until it stops accepting), counting in these
+    /// per-worker stats (resolved by the caller, so they exist once the listener is
+    /// handed over, as Envoy's).
+    Accept(Arc<ListenerHandle>, WorkerStatsOf),
 }
 
 /// Running worker threads.
@@ -72,14 +73,14 @@ fn run_worker(
             tokio::select! {
                 _ = drain.closed() => break,
                 cmd = commands.recv() => match cmd {
-                    Some(WorkerCommand::Accept(listener)) => {
+                    Some(WorkerCommand::Accept(listener, stats)) => {
                         let socket = listener
                             .socket
                             .try_clone()
                             .and_then(tokio::net::TcpListener::from_std);
                         match socket {
                             Ok(socket) => {
-                                tokio::spawn(accept_loop(socket, listener, Arc::clone(&network)));
+                                tokio::spawn(accept_loop(socket, listener, Arc::clone(&network), (index, stats)));
                             }
                             Err(e) => error!(worker = index, listener = %listener.name, error = %e, "cannot register listener"),
                         }
@@ -103,8 +104,13 @@ impl Workers {
 
     /// Every worker starts accepting on `listener`.
     pub fn add_listener(&self, listener: &Arc<ListenerHandle>) {
-        for tx in &self.commands {
-            let _ = tx.send(WorkerCommand::Accept(Arc::clone(listener)));
+        let listener_stats = Arc::clone(&listener.snapshot().stats);
+        for (index, tx) in self.commands.iter().enumerate() {
+            let stats = (
+                Arc::clone(&listener_stats),
+                Arc::new(listener_stats.worker(index)),
+            );
+            let _ = tx.send(WorkerCommand::Accept(Arc::clone(listener), stats));
         }
     }
 

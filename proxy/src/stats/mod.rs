@@ -14,7 +14,7 @@ pub use codec::{downstream_http2, http1, Http2CodecStats};
 pub use codes::{OriginStats, ResponseCodeStats};
 pub use scopes::{
     ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,
-    ListenerManagerStats, ListenerStats, TcpProxyStats, ZoneStats,
+    ListenerManagerStats, ListenerStats, TcpProxyStats, WorkerListenerStats, ZoneStats,
 };
 pub use server::{open_store, region_config, ServerFacts, ServerStats};
 

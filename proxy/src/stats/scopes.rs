@@ -33,13 +33,37 @@ pub struct ListenerStats {
     pub downstream_cx_transport_socket_connect_timeout: Counter,
     /// `downstream_cx_length_ms`
     pub downstream_cx_length_ms: Histogram,
+    /// The prefix, for the per-worker stats ([`ListenerStats::worker`]).
+    prefix: String,
+}
+
+/// `listener.<address>.worker_<n>.*`: one worker's connections of a listener (Envoy's
+/// per-handler stats).
+pub struct WorkerListenerStats {
+    /// `downstream_cx_total`
+    pub downstream_cx_total: Counter,
+    /// `downstream_cx_active`
+    pub downstream_cx_active: Gauge,
 }
 
 impl ListenerStats {
+    /// The stats of worker `index` under this listener's prefix.
+    pub fn worker(&self, index: usize) -> WorkerListenerStats {
+        let s = Scope::new(
+            crate::stats::store(),
+            format!("{}worker_{index}.", self.prefix),
+        );
+        WorkerListenerStats {
+            downstream_cx_total: s.counter("downstream_cx_total"),
+            downstream_cx_active: s.gauge("downstream_cx_active"),
+        }
+    }
+
     /// Handles under `prefix`.
     pub fn new(store: &StatsStore, prefix: &str) -> Self {
         let s = Scope::new(store, prefix);
         Self {
+            prefix: prefix.to_string(),
             downstream_cx_total: s.counter("downstream_cx_total"),
             downstream_cx_active: s.gauge("downstream_cx_active"),
             downstream_cx_destroy: s.counter("downstream_cx_destroy"),
