@@ -72,7 +72,9 @@ async fn wait_stat(proxy: &Proxy, name: &str, want: u64) -> anyhow::Result<()> {
     match got {
         Ok(()) => Ok(()),
         Err(e) => {
-            let all = proxy.admin_request("GET", "/stats?filter=ssl").await?;
+            let all = proxy
+                .admin_request("GET", "/stats?filter=ssl|inspector|listener_filter")
+                .await?;
             anyhow::bail!("{name} never reached {want}: {e}\n{}", all.body_text())
         }
     }
@@ -603,5 +605,88 @@ async fn certs_endpoint_without_tls_is_empty() -> anyhow::Result<()> {
         proxy.stat("server.days_until_first_cert_expiring").await?,
         Some(u64::from(u32::MAX))
     );
+    Ok(())
+}
+
+/// `tls_inspector.*` and the listener's listener-filter counters as Envoy 1.40 counts
+/// them (measured): plain text, a record header longer than TLS allows (not TLS either),
+/// a connection closed before its first byte and one closed inside a ClientHello (the
+/// peer closed: `downstream_listener_filter_remote_close`; Envoy also closes a
+/// connection whose first bytes arrive with the peer's close, which timing makes
+/// untestable here), a ClientHello over 16 KiB, and TLS clients with SNI and ALPN and
+/// without either.
+#[tokio::test]
+async fn tls_inspector_counts_as_envoy() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let cert = ca.issue(&dir, "c", "cn-c", &["x.example.com"], &[], KeyKind::Ecdsa)?;
+    let chains = vec![
+        json!({
+            "filter_chain_match": { "transport_protocol": "tls" },
+            "transport_socket": tls_socket(&[&cert], json!({
+                "common_tls_context": { "alpn_protocols": ["h2", "http/1.1"] }
+            })),
+            "filters": [direct_hcm("tls")],
+        }),
+        json!({ "filters": [direct_hcm("plain")] }),
+    ];
+    let proxy = Proxy::start(&bootstrap(vec![tls_listener("l", chains, true)], vec![])).await?;
+    let addr = proxy.listener_addr("l").await?;
+    assert_eq!(proxy.stat("tls_inspector.tls_found").await?, Some(0));
+
+    let mut plain = RawHttp1::connect(addr).await?;
+    plain.send_request("GET", "/", &[], b"").await?;
+    assert_eq!(plain.read_response().await?.body_text(), "plain");
+    // Record length 0xffff > 16 KiB: decided from the header, served as plain text
+    // (which the connection manager refuses).
+    let mut overflow = RawHttp1::connect(addr).await?;
+    overflow.send(&[0x16, 0x03, 0x01, 0xff, 0xff, 0x01]).await?;
+    let _ = overflow.read_to_close().await?;
+    // Closed before a byte, and inside a ClientHello.
+    let mut empty = RawHttp1::connect(addr).await?;
+    empty.shutdown_write().await?;
+    let _ = empty.read_to_close().await?;
+    let mut half = RawHttp1::connect(addr).await?;
+    half.send(&[0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00])
+        .await?;
+    half.shutdown_write().await?;
+    let _ = half.read_to_close().await?;
+    // A ClientHello that goes on past 16 KiB (two full records announce more).
+    let mut big = Vec::new();
+    let mut body = vec![0u8; 16 * 1024];
+    body[..4].copy_from_slice(&[0x01, 0x00, 0xff, 0xff]);
+    for record in [&body[..], &[0u8; 1024][..]] {
+        big.extend_from_slice(&[0x16, 0x03, 0x01]);
+        big.extend_from_slice(&u16::try_from(record.len())?.to_be_bytes());
+        big.extend_from_slice(record);
+    }
+    let mut too_large = RawHttp1::connect(addr).await?;
+    too_large.send(&big).await?;
+    let _ = too_large.read_to_close().await?;
+    // TLS with SNI and ALPN, then with neither.
+    let with = ClientOptions {
+        alpn: vec![b"http/1.1".to_vec()],
+        ..ClientOptions::sni("x.example.com")
+    };
+    assert_eq!(https_get(addr, &with).await?.1.body_text(), "tls");
+    let without = ClientOptions::default();
+    assert_eq!(https_get(addr, &without).await?.1.body_text(), "tls");
+
+    for (name, want) in [
+        ("tls_inspector.tls_found", 2),
+        ("tls_inspector.tls_not_found", 2),
+        ("tls_inspector.sni_found", 1),
+        ("tls_inspector.sni_not_found", 1),
+        ("tls_inspector.alpn_found", 1),
+        ("tls_inspector.alpn_not_found", 1),
+        ("tls_inspector.client_hello_too_large", 1),
+        (
+            "listener.127.0.0.1_0.downstream_listener_filter_remote_close",
+            2,
+        ),
+        ("listener.127.0.0.1_0.downstream_listener_filter_error", 0),
+    ] {
+        wait_stat(&proxy, name, want).await?;
+    }
     Ok(())
 }

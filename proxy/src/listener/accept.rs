@@ -16,6 +16,7 @@ use super::tracker::ConnectionTracker;
 use crate::base::conn_info::{ConnInfo, TlsInfo};
 use crate::http::HttpContext;
 use crate::stats::{record_ms, ListenerStats, WorkerListenerStats};
+use crate::tls::inspector::PeerClose;
 use crate::tls::stats::HandshakeFacts;
 use crate::tls::{self, PeerCertificate, ServerTls, SslStats};
 use crate::upstream::ClusterManager;
@@ -136,14 +137,25 @@ async fn inspect_then_start(
     let stats = &snapshot.stats;
     stats.downstream_pre_cx_active.inc();
     let inspected = match snapshot.model.listener_filters_timeout {
-        Some(limit) => tokio::time::timeout(limit, tls::inspect(&stream)).await,
-        None => Ok(tls::inspect(&stream).await),
+        Some(limit) => tokio::time::timeout(limit, tls::inspect(&stream, PeerClose::Ends)).await,
+        None => Ok(tls::inspect(&stream, PeerClose::Ends).await),
     };
     stats.downstream_pre_cx_active.dec();
+    let inspector = tls::inspector::InspectorStats::get();
     let hello = match inspected {
-        Ok(Ok(hello)) => hello,
+        Ok(Ok(hello)) => {
+            inspector.record(&hello);
+            hello
+        }
         Ok(Err(e)) => {
             debug!(remote = %conn.remote, error = %e, "tls_inspector: closing");
+            match e {
+                tls::inspector::InspectError::Closed => {
+                    stats.downstream_listener_filter_remote_close.inc()
+                }
+                tls::inspector::InspectError::TooLarge => inspector.client_hello_too_large.inc(),
+                tls::inspector::InspectError::Io(_) => stats.downstream_listener_filter_error.inc(),
+            }
             return;
         }
         Err(_) if snapshot.model.continue_on_listener_filters_timeout => {
@@ -332,7 +344,7 @@ async fn handshake(
     let accept = async {
         let staple_requested = match staple_requested {
             Some(requested) => requested,
-            None => match crate::tls::inspect(&stream).await {
+            None => match crate::tls::inspect(&stream, PeerClose::ReadFirst).await {
                 Ok(hello) => hello.status_request,
                 // Not a ClientHello rustls can use either: it reports the error.
                 Err(crate::tls::inspector::InspectError::TooLarge) => false,

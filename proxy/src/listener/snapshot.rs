@@ -171,6 +171,10 @@ impl ListenerSnapshot {
             Some(chain) => Some(compile_one(chain, hashes.default_chain.unwrap_or(0))?),
             None => None,
         };
+        if model.tls_inspector {
+            // Envoy's `tls_inspector.*` exist from the first listener that runs it.
+            crate::tls::inspector::InspectorStats::get();
+        }
         Ok(Self {
             ssl_stats,
             stats: Arc::new(ListenerStats::new(

@@ -33,6 +33,11 @@ pub struct ListenerStats {
     pub downstream_cx_transport_socket_connect_timeout: Counter,
     /// `downstream_cx_length_ms`
     pub downstream_cx_length_ms: Histogram,
+    /// `downstream_listener_filter_remote_close`: the peer closed while a listener
+    /// filter waited for its first bytes.
+    pub downstream_listener_filter_remote_close: Counter,
+    /// `downstream_listener_filter_error`: a socket error while a listener filter read.
+    pub downstream_listener_filter_error: Counter,
     /// The prefix, for the per-worker stats ([`ListenerStats::worker`]).
     prefix: String,
 }
@@ -74,6 +79,9 @@ impl ListenerStats {
             downstream_cx_transport_socket_connect_timeout: s
                 .counter("downstream_cx_transport_socket_connect_timeout"),
             downstream_cx_length_ms: s.histogram("downstream_cx_length_ms"),
+            downstream_listener_filter_remote_close: s
+                .counter("downstream_listener_filter_remote_close"),
+            downstream_listener_filter_error: s.counter("downstream_listener_filter_error"),
         }
     }
 }

@@ -2,10 +2,14 @@
 //! (without consuming them, so the TLS handshake or a plain-text filter chain still sees
 //! them) and reads a TLS ClientHello's SNI and ALPN list for filter-chain matching (and
 //! whether it asks for an OCSP staple, which the TLS handshake's stats need).
-//! Anything that is not a TLS handshake record is `raw_buffer`.
+//! Anything that is not a TLS handshake record is `raw_buffer`. Its `tls_inspector.*`
+//! stats are shared by every listener that runs it, as Envoy's.
 
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
+
+use baton_shared_stats::{Counter, Histogram};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -26,6 +30,67 @@ pub struct ClientHelloInfo {
     pub alpn: Vec<Vec<u8>>,
     /// The client asked for an OCSP staple (a `status_request` extension).
     pub status_request: bool,
+    /// Bytes the decision took (`tls_inspector.bytes_processed`): the ClientHello's
+    /// records, or the record header that was not TLS's.
+    pub bytes: usize,
+}
+
+/// `tls_inspector.*` (Envoy's names), created with the first listener that runs the
+/// filter.
+pub struct InspectorStats {
+    tls_found: Counter,
+    tls_not_found: Counter,
+    sni_found: Counter,
+    sni_not_found: Counter,
+    alpn_found: Counter,
+    alpn_not_found: Counter,
+    /// A ClientHello over the limit (the connection is closed).
+    pub client_hello_too_large: Counter,
+    bytes_processed: Histogram,
+}
+
+impl InspectorStats {
+    /// The process's one set.
+    pub fn get() -> &'static InspectorStats {
+        static STATS: OnceLock<InspectorStats> = OnceLock::new();
+        STATS.get_or_init(|| {
+            let s = crate::stats::Scope::new(crate::stats::store(), "tls_inspector.");
+            InspectorStats {
+                tls_found: s.counter("tls_found"),
+                tls_not_found: s.counter("tls_not_found"),
+                sni_found: s.counter("sni_found"),
+                sni_not_found: s.counter("sni_not_found"),
+                alpn_found: s.counter("alpn_found"),
+                alpn_not_found: s.counter("alpn_not_found"),
+                client_hello_too_large: s.counter("client_hello_too_large"),
+                bytes_processed: s.histogram("bytes_processed"),
+            }
+        })
+    }
+
+    /// Counts what one inspection found (SNI and ALPN only for TLS, as Envoy).
+    pub fn record(&self, hello: &ClientHelloInfo) {
+        self.bytes_processed
+            .record(u64::try_from(hello.bytes).unwrap_or(u64::MAX));
+        if !hello.tls {
+            self.tls_not_found.inc();
+            return;
+        }
+        self.tls_found.inc();
+        let (sni, alpn) = (hello.server_name.is_some(), !hello.alpn.is_empty());
+        if sni {
+            &self.sni_found
+        } else {
+            &self.sni_not_found
+        }
+        .inc();
+        if alpn {
+            &self.alpn_found
+        } else {
+            &self.alpn_not_found
+        }
+        .inc();
+    }
 }
 
 /// Why inspecting failed (the connection is closed).
@@ -42,9 +107,22 @@ pub enum InspectError {
     Io(#[from] io::Error),
 }
 
+/// How [`inspect`] treats a peer that already closed its side when its bytes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerClose {
+    /// Closed, whatever arrived with the close (Envoy's listener filters: data and the
+    /// close seen together are `downstream_listener_filter_remote_close`).
+    Ends,
+    /// The bytes that arrived are still read (a peek before a handshake).
+    ReadFirst,
+}
+
 /// Peeks until the first bytes say whether this is TLS and, if so, the whole
 /// ClientHello has arrived. Bound it with `listener_filters_timeout`.
-pub async fn inspect(stream: &TcpStream) -> Result<ClientHelloInfo, InspectError> {
+pub async fn inspect(
+    stream: &TcpStream,
+    peer_close: PeerClose,
+) -> Result<ClientHelloInfo, InspectError> {
     // Most ClientHellos fit in one packet: start small, grow while one needs more.
     let mut buf = vec![0u8; FIRST_PEEK];
     let mut seen = 0usize;
@@ -65,6 +143,9 @@ pub async fn inspect(stream: &TcpStream) -> Result<ClientHelloInfo, InspectError
         });
         match peeked {
             Ok(0) => return Err(InspectError::Closed),
+            Ok(_) if peer_close == PeerClose::Ends && ready.is_read_closed() => {
+                return Err(InspectError::Closed)
+            }
             Ok(n) => {
                 seen = n;
                 match parse(&buf[..n]) {
@@ -77,7 +158,12 @@ pub async fn inspect(stream: &TcpStream) -> Result<ClientHelloInfo, InspectError
                         seen = 0;
                     }
                     Parsed::NeedMore => {}
-                    Parsed::NotTls => return Ok(ClientHelloInfo::default()),
+                    Parsed::NotTls(bytes) => {
+                        return Ok(ClientHelloInfo {
+                            bytes,
+                            ..ClientHelloInfo::default()
+                        })
+                    }
                     Parsed::Hello(info) => return Ok(info),
                 }
             }
@@ -95,9 +181,16 @@ pub async fn inspect(stream: &TcpStream) -> Result<ClientHelloInfo, InspectError
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Parsed {
     NeedMore,
-    NotTls,
+    /// Not a TLS ClientHello, decided after this many bytes.
+    NotTls(usize),
     Hello(ClientHelloInfo),
 }
+
+/// The largest plaintext record TLS allows: a longer one is a record overflow, not TLS
+/// (BoringSSL, behind Envoy's inspector, decides so from the header alone).
+const MAX_RECORD: usize = 16 * 1024;
+/// A TLS record header: type, version, length.
+const RECORD_HEADER: usize = 5;
 
 /// Parses a ClientHello that may span several handshake records.
 pub(crate) fn parse(data: &[u8]) -> Parsed {
@@ -105,38 +198,44 @@ pub(crate) fn parse(data: &[u8]) -> Parsed {
     if data.is_empty() {
         return Parsed::NeedMore;
     }
+    let header_bytes = data.len().min(RECORD_HEADER);
     if data[0] != 0x16 {
-        return Parsed::NotTls;
+        return Parsed::NotTls(header_bytes);
     }
     if data.len() >= 2 && data[1] != 0x03 {
-        return Parsed::NotTls;
+        return Parsed::NotTls(header_bytes);
     }
     let mut handshake = Vec::new();
     let mut rest = data;
     loop {
-        if rest.len() < 5 {
+        let read = data.len() - rest.len();
+        if rest.len() < RECORD_HEADER {
             return Parsed::NeedMore;
         }
-        if rest[0] != 0x16 || rest[1] != 0x03 {
-            return Parsed::NotTls;
-        }
         let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        if rest[0] != 0x16 || rest[1] != 0x03 || len > MAX_RECORD {
+            return Parsed::NotTls(read + RECORD_HEADER);
+        }
         if rest.len() < 5 + len {
             return Parsed::NeedMore;
         }
         handshake.extend_from_slice(&rest[5..5 + len]);
         rest = &rest[5 + len..];
         if handshake.len() >= 4 {
+            let read = data.len() - rest.len();
             if handshake[0] != 0x01 {
-                return Parsed::NotTls;
+                return Parsed::NotTls(read);
             }
             let body_len = (usize::from(handshake[1]) << 16)
                 | (usize::from(handshake[2]) << 8)
                 | usize::from(handshake[3]);
             if handshake.len() >= 4 + body_len {
                 return match client_hello(&handshake[4..4 + body_len]) {
-                    Some(info) => Parsed::Hello(info),
-                    None => Parsed::NotTls,
+                    Some(info) => Parsed::Hello(ClientHelloInfo {
+                        bytes: read,
+                        ..info
+                    }),
+                    None => Parsed::NotTls(read),
                 };
             }
         }

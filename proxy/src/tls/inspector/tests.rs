@@ -30,6 +30,7 @@ fn reads_sni_and_alpn() {
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
             // rustls clients always ask for a staple.
             status_request: true,
+            bytes: hello.len(),
         })
     );
 }
@@ -54,16 +55,24 @@ fn hello_split_over_two_records() {
         two.extend_from_slice(part);
     }
     match parse(&two) {
-        Parsed::Hello(info) => assert_eq!(info.server_name.as_deref(), Some("split.example")),
+        Parsed::Hello(info) => {
+            assert_eq!(info.server_name.as_deref(), Some("split.example"));
+            assert_eq!(info.bytes, two.len());
+        }
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
 fn plain_text_is_raw_buffer() {
-    assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Parsed::NotTls);
-    assert_eq!(parse(b"PRI * HTTP/2.0"), Parsed::NotTls);
-    assert_eq!(parse(&[0x16, 0x01]), Parsed::NotTls);
+    assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Parsed::NotTls(5));
+    assert_eq!(parse(b"PRI * HTTP/2.0"), Parsed::NotTls(5));
+    assert_eq!(parse(&[0x16, 0x01]), Parsed::NotTls(2));
+    // A record longer than TLS allows is decided from its header.
+    assert_eq!(
+        parse(&[0x16, 0x03, 0x01, 0xff, 0xff, 0x01]),
+        Parsed::NotTls(5)
+    );
 }
 
 /// A ClientHello bigger than the first peek (many long ALPN names), sent in two writes
@@ -88,10 +97,13 @@ async fn inspect_reads_a_hello_larger_than_the_first_peek() {
         stream
     });
     let (server, _) = listener.accept().await.expect("accept");
-    let info = tokio::time::timeout(std::time::Duration::from_secs(10), super::inspect(&server))
-        .await
-        .expect("bounded")
-        .expect("inspected");
+    let info = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        super::inspect(&server, super::PeerClose::ReadFirst),
+    )
+    .await
+    .expect("bounded")
+    .expect("inspected");
     assert_eq!(info.server_name.as_deref(), Some("big.example"));
     assert_eq!(info.alpn.len(), 40);
     drop(client.await.expect("client"));
