@@ -205,6 +205,7 @@ async fn admin_answers_are_chunked_with_envoys_headers() -> anyhow::Result<()> {
         ("/config_dump", "application/json"),
         ("/init_dump", "application/json"),
         ("/help", "text/plain; charset=UTF-8"),
+        ("/hot_restart_version", "text/plain; charset=UTF-8"),
         ("/no-such-admin-page", "text/plain; charset=UTF-8"),
     ] {
         let resp = proxy.admin_request("GET", path).await?;
@@ -477,5 +478,24 @@ async fn admin_framing_head_http10_and_h2c() -> anyhow::Result<()> {
     let h2 = H2Client::connect(proxy.admin()).await?;
     let ready = h2.get("/ready").await?;
     assert_eq!(ready.status, 200);
+    Ok(())
+}
+
+/// `/hot_restart_version` answers what `--hot-restart-version` prints (Envoy: `11.104`;
+/// Baton: its own protocol's version, which `/server_info` shows too).
+#[tokio::test]
+async fn hot_restart_version_matches_the_command_line() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("u").await?;
+    let proxy = Proxy::start(&simple_proxy(&[upstream.addr()])).await?;
+    let resp = proxy.admin_request("GET", "/hot_restart_version").await?;
+    assert_eq!(resp.status, 200);
+    let (status, out, err) = baton_tests::run_to_completion(&["--hot-restart-version"])?;
+    assert!(status.success(), "{err}");
+    // Envoy 1.40 writes it to stderr.
+    let printed = if out.trim().is_empty() { err } else { out };
+    assert_eq!(resp.body_text(), printed.trim());
+    let info = proxy.admin_request("GET", "/server_info").await?;
+    let info: Value = serde_json::from_slice(&info.body)?;
+    assert_eq!(info["hot_restart_version"], resp.body_text().as_str());
     Ok(())
 }

@@ -164,7 +164,10 @@ pub(super) fn server_info(ctx: &AdminContext) -> Ordered {
         ("state", super::reported_state(state).as_str().into()),
         ("uptime_current_epoch", secs(state.started.elapsed()).into()),
         ("uptime_all_epochs", secs(all_epochs).into()),
-        ("hot_restart_version", "baton.hot_restart.v1".into()),
+        (
+            "hot_restart_version",
+            crate::server::hot_restart::version_text().into(),
+        ),
         (
             "command_line_options",
             Field::Object(command_line_options(&state.options)),

@@ -352,6 +352,11 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
     ),
     ("/help", false, "print out list of admin commands"),
     (
+        "/hot_restart_version",
+        false,
+        "print the hot restart compatibility version",
+    ),
+    (
         "/init_dump",
         false,
         "dump current Envoy init manager information (experimental)",
@@ -433,6 +438,7 @@ fn answer(ctx: &AdminContext, req: &Request<Incoming>) -> AdminResponse {
             text(status, format!("{}\n", s.as_str()))
         }
         "/help" => text(StatusCode::OK, help_text()),
+        "/hot_restart_version" => text(StatusCode::OK, crate::server::hot_restart::version_text()),
         "/server_info" => json(&info::server_info(ctx)),
         "/listeners" => {
             let listeners = ctx.listeners.active_listeners();

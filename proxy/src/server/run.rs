@@ -49,7 +49,7 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if opts.hot_restart_version {
-        println!("baton.hot_restart.v{}", hr::PROTOCOL_VERSION);
+        println!("{}", hr::version_text());
         return Ok(0);
     }
     super::logging::init(&opts)?;

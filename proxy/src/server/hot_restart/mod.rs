@@ -17,6 +17,12 @@ use std::path::{Path, PathBuf};
 /// Version of Baton's hot-restart protocol; a mismatch is refused at hello.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// What `--hot-restart-version`, `/hot_restart_version` and `/server_info` report (two
+/// binaries can hot-restart into each other when it is the same).
+pub fn version_text() -> String {
+    format!("baton.hot_restart.v{PROTOCOL_VERSION}")
+}
+
 /// Feature a parent advertises in its hello when it hands over its xDS resources.
 pub const FEATURE_XDS_RESOURCES: &str = "xds_resources";
 
