@@ -1,5 +1,5 @@
 //! The supervisor's event loop: one task owns every generation and reacts to signals
-//! (SIGHUP reload, SIGTERM/SIGINT stop), control requests, sd_notify datagrams from the
+//! (SIGHUP reload, SIGTERM/SIGINT stop, SIGUSR1 passed on), control requests, sd_notify datagrams from the
 //! generations, their exits and its own timers (ready timeout, respawn backoff, stop
 //! deadline, systemd watchdog). See `LIFECYCLE.md` for the sequences.
 
@@ -147,6 +147,7 @@ impl Supervisor {
         let mut sighup = signal(SignalKind::hangup())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigusr1 = signal(SignalKind::user_defined1())?;
         let watchdog_every = self.notifier.watchdog().map(|d| d / 2);
         let mut next_watchdog = watchdog_every.map(|every| Instant::now() + every);
 
@@ -174,6 +175,18 @@ impl Supervisor {
                 }
                 _ = sigterm.recv() => self.on_stop_signal("SIGTERM"),
                 _ = sigint.recv() => self.on_stop_signal("SIGINT"),
+                _ = sigusr1.recv() => {
+                    // Log rotation: the serving generations reopen their access logs. One
+                    // still starting may not handle the signal yet (it would die of it);
+                    // if it opened its files before the rotation, a second SIGUSR1 once
+                    // it is LIVE moves it over.
+                    tracing::info!("SIGUSR1: passed to the serving generations (reopen access logs)");
+                    for generation in self.generations.iter().filter(|g| {
+                        matches!(g.state, GenState::Live | GenState::Draining)
+                    }) {
+                        generation.signal(nix::sys::signal::Signal::SIGUSR1);
+                    }
+                }
                 Some(incoming) = control.recv() => self.on_control(incoming),
                 Some(event) = events.recv() => self.on_event(event),
                 _ = tokio::time::sleep_until(wake) => {

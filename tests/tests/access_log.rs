@@ -203,3 +203,47 @@ async fn stdout_access_log() -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+/// Log rotation as with Envoy: the file is moved away, then `POST /reopen_logs` (or
+/// SIGUSR1) makes the next lines go to a new file at the path; the process lives on.
+#[tokio::test]
+async fn reopen_logs_and_sigusr1_start_a_new_file() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let dir = TempDir::new()?;
+    let log = dir.join("access.log");
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    hcm_of(&mut cfg, 0)["access_log"] = file_log(&log, None);
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let request = |path: &'static str| async move {
+        let resp = get_with(addr, path, &[]).await?;
+        anyhow::ensure!(resp.status == 200, "{path}: {}", resp.status);
+        anyhow::Ok(())
+    };
+
+    request("/first").await?;
+    lines(&log, 1).await?;
+    std::fs::rename(&log, dir.join("access.log.1"))?;
+    let reopened = proxy.admin_request("POST", "/reopen_logs").await?;
+    assert_eq!(
+        (reopened.status, reopened.body_text().as_str()),
+        (200, "OK\n")
+    );
+    request("/second").await?;
+    assert!(lines(&log, 1).await?[0].contains("/second"));
+
+    std::fs::rename(&log, dir.join("access.log.2"))?;
+    proxy.signal(nix::sys::signal::Signal::SIGUSR1)?;
+    // The signal is handled in its own time: the new file shows when it was.
+    eventually(LOG_WAIT, || async { Ok(log.exists().then_some(())) }).await?;
+    request("/third").await?;
+    assert!(lines(&log, 1).await?[0].contains("/third"));
+
+    for (rotated, path) in [("access.log.1", "/first"), ("access.log.2", "/second")] {
+        let text = std::fs::read_to_string(dir.join(rotated))?;
+        let logged: Vec<&str> = text.lines().collect();
+        assert_eq!(logged.len(), 1, "{rotated}: {text}");
+        assert!(logged[0].contains(path), "{rotated}: {text}");
+    }
+    Ok(())
+}

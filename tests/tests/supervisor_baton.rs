@@ -359,3 +359,43 @@ async fn counters_continue_when_the_supervisor_respawns_a_killed_generation() ->
     );
     Ok(())
 }
+
+/// Log rotation under the supervisor: SIGUSR1 to it reaches the serving generation,
+/// which reopens its access log file; the supervisor lives on.
+#[tokio::test]
+async fn sigusr1_to_the_supervisor_reopens_the_generations_access_logs() -> anyhow::Result<()> {
+    use baton_tests::config::{hcm_of, FILE_ACCESS_LOG_TYPE};
+    let mut fx = RealFixture::new().await?;
+    let log = fx.dir.join("access.log");
+    hcm_of(&mut fx.config, 0)["access_log"] = serde_json::json!([{
+        "name": "envoy.access_loggers.file",
+        "typed_config": { "@type": FILE_ACCESS_LOG_TYPE, "path": log.display().to_string() },
+    }]);
+    std::fs::write(&fx.config_path, serde_json::to_string_pretty(&fx.config)?)?;
+    let mut sup = fx.start(&[], baton_binary())?;
+    sup.wait_live().await?;
+    let logged = |path: &'static str| {
+        let log = log.clone();
+        async move {
+            baton_tests::eventually(Duration::from_secs(10), || async {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                Ok(text.contains(path).then_some(()))
+            })
+            .await
+        }
+    };
+    assert_eq!(baton_tests::get(fx.addr(), "/before").await?.status, 200);
+    logged("/before").await?;
+    std::fs::rename(&log, fx.dir.join("access.log.1"))?;
+    sup.signal(Signal::SIGUSR1)?;
+    baton_tests::eventually(Duration::from_secs(10), || async {
+        Ok(log.exists().then_some(()))
+    })
+    .await?;
+    assert_eq!(baton_tests::get(fx.addr(), "/after").await?.status, 200);
+    logged("/after").await?;
+    let rotated = std::fs::read_to_string(fx.dir.join("access.log.1"))?;
+    assert!(rotated.contains("/before") && !rotated.contains("/after"), "{rotated}");
+    assert!(!process_gone(sup.pid), "{}", sup.log());
+    Ok(())
+}

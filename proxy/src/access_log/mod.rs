@@ -13,7 +13,7 @@ use std::sync::Arc;
 use baton_config::model::{AccessLog, AccessLogFilter, AccessLogFormat, AccessLogType};
 
 pub use format::FormatInput;
-pub use sink::SinkError;
+pub use sink::{reopen_files, SinkError};
 pub use stream_info::{RequestHead, ResponseFlag, ResponseFlags, StreamInfo};
 
 /// One configured logger: a format and a destination.

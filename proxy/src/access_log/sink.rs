@@ -1,6 +1,8 @@
 //! Access log sinks: one background writer thread per destination (file path, stdout,
 //! stderr), fed through a bounded channel so the request path never does file I/O. Sinks
-//! for the same path are shared by every logger that names it, as in Envoy.
+//! for the same path are shared by every logger that names it, as in Envoy. Files are
+//! reopened on request ([`reopen_files`]: SIGUSR1 and `POST /reopen_logs`, as Envoy), so
+//! log rotation moves the old file away and the next lines go to a new one.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,6 +47,10 @@ impl Sink {
     /// Queues one line (already newline-terminated). Never blocks: when the writer is
     /// behind, the line is dropped and counted.
     pub fn write_line(&self, line: Vec<u8>) {
+        if line.is_empty() {
+            // An empty message asks the writer to reopen its file.
+            return;
+        }
         match self.tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -66,6 +72,30 @@ fn registry() -> &'static Mutex<Registry> {
     REGISTRY.get_or_init(Default::default)
 }
 
+/// Asks every file sink's writer to reopen its file (after writing what it queued
+/// before): the next lines go to whatever file the path names then. A file that cannot
+/// be opened keeps the old one in use (and is logged).
+pub fn reopen_files() {
+    let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+    for (dest, sink) in reg.iter() {
+        if let (AccessLogSink::File(_), Some(sink)) = (dest, sink.upgrade()) {
+            // An empty Vec allocates nothing; a full queue already wakes the writer and
+            // is drained first, so a failed send only delays the reopen to the next one.
+            if sink.tx.try_send(Vec::new()).is_err() {
+                tracing::warn!(path = ?dest, "access log writer busy; reopen not queued");
+            }
+        }
+    }
+}
+
+/// Opens `path` for appending, creating it.
+fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
 /// The shared sink for `dest`, starting its writer thread on first use. Called when a
 /// config snapshot is built, never per request.
 pub fn open(dest: &AccessLogSink) -> Result<Arc<Sink>, SinkError> {
@@ -81,21 +111,21 @@ pub fn open(dest: &AccessLogSink) -> Result<Arc<Sink>, SinkError> {
     let out: Box<dyn Write + Send> = match dest {
         AccessLogSink::Stdout => Box::new(std::io::stdout()),
         AccessLogSink::Stderr => Box::new(std::io::stderr()),
-        AccessLogSink::File(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| SinkError::Open {
-                    path: path.clone(),
-                    source,
-                })?,
-        ),
+        AccessLogSink::File(path) => {
+            Box::new(open_append(path).map_err(|source| SinkError::Open {
+                path: path.clone(),
+                source,
+            })?)
+        }
+    };
+    let path = match dest {
+        AccessLogSink::File(path) => Some(path.clone()),
+        _ => None,
     };
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE_LINES);
     std::thread::Builder::new()
         .name("access-log".into())
-        .spawn(move || writer_loop(rx, out))
+        .spawn(move || writer_loop(rx, out, path))
         .map_err(SinkError::Thread)?;
     let sink = Arc::new(Sink {
         tx,
@@ -106,8 +136,8 @@ pub fn open(dest: &AccessLogSink) -> Result<Arc<Sink>, SinkError> {
 }
 
 /// Writes queued lines until every sender is gone; flushes when the queue runs dry or
-/// after `FLUSH_INTERVAL`.
-fn writer_loop(rx: mpsc::Receiver<Vec<u8>>, out: Box<dyn Write + Send>) {
+/// after `FLUSH_INTERVAL`. An empty message reopens `path` (a file sink's).
+fn writer_loop(rx: mpsc::Receiver<Vec<u8>>, out: Box<dyn Write + Send>, path: Option<PathBuf>) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let mut dirty = false;
     loop {
@@ -117,16 +147,12 @@ fn writer_loop(rx: mpsc::Receiver<Vec<u8>>, out: Box<dyn Write + Send>) {
             rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
         };
         match next {
-            Ok(line) => {
-                if let Err(e) = out.write_all(&line) {
-                    tracing::warn!(error = %e, "access log write failed");
-                }
+            Ok(message) => {
+                take(&mut out, path.as_deref(), &message);
                 dirty = true;
                 // Flush as soon as nothing else is waiting, so lines show up promptly.
                 if let Ok(more) = rx.try_recv() {
-                    if let Err(e) = out.write_all(&more) {
-                        tracing::warn!(error = %e, "access log write failed");
-                    }
+                    take(&mut out, path.as_deref(), &more);
                     continue;
                 }
                 if let Err(e) = out.flush() {
@@ -142,6 +168,34 @@ fn writer_loop(rx: mpsc::Receiver<Vec<u8>>, out: Box<dyn Write + Send>) {
                 let _ = out.flush();
                 return;
             }
+        }
+    }
+}
+
+/// One queued message: a line to write, or (empty) the request to reopen `path`.
+fn take(
+    out: &mut std::io::BufWriter<Box<dyn Write + Send>>,
+    path: Option<&std::path::Path>,
+    message: &[u8],
+) {
+    if message.is_empty() {
+        if let Some(path) = path {
+            reopen(out, path);
+        }
+    } else if let Err(e) = out.write_all(message) {
+        tracing::warn!(error = %e, "access log write failed");
+    }
+}
+
+/// Flushes what `out` holds to the file it has, then points it at a fresh open of `path`.
+fn reopen(out: &mut std::io::BufWriter<Box<dyn Write + Send>>, path: &std::path::Path) {
+    if let Err(e) = out.flush() {
+        tracing::warn!(error = %e, "access log flush failed");
+    }
+    match open_append(path) {
+        Ok(file) => *out.get_mut() = Box::new(file),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot reopen access log; writing to the old file")
         }
     }
 }

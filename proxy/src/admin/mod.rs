@@ -370,6 +370,7 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
         false,
         "print server state, return 200 if LIVE, otherwise return 503",
     ),
+    ("/reopen_logs", true, "reopen access logs"),
     ("/reset_counters", true, "reset all counters to zero"),
     ("/runtime", false, "print runtime values"),
     (
@@ -479,6 +480,10 @@ fn answer(ctx: &AdminContext, req: &Request<Incoming>) -> AdminResponse {
         ),
         "/certs" => json(&crate::tls::certs::certs_json()),
         "/stats" | "/stats/prometheus" => stats_response(ctx, path, query),
+        "/reopen_logs" => {
+            crate::access_log::reopen_files();
+            text(StatusCode::OK, "OK\n")
+        }
         "/reset_counters" => match crate::stats::store().reset_counters() {
             Ok(()) => text(StatusCode::OK, "OK\n"),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),

@@ -207,6 +207,7 @@ async fn serve(
 ) -> anyhow::Result<u8> {
     let opts = &state.options;
     let epoch = opts.restart_epoch;
+    super::signals::reopen_logs_on_sigusr1();
     info!(
         epoch,
         pid = std::process::id(),

@@ -1,5 +1,5 @@
-//! SIGTERM and SIGINT. The handlers are installed once, as a generation starts, so no
-//! signal falls between two waits. Before the workers accept, a signal ends the
+//! SIGTERM and SIGINT, and SIGUSR1 (reopen the access log files, as Envoy). The handlers
+//! are installed once, as a generation starts, so no signal falls between two waits. Before the workers accept, a signal ends the
 //! generation ([`EarlyStop`]): it serves no one yet, but admin may be answering on its
 //! parent's handed-over socket, so admin is closed gently first.
 
@@ -66,6 +66,23 @@ impl Signals {
             () = self.signal() => ShutdownReason::Signal,
             r = state.shutdown_requested() => r,
         }
+    }
+}
+
+/// From now on SIGUSR1 reopens the access log files (its default action would kill the
+/// process), for as long as the runtime runs.
+pub(super) fn reopen_logs_on_sigusr1() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    info!("SIGUSR1: reopening access logs");
+                    crate::access_log::reopen_files();
+                }
+            });
+        }
+        Err(e) => warn!(error = %e, "cannot install the SIGUSR1 handler"),
     }
 }
 
