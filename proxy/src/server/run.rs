@@ -53,6 +53,7 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         return Ok(0);
     }
     super::logging::init(&opts)?;
+    super::signals::ignore_sigusr1_until_served();
     crate::http::headers::forwarding::init_local_address(
         opts.local_address_ip_version == super::cli::IpVersion::V6,
     );

@@ -69,6 +69,18 @@ impl Signals {
     }
 }
 
+/// SIGUSR1 (log rotation) must not kill a generation still loading its config: ignored
+/// until [`reopen_logs_on_sigusr1`] takes it over (there is no access log to reopen yet).
+pub(super) fn ignore_sigusr1_until_served() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_IGN installs no handler code; nothing else sets SIGUSR1's action this
+    // early (tokio's handler comes later and replaces it).
+    #[allow(unsafe_code)]
+    if let Err(e) = unsafe { signal(Signal::SIGUSR1, SigHandler::SigIgn) } {
+        warn!(error = %e, "cannot ignore SIGUSR1 during start-up");
+    }
+}
+
 /// From now on SIGUSR1 reopens the access log files (its default action would kill the
 /// process), for as long as the runtime runs.
 pub(super) fn reopen_logs_on_sigusr1() {
