@@ -427,6 +427,26 @@ async fn post_only_endpoints_refuse_get_with_405() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The profiling endpoints a build may lack answer as Envoy 1.40's pip build does for
+/// what it lacks: `/heapprofiler` 501 whatever the query, `/contention` 200 (tracing
+/// off).
+#[tokio::test]
+async fn profiler_endpoints_answer_as_a_build_without_them() -> anyhow::Result<()> {
+    let (_u, proxy) = proxy().await?;
+    for path in ["/heapprofiler", "/heapprofiler?enable=y"] {
+        let resp = proxy.admin_request("POST", path).await?;
+        assert_eq!(resp.status, 501, "{path}");
+        assert_eq!(
+            resp.body_text(),
+            "The current build does not support heap profiler"
+        );
+    }
+    let resp = proxy.admin_request("GET", "/contention").await?;
+    assert_eq!(resp.status, 200);
+    assert!(resp.body_text().contains("ontention tracing is not"));
+    Ok(())
+}
+
 #[tokio::test]
 async fn runtime_and_memory_have_envoys_keys() -> anyhow::Result<()> {
     let (_u, proxy) = proxy().await?;

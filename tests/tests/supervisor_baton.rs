@@ -395,7 +395,10 @@ async fn sigusr1_to_the_supervisor_reopens_the_generations_access_logs() -> anyh
     assert_eq!(baton_tests::get(fx.addr(), "/after").await?.status, 200);
     logged("/after").await?;
     let rotated = std::fs::read_to_string(fx.dir.join("access.log.1"))?;
-    assert!(rotated.contains("/before") && !rotated.contains("/after"), "{rotated}");
+    assert!(
+        rotated.contains("/before") && !rotated.contains("/after"),
+        "{rotated}"
+    );
     assert!(!process_gone(sup.pid), "{}", sup.log());
     Ok(())
 }

@@ -338,6 +338,11 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
     ("/certs", false, "print certs on machine"),
     ("/clusters", false, "upstream cluster status"),
     ("/config_dump", false, "dump current Envoy configs"),
+    (
+        "/contention",
+        false,
+        "dump current Envoy mutex contention stats (if enabled)",
+    ),
     ("/cpuprofiler", true, "enable/disable the CPU profiler"),
     ("/drain_listeners", true, "drain listeners"),
     (
@@ -350,6 +355,7 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
         true,
         "cause the server to pass health checks",
     ),
+    ("/heapprofiler", true, "enable/disable the heap profiler"),
     ("/help", false, "print out list of admin commands"),
     (
         "/hot_restart_version",
@@ -470,6 +476,16 @@ fn answer(ctx: &AdminContext, req: &Request<Incoming>) -> AdminResponse {
             let (status, body) = runtime_memory::runtime_modify(query);
             text(status, body)
         }
+        // Baton has no mutex contention tracing (`--enable-mutex-tracing` is accepted and
+        // inert) and no heap profiler; Envoy answers these for builds without them.
+        "/contention" => text(
+            StatusCode::OK,
+            "Mutex contention tracing is not available in Baton.\n",
+        ),
+        "/heapprofiler" => text(
+            StatusCode::NOT_IMPLEMENTED,
+            "The current build does not support heap profiler",
+        ),
         "/cpuprofiler" => {
             let (status, body) = runtime_memory::cpuprofiler(query);
             text(status, body)
