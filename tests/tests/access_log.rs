@@ -31,14 +31,19 @@ async fn lines(path: &Path, count: usize) -> anyhow::Result<Vec<String>> {
     .await
 }
 
+/// A proxy to `upstream` logging in Envoy's default format to `log`.
+async fn default_format_proxy(upstream: &EchoUpstream, log: &Path) -> anyhow::Result<Proxy> {
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    hcm_of(&mut cfg, 0)["access_log"] = file_log(log, None);
+    Proxy::start(&cfg).await
+}
+
 #[tokio::test]
 async fn default_format_line_shape() -> anyhow::Result<()> {
     let upstream = EchoUpstream::start("a").await?;
     let dir = TempDir::new()?;
     let log = dir.join("access.log");
-    let mut cfg = simple_proxy(&[upstream.addr()]);
-    hcm_of(&mut cfg, 0)["access_log"] = file_log(&log, None);
-    let proxy = Proxy::start(&cfg).await?;
+    let proxy = default_format_proxy(&upstream, &log).await?;
     let addr = proxy.listener_addr("http").await?;
     let resp = get_with(
         addr,
@@ -211,9 +216,7 @@ async fn reopen_logs_and_sigusr1_start_a_new_file() -> anyhow::Result<()> {
     let upstream = EchoUpstream::start("a").await?;
     let dir = TempDir::new()?;
     let log = dir.join("access.log");
-    let mut cfg = simple_proxy(&[upstream.addr()]);
-    hcm_of(&mut cfg, 0)["access_log"] = file_log(&log, None);
-    let proxy = Proxy::start(&cfg).await?;
+    let proxy = default_format_proxy(&upstream, &log).await?;
     let addr = proxy.listener_addr("http").await?;
     let request = |path: &'static str| async move {
         let resp = get_with(addr, path, &[]).await?;

@@ -110,7 +110,6 @@ pub async fn accept_loop(
             snapshot.stats.no_filter_chain_match.inc();
             continue;
         };
-        let counted = ListenerConnection::open(&snapshot.stats, this_worker);
         start(
             stream,
             conn,
@@ -118,7 +117,7 @@ pub async fn accept_loop(
             chain,
             &ctx,
             global_slot,
-            counted,
+            this_worker,
             None,
         );
     }
@@ -181,7 +180,6 @@ async fn inspect_then_start(
     };
     // The handshake's `ssl.ocsp_staple_*` need not peek at the ClientHello again.
     let staple_requested = hello.tls.then_some(hello.status_request);
-    let counted = ListenerConnection::open(&snapshot.stats, worker_stats);
     start(
         stream,
         conn,
@@ -189,14 +187,15 @@ async fn inspect_then_start(
         chain,
         &ctx,
         global_slot,
-        counted,
+        worker_stats,
         staple_requested,
     );
 }
 
 /// Runs `chain` on an accepted connection: its `connection_limit` first, then plain
 /// text straight away, TLS after the handshake. The connection holds its global-limit
-/// slot (if counted) and its count in the listener's stats until it closes.
+/// slot (if counted) and its count in the listener's and its worker's stats until it
+/// closes.
 /// `staple_requested`: whether the ClientHello asks for an OCSP staple, when the
 /// `tls_inspector` already read it.
 #[allow(clippy::too_many_arguments)]
@@ -207,9 +206,10 @@ fn start(
     chain: &Arc<CompiledChain>,
     ctx: &Arc<NetworkContext>,
     global_slot: Option<GlobalSlot>,
-    listener_connection: ListenerConnection,
+    worker_stats: Arc<WorkerListenerStats>,
     staple_requested: Option<bool>,
 ) {
+    let listener_connection = ListenerConnection::open(&snapshot.stats, worker_stats);
     let chain_slot = match &chain.connection_limit {
         Some(limit) => match limit.try_open() {
             Ok(slot) => Some(slot),
