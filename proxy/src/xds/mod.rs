@@ -16,6 +16,7 @@
 mod backoff;
 mod client;
 mod federation;
+mod file_source;
 mod grpc;
 mod inherit;
 mod rate_limit;
