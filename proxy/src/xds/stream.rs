@@ -121,7 +121,8 @@ impl TypeSub {
     /// A CDS or LDS subscription to an xDS-TP glob collection (`cds_resources_locator`
     /// / `lds_resources_locator`): its one name is the collection's URL.
     fn is_glob_collection(&self) -> bool {
-        matches!(self.names.as_deref(), Some([name]) if name.starts_with("xdstp://") && name.ends_with("/*"))
+        matches!(self.names.as_deref(), Some([name]) if name.starts_with("xdstp://")
+            && name.split('?').next().is_some_and(|path| path.ends_with("/*")))
     }
 }
 
