@@ -72,6 +72,13 @@ impl Federation {
         if !self.route_singletons {
             return None;
         }
+        self.authority_source(name)
+    }
+
+    /// The source that serves `name`'s authority whatever the runtime flag says: the
+    /// first naming it, else the default; None for a name that is not `xdstp://` or
+    /// when nothing serves its authority.
+    pub fn authority_source(&self, name: &str) -> Option<&AuthoritySource> {
         let authority = xdstp_authority(name)?;
         self.sources
             .iter()
