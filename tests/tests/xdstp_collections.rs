@@ -5,8 +5,9 @@
 //! named by their full `xdstp://` URLs, and those are the cluster and listener names (in
 //! `/config_dump`, `/listeners`, and in stats with `xdstp://` written `xdstp_`). Delta
 //! removes a member named in `removed_resources`, SotW one missing from a response that
-//! still holds members; a SotW response without any member changes nothing (Envoy's
-//! collection watch never hears of it) and is ACKed. The collection's
+//! still holds members; a response without any member (and, delta, removing none)
+//! changes nothing (Envoy's collection watch never hears of it, so a first one does not
+//! end the initial fetch) and is ACKed. The collection's
 //! `initial_fetch_timeout` is the `cds_config` one. A `DELTA_GRPC` `api_config_source`
 //! carries a collection on a stream of its own.
 //!
@@ -332,5 +333,24 @@ async fn directives_are_folded_into_the_subscribed_name(
             "{LISTENERS}%23entry=http,alt=xdstp://other/envoy.config.listener.v3.Listener/mesh/*"
         )]
     );
+    Ok(())
+}
+
+sotw_and_delta!(an_answer_without_members_is_not_heard);
+
+/// A first answer holding no member (nothing in the collection yet) is ACKed, but the
+/// collection's watch never hears of it: CDS initialises only at its timeout.
+async fn an_answer_without_members_is_not_heard(transport: XdsTransport) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    cp.set(CLUSTER_TYPE, "1", Vec::new())?;
+    let listener = resources::rds_listener(HTTP, 0, "routes");
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    let routes = resources::route_to("routes", BACKEND);
+    cp.set(ROUTE_TYPE, "1", resources::route_configs(&[routes])?)?;
+    let config = collection_bootstrap(&cp, transport, Some(Duration::from_secs(1)));
+    let proxy = baton_tests::Proxy::start(&config).await?;
+    cp.wait_for_ack(CLUSTER_TYPE, "1", XDS_TIMEOUT).await?;
+    let all = wait_stat(&proxy, "cluster_manager.cds.init_fetch_timeout", 1).await?;
+    assert_eq!(all.get("cluster_manager.cds.update_success"), Some(&0));
     Ok(())
 }

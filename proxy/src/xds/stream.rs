@@ -582,23 +582,36 @@ async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) -> Op
         warn!(%type_url, "xDS response for a type not subscribed; ignored");
         return None;
     };
-    if let Response::Sotw(r) = &resp {
-        if r.resources.is_empty() && sub.is_glob_collection() {
-            // Measured on Envoy 1.40: over SotW, a glob collection's watch never hears of
-            // a response holding none of its members (nothing removed, nothing counted);
-            // the response is ACKed.
-            sub.version = r.version_info.clone();
-            sub.nonce = r.nonce.clone();
-            let node = sender.node();
-            sender.send(Outgoing::Sotw(discovery::DiscoveryRequest {
-                version_info: sub.version.clone(),
-                node,
-                resource_names: sub.names_list(),
-                type_url: type_url.clone(),
-                response_nonce: r.nonce.clone(),
-                ..Default::default()
-            }));
-            return None;
+    // Measured on Envoy 1.40: a glob collection's watch never hears of a response
+    // holding none of its members and (delta) removing none (nothing removed, nothing
+    // counted, its initial fetch not ended); the response is ACKed.
+    if sub.is_glob_collection() {
+        match &resp {
+            Response::Sotw(r) if r.resources.is_empty() => {
+                sub.version = r.version_info.clone();
+                sub.nonce = r.nonce.clone();
+                let node = sender.node();
+                sender.send(Outgoing::Sotw(discovery::DiscoveryRequest {
+                    version_info: sub.version.clone(),
+                    node,
+                    resource_names: sub.names_list(),
+                    type_url: type_url.clone(),
+                    response_nonce: r.nonce.clone(),
+                    ..Default::default()
+                }));
+                return None;
+            }
+            Response::Delta(r) if r.resources.is_empty() && r.removed_resources.is_empty() => {
+                let node = sender.node();
+                sender.send(Outgoing::Delta(discovery::DeltaDiscoveryRequest {
+                    node,
+                    type_url: type_url.clone(),
+                    response_nonce: r.nonce.clone(),
+                    ..Default::default()
+                }));
+                return None;
+            }
+            _ => {}
         }
     }
     if let Some(st) = &sub.stats {
