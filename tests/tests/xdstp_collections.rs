@@ -12,7 +12,7 @@
 //! carries a collection on a stream of its own.
 //!
 //! Context parameters (`?k=v`) are sent sorted by key, and members carry the same ones
-//! (in any order). A list collection (a locator not ending in `/*`) is accepted and its
+//! (in any order); anything else a response holds is ignored. A list collection (a locator not ending in `/*`) is accepted and its
 //! one name matched exactly, as a singleton. Directives (`#entry=...`, `#alt=...`) are
 //! checked, then folded into the name Envoy subscribes to (`#` written `%23`).
 //! `file://` locators are in `xdstp_collection_files.rs`.
@@ -352,5 +352,54 @@ async fn an_answer_without_members_is_not_heard(transport: XdsTransport) -> anyh
     cp.wait_for_ack(CLUSTER_TYPE, "1", XDS_TIMEOUT).await?;
     let all = wait_stat(&proxy, "cluster_manager.cds.init_fetch_timeout", 1).await?;
     assert_eq!(all.get("cluster_manager.cds.update_success"), Some(&0));
+    Ok(())
+}
+
+sotw_and_delta!(members_outside_the_collection_are_ignored);
+
+/// What a collection keeps of what the control plane sends: only members named under
+/// its path with its context parameters (in any order); anything else is dropped.
+async fn members_outside_the_collection_are_ignored(transport: XdsTransport) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    let member = format!("{BACKEND}?region=eu&app=web");
+    let strangers = [
+        BACKEND.to_string(),
+        format!("{BACKEND2}?app=api&region=eu"),
+        "xdstp://cp.example/envoy.config.cluster.v3.Cluster/other/x?app=web&region=eu".into(),
+        "plain".into(),
+    ];
+    let mut clusters = vec![resources::static_cluster(&member, &[a.addr()])];
+    for name in &strangers {
+        clusters.push(resources::static_cluster(name, &[a.addr()]));
+    }
+    cp.set(CLUSTER_TYPE, "1", resources::clusters(&clusters)?)?;
+    cp.send_unsubscribed(CLUSTER_TYPE);
+    let routes = resources::route_to("routes", &member);
+    let listener = resources::inline_listener(HTTP, 0, routes);
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    let config = locator_bootstrap(
+        &cp,
+        transport,
+        &format!("{CLUSTERS}?app=web&region=eu"),
+        LISTENERS,
+    );
+    let proxy = baton_tests::Proxy::start(&config).await?;
+    cp.wait_for_ack(LISTENER_TYPE, "1", XDS_TIMEOUT).await?;
+    wait_served_by(proxy.listener_addr(HTTP).await?, "a").await?;
+    let dump = config_dump(&proxy).await?;
+    let clusters = dump_section(&dump, "ClustersConfigDump")?;
+    dump_entry(
+        clusters,
+        "dynamic_active_clusters",
+        "/cluster/name",
+        &member,
+    )?;
+    for name in &strangers {
+        assert!(
+            dump_entry(clusters, "dynamic_active_clusters", "/cluster/name", name).is_err(),
+            "{name} kept"
+        );
+    }
     Ok(())
 }

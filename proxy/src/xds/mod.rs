@@ -15,6 +15,7 @@
 
 mod backoff;
 mod client;
+mod collection;
 mod federation;
 mod file_source;
 mod grpc;
@@ -22,6 +23,7 @@ mod inherit;
 mod rate_limit;
 mod stats;
 mod stream;
+mod updates;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -252,6 +252,7 @@ impl SotwStream {
                 subscription.resend_seen = generation;
                 subscription.sent = None;
             }
+            let unfiltered = inner.unfiltered.contains(type_url.as_str());
             let Some(snapshot) = inner.snapshots.get(type_url.as_str()) else {
                 return;
             };
@@ -267,7 +268,7 @@ impl SotwStream {
                 .resources
                 .iter()
                 .filter(|(name, _)| {
-                    subscription.wildcard || is_subscribed(&subscription.names, name)
+                    subscription.wildcard || unfiltered || is_subscribed(&subscription.names, name)
                 })
                 .map(|(name, resource)| (name.clone(), resource.any.clone()))
                 .collect();
@@ -435,6 +436,7 @@ impl DeltaStream {
             let generation = inner.resend_generation(type_url);
             let resend_all = generation != subscription.resend_seen;
             subscription.resend_seen = generation;
+            let unfiltered = inner.unfiltered.contains(type_url.as_str());
             let Some(snapshot) = inner.snapshots.get(type_url.as_str()) else {
                 return;
             };
@@ -442,7 +444,7 @@ impl DeltaStream {
                 .resources
                 .iter()
                 .filter(|(name, _)| {
-                    subscription.wildcard || is_subscribed(&subscription.names, name)
+                    subscription.wildcard || unfiltered || is_subscribed(&subscription.names, name)
                 })
                 .filter(|(name, resource)| {
                     resend_all || subscription.known.get(name) != Some(&resource.version)
