@@ -12,8 +12,9 @@
 //! carries a collection on a stream of its own.
 //!
 //! Context parameters (`?k=v`) are sent sorted by key, and members carry the same ones
-//! (in any order); anything else a response holds is ignored. A list collection (a locator not ending in `/*`) is accepted and its
-//! one name matched exactly, as a singleton. Directives (`#entry=...`, `#alt=...`) are
+//! (in any order). A list collection (a locator not ending in `/*`) is accepted and
+//! holds only its own name, as a singleton. Anything else a response holds is ignored.
+//! Directives (`#entry=...`, `#alt=...`) are
 //! checked, then folded into the name Envoy subscribes to (`#` written `%23`).
 //! `file://` locators are in `xdstp_collection_files.rs`.
 
@@ -284,11 +285,36 @@ async fn a_list_collection_is_one_name(transport: XdsTransport) -> anyhow::Resul
     let cp = ControlPlane::start().await?;
     let a = EchoUpstream::start("a").await?;
     set_static_members(&cp, BACKEND, LIST, a.addr())?;
+    // Names beside it, which the list collection does not hold.
+    let strangers = [
+        format!("{LIST}/deeper"),
+        format!("{LIST}?app=web"),
+        "plain".into(),
+    ];
+    let mut listeners = vec![resources::inline_listener(
+        LIST,
+        0,
+        resources::route_to("routes", BACKEND),
+    )];
+    for name in &strangers {
+        let routes = resources::route_to("routes", BACKEND);
+        listeners.push(resources::inline_listener(name, 0, routes));
+    }
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&listeners)?)?;
+    cp.send_unsubscribed(LISTENER_TYPE);
     let proxy =
         baton_tests::Proxy::start(&locator_bootstrap(&cp, transport, CLUSTERS, LIST)).await?;
     cp.wait_for_ack(LISTENER_TYPE, "1", XDS_TIMEOUT).await?;
     assert_eq!(first_subscription(&cp, LISTENER_TYPE, transport)?, [LIST]);
     wait_served_by(proxy.listener_addr(LIST).await?, "a").await?;
+    let dump = config_dump(&proxy).await?;
+    let listeners = dump_section(&dump, "ListenersConfigDump")?;
+    for name in &strangers {
+        assert!(
+            dump_entry(listeners, "dynamic_listeners", "/name", name).is_err(),
+            "{name} kept"
+        );
+    }
     Ok(())
 }
 

@@ -1,22 +1,25 @@
-//! xDS-TP glob collections on a stream: which resources of a response are members of
-//! the collection a CDS / LDS subscription names, as Envoy 1.40's watch map decides.
+//! xDS-TP collections on a stream: which resources of a response are members of the
+//! collection a CDS / LDS subscription names, as Envoy 1.40's watch map decides.
 
 use super::stream::Response;
 
-/// Drops from `resp` what is not a member of the glob collection `glob` (as Envoy's
-/// watch map does, measured on Envoy 1.40): a member is named under the collection's
-/// path, one segment deeper, with the collection's context parameters in any order.
-/// A resource whose name cannot be read is kept (its NACK names it).
-pub(super) fn keep_members(resp: &mut Response, glob: &str) {
-    let (glob_path, glob_params) = split_params(glob);
-    let Some(parent) = glob_path.strip_suffix("/*") else {
-        return;
-    };
+/// Drops from `resp` what is not a member of `collection` (as Envoy's watch map does,
+/// measured on Envoy 1.40): a glob collection (`.../*`) holds the names under its path,
+/// one segment deeper, a list collection only its own name; either way with the
+/// collection's context parameters, in any order. A resource whose name cannot be read
+/// is kept (its NACK names it).
+pub(super) fn keep_members(resp: &mut Response, collection: &str) {
+    let (collection_path, collection_params) = split_params(collection);
+    let glob_parent = collection_path.strip_suffix("/*");
     let is_member = |name: &str| {
         let (path, params) = split_params(name);
-        path.rsplit_once('/')
-            .is_some_and(|(dir, id)| dir == parent && !id.is_empty())
-            && params == glob_params
+        let path_matches = match glob_parent {
+            Some(parent) => path
+                .rsplit_once('/')
+                .is_some_and(|(dir, id)| dir == parent && !id.is_empty()),
+            None => path == collection_path,
+        };
+        path_matches && params == collection_params
     };
     match resp {
         Response::Sotw(r) => r.resources.retain(|any| {

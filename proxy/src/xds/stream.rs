@@ -121,8 +121,22 @@ impl TypeSub {
     /// A CDS or LDS subscription to an xDS-TP glob collection (`cds_resources_locator`
     /// / `lds_resources_locator`): its one name is the collection's URL.
     fn is_glob_collection(&self) -> bool {
-        matches!(self.names.as_deref(), Some([name]) if name.starts_with("xdstp://")
-            && name.split('?').next().is_some_and(|path| path.ends_with("/*")))
+        self.collection().is_some_and(|name| {
+            name.split('?')
+                .next()
+                .is_some_and(|path| path.ends_with("/*"))
+        })
+    }
+
+    /// The collection a CDS or LDS subscription names (`*_resources_locator`), if any.
+    fn collection(&self) -> Option<&str> {
+        if self.type_url != super::CLUSTER_TYPE && self.type_url != super::LISTENER_TYPE {
+            return None;
+        }
+        match self.names.as_deref() {
+            Some([name]) if name.starts_with("xdstp://") => Some(name),
+            _ => None,
+        }
     }
 }
 
@@ -587,8 +601,8 @@ async fn handle(
         warn!(%type_url, "xDS response for a type not subscribed; ignored");
         return None;
     };
-    if sub.is_glob_collection() {
-        super::collection::keep_members(&mut resp, &sub.names_list()[0]);
+    if let Some(collection) = sub.collection() {
+        super::collection::keep_members(&mut resp, collection);
     }
     // Measured on Envoy 1.40: a glob collection's watch never hears of a response
     // holding none of its members and (delta) removing none (nothing removed, nothing
