@@ -296,11 +296,6 @@ fn unsupported_features_are_named() {
         e.ends_with("routes[0].route.retry_policy: not supported by Baton yet"),
         "{e}"
     );
-    let e = err("dynamic_resources: { lds_resources_locator: \"xdstp://cp/envoy.config.listener.v3.Listener/list\" }");
-    assert!(
-        e.starts_with("dynamic_resources.lds_resources_locator: not supported by Baton yet"),
-        "{e}"
-    );
     let e = err("static_resources:\n  clusters:\n  - name: a\n    type: ORIGINAL_DST\n");
     assert_eq!(
         e,

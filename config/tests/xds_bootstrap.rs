@@ -384,6 +384,16 @@ fn config_source_errors_match_envoy() {
             "dynamic_resources: { cds_resources_locator: \"xdstp://cp/envoy.config.cluster.v3.Cluster/*\" }".into(),
             "dynamic_resources.cds_config: Missing or not supported config source specifier in envoy::config::core::v3::ConfigSource for a collection. Only ADS and gRPC in delta-xDS mode are supported.",
         ),
+        // Envoy: a file:// collection that does not exist.
+        (
+            "dynamic_resources: { lds_resources_locator: \"file:///nonexistent/lds.yaml\" }".into(),
+            "dynamic_resources.lds_resources_locator: paths must refer to an existing path in the system: '/nonexistent/lds.yaml' does not exist",
+        ),
+        // Envoy: directives are checked.
+        (
+            format!("dynamic_resources: {{ ads_config: {{ api_type: DELTA_GRPC, {ads_service} }}, lds_config: {{ ads: {{}} }}, lds_resources_locator: \"xdstp://cp/envoy.config.listener.v3.Listener/*#bogus=1\" }}"),
+            "dynamic_resources.lds_resources_locator: Unknown fragment component bogus=1",
+        ),
         (
             "dynamic_resources: { cds_config: { self: {} } }".into(),
             "dynamic_resources.cds_config.self: not supported by Baton yet",

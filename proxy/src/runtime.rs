@@ -103,7 +103,8 @@ impl Snapshot {
             .collect()
     }
 
-    fn has_admin_layer(&self) -> bool {
+    /// Whether `/runtime_modify` can change values (the bootstrap has an admin layer).
+    pub fn has_admin_layer(&self) -> bool {
         self.layers
             .iter()
             .any(|l| matches!(l.kind, RuntimeLayerKind::Admin))

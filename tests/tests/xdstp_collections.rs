@@ -5,10 +5,18 @@
 //! named by their full `xdstp://` URLs, and those are the cluster and listener names (in
 //! `/config_dump`, `/listeners`, and in stats with `xdstp://` written `xdstp_`). Delta
 //! removes a member named in `removed_resources`, SotW one missing from a response that
-//! still holds members; a SotW response without any member changes nothing (Envoy's
-//! collection watch never hears of it) and is ACKed. The collection's
+//! still holds members; a response without any member (and, delta, removing none)
+//! changes nothing (Envoy's collection watch never hears of it, so a first one does not
+//! end the initial fetch) and is ACKed. The collection's
 //! `initial_fetch_timeout` is the `cds_config` one. A `DELTA_GRPC` `api_config_source`
 //! carries a collection on a stream of its own.
+//!
+//! Context parameters (`?k=v`) are sent sorted by key, and members carry the same ones
+//! (in any order). A list collection (a locator not ending in `/*`) is accepted and
+//! holds only its own name, as a singleton. Anything else a response holds is ignored.
+//! Directives (`#entry=...`, `#alt=...`) are
+//! checked, then folded into the name Envoy subscribes to (`#` written `%23`).
+//! `file://` locators are in `xdstp_collection_files.rs`.
 
 mod xds_support;
 
@@ -204,6 +212,220 @@ async fn a_collection_comes_over_its_own_delta_stream() -> anyhow::Result<()> {
         assert_eq!(first.service, service);
         assert!(first.delta);
         assert_eq!(first.subscribe, [locator]);
+    }
+    Ok(())
+}
+
+/// CDS and LDS through `transport` with `cds` and `lds` as their locators.
+fn locator_bootstrap(
+    cp: &ControlPlane,
+    transport: XdsTransport,
+    cds: &str,
+    lds: &str,
+) -> serde_json::Value {
+    let mut config = bootstrap(cp, transport).build();
+    config["dynamic_resources"]["cds_resources_locator"] = json!(cds);
+    config["dynamic_resources"]["lds_resources_locator"] = json!(lds);
+    config
+}
+
+/// Cluster `cluster` over `upstream` and listener `listener` routing to it, at "1".
+fn set_static_members(
+    cp: &ControlPlane,
+    cluster: &str,
+    listener: &str,
+    upstream: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let backend = resources::static_cluster(cluster, &[upstream]);
+    cp.set(CLUSTER_TYPE, "1", resources::clusters(&[backend])?)?;
+    let routes = resources::route_to("routes", cluster);
+    let listener = resources::inline_listener(listener, 0, routes);
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)
+}
+
+sotw_and_delta!(context_parameters_are_sent_sorted_and_members_carry_them);
+
+async fn context_parameters_are_sent_sorted_and_members_carry_them(
+    transport: XdsTransport,
+) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    let backend = format!("{BACKEND}?region=eu&app=web");
+    let http = format!("{HTTP}?app=web&region=eu");
+    set_static_members(&cp, &backend, &http, a.addr())?;
+    let config = locator_bootstrap(
+        &cp,
+        transport,
+        &format!("{CLUSTERS}?region=eu&app=web"),
+        &format!("{LISTENERS}?region=eu&app=web"),
+    );
+    let proxy = baton_tests::Proxy::start(&config).await?;
+    cp.wait_for_ack(CLUSTER_TYPE, "1", XDS_TIMEOUT).await?;
+    cp.wait_for_ack(LISTENER_TYPE, "1", XDS_TIMEOUT).await?;
+    for (type_url, locator) in [(CLUSTER_TYPE, CLUSTERS), (LISTENER_TYPE, LISTENERS)] {
+        let names = first_subscription(&cp, type_url, transport)?;
+        assert_eq!(names, [format!("{locator}?app=web&region=eu")]);
+    }
+    wait_served_by(proxy.listener_addr(&http).await?, "a").await?;
+    let dump = config_dump(&proxy).await?;
+    let clusters = dump_section(&dump, "ClustersConfigDump")?;
+    dump_entry(
+        clusters,
+        "dynamic_active_clusters",
+        "/cluster/name",
+        &backend,
+    )?;
+    Ok(())
+}
+
+sotw_and_delta!(a_list_collection_is_one_name);
+
+async fn a_list_collection_is_one_name(transport: XdsTransport) -> anyhow::Result<()> {
+    const LIST: &str = "xdstp://cp.example/envoy.config.listener.v3.Listener/mesh/edge";
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    set_static_members(&cp, BACKEND, LIST, a.addr())?;
+    // Names beside it, which the list collection does not hold.
+    let strangers = [
+        format!("{LIST}/deeper"),
+        format!("{LIST}?app=web"),
+        "plain".into(),
+    ];
+    let mut listeners = vec![resources::inline_listener(
+        LIST,
+        0,
+        resources::route_to("routes", BACKEND),
+    )];
+    for name in &strangers {
+        let routes = resources::route_to("routes", BACKEND);
+        listeners.push(resources::inline_listener(name, 0, routes));
+    }
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&listeners)?)?;
+    cp.send_unsubscribed(LISTENER_TYPE);
+    let proxy =
+        baton_tests::Proxy::start(&locator_bootstrap(&cp, transport, CLUSTERS, LIST)).await?;
+    cp.wait_for_ack(LISTENER_TYPE, "1", XDS_TIMEOUT).await?;
+    assert_eq!(first_subscription(&cp, LISTENER_TYPE, transport)?, [LIST]);
+    wait_served_by(proxy.listener_addr(LIST).await?, "a").await?;
+    let dump = config_dump(&proxy).await?;
+    let listeners = dump_section(&dump, "ListenersConfigDump")?;
+    for name in &strangers {
+        assert!(
+            dump_entry(listeners, "dynamic_listeners", "/name", name).is_err(),
+            "{name} kept"
+        );
+    }
+    Ok(())
+}
+
+sotw_and_delta!(directives_are_folded_into_the_subscribed_name);
+
+async fn directives_are_folded_into_the_subscribed_name(
+    transport: XdsTransport,
+) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    set_static_members(&cp, BACKEND, HTTP, a.addr())?;
+    // Envoy's CDS waits out its timeout (nothing it is told of), then LDS starts.
+    let mut config = collection_bootstrap(&cp, transport, Some(Duration::from_secs(1)));
+    config["dynamic_resources"]["cds_resources_locator"] =
+        json!(format!("{CLUSTERS}?b=2&a=1#entry=backend"));
+    config["dynamic_resources"]["lds_resources_locator"] = json!(format!(
+        "{LISTENERS}#entry=http,alt=xdstp://other/envoy.config.listener.v3.Listener/mesh/*"
+    ));
+    // Nothing the control plane holds matches those names: no need to wait for LIVE.
+    let options = baton_tests::StartOptions {
+        no_wait_ready: true,
+        ..Default::default()
+    };
+    let _proxy = baton_tests::Proxy::start_with(&config, options).await?;
+    cp.wait_for_request(|r| r.type_url == LISTENER_TYPE, XDS_TIMEOUT)
+        .await?;
+    // Envoy writes the directives into the value of one parameter (which one follows
+    // its hash map's order, different from run to run; Baton: the last one written), or
+    // after the path.
+    let cds = first_subscription(&cp, CLUSTER_TYPE, transport)?;
+    let either = [
+        format!("{CLUSTERS}?a=1%23entry%3Dbackend&b=2"),
+        format!("{CLUSTERS}?a=1&b=2%23entry%3Dbackend"),
+    ];
+    assert!(either.iter().any(|name| cds == [name.as_str()]), "{cds:?}");
+    if !baton_tests::is_envoy() {
+        assert_eq!(cds, [either[0].as_str()]);
+    }
+    assert_eq!(
+        first_subscription(&cp, LISTENER_TYPE, transport)?,
+        [format!(
+            "{LISTENERS}%23entry=http,alt=xdstp://other/envoy.config.listener.v3.Listener/mesh/*"
+        )]
+    );
+    Ok(())
+}
+
+sotw_and_delta!(an_answer_without_members_is_not_heard);
+
+/// A first answer holding no member (nothing in the collection yet) is ACKed, but the
+/// collection's watch never hears of it: CDS initialises only at its timeout.
+async fn an_answer_without_members_is_not_heard(transport: XdsTransport) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    cp.set(CLUSTER_TYPE, "1", Vec::new())?;
+    let listener = resources::rds_listener(HTTP, 0, "routes");
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    let routes = resources::route_to("routes", BACKEND);
+    cp.set(ROUTE_TYPE, "1", resources::route_configs(&[routes])?)?;
+    let config = collection_bootstrap(&cp, transport, Some(Duration::from_secs(1)));
+    let proxy = baton_tests::Proxy::start(&config).await?;
+    cp.wait_for_ack(CLUSTER_TYPE, "1", XDS_TIMEOUT).await?;
+    let all = wait_stat(&proxy, "cluster_manager.cds.init_fetch_timeout", 1).await?;
+    assert_eq!(all.get("cluster_manager.cds.update_success"), Some(&0));
+    Ok(())
+}
+
+sotw_and_delta!(members_outside_the_collection_are_ignored);
+
+/// What a collection keeps of what the control plane sends: only members named under
+/// its path with its context parameters (in any order); anything else is dropped.
+async fn members_outside_the_collection_are_ignored(transport: XdsTransport) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    let member = format!("{BACKEND}?region=eu&app=web");
+    let strangers = [
+        BACKEND.to_string(),
+        format!("{BACKEND2}?app=api&region=eu"),
+        "xdstp://cp.example/envoy.config.cluster.v3.Cluster/other/x?app=web&region=eu".into(),
+        "plain".into(),
+    ];
+    let mut clusters = vec![resources::static_cluster(&member, &[a.addr()])];
+    for name in &strangers {
+        clusters.push(resources::static_cluster(name, &[a.addr()]));
+    }
+    cp.set(CLUSTER_TYPE, "1", resources::clusters(&clusters)?)?;
+    cp.send_unsubscribed(CLUSTER_TYPE);
+    let routes = resources::route_to("routes", &member);
+    let listener = resources::inline_listener(HTTP, 0, routes);
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    let config = locator_bootstrap(
+        &cp,
+        transport,
+        &format!("{CLUSTERS}?app=web&region=eu"),
+        LISTENERS,
+    );
+    let proxy = baton_tests::Proxy::start(&config).await?;
+    cp.wait_for_ack(LISTENER_TYPE, "1", XDS_TIMEOUT).await?;
+    wait_served_by(proxy.listener_addr(HTTP).await?, "a").await?;
+    let dump = config_dump(&proxy).await?;
+    let clusters = dump_section(&dump, "ClustersConfigDump")?;
+    dump_entry(
+        clusters,
+        "dynamic_active_clusters",
+        "/cluster/name",
+        &member,
+    )?;
+    for name in &strangers {
+        assert!(
+            dump_entry(clusters, "dynamic_active_clusters", "/cluster/name", name).is_err(),
+            "{name} kept"
+        );
     }
     Ok(())
 }

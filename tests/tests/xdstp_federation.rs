@@ -260,3 +260,74 @@ async fn federation_and_collection_config_is_checked_as_envoy_checks_it() -> any
     );
     Ok(())
 }
+
+/// The flag turned on at run time (admin `/runtime_modify`): as Envoy reads it when it
+/// creates a subscription, an EDS name of a cluster added afterwards goes to its
+/// authority's source, while the names subscribed before stay where they are.
+#[tokio::test]
+async fn the_flag_turned_on_at_run_time() -> anyhow::Result<()> {
+    const SERVICE2: &str =
+        "xdstp://fed.example/envoy.config.endpoint.v3.ClusterLoadAssignment/backend2";
+    let transport = XdsTransport::Delta;
+    let ads = ControlPlane::start().await?;
+    let federated = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    let mut backend = resources::eds_cluster("backend");
+    backend["eds_cluster_config"]["service_name"] = json!(SERVICE);
+    let mut backend2 = resources::eds_cluster("backend2");
+    backend2["eds_cluster_config"]["service_name"] = json!(SERVICE2);
+    for cp in [&ads, &federated] {
+        cp.set(CLUSTER_TYPE, "1", resources::clusters(&[backend.clone()])?)?;
+        let assignments = [
+            resources::load_assignment(SERVICE, &[a.addr()]),
+            resources::load_assignment(SERVICE2, &[a.addr()]),
+        ];
+        cp.set(
+            ENDPOINT_TYPE,
+            "1",
+            resources::load_assignments(&assignments)?,
+        )?;
+        cp.set(LISTENER_TYPE, "1", Vec::new())?;
+    }
+    let mut config = bootstrap(&ads, transport).build();
+    config["static_resources"]["clusters"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow::anyhow!("no clusters"))?
+        .push(control_plane_cluster("xds_federated", &federated));
+    config["config_sources"] = json!([authority_source(
+        "xds_federated",
+        &["fed.example"],
+        transport
+    )]);
+    config["layered_runtime"] = json!({
+        "layers": [ { "name": "admin", "admin_layer": {} } ],
+    });
+    let proxy = start_config(&config).await?;
+    ads.wait_for_ack(ENDPOINT_TYPE, "1", XDS_TIMEOUT).await?;
+    let resp = proxy
+        .admin_request("POST", &format!("/runtime_modify?{FLAG}=true"))
+        .await?;
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    // A cluster added now.
+    ads.set(
+        CLUSTER_TYPE,
+        "2",
+        resources::clusters(&[backend, backend2])?,
+    )?;
+    ads.wait_for_ack(CLUSTER_TYPE, "2", XDS_TIMEOUT).await?;
+    let asked = |cp: &ControlPlane, name: &str| {
+        cp.requests()
+            .iter()
+            .any(|r| r.type_url == ENDPOINT_TYPE && r.subscribe.iter().any(|n| n == name))
+    };
+    federated
+        .wait_for_request(
+            |r| r.type_url == ENDPOINT_TYPE && r.subscribe.iter().any(|n| n == SERVICE2),
+            XDS_TIMEOUT,
+        )
+        .await?;
+    assert!(!asked(&ads, SERVICE2), "{SERVICE2} asked of both");
+    // The name subscribed before the change stays on the ADS stream.
+    assert!(asked(&ads, SERVICE) && !asked(&federated, SERVICE));
+    Ok(())
+}

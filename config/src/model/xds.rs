@@ -24,9 +24,11 @@ pub struct DynamicResources {
     pub cds: Option<ConfigSource>,
     /// `lds_config`
     pub lds: Option<ConfigSource>,
-    /// `cds_resources_locator`: an xDS-TP glob collection (`xdstp://authority/
-    /// envoy.config.cluster.v3.Cluster/path/*`) CDS subscribes to, through `cds`,
-    /// instead of the wildcard.
+    /// `cds_resources_locator` when it is an `xdstp://` URL: the one name CDS subscribes
+    /// to through `cds` instead of the wildcard (a glob collection `xdstp://authority/
+    /// envoy.config.cluster.v3.Cluster/path/*`, or a list collection, matched as a
+    /// singleton), written as Envoy sends it (context parameters sorted). A `file://`
+    /// locator is `cds` itself (a `FileCollection` source).
     pub cds_collection: Option<String>,
     /// `lds_resources_locator`: the same for listeners, through `lds`.
     pub lds_collection: Option<String>,
@@ -70,6 +72,13 @@ impl Federation {
         if !self.route_singletons {
             return None;
         }
+        self.authority_source(name)
+    }
+
+    /// The source that serves `name`'s authority whatever the runtime flag says: the
+    /// first naming it, else the default; None for a name that is not `xdstp://` or
+    /// when nothing serves its authority.
+    pub fn authority_source(&self, name: &str) -> Option<&AuthoritySource> {
         let authority = xdstp_authority(name)?;
         self.sources
             .iter()
@@ -112,6 +121,14 @@ pub enum ConfigSourceKind {
         /// `watched_directory.path`: reload when this directory sees a move (the
         /// atomic-rename deployment pattern); None: watch the file itself.
         watched_directory: Option<PathBuf>,
+    },
+    /// A `file://` `cds_resources_locator` / `lds_resources_locator`: a file holding an
+    /// `envoy.service.discovery.v3.Resource` whose resource is a `ListenerCollection` /
+    /// `ClusterCollection` of inline entries, reloaded as a `path_config_source` file
+    /// (when a file is moved over it). The path existed when the config was translated.
+    FileCollection {
+        /// The locator's path.
+        path: PathBuf,
     },
 }
 

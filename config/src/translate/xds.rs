@@ -45,18 +45,20 @@ pub(crate) fn dynamic_resources(
         .as_ref()
         .map(|cs| config_source(cs, &join(path, "lds_config"), env))
         .transpose()?;
-    let cds_collection = super::xdstp::collection_locator(
+    let cds_locator = super::xdstp::collection_locator(
         &dynamic.cds_resources_locator,
         "cds_resources_locator",
         cds.as_ref(),
         "cds_config",
     )?;
-    let lds_collection = super::xdstp::collection_locator(
+    let (cds, cds_collection) = with_collection(cds, cds_locator);
+    let lds_locator = super::xdstp::collection_locator(
         &dynamic.lds_resources_locator,
         "lds_resources_locator",
         lds.as_ref(),
         "lds_config",
     )?;
+    let (lds, lds_collection) = with_collection(lds, lds_locator);
     Ok(model::DynamicResources {
         ads,
         cds,
@@ -65,6 +67,26 @@ pub(crate) fn dynamic_resources(
         lds_collection,
         federation: model::Federation::default(),
     })
+}
+
+/// CDS's or LDS's source and collection name given its `*_resources_locator`: an
+/// `xdstp://` collection goes through `source`; a `file://` one replaces it (Envoy reads
+/// the file whatever `*_config` says, and needs no `*_config` for it).
+fn with_collection(
+    source: Option<model::ConfigSource>,
+    locator: Option<super::xdstp::CollectionLocator>,
+) -> (Option<model::ConfigSource>, Option<String>) {
+    match locator {
+        None => (source, None),
+        Some(super::xdstp::CollectionLocator::Xdstp(name)) => (source, Some(name)),
+        Some(super::xdstp::CollectionLocator::File(path)) => (
+            Some(model::ConfigSource {
+                kind: model::ConfigSourceKind::FileCollection { path },
+                initial_fetch_timeout: None,
+            }),
+            None,
+        ),
+    }
 }
 
 /// `eds_cluster_config` of a `type: EDS` cluster named `name`.
@@ -196,7 +218,7 @@ pub(crate) fn config_source(
 }
 
 /// Envoy refuses a config whose file-based source does not exist yet.
-fn existing_path(file: &str, path: &str) -> Result<PathBuf> {
+pub(crate) fn existing_path(file: &str, path: &str) -> Result<PathBuf> {
     let file = required(file, path)?;
     let buf = PathBuf::from(file);
     if !buf.exists() {

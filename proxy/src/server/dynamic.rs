@@ -154,7 +154,7 @@ impl Dynamic {
         }
         self.ads_source(static_eds.as_ref())
             .or(static_eds)
-            .or_else(|| self.model.dynamic.cds.clone())
+            .or_else(|| self.model.dynamic.cds.clone().filter(delivers_other_types))
     }
 
     fn rds_source(&self) -> Option<ConfigSource> {
@@ -169,7 +169,7 @@ impl Dynamic {
             });
         self.ads_source(static_rds.as_ref())
             .or(static_rds)
-            .or_else(|| self.model.dynamic.lds.clone())
+            .or_else(|| self.model.dynamic.lds.clone().filter(delivers_other_types))
     }
 
     /// SDS from control planes: the secrets TLS contexts name (`ads: {}` or an
@@ -290,6 +290,12 @@ impl Dynamic {
             );
         }
     }
+}
+
+/// Whether the CDS / LDS source may stand in for EDS / RDS: not a `file://` collection,
+/// which holds only its own collection.
+fn delivers_other_types(source: &ConfigSource) -> bool {
+    !matches!(source.kind, ConfigSourceKind::FileCollection { .. })
 }
 
 /// The names of a CDS or LDS subscription: None (wildcard), or the one glob collection

@@ -84,7 +84,8 @@ impl ResourceHandler for CdsHandler {
                     (
                         Arc::new(model),
                         ClusterSource::Cds {
-                            version_info: update.version_info.clone(),
+                            // As Envoy: the resource's own version.
+                            version_info: r.version.clone(),
                             config_hash: hash(&r.any.value),
                             config_dump: Some(resource::ResourceDump::shared(r.any.clone())),
                         },
@@ -227,7 +228,9 @@ impl ResourceHandler for LdsHandler {
             for (r, model) in good {
                 let meta = ListenerMeta {
                     added_via_api: true,
-                    version_info: update.version_info.clone(),
+                    // As Envoy: the resource's own version (a delta resource's, a
+                    // collection entry's; SotW: the response's).
+                    version_info: r.version.clone(),
                     last_updated: SystemTime::now(),
                     config_dump: Some(resource::ResourceDump::shared(r.any.clone())),
                 };

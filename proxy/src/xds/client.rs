@@ -1,39 +1,35 @@
 //! Subscribing: which stream carries a type. Every `ads: {}` source shares the one
 //! `ads_config` stream (SotW or delta by its `api_type`); an `api_config_source` gets a
-//! stream of its own per type on that type's service; a `path_config_source` is a file
-//! read at once and again whenever a file is moved over it (or, with `watched_directory`,
-//! a move there changes what it resolves to); like Envoy, never on an in-place write.
+//! stream of its own per type on that type's service; a `path_config_source` or a
+//! `file://` collection is a file (`file_source`).
 //!
 //! Each subscription also runs its `initial_fetch_timeout`: when neither a response
 //! nor a file arrived in time, its init callback fires anyway (counting
 //! `init_fetch_timeout`), so the server is not held forever, as in Envoy.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use baton_config::model::{
     ApiConfigSource, ConfigSource, ConfigSourceKind, Federation, XdsApiType,
 };
 use baton_proto::pb::envoy::config::core::v3::Node;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::warn;
 
+use super::file_source::{self, FileShape, FileSource};
 use super::grpc::Service;
 use super::inherit::{AcceptedState, Inherited};
 use super::stats::SubscriptionStats;
 use super::stream::{self, Command, InitOnce, StreamSettings, TypeSub};
-use super::{Resource, ResourceHandler, Update};
+use super::ResourceHandler;
 use crate::upstream::ClusterManager;
 
 /// Default bound on one discovery response (`max_receive_message_length` unset): large
 /// enough for tens of thousands of clusters, small enough that a runaway control plane
 /// cannot exhaust memory.
 const DEFAULT_MAX_MESSAGE: usize = 256 * 1024 * 1024;
-
-/// How often a `path_config_source` file is checked for a change.
-const FILE_POLL: Duration = Duration::from_millis(250);
 
 /// What the client needs from the server.
 #[derive(Clone)]
@@ -175,9 +171,24 @@ impl XdsClient {
                 path,
                 watched_directory,
             } => {
-                tokio::spawn(watch_file(
-                    path.clone(),
-                    watched_directory.clone(),
+                tokio::spawn(file_source::watch_file(
+                    FileSource {
+                        path: path.clone(),
+                        watched_directory: watched_directory.clone(),
+                        shape: FileShape::DiscoveryResponse,
+                    },
+                    parts.handler,
+                    parts.stats,
+                    parts.init,
+                ));
+            }
+            ConfigSourceKind::FileCollection { path } => {
+                tokio::spawn(file_source::watch_file(
+                    FileSource {
+                        path: path.clone(),
+                        watched_directory: None,
+                        shape: FileShape::Collection,
+                    },
                     parts.handler,
                     parts.stats,
                     parts.init,
@@ -248,103 +259,4 @@ impl XdsClient {
             });
         }
     }
-}
-
-/// Identity of a directory entry: (device, inode, birth time). A file renamed over the
-/// name changes it; writing into the file in place does not. The birth time tells a reused
-/// inode apart.
-type FileId = (u64, u64, Option<SystemTime>);
-
-fn file_id(meta: &std::fs::Metadata) -> FileId {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino(), meta.created().ok())
-}
-
-/// What a poll compares, to reload when Envoy does (it watches for moves only, never
-/// for writes, so a half-written file is never read): the name `path` itself (a file
-/// moved over it) and, with a `watched_directory`, what `path` resolves to (a symlink
-/// swapped by a move in that directory, as Kubernetes updates a mounted ConfigMap).
-/// None while `path` does not exist (Envoy ignores a deletion; the next move reloads).
-fn watch_stamp(path: &Path, watched_directory: bool) -> Option<(FileId, Option<FileId>)> {
-    let own = file_id(&std::fs::symlink_metadata(path).ok()?);
-    let resolved = if watched_directory {
-        std::fs::metadata(path).ok().map(|meta| file_id(&meta))
-    } else {
-        None
-    };
-    Some((own, resolved))
-}
-
-/// A `path_config_source`: applies the file now and whenever a file is moved over it
-/// (or, with `watched_directory`, whenever what it resolves to changes).
-async fn watch_file(
-    path: PathBuf,
-    watched_directory: Option<PathBuf>,
-    handler: Arc<dyn ResourceHandler>,
-    stats: Option<SubscriptionStats>,
-    init: Arc<InitOnce>,
-) {
-    let watched = watched_directory.is_some();
-    let mut last = None;
-    let mut first = true;
-    loop {
-        let stamp = watch_stamp(&path, watched);
-        if first || (stamp.is_some() && stamp != last) {
-            first = false;
-            last = stamp;
-            if let Some(st) = &stats {
-                st.update_attempt.inc();
-            }
-            match load_file(&path) {
-                Ok(update) => {
-                    let version = update.version_info.clone();
-                    match handler.apply(update).await {
-                        Ok(()) => {
-                            info!(path = %path.display(), %version, "xDS file applied");
-                            if let Some(st) = &stats {
-                                st.accepted(&version);
-                            }
-                        }
-                        Err(e) => {
-                            warn!(path = %path.display(), error = %e, "xDS file rejected");
-                            if let Some(st) = &stats {
-                                st.update_rejected.inc();
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    warn!(path = %path.display(), error = %e, "xDS file unreadable");
-                    if let Some(st) = &stats {
-                        st.update_failure.inc();
-                    }
-                }
-            }
-            init.fire();
-        }
-        tokio::time::sleep(FILE_POLL).await;
-    }
-}
-
-fn load_file(path: &Path) -> Result<Update, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let resp = baton_config::resource::parse_discovery_response(&text).map_err(|mut e| {
-        e.file = Some(path.display().to_string());
-        e.to_string()
-    })?;
-    let mut resources = Vec::with_capacity(resp.resources.len());
-    for any in resp.resources {
-        let name = baton_config::resource::resource_name(&any).map_err(|e| e.to_string())?;
-        resources.push(Resource {
-            name,
-            version: resp.version_info.clone(),
-            any: Arc::new(any),
-        });
-    }
-    Ok(Update {
-        version_info: resp.version_info,
-        resources,
-        removed: Vec::new(),
-        state_of_the_world: true,
-    })
 }

@@ -7,6 +7,13 @@
 //!
 //! A subscription's names are split once per change into one list per target (a names
 //! watch each), so one handler serves the resources every stream delivers.
+//!
+//! As Envoy reads the flag each time it creates a subscription (one per EDS cluster or
+//! RDS route configuration), a name is routed by the flag's value when it first appears
+//! and stays on that stream while it is subscribed; with an admin runtime layer, a
+//! `/runtime_modify` of the flag so applies to names subscribed afterwards.
+
+use std::collections::HashMap;
 
 use std::sync::Arc;
 
@@ -29,15 +36,16 @@ pub(super) fn routes(
     type_url: &str,
     names: &Option<watch::Receiver<Vec<String>>>,
 ) -> bool {
-    federation.route_singletons
+    (federation.route_singletons || crate::runtime::snapshot().has_admin_layer())
         && names.is_some()
         && (type_url == super::ENDPOINT_TYPE || type_url == super::ROUTE_TYPE)
         && (!federation.sources.is_empty() || federation.default.is_some())
 }
 
-/// Index of the target serving `name`: 0 = own source, 1 + i = federated source i.
+/// Index of the target serving `name` when singletons are routed: 0 = own source,
+/// 1 + i = federated source i.
 fn target_of(federation: &Federation, name: &str) -> usize {
-    let Some(source) = federation.source_for(name) else {
+    let Some(source) = federation.authority_source(name) else {
         return 0;
     };
     let index = federation
@@ -48,13 +56,39 @@ fn target_of(federation: &Federation, name: &str) -> usize {
     1 + index
 }
 
-/// `names` split per target (one list per target, in target order).
-fn split_names(federation: &Federation, targets: usize, names: &[String]) -> Vec<Vec<String>> {
-    let mut lists = vec![Vec::new(); targets];
-    for name in names {
-        lists[target_of(federation, name)].push(name.clone());
+/// Whether the runtime flag is on now (the static layers, then `/runtime_modify`).
+fn flag_now() -> bool {
+    crate::runtime::snapshot()
+        .get(baton_config::model::XDSTP_SINGLETONS_FLAG)
+        .is_some_and(|v| v == "true" || v.parse::<f64>().is_ok_and(|n| n != 0.0))
+}
+
+/// Splits names per target, each name keeping the target it got when it first appeared.
+struct Router {
+    federation: Federation,
+    targets: usize,
+    assigned: HashMap<String, usize>,
+}
+
+impl Router {
+    /// `names` split per target (one list per target, in target order); a new name is
+    /// routed when `route` (the flag's value now) says so.
+    fn split(&mut self, names: &[String], route: bool) -> Vec<Vec<String>> {
+        self.assigned
+            .retain(|name, _| names.iter().any(|n| n == name));
+        let mut lists = vec![Vec::new(); self.targets];
+        for name in names {
+            let target = *self.assigned.entry(name.clone()).or_insert_with(|| {
+                if route {
+                    target_of(&self.federation, name)
+                } else {
+                    0
+                }
+            });
+            lists[target].push(name.clone());
+        }
+        lists
     }
-    lists
 }
 
 /// `parts` as one subscription per target, each with its share of the names (kept up
@@ -77,7 +111,12 @@ pub(super) fn split(federation: &Federation, parts: Parts) -> Vec<(Target, Parts
     if let Some(default) = &federation.default {
         targets.push(Target::Authority(federation.sources.len(), default.clone()));
     }
-    let first = split_names(federation, targets.len(), &names.borrow_and_update());
+    let mut router = Router {
+        federation: federation.clone(),
+        targets: targets.len(),
+        assigned: HashMap::new(),
+    };
+    let first = router.split(&names.borrow_and_update(), flag_now());
     let mut senders = Vec::with_capacity(targets.len());
     let mut out = Vec::with_capacity(targets.len());
     for (target, list) in targets.into_iter().zip(first) {
@@ -94,10 +133,9 @@ pub(super) fn split(federation: &Federation, parts: Parts) -> Vec<(Target, Parts
             },
         ));
     }
-    let federation = federation.clone();
     tokio::spawn(async move {
         while names.changed().await.is_ok() {
-            let lists = split_names(&federation, senders.len(), &names.borrow_and_update());
+            let lists = router.split(&names.borrow_and_update(), flag_now());
             for (tx, list) in senders.iter().zip(lists) {
                 tx.send_if_modified(|current| {
                     let changed = *current != list;
@@ -146,16 +184,34 @@ mod tests {
         .iter()
         .map(|n| n.to_string())
         .collect();
-        let lists = split_names(&federation, 4, &names);
+        let router = |federation: &Federation, targets| Router {
+            federation: federation.clone(),
+            targets,
+            assigned: HashMap::new(),
+        };
+        let lists = router(&federation, 4).split(&names, true);
         assert_eq!(lists[0], [names[0].clone()]);
         assert_eq!(lists[1], [names[1].clone()]);
         assert_eq!(lists[2], [names[2].clone()]);
         assert_eq!(lists[3], [names[3].clone()]);
         federation.default = None;
-        let lists = split_names(&federation, 3, &names);
+        let mut three = router(&federation, 3);
+        let lists = three.split(&names, true);
         assert_eq!(lists[0], [names[0].clone(), names[3].clone()]);
-        federation.route_singletons = false;
-        let lists = split_names(&federation, 3, &names);
+        // Names keep their target; new ones follow the flag as it is now.
+        let mut more = names.clone();
+        more.push("xdstp://a.example/envoy.config.endpoint.v3.ClusterLoadAssignment/w".into());
+        let lists = three.split(&more, false);
+        assert_eq!(
+            lists[0],
+            [names[0].clone(), names[3].clone(), more[4].clone()]
+        );
+        assert_eq!(lists[1], [names[1].clone()]);
+        // A name dropped and subscribed again is routed anew.
+        three.split(&names[..1], false);
+        let lists = three.split(&more, true);
+        assert_eq!(lists[1], [names[1].clone(), more[4].clone()]);
+        let lists = router(&federation, 3).split(&names, false);
         assert_eq!(lists[0], names);
     }
 }

@@ -5,7 +5,10 @@
 //! Reading order: `client` (subscribe: which stream a config source maps to) ->
 //! `stream` (one gRPC stream: connect with Envoy's jittered backoff, send requests in
 //! subscription order, ACK/NACK every response exactly as Envoy does) -> `grpc` (the
-//! channel to the control-plane cluster and the service paths) -> `stats`.
+//! channel to the control-plane cluster and the service paths) -> `stats`. Beside them:
+//! `updates` (a response as an [`Update`]), `collection` (xDS-TP glob collection
+//! membership), `file_source` (`path_config_source` and `file://` collections),
+//! `federation` (xDS-TP names routed by authority).
 //!
 //! What a response *means* is not decided here: each subscription has a
 //! [`ResourceHandler`] (implemented by `server/`, which owns the cluster and listener
@@ -15,12 +18,15 @@
 
 mod backoff;
 mod client;
+mod collection;
 mod federation;
+mod file_source;
 mod grpc;
 mod inherit;
 mod rate_limit;
 mod stats;
 mod stream;
+mod updates;
 
 use std::future::Future;
 use std::pin::Pin;

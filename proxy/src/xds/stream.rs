@@ -31,7 +31,7 @@ use super::grpc::{self, GrpcError, Service};
 use super::inherit::AcceptedState;
 use super::rate_limit::Limited;
 use super::stats::{ControlPlaneStats, SubscriptionStats};
-use super::{Resource, ResourceHandler, Update};
+use super::{ResourceHandler, Update};
 use crate::upstream::ClusterManager;
 
 /// Envoy's `error_detail` code for every rejected update (google.rpc.Code INTERNAL).
@@ -121,7 +121,22 @@ impl TypeSub {
     /// A CDS or LDS subscription to an xDS-TP glob collection (`cds_resources_locator`
     /// / `lds_resources_locator`): its one name is the collection's URL.
     fn is_glob_collection(&self) -> bool {
-        matches!(self.names.as_deref(), Some([name]) if name.starts_with("xdstp://") && name.ends_with("/*"))
+        self.collection().is_some_and(|name| {
+            name.split('?')
+                .next()
+                .is_some_and(|path| path.ends_with("/*"))
+        })
+    }
+
+    /// The collection a CDS or LDS subscription names (`*_resources_locator`), if any.
+    fn collection(&self) -> Option<&str> {
+        if self.type_url != super::CLUSTER_TYPE && self.type_url != super::LISTENER_TYPE {
+            return None;
+        }
+        match self.names.as_deref() {
+            Some([name]) if name.starts_with("xdstp://") => Some(name),
+            _ => None,
+        }
     }
 }
 
@@ -556,7 +571,8 @@ enum Responses {
     Delta(tonic::Streaming<discovery::DeltaDiscoveryResponse>),
 }
 
-enum Response {
+/// One response of either transport.
+pub(super) enum Response {
     Sotw(discovery::DiscoveryResponse),
     Delta(discovery::DeltaDiscoveryResponse),
 }
@@ -572,7 +588,11 @@ impl Responses {
 
 /// Applies one response through its type's handler and answers it (or returns the
 /// answer to send once the handler's barrier resolves).
-async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) -> Option<PendingAck> {
+async fn handle(
+    mut resp: Response,
+    subs: &mut [TypeSub],
+    sender: &mut Sender,
+) -> Option<PendingAck> {
     let type_url = match &resp {
         Response::Sotw(r) => r.type_url.clone(),
         Response::Delta(r) => r.type_url.clone(),
@@ -581,23 +601,39 @@ async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) -> Op
         warn!(%type_url, "xDS response for a type not subscribed; ignored");
         return None;
     };
-    if let Response::Sotw(r) = &resp {
-        if r.resources.is_empty() && sub.is_glob_collection() {
-            // Measured on Envoy 1.40: over SotW, a glob collection's watch never hears of
-            // a response holding none of its members (nothing removed, nothing counted);
-            // the response is ACKed.
-            sub.version = r.version_info.clone();
-            sub.nonce = r.nonce.clone();
-            let node = sender.node();
-            sender.send(Outgoing::Sotw(discovery::DiscoveryRequest {
-                version_info: sub.version.clone(),
-                node,
-                resource_names: sub.names_list(),
-                type_url: type_url.clone(),
-                response_nonce: r.nonce.clone(),
-                ..Default::default()
-            }));
-            return None;
+    if let Some(collection) = sub.collection() {
+        super::collection::keep_members(&mut resp, collection);
+    }
+    // Measured on Envoy 1.40: a glob collection's watch never hears of a response
+    // holding none of its members and (delta) removing none (nothing removed, nothing
+    // counted, its initial fetch not ended); the response is ACKed.
+    if sub.is_glob_collection() {
+        match &resp {
+            Response::Sotw(r) if r.resources.is_empty() => {
+                sub.version = r.version_info.clone();
+                sub.nonce = r.nonce.clone();
+                let node = sender.node();
+                sender.send(Outgoing::Sotw(discovery::DiscoveryRequest {
+                    version_info: sub.version.clone(),
+                    node,
+                    resource_names: sub.names_list(),
+                    type_url: type_url.clone(),
+                    response_nonce: r.nonce.clone(),
+                    ..Default::default()
+                }));
+                return None;
+            }
+            Response::Delta(r) if r.resources.is_empty() && r.removed_resources.is_empty() => {
+                let node = sender.node();
+                sender.send(Outgoing::Delta(discovery::DeltaDiscoveryRequest {
+                    node,
+                    type_url: type_url.clone(),
+                    response_nonce: r.nonce.clone(),
+                    ..Default::default()
+                }));
+                return None;
+            }
+            _ => {}
         }
     }
     if let Some(st) = &sub.stats {
@@ -606,11 +642,11 @@ async fn handle(resp: Response, subs: &mut [TypeSub], sender: &mut Sender) -> Op
     let (update, nonce) = match resp {
         Response::Sotw(mut r) => {
             let nonce = std::mem::take(&mut r.nonce);
-            (sotw_update(r), nonce)
+            (super::updates::sotw_update(r), nonce)
         }
         Response::Delta(mut r) => {
             let nonce = std::mem::take(&mut r.nonce);
-            (delta_update(r), nonce)
+            (super::updates::delta_update(r), nonce)
         }
     };
     let version_info = update
@@ -715,86 +751,4 @@ struct PendingAck {
 enum Outgoing {
     Sotw(discovery::DiscoveryRequest),
     Delta(discovery::DeltaDiscoveryRequest),
-}
-
-/// A SotW response as an update: every resource named, no duplicates, all of the
-/// response's type.
-fn sotw_update(r: discovery::DiscoveryResponse) -> Result<Update, String> {
-    let mut resources = Vec::with_capacity(r.resources.len());
-    let mut seen = std::collections::HashSet::with_capacity(r.resources.len());
-    for any in r.resources {
-        let any = unwrap_resource(any)?;
-        if any.type_url != r.type_url {
-            return Err(format!(
-                "type URL {} embedded in an individual Any does not match the message-wide type URL {} in DiscoveryResponse",
-                any.type_url, r.type_url
-            ));
-        }
-        let name = baton_config::resource::resource_name(&any).map_err(|e| e.to_string())?;
-        if !seen.insert(name.clone()) {
-            return Err(format!("duplicate resource name '{name}' in one response"));
-        }
-        resources.push(Resource {
-            name,
-            version: r.version_info.clone(),
-            any: Arc::new(any),
-        });
-    }
-    Ok(Update {
-        version_info: r.version_info,
-        resources,
-        removed: Vec::new(),
-        state_of_the_world: true,
-    })
-}
-
-/// A resource possibly wrapped in `envoy.service.discovery.v3.Resource` (what some
-/// control planes send in SotW too).
-fn unwrap_resource(any: prost_types::Any) -> Result<prost_types::Any, String> {
-    const WRAPPER: &str = "type.googleapis.com/envoy.service.discovery.v3.Resource";
-    if any.type_url != WRAPPER {
-        return Ok(any);
-    }
-    use prost::Message;
-    let wrapped = discovery::Resource::decode(any.value.as_slice())
-        .map_err(|e| format!("cannot decode a wrapped resource: {e}"))?;
-    wrapped
-        .resource
-        .ok_or_else(|| format!("wrapped resource '{}' has no resource", wrapped.name))
-}
-
-fn delta_update(r: discovery::DeltaDiscoveryResponse) -> Result<Update, String> {
-    let mut resources = Vec::with_capacity(r.resources.len());
-    let mut seen = std::collections::HashSet::with_capacity(r.resources.len());
-    for res in r.resources {
-        let Some(any) = res.resource else {
-            // A heartbeat or name-only entry: nothing to apply.
-            continue;
-        };
-        if any.type_url != r.type_url {
-            return Err(format!(
-                "type URL {} embedded in an individual Any does not match the message-wide type URL {} in DeltaDiscoveryResponse",
-                any.type_url, r.type_url
-            ));
-        }
-        let name = if res.name.is_empty() {
-            baton_config::resource::resource_name(&any).map_err(|e| e.to_string())?
-        } else {
-            res.name
-        };
-        if !seen.insert(name.clone()) {
-            return Err(format!("duplicate resource name '{name}' in one response"));
-        }
-        resources.push(Resource {
-            name,
-            version: res.version,
-            any: Arc::new(any),
-        });
-    }
-    Ok(Update {
-        version_info: r.system_version_info,
-        resources,
-        removed: r.removed_resources,
-        state_of_the_world: false,
-    })
 }

@@ -231,6 +231,13 @@ impl ControlPlane {
         self.shared.config_changed();
     }
 
+    /// Sends every resource of `type_url` to every stream, whatever it subscribed to
+    /// (to see which names a client keeps).
+    pub fn send_unsubscribed(&self, type_url: &str) {
+        self.shared.lock().unfiltered.insert(type_url.to_string());
+        self.shared.config_changed();
+    }
+
     /// Lets responses of `type_url` go out again; streams get what they lack at once.
     pub fn release(&self, type_url: &str) {
         self.shared.lock().held.remove(type_url);

@@ -145,6 +145,8 @@ pub struct Inner {
     pub snapshots: HashMap<String, Snapshot>,
     /// Types whose responses are withheld until released.
     pub held: HashSet<String>,
+    /// Types sent whole to every stream, whatever it subscribed to.
+    pub unfiltered: HashSet<String>,
     /// Per type, how many times [`crate::xds::ControlPlane::resend`] was called: a stream
     /// that has seen fewer re-sends the whole subscribed set once.
     pub resends: HashMap<String, u64>,

@@ -55,16 +55,38 @@ fn is_wildcard_type(type_url: &str) -> bool {
 
 /// Whether `name` is subscribed by `names`: named exactly, or a member of a subscribed
 /// xDS-TP glob collection (`xdstp://authority/type/path/*` holds every
-/// `xdstp://authority/type/path/<id>` whose `<id>` has no further `/`).
+/// `xdstp://authority/type/path/<id>` whose `<id>` has no further `/`). As Envoy's
+/// watch map matches them, context parameters (`?k=v&...`) must be the collection's,
+/// in any order.
 fn is_subscribed(names: &BTreeSet<String>, name: &str) -> bool {
     if names.contains(name) {
         return true;
     }
-    match name.rsplit_once('/') {
-        Some((parent, id)) if name.starts_with("xdstp://") && !id.is_empty() => {
-            names.contains(&format!("{parent}/*"))
+    if !name.starts_with("xdstp://") {
+        return false;
+    }
+    let (path, params) = split_context_params(name);
+    match path.rsplit_once('/') {
+        Some((parent, id)) if !id.is_empty() => {
+            let glob = format!("{parent}/*");
+            names.iter().any(|subscribed| {
+                let (sub_path, sub_params) = split_context_params(subscribed);
+                sub_path == glob && sub_params == params
+            })
         }
         _ => false,
+    }
+}
+
+/// An `xdstp://` name's path and its sorted context parameters.
+fn split_context_params(name: &str) -> (&str, Vec<&str>) {
+    match name.split_once('?') {
+        Some((path, query)) => {
+            let mut params: Vec<&str> = query.split('&').collect();
+            params.sort_unstable();
+            (path, params)
+        }
+        None => (name, Vec::new()),
     }
 }
 
@@ -230,6 +252,7 @@ impl SotwStream {
                 subscription.resend_seen = generation;
                 subscription.sent = None;
             }
+            let unfiltered = inner.unfiltered.contains(type_url.as_str());
             let Some(snapshot) = inner.snapshots.get(type_url.as_str()) else {
                 return;
             };
@@ -245,7 +268,7 @@ impl SotwStream {
                 .resources
                 .iter()
                 .filter(|(name, _)| {
-                    subscription.wildcard || is_subscribed(&subscription.names, name)
+                    subscription.wildcard || unfiltered || is_subscribed(&subscription.names, name)
                 })
                 .map(|(name, resource)| (name.clone(), resource.any.clone()))
                 .collect();
@@ -413,6 +436,7 @@ impl DeltaStream {
             let generation = inner.resend_generation(type_url);
             let resend_all = generation != subscription.resend_seen;
             subscription.resend_seen = generation;
+            let unfiltered = inner.unfiltered.contains(type_url.as_str());
             let Some(snapshot) = inner.snapshots.get(type_url.as_str()) else {
                 return;
             };
@@ -420,7 +444,7 @@ impl DeltaStream {
                 .resources
                 .iter()
                 .filter(|(name, _)| {
-                    subscription.wildcard || is_subscribed(&subscription.names, name)
+                    subscription.wildcard || unfiltered || is_subscribed(&subscription.names, name)
                 })
                 .filter(|(name, resource)| {
                     resend_all || subscription.known.get(name) != Some(&resource.version)
