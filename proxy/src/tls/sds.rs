@@ -255,6 +255,14 @@ fn named_files(resp: &DiscoveryResponse, source: &SdsFileSource) -> Vec<(PathBuf
         .collect()
 }
 
+/// Whether `resp` holds exactly one secret, named `name`.
+fn holds_only(resp: &DiscoveryResponse, name: &str) -> bool {
+    match resp.resources.as_slice() {
+        [one] => baton_config::sds::decode_secret(one).is_ok_and(|secret| secret.name == name),
+        _ => false,
+    }
+}
+
 async fn watch<T: Send + Sync + 'static>(
     source: SdsFileSource,
     slot: Weak<ArcSwap<T>>,
@@ -305,6 +313,12 @@ async fn watch<T: Send + Sync + 'static>(
                         }
                         Err(e) => {
                             stats.update_rejected.inc();
+                            // As Envoy 1.40, which takes in a secret of the right name
+                            // before its contexts refuse it: the next file is compared
+                            // with this one.
+                            if holds_only(&resp, &source.secret_name) {
+                                accepted = Some(resp.resources.clone());
+                            }
                             warn!(secret = %source.secret_name, path = %file, error = %e,
                                 "SDS secret rejected: keeping the current one");
                         }
