@@ -83,7 +83,7 @@ async fn a_removed_tls_listener_and_cluster_leave_the_stats() -> anyhow::Result<
     cp.set(
         LISTENER_TYPE,
         "1",
-        resources::listeners(&[listener.clone()])?,
+        resources::listeners(std::slice::from_ref(&listener))?,
     )?;
     let proxy = start(&bootstrap(&cp, XdsTransport::Sotw)).await?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
