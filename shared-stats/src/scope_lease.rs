@@ -10,6 +10,12 @@
 //! until a new lease takes it again. A name belongs to the longest leased or retired
 //! prefix it starts with (`cluster.a.b.` leased keeps its stats while `cluster.a.` is
 //! retired). Per process, like text readouts: another generation sees its own leases.
+//!
+//! After a hot restart the region still holds the names of the parent's scopes. Once the
+//! parent has exited, [`ScopeLeases::hide_unleased`] makes every name under the given
+//! families (`listener.`, `cluster.`, `http.`) that no lease of this process covers
+//! leave the snapshots too, as Envoy's child drops the parent's stats when the parent
+//! goes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +32,8 @@ struct LeaseState {
     leased: HashMap<String, usize>,
     /// Prefixes whose last lease dropped.
     retired: HashSet<String>,
+    /// Families (`listener.`, ...) whose names must be covered by a lease to be shown.
+    leased_only: Vec<String>,
 }
 
 impl ScopeLeases {
@@ -59,11 +67,22 @@ impl ScopeLeases {
         }
     }
 
+    /// From now on a name under one of `families` (each ending with `.`) is shown only
+    /// while a lease covers it.
+    pub(crate) fn hide_unleased(&self, families: &[&str]) {
+        let mut state = self.state();
+        for family in families {
+            if !state.leased_only.iter().any(|f| f == family) {
+                state.leased_only.push((*family).to_string());
+            }
+        }
+    }
+
     /// A test of whether a stat name is under a retired scope, for one snapshot; `None`
     /// when nothing is retired (the common case: no filtering at all).
     pub(crate) fn retired_filter(&self) -> Option<RetiredFilter<'_>> {
         let state = self.state();
-        if state.retired.is_empty() {
+        if state.retired.is_empty() && state.leased_only.is_empty() {
             return None;
         }
         Some(RetiredFilter { state })
@@ -87,7 +106,10 @@ impl RetiredFilter<'_> {
                 return true;
             }
         }
-        false
+        self.state
+            .leased_only
+            .iter()
+            .any(|family| name.starts_with(family.as_str()))
     }
 }
 
@@ -145,5 +167,18 @@ mod tests {
             .expect("still retired: cluster.a.b.");
         assert!(!filter.is_retired("cluster.a.upstream_rq_total"));
         assert!(filter.is_retired("cluster.a.b.upstream_rq_total"));
+    }
+
+    #[test]
+    fn once_told_a_family_shows_only_leased_names() {
+        let leases = Arc::new(ScopeLeases::default());
+        let _kept = leases.lease("cluster.kept.");
+        assert!(leases.retired_filter().is_none());
+        leases.hide_unleased(&["cluster."]);
+        let filter = leases.retired_filter().expect("filtering");
+        assert!(!filter.is_retired("cluster.kept.upstream_rq_total"));
+        assert!(filter.is_retired("cluster.parents.upstream_rq_total"));
+        assert!(!filter.is_retired("cluster_manager.active_clusters"));
+        assert!(!filter.is_retired("server.live"));
     }
 }

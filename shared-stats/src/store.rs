@@ -406,6 +406,13 @@ impl StatsStore {
         self.inner.leases.lease(prefix)
     }
 
+    /// From now on this process's snapshots show a name under one of `families` (each
+    /// ending with `.`, e.g. `listener.`) only while a [`ScopeLease`] covers it: called
+    /// once a hot-restart parent has exited, whose scopes nobody holds any more.
+    pub fn hide_unleased(&self, families: &[&str]) {
+        self.inner.leases.hide_unleased(families);
+    }
+
     /// The counter `name`, allocated in the region on first use.
     pub fn counter(&self, name: &str) -> Counter {
         let (cell, keep) = self.resolve(name, StoredKind::Counter, GaugeMode::Accumulate);
