@@ -30,6 +30,7 @@ mod owner;
 mod process;
 mod region;
 pub mod render;
+mod scope_lease;
 mod snapshot;
 mod store;
 #[doc(hidden)]
@@ -43,6 +44,7 @@ pub use owner::RegionOwner;
 pub use process::ProcessIdentity;
 pub use region::{region_path, GenerationInfo, RegionConfig, OVERFLOW_STAT};
 pub use render::{ExportFilter, RenderOptions};
+pub use scope_lease::ScopeLease;
 pub use snapshot::{StatKind, StatValue, StatsReader, StatsSnapshot};
 pub use store::{Counter, Gauge, GaugeMode, Histogram, StatsBatch, StatsStore};
 pub use text_readout::{TextReadout, TextReadoutValue};

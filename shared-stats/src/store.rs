@@ -13,6 +13,7 @@ use crate::histogram::{bucket_index, HistogramSnapshot, BUCKET_CELLS, HISTOGRAM_
 use crate::layout::{StoredKind, FIRST_GENERATION_COLUMN};
 use crate::mapping::CellPtr;
 use crate::region::{EntryRef, GenerationInfo, Region, RegionConfig, RegionLock, OVERFLOW_STAT};
+use crate::scope_lease::{ScopeLease, ScopeLeases};
 use crate::snapshot::{collect_unsorted, histogram_buckets, StatKind, StatValue, StatsSnapshot};
 use crate::text_readout::{TextReadout, TextReadouts};
 
@@ -308,6 +309,7 @@ struct StoreInner {
     local: Mutex<LocalIndex>,
     overflow: CellPtr,
     text_readouts: TextReadouts,
+    leases: Arc<ScopeLeases>,
 }
 
 impl Drop for StoreInner {
@@ -381,6 +383,7 @@ impl StatsStore {
                 }),
                 overflow,
                 text_readouts: TextReadouts::default(),
+                leases: Arc::default(),
             }),
         })
     }
@@ -393,6 +396,21 @@ impl StatsStore {
     /// The generation slot (value column) this store writes.
     pub fn generation_slot(&self) -> u32 {
         self.inner.slot
+    }
+
+    /// A lease on the scope `prefix` (ending with `.`, e.g. `listener.127.0.0.1_80.`):
+    /// once the last lease of a prefix drops, this process's snapshots leave out the
+    /// stats under it (as Envoy frees a removed listener's or cluster's stats) until it
+    /// is leased again. See [`ScopeLease`].
+    pub fn lease_scope(&self, prefix: &str) -> ScopeLease {
+        self.inner.leases.lease(prefix)
+    }
+
+    /// From now on this process's snapshots show a name under one of `families` (each
+    /// ending with `.`, e.g. `listener.`) only while a [`ScopeLease`] covers it: called
+    /// once a hot-restart parent has exited, whose scopes nobody holds any more.
+    pub fn hide_unleased(&self, families: &[&str]) {
+        self.inner.leases.hide_unleased(families);
     }
 
     /// The counter `name`, allocated in the region on first use.
@@ -563,6 +581,13 @@ impl StatsStore {
         }
         drop(intervals);
         snapshot.text_readouts = self.inner.text_readouts.values();
+        if let Some(filter) = self.inner.leases.retired_filter() {
+            snapshot.stats.retain(|s| !filter.is_retired(&s.name));
+            snapshot.histograms.retain(|h| !filter.is_retired(&h.name));
+            snapshot
+                .text_readouts
+                .retain(|t| !filter.is_retired(&t.name));
+        }
         snapshot.sort();
         Ok(snapshot)
     }

@@ -209,3 +209,49 @@ async fn tls_listener_through_reloads_under_load_fails_no_handshake() -> anyhow:
     );
     Ok(())
 }
+
+/// A TLS listener the new generation's config leaves out: once the old generation has
+/// exited, its `listener.<address>.*` (the `ssl.certificate.*` gauges included) and its
+/// connection manager's `http.ingress.*` are gone from the new generation's `/stats`,
+/// as Envoy's (whose child shows the parent's stats only while the parent runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_left_out_by_the_new_generation_leaves_its_stats() -> anyhow::Result<()> {
+    let svc = Service::new()?;
+    let cert = test_cert(&svc)?;
+    let admin_port = baton_tests::config::free_port()?;
+    let port = baton_tests::config::free_port()?;
+    let config = svc.write_config("config", &tls_config(&cert, admin_port, port))?;
+    let mut gen0 = svc.start(0, &config, &[]).await?;
+    let addr = gen0.listener_addr("https").await?;
+    let client = tls::client_config(&ClientOptions::sni("localhost"))?;
+    get_once(addr, &client).await?;
+    let listener_prefix = format!("listener.127.0.0.1_{port}.");
+    let stats = gen0.admin_get("/stats").await?.body_text();
+    assert!(
+        stats.contains(&format!("{listener_prefix}ssl.certificate.")),
+        "{stats}"
+    );
+
+    let mut without = bootstrap(vec![], vec![]);
+    without["admin"] = json!({ "address": { "socket_address": {
+        "address": "127.0.0.1", "port_value": admin_port } } });
+    let without = svc.write_config("without", &without)?;
+    let gen1 = svc.start(1, &without, &[]).await?;
+    let status = gen0.wait_exit(EXIT_TIMEOUT).await?;
+    assert!(exited_cleanly(status), "epoch 0 exit: {status}");
+    baton_tests::eventually(PROGRESS_TIMEOUT, || async {
+        let stats = gen1.admin_get("/stats").await?.body_text();
+        let gone = !stats.contains(&listener_prefix) && !stats.contains("http.ingress.");
+        Ok(gone.then_some(()))
+    })
+    .await?;
+    // The new generation's own stats stay.
+    let stats = gen1.admin_get("/stats").await?.body_text();
+    for kept in [
+        "listener.admin.downstream_cx_total",
+        "http.admin.downstream_rq_total",
+    ] {
+        assert!(stats.contains(kept), "{kept}: {stats}");
+    }
+    Ok(())
+}

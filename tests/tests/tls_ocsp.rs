@@ -2,7 +2,9 @@
 //! `ocsp_staple_policy`. The CA, certificate and OCSP responses are made in the test with
 //! `openssl ocsp`; `openssl s_client -status` asks for the staple and prints what it got.
 //! `ssl.ocsp_staple_*` count as Envoy 1.40's: a client asking is a request, answered
-//! with a response or (no staple) an omission; a client not asking counts nothing.
+//! with a response or (no staple) an omission, or a failure when the policy leaves no
+//! certificate (an expired staple under strict or must-staple); a client not asking
+//! counts nothing.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -142,6 +144,33 @@ fn make_leaf(dir: &Path, name: &str, dns: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `<name>-expired.ocsp`: `<name>.ocsp` with its dates (produced, this update, next
+/// update) moved back to January 2020, so it expired long ago (`openssl ocsp` only makes
+/// responses valid from now). Its signature no longer verifies, which neither Envoy nor
+/// Baton checks (that is the client's to do).
+fn make_expired_staple(dir: &Path, name: &str) -> anyhow::Result<()> {
+    const GENERALIZED_TIME: [u8; 2] = [0x18, 15];
+    let mut der = std::fs::read(dir.join(format!("{name}.ocsp")))?;
+    let starts: Vec<usize> = der
+        .windows(17)
+        .enumerate()
+        .filter(|(_, w)| w[..2] == GENERALIZED_TIME && w[16] == b'Z')
+        .map(|(i, _)| i + 2)
+        .collect();
+    anyhow::ensure!(starts.len() == 3, "dates of {name}.ocsp: {starts:?}");
+    for (n, start) in starts.into_iter().enumerate() {
+        // The last date is the next update: a day after the others.
+        let date: &[u8] = if n == 2 {
+            b"20200102000000Z"
+        } else {
+            b"20200101000000Z"
+        };
+        der[start..start + 15].copy_from_slice(date);
+    }
+    std::fs::write(dir.join(format!("{name}-expired.ocsp")), der)?;
+    Ok(())
+}
+
 fn tls_listener(dir: &Path, cert: &str, staple: Option<&str>, policy: Option<&str>) -> Value {
     let path = |f: String| dir.join(f).display().to_string();
     let mut certificate = json!({
@@ -230,6 +259,7 @@ fn fixtures() -> anyhow::Result<(TempDir, PathBuf)> {
     make_ca(&path)?;
     make_leaf(&path, "leaf", "ocsp.test")?;
     make_leaf(&path, "other", "other.test")?;
+    make_expired_staple(&path, "leaf")?;
     Ok((dir, path))
 }
 
@@ -308,6 +338,54 @@ async fn without_a_staple_none_is_sent() -> anyhow::Result<()> {
     assert_eq!(seen, Some(false));
     // Asked, nothing to staple: an omission.
     assert_eq!(staple_counts(&proxy).await?, [1, 0, 1, 0]);
+    Ok(())
+}
+
+/// With an expired staple, a client asking for a staple under `policy`: whether the
+/// handshake completed and `ssl.ocsp_staple_*` after it; then a client not asking
+/// (always served, counting nothing).
+async fn expired_staple_asked(policy: &str) -> anyhow::Result<(Option<bool>, [u64; 4])> {
+    let (_dir, path) = fixtures()?;
+    let listener = tls_listener(&path, "leaf", Some("leaf-expired"), Some(policy));
+    let (proxy, addr) = start(listener).await?;
+    let dir = path.clone();
+    let seen = tokio::task::spawn_blocking(move || staple_seen(addr, &dir)).await??;
+    let counts = staple_counts(&proxy).await?;
+    let dir = path.clone();
+    let done = tokio::task::spawn_blocking(move || handshake_without_asking(addr, &dir)).await??;
+    assert!(done, "{policy}: a client not asking is served");
+    assert_eq!(staple_counts(&proxy).await?, counts, "{policy}");
+    let errors = proxy
+        .stat("listener.127.0.0.1_0.ssl.connection_error")
+        .await?;
+    let failed = usize::from(seen.is_none());
+    assert_eq!(
+        errors,
+        Some(failed as u64),
+        "{policy}: ssl.connection_error"
+    );
+    Ok((seen, counts))
+}
+
+/// Measured on Envoy 1.40: `ocsp_staple_failed` counts a client asking for a staple when
+/// the policy leaves no certificate, strict stapling or must-staple with an expired
+/// staple; the handshake fails (`handshake_failure` alert) and counts
+/// `ssl.connection_error`. Lenient stapling serves the certificate without the staple
+/// (an omission). Must-staple accepts an expired staple at load.
+#[tokio::test]
+async fn an_expired_staple_fails_strict_and_must_staple_handshakes() -> anyhow::Result<()> {
+    assert_eq!(
+        expired_staple_asked("STRICT_STAPLING").await?,
+        (None, [1, 0, 0, 1])
+    );
+    assert_eq!(
+        expired_staple_asked("MUST_STAPLE").await?,
+        (None, [1, 0, 0, 1])
+    );
+    assert_eq!(
+        expired_staple_asked("LENIENT_STAPLING").await?,
+        (Some(false), [1, 0, 1, 0])
+    );
     Ok(())
 }
 

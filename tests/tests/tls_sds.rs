@@ -319,6 +319,8 @@ async fn trusted_ca_rotates_from_a_watched_sds_file() -> anyhow::Result<()> {
 
 /// A certificate from `static_resources.secrets`, named without `sds_config`: served,
 /// and listed in `/config_dump`'s `static_secrets` with the key's file name redacted.
+/// Its expiration gauge, and that of a trusted CA from a static secret, are named
+/// after the secrets (as Envoy 1.40's, not `unnamed_cert_e3b0c442`).
 #[tokio::test]
 async fn certificate_from_a_static_secret() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
@@ -327,6 +329,7 @@ async fn certificate_from_a_static_secret() -> anyhow::Result<()> {
     let mut config = config_with(listener(json!({
         "common_tls_context": {
             "tls_certificate_sds_secret_configs": [{ "name": "static_cert" }],
+            "validation_context_sds_secret_config": { "name": "static_ca" },
         }
     })));
     config["static_resources"]["secrets"] = json!([{
@@ -335,10 +338,20 @@ async fn certificate_from_a_static_secret() -> anyhow::Result<()> {
             "certificate_chain": { "filename": a.cert_path.display().to_string() },
             "private_key": { "filename": a.key_path.display().to_string() },
         }
+    }, {
+        "name": "static_ca",
+        "validation_context": { "trusted_ca": { "inline_string": ca.pem } },
     }]);
     let proxy = Proxy::start(&config).await?;
     let addr = proxy.listener_addr("l").await?;
     assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-a"));
+    let gauge = |name: &str| {
+        format!("listener.127.0.0.1_0.ssl.certificate.{name}.expiration_unix_time_seconds")
+    };
+    let not_after = baton_tests::tls::not_after_unix(&a.cert_pem)?;
+    assert_eq!(proxy.stat(&gauge("static_cert")).await?, Some(not_after));
+    assert!(proxy.stat(&gauge("static_ca")).await?.is_some());
+    assert_eq!(proxy.stat(&gauge("unnamed_cert_e3b0c442")).await?, None);
     let dump: Value = proxy.admin_request("GET", "/config_dump").await?.json()?;
     let secrets = dump["configs"]
         .as_array()

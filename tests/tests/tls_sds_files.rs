@@ -2,7 +2,9 @@
 //! those files (a move over it) makes the secret re-read, as Envoy 1.40, without the
 //! secret file changing; a replacement that does not fit (a key not matching the
 //! certificate) counts `sds.<name>.key_rotation_failed` and the last good certificate
-//! keeps serving. `sds.<name>.update_time` is when the secret file was last accepted.
+//! keeps serving (counted twice per failed re-read, as Envoy 1.40). A secret file moved
+//! in holding the same secret under a new version counts as an update without updating
+//! the context. `sds.<name>.update_time` is when the secret file was last accepted.
 //! A secret file that is bad when the config loads does not stop the start, as in Envoy
 //! 1.40: handshakes fail until a good file is moved in. Each swap counts in the
 //! listener's `server_ssl_socket_factory.ssl_context_update_by_sds`, each handshake
@@ -161,20 +163,18 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
         Some(1)
     );
 
-    // A key that does not match the certificate: refused, counted, b still served.
-    let failed_before = proxy
-        .stat(&format!("sds.{SECRET}.key_rotation_failed"))
-        .await?
-        .unwrap_or(0);
+    // A key that does not match the certificate: refused, counted twice (as Envoy 1.40
+    // counts a failed re-read), b still served. (The two moves above may or may not
+    // have been seen apart, so counts start from here.)
+    let failed = format!("sds.{SECRET}.key_rotation_failed");
+    let failed_before = proxy.stat(&failed).await?.unwrap_or(0);
     move_over(&c.key_path, &key)?;
     baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
-        let failed = proxy
-            .stat(&format!("sds.{SECRET}.key_rotation_failed"))
-            .await?
-            .unwrap_or(0);
-        Ok((failed > failed_before).then_some(()))
+        let now = proxy.stat(&failed).await?.unwrap_or(0);
+        Ok((now > failed_before).then_some(()))
     })
     .await?;
+    assert_eq!(proxy.stat(&failed).await?, Some(failed_before + 2));
     assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-b"));
     assert_eq!(
         proxy.stat(EXPIRATION).await?,
@@ -193,6 +193,34 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
         factory_stat(&proxy, "upstream_context_secrets_not_ready").await?,
         Some(0)
     );
+
+    // The secret file moved in again holding the same secret under a new version: an
+    // update (`update_success`, `version_text`), but the context is not updated (Envoy
+    // compares the secret's hash), nor does the failed key count again.
+    let mut same = secret.clone();
+    same["version_info"] = json!("2");
+    let tmp = watched.join("secret.tmp");
+    std::fs::write(&tmp, same.to_string())?;
+    std::fs::rename(&tmp, &secret_path)?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        let successes = proxy.stat(&format!("sds.{SECRET}.update_success")).await?;
+        Ok((successes == Some(2)).then_some(()))
+    })
+    .await?;
+    let text = proxy
+        .admin_request(
+            "GET",
+            &format!("/stats?filter=^sds\\.{SECRET}\\.version_text$"),
+        )
+        .await?
+        .body_text();
+    assert_eq!(text.trim(), format!("sds.{SECRET}.version_text: \"2\""));
+    assert_eq!(
+        factory_stat(&proxy, "ssl_context_update_by_sds").await?,
+        Some(2)
+    );
+    assert_eq!(proxy.stat(&failed).await?, Some(failed_before + 2));
+    assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-b"));
     Ok(())
 }
 

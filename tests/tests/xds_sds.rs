@@ -26,6 +26,7 @@ sotw_and_delta!(
     listener_certificate_over_ads_rotates_in_place,
     listener_certificate_over_its_own_sds_stream,
     client_ca_over_ads_rotates,
+    sds_counters_through_updates_and_a_nack,
 );
 
 /// The listener's `server_ssl_socket_factory.ssl_context_update_by_sds`.
@@ -328,5 +329,111 @@ async fn listener_stops_waiting_after_the_initial_fetch_timeout() -> anyhow::Res
         served_cn(addr).await.is_err(),
         "a handshake without a certificate"
     );
+    Ok(())
+}
+
+/// `sds.<name>.*` through a walk of updates, Envoy 1.40's values (SotW and delta): a
+/// resent unchanged secret counts as an update (SotW; delta sends nothing) without
+/// updating the context; a NACK counts `update_rejected` (and in delta a second
+/// attempt); the last good secret resent after a NACK counts as a change, since Envoy
+/// took the refused secret in before its context refused it; a delta removal counts as
+/// an accepted update of the new version (the secret keeps serving).
+async fn sds_counters_through_updates_and_a_nack(transport: XdsTransport) -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("sds ca")?;
+    let issue = |name: &str| ca.issue_named(&dir, name, "sds.example.com");
+    let (a, b, c) = (issue("a")?, issue("b")?, issue("c")?);
+    let cp = ControlPlane::start().await?;
+    let port = baton_tests::config::free_port()?;
+    cp.set(CLUSTER_TYPE, "1", vec![])?;
+    cp.set(
+        LISTENER_TYPE,
+        "1",
+        resources::listeners(&[tls_listener(port)])?,
+    )?;
+    let proxy = start_unready(&bootstrap(&cp, transport)).await?;
+    let delta = transport == XdsTransport::Delta;
+    let factory = update_by_sds(port);
+    // [update_attempt, update_success, update_rejected, ssl_context_update_by_sds] and
+    // `version_text` once the proxy answered `version`.
+    let expect = |version: &'static str, counts: [u64; 4], text: &'static str| {
+        let (proxy, factory, cp) = (&proxy, &factory, &cp);
+        async move {
+            if !(delta && version == "3") {
+                // (Delta sends nothing for an unchanged secret.)
+                cp.wait_for_answer(SECRET_TYPE, version, XDS_TIMEOUT)
+                    .await?;
+            }
+            let names = ["update_attempt", "update_success", "update_rejected"];
+            let want = counts;
+            baton_tests::eventually(XDS_TIMEOUT, || async {
+                let all = stats(proxy).await?;
+                let mut now = [0; 4];
+                for (i, name) in names.iter().enumerate() {
+                    now[i] = all
+                        .get(&format!("sds.{SECRET}.{name}"))
+                        .copied()
+                        .unwrap_or(0);
+                }
+                now[3] = all.get(factory).copied().unwrap_or(0);
+                Ok((now == want).then_some(()))
+            })
+            .await
+            .map_err(|e| e.context(format!("version {version}: expected {want:?}")))?;
+            let readout = proxy
+                .admin_request(
+                    "GET",
+                    &format!("/stats?filter=^sds\\.{SECRET}\\.version_text$"),
+                )
+                .await?
+                .body_text();
+            anyhow::ensure!(
+                readout.trim() == format!("sds.{SECRET}.version_text: \"{text}\""),
+                "version {version}: {readout}"
+            );
+            anyhow::Ok(())
+        }
+    };
+    cp.set(SECRET_TYPE, "1", vec![secret(&a, &a.key_pem)?])?;
+    // The subscription's first request counts as an attempt.
+    expect("1", [2, 1, 0, 1], "1").await?;
+    cp.set(SECRET_TYPE, "2", vec![secret(&b, &b.key_pem)?])?;
+    expect("2", [3, 2, 0, 2], "2").await?;
+    cp.set(SECRET_TYPE, "3", vec![secret(&b, &b.key_pem)?])?;
+    if delta {
+        expect("3", [3, 2, 0, 2], "2").await?;
+    } else {
+        expect("3", [4, 3, 0, 2], "3").await?;
+    }
+    // C's certificate with B's key: NACKed.
+    cp.set(SECRET_TYPE, "4", vec![secret(&c, &b.key_pem)?])?;
+    if delta {
+        expect("4", [5, 2, 1, 2], "2").await?;
+    } else {
+        expect("4", [5, 3, 1, 2], "3").await?;
+    }
+    assert_eq!(
+        served_cn(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await?
+            .as_deref(),
+        Some("cn-b")
+    );
+    // B again: a change against the refused C.
+    cp.set(SECRET_TYPE, "5", vec![secret(&b, &b.key_pem)?])?;
+    if delta {
+        expect("5", [6, 3, 1, 3], "5").await?;
+    } else {
+        expect("5", [6, 4, 1, 3], "5").await?;
+    }
+    if delta {
+        cp.set(SECRET_TYPE, "6", vec![])?;
+        expect("6", [7, 4, 1, 3], "6").await?;
+        assert_eq!(
+            served_cn(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                .await?
+                .as_deref(),
+            Some("cn-b")
+        );
+    }
     Ok(())
 }

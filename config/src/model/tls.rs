@@ -32,6 +32,9 @@ pub struct TlsCertificate {
     pub ocsp_this_update: Option<u64>,
     /// `ocsp_staple`'s `nextUpdate` as Unix seconds, when it has one.
     pub ocsp_next_update: Option<u64>,
+    /// The `static_resources.secrets` entry it came from: names its
+    /// `ssl.certificate.<name>.expiration_unix_time_seconds` gauge, as Envoy's.
+    pub static_secret: Option<String>,
 }
 
 impl TlsCertificate {
@@ -45,6 +48,7 @@ impl TlsCertificate {
             chain_source,
             ocsp_this_update: None,
             ocsp_next_update: None,
+            static_secret: None,
         }
     }
 
@@ -180,6 +184,9 @@ pub struct ValidationContext {
     /// config was loaded ([`Self::awaiting`]): as Envoy, the context is not ready
     /// (every handshake fails) until the file's watcher swaps a good one in.
     pub awaiting: bool,
+    /// The `static_resources.secrets` entry it came from: names its expiration gauge,
+    /// as Envoy's.
+    pub static_secret: Option<String>,
 }
 
 impl ValidationContext {
@@ -195,6 +202,7 @@ impl ValidationContext {
             cert_hashes: Vec::new(),
             spki_hashes: Vec::new(),
             awaiting: true,
+            static_secret: None,
         }
     }
 

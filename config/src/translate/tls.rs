@@ -106,7 +106,9 @@ pub(crate) fn downstream(
                 certificates.push(cert);
             }
             SecretRef::Static(secret, secret_path) => {
-                certificates.push(super::sds::secret_certificate(&secret, &secret_path)?);
+                let mut cert = super::sds::secret_certificate(&secret, &secret_path)?;
+                cert.static_secret = Some(secret.name.clone());
+                certificates.push(cert);
             }
             SecretRef::Xds(source) => xds_certificates.push(source),
         }
@@ -249,7 +251,9 @@ pub(crate) fn upstream(
                 sds_certificate = Some(source);
             }
             SecretRef::Static(secret, secret_path) => {
-                certificates.push(super::sds::secret_certificate(&secret, &secret_path)?);
+                let mut cert = super::sds::secret_certificate(&secret, &secret_path)?;
+                cert.static_secret = Some(secret.name.clone());
+                certificates.push(cert);
             }
             SecretRef::Xds(source) => xds_certificate = Some(source),
         }
@@ -335,15 +339,15 @@ fn sds_validation_context(
             let v = super::sds::read_validation_context_at_load(&source)?;
             Ok((Some(v), Some(source), None))
         }
-        SecretRef::Static(secret, secret_path) => Ok((
-            Some(super::sds::secret_validation_context(
-                &secret,
-                default.as_deref(),
-                &secret_path,
-            )?),
-            None,
-            None,
-        )),
+        SecretRef::Static(secret, secret_path) => {
+            let mut v =
+                super::sds::secret_validation_context(&secret, default.as_deref(), &secret_path)?;
+            // Just built, so not shared yet.
+            if let Some(v) = Arc::get_mut(&mut v) {
+                v.static_secret = Some(secret.name.clone());
+            }
+            Ok((Some(v), None, None))
+        }
         SecretRef::Xds(mut source) => {
             source.default_validation = default;
             Ok((None, None, Some(source)))
@@ -465,6 +469,7 @@ pub(crate) fn certificate(c: &tls_pb::TlsCertificate, path: &str) -> Result<mode
         chain_source: chain_name,
         ocsp_this_update,
         ocsp_next_update,
+        static_secret: None,
     })
 }
 
@@ -618,6 +623,7 @@ pub(crate) fn certificate_validation_context(
         cert_hashes: super::tls_pins::cert_hashes(&v.verify_certificate_hash, vpath)?,
         spki_hashes: super::tls_pins::spki_hashes(&v.verify_certificate_spki, vpath)?,
         awaiting: false,
+        static_secret: None,
     }))
 }
 

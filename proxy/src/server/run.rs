@@ -745,5 +745,8 @@ async fn watch_parent(
         }
     }
     parent_connections.store(0, Ordering::Relaxed);
+    // The parent's listeners, clusters and connection managers that this generation
+    // does not have leave /stats now, as Envoy's child drops the parent's stats.
+    crate::stats::store().hide_unleased(&["listener.", "cluster.", "http."]);
     info!(parent_pid, "parent generation exited");
 }

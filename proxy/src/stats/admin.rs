@@ -29,6 +29,8 @@ pub struct AdminListenerStats {
     /// listener filters, filter chains, connection limits or TLS on admin).
     _zero_counters: Vec<Counter>,
     _zero_gauge: Gauge,
+    /// Keeps `listener.admin.*` shown after a hot restart's parent exits.
+    _scope_lease: std::sync::Arc<baton_shared_stats::ScopeLease>,
 }
 
 impl AdminListenerStats {
@@ -36,6 +38,7 @@ impl AdminListenerStats {
     pub fn new(store: &StatsStore) -> Self {
         let s = Scope::new(store, "listener.admin.");
         Self {
+            _scope_lease: std::sync::Arc::new(store.lease_scope("listener.admin.")),
             downstream_cx_total: s.counter("downstream_cx_total"),
             downstream_cx_active: s.gauge("downstream_cx_active"),
             downstream_cx_destroy: s.counter("downstream_cx_destroy"),

@@ -2,9 +2,9 @@
 //! `http.<stat_prefix>.*`, `cluster.<name>.*`, `tcp.<stat_prefix>.*`,
 //! `cluster_manager.*`, `listener_manager.*`.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use baton_shared_stats::{Counter, Gauge, Histogram, StatsStore};
+use baton_shared_stats::{Counter, Gauge, Histogram, ScopeLease, StatsStore};
 
 use super::codec::Http2CodecStats;
 use super::codes::{OriginStats, ResponseCodeStats};
@@ -38,6 +38,9 @@ pub struct ListenerStats {
     pub downstream_listener_filter_remote_close: Counter,
     /// `downstream_listener_filter_error`: a socket error while a listener filter read.
     pub downstream_listener_filter_error: Counter,
+    /// Keeps `listener.<address>.*` in `/stats` while anything uses these stats: after the last
+    /// holder goes (a removed listener, its drain over) they leave it, as Envoy frees them.
+    _scope_lease: Arc<ScopeLease>,
     /// The prefix, for the per-worker stats ([`ListenerStats::worker`]).
     prefix: String,
 }
@@ -82,6 +85,7 @@ impl ListenerStats {
             downstream_listener_filter_remote_close: s
                 .counter("downstream_listener_filter_remote_close"),
             downstream_listener_filter_error: s.counter("downstream_listener_filter_error"),
+            _scope_lease: Arc::new(store.lease_scope(prefix)),
         }
     }
 }
@@ -89,6 +93,9 @@ impl ListenerStats {
 /// `http.<stat_prefix>.*` of one HTTP connection manager.
 #[derive(Clone)]
 pub struct HttpConnManagerStats {
+    /// Keeps `http.<stat_prefix>.*` in `/stats` while anything uses these stats: after the last
+    /// holder goes (a removed listener's connection manager) they leave it, as Envoy frees them.
+    _scope_lease: Arc<ScopeLease>,
     /// `downstream_cx_total`
     pub downstream_cx_total: Counter,
     /// `downstream_cx_active`
@@ -176,8 +183,10 @@ pub struct HttpConnManagerStats {
 impl HttpConnManagerStats {
     /// Handles under `http.<stat_prefix>.`.
     pub fn new(store: &StatsStore, stat_prefix: &str) -> Self {
-        let s = Scope::new(store, format!("http.{stat_prefix}."));
+        let prefix = format!("http.{stat_prefix}.");
+        let s = Scope::new(store, prefix.as_str());
         Self {
+            _scope_lease: Arc::new(store.lease_scope(&prefix)),
             downstream_cx_total: s.counter("downstream_cx_total"),
             downstream_cx_active: s.gauge("downstream_cx_active"),
             downstream_cx_http1_total: s.counter("downstream_cx_http1_total"),
@@ -252,6 +261,9 @@ impl ListenerHttpStats {
 /// `cluster.<stat_name>.*`
 pub struct ClusterStats {
     scope: Scope,
+    /// Keeps `cluster.<name>.*` in `/stats` while anything uses these stats: after the last
+    /// holder goes (a removed cluster) they leave it, as Envoy frees them.
+    _scope_lease: Arc<ScopeLease>,
     /// `upstream_rq_total`
     pub upstream_rq_total: Counter,
     /// `upstream_rq_active`
@@ -354,10 +366,13 @@ pub struct ZoneStats {
 impl ClusterStats {
     /// Handles under `cluster.<stat_name>.`.
     pub fn new(store: &StatsStore, stat_name: &str) -> Self {
-        let scope = Scope::new(store, format!("cluster.{stat_name}."));
+        let prefix = format!("cluster.{stat_name}.");
+        let scope_lease = Arc::new(store.lease_scope(&prefix));
+        let scope = Scope::new(store, prefix);
         // One batch: a cluster's names cost one hold of the region lock, not 33.
         let mut s = scope.batch();
         Self {
+            _scope_lease: scope_lease,
             upstream_rq_total: s.counter("upstream_rq_total"),
             upstream_rq_active: s.gauge("upstream_rq_active"),
             upstream_rq_completed: s.counter("upstream_rq_completed"),

@@ -134,7 +134,9 @@ impl Live {
                 for (i, entry) in now.certificates.iter().enumerate() {
                     let secret = match now.secret_names.get(i) {
                         Some(name) => name.clone(),
-                        None => upstream_secret.clone(),
+                        None => upstream_secret
+                            .clone()
+                            .or_else(|| configured.get(i).and_then(|c| c.static_secret.clone())),
                     };
                     let name = secret.unwrap_or_else(|| UNNAMED_CERT.to_string());
                     if let Some(t) = entry.key.cert.first().and_then(not_after) {
@@ -145,7 +147,8 @@ impl Live {
             None => {
                 for cert in configured {
                     if let Some(t) = cert.certified_key.cert.first().and_then(not_after) {
-                        out.push((UNNAMED_CERT.to_string(), t));
+                        let name = cert.static_secret.as_deref().unwrap_or(UNNAMED_CERT);
+                        out.push((name.to_string(), t));
                     }
                 }
             }
@@ -156,7 +159,10 @@ impl Live {
             .and_then(|v| v.trusted_ca.first())
             .and_then(not_after)
         {
-            let name = self.validation_secret().unwrap_or(UNNAMED_CA_CERT);
+            let name = self
+                .validation_secret()
+                .or(validation.and_then(|v| v.static_secret.as_deref()))
+                .unwrap_or(UNNAMED_CA_CERT);
             out.push((name.to_string(), t));
         }
         out

@@ -54,6 +54,7 @@ impl CertResolver {
                         .iter()
                         .find(|s| s.slot == i)
                         .map(|s| s.source.secret_name.clone())
+                        .or_else(|| ctx.certificates[i].static_secret.clone())
                 })
                 .collect(),
             slots: ctx

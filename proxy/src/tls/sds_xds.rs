@@ -332,30 +332,17 @@ impl SdsHandler {
     ) -> Result<(), String> {
         let secret = baton_config::sds::decode_secret(&resource.any)
             .map_err(|e| format!("{}: {e}", resource.name))?;
-        use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type;
-        if let Some(Type::ValidationContext(proto)) = &secret.r#type {
-            let v = baton_config::sds::secret_validation_context(&secret, None, &resource.name)
-                .map_err(|e| e.to_string())?;
-            provider
-                .validation_proto
-                .store(Some(Arc::new(proto.clone())));
-            provider.validation.store(Some(v));
-        } else if let Some(Type::SessionTicketKeys(_)) = &secret.r#type {
-            let keys = baton_config::sds::secret_ticket_keys(&secret, &resource.name)
-                .map_err(|e| e.to_string())?;
-            provider
-                .ticket_keys
-                .store(Some(Arc::new(super::tickets::ConfiguredTicketer::new(
-                    &keys,
-                    Duration::ZERO,
-                ))));
-        } else {
-            let cert = baton_config::sds::secret_certificate(&secret, &resource.name)
-                .map_err(|e| e.to_string())?;
-            provider
-                .certificate
-                .store(Some(Arc::new(CertEntry::of(&cert))));
-        }
+        let hash = xxhash_rust::xxh64::xxh64(&resource.any.value, 0);
+        let built = Self::store_secret(provider, &secret, &resource.name);
+        // Envoy 1.40 takes a secret in before its contexts refuse it, so the next one
+        // is compared with the refused one: resending the last good secret after a
+        // NACK counts as a change (`ssl_context_update_by_sds`).
+        let previous = provider
+            .applied_hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(hash);
+        built?;
         provider.updates.send_modify(|n| *n += 1);
         *provider.meta.lock().unwrap_or_else(|e| e.into_inner()) = Some(SecretMeta {
             version_info: version_info.to_string(),
@@ -363,14 +350,7 @@ impl SdsHandler {
             config_dump: ResourceDump::new(&resource.any),
         });
         provider.stats.accepted(version_info);
-        let hash = xxhash_rust::xxh64::xxh64(&resource.any.value, 0);
-        let changed = provider
-            .applied_hash
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(hash)
-            != Some(hash);
-        if changed {
+        if previous != Some(hash) {
             let mut counters = provider
                 .update_counters
                 .lock()
@@ -382,6 +362,39 @@ impl SdsHandler {
         }
         provider.ready.send_replace(true);
         info!(secret = %provider.name, version = %version_info, "SDS secret applied");
+        Ok(())
+    }
+
+    /// Checks `secret` and swaps it into `provider` for new handshakes.
+    fn store_secret(
+        provider: &SecretProvider,
+        secret: &baton_proto::pb::envoy::extensions::transport_sockets::tls::v3::Secret,
+        resource_name: &str,
+    ) -> Result<(), String> {
+        use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type;
+        if let Some(Type::ValidationContext(proto)) = &secret.r#type {
+            let v = baton_config::sds::secret_validation_context(secret, None, resource_name)
+                .map_err(|e| e.to_string())?;
+            provider
+                .validation_proto
+                .store(Some(Arc::new(proto.clone())));
+            provider.validation.store(Some(v));
+        } else if let Some(Type::SessionTicketKeys(_)) = &secret.r#type {
+            let keys = baton_config::sds::secret_ticket_keys(secret, resource_name)
+                .map_err(|e| e.to_string())?;
+            provider
+                .ticket_keys
+                .store(Some(Arc::new(super::tickets::ConfiguredTicketer::new(
+                    &keys,
+                    Duration::ZERO,
+                ))));
+        } else {
+            let cert = baton_config::sds::secret_certificate(secret, resource_name)
+                .map_err(|e| e.to_string())?;
+            provider
+                .certificate
+                .store(Some(Arc::new(CertEntry::of(&cert))));
+        }
         Ok(())
     }
 }
@@ -405,9 +418,22 @@ impl ResourceHandler for SdsHandler {
                 if let Err(e) = applied {
                     warn!(secret = %r.name, error = %e, "SDS secret rejected: keeping the current one");
                     provider.stats.update_rejected.inc();
+                    if !update.state_of_the_world {
+                        // Measured on Envoy 1.40: a NACKed delta response counts two
+                        // attempts (a SotW one, one).
+                        provider.stats.update_attempt.inc();
+                    }
                     // As Envoy: a rejected first secret lets initialisation go on.
                     provider.ready.send_replace(true);
                     errors.push(e);
+                }
+            }
+            // Delta: a removed secret counts as an accepted update of the new system
+            // version, as Envoy 1.40's (which keeps serving the secret it had).
+            for name in &update.removed {
+                if let Some(provider) = providers_named(&self.source_key, name) {
+                    provider.stats.update_attempt.inc();
+                    provider.stats.accepted(&update.version_info);
                 }
             }
             if any_applied {

@@ -429,6 +429,7 @@ impl VerifierState {
                 cert_hashes: Vec::new(),
                 spki_hashes: Vec::new(),
                 awaiting: true,
+                static_secret: None,
             }),
             sds_hints: Some(&[]),
         }
