@@ -302,8 +302,12 @@ where
             }
             // Boxed once here, so that what hyper moves around per request (its
             // in-flight slot, an HTTP/2 stream's task) is this small future, not the
-            // exchange's whole state.
-            Ok(Box::pin(stream::handle(shared, req)).await)
+            // exchange's whole state. The box is allocated before the exchange's future
+            // is made, so that the future is built in it rather than on the stack and
+            // then copied in whole (several KB).
+            let exchange = Box::new_uninit();
+            let exchange = Box::write(exchange, stream::handle(shared, req));
+            Ok(Box::into_pin(exchange).await)
         }
     });
     let mut connection =

@@ -257,14 +257,15 @@ pub(crate) async fn forward(
     let cluster_stats: &ClusterStats = cluster.stats();
     let sent_at = Instant::now();
     ex.info.attempt_count = 1;
-    let send = cluster.send_http(up_req, &opts);
+    // Pinned in place, not copied into this future (see `stream::handle`).
+    let mut send = std::pin::pin!(cluster.send_http(up_req, &opts));
     let mut deadline = f
         .timeout
         .map(|t| RouteDeadline::new(t, ex.progress.clone()));
     let result = match deadline.as_mut() {
         Some(deadline) => tokio::select! {
             biased;
-            r = send => r.map_err(Some),
+            r = send.as_mut() => r.map_err(Some),
             () = deadline => Err(None),
         },
         None => send.await.map_err(Some),

@@ -239,8 +239,11 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     let outcome = {
         // In place, not boxed: the connection manager boxes this whole future once
         // (see `conn_manager`), and a second box would be a second allocation and copy.
-        let work = route_and_act(&mut ex, &mut filters, req);
-        tokio::pin!(work);
+        // `pin!` on the call builds the future in this future's own state: a future
+        // made first and then pinned or awaited is copied whole into it (several KB
+        // along the exchange's nesting: router, forward, the upstream send), which is
+        // why the exchange's awaits below it pin their calls the same way.
+        let mut work = std::pin::pin!(route_and_act(&mut ex, &mut filters, req));
         // One timer for every deadline of the stream (the route timeout included, see
         // `route_timeout`), armed for the earliest and re-armed when it fires early or
         // a deadline changes; nothing due arms nothing.
@@ -579,14 +582,21 @@ async fn route_and_act(
     }
 
     let mut body = RequestBodySlot::new(body, &ex.progress);
-    if let Some(reply) = filter::decode_headers(filters, ex, &mut parts, &mut body).await {
+    // Pinned in place (see `handle`), in a block that ends the borrows it holds.
+    let decoded = {
+        let decoding = std::pin::pin!(filter::decode_headers(filters, ex, &mut parts, &mut body));
+        decoding.await
+    };
+    if let Some(reply) = decoded {
         // A filter's local reply does not get the route's response header mutations
         // (as in Envoy).
         return (ex.local_reply(reply, &parts, None), Some(parts));
     }
     let chain = filters.chain();
-    chain
-        .router()
-        .route(ex, filters, parts, body, upgrade.as_deref())
-        .await
+    let routing =
+        std::pin::pin!(chain
+            .router()
+            .route(ex, filters, parts, body, upgrade.as_deref()));
+    let routed = routing.await;
+    routed
 }

@@ -384,7 +384,9 @@ impl UpstreamCluster {
                 UpstreamProtocol::UseDownstream => opts.downstream_http2,
             };
         let tls = self.tls_overrides(&req);
-        let response = pool::send(self, &host, &tls, req, http2, opts.upgrade).await?;
+        // Pinned in place, not copied into this future (see `http::stream::handle`).
+        let response =
+            std::pin::pin!(pool::send(self, &host, &tls, req, http2, opts.upgrade)).await?;
         Ok(UpstreamResponse { response, host })
     }
 

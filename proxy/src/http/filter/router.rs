@@ -115,7 +115,16 @@ impl Router {
                 (resp, Some(parts))
             }
             RouteAction::Forward(f) => {
-                forward::forward(ex, parts, body.into_upstream(), selection, f, upgrade_mode).await
+                // Pinned in place, not copied into this future (see `stream::handle`).
+                let forwarded = std::pin::pin!(forward::forward(
+                    ex,
+                    parts,
+                    body.into_upstream(),
+                    selection,
+                    f,
+                    upgrade_mode
+                ));
+                forwarded.await
             }
         }
     }

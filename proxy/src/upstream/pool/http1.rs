@@ -234,7 +234,13 @@ pub(super) async fn send(
                 let busy = Busy::new(host, tls);
                 active.attach();
                 let sent = idle.conn.sender.try_send_request(req);
-                match idle.conn.exchange(sent).await {
+                // Pinned in place, not copied into this future (see
+                // `http::stream::handle`).
+                let exchanged = {
+                    let exchange = std::pin::pin!(idle.conn.exchange(sent));
+                    exchange.await
+                };
+                match exchanged {
                     Ok(response) => {
                         // Over the head limit: the connection is dropped, not reused.
                         let response = within_head_limit(cluster, host, response)?;
@@ -247,7 +253,7 @@ pub(super) async fn send(
                             busy,
                             active,
                         );
-                        return Ok(with_lease(response, lease).await);
+                        return Ok(std::pin::pin!(with_lease(response, lease)).await);
                     }
                     Err(mut e) => match e.take_message() {
                         // The connection closed before the request left: try another.
@@ -277,11 +283,15 @@ pub(super) async fn send(
     let busy = Busy::new(host, tls);
     active.attach();
     let sent = conn.sender.send_request(req);
-    match conn.exchange(sent).await {
+    let exchanged = {
+        let exchange = std::pin::pin!(conn.exchange(sent));
+        exchange.await
+    };
+    match exchanged {
         Ok(response) => {
             let response = within_head_limit(cluster, host, response)?;
             let lease = lease(cluster, host, tls, conn, 1, busy, active);
-            Ok(with_lease(response, lease).await)
+            Ok(std::pin::pin!(with_lease(response, lease)).await)
         }
         Err(e) => Err(reset(host, &e)),
     }

@@ -125,7 +125,16 @@ pub(crate) async fn send(
         .await
         .map(|response| response.map(UpstreamBody::plain))
     } else {
-        http1::send(cluster, host, tls, into_http1(req, host), upgrade, active).await
+        // Pinned in place, not copied into this future (see `http::stream::handle`).
+        std::pin::pin!(http1::send(
+            cluster,
+            host,
+            tls,
+            into_http1(req, host),
+            upgrade,
+            active
+        ))
+        .await
     };
     if result.is_err() {
         host.rq_error
