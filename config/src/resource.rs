@@ -182,8 +182,7 @@ pub fn resource_name(res: &prost_types::Any) -> Result<String, ResourceError> {
 /// resources themselves are checked by the entry points above.
 pub fn parse_discovery_response(text: &str) -> Result<DiscoveryResponse, ConfigError> {
     let result = parse_text(text).and_then(|json| {
-        to_dynamic(&json, DISCOVERY_RESPONSE)?
-            .transcode_to::<DiscoveryResponse>()
+        crate::transcode::transcode::<DiscoveryResponse>(&to_dynamic(&json, DISCOVERY_RESPONSE)?)
             .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))
     });
     result.map_err(|mut err| {
