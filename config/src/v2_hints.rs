@@ -106,8 +106,8 @@ pub(crate) fn check(root: &Value) -> Result<()> {
 fn quick_walk(value: &Value, key: Option<&str>, list: Option<&str>) -> std::result::Result<(), ()> {
     match value {
         Value::Object(map) => {
-            let socket =
-                key.is_some_and(|k| k.ends_with("transport_socket") || k.ends_with("transportSocket"));
+            let socket = key
+                .is_some_and(|k| k.ends_with("transport_socket") || k.ends_with("transportSocket"));
             check_object(map, list, socket, "").map_err(|_| ())?;
             for (key, child) in map {
                 if key.contains(['.', '[']) {

@@ -1,6 +1,6 @@
 use baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap;
 
-use super::{encode_message, transcode};
+use super::{message_len, transcode};
 use crate::load::{parse_text, to_dynamic};
 
 const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
@@ -14,7 +14,7 @@ fn assert_same(text: &str, what: &str) -> bool {
         return false;
     };
     assert!(
-        encode_message(&dynamic, &mut Vec::new()).is_ok(),
+        message_len(&dynamic, &mut Vec::new()).is_ok(),
         "{what}: not left to prost-reflect"
     );
     let fast: Bootstrap = transcode(&dynamic).expect("fast transcode decodes");
@@ -95,6 +95,11 @@ fn large_nested_messages_match_prost_reflect() {
         ));
     }
     assert!(assert_same(&text, "10,000 clusters"));
+    // Without repeated numbers (packed by prost-reflect) the measured length is the
+    // canonical encoding's: the buffer is exactly what encode_to_vec allocates.
+    let dynamic = to_dynamic(&parse_text(&text).expect("YAML"), BOOTSTRAP).expect("mapping");
+    let measured = message_len(&dynamic, &mut Vec::new()).ok();
+    assert_eq!(measured, Some(prost::Message::encoded_len(&dynamic)));
 }
 
 /// Every repository file that maps into a bootstrap transcodes the same.
