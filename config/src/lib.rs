@@ -21,6 +21,9 @@ mod optional;
 mod redact;
 pub mod resource;
 mod supported;
+#[cfg(test)]
+mod test_files;
+mod transcode;
 mod translate;
 mod typed_struct;
 mod unknown_fields;

@@ -68,8 +68,7 @@ pub(crate) fn parse_text(text: &str) -> Result<serde_json::Value> {
 pub(crate) fn to_bootstrap(json: &serde_json::Value) -> Result<(Bootstrap, DynamicMessage)> {
     v2_hints::check(json)?;
     let dynamic = to_dynamic(json, BOOTSTRAP_TYPE)?;
-    let bootstrap = dynamic
-        .transcode_to::<Bootstrap>()
+    let bootstrap = crate::transcode::transcode::<Bootstrap>(&dynamic)
         .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))?;
     Ok((bootstrap, dynamic))
 }

@@ -187,8 +187,7 @@ pub fn parse_discovery_response(text: &str) -> Result<DiscoveryResponse, ConfigE
 /// `text` (YAML or JSON) as the message `type_name`; errors carry the line.
 fn parse_as<T: prost::Message + Default>(text: &str, type_name: &str) -> Result<T, ConfigError> {
     let result = parse_text(text).and_then(|json| {
-        to_dynamic(&json, type_name)?
-            .transcode_to::<T>()
+        crate::transcode::transcode::<T>(&to_dynamic(&json, type_name)?)
             .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))
     });
     result.map_err(|mut err| {

@@ -14,7 +14,7 @@ use crate::layout::{StoredKind, FIRST_GENERATION_COLUMN};
 use crate::mapping::CellPtr;
 use crate::region::{EntryRef, GenerationInfo, Region, RegionConfig, RegionLock, OVERFLOW_STAT};
 use crate::scope_lease::{ScopeLease, ScopeLeases};
-use crate::snapshot::{collect_unsorted, histogram_buckets, StatKind, StatValue, StatsSnapshot};
+use crate::snapshot::{collect_unsorted, recorded_histograms, StatKind, StatValue, StatsSnapshot};
 use crate::text_readout::{TextReadout, TextReadouts};
 
 /// How a gauge combines the values of several live generations during a hot restart.
@@ -240,6 +240,20 @@ impl NameIndex {
     /// the later entry wins).
     fn insert(&mut self, region: &Region, name: &[u8], entry: EntryRef) {
         self.insert_hashed(region, name, Self::hash(name), entry);
+    }
+
+    /// Adds entry `entry` named `name`, known not to be indexed yet (its lookup under the
+    /// same hold of the index missed): no second probe comparing names.
+    fn insert_new(&mut self, hash: u64, entry: EntryRef) {
+        self.table.insert_unique(
+            hash,
+            IndexedName {
+                hash,
+                index: entry.index,
+                slot: EntrySlot::from(entry),
+            },
+            |e| e.hash,
+        );
     }
 
     /// [`Self::insert`] with the name's hash already computed.
@@ -608,7 +622,7 @@ impl StatsStore {
                 Ok(())
             },
         )?;
-        let current = histogram_buckets(&self.inner.region, &cells);
+        let recorded = recorded_histograms(&self.inner.region, &cells);
         let mut intervals = self
             .inner
             .intervals
@@ -621,13 +635,9 @@ impl StatsStore {
         } = &mut *intervals;
         *flushed = true;
         last_interval.clear();
-        for (cell, now) in cells.into_iter().zip(current) {
-            let before = match previous.get(&cell) {
-                Some(before) => *before,
-                // Totals only grow: all zero and never seen means nothing recorded yet.
-                None if now.iter().all(|&n| n == 0) => continue,
-                None => [0; BUCKET_CELLS],
-            };
+        // Histograms left out recorded nothing yet: all zero now, and so before.
+        for (cell, now) in recorded {
+            let before = previous.get(&cell).copied().unwrap_or([0; BUCKET_CELLS]);
             let mut delta = [0u64; BUCKET_CELLS];
             for (slot, (now, then)) in delta.iter_mut().zip(now.iter().zip(before.iter())) {
                 *slot = now.saturating_sub(*then);
@@ -754,9 +764,10 @@ impl StatsBatch<'_> {
             BatchLock::Held(lock) => region.allocate(lock, name, kind, mode as u8).map(|entry| {
                 let local = &mut *self.local;
                 local.scanned = local.scanned.max(entry.index + 1);
-                local
-                    .by_name
-                    .insert_hashed(region, name.as_bytes(), hash, entry);
+                // The lookups above missed under this hold of the index and of the region
+                // lock (names other generations added were scanned in first), so the name
+                // is new to the index.
+                local.by_name.insert_new(hash, entry);
                 EntrySlot::from(entry)
             }),
             BatchLock::NotTaken | BatchLock::Failed => Err(AllocError::LockTimeout),

@@ -184,33 +184,12 @@ fn plain_scalars_resolve_as_serde_yaml_resolves_them() {
 /// Every YAML and JSON file in the repository the scanner takes gives serde_yaml_ng's value.
 #[test]
 fn repository_configs_match_serde_yaml() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut stack = vec![root];
     let (mut taken, mut seen) = (0, 0);
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                if !name.starts_with('.') && name != "target" {
-                    stack.push(path);
-                }
-                continue;
-            }
-            if !(name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json")) {
-                continue;
-            }
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            seen += 1;
-            if let Some(scanned) = parse(&text) {
-                taken += 1;
-                assert_eq!(Some(scanned), via_serde_yaml(&text), "{}", path.display());
-            }
+    for (path, text) in crate::test_files::repository_configs() {
+        seen += 1;
+        if let Some(scanned) = parse(&text) {
+            taken += 1;
+            assert_eq!(Some(scanned), via_serde_yaml(&text), "{}", path.display());
         }
     }
     eprintln!("the scanner took {taken} of {seen} files");

@@ -18,7 +18,7 @@ use file::{
 use crate::error::{AllocError, Result, StatsError};
 use crate::layout::{
     entry, hdr, slot, Geometry, StoredKind, BASELINE_COLUMN, FIRST_GENERATION_COLUMN,
-    RETIRED_COLUMN,
+    MAX_GENERATION_SLOTS, RETIRED_COLUMN,
 };
 use crate::mapping::Mapping;
 use crate::process::{process_start_time, ProcessIdentity};
@@ -685,8 +685,9 @@ impl Region {
 
     /// Sets every counter's reset baseline to its current total (`/reset_counters`).
     pub(crate) fn reset_counters(&self, _lock: &RegionLock<'_>, entries: &[EntryInfo]) {
+        let columns = self.total_columns();
         for info in entries.iter().filter(|e| e.kind == StoredKind::Counter) {
-            let total = self.counter_total(info.cell);
+            let total = self.total_in(&columns, info.cell);
             self.cell(BASELINE_COLUMN, info.cell)
                 .store(total, Ordering::Release);
         }
@@ -697,19 +698,42 @@ impl Region {
     /// columns are not read: their pages stay untouched (a snapshot of a big config would
     /// otherwise fault in every column's pages, mostly holes of the sparse file).
     pub(crate) fn counter_total(&self, cell: u32) -> u64 {
-        let mut total = self.cell(RETIRED_COLUMN, cell).load(Ordering::Acquire);
-        for index in 0..self.geo.max_generations {
-            let state = self.geo.slot_offset(index) + slot::STATE;
-            if self.map.u32_at(state).load(Ordering::Acquire) == slot::FREE {
-                continue;
-            }
-            total = total.wrapping_add(
-                self.cell(FIRST_GENERATION_COLUMN + index, cell)
-                    .load(Ordering::Acquire),
-            );
-        }
-        total
+        self.total_in(&self.total_columns(), cell)
     }
+
+    /// The columns a raw total sums right now (retired and every occupied slot's), for a
+    /// pass over many cells: reading the slot table once per pass instead of once per cell
+    /// was most of a histogram flush over 30,000 histograms.
+    pub(crate) fn total_columns(&self) -> TotalColumns {
+        let mut columns = TotalColumns {
+            columns: [0; MAX_GENERATION_SLOTS as usize + 1],
+            len: 1,
+        };
+        columns.columns[0] = RETIRED_COLUMN;
+        for index in 0..self.geo.max_generations.min(MAX_GENERATION_SLOTS) {
+            let state = self.geo.slot_offset(index) + slot::STATE;
+            if self.map.u32_at(state).load(Ordering::Acquire) != slot::FREE {
+                columns.columns[columns.len] = FIRST_GENERATION_COLUMN + index;
+                columns.len += 1;
+            }
+        }
+        columns
+    }
+
+    /// [`Self::counter_total`] over `columns` (from [`Self::total_columns`]).
+    pub(crate) fn total_in(&self, columns: &TotalColumns, cell: u32) -> u64 {
+        columns.columns[..columns.len]
+            .iter()
+            .fold(0u64, |total, &column| {
+                total.wrapping_add(self.cell(column, cell).load(Ordering::Acquire))
+            })
+    }
+}
+
+/// The value columns one pass of totals reads ([`Region::total_columns`]).
+pub(crate) struct TotalColumns {
+    columns: [u32; MAX_GENERATION_SLOTS as usize + 1],
+    len: usize,
 }
 
 /// Whether the process recorded in a lock word still runs.
