@@ -808,6 +808,20 @@ fn max_response_headers_kb_on_the_connection_manager_is_refused() {
 }
 
 #[test]
+fn max_requests_per_connection_on_the_connection_manager_zero_unlimited() {
+    let routes = "              - match: { prefix: \"/\" }\n                route: { cluster: c }";
+    for (value, expected) in [("3", Some(3)), ("0", None)] {
+        let loaded = load_yaml_str(&hcm_yaml(
+            &format!("          common_http_protocol_options: {{ max_requests_per_connection: {value} }}"),
+            routes,
+        ))
+        .expect("max_requests_per_connection on the connection manager");
+        let hcm = http(&loaded.model.listeners[0]);
+        assert_eq!(hcm.max_requests_per_connection, expected, "{value}");
+    }
+}
+
+#[test]
 fn stream_duration_on_the_connection_manager_and_upstream_limits_refused_by_name() {
     let routes = "              - match: { prefix: \"/\" }\n                route: { cluster: c }";
     let loaded = load_yaml_str(&hcm_yaml(

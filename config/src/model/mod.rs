@@ -462,6 +462,9 @@ pub struct HttpConnectionManager {
     pub idle_timeout: Option<Duration>,
     /// `common_http_protocol_options.max_connection_duration` (default disabled).
     pub max_connection_duration: Option<Duration>,
+    /// `common_http_protocol_options.max_requests_per_connection` (None: unset or 0,
+    /// unlimited): from this request on the connection drains.
+    pub max_requests_per_connection: Option<u32>,
     /// `common_http_protocol_options.max_stream_duration`: every stream's duration limit
     /// from its start, unless its route sets one (None: unset or 0).
     pub max_stream_duration: Option<Duration>,

@@ -129,11 +129,6 @@ pub(crate) fn translate(
 
     let common_path = field("common_http_protocol_options");
     let common = p.common_http_protocol_options.unwrap_or_default();
-    if common.max_requests_per_connection.is_some() {
-        return Err(ConfigError::unsupported(format!(
-            "{common_path}.max_requests_per_connection"
-        )));
-    }
     if common.max_response_headers_kb.is_some() {
         // Envoy's own refusal: the limit applies to upstream responses only.
         return Err(ConfigError::at(
@@ -267,6 +262,8 @@ pub(crate) fn translate(
             None,
             &format!("{common_path}.max_connection_duration"),
         )?,
+        // Envoy takes 0 as unlimited.
+        max_requests_per_connection: common.max_requests_per_connection.filter(|&n| n > 0),
         max_stream_duration: timeout(
             common.max_stream_duration.as_ref(),
             None,

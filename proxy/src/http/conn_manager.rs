@@ -1,7 +1,8 @@
 //! One downstream connection under the HTTP connection manager: runs hyper's codec
 //! (HTTP/1.1 or HTTP/2, AUTO by preface; a fixed `codec_type` refuses the other
 //! protocol), rejects request heads over `max_request_headers_kb` (431), and enforces
-//! connection-level behaviour: idle timeout, max connection duration, and drain
+//! connection-level behaviour: idle timeout, max connection duration, max requests per
+//! connection, and drain
 //! (HTTP/1.1 `connection: close` then close, HTTP/2 GOAWAY; everything closes when the
 //! drain reaches Closed), counting each in `http.<stat_prefix>.downstream_cx_*`.
 
@@ -71,6 +72,7 @@ where
         request_heads: AtomicU64::new(0),
         http11_status_line: AtomicBool::new(false),
         head_chunked: AtomicBool::new(false),
+        max_requests_drain: Default::default(),
         premature_resets: Default::default(),
         streams_ended: Default::default(),
         idle_read: Default::default(),
@@ -257,10 +259,14 @@ where
     let head_limit = (hcm.max_request_headers_kb as usize).saturating_mul(1024);
     let svc_codec_reply = io.codec_reply.clone();
     let max_headers_count = hcm.max_headers_count as usize;
+    let max_requests = hcm.max_requests_per_connection.map(u64::from);
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let shared = svc_shared.clone();
         let codec_reply = svc_codec_reply.clone();
-        shared.request_heads.fetch_add(1, Ordering::Relaxed);
+        let heads = shared.request_heads.fetch_add(1, Ordering::Relaxed) + 1;
+        if max_requests.is_some_and(|max| heads >= max) {
+            max_requests_reached(&shared, req.version());
+        }
         shared.awaiting_request_head.store(false, Ordering::Relaxed);
         let mut too_many_headers = false;
         let oversized = if req.version() == http::Version::HTTP_2 {
@@ -331,11 +337,14 @@ where
     // not on each of the connection's wakeups (see `gated`).
     let drain_gate = Gate::new();
     let reset_gate = Gate::new();
+    let max_requests_gate = Gate::new();
     loop {
         let drain_wait = phase_watch.past(phases.seen);
         tokio::pin!(drain_wait);
         let reset_wait = shared.premature_resets.close_now.notified();
         tokio::pin!(reset_wait);
+        let max_requests_wait = shared.max_requests_drain.notified();
+        tokio::pin!(max_requests_wait);
         tokio::select! {
             // Biased: the codec first, and no random start per wakeup.
             biased;
@@ -378,6 +387,15 @@ where
             () = reset_gate.wait(reset_wait.as_mut()) => {
                 // Envoy aborts the connection (no GOAWAY): too many premature resets.
                 break;
+            }
+            () = max_requests_gate.wait(max_requests_wait.as_mut()) => {
+                // HTTP/2 at `max_requests_per_connection`: Envoy's drain sequence, as for
+                // `max_connection_duration` (GOAWAY; streams already sent complete).
+                if !shutting_down {
+                    std::pin::Pin::new(&mut connection).graceful_shutdown();
+                    shutting_down = true;
+                    force_close_at = Some(Instant::now() + hcm.drain_timeout);
+                }
             }
             _ = timer.as_mut(), if timer_at.is_some() => {
                 let now = Instant::now();
@@ -423,6 +441,24 @@ where
         }
     }
     Served::Ended { codec_error: false }
+}
+
+/// Envoy's `max_requests_per_connection`: a request at or past the limit is counted in
+/// `downstream_cx_max_requests_reached` (on HTTP/2 every such stream: those the client
+/// sent before the GOAWAY are still served). HTTP/1 answers it with `connection: close`
+/// and closes (requests pipelined after it are not served); HTTP/2 starts the drain
+/// sequence.
+fn max_requests_reached(shared: &ConnShared, version: http::Version) {
+    shared
+        .runtime
+        .stats
+        .downstream_cx_max_requests_reached
+        .inc();
+    if version == http::Version::HTTP_2 {
+        shared.max_requests_drain.notify_one();
+    } else {
+        shared.closing.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A fixed `codec_type` reads the first bytes itself (the other protocol is refused);

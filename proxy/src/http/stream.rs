@@ -41,8 +41,8 @@ pub struct ConnShared {
     pub idle_since_ms: std::sync::atomic::AtomicU64,
     /// Connection start.
     pub born: std::time::Instant,
-    /// Set by idle timeout / max_connection_duration / a shutdown with no successor:
-    /// every HTTP/1.1 response carries `connection: close`.
+    /// Set by idle timeout / max_connection_duration / max_requests_per_connection / a
+    /// shutdown with no successor: every HTTP/1.1 response carries `connection: close`.
     pub closing: std::sync::atomic::AtomicBool,
     /// Set when the drain starts: each HTTP/1.1 response asks `drain.should_close()`
     /// (`--drain-strategy`: immediate = always, gradual = rising probability).
@@ -63,6 +63,9 @@ pub struct ConnShared {
     /// The next response head (a HEAD answer without a length) gets
     /// `transfer-encoding: chunked`, which hyper leaves out of HEAD answers.
     pub head_chunked: std::sync::atomic::AtomicBool,
+    /// Woken when an HTTP/2 stream reaches `max_requests_per_connection`: the
+    /// connection starts its drain sequence (GOAWAY).
+    pub max_requests_drain: tokio::sync::Notify,
     /// Streams ended before their response started (Envoy's rapid-reset rule).
     pub premature_resets: super::premature_reset::PrematureResets,
     /// Streams whose response body ended or was dropped (HTTP/1: with `request_heads`,

@@ -124,6 +124,8 @@ pub struct HttpConnManagerStats {
     pub downstream_cx_length_ms: Histogram,
     /// `downstream_cx_max_duration_reached`
     pub downstream_cx_max_duration_reached: Counter,
+    /// `downstream_cx_max_requests_reached`
+    pub downstream_cx_max_requests_reached: Counter,
     /// `downstream_cx_upgrades_total`
     pub downstream_cx_upgrades_total: Counter,
     /// `downstream_cx_upgrades_active`
@@ -201,6 +203,7 @@ impl HttpConnManagerStats {
             downstream_cx_drain_close: s.counter("downstream_cx_drain_close"),
             downstream_cx_length_ms: s.histogram("downstream_cx_length_ms"),
             downstream_cx_max_duration_reached: s.counter("downstream_cx_max_duration_reached"),
+            downstream_cx_max_requests_reached: s.counter("downstream_cx_max_requests_reached"),
             downstream_cx_upgrades_total: s.counter("downstream_cx_upgrades_total"),
             downstream_cx_upgrades_active: s.gauge("downstream_cx_upgrades_active"),
             downstream_cx_rx_bytes_total: s.counter("downstream_cx_rx_bytes_total"),

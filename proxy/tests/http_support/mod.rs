@@ -110,6 +110,7 @@ pub fn hcm(vhosts: Vec<VirtualHost>) -> HttpConnectionManager {
         request_timeout: None,
         idle_timeout: Some(Duration::from_secs(3600)),
         max_connection_duration: None,
+        max_requests_per_connection: None,
         max_stream_duration: None,
         drain_timeout: Duration::from_secs(5),
         delayed_close_timeout: Duration::from_secs(1),
