@@ -95,6 +95,7 @@ async fn shared(runtime: Arc<HcmRuntime>) -> Arc<ConnShared> {
         request_heads: AtomicU64::new(0),
         http11_status_line: Default::default(),
         head_chunked: Default::default(),
+        max_requests_drain: Default::default(),
         premature_resets: Default::default(),
         streams_ended: Default::default(),
         idle_read: Default::default(),
