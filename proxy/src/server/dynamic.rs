@@ -31,6 +31,9 @@ pub struct Dynamic {
     clusters: Arc<ClusterManager>,
     listeners: Arc<ListenerManager>,
     rds: Arc<RouteConfigProviders>,
+    /// `listener_manager.lds.*`, made with the server (as Envoy makes them with its
+    /// listener manager), before LDS subscribes once the clusters are initialised.
+    lds_stats: Option<SubscriptionStats>,
 }
 
 /// The node as sent to control planes: the bootstrap's, with the command line's
@@ -120,6 +123,12 @@ impl Dynamic {
             ads: loaded.model.dynamic.ads.clone(),
             federation: loaded.model.dynamic.federation.clone(),
         });
+        let lds_stats = loaded
+            .model
+            .dynamic
+            .lds
+            .as_ref()
+            .map(|_| SubscriptionStats::new("listener_manager.lds."));
         Ok(Self {
             client,
             ctx,
@@ -127,6 +136,7 @@ impl Dynamic {
             clusters,
             listeners,
             rds,
+            lds_stats,
         })
     }
 
@@ -264,7 +274,7 @@ impl Dynamic {
                         providers: self.rds.clone(),
                         ctx: self.ctx.clone(),
                     }),
-                    stats: Some(SubscriptionStats::new("listener_manager.lds.")),
+                    stats: self.lds_stats.clone(),
                     on_initialized: Box::new(move || target.ready()),
                 },
             );
