@@ -34,6 +34,10 @@ pub struct Dynamic {
     /// `listener_manager.lds.*`, made with the server (as Envoy makes them with its
     /// listener manager), before LDS subscribes once the clusters are initialised.
     lds_stats: Option<SubscriptionStats>,
+    /// The CDS / LDS `xdstp://` collection names as subscribed: the locators with the
+    /// bootstrap's `node_context_params` added.
+    cds_collection: Option<String>,
+    lds_collection: Option<String>,
 }
 
 /// The node as sent to control planes: the bootstrap's, with the command line's
@@ -117,9 +121,17 @@ impl Dynamic {
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .with_unknown_fields(unknown_fields),
         );
+        let node = node(loaded);
+        let with_context = |locator: &Option<String>| {
+            locator.as_ref().map(|l| {
+                baton_config::xdstp::with_node_context(l, &node, &loaded.proto.node_context_params)
+            })
+        };
+        let cds_collection = with_context(&loaded.model.dynamic.cds_collection);
+        let lds_collection = with_context(&loaded.model.dynamic.lds_collection);
         let client = XdsClient::new(XdsSettings {
             clusters: clusters.clone(),
-            node: node(loaded),
+            node,
             ads: loaded.model.dynamic.ads.clone(),
             federation: loaded.model.dynamic.federation.clone(),
         });
@@ -137,6 +149,8 @@ impl Dynamic {
             listeners,
             rds,
             lds_stats,
+            cds_collection,
+            lds_collection,
         })
     }
 
@@ -246,7 +260,7 @@ impl Dynamic {
             &source,
             Subscription {
                 type_url: xds::CLUSTER_TYPE,
-                names: collection(self.model.dynamic.cds_collection.as_ref()),
+                names: collection(self.cds_collection.as_ref()),
                 handler: Arc::new(CdsHandler {
                     clusters: self.clusters.clone(),
                     ctx: self.ctx.clone(),
@@ -267,7 +281,7 @@ impl Dynamic {
                 &source,
                 Subscription {
                     type_url: xds::LISTENER_TYPE,
-                    names: collection(self.model.dynamic.lds_collection.as_ref()),
+                    names: collection(self.lds_collection.as_ref()),
                     handler: Arc::new(LdsHandler {
                         listeners: self.listeners.clone(),
                         clusters: self.clusters.clone(),
