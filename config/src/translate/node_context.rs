@@ -65,7 +65,7 @@ fn node_pairs(node: &core_pb::Node, params: &[String]) -> Vec<(String, String)> 
                 _ => String::new(),
             },
             "user_agent_build_version.version" => {
-                let v = build.and_then(|b| b.version.clone()).unwrap_or_default();
+                let v = build.and_then(|b| b.version).unwrap_or_default();
                 format!("{}.{}.{}", v.major_number, v.minor_number, v.patch)
             }
             "metadata" => {
