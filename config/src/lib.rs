@@ -49,6 +49,12 @@ pub mod sds {
     };
 }
 
+/// xDS-TP: [`xdstp::with_node_context`] adds the bootstrap's `node_context_params` to a
+/// collection's name.
+pub mod xdstp {
+    pub use crate::translate::node_context::with_node_context;
+}
+
 /// A loaded bootstrap: the proto as parsed (for `/config_dump`) and the runtime model.
 #[derive(Debug, Clone)]
 pub struct Loaded {

@@ -37,6 +37,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "deferred_stat_options",
             "config_sources",
             "default_config_source",
+            "node_context_params",
         ],
     ),
     // `upstream_bind_config` and `load_stats_config` are not implemented; the outlier

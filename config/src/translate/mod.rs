@@ -21,6 +21,7 @@ mod http_filter;
 mod lb_policy;
 pub(crate) mod listener;
 mod local_reply;
+pub(crate) mod node_context;
 mod ocsp;
 mod overload;
 pub(crate) mod route;

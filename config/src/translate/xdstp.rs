@@ -23,7 +23,7 @@ const LISTENER: &str = "envoy.config.listener.v3.Listener";
 /// Characters Envoy percent-encodes in a path segment of an `xdstp://` name.
 const ID_RESERVED: &[char] = &['%', '#', '?'];
 /// Characters Envoy percent-encodes in a context parameter's key or value.
-const PARAM_RESERVED: &[char] = &['%', '#', '[', ']', '&', '='];
+pub(super) const PARAM_RESERVED: &[char] = &['%', '#', '[', ']', '&', '='];
 
 /// Runtime flag under which Envoy routes xDS-TP singletons through `config_sources`.
 pub(crate) const ROUTE_SINGLETONS_FLAG: &str = model::XDSTP_SINGLETONS_FLAG;
@@ -205,7 +205,7 @@ fn wire_name(prefix: &str, id: &str, params: Option<&str>, directives: Option<&s
 }
 
 /// `%XX` escapes decoded (an invalid escape is kept as written).
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -225,7 +225,7 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// `text` with each of `reserved` written `%XX`.
-fn percent_encode(text: &str, reserved: &[char]) -> String {
+pub(super) fn percent_encode(text: &str, reserved: &[char]) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if reserved.contains(&c) {

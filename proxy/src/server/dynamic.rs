@@ -31,6 +31,13 @@ pub struct Dynamic {
     clusters: Arc<ClusterManager>,
     listeners: Arc<ListenerManager>,
     rds: Arc<RouteConfigProviders>,
+    /// `listener_manager.lds.*`, made with the server (as Envoy makes them with its
+    /// listener manager), before LDS subscribes once the clusters are initialised.
+    lds_stats: Option<SubscriptionStats>,
+    /// The CDS / LDS `xdstp://` collection names as subscribed: the locators with the
+    /// bootstrap's `node_context_params` added.
+    cds_collection: Option<String>,
+    lds_collection: Option<String>,
 }
 
 /// The node as sent to control planes: the bootstrap's, with the command line's
@@ -114,12 +121,26 @@ impl Dynamic {
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .with_unknown_fields(unknown_fields),
         );
+        let node = node(loaded);
+        let with_context = |locator: &Option<String>| {
+            locator.as_ref().map(|l| {
+                baton_config::xdstp::with_node_context(l, &node, &loaded.proto.node_context_params)
+            })
+        };
+        let cds_collection = with_context(&loaded.model.dynamic.cds_collection);
+        let lds_collection = with_context(&loaded.model.dynamic.lds_collection);
         let client = XdsClient::new(XdsSettings {
             clusters: clusters.clone(),
-            node: node(loaded),
+            node,
             ads: loaded.model.dynamic.ads.clone(),
             federation: loaded.model.dynamic.federation.clone(),
         });
+        let lds_stats = loaded
+            .model
+            .dynamic
+            .lds
+            .as_ref()
+            .map(|_| SubscriptionStats::new("listener_manager.lds."));
         Ok(Self {
             client,
             ctx,
@@ -127,6 +148,9 @@ impl Dynamic {
             clusters,
             listeners,
             rds,
+            lds_stats,
+            cds_collection,
+            lds_collection,
         })
     }
 
@@ -236,7 +260,7 @@ impl Dynamic {
             &source,
             Subscription {
                 type_url: xds::CLUSTER_TYPE,
-                names: collection(self.model.dynamic.cds_collection.as_ref()),
+                names: collection(self.cds_collection.as_ref()),
                 handler: Arc::new(CdsHandler {
                     clusters: self.clusters.clone(),
                     ctx: self.ctx.clone(),
@@ -257,14 +281,14 @@ impl Dynamic {
                 &source,
                 Subscription {
                     type_url: xds::LISTENER_TYPE,
-                    names: collection(self.model.dynamic.lds_collection.as_ref()),
+                    names: collection(self.lds_collection.as_ref()),
                     handler: Arc::new(LdsHandler {
                         listeners: self.listeners.clone(),
                         clusters: self.clusters.clone(),
                         providers: self.rds.clone(),
                         ctx: self.ctx.clone(),
                     }),
-                    stats: Some(SubscriptionStats::new("listener_manager.lds.")),
+                    stats: self.lds_stats.clone(),
                     on_initialized: Box::new(move || target.ready()),
                 },
             );

@@ -1,9 +1,10 @@
 //! Envoy's xDS stats: per subscription (`cluster_manager.cds.*`, `listener_manager.lds.*`,
 //! `http.<prefix>.rds.<name>.*`, `cluster.<name>.*` for EDS) and per control-plane
 //! connection (`control_plane.*`). `version` is the xxHash64 of the accepted
-//! `version_info`, as Envoy reports it.
+//! `version_info`, as Envoy reports it, and the text readout `version_text` the
+//! `version_info` itself.
 
-use baton_shared_stats::{Counter, Gauge};
+use baton_shared_stats::{Counter, Gauge, TextReadout};
 
 use crate::stats::Scope;
 
@@ -24,6 +25,8 @@ pub struct SubscriptionStats {
     pub init_fetch_timeout: Counter,
     /// `version`
     pub version: Gauge,
+    /// `version_text`: empty until a response is accepted; a NACK leaves it.
+    pub version_text: TextReadout,
 }
 
 impl std::fmt::Debug for SubscriptionStats {
@@ -44,12 +47,14 @@ impl SubscriptionStats {
             update_empty: s.counter("update_empty"),
             init_fetch_timeout: s.counter("init_fetch_timeout"),
             version: s.gauge_never_import("version"),
+            version_text: crate::stats::store().text_readout(&format!("{prefix}version_text")),
         }
     }
 
     /// A response was accepted with `version_info`.
     pub fn accepted(&self, version_info: &str) {
         self.update_success.inc();
+        self.version_text.set(version_info);
         self.version
             .set(xxhash_rust::xxh64::xxh64(version_info.as_bytes(), 0));
     }
