@@ -137,6 +137,21 @@ pub fn with_http2_upstream(mut cluster: Value) -> Value {
     cluster
 }
 
+/// Listener `http` answering every request 200 `ok` itself; no clusters.
+pub fn direct_ok_proxy() -> Value {
+    bootstrap(
+        vec![http_listener(
+            "http",
+            route_config(vec![vhost(
+                "all",
+                &["*"],
+                vec![direct_route("/", 200, "ok")],
+            )]),
+        )],
+        vec![],
+    )
+}
+
 /// The common case: listener `http` routing everything (any domain) to cluster `backend`
 /// over `upstreams`.
 pub fn simple_proxy(upstreams: &[SocketAddr]) -> Value {

@@ -2,7 +2,6 @@
 //! errors naming path and line with the v3 hint for v2-era fields, nothing bound), and
 //! `--config-yaml`.
 
-use baton_tests::config::{bootstrap, direct_route, http_listener, route_config, vhost};
 use baton_tests::{is_envoy, run_to_completion, TempDir};
 
 fn combined(out: &str, err: &str) -> String {
@@ -29,17 +28,7 @@ fn version_prints_and_exits_zero() -> anyhow::Result<()> {
 }
 
 fn valid_config() -> serde_json::Value {
-    bootstrap(
-        vec![http_listener(
-            "http",
-            route_config(vec![vhost(
-                "all",
-                &["*"],
-                vec![direct_route("/", 200, "ok")],
-            )]),
-        )],
-        vec![],
-    )
+    baton_tests::config::direct_ok_proxy()
 }
 
 #[test]

@@ -2,21 +2,10 @@
 //! with a meaning in Baton are checked for their effect (`--stats-tag`,
 //! `--allow-unknown-static-fields`, `--ignore_rest`), and bad values exit 1 as in Envoy.
 
-use baton_tests::config::{bootstrap, direct_route, http_listener, route_config, vhost};
 use baton_tests::{get, is_envoy, run_to_completion, Proxy, StartOptions};
 
 fn serving_config() -> serde_json::Value {
-    bootstrap(
-        vec![http_listener(
-            "http",
-            route_config(vec![vhost(
-                "all",
-                &["*"],
-                vec![direct_route("/", 200, "ok")],
-            )]),
-        )],
-        vec![],
-    )
+    baton_tests::config::direct_ok_proxy()
 }
 
 async fn start_with_args(config: &serde_json::Value, args: &[&str]) -> anyhow::Result<Proxy> {

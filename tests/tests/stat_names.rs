@@ -139,27 +139,12 @@ async fn stat_names_match_envoys_but_for_the_listed_gap() -> anyhow::Result<()> 
     Ok(())
 }
 
-/// An HTTP listener answering 200 `ok` itself.
-fn direct_ok() -> serde_json::Value {
-    bootstrap(
-        vec![http_listener(
-            "http",
-            route_config(vec![vhost(
-                "all",
-                &["*"],
-                vec![baton_tests::config::direct_route("/", 200, "ok")],
-            )]),
-        )],
-        vec![],
-    )
-}
-
 /// Values of the server-level stats Envoy 1.40 shows on a plain bootstrap (measured):
 /// the workers started, the initialisation time recorded once, the counters of events
 /// neither proxy has here at 0.
 #[tokio::test]
 async fn server_level_values_match_envoys() -> anyhow::Result<()> {
-    let proxy = Proxy::start(&direct_ok()).await?;
+    let proxy = Proxy::start(&baton_tests::config::direct_ok_proxy()).await?;
     assert_eq!(
         proxy.stat("listener_manager.workers_started").await?,
         Some(1)
@@ -197,7 +182,7 @@ async fn server_level_values_match_envoys() -> anyhow::Result<()> {
 /// from the start, and they add up to the listener's own counts.
 #[tokio::test]
 async fn per_worker_listener_counts_add_up() -> anyhow::Result<()> {
-    let proxy = Proxy::start(&direct_ok()).await?;
+    let proxy = Proxy::start(&baton_tests::config::direct_ok_proxy()).await?;
     let addr = proxy.listener_addr("http").await?;
     // Named after the configured address (port 0), as Envoy names it.
     let prefix = "listener.127.0.0.1_0".to_string();

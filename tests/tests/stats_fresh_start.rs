@@ -7,9 +7,7 @@
 
 mod hot_restart_support;
 
-use baton_tests::config::{
-    bootstrap, direct_route, http_listener, route_config, simple_proxy, vhost,
-};
+use baton_tests::config::simple_proxy;
 use baton_tests::{client, is_envoy, EchoUpstream};
 use hot_restart_support::{Service, EXIT_TIMEOUT};
 use nix::sys::signal::Signal;
@@ -32,17 +30,7 @@ async fn stats_text(generation: &hot_restart_support::Generation) -> anyhow::Res
 
 /// A config with another shape: no cluster `backend`, same HCM prefix.
 fn other_config() -> serde_json::Value {
-    bootstrap(
-        vec![http_listener(
-            "http",
-            route_config(vec![vhost(
-                "all",
-                &["*"],
-                vec![direct_route("/", 200, "ok")],
-            )]),
-        )],
-        vec![],
-    )
+    baton_tests::config::direct_ok_proxy()
 }
 
 async fn earlier_run_then_fresh_start(stop: Signal) -> anyhow::Result<()> {

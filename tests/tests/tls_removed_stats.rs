@@ -9,7 +9,7 @@
 
 mod xds_support;
 
-use baton_tests::config::{direct_route, route_config, upstream_tls, vhost, XdsTransport};
+use baton_tests::config::{upstream_tls, XdsTransport};
 use baton_tests::tls::{self, ClientOptions, TestCa};
 use baton_tests::xds::{resources, ControlPlane, CLUSTER_TYPE, LISTENER_TYPE};
 use baton_tests::{Proxy, TempDir};
@@ -21,28 +21,15 @@ const NO_CERTIFICATE_DAYS: u64 = 4_294_967_295;
 
 /// Listener `https` on `port` serving `cert_pem` / `key_pem` (configured inline).
 fn tls_listener(port: u16, cert_pem: &str, key_pem: &str) -> Value {
-    let mut listener = resources::inline_listener(
-        "https",
+    sds::tls_listener_with(
         port,
-        route_config(vec![vhost(
-            "all",
-            &["*"],
-            vec![direct_route("/", 200, "ok")],
-        )]),
-    );
-    listener["filter_chains"][0]["transport_socket"] = json!({
-        "name": "envoy.transport_sockets.tls",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-            "common_tls_context": {
-                "tls_certificates": [{
-                    "certificate_chain": { "inline_string": cert_pem },
-                    "private_key": { "inline_string": key_pem },
-                }],
-            },
-        },
-    });
-    listener
+        json!({
+            "tls_certificates": [{
+                "certificate_chain": { "inline_string": cert_pem },
+                "private_key": { "inline_string": key_pem },
+            }],
+        }),
+    )
 }
 
 /// Cluster `tls_up` verifying its upstream against `ca_pem` (never connected to).

@@ -30,6 +30,20 @@ pub fn tls_listener(port: u16) -> Value {
 
 /// Listener `https` on `port` whose certificate comes from `sds_config`.
 pub fn tls_listener_from(port: u16, sds_config: Value) -> Value {
+    tls_listener_with(
+        port,
+        json!({
+            "tls_certificate_sds_secret_configs": [{
+                "name": SECRET,
+                "sds_config": sds_config,
+            }],
+        }),
+    )
+}
+
+/// Listener `https` on `port` answering 200 `ok`: one TLS chain with this
+/// `common_tls_context`.
+pub fn tls_listener_with(port: u16, common_tls_context: Value) -> Value {
     let mut listener = resources::inline_listener(
         "https",
         port,
@@ -43,12 +57,7 @@ pub fn tls_listener_from(port: u16, sds_config: Value) -> Value {
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-            "common_tls_context": {
-                "tls_certificate_sds_secret_configs": [{
-                    "name": SECRET,
-                    "sds_config": sds_config,
-                }],
-            },
+            "common_tls_context": common_tls_context,
         },
     });
     listener
