@@ -77,13 +77,20 @@ fn test_cert(svc: &Service) -> anyhow::Result<TestCert> {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_resume_across_a_hot_restart() -> anyhow::Result<()> {
-    let svc = Service::new()?;
-    let cert = test_cert(&svc)?;
+/// A TLS listener config (`tls_config` with a fresh certificate and ports) written into
+/// the service's directory: (admin port, listener port, config path).
+fn write_tls_config(svc: &Service) -> anyhow::Result<(u16, u16, std::path::PathBuf)> {
+    let cert = test_cert(svc)?;
     let admin_port = baton_tests::config::free_port()?;
     let port = baton_tests::config::free_port()?;
     let config = svc.write_config("config", &tls_config(&cert, admin_port, port))?;
+    Ok((admin_port, port, config))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_resume_across_a_hot_restart() -> anyhow::Result<()> {
+    let svc = Service::new()?;
+    let (admin_port, port, config) = write_tls_config(&svc)?;
     let mut gen0 = svc.start(0, &config, &[]).await?;
     let addr = gen0.listener_addr("https").await?;
     let client = tls::client_config(&ClientOptions::sni("localhost"))?;
@@ -129,10 +136,7 @@ async fn sessions_resume_across_a_hot_restart() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tls_listener_through_reloads_under_load_fails_no_handshake() -> anyhow::Result<()> {
     let svc = Service::new()?;
-    let cert = test_cert(&svc)?;
-    let admin_port = baton_tests::config::free_port()?;
-    let port = baton_tests::config::free_port()?;
-    let config = svc.write_config("config", &tls_config(&cert, admin_port, port))?;
+    let (_, _, config) = write_tls_config(&svc)?;
     let mut previous = svc.start(0, &config, &[]).await?;
     let addr = previous.listener_addr("https").await?;
 
@@ -217,10 +221,7 @@ async fn tls_listener_through_reloads_under_load_fails_no_handshake() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_left_out_by_the_new_generation_leaves_its_stats() -> anyhow::Result<()> {
     let svc = Service::new()?;
-    let cert = test_cert(&svc)?;
-    let admin_port = baton_tests::config::free_port()?;
-    let port = baton_tests::config::free_port()?;
-    let config = svc.write_config("config", &tls_config(&cert, admin_port, port))?;
+    let (admin_port, port, config) = write_tls_config(&svc)?;
     let mut gen0 = svc.start(0, &config, &[]).await?;
     let addr = gen0.listener_addr("https").await?;
     let client = tls::client_config(&ClientOptions::sni("localhost"))?;

@@ -30,6 +30,12 @@ sotw_and_delta!(
 );
 
 /// The listener's `server_ssl_socket_factory.ssl_context_update_by_sds`.
+/// The control plane's version "1": no clusters, `listener` alone.
+fn serve_no_clusters_and(cp: &ControlPlane, listener: serde_json::Value) -> anyhow::Result<()> {
+    cp.set(CLUSTER_TYPE, "1", vec![])?;
+    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)
+}
+
 fn update_by_sds(port: u16) -> String {
     format!("listener.127.0.0.1_{port}.server_ssl_socket_factory.ssl_context_update_by_sds")
 }
@@ -60,12 +66,7 @@ async fn listener_certificate_over_ads_rotates_in_place(
     );
     let cp = ControlPlane::start().await?;
     let port = baton_tests::config::free_port()?;
-    cp.set(CLUSTER_TYPE, "1", vec![])?;
-    cp.set(
-        LISTENER_TYPE,
-        "1",
-        resources::listeners(&[tls_listener(port)])?,
-    )?;
+    serve_no_clusters_and(&cp, tls_listener(port))?;
     let proxy = start_unready(&bootstrap(&cp, transport)).await?;
     let expiration =
         format!("listener.127.0.0.1_{port}.ssl.certificate.{SECRET}.expiration_unix_time_seconds");
@@ -177,12 +178,7 @@ async fn listener_certificate_over_its_own_sds_stream(
         },
         "resource_api_version": "V3",
     });
-    cp.set(CLUSTER_TYPE, "1", vec![])?;
-    cp.set(
-        LISTENER_TYPE,
-        "1",
-        resources::listeners(&[tls_listener_from(port, sds_config)])?,
-    )?;
+    serve_no_clusters_and(&cp, tls_listener_from(port, sds_config))?;
     let proxy = start_unready(&bootstrap(&cp, transport)).await?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let request = cp
@@ -261,8 +257,7 @@ async fn client_ca_over_ads_rotates(transport: XdsTransport) -> anyhow::Result<(
         "name": "client_ca",
         "sds_config": { "ads": {}, "resource_api_version": "V3" },
     });
-    cp.set(CLUSTER_TYPE, "1", vec![])?;
-    cp.set(LISTENER_TYPE, "1", resources::listeners(&[listener])?)?;
+    serve_no_clusters_and(&cp, listener)?;
     cp.set(
         SECRET_TYPE,
         "1",
@@ -309,12 +304,7 @@ async fn listener_stops_waiting_after_the_initial_fetch_timeout() -> anyhow::Res
         "resource_api_version": "V3",
         "initial_fetch_timeout": "1s",
     });
-    cp.set(CLUSTER_TYPE, "1", vec![])?;
-    cp.set(
-        LISTENER_TYPE,
-        "1",
-        resources::listeners(&[tls_listener_from(port, sds_config)])?,
-    )?;
+    serve_no_clusters_and(&cp, tls_listener_from(port, sds_config))?;
     let proxy = start_unready(&bootstrap(&cp, XdsTransport::Sotw)).await?;
     baton_tests::eventually(XDS_TIMEOUT, || async {
         Ok((ready_status(&proxy).await? == 200).then_some(()))
@@ -345,12 +335,7 @@ async fn sds_counters_through_updates_and_a_nack(transport: XdsTransport) -> any
     let (a, b, c) = (issue("a")?, issue("b")?, issue("c")?);
     let cp = ControlPlane::start().await?;
     let port = baton_tests::config::free_port()?;
-    cp.set(CLUSTER_TYPE, "1", vec![])?;
-    cp.set(
-        LISTENER_TYPE,
-        "1",
-        resources::listeners(&[tls_listener(port)])?,
-    )?;
+    serve_no_clusters_and(&cp, tls_listener(port))?;
     let proxy = start_unready(&bootstrap(&cp, transport)).await?;
     let delta = transport == XdsTransport::Delta;
     let factory = update_by_sds(port);
