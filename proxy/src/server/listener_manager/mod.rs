@@ -380,8 +380,10 @@ impl ListenerManager {
                     .cloned()
                     .collect();
                 info!(listener = %name, drained_chains = gone.len(), "listener updated in place");
-                self.stats.listener_in_place_updated.inc();
+                // Counted once the gone chains drain, so whoever sees the count sees
+                // their connections already told to close.
                 self.drain_chains(&mut inner, name, gone);
+                self.stats.listener_in_place_updated.inc();
             }
             (Some((socket, local_addr)), existing) => {
                 if let Err(e) = listen(&socket, w.snapshot.model.listen_backlog()) {
