@@ -285,6 +285,11 @@ impl ResourceDump {
     pub fn json(&self) -> serde_json::Value {
         resource_json(&self.0)
     }
+
+    /// Whether `other` is the same resource, byte for byte.
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.0.type_url == other.0.type_url && self.0.value == other.0.value
+    }
 }
 
 /// Envoy-style JSON of one resource (proto field names, `@type` inlined) for

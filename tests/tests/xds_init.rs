@@ -1,7 +1,9 @@
 //! xDS initialisation and warming, each over ADS state of the world and delta: a CDS
 //! response that is delayed keeps the server INITIALIZING (`/ready` 503, LDS not even
 //! asked, nothing listening), an LDS that never answers ends with `initial_fetch_timeout`,
-//! and a listener added later with its routes delayed stays warming, not accepting.
+//! and a listener added later with its routes delayed stays warming, not accepting; a
+//! CDS response is ACKed at once during initialisation and only once its clusters warmed
+//! afterwards.
 
 mod xds_support;
 
@@ -19,6 +21,7 @@ sotw_and_delta!(
     delayed_cds_keeps_server_initializing,
     lds_never_answered_goes_live_after_initial_fetch_timeout,
     listener_added_with_delayed_rds_warms_until_routes_arrive,
+    cds_ack_waits_for_warming_only_after_initialization,
 );
 
 /// How long the tests watch a state that must not change (a bound for the observation,
@@ -134,6 +137,8 @@ async fn lds_never_answered_goes_live_after_initial_fetch_timeout(
         Some(&1)
     );
     assert_eq!(stats.get("listener_manager.lds.update_success"), Some(&0));
+    // The initial request and the timeout are each an attempt.
+    assert_eq!(stats.get("listener_manager.lds.update_attempt"), Some(&2));
     assert_eq!(
         stats.get("listener_manager.total_listeners_active"),
         Some(&0)
@@ -210,5 +215,60 @@ async fn listener_added_with_delayed_rds_warms_until_routes_arrive(
         Some(&2)
     );
     assert_eq!(stats.get("listener_manager.listener_added"), Some(&2));
+    Ok(())
+}
+
+/// Measured on Envoy 1.40: while the cluster manager initialises, a CDS response adding
+/// an EDS cluster is ACKed at once, after the cluster's EDS request and while the
+/// cluster still warms; after initialisation, a CDS response adding an EDS cluster is
+/// not ACKed until that cluster has its assignment. (A control plane that sends EDS
+/// only after the CDS ACK so does not wait out `initial_fetch_timeout` at start.)
+async fn cds_ack_waits_for_warming_only_after_initialization(
+    transport: XdsTransport,
+) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    let mut proxy = start_unready(&bootstrap(&cp, transport)).await?;
+    set_clusters(&cp, "1", &["backend"])?;
+    let ack = cp.wait_for_ack(CLUSTER_TYPE, "1", XDS_TIMEOUT).await?;
+    let eds_request = cp
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.type_url == ENDPOINT_TYPE
+                && (r.resource_names.iter().chain(&r.subscribe)).any(|n| n == "backend")
+        })
+        .ok_or_else(|| anyhow::anyhow!("no EDS request for backend"))?;
+    assert!(
+        eds_request.index < ack.index,
+        "the EDS request (#{}) goes out before the CDS ACK (#{})",
+        eds_request.index,
+        ack.index
+    );
+    assert_eq!(
+        proxy.stat("cluster_manager.warming_clusters").await?,
+        Some(1),
+        "the CDS ACK did not wait for the cluster to warm"
+    );
+
+    set_all(&cp, "1", &[a.addr()], 0)?;
+    wait_all_acked(&cp, "1").await?;
+    proxy.wait_ready().await?;
+    set_clusters(&cp, "2", &["backend", "second"])?;
+    let held = cp.wait_for_answer(CLUSTER_TYPE, "2", OBSERVE).await;
+    assert!(
+        held.is_err(),
+        "CDS 2 answered while `second` warms: {held:?}"
+    );
+    set_endpoints(
+        &cp,
+        "2",
+        &[("backend", &[a.addr()]), ("second", &[a.addr()])],
+    )?;
+    cp.wait_for_ack(CLUSTER_TYPE, "2", XDS_TIMEOUT).await?;
+    assert_eq!(
+        proxy.stat("cluster_manager.warming_clusters").await?,
+        Some(0)
+    );
     Ok(())
 }

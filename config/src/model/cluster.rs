@@ -313,7 +313,7 @@ pub struct UpstreamAutoSni {
 }
 
 /// `load_assignment` (or an EDS `ClusterLoadAssignment`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadAssignment {
     /// `endpoints[]` (localities).
     pub localities: Vec<LocalityEndpoints>,
@@ -334,7 +334,7 @@ impl Default for LoadAssignment {
 }
 
 /// `load_assignment.endpoints[]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LocalityEndpoints {
     /// `locality` as `region/zone/sub_zone` (may be empty).
     pub locality: String,
@@ -347,7 +347,7 @@ pub struct LocalityEndpoints {
 }
 
 /// `lb_endpoints[]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
     /// `endpoint.address` (`socket_address` or `pipe`)
     pub address: EndpointAddress,

@@ -16,7 +16,7 @@ use baton_config::model::RouteConfig;
 use tokio::sync::watch;
 
 use super::router::RouteTable;
-use crate::xds::SubscriptionStats;
+use crate::xds::{SubscriptionKind, SubscriptionStats};
 
 /// A connection manager's route table: fixed, or from RDS.
 #[derive(Debug)]
@@ -71,10 +71,13 @@ impl RouteConfigProvider {
             table: ArcSwap::from_pointee(RouteTable::empty()),
             ready: watch::channel(false).0,
             meta: Mutex::new(None),
-            stats: SubscriptionStats::new(&format!(
-                "http.{stat_prefix}.rds.{}.",
-                baton_config::model::sanitize_stat_name(name)
-            )),
+            stats: SubscriptionStats::new(
+                &format!(
+                    "http.{stat_prefix}.rds.{}.",
+                    baton_config::model::sanitize_stat_name(name)
+                ),
+                SubscriptionKind::Rds,
+            ),
             initial_fetch_timeout,
         }
     }
@@ -90,10 +93,17 @@ impl RouteConfigProvider {
     }
 
     /// Applies a route configuration from RDS: new requests use it at once.
-    pub fn update(&self, config: Arc<RouteConfig>, meta: RouteConfigMeta) {
+    /// Returns whether the resource differs from the last one (`config_reload`).
+    pub fn update(&self, config: Arc<RouteConfig>, meta: RouteConfigMeta) -> bool {
         self.table.store(Arc::new(RouteTable::new(config)));
-        *self.meta.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta);
+        let mut slot = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = slot
+            .as_ref()
+            .is_none_or(|old| !old.config_dump.same_as(&meta.config_dump));
+        *slot = Some(meta);
+        drop(slot);
         self.ready.send_replace(true);
+        changed
     }
 
     /// The initial fetch timed out (or the resource was removed before it came): the
@@ -116,7 +126,7 @@ impl RouteConfigProvider {
             Some(t) => {
                 if tokio::time::timeout(t, wait).await.is_err() {
                     tracing::warn!(route_config = %self.name, "RDS initial fetch timed out; listeners stop waiting for it");
-                    self.stats.init_fetch_timeout.inc();
+                    self.stats.fetch_timed_out();
                     self.give_up_waiting();
                 }
             }

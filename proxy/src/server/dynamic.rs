@@ -21,7 +21,7 @@ use super::listener_manager::ListenerManager;
 use super::xds_handlers::{CdsHandler, EdsHandler, LdsHandler, RdsHandler};
 use crate::http::rds::RouteConfigProviders;
 use crate::upstream::ClusterManager;
-use crate::xds::{self, Subscription, SubscriptionStats, XdsClient, XdsSettings};
+use crate::xds::{self, Subscription, SubscriptionKind, SubscriptionStats, XdsClient, XdsSettings};
 
 /// Subscriptions of one server.
 pub struct Dynamic {
@@ -140,7 +140,7 @@ impl Dynamic {
             .dynamic
             .lds
             .as_ref()
-            .map(|_| SubscriptionStats::new("listener_manager.lds."));
+            .map(|_| SubscriptionStats::new("listener_manager.lds.", SubscriptionKind::Lds));
         Ok(Self {
             client,
             ctx,
@@ -264,8 +264,12 @@ impl Dynamic {
                 handler: Arc::new(CdsHandler {
                     clusters: self.clusters.clone(),
                     ctx: self.ctx.clone(),
+                    init: init.clone(),
                 }),
-                stats: Some(SubscriptionStats::new("cluster_manager.cds.")),
+                stats: Some(SubscriptionStats::new(
+                    "cluster_manager.cds.",
+                    SubscriptionKind::Cds,
+                )),
                 on_initialized: Box::new(move || target.ready()),
             },
         );

@@ -16,6 +16,7 @@ use baton_config::resource::{self, ResourceContext, ResourceError};
 use baton_proto::pb::envoy::config::listener::v3 as listener_pb;
 use prost::Message;
 
+use super::init::{InitManager, InitPhase};
 use super::listener_manager::{ListenerError, ListenerManager, ListenerMeta};
 use crate::http::rds::{RouteConfigMeta, RouteConfigProviders};
 use crate::listener::ListenerHashes;
@@ -57,12 +58,21 @@ pub struct CdsHandler {
     pub clusters: Arc<ClusterManager>,
     /// Translation context.
     pub ctx: Arc<ResourceContext>,
+    /// The server's initialisation (the ACK waits for warming only once the cluster
+    /// manager has initialised).
+    pub init: InitManager,
 }
 
 impl ResourceHandler for CdsHandler {
+    /// Measured on Envoy 1.40: while the cluster manager initialises, a CDS response is
+    /// ACKed at once (after the EDS requests of the clusters it added), even if they
+    /// still warm; afterwards the ACK waits until the clusters it added have warmed.
     fn ack_barrier(
         &self,
     ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+        if self.init.phase() <= InitPhase::CdsClusters {
+            return None;
+        }
         let clusters = self.clusters.clone();
         Some(Box::pin(async move { clusters.wait_warm().await }))
     }
@@ -132,19 +142,29 @@ pub struct EdsHandler {
 }
 
 impl ResourceHandler for EdsHandler {
+    fn initial_fetch_failed(&self) {
+        self.clusters.eds_fetch_timed_out();
+    }
+
     fn apply(&self, update: Update) -> HandlerFuture<'_> {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let mut errors = Vec::new();
             let mut assignments = Vec::with_capacity(update.resources.len());
             for r in &update.resources {
                 match resource::cluster_load_assignment(&self.ctx, &r.any) {
                     Ok(cla) => assignments.push((cla.cluster_name, Arc::new(cla.load_assignment))),
-                    Err(e) => errors.push(e.to_string()),
+                    Err(e) => {
+                        self.clusters
+                            .reject_assignment(&r.name, !update.state_of_the_world);
+                        errors.push(e.to_string());
+                    }
                 }
             }
-            self.clusters.set_assignments(assignments);
+            self.clusters
+                .set_assignments(assignments, &update.version_info, started);
             for name in &update.removed {
-                self.clusters.remove_assignment(name);
+                self.clusters.remove_assignment(name, &update.version_info);
             }
             if errors.is_empty() {
                 Ok(())
@@ -273,6 +293,7 @@ pub struct RdsHandler {
 impl ResourceHandler for RdsHandler {
     fn apply(&self, update: Update) -> HandlerFuture<'_> {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let known = |c: &str| self.clusters.has_cluster(c);
             let mut errors = Vec::new();
             for r in &update.resources {
@@ -282,7 +303,7 @@ impl ResourceHandler for RdsHandler {
                 match resource::route_configuration(&self.ctx, &r.any, &known) {
                     Ok(model) => {
                         provider.stats().update_attempt.inc();
-                        provider.update(
+                        let reloaded = provider.update(
                             Arc::new(model),
                             RouteConfigMeta {
                                 version_info: update.version_info.clone(),
@@ -290,11 +311,15 @@ impl ResourceHandler for RdsHandler {
                                 config_dump: resource::ResourceDump::shared(r.any.clone()),
                             },
                         );
-                        provider.stats().accepted(&update.version_info);
+                        provider.stats().accepted(
+                            &update.version_info,
+                            started.elapsed(),
+                            reloaded,
+                        );
                     }
                     Err(e) => {
                         provider.stats().update_attempt.inc();
-                        provider.stats().update_rejected.inc();
+                        provider.stats().rejected(!update.state_of_the_world);
                         errors.push(e.to_string());
                     }
                 }

@@ -6,12 +6,14 @@
 mod admin;
 mod codec;
 mod codes;
+mod eds;
 mod scopes;
 mod server;
 
 pub use admin::AdminListenerStats;
 pub use codec::{downstream_http2, http1, Http2CodecStats};
 pub use codes::{OriginStats, ResponseCodeStats};
+pub use eds::EdsStats;
 pub use scopes::{
     ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,
     ListenerManagerStats, ListenerStats, TcpProxyStats, WorkerListenerStats, ZoneStats,
@@ -123,6 +125,11 @@ impl Scope {
     /// `prefix + name` as a histogram (milliseconds, Envoy's buckets).
     pub fn histogram(&self, name: &str) -> Histogram {
         self.with_full_name(name, |full| self.store.histogram(full))
+    }
+
+    /// `prefix + name` as a text readout.
+    pub fn text_readout(&self, name: &str) -> baton_shared_stats::TextReadout {
+        self.with_full_name(name, |full| self.store.text_readout(full))
     }
 
     /// Resolves several names under this prefix in one batch: one hold of the store's

@@ -8,7 +8,7 @@ use baton_shared_stats::{Counter, Gauge, Histogram, ScopeLease, StatsStore};
 
 use super::codec::Http2CodecStats;
 use super::codes::{OriginStats, ResponseCodeStats};
-use super::{Scope, StatusClassCounters};
+use super::{EdsStats, Scope, StatusClassCounters};
 
 /// `listener.<address>.*` (the prefix comes from the listener model, e.g.
 /// `listener.127.0.0.1_10000.`).
@@ -338,6 +338,17 @@ pub struct ClusterStats {
     pub update_no_rebuild: Counter,
     /// `update_empty` (kept at 0, as Envoy's DNS clusters keep it).
     pub update_empty: Counter,
+    /// `version`: xxHash64 of the last accepted EDS `version_info` (0 for other clusters).
+    pub version: Gauge,
+    /// `warming_state`: 1 while a cluster added through CDS warms.
+    pub warming_state: Gauge,
+    /// `membership_excluded` (0: no health checker excludes hosts yet).
+    pub membership_excluded: Gauge,
+    /// `assignment_stale`, `assignment_timeout_received`, `assignment_use_cached`: 0, as
+    /// Envoy's without `endpoint_stale_after` (refused) or LEDS (not supported).
+    _assignment: [Counter; 3],
+    /// The EDS subscription's own names, created for EDS clusters.
+    eds: OnceLock<EdsStats>,
     /// `external.*` (requests without `x-envoy-internal: true`), created on first use.
     external: OnceLock<OriginStats>,
     /// `internal.*`, created on first use.
@@ -419,11 +430,55 @@ impl ClusterStats {
             update_failure: s.counter("update_failure"),
             update_no_rebuild: s.counter("update_no_rebuild"),
             update_empty: s.counter("update_empty"),
+            version: s.gauge_never_import("version"),
+            warming_state: s.gauge_never_import("warming_state"),
+            membership_excluded: s.gauge_never_import("membership_excluded"),
+            _assignment: [
+                s.counter("assignment_stale"),
+                s.counter("assignment_timeout_received"),
+                s.counter("assignment_use_cached"),
+            ],
+            eds: OnceLock::new(),
             external: OnceLock::new(),
             internal: OnceLock::new(),
             http2: OnceLock::new(),
             scope: scope.clone(),
         }
+    }
+
+    /// The EDS subscription's names (created on the first call).
+    pub fn eds(&self) -> &EdsStats {
+        self.eds.get_or_init(|| EdsStats::new(&self.scope))
+    }
+
+    /// An EDS assignment with `version_info` was applied in `took`; `unchanged`: its
+    /// hosts were those the cluster had (`update_no_rebuild`).
+    pub fn eds_accepted(&self, version_info: &str, unchanged: bool, took: std::time::Duration) {
+        self.update_attempt.inc();
+        self.update_success.inc();
+        if unchanged {
+            self.update_no_rebuild.inc();
+        }
+        self.version
+            .set(xxhash_rust::xxh64::xxh64(version_info.as_bytes(), 0));
+        self.eds().accepted(version_info, took);
+    }
+
+    /// An EDS assignment for this cluster was NACKed (`delta`: over the incremental
+    /// protocol, where Envoy counts two attempts for it).
+    pub fn eds_rejected(&self, delta: bool) {
+        self.update_attempt.inc();
+        if delta {
+            self.update_attempt.inc();
+        }
+        self.eds().update_rejected.inc();
+    }
+
+    /// The EDS subscription's first assignment did not come in time: Envoy counts an
+    /// attempt with the timeout.
+    pub fn eds_fetch_timed_out(&self) {
+        self.update_attempt.inc();
+        self.eds().init_fetch_timeout.inc();
     }
 
     /// `cluster.<name>.http2.*` (created on the first call).

@@ -151,7 +151,7 @@ impl XdsClient {
                 if init.fire() {
                     warn!(%type_url, ?timeout, "xDS initial fetch timed out; continuing without it");
                     if let Some(st) = stats {
-                        st.init_fetch_timeout.inc();
+                        st.fetch_timed_out();
                     }
                     handler.initial_fetch_failed();
                 }
@@ -232,6 +232,7 @@ impl XdsClient {
         let names = sub.names.as_ref().map(|rx| rx.borrow().clone());
         let mut type_sub = TypeSub::new(sub.type_url, names, sub.handler, sub.stats, sub.init);
         type_sub.accepted = self.accepted.clone();
+        type_sub.names_watch = sub.names.clone();
         type_sub.inherited = self
             .inherited
             .lock()

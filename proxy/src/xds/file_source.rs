@@ -80,6 +80,7 @@ pub(super) async fn watch_file(
     let watched = watched_directory.is_some();
     let mut last = None;
     let mut first = true;
+    let mut last_fingerprint = None;
     loop {
         let stamp = watch_stamp(&path, watched);
         if first || (stamp.is_some() && stamp != last) {
@@ -95,17 +96,21 @@ pub(super) async fn watch_file(
             match loaded {
                 Ok(update) => {
                     let version = update.version_info.clone();
+                    let fingerprint = update.fingerprint();
+                    let started = std::time::Instant::now();
                     match handler.apply(update).await {
                         Ok(()) => {
                             info!(path = %path.display(), %version, "xDS file applied");
                             if let Some(st) = &stats {
-                                st.accepted(&version);
+                                let reloaded = last_fingerprint != Some(fingerprint);
+                                st.accepted(&version, started.elapsed(), reloaded);
                             }
+                            last_fingerprint = Some(fingerprint);
                         }
                         Err(e) => {
                             warn!(path = %path.display(), error = %e, "xDS file rejected");
                             if let Some(st) = &stats {
-                                st.update_rejected.inc();
+                                st.rejected(false);
                             }
                         }
                     }

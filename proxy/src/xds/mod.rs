@@ -33,7 +33,7 @@ use std::pin::Pin;
 
 pub use client::{Subscription, XdsClient, XdsSettings};
 pub use inherit::{AcceptedState, Inherited};
-pub use stats::SubscriptionStats;
+pub use stats::{SubscriptionKind, SubscriptionStats};
 
 /// Type URL of CDS resources.
 pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
@@ -71,6 +71,25 @@ pub struct Update {
     pub removed: Vec<String>,
     /// True for SotW (the response is the whole set).
     pub state_of_the_world: bool,
+}
+
+impl Update {
+    /// What the update says, as one number: an accepted update whose fingerprint
+    /// differs from the last one's changed the config (`config_reload`). Over delta
+    /// every update that adds, changes or removes something does.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+        for r in &self.resources {
+            h.update(r.name.as_bytes());
+            h.update(&[0]);
+            h.update(&r.any.value);
+        }
+        for name in &self.removed {
+            h.update(name.as_bytes());
+            h.update(&[1]);
+        }
+        h.digest()
+    }
 }
 
 /// A future a handler returns.

@@ -88,6 +88,12 @@ pub(crate) struct TypeSub {
     pub(crate) inherited: Option<Update>,
     /// Where accepted updates are recorded (for a successor generation).
     pub(crate) accepted: Arc<AcceptedState>,
+    /// The source of `names` (EDS and RDS): read again before a response on this
+    /// stream is answered, so a CDS response's new EDS names go out before its ACK, as
+    /// Envoy sends them.
+    pub(crate) names_watch: Option<tokio::sync::watch::Receiver<Vec<String>>>,
+    /// SotW: [`Update::fingerprint`] of the last accepted update (`config_reload`).
+    fingerprint: Option<u64>,
 }
 
 impl TypeSub {
@@ -111,6 +117,8 @@ impl TypeSub {
             announced: false,
             inherited: None,
             accepted: Arc::new(AcceptedState::default()),
+            names_watch: None,
+            fingerprint: None,
         }
     }
 
@@ -239,8 +247,9 @@ async fn fall_back(sub: &mut TypeSub, stats: &ControlPlaneStats) {
                 sub.accepted.record(sub.type_url, &recorded);
                 sub.version = version_info.clone();
                 sub.versions = versions.into_iter().collect();
+                sub.fingerprint = Some(recorded.fingerprint());
                 if let Some(st) = &sub.stats {
-                    st.accepted(&version_info);
+                    st.accepted(&version_info, std::time::Duration::ZERO, true);
                 }
             }
             Err(e) => {
@@ -262,7 +271,7 @@ async fn fetch_timeout(subs: &mut [TypeSub], type_url: &str, stats: &ControlPlan
     }
     warn!(%type_url, "xDS initial fetch timed out; continuing without it");
     if let Some(st) = &sub.stats {
-        st.init_fetch_timeout.inc();
+        st.fetch_timed_out();
     }
     fall_back(sub, stats).await;
     sub.handler.initial_fetch_failed();
@@ -515,9 +524,15 @@ async fn session(
             msg = responses.next() => match msg {
                 Ok(Some(resp)) => {
                     backoff.reset();
-                    if let Some(p) = handle(resp, subs, &mut sender).await {
+                    let answer = handle(resp, subs, &mut sender).await;
+                    sync_names(subs, &mut sender);
+                    match answer {
+                        Answer::Now(a) => {
+                            sender.send(a);
+                        }
                         // A newer response supersedes an answer still waiting.
-                        pending = Some(p);
+                        Answer::Later(p) => pending = Some(p),
+                        Answer::Sent => {}
                     }
                 }
                 Ok(None) => return End::Failed("closed by the control plane".into()),
@@ -539,15 +554,41 @@ async fn session(
                 }
                 Some(Command::Names(type_url, names)) => {
                     if let Some(s) = subs.iter_mut().find(|s| s.type_url == type_url) {
-                        if s.names.is_some() && s.names.as_ref() != Some(&names) {
-                            s.names = Some(names);
-                            sender.names_changed(s);
-                        }
+                        set_names(s, names, &mut sender);
                     }
                 }
             },
         }
     }
+}
+
+/// A named type's names became `names`: asks for them if they differ.
+fn set_names(sub: &mut TypeSub, names: Vec<String>, sender: &mut Sender) {
+    if sub.names.is_some() && sub.names.as_ref() != Some(&names) {
+        sub.names = Some(names);
+        sender.names_changed(sub);
+    }
+}
+
+/// Brings every named type on this stream up to its source's current names (what a
+/// response just applied may have changed) before that response is answered.
+fn sync_names(subs: &mut [TypeSub], sender: &mut Sender) {
+    for s in subs.iter_mut() {
+        let Some(names) = s.names_watch.as_ref().map(|rx| rx.borrow().clone()) else {
+            continue;
+        };
+        set_names(s, names, sender);
+    }
+}
+
+/// What answering one response takes.
+enum Answer {
+    /// Send this now.
+    Now(Outgoing),
+    /// Send once its barrier resolves.
+    Later(PendingAck),
+    /// Already answered.
+    Sent,
 }
 
 fn type_rank(type_url: &str) -> u8 {
@@ -588,18 +629,14 @@ impl Responses {
 
 /// Applies one response through its type's handler and answers it (or returns the
 /// answer to send once the handler's barrier resolves).
-async fn handle(
-    mut resp: Response,
-    subs: &mut [TypeSub],
-    sender: &mut Sender,
-) -> Option<PendingAck> {
+async fn handle(mut resp: Response, subs: &mut [TypeSub], sender: &mut Sender) -> Answer {
     let type_url = match &resp {
         Response::Sotw(r) => r.type_url.clone(),
         Response::Delta(r) => r.type_url.clone(),
     };
     let Some(sub) = subs.iter_mut().find(|s| s.type_url == type_url) else {
         warn!(%type_url, "xDS response for a type not subscribed; ignored");
-        return None;
+        return Answer::Sent;
     };
     if let Some(collection) = sub.collection() {
         super::collection::keep_members(&mut resp, collection);
@@ -621,7 +658,7 @@ async fn handle(
                     response_nonce: r.nonce.clone(),
                     ..Default::default()
                 }));
-                return None;
+                return Answer::Sent;
             }
             Response::Delta(r) if r.resources.is_empty() && r.removed_resources.is_empty() => {
                 let node = sender.node();
@@ -631,7 +668,7 @@ async fn handle(
                     response_nonce: r.nonce.clone(),
                     ..Default::default()
                 }));
-                return None;
+                return Answer::Sent;
             }
             _ => {}
         }
@@ -653,6 +690,8 @@ async fn handle(
         .as_ref()
         .map(|u| u.version_info.clone())
         .unwrap_or_default();
+    let started = std::time::Instant::now();
+    let mut reloaded = false;
     let result = match update {
         Ok(update) => {
             let names: Vec<(String, String)> = update
@@ -662,9 +701,17 @@ async fn handle(
                 .collect();
             let removed = update.removed.clone();
             let empty = update.resources.is_empty() && update.removed.is_empty();
+            let fingerprint = update.fingerprint();
             let recorded = update.clone();
             let result = sub.handler.apply(update).await;
             if result.is_ok() {
+                // Over delta an update only says what changed.
+                reloaded = if sender.delta {
+                    !empty
+                } else {
+                    sub.fingerprint != Some(fingerprint)
+                };
+                sub.fingerprint = Some(fingerprint);
                 sub.accepted.record(sub.type_url, &recorded);
                 // The control plane answered: the parent's resources are not needed.
                 sub.inherited = None;
@@ -676,7 +723,7 @@ async fn handle(
                 }
                 if empty {
                     if let Some(st) = &sub.stats {
-                        st.update_empty.inc();
+                        st.empty();
                     }
                 }
             }
@@ -689,7 +736,7 @@ async fn handle(
         Ok(()) => {
             debug!(%type_url, version = %version_info, "xDS update accepted");
             if let Some(st) = &sub.stats {
-                st.accepted(&version_info);
+                st.accepted(&version_info, started.elapsed(), reloaded);
             }
             if !sender.delta {
                 sub.version = version_info;
@@ -698,7 +745,7 @@ async fn handle(
         Err(detail) => {
             warn!(%type_url, version = %version_info, error = %detail, "xDS update rejected");
             if let Some(st) = &sub.stats {
-                st.update_rejected.inc();
+                st.rejected(sender.delta);
             }
         }
     }
@@ -733,11 +780,8 @@ async fn handle(
     // As Envoy, an accepted CDS response is ACKed once the clusters it added have
     // warmed (their EDS requests go out first).
     match sub.handler.ack_barrier().filter(|_| accepted) {
-        Some(barrier) => Some(PendingAck { barrier, answer }),
-        None => {
-            sender.send(answer);
-            None
-        }
+        Some(barrier) => Answer::Later(PendingAck { barrier, answer }),
+        None => Answer::Now(answer),
     }
 }
 

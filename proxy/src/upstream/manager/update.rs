@@ -16,6 +16,8 @@ use crate::upstream::dns;
 use crate::upstream::host::{pipe_address, Host};
 use crate::upstream::host_set::LocalityHosts;
 
+mod eds;
+
 /// Where a cluster comes from.
 #[derive(Debug, Clone)]
 pub enum ClusterSource {
@@ -212,7 +214,9 @@ impl ClusterManager {
                             },
                         );
                         control.set_eds_service(&model.name, Some(service));
-                        self.new_cluster(model.clone(), hosts, factor)
+                        let cluster = self.new_cluster(model.clone(), hosts, factor);
+                        eds_subscription_started(&cluster);
+                        cluster
                     }
                     DiscoveryType::Static => self.new_cluster(
                         model.clone(),
@@ -394,14 +398,19 @@ impl ClusterManager {
                         self.new_cluster(model.clone(), Vec::new(), factor)
                     }
                 };
+                eds_subscription_started(&cluster);
                 let task = if ready {
                     None
                 } else {
                     eds_fetch_timeout(&model).map(|timeout| {
                         let manager = Arc::downgrade(self);
                         let name = name.clone();
+                        let warming = Arc::downgrade(&cluster);
                         tokio::spawn(async move {
                             tokio::time::sleep(timeout).await;
+                            if let Some(c) = warming.upgrade() {
+                                c.stats().eds_fetch_timed_out();
+                            }
                             if let Some(m) = manager.upgrade() {
                                 tracing::warn!(cluster = %name, "EDS initial fetch timed out; cluster initialised without hosts");
                                 m.finish_warming(&name, id);
@@ -432,6 +441,7 @@ impl ClusterManager {
         if secrets.is_some() {
             ready = false;
         }
+        cluster.stats().warming_state.set(1);
         control.warming.insert(
             name.clone(),
             Warming {
@@ -528,72 +538,6 @@ impl ClusterManager {
         removed
     }
 
-    /// An EDS assignment for `service`: the hosts of every cluster using it are
-    /// replaced (hosts with the same address and attributes keep their identity, so
-    /// their pools and counters survive), and warming clusters waiting for it activate.
-    pub fn set_assignment(&self, service: &str, assignment: Arc<model::LoadAssignment>) {
-        self.set_assignments(vec![(service.to_string(), assignment)]);
-    }
-
-    /// [`Self::set_assignment`] for every assignment of one EDS response, activating the
-    /// clusters that waited for them in one publish.
-    pub fn set_assignments(&self, assignments: Vec<(String, Arc<model::LoadAssignment>)>) {
-        let mut control = self.lock();
-        let mut finished = Vec::new();
-        let mut active_users = Vec::new();
-        for (service, assignment) in assignments {
-            control
-                .assignments
-                .insert(service.clone(), assignment.clone());
-            let users: Vec<String> = control
-                .eds_users
-                .get(&service)
-                .map(|u| u.iter().cloned().collect())
-                .unwrap_or_default();
-            for name in users {
-                match control.warming.get_mut(&name) {
-                    Some(w) => {
-                        count_eds_update(&w.cluster);
-                        let hosts = localities_from_assignment(&assignment, &w.cluster.hosts());
-                        let factor = assignment.overprovisioning_factor;
-                        w.cluster.set_assigned_hosts(hosts, factor);
-                        if let Some(t) = w.task.take() {
-                            t.abort();
-                        }
-                        finished.push((name, w.id));
-                    }
-                    None => active_users.push((name, assignment.clone())),
-                }
-            }
-        }
-        drop(control);
-        let active = self.active.load();
-        for (name, assignment) in active_users {
-            if let Some(cluster) = active.get(&name) {
-                count_eds_update(cluster);
-                let hosts = localities_from_assignment(&assignment, &cluster.hosts());
-                cluster.set_assigned_hosts(hosts, assignment.overprovisioning_factor);
-            }
-        }
-        drop(active);
-        self.finish_warming_all(finished);
-    }
-
-    /// `policy.overprovisioning_factor` of the last EDS assignment for `service` (None:
-    /// none received).
-    pub fn eds_overprovisioning_factor(&self, service: &str) -> Option<u32> {
-        self.lock()
-            .assignments
-            .get(service)
-            .map(|a| a.overprovisioning_factor)
-    }
-
-    /// The EDS resource for `service` was removed: its clusters lose their hosts.
-    pub fn remove_assignment(&self, service: &str) {
-        self.set_assignment(service, Arc::new(model::LoadAssignment::default()));
-        self.lock().assignments.remove(service);
-    }
-
     /// Publishes what changed on the control side: the warming count (gauge and init
     /// watchers) and the EDS services to subscribe to. Releases the lock.
     fn publish_control(&self, control: std::sync::MutexGuard<'_, Control>) {
@@ -643,6 +587,7 @@ impl ClusterManager {
             } else if let Some(old) = control.dns_tasks.remove(&name) {
                 old.abort();
             }
+            w.cluster.stats().warming_state.set(0);
             activated.push((w.cluster, w.meta));
         }
         let left = control.warming.len();
@@ -667,10 +612,11 @@ impl ClusterManager {
     }
 }
 
-/// `cluster.<name>.update_attempt` / `update_success` for an EDS assignment.
-fn count_eds_update(cluster: &UpstreamCluster) {
+/// An EDS cluster's subscription starts: Envoy counts an `update_attempt` for it, and
+/// its EDS names exist from then on.
+fn eds_subscription_started(cluster: &UpstreamCluster) {
+    cluster.stats().eds();
     cluster.stats().update_attempt.inc();
-    cluster.stats().update_success.inc();
 }
 
 fn replace_if_changed(current: &mut Vec<String>, new: Vec<String>) -> bool {
