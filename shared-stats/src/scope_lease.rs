@@ -45,14 +45,37 @@ impl ScopeLeases {
     }
 
     /// A lease on `prefix` (ending with `.`): its stats are shown while one is held.
-    pub(crate) fn lease(self: &Arc<Self>, prefix: &str) -> ScopeLease {
+    /// `true` with it: the prefix was retired in this process and comes back (a listener
+    /// or cluster added again), so its counters start again from 0, as Envoy's new
+    /// scope's do.
+    pub(crate) fn lease(self: &Arc<Self>, prefix: &str) -> (ScopeLease, bool) {
         let mut state = self.state();
-        state.retired.remove(prefix);
+        let revived = state.retired.remove(prefix);
         *state.leased.entry(prefix.to_string()).or_insert(0) += 1;
-        ScopeLease {
+        let lease = ScopeLease {
             leases: Arc::clone(self),
             prefix: prefix.to_string(),
+        };
+        (lease, revived)
+    }
+
+    /// Whether `name` belongs to `prefix`: it is `name`'s longest leased or retired
+    /// prefix (`cluster.a.b.x` belongs to `cluster.a.b.` while that is leased).
+    pub(crate) fn belongs_to(&self, name: &str, prefix: &str) -> bool {
+        if !name.starts_with(prefix) {
+            return false;
         }
+        let state = self.state();
+        for (end, _) in name.rmatch_indices('.') {
+            let candidate = &name[..=end];
+            if candidate.len() <= prefix.len() {
+                break;
+            }
+            if state.leased.contains_key(candidate) || state.retired.contains(candidate) {
+                return false;
+            }
+        }
+        true
     }
 
     fn release(&self, prefix: &str) {
@@ -145,9 +168,12 @@ mod tests {
     #[test]
     fn last_lease_retires_and_a_new_one_revives() {
         let leases = Arc::new(ScopeLeases::default());
-        let a = leases.lease("cluster.a.");
-        let b = leases.lease("cluster.a.");
-        let nested = leases.lease("cluster.a.b.");
+        let (a, fresh) = leases.lease("cluster.a.");
+        assert!(!fresh);
+        let (b, _) = leases.lease("cluster.a.");
+        let (nested, _) = leases.lease("cluster.a.b.");
+        assert!(leases.belongs_to("cluster.a.upstream_rq_total", "cluster.a."));
+        assert!(!leases.belongs_to("cluster.a.b.upstream_rq_total", "cluster.a."));
         assert!(leases.retired_filter().is_none());
         drop(a);
         assert!(leases.retired_filter().is_none());
@@ -161,7 +187,8 @@ mod tests {
             assert!(!filter.is_retired("cluster_manager.cds.update_success"));
         }
         drop(nested);
-        let _again = leases.lease("cluster.a.");
+        let (_again, revived) = leases.lease("cluster.a.");
+        assert!(revived, "a retired prefix leased again is revived");
         let filter = leases
             .retired_filter()
             .expect("still retired: cluster.a.b.");
@@ -172,7 +199,7 @@ mod tests {
     #[test]
     fn once_told_a_family_shows_only_leased_names() {
         let leases = Arc::new(ScopeLeases::default());
-        let _kept = leases.lease("cluster.kept.");
+        let (_kept, _) = leases.lease("cluster.kept.");
         assert!(leases.retired_filter().is_none());
         leases.hide_unleased(&["cluster."]);
         let filter = leases.retired_filter().expect("filtering");

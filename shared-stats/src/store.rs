@@ -417,7 +417,34 @@ impl StatsStore {
     /// stats under it (as Envoy frees a removed listener's or cluster's stats) until it
     /// is leased again. See [`ScopeLease`].
     pub fn lease_scope(&self, prefix: &str) -> ScopeLease {
-        self.inner.leases.lease(prefix)
+        let (lease, revived) = self.inner.leases.lease(prefix);
+        if revived {
+            // A region lock that times out leaves the old totals showing: only display.
+            let _ = self.reset_counters_under(prefix);
+        }
+        lease
+    }
+
+    /// Counters under `prefix` (not those of a longer leased or retired prefix) read 0
+    /// from now on, as `/reset_counters` does for all.
+    fn reset_counters_under(&self, prefix: &str) -> Result<()> {
+        let leases = &self.inner.leases;
+        let region = &self.inner.region;
+        let lock = region.lock(self.inner.lock_timeout)?;
+        let entries: Vec<_> = region
+            .read_entries(0)?
+            .into_iter()
+            .filter(|e| e.kind == StoredKind::Counter && leases.belongs_to(&e.name, prefix))
+            .collect();
+        region.reset_counters(&lock, &entries);
+        drop(lock);
+        let local = lock_local(&self.inner.local);
+        for (name, fallback) in &local.fallbacks {
+            if fallback.kind == StoredKind::Counter && leases.belongs_to(name, prefix) {
+                fallback.cells[0].store(0, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     /// From now on this process's snapshots show a name under one of `families` (each

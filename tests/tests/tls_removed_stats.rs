@@ -5,7 +5,8 @@
 //! `http.<stat_prefix>.*` of its connection manager (`downstream_cx_ssl_active`, ...) are
 //! gone from `/stats` and `/stats/prometheus`; a removed cluster's `cluster.<name>.*`
 //! (its `ssl.*` too) go at once; `server.days_until_first_cert_expiring` is back to
-//! 4294967295 without certificates. A listener added again has its stats again.
+//! 4294967295 without certificates. A listener added again has its stats again, its
+//! counters from 0.
 
 mod xds_support;
 
@@ -136,5 +137,13 @@ async fn a_removed_tls_listener_and_cluster_leave_the_stats() -> anyhow::Result<
         text.contains("http.ingress.downstream_cx_ssl_active"),
         "{text}"
     );
+    // Its counters start again from 0 (the first life's connection is not counted).
+    for counter in [
+        format!("{listener_prefix}downstream_cx_total"),
+        "http.ingress.downstream_cx_ssl_total".to_string(),
+        "http.ingress.downstream_cx_total".to_string(),
+    ] {
+        assert_eq!(proxy.stat(&counter).await?, Some(0), "{counter}");
+    }
     Ok(())
 }
