@@ -35,26 +35,21 @@ fn version_hash(v: &str) -> u64 {
 
 /// `cluster.backend.*` subscription names and their values (update_time as set or not).
 async fn eds_stats(proxy: &Proxy, cluster: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let body = proxy
-        .admin_request(
-            "GET",
-            &format!(
-                "/stats?filter=^cluster\\.{cluster}\\.(update_|version|init_fetch|assignment_|membership_excluded|warming_state)"
-            ),
-        )
+    let filter = format!(
+        "^cluster[.]{cluster}[.](update_|version|init_fetch|assignment_|membership_excluded|warming_state)"
+    );
+    let prefix = format!("cluster.{cluster}.");
+    Ok(stat_lines(proxy, &filter)
         .await?
-        .body_text();
-    Ok(body
-        .lines()
-        .filter_map(|l| {
-            let (name, value) = l.split_once(": ")?;
-            let name = name.strip_prefix(&format!("cluster.{cluster}."))?;
-            let value = match name {
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let name = name.strip_prefix(&prefix)?.to_string();
+            let value = match name.as_str() {
                 "update_time" if value != "0" => "set".to_string(),
                 "update_duration" => "histogram".to_string(),
-                _ => value.to_string(),
+                _ => value,
             };
-            Some((name.to_string(), value))
+            Some((name, value))
         })
         .collect())
 }

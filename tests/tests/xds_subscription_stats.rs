@@ -9,10 +9,9 @@ mod xds_support;
 
 use std::collections::BTreeMap;
 
-use baton_tests::config::{socket_address, static_cluster, XdsTransport};
-use baton_tests::xds::{resources, ControlPlane, CLUSTER_TYPE, LISTENER_TYPE};
+use baton_tests::config::XdsTransport;
+use baton_tests::xds::{ControlPlane, CLUSTER_TYPE, LISTENER_TYPE};
 use baton_tests::{EchoUpstream, Proxy};
-use serde_json::json;
 use xds_support::*;
 
 sotw_and_delta!(subscription_counters_are_envoys);
@@ -26,25 +25,19 @@ const PREFIXES: [&str; 3] = [
 /// Every `/stats` line under the three subscriptions: name -> value, with
 /// `update_time` / `config_reload_time_ms` as "set" or "0".
 async fn subscription_stats(proxy: &Proxy) -> anyhow::Result<BTreeMap<String, String>> {
-    let body = proxy
-        .admin_request(
-            "GET",
-            "/stats?filter=^(cluster_manager[.]cds|listener_manager[.]lds|http[.]ingress[.]rds[.]routes)[.]",
-        )
+    let filter = "^(cluster_manager[.]cds|listener_manager[.]lds|http[.]ingress[.]rds[.]routes)[.]";
+    Ok(stat_lines(proxy, filter)
         .await?
-        .body_text();
-    Ok(body
-        .lines()
-        .filter_map(|l| {
-            let (name, value) = l.split_once(": ")?;
+        .into_iter()
+        .map(|(name, value)| {
             let value = if name.ends_with("update_time") || name.ends_with("_time_ms") {
                 if value == "0" { "0" } else { "set" }.to_string()
             } else if name.ends_with("update_duration") || name.ends_with("version_text") {
                 "-".to_string()
             } else {
-                value.to_string()
+                value
             };
-            Some((name.to_string(), value))
+            (name, value)
         })
         .collect())
 }
@@ -87,17 +80,7 @@ async fn subscription_counters_are_envoys(transport: XdsTransport) -> anyhow::Re
     assert_eq!(subscription_stats(&proxy).await?, expected(2, 0, [1, 0, 1]));
 
     // Version 2 of CDS and LDS is NACKed.
-    let mut bad_cluster = static_cluster("bad", &[a.addr()]);
-    bad_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
-        ["socket_address"]["address"] = json!("localhost");
-    let clusters = [resources::eds_cluster("backend"), bad_cluster];
-    cp.set(CLUSTER_TYPE, "2", resources::clusters(&clusters)?)?;
-    let bad_listener = json!({
-        "name": "http",
-        "address": socket_address("127.0.0.1", 0),
-        "filter_chains": [],
-    });
-    cp.set(LISTENER_TYPE, "2", resources::listeners(&[bad_listener])?)?;
+    set_nacked_clusters_and_listener(&cp, "2", a.addr())?;
     for type_url in [CLUSTER_TYPE, LISTENER_TYPE] {
         let (_, answer) = cp.wait_for_answer(type_url, "2", XDS_TIMEOUT).await?;
         assert!(answer.is_nack(), "{answer:?}");

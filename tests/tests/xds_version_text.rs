@@ -7,10 +7,10 @@
 
 mod xds_support;
 
-use baton_tests::config::{prefix_route, static_cluster, vhost, XdsTransport};
+use baton_tests::config::{prefix_route, vhost, XdsTransport};
 use baton_tests::xds::{resources, ControlPlane, CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 use baton_tests::{EchoUpstream, Proxy};
-use serde_json::{json, Value};
+use serde_json::Value;
 use xds_support::*;
 
 /// The subscriptions' readouts (an EDS cluster's `cluster.<name>.version_text` is left
@@ -115,17 +115,7 @@ async fn version_text_is_the_accepted_version_info(transport: XdsTransport) -> a
     ]);
     assert_eq!(readouts(&proxy).await?, accepted);
 
-    let mut bad_cluster = static_cluster("bad", &[a.addr()]);
-    bad_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
-        ["socket_address"]["address"] = json!("localhost");
-    let clusters = [resources::eds_cluster("backend"), bad_cluster];
-    cp.set(CLUSTER_TYPE, "2", resources::clusters(&clusters)?)?;
-    let bad_listener = json!({
-        "name": "http",
-        "address": baton_tests::config::socket_address("127.0.0.1", 0),
-        "filter_chains": [],
-    });
-    cp.set(LISTENER_TYPE, "2", resources::listeners(&[bad_listener])?)?;
+    set_nacked_clusters_and_listener(&cp, "2", a.addr())?;
     let bad_routes = resources::route_config(
         "routes",
         vec![

@@ -98,6 +98,47 @@ pub fn set_all(
     set_routes(cp, version, "backend")
 }
 
+/// Sets CDS and LDS `version`s that Envoy and Baton NACK: cluster `backend` (EDS) beside
+/// a STATIC cluster with a hostname endpoint (`upstream` otherwise), and listener `http`
+/// without filter chains.
+pub fn set_nacked_clusters_and_listener(
+    cp: &ControlPlane,
+    version: &str,
+    upstream: SocketAddr,
+) -> anyhow::Result<()> {
+    let mut bad_cluster = resources::static_cluster("bad", &[upstream]);
+    bad_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        ["socket_address"]["address"] = serde_json::json!("localhost");
+    let clusters = [resources::eds_cluster("backend"), bad_cluster];
+    cp.set(CLUSTER_TYPE, version, resources::clusters(&clusters)?)?;
+    let bad_listener = serde_json::json!({
+        "name": "http",
+        "address": baton_tests::config::socket_address("127.0.0.1", 0),
+        "filter_chains": [],
+    });
+    cp.set(
+        LISTENER_TYPE,
+        version,
+        resources::listeners(&[bad_listener])?,
+    )
+}
+
+/// The `/stats` lines matching `filter` (a regex) as (name, value) pairs, values as
+/// printed (text readouts quoted, histograms summarised).
+pub async fn stat_lines(proxy: &Proxy, filter: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let body = proxy
+        .admin_request("GET", &format!("/stats?filter={filter}"))
+        .await?
+        .body_text();
+    Ok(body
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once(": ")?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect())
+}
+
 /// Waits (bounded) until every type of the usual snapshot at `version` was ACKed.
 /// The names the first request for `type_url` subscribed to (`resource_names` over state
 /// of the world, `resource_names_subscribe` over delta).
