@@ -162,7 +162,7 @@ impl PooledConnection {
     fn close(self) {
         match self {
             Self::Hyper(c) => c.close(),
-            Self::Lean(c) => c.close(),
+            Self::Lean(c) => (*c).close(),
         }
     }
 
@@ -192,7 +192,7 @@ impl PooledConnection {
         match self {
             Self::Hyper(c) => Some(c),
             Self::Lean(c) => {
-                let (stream, open) = c.into_stream()?;
+                let (stream, open) = (*c).into_stream()?;
                 let (sender, conn) = builder(cluster)
                     .handshake(TokioIo::new(stream))
                     .await
@@ -480,7 +480,7 @@ async fn send_lean(
             Ok(head) => head,
             // Written nowhere: another connection may carry it.
             Err(ExchangeError::Unsent) => {
-                conn.close();
+                (*conn).close();
                 continue;
             }
             Err(ExchangeError::Reset(e)) => {

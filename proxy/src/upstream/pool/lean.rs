@@ -49,6 +49,10 @@ pub(super) struct LeanConnection {
     closed: bool,
 }
 
+/// A response head: the response, its body's decoder, and whether both sides allow
+/// another request on the connection.
+pub(super) type Head = (Response<()>, BodyDecoder, bool);
+
 /// Why an exchange failed before the response head.
 pub(super) enum ExchangeError {
     /// The request could not be written on a reused connection: it never left, so
@@ -89,8 +93,8 @@ impl LeanConnection {
 
     /// The socket and the counting guard, for hyper's client to take over; None when
     /// bytes are buffered (they would belong to no request).
-    pub(super) fn into_stream(self: Box<Self>) -> Option<(UpstreamStream, Option<OpenConnection>)> {
-        let this = *self;
+    pub(super) fn into_stream(self) -> Option<(UpstreamStream, Option<OpenConnection>)> {
+        let this = self;
         if this.closed || this.start != this.end {
             return None;
         }
@@ -132,7 +136,7 @@ impl LeanConnection {
     }
 
     /// Closes the connection (a TLS close_notify or FIN when it can go at once).
-    pub(super) fn close(mut self: Box<Self>) {
+    pub(super) fn close(mut self) {
         if !self.closed {
             let _ =
                 Pin::new(&mut self.stream).poll_shutdown(&mut Context::from_waker(Waker::noop()));
@@ -170,7 +174,7 @@ impl LeanConnection {
         &mut self,
         req: &Request<B>,
         reused: bool,
-    ) -> Result<(Response<()>, BodyDecoder, bool), ExchangeError> {
+    ) -> Result<Head, ExchangeError> {
         lean_codec::write_request_head(&mut self.write, req);
         let written = async {
             self.stream.write_all(&self.write).await?;
@@ -196,7 +200,7 @@ impl LeanConnection {
         &mut self,
         cx: &mut Context<'_>,
         head_request: bool,
-    ) -> Poll<Result<(Response<()>, BodyDecoder, bool), ExchangeError>> {
+    ) -> Poll<Result<Head, ExchangeError>> {
         loop {
             if self.end > self.start {
                 let parsed = lean_codec::parse_response_head(
@@ -262,7 +266,7 @@ pub(super) struct LeanLease {
 impl LeanLease {
     /// The body is over (or abandoned): back to the pool when the connection can carry
     /// another request, closed otherwise.
-    pub(super) fn finish(self: Box<Self>) {
+    pub(super) fn finish(self) {
         let LeanLease {
             conn,
             decoder,
@@ -274,7 +278,7 @@ impl LeanLease {
             idle_timeout,
             busy,
             active,
-        } = *self;
+        } = self;
         drop(active);
         let clean = conn.is_open() && conn.start == conn.end;
         if keep_alive && reusable && clean && decoder.is_ended() && decoder.reusable() {
@@ -288,7 +292,7 @@ impl LeanLease {
             );
         } else {
             drop(busy);
-            conn.close();
+            (*conn).close();
         }
     }
 }
@@ -304,7 +308,7 @@ impl LeanBody {
     /// back at once.
     pub(super) fn new(lease: Box<LeanLease>) -> Self {
         if lease.decoder.is_ended() {
-            lease.finish();
+            (*lease).finish();
             return Self { lease: None };
         }
         Self { lease: Some(lease) }
@@ -325,7 +329,7 @@ impl LeanBody {
         };
         if ended {
             if let Some(lease) = self.lease.take() {
-                lease.finish();
+                (*lease).finish();
             }
         }
         polled
@@ -399,7 +403,7 @@ impl Drop for LeanBody {
     fn drop(&mut self) {
         // Abandoned before its end: the connection closes (its rest is unread).
         if let Some(lease) = self.lease.take() {
-            lease.finish();
+            (*lease).finish();
         }
     }
 }
