@@ -426,13 +426,13 @@ pub(super) async fn send(
     }
 }
 
-/// Sends a bodiless request over the lean exchange (`lean`): a pooled connection when
+/// Sends a request over the lean exchange (`lean`): a pooled connection when
 /// one is idle, else a new one.
 async fn send_lean(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
     tls: &TlsOverrides,
-    req: Request<RequestBody>,
+    mut req: Request<RequestBody>,
     mut active: ActiveRequest,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let limits = HeadLimits::of(cluster);
@@ -473,7 +473,7 @@ async fn send_lean(
         let mut conn = conn;
         active.attach();
         let exchanged = {
-            let exchange = std::pin::pin!(conn.exchange(&req, requests > 0));
+            let exchange = std::pin::pin!(conn.exchange(&mut req, requests > 0));
             exchange.await
         };
         let (response, decoder, keep_alive) = match exchanged {

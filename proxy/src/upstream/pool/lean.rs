@@ -5,9 +5,10 @@
 //! reads it, and the connection goes back to the pool when the body ends. No codec
 //! task, no dispatcher, no channel: the request's own task does all of it.
 //!
-//! It carries HTTP/1.1 requests without a body (the common case); the HTTP/1 pool keeps
-//! hyper's client for requests with bodies, upgrades and CONNECT (`lean_codec::handles`),
-//! converting an idle connection between the two forms when the other one needs it.
+//! It carries HTTP/1.1 requests without a body or with a content-length one (the common
+//! cases); the HTTP/1 pool keeps hyper's client for bodies to be sent chunked, HTTP/1.0
+//! requests, upgrades and CONNECT (`lean_codec::handles`), converting an idle connection
+//! between the two forms when the other one needs it.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,15 +17,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
+use http_body::Body;
 use http_body::{Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::http1::{self, Busy, Parked};
 use super::lean_codec::{self, BodyDecoder, Decoded, FramingError};
 use crate::tls::client::TlsOverrides;
 use crate::upstream::host::{ActiveRequest, Host, OpenConnection};
 use crate::upstream::stream::UpstreamStream;
-use crate::upstream::BoxError;
+use crate::upstream::{BoxError, RequestBody};
 
 /// First size of a connection's read buffer; it grows (up to the head limit) only for a
 /// response head that does not fit.
@@ -169,31 +171,93 @@ impl LeanConnection {
         }
     }
 
-    /// Writes the head of `req` (bodiless) and reads the response head.
-    pub(super) async fn exchange<B>(
+    /// Writes `req` (its head, then its content-length body as it arrives) and reads
+    /// the response head. A head that arrives before the body is all sent ends the
+    /// sending; the connection then is not reused.
+    pub(super) async fn exchange(
         &mut self,
-        req: &Request<B>,
+        req: &mut Request<RequestBody>,
         reused: bool,
     ) -> Result<Head, ExchangeError> {
         lean_codec::write_request_head(&mut self.write, req);
-        let written = async {
-            self.stream.write_all(&self.write).await?;
-            self.stream.flush().await
-        }
-        .await;
-        if let Err(e) = written {
-            self.mark_closed();
-            return Err(if reused {
-                ExchangeError::Unsent
-            } else {
-                ExchangeError::Reset(e)
-            });
-        }
         let head_request = req.method() == http::Method::HEAD;
         let close_asked = lean_codec::asks_close(req.headers());
-        std::future::poll_fn(|cx| self.poll_head(cx, head_request))
-            .await
-            .map(|(response, decoder, keep_alive)| (response, decoder, keep_alive && !close_asked))
+        let mut out = Outgoing {
+            written: 0,
+            chunk: Bytes::new(),
+            body_taken: false,
+            body_done: req.body().is_end_stream(),
+            body_sent: 0,
+            declared: lean_codec::declared_length(req.headers()).unwrap_or(0),
+            flushed: false,
+        };
+        let body = req.body_mut();
+        std::future::poll_fn(|cx| {
+            if !out.flushed {
+                if let Poll::Ready(Err(e)) = self.poll_send(cx, &mut out, body) {
+                    self.mark_closed();
+                    let unsent = reused && out.written == 0 && !out.body_taken;
+                    return Poll::Ready(Err(if unsent { ExchangeError::Unsent } else { e }));
+                }
+            }
+            let head = std::task::ready!(self.poll_head(cx, head_request));
+            Poll::Ready(head.map(|(response, decoder, keep_alive)| {
+                // Cut short (the upstream answered early): the connection's framing is
+                // lost, it is not reused.
+                let keep_alive = keep_alive && !close_asked && out.flushed;
+                (response, decoder, keep_alive)
+            }))
+        })
+        .await
+    }
+
+    /// Moves the request forward: the head (with a first small body frame in the same
+    /// write), then the body's frames, then a flush.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Outgoing,
+        body: &mut RequestBody,
+    ) -> Poll<Result<(), ExchangeError>> {
+        if out.written == 0 && !out.body_done && !out.body_taken {
+            // One write for the head and a body that is already here and small.
+            if let Poll::Ready(frame) = Pin::new(&mut *body).poll_frame(cx) {
+                out.body_taken = true;
+                match take_frame(out, frame)? {
+                    Some(data) if data.len() <= COALESCE => self.write.extend_from_slice(&data),
+                    Some(data) => out.chunk = data,
+                    None => {}
+                }
+            }
+        }
+        loop {
+            if out.written < self.write.len() {
+                let n = std::task::ready!(ready_io(
+                    Pin::new(&mut self.stream).poll_write(cx, &self.write[out.written..])
+                ))?;
+                out.written += n;
+                continue;
+            }
+            if !out.chunk.is_empty() {
+                let n = std::task::ready!(ready_io(
+                    Pin::new(&mut self.stream).poll_write(cx, &out.chunk)
+                ))?;
+                bytes::Buf::advance(&mut out.chunk, n);
+                continue;
+            }
+            if !out.body_done {
+                let frame = std::task::ready!(Pin::new(&mut *body).poll_frame(cx));
+                out.body_taken = true;
+                if let Some(data) = take_frame(out, frame)? {
+                    out.chunk = data;
+                }
+                continue;
+            }
+            std::task::ready!(Pin::new(&mut self.stream).poll_flush(cx))
+                .map_err(ExchangeError::Reset)?;
+            out.flushed = true;
+            return Poll::Ready(Ok(()));
+        }
     }
 
     fn poll_head(
@@ -244,6 +308,68 @@ impl LeanConnection {
                 }
             }
         }
+    }
+}
+
+/// Body frames up to this size go out in the head's write.
+const COALESCE: usize = 16 * 1024;
+
+/// Where sending a request stands.
+struct Outgoing {
+    /// Bytes of the write buffer (head) written.
+    written: usize,
+    /// Body bytes taken from the request and not written yet.
+    chunk: Bytes,
+    /// A body frame was taken (the request can no longer go elsewhere).
+    body_taken: bool,
+    body_done: bool,
+    body_sent: u64,
+    /// The request's content-length.
+    declared: u64,
+    /// All of it is written and flushed.
+    flushed: bool,
+}
+
+/// The data of a request body frame (trailers have no place in a content-length
+/// body); checks the body against its content-length.
+fn take_frame(
+    out: &mut Outgoing,
+    frame: Option<Result<Frame<Bytes>, BoxError>>,
+) -> Result<Option<Bytes>, ExchangeError> {
+    let data = match frame {
+        None => {
+            out.body_done = true;
+            if out.body_sent != out.declared {
+                return Err(body_error("request body shorter than its content-length"));
+            }
+            return Ok(None);
+        }
+        Some(Err(e)) => return Err(ExchangeError::Reset(std::io::Error::other(e))),
+        Some(Ok(frame)) => match frame.into_data() {
+            Ok(data) => data,
+            Err(_) => return Ok(None),
+        },
+    };
+    out.body_sent += data.len() as u64;
+    if out.body_sent > out.declared {
+        return Err(body_error("request body longer than its content-length"));
+    }
+    Ok(Some(data))
+}
+
+fn body_error(what: &'static str) -> ExchangeError {
+    ExchangeError::Reset(std::io::Error::other(what))
+}
+
+/// A write's outcome: the bytes written (a zero-byte write is a closed connection).
+fn ready_io(polled: Poll<std::io::Result<usize>>) -> Poll<Result<usize, ExchangeError>> {
+    match polled {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(Ok(0)) => Poll::Ready(Err(ExchangeError::Reset(
+            std::io::ErrorKind::WriteZero.into(),
+        ))),
+        Poll::Ready(Ok(n)) => Poll::Ready(Ok(n)),
+        Poll::Ready(Err(e)) => Poll::Ready(Err(ExchangeError::Reset(e))),
     }
 }
 

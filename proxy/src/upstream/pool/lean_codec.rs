@@ -48,17 +48,29 @@ pub enum FramingError {
     Incomplete,
 }
 
-/// Whether the lean exchange can carry `req`: an HTTP/1.1 request with no body that asks
-/// for no protocol switch (the caller keeps upgrades and CONNECT on hyper's client).
+/// Whether the lean exchange can carry `req`: an HTTP/1.1 request that asks for no
+/// protocol switch (the caller keeps upgrades and CONNECT on hyper's client), without a
+/// body or with a content-length one (bodies to be chunked stay on hyper's client).
 pub(super) fn handles<B: http_body::Body>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req.method() != Method::CONNECT
-        && req.body().is_end_stream()
+        && !req.headers().contains_key(TRANSFER_ENCODING)
+        && (req.body().is_end_stream() || declared_length(req.headers()).is_some())
 }
 
-/// Writes the head of a bodiless request into `buf` (cleared first): request line,
-/// headers as Baton prepared them (lowercase names), blank line. A `transfer-encoding`
-/// is left off, as hyper did for an empty body.
+/// The request's one content-length value.
+pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    digits(value.to_str().ok()?)
+}
+
+/// Writes the head of a request into `buf` (cleared first): request line, headers as
+/// Baton prepared them (lowercase names), blank line. A `transfer-encoding` is left off
+/// (only bodiless and content-length requests come here).
 pub(super) fn write_request_head<B>(buf: &mut Vec<u8>, req: &Request<B>) {
     buf.clear();
     let method = req.method().as_str();

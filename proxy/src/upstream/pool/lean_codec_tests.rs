@@ -70,15 +70,31 @@ fn request_head_is_one_buffer_in_wire_order() {
 }
 
 #[test]
-fn lean_exchange_takes_bodiless_http11_requests_only() {
+fn lean_exchange_takes_http11_requests_without_body_or_with_a_length() {
     let get = Request::get("/")
         .body(http_body_util::Empty::<Bytes>::new())
         .expect("req");
     assert!(handles(&get));
-    let post = Request::post("/")
+    let sized = Request::post("/")
+        .header("content-length", "1")
         .body(http_body_util::Full::new(Bytes::from_static(b"x")))
         .expect("req");
-    assert!(!handles(&post));
+    assert!(handles(&sized));
+    let unsized_body = Request::post("/")
+        .body(http_body_util::Full::new(Bytes::from_static(b"x")))
+        .expect("req");
+    assert!(!handles(&unsized_body));
+    let chunked = Request::post("/")
+        .header("transfer-encoding", "chunked")
+        .body(http_body_util::Full::new(Bytes::from_static(b"x")))
+        .expect("req");
+    assert!(!handles(&chunked));
+    let twice = Request::post("/")
+        .header("content-length", "1")
+        .header("content-length", "1")
+        .body(http_body_util::Full::new(Bytes::from_static(b"x")))
+        .expect("req");
+    assert!(!handles(&twice));
     let old = Request::get("/")
         .version(Version::HTTP_10)
         .body(http_body_util::Empty::<Bytes>::new())
