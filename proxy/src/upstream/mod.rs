@@ -20,6 +20,8 @@ mod host_set;
 #[cfg(test)]
 mod keepalive_tests;
 mod lb;
+#[cfg(test)]
+mod lean_tests;
 mod manager;
 #[cfg(test)]
 mod pipe_tests;

@@ -23,10 +23,11 @@ use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 
 use super::http1;
+use super::lean::LeanBody;
 use crate::tls::client::TlsOverrides;
 use crate::upstream::host::{ActiveRequest, Host, OpenConnection};
 use crate::upstream::stream::UpstreamStream;
-use crate::upstream::RequestBody;
+use crate::upstream::{BoxError, RequestBody};
 
 type Http1Connection = Connection<TokioIo<UpstreamStream>, RequestBody>;
 
@@ -45,12 +46,12 @@ impl DrivenConnection {
     pub(super) fn new(
         sender: SendRequest<RequestBody>,
         conn: Http1Connection,
-        open: OpenConnection,
+        open: Option<OpenConnection>,
     ) -> Box<Self> {
         Box::new(Self {
             sender,
             conn: Some(conn),
-            open: Some(open),
+            open,
             parked: None,
         })
     }
@@ -69,6 +70,29 @@ impl DrivenConnection {
             &mut self.open,
             &mut Context::from_waker(waker),
         )
+    }
+
+    /// The socket, its counting guard and parking, for the lean exchange to take over;
+    /// None when hyper holds bytes no request asked for (the connection then closes).
+    pub(super) fn into_stream(
+        self: Box<Self>,
+    ) -> Option<(
+        UpstreamStream,
+        Option<OpenConnection>,
+        Option<http1::Parked>,
+    )> {
+        let Self {
+            sender,
+            conn,
+            open,
+            parked,
+        } = *self;
+        drop(sender);
+        let parts = conn?.into_parts();
+        if !parts.read_buf.is_empty() {
+            return None;
+        }
+        Some((parts.io.into_inner(), open, parked))
     }
 
     /// Open and able to take a request now.
@@ -199,7 +223,14 @@ impl Lease {
         } = self;
         drop(active);
         if ready && reusable {
-            http1::checkin(&host, &tls, conn, busy, requests, idle_timeout);
+            http1::checkin(
+                &host,
+                &tls,
+                http1::PooledConnection::Hyper(conn),
+                busy,
+                requests,
+                idle_timeout,
+            );
         } else {
             drop(busy);
             conn.close();
@@ -231,79 +262,112 @@ impl Lease {
 /// that connection (whoever reads the body moves the bytes) and returns it to the pool
 /// when the body ends; from HTTP/2 and upgraded connections it is hyper's body as is.
 pub struct UpstreamBody {
-    inner: Incoming,
-    lease: Option<Box<Lease>>,
+    inner: BodySource,
+}
+
+enum BodySource {
+    /// hyper's body, with the pool connection it drives (HTTP/1.1 pool connections).
+    Hyper {
+        inner: Incoming,
+        lease: Option<Box<Lease>>,
+    },
+    /// Decoded from a lean HTTP/1.1 connection (`lean`).
+    Lean(LeanBody),
 }
 
 impl UpstreamBody {
     pub(super) fn plain(inner: Incoming) -> Self {
-        Self { inner, lease: None }
+        Self {
+            inner: BodySource::Hyper { inner, lease: None },
+        }
     }
 
     pub(super) fn leased(inner: Incoming, lease: Box<Lease>) -> Self {
         Self {
-            inner,
-            lease: Some(lease),
+            inner: BodySource::Hyper {
+                inner,
+                lease: Some(lease),
+            },
+        }
+    }
+
+    pub(super) fn lean(body: LeanBody) -> Self {
+        Self {
+            inner: BodySource::Lean(body),
         }
     }
 }
 
 impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamBody")
-            .field("inner", &self.inner)
-            .field("leased", &self.lease.is_some())
-            .finish()
+        match &self.inner {
+            BodySource::Hyper { inner, lease } => f
+                .debug_struct("UpstreamBody")
+                .field("inner", inner)
+                .field("leased", &lease.is_some())
+                .finish(),
+            BodySource::Lean(_) => f.debug_struct("UpstreamBody").field("lean", &true).finish(),
+        }
     }
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let Some(lease) = this.lease.as_mut() else {
-            return Pin::new(&mut this.inner).poll_frame(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let (inner, lease) = match &mut self.get_mut().inner {
+            BodySource::Lean(body) => return body.poll_frame(cx),
+            BodySource::Hyper { inner, lease } => (inner, lease),
+        };
+        let Some(leased) = lease.as_mut() else {
+            return Pin::new(inner).poll_frame(cx).map_err(Into::into);
         };
         // Frames only arrive from `drive`, whose wakers cover this body too: a frame
         // already read is taken without polling the connection again.
-        let mut polled =
-            Pin::new(&mut this.inner).poll_frame(&mut Context::from_waker(Waker::noop()));
+        let mut polled = Pin::new(&mut *inner).poll_frame(&mut Context::from_waker(Waker::noop()));
         if polled.is_pending() {
-            lease.conn.drive(cx);
-            polled = Pin::new(&mut this.inner).poll_frame(&mut Context::from_waker(Waker::noop()));
+            leased.conn.drive(cx);
+            polled = Pin::new(&mut *inner).poll_frame(&mut Context::from_waker(Waker::noop()));
         }
         let ended = match &polled {
-            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            Poll::Ready(Some(Ok(_))) => inner.is_end_stream(),
             Poll::Ready(None | Some(Err(_))) => true,
             Poll::Pending => false,
         };
         if ended {
-            if let Some(lease) = this.lease.take() {
+            if let Some(lease) = lease.take() {
                 lease.release(cx);
             }
         }
-        polled
+        polled.map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            BodySource::Hyper { inner, .. } => inner.is_end_stream(),
+            BodySource::Lean(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            BodySource::Hyper { inner, .. } => inner.size_hint(),
+            BodySource::Lean(body) => body.size_hint(),
+        }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         // Abandoned before its end: the codec reads (or drops) the rest on its own.
-        if let Some(lease) = self.lease.take() {
-            lease.finish_in_background();
+        if let BodySource::Hyper { lease, .. } = &mut self.inner {
+            if let Some(lease) = lease.take() {
+                lease.finish_in_background();
+            }
         }
     }
 }

@@ -21,6 +21,8 @@ use hyper::client::conn::http1::{Builder, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 
 use super::driven::{DrivenConnection, Lease, UpstreamBody};
+use super::lean::{ExchangeError, LeanBody, LeanConnection, LeanLease};
+use super::lean_codec;
 use super::{reset, with_existing_pools, with_pools, PoolKey};
 use crate::tls::client::TlsOverrides;
 use crate::upstream::cluster::UpstreamCluster;
@@ -106,8 +108,133 @@ impl Parked {
     }
 }
 
+/// A pool connection in either form: driven by hyper's client codec, or lean (socket
+/// and buffers, `lean`). Idle ones switch form when a request needs the other.
+pub(super) enum PooledConnection {
+    Hyper(Box<DrivenConnection>),
+    Lean(Box<LeanConnection>),
+}
+
+impl PooledConnection {
+    fn parked(&self) -> Option<&Parked> {
+        match self {
+            Self::Hyper(c) => c.parked.as_ref(),
+            Self::Lean(c) => c.parked.as_ref(),
+        }
+    }
+
+    fn parked_mut(&mut self) -> &mut Option<Parked> {
+        match self {
+            Self::Hyper(c) => &mut c.parked,
+            Self::Lean(c) => &mut c.parked,
+        }
+    }
+
+    /// Lets it notice a close (or, for hyper's, finish its work); false once ended.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        match self {
+            Self::Hyper(c) => c.drive(cx),
+            Self::Lean(c) => c.poll_idle(cx),
+        }
+    }
+
+    fn drive_parked(&mut self) -> bool {
+        match self {
+            Self::Hyper(c) => c.drive_parked(),
+            Self::Lean(c) => c.poll_idle_parked(),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match self {
+            Self::Hyper(c) => c.is_ready(),
+            Self::Lean(c) => c.is_open(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Self::Hyper(c) => c.is_open(),
+            Self::Lean(c) => c.is_open(),
+        }
+    }
+
+    fn close(self) {
+        match self {
+            Self::Hyper(c) => c.close(),
+            Self::Lean(c) => (*c).close(),
+        }
+    }
+
+    /// The lean form (None: it could not switch, and is closed).
+    fn into_lean(self, limits: HeadLimits) -> Option<Box<LeanConnection>> {
+        match self {
+            Self::Lean(c) => Some(c),
+            Self::Hyper(c) => {
+                let (stream, open, parked) = c.into_stream()?;
+                Some(LeanConnection::new(
+                    stream,
+                    open,
+                    parked,
+                    limits.read_buffer,
+                    limits.max_headers,
+                ))
+            }
+        }
+    }
+
+    /// hyper's form (None: it could not switch, and is closed).
+    async fn into_hyper(
+        self,
+        cluster: &UpstreamCluster,
+        host: &Arc<Host>,
+    ) -> Option<Box<DrivenConnection>> {
+        match self {
+            Self::Hyper(c) => Some(c),
+            Self::Lean(c) => {
+                let (stream, open) = (*c).into_stream()?;
+                let (sender, conn) = builder(cluster)
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| reset(host, &e))
+                    .ok()?;
+                Some(DrivenConnection::new(sender, conn, open))
+            }
+        }
+    }
+}
+
+/// What bounds a response head on a connection (the cluster's limits).
+#[derive(Clone, Copy)]
+pub(super) struct HeadLimits {
+    /// Read buffer, which a head must fit in.
+    pub(super) read_buffer: usize,
+    pub(super) max_headers: usize,
+}
+
+impl HeadLimits {
+    fn of(cluster: &UpstreamCluster) -> Self {
+        // The read buffer bounds the response head too: a head that does not fit is a
+        // protocol error, Envoy's for a head over `max_response_headers_kb` (80 KiB by
+        // default for HTTP/1).
+        let head_limit = cluster
+            .model
+            .response_headers_limit(false)
+            .max(crate::buffer_limit::MIN_HTTP1_BUFFER);
+        let read_buffer =
+            crate::buffer_limit::http1_read_buffer(cluster.model.per_connection_buffer_limit_bytes)
+                .map_or(head_limit, |max| max.min(head_limit));
+        Self {
+            read_buffer,
+            // Envoy's `max_headers_count` for responses: over it the response is a
+            // protocol error (502, `upstream_cx_protocol_error`).
+            max_headers: cluster.model.max_response_headers_count as usize,
+        }
+    }
+}
+
 struct IdleConnection {
-    conn: Box<DrivenConnection>,
+    conn: PooledConnection,
     /// Requests this connection has carried.
     requests: u32,
     idle_since: Instant,
@@ -137,7 +264,7 @@ impl Http1Pool {
             // Only a connection woken since it was last driven can have changed (a close
             // the watcher has not seen yet): that one is polled, without a waker, to
             // find out. The request's own polls follow.
-            let woken = idle.conn.parked.as_ref().is_none_or(Parked::unpark);
+            let woken = idle.conn.parked().is_none_or(Parked::unpark);
             let open = !woken || idle.conn.drive(&mut Context::from_waker(Waker::noop()));
             if open && idle.conn.is_ready() {
                 self.busy += 1;
@@ -173,13 +300,12 @@ impl Http1Pool {
     /// parked waker, which reaches the watcher's `cx`), dropping those that ended.
     fn watch(&mut self, cx: &mut Context<'_>) {
         self.watcher.register(cx.waker());
-        self.idle.retain_mut(
-            |idle| match idle.conn.parked.as_ref().map(Parked::take_woken) {
+        self.idle
+            .retain_mut(|idle| match idle.conn.parked().map(Parked::take_woken) {
                 Some(false) => true,
                 Some(true) => idle.conn.drive_parked(),
                 None => idle.conn.drive(cx),
-            },
-        );
+            });
     }
 }
 
@@ -226,33 +352,32 @@ pub(super) async fn send(
     if upgrade {
         return Box::pin(send_upgrade(cluster, host, tls, req, active)).await;
     }
+    if lean_codec::handles(&req) {
+        return std::pin::pin!(send_lean(cluster, host, tls, req, active)).await;
+    }
     let mut yielded = false;
     loop {
         let (idle, busy) = with_pools(host, tls, |p| (p.http1.checkout(), p.http1.busy));
         match idle {
-            Some(mut idle) => {
+            Some(idle) => {
                 let busy = Busy::new(host, tls);
+                let Some(mut conn) = Box::pin(idle.conn.into_hyper(cluster, host)).await else {
+                    continue;
+                };
                 active.attach();
-                let sent = idle.conn.sender.try_send_request(req);
+                let sent = conn.sender.try_send_request(req);
                 // Pinned in place, not copied into this future (see
                 // `http::stream::handle`).
                 let exchanged = {
-                    let exchange = std::pin::pin!(idle.conn.exchange(sent));
+                    let exchange = std::pin::pin!(conn.exchange(sent));
                     exchange.await
                 };
                 match exchanged {
                     Ok(response) => {
                         // Over the head limit: the connection is dropped, not reused.
                         let response = within_head_limit(cluster, host, response)?;
-                        let lease = lease(
-                            cluster,
-                            host,
-                            tls,
-                            idle.conn,
-                            idle.requests + 1,
-                            busy,
-                            active,
-                        );
+                        let lease =
+                            lease(cluster, host, tls, conn, idle.requests + 1, busy, active);
                         return Ok(std::pin::pin!(with_lease(response, lease)).await);
                     }
                     Err(mut e) => match e.take_message() {
@@ -274,11 +399,15 @@ pub(super) async fn send(
     }
 
     let pending = cluster.pending_slot()?;
-    let (sender, conn, open) = Box::pin(new_connection(cluster, host, tls))
+    let (stream, open) = Box::pin(connect(cluster, host, tls, Protocol::Http1))
         .await
         .inspect_err(|e| pending.failed(e))?;
     drop(pending);
-    let mut conn = DrivenConnection::new(sender, conn, open);
+    let (sender, conn) = builder(cluster)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| reset(host, &e))?;
+    let mut conn = DrivenConnection::new(sender, conn, Some(open));
     with_pools(host, tls, |p| p.http1.busy += 1);
     let busy = Busy::new(host, tls);
     active.attach();
@@ -294,6 +423,96 @@ pub(super) async fn send(
             Ok(std::pin::pin!(with_lease(response, lease)).await)
         }
         Err(e) => Err(reset(host, &e)),
+    }
+}
+
+/// Sends a request over the lean exchange (`lean`): a pooled connection when
+/// one is idle, else a new one.
+async fn send_lean(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    tls: &TlsOverrides,
+    mut req: Request<RequestBody>,
+    mut active: ActiveRequest,
+) -> Result<Response<UpstreamBody>, UpstreamError> {
+    let limits = HeadLimits::of(cluster);
+    let mut yielded = false;
+    loop {
+        let (idle, busy) = with_pools(host, tls, |p| (p.http1.checkout(), p.http1.busy));
+        let (conn, requests, reused) = match idle {
+            Some(idle) => {
+                let busy = Busy::new(host, tls);
+                let Some(conn) = idle.conn.into_lean(limits) else {
+                    continue;
+                };
+                (conn, idle.requests, busy)
+            }
+            None if busy > 0 && !yielded => {
+                yielded = true;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            None => {
+                let pending = cluster.pending_slot()?;
+                let (stream, open) = Box::pin(connect(cluster, host, tls, Protocol::Http1))
+                    .await
+                    .inspect_err(|e| pending.failed(e))?;
+                drop(pending);
+                with_pools(host, tls, |p| p.http1.busy += 1);
+                let conn = LeanConnection::new(
+                    stream,
+                    Some(open),
+                    None,
+                    limits.read_buffer,
+                    limits.max_headers,
+                );
+                (conn, 0, Busy::new(host, tls))
+            }
+        };
+        let busy = reused;
+        let mut conn = conn;
+        active.attach();
+        let exchanged = {
+            let exchange = std::pin::pin!(conn.exchange(&mut req, requests > 0));
+            exchange.await
+        };
+        let (response, decoder, keep_alive) = match exchanged {
+            Ok(head) => head,
+            // Written nowhere: another connection may carry it.
+            Err(ExchangeError::Unsent) => {
+                (*conn).close();
+                continue;
+            }
+            Err(ExchangeError::Reset(e)) => {
+                tracing::debug!(host = %host.address, error = %e, "upstream request failed before response headers");
+                return Err(UpstreamError::Reset {
+                    host: host.clone(),
+                    reason: "connection termination".to_owned(),
+                });
+            }
+            Err(ExchangeError::Protocol(e)) => {
+                tracing::debug!(host = %host.address, error = %e, "upstream response head refused");
+                return Err(UpstreamError::ProtocolError { host: host.clone() });
+            }
+        };
+        let response = within_head_limit(cluster, host, response)?;
+        let requests = requests + 1;
+        let lease = Box::new(LeanLease {
+            conn,
+            decoder,
+            keep_alive,
+            host: host.clone(),
+            tls: tls.clone(),
+            requests,
+            reusable: cluster
+                .model
+                .max_requests_per_connection
+                .is_none_or(|max| requests < max),
+            idle_timeout: cluster.model.idle_timeout,
+            busy,
+            active,
+        });
+        return Ok(response.map(|()| UpstreamBody::lean(LeanBody::new(lease))));
     }
 }
 
@@ -369,11 +588,11 @@ async fn send_upgrade(
 /// The response, or Envoy's protocol error when its head is larger than the cluster's
 /// `max_response_headers_kb`. hyper's read buffer (at least 8 KiB) refuses a head that
 /// does not fit in it; one read can overshoot it, and smaller limits need this check.
-fn within_head_limit(
+fn within_head_limit<T>(
     cluster: &UpstreamCluster,
     host: &Arc<Host>,
-    response: Response<Incoming>,
-) -> Result<Response<Incoming>, UpstreamError> {
+    response: Response<T>,
+) -> Result<Response<T>, UpstreamError> {
     let limit = cluster.model.response_headers_limit(false);
     if response_head_len(&response) <= limit {
         return Ok(response);
@@ -385,7 +604,7 @@ fn within_head_limit(
 /// Length of an HTTP/1 response head as the upstream sent it (status line, header
 /// lines, blank line), rebuilt from the parsed response: optional whitespace is not
 /// counted.
-fn response_head_len(response: &Response<Incoming>) -> usize {
+fn response_head_len<T>(response: &Response<T>) -> usize {
     let reason = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
         Some(reason) => reason.as_bytes().len(),
         None => response.status().canonical_reason().map_or(0, str::len),
@@ -414,26 +633,20 @@ async fn new_connection(
     UpstreamError,
 > {
     let (stream, open) = connect(cluster, host, tls, Protocol::Http1).await?;
-    let mut builder = Builder::new();
-    // The read buffer bounds the response head too: a head that does not fit is a
-    // parse error, Envoy's protocol error for a head over `max_response_headers_kb`
-    // (80 KiB by default for HTTP/1).
-    let head_limit = cluster
-        .model
-        .response_headers_limit(false)
-        .max(crate::buffer_limit::MIN_HTTP1_BUFFER);
-    let read_buffer =
-        crate::buffer_limit::http1_read_buffer(cluster.model.per_connection_buffer_limit_bytes)
-            .map_or(head_limit, |max| max.min(head_limit));
-    builder.max_buf_size(read_buffer);
-    // Envoy's `max_headers_count` for responses: over it the response is a protocol
-    // error (502, `upstream_cx_protocol_error`).
-    builder.max_headers(cluster.model.max_response_headers_count as usize);
-    let (sender, conn) = builder
+    let (sender, conn) = builder(cluster)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| reset(host, &e))?;
     Ok((sender, conn, open))
+}
+
+/// hyper's client codec with the cluster's response head limits (`HeadLimits`).
+fn builder(cluster: &UpstreamCluster) -> Builder {
+    let limits = HeadLimits::of(cluster);
+    let mut builder = Builder::new();
+    builder.max_buf_size(limits.read_buffer);
+    builder.max_headers(limits.max_headers);
+    builder
 }
 
 /// Parks a connection that can carry another request in this worker's pool, under the
@@ -441,7 +654,7 @@ async fn new_connection(
 pub(super) fn checkin(
     host: &Arc<Host>,
     tls: &TlsOverrides,
-    mut conn: Box<DrivenConnection>,
+    mut conn: PooledConnection,
     busy: Busy,
     requests: u32,
     idle_timeout: Option<Duration>,
@@ -451,13 +664,13 @@ pub(super) fn checkin(
         busy.end_in(pool);
         // From now on the watcher is woken when the upstream closes it or sends data
         // (a waker made once per connection, again only for a pool made anew).
-        let parked = match conn.parked.take() {
+        let parked = match conn.parked_mut().take() {
             Some(parked) if Arc::ptr_eq(&parked.state.watcher, &pool.watcher) => parked,
             _ => Parked::new(&pool.watcher),
         };
         parked.state.woken.store(false, Ordering::Release);
         parked.state.parked.store(true, Ordering::Release);
-        conn.parked = Some(parked);
+        *conn.parked_mut() = Some(parked);
         if !conn.drive_parked() {
             return (false, false);
         }

@@ -12,6 +12,8 @@ mod driven;
 mod h2_resets;
 mod http1;
 mod http2;
+mod lean;
+mod lean_codec;
 
 pub use driven::UpstreamBody;
 
