@@ -20,6 +20,7 @@ pub mod filter;
 mod forward;
 mod gated;
 pub mod headers;
+mod heap_trim;
 pub mod local_reply;
 mod local_reply_config;
 mod max_duration;

@@ -28,6 +28,7 @@ use tokio::io::unix::AsyncFd;
 use crate::base::drain::{DrainPhase, DrainSignal};
 
 use super::conn_manager::{ConnDeadlines, Phases};
+use super::heap_trim::HeapTrim;
 use super::stream::ConnShared;
 
 /// A parked connection, whatever its I/O type.
@@ -124,6 +125,7 @@ async fn drive(shared: Arc<Shared>) {
         watch: None,
         watch_failed: false,
         watched_ready: Vec::new(),
+        trim: HeapTrim::default(),
     };
     std::future::poll_fn(|cx| set.poll(cx)).await
 }
@@ -224,6 +226,8 @@ struct ParkedSet {
     watch_failed: bool,
     /// Slots the epoll set reported (kept for its capacity).
     watched_ready: Vec<usize>,
+    /// Gives what parking connections freed back to the kernel (see `heap_trim`).
+    trim: HeapTrim,
 }
 
 /// What to do with a connection after looking at it.
@@ -251,10 +255,12 @@ impl ParkedSet {
         self.poll_watched(cx);
         self.poll_drain(cx);
         self.poll_timer(cx);
+        self.trim.poll(cx);
         Poll::Pending
     }
 
     fn insert(&mut self, conn: Box<dyn Parked>) {
+        self.trim.on_park();
         let group = self.group_of(&conn.shared().drain);
         let slot = match self.free.pop() {
             Some(slot) => slot,
