@@ -96,3 +96,53 @@ async fn a_parked_keep_alive_connection_closes_at_once_on_sigterm() -> anyhow::R
     proxy.wait_exit(Duration::from_secs(10)).await?;
     Ok(())
 }
+
+/// Many parked keep-alive connections (each plaintext one watched without its own
+/// registration with the runtime, see `proxy/src/http/park_socket.rs`): those whose
+/// clients close while parked end at once (`downstream_cx_active` falls to the rest),
+/// and the rest, each woken by its own client's bytes, serve their next request. (More
+/// than the 64 parks after which the worker trims its heap, see
+/// `proxy/src/http/heap_trim.rs`, and idle past that trim.)
+#[tokio::test]
+async fn parked_connections_end_on_client_close_and_the_rest_serve() -> anyhow::Result<()> {
+    const CONNS: usize = 80;
+    /// Past the heap trim's delay (1 s after the 64th park).
+    const PAST_TRIM: Duration = Duration::from_millis(1500);
+    let upstream = EchoUpstream::start("a").await?;
+    let proxy = Proxy::start(&simple_proxy(&[upstream.addr()])).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let mut conns = Vec::new();
+    for _ in 0..CONNS {
+        let mut conn = RawHttp1::connect(addr).await?;
+        conn.send_request("GET", "/first", &[], b"").await?;
+        assert_eq!(conn.read_response().await?.status, 200);
+        conns.push(conn);
+    }
+    tokio::time::sleep(IDLE_GAP + PAST_TRIM).await;
+    // Every other client closes while its connection is parked.
+    let kept: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, conn)| (i % 2 == 1).then_some(conn))
+        .collect();
+    let active = |want: u64| {
+        let proxy = &proxy;
+        async move {
+            eventually(Duration::from_secs(10), || async {
+                let text = proxy.admin_request("GET", "/stats").await?.body_text();
+                Ok((stat(&text, "http.ingress.downstream_cx_active") == Some(want)).then_some(()))
+            })
+            .await
+        }
+    };
+    active(kept.len() as u64).await?;
+    // The rest, in reverse order of parking.
+    for mut conn in kept.into_iter().rev() {
+        conn.send_request("GET", "/again", &[], b"").await?;
+        let resp = conn.read_response().await?;
+        assert_eq!(resp.status, 200);
+        assert!(resp.body_text().contains("/again"), "{}", resp.body_text());
+    }
+    active(0).await?;
+    Ok(())
+}

@@ -220,6 +220,11 @@ impl<IO> DownstreamIo<IO> {
         }
     }
 
+    /// The socket (a parked connection changes its registration through it).
+    pub(crate) fn socket_mut(&mut self) -> &mut IO {
+        &mut self.inner
+    }
+
     /// The connection's codec as its first bytes (or `codec_type`) said: true for
     /// HTTP/1 (an AUTO connection whose first bytes are not the HTTP/2 preface's).
     pub(crate) fn is_http1(&self) -> bool {

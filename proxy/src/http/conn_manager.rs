@@ -24,6 +24,7 @@ use super::codec::{self, DownstreamIo, Preface};
 use super::codec_conn::CodecConnection;
 use super::context::{HcmRuntime, HttpContext};
 use super::gated::Gate;
+use super::park_socket::{ParkSocket, Reregister};
 use super::parked;
 use super::stats::{codec_rejected_request, ActiveConnection, ActiveStream};
 use super::stream::{self, ConnShared};
@@ -50,7 +51,7 @@ pub fn serve_connection<IO, G>(
     guard: G,
 ) -> impl std::future::Future<Output = ()> + Send
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
     G: Send + 'static,
 {
     // Built here rather than in the async function, whose future would otherwise keep
@@ -78,7 +79,7 @@ where
         idle_read: Default::default(),
         park_now: Default::default(),
     });
-    let mut io = DownstreamIo::new(io)
+    let mut io = DownstreamIo::new(ParkSocket::Registered(io))
         .with_stats(runtime.clone())
         .with_request_framing(codec::framing_limits(hcm), shared.clone());
     if let Some(timeout) = hcm.request_headers_timeout {
@@ -102,11 +103,11 @@ where
 /// I/O.)
 #[allow(clippy::manual_async_fn)]
 fn serve<IO, G>(
-    mut io: DownstreamIo<IO>,
+    mut io: DownstreamIo<ParkSocket<IO>>,
     mut rest: ConnRest<G>,
 ) -> impl std::future::Future<Output = ()> + Send
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
     G: Send + 'static,
 {
     async move {
@@ -139,9 +140,9 @@ struct ConnRest<G> {
 
 impl<G: Send + 'static> ConnRest<G> {
     /// After an active period: the connection parks or ends.
-    fn after<IO>(self, served: Served<IO>)
+    fn after<IO>(self, served: Served<ParkSocket<IO>>)
     where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
     {
         match served {
             Served::Ended { codec_error } => self.finish(codec_error),
@@ -168,9 +169,9 @@ struct ParkedConn<IO, G> {
     rest: ConnRest<G>,
 }
 
-impl<IO, G> parked::Parked for ParkedConn<IO, G>
+impl<IO, G> parked::Parked for ParkedConn<ParkSocket<IO>, G>
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
     G: Send + 'static,
 {
     fn shared(&self) -> &ConnShared {
@@ -188,8 +189,18 @@ where
         self.io.poll_unpark(cx)
     }
 
+    fn deregister(&mut self) -> std::io::Result<Option<std::os::fd::RawFd>> {
+        self.io.socket_mut().deregister()
+    }
+
     fn resume(self: Box<Self>) {
-        let ParkedConn { io, mut rest } = *self;
+        let ParkedConn { mut io, mut rest } = *self;
+        if let Err(e) = io.socket_mut().reregister() {
+            tracing::debug!(error = %e, "registering a parked connection again");
+            drop(io);
+            rest.finish(false);
+            return;
+        }
         tokio::spawn(async move {
             let served = Box::pin(serve_active(io, &rest.shared, &mut rest.phases)).await;
             rest.after(served);
@@ -198,6 +209,7 @@ where
 
     fn close(self: Box<Self>, shut_write: bool) {
         let ParkedConn { mut io, rest } = *self;
+        // A bare socket (see `park_socket`) shuts down as a registered one, at once.
         if !shut_write {
             drop(io);
             rest.finish(false);

@@ -20,10 +20,12 @@ pub mod filter;
 mod forward;
 mod gated;
 pub mod headers;
+mod heap_trim;
 pub mod local_reply;
 mod local_reply_config;
 mod max_duration;
 pub mod normalize;
+mod park_socket;
 mod parked;
 mod premature_reset;
 pub mod rds;
@@ -39,6 +41,7 @@ use http_body_util::{BodyExt, Empty};
 
 pub use conn_manager::serve_connection;
 pub use context::{HcmRuntime, HttpContext};
+pub use park_socket::Reregister;
 
 /// Body of every response the connection manager sends downstream.
 pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, crate::upstream::BoxError>;

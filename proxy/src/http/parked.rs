@@ -6,23 +6,29 @@
 //! idle timeout and max connection duration close a parked connection as the waiting
 //! connection task did (`conn_manager::ConnDeadlines`), and the client closing ends it.
 //! An idle connection so costs its boxed state, a slot and a waker, not a task with a
-//! timer and a drain wait of its own.
+//! timer and a drain wait of its own. A plaintext socket also leaves the runtime's I/O
+//! driver while parked (`park_socket`): the set watches such sockets through one epoll
+//! set of its own, registered with the runtime once.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
+use mio::unix::SourceFd;
+use tokio::io::unix::AsyncFd;
 
 use crate::base::drain::{DrainPhase, DrainSignal};
 
 use super::conn_manager::{ConnDeadlines, Phases};
+use super::heap_trim::HeapTrim;
 use super::stream::ConnShared;
 
 /// A parked connection, whatever its I/O type.
@@ -34,7 +40,11 @@ pub(super) trait Parked: Send {
     /// Waits for the client's next bytes: true once they are there, false when the
     /// client closed.
     fn poll_unpark(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>>;
-    /// Serves the bytes that arrived in a new task.
+    /// Gives the socket's registration with the runtime up, if its kind can: the
+    /// descriptor the set then watches. `Ok(None)`: it stays registered (and wakes the
+    /// slot's waker).
+    fn deregister(&mut self) -> io::Result<Option<RawFd>>;
+    /// Serves the bytes that arrived in a new task (registered again first).
     fn resume(self: Box<Self>);
     /// Ends the connection; `shut_write`: shut the write side first (as hyper's graceful
     /// shutdown of an idle connection does).
@@ -112,6 +122,10 @@ async fn drive(shared: Arc<Shared>) {
         groups: Vec::new(),
         timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
         timer_at: None,
+        watch: None,
+        watch_failed: false,
+        watched_ready: Vec::new(),
+        trim: HeapTrim::default(),
     };
     std::future::poll_fn(|cx| set.poll(cx)).await
 }
@@ -125,6 +139,43 @@ struct Slot {
     deadline: Option<Instant>,
     /// Its drain signal's index in `ParkedSet::groups`.
     group: usize,
+    /// The connection's bare socket, in the set's epoll set (see `park_socket`).
+    watched: Option<RawFd>,
+}
+
+/// The set's own epoll set, for parked sockets without a runtime registration: the
+/// runtime watches its descriptor, it watches theirs (edge-triggered, readable or
+/// closed), a slot's index as their token.
+struct Watch {
+    poll: AsyncFd<PollFd>,
+    events: mio::Events,
+}
+
+/// `mio::Poll` with its descriptor, for `AsyncFd`.
+struct PollFd(mio::Poll);
+
+impl AsRawFd for PollFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Events taken from the epoll set per `epoll_wait`.
+const WATCH_EVENTS: usize = 256;
+
+impl Watch {
+    fn new() -> io::Result<Self> {
+        let poll = PollFd(mio::Poll::new()?);
+        // SAFETY: `PollFd` owns the epoll descriptor, open and the same for as long as
+        // it lives, and `AsyncFd` owns the `PollFd`.
+        #[allow(unsafe_code)]
+        let poll = unsafe { AsyncFd::register_with_interest(poll, tokio::io::Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        Ok(Self {
+            poll,
+            events: mio::Events::with_capacity(WATCH_EVENTS),
+        })
+    }
 }
 
 /// The parked connections watching one drain signal, and one wait for its next phase.
@@ -169,6 +220,14 @@ struct ParkedSet {
     groups: Vec<Option<DrainGroup>>,
     timer: Pin<Box<tokio::time::Sleep>>,
     timer_at: Option<Instant>,
+    /// Made for the first socket that can leave the runtime's driver.
+    watch: Option<Watch>,
+    /// Making `watch` failed: sockets stay registered.
+    watch_failed: bool,
+    /// Slots the epoll set reported (kept for its capacity).
+    watched_ready: Vec<usize>,
+    /// Gives what parking connections freed back to the kernel (see `heap_trim`).
+    trim: HeapTrim,
 }
 
 /// What to do with a connection after looking at it.
@@ -193,12 +252,15 @@ impl ParkedSet {
             self.poll_slot(slot);
         }
         self.ready = ready;
+        self.poll_watched(cx);
         self.poll_drain(cx);
         self.poll_timer(cx);
+        self.trim.poll(cx);
         Poll::Pending
     }
 
     fn insert(&mut self, conn: Box<dyn Parked>) {
+        self.trim.on_park();
         let group = self.group_of(&conn.shared().drain);
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -213,6 +275,7 @@ impl ParkedSet {
                     waker,
                     deadline: None,
                     group,
+                    watched: None,
                 });
                 slot
             }
@@ -223,6 +286,11 @@ impl ParkedSet {
         entry.deadline = None;
         if let Some(g) = self.groups[group].as_mut() {
             g.members += 1;
+        }
+        if let Err(e) = self.watch_socket(slot) {
+            tracing::debug!(error = %e, "parking a connection's socket");
+            self.apply(slot, Next::Close { shut_write: false });
+            return;
         }
         // A phase the connection has not acted on yet (the drain began while it was
         // serving) is acted on now, as the connection's own drain wait would at once.
@@ -328,6 +396,19 @@ impl ParkedSet {
     fn remove(&mut self, slot: usize) -> Option<Box<dyn Parked>> {
         let entry = &mut self.slots[slot];
         let conn = entry.conn.take()?;
+        if let (Some(fd), Some(watch)) = (entry.watched.take(), self.watch.as_ref()) {
+            // Before the socket is registered again or closed (a stale event for the
+            // slot is harmless: its next occupant's read would block).
+            if let Err(e) = watch
+                .poll
+                .get_ref()
+                .0
+                .registry()
+                .deregister(&mut SourceFd(&fd))
+            {
+                tracing::debug!(error = %e, "unwatching a parked socket");
+            }
+        }
         if let Some(old) = entry.deadline.take() {
             self.deadlines.remove(&(old, slot));
         }
@@ -340,6 +421,77 @@ impl ParkedSet {
             }
         }
         Some(conn)
+    }
+
+    /// Takes the slot's socket off the runtime's driver into the set's epoll set, when
+    /// its kind can leave (an error: the socket is lost or unwatched, close it).
+    fn watch_socket(&mut self, slot: usize) -> io::Result<()> {
+        if self.watch.is_none() && !self.watch_failed {
+            match Watch::new() {
+                Ok(watch) => self.watch = Some(watch),
+                Err(e) => {
+                    tracing::warn!(error = %e, "parked connections stay registered: no epoll set");
+                    self.watch_failed = true;
+                }
+            }
+        }
+        let Some(watch) = self.watch.as_ref() else {
+            return Ok(());
+        };
+        let entry = &mut self.slots[slot];
+        let Some(conn) = entry.conn.as_mut() else {
+            return Ok(());
+        };
+        let Some(fd) = conn.deregister()? else {
+            return Ok(());
+        };
+        watch.poll.get_ref().0.registry().register(
+            &mut SourceFd(&fd),
+            mio::Token(slot),
+            mio::Interest::READABLE,
+        )?;
+        entry.watched = Some(fd);
+        Ok(())
+    }
+
+    /// Polls the slots whose bare sockets the epoll set reports, until it has no more
+    /// events (then the runtime wakes the set on its next one).
+    fn poll_watched(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let mut ready = std::mem::take(&mut self.watched_ready);
+            {
+                let Some(watch) = self.watch.as_mut() else {
+                    return;
+                };
+                let mut guard = match watch.poll.poll_read_ready_mut(cx) {
+                    Poll::Ready(Ok(guard)) => guard,
+                    Poll::Ready(Err(e)) => {
+                        tracing::warn!(error = %e, "parked sockets' epoll set failed");
+                        return;
+                    }
+                    Poll::Pending => {
+                        self.watched_ready = ready;
+                        return;
+                    }
+                };
+                let events = &mut watch.events;
+                if let Err(e) = guard.get_inner_mut().0.poll(events, Some(Duration::ZERO)) {
+                    // Interrupted: tried again on the next turn.
+                    tracing::debug!(error = %e, "polling parked sockets");
+                    cx.waker().wake_by_ref();
+                    self.watched_ready = ready;
+                    return;
+                }
+                ready.extend(events.iter().map(|event| event.token().0));
+                if ready.is_empty() {
+                    guard.clear_ready();
+                }
+            }
+            for slot in ready.drain(..) {
+                self.poll_slot(slot);
+            }
+            self.watched_ready = ready;
+        }
     }
 
     /// A drain signal moved past what its group saw: every connection of the group

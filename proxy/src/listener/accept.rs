@@ -279,7 +279,12 @@ fn serve<IO, G>(
     guard: G,
 ) -> impl std::future::Future<Output = ()> + Send
 where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + crate::http::Reregister
+        + Unpin
+        + Send
+        + 'static,
     G: Send + 'static,
 {
     use futures_util::future::Either;
