@@ -16,7 +16,10 @@
 //! [`DEPTH_LIMIT`]) makes it give up, and the caller maps the document the
 //! prost-reflect way, which accepts or rejects it with the error it always gave.
 
-use prost::encoding::{self, encoded_len_varint, WireType};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use prost::encoding::{self, WireType};
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
 
@@ -39,6 +42,8 @@ pub(crate) fn encode(descriptor: &MessageDescriptor, json: &Value) -> Option<Vec
         pool: descriptor.parent_pool().clone(),
         buf: Vec::new(),
         fields: Vec::new(),
+        lookups: HashMap::default(),
+        infos: Vec::new(),
         depth: 0,
     };
     encoder.message(descriptor, object, false).ok()?;
@@ -48,8 +53,75 @@ pub(crate) fn encode(descriptor: &MessageDescriptor, json: &Value) -> Option<Vec
 /// One JSON member of the message being written, with its field.
 struct Member<'j> {
     number: u32,
-    field: FieldDescriptor,
+    /// The field's place in [`Encoder::infos`].
+    info: u32,
     value: &'j Value,
+}
+
+/// What the encoder reads of a field's descriptor, read once per walk and field.
+struct FieldInfo {
+    number: u32,
+    kind: Kind,
+    map: bool,
+    list: bool,
+    packed: bool,
+    presence: bool,
+    /// Its oneof (the address of the oneof's name: unique in the pool), 0 for none.
+    oneof: usize,
+}
+
+impl FieldInfo {
+    /// `None` for a group (left to prost-reflect).
+    fn of(field: &FieldDescriptor) -> Option<Self> {
+        if field.is_group() {
+            return None;
+        }
+        Some(Self {
+            number: field.number(),
+            kind: field.kind(),
+            map: field.is_map(),
+            list: field.is_list(),
+            packed: field.is_packed(),
+            presence: field.supports_presence(),
+            oneof: field
+                .containing_oneof()
+                .map_or(0, |oneof| oneof.full_name().as_ptr() as usize),
+        })
+    }
+}
+
+/// A message (the address of its name: unique in the pool) and a JSON key in it.
+type LookupKey<'j> = (usize, &'j str);
+
+/// FxHash's step over the key's words: the lookups hash short keys a few hundred
+/// thousand times, where SipHash cost more than the rest of the lookup.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        for &byte in chunks.remainder() {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
 }
 
 struct Encoder<'j> {
@@ -58,6 +130,10 @@ struct Encoder<'j> {
     /// The members of every message being written, innermost last (one buffer for the
     /// whole walk, not a vector per message).
     fields: Vec<Member<'j>>,
+    /// Fields found by key so far (`None`: no such field, or a group), as places in
+    /// `infos`: a bootstrap names the same few hundred fields over and over.
+    lookups: HashMap<LookupKey<'j>, Option<u32>, BuildHasherDefault<KeyHasher>>,
+    infos: Vec<FieldInfo>,
     depth: u32,
 }
 
@@ -75,15 +151,15 @@ impl<'j> Encoder<'j> {
             return Err(GiveUp);
         }
         let start = self.fields.len();
-        let result = self.collect(descriptor, object, in_any, start).and_then(|()| {
-            for i in start..self.fields.len() {
-                let number = self.fields[i].number;
-                let field = self.fields[i].field.clone();
-                let value = self.fields[i].value;
-                self.field(number, &field, value)?;
-            }
-            Ok(())
-        });
+        let result = self
+            .collect(descriptor, object, in_any, start)
+            .and_then(|()| {
+                for i in start..self.fields.len() {
+                    let Member { info, value, .. } = self.fields[i];
+                    self.field(info, value)?;
+                }
+                Ok(())
+            });
         self.fields.truncate(start);
         self.depth -= 1;
         result
@@ -99,6 +175,7 @@ impl<'j> Encoder<'j> {
         in_any: bool,
         start: usize,
     ) -> Mapped {
+        let message = descriptor.full_name().as_ptr() as usize;
         for (key, value) in object {
             if in_any && key == "@type" {
                 continue;
@@ -106,16 +183,25 @@ impl<'j> Encoder<'j> {
             if value.is_null() {
                 return Err(GiveUp);
             }
-            let field = descriptor
-                .get_field_by_json_name(key)
-                .or_else(|| descriptor.get_field_by_name(key))
-                .ok_or(GiveUp)?;
-            if field.is_group() {
-                return Err(GiveUp);
+            let info = match self.lookups.get(&(message, key.as_str())) {
+                Some(&found) => found,
+                None => {
+                    let found = descriptor
+                        .get_field_by_json_name(key)
+                        .or_else(|| descriptor.get_field_by_name(key))
+                        .and_then(|field| FieldInfo::of(&field))
+                        .map(|info| {
+                            self.infos.push(info);
+                            (self.infos.len() - 1) as u32
+                        });
+                    self.lookups.insert((message, key.as_str()), found);
+                    found
+                }
             }
+            .ok_or(GiveUp)?;
             self.fields.push(Member {
-                number: field.number(),
-                field,
+                number: self.infos[info as usize].number,
+                info,
                 value,
             });
         }
@@ -126,32 +212,34 @@ impl<'j> Encoder<'j> {
                 return Err(GiveUp);
             }
         }
-        let mut oneofs = members
+        let infos = &self.infos;
+        let oneofs = members
             .iter()
-            .filter_map(|m| m.field.containing_oneof())
-            .collect::<Vec<_>>();
-        if oneofs.len() > 1 {
-            oneofs.sort_unstable_by(|a, b| a.full_name().cmp(b.full_name()));
-            if oneofs.windows(2).any(|p| p[0].full_name() == p[1].full_name()) {
+            .map(|m| infos[m.info as usize].oneof)
+            .filter(|&oneof| oneof != 0);
+        for (i, oneof) in oneofs.clone().enumerate() {
+            if oneofs.clone().skip(i + 1).any(|other| other == oneof) {
                 return Err(GiveUp);
             }
         }
         Ok(())
     }
 
-    fn field(&mut self, number: u32, field: &FieldDescriptor, value: &'j Value) -> Mapped {
-        let kind = field.kind();
-        if field.is_map() {
+    fn field(&mut self, info: u32, value: &'j Value) -> Mapped {
+        let info = &self.infos[info as usize];
+        let (number, kind, packed, presence) =
+            (info.number, info.kind.clone(), info.packed, info.presence);
+        if info.map {
             return self.map(number, &kind, value);
         }
-        if field.is_list() {
+        if info.list {
             let Value::Array(items) = value else {
                 return Err(GiveUp);
             };
             if items.iter().any(Value::is_null) {
                 return Err(GiveUp);
             }
-            if field.is_packed() && !items.is_empty() {
+            if packed && !items.is_empty() {
                 return self.packed(number, &kind, items);
             }
             for item in items {
@@ -159,7 +247,7 @@ impl<'j> Encoder<'j> {
             }
             return Ok(());
         }
-        self.single(number, &kind, value, field.supports_presence())
+        self.single(number, &kind, value, presence)
     }
 
     /// A map field: one entry message per key, key and value written (decoding either
@@ -299,9 +387,21 @@ impl<'j> Encoder<'j> {
             self.buf[at] = len as u8;
             return;
         }
-        let mut prefix = Vec::with_capacity(encoded_len_varint(len as u64));
-        encoding::encode_varint(len as u64, &mut prefix);
-        self.buf.splice(at..at + 1, prefix);
+        // The varint's bytes, then the contents moved up behind them.
+        let mut prefix = [0u8; 10];
+        let mut width = 0;
+        let mut rest = len;
+        while rest >= 0x80 {
+            prefix[width] = (rest as u8 & 0x7f) | 0x80;
+            rest >>= 7;
+            width += 1;
+        }
+        prefix[width] = rest as u8;
+        width += 1;
+        let end = self.buf.len();
+        self.buf.resize(end + width - 1, 0);
+        self.buf.copy_within(at + 1..end, at + width);
+        self.buf[at..at + width].copy_from_slice(&prefix[..width]);
     }
 }
 

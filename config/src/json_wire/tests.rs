@@ -8,7 +8,9 @@ use crate::load::{parse_text, pool, to_dynamic};
 const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
 
 fn bootstrap_descriptor() -> prost_reflect::MessageDescriptor {
-    pool().get_message_by_name(BOOTSTRAP).expect("bootstrap descriptor")
+    pool()
+        .get_message_by_name(BOOTSTRAP)
+        .expect("bootstrap descriptor")
 }
 
 /// When the encoder maps `json`, prost-reflect maps it too, to the same bytes (without
@@ -89,7 +91,11 @@ fn maps_match_prost_reflect() {
             }
         }]}
     });
-    assert!(assert_same(&json, "typed_extension_protocol_options", false));
+    assert!(assert_same(
+        &json,
+        "typed_extension_protocol_options",
+        false
+    ));
 }
 
 /// What the encoder does not map exactly as prost-reflect does is left to it.
@@ -117,7 +123,10 @@ fn other_shapes_are_left_to_prost_reflect() {
         json!({"bootstrap_extensions": [{"name": "x", "typed_config": {"value": {}}}]}),
     ];
     for case in cases {
-        assert!(encode(&bootstrap_descriptor(), &case).is_none(), "{case} was mapped");
+        assert!(
+            encode(&bootstrap_descriptor(), &case).is_none(),
+            "{case} was mapped"
+        );
     }
 }
 
@@ -134,5 +143,8 @@ fn repository_bootstraps_match_prost_reflect() {
         }
     }
     eprintln!("{mapped} repository files mapped by the fast path");
-    assert!(mapped >= 5, "only {mapped} repository files mapped by the fast path");
+    assert!(
+        mapped >= 5,
+        "only {mapped} repository files mapped by the fast path"
+    );
 }
