@@ -30,11 +30,13 @@ pub(crate) fn pool() -> DescriptorPool {
         .clone()
 }
 
-/// Drops the cached descriptor pool (a few MiB of heap once decoded): a server whose
+/// Drops the cached descriptor pool (a few MiB of heap once decoded), and the wire
+/// walk's tables built from it (the bootstrap's supported-field check builds them): a server whose
 /// configuration is all static needs it again only for `/config_dump` or a later
 /// xDS-style resource, which decode it anew. Anything still holding one of its
 /// descriptors keeps it alive until dropped.
 pub fn release_descriptor_pool() {
+    crate::wire_walk::release_tables();
     POOL.lock().unwrap_or_else(PoisonError::into_inner).take();
 }
 

@@ -19,12 +19,14 @@
 mod table;
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use prost_reflect::{Kind, MapKey, MessageDescriptor};
 
 use crate::error::ConfigError;
 use crate::supported;
 
+pub(crate) use table::release as release_tables;
 use table::{tables, FieldEntry, MessageTable, Role, Tables};
 
 /// Nesting bound, as prost's decoder has (a fresh one inside each `Any`, as
@@ -103,7 +105,7 @@ struct Group {
 }
 
 struct Walk {
-    tables: &'static Tables,
+    tables: Arc<Tables>,
     mode: Mode,
     path: String,
     unknown: Vec<(String, u32)>,
@@ -352,7 +354,9 @@ impl Walk {
         bytes: &'b [u8],
         stack: &mut Vec<Occurrence<'b>>,
     ) -> Result<(), ConfigError> {
-        let table = self.tables.get(index);
+        // A handle of its own: `table` is borrowed from it while `self` changes.
+        let tables = Arc::clone(&self.tables);
+        let table = tables.get(index);
         if self.mode == Mode::Supported {
             match table.role {
                 Role::Any => return self.any(bytes),
@@ -400,7 +404,7 @@ impl Walk {
     /// The fields of one message: groups `first_group..` of the walk.
     fn fields<'b>(
         &mut self,
-        table: &'static MessageTable,
+        table: &MessageTable,
         first_group: usize,
         stack: &mut Vec<Occurrence<'b>>,
     ) -> Result<(), ConfigError> {
