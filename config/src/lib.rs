@@ -140,7 +140,7 @@ pub fn load_with(
     typed_struct::unwrap_bootstrap_extensions(&mut json);
     let mut unknown_fields = Vec::new();
     let (disabled, _) = disabled::resolve(&options.disabled_extensions);
-    let mapped = disabled::check(&json, &disabled)
+    let result = disabled::check(&json, &disabled)
         .and_then(|()| load::to_bootstrap(&json))
         .or_else(|err| {
             if options.allow_unknown_static_fields {
@@ -148,22 +148,18 @@ pub fn load_with(
             } else {
                 Err(err)
             }
-        });
-    // The document's tree is the biggest allocation of a large bootstrap (a map node per
-    // object: about 90 MB at 10,000 clusters and routes); freed before translation, its
-    // pages are reused by the model instead of new ones being faulted in.
-    drop(json);
-    let result = mapped.and_then(|(proto, dynamic)| {
-        if let Some(dynamic) = &dynamic {
-            supported::check(dynamic)?;
-        }
-        let model = translate::bootstrap(&proto)?;
-        Ok(Loaded {
-            proto,
-            model,
-            unknown_fields,
         })
-    });
+        .and_then(|(proto, dynamic)| {
+            if let Some(dynamic) = &dynamic {
+                supported::check(dynamic)?;
+            }
+            let model = translate::bootstrap(&proto)?;
+            Ok(Loaded {
+                proto,
+                model,
+                unknown_fields,
+            })
+        });
     result.map_err(|mut err| {
         // Prefer the file's line; a path only found in the inline text gets its line but
         // no file name, so the message never points at the wrong source.
