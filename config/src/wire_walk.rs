@@ -19,7 +19,6 @@
 mod table;
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use prost_reflect::{Kind, MapKey, MessageDescriptor};
 
@@ -50,7 +49,8 @@ pub(crate) fn unknown_fields(
     descriptor: &MessageDescriptor,
     bytes: &[u8],
 ) -> Result<Vec<(String, u32)>, ConfigError> {
-    let mut walk = Walk::new(Mode::Unknown);
+    let tables = tables();
+    let mut walk = Walk::new(Mode::Unknown, &tables);
     let index = walk.index_of(descriptor)?;
     walk.message(index, bytes, &mut Vec::with_capacity(STACK_CAPACITY))?;
     Ok(walk.unknown)
@@ -62,7 +62,8 @@ pub(crate) fn check_supported(
     descriptor: &MessageDescriptor,
     bytes: &[u8],
 ) -> Result<(), ConfigError> {
-    let mut walk = Walk::new(Mode::Supported);
+    let tables = tables();
+    let mut walk = Walk::new(Mode::Supported, &tables);
     let index = walk.index_of(descriptor)?;
     walk.message(index, bytes, &mut Vec::with_capacity(STACK_CAPACITY))
 }
@@ -104,8 +105,8 @@ struct Group {
     oneof: Option<u32>,
 }
 
-struct Walk {
-    tables: Arc<Tables>,
+struct Walk<'t> {
+    tables: &'t Tables,
     mode: Mode,
     path: String,
     unknown: Vec<(String, u32)>,
@@ -329,10 +330,10 @@ fn any_type_url(bytes: &[u8]) -> Option<String> {
     }
 }
 
-impl Walk {
-    fn new(mode: Mode) -> Self {
+impl<'t> Walk<'t> {
+    fn new(mode: Mode, tables: &'t Tables) -> Self {
         Self {
-            tables: tables(),
+            tables,
             mode,
             path: String::with_capacity(PATH_CAPACITY),
             unknown: Vec::new(),
@@ -354,9 +355,7 @@ impl Walk {
         bytes: &'b [u8],
         stack: &mut Vec<Occurrence<'b>>,
     ) -> Result<(), ConfigError> {
-        // A handle of its own: `table` is borrowed from it while `self` changes.
-        let tables = Arc::clone(&self.tables);
-        let table = tables.get(index);
+        let table = self.tables.get(index);
         if self.mode == Mode::Supported {
             match table.role {
                 Role::Any => return self.any(bytes),
@@ -404,7 +403,7 @@ impl Walk {
     /// The fields of one message: groups `first_group..` of the walk.
     fn fields<'b>(
         &mut self,
-        table: &MessageTable,
+        table: &'t MessageTable,
         first_group: usize,
         stack: &mut Vec<Occurrence<'b>>,
     ) -> Result<(), ConfigError> {
@@ -539,7 +538,7 @@ impl Walk {
     /// disabled ([`crate::supported`]'s rule).
     fn skips_unknown_config(
         &self,
-        table: &MessageTable,
+        table: &'t MessageTable,
         first_group: usize,
         stack: &[Occurrence<'_>],
     ) -> bool {
