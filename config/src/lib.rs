@@ -14,6 +14,7 @@
 pub mod crypto;
 pub mod disabled;
 mod error;
+mod json_wire;
 mod load;
 mod locate;
 pub mod model;
@@ -149,7 +150,9 @@ pub fn load_with(
             }
         })
         .and_then(|(proto, dynamic)| {
-            supported::check(&dynamic)?;
+            if let Some(dynamic) = &dynamic {
+                supported::check(dynamic)?;
+            }
             let model = translate::bootstrap(&proto)?;
             Ok(Loaded {
                 proto,

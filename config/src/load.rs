@@ -30,11 +30,13 @@ pub(crate) fn pool() -> DescriptorPool {
         .clone()
 }
 
-/// Drops the cached descriptor pool (a few MiB of heap once decoded): a server whose
+/// Drops the cached descriptor pool (a few MiB of heap once decoded), and the wire
+/// walk's tables built from it (the bootstrap's supported-field check builds them): a server whose
 /// configuration is all static needs it again only for `/config_dump` or a later
 /// xDS-style resource, which decode it anew. Anything still holding one of its
 /// descriptors keeps it alive until dropped.
 pub fn release_descriptor_pool() {
+    crate::wire_walk::release_tables();
     POOL.lock().unwrap_or_else(PoisonError::into_inner).take();
 }
 
@@ -64,13 +66,35 @@ pub(crate) fn parse_text(text: &str) -> Result<serde_json::Value> {
         .map_err(|e| ConfigError::at("", format!("unsupported YAML value: {e}")))
 }
 
-/// Converts a JSON value into the Bootstrap proto.
-pub(crate) fn to_bootstrap(json: &serde_json::Value) -> Result<(Bootstrap, DynamicMessage)> {
+/// Converts a JSON value into the Bootstrap proto. The `DynamicMessage` comes back when
+/// the mapping went the prost-reflect way, for the caller's supported-field check
+/// ([`crate::supported::check`]); `None` when the wire fast path mapped the document and
+/// found every set field supported.
+pub(crate) fn to_bootstrap(
+    json: &serde_json::Value,
+) -> Result<(Bootstrap, Option<DynamicMessage>)> {
     v2_hints::check(json)?;
+    if let Some(bootstrap) = fast_bootstrap(json) {
+        return Ok((bootstrap, None));
+    }
     let dynamic = to_dynamic(json, BOOTSTRAP_TYPE)?;
     let bootstrap = crate::transcode::transcode::<Bootstrap>(&dynamic)
         .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))?;
-    Ok((bootstrap, dynamic))
+    Ok((bootstrap, Some(dynamic)))
+}
+
+/// The bootstrap through [`crate::json_wire`], decoded by prost and checked for
+/// unsupported fields on its bytes ([`crate::wire_walk`]); `None` when the encoder gave
+/// up or anything failed, so the prost-reflect way maps the document again and reports
+/// whatever is wrong with it as it always did. At 10,000 clusters and routes this is
+/// most of the loading time the `DynamicMessage` mapping, its transcode and its walk took.
+fn fast_bootstrap(json: &serde_json::Value) -> Option<Bootstrap> {
+    use prost::Message;
+    let descriptor = pool().get_message_by_name(BOOTSTRAP_TYPE)?;
+    let bytes = crate::json_wire::encode(&descriptor, json)?;
+    let bootstrap = Bootstrap::decode(bytes.as_slice()).ok()?;
+    crate::wire_walk::check_supported(&descriptor, &bytes).ok()?;
+    Some(bootstrap)
 }
 
 /// Converts a JSON value into the message `type_name` through the proto3 JSON mapping,

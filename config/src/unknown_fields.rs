@@ -18,7 +18,7 @@ pub(crate) fn drop_and_retry(
     json: &mut serde_json::Value,
     first: ConfigError,
     dropped: &mut Vec<String>,
-) -> Result<(Bootstrap, DynamicMessage)> {
+) -> Result<(Bootstrap, Option<DynamicMessage>)> {
     let mut err = first;
     while dropped.len() < MAX_DROPPED {
         if err.message != "unknown field" || !remove_path(json, &err.path) {

@@ -25,6 +25,7 @@ use prost_reflect::{Kind, MapKey, MessageDescriptor};
 use crate::error::ConfigError;
 use crate::supported;
 
+pub(crate) use table::release as release_tables;
 use table::{tables, FieldEntry, MessageTable, Role, Tables};
 
 /// Nesting bound, as prost's decoder has (a fresh one inside each `Any`, as
@@ -48,7 +49,8 @@ pub(crate) fn unknown_fields(
     descriptor: &MessageDescriptor,
     bytes: &[u8],
 ) -> Result<Vec<(String, u32)>, ConfigError> {
-    let mut walk = Walk::new(Mode::Unknown);
+    let tables = tables();
+    let mut walk = Walk::new(Mode::Unknown, &tables);
     let index = walk.index_of(descriptor)?;
     walk.message(index, bytes, &mut Vec::with_capacity(STACK_CAPACITY))?;
     Ok(walk.unknown)
@@ -60,7 +62,8 @@ pub(crate) fn check_supported(
     descriptor: &MessageDescriptor,
     bytes: &[u8],
 ) -> Result<(), ConfigError> {
-    let mut walk = Walk::new(Mode::Supported);
+    let tables = tables();
+    let mut walk = Walk::new(Mode::Supported, &tables);
     let index = walk.index_of(descriptor)?;
     walk.message(index, bytes, &mut Vec::with_capacity(STACK_CAPACITY))
 }
@@ -102,8 +105,8 @@ struct Group {
     oneof: Option<u32>,
 }
 
-struct Walk {
-    tables: &'static Tables,
+struct Walk<'t> {
+    tables: &'t Tables,
     mode: Mode,
     path: String,
     unknown: Vec<(String, u32)>,
@@ -327,10 +330,10 @@ fn any_type_url(bytes: &[u8]) -> Option<String> {
     }
 }
 
-impl Walk {
-    fn new(mode: Mode) -> Self {
+impl<'t> Walk<'t> {
+    fn new(mode: Mode, tables: &'t Tables) -> Self {
         Self {
-            tables: tables(),
+            tables,
             mode,
             path: String::with_capacity(PATH_CAPACITY),
             unknown: Vec::new(),
@@ -400,7 +403,7 @@ impl Walk {
     /// The fields of one message: groups `first_group..` of the walk.
     fn fields<'b>(
         &mut self,
-        table: &'static MessageTable,
+        table: &'t MessageTable,
         first_group: usize,
         stack: &mut Vec<Occurrence<'b>>,
     ) -> Result<(), ConfigError> {
@@ -535,7 +538,7 @@ impl Walk {
     /// disabled ([`crate::supported`]'s rule).
     fn skips_unknown_config(
         &self,
-        table: &MessageTable,
+        table: &'t MessageTable,
         first_group: usize,
         stack: &[Occurrence<'_>],
     ) -> bool {

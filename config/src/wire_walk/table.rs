@@ -6,7 +6,7 @@
 //! a time on its first visit, and shared by every walk of the process.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use prost_reflect::{DescriptorPool, Kind, MessageDescriptor, OneofDescriptor};
 
@@ -84,10 +84,20 @@ pub(super) struct Tables {
     tables: Vec<OnceLock<MessageTable>>,
 }
 
-/// The tables of [`pool`] (the only pool resources are walked with).
-pub(super) fn tables() -> &'static Tables {
-    static TABLES: OnceLock<Tables> = OnceLock::new();
-    TABLES.get_or_init(|| Tables::new(&pool()))
+/// The tables of [`pool`] (the only pool resources are walked with) while kept.
+static TABLES: Mutex<Option<Arc<Tables>>> = Mutex::new(None);
+
+/// The tables of [`pool`], built (lazily, message by message) on first use and kept
+/// until [`release`]: they hold the pool's descriptors, so they go with it.
+pub(super) fn tables() -> Arc<Tables> {
+    let mut kept = TABLES.lock().unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(kept.get_or_insert_with(|| Arc::new(Tables::new(&pool()))))
+}
+
+/// Drops the kept tables ([`crate::load::release_descriptor_pool`]); a walk still
+/// running keeps its own handle.
+pub(crate) fn release() {
+    TABLES.lock().unwrap_or_else(PoisonError::into_inner).take();
 }
 
 impl Tables {

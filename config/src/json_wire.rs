@@ -1,0 +1,478 @@
+//! The proto3 JSON mapping of a bootstrap straight into protobuf wire bytes, for the
+//! shapes configurations are made of (messages, lists, string-keyed maps, strings,
+//! integers, booleans, enum names, durations, integer/bool/string wrappers, `Any` with
+//! `@type`).
+//!
+//! prost-reflect's mapping builds a `DynamicMessage` (a map per message, a `Value` per
+//! field) that is then encoded again for prost: at 10,000 clusters and routes that cost
+//! more than everything else in loading. This encoder reads the JSON value once and writes
+//! what prost-reflect would have encoded: set fields in field-number order, defaults of
+//! fields without presence left out, packed repeated numbers, `Any` contents as their own
+//! message's bytes.
+//!
+//! It is a fast path only: anything it does not map exactly as prost-reflect does (nulls,
+//! numbers written as strings or floats, floating-point and bytes fields, unknown or
+//! duplicate fields, two members of a oneof, the other well-known types, nesting past
+//! [`DEPTH_LIMIT`]) makes it give up, and the caller maps the document the
+//! prost-reflect way, which accepts or rejects it with the error it always gave.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use prost::encoding::{self, WireType};
+use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use serde_json::{Map, Value};
+
+/// Nesting given up on: prost's decoder stops at 100, and a configuration this deep is
+/// better answered by the reference mapping's error.
+const DEPTH_LIMIT: u32 = 64;
+
+/// A shape left to prost-reflect.
+struct GiveUp;
+
+type Mapped = Result<(), GiveUp>;
+
+/// `json` as the wire bytes of `descriptor`, or `None` when some shape in it is one this
+/// encoder leaves to prost-reflect (see the module comment).
+pub(crate) fn encode(descriptor: &MessageDescriptor, json: &Value) -> Option<Vec<u8>> {
+    let Value::Object(object) = json else {
+        return None;
+    };
+    let mut encoder = Encoder {
+        pool: descriptor.parent_pool().clone(),
+        buf: Vec::new(),
+        fields: Vec::new(),
+        lookups: HashMap::default(),
+        infos: Vec::new(),
+        depth: 0,
+    };
+    encoder.message(descriptor, object, false).ok()?;
+    Some(encoder.buf)
+}
+
+/// One JSON member of the message being written, with its field.
+struct Member<'j> {
+    number: u32,
+    /// The field's place in [`Encoder::infos`].
+    info: u32,
+    value: &'j Value,
+}
+
+/// What the encoder reads of a field's descriptor, read once per walk and field.
+struct FieldInfo {
+    number: u32,
+    kind: Kind,
+    map: bool,
+    list: bool,
+    packed: bool,
+    presence: bool,
+    /// Its oneof (the address of the oneof's name: unique in the pool), 0 for none.
+    oneof: usize,
+}
+
+impl FieldInfo {
+    /// `None` for a group (left to prost-reflect).
+    fn of(field: &FieldDescriptor) -> Option<Self> {
+        if field.is_group() {
+            return None;
+        }
+        Some(Self {
+            number: field.number(),
+            kind: field.kind(),
+            map: field.is_map(),
+            list: field.is_list(),
+            packed: field.is_packed(),
+            presence: field.supports_presence(),
+            oneof: field
+                .containing_oneof()
+                .map_or(0, |oneof| oneof.full_name().as_ptr() as usize),
+        })
+    }
+}
+
+/// A message (the address of its name: unique in the pool) and a JSON key in it.
+type LookupKey<'j> = (usize, &'j str);
+
+/// FxHash's step over the key's words: the lookups hash short keys a few hundred
+/// thousand times, where SipHash cost more than the rest of the lookup.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        for &byte in chunks.remainder() {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+}
+
+struct Encoder<'j> {
+    pool: DescriptorPool,
+    buf: Vec<u8>,
+    /// The members of every message being written, innermost last (one buffer for the
+    /// whole walk, not a vector per message).
+    fields: Vec<Member<'j>>,
+    /// Fields found by key so far (`None`: no such field, or a group), as places in
+    /// `infos`: a bootstrap names the same few hundred fields over and over.
+    lookups: HashMap<LookupKey<'j>, Option<u32>, BuildHasherDefault<KeyHasher>>,
+    infos: Vec<FieldInfo>,
+    depth: u32,
+}
+
+impl<'j> Encoder<'j> {
+    /// The fields of a plain message (no well-known type) in field-number order;
+    /// `in_any`: the object is an `Any`'s, whose `@type` member is not a field.
+    fn message(
+        &mut self,
+        descriptor: &MessageDescriptor,
+        object: &'j Map<String, Value>,
+        in_any: bool,
+    ) -> Mapped {
+        self.depth += 1;
+        if self.depth > DEPTH_LIMIT {
+            return Err(GiveUp);
+        }
+        let start = self.fields.len();
+        let result = self
+            .collect(descriptor, object, in_any, start)
+            .and_then(|()| {
+                for i in start..self.fields.len() {
+                    let Member { info, value, .. } = self.fields[i];
+                    self.field(info, value)?;
+                }
+                Ok(())
+            });
+        self.fields.truncate(start);
+        self.depth -= 1;
+        result
+    }
+
+    /// Pushes `object`'s members with their fields, sorted by number; gives up on a
+    /// key that names no field, a field named twice (JSON and proto name), a null, or
+    /// two members of one oneof.
+    fn collect(
+        &mut self,
+        descriptor: &MessageDescriptor,
+        object: &'j Map<String, Value>,
+        in_any: bool,
+        start: usize,
+    ) -> Mapped {
+        let message = descriptor.full_name().as_ptr() as usize;
+        for (key, value) in object {
+            if in_any && key == "@type" {
+                continue;
+            }
+            if value.is_null() {
+                return Err(GiveUp);
+            }
+            let info = match self.lookups.get(&(message, key.as_str())) {
+                Some(&found) => found,
+                None => {
+                    let found = descriptor
+                        .get_field_by_json_name(key)
+                        .or_else(|| descriptor.get_field_by_name(key))
+                        .and_then(|field| FieldInfo::of(&field))
+                        .map(|info| {
+                            self.infos.push(info);
+                            (self.infos.len() - 1) as u32
+                        });
+                    self.lookups.insert((message, key.as_str()), found);
+                    found
+                }
+            }
+            .ok_or(GiveUp)?;
+            self.fields.push(Member {
+                number: self.infos[info as usize].number,
+                info,
+                value,
+            });
+        }
+        let members = &mut self.fields[start..];
+        members.sort_unstable_by_key(|m| m.number);
+        for pair in members.windows(2) {
+            if pair[0].number == pair[1].number {
+                return Err(GiveUp);
+            }
+        }
+        let infos = &self.infos;
+        let oneofs = members
+            .iter()
+            .map(|m| infos[m.info as usize].oneof)
+            .filter(|&oneof| oneof != 0);
+        for (i, oneof) in oneofs.clone().enumerate() {
+            if oneofs.clone().skip(i + 1).any(|other| other == oneof) {
+                return Err(GiveUp);
+            }
+        }
+        Ok(())
+    }
+
+    fn field(&mut self, info: u32, value: &'j Value) -> Mapped {
+        let info = &self.infos[info as usize];
+        let (number, kind, packed, presence) =
+            (info.number, info.kind.clone(), info.packed, info.presence);
+        if info.map {
+            return self.map(number, &kind, value);
+        }
+        if info.list {
+            let Value::Array(items) = value else {
+                return Err(GiveUp);
+            };
+            if items.iter().any(Value::is_null) {
+                return Err(GiveUp);
+            }
+            if packed && !items.is_empty() {
+                return self.packed(number, &kind, items);
+            }
+            for item in items {
+                self.single(number, &kind, item, true)?;
+            }
+            return Ok(());
+        }
+        self.single(number, &kind, value, presence)
+    }
+
+    /// A map field: one entry message per key, key and value written (decoding either
+    /// when absent gives the same default). Only string keys.
+    fn map(&mut self, number: u32, kind: &Kind, value: &'j Value) -> Mapped {
+        let (Kind::Message(entry), Value::Object(object)) = (kind, value) else {
+            return Err(GiveUp);
+        };
+        if entry.map_entry_key_field().kind() != Kind::String {
+            return Err(GiveUp);
+        }
+        let value_kind = entry.map_entry_value_field().kind();
+        for (key, item) in object {
+            if item.is_null() {
+                return Err(GiveUp);
+            }
+            let start = self.open(number);
+            encoding::string::encode(1, key, &mut self.buf);
+            self.single(2, &value_kind, item, true)?;
+            self.close(start);
+        }
+        Ok(())
+    }
+
+    /// Repeated varint numbers in one length-delimited field, as prost-reflect encodes
+    /// a packed field.
+    fn packed(&mut self, number: u32, kind: &Kind, items: &'j [Value]) -> Mapped {
+        let start = self.open(number);
+        for item in items {
+            let raw = varint_of(kind, item)?;
+            encoding::encode_varint(raw, &mut self.buf);
+        }
+        self.close(start);
+        Ok(())
+    }
+
+    /// One value of `kind`; a default without `presence` is left out.
+    fn single(&mut self, number: u32, kind: &Kind, value: &'j Value, presence: bool) -> Mapped {
+        match kind {
+            Kind::String => {
+                let Value::String(text) = value else {
+                    return Err(GiveUp);
+                };
+                if presence || !text.is_empty() {
+                    encoding::string::encode(number, text, &mut self.buf);
+                }
+            }
+            Kind::Message(descriptor) => self.message_field(number, descriptor, value)?,
+            kind => {
+                let raw = varint_of(kind, value)?;
+                if presence || raw != 0 {
+                    encoding::encode_key(number, WireType::Varint, &mut self.buf);
+                    encoding::encode_varint(raw, &mut self.buf);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A message-typed field (always present once written).
+    fn message_field(
+        &mut self,
+        number: u32,
+        descriptor: &MessageDescriptor,
+        value: &'j Value,
+    ) -> Mapped {
+        let name = descriptor.full_name();
+        if let Some(wrapped) = wrapper_kind(name) {
+            let start = self.open(number);
+            self.single(1, &wrapped, value, false)?;
+            self.close(start);
+            return Ok(());
+        }
+        match (name, value) {
+            ("google.protobuf.Duration", Value::String(text)) => {
+                let (seconds, nanos) = duration(text)?;
+                let start = self.open(number);
+                if seconds != 0 {
+                    encoding::int64::encode(1, &seconds, &mut self.buf);
+                }
+                if nanos != 0 {
+                    encoding::int32::encode(2, &nanos, &mut self.buf);
+                }
+                self.close(start);
+                Ok(())
+            }
+            ("google.protobuf.Any", Value::Object(object)) => self.any(number, object),
+            (name, Value::Object(object)) if !name.starts_with("google.protobuf.") => {
+                let start = self.open(number);
+                self.message(descriptor, object, false)?;
+                self.close(start);
+                Ok(())
+            }
+            _ => Err(GiveUp),
+        }
+    }
+
+    /// An `Any`: its `@type` as given, the other members as the fields of that type,
+    /// which must not be a well-known type (those map through a `value` member).
+    fn any(&mut self, number: u32, object: &'j Map<String, Value>) -> Mapped {
+        let Some(Value::String(type_url)) = object.get("@type") else {
+            return Err(GiveUp);
+        };
+        let (_, message_name) = type_url.rsplit_once('/').ok_or(GiveUp)?;
+        if message_name.starts_with("google.protobuf.") {
+            return Err(GiveUp);
+        }
+        let descriptor = self.pool.get_message_by_name(message_name).ok_or(GiveUp)?;
+        let start = self.open(number);
+        encoding::string::encode(1, type_url, &mut self.buf);
+        let contents = self.open(2);
+        self.message(&descriptor, object, true)?;
+        if self.buf.len() == contents + 1 {
+            // Empty contents: `value` holds its default and is not written (key and
+            // length byte dropped).
+            self.buf.truncate(contents - 1);
+        } else {
+            self.close(contents);
+        }
+        self.close(start);
+        Ok(())
+    }
+
+    /// Writes the key of length-delimited field `number` and one byte of room for its
+    /// length; returns where that byte is.
+    fn open(&mut self, number: u32) -> usize {
+        encoding::encode_key(number, WireType::LengthDelimited, &mut self.buf);
+        self.buf.push(0);
+        self.buf.len() - 1
+    }
+
+    /// Writes the length of what follows the byte at `at`, widening it when the length
+    /// needs more than one byte.
+    fn close(&mut self, at: usize) {
+        let len = self.buf.len() - at - 1;
+        if len < 0x80 {
+            self.buf[at] = len as u8;
+            return;
+        }
+        // The varint's bytes, then the contents moved up behind them.
+        let mut prefix = [0u8; 10];
+        let mut width = 0;
+        let mut rest = len;
+        while rest >= 0x80 {
+            prefix[width] = (rest as u8 & 0x7f) | 0x80;
+            rest >>= 7;
+            width += 1;
+        }
+        prefix[width] = rest as u8;
+        width += 1;
+        let end = self.buf.len();
+        self.buf.resize(end + width - 1, 0);
+        self.buf.copy_within(at + 1..end, at + width);
+        self.buf[at..at + width].copy_from_slice(&prefix[..width]);
+    }
+}
+
+/// The varint a number, boolean or enum name is written as; gives up on numbers as
+/// strings or floats, out-of-range numbers, unknown enum names, and the kinds that are
+/// not varints or zigzag-encoded.
+fn varint_of(kind: &Kind, value: &Value) -> Result<u64, GiveUp> {
+    fn number(value: &Value) -> Result<&serde_json::Number, GiveUp> {
+        match value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n),
+            _ => Err(GiveUp),
+        }
+    }
+    Ok(match kind {
+        Kind::Bool => match value {
+            Value::Bool(b) => u64::from(*b),
+            _ => return Err(GiveUp),
+        },
+        Kind::Int32 => {
+            let n = number(value)?;
+            let v: i32 = match n.as_i64() {
+                Some(v) => v.try_into().map_err(|_| GiveUp)?,
+                None => return Err(GiveUp),
+            };
+            // As prost writes an int32: sign-extended to 64 bits.
+            i64::from(v) as u64
+        }
+        Kind::Int64 => number(value)?.as_i64().ok_or(GiveUp)? as u64,
+        Kind::Uint32 => {
+            let v = number(value)?.as_u64().ok_or(GiveUp)?;
+            u64::from(u32::try_from(v).map_err(|_| GiveUp)?)
+        }
+        Kind::Uint64 => number(value)?.as_u64().ok_or(GiveUp)?,
+        Kind::Enum(descriptor) => {
+            let Value::String(name) = value else {
+                return Err(GiveUp);
+            };
+            if descriptor.full_name() == "google.protobuf.NullValue" {
+                return Err(GiveUp);
+            }
+            let v = descriptor.get_value_by_name(name).ok_or(GiveUp)?.number();
+            i64::from(v) as u64
+        }
+        _ => return Err(GiveUp),
+    })
+}
+
+/// The field kind inside a wrapper this encoder maps.
+fn wrapper_kind(name: &str) -> Option<Kind> {
+    Some(match name {
+        "google.protobuf.BoolValue" => Kind::Bool,
+        "google.protobuf.Int32Value" => Kind::Int32,
+        "google.protobuf.Int64Value" => Kind::Int64,
+        "google.protobuf.UInt32Value" => Kind::Uint32,
+        "google.protobuf.UInt64Value" => Kind::Uint64,
+        "google.protobuf.StringValue" => Kind::String,
+        _ => return None,
+    })
+}
+
+/// A duration string as prost-reflect reads it (prost-types' parser, then the proto3
+/// range of ±10,000 years).
+fn duration(text: &str) -> Result<(i64, i32), GiveUp> {
+    const MAX_SECONDS: u64 = 315_576_000_000;
+    const MAX_NANOS: u32 = 999_999_999;
+    let parsed: prost_types::Duration = text.parse().map_err(|_| GiveUp)?;
+    if parsed.seconds.unsigned_abs() > MAX_SECONDS || parsed.nanos.unsigned_abs() > MAX_NANOS {
+        return Err(GiveUp);
+    }
+    Ok((parsed.seconds, parsed.nanos))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+use baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap;
+use prost::Message;
+use serde_json::json;
+
+use super::encode;
+use crate::load::{parse_text, pool, to_dynamic};
+
+const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
+
+fn bootstrap_descriptor() -> prost_reflect::MessageDescriptor {
+    pool()
+        .get_message_by_name(BOOTSTRAP)
+        .expect("bootstrap descriptor")
+}
+
+/// When the encoder maps `json`, prost-reflect maps it too, to the same bytes (without
+/// maps, whose order prost-reflect does not keep) and the same generated message.
+/// Returns whether the encoder mapped it.
+fn assert_same(json: &serde_json::Value, what: &str, same_bytes: bool) -> bool {
+    let Some(fast) = encode(&bootstrap_descriptor(), json) else {
+        return false;
+    };
+    let dynamic = to_dynamic(json, BOOTSTRAP)
+        .unwrap_or_else(|e| panic!("{what}: the fast path mapped what prost-reflect refuses: {e}"));
+    let reference = dynamic.encode_to_vec();
+    if same_bytes {
+        assert_eq!(fast, reference, "{what}: bytes");
+    }
+    let fast = Bootstrap::decode(fast.as_slice()).expect("fast bytes decode");
+    let reference = Bootstrap::decode(reference.as_slice()).expect("reference bytes decode");
+    assert_eq!(fast, reference, "{what}");
+    true
+}
+
+/// Oneofs, enums, durations, wrappers, packed numbers, proto3 defaults, nested `Any`
+/// and lengths past one varint byte come out as prost-reflect writes them.
+#[test]
+fn common_shapes_match_prost_reflect_byte_for_byte() {
+    let mut text = String::from(
+        r#"
+node: {id: n1, cluster: c}
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
+static_resources:
+  listeners:
+  - name: l
+    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}
+    per_connection_buffer_limit_bytes: 0
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: s
+          codec_type: AUTO
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+          route_config:
+            virtual_hosts:
+            - name: v
+              domains: ["*", "a.example"]
+              routes:
+              - match: {prefix: /}
+                route:
+                  cluster: c0
+                  timeout: 0.25s
+                  retry_policy: {retry_on: 5xx, num_retries: 2, retriable_status_codes: [503, 504, 300]}
+  clusters:
+"#,
+    );
+    for i in 0..300 {
+        text.push_str(&format!(
+            "  - {{name: c{i}, type: STRICT_DNS, lb_policy: ROUND_ROBIN, connect_timeout: 1.5s, load_assignment: {{cluster_name: c{i}, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 9}}}}}}, load_balancing_weight: 3}}]}}]}}}}\n"
+        ));
+    }
+    let json = parse_text(&text).expect("YAML");
+    assert!(assert_same(&json, "crafted bootstrap", true), "not mapped");
+}
+
+/// String-keyed maps decode the same (their order is prost-reflect's hash order).
+#[test]
+fn maps_match_prost_reflect() {
+    let json = json!({
+        "static_resources": {"clusters": [{
+            "name": "c",
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}}
+                }
+            }
+        }]}
+    });
+    assert!(assert_same(
+        &json,
+        "typed_extension_protocol_options",
+        false
+    ));
+}
+
+/// What the encoder does not map exactly as prost-reflect does is left to it.
+#[test]
+fn other_shapes_are_left_to_prost_reflect() {
+    let cases = [
+        json!({"node": null}),
+        json!({"node": {"id": 1}}),
+        json!({"admin": {"address": {"socket_address": {"port_value": "9"}}}}),
+        json!({"admin": {"address": {"socket_address": {"port_value": 9.0}}}}),
+        json!({"admin": {"address": {"socket_address": {"port_value": -1}}}}),
+        json!({"admin": {"address": {"socket_address": {"port_value": 1, "named_port": "x"}}}}),
+        json!({"node": {"id": "a", "bogus": 1}}),
+        json!({"node": {"user_agent_name": "a", "userAgentName": "b"}}),
+        json!({"node": {"metadata": {"a": 1}}}),
+        json!({"stats_flush_interval": "5"}),
+        json!({"stats_flush_interval": "1000000000000s"}),
+        json!({"static_resources": {"clusters": [{"name": "c", "type": "NOPE"}]}}),
+        json!({"static_resources": {"clusters": [{"name": "c", "type": 1}]}}),
+        json!({"static_resources": {"clusters": [null]}}),
+        json!({"static_resources": {"clusters": {"name": "c"}}}),
+        json!({"bootstrap_extensions": [{"name": "x", "typed_config": {"@type": "type.googleapis.com/google.protobuf.Struct", "value": {}}}]}),
+        json!({"bootstrap_extensions": [{"name": "x", "typed_config": {"@type": "type.googleapis.com/no.such.Type"}}]}),
+        json!({"bootstrap_extensions": [{"name": "x", "typed_config": {"@type": "no-slash"}}]}),
+        json!({"bootstrap_extensions": [{"name": "x", "typed_config": {"value": {}}}]}),
+    ];
+    for case in cases {
+        assert!(
+            encode(&bootstrap_descriptor(), &case).is_none(),
+            "{case} was mapped"
+        );
+    }
+}
+
+/// Every repository file the encoder maps, prost-reflect maps to the same message.
+#[test]
+fn repository_bootstraps_match_prost_reflect() {
+    let mut mapped = 0;
+    for (path, text) in crate::test_files::repository_configs() {
+        let Ok(json) = parse_text(&text) else {
+            continue;
+        };
+        if assert_same(&json, &path.display().to_string(), false) {
+            mapped += 1;
+        }
+    }
+    eprintln!("{mapped} repository files mapped by the fast path");
+    assert!(
+        mapped >= 5,
+        "only {mapped} repository files mapped by the fast path"
+    );
+}
