@@ -9,7 +9,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::test_support::*;
 use super::{ClusterManager, SendOptions, UpstreamError};
@@ -18,19 +18,6 @@ async fn manager(model: baton_config::model::Cluster) -> Arc<ClusterManager> {
     ClusterManager::initialize(&[Arc::new(model)])
         .await
         .expect("initialize")
-}
-
-/// Reads one request head (up to the blank line), bounded.
-async fn read_head(stream: &mut TcpStream) -> Vec<u8> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match stream.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    head
 }
 
 /// A listener with a full accept queue (backlog 0, filled by connections nobody
@@ -158,22 +145,9 @@ async fn upgrade_gets_a_dedicated_tunnel() {
 
 #[tokio::test]
 async fn body_dropped_mid_way_closes_instead_of_pooling() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.expect("accept");
-        read_head(&mut stream).await;
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly-part")
-            .await
-            .expect("write");
-        // The proxy side must close the connection: we see EOF.
-        let mut rest = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
-            .await
-            .expect("closed within bound")
-            .expect("read");
-    });
+    // The proxy side must close the connection: the upstream sees EOF.
+    let (addr, server) =
+        one_answer_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly-part").await;
     let cm = manager(cluster("c", ips(&[addr]))).await;
     let c = cm.get("c").expect("cluster");
     let resp = c
@@ -184,7 +158,10 @@ async fn body_dropped_mid_way_closes_instead_of_pooling() {
     let first = body.frame().await.expect("frame").expect("data");
     assert!(first.is_data());
     drop(body);
-    server.await.expect("server");
+    assert!(
+        server.await.expect("server"),
+        "the connection was not closed"
+    );
     let host = &c.hosts()[0];
     eventually("request and connection released", || {
         host.rq_active.load(std::sync::atomic::Ordering::Relaxed) == 0

@@ -35,19 +35,6 @@ async fn read_n(stream: &mut TcpStream, wanted: usize) -> Vec<u8> {
     got
 }
 
-/// Reads one request head, bounded.
-async fn read_head(stream: &mut TcpStream) -> Vec<u8> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match tokio::time::timeout(BOUND, stream.read(&mut byte)).await {
-            Ok(Ok(1)) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    head
-}
-
 fn post(path: &str, body: RequestBody, length: usize) -> http::Request<RequestBody> {
     http::Request::builder()
         .method("POST")
@@ -111,22 +98,10 @@ async fn a_content_length_body_goes_out_and_the_connection_is_reused() {
 
 #[tokio::test]
 async fn an_early_answer_arrives_while_the_body_is_still_due_and_the_connection_closes() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.expect("accept");
-        read_head(&mut stream).await;
-        stream
-            .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
-            .await
-            .expect("write");
-        // The proxy side gives the connection up: EOF after whatever body it sent.
-        let mut rest = Vec::new();
-        tokio::time::timeout(BOUND, stream.read_to_end(&mut rest))
-            .await
-            .expect("closed within bound")
-            .is_ok()
-    });
+    // The proxy side gives the connection up: EOF after whatever body it sent.
+    let (addr, server) =
+        one_answer_upstream(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
+            .await;
     let cm = manager(addr).await;
     let c = cm.get("c").expect("cluster");
     // A body that never ends: the answer must not wait for it.
@@ -158,18 +133,9 @@ fn tokio_stream_of<T>(
 
 #[tokio::test]
 async fn a_malformed_head_is_a_protocol_error() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.expect("accept");
-        read_head(&mut stream).await;
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nx")
-            .await
-            .expect("write");
-        let mut rest = Vec::new();
-        let _ = tokio::time::timeout(BOUND, stream.read_to_end(&mut rest)).await;
-    });
+    let (addr, server) =
+        one_answer_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nx")
+            .await;
     let cm = manager(addr).await;
     let c = cm.get("c").expect("cluster");
     match c.send_http(get("/"), &SendOptions::default()).await {

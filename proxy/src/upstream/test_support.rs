@@ -16,8 +16,10 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use super::RequestBody;
 
@@ -238,4 +240,39 @@ pub(crate) async fn eventually(what: &str, check: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Bound for one read or wait of a raw test upstream.
+const RAW_BOUND: Duration = Duration::from_secs(5);
+
+/// Reads one request head (bytes up to the blank line), each read bounded.
+pub(crate) async fn read_head(stream: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match tokio::time::timeout(RAW_BOUND, stream.read(&mut byte)).await {
+            Ok(Ok(1)) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    head
+}
+
+/// A raw upstream that accepts one connection, reads a request head, writes `answer`
+/// and then reads until the proxy side closes; its task resolves to whether the close
+/// came within the bound.
+pub(crate) async fn one_answer_upstream(answer: &'static [u8]) -> (SocketAddr, JoinHandle<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        read_head(&mut stream).await;
+        stream.write_all(answer).await.expect("write");
+        let mut rest = Vec::new();
+        matches!(
+            tokio::time::timeout(RAW_BOUND, stream.read_to_end(&mut rest)).await,
+            Ok(Ok(_))
+        )
+    });
+    (addr, task)
 }
