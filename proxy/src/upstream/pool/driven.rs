@@ -11,9 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
@@ -24,8 +22,7 @@ use hyper_util::rt::TokioIo;
 
 use super::http1;
 use super::lean::LeanBody;
-use crate::tls::client::TlsOverrides;
-use crate::upstream::host::{ActiveRequest, Host, OpenConnection};
+use crate::upstream::host::OpenConnection;
 use crate::upstream::stream::UpstreamStream;
 use crate::upstream::{BoxError, RequestBody};
 
@@ -180,15 +177,7 @@ fn drive_connection(
 /// counters, and what returning it to the pool needs.
 pub(super) struct Lease {
     pub(super) conn: Box<DrivenConnection>,
-    pub(super) host: Arc<Host>,
-    pub(super) tls: TlsOverrides,
-    /// Requests it has carried, this one included.
-    pub(super) requests: u32,
-    /// Under `max_requests_per_connection`: it may carry another request.
-    pub(super) reusable: bool,
-    pub(super) idle_timeout: Option<Duration>,
-    pub(super) busy: http1::Busy,
-    pub(super) active: ActiveRequest,
+    pub(super) checkin: http1::Checkin,
 }
 
 impl Lease {
@@ -211,30 +200,8 @@ impl Lease {
 
     /// `ready`: the codec can take another request.
     pub(super) fn finish(self, ready: bool) {
-        let Lease {
-            conn,
-            host,
-            tls,
-            requests,
-            reusable,
-            idle_timeout,
-            busy,
-            active,
-        } = self;
-        drop(active);
-        if ready && reusable {
-            http1::checkin(
-                &host,
-                &tls,
-                http1::PooledConnection::Hyper(conn),
-                busy,
-                requests,
-                idle_timeout,
-            );
-        } else {
-            drop(busy);
-            conn.close();
-        }
+        let Lease { conn, checkin } = self;
+        checkin.finish(http1::PooledConnection::Hyper(conn), ready);
     }
 
     fn finish_in_background(mut self: Box<Self>) {

@@ -501,6 +501,36 @@ async fn send_lean(
             conn,
             decoder,
             keep_alive,
+            checkin: Checkin::new(cluster, host, tls, requests, busy, active),
+        });
+        return Ok(response.map(|()| UpstreamBody::lean(LeanBody::new(lease))));
+    }
+}
+
+/// What a leased connection needs to go back to the pool after this request, whichever
+/// codec carries it.
+pub(super) struct Checkin {
+    host: Arc<Host>,
+    tls: TlsOverrides,
+    /// Requests it has carried, this one included.
+    requests: u32,
+    /// Under `max_requests_per_connection`: it may carry another request.
+    reusable: bool,
+    idle_timeout: Option<Duration>,
+    busy: Busy,
+    active: ActiveRequest,
+}
+
+impl Checkin {
+    fn new(
+        cluster: &UpstreamCluster,
+        host: &Arc<Host>,
+        tls: &TlsOverrides,
+        requests: u32,
+        busy: Busy,
+        active: ActiveRequest,
+    ) -> Self {
+        Self {
             host: host.clone(),
             tls: tls.clone(),
             requests,
@@ -511,8 +541,28 @@ async fn send_lean(
             idle_timeout: cluster.model.idle_timeout,
             busy,
             active,
-        });
-        return Ok(response.map(|()| UpstreamBody::lean(LeanBody::new(lease))));
+        }
+    }
+
+    /// The request is over: `conn` goes back to the pool when `ready` (it can carry
+    /// another request) and under `max_requests_per_connection`, and closes otherwise.
+    pub(super) fn finish(self, conn: PooledConnection, ready: bool) {
+        let Self {
+            host,
+            tls,
+            requests,
+            reusable,
+            idle_timeout,
+            busy,
+            active,
+        } = self;
+        drop(active);
+        if ready && reusable {
+            checkin(&host, &tls, conn, busy, requests, idle_timeout);
+        } else {
+            drop(busy);
+            conn.close();
+        }
     }
 }
 
@@ -528,16 +578,7 @@ fn lease(
 ) -> Box<Lease> {
     Box::new(Lease {
         conn,
-        host: host.clone(),
-        tls: tls.clone(),
-        requests,
-        reusable: cluster
-            .model
-            .max_requests_per_connection
-            .is_none_or(|max| requests < max),
-        idle_timeout: cluster.model.idle_timeout,
-        busy,
-        active,
+        checkin: Checkin::new(cluster, host, tls, requests, busy, active),
     })
 }
 

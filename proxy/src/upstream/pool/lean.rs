@@ -11,9 +11,7 @@
 //! between the two forms when the other one needs it.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -21,10 +19,9 @@ use http_body::Body;
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::http1::{self, Busy, Parked};
+use super::http1::{self, Parked};
 use super::lean_codec::{self, BodyDecoder, Decoded, FramingError};
-use crate::tls::client::TlsOverrides;
-use crate::upstream::host::{ActiveRequest, Host, OpenConnection};
+use crate::upstream::host::OpenConnection;
 use crate::upstream::stream::UpstreamStream;
 use crate::upstream::{BoxError, RequestBody};
 
@@ -379,14 +376,7 @@ pub(super) struct LeanLease {
     pub(super) decoder: BodyDecoder,
     /// Both sides allow another request on the connection.
     pub(super) keep_alive: bool,
-    pub(super) host: Arc<Host>,
-    pub(super) tls: TlsOverrides,
-    pub(super) requests: u32,
-    /// Under `max_requests_per_connection`.
-    pub(super) reusable: bool,
-    pub(super) idle_timeout: Option<Duration>,
-    pub(super) busy: Busy,
-    pub(super) active: ActiveRequest,
+    pub(super) checkin: http1::Checkin,
 }
 
 impl LeanLease {
@@ -397,29 +387,11 @@ impl LeanLease {
             conn,
             decoder,
             keep_alive,
-            host,
-            tls,
-            requests,
-            reusable,
-            idle_timeout,
-            busy,
-            active,
+            checkin,
         } = self;
-        drop(active);
         let clean = conn.is_open() && conn.start == conn.end;
-        if keep_alive && reusable && clean && decoder.is_ended() && decoder.reusable() {
-            http1::checkin(
-                &host,
-                &tls,
-                http1::PooledConnection::Lean(conn),
-                busy,
-                requests,
-                idle_timeout,
-            );
-        } else {
-            drop(busy);
-            (*conn).close();
-        }
+        let ready = keep_alive && clean && decoder.is_ended() && decoder.reusable();
+        checkin.finish(http1::PooledConnection::Lean(conn), ready);
     }
 }
 
