@@ -45,8 +45,8 @@ pub mod sds {
     pub use crate::translate::sds::{
         certificate_from, decode_secret, merge_validation, merged_validation_context, parse_file,
         read_certificate, read_ticket_keys, read_validation_context, referenced_files,
-        secret_certificate, secret_ticket_keys, secret_validation_context, ticket_keys_from,
-        validation_context_from, SECRET_TYPE,
+        secret_certificate, secret_certificate_not_after, secret_ticket_keys,
+        secret_validation_context, ticket_keys_from, validation_context_from, SECRET_TYPE,
     };
 }
 

@@ -94,10 +94,11 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
     let ca = TestCa::new("test ca")?;
     // a and b expire on different days, so the expiration gauge shows which is served.
     let issue = |name: &str, until| ca.issue_named_until(&dir, name, "sds.example.com", until);
-    let (a, b, c) = (
+    let (a, b, c, d) = (
         issue("a", (2040, 1, 1))?,
         issue("b", (2041, 1, 1))?,
         issue("c", (2042, 1, 1))?,
+        issue("d", (2043, 1, 1))?,
     );
     // The served files, outside the watched directory, named by the secret.
     let served = dir.join("served");
@@ -180,6 +181,17 @@ async fn replacing_a_file_the_secret_names_rotates_the_certificate() -> anyhow::
         proxy.stat(EXPIRATION).await?,
         Some(tls::not_after_unix(&b.cert_pem)?)
     );
+    // Then d's certificate, still with c's key: refused too, and as Envoy 1.40 the
+    // gauge shows the refused certificate's expiry, though b keeps serving.
+    move_over(&d.cert_path, &cert)?;
+    baton_tests::eventually(baton_tests::STARTUP_TIMEOUT, || async {
+        let now = proxy.stat(&failed).await?.unwrap_or(0);
+        Ok((now >= failed_before + 4).then_some(()))
+    })
+    .await?;
+    expiration_reaches(&proxy, tls::not_after_unix(&d.cert_pem)?).await?;
+    assert_eq!(served_cn(addr).await?.as_deref(), Some("cn-b"));
+    let failed_before = failed_before + 2;
     // The rotation to b counted once, the refused key not at all.
     assert_eq!(
         factory_stat(&proxy, "ssl_context_update_by_sds").await?,

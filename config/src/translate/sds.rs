@@ -115,6 +115,23 @@ pub fn secret_certificate(secret: &tls_pb::Secret, path: &str) -> Result<model::
     }
 }
 
+/// The `notAfter` (Unix seconds) of a `tls_certificate` secret's leaf certificate,
+/// read even when the secret is refused (a key not matching its certificate, say):
+/// Envoy 1.40's expiration gauge then shows the refused certificate's expiry. `None`
+/// for other secrets and for chains that cannot be read or parsed.
+pub fn secret_certificate_not_after(secret: &tls_pb::Secret) -> Option<i64> {
+    let Some(tls_pb::secret::Type::TlsCertificate(cert)) = &secret.r#type else {
+        return None;
+    };
+    let pem = super::data_source(cert.certificate_chain.as_ref()?, "").ok()?;
+    use rustls::pki_types::pem::PemObject;
+    let leaf = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .next()?
+        .ok()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}
+
 /// The validation context of a `Secret` (static, or delivered by a control plane),
 /// merged onto `default` (a `combined_validation_context`'s encoded
 /// `default_validation_context`) when there is one.

@@ -185,6 +185,23 @@ pub fn refresh_expiration_gauges() {
     }
 }
 
+/// Shows a refused certificate's expiry in the gauges of every live context that serves
+/// the secret `secret_name`, as Envoy 1.40 does after a NACK or a refused secret file
+/// (its context takes the secret in before refusing it); the last good certificate keeps
+/// serving and `/certs` shows that one. The next accepted rotation sets them again.
+pub fn show_refused_expiration(secret_name: &str, not_after: i64) {
+    for ctx in live_contexts() {
+        if ctx
+            .expirations()
+            .iter()
+            .any(|(name, _)| name == secret_name)
+        {
+            ctx.stats()
+                .set_expiration(secret_name, u64::try_from(not_after).unwrap_or(0));
+        }
+    }
+}
+
 fn set_expiration_gauges(ctx: &Live) {
     for (name, t) in ctx.expirations() {
         ctx.stats()

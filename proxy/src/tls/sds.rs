@@ -263,6 +263,19 @@ fn holds_only(resp: &DiscoveryResponse, name: &str) -> bool {
     }
 }
 
+/// A refused secret file's certificate expiry in its contexts' gauges, as Envoy 1.40.
+fn show_refused_expiration(resp: &DiscoveryResponse, name: &str) {
+    let not_after = resp
+        .resources
+        .iter()
+        .filter_map(|any| baton_config::sds::decode_secret(any).ok())
+        .find(|secret| secret.name == name)
+        .and_then(|secret| baton_config::sds::secret_certificate_not_after(&secret));
+    if let Some(t) = not_after {
+        super::certs::show_refused_expiration(name, t);
+    }
+}
+
 async fn watch<T: Send + Sync + 'static>(
     source: SdsFileSource,
     slot: Weak<ArcSwap<T>>,
@@ -313,6 +326,7 @@ async fn watch<T: Send + Sync + 'static>(
                         }
                         Err(e) => {
                             stats.update_rejected.inc();
+                            show_refused_expiration(&resp, &source.secret_name);
                             // As Envoy 1.40, which takes in a secret of the right name
                             // before its contexts refuse it: the next file is compared
                             // with this one.
@@ -344,6 +358,7 @@ async fn watch<T: Send + Sync + 'static>(
                         // Envoy 1.40 counts each failed re-read twice (measured with
                         // one context, two filter chains, a listener and a cluster).
                         stats.key_rotation_failed.add(2);
+                        show_refused_expiration(resp, &source.secret_name);
                         warn!(secret = %source.secret_name, path = %file, error = %e,
                             "SDS secret re-read after a file it names was replaced failed: keeping the current one");
                     }

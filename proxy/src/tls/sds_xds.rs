@@ -342,6 +342,11 @@ impl SdsHandler {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .replace(hash);
+        if built.is_err() {
+            if let Some(t) = baton_config::sds::secret_certificate_not_after(&secret) {
+                super::certs::show_refused_expiration(&resource.name, t);
+            }
+        }
         built?;
         provider.updates.send_modify(|n| *n += 1);
         *provider.meta.lock().unwrap_or_else(|e| e.into_inner()) = Some(SecretMeta {
