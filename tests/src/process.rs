@@ -208,7 +208,14 @@ impl Proxy {
             }
         }
         args.extend(opts.extra_args.iter().cloned());
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        // The stats region and hot-restart socket go in the test's private dir (removed
+        // with it), not in the shared default runtime dir, which kept one region file per
+        // proxy a test ever started. (Envoy ignores the variable.)
+        if !opts.extra_args.iter().any(|a| a == "--runtime-dir") {
+            command.env("RUNTIME_DIRECTORY", dir.join("run"));
+        }
+        let child = command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
