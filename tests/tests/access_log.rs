@@ -250,3 +250,51 @@ async fn reopen_logs_and_sigusr1_start_a_new_file() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `filesystem.*` as Envoy's: a line taken into a file's write buffer counts
+/// `write_buffered`, a write of the buffer `write_completed`, and the bytes waiting
+/// show in `write_total_buffered` (0 once written); a reopen whose path can no longer
+/// be opened counts `reopen_failed`. The names exist before any line is logged.
+#[tokio::test]
+async fn filesystem_stats_count_buffered_and_written_lines() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let dir = TempDir::new()?;
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let log = logs.join("access.log");
+    let proxy = default_format_proxy(&upstream, &log).await?;
+    for name in [
+        "write_buffered",
+        "write_completed",
+        "write_failed",
+        "flushed_by_timer",
+        "reopen_failed",
+        "write_total_buffered",
+    ] {
+        let stat = format!("filesystem.{name}");
+        assert_eq!(proxy.stat(&stat).await?, Some(0), "{stat}");
+    }
+    let addr = proxy.listener_addr("http").await?;
+    for path in ["/a", "/b", "/c"] {
+        assert_eq!(get_with(addr, path, &[]).await?.status, 200);
+    }
+    lines(&log, 3).await?;
+    eventually(LOG_WAIT, || async {
+        Ok((proxy.stat("filesystem.write_total_buffered").await? == Some(0)).then_some(()))
+    })
+    .await?;
+    assert_eq!(proxy.stat("filesystem.write_buffered").await?, Some(3));
+    assert!(proxy.stat("filesystem.write_completed").await? >= Some(1));
+    assert_eq!(proxy.stat("filesystem.write_failed").await?, Some(0));
+    assert_eq!(proxy.stat("filesystem.reopen_failed").await?, Some(0));
+
+    // Rotation into a directory that is gone: the reopen fails and is counted.
+    std::fs::remove_dir_all(&logs)?;
+    let reopened = proxy.admin_request("POST", "/reopen_logs").await?;
+    assert_eq!(reopened.status, 200);
+    eventually(LOG_WAIT, || async {
+        Ok((proxy.stat("filesystem.reopen_failed").await? >= Some(1)).then_some(()))
+    })
+    .await?;
+    Ok(())
+}

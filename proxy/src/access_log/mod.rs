@@ -5,6 +5,7 @@
 
 pub mod filter;
 pub mod format;
+mod fs_stats;
 pub mod sink;
 pub mod stream_info;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use baton_config::model::{AccessLog, AccessLogFilter, AccessLogFormat, AccessLogType};
 
 pub use format::FormatInput;
+pub use fs_stats::register as register_filesystem_stats;
 pub use sink::{reopen_files, SinkError};
 pub use stream_info::{RequestHead, ResponseFlag, ResponseFlags, StreamInfo};
 

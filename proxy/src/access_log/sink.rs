@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use baton_config::model::AccessLogSink;
 
+use super::fs_stats::FsStats;
+
 /// Lines buffered per sink before new lines are dropped (and counted).
 const QUEUE_LINES: usize = 16 * 1024;
 
@@ -138,7 +140,12 @@ pub fn open(dest: &AccessLogSink) -> Result<Arc<Sink>, SinkError> {
 /// Writes queued lines until every sender is gone; flushes when the queue runs dry or
 /// after `FLUSH_INTERVAL`. An empty message reopens `path` (a file sink's).
 fn writer_loop(rx: mpsc::Receiver<Vec<u8>>, out: Box<dyn Write + Send>, path: Option<PathBuf>) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    let mut out = Writer {
+        out: std::io::BufWriter::with_capacity(64 * 1024, out),
+        path,
+        shown: 0,
+        stats: super::fs_stats::get(),
+    };
     let mut dirty = false;
     loop {
         let next = if dirty {
@@ -148,54 +155,121 @@ fn writer_loop(rx: mpsc::Receiver<Vec<u8>>, out: Box<dyn Write + Send>, path: Op
         };
         match next {
             Ok(message) => {
-                take(&mut out, path.as_deref(), &message);
+                out.take(&message);
                 dirty = true;
                 // Flush as soon as nothing else is waiting, so lines show up promptly.
                 if let Ok(more) = rx.try_recv() {
-                    take(&mut out, path.as_deref(), &more);
+                    out.take(&more);
                     continue;
                 }
-                if let Err(e) = out.flush() {
-                    tracing::warn!(error = %e, "access log flush failed");
-                }
+                out.flush(false);
                 dirty = false;
             }
             Err(RecvTimeoutError::Timeout) => {
-                let _ = out.flush();
+                out.flush(true);
                 dirty = false;
             }
             Err(RecvTimeoutError::Disconnected) => {
-                let _ = out.flush();
+                out.flush(false);
                 return;
             }
         }
     }
 }
 
-/// One queued message: a line to write, or (empty) the request to reopen `path`.
-fn take(
-    out: &mut std::io::BufWriter<Box<dyn Write + Send>>,
-    path: Option<&std::path::Path>,
-    message: &[u8],
-) {
-    if message.is_empty() {
-        if let Some(path) = path {
-            reopen(out, path);
+/// A sink's destination behind its write buffer, counting `filesystem.*`.
+struct Writer {
+    out: std::io::BufWriter<Box<dyn Write + Send>>,
+    /// A file sink's path (reopened on request).
+    path: Option<PathBuf>,
+    /// The bytes of `out`'s buffer counted in `write_total_buffered`.
+    shown: u64,
+    stats: Option<&'static FsStats>,
+}
+
+impl Writer {
+    /// One queued message: a line to write, or (empty) the request to reopen the file.
+    fn take(&mut self, message: &[u8]) {
+        if message.is_empty() {
+            self.reopen();
+            return;
         }
-    } else if let Err(e) = out.write_all(message) {
-        tracing::warn!(error = %e, "access log write failed");
+        let before = self.out.buffer().len();
+        let result = self.out.write_all(message);
+        if let Some(stats) = self.stats {
+            stats.write_buffered.inc();
+            // The buffer went to the file to make room (or the line went past it).
+            if self.out.buffer().len() < before + message.len() {
+                match &result {
+                    Ok(()) => stats.write_completed.inc(),
+                    Err(_) => stats.write_failed.inc(),
+                }
+            }
+        }
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "access log write failed");
+        }
+        self.show_buffered();
+    }
+
+    /// Writes the buffer out; `by_timer` when a line waited `FLUSH_INTERVAL`.
+    fn flush(&mut self, by_timer: bool) {
+        let pending = !self.out.buffer().is_empty();
+        let result = self.out.flush();
+        if let (true, Some(stats)) = (pending, self.stats) {
+            match &result {
+                Ok(()) => {
+                    stats.write_completed.inc();
+                    if by_timer {
+                        stats.flushed_by_timer.inc();
+                    }
+                }
+                Err(_) => stats.write_failed.inc(),
+            }
+        }
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "access log flush failed");
+        }
+        self.show_buffered();
+    }
+
+    /// Flushes what the buffer holds to the file it has, then points it at a fresh open
+    /// of the path. A path that cannot be opened keeps the old file (and is counted).
+    fn reopen(&mut self) {
+        let Some(path) = self.path.clone() else {
+            return;
+        };
+        self.flush(false);
+        match open_append(&path) {
+            Ok(file) => *self.out.get_mut() = Box::new(file),
+            Err(e) => {
+                if let Some(stats) = self.stats {
+                    stats.reopen_failed.inc();
+                }
+                tracing::warn!(path = %path.display(), error = %e, "cannot reopen access log; writing to the old file")
+            }
+        }
+    }
+
+    /// Moves `write_total_buffered` by what the buffer gained or lost.
+    fn show_buffered(&mut self) {
+        let now = self.out.buffer().len() as u64;
+        if let Some(stats) = self.stats {
+            if now > self.shown {
+                stats.write_total_buffered.add(now - self.shown);
+            } else if now < self.shown {
+                stats.write_total_buffered.sub(self.shown - now);
+            }
+        }
+        self.shown = now;
     }
 }
 
-/// Flushes what `out` holds to the file it has, then points it at a fresh open of `path`.
-fn reopen(out: &mut std::io::BufWriter<Box<dyn Write + Send>>, path: &std::path::Path) {
-    if let Err(e) = out.flush() {
-        tracing::warn!(error = %e, "access log flush failed");
-    }
-    match open_append(path) {
-        Ok(file) => *out.get_mut() = Box::new(file),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot reopen access log; writing to the old file")
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Whatever a failed write left is gone with the writer.
+        if let Some(stats) = self.stats {
+            stats.write_total_buffered.sub(self.shown);
         }
     }
 }

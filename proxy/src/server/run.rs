@@ -551,6 +551,7 @@ async fn serve(
         parent_connections,
     };
     server_stats.update_server_stats();
+    crate::access_log::register_filesystem_stats();
     let init_ms = u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX);
     server_stats.stats.initialization_time_ms.record(init_ms);
     if !loaded.unknown_fields.is_empty() {
