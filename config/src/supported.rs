@@ -420,8 +420,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "query_parameters",
             "grpc",
             "runtime_fraction",
+            "tls_context",
         ],
     ),
+    ("envoy.config.route.v3.RouteMatch.TlsContextMatchOptions", &["presented", "validated"]),
     (
         "envoy.config.route.v3.HeaderMatcher",
         &[

@@ -207,8 +207,10 @@ fn check_object(
             "unknown field (v2 API; in v3 use load_assignment)",
         ));
     }
+    // A route's `match` has a v3 `tls_context` of its own (TlsContextMatchOptions).
+    let route_match = path.ends_with(".match");
     for key in ["tls_context", "tlsContext"] {
-        if map.contains_key(key) {
+        if map.contains_key(key) && !route_match {
             return Err(ConfigError::at(
                 join(path, key),
                 "unknown field (v2 API; in v3 use transport_socket with name envoy.transport_sockets.tls and a typed_config UpstreamTlsContext/DownstreamTlsContext)",

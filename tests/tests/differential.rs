@@ -77,6 +77,7 @@ areas!(
     malformed_http1,
     redirects,
     rewrites,
+    route_match_fields,
     routing,
     stats,
     tcp_proxy,

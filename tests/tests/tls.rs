@@ -451,6 +451,88 @@ async fn mtls_accepts_the_trusted_ca_and_rejects_others() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A route's `tls_context` match: `presented` and `validated` follow the client's
+/// certificate (validated against the trusted CA; with `ACCEPT_UNTRUSTED` a foreign
+/// one is presented but not validated; none over plain text).
+#[tokio::test]
+async fn routes_match_on_the_client_certificate() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("client ca")?;
+    let other_ca = TestCa::new("other ca")?;
+    let server = ca.issue(
+        &dir,
+        "server",
+        "cn-server",
+        &["r.example.com"],
+        &[],
+        KeyKind::Ecdsa,
+    )?;
+    let good = ca.issue(&dir, "good", "cn-good", &[], &[], KeyKind::Ecdsa)?;
+    let foreign = other_ca.issue(&dir, "foreign", "cn-foreign", &[], &[], KeyKind::Ecdsa)?;
+    let ca_path = ca.write(&dir, "ca")?;
+    let by_certificate = |tls_context: Value, body: &str| {
+        json!({
+            "match": { "prefix": "/", "tls_context": tls_context },
+            "direct_response": { "status": 200, "body": { "inline_string": body } },
+        })
+    };
+    let routes = hcm_filter(hcm(route_config(vec![vhost(
+        "all",
+        &["*"],
+        vec![
+            by_certificate(json!({ "presented": true, "validated": true }), "validated"),
+            by_certificate(
+                json!({ "presented": true, "validated": false }),
+                "presented",
+            ),
+            by_certificate(json!({ "presented": false }), "none"),
+        ],
+    )])));
+    let chain = |trust: &str| {
+        json!({
+            "transport_socket": tls_socket(&[&server], json!({
+                "common_tls_context": { "validation_context": {
+                    "trusted_ca": { "filename": ca_path.display().to_string() },
+                    "trust_chain_verification": trust,
+                } },
+            })),
+            "filters": [routes.clone()],
+        })
+    };
+    let plain = json!({
+        "name": "plain",
+        "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+        "filter_chains": [{ "filters": [routes.clone()] }],
+    });
+    let proxy = Proxy::start(&bootstrap(
+        vec![
+            tls_listener("verified", vec![chain("VERIFY_TRUST_CHAIN")], false),
+            tls_listener("untrusted", vec![chain("ACCEPT_UNTRUSTED")], false),
+            plain,
+        ],
+        vec![],
+    ))
+    .await?;
+    let with = |cert: Option<&TestCert>| ClientOptions {
+        client_cert: cert.map(|c| (c.cert_pem.clone(), c.key_pem.clone())),
+        ..ClientOptions::sni("r.example.com")
+    };
+    let verified = proxy.listener_addr("verified").await?;
+    let untrusted = proxy.listener_addr("untrusted").await?;
+    let body = |addr, cert| async move {
+        let (_, resp) = https_get(addr, &with(cert)).await?;
+        anyhow::Ok(resp.body_text())
+    };
+    assert_eq!(body(verified, Some(&good)).await?, "validated");
+    assert_eq!(body(verified, None).await?, "none");
+    assert_eq!(body(untrusted, Some(&foreign)).await?, "presented");
+    assert_eq!(body(untrusted, None).await?, "none");
+    let plain_addr = proxy.listener_addr("plain").await?;
+    let resp = baton_tests::get_with(plain_addr, "/", &[]).await?;
+    assert_eq!(resp.body_text(), "none");
+    Ok(())
+}
+
 #[tokio::test]
 async fn private_keys_are_redacted_in_config_dump() -> anyhow::Result<()> {
     let dir = TempDir::new()?;

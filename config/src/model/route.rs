@@ -88,6 +88,18 @@ pub struct RouteMatch {
     pub grpc: bool,
     /// `runtime_fraction`: only this fraction of requests match.
     pub runtime_fraction: Option<RuntimeFraction>,
+    /// `tls_context`: whether the downstream client presented a certificate, and
+    /// whether it was validated (each `None`: not considered).
+    pub tls_context: TlsContextMatch,
+}
+
+/// A route match's `tls_context` (`TlsContextMatchOptions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsContextMatch {
+    /// `presented`
+    pub presented: Option<bool>,
+    /// `validated`
+    pub validated: Option<bool>,
 }
 
 /// A `RuntimeFractionalPercent`: `numerator` in `denominator`, unless the runtime key

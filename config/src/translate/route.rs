@@ -266,6 +266,13 @@ fn route_match(m: &route_pb::RouteMatch, path: &str) -> Result<model::RouteMatch
             .as_ref()
             .map(|f| runtime_fraction(f, &format!("{path}.runtime_fraction")))
             .transpose()?,
+        tls_context: m
+            .tls_context
+            .map(|t| model::TlsContextMatch {
+                presented: t.presented,
+                validated: t.validated,
+            })
+            .unwrap_or_default(),
     })
 }
 

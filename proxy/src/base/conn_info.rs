@@ -55,4 +55,7 @@ pub struct TlsInfo {
     pub peer_chain: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// URI SAN of Baton's own certificate for this connection (XFCC `By`).
     pub local_uri_san: Option<String>,
+    /// The client's certificate was checked against trusted CAs in this handshake (a
+    /// route's `tls_context.validated`; false on a resumed session, as Envoy's).
+    pub peer_validated: bool,
 }

@@ -22,6 +22,7 @@ use super::filter::{self, RequestBodySlot, StreamFilters};
 use super::headers::{compact, forwarding, hop_by_hop, mutation};
 use super::local_reply::LocalReply;
 use super::max_duration::DurationBody;
+use super::router::route_match::PeerCertificateState;
 use super::router::Routed;
 use super::stats::ActiveStream;
 use super::{normalize, ResponseBody};
@@ -562,9 +563,18 @@ async fn route_and_act(
     // The route the filter chain starts with (Envoy selects it when it creates the
     // chain); per-route filter overrides and upgrade checks read it.
     filters.route.set_routing_host(routing_host);
+    let conn = &ex.shared.conn;
+    let peer_certificate = conn
+        .tls_info
+        .as_deref()
+        .map(|t| PeerCertificateState {
+            presented: !t.peer_chain.is_empty(),
+            validated: t.peer_validated,
+        })
+        .unwrap_or_default();
     filters
         .route
-        .set_scheme(if ex.shared.conn.tls { "https" } else { "http" });
+        .set_connection(if conn.tls { "https" } else { "http" }, peer_certificate);
     filter::refresh_route(filters, ex, &parts);
     filters.start_chain();
 

@@ -397,11 +397,13 @@ async fn handshake(
     if conn.server_name.is_none() {
         conn.server_name = session.server_name().map(str::to_string);
     }
+    let peer_validated = !peer_chain.is_empty() && !facts.resumed && tls.validates_peer_chain();
     conn.tls_info = Some(Arc::new(TlsInfo {
         version: facts.version,
         peer: peer_chain.first().and_then(PeerCertificate::parse),
         peer_chain,
         local_uri_san: tls.local_uri_san.clone(),
+        peer_validated,
     }));
     Some((stream, conn))
 }

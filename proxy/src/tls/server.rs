@@ -55,6 +55,17 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
+    /// Whether a client certificate this chain accepts was checked against trusted CAs:
+    /// a validation context with CAs (static, or delivered by SDS), not
+    /// `ACCEPT_UNTRUSTED`.
+    pub fn validates_peer_chain(&self) -> bool {
+        let ctx = &self.context;
+        match ctx.validation.as_deref() {
+            Some(v) => !v.trusted_ca.is_empty() && !v.accept_untrusted,
+            None => ctx.sds_validation.is_some() || ctx.xds_validation.is_some(),
+        }
+    }
+
     /// Whether the context has every SDS secret it needs (a certificate, and any
     /// awaited validation context or ticket keys). Not ready: counted in
     /// `downstream_context_secrets_not_ready`, and the caller closes the connection

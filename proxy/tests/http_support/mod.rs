@@ -34,6 +34,7 @@ pub fn prefix_route(name: &str, prefix: &str, action: RouteAction) -> Route {
             query_parameters: vec![],
             grpc: false,
             runtime_fraction: None,
+            tls_context: Default::default(),
         },
         action,
         headers: HeaderMutations::default(),

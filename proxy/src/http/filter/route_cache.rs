@@ -11,7 +11,7 @@ use http::header::HOST;
 use http::request::Parts;
 use http::Method;
 
-use crate::http::router::route_match::MatchInput;
+use crate::http::router::route_match::{MatchInput, PeerCertificateState};
 use crate::http::router::{action, RouteTable, Routed};
 
 /// The route selected for a request.
@@ -56,6 +56,8 @@ pub(crate) struct RouteCache<'rt> {
     routing_host: Option<String>,
     /// The connection's scheme (`:scheme` of HTTP/1 requests).
     scheme: &'static str,
+    /// The connection's client certificate (a route's `tls_context`).
+    peer_certificate: PeerCertificateState,
 }
 
 impl<'rt> RouteCache<'rt> {
@@ -67,6 +69,7 @@ impl<'rt> RouteCache<'rt> {
             selected: false,
             routing_host: None,
             scheme: "http",
+            peer_certificate: PeerCertificateState::default(),
         }
     }
 
@@ -75,9 +78,15 @@ impl<'rt> RouteCache<'rt> {
         self.table
     }
 
-    /// The `:scheme` of a request that does not carry one (HTTP/1): the connection's.
-    pub(crate) fn set_scheme(&mut self, scheme: &'static str) {
+    /// What the connection tells routes: the `:scheme` of a request that does not carry
+    /// one (HTTP/1), and the client's certificate.
+    pub(crate) fn set_connection(
+        &mut self,
+        scheme: &'static str,
+        peer_certificate: PeerCertificateState,
+    ) {
         self.scheme = scheme;
+        self.peer_certificate = peer_certificate;
     }
 
     /// Routes on `host` instead of the Host header.
@@ -128,6 +137,7 @@ impl<'rt> RouteCache<'rt> {
             headers: &parts.headers,
             // An HTTP/2 client's `:scheme`; the connection's otherwise.
             scheme: parts.uri.scheme_str().unwrap_or(self.scheme),
+            peer_certificate: self.peer_certificate,
         };
         let routed = table.route(self.host(parts), &input);
         self.current = routed.map(|routed| {

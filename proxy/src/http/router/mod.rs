@@ -172,6 +172,7 @@ mod tests {
                 query_parameters: vec![],
                 grpc: false,
                 runtime_fraction: None,
+                tls_context: Default::default(),
             },
             action: RouteAction::DirectResponse(Arc::new(DirectResponseAction {
                 status: 200,
@@ -202,6 +203,7 @@ mod tests {
             path_and_query: path,
             headers,
             scheme: "http",
+            peer_certificate: Default::default(),
         };
         t.route("h", &input).map(|r| r.route.name.as_str())
     }

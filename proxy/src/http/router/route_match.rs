@@ -4,7 +4,7 @@
 
 use baton_config::model::{
     HeaderMatchSpec, HeaderMatcher, PathMatch, PseudoHeader, QueryParameterMatcher, RouteMatch,
-    RuntimeFraction, StringMatchKind, StringMatcher,
+    RuntimeFraction, StringMatchKind, StringMatcher, TlsContextMatch,
 };
 use http::{HeaderMap, HeaderValue, Method};
 
@@ -19,6 +19,19 @@ pub struct MatchInput<'a> {
     pub headers: &'a HeaderMap,
     /// `:scheme`
     pub scheme: &'a str,
+    /// The downstream connection's client certificate (a route's `tls_context`).
+    pub peer_certificate: PeerCertificateState,
+}
+
+/// Whether the downstream client presented a certificate over TLS and whether it was
+/// validated (both false over plain text), for a route match's `tls_context`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerCertificateState {
+    /// The client sent a certificate.
+    pub presented: bool,
+    /// It was checked against trusted CAs in this handshake (not on a resumed session,
+    /// as Envoy's).
+    pub validated: bool,
 }
 
 impl MatchInput<'_> {
@@ -98,8 +111,8 @@ pub fn string_matches(m: &StringMatcher, value: &str) -> bool {
     }
 }
 
-/// One header matcher, as Envoy's `HeaderUtility::HeaderData::matchesHeaders`: several
-/// values of one header are joined with `,`.
+/// One header matcher, as Envoy 1.40's: a header sent several times matches when one
+/// of its values does (they are not joined), and `invert_match` inverts that outcome.
 pub fn header_matches(m: &HeaderMatcher, headers: &HeaderMap) -> bool {
     let values = headers.get_all(&m.name).iter();
     header_values_match(m, values)
@@ -121,47 +134,36 @@ pub fn request_header_matches(m: &HeaderMatcher, input: &MatchInput<'_>) -> bool
 
 fn header_values_match<'v>(
     m: &HeaderMatcher,
-    mut values: impl Iterator<Item = &'v HeaderValue>,
+    values: impl Iterator<Item = &'v HeaderValue>,
 ) -> bool {
-    let joined: Option<std::borrow::Cow<'_, str>> = match values.next() {
-        None => None,
-        Some(first) => {
-            let first = String::from_utf8_lossy(first.as_bytes());
-            match values.next() {
-                None => Some(first),
-                Some(second) => {
-                    let mut all = first.into_owned();
-                    for v in std::iter::once(second).chain(values) {
-                        all.push(',');
-                        all.push_str(&String::from_utf8_lossy(v.as_bytes()));
-                    }
-                    Some(std::borrow::Cow::Owned(all))
-                }
-            }
-        }
-    };
-    let value = match joined {
-        Some(v) => v,
-        None if m.treat_missing_as_empty => std::borrow::Cow::Borrowed(""),
+    let mut values = values.peekable();
+    if values.peek().is_none() {
         // An absent header matches only a presence matcher that asks for absence
         // (`present_match: false`, or `true` inverted); a value matcher never matches
-        // it, inverted or not (measured on Envoy 1.40).
-        None => {
-            return match m.spec {
-                HeaderMatchSpec::Present(present) => present == m.invert,
-                _ => false,
-            };
+        // it, inverted or not (measured on Envoy 1.40), unless it reads a missing header
+        // as empty.
+        if m.treat_missing_as_empty {
+            return value_matches(m, "") != m.invert;
         }
-    };
-    let matched = match &m.spec {
+        return match m.spec {
+            HeaderMatchSpec::Present(present) => present == m.invert,
+            _ => false,
+        };
+    }
+    let matched = values.any(|v| value_matches(m, &String::from_utf8_lossy(v.as_bytes())));
+    matched != m.invert
+}
+
+/// One header value against the matcher's spec (before `invert_match`).
+fn value_matches(m: &HeaderMatcher, value: &str) -> bool {
+    match &m.spec {
         HeaderMatchSpec::Present(present) => *present,
         HeaderMatchSpec::Range { start, end } => value
             .parse::<i64>()
             .map(|v| *start <= v && v < *end)
             .unwrap_or(false),
-        HeaderMatchSpec::String(s) => string_matches(s, &value),
-    };
-    matched != m.invert
+        HeaderMatchSpec::String(s) => string_matches(s, value),
+    }
 }
 
 pub(crate) fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
@@ -189,15 +191,15 @@ pub(crate) fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// One query parameter matcher: the first occurrence of the parameter is used, its value
-/// percent-decoded.
+/// One query parameter matcher, as Envoy 1.40's: the first occurrence of the parameter
+/// is used, its name and value as sent (not percent-decoded).
 pub fn query_matches(m: &QueryParameterMatcher, query: &str) -> bool {
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(name) == m.name {
+        if name == m.name {
             return match &m.value {
                 None => true,
-                Some(sm) => string_matches(sm, &percent_decode(value)),
+                Some(sm) => string_matches(sm, value),
             };
         }
     }
@@ -220,6 +222,13 @@ pub fn route_matches(m: &RouteMatch, input: &MatchInput<'_>) -> bool {
         && m.runtime_fraction
             .as_ref()
             .is_none_or(runtime_fraction_matches)
+        && tls_context_matches(&m.tls_context, input.peer_certificate)
+}
+
+/// A route's `tls_context`: each option given must equal the connection's state.
+fn tls_context_matches(m: &TlsContextMatch, peer: PeerCertificateState) -> bool {
+    m.presented.is_none_or(|p| p == peer.presented)
+        && m.validated.is_none_or(|v| v == peer.validated)
 }
 
 /// Envoy's `featureEnabled` for a route's `runtime_fraction`, with a random draw per
@@ -246,6 +255,7 @@ mod tests {
             path_and_query: path,
             headers,
             scheme: "http",
+            peer_certificate: PeerCertificateState::default(),
         }
     }
 
@@ -257,6 +267,7 @@ mod tests {
             query_parameters: vec![],
             grpc: false,
             runtime_fraction: None,
+            tls_context: Default::default(),
         }
     }
 
@@ -305,6 +316,7 @@ mod tests {
             path_and_query: "",
             headers: &h,
             scheme: "http",
+            peer_certificate: PeerCertificateState::default(),
         };
         assert!(route_matches(&rm(PathMatch::Connect), &connect));
         assert!(!route_matches(&rm(PathMatch::Prefix("".into())), &connect));
@@ -361,9 +373,13 @@ mod tests {
         h.insert("x-h", "6".parse().expect("v"));
         assert!(!header_matches(&hm(range, false, false), &h));
         h.append("x-h", "7".parse().expect("v"));
-        assert!(header_matches(&hm(exact("6,7"), false, false), &h));
+        // Several values: one matching is enough; they are not joined (Envoy 1.40).
+        assert!(!header_matches(&hm(exact("6,7"), false, false), &h));
+        assert!(header_matches(&hm(exact("7"), false, false), &h));
+        assert!(!header_matches(&hm(exact("6"), true, false), &h));
+        assert!(header_matches(&hm(exact("8"), true, false), &h));
         let ic = HeaderMatchSpec::String(StringMatcher {
-            kind: StringMatchKind::Suffix(",7".into()),
+            kind: StringMatchKind::Suffix("7".into()),
             ignore_case: true,
         });
         assert!(header_matches(&hm(ic, false, false), &h));
@@ -378,7 +394,7 @@ mod tests {
         let value = QueryParameterMatcher {
             name: "b".into(),
             value: Some(StringMatcher {
-                kind: StringMatchKind::Exact("x y".into()),
+                kind: StringMatchKind::Exact("x%20y".into()),
                 ignore_case: false,
             }),
         };
@@ -386,5 +402,7 @@ mod tests {
         assert!(!query_matches(&present, "ab=1"));
         assert!(query_matches(&value, "a=1&b=x%20y&b=z"));
         assert!(!query_matches(&value, "b=z&b=x%20y"));
+        // Names and values as sent, not percent-decoded (Envoy 1.40).
+        assert!(!query_matches(&present, "%61=1"));
     }
 }
