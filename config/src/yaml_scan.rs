@@ -23,14 +23,12 @@ const MAX_KEY_LEN: usize = 1024;
 pub(crate) fn parse(text: &str) -> Option<Value> {
     // Printable ASCII and newlines only: tabs, carriage returns, other line breaks
     // (NEL, U+2028) and libyaml's character checks stay with libyaml.
-    if !text
-        .bytes()
-        .all(|b| b == b'\n' || (0x20..0x7f).contains(&b))
-    {
+    if !printable_ascii(text.as_bytes()) {
         return None;
     }
     let mut scanner = Scanner {
         src: text.as_bytes(),
+        text,
         pos: 0,
         line_start: 0,
         depth: 0,
@@ -47,6 +45,8 @@ pub(crate) fn parse(text: &str) -> Option<Value> {
 
 struct Scanner<'a> {
     src: &'a [u8],
+    /// `src` as text: all ASCII (checked first), so slices of it need no UTF-8 check.
+    text: &'a str,
     pos: usize,
     /// Offset of the current line's first byte.
     line_start: usize,
@@ -306,30 +306,42 @@ impl<'a> Scanner<'a> {
             b'-' if self.blank_at(1) => return None,
             _ => {}
         }
+        let src = self.src;
+        let flow = context == Context::Flow;
         let start = self.pos;
-        let mut end = self.pos;
-        while let Some(b) = self.peek() {
-            match b {
-                b'\n' => break,
-                b' ' if self.peek_at(1) == Some(b'#') => break,
-                b':' => {
-                    if self.blank_at(1) {
-                        break;
+        let mut at = start;
+        let mut end = start;
+        while let Some(&b) = src.get(at) {
+            if PLAIN_STOPS[usize::from(b)] {
+                match b {
+                    b'\n' => break,
+                    b' ' => {
+                        if src.get(at + 1) == Some(&b'#') {
+                            break;
+                        }
+                        // Trailing spaces are not part of the scalar.
+                        at += 1;
+                        continue;
                     }
-                    if context == Context::Flow {
-                        // libyaml reads `a:b` as one scalar in flow context, or fails.
-                        return None;
+                    b':' => {
+                        if matches!(src.get(at + 1), None | Some(b' ' | b'\n')) {
+                            break;
+                        }
+                        if flow {
+                            // libyaml reads `a:b` as one scalar in flow context, or fails.
+                            return None;
+                        }
                     }
+                    // `,` and the brackets end a scalar in flow context only.
+                    _ if flow => break,
+                    _ => {}
                 }
-                b',' | b'[' | b']' | b'{' | b'}' if context == Context::Flow => break,
-                _ => {}
             }
-            self.pos += 1;
-            if b != b' ' {
-                end = self.pos;
-            }
+            at += 1;
+            end = at;
         }
-        let text = std::str::from_utf8(&self.src[start..end]).ok()?;
+        self.pos = at;
+        let text = self.text.get(start..end)?;
         resolve_plain(text)
     }
 
@@ -341,7 +353,7 @@ impl<'a> Scanner<'a> {
             while !matches!(self.peek()?, b'\'' | b'\n') {
                 self.pos += 1;
             }
-            out.push_str(std::str::from_utf8(&self.src[run_start..self.pos]).ok()?);
+            out.push_str(self.text.get(run_start..self.pos)?);
             if self.peek()? == b'\n' {
                 return None;
             }
@@ -363,7 +375,7 @@ impl<'a> Scanner<'a> {
             while !matches!(self.peek()?, b'"' | b'\\' | b'\n') {
                 self.pos += 1;
             }
-            out.push_str(std::str::from_utf8(&self.src[run_start..self.pos]).ok()?);
+            out.push_str(self.text.get(run_start..self.pos)?);
             match self.peek()? {
                 b'"' => {
                     self.pos += 1;
@@ -400,8 +412,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn hex_escape(&mut self, digits: usize) -> Option<char> {
-        let hex = self.src.get(self.pos..self.pos + digits)?;
-        let hex = std::str::from_utf8(hex).ok()?;
+        let hex = self.text.get(self.pos..self.pos + digits)?;
         if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
@@ -533,6 +544,29 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+}
+
+/// Bytes a plain scalar's scan stops to look at: everything else is part of it.
+const PLAIN_STOPS: [bool; 256] = {
+    let stop_bytes = b"\n :,[]{}";
+    let mut stops = [false; 256];
+    let mut i = 0;
+    while i < stop_bytes.len() {
+        stops[stop_bytes[i] as usize] = true;
+        i += 1;
+    }
+    stops
+};
+
+/// Whether `bytes` are all printable ASCII or `\n`, a block at a time without an early
+/// exit (so the compiler can check many bytes per instruction: this runs over the whole
+/// text before anything else).
+fn printable_ascii(bytes: &[u8]) -> bool {
+    bytes.chunks(256).all(|block| {
+        block.iter().fold(true, |ok, &b| {
+            ok & ((0x20..0x7f).contains(&b) | (b == b'\n'))
+        })
+    })
 }
 
 /// Resolves a plain scalar as serde_yaml_ng does for an untagged one. `None` for the

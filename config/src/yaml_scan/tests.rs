@@ -1,7 +1,7 @@
 //! The scanner against serde_yaml_ng: every document it takes must give the value the
 //! serde_yaml_ng path gives.
 
-use super::{parse, resolve_plain};
+use super::{parse, printable_ascii, resolve_plain};
 
 /// The serde_yaml_ng path, as `load::parse_text` takes it (an empty document is null).
 fn via_serde_yaml(text: &str) -> Option<serde_json::Value> {
@@ -219,4 +219,38 @@ fn config_scale_bootstrap_is_taken() {
         text.push_str(&format!("  - {{name: c{i}, type: STATIC, connect_timeout: 1s, load_assignment: {{cluster_name: c{i}, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 9}}}}}}}}]}}]}}}}\n"));
     }
     assert_same(&text);
+}
+
+/// The block-wise check finds a byte outside printable ASCII wherever it sits (first,
+/// last, on either side of a block boundary).
+#[test]
+fn printable_check_finds_any_other_byte() {
+    let text = vec![b'a'; 1000];
+    assert!(printable_ascii(&text));
+    assert!(printable_ascii(b""));
+    assert!(printable_ascii(b"a: b\n~"));
+    for at in [0, 1, 255, 256, 257, 511, 512, 999] {
+        for bad in [b'\t', b'\r', 0x7f, 0x80, 0xff, 0] {
+            let mut text = text.clone();
+            text[at] = bad;
+            assert!(!printable_ascii(&text), "{bad:#x} at {at}");
+        }
+    }
+}
+
+/// Plain scalars end where serde_yaml_ng ends them: trailing spaces, ` #`, `: `, and in
+/// flow context the flow indicators.
+#[test]
+fn plain_scalars_end_where_serde_yaml_ends_them() {
+    for text in [
+        "a: b c   \n",
+        "a: b c   # comment\n",
+        "a: x:y\n",
+        "a: x,y]{}\n",
+        "a: [x , y ,z]\n",
+        "a: {b: x y , c:  z  }\n",
+        "a: b#c d\n",
+    ] {
+        assert_same(text);
+    }
 }
