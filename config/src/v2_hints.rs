@@ -108,7 +108,9 @@ fn quick_walk(value: &Value, key: Option<&str>, list: Option<&str>) -> std::resu
         Value::Object(map) => {
             let socket = key
                 .is_some_and(|k| k.ends_with("transport_socket") || k.ends_with("transportSocket"));
-            quick_check_object(map, list, socket)?;
+            // A route's `match` has a v3 `tls_context` of its own.
+            let route_match = key == Some("match");
+            quick_check_object(map, list, socket, route_match)?;
             for (key, child) in map {
                 quick_walk(child, Some(key), list)?;
             }
@@ -131,6 +133,7 @@ fn quick_check_object(
     map: &serde_json::Map<String, Value>,
     list: Option<&str>,
     socket: bool,
+    route_match: bool,
 ) -> std::result::Result<(), ()> {
     let in_cluster = list == Some("clusters");
     let is_extension = extension_list(list) || socket;
@@ -139,7 +142,7 @@ fn quick_check_object(
     for (key, value) in map {
         match key.as_str() {
             "hosts" if in_cluster => return Err(()),
-            "tls_context" | "tlsContext" => return Err(()),
+            "tls_context" | "tlsContext" if !route_match => return Err(()),
             "config" if is_extension => return Err(()),
             "typed_config" | "typedConfig" => typed_config = true,
             "name" => name = Some(value),
@@ -266,7 +269,7 @@ fn check_object(
         ));
     }
     // A route's `match` has a v3 `tls_context` of its own (TlsContextMatchOptions).
-    let route_match = path.ends_with(".match");
+    let route_match = path == "match" || path.ends_with(".match");
     for key in ["tls_context", "tlsContext"] {
         if map.contains_key(key) && !route_match {
             return Err(ConfigError::at(
@@ -334,6 +337,9 @@ mod tests {
             r#"{"a": [{"transportSocket": {"name": "envoy.tcp_proxy"}}]}"#,
             r#"{"listeners": [{"filters": [{"typed_config": {"@type": "x/envoy.api.v2.Cluster"}}]}]}"#,
             r#"{"x": {"tlsContext": {}}}"#,
+            r#"{"routes": [{"match": {"prefix": "/", "tls_context": {"presented": true}}}]}"#,
+            r#"{"match": {"tls_context": {}}, "y": [{"match": {"tlsContext": {}}}]}"#,
+            r#"{"routes": [{"route": {"tls_context": {}}}]}"#,
             r#"[{"hosts": 1}]"#,
             r#"{"": [{"config": 1}], "filters": [{"config": 1}]}"#,
             r#"{"metadata": {"filter_metadata": {"envoy.lb": {"canary": true}}}}"#,
