@@ -19,9 +19,7 @@
 //!   keep matching; bodies encode as hyper's encoder does (uppercase hex chunk sizes,
 //!   declared trailers only).
 
-use std::cell::RefCell;
 use std::io::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{
@@ -682,36 +680,9 @@ fn parse_content_length(value: &HeaderValue) -> Option<u64> {
     length
 }
 
-/// This thread's `date` value, formatted once per second.
-struct CachedDate {
-    secs: u64,
-    text: [u8; 29],
-}
-
-thread_local! {
-    static CACHED_DATE: RefCell<CachedDate> = const {
-        RefCell::new(CachedDate { secs: u64::MAX, text: [0; 29] })
-    };
-}
-
-/// Appends the current time as an HTTP date (IMF-fixdate, 29 bytes).
+/// Appends the current time as an HTTP date (this thread's cached `date` value).
 pub(crate) fn append_http_date(dst: &mut Vec<u8>) {
-    let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    CACHED_DATE.with_borrow_mut(|date| {
-        if date.secs != secs {
-            let text = httpdate::fmt_http_date(now);
-            if text.len() == date.text.len() {
-                date.text.copy_from_slice(text.as_bytes());
-                date.secs = secs;
-            } else {
-                // Years past 9999: not cached.
-                dst.extend_from_slice(text.as_bytes());
-                return;
-            }
-        }
-        dst.extend_from_slice(&date.text);
-    });
+    dst.extend_from_slice(crate::http::headers::date::now().as_bytes());
 }
 
 #[cfg(test)]
