@@ -33,6 +33,8 @@ mod h2_refusal;
 mod h2_wire;
 mod head_size;
 #[allow(dead_code)] // Not wired in yet (see the module doc).
+mod lean_conn;
+#[allow(dead_code)] // Not wired in yet (see the module doc).
 pub(crate) mod lean_server;
 mod reply;
 

@@ -687,4 +687,4 @@ pub(crate) fn append_http_date(dst: &mut Vec<u8>) {
 
 #[cfg(test)]
 #[path = "lean_server_tests.rs"]
-mod tests;
+pub(super) mod tests;

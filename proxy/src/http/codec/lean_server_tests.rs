@@ -106,18 +106,17 @@ fn lines(map: &HeaderMap) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// Serves `request` (one request, possibly with a body) with hyper's HTTP/1 server,
-/// answering `answer`; returns what the service received and the bytes written for
-/// it. A second request, answered 299, follows so that hyper closes the connection
-/// after the first exchange however that one ended.
-async fn hyper_exchange(request: &[u8], answer: &Answer) -> (Option<Received>, Vec<u8>) {
+/// What a test service answers: from the request head, its whole body and trailers.
+pub(in crate::http::codec) type Respond =
+    dyn Fn(http::request::Parts, Bytes, Option<HeaderMap>) -> Response<ResponseBody> + Send + Sync;
+
+/// Serves `requests` (whole requests, pipelined) with hyper's HTTP/1 server, answering
+/// with `respond`; returns the bytes written. A last request, answered 299 and cut
+/// off, follows so that hyper closes the connection however the others ended.
+pub(in crate::http::codec) async fn hyper_serve(requests: &[u8], respond: Arc<Respond>) -> Vec<u8> {
     let (mut client, server) = tokio::io::duplex(64 * 1024);
-    let received = Arc::new(Mutex::new(None));
-    let seen = received.clone();
-    let answer_for = answer.clone();
     let service = service_fn(move |req: Request<Incoming>| {
-        let seen = seen.clone();
-        let answer = answer_for.clone();
+        let respond = respond.clone();
         async move {
             if req.uri().path() == "/__end" {
                 let mut end = Response::new(crate::http::stream_empty_body());
@@ -126,16 +125,8 @@ async fn hyper_exchange(request: &[u8], answer: &Answer) -> (Option<Received>, V
             }
             let (parts, body) = req.into_parts();
             let collected = body.collect().await.expect("request body");
-            let trailers = collected.trailers().map(lines);
-            *seen.lock().expect("lock") = Some(Received {
-                method: parts.method,
-                uri: parts.uri.to_string(),
-                version: parts.version,
-                headers: lines(&parts.headers),
-                body: collected.to_bytes().to_vec(),
-                trailers,
-            });
-            Ok(answer.response())
+            let trailers = collected.trailers().cloned();
+            Ok(respond(parts, collected.to_bytes(), trailers))
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -143,7 +134,7 @@ async fn hyper_exchange(request: &[u8], answer: &Answer) -> (Option<Received>, V
         .half_close(false)
         .serve_connection(TokioIo::new(server), service);
     let task = tokio::spawn(conn);
-    client.write_all(request).await.expect("write");
+    client.write_all(requests).await.expect("write");
     client
         .write_all(b"GET /__end HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .await
@@ -160,11 +151,31 @@ async fn hyper_exchange(request: &[u8], answer: &Answer) -> (Option<Received>, V
     if let Some(end) = find(&out, END_STATUS) {
         out.truncate(end);
     }
+    out
+}
+
+/// Serves one request with hyper; returns what the service received and the bytes.
+async fn hyper_exchange(request: &[u8], answer: &Answer) -> (Option<Received>, Vec<u8>) {
+    let received = Arc::new(Mutex::new(None));
+    let seen = received.clone();
+    let answer = answer.clone();
+    let respond = move |parts: http::request::Parts, body: Bytes, trailers: Option<HeaderMap>| {
+        *seen.lock().expect("lock") = Some(Received {
+            method: parts.method,
+            uri: parts.uri.to_string(),
+            version: parts.version,
+            headers: lines(&parts.headers),
+            body: body.to_vec(),
+            trailers: trailers.as_ref().map(lines),
+        });
+        answer.response()
+    };
+    let out = hyper_serve(request, Arc::new(respond)).await;
     let received = received.lock().expect("lock").take();
     (received, out)
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(in crate::http::codec) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
@@ -230,7 +241,7 @@ fn lean_exchange(request: &[u8], answer: &Answer) -> (Option<Received>, Vec<u8>)
 }
 
 /// Replaces the value of every `date` line hyper or the lean server added.
-fn mask_date(bytes: &[u8]) -> Vec<u8> {
+pub(in crate::http::codec) fn mask_date(bytes: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
     let mut from = 0;
     while let Some(at) = find(&out[from..], b"\r\ndate: ") {
