@@ -53,8 +53,11 @@ pub(crate) struct RequestHead {
     pub(crate) accepts_trailers: bool,
 }
 
-/// What one parse of the bytes at the start of the read buffer came to.
+/// What one parse of the bytes at the start of the read buffer came to. (Returned
+/// once per request and taken apart at once: boxing the head would cost an allocation
+/// per request.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum HeadParse {
     /// A whole head of `len` bytes, for the lean server.
     Request { head: RequestHead, len: usize },
