@@ -32,6 +32,10 @@ mod framing;
 mod h2_refusal;
 mod h2_wire;
 mod head_size;
+#[allow(dead_code)] // Not wired in yet (see the module doc).
+mod lean_conn;
+#[allow(dead_code)] // Not wired in yet (see the module doc).
+pub(crate) mod lean_server;
 mod reply;
 
 pub use builders::{builder, framing_limits, http1_builder, http2_builder};

@@ -38,6 +38,8 @@ pub use cluster::UpstreamCluster;
 pub use error::UpstreamError;
 pub use host::Host;
 pub use manager::{ClusterChange, ClusterManager, ClusterMap, ClusterMeta, ClusterSource};
+/// HTTP/1 body framing, shared with the lean downstream server (`http::codec::lean_server`).
+pub(crate) use pool::lean_codec::{BodyDecoder, BodyKind, Decoded};
 pub use pool::UpstreamBody;
 pub use stream::UpstreamStream;
 pub use zone::LocalZone;

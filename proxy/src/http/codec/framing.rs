@@ -150,9 +150,15 @@ enum ChunkStep {
     EndLf,
 }
 
+/// True for a refusal of Envoy's connection manager rather than of its codec: answered
+/// with an empty body and no `content-type`.
+pub(super) fn is_connection_manager_refusal(details: &str) -> bool {
+    details == PATH_NORMALIZATION_FAILED
+}
+
 /// What a complete head says about what follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HeadVerdict {
+pub(super) enum HeadVerdict {
     Refuse {
         status: u16,
         details: &'static str,
@@ -303,7 +309,7 @@ impl RequestFraming {
                     status,
                     details,
                     head_end: Some(head_end),
-                    empty_body: details == PATH_NORMALIZATION_FAILED,
+                    empty_body: is_connection_manager_refusal(details),
                 };
                 (State::Done, Some(rejection))
             }
@@ -482,23 +488,47 @@ enum Parsed {
 /// Parses a request head as hyper does (httparse, default config, `max_headers` slots)
 /// and judges it.
 fn parse_head(bytes: &[u8], limits: &FramingLimits) -> Parsed {
+    match parse_head_with(bytes, limits, |req, len| (len, judge(req, limits))) {
+        ParsedWith::Complete((len, verdict)) => Parsed::Complete(len, verdict),
+        ParsedWith::Partial => Parsed::Partial,
+        ParsedWith::Invalid => Parsed::Invalid,
+    }
+}
+
+/// What one httparse pass over a request head came to.
+pub(super) enum ParsedWith<T> {
+    /// The head is complete: what the caller made of it.
+    Complete(T),
+    Partial,
+    /// hyper refuses this head itself.
+    Invalid,
+}
+
+/// Parses a request head once as hyper does (httparse, default config, `max_headers`
+/// slots) and hands the complete head and its length to `on_complete`: the framing
+/// check judges it, the lean server also builds the request from the same parse.
+pub(super) fn parse_head_with<T>(
+    bytes: &[u8],
+    limits: &FramingLimits,
+    on_complete: impl FnOnce(&httparse::Request<'_, '_>, usize) -> T,
+) -> ParsedWith<T> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let slot_count = limits.max_headers.min(STACK_HEADERS);
     let mut req = httparse::Request::new(&mut []);
     match req.parse_with_uninit_headers(bytes, &mut slots[..slot_count]) {
-        Ok(httparse::Status::Complete(len)) => Parsed::Complete(len, judge(&req, limits)),
-        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Ok(httparse::Status::Complete(len)) => ParsedWith::Complete(on_complete(&req, len)),
+        Ok(httparse::Status::Partial) => ParsedWith::Partial,
         Err(httparse::Error::TooManyHeaders) if limits.max_headers > STACK_HEADERS => {
             // Rare: a configuration allowing more headers, and a head using them.
             let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
             let mut req = httparse::Request::new(&mut slots);
             match req.parse(bytes) {
-                Ok(httparse::Status::Complete(len)) => Parsed::Complete(len, judge(&req, limits)),
-                Ok(httparse::Status::Partial) => Parsed::Partial,
-                Err(_) => Parsed::Invalid,
+                Ok(httparse::Status::Complete(len)) => ParsedWith::Complete(on_complete(&req, len)),
+                Ok(httparse::Status::Partial) => ParsedWith::Partial,
+                Err(_) => ParsedWith::Invalid,
             }
         }
-        Err(_) => Parsed::Invalid,
+        Err(_) => ParsedWith::Invalid,
     }
 }
 
@@ -509,7 +539,7 @@ fn parse_head(bytes: &[u8], limits: &FramingLimits) -> Parsed {
 /// comma-joined value, empty ones are skipped), then `Transfer-Encoding` on HTTP/1.0
 /// (426 unless HTTP/1.0 is accepted; hyper refuses it either way), then a `#fragment`
 /// in the target (400 with an empty body, from Envoy's connection manager).
-fn judge(req: &httparse::Request<'_, '_>, limits: &FramingLimits) -> HeadVerdict {
+pub(super) fn judge(req: &httparse::Request<'_, '_>, limits: &FramingLimits) -> HeadVerdict {
     let refuse = |status, details| HeadVerdict::Refuse { status, details };
     let method = req.method.unwrap_or_default();
     let target = req.path.unwrap_or_default();

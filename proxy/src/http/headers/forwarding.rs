@@ -372,10 +372,7 @@ pub fn finish_response(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
     // `date` before `server`, as Envoy writes them (an upstream's own `date`, and a
     // `server` it sent that is overwritten, keep their places).
     if !headers.contains_key(http::header::DATE) {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
-        {
-            headers.insert(http::header::DATE, v);
-        }
+        headers.insert(http::header::DATE, super::date::now());
     }
     match hcm.server_header_transformation {
         ServerHeaderTransformation::Overwrite => {

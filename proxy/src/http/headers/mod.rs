@@ -3,6 +3,7 @@
 //! header mutations; response values copied out of upstream buffers for HTTP/2.
 
 pub mod compact;
+pub mod date;
 pub mod forwarding;
 pub mod hop_by_hop;
 pub mod mutation;

@@ -113,7 +113,7 @@ fn has_token(value: &HeaderValue, token: &str) -> bool {
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BodyKind {
+pub(crate) enum BodyKind {
     /// No body (HEAD, 1xx, 204, 304, `content-length: 0`).
     Empty,
     /// Exactly this many bytes.
@@ -307,7 +307,7 @@ fn digits(s: &str) -> Option<u64> {
 
 /// What decoding found in the buffered bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Decoded {
+pub(crate) enum Decoded {
     /// Body bytes (a range of the buffer given, to be taken by the caller).
     Data(std::ops::Range<usize>),
     /// The trailers ending a chunked body (only when there were any).
@@ -338,7 +338,7 @@ const MAX_TRAILERS: usize = 16 * 1024;
 
 /// A response body's framing state.
 #[derive(Debug)]
-pub(super) struct BodyDecoder {
+pub(crate) struct BodyDecoder {
     kind: BodyKind,
     /// Bytes left of a content-length body.
     remaining: u64,
@@ -347,7 +347,7 @@ pub(super) struct BodyDecoder {
 }
 
 impl BodyDecoder {
-    pub(super) fn new(kind: BodyKind) -> Self {
+    pub(crate) fn new(kind: BodyKind) -> Self {
         Self {
             kind,
             remaining: match kind {
@@ -359,12 +359,12 @@ impl BodyDecoder {
         }
     }
 
-    pub(super) fn is_ended(&self) -> bool {
+    pub(crate) fn is_ended(&self) -> bool {
         self.ended
     }
 
     /// Bytes left of a content-length body (exact size hint).
-    pub(super) fn exact_remaining(&self) -> Option<u64> {
+    pub(crate) fn exact_remaining(&self) -> Option<u64> {
         match self.kind {
             BodyKind::Length(_) => Some(self.remaining),
             BodyKind::Empty => Some(0),
@@ -374,7 +374,7 @@ impl BodyDecoder {
 
     /// Decodes from `data` (the unread buffered bytes); `*used` is set to the bytes
     /// consumed (a `Data` range lies within them).
-    pub(super) fn decode(
+    pub(crate) fn decode(
         &mut self,
         data: &[u8],
         used: &mut usize,

@@ -13,7 +13,7 @@ mod h2_resets;
 mod http1;
 mod http2;
 mod lean;
-mod lean_codec;
+pub(super) mod lean_codec;
 
 pub use driven::UpstreamBody;
 
