@@ -111,7 +111,7 @@ impl UpstreamCluster {
         let ssl = any_tls.then(|| {
             Arc::new(crate::tls::SslStats::new(
                 crate::stats::store(),
-                &prefix,
+                prefix,
                 crate::tls::stats::FactorySide::Client,
             ))
         });
@@ -119,7 +119,7 @@ impl UpstreamCluster {
             let ssl = ssl.clone().unwrap_or_else(|| {
                 Arc::new(crate::tls::SslStats::new(
                     crate::stats::store(),
-                    &prefix,
+                    prefix,
                     crate::tls::stats::FactorySide::Client,
                 ))
             });
