@@ -16,7 +16,7 @@ use baton_proto::pb::envoy::extensions::clusters::common::dns::v3 as common_dns_
 use baton_proto::pb::envoy::extensions::clusters::dns::v3 as dns_cluster_pb;
 use baton_proto::pb::envoy::extensions::network::dns_resolver::cares::v3 as cares_pb;
 
-use super::{any_type, decode_any, duration};
+use super::{any_type, decode_any, duration, with_lazy_path};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
@@ -90,17 +90,21 @@ pub(crate) fn from_cluster_fields(
     };
     Ok(DnsDiscovery {
         discovery,
-        refresh_rate: refresh_rate(
-            c.dns_refresh_rate.as_ref(),
-            &format!("{path}.dns_refresh_rate"),
+        // Paths formatted only for an error: every EDS and static cluster passes here.
+        refresh_rate: with_lazy_path(
+            || format!("{path}.dns_refresh_rate"),
+            |p| refresh_rate(c.dns_refresh_rate.as_ref(), p),
         )?,
         respect_ttl: c.respect_dns_ttl,
         lookup_family,
         settings: model::DnsSettings {
             min_refresh_rate: Duration::ZERO,
             failure_refresh_rate,
-            jitter: duration(c.dns_jitter.as_ref(), &format!("{path}.dns_jitter"))?
-                .unwrap_or_default(),
+            jitter: with_lazy_path(
+                || format!("{path}.dns_jitter"),
+                |p| duration(c.dns_jitter.as_ref(), p),
+            )?
+            .unwrap_or_default(),
             resolver: cluster_resolver(c, path, default_resolver)?,
         },
     })
@@ -244,11 +248,12 @@ fn cluster_resolver(
     path: &str,
     default_resolver: &Arc<model::DnsResolverConfig>,
 ) -> Result<Arc<model::DnsResolverConfig>> {
-    if let Some(resolver) = typed_resolver(
-        c.typed_dns_resolver_config.as_ref(),
-        &format!("{path}.typed_dns_resolver_config"),
-    )? {
-        return Ok(Arc::new(resolver));
+    if let Some(config) = &c.typed_dns_resolver_config {
+        if let Some(resolver) =
+            typed_resolver(Some(config), &format!("{path}.typed_dns_resolver_config"))?
+        {
+            return Ok(Arc::new(resolver));
+        }
     }
     if let Some(config) = &c.dns_resolution_config {
         let config_path = format!("{path}.dns_resolution_config");

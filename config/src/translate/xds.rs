@@ -9,7 +9,7 @@ use baton_proto::pb::envoy::config::bootstrap::v3 as bootstrap_pb;
 use baton_proto::pb::envoy::config::cluster::v3 as cluster_pb;
 use baton_proto::pb::envoy::config::core::v3 as core_pb;
 
-use super::{required, timeout, Env};
+use super::{required, timeout, with_lazy_path, Env};
 use crate::error::{ConfigError, Result};
 use crate::model;
 
@@ -150,15 +150,20 @@ pub(crate) fn config_source(
     if !cs.authorities.is_empty() {
         return Err(ConfigError::unsupported(join(path, "authorities")));
     }
-    api_version(
-        cs.resource_api_version,
-        &join(path, "resource_api_version"),
-        "resource",
+    // Paths formatted only for an error: every EDS cluster of a CDS update passes here.
+    with_lazy_path(
+        || join(path, "resource_api_version"),
+        |p| api_version(cs.resource_api_version, p, "resource"),
     )?;
-    let initial_fetch_timeout = timeout(
-        cs.initial_fetch_timeout.as_ref(),
-        Some(model::DEFAULT_INITIAL_FETCH_TIMEOUT),
-        &join(path, "initial_fetch_timeout"),
+    let initial_fetch_timeout = with_lazy_path(
+        || join(path, "initial_fetch_timeout"),
+        |p| {
+            timeout(
+                cs.initial_fetch_timeout.as_ref(),
+                Some(model::DEFAULT_INITIAL_FETCH_TIMEOUT),
+                p,
+            )
+        },
     )?;
     let kind = match &cs.config_source_specifier {
         Some(Spec::Ads(_)) => {

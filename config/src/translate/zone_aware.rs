@@ -68,10 +68,10 @@ pub(crate) fn cluster_locality_lb(
         }
         return Ok(model::LocalityLb::default());
     }
-    common(
-        c.common_lb_config.as_ref(),
-        &format!("{path}.common_lb_config"),
-    )
+    match &c.common_lb_config {
+        Some(config) => common(Some(config), &format!("{path}.common_lb_config")),
+        None => Ok(model::LocalityLb::default()),
+    }
 }
 
 /// `common_lb_config.healthy_panic_threshold` as a whole percentage, rounded as Envoy

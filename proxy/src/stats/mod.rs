@@ -77,6 +77,11 @@ impl Scope {
         }
     }
 
+    /// The prefix every name of this scope starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The store behind this scope.
     pub fn store(&self) -> &StatsStore {
         &self.store

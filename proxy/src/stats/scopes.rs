@@ -344,6 +344,9 @@ pub struct ClusterStats {
     pub warming_state: Gauge,
     /// `membership_excluded` (0: no health checker excludes hosts yet).
     pub membership_excluded: Gauge,
+    /// `default.total_match_count`: hosts on the cluster's `transport_socket` (resolved
+    /// here, in the cluster's one batch of names).
+    pub default_match_count: Counter,
     /// `assignment_stale`, `assignment_timeout_received`, `assignment_use_cached`: 0, as
     /// Envoy's without `endpoint_stale_after` (refused) or LEDS (not supported).
     _assignment: [Counter; 3],
@@ -378,6 +381,10 @@ pub struct ZoneStats {
 }
 
 impl ClusterStats {
+    /// How many names [`ClusterStats::new`] creates: what a batch of new clusters
+    /// reserves in the name index ([`StatsStore::reserve_names`]).
+    pub const NAMES: usize = 47;
+
     /// Handles under `cluster.<stat_name>.`.
     pub fn new(store: &StatsStore, stat_name: &str) -> Self {
         let prefix = format!("cluster.{stat_name}.");
@@ -433,6 +440,7 @@ impl ClusterStats {
             version: s.gauge_never_import("version"),
             warming_state: s.gauge_never_import("warming_state"),
             membership_excluded: s.gauge_never_import("membership_excluded"),
+            default_match_count: s.counter("default.total_match_count"),
             _assignment: [
                 s.counter("assignment_stale"),
                 s.counter("assignment_timeout_received"),
@@ -444,6 +452,11 @@ impl ClusterStats {
             http2: OnceLock::new(),
             scope: scope.clone(),
         }
+    }
+
+    /// `cluster.<stat_name>.`
+    pub fn prefix(&self) -> &str {
+        self.scope.prefix()
     }
 
     /// The EDS subscription's names (created on the first call).

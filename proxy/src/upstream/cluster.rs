@@ -36,8 +36,6 @@ pub struct UpstreamCluster {
     tls: Option<BuiltTls>,
     /// `transport_socket_matches`, built, in order.
     socket_matches: Vec<SocketMatch>,
-    /// `cluster.<name>.default.total_match_count`: hosts on `transport_socket`.
-    default_match_count: DebugCounter,
     /// Some transport socket is TLS (requests may then set SNI and SAN).
     any_tls: bool,
     /// Zone-aware routing, when the bootstrap has a local cluster and this cluster does
@@ -102,8 +100,8 @@ impl UpstreamCluster {
         if let Some(zone) = &zone {
             zone.rebuild(&host_set, &stats.zone);
         }
-        let prefix = format!("cluster.{}.", model.stat_name);
-        let scope = crate::stats::Scope::new(crate::stats::store(), prefix.as_str());
+        // The cluster's prefix as its stats built it (not formatted again per cluster).
+        let prefix: &str = stats.prefix();
         // Every TLS socket of the cluster counts in its one `cluster.<name>.ssl.*`.
         let any_tls = model.tls.is_some()
             || model
@@ -113,7 +111,7 @@ impl UpstreamCluster {
         let ssl = any_tls.then(|| {
             Arc::new(crate::tls::SslStats::new(
                 crate::stats::store(),
-                &prefix,
+                prefix,
                 crate::tls::stats::FactorySide::Client,
             ))
         });
@@ -121,7 +119,7 @@ impl UpstreamCluster {
             let ssl = ssl.clone().unwrap_or_else(|| {
                 Arc::new(crate::tls::SslStats::new(
                     crate::stats::store(),
-                    &prefix,
+                    prefix,
                     crate::tls::stats::FactorySide::Client,
                 ))
             });
@@ -134,21 +132,25 @@ impl UpstreamCluster {
             built
         };
         let tls = model.tls.as_ref().map(build);
-        let socket_matches = model
-            .transport_socket_matches
-            .iter()
-            .map(|m| SocketMatch {
-                tls: m.tls.as_ref().map(build),
-                count: DebugCounter(scope.counter(&format!("{}.total_match_count", m.name))),
-            })
-            .collect();
+        let socket_matches = if model.transport_socket_matches.is_empty() {
+            Vec::new()
+        } else {
+            let scope = crate::stats::Scope::new(crate::stats::store(), prefix);
+            model
+                .transport_socket_matches
+                .iter()
+                .map(|m| SocketMatch {
+                    tls: m.tls.as_ref().map(build),
+                    count: DebugCounter(scope.counter(&format!("{}.total_match_count", m.name))),
+                })
+                .collect()
+        };
         let cluster = Self {
             host_set: ArcSwap::from_pointee(host_set),
             breakers,
             stats,
             tls,
             socket_matches,
-            default_match_count: DebugCounter(scope.counter("default.total_match_count")),
             any_tls,
             zone,
             local_of,
@@ -180,7 +182,7 @@ impl UpstreamCluster {
                 .and_then(|i| self.socket_matches.get(i))
             {
                 Some(m) => m.count.0.inc(),
-                None => self.default_match_count.0.inc(),
+                None => self.stats.default_match_count.inc(),
             }
         }
     }

@@ -574,8 +574,17 @@ fn set_names(sub: &mut TypeSub, names: Vec<String>, sender: &mut Sender) {
 /// response just applied may have changed) before that response is answered.
 fn sync_names(subs: &mut [TypeSub], sender: &mut Sender) {
     for s in subs.iter_mut() {
-        let Some(names) = s.names_watch.as_ref().map(|rx| rx.borrow().clone()) else {
+        let Some(rx) = s.names_watch.as_ref() else {
             continue;
+        };
+        // Compared in place, copied only when they differ: the EDS names of 10,000
+        // clusters were copied after every response, changed or not.
+        let names = {
+            let current = rx.borrow();
+            if s.names.is_none() || s.names.as_deref() == Some(current.as_slice()) {
+                continue;
+            }
+            current.clone()
         };
         set_names(s, names, sender);
     }

@@ -11,6 +11,7 @@ use tokio::task::AbortHandle;
 
 use super::{ClusterManager, ClusterMeta};
 use crate::base::address::HostAddress;
+use crate::stats::ClusterStats;
 use crate::upstream::cluster::UpstreamCluster;
 use crate::upstream::dns;
 use crate::upstream::host::{pipe_address, Host};
@@ -163,6 +164,12 @@ fn eds_fetch_timeout(cluster: &model::Cluster) -> Option<Duration> {
     }
 }
 
+/// Room in the stats name index for the names of `clusters` new clusters, taken before a
+/// batch creates them (the index then grows once).
+fn reserve_stat_names(clusters: usize) {
+    crate::stats::store().reserve_names(clusters.saturating_mul(ClusterStats::NAMES));
+}
+
 fn static_meta() -> ClusterMeta {
     ClusterMeta {
         added_via_api: false,
@@ -184,6 +191,7 @@ impl ClusterManager {
         let mut added_names: std::collections::HashSet<&str> =
             std::collections::HashSet::with_capacity(clusters.len());
         let mut discoveries = Vec::new();
+        reserve_stat_names(clusters.len());
         {
             let mut control = self.lock();
             for model in clusters {
@@ -288,6 +296,12 @@ impl ClusterManager {
         clusters: Vec<(Arc<model::Cluster>, ClusterSource)>,
     ) -> Vec<ClusterChange> {
         let active = self.active.load_full();
+        reserve_stat_names(
+            clusters
+                .iter()
+                .filter(|(model, _)| !active.by_name.contains_key(&model.name))
+                .count(),
+        );
         let mut control = self.lock();
         let mut ready = Vec::new();
         let changes = clusters
