@@ -479,10 +479,11 @@ impl<IO> DownstreamIo<IO> {
     fn codec_reply(&self, r: AutomaticReply) -> Vec<u8> {
         let _ = self.codec_reply.details.set(r.details);
         let mapping = match (&self.stats, &self.conn) {
-            (Some(rt), Some(conn)) => rt.hcm.local_reply.as_ref().map(|config| reply::Mapping {
-                config,
-                conn: &conn.conn,
-            }),
+            (Some(rt), Some(conn)) => rt
+                .hcm
+                .local_reply
+                .as_ref()
+                .map(|config| reply::Mapping { config, conn }),
             _ => None,
         };
         // Read from the config when needed rather than copied into every connection.

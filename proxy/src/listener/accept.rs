@@ -167,7 +167,7 @@ async fn inspect_then_start(
             return;
         }
     };
-    conn.server_name = hello.server_name;
+    conn.server_name = hello.server_name.map(String::into_boxed_str);
     let chain = snapshot.select(MatchInput {
         conn: &conn,
         transport_protocol: if hello.tls { "tls" } else { "raw_buffer" },
@@ -393,9 +393,8 @@ async fn handshake(
         }
     }
     conn.tls = true;
-    conn.alpn = session.alpn_protocol().map(<[u8]>::to_vec);
     if conn.server_name.is_none() {
-        conn.server_name = session.server_name().map(str::to_string);
+        conn.server_name = session.server_name().map(Box::from);
     }
     conn.tls_info = Some(Arc::new(TlsInfo {
         version: facts.version,
