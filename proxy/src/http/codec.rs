@@ -841,6 +841,14 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
                 .conn
                 .as_ref()
                 .map_or(0, |c| c.streams_ended.load(Ordering::Relaxed));
+            // hyper reads before it writes: its read that found nothing came before
+            // this flush of the last response's end, and it reads again only when
+            // woken. The connection is idle now if it may park.
+            if self.may_park() {
+                if let Some(conn) = &self.conn {
+                    conn.idle_read.store(true, Ordering::Relaxed);
+                }
+            }
         }
         Poll::Ready(flushed)
     }
