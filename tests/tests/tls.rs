@@ -1,8 +1,8 @@
 //! Downstream TLS: SNI filter-chain selection (exact, wildcard, plain text beside TLS on
 //! one port), several certificates chosen by SNI, ALPN h2 only as configured,
 //! `x-forwarded-proto: https`, mTLS accept and reject, bad input closed and counted in
-//! `listener.<address>.ssl.*` (and `http.<prefix>.downstream_cx_ssl_*`), private keys
-//! redacted in `/config_dump`. Certificates are
+//! `listener.<address>.ssl.*` (and `http.<prefix>.downstream_cx_ssl_*`), a keep-alive
+//! connection parked between requests, private keys redacted in `/config_dump`. Certificates are
 //! made in the test.
 
 use std::net::SocketAddr;
@@ -225,6 +225,57 @@ async fn x_forwarded_proto_follows_the_transport() -> anyhow::Result<()> {
             .as_deref(),
         Some("http")
     );
+    Ok(())
+}
+
+/// A TLS keep-alive connection that idles long enough to park (its socket stays
+/// registered with the runtime while parked: the session wraps it, see
+/// `proxy/src/http/park_socket.rs`) is woken by the client's next request and serves
+/// it as before: still `https` to the upstream, counted once in
+/// `downstream_cx_ssl_total` and `_active` until the client closes it.
+#[tokio::test]
+async fn a_parked_tls_keep_alive_connection_serves_and_counts_once() -> anyhow::Result<()> {
+    /// Longer than Baton waits before it parks an idle connection (100 ms).
+    const IDLE_GAP: std::time::Duration = std::time::Duration::from_millis(400);
+    let dir = TempDir::new()?;
+    let ca = TestCa::new("test ca")?;
+    let cert = ca.issue(&dir, "k", "cn-k", &["k.example.com"], &[], KeyKind::Ecdsa)?;
+    let upstream = EchoUpstream::start("u").await?;
+    let chain = json!({
+        "transport_socket": tls_socket(&[&cert], json!({})),
+        "filters": [hcm_filter(hcm(route_config(vec![vhost(
+            "all",
+            &["*"],
+            vec![prefix_route("/", "u")],
+        )])))],
+    });
+    let proxy = Proxy::start(&bootstrap(
+        vec![tls_listener("l", vec![chain], false)],
+        vec![static_cluster("u", &[upstream.addr()])],
+    ))
+    .await?;
+    let addr = proxy.listener_addr("l").await?;
+    let stream = tls::connect(addr, &ClientOptions::sni("k.example.com")).await?;
+    let mut http = RawHttp1::over(stream);
+    for round in 0..3 {
+        http.send_request("GET", &format!("/round-{round}"), &[], b"")
+            .await?;
+        let resp = http.read_response().await?;
+        assert_eq!(resp.status, 200, "round {round}");
+        assert!(!resp.connection_close(), "round {round}");
+        let echoed = resp.json()?;
+        assert_eq!(
+            echoed.req_header("x-forwarded-proto").as_deref(),
+            Some("https")
+        );
+        tokio::time::sleep(IDLE_GAP).await;
+    }
+    wait_stat(&proxy, "http.ingress.downstream_cx_ssl_total", 1).await?;
+    wait_stat(&proxy, "http.ingress.downstream_cx_ssl_active", 1).await?;
+    wait_stat(&proxy, "http.ingress.downstream_rq_total", 3).await?;
+    drop(http);
+    wait_stat(&proxy, "http.ingress.downstream_cx_ssl_active", 0).await?;
+    wait_stat(&proxy, "http.ingress.downstream_cx_active", 0).await?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::{HeaderMap, Method, Uri, Version};
 
 use crate::base::address::HostAddress;
-use crate::base::conn_info::ConnInfo;
+use crate::base::conn_info::ConnRef;
 
 /// Envoy's response flags, in Envoy's bit order (which is also the order they print in).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub fn authority_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str>
 #[derive(Debug, Clone)]
 pub struct StreamInfo {
     /// The downstream connection.
-    pub conn: Arc<ConnInfo>,
+    pub conn: ConnRef,
     /// Wall-clock start (`%START_TIME%`).
     pub start_time: SystemTime,
     /// Monotonic start (durations).
@@ -200,7 +200,8 @@ pub struct StreamInfo {
 
 impl StreamInfo {
     /// A fresh exchange on `conn`, starting now.
-    pub fn new(conn: Arc<ConnInfo>, protocol: Option<Version>) -> Self {
+    pub fn new(conn: impl Into<ConnRef>, protocol: Option<Version>) -> Self {
+        let conn = conn.into();
         let remote = conn.remote;
         Self {
             conn,

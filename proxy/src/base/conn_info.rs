@@ -1,9 +1,11 @@
 //! Facts about one accepted downstream connection, shared by the network filters
-//! (HTTP connection manager, tcp_proxy) and access logs.
+//! (HTTP connection manager, tcp_proxy) and access logs, and the handle through which
+//! access logs hold them ([`ConnRef`]: the facts live inside whatever per-connection
+//! state the network filter keeps, so that a connection costs one allocation, not two).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -17,15 +19,11 @@ pub struct ConnInfo {
     /// Local address the connection arrived on (`%DOWNSTREAM_LOCAL_ADDRESS%`).
     pub local: SocketAddr,
     /// TLS SNI when the transport is TLS (`%REQUESTED_SERVER_NAME%`).
-    pub server_name: Option<String>,
-    /// Negotiated ALPN, if any.
-    pub alpn: Option<Vec<u8>>,
+    pub server_name: Option<Box<str>>,
     /// True when the transport is TLS (x-forwarded-proto https).
     pub tls: bool,
     /// The TLS session, once its handshake is done.
     pub tls_info: Option<std::sync::Arc<TlsInfo>>,
-    /// Accept time.
-    pub accepted_at: SystemTime,
 }
 
 impl ConnInfo {
@@ -36,11 +34,41 @@ impl ConnInfo {
             remote,
             local,
             server_name: None,
-            alpn: None,
             tls: false,
             tls_info: None,
-            accepted_at: SystemTime::now(),
         }
+    }
+}
+
+/// Per-connection state that holds a connection's [`ConnInfo`] (the facts themselves, or
+/// the HTTP connection manager's shared state with the facts inside).
+pub trait HoldsConnInfo: std::fmt::Debug + Send + Sync + 'static {
+    /// The connection's facts.
+    fn conn_info(&self) -> &ConnInfo;
+}
+
+impl HoldsConnInfo for ConnInfo {
+    fn conn_info(&self) -> &ConnInfo {
+        self
+    }
+}
+
+/// A shared handle on one connection's facts (dereferences to [`ConnInfo`]): what a
+/// stream's access-log state keeps of its connection.
+#[derive(Debug, Clone)]
+pub struct ConnRef(Arc<dyn HoldsConnInfo>);
+
+impl std::ops::Deref for ConnRef {
+    type Target = ConnInfo;
+
+    fn deref(&self) -> &ConnInfo {
+        self.0.conn_info()
+    }
+}
+
+impl<T: HoldsConnInfo> From<Arc<T>> for ConnRef {
+    fn from(holder: Arc<T>) -> Self {
+        Self(holder)
     }
 }
 

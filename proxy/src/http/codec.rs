@@ -483,10 +483,11 @@ impl<IO> DownstreamIo<IO> {
     fn codec_reply(&self, r: AutomaticReply) -> Vec<u8> {
         let _ = self.codec_reply.details.set(r.details);
         let mapping = match (&self.stats, &self.conn) {
-            (Some(rt), Some(conn)) => rt.hcm.local_reply.as_ref().map(|config| reply::Mapping {
-                config,
-                conn: &conn.conn,
-            }),
+            (Some(rt), Some(conn)) => rt
+                .hcm
+                .local_reply
+                .as_ref()
+                .map(|config| reply::Mapping { config, conn }),
             _ => None,
         };
         // Read from the config when needed rather than copied into every connection.
@@ -844,6 +845,14 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
                 .conn
                 .as_ref()
                 .map_or(0, |c| c.streams_ended.load(Ordering::Relaxed));
+            // hyper reads before it writes: its read that found nothing came before
+            // this flush of the last response's end, and it reads again only when
+            // woken. The connection is idle now if it may park.
+            if self.may_park() {
+                if let Some(conn) = &self.conn {
+                    conn.idle_read.store(true, Ordering::Relaxed);
+                }
+            }
         }
         Poll::Ready(flushed)
     }

@@ -320,8 +320,7 @@ where
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
-    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use hyper::service::service_fn;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -372,27 +371,12 @@ static_resources:
         let runtime = Arc::new(HcmRuntime::new(hcm.clone()).expect("runtime"));
         let clusters = ClusterManager::initialize(&[]).await.expect("no clusters");
         let addr = "127.0.0.1:1".parse().expect("addr");
-        let shared = Arc::new(ConnShared {
-            runtime: runtime.clone(),
-            ctx: Arc::new(HttpContext::new(clusters)),
-            conn: Arc::new(ConnInfo::plain(addr, addr)),
-            active: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(0),
-            born: Instant::now(),
-            closing: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-            drain: DrainSignal::never(),
-            http2: AtomicBool::new(false),
-            awaiting_request_head: AtomicBool::new(true),
-            request_heads: AtomicU64::new(0),
-            http11_status_line: Default::default(),
-            head_chunked: Default::default(),
-            max_requests_drain: Default::default(),
-            premature_resets: Default::default(),
-            streams_ended: Default::default(),
-            idle_read: Default::default(),
-            park_now: Default::default(),
-        });
+        let shared = Arc::new(ConnShared::new(
+            runtime.clone(),
+            Arc::new(HttpContext::new(clusters)),
+            ConnInfo::plain(addr, addr),
+            DrainSignal::never(),
+        ));
         let (client, server) = tokio::io::duplex(64 * 1024);
         let io = DownstreamIo::new(server)
             .with_stats(runtime.clone())

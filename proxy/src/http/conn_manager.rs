@@ -6,7 +6,7 @@
 //! (HTTP/1.1 `connection: close` then close, HTTP/2 GOAWAY; everything closes when the
 //! drain reaches Closed), counting each in `http.<stat_prefix>.downstream_cx_*`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use super::context::{HcmRuntime, HttpContext};
 use super::gated::Gate;
 use super::park_socket::{ParkSocket, Reregister};
 use super::parked;
-use super::stats::{codec_rejected_request, ActiveConnection, ActiveStream};
+use super::stats::{codec_rejected_request, count_closed, count_open, ActiveStream};
 use super::stream::{self, ConnShared};
 
 /// The service error for an HTTP/2 request with more headers than `max_headers_count`
@@ -56,29 +56,9 @@ where
 {
     // Built here rather than in the async function, whose future would otherwise keep
     // room for the parts (and the bare socket) for the connection's whole life.
-    let counted = ActiveConnection::open(&runtime, conn.tls);
     let hcm = &runtime.hcm;
-    let shared = Arc::new(ConnShared {
-        runtime: runtime.clone(),
-        ctx,
-        conn: Arc::new(conn),
-        active: AtomicUsize::new(0),
-        idle_since_ms: AtomicU64::new(0),
-        born: Instant::now(),
-        closing: AtomicBool::new(false),
-        draining: AtomicBool::new(false),
-        drain,
-        http2: AtomicBool::new(false),
-        awaiting_request_head: AtomicBool::new(true),
-        request_heads: AtomicU64::new(0),
-        http11_status_line: AtomicBool::new(false),
-        head_chunked: AtomicBool::new(false),
-        max_requests_drain: Default::default(),
-        premature_resets: Default::default(),
-        streams_ended: Default::default(),
-        idle_read: Default::default(),
-        park_now: Default::default(),
-    });
+    let shared = Arc::new(ConnShared::new(runtime.clone(), ctx, conn, drain));
+    count_open(&shared);
     let mut io = DownstreamIo::new(ParkSocket::Registered(io))
         .with_stats(runtime.clone())
         .with_request_framing(codec::framing_limits(hcm), shared.clone());
@@ -89,7 +69,7 @@ where
         codec_reply: io.codec_reply.clone(),
         shared,
         phases: Phases::default(),
-        _counted: (counted, guard),
+        _listener_guard: guard,
     };
     serve(io, rest)
 }
@@ -113,13 +93,7 @@ where
     async move {
         let shared = &rest.shared;
         if shared.runtime.hcm.codec_type != CodecType::Auto
-            && !Box::pin(sniff_fixed_codec(
-                &mut io,
-                &shared.runtime,
-                &shared.conn,
-                &shared.drain,
-            ))
-            .await
+            && !Box::pin(sniff_fixed_codec(&mut io, shared)).await
         {
             return;
         }
@@ -128,14 +102,21 @@ where
     }
 }
 
-/// What a connection keeps besides its I/O, active or parked.
+/// What a connection keeps besides its I/O, active or parked. Counts the connection
+/// until it ends: `downstream_cx_active` and the rest of [`count_open`]'s stats (when
+/// dropped, from the shared state: no guard of its own) and the guards of the listener
+/// that accepted it.
 struct ConnRest<G> {
     shared: Arc<ConnShared>,
     phases: Phases,
     codec_reply: Arc<codec::CodecReplyRecord>,
-    /// Counts the connection until it ends: `downstream_cx_active` and the guards of
-    /// the listener that accepted it.
-    _counted: (ActiveConnection, G),
+    _listener_guard: G,
+}
+
+impl<G> Drop for ConnRest<G> {
+    fn drop(&mut self) {
+        count_closed(&self.shared);
+    }
 }
 
 impl<G: Send + 'static> ConnRest<G> {
@@ -152,13 +133,7 @@ impl<G: Send + 'static> ConnRest<G> {
 
     /// The connection is over: the codec's reply or error is counted and logged.
     fn finish(self, codec_error: bool) {
-        let shared = &self.shared;
-        account_codec_outcome(
-            &shared.runtime,
-            &shared.conn,
-            &self.codec_reply,
-            codec_error,
-        );
+        account_codec_outcome(&self.shared, &self.codec_reply, codec_error);
     }
 }
 
@@ -345,18 +320,15 @@ where
         timer.as_mut().reset(at.into());
     }
 
-    // The drain and premature-reset waits are polled only when their own wakers fire,
+    // The drain and connection-event waits are polled only when their own wakers fire,
     // not on each of the connection's wakeups (see `gated`).
     let drain_gate = Gate::new();
-    let reset_gate = Gate::new();
-    let max_requests_gate = Gate::new();
+    let events_gate = Gate::new();
     loop {
         let drain_wait = phase_watch.past(phases.seen);
         tokio::pin!(drain_wait);
-        let reset_wait = shared.premature_resets.close_now.notified();
-        tokio::pin!(reset_wait);
-        let max_requests_wait = shared.max_requests_drain.notified();
-        tokio::pin!(max_requests_wait);
+        let events_wait = shared.conn_events.notified();
+        tokio::pin!(events_wait);
         tokio::select! {
             // Biased: the codec first, and no random start per wakeup.
             biased;
@@ -396,14 +368,14 @@ where
                     shutting_down = true;
                 }
             }
-            () = reset_gate.wait(reset_wait.as_mut()) => {
-                // Envoy aborts the connection (no GOAWAY): too many premature resets.
-                break;
-            }
-            () = max_requests_gate.wait(max_requests_wait.as_mut()) => {
+            () = events_gate.wait(events_wait.as_mut()) => {
+                if shared.premature_resets.tripped() {
+                    // Envoy aborts the connection (no GOAWAY): too many premature resets.
+                    break;
+                }
                 // HTTP/2 at `max_requests_per_connection`: Envoy's drain sequence, as for
                 // `max_connection_duration` (GOAWAY; streams already sent complete).
-                if !shutting_down {
+                if shared.max_requests_drain.load(Ordering::Relaxed) && !shutting_down {
                     std::pin::Pin::new(&mut connection).graceful_shutdown();
                     shutting_down = true;
                     force_close_at = Some(Instant::now() + hcm.drain_timeout);
@@ -467,7 +439,8 @@ fn max_requests_reached(shared: &ConnShared, version: http::Version) {
         .downstream_cx_max_requests_reached
         .inc();
     if version == http::Version::HTTP_2 {
-        shared.max_requests_drain.notify_one();
+        shared.max_requests_drain.store(true, Ordering::Relaxed);
+        shared.conn_events.notify_one();
     } else {
         shared.closing.store(true, Ordering::Relaxed);
     }
@@ -476,18 +449,15 @@ fn max_requests_reached(shared: &ConnShared, version: http::Version) {
 /// A fixed `codec_type` reads the first bytes itself (the other protocol is refused);
 /// true when the connection goes on to the codec, with the bytes read waiting in `io`.
 /// (Boxed by the caller: its state is needed only until the protocol is known.)
-async fn sniff_fixed_codec<IO>(
-    io: &mut DownstreamIo<IO>,
-    runtime: &Arc<HcmRuntime>,
-    conn: &Arc<ConnInfo>,
-    drain: &DrainSignal,
-) -> bool
+async fn sniff_fixed_codec<IO>(io: &mut DownstreamIo<IO>, shared: &Arc<ConnShared>) -> bool
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let runtime = &shared.runtime;
+    let conn = &shared.conn;
     let hcm = &runtime.hcm;
     let codec_reply = io.codec_reply.clone();
-    let mut closed = drain.clone();
+    let mut closed = shared.drain.clone();
     let idle = async {
         match hcm.idle_timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -505,7 +475,7 @@ where
     match (hcm.codec_type, sniffed) {
         (_, Err(e)) => {
             tracing::debug!(error = %e, conn = conn.id, "downstream connection ended before its protocol was known");
-            account_codec_outcome(runtime, conn, &codec_reply, false);
+            account_codec_outcome(shared, &codec_reply, false);
             return false;
         }
         (_, Ok(Preface::Closed)) => return false,
@@ -514,7 +484,7 @@ where
             if let Err(e) = io.reply_and_close(400).await {
                 tracing::debug!(error = %e, conn = conn.id, "could not answer an HTTP/2 preface");
             }
-            account_codec_outcome(runtime, conn, &codec_reply, false);
+            account_codec_outcome(shared, &codec_reply, false);
             return false;
         }
         (CodecType::Http2, Ok(Preface::Http1)) => {
@@ -641,7 +611,7 @@ fn head_too_large(shared: &Arc<ConnShared>) -> (http::Response<super::ResponseBo
     )
     .closing();
     if let Some(config) = &shared.runtime.hcm.local_reply {
-        let mut info = StreamInfo::new(shared.conn.clone(), Some(http::Version::HTTP_11));
+        let mut info = StreamInfo::new(shared.clone(), Some(http::Version::HTTP_11));
         info.response_code_details = Some(reply.details.clone().into());
         super::local_reply_config::rewrite(config, &mut reply, &mut info, None);
     }
@@ -657,11 +627,11 @@ fn head_too_large(shared: &Arc<ConnShared>) -> (http::Response<super::ResponseBo
 /// for a protocol error without a reply. Envoy counts and logs the status sent, after
 /// `local_reply_config`.
 fn account_codec_outcome(
-    runtime: &HcmRuntime,
-    conn: &Arc<ConnInfo>,
+    shared: &Arc<ConnShared>,
     record: &codec::CodecReplyRecord,
     codec_error: bool,
 ) {
+    let runtime = &shared.runtime;
     let status = record.status.load(Ordering::Relaxed);
     if status == 0 {
         if codec_error {
@@ -676,7 +646,7 @@ fn account_codec_outcome(
     codec_rejected_request(runtime, status, sent);
     if !runtime.loggers.is_empty() {
         // Envoy logs these as `"- - HTTP/1.1" 400 DPE` (a request without a head).
-        let mut info = StreamInfo::new(conn.clone(), Some(http::Version::HTTP_11));
+        let mut info = StreamInfo::new(shared.clone(), Some(http::Version::HTTP_11));
         info.response_code = Some(sent);
         match status {
             408 => info.response_code_details = Some("request_header_timeout".into()),

@@ -5,8 +5,8 @@
 //! them. The client's next bytes start a new task that serves them as before; drain,
 //! idle timeout and max connection duration close a parked connection as the waiting
 //! connection task did (`conn_manager::ConnDeadlines`), and the client closing ends it.
-//! An idle connection so costs its boxed state, a slot and a waker, not a task with a
-//! timer and a drain wait of its own. A plaintext socket also leaves the runtime's I/O
+//! An idle connection so costs its boxed state and a slot, not a task with a timer and
+//! a drain wait of its own. A plaintext socket also leaves the runtime's I/O
 //! driver while parked (`park_socket`): the set watches such sockets through one epoll
 //! set of its own, registered with the runtime once.
 
@@ -133,8 +133,10 @@ async fn drive(shared: Arc<Shared>) {
 /// One parked connection's place in the set.
 struct Slot {
     conn: Option<Box<dyn Parked>>,
-    /// The slot's waker (kept with the slot: made once, reused by later connections).
-    waker: Waker,
+    /// The slot's waker, for a socket that stays registered with the runtime (made on
+    /// first need, kept with the slot for later connections; a bare socket in the
+    /// epoll set needs none).
+    waker: Option<Waker>,
     /// When the timer must look at the connection (in `ParkedSet::deadlines`).
     deadline: Option<Instant>,
     /// Its drain signal's index in `ParkedSet::groups`.
@@ -266,13 +268,9 @@ impl ParkedSet {
             Some(slot) => slot,
             None => {
                 let slot = self.slots.len();
-                let waker = Waker::from(Arc::new(SlotWaker {
-                    slot,
-                    shared: Arc::downgrade(&self.shared),
-                }));
                 self.slots.push(Slot {
                     conn: None,
-                    waker,
+                    waker: None,
                     deadline: None,
                     group,
                     watched: None,
@@ -334,16 +332,26 @@ impl ParkedSet {
         }
     }
 
-    /// Polls a slot's socket with the slot's waker.
+    /// Polls a slot's socket: a registered one with the slot's waker, a bare one (the
+    /// epoll set reports it) with none.
     fn poll_slot(&mut self, slot: usize) {
+        let shared = &self.shared;
         let Some(entry) = self.slots.get_mut(slot) else {
             return;
         };
-        let waker = entry.waker.clone();
+        let waker = match entry.watched {
+            Some(_) => Waker::noop(),
+            None => &*entry.waker.get_or_insert_with(|| {
+                Waker::from(Arc::new(SlotWaker {
+                    slot,
+                    shared: Arc::downgrade(shared),
+                }))
+            }),
+        };
         let Some(conn) = entry.conn.as_mut() else {
             return;
         };
-        let next = match conn.poll_unpark(&mut Context::from_waker(&waker)) {
+        let next = match conn.poll_unpark(&mut Context::from_waker(waker)) {
             Poll::Pending => Next::Keep,
             Poll::Ready(Ok(true)) => Next::Resume,
             Poll::Ready(Ok(false)) => Next::Close { shut_write: false },

@@ -13,8 +13,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
 /// Envoy's default `overload.premature_reset_total_stream_count`.
 pub const TOTAL_STREAM_COUNT: u64 = 500;
 
@@ -46,12 +44,16 @@ pub struct PrematureResets {
     closed: AtomicU64,
     premature: AtomicU64,
     tripped: AtomicBool,
-    /// Woken once when the connection must close.
-    pub close_now: Notify,
 }
 
 impl PrematureResets {
-    /// A stream ended; true (once per connection) when the connection must now close.
+    /// True once the rule closed the connection.
+    pub fn tripped(&self) -> bool {
+        self.tripped.load(Ordering::Relaxed)
+    }
+
+    /// A stream ended; true (once per connection) when the connection must now close
+    /// (the caller wakes the connection: `ConnShared::conn_events`).
     pub fn stream_closed(&self, premature: bool) -> bool {
         let closed = self.closed.fetch_add(1, Ordering::Relaxed) + 1;
         if !premature {
@@ -62,7 +64,6 @@ impl PrematureResets {
         if !too_many(closed, premature) || self.tripped.swap(true, Ordering::Relaxed) {
             return false;
         }
-        self.close_now.notify_one();
         true
     }
 }

@@ -16,42 +16,30 @@ use super::context::HcmRuntime;
 use super::premature_reset;
 use super::stream::ConnShared;
 
-/// One downstream connection: `downstream_cx_total` / `_active` (and
-/// `downstream_cx_ssl_total` / `_active` over TLS) now, `_destroy` and
-/// `downstream_cx_length_ms` when dropped.
-#[derive(Debug)]
-pub(crate) struct ActiveConnection {
-    runtime: Arc<HcmRuntime>,
-    opened: Instant,
-    tls: bool,
-}
-
-impl ActiveConnection {
-    pub(crate) fn open(runtime: &Arc<HcmRuntime>, tls: bool) -> Self {
-        runtime.stats.downstream_cx_total.inc();
-        runtime.stats.downstream_cx_active.inc();
-        if tls {
-            runtime.stats.downstream_cx_ssl_total.inc();
-            runtime.stats.downstream_cx_ssl_active.inc();
-        }
-        Self {
-            runtime: runtime.clone(),
-            opened: Instant::now(),
-            tls,
-        }
+/// One downstream connection opened: `downstream_cx_total` / `_active` (and
+/// `downstream_cx_ssl_total` / `_active` over TLS). [`count_closed`] undoes it when the
+/// connection ends (called by what holds the connection's state, so that a connection
+/// carries no guard of its own: the runtime, start and TLS flag are in `shared`).
+pub(crate) fn count_open(shared: &ConnShared) {
+    let stats = &shared.runtime.stats;
+    stats.downstream_cx_total.inc();
+    stats.downstream_cx_active.inc();
+    if shared.conn.tls {
+        stats.downstream_cx_ssl_total.inc();
+        stats.downstream_cx_ssl_active.inc();
     }
 }
 
-impl Drop for ActiveConnection {
-    fn drop(&mut self) {
-        let stats = &self.runtime.stats;
-        stats.downstream_cx_active.dec();
-        if self.tls {
-            stats.downstream_cx_ssl_active.dec();
-        }
-        stats.downstream_cx_destroy.inc();
-        record_ms(&stats.downstream_cx_length_ms, self.opened.elapsed());
+/// One downstream connection ended: `downstream_cx_active` (and `_ssl_active`) down,
+/// `_destroy` and `downstream_cx_length_ms` (since `shared.born`).
+pub(crate) fn count_closed(shared: &ConnShared) {
+    let stats = &shared.runtime.stats;
+    stats.downstream_cx_active.dec();
+    if shared.conn.tls {
+        stats.downstream_cx_ssl_active.dec();
     }
+    stats.downstream_cx_destroy.inc();
+    record_ms(&stats.downstream_cx_length_ms, shared.born.elapsed());
 }
 
 /// One request from its headers until its response was sent (or abandoned).
@@ -136,6 +124,7 @@ impl Drop for ActiveStream {
         let premature =
             !self.responded && premature_reset::is_premature(false, self.started.elapsed());
         if self.conn.premature_resets.stream_closed(premature) {
+            self.conn.conn_events.notify_one();
             stats.downstream_rq_too_many_premature_resets.inc();
             tracing::debug!(
                 conn = self.conn.conn.id,

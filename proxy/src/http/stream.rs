@@ -34,8 +34,9 @@ pub struct ConnShared {
     pub runtime: Arc<HcmRuntime>,
     /// Clusters and compiled configs.
     pub ctx: Arc<HttpContext>,
-    /// The downstream connection.
-    pub conn: Arc<ConnInfo>,
+    /// The downstream connection (in this allocation: access logs hold it through
+    /// [`crate::base::conn_info::ConnRef`]).
+    pub conn: ConnInfo,
     /// Streams in flight (connection idle timeout).
     pub active: std::sync::atomic::AtomicUsize,
     /// Milliseconds since the connection started when it last became idle.
@@ -64,9 +65,12 @@ pub struct ConnShared {
     /// The next response head (a HEAD answer without a length) gets
     /// `transfer-encoding: chunked`, which hyper leaves out of HEAD answers.
     pub head_chunked: std::sync::atomic::AtomicBool,
-    /// Woken when an HTTP/2 stream reaches `max_requests_per_connection`: the
-    /// connection starts its drain sequence (GOAWAY).
-    pub max_requests_drain: tokio::sync::Notify,
+    /// Set when an HTTP/2 stream reaches `max_requests_per_connection`: the connection
+    /// starts its drain sequence (GOAWAY). Wakes `conn_events`.
+    pub max_requests_drain: std::sync::atomic::AtomicBool,
+    /// Wakes the connection's task for what streams decided about the connection
+    /// (`max_requests_drain`, `premature_resets` tripped): one wait for both.
+    pub conn_events: tokio::sync::Notify,
     /// Streams ended before their response started (Envoy's rapid-reset rule).
     pub premature_resets: super::premature_reset::PrematureResets,
     /// Streams whose response body ended or was dropped (HTTP/1: with `request_heads`,
@@ -78,6 +82,45 @@ pub struct ConnShared {
     /// HTTP/1: the connection has idled long enough to park: the next idle read ends
     /// hyper's connection (set by `codec_conn`, cleared by the next bytes or the park).
     pub park_now: std::sync::atomic::AtomicBool,
+}
+
+impl ConnShared {
+    /// The shared state of a connection accepted now, before its first request.
+    pub fn new(
+        runtime: Arc<HcmRuntime>,
+        ctx: Arc<HttpContext>,
+        conn: ConnInfo,
+        drain: crate::base::drain::DrainSignal,
+    ) -> Self {
+        Self {
+            runtime,
+            ctx,
+            conn,
+            active: Default::default(),
+            idle_since_ms: Default::default(),
+            born: std::time::Instant::now(),
+            closing: Default::default(),
+            draining: Default::default(),
+            drain,
+            http2: Default::default(),
+            awaiting_request_head: std::sync::atomic::AtomicBool::new(true),
+            request_heads: Default::default(),
+            http11_status_line: Default::default(),
+            head_chunked: Default::default(),
+            max_requests_drain: Default::default(),
+            conn_events: Default::default(),
+            premature_resets: Default::default(),
+            streams_ended: Default::default(),
+            idle_read: Default::default(),
+            park_now: Default::default(),
+        }
+    }
+}
+
+impl crate::base::conn_info::HoldsConnInfo for ConnShared {
+    fn conn_info(&self) -> &ConnInfo {
+        &self.conn
+    }
 }
 
 /// State of one exchange while it is being handled.
@@ -204,7 +247,7 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     let counted = ActiveStream::begin(&shared, req.version(), started);
     let stats = &shared.runtime.stats;
     let mut ex = Exchange {
-        info: StreamInfo::new(shared.conn.clone(), Some(req.version())),
+        info: StreamInfo::new(shared.clone(), Some(req.version())),
         progress: Arc::new(RequestProgress::new(started)),
         log_head: None,
         shared: shared.clone(),
@@ -383,7 +426,7 @@ pub(crate) fn encode_codec_reply(shared: &Arc<ConnShared>, resp: &mut Response<R
     }
     let mut ex = Exchange {
         shared: shared.clone(),
-        info: StreamInfo::new(shared.conn.clone(), Some(Version::HTTP_11)),
+        info: StreamInfo::new(shared.clone(), Some(Version::HTTP_11)),
         progress: Arc::new(RequestProgress::new(std::time::Instant::now())),
         log_head: None,
     };

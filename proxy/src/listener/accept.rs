@@ -47,7 +47,12 @@ pub async fn accept_loop(
     worker: (usize, WorkerStatsOf),
 ) {
     let mut stop = listener.stopped();
-    let (worker, mut worker_stats) = worker;
+    let (worker, worker_stats) = worker;
+    let mut counts = Arc::new(AcceptCounts {
+        listener: worker_stats.0,
+        worker: worker_stats.1,
+        tracker: Arc::clone(&ctx.tracker),
+    });
     loop {
         let accepted = tokio::select! {
             biased;
@@ -68,11 +73,14 @@ pub async fn accept_loop(
             Err(_) => continue,
         };
         let snapshot = listener.snapshot();
-        if !Arc::ptr_eq(&worker_stats.0, &snapshot.stats) {
-            let stats = Arc::new(snapshot.stats.worker(worker));
-            worker_stats = (Arc::clone(&snapshot.stats), stats);
+        if !Arc::ptr_eq(&counts.listener, &snapshot.stats) {
+            counts = Arc::new(AcceptCounts {
+                listener: Arc::clone(&snapshot.stats),
+                worker: Arc::new(snapshot.stats.worker(worker)),
+                tracker: Arc::clone(&ctx.tracker),
+            });
         }
-        let this_worker = Arc::clone(&worker_stats.1);
+        let conn_counts = Arc::clone(&counts);
         let global_slot = if snapshot.model.ignore_global_conn_limit {
             None
         } else {
@@ -96,7 +104,7 @@ pub async fn accept_loop(
                 snapshot,
                 Arc::clone(&ctx),
                 global_slot,
-                this_worker,
+                conn_counts,
             ));
             continue;
         }
@@ -117,7 +125,7 @@ pub async fn accept_loop(
             chain,
             &ctx,
             global_slot,
-            this_worker,
+            conn_counts,
             None,
         );
     }
@@ -131,7 +139,7 @@ async fn inspect_then_start(
     snapshot: Arc<ListenerSnapshot>,
     ctx: Arc<NetworkContext>,
     global_slot: Option<GlobalSlot>,
-    worker_stats: Arc<WorkerListenerStats>,
+    counts: Arc<AcceptCounts>,
 ) {
     let stats = &snapshot.stats;
     stats.downstream_pre_cx_active.inc();
@@ -167,7 +175,7 @@ async fn inspect_then_start(
             return;
         }
     };
-    conn.server_name = hello.server_name;
+    conn.server_name = hello.server_name.map(String::into_boxed_str);
     let chain = snapshot.select(MatchInput {
         conn: &conn,
         transport_protocol: if hello.tls { "tls" } else { "raw_buffer" },
@@ -187,7 +195,7 @@ async fn inspect_then_start(
         chain,
         &ctx,
         global_slot,
-        worker_stats,
+        counts,
         staple_requested,
     );
 }
@@ -206,10 +214,10 @@ fn start(
     chain: &Arc<CompiledChain>,
     ctx: &Arc<NetworkContext>,
     global_slot: Option<GlobalSlot>,
-    worker_stats: Arc<WorkerListenerStats>,
+    counts: Arc<AcceptCounts>,
     staple_requested: Option<bool>,
 ) {
-    let listener_connection = ListenerConnection::open(&snapshot.stats, worker_stats);
+    let listener_connection = ListenerConnection::open(counts);
     let chain_slot = match &chain.connection_limit {
         Some(limit) => match limit.try_open() {
             Ok(slot) => Some(slot),
@@ -219,7 +227,7 @@ fn start(
                 // and the socket is closed after `delay`.
                 debug!(remote = %conn.remote, "connection_limit reached; closing");
                 let delay = limit.delay;
-                let guard = (ctx.tracker.open(), listener_connection, global_slot);
+                let guard = (listener_connection, global_slot);
                 tokio::spawn(async move {
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
@@ -232,12 +240,7 @@ fn start(
         },
         None => None,
     };
-    let guard = (
-        ctx.tracker.open(),
-        listener_connection,
-        global_slot,
-        chain_slot,
-    );
+    let guard = (listener_connection, global_slot, chain_slot);
     let signal = chain.drain_signal();
     let chain = Arc::clone(chain);
     let ctx = Arc::clone(ctx);
@@ -393,9 +396,8 @@ async fn handshake(
         }
     }
     conn.tls = true;
-    conn.alpn = session.alpn_protocol().map(<[u8]>::to_vec);
     if conn.server_name.is_none() {
-        conn.server_name = session.server_name().map(str::to_string);
+        conn.server_name = session.server_name().map(Box::from);
     }
     let peer_validated = !peer_chain.is_empty() && !facts.resumed && tls.validates_peer_chain();
     conn.tls_info = Some(Arc::new(TlsInfo {
@@ -430,23 +432,32 @@ fn count_handshake_error(ssl: &SslStats, error: &std::io::Error) {
     }
 }
 
-/// Counts one connection in `listener.<address>.*` and its worker's
-/// `listener.<address>.worker_<n>.*` until dropped.
-struct ListenerConnection {
-    stats: Arc<ListenerStats>,
+/// What an accept loop counts each connection it accepts in: the listener's stats (of
+/// the snapshot it was accepted under), its worker's, and the process's open
+/// connections. One per accept loop and listener stats, so that a connection holds one
+/// reference for all of them.
+pub(crate) struct AcceptCounts {
+    listener: Arc<ListenerStats>,
     worker: Arc<WorkerListenerStats>,
+    tracker: Arc<ConnectionTracker>,
+}
+
+/// Counts one connection in `listener.<address>.*`, its worker's
+/// `listener.<address>.worker_<n>.*` and the connection tracker until dropped.
+struct ListenerConnection {
+    counts: Arc<AcceptCounts>,
     opened: std::time::Instant,
 }
 
 impl ListenerConnection {
-    fn open(stats: &Arc<ListenerStats>, worker: Arc<WorkerListenerStats>) -> Self {
-        stats.downstream_cx_total.inc();
-        stats.downstream_cx_active.inc();
-        worker.downstream_cx_total.inc();
-        worker.downstream_cx_active.inc();
+    fn open(counts: Arc<AcceptCounts>) -> Self {
+        counts.tracker.count_open();
+        counts.listener.downstream_cx_total.inc();
+        counts.listener.downstream_cx_active.inc();
+        counts.worker.downstream_cx_total.inc();
+        counts.worker.downstream_cx_active.inc();
         Self {
-            stats: Arc::clone(stats),
-            worker,
+            counts,
             opened: std::time::Instant::now(),
         }
     }
@@ -454,9 +465,14 @@ impl ListenerConnection {
 
 impl Drop for ListenerConnection {
     fn drop(&mut self) {
-        self.stats.downstream_cx_active.dec();
-        self.worker.downstream_cx_active.dec();
-        self.stats.downstream_cx_destroy.inc();
-        record_ms(&self.stats.downstream_cx_length_ms, self.opened.elapsed());
+        let counts = &self.counts;
+        counts.listener.downstream_cx_active.dec();
+        counts.worker.downstream_cx_active.dec();
+        counts.listener.downstream_cx_destroy.inc();
+        record_ms(
+            &counts.listener.downstream_cx_length_ms,
+            self.opened.elapsed(),
+        );
+        counts.tracker.count_closed();
     }
 }

@@ -23,10 +23,23 @@ pub struct ConnectionGuard {
 impl ConnectionTracker {
     /// Registers a new connection.
     pub fn open(self: &Arc<Self>) -> ConnectionGuard {
-        self.active.fetch_add(1, Ordering::Relaxed);
-        self.total.fetch_add(1, Ordering::Relaxed);
+        self.count_open();
         ConnectionGuard {
             tracker: Arc::clone(self),
+        }
+    }
+
+    /// Counts a new connection whose holder calls [`Self::count_closed`] when it ends
+    /// (what holds the tracker already need not hold a guard too).
+    pub(crate) fn count_open(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection counted by [`Self::count_open`] ended.
+    pub(crate) fn count_closed(&self) {
+        if self.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
         }
     }
 
@@ -54,8 +67,6 @@ impl ConnectionTracker {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        if self.tracker.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.tracker.idle.notify_waiters();
-        }
+        self.tracker.count_closed();
     }
 }

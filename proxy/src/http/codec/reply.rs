@@ -11,9 +11,9 @@ use baton_config::model::LocalReplyConfig;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 
 use crate::access_log::StreamInfo;
-use crate::base::conn_info::ConnInfo;
 use crate::http::local_reply::LocalReply;
 use crate::http::local_reply_config;
+use crate::http::stream::ConnShared;
 
 /// The automatic responses hyper writes on parse errors, and Envoy's replacement
 /// (status, body, `%RESPONSE_CODE_DETAILS%`).
@@ -143,7 +143,7 @@ pub fn codec_reply_body_len(status: u16) -> usize {
 #[derive(Clone, Copy)]
 pub(super) struct Mapping<'a> {
     pub(super) config: &'a LocalReplyConfig,
-    pub(super) conn: &'a Arc<ConnInfo>,
+    pub(super) conn: &'a Arc<ConnShared>,
 }
 
 /// A codec reply as it goes out.

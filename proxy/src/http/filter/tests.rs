@@ -8,7 +8,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -80,27 +79,12 @@ async fn shared(runtime: Arc<HcmRuntime>) -> Arc<ConnShared> {
     let clusters = ClusterManager::initialize(&[]).await.expect("no clusters");
     let ctx = Arc::new(HttpContext::new(clusters));
     let addr = "127.0.0.1:1".parse().expect("addr");
-    Arc::new(ConnShared {
+    Arc::new(ConnShared::new(
         runtime,
         ctx,
-        conn: Arc::new(ConnInfo::plain(addr, addr)),
-        active: AtomicUsize::new(0),
-        idle_since_ms: AtomicU64::new(0),
-        born: Instant::now(),
-        closing: AtomicBool::new(false),
-        draining: AtomicBool::new(false),
-        drain: DrainSignal::never(),
-        http2: AtomicBool::new(false),
-        awaiting_request_head: AtomicBool::new(true),
-        request_heads: AtomicU64::new(0),
-        http11_status_line: Default::default(),
-        head_chunked: Default::default(),
-        max_requests_drain: Default::default(),
-        premature_resets: Default::default(),
-        streams_ended: Default::default(),
-        idle_read: Default::default(),
-        park_now: Default::default(),
-    })
+        ConnInfo::plain(addr, addr),
+        DrainSignal::never(),
+    ))
 }
 
 /// Sends `request` through `stream::handle` over an in-memory HTTP/1.1 connection.
@@ -537,7 +521,7 @@ fn running_the_chain_allocates_nothing() {
         let rt = runtime(filters);
         let shared = tokio.block_on(shared(rt.clone()));
         let mut ex = Exchange {
-            info: StreamInfo::new(shared.conn.clone(), Some(http::Version::HTTP_11)),
+            info: StreamInfo::new(shared.clone(), Some(http::Version::HTTP_11)),
             progress: Arc::new(RequestProgress::new(Instant::now())),
             log_head: None,
             shared,
