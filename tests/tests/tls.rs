@@ -423,19 +423,26 @@ async fn plain_text_to_a_tls_port_is_closed_and_counted() -> anyhow::Result<()> 
     Ok(())
 }
 
-#[tokio::test]
-async fn mtls_accepts_the_trusted_ca_and_rejects_others() -> anyhow::Result<()> {
-    let dir = TempDir::new()?;
+/// A client CA, another CA, and a server certificate for `server_name` issued by the
+/// client CA (for mTLS tests).
+fn client_pki(dir: &TempDir, server_name: &str) -> anyhow::Result<(TestCa, TestCa, TestCert)> {
     let ca = TestCa::new("client ca")?;
     let other_ca = TestCa::new("other ca")?;
     let server = ca.issue(
-        &dir,
+        dir,
         "server",
         "cn-server",
-        &["m.example.com"],
+        &[server_name],
         &[],
         KeyKind::Ecdsa,
     )?;
+    Ok((ca, other_ca, server))
+}
+
+#[tokio::test]
+async fn mtls_accepts_the_trusted_ca_and_rejects_others() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let (ca, other_ca, server) = client_pki(&dir, "m.example.com")?;
     let good = ca.issue(
         &dir,
         "good",
@@ -508,16 +515,7 @@ async fn mtls_accepts_the_trusted_ca_and_rejects_others() -> anyhow::Result<()> 
 #[tokio::test]
 async fn routes_match_on_the_client_certificate() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
-    let ca = TestCa::new("client ca")?;
-    let other_ca = TestCa::new("other ca")?;
-    let server = ca.issue(
-        &dir,
-        "server",
-        "cn-server",
-        &["r.example.com"],
-        &[],
-        KeyKind::Ecdsa,
-    )?;
+    let (ca, other_ca, server) = client_pki(&dir, "r.example.com")?;
     let good = ca.issue(&dir, "good", "cn-good", &[], &[], KeyKind::Ecdsa)?;
     let foreign = other_ca.issue(&dir, "foreign", "cn-foreign", &[], &[], KeyKind::Ecdsa)?;
     let ca_path = ca.write(&dir, "ca")?;
