@@ -1,6 +1,7 @@
 //! End-to-end tests of connection lifecycle and logging: access logs from an Envoy YAML
 //! (default text format and typed JSON), drain (HTTP/1.1 `connection: close`, HTTP/2
-//! GOAWAY), HTTP/2 prior knowledge, websocket upgrades and `request_timeout`.
+//! GOAWAY), HTTP/2 prior knowledge, websocket upgrades, `request_timeout` and the parking
+//! of idle HTTP/1.1 keep-alive connections.
 
 mod http_support;
 
@@ -321,4 +322,64 @@ async fn request_timeout_is_408_with_envoy_body() {
     assert_eq!((r.status, r.text().as_str()), (408, "request timeout"));
     assert_eq!(r.header("connection"), Some("close"));
     assert!(closes(&mut sock).await);
+}
+
+/// An idle HTTP/1.1 keep-alive connection parks (issue 17): once its response went out
+/// and no next request came for the park delay, it leaves its task for the worker's
+/// parked set, still open, and the next request on it is served. Checked after a direct
+/// response and after one streamed from an upstream. (Until the flush that writes a
+/// response's end marked the connection idle, none parked: hyper's last read, which found
+/// nothing, came before that flush.)
+#[tokio::test]
+async fn idle_http1_keep_alive_connection_parks_and_serves_the_next_request() {
+    let (echo, _task) = start_echo().await;
+    let mut proxy = start_proxy(
+        hcm(vec![vhost(
+            "vh",
+            &["*"],
+            vec![
+                prefix_route("", "/up", forward("echo")),
+                prefix_route("", "/", direct(200, "ok")),
+            ],
+        )]),
+        vec![cluster("echo", echo)],
+    )
+    .await;
+    for path in ["/direct", "/up"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut sock = TcpStream::connect(proxy.addr).await.expect("connect");
+        let mut buf = Vec::new();
+        sock.write_all(request.as_bytes()).await.expect("write");
+        let r = read_response(&mut sock, &mut buf).await.expect("response");
+        assert_eq!(r.status, 200, "{path}");
+        let served = tokio::time::timeout(WAIT, proxy.served.recv())
+            .await
+            .expect("accepted")
+            .expect("reported");
+        tokio::time::timeout(WAIT, served.first_task)
+            .await
+            .unwrap_or_else(|_| panic!("{path}: the idle connection never parked"))
+            .expect("the connection's task ran");
+        assert!(
+            served.alive.upgrade().is_some(),
+            "{path}: the task ended with the connection open (parked), not closed"
+        );
+        // Woken by the next request, the parked connection serves it.
+        for _ in 0..2 {
+            sock.write_all(request.as_bytes()).await.expect("write");
+            let r = read_response(&mut sock, &mut buf)
+                .await
+                .expect("a parked connection answers");
+            assert_eq!(r.status, 200, "{path}");
+        }
+        drop(sock);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while served.alive.strong_count() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path}: the connection outlived its client"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }

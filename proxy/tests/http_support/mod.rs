@@ -1,11 +1,12 @@
 //! Shared helpers for the connection manager's end-to-end tests: hand-built models, a
-//! proxy on a 127.0.0.1 port-0 listener running `serve_connection`, an echo upstream,
-//! and small raw-socket / hyper clients. Every wait is bounded.
+//! proxy on a 127.0.0.1 port-0 listener running `serve_connection` (which reports each
+//! connection it serves), an echo upstream, and small raw-socket / hyper clients. Every
+//! wait is bounded.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use baton_config::model::*;
@@ -20,6 +21,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
 /// Bound for any single wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -173,11 +175,24 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
     })
 }
 
-/// A running proxy: its address and the drain trigger of its connections.
+/// A running proxy: its address, the drain trigger of its connections and what it
+/// reports of each connection it accepts, in accept order.
 pub struct Proxy {
     pub addr: SocketAddr,
     pub drain: DrainTrigger,
+    pub served: mpsc::UnboundedReceiver<ServedConnection>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// One accepted connection as the tests can watch it.
+pub struct ServedConnection {
+    /// The connection's first task (the `serve_connection` future): ends when the
+    /// connection does, or when an idle HTTP/1 connection parks and goes on in the
+    /// worker's parked set.
+    pub first_task: tokio::task::JoinHandle<()>,
+    /// The connection's listener guard: alive exactly while the connection is, active
+    /// or parked.
+    pub alive: Weak<()>,
 }
 
 impl Drop for Proxy {
@@ -199,22 +214,28 @@ pub async fn start_proxy(hcm: HttpConnectionManager, clusters: Vec<Arc<Cluster>>
         baton_proxy::base::drain::DrainStrategy::Immediate,
         std::time::Duration::from_secs(600),
     );
+    let (report, served) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         while let Ok((sock, peer)) = listener.accept().await {
             let info = ConnInfo::plain(peer, addr);
-            tokio::spawn(serve_connection(
+            let guard = Arc::new(());
+            let alive = Arc::downgrade(&guard);
+            let first_task = tokio::spawn(serve_connection(
                 sock,
                 info,
                 hcm.clone(),
                 ctx.clone(),
                 signal.clone(),
-                (),
+                guard,
             ));
+            // Fails only while the proxy is being dropped.
+            let _ = report.send(ServedConnection { first_task, alive });
         }
     });
     Proxy {
         addr,
         drain: trigger,
+        served,
         task,
     }
 }
