@@ -279,6 +279,28 @@ impl Proxy {
         result.with_context(|| format!("waiting for /ready; log:\n{}", self.log()))
     }
 
+    /// Waits (bounded) until the proxy logged that it is LIVE (Baton's "server LIVE",
+    /// Envoy's "starting workers": both at `info`), then for `/ready`: one `/ready`
+    /// request then, however slowly the proxy started, so that tests counting admin
+    /// traffic see the same counts on every run.
+    pub async fn wait_live_then_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let log = self.log();
+            if log.contains("server LIVE") || log.contains("starting workers") {
+                break;
+            }
+            if let Some(status) = self.try_exit_status() {
+                bail!("proxy exited during startup: {status}; log:\n{log}");
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("not LIVE after {STARTUP_TIMEOUT:?}; log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.wait_ready().await
+    }
+
     fn try_exit_status(&mut self) -> Option<ExitStatus> {
         if self.exit_status.is_none() {
             if let Some(child) = self.child.as_mut() {

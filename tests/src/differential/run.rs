@@ -160,12 +160,17 @@ async fn start_proxy(
     bootstrap: &Value,
     binary: &Path,
 ) -> anyhow::Result<(Proxy, std::net::SocketAddr)> {
+    // Cases count admin requests (`http.admin.*`): `/ready` is asked once, after the
+    // proxy logged that it is LIVE, not polled from the moment the admin listener is up
+    // (a slow start under load added a 503 and a connection).
     let opts = StartOptions {
         binary: Some(binary.to_path_buf()),
-        log_level: Some("warning".into()),
+        log_level: Some("info".into()),
+        no_wait_ready: true,
         ..StartOptions::default()
     };
-    let proxy = Proxy::start_with(bootstrap, opts).await?;
+    let mut proxy = Proxy::start_with(bootstrap, opts).await?;
+    proxy.wait_live_then_ready().await?;
     let listener = proxy.listener_addr("main").await?;
     Ok((proxy, listener))
 }
