@@ -151,9 +151,10 @@ async fn access_logs_from_envoy_yaml() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn drain_closes_http1_after_response() {
-    let (echo, _task) = start_echo().await;
+/// A proxy whose `/up` goes to an echo upstream (its task is the second value) and
+/// whose other paths get a direct 200 `ok`.
+async fn echo_and_direct_proxy() -> (Proxy, tokio::task::JoinHandle<()>) {
+    let (echo, task) = start_echo().await;
     let proxy = start_proxy(
         hcm(vec![vhost(
             "vh",
@@ -166,6 +167,12 @@ async fn drain_closes_http1_after_response() {
         vec![cluster("echo", echo)],
     )
     .await;
+    (proxy, task)
+}
+
+#[tokio::test]
+async fn drain_closes_http1_after_response() {
+    let (proxy, _echo) = echo_and_direct_proxy().await;
     let mut busy = TcpStream::connect(proxy.addr).await.expect("connect");
     let mut idle = TcpStream::connect(proxy.addr).await.expect("connect");
     let mut quiet = TcpStream::connect(proxy.addr).await.expect("connect");
@@ -332,19 +339,7 @@ async fn request_timeout_is_408_with_envoy_body() {
 /// nothing, came before that flush.)
 #[tokio::test]
 async fn idle_http1_keep_alive_connection_parks_and_serves_the_next_request() {
-    let (echo, _task) = start_echo().await;
-    let mut proxy = start_proxy(
-        hcm(vec![vhost(
-            "vh",
-            &["*"],
-            vec![
-                prefix_route("", "/up", forward("echo")),
-                prefix_route("", "/", direct(200, "ok")),
-            ],
-        )]),
-        vec![cluster("echo", echo)],
-    )
-    .await;
+    let (mut proxy, _echo) = echo_and_direct_proxy().await;
     for path in ["/direct", "/up"] {
         let request = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
         let mut sock = TcpStream::connect(proxy.addr).await.expect("connect");
