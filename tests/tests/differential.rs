@@ -67,6 +67,7 @@ macro_rules! areas {
 }
 
 areas!(
+    access_log_operators,
     admin,
     connection_handling,
     direct_responses,

@@ -226,6 +226,8 @@ pub struct Cluster {
     pub transport_socket_matcher: Option<super::SocketMatcher>,
     /// `alt_stat_name` or name: stats are `cluster.<stat_name>.`.
     pub stat_name: String,
+    /// `alt_stat_name` as given (`%UPSTREAM_CLUSTER%` shows it in place of the name).
+    pub alt_stat_name: Option<Box<str>>,
     /// `type`
     pub discovery: DiscoveryType,
     /// `connect_timeout` (default 5 s)

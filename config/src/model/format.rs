@@ -124,6 +124,73 @@ pub enum FormatOperator {
     ReqPseudo(HeaderRef, Option<HeaderRef>),
     /// `%RESP(X?Y)%` where X or Y is a pseudo-header (`:status`).
     RespPseudo(HeaderRef, Option<HeaderRef>),
+    /// `%UPSTREAM_CLUSTER_RAW%`: the cluster's name (`%UPSTREAM_CLUSTER%` shows its
+    /// `alt_stat_name` when it has one).
+    UpstreamClusterRaw,
+    /// `%UPSTREAM_PROTOCOL%`
+    UpstreamProtocol,
+    /// `%UPSTREAM_HOST_NAME%`: the endpoint's hostname, else its address.
+    UpstreamHostName,
+    /// `%UPSTREAM_HOST_NAME_WITHOUT_PORT%`
+    UpstreamHostNameWithoutPort,
+    /// `%UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`
+    UpstreamRemoteAddressWithoutPort,
+    /// `%UPSTREAM_REMOTE_PORT%`
+    UpstreamRemotePort,
+    /// `%UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%`
+    UpstreamLocalAddressWithoutPort,
+    /// `%UPSTREAM_LOCAL_PORT%`
+    UpstreamLocalPort,
+    /// `%DOWNSTREAM_DIRECT_REMOTE_PORT%`
+    DownstreamDirectRemotePort,
+    /// `%PATH(WQ|NQ:ORIG|PATH|ORIG_OR_PATH)%`
+    Path {
+        /// `WQ` (default): with the query string; `NQ`: without.
+        with_query: bool,
+        /// Where the path comes from.
+        source: PathSource,
+    },
+    /// `%QUERY_PARAM(name)%`: the first value of a query parameter, percent-decoded.
+    QueryParam(String),
+    /// `%GRPC_STATUS(format)%` / `%GRPC_STATUS_NUMBER%` (gRPC requests only).
+    GrpcStatus(GrpcStatusFormat),
+    /// `%REQUEST_HEADERS_BYTES%`: names and values of the request's headers (pseudo-headers
+    /// included), as the router sent them.
+    RequestHeadersBytes,
+    /// `%RESPONSE_HEADERS_BYTES%`
+    ResponseHeadersBytes,
+    /// `%RESPONSE_TRAILERS_BYTES%`
+    ResponseTrailersBytes,
+    /// `%CUSTOM_FLAGS%`: empty (no filter of Baton's sets custom flags).
+    CustomFlags,
+    /// `%ACCESS_LOG_TYPE%`: `DownstreamEnd` (HTTP) or `TcpConnectionEnd` (TCP proxy).
+    AccessLogType,
+    /// An operator Envoy knows whose value only features Baton does not have set (dynamic
+    /// metadata, filter state, virtual clusters, tracing, L4 termination details): always
+    /// `-`, as Envoy shows it without those features. Holds the operator's name.
+    NeverSet(&'static str),
+}
+
+/// Where `%PATH%` takes the path from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathSource {
+    /// `ORIG`: `x-envoy-original-path` (set by a rewrite).
+    Original,
+    /// `PATH`: `:path` as forwarded.
+    Path,
+    /// `ORIG_OR_PATH` (default): the original path if rewritten, else `:path`.
+    OriginalOrPath,
+}
+
+/// How `%GRPC_STATUS%` prints a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcStatusFormat {
+    /// `CAMEL_STRING` (default): `Unavailable`.
+    Camel,
+    /// `SNAKE_STRING`: `UNAVAILABLE`.
+    Snake,
+    /// `NUMBER`: `14`.
+    Number,
 }
 
 /// A header named in a format command: a regular header or an HTTP pseudo-header.
@@ -152,6 +219,9 @@ pub struct AccessLog {
     pub sink: AccessLogSink,
     /// How a line is formatted.
     pub format: AccessLogFormat,
+    /// `log_format.omit_empty_values`: missing values render as nothing (text) or leave
+    /// their key out (JSON).
+    pub omit_empty_values: bool,
 }
 
 /// Access log destination.

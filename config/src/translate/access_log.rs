@@ -48,6 +48,7 @@ fn translate(log: &accesslog_pb::AccessLog, path: &str) -> Result<AccessLog> {
                 "/dev/stderr" => AccessLogSink::Stderr,
                 other => AccessLogSink::File(other.into()),
             };
+            let mut omit_empty_values = false;
             let format = match &file.access_log_format {
                 None => default_format()?,
                 Some(Format::Format(text)) if text.is_empty() => default_format()?,
@@ -58,7 +59,8 @@ fn translate(log: &accesslog_pb::AccessLog, path: &str) -> Result<AccessLog> {
                     json_format(json, &format!("{typed_path}.json_format"))?
                 }
                 Some(Format::LogFormat(f)) => {
-                    substitution_format(f, &format!("{typed_path}.log_format"))?
+                    omit_empty_values = f.omit_empty_values;
+                    substitution_format_body(f, &format!("{typed_path}.log_format"))?
                 }
                 Some(Format::TypedJsonFormat(_)) => {
                     return Err(ConfigError::unsupported(format!(
@@ -70,34 +72,39 @@ fn translate(log: &accesslog_pb::AccessLog, path: &str) -> Result<AccessLog> {
                 filter,
                 sink,
                 format,
+                omit_empty_values,
             })
         }
         STDOUT_TYPE => {
             let stdout: stream_pb::StdoutAccessLog = decode_any(any, STDOUT_TYPE, &typed_path)?;
-            let format = match &stdout.access_log_format {
-                Some(stream_pb::stdout_access_log::AccessLogFormat::LogFormat(f)) => {
-                    substitution_format(f, &format!("{typed_path}.log_format"))?
-                }
-                None => default_format()?,
+            let (format, omit_empty_values) = match &stdout.access_log_format {
+                Some(stream_pb::stdout_access_log::AccessLogFormat::LogFormat(f)) => (
+                    substitution_format_body(f, &format!("{typed_path}.log_format"))?,
+                    f.omit_empty_values,
+                ),
+                None => (default_format()?, false),
             };
             Ok(AccessLog {
                 filter,
                 sink: AccessLogSink::Stdout,
                 format,
+                omit_empty_values,
             })
         }
         STDERR_TYPE => {
             let stderr: stream_pb::StderrAccessLog = decode_any(any, STDERR_TYPE, &typed_path)?;
-            let format = match &stderr.access_log_format {
-                Some(stream_pb::stderr_access_log::AccessLogFormat::LogFormat(f)) => {
-                    substitution_format(f, &format!("{typed_path}.log_format"))?
-                }
-                None => default_format()?,
+            let (format, omit_empty_values) = match &stderr.access_log_format {
+                Some(stream_pb::stderr_access_log::AccessLogFormat::LogFormat(f)) => (
+                    substitution_format_body(f, &format!("{typed_path}.log_format"))?,
+                    f.omit_empty_values,
+                ),
+                None => (default_format()?, false),
             };
             Ok(AccessLog {
                 filter,
                 sink: AccessLogSink::Stderr,
                 format,
+                omit_empty_values,
             })
         }
         other => Err(ConfigError::at(
@@ -114,21 +121,8 @@ fn default_format() -> Result<AccessLogFormat> {
     )?))
 }
 
-/// `SubstitutionFormatString` (`log_format`).
-fn substitution_format(
-    f: &core_pb::SubstitutionFormatString,
-    path: &str,
-) -> Result<AccessLogFormat> {
-    if f.omit_empty_values {
-        return Err(ConfigError::unsupported(format!(
-            "{path}.omit_empty_values"
-        )));
-    }
-    substitution_format_body(f, path)
-}
-
-/// The format of a `SubstitutionFormatString` (also a local reply's `body_format`, which
-/// honours `omit_empty_values` itself).
+/// The format of a `SubstitutionFormatString` (`log_format`, a local reply's
+/// `body_format`; callers take its `omit_empty_values`).
 pub(crate) fn substitution_format_body(
     f: &core_pb::SubstitutionFormatString,
     path: &str,

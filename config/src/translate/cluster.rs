@@ -108,6 +108,7 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
         transport_socket_matcher,
         name,
         stat_name,
+        alt_stat_name: (!c.alt_stat_name.is_empty()).then(|| c.alt_stat_name.as_str().into()),
         discovery,
         connect_timeout,
         lb_policy,

@@ -4,7 +4,10 @@
 use http::header::HeaderName;
 
 use crate::error::{ConfigError, Result};
-use crate::model::{FormatCommand, FormatOperator, FormatPart, FormatTemplate, HeaderRef};
+use crate::model::{
+    FormatCommand, FormatOperator, FormatPart, FormatTemplate, GrpcStatusFormat, HeaderRef,
+    PathSource,
+};
 
 /// Envoy's default access log line (used when a logger gives no format).
 pub(crate) const DEFAULT_ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"\n";
@@ -68,6 +71,135 @@ enum Parsed {
     Command(FormatCommand),
 }
 
+/// Operators that take a `:N` length (Envoy refuses one elsewhere).
+const TAKES_LENGTH: [&str; 9] = [
+    "REQ",
+    "RESP",
+    "TRAILER",
+    "DYNAMIC_METADATA",
+    "FILTER_STATE",
+    "UPSTREAM_FILTER_STATE",
+    "ENVIRONMENT",
+    "QUERY_PARAM",
+    "PATH",
+];
+
+/// Operators that take an argument but no length.
+const TAKES_ARGUMENT: [&str; 4] = [
+    "START_TIME",
+    "GRPC_STATUS",
+    "CLUSTER_METADATA",
+    "UPSTREAM_METADATA",
+];
+
+/// Envoy 1.40's operators Baton does not render yet: a config error that says so.
+const NOT_YET: [&str; 62] = [
+    "CLUSTER_METADATA",
+    "UPSTREAM_METADATA",
+    "METADATA",
+    "CEL",
+    "UPSTREAM_WIRE_BYTES_SENT",
+    "UPSTREAM_WIRE_BYTES_RECEIVED",
+    "UPSTREAM_HEADER_BYTES_SENT",
+    "UPSTREAM_HEADER_BYTES_RECEIVED",
+    "DOWNSTREAM_WIRE_BYTES_SENT",
+    "DOWNSTREAM_WIRE_BYTES_RECEIVED",
+    "DOWNSTREAM_HEADER_BYTES_SENT",
+    "DOWNSTREAM_HEADER_BYTES_RECEIVED",
+    "REQUEST_TX_DURATION",
+    "COMMON_DURATION",
+    "DOWNSTREAM_HANDSHAKE_DURATION",
+    "STREAM_ID",
+    "UNIQUE_ID",
+    "UPSTREAM_CONNECTION_ID",
+    "FILTER_CHAIN_NAME",
+    "UPSTREAM_DETECTED_CLOSE_TYPE",
+    "DOWNSTREAM_DETECTED_CLOSE_TYPE",
+    "UPSTREAM_LOCAL_CLOSE_REASON",
+    "DOWNSTREAM_LOCAL_ADDRESS_ENDPOINT_ID",
+    "DOWNSTREAM_LOCAL_URI_SAN",
+    "DOWNSTREAM_PEER_URI_SAN",
+    "DOWNSTREAM_LOCAL_DNS_SAN",
+    "DOWNSTREAM_PEER_DNS_SAN",
+    "DOWNSTREAM_LOCAL_IP_SAN",
+    "DOWNSTREAM_PEER_IP_SAN",
+    "DOWNSTREAM_LOCAL_EMAIL_SAN",
+    "DOWNSTREAM_PEER_EMAIL_SAN",
+    "DOWNSTREAM_LOCAL_OTHERNAME_SAN",
+    "DOWNSTREAM_PEER_OTHERNAME_SAN",
+    "DOWNSTREAM_LOCAL_SUBJECT",
+    "DOWNSTREAM_PEER_ISSUER",
+    "DOWNSTREAM_TLS_SESSION_ID",
+    "DOWNSTREAM_TLS_CIPHER",
+    "DOWNSTREAM_PEER_FINGERPRINT_256",
+    "DOWNSTREAM_PEER_FINGERPRINT_1",
+    "DOWNSTREAM_PEER_SERIAL",
+    "DOWNSTREAM_PEER_CERT",
+    "DOWNSTREAM_PEER_CERT_V_START",
+    "DOWNSTREAM_PEER_CERT_V_END",
+    "DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_256",
+    "DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_1",
+    "DOWNSTREAM_PEER_CHAIN_SERIALS",
+    "UPSTREAM_PEER_SUBJECT",
+    "UPSTREAM_PEER_ISSUER",
+    "UPSTREAM_PEER_URI_SAN",
+    "UPSTREAM_PEER_DNS_SAN",
+    "UPSTREAM_PEER_IP_SAN",
+    "UPSTREAM_LOCAL_URI_SAN",
+    "UPSTREAM_TLS_SESSION_ID",
+    "UPSTREAM_TLS_CIPHER",
+    "UPSTREAM_TLS_VERSION",
+    "UPSTREAM_PEER_CERT",
+    "UPSTREAM_PEER_CERT_V_START",
+    "UPSTREAM_PEER_CERT_V_END",
+    "TLS_JA3_FINGERPRINT",
+    "TLS_JA4_FINGERPRINT",
+    "REQ_WITHOUT_QUERY",
+    "SYSTEM_TIME",
+];
+
+/// `%PATH(WQ|NQ[:ORIG|PATH|ORIG_OR_PATH])%`.
+fn path_operator(arg: Option<&str>) -> std::result::Result<FormatOperator, String> {
+    let (query, source) = match arg.unwrap_or("") {
+        "" => ("WQ", None),
+        text => match text.split_once(':') {
+            Some((q, s)) => (q, Some(s)),
+            None => (text, None),
+        },
+    };
+    let with_query = match query {
+        "WQ" => true,
+        "NQ" => false,
+        other => return Err(format!("invalid PATH option '{other}': only WQ or NQ")),
+    };
+    let source = match source.unwrap_or("ORIG_OR_PATH") {
+        "ORIG" => PathSource::Original,
+        "PATH" => PathSource::Path,
+        "ORIG_OR_PATH" => PathSource::OriginalOrPath,
+        other => {
+            return Err(format!(
+                "invalid PATH source '{other}': only ORIG, PATH or ORIG_OR_PATH"
+            ))
+        }
+    };
+    Ok(FormatOperator::Path { with_query, source })
+}
+
+/// `%FILTER_STATE(KEY[:PLAIN|TYPED|FIELD[:name]])%`: checked as Envoy checks it (Baton's
+/// filters set no filter state, so the value is always `-`).
+fn filter_state_argument(arg: Option<&str>) -> std::result::Result<(), String> {
+    let mut parts = arg.unwrap_or("").split(':');
+    if parts.next().is_none_or(str::is_empty) {
+        return Err("key cannot be empty".into());
+    }
+    match parts.next() {
+        None | Some("PLAIN") | Some("TYPED") | Some("FIELD") => Ok(()),
+        Some(other) => Err(format!(
+            "invalid serialize type '{other}': only PLAIN, TYPED or FIELD"
+        )),
+    }
+}
+
 fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
     let bad = |why: &str| ConfigError::at(path, format!("invalid format command '%{raw}%': {why}"));
     // Split NAME(ARG):LEN.
@@ -96,10 +228,14 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
     };
     let no_arg = |op: FormatOperator| -> Result<FormatOperator> {
         if arg.is_some() {
-            Err(bad("takes no argument"))
+            Err(bad("does not take any parameters or length"))
         } else {
             Ok(op)
         }
+    };
+    let needs_arg = || {
+        arg.filter(|a| !a.is_empty())
+            .ok_or_else(|| bad("requires parameters"))
     };
     let op = match name {
         "START_TIME" => {
@@ -111,6 +247,9 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
                 Some((a, b)) => (a, Some(b)),
                 None => (arg, None),
             };
+            if fallback.is_some_and(|f| f.contains('?')) {
+                return Err(bad("more than one alternative header"));
+            }
             let primary = header_ref(primary).map_err(|e| bad(&e))?;
             let fallback = fallback.map(header_ref).transpose().map_err(|e| bad(&e))?;
             match (name, primary, fallback) {
@@ -124,7 +263,7 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
                     FormatOperator::Resp(p, Some(f))
                 }
                 ("RESP", p, f) => FormatOperator::RespPseudo(p, f),
-                (_, HeaderRef::Name(p), None) => FormatOperator::Trailer(p),
+                (_, HeaderRef::Name(p), _) => FormatOperator::Trailer(p),
                 _ => return Err(bad("trailers take one regular header name")),
             }
         }
@@ -137,6 +276,44 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
             };
             return Ok(Parsed::Literal(value));
         }
+        "PATH" => path_operator(arg).map_err(|e| bad(&e))?,
+        "QUERY_PARAM" => FormatOperator::QueryParam(needs_arg()?.to_string()),
+        "GRPC_STATUS" => FormatOperator::GrpcStatus(match arg.unwrap_or("") {
+            "" | "CAMEL_STRING" => GrpcStatusFormat::Camel,
+            "SNAKE_STRING" => GrpcStatusFormat::Snake,
+            "NUMBER" => GrpcStatusFormat::Number,
+            other => {
+                return Err(bad(&format!(
+                    "only CAMEL_STRING, SNAKE_STRING or NUMBER, not {other}"
+                )))
+            }
+        }),
+        "GRPC_STATUS_NUMBER" => no_arg(FormatOperator::GrpcStatus(GrpcStatusFormat::Number))?,
+        "DYNAMIC_METADATA" => {
+            needs_arg()?;
+            FormatOperator::NeverSet("DYNAMIC_METADATA")
+        }
+        "FILTER_STATE" | "UPSTREAM_FILTER_STATE" => {
+            filter_state_argument(arg).map_err(|e| bad(&e))?;
+            FormatOperator::NeverSet(if name == "FILTER_STATE" {
+                "FILTER_STATE"
+            } else {
+                "UPSTREAM_FILTER_STATE"
+            })
+        }
+        "CONNECTION_TERMINATION_DETAILS" => {
+            no_arg(FormatOperator::NeverSet("CONNECTION_TERMINATION_DETAILS"))?
+        }
+        "DOWNSTREAM_TRANSPORT_FAILURE_REASON" => no_arg(FormatOperator::NeverSet(
+            "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
+        ))?,
+        "VIRTUAL_CLUSTER_NAME" => no_arg(FormatOperator::NeverSet("VIRTUAL_CLUSTER_NAME"))?,
+        "TRACE_ID" => no_arg(FormatOperator::NeverSet("TRACE_ID"))?,
+        "CUSTOM_FLAGS" => no_arg(FormatOperator::CustomFlags)?,
+        "ACCESS_LOG_TYPE" => no_arg(FormatOperator::AccessLogType)?,
+        "REQUEST_HEADERS_BYTES" => no_arg(FormatOperator::RequestHeadersBytes)?,
+        "RESPONSE_HEADERS_BYTES" => no_arg(FormatOperator::ResponseHeadersBytes)?,
+        "RESPONSE_TRAILERS_BYTES" => no_arg(FormatOperator::ResponseTrailersBytes)?,
         "RESPONSE_CODE" => no_arg(FormatOperator::ResponseCode)?,
         "RESPONSE_CODE_DETAILS" => no_arg(FormatOperator::ResponseCodeDetails)?,
         "RESPONSE_FLAGS" => no_arg(FormatOperator::ResponseFlags)?,
@@ -148,10 +325,22 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
         "BYTES_RECEIVED" => no_arg(FormatOperator::BytesReceived)?,
         "BYTES_SENT" => no_arg(FormatOperator::BytesSent)?,
         "PROTOCOL" => no_arg(FormatOperator::Protocol)?,
+        "UPSTREAM_PROTOCOL" => no_arg(FormatOperator::UpstreamProtocol)?,
         "UPSTREAM_HOST" => no_arg(FormatOperator::UpstreamHost)?,
+        "UPSTREAM_HOST_NAME" => no_arg(FormatOperator::UpstreamHostName)?,
+        "UPSTREAM_HOST_NAME_WITHOUT_PORT" => no_arg(FormatOperator::UpstreamHostNameWithoutPort)?,
         "UPSTREAM_CLUSTER" => no_arg(FormatOperator::UpstreamCluster)?,
+        "UPSTREAM_CLUSTER_RAW" => no_arg(FormatOperator::UpstreamClusterRaw)?,
         "UPSTREAM_LOCAL_ADDRESS" => no_arg(FormatOperator::UpstreamLocalAddress)?,
+        "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => {
+            no_arg(FormatOperator::UpstreamLocalAddressWithoutPort)?
+        }
+        "UPSTREAM_LOCAL_PORT" => no_arg(FormatOperator::UpstreamLocalPort)?,
         "UPSTREAM_REMOTE_ADDRESS" => no_arg(FormatOperator::UpstreamRemoteAddress)?,
+        "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => {
+            no_arg(FormatOperator::UpstreamRemoteAddressWithoutPort)?
+        }
+        "UPSTREAM_REMOTE_PORT" => no_arg(FormatOperator::UpstreamRemotePort)?,
         "UPSTREAM_TRANSPORT_FAILURE_REASON" => {
             no_arg(FormatOperator::UpstreamTransportFailureReason)?
         }
@@ -166,6 +355,7 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
         "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT" => {
             no_arg(FormatOperator::DownstreamDirectRemoteAddressWithoutPort)?
         }
+        "DOWNSTREAM_DIRECT_REMOTE_PORT" => no_arg(FormatOperator::DownstreamDirectRemotePort)?,
         "DOWNSTREAM_LOCAL_ADDRESS" => no_arg(FormatOperator::DownstreamLocalAddress)?,
         "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => {
             no_arg(FormatOperator::DownstreamLocalAddressWithoutPort)?
@@ -179,6 +369,12 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
         "CONNECTION_ID" => no_arg(FormatOperator::ConnectionId)?,
         "HOSTNAME" => no_arg(FormatOperator::Hostname)?,
         "LOCAL_REPLY_BODY" => no_arg(FormatOperator::LocalReplyBody)?,
+        _ if NOT_YET.contains(&name) => {
+            return Err(ConfigError::at(
+                path,
+                format!("format command '%{raw}%' is not supported by Baton yet"),
+            ))
+        }
         _ => {
             return Err(ConfigError::at(
                 path,
@@ -186,6 +382,14 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
             ))
         }
     };
+    if max_len.is_some() && !TAKES_LENGTH.contains(&name) {
+        // As Envoy: a length only where a value can be long (headers, metadata, paths).
+        return Err(bad(if TAKES_ARGUMENT.contains(&name) {
+            "does not allow length to be specified"
+        } else {
+            "does not take any parameters or length"
+        }));
+    }
     Ok(Parsed::Command(FormatCommand { op, max_len }))
 }
 
@@ -252,6 +456,54 @@ mod tests {
             parse("plain", "p").expect("literal").as_literal(),
             Some("plain")
         );
+    }
+
+    #[test]
+    fn lengths_and_arguments_follow_envoy() {
+        // A length only on operators whose values can be long.
+        assert!(parse("%REQ(x):3% %PATH(NQ):4% %QUERY_PARAM(a):2%", "p").is_ok());
+        assert!(parse("%DYNAMIC_METADATA(ns):3% %FILTER_STATE(k:PLAIN):4%", "p").is_ok());
+        let err = parse("%BYTES_RECEIVED:3%", "p").expect_err("no length");
+        assert!(err
+            .to_string()
+            .contains("does not take any parameters or length"));
+        let err = parse("%START_TIME:3%", "p").expect_err("no length");
+        assert!(err.to_string().contains("does not allow length"));
+        assert!(parse("%RESPONSE_CODE_DETAILS:5%", "p").is_err());
+        assert!(parse("%REQ(a?b?c)%", "p").is_err());
+        assert!(parse("%PATH(XX)%", "p").is_err());
+        assert!(parse("%PATH(WQ:NOPE)%", "p").is_err());
+        assert!(parse("%GRPC_STATUS(FOO)%", "p").is_err());
+        assert!(parse("%QUERY_PARAM()%", "p").is_err());
+        assert!(parse("%FILTER_STATE()%", "p").is_err());
+        assert!(parse("%FILTER_STATE(k:XX)%", "p").is_err());
+        assert!(parse("%DYNAMIC_METADATA()%", "p").is_err());
+        assert!(parse("%GRPC_STATUS_NUMBER(x)%", "p").is_err());
+        let template =
+            parse("%PATH% %PATH(NQ:ORIG)% %GRPC_STATUS(SNAKE_STRING)%", "p").expect("parses");
+        assert_eq!(
+            ops(&template),
+            vec![
+                "Path { with_query: true, source: OriginalOrPath }:None".to_string(),
+                "lit: ".to_string(),
+                "Path { with_query: false, source: Original }:None".to_string(),
+                "lit: ".to_string(),
+                "GrpcStatus(Snake):None".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn envoy_operators_baton_lacks_say_so() {
+        let err = parse("%UPSTREAM_TLS_CIPHER%", "a.b").expect_err("not yet");
+        assert_eq!(
+            err.to_string(),
+            "a.b: format command '%UPSTREAM_TLS_CIPHER%' is not supported by Baton yet"
+        );
+        assert!(parse("%CLUSTER_METADATA(ns:key)%", "p")
+            .expect_err("not yet")
+            .to_string()
+            .contains("not supported by Baton yet"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use baton_config::model::{FormatOperator, FormatPart, FormatTemplate, HeaderRef, JsonFormatValue};
 use http::{HeaderMap, HeaderName, Method, Uri, Version};
 
+use super::operators;
 use super::stream_info::{authority_of, StreamInfo};
 use crate::base::address::HostAddress;
 
@@ -252,16 +253,79 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
             None => Value::Missing,
         },
         FormatOperator::UpstreamHost | FormatOperator::UpstreamRemoteAddress => {
-            match &info.upstream_host {
+            match info.upstream_host.as_deref().map(|h| &h.address) {
                 Some(HostAddress::Ip(a)) => addr(*a),
                 Some(HostAddress::Pipe(pipe)) => Value::Str(Cow::Borrowed(pipe.name())),
                 None => Value::Missing,
             }
         }
+        FormatOperator::UpstreamRemoteAddressWithoutPort => {
+            match info.upstream_host.as_deref().map(|h| &h.address) {
+                Some(HostAddress::Ip(a)) => addr_ip(*a),
+                Some(HostAddress::Pipe(pipe)) => Value::Str(Cow::Borrowed(pipe.name())),
+                None => Value::Missing,
+            }
+        }
+        FormatOperator::UpstreamRemotePort => {
+            match info.upstream_host.as_deref().map(|h| &h.address) {
+                Some(HostAddress::Ip(a)) => Value::Num(u64::from(a.port())),
+                _ => Value::Missing,
+            }
+        }
+        FormatOperator::UpstreamHostName | FormatOperator::UpstreamHostNameWithoutPort => {
+            let Some(host) = info.upstream_host.as_deref() else {
+                return Value::Missing;
+            };
+            let without_port = matches!(op, FormatOperator::UpstreamHostNameWithoutPort);
+            match (
+                host.hostname.as_deref().filter(|n| !n.is_empty()),
+                &host.address,
+            ) {
+                (Some(name), _) => Value::Str(Cow::Borrowed(name)),
+                (None, HostAddress::Ip(a)) if without_port => addr_ip(*a),
+                (None, HostAddress::Ip(a)) => addr(*a),
+                (None, HostAddress::Pipe(pipe)) => Value::Str(Cow::Borrowed(pipe.name())),
+            }
+        }
         FormatOperator::UpstreamCluster => {
             opt_str(info.upstream_cluster.as_deref().map(Cow::Borrowed))
         }
-        FormatOperator::UpstreamLocalAddress => Value::Missing,
+        FormatOperator::UpstreamClusterRaw => {
+            opt_str(info.upstream_cluster_raw.as_deref().map(Cow::Borrowed))
+        }
+        FormatOperator::UpstreamProtocol => match info.upstream_protocol {
+            Some(v) => Value::Str(Cow::Borrowed(protocol_name(v))),
+            None => Value::Missing,
+        },
+        // The upstream connection's local address is not kept per request yet.
+        FormatOperator::UpstreamLocalAddress
+        | FormatOperator::UpstreamLocalAddressWithoutPort
+        | FormatOperator::UpstreamLocalPort => Value::Missing,
+        FormatOperator::DownstreamDirectRemotePort => {
+            Value::Num(u64::from(info.conn.remote.port()))
+        }
+        FormatOperator::Path { with_query, source } => {
+            opt_str(operators::path(input, *with_query, *source))
+        }
+        FormatOperator::QueryParam(name) => opt_str(operators::query_param(input.uri, name)),
+        FormatOperator::GrpcStatus(format) => operators::grpc_status(input, *format),
+        FormatOperator::RequestHeadersBytes => Value::Num(operators::request_headers_bytes(input)),
+        FormatOperator::ResponseHeadersBytes => {
+            Value::Num(operators::response_headers_bytes(input))
+        }
+        FormatOperator::ResponseTrailersBytes => Value::Num(
+            input
+                .response_trailers
+                .map_or(0, operators::header_map_bytes),
+        ),
+        FormatOperator::CustomFlags => Value::Str(Cow::Borrowed("")),
+        // The TCP proxy's entries are the ones without an HTTP protocol.
+        FormatOperator::AccessLogType => Value::Str(Cow::Borrowed(if info.protocol.is_some() {
+            "DownstreamEnd"
+        } else {
+            "TcpConnectionEnd"
+        })),
+        FormatOperator::NeverSet(_) => Value::Missing,
         FormatOperator::UpstreamTransportFailureReason => opt_str(
             info.upstream_transport_failure_reason
                 .as_deref()
@@ -316,10 +380,22 @@ pub(crate) fn truncate(s: &str, max_len: Option<usize>) -> &str {
 
 /// Renders a template as text (`-` for missing values), appending to `out`.
 pub fn render_text(template: &FormatTemplate, input: &FormatInput<'_>, out: &mut String) {
+    render_text_with(template, input, out, false);
+}
+
+/// Renders a template as text, missing values as `-` or, with `omit_empty_values`, as
+/// nothing.
+pub fn render_text_with(
+    template: &FormatTemplate,
+    input: &FormatInput<'_>,
+    out: &mut String,
+    omit_empty_values: bool,
+) {
     for part in &template.parts {
         match part {
             FormatPart::Literal(s) => out.push_str(s),
             FormatPart::Command(cmd) => match value(&cmd.op, input) {
+                Value::Missing if omit_empty_values => {}
                 Value::Missing => out.push('-'),
                 Value::Str(s) => out.push_str(truncate(&s, cmd.max_len)),
                 Value::Num(n) => {
@@ -392,10 +468,27 @@ pub fn render_json(
     fields: &[(String, JsonFormatValue)],
     input: &FormatInput<'_>,
     out: &mut String,
+    omit_empty_values: bool,
 ) {
-    let object = serde_json::Value::Object(json_object(fields, input));
-    let _ = write!(out, "{object}");
+    let mut object = json_object(fields, input);
+    if omit_empty_values {
+        omit_empty(&mut object);
+    }
+    let _ = write!(out, "{}", serde_json::Value::Object(object));
     out.push('\n');
+}
+
+/// `omit_empty_values` in JSON: keys whose value is missing (null) go; empty strings
+/// stay (as in Envoy 1.40).
+fn omit_empty(object: &mut serde_json::Map<String, serde_json::Value>) {
+    object.retain(|_, v| match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Object(inner) => {
+            omit_empty(inner);
+            true
+        }
+        _ => true,
+    });
 }
 
 #[cfg(test)]
@@ -514,7 +607,7 @@ mod tests {
             ),
         ];
         let mut out = String::new();
-        render_json(&fields, &input, &mut out);
+        render_json(&fields, &input, &mut out, false);
         assert_eq!(
             out,
             "{\"code\":200,\"host\":null,\"k\":true,\"mixed\":\"a UF\"}\n"

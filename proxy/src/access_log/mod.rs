@@ -6,6 +6,7 @@
 pub mod filter;
 pub mod format;
 mod fs_stats;
+mod operators;
 pub mod sink;
 pub mod stream_info;
 
@@ -23,6 +24,7 @@ pub use stream_info::{RequestHead, ResponseFlag, ResponseFlags, StreamInfo};
 struct Logger {
     filter: Option<AccessLogFilter>,
     format: AccessLogFormat,
+    omit_empty_values: bool,
     sink: Arc<sink::Sink>,
 }
 
@@ -43,6 +45,7 @@ impl AccessLoggers {
                 Ok(Logger {
                     filter: c.filter.clone(),
                     format: c.format.clone(),
+                    omit_empty_values: c.omit_empty_values,
                     sink: sink::open(&c.sink)?,
                 })
             })
@@ -69,8 +72,12 @@ impl AccessLoggers {
             }
             let mut line = String::with_capacity(256);
             match &logger.format {
-                AccessLogFormat::Text(t) => format::render_text(t, input, &mut line),
-                AccessLogFormat::Json(fields) => format::render_json(fields, input, &mut line),
+                AccessLogFormat::Text(t) => {
+                    format::render_text_with(t, input, &mut line, logger.omit_empty_values)
+                }
+                AccessLogFormat::Json(fields) => {
+                    format::render_json(fields, input, &mut line, logger.omit_empty_values)
+                }
             }
             logger.sink.write_line(line.into_bytes());
         }
@@ -92,6 +99,7 @@ mod tests {
         let cfg = AccessLog {
             filter: None,
             sink: AccessLogSink::File(path.clone()),
+            omit_empty_values: false,
             format: AccessLogFormat::Text(FormatTemplate {
                 parts: vec![FormatPart::Literal("hello\n".into())],
             }),

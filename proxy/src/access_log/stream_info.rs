@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, Method, Uri, Version};
 
-use crate::base::address::HostAddress;
 use crate::base::conn_info::ConnRef;
+use crate::upstream::Host;
 
 /// Envoy's response flags, in Envoy's bit order (which is also the order they print in).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,10 +178,15 @@ pub struct StreamInfo {
     pub bytes_received: u64,
     /// Response body bytes sent.
     pub bytes_sent: u64,
-    /// `%UPSTREAM_HOST%`: `ip:port`, or the socket path of a `pipe` host.
-    pub upstream_host: Option<HostAddress>,
-    /// `%UPSTREAM_CLUSTER%`
+    /// The host that answered or failed (`%UPSTREAM_HOST%`: `ip:port`, or the socket path
+    /// of a `pipe` host; `%UPSTREAM_HOST_NAME%`).
+    pub upstream_host: Option<Arc<Host>>,
+    /// `%UPSTREAM_CLUSTER%`: the cluster's `alt_stat_name`, else its name.
     pub upstream_cluster: Option<Arc<str>>,
+    /// `%UPSTREAM_CLUSTER_RAW%`: the cluster's name.
+    pub upstream_cluster_raw: Option<Arc<str>>,
+    /// `%UPSTREAM_PROTOCOL%`: the upstream response's HTTP version.
+    pub upstream_protocol: Option<Version>,
     /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`
     pub upstream_transport_failure_reason: Option<String>,
     /// `%ROUTE_NAME%` (None when the route has no name).
@@ -216,6 +221,8 @@ impl StreamInfo {
             bytes_sent: 0,
             upstream_host: None,
             upstream_cluster: None,
+            upstream_cluster_raw: None,
+            upstream_protocol: None,
             upstream_transport_failure_reason: None,
             route_name: None,
             attempt_count: 0,

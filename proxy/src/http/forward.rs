@@ -82,7 +82,8 @@ pub(crate) async fn forward(
         let resp = ex.local_reply(reply, &parts, Some(routed));
         return (resp, Some(parts));
     };
-    ex.info.upstream_cluster = Some(cluster.name.clone());
+    ex.info.upstream_cluster = Some(cluster.observability_name.clone());
+    ex.info.upstream_cluster_raw = Some(cluster.name.clone());
 
     // Path and host rewrites (most routes have none: no copy of the path then).
     let original = || {
@@ -302,7 +303,7 @@ pub(crate) async fn forward(
                 _ => {}
             }
             if let Some(h) = err.host() {
-                ex.info.upstream_host = Some(h.address.clone());
+                ex.info.upstream_host = Some(h.clone());
             }
             let (reply, tfr) = LocalReply::from_upstream(&err);
             cluster_stats.record_routed_response(reply.status.as_u16(), internal, None);
@@ -314,7 +315,8 @@ pub(crate) async fn forward(
             return (resp, Some(parts));
         }
     };
-    ex.info.upstream_host = Some(up.host.address.clone());
+    ex.info.upstream_host = Some(up.host.clone());
+    ex.info.upstream_protocol = Some(up.response.version());
     ex.info.first_upstream_rx = Some(ex.info.elapsed());
     // One clock read for the cluster's response time and the service-time header.
     let service_time = sent_at.elapsed();

@@ -4,16 +4,14 @@
 //! common `body_format`, then renders the body (`%LOCAL_REPLY_BODY%` is the body so far,
 //! `%RESPONSE_CODE%` the final status).
 
-use std::fmt::Write as _;
-
 use baton_config::model::{
-    AccessLogFilter, AccessLogFormat, AccessLogType, BodyFormat, FormatPart, LocalReplyConfig,
+    AccessLogFilter, AccessLogFormat, AccessLogType, BodyFormat, LocalReplyConfig,
 };
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-use crate::access_log::format::{self, json_object, Value};
+use crate::access_log::format;
 use crate::access_log::{FormatInput, StreamInfo};
 
 use super::headers::mutation;
@@ -93,45 +91,12 @@ pub(crate) fn rewrite(
 
 fn render(body_format: &BodyFormat, input: &FormatInput<'_>) -> String {
     let mut out = String::new();
+    let omit = body_format.omit_empty_values;
     match &body_format.format {
-        AccessLogFormat::Text(template) if body_format.omit_empty_values => {
-            for part in &template.parts {
-                match part {
-                    FormatPart::Literal(s) => out.push_str(s),
-                    FormatPart::Command(cmd) => match format::value(&cmd.op, input) {
-                        Value::Missing => {}
-                        Value::Str(s) => {
-                            out.push_str(crate::access_log::format::truncate(&s, cmd.max_len))
-                        }
-                        Value::Num(n) => {
-                            let _ = write!(out, "{n}");
-                        }
-                    },
-                }
-            }
+        AccessLogFormat::Text(template) => {
+            format::render_text_with(template, input, &mut out, omit)
         }
-        AccessLogFormat::Text(template) => format::render_text(template, input, &mut out),
-        AccessLogFormat::Json(fields) => {
-            let mut object = json_object(fields, input);
-            if body_format.omit_empty_values {
-                omit_empty(&mut object);
-            }
-            let _ = write!(out, "{}", serde_json::Value::Object(object));
-            out.push('\n');
-        }
+        AccessLogFormat::Json(fields) => format::render_json(fields, input, &mut out, omit),
     }
     out
-}
-
-/// `omit_empty_values` in JSON: keys whose value is missing (null) go; empty strings
-/// stay (as in Envoy 1.40).
-fn omit_empty(object: &mut serde_json::Map<String, serde_json::Value>) {
-    object.retain(|_, v| match v {
-        serde_json::Value::Null => false,
-        serde_json::Value::Object(inner) => {
-            omit_empty(inner);
-            true
-        }
-        _ => true,
-    });
 }

@@ -560,8 +560,19 @@ async fn route_and_act(
     if parts.version == Version::HTTP_10 || parts.version == Version::HTTP_09 {
         if !hcm.http1.accept_http_10 {
             ex.shared.http11_status_line.store(true, Ordering::Relaxed);
-            let reply = LocalReply::new(426, "Upgrade Required", None, "low_version").closing();
-            return (ex.local_reply(reply, &parts, None), Some(parts));
+            // Envoy's codec refuses it before the request exists: its log line shows no
+            // request, `DPE` and HTTP/1.1.
+            let reply = LocalReply::new(
+                426,
+                "Upgrade Required",
+                Some(crate::access_log::ResponseFlag::DownstreamProtocolError),
+                "low_version",
+            )
+            .closing();
+            let resp = ex.local_reply(reply, &parts, None);
+            ex.log_head = None;
+            ex.info.protocol = Some(Version::HTTP_11);
+            return (resp, Some(parts));
         }
         if !parts.headers.contains_key(HOST) {
             if let Some(h) = hcm

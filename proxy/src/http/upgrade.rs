@@ -63,7 +63,7 @@ pub(crate) async fn connect(
     let downstream = parts.extensions.remove::<OnUpgrade>();
     match cluster.connect_tcp().await {
         Ok((mut stream, host)) => {
-            ex.info.upstream_host = Some(host.address.clone());
+            ex.info.upstream_host = Some(host.clone());
             ex.info.response_code_details = Some("via_upstream".into());
             if let Some(d) = downstream {
                 let counted = ActiveUpgrade::open(&ex.shared.runtime);
@@ -89,7 +89,7 @@ pub(crate) async fn connect(
         }
         Err(err) => {
             if let Some(h) = err.host() {
-                ex.info.upstream_host = Some(h.address.clone());
+                ex.info.upstream_host = Some(h.clone());
             }
             let (reply, tfr) = LocalReply::from_upstream(&err);
             ex.info.upstream_transport_failure_reason = tfr;

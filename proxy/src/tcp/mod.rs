@@ -64,18 +64,22 @@ async fn proxy<IO>(
         stats.downstream_cx_no_route.inc();
         return;
     };
-    if let Some(info) = info.as_deref_mut() {
-        info.upstream_cluster = Some(name.into());
-    }
     let Some(cluster) = clusters.get(name) else {
         // Envoy closes the connection when the cluster does not exist.
         tracing::debug!(conn = conn.id, cluster = %name, "tcp_proxy: unknown cluster");
         stats.downstream_cx_no_route.inc();
         if let Some(info) = info.as_deref_mut() {
+            let name: Arc<str> = name.into();
+            info.upstream_cluster = Some(name.clone());
+            info.upstream_cluster_raw = Some(name);
             info.flags.set(ResponseFlag::NoClusterFound);
         }
         return;
     };
+    if let Some(info) = info.as_deref_mut() {
+        info.upstream_cluster = Some(cluster.observability_name.clone());
+        info.upstream_cluster_raw = Some(cluster.name.clone());
+    }
     let attempts = cfg.max_connect_attempts.max(1);
     let mut attempt = 0;
     let (upstream, host, _counted) = loop {
@@ -90,6 +94,7 @@ async fn proxy<IO>(
             Err(e) => {
                 tracing::debug!(conn = conn.id, cluster = %name, error = %e, "tcp_proxy connect failed");
                 if let Some(info) = info.as_deref_mut() {
+                    info.attempt_count = attempt;
                     record_connect_failure(info, &e);
                 }
                 return;
@@ -98,7 +103,8 @@ async fn proxy<IO>(
     };
     tracing::debug!(conn = conn.id, cluster = %name, upstream = %host.address, "tcp_proxy connected");
     if let Some(info) = info.as_deref_mut() {
-        info.upstream_host = Some(host.address.clone());
+        info.upstream_host = Some(host.clone());
+        info.attempt_count = attempt;
     }
 
     let counters = copy::ByteCounters {
@@ -141,7 +147,7 @@ async fn proxy<IO>(
 /// host), `UO` (circuit breaker), or `UF` plus `URX` (connect attempts exhausted).
 fn record_connect_failure(info: &mut StreamInfo, error: &UpstreamError) {
     if let Some(host) = error.host() {
-        info.upstream_host = Some(host.address.clone());
+        info.upstream_host = Some(host.clone());
     }
     match error {
         UpstreamError::NoHealthyUpstream => info.flags.set(ResponseFlag::NoHealthyUpstream),

@@ -26,8 +26,11 @@ use super::{connect, pool, RequestBody, SendOptions, UpstreamResponse};
 pub struct UpstreamCluster {
     /// The configuration it was built from.
     pub model: Arc<model::Cluster>,
-    /// Its name, shared with each request's stream info (`%UPSTREAM_CLUSTER%`).
+    /// Its name, shared with each request's stream info (`%UPSTREAM_CLUSTER_RAW%`).
     pub name: Arc<str>,
+    /// `alt_stat_name` if set, else the name (`%UPSTREAM_CLUSTER%`, as Envoy's
+    /// observability name).
+    pub observability_name: Arc<str>,
     host_set: ArcSwap<HostSet>,
     breakers: CircuitBreakers,
     stats: Arc<ClusterStats>,
@@ -145,6 +148,7 @@ impl UpstreamCluster {
                 })
                 .collect()
         };
+        let name: Arc<str> = Arc::from(model.name.as_str());
         let cluster = Self {
             host_set: ArcSwap::from_pointee(host_set),
             breakers,
@@ -155,7 +159,11 @@ impl UpstreamCluster {
             zone,
             local_of,
             fail_traffic_on_panic: zone_config.is_some_and(|c| c.fail_traffic_on_panic),
-            name: Arc::from(model.name.as_str()),
+            observability_name: match &model.alt_stat_name {
+                Some(alt) => Arc::from(&**alt),
+                None => name.clone(),
+            },
+            name,
             model,
         };
         cluster.count_socket_matches(cluster.host_set.load().all(), &[]);

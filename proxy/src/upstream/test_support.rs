@@ -31,6 +31,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
         transport_socket_matches: Vec::new(),
         transport_socket_matcher: None,
         stat_name: name.to_owned(),
+        alt_stat_name: None,
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(5),
         lb_policy: LbPolicy::RoundRobin,

@@ -16,6 +16,8 @@ pub struct Placeholders {
     pub upstreams: Vec<(String, u16)>,
     /// A port with no listener behind it.
     pub closed_port: u16,
+    /// The file a config's `access_log` writes to.
+    pub access_log: Option<String>,
 }
 
 impl Placeholders {
@@ -93,6 +95,7 @@ fn shorthand(spec: &ConfigSpec, placeholders: &Placeholders) -> Value {
     let filter = if let Some(tcp) = &spec.tcp_proxy {
         let mut config = json!({ "@type": TCP_PROXY_TYPE, "stat_prefix": "tcp" });
         merge(&mut config, tcp);
+        add_access_log(&mut config, spec, placeholders);
         json!({ "name": "envoy.filters.network.tcp_proxy", "typed_config": config })
     } else {
         let mut config = json!({
@@ -106,6 +109,7 @@ fn shorthand(spec: &ConfigSpec, placeholders: &Placeholders) -> Value {
         if let Some(hcm) = &spec.hcm {
             merge(&mut config, hcm);
         }
+        add_access_log(&mut config, spec, placeholders);
         json!({ "name": "envoy.filters.network.http_connection_manager", "typed_config": config })
     };
     let mut listener = json!({
@@ -145,6 +149,26 @@ fn shorthand(spec: &ConfigSpec, placeholders: &Placeholders) -> Value {
     Value::Object(root)
 }
 
+/// The spec's `access_log` as a file access logger on `filter_config`.
+fn add_access_log(filter_config: &mut Value, spec: &ConfigSpec, placeholders: &Placeholders) {
+    let (Some(format), Some(path)) = (&spec.access_log, &placeholders.access_log) else {
+        return;
+    };
+    let log_format = match format {
+        Value::String(text) => json!({ "text_format_source": { "inline_string": text } }),
+        Value::Object(fields) if fields.contains_key("log_format") => fields["log_format"].clone(),
+        other => json!({ "json_format": other }),
+    };
+    filter_config["access_log"] = json!([{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path,
+            "log_format": log_format,
+        },
+    }]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +178,7 @@ mod tests {
         let placeholders = Placeholders {
             upstreams: vec![("backend".into(), 40001)],
             closed_port: 40002,
+            access_log: None,
         };
         let mut value = json!({
             "port_value": "{{PORT_backend}}",

@@ -83,7 +83,9 @@ pub async fn run_area(area: &AreaSpec, options: &RunOptions) -> Result<Outcomes,
             .map(|u| (u.name().to_string(), u.port()))
             .collect(),
         closed_port: closed_port().map_err(setup)?,
+        access_log: None,
     };
+    let log_dir = crate::process::TempDir::new().map_err(setup)?;
     let mut config_order: Vec<&str> = Vec::new();
     for case in &area.cases {
         if !config_order.contains(&case.config.as_str()) {
@@ -109,7 +111,13 @@ pub async fn run_area(area: &AreaSpec, options: &RunOptions) -> Result<Outcomes,
         let Some(spec) = area.configs.get(config_name) else {
             continue;
         };
-        let bootstrap = bootstrap::build(spec, &placeholders);
+        let log_path = spec
+            .access_log
+            .as_ref()
+            .map(|_| log_dir.join(&format!("{config_name}.log")));
+        let mut config_placeholders = placeholders.clone();
+        config_placeholders.access_log = log_path.as_ref().map(|p| p.display().to_string());
+        let bootstrap = bootstrap::build(spec, &config_placeholders);
         let started = start_proxy(&bootstrap, &options.binary).await;
         let (proxy, listener) = match started {
             Ok(pair) => pair,
@@ -133,7 +141,15 @@ pub async fn run_area(area: &AreaSpec, options: &RunOptions) -> Result<Outcomes,
             }
         };
         for case in cases {
-            let outcome = run_case(case, &proxy, listener, &upstreams, &placeholders).await;
+            let outcome = run_case(
+                case,
+                &proxy,
+                listener,
+                &upstreams,
+                &placeholders,
+                log_path.as_deref(),
+            )
+            .await;
             outcomes.insert(full_name(area, case), outcome);
         }
     }
@@ -163,10 +179,13 @@ async fn start_proxy(
     // Cases count admin requests (`http.admin.*`): `/ready` is asked once, after the
     // proxy logged that it is LIVE, not polled from the moment the admin listener is up
     // (a slow start under load added a 503 and a connection).
+    // Access logs reach their file within 100 ms (Envoy buffers them for 10 s by default;
+    // Baton writes each line at once and only warns about the flag).
     let opts = StartOptions {
         binary: Some(binary.to_path_buf()),
         log_level: Some("info".into()),
         no_wait_ready: true,
+        extra_args: vec!["--file-flush-interval-msec".into(), "100".into()],
         ..StartOptions::default()
     };
     let mut proxy = Proxy::start_with(bootstrap, opts).await?;
@@ -181,10 +200,12 @@ async fn run_case(
     listener: std::net::SocketAddr,
     upstreams: &[RecordingUpstream],
     placeholders: &Placeholders,
+    access_log: Option<&Path>,
 ) -> Value {
     for upstream in upstreams {
         upstream.prepare(&case.upstream);
     }
+    let log_start = access_log.map(|path| std::fs::metadata(path).map_or(0, |m| m.len()));
     let addr = match case.target {
         Target::Listener => listener,
         Target::Admin => proxy.admin(),
@@ -214,9 +235,48 @@ async fn run_case(
         Err(_) => return json!({ "error": "case timed out" }),
     };
     ports.add(observed.client_port, "client");
+    for r in &received {
+        ports.add(r.peer_port, "upstream-client");
+    }
     let mut upstream: Vec<Value> = received.iter().map(|r| ports.received(r)).collect();
     mask_remaining_timeouts(&mut upstream);
-    outcome(case, &observed, &ports, upstream)
+    let mut out = outcome(case, &observed, &ports, upstream);
+    if let (Some(path), Some(start)) = (access_log, log_start) {
+        let lines = new_log_lines(path, start).await;
+        out["access_log"] = json!(lines.iter().map(|l| ports.text(l)).collect::<Vec<_>>());
+    }
+    out
+}
+
+/// Lines appended to `path` after byte `start`, once some have come and no more came for
+/// 300 ms (bounded: 10 s), without the probe request's.
+async fn new_log_lines(path: &Path, start: u64) -> Vec<String> {
+    let read = || {
+        std::fs::read(path)
+            .ok()
+            .and_then(|bytes| bytes.get(start as usize..).map(<[u8]>::to_vec))
+            .unwrap_or_default()
+    };
+    let mut seen = Vec::new();
+    let mut quiet = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = read();
+        if !now.is_empty() && now == seen {
+            quiet += 1;
+            if quiet == 3 {
+                break;
+            }
+        } else {
+            quiet = 0;
+        }
+        seen = now;
+    }
+    String::from_utf8_lossy(&seen)
+        .lines()
+        .filter(|line| !line.contains(PROBE_PATH))
+        .map(str::to_string)
+        .collect()
 }
 
 /// A retried request carries the time left of the route timeout in

@@ -32,6 +32,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     /// Body (de-chunked).
     pub body: Vec<u8>,
+    /// The proxy's port on the upstream connection (masked as `<port:upstream-client>`).
+    pub peer_port: u16,
 }
 
 #[derive(Debug)]
@@ -67,12 +69,14 @@ impl RecordingUpstream {
                     accepted = listener.accept() => accepted,
                     () = task_shutdown.notified() => return,
                 };
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else {
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let shared = task_shared.clone();
                 tokio::spawn(async move {
                     let _ = match kind {
-                        UpstreamKind::Http => serve_http(stream, &shared).await,
+                        UpstreamKind::Http => serve_http(stream, peer.port(), &shared).await,
                         UpstreamKind::Echo => echo(stream, Vec::new()).await,
                     };
                 });
@@ -152,7 +156,7 @@ async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
     }
 }
 
-async fn serve_http(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+async fn serve_http(mut stream: TcpStream, peer_port: u16, shared: &Shared) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
         let head_end = loop {
@@ -172,6 +176,7 @@ async fn serve_http(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
             return Ok(());
         }
         let mut received = Received {
+            peer_port,
             upstream: shared.name.clone(),
             method: request.method.unwrap_or_default().to_string(),
             path: request.path.unwrap_or_default().to_string(),

@@ -171,6 +171,20 @@ fn into_http1(mut req: Request<RequestBody>, host: &Host) -> Request<RequestBody
     if req.version() != Version::HTTP_10 {
         *req.version_mut() = Version::HTTP_11;
     }
+    // As Envoy's HTTP/1 codec: a request without a body whose method may carry one says
+    // so with `content-length: 0` (not GET, HEAD, DELETE or TRACE).
+    if http_body::Body::is_end_stream(req.body())
+        && !matches!(
+            *req.method(),
+            http::Method::GET | http::Method::HEAD | http::Method::DELETE | http::Method::TRACE
+        )
+        && req.method() != http::Method::CONNECT
+        && !req.headers().contains_key(http::header::CONTENT_LENGTH)
+        && !req.headers().contains_key(http::header::TRANSFER_ENCODING)
+    {
+        req.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
     req
 }
 
