@@ -186,7 +186,6 @@ async fn start_proxy(
         log_level: Some("info".into()),
         no_wait_ready: true,
         extra_args: vec!["--file-flush-interval-msec".into(), "100".into()],
-        ..StartOptions::default()
     };
     let mut proxy = Proxy::start_with(bootstrap, opts).await?;
     proxy.wait_live_then_ready().await?;
