@@ -34,8 +34,8 @@ pub fn install(store: StatsStore) {
 }
 
 /// The process's store. Before `install` (unit tests, tools), a private fallback region
-/// in `$TMPDIR/baton-stats-<pid>` (mode 0700, as the region requires) is used so
-/// handles always work.
+/// made in `$TMPDIR/baton-stats-<pid>` (mode 0700, as the region requires) and unlinked
+/// once mapped is used so handles always work.
 pub fn store() -> &'static StatsStore {
     STORE.get_or_init(|| {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -46,13 +46,17 @@ pub fn store() -> &'static StatsStore {
             .create(&dir);
         // A directory left by an earlier process with this pid may have other modes.
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-        StatsStore::open_or_create(&baton_shared_stats::RegionConfig::new(&dir, 0), 0)
+        let store = StatsStore::open_or_create(&baton_shared_stats::RegionConfig::new(&dir, 0), 0)
             .unwrap_or_else(|e| {
                 panic!(
                     "cannot create a fallback stats region in {}: {e}",
                     dir.display()
                 )
-            })
+            });
+        // Nothing opens a private region by its path again: the mapping outlives the
+        // file, and test processes leave no directory behind.
+        let _ = std::fs::remove_dir_all(&dir);
+        store
     })
 }
 
