@@ -18,4 +18,4 @@ pub use limits::{ChainConnectionLimit, GlobalConnectionLimit};
 pub use snapshot::{
     ChainNetwork, CompileSettings, CompiledChain, ListenerHandle, ListenerHashes, ListenerSnapshot,
 };
-pub use tracker::{ConnectionGuard, ConnectionTracker};
+pub use tracker::ConnectionTracker;

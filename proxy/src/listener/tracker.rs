@@ -2,7 +2,6 @@
 //! admin/stats can show them.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use tokio::sync::Notify;
 
@@ -14,23 +13,8 @@ pub struct ConnectionTracker {
     idle: Notify,
 }
 
-/// Decrements the tracker when a connection ends.
-#[derive(Debug)]
-pub struct ConnectionGuard {
-    tracker: Arc<ConnectionTracker>,
-}
-
 impl ConnectionTracker {
-    /// Registers a new connection.
-    pub fn open(self: &Arc<Self>) -> ConnectionGuard {
-        self.count_open();
-        ConnectionGuard {
-            tracker: Arc::clone(self),
-        }
-    }
-
-    /// Counts a new connection whose holder calls [`Self::count_closed`] when it ends
-    /// (what holds the tracker already need not hold a guard too).
+    /// Counts a new connection; its holder calls [`Self::count_closed`] when it ends.
     pub(crate) fn count_open(&self) {
         self.active.fetch_add(1, Ordering::Relaxed);
         self.total.fetch_add(1, Ordering::Relaxed);
@@ -62,11 +46,5 @@ impl ConnectionTracker {
             }
             notified.await;
         }
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.tracker.count_closed();
     }
 }
