@@ -252,6 +252,12 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
             Some(v) => Value::Str(Cow::Borrowed(protocol_name(v))),
             None => Value::Missing,
         },
+        FormatOperator::UpstreamRemoteAddress if !info.upstream_connected => Value::Missing,
+        FormatOperator::UpstreamRemoteAddressWithoutPort | FormatOperator::UpstreamRemotePort
+            if !info.upstream_connected =>
+        {
+            Value::Missing
+        }
         FormatOperator::UpstreamHost | FormatOperator::UpstreamRemoteAddress => {
             match info.upstream_host.as_deref().map(|h| &h.address) {
                 Some(HostAddress::Ip(a)) => addr(*a),
@@ -297,10 +303,13 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
             Some(v) => Value::Str(Cow::Borrowed(protocol_name(v))),
             None => Value::Missing,
         },
-        // The upstream connection's local address is not kept per request yet.
-        FormatOperator::UpstreamLocalAddress
-        | FormatOperator::UpstreamLocalAddressWithoutPort
-        | FormatOperator::UpstreamLocalPort => Value::Missing,
+        FormatOperator::UpstreamLocalAddress => info.upstream_local.map_or(Value::Missing, addr),
+        FormatOperator::UpstreamLocalAddressWithoutPort => {
+            info.upstream_local.map_or(Value::Missing, addr_ip)
+        }
+        FormatOperator::UpstreamLocalPort => info
+            .upstream_local
+            .map_or(Value::Missing, |a| Value::Num(u64::from(a.port()))),
         FormatOperator::DownstreamDirectRemotePort => {
             Value::Num(u64::from(info.conn.remote.port()))
         }

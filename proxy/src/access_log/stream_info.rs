@@ -185,8 +185,13 @@ pub struct StreamInfo {
     pub upstream_cluster: Option<Arc<str>>,
     /// `%UPSTREAM_CLUSTER_RAW%`: the cluster's name.
     pub upstream_cluster_raw: Option<Arc<str>>,
-    /// `%UPSTREAM_PROTOCOL%`: the upstream response's HTTP version.
+    /// `%UPSTREAM_PROTOCOL%`: the upstream connection's HTTP version.
     pub upstream_protocol: Option<Version>,
+    /// `%UPSTREAM_LOCAL_ADDRESS%`: the upstream connection's local address.
+    pub upstream_local: Option<SocketAddr>,
+    /// A connection to the upstream host was made (`%UPSTREAM_REMOTE_ADDRESS%` is shown
+    /// only then; `%UPSTREAM_HOST%` names the host picked either way).
+    pub upstream_connected: bool,
     /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`
     pub upstream_transport_failure_reason: Option<String>,
     /// `%ROUTE_NAME%` (None when the route has no name).
@@ -223,6 +228,8 @@ impl StreamInfo {
             upstream_cluster: None,
             upstream_cluster_raw: None,
             upstream_protocol: None,
+            upstream_local: None,
+            upstream_connected: false,
             upstream_transport_failure_reason: None,
             route_name: None,
             attempt_count: 0,

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 
 use crate::access_log::{FormatInput, ResponseFlag};
 use crate::stats::ClusterStats;
-use crate::upstream::{AutoHostRewrite, RequestBody, SendOptions, UpstreamError};
+use crate::upstream::{AutoHostRewrite, ConnFactsSlot, RequestBody, SendOptions, UpstreamError};
 
 use super::filter::Selection;
 use super::headers::{forwarding, hop_by_hop, mutation};
@@ -258,8 +258,9 @@ pub(crate) async fn forward(
     let cluster_stats: &ClusterStats = cluster.stats();
     let sent_at = Instant::now();
     ex.info.attempt_count = 1;
+    let conn_facts = ConnFactsSlot::new();
     // Pinned in place, not copied into this future (see `stream::handle`).
-    let mut send = std::pin::pin!(cluster.send_http(up_req, &opts));
+    let mut send = std::pin::pin!(cluster.send_http_noting(up_req, &opts, &conn_facts));
     let mut deadline = f
         .timeout
         .map(|t| RouteDeadline::new(t, ex.progress.clone()));
@@ -271,6 +272,11 @@ pub(crate) async fn forward(
         },
         None => send.await.map_err(Some),
     };
+    if let Some(facts) = conn_facts.get() {
+        ex.info.upstream_local = facts.local;
+        ex.info.upstream_protocol = Some(facts.protocol);
+        ex.info.upstream_connected = true;
+    }
     let up = match result {
         Ok(up) => up,
         Err(None) => {
@@ -316,7 +322,6 @@ pub(crate) async fn forward(
         }
     };
     ex.info.upstream_host = Some(up.host.clone());
-    ex.info.upstream_protocol = Some(up.response.version());
     ex.info.first_upstream_rx = Some(ex.info.elapsed());
     // One clock read for the cluster's response time and the service-time header.
     let service_time = sent_at.elapsed();

@@ -64,6 +64,8 @@ pub(crate) async fn connect(
     match cluster.connect_tcp().await {
         Ok((mut stream, host)) => {
             ex.info.upstream_host = Some(host.clone());
+            ex.info.upstream_local = stream.local_ip_addr();
+            ex.info.upstream_connected = true;
             ex.info.response_code_details = Some("via_upstream".into());
             if let Some(d) = downstream {
                 let counted = ActiveUpgrade::open(&ex.shared.runtime);

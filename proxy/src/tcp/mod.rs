@@ -104,6 +104,8 @@ async fn proxy<IO>(
     tracing::debug!(conn = conn.id, cluster = %name, upstream = %host.address, "tcp_proxy connected");
     if let Some(info) = info.as_deref_mut() {
         info.upstream_host = Some(host.clone());
+        info.upstream_local = upstream.local_ip_addr();
+        info.upstream_connected = true;
         info.attempt_count = attempt;
     }
 

@@ -18,7 +18,7 @@ use super::host::Host;
 use super::host_set::{HostSet, LevelPolicy, LocalityHosts};
 use super::stream::UpstreamStream;
 use super::zone::{LocalZone, ZoneBalancer, ZonePick};
-use super::{connect, pool, RequestBody, SendOptions, UpstreamResponse};
+use super::{connect, pool, ConnFactsSlot, RequestBody, SendOptions, UpstreamResponse};
 
 /// A cluster: configuration, hosts and breakers. Shared by all workers; connection pools
 /// live per worker thread (see `pool`).
@@ -368,8 +368,19 @@ impl UpstreamCluster {
     /// connection-level failures are [`UpstreamError`]s.
     pub async fn send_http(
         &self,
+        req: http::Request<RequestBody>,
+        opts: &SendOptions,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        self.send_http_noting(req, opts, &ConnFactsSlot::new())
+            .await
+    }
+
+    /// [`Self::send_http`], noting in `facts` the connection the request went out on.
+    pub async fn send_http_noting(
+        &self,
         mut req: http::Request<RequestBody>,
         opts: &SendOptions,
+        facts: &ConnFactsSlot,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let host = self.pick_host()?;
         if let Some(rewrite) = opts.auto_host_rewrite {
@@ -395,8 +406,16 @@ impl UpstreamCluster {
             };
         let tls = self.tls_overrides(&req);
         // Pinned in place, not copied into this future (see `http::stream::handle`).
-        let response =
-            std::pin::pin!(pool::send(self, &host, &tls, req, http2, opts.upgrade)).await?;
+        let response = std::pin::pin!(pool::send(
+            self,
+            &host,
+            &tls,
+            req,
+            http2,
+            opts.upgrade,
+            facts
+        ))
+        .await?;
         Ok(UpstreamResponse { response, host })
     }
 

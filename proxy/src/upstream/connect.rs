@@ -76,7 +76,8 @@ pub(crate) async fn connect(
         }
         Ok(Ok(stream)) => {
             crate::stats::record_ms(&stats.upstream_cx_connect_ms, started.elapsed());
-            let open = OpenConnection::new(host.clone(), slot.into_owned(), stats.clone());
+            let local = stream.local_ip_addr();
+            let open = OpenConnection::new(host.clone(), slot.into_owned(), stats.clone(), local);
             Ok((stream, open))
         }
     }

@@ -162,6 +162,8 @@ pub(crate) struct OpenConnection {
     cluster_cx_active: Arc<AtomicU64>,
     stats: Arc<ClusterStats>,
     opened: std::time::Instant,
+    /// The connection's local address (IP hosts).
+    local: Option<std::net::SocketAddr>,
 }
 
 impl OpenConnection {
@@ -170,6 +172,7 @@ impl OpenConnection {
         host: Arc<Host>,
         cluster_cx_active: Arc<AtomicU64>,
         stats: Arc<ClusterStats>,
+        local: Option<std::net::SocketAddr>,
     ) -> Self {
         host.cx_active.fetch_add(1, Ordering::Relaxed);
         host.cx_total.fetch_add(1, Ordering::Relaxed);
@@ -179,7 +182,13 @@ impl OpenConnection {
             cluster_cx_active,
             stats,
             opened: std::time::Instant::now(),
+            local,
         }
+    }
+
+    /// The connection's local address (IP hosts).
+    pub(crate) fn local(&self) -> Option<std::net::SocketAddr> {
+        self.local
     }
 }
 

@@ -67,6 +67,20 @@ pub struct SendOptions {
     pub auto_host_rewrite: Option<AutoHostRewrite>,
 }
 
+/// The connection a request went out on (`%UPSTREAM_LOCAL_ADDRESS%`,
+/// `%UPSTREAM_PROTOCOL%`): set by the pool once the request has a connection, so it is
+/// known even when the exchange then fails or times out.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamConnFacts {
+    /// The connection's local address (IP hosts).
+    pub local: Option<std::net::SocketAddr>,
+    /// HTTP/1.1 or HTTP/2.
+    pub protocol: http::Version,
+}
+
+/// Where the pool records a request's [`UpstreamConnFacts`] (the first connection it got).
+pub type ConnFactsSlot = std::sync::OnceLock<UpstreamConnFacts>;
+
 /// How an `auto_host_rewrite` keeps the Host it replaces (as every host rewrite does).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AutoHostRewrite {

@@ -21,6 +21,18 @@ pub enum UpstreamStream {
     Tls(Box<tokio_rustls::client::TlsStream<UpstreamStream>>),
 }
 
+impl UpstreamStream {
+    /// The local address of an IP connection (`%UPSTREAM_LOCAL_ADDRESS%`); None for a
+    /// `pipe` host.
+    pub fn local_ip_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Self::Tcp(tcp) => tcp.local_addr().ok(),
+            Self::Unix(_) => None,
+            Self::Tls(tls) => tls.get_ref().0.local_ip_addr(),
+        }
+    }
+}
+
 impl AsyncRead for UpstreamStream {
     fn poll_read(
         self: Pin<&mut Self>,

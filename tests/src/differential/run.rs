@@ -215,6 +215,13 @@ async fn run_case(
         .flat_map(|u| u.received())
         .filter(|r| !r.path.starts_with(PROBE_PATH))
         .collect();
+    // The proxy's side of its upstream connections: of each request (pooled connections
+    // may come from an earlier case) and of connections accepted during the case.
+    let upstream_client_ports: Vec<u16> = received
+        .iter()
+        .map(|r| r.peer_port)
+        .chain(upstreams.iter().flat_map(RecordingUpstream::peer_ports))
+        .collect();
     for upstream in upstreams {
         upstream.prepare(&Default::default());
     }
@@ -234,8 +241,8 @@ async fn run_case(
         Err(_) => return json!({ "error": "case timed out" }),
     };
     ports.add(observed.client_port, "client");
-    for r in &received {
-        ports.add(r.peer_port, "upstream-client");
+    for port in upstream_client_ports {
+        ports.add(port, "upstream-client");
     }
     let mut upstream: Vec<Value> = received.iter().map(|r| ports.received(r)).collect();
     mask_remaining_timeouts(&mut upstream);

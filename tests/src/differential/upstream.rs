@@ -41,6 +41,8 @@ struct Shared {
     name: String,
     reply: Mutex<UpstreamReply>,
     received: Mutex<Vec<Received>>,
+    /// The proxy's ports of the connections accepted since `prepare`.
+    peer_ports: Mutex<Vec<u16>>,
 }
 
 /// A running upstream; stops accepting when dropped (open connections end with the runtime).
@@ -60,6 +62,7 @@ impl RecordingUpstream {
             name: name.to_string(),
             reply: Mutex::new(UpstreamReply::default()),
             received: Mutex::new(Vec::new()),
+            peer_ports: Mutex::new(Vec::new()),
         });
         let shutdown = Arc::new(Notify::new());
         let (task_shared, task_shutdown) = (shared.clone(), shutdown.clone());
@@ -72,6 +75,9 @@ impl RecordingUpstream {
                 let Ok((stream, peer)) = accepted else {
                     continue;
                 };
+                if let Ok(mut ports) = task_shared.peer_ports.lock() {
+                    ports.push(peer.port());
+                }
                 let _ = stream.set_nodelay(true);
                 let shared = task_shared.clone();
                 tokio::spawn(async move {
@@ -107,6 +113,18 @@ impl RecordingUpstream {
         if let Ok(mut received) = self.shared.received.lock() {
             received.clear();
         }
+        if let Ok(mut ports) = self.shared.peer_ports.lock() {
+            ports.clear();
+        }
+    }
+
+    /// The proxy's ports of the connections accepted since [`Self::prepare`].
+    pub fn peer_ports(&self) -> Vec<u16> {
+        self.shared
+            .peer_ports
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
     }
 
     /// What was received since [`Self::prepare`].

@@ -53,6 +53,11 @@ impl DrivenConnection {
         })
     }
 
+    /// The connection's local address (IP hosts).
+    pub(super) fn local(&self) -> Option<std::net::SocketAddr> {
+        self.open.as_ref().and_then(OpenConnection::local)
+    }
+
     /// Lets the connection write what is queued and read what arrived; `cx` is woken
     /// when it can make progress again. False once the connection has ended.
     pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> bool {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
-use http::{Request, Response};
+use http::{Request, Response, Version};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{Builder, Connection, SendRequest};
@@ -23,14 +23,14 @@ use hyper_util::rt::TokioIo;
 use super::driven::{DrivenConnection, Lease, UpstreamBody};
 use super::lean::{ExchangeError, LeanBody, LeanConnection, LeanLease};
 use super::lean_codec;
-use super::{reset, with_existing_pools, with_pools, PoolKey};
+use super::{note, reset, with_existing_pools, with_pools, PoolKey};
 use crate::tls::client::TlsOverrides;
 use crate::upstream::cluster::UpstreamCluster;
 use crate::upstream::connect::{connect, Protocol};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::host::{ActiveRequest, Host, OpenConnection};
 use crate::upstream::stream::UpstreamStream;
-use crate::upstream::RequestBody;
+use crate::upstream::{ConnFactsSlot, RequestBody};
 
 /// Idle and busy HTTP/1.1 connections of one host on this worker.
 #[derive(Default)]
@@ -346,14 +346,15 @@ pub(super) async fn send(
     mut req: Request<RequestBody>,
     upgrade: bool,
     mut active: ActiveRequest,
+    facts: &ConnFactsSlot,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     // Boxed, as the new connection below: the rare paths' futures (a connect, a TLS
     // handshake) would otherwise size every request's future, which moves as it nests.
     if upgrade {
-        return Box::pin(send_upgrade(cluster, host, tls, req, active)).await;
+        return Box::pin(send_upgrade(cluster, host, tls, req, active, facts)).await;
     }
     if lean_codec::handles(&req) {
-        return std::pin::pin!(send_lean(cluster, host, tls, req, active)).await;
+        return std::pin::pin!(send_lean(cluster, host, tls, req, active, facts)).await;
     }
     let mut yielded = false;
     loop {
@@ -364,6 +365,7 @@ pub(super) async fn send(
                 let Some(mut conn) = Box::pin(idle.conn.into_hyper(cluster, host)).await else {
                     continue;
                 };
+                note(facts, conn.local(), Version::HTTP_11);
                 active.attach();
                 let sent = conn.sender.try_send_request(req);
                 // Pinned in place, not copied into this future (see
@@ -403,6 +405,7 @@ pub(super) async fn send(
         .await
         .inspect_err(|e| pending.failed(e))?;
     drop(pending);
+    note(facts, open.local(), Version::HTTP_11);
     let (sender, conn) = builder(cluster)
         .handshake(TokioIo::new(stream))
         .await
@@ -434,6 +437,7 @@ async fn send_lean(
     tls: &TlsOverrides,
     mut req: Request<RequestBody>,
     mut active: ActiveRequest,
+    facts: &ConnFactsSlot,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let limits = HeadLimits::of(cluster);
     let mut yielded = false;
@@ -471,6 +475,7 @@ async fn send_lean(
         };
         let busy = reused;
         let mut conn = conn;
+        note(facts, conn.local(), Version::HTTP_11);
         active.attach();
         let exchanged = {
             let exchange = std::pin::pin!(conn.exchange(&mut req, requests > 0));
@@ -605,12 +610,14 @@ async fn send_upgrade(
     tls: &TlsOverrides,
     req: Request<RequestBody>,
     mut active: ActiveRequest,
+    facts: &ConnFactsSlot,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let pending = cluster.pending_slot()?;
     let (mut sender, conn, open) = new_connection(cluster, host, tls)
         .await
         .inspect_err(|e| pending.failed(e))?;
     drop(pending);
+    note(facts, open.local(), Version::HTTP_11);
     tokio::spawn(async move {
         let _open = open;
         if let Err(e) = conn.with_upgrades().await {

@@ -13,19 +13,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
+use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::{Builder, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::watch;
 
-use super::{reset, with_existing_pools, with_pools, PoolKey};
+use super::{note, reset, with_existing_pools, with_pools, PoolKey};
 use crate::tls::client::TlsOverrides;
 use crate::upstream::cluster::UpstreamCluster;
 use crate::upstream::connect::{connect, Protocol};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::host::{ActiveRequest, Host};
-use crate::upstream::RequestBody;
+use crate::upstream::{ConnFactsSlot, RequestBody};
 
 /// How often a request re-checks the pool after waiting for another request's connect
 /// before it opens a connection itself.
@@ -43,6 +43,8 @@ pub(super) struct Http2Pool {
 
 struct Http2Connection {
     sender: SendRequest<RequestBody>,
+    /// Its local address (IP hosts).
+    local: Option<std::net::SocketAddr>,
     streams: Arc<AtomicUsize>,
     /// When the reaper first saw it without streams (None: in use since).
     idle_since: Option<Instant>,
@@ -64,7 +66,11 @@ impl Http2Pool {
         for conn in &mut self.conns {
             if conn.sender.is_ready() && conn.streams.load(Ordering::Relaxed) < max_streams {
                 conn.idle_since = None;
-                return Checkout::Ready(conn.sender.clone(), Stream::new(&conn.streams));
+                return Checkout::Ready(
+                    conn.sender.clone(),
+                    Stream::new(&conn.streams),
+                    conn.local,
+                );
             }
         }
         match &self.connecting {
@@ -116,7 +122,11 @@ async fn reap_idle(key: PoolKey, idle_timeout: Duration) {
 }
 
 enum Checkout {
-    Ready(SendRequest<RequestBody>, Stream),
+    Ready(
+        SendRequest<RequestBody>,
+        Stream,
+        Option<std::net::SocketAddr>,
+    ),
     Wait(watch::Receiver<()>),
     Connect(Connecting),
 }
@@ -157,16 +167,17 @@ pub(super) async fn send(
     tls: &TlsOverrides,
     req: Request<RequestBody>,
     mut active: ActiveRequest,
+    facts: &ConnFactsSlot,
 ) -> Result<Response<Incoming>, UpstreamError> {
     let max_streams = cluster.model.http2.max_concurrent_streams.max(1) as usize;
     let mut req = req;
     let mut waits = 0;
     let mut unsent_retries = 0;
     loop {
-        let (mut sender, stream) = match with_pools(host, tls, |p| {
+        let (mut sender, stream, local) = match with_pools(host, tls, |p| {
             p.http2.checkout(max_streams, PoolKey::new(host, tls))
         }) {
-            Checkout::Ready(sender, stream) => (sender, stream),
+            Checkout::Ready(sender, stream, local) => (sender, stream, local),
             Checkout::Wait(mut rx) if waits < MAX_WAITS => {
                 waits += 1;
                 // Err means the connecting request finished (sender dropped): recheck.
@@ -176,6 +187,7 @@ pub(super) async fn send(
             Checkout::Wait(_) => open(cluster, host, tls, None).await?,
             Checkout::Connect(connecting) => open(cluster, host, tls, Some(connecting)).await?,
         };
+        note(facts, local, Version::HTTP_2);
         active.attach();
         let result = sender.try_send_request(req).await;
         drop(stream);
@@ -239,11 +251,19 @@ async fn open(
     host: &Arc<Host>,
     tls: &TlsOverrides,
     connecting: Option<Connecting>,
-) -> Result<(SendRequest<RequestBody>, Stream), UpstreamError> {
+) -> Result<
+    (
+        SendRequest<RequestBody>,
+        Stream,
+        Option<std::net::SocketAddr>,
+    ),
+    UpstreamError,
+> {
     let pending = cluster.pending_slot()?;
     let (stream, open) = connect(cluster, host, tls, Protocol::Http2)
         .await
         .inspect_err(|e| pending.failed(e))?;
+    let local = open.local();
     let options = &cluster.model.http2;
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -280,6 +300,7 @@ async fn open(
     let start_reaper = with_pools(host, tls, |p| {
         p.http2.conns.push(Http2Connection {
             sender: sender.clone(),
+            local,
             streams,
             idle_since: None,
         });
@@ -294,7 +315,7 @@ async fn open(
     }
     // Only now wake the waiters: they find the new connection.
     drop(connecting);
-    Ok((sender, stream))
+    Ok((sender, stream, local))
 }
 
 /// This worker's open HTTP/2 connection count for a host (tests).

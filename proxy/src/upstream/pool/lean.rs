@@ -64,6 +64,11 @@ pub(super) enum ExchangeError {
 }
 
 impl LeanConnection {
+    /// The connection's local address (IP hosts).
+    pub(super) fn local(&self) -> Option<std::net::SocketAddr> {
+        self.open.as_ref().and_then(OpenConnection::local)
+    }
+
     pub(super) fn new(
         stream: UpstreamStream,
         open: Option<OpenConnection>,

@@ -32,7 +32,7 @@ use http::{Request, Response, Uri, Version};
 use super::cluster::UpstreamCluster;
 use super::error::UpstreamError;
 use super::host::{ActiveRequest, Host};
-use super::RequestBody;
+use super::{ConnFactsSlot, RequestBody, UpstreamConnFacts};
 use crate::tls::client::TlsOverrides;
 
 /// What a pool's connections share: the host, and the TLS options taken from requests
@@ -112,6 +112,7 @@ pub(crate) async fn send(
     req: Request<RequestBody>,
     http2: bool,
     upgrade: bool,
+    facts: &ConnFactsSlot,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let slot = cluster.request_slot()?;
     let active = ActiveRequest::new(host.clone(), slot.into_owned(), cluster.stats().clone());
@@ -123,6 +124,7 @@ pub(crate) async fn send(
             tls,
             into_http2(req, host),
             active,
+            facts,
         ))
         .await
         .map(|response| response.map(UpstreamBody::plain))
@@ -134,7 +136,8 @@ pub(crate) async fn send(
             tls,
             into_http1(req, host),
             upgrade,
-            active
+            active,
+            facts
         ))
         .await
     };
@@ -143,6 +146,12 @@ pub(crate) async fn send(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     result
+}
+
+/// Notes the connection a request got (the first one: a request retried on another
+/// connection after its first closed unsent keeps the first's).
+fn note(facts: &ConnFactsSlot, local: Option<std::net::SocketAddr>, protocol: Version) {
+    let _ = facts.set(UpstreamConnFacts { local, protocol });
 }
 
 /// HTTP/1.1 upstream form: origin-form URI, a Host header (from the authority when
