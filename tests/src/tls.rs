@@ -118,7 +118,9 @@ impl TestCa {
         self.issue_with(params, dir, file, cn, uris, kind)
     }
 
-    fn issue_with(
+    /// Issues a leaf from `params` (serial, validity, SANs as the caller set them), subject
+    /// CN `cn` and O `Baton Test`, with `uris` added as URI SANs.
+    pub fn issue_with(
         &self,
         mut params: CertificateParams,
         dir: &TempDir,

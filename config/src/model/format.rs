@@ -165,10 +165,45 @@ pub enum FormatOperator {
     CustomFlags,
     /// `%ACCESS_LOG_TYPE%`: `DownstreamEnd` (HTTP) or `TcpConnectionEnd` (TCP proxy).
     AccessLogType,
+    /// A fact of the downstream TLS session or its certificates.
+    DownstreamTls(DownstreamTlsField),
     /// An operator Envoy knows whose value only features Baton does not have set (dynamic
     /// metadata, filter state, virtual clusters, tracing, L4 termination details): always
     /// `-`, as Envoy shows it without those features. Holds the operator's name.
     NeverSet(&'static str),
+}
+
+/// `%DOWNSTREAM_TLS_CIPHER%`, `%DOWNSTREAM_PEER_*%`, `%DOWNSTREAM_LOCAL_*%`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownstreamTlsField {
+    /// `%DOWNSTREAM_TLS_CIPHER%` (OpenSSL's name)
+    Cipher,
+    /// `%DOWNSTREAM_PEER_ISSUER%` (RFC 2253)
+    PeerIssuer,
+    /// `%DOWNSTREAM_PEER_SERIAL%` (lowercase hex)
+    PeerSerial,
+    /// `%DOWNSTREAM_PEER_URI_SAN%` (comma-separated)
+    PeerUriSan,
+    /// `%DOWNSTREAM_PEER_DNS_SAN%`
+    PeerDnsSan,
+    /// `%DOWNSTREAM_PEER_IP_SAN%`
+    PeerIpSan,
+    /// `%DOWNSTREAM_PEER_EMAIL_SAN%`
+    PeerEmailSan,
+    /// `%DOWNSTREAM_PEER_FINGERPRINT_256%` (lowercase hex SHA-256 of the DER)
+    PeerFingerprint256,
+    /// `%DOWNSTREAM_PEER_FINGERPRINT_1%` (lowercase hex SHA-1 of the DER)
+    PeerFingerprint1,
+    /// `%DOWNSTREAM_PEER_CERT%` (URL-encoded PEM)
+    PeerCert,
+    /// `%DOWNSTREAM_PEER_CERT_V_START(pattern)%`
+    PeerValidFrom(Option<String>),
+    /// `%DOWNSTREAM_PEER_CERT_V_END(pattern)%`
+    PeerValidUntil(Option<String>),
+    /// `%DOWNSTREAM_LOCAL_SUBJECT%`: Baton's certificate's subject.
+    LocalSubject,
+    /// `%DOWNSTREAM_LOCAL_URI_SAN%`: Baton's certificate's URI SANs.
+    LocalUriSan,
 }
 
 /// Where `%PATH%` takes the path from.

@@ -5,8 +5,8 @@ use http::header::HeaderName;
 
 use crate::error::{ConfigError, Result};
 use crate::model::{
-    FormatCommand, FormatOperator, FormatPart, FormatTemplate, GrpcStatusFormat, HeaderRef,
-    PathSource,
+    DownstreamTlsField, FormatCommand, FormatOperator, FormatPart, FormatTemplate,
+    GrpcStatusFormat, HeaderRef, PathSource,
 };
 
 /// Envoy's default access log line (used when a logger gives no format).
@@ -85,15 +85,17 @@ const TAKES_LENGTH: [&str; 9] = [
 ];
 
 /// Operators that take an argument but no length.
-const TAKES_ARGUMENT: [&str; 4] = [
+const TAKES_ARGUMENT: [&str; 6] = [
     "START_TIME",
+    "DOWNSTREAM_PEER_CERT_V_START",
+    "DOWNSTREAM_PEER_CERT_V_END",
     "GRPC_STATUS",
     "CLUSTER_METADATA",
     "UPSTREAM_METADATA",
 ];
 
 /// Envoy 1.40's operators Baton does not render yet: a config error that says so.
-const NOT_YET: [&str; 62] = [
+const NOT_YET: [&str; 48] = [
     "CLUSTER_METADATA",
     "UPSTREAM_METADATA",
     "METADATA",
@@ -117,26 +119,12 @@ const NOT_YET: [&str; 62] = [
     "DOWNSTREAM_DETECTED_CLOSE_TYPE",
     "UPSTREAM_LOCAL_CLOSE_REASON",
     "DOWNSTREAM_LOCAL_ADDRESS_ENDPOINT_ID",
-    "DOWNSTREAM_LOCAL_URI_SAN",
-    "DOWNSTREAM_PEER_URI_SAN",
     "DOWNSTREAM_LOCAL_DNS_SAN",
-    "DOWNSTREAM_PEER_DNS_SAN",
     "DOWNSTREAM_LOCAL_IP_SAN",
-    "DOWNSTREAM_PEER_IP_SAN",
     "DOWNSTREAM_LOCAL_EMAIL_SAN",
-    "DOWNSTREAM_PEER_EMAIL_SAN",
     "DOWNSTREAM_LOCAL_OTHERNAME_SAN",
     "DOWNSTREAM_PEER_OTHERNAME_SAN",
-    "DOWNSTREAM_LOCAL_SUBJECT",
-    "DOWNSTREAM_PEER_ISSUER",
     "DOWNSTREAM_TLS_SESSION_ID",
-    "DOWNSTREAM_TLS_CIPHER",
-    "DOWNSTREAM_PEER_FINGERPRINT_256",
-    "DOWNSTREAM_PEER_FINGERPRINT_1",
-    "DOWNSTREAM_PEER_SERIAL",
-    "DOWNSTREAM_PEER_CERT",
-    "DOWNSTREAM_PEER_CERT_V_START",
-    "DOWNSTREAM_PEER_CERT_V_END",
     "DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_256",
     "DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_1",
     "DOWNSTREAM_PEER_CHAIN_SERIALS",
@@ -157,6 +145,25 @@ const NOT_YET: [&str; 62] = [
     "REQ_WITHOUT_QUERY",
     "SYSTEM_TIME",
 ];
+
+/// The TLS session operators that take no argument.
+fn tls_field(name: &str) -> Option<DownstreamTlsField> {
+    Some(match name {
+        "DOWNSTREAM_TLS_CIPHER" => DownstreamTlsField::Cipher,
+        "DOWNSTREAM_PEER_ISSUER" => DownstreamTlsField::PeerIssuer,
+        "DOWNSTREAM_PEER_SERIAL" => DownstreamTlsField::PeerSerial,
+        "DOWNSTREAM_PEER_URI_SAN" => DownstreamTlsField::PeerUriSan,
+        "DOWNSTREAM_PEER_DNS_SAN" => DownstreamTlsField::PeerDnsSan,
+        "DOWNSTREAM_PEER_IP_SAN" => DownstreamTlsField::PeerIpSan,
+        "DOWNSTREAM_PEER_EMAIL_SAN" => DownstreamTlsField::PeerEmailSan,
+        "DOWNSTREAM_PEER_FINGERPRINT_256" => DownstreamTlsField::PeerFingerprint256,
+        "DOWNSTREAM_PEER_FINGERPRINT_1" => DownstreamTlsField::PeerFingerprint1,
+        "DOWNSTREAM_PEER_CERT" => DownstreamTlsField::PeerCert,
+        "DOWNSTREAM_LOCAL_SUBJECT" => DownstreamTlsField::LocalSubject,
+        "DOWNSTREAM_LOCAL_URI_SAN" => DownstreamTlsField::LocalUriSan,
+        _ => return None,
+    })
+}
 
 /// `%PATH(WQ|NQ[:ORIG|PATH|ORIG_OR_PATH])%`.
 fn path_operator(arg: Option<&str>) -> std::result::Result<FormatOperator, String> {
@@ -237,149 +244,167 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
         arg.filter(|a| !a.is_empty())
             .ok_or_else(|| bad("requires parameters"))
     };
-    let op = match name {
-        "START_TIME" => {
-            FormatOperator::StartTime(arg.filter(|a| !a.is_empty()).map(str::to_string))
-        }
-        "REQ" | "RESP" | "TRAILER" => {
-            let arg = arg.ok_or_else(|| bad("needs a header name argument"))?;
-            let (primary, fallback) = match arg.split_once('?') {
-                Some((a, b)) => (a, Some(b)),
-                None => (arg, None),
-            };
-            if fallback.is_some_and(|f| f.contains('?')) {
-                return Err(bad("more than one alternative header"));
+    let op = if let Some(field) = tls_field(name) {
+        no_arg(FormatOperator::DownstreamTls(field))?
+    } else {
+        match name {
+            "START_TIME" => {
+                FormatOperator::StartTime(arg.filter(|a| !a.is_empty()).map(str::to_string))
             }
-            let primary = header_ref(primary).map_err(|e| bad(&e))?;
-            let fallback = fallback.map(header_ref).transpose().map_err(|e| bad(&e))?;
-            match (name, primary, fallback) {
-                ("REQ", HeaderRef::Name(p), None) => FormatOperator::Req(p, None),
-                ("REQ", HeaderRef::Name(p), Some(HeaderRef::Name(f))) => {
-                    FormatOperator::Req(p, Some(f))
+            "REQ" | "RESP" | "TRAILER" => {
+                let arg = arg.ok_or_else(|| bad("needs a header name argument"))?;
+                let (primary, fallback) = match arg.split_once('?') {
+                    Some((a, b)) => (a, Some(b)),
+                    None => (arg, None),
+                };
+                if fallback.is_some_and(|f| f.contains('?')) {
+                    return Err(bad("more than one alternative header"));
                 }
-                ("REQ", p, f) => FormatOperator::ReqPseudo(p, f),
-                ("RESP", HeaderRef::Name(p), None) => FormatOperator::Resp(p, None),
-                ("RESP", HeaderRef::Name(p), Some(HeaderRef::Name(f))) => {
-                    FormatOperator::Resp(p, Some(f))
+                let primary = header_ref(primary).map_err(|e| bad(&e))?;
+                let fallback = fallback.map(header_ref).transpose().map_err(|e| bad(&e))?;
+                match (name, primary, fallback) {
+                    ("REQ", HeaderRef::Name(p), None) => FormatOperator::Req(p, None),
+                    ("REQ", HeaderRef::Name(p), Some(HeaderRef::Name(f))) => {
+                        FormatOperator::Req(p, Some(f))
+                    }
+                    ("REQ", p, f) => FormatOperator::ReqPseudo(p, f),
+                    ("RESP", HeaderRef::Name(p), None) => FormatOperator::Resp(p, None),
+                    ("RESP", HeaderRef::Name(p), Some(HeaderRef::Name(f))) => {
+                        FormatOperator::Resp(p, Some(f))
+                    }
+                    ("RESP", p, f) => FormatOperator::RespPseudo(p, f),
+                    (_, HeaderRef::Name(p), _) => FormatOperator::Trailer(p),
+                    _ => return Err(bad("trailers take one regular header name")),
                 }
-                ("RESP", p, f) => FormatOperator::RespPseudo(p, f),
-                (_, HeaderRef::Name(p), _) => FormatOperator::Trailer(p),
-                _ => return Err(bad("trailers take one regular header name")),
             }
-        }
-        "ENVIRONMENT" => {
-            let arg = arg.ok_or_else(|| bad("needs a variable name"))?;
-            let value = std::env::var(arg).unwrap_or_else(|_| "-".to_string());
-            let value = match max_len {
-                Some(len) => value.chars().take(len).collect(),
-                None => value,
-            };
-            return Ok(Parsed::Literal(value));
-        }
-        "PATH" => path_operator(arg).map_err(|e| bad(&e))?,
-        "QUERY_PARAM" => FormatOperator::QueryParam(needs_arg()?.to_string()),
-        "GRPC_STATUS" => FormatOperator::GrpcStatus(match arg.unwrap_or("") {
-            "" | "CAMEL_STRING" => GrpcStatusFormat::Camel,
-            "SNAKE_STRING" => GrpcStatusFormat::Snake,
-            "NUMBER" => GrpcStatusFormat::Number,
-            other => {
-                return Err(bad(&format!(
-                    "only CAMEL_STRING, SNAKE_STRING or NUMBER, not {other}"
-                )))
+            "ENVIRONMENT" => {
+                let arg = arg.ok_or_else(|| bad("needs a variable name"))?;
+                let value = std::env::var(arg).unwrap_or_else(|_| "-".to_string());
+                let value = match max_len {
+                    Some(len) => value.chars().take(len).collect(),
+                    None => value,
+                };
+                return Ok(Parsed::Literal(value));
             }
-        }),
-        "GRPC_STATUS_NUMBER" => no_arg(FormatOperator::GrpcStatus(GrpcStatusFormat::Number))?,
-        "DYNAMIC_METADATA" => {
-            needs_arg()?;
-            FormatOperator::NeverSet("DYNAMIC_METADATA")
-        }
-        "FILTER_STATE" | "UPSTREAM_FILTER_STATE" => {
-            filter_state_argument(arg).map_err(|e| bad(&e))?;
-            FormatOperator::NeverSet(if name == "FILTER_STATE" {
-                "FILTER_STATE"
-            } else {
-                "UPSTREAM_FILTER_STATE"
-            })
-        }
-        "CONNECTION_TERMINATION_DETAILS" => {
-            no_arg(FormatOperator::NeverSet("CONNECTION_TERMINATION_DETAILS"))?
-        }
-        "DOWNSTREAM_TRANSPORT_FAILURE_REASON" => no_arg(FormatOperator::NeverSet(
-            "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
-        ))?,
-        "VIRTUAL_CLUSTER_NAME" => no_arg(FormatOperator::NeverSet("VIRTUAL_CLUSTER_NAME"))?,
-        "TRACE_ID" => no_arg(FormatOperator::NeverSet("TRACE_ID"))?,
-        "CUSTOM_FLAGS" => no_arg(FormatOperator::CustomFlags)?,
-        "ACCESS_LOG_TYPE" => no_arg(FormatOperator::AccessLogType)?,
-        "REQUEST_HEADERS_BYTES" => no_arg(FormatOperator::RequestHeadersBytes)?,
-        "RESPONSE_HEADERS_BYTES" => no_arg(FormatOperator::ResponseHeadersBytes)?,
-        "RESPONSE_TRAILERS_BYTES" => no_arg(FormatOperator::ResponseTrailersBytes)?,
-        "RESPONSE_CODE" => no_arg(FormatOperator::ResponseCode)?,
-        "RESPONSE_CODE_DETAILS" => no_arg(FormatOperator::ResponseCodeDetails)?,
-        "RESPONSE_FLAGS" => no_arg(FormatOperator::ResponseFlags)?,
-        "RESPONSE_FLAGS_LONG" => no_arg(FormatOperator::ResponseFlagsLong)?,
-        "DURATION" => no_arg(FormatOperator::Duration)?,
-        "REQUEST_DURATION" => no_arg(FormatOperator::RequestDuration)?,
-        "RESPONSE_DURATION" => no_arg(FormatOperator::ResponseDuration)?,
-        "RESPONSE_TX_DURATION" => no_arg(FormatOperator::ResponseTxDuration)?,
-        "BYTES_RECEIVED" => no_arg(FormatOperator::BytesReceived)?,
-        "BYTES_SENT" => no_arg(FormatOperator::BytesSent)?,
-        "PROTOCOL" => no_arg(FormatOperator::Protocol)?,
-        "UPSTREAM_PROTOCOL" => no_arg(FormatOperator::UpstreamProtocol)?,
-        "UPSTREAM_HOST" => no_arg(FormatOperator::UpstreamHost)?,
-        "UPSTREAM_HOST_NAME" => no_arg(FormatOperator::UpstreamHostName)?,
-        "UPSTREAM_HOST_NAME_WITHOUT_PORT" => no_arg(FormatOperator::UpstreamHostNameWithoutPort)?,
-        "UPSTREAM_CLUSTER" => no_arg(FormatOperator::UpstreamCluster)?,
-        "UPSTREAM_CLUSTER_RAW" => no_arg(FormatOperator::UpstreamClusterRaw)?,
-        "UPSTREAM_LOCAL_ADDRESS" => no_arg(FormatOperator::UpstreamLocalAddress)?,
-        "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => {
-            no_arg(FormatOperator::UpstreamLocalAddressWithoutPort)?
-        }
-        "UPSTREAM_LOCAL_PORT" => no_arg(FormatOperator::UpstreamLocalPort)?,
-        "UPSTREAM_REMOTE_ADDRESS" => no_arg(FormatOperator::UpstreamRemoteAddress)?,
-        "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => {
-            no_arg(FormatOperator::UpstreamRemoteAddressWithoutPort)?
-        }
-        "UPSTREAM_REMOTE_PORT" => no_arg(FormatOperator::UpstreamRemotePort)?,
-        "UPSTREAM_TRANSPORT_FAILURE_REASON" => {
-            no_arg(FormatOperator::UpstreamTransportFailureReason)?
-        }
-        "DOWNSTREAM_REMOTE_ADDRESS" => no_arg(FormatOperator::DownstreamRemoteAddress)?,
-        "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => {
-            no_arg(FormatOperator::DownstreamRemoteAddressWithoutPort)?
-        }
-        "DOWNSTREAM_REMOTE_PORT" => no_arg(FormatOperator::DownstreamRemotePort)?,
-        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS" => {
-            no_arg(FormatOperator::DownstreamDirectRemoteAddress)?
-        }
-        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT" => {
-            no_arg(FormatOperator::DownstreamDirectRemoteAddressWithoutPort)?
-        }
-        "DOWNSTREAM_DIRECT_REMOTE_PORT" => no_arg(FormatOperator::DownstreamDirectRemotePort)?,
-        "DOWNSTREAM_LOCAL_ADDRESS" => no_arg(FormatOperator::DownstreamLocalAddress)?,
-        "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => {
-            no_arg(FormatOperator::DownstreamLocalAddressWithoutPort)?
-        }
-        "DOWNSTREAM_LOCAL_PORT" => no_arg(FormatOperator::DownstreamLocalPort)?,
-        "REQUESTED_SERVER_NAME" => no_arg(FormatOperator::RequestedServerName)?,
-        "DOWNSTREAM_TLS_VERSION" => no_arg(FormatOperator::DownstreamTlsVersion)?,
-        "DOWNSTREAM_PEER_SUBJECT" => no_arg(FormatOperator::DownstreamPeerSubject)?,
-        "ROUTE_NAME" => no_arg(FormatOperator::RouteName)?,
-        "UPSTREAM_REQUEST_ATTEMPT_COUNT" => no_arg(FormatOperator::UpstreamRequestAttemptCount)?,
-        "CONNECTION_ID" => no_arg(FormatOperator::ConnectionId)?,
-        "HOSTNAME" => no_arg(FormatOperator::Hostname)?,
-        "LOCAL_REPLY_BODY" => no_arg(FormatOperator::LocalReplyBody)?,
-        _ if NOT_YET.contains(&name) => {
-            return Err(ConfigError::at(
-                path,
-                format!("format command '%{raw}%' is not supported by Baton yet"),
-            ))
-        }
-        _ => {
-            return Err(ConfigError::at(
-                path,
-                format!("unknown format command '%{raw}%'"),
-            ))
+            "PATH" => path_operator(arg).map_err(|e| bad(&e))?,
+            "QUERY_PARAM" => FormatOperator::QueryParam(needs_arg()?.to_string()),
+            "GRPC_STATUS" => FormatOperator::GrpcStatus(match arg.unwrap_or("") {
+                "" | "CAMEL_STRING" => GrpcStatusFormat::Camel,
+                "SNAKE_STRING" => GrpcStatusFormat::Snake,
+                "NUMBER" => GrpcStatusFormat::Number,
+                other => {
+                    return Err(bad(&format!(
+                        "only CAMEL_STRING, SNAKE_STRING or NUMBER, not {other}"
+                    )))
+                }
+            }),
+            "GRPC_STATUS_NUMBER" => no_arg(FormatOperator::GrpcStatus(GrpcStatusFormat::Number))?,
+            "DYNAMIC_METADATA" => {
+                needs_arg()?;
+                FormatOperator::NeverSet("DYNAMIC_METADATA")
+            }
+            "FILTER_STATE" | "UPSTREAM_FILTER_STATE" => {
+                filter_state_argument(arg).map_err(|e| bad(&e))?;
+                FormatOperator::NeverSet(if name == "FILTER_STATE" {
+                    "FILTER_STATE"
+                } else {
+                    "UPSTREAM_FILTER_STATE"
+                })
+            }
+            "CONNECTION_TERMINATION_DETAILS" => {
+                no_arg(FormatOperator::NeverSet("CONNECTION_TERMINATION_DETAILS"))?
+            }
+            "DOWNSTREAM_TRANSPORT_FAILURE_REASON" => no_arg(FormatOperator::NeverSet(
+                "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
+            ))?,
+            "VIRTUAL_CLUSTER_NAME" => no_arg(FormatOperator::NeverSet("VIRTUAL_CLUSTER_NAME"))?,
+            "TRACE_ID" => no_arg(FormatOperator::NeverSet("TRACE_ID"))?,
+            "CUSTOM_FLAGS" => no_arg(FormatOperator::CustomFlags)?,
+            "ACCESS_LOG_TYPE" => no_arg(FormatOperator::AccessLogType)?,
+            "REQUEST_HEADERS_BYTES" => no_arg(FormatOperator::RequestHeadersBytes)?,
+            "RESPONSE_HEADERS_BYTES" => no_arg(FormatOperator::ResponseHeadersBytes)?,
+            "RESPONSE_TRAILERS_BYTES" => no_arg(FormatOperator::ResponseTrailersBytes)?,
+            "RESPONSE_CODE" => no_arg(FormatOperator::ResponseCode)?,
+            "RESPONSE_CODE_DETAILS" => no_arg(FormatOperator::ResponseCodeDetails)?,
+            "RESPONSE_FLAGS" => no_arg(FormatOperator::ResponseFlags)?,
+            "RESPONSE_FLAGS_LONG" => no_arg(FormatOperator::ResponseFlagsLong)?,
+            "DURATION" => no_arg(FormatOperator::Duration)?,
+            "REQUEST_DURATION" => no_arg(FormatOperator::RequestDuration)?,
+            "RESPONSE_DURATION" => no_arg(FormatOperator::ResponseDuration)?,
+            "RESPONSE_TX_DURATION" => no_arg(FormatOperator::ResponseTxDuration)?,
+            "BYTES_RECEIVED" => no_arg(FormatOperator::BytesReceived)?,
+            "BYTES_SENT" => no_arg(FormatOperator::BytesSent)?,
+            "PROTOCOL" => no_arg(FormatOperator::Protocol)?,
+            "UPSTREAM_PROTOCOL" => no_arg(FormatOperator::UpstreamProtocol)?,
+            "UPSTREAM_HOST" => no_arg(FormatOperator::UpstreamHost)?,
+            "UPSTREAM_HOST_NAME" => no_arg(FormatOperator::UpstreamHostName)?,
+            "UPSTREAM_HOST_NAME_WITHOUT_PORT" => {
+                no_arg(FormatOperator::UpstreamHostNameWithoutPort)?
+            }
+            "UPSTREAM_CLUSTER" => no_arg(FormatOperator::UpstreamCluster)?,
+            "UPSTREAM_CLUSTER_RAW" => no_arg(FormatOperator::UpstreamClusterRaw)?,
+            "UPSTREAM_LOCAL_ADDRESS" => no_arg(FormatOperator::UpstreamLocalAddress)?,
+            "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => {
+                no_arg(FormatOperator::UpstreamLocalAddressWithoutPort)?
+            }
+            "UPSTREAM_LOCAL_PORT" => no_arg(FormatOperator::UpstreamLocalPort)?,
+            "UPSTREAM_REMOTE_ADDRESS" => no_arg(FormatOperator::UpstreamRemoteAddress)?,
+            "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => {
+                no_arg(FormatOperator::UpstreamRemoteAddressWithoutPort)?
+            }
+            "UPSTREAM_REMOTE_PORT" => no_arg(FormatOperator::UpstreamRemotePort)?,
+            "UPSTREAM_TRANSPORT_FAILURE_REASON" => {
+                no_arg(FormatOperator::UpstreamTransportFailureReason)?
+            }
+            "DOWNSTREAM_REMOTE_ADDRESS" => no_arg(FormatOperator::DownstreamRemoteAddress)?,
+            "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => {
+                no_arg(FormatOperator::DownstreamRemoteAddressWithoutPort)?
+            }
+            "DOWNSTREAM_REMOTE_PORT" => no_arg(FormatOperator::DownstreamRemotePort)?,
+            "DOWNSTREAM_DIRECT_REMOTE_ADDRESS" => {
+                no_arg(FormatOperator::DownstreamDirectRemoteAddress)?
+            }
+            "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT" => {
+                no_arg(FormatOperator::DownstreamDirectRemoteAddressWithoutPort)?
+            }
+            "DOWNSTREAM_DIRECT_REMOTE_PORT" => no_arg(FormatOperator::DownstreamDirectRemotePort)?,
+            "DOWNSTREAM_LOCAL_ADDRESS" => no_arg(FormatOperator::DownstreamLocalAddress)?,
+            "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => {
+                no_arg(FormatOperator::DownstreamLocalAddressWithoutPort)?
+            }
+            "DOWNSTREAM_LOCAL_PORT" => no_arg(FormatOperator::DownstreamLocalPort)?,
+            "REQUESTED_SERVER_NAME" => no_arg(FormatOperator::RequestedServerName)?,
+            "DOWNSTREAM_TLS_VERSION" => no_arg(FormatOperator::DownstreamTlsVersion)?,
+            "DOWNSTREAM_PEER_SUBJECT" => no_arg(FormatOperator::DownstreamPeerSubject)?,
+            "DOWNSTREAM_PEER_CERT_V_START" => {
+                FormatOperator::DownstreamTls(DownstreamTlsField::PeerValidFrom(
+                    arg.filter(|a| !a.is_empty()).map(str::to_string),
+                ))
+            }
+            "DOWNSTREAM_PEER_CERT_V_END" => {
+                FormatOperator::DownstreamTls(DownstreamTlsField::PeerValidUntil(
+                    arg.filter(|a| !a.is_empty()).map(str::to_string),
+                ))
+            }
+            "ROUTE_NAME" => no_arg(FormatOperator::RouteName)?,
+            "UPSTREAM_REQUEST_ATTEMPT_COUNT" => {
+                no_arg(FormatOperator::UpstreamRequestAttemptCount)?
+            }
+            "CONNECTION_ID" => no_arg(FormatOperator::ConnectionId)?,
+            "HOSTNAME" => no_arg(FormatOperator::Hostname)?,
+            "LOCAL_REPLY_BODY" => no_arg(FormatOperator::LocalReplyBody)?,
+            _ if NOT_YET.contains(&name) => {
+                return Err(ConfigError::at(
+                    path,
+                    format!("format command '%{raw}%' is not supported by Baton yet"),
+                ))
+            }
+            _ => {
+                return Err(ConfigError::at(
+                    path,
+                    format!("unknown format command '%{raw}%'"),
+                ))
+            }
         }
     };
     if max_len.is_some() && !TAKES_LENGTH.contains(&name) {
@@ -496,6 +521,12 @@ mod tests {
     #[test]
     fn envoy_operators_baton_lacks_say_so() {
         let err = parse("%UPSTREAM_TLS_CIPHER%", "a.b").expect_err("not yet");
+        assert!(parse(
+            "%DOWNSTREAM_TLS_CIPHER% %DOWNSTREAM_PEER_CERT_V_END(%s)%",
+            "p"
+        )
+        .is_ok());
+        assert!(parse("%DOWNSTREAM_PEER_ISSUER(x)%", "p").is_err());
         assert_eq!(
             err.to_string(),
             "a.b: format command '%UPSTREAM_TLS_CIPHER%' is not supported by Baton yet"

@@ -135,7 +135,7 @@ fn response_ref<'a>(input: &FormatInput<'a>, r: &HeaderRef) -> Option<Cow<'a, st
 }
 
 /// Converts Envoy's strftime extensions (`%E3S`, `%3f`, `%f`) to chrono's and formats.
-fn format_time(t: SystemTime, pattern: Option<&str>) -> String {
+pub(super) fn format_time(t: SystemTime, pattern: Option<&str>) -> String {
     let dt: chrono::DateTime<chrono::Utc> = t.into();
     let Some(pattern) = pattern else {
         return dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
@@ -334,6 +334,7 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
         } else {
             "TcpConnectionEnd"
         })),
+        FormatOperator::DownstreamTls(field) => super::tls_operators::value(field, info),
         FormatOperator::NeverSet(_) => Value::Missing,
         FormatOperator::UpstreamTransportFailureReason => opt_str(
             info.upstream_transport_failure_reason

@@ -9,6 +9,7 @@ mod fs_stats;
 mod operators;
 pub mod sink;
 pub mod stream_info;
+mod tls_operators;
 
 use std::sync::Arc;
 

@@ -81,8 +81,12 @@ pub struct TlsInfo {
     pub peer: Option<crate::tls::PeerCertificate>,
     /// The client's certificate chain as it sent it, DER (XFCC `Cert` / `Chain`).
     pub peer_chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// OpenSSL's name of the cipher suite (`%DOWNSTREAM_TLS_CIPHER%`).
+    pub cipher: Option<&'static str>,
     /// URI SAN of Baton's own certificate for this connection (XFCC `By`).
-    pub local_uri_san: Option<String>,
+    pub local_uri_san: Option<std::sync::Arc<str>>,
+    /// Subject of Baton's own certificate (`%DOWNSTREAM_LOCAL_SUBJECT%`).
+    pub local_subject: Option<std::sync::Arc<str>>,
     /// The client's certificate was checked against trusted CAs in this handshake (a
     /// route's `tls_context.validated`; false on a resumed session, as Envoy's).
     pub peer_validated: bool,

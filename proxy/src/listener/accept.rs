@@ -396,15 +396,14 @@ async fn handshake(
         }
     }
     conn.tls = true;
-    if conn.server_name.is_none() {
-        conn.server_name = session.server_name().map(Box::from);
-    }
     let peer_validated = !peer_chain.is_empty() && !facts.resumed && tls.validates_peer_chain();
     conn.tls_info = Some(Arc::new(TlsInfo {
         version: facts.version,
+        cipher: facts.cipher,
         peer: peer_chain.first().and_then(PeerCertificate::parse),
         peer_chain,
         local_uri_san: tls.local_uri_san.clone(),
+        local_subject: tls.local_subject.clone(),
         peer_validated,
     }));
     Some((stream, conn))

@@ -17,7 +17,7 @@ pub mod stats;
 pub mod tickets;
 
 pub use inspector::{inspect, ClientHelloInfo};
-pub use peer::PeerCertificate;
+pub use peer::{CertDetails, PeerCertificate};
 pub use resolver::with_staple_request;
 pub use server::{build_server_config, ServerTls};
 pub use stats::SslStats;

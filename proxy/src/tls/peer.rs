@@ -126,6 +126,38 @@ fn attribute_name(oid: &str) -> Option<&'static str> {
     })
 }
 
+/// What `%DOWNSTREAM_PEER_ISSUER%`, `_SERIAL%` and `_CERT_V_START/END%` show, read from
+/// a certificate's DER when a log line asks (not kept per connection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertDetails {
+    /// Issuer, RFC 2253.
+    pub issuer: String,
+    /// Serial number, lowercase hex of its bytes.
+    pub serial: String,
+    /// `notBefore`, seconds since the epoch.
+    pub not_before: i64,
+    /// `notAfter`, seconds since the epoch.
+    pub not_after: i64,
+}
+
+impl CertDetails {
+    /// Parses `der`; `None` if it is not a certificate.
+    pub fn parse(der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let serial = cert
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(Self {
+            issuer: rfc2253(cert.issuer()),
+            serial,
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
+    }
+}
+
 /// RFC 2253: RDNs most specific first, `,` between them, `+` inside a multi-valued one,
 /// special characters escaped.
 fn rfc2253(name: &X509Name<'_>) -> String {

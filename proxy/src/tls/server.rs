@@ -42,8 +42,10 @@ pub struct ServerTls {
     pub config: Arc<ServerConfig>,
     /// The context it was built from.
     pub context: Arc<DownstreamTlsContext>,
-    /// URI SAN of the first certificate (XFCC `By`).
-    pub local_uri_san: Option<String>,
+    /// URI SAN of the first certificate (XFCC `By`, `%DOWNSTREAM_LOCAL_URI_SAN%`).
+    pub local_uri_san: Option<Arc<str>>,
+    /// Subject of the first certificate (`%DOWNSTREAM_LOCAL_SUBJECT%`).
+    pub local_subject: Option<Arc<str>>,
     /// Secrets a control plane delivers (the listener warms until they arrive).
     pub secret_providers: Vec<Arc<SecretProvider>>,
     /// Keeps SDS swaps (files and a control plane's) counted in
@@ -210,12 +212,13 @@ pub fn build_server_config(
             ))
         };
     }
-    let local_uri_san = ctx
+    let local = ctx
         .certificates
         .first()
         .and_then(|c| c.certified_key.cert.first())
-        .and_then(PeerCertificate::parse)
-        .and_then(|p| p.uri_sans.into_iter().next());
+        .and_then(PeerCertificate::parse);
+    let local_subject = local.as_ref().map(|p| Arc::from(p.subject.as_str()));
+    let local_uri_san = local.and_then(|p| p.uri_sans.into_iter().next().map(Arc::from));
     super::certs::register(ctx, current, stats);
     let mut sds_update_counts = sds_update_counts;
     sds_update_counts.extend(super::sds_xds::count_updates(
@@ -226,6 +229,7 @@ pub fn build_server_config(
         config: Arc::new(config),
         context: ctx.clone(),
         local_uri_san,
+        local_subject,
         secret_providers,
         _sds_update_counts: sds_update_counts,
         resolver: chain_resolver,

@@ -94,7 +94,7 @@ fn element(tls: &TlsInfo, hcm: &HttpConnectionManager) -> String {
 }
 
 /// PEM text of one DER certificate (64-column base64, as OpenSSL writes it).
-fn pem(der: &[u8]) -> String {
+pub(crate) fn pem(der: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);
     for chunk in der.chunks(3) {
@@ -120,7 +120,7 @@ fn pem(der: &[u8]) -> String {
 }
 
 /// Percent-encodes all but unreserved characters (RFC 3986), as Envoy's `urlEncode`.
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3 / 2);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
