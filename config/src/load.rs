@@ -1,6 +1,7 @@
 //! Text -> proto: YAML/JSON into `serde_json::Value`, v2-era hints, then the proto3 JSON
 //! mapping (prost-reflect) into `envoy.config.bootstrap.v3.Bootstrap`, with the failing
-//! field's path taken from serde_path_to_error.
+//! field's path taken from serde_path_to_error; and the fast way a plain bootstrap takes
+//! first ([`fast_load`]: the compact tree straight to wire bytes).
 
 use std::sync::{Mutex, PoisonError};
 
@@ -8,6 +9,7 @@ use baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, SerializeOptions};
 
 use crate::error::{ConfigError, Result};
+use crate::json_tree::{JsonView, Node};
 use crate::v2_hints;
 
 const BOOTSTRAP_TYPE: &str = "envoy.config.bootstrap.v3.Bootstrap";
@@ -83,12 +85,38 @@ pub(crate) fn to_bootstrap(
     Ok((bootstrap, Some(dynamic)))
 }
 
+/// One bootstrap text the fast way: scanned into the compact tree
+/// ([`crate::yaml_scan::parse_tree`]), which must need none of the JSON passes that run
+/// before the mapping (optional configs, `TypedStruct` extensions) and pass the v2-hint
+/// check, then mapped by [`fast_bootstrap`]. The tree is gone when this returns (before
+/// translation). What the slow way would have done with such a document is exactly this,
+/// so only speed and memory differ.
+///
+/// `Err(Some(json))`: the document leaves the fast path; it comes back as the
+/// `serde_json::Value` [`parse_text`] would have given, for the slow way (and its
+/// errors). `Err(None)`: the text is outside the scanner's subset.
+pub(crate) fn fast_load(text: &str) -> std::result::Result<Bootstrap, Option<serde_json::Value>> {
+    let Some(mut tree) = crate::yaml_scan::parse_tree(text) else {
+        return Err(None);
+    };
+    if tree.is_null() {
+        tree = Node::Object(Box::default());
+    }
+    let plain = !crate::optional::may_drop(&tree)
+        && !crate::typed_struct::may_unwrap(&tree)
+        && v2_hints::passes(&tree);
+    match plain.then(|| fast_bootstrap(&tree)).flatten() {
+        Some(bootstrap) => Ok(bootstrap),
+        None => Err(Some(tree.into_value())),
+    }
+}
+
 /// The bootstrap through [`crate::json_wire`], decoded by prost and checked for
 /// unsupported fields on its bytes ([`crate::wire_walk`]); `None` when the encoder gave
 /// up or anything failed, so the prost-reflect way maps the document again and reports
 /// whatever is wrong with it as it always did. At 10,000 clusters and routes this is
 /// most of the loading time the `DynamicMessage` mapping, its transcode and its walk took.
-fn fast_bootstrap(json: &serde_json::Value) -> Option<Bootstrap> {
+fn fast_bootstrap<J: JsonView>(json: &J) -> Option<Bootstrap> {
     use prost::Message;
     let descriptor = pool().get_message_by_name(BOOTSTRAP_TYPE)?;
     let bytes = crate::json_wire::encode(&descriptor, json)?;
