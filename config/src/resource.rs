@@ -145,8 +145,14 @@ pub fn route_configuration(
         known_cluster: known_clusters,
         clusters_origin: DYNAMIC_CLUSTERS,
     };
-    translate::route::translate(&proto, "", &translate_ctx, translate::route::Origin::Rds)
-        .map_err(|e| error(res, name, e))
+    translate::route::translate(
+        &proto,
+        "",
+        &translate_ctx,
+        translate::route::Origin::Rds,
+        None,
+    )
+    .map_err(|e| error(res, name, e))
 }
 
 /// An EDS `ClusterLoadAssignment` (endpoints must be IP addresses).
