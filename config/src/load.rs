@@ -236,3 +236,35 @@ pub(crate) fn merge_json(base: &mut serde_json::Value, overlay: serde_json::Valu
         (base, overlay) => *base = overlay,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{fast_load, parse_text, to_bootstrap};
+
+    /// Every repository file the fast way maps gives the bootstrap the slow way gives (the
+    /// JSON passes before the mapping change nothing in such a document), and a file it
+    /// hands back comes back as the value `parse_text` gives.
+    #[test]
+    fn fast_way_agrees_with_the_slow_way_on_repository_files() {
+        let mut fast = 0;
+        for (path, text) in crate::test_files::repository_configs() {
+            let what = path.display();
+            match fast_load(&text) {
+                Ok(bootstrap) => {
+                    let json = parse_text(&text).expect("the scanner took it");
+                    let (slow, dynamic) = to_bootstrap(&json).expect("the slow way maps it");
+                    assert!(dynamic.is_none(), "{what}: slow way left the wire path");
+                    assert_eq!(bootstrap, slow, "{what}");
+                    fast += 1;
+                }
+                Err(Some(json)) => assert_eq!(
+                    Ok(json),
+                    parse_text(&text).map_err(|e| e.to_string()),
+                    "{what}"
+                ),
+                Err(None) => {}
+            }
+        }
+        assert!(fast >= 5, "only {fast} repository files took the fast way");
+    }
+}
