@@ -137,11 +137,13 @@ pub fn load_with(
         _ => None,
     };
     let mut scanned = None;
+    let mut scanner_refused = false;
     let mut fast = None;
     if let Some(text) = single_text.filter(|_| disabled.is_empty()) {
         match load::fast_load(text) {
             Ok(proto) => fast = Some(proto),
-            Err(json) => scanned = json,
+            Err(Some(json)) => scanned = Some(json),
+            Err(None) => scanner_refused = true,
         }
     }
     let result = match fast {
@@ -150,6 +152,9 @@ pub fn load_with(
             let mut json = match &file {
                 Some((name, text)) => match scanned.take() {
                     Some(json) => json,
+                    None if scanner_refused => {
+                        load::parse_unscanned(text).map_err(|e| with_file(e, name))?
+                    }
                     None => load::parse_text(text).map_err(|e| with_file(e, name))?,
                 },
                 None => serde_json::Value::Object(Default::default()),
@@ -157,6 +162,7 @@ pub fn load_with(
             if let Some(inline) = inline_yaml {
                 let overlay = match scanned.take() {
                     Some(json) => json,
+                    None if scanner_refused => load::parse_unscanned(inline)?,
                     None => load::parse_text(inline)?,
                 };
                 load::merge_json(&mut json, overlay);

@@ -48,7 +48,16 @@ pub fn release_descriptor_pool() {
 /// serde_yaml_ng's events when it can ([`crate::yaml_json`]), else through the YAML value
 /// tree.
 pub(crate) fn parse_text(text: &str) -> Result<serde_json::Value> {
-    if let Some(json) = crate::yaml_scan::parse(text).or_else(|| crate::yaml_json::parse(text)) {
+    match crate::yaml_scan::parse(text) {
+        Some(json) if json.is_null() => Ok(serde_json::Value::Object(Default::default())),
+        Some(json) => Ok(json),
+        None => parse_unscanned(text),
+    }
+}
+
+/// [`parse_text`] of a text the subset scanner did not take.
+pub(crate) fn parse_unscanned(text: &str) -> Result<serde_json::Value> {
+    if let Some(json) = crate::yaml_json::parse(text) {
         if json.is_null() {
             return Ok(serde_json::Value::Object(Default::default()));
         }
@@ -84,6 +93,32 @@ pub(crate) fn to_bootstrap(
     let bootstrap = crate::transcode::transcode::<Bootstrap>(&dynamic)
         .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))?;
     Ok((bootstrap, Some(dynamic)))
+}
+
+/// `text` (YAML or JSON) as the message `type_name`: through the compact tree and
+/// [`crate::json_wire`] when the encoder maps it (prost-reflect's encoding, so the same
+/// message), else through the proto3 JSON mapping, whose errors name the field.
+pub(crate) fn parse_message<T: prost::Message + Default>(text: &str, type_name: &str) -> Result<T> {
+    let json = match crate::yaml_scan::parse_tree(text) {
+        Some(tree) => {
+            let tree = if tree.is_null() {
+                Node::Object(Box::default())
+            } else {
+                tree
+            };
+            let fast = pool()
+                .get_message_by_name(type_name)
+                .and_then(|descriptor| crate::json_wire::encode(&descriptor, &tree))
+                .and_then(|bytes| T::decode(bytes.as_slice()).ok());
+            if let Some(message) = fast {
+                return Ok(message);
+            }
+            tree.into_value()
+        }
+        None => parse_unscanned(text)?,
+    };
+    crate::transcode::transcode::<T>(&to_dynamic(&json, type_name)?)
+        .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))
 }
 
 /// One bootstrap text the fast way: scanned into the compact tree
