@@ -227,9 +227,13 @@ impl<'a> Scanner<'a> {
     /// `serde_json::Map` keeps them); `None` when a key is there twice.
     fn object(&mut self, start: usize) -> Option<Node<'a>> {
         let members = &mut self.members[start..];
-        members.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
-        if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
-            return None;
+        // Written in key order (JSON dumps often are), one pass shows it and leaves no
+        // duplicate; else sort, then look for one.
+        if !members.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            members.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+            if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+                return None;
+            }
         }
         Some(Node::Object(self.members.drain(start..).collect()))
     }
