@@ -37,9 +37,8 @@ type Mapped = Result<(), GiveUp>;
 /// or `None` when some shape in it is one this encoder leaves to prost-reflect (see the
 /// module comment).
 pub(crate) fn encode<J: JsonView>(descriptor: &MessageDescriptor, json: &J) -> Option<Vec<u8>> {
-    if json.members().is_none() {
-        return None;
-    }
+    // Only an object maps to a message.
+    let _object = json.members()?;
     let mut encoder = Encoder {
         pool: descriptor.parent_pool().clone(),
         buf: Vec::new(),

@@ -154,11 +154,7 @@ fn quick_check_object<'j, J: JsonView + 'j>(
             "config" if is_extension => return Err(()),
             "typed_config" | "typedConfig" => typed_config = true,
             "name" => name = Some(value),
-            "@type" => {
-                if value.as_str().is_some_and(v2_type_url) {
-                    return Err(());
-                }
-            }
+            "@type" if value.as_str().is_some_and(v2_type_url) => return Err(()),
             key if key.contains(['.', '[']) => return Err(()),
             _ => {}
         }
