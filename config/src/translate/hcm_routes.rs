@@ -266,6 +266,62 @@ mod tests {
         assert!(routes.all_decode());
     }
 
+    /// A translation error before a route that does not decode: the whole decode's error,
+    /// as when the HCM was decoded at once; without that route, the translation error.
+    #[test]
+    fn a_route_that_does_not_decode_fails_as_the_whole_decode_does() {
+        use crate::translate::{decode_any, listener::http_connection_manager, Context, Env};
+        use prost::encoding::encode_varint;
+        const HCM: &str =
+            "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+        let length_delimited = |key: u8, contents: &[u8]| {
+            let mut out = vec![key];
+            encode_varint(contents.len() as u64, &mut out);
+            out.extend_from_slice(contents);
+            out
+        };
+        let mut unknown_cluster = route("/");
+        unknown_cluster.action = Some(route_pb::route::Action::Route(route_pb::RouteAction {
+            cluster_specifier: Some(route_pb::route_action::ClusterSpecifier::Cluster(
+                "nowhere".to_string(),
+            )),
+            ..Default::default()
+        }));
+        let host_bytes = host("a", vec![unknown_cluster]).encode_to_vec();
+        let any_of = |host_bytes: &[u8]| {
+            let mut value = hcm_pb::HttpConnectionManager {
+                stat_prefix: "s".to_string(),
+                ..Default::default()
+            }
+            .encode_to_vec();
+            // route_config (4) holding virtual_hosts (2).
+            value.extend(length_delimited(0x22, &length_delimited(0x12, host_bytes)));
+            prost_types::Any {
+                type_url: format!("type.googleapis.com/{HCM}"),
+                value,
+            }
+        };
+        let env = Env::new(&Default::default()).expect("env");
+        let ctx = Context {
+            env: &env,
+            known_cluster: &|_: &str| false,
+            clusters_origin: "test",
+        };
+
+        // A second route (3) whose bytes end inside a key.
+        let broken = any_of(&[host_bytes.clone(), length_delimited(0x1a, &[0x80])].concat());
+        let err = http_connection_manager(&broken, "f", &ctx).expect_err("broken route");
+        let whole = decode_any::<hcm_pb::HttpConnectionManager>(&broken, HCM, "f")
+            .expect_err("whole decode");
+        assert_eq!(err.to_string(), whole.to_string());
+
+        let err = http_connection_manager(&any_of(&host_bytes), "f", &ctx).expect_err("cluster");
+        assert!(
+            err.to_string().contains("unknown cluster 'nowhere'"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn other_route_specifiers_are_not_split() {
         let rds = hcm_pb::HttpConnectionManager {

@@ -271,7 +271,7 @@ fn network_filter(
 /// An HCM's config, its inline routes decoded one at a time when its bytes split (see
 /// [`hcm_routes`]); decoded whole, as before, when they do not, and whenever the split
 /// way fails with a route that does not decode (the whole decode names the error).
-fn http_connection_manager(
+pub(super) fn http_connection_manager(
     any: &prost_types::Any,
     typed_path: &str,
     ctx: &Context<'_>,
