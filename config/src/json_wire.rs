@@ -21,7 +21,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use prost::encoding::{self, WireType};
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
-use serde_json::{Map, Value};
+
+use crate::json_tree::JsonView;
 
 /// Nesting given up on: prost's decoder stops at 100, and a configuration this deep is
 /// better answered by the reference mapping's error.
@@ -32,12 +33,12 @@ struct GiveUp;
 
 type Mapped = Result<(), GiveUp>;
 
-/// `json` as the wire bytes of `descriptor`, or `None` when some shape in it is one this
-/// encoder leaves to prost-reflect (see the module comment).
-pub(crate) fn encode(descriptor: &MessageDescriptor, json: &Value) -> Option<Vec<u8>> {
-    let Value::Object(object) = json else {
-        return None;
-    };
+/// `json` (a `serde_json::Value` or the compact tree) as the wire bytes of `descriptor`,
+/// or `None` when some shape in it is one this encoder leaves to prost-reflect (see the
+/// module comment).
+pub(crate) fn encode<J: JsonView>(descriptor: &MessageDescriptor, json: &J) -> Option<Vec<u8>> {
+    // Only an object maps to a message.
+    let _object = json.members()?;
     let mut encoder = Encoder {
         pool: descriptor.parent_pool().clone(),
         buf: Vec::new(),
@@ -46,17 +47,25 @@ pub(crate) fn encode(descriptor: &MessageDescriptor, json: &Value) -> Option<Vec
         infos: Vec::new(),
         depth: 0,
     };
-    encoder.message(descriptor, object, false).ok()?;
+    encoder.message(descriptor, json, false).ok()?;
     Some(encoder.buf)
 }
 
 /// One JSON member of the message being written, with its field.
-struct Member<'j> {
+struct Member<'j, J> {
     number: u32,
     /// The field's place in [`Encoder::infos`].
     info: u32,
-    value: &'j Value,
+    value: &'j J,
 }
+
+impl<J> Clone for Member<'_, J> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<J> Copy for Member<'_, J> {}
 
 /// What the encoder reads of a field's descriptor, read once per walk and field.
 struct FieldInfo {
@@ -124,12 +133,12 @@ impl Hasher for KeyHasher {
     }
 }
 
-struct Encoder<'j> {
+struct Encoder<'j, J> {
     pool: DescriptorPool,
     buf: Vec<u8>,
     /// The members of every message being written, innermost last (one buffer for the
     /// whole walk, not a vector per message).
-    fields: Vec<Member<'j>>,
+    fields: Vec<Member<'j, J>>,
     /// Fields found by key so far (`None`: no such field, or a group), as places in
     /// `infos`: a bootstrap names the same few hundred fields over and over.
     lookups: HashMap<LookupKey<'j>, Option<u32>, BuildHasherDefault<KeyHasher>>,
@@ -137,15 +146,10 @@ struct Encoder<'j> {
     depth: u32,
 }
 
-impl<'j> Encoder<'j> {
+impl<'j, J: JsonView> Encoder<'j, J> {
     /// The fields of a plain message (no well-known type) in field-number order;
     /// `in_any`: the object is an `Any`'s, whose `@type` member is not a field.
-    fn message(
-        &mut self,
-        descriptor: &MessageDescriptor,
-        object: &'j Map<String, Value>,
-        in_any: bool,
-    ) -> Mapped {
+    fn message(&mut self, descriptor: &MessageDescriptor, object: &'j J, in_any: bool) -> Mapped {
         self.depth += 1;
         if self.depth > DEPTH_LIMIT {
             return Err(GiveUp);
@@ -171,19 +175,19 @@ impl<'j> Encoder<'j> {
     fn collect(
         &mut self,
         descriptor: &MessageDescriptor,
-        object: &'j Map<String, Value>,
+        object: &'j J,
         in_any: bool,
         start: usize,
     ) -> Mapped {
         let message = descriptor.full_name().as_ptr() as usize;
-        for (key, value) in object {
+        for (key, value) in object.members().ok_or(GiveUp)? {
             if in_any && key == "@type" {
                 continue;
             }
             if value.is_null() {
                 return Err(GiveUp);
             }
-            let info = match self.lookups.get(&(message, key.as_str())) {
+            let info = match self.lookups.get(&(message, key)) {
                 Some(&found) => found,
                 None => {
                     let found = descriptor
@@ -194,7 +198,7 @@ impl<'j> Encoder<'j> {
                             self.infos.push(info);
                             (self.infos.len() - 1) as u32
                         });
-                    self.lookups.insert((message, key.as_str()), found);
+                    self.lookups.insert((message, key), found);
                     found
                 }
             }
@@ -225,7 +229,7 @@ impl<'j> Encoder<'j> {
         Ok(())
     }
 
-    fn field(&mut self, info: u32, value: &'j Value) -> Mapped {
+    fn field(&mut self, info: u32, value: &'j J) -> Mapped {
         let info = &self.infos[info as usize];
         let (number, kind, packed, presence) =
             (info.number, info.kind.clone(), info.packed, info.presence);
@@ -233,10 +237,8 @@ impl<'j> Encoder<'j> {
             return self.map(number, &kind, value);
         }
         if info.list {
-            let Value::Array(items) = value else {
-                return Err(GiveUp);
-            };
-            if items.iter().any(Value::is_null) {
+            let items = value.as_array().ok_or(GiveUp)?;
+            if items.iter().any(J::is_null) {
                 return Err(GiveUp);
             }
             if packed && !items.is_empty() {
@@ -252,8 +254,8 @@ impl<'j> Encoder<'j> {
 
     /// A map field: one entry message per key, key and value written (decoding either
     /// when absent gives the same default). Only string keys.
-    fn map(&mut self, number: u32, kind: &Kind, value: &'j Value) -> Mapped {
-        let (Kind::Message(entry), Value::Object(object)) = (kind, value) else {
+    fn map(&mut self, number: u32, kind: &Kind, value: &'j J) -> Mapped {
+        let (Kind::Message(entry), Some(object)) = (kind, value.members()) else {
             return Err(GiveUp);
         };
         if entry.map_entry_key_field().kind() != Kind::String {
@@ -265,7 +267,7 @@ impl<'j> Encoder<'j> {
                 return Err(GiveUp);
             }
             let start = self.open(number);
-            encoding::string::encode(1, key, &mut self.buf);
+            string(1, key, &mut self.buf);
             self.single(2, &value_kind, item, true)?;
             self.close(start);
         }
@@ -274,7 +276,7 @@ impl<'j> Encoder<'j> {
 
     /// Repeated varint numbers in one length-delimited field, as prost-reflect encodes
     /// a packed field.
-    fn packed(&mut self, number: u32, kind: &Kind, items: &'j [Value]) -> Mapped {
+    fn packed(&mut self, number: u32, kind: &Kind, items: &'j [J]) -> Mapped {
         let start = self.open(number);
         for item in items {
             let raw = varint_of(kind, item)?;
@@ -285,14 +287,12 @@ impl<'j> Encoder<'j> {
     }
 
     /// One value of `kind`; a default without `presence` is left out.
-    fn single(&mut self, number: u32, kind: &Kind, value: &'j Value, presence: bool) -> Mapped {
+    fn single(&mut self, number: u32, kind: &Kind, value: &'j J, presence: bool) -> Mapped {
         match kind {
             Kind::String => {
-                let Value::String(text) = value else {
-                    return Err(GiveUp);
-                };
+                let text = value.as_str().ok_or(GiveUp)?;
                 if presence || !text.is_empty() {
-                    encoding::string::encode(number, text, &mut self.buf);
+                    string(number, text, &mut self.buf);
                 }
             }
             Kind::Message(descriptor) => self.message_field(number, descriptor, value)?,
@@ -312,7 +312,7 @@ impl<'j> Encoder<'j> {
         &mut self,
         number: u32,
         descriptor: &MessageDescriptor,
-        value: &'j Value,
+        value: &'j J,
     ) -> Mapped {
         let name = descriptor.full_name();
         if let Some(wrapped) = wrapper_kind(name) {
@@ -321,8 +321,9 @@ impl<'j> Encoder<'j> {
             self.close(start);
             return Ok(());
         }
-        match (name, value) {
-            ("google.protobuf.Duration", Value::String(text)) => {
+        let is_object = value.members().is_some();
+        match (name, value.as_str()) {
+            ("google.protobuf.Duration", Some(text)) => {
                 let (seconds, nanos) = duration(text)?;
                 let start = self.open(number);
                 if seconds != 0 {
@@ -334,10 +335,10 @@ impl<'j> Encoder<'j> {
                 self.close(start);
                 Ok(())
             }
-            ("google.protobuf.Any", Value::Object(object)) => self.any(number, object),
-            (name, Value::Object(object)) if !name.starts_with("google.protobuf.") => {
+            ("google.protobuf.Any", _) if is_object => self.any(number, value),
+            (name, _) if is_object && !name.starts_with("google.protobuf.") => {
                 let start = self.open(number);
-                self.message(descriptor, object, false)?;
+                self.message(descriptor, value, false)?;
                 self.close(start);
                 Ok(())
             }
@@ -347,17 +348,15 @@ impl<'j> Encoder<'j> {
 
     /// An `Any`: its `@type` as given, the other members as the fields of that type,
     /// which must not be a well-known type (those map through a `value` member).
-    fn any(&mut self, number: u32, object: &'j Map<String, Value>) -> Mapped {
-        let Some(Value::String(type_url)) = object.get("@type") else {
-            return Err(GiveUp);
-        };
+    fn any(&mut self, number: u32, object: &'j J) -> Mapped {
+        let type_url = object.get("@type").and_then(J::as_str).ok_or(GiveUp)?;
         let (_, message_name) = type_url.rsplit_once('/').ok_or(GiveUp)?;
         if message_name.starts_with("google.protobuf.") {
             return Err(GiveUp);
         }
         let descriptor = self.pool.get_message_by_name(message_name).ok_or(GiveUp)?;
         let start = self.open(number);
-        encoding::string::encode(1, type_url, &mut self.buf);
+        string(1, type_url, &mut self.buf);
         let contents = self.open(2);
         self.message(&descriptor, object, true)?;
         if self.buf.len() == contents + 1 {
@@ -405,21 +404,25 @@ impl<'j> Encoder<'j> {
     }
 }
 
+/// A string field as prost writes one (its `string::encode` takes a `String`).
+fn string(number: u32, text: &str, buf: &mut Vec<u8>) {
+    encoding::encode_key(number, WireType::LengthDelimited, buf);
+    encoding::encode_varint(text.len() as u64, buf);
+    buf.extend_from_slice(text.as_bytes());
+}
+
 /// The varint a number, boolean or enum name is written as; gives up on numbers as
 /// strings or floats, out-of-range numbers, unknown enum names, and the kinds that are
 /// not varints or zigzag-encoded.
-fn varint_of(kind: &Kind, value: &Value) -> Result<u64, GiveUp> {
-    fn number(value: &Value) -> Result<&serde_json::Number, GiveUp> {
-        match value {
-            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n),
+fn varint_of<J: JsonView>(kind: &Kind, value: &J) -> Result<u64, GiveUp> {
+    fn number<J: JsonView>(value: &J) -> Result<&serde_json::Number, GiveUp> {
+        match value.as_number() {
+            Some(n) if n.is_i64() || n.is_u64() => Ok(n),
             _ => Err(GiveUp),
         }
     }
     Ok(match kind {
-        Kind::Bool => match value {
-            Value::Bool(b) => u64::from(*b),
-            _ => return Err(GiveUp),
-        },
+        Kind::Bool => u64::from(value.as_bool().ok_or(GiveUp)?),
         Kind::Int32 => {
             let n = number(value)?;
             let v: i32 = match n.as_i64() {
@@ -436,9 +439,7 @@ fn varint_of(kind: &Kind, value: &Value) -> Result<u64, GiveUp> {
         }
         Kind::Uint64 => number(value)?.as_u64().ok_or(GiveUp)?,
         Kind::Enum(descriptor) => {
-            let Value::String(name) = value else {
-                return Err(GiveUp);
-            };
+            let name = value.as_str().ok_or(GiveUp)?;
             if descriptor.full_name() == "google.protobuf.NullValue" {
                 return Err(GiveUp);
             }

@@ -14,6 +14,7 @@
 pub mod crypto;
 pub mod disabled;
 mod error;
+mod json_tree;
 mod json_wire;
 mod load;
 mod locate;
@@ -127,39 +128,61 @@ pub fn load_with(
         ));
     }
 
-    let mut json = match &file {
-        Some((name, text)) => load::parse_text(text).map_err(|e| with_file(e, name))?,
-        None => serde_json::Value::Object(Default::default()),
-    };
-    if let Some(inline) = inline_yaml {
-        let overlay = load::parse_text(inline)?;
-        load::merge_json(&mut json, overlay);
-    }
-
-    optional::drop_unparseable_optional_configs(&mut json);
-    typed_struct::unwrap_bootstrap_extensions(&mut json);
-    let mut unknown_fields = Vec::new();
     let (disabled, _) = disabled::resolve(&options.disabled_extensions);
-    let result = disabled::check(&json, &disabled)
-        .and_then(|()| load::to_bootstrap(&json))
-        .or_else(|err| {
-            if options.allow_unknown_static_fields {
-                unknown_fields::drop_and_retry(&mut json, err, &mut unknown_fields)
-            } else {
-                Err(err)
+    // One text and no disabled extension: the fast way first (see `load::fast_load`),
+    // which hands back the scanned document when it cannot finish.
+    let single_text = match (&file, inline_yaml) {
+        (Some((_, text)), None) => Some(text.as_str()),
+        (None, Some(inline)) => Some(inline),
+        _ => None,
+    };
+    let mut scanned = None;
+    let mut scanner_refused = false;
+    let mut fast = None;
+    if let Some(text) = single_text.filter(|_| disabled.is_empty()) {
+        match load::fast_load(text) {
+            Ok(proto) => fast = Some(proto),
+            Err(Some(json)) => scanned = Some(json),
+            Err(None) => scanner_refused = true,
+        }
+    }
+    let result = match fast {
+        Some(proto) => translated(proto, None, Vec::new()),
+        None => {
+            let mut json = match &file {
+                Some((name, text)) => match scanned.take() {
+                    Some(json) => json,
+                    None if scanner_refused => {
+                        load::parse_unscanned(text).map_err(|e| with_file(e, name))?
+                    }
+                    None => load::parse_text(text).map_err(|e| with_file(e, name))?,
+                },
+                None => serde_json::Value::Object(Default::default()),
+            };
+            if let Some(inline) = inline_yaml {
+                let overlay = match scanned.take() {
+                    Some(json) => json,
+                    None if scanner_refused => load::parse_unscanned(inline)?,
+                    None => load::parse_text(inline)?,
+                };
+                load::merge_json(&mut json, overlay);
             }
-        })
-        .and_then(|(proto, dynamic)| {
-            if let Some(dynamic) = &dynamic {
-                supported::check(dynamic)?;
-            }
-            let model = translate::bootstrap(&proto)?;
-            Ok(Loaded {
-                proto,
-                model,
-                unknown_fields,
-            })
-        });
+
+            optional::drop_unparseable_optional_configs(&mut json);
+            typed_struct::unwrap_bootstrap_extensions(&mut json);
+            let mut unknown_fields = Vec::new();
+            disabled::check(&json, &disabled)
+                .and_then(|()| load::to_bootstrap(&json))
+                .or_else(|err| {
+                    if options.allow_unknown_static_fields {
+                        unknown_fields::drop_and_retry(&mut json, err, &mut unknown_fields)
+                    } else {
+                        Err(err)
+                    }
+                })
+                .and_then(|(proto, dynamic)| translated(proto, dynamic, unknown_fields))
+        }
+    };
     result.map_err(|mut err| {
         // Prefer the file's line; a path only found in the inline text gets its line but
         // no file name, so the message never points at the wrong source.
@@ -177,6 +200,24 @@ pub fn load_with(
             }
         }
         err
+    })
+}
+
+/// The supported-field check of a bootstrap mapped the prost-reflect way (`dynamic`),
+/// then translation into the model.
+fn translated(
+    proto: Bootstrap,
+    dynamic: Option<prost_reflect::DynamicMessage>,
+    unknown_fields: Vec<String>,
+) -> Result<Loaded, ConfigError> {
+    if let Some(dynamic) = &dynamic {
+        supported::check(dynamic)?;
+    }
+    let model = translate::bootstrap(&proto)?;
+    Ok(Loaded {
+        proto,
+        model,
+        unknown_fields,
     })
 }
 

@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 
+use crate::json_tree::JsonView;
 use crate::load::pool;
 
 /// The per-route wrapper that carries `is_optional` and `disabled`.
@@ -39,14 +40,46 @@ pub(crate) fn drop_unparseable_optional_configs(json: &mut Value) {
     }
 }
 
+/// Whether [`drop_unparseable_optional_configs`] might change `json`: an optional
+/// `http_filters[]` entry or an optional or disabled `FilterConfig` anywhere (whether
+/// its config is one Baton can parse is not looked at). A document without one needs
+/// no pass.
+pub(crate) fn may_drop<J: JsonView>(json: &J) -> bool {
+    if let Some(members) = json.members() {
+        for (key, value) in members {
+            let found = match key {
+                "http_filters" | "httpFilters" => value.as_array().is_some_and(|filters| {
+                    filters.iter().any(|f| flag(f, "is_optional", "isOptional"))
+                }),
+                "typed_per_filter_config" | "typedPerFilterConfig" => {
+                    value.members().is_some_and(|mut entries| {
+                        entries.any(|(_, entry)| {
+                            type_name(entry.get("@type")) == Some(FILTER_CONFIG_TYPE)
+                                && (flag(entry, "is_optional", "isOptional")
+                                    || flag(entry, "disabled", "disabled"))
+                        })
+                    })
+                }
+                _ => false,
+            };
+            if found || may_drop(value) {
+                return true;
+            }
+        }
+    } else if let Some(items) = json.as_array() {
+        return items.iter().any(may_drop);
+    }
+    false
+}
+
 /// `http_filters[]`: `is_optional` with an unknown `typed_config`.
 fn optional_http_filter(filter: &mut Value) {
+    if !flag(&*filter, "is_optional", "isOptional") {
+        return;
+    }
     let Value::Object(filter) = filter else {
         return;
     };
-    if !flag(filter, "is_optional", "isOptional") {
-        return;
-    }
     for key in ["typed_config", "typedConfig"] {
         if filter.get(key).is_some_and(|config| !parseable(config)) {
             filter.remove(key);
@@ -57,29 +90,29 @@ fn optional_http_filter(filter: &mut Value) {
 /// `typed_per_filter_config` values: a `FilterConfig` that is optional or disabled, with
 /// an unknown `config`.
 fn optional_route_config(entry: &mut Value) {
-    let Value::Object(entry) = entry else {
-        return;
-    };
     if type_name(entry.get("@type")) != Some(FILTER_CONFIG_TYPE) {
         return;
     }
-    if !flag(entry, "is_optional", "isOptional") && !flag(entry, "disabled", "disabled") {
+    if !flag(&*entry, "is_optional", "isOptional") && !flag(&*entry, "disabled", "disabled") {
         return;
     }
+    let Value::Object(entry) = entry else {
+        return;
+    };
     if entry.get("config").is_some_and(|config| !parseable(config)) {
         entry.remove("config");
     }
 }
 
-fn flag(object: &serde_json::Map<String, Value>, name: &str, json_name: &str) -> bool {
+fn flag<J: JsonView>(object: &J, name: &str, json_name: &str) -> bool {
     [name, json_name]
         .iter()
-        .any(|k| object.get(*k).and_then(Value::as_bool) == Some(true))
+        .any(|k| object.get(k).and_then(J::as_bool) == Some(true))
 }
 
-fn type_name(type_url: Option<&Value>) -> Option<&str> {
+fn type_name<J: JsonView>(type_url: Option<&J>) -> Option<&str> {
     type_url
-        .and_then(Value::as_str)
+        .and_then(J::as_str)
         .map(|url| url.rsplit('/').next().unwrap_or_default())
 }
 
@@ -111,6 +144,10 @@ mod tests {
             "y": { "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "config": { "@type": "type.googleapis.com/xds.type.v3.TypedStruct" } },
             "z": { "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": true, "config": { "@type": "type.googleapis.com/my.Filter" } },
         } } });
+        assert!(may_drop(&json));
+        let text = json.to_string();
+        let tree = crate::yaml_scan::parse_tree(&text).expect("scanned");
+        assert!(may_drop(&tree));
         drop_unparseable_optional_configs(&mut json);
         let filters = &json["hcm"]["http_filters"];
         assert!(filters[0].get("typed_config").is_none());
@@ -120,5 +157,18 @@ mod tests {
         assert!(per_route["x"].get("config").is_none());
         assert!(per_route["y"].get("config").is_some());
         assert!(per_route["z"].get("config").is_none());
+    }
+
+    #[test]
+    fn documents_without_optional_configs_need_no_pass() {
+        for json in [
+            json!({ "hcm": { "http_filters": [{ "name": "a", "is_optional": false, "typed_config": {} }] } }),
+            json!({ "route": { "typed_per_filter_config": { "x": { "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "config": {} } } } }),
+            json!({ "is_optional": true, "disabled": true }),
+        ] {
+            assert!(!may_drop(&json), "{json}");
+        }
+        let nested = json!({ "a": [{ "b": { "httpFilters": [{ "isOptional": true }] } }] });
+        assert!(may_drop(&nested));
     }
 }

@@ -15,7 +15,7 @@ use baton_proto::pb::envoy::config::listener::v3 as listener_pb;
 use baton_proto::pb::envoy::config::route::v3 as route_pb;
 
 use crate::error::ConfigError;
-use crate::load::{parse_text, pool, to_dynamic, to_json};
+use crate::load::{pool, to_json};
 use crate::model;
 use crate::translate::{self, Context, Env};
 use crate::wire_walk;
@@ -145,8 +145,14 @@ pub fn route_configuration(
         known_cluster: known_clusters,
         clusters_origin: DYNAMIC_CLUSTERS,
     };
-    translate::route::translate(&proto, "", &translate_ctx, translate::route::Origin::Rds)
-        .map_err(|e| error(res, name, e))
+    translate::route::translate(
+        &proto,
+        "",
+        &translate_ctx,
+        translate::route::Origin::Rds,
+        None,
+    )
+    .map_err(|e| error(res, name, e))
 }
 
 /// An EDS `ClusterLoadAssignment` (endpoints must be IP addresses).
@@ -186,11 +192,7 @@ pub fn parse_discovery_response(text: &str) -> Result<DiscoveryResponse, ConfigE
 
 /// `text` (YAML or JSON) as the message `type_name`; errors carry the line.
 fn parse_as<T: prost::Message + Default>(text: &str, type_name: &str) -> Result<T, ConfigError> {
-    let result = parse_text(text).and_then(|json| {
-        crate::transcode::transcode::<T>(&to_dynamic(&json, type_name)?)
-            .map_err(|e| ConfigError::at("", format!("internal transcode error: {e}")))
-    });
-    result.map_err(|mut err| {
+    crate::load::parse_message(text, type_name).map_err(|mut err| {
         if err.line.is_none() {
             err.line = crate::locate::line_of(text, &err.path);
         }

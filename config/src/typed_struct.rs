@@ -10,6 +10,14 @@ use serde_json::{Map, Value};
 /// The wrapper's type URLs (only the message name after the last `/` is compared).
 const TYPED_STRUCT_TYPES: &[&str] = &["xds.type.v3.TypedStruct", "udpa.type.v1.TypedStruct"];
 
+/// Whether [`unwrap_bootstrap_extensions`] might change `bootstrap`: it has bootstrap
+/// extensions at all.
+pub(crate) fn may_unwrap<J: crate::json_tree::JsonView>(bootstrap: &J) -> bool {
+    ["bootstrap_extensions", "bootstrapExtensions"]
+        .iter()
+        .any(|key| bootstrap.get(key).is_some())
+}
+
 /// Rewrites every `bootstrap_extensions[].typed_config` given as a TypedStruct into the
 /// typed form `{"@type": <type_url>, ...<value>}`.
 pub(crate) fn unwrap_bootstrap_extensions(bootstrap: &mut Value) {

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::error::{ConfigError, Result};
+use crate::json_tree::JsonView;
 
 /// Known v2 (or deprecated) filter names -> (v3 name, v3 `@type`).
 const FILTER_NAMES: &[(&str, &str, &str)] = &[
@@ -93,35 +94,42 @@ pub(crate) fn check(root: &Value) -> Result<()> {
     // nodes cost more than the checks. A document with a finding, or with a key holding
     // '.' or '[' (where the path's list name is not simply the key), is walked again with
     // paths, which finds the same first problem in the same order and names its field.
-    if quick_walk(root, None, None).is_ok() {
+    if passes(root) {
         return Ok(());
     }
     walk(root, &mut String::new())
+}
+
+/// Whether [`check`] passes `root` (a `serde_json::Value` or the compact tree) without
+/// looking further: false for a document with a v2-era finding or a key holding `.` or
+/// `[` (which [`check`] then names with its path).
+pub(crate) fn passes<J: JsonView>(root: &J) -> bool {
+    quick_walk(root, None, None).is_ok()
 }
 
 /// [`walk`] without the path: `key` is the key `value` is under (None for the root and
 /// list items), `list` the key of the innermost list it is in (what [`list_of`] reads
 /// from the path; `Some("")` for a list that has no key of its own). Fails on a finding
 /// or on a key the path would not reflect plainly.
-fn quick_walk(value: &Value, key: Option<&str>, list: Option<&str>) -> std::result::Result<(), ()> {
-    match value {
-        Value::Object(map) => {
-            let socket = key
-                .is_some_and(|k| k.ends_with("transport_socket") || k.ends_with("transportSocket"));
-            // A route's `match` has a v3 `tls_context` of its own.
-            let route_match = key == Some("match");
-            quick_check_object(map, list, socket, route_match)?;
-            for (key, child) in map {
-                quick_walk(child, Some(key), list)?;
-            }
+fn quick_walk<J: JsonView>(
+    value: &J,
+    key: Option<&str>,
+    list: Option<&str>,
+) -> std::result::Result<(), ()> {
+    if let Some(members) = value.members() {
+        let socket =
+            key.is_some_and(|k| k.ends_with("transport_socket") || k.ends_with("transportSocket"));
+        // A route's `match` has a v3 `tls_context` of its own.
+        let route_match = key == Some("match");
+        quick_check_object(members.clone(), list, socket, route_match)?;
+        for (key, child) in members {
+            quick_walk(child, Some(key), list)?;
         }
-        Value::Array(items) => {
-            let list = Some(key.unwrap_or(""));
-            for child in items {
-                quick_walk(child, None, list)?;
-            }
+    } else if let Some(items) = value.as_array() {
+        let list = Some(key.unwrap_or(""));
+        for child in items {
+            quick_walk(child, None, list)?;
         }
-        _ => {}
     }
     Ok(())
 }
@@ -129,8 +137,8 @@ fn quick_walk(value: &Value, key: Option<&str>, list: Option<&str>) -> std::resu
 /// [`check_object`]'s findings in one pass over the object's keys (each check of its own
 /// was a map lookup per object: most of the walk at 10,000 clusters), and a key holding
 /// `.` or `[`; fails on any of them, without saying which.
-fn quick_check_object(
-    map: &serde_json::Map<String, Value>,
+fn quick_check_object<'j, J: JsonView + 'j>(
+    members: impl Iterator<Item = (&'j str, &'j J)>,
     list: Option<&str>,
     socket: bool,
     route_match: bool,
@@ -139,25 +147,21 @@ fn quick_check_object(
     let is_extension = extension_list(list) || socket;
     let mut typed_config = false;
     let mut name = None;
-    for (key, value) in map {
-        match key.as_str() {
+    for (key, value) in members {
+        match key {
             "hosts" if in_cluster => return Err(()),
             "tls_context" | "tlsContext" if !route_match => return Err(()),
             "config" if is_extension => return Err(()),
             "typed_config" | "typedConfig" => typed_config = true,
             "name" => name = Some(value),
-            "@type" => {
-                if matches!(value, Value::String(type_url) if v2_type_url(type_url)) {
-                    return Err(());
-                }
-            }
+            "@type" if value.as_str().is_some_and(v2_type_url) => return Err(()),
             key if key.contains(['.', '[']) => return Err(()),
             _ => {}
         }
     }
     if is_extension && !typed_config {
-        if let Some(Value::String(name)) = name {
-            if FILTER_NAMES.iter().any(|(n, _, _)| n == name) {
+        if let Some(name) = name.and_then(J::as_str) {
+            if FILTER_NAMES.iter().any(|(n, _, _)| *n == name) {
                 return Err(());
             }
         }
@@ -319,7 +323,7 @@ fn check_object(
 
 #[cfg(test)]
 mod tests {
-    use super::{check, list_of, push_index, walk};
+    use super::{check, list_of, passes, push_index, walk};
 
     /// The walk without paths passes exactly the documents the walk with paths passes.
     #[test]
@@ -355,6 +359,9 @@ mod tests {
             let quick = check(&doc).map_err(|e| e.to_string());
             let with_paths = walk(&doc, &mut String::new()).map_err(|e| e.to_string());
             assert_eq!(quick, with_paths, "{text}");
+            // The same walk over the compact tree (JSON is in the scanner's subset).
+            let tree = crate::yaml_scan::parse_tree(text).expect("scanned");
+            assert_eq!(passes(&tree), passes(&doc), "{text}");
         }
     }
 

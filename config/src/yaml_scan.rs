@@ -1,5 +1,6 @@
 //! A scanner for the plain subset of YAML that bootstraps are written in, straight into a
-//! `serde_json::Value`: block mappings and sequences, flow `{...}` and `[...]` (JSON
+//! compact JSON tree ([`Node`]: strings borrowed from the text, objects as exact-size
+//! slices) or, converted, a `serde_json::Value`: block mappings and sequences, flow `{...}` and `[...]` (JSON
 //! included), plain and one-line quoted scalars, comments. A 10,000-cluster bootstrap
 //! spent about 500 instructions per input byte in libyaml's events and serde_yaml_ng's
 //! deserializer; this takes a few dozen.
@@ -10,7 +11,11 @@
 //! error messages are that path's. Plain scalars resolve as serde_yaml_ng resolves them
 //! (YAML 1.2 core schema: null, booleans, integers in 10/16/8/2, floats, else a string).
 
-use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
+
+use serde_json::{Number, Value};
+
+use crate::json_tree::Node;
 
 /// Deeper nesting goes the serde_yaml_ng way (it has its own recursion limit).
 const MAX_DEPTH: usize = 100;
@@ -21,6 +26,11 @@ const MAX_KEY_LEN: usize = 1024;
 /// Parses `text` into a JSON value (`Null` for an empty document), or `None` when the
 /// text is outside the subset.
 pub(crate) fn parse(text: &str) -> Option<Value> {
+    parse_tree(text).map(Node::into_value)
+}
+
+/// [`parse`] into the compact tree, which borrows from `text`.
+pub(crate) fn parse_tree(text: &str) -> Option<Node<'_>> {
     // Printable ASCII and newlines only: tabs, carriage returns, other line breaks
     // (NEL, U+2028) and libyaml's character checks stay with libyaml.
     if !printable_ascii(text.as_bytes()) {
@@ -32,10 +42,12 @@ pub(crate) fn parse(text: &str) -> Option<Value> {
         pos: 0,
         line_start: 0,
         depth: 0,
+        members: Vec::new(),
+        items: Vec::new(),
     };
     scanner.skip_blank_lines()?;
     if scanner.at_end() {
-        return Some(Value::Null);
+        return Some(Node::Null);
     }
     let column = scanner.column();
     let value = scanner.block_node(column, -1)?;
@@ -51,6 +63,11 @@ struct Scanner<'a> {
     /// Offset of the current line's first byte.
     line_start: usize,
     depth: usize,
+    /// The members of every mapping being read, innermost last: one buffer for the whole
+    /// scan, each mapping moved out into an exact-size slice when it ends.
+    members: Vec<(Cow<'a, str>, Node<'a>)>,
+    /// The same for the items of the sequences being read.
+    items: Vec<Node<'a>>,
 }
 
 /// What ended a plain scalar's scan.
@@ -143,7 +160,7 @@ impl<'a> Scanner<'a> {
 
     /// A block node starting here at `column` (content inside a block collection whose
     /// indentation is `parent`).
-    fn block_node(&mut self, column: isize, parent: isize) -> Option<Value> {
+    fn block_node(&mut self, column: isize, parent: isize) -> Option<Node<'a>> {
         self.descend()?;
         let value = match self.peek()? {
             b'-' if self.blank_at(1) => self.block_sequence(column)?,
@@ -170,8 +187,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// A block sequence whose `-` entries sit at `column`.
-    fn block_sequence(&mut self, column: isize) -> Option<Value> {
-        let mut items = Vec::new();
+    fn block_sequence(&mut self, column: isize) -> Option<Node<'a>> {
+        let start = self.items.len();
         loop {
             // At a `-` followed by a blank.
             self.pos += 1;
@@ -186,7 +203,7 @@ impl<'a> Scanner<'a> {
                     self.block_node(at, column)?
                 }
             };
-            items.push(item);
+            self.items.push(item);
             if self.at_end() {
                 break;
             }
@@ -198,26 +215,46 @@ impl<'a> Scanner<'a> {
                 break;
             }
         }
-        Some(Value::Array(items))
+        Some(self.array(start))
+    }
+
+    /// The sequence whose items were pushed from `start` on.
+    fn array(&mut self, start: usize) -> Node<'a> {
+        Node::Array(self.items.drain(start..).collect())
+    }
+
+    /// The mapping whose members were pushed from `start` on, sorted by key (as a
+    /// `serde_json::Map` keeps them); `None` when a key is there twice.
+    fn object(&mut self, start: usize) -> Option<Node<'a>> {
+        let members = &mut self.members[start..];
+        // Written in key order (JSON dumps often are), one pass shows it and leaves no
+        // duplicate; else sort, then look for one.
+        if !members.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            members.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+            if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+                return None;
+            }
+        }
+        Some(Node::Object(self.members.drain(start..).collect()))
     }
 
     /// The value of an entry whose line ended after its indicator: a node indented
     /// more than `column`, or null.
-    fn nested_or_null(&mut self, column: isize) -> Option<Value> {
+    fn nested_or_null(&mut self, column: isize) -> Option<Node<'a>> {
         if self.at_end() {
-            return Some(Value::Null);
+            return Some(Node::Null);
         }
         let at = self.column();
         if at > column {
             self.block_node(at, column)
         } else {
-            Some(Value::Null)
+            Some(Node::Null)
         }
     }
 
     /// A block mapping whose keys sit at `column`.
-    fn block_mapping(&mut self, column: isize) -> Option<Value> {
-        let mut object = Map::new();
+    fn block_mapping(&mut self, column: isize) -> Option<Node<'a>> {
+        let start = self.members.len();
         loop {
             let key = self.key(Context::Block)?;
             self.skip_spaces();
@@ -246,9 +283,7 @@ impl<'a> Scanner<'a> {
                 }
                 Some(_) => self.inline_value(column)?,
             };
-            if object.insert(key, value).is_some() {
-                return None;
-            }
+            self.members.push((key, value));
             if self.at_end() {
                 break;
             }
@@ -264,11 +299,11 @@ impl<'a> Scanner<'a> {
                 return None;
             }
         }
-        Some(Value::Object(object))
+        self.object(start)
     }
 
     /// A mapping value on its key's line: a scalar or a flow collection, then the line's end.
-    fn inline_value(&mut self, column: isize) -> Option<Value> {
+    fn inline_value(&mut self, column: isize) -> Option<Node<'a>> {
         let value = match self.peek()? {
             b'{' | b'[' => self.flow_node(column)?,
             b'-' if self.blank_at(1) => return None,
@@ -279,25 +314,25 @@ impl<'a> Scanner<'a> {
     }
 
     /// A mapping key: a scalar that resolves to a string, on one line.
-    fn key(&mut self, context: Context) -> Option<String> {
+    fn key(&mut self, context: Context) -> Option<Cow<'a, str>> {
         let start = self.pos;
         let key = match self.scalar(context)? {
-            Value::String(key) => key,
+            Node::String(key) => key,
             _ => return None,
         };
         (self.pos - start <= MAX_KEY_LEN).then_some(key)
     }
 
     /// A plain or quoted scalar on one line.
-    fn scalar(&mut self, context: Context) -> Option<Value> {
+    fn scalar(&mut self, context: Context) -> Option<Node<'a>> {
         match self.peek()? {
-            b'\'' => self.single_quoted().map(Value::String),
-            b'"' => self.double_quoted().map(Value::String),
+            b'\'' => self.single_quoted().map(Node::String),
+            b'"' => self.double_quoted().map(Node::String),
             _ => self.plain(context),
         }
     }
 
-    fn plain(&mut self, context: Context) -> Option<Value> {
+    fn plain(&mut self, context: Context) -> Option<Node<'a>> {
         let first = self.peek()?;
         match first {
             // Indicators that start something else, or that this subset leaves out.
@@ -345,44 +380,50 @@ impl<'a> Scanner<'a> {
         resolve_plain(text)
     }
 
-    fn single_quoted(&mut self) -> Option<String> {
+    /// A single-quoted scalar: borrowed from the text unless it holds a `''`.
+    fn single_quoted(&mut self) -> Option<Cow<'a, str>> {
         self.pos += 1;
-        let mut out = String::new();
+        let mut out: Option<String> = None;
         loop {
             let run_start = self.pos;
             while !matches!(self.peek()?, b'\'' | b'\n') {
                 self.pos += 1;
             }
-            out.push_str(self.text.get(run_start..self.pos)?);
+            let run = self.text.get(run_start..self.pos)?;
             if self.peek()? == b'\n' {
                 return None;
             }
             self.pos += 1;
             if self.peek() == Some(b'\'') {
+                let out = out.get_or_insert_with(String::new);
+                out.push_str(run);
                 out.push('\'');
                 self.pos += 1;
             } else {
-                return Some(out);
+                return Some(with_run(out, run));
             }
         }
     }
 
-    fn double_quoted(&mut self) -> Option<String> {
+    /// A double-quoted scalar: borrowed from the text unless it holds an escape.
+    fn double_quoted(&mut self) -> Option<Cow<'a, str>> {
         self.pos += 1;
-        let mut out = String::new();
+        let mut out: Option<String> = None;
         loop {
             let run_start = self.pos;
             while !matches!(self.peek()?, b'"' | b'\\' | b'\n') {
                 self.pos += 1;
             }
-            out.push_str(self.text.get(run_start..self.pos)?);
+            let run = self.text.get(run_start..self.pos)?;
             match self.peek()? {
                 b'"' => {
                     self.pos += 1;
-                    return Some(out);
+                    return Some(with_run(out, run));
                 }
                 b'\n' => return None,
                 _ => {
+                    let out = out.get_or_insert_with(String::new);
+                    out.push_str(run);
                     let escaped = self.peek_at(1)?;
                     self.pos += 2;
                     let c = match escaped {
@@ -449,7 +490,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// `{...}` or `[...]` starting here.
-    fn flow_node(&mut self, parent: isize) -> Option<Value> {
+    fn flow_node(&mut self, parent: isize) -> Option<Node<'a>> {
         self.descend()?;
         let value = match self.peek()? {
             b'{' => self.flow_mapping(parent)?,
@@ -461,7 +502,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A flow collection's entry value.
-    fn flow_value(&mut self, parent: isize) -> Option<Value> {
+    fn flow_value(&mut self, parent: isize) -> Option<Node<'a>> {
         match self.peek()? {
             b'{' | b'[' => self.flow_node(parent),
             b'-' if matches!(self.peek_at(1), Some(b' ' | b'\n' | b',' | b']' | b'}')) => None,
@@ -483,22 +524,23 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn flow_sequence(&mut self, parent: isize) -> Option<Value> {
+    fn flow_sequence(&mut self, parent: isize) -> Option<Node<'a>> {
         self.pos += 1;
-        let mut items = Vec::new();
+        let start = self.items.len();
         loop {
             self.skip_flow_blanks(parent)?;
             if self.peek()? == b']' {
                 self.pos += 1;
-                return Some(Value::Array(items));
+                return Some(self.array(start));
             }
-            items.push(self.flow_value(parent)?);
+            let item = self.flow_value(parent)?;
+            self.items.push(item);
             self.skip_flow_blanks(parent)?;
             match self.peek()? {
                 b',' => self.pos += 1,
                 b']' => {
                     self.pos += 1;
-                    return Some(Value::Array(items));
+                    return Some(self.array(start));
                 }
                 // `[a: b]` (a one-pair mapping) and anything else.
                 _ => return None,
@@ -506,14 +548,14 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn flow_mapping(&mut self, parent: isize) -> Option<Value> {
+    fn flow_mapping(&mut self, parent: isize) -> Option<Node<'a>> {
         self.pos += 1;
-        let mut object = Map::new();
+        let start = self.members.len();
         loop {
             self.skip_flow_blanks(parent)?;
             if self.peek()? == b'}' {
                 self.pos += 1;
-                return Some(Value::Object(object));
+                return self.object(start);
             }
             let line = self.line_start;
             let key = self.key(Context::Flow)?;
@@ -527,21 +569,30 @@ impl<'a> Scanner<'a> {
             self.pos += 1;
             self.skip_flow_blanks(parent)?;
             let value = match self.peek()? {
-                b',' | b'}' => Value::Null,
+                b',' | b'}' => Node::Null,
                 _ => self.flow_value(parent)?,
             };
-            if object.insert(key, value).is_some() {
-                return None;
-            }
+            self.members.push((key, value));
             self.skip_flow_blanks(parent)?;
             match self.peek()? {
                 b',' => self.pos += 1,
                 b'}' => {
                     self.pos += 1;
-                    return Some(Value::Object(object));
+                    return self.object(start);
                 }
                 _ => return None,
             }
+        }
+    }
+}
+
+/// A quoted scalar's text: its last run borrowed when nothing came before it (no escape).
+fn with_run<'a>(out: Option<String>, run: &'a str) -> Cow<'a, str> {
+    match out {
+        None => Cow::Borrowed(run),
+        Some(mut out) => {
+            out.push_str(run);
+            Cow::Owned(out)
         }
     }
 }
@@ -571,36 +622,36 @@ fn printable_ascii(bytes: &[u8]) -> bool {
 
 /// Resolves a plain scalar as serde_yaml_ng does for an untagged one. `None` for the
 /// integers it hands on as 128-bit (the JSON value path does not take them).
-fn resolve_plain(text: &str) -> Option<Value> {
+fn resolve_plain(text: &str) -> Option<Node<'_>> {
     match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
-        "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
-        "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Node::Null),
+        "true" | "True" | "TRUE" => return Some(Node::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Node::Bool(false)),
         _ => {}
     }
     let first = text.as_bytes()[0];
     // Every number starts with a digit, a sign or a dot; anything else is a string.
     if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
-        return Some(Value::String(text.to_owned()));
+        return Some(Node::String(Cow::Borrowed(text)));
     }
     if let Some(int) = unsigned_int(text) {
         return Some(match u64::try_from(int) {
-            Ok(int) => Value::Number(int.into()),
+            Ok(int) => Node::Number(int.into()),
             Err(_) => return None,
         });
     }
     if let Some(int) = negative_int(text) {
         return Some(match i64::try_from(int) {
-            Ok(int) => Value::Number(int.into()),
+            Ok(int) => Node::Number(int.into()),
             Err(_) => return None,
         });
     }
     if !digits_but_not_number(text) {
         if let Some(float) = float(text) {
-            return Some(Number::from_f64(float).map_or(Value::Null, Value::Number));
+            return Some(Number::from_f64(float).map_or(Node::Null, Node::Number));
         }
     }
-    Some(Value::String(text.to_owned()))
+    Some(Node::String(Cow::Borrowed(text)))
 }
 
 /// An optional `+`, then `0x`/`0o`/`0b` digits or decimal digits (serde_yaml_ng's

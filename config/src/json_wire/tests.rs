@@ -148,3 +148,28 @@ fn repository_bootstraps_match_prost_reflect() {
         "only {mapped} repository files mapped by the fast path"
     );
 }
+
+/// The compact tree the scanner builds encodes to the bytes its `serde_json::Value` does.
+#[test]
+fn compact_tree_encodes_as_its_value() {
+    let mut documents = vec![String::from(
+        "static_resources:\n  clusters:\n  - {name: 'it''s', alt_stat_name: \"c\\u0041\", type: STATIC, connect_timeout: \"1.5s\"}\n",
+    )];
+    documents.extend(
+        crate::test_files::repository_configs()
+            .into_iter()
+            .map(|(_, text)| text),
+    );
+    let descriptor = bootstrap_descriptor();
+    let mut encoded = 0;
+    for text in &documents {
+        let Some(tree) = crate::yaml_scan::parse_tree(text) else {
+            continue;
+        };
+        let value = tree.clone().into_value();
+        let from_tree = encode(&descriptor, &tree);
+        assert_eq!(from_tree, encode(&descriptor, &value), "{text}");
+        encoded += usize::from(from_tree.is_some());
+    }
+    assert!(encoded >= 5, "only {encoded} documents encoded");
+}

@@ -14,10 +14,13 @@ use super::{
 use crate::error::{ConfigError, Result};
 use crate::model;
 
+/// `routes`: the inline route table's routes when `p` was decoded without them (see
+/// [`super::hcm_routes`]).
 pub(crate) fn translate(
     p: &hcm_pb::HttpConnectionManager,
     path: &str,
     ctx: &Context<'_>,
+    routes: Option<&super::hcm_routes::EncodedRoutes<'_>>,
 ) -> Result<model::HttpConnectionManager> {
     use hcm_pb::http_connection_manager::{
         CodecType, RouteSpecifier, ServerHeaderTransformation, StripPortMode,
@@ -38,7 +41,13 @@ pub(crate) fn translate(
     };
     let (route_config, rds) = match &p.route_specifier {
         Some(RouteSpecifier::RouteConfig(rc)) => (
-            route::translate(rc, &field("route_config"), ctx, route::Origin::Inline)?,
+            route::translate(
+                rc,
+                &field("route_config"),
+                ctx,
+                route::Origin::Inline,
+                routes,
+            )?,
             None,
         ),
         Some(RouteSpecifier::Rds(rds)) => {

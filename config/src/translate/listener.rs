@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use baton_proto::pb::envoy::config::listener::v3 as listener_pb;
 use baton_proto::pb::envoy::extensions::filters::network::connection_limit::v3 as connection_limit_pb;
+use baton_proto::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm_pb;
 use baton_proto::pb::envoy::extensions::filters::network::tcp_proxy::v3 as tcp_pb;
 
 use super::{
-    access_log, any_type, cidr, decode_any, duration, hcm, required, socket_addr, timeout, Context,
+    access_log, any_type, cidr, decode_any, duration, hcm, hcm_routes, required, socket_addr,
+    timeout, Context,
 };
 use crate::error::{ConfigError, Result};
 use crate::model;
@@ -250,10 +252,11 @@ fn network_filter(
     let any = filter_typed_config(filter, path)?;
     let typed_path = format!("{path}.typed_config");
     match any_type(any) {
-        HCM_TYPE => {
-            let proto = decode_any(any, HCM_TYPE, &typed_path)?;
-            Ok(model::NetworkFilter::Http(Arc::new(hcm::translate(&proto, &typed_path, ctx)?)))
-        }
+        HCM_TYPE => Ok(model::NetworkFilter::Http(Arc::new(http_connection_manager(
+            any,
+            &typed_path,
+            ctx,
+        )?))),
         TCP_PROXY_TYPE => {
             let proto = decode_any(any, TCP_PROXY_TYPE, &typed_path)?;
             Ok(model::NetworkFilter::TcpProxy(Arc::new(tcp_proxy(&proto, &typed_path)?)))
@@ -263,6 +266,29 @@ fn network_filter(
             format!("network filter type '{other}' is not supported by Baton yet (supported: http_connection_manager, tcp_proxy)"),
         )),
     }
+}
+
+/// An HCM's config, its inline routes decoded one at a time when its bytes split (see
+/// [`hcm_routes`]); decoded whole, as before, when they do not, and whenever the split
+/// way fails with a route that does not decode (the whole decode names the error).
+pub(super) fn http_connection_manager(
+    any: &prost_types::Any,
+    typed_path: &str,
+    ctx: &Context<'_>,
+) -> Result<model::HttpConnectionManager> {
+    use prost::Message;
+    if let Some((stripped, routes)) = hcm_routes::split(&any.value) {
+        if let Ok(proto) = hcm_pb::HttpConnectionManager::decode(stripped.as_slice()) {
+            drop(stripped);
+            match hcm::translate(&proto, typed_path, ctx, Some(&routes)) {
+                Ok(translated) => return Ok(translated),
+                Err(err) if routes.all_decode() => return Err(err),
+                Err(_) => {}
+            }
+        }
+    }
+    let proto = decode_any(any, HCM_TYPE, typed_path)?;
+    hcm::translate(&proto, typed_path, ctx, None)
 }
 
 fn filter_chain_match(

@@ -17,6 +17,7 @@ mod dns;
 pub(crate) mod endpoint;
 pub(crate) mod format;
 mod hcm;
+mod hcm_routes;
 mod http_filter;
 mod lb_policy;
 pub(crate) mod listener;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use baton_proto::pb::envoy::config::route::v3 as route_pb;
 
+use super::hcm_routes::{EncodedRoutes, RouteSource};
 use super::http_filter::filter_overrides;
 use super::{
     compile_regex, data_source, duration, header_mutations, header_name, header_value, regex,
@@ -27,11 +28,14 @@ pub(crate) enum Origin {
     Rds,
 }
 
+/// `encoded`: the virtual hosts' routes when `rc` was decoded without them (see
+/// [`super::hcm_routes`]).
 pub(crate) fn translate(
     rc: &route_pb::RouteConfiguration,
     path: &str,
     ctx: &Context<'_>,
     origin: Origin,
+    encoded: Option<&EncodedRoutes<'_>>,
 ) -> Result<model::RouteConfig> {
     // Envoy's defaults: inline tables validate their clusters, RDS tables do not.
     let validate_clusters = rc.validate_clusters.unwrap_or(origin == Origin::Inline);
@@ -47,7 +51,8 @@ pub(crate) fn translate(
     let mut seen_domains = HashSet::new();
     for (i, vh) in rc.virtual_hosts.iter().enumerate() {
         let vh_path = format!("{path}.virtual_hosts[{i}]");
-        let translated = virtual_host(vh, &vh_path, &route_ctx)?;
+        let routes = RouteSource::of(vh, i, encoded);
+        let translated = virtual_host(vh, routes, &vh_path, &route_ctx)?;
         for (j, domain) in translated.domains.iter().enumerate() {
             if !seen_domains.insert(domain.clone()) {
                 let message = if domain == "*" {
@@ -113,6 +118,7 @@ impl RouteContext<'_> {
 
 fn virtual_host(
     vh: &route_pb::VirtualHost,
+    source: RouteSource<'_, '_>,
     path: &str,
     rctx: &RouteContext<'_>,
 ) -> Result<model::VirtualHost> {
@@ -132,12 +138,12 @@ fn virtual_host(
         }
         domains.push(domain);
     }
-    let routes = vh
-        .routes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| with_lazy_path(|| format!("{path}.routes[{i}]"), |p| route(r, p, rctx)))
-        .collect::<Result<Vec<_>>>()?;
+    let mut routes = Vec::with_capacity(source.len());
+    source.for_each(
+        |i| format!("{path}.routes[{i}]"),
+        |i, r| with_lazy_path(|| format!("{path}.routes[{i}]"), |p| route(r, p, rctx)),
+        &mut routes,
+    )?;
     Ok(model::VirtualHost {
         name,
         domains,

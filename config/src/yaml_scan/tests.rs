@@ -166,7 +166,7 @@ fn plain_scalars_resolve_as_serde_yaml_resolves_them() {
     ] {
         let text = format!("k: {scalar}\n");
         let expected = via_serde_yaml(&text);
-        match resolve_plain(scalar) {
+        match resolve_plain(scalar).map(crate::json_tree::Node::into_value) {
             Some(value) => assert_eq!(
                 Some(serde_json::json!({ "k": value })),
                 expected,
