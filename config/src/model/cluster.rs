@@ -228,6 +228,8 @@ pub struct Cluster {
     pub stat_name: String,
     /// `alt_stat_name` as given (`%UPSTREAM_CLUSTER%` shows it in place of the name).
     pub alt_stat_name: Option<Box<str>>,
+    /// `metadata.filter_metadata` (None when empty): `%CLUSTER_METADATA(...)%`.
+    pub metadata: Option<Arc<FilterMetadata>>,
     /// `type`
     pub discovery: DiscoveryType,
     /// `connect_timeout` (default 5 s)

@@ -167,6 +167,15 @@ pub enum FormatOperator {
     AccessLogType,
     /// A fact of the downstream TLS session or its certificates.
     DownstreamTls(DownstreamTlsField),
+    /// `%CLUSTER_METADATA(ns:key...)%`, `%UPSTREAM_METADATA(...)%`, `%METADATA(KIND:...)%`.
+    Metadata {
+        /// Whose metadata.
+        source: MetadataOwner,
+        /// The filter namespace.
+        namespace: String,
+        /// Keys into it, outermost first (empty: the whole namespace).
+        keys: Vec<String>,
+    },
     /// An operator Envoy knows whose value only features Baton does not have set (dynamic
     /// metadata, filter state, virtual clusters, tracing, L4 termination details): always
     /// `-`, as Envoy shows it without those features. Holds the operator's name.
@@ -204,6 +213,17 @@ pub enum DownstreamTlsField {
     LocalSubject,
     /// `%DOWNSTREAM_LOCAL_URI_SAN%`: Baton's certificate's URI SANs.
     LocalUriSan,
+}
+
+/// Whose `filter_metadata` a metadata operator reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataOwner {
+    /// The upstream cluster's.
+    Cluster,
+    /// The upstream host's (its endpoint's).
+    UpstreamHost,
+    /// The route's.
+    Route,
 }
 
 /// Where `%PATH%` takes the path from.

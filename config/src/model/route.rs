@@ -71,6 +71,8 @@ pub struct Route {
     pub headers: HeaderMutations,
     /// `typed_per_filter_config` at route level.
     pub filter_overrides: FilterOverrides,
+    /// `metadata.filter_metadata` (None when empty): `%METADATA(ROUTE:...)%`.
+    pub metadata: Option<std::sync::Arc<super::FilterMetadata>>,
 }
 
 /// `match`.

@@ -109,6 +109,11 @@ pub(crate) fn translate(c: &cluster_pb::Cluster, path: &str, env: &Env) -> Resul
         name,
         stat_name,
         alt_stat_name: (!c.alt_stat_name.is_empty()).then(|| c.alt_stat_name.as_str().into()),
+        metadata: c
+            .metadata
+            .as_ref()
+            .filter(|m| !m.filter_metadata.is_empty())
+            .map(|m| std::sync::Arc::new(m.filter_metadata.clone())),
         discovery,
         connect_timeout,
         lb_policy,

@@ -6,7 +6,7 @@ use http::header::HeaderName;
 use crate::error::{ConfigError, Result};
 use crate::model::{
     DownstreamTlsField, FormatCommand, FormatOperator, FormatPart, FormatTemplate,
-    GrpcStatusFormat, HeaderRef, PathSource,
+    GrpcStatusFormat, HeaderRef, MetadataOwner, PathSource,
 };
 
 /// Envoy's default access log line (used when a logger gives no format).
@@ -85,7 +85,8 @@ const TAKES_LENGTH: [&str; 9] = [
 ];
 
 /// Operators that take an argument but no length.
-const TAKES_ARGUMENT: [&str; 6] = [
+const TAKES_ARGUMENT: [&str; 7] = [
+    "METADATA",
     "START_TIME",
     "DOWNSTREAM_PEER_CERT_V_START",
     "DOWNSTREAM_PEER_CERT_V_END",
@@ -95,10 +96,7 @@ const TAKES_ARGUMENT: [&str; 6] = [
 ];
 
 /// Envoy 1.40's operators Baton does not render yet: a config error that says so.
-const NOT_YET: [&str; 48] = [
-    "CLUSTER_METADATA",
-    "UPSTREAM_METADATA",
-    "METADATA",
+const NOT_YET: [&str; 45] = [
     "CEL",
     "UPSTREAM_WIRE_BYTES_SENT",
     "UPSTREAM_WIRE_BYTES_RECEIVED",
@@ -163,6 +161,17 @@ fn tls_field(name: &str) -> Option<DownstreamTlsField> {
         "DOWNSTREAM_LOCAL_URI_SAN" => DownstreamTlsField::LocalUriSan,
         _ => return None,
     })
+}
+
+/// A metadata operator over `NAMESPACE:KEY:...`.
+fn metadata_operator(source: MetadataOwner, arg: &str) -> FormatOperator {
+    let mut parts = arg.split(':');
+    let namespace = parts.next().unwrap_or_default().to_string();
+    FormatOperator::Metadata {
+        source,
+        namespace,
+        keys: parts.map(str::to_string).collect(),
+    }
 }
 
 /// `%PATH(WQ|NQ[:ORIG|PATH|ORIG_OR_PATH])%`.
@@ -299,6 +308,24 @@ fn parse_command(raw: &str, path: &str) -> Result<Parsed> {
                 }
             }),
             "GRPC_STATUS_NUMBER" => no_arg(FormatOperator::GrpcStatus(GrpcStatusFormat::Number))?,
+            "CLUSTER_METADATA" => metadata_operator(MetadataOwner::Cluster, needs_arg()?),
+            "UPSTREAM_METADATA" => metadata_operator(MetadataOwner::UpstreamHost, needs_arg()?),
+            "METADATA" => {
+                let arg = needs_arg()?;
+                let (kind, rest) = arg.split_once(':').unwrap_or((arg, ""));
+                match kind {
+                    "CLUSTER" => metadata_operator(MetadataOwner::Cluster, rest),
+                    "UPSTREAM_HOST" => metadata_operator(MetadataOwner::UpstreamHost, rest),
+                    "ROUTE" => metadata_operator(MetadataOwner::Route, rest),
+                    "DYNAMIC" => FormatOperator::NeverSet("METADATA"),
+                    _ => {
+                        return Err(ConfigError::at(
+                            path,
+                            format!("format command '%{raw}%' is not supported by Baton yet"),
+                        ))
+                    }
+                }
+            }
             "DYNAMIC_METADATA" => {
                 needs_arg()?;
                 FormatOperator::NeverSet("DYNAMIC_METADATA")
@@ -531,10 +558,12 @@ mod tests {
             err.to_string(),
             "a.b: format command '%UPSTREAM_TLS_CIPHER%' is not supported by Baton yet"
         );
-        assert!(parse("%CLUSTER_METADATA(ns:key)%", "p")
+        assert!(parse("%METADATA(LISTENER:ns)%", "p")
             .expect_err("not yet")
             .to_string()
             .contains("not supported by Baton yet"));
+        assert!(parse("%CLUSTER_METADATA(ns:key)% %METADATA(ROUTE:ns)%", "p").is_ok());
+        assert!(parse("%CLUSTER_METADATA(ns):3%", "p").is_err());
     }
 
     #[test]

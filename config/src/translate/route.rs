@@ -215,6 +215,11 @@ fn route(r: &route_pb::Route, path: &str, rctx: &RouteContext<'_>) -> Result<mod
             path,
         )?,
         filter_overrides: filter_overrides(&r.typed_per_filter_config, path)?,
+        metadata: r
+            .metadata
+            .as_ref()
+            .filter(|m| !m.filter_metadata.is_empty())
+            .map(|m| std::sync::Arc::new(m.filter_metadata.clone())),
     })
 }
 

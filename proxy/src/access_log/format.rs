@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use baton_config::model::{FormatOperator, FormatPart, FormatTemplate, HeaderRef, JsonFormatValue};
+use baton_config::model::{
+    FormatOperator, FormatPart, FormatTemplate, HeaderRef, JsonFormatValue, MetadataOwner,
+};
 use http::{HeaderMap, HeaderName, Method, Uri, Version};
 
 use super::operators;
@@ -57,6 +59,9 @@ pub enum Value<'a> {
     Str(Cow<'a, str>),
     /// A number.
     Num(u64),
+    /// A metadata value that is not a string: JSON text in text formats, itself in JSON
+    /// ones.
+    Json(serde_json::Value),
 }
 
 fn millis(d: Option<Duration>) -> Value<'static> {
@@ -335,6 +340,22 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
             "TcpConnectionEnd"
         })),
         FormatOperator::DownstreamTls(field) => super::tls_operators::value(field, info),
+        FormatOperator::Metadata {
+            source,
+            namespace,
+            keys,
+        } => {
+            let metadata = match source {
+                MetadataOwner::Cluster => info.upstream_cluster_metadata.as_deref(),
+                MetadataOwner::Route => info.route_metadata.as_deref(),
+                MetadataOwner::UpstreamHost => info
+                    .upstream_host
+                    .as_deref()
+                    .and_then(|h| h.socket_match.as_deref())
+                    .map(|m| &m.endpoint),
+            };
+            super::operators::metadata(metadata, namespace, keys)
+        }
         FormatOperator::NeverSet(_) => Value::Missing,
         FormatOperator::UpstreamTransportFailureReason => opt_str(
             info.upstream_transport_failure_reason
@@ -411,6 +432,9 @@ pub fn render_text_with(
                 Value::Num(n) => {
                     let _ = write!(out, "{n}");
                 }
+                Value::Json(v) => {
+                    let _ = write!(out, "{v}");
+                }
             },
         }
     }
@@ -432,6 +456,9 @@ pub fn render_header_value(template: &FormatTemplate, input: &FormatInput<'_>) -
                 Value::Num(n) => {
                     let _ = write!(out, "{n}");
                 }
+                Value::Json(v) => {
+                    let _ = write!(out, "{v}");
+                }
             },
         }
     }
@@ -444,6 +471,7 @@ fn json_template(template: &FormatTemplate, input: &FormatInput<'_>) -> serde_js
             Value::Missing => serde_json::Value::Null,
             Value::Num(n) => serde_json::Value::from(n),
             Value::Str(s) => serde_json::Value::String(truncate(&s, cmd.max_len).to_string()),
+            Value::Json(v) => v,
         };
     }
     let mut s = String::new();

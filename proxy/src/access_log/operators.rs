@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use baton_config::model::{GrpcStatusFormat, PathSource};
+use baton_config::model::{FilterMetadata, GrpcStatusFormat, PathSource};
 use http::{HeaderMap, Uri};
 
 use super::format::{FormatInput, Value};
@@ -71,6 +71,72 @@ fn percent_decode(text: &str) -> Cow<'_, str> {
     match String::from_utf8(out) {
         Ok(decoded) => Cow::Owned(decoded),
         Err(_) => Cow::Borrowed(text),
+    }
+}
+
+/// `%CLUSTER_METADATA(ns:key...)%` and its kin: a string as is, anything else as JSON
+/// (whole numbers as numbers, others as strings, as Envoy 1.40 prints them).
+pub(super) fn metadata<'a>(
+    metadata: Option<&'a FilterMetadata>,
+    namespace: &str,
+    keys: &[String],
+) -> Value<'a> {
+    use prost_types::value::Kind;
+    let Some(root) = metadata.and_then(|m| m.get(namespace)) else {
+        return Value::Missing;
+    };
+    let Some((first, rest)) = keys.split_first() else {
+        return Value::Json(struct_json(root));
+    };
+    let mut value = root.fields.get(first);
+    for key in rest {
+        value = match value.and_then(|v| v.kind.as_ref()) {
+            Some(Kind::StructValue(s)) => s.fields.get(key),
+            _ => None,
+        };
+    }
+    match value.and_then(|v| v.kind.as_ref()) {
+        None => Value::Missing,
+        Some(Kind::StringValue(s)) => Value::Str(Cow::Borrowed(s.as_str())),
+        Some(kind) => match kind_json(kind) {
+            serde_json::Value::String(number) => Value::Str(Cow::Owned(number)),
+            json => Value::Json(json),
+        },
+    }
+}
+
+fn struct_json(s: &prost_types::Struct) -> serde_json::Value {
+    let mut fields: Vec<_> = s.fields.iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    serde_json::Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| {
+                let value = v.kind.as_ref().map_or(serde_json::Value::Null, kind_json);
+                (k.clone(), value)
+            })
+            .collect(),
+    )
+}
+
+fn kind_json(kind: &prost_types::value::Kind) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match kind {
+        Kind::NullValue(_) => serde_json::Value::Null,
+        Kind::BoolValue(b) => serde_json::Value::Bool(*b),
+        Kind::StringValue(s) => serde_json::Value::String(s.clone()),
+        Kind::NumberValue(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            serde_json::Value::from(*n as i64)
+        }
+        // Envoy 1.40 prints a number with a fraction as a string ("0.5").
+        Kind::NumberValue(n) => serde_json::Value::String(n.to_string()),
+        Kind::StructValue(s) => struct_json(s),
+        Kind::ListValue(l) => serde_json::Value::Array(
+            l.values
+                .iter()
+                .map(|v| v.kind.as_ref().map_or(serde_json::Value::Null, kind_json))
+                .collect(),
+        ),
     }
 }
 

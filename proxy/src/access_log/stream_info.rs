@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use baton_config::model::FilterMetadata;
 use http::{HeaderMap, Method, Uri, Version};
 
 use crate::base::conn_info::ConnRef;
@@ -185,6 +186,10 @@ pub struct StreamInfo {
     pub upstream_cluster: Option<Arc<str>>,
     /// `%UPSTREAM_CLUSTER_RAW%`: the cluster's name.
     pub upstream_cluster_raw: Option<Arc<str>>,
+    /// The cluster's `filter_metadata` (`%CLUSTER_METADATA%`).
+    pub upstream_cluster_metadata: Option<Arc<FilterMetadata>>,
+    /// The route's `filter_metadata` (`%METADATA(ROUTE:...)%`).
+    pub route_metadata: Option<Arc<FilterMetadata>>,
     /// `%UPSTREAM_PROTOCOL%`: the upstream connection's HTTP version.
     pub upstream_protocol: Option<Version>,
     /// `%UPSTREAM_LOCAL_ADDRESS%`: the upstream connection's local address.
@@ -227,6 +232,8 @@ impl StreamInfo {
             upstream_host: None,
             upstream_cluster: None,
             upstream_cluster_raw: None,
+            upstream_cluster_metadata: None,
+            route_metadata: None,
             upstream_protocol: None,
             upstream_local: None,
             upstream_connected: false,

@@ -79,6 +79,7 @@ async fn proxy<IO>(
     if let Some(info) = info.as_deref_mut() {
         info.upstream_cluster = Some(cluster.observability_name.clone());
         info.upstream_cluster_raw = Some(cluster.name.clone());
+        info.upstream_cluster_metadata = cluster.model.metadata.clone();
     }
     let attempts = cfg.max_connect_attempts.max(1);
     let mut attempt = 0;

@@ -32,6 +32,7 @@ pub(crate) fn cluster(name: &str, endpoints: Vec<EndpointAddress>) -> model::Clu
         transport_socket_matcher: None,
         stat_name: name.to_owned(),
         alt_stat_name: None,
+        metadata: None,
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(5),
         lb_policy: LbPolicy::RoundRobin,

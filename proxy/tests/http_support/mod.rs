@@ -138,6 +138,7 @@ pub fn cluster(name: &str, addr: SocketAddr) -> Arc<Cluster> {
         transport_socket_matcher: None,
         stat_name: name.into(),
         alt_stat_name: None,
+        metadata: None,
         discovery: DiscoveryType::Static,
         connect_timeout: Duration::from_secs(1),
         lb_policy: LbPolicy::RoundRobin,

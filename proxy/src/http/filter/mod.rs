@@ -382,6 +382,7 @@ pub(crate) fn refresh_route(stream: &mut StreamFilters<'_>, ex: &mut Exchange, p
     ex.info.route_name = selected
         .filter(|s| !s.routed.route.name.is_empty())
         .map(|s| s.routed.route.name.clone());
+    ex.info.route_metadata = selected.and_then(|s| s.routed.route.metadata.clone());
     match selected.and_then(Selection::idle_timeout) {
         Some(timeout) => ex.progress.set_route_idle_timeout(timeout),
         None => ex.progress.clear_route_idle_timeout(),

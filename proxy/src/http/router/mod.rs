@@ -180,6 +180,7 @@ mod tests {
             })),
             headers: HeaderMutations::default(),
             filter_overrides: Default::default(),
+            metadata: None,
         }
     }
 
