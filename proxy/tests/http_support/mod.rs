@@ -41,6 +41,7 @@ pub fn prefix_route(name: &str, prefix: &str, action: RouteAction) -> Route {
         action,
         headers: HeaderMutations::default(),
         filter_overrides: FilterOverrides::default(),
+        metadata: None,
     }
 }
 
