@@ -28,13 +28,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 mod builders;
+mod downstream_body;
 mod framing;
 mod h2_refusal;
 mod h2_wire;
 mod head_size;
-#[allow(dead_code)] // Not wired in yet (see the module doc).
-mod lean_conn;
-#[allow(dead_code)] // Not wired in yet (see the module doc).
+pub(crate) mod lean_conn;
 pub(crate) mod lean_server;
 mod reply;
 
@@ -43,6 +42,7 @@ pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
 use reply::{automatic_error, codec_reply_details, codec_reply_text, AutomaticReply};
 pub use reply::{codec_reply_body_len, CodecReplyRecord};
 
+pub use downstream_body::DownstreamBody;
 pub use framing::{fuzz_request_framing, FramingLimits};
 
 use framing::{Rejection, RequestFraming};
@@ -265,15 +265,30 @@ impl<IO> DownstreamIo<IO> {
             conn.idle_read.store(false, Ordering::Relaxed);
             conn.park_now.store(false, Ordering::Relaxed);
         }
-        if !read_buf.is_empty() {
-            let mut replay = read_buf.to_vec();
-            replay.extend_from_slice(&self.replay[self.replay_at..]);
-            self.replay = replay;
-            self.replay_at = 0;
-        }
+        self.unread(read_buf);
         if let Some(framing) = &mut self.framing {
             framing.release_memory();
         }
+    }
+
+    /// Takes the bytes read and not yet handed on (the lean loop reads them first).
+    pub(crate) fn take_unread(&mut self) -> bytes::BytesMut {
+        let unread = bytes::BytesMut::from(&self.replay[self.replay_at..]);
+        self.replay = Vec::new();
+        self.replay_at = 0;
+        unread
+    }
+
+    /// Gives back bytes read (and framing-checked) but not served, to be read again
+    /// first: the lean loop hands a request over to hyper's server this way.
+    pub(crate) fn unread(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut replay = bytes.to_vec();
+        replay.extend_from_slice(&self.replay[self.replay_at..]);
+        self.replay = replay;
+        self.replay_at = 0;
     }
 
     /// True when a read that would block may instead end hyper's HTTP/1 connection

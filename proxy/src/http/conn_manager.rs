@@ -247,7 +247,7 @@ where
     let svc_codec_reply = io.codec_reply.clone();
     let max_headers_count = hcm.max_headers_count as usize;
     let max_requests = hcm.max_requests_per_connection.map(u64::from);
-    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+    let service = service_fn(move |req: http::Request<codec::DownstreamBody>| {
         let shared = svc_shared.clone();
         let codec_reply = svc_codec_reply.clone();
         let heads = shared.request_heads.fetch_add(1, Ordering::Relaxed) + 1;

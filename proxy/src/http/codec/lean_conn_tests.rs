@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -81,7 +81,7 @@ fn echo() -> Arc<Respond> {
 /// how the loop ended.
 async fn lean_serve(requests: &[u8], respond: Arc<Respond>) -> (Vec<u8>, LeanEnd<()>) {
     let (mut client, server) = tokio::io::duplex(64 * 1024);
-    let conn = LeanConn::new(server, LIMITS, requests);
+    let conn = LeanConn::new(server, LIMITS, BytesMut::from(requests));
     let end = conn
         .serve(move |req: Request<LeanBody>| {
             let respond = respond.clone();
@@ -89,7 +89,7 @@ async fn lean_serve(requests: &[u8], respond: Arc<Respond>) -> (Vec<u8>, LeanEnd
                 let (parts, body) = req.into_parts();
                 let collected = body.collect().await.expect("infallible");
                 let trailers = collected.trailers().cloned();
-                respond(parts, collected.to_bytes(), trailers)
+                Ok::<_, std::convert::Infallible>(respond(parts, collected.to_bytes(), trailers))
             }
         })
         .await
@@ -197,11 +197,11 @@ async fn what_the_loop_cannot_serve_goes_to_hyper_from_its_first_byte() {
 async fn a_client_closing_inside_a_head_ends_the_connection() {
     let (mut client, server) = tokio::io::duplex(1024);
     client.shutdown().await.expect("shutdown");
-    let end = LeanConn::new(server, LIMITS, b"GET / HT")
+    let end = LeanConn::new(server, LIMITS, BytesMut::from(&b"GET / HT"[..]))
         .serve(
-            |_req: Request<LeanBody>| -> std::future::Ready<Response<ResponseBody>> {
-                panic!("no request")
-            },
+            |_req: Request<LeanBody>| -> std::future::Ready<
+                Result<Response<ResponseBody>, std::convert::Infallible>,
+            > { panic!("no request") },
         )
         .await
         .expect("ends");
