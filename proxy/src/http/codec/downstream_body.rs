@@ -13,10 +13,13 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 /// A request body the lean server has whole: nothing, or its bytes and trailers.
+/// A chunked one looks as hyper's does (no size known, not ended until read), so that
+/// it goes upstream chunked as before.
 #[derive(Debug, Default)]
 pub struct LeanBody {
     pub(super) data: Option<Bytes>,
     pub(super) trailers: Option<HeaderMap>,
+    pub(super) chunked: bool,
 }
 
 impl Body for LeanBody {
@@ -34,10 +37,13 @@ impl Body for LeanBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none() && self.trailers.is_none()
+        !self.chunked && self.data.is_none() && self.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.chunked {
+            return SizeHint::default();
+        }
         SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
     }
 }

@@ -363,6 +363,7 @@ fn whole_body(head: &RequestHead, after_head: &[u8]) -> Option<(LeanBody, usize)
     let body = LeanBody {
         data: data.map(BytesMut::freeze).filter(|d| !d.is_empty()),
         trailers,
+        chunked: head.body == BodyKind::Chunked,
     };
     Some((body, at))
 }
