@@ -421,7 +421,7 @@ impl RequestFraming {
 /// The end of a request head in `data` (the offset after its final LF), given the head's
 /// earlier bytes in `before`: the first LF that follows `\n` or `\n\r`, which is what
 /// httparse and hyper take as the end of a head (the last line break and an empty line).
-fn find_head_end(before: &[u8], data: &[u8]) -> Option<usize> {
+pub(super) fn find_head_end(before: &[u8], data: &[u8]) -> Option<usize> {
     let byte_before = |i: usize, back: usize| -> Option<u8> {
         if i >= back {
             Some(data[i - back])

@@ -210,3 +210,36 @@ async fn a_client_closing_inside_a_head_ends_the_connection() {
     client.read_to_end(&mut rest).await.expect("read");
     assert!(rest.is_empty());
 }
+
+#[tokio::test]
+async fn a_head_arriving_in_pieces_is_served_once_whole() {
+    let (mut client, server) = tokio::io::duplex(1024);
+    let respond = echo();
+    let serving = tokio::spawn(
+        LeanConn::new(server, LIMITS, BytesMut::from(&b"GET /1 HT"[..])).serve(
+            move |req: Request<LeanBody>| {
+                let respond = respond.clone();
+                async move {
+                    let (parts, _) = req.into_parts();
+                    Ok::<_, std::convert::Infallible>(respond(parts, Bytes::new(), None))
+                }
+            },
+        ),
+    );
+    for piece in [&b"TP/1.1\r\n"[..], b"host: x\r", b"\n", b"\r\n"] {
+        client.write_all(piece).await.expect("write");
+        tokio::task::yield_now().await;
+    }
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), serving)
+        .await
+        .expect("served")
+        .expect("joined")
+        .expect("ok");
+    assert!(matches!(end, LeanEnd::Idle(_)), "{end:?}");
+    drop(end);
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.expect("read");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.ends_with("GET /1 HTTP/1.1 0 bytes, trailers None"), "{out}");
+}
