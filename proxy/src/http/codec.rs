@@ -48,6 +48,13 @@ pub use framing::{fuzz_request_framing, FramingLimits};
 
 use framing::{Rejection, RequestFraming};
 
+/// False when `BATON_HTTP1_SERVER=hyper` asks for hyper's HTTP/1 server throughout
+/// (for comparisons); the lean loop serves HTTP/1 connections first otherwise.
+pub(crate) fn lean_http1() -> bool {
+    static LEAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LEAN.get_or_init(|| std::env::var_os("BATON_HTTP1_SERVER").is_none_or(|v| v != "hyper"))
+}
+
 /// What the first bytes of a connection say about its protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preface {
@@ -195,6 +202,9 @@ pub struct DownstreamIo<IO> {
     /// A header field too large for Envoy's HPACK decoder arrived: its GOAWAY is going
     /// out, then reads fail.
     h2_compression_failed: bool,
+    /// The lean loop reads: it judges the heads it serves with the framing check's own
+    /// parse, and what it hands to hyper is checked then ([`Self::resume_framing`]).
+    framing_deferred: bool,
 }
 
 impl<IO> DownstreamIo<IO> {
@@ -222,6 +232,7 @@ impl<IO> DownstreamIo<IO> {
             parked: false,
             h2_settings_seen: false,
             h2_compression_failed: false,
+            framing_deferred: false,
         }
     }
 
@@ -270,6 +281,52 @@ impl<IO> DownstreamIo<IO> {
         if let Some(framing) = &mut self.framing {
             framing.release_memory();
         }
+    }
+
+    /// For a connection the lean HTTP/1.1 loop serves first (unless
+    /// `BATON_HTTP1_SERVER=hyper`): the framing check waits from the first byte (see
+    /// [`Self::defer_framing`]).
+    pub(crate) fn deferring_framing_to_lean(mut self) -> Self {
+        if lean_http1() {
+            self.defer_framing();
+        }
+        self
+    }
+
+    /// Reads skip the framing check from now on: the lean loop reads, parses and
+    /// judges each head once itself (with the check's parse), and serves only requests
+    /// the check would let through; [`Self::resume_framing`] before hyper reads again.
+    pub(crate) fn defer_framing(&mut self) {
+        if self.framing.is_some() {
+            self.framing_deferred = true;
+        }
+    }
+
+    /// Hands the connection back to the framing check before hyper's server reads:
+    /// the requests served meanwhile are counted as the connection manager counted
+    /// them, and `unread` (the lean loop's unserved bytes) is checked as a read, then
+    /// read again first.
+    pub(crate) fn resume_framing(&mut self, unread: &[u8]) {
+        if !self.framing_deferred {
+            self.unread(unread);
+            return;
+        }
+        self.framing_deferred = false;
+        if let (Some(framing), Some(conn)) = (&mut self.framing, &self.conn) {
+            framing.heads_served_elsewhere(conn.request_heads.load(Ordering::Relaxed));
+        }
+        let rest = std::mem::take(&mut self.replay);
+        let rest_at = std::mem::replace(&mut self.replay_at, 0);
+        let mut checked = vec![0u8; unread.len() + SPOILED_HEAD_END.len()];
+        let mut buf = ReadBuf::new(&mut checked);
+        buf.put_slice(unread);
+        // A spoiled head's end that does not fit goes to `self.replay`, now empty.
+        self.check_framing(&mut buf, 0);
+        let len = buf.filled().len();
+        checked.truncate(len);
+        checked.append(&mut self.replay);
+        checked.extend_from_slice(&rest[rest_at..]);
+        self.replay = checked;
     }
 
     /// Takes the bytes read and not yet handed on (the lean loop reads them first).
@@ -606,7 +663,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
         match Pin::new(&mut self.inner).poll_read(cx, &mut ahead) {
             Poll::Ready(Ok(())) => {
                 self.on_read(ahead.filled());
-                self.check_framing(&mut ahead, 0);
+                if !self.framing_deferred {
+                    self.check_framing(&mut ahead, 0);
+                }
                 let len = ahead.filled().len();
                 // A spoiled head's end that did not fit.
                 let overflow = std::mem::take(&mut self.replay);
@@ -698,7 +757,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
                 let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
                 if polled.is_ready() {
                     this.on_read(&buf.filled()[before..]);
-                    this.check_framing(buf, before);
+                    if !this.framing_deferred {
+                        this.check_framing(buf, before);
+                    }
                 }
                 polled
             };

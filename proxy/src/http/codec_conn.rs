@@ -76,11 +76,6 @@ where
     }
 }
 
-/// False when `BATON_HTTP1_SERVER=hyper` asks for hyper's HTTP/1 server throughout.
-fn lean_http1() -> bool {
-    static LEAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *LEAN.get_or_init(|| std::env::var_os("BATON_HTTP1_SERVER").is_none_or(|v| v != "hyper"))
-}
 
 /// Where the connection's codec is.
 enum State<IO, S>
@@ -238,7 +233,7 @@ where
 
     /// The lean loop or a hyper connection for `io`, which has bytes to read.
     fn serve(&self, io: DownstreamIo<IO>) -> State<IO, S> {
-        if io.is_http1() && lean_http1() {
+        if io.is_http1() && codec::lean_http1() {
             self.serve_lean(io)
         } else {
             self.serve_hyper(io)
@@ -344,7 +339,7 @@ where
                             this.state = State::Parked(io);
                         }
                         Ok(LeanEnd::Fallback { mut io, unread }) => {
-                            io.unread(&unread);
+                            io.resume_framing(&unread);
                             this.state = this.serve_hyper(io);
                         }
                     }
@@ -370,6 +365,10 @@ where
                             let mut io = parts.io.into_inner();
                             if io.parked() {
                                 io.park(&parts.read_buf);
+                                if codec::lean_http1() {
+                                    // The next exchange is the lean loop's again.
+                                    io.defer_framing();
+                                }
                                 this.park_timer = None;
                                 this.park_armed = false;
                                 if this.release_parked && !this.shutdown {
@@ -470,7 +469,8 @@ static_resources:
         let (client, server) = tokio::io::duplex(64 * 1024);
         let io = DownstreamIo::new(server)
             .with_stats(runtime.clone())
-            .with_request_framing(codec::framing_limits(&runtime.hcm), shared.clone());
+            .with_request_framing(codec::framing_limits(&runtime.hcm), shared.clone())
+            .deferring_framing_to_lean();
         let svc_shared = shared.clone();
         let service = service_fn(move |req| {
             let shared = svc_shared.clone();

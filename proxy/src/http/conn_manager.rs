@@ -61,7 +61,8 @@ where
     count_open(&shared);
     let mut io = DownstreamIo::new(ParkSocket::Registered(io))
         .with_stats(runtime.clone())
-        .with_request_framing(codec::framing_limits(hcm), shared.clone());
+        .with_request_framing(codec::framing_limits(hcm), shared.clone())
+        .deferring_framing_to_lean();
     if let Some(timeout) = hcm.request_headers_timeout {
         io = io.with_request_headers_timeout(timeout, shared.clone());
     }

@@ -34,7 +34,7 @@ use super::lean_server::{
     encode_response_head, parse_request_head_reusing, BodyDecoder, BodyKind, BodyLength, Decoded, Exchange,
     HeadParse, RequestHead,
 };
-use super::framing::find_head_end;
+use super::framing::{find_head_end, whole_chunked_len};
 use super::FramingLimits;
 use crate::http::stream::ConnShared;
 use crate::http::ResponseBody;
@@ -381,6 +381,11 @@ fn whole_body(head: &RequestHead, after_head: &[u8]) -> Option<(LeanBody, usize)
             Decoded::NeedMore => return None,
         }
         at += used;
+    }
+    // The framing check does not see what the loop serves (`DownstreamIo::
+    // defer_framing`): a chunked body it would refuse goes to hyper, through the check.
+    if head.body == BodyKind::Chunked && whole_chunked_len(after_head) != Some(at) {
+        return None;
     }
     let body = LeanBody {
         data: data.map(BytesMut::freeze).filter(|d| !d.is_empty()),
