@@ -143,14 +143,16 @@ fn build_request(
     let mut saw_close = false;
     let mut expect_continue = false;
     let mut accepts_trailers = false;
-    // Room for the headers the connection manager adds (forwarding, request id).
-    let room = parsed.headers.len() + 8;
+    // A recycled map (a response's, with room for more than a request brings in the
+    // usual case) is reserved for the request's own headers only, as hyper's server
+    // does: asking for more would reallocate it. A new map gets room for what the
+    // connection manager adds (forwarding headers, request id).
     let mut headers = match recycled {
         Some(mut map) => {
-            map.reserve(room);
+            map.reserve(parsed.headers.len());
             map
         }
-        None => HeaderMap::with_capacity(room),
+        None => HeaderMap::with_capacity(parsed.headers.len() + 8),
     };
     for line in parsed.headers.iter() {
         if line.name.len() >= MAX_HEADER_NAME_LEN {
