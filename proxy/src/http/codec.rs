@@ -40,8 +40,8 @@ mod reply;
 
 pub use builders::{builder, framing_limits, http1_builder, http2_builder};
 pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
-use reply::{codec_reply_details, codec_reply_text, AutomaticReply};
 pub use reply::{codec_reply_body_len, CodecReplyRecord};
+use reply::{codec_reply_details, codec_reply_text, AutomaticReply};
 
 pub use downstream_body::DownstreamBody;
 pub use framing::{fuzz_request_framing, FramingLimits};

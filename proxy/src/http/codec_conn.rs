@@ -48,15 +48,12 @@ pub(super) const PARK_AFTER: Duration = Duration::from_millis(100);
 pub(super) type CodecError = Box<dyn std::error::Error + Send + Sync>;
 
 type Io<IO> = TokioIo<DownstreamIo<IO>>;
-type Http1Conn<IO, S> =
-    hyper::server::conn::http1::UpgradeableConnection<Io<IO>, HyperService<S>>;
+type Http1Conn<IO, S> = hyper::server::conn::http1::UpgradeableConnection<Io<IO>, HyperService<S>>;
 type Http2Conn<IO, S> =
     hyper::server::conn::http2::Connection<Io<IO>, HyperService<S>, TokioExecutor>;
-type AutoConn<IO, S> =
-    auto::UpgradeableConnection<'static, Io<IO>, HyperService<S>, TokioExecutor>;
+type AutoConn<IO, S> = auto::UpgradeableConnection<'static, Io<IO>, HyperService<S>, TokioExecutor>;
 /// The lean HTTP/1.1 loop serving the connection (boxed once per active period).
-type LeanServing<IO> =
-    Pin<Box<dyn Future<Output = io::Result<LeanEnd<DownstreamIo<IO>>>> + Send>>;
+type LeanServing<IO> = Pin<Box<dyn Future<Output = io::Result<LeanEnd<DownstreamIo<IO>>>> + Send>>;
 
 /// The connection manager's service as hyper's servers call it: their request bodies
 /// are hyper's.
@@ -75,7 +72,6 @@ where
         self.0.call(req.map(DownstreamBody::Hyper))
     }
 }
-
 
 /// Where the connection's codec is.
 enum State<IO, S>

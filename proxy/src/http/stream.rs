@@ -245,7 +245,10 @@ impl Exchange {
 }
 
 /// Handles one request end to end.
-pub async fn handle(shared: Arc<ConnShared>, req: Request<DownstreamBody>) -> Response<ResponseBody> {
+pub async fn handle(
+    shared: Arc<ConnShared>,
+    req: Request<DownstreamBody>,
+) -> Response<ResponseBody> {
     shared.active.fetch_add(1, Ordering::Relaxed);
     let started = std::time::Instant::now();
     let counted = ActiveStream::begin(&shared, req.version(), started);

@@ -30,11 +30,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 
 pub(crate) use super::downstream_body::LeanBody;
-use super::lean_server::{
-    encode_response_head, parse_request_head_reusing, BodyDecoder, BodyKind, BodyLength, Decoded, Exchange,
-    HeadParse, RequestHead,
-};
 use super::framing::{find_head_end, whole_chunked_len};
+use super::lean_server::{
+    encode_response_head, parse_request_head_reusing, BodyDecoder, BodyKind, BodyLength, Decoded,
+    Exchange, HeadParse, RequestHead,
+};
 use super::FramingLimits;
 use crate::http::stream::ConnShared;
 use crate::http::ResponseBody;

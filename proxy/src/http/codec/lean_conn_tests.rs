@@ -197,14 +197,15 @@ async fn what_the_loop_cannot_serve_goes_to_hyper_from_its_first_byte() {
 async fn a_client_closing_inside_a_head_ends_the_connection() {
     let (mut client, server) = tokio::io::duplex(1024);
     client.shutdown().await.expect("shutdown");
-    let end = LeanConn::new(server, LIMITS, BytesMut::from(&b"GET / HT"[..]))
-        .serve(
-            |_req: Request<LeanBody>| -> std::future::Ready<
-                Result<Response<ResponseBody>, std::convert::Infallible>,
-            > { panic!("no request") },
-        )
-        .await
-        .expect("ends");
+    let end =
+        LeanConn::new(server, LIMITS, BytesMut::from(&b"GET / HT"[..]))
+            .serve(
+                |_req: Request<LeanBody>| -> std::future::Ready<
+                    Result<Response<ResponseBody>, std::convert::Infallible>,
+                > { panic!("no request") },
+            )
+            .await
+            .expect("ends");
     assert!(matches!(end, LeanEnd::Closed), "{end:?}");
     let mut rest = Vec::new();
     client.read_to_end(&mut rest).await.expect("read");
@@ -241,5 +242,8 @@ async fn a_head_arriving_in_pieces_is_served_once_whole() {
     client.read_to_end(&mut out).await.expect("read");
     let out = String::from_utf8_lossy(&out);
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
-    assert!(out.ends_with("GET /1 HTTP/1.1 0 bytes, trailers None"), "{out}");
+    assert!(
+        out.ends_with("GET /1 HTTP/1.1 0 bytes, trailers None"),
+        "{out}"
+    );
 }
