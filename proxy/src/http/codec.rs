@@ -10,7 +10,9 @@
 //! (`framing`: 400, 426 or 501, then close), after repairing in place the heads Envoy
 //! reads and httparse does not. Short reads (hyper-util's 24-byte protocol detection)
 //! read ahead, so that the check sees a head as it arrived. Between HTTP/1 exchanges it
-//! can end hyper's connection so that an idle connection parks (`codec_conn`).
+//! can end hyper's connection so that an idle connection parks (`codec_conn`). HTTP/1.1
+//! exchanges are served first by the lean loop (`lean_conn`, over this same I/O; its
+//! hand-over to hyper is in `lean_handover`).
 
 use std::future::Future;
 use std::io;
@@ -35,6 +37,7 @@ mod h2_refusal;
 mod h2_wire;
 mod head_size;
 pub(crate) mod lean_conn;
+mod lean_handover;
 pub(crate) mod lean_server;
 mod reply;
 
@@ -45,15 +48,9 @@ use reply::{codec_reply_details, codec_reply_text, AutomaticReply};
 
 pub use downstream_body::DownstreamBody;
 pub use framing::{fuzz_request_framing, FramingLimits};
+pub(crate) use lean_handover::lean_http1;
 
 use framing::{Rejection, RequestFraming};
-
-/// False when `BATON_HTTP1_SERVER=hyper` asks for hyper's HTTP/1 server throughout
-/// (for comparisons); the lean loop serves HTTP/1 connections first otherwise.
-pub(crate) fn lean_http1() -> bool {
-    static LEAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *LEAN.get_or_init(|| std::env::var_os("BATON_HTTP1_SERVER").is_none_or(|v| v != "hyper"))
-}
 
 /// What the first bytes of a connection say about its protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,72 +278,6 @@ impl<IO> DownstreamIo<IO> {
         if let Some(framing) = &mut self.framing {
             framing.release_memory();
         }
-    }
-
-    /// For a connection the lean HTTP/1.1 loop serves first (unless
-    /// `BATON_HTTP1_SERVER=hyper`): the framing check waits from the first byte (see
-    /// [`Self::defer_framing`]).
-    pub(crate) fn deferring_framing_to_lean(mut self) -> Self {
-        if lean_http1() {
-            self.defer_framing();
-        }
-        self
-    }
-
-    /// Reads skip the framing check from now on: the lean loop reads, parses and
-    /// judges each head once itself (with the check's parse), and serves only requests
-    /// the check would let through; [`Self::resume_framing`] before hyper reads again.
-    pub(crate) fn defer_framing(&mut self) {
-        if self.framing.is_some() {
-            self.framing_deferred = true;
-        }
-    }
-
-    /// Hands the connection back to the framing check before hyper's server reads:
-    /// the requests served meanwhile are counted as the connection manager counted
-    /// them, and `unread` (the lean loop's unserved bytes) is checked as a read, then
-    /// read again first.
-    pub(crate) fn resume_framing(&mut self, unread: &[u8]) {
-        if !self.framing_deferred {
-            self.unread(unread);
-            return;
-        }
-        self.framing_deferred = false;
-        if let (Some(framing), Some(conn)) = (&mut self.framing, &self.conn) {
-            framing.heads_served_elsewhere(conn.request_heads.load(Ordering::Relaxed));
-        }
-        let rest = std::mem::take(&mut self.replay);
-        let rest_at = std::mem::replace(&mut self.replay_at, 0);
-        let mut checked = vec![0u8; unread.len() + SPOILED_HEAD_END.len()];
-        let mut buf = ReadBuf::new(&mut checked);
-        buf.put_slice(unread);
-        // A spoiled head's end that does not fit goes to `self.replay`, now empty.
-        self.check_framing(&mut buf, 0);
-        let len = buf.filled().len();
-        checked.truncate(len);
-        checked.append(&mut self.replay);
-        checked.extend_from_slice(&rest[rest_at..]);
-        self.replay = checked;
-    }
-
-    /// Takes the bytes read and not yet handed on (the lean loop reads them first).
-    pub(crate) fn take_unread(&mut self) -> bytes::BytesMut {
-        let unread = bytes::BytesMut::from(&self.replay[self.replay_at..]);
-        self.replay = Vec::new();
-        self.replay_at = 0;
-        unread
-    }
-
-    /// Gives back bytes read (and framing-checked) but not served, to be read again
-    /// first: the lean loop hands a request over to hyper's server this way.
-    pub(crate) fn unread(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        let mut replay = bytes.to_vec();
-        replay.extend_from_slice(&self.replay[self.replay_at..]);
-        self.replay = replay;
-        self.replay_at = 0;
     }
 
     /// True when a read that would block may instead end hyper's HTTP/1 connection
