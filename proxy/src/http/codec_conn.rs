@@ -657,6 +657,27 @@ static_resources:
     }
 
     #[tokio::test]
+    async fn a_body_arriving_after_its_head_goes_to_hyper_after_the_loop_answered() {
+        let (mut client, mut conn, shared) = connection().await;
+        let exchange = async {
+            client
+                .write_all(b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\nPOST /2 HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nab")
+                .await
+                .expect("write");
+            read_responses(&mut client, 2).await
+        };
+        // The direct response answers before the body ends: hyper then closes, as it
+        // does without the loop (`BATON_HTTP1_SERVER=hyper`).
+        let (ended, got) = tokio::join!(&mut conn, exchange);
+        ended.expect("ends cleanly");
+        assert_eq!(got.matches("HTTP/1.1 200 OK").count(), 2, "{got}");
+        let heads = shared
+            .request_heads
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(heads, 2, "the loop's request and hyper's");
+    }
+
+    #[tokio::test]
     async fn a_client_closing_a_parked_connection_ends_it() {
         let (mut client, mut conn, _) = connection().await;
         let exchange = async {
