@@ -10,7 +10,9 @@
 //! (`framing`: 400, 426 or 501, then close), after repairing in place the heads Envoy
 //! reads and httparse does not. Short reads (hyper-util's 24-byte protocol detection)
 //! read ahead, so that the check sees a head as it arrived. Between HTTP/1 exchanges it
-//! can end hyper's connection so that an idle connection parks (`codec_conn`).
+//! can end hyper's connection so that an idle connection parks (`codec_conn`). HTTP/1.1
+//! exchanges are served first by the lean loop (`lean_conn`, over this same I/O; its
+//! hand-over to hyper is in `lean_handover`).
 
 use std::future::Future;
 use std::io;
@@ -28,22 +30,25 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 mod builders;
+mod downstream_body;
+mod downstream_write;
 mod framing;
 mod h2_refusal;
 mod h2_wire;
 mod head_size;
-#[allow(dead_code)] // Not wired in yet (see the module doc).
-mod lean_conn;
-#[allow(dead_code)] // Not wired in yet (see the module doc).
+pub(crate) mod lean_conn;
+mod lean_handover;
 pub(crate) mod lean_server;
 mod reply;
 
 pub use builders::{builder, framing_limits, http1_builder, http2_builder};
 pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
-use reply::{automatic_error, codec_reply_details, codec_reply_text, AutomaticReply};
 pub use reply::{codec_reply_body_len, CodecReplyRecord};
+use reply::{codec_reply_details, codec_reply_text, AutomaticReply};
 
+pub use downstream_body::DownstreamBody;
 pub use framing::{fuzz_request_framing, FramingLimits};
+pub(crate) use lean_handover::lean_http1;
 
 use framing::{Rejection, RequestFraming};
 
@@ -194,6 +199,9 @@ pub struct DownstreamIo<IO> {
     /// A header field too large for Envoy's HPACK decoder arrived: its GOAWAY is going
     /// out, then reads fail.
     h2_compression_failed: bool,
+    /// The lean loop reads: it judges the heads it serves with the framing check's own
+    /// parse, and what it hands to hyper is checked then ([`Self::resume_framing`]).
+    framing_deferred: bool,
 }
 
 impl<IO> DownstreamIo<IO> {
@@ -221,6 +229,7 @@ impl<IO> DownstreamIo<IO> {
             parked: false,
             h2_settings_seen: false,
             h2_compression_failed: false,
+            framing_deferred: false,
         }
     }
 
@@ -265,12 +274,7 @@ impl<IO> DownstreamIo<IO> {
             conn.idle_read.store(false, Ordering::Relaxed);
             conn.park_now.store(false, Ordering::Relaxed);
         }
-        if !read_buf.is_empty() {
-            let mut replay = read_buf.to_vec();
-            replay.extend_from_slice(&self.replay[self.replay_at..]);
-            self.replay = replay;
-            self.replay_at = 0;
-        }
+        self.unread(read_buf);
         if let Some(framing) = &mut self.framing {
             framing.release_memory();
         }
@@ -590,7 +594,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
         match Pin::new(&mut self.inner).poll_read(cx, &mut ahead) {
             Poll::Ready(Ok(())) => {
                 self.on_read(ahead.filled());
-                self.check_framing(&mut ahead, 0);
+                if !self.framing_deferred {
+                    self.check_framing(&mut ahead, 0);
+                }
                 let len = ahead.filled().len();
                 // A spoiled head's end that did not fit.
                 let overflow = std::mem::take(&mut self.replay);
@@ -682,7 +688,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
                 let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
                 if polled.is_ready() {
                     this.on_read(&buf.filled()[before..]);
-                    this.check_framing(buf, before);
+                    if !this.framing_deferred {
+                        this.check_framing(buf, before);
+                    }
                 }
                 polled
             };
@@ -734,136 +742,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for DownstreamIo<IO> {
             io::ErrorKind::TimedOut,
             "request headers timeout",
         )))
-    }
-}
-
-/// The header line added to a HEAD answer without a length.
-const CHUNKED_LINE: &[u8] = b"transfer-encoding: chunked\r\n";
-
-/// Where the blank line of a response head starts, when `buf` is one whole HTTP/1.1
-/// response head and nothing else (a HEAD answer; anything else, such as a pipelined
-/// answer before it in the same write, is left alone).
-fn head_only(buf: &[u8]) -> Option<usize> {
-    if !buf.starts_with(b"HTTP/1.1 ") || !buf.ends_with(b"\r\n\r\n") {
-        return None;
-    }
-    let end = buf.len() - 2;
-    // The first blank line must be the last one.
-    let first_blank = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    (first_blank + 2 == end).then_some(end)
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        this.flushed = false;
-        std::task::ready!(this.poll_pending(cx))?;
-        if let Some(automatic) = automatic_error(buf) {
-            let reply = this.automatic_reply(automatic);
-            this.pending = this.codec_reply(reply);
-            this.written = 0;
-            // Report the whole original buffer as written; the replacement drains on
-            // the next write/flush/shutdown.
-            let _ = this.poll_pending(cx)?;
-            return Poll::Ready(Ok(buf.len()));
-        }
-        if this.codec != Codec::Http2 {
-            if let Some(conn) = &this.conn {
-                // hyper writes `HTTP/1.0` to an HTTP/1.0 client; Envoy's 426 refusing
-                // HTTP/1.0 says `HTTP/1.1`. The version goes out from `pending`, the
-                // rest of the head as hyper wrote it.
-                if buf.starts_with(b"HTTP/1.0 ")
-                    && conn.http11_status_line.swap(false, Ordering::Relaxed)
-                {
-                    this.pending = b"HTTP/1.1".to_vec();
-                    this.written = 0;
-                    let _ = this.poll_pending(cx)?;
-                    return Poll::Ready(Ok(8));
-                }
-                if conn.head_chunked.swap(false, Ordering::Relaxed) {
-                    if let Some(cut) = head_only(buf) {
-                        // The head up to its last header line, then the header; the
-                        // blank line follows from hyper's buffer.
-                        let mut head = Vec::with_capacity(cut + CHUNKED_LINE.len());
-                        head.extend_from_slice(&buf[..cut]);
-                        head.extend_from_slice(CHUNKED_LINE);
-                        this.pending = head;
-                        this.written = 0;
-                        let _ = this.poll_pending(cx)?;
-                        return Poll::Ready(Ok(cut));
-                    }
-                }
-            }
-            let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
-            if let Poll::Ready(Ok(n)) = polled {
-                this.on_written(n);
-            }
-            return polled;
-        }
-        if !this.h2_settings_seen {
-            this.h2_settings_seen = true;
-            if let Some((len, settings)) = h2_wire::envoy_settings(buf) {
-                // Envoy's SETTINGS go out in place of h2's, which count as written.
-                this.pending = settings;
-                this.written = 0;
-                let _ = this.poll_pending(cx)?;
-                return Poll::Ready(Ok(len));
-            }
-        }
-        let frames = &mut this.h2.get_or_insert_with(Default::default).outbound;
-        let plan = frames.plan(buf);
-        if plan.len == 0 && plan.refusal {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "client exceeded max_concurrent_streams",
-            )));
-        }
-        let buf = &buf[..plan.len];
-        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = polled {
-            let resets_before = frames.resets;
-            frames.commit(&plan, &buf[..n]);
-            let resets = frames.resets - resets_before;
-            if resets > 0 && this.stats.is_some() {
-                crate::stats::downstream_http2().tx_reset.add(resets);
-            }
-            this.on_written(n);
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(self.poll_pending(cx))?;
-        let flushed = std::task::ready!(Pin::new(&mut self.inner).poll_flush(cx));
-        if flushed.is_ok() && self.park_enabled {
-            self.flushed = true;
-            self.flushed_streams = self
-                .conn
-                .as_ref()
-                .map_or(0, |c| c.streams_ended.load(Ordering::Relaxed));
-            // hyper reads before it writes: its read that found nothing came before
-            // this flush of the last response's end, and it reads again only when
-            // woken. The connection is idle now if it may park.
-            if self.may_park() {
-                if let Some(conn) = &self.conn {
-                    conn.idle_read.store(true, Ordering::Relaxed);
-                }
-            }
-        }
-        Poll::Ready(flushed)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.parked {
-            // hyper's connection ended to park: the socket stays open.
-            return Poll::Ready(Ok(()));
-        }
-        std::task::ready!(self.poll_pending(cx))?;
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

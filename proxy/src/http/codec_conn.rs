@@ -12,8 +12,15 @@
 //! bytes were the whole HTTP/2 preface runs hyper's HTTP/2 connection for its whole
 //! life; an AUTO connection whose first read held only the start of the preface runs
 //! hyper-util's protocol-detecting connection, as before.
+//!
+//! An HTTP/1 connection is served first by the lean loop (`codec::lean_conn`), which
+//! answers the common exchange itself and hands anything else to hyper's HTTP/1
+//! connection at that request's first byte; the loop parks the same way, ending when it
+//! has waited [`PARK_AFTER`] for a next request. `BATON_HTTP1_SERVER=hyper` in the
+//! environment leaves every HTTP/1 exchange to hyper (for comparisons).
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,7 +36,8 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
-use super::codec::{self, DownstreamIo};
+use super::codec::lean_conn::{LeanBody, LeanConn, LeanEnd};
+use super::codec::{self, DownstreamBody, DownstreamIo};
 use super::stream::ConnShared;
 use super::ResponseBody;
 
@@ -40,18 +48,41 @@ pub(super) const PARK_AFTER: Duration = Duration::from_millis(100);
 pub(super) type CodecError = Box<dyn std::error::Error + Send + Sync>;
 
 type Io<IO> = TokioIo<DownstreamIo<IO>>;
-type Http1Conn<IO, S> = hyper::server::conn::http1::UpgradeableConnection<Io<IO>, S>;
-type Http2Conn<IO, S> = hyper::server::conn::http2::Connection<Io<IO>, S, TokioExecutor>;
-type AutoConn<IO, S> = auto::UpgradeableConnection<'static, Io<IO>, S, TokioExecutor>;
+type Http1Conn<IO, S> = hyper::server::conn::http1::UpgradeableConnection<Io<IO>, HyperService<S>>;
+type Http2Conn<IO, S> =
+    hyper::server::conn::http2::Connection<Io<IO>, HyperService<S>, TokioExecutor>;
+type AutoConn<IO, S> = auto::UpgradeableConnection<'static, Io<IO>, HyperService<S>, TokioExecutor>;
+/// The lean HTTP/1.1 loop serving the connection (boxed once per active period).
+type LeanServing<IO> = Pin<Box<dyn Future<Output = io::Result<LeanEnd<DownstreamIo<IO>>>> + Send>>;
+
+/// The connection manager's service as hyper's servers call it: their request bodies
+/// are hyper's.
+#[derive(Clone)]
+pub(super) struct HyperService<S>(S);
+
+impl<S> Service<Request<Incoming>> for HyperService<S>
+where
+    S: Service<Request<DownstreamBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, req: Request<Incoming>) -> S::Future {
+        self.0.call(req.map(DownstreamBody::Hyper))
+    }
+}
 
 /// Where the connection's codec is.
 enum State<IO, S>
 where
-    S: Service<Request<Incoming>, Response = Response<ResponseBody>>,
+    S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>>,
     S::Error: Into<CodecError>,
 {
     /// No hyper connection: waiting for the client's first or next bytes.
     Parked(DownstreamIo<IO>),
+    /// The lean HTTP/1.1 loop.
+    Lean(LeanServing<IO>),
     /// hyper's HTTP/1 connection, which parks when the connection goes idle.
     Http1(Box<Http1Conn<IO, S>>),
     /// hyper's HTTP/2 connection (the first bytes were the whole preface).
@@ -70,7 +101,7 @@ where
 /// The codec future of one downstream connection: ends when the connection does.
 pub(super) struct CodecConnection<IO, S>
 where
-    S: Service<Request<Incoming>, Response = Response<ResponseBody>>,
+    S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>>,
     S::Error: Into<CodecError>,
 {
     state: State<IO, S>,
@@ -94,7 +125,7 @@ where
 impl<IO, S> CodecConnection<IO, S>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<ResponseBody>> + Clone + Unpin + Send,
+    S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>> + Clone + Unpin + Send,
     S: 'static,
     S::Future: Send + 'static,
     S::Error: Into<CodecError>,
@@ -182,20 +213,51 @@ where
     /// graceful shutdown, or at once when parked.
     pub(super) fn graceful_shutdown(mut self: Pin<&mut Self>) {
         self.shutdown = true;
+        // Read by the lean loop when next polled (the connection's task polls it next).
+        self.shared.shutdown_asked.store(true, Ordering::Relaxed);
         match &mut self.state {
             State::Http1(conn) => Pin::new(&mut **conn).graceful_shutdown(),
             State::Http2(conn) => conn.as_mut().graceful_shutdown(),
             State::Auto(conn) => conn.as_mut().graceful_shutdown(),
-            State::Parked(_) | State::Closing(_) | State::Released(_) | State::Done => {}
+            State::Parked(_)
+            | State::Lean(_)
+            | State::Closing(_)
+            | State::Released(_)
+            | State::Done => {}
         }
     }
 
+    /// The lean loop or a hyper connection for `io`, which has bytes to read.
+    fn serve(&self, io: DownstreamIo<IO>) -> State<IO, S> {
+        if io.is_http1() && codec::lean_http1() {
+            self.serve_lean(io)
+        } else {
+            self.serve_hyper(io)
+        }
+    }
+
+    /// The lean HTTP/1.1 loop for `io`, starting with the bytes it has read.
+    fn serve_lean(&self, mut io: DownstreamIo<IO>) -> State<IO, S> {
+        let unread = io.take_unread();
+        let limits = codec::framing_limits(&self.hcm);
+        let mut conn =
+            LeanConn::new(io, limits, unread).idling(self.park_after, self.shared.clone());
+        if self.shutdown {
+            conn.close_after_next();
+        }
+        let service = self.service.clone();
+        State::Lean(Box::pin(conn.serve(move |req: Request<LeanBody>| {
+            service.call(req.map(DownstreamBody::Lean))
+        })))
+    }
+
     /// A hyper connection for `io`, which has bytes to read.
-    fn serve(&self, mut io: DownstreamIo<IO>) -> State<IO, S> {
+    fn serve_hyper(&self, mut io: DownstreamIo<IO>) -> State<IO, S> {
+        let service = HyperService(self.service.clone());
         if io.is_http1() {
             io.enable_park(true);
             let conn = codec::http1_builder(&self.hcm)
-                .serve_connection(TokioIo::new(io), self.service.clone())
+                .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
             let mut conn = Box::new(conn);
             if self.shutdown {
@@ -205,8 +267,7 @@ where
         } else if io.has_h2_preface() {
             // hyper-util's connection would pick HTTP/2 too; hyper's alone is smaller
             // than the one that can hold either protocol (and the builder it copies).
-            let conn = codec::http2_builder(&self.hcm)
-                .serve_connection(TokioIo::new(io), self.service.clone());
+            let conn = codec::http2_builder(&self.hcm).serve_connection(TokioIo::new(io), service);
             let mut conn = Box::pin(conn);
             if self.shutdown {
                 conn.as_mut().graceful_shutdown();
@@ -214,7 +275,7 @@ where
             State::Http2(conn)
         } else {
             let conn = codec::builder(&self.hcm)
-                .serve_connection_with_upgrades(TokioIo::new(io), self.service.clone())
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
                 .into_owned();
             let mut conn = Box::pin(conn);
             if self.shutdown {
@@ -228,7 +289,7 @@ where
 impl<IO, S> Future for CodecConnection<IO, S>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<ResponseBody>> + Clone + Unpin + Send,
+    S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>> + Clone + Unpin + Send,
     S: 'static,
     S::Future: Send + 'static,
     S::Error: Into<CodecError>,
@@ -259,6 +320,26 @@ where
                         Err(e) => return Poll::Ready(Err(e.into())),
                     }
                 }
+                State::Lean(serving) => {
+                    let end = std::task::ready!(serving.as_mut().poll(cx));
+                    this.state = State::Done;
+                    match end {
+                        Err(e) => return Poll::Ready(Err(e.into())),
+                        Ok(LeanEnd::Closed) => return Poll::Ready(Ok(())),
+                        Ok(LeanEnd::Idle(mut io)) => {
+                            io.park(&[]);
+                            if this.release_parked && !this.shutdown {
+                                this.state = State::Released(io);
+                                return Poll::Ready(Ok(()));
+                            }
+                            this.state = State::Parked(io);
+                        }
+                        Ok(LeanEnd::Fallback { mut io, unread }) => {
+                            io.resume_framing(&unread);
+                            this.state = this.serve_hyper(io);
+                        }
+                    }
+                }
                 State::Http1(conn) => {
                     let res = match Pin::new(&mut **conn).poll(cx) {
                         Poll::Ready(res) => res,
@@ -280,6 +361,10 @@ where
                             let mut io = parts.io.into_inner();
                             if io.parked() {
                                 io.park(&parts.read_buf);
+                                if codec::lean_http1() {
+                                    // The next exchange is the lean loop's again.
+                                    io.defer_framing();
+                                }
                                 this.park_timer = None;
                                 this.park_armed = false;
                                 if this.release_parked && !this.shutdown {
@@ -380,7 +465,8 @@ static_resources:
         let (client, server) = tokio::io::duplex(64 * 1024);
         let io = DownstreamIo::new(server)
             .with_stats(runtime.clone())
-            .with_request_framing(codec::framing_limits(&runtime.hcm), shared.clone());
+            .with_request_framing(codec::framing_limits(&runtime.hcm), shared.clone())
+            .deferring_framing_to_lean();
         let svc_shared = shared.clone();
         let service = service_fn(move |req| {
             let shared = svc_shared.clone();
@@ -398,7 +484,7 @@ static_resources:
     /// The service type `connection` builds.
     trait HandleFn:
         Service<
-            Request<Incoming>,
+            Request<DownstreamBody>,
             Response = Response<ResponseBody>,
             Error = Infallible,
             Future: Send + 'static,
@@ -410,7 +496,7 @@ static_resources:
     }
     impl<T> HandleFn for T where
         T: Service<
-                Request<Incoming>,
+                Request<DownstreamBody>,
                 Response = Response<ResponseBody>,
                 Error = Infallible,
                 Future: Send + 'static,
@@ -568,6 +654,27 @@ static_resources:
         let mut rest = Vec::new();
         client.read_to_end(&mut rest).await.expect("eof");
         assert!(rest.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_body_arriving_after_its_head_goes_to_hyper_after_the_loop_answered() {
+        let (mut client, mut conn, shared) = connection().await;
+        let exchange = async {
+            client
+                .write_all(b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\nPOST /2 HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nab")
+                .await
+                .expect("write");
+            read_responses(&mut client, 2).await
+        };
+        // The direct response answers before the body ends: hyper then closes, as it
+        // does without the loop (`BATON_HTTP1_SERVER=hyper`).
+        let (ended, got) = tokio::join!(&mut conn, exchange);
+        ended.expect("ends cleanly");
+        assert_eq!(got.matches("HTTP/1.1 200 OK").count(), 2, "{got}");
+        let heads = shared
+            .request_heads
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(heads, 2, "the loop's request and hyper's");
     }
 
     #[tokio::test]

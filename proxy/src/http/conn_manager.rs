@@ -61,7 +61,8 @@ where
     count_open(&shared);
     let mut io = DownstreamIo::new(ParkSocket::Registered(io))
         .with_stats(runtime.clone())
-        .with_request_framing(codec::framing_limits(hcm), shared.clone());
+        .with_request_framing(codec::framing_limits(hcm), shared.clone())
+        .deferring_framing_to_lean();
     if let Some(timeout) = hcm.request_headers_timeout {
         io = io.with_request_headers_timeout(timeout, shared.clone());
     }
@@ -247,7 +248,7 @@ where
     let svc_codec_reply = io.codec_reply.clone();
     let max_headers_count = hcm.max_headers_count as usize;
     let max_requests = hcm.max_requests_per_connection.map(u64::from);
-    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+    let service = service_fn(move |req: http::Request<codec::DownstreamBody>| {
         let shared = svc_shared.clone();
         let codec_reply = svc_codec_reply.clone();
         let heads = shared.request_heads.fetch_add(1, Ordering::Relaxed) + 1;

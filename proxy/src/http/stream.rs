@@ -11,12 +11,12 @@ use http::header::{CONNECTION, HOST, LOCATION};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::access_log::{FormatInput, RequestHead, StreamInfo};
 use crate::base::conn_info::ConnInfo;
 
 use super::body::{LoggedBody, PendingLog, RequestProgress};
+use super::codec::DownstreamBody;
 use super::context::{HcmRuntime, HttpContext};
 use super::filter::{self, RequestBodySlot, StreamFilters};
 use super::headers::{compact, forwarding, hop_by_hop, mutation};
@@ -82,6 +82,9 @@ pub struct ConnShared {
     /// HTTP/1: the connection has idled long enough to park: the next idle read ends
     /// hyper's connection (set by `codec_conn`, cleared by the next bytes or the park).
     pub park_now: std::sync::atomic::AtomicBool,
+    /// HTTP/1: the codec was told to close once the exchange in progress is over (a
+    /// graceful shutdown): the lean loop closes at once between exchanges.
+    pub shutdown_asked: std::sync::atomic::AtomicBool,
 }
 
 impl ConnShared {
@@ -113,6 +116,7 @@ impl ConnShared {
             streams_ended: Default::default(),
             idle_read: Default::default(),
             park_now: Default::default(),
+            shutdown_asked: Default::default(),
         }
     }
 }
@@ -241,7 +245,10 @@ impl Exchange {
 }
 
 /// Handles one request end to end.
-pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    shared: Arc<ConnShared>,
+    req: Request<DownstreamBody>,
+) -> Response<ResponseBody> {
     shared.active.fetch_add(1, Ordering::Relaxed);
     let started = std::time::Instant::now();
     let counted = ActiveStream::begin(&shared, req.version(), started);
@@ -540,7 +547,7 @@ fn join_repeated_host(headers: &mut http::HeaderMap) {
 async fn route_and_act(
     ex: &mut Exchange,
     filters: &mut StreamFilters<'_>,
-    req: Request<Incoming>,
+    req: Request<DownstreamBody>,
 ) -> (Response<ResponseBody>, Option<Parts>) {
     let (mut parts, body) = req.into_parts();
     let runtime = ex.shared.runtime.clone();

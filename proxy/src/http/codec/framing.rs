@@ -284,6 +284,13 @@ impl RequestFraming {
         self.state == State::Head && self.head_buf.is_empty()
     }
 
+    /// Takes note of requests read and judged elsewhere (the lean loop, which serves
+    /// whole requests only): `heads` heads so far, the next byte starts a request.
+    pub fn heads_served_elsewhere(&mut self, heads: u64) {
+        debug_assert!(self.at_request_start() || self.state == State::Done);
+        self.heads = heads;
+    }
+
     /// Gives back the head buffer's memory (for a connection about to idle).
     pub fn release_memory(&mut self) {
         if self.head_buf.is_empty() {
@@ -421,7 +428,7 @@ impl RequestFraming {
 /// The end of a request head in `data` (the offset after its final LF), given the head's
 /// earlier bytes in `before`: the first LF that follows `\n` or `\n\r`, which is what
 /// httparse and hyper take as the end of a head (the last line break and an empty line).
-fn find_head_end(before: &[u8], data: &[u8]) -> Option<usize> {
+pub(super) fn find_head_end(before: &[u8], data: &[u8]) -> Option<usize> {
     let byte_before = |i: usize, back: usize| -> Option<u8> {
         if i >= back {
             Some(data[i - back])
@@ -651,6 +658,15 @@ fn is_visible_ascii(bytes: &[u8]) -> bool {
     bytes
         .iter()
         .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+/// The length of the whole chunked body (trailers included) at the start of `data`,
+/// when the framing check would take it as it is: None when it fails or goes on.
+pub(super) fn whole_chunked_len(data: &[u8]) -> Option<usize> {
+    match Chunked::default().read(data) {
+        Ok((used, true)) => Some(used),
+        _ => None,
+    }
 }
 
 impl Chunked {

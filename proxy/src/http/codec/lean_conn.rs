@@ -1,71 +1,50 @@
-//! The connection loop of the lean HTTP/1.1 downstream server (issue 17; not wired in
-//! yet, see `lean_server`): one task reads request heads into one buffer, hands each
-//! request to the service, and writes the response head and body through one write
-//! buffer, a write per response when the body is in hand. Pipelined requests are
-//! answered in order from the same buffer; keep-alive follows hyper's rules (HTTP/1.0,
-//! `connection: close` from either side, a close-delimited answer).
+//! The connection loop of the lean HTTP/1.1 downstream server (issue 17): one task
+//! reads request heads into one buffer, hands each request to the service, and writes
+//! the response head and body through one write buffer, a write per response when the
+//! body is in hand. Pipelined requests are answered in order from the same buffer;
+//! keep-alive follows hyper's rules (HTTP/1.0, `connection: close` from either side, a
+//! close-delimited answer), and so does a client closing while its exchange is in
+//! progress (hyper's server without half-close: the exchange is dropped).
 //!
 //! It serves the common exchange only: a request whose body, if any, arrived with its
 //! head. Anything else (a body still on its way, `expect: 100-continue`, upgrades,
 //! CONNECT, a head hyper or the framing check must handle, a head over the read limit)
 //! ends the loop at that request's first byte with [`LeanEnd::Fallback`]: the caller
 //! hands the connection and the unread bytes to hyper's server, which answers as today.
-//! With nothing buffered between exchanges the loop ends with [`LeanEnd::Idle`], so an
-//! idle connection holds no buffer.
+//! Between exchanges the loop waits for the next request for its park delay, then ends
+//! with [`LeanEnd::Idle`], so that an idle connection holds no buffer (it parks).
 
-use std::convert::Infallible;
+use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use http::{HeaderMap, Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
+use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{Instant, Sleep};
 
+pub(crate) use super::downstream_body::LeanBody;
+use super::framing::{find_head_end, whole_chunked_len};
 use super::lean_server::{
-    encode_response_head, parse_request_head, BodyDecoder, BodyKind, BodyLength, Decoded, Exchange,
-    HeadParse, RequestHead,
+    encode_response_head, parse_request_head_reusing, BodyDecoder, BodyKind, BodyLength, Decoded,
+    Exchange, HeadParse, RequestHead,
 };
 use super::FramingLimits;
+use crate::http::stream::ConnShared;
 use crate::http::ResponseBody;
 
 /// How much one read asks for.
 const READ_CHUNK: usize = 8192;
 /// Response bytes buffered before they are written while the body goes on.
 const WRITE_AT: usize = 16 * 1024;
-
-/// A request body the lean server has whole: nothing, or its bytes and trailers.
-#[derive(Debug, Default)]
-pub(crate) struct LeanBody {
-    data: Option<Bytes>,
-    trailers: Option<HeaderMap>,
-}
-
-impl Body for LeanBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if let Some(data) = self.data.take() {
-            return Poll::Ready(Some(Ok(Frame::data(data))));
-        }
-        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_none() && self.trailers.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
-    }
-}
+/// A response header map kept for the next request up to this many headers' room.
+const RECYCLE_HEADERS_UP_TO: usize = 64;
 
 /// How the loop ended.
 #[derive(Debug)]
@@ -76,7 +55,19 @@ pub(crate) enum LeanEnd<IO> {
     /// bytes (and may park), then serves again.
     Idle(IO),
     /// The request at the start of `unread` is for hyper's server.
-    Fallback { io: IO, unread: Bytes },
+    Fallback { io: IO, unread: BytesMut },
+}
+
+/// What waiting for a next request came to.
+enum Wait {
+    /// Bytes arrived.
+    Bytes,
+    /// The client closed the idle connection.
+    Closed,
+    /// The server is closing: an idle connection closes now.
+    Shutdown,
+    /// Nothing came for the park delay.
+    Idle,
 }
 
 /// One lean HTTP/1.1 connection.
@@ -87,18 +78,46 @@ pub(crate) struct LeanConn<IO> {
     write_buf: Vec<u8>,
     /// The server is closing (drain): the next response says `connection: close`.
     closing: bool,
+    /// How long the loop waits between exchanges before it ends idle (zero: at once).
+    park_after: Duration,
+    /// Wakes the wait between exchanges to end idle; set once and moved only when it
+    /// fires, so that a busy connection does not re-arm a timer per request.
+    park_timer: Option<Pin<Box<Sleep>>>,
+    /// `served` when the park timer was set (None: not set).
+    park_armed_at: Option<u64>,
+    /// Requests served so far.
+    served: u64,
+    /// The connection's shared state: its `shutdown_asked` closes an idle loop.
+    conn: Option<Arc<ConnShared>>,
+    /// The last response's header map, emptied: the next request's headers go in it
+    /// (one allocation fewer per exchange, as in hyper's server).
+    recycled: Option<HeaderMap>,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
     /// Serves `io`, whose first unread bytes are `unread`.
-    pub(crate) fn new(io: IO, limits: FramingLimits, unread: &[u8]) -> Self {
+    pub(crate) fn new(io: IO, limits: FramingLimits, unread: BytesMut) -> Self {
         Self {
             io,
             limits,
-            read_buf: BytesMut::from(unread),
+            read_buf: unread,
             write_buf: Vec::new(),
             closing: false,
+            park_after: Duration::ZERO,
+            park_timer: None,
+            park_armed_at: None,
+            served: 0,
+            conn: None,
+            recycled: None,
         }
+    }
+
+    /// Waits up to `delay` between exchanges for a next request before ending idle,
+    /// and closes an idle connection once `conn.shutdown_asked` is set.
+    pub(crate) fn idling(mut self, delay: Duration, conn: Arc<ConnShared>) -> Self {
+        self.park_after = delay;
+        self.conn = Some(conn);
+        self
     }
 
     /// Answers the next response with `connection: close`, then closes.
@@ -107,24 +126,51 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
     }
 
     /// Serves requests until the connection ends, idles, or needs hyper.
-    pub(crate) async fn serve<F, Fut>(mut self, mut service: F) -> io::Result<LeanEnd<IO>>
+    pub(crate) async fn serve<F, Fut, E>(mut self, mut service: F) -> io::Result<LeanEnd<IO>>
     where
         F: FnMut(Request<LeanBody>) -> Fut,
-        Fut: Future<Output = Response<ResponseBody>>,
+        Fut: Future<Output = Result<Response<ResponseBody>, E>>,
+        E: Into<Box<dyn StdError + Send + Sync>>,
     {
         loop {
             if self.read_buf.is_empty() {
-                return Ok(LeanEnd::Idle(self.io));
+                match self.wait_for_request().await? {
+                    Wait::Bytes => {}
+                    Wait::Idle => return Ok(LeanEnd::Idle(self.io)),
+                    Wait::Closed | Wait::Shutdown => {
+                        // As hyper's connection ending: the write side shuts.
+                        if let Err(e) = self.io.shutdown().await {
+                            tracing::debug!(error = %e, "shutting down an idle connection");
+                        }
+                        return Ok(LeanEnd::Closed);
+                    }
+                }
             }
-            let (head, len) = match parse_request_head(&self.read_buf, &self.limits) {
+            let parsed =
+                parse_request_head_reusing(&self.read_buf, &self.limits, &mut self.recycled);
+            let (head, len) = match parsed {
+                // A head longer than hyper's read buffer: hyper's 431.
+                HeadParse::Request { len, .. } if len > self.limits.read_buffer_limit => {
+                    return Ok(self.fallback())
+                }
                 HeadParse::Request { head, len } => (head, len),
                 HeadParse::Partial => {
-                    if self.read_buf.len() >= self.limits.read_buffer_limit {
-                        return Ok(self.fallback());
-                    }
-                    if !self.read_more().await? {
-                        // The client closed inside a head: hyper answers nothing either.
-                        return Ok(LeanEnd::Closed);
+                    // Parsed again only once a read brings what may end the head (as
+                    // hyper and the framing check do): a head sent a byte at a time
+                    // costs linear time, not quadratic.
+                    loop {
+                        if self.read_buf.len() >= self.limits.read_buffer_limit {
+                            return Ok(self.fallback());
+                        }
+                        let before = self.read_buf.len();
+                        if !self.read_more().await? {
+                            // The client closed inside a head: hyper answers nothing.
+                            return Ok(LeanEnd::Closed);
+                        }
+                        let (seen, new) = self.read_buf.split_at(before);
+                        if find_head_end(seen, new).is_some() {
+                            break;
+                        }
                     }
                     continue;
                 }
@@ -137,6 +183,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
                 return Ok(self.fallback());
             };
             self.read_buf.advance(len + body_len);
+            self.served += 1;
             let RequestHead {
                 request,
                 keep_alive,
@@ -146,7 +193,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
             let (parts, ()) = request.into_parts();
             let method = parts.method.clone();
             let version = parts.version;
-            let response = service(Request::from_parts(parts, body)).await;
+            let response = {
+                let mut exchange = pin!(service(Request::from_parts(parts, body)));
+                std::future::poll_fn(|cx| {
+                    if let Poll::Ready(response) = exchange.as_mut().poll(cx) {
+                        return Poll::Ready(Ok(response));
+                    }
+                    poll_client_gone(&mut self.io, &mut self.read_buf, cx)
+                })
+                .await?
+            };
+            let response = response.map_err(|e| io::Error::other(e.into()))?;
             let exchange = Exchange {
                 method: &method,
                 version,
@@ -159,12 +216,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
                 self.io.shutdown().await?;
                 return Ok(LeanEnd::Closed);
             }
-            if self.read_buf.is_empty() {
-                // Nothing kept while idle.
-                self.read_buf = BytesMut::new();
-                if self.write_buf.capacity() > WRITE_AT * 2 {
-                    self.write_buf = Vec::new();
-                }
+            if self.write_buf.capacity() > WRITE_AT * 2 {
+                self.write_buf = Vec::new();
             }
         }
     }
@@ -172,7 +225,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
     fn fallback(self) -> LeanEnd<IO> {
         LeanEnd::Fallback {
             io: self.io,
-            unread: self.read_buf.freeze(),
+            unread: self.read_buf,
         }
     }
 
@@ -180,6 +233,52 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
     async fn read_more(&mut self) -> io::Result<bool> {
         self.read_buf.reserve(READ_CHUNK);
         Ok(self.io.read_buf(&mut self.read_buf).await? > 0)
+    }
+
+    /// Waits for the client's next request, for the park delay at most.
+    async fn wait_for_request(&mut self) -> io::Result<Wait> {
+        if self.park_after.is_zero() {
+            return Ok(Wait::Idle);
+        }
+        std::future::poll_fn(|cx| self.poll_wait(cx)).await
+    }
+
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Wait>> {
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.shutdown_asked.load(Ordering::Relaxed))
+        {
+            return Poll::Ready(Ok(Wait::Shutdown));
+        }
+        self.read_buf.reserve(READ_CHUNK);
+        match pin!(self.io.read_buf(&mut self.read_buf)).poll(cx) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Wait::Closed)),
+            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(Wait::Bytes)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+        loop {
+            if self.park_armed_at.is_none() {
+                let at = Instant::now() + self.park_after;
+                match &mut self.park_timer {
+                    Some(timer) => timer.as_mut().reset(at),
+                    None => self.park_timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
+                self.park_armed_at = Some(self.served);
+            }
+            let Some(timer) = &mut self.park_timer else {
+                return Poll::Pending;
+            };
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if self.park_armed_at.take() == Some(self.served) {
+                // Nothing kept while idle.
+                self.read_buf = BytesMut::new();
+                return Poll::Ready(Ok(Wait::Idle));
+            }
+        }
     }
 
     /// Writes one response; true when the connection closes after it.
@@ -194,9 +293,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
         let length = BodyLength::of(&body);
         let mut encoder = encode_response_head(&mut self.write_buf, &mut parts, length, exchange)
             .map_err(io::Error::other)?;
+        if parts.headers.capacity() <= RECYCLE_HEADERS_UP_TO {
+            self.recycled = Some(std::mem::take(&mut parts.headers));
+        }
         let mut trailers = None;
         if length != BodyLength::None {
-            while let Some(frame) = body.frame().await {
+            loop {
+                let frame = std::future::poll_fn(|cx| {
+                    if let Poll::Ready(frame) = Pin::new(&mut body).poll_frame(cx) {
+                        return Poll::Ready(Ok(frame));
+                    }
+                    poll_client_gone(&mut self.io, &mut self.read_buf, cx)
+                })
+                .await?;
+                let Some(frame) = frame else { break };
                 let frame = frame.map_err(io::Error::other)?;
                 match frame.into_data() {
                     Ok(data) => {
@@ -210,8 +320,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
                     }
                     Err(frame) => trailers = frame.into_trailers().ok(),
                 }
+                // hyper stops at a body's end rather than polling it once more.
+                if body.is_end_stream() {
+                    break;
+                }
             }
         }
+        drop(body);
         let sent_trailers = trailers.as_ref().filter(|_| accepts_trailers);
         encoder
             .encode_end(&mut self.write_buf, sent_trailers)
@@ -220,6 +335,29 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
         self.io.flush().await?;
         self.write_buf.clear();
         Ok(encoder.is_last())
+    }
+}
+
+/// hyper's server without half-close: while an exchange is in progress and nothing
+/// is buffered, it reads; the client closing ends the connection (the exchange is
+/// dropped), and bytes it sent (a pipelined request) wait in the buffer. Never ready
+/// with `Ok`: the caller's own future decides when to go on.
+fn poll_client_gone<IO: AsyncRead + Unpin, T>(
+    io: &mut IO,
+    read_buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<T>> {
+    if !read_buf.is_empty() {
+        return Poll::Pending;
+    }
+    read_buf.reserve(READ_CHUNK);
+    match pin!(io.read_buf(read_buf)).poll(cx) {
+        Poll::Ready(Ok(0)) => Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the client closed the connection during an exchange",
+        ))),
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Ready(Ok(_)) | Poll::Pending => Poll::Pending,
     }
 }
 
@@ -244,9 +382,15 @@ fn whole_body(head: &RequestHead, after_head: &[u8]) -> Option<(LeanBody, usize)
         }
         at += used;
     }
+    // The framing check does not see what the loop serves (`DownstreamIo::
+    // defer_framing`): a chunked body it would refuse goes to hyper, through the check.
+    if head.body == BodyKind::Chunked && whole_chunked_len(after_head) != Some(at) {
+        return None;
+    }
     let body = LeanBody {
         data: data.map(BytesMut::freeze).filter(|d| !d.is_empty()),
         trailers,
+        chunked: head.body == BodyKind::Chunked,
     };
     Some((body, at))
 }

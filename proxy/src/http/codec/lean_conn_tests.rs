@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -81,7 +81,7 @@ fn echo() -> Arc<Respond> {
 /// how the loop ended.
 async fn lean_serve(requests: &[u8], respond: Arc<Respond>) -> (Vec<u8>, LeanEnd<()>) {
     let (mut client, server) = tokio::io::duplex(64 * 1024);
-    let conn = LeanConn::new(server, LIMITS, requests);
+    let conn = LeanConn::new(server, LIMITS, BytesMut::from(requests));
     let end = conn
         .serve(move |req: Request<LeanBody>| {
             let respond = respond.clone();
@@ -89,7 +89,7 @@ async fn lean_serve(requests: &[u8], respond: Arc<Respond>) -> (Vec<u8>, LeanEnd
                 let (parts, body) = req.into_parts();
                 let collected = body.collect().await.expect("infallible");
                 let trailers = collected.trailers().cloned();
-                respond(parts, collected.to_bytes(), trailers)
+                Ok::<_, std::convert::Infallible>(respond(parts, collected.to_bytes(), trailers))
             }
         })
         .await
@@ -197,16 +197,53 @@ async fn what_the_loop_cannot_serve_goes_to_hyper_from_its_first_byte() {
 async fn a_client_closing_inside_a_head_ends_the_connection() {
     let (mut client, server) = tokio::io::duplex(1024);
     client.shutdown().await.expect("shutdown");
-    let end = LeanConn::new(server, LIMITS, b"GET / HT")
-        .serve(
-            |_req: Request<LeanBody>| -> std::future::Ready<Response<ResponseBody>> {
-                panic!("no request")
-            },
-        )
-        .await
-        .expect("ends");
+    let end =
+        LeanConn::new(server, LIMITS, BytesMut::from(&b"GET / HT"[..]))
+            .serve(
+                |_req: Request<LeanBody>| -> std::future::Ready<
+                    Result<Response<ResponseBody>, std::convert::Infallible>,
+                > { panic!("no request") },
+            )
+            .await
+            .expect("ends");
     assert!(matches!(end, LeanEnd::Closed), "{end:?}");
     let mut rest = Vec::new();
     client.read_to_end(&mut rest).await.expect("read");
     assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn a_head_arriving_in_pieces_is_served_once_whole() {
+    let (mut client, server) = tokio::io::duplex(1024);
+    let respond = echo();
+    let serving = tokio::spawn(
+        LeanConn::new(server, LIMITS, BytesMut::from(&b"GET /1 HT"[..])).serve(
+            move |req: Request<LeanBody>| {
+                let respond = respond.clone();
+                async move {
+                    let (parts, _) = req.into_parts();
+                    Ok::<_, std::convert::Infallible>(respond(parts, Bytes::new(), None))
+                }
+            },
+        ),
+    );
+    for piece in [&b"TP/1.1\r\n"[..], b"host: x\r", b"\n", b"\r\n"] {
+        client.write_all(piece).await.expect("write");
+        tokio::task::yield_now().await;
+    }
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), serving)
+        .await
+        .expect("served")
+        .expect("joined")
+        .expect("ok");
+    assert!(matches!(end, LeanEnd::Idle(_)), "{end:?}");
+    drop(end);
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.expect("read");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(
+        out.ends_with("GET /1 HTTP/1.1 0 bytes, trailers None"),
+        "{out}"
+    );
 }

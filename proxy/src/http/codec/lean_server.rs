@@ -1,7 +1,6 @@
-//! The wire format of a lean HTTP/1.1 downstream server (issue 17), meant to replace
-//! hyper's `http1` server connection for the common exchange. Not wired in yet: hyper
-//! still serves every connection; this module holds the pure, tested pieces the
-//! connection side will drive (see the README's session 14 notes for what is left).
+//! The wire format of the lean HTTP/1.1 downstream server (issue 17), which serves the
+//! common exchange in place of hyper's `http1` server connection (the loop is
+//! `lean_conn`; `codec_conn` runs it). This module holds its pure, tested pieces.
 //!
 //! - The request head is parsed once: the framing check's httparse pass
 //!   (`framing::parse_head_with`) judges it as Envoy does and, in the same pass, the
@@ -64,7 +63,9 @@ pub(crate) enum HeadParse {
     /// The head has not ended yet.
     Partial,
     /// Envoy refuses the request: its reply (status, `%RESPONSE_CODE_DETAILS%`, an
-    /// empty body or the codec's text), then the connection closes.
+    /// empty body or the codec's text), then the connection closes. (The loop hands
+    /// these to hyper, whose 400 the I/O rewrites as today; tests read the fields.)
+    #[allow(dead_code)]
     Refused {
         status: u16,
         details: &'static str,
@@ -75,7 +76,18 @@ pub(crate) enum HeadParse {
 }
 
 /// Parses and judges the request head at the start of `data` (one httparse pass).
+#[cfg(test)]
 pub(crate) fn parse_request_head(data: &[u8], limits: &FramingLimits) -> HeadParse {
+    parse_request_head_reusing(data, limits, &mut None)
+}
+
+/// [`parse_request_head`], with the headers going into `recycled` (an emptied map from
+/// an earlier exchange, as hyper's server reuses one) when there is one.
+pub(crate) fn parse_request_head_reusing(
+    data: &[u8],
+    limits: &FramingLimits,
+    recycled: &mut Option<HeaderMap>,
+) -> HeadParse {
     let parsed = framing::parse_head_with(data, limits, |req, len| {
         let body = match framing::judge(req, limits) {
             HeadVerdict::Refuse { status, details } => {
@@ -90,7 +102,7 @@ pub(crate) fn parse_request_head(data: &[u8], limits: &FramingLimits) -> HeadPar
             HeadVerdict::Length(n) => BodyKind::Length(n),
             HeadVerdict::Chunked => BodyKind::Chunked,
         };
-        match build_request(data, req, len, body) {
+        match build_request(data, req, len, body, recycled.take()) {
             Some(head) => HeadParse::Request { head, len },
             None => HeadParse::Fallback,
         }
@@ -111,6 +123,7 @@ fn build_request(
     parsed: &httparse::Request<'_, '_>,
     len: usize,
     body: BodyKind,
+    recycled: Option<HeaderMap>,
 ) -> Option<RequestHead> {
     let target = parsed.path?;
     if target.len() > MAX_URI_LEN {
@@ -129,7 +142,18 @@ fn build_request(
     let mut keep_alive = http11;
     let mut saw_close = false;
     let mut expect_continue = false;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    let mut accepts_trailers = false;
+    // A recycled map (a response's, with room for more than a request brings in the
+    // usual case) is reserved for the request's own headers only, as hyper's server
+    // does: asking for more would reallocate it. A new map gets room for what the
+    // connection manager adds (forwarding headers, request id).
+    let mut headers = match recycled {
+        Some(mut map) => {
+            map.reserve(parsed.headers.len());
+            map
+        }
+        None => HeaderMap::with_capacity(parsed.headers.len() + 8),
+    };
     for line in parsed.headers.iter() {
         if line.name.len() >= MAX_HEADER_NAME_LEN {
             return None;
@@ -149,6 +173,7 @@ fn build_request(
             EXPECT => expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue"),
             // hyper readies a protocol switch for any `upgrade` (HTTP/1.1): its path.
             UPGRADE if http11 => return None,
+            header::TE => accepts_trailers |= has_token(&value, "trailers"),
             _ => {}
         }
         headers.append(name, value);
@@ -161,10 +186,6 @@ fn build_request(
     } else {
         Version::HTTP_10
     };
-    let accepts_trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .any(|v| has_token(v, "trailers"));
     *request.headers_mut() = headers;
     Some(RequestHead {
         request,
@@ -268,6 +289,7 @@ impl BodyEncoder {
     }
 
     /// True for a chunked body.
+    #[cfg(test)]
     pub(crate) fn is_chunked(&self) -> bool {
         matches!(self.kind, EncoderKind::Chunked(_))
     }
@@ -493,13 +515,21 @@ fn encode_head_lines(
     // A framing line (length, coding, connection, trailer) is open: later values of the
     // same name join it with `, ` and it ends when the name changes.
     let mut line_open = false;
-    let headers = std::mem::take(&mut head.headers);
-    for name in headers.keys() {
-        if line_open {
-            close_line(dst, must_write_chunked);
-            line_open = false;
+    // Drained rather than looked up name by name (each lookup hashes again); the
+    // emptied map goes back into `head`, for the caller to reuse.
+    let mut headers = std::mem::take(&mut head.headers);
+    let mut current: Option<HeaderName> = None;
+    for (next_name, value) in headers.drain() {
+        if let Some(next_name) = next_name {
+            if line_open {
+                close_line(dst, must_write_chunked);
+                line_open = false;
+            }
+            current = Some(next_name);
         }
-        for value in headers.get_all(name) {
+        let Some(name) = &current else { continue };
+        let value = &value;
+        {
             match *name {
                 CONTENT_LENGTH => {
                     if *wrote_len && !line_open {
@@ -600,6 +630,7 @@ fn encode_head_lines(
             write_line(dst, name.as_str(), value);
         }
     }
+    head.headers = headers;
     if line_open {
         close_line(dst, must_write_chunked);
     }

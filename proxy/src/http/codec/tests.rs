@@ -1,5 +1,6 @@
 //! Unit tests of the codec setup: response heads, sniffing, codec replies.
 
+use super::downstream_write::head_only;
 use super::*;
 use tokio::io::AsyncWriteExt;
 

@@ -11,11 +11,11 @@ use http::request::Parts;
 use http::{HeaderMap, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::Incoming;
 
 use crate::access_log::{ResponseFlag, StreamInfo};
 use crate::base::conn_info::ConnInfo;
 use crate::http::body::{CountingBody, RequestProgress};
+use crate::http::codec::DownstreamBody;
 use crate::http::local_reply::LocalReply;
 use crate::http::router::Routed;
 use crate::http::stream::Exchange;
@@ -199,14 +199,14 @@ pub struct RequestBodySlot {
 
 #[derive(Debug)]
 enum SlotState {
-    Downstream(CountingBody<Incoming>),
+    Downstream(CountingBody<DownstreamBody>),
     Wrapped(RequestBody),
     Empty,
 }
 
 impl RequestBodySlot {
     /// The downstream body of a request whose progress is `progress`.
-    pub(crate) fn new(body: Incoming, progress: &Arc<RequestProgress>) -> Self {
+    pub(crate) fn new(body: DownstreamBody, progress: &Arc<RequestProgress>) -> Self {
         Self {
             state: SlotState::Downstream(CountingBody::new(body, progress.clone())),
         }

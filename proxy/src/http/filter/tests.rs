@@ -91,8 +91,9 @@ async fn shared(runtime: Arc<HcmRuntime>) -> Arc<ConnShared> {
 async fn send(runtime: Arc<HcmRuntime>, request: Request<Full<Bytes>>) -> (Response<()>, Bytes) {
     let shared = shared(runtime).await;
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
         let shared = shared.clone();
+        let req = req.map(crate::http::codec::DownstreamBody::Hyper);
         async move { Ok::<_, Infallible>(stream::handle(shared, req).await) }
     });
     tokio::spawn(

@@ -1,0 +1,95 @@
+//! The request body the connection manager gets from either HTTP/1 server: hyper's
+//! `Incoming` (HTTP/2, and HTTP/1 exchanges the lean loop hands over) or the lean
+//! loop's [`LeanBody`], which it has whole. One enum rather than a boxed body, so the
+//! common exchange allocates nothing for its body.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+/// A request body the lean server has whole: nothing, or its bytes and trailers.
+/// A chunked one looks as hyper's does (no size known, not ended until read), so that
+/// it goes upstream chunked as before.
+#[derive(Debug, Default)]
+pub struct LeanBody {
+    pub(super) data: Option<Bytes>,
+    pub(super) trailers: Option<HeaderMap>,
+    pub(super) chunked: bool,
+}
+
+impl Body for LeanBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        !self.chunked && self.data.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.chunked {
+            return SizeHint::default();
+        }
+        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
+
+/// A downstream request body, from whichever server read the request.
+#[derive(Debug)]
+pub enum DownstreamBody {
+    /// Read by hyper's server (HTTP/2, or an HTTP/1 exchange the lean loop handed over).
+    Hyper(Incoming),
+    /// Read whole with its head by the lean HTTP/1.1 loop.
+    Lean(LeanBody),
+}
+
+impl From<Incoming> for DownstreamBody {
+    fn from(body: Incoming) -> Self {
+        Self::Hyper(body)
+    }
+}
+
+impl Body for DownstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Self::Hyper(body) => Pin::new(body).poll_frame(cx),
+            Self::Lean(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(|never| match never {}))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Hyper(body) => body.is_end_stream(),
+            Self::Lean(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Hyper(body) => body.size_hint(),
+            Self::Lean(body) => body.size_hint(),
+        }
+    }
+}
