@@ -333,11 +333,15 @@ where
             // Biased: the codec first, and no random start per wakeup.
             biased;
             res = &mut connection => {
+                shared.codec_ended();
                 if let Err(e) = res {
                     tracing::debug!(error = %e, conn = shared.conn.id, "downstream connection ended with error");
                     let codec_error = e
                         .downcast_ref::<hyper::Error>()
                         .is_some_and(|e| e.is_parse() || e.is_parse_too_large());
+                    if codec_error && !shared.http2.load(Ordering::Relaxed) {
+                        shared.close_locally();
+                    }
                     return Served::Ended { codec_error };
                 }
                 return match connection.take_released() {
@@ -371,6 +375,7 @@ where
             () = events_gate.wait(events_wait.as_mut()) => {
                 if shared.premature_resets.tripped() {
                     // Envoy aborts the connection (no GOAWAY): too many premature resets.
+                    shared.close_locally();
                     break;
                 }
                 // HTTP/2 at `max_requests_per_connection`: Envoy's drain sequence, as for
@@ -389,6 +394,7 @@ where
                     // GOAWAY), then the connection closes (looked at again shortly, as
                     // an HTTP/2 client need not answer the codec's closing PING).
                     if shared.active.load(Ordering::Relaxed) == 0 {
+                        shared.close_locally();
                         break;
                     }
                     force_close_at = Some(now + DRAIN_RECHECK);
@@ -424,6 +430,7 @@ where
             }
         }
     }
+    shared.codec_ended();
     Served::Ended { codec_error: false }
 }
 
@@ -633,6 +640,10 @@ fn account_codec_outcome(
 ) {
     let runtime = &shared.runtime;
     let status = record.status.load(Ordering::Relaxed);
+    if status != 0 {
+        // A codec reply (400, 408, 431) is followed by the proxy's own close.
+        shared.close_locally();
+    }
     if status == 0 {
         if codec_error {
             runtime.stats.downstream_cx_protocol_error.inc();

@@ -82,6 +82,54 @@ pub struct ConnShared {
     /// HTTP/1: the connection has idled long enough to park: the next idle read ends
     /// hyper's connection (set by `codec_conn`, cleared by the next bytes or the park).
     pub park_now: std::sync::atomic::AtomicBool,
+    /// Streams begun (with `streams_ended`: whether requests were in flight when the
+    /// connection ended, `downstream_cx_destroy_active_rq`).
+    pub streams_begun: std::sync::atomic::AtomicU64,
+    /// How the connection ended, for `downstream_cx_destroy_local` / `_remote` and
+    /// `_active_rq` (see [`ConnShared::ended`]).
+    pub end: ConnEnd,
+}
+
+/// How a downstream connection ended, as Envoy counts it: `local` when the proxy closed
+/// it at once (the client asked with `connection: close`, an HTTP/1 codec error, the
+/// premature-reset rule, the end of a drain), otherwise `remote`: Envoy closes the rest
+/// (idle timeout, drain, `max_requests_per_connection`, HTTP/1.0) with a delay in which
+/// the client closes first. Requests in flight are looked at when the connection ends.
+#[derive(Debug, Default)]
+pub struct ConnEnd {
+    local: std::sync::atomic::AtomicBool,
+    /// Set once the codec ended: whether streams were in flight then.
+    active_rq: std::sync::atomic::AtomicBool,
+}
+
+impl ConnShared {
+    /// Envoy would count this connection's end as `local` (see [`ConnEnd`]).
+    pub fn close_locally(&self) {
+        self.end.local.store(true, Ordering::Relaxed);
+    }
+
+    /// The codec ended (the client went or the proxy closed): whether requests were in
+    /// flight is noted now, before their futures are dropped.
+    pub(crate) fn codec_ended(&self) {
+        let begun = self.streams_begun.load(Ordering::Relaxed);
+        let ended = self.streams_ended.load(Ordering::Relaxed);
+        if begun > ended {
+            self.end.active_rq.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// An HTTP/1 stream was dropped unfinished: its connection ends with it in flight.
+    pub(crate) fn stream_abandoned(&self) {
+        self.end.active_rq.store(true, Ordering::Relaxed);
+    }
+
+    /// (closed locally, requests were in flight) for the destroy counters.
+    pub(crate) fn ended(&self) -> (bool, bool) {
+        (
+            self.end.local.load(Ordering::Relaxed),
+            self.end.active_rq.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl ConnShared {
@@ -113,6 +161,8 @@ impl ConnShared {
             streams_ended: Default::default(),
             idle_read: Default::default(),
             park_now: Default::default(),
+            streams_begun: Default::default(),
+            end: Default::default(),
         }
     }
 }
@@ -272,6 +322,10 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     let grpc = super::local_reply::is_grpc_request(req.headers());
     let http10_close = req.version() == Version::HTTP_10
         && !hop_by_hop::connection_has(req.headers(), "keep-alive");
+    // Envoy closes at once (no delayed close) when the client asked for it.
+    if req.version() == Version::HTTP_11 && hop_by_hop::connection_has(req.headers(), "close") {
+        shared.close_locally();
+    }
     if http_body::Body::is_end_stream(req.body()) {
         progress.mark_complete();
     }

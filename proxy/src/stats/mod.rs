@@ -15,7 +15,7 @@ pub use codec::{downstream_http2, http1, Http2CodecStats};
 pub use codes::{OriginStats, ResponseCodeStats};
 pub use eds::EdsStats;
 pub use scopes::{
-    ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,
+    BreakerPriorityGauges, CircuitBreakerGauges, DestroyCounters, ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,
     ListenerManagerStats, ListenerStats, TcpProxyStats, WorkerListenerStats, ZoneStats,
 };
 pub use server::{open_store, region_config, ServerFacts, ServerStats};

@@ -114,6 +114,9 @@ pub struct HttpConnManagerStats {
     pub downstream_cx_http2_active: Gauge,
     /// `downstream_cx_destroy`
     pub downstream_cx_destroy: Counter,
+    /// `downstream_cx_destroy_local`, `_remote`, `_active_rq`, `_local_active_rq`,
+    /// `_remote_active_rq`: who closed the connection, and whether requests were in flight.
+    pub downstream_cx_destroy_by: DestroyCounters,
     /// `downstream_cx_protocol_error`
     pub downstream_cx_protocol_error: Counter,
     /// `downstream_cx_idle_timeout`
@@ -198,6 +201,7 @@ impl HttpConnManagerStats {
             downstream_cx_ssl_active: s.gauge("downstream_cx_ssl_active"),
             downstream_cx_http2_active: s.gauge("downstream_cx_http2_active"),
             downstream_cx_destroy: s.counter("downstream_cx_destroy"),
+            downstream_cx_destroy_by: DestroyCounters::downstream(&s),
             downstream_cx_protocol_error: s.counter("downstream_cx_protocol_error"),
             downstream_cx_idle_timeout: s.counter("downstream_cx_idle_timeout"),
             downstream_cx_drain_close: s.counter("downstream_cx_drain_close"),
@@ -307,6 +311,15 @@ pub struct ClusterStats {
     pub upstream_cx_connect_timeout: Counter,
     /// `upstream_cx_destroy`
     pub upstream_cx_destroy: Counter,
+    /// `upstream_cx_destroy_local`, `_remote`, `_with_active_rq`, `_local_with_active_rq`,
+    /// `_remote_with_active_rq`
+    pub upstream_cx_destroy_by: DestroyCounters,
+    /// `upstream_cx_rx_bytes_total`: bytes read from upstream connections (added per read).
+    pub upstream_cx_rx_bytes_total: Counter,
+    /// `upstream_cx_tx_bytes_total`: bytes written to upstream connections.
+    pub upstream_cx_tx_bytes_total: Counter,
+    /// `circuit_breakers.{default,high}.*_open`
+    pub circuit_breakers: CircuitBreakerGauges,
     /// `upstream_cx_overflow`
     pub upstream_cx_overflow: Counter,
     /// `upstream_cx_none_healthy`
@@ -383,7 +396,7 @@ pub struct ZoneStats {
 impl ClusterStats {
     /// How many names [`ClusterStats::new`] creates: what a batch of new clusters
     /// reserves in the name index ([`StatsStore::reserve_names`]).
-    pub const NAMES: usize = 47;
+    pub const NAMES: usize = 64;
 
     /// Handles under `cluster.<stat_name>.`.
     pub fn new(store: &StatsStore, stat_name: &str) -> Self {
@@ -414,6 +427,37 @@ impl ClusterStats {
             upstream_cx_protocol_error: s.counter("upstream_cx_protocol_error"),
             upstream_cx_connect_timeout: s.counter("upstream_cx_connect_timeout"),
             upstream_cx_destroy: s.counter("upstream_cx_destroy"),
+            upstream_cx_destroy_by: DestroyCounters {
+                local: s.counter("upstream_cx_destroy_local"),
+                remote: s.counter("upstream_cx_destroy_remote"),
+                active_rq: s.counter("upstream_cx_destroy_with_active_rq"),
+                local_active_rq: s.counter("upstream_cx_destroy_local_with_active_rq"),
+                remote_active_rq: s.counter("upstream_cx_destroy_remote_with_active_rq"),
+            },
+            upstream_cx_rx_bytes_total: s.counter("upstream_cx_rx_bytes_total"),
+            upstream_cx_tx_bytes_total: s.counter("upstream_cx_tx_bytes_total"),
+            circuit_breakers: CircuitBreakerGauges {
+                default: BreakerPriorityGauges::new(
+                    &mut s,
+                    [
+                        "circuit_breakers.default.cx_open",
+                        "circuit_breakers.default.cx_pool_open",
+                        "circuit_breakers.default.rq_open",
+                        "circuit_breakers.default.rq_pending_open",
+                        "circuit_breakers.default.rq_retry_open",
+                    ],
+                ),
+                _high: BreakerPriorityGauges::new(
+                    &mut s,
+                    [
+                        "circuit_breakers.high.cx_open",
+                        "circuit_breakers.high.cx_pool_open",
+                        "circuit_breakers.high.rq_open",
+                        "circuit_breakers.high.rq_pending_open",
+                        "circuit_breakers.high.rq_retry_open",
+                    ],
+                ),
+            },
             upstream_cx_overflow: s.counter("upstream_cx_overflow"),
             upstream_cx_none_healthy: s.counter("upstream_cx_none_healthy"),
             upstream_cx_connect_ms: s.histogram("upstream_cx_connect_ms"),
@@ -528,6 +572,91 @@ impl ClusterStats {
         if let Some(elapsed) = elapsed {
             super::record_ms(&self.upstream_rq_time, elapsed);
             super::record_ms(&origin.upstream_rq_time, elapsed);
+        }
+    }
+}
+
+/// How connections of one kind ended: closed by this side (`local`) or the peer
+/// (`remote`), and whether requests were in flight then (`active_rq`, and which side).
+#[derive(Clone)]
+pub struct DestroyCounters {
+    /// `*_destroy_local`
+    pub local: Counter,
+    /// `*_destroy_remote`
+    pub remote: Counter,
+    /// `downstream_cx_destroy_active_rq` / `upstream_cx_destroy_with_active_rq`
+    pub active_rq: Counter,
+    /// `*_destroy_local_active_rq` / `*_destroy_local_with_active_rq`
+    pub local_active_rq: Counter,
+    /// `*_destroy_remote_active_rq` / `*_destroy_remote_with_active_rq`
+    pub remote_active_rq: Counter,
+}
+
+impl DestroyCounters {
+    /// The connection manager's `downstream_cx_destroy_*` names under `s`.
+    pub fn downstream(s: &Scope) -> Self {
+        Self {
+            local: s.counter("downstream_cx_destroy_local"),
+            remote: s.counter("downstream_cx_destroy_remote"),
+            active_rq: s.counter("downstream_cx_destroy_active_rq"),
+            local_active_rq: s.counter("downstream_cx_destroy_local_active_rq"),
+            remote_active_rq: s.counter("downstream_cx_destroy_remote_active_rq"),
+        }
+    }
+
+    /// One connection ended (`downstream_cx_destroy` / `upstream_cx_destroy` itself is
+    /// counted by the caller).
+    pub fn record(&self, local: bool, active_rq: bool) {
+        if local {
+            self.local.inc();
+        } else {
+            self.remote.inc();
+        }
+        if active_rq {
+            self.active_rq.inc();
+            if local {
+                self.local_active_rq.inc();
+            } else {
+                self.remote_active_rq.inc();
+            }
+        }
+    }
+}
+
+/// A cluster's `circuit_breakers.<priority>.*` gauges: 1 while that breaker is at its
+/// limit (Baton's breakers have the DEFAULT priority only, so `high.*` stay 0).
+pub struct CircuitBreakerGauges {
+    /// `circuit_breakers.default.*`
+    pub default: BreakerPriorityGauges,
+    /// `circuit_breakers.high.*` (always 0).
+    _high: BreakerPriorityGauges,
+}
+
+/// One priority's `cx_open`, `cx_pool_open`, `rq_open`, `rq_pending_open`,
+/// `rq_retry_open`.
+pub struct BreakerPriorityGauges {
+    /// `cx_open`: connections at `max_connections`.
+    pub cx_open: Gauge,
+    /// `cx_pool_open`: connection pools at `max_connection_pools` (not limited: 0).
+    pub cx_pool_open: Gauge,
+    /// `rq_open`: requests at `max_requests`.
+    pub rq_open: Gauge,
+    /// `rq_pending_open`: pending requests at `max_pending_requests`.
+    pub rq_pending_open: Gauge,
+    /// `rq_retry_open`: retries at `max_retries`.
+    pub rq_retry_open: Gauge,
+}
+
+impl BreakerPriorityGauges {
+    /// `names`: the five full names in field order (literals: no formatting per cluster).
+    fn new(s: &mut super::ScopeBatch<'_>, names: [&str; 5]) -> Self {
+        let [cx, pool, rq, pending, retry] = names;
+        Self {
+            cx_open: s.gauge(cx),
+            cx_pool_open: s.gauge(pool),
+            rq_open: s.gauge(rq),
+            rq_pending_open: s.gauge(pending),
+            rq_retry_open: s.gauge(retry),
         }
     }
 }

@@ -92,6 +92,13 @@ impl DrivenConnection {
         Some((parts.io.into_inner(), open, parked))
     }
 
+    /// See [`OpenConnection::set_exchange_open`].
+    pub(super) fn set_exchange_open(&mut self, open: bool) {
+        if let Some(guard) = &mut self.open {
+            guard.set_exchange_open(open);
+        }
+    }
+
     /// Open and able to take a request now.
     pub(super) fn is_ready(&self) -> bool {
         self.conn.is_some() && self.sender.is_ready()
@@ -198,10 +205,10 @@ impl Lease {
         (*self).finish(open);
     }
 
-    /// `ready`: the codec can take another request.
+    /// The response ended; `ready`: the codec can take another request.
     pub(super) fn finish(self, ready: bool) {
         let Lease { conn, checkin } = self;
-        checkin.finish(http1::PooledConnection::Hyper(conn), ready);
+        checkin.finish(http1::PooledConnection::Hyper(conn), ready, true);
     }
 
     fn finish_in_background(mut self: Box<Self>) {
@@ -220,7 +227,9 @@ impl Lease {
                 }
             })
             .await;
-            (*self).finish(ready);
+            // Abandoned mid-way: the response ended only if the codec is ready again.
+            let Lease { conn, checkin } = *self;
+            checkin.finish(http1::PooledConnection::Hyper(conn), ready, ready);
         });
     }
 }
