@@ -339,9 +339,6 @@ where
                     let codec_error = e
                         .downcast_ref::<hyper::Error>()
                         .is_some_and(|e| e.is_parse() || e.is_parse_too_large());
-                    if codec_error && !shared.http2.load(Ordering::Relaxed) {
-                        shared.close_locally();
-                    }
                     return Served::Ended { codec_error };
                 }
                 return match connection.take_released() {
@@ -640,10 +637,6 @@ fn account_codec_outcome(
 ) {
     let runtime = &shared.runtime;
     let status = record.status.load(Ordering::Relaxed);
-    if status != 0 {
-        // A codec reply (400, 408, 431) is followed by the proxy's own close.
-        shared.close_locally();
-    }
     if status == 0 {
         if codec_error {
             runtime.stats.downstream_cx_protocol_error.inc();

@@ -90,11 +90,15 @@ pub struct ConnShared {
     pub end: ConnEnd,
 }
 
-/// How a downstream connection ended, as Envoy counts it: `local` when the proxy closed
-/// it at once (the client asked with `connection: close`, an HTTP/1 codec error, the
-/// premature-reset rule, the end of a drain), otherwise `remote`: Envoy closes the rest
-/// (idle timeout, drain, `max_requests_per_connection`, HTTP/1.0) with a delay in which
-/// the client closes first. Requests in flight are looked at when the connection ends.
+/// How a downstream connection ended, as Envoy counts it. Envoy closes an HTTP/1
+/// connection it decided to end (`connection: close` asked or answered, HTTP/1.0, a codec
+/// error and its 400, `request_headers_timeout` and its 408, the idle timeout,
+/// `max_requests_per_connection`, drain) after a delay of up to `delayed_close_timeout`
+/// (1 s), in which a client that read its response closes first: `remote` (a client that
+/// waits for the close instead sees `local` after the delay). Baton closes at once and
+/// counts those `remote`; `local` is left for the closes Envoy makes without a delay (the
+/// premature-reset rule, the end of a drain). Requests in flight are looked at when the
+/// connection ends.
 #[derive(Debug, Default)]
 pub struct ConnEnd {
     local: std::sync::atomic::AtomicBool,
@@ -322,10 +326,6 @@ pub async fn handle(shared: Arc<ConnShared>, req: Request<Incoming>) -> Response
     let grpc = super::local_reply::is_grpc_request(req.headers());
     let http10_close = req.version() == Version::HTTP_10
         && !hop_by_hop::connection_has(req.headers(), "keep-alive");
-    // Envoy closes at once (no delayed close) when the client asked for it.
-    if req.version() == Version::HTTP_11 && hop_by_hop::connection_has(req.headers(), "close") {
-        shared.close_locally();
-    }
     if http_body::Body::is_end_stream(req.body()) {
         progress.mark_complete();
     }
