@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_tests::config::{
-    bootstrap, direct_ok_proxy, http_listener, listener, merge, prefix_route,
-    route_config, simple_proxy, static_cluster, tcp_proxy_filter, vhost,
-    HTTP_PROTOCOL_OPTIONS_TYPE,
+    bootstrap, direct_ok_proxy, http_listener, listener, merge, prefix_route, route_config,
+    simple_proxy, static_cluster, tcp_proxy_filter, vhost, HTTP_PROTOCOL_OPTIONS_TYPE,
 };
 use baton_tests::differential::spec::{UpstreamKind, UpstreamReply};
 use baton_tests::differential::upstream::RecordingUpstream;
@@ -170,7 +169,10 @@ async fn clients_closing_after_their_response_count_as_remote_closes() -> anyhow
         // An idle keep-alive connection.
         (&b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"[..], 200),
         // The client asked for `connection: close`.
-        (b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n", 200),
+        (
+            b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+            200,
+        ),
         // A malformed request.
         (b"GET / HTTP/1.1\r\nhost: a\r\nbad header\r\n\r\n", 400),
     ] {
@@ -225,7 +227,10 @@ async fn a_client_leaving_mid_request_counts_a_request_in_flight_on_both_sides(
             ("cluster.backend.upstream_cx_destroy", 2),
             ("cluster.backend.upstream_cx_destroy_local", 2),
             ("cluster.backend.upstream_cx_destroy_with_active_rq", 2),
-            ("cluster.backend.upstream_cx_destroy_local_with_active_rq", 2),
+            (
+                "cluster.backend.upstream_cx_destroy_local_with_active_rq",
+                2,
+            ),
             ("cluster.backend.upstream_cx_destroy_remote", 0),
         ],
     )
@@ -295,7 +300,10 @@ async fn upstream_connection_ends_count_as_envoys() -> anyhow::Result<()> {
             ("cluster.idle.upstream_cx_destroy_remote", 0),
             ("cluster.idle.upstream_cx_destroy_with_active_rq", 0),
             // As Envoy, bytes are counted as they cross the wire.
-            ("cluster.idle.upstream_cx_rx_bytes_total", FIXED_RESPONSE.len() as u64),
+            (
+                "cluster.idle.upstream_cx_rx_bytes_total",
+                FIXED_RESPONSE.len() as u64,
+            ),
             // The upstream closes an idle pooled connection: remote.
             ("cluster.closer.upstream_cx_destroy_remote", 1),
             ("cluster.closer.upstream_cx_destroy_local", 0),
@@ -365,7 +373,10 @@ async fn tcp_proxy_upstream_ends_count_a_request_in_flight() -> anyhow::Result<(
             ("cluster.echo.upstream_cx_rx_bytes_total", 4),
             ("cluster.echo.upstream_cx_tx_bytes_total", 4),
             ("cluster.greeter.upstream_cx_destroy_local", 1),
-            ("cluster.greeter.upstream_cx_destroy_local_with_active_rq", 1),
+            (
+                "cluster.greeter.upstream_cx_destroy_local_with_active_rq",
+                1,
+            ),
             ("cluster.greeter.upstream_cx_destroy_with_active_rq", 1),
             ("cluster.greeter.upstream_cx_destroy_remote", 0),
             ("cluster.greeter.upstream_cx_rx_bytes_total", len),
@@ -394,7 +405,10 @@ async fn circuit_breaker_gauges_show_a_breaker_at_its_limit() -> anyhow::Result<
         ("cluster.backend.circuit_breakers.default.cx_open", 0),
         ("cluster.backend.circuit_breakers.default.cx_pool_open", 0),
         ("cluster.backend.circuit_breakers.default.rq_open", 0),
-        ("cluster.backend.circuit_breakers.default.rq_pending_open", 0),
+        (
+            "cluster.backend.circuit_breakers.default.rq_pending_open",
+            0,
+        ),
         ("cluster.backend.circuit_breakers.default.rq_retry_open", 0),
         ("cluster.backend.circuit_breakers.high.cx_open", 0),
         ("cluster.backend.circuit_breakers.high.cx_pool_open", 0),
@@ -413,7 +427,10 @@ async fn circuit_breaker_gauges_show_a_breaker_at_its_limit() -> anyhow::Result<
         &[
             ("cluster.backend.circuit_breakers.default.cx_open", 1),
             ("cluster.backend.circuit_breakers.default.rq_open", 1),
-            ("cluster.backend.circuit_breakers.default.rq_pending_open", 0),
+            (
+                "cluster.backend.circuit_breakers.default.rq_pending_open",
+                0,
+            ),
             ("cluster.backend.circuit_breakers.high.cx_open", 0),
             ("cluster.backend.circuit_breakers.high.rq_open", 0),
         ],

@@ -15,8 +15,9 @@ pub use codec::{downstream_http2, http1, Http2CodecStats};
 pub use codes::{OriginStats, ResponseCodeStats};
 pub use eds::EdsStats;
 pub use scopes::{
-    BreakerPriorityGauges, CircuitBreakerGauges, DestroyCounters, ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,
-    ListenerManagerStats, ListenerStats, TcpProxyStats, WorkerListenerStats, ZoneStats,
+    BreakerPriorityGauges, CircuitBreakerGauges, ClusterManagerStats, ClusterStats,
+    DestroyCounters, HttpConnManagerStats, ListenerHttpStats, ListenerManagerStats, ListenerStats,
+    TcpProxyStats, WorkerListenerStats, ZoneStats,
 };
 pub use server::{open_store, region_config, ServerFacts, ServerStats};
 

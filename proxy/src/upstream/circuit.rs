@@ -147,12 +147,15 @@ mod tests {
 
     #[test]
     fn slots_are_bounded_and_released() {
-        let cb = CircuitBreakers::new(&model::CircuitBreakers {
-            max_connections: 1,
-            max_pending_requests: 1,
-            max_requests: 2,
-            max_retries: 3,
-        }, None);
+        let cb = CircuitBreakers::new(
+            &model::CircuitBreakers {
+                max_connections: 1,
+                max_pending_requests: 1,
+                max_requests: 2,
+                max_retries: 3,
+            },
+            None,
+        );
         let a = cb.request().expect("first");
         let _b = cb.request().expect("second");
         assert!(cb.request().is_none());

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use baton_config::model::SocketMatchMetadata;
 
-use crate::base::address::{HostAddress, PipeAddress};
 use super::circuit::BreakerCount;
 use super::stream::{PeerClosed, UpstreamStream};
+use crate::base::address::{HostAddress, PipeAddress};
 use crate::stats::ClusterStats;
 
 static NEXT_HOST_ID: AtomicU64 = AtomicU64::new(1);
@@ -233,7 +233,9 @@ impl Drop for OpenConnection {
         self.stats.upstream_cx_active.dec();
         self.stats.upstream_cx_destroy.inc();
         let local = !self.peer_closed.get();
-        self.stats.upstream_cx_destroy_by.record(local, self.had_active_rq());
+        self.stats
+            .upstream_cx_destroy_by
+            .record(local, self.had_active_rq());
         crate::stats::record_ms(&self.stats.upstream_cx_length_ms, self.opened.elapsed());
     }
 }

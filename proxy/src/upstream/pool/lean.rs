@@ -398,7 +398,11 @@ impl LeanLease {
         } = self;
         let clean = conn.is_open() && conn.start == conn.end;
         let ready = keep_alive && clean && decoder.is_ended() && decoder.reusable();
-        checkin.finish(http1::PooledConnection::Lean(conn), ready, decoder.is_ended());
+        checkin.finish(
+            http1::PooledConnection::Lean(conn),
+            ready,
+            decoder.is_ended(),
+        );
     }
 }
 
