@@ -252,6 +252,7 @@ async fn upstream_connection_ends_count_as_envoys() -> anyhow::Result<()> {
         ..UpstreamReply::default()
     })
     .await?;
+    let hang = hanging_upstream().await?;
     let clusters = vec![
         with_http_options(
             static_cluster("idle", &[idle.addr]),
@@ -264,11 +265,16 @@ async fn upstream_connection_ends_count_as_envoys() -> anyhow::Result<()> {
             static_cluster("maxreq", &[idle.addr]),
             json!({ "max_requests_per_connection": 1 }),
         ),
+        static_cluster("hang", &[addr_of(&hang)]),
     ];
-    let routes = ["idle", "closer", "close", "reset", "maxreq"]
+    let mut routes: Vec<Value> = ["idle", "closer", "close", "reset", "maxreq"]
         .iter()
         .map(|name| prefix_route(&format!("/{name}"), name))
         .collect();
+    routes.push(json!({
+        "match": { "prefix": "/hang" },
+        "route": { "cluster": "hang", "timeout": "0.2s" },
+    }));
     let config = bootstrap(
         vec![http_listener(
             "http",
@@ -285,6 +291,7 @@ async fn upstream_connection_ends_count_as_envoys() -> anyhow::Result<()> {
         ("/close", 200),
         ("/reset", 503),
         ("/maxreq", 200),
+        ("/hang", 504),
     ] {
         conn.send(format!("GET {path} HTTP/1.1\r\nhost: a\r\n\r\n").as_bytes())
             .await?;
@@ -320,6 +327,10 @@ async fn upstream_connection_ends_count_as_envoys() -> anyhow::Result<()> {
             // `max_requests_per_connection` reached: local.
             ("cluster.maxreq.upstream_cx_destroy_local", 1),
             ("cluster.maxreq.upstream_cx_destroy_with_active_rq", 0),
+            // The route timeout gives the request up: local, with the request on it.
+            ("cluster.hang.upstream_cx_destroy_local", 1),
+            ("cluster.hang.upstream_cx_destroy_local_with_active_rq", 1),
+            ("cluster.hang.upstream_rq_timeout", 1),
         ],
     )
     .await?;
