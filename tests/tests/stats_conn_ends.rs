@@ -15,12 +15,15 @@ use std::time::Duration;
 
 use baton_tests::config::{
     bootstrap, direct_ok_proxy, http_listener, listener, merge, prefix_route, route_config,
-    simple_proxy, static_cluster, tcp_proxy_filter, vhost, HTTP_PROTOCOL_OPTIONS_TYPE,
+    simple_proxy, static_cluster, tcp_proxy_filter, vhost, with_http2_upstream,
+    HTTP_PROTOCOL_OPTIONS_TYPE,
 };
 use baton_tests::differential::spec::{UpstreamKind, UpstreamReply};
 use baton_tests::differential::upstream::RecordingUpstream;
 use baton_tests::h2raw::RawH2;
-use baton_tests::{eventually, H2Client, Proxy, RawHttp1, TcpServer, IO_TIMEOUT};
+use baton_tests::{
+    eventually, get, EchoUpstream, H2Client, Proxy, RawHttp1, TcpServer, IO_TIMEOUT,
+};
 use serde_json::{json, Value};
 use stats_support::wait_for;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -342,6 +345,47 @@ async fn upstream_connection_ends_count_as_envoys() -> anyhow::Result<()> {
         stats_support::value(&stats, "cluster.closer.upstream_cx_tx_bytes_total")?,
         closer.received()
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_idle_http2_upstream_connection_closed_by_the_pool_is_a_local_close(
+) -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("h2").await?;
+    let mut cluster = with_http2_upstream(static_cluster("backend", &[upstream.addr()]));
+    merge(
+        &mut cluster,
+        json!({ "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "common_http_protocol_options": { "idle_timeout": "0.3s" }
+            }
+        } }),
+    );
+    let mut config = simple_proxy(&[upstream.addr()]);
+    config["static_resources"]["clusters"] = json!([cluster]);
+    let proxy = Proxy::start(&config).await?;
+    assert_eq!(
+        get(proxy.listener_addr("http").await?, "/").await?.status,
+        200
+    );
+    let stats = wait_for(
+        &proxy,
+        &[
+            ("cluster.backend.upstream_cx_http2_total", 1),
+            ("cluster.backend.upstream_cx_destroy", 1),
+            ("cluster.backend.upstream_cx_destroy_local", 1),
+            ("cluster.backend.upstream_cx_destroy_remote", 0),
+            ("cluster.backend.upstream_cx_destroy_with_active_rq", 0),
+        ],
+    )
+    .await?;
+    // Frames of both sides' own choosing: some bytes each way.
+    for name in [
+        "cluster.backend.upstream_cx_rx_bytes_total",
+        "cluster.backend.upstream_cx_tx_bytes_total",
+    ] {
+        assert!(stats_support::value(&stats, name)? > 0, "{name}");
+    }
     Ok(())
 }
 
