@@ -95,7 +95,19 @@ async fn serve_fixed(mut conn: tokio::net::TcpStream, mode: FixedMode, counted: 
         counted.fetch_add(n as u64, Ordering::Relaxed);
         head.extend_from_slice(&buf[..n]);
         while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            head.drain(..end + 4);
+            // A chunked request body (this upstream's only kind) ends with its last chunk.
+            let chunked = String::from_utf8_lossy(&head[..end])
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked");
+            let body_end = if chunked {
+                match head[end..].windows(5).position(|w| w == b"0\r\n\r\n") {
+                    Some(at) => end + at + 5,
+                    None => break,
+                }
+            } else {
+                end + 4
+            };
+            head.drain(..body_end);
             if conn.write_all(FIXED_RESPONSE).await.is_err() {
                 return;
             }
@@ -243,6 +255,19 @@ async fn a_client_leaving_mid_request_counts_a_request_in_flight_on_both_sides(
 
 #[tokio::test]
 async fn upstream_connection_ends_count_as_envoys() -> anyhow::Result<()> {
+    upstream_connection_ends("GET", "").await
+}
+
+/// The same over hyper's HTTP/1 client (Baton's lean exchange takes bodiless and
+/// fixed-length requests, hyper's the chunked ones).
+#[tokio::test]
+async fn upstream_connection_ends_with_chunked_requests_count_as_envoys() -> anyhow::Result<()> {
+    upstream_connection_ends("POST", "transfer-encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n").await
+}
+
+/// Requests `method` with `rest` after the host header (more headers, then the body
+/// after an empty line) to upstreams that end their connections each way.
+async fn upstream_connection_ends(method: &str, rest: &str) -> anyhow::Result<()> {
     let idle = FixedUpstream::start(FixedMode::KeepAlive).await?;
     let closer = FixedUpstream::start(FixedMode::CloseWhenIdle).await?;
     let close = recording(UpstreamReply {
@@ -296,7 +321,7 @@ async fn upstream_connection_ends_count_as_envoys() -> anyhow::Result<()> {
         ("/maxreq", 200),
         ("/hang", 504),
     ] {
-        conn.send(format!("GET {path} HTTP/1.1\r\nhost: a\r\n\r\n").as_bytes())
+        conn.send(format!("{method} {path} HTTP/1.1\r\nhost: a\r\n{rest}\r\n").as_bytes())
             .await?;
         assert_eq!(conn.read_response().await?.status, status, "{path}");
     }

@@ -204,6 +204,11 @@ impl OpenConnection {
         self.exchange_open = open;
     }
 
+    /// A request is on it whose response has not ended.
+    pub(crate) fn exchange_open(&self) -> bool {
+        self.exchange_open
+    }
+
     /// HTTP/2: the connection's stream count, looked at when it closes.
     pub(crate) fn count_streams(&mut self, streams: Arc<std::sync::atomic::AtomicUsize>) {
         self.streams = Some(streams);

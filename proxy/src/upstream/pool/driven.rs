@@ -174,7 +174,12 @@ fn drive_connection(
                 tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended with error");
             }
             *conn = None;
-            *open = None;
+            // With a request on it, the guard goes with the exchange, which knows whether
+            // its response ended (`upstream_cx_destroy_with_active_rq`); that is in this
+            // wakeup, as the exchange sees the end too.
+            if !open.as_ref().is_some_and(OpenConnection::exchange_open) {
+                *open = None;
+            }
             false
         }
     }
