@@ -167,4 +167,39 @@ mod tests {
         let owned = c.into_owned();
         assert_eq!(owned.load(), 1);
     }
+
+    #[test]
+    fn open_gauges_follow_the_limits() {
+        let stats = ClusterStats::new(crate::stats::store(), "circuit_unit_test");
+        let cb = CircuitBreakers::new(
+            &model::CircuitBreakers {
+                max_connections: 1,
+                max_pending_requests: 2,
+                max_requests: 2,
+                max_retries: 3,
+            },
+            Some(&stats),
+        );
+        let gauges = &stats.circuit_breakers.default;
+        let a = cb.request().expect("first");
+        assert_eq!(gauges.rq_open.local_value(), 0);
+        let b = cb.request().expect("second: at the limit");
+        assert_eq!(gauges.rq_open.local_value(), 1);
+        assert!(cb.request().is_none());
+        assert_eq!(
+            gauges.rq_open.local_value(),
+            1,
+            "an overflow leaves it open"
+        );
+        drop(a);
+        assert_eq!(gauges.rq_open.local_value(), 0);
+        drop(b);
+        assert_eq!(gauges.rq_open.local_value(), 0);
+        // A slot handed to a connection guard closes the gauge when released there.
+        let owned = cb.connection().expect("conn").into_owned();
+        assert_eq!(gauges.cx_open.local_value(), 1);
+        owned.release();
+        assert_eq!(gauges.cx_open.local_value(), 0);
+        assert_eq!(gauges.rq_pending_open.local_value(), 0);
+    }
 }
