@@ -6,6 +6,7 @@
 mod admin;
 mod codec;
 mod codes;
+mod conn_ends;
 mod eds;
 mod scopes;
 mod server;
@@ -13,11 +14,11 @@ mod server;
 pub use admin::AdminListenerStats;
 pub use codec::{downstream_http2, http1, Http2CodecStats};
 pub use codes::{OriginStats, ResponseCodeStats};
+pub use conn_ends::{BreakerPriorityGauges, CircuitBreakerGauges, DestroyCounters};
 pub use eds::EdsStats;
 pub use scopes::{
-    BreakerPriorityGauges, CircuitBreakerGauges, ClusterManagerStats, ClusterStats,
-    DestroyCounters, HttpConnManagerStats, ListenerHttpStats, ListenerManagerStats, ListenerStats,
-    TcpProxyStats, WorkerListenerStats, ZoneStats,
+    ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,
+    ListenerManagerStats, ListenerStats, TcpProxyStats, WorkerListenerStats, ZoneStats,
 };
 pub use server::{open_store, region_config, ServerFacts, ServerStats};
 
