@@ -171,8 +171,16 @@ pub fn serve(
                 // Envoy's admin codec is HTTP/1 for most clients: `http1.*` exists.
                 crate::stats::http1();
                 let svc_ctx = Arc::clone(&ctx);
+                // The client asked for `connection: close`: Envoy counts the close as local.
+                let asked_close = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let svc_asked_close = Arc::clone(&asked_close);
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let ctx = Arc::clone(&svc_ctx);
+                    if req.version() == http::Version::HTTP_11
+                        && crate::http::headers::hop_by_hop::connection_has(req.headers(), "close")
+                    {
+                        svc_asked_close.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     async move {
                         let stats = &ctx.http_stats;
                         stats.downstream_rq_total.inc();
@@ -208,6 +216,8 @@ pub fn serve(
                 drop(open);
                 stats.downstream_cx_active.dec();
                 stats.downstream_cx_destroy.inc();
+                let local = asked_close.load(std::sync::atomic::Ordering::Relaxed);
+                stats.downstream_cx_destroy_by.record(local, false);
                 ctx.listener_stats.closed(opened.elapsed());
             });
         }

@@ -334,6 +334,7 @@ where
             // Biased: the codec first, and no random start per wakeup.
             biased;
             res = &mut connection => {
+                shared.codec_ended();
                 if let Err(e) = res {
                     tracing::debug!(error = %e, conn = shared.conn.id, "downstream connection ended with error");
                     let codec_error = e
@@ -372,6 +373,7 @@ where
             () = events_gate.wait(events_wait.as_mut()) => {
                 if shared.premature_resets.tripped() {
                     // Envoy aborts the connection (no GOAWAY): too many premature resets.
+                    shared.close_locally();
                     break;
                 }
                 // HTTP/2 at `max_requests_per_connection`: Envoy's drain sequence, as for
@@ -390,6 +392,7 @@ where
                     // GOAWAY), then the connection closes (looked at again shortly, as
                     // an HTTP/2 client need not answer the codec's closing PING).
                     if shared.active.load(Ordering::Relaxed) == 0 {
+                        shared.close_locally();
                         break;
                     }
                     force_close_at = Some(now + DRAIN_RECHECK);
@@ -425,6 +428,7 @@ where
             }
         }
     }
+    shared.codec_ended();
     Served::Ended { codec_error: false }
 }
 

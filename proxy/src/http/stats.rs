@@ -31,7 +31,8 @@ pub(crate) fn count_open(shared: &ConnShared) {
 }
 
 /// One downstream connection ended: `downstream_cx_active` (and `_ssl_active`) down,
-/// `_destroy` and `downstream_cx_length_ms` (since `shared.born`).
+/// `_destroy` (and `_destroy_local` / `_remote` / `_active_rq` as [`ConnShared::ended`]
+/// says) and `downstream_cx_length_ms` (since `shared.born`).
 pub(crate) fn count_closed(shared: &ConnShared) {
     let stats = &shared.runtime.stats;
     stats.downstream_cx_active.dec();
@@ -39,6 +40,9 @@ pub(crate) fn count_closed(shared: &ConnShared) {
         stats.downstream_cx_ssl_active.dec();
     }
     stats.downstream_cx_destroy.inc();
+    shared.codec_ended();
+    let (local, active_rq) = shared.ended();
+    stats.downstream_cx_destroy_by.record(local, active_rq);
     record_ms(&stats.downstream_cx_length_ms, shared.born.elapsed());
 }
 
@@ -63,6 +67,7 @@ pub(crate) struct ActiveStream {
 impl ActiveStream {
     pub(crate) fn begin(conn: &Arc<ConnShared>, version: Version, started: Instant) -> Self {
         let stats = &conn.runtime.stats;
+        conn.streams_begun.fetch_add(1, Ordering::Relaxed);
         stats.downstream_rq_total.inc();
         let http2 = version == Version::HTTP_2;
         if http2 {
@@ -120,6 +125,11 @@ impl Drop for ActiveStream {
         }
         if !self.ended {
             stats.downstream_rq_rx_reset.inc();
+            if !self.http2 {
+                // An HTTP/1 stream ends unfinished only with its connection (hyper drops
+                // it before the connection's future ends): a request was in flight.
+                self.conn.stream_abandoned();
+            }
         }
         let premature =
             !self.responded && premature_reset::is_premature(false, self.started.elapsed());

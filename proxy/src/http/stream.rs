@@ -85,6 +85,58 @@ pub struct ConnShared {
     /// HTTP/1: the codec was told to close once the exchange in progress is over (a
     /// graceful shutdown): the lean loop closes at once between exchanges.
     pub shutdown_asked: std::sync::atomic::AtomicBool,
+    /// Streams begun (with `streams_ended`: whether requests were in flight when the
+    /// connection ended, `downstream_cx_destroy_active_rq`).
+    pub streams_begun: std::sync::atomic::AtomicU64,
+    /// How the connection ended, for `downstream_cx_destroy_local` / `_remote` and
+    /// `_active_rq` (see [`ConnShared::ended`]).
+    pub end: ConnEnd,
+}
+
+/// How a downstream connection ended, as Envoy counts it. Envoy closes an HTTP/1
+/// connection it decided to end (`connection: close` asked or answered, HTTP/1.0, a codec
+/// error and its 400, `request_headers_timeout` and its 408, the idle timeout,
+/// `max_requests_per_connection`, drain) after a delay of up to `delayed_close_timeout`
+/// (1 s), in which a client that read its response closes first: `remote` (a client that
+/// waits for the close instead sees `local` after the delay). Baton closes at once and
+/// counts those `remote`; `local` is left for the closes Envoy makes without a delay (the
+/// premature-reset rule, the end of a drain). Requests in flight are looked at when the
+/// connection ends.
+#[derive(Debug, Default)]
+pub struct ConnEnd {
+    local: std::sync::atomic::AtomicBool,
+    /// Set once the codec ended: whether streams were in flight then.
+    active_rq: std::sync::atomic::AtomicBool,
+}
+
+impl ConnShared {
+    /// Envoy would count this connection's end as `local` (see [`ConnEnd`]).
+    pub fn close_locally(&self) {
+        self.end.local.store(true, Ordering::Relaxed);
+    }
+
+    /// The codec ended (the client went or the proxy closed): whether requests were in
+    /// flight is noted now, before their futures are dropped.
+    pub(crate) fn codec_ended(&self) {
+        let begun = self.streams_begun.load(Ordering::Relaxed);
+        let ended = self.streams_ended.load(Ordering::Relaxed);
+        if begun > ended {
+            self.end.active_rq.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// An HTTP/1 stream was dropped unfinished: its connection ends with it in flight.
+    pub(crate) fn stream_abandoned(&self) {
+        self.end.active_rq.store(true, Ordering::Relaxed);
+    }
+
+    /// (closed locally, requests were in flight) for the destroy counters.
+    pub(crate) fn ended(&self) -> (bool, bool) {
+        (
+            self.end.local.load(Ordering::Relaxed),
+            self.end.active_rq.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl ConnShared {
@@ -117,6 +169,8 @@ impl ConnShared {
             idle_read: Default::default(),
             park_now: Default::default(),
             shutdown_asked: Default::default(),
+            streams_begun: Default::default(),
+            end: Default::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 mod admin;
 mod codec;
 mod codes;
+mod conn_ends;
 mod eds;
 mod scopes;
 mod server;
@@ -13,6 +14,7 @@ mod server;
 pub use admin::AdminListenerStats;
 pub use codec::{downstream_http2, http1, Http2CodecStats};
 pub use codes::{OriginStats, ResponseCodeStats};
+pub use conn_ends::{BreakerPriorityGauges, CircuitBreakerGauges, DestroyCounters};
 pub use eds::EdsStats;
 pub use scopes::{
     ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,

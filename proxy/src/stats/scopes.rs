@@ -8,6 +8,7 @@ use baton_shared_stats::{Counter, Gauge, Histogram, ScopeLease, StatsStore};
 
 use super::codec::Http2CodecStats;
 use super::codes::{OriginStats, ResponseCodeStats};
+use super::conn_ends::{BreakerPriorityGauges, CircuitBreakerGauges, DestroyCounters};
 use super::{EdsStats, Scope, StatusClassCounters};
 
 /// `listener.<address>.*` (the prefix comes from the listener model, e.g.
@@ -114,6 +115,9 @@ pub struct HttpConnManagerStats {
     pub downstream_cx_http2_active: Gauge,
     /// `downstream_cx_destroy`
     pub downstream_cx_destroy: Counter,
+    /// `downstream_cx_destroy_local`, `_remote`, `_active_rq`, `_local_active_rq`,
+    /// `_remote_active_rq`: who closed the connection, and whether requests were in flight.
+    pub downstream_cx_destroy_by: DestroyCounters,
     /// `downstream_cx_protocol_error`
     pub downstream_cx_protocol_error: Counter,
     /// `downstream_cx_idle_timeout`
@@ -198,6 +202,7 @@ impl HttpConnManagerStats {
             downstream_cx_ssl_active: s.gauge("downstream_cx_ssl_active"),
             downstream_cx_http2_active: s.gauge("downstream_cx_http2_active"),
             downstream_cx_destroy: s.counter("downstream_cx_destroy"),
+            downstream_cx_destroy_by: DestroyCounters::downstream(&s),
             downstream_cx_protocol_error: s.counter("downstream_cx_protocol_error"),
             downstream_cx_idle_timeout: s.counter("downstream_cx_idle_timeout"),
             downstream_cx_drain_close: s.counter("downstream_cx_drain_close"),
@@ -307,6 +312,15 @@ pub struct ClusterStats {
     pub upstream_cx_connect_timeout: Counter,
     /// `upstream_cx_destroy`
     pub upstream_cx_destroy: Counter,
+    /// `upstream_cx_destroy_local`, `_remote`, `_with_active_rq`, `_local_with_active_rq`,
+    /// `_remote_with_active_rq`
+    pub upstream_cx_destroy_by: DestroyCounters,
+    /// `upstream_cx_rx_bytes_total`: bytes read from upstream connections (added per read).
+    pub upstream_cx_rx_bytes_total: Counter,
+    /// `upstream_cx_tx_bytes_total`: bytes written to upstream connections.
+    pub upstream_cx_tx_bytes_total: Counter,
+    /// `circuit_breakers.{default,high}.*_open`
+    pub circuit_breakers: CircuitBreakerGauges,
     /// `upstream_cx_overflow`
     pub upstream_cx_overflow: Counter,
     /// `upstream_cx_none_healthy`
@@ -383,7 +397,7 @@ pub struct ZoneStats {
 impl ClusterStats {
     /// How many names [`ClusterStats::new`] creates: what a batch of new clusters
     /// reserves in the name index ([`StatsStore::reserve_names`]).
-    pub const NAMES: usize = 47;
+    pub const NAMES: usize = 64;
 
     /// Handles under `cluster.<stat_name>.`.
     pub fn new(store: &StatsStore, stat_name: &str) -> Self {
@@ -414,6 +428,37 @@ impl ClusterStats {
             upstream_cx_protocol_error: s.counter("upstream_cx_protocol_error"),
             upstream_cx_connect_timeout: s.counter("upstream_cx_connect_timeout"),
             upstream_cx_destroy: s.counter("upstream_cx_destroy"),
+            upstream_cx_destroy_by: DestroyCounters {
+                local: s.counter("upstream_cx_destroy_local"),
+                remote: s.counter("upstream_cx_destroy_remote"),
+                active_rq: s.counter("upstream_cx_destroy_with_active_rq"),
+                local_active_rq: s.counter("upstream_cx_destroy_local_with_active_rq"),
+                remote_active_rq: s.counter("upstream_cx_destroy_remote_with_active_rq"),
+            },
+            upstream_cx_rx_bytes_total: s.counter("upstream_cx_rx_bytes_total"),
+            upstream_cx_tx_bytes_total: s.counter("upstream_cx_tx_bytes_total"),
+            circuit_breakers: CircuitBreakerGauges {
+                default: BreakerPriorityGauges::new(
+                    &mut s,
+                    [
+                        "circuit_breakers.default.cx_open",
+                        "circuit_breakers.default.cx_pool_open",
+                        "circuit_breakers.default.rq_open",
+                        "circuit_breakers.default.rq_pending_open",
+                        "circuit_breakers.default.rq_retry_open",
+                    ],
+                ),
+                _high: BreakerPriorityGauges::new(
+                    &mut s,
+                    [
+                        "circuit_breakers.high.cx_open",
+                        "circuit_breakers.high.cx_pool_open",
+                        "circuit_breakers.high.rq_open",
+                        "circuit_breakers.high.rq_pending_open",
+                        "circuit_breakers.high.rq_retry_open",
+                    ],
+                ),
+            },
             upstream_cx_overflow: s.counter("upstream_cx_overflow"),
             upstream_cx_none_healthy: s.counter("upstream_cx_none_healthy"),
             upstream_cx_connect_ms: s.histogram("upstream_cx_connect_ms"),

@@ -79,8 +79,8 @@ impl UpstreamCluster {
         overprovisioning_percent: u32,
         local_zone: Option<Arc<LocalZone>>,
     ) -> Self {
-        let breakers = CircuitBreakers::new(&model.circuit_breakers);
         let stats = Arc::new(ClusterStats::new(crate::stats::store(), &model.stat_name));
+        let breakers = CircuitBreakers::new(&model.circuit_breakers, Some(&stats));
         let host_set = HostSet::new(
             localities,
             LevelPolicy::of(&model, overprovisioning_percent),

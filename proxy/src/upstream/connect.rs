@@ -60,6 +60,8 @@ pub(crate) async fn connect(
             stats.upstream_cx_connect_timeout.inc();
             stats.upstream_cx_connect_fail.inc();
             stats.upstream_cx_destroy.inc();
+            // The proxy gave up on it.
+            stats.upstream_cx_destroy_by.record(true, false);
             host.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(cluster = %cluster.model.name, host = %host.address, "upstream connect timeout");
             Err(UpstreamError::ConnectTimeout { host: host.clone() })
@@ -67,6 +69,8 @@ pub(crate) async fn connect(
         Ok(Err(reason)) => {
             stats.upstream_cx_connect_fail.inc();
             stats.upstream_cx_destroy.inc();
+            // Refused or reset by the peer: Envoy counts `upstream_cx_destroy_remote`.
+            stats.upstream_cx_destroy_by.record(false, false);
             host.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(cluster = %cluster.model.name, host = %host.address, %reason, "upstream connect failed");
             Err(UpstreamError::ConnectFailure {
@@ -77,7 +81,9 @@ pub(crate) async fn connect(
         Ok(Ok(stream)) => {
             crate::stats::record_ms(&stats.upstream_cx_connect_ms, started.elapsed());
             let local = stream.local_ip_addr();
-            let open = OpenConnection::new(host.clone(), slot.into_owned(), stats.clone(), local);
+            let mut open =
+                OpenConnection::new(host.clone(), slot.into_owned(), stats.clone(), local);
+            let stream = open.meter(stream, protocol == Protocol::Tcp);
             Ok((stream, open))
         }
     }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use baton_config::model::SocketMatchMetadata;
 
+use super::circuit::BreakerCount;
+use super::stream::{PeerClosed, UpstreamStream};
 use crate::base::address::{HostAddress, PipeAddress};
 use crate::stats::ClusterStats;
 
@@ -111,7 +113,7 @@ pub(crate) fn pipe_address(path: &Path) -> Option<HostAddress> {
 #[derive(Debug)]
 pub(crate) struct ActiveRequest {
     host: Arc<Host>,
-    cluster_rq_active: Arc<AtomicU64>,
+    cluster_rq_active: Arc<BreakerCount>,
     stats: Arc<ClusterStats>,
     attached: bool,
 }
@@ -119,7 +121,7 @@ pub(crate) struct ActiveRequest {
 impl ActiveRequest {
     pub(crate) fn new(
         host: Arc<Host>,
-        cluster_rq_active: Arc<AtomicU64>,
+        cluster_rq_active: Arc<BreakerCount>,
         stats: Arc<ClusterStats>,
     ) -> Self {
         host.rq_active.fetch_add(1, Ordering::Relaxed);
@@ -146,7 +148,7 @@ impl ActiveRequest {
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
         self.host.rq_active.fetch_sub(1, Ordering::Relaxed);
-        self.cluster_rq_active.fetch_sub(1, Ordering::Relaxed);
+        self.cluster_rq_active.release();
         if self.attached {
             self.stats.upstream_rq_active.dec();
         }
@@ -159,18 +161,28 @@ impl Drop for ActiveRequest {
 #[derive(Debug)]
 pub(crate) struct OpenConnection {
     host: Arc<Host>,
-    cluster_cx_active: Arc<AtomicU64>,
+    cluster_cx_active: Arc<BreakerCount>,
     stats: Arc<ClusterStats>,
     opened: std::time::Instant,
     /// The connection's local address (IP hosts).
     local: Option<std::net::SocketAddr>,
+    /// Set by the connection's [`super::stream::Metered`] stream when the upstream ends
+    /// it: `upstream_cx_destroy_remote`, otherwise `_local`.
+    peer_closed: Arc<PeerClosed>,
+    /// A tcp_proxy connection: Envoy counts it as a request in flight until it closes
+    /// (`upstream_cx_destroy_with_active_rq`).
+    tunnel: bool,
+    /// HTTP/1: a request is on it whose response has not ended.
+    exchange_open: bool,
+    /// HTTP/2: the connection's streams in flight (counted until their response head).
+    streams: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl OpenConnection {
     /// Registers a connection that the cluster breaker already counted.
     pub(crate) fn new(
         host: Arc<Host>,
-        cluster_cx_active: Arc<AtomicU64>,
+        cluster_cx_active: Arc<BreakerCount>,
         stats: Arc<ClusterStats>,
         local: Option<std::net::SocketAddr>,
     ) -> Self {
@@ -183,6 +195,10 @@ impl OpenConnection {
             stats,
             opened: std::time::Instant::now(),
             local,
+            peer_closed: Arc::default(),
+            tunnel: false,
+            exchange_open: false,
+            streams: None,
         }
     }
 
@@ -190,14 +206,50 @@ impl OpenConnection {
     pub(crate) fn local(&self) -> Option<std::net::SocketAddr> {
         self.local
     }
+
+    /// HTTP/1: a request goes out on it (`true`) or its response ended (`false`); a
+    /// connection that closes between the two closed with a request in flight.
+    pub(crate) fn set_exchange_open(&mut self, open: bool) {
+        self.exchange_open = open;
+    }
+
+    /// A request is on it whose response has not ended.
+    pub(crate) fn exchange_open(&self) -> bool {
+        self.exchange_open
+    }
+
+    /// HTTP/2: the connection's stream count, looked at when it closes.
+    pub(crate) fn count_streams(&mut self, streams: Arc<std::sync::atomic::AtomicUsize>) {
+        self.streams = Some(streams);
+    }
+
+    fn had_active_rq(&self) -> bool {
+        self.tunnel
+            || self.exchange_open
+            || self
+                .streams
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed) > 0)
+    }
+
+    /// `stream`, counted as this connection's (`upstream_cx_{rx,tx}_bytes_total`, who
+    /// closed it); `tunnel`: a tcp_proxy connection.
+    pub(crate) fn meter(&mut self, stream: UpstreamStream, tunnel: bool) -> UpstreamStream {
+        self.tunnel = tunnel;
+        stream.metered(&self.stats, self.peer_closed.clone(), tunnel)
+    }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.host.cx_active.fetch_sub(1, Ordering::Relaxed);
-        self.cluster_cx_active.fetch_sub(1, Ordering::Relaxed);
+        self.cluster_cx_active.release();
         self.stats.upstream_cx_active.dec();
         self.stats.upstream_cx_destroy.inc();
+        let local = !self.peer_closed.get();
+        self.stats
+            .upstream_cx_destroy_by
+            .record(local, self.had_active_rq());
         crate::stats::record_ms(&self.stats.upstream_cx_length_ms, self.opened.elapsed());
     }
 }

@@ -97,6 +97,13 @@ impl DrivenConnection {
         Some((parts.io.into_inner(), open, parked))
     }
 
+    /// See [`OpenConnection::set_exchange_open`].
+    pub(super) fn set_exchange_open(&mut self, open: bool) {
+        if let Some(guard) = &mut self.open {
+            guard.set_exchange_open(open);
+        }
+    }
+
     /// Open and able to take a request now.
     pub(super) fn is_ready(&self) -> bool {
         self.conn.is_some() && self.sender.is_ready()
@@ -172,7 +179,12 @@ fn drive_connection(
                 tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended with error");
             }
             *conn = None;
-            *open = None;
+            // With a request on it, the guard goes with the exchange, which knows whether
+            // its response ended (`upstream_cx_destroy_with_active_rq`); that is in this
+            // wakeup, as the exchange sees the end too.
+            if !open.as_ref().is_some_and(OpenConnection::exchange_open) {
+                *open = None;
+            }
             false
         }
     }
@@ -203,10 +215,10 @@ impl Lease {
         (*self).finish(open);
     }
 
-    /// `ready`: the codec can take another request.
+    /// The response ended; `ready`: the codec can take another request.
     pub(super) fn finish(self, ready: bool) {
         let Lease { conn, checkin } = self;
-        checkin.finish(http1::PooledConnection::Hyper(conn), ready);
+        checkin.finish(http1::PooledConnection::Hyper(conn), ready, true);
     }
 
     fn finish_in_background(mut self: Box<Self>) {
@@ -225,7 +237,9 @@ impl Lease {
                 }
             })
             .await;
-            (*self).finish(ready);
+            // Abandoned mid-way: the response ended only if the codec is ready again.
+            let Lease { conn, checkin } = *self;
+            checkin.finish(http1::PooledConnection::Hyper(conn), ready, ready);
         });
     }
 }

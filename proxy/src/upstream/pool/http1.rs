@@ -123,6 +123,15 @@ impl PooledConnection {
         }
     }
 
+    /// A request goes out on it (`true`) or its response ended (`false`): see
+    /// [`OpenConnection::set_exchange_open`].
+    pub(super) fn set_exchange_open(&mut self, open: bool) {
+        match self {
+            Self::Hyper(c) => c.set_exchange_open(open),
+            Self::Lean(c) => c.set_exchange_open(open),
+        }
+    }
+
     fn parked_mut(&mut self) -> &mut Option<Parked> {
         match self {
             Self::Hyper(c) => &mut c.parked,
@@ -366,6 +375,7 @@ pub(super) async fn send(
                     continue;
                 };
                 note(facts, conn.local(), Version::HTTP_11);
+                conn.set_exchange_open(true);
                 active.attach();
                 let sent = conn.sender.try_send_request(req);
                 // Pinned in place, not copied into this future (see
@@ -413,6 +423,7 @@ pub(super) async fn send(
     let mut conn = DrivenConnection::new(sender, conn, Some(open));
     with_pools(host, tls, |p| p.http1.busy += 1);
     let busy = Busy::new(host, tls);
+    conn.set_exchange_open(true);
     active.attach();
     let sent = conn.sender.send_request(req);
     let exchanged = {
@@ -476,6 +487,7 @@ async fn send_lean(
         let busy = reused;
         let mut conn = conn;
         note(facts, conn.local(), Version::HTTP_11);
+        conn.set_exchange_open(true);
         active.attach();
         let exchanged = {
             let exchange = std::pin::pin!(conn.exchange(&mut req, requests > 0));
@@ -551,7 +563,12 @@ impl Checkin {
 
     /// The request is over: `conn` goes back to the pool when `ready` (it can carry
     /// another request) and under `max_requests_per_connection`, and closes otherwise.
-    pub(super) fn finish(self, conn: PooledConnection, ready: bool) {
+    /// `completed`: its response ended (otherwise it was abandoned, and a close counts
+    /// as one with a request in flight).
+    pub(super) fn finish(self, mut conn: PooledConnection, ready: bool, completed: bool) {
+        if completed {
+            conn.set_exchange_open(false);
+        }
         let Self {
             host,
             tls,
@@ -613,11 +630,13 @@ async fn send_upgrade(
     facts: &ConnFactsSlot,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let pending = cluster.pending_slot()?;
-    let (mut sender, conn, open) = new_connection(cluster, host, tls)
+    let (mut sender, conn, mut open) = new_connection(cluster, host, tls)
         .await
         .inspect_err(|e| pending.failed(e))?;
     drop(pending);
     note(facts, open.local(), Version::HTTP_11);
+    // It carries this one exchange, then the tunnel, until it closes.
+    open.set_exchange_open(true);
     tokio::spawn(async move {
         let _open = open;
         if let Err(e) = conn.with_upgrades().await {

@@ -260,10 +260,12 @@ async fn open(
     UpstreamError,
 > {
     let pending = cluster.pending_slot()?;
-    let (stream, open) = connect(cluster, host, tls, Protocol::Http2)
+    let (stream, mut open) = connect(cluster, host, tls, Protocol::Http2)
         .await
         .inspect_err(|e| pending.failed(e))?;
     let local = open.local();
+    let streams = Arc::new(AtomicUsize::new(0));
+    open.count_streams(streams.clone());
     let options = &cluster.model.http2;
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -294,7 +296,6 @@ async fn open(
         }
     });
     drop(pending);
-    let streams = Arc::new(AtomicUsize::new(0));
     let stream = Stream::new(&streams);
     let idle_timeout = cluster.model.idle_timeout;
     let start_reaper = with_pools(host, tls, |p| {

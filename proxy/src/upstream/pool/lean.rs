@@ -90,6 +90,13 @@ impl LeanConnection {
         })
     }
 
+    /// See [`OpenConnection::set_exchange_open`].
+    pub(super) fn set_exchange_open(&mut self, open: bool) {
+        if let Some(guard) = &mut self.open {
+            guard.set_exchange_open(open);
+        }
+    }
+
     /// Open (not seen closed).
     pub(super) fn is_open(&self) -> bool {
         !self.closed
@@ -396,7 +403,11 @@ impl LeanLease {
         } = self;
         let clean = conn.is_open() && conn.start == conn.end;
         let ready = keep_alive && clean && decoder.is_ended() && decoder.reusable();
-        checkin.finish(http1::PooledConnection::Lean(conn), ready);
+        checkin.finish(
+            http1::PooledConnection::Lean(conn),
+            ready,
+            decoder.is_ended(),
+        );
     }
 }
 
