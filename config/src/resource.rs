@@ -374,6 +374,11 @@ fn decode<T: Message + Default>(
     // Decoded once, by prost; the checks below read the same bytes with the descriptor
     // (a second decode into a DynamicMessage cost more than translating).
     let proto = T::decode(res.value.as_slice()).map_err(|e| undecodable(&e))?;
+    // The usual resource (nothing unknown, everything supported) in one walk; anything
+    // else takes both walks below, for their findings in their order.
+    if wire_walk::supported_and_no_unknown(&descriptor, &res.value) {
+        return Ok((proto, name));
+    }
     if ctx.unknown_fields != UnknownFields::Ignore {
         let unknown = wire_walk::unknown_fields(&descriptor, &res.value)
             .map_err(|e| error(res, name.clone(), e))?;
