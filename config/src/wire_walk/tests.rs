@@ -107,8 +107,15 @@ fn same(name: &str, bytes: &[u8]) -> Result<(), String> {
     let got_unknown = unknown_fields(&desc, bytes).expect("walks");
     assert_eq!(got_unknown, expected_unknown, "unknown fields of {name}");
     if supported_and_no_unknown(&desc, bytes) {
-        assert_eq!(got, Ok(()), "one walk passed {name}, the supported check did not");
-        assert!(got_unknown.is_empty(), "one walk passed {name} with unknown fields");
+        assert_eq!(
+            got,
+            Ok(()),
+            "one walk passed {name}, the supported check did not"
+        );
+        assert!(
+            got_unknown.is_empty(),
+            "one walk passed {name} with unknown fields"
+        );
     }
     got
 }
@@ -149,7 +156,10 @@ fn one_walk_defers_to_both_walks_for_an_unknown_field_or_an_unsupported_one() {
     assert!(!supported_and_no_unknown(&descriptor(CLUSTER), &unknown));
     let health_checks = number(CLUSTER, "health_checks");
     let unsupported = [name, bytes_field(health_checks, &[])].concat();
-    assert!(!supported_and_no_unknown(&descriptor(CLUSTER), &unsupported));
+    assert!(!supported_and_no_unknown(
+        &descriptor(CLUSTER),
+        &unsupported
+    ));
 }
 
 #[test]
