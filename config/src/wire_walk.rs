@@ -68,6 +68,25 @@ pub(crate) fn check_supported(
     walk.message(index, bytes, &mut Vec::with_capacity(STACK_CAPACITY))
 }
 
+/// Both checks in one walk, when one walk can tell: `true` when the message in `bytes`
+/// has no unknown field and every set field is supported, that is when
+/// [`unknown_fields`] would find nothing and [`check_supported`] would pass. `false`
+/// when it found something or skipped a part the unknown-field walk would read (a
+/// translation-checked message, an optional config of an unknown type): the two walks
+/// then run on their own, for their findings in their order. A 10,000-cluster push
+/// walked every resource twice.
+pub(crate) fn supported_and_no_unknown(descriptor: &MessageDescriptor, bytes: &[u8]) -> bool {
+    let tables = tables();
+    let mut walk = Walk::new(Mode::Supported, &tables);
+    let Ok(index) = walk.index_of(descriptor) else {
+        return false;
+    };
+    let passed = walk
+        .message(index, bytes, &mut Vec::with_capacity(STACK_CAPACITY))
+        .is_ok();
+    passed && walk.covers_unknown_walk
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Collect unknown field numbers (no error for unimplemented fields).
@@ -112,6 +131,10 @@ struct Walk<'t> {
     unknown: Vec<(String, u32)>,
     groups: Vec<Group>,
     depth: u32,
+    /// Supported mode: no unknown field met, and nothing the unknown-field walk reads was
+    /// skipped ([`supported_and_no_unknown`]); that walk only reads messages reached
+    /// without entering an `Any`'s contents, all of which this walk reads too.
+    covers_unknown_walk: bool,
 }
 
 fn malformed(path: &str, what: &str) -> ConfigError {
@@ -339,6 +362,7 @@ impl<'t> Walk<'t> {
             unknown: Vec::new(),
             groups: Vec::with_capacity(GROUPS_CAPACITY),
             depth: 0,
+            covers_unknown_walk: true,
         }
     }
 
@@ -359,7 +383,10 @@ impl<'t> Walk<'t> {
         if self.mode == Mode::Supported {
             match table.role {
                 Role::Any => return self.any(bytes),
-                Role::CheckedByTranslation => return Ok(()),
+                Role::CheckedByTranslation => {
+                    self.covers_unknown_walk = false;
+                    return Ok(());
+                }
                 Role::Plain | Role::SkipsUnknownConfig { .. } => {}
             }
         }
@@ -426,6 +453,7 @@ impl<'t> Walk<'t> {
                 return Ok(());
             }
             let Some(slot) = self.groups[g].field else {
+                self.covers_unknown_walk = false;
                 continue;
             };
             let field = &table.fields[usize::from(slot)];
@@ -444,6 +472,7 @@ impl<'t> Walk<'t> {
                 return Err(ConfigError::unsupported(self.path.clone()));
             }
             if optional && self.is_unknown_any(field, &stack[from..to]) {
+                self.covers_unknown_walk = false;
                 self.path.truncate(parent);
                 continue;
             }
@@ -654,6 +683,10 @@ impl<'t> Walk<'t> {
         // The last `value` written (a bytes field: no merging).
         let mut fields = Vec::new();
         parse(bytes, &mut fields, 0).ok_or_else(|| malformed(&self.path, "invalid Any"))?;
+        // The unknown-field walk reads the `Any` itself (not its contents).
+        if fields.iter().any(|f| f.number > 2) {
+            self.covers_unknown_walk = false;
+        }
         let value = fields
             .iter()
             .rev()

@@ -66,6 +66,24 @@ impl Mapping {
         }
     }
 
+    /// The four `AtomicU32`s at `offset` (a stat entry), checked once.
+    #[inline]
+    pub(crate) fn u32x4_at(&self, offset: u64) -> &[AtomicU32; 4] {
+        if !(offset.is_multiple_of(4) && offset + 16 <= self.len()) {
+            self.out_of_range(offset, 16);
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: as for `u32_at`: the 16 bytes are inside the live mapping (checked
+        // above) and 4-aligned; `[AtomicU32; 4]` has the layout of four `u32`s.
+        unsafe {
+            &*self
+                .raw
+                .as_mut_ptr()
+                .add(offset as usize)
+                .cast::<[AtomicU32; 4]>()
+        }
+    }
+
     /// Copies `len` bytes starting at `offset`.
     pub(crate) fn read_bytes(&self, offset: u64, len: usize) -> Vec<u8> {
         assert!(

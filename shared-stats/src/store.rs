@@ -319,6 +319,8 @@ struct StoreInner {
     region: Region,
     intervals: Mutex<IntervalState>,
     slot: u32,
+    /// Where this generation's value column starts (its cell 0).
+    column_offset: u64,
     lock_timeout: Duration,
     local: Mutex<LocalIndex>,
     overflow: CellPtr,
@@ -376,10 +378,9 @@ impl StatsStore {
             region.claim_slot(&lock, epoch)?
         };
         let column = FIRST_GENERATION_COLUMN + slot;
+        let column_offset = region.geometry().cell_offset(column, 0);
         // Entry 0 is always the overflow counter at cell 0 (written at creation).
-        let overflow = region
-            .map()
-            .cell_ptr(region.geometry().cell_offset(column, 0));
+        let overflow = region.map().cell_ptr(column_offset);
         // Room for a small config's names; a bigger one grows the table (stored hashes,
         // no re-reading). Sized up front for 16 Ki names it cost every process about
         // 800 KiB resident: names land all over the table's pages.
@@ -389,6 +390,7 @@ impl StatsStore {
                 region,
                 intervals: Mutex::new(IntervalState::default()),
                 slot,
+                column_offset,
                 lock_timeout: config.lock_timeout,
                 local: Mutex::new(LocalIndex {
                     scanned: 0,
@@ -528,9 +530,7 @@ impl StatsStore {
             return self.fallback(local, name, kind);
         }
         let region = &self.inner.region;
-        let offset = region
-            .geometry()
-            .cell_offset(FIRST_GENERATION_COLUMN + self.inner.slot, entry.cell);
+        let offset = self.inner.column_offset + u64::from(entry.cell) * 8;
         (
             region.map().cell_ptr(offset),
             Keepalive::Region(self.inner.clone()),
@@ -759,6 +759,9 @@ impl StatsBatch<'_> {
         let region = &inner.region;
         // Hashed once: looked up, maybe looked up again after a scan, then inserted.
         let hash = NameIndex::hash(name.as_bytes());
+        if let BatchLock::Held(lock) = &self.lock {
+            return Self::resolve_locked(store, lock, &mut self.local, name, hash, kind, mode);
+        }
         if let Some(found) = self.local.by_name.get(region, name, hash) {
             return store.region_or_mismatch(&mut self.local, name, found, kind);
         }
@@ -810,6 +813,57 @@ impl StatsBatch<'_> {
         match allocated {
             Ok(entry) => store.region_or_mismatch(&mut self.local, name, entry, kind),
             Err(_) => store.fallback(&mut self.local, name, kind),
+        }
+    }
+
+    /// [`Self::resolve`] once the batch holds the region lock: the index then holds every
+    /// name in the region (the names other generations added were scanned in when the
+    /// lock was taken), so one probe finds the name or the place a new one goes (a
+    /// lookup, then an insert that probed again, cost a cluster's 47 names two probes
+    /// each).
+    fn resolve_locked(
+        store: &StatsStore,
+        lock: &RegionLock<'_>,
+        local: &mut LocalIndex,
+        name: &str,
+        hash: u64,
+        kind: StoredKind,
+        mode: GaugeMode,
+    ) -> (CellPtr, Keepalive) {
+        let region = &store.inner.region;
+        let LocalIndex {
+            scanned,
+            by_name,
+            fallbacks,
+        } = local;
+        let vacant = match by_name.table.entry(
+            hash,
+            |e| e.hash == hash && region.entry_name_is(e.index, name.as_bytes()),
+            |e| e.hash,
+        ) {
+            hashbrown::hash_table::Entry::Occupied(found) => {
+                let slot = found.get().slot;
+                return store.region_or_mismatch(local, name, slot, kind);
+            }
+            hashbrown::hash_table::Entry::Vacant(vacant) => vacant,
+        };
+        if let Some(fallback) = fallbacks.get(name).filter(|f| f.kind == kind) {
+            return (
+                CellPtr::local(&fallback.cells[0]),
+                Keepalive::Local(fallback.cells.clone()),
+            );
+        }
+        match region.allocate(lock, name, kind, mode as u8) {
+            Ok(entry) => {
+                *scanned = (*scanned).max(entry.index + 1);
+                vacant.insert(IndexedName {
+                    hash,
+                    index: entry.index,
+                    slot: EntrySlot::from(entry),
+                });
+                store.region_or_mismatch(local, name, EntrySlot::from(entry), kind)
+            }
+            Err(_) => store.fallback(local, name, kind),
         }
     }
 }

@@ -106,6 +106,17 @@ fn same(name: &str, bytes: &[u8]) -> Result<(), String> {
     reference_unknown(&decoded, &mut String::new(), &mut expected_unknown);
     let got_unknown = unknown_fields(&desc, bytes).expect("walks");
     assert_eq!(got_unknown, expected_unknown, "unknown fields of {name}");
+    if supported_and_no_unknown(&desc, bytes) {
+        assert_eq!(
+            got,
+            Ok(()),
+            "one walk passed {name}, the supported check did not"
+        );
+        assert!(
+            got_unknown.is_empty(),
+            "one walk passed {name} with unknown fields"
+        );
+    }
     got
 }
 
@@ -133,6 +144,22 @@ fn a_control_plane_cluster_passes_both_ways() {
         }
     }));
     assert_eq!(same(CLUSTER, &bytes), Ok(()));
+    // The usual resource takes one walk for both checks.
+    assert!(supported_and_no_unknown(&descriptor(CLUSTER), &bytes));
+}
+
+#[test]
+fn one_walk_defers_to_both_walks_for_an_unknown_field_or_an_unsupported_one() {
+    let name = bytes_field(1, b"c");
+    assert!(supported_and_no_unknown(&descriptor(CLUSTER), &name));
+    let unknown = [name.clone(), varint_field(900, 1)].concat();
+    assert!(!supported_and_no_unknown(&descriptor(CLUSTER), &unknown));
+    let health_checks = number(CLUSTER, "health_checks");
+    let unsupported = [name, bytes_field(health_checks, &[])].concat();
+    assert!(!supported_and_no_unknown(
+        &descriptor(CLUSTER),
+        &unsupported
+    ));
 }
 
 #[test]

@@ -25,11 +25,19 @@ pub struct EdsStats {
 
 impl EdsStats {
     pub(super) fn new(scope: &Scope) -> Self {
+        // One batch: one hold of the region lock for the four names, not four (each EDS
+        // cluster of a CDS push creates these).
+        let mut s = scope.batch();
+        let update_rejected = s.counter("update_rejected");
+        let init_fetch_timeout = s.counter("init_fetch_timeout");
+        let update_time = s.gauge_never_import("update_time");
+        let update_duration = s.histogram("update_duration");
+        drop(s);
         Self {
-            update_rejected: scope.counter("update_rejected"),
-            init_fetch_timeout: scope.counter("init_fetch_timeout"),
-            update_time: scope.gauge_never_import("update_time"),
-            update_duration: scope.histogram("update_duration"),
+            update_rejected,
+            init_fetch_timeout,
+            update_time,
+            update_duration,
             version_text: scope.text_readout("version_text"),
         }
     }

@@ -21,6 +21,9 @@ use crate::layout::{
     MAX_GENERATION_SLOTS, RETIRED_COLUMN,
 };
 use crate::mapping::Mapping;
+
+// `Mapping::u32x4_at` reads and writes a whole entry.
+const _: () = assert!(entry::SIZE == 16);
 use crate::process::{process_start_time, ProcessIdentity};
 
 /// Name of the counter that counts stats which could not be placed in the region.
@@ -524,20 +527,14 @@ impl Region {
             self.geo.arena_offset() + u64::from(arena_used),
             name.as_bytes(),
         );
-        let base = self.geo.entry_offset(count);
         let packed = kind as u32 | u32::from(mode) << 8 | u32::from(name_len) << 16;
-        self.map
-            .u32_at(base + entry::KIND_MODE_LEN)
-            .store(packed, Ordering::Relaxed);
-        self.map
-            .u32_at(base + entry::NAME_OFFSET)
-            .store(arena_used, Ordering::Relaxed);
-        self.map
-            .u32_at(base + entry::CELL)
-            .store(cells_used, Ordering::Relaxed);
-        self.map
-            .u32_at(base + entry::FLAGS)
-            .store(0, Ordering::Relaxed);
+        // The entry's four words with one range check (a CDS push writes 470,000).
+        let words = self.map.u32x4_at(self.geo.entry_offset(count));
+        const WORD: u64 = 4;
+        words[(entry::KIND_MODE_LEN / WORD) as usize].store(packed, Ordering::Relaxed);
+        words[(entry::NAME_OFFSET / WORD) as usize].store(arena_used, Ordering::Relaxed);
+        words[(entry::CELL / WORD) as usize].store(cells_used, Ordering::Relaxed);
+        words[(entry::FLAGS / WORD) as usize].store(0, Ordering::Relaxed);
         self.hdr32(hdr::ARENA_USED)
             .store(arena_end as u32, Ordering::Release);
         self.hdr32(hdr::CELLS_USED)
