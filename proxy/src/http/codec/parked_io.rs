@@ -56,7 +56,10 @@ impl<IO> IdleIo<IO> {
     ) -> Self {
         match ParkedIo::from_active(io, shared, codec_reply) {
             Ok(lean) => IdleIo::Lean(lean),
-            Err(io) => IdleIo::Whole(Box::new(io)),
+            Err(io) => {
+                tracing::debug!("a parked connection's I/O kept whole");
+                IdleIo::Whole(Box::new(io))
+            }
         }
     }
 
