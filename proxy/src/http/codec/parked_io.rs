@@ -58,7 +58,7 @@ impl<IO> IdleIo<IO> {
             Ok(lean) => IdleIo::Lean(lean),
             Err(io) => {
                 tracing::debug!("a parked connection's I/O kept whole");
-                IdleIo::Whole(Box::new(io))
+                IdleIo::Whole(io)
             }
         }
     }
@@ -101,7 +101,7 @@ impl<IO> ParkedIo<IO> {
         mut io: DownstreamIo<ParkSocket<IO>>,
         shared: &Arc<ConnShared>,
         codec_reply: &Arc<CodecReplyRecord>,
-    ) -> Result<Self, DownstreamIo<ParkSocket<IO>>> {
+    ) -> Result<Self, Box<DownstreamIo<ParkSocket<IO>>>> {
         let framing_rebuilt = io.framing.as_ref().is_none_or(|framing| {
             framing.at_request_start() && framing.limits() == framing_limits(&shared.runtime.hcm)
         });
@@ -123,7 +123,7 @@ impl<IO> ParkedIo<IO> {
             && Arc::ptr_eq(&io.codec_reply, codec_reply)
             && framing_rebuilt;
         if !idle {
-            return Err(io);
+            return Err(Box::new(io));
         }
         // Taken out of the wrapper, whose drop then counts nothing.
         let stats = io.stats.take();
