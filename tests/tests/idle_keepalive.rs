@@ -146,3 +146,52 @@ async fn parked_connections_end_on_client_close_and_the_rest_serve() -> anyhow::
     active(0).await?;
     Ok(())
 }
+
+/// A parked connection gives its I/O wrapper up and makes it again for the client's
+/// next bytes (see `proxy/src/http/codec/parked_io.rs`): a connection that hyper's
+/// server took over (a body that arrived after its head) and then parked still refuses
+/// a next request's framing as before (501, then close), and connections that end
+/// while or after parking leave no HTTP/1 connection counted active.
+#[tokio::test]
+async fn parked_connections_keep_their_checks_and_uncount_on_close() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let proxy = Proxy::start(&simple_proxy(&[upstream.addr()])).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let mut served_by_hyper = RawHttp1::connect(addr).await?;
+    served_by_hyper
+        .send(b"POST /late-body HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\n")
+        .await?;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    served_by_hyper.send(b"hello").await?;
+    assert_eq!(served_by_hyper.read_response().await?.status, 200);
+    let mut lean = RawHttp1::connect(addr).await?;
+    lean.send_request("GET", "/first", &[], b"").await?;
+    assert_eq!(lean.read_response().await?.status, 200);
+    tokio::time::sleep(IDLE_GAP).await;
+    served_by_hyper
+        .send(b"POST /x HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip\r\n\r\n0\r\n\r\n")
+        .await?;
+    let refused = served_by_hyper.read_response().await?;
+    assert_eq!(refused.status, 501);
+    assert!(
+        refused.connection_close(),
+        "{:?}",
+        refused.header("connection")
+    );
+    // The other client closes while its connection is parked.
+    drop(lean);
+    let want = [
+        ("http.ingress.downstream_cx_total", 2),
+        ("http.ingress.downstream_cx_active", 0),
+        ("http.ingress.downstream_cx_http1_total", 2),
+        ("http.ingress.downstream_cx_http1_active", 0),
+    ];
+    eventually(Duration::from_secs(10), || async {
+        let text = proxy.admin_request("GET", "/stats").await?.body_text();
+        let got: Vec<_> = want.iter().map(|(name, _)| stat(&text, name)).collect();
+        let expected: Vec<_> = want.iter().map(|(_, v)| Some(*v)).collect();
+        Ok((got == expected).then_some(()))
+    })
+    .await?;
+    Ok(())
+}

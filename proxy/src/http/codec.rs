@@ -39,6 +39,7 @@ mod head_size;
 pub(crate) mod lean_conn;
 mod lean_handover;
 pub(crate) mod lean_server;
+mod parked_io;
 mod reply;
 
 pub use builders::{builder, framing_limits, http1_builder, http2_builder};
@@ -49,6 +50,7 @@ use reply::{codec_reply_details, codec_reply_text, AutomaticReply};
 pub use downstream_body::DownstreamBody;
 pub use framing::{fuzz_request_framing, FramingLimits};
 pub(crate) use lean_handover::lean_http1;
+pub(crate) use parked_io::IdleIo;
 
 use framing::{Rejection, RequestFraming};
 
@@ -506,6 +508,31 @@ impl<IO> DownstreamIo<IO> {
         rendered.bytes
     }
 
+    /// Takes bytes read ahead (`chunk`, the read's whole result): counts and checks
+    /// them as read, hands what fits to `buf` and keeps the rest to be read next.
+    fn take_read_ahead(&mut self, mut chunk: Vec<u8>, buf: &mut ReadBuf<'_>) {
+        self.on_read(&chunk);
+        if !self.framing_deferred {
+            let read = chunk.len();
+            let mut ahead = ReadBuf::new(&mut chunk);
+            ahead.set_filled(read);
+            self.check_framing(&mut ahead, 0);
+            let len = ahead.filled().len();
+            chunk.truncate(len);
+        }
+        // A spoiled head's end that did not fit.
+        let overflow = std::mem::take(&mut self.replay);
+        chunk.extend_from_slice(&overflow);
+        let served = buf.remaining().min(chunk.len());
+        buf.put_slice(&chunk[..served]);
+        if served < chunk.len() {
+            self.replay = chunk;
+            self.replay_at = served;
+        } else {
+            self.replay_at = 0;
+        }
+    }
+
     fn on_written(&self, n: usize) {
         if let Some(rt) = &self.stats {
             rt.stats.downstream_cx_tx_bytes_total.add(n as u64);
@@ -587,35 +614,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         // Only reached with the replay buffer drained: its capacity is reused.
-        let mut chunk = std::mem::take(&mut self.replay);
-        chunk.clear();
-        chunk.resize(READ_AHEAD, 0);
-        let mut ahead = ReadBuf::new(&mut chunk);
-        match Pin::new(&mut self.inner).poll_read(cx, &mut ahead) {
-            Poll::Ready(Ok(())) => {
-                self.on_read(ahead.filled());
-                if !self.framing_deferred {
-                    self.check_framing(&mut ahead, 0);
-                }
-                let len = ahead.filled().len();
-                // A spoiled head's end that did not fit.
-                let overflow = std::mem::take(&mut self.replay);
-                chunk.truncate(len);
-                chunk.extend_from_slice(&overflow);
-                let served = buf.remaining().min(chunk.len());
-                buf.put_slice(&chunk[..served]);
-                if served < chunk.len() {
-                    self.replay = chunk;
-                    self.replay_at = served;
-                } else {
-                    self.replay_at = 0;
-                }
+        let chunk = std::mem::take(&mut self.replay);
+        match parked_io::poll_read_chunk(&mut self.inner, cx, chunk) {
+            Poll::Ready(Ok(chunk)) => {
+                self.take_read_ahead(chunk, buf);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                // Not kept: a connection waiting here may wait long (parked or sniffing).
-                self.replay = Vec::new();
                 self.replay_at = 0;
                 Poll::Pending
             }

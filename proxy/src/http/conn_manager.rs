@@ -128,7 +128,10 @@ impl<G: Send + 'static> ConnRest<G> {
     {
         match served {
             Served::Ended { codec_error } => self.finish(codec_error),
-            Served::Parked(io) => parked::park(Box::new(ParkedConn { io, rest: self })),
+            Served::Parked(io) => {
+                let io = codec::IdleIo::park(io, &self.shared, &self.codec_reply);
+                parked::park(Box::new(ParkedConn { io, rest: self }));
+            }
         }
     }
 
@@ -141,11 +144,11 @@ impl<G: Send + 'static> ConnRest<G> {
 /// A parked HTTP/1 connection in the parked set: what an idle keep-alive connection
 /// costs.
 struct ParkedConn<IO, G> {
-    io: DownstreamIo<IO>,
+    io: codec::IdleIo<IO>,
     rest: ConnRest<G>,
 }
 
-impl<IO, G> parked::Parked for ParkedConn<ParkSocket<IO>, G>
+impl<IO, G> parked::Parked for ParkedConn<IO, G>
 where
     IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
     G: Send + 'static,
@@ -170,7 +173,8 @@ where
     }
 
     fn resume(self: Box<Self>) {
-        let ParkedConn { mut io, mut rest } = *self;
+        let ParkedConn { io, mut rest } = *self;
+        let mut io = io.into_active(&rest.shared, &rest.codec_reply);
         if let Err(e) = io.socket_mut().reregister() {
             tracing::debug!(error = %e, "registering a parked connection again");
             drop(io);
@@ -184,7 +188,8 @@ where
     }
 
     fn close(self: Box<Self>, shut_write: bool) {
-        let ParkedConn { mut io, rest } = *self;
+        let ParkedConn { io, rest } = *self;
+        let mut io = io.into_active(&rest.shared, &rest.codec_reply);
         // A bare socket (see `park_socket`) shuts down as a registered one, at once.
         if !shut_write {
             drop(io);

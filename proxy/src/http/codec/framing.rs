@@ -278,6 +278,11 @@ impl RequestFraming {
         self.heads
     }
 
+    /// The limits the tracker checks against.
+    pub fn limits(&self) -> FramingLimits {
+        self.limits
+    }
+
     /// True between requests: every request read so far was whole (head and body) and
     /// no byte of the next one arrived.
     pub fn at_request_start(&self) -> bool {
