@@ -61,8 +61,8 @@ pub enum RequireTls {
 /// `routes[]`.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// `name`
-    pub name: String,
+    /// `name` (shared with each request's stream info for `%ROUTE_NAME%`).
+    pub name: std::sync::Arc<str>,
     /// `match`
     pub matcher: RouteMatch,
     /// `route` / `redirect` / `direct_response`

@@ -204,7 +204,7 @@ fn route(r: &route_pb::Route, path: &str, rctx: &RouteContext<'_>) -> Result<mod
         }
     };
     Ok(model::Route {
-        name: r.name.clone(),
+        name: r.name.as_str().into(),
         matcher,
         action,
         headers: header_mutations(

@@ -200,7 +200,7 @@ pub struct StreamInfo {
     /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`
     pub upstream_transport_failure_reason: Option<String>,
     /// `%ROUTE_NAME%` (None when the route has no name).
-    pub route_name: Option<String>,
+    pub route_name: Option<Arc<str>>,
     /// `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`
     pub attempt_count: u32,
     /// Time from start until the request was fully received.

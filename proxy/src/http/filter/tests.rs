@@ -527,7 +527,7 @@ fn running_the_chain_allocates_nothing() {
             log_head: None,
             shared,
         };
-        // An unnamed route: naming one costs the route name's copy into the stream info.
+        // An unnamed route (a named one shares its name with the stream info: no copy).
         let (mut parts, ()) = Request::builder()
             .uri("/off")
             .header("host", "example.test")

@@ -206,7 +206,7 @@ mod tests {
             scheme: "http",
             peer_certificate: Default::default(),
         };
-        t.route("h", &input).map(|r| r.route.name.as_str())
+        t.route("h", &input).map(|r| &*r.route.name)
     }
 
     #[test]
