@@ -302,7 +302,11 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
             opt_str(info.upstream_cluster.as_deref().map(Cow::Borrowed))
         }
         FormatOperator::UpstreamClusterRaw => {
-            opt_str(info.upstream_cluster_raw.as_deref().map(Cow::Borrowed))
+            let raw = info
+                .upstream_cluster_raw
+                .as_ref()
+                .or(info.upstream_cluster.as_ref());
+            opt_str(raw.map(|name| Cow::Borrowed(&**name)))
         }
         FormatOperator::UpstreamProtocol => match info.upstream_protocol {
             Some(v) => Value::Str(Cow::Borrowed(protocol_name(v))),

@@ -184,7 +184,8 @@ pub struct StreamInfo {
     pub upstream_host: Option<Arc<Host>>,
     /// `%UPSTREAM_CLUSTER%`: the cluster's `alt_stat_name`, else its name.
     pub upstream_cluster: Option<Arc<str>>,
-    /// `%UPSTREAM_CLUSTER_RAW%`: the cluster's name.
+    /// `%UPSTREAM_CLUSTER_RAW%`: the cluster's name, set only when `alt_stat_name` makes
+    /// it differ from `upstream_cluster` (one reference count per request, not two).
     pub upstream_cluster_raw: Option<Arc<str>>,
     /// The cluster's `filter_metadata` (`%CLUSTER_METADATA%`).
     pub upstream_cluster_metadata: Option<Arc<FilterMetadata>>,

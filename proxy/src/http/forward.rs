@@ -83,7 +83,7 @@ pub(crate) async fn forward(
         return (resp, Some(parts));
     };
     ex.info.upstream_cluster = Some(cluster.observability_name.clone());
-    ex.info.upstream_cluster_raw = Some(cluster.name.clone());
+    ex.info.upstream_cluster_raw = cluster.raw_name_if_renamed();
     ex.info.upstream_cluster_metadata = cluster.model.metadata.clone();
 
     // Path and host rewrites (most routes have none: no copy of the path then).

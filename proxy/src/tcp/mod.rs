@@ -69,16 +69,14 @@ async fn proxy<IO>(
         tracing::debug!(conn = conn.id, cluster = %name, "tcp_proxy: unknown cluster");
         stats.downstream_cx_no_route.inc();
         if let Some(info) = info.as_deref_mut() {
-            let name: Arc<str> = name.into();
-            info.upstream_cluster = Some(name.clone());
-            info.upstream_cluster_raw = Some(name);
+            info.upstream_cluster = Some(name.into());
             info.flags.set(ResponseFlag::NoClusterFound);
         }
         return;
     };
     if let Some(info) = info.as_deref_mut() {
         info.upstream_cluster = Some(cluster.observability_name.clone());
-        info.upstream_cluster_raw = Some(cluster.name.clone());
+        info.upstream_cluster_raw = cluster.raw_name_if_renamed();
         info.upstream_cluster_metadata = cluster.model.metadata.clone();
     }
     let attempts = cfg.max_connect_attempts.max(1);

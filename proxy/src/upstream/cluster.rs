@@ -419,6 +419,15 @@ impl UpstreamCluster {
         Ok(UpstreamResponse { response, host })
     }
 
+    /// Its name when `alt_stat_name` renames it for `%UPSTREAM_CLUSTER%`
+    /// (`%UPSTREAM_CLUSTER_RAW%` is otherwise the observability name itself).
+    pub fn raw_name_if_renamed(&self) -> Option<Arc<str>> {
+        self.model
+            .alt_stat_name
+            .is_some()
+            .then(|| self.name.clone())
+    }
+
     /// The TLS options `upstream_http_protocol_options` takes from `req`: its
     /// `override_auto_sni_header` when present and not empty, else its host, port
     /// dropped. An IP address is no SNI (the configured one stays), as in Envoy.
