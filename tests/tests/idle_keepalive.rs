@@ -20,6 +20,17 @@ fn stat(text: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Waits until every `(name, value)` of `want` shows in `/stats`.
+async fn wait_stats(proxy: &Proxy, want: &[(&str, u64)]) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(10), || async {
+        let text = proxy.admin_request("GET", "/stats").await?.body_text();
+        let got: Vec<_> = want.iter().map(|(name, _)| stat(&text, name)).collect();
+        let expected: Vec<_> = want.iter().map(|(_, v)| Some(*v)).collect();
+        Ok((got == expected).then_some(()))
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_keep_alive_connection_serves_after_idle_gaps_and_counts_once() -> anyhow::Result<()> {
     let upstream = EchoUpstream::start("a").await?;
@@ -69,13 +80,7 @@ async fn a_keep_alive_connection_serves_after_idle_gaps_and_counts_once() -> any
         ("http.ingress.downstream_rq_total", requests),
         ("http.ingress.downstream_rq_completed", requests),
     ];
-    eventually(Duration::from_secs(10), || async {
-        let text = proxy.admin_request("GET", "/stats").await?.body_text();
-        let got: Vec<_> = want.iter().map(|(name, _)| stat(&text, name)).collect();
-        let expected: Vec<_> = want.iter().map(|(_, v)| Some(*v)).collect();
-        Ok((got == expected).then_some(()))
-    })
-    .await?;
+    wait_stats(&proxy, &want).await?;
     Ok(())
 }
 
@@ -186,12 +191,6 @@ async fn parked_connections_keep_their_checks_and_uncount_on_close() -> anyhow::
         ("http.ingress.downstream_cx_http1_total", 2),
         ("http.ingress.downstream_cx_http1_active", 0),
     ];
-    eventually(Duration::from_secs(10), || async {
-        let text = proxy.admin_request("GET", "/stats").await?.body_text();
-        let got: Vec<_> = want.iter().map(|(name, _)| stat(&text, name)).collect();
-        let expected: Vec<_> = want.iter().map(|(_, v)| Some(*v)).collect();
-        Ok((got == expected).then_some(()))
-    })
-    .await?;
+    wait_stats(&proxy, &want).await?;
     Ok(())
 }

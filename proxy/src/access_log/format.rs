@@ -79,6 +79,11 @@ fn addr_ip(a: SocketAddr) -> Value<'static> {
     Value::Str(Cow::Owned(a.ip().to_string()))
 }
 
+/// The upstream connection's local address, once the request had a connection.
+fn upstream_local(info: &StreamInfo) -> Option<SocketAddr> {
+    info.upstream_conn.and_then(|c| c.local)
+}
+
 fn header<'a>(map: Option<&'a HeaderMap>, name: &HeaderName) -> Option<&'a str> {
     map?.get(name).and_then(|v| v.to_str().ok())
 }
@@ -257,9 +262,9 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
             Some(v) => Value::Str(Cow::Borrowed(protocol_name(v))),
             None => Value::Missing,
         },
-        FormatOperator::UpstreamRemoteAddress if !info.upstream_connected => Value::Missing,
+        FormatOperator::UpstreamRemoteAddress if info.upstream_conn.is_none() => Value::Missing,
         FormatOperator::UpstreamRemoteAddressWithoutPort | FormatOperator::UpstreamRemotePort
-            if !info.upstream_connected =>
+            if info.upstream_conn.is_none() =>
         {
             Value::Missing
         }
@@ -308,17 +313,17 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
                 .or(info.upstream_cluster.as_ref());
             opt_str(raw.map(|name| Cow::Borrowed(&**name)))
         }
-        FormatOperator::UpstreamProtocol => match info.upstream_protocol {
+        FormatOperator::UpstreamProtocol => match info.upstream_conn.and_then(|c| c.protocol) {
             Some(v) => Value::Str(Cow::Borrowed(protocol_name(v))),
             None => Value::Missing,
         },
-        FormatOperator::UpstreamLocalAddress => info.upstream_local.map_or(Value::Missing, addr),
+        FormatOperator::UpstreamLocalAddress => upstream_local(info).map_or(Value::Missing, addr),
         FormatOperator::UpstreamLocalAddressWithoutPort => {
-            info.upstream_local.map_or(Value::Missing, addr_ip)
+            upstream_local(info).map_or(Value::Missing, addr_ip)
         }
-        FormatOperator::UpstreamLocalPort => info
-            .upstream_local
-            .map_or(Value::Missing, |a| Value::Num(u64::from(a.port()))),
+        FormatOperator::UpstreamLocalPort => {
+            upstream_local(info).map_or(Value::Missing, |a| Value::Num(u64::from(a.port())))
+        }
         FormatOperator::DownstreamDirectRemotePort => {
             Value::Num(u64::from(info.conn.remote.port()))
         }

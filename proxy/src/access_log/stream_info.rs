@@ -9,7 +9,7 @@ use baton_config::model::FilterMetadata;
 use http::{HeaderMap, Method, Uri, Version};
 
 use crate::base::conn_info::ConnRef;
-use crate::upstream::Host;
+use crate::upstream::{Host, UpstreamConnFacts};
 
 /// Envoy's response flags, in Envoy's bit order (which is also the order they print in).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -191,13 +191,10 @@ pub struct StreamInfo {
     pub upstream_cluster_metadata: Option<Arc<FilterMetadata>>,
     /// The route's `filter_metadata` (`%METADATA(ROUTE:...)%`).
     pub route_metadata: Option<Arc<FilterMetadata>>,
-    /// `%UPSTREAM_PROTOCOL%`: the upstream connection's HTTP version.
-    pub upstream_protocol: Option<Version>,
-    /// `%UPSTREAM_LOCAL_ADDRESS%`: the upstream connection's local address.
-    pub upstream_local: Option<SocketAddr>,
-    /// A connection to the upstream host was made (`%UPSTREAM_REMOTE_ADDRESS%` is shown
-    /// only then; `%UPSTREAM_HOST%` names the host picked either way).
-    pub upstream_connected: bool,
+    /// The upstream connection the request went out on, once it had one
+    /// (`%UPSTREAM_LOCAL_ADDRESS%`, `%UPSTREAM_PROTOCOL%`; `%UPSTREAM_REMOTE_ADDRESS%` is
+    /// shown only then, while `%UPSTREAM_HOST%` names the host picked either way).
+    pub upstream_conn: Option<UpstreamConnFacts>,
     /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`
     pub upstream_transport_failure_reason: Option<String>,
     /// `%ROUTE_NAME%` (None when the route has no name).
@@ -235,9 +232,7 @@ impl StreamInfo {
             upstream_cluster_raw: None,
             upstream_cluster_metadata: None,
             route_metadata: None,
-            upstream_protocol: None,
-            upstream_local: None,
-            upstream_connected: false,
+            upstream_conn: None,
             upstream_transport_failure_reason: None,
             route_name: None,
             attempt_count: 0,

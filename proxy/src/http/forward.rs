@@ -273,11 +273,7 @@ pub(crate) async fn forward(
         },
         None => send.await.map_err(Some),
     };
-    if let Some(facts) = conn_facts.get() {
-        ex.info.upstream_local = facts.local;
-        ex.info.upstream_protocol = Some(facts.protocol);
-        ex.info.upstream_connected = true;
-    }
+    ex.info.upstream_conn = conn_facts.get().copied();
     let up = match result {
         Ok(up) => up,
         Err(None) => {

@@ -10,7 +10,7 @@ use http::{Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::upstream::UpstreamCluster;
+use crate::upstream::{UpstreamCluster, UpstreamConnFacts};
 
 use super::local_reply::LocalReply;
 use super::router::Routed;
@@ -64,8 +64,10 @@ pub(crate) async fn connect(
     match cluster.connect_tcp().await {
         Ok((mut stream, host)) => {
             ex.info.upstream_host = Some(host.clone());
-            ex.info.upstream_local = stream.local_ip_addr();
-            ex.info.upstream_connected = true;
+            ex.info.upstream_conn = Some(UpstreamConnFacts {
+                local: stream.local_ip_addr(),
+                protocol: None,
+            });
             ex.info.response_code_details = Some("via_upstream".into());
             if let Some(d) = downstream {
                 let counted = ActiveUpgrade::open(&ex.shared.runtime);

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::access_log::{FormatInput, ResponseFlag, StreamInfo};
 use crate::base::conn_info::ConnInfo;
 use crate::base::drain::DrainSignal;
-use crate::upstream::{ClusterManager, UpstreamError};
+use crate::upstream::{ClusterManager, UpstreamConnFacts, UpstreamError};
 
 pub use context::TcpProxyRuntime;
 pub use copy::CopyOutcome;
@@ -103,8 +103,10 @@ async fn proxy<IO>(
     tracing::debug!(conn = conn.id, cluster = %name, upstream = %host.address, "tcp_proxy connected");
     if let Some(info) = info.as_deref_mut() {
         info.upstream_host = Some(host.clone());
-        info.upstream_local = upstream.local_ip_addr();
-        info.upstream_connected = true;
+        info.upstream_conn = Some(UpstreamConnFacts {
+            local: upstream.local_ip_addr(),
+            protocol: None,
+        });
         info.attempt_count = attempt;
     }
 

@@ -74,8 +74,8 @@ pub struct SendOptions {
 pub struct UpstreamConnFacts {
     /// The connection's local address (IP hosts).
     pub local: Option<std::net::SocketAddr>,
-    /// HTTP/1.1 or HTTP/2.
-    pub protocol: http::Version,
+    /// HTTP/1.1 or HTTP/2 (None: a TCP tunnel).
+    pub protocol: Option<http::Version>,
 }
 
 /// Where the pool records a request's [`UpstreamConnFacts`] (the first connection it got).

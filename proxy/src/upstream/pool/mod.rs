@@ -151,7 +151,10 @@ pub(crate) async fn send(
 /// Notes the connection a request got (the first one: a request retried on another
 /// connection after its first closed unsent keeps the first's).
 fn note(facts: &ConnFactsSlot, local: Option<std::net::SocketAddr>, protocol: Version) {
-    let _ = facts.set(UpstreamConnFacts { local, protocol });
+    let _ = facts.set(UpstreamConnFacts {
+        local,
+        protocol: Some(protocol),
+    });
 }
 
 /// HTTP/1.1 upstream form: origin-form URI, a Host header (from the authority when
