@@ -148,6 +148,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "drain_type",
             "ignore_global_conn_limit",
             "bypass_overload_manager",
+            "max_connections_to_accept_per_socket_event",
         ],
     ),
     (
@@ -292,7 +293,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "forward_client_cert_details",
             "set_current_client_cert_details",
             "local_reply_config",
+            "scheme_header_transformation",
         ],
+    ),
+    (
+        "envoy.config.core.v3.SchemeHeaderTransformation",
+        &["scheme_to_overwrite", "match_upstream"],
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig",
@@ -525,6 +531,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "upstream_http_protocol_options",
             "common_lb_config",
             "upstream_connection_options",
+            // Only matters with active health checking, which Baton does not have yet:
+            // without it a host an EDS update removes goes at once, as with this set.
+            "ignore_health_on_host_removal",
         ],
     ),
     // Locality balancing only: zone-aware routing or locality weights.
@@ -668,6 +677,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "max_headers_count",
             "max_requests_per_connection",
             "max_response_headers_kb",
+            // On a cluster Envoy ignores it (upstream responses are not checked).
+            "headers_with_underscores_action",
         ],
     ),
 ];

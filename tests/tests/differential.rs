@@ -72,6 +72,7 @@ areas!(
     connection_handling,
     direct_responses,
     forwarding_headers,
+    gateway_hcm_options,
     header_formatters,
     limits,
     local_replies,

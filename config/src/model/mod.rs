@@ -261,6 +261,9 @@ pub struct Listener {
     /// `ignore_global_conn_limit` or `bypass_overload_manager`: the listener's
     /// connections are neither limited nor counted by the global connection limit.
     pub ignore_global_conn_limit: bool,
+    /// `max_connections_to_accept_per_socket_event` (None: accept while any is pending):
+    /// after this many accepts in a row a worker's accept loop lets its other work run.
+    pub max_accepts_per_event: Option<std::num::NonZeroU32>,
 }
 
 impl Listener {
@@ -371,6 +374,33 @@ pub enum ServerHeaderTransformation {
     PassThrough,
 }
 
+/// `common_http_protocol_options.headers_with_underscores_action`: what a request header
+/// whose name holds `_` gets (Envoy Gateway sets `REJECT_REQUEST` on every listener).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnderscoreHeaders {
+    /// `ALLOW` (default): forwarded.
+    #[default]
+    Allow,
+    /// `REJECT_REQUEST` (and any value Envoy does not name): HTTP/1 400 and close, an
+    /// HTTP/2 stream reset.
+    Reject,
+    /// `DROP_HEADER`: removed before anything reads the request.
+    Drop,
+}
+
+/// `scheme_header_transformation`: the `:scheme` of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemeTransformation {
+    /// The client's (HTTP/2) or the connection's (HTTP/1).
+    #[default]
+    Keep,
+    /// `scheme_to_overwrite` (`http` or `https`): every request's `:scheme` and
+    /// `x-forwarded-proto`.
+    Overwrite(&'static str),
+    /// `match_upstream`: requests go upstream with the scheme of the upstream connection.
+    MatchUpstream,
+}
+
 /// `forward_client_cert_details`: what happens to `x-forwarded-client-cert`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ForwardClientCert {
@@ -452,6 +482,10 @@ pub struct HttpConnectionManager {
     pub max_request_headers_kb: u32,
     /// `common_http_protocol_options.max_headers_count` (default 100).
     pub max_headers_count: u32,
+    /// `common_http_protocol_options.headers_with_underscores_action`.
+    pub underscore_headers: UnderscoreHeaders,
+    /// `scheme_header_transformation`.
+    pub scheme: SchemeTransformation,
     /// `request_headers_timeout` (default disabled).
     pub request_headers_timeout: Option<Duration>,
     /// `stream_idle_timeout` (default 300 s; 0 disables).

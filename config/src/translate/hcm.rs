@@ -250,6 +250,11 @@ pub(crate) fn translate(
         always_set_request_id_in_response: p.always_set_request_id_in_response,
         max_request_headers_kb,
         max_headers_count,
+        underscore_headers: underscore_headers(common.headers_with_underscores_action),
+        scheme: scheme_transformation(
+            p.scheme_header_transformation.as_ref(),
+            &field("scheme_header_transformation"),
+        )?,
         request_headers_timeout: timeout(
             p.request_headers_timeout.as_ref(),
             None,
@@ -299,6 +304,42 @@ pub(crate) fn translate(
             .as_ref()
             .map(|c| local_reply::translate(c, &field("local_reply_config")))
             .transpose()?,
+    })
+}
+
+/// `headers_with_underscores_action`: Envoy's codecs treat every value other than
+/// `ALLOW` and `DROP_HEADER` as `REJECT_REQUEST` (the field has no enum check).
+fn underscore_headers(action: i32) -> model::UnderscoreHeaders {
+    use core_pb::http_protocol_options::HeadersWithUnderscoresAction as Pb;
+    match Pb::try_from(action) {
+        Ok(Pb::Allow) => model::UnderscoreHeaders::Allow,
+        Ok(Pb::DropHeader) => model::UnderscoreHeaders::Drop,
+        _ => model::UnderscoreHeaders::Reject,
+    }
+}
+
+/// `scheme_header_transformation`, with Envoy's check of `scheme_to_overwrite`.
+fn scheme_transformation(
+    t: Option<&core_pb::SchemeHeaderTransformation>,
+    path: &str,
+) -> Result<model::SchemeTransformation> {
+    use core_pb::scheme_header_transformation::Transformation;
+    let Some(t) = t else {
+        return Ok(model::SchemeTransformation::Keep);
+    };
+    Ok(match &t.transformation {
+        Some(Transformation::SchemeToOverwrite(scheme)) => match scheme.as_str() {
+            "http" => model::SchemeTransformation::Overwrite("http"),
+            "https" => model::SchemeTransformation::Overwrite("https"),
+            other => {
+                return Err(ConfigError::at(
+                    format!("{path}.scheme_to_overwrite"),
+                    format!("value must be in list [http https], got {other:?}"),
+                ))
+            }
+        },
+        None if t.match_upstream => model::SchemeTransformation::MatchUpstream,
+        None => model::SchemeTransformation::Keep,
     })
 }
 

@@ -128,6 +128,15 @@ pub(crate) fn translate(
         inbound: l.traffic_direction
             == baton_proto::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
         ignore_global_conn_limit: l.ignore_global_conn_limit || l.bypass_overload_manager,
+        max_accepts_per_event: match l.max_connections_to_accept_per_socket_event {
+            None => None,
+            Some(n) => Some(std::num::NonZeroU32::new(n).ok_or_else(|| {
+                ConfigError::at(
+                    format!("{path}.max_connections_to_accept_per_socket_event"),
+                    "value must be greater than 0",
+                )
+            })?),
+        },
     })
 }
 

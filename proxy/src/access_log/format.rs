@@ -130,6 +130,7 @@ fn request_ref<'a>(input: &FormatInput<'a>, r: &HeaderRef) -> Option<Cow<'a, str
             input
                 .uri
                 .and_then(|u| u.scheme_str())
+                .or(input.info.scheme)
                 .unwrap_or(if input.info.conn.tls { "https" } else { "http" }),
         )),
         HeaderRef::Status => None,

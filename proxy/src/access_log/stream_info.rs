@@ -16,7 +16,7 @@ use crate::upstream::{Host, UpstreamConnFacts};
 pub struct ResponseFlags(u32);
 
 /// (short name, long name) of every flag, indexed by bit.
-const FLAG_NAMES: [(&str, &str); 28] = [
+const FLAG_NAMES: [(&str, &str); 29] = [
     ("LH", "FailedLocalHealthCheck"),
     ("UH", "NoHealthyUpstream"),
     ("UT", "UpstreamRequestTimeout"),
@@ -45,6 +45,7 @@ const FLAG_NAMES: [(&str, &str); 28] = [
     ("OM", "OverloadManager"),
     ("DF", "DnsResolutionFailed"),
     ("DO", "DropOverLoad"),
+    ("DR", "DownstreamRemoteReset"),
 ];
 
 /// One response flag.
@@ -83,6 +84,8 @@ pub enum ResponseFlag {
     UpstreamProtocolError = 23,
     /// NC
     NoClusterFound = 24,
+    /// DR
+    DownstreamRemoteReset = 28,
 }
 
 impl ResponseFlags {
@@ -167,6 +170,9 @@ pub struct StreamInfo {
     pub start: Instant,
     /// Downstream protocol.
     pub protocol: Option<Version>,
+    /// `scheme_header_transformation.scheme_to_overwrite` (`%REQ(:SCHEME)%` of HTTP/1
+    /// requests, which carry none).
+    pub scheme: Option<&'static str>,
     /// The client address after XFF processing (`%DOWNSTREAM_REMOTE_ADDRESS%`).
     pub downstream_remote: SocketAddr,
     /// Status sent downstream.
@@ -221,6 +227,7 @@ impl StreamInfo {
             start_time: SystemTime::now(),
             start: Instant::now(),
             protocol,
+            scheme: None,
             downstream_remote: remote,
             response_code: None,
             response_code_details: None,

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_config::model::CodecType;
+use baton_config::model::{CodecType, UnderscoreHeaders};
 use hyper::service::service_fn;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -28,6 +28,7 @@ use super::park_socket::{ParkSocket, Reregister};
 use super::parked;
 use super::stats::{codec_rejected_request, count_closed, count_open, ActiveStream};
 use super::stream::{self, ConnShared};
+use super::underscore_headers;
 
 /// The service error for an HTTP/2 request with more headers than `max_headers_count`
 /// or larger ones than `max_request_headers_kb`: hyper resets the stream
@@ -253,7 +254,8 @@ where
     let svc_codec_reply = io.codec_reply.clone();
     let max_headers_count = hcm.max_headers_count as usize;
     let max_requests = hcm.max_requests_per_connection.map(u64::from);
-    let service = service_fn(move |req: http::Request<codec::DownstreamBody>| {
+    let underscore_headers = hcm.underscore_headers;
+    let service = service_fn(move |mut req: http::Request<codec::DownstreamBody>| {
         let shared = svc_shared.clone();
         let codec_reply = svc_codec_reply.clone();
         let heads = shared.request_heads.fetch_add(1, Ordering::Relaxed) + 1;
@@ -281,7 +283,32 @@ where
         if oversized {
             codec_reply.status.store(431, Ordering::Relaxed);
         }
+        let http2 = req.version() == http::Version::HTTP_2;
+        let underscores_refused = underscore_headers != UnderscoreHeaders::Allow
+            && !too_many_headers
+            && !oversized
+            && underscore_headers::apply(req.headers_mut(), underscore_headers, http2)
+                == underscore_headers::Verdict::Refuse;
+        if underscores_refused && !http2 {
+            codec_reply.status.store(400, Ordering::Relaxed);
+        }
         async move {
+            if underscores_refused {
+                if http2 {
+                    // Reset as the header limits above are, and logged as Envoy does.
+                    drop(ActiveStream::begin(
+                        &shared,
+                        http::Version::HTTP_2,
+                        Instant::now(),
+                    ));
+                    underscore_headers::log_http2_refusal(&shared);
+                    return Err(TooManyRequestHeaders);
+                }
+                let (resp, body_len) = codec_refusal(&shared, CodecRefusal::UNDERSCORE);
+                let _ = codec_reply.details.set(CodecRefusal::UNDERSCORE.details);
+                codec_reply.record(400, resp.status().as_u16(), body_len);
+                return Ok(resp);
+            }
             if too_many_headers {
                 // Envoy's HTTP/2 codec resets such a stream: a service error makes hyper
                 // send RST_STREAM INTERNAL_ERROR; the connection keeps serving. Envoy
@@ -295,7 +322,7 @@ where
                 return Err(TooManyRequestHeaders);
             }
             if oversized {
-                let (resp, body_len) = head_too_large(&shared);
+                let (resp, body_len) = codec_refusal(&shared, CodecRefusal::HEAD_TOO_LARGE);
                 codec_reply.record(431, resp.status().as_u16(), body_len);
                 return Ok(resp);
             }
@@ -612,12 +639,39 @@ impl Expired {
 /// `local_reply_config` (whose mappers see no request headers and no response flag: the
 /// codec refused the head before the connection manager had it) and the HTTP filters'
 /// response hooks, as Envoy's does. Returns the response and its body's length.
-fn head_too_large(shared: &Arc<ConnShared>) -> (http::Response<super::ResponseBody>, usize) {
+/// A request the HTTP/1 codec refuses from the service (the connection closes after
+/// the reply): its status, body and `%RESPONSE_CODE_DETAILS%`.
+#[derive(Clone, Copy)]
+struct CodecRefusal {
+    status: u16,
+    body: &'static str,
+    details: &'static str,
+}
+
+impl CodecRefusal {
+    /// A head over `max_request_headers_kb`.
+    const HEAD_TOO_LARGE: Self = Self {
+        status: 431,
+        body: "Request Header Fields Too Large",
+        details: "http1.headers_too_large",
+    };
+    /// A header name with `_` under `headers_with_underscores_action: REJECT_REQUEST`.
+    const UNDERSCORE: Self = Self {
+        status: 400,
+        body: "Bad Request",
+        details: "http1.unexpected_underscore",
+    };
+}
+
+fn codec_refusal(
+    shared: &Arc<ConnShared>,
+    refusal: CodecRefusal,
+) -> (http::Response<super::ResponseBody>, usize) {
     let mut reply = LocalReply::new(
-        431,
-        "Request Header Fields Too Large",
+        refusal.status,
+        refusal.body,
         Some(ResponseFlag::DownstreamProtocolError),
-        "http1.headers_too_large",
+        refusal.details,
     )
     .closing();
     if let Some(config) = &shared.runtime.hcm.local_reply {

@@ -255,6 +255,7 @@ pub(crate) async fn forward(
             keep_original: !suppress,
             append_x_forwarded_host: f.append_x_forwarded_host,
         }),
+        scheme: super::scheme::upstream(hcm.scheme, &parts, &ex.info),
     };
     let cluster_stats: &ClusterStats = cluster.stats();
     let sent_at = Instant::now();

@@ -32,8 +32,10 @@ pub mod rds;
 mod reason;
 mod route_timeout;
 pub mod router;
+mod scheme;
 mod stats;
 mod stream;
+mod underscore_headers;
 mod upgrade;
 
 use bytes::Bytes;

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton_config::model::SchemeTransformation;
 use http::header::{CONNECTION, HOST, LOCATION};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, Version};
@@ -674,6 +675,9 @@ async fn route_and_act(
     };
     let facts = forwarding::mutate_request(&mut parts.headers, &ex.shared.conn, hcm);
     ex.info.downstream_remote = facts.remote;
+    if let SchemeTransformation::Overwrite(scheme) = hcm.scheme {
+        super::scheme::overwrite(&mut parts, &mut ex.info, scheme);
+    }
 
     // The route the filter chain starts with (Envoy selects it when it creates the
     // chain); per-route filter overrides and upgrade checks read it.
@@ -687,9 +691,10 @@ async fn route_and_act(
             validated: t.peer_validated,
         })
         .unwrap_or_default();
-    filters
-        .route
-        .set_connection(if conn.tls { "https" } else { "http" }, peer_certificate);
+    filters.route.set_connection(
+        super::scheme::of_connection(hcm.scheme, conn.tls),
+        peer_certificate,
+    );
     filter::refresh_route(filters, ex, &parts);
     filters.start_chain();
 

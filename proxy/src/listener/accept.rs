@@ -53,14 +53,26 @@ pub async fn accept_loop(
         worker: worker_stats.1,
         tracker: Arc::clone(&ctx.tracker),
     });
+    // Accepts since the loop last let the worker's other tasks run, and the limit of
+    // `max_connections_to_accept_per_socket_event` (from the latest snapshot seen): the
+    // rest are accepted after the worker's other ready work has had its turn.
+    let mut accepted_in_row: u32 = 0;
+    let mut max_in_row = u32::MAX;
     loop {
+        if accepted_in_row >= max_in_row {
+            accepted_in_row = 0;
+            tokio::task::yield_now().await;
+        }
         let accepted = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
             r = socket.accept() => r,
         };
         let (stream, remote) = match accepted {
-            Ok(x) => x,
+            Ok(x) => {
+                accepted_in_row = accepted_in_row.saturating_add(1);
+                x
+            }
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS: back off instead of spinning.
                 warn!(listener = %listener.name, error = %e, "accept failed");
@@ -73,6 +85,10 @@ pub async fn accept_loop(
             Err(_) => continue,
         };
         let snapshot = listener.snapshot();
+        max_in_row = snapshot
+            .model
+            .max_accepts_per_event
+            .map_or(u32::MAX, |n| n.get());
         if !Arc::ptr_eq(&counts.listener, &snapshot.stats) {
             counts = Arc::new(AcceptCounts {
                 listener: Arc::clone(&snapshot.stats),

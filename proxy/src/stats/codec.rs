@@ -25,6 +25,12 @@ pub struct Http2CodecStats {
     pub header_list_size_too_large: Counter,
     /// `trailers`: request trailers received.
     pub trailers: Counter,
+    /// `requests_rejected_with_underscores_in_headers`: streams reset for a header name
+    /// with `_` (`headers_with_underscores_action: REJECT_REQUEST`).
+    pub requests_rejected_with_underscores_in_headers: Counter,
+    /// `dropped_headers_with_underscores`: headers dropped for `_` in their names
+    /// (`DROP_HEADER`).
+    pub dropped_headers_with_underscores: Counter,
     /// `nghttp2_downstream_connections`
     pub downstream_connections: Counter,
     /// `nghttp2_upstream_connections`
@@ -41,7 +47,6 @@ pub struct Http2CodecStats {
 const HTTP2_OTHER_COUNTERS: &[&str] = &[
     "cookies_total_bytes_too_large",
     "deferred_stream_close",
-    "dropped_headers_with_underscores",
     "goaway_sent",
     "headers_cb_no_stream",
     "inbound_empty_frames_flood",
@@ -53,7 +58,6 @@ const HTTP2_OTHER_COUNTERS: &[&str] = &[
     "oghttp2_upstream_connections",
     "outbound_control_flood",
     "outbound_flood",
-    "requests_rejected_with_underscores_in_headers",
     "rx_messaging_error",
     "stream_refused_errors",
     "tx_flush_timeout",
@@ -85,6 +89,9 @@ impl Http2CodecStats {
             header_overflow: s.counter("header_overflow"),
             header_list_size_too_large: s.counter("header_list_size_too_large"),
             trailers: s.counter("trailers"),
+            requests_rejected_with_underscores_in_headers: s
+                .counter("requests_rejected_with_underscores_in_headers"),
+            dropped_headers_with_underscores: s.counter("dropped_headers_with_underscores"),
             downstream_connections: s.counter("nghttp2_downstream_connections"),
             upstream_connections: s.counter("nghttp2_upstream_connections"),
             streams_active: s.gauge("streams_active"),
@@ -108,24 +115,33 @@ pub fn downstream_http2() -> &'static Http2CodecStats {
     STATS.get_or_init(|| Http2CodecStats::new(&Scope::new(super::store(), "http2.")))
 }
 
-/// `http1.*` (root scope): Envoy 1.40's HTTP/1 codec counters, all kept at 0 by Baton
-/// (it refuses no header for underscores, has no metadata, and its HTTP/1 codec holds
-/// responses back instead of queueing them). Created with the first HTTP/1 connection.
-pub fn http1() {
-    static STATS: OnceLock<Vec<Counter>> = OnceLock::new();
+/// `http1.*` (root scope): Envoy 1.40's HTTP/1 codec counters. Baton moves the two
+/// of `headers_with_underscores_action`; the others stay 0 (it has no metadata, and its
+/// HTTP/1 codec holds responses back instead of queueing them).
+pub struct Http1CodecStats {
+    /// `requests_rejected_with_underscores_in_headers`
+    pub requests_rejected_with_underscores_in_headers: Counter,
+    /// `dropped_headers_with_underscores`
+    pub dropped_headers_with_underscores: Counter,
+    _others: [Counter; 2],
+}
+
+/// The `http1.*` counters, created with the first HTTP/1 connection.
+pub fn http1() -> &'static Http1CodecStats {
+    static STATS: OnceLock<Http1CodecStats> = OnceLock::new();
     STATS.get_or_init(|| {
         let scope = Scope::new(super::store(), "http1.");
         let mut s = scope.batch();
-        [
-            "dropped_headers_with_underscores",
-            "metadata_not_supported_error",
-            "requests_rejected_with_underscores_in_headers",
-            "response_flood",
-        ]
-        .iter()
-        .map(|n| s.counter(n))
-        .collect()
-    });
+        Http1CodecStats {
+            dropped_headers_with_underscores: s.counter("dropped_headers_with_underscores"),
+            _others: [
+                s.counter("metadata_not_supported_error"),
+                s.counter("response_flood"),
+            ],
+            requests_rejected_with_underscores_in_headers: s
+                .counter("requests_rejected_with_underscores_in_headers"),
+        }
+    })
 }
 
 impl std::fmt::Debug for Http2CodecStats {

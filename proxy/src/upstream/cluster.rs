@@ -18,7 +18,9 @@ use super::host::Host;
 use super::host_set::{HostSet, LevelPolicy, LocalityHosts};
 use super::stream::UpstreamStream;
 use super::zone::{LocalZone, ZoneBalancer, ZonePick};
-use super::{connect, pool, ConnFactsSlot, RequestBody, SendOptions, UpstreamResponse};
+use super::{
+    connect, pool, ConnFactsSlot, RequestBody, SendOptions, UpstreamResponse, UpstreamScheme,
+};
 
 /// A cluster: configuration, hosts and breakers. Shared by all workers; connection pools
 /// live per worker thread (see `pool`).
@@ -405,13 +407,19 @@ impl UpstreamCluster {
                 UpstreamProtocol::UseDownstream => opts.downstream_http2,
             };
         let tls = self.tls_overrides(&req);
+        let scheme = match opts.scheme {
+            UpstreamScheme::Http => "http",
+            UpstreamScheme::Https => "https",
+            UpstreamScheme::MatchUpstream if self.tls_for(&host).is_some() => "https",
+            UpstreamScheme::MatchUpstream => "http",
+        };
         // Pinned in place, not copied into this future (see `http::stream::handle`).
         let response = std::pin::pin!(pool::send(
             self,
             &host,
             &tls,
             req,
-            http2,
+            (http2, scheme),
             opts.upgrade,
             facts
         ))

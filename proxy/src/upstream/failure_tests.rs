@@ -124,6 +124,7 @@ async fn upgrade_gets_a_dedicated_tunnel() {
         downstream_http2: false,
         upgrade: true,
         auto_host_rewrite: None,
+        scheme: super::UpstreamScheme::Http,
     };
     let resp = c.send_http(req, &opts).await.expect("response");
     assert_eq!(

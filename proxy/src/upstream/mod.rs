@@ -65,6 +65,22 @@ pub struct SendOptions {
     /// the DNS name a DNS cluster resolved) replaces the Host header. A host without a
     /// hostname leaves Host as it is, as in Envoy.
     pub auto_host_rewrite: Option<AutoHostRewrite>,
+    /// The `:scheme` an HTTP/2 upstream request carries.
+    pub scheme: UpstreamScheme,
+}
+
+/// The `:scheme` of a request sent to an HTTP/2 upstream: the downstream request's
+/// (Envoy forwards it), or with `scheme_header_transformation.match_upstream` the
+/// upstream connection's (`https` over TLS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpstreamScheme {
+    /// `http`
+    #[default]
+    Http,
+    /// `https`
+    Https,
+    /// The upstream connection's.
+    MatchUpstream,
 }
 
 /// The connection a request went out on (`%UPSTREAM_LOCAL_ADDRESS%`,

@@ -23,6 +23,7 @@ const H1: SendOptions = SendOptions {
     downstream_http2: false,
     upgrade: false,
     auto_host_rewrite: None,
+    scheme: super::UpstreamScheme::Http,
 };
 
 /// A socket path of this test process, removed on drop.

@@ -23,6 +23,7 @@ const H1: SendOptions = SendOptions {
     downstream_http2: false,
     upgrade: false,
     auto_host_rewrite: None,
+    scheme: super::UpstreamScheme::Http,
 };
 
 #[tokio::test]
@@ -202,6 +203,7 @@ async fn use_downstream_protocol_follows_the_downstream() {
         downstream_http2: true,
         upgrade: false,
         auto_host_rewrite: None,
+        scheme: super::UpstreamScheme::Http,
     };
     let resp = c.send_http(get("/h2"), &opts).await.expect("response");
     assert_eq!(resp.response.version(), http::Version::HTTP_2);

@@ -36,6 +36,7 @@ fn listener(chains: Vec<Arc<FilterChain>>, default: Option<Arc<FilterChain>>) ->
         backlog: 128,
         inbound: false,
         ignore_global_conn_limit: false,
+        max_accepts_per_event: None,
     }
 }
 

@@ -110,7 +110,7 @@ pub(crate) async fn send(
     host: &Arc<Host>,
     tls: &TlsOverrides,
     req: Request<RequestBody>,
-    http2: bool,
+    (http2, scheme): (bool, &'static str),
     upgrade: bool,
     facts: &ConnFactsSlot,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
@@ -122,7 +122,7 @@ pub(crate) async fn send(
             cluster,
             host,
             tls,
-            into_http2(req, host),
+            into_http2(req, host, scheme),
             active,
             facts,
         ))
@@ -200,9 +200,9 @@ fn into_http1(mut req: Request<RequestBody>, host: &Host) -> Request<RequestBody
     req
 }
 
-/// HTTP/2 upstream form: absolute URI (`:scheme`, `:authority` from Host), no Host
+/// HTTP/2 upstream form: absolute URI (`:scheme` given, `:authority` from Host), no Host
 /// header, version 2.
-fn into_http2(mut req: Request<RequestBody>, host: &Host) -> Request<RequestBody> {
+fn into_http2(mut req: Request<RequestBody>, host: &Host, scheme: &str) -> Request<RequestBody> {
     if req.uri().authority().is_none() {
         let authority = req
             .headers_mut()
@@ -218,7 +218,7 @@ fn into_http2(mut req: Request<RequestBody>, host: &Host) -> Request<RequestBody
             Uri::builder().authority(authority.as_str()).build()
         } else {
             Uri::builder()
-                .scheme("http")
+                .scheme(scheme)
                 .authority(authority.as_str())
                 .path_and_query(path)
                 .build()
@@ -306,7 +306,7 @@ mod tests {
             .header(HOST, "svc.local:81")
             .body(body())
             .expect("request");
-        let req = into_http2(req, &test_host());
+        let req = into_http2(req, &test_host(), "http");
         assert_eq!(req.uri(), "http://svc.local:81/x");
         assert!(req.headers().get(HOST).is_none());
         assert_eq!(req.version(), Version::HTTP_2);
