@@ -373,6 +373,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "validate_clusters",
             "max_direct_response_body_size_bytes",
             "typed_per_filter_config",
+            "ignore_port_in_host_matching",
         ],
     ),
     (

@@ -49,7 +49,10 @@ fn listener(name: &str, transformation: Value, tls: Option<(&str, &str)>) -> Val
 fn scheme_of(echo_body: &str) -> anyhow::Result<String> {
     let reply: Value = serde_json::from_str(echo_body)?;
     let uri = reply["uri"].as_str().unwrap_or_default();
-    anyhow::ensure!(reply["version"] == "HTTP/2.0", "not HTTP/2 upstream: {reply}");
+    anyhow::ensure!(
+        reply["version"] == "HTTP/2.0",
+        "not HTTP/2 upstream: {reply}"
+    );
     Ok(uri.split("://").next().unwrap_or_default().to_string())
 }
 
@@ -73,10 +76,18 @@ async fn h2c_get_with_scheme(addr: SocketAddr, scheme: &str) -> anyhow::Result<S
 }
 
 #[tokio::test]
-async fn http2_upstream_scheme_follows_the_downstream_or_the_transformation() -> anyhow::Result<()> {
+async fn http2_upstream_scheme_follows_the_downstream_or_the_transformation() -> anyhow::Result<()>
+{
     let dir = TempDir::new()?;
     let ca = TestCa::new("scheme ca")?;
-    let server = ca.issue(&dir, "server", "server", &["scheme.example.com"], &[], KeyKind::Ecdsa)?;
+    let server = ca.issue(
+        &dir,
+        "server",
+        "server",
+        &["scheme.example.com"],
+        &[],
+        KeyKind::Ecdsa,
+    )?;
     let (cert, key) = (
         server.cert_path.display().to_string(),
         server.key_path.display().to_string(),
@@ -88,7 +99,11 @@ async fn http2_upstream_scheme_follows_the_downstream_or_the_transformation() ->
             listener("overwrite", json!({ "scheme_to_overwrite": "https" }), None),
             listener("match", json!({ "match_upstream": true }), None),
             listener("tls", Value::Null, Some((&cert, &key))),
-            listener("tls_match", json!({ "match_upstream": true }), Some((&cert, &key))),
+            listener(
+                "tls_match",
+                json!({ "match_upstream": true }),
+                Some((&cert, &key)),
+            ),
         ],
         vec![with_http2_upstream(static_cluster("backend", &[up.addr()]))],
     );

@@ -23,6 +23,9 @@ pub struct RouteConfig {
     pub internal_only_headers: Vec<HeaderName>,
     /// `most_specific_header_mutations_wins`
     pub most_specific_header_mutations_wins: bool,
+    /// `ignore_port_in_host_matching`: a virtual host is picked by the Host without its
+    /// port (Envoy Gateway sets it on every route configuration).
+    pub ignore_port_in_host_matching: bool,
     /// `typed_per_filter_config` at route config level.
     pub filter_overrides: FilterOverrides,
 }

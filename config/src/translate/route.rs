@@ -86,6 +86,7 @@ pub(crate) fn translate(
         )?,
         internal_only_headers,
         most_specific_header_mutations_wins: rc.most_specific_header_mutations_wins,
+        ignore_port_in_host_matching: rc.ignore_port_in_host_matching,
         filter_overrides: filter_overrides(&rc.typed_per_filter_config, path)?,
     })
 }

@@ -109,6 +109,8 @@ pub fn hcm(vhosts: Vec<VirtualHost>) -> HttpConnectionManager {
         always_set_request_id_in_response: false,
         max_request_headers_kb: 60,
         max_headers_count: 100,
+        underscore_headers: Default::default(),
+        scheme: Default::default(),
         request_headers_timeout: None,
         stream_idle_timeout: Some(Duration::from_secs(300)),
         request_timeout: None,

@@ -131,13 +131,23 @@ impl RouteTable {
     /// The virtual host for a Host header value.
     pub fn virtual_host(&self, host: &str) -> Option<&VirtualHost> {
         self.selector
-            .select(host)
+            .select(self.matched_host(host))
             .map(|i| &self.config.virtual_hosts[i])
+    }
+
+    /// The part of the Host that picks the virtual host: without its port under
+    /// `ignore_port_in_host_matching`.
+    fn matched_host<'h>(&self, host: &'h str) -> &'h str {
+        if self.config.ignore_port_in_host_matching {
+            without_port(host)
+        } else {
+            host
+        }
     }
 
     /// Virtual host then first matching route; None is Envoy's "no route" (404 NR).
     pub fn route(&self, host: &str, input: &MatchInput<'_>) -> Option<Routed<'_>> {
-        let vi = self.selector.select(host)?;
+        let vi = self.selector.select(self.matched_host(host))?;
         let vhost = &self.config.virtual_hosts[vi];
         let ri = self.indexes[vi].find(&vhost.routes, input)?;
         Some(Routed {
@@ -145,6 +155,16 @@ impl RouteTable {
             vhost,
             route: &vhost.routes[ri],
         })
+    }
+}
+
+/// `host` without what follows its last `:` unless a `]` (an IPv6 literal's end) comes
+/// after it: Envoy 1.40 drops it whether or not it is a number (`host:` and `host:http`
+/// match `host` too).
+fn without_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(colon) if !host.rfind(']').is_some_and(|end| end > colon) => &host[..colon],
+        _ => host,
     }
 }
 
@@ -182,6 +202,16 @@ mod tests {
             filter_overrides: Default::default(),
             metadata: None,
         }
+    }
+
+    #[test]
+    fn ports_are_found_as_envoy_finds_them() {
+        assert_eq!(without_port("example.com:8080"), "example.com");
+        assert_eq!(without_port("example.com"), "example.com");
+        assert_eq!(without_port("example.com:"), "example.com");
+        assert_eq!(without_port("example.com:http"), "example.com");
+        assert_eq!(without_port("[::1]:80"), "[::1]");
+        assert_eq!(without_port("[::1]"), "[::1]");
     }
 
     fn table(routes: Vec<Route>) -> RouteTable {
