@@ -261,6 +261,9 @@ pub struct Listener {
     /// `ignore_global_conn_limit` or `bypass_overload_manager`: the listener's
     /// connections are neither limited nor counted by the global connection limit.
     pub ignore_global_conn_limit: bool,
+    /// `address.socket_address.ipv4_compat` (an IPv6 `::` or IPv4-mapped address only):
+    /// the socket takes IPv4 connections too.
+    pub ipv4_compat: bool,
     /// `max_connections_to_accept_per_socket_event` (None: accept while any is pending):
     /// after this many accepts in a row a worker's accept loop lets its other work run.
     pub max_accepts_per_event: Option<std::num::NonZeroU32>,

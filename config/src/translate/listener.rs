@@ -128,6 +128,7 @@ pub(crate) fn translate(
         inbound: l.traffic_direction
             == baton_proto::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
         ignore_global_conn_limit: l.ignore_global_conn_limit || l.bypass_overload_manager,
+        ipv4_compat: ipv4_compat(l.address.as_ref(), address, &format!("{path}.address"))?,
         max_accepts_per_event: match l.max_connections_to_accept_per_socket_event {
             None => None,
             Some(n) => Some(std::num::NonZeroU32::new(n).ok_or_else(|| {
@@ -138,6 +139,31 @@ pub(crate) fn translate(
             })?),
         },
     })
+}
+
+/// A listener's `ipv4_compat`, which Envoy allows only on `::` and IPv4-mapped IPv6
+/// addresses (its message).
+fn ipv4_compat(
+    address: Option<&baton_proto::pb::envoy::config::core::v3::Address>,
+    bound: std::net::SocketAddr,
+    path: &str,
+) -> Result<bool> {
+    use baton_proto::pb::envoy::config::core::v3::address::Address as Kind;
+    let set = matches!(
+        address.and_then(|a| a.address.as_ref()),
+        Some(Kind::SocketAddress(sa)) if sa.ipv4_compat
+    );
+    let allowed = match bound.ip() {
+        std::net::IpAddr::V6(ip) => ip.is_unspecified() || ip.to_ipv4_mapped().is_some(),
+        std::net::IpAddr::V4(_) => false,
+    };
+    if set && !allowed {
+        return Err(ConfigError::at(
+            format!("{path}.socket_address.ipv4_compat"),
+            format!("Only IPv6 address '::' or valid IPv4-mapped IPv6 address can set ipv4_compat: {bound}"),
+        ));
+    }
+    Ok(set)
 }
 
 fn filter_chain(

@@ -36,18 +36,19 @@ pub enum BindError {
 
 /// Creates, binds and listens a socket for `addr`.
 pub fn bind_socket(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
-    let socket = bind_unlistened(addr)?;
+    let socket = bind_unlistened(addr, false)?;
     listen(&socket, backlog)?;
     Ok(socket)
 }
 
 /// Creates and binds a socket for `addr` without listening yet: the address is taken,
 /// but connections are refused until [`listen`] (a warming listener accepts nothing).
-pub fn bind_unlistened(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// An IPv6 socket takes IPv4 connections too only with `ipv4_compat`.
+pub fn bind_unlistened(addr: SocketAddr, ipv4_compat: bool) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
+        socket.set_only_v6(!ipv4_compat)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
@@ -62,8 +63,9 @@ pub fn listen(socket: &TcpListener, backlog: i32) -> std::io::Result<()> {
 
 /// Binds a listener from its config.
 pub fn bind_listener(model: Arc<model::Listener>) -> Result<BoundListener, BindError> {
-    let socket =
-        bind_socket(model.address, model.listen_backlog()).map_err(|cause| BindError::Bind {
+    let socket = bind_unlistened(model.address, model.ipv4_compat)
+        .and_then(|socket| listen(&socket, model.listen_backlog()).map(|()| socket))
+        .map_err(|cause| BindError::Bind {
             name: model.name.clone(),
             addr: model.address,
             cause,

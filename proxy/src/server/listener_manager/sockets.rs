@@ -58,7 +58,7 @@ impl SocketSource {
         }
         let socket = match socket {
             Some(s) => s,
-            None => bind_unlistened(listener.address)?,
+            None => bind_unlistened(listener.address, listener.ipv4_compat)?,
         };
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
