@@ -21,6 +21,25 @@ pub(crate) fn list(logs: &[accesslog_pb::AccessLog], path: &str) -> Result<Vec<A
         .collect()
 }
 
+/// The admin's deprecated `access_log_path`: a file log in Envoy's default format
+/// (`/dev/null` and empty: none).
+pub(crate) fn admin_path_log(file: &str) -> Result<Option<AccessLog>> {
+    if file.is_empty() || file == "/dev/null" {
+        return Ok(None);
+    }
+    let sink = match file {
+        "/dev/stdout" => AccessLogSink::Stdout,
+        "/dev/stderr" => AccessLogSink::Stderr,
+        other => AccessLogSink::File(other.into()),
+    };
+    Ok(Some(AccessLog {
+        filter: None,
+        sink,
+        format: default_format()?,
+        omit_empty_values: false,
+    }))
+}
+
 fn translate(log: &accesslog_pb::AccessLog, path: &str) -> Result<AccessLog> {
     use accesslog_pb::access_log::ConfigType;
     let filter = log

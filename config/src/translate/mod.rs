@@ -71,7 +71,11 @@ pub(crate) fn bootstrap(proto: &bootstrap_pb::Bootstrap) -> Result<model::Bootst
     let admin = match &proto.admin {
         Some(admin) if admin.address.is_some() => Some(model::Admin {
             address: socket_addr(admin.address.as_ref(), "admin.address")?,
-            access_logs: access_log::list(&admin.access_log, "admin.access_log")?,
+            access_logs: {
+                let mut logs = access_log::list(&admin.access_log, "admin.access_log")?;
+                logs.extend(access_log::admin_path_log(&admin.access_log_path)?);
+                logs
+            },
         }),
         _ => None,
     };

@@ -1,6 +1,7 @@
 //! The admin listener (bootstrap `admin`): Envoy's admin endpoints on their own listener
 //! (HTTP/1.1 and h2c) on the main thread. Mutating endpoints require POST, as in Envoy.
 
+mod access_log;
 mod closing;
 mod clusters;
 mod conn;
@@ -81,6 +82,8 @@ pub struct AdminContext {
     pub listener_stats: crate::stats::AdminListenerStats,
     /// Closing admin gently when told to stop before LIVE.
     pub closing: AdminClosing,
+    /// `admin.access_log` and `admin.access_log_path` (empty: no entries).
+    pub loggers: crate::access_log::AccessLoggers,
 }
 
 /// A running admin listener; dropping it (or `stop`) closes the listen socket, as a
@@ -147,7 +150,7 @@ pub fn serve(
                 () = ctx.closing.begun() => break,
                 accepted = listener.accept() => accepted,
             };
-            let (stream, _) = match accepted {
+            let (stream, remote) = match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     debug!(error = %e, "admin accept failed");
@@ -171,6 +174,10 @@ pub fn serve(
                 // Envoy's admin codec is HTTP/1 for most clients: `http1.*` exists.
                 crate::stats::http1();
                 let svc_ctx = Arc::clone(&ctx);
+                let logged_conn = (!ctx.loggers.is_empty()).then(|| {
+                    let local = stream.local_addr().unwrap_or(remote);
+                    Arc::new(crate::base::conn_info::ConnInfo::plain(remote, local))
+                });
                 // The client asked for `connection: close`: Envoy counts the close as local.
                 let asked_close = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let svc_asked_close = Arc::clone(&asked_close);
@@ -181,6 +188,9 @@ pub fn serve(
                     {
                         svc_asked_close.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
+                    let logged = logged_conn
+                        .as_ref()
+                        .map(|conn| access_log::LoggedRequest::new(conn, &req));
                     async move {
                         let stats = &ctx.http_stats;
                         stats.downstream_rq_total.inc();
@@ -192,6 +202,10 @@ pub fn serve(
                         let resp = handle(&ctx, req);
                         if resp.extensions().get::<CountedEarly>().is_none() {
                             count_answered(&ctx, resp.status());
+                        }
+                        if let Some(logged) = logged {
+                            let body_len = resp.body().0.as_ref().map_or(0, Bytes::len);
+                            logged.answered(&ctx.loggers, resp.status(), body_len);
                         }
                         Ok::<_, Infallible>(resp)
                     }

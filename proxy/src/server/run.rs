@@ -335,6 +335,14 @@ async fn serve(
         warn!(keys = ?feature_flags, "layered_runtime: Envoy feature flags are shown by /runtime, but Baton acts on none of these");
     }
     crate::runtime::install(&model.runtime_layers);
+    let admin_loggers = match &model.admin {
+        Some(admin) => crate::access_log::AccessLoggers::new(
+            &admin.access_logs,
+            baton_config::model::AccessLogType::DownstreamEnd,
+        )
+        .map_err(|e| anyhow::anyhow!("admin access log: {e}"))?,
+        None => Default::default(),
+    };
     let admin_ctx = model.admin.as_ref().map(|_| {
         Arc::new(AdminContext {
             state: Arc::clone(&state),
@@ -363,6 +371,7 @@ async fn serve(
             http_stats: crate::stats::HttpConnManagerStats::new(crate::stats::store(), "admin"),
             listener_stats: crate::stats::AdminListenerStats::new(crate::stats::store()),
             closing: admin::AdminClosing::default(),
+            loggers: admin_loggers,
         })
     });
     // From here a signal no longer kills us outright: admin may soon answer on our
