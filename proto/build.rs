@@ -14,6 +14,7 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/filters/network/connection_limit/v3/connection_limit.proto",
     "envoy/extensions/resource_monitors/downstream_connections/v3/downstream_connections.proto",
     "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
+    "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto",
     "envoy/service/discovery/v3/ads.proto",
     "envoy/service/cluster/v3/cds.proto",
     "envoy/service/listener/v3/lds.proto",

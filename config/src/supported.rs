@@ -176,6 +176,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("envoy.config.listener.v3.Filter", &["name", "typed_config"]),
     ("envoy.config.listener.v3.ListenerFilter", &["name", "typed_config"]),
+    // `rules` / `tlv_location` (TLVs to metadata) and `pass_through_tlvs` are not built.
+    (
+        "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
+        &["allow_requests_without_proxy_protocol", "disallowed_versions", "stat_prefix"],
+    ),
     ("envoy.config.core.v3.TransportSocket", &["name", "typed_config"]),
     (
         "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",

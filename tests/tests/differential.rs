@@ -77,6 +77,7 @@ areas!(
     limits,
     local_replies,
     malformed_http1,
+    proxy_protocol,
     redirects,
     rewrites,
     route_match_fields,

@@ -247,6 +247,9 @@ pub struct Listener {
     pub default_filter_chain: Option<Arc<FilterChain>>,
     /// True when `listener_filters` contains `envoy.filters.listener.tls_inspector`.
     pub tls_inspector: bool,
+    /// `envoy.filters.listener.proxy_protocol` in `listener_filters` (before the TLS
+    /// inspector): the PROXY header a load balancer sends ahead of the client's bytes.
+    pub proxy_protocol: Option<ProxyProtocol>,
     /// `listener_filters_timeout` (default 15 s; `None` when set to 0: no limit).
     pub listener_filters_timeout: Option<Duration>,
     /// `continue_on_listener_filters_timeout`: on timeout, pick a chain with what is
@@ -267,6 +270,27 @@ pub struct Listener {
     /// `max_connections_to_accept_per_socket_event` (None: accept while any is pending):
     /// after this many accepts in a row a worker's accept loop lets its other work run.
     pub max_accepts_per_event: Option<std::num::NonZeroU32>,
+}
+
+/// `envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    /// `allow_requests_without_proxy_protocol`: a connection without a header is served
+    /// with its own addresses.
+    pub allow_requests_without_proxy_protocol: bool,
+    /// `disallowed_versions`: a header of these versions closes the connection.
+    pub disallowed: ProxyProtocolVersions,
+    /// `stat_prefix`: stats are `proxy_proto.<stat_prefix>.*` (empty: `proxy_proto.*`).
+    pub stat_prefix: String,
+}
+
+/// A set of PROXY protocol versions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyProtocolVersions {
+    /// Version 1 (text).
+    pub v1: bool,
+    /// Version 2 (binary).
+    pub v2: bool,
 }
 
 impl Listener {

@@ -23,6 +23,8 @@ const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpP
 const CONNECTION_LIMIT_TYPE: &str =
     "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
 const TLS_INSPECTOR_TYPE: &str = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+const PROXY_PROTOCOL_TYPE: &str =
+    "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol";
 
 pub(crate) fn translate(
     l: &listener_pb::Listener,
@@ -49,30 +51,43 @@ pub(crate) fn translate(
     };
 
     let mut tls_inspector = false;
+    let mut proxy_protocol = None;
     for (i, filter) in l.listener_filters.iter().enumerate() {
         use listener_pb::listener_filter::ConfigType;
         let fpath = format!("{path}.listener_filters[{i}]");
         if filter.filter_disabled.is_some() {
             return Err(ConfigError::unsupported(format!("{fpath}.filter_disabled")));
         }
-        let type_name = match &filter.config_type {
-            Some(ConfigType::TypedConfig(any)) => any_type(any),
+        let (type_name, typed_config) = match &filter.config_type {
+            Some(ConfigType::TypedConfig(any)) => (any_type(any), Some(any)),
             Some(ConfigType::ConfigDiscovery(_)) => {
                 return Err(ConfigError::unsupported(format!(
                     "{fpath}.config_discovery"
                 )))
             }
-            None => "",
+            None => ("", None),
         };
         if type_name == TLS_INSPECTOR_TYPE
             || (type_name.is_empty() && filter.name == "envoy.filters.listener.tls_inspector")
         {
             tls_inspector = true;
+        } else if let (PROXY_PROTOCOL_TYPE, Some(any)) = (type_name, typed_config) {
+            if tls_inspector {
+                // Envoy would look for a ClientHello in the PROXY header first.
+                return Err(ConfigError::at(
+                    fpath,
+                    "envoy.filters.listener.proxy_protocol after envoy.filters.listener.tls_inspector is not supported by Baton yet (list proxy_protocol first: the PROXY header comes before the TLS handshake)",
+                ));
+            }
+            proxy_protocol = Some(proxy_protocol_config(
+                any,
+                &format!("{fpath}.typed_config"),
+            )?);
         } else {
             return Err(ConfigError::at(
                 fpath,
                 format!(
-                    "listener filter '{}' is not supported by Baton yet (supported: envoy.filters.listener.tls_inspector)",
+                    "listener filter '{}' is not supported by Baton yet (supported: envoy.filters.listener.proxy_protocol, envoy.filters.listener.tls_inspector)",
                     if type_name.is_empty() { filter.name.as_str() } else { type_name }
                 ),
             ));
@@ -117,6 +132,7 @@ pub(crate) fn translate(
         filter_chains,
         default_filter_chain,
         tls_inspector,
+        proxy_protocol,
         listener_filters_timeout: timeout(
             l.listener_filters_timeout.as_ref(),
             Some(Duration::from_secs(15)),
@@ -138,6 +154,32 @@ pub(crate) fn translate(
                 )
             })?),
         },
+    })
+}
+
+/// The `envoy.filters.listener.proxy_protocol` config (TLV rules and pass-through are
+/// refused by the supported-field check).
+fn proxy_protocol_config(any: &prost_types::Any, path: &str) -> Result<model::ProxyProtocol> {
+    use baton_proto::pb::envoy::config::core::v3::proxy_protocol_config::Version;
+    use baton_proto::pb::envoy::extensions::filters::listener::proxy_protocol::v3 as pp_pb;
+    let config: pp_pb::ProxyProtocol = decode_any(any, PROXY_PROTOCOL_TYPE, path)?;
+    let mut disallowed = model::ProxyProtocolVersions::default();
+    for (i, v) in config.disallowed_versions.iter().enumerate() {
+        match Version::try_from(*v) {
+            Ok(Version::V1) => disallowed.v1 = true,
+            Ok(Version::V2) => disallowed.v2 = true,
+            Err(_) => {
+                return Err(ConfigError::at(
+                    format!("{path}.disallowed_versions[{i}]"),
+                    "unknown enum value",
+                ))
+            }
+        }
+    }
+    Ok(model::ProxyProtocol {
+        allow_requests_without_proxy_protocol: config.allow_requests_without_proxy_protocol,
+        disallowed,
+        stat_prefix: config.stat_prefix,
     })
 }
 

@@ -326,7 +326,7 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
             upstream_local(info).map_or(Value::Missing, |a| Value::Num(u64::from(a.port())))
         }
         FormatOperator::DownstreamDirectRemotePort => {
-            Value::Num(u64::from(info.conn.remote.port()))
+            Value::Num(u64::from(info.conn.direct_remote().port()))
         }
         FormatOperator::Path { with_query, source } => {
             opt_str(operators::path(input, *with_query, *source))
@@ -375,8 +375,10 @@ pub fn value<'a>(op: &FormatOperator, input: &FormatInput<'a>) -> Value<'a> {
         FormatOperator::DownstreamRemoteAddress => addr(info.downstream_remote),
         FormatOperator::DownstreamRemoteAddressWithoutPort => addr_ip(info.downstream_remote),
         FormatOperator::DownstreamRemotePort => Value::Num(info.downstream_remote.port() as u64),
-        FormatOperator::DownstreamDirectRemoteAddress => addr(info.conn.remote),
-        FormatOperator::DownstreamDirectRemoteAddressWithoutPort => addr_ip(info.conn.remote),
+        FormatOperator::DownstreamDirectRemoteAddress => addr(info.conn.direct_remote()),
+        FormatOperator::DownstreamDirectRemoteAddressWithoutPort => {
+            addr_ip(info.conn.direct_remote())
+        }
         FormatOperator::DownstreamLocalAddress => addr(info.conn.local),
         FormatOperator::DownstreamLocalAddressWithoutPort => addr_ip(info.conn.local),
         FormatOperator::DownstreamLocalPort => Value::Num(info.conn.local.port() as u64),

@@ -14,10 +14,14 @@ static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 pub struct ConnInfo {
     /// Process-unique connection id (`%CONNECTION_ID%`).
     pub id: u64,
-    /// Peer address (`%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`).
+    /// The client's address: the peer's, or the one a PROXY protocol header gave.
     pub remote: SocketAddr,
-    /// Local address the connection arrived on (`%DOWNSTREAM_LOCAL_ADDRESS%`).
+    /// Local address the connection arrived on (`%DOWNSTREAM_LOCAL_ADDRESS%`), or the
+    /// destination a PROXY protocol header gave.
     pub local: SocketAddr,
+    /// The peer's own address when a PROXY protocol header replaced `remote` (boxed:
+    /// most connections have none).
+    pub proxied_from: Option<Box<SocketAddr>>,
     /// TLS SNI when the transport is TLS (`%REQUESTED_SERVER_NAME%`).
     pub server_name: Option<Box<str>>,
     /// True when the transport is TLS (x-forwarded-proto https).
@@ -33,10 +37,25 @@ impl ConnInfo {
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             remote,
             local,
+            proxied_from: None,
             server_name: None,
             tls: false,
             tls_info: None,
         }
+    }
+}
+
+impl ConnInfo {
+    /// The peer's address (`%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`).
+    pub fn direct_remote(&self) -> SocketAddr {
+        self.proxied_from.as_deref().copied().unwrap_or(self.remote)
+    }
+
+    /// Takes the addresses of a PROXY protocol header (remote, local).
+    pub fn proxied(&mut self, (remote, local): (SocketAddr, SocketAddr)) {
+        self.proxied_from = Some(Box::new(self.remote));
+        self.remote = remote;
+        self.local = local;
     }
 }
 

@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 
 use super::filter_chain::MatchInput;
 use super::limits::{GlobalConnectionLimit, GlobalSlot};
+use super::proxy_protocol;
 use super::snapshot::{ChainNetwork, CompiledChain, ListenerHandle, ListenerSnapshot};
 use super::tracker::ConnectionTracker;
 use crate::base::conn_info::{ConnInfo, TlsInfo};
@@ -112,8 +113,9 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo::plain(remote, local);
-        if snapshot.model.tls_inspector {
-            // The ClientHello may still be in flight: inspect off the accept loop.
+        if snapshot.model.tls_inspector || snapshot.model.proxy_protocol.is_some() {
+            // The PROXY header or the ClientHello may still be in flight: read them off
+            // the accept loop.
             tokio::spawn(inspect_then_start(
                 stream,
                 conn,
@@ -148,7 +150,8 @@ pub async fn accept_loop(
     debug!(listener = %listener.name, "stopped accepting");
 }
 
-/// The `tls_inspector` listener filter, then chain selection with what it read.
+/// The listener filters (`proxy_protocol`, then `tls_inspector`), then chain selection
+/// with what they read. `listener_filters_timeout` bounds them together.
 async fn inspect_then_start(
     stream: TcpStream,
     mut conn: ConnInfo,
@@ -158,10 +161,23 @@ async fn inspect_then_start(
     counts: Arc<AcceptCounts>,
 ) {
     let stats = &snapshot.stats;
+    let deadline = snapshot
+        .model
+        .listener_filters_timeout
+        .map(|limit| tokio::time::Instant::now() + limit);
     stats.downstream_pre_cx_active.inc();
-    let inspected = match snapshot.model.listener_filters_timeout {
-        Some(limit) => tokio::time::timeout(limit, tls::inspect(&stream, PeerClose::Ends)).await,
-        None => Ok(tls::inspect(&stream, PeerClose::Ends).await),
+    let proceed = read_proxy_protocol(&stream, &mut conn, &snapshot, deadline).await;
+    if !proceed {
+        stats.downstream_pre_cx_active.dec();
+        return;
+    }
+    let inspected = if !snapshot.model.tls_inspector {
+        Ok(Ok(tls::ClientHelloInfo::default()))
+    } else {
+        match deadline {
+            Some(at) => tokio::time::timeout_at(at, tls::inspect(&stream, PeerClose::Ends)).await,
+            None => Ok(tls::inspect(&stream, PeerClose::Ends).await),
+        }
     };
     stats.downstream_pre_cx_active.dec();
     let inspector = tls::inspector::InspectorStats::get();
@@ -214,6 +230,51 @@ async fn inspect_then_start(
         counts,
         staple_requested,
     );
+}
+
+/// The `proxy_protocol` listener filter, when the listener runs it: the connection takes
+/// the header's addresses. False: the connection is to be closed (counted).
+async fn read_proxy_protocol(
+    stream: &TcpStream,
+    conn: &mut ConnInfo,
+    snapshot: &ListenerSnapshot,
+    deadline: Option<tokio::time::Instant>,
+) -> bool {
+    let (Some(config), Some(pp_stats)) = (&snapshot.model.proxy_protocol, &snapshot.proxy_protocol)
+    else {
+        return true;
+    };
+    let read = proxy_protocol::read(stream, config, pp_stats);
+    let outcome = match deadline {
+        Some(at) => tokio::time::timeout_at(at, read).await,
+        None => Ok(read.await),
+    };
+    match outcome {
+        Ok(Ok(proxy_protocol::Outcome::Proceed(addresses))) => {
+            if let Some(addresses) = addresses {
+                conn.proxied(addresses);
+            }
+            true
+        }
+        Ok(Ok(proxy_protocol::Outcome::Close)) => {
+            debug!(remote = %conn.remote, "proxy_protocol: no valid PROXY header; closing");
+            false
+        }
+        Ok(Err(e)) => {
+            debug!(remote = %conn.remote, error = %e, "proxy_protocol: closing");
+            snapshot.stats.downstream_listener_filter_remote_close.inc();
+            false
+        }
+        Err(_) if snapshot.model.continue_on_listener_filters_timeout => {
+            snapshot.stats.downstream_pre_cx_timeout.inc();
+            true
+        }
+        Err(_) => {
+            debug!(remote = %conn.remote, "listener_filters_timeout: closing");
+            snapshot.stats.downstream_pre_cx_timeout.inc();
+            false
+        }
+    }
 }
 
 /// Runs `chain` on an accepted connection: its `connection_limit` first, then plain

@@ -8,6 +8,8 @@ pub mod bind;
 pub mod filter_chain;
 pub mod inherit;
 pub mod limits;
+pub mod peek;
+pub mod proxy_protocol;
 pub mod snapshot;
 pub mod tracker;
 

@@ -130,6 +130,8 @@ pub struct ListenerSnapshot {
     pub stats: Arc<ListenerStats>,
     /// `listener.<address>.ssl.*`, when a chain terminates TLS.
     pub ssl_stats: Option<Arc<SslStats>>,
+    /// The `proxy_protocol` listener filter's stats, when it runs.
+    pub proxy_protocol: Option<Arc<super::proxy_protocol::ProxyProtocolStats>>,
     /// Its config identity.
     pub hashes: ListenerHashes,
 }
@@ -177,6 +179,10 @@ impl ListenerSnapshot {
         }
         Ok(Self {
             ssl_stats,
+            proxy_protocol: model
+                .proxy_protocol
+                .as_ref()
+                .map(|config| Arc::new(super::proxy_protocol::ProxyProtocolStats::new(config))),
             stats: Arc::new(ListenerStats::new(
                 crate::stats::store(),
                 &model.stat_prefix,

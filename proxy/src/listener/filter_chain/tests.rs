@@ -37,6 +37,7 @@ fn listener(chains: Vec<Arc<FilterChain>>, default: Option<Arc<FilterChain>>) ->
         inbound: false,
         ignore_global_conn_limit: false,
         max_accepts_per_event: None,
+        proxy_protocol: None,
         ipv4_compat: false,
     }
 }
