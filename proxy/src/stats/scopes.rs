@@ -616,7 +616,23 @@ pub struct TcpProxyStats {
     pub max_downstream_connection_duration: Counter,
     /// `upstream_flush_active`
     pub upstream_flush_active: Gauge,
+    /// The rest of Envoy 1.40's names, held so that they exist: nothing in Baton moves
+    /// them (no flow-control pauses counted, no early data, no on-demand routes, no
+    /// overload actions, drain closes not told apart).
+    _others: [Counter; 7],
+    _other_gauges: [Gauge; 2],
 }
+
+/// `tcp.<stat_prefix>.*` counters Envoy 1.40 exports that Baton keeps at 0.
+const TCP_PROXY_OTHER_COUNTERS: [&str; 7] = [
+    "downstream_cx_drain_close",
+    "downstream_cx_overload_close",
+    "downstream_flow_control_paused_reading_total",
+    "downstream_flow_control_resumed_reading_total",
+    "early_data_received_count_total",
+    "route_delayed_total",
+    "upstream_flush_total",
+];
 
 impl TcpProxyStats {
     /// Handles under `tcp.<stat_prefix>.`.
@@ -630,6 +646,11 @@ impl TcpProxyStats {
             idle_timeout: s.counter("idle_timeout"),
             max_downstream_connection_duration: s.counter("max_downstream_connection_duration"),
             upstream_flush_active: s.gauge("upstream_flush_active"),
+            _others: TCP_PROXY_OTHER_COUNTERS.map(|name| s.counter(name)),
+            _other_gauges: [
+                s.gauge("downstream_cx_rx_bytes_buffered"),
+                s.gauge("downstream_cx_tx_bytes_buffered"),
+            ],
         }
     }
 }
