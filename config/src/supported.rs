@@ -228,6 +228,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tls_maximum_protocol_version",
             "cipher_suites",
             "ecdh_curves",
+            "signature_algorithms",
         ],
     ),
     (

@@ -137,6 +137,9 @@ pub struct TlsParams {
     pub cipher_suites: Vec<SupportedCipherSuite>,
     /// `ecdh_curves` in order (or Envoy's default).
     pub kx_groups: Vec<&'static dyn SupportedKxGroup>,
+    /// `signature_algorithms`: the only schemes this side signs with and accepts from
+    /// its peer (None: every one rustls has).
+    pub signature_schemes: Option<Arc<[rustls::SignatureScheme]>>,
 }
 
 /// `san_type` of a `match_typed_subject_alt_names` entry.

@@ -32,6 +32,7 @@ mod server;
 mod socket_matcher;
 mod stats;
 mod tls;
+mod tls_params;
 mod tls_pins;
 mod xds;
 mod xdstp;

@@ -286,10 +286,15 @@ fn build(
     stats: &Arc<SslStats>,
     alpn: Vec<Vec<u8>>,
 ) -> Result<(Arc<ClientConfig>, Option<Rotating>), TlsError> {
+    let base = super::provider();
     let provider = Arc::new(rustls::crypto::CryptoProvider {
         cipher_suites: ctx.params.cipher_suites.clone(),
         kx_groups: ctx.params.kx_groups.clone(),
-        ..(*super::provider()).clone()
+        signature_verification_algorithms: super::sigalgs::verification_algorithms(
+            &base,
+            ctx.params.signature_schemes.as_ref(),
+        ),
+        ..(*base).clone()
     });
     let verifier = Arc::new(UpstreamVerifier::new(ctx, &provider, stats.clone())?);
     let verify_state = verifier.state.clone();
@@ -315,9 +320,15 @@ fn build(
         verify_state: Arc::downgrade(&verify_state),
         client_cert: client_cert.as_ref().map(Arc::downgrade),
     });
-    let mut config = match &client_cert {
-        Some(cert) => builder.with_client_cert_resolver(cert.clone()),
-        None => builder.with_no_client_auth(),
+    let mut config = match (&client_cert, &ctx.params.signature_schemes) {
+        (Some(cert), Some(allowed)) => {
+            builder.with_client_cert_resolver(Arc::new(super::sigalgs::RestrictedClientCert {
+                inner: cert.clone(),
+                allowed: allowed.clone(),
+            }))
+        }
+        (Some(cert), None) => builder.with_client_cert_resolver(cert.clone()),
+        (None, _) => builder.with_no_client_auth(),
     };
     if rotates {
         let identity: super::client_sessions::Identity = Box::new(move || {

@@ -13,6 +13,7 @@ pub mod sds;
 pub mod sds_tickets;
 pub mod sds_xds;
 pub mod server;
+mod sigalgs;
 pub mod stats;
 pub mod tickets;
 

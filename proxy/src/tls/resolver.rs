@@ -35,12 +35,15 @@ pub(super) struct CertResolver {
     /// The `nextUpdate` (Unix seconds) of each configured staple that has one: past
     /// it, the staple is expired.
     staple_expiries: Vec<(Arc<CertifiedKey>, u64)>,
+    /// `tls_params.signature_algorithms`: the only schemes handshakes are signed with.
+    signature_schemes: Option<Arc<[rustls::SignatureScheme]>>,
 }
 
 impl CertResolver {
     pub(super) fn new(ctx: &DownstreamTlsContext, stats: Arc<SslStats>) -> Self {
         Self {
             policy: ctx.ocsp_staple_policy,
+            signature_schemes: ctx.params.signature_schemes.clone(),
             stats,
             awaited: AwaitedSecrets::default(),
             staple_expiries: ctx
@@ -226,7 +229,8 @@ impl CertResolver {
             candidates.retain(|ck| self.may_serve(ck, now));
         }
         let is_ecdsa = |ck: &CertifiedKey| ck.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
-        let usable = |ck: &CertifiedKey| ck.key.choose_scheme(schemes).is_some();
+        let allowed = self.signature_schemes.as_ref();
+        let usable = |ck: &CertifiedKey| super::sigalgs::can_sign(ck, schemes, allowed);
         let preferred = candidates
             .iter()
             .find(|ck| ecdsa_capable && is_ecdsa(ck) && usable(ck))
@@ -236,13 +240,15 @@ impl CertResolver {
         let chosen = preferred
             .map(|ck| Arc::clone(ck))
             .ok_or(Refusal::StaplePolicy)?;
-        if self.staple_expired(&chosen, now) {
+        let chosen = if self.staple_expired(&chosen, now) {
             // Lenient stapling: an expired staple is not sent, the certificate still is.
-            return Ok(Arc::new(CertifiedKey {
+            Arc::new(CertifiedKey {
                 ocsp: None,
                 ..(*chosen).clone()
-            }));
-        }
+            })
+        } else {
+            chosen
+        };
         Ok(chosen)
     }
 }
@@ -298,7 +304,11 @@ impl ResolvesServerCert for CertResolver {
                 Err(Refusal::NotReady) => {}
             }
         }
-        chosen.ok()
+        let chosen = chosen.ok()?;
+        Some(match &self.signature_schemes {
+            Some(allowed) => super::sigalgs::restricted(&chosen, allowed),
+            None => chosen,
+        })
     }
 }
 

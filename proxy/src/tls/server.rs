@@ -99,10 +99,15 @@ pub fn build_server_config(
         .chain(&ctx.sds_session_ticket_keys)
         .map(|source| super::sds::count_updates(source, &stats.factory.ssl_context_update_by_sds))
         .collect();
+    let base = super::provider();
     let provider = rustls::crypto::CryptoProvider {
         cipher_suites: ctx.params.cipher_suites.clone(),
         kx_groups: ctx.params.kx_groups.clone(),
-        ..(*super::provider()).clone()
+        signature_verification_algorithms: super::sigalgs::verification_algorithms(
+            &base,
+            ctx.params.signature_schemes.as_ref(),
+        ),
+        ..(*base).clone()
     };
     let builder = ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&ctx.params.versions)

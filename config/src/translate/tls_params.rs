@@ -1,0 +1,213 @@
+//! `tls_params` of a TLS context, mapped to what rustls offers: protocol versions, TLS 1.2
+//! cipher suites and curves by their OpenSSL/BoringSSL names (Envoy's defaults when
+//! unset), and `signature_algorithms`; one rustls lacks is a config error naming it.
+
+use std::sync::Arc;
+
+use baton_proto::pb::envoy::extensions::transport_sockets::tls::v3 as tls_pb;
+use rustls::crypto::SupportedKxGroup;
+use rustls::{SignatureScheme, SupportedCipherSuite};
+
+use crate::crypto::{cipher_suite, kx_group};
+use crate::error::{ConfigError, Result};
+use crate::model;
+
+/// TLS 1.2 cipher suites by their OpenSSL/BoringSSL names (as Envoy takes them).
+fn cipher_suite_by_name(name: &str) -> Option<SupportedCipherSuite> {
+    Some(match name {
+        "ECDHE-ECDSA-AES128-GCM-SHA256" => cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        "ECDHE-ECDSA-AES256-GCM-SHA384" => cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        "ECDHE-ECDSA-CHACHA20-POLY1305" => {
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        }
+        "ECDHE-RSA-AES128-GCM-SHA256" => cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        "ECDHE-RSA-AES256-GCM-SHA384" => cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        "ECDHE-RSA-CHACHA20-POLY1305" => cipher_suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        _ => return None,
+    })
+}
+
+fn kx_group_by_name(name: &str) -> Option<&'static dyn SupportedKxGroup> {
+    match name {
+        "X25519" => Some(kx_group::X25519),
+        "P-256" | "prime256v1" | "secp256r1" => Some(kx_group::SECP256R1),
+        "P-384" | "secp384r1" => Some(kx_group::SECP384R1),
+        _ => None,
+    }
+}
+
+/// Envoy's default TLS 1.2 cipher list (every one of which rustls has).
+const DEFAULT_CIPHERS: &[&str] = &[
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+];
+
+/// Envoy's default curves.
+const DEFAULT_CURVES: &[&str] = &["X25519", "P-256"];
+
+/// `tls_params`. `server`: Envoy's defaults differ (a client's maximum is TLS 1.2).
+pub(super) fn params(
+    p: Option<&tls_pb::TlsParameters>,
+    server: bool,
+    path: &str,
+) -> Result<model::TlsParams> {
+    use tls_pb::tls_parameters::TlsProtocol;
+    let default = tls_pb::TlsParameters::default();
+    let p = p.unwrap_or(&default);
+    let signature_schemes = signature_schemes(&p.signature_algorithms, path)?;
+    if !p.compliance_policies.is_empty() {
+        return Err(ConfigError::unsupported(format!(
+            "{path}.compliance_policies"
+        )));
+    }
+    // rustls has TLS 1.2 and 1.3 only: a lower minimum still negotiates 1.2 or better.
+    let version = |v: i32, field: &str, auto: u8| -> Result<u8> {
+        match TlsProtocol::try_from(v) {
+            Ok(TlsProtocol::TlsAuto) => Ok(auto),
+            Ok(TlsProtocol::TlSv10) => Ok(10),
+            Ok(TlsProtocol::TlSv11) => Ok(11),
+            Ok(TlsProtocol::TlSv12) => Ok(12),
+            Ok(TlsProtocol::TlSv13) => Ok(13),
+            Err(_) => Err(ConfigError::at(
+                format!("{path}.{field}"),
+                "unknown TLS version",
+            )),
+        }
+    };
+    let min = version(
+        p.tls_minimum_protocol_version,
+        "tls_minimum_protocol_version",
+        12,
+    )?;
+    let max = version(
+        p.tls_maximum_protocol_version,
+        "tls_maximum_protocol_version",
+        if server { 13 } else { 12 },
+    )?;
+    if max < 12 {
+        return Err(ConfigError::at(
+            format!("{path}.tls_maximum_protocol_version"),
+            "TLS 1.0 and 1.1 are not supported by rustls (Baton's TLS library); use TLSv1_2 or TLSv1_3",
+        ));
+    }
+    if min > max {
+        return Err(ConfigError::at(
+            format!("{path}.tls_minimum_protocol_version"),
+            "greater than tls_maximum_protocol_version",
+        ));
+    }
+    let mut versions = Vec::with_capacity(2);
+    if max >= 13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if min <= 12 {
+        versions.push(&rustls::version::TLS12);
+    }
+
+    let mut cipher_suites = vec![
+        cipher_suite::TLS13_AES_128_GCM_SHA256,
+        cipher_suite::TLS13_AES_256_GCM_SHA384,
+        cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+    ];
+    let configured: Vec<(usize, &str)> = if p.cipher_suites.is_empty() {
+        DEFAULT_CIPHERS.iter().map(|c| (0, *c)).collect()
+    } else {
+        // "[A|B]" is BoringSSL's equal-preference group; rustls takes a plain order.
+        p.cipher_suites
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                c.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .split('|')
+                    .map(move |n| (i, n))
+            })
+            .collect()
+    };
+    for (i, name) in configured {
+        let suite = cipher_suite_by_name(name).ok_or_else(|| {
+            ConfigError::at(
+                format!("{path}.cipher_suites[{i}]"),
+                format!(
+                    "cipher suite '{name}' is not available in rustls (Baton's TLS library); available: {}",
+                    DEFAULT_CIPHERS.join(", ")
+                ),
+            )
+        })?;
+        if !cipher_suites.contains(&suite) {
+            cipher_suites.push(suite);
+        }
+    }
+
+    let curves: Vec<(usize, &str)> = if p.ecdh_curves.is_empty() {
+        DEFAULT_CURVES.iter().map(|c| (0, *c)).collect()
+    } else {
+        p.ecdh_curves
+            .iter()
+            .map(String::as_str)
+            .enumerate()
+            .collect()
+    };
+    let mut kx_groups: Vec<&'static dyn SupportedKxGroup> = Vec::with_capacity(curves.len());
+    for (i, name) in curves {
+        let group = kx_group_by_name(name).ok_or_else(|| {
+            ConfigError::at(
+                format!("{path}.ecdh_curves[{i}]"),
+                format!(
+                    "curve '{name}' is not available in rustls (Baton's TLS library); available: X25519, P-256, P-384"
+                ),
+            )
+        })?;
+        if !kx_groups.iter().any(|g| g.name() == group.name()) {
+            kx_groups.push(group);
+        }
+    }
+    Ok(model::TlsParams {
+        versions,
+        cipher_suites,
+        kx_groups,
+        signature_schemes,
+    })
+}
+
+/// `signature_algorithms` by BoringSSL's names (None: unset, every scheme rustls has).
+fn signature_schemes(names: &[String], path: &str) -> Result<Option<Arc<[SignatureScheme]>>> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let schemes: Option<Vec<SignatureScheme>> = names
+        .iter()
+        .map(|name| {
+            Some(match name.as_str() {
+                "rsa_pkcs1_sha1" => SignatureScheme::RSA_PKCS1_SHA1,
+                "rsa_pkcs1_sha256" => SignatureScheme::RSA_PKCS1_SHA256,
+                "rsa_pkcs1_sha384" => SignatureScheme::RSA_PKCS1_SHA384,
+                "rsa_pkcs1_sha512" => SignatureScheme::RSA_PKCS1_SHA512,
+                "rsa_pss_rsae_sha256" => SignatureScheme::RSA_PSS_SHA256,
+                "rsa_pss_rsae_sha384" => SignatureScheme::RSA_PSS_SHA384,
+                "rsa_pss_rsae_sha512" => SignatureScheme::RSA_PSS_SHA512,
+                "ecdsa_sha1" => SignatureScheme::ECDSA_SHA1_Legacy,
+                "ecdsa_secp256r1_sha256" => SignatureScheme::ECDSA_NISTP256_SHA256,
+                "ecdsa_secp384r1_sha384" => SignatureScheme::ECDSA_NISTP384_SHA384,
+                "ecdsa_secp521r1_sha512" => SignatureScheme::ECDSA_NISTP521_SHA512,
+                "ed25519" => SignatureScheme::ED25519,
+                _ => return None,
+            })
+        })
+        .collect();
+    match schemes {
+        Some(schemes) => Ok(Some(schemes.into())),
+        // Envoy's message.
+        None => Err(ConfigError::at(
+            format!("{path}.signature_algorithms"),
+            format!(
+                "Failed to initialize TLS signature algorithms {}",
+                names.join(":")
+            ),
+        )),
+    }
+}
