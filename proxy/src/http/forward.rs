@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use baton_config::model::{ForwardAction, HeaderMutations, HostRewrite};
-use http::header::EXPECT;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
@@ -232,10 +231,9 @@ pub(crate) async fn forward(
     } else {
         std::mem::take(&mut parts.headers)
     };
-    // CONNECT is an upgrade without `upgrade` / `connection: upgrade` headers.
-    hop_by_hop::strip(&mut up_headers, is_upgrade && !is_connect);
-    // hyper answers `expect: 100-continue` itself when the body is first read.
-    up_headers.remove(EXPECT);
+    // CONNECT is an upgrade without `upgrade` / `connection: upgrade` headers. `expect`
+    // goes too: hyper answers `expect: 100-continue` itself when the body is first read.
+    hop_by_hop::strip_request(&mut up_headers, is_upgrade && !is_connect);
     let uri: Uri = match parts.uri.authority() {
         // A forwarded CONNECT keeps its authority-form target.
         Some(target) if is_connect => Uri::try_from(target.as_str()).ok(),
@@ -264,7 +262,7 @@ pub(crate) async fn forward(
     let mut send = std::pin::pin!(cluster.send_http_noting(up_req, &opts, &conn_facts));
     let mut deadline = f
         .timeout
-        .map(|t| RouteDeadline::new(t, ex.progress.clone()));
+        .map(|t| RouteDeadline::new(t, ex.progress.clone(), sent_at));
     let result = match deadline.as_mut() {
         Some(deadline) => tokio::select! {
             biased;
@@ -319,9 +317,11 @@ pub(crate) async fn forward(
         }
     };
     ex.info.upstream_host = Some(up.host.clone());
-    ex.info.first_upstream_rx = Some(ex.info.elapsed());
-    // One clock read for the cluster's response time and the service-time header.
-    let service_time = sent_at.elapsed();
+    // One clock read for the first byte's time, the cluster's response time and the
+    // service-time header.
+    let received_at = Instant::now();
+    ex.info.first_upstream_rx = Some(received_at.saturating_duration_since(ex.info.start));
+    let service_time = received_at.saturating_duration_since(sent_at);
     cluster_stats.record_routed_response(
         up.response.status().as_u16(),
         internal,

@@ -308,7 +308,7 @@ pub async fn handle(
     let counted = ActiveStream::begin(&shared, req.version(), started);
     let stats = &shared.runtime.stats;
     let mut ex = Exchange {
-        info: StreamInfo::new(shared.clone(), Some(req.version())),
+        info: StreamInfo::starting_at(shared.clone(), Some(req.version()), started),
         progress: Arc::new(RequestProgress::new(started)),
         log_head: None,
         shared: shared.clone(),
@@ -321,12 +321,18 @@ pub async fn handle(
     // Envoy takes whatever follows an HTTP/1 upgrade or CONNECT request as tunnel bytes,
     // so an answer that does not switch protocols ends the connection. The HTTP/1 framing
     // check relies on it: it stops following the connection at such a head.
+    let is_connect = req.method() == Method::CONNECT;
+    // The upgrade the request asks for, read once (the routing step checks it against
+    // `upgrade_configs`).
+    let upgrade = if is_connect {
+        Some("connect".to_string())
+    } else {
+        hop_by_hop::upgrade_type(req.headers())
+    };
     let upgrade_request = matches!(
         req.version(),
         Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
-    ) && (req.method() == Method::CONNECT
-        || hop_by_hop::is_upgrade(req.headers()));
-    let is_connect = req.method() == Method::CONNECT;
+    ) && upgrade.is_some();
     // An HTTP/1.0 client that did not ask for keep-alive: Envoy says `connection: close`
     // on the answer before it closes.
     // The request's parts are gone when a stream timer answers: its gRPC-ness is kept.
@@ -351,7 +357,7 @@ pub async fn handle(
         // made first and then pinned or awaited is copied whole into it (several KB
         // along the exchange's nesting: router, forward, the upstream send), which is
         // why the exchange's awaits below it pin their calls the same way.
-        let mut work = std::pin::pin!(route_and_act(&mut ex, &mut filters, req));
+        let mut work = std::pin::pin!(route_and_act(&mut ex, &mut filters, req, upgrade));
         // One timer for every deadline of the stream (the route timeout included, see
         // `route_timeout`), armed for the earliest and re-armed when it fires early or
         // a deadline changes; nothing due arms nothing.
@@ -578,10 +584,14 @@ fn finish(
 }
 
 /// Envoy keeps one `host`: repeated `host` lines are joined with `,` (`test,other`).
-fn join_repeated_host(headers: &mut http::HeaderMap) {
+/// Returns whether the request has a `host`.
+fn join_repeated_host(headers: &mut http::HeaderMap) -> bool {
     let mut hosts = headers.get_all(HOST).iter();
-    if hosts.next().is_none() || hosts.next().is_none() {
-        return;
+    if hosts.next().is_none() {
+        return false;
+    }
+    if hosts.next().is_none() {
+        return true;
     }
     let mut joined = Vec::new();
     for value in headers.get_all(HOST) {
@@ -593,15 +603,18 @@ fn join_repeated_host(headers: &mut http::HeaderMap) {
     if let Ok(value) = HeaderValue::from_bytes(&joined) {
         headers.insert(HOST, value);
     }
+    true
 }
 
 /// Validation, normalisation, forwarding headers and the first route selection, then the
-/// filters' request hooks and the router. Returns the response and the request parts
-/// (for `always_set_request_id_in_response`).
+/// filters' request hooks and the router. `upgrade`: the upgrade the request asks for
+/// (`connect` for CONNECT). Returns the response and the request parts (for
+/// `always_set_request_id_in_response`).
 async fn route_and_act(
     ex: &mut Exchange,
     filters: &mut StreamFilters<'_>,
     req: Request<DownstreamBody>,
+    mut upgrade: Option<String>,
 ) -> (Response<ResponseBody>, Option<Parts>) {
     let (mut parts, body) = req.into_parts();
     let runtime = ex.shared.runtime.clone();
@@ -617,7 +630,7 @@ async fn route_and_act(
             }
         }
     }
-    join_repeated_host(&mut parts.headers);
+    let mut has_host = join_repeated_host(&mut parts.headers);
     if parts.version == Version::HTTP_10 || parts.version == Version::HTTP_09 {
         if !hcm.http1.accept_http_10 {
             ex.shared.http11_status_line.store(true, Ordering::Relaxed);
@@ -635,7 +648,7 @@ async fn route_and_act(
             ex.info.protocol = Some(Version::HTTP_11);
             return (resp, Some(parts));
         }
-        if !parts.headers.contains_key(HOST) {
+        if !has_host {
             if let Some(h) = hcm
                 .http1
                 .default_host_for_http_10
@@ -643,10 +656,11 @@ async fn route_and_act(
                 .and_then(|h| HeaderValue::from_str(h).ok())
             {
                 parts.headers.insert(HOST, h);
+                has_host = true;
             }
         }
     }
-    if !parts.headers.contains_key(HOST) {
+    if !has_host {
         let reply = LocalReply::new(
             400,
             "",
@@ -674,6 +688,10 @@ async fn route_and_act(
     };
     let facts = forwarding::mutate_request(&mut parts.headers, &ex.shared.conn, hcm);
     ex.info.downstream_remote = facts.remote;
+    // `internal_only_headers` may have named the upgrade's headers (read again then).
+    if !hcm.route_config.internal_only_headers.is_empty() && parts.method != Method::CONNECT {
+        upgrade = hop_by_hop::upgrade_type(&parts.headers);
+    }
 
     // The route the filter chain starts with (Envoy selects it when it creates the
     // chain); per-route filter overrides and upgrade checks read it.
@@ -696,11 +714,6 @@ async fn route_and_act(
     // Upgrades (websocket, CONNECT) must be enabled by upgrade_configs; the connection
     // manager refuses them before any filter runs.
     let is_connect = parts.method == Method::CONNECT;
-    let upgrade = if is_connect {
-        Some("connect".to_string())
-    } else {
-        hop_by_hop::upgrade_type(&parts.headers)
-    };
     if let (Some(kind), Some(selection)) = (&upgrade, filters.route.current()) {
         if let Err(reply) =
             filter::router::upgrade_mode(kind, is_connect, selection.routed, hcm, &runtime.stats)

@@ -159,7 +159,7 @@ fn build_request(
             return None;
         }
         let name = HeaderName::from_bytes(line.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_maybe_shared(slice_of(line.value)).ok()?;
+        let value = parsed_value(slice_of(line.value));
         match name {
             CONNECTION => {
                 // Once one line asks to close, a later keep-alive does not undo it.
@@ -194,6 +194,19 @@ fn build_request(
         expect_continue,
         accepts_trailers,
     })
+}
+
+/// A header value httparse has parsed, without checking its bytes a second time.
+pub(crate) fn parsed_value(bytes: Bytes) -> HeaderValue {
+    // httparse takes into a value exactly the bytes `HeaderValue` accepts (tab, 0x20 to
+    // 0x7e, 0x80 to 0xff; obsolete line folding is off), so the check
+    // `from_maybe_shared` would make again cannot fail. (Debug builds still check.)
+    #[allow(unsafe_code)]
+    // SAFETY: `HeaderValue` holds any such bytes (it takes obs-text, non-UTF-8 bytes, in
+    // its checked constructors too; its `to_str` checks); see above.
+    unsafe {
+        HeaderValue::from_maybe_shared_unchecked(bytes)
+    }
 }
 
 /// Whether a `connection`-style value holds `token` (comma-separated, any case).

@@ -172,27 +172,64 @@ fn xff_entries(headers: &HeaderMap) -> Vec<&str> {
         .collect()
 }
 
+/// Random bytes for request ids, drawn from the thread's CSPRNG a block at a time (as
+/// Envoy buffers its random bytes for UUIDs): one `ThreadRng` call per 256 ids instead
+/// of one per request.
+struct RandomPool {
+    bytes: [u8; 16 * 256],
+    /// Bytes of `bytes` already handed out.
+    used: usize,
+}
+
+thread_local! {
+    static RANDOM_POOL: std::cell::RefCell<RandomPool> = const {
+        std::cell::RefCell::new(RandomPool { bytes: [0; 16 * 256], used: 16 * 256 })
+    };
+}
+
+/// Sixteen random bytes from this thread's pool.
+fn random_16() -> [u8; 16] {
+    RANDOM_POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.used + 16 > pool.bytes.len() {
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut pool.bytes);
+            pool.used = 0;
+        }
+        let at = pool.used;
+        pool.used += 16;
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&pool.bytes[at..at + 16]);
+        out
+    })
+}
+
 /// A random UUIDv4 in canonical text form.
 pub fn uuid_v4() -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // Filled as bytes: `random::<[u8; 16]>()` draws a 32-bit word per byte.
-    let mut b = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    /// Where each of the 16 bytes' two digits go (after the dashes at 8, 13, 18, 23).
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    let mut b = random_16();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     // Written into a stack buffer: this runs for every request that gets an id, and a
     // formatted `String` per byte was most of its cost.
     let mut out = [b'-'; 36];
-    let mut at = 0;
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
+    for (byte, at) in b.iter().zip(AT) {
         out[at] = HEX[usize::from(byte >> 4)];
         out[at + 1] = HEX[usize::from(byte & 0x0f)];
-        at += 2;
     }
     out
+}
+
+/// [`uuid_v4`] as a header value.
+pub fn request_id_value() -> HeaderValue {
+    let id = uuid_v4();
+    // Built unchecked: the id is hex digits and dashes, all valid in a header value.
+    #[allow(unsafe_code)]
+    // SAFETY: every byte is ASCII (`[0-9a-f-]`), valid in a header value and UTF-8.
+    unsafe {
+        HeaderValue::from_maybe_shared_unchecked(bytes::Bytes::copy_from_slice(&id))
+    }
 }
 
 /// What the forwarding step decided about the client.
@@ -338,9 +375,7 @@ pub fn mutate_request(
     if hcm.generate_request_id {
         let regenerate = !sent.request_id || (edge && !hcm.preserve_external_request_id);
         if regenerate {
-            if let Ok(v) = HeaderValue::from_bytes(&uuid_v4()) {
-                headers.insert(X_REQUEST_ID.clone(), v);
-            }
+            headers.insert(X_REQUEST_ID.clone(), request_id_value());
         }
     }
     if let Some(via) = &hcm.via {
@@ -435,6 +470,13 @@ mod tests {
         assert!(u.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
         assert_eq!(&u[14..15], "4");
         assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn request_ids_differ_across_pool_refills() {
+        let ids: std::collections::HashSet<[u8; 36]> = (0..600).map(|_| uuid_v4()).collect();
+        assert_eq!(ids.len(), 600);
+        assert_eq!(request_id_value().len(), 36);
     }
 
     #[test]

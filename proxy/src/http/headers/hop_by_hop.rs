@@ -2,7 +2,7 @@
 //! headers it names, `keep-alive`, `proxy-connection`, `transfer-encoding`, `upgrade`
 //! (kept for upgrades), and `te` except `te: trailers`.
 
-use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, EXPECT, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -12,11 +12,23 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// they came, value and position (the upstream must see the upgrade request / the client
 /// the 101; Envoy relays both unchanged).
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
+    strip_and(headers, keep_upgrade, false);
+}
+
+/// [`strip`] for a request going upstream, which also loses `expect` (hyper answers
+/// `expect: 100-continue` itself when the body is first read), found in the same pass.
+pub fn strip_request(headers: &mut HeaderMap, keep_upgrade: bool) {
+    strip_and(headers, keep_upgrade, true);
+}
+
+fn strip_and(headers: &mut HeaderMap, keep_upgrade: bool, expect: bool) {
     // One pass over the names first: most messages carry none of these (or only
     // `connection: keep-alive`), and every removal below hashes a name.
     let mut present = Present::default();
     for name in headers.keys() {
-        if name == CONNECTION {
+        if expect && name == EXPECT {
+            present.expect = true;
+        } else if name == CONNECTION {
             present.connection = true;
         } else if name == TE {
             present.te = true;
@@ -38,9 +50,14 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
         if keep_upgrade {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
+        if present.expect {
+            headers.remove(EXPECT);
+        }
         return;
     }
-    if present.connection {
+    if present.connection && !keep_upgrade && remove_plain_connection(headers) {
+        // `connection` named no other header (the usual `keep-alive`): gone.
+    } else if present.connection {
         // Headers nominated by `connection` are hop-by-hop too. Its own value is a cheap
         // handle on shared bytes, read while the map changes.
         let conn = headers.get(CONNECTION).cloned();
@@ -98,11 +115,42 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(TE);
         }
     }
+    if present.expect {
+        headers.remove(EXPECT);
+    }
+}
+
+/// Removes `connection` (one lookup) when its first value names no header to remove
+/// with it (only `keep-alive`, `te` or `upgrade`, which go or stay by their own rules);
+/// false, leaving the map as it was, otherwise. (Removals move the last header
+/// into the gap, so the nominated headers must go before `connection` to keep the
+/// order the upstream sees.)
+fn remove_plain_connection(headers: &mut HeaderMap) -> bool {
+    let http::header::Entry::Occupied(entry) = headers.entry(CONNECTION) else {
+        return true;
+    };
+    let plain = entry
+        .get()
+        .to_str()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .all(|t| {
+            t.is_empty()
+                || t.eq_ignore_ascii_case("keep-alive")
+                || t.eq_ignore_ascii_case("te")
+                || t.eq_ignore_ascii_case("upgrade")
+        });
+    if plain {
+        entry.remove();
+    }
+    plain
 }
 
 /// Which hop-by-hop names a header map holds ([`strip`]'s first pass).
 #[derive(Default)]
 struct Present {
+    expect: bool,
     connection: bool,
     te: bool,
     keep_alive: bool,
@@ -183,6 +231,45 @@ mod tests {
         h.insert("close", "2".parse().expect("v"));
         h.insert("x-keep", "1".parse().expect("v"));
         strip(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-keep"], "1");
+    }
+
+    #[test]
+    fn the_rest_keeps_the_order_it_had_with_one_removal_after_another() {
+        // Each removal moves the last header into its place: `connection` goes first
+        // only when it names nothing, as it did when it went after what it named.
+        let names = |h: &HeaderMap| h.keys().map(|n| n.as_str().to_owned()).collect::<Vec<_>>();
+        let mut h = HeaderMap::new();
+        h.insert("host", "a".parse().expect("v"));
+        h.insert("connection", "keep-alive".parse().expect("v"));
+        h.insert("accept", "*/*".parse().expect("v"));
+        h.insert("keep-alive", "timeout=5".parse().expect("v"));
+        h.insert("user-agent", "u".parse().expect("v"));
+        strip(&mut h, false);
+        assert_eq!(names(&h), ["host", "user-agent", "accept"]);
+        let mut h = HeaderMap::new();
+        h.insert("host", "a".parse().expect("v"));
+        h.insert("connection", "x-foo".parse().expect("v"));
+        h.insert("accept", "*/*".parse().expect("v"));
+        h.insert("x-foo", "1".parse().expect("v"));
+        h.insert("user-agent", "u".parse().expect("v"));
+        strip(&mut h, false);
+        assert_eq!(names(&h), ["host", "user-agent", "accept"]);
+    }
+
+    #[test]
+    fn a_request_going_upstream_loses_expect() {
+        let mut h = HeaderMap::new();
+        h.insert("expect", "100-continue".parse().expect("v"));
+        h.insert("x-keep", "1".parse().expect("v"));
+        strip(&mut h, false);
+        assert!(h.contains_key("expect"));
+        strip_request(&mut h, false);
+        assert!(!h.contains_key("expect"));
+        h.insert("expect", "100-continue".parse().expect("v"));
+        h.insert("connection", "close".parse().expect("v"));
+        strip_request(&mut h, false);
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-keep"], "1");
     }

@@ -202,12 +202,15 @@ fn parse_one_head(
     let mut headers = HeaderMap::with_capacity(parsed.headers.len());
     let mut keep_alive = version == Version::HTTP_11;
     let mut saw_close = false;
+    // The framing headers, read in this pass rather than looked up again.
+    let mut last_transfer_encoding = None;
+    let mut length = Ok(None);
     for header in parsed.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes())
             .map_err(|_| FramingError::Head("header name"))?;
         let offset = header.value.as_ptr() as usize - data.as_ptr() as usize;
-        let value = HeaderValue::from_maybe_shared(head.slice(offset..offset + header.value.len()))
-            .map_err(|_| FramingError::Head("header value"))?;
+        let value =
+            crate::http::codec::parsed_value(head.slice(offset..offset + header.value.len()));
         if name == CONNECTION {
             // Once one line asks to close, a later keep-alive does not undo it.
             if saw_close || has_token(&value, "close") {
@@ -216,6 +219,10 @@ fn parse_one_head(
             } else if !keep_alive {
                 keep_alive = has_token(&value, "keep-alive");
             }
+        } else if name == CONTENT_LENGTH {
+            length = length.and_then(|seen| add_content_length(seen, &value));
+        } else if name == TRANSFER_ENCODING {
+            last_transfer_encoding = Some(value.clone());
         }
         headers.append(name, value);
     }
@@ -229,7 +236,13 @@ fn parse_one_head(
             .map_err(|_| FramingError::Head("reason"))?;
         response.extensions_mut().insert(phrase);
     }
-    let body = body_kind(code, version, &headers, head_request)?;
+    let body = body_kind(
+        code,
+        version,
+        last_transfer_encoding.as_ref(),
+        length,
+        head_request,
+    )?;
     if code == 101 {
         // No upgrade was asked for: the connection is not reusable after it.
         keep_alive = false;
@@ -250,24 +263,26 @@ fn head_error(e: httparse::Error) -> &'static str {
     }
 }
 
+/// How the body is delimited. `last_transfer_encoding`: the last `transfer-encoding`
+/// line, if any; `length`: the `content-length` lines read so far (see
+/// [`add_content_length`]; `Ok(None)` when there were none).
 fn body_kind(
     code: u16,
     version: Version,
-    headers: &HeaderMap,
+    last_transfer_encoding: Option<&HeaderValue>,
+    length: Result<Option<u64>, FramingError>,
     head_request: bool,
 ) -> Result<BodyKind, FramingError> {
     if matches!(code, 101 | 204 | 304) || head_request {
         return Ok(BodyKind::Empty);
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
+    if let Some(coding) = last_transfer_encoding {
         if version == Version::HTTP_10 {
             return Err(FramingError::TransferEncodingOnHttp10);
         }
-        let chunked = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
+        let chunked = coding
+            .to_str()
+            .ok()
             .and_then(|s| s.rsplit(',').next())
             .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         return Ok(if chunked {
@@ -276,26 +291,30 @@ fn body_kind(
             BodyKind::CloseDelimited
         });
     }
-    if !headers.contains_key(CONTENT_LENGTH) {
-        return Ok(BodyKind::CloseDelimited);
-    }
-    let mut length: Option<u64> = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| FramingError::ContentLength)?;
-        for part in text.split(',') {
-            let n = digits(part.trim()).ok_or(FramingError::ContentLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(FramingError::ContentLength);
-            }
-            length = Some(n);
-        }
-    }
-    match length {
+    match length? {
+        None => Ok(BodyKind::CloseDelimited),
         Some(0) => Ok(BodyKind::Empty),
         // hyper's largest length; above it is no length at all.
         Some(n) if n < u64::MAX - 1 => Ok(BodyKind::Length(n)),
         _ => Err(FramingError::ContentLength),
     }
+}
+
+/// Folds one `content-length` line (a list of equal values) into the length the earlier
+/// lines gave: values that are not numbers or disagree are an error.
+fn add_content_length(
+    mut length: Option<u64>,
+    value: &HeaderValue,
+) -> Result<Option<u64>, FramingError> {
+    let text = value.to_str().map_err(|_| FramingError::ContentLength)?;
+    for part in text.split(',') {
+        let n = digits(part.trim()).ok_or(FramingError::ContentLength)?;
+        if length.is_some_and(|l| l != n) {
+            return Err(FramingError::ContentLength);
+        }
+        length = Some(n);
+    }
+    Ok(length)
 }
 
 fn digits(s: &str) -> Option<u64> {
