@@ -172,63 +172,66 @@ fn xff_entries(headers: &HeaderMap) -> Vec<&str> {
         .collect()
 }
 
-/// Random bytes for request ids, drawn from the thread's CSPRNG a block at a time (as
-/// Envoy buffers its random bytes for UUIDs): one `ThreadRng` call per 256 ids instead
-/// of one per request.
-struct RandomPool {
-    bytes: [u8; 16 * 256],
-    /// Bytes of `bytes` already handed out.
+/// Request ids made ahead, a block at a time: 256 ids' random bytes drawn from the
+/// thread's CSPRNG in one call (as Envoy buffers its random bytes for UUIDs) and their
+/// text written into one shared buffer, of which each request's `x-request-id` value is
+/// a slice (no allocation per request).
+struct RequestIds {
+    /// The ids' text, [`uuid_v4`]'s format, back to back.
+    text: bytes::Bytes,
+    /// Ids of `text` already handed out.
     used: usize,
 }
 
+/// Ids per block.
+const IDS_PER_BLOCK: usize = 256;
+
 thread_local! {
-    static RANDOM_POOL: std::cell::RefCell<RandomPool> = const {
-        std::cell::RefCell::new(RandomPool { bytes: [0; 16 * 256], used: 16 * 256 })
+    static REQUEST_IDS: std::cell::RefCell<RequestIds> = const {
+        std::cell::RefCell::new(RequestIds { text: bytes::Bytes::new(), used: IDS_PER_BLOCK })
     };
 }
 
-/// Sixteen random bytes from this thread's pool.
-fn random_16() -> [u8; 16] {
-    RANDOM_POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.used + 16 > pool.bytes.len() {
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut pool.bytes);
-            pool.used = 0;
-        }
-        let at = pool.used;
-        pool.used += 16;
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&pool.bytes[at..at + 16]);
-        out
-    })
-}
-
-/// A random UUIDv4 in canonical text form.
-pub fn uuid_v4() -> [u8; 36] {
+/// Writes a UUIDv4 made of `random` (its version and variant bits set) in canonical
+/// text form.
+fn format_uuid_v4(mut random: [u8; 16]) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     /// Where each of the 16 bytes' two digits go (after the dashes at 8, 13, 18, 23).
     const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-    let mut b = random_16();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    // Written into a stack buffer: this runs for every request that gets an id, and a
-    // formatted `String` per byte was most of its cost.
+    random[6] = (random[6] & 0x0f) | 0x40;
+    random[8] = (random[8] & 0x3f) | 0x80;
     let mut out = [b'-'; 36];
-    for (byte, at) in b.iter().zip(AT) {
+    for (byte, at) in random.iter().zip(AT) {
         out[at] = HEX[usize::from(byte >> 4)];
         out[at + 1] = HEX[usize::from(byte & 0x0f)];
     }
     out
 }
 
-/// [`uuid_v4`] as a header value.
+/// A new random UUIDv4 as a header value (`x-request-id`), from this thread's block.
 pub fn request_id_value() -> HeaderValue {
-    let id = uuid_v4();
+    let id = REQUEST_IDS.with_borrow_mut(|ids| {
+        if ids.used == IDS_PER_BLOCK {
+            let mut random = vec![0u8; 16 * IDS_PER_BLOCK];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut random);
+            let mut text = Vec::with_capacity(36 * IDS_PER_BLOCK);
+            for bytes in random.chunks_exact(16) {
+                let mut one = [0u8; 16];
+                one.copy_from_slice(bytes);
+                text.extend_from_slice(&format_uuid_v4(one));
+            }
+            ids.text = bytes::Bytes::from(text);
+            ids.used = 0;
+        }
+        let at = ids.used * 36;
+        ids.used += 1;
+        ids.text.slice(at..at + 36)
+    });
     // Built unchecked: the id is hex digits and dashes, all valid in a header value.
     #[allow(unsafe_code)]
     // SAFETY: every byte is ASCII (`[0-9a-f-]`), valid in a header value and UTF-8.
     unsafe {
-        HeaderValue::from_maybe_shared_unchecked(bytes::Bytes::copy_from_slice(&id))
+        HeaderValue::from_maybe_shared_unchecked(id)
     }
 }
 
@@ -462,9 +465,9 @@ mod tests {
 
     #[test]
     fn uuid_shape() {
-        let bytes = uuid_v4();
+        let bytes = format_uuid_v4([0xff; 16]);
         let u = std::str::from_utf8(&bytes).expect("ascii");
-        assert_eq!(u.len(), 36);
+        assert_eq!(u, "ffffffff-ffff-4fff-bfff-ffffffffffff");
         assert_eq!(u.matches('-').count(), 4);
         assert_eq!([&u[8..9], &u[13..14], &u[18..19], &u[23..24]], ["-"; 4]);
         assert!(u.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
@@ -473,10 +476,19 @@ mod tests {
     }
 
     #[test]
-    fn request_ids_differ_across_pool_refills() {
-        let ids: std::collections::HashSet<[u8; 36]> = (0..600).map(|_| uuid_v4()).collect();
+    fn request_ids_are_uuids_and_differ_across_blocks() {
+        let ids: std::collections::HashSet<Vec<u8>> = (0..600)
+            .map(|_| request_id_value().as_bytes().to_vec())
+            .collect();
         assert_eq!(ids.len(), 600);
-        assert_eq!(request_id_value().len(), 36);
+        for id in &ids {
+            let u = std::str::from_utf8(id).expect("ascii");
+            assert_eq!(u.len(), 36);
+            assert_eq!([&u[8..9], &u[13..14], &u[18..19], &u[23..24]], ["-"; 4]);
+            assert_eq!(&u[14..15], "4");
+            assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+            assert!(u.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
+        }
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub(super) struct LeanConnection {
     end: usize,
     /// The request head being written.
     write: Vec<u8>,
+    /// The last request's header map, emptied once its head was sent: the next
+    /// response's headers go in it (an allocation fewer per exchange).
+    spare_headers: Option<http::HeaderMap>,
     /// A response head larger than this is a protocol error.
     head_limit: usize,
     max_headers: usize,
@@ -84,6 +87,7 @@ impl LeanConnection {
             start: 0,
             end: 0,
             write: Vec::new(),
+            spare_headers: None,
             head_limit,
             max_headers,
             closed: false,
@@ -200,13 +204,22 @@ impl LeanConnection {
             declared: lean_codec::declared_length(req.headers()).unwrap_or(0),
             flushed: false,
         };
+        // The head is in the write buffer: the map is spare once the request is sent
+        // (it goes back into the request if the request never left).
+        let mut sent_headers = Some(std::mem::take(req.headers_mut()));
         let body = req.body_mut();
-        std::future::poll_fn(|cx| {
+        let exchanged = std::future::poll_fn(|cx| {
             if !out.flushed {
                 if let Poll::Ready(Err(e)) = self.poll_send(cx, &mut out, body) {
                     self.mark_closed();
                     let unsent = reused && out.written == 0 && !out.body_taken;
                     return Poll::Ready(Err(if unsent { ExchangeError::Unsent } else { e }));
+                }
+            }
+            if out.written > 0 && self.spare_headers.is_none() {
+                if let Some(mut spare) = sent_headers.take() {
+                    spare.clear();
+                    self.spare_headers = Some(spare);
                 }
             }
             let head = std::task::ready!(self.poll_head(cx, head_request));
@@ -217,7 +230,11 @@ impl LeanConnection {
                 (response, decoder, keep_alive)
             }))
         })
-        .await
+        .await;
+        if let (Err(ExchangeError::Unsent), Some(headers)) = (&exchanged, sent_headers) {
+            *req.headers_mut() = headers;
+        }
+        exchanged
     }
 
     /// Moves the request forward: the head (with a first small body frame in the same
@@ -276,10 +293,11 @@ impl LeanConnection {
     ) -> Poll<Result<Head, ExchangeError>> {
         loop {
             if self.end > self.start {
-                let parsed = lean_codec::parse_response_head(
+                let parsed = lean_codec::parse_response_head_into(
                     &self.read[self.start..self.end],
                     self.max_headers,
                     head_request,
+                    &mut self.spare_headers,
                 );
                 match parsed {
                     Ok(Some(head)) => {

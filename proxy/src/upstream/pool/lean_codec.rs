@@ -138,14 +138,28 @@ pub(super) struct ResponseHead {
 /// Parses the response head at the start of `data`. `Ok(None)`: incomplete; the caller
 /// reads more unless `data` already fills `max_head`. Skips informational heads (not
 /// 101) as hyper did.
+#[cfg(test)]
 pub(super) fn parse_response_head(
     data: &[u8],
     max_headers: usize,
     head_request: bool,
 ) -> Result<Option<ResponseHead>, FramingError> {
+    parse_response_head_into(data, max_headers, head_request, &mut None)
+}
+
+/// [`parse_response_head`], with the headers going into `recycled` (an emptied map, the
+/// connection's last request's) when there is one.
+pub(super) fn parse_response_head_into(
+    data: &[u8],
+    max_headers: usize,
+    head_request: bool,
+    recycled: &mut Option<HeaderMap>,
+) -> Result<Option<ResponseHead>, FramingError> {
     let mut start = 0;
     loop {
-        let Some((len, head)) = parse_one_head(&data[start..], max_headers, head_request)? else {
+        let Some((len, head)) =
+            parse_one_head(&data[start..], max_headers, head_request, recycled)?
+        else {
             return Ok(None);
         };
         start += len;
@@ -167,6 +181,7 @@ fn parse_one_head(
     data: &[u8],
     max_headers: usize,
     head_request: bool,
+    recycled: &mut Option<HeaderMap>,
 ) -> Result<Option<(usize, Option<ParsedOne>)>, FramingError> {
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap;
@@ -199,7 +214,13 @@ fn parse_one_head(
     };
     // One copy of the head; the header values are slices of it.
     let head = Bytes::copy_from_slice(&data[..len]);
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    let mut headers = match recycled.take() {
+        Some(mut map) => {
+            map.reserve(parsed.headers.len());
+            map
+        }
+        None => HeaderMap::with_capacity(parsed.headers.len()),
+    };
     let mut keep_alive = version == Version::HTTP_11;
     let mut saw_close = false;
     // The framing headers, read in this pass rather than looked up again.
