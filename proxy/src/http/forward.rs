@@ -59,7 +59,7 @@ pub(crate) async fn forward(
     selection: &Selection<'_>,
     f: &Arc<ForwardAction>,
     upgrade_mode: UpgradeMode,
-) -> (Response<ResponseBody>, Option<Parts>) {
+) -> Response<ResponseBody> {
     let is_upgrade = upgrade_mode != UpgradeMode::None;
     let runtime = ex.shared.runtime.clone();
     let hcm = &runtime.hcm;
@@ -78,8 +78,7 @@ pub(crate) async fn forward(
         if let Ok(status) = StatusCode::from_u16(f.cluster_not_found_status) {
             reply.status = status;
         }
-        let resp = ex.local_reply(reply, &parts, Some(routed));
-        return (resp, Some(parts));
+        return ex.reply_to(reply, parts, Some(routed));
     };
     ex.info.upstream_cluster = Some(cluster.observability_name.clone());
     ex.info.upstream_cluster_raw = cluster.raw_name_if_renamed();
@@ -277,8 +276,7 @@ pub(crate) async fn forward(
         Err(None) => {
             cluster_stats.upstream_rq_timeout.inc();
             cluster_stats.record_routed_response(504, internal, None);
-            let resp = ex.local_reply(LocalReply::upstream_timeout(), &parts, Some(routed));
-            return (resp, Some(parts));
+            return ex.reply_to(LocalReply::upstream_timeout(), parts, Some(routed));
         }
         Err(Some(_)) if ex.progress.downstream_malformed() => {
             // The client's body broke its framing (a malformed chunk hyper refused after
@@ -290,8 +288,7 @@ pub(crate) async fn forward(
                 "http1.codec_error",
             )
             .closing();
-            let resp = ex.local_reply(reply, &parts, Some(routed));
-            return (resp, Some(parts));
+            return ex.reply_to(reply, parts, Some(routed));
         }
         Err(Some(err)) => {
             // The router charges the cluster with the 503 it answers in place of the
@@ -312,8 +309,7 @@ pub(crate) async fn forward(
             if !matches!(err, UpstreamError::NoHealthyUpstream) {
                 tracing::debug!(error = %err, "upstream request failed");
             }
-            let resp = ex.local_reply(reply, &parts, Some(routed));
-            return (resp, Some(parts));
+            return ex.reply_to(reply, parts, Some(routed));
         }
     };
     ex.info.upstream_host = Some(up.host.clone());
@@ -363,5 +359,5 @@ pub(crate) async fn forward(
         }
         _ => rbody.map_err(Into::into).boxed(),
     };
-    (Response::from_parts(rparts, body), Some(parts))
+    ex.answer(Response::from_parts(rparts, body), parts)
 }

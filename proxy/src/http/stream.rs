@@ -189,9 +189,36 @@ pub(crate) struct Exchange {
     pub progress: Arc<RequestProgress>,
     /// Snapshot of the request for access logs (only when loggers exist).
     pub log_head: Option<RequestHead>,
+    /// The request's head once the exchange answered it ([`Self::answer`]), for the
+    /// response's finishing (HEAD, `always_set_request_id_in_response`). Kept here
+    /// rather than returned beside the response: each await it passed through copied
+    /// it.
+    pub request_head: Option<Parts>,
 }
 
 impl Exchange {
+    /// The exchange's answer `resp` to the request whose head was `parts` (kept for
+    /// the response's finishing).
+    pub(crate) fn answer(
+        &mut self,
+        resp: Response<ResponseBody>,
+        parts: Parts,
+    ) -> Response<ResponseBody> {
+        self.request_head = Some(parts);
+        resp
+    }
+
+    /// [`Self::local_reply`] as the exchange's answer ([`Self::answer`]).
+    pub(crate) fn reply_to(
+        &mut self,
+        reply: LocalReply,
+        parts: Parts,
+        routed: Option<Routed<'_>>,
+    ) -> Response<ResponseBody> {
+        let resp = self.local_reply(reply, &parts, routed);
+        self.answer(resp, parts)
+    }
+
     /// Remembers the request as it stands for the access log.
     pub(crate) fn snapshot(&mut self, parts: &Parts) {
         if !self.shared.runtime.loggers.is_empty() {
@@ -311,6 +338,7 @@ pub async fn handle(
         info: StreamInfo::starting_at(shared.clone(), Some(req.version()), started),
         progress: Arc::new(RequestProgress::new(started)),
         log_head: None,
+        request_head: None,
         shared: shared.clone(),
     };
     let runtime = shared.runtime.clone();
@@ -427,22 +455,24 @@ pub async fn handle(
         // so the route's idle_timeout is recorded before the timers first read it.
         tokio::select! {
             biased;
-            (resp, parts) = work.as_mut() => Ok((resp, parts)),
+            resp = work.as_mut() => Ok(resp),
             reply = timers => Err(reply),
         }
     };
-    let (mut resp, parts) = match outcome {
-        Ok(done) => done,
+    let mut resp = match outcome {
+        Ok(resp) => resp,
         Err(mut reply) => {
             ex.record_local_reply(&mut reply, timer_reply_head.as_ref());
             let http2 = ex.info.protocol == Some(Version::HTTP_2);
             if grpc {
-                (reply.into_grpc_response(http2), None)
+                reply.into_grpc_response(http2)
             } else {
-                (reply.into_response(http2), None)
+                reply.into_response(http2)
             }
         }
     };
+    // Set when the exchange answered (a stream timer's reply has none).
+    let parts = ex.request_head.take();
     // Every response passes the filters' response hooks, whatever produced it.
     filter::encode_headers(&mut filters, &mut ex, &mut resp);
     if http10_close {
@@ -496,6 +526,7 @@ pub(crate) fn encode_codec_reply(shared: &Arc<ConnShared>, resp: &mut Response<R
         info: StreamInfo::new(shared.clone(), Some(Version::HTTP_11)),
         progress: Arc::new(RequestProgress::new(std::time::Instant::now())),
         log_head: None,
+        request_head: None,
     };
     let routes = runtime.routes.current();
     let mut filters = StreamFilters::new(&runtime.filters, &routes);
@@ -608,14 +639,14 @@ fn join_repeated_host(headers: &mut http::HeaderMap) -> bool {
 
 /// Validation, normalisation, forwarding headers and the first route selection, then the
 /// filters' request hooks and the router. `upgrade`: the upgrade the request asks for
-/// (`connect` for CONNECT). Returns the response and the request parts (for
-/// `always_set_request_id_in_response`).
+/// (`connect` for CONNECT). Returns the response; the request's head goes into `ex`
+/// ([`Exchange::answer`]).
 async fn route_and_act(
     ex: &mut Exchange,
     filters: &mut StreamFilters<'_>,
     req: Request<DownstreamBody>,
     mut upgrade: Option<String>,
-) -> (Response<ResponseBody>, Option<Parts>) {
+) -> Response<ResponseBody> {
     let (mut parts, body) = req.into_parts();
     let runtime = ex.shared.runtime.clone();
     let hcm = &runtime.hcm;
@@ -643,10 +674,10 @@ async fn route_and_act(
                 "low_version",
             )
             .closing();
-            let resp = ex.local_reply(reply, &parts, None);
+            let resp = ex.reply_to(reply, parts, None);
             ex.log_head = None;
             ex.info.protocol = Some(Version::HTTP_11);
-            return (resp, Some(parts));
+            return resp;
         }
         if !has_host {
             if let Some(h) = hcm
@@ -668,7 +699,7 @@ async fn route_and_act(
             "missing_host_header",
         )
         .closing();
-        return (ex.local_reply(reply, &parts, None), Some(parts));
+        return ex.reply_to(reply, parts, None);
     }
     // Path and Host normalisation come before anything reads them (as in Envoy).
     let routing_host = match normalize::request_target(
@@ -683,7 +714,7 @@ async fn route_and_act(
             if let Some(location) = refusal.location {
                 resp.headers_mut().insert(LOCATION, location);
             }
-            return (resp, Some(parts));
+            return ex.answer(resp, parts);
         }
     };
     let facts = forwarding::mutate_request(&mut parts.headers, &ex.shared.conn, hcm);
@@ -718,7 +749,7 @@ async fn route_and_act(
         if let Err(reply) =
             filter::router::upgrade_mode(kind, is_connect, selection.routed, hcm, &runtime.stats)
         {
-            return (ex.local_reply(reply, &parts, None), Some(parts));
+            return ex.reply_to(reply, parts, None);
         }
     }
 
@@ -731,7 +762,7 @@ async fn route_and_act(
     if let Some(reply) = decoded {
         // A filter's local reply does not get the route's response header mutations
         // (as in Envoy).
-        return (ex.local_reply(reply, &parts, None), Some(parts));
+        return ex.reply_to(reply, parts, None);
     }
     let chain = filters.chain();
     let routing =
