@@ -512,7 +512,7 @@ async fn send_lean(
                 return Err(UpstreamError::ProtocolError { host: host.clone() });
             }
         };
-        let response = within_head_limit(cluster, host, response)?;
+        let response = lean_within_head_limit(cluster, host, response, conn.last_head_len)?;
         let requests = requests + 1;
         let lease = Box::new(LeanLease {
             conn,
@@ -666,6 +666,22 @@ fn within_head_limit<T>(
     }
     tracing::debug!(host = %host.address, limit, "upstream response head over max_response_headers_kb");
     Err(UpstreamError::ProtocolError { host: host.clone() })
+}
+
+/// [`within_head_limit`] for a head that took `wire_len` bytes: rebuilt, each line is
+/// at most two bytes longer than on the wire (`name:value\n` is `name: value\r\n`), so
+/// a head well under the limit needs no count.
+fn lean_within_head_limit<T>(
+    cluster: &UpstreamCluster,
+    host: &Arc<Host>,
+    response: Response<T>,
+    wire_len: usize,
+) -> Result<Response<T>, UpstreamError> {
+    let longest = wire_len + 2 * (response.headers().len() + 2);
+    if longest <= cluster.model.response_headers_limit(false) {
+        return Ok(response);
+    }
+    within_head_limit(cluster, host, response)
 }
 
 /// Length of an HTTP/1 response head as the upstream sent it (status line, header

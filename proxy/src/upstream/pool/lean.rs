@@ -47,6 +47,8 @@ pub(super) struct LeanConnection {
     spare_headers: Option<http::HeaderMap>,
     /// A response head larger than this is a protocol error.
     head_limit: usize,
+    /// Bytes the last response head took on the wire (skipped 1xx heads included).
+    pub(super) last_head_len: usize,
     max_headers: usize,
     closed: bool,
 }
@@ -89,6 +91,7 @@ impl LeanConnection {
             write: Vec::new(),
             spare_headers: None,
             head_limit,
+            last_head_len: 0,
             max_headers,
             closed: false,
         })
@@ -192,16 +195,16 @@ impl LeanConnection {
         req: &mut Request<RequestBody>,
         reused: bool,
     ) -> Result<Head, ExchangeError> {
-        lean_codec::write_request_head(&mut self.write, req);
+        let facts = lean_codec::write_request_head(&mut self.write, req);
         let head_request = req.method() == http::Method::HEAD;
-        let close_asked = lean_codec::asks_close(req.headers());
+        let close_asked = facts.close_asked;
         let mut out = Outgoing {
             written: 0,
             chunk: Bytes::new(),
             body_taken: false,
             body_done: req.body().is_end_stream(),
             body_sent: 0,
-            declared: lean_codec::declared_length(req.headers()).unwrap_or(0),
+            declared: facts.declared_length.unwrap_or(0),
             flushed: false,
         };
         // The head is in the write buffer: the map is spare once the request is sent
@@ -302,6 +305,7 @@ impl LeanConnection {
                 match parsed {
                     Ok(Some(head)) => {
                         self.start += head.consumed;
+                        self.last_head_len = head.consumed;
                         let decoder = BodyDecoder::new(head.body);
                         return Poll::Ready(Ok((head.response, decoder, head.keep_alive)));
                     }

@@ -68,17 +68,36 @@ pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     digits(value.to_str().ok()?)
 }
 
+/// What [`write_request_head`] read off the request's headers on the way (rather
+/// than looking them up again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RequestHeadFacts {
+    /// A `connection` header asks to close the connection after this exchange.
+    pub(super) close_asked: bool,
+    /// The request's one content-length value (see [`declared_length`]).
+    pub(super) declared_length: Option<u64>,
+}
+
 /// Writes the head of a request into `buf` (cleared first): request line, headers as
 /// Baton prepared them (lowercase names), blank line. A `transfer-encoding` is left off
 /// (only bodiless and content-length requests come here).
-pub(super) fn write_request_head<B>(buf: &mut Vec<u8>, req: &Request<B>) {
+pub(super) fn write_request_head<B>(buf: &mut Vec<u8>, req: &Request<B>) -> RequestHeadFacts {
     buf.clear();
     let method = req.method().as_str();
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let headers = req.headers();
     let mut len = method.len() + target.len() + 13;
+    let mut close_asked = false;
+    let mut lengths = 0;
+    let mut length = None;
     for (name, value) in headers {
         len += name.as_str().len() + value.len() + 4;
+        if name == CONNECTION {
+            close_asked |= has_token(value, "close");
+        } else if name == CONTENT_LENGTH {
+            lengths += 1;
+            length = Some(value);
+        }
     }
     buf.reserve(len);
     buf.extend_from_slice(method.as_bytes());
@@ -95,14 +114,13 @@ pub(super) fn write_request_head<B>(buf: &mut Vec<u8>, req: &Request<B>) {
         buf.extend_from_slice(b"\r\n");
     }
     buf.extend_from_slice(b"\r\n");
-}
-
-/// Whether a `connection` header asks to close the connection after this message.
-pub(super) fn asks_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| has_token(v, "close"))
+    RequestHeadFacts {
+        close_asked,
+        declared_length: length
+            .filter(|_| lengths == 1)
+            .and_then(|v| v.to_str().ok())
+            .and_then(digits),
+    }
 }
 
 fn has_token(value: &HeaderValue, token: &str) -> bool {
