@@ -28,6 +28,7 @@ use http::header::{
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 
 use super::framing::{self, FramingLimits, HeadVerdict, ParsedWith};
+use crate::http::headers::hop_by_hop::has_token;
 pub(crate) use crate::upstream::{BodyDecoder, BodyKind, Decoded};
 
 /// The longest request target hyper takes (longer ones get its 414, which the codec
@@ -207,13 +208,6 @@ pub(crate) fn parsed_value(bytes: Bytes) -> HeaderValue {
     unsafe {
         HeaderValue::from_maybe_shared_unchecked(bytes)
     }
-}
-
-/// Whether a `connection`-style value holds `token` (comma-separated, any case).
-fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 /// The response body as hyper's dispatcher sees it before writing the head.

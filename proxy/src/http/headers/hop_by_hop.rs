@@ -129,18 +129,15 @@ fn remove_plain_connection(headers: &mut HeaderMap) -> bool {
     let http::header::Entry::Occupied(entry) = headers.entry(CONNECTION) else {
         return true;
     };
-    let plain = entry
-        .get()
-        .to_str()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .all(|t| {
+    // A value that is not visible ASCII names nothing.
+    let plain = list_tokens(entry.get()).is_none_or(|mut tokens| {
+        tokens.all(|t| {
             t.is_empty()
-                || t.eq_ignore_ascii_case("keep-alive")
-                || t.eq_ignore_ascii_case("te")
-                || t.eq_ignore_ascii_case("upgrade")
-        });
+                || t.eq_ignore_ascii_case(b"keep-alive")
+                || t.eq_ignore_ascii_case(b"te")
+                || t.eq_ignore_ascii_case(b"upgrade")
+        })
+    });
     if plain {
         entry.remove();
     }
@@ -183,12 +180,43 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Whether a `connection` header names `token` (case-insensitively), without allocating.
 pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers.get_all(CONNECTION).iter().any(|v| {
-        v.to_str()
-            .unwrap_or("")
-            .split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    })
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .any(|v| has_token(v, token))
+}
+
+/// Whether a comma-separated value (`connection`, `te`) holds `token`, in any case. A
+/// value that is not visible ASCII holds none (`to_str` refuses it). Split as bytes,
+/// not as a `str`: this reads most messages' `connection`.
+pub fn has_token(value: &HeaderValue, token: &str) -> bool {
+    list_tokens(value)
+        .is_some_and(|mut tokens| tokens.any(|t| t.eq_ignore_ascii_case(token.as_bytes())))
+}
+
+/// The tokens of a comma-separated value, optional whitespace trimmed (empty ones
+/// included); None when the value is not visible ASCII.
+fn list_tokens(value: &HeaderValue) -> Option<impl Iterator<Item = &[u8]>> {
+    let bytes = value.as_bytes();
+    if !bytes
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return None;
+    }
+    Some(bytes.split(|&b| b == b',').map(trim_whitespace))
+}
+
+/// `t` without leading and trailing spaces and tabs (all the whitespace a visible
+/// ASCII value can hold).
+fn trim_whitespace(mut t: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = t {
+        t = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = t {
+        t = rest;
+    }
+    t
 }
 
 #[cfg(test)]
@@ -272,6 +300,34 @@ mod tests {
         strip_request(&mut h, false);
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-keep"], "1");
+    }
+
+    #[test]
+    fn tokens_are_found_as_a_str_split_finds_them() {
+        let str_split = |v: &HeaderValue, token: &str| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        };
+        for value in [
+            &b"close"[..],
+            b"Keep-Alive, CLOSE",
+            b" \tclose\t ,x",
+            b"closed",
+            b"",
+            b",,",
+            b"x, clo se",
+            b"close, \x80",
+            b"upgrade,",
+        ] {
+            let value = HeaderValue::from_bytes(value).expect("value");
+            for token in ["close", "keep-alive", "upgrade", ""] {
+                assert_eq!(
+                    has_token(&value, token),
+                    str_split(&value, token),
+                    "{value:?} {token}"
+                );
+            }
+        }
     }
 
     #[test]

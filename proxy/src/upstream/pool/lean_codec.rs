@@ -16,6 +16,8 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 
+use crate::http::headers::hop_by_hop::has_token;
+
 /// Heads with up to this many headers parse on the stack.
 const STACK_HEADERS: usize = 100;
 
@@ -121,12 +123,6 @@ pub(super) fn write_request_head<B>(buf: &mut Vec<u8>, req: &Request<B>) -> Requ
             .and_then(|v| v.to_str().ok())
             .and_then(digits),
     }
-}
-
-fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 /// How a response body is delimited.
