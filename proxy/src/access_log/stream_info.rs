@@ -220,12 +220,22 @@ pub struct StreamInfo {
 impl StreamInfo {
     /// A fresh exchange on `conn`, starting now.
     pub fn new(conn: impl Into<ConnRef>, protocol: Option<Version>) -> Self {
+        Self::starting_at(conn, protocol, Instant::now())
+    }
+
+    /// A fresh exchange on `conn` that started at `start` (the caller's clock read of
+    /// now, shared with its other timings).
+    pub fn starting_at(
+        conn: impl Into<ConnRef>,
+        protocol: Option<Version>,
+        start: Instant,
+    ) -> Self {
         let conn = conn.into();
         let remote = conn.remote;
         Self {
             conn,
             start_time: SystemTime::now(),
-            start: Instant::now(),
+            start,
             protocol,
             scheme: None,
             downstream_remote: remote,

@@ -80,10 +80,13 @@ impl RequestProgress {
         self.start
     }
 
-    /// Hands the route timeout, starting now, to the stream's timer (which must be
-    /// running in the task that polls [`Self::route_timed_out`]).
-    pub fn arm_route_deadline(&self, timeout: Duration) {
-        let at = self.start.elapsed().saturating_add(timeout);
+    /// Hands the route timeout, starting at `now` (the caller's clock read), to the
+    /// stream's timer (which must be running in the task that polls
+    /// [`Self::route_timed_out`]).
+    pub fn arm_route_deadline(&self, timeout: Duration, now: Instant) {
+        let at = now
+            .saturating_duration_since(self.start)
+            .saturating_add(timeout);
         let ns = u64::try_from(at.as_nanos()).unwrap_or(NO_DEADLINE - 1);
         self.route_deadline_ns.store(ns, Ordering::Relaxed);
         self.timers_changed.store(true, Ordering::Relaxed);

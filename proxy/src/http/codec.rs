@@ -50,6 +50,7 @@ use reply::{codec_reply_details, codec_reply_text, AutomaticReply};
 pub use downstream_body::DownstreamBody;
 pub use framing::{fuzz_request_framing, FramingLimits};
 pub(crate) use lean_handover::lean_http1;
+pub(crate) use lean_server::parsed_value;
 pub(crate) use parked_io::IdleIo;
 
 use framing::{Rejection, RequestFraming};

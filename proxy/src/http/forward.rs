@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use baton_config::model::{ForwardAction, HeaderMutations, HostRewrite};
-use http::header::EXPECT;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
@@ -60,7 +59,7 @@ pub(crate) async fn forward(
     selection: &Selection<'_>,
     f: &Arc<ForwardAction>,
     upgrade_mode: UpgradeMode,
-) -> (Response<ResponseBody>, Option<Parts>) {
+) -> Response<ResponseBody> {
     let is_upgrade = upgrade_mode != UpgradeMode::None;
     let runtime = ex.shared.runtime.clone();
     let hcm = &runtime.hcm;
@@ -79,8 +78,7 @@ pub(crate) async fn forward(
         if let Ok(status) = StatusCode::from_u16(f.cluster_not_found_status) {
             reply.status = status;
         }
-        let resp = ex.local_reply(reply, &parts, Some(routed));
-        return (resp, Some(parts));
+        return ex.reply_to(reply, parts, Some(routed));
     };
     ex.info.upstream_cluster = Some(cluster.observability_name.clone());
     ex.info.upstream_cluster_raw = cluster.raw_name_if_renamed();
@@ -232,10 +230,9 @@ pub(crate) async fn forward(
     } else {
         std::mem::take(&mut parts.headers)
     };
-    // CONNECT is an upgrade without `upgrade` / `connection: upgrade` headers.
-    hop_by_hop::strip(&mut up_headers, is_upgrade && !is_connect);
-    // hyper answers `expect: 100-continue` itself when the body is first read.
-    up_headers.remove(EXPECT);
+    // CONNECT is an upgrade without `upgrade` / `connection: upgrade` headers. `expect`
+    // goes too: hyper answers `expect: 100-continue` itself when the body is first read.
+    hop_by_hop::strip_request(&mut up_headers, is_upgrade && !is_connect);
     let uri: Uri = match parts.uri.authority() {
         // A forwarded CONNECT keeps its authority-form target.
         Some(target) if is_connect => Uri::try_from(target.as_str()).ok(),
@@ -265,7 +262,7 @@ pub(crate) async fn forward(
     let mut send = std::pin::pin!(cluster.send_http_noting(up_req, &opts, &conn_facts));
     let mut deadline = f
         .timeout
-        .map(|t| RouteDeadline::new(t, ex.progress.clone()));
+        .map(|t| RouteDeadline::new(t, ex.progress.clone(), sent_at));
     let result = match deadline.as_mut() {
         Some(deadline) => tokio::select! {
             biased;
@@ -280,8 +277,7 @@ pub(crate) async fn forward(
         Err(None) => {
             cluster_stats.upstream_rq_timeout.inc();
             cluster_stats.record_routed_response(504, internal, None);
-            let resp = ex.local_reply(LocalReply::upstream_timeout(), &parts, Some(routed));
-            return (resp, Some(parts));
+            return ex.reply_to(LocalReply::upstream_timeout(), parts, Some(routed));
         }
         Err(Some(_)) if ex.progress.downstream_malformed() => {
             // The client's body broke its framing (a malformed chunk hyper refused after
@@ -293,8 +289,7 @@ pub(crate) async fn forward(
                 "http1.codec_error",
             )
             .closing();
-            let resp = ex.local_reply(reply, &parts, Some(routed));
-            return (resp, Some(parts));
+            return ex.reply_to(reply, parts, Some(routed));
         }
         Err(Some(err)) => {
             // The router charges the cluster with the 503 it answers in place of the
@@ -315,14 +310,15 @@ pub(crate) async fn forward(
             if !matches!(err, UpstreamError::NoHealthyUpstream) {
                 tracing::debug!(error = %err, "upstream request failed");
             }
-            let resp = ex.local_reply(reply, &parts, Some(routed));
-            return (resp, Some(parts));
+            return ex.reply_to(reply, parts, Some(routed));
         }
     };
     ex.info.upstream_host = Some(up.host.clone());
-    ex.info.first_upstream_rx = Some(ex.info.elapsed());
-    // One clock read for the cluster's response time and the service-time header.
-    let service_time = sent_at.elapsed();
+    // One clock read for the first byte's time, the cluster's response time and the
+    // service-time header.
+    let received_at = Instant::now();
+    ex.info.first_upstream_rx = Some(received_at.saturating_duration_since(ex.info.start));
+    let service_time = received_at.saturating_duration_since(sent_at);
     cluster_stats.record_routed_response(
         up.response.status().as_u16(),
         internal,
@@ -364,5 +360,5 @@ pub(crate) async fn forward(
         }
         _ => rbody.map_err(Into::into).boxed(),
     };
-    (Response::from_parts(rparts, body), Some(parts))
+    ex.answer(Response::from_parts(rparts, body), parts)
 }

@@ -34,11 +34,11 @@ pub(crate) enum RouteDeadline {
 }
 
 impl RouteDeadline {
-    /// A timer of `timeout` that starts when `progress` reports the request complete.
-    /// Must be polled in the task that runs the stream's timers (`stream::handle`).
-    pub(crate) fn new(timeout: Duration, progress: Arc<RequestProgress>) -> Self {
+    /// A timer of `timeout` that starts when `progress` reports the request complete
+    /// (`now` when it already is: the caller's clock read). Must be polled in the task that runs the stream's timers (`stream::handle`).
+    pub(crate) fn new(timeout: Duration, progress: Arc<RequestProgress>, now: Instant) -> Self {
         if progress.complete.load(std::sync::atomic::Ordering::Acquire) {
-            progress.arm_route_deadline(timeout);
+            progress.arm_route_deadline(timeout, now);
             return Self::Stream(progress);
         }
         Self::Own(Box::pin(async move {
@@ -170,7 +170,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_timer_starts_when_the_request_completes() {
         let progress = Arc::new(RequestProgress::new(Instant::now()));
-        let mut deadline = RouteDeadline::new(Duration::from_secs(1), progress.clone());
+        let mut deadline =
+            RouteDeadline::new(Duration::from_secs(1), progress.clone(), Instant::now());
         // A request still uploading after many timeouts' worth of time has not timed out.
         let waited = tokio::time::timeout(Duration::from_secs(10), &mut deadline).await;
         assert!(waited.is_err(), "fired before the request completed");

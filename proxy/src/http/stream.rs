@@ -190,9 +190,36 @@ pub(crate) struct Exchange {
     pub progress: Arc<RequestProgress>,
     /// Snapshot of the request for access logs (only when loggers exist).
     pub log_head: Option<RequestHead>,
+    /// The request's head once the exchange answered it ([`Self::answer`]), for the
+    /// response's finishing (HEAD, `always_set_request_id_in_response`). Kept here
+    /// rather than returned beside the response: each await it passed through copied
+    /// it.
+    pub request_head: Option<Parts>,
 }
 
 impl Exchange {
+    /// The exchange's answer `resp` to the request whose head was `parts` (kept for
+    /// the response's finishing).
+    pub(crate) fn answer(
+        &mut self,
+        resp: Response<ResponseBody>,
+        parts: Parts,
+    ) -> Response<ResponseBody> {
+        self.request_head = Some(parts);
+        resp
+    }
+
+    /// [`Self::local_reply`] as the exchange's answer ([`Self::answer`]).
+    pub(crate) fn reply_to(
+        &mut self,
+        reply: LocalReply,
+        parts: Parts,
+        routed: Option<Routed<'_>>,
+    ) -> Response<ResponseBody> {
+        let resp = self.local_reply(reply, &parts, routed);
+        self.answer(resp, parts)
+    }
+
     /// Remembers the request as it stands for the access log.
     pub(crate) fn snapshot(&mut self, parts: &Parts) {
         if !self.shared.runtime.loggers.is_empty() {
@@ -309,9 +336,10 @@ pub async fn handle(
     let counted = ActiveStream::begin(&shared, req.version(), started);
     let stats = &shared.runtime.stats;
     let mut ex = Exchange {
-        info: StreamInfo::new(shared.clone(), Some(req.version())),
+        info: StreamInfo::starting_at(shared.clone(), Some(req.version()), started),
         progress: Arc::new(RequestProgress::new(started)),
         log_head: None,
+        request_head: None,
         shared: shared.clone(),
     };
     let runtime = shared.runtime.clone();
@@ -322,12 +350,18 @@ pub async fn handle(
     // Envoy takes whatever follows an HTTP/1 upgrade or CONNECT request as tunnel bytes,
     // so an answer that does not switch protocols ends the connection. The HTTP/1 framing
     // check relies on it: it stops following the connection at such a head.
+    let is_connect = req.method() == Method::CONNECT;
+    // The upgrade the request asks for, read once (the routing step checks it against
+    // `upgrade_configs`).
+    let upgrade = if is_connect {
+        Some("connect".to_string())
+    } else {
+        hop_by_hop::upgrade_type(req.headers())
+    };
     let upgrade_request = matches!(
         req.version(),
         Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
-    ) && (req.method() == Method::CONNECT
-        || hop_by_hop::is_upgrade(req.headers()));
-    let is_connect = req.method() == Method::CONNECT;
+    ) && upgrade.is_some();
     // An HTTP/1.0 client that did not ask for keep-alive: Envoy says `connection: close`
     // on the answer before it closes.
     // The request's parts are gone when a stream timer answers: its gRPC-ness is kept.
@@ -352,7 +386,7 @@ pub async fn handle(
         // made first and then pinned or awaited is copied whole into it (several KB
         // along the exchange's nesting: router, forward, the upstream send), which is
         // why the exchange's awaits below it pin their calls the same way.
-        let mut work = std::pin::pin!(route_and_act(&mut ex, &mut filters, req));
+        let mut work = std::pin::pin!(route_and_act(&mut ex, &mut filters, req, upgrade));
         // One timer for every deadline of the stream (the route timeout included, see
         // `route_timeout`), armed for the earliest and re-armed when it fires early or
         // a deadline changes; nothing due arms nothing.
@@ -422,22 +456,24 @@ pub async fn handle(
         // so the route's idle_timeout is recorded before the timers first read it.
         tokio::select! {
             biased;
-            (resp, parts) = work.as_mut() => Ok((resp, parts)),
+            resp = work.as_mut() => Ok(resp),
             reply = timers => Err(reply),
         }
     };
-    let (mut resp, parts) = match outcome {
-        Ok(done) => done,
+    let mut resp = match outcome {
+        Ok(resp) => resp,
         Err(mut reply) => {
             ex.record_local_reply(&mut reply, timer_reply_head.as_ref());
             let http2 = ex.info.protocol == Some(Version::HTTP_2);
             if grpc {
-                (reply.into_grpc_response(http2), None)
+                reply.into_grpc_response(http2)
             } else {
-                (reply.into_response(http2), None)
+                reply.into_response(http2)
             }
         }
     };
+    // Set when the exchange answered (a stream timer's reply has none).
+    let parts = ex.request_head.take();
     // Every response passes the filters' response hooks, whatever produced it.
     filter::encode_headers(&mut filters, &mut ex, &mut resp);
     if http10_close {
@@ -491,6 +527,7 @@ pub(crate) fn encode_codec_reply(shared: &Arc<ConnShared>, resp: &mut Response<R
         info: StreamInfo::new(shared.clone(), Some(Version::HTTP_11)),
         progress: Arc::new(RequestProgress::new(std::time::Instant::now())),
         log_head: None,
+        request_head: None,
     };
     let routes = runtime.routes.current();
     let mut filters = StreamFilters::new(&runtime.filters, &routes);
@@ -579,10 +616,14 @@ fn finish(
 }
 
 /// Envoy keeps one `host`: repeated `host` lines are joined with `,` (`test,other`).
-fn join_repeated_host(headers: &mut http::HeaderMap) {
+/// Returns whether the request has a `host`.
+fn join_repeated_host(headers: &mut http::HeaderMap) -> bool {
     let mut hosts = headers.get_all(HOST).iter();
-    if hosts.next().is_none() || hosts.next().is_none() {
-        return;
+    if hosts.next().is_none() {
+        return false;
+    }
+    if hosts.next().is_none() {
+        return true;
     }
     let mut joined = Vec::new();
     for value in headers.get_all(HOST) {
@@ -594,16 +635,19 @@ fn join_repeated_host(headers: &mut http::HeaderMap) {
     if let Ok(value) = HeaderValue::from_bytes(&joined) {
         headers.insert(HOST, value);
     }
+    true
 }
 
 /// Validation, normalisation, forwarding headers and the first route selection, then the
-/// filters' request hooks and the router. Returns the response and the request parts
-/// (for `always_set_request_id_in_response`).
+/// filters' request hooks and the router. `upgrade`: the upgrade the request asks for
+/// (`connect` for CONNECT). Returns the response; the request's head goes into `ex`
+/// ([`Exchange::answer`]).
 async fn route_and_act(
     ex: &mut Exchange,
     filters: &mut StreamFilters<'_>,
     req: Request<DownstreamBody>,
-) -> (Response<ResponseBody>, Option<Parts>) {
+    mut upgrade: Option<String>,
+) -> Response<ResponseBody> {
     let (mut parts, body) = req.into_parts();
     let runtime = ex.shared.runtime.clone();
     let hcm = &runtime.hcm;
@@ -618,7 +662,7 @@ async fn route_and_act(
             }
         }
     }
-    join_repeated_host(&mut parts.headers);
+    let mut has_host = join_repeated_host(&mut parts.headers);
     if parts.version == Version::HTTP_10 || parts.version == Version::HTTP_09 {
         if !hcm.http1.accept_http_10 {
             ex.shared.http11_status_line.store(true, Ordering::Relaxed);
@@ -631,12 +675,12 @@ async fn route_and_act(
                 "low_version",
             )
             .closing();
-            let resp = ex.local_reply(reply, &parts, None);
+            let resp = ex.reply_to(reply, parts, None);
             ex.log_head = None;
             ex.info.protocol = Some(Version::HTTP_11);
-            return (resp, Some(parts));
+            return resp;
         }
-        if !parts.headers.contains_key(HOST) {
+        if !has_host {
             if let Some(h) = hcm
                 .http1
                 .default_host_for_http_10
@@ -644,10 +688,11 @@ async fn route_and_act(
                 .and_then(|h| HeaderValue::from_str(h).ok())
             {
                 parts.headers.insert(HOST, h);
+                has_host = true;
             }
         }
     }
-    if !parts.headers.contains_key(HOST) {
+    if !has_host {
         let reply = LocalReply::new(
             400,
             "",
@@ -655,7 +700,7 @@ async fn route_and_act(
             "missing_host_header",
         )
         .closing();
-        return (ex.local_reply(reply, &parts, None), Some(parts));
+        return ex.reply_to(reply, parts, None);
     }
     // Path and Host normalisation come before anything reads them (as in Envoy).
     let routing_host = match normalize::request_target(
@@ -670,13 +715,17 @@ async fn route_and_act(
             if let Some(location) = refusal.location {
                 resp.headers_mut().insert(LOCATION, location);
             }
-            return (resp, Some(parts));
+            return ex.answer(resp, parts);
         }
     };
     let facts = forwarding::mutate_request(&mut parts.headers, &ex.shared.conn, hcm);
     ex.info.downstream_remote = facts.remote;
     if let SchemeTransformation::Overwrite(scheme) = hcm.scheme {
         super::scheme::overwrite(&mut parts, &mut ex.info, scheme);
+    }
+    // `internal_only_headers` may have named the upgrade's headers (read again then).
+    if !hcm.route_config.internal_only_headers.is_empty() && parts.method != Method::CONNECT {
+        upgrade = hop_by_hop::upgrade_type(&parts.headers);
     }
 
     // The route the filter chain starts with (Envoy selects it when it creates the
@@ -701,16 +750,11 @@ async fn route_and_act(
     // Upgrades (websocket, CONNECT) must be enabled by upgrade_configs; the connection
     // manager refuses them before any filter runs.
     let is_connect = parts.method == Method::CONNECT;
-    let upgrade = if is_connect {
-        Some("connect".to_string())
-    } else {
-        hop_by_hop::upgrade_type(&parts.headers)
-    };
     if let (Some(kind), Some(selection)) = (&upgrade, filters.route.current()) {
         if let Err(reply) =
             filter::router::upgrade_mode(kind, is_connect, selection.routed, hcm, &runtime.stats)
         {
-            return (ex.local_reply(reply, &parts, None), Some(parts));
+            return ex.reply_to(reply, parts, None);
         }
     }
 
@@ -723,7 +767,7 @@ async fn route_and_act(
     if let Some(reply) = decoded {
         // A filter's local reply does not get the route's response header mutations
         // (as in Envoy).
-        return (ex.local_reply(reply, &parts, None), Some(parts));
+        return ex.reply_to(reply, parts, None);
     }
     let chain = filters.chain();
     let routing =

@@ -59,7 +59,7 @@ pub(crate) async fn connect(
     mut parts: Parts,
     routed: Routed<'_>,
     cluster: &Arc<UpstreamCluster>,
-) -> (Response<ResponseBody>, Option<Parts>) {
+) -> Response<ResponseBody> {
     let downstream = parts.extensions.remove::<OnUpgrade>();
     match cluster.connect_tcp().await {
         Ok((mut stream, host)) => {
@@ -89,7 +89,7 @@ pub(crate) async fn connect(
             let mut resp = Response::new(super::stream_empty_body());
             *resp.status_mut() = StatusCode::OK;
             ex.apply_response_mutations(resp.headers_mut(), &parts, routed, None, false);
-            (resp, Some(parts))
+            ex.answer(resp, parts)
         }
         Err(err) => {
             if let Some(h) = err.host() {
@@ -97,8 +97,7 @@ pub(crate) async fn connect(
             }
             let (reply, tfr) = LocalReply::from_upstream(&err);
             ex.info.upstream_transport_failure_reason = tfr;
-            let resp = ex.local_reply(reply, &parts, Some(routed));
-            (resp, Some(parts))
+            ex.reply_to(reply, parts, Some(routed))
         }
     }
 }

@@ -28,6 +28,7 @@ use http::header::{
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 
 use super::framing::{self, FramingLimits, HeadVerdict, ParsedWith};
+use crate::http::headers::hop_by_hop::has_token;
 pub(crate) use crate::upstream::{BodyDecoder, BodyKind, Decoded};
 
 /// The longest request target hyper takes (longer ones get its 414, which the codec
@@ -159,7 +160,7 @@ fn build_request(
             return None;
         }
         let name = HeaderName::from_bytes(line.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_maybe_shared(slice_of(line.value)).ok()?;
+        let value = parsed_value(slice_of(line.value));
         match name {
             CONNECTION => {
                 // Once one line asks to close, a later keep-alive does not undo it.
@@ -196,11 +197,17 @@ fn build_request(
     })
 }
 
-/// Whether a `connection`-style value holds `token` (comma-separated, any case).
-fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+/// A header value httparse has parsed, without checking its bytes a second time.
+pub(crate) fn parsed_value(bytes: Bytes) -> HeaderValue {
+    // httparse takes into a value exactly the bytes `HeaderValue` accepts (tab, 0x20 to
+    // 0x7e, 0x80 to 0xff; obsolete line folding is off), so the check
+    // `from_maybe_shared` would make again cannot fail. (Debug builds still check.)
+    #[allow(unsafe_code)]
+    // SAFETY: `HeaderValue` holds any such bytes (it takes obs-text, non-UTF-8 bytes, in
+    // its checked constructors too; its `to_str` checks); see above.
+    unsafe {
+        HeaderValue::from_maybe_shared_unchecked(bytes)
+    }
 }
 
 /// The response body as hyper's dispatcher sees it before writing the head.

@@ -25,8 +25,7 @@ pub struct Router;
 
 impl Router {
     /// Answers the request. `upgrade` is the upgrade the request asks for (`websocket`,
-    /// `connect`, ...). Returns the response and the request head (for
-    /// `always_set_request_id_in_response`).
+    /// `connect`, ...). The request head goes into `ex` ([`Exchange::answer`]).
     pub(crate) async fn route(
         &self,
         ex: &mut Exchange,
@@ -34,7 +33,7 @@ impl Router {
         parts: Parts,
         body: RequestBodySlot,
         upgrade: Option<&str>,
-    ) -> (Response<ResponseBody>, Option<Parts>) {
+    ) -> Response<ResponseBody> {
         refresh_route(stream, ex, &parts);
         let runtime = ex.shared.runtime.clone();
         let is_connect = parts.method == Method::CONNECT;
@@ -53,7 +52,7 @@ impl Router {
                     if let Ok(v) = HeaderValue::from_str(&location) {
                         resp.headers_mut().insert(LOCATION, v);
                     }
-                    return (resp, Some(parts));
+                    return ex.answer(resp, parts);
                 }
             }
         }
@@ -64,7 +63,7 @@ impl Router {
             if is_connect {
                 reply = reply.closing();
             }
-            return (ex.local_reply(reply, &parts, None), Some(parts));
+            return ex.reply_to(reply, parts, None);
         };
         let routed = selection.routed;
         let upgrade_mode = match upgrade {
@@ -72,7 +71,7 @@ impl Router {
             Some(kind) => {
                 match upgrade_mode(kind, is_connect, routed, &runtime.hcm, &runtime.stats) {
                     Ok(mode) => mode,
-                    Err(reply) => return (ex.local_reply(reply, &parts, None), Some(parts)),
+                    Err(reply) => return ex.reply_to(reply, parts, None),
                 }
             }
         };
@@ -91,7 +90,7 @@ impl Router {
                         resp.headers_mut().insert(LOCATION, location);
                     }
                 }
-                (resp, Some(parts))
+                ex.answer(resp, parts)
             }
             RouteAction::Redirect(r) => {
                 // Envoy's router answers redirects as direct responses (`rq_redirect` is
@@ -112,7 +111,7 @@ impl Router {
                 if let Ok(v) = HeaderValue::from_str(&location) {
                     resp.headers_mut().insert(LOCATION, v);
                 }
-                (resp, Some(parts))
+                ex.answer(resp, parts)
             }
             RouteAction::Forward(f) => {
                 // Pinned in place, not copied into this future (see `stream::handle`).

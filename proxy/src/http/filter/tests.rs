@@ -525,6 +525,7 @@ fn running_the_chain_allocates_nothing() {
             info: StreamInfo::new(shared.clone(), Some(http::Version::HTTP_11)),
             progress: Arc::new(RequestProgress::new(Instant::now())),
             log_head: None,
+            request_head: None,
             shared,
         };
         // An unnamed route (a named one shares its name with the stream info: no copy).

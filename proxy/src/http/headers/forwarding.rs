@@ -172,27 +172,67 @@ fn xff_entries(headers: &HeaderMap) -> Vec<&str> {
         .collect()
 }
 
-/// A random UUIDv4 in canonical text form.
-pub fn uuid_v4() -> [u8; 36] {
+/// Request ids made ahead, a block at a time: 256 ids' random bytes drawn from the
+/// thread's CSPRNG in one call (as Envoy buffers its random bytes for UUIDs) and their
+/// text written into one shared buffer, of which each request's `x-request-id` value is
+/// a slice (no allocation per request).
+struct RequestIds {
+    /// The ids' text, [`uuid_v4`]'s format, back to back.
+    text: bytes::Bytes,
+    /// Ids of `text` already handed out.
+    used: usize,
+}
+
+/// Ids per block.
+const IDS_PER_BLOCK: usize = 256;
+
+thread_local! {
+    static REQUEST_IDS: std::cell::RefCell<RequestIds> = const {
+        std::cell::RefCell::new(RequestIds { text: bytes::Bytes::new(), used: IDS_PER_BLOCK })
+    };
+}
+
+/// Writes a UUIDv4 made of `random` (its version and variant bits set) in canonical
+/// text form.
+fn format_uuid_v4(mut random: [u8; 16]) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // Filled as bytes: `random::<[u8; 16]>()` draws a 32-bit word per byte.
-    let mut b = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    // Written into a stack buffer: this runs for every request that gets an id, and a
-    // formatted `String` per byte was most of its cost.
+    /// Where each of the 16 bytes' two digits go (after the dashes at 8, 13, 18, 23).
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    random[6] = (random[6] & 0x0f) | 0x40;
+    random[8] = (random[8] & 0x3f) | 0x80;
     let mut out = [b'-'; 36];
-    let mut at = 0;
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
+    for (byte, at) in random.iter().zip(AT) {
         out[at] = HEX[usize::from(byte >> 4)];
         out[at + 1] = HEX[usize::from(byte & 0x0f)];
-        at += 2;
     }
     out
+}
+
+/// A new random UUIDv4 as a header value (`x-request-id`), from this thread's block.
+pub fn request_id_value() -> HeaderValue {
+    let id = REQUEST_IDS.with_borrow_mut(|ids| {
+        if ids.used == IDS_PER_BLOCK {
+            let mut random = vec![0u8; 16 * IDS_PER_BLOCK];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut random);
+            let mut text = Vec::with_capacity(36 * IDS_PER_BLOCK);
+            for bytes in random.chunks_exact(16) {
+                let mut one = [0u8; 16];
+                one.copy_from_slice(bytes);
+                text.extend_from_slice(&format_uuid_v4(one));
+            }
+            ids.text = bytes::Bytes::from(text);
+            ids.used = 0;
+        }
+        let at = ids.used * 36;
+        ids.used += 1;
+        ids.text.slice(at..at + 36)
+    });
+    // Built unchecked: the id is hex digits and dashes, all valid in a header value.
+    #[allow(unsafe_code)]
+    // SAFETY: every byte is ASCII (`[0-9a-f-]`), valid in a header value and UTF-8.
+    unsafe {
+        HeaderValue::from_maybe_shared_unchecked(id)
+    }
 }
 
 /// What the forwarding step decided about the client.
@@ -338,9 +378,7 @@ pub fn mutate_request(
     if hcm.generate_request_id {
         let regenerate = !sent.request_id || (edge && !hcm.preserve_external_request_id);
         if regenerate {
-            if let Ok(v) = HeaderValue::from_bytes(&uuid_v4()) {
-                headers.insert(X_REQUEST_ID.clone(), v);
-            }
+            headers.insert(X_REQUEST_ID.clone(), request_id_value());
         }
     }
     if let Some(via) = &hcm.via {
@@ -427,14 +465,30 @@ mod tests {
 
     #[test]
     fn uuid_shape() {
-        let bytes = uuid_v4();
+        let bytes = format_uuid_v4([0xff; 16]);
         let u = std::str::from_utf8(&bytes).expect("ascii");
-        assert_eq!(u.len(), 36);
+        assert_eq!(u, "ffffffff-ffff-4fff-bfff-ffffffffffff");
         assert_eq!(u.matches('-').count(), 4);
         assert_eq!([&u[8..9], &u[13..14], &u[18..19], &u[23..24]], ["-"; 4]);
         assert!(u.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
         assert_eq!(&u[14..15], "4");
         assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn request_ids_are_uuids_and_differ_across_blocks() {
+        let ids: std::collections::HashSet<Vec<u8>> = (0..600)
+            .map(|_| request_id_value().as_bytes().to_vec())
+            .collect();
+        assert_eq!(ids.len(), 600);
+        for id in &ids {
+            let u = std::str::from_utf8(id).expect("ascii");
+            assert_eq!(u.len(), 36);
+            assert_eq!([&u[8..9], &u[13..14], &u[18..19], &u[23..24]], ["-"; 4]);
+            assert_eq!(&u[14..15], "4");
+            assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+            assert!(u.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
+        }
     }
 
     #[test]

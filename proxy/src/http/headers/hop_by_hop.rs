@@ -2,7 +2,7 @@
 //! headers it names, `keep-alive`, `proxy-connection`, `transfer-encoding`, `upgrade`
 //! (kept for upgrades), and `te` except `te: trailers`.
 
-use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, EXPECT, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -12,11 +12,23 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// they came, value and position (the upstream must see the upgrade request / the client
 /// the 101; Envoy relays both unchanged).
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
+    strip_and(headers, keep_upgrade, false);
+}
+
+/// [`strip`] for a request going upstream, which also loses `expect` (hyper answers
+/// `expect: 100-continue` itself when the body is first read), found in the same pass.
+pub fn strip_request(headers: &mut HeaderMap, keep_upgrade: bool) {
+    strip_and(headers, keep_upgrade, true);
+}
+
+fn strip_and(headers: &mut HeaderMap, keep_upgrade: bool, expect: bool) {
     // One pass over the names first: most messages carry none of these (or only
     // `connection: keep-alive`), and every removal below hashes a name.
     let mut present = Present::default();
     for name in headers.keys() {
-        if name == CONNECTION {
+        if expect && name == EXPECT {
+            present.expect = true;
+        } else if name == CONNECTION {
             present.connection = true;
         } else if name == TE {
             present.te = true;
@@ -38,9 +50,14 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
         if keep_upgrade {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
+        if present.expect {
+            headers.remove(EXPECT);
+        }
         return;
     }
-    if present.connection {
+    if present.connection && !keep_upgrade && remove_plain_connection(headers) {
+        // `connection` named no other header (the usual `keep-alive`): gone.
+    } else if present.connection {
         // Headers nominated by `connection` are hop-by-hop too. Its own value is a cheap
         // handle on shared bytes, read while the map changes.
         let conn = headers.get(CONNECTION).cloned();
@@ -98,11 +115,39 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(TE);
         }
     }
+    if present.expect {
+        headers.remove(EXPECT);
+    }
+}
+
+/// Removes `connection` (one lookup) when its first value names no header to remove
+/// with it (only `keep-alive`, `te` or `upgrade`, which go or stay by their own rules);
+/// false, leaving the map as it was, otherwise. (Removals move the last header
+/// into the gap, so the nominated headers must go before `connection` to keep the
+/// order the upstream sees.)
+fn remove_plain_connection(headers: &mut HeaderMap) -> bool {
+    let http::header::Entry::Occupied(entry) = headers.entry(CONNECTION) else {
+        return true;
+    };
+    // A value that is not visible ASCII names nothing.
+    let plain = list_tokens(entry.get()).is_none_or(|mut tokens| {
+        tokens.all(|t| {
+            t.is_empty()
+                || t.eq_ignore_ascii_case(b"keep-alive")
+                || t.eq_ignore_ascii_case(b"te")
+                || t.eq_ignore_ascii_case(b"upgrade")
+        })
+    });
+    if plain {
+        entry.remove();
+    }
+    plain
 }
 
 /// Which hop-by-hop names a header map holds ([`strip`]'s first pass).
 #[derive(Default)]
 struct Present {
+    expect: bool,
     connection: bool,
     te: bool,
     keep_alive: bool,
@@ -135,12 +180,43 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Whether a `connection` header names `token` (case-insensitively), without allocating.
 pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers.get_all(CONNECTION).iter().any(|v| {
-        v.to_str()
-            .unwrap_or("")
-            .split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    })
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .any(|v| has_token(v, token))
+}
+
+/// Whether a comma-separated value (`connection`, `te`) holds `token`, in any case. A
+/// value that is not visible ASCII holds none (`to_str` refuses it). Split as bytes,
+/// not as a `str`: this reads most messages' `connection`.
+pub fn has_token(value: &HeaderValue, token: &str) -> bool {
+    list_tokens(value)
+        .is_some_and(|mut tokens| tokens.any(|t| t.eq_ignore_ascii_case(token.as_bytes())))
+}
+
+/// The tokens of a comma-separated value, optional whitespace trimmed (empty ones
+/// included); None when the value is not visible ASCII.
+fn list_tokens(value: &HeaderValue) -> Option<impl Iterator<Item = &[u8]>> {
+    let bytes = value.as_bytes();
+    if !bytes
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return None;
+    }
+    Some(bytes.split(|&b| b == b',').map(trim_whitespace))
+}
+
+/// `t` without leading and trailing spaces and tabs (all the whitespace a visible
+/// ASCII value can hold).
+fn trim_whitespace(mut t: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = t {
+        t = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = t {
+        t = rest;
+    }
+    t
 }
 
 #[cfg(test)]
@@ -185,6 +261,73 @@ mod tests {
         strip(&mut h, false);
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-keep"], "1");
+    }
+
+    #[test]
+    fn the_rest_keeps_the_order_it_had_with_one_removal_after_another() {
+        // Each removal moves the last header into its place: `connection` goes first
+        // only when it names nothing, as it did when it went after what it named.
+        let names = |h: &HeaderMap| h.keys().map(|n| n.as_str().to_owned()).collect::<Vec<_>>();
+        let mut h = HeaderMap::new();
+        h.insert("host", "a".parse().expect("v"));
+        h.insert("connection", "keep-alive".parse().expect("v"));
+        h.insert("accept", "*/*".parse().expect("v"));
+        h.insert("keep-alive", "timeout=5".parse().expect("v"));
+        h.insert("user-agent", "u".parse().expect("v"));
+        strip(&mut h, false);
+        assert_eq!(names(&h), ["host", "user-agent", "accept"]);
+        let mut h = HeaderMap::new();
+        h.insert("host", "a".parse().expect("v"));
+        h.insert("connection", "x-foo".parse().expect("v"));
+        h.insert("accept", "*/*".parse().expect("v"));
+        h.insert("x-foo", "1".parse().expect("v"));
+        h.insert("user-agent", "u".parse().expect("v"));
+        strip(&mut h, false);
+        assert_eq!(names(&h), ["host", "user-agent", "accept"]);
+    }
+
+    #[test]
+    fn a_request_going_upstream_loses_expect() {
+        let mut h = HeaderMap::new();
+        h.insert("expect", "100-continue".parse().expect("v"));
+        h.insert("x-keep", "1".parse().expect("v"));
+        strip(&mut h, false);
+        assert!(h.contains_key("expect"));
+        strip_request(&mut h, false);
+        assert!(!h.contains_key("expect"));
+        h.insert("expect", "100-continue".parse().expect("v"));
+        h.insert("connection", "close".parse().expect("v"));
+        strip_request(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-keep"], "1");
+    }
+
+    #[test]
+    fn tokens_are_found_as_a_str_split_finds_them() {
+        let str_split = |v: &HeaderValue, token: &str| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        };
+        for value in [
+            &b"close"[..],
+            b"Keep-Alive, CLOSE",
+            b" \tclose\t ,x",
+            b"closed",
+            b"",
+            b",,",
+            b"x, clo se",
+            b"close, \x80",
+            b"upgrade,",
+        ] {
+            let value = HeaderValue::from_bytes(value).expect("value");
+            for token in ["close", "keep-alive", "upgrade", ""] {
+                assert_eq!(
+                    has_token(&value, token),
+                    str_split(&value, token),
+                    "{value:?} {token}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use hyper::client::conn::http1::{Builder, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 
 use super::driven::{DrivenConnection, Lease, UpstreamBody};
+use super::head_limit::{lean_within_head_limit, within_head_limit};
 use super::lean::{ExchangeError, LeanBody, LeanConnection, LeanLease};
 use super::lean_codec;
 use super::{note, reset, with_existing_pools, with_pools, PoolKey};
@@ -512,7 +513,7 @@ async fn send_lean(
                 return Err(UpstreamError::ProtocolError { host: host.clone() });
             }
         };
-        let response = within_head_limit(cluster, host, response)?;
+        let response = lean_within_head_limit(cluster, host, response, conn.last_head_len)?;
         let requests = requests + 1;
         let lease = Box::new(LeanLease {
             conn,
@@ -650,40 +651,6 @@ async fn send_upgrade(
         .map_err(|e| reset(host, &e))?;
     let response = within_head_limit(cluster, host, response)?;
     Ok(response.map(UpstreamBody::plain))
-}
-
-/// The response, or Envoy's protocol error when its head is larger than the cluster's
-/// `max_response_headers_kb`. hyper's read buffer (at least 8 KiB) refuses a head that
-/// does not fit in it; one read can overshoot it, and smaller limits need this check.
-fn within_head_limit<T>(
-    cluster: &UpstreamCluster,
-    host: &Arc<Host>,
-    response: Response<T>,
-) -> Result<Response<T>, UpstreamError> {
-    let limit = cluster.model.response_headers_limit(false);
-    if response_head_len(&response) <= limit {
-        return Ok(response);
-    }
-    tracing::debug!(host = %host.address, limit, "upstream response head over max_response_headers_kb");
-    Err(UpstreamError::ProtocolError { host: host.clone() })
-}
-
-/// Length of an HTTP/1 response head as the upstream sent it (status line, header
-/// lines, blank line), rebuilt from the parsed response: optional whitespace is not
-/// counted.
-fn response_head_len<T>(response: &Response<T>) -> usize {
-    let reason = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
-        Some(reason) => reason.as_bytes().len(),
-        None => response.status().canonical_reason().map_or(0, str::len),
-    };
-    // "HTTP/1.1 SP code SP reason CRLF", "name: value CRLF" each, CRLF.
-    let status_line = 8 + 1 + 3 + 1 + reason + 2;
-    let header_lines: usize = response
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
-        .sum();
-    status_line + header_lines + 2
 }
 
 /// Connects and handshakes; the caller drives (or spawns) the connection.

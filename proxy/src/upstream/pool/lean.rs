@@ -42,8 +42,13 @@ pub(super) struct LeanConnection {
     end: usize,
     /// The request head being written.
     write: Vec<u8>,
+    /// The last request's header map, emptied once its head was sent: the next
+    /// response's headers go in it (an allocation fewer per exchange).
+    spare_headers: Option<http::HeaderMap>,
     /// A response head larger than this is a protocol error.
     head_limit: usize,
+    /// Bytes the last response head took on the wire (skipped 1xx heads included).
+    pub(super) last_head_len: usize,
     max_headers: usize,
     closed: bool,
 }
@@ -84,7 +89,9 @@ impl LeanConnection {
             start: 0,
             end: 0,
             write: Vec::new(),
+            spare_headers: None,
             head_limit,
+            last_head_len: 0,
             max_headers,
             closed: false,
         })
@@ -188,25 +195,34 @@ impl LeanConnection {
         req: &mut Request<RequestBody>,
         reused: bool,
     ) -> Result<Head, ExchangeError> {
-        lean_codec::write_request_head(&mut self.write, req);
+        let facts = lean_codec::write_request_head(&mut self.write, req);
         let head_request = req.method() == http::Method::HEAD;
-        let close_asked = lean_codec::asks_close(req.headers());
+        let close_asked = facts.close_asked;
         let mut out = Outgoing {
             written: 0,
             chunk: Bytes::new(),
             body_taken: false,
             body_done: req.body().is_end_stream(),
             body_sent: 0,
-            declared: lean_codec::declared_length(req.headers()).unwrap_or(0),
+            declared: facts.declared_length.unwrap_or(0),
             flushed: false,
         };
+        // The head is in the write buffer: the map is spare once the request is sent
+        // (it goes back into the request if the request never left).
+        let mut sent_headers = Some(std::mem::take(req.headers_mut()));
         let body = req.body_mut();
-        std::future::poll_fn(|cx| {
+        let exchanged = std::future::poll_fn(|cx| {
             if !out.flushed {
                 if let Poll::Ready(Err(e)) = self.poll_send(cx, &mut out, body) {
                     self.mark_closed();
                     let unsent = reused && out.written == 0 && !out.body_taken;
                     return Poll::Ready(Err(if unsent { ExchangeError::Unsent } else { e }));
+                }
+            }
+            if out.written > 0 && self.spare_headers.is_none() {
+                if let Some(mut spare) = sent_headers.take() {
+                    spare.clear();
+                    self.spare_headers = Some(spare);
                 }
             }
             let head = std::task::ready!(self.poll_head(cx, head_request));
@@ -217,7 +233,11 @@ impl LeanConnection {
                 (response, decoder, keep_alive)
             }))
         })
-        .await
+        .await;
+        if let (Err(ExchangeError::Unsent), Some(headers)) = (&exchanged, sent_headers) {
+            *req.headers_mut() = headers;
+        }
+        exchanged
     }
 
     /// Moves the request forward: the head (with a first small body frame in the same
@@ -276,14 +296,16 @@ impl LeanConnection {
     ) -> Poll<Result<Head, ExchangeError>> {
         loop {
             if self.end > self.start {
-                let parsed = lean_codec::parse_response_head(
+                let parsed = lean_codec::parse_response_head_into(
                     &self.read[self.start..self.end],
                     self.max_headers,
                     head_request,
+                    &mut self.spare_headers,
                 );
                 match parsed {
                     Ok(Some(head)) => {
                         self.start += head.consumed;
+                        self.last_head_len = head.consumed;
                         let decoder = BodyDecoder::new(head.body);
                         return Poll::Ready(Ok((head.response, decoder, head.keep_alive)));
                     }

@@ -16,6 +16,8 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 
+use crate::http::headers::hop_by_hop::has_token;
+
 /// Heads with up to this many headers parse on the stack.
 const STACK_HEADERS: usize = 100;
 
@@ -68,17 +70,36 @@ pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     digits(value.to_str().ok()?)
 }
 
+/// What [`write_request_head`] read off the request's headers on the way (rather
+/// than looking them up again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RequestHeadFacts {
+    /// A `connection` header asks to close the connection after this exchange.
+    pub(super) close_asked: bool,
+    /// The request's one content-length value (see [`declared_length`]).
+    pub(super) declared_length: Option<u64>,
+}
+
 /// Writes the head of a request into `buf` (cleared first): request line, headers as
 /// Baton prepared them (lowercase names), blank line. A `transfer-encoding` is left off
 /// (only bodiless and content-length requests come here).
-pub(super) fn write_request_head<B>(buf: &mut Vec<u8>, req: &Request<B>) {
+pub(super) fn write_request_head<B>(buf: &mut Vec<u8>, req: &Request<B>) -> RequestHeadFacts {
     buf.clear();
     let method = req.method().as_str();
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let headers = req.headers();
     let mut len = method.len() + target.len() + 13;
+    let mut close_asked = false;
+    let mut lengths = 0;
+    let mut length = None;
     for (name, value) in headers {
         len += name.as_str().len() + value.len() + 4;
+        if name == CONNECTION {
+            close_asked |= has_token(value, "close");
+        } else if name == CONTENT_LENGTH {
+            lengths += 1;
+            length = Some(value);
+        }
     }
     buf.reserve(len);
     buf.extend_from_slice(method.as_bytes());
@@ -95,20 +116,13 @@ pub(super) fn write_request_head<B>(buf: &mut Vec<u8>, req: &Request<B>) {
         buf.extend_from_slice(b"\r\n");
     }
     buf.extend_from_slice(b"\r\n");
-}
-
-/// Whether a `connection` header asks to close the connection after this message.
-pub(super) fn asks_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| has_token(v, "close"))
-}
-
-fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    RequestHeadFacts {
+        close_asked,
+        declared_length: length
+            .filter(|_| lengths == 1)
+            .and_then(|v| v.to_str().ok())
+            .and_then(digits),
+    }
 }
 
 /// How a response body is delimited.
@@ -138,14 +152,28 @@ pub(super) struct ResponseHead {
 /// Parses the response head at the start of `data`. `Ok(None)`: incomplete; the caller
 /// reads more unless `data` already fills `max_head`. Skips informational heads (not
 /// 101) as hyper did.
+#[cfg(test)]
 pub(super) fn parse_response_head(
     data: &[u8],
     max_headers: usize,
     head_request: bool,
 ) -> Result<Option<ResponseHead>, FramingError> {
+    parse_response_head_into(data, max_headers, head_request, &mut None)
+}
+
+/// [`parse_response_head`], with the headers going into `recycled` (an emptied map, the
+/// connection's last request's) when there is one.
+pub(super) fn parse_response_head_into(
+    data: &[u8],
+    max_headers: usize,
+    head_request: bool,
+    recycled: &mut Option<HeaderMap>,
+) -> Result<Option<ResponseHead>, FramingError> {
     let mut start = 0;
     loop {
-        let Some((len, head)) = parse_one_head(&data[start..], max_headers, head_request)? else {
+        let Some((len, head)) =
+            parse_one_head(&data[start..], max_headers, head_request, recycled)?
+        else {
             return Ok(None);
         };
         start += len;
@@ -167,6 +195,7 @@ fn parse_one_head(
     data: &[u8],
     max_headers: usize,
     head_request: bool,
+    recycled: &mut Option<HeaderMap>,
 ) -> Result<Option<(usize, Option<ParsedOne>)>, FramingError> {
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap;
@@ -199,15 +228,24 @@ fn parse_one_head(
     };
     // One copy of the head; the header values are slices of it.
     let head = Bytes::copy_from_slice(&data[..len]);
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    let mut headers = match recycled.take() {
+        Some(mut map) => {
+            map.reserve(parsed.headers.len());
+            map
+        }
+        None => HeaderMap::with_capacity(parsed.headers.len()),
+    };
     let mut keep_alive = version == Version::HTTP_11;
     let mut saw_close = false;
+    // The framing headers, read in this pass rather than looked up again.
+    let mut last_transfer_encoding = None;
+    let mut length = Ok(None);
     for header in parsed.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes())
             .map_err(|_| FramingError::Head("header name"))?;
         let offset = header.value.as_ptr() as usize - data.as_ptr() as usize;
-        let value = HeaderValue::from_maybe_shared(head.slice(offset..offset + header.value.len()))
-            .map_err(|_| FramingError::Head("header value"))?;
+        let value =
+            crate::http::codec::parsed_value(head.slice(offset..offset + header.value.len()));
         if name == CONNECTION {
             // Once one line asks to close, a later keep-alive does not undo it.
             if saw_close || has_token(&value, "close") {
@@ -216,6 +254,10 @@ fn parse_one_head(
             } else if !keep_alive {
                 keep_alive = has_token(&value, "keep-alive");
             }
+        } else if name == CONTENT_LENGTH {
+            length = length.and_then(|seen| add_content_length(seen, &value));
+        } else if name == TRANSFER_ENCODING {
+            last_transfer_encoding = Some(value.clone());
         }
         headers.append(name, value);
     }
@@ -229,7 +271,13 @@ fn parse_one_head(
             .map_err(|_| FramingError::Head("reason"))?;
         response.extensions_mut().insert(phrase);
     }
-    let body = body_kind(code, version, &headers, head_request)?;
+    let body = body_kind(
+        code,
+        version,
+        last_transfer_encoding.as_ref(),
+        length,
+        head_request,
+    )?;
     if code == 101 {
         // No upgrade was asked for: the connection is not reusable after it.
         keep_alive = false;
@@ -250,24 +298,26 @@ fn head_error(e: httparse::Error) -> &'static str {
     }
 }
 
+/// How the body is delimited. `last_transfer_encoding`: the last `transfer-encoding`
+/// line, if any; `length`: the `content-length` lines read so far (see
+/// [`add_content_length`]; `Ok(None)` when there were none).
 fn body_kind(
     code: u16,
     version: Version,
-    headers: &HeaderMap,
+    last_transfer_encoding: Option<&HeaderValue>,
+    length: Result<Option<u64>, FramingError>,
     head_request: bool,
 ) -> Result<BodyKind, FramingError> {
     if matches!(code, 101 | 204 | 304) || head_request {
         return Ok(BodyKind::Empty);
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
+    if let Some(coding) = last_transfer_encoding {
         if version == Version::HTTP_10 {
             return Err(FramingError::TransferEncodingOnHttp10);
         }
-        let chunked = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
+        let chunked = coding
+            .to_str()
+            .ok()
             .and_then(|s| s.rsplit(',').next())
             .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         return Ok(if chunked {
@@ -276,26 +326,30 @@ fn body_kind(
             BodyKind::CloseDelimited
         });
     }
-    if !headers.contains_key(CONTENT_LENGTH) {
-        return Ok(BodyKind::CloseDelimited);
-    }
-    let mut length: Option<u64> = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| FramingError::ContentLength)?;
-        for part in text.split(',') {
-            let n = digits(part.trim()).ok_or(FramingError::ContentLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(FramingError::ContentLength);
-            }
-            length = Some(n);
-        }
-    }
-    match length {
+    match length? {
+        None => Ok(BodyKind::CloseDelimited),
         Some(0) => Ok(BodyKind::Empty),
         // hyper's largest length; above it is no length at all.
         Some(n) if n < u64::MAX - 1 => Ok(BodyKind::Length(n)),
         _ => Err(FramingError::ContentLength),
     }
+}
+
+/// Folds one `content-length` line (a list of equal values) into the length the earlier
+/// lines gave: values that are not numbers or disagree are an error.
+fn add_content_length(
+    mut length: Option<u64>,
+    value: &HeaderValue,
+) -> Result<Option<u64>, FramingError> {
+    let text = value.to_str().map_err(|_| FramingError::ContentLength)?;
+    for part in text.split(',') {
+        let n = digits(part.trim()).ok_or(FramingError::ContentLength)?;
+        if length.is_some_and(|l| l != n) {
+            return Err(FramingError::ContentLength);
+        }
+        length = Some(n);
+    }
+    Ok(length)
 }
 
 fn digits(s: &str) -> Option<u64> {

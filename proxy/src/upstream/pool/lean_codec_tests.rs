@@ -62,7 +62,14 @@ fn request_head_is_one_buffer_in_wire_order() {
         .body(())
         .expect("request");
     let mut buf = b"stale".to_vec();
-    write_request_head(&mut buf, &req);
+    let facts = write_request_head(&mut buf, &req);
+    assert_eq!(
+        facts,
+        RequestHeadFacts {
+            close_asked: false,
+            declared_length: None
+        }
+    );
     assert_eq!(
         buf,
         b"GET /a/b?c=d HTTP/1.1\r\nhost: example.com\r\nx-multi: 1\r\nx-multi: 2\r\n\r\n"
@@ -218,9 +225,23 @@ fn keep_alive_follows_version_and_connection() {
             .keep_alive
     );
     assert!(!parsed(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n").keep_alive);
-    let mut headers = HeaderMap::new();
-    headers.insert(CONNECTION, HeaderValue::from_static("Close"));
-    assert!(asks_close(&headers));
+    let req = Request::post("/")
+        .header(CONNECTION, "keep-alive")
+        .header(CONNECTION, "Close")
+        .header(CONTENT_LENGTH, "12")
+        .body(())
+        .expect("request");
+    let facts = write_request_head(&mut Vec::new(), &req);
+    assert!(facts.close_asked);
+    assert_eq!(facts.declared_length, Some(12));
+    let req = Request::post("/")
+        .header(CONTENT_LENGTH, "12")
+        .header(CONTENT_LENGTH, "12")
+        .body(())
+        .expect("request");
+    let facts = write_request_head(&mut Vec::new(), &req);
+    assert!(!facts.close_asked);
+    assert_eq!(facts.declared_length, None);
 }
 
 #[test]

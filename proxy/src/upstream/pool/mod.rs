@@ -10,6 +10,7 @@
 
 mod driven;
 mod h2_resets;
+mod head_limit;
 mod http1;
 mod http2;
 mod lean;
