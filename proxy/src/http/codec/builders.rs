@@ -77,11 +77,13 @@ pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
 
 /// hyper's HTTP/2 server builder for this connection manager, for connections whose
 /// first bytes were the whole HTTP/2 preface (hyper-util's protocol-detecting
-/// connection would pick HTTP/2 for them too, and is larger).
-pub fn http2_builder(
+/// connection would pick HTTP/2 for them too, and is larger). `exec` runs the streams
+/// (the connection's own task: `h2_streams`).
+pub fn http2_builder<E>(
     hcm: &HttpConnectionManager,
-) -> hyper::server::conn::http2::Builder<TokioExecutor> {
-    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    exec: E,
+) -> hyper::server::conn::http2::Builder<E> {
+    let mut b = hyper::server::conn::http2::Builder::new(exec);
     configure_http2!(b, hcm);
     b
 }
