@@ -55,7 +55,11 @@ macro_rules! configure_http2 {
             // before Envoy's premature-reset rule (`premature_reset`, which counts these
             // streams too) would. Envoy's codec allows a burst of 1000 resets (nghttp2's
             // default).
-            .max_pending_accept_reset_streams(RESET_STREAM_BURST);
+            .max_pending_accept_reset_streams(RESET_STREAM_BURST)
+            // Every response the connection manager gives has its `date` already
+            // (`forwarding::finish_response`): hyper's own check per response is a
+            // header-map lookup for nothing.
+            .auto_date_header(false);
         if $hcm.http2.allow_connect {
             $b.enable_connect_protocol();
         }
