@@ -71,7 +71,9 @@ where
     type Future = S::Future;
 
     fn call(&self, req: Request<Incoming>) -> S::Future {
-        self.0.call(req.map(DownstreamBody::Hyper))
+        let http2 = req.version() == http::Version::HTTP_2;
+        self.0
+            .call(req.map(|body| DownstreamBody::from_hyper(body, http2)))
     }
 }
 
@@ -103,7 +105,8 @@ where
 
 /// hyper's HTTP/2 connection and the streams it started, polled together (see
 /// `h2_streams`). The connection is declared first so that it drops first, as when the
-/// streams were tasks that outlived it: h2 fails the streams left, which end when polled.
+/// streams were tasks that outlived it: h2 fails the streams left, which then finish in
+/// a task of their own.
 pub(super) struct Http2Serving<IO, S>
 where
     S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>>,
@@ -123,12 +126,11 @@ where
 {
     /// Polls the streams that were woken, then the connection (which writes what they
     /// sent and accepts new streams), then the streams it accepted. When the connection
-    /// ends, the streams left are polled once more (they see it end and finish, as their
-    /// own tasks did) and the rest are dropped with this.
+    /// ends, the streams left finish after it, on their own (see `LocalStreams`' drop).
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
         self.streams.poll_ready(cx);
         let res = self.conn.as_mut().poll(cx);
-        if self.streams.start_queued() || res.is_ready() {
+        if res.is_pending() && self.streams.start_queued() {
             self.streams.poll_ready(cx);
         }
         res

@@ -9,8 +9,9 @@
 //! response the stream sent (h2 writes from the connection's task). In the connection's
 //! task, a stream woken by its upstream answer is polled and its response written in the
 //! same poll. Each stream still has its own waker (`FuturesUnordered`), so a wake-up
-//! polls only the streams it concerns, and a stream that panics ends alone, as its own
-//! task did.
+//! polls only the streams it concerns, a stream that panics ends alone, as its own task
+//! did, and streams left when the connection ends finish in a task of their own, after
+//! it, as before.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -89,10 +90,39 @@ impl LocalStreams {
         }
     }
 
+    /// Streams started or queued and not yet ended.
+    fn is_empty(&mut self) -> bool {
+        self.start_queued();
+        self.running.is_empty()
+    }
+
     /// Streams started and not yet ended.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.running.len()
+    }
+}
+
+/// Streams still running when their connection ends (or is dropped, closing) go on in
+/// a task of their own, as they did when each was a task: h2 has failed their streams,
+/// so they end when next polled, each with its own accounting (a request in flight when
+/// the connection went is counted as such, and ends after it).
+impl Drop for LocalStreams {
+    fn drop(&mut self) {
+        if self.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut running = std::mem::take(&mut self.running);
+        runtime.spawn(async move {
+            while let Some(ended) = running.next().await {
+                if ended.is_err() {
+                    tracing::error!("an HTTP/2 stream panicked; its stream ended");
+                }
+            }
+        });
     }
 }
 
@@ -141,5 +171,35 @@ mod tests {
         .await;
         assert_eq!(done.load(Ordering::Relaxed), 2);
         assert_eq!(streams.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn streams_left_at_the_end_finish_in_a_task_of_their_own() {
+        let (mut streams, exec) = LocalStreams::new();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
+        exec.execute(async move {
+            let _ = rx.await;
+            let _ = ended_tx.send(());
+        });
+        std::future::poll_fn(|cx| {
+            streams.start_queued();
+            streams.poll_ready(cx);
+            Poll::Ready(())
+        })
+        .await;
+        // Queued and never started: it runs too.
+        let (queued_tx, queued_rx) = tokio::sync::oneshot::channel::<()>();
+        exec.execute(async move {
+            let _ = queued_tx.send(());
+        });
+        drop(streams);
+        tx.send(()).expect("the stream outlives its set");
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            ended_rx.await.expect("started stream finished");
+            queued_rx.await.expect("queued stream finished");
+        })
+        .await
+        .expect("bounded wait");
     }
 }
