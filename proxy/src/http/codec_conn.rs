@@ -129,8 +129,9 @@ where
     /// ends, the streams left finish after it, on their own (see `LocalStreams`' drop).
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
         self.streams.poll_ready(cx);
-        let res = self.conn.as_mut().poll(cx);
-        if res.is_pending() && self.streams.start_queued() {
+        let conn = &mut self.conn;
+        let (res, started) = self.streams.accepting(|| conn.as_mut().poll(cx));
+        if res.is_pending() && started {
             self.streams.poll_ready(cx);
         }
         res
