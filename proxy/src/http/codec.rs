@@ -34,6 +34,7 @@ mod downstream_body;
 mod downstream_write;
 mod framing;
 mod h2_refusal;
+pub(crate) mod h2_streams;
 mod h2_wire;
 mod head_size;
 pub(crate) mod lean_conn;

@@ -10,8 +10,9 @@
 //! keep-alive connection in use does not pay for a new hyper connection per request
 //! (its park timer wakes it at most once per `PARK_AFTER`). A connection whose first
 //! bytes were the whole HTTP/2 preface runs hyper's HTTP/2 connection for its whole
-//! life; an AUTO connection whose first read held only the start of the preface runs
-//! hyper-util's protocol-detecting connection, as before.
+//! life, with its streams polled in this future rather than spawned (`h2_streams`); an
+//! AUTO connection whose first read held only the start of the preface runs hyper-util's
+//! protocol-detecting connection, as before.
 //!
 //! An HTTP/1 connection is served first by the lean loop (`codec::lean_conn`), which
 //! answers the common exchange itself and hands anything else to hyper's HTTP/1
@@ -36,6 +37,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
+use super::codec::h2_streams::{LocalStreams, StreamExecutor};
 use super::codec::lean_conn::{LeanBody, LeanConn, LeanEnd};
 use super::codec::{self, DownstreamBody, DownstreamIo};
 use super::stream::ConnShared;
@@ -50,7 +52,7 @@ pub(super) type CodecError = Box<dyn std::error::Error + Send + Sync>;
 type Io<IO> = TokioIo<DownstreamIo<IO>>;
 type Http1Conn<IO, S> = hyper::server::conn::http1::UpgradeableConnection<Io<IO>, HyperService<S>>;
 type Http2Conn<IO, S> =
-    hyper::server::conn::http2::Connection<Io<IO>, HyperService<S>, TokioExecutor>;
+    hyper::server::conn::http2::Connection<Io<IO>, HyperService<S>, StreamExecutor>;
 type AutoConn<IO, S> = auto::UpgradeableConnection<'static, Io<IO>, HyperService<S>, TokioExecutor>;
 /// The lean HTTP/1.1 loop serving the connection (boxed once per active period).
 type LeanServing<IO> = Pin<Box<dyn Future<Output = io::Result<LeanEnd<DownstreamIo<IO>>>> + Send>>;
@@ -69,7 +71,9 @@ where
     type Future = S::Future;
 
     fn call(&self, req: Request<Incoming>) -> S::Future {
-        self.0.call(req.map(DownstreamBody::Hyper))
+        let http2 = req.version() == http::Version::HTTP_2;
+        self.0
+            .call(req.map(|body| DownstreamBody::from_hyper(body, http2)))
     }
 }
 
@@ -85,8 +89,9 @@ where
     Lean(LeanServing<IO>),
     /// hyper's HTTP/1 connection, which parks when the connection goes idle.
     Http1(Box<Http1Conn<IO, S>>),
-    /// hyper's HTTP/2 connection (the first bytes were the whole preface).
-    Http2(Pin<Box<Http2Conn<IO, S>>>),
+    /// hyper's HTTP/2 connection (the first bytes were the whole preface) and its
+    /// streams.
+    Http2(Box<Http2Serving<IO, S>>),
     /// hyper-util's connection (AUTO bytes that began like the preface but were too few
     /// to tell).
     Auto(Pin<Box<AutoConn<IO, S>>>),
@@ -96,6 +101,41 @@ where
     /// [`CodecConnection::releasing_parked`]): the future has ended.
     Released(DownstreamIo<IO>),
     Done,
+}
+
+/// hyper's HTTP/2 connection and the streams it started, polled together (see
+/// `h2_streams`). The connection is declared first so that it drops first, as when the
+/// streams were tasks that outlived it: h2 fails the streams left, which then finish in
+/// a task of their own.
+pub(super) struct Http2Serving<IO, S>
+where
+    S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>>,
+    S::Error: Into<CodecError>,
+{
+    conn: Pin<Box<Http2Conn<IO, S>>>,
+    streams: LocalStreams,
+}
+
+impl<IO, S> Http2Serving<IO, S>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>> + Clone + Unpin + Send,
+    S: 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<CodecError>,
+{
+    /// Polls the streams that were woken, then the connection (which writes what they
+    /// sent and accepts new streams), then the streams it accepted. When the connection
+    /// ends, the streams left finish after it, on their own (see `LocalStreams`' drop).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
+        self.streams.poll_ready(cx);
+        let conn = &mut self.conn;
+        let (res, started) = self.streams.accepting(|| conn.as_mut().poll(cx));
+        if res.is_pending() && started {
+            self.streams.poll_ready(cx);
+        }
+        res
+    }
 }
 
 /// The codec future of one downstream connection: ends when the connection does.
@@ -217,7 +257,7 @@ where
         self.shared.shutdown_asked.store(true, Ordering::Relaxed);
         match &mut self.state {
             State::Http1(conn) => Pin::new(&mut **conn).graceful_shutdown(),
-            State::Http2(conn) => conn.as_mut().graceful_shutdown(),
+            State::Http2(h2) => h2.conn.as_mut().graceful_shutdown(),
             State::Auto(conn) => conn.as_mut().graceful_shutdown(),
             State::Parked(_)
             | State::Lean(_)
@@ -267,12 +307,14 @@ where
         } else if io.has_h2_preface() {
             // hyper-util's connection would pick HTTP/2 too; hyper's alone is smaller
             // than the one that can hold either protocol (and the builder it copies).
-            let conn = codec::http2_builder(&self.hcm).serve_connection(TokioIo::new(io), service);
+            let (streams, exec) = LocalStreams::new();
+            let conn =
+                codec::http2_builder(&self.hcm, exec).serve_connection(TokioIo::new(io), service);
             let mut conn = Box::pin(conn);
             if self.shutdown {
                 conn.as_mut().graceful_shutdown();
             }
-            State::Http2(conn)
+            State::Http2(Box::new(Http2Serving { conn, streams }))
         } else {
             let conn = codec::builder(&self.hcm)
                 .serve_connection_with_upgrades(TokioIo::new(io), service)
@@ -378,8 +420,8 @@ where
                     }
                     return Poll::Ready(res.map_err(Into::into));
                 }
-                State::Http2(conn) => {
-                    let res = std::task::ready!(conn.as_mut().poll(cx));
+                State::Http2(h2) => {
+                    let res = std::task::ready!(h2.poll(cx));
                     this.state = State::Done;
                     return Poll::Ready(res.map_err(Into::into));
                 }

@@ -55,7 +55,11 @@ macro_rules! configure_http2 {
             // before Envoy's premature-reset rule (`premature_reset`, which counts these
             // streams too) would. Envoy's codec allows a burst of 1000 resets (nghttp2's
             // default).
-            .max_pending_accept_reset_streams(RESET_STREAM_BURST);
+            .max_pending_accept_reset_streams(RESET_STREAM_BURST)
+            // Every response the connection manager gives has its `date` already
+            // (`forwarding::finish_response`): hyper's own check per response is a
+            // header-map lookup for nothing.
+            .auto_date_header(false);
         if $hcm.http2.allow_connect {
             $b.enable_connect_protocol();
         }
@@ -77,11 +81,13 @@ pub fn builder(hcm: &HttpConnectionManager) -> auto::Builder<TokioExecutor> {
 
 /// hyper's HTTP/2 server builder for this connection manager, for connections whose
 /// first bytes were the whole HTTP/2 preface (hyper-util's protocol-detecting
-/// connection would pick HTTP/2 for them too, and is larger).
-pub fn http2_builder(
+/// connection would pick HTTP/2 for them too, and is larger). `exec` runs the streams
+/// (the connection's own task: `h2_streams`).
+pub fn http2_builder<E>(
     hcm: &HttpConnectionManager,
-) -> hyper::server::conn::http2::Builder<TokioExecutor> {
-    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    exec: E,
+) -> hyper::server::conn::http2::Builder<E> {
+    let mut b = hyper::server::conn::http2::Builder::new(exec);
     configure_http2!(b, hcm);
     b
 }

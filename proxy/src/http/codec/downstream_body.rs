@@ -57,6 +57,20 @@ pub enum DownstreamBody {
     Lean(LeanBody),
 }
 
+impl DownstreamBody {
+    /// hyper's `body` of a request; for an HTTP/2 request that ended with its headers
+    /// (`http2`), an empty body of its own instead: the same end and size as hyper's, but
+    /// the exchange's looks at the body's end (three per request) no longer each take
+    /// h2's stream lock, and h2's receive half is let go at once (its stream is closed
+    /// for receiving already, so that sends nothing).
+    pub(crate) fn from_hyper(body: Incoming, http2: bool) -> Self {
+        if http2 && body.is_end_stream() {
+            return Self::Lean(LeanBody::default());
+        }
+        Self::Hyper(body)
+    }
+}
+
 impl From<Incoming> for DownstreamBody {
     fn from(body: Incoming) -> Self {
         Self::Hyper(body)
