@@ -9,7 +9,7 @@ use baton_shared_stats::{Counter, Gauge, Histogram, ScopeLease, StatsStore};
 use super::codec::Http2CodecStats;
 use super::codes::{OriginStats, ResponseCodeStats};
 use super::conn_ends::{BreakerPriorityGauges, CircuitBreakerGauges, DestroyCounters};
-use super::{EdsStats, Scope, StatusClassCounters};
+use super::{BlockShape, EdsStats, Scope, StatusClassCounters};
 
 /// `listener.<address>.*` (the prefix comes from the listener model, e.g.
 /// `listener.127.0.0.1_10000.`).
@@ -395,17 +395,19 @@ pub struct ZoneStats {
 }
 
 impl ClusterStats {
-    /// How many names [`ClusterStats::new`] creates: what a batch of new clusters
-    /// reserves in the name index ([`StatsStore::reserve_names`]).
-    pub const NAMES: usize = 64;
+    /// How many entries of the name index a new cluster adds: its block and its EDS
+    /// block; what a batch of new clusters reserves ([`StatsStore::reserve_names`]).
+    pub const NAMES: usize = 2;
 
     /// Handles under `cluster.<stat_name>.`.
     pub fn new(store: &StatsStore, stat_name: &str) -> Self {
         let prefix = format!("cluster.{stat_name}.");
         let scope_lease = Arc::new(store.lease_scope(&prefix));
         let scope = Scope::new(store, prefix);
-        // One batch: a cluster's names cost one hold of the region lock, not 33.
-        let mut s = scope.batch();
+        // One block: a cluster's names are one region entry, one index entry and one run
+        // of cells (one hold of the region lock for a new cluster).
+        static SHAPE: BlockShape = BlockShape::new();
+        let mut s = scope.block(&SHAPE);
         Self {
             _scope_lease: scope_lease,
             upstream_rq_total: s.counter("upstream_rq_total"),
