@@ -216,6 +216,9 @@ pub(crate) struct LocalIndex {
     pub(crate) scanned: u32,
     pub(crate) by_name: NameIndex,
     pub(crate) fallbacks: BTreeMap<String, Fallback>,
+    /// Cells of fallbacks whose name another kind's fallback holds (their handles point
+    /// here: kept for the store's life).
+    pub(crate) orphans: Vec<Arc<[AtomicU64]>>,
     templates: Vec<KnownTemplate>,
     /// Hashes of the prefixes `P` for which a single stat `P` + `s` exists with `s` one of
     /// a known template's suffixes: a block under `P` would name that stat twice.
@@ -228,6 +231,7 @@ impl LocalIndex {
             scanned: 0,
             by_name: NameIndex::with_capacity(capacity),
             fallbacks: BTreeMap::new(),
+            orphans: Vec::new(),
             templates: Vec::new(),
             single_prefixes: HashSet::default(),
         }

@@ -29,13 +29,12 @@ pub enum GaugeMode {
     NeverImport = 1,
 }
 
-/// Keeps the memory a handle points into alive. The fields are never read: holding them
-/// is the whole job, hence the `dead_code` allowances.
+/// Keeps the memory a handle points into alive: the region's mapping, and the
+/// process-local cells of stats that overflowed (the store's index keeps every one of
+/// them, so one pointer serves both and a handle is two words: a cluster holds ~50).
+/// The field is never read: holding it is the whole job.
 #[derive(Clone)]
-enum Keepalive {
-    Region(#[allow(dead_code)] Arc<StoreInner>),
-    Local(#[allow(dead_code)] Arc<[AtomicU64]>),
-}
+struct Keepalive(#[allow(dead_code)] Arc<StoreInner>);
 
 /// A monotonic counter. Cloning is cheap; `inc`/`add` are one relaxed atomic add.
 #[derive(Clone)]
@@ -426,7 +425,7 @@ impl StatsStore {
             if let Some(existing) = local.fallbacks.get(name).filter(|f| f.kind == kind) {
                 return (
                     CellPtr::local(&existing.cells[0]),
-                    Keepalive::Local(existing.cells.clone()),
+                    Keepalive(self.inner.clone()),
                 );
             }
             return self.fallback(local, name, kind);
@@ -435,7 +434,7 @@ impl StatsStore {
         let offset = self.inner.column_offset + u64::from(entry.cell) * 8;
         (
             region.map().cell_ptr(offset),
-            Keepalive::Region(self.inner.clone()),
+            Keepalive(self.inner.clone()),
         )
     }
 
@@ -452,12 +451,16 @@ impl StatsStore {
             StoredKind::Histogram => HISTOGRAM_CELLS,
         };
         let cells: Arc<[AtomicU64]> = (0..cell_count).map(|_| AtomicU64::new(0)).collect();
-        // A kind clash keeps the first fallback registered under the name.
-        local.fallbacks.entry(name.to_string()).or_insert(Fallback {
-            kind,
-            cells: cells.clone(),
-        });
-        (CellPtr::local(&cells[0]), Keepalive::Local(cells))
+        let cell = CellPtr::local(&cells[0]);
+        // A kind clash keeps the first fallback registered under the name; the other's
+        // cells are kept for its handles.
+        match local.fallbacks.entry(name.to_string()) {
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                vacant.insert(Fallback { kind, cells });
+            }
+            std::collections::btree_map::Entry::Occupied(_) => local.orphans.push(cells),
+        }
+        (cell, Keepalive(self.inner.clone()))
     }
 
     /// Folds generations whose process died (counters kept, gauges dropped). Returns how
@@ -639,7 +642,7 @@ impl StatBlock<'_> {
         let cell = self.cell(index, StoredKind::Counter, suffix)?;
         Some(Counter {
             cell,
-            _keep: Keepalive::Region(self.store.clone()),
+            _keep: Keepalive(self.store.clone()),
         })
     }
 
@@ -649,7 +652,7 @@ impl StatBlock<'_> {
         let cell = self.cell(index, StoredKind::Gauge, suffix)?;
         Some(Gauge {
             cell,
-            _keep: Keepalive::Region(self.store.clone()),
+            _keep: Keepalive(self.store.clone()),
         })
     }
 
@@ -659,7 +662,7 @@ impl StatBlock<'_> {
         let cells = self.cell(index, StoredKind::Histogram, suffix)?;
         Some(Histogram {
             cells,
-            _keep: Keepalive::Region(self.store.clone()),
+            _keep: Keepalive(self.store.clone()),
         })
     }
 }
@@ -716,7 +719,7 @@ impl StatsBatch<'_> {
         if let Some(fallback) = self.local.fallbacks.get(name).filter(|f| f.kind == kind) {
             return (
                 CellPtr::local(&fallback.cells[0]),
-                Keepalive::Local(fallback.cells.clone()),
+                Keepalive(store.inner.clone()),
             );
         }
         if let BatchLock::NotTaken = self.lock {
@@ -762,7 +765,7 @@ impl StatsBatch<'_> {
         if let Some(fallback) = local.fallbacks.get(name).filter(|f| f.kind == kind) {
             return (
                 CellPtr::local(&fallback.cells[0]),
-                Keepalive::Local(fallback.cells.clone()),
+                Keepalive(store.inner.clone()),
             );
         }
         match region.allocate(lock, name, kind, mode as u8) {
