@@ -432,10 +432,7 @@ impl StatsStore {
         }
         let region = &self.inner.region;
         let offset = self.inner.column_offset + u64::from(entry.cell) * 8;
-        (
-            region.map().cell_ptr(offset),
-            Keepalive(self.inner.clone()),
-        )
+        (region.map().cell_ptr(offset), Keepalive(self.inner.clone()))
     }
 
     fn fallback(

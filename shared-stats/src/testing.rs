@@ -92,5 +92,7 @@ pub fn sample_template() -> crate::BlockTemplate {
     builder.gauge("upstream_cx_active", crate::GaugeMode::Accumulate);
     builder.histogram("upstream_rq_time");
     // Three distinct, one-line suffixes always make a template.
-    builder.build().unwrap_or_else(|| unreachable!("a valid template"))
+    builder
+        .build()
+        .unwrap_or_else(|| unreachable!("a valid template"))
 }

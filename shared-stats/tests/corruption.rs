@@ -43,8 +43,14 @@ fn sample_region(dir: &TempDir) -> Vec<u8> {
         let block = first
             .block(&format!("cluster.b{i}."), &template)
             .expect("a block");
-        block.counter(0, "upstream_rq_total").expect("slot").add(i + 1);
-        block.histogram(2, "upstream_rq_time").expect("slot").record(5);
+        block
+            .counter(0, "upstream_rq_total")
+            .expect("slot")
+            .add(i + 1);
+        block
+            .histogram(2, "upstream_rq_time")
+            .expect("slot")
+            .record(5);
     }
     first.histogram("cluster.c0.upstream_rq_time").record(12);
     second.histogram("cluster.c0.upstream_rq_time").record(700);

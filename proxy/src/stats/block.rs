@@ -22,6 +22,12 @@ impl BlockShape {
     }
 }
 
+impl Default for BlockShape {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Names under one [`Scope`] taken from a block, in the order the bundle's constructor
 /// asks for them. A name the block does not hold at that position (or every name, when
 /// there is no block: the shape's first build, a full region, a name already held

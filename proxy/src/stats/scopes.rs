@@ -510,7 +510,8 @@ impl ClusterStats {
 
     /// The EDS subscription's names (created on the first call).
     pub fn eds(&self) -> &EdsStats {
-        self.eds.get_or_init(|| Box::new(EdsStats::new(&self.scope)))
+        self.eds
+            .get_or_init(|| Box::new(EdsStats::new(&self.scope)))
     }
 
     /// An EDS assignment with `version_info` was applied in `took`; `unchanged`: its
