@@ -130,3 +130,66 @@ impl Drop for ScopeBlock<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::stats::ClusterStats;
+
+    /// The names under `prefix` with the prefix cut off, sorted, with their kinds.
+    fn names_under(prefix: &str) -> Vec<String> {
+        let snapshot = crate::stats::store().snapshot().expect("snapshot");
+        let stats = snapshot
+            .stats
+            .iter()
+            .map(|s| (s.name.as_str(), format!("{:?}", s.kind)));
+        let histograms = snapshot
+            .histograms
+            .iter()
+            .map(|h| (h.name.as_str(), "histogram".to_string()));
+        let mut names: Vec<String> = stats
+            .chain(histograms)
+            .filter_map(|(name, kind)| Some(format!("{} {kind}", name.strip_prefix(prefix)?)))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_cluster_from_a_block_has_the_names_of_one_resolved_singly() {
+        let store = crate::stats::store();
+        // Whichever cluster is built first in this process teaches the shape; these
+        // three are built after it at least once.
+        let first = ClusterStats::new(store, "block_unit_first");
+        let second = ClusterStats::new(store, "block_unit_second");
+        let third = ClusterStats::new(store, "block_unit_third");
+        second.upstream_rq_total.add(2);
+        second.membership_total.set(5);
+        third.eds().update_rejected.inc();
+        let first_names = names_under("cluster.block_unit_first.");
+        assert!(first_names.len() > 40, "{first_names:?}");
+        assert_eq!(first_names, names_under("cluster.block_unit_second."));
+        let value = |name: &str| {
+            let snapshot = store.snapshot().expect("snapshot");
+            snapshot
+                .stats
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.value)
+        };
+        assert_eq!(
+            value("cluster.block_unit_second.upstream_rq_total"),
+            Some(2)
+        );
+        assert_eq!(value("cluster.block_unit_second.membership_total"), Some(5));
+        assert_eq!(value("cluster.block_unit_third.update_rejected"), Some(1));
+        // The same name resolved on its own is the block's stat.
+        store
+            .counter("cluster.block_unit_second.upstream_rq_total")
+            .inc();
+        assert_eq!(
+            value("cluster.block_unit_second.upstream_rq_total"),
+            Some(3)
+        );
+        drop((first, second, third));
+    }
+}
