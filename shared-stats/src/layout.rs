@@ -1,5 +1,6 @@
 //! The byte layout of the stats region: header fields, generation slots, the stat entry
-//! table, the name arena and the value columns. README.md draws the same picture.
+//! table (single stats, block templates and blocks), the name arena and the value
+//! columns. README.md draws the same picture.
 //!
 //! Everything is little-endian native atomics at naturally aligned offsets; the layout
 //! version changes whenever any offset or meaning here changes.
@@ -7,7 +8,10 @@
 /// First eight bytes of every region file.
 pub const MAGIC: [u8; 8] = *b"BATNSTAT";
 /// Version of the layout described in this module.
-pub const LAYOUT_VERSION: u32 = 1;
+///
+/// Version 2 added block templates and blocks (a bundle's stats under one prefix as one
+/// entry and one run of cells) and the `STATS_HELD` header field.
+pub const LAYOUT_VERSION: u32 = 2;
 /// Bytes reserved for the header and the generation slot table.
 pub const HEADER_SIZE: u64 = 4096;
 /// Value of `hdr::INIT_STATE` once the creator has finished writing the header.
@@ -19,7 +23,7 @@ const PAGE: u64 = 4096;
 
 // The slot table fits in the header and the header fields end before it.
 const _: () = assert!(hdr::SLOTS + MAX_GENERATION_SLOTS as u64 * slot::SIZE <= HEADER_SIZE);
-const _: () = assert!(hdr::JOURNAL_TARGET + 8 <= hdr::SLOTS);
+const _: () = assert!(hdr::STATS_HELD + 4 <= hdr::SLOTS);
 
 /// Header field offsets (bytes from the start of the region).
 pub mod hdr {
@@ -59,6 +63,9 @@ pub mod hdr {
     pub const JOURNAL_CELL: u64 = 80;
     /// `AtomicU64` value the retired cell must hold once the move is complete.
     pub const JOURNAL_TARGET: u64 = 88;
+    /// `AtomicU32` stats the entries hold (a single stat counts one, a block its
+    /// template's slots): what `max_stats` limits, whatever the entries' shape.
+    pub const STATS_HELD: u64 = 96;
     /// Start of the generation slot table.
     pub const SLOTS: u64 = 256;
 }
@@ -91,8 +98,14 @@ pub mod entry {
     pub const NAME_OFFSET: u64 = 4;
     /// `u32` first value cell.
     pub const CELL: u64 = 8;
-    /// `AtomicU32` reserved for flags; written as zero.
+    /// `u32`: a block's template (its entry index); zero for other kinds.
     pub const FLAGS: u64 = 12;
+    /// Kind byte of a block template: the name is the template's text (`BlockTemplate`),
+    /// no cells.
+    pub const KIND_TEMPLATE: u8 = 4;
+    /// Kind byte of a block: the name is the prefix of its template's names; its cells
+    /// are the template's slots in order; `FLAGS` is the template's entry index.
+    pub const KIND_BLOCK: u8 = 5;
 }
 
 /// Stored kind of a stat.

@@ -22,10 +22,12 @@
 //! # Ok::<(), baton_shared_stats::StatsError>(())
 //! ```
 
+mod block;
 mod error;
 pub mod histogram;
 mod layout;
 mod mapping;
+mod name_index;
 mod owner;
 mod process;
 mod region;
@@ -37,6 +39,7 @@ mod store;
 pub mod testing;
 mod text_readout;
 
+pub use block::{BlockTemplate, BlockTemplateBuilder};
 pub use error::{AllocError, Result, StatsError};
 pub use histogram::HistogramSnapshot;
 pub use layout::LAYOUT_VERSION;
@@ -46,5 +49,5 @@ pub use region::{region_path, GenerationInfo, RegionConfig, OVERFLOW_STAT};
 pub use render::{ExportFilter, RenderOptions};
 pub use scope_lease::ScopeLease;
 pub use snapshot::{StatKind, StatValue, StatsReader, StatsSnapshot};
-pub use store::{Counter, Gauge, GaugeMode, Histogram, StatsBatch, StatsStore};
+pub use store::{Counter, Gauge, GaugeMode, Histogram, StatBlock, StatsBatch, StatsStore};
 pub use text_readout::{TextReadout, TextReadoutValue};

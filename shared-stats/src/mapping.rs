@@ -55,6 +55,28 @@ impl Mapping {
         }
     }
 
+    /// The `len` `AtomicU64`s from `offset` (a histogram's buckets in one column), checked
+    /// once.
+    #[inline]
+    pub(crate) fn u64s_at(&self, offset: u64, len: usize) -> &[AtomicU64] {
+        let bytes = len as u64 * 8;
+        if !(offset.is_multiple_of(8) && offset + bytes <= self.len()) {
+            self.out_of_range(offset, bytes);
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: as for `u64_at`: the `len` cells are inside the live mapping (checked
+        // above) and 8-aligned; `[AtomicU64]` has the layout of `len` `u64`s.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.raw
+                    .as_mut_ptr()
+                    .add(offset as usize)
+                    .cast::<AtomicU64>(),
+                len,
+            )
+        }
+    }
+
     /// The `AtomicU32` at `offset`.
     #[inline]
     pub(crate) fn u32_at(&self, offset: u64) -> &AtomicU32 {

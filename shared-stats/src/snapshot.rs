@@ -107,13 +107,8 @@ pub(crate) fn recorded_histograms(
         let columns = region.total_columns();
         let mut recorded = Vec::new();
         for &cell in cells {
-            let mut buckets = [0u64; BUCKET_CELLS];
-            let mut any = 0u64;
-            for (index, count) in buckets.iter_mut().enumerate() {
-                *count = region.total_in(&columns, cell + index as u32);
-                any |= *count;
-            }
-            if any != 0 {
+            let buckets: [u64; BUCKET_CELLS] = region.totals_in(&columns, cell);
+            if buckets.iter().any(|&count| count != 0) {
                 recorded.push((cell, buckets));
             }
         }
@@ -182,10 +177,7 @@ fn read_once(
                 });
             }
             StoredKind::Histogram => {
-                let mut bucket_counts = [0u64; BUCKET_CELLS];
-                for (index, count) in bucket_counts.iter_mut().enumerate() {
-                    *count = region.total_in(&columns, info.cell + index as u32);
-                }
+                let bucket_counts: [u64; BUCKET_CELLS] = region.totals_in(&columns, info.cell);
                 out.histograms.push(HistogramSnapshot {
                     name: info.name.clone(),
                     bucket_counts,

@@ -1,18 +1,20 @@
 //! `StatsStore`: one generation's view of the region, handing out pre-resolved stat
 //! handles whose hot path is a single relaxed atomic add into this generation's column.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::error::{AllocError, Result};
+use crate::block::BlockTemplate;
+use crate::error::Result;
 use crate::histogram::{bucket_index, HistogramSnapshot, BUCKET_CELLS, HISTOGRAM_CELLS, SUM_CELL};
 use crate::layout::{StoredKind, FIRST_GENERATION_COLUMN};
 use crate::mapping::CellPtr;
-use crate::region::{EntryRef, GenerationInfo, Region, RegionConfig, RegionLock, OVERFLOW_STAT};
+use crate::name_index::{EntrySlot, Fallback, LocalIndex, NameHasher, NameIndex};
+use crate::region::{GenerationInfo, Region, RegionConfig, RegionLock, OVERFLOW_STAT};
 use crate::scope_lease::{ScopeLease, ScopeLeases};
 use crate::snapshot::{collect_unsorted, recorded_histograms, StatKind, StatValue, StatsSnapshot};
 use crate::text_readout::{TextReadout, TextReadouts};
@@ -27,13 +29,12 @@ pub enum GaugeMode {
     NeverImport = 1,
 }
 
-/// Keeps the memory a handle points into alive. The fields are never read: holding them
-/// is the whole job, hence the `dead_code` allowances.
+/// Keeps the memory a handle points into alive: the region's mapping, and the
+/// process-local cells of stats that overflowed (the store's index keeps every one of
+/// them, so one pointer serves both and a handle is two words: a cluster holds ~50).
+/// The field is never read: holding it is the whole job.
 #[derive(Clone)]
-enum Keepalive {
-    Region(#[allow(dead_code)] Arc<StoreInner>),
-    Local(#[allow(dead_code)] Arc<[AtomicU64]>),
-}
+struct Keepalive(#[allow(dead_code)] Arc<StoreInner>);
 
 /// A monotonic counter. Cloning is cheap; `inc`/`add` are one relaxed atomic add.
 #[derive(Clone)]
@@ -130,162 +131,6 @@ impl Histogram {
             .fetch_add(1, Ordering::Relaxed);
         self.cells.at(SUM_CELL).fetch_add(value, Ordering::Relaxed);
     }
-}
-
-/// A stat that did not fit in the region and counts in process memory instead.
-struct Fallback {
-    kind: StoredKind,
-    cells: Arc<[AtomicU64]>,
-}
-
-/// A word-at-a-time multiply-rotate hash (FxHash's step, eight bytes per step) with a
-/// final avalanche: stat names come from configuration, not from peers, so a fast
-/// non-keyed hash is safe here, and a CDS update of 10,000 clusters hashes 340,000 names
-/// of about 40 bytes (FNV-1a's byte-at-a-time loop was a third of resolving one).
-#[derive(Default)]
-struct NameHasher(u64);
-
-/// FxHash's multiplier.
-const HASH_STEP: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(HASH_STEP);
-    }
-}
-
-impl Hasher for NameHasher {
-    fn finish(&self) -> u64 {
-        // The multiply-rotate steps leave the high bits (which hashbrown's probing uses)
-        // poorly mixed for names that differ only near the end; a final avalanche
-        // (murmur3 fmix64) fixes that.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let mut buf = [0u8; 8];
-            buf.copy_from_slice(word);
-            self.add(u64::from_le_bytes(buf));
-        }
-        let tail = words.remainder();
-        // The tail and the length in one word: "a" and "a\0" differ.
-        let mut buf = [0u8; 8];
-        buf[..tail.len()].copy_from_slice(tail);
-        buf[7] = bytes.len() as u8;
-        self.add(u64::from_le_bytes(buf));
-    }
-}
-
-/// Where a name lives in the region.
-#[derive(Clone, Copy)]
-struct EntrySlot {
-    kind: StoredKind,
-    cell: u32,
-}
-
-impl From<EntryRef> for EntrySlot {
-    fn from(entry: EntryRef) -> Self {
-        EntrySlot {
-            kind: entry.kind,
-            cell: entry.cell,
-        }
-    }
-}
-
-/// One name in [`NameIndex`]: its hash and where it lives. The name itself is not copied:
-/// it is compared in the region's arena (a copy per name cost an allocation and about
-/// 60 bytes each, with 330,000 names for 10,000 clusters).
-struct IndexedName {
-    hash: u64,
-    index: u32,
-    slot: EntrySlot,
-}
-
-/// Names to region entries. Each name is stored with its hash, so growing the table
-/// never re-reads and re-hashes the names (a CDS update of 10,000 clusters adds about
-/// 330,000 of them).
-struct NameIndex {
-    table: hashbrown::HashTable<IndexedName>,
-}
-
-impl NameIndex {
-    fn with_capacity(capacity: usize) -> Self {
-        Self {
-            table: hashbrown::HashTable::with_capacity(capacity),
-        }
-    }
-
-    fn hash(name: &[u8]) -> u64 {
-        let mut hasher = NameHasher::default();
-        hasher.write(name);
-        hasher.finish()
-    }
-
-    fn get(&self, region: &Region, name: &str, hash: u64) -> Option<EntrySlot> {
-        self.table
-            .find(hash, |e| {
-                e.hash == hash && region.entry_name_is(e.index, name.as_bytes())
-            })
-            .map(|e| e.slot)
-    }
-
-    /// Adds entry `entry` named `name` (or points the name at it if it is there already:
-    /// the later entry wins).
-    fn insert(&mut self, region: &Region, name: &[u8], entry: EntryRef) {
-        self.insert_hashed(region, name, Self::hash(name), entry);
-    }
-
-    /// Adds entry `entry` named `name`, known not to be indexed yet (its lookup under the
-    /// same hold of the index missed): no second probe comparing names.
-    fn insert_new(&mut self, hash: u64, entry: EntryRef) {
-        self.table.insert_unique(
-            hash,
-            IndexedName {
-                hash,
-                index: entry.index,
-                slot: EntrySlot::from(entry),
-            },
-            |e| e.hash,
-        );
-    }
-
-    /// [`Self::insert`] with the name's hash already computed.
-    fn insert_hashed(&mut self, region: &Region, name: &[u8], hash: u64, entry: EntryRef) {
-        let slot = EntrySlot::from(entry);
-        match self.table.entry(
-            hash,
-            |e| e.hash == hash && region.entry_name_is(e.index, name),
-            |e| e.hash,
-        ) {
-            hashbrown::hash_table::Entry::Occupied(mut found) => {
-                let found = found.get_mut();
-                found.index = entry.index;
-                found.slot = slot;
-            }
-            hashbrown::hash_table::Entry::Vacant(vacant) => {
-                vacant.insert(IndexedName {
-                    hash,
-                    index: entry.index,
-                    slot,
-                });
-            }
-        }
-    }
-}
-
-/// Process-local index from names to region entries.
-struct LocalIndex {
-    /// Entries below this index have been copied into `by_name`.
-    scanned: u32,
-    by_name: NameIndex,
-    fallbacks: BTreeMap<String, Fallback>,
 }
 
 /// Histogram totals at the previous flush, and what the last interval recorded, keyed by
@@ -392,11 +237,7 @@ impl StatsStore {
                 slot,
                 column_offset,
                 lock_timeout: config.lock_timeout,
-                local: Mutex::new(LocalIndex {
-                    scanned: 0,
-                    by_name: NameIndex::with_capacity(initial_names),
-                    fallbacks: BTreeMap::new(),
-                }),
+                local: Mutex::new(LocalIndex::new(initial_names)),
                 overflow,
                 text_readouts: TextReadouts::default(),
                 leases: Arc::default(),
@@ -494,7 +335,67 @@ impl StatsStore {
     /// doubling it eight times and rehashing every name each time.
     pub fn reserve_names(&self, additional: usize) {
         let mut local = lock_local(&self.inner.local);
-        local.by_name.table.reserve(additional, |e| e.hash);
+        local.by_name.reserve(additional);
+    }
+
+    /// The block of `template`'s stats under `prefix` (`cluster.backend.`): one region
+    /// entry, one index entry and one run of cells for the whole bundle, allocated on
+    /// first use by any generation. `None` when the names must be resolved one by one
+    /// instead: the region is full or its lock timed out, or a single stat already holds
+    /// one of the block's names (a block must not name it twice).
+    pub fn block<'t>(&self, prefix: &str, template: &'t BlockTemplate) -> Option<StatBlock<'t>> {
+        let region = &self.inner.region;
+        let mut local = lock_local(&self.inner.local);
+        let hash = NameIndex::hash(prefix.as_bytes());
+        let found = |local: &LocalIndex| {
+            let template_index = local.template_index(template)?;
+            local
+                .by_name
+                .find_block(region, prefix.as_bytes(), hash, template_index)
+        };
+        if let Some(cell) = found(&local) {
+            return Some(self.stat_block(template, cell));
+        }
+        let lock = region.lock(self.inner.lock_timeout).ok()?;
+        local.scan(region);
+        if let Some(cell) = found(&local) {
+            return Some(self.stat_block(template, cell));
+        }
+        if local.block_may_repeat(hash) {
+            return None;
+        }
+        let template_index = match local.template_index(template) {
+            Some(index) => index,
+            None => {
+                let stats = u32::try_from(template.len()).ok()?;
+                let names = template.text().len() + prefix.len();
+                if !region.has_room(2, stats, template.cells(), names) {
+                    return None;
+                }
+                let index = region.allocate_template(&lock, template).ok()?;
+                local.add_template(region, index, template);
+                if local.block_may_repeat(hash) {
+                    return None;
+                }
+                index
+            }
+        };
+        let (index, cell) = region
+            .allocate_block(&lock, prefix, template_index, template)
+            .ok()?;
+        local.scanned = local.scanned.max(index + 1);
+        local
+            .by_name
+            .insert_new_block(hash, index, cell, template_index);
+        Some(self.stat_block(template, cell))
+    }
+
+    fn stat_block<'t>(&self, template: &'t BlockTemplate, first_cell: u32) -> StatBlock<'t> {
+        StatBlock {
+            template,
+            first_cell,
+            store: self.inner.clone(),
+        }
     }
 
     /// Resolves several names under one hold of the local index and of the region's
@@ -524,17 +425,14 @@ impl StatsStore {
             if let Some(existing) = local.fallbacks.get(name).filter(|f| f.kind == kind) {
                 return (
                     CellPtr::local(&existing.cells[0]),
-                    Keepalive::Local(existing.cells.clone()),
+                    Keepalive(self.inner.clone()),
                 );
             }
             return self.fallback(local, name, kind);
         }
         let region = &self.inner.region;
         let offset = self.inner.column_offset + u64::from(entry.cell) * 8;
-        (
-            region.map().cell_ptr(offset),
-            Keepalive::Region(self.inner.clone()),
-        )
+        (region.map().cell_ptr(offset), Keepalive(self.inner.clone()))
     }
 
     fn fallback(
@@ -550,12 +448,16 @@ impl StatsStore {
             StoredKind::Histogram => HISTOGRAM_CELLS,
         };
         let cells: Arc<[AtomicU64]> = (0..cell_count).map(|_| AtomicU64::new(0)).collect();
-        // A kind clash keeps the first fallback registered under the name.
-        local.fallbacks.entry(name.to_string()).or_insert(Fallback {
-            kind,
-            cells: cells.clone(),
-        });
-        (CellPtr::local(&cells[0]), Keepalive::Local(cells))
+        let cell = CellPtr::local(&cells[0]);
+        // A kind clash keeps the first fallback registered under the name; the other's
+        // cells are kept for its handles.
+        match local.fallbacks.entry(name.to_string()) {
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                vacant.insert(Fallback { kind, cells });
+            }
+            std::collections::btree_map::Entry::Occupied(_) => local.orphans.push(cells),
+        }
+        (cell, Keepalive(self.inner.clone()))
     }
 
     /// Folds generations whose process died (counters kept, gauges dropped). Returns how
@@ -649,10 +551,10 @@ impl StatsStore {
         // Histograms only, by cell, without their names: with tens of thousands of
         // clusters, copying every name each flush (every 5 s) cost more than the flush.
         let mut cells = Vec::new();
-        self.inner.region.visit_entries(
+        self.inner.region.visit_stats(
             0,
             |kind| kind == StoredKind::Histogram,
-            |entry, _| {
+            |entry, _, _| {
                 cells.push(entry.cell);
                 Ok(())
             },
@@ -716,6 +618,52 @@ impl StatsStore {
     }
 }
 
+/// A block of stats in the region ([`StatsStore::block`]): hands out the handles of its
+/// slots, each checked against the template (slot `index` must be that kind and name).
+pub struct StatBlock<'t> {
+    template: &'t BlockTemplate,
+    first_cell: u32,
+    store: Arc<StoreInner>,
+}
+
+impl StatBlock<'_> {
+    fn cell(&self, index: usize, kind: StoredKind, suffix: &str) -> Option<CellPtr> {
+        let slot = self.template.slot_if(index, kind, suffix)?;
+        let cell = u64::from(self.first_cell) + u64::from(slot.cell);
+        let region = &self.store.region;
+        Some(region.map().cell_ptr(self.store.column_offset + cell * 8))
+    }
+
+    /// Slot `index` as a counter, if the template's slot `index` is the counter `suffix`.
+    pub fn counter(&self, index: usize, suffix: &str) -> Option<Counter> {
+        let cell = self.cell(index, StoredKind::Counter, suffix)?;
+        Some(Counter {
+            cell,
+            _keep: Keepalive(self.store.clone()),
+        })
+    }
+
+    /// Slot `index` as a gauge, if the template's slot `index` is the gauge `suffix` (its
+    /// mode is the template's, as a name's is its first allocator's).
+    pub fn gauge(&self, index: usize, suffix: &str) -> Option<Gauge> {
+        let cell = self.cell(index, StoredKind::Gauge, suffix)?;
+        Some(Gauge {
+            cell,
+            _keep: Keepalive(self.store.clone()),
+        })
+    }
+
+    /// Slot `index` as a histogram, if the template's slot `index` is the histogram
+    /// `suffix`.
+    pub fn histogram(&self, index: usize, suffix: &str) -> Option<Histogram> {
+        let cells = self.cell(index, StoredKind::Histogram, suffix)?;
+        Some(Histogram {
+            cells,
+            _keep: Keepalive(self.store.clone()),
+        })
+    }
+}
+
 /// The region's allocation lock as a batch holds it.
 enum BatchLock<'a> {
     /// Every name so far was already indexed.
@@ -768,7 +716,7 @@ impl StatsBatch<'_> {
         if let Some(fallback) = self.local.fallbacks.get(name).filter(|f| f.kind == kind) {
             return (
                 CellPtr::local(&fallback.cells[0]),
-                Keepalive::Local(fallback.cells.clone()),
+                Keepalive(store.inner.clone()),
             );
         }
         if let BatchLock::NotTaken = self.lock {
@@ -777,50 +725,23 @@ impl StatsBatch<'_> {
                 Ok(lock) => {
                     // Names other generations allocated since we last looked; while the
                     // lock is held nobody else allocates.
-                    let local = &mut *self.local;
-                    let before = local.scanned;
-                    let _ = region.visit_entries(
-                        local.scanned,
-                        |_| true,
-                        |entry, entry_name| {
-                            local.by_name.insert(region, entry_name, entry);
-                            local.scanned = entry.index + 1;
-                            Ok(())
-                        },
-                    );
-                    if local.scanned != before {
-                        if let Some(found) = local.by_name.get(region, name, hash) {
-                            self.lock = BatchLock::Held(lock);
-                            return store.region_or_mismatch(&mut self.local, name, found, kind);
-                        }
-                    }
+                    self.local.scan(region);
                     BatchLock::Held(lock)
                 }
             };
         }
-        let allocated = match &self.lock {
-            BatchLock::Held(lock) => region.allocate(lock, name, kind, mode as u8).map(|entry| {
-                let local = &mut *self.local;
-                local.scanned = local.scanned.max(entry.index + 1);
-                // The lookups above missed under this hold of the index and of the region
-                // lock (names other generations added were scanned in first), so the name
-                // is new to the index.
-                local.by_name.insert_new(hash, entry);
-                EntrySlot::from(entry)
-            }),
-            BatchLock::NotTaken | BatchLock::Failed => Err(AllocError::LockTimeout),
-        };
-        match allocated {
-            Ok(entry) => store.region_or_mismatch(&mut self.local, name, entry, kind),
-            Err(_) => store.fallback(&mut self.local, name, kind),
+        match &self.lock {
+            BatchLock::Held(lock) => {
+                Self::resolve_locked(store, lock, &mut self.local, name, hash, kind, mode)
+            }
+            BatchLock::NotTaken | BatchLock::Failed => store.fallback(&mut self.local, name, kind),
         }
     }
 
     /// [`Self::resolve`] once the batch holds the region lock: the index then holds every
-    /// name in the region (the names other generations added were scanned in when the
-    /// lock was taken), so one probe finds the name or the place a new one goes (a
-    /// lookup, then an insert that probed again, cost a cluster's 47 names two probes
-    /// each).
+    /// name and block in the region (what other generations added was scanned in when
+    /// the lock was taken), so a name it misses is new, and is inserted without a second
+    /// probe comparing names.
     fn resolve_locked(
         store: &StatsStore,
         lock: &RegionLock<'_>,
@@ -831,36 +752,26 @@ impl StatsBatch<'_> {
         mode: GaugeMode,
     ) -> (CellPtr, Keepalive) {
         let region = &store.inner.region;
-        let LocalIndex {
-            scanned,
-            by_name,
-            fallbacks,
-        } = local;
-        let vacant = match by_name.table.entry(
-            hash,
-            |e| e.hash == hash && region.entry_name_is(e.index, name.as_bytes()),
-            |e| e.hash,
-        ) {
-            hashbrown::hash_table::Entry::Occupied(found) => {
-                let slot = found.get().slot;
-                return store.region_or_mismatch(local, name, slot, kind);
-            }
-            hashbrown::hash_table::Entry::Vacant(vacant) => vacant,
-        };
-        if let Some(fallback) = fallbacks.get(name).filter(|f| f.kind == kind) {
+        if let Some(found) = local.by_name.get(region, name, hash) {
+            return store.region_or_mismatch(local, name, found, kind);
+        }
+        // A slot of a block is found through its block's prefix.
+        if let Some(found) = local.in_block(region, name) {
+            return store.region_or_mismatch(local, name, found, kind);
+        }
+        if let Some(fallback) = local.fallbacks.get(name).filter(|f| f.kind == kind) {
             return (
                 CellPtr::local(&fallback.cells[0]),
-                Keepalive::Local(fallback.cells.clone()),
+                Keepalive(store.inner.clone()),
             );
         }
         match region.allocate(lock, name, kind, mode as u8) {
             Ok(entry) => {
-                *scanned = (*scanned).max(entry.index + 1);
-                vacant.insert(IndexedName {
-                    hash,
-                    index: entry.index,
-                    slot: EntrySlot::from(entry),
-                });
+                local.scanned = local.scanned.max(entry.index + 1);
+                // The lookups above missed under this hold of the index and of the region
+                // lock (names other generations added were scanned in first).
+                local.by_name.insert_new_single(hash, entry);
+                local.note_single(name.as_bytes());
                 store.region_or_mismatch(local, name, EntrySlot::from(entry), kind)
             }
             Err(_) => store.fallback(local, name, kind),

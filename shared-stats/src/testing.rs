@@ -63,6 +63,15 @@ pub fn exercise_region_bytes(dir: &std::path::Path, bytes: &[u8]) -> crate::Resu
         store.counter("fuzz.counter").inc();
         store.gauge("fuzz.gauge").set(3);
         store.histogram("fuzz.histogram").record(42);
+        let template = sample_template();
+        for prefix in ["cluster.b0.", "cluster.fuzz."] {
+            if let Some(block) = store.block(prefix, &template) {
+                if let Some(counter) = block.counter(0, "upstream_rq_total") {
+                    counter.inc();
+                }
+            }
+        }
+        store.counter("cluster.b1.upstream_rq_total").inc();
         let _ = store.reap_dead_generations();
         if let Ok(snapshot) = store.snapshot() {
             let _ = snapshot.render_json(&options);
@@ -73,4 +82,17 @@ pub fn exercise_region_bytes(dir: &std::path::Path, bytes: &[u8]) -> crate::Resu
     let store = StatsStore::open_or_create(&config, 2)?;
     store.counter("fuzz.after").inc();
     store.snapshot().map(|_| ())
+}
+
+/// The block template the corruption tests put in their sample region: a counter, a
+/// gauge and a histogram.
+pub fn sample_template() -> crate::BlockTemplate {
+    let mut builder = crate::BlockTemplateBuilder::default();
+    builder.counter("upstream_rq_total");
+    builder.gauge("upstream_cx_active", crate::GaugeMode::Accumulate);
+    builder.histogram("upstream_rq_time");
+    // Three distinct, one-line suffixes always make a template.
+    builder
+        .build()
+        .unwrap_or_else(|| unreachable!("a valid template"))
 }

@@ -24,7 +24,7 @@ impl Rng {
     }
 }
 
-/// A small region with counters, gauges and histograms from two generations.
+/// A small region with counters, gauges, histograms and blocks from two generations.
 fn sample_region(dir: &TempDir) -> Vec<u8> {
     let mut config = baton_shared_stats::RegionConfig::new(&dir.0, 1);
     config.max_stats = 64;
@@ -37,6 +37,20 @@ fn sample_region(dir: &TempDir) -> Vec<u8> {
             .counter(&format!("cluster.c{i}.upstream_rq"))
             .add(i + 1);
         second.gauge(&format!("listener.l{i}.active")).set(i);
+    }
+    let template = baton_shared_stats::testing::sample_template();
+    for i in 0..3 {
+        let block = first
+            .block(&format!("cluster.b{i}."), &template)
+            .expect("a block");
+        block
+            .counter(0, "upstream_rq_total")
+            .expect("slot")
+            .add(i + 1);
+        block
+            .histogram(2, "upstream_rq_time")
+            .expect("slot")
+            .record(5);
     }
     first.histogram("cluster.c0.upstream_rq_time").record(12);
     second.histogram("cluster.c0.upstream_rq_time").record(700);

@@ -102,8 +102,8 @@ impl Http2CodecStats {
     }
 
     /// `<prefix>http2.*`, created on the first call for this `slot`.
-    pub fn get_or_create<'a>(slot: &'a OnceLock<Self>, prefix: &Scope) -> &'a Self {
-        slot.get_or_init(|| Self::new(&prefix.child("http2.")))
+    pub fn get_or_create<'a>(slot: &'a OnceLock<Box<Self>>, prefix: &Scope) -> &'a Self {
+        slot.get_or_init(|| Box::new(Self::new(&prefix.child("http2."))))
     }
 }
 

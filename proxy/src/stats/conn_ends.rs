@@ -4,7 +4,7 @@
 
 use baton_shared_stats::{Counter, Gauge};
 
-use super::{Scope, ScopeBatch};
+use super::{Scope, ScopeBlock};
 
 /// How connections of one kind ended: closed by this side (`local`) or the peer
 /// (`remote`), and whether requests were in flight then (`active_rq`, and which side).
@@ -79,7 +79,7 @@ pub struct BreakerPriorityGauges {
 
 impl BreakerPriorityGauges {
     /// `names`: the five full names in field order (literals: no formatting per cluster).
-    pub(super) fn new(s: &mut ScopeBatch<'_>, names: [&str; 5]) -> Self {
+    pub(super) fn new(s: &mut ScopeBlock<'_>, names: [&str; 5]) -> Self {
         let [cx, pool, rq, pending, retry] = names;
         Self {
             cx_open: s.gauge(cx),

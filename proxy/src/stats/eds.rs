@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use baton_shared_stats::{Counter, Gauge, Histogram, TextReadout};
 
-use super::Scope;
+use super::{BlockShape, Scope};
 
 /// The EDS subscription's own names under `cluster.<name>.`.
 pub struct EdsStats {
@@ -25,9 +25,10 @@ pub struct EdsStats {
 
 impl EdsStats {
     pub(super) fn new(scope: &Scope) -> Self {
-        // One batch: one hold of the region lock for the four names, not four (each EDS
+        // One block: one region entry and one index entry for the four names (each EDS
         // cluster of a CDS push creates these).
-        let mut s = scope.batch();
+        static SHAPE: BlockShape = BlockShape::new();
+        let mut s = scope.block(&SHAPE);
         let update_rejected = s.counter("update_rejected");
         let init_fetch_timeout = s.counter("init_fetch_timeout");
         let update_time = s.gauge_never_import("update_time");

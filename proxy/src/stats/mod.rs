@@ -4,6 +4,7 @@
 //! relaxed atomic adds on them: no lookups by name, no locks.
 
 mod admin;
+mod block;
 mod codec;
 mod codes;
 mod conn_ends;
@@ -12,6 +13,7 @@ mod scopes;
 mod server;
 
 pub use admin::AdminListenerStats;
+pub use block::{BlockShape, ScopeBlock};
 pub use codec::{downstream_http2, http1, Http2CodecStats};
 pub use codes::{OriginStats, ResponseCodeStats};
 pub use conn_ends::{BreakerPriorityGauges, CircuitBreakerGauges, DestroyCounters};
@@ -141,6 +143,12 @@ impl Scope {
     /// `prefix + name` as a text readout.
     pub fn text_readout(&self, name: &str) -> baton_shared_stats::TextReadout {
         self.with_full_name(name, |full| self.store.text_readout(full))
+    }
+
+    /// Takes this scope's names from one block of the region shaped like `shape` (see
+    /// [`ScopeBlock`]): for bundles built many times over, such as a cluster's stats.
+    pub fn block(&self, shape: &'static BlockShape) -> ScopeBlock<'_> {
+        ScopeBlock::new(self, shape)
     }
 
     /// Resolves several names under this prefix in one batch: one hold of the store's

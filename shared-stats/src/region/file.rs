@@ -156,6 +156,7 @@ fn validate_header(map: &Mapping, path: &Path, len: u64) -> Result<Geometry> {
         return Err(corrupt(format!("file is {len} bytes, header says {total}")));
     }
     if u32_field(hdr::STAT_COUNT) > geo.max_stats
+        || u32_field(hdr::STATS_HELD) > geo.max_stats
         || u32_field(hdr::CELLS_USED) > geo.max_cells
         || u32_field(hdr::ARENA_USED) > geo.arena_bytes
     {
@@ -215,6 +216,7 @@ pub(super) fn create_fresh(path: &Path, geo: Geometry) -> Result<()> {
             .store(name.len() as u32, Ordering::Relaxed);
         map.u32_at(hdr::CELLS_USED).store(1, Ordering::Relaxed);
         map.u32_at(hdr::STAT_COUNT).store(1, Ordering::Relaxed);
+        map.u32_at(hdr::STATS_HELD).store(1, Ordering::Relaxed);
         map.write_bytes(hdr::MAGIC, &MAGIC);
         map.u32_at(hdr::INIT_STATE)
             .store(INIT_READY, Ordering::Release);

@@ -3,6 +3,9 @@
 //! counters into the retired column exactly once.
 
 mod file;
+mod walk;
+
+pub(crate) use walk::EntryView;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -15,6 +18,7 @@ use file::{
     create_fresh, ensure_private_dir, flock_shared_bounded, io_err, map_and_validate, same_file,
 };
 
+use crate::block::BlockTemplate;
 use crate::error::{AllocError, Result, StatsError};
 use crate::layout::{
     entry, hdr, slot, Geometry, StoredKind, BASELINE_COLUMN, FIRST_GENERATION_COLUMN,
@@ -126,6 +130,17 @@ pub(crate) struct EntryRef {
     pub(crate) mode: u8,
     pub(crate) cell: u32,
     pub(crate) index: u32,
+}
+
+/// What [`Region::append_entry`] writes besides the name.
+struct NewEntry {
+    /// Kind byte (a `StoredKind`, `entry::KIND_TEMPLATE` or `entry::KIND_BLOCK`).
+    kind: u8,
+    mode: u8,
+    cells: u32,
+    flags: u32,
+    /// Stats the entry holds (counted against `max_stats`).
+    stats: u32,
 }
 
 /// An open, validated region.
@@ -317,123 +332,6 @@ impl Region {
             .min(self.geo.max_cells)
     }
 
-    /// Decodes entries `from..stat_count`.
-    pub(crate) fn read_entries(&self, from: u32) -> Result<Vec<EntryInfo>> {
-        self.read_entries_of(from, |_| true)
-    }
-
-    /// Decodes the entries `from..stat_count` whose kind `keep` accepts; the names of the
-    /// others are not read (a histogram flush over a big config reads few names).
-    pub(crate) fn read_entries_of(
-        &self,
-        from: u32,
-        keep: impl Fn(StoredKind) -> bool,
-    ) -> Result<Vec<EntryInfo>> {
-        let mut out = Vec::new();
-        self.visit_entries(from, keep, |entry, name| {
-            let name = std::str::from_utf8(name).map_err(|_| StatsError::Corrupt {
-                path: self.path.clone(),
-                detail: format!("entry {}: name is not UTF-8", entry.index),
-            })?;
-            out.push(EntryInfo {
-                name: name.to_string(),
-                kind: entry.kind,
-                mode: entry.mode,
-                cell: entry.cell,
-            });
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// Calls `visit` with each entry `from..stat_count` whose kind `keep` accepts and its
-    /// name's bytes, borrowed from the mapping (no copy: a generation joining a region of
-    /// 330,000 names indexes them without allocating each). Stops at the first error.
-    pub(crate) fn visit_entries(
-        &self,
-        from: u32,
-        keep: impl Fn(StoredKind) -> bool,
-        mut visit: impl FnMut(EntryRef, &[u8]) -> Result<()>,
-    ) -> Result<()> {
-        let count = self.stat_count();
-        let arena_used = u64::from(self.arena_used());
-        let cells_used = self.cells_used();
-        for index in from..count {
-            let base = self.geo.entry_offset(index);
-            let packed = self
-                .map
-                .u32_at(base + entry::KIND_MODE_LEN)
-                .load(Ordering::Relaxed);
-            let name_offset = u64::from(
-                self.map
-                    .u32_at(base + entry::NAME_OFFSET)
-                    .load(Ordering::Relaxed),
-            );
-            let cell = self.map.u32_at(base + entry::CELL).load(Ordering::Relaxed);
-            let name_len = u64::from(packed >> 16);
-            let corrupt = |detail: String| StatsError::Corrupt {
-                path: self.path.clone(),
-                detail: format!("entry {index}: {detail}"),
-            };
-            let kind = StoredKind::from_u8(packed as u8)
-                .ok_or_else(|| corrupt(format!("unknown kind {}", packed as u8)))?;
-            if name_offset + name_len > arena_used {
-                return Err(corrupt(format!(
-                    "name at {name_offset}+{name_len} beyond arena use {arena_used}"
-                )));
-            }
-            if u64::from(cell) + u64::from(kind.cells()) > u64::from(cells_used) {
-                return Err(corrupt(format!(
-                    "cell {cell} beyond cells in use {cells_used}"
-                )));
-            }
-            if !keep(kind) {
-                continue;
-            }
-            let entry = EntryRef {
-                kind,
-                mode: (packed >> 8) as u8,
-                cell,
-                index,
-            };
-            self.map.with_bytes(
-                self.geo.arena_offset() + name_offset,
-                name_len as usize,
-                |name| visit(entry, name),
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Whether published entry `index` is named `name` (false for an index not
-    /// published or a name outside the arena in use).
-    pub(crate) fn entry_name_is(&self, index: u32, name: &[u8]) -> bool {
-        if index >= self.stat_count() {
-            return false;
-        }
-        let base = self.geo.entry_offset(index);
-        let packed = self
-            .map
-            .u32_at(base + entry::KIND_MODE_LEN)
-            .load(Ordering::Relaxed);
-        if (packed >> 16) as usize != name.len() {
-            return false;
-        }
-        let name_offset = u64::from(
-            self.map
-                .u32_at(base + entry::NAME_OFFSET)
-                .load(Ordering::Relaxed),
-        );
-        if name_offset + name.len() as u64 > u64::from(self.arena_used()) {
-            return false;
-        }
-        self.map.with_bytes(
-            self.geo.arena_offset() + name_offset,
-            name.len(),
-            |stored| stored == name,
-        )
-    }
-
     /// Takes the allocation lock, recovering it from a dead holder and finishing any fold
     /// that holder left half done. Waits at most `timeout` for a live holder.
     pub(crate) fn lock(&self, timeout: Duration) -> Result<RegionLock<'_>> {
@@ -498,16 +396,90 @@ impl Region {
         }
     }
 
-    /// Appends a new entry. Caller holds the lock and has checked the name is absent.
+    /// Appends a new single stat. Caller holds the lock and has checked the name is absent.
     pub(crate) fn allocate(
         &self,
-        _lock: &RegionLock<'_>,
+        lock: &RegionLock<'_>,
         name: &str,
         kind: StoredKind,
         mode: u8,
     ) -> std::result::Result<EntryRef, AllocError> {
+        let (index, cell) = self.append_entry(
+            lock,
+            name.as_bytes(),
+            NewEntry {
+                kind: kind as u8,
+                mode,
+                cells: kind.cells(),
+                flags: 0,
+                stats: 1,
+            },
+        )?;
+        Ok(EntryRef {
+            kind,
+            mode,
+            cell,
+            index,
+        })
+    }
+
+    /// Appends a block template; returns its entry index.
+    pub(crate) fn allocate_template(
+        &self,
+        lock: &RegionLock<'_>,
+        template: &BlockTemplate,
+    ) -> std::result::Result<u32, AllocError> {
+        let new = NewEntry {
+            kind: entry::KIND_TEMPLATE,
+            mode: 0,
+            cells: 0,
+            flags: 0,
+            stats: 0,
+        };
+        Ok(self.append_entry(lock, template.text().as_bytes(), new)?.0)
+    }
+
+    /// Appends a block of `template` (stored at entry `template_index`) under `prefix`;
+    /// returns its entry index and first cell. Caller holds the lock and has checked that
+    /// neither the block nor any of its names is in the region.
+    pub(crate) fn allocate_block(
+        &self,
+        lock: &RegionLock<'_>,
+        prefix: &str,
+        template_index: u32,
+        template: &BlockTemplate,
+    ) -> std::result::Result<(u32, u32), AllocError> {
+        let new = NewEntry {
+            kind: entry::KIND_BLOCK,
+            mode: 0,
+            cells: template.cells(),
+            flags: template_index,
+            stats: u32::try_from(template.len()).map_err(|_| AllocError::NamesFull)?,
+        };
+        self.append_entry(lock, prefix.as_bytes(), new)
+    }
+
+    /// Whether `entries` more entries holding `stats` stats, `cells` cells and
+    /// `name_bytes` of names fit (a template is not stored for a block that would not).
+    pub(crate) fn has_room(&self, entries: u32, stats: u32, cells: u32, name_bytes: usize) -> bool {
+        let used = |field| u64::from(self.hdr32(field).load(Ordering::Acquire));
+        u64::from(self.stat_count()) + u64::from(entries) <= u64::from(self.geo.max_stats)
+            && used(hdr::STATS_HELD) + u64::from(stats) <= u64::from(self.geo.max_stats)
+            && used(hdr::CELLS_USED) + u64::from(cells) <= u64::from(self.geo.max_cells)
+            && used(hdr::ARENA_USED) + name_bytes as u64 <= u64::from(self.geo.arena_bytes)
+    }
+
+    /// Appends an entry named `name`; returns its index and first cell.
+    fn append_entry(
+        &self,
+        _lock: &RegionLock<'_>,
+        name: &[u8],
+        new: NewEntry,
+    ) -> std::result::Result<(u32, u32), AllocError> {
         let count = self.stat_count();
-        if count >= self.geo.max_stats {
+        let stats_held = self.hdr32(hdr::STATS_HELD).load(Ordering::Acquire);
+        let stats_end = u64::from(stats_held) + u64::from(new.stats);
+        if count >= self.geo.max_stats || stats_end > u64::from(self.geo.max_stats) {
             return Err(AllocError::NamesFull);
         }
         let name_len = u16::try_from(name.len()).map_err(|_| AllocError::NameTooLong)?;
@@ -517,36 +489,31 @@ impl Region {
             return Err(AllocError::ArenaFull);
         }
         let cells_used = self.hdr32(hdr::CELLS_USED).load(Ordering::Acquire);
-        let cells_end = u64::from(cells_used) + u64::from(kind.cells());
+        let cells_end = u64::from(cells_used) + u64::from(new.cells);
         if cells_end > u64::from(self.geo.max_cells) {
             return Err(AllocError::CellsFull);
         }
         // Write everything, then publish with one release store of the count: a crash
         // before that leaks a few arena bytes and cells but never exposes a partial entry.
-        self.map.write_bytes(
-            self.geo.arena_offset() + u64::from(arena_used),
-            name.as_bytes(),
-        );
-        let packed = kind as u32 | u32::from(mode) << 8 | u32::from(name_len) << 16;
-        // The entry's four words with one range check (a CDS push writes 470,000).
+        self.map
+            .write_bytes(self.geo.arena_offset() + u64::from(arena_used), name);
+        let packed = u32::from(new.kind) | u32::from(new.mode) << 8 | u32::from(name_len) << 16;
+        // The entry's four words with one range check.
         let words = self.map.u32x4_at(self.geo.entry_offset(count));
         const WORD: u64 = 4;
         words[(entry::KIND_MODE_LEN / WORD) as usize].store(packed, Ordering::Relaxed);
         words[(entry::NAME_OFFSET / WORD) as usize].store(arena_used, Ordering::Relaxed);
         words[(entry::CELL / WORD) as usize].store(cells_used, Ordering::Relaxed);
-        words[(entry::FLAGS / WORD) as usize].store(0, Ordering::Relaxed);
+        words[(entry::FLAGS / WORD) as usize].store(new.flags, Ordering::Relaxed);
         self.hdr32(hdr::ARENA_USED)
             .store(arena_end as u32, Ordering::Release);
         self.hdr32(hdr::CELLS_USED)
             .store(cells_end as u32, Ordering::Release);
+        self.hdr32(hdr::STATS_HELD)
+            .store(stats_end as u32, Ordering::Release);
         self.hdr32(hdr::STAT_COUNT)
             .store(count + 1, Ordering::Release);
-        Ok(EntryRef {
-            kind,
-            mode,
-            cell: cells_used,
-            index: count,
-        })
+        Ok((count, cells_used))
     }
 
     /// The owner recorded in slot `index`, if the slot is in use.
@@ -631,21 +598,10 @@ impl Region {
         let column = FIRST_GENERATION_COLUMN + index;
         let seq = self.hdr64(hdr::FOLD_SEQ);
         seq.fetch_add(1, Ordering::AcqRel);
-        let count = self.stat_count();
-        let cells_used = self.cells_used();
-        for entry_index in 0..count {
-            let base = self.geo.entry_offset(entry_index);
-            let packed = self
-                .map
-                .u32_at(base + entry::KIND_MODE_LEN)
-                .load(Ordering::Relaxed);
-            let first = self.map.u32_at(base + entry::CELL).load(Ordering::Relaxed);
-            let Some(kind) = StoredKind::from_u8(packed as u8) else {
-                continue;
-            };
-            let end =
-                (u64::from(first) + u64::from(kind.cells())).min(u64::from(cells_used)) as u32;
-            for cell in first..end {
+        let cells_used = u64::from(self.cells_used());
+        self.for_each_stat_cell(|kind, first| {
+            let end = (first + u64::from(kind.cells())).min(cells_used) as u32;
+            for cell in (first.min(cells_used) as u32)..end {
                 let source = self.cell(column, cell);
                 let value = source.load(Ordering::Acquire);
                 if value == 0 {
@@ -669,7 +625,7 @@ impl Region {
                 source.store(0, Ordering::Release);
                 self.hdr32(hdr::JOURNAL_ACTIVE).store(0, Ordering::Release);
             }
-        }
+        });
         seq.fetch_add(1, Ordering::AcqRel);
         let base = self.geo.slot_offset(index);
         self.map
@@ -715,6 +671,20 @@ impl Region {
             }
         }
         columns
+    }
+
+    /// The raw totals of the `N` cells from `cell` over `columns`: a histogram's buckets
+    /// with one range check per column (a flush over 40,000 histograms read each cell
+    /// through its own offset and check).
+    pub(crate) fn totals_in<const N: usize>(&self, columns: &TotalColumns, cell: u32) -> [u64; N] {
+        let mut totals = [0u64; N];
+        for &column in &columns.columns[..columns.len] {
+            let cells = self.map.u64s_at(self.geo.cell_offset(column, cell), N);
+            for (total, value) in totals.iter_mut().zip(cells) {
+                *total = total.wrapping_add(value.load(Ordering::Acquire));
+            }
+        }
+        totals
     }
 
     /// [`Self::counter_total`] over `columns` (from [`Self::total_columns`]).

@@ -80,7 +80,7 @@ pub fn hello(protocol_version: u32, epoch: u32) -> pb::Request {
     pb::Request {
         kind: Some(pb::request::Kind::Hello(pb::Hello {
             protocol_version,
-            stats_layout_version: 1,
+            stats_layout_version: STATS_LAYOUT_VERSION,
             child_epoch: epoch,
             child_pid: std::process::id(),
             child_version: "test".to_string(),
@@ -90,3 +90,6 @@ pub fn hello(protocol_version: u32, epoch: u32) -> pb::Request {
 
 /// The protocol version this baton speaks (`--hot-restart-version` prints it).
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The stats region layout this baton lays out (`baton_shared_stats::LAYOUT_VERSION`).
+pub const STATS_LAYOUT_VERSION: u32 = 2;

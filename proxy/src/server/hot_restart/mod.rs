@@ -34,8 +34,9 @@ pub const FEATURE_ADMIN_SOCKET: &str = "admin_socket";
 /// it generated (`TicketKeys`), so clients resume across the reload.
 pub const FEATURE_TICKET_KEYS: &str = "ticket_keys";
 
-/// Version of the shared stats layout this binary expects.
-pub const STATS_LAYOUT_VERSION: u32 = 1;
+/// Version of the shared stats layout this binary expects (the region's: a parent and a
+/// child that lay the region out differently cannot share it).
+pub const STATS_LAYOUT_VERSION: u32 = baton_shared_stats::LAYOUT_VERSION;
 
 /// The live generation's socket path for `base_id`.
 pub fn socket_path(dir: &Path, base_id: u32) -> PathBuf {
