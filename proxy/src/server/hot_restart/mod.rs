@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// What `--hot-restart-version`, `/hot_restart_version` and `/server_info` report (two
-/// binaries can hot-restart into each other when it is the same).
+/// binaries can hot-restart into each other when it is the same): the protocol and the
+/// stats-region layout, both checked at hello (as Envoy's `11.104` names its protocol and
+/// shared-memory layout).
 pub fn version_text() -> String {
-    format!("baton.hot_restart.v{PROTOCOL_VERSION}")
+    format!("baton.hot_restart.v{PROTOCOL_VERSION}.stats{STATS_LAYOUT_VERSION}")
 }
 
 /// Feature a parent advertises in its hello when it hands over its xDS resources.
