@@ -310,6 +310,12 @@ pub struct ClusterStats {
     pub upstream_cx_protocol_error: Counter,
     /// `upstream_cx_connect_timeout`
     pub upstream_cx_connect_timeout: Counter,
+    /// `upstream_cx_connect_attempts_exceeded`: tcp_proxy gave up after
+    /// `max_connect_attempts` failed connects.
+    pub upstream_cx_connect_attempts_exceeded: Counter,
+    /// `upstream_flow_control_{paused_reading,resumed_reading,backed_up,drained}_total`,
+    /// held so that they exist (Baton does not count flow-control pauses).
+    _flow_control: [Counter; 4],
     /// `upstream_cx_destroy`
     pub upstream_cx_destroy: Counter,
     /// `upstream_cx_destroy_local`, `_remote`, `_with_active_rq`, `_local_with_active_rq`,
@@ -431,6 +437,14 @@ impl ClusterStats {
             upstream_cx_connect_fail: s.counter("upstream_cx_connect_fail"),
             upstream_cx_protocol_error: s.counter("upstream_cx_protocol_error"),
             upstream_cx_connect_timeout: s.counter("upstream_cx_connect_timeout"),
+            upstream_cx_connect_attempts_exceeded: s
+                .counter("upstream_cx_connect_attempts_exceeded"),
+            _flow_control: [
+                s.counter("upstream_flow_control_paused_reading_total"),
+                s.counter("upstream_flow_control_resumed_reading_total"),
+                s.counter("upstream_flow_control_backed_up_total"),
+                s.counter("upstream_flow_control_drained_total"),
+            ],
             upstream_cx_destroy: s.counter("upstream_cx_destroy"),
             upstream_cx_destroy_by: DestroyCounters {
                 local: s.counter("upstream_cx_destroy_local"),

@@ -92,6 +92,12 @@ async fn proxy<IO>(
             }
             Err(e) => {
                 tracing::debug!(conn = conn.id, cluster = %name, error = %e, "tcp_proxy connect failed");
+                if matches!(
+                    e,
+                    UpstreamError::ConnectFailure { .. } | UpstreamError::ConnectTimeout { .. }
+                ) {
+                    cluster.stats().upstream_cx_connect_attempts_exceeded.inc();
+                }
                 if let Some(info) = info.as_deref_mut() {
                     info.attempt_count = attempt;
                     record_connect_failure(info, &e);
