@@ -67,7 +67,7 @@ where
         io = io.with_request_headers_timeout(timeout, shared.clone());
     }
     let rest = ConnRest {
-        codec_reply: io.codec_reply.clone(),
+        codec_reply: Some(io.codec_reply.clone()),
         shared,
         phases: Phases::default(),
         _listener_guard: guard,
@@ -110,7 +110,9 @@ where
 struct ConnRest<G> {
     shared: Arc<ConnShared>,
     phases: Phases,
-    codec_reply: Arc<codec::CodecReplyRecord>,
+    /// The codec's reply record (its I/O's); none while parked without one (see
+    /// `codec::IdleIo`).
+    codec_reply: Option<Arc<codec::CodecReplyRecord>>,
     _listener_guard: G,
 }
 
@@ -122,14 +124,14 @@ impl<G> Drop for ConnRest<G> {
 
 impl<G: Send + 'static> ConnRest<G> {
     /// After an active period: the connection parks or ends.
-    fn after<IO>(self, served: Served<ParkSocket<IO>>)
+    fn after<IO>(mut self, served: Served<ParkSocket<IO>>)
     where
         IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
     {
         match served {
             Served::Ended { codec_error } => self.finish(codec_error),
             Served::Parked(io) => {
-                let io = codec::IdleIo::park(io, &self.shared, &self.codec_reply);
+                let io = codec::IdleIo::park(io, &self.shared, &mut self.codec_reply);
                 parked::park(Box::new(ParkedConn { io, rest: self }));
             }
         }
@@ -137,7 +139,12 @@ impl<G: Send + 'static> ConnRest<G> {
 
     /// The connection is over: the codec's reply or error is counted and logged.
     fn finish(self, codec_error: bool) {
-        account_codec_outcome(&self.shared, &self.codec_reply, codec_error);
+        match &self.codec_reply {
+            Some(record) => account_codec_outcome(&self.shared, record, codec_error),
+            None => {
+                account_codec_outcome(&self.shared, &codec::CodecReplyRecord::new(), codec_error)
+            }
+        }
     }
 }
 
@@ -164,17 +171,18 @@ where
     fn poll_unpark(
         &mut self,
         cx: &mut std::task::Context<'_>,
+        read: &mut Vec<u8>,
     ) -> std::task::Poll<std::io::Result<bool>> {
-        self.io.poll_unpark(cx)
+        self.io.poll_unpark(cx, read)
     }
 
     fn deregister(&mut self) -> std::io::Result<Option<std::os::fd::RawFd>> {
         self.io.socket_mut().deregister()
     }
 
-    fn resume(self: Box<Self>) {
+    fn resume(self: Box<Self>, read: Vec<u8>) {
         let ParkedConn { io, mut rest } = *self;
-        let mut io = io.into_active(&rest.shared, &rest.codec_reply);
+        let mut io = io.into_active(&rest.shared, &mut rest.codec_reply, read);
         if let Err(e) = io.socket_mut().reregister() {
             tracing::debug!(error = %e, "registering a parked connection again");
             drop(io);
@@ -188,8 +196,8 @@ where
     }
 
     fn close(self: Box<Self>, shut_write: bool) {
-        let ParkedConn { io, rest } = *self;
-        let mut io = io.into_active(&rest.shared, &rest.codec_reply);
+        let ParkedConn { io, mut rest } = *self;
+        let mut io = io.into_active(&rest.shared, &mut rest.codec_reply, Vec::new());
         // A bare socket (see `park_socket`) shuts down as a registered one, at once.
         if !shut_write {
             drop(io);

@@ -37,15 +37,18 @@ pub(super) trait Parked: Send {
     fn shared(&self) -> &ConnShared;
     /// What the connection saw of the drain.
     fn phases(&mut self) -> &mut Phases;
-    /// Waits for the client's next bytes: true once they are there, false when the
-    /// client closed.
-    fn poll_unpark(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>>;
+    /// Waits for the client's next bytes: true once they are there (in `read`, or kept
+    /// by the connection), false when the client closed. (The set holds the bytes
+    /// until [`Self::resume`], in the same turn, so that no parked connection keeps
+    /// room for them.)
+    fn poll_unpark(&mut self, cx: &mut Context<'_>, read: &mut Vec<u8>) -> Poll<io::Result<bool>>;
     /// Gives the socket's registration with the runtime up, if its kind can: the
     /// descriptor the set then watches. `Ok(None)`: it stays registered (and wakes the
     /// slot's waker).
     fn deregister(&mut self) -> io::Result<Option<RawFd>>;
-    /// Serves the bytes that arrived in a new task (registered again first).
-    fn resume(self: Box<Self>);
+    /// Serves the bytes that arrived (`read`, then what it kept) in a new task
+    /// (registered again first).
+    fn resume(self: Box<Self>, read: Vec<u8>);
     /// Ends the connection; `shut_write`: shut the write side first (as hyper's graceful
     /// shutdown of an idle connection does).
     fn close(self: Box<Self>, shut_write: bool);
@@ -118,7 +121,11 @@ async fn drive(shared: Arc<Shared>) {
         free: Vec::new(),
         incoming: Vec::new(),
         ready: Vec::new(),
+        wakers: Vec::new(),
         deadlines: BTreeSet::new(),
+        keys: DeadlineKeys {
+            epoch: Instant::now(),
+        },
         groups: Vec::new(),
         timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
         timer_at: None,
@@ -130,19 +137,58 @@ async fn drive(shared: Arc<Shared>) {
     std::future::poll_fn(|cx| set.poll(cx)).await
 }
 
-/// One parked connection's place in the set.
+/// One parked connection's place in the set (32 bytes: an idle connection pays for
+/// its slot, so the rarely used parts live elsewhere, `ParkedSet::wakers`).
 struct Slot {
     conn: Option<Box<dyn Parked>>,
-    /// The slot's waker, for a socket that stays registered with the runtime (made on
-    /// first need, kept with the slot for later connections; a bare socket in the
-    /// epoll set needs none).
-    waker: Option<Waker>,
-    /// When the timer must look at the connection (in `ParkedSet::deadlines`).
-    deadline: Option<Instant>,
+    /// Its entry in `ParkedSet::deadlines` ([`NO_DEADLINE`]: none).
+    deadline: u64,
     /// Its drain signal's index in `ParkedSet::groups`.
-    group: usize,
-    /// The connection's bare socket, in the set's epoll set (see `park_socket`).
-    watched: Option<RawFd>,
+    group: u32,
+    /// The connection's bare socket, in the set's epoll set (see `park_socket`;
+    /// [`NOT_WATCHED`]: none).
+    watched: RawFd,
+}
+
+/// `Slot::deadline` of a connection without one.
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// `Slot::watched` of a socket that stays registered with the runtime.
+const NOT_WATCHED: RawFd = -1;
+
+/// Bits of a deadline key that hold the slot (see [`DeadlineKeys`]).
+const SLOT_BITS: u32 = 24;
+
+/// Slots a set holds at most (their index fits a deadline key; one short of the
+/// mask, so that no key is [`NO_DEADLINE`]). Far more than a worker's descriptors.
+const MAX_SLOTS: usize = (1 << SLOT_BITS) - 1;
+
+/// The set's deadlines as ordered `u64` keys (8 bytes in the index, not 24): the
+/// milliseconds from the set's start to the deadline, rounded up so that a
+/// connection is never looked at before its deadline, in the high 40 bits (about 34
+/// years; later deadlines wait that long), the slot in the low [`SLOT_BITS`].
+struct DeadlineKeys {
+    epoch: Instant,
+}
+
+impl DeadlineKeys {
+    const MAX_MS: u64 = (1 << (64 - SLOT_BITS)) - 1;
+
+    fn key(&self, at: Instant, slot: usize) -> u64 {
+        let after = at.saturating_duration_since(self.epoch);
+        let ms = after.as_millis() + u128::from(after.subsec_nanos() % 1_000_000 != 0);
+        let ms = u64::try_from(ms).unwrap_or(u64::MAX).min(Self::MAX_MS);
+        // `slot` < MAX_SLOTS (see `ParkedSet::insert`).
+        (ms << SLOT_BITS) | slot as u64
+    }
+
+    fn at(&self, key: u64) -> Instant {
+        self.epoch + Duration::from_millis(key >> SLOT_BITS)
+    }
+
+    fn slot(key: u64) -> usize {
+        (key & ((1 << SLOT_BITS) - 1)) as usize
+    }
 }
 
 /// The set's own epoll set, for parked sockets without a runtime registration: the
@@ -217,8 +263,13 @@ struct ParkedSet {
     /// What `Shared` handed over, swapped out under its lock (keeps the capacity).
     incoming: Vec<Box<dyn Parked>>,
     ready: Vec<usize>,
-    /// (deadline, slot) of every connection with one.
-    deadlines: BTreeSet<(Instant, usize)>,
+    /// Slots' wakers, for sockets that stay registered with the runtime (made on first
+    /// need, kept for the slot's later connections; bare sockets in the epoll set need
+    /// none, so that this stays empty without TLS).
+    wakers: Vec<Option<Waker>>,
+    /// Every connection's deadline, if it has one ([`DeadlineKeys`]).
+    deadlines: BTreeSet<u64>,
+    keys: DeadlineKeys,
     groups: Vec<Option<DrainGroup>>,
     timer: Pin<Box<tokio::time::Sleep>>,
     timer_at: Option<Instant>,
@@ -235,8 +286,11 @@ struct ParkedSet {
 /// What to do with a connection after looking at it.
 enum Next {
     Keep,
-    Resume,
-    Close { shut_write: bool },
+    /// With the bytes `poll_unpark` read.
+    Resume(Vec<u8>),
+    Close {
+        shut_write: bool,
+    },
 }
 
 impl ParkedSet {
@@ -263,6 +317,11 @@ impl ParkedSet {
 
     fn insert(&mut self, conn: Box<dyn Parked>) {
         self.trim.on_park();
+        if self.free.is_empty() && self.slots.len() >= MAX_SLOTS {
+            tracing::warn!("parked connections: set full; closing");
+            conn.close(false);
+            return;
+        }
         let group = self.group_of(&conn.shared().drain);
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -270,10 +329,9 @@ impl ParkedSet {
                 let slot = self.slots.len();
                 self.slots.push(Slot {
                     conn: None,
-                    waker: None,
-                    deadline: None,
-                    group,
-                    watched: None,
+                    deadline: NO_DEADLINE,
+                    group: 0,
+                    watched: NOT_WATCHED,
                 });
                 slot
             }
@@ -281,8 +339,8 @@ impl ParkedSet {
         let entry = &mut self.slots[slot];
         entry.conn = Some(conn);
         entry.group = group;
-        entry.deadline = None;
-        if let Some(g) = self.groups[group].as_mut() {
+        entry.deadline = NO_DEADLINE;
+        if let Some(g) = self.groups[group as usize].as_mut() {
             g.members += 1;
         }
         if let Err(e) = self.watch_socket(slot) {
@@ -292,7 +350,7 @@ impl ParkedSet {
         }
         // A phase the connection has not acted on yet (the drain began while it was
         // serving) is acted on now, as the connection's own drain wait would at once.
-        let phase = self.groups[group].as_ref().map(|g| g.seen);
+        let phase = self.groups[group as usize].as_ref().map(|g| g.seen);
         let next = match phase {
             Some(phase) if phase > self.phases_of(slot).seen => self.on_phase(slot, phase),
             _ => Next::Keep,
@@ -302,27 +360,32 @@ impl ParkedSet {
         }
     }
 
-    /// The group for `signal` (connections of one listener share it).
-    fn group_of(&mut self, signal: &DrainSignal) -> usize {
+    /// The group for `signal` (connections of one listener share it). There are at
+    /// most as many groups as members, so that the index fits a slot's `u32`.
+    fn group_of(&mut self, signal: &DrainSignal) -> u32 {
         let found = self
             .groups
             .iter()
             .position(|g| g.as_ref().is_some_and(|g| g.signal.same_source(signal)));
-        if let Some(index) = found {
-            return index;
-        }
-        // Starting from Serving: a phase already past is acted on at the first poll.
-        let group = DrainGroup::new(signal, DrainPhase::Serving);
-        match self.groups.iter().position(Option::is_none) {
-            Some(index) => {
-                self.groups[index] = Some(group);
-                index
-            }
+        let index = match found {
+            Some(index) => index,
             None => {
-                self.groups.push(Some(group));
-                self.groups.len() - 1
+                // Starting from Serving: a phase already past is acted on at the first
+                // poll.
+                let group = DrainGroup::new(signal, DrainPhase::Serving);
+                match self.groups.iter().position(Option::is_none) {
+                    Some(index) => {
+                        self.groups[index] = Some(group);
+                        index
+                    }
+                    None => {
+                        self.groups.push(Some(group));
+                        self.groups.len() - 1
+                    }
+                }
             }
-        }
+        };
+        index as u32
     }
 
     fn phases_of(&mut self, slot: usize) -> Phases {
@@ -339,21 +402,26 @@ impl ParkedSet {
         let Some(entry) = self.slots.get_mut(slot) else {
             return;
         };
-        let waker = match entry.watched {
-            Some(_) => Waker::noop(),
-            None => &*entry.waker.get_or_insert_with(|| {
+        let waker = if entry.watched != NOT_WATCHED {
+            Waker::noop()
+        } else {
+            if self.wakers.len() <= slot {
+                self.wakers.resize(slot + 1, None);
+            }
+            &*self.wakers[slot].get_or_insert_with(|| {
                 Waker::from(Arc::new(SlotWaker {
                     slot,
                     shared: Arc::downgrade(shared),
                 }))
-            }),
+            })
         };
         let Some(conn) = entry.conn.as_mut() else {
             return;
         };
-        let next = match conn.poll_unpark(&mut Context::from_waker(waker)) {
+        let mut read = Vec::new();
+        let next = match conn.poll_unpark(&mut Context::from_waker(waker), &mut read) {
             Poll::Pending => Next::Keep,
-            Poll::Ready(Ok(true)) => Next::Resume,
+            Poll::Ready(Ok(true)) => Next::Resume(read),
             Poll::Ready(Ok(false)) => Next::Close { shut_write: false },
             Poll::Ready(Err(e)) => {
                 tracing::debug!(error = %e, conn = conn.shared().conn.id, "downstream connection ended with error");
@@ -374,7 +442,7 @@ impl ParkedSet {
         };
         match next {
             Next::Keep => {}
-            Next::Resume => conn.resume(),
+            Next::Resume(read) => conn.resume(read),
             Next::Close { shut_write } => conn.close(shut_write),
         }
         false
@@ -389,22 +457,24 @@ impl ParkedSet {
         let drain_seen = conn.phases().drain_seen;
         let shared = conn.shared();
         let next = ConnDeadlines::of(shared).next(shared, None, drain_seen, false);
+        let next = next.map_or(NO_DEADLINE, |at| self.keys.key(at, slot));
         if next == entry.deadline {
             return;
         }
-        if let Some(old) = entry.deadline.take() {
-            self.deadlines.remove(&(old, slot));
+        if entry.deadline != NO_DEADLINE {
+            self.deadlines.remove(&entry.deadline);
         }
         entry.deadline = next;
-        if let Some(at) = next {
-            self.deadlines.insert((at, slot));
+        if next != NO_DEADLINE {
+            self.deadlines.insert(next);
         }
     }
 
     fn remove(&mut self, slot: usize) -> Option<Box<dyn Parked>> {
         let entry = &mut self.slots[slot];
         let conn = entry.conn.take()?;
-        if let (Some(fd), Some(watch)) = (entry.watched.take(), self.watch.as_ref()) {
+        let watched = std::mem::replace(&mut entry.watched, NOT_WATCHED);
+        if let (true, Some(watch)) = (watched != NOT_WATCHED, self.watch.as_ref()) {
             // Before the socket is registered again or closed (a stale event for the
             // slot is harmless: its next occupant's read would block).
             if let Err(e) = watch
@@ -412,15 +482,16 @@ impl ParkedSet {
                 .get_ref()
                 .0
                 .registry()
-                .deregister(&mut SourceFd(&fd))
+                .deregister(&mut SourceFd(&watched))
             {
                 tracing::debug!(error = %e, "unwatching a parked socket");
             }
         }
-        if let Some(old) = entry.deadline.take() {
-            self.deadlines.remove(&(old, slot));
+        let deadline = std::mem::replace(&mut entry.deadline, NO_DEADLINE);
+        if deadline != NO_DEADLINE {
+            self.deadlines.remove(&deadline);
         }
-        let group = entry.group;
+        let group = entry.group as usize;
         self.free.push(slot);
         if let Some(g) = self.groups[group].as_mut() {
             g.members -= 1;
@@ -458,7 +529,7 @@ impl ParkedSet {
             mio::Token(slot),
             mio::Interest::READABLE,
         )?;
-        entry.watched = Some(fd);
+        entry.watched = fd;
         Ok(())
     }
 
@@ -515,7 +586,9 @@ impl ParkedSet {
                 g.seen = phase;
                 g.wait = DrainGroup::wait_past(&g.signal, phase);
                 let members: Vec<usize> = (0..self.slots.len())
-                    .filter(|&s| self.slots[s].group == group && self.slots[s].conn.is_some())
+                    .filter(|&s| {
+                        self.slots[s].group as usize == group && self.slots[s].conn.is_some()
+                    })
                     .collect();
                 for slot in members {
                     if phase > self.phases_of(slot).seen {
@@ -576,19 +649,21 @@ impl ParkedSet {
     fn poll_timer(&mut self, cx: &mut Context<'_>) {
         loop {
             let now = Instant::now();
-            while let Some(&(at, slot)) = self.deadlines.first() {
-                if at > now {
+            while let Some(&key) = self.deadlines.first() {
+                if self.keys.at(key) > now {
                     break;
                 }
                 self.deadlines.pop_first();
-                self.slots[slot].deadline = None;
+                let slot = DeadlineKeys::slot(key);
+                self.slots[slot].deadline = NO_DEADLINE;
                 let next = self.on_deadline(slot, now);
                 self.apply(slot, next);
             }
-            let Some(&(at, _)) = self.deadlines.first() else {
+            let Some(&key) = self.deadlines.first() else {
                 self.timer_at = None;
                 return;
             };
+            let at = self.keys.at(key);
             if self.timer_at != Some(at) {
                 self.timer_at = Some(at);
                 self.timer.as_mut().reset(at.into());
