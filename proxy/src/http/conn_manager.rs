@@ -79,7 +79,7 @@ where
 /// connection ends or, for HTTP/1, parks between exchanges ([`serve_active`], boxed, so
 /// its state exists only while active). A parked connection leaves its task for the
 /// parked set, which starts a new one for the client's next bytes
-/// ([`ParkedConn::resume`]). (An async block, not an async function: a function's
+/// ([`ParkedConn::resume_owned`]). (An async block, not an async function: a function's
 /// future keeps its arguments and the locals they are moved into, two rooms for the
 /// I/O.)
 #[allow(clippy::manual_async_fn)]
@@ -132,7 +132,7 @@ impl<G: Send + 'static> ConnRest<G> {
             Served::Ended { codec_error } => self.finish(codec_error),
             Served::Parked(io) => {
                 let io = codec::IdleIo::park(io, &self.shared, &mut self.codec_reply);
-                parked::park(Box::new(ParkedConn { io, rest: self }));
+                parked::park(ParkedConn { io, rest: self });
             }
         }
     }
@@ -150,9 +150,51 @@ impl<G: Send + 'static> ConnRest<G> {
 
 /// A parked HTTP/1 connection in the parked set: what an idle keep-alive connection
 /// costs.
-struct ParkedConn<IO, G> {
+pub(super) struct ParkedConn<IO, G> {
     io: codec::IdleIo<IO>,
     rest: ConnRest<G>,
+}
+
+impl<IO, G> ParkedConn<IO, G>
+where
+    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+    G: Send + 'static,
+{
+    /// [`parked::Parked::resume`] of a connection the set holds unboxed.
+    pub(super) fn resume_owned(self, read: Vec<u8>) {
+        let ParkedConn { io, mut rest } = self;
+        let mut io = io.into_active(&rest.shared, &mut rest.codec_reply, read);
+        if let Err(e) = io.socket_mut().reregister() {
+            tracing::debug!(error = %e, "registering a parked connection again");
+            drop(io);
+            rest.finish(false);
+            return;
+        }
+        tokio::spawn(async move {
+            let served = Box::pin(serve_active(io, &rest.shared, &mut rest.phases)).await;
+            rest.after(served);
+        });
+    }
+
+    /// [`parked::Parked::close`] of a connection the set holds unboxed.
+    pub(super) fn close_owned(self, shut_write: bool) {
+        let ParkedConn { io, mut rest } = self;
+        let mut io = io.into_active(&rest.shared, &mut rest.codec_reply, Vec::new());
+        // A bare socket (see `park_socket`) shuts down as a registered one, at once.
+        if !shut_write {
+            drop(io);
+            rest.finish(false);
+            return;
+        }
+        // As hyper's graceful shutdown of an idle connection: the write side shuts.
+        tokio::spawn(async move {
+            if let Err(e) = io.shutdown().await {
+                tracing::debug!(error = %e, "shutting down an idle connection");
+            }
+            drop(io);
+            rest.finish(false);
+        });
+    }
 }
 
 impl<IO, G> parked::Parked for ParkedConn<IO, G>
@@ -181,37 +223,11 @@ where
     }
 
     fn resume(self: Box<Self>, read: Vec<u8>) {
-        let ParkedConn { io, mut rest } = *self;
-        let mut io = io.into_active(&rest.shared, &mut rest.codec_reply, read);
-        if let Err(e) = io.socket_mut().reregister() {
-            tracing::debug!(error = %e, "registering a parked connection again");
-            drop(io);
-            rest.finish(false);
-            return;
-        }
-        tokio::spawn(async move {
-            let served = Box::pin(serve_active(io, &rest.shared, &mut rest.phases)).await;
-            rest.after(served);
-        });
+        self.resume_owned(read);
     }
 
     fn close(self: Box<Self>, shut_write: bool) {
-        let ParkedConn { io, mut rest } = *self;
-        let mut io = io.into_active(&rest.shared, &mut rest.codec_reply, Vec::new());
-        // A bare socket (see `park_socket`) shuts down as a registered one, at once.
-        if !shut_write {
-            drop(io);
-            rest.finish(false);
-            return;
-        }
-        // As hyper's graceful shutdown of an idle connection: the write side shuts.
-        tokio::spawn(async move {
-            if let Err(e) = io.shutdown().await {
-                tracing::debug!(error = %e, "shutting down an idle connection");
-            }
-            drop(io);
-            rest.finish(false);
-        });
+        self.close_owned(shut_write);
     }
 }
 

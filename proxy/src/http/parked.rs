@@ -27,7 +27,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::base::drain::{DrainPhase, DrainSignal};
 
-use super::conn_manager::{ConnDeadlines, Phases};
+use super::conn_manager::{ConnDeadlines, ParkedConn, Phases};
 use super::heap_trim::HeapTrim;
 use super::stream::ConnShared;
 
@@ -54,9 +54,64 @@ pub(super) trait Parked: Send {
     fn close(self: Box<Self>, shut_write: bool);
 }
 
+/// The kind of parked connection most are: plaintext, accepted by a listener.
+type PlainParked = ParkedConn<tokio::net::TcpStream, crate::listener::accept::ConnGuard>;
+
+/// A parked connection as the set holds it: the common kind in its slot, other kinds
+/// boxed. An idle connection's state so lies in the set's one array, not in a small
+/// heap allocation made among an active connection's short-lived ones, whose pages it
+/// would keep resident once they are freed.
+enum Held {
+    Plain(PlainParked),
+    Boxed(Box<dyn Parked>),
+}
+
+impl Held {
+    /// `conn` as held: unboxed when it is the plain kind.
+    fn of<T: Parked + 'static>(conn: T) -> Option<Self> {
+        let mut conn = Some(conn);
+        let any: &mut dyn std::any::Any = &mut conn;
+        if let Some(plain) = any.downcast_mut::<Option<PlainParked>>() {
+            return plain.take().map(Held::Plain);
+        }
+        conn.map(|conn| Held::Boxed(Box::new(conn)))
+    }
+
+    fn get(&mut self) -> &mut dyn Parked {
+        match self {
+            Held::Plain(conn) => conn,
+            Held::Boxed(conn) => &mut **conn,
+        }
+    }
+
+    fn shared(&self) -> &ConnShared {
+        match self {
+            Held::Plain(conn) => conn.shared(),
+            Held::Boxed(conn) => conn.shared(),
+        }
+    }
+
+    fn resume(self, read: Vec<u8>) {
+        match self {
+            Held::Plain(conn) => conn.resume_owned(read),
+            Held::Boxed(conn) => conn.resume(read),
+        }
+    }
+
+    fn close(self, shut_write: bool) {
+        match self {
+            Held::Plain(conn) => conn.close_owned(shut_write),
+            Held::Boxed(conn) => conn.close(shut_write),
+        }
+    }
+}
+
 /// Hands a parked connection to this thread's set (made, with its driving task, on
 /// first use and again after that task ended with its runtime).
-pub(super) fn park(conn: Box<dyn Parked>) {
+pub(super) fn park<T: Parked + 'static>(conn: T) {
+    let Some(conn) = Held::of(conn) else {
+        return;
+    };
     let shared = SET.with(|cell| {
         let mut weak = cell.borrow_mut();
         // Only the driving task holds the set (wakers hold it weakly): it is alive
@@ -82,7 +137,7 @@ thread_local! {
 #[derive(Default)]
 struct Shared {
     /// Connections parked since the driver last looked.
-    incoming: Mutex<Vec<Box<dyn Parked>>>,
+    incoming: Mutex<Vec<Held>>,
     /// Slots whose socket became readable (or may have: a stale wake is harmless).
     ready: Mutex<Vec<usize>>,
     /// The driving task.
@@ -137,10 +192,11 @@ async fn drive(shared: Arc<Shared>) {
     std::future::poll_fn(|cx| set.poll(cx)).await
 }
 
-/// One parked connection's place in the set (32 bytes: an idle connection pays for
-/// its slot, so the rarely used parts live elsewhere, `ParkedSet::wakers`).
+/// One parked connection's place in the set (the connection and 16 bytes: an idle
+/// connection pays for its slot, so the rarely used parts live elsewhere,
+/// `ParkedSet::wakers`).
 struct Slot {
-    conn: Option<Box<dyn Parked>>,
+    conn: Option<Held>,
     /// Its entry in `ParkedSet::deadlines` ([`NO_DEADLINE`]: none).
     deadline: u64,
     /// Its drain signal's index in `ParkedSet::groups`.
@@ -261,7 +317,7 @@ struct ParkedSet {
     /// Slots without a connection, reused first.
     free: Vec<usize>,
     /// What `Shared` handed over, swapped out under its lock (keeps the capacity).
-    incoming: Vec<Box<dyn Parked>>,
+    incoming: Vec<Held>,
     ready: Vec<usize>,
     /// Slots' wakers, for sockets that stay registered with the runtime (made on first
     /// need, kept for the slot's later connections; bare sockets in the epoll set need
@@ -315,7 +371,7 @@ impl ParkedSet {
         Poll::Pending
     }
 
-    fn insert(&mut self, conn: Box<dyn Parked>) {
+    fn insert(&mut self, conn: Held) {
         self.trim.on_park();
         if self.free.is_empty() && self.slots.len() >= MAX_SLOTS {
             tracing::warn!("parked connections: set full; closing");
@@ -390,7 +446,7 @@ impl ParkedSet {
 
     fn phases_of(&mut self, slot: usize) -> Phases {
         match self.slots[slot].conn.as_mut() {
-            Some(conn) => *conn.phases(),
+            Some(conn) => *conn.get().phases(),
             None => Phases::default(),
         }
     }
@@ -415,7 +471,7 @@ impl ParkedSet {
                 }))
             })
         };
-        let Some(conn) = entry.conn.as_mut() else {
+        let Some(conn) = entry.conn.as_mut().map(Held::get) else {
             return;
         };
         let mut read = Vec::new();
@@ -451,7 +507,7 @@ impl ParkedSet {
     /// (Re)arms the slot's deadline from the connection's state.
     fn schedule(&mut self, slot: usize) {
         let entry = &mut self.slots[slot];
-        let Some(conn) = entry.conn.as_mut() else {
+        let Some(conn) = entry.conn.as_mut().map(Held::get) else {
             return;
         };
         let drain_seen = conn.phases().drain_seen;
@@ -470,7 +526,7 @@ impl ParkedSet {
         }
     }
 
-    fn remove(&mut self, slot: usize) -> Option<Box<dyn Parked>> {
+    fn remove(&mut self, slot: usize) -> Option<Held> {
         let entry = &mut self.slots[slot];
         let conn = entry.conn.take()?;
         let watched = std::mem::replace(&mut entry.watched, NOT_WATCHED);
@@ -518,7 +574,7 @@ impl ParkedSet {
             return Ok(());
         };
         let entry = &mut self.slots[slot];
-        let Some(conn) = entry.conn.as_mut() else {
+        let Some(conn) = entry.conn.as_mut().map(Held::get) else {
             return Ok(());
         };
         let Some(fd) = conn.deregister()? else {
@@ -606,7 +662,7 @@ impl ParkedSet {
 
     /// As a waiting connection on a drain phase change.
     fn on_phase(&mut self, slot: usize, phase: DrainPhase) -> Next {
-        let Some(conn) = self.slots[slot].conn.as_mut() else {
+        let Some(conn) = self.slots[slot].conn.as_mut().map(Held::get) else {
             return Next::Keep;
         };
         conn.phases().seen = phase;
@@ -627,7 +683,7 @@ impl ParkedSet {
     /// As a waiting connection when its timer fires: a drain with no successor closes
     /// it, so do the idle timeout and the max connection duration (counted).
     fn on_deadline(&mut self, slot: usize, now: Instant) -> Next {
-        let Some(conn) = self.slots[slot].conn.as_mut() else {
+        let Some(conn) = self.slots[slot].conn.as_mut().map(Held::get) else {
             return Next::Keep;
         };
         let drain_seen = conn.phases().drain_seen;
