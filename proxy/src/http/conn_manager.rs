@@ -6,6 +6,7 @@
 //! (HTTP/1.1 `connection: close` then close, HTTP/2 GOAWAY; everything closes when the
 //! drain reaches Closed), counting each in `http.<stat_prefix>.downstream_cx_*`.
 
+use std::borrow::Borrow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,9 +107,10 @@ where
 /// What a connection keeps besides its I/O, active or parked. Counts the connection
 /// until it ends: `downstream_cx_active` and the rest of [`count_open`]'s stats (when
 /// dropped, from the shared state: no guard of its own) and the guards of the listener
-/// that accepted it.
-struct ConnRest<G> {
-    shared: Arc<ConnShared>,
+/// that accepted it. `S`: the shared state's form (in its `Arc` while active, see
+/// [`ParkedShared`] while parked).
+struct ConnRest<G, S: Borrow<ConnShared> = Arc<ConnShared>> {
+    shared: S,
     phases: Phases,
     /// The codec's reply record (its I/O's); none while parked without one (see
     /// `codec::IdleIo`).
@@ -116,9 +118,72 @@ struct ConnRest<G> {
     _listener_guard: G,
 }
 
-impl<G> Drop for ConnRest<G> {
+impl<G, S: Borrow<ConnShared>> Drop for ConnRest<G, S> {
     fn drop(&mut self) {
-        count_closed(&self.shared);
+        count_closed(self.shared.borrow());
+    }
+}
+
+impl<G, S: Borrow<ConnShared>> ConnRest<G, S> {
+    /// The same connection with its shared state moved into another form by `to`
+    /// (counted once: by the value returned).
+    fn map_shared<T: Borrow<ConnShared>>(self, to: impl FnOnce(S) -> T) -> ConnRest<G, T> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: each field of `this` is read exactly once, and `this` is never used
+        // nor dropped again (`ManuallyDrop`): every part has one owner, the new value
+        // (its drop then counts the connection closed, once). `to` moves its argument
+        // (no panic: `ParkedShared`'s conversions at most allocate, which aborts on
+        // failure).
+        #[allow(unsafe_code)]
+        let (shared, phases, codec_reply, guard) = unsafe {
+            (
+                std::ptr::read(&this.shared),
+                std::ptr::read(&this.phases),
+                std::ptr::read(&this.codec_reply),
+                std::ptr::read(&this._listener_guard),
+            )
+        };
+        ConnRest {
+            shared: to(shared),
+            phases,
+            codec_reply,
+            _listener_guard: guard,
+        }
+    }
+}
+
+/// A parked connection's shared state: out of its `Arc` when nothing else holds it
+/// (streams, the header timer), so that an idle connection keeps it in its parked
+/// set's slot rather than in an allocation made at accept among the active
+/// connection's short-lived ones (whose freed pages it would keep resident). The `Arc`
+/// is made again when the connection resumes.
+pub(super) enum ParkedShared {
+    Shared(Arc<ConnShared>),
+    Inline(ConnShared),
+}
+
+impl ParkedShared {
+    fn of(shared: Arc<ConnShared>) -> Self {
+        match Arc::try_unwrap(shared) {
+            Ok(inline) => ParkedShared::Inline(inline),
+            Err(shared) => ParkedShared::Shared(shared),
+        }
+    }
+
+    fn into_arc(self) -> Arc<ConnShared> {
+        match self {
+            ParkedShared::Shared(shared) => shared,
+            ParkedShared::Inline(inline) => Arc::new(inline),
+        }
+    }
+}
+
+impl Borrow<ConnShared> for ParkedShared {
+    fn borrow(&self) -> &ConnShared {
+        match self {
+            ParkedShared::Shared(shared) => shared,
+            ParkedShared::Inline(inline) => inline,
+        }
     }
 }
 
@@ -132,7 +197,9 @@ impl<G: Send + 'static> ConnRest<G> {
             Served::Ended { codec_error } => self.finish(codec_error),
             Served::Parked(io) => {
                 let io = codec::IdleIo::park(io, &self.shared, &mut self.codec_reply);
-                parked::park(ParkedConn { io, rest: self });
+                // After the I/O's own references went with its active form.
+                let rest = self.map_shared(ParkedShared::of);
+                parked::park(ParkedConn { io, rest });
             }
         }
     }
@@ -152,7 +219,7 @@ impl<G: Send + 'static> ConnRest<G> {
 /// costs.
 pub(super) struct ParkedConn<IO, G> {
     io: codec::IdleIo<IO>,
-    rest: ConnRest<G>,
+    rest: ConnRest<G, ParkedShared>,
 }
 
 impl<IO, G> ParkedConn<IO, G>
@@ -162,7 +229,8 @@ where
 {
     /// [`parked::Parked::resume`] of a connection the set holds unboxed.
     pub(super) fn resume_owned(self, read: Vec<u8>) {
-        let ParkedConn { io, mut rest } = self;
+        let ParkedConn { io, rest } = self;
+        let mut rest = rest.map_shared(ParkedShared::into_arc);
         let mut io = io.into_active(&rest.shared, &mut rest.codec_reply, read);
         if let Err(e) = io.socket_mut().reregister() {
             tracing::debug!(error = %e, "registering a parked connection again");
@@ -178,7 +246,8 @@ where
 
     /// [`parked::Parked::close`] of a connection the set holds unboxed.
     pub(super) fn close_owned(self, shut_write: bool) {
-        let ParkedConn { io, mut rest } = self;
+        let ParkedConn { io, rest } = self;
+        let mut rest = rest.map_shared(ParkedShared::into_arc);
         let mut io = io.into_active(&rest.shared, &mut rest.codec_reply, Vec::new());
         // A bare socket (see `park_socket`) shuts down as a registered one, at once.
         if !shut_write {
@@ -203,7 +272,7 @@ where
     G: Send + 'static,
 {
     fn shared(&self) -> &ConnShared {
-        &self.rest.shared
+        self.rest.shared.borrow()
     }
 
     fn phases(&mut self) -> &mut Phases {
