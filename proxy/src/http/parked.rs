@@ -11,7 +11,8 @@
 //! set of its own, registered with the runtime once.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -29,6 +30,7 @@ use crate::base::drain::{DrainPhase, DrainSignal};
 
 use super::conn_manager::{ConnDeadlines, ParkedConn, Phases};
 use super::heap_trim::HeapTrim;
+use super::parked_deadlines::{Deadlines, MAX_SLOTS, NO_DEADLINE};
 use super::stream::ConnShared;
 
 /// A parked connection, whatever its I/O type.
@@ -173,14 +175,11 @@ async fn drive(shared: Arc<Shared>) {
     let mut set = ParkedSet {
         shared,
         slots: Vec::new(),
-        free: Vec::new(),
+        free: BinaryHeap::new(),
         incoming: Vec::new(),
         ready: Vec::new(),
         wakers: Vec::new(),
-        deadlines: BTreeSet::new(),
-        keys: DeadlineKeys {
-            epoch: Instant::now(),
-        },
+        deadlines: Deadlines::new(),
         groups: Vec::new(),
         timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
         timer_at: None,
@@ -206,46 +205,11 @@ struct Slot {
     watched: RawFd,
 }
 
-/// `Slot::deadline` of a connection without one.
-const NO_DEADLINE: u64 = u64::MAX;
-
 /// `Slot::watched` of a socket that stays registered with the runtime.
 const NOT_WATCHED: RawFd = -1;
 
-/// Bits of a deadline key that hold the slot (see [`DeadlineKeys`]).
-const SLOT_BITS: u32 = 24;
-
-/// Slots a set holds at most (their index fits a deadline key; one short of the
-/// mask, so that no key is [`NO_DEADLINE`]). Far more than a worker's descriptors.
-const MAX_SLOTS: usize = (1 << SLOT_BITS) - 1;
-
-/// The set's deadlines as ordered `u64` keys (8 bytes in the index, not 24): the
-/// milliseconds from the set's start to the deadline, rounded up so that a
-/// connection is never looked at before its deadline, in the high 40 bits (about 34
-/// years; later deadlines wait that long), the slot in the low [`SLOT_BITS`].
-struct DeadlineKeys {
-    epoch: Instant,
-}
-
-impl DeadlineKeys {
-    const MAX_MS: u64 = (1 << (64 - SLOT_BITS)) - 1;
-
-    fn key(&self, at: Instant, slot: usize) -> u64 {
-        let after = at.saturating_duration_since(self.epoch);
-        let ms = after.as_millis() + u128::from(after.subsec_nanos() % 1_000_000 != 0);
-        let ms = u64::try_from(ms).unwrap_or(u64::MAX).min(Self::MAX_MS);
-        // `slot` < MAX_SLOTS (see `ParkedSet::insert`).
-        (ms << SLOT_BITS) | slot as u64
-    }
-
-    fn at(&self, key: u64) -> Instant {
-        self.epoch + Duration::from_millis(key >> SLOT_BITS)
-    }
-
-    fn slot(key: u64) -> usize {
-        (key & ((1 << SLOT_BITS) - 1)) as usize
-    }
-}
+/// Slots (or free-list entries) kept beyond what is in use when the set shrinks.
+const SLACK_SLOTS: usize = 64;
 
 /// The set's own epoll set, for parked sockets without a runtime registration: the
 /// runtime watches its descriptor, it watches theirs (edge-triggered, readable or
@@ -314,8 +278,10 @@ impl DrainGroup {
 struct ParkedSet {
     shared: Arc<Shared>,
     slots: Vec<Slot>,
-    /// Slots without a connection, reused first.
-    free: Vec<usize>,
+    /// Slots without a connection, reused first, lowest first (so that the array's
+    /// tail empties and goes, see [`Self::shrink`]); may name slots already gone or
+    /// taken again (skipped).
+    free: BinaryHeap<Reverse<usize>>,
     /// What `Shared` handed over, swapped out under its lock (keeps the capacity).
     incoming: Vec<Held>,
     ready: Vec<usize>,
@@ -323,9 +289,8 @@ struct ParkedSet {
     /// need, kept for the slot's later connections; bare sockets in the epoll set need
     /// none, so that this stays empty without TLS).
     wakers: Vec<Option<Waker>>,
-    /// Every connection's deadline, if it has one ([`DeadlineKeys`]).
-    deadlines: BTreeSet<u64>,
-    keys: DeadlineKeys,
+    /// Every connection's deadline, if it has one.
+    deadlines: Deadlines,
     groups: Vec<Option<DrainGroup>>,
     timer: Pin<Box<tokio::time::Sleep>>,
     timer_at: Option<Instant>,
@@ -368,18 +333,54 @@ impl ParkedSet {
         self.poll_drain(cx);
         self.poll_timer(cx);
         self.trim.poll(cx);
+        self.shrink();
         Poll::Pending
+    }
+
+    /// The lowest free slot, if any.
+    fn take_free(&mut self) -> Option<usize> {
+        while let Some(Reverse(slot)) = self.free.pop() {
+            if self
+                .slots
+                .get(slot)
+                .is_some_and(|entry| entry.conn.is_none())
+            {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// Drops the empty slots at the array's end, and most of its room once it is
+    /// mostly unused: a slot holds a whole connection, so that a burst of parked
+    /// connections would otherwise keep its memory after they are gone. (Once per
+    /// poll, after the slots' indexes are no longer in use.)
+    fn shrink(&mut self) {
+        while self.slots.last().is_some_and(|entry| entry.conn.is_none()) {
+            self.slots.pop();
+        }
+        let len = self.slots.len();
+        self.wakers.truncate(len);
+        if self.slots.capacity() > 4 * len + SLACK_SLOTS {
+            self.slots.shrink_to(2 * len + SLACK_SLOTS);
+            self.wakers.shrink_to(len);
+        }
+        if self.free.len() > len + SLACK_SLOTS {
+            self.free.retain(|&Reverse(slot)| slot < len);
+            self.free.shrink_to(2 * self.free.len() + SLACK_SLOTS);
+        }
     }
 
     fn insert(&mut self, conn: Held) {
         self.trim.on_park();
-        if self.free.is_empty() && self.slots.len() >= MAX_SLOTS {
+        let free = self.take_free();
+        if free.is_none() && self.slots.len() >= MAX_SLOTS {
             tracing::warn!("parked connections: set full; closing");
             conn.close(false);
             return;
         }
         let group = self.group_of(&conn.shared().drain);
-        let slot = match self.free.pop() {
+        let slot = match free {
             Some(slot) => slot,
             None => {
                 let slot = self.slots.len();
@@ -513,17 +514,14 @@ impl ParkedSet {
         let drain_seen = conn.phases().drain_seen;
         let shared = conn.shared();
         let next = ConnDeadlines::of(shared).next(shared, None, drain_seen, false);
-        let next = next.map_or(NO_DEADLINE, |at| self.keys.key(at, slot));
+        let next = next.map_or(NO_DEADLINE, |at| self.deadlines.key(at, slot));
         if next == entry.deadline {
             return;
         }
-        if entry.deadline != NO_DEADLINE {
-            self.deadlines.remove(&entry.deadline);
-        }
-        entry.deadline = next;
-        if next != NO_DEADLINE {
-            self.deadlines.insert(next);
-        }
+        let old = std::mem::replace(&mut entry.deadline, next);
+        let slots = &self.slots;
+        self.deadlines
+            .replace(old, next, |key| deadline_is_current(slots, key));
     }
 
     fn remove(&mut self, slot: usize) -> Option<Held> {
@@ -543,12 +541,12 @@ impl ParkedSet {
                 tracing::debug!(error = %e, "unwatching a parked socket");
             }
         }
-        let deadline = std::mem::replace(&mut entry.deadline, NO_DEADLINE);
-        if deadline != NO_DEADLINE {
-            self.deadlines.remove(&deadline);
-        }
+        let old = std::mem::replace(&mut entry.deadline, NO_DEADLINE);
         let group = entry.group as usize;
-        self.free.push(slot);
+        let slots = &self.slots;
+        self.deadlines
+            .replace(old, NO_DEADLINE, |key| deadline_is_current(slots, key));
+        self.free.push(Reverse(slot));
         if let Some(g) = self.groups[group].as_mut() {
             g.members -= 1;
             if g.members == 0 {
@@ -705,21 +703,27 @@ impl ParkedSet {
     fn poll_timer(&mut self, cx: &mut Context<'_>) {
         loop {
             let now = Instant::now();
-            while let Some(&key) = self.deadlines.first() {
-                if self.keys.at(key) > now {
+            loop {
+                let slots = &self.slots;
+                let Some(key) = self
+                    .deadlines
+                    .pop_due(now, |key| deadline_is_current(slots, key))
+                else {
                     break;
-                }
-                self.deadlines.pop_first();
-                let slot = DeadlineKeys::slot(key);
+                };
+                let slot = Deadlines::slot(key);
                 self.slots[slot].deadline = NO_DEADLINE;
                 let next = self.on_deadline(slot, now);
                 self.apply(slot, next);
             }
-            let Some(&key) = self.deadlines.first() else {
+            let slots = &self.slots;
+            let Some(at) = self
+                .deadlines
+                .next_at(|key| deadline_is_current(slots, key))
+            else {
                 self.timer_at = None;
                 return;
             };
-            let at = self.keys.at(key);
             if self.timer_at != Some(at) {
                 self.timer_at = Some(at);
                 self.timer.as_mut().reset(at.into());
@@ -729,4 +733,11 @@ impl ParkedSet {
             }
         }
     }
+}
+
+/// Whether `key` is its slot's deadline (see `parked_deadlines`).
+fn deadline_is_current(slots: &[Slot], key: u64) -> bool {
+    slots
+        .get(Deadlines::slot(key))
+        .is_some_and(|entry| entry.deadline == key)
 }
