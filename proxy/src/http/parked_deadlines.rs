@@ -141,7 +141,8 @@ mod tests {
         let mut deadlines = Deadlines::new();
         // Slot i's current deadline, as a set's slots would say.
         let mut slots = vec![NO_DEADLINE; 4];
-        let t = |ms| deadlines.epoch + Duration::from_millis(ms);
+        let epoch = deadlines.epoch;
+        let t = |ms| epoch + Duration::from_millis(ms);
         let (k0, k1) = (deadlines.key(t(10), 0), deadlines.key(t(20), 1));
         slots[0] = k0;
         deadlines.replace(NO_DEADLINE, k0, |_| true);
