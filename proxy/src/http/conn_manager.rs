@@ -156,7 +156,8 @@ impl<G, S: Borrow<ConnShared>> ConnRest<G, S> {
 /// (streams, the header timer), so that an idle connection keeps it in its parked
 /// set's slot rather than in an allocation made at accept among the active
 /// connection's short-lived ones (whose freed pages it would keep resident). The `Arc`
-/// is made again when the connection resumes.
+/// is made again when the connection resumes. (Unboxed on purpose.)
+#[allow(clippy::large_enum_variant)]
 pub(super) enum ParkedShared {
     Shared(Arc<ConnShared>),
     Inline(ConnShared),

@@ -62,7 +62,9 @@ type PlainParked = ParkedConn<tokio::net::TcpStream, crate::listener::accept::Co
 /// A parked connection as the set holds it: the common kind in its slot, other kinds
 /// boxed. An idle connection's state so lies in the set's one array, not in a small
 /// heap allocation made among an active connection's short-lived ones, whose pages it
-/// would keep resident once they are freed.
+/// would keep resident once they are freed. (Unboxed on purpose: the slot array is
+/// where the connection lives.)
+#[allow(clippy::large_enum_variant)]
 enum Held {
     Plain(PlainParked),
     Boxed(Box<dyn Parked>),

@@ -50,7 +50,7 @@ impl Deadlines {
     /// The key for `slot` (< [`MAX_SLOTS`]) due at `at`.
     pub(super) fn key(&self, at: Instant, slot: usize) -> u64 {
         let after = at.saturating_duration_since(self.epoch);
-        let ms = after.as_millis() + u128::from(after.subsec_nanos() % 1_000_000 != 0);
+        let ms = after.as_millis() + u128::from(!after.subsec_nanos().is_multiple_of(1_000_000));
         let ms = u64::try_from(ms).unwrap_or(u64::MAX).min(MAX_MS);
         (ms << SLOT_BITS) | (slot as u64 & MAX_SLOTS as u64)
     }
