@@ -174,23 +174,29 @@ impl Wake for SlotWaker {
 /// The drive of this thread's set: runs until its runtime drops it, which drops (and
 /// so closes) whatever is still parked.
 async fn drive(shared: Arc<Shared>) {
-    let mut set = ParkedSet {
-        shared,
-        slots: Vec::new(),
-        free: BinaryHeap::new(),
-        incoming: Vec::new(),
-        ready: Vec::new(),
-        wakers: Vec::new(),
-        deadlines: Deadlines::new(),
-        groups: Vec::new(),
-        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
-        timer_at: None,
-        watch: None,
-        watch_failed: false,
-        watched_ready: Vec::new(),
-        trim: HeapTrim::default(),
-    };
+    let mut set = ParkedSet::new(shared);
     std::future::poll_fn(|cx| set.poll(cx)).await
+}
+
+impl ParkedSet {
+    fn new(shared: Arc<Shared>) -> Self {
+        ParkedSet {
+            shared,
+            slots: Vec::new(),
+            free: BinaryHeap::new(),
+            incoming: Vec::new(),
+            ready: Vec::new(),
+            wakers: Vec::new(),
+            deadlines: Deadlines::new(),
+            groups: Vec::new(),
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            timer_at: None,
+            watch: None,
+            watch_failed: false,
+            watched_ready: Vec::new(),
+            trim: HeapTrim::default(),
+        }
+    }
 }
 
 /// One parked connection's place in the set (the connection and 16 bytes: an idle
@@ -743,3 +749,7 @@ fn deadline_is_current(slots: &[Slot], key: u64) -> bool {
         .get(Deadlines::slot(key))
         .is_some_and(|entry| entry.deadline == key)
 }
+
+#[cfg(test)]
+#[path = "parked_tests.rs"]
+mod tests;
