@@ -374,7 +374,9 @@ impl ParkedSet {
             self.wakers.shrink_to(len);
         }
         if self.free.len() > len + SLACK_SLOTS {
-            self.free.retain(|&Reverse(slot)| slot < len);
+            let slots = &self.slots;
+            self.free
+                .retain(|&Reverse(slot)| slots.get(slot).is_some_and(|entry| entry.conn.is_none()));
             self.free.shrink_to(2 * self.free.len() + SLACK_SLOTS);
         }
     }
