@@ -6,6 +6,7 @@
 //! (HTTP/1.1 `connection: close` then close, HTTP/2 GOAWAY; everything closes when the
 //! drain reaches Closed), counting each in `http.<stat_prefix>.downstream_cx_*`.
 
+use std::borrow::Borrow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,7 +69,7 @@ where
         io = io.with_request_headers_timeout(timeout, shared.clone());
     }
     let rest = ConnRest {
-        codec_reply: io.codec_reply.clone(),
+        codec_reply: Some(io.codec_reply.clone()),
         shared,
         phases: Phases::default(),
         _listener_guard: guard,
@@ -80,7 +81,7 @@ where
 /// connection ends or, for HTTP/1, parks between exchanges ([`serve_active`], boxed, so
 /// its state exists only while active). A parked connection leaves its task for the
 /// parked set, which starts a new one for the client's next bytes
-/// ([`ParkedConn::resume`]). (An async block, not an async function: a function's
+/// ([`ParkedConn::resume_owned`]). (An async block, not an async function: a function's
 /// future keeps its arguments and the locals they are moved into, two rooms for the
 /// I/O.)
 #[allow(clippy::manual_async_fn)]
@@ -107,75 +108,132 @@ where
 /// What a connection keeps besides its I/O, active or parked. Counts the connection
 /// until it ends: `downstream_cx_active` and the rest of [`count_open`]'s stats (when
 /// dropped, from the shared state: no guard of its own) and the guards of the listener
-/// that accepted it.
-struct ConnRest<G> {
-    shared: Arc<ConnShared>,
+/// that accepted it. `S`: the shared state's form (in its `Arc` while active, see
+/// [`ParkedShared`] while parked).
+struct ConnRest<G, S: Borrow<ConnShared> = Arc<ConnShared>> {
+    shared: S,
     phases: Phases,
-    codec_reply: Arc<codec::CodecReplyRecord>,
+    /// The codec's reply record (its I/O's); none while parked without one (see
+    /// `codec::IdleIo`).
+    codec_reply: Option<Arc<codec::CodecReplyRecord>>,
     _listener_guard: G,
 }
 
-impl<G> Drop for ConnRest<G> {
+impl<G, S: Borrow<ConnShared>> Drop for ConnRest<G, S> {
     fn drop(&mut self) {
-        count_closed(&self.shared);
+        count_closed(self.shared.borrow());
+    }
+}
+
+impl<G, S: Borrow<ConnShared>> ConnRest<G, S> {
+    /// The same connection with its shared state moved into another form by `to`
+    /// (counted once: by the value returned).
+    fn map_shared<T: Borrow<ConnShared>>(self, to: impl FnOnce(S) -> T) -> ConnRest<G, T> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: each field of `this` is read exactly once, and `this` is never used
+        // nor dropped again (`ManuallyDrop`): every part has one owner, the new value
+        // (its drop then counts the connection closed, once). `to` moves its argument
+        // (no panic: `ParkedShared`'s conversions at most allocate, which aborts on
+        // failure).
+        #[allow(unsafe_code)]
+        let (shared, phases, codec_reply, guard) = unsafe {
+            (
+                std::ptr::read(&this.shared),
+                std::ptr::read(&this.phases),
+                std::ptr::read(&this.codec_reply),
+                std::ptr::read(&this._listener_guard),
+            )
+        };
+        ConnRest {
+            shared: to(shared),
+            phases,
+            codec_reply,
+            _listener_guard: guard,
+        }
+    }
+}
+
+/// A parked connection's shared state: out of its `Arc` when nothing else holds it
+/// (streams, the header timer), so that an idle connection keeps it in its parked
+/// set's slot rather than in an allocation made at accept among the active
+/// connection's short-lived ones (whose freed pages it would keep resident). The `Arc`
+/// is made again when the connection resumes. (Unboxed on purpose.)
+#[allow(clippy::large_enum_variant)]
+pub(super) enum ParkedShared {
+    Shared(Arc<ConnShared>),
+    Inline(ConnShared),
+}
+
+impl ParkedShared {
+    fn of(shared: Arc<ConnShared>) -> Self {
+        match Arc::try_unwrap(shared) {
+            Ok(inline) => ParkedShared::Inline(inline),
+            Err(shared) => ParkedShared::Shared(shared),
+        }
+    }
+
+    fn into_arc(self) -> Arc<ConnShared> {
+        match self {
+            ParkedShared::Shared(shared) => shared,
+            ParkedShared::Inline(inline) => Arc::new(inline),
+        }
+    }
+}
+
+impl Borrow<ConnShared> for ParkedShared {
+    fn borrow(&self) -> &ConnShared {
+        match self {
+            ParkedShared::Shared(shared) => shared,
+            ParkedShared::Inline(inline) => inline,
+        }
     }
 }
 
 impl<G: Send + 'static> ConnRest<G> {
     /// After an active period: the connection parks or ends.
-    fn after<IO>(self, served: Served<ParkSocket<IO>>)
+    fn after<IO>(mut self, served: Served<ParkSocket<IO>>)
     where
         IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
     {
         match served {
             Served::Ended { codec_error } => self.finish(codec_error),
             Served::Parked(io) => {
-                let io = codec::IdleIo::park(io, &self.shared, &self.codec_reply);
-                parked::park(Box::new(ParkedConn { io, rest: self }));
+                let io = codec::IdleIo::park(io, &self.shared, &mut self.codec_reply);
+                // After the I/O's own references went with its active form.
+                let rest = self.map_shared(ParkedShared::of);
+                parked::park(ParkedConn { io, rest });
             }
         }
     }
 
     /// The connection is over: the codec's reply or error is counted and logged.
     fn finish(self, codec_error: bool) {
-        account_codec_outcome(&self.shared, &self.codec_reply, codec_error);
+        match &self.codec_reply {
+            Some(record) => account_codec_outcome(&self.shared, record, codec_error),
+            None => {
+                account_codec_outcome(&self.shared, &codec::CodecReplyRecord::new(), codec_error)
+            }
+        }
     }
 }
 
 /// A parked HTTP/1 connection in the parked set: what an idle keep-alive connection
 /// costs.
-struct ParkedConn<IO, G> {
+pub(super) struct ParkedConn<IO, G> {
     io: codec::IdleIo<IO>,
-    rest: ConnRest<G>,
+    rest: ConnRest<G, ParkedShared>,
 }
 
-impl<IO, G> parked::Parked for ParkedConn<IO, G>
+impl<IO, G> ParkedConn<IO, G>
 where
     IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
     G: Send + 'static,
 {
-    fn shared(&self) -> &ConnShared {
-        &self.rest.shared
-    }
-
-    fn phases(&mut self) -> &mut Phases {
-        &mut self.rest.phases
-    }
-
-    fn poll_unpark(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<bool>> {
-        self.io.poll_unpark(cx)
-    }
-
-    fn deregister(&mut self) -> std::io::Result<Option<std::os::fd::RawFd>> {
-        self.io.socket_mut().deregister()
-    }
-
-    fn resume(self: Box<Self>) {
-        let ParkedConn { io, mut rest } = *self;
-        let mut io = io.into_active(&rest.shared, &rest.codec_reply);
+    /// [`parked::Parked::resume`] of a connection the set holds unboxed.
+    pub(super) fn resume_owned(self, read: Vec<u8>) {
+        let ParkedConn { io, rest } = self;
+        let mut rest = rest.map_shared(ParkedShared::into_arc);
+        let mut io = io.into_active(&rest.shared, &mut rest.codec_reply, read);
         if let Err(e) = io.socket_mut().reregister() {
             tracing::debug!(error = %e, "registering a parked connection again");
             drop(io);
@@ -188,9 +246,11 @@ where
         });
     }
 
-    fn close(self: Box<Self>, shut_write: bool) {
-        let ParkedConn { io, rest } = *self;
-        let mut io = io.into_active(&rest.shared, &rest.codec_reply);
+    /// [`parked::Parked::close`] of a connection the set holds unboxed.
+    pub(super) fn close_owned(self, shut_write: bool) {
+        let ParkedConn { io, rest } = self;
+        let mut rest = rest.map_shared(ParkedShared::into_arc);
+        let mut io = io.into_active(&rest.shared, &mut rest.codec_reply, Vec::new());
         // A bare socket (see `park_socket`) shuts down as a registered one, at once.
         if !shut_write {
             drop(io);
@@ -205,6 +265,40 @@ where
             drop(io);
             rest.finish(false);
         });
+    }
+}
+
+impl<IO, G> parked::Parked for ParkedConn<IO, G>
+where
+    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+    G: Send + 'static,
+{
+    fn shared(&self) -> &ConnShared {
+        self.rest.shared.borrow()
+    }
+
+    fn phases(&mut self) -> &mut Phases {
+        &mut self.rest.phases
+    }
+
+    fn poll_unpark(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        read: &mut Vec<u8>,
+    ) -> std::task::Poll<std::io::Result<bool>> {
+        self.io.poll_unpark(cx, read)
+    }
+
+    fn deregister(&mut self) -> std::io::Result<Option<std::os::fd::RawFd>> {
+        self.io.socket_mut().deregister()
+    }
+
+    fn resume(self: Box<Self>, read: Vec<u8>) {
+        self.resume_owned(read);
+    }
+
+    fn close(self: Box<Self>, shut_write: bool) {
+        self.close_owned(shut_write);
     }
 }
 

@@ -27,6 +27,7 @@ mod max_duration;
 pub mod normalize;
 mod park_socket;
 mod parked;
+mod parked_deadlines;
 mod premature_reset;
 pub mod rds;
 mod reason;

@@ -11,7 +11,8 @@
 //! set of its own, registered with the runtime once.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -27,8 +28,9 @@ use tokio::io::unix::AsyncFd;
 
 use crate::base::drain::{DrainPhase, DrainSignal};
 
-use super::conn_manager::{ConnDeadlines, Phases};
+use super::conn_manager::{ConnDeadlines, ParkedConn, Phases};
 use super::heap_trim::HeapTrim;
+use super::parked_deadlines::{Deadlines, MAX_SLOTS, NO_DEADLINE};
 use super::stream::ConnShared;
 
 /// A parked connection, whatever its I/O type.
@@ -37,23 +39,83 @@ pub(super) trait Parked: Send {
     fn shared(&self) -> &ConnShared;
     /// What the connection saw of the drain.
     fn phases(&mut self) -> &mut Phases;
-    /// Waits for the client's next bytes: true once they are there, false when the
-    /// client closed.
-    fn poll_unpark(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>>;
+    /// Waits for the client's next bytes: true once they are there (in `read`, or kept
+    /// by the connection), false when the client closed. (The set holds the bytes
+    /// until [`Self::resume`], in the same turn, so that no parked connection keeps
+    /// room for them.)
+    fn poll_unpark(&mut self, cx: &mut Context<'_>, read: &mut Vec<u8>) -> Poll<io::Result<bool>>;
     /// Gives the socket's registration with the runtime up, if its kind can: the
     /// descriptor the set then watches. `Ok(None)`: it stays registered (and wakes the
     /// slot's waker).
     fn deregister(&mut self) -> io::Result<Option<RawFd>>;
-    /// Serves the bytes that arrived in a new task (registered again first).
-    fn resume(self: Box<Self>);
+    /// Serves the bytes that arrived (`read`, then what it kept) in a new task
+    /// (registered again first).
+    fn resume(self: Box<Self>, read: Vec<u8>);
     /// Ends the connection; `shut_write`: shut the write side first (as hyper's graceful
     /// shutdown of an idle connection does).
     fn close(self: Box<Self>, shut_write: bool);
 }
 
+/// The kind of parked connection most are: plaintext, accepted by a listener.
+type PlainParked = ParkedConn<tokio::net::TcpStream, crate::listener::accept::ConnGuard>;
+
+/// A parked connection as the set holds it: the common kind in its slot, other kinds
+/// boxed. An idle connection's state so lies in the set's one array, not in a small
+/// heap allocation made among an active connection's short-lived ones, whose pages it
+/// would keep resident once they are freed. (Unboxed on purpose: the slot array is
+/// where the connection lives.)
+#[allow(clippy::large_enum_variant)]
+enum Held {
+    Plain(PlainParked),
+    Boxed(Box<dyn Parked>),
+}
+
+impl Held {
+    /// `conn` as held: unboxed when it is the plain kind.
+    fn of<T: Parked + 'static>(conn: T) -> Option<Self> {
+        let mut conn = Some(conn);
+        let any: &mut dyn std::any::Any = &mut conn;
+        if let Some(plain) = any.downcast_mut::<Option<PlainParked>>() {
+            return plain.take().map(Held::Plain);
+        }
+        conn.map(|conn| Held::Boxed(Box::new(conn)))
+    }
+
+    fn get(&mut self) -> &mut dyn Parked {
+        match self {
+            Held::Plain(conn) => conn,
+            Held::Boxed(conn) => &mut **conn,
+        }
+    }
+
+    fn shared(&self) -> &ConnShared {
+        match self {
+            Held::Plain(conn) => conn.shared(),
+            Held::Boxed(conn) => conn.shared(),
+        }
+    }
+
+    fn resume(self, read: Vec<u8>) {
+        match self {
+            Held::Plain(conn) => conn.resume_owned(read),
+            Held::Boxed(conn) => conn.resume(read),
+        }
+    }
+
+    fn close(self, shut_write: bool) {
+        match self {
+            Held::Plain(conn) => conn.close_owned(shut_write),
+            Held::Boxed(conn) => conn.close(shut_write),
+        }
+    }
+}
+
 /// Hands a parked connection to this thread's set (made, with its driving task, on
 /// first use and again after that task ended with its runtime).
-pub(super) fn park(conn: Box<dyn Parked>) {
+pub(super) fn park<T: Parked + 'static>(conn: T) {
+    let Some(conn) = Held::of(conn) else {
+        return;
+    };
     let shared = SET.with(|cell| {
         let mut weak = cell.borrow_mut();
         // Only the driving task holds the set (wakers hold it weakly): it is alive
@@ -79,7 +141,7 @@ thread_local! {
 #[derive(Default)]
 struct Shared {
     /// Connections parked since the driver last looked.
-    incoming: Mutex<Vec<Box<dyn Parked>>>,
+    incoming: Mutex<Vec<Held>>,
     /// Slots whose socket became readable (or may have: a stale wake is harmless).
     ready: Mutex<Vec<usize>>,
     /// The driving task.
@@ -112,38 +174,50 @@ impl Wake for SlotWaker {
 /// The drive of this thread's set: runs until its runtime drops it, which drops (and
 /// so closes) whatever is still parked.
 async fn drive(shared: Arc<Shared>) {
-    let mut set = ParkedSet {
-        shared,
-        slots: Vec::new(),
-        free: Vec::new(),
-        incoming: Vec::new(),
-        ready: Vec::new(),
-        deadlines: BTreeSet::new(),
-        groups: Vec::new(),
-        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
-        timer_at: None,
-        watch: None,
-        watch_failed: false,
-        watched_ready: Vec::new(),
-        trim: HeapTrim::default(),
-    };
+    let mut set = ParkedSet::new(shared);
     std::future::poll_fn(|cx| set.poll(cx)).await
 }
 
-/// One parked connection's place in the set.
-struct Slot {
-    conn: Option<Box<dyn Parked>>,
-    /// The slot's waker, for a socket that stays registered with the runtime (made on
-    /// first need, kept with the slot for later connections; a bare socket in the
-    /// epoll set needs none).
-    waker: Option<Waker>,
-    /// When the timer must look at the connection (in `ParkedSet::deadlines`).
-    deadline: Option<Instant>,
-    /// Its drain signal's index in `ParkedSet::groups`.
-    group: usize,
-    /// The connection's bare socket, in the set's epoll set (see `park_socket`).
-    watched: Option<RawFd>,
+impl ParkedSet {
+    fn new(shared: Arc<Shared>) -> Self {
+        ParkedSet {
+            shared,
+            slots: Vec::new(),
+            free: BinaryHeap::new(),
+            incoming: Vec::new(),
+            ready: Vec::new(),
+            wakers: Vec::new(),
+            deadlines: Deadlines::new(),
+            groups: Vec::new(),
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            timer_at: None,
+            watch: None,
+            watch_failed: false,
+            watched_ready: Vec::new(),
+            trim: HeapTrim::default(),
+        }
+    }
 }
+
+/// One parked connection's place in the set (the connection and 16 bytes: an idle
+/// connection pays for its slot, so the rarely used parts live elsewhere,
+/// `ParkedSet::wakers`).
+struct Slot {
+    conn: Option<Held>,
+    /// Its entry in `ParkedSet::deadlines` ([`NO_DEADLINE`]: none).
+    deadline: u64,
+    /// Its drain signal's index in `ParkedSet::groups`.
+    group: u32,
+    /// The connection's bare socket, in the set's epoll set (see `park_socket`;
+    /// [`NOT_WATCHED`]: none).
+    watched: RawFd,
+}
+
+/// `Slot::watched` of a socket that stays registered with the runtime.
+const NOT_WATCHED: RawFd = -1;
+
+/// Slots (or free-list entries) kept beyond what is in use when the set shrinks.
+const SLACK_SLOTS: usize = 64;
 
 /// The set's own epoll set, for parked sockets without a runtime registration: the
 /// runtime watches its descriptor, it watches theirs (edge-triggered, readable or
@@ -212,13 +286,19 @@ impl DrainGroup {
 struct ParkedSet {
     shared: Arc<Shared>,
     slots: Vec<Slot>,
-    /// Slots without a connection, reused first.
-    free: Vec<usize>,
+    /// Slots without a connection, reused first, lowest first (so that the array's
+    /// tail empties and goes, see [`Self::shrink`]); may name slots already gone or
+    /// taken again (skipped).
+    free: BinaryHeap<Reverse<usize>>,
     /// What `Shared` handed over, swapped out under its lock (keeps the capacity).
-    incoming: Vec<Box<dyn Parked>>,
+    incoming: Vec<Held>,
     ready: Vec<usize>,
-    /// (deadline, slot) of every connection with one.
-    deadlines: BTreeSet<(Instant, usize)>,
+    /// Slots' wakers, for sockets that stay registered with the runtime (made on first
+    /// need, kept for the slot's later connections; bare sockets in the epoll set need
+    /// none, so that this stays empty without TLS).
+    wakers: Vec<Option<Waker>>,
+    /// Every connection's deadline, if it has one.
+    deadlines: Deadlines,
     groups: Vec<Option<DrainGroup>>,
     timer: Pin<Box<tokio::time::Sleep>>,
     timer_at: Option<Instant>,
@@ -235,8 +315,11 @@ struct ParkedSet {
 /// What to do with a connection after looking at it.
 enum Next {
     Keep,
-    Resume,
-    Close { shut_write: bool },
+    /// With the bytes `poll_unpark` read.
+    Resume(Vec<u8>),
+    Close {
+        shut_write: bool,
+    },
 }
 
 impl ParkedSet {
@@ -258,22 +341,64 @@ impl ParkedSet {
         self.poll_drain(cx);
         self.poll_timer(cx);
         self.trim.poll(cx);
+        self.shrink();
         Poll::Pending
     }
 
-    fn insert(&mut self, conn: Box<dyn Parked>) {
+    /// The lowest free slot, if any.
+    fn take_free(&mut self) -> Option<usize> {
+        while let Some(Reverse(slot)) = self.free.pop() {
+            if self
+                .slots
+                .get(slot)
+                .is_some_and(|entry| entry.conn.is_none())
+            {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// Drops the empty slots at the array's end, and most of its room once it is
+    /// mostly unused: a slot holds a whole connection, so that a burst of parked
+    /// connections would otherwise keep its memory after they are gone. (Once per
+    /// poll, after the slots' indexes are no longer in use.)
+    fn shrink(&mut self) {
+        while self.slots.last().is_some_and(|entry| entry.conn.is_none()) {
+            self.slots.pop();
+        }
+        let len = self.slots.len();
+        self.wakers.truncate(len);
+        if self.slots.capacity() > 4 * len + SLACK_SLOTS {
+            self.slots.shrink_to(2 * len + SLACK_SLOTS);
+            self.wakers.shrink_to(len);
+        }
+        if self.free.len() > len + SLACK_SLOTS {
+            let slots = &self.slots;
+            self.free
+                .retain(|&Reverse(slot)| slots.get(slot).is_some_and(|entry| entry.conn.is_none()));
+            self.free.shrink_to(2 * self.free.len() + SLACK_SLOTS);
+        }
+    }
+
+    fn insert(&mut self, conn: Held) {
         self.trim.on_park();
+        let free = self.take_free();
+        if free.is_none() && self.slots.len() >= MAX_SLOTS {
+            tracing::warn!("parked connections: set full; closing");
+            conn.close(false);
+            return;
+        }
         let group = self.group_of(&conn.shared().drain);
-        let slot = match self.free.pop() {
+        let slot = match free {
             Some(slot) => slot,
             None => {
                 let slot = self.slots.len();
                 self.slots.push(Slot {
                     conn: None,
-                    waker: None,
-                    deadline: None,
-                    group,
-                    watched: None,
+                    deadline: NO_DEADLINE,
+                    group: 0,
+                    watched: NOT_WATCHED,
                 });
                 slot
             }
@@ -281,8 +406,8 @@ impl ParkedSet {
         let entry = &mut self.slots[slot];
         entry.conn = Some(conn);
         entry.group = group;
-        entry.deadline = None;
-        if let Some(g) = self.groups[group].as_mut() {
+        entry.deadline = NO_DEADLINE;
+        if let Some(g) = self.groups[group as usize].as_mut() {
             g.members += 1;
         }
         if let Err(e) = self.watch_socket(slot) {
@@ -292,7 +417,7 @@ impl ParkedSet {
         }
         // A phase the connection has not acted on yet (the drain began while it was
         // serving) is acted on now, as the connection's own drain wait would at once.
-        let phase = self.groups[group].as_ref().map(|g| g.seen);
+        let phase = self.groups[group as usize].as_ref().map(|g| g.seen);
         let next = match phase {
             Some(phase) if phase > self.phases_of(slot).seen => self.on_phase(slot, phase),
             _ => Next::Keep,
@@ -302,32 +427,37 @@ impl ParkedSet {
         }
     }
 
-    /// The group for `signal` (connections of one listener share it).
-    fn group_of(&mut self, signal: &DrainSignal) -> usize {
+    /// The group for `signal` (connections of one listener share it). There are at
+    /// most as many groups as members, so that the index fits a slot's `u32`.
+    fn group_of(&mut self, signal: &DrainSignal) -> u32 {
         let found = self
             .groups
             .iter()
             .position(|g| g.as_ref().is_some_and(|g| g.signal.same_source(signal)));
-        if let Some(index) = found {
-            return index;
-        }
-        // Starting from Serving: a phase already past is acted on at the first poll.
-        let group = DrainGroup::new(signal, DrainPhase::Serving);
-        match self.groups.iter().position(Option::is_none) {
-            Some(index) => {
-                self.groups[index] = Some(group);
-                index
-            }
+        let index = match found {
+            Some(index) => index,
             None => {
-                self.groups.push(Some(group));
-                self.groups.len() - 1
+                // Starting from Serving: a phase already past is acted on at the first
+                // poll.
+                let group = DrainGroup::new(signal, DrainPhase::Serving);
+                match self.groups.iter().position(Option::is_none) {
+                    Some(index) => {
+                        self.groups[index] = Some(group);
+                        index
+                    }
+                    None => {
+                        self.groups.push(Some(group));
+                        self.groups.len() - 1
+                    }
+                }
             }
-        }
+        };
+        index as u32
     }
 
     fn phases_of(&mut self, slot: usize) -> Phases {
         match self.slots[slot].conn.as_mut() {
-            Some(conn) => *conn.phases(),
+            Some(conn) => *conn.get().phases(),
             None => Phases::default(),
         }
     }
@@ -339,21 +469,26 @@ impl ParkedSet {
         let Some(entry) = self.slots.get_mut(slot) else {
             return;
         };
-        let waker = match entry.watched {
-            Some(_) => Waker::noop(),
-            None => &*entry.waker.get_or_insert_with(|| {
+        let waker = if entry.watched != NOT_WATCHED {
+            Waker::noop()
+        } else {
+            if self.wakers.len() <= slot {
+                self.wakers.resize(slot + 1, None);
+            }
+            &*self.wakers[slot].get_or_insert_with(|| {
                 Waker::from(Arc::new(SlotWaker {
                     slot,
                     shared: Arc::downgrade(shared),
                 }))
-            }),
+            })
         };
-        let Some(conn) = entry.conn.as_mut() else {
+        let Some(conn) = entry.conn.as_mut().map(Held::get) else {
             return;
         };
-        let next = match conn.poll_unpark(&mut Context::from_waker(waker)) {
+        let mut read = Vec::new();
+        let next = match conn.poll_unpark(&mut Context::from_waker(waker), &mut read) {
             Poll::Pending => Next::Keep,
-            Poll::Ready(Ok(true)) => Next::Resume,
+            Poll::Ready(Ok(true)) => Next::Resume(read),
             Poll::Ready(Ok(false)) => Next::Close { shut_write: false },
             Poll::Ready(Err(e)) => {
                 tracing::debug!(error = %e, conn = conn.shared().conn.id, "downstream connection ended with error");
@@ -374,7 +509,7 @@ impl ParkedSet {
         };
         match next {
             Next::Keep => {}
-            Next::Resume => conn.resume(),
+            Next::Resume(read) => conn.resume(read),
             Next::Close { shut_write } => conn.close(shut_write),
         }
         false
@@ -383,28 +518,27 @@ impl ParkedSet {
     /// (Re)arms the slot's deadline from the connection's state.
     fn schedule(&mut self, slot: usize) {
         let entry = &mut self.slots[slot];
-        let Some(conn) = entry.conn.as_mut() else {
+        let Some(conn) = entry.conn.as_mut().map(Held::get) else {
             return;
         };
         let drain_seen = conn.phases().drain_seen;
         let shared = conn.shared();
         let next = ConnDeadlines::of(shared).next(shared, None, drain_seen, false);
+        let next = next.map_or(NO_DEADLINE, |at| self.deadlines.key(at, slot));
         if next == entry.deadline {
             return;
         }
-        if let Some(old) = entry.deadline.take() {
-            self.deadlines.remove(&(old, slot));
-        }
-        entry.deadline = next;
-        if let Some(at) = next {
-            self.deadlines.insert((at, slot));
-        }
+        let old = std::mem::replace(&mut entry.deadline, next);
+        let slots = &self.slots;
+        self.deadlines
+            .replace(old, next, |key| deadline_is_current(slots, key));
     }
 
-    fn remove(&mut self, slot: usize) -> Option<Box<dyn Parked>> {
+    fn remove(&mut self, slot: usize) -> Option<Held> {
         let entry = &mut self.slots[slot];
         let conn = entry.conn.take()?;
-        if let (Some(fd), Some(watch)) = (entry.watched.take(), self.watch.as_ref()) {
+        let watched = std::mem::replace(&mut entry.watched, NOT_WATCHED);
+        if let (true, Some(watch)) = (watched != NOT_WATCHED, self.watch.as_ref()) {
             // Before the socket is registered again or closed (a stale event for the
             // slot is harmless: its next occupant's read would block).
             if let Err(e) = watch
@@ -412,16 +546,17 @@ impl ParkedSet {
                 .get_ref()
                 .0
                 .registry()
-                .deregister(&mut SourceFd(&fd))
+                .deregister(&mut SourceFd(&watched))
             {
                 tracing::debug!(error = %e, "unwatching a parked socket");
             }
         }
-        if let Some(old) = entry.deadline.take() {
-            self.deadlines.remove(&(old, slot));
-        }
-        let group = entry.group;
-        self.free.push(slot);
+        let old = std::mem::replace(&mut entry.deadline, NO_DEADLINE);
+        let group = entry.group as usize;
+        let slots = &self.slots;
+        self.deadlines
+            .replace(old, NO_DEADLINE, |key| deadline_is_current(slots, key));
+        self.free.push(Reverse(slot));
         if let Some(g) = self.groups[group].as_mut() {
             g.members -= 1;
             if g.members == 0 {
@@ -447,7 +582,7 @@ impl ParkedSet {
             return Ok(());
         };
         let entry = &mut self.slots[slot];
-        let Some(conn) = entry.conn.as_mut() else {
+        let Some(conn) = entry.conn.as_mut().map(Held::get) else {
             return Ok(());
         };
         let Some(fd) = conn.deregister()? else {
@@ -458,7 +593,7 @@ impl ParkedSet {
             mio::Token(slot),
             mio::Interest::READABLE,
         )?;
-        entry.watched = Some(fd);
+        entry.watched = fd;
         Ok(())
     }
 
@@ -515,7 +650,9 @@ impl ParkedSet {
                 g.seen = phase;
                 g.wait = DrainGroup::wait_past(&g.signal, phase);
                 let members: Vec<usize> = (0..self.slots.len())
-                    .filter(|&s| self.slots[s].group == group && self.slots[s].conn.is_some())
+                    .filter(|&s| {
+                        self.slots[s].group as usize == group && self.slots[s].conn.is_some()
+                    })
                     .collect();
                 for slot in members {
                     if phase > self.phases_of(slot).seen {
@@ -533,7 +670,7 @@ impl ParkedSet {
 
     /// As a waiting connection on a drain phase change.
     fn on_phase(&mut self, slot: usize, phase: DrainPhase) -> Next {
-        let Some(conn) = self.slots[slot].conn.as_mut() else {
+        let Some(conn) = self.slots[slot].conn.as_mut().map(Held::get) else {
             return Next::Keep;
         };
         conn.phases().seen = phase;
@@ -554,7 +691,7 @@ impl ParkedSet {
     /// As a waiting connection when its timer fires: a drain with no successor closes
     /// it, so do the idle timeout and the max connection duration (counted).
     fn on_deadline(&mut self, slot: usize, now: Instant) -> Next {
-        let Some(conn) = self.slots[slot].conn.as_mut() else {
+        let Some(conn) = self.slots[slot].conn.as_mut().map(Held::get) else {
             return Next::Keep;
         };
         let drain_seen = conn.phases().drain_seen;
@@ -576,16 +713,24 @@ impl ParkedSet {
     fn poll_timer(&mut self, cx: &mut Context<'_>) {
         loop {
             let now = Instant::now();
-            while let Some(&(at, slot)) = self.deadlines.first() {
-                if at > now {
+            loop {
+                let slots = &self.slots;
+                let Some(key) = self
+                    .deadlines
+                    .pop_due(now, |key| deadline_is_current(slots, key))
+                else {
                     break;
-                }
-                self.deadlines.pop_first();
-                self.slots[slot].deadline = None;
+                };
+                let slot = Deadlines::slot(key);
+                self.slots[slot].deadline = NO_DEADLINE;
                 let next = self.on_deadline(slot, now);
                 self.apply(slot, next);
             }
-            let Some(&(at, _)) = self.deadlines.first() else {
+            let slots = &self.slots;
+            let Some(at) = self
+                .deadlines
+                .next_at(|key| deadline_is_current(slots, key))
+            else {
                 self.timer_at = None;
                 return;
             };
@@ -599,3 +744,14 @@ impl ParkedSet {
         }
     }
 }
+
+/// Whether `key` is its slot's deadline (see `parked_deadlines`).
+fn deadline_is_current(slots: &[Slot], key: u64) -> bool {
+    slots
+        .get(Deadlines::slot(key))
+        .is_some_and(|entry| entry.deadline == key)
+}
+
+#[cfg(test)]
+#[path = "parked_tests.rs"]
+mod tests;

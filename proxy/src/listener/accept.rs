@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use super::filter_chain::MatchInput;
-use super::limits::{GlobalConnectionLimit, GlobalSlot};
+use super::limits::{ChainSlot, GlobalConnectionLimit, GlobalSlot};
 use super::proxy_protocol;
 use super::snapshot::{ChainNetwork, CompiledChain, ListenerHandle, ListenerSnapshot};
 use super::tracker::ConnectionTracker;
@@ -317,7 +317,7 @@ fn start(
         },
         None => None,
     };
-    let guard = (listener_connection, global_slot, chain_slot);
+    let guard: ConnGuard = (listener_connection, global_slot, chain_slot);
     let signal = chain.drain_signal();
     let chain = Arc::clone(chain);
     let ctx = Arc::clone(ctx);
@@ -518,9 +518,15 @@ pub(crate) struct AcceptCounts {
     tracker: Arc<ConnectionTracker>,
 }
 
+/// What counts an accepted connection until it ends (the network filter holds it): the
+/// listener's count, its global-limit slot (if counted) and its chain's
+/// `connection_limit` slot. Named so that the HTTP connection manager's parked set can
+/// hold the common kind of parked connection unboxed (`http::parked`).
+pub(crate) type ConnGuard = (ListenerConnection, Option<GlobalSlot>, Option<ChainSlot>);
+
 /// Counts one connection in `listener.<address>.*`, its worker's
 /// `listener.<address>.worker_<n>.*` and the connection tracker until dropped.
-struct ListenerConnection {
+pub(crate) struct ListenerConnection {
     counts: Arc<AcceptCounts>,
     opened: std::time::Instant,
 }

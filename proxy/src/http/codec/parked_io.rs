@@ -5,7 +5,10 @@
 //! and are empty between exchanges; they are made again, empty, when the client's next
 //! bytes arrive. Those bytes are counted and checked when the wrapper is made again, as
 //! the read that brought them would have done at once (the parked set resumes the
-//! connection in the same turn). A wrapper this form cannot hold stays whole.
+//! connection in the same turn, and holds the bytes meanwhile). The codec's reply record
+//! is dropped too while parked (no reply was given: the connection would have closed)
+//! and the new wrapper's fresh one takes its place. A wrapper this form cannot hold
+//! stays whole, with its record.
 
 use std::io;
 use std::pin::Pin;
@@ -32,8 +35,6 @@ pub(crate) enum IdleIo<IO> {
 /// the connection's shared state and config.
 pub(crate) struct ParkedIo<IO> {
     socket: ParkSocket<IO>,
-    /// Bytes read while parked, not yet counted nor checked (see the module doc).
-    read: Vec<u8>,
     /// The wrapper's stats (its HTTP/1 codec stays counted active while parked).
     stats: Option<Arc<HcmRuntime>>,
     head_timer: Option<Box<HeadTimer>>,
@@ -48,14 +49,18 @@ pub(crate) struct ParkedIo<IO> {
 
 impl<IO> IdleIo<IO> {
     /// The parked form of `io`, a wrapper whose HTTP/1 connection just parked;
-    /// `shared` and `codec_reply` are the connection's (and `io`'s).
+    /// `shared` and `codec_reply` are the connection's (and `io`'s): the record is
+    /// taken when the lean form is (see the module doc).
     pub(crate) fn park(
         io: DownstreamIo<ParkSocket<IO>>,
         shared: &Arc<ConnShared>,
-        codec_reply: &Arc<CodecReplyRecord>,
+        codec_reply: &mut Option<Arc<CodecReplyRecord>>,
     ) -> Self {
-        match ParkedIo::from_active(io, shared, codec_reply) {
-            Ok(lean) => IdleIo::Lean(lean),
+        match ParkedIo::from_active(io, shared, codec_reply.as_ref()) {
+            Ok(lean) => {
+                *codec_reply = None;
+                IdleIo::Lean(lean)
+            }
             Err(io) => {
                 tracing::debug!("a parked connection's I/O kept whole");
                 IdleIo::Whole(io)
@@ -71,24 +76,37 @@ impl<IO> IdleIo<IO> {
         }
     }
 
-    /// The wrapper again, to serve the client's next bytes or to close.
+    /// The wrapper again, to serve the client's next bytes or to close: `read`, what
+    /// [`Self::poll_unpark`] read, is served first; the connection's `codec_reply` is
+    /// the wrapper's again.
     pub(crate) fn into_active(
         self,
         shared: &Arc<ConnShared>,
-        codec_reply: &Arc<CodecReplyRecord>,
+        codec_reply: &mut Option<Arc<CodecReplyRecord>>,
+        read: Vec<u8>,
     ) -> DownstreamIo<ParkSocket<IO>> {
         match self {
-            IdleIo::Lean(lean) => lean.into_active(shared, codec_reply),
+            IdleIo::Lean(lean) => {
+                let io = lean.into_active(shared, read);
+                *codec_reply = Some(io.codec_reply.clone());
+                io
+            }
             IdleIo::Whole(io) => *io,
         }
     }
 }
 
 impl<IO: AsyncRead + tokio::io::AsyncWrite + Unpin> IdleIo<IO> {
-    /// Waits for the client's next bytes (see [`DownstreamIo::poll_unpark`]).
-    pub(crate) fn poll_unpark(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    /// Waits for the client's next bytes (see [`DownstreamIo::poll_unpark`]): true once
+    /// they are there (in `read`, or kept by a whole wrapper), false when the client
+    /// closed.
+    pub(crate) fn poll_unpark(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: &mut Vec<u8>,
+    ) -> Poll<io::Result<bool>> {
         match self {
-            IdleIo::Lean(lean) => lean.poll_unpark(cx),
+            IdleIo::Lean(lean) => lean.poll_unpark(cx, read),
             IdleIo::Whole(io) => io.poll_unpark(cx),
         }
     }
@@ -100,7 +118,7 @@ impl<IO> ParkedIo<IO> {
     fn from_active(
         mut io: DownstreamIo<ParkSocket<IO>>,
         shared: &Arc<ConnShared>,
-        codec_reply: &Arc<CodecReplyRecord>,
+        codec_reply: Option<&Arc<CodecReplyRecord>>,
     ) -> Result<Self, Box<DownstreamIo<ParkSocket<IO>>>> {
         let framing_rebuilt = io.framing.as_ref().is_none_or(|framing| {
             framing.at_request_start() && framing.limits() == framing_limits(&shared.runtime.hcm)
@@ -120,7 +138,8 @@ impl<IO> ParkedIo<IO> {
                 .conn
                 .as_ref()
                 .is_none_or(|conn| Arc::ptr_eq(conn, shared))
-            && Arc::ptr_eq(&io.codec_reply, codec_reply)
+            && codec_reply.is_some_and(|record| Arc::ptr_eq(&io.codec_reply, record))
+            && io.codec_reply.is_pristine()
             && framing_rebuilt;
         if !idle {
             return Err(Box::new(io));
@@ -129,7 +148,6 @@ impl<IO> ParkedIo<IO> {
         let stats = io.stats.take();
         Ok(Self {
             socket: std::mem::replace(&mut io.inner, ParkSocket::Gone),
-            read: Vec::new(),
             stats,
             head_timer: io.head_timer.take(),
             framing_heads: io.framing.as_ref().map_or(0, RequestFraming::heads),
@@ -141,13 +159,13 @@ impl<IO> ParkedIo<IO> {
         })
     }
 
+    /// The wrapper again (with a fresh reply record), `read` served first.
     fn into_active(
         mut self,
         shared: &Arc<ConnShared>,
-        codec_reply: &Arc<CodecReplyRecord>,
+        read: Vec<u8>,
     ) -> DownstreamIo<ParkSocket<IO>> {
         let mut io = DownstreamIo::new(std::mem::replace(&mut self.socket, ParkSocket::Gone));
-        io.codec_reply = codec_reply.clone();
         // Counted when the connection began, and still active.
         io.stats = self.stats.take();
         io.codec = Codec::Http1;
@@ -163,7 +181,6 @@ impl<IO> ParkedIo<IO> {
         io.flushed_streams = self.flushed_streams;
         io.framing_deferred = self.framing_deferred;
         io.flushed = self.flushed;
-        let read = std::mem::take(&mut self.read);
         if !read.is_empty() {
             io.take_read_ahead(read, &mut ReadBuf::new(&mut []));
         }
@@ -172,15 +189,14 @@ impl<IO> ParkedIo<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> ParkedIo<IO> {
-    /// As [`DownstreamIo::poll_unpark`], the read's bytes kept for
+    /// As [`DownstreamIo::poll_unpark`], the read's bytes in `read` for
     /// [`Self::into_active`].
-    fn poll_unpark(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        if !self.read.is_empty() {
+    fn poll_unpark(&mut self, cx: &mut Context<'_>, read: &mut Vec<u8>) -> Poll<io::Result<bool>> {
+        if !read.is_empty() {
             return Poll::Ready(Ok(true));
         }
-        let read = std::task::ready!(poll_read_chunk(&mut self.socket, cx, Vec::new()))?;
-        self.read = read;
-        Poll::Ready(Ok(!self.read.is_empty()))
+        *read = std::task::ready!(poll_read_chunk(&mut self.socket, cx, std::mem::take(read)))?;
+        Poll::Ready(Ok(!read.is_empty()))
     }
 }
 

@@ -101,6 +101,14 @@ impl CodecReplyRecord {
         }
     }
 
+    /// No reply was recorded (as [`Self::new`] made it).
+    pub fn is_pristine(&self) -> bool {
+        self.status.load(Ordering::Relaxed) == 0
+            && self.sent_status.load(Ordering::Relaxed) == 0
+            && self.body_len.load(Ordering::Relaxed) == u32::MAX
+            && self.details.get().is_none()
+    }
+
     /// The codec replied `status`; after mapping, `sent` with a body of `body_len`.
     pub fn record(&self, status: u16, sent: u16, body_len: usize) {
         self.status.store(status, Ordering::Relaxed);

@@ -163,7 +163,7 @@ impl RouteTable {
 /// match `host` too).
 fn without_port(host: &str) -> &str {
     match host.rfind(':') {
-        Some(colon) if !host.rfind(']').is_some_and(|end| end > colon) => &host[..colon],
+        Some(colon) if host.rfind(']').is_none_or(|end| end <= colon) => &host[..colon],
         _ => host,
     }
 }
