@@ -178,7 +178,7 @@ fn the_first_unsupported_field_is_the_lowest_numbered_whatever_the_wire_order() 
 
 #[test]
 fn a_scalar_written_as_its_default_is_not_set() {
-    let field = number(CLUSTER, "ignore_health_on_host_removal");
+    let field = number(CLUSTER, "close_connections_on_host_health_failure");
     let off = [bytes_field(1, b"c"), varint_field(field, 0)].concat();
     assert_eq!(same(CLUSTER, &off), Ok(()));
     let on = [bytes_field(1, b"c"), varint_field(field, 1)].concat();
