@@ -33,18 +33,22 @@ fn listener(name: &str, cert: &tls::TestCert, algorithms: &[&str]) -> Value {
     })
 }
 
-#[tokio::test]
-async fn signature_algorithms_limit_what_the_server_signs_with() -> anyhow::Result<()> {
-    let dir = TempDir::new()?;
-    let ca = TestCa::new("sigalg ca")?;
-    let cert = ca.issue(
-        &dir,
+/// An ECDSA P-256 certificate for `sig.example.com`, in `dir`.
+fn ecdsa_cert(dir: &TempDir) -> anyhow::Result<tls::TestCert> {
+    TestCa::new("sigalg ca")?.issue(
+        dir,
         "server",
         "server",
         &["sig.example.com"],
         &[],
         KeyKind::Ecdsa,
-    )?;
+    )
+}
+
+#[tokio::test]
+async fn signature_algorithms_limit_what_the_server_signs_with() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let cert = ecdsa_cert(&dir)?;
     let config = bootstrap(
         vec![
             listener(
@@ -77,15 +81,7 @@ async fn signature_algorithms_limit_what_the_server_signs_with() -> anyhow::Resu
 #[test]
 fn an_unknown_signature_algorithm_is_a_config_error() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
-    let ca = TestCa::new("sigalg ca")?;
-    let cert = ca.issue(
-        &dir,
-        "server",
-        "server",
-        &["sig.example.com"],
-        &[],
-        KeyKind::Ecdsa,
-    )?;
+    let cert = ecdsa_cert(&dir)?;
     let config = bootstrap(
         vec![listener(
             "l",
