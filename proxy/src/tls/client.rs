@@ -334,7 +334,7 @@ fn build(
         let identity: super::client_sessions::Identity = Box::new(move || {
             let verify = Arc::as_ptr(&*verify_state.load()) as usize;
             let cert = client_cert.as_ref().map_or(0, |c| c.identity());
-            vec![verify, cert]
+            vec![verify, cert, super::sds::swaps() as usize]
         });
         config.resumption = rustls::client::Resumption::store(Arc::new(
             super::client_sessions::RotatingSessions::new(identity),
