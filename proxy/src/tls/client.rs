@@ -331,19 +331,14 @@ fn build(
         (None, _) => builder.with_no_client_auth(),
     };
     if rotates {
-        let identity: super::client_sessions::Identity = Box::new(move || {
-            let verify = Arc::as_ptr(&*verify_state.load()) as usize;
-            let cert = client_cert.as_ref().map_or(0, |c| c.identity());
-            vec![verify, cert, super::sds::swaps() as usize]
-        });
-        config.resumption = rustls::client::Resumption::store(Arc::new(
-            super::client_sessions::RotatingSessions::new(identity),
-        ));
+        // A session made before a rotation would be resumed with the old client
+        // certificate and trust even after it (a handshake in flight across the swap
+        // stores its session anew). Envoy does not resume upstream sessions unless
+        // configured; a context whose secrets rotate does not either.
+        config.resumption = rustls::client::Resumption::disabled();
     }
     config.alpn_protocols = alpn;
-    // Envoy does not resume upstream sessions unless configured; the default rustls
-    // cache is harmless and saves handshakes, so it stays (emptied on an SDS rotation,
-    // as Envoy's new context starts with an empty one).
+    // Otherwise the default rustls cache stays: it is harmless and saves handshakes.
     Ok((Arc::new(config), current))
 }
 
@@ -368,17 +363,6 @@ impl ClientCert {
             })),
             Self::File(slot) => Some(slot.load_full()),
             Self::Xds(provider) => provider.certificate(),
-        }
-    }
-
-    /// What it holds now (an address; 0 for none yet), to tell a rotation.
-    fn identity(&self) -> usize {
-        match self {
-            Self::Fixed(key) => Arc::as_ptr(key) as usize,
-            Self::File(slot) => Arc::as_ptr(&*slot.load()) as usize,
-            Self::Xds(provider) => provider
-                .certificate()
-                .map_or(0, |c| Arc::as_ptr(&c) as usize),
         }
     }
 }

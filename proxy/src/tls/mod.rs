@@ -5,7 +5,6 @@
 
 pub mod certs;
 pub mod client;
-mod client_sessions;
 pub mod inspector;
 pub mod peer;
 mod resolver;

@@ -150,16 +150,6 @@ impl UpdateCount {
     }
 }
 
-/// Secrets swapped in from SDS files so far (any file): a TLS client's session store
-/// starts afresh when it moves, so that no session made with an old certificate or trust
-/// is resumed (the slot addresses it also compares can come back for new secrets).
-static SWAPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many secrets SDS files have swapped in (see [`SWAPS`]).
-pub(crate) fn swaps() -> u64 {
-    SWAPS.load(std::sync::atomic::Ordering::Acquire)
-}
-
 /// Counts each later swap of `source`'s secret in `counter` while the returned token
 /// lives. Taken before the context subscribes, so that the first read of a file counts
 /// as Envoy's first update does.
@@ -328,7 +318,6 @@ async fn watch<T: Send + Sync + 'static>(
                     match convert(&resp, &source) {
                         Ok(value) => {
                             current.store(Arc::new(value));
-                            SWAPS.fetch_add(1, std::sync::atomic::Ordering::Release);
                             stats.accepted(&resp.version_info);
                             count_swap(&source);
                             accepted = Some(resp.resources.clone());
@@ -361,7 +350,6 @@ async fn watch<T: Send + Sync + 'static>(
                 match convert(resp, &source) {
                     Ok(value) => {
                         current.store(Arc::new(value));
-                        SWAPS.fetch_add(1, std::sync::atomic::Ordering::Release);
                         count_swap(&source);
                         info!(secret = %source.secret_name, path = %file,
                             "SDS secret re-read: a file it names was replaced");
