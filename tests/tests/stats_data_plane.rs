@@ -17,9 +17,25 @@ use serde_json::json;
 use stats_support::{value, wait_for, LISTENER};
 
 /// A port nothing listens on (bound, then released).
-fn closed_port() -> anyhow::Result<SocketAddr> {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(socket.local_addr()?)
+/// A port nothing listens on, held bound (not listening) until the returned socket
+/// drops, so that no other test takes it meanwhile: connects to it are refused.
+fn closed_port() -> anyhow::Result<(std::os::fd::OwnedFd, SocketAddr)> {
+    use nix::sys::socket::{
+        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )?;
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0))?;
+    let local: SockaddrIn = getsockname(fd.as_raw_fd())?;
+    Ok((
+        fd,
+        SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, local.port())),
+    ))
 }
 
 #[tokio::test]
@@ -90,7 +106,7 @@ async fn requests_to_an_echo_upstream_count_exactly() -> anyhow::Result<()> {
 #[tokio::test]
 async fn connect_failure_counts_a_503_for_the_cluster_and_the_connection_manager(
 ) -> anyhow::Result<()> {
-    let closed = closed_port()?;
+    let (_held, closed) = closed_port()?;
     let proxy = Proxy::start(&simple_proxy(&[closed])).await?;
     let addr = proxy.listener_addr("http").await?;
     assert_eq!(get(addr, "/").await?.status, 503);
