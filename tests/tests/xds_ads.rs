@@ -78,6 +78,31 @@ async fn traffic_through_cds_eds_lds_rds(transport: XdsTransport) -> anyhow::Res
     assert_eq!(route_config["version_info"], "1", "{route_config}");
     assert!(route_config["last_updated"].is_string(), "{route_config}");
 
+    // `/clusters` marks the CDS cluster `added_via_api`; the JSON form leaves the field
+    // out when false, as proto3 JSON does.
+    let text = proxy.admin_request("GET", "/clusters").await?.body_text();
+    assert!(text.contains("backend::added_via_api::true\n"), "{text}");
+    assert!(
+        text.contains("xds_cluster::added_via_api::false\n"),
+        "{text}"
+    );
+    let json = proxy
+        .admin_request("GET", "/clusters?format=json")
+        .await?
+        .json()?;
+    let status = |name: &str| {
+        json["cluster_statuses"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(status("backend")["added_via_api"], true, "{json}");
+    assert!(
+        status("xds_cluster").get("added_via_api").is_none(),
+        "{json}"
+    );
+
     // Endpoints move to b; a second cluster appears next to the unchanged `backend`.
     set_endpoints(
         &cp,

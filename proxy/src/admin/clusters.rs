@@ -42,6 +42,7 @@ pub(super) fn clusters_text(cm: &ClusterManager) -> String {
             let _ = writeln!(out, "{h}::cx_total::{}", load(&host.cx_total));
             let _ = writeln!(out, "{h}::rq_active::{}", load(&host.rq_active));
             let _ = writeln!(out, "{h}::rq_error::{}", load(&host.rq_error));
+            let _ = writeln!(out, "{h}::rq_pending_active::0");
             let success = load(&host.rq_total).saturating_sub(load(&host.rq_error));
             let _ = writeln!(out, "{h}::rq_success::{success}");
             let _ = writeln!(out, "{h}::rq_timeout::0");
@@ -71,43 +72,91 @@ pub(super) fn clusters_text(cm: &ClusterManager) -> String {
     out
 }
 
-/// JSON form (`?format=json`).
+/// JSON form (`?format=json`): Envoy's `ClusterStatuses` in proto3 JSON, so fields at
+/// their default (`added_via_api: false`, a zero counter's `value`, an empty `hostname`,
+/// priority 0) are left out, as Envoy leaves them out.
 pub(super) fn clusters_json(cm: &ClusterManager) -> Value {
     let snapshot = cm.snapshot();
     let statuses: Vec<Value> = snapshot
         .iter()
         .map(|(cluster, meta)| {
-            let hosts: Vec<Value> = cluster
-                .hosts()
-                .iter()
-                .map(|host| {
-                    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-                    json!({
-                        "address": address_json(&host.address),
-                        "stats": [
-                            {"name": "cx_active", "type": "GAUGE", "value": load(&host.cx_active).to_string()},
-                            {"name": "cx_total", "value": load(&host.cx_total).to_string()},
-                            {"name": "cx_connect_fail", "value": load(&host.cx_connect_fail).to_string()},
-                            {"name": "rq_active", "type": "GAUGE", "value": load(&host.rq_active).to_string()},
-                            {"name": "rq_total", "value": load(&host.rq_total).to_string()},
-                            {"name": "rq_error", "value": load(&host.rq_error).to_string()},
-                        ],
-                        "health_status": {"eds_health_status": if host.is_healthy() { "HEALTHY" } else { "UNHEALTHY" }},
-                        "weight": host.weight,
-                        "hostname": host.hostname.clone().unwrap_or_default(),
-                        "priority": host.priority,
-                    })
-                })
-                .collect();
-            json!({
+            let hosts: Vec<Value> = cluster.hosts().iter().map(|h| host_json(h)).collect();
+            let cb = &cluster.model.circuit_breakers;
+            let threshold = |priority: Option<&str>| {
+                let mut t = json!({
+                    "max_connections": cb.max_connections,
+                    "max_pending_requests": cb.max_pending_requests,
+                    "max_requests": cb.max_requests,
+                    "max_retries": cb.max_retries,
+                });
+                if let Some(p) = priority {
+                    t["priority"] = json!(p);
+                }
+                t
+            };
+            let mut status = json!({
                 "name": cluster.model.name,
+                "circuit_breakers": {"thresholds": [threshold(None), threshold(Some("HIGH"))]},
                 "observability_name": cluster.model.stat_name,
-                "added_via_api": meta.added_via_api,
                 "host_statuses": hosts,
-            })
+            });
+            if meta.added_via_api {
+                status["added_via_api"] = json!(true);
+            }
+            status
         })
         .collect();
     json!({ "cluster_statuses": statuses })
+}
+
+/// One `HostStatus`: Envoy's counters, then its gauges, each without `value` when zero.
+fn host_json(host: &crate::upstream::Host) -> Value {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let total = load(&host.rq_total);
+    let error = load(&host.rq_error);
+    let stat = |name: &str, gauge: bool, value: u64| {
+        let mut s = json!({ "name": name });
+        if gauge {
+            s["type"] = json!("GAUGE");
+        }
+        if value != 0 {
+            s["value"] = json!(value.to_string());
+        }
+        s
+    };
+    let mut locality = serde_json::Map::new();
+    for (key, part) in ["region", "zone", "sub_zone"]
+        .into_iter()
+        .zip(host.locality.split('/'))
+    {
+        if !part.is_empty() {
+            locality.insert(key.to_string(), json!(part));
+        }
+    }
+    let mut status = json!({
+        "address": address_json(&host.address),
+        "stats": [
+            stat("cx_connect_fail", false, load(&host.cx_connect_fail)),
+            stat("cx_total", false, load(&host.cx_total)),
+            stat("rq_error", false, error),
+            stat("rq_success", false, total.saturating_sub(error)),
+            stat("rq_timeout", false, 0),
+            stat("rq_total", false, total),
+            stat("cx_active", true, load(&host.cx_active)),
+            stat("rq_active", true, load(&host.rq_active)),
+            stat("rq_pending_active", true, 0),
+        ],
+        "health_status": {"eds_health_status": if host.is_healthy() { "HEALTHY" } else { "UNHEALTHY" }},
+        "weight": host.weight,
+        "locality": locality,
+    });
+    if let Some(hostname) = host.hostname.as_deref().filter(|h| !h.is_empty()) {
+        status["hostname"] = json!(hostname);
+    }
+    if host.priority != 0 {
+        status["priority"] = json!(host.priority);
+    }
+    status
 }
 
 /// A host's `envoy.config.core.v3.Address`, as Envoy lists it (a pipe without `mode`).
