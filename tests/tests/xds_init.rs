@@ -195,6 +195,28 @@ async fn listener_added_with_delayed_rds_warms_until_routes_arrive(
     let second = dump_entry(listeners_dump, "dynamic_listeners", "/name", "second")?;
     assert_eq!(second["warming_state"]["version_info"], "2", "{second}");
     assert!(second.get("active_state").is_none(), "{second}");
+    // `/init_dump` lists the warming listener's own init manager (Envoy names it with its
+    // hash of the listener) and the route configuration it waits for; `mask=listener`
+    // leaves out Baton's server entry, which Envoy does not have.
+    let init = proxy
+        .admin_request("GET", "/init_dump?mask=listener")
+        .await?
+        .json()?;
+    let dumps = init["unready_targets_dumps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(dumps.len(), 1, "{init}");
+    let manager = dumps[0]["name"].as_str().unwrap_or_default();
+    assert!(
+        manager.starts_with("init manager Listener-local-init-manager second "),
+        "{init}"
+    );
+    assert_eq!(
+        dumps[0]["target_names"],
+        serde_json::json!(["shared target RdsRouteConfigSubscription RDS init second_routes"]),
+        "{init}"
+    );
     let deadline = tokio::time::Instant::now() + OBSERVE;
     while tokio::time::Instant::now() < deadline {
         assert!(refused(second_addr).await, "warming listener accepts");
@@ -215,6 +237,8 @@ async fn listener_added_with_delayed_rds_warms_until_routes_arrive(
         Some(&2)
     );
     assert_eq!(stats.get("listener_manager.listener_added"), Some(&2));
+    let init = proxy.admin_request("GET", "/init_dump").await?.json()?;
+    assert_eq!(init, serde_json::json!({}));
     Ok(())
 }
 

@@ -46,6 +46,8 @@ pub trait ListenerAdmin: Send + Sync {
     fn drain_listeners(&self, graceful: bool, inbound_only: bool);
     /// Init targets not ready yet, for /init_dump.
     fn unready_init_targets(&self) -> Vec<String>;
+    /// Each warming listener's init manager and its unready targets, for /init_dump.
+    fn warming_listener_targets(&self) -> Vec<(String, Vec<String>)>;
     /// `version_info` of the last accepted LDS response.
     fn lds_version(&self) -> String;
     /// `dynamic_listeners` of /config_dump.
@@ -546,22 +548,38 @@ fn answer(ctx: &AdminContext, req: &Request<Incoming>) -> AdminResponse {
                 .drain_listeners(has("graceful"), has("inboundonly"));
             text(StatusCode::OK, "OK\n")
         }
-        "/init_dump" => {
-            let pending = ctx.listeners.unready_init_targets();
-            if pending.is_empty() {
-                json(&serde_json::json!({}))
-            } else {
-                json(&serde_json::json!({"unready_targets_dumps": [
-                    {"name": "init manager Server", "target_names": pending}
-                ]}))
-            }
-        }
+        "/init_dump" => json(&init_dump(ctx, query)),
         "/quitquitquit" => {
             info!("admin /quitquitquit: shutting down");
             state.request_shutdown(ShutdownReason::Quit);
             text(StatusCode::OK, "OK\n")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `/init_dump`: as Envoy 1.40, each warming listener's own init manager with the targets
+/// it waits for (all Envoy shows, and all `?mask=listener` shows); then, Baton's
+/// addition, the server's init manager with its pending targets (`CDS`, `LDS`,
+/// `Listener-init-target <name>`), which Envoy leaves out.
+fn init_dump(ctx: &AdminContext, query: &str) -> serde_json::Value {
+    let mut dumps: Vec<serde_json::Value> = ctx
+        .listeners
+        .warming_listener_targets()
+        .into_iter()
+        .map(|(manager, targets)| {
+            serde_json::json!({"name": format!("init manager {manager}"), "target_names": targets})
+        })
+        .collect();
+    let listener_only = query.split('&').any(|kv| kv == "mask=listener");
+    let pending = ctx.listeners.unready_init_targets();
+    if !listener_only && !pending.is_empty() {
+        dumps.push(serde_json::json!({"name": "init manager Server", "target_names": pending}));
+    }
+    if dumps.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({ "unready_targets_dumps": dumps })
     }
 }
 

@@ -493,6 +493,45 @@ impl ListenerManager {
             .clone()
     }
 
+    /// Each warming listener's own init manager and the targets it still waits for, as
+    /// Envoy's `/init_dump` shows them: (`Listener-local-init-manager <name> <hash>`,
+    /// [`shared target RdsRouteConfigSubscription RDS init <routes>`, `SdsApi <secret>`]).
+    /// The hash is Baton's hash of the listener config (Envoy prints its own).
+    pub fn warming_init_targets(&self) -> Vec<(String, Vec<String>)> {
+        let inner = self.lock();
+        inner
+            .warming
+            .iter()
+            .map(|w| {
+                let rds = w
+                    .snapshot
+                    .rds_providers()
+                    .into_iter()
+                    .filter(|p| !p.is_ready());
+                let mut targets: Vec<String> = rds
+                    .map(|p| {
+                        format!(
+                            "shared target RdsRouteConfigSubscription RDS init {}",
+                            p.name()
+                        )
+                    })
+                    .collect();
+                let sds = w
+                    .snapshot
+                    .secret_providers()
+                    .into_iter()
+                    .filter(|p| !p.is_ready());
+                targets.extend(sds.map(|p| format!("SdsApi {}", p.name())));
+                let manager = format!(
+                    "Listener-local-init-manager {} {}",
+                    w.snapshot.model.name, w.snapshot.hashes.whole
+                );
+                (manager, targets)
+            })
+            .filter(|(_, targets)| !targets.is_empty())
+            .collect()
+    }
+
     /// Resolves once no listener is warming.
     pub async fn wait_warm(&self) {
         let mut rx = self.warming_count.subscribe();
@@ -599,6 +638,10 @@ impl crate::admin::ListenerAdmin for AdminView {
                 })
             })
             .collect()
+    }
+
+    fn warming_listener_targets(&self) -> Vec<(String, Vec<String>)> {
+        self.listeners.warming_init_targets()
     }
 
     fn unready_init_targets(&self) -> Vec<String> {
