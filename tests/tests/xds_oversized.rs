@@ -76,7 +76,8 @@ async fn an_oversized_response_closes_the_stream_and_changes_nothing(
         resources::static_cluster("extra", &[a.addr()]),
     ];
     cp.set(CLUSTER_TYPE, "3", resources::clusters(&clusters)?)?;
-    cp.wait_for_ack(CLUSTER_TYPE, "3", RECONNECT_TIMEOUT).await?;
+    cp.wait_for_ack(CLUSTER_TYPE, "3", RECONNECT_TIMEOUT)
+        .await?;
     wait_stat(&proxy, "cluster_manager.active_clusters", 3).await?;
     requests.wait_more(PER_PHASE).await?;
     let outcome = requests.finish().await?;
