@@ -337,6 +337,14 @@ async fn xds_stats(transport: XdsTransport) -> anyhow::Result<()> {
         ("cluster.backend.membership_total", 1),
     ];
     assert_stats(&stats, expected);
+    // The text readout holds the `control_plane.identifier` the responses carry.
+    assert_eq!(
+        stat_lines(&proxy, "^control_plane.identifier$").await?,
+        [(
+            "control_plane.identifier".to_string(),
+            format!("\"{}\"", baton_tests::xds::CONTROL_PLANE_IDENTIFIER)
+        )]
+    );
 
     // Modify `backend` (a longer connect timeout) and the routes at version 2.
     let mut cluster = resources::eds_cluster("backend");

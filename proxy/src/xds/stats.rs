@@ -137,6 +137,8 @@ pub(crate) struct ControlPlaneStats {
     /// Baton's: resources started from a parent generation's state while the control
     /// plane was unavailable.
     pub(crate) inherited_resources: Counter,
+    /// The `control_plane.identifier` of the last response that carried one.
+    pub(crate) identifier: TextReadout,
 }
 
 impl ControlPlaneStats {
@@ -147,6 +149,7 @@ impl ControlPlaneStats {
             pending_requests: s.gauge_never_import("pending_requests"),
             rate_limit_enforced: s.counter("rate_limit_enforced"),
             inherited_resources: s.counter("inherited_resources"),
+            identifier: s.text_readout("identifier"),
         }
     }
 }

@@ -524,6 +524,9 @@ async fn session(
             msg = responses.next() => match msg {
                 Ok(Some(resp)) => {
                     backoff.reset();
+                    if let Some(id) = resp.control_plane_identifier() {
+                        stats.identifier.set(id);
+                    }
                     let answer = handle(resp, subs, &mut sender).await;
                     sync_names(subs, &mut sender);
                     match answer {
@@ -625,6 +628,18 @@ enum Responses {
 pub(super) enum Response {
     Sotw(discovery::DiscoveryResponse),
     Delta(discovery::DeltaDiscoveryResponse),
+}
+
+impl Response {
+    /// `control_plane.identifier`, when the response carries a `control_plane` (Envoy
+    /// keeps the last one given in `control_plane.identifier`).
+    fn control_plane_identifier(&self) -> Option<&str> {
+        let control_plane = match self {
+            Self::Sotw(r) => r.control_plane.as_ref(),
+            Self::Delta(r) => r.control_plane.as_ref(),
+        };
+        control_plane.map(|c| c.identifier.as_str())
+    }
 }
 
 impl Responses {

@@ -12,6 +12,7 @@ pub mod resources;
 mod server;
 mod state;
 mod stream;
+pub use stream::CONTROL_PLANE_IDENTIFIER;
 #[cfg(test)]
 mod tests;
 mod tls;

@@ -33,6 +33,16 @@ use tonic::{Status, Streaming};
 use super::resources::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE};
 use super::state::{LoggedRequest, LoggedResponse, Service, Shared, StreamGuard};
 
+/// What every response says of the control plane (`control_plane.identifier` in the
+/// proxy's stats).
+pub const CONTROL_PLANE_IDENTIFIER: &str = "baton-test-control-plane";
+
+fn control_plane() -> baton_proto::pb::envoy::config::core::v3::ControlPlane {
+    baton_proto::pb::envoy::config::core::v3::ControlPlane {
+        identifier: CONTROL_PLANE_IDENTIFIER.to_string(),
+    }
+}
+
 /// A boxed response stream, as the tonic service traits want it.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -293,6 +303,7 @@ impl SotwStream {
                 resources: selected.into_iter().map(|(_, any)| any).collect(),
                 type_url: type_url.clone(),
                 nonce,
+                control_plane: Some(control_plane()),
                 ..Default::default()
             });
             subscription.sent = Some(target);
@@ -500,6 +511,7 @@ impl DeltaStream {
                 type_url: type_url.clone(),
                 removed_resources: removed,
                 nonce,
+                control_plane: Some(control_plane()),
                 ..Default::default()
             });
         }
