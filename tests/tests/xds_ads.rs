@@ -141,14 +141,18 @@ async fn traffic_through_cds_eds_lds_rds(transport: XdsTransport) -> anyhow::Res
 /// comes before the CDS ACK; LDS is asked only once the clusters are initialised, and RDS
 /// when the listener arrives. So the first request of each type comes in the order CDS,
 /// EDS, LDS, RDS. EDS and RDS name their resources. Every request carries `node` (id,
-/// cluster, `user_agent_name` "envoy", `user_agent_build_version` 1.40.x), not only the
+/// cluster, the bootstrap's metadata and locality, `user_agent_name` "envoy" ("baton"
+/// for Baton), `user_agent_build_version` 1.40.x, no `client_features`), not only the
 /// first. An ACK names the response's nonce; a SotW ACK also carries its `version_info`,
 /// a delta ACK has no version at all.
 async fn first_requests_and_acks(transport: XdsTransport) -> anyhow::Result<()> {
     let cp = ControlPlane::start().await?;
     let a = EchoUpstream::start("a").await?;
     set_all(&cp, "1", &[a.addr()], 0)?;
-    let _proxy = start(&bootstrap(&cp, transport)).await?;
+    let mut config = bootstrap(&cp, transport).build();
+    config["node"]["metadata"] = serde_json::json!({ "ISTIO_VERSION": "1.24.0", "n": 1 });
+    config["node"]["locality"] = serde_json::json!({ "region": "r", "zone": "z", "sub_zone": "s" });
+    let _proxy = baton_tests::Proxy::start(&config).await?;
     wait_all_acked(&cp, "1").await?;
 
     let requests = cp.requests();
@@ -164,8 +168,24 @@ async fn first_requests_and_acks(transport: XdsTransport) -> anyhow::Result<()> 
         assert_eq!(node.user_agent_name, "envoy");
         assert!(node.user_agent_version_type.is_some(), "{node:?}");
     } else {
-        assert!(!node.user_agent_name.is_empty(), "{node:?}");
+        assert_eq!(node.user_agent_name, "baton");
     }
+    // The bootstrap's metadata and locality as given; a build version; no client
+    // features (Envoy 1.40 sends none either).
+    let metadata = node.metadata.as_ref().expect("node metadata");
+    assert_eq!(metadata.fields.len(), 2, "{node:?}");
+    assert!(metadata.fields.contains_key("ISTIO_VERSION"), "{node:?}");
+    let locality = node.locality.as_ref().expect("node locality");
+    assert_eq!(
+        (
+            locality.region.as_str(),
+            locality.zone.as_str(),
+            locality.sub_zone.as_str()
+        ),
+        ("r", "z", "s")
+    );
+    assert!(node.user_agent_version_type.is_some(), "{node:?}");
+    assert!(node.client_features.is_empty(), "{node:?}");
     assert!(requests.iter().all(|r| r.node.is_some()), "{log}");
 
     let mut order: Vec<&str> = Vec::new();
