@@ -19,6 +19,7 @@ sotw_and_delta!(
     invalid_listener_is_nacked_and_good_listeners_are_added,
     cds_applies_good_clusters_and_nacks_the_one_that_fails,
     cds_out_of_range_enum_rejects_the_whole_response,
+    duplicate_names_and_foreign_types_are_nacked,
 );
 
 /// Waits for the answer to `type_url` at `version` and checks it is a NACK of that
@@ -251,6 +252,92 @@ async fn cds_out_of_range_enum_rejects_the_whole_response(
     assert!(
         dump_entry(clusters, "dynamic_active_clusters", "/cluster/name", "good").is_err(),
         "{clusters}"
+    );
+    assert_eq!(get_once(addr, "/").await?, (200, "a".to_string()));
+    Ok(())
+}
+
+/// A response naming a resource twice, and one holding a resource of another type.
+///
+/// Observed on Envoy 1.40: over SotW a CDS or LDS response naming `extra` twice is
+/// applied but for the second `extra` (the other new clusters and listeners are added)
+/// and NACKed ("Error adding/updating cluster(s) extra: duplicate cluster extra found",
+/// "Error adding/updating listener(s) dupl: duplicate listener dupl found\n"); over delta
+/// it is rejected whole ("duplicate name extra found among added/updated resources").
+/// A CDS response holding a Listener is rejected whole over both ("... does not match
+/// the message-wide type URL ...", Envoy adding a dump of the response).
+async fn duplicate_names_and_foreign_types_are_nacked(
+    transport: XdsTransport,
+) -> anyhow::Result<()> {
+    let sotw = transport == XdsTransport::Sotw;
+    let cp = ControlPlane::start().await?;
+    let a = EchoUpstream::start("a").await?;
+    set_all(&cp, "1", &[a.addr()], 0)?;
+    let proxy = start(&bootstrap(&cp, transport)).await?;
+    wait_all_acked(&cp, "1").await?;
+    let addr = proxy.listener_addr("http").await?;
+
+    let clusters = [
+        resources::eds_cluster("backend"),
+        resources::static_cluster("extra", &[a.addr()]),
+        resources::static_cluster("extra", &[a.addr()]),
+        resources::static_cluster("third", &[a.addr()]),
+    ];
+    cp.set(CLUSTER_TYPE, "2", resources::clusters(&clusters)?)?;
+    let (_, nack) = expect_nack(&cp, transport, CLUSTER_TYPE, "2", "1").await?;
+    let expected = if sotw {
+        "Error adding/updating cluster(s) extra: duplicate cluster extra found"
+    } else {
+        "duplicate name extra found among added/updated resources"
+    };
+    assert_eq!(nack.error_message(), expected);
+    let active = if sotw { 4 } else { 2 };
+    let stats = wait_stat(&proxy, "cluster_manager.cds.update_rejected", 1).await?;
+    assert_eq!(stats.get("cluster_manager.active_clusters"), Some(&active));
+
+    let mut mixed = resources::clusters(&[resources::eds_cluster("backend")])?;
+    mixed.extend(resources::listeners(&[resources::rds_listener(
+        "stray", 0, "routes",
+    )])?);
+    cp.set(CLUSTER_TYPE, "3", mixed)?;
+    let (_, nack) = expect_nack(&cp, transport, CLUSTER_TYPE, "3", "1").await?;
+    let message = nack.error_message();
+    // SotW: "<type> does not match ..."; delta: "type URL <type> embedded in an
+    // individual Any does not match ...".
+    assert!(message.contains(LISTENER_TYPE), "{message}");
+    assert!(
+        message.contains(&format!(
+            "does not match the message-wide type URL {CLUSTER_TYPE} in"
+        )),
+        "{message}"
+    );
+    let stats = wait_stat(&proxy, "cluster_manager.cds.update_rejected", 2).await?;
+    assert_eq!(stats.get("cluster_manager.active_clusters"), Some(&active));
+
+    let listeners = [
+        resources::rds_listener("http", 0, "routes"),
+        resources::rds_listener("dupl", 0, "routes"),
+        resources::rds_listener("dupl", 0, "routes"),
+    ];
+    cp.set(LISTENER_TYPE, "2", resources::listeners(&listeners)?)?;
+    let (_, nack) = expect_nack(&cp, transport, LISTENER_TYPE, "2", "1").await?;
+    let expected = if sotw {
+        "Error adding/updating listener(s) dupl: duplicate listener dupl found\n"
+    } else {
+        "duplicate name dupl found among added/updated resources"
+    };
+    assert_eq!(nack.error_message(), expected);
+    wait_stat(&proxy, "listener_manager.lds.update_rejected", 1).await?;
+    let listeners_active = if sotw { 2 } else { 1 };
+    let stats = wait_stat(
+        &proxy,
+        "listener_manager.total_listeners_active",
+        listeners_active,
+    )
+    .await?;
+    assert_eq!(
+        stats.get("listener_manager.listener_added"),
+        Some(&listeners_active)
     );
     assert_eq!(get_once(addr, "/").await?, (200, "a".to_string()));
     Ok(())

@@ -81,7 +81,14 @@ impl ResourceHandler for CdsHandler {
         Box::pin(async move {
             let mut good = Vec::new();
             let mut errors = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for r in &update.resources {
+                // A SotW name given twice: as Envoy, the first applies and the
+                // response is NACKed.
+                if !seen.insert(r.name.as_str()) {
+                    errors.push(format!("{0}: duplicate cluster {0} found", r.name));
+                    continue;
+                }
                 match resource::cluster(&self.ctx, &r.any) {
                     Ok(model) => good.push((r, model)),
                     Err(e) if is_proto_validation(&e) => return Err(proto_validation_detail(&e)),
@@ -220,7 +227,14 @@ impl ResourceHandler for LdsHandler {
             let mut errors = Vec::new();
             let known = |c: &str| self.clusters.has_cluster(c);
             let mut good = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for r in &update.resources {
+                // A SotW name given twice: as Envoy, the first applies and the
+                // response is NACKed.
+                if !seen.insert(r.name.as_str()) {
+                    errors.push(format!("{0}: duplicate listener {0} found", r.name));
+                    continue;
+                }
                 match resource::listener(&self.ctx, &r.any, &known) {
                     Ok(model) => good.push((r, model)),
                     Err(e) if is_proto_validation(&e) => return Err(proto_validation_detail(&e)),

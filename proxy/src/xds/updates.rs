@@ -8,21 +8,24 @@ use baton_proto::pb::envoy::service::discovery::v3 as discovery;
 
 use super::{Resource, Update};
 
-/// A SotW response as an update: every resource named, no duplicates, all of the
-/// response's type.
+/// A SotW response as an update: every resource named, all of the response's type, no
+/// duplicates, except in CDS and LDS responses, where (as Envoy 1.40) the handler keeps
+/// the first of a name, applies the rest and NACKs the duplicate.
 pub(super) fn sotw_update(r: discovery::DiscoveryResponse) -> Result<Update, String> {
+    let duplicates_allowed =
+        r.type_url == super::CLUSTER_TYPE || r.type_url == super::LISTENER_TYPE;
     let mut resources = Vec::with_capacity(r.resources.len());
     let mut seen = std::collections::HashSet::with_capacity(r.resources.len());
     for any in r.resources {
         let any = unwrap_resource(any)?;
         if any.type_url != r.type_url {
             return Err(format!(
-                "type URL {} embedded in an individual Any does not match the message-wide type URL {} in DiscoveryResponse",
+                "{} does not match the message-wide type URL {} in DiscoveryResponse",
                 any.type_url, r.type_url
             ));
         }
         let name = baton_config::resource::resource_name(&any).map_err(|e| e.to_string())?;
-        if !seen.insert(name.clone()) {
+        if !seen.insert(name.clone()) && !duplicates_allowed {
             return Err(format!("duplicate resource name '{name}' in one response"));
         }
         resources.push(Resource {
@@ -74,7 +77,11 @@ pub(super) fn delta_update(r: discovery::DeltaDiscoveryResponse) -> Result<Updat
             res.name
         };
         if !seen.insert(name.clone()) {
-            return Err(format!("duplicate resource name '{name}' in one response"));
+            // Envoy 1.40's words; a delta response naming a resource twice is rejected
+            // whole.
+            return Err(format!(
+                "duplicate name {name} found among added/updated resources"
+            ));
         }
         resources.push(Resource {
             name,
