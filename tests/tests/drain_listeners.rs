@@ -5,11 +5,15 @@
 //! - with `graceful` (and `skip_exit`): connections are discouraged over the drain time
 //!   (with `--drain-strategy immediate`, every response carries `connection: close`)
 //!   while new connections are still accepted until the drain time is over.
+//! - with `inboundonly`: only listeners whose `traffic_direction` is INBOUND stop; the
+//!   others keep accepting.
 //! - it requires POST.
 
 use std::time::Duration;
 
-use baton_tests::config::simple_proxy;
+use baton_tests::config::{
+    bootstrap, direct_route, http_listener, route_config, simple_proxy, vhost,
+};
 use baton_tests::eventually::eventually;
 use baton_tests::{EchoUpstream, Proxy, RawHttp1, StartOptions};
 
@@ -91,6 +95,51 @@ async fn graceful_drain_discourages_connections_but_keeps_accepting() -> anyhow:
     assert_eq!(
         stat(&stats, "listener_manager.listener_stopped"),
         Some(0),
+        "{stats}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn inboundonly_stops_only_inbound_listeners() -> anyhow::Result<()> {
+    let direct = |body: &str| {
+        route_config(vec![vhost(
+            "all",
+            &["*"],
+            vec![direct_route("/", 200, body)],
+        )])
+    };
+    let mut inbound = http_listener("inbound", direct("in"));
+    inbound["traffic_direction"] = serde_json::json!("INBOUND");
+    let mut outbound = http_listener("outbound", direct("out"));
+    outbound["traffic_direction"] = serde_json::json!("OUTBOUND");
+    let unspecified = http_listener("unspecified", direct("any"));
+    let proxy = Proxy::start(&bootstrap(vec![inbound, outbound, unspecified], vec![])).await?;
+    let inbound_addr = proxy.listener_addr("inbound").await?;
+    let others = [
+        proxy.listener_addr("outbound").await?,
+        proxy.listener_addr("unspecified").await?,
+    ];
+    let resp = proxy
+        .admin_request("POST", "/drain_listeners?inboundonly")
+        .await?;
+    assert_eq!(resp.status, 200);
+    eventually(Duration::from_secs(10), || async {
+        Ok(tokio::net::TcpStream::connect(inbound_addr)
+            .await
+            .is_err()
+            .then_some(()))
+    })
+    .await?;
+    for addr in others {
+        let mut conn = RawHttp1::connect(addr).await?;
+        conn.send_request("GET", "/", &[], b"").await?;
+        assert_eq!(conn.read_response().await?.status, 200, "{addr}");
+    }
+    let stats = proxy.admin_request("GET", "/stats").await?.body_text();
+    assert_eq!(
+        stat(&stats, "listener_manager.listener_stopped"),
+        Some(1),
         "{stats}"
     );
     Ok(())
