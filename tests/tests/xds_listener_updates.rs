@@ -3,7 +3,7 @@
 //! (`listener_manager.listener_in_place_updated` counts the update); a changed chain's
 //! connections are drained (with `--drain-strategy immediate` the next response on them
 //! carries `connection: close`) while new connections get the new chain. A removed
-//! listener drains and stops accepting.
+//! listener drains (`/config_dump` shows it under `draining_state`) and stops accepting.
 
 mod xds_support;
 
@@ -117,6 +117,18 @@ async fn unchanged_chains_keep_their_connections_changed_ones_drain(
     assert_eq!(status, 200);
     let fresh = baton_tests::get(addr, "/").await?;
     assert_eq!(fresh.body_text(), "two");
+    // An in-place update's draining chains are not a draining listener: `/config_dump`
+    // shows the listener active only, with the new config. Its `version_info` is the
+    // version of the update for Baton; Envoy 1.40 keeps showing the version the
+    // listener was first added with ("1") after in-place updates (a known difference).
+    let dump = config_dump(&proxy).await?;
+    let listeners = dump_section(&dump, "ListenersConfigDump")?;
+    let http = dump_entry(listeners, "dynamic_listeners", "/name", "http")?;
+    let version = if baton_tests::is_envoy() { "1" } else { "3" };
+    assert_eq!(http["active_state"]["version_info"], version, "{http}");
+    let chains = &http["active_state"]["listener"]["filter_chains"];
+    assert_eq!(chains.as_array().map(Vec::len), Some(2), "{http}");
+    assert!(http.get("draining_state").is_none(), "{http}");
     Ok(())
 }
 
@@ -127,6 +139,13 @@ async fn removed_listener_stops_accepting(transport: XdsTransport) -> anyhow::Re
     cp.set(LISTENER_TYPE, "2", Vec::new())?;
     cp.wait_for_ack(LISTENER_TYPE, "2", XDS_TIMEOUT).await?;
     wait_stat(&proxy, "listener_manager.listener_removed", 1).await?;
+    // During its drain time (5 s) `/config_dump` shows it under `draining_state` only.
+    let dump = config_dump(&proxy).await?;
+    let listeners = dump_section(&dump, "ListenersConfigDump")?;
+    let http = dump_entry(listeners, "dynamic_listeners", "/name", "http")?;
+    assert_eq!(http["draining_state"]["version_info"], "1", "{http}");
+    assert_eq!(http["draining_state"]["listener"]["name"], "http", "{http}");
+    assert!(http.get("active_state").is_none(), "{http}");
     baton_tests::eventually(XDS_TIMEOUT, || async {
         Ok(tokio::net::TcpStream::connect(addr)
             .await

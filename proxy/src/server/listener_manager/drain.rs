@@ -39,12 +39,13 @@ pub struct ListenerState {
 
 impl ListenerManager {
     /// Drains `chains` of listener `name`: connections are discouraged over the drain
-    /// time, then closed.
+    /// time, then closed. `meta` is the listener's when it drains whole.
     pub(super) fn drain_chains(
         &self,
         inner: &mut Inner,
         name: &str,
         chains: Vec<Arc<CompiledChain>>,
+        meta: Option<ListenerMeta>,
     ) {
         if chains.is_empty() {
             return;
@@ -58,6 +59,7 @@ impl ListenerManager {
         inner.draining.push(Draining {
             name: name.to_string(),
             chains,
+            meta,
             id,
         });
         let me = self.me.clone();
@@ -203,16 +205,20 @@ impl ListenerManager {
                 meta: Some(w.meta.clone()),
             });
         }
+        // A listener draining whole (removed, or replaced at another address) is listed,
+        // once, beside an active one of the same name; chains an in-place update left
+        // draining are not a listener of their own.
         let mut seen = std::collections::HashSet::new();
         for d in &inner.draining {
-            if seen.insert(d.name.clone()) && !inner.active.iter().any(|a| a.handle.name == d.name)
-            {
+            let whole = d.meta.is_some();
+            let active = inner.active.iter().any(|a| a.handle.name == d.name);
+            if (whole || !active) && seen.insert(d.name.clone()) {
                 out.push(ListenerState {
                     name: d.name.clone(),
                     address: SocketAddr::from(([0, 0, 0, 0], 0)),
                     local_address: None,
                     state: "draining",
-                    meta: None,
+                    meta: d.meta.clone(),
                 });
             }
         }

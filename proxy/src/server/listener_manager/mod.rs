@@ -138,6 +138,9 @@ struct Warming {
 struct Draining {
     name: String,
     chains: Vec<Arc<CompiledChain>>,
+    /// The listener's own when the whole listener drains (`draining_state` in
+    /// `/config_dump`); None for the chains an in-place update left behind.
+    meta: Option<ListenerMeta>,
     /// Distinguishes drains for removal when their time is over.
     id: u64,
 }
@@ -382,7 +385,7 @@ impl ListenerManager {
                 info!(listener = %name, drained_chains = gone.len(), "listener updated in place");
                 // Counted once the gone chains drain, so whoever sees the count sees
                 // their connections already told to close.
-                self.drain_chains(&mut inner, name, gone);
+                self.drain_chains(&mut inner, name, gone, None);
                 self.stats.listener_in_place_updated.inc();
             }
             (Some((socket, local_addr)), existing) => {
@@ -406,7 +409,7 @@ impl ListenerManager {
                         let old = std::mem::replace(&mut inner.active[i], entry);
                         old.handle.stop_accepting();
                         let chains = old.handle.snapshot().all_chains().cloned().collect();
-                        self.drain_chains(&mut inner, name, chains);
+                        self.drain_chains(&mut inner, name, chains, Some(old.meta));
                     }
                     None => inner.active.push(entry),
                 }
@@ -457,7 +460,7 @@ impl ListenerManager {
             let a = inner.active.remove(pos);
             a.handle.stop_accepting();
             let chains = a.handle.snapshot().all_chains().cloned().collect();
-            self.drain_chains(&mut inner, name, chains);
+            self.drain_chains(&mut inner, name, chains, Some(a.meta));
             found = true;
         }
         if found {
