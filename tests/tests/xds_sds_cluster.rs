@@ -200,6 +200,17 @@ async fn cluster_warms_until_its_secrets_arrive(transport: XdsTransport) -> anyh
         !clusters.contains("tls_up::"),
         "a warming cluster is listed in /clusters:\n{clusters}"
     );
+    // `/config_dump` lists it under `dynamic_warming_clusters`, with its version.
+    let dump = config_dump(&proxy).await?;
+    let section = dump_section(&dump, "ClustersConfigDump")?;
+    let warming = dump_entry(
+        section,
+        "dynamic_warming_clusters",
+        "/cluster/name",
+        "tls_up",
+    )?;
+    assert_eq!(warming["version_info"], "2", "{warming}");
+    assert!(warming["last_updated"].is_string(), "{warming}");
     assert_eq!(
         upstream.connections.load(Ordering::SeqCst),
         0,
