@@ -296,8 +296,9 @@ async fn client_ca_over_ads_rotates(transport: XdsTransport) -> anyhow::Result<(
     Ok(())
 }
 
-/// A secret that never arrives: the listener stops waiting after the source's
-/// `initial_fetch_timeout`, the server goes LIVE, and handshakes fail (no certificate).
+/// A secret that never arrives: the listener waits for it (`/init_dump` names it), stops
+/// waiting after the source's `initial_fetch_timeout`, the server goes LIVE, and
+/// handshakes fail (no certificate).
 #[tokio::test]
 async fn listener_stops_waiting_after_the_initial_fetch_timeout() -> anyhow::Result<()> {
     let cp = ControlPlane::start().await?;
@@ -309,6 +310,18 @@ async fn listener_stops_waiting_after_the_initial_fetch_timeout() -> anyhow::Res
     });
     serve_no_clusters_and(&cp, tls_listener_from(port, sds_config))?;
     let proxy = start_unready(&bootstrap(&cp, XdsTransport::Sotw)).await?;
+    cp.wait_for_request(|r| r.type_url == SECRET_TYPE, XDS_TIMEOUT)
+        .await?;
+    // While it waits, `/init_dump` names the secret as Envoy 1.40 does.
+    let init = proxy
+        .admin_request("GET", "/init_dump?mask=listener")
+        .await?
+        .json()?;
+    assert_eq!(
+        init["unready_targets_dumps"][0]["target_names"],
+        json!([format!("shared target SdsApi {SECRET}")]),
+        "{init}"
+    );
     baton_tests::eventually(XDS_TIMEOUT, || async {
         Ok((ready_status(&proxy).await? == 200).then_some(()))
     })

@@ -498,7 +498,8 @@ impl ListenerManager {
 
     /// Each warming listener's own init manager and the targets it still waits for, as
     /// Envoy's `/init_dump` shows them: (`Listener-local-init-manager <name> <hash>`,
-    /// [`shared target RdsRouteConfigSubscription RDS init <routes>`, `SdsApi <secret>`]).
+    /// [`shared target RdsRouteConfigSubscription RDS init <routes>`, `shared target SdsApi
+    /// <secret>`]).
     /// The hash is Baton's hash of the listener config (Envoy prints its own).
     pub fn warming_init_targets(&self) -> Vec<(String, Vec<String>)> {
         let inner = self.lock();
@@ -524,7 +525,7 @@ impl ListenerManager {
                     .secret_providers()
                     .into_iter()
                     .filter(|p| !p.is_ready());
-                targets.extend(sds.map(|p| format!("SdsApi {}", p.name())));
+                targets.extend(sds.map(|p| format!("shared target SdsApi {}", p.name())));
                 let manager = format!(
                     "Listener-local-init-manager {} {}",
                     w.snapshot.model.name, w.snapshot.hashes.whole
