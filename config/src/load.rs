@@ -138,9 +138,8 @@ pub(crate) fn fast_load(text: &str) -> std::result::Result<Bootstrap, Option<ser
     if tree.is_null() {
         tree = Node::Object(Box::default());
     }
-    let plain = !crate::optional::may_drop(&tree)
-        && !crate::typed_struct::may_unwrap(&tree)
-        && v2_hints::passes(&tree);
+    let plain =
+        !crate::typed_struct::may_unwrap(&tree) && v2_hints::passes_with_nothing_optional(&tree);
     match plain.then(|| fast_bootstrap(&tree)).flatten() {
         Some(bootstrap) => Ok(bootstrap),
         None => Err(Some(tree.into_value())),
