@@ -160,8 +160,12 @@ impl Hasher for KeyHasher {
             word.copy_from_slice(chunk);
             self.write_u64(u64::from_le_bytes(word));
         }
-        for &byte in chunks.remainder() {
-            self.write_u64(u64::from(byte));
+        // The tail (most keys are shorter than a word) as one word, not a step per byte.
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let mut word = [0; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            self.write_u64(u64::from_le_bytes(word));
         }
     }
 

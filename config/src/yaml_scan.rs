@@ -648,6 +648,21 @@ fn resolve_plain(text: &str) -> Option<Node<'_>> {
     {
         return Some(Node::String(Cow::Borrowed(text)));
     }
+    let bytes = text.as_bytes();
+    // Decimal digits without a leading zero (ports, statuses): the integer the steps
+    // below give (up to 19 digits: within u64).
+    if (1..=19).contains(&bytes.len())
+        && (bytes.len() == 1 || bytes[0] != b'0')
+        && bytes.iter().all(u8::is_ascii_digit)
+    {
+        if let Ok(int) = text.parse::<u64>() {
+            return Some(Node::Number(int.into()));
+        }
+    }
+    // Two dots (addresses, versions): no integer and no float reads that.
+    if bytes.iter().filter(|&&b| b == b'.').nth(1).is_some() {
+        return Some(Node::String(Cow::Borrowed(text)));
+    }
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Some(Node::Null),
         "true" | "True" | "TRUE" => return Some(Node::Bool(true)),
