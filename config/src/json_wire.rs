@@ -214,10 +214,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
                     let Member { info, value, .. } = self.fields[i];
                     let written = self.buf.len();
                     self.field(info, value, checking)?;
-                    if checking
-                        && !self.infos[info as usize].allowed
-                        && self.buf.len() != written
-                    {
+                    if checking && !self.infos[info as usize].allowed && self.buf.len() != written {
                         return Err(GiveUp);
                     }
                 }

@@ -225,5 +225,8 @@ fn encode_supported_agrees_with_the_wire_walk() {
             None => assert_eq!(fused, None, "{text}"),
         }
     }
-    assert!(passed >= 10 && refused >= 4, "passed {passed}, refused {refused}");
+    assert!(
+        passed >= 10 && refused >= 4,
+        "passed {passed}, refused {refused}"
+    );
 }
