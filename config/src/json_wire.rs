@@ -23,6 +23,7 @@ use prost::encoding::{self, WireType};
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 
 use crate::json_tree::JsonView;
+use crate::supported;
 
 /// Nesting given up on: prost's decoder stops at 100, and a configuration this deep is
 /// better answered by the reference mapping's error.
@@ -37,6 +38,29 @@ type Mapped = Result<(), GiveUp>;
 /// or `None` when some shape in it is one this encoder leaves to prost-reflect (see the
 /// module comment).
 pub(crate) fn encode<J: JsonView>(descriptor: &MessageDescriptor, json: &J) -> Option<Vec<u8>> {
+    encode_with(descriptor, json, false)
+}
+
+/// [`encode`], also giving up when the bytes would fail the supported-field check
+/// ([`crate::wire_walk::check_supported`]): a field is set in the decoded message exactly
+/// when this encoder writes bytes for it (it writes no default of a field without
+/// presence, each field once, one member of a oneof), so the allowlist is read as each
+/// field is written instead of walking the bytes again (a 10,000-cluster bootstrap's walk
+/// cost more than the encoding). Messages checked by translation are not looked into, as
+/// the walk does not; an `Any` of a type the pool lacks, which the walk refuses, this
+/// encoder gives up on anyway.
+pub(crate) fn encode_supported<J: JsonView>(
+    descriptor: &MessageDescriptor,
+    json: &J,
+) -> Option<Vec<u8>> {
+    encode_with(descriptor, json, true)
+}
+
+fn encode_with<J: JsonView>(
+    descriptor: &MessageDescriptor,
+    json: &J,
+    check_supported: bool,
+) -> Option<Vec<u8>> {
     // Only an object maps to a message.
     let _object = json.members()?;
     let mut encoder = Encoder {
@@ -47,7 +71,8 @@ pub(crate) fn encode<J: JsonView>(descriptor: &MessageDescriptor, json: &J) -> O
         infos: Vec::new(),
         depth: 0,
     };
-    encoder.message(descriptor, json, false).ok()?;
+    let checking = check_supported && checks_inside(descriptor);
+    encoder.message(descriptor, json, false, checking).ok()?;
     Some(encoder.buf)
 }
 
@@ -77,15 +102,31 @@ struct FieldInfo {
     presence: bool,
     /// Its oneof (the address of the oneof's name: unique in the pool), 0 for none.
     oneof: usize,
+    /// Whether the supported-field check lets it be set in its message.
+    allowed: bool,
+    /// Whether that check looks into its message (a map's value message).
+    checks_inside: bool,
 }
 
 impl FieldInfo {
-    /// `None` for a group (left to prost-reflect).
-    fn of(field: &FieldDescriptor) -> Option<Self> {
+    /// `field` of `parent`; `None` for a group (left to prost-reflect).
+    fn of(field: &FieldDescriptor, parent: &MessageDescriptor) -> Option<Self> {
         if field.is_group() {
             return None;
         }
+        let name = field.name();
+        let inner = match field.kind() {
+            Kind::Message(entry) if field.is_map() => match entry.map_entry_value_field().kind() {
+                Kind::Message(value) => Some(value),
+                _ => None,
+            },
+            Kind::Message(message) => Some(message),
+            _ => None,
+        };
         Some(Self {
+            allowed: supported::allowed_fields(parent.full_name())
+                .is_none_or(|allowed| allowed.contains(&name)),
+            checks_inside: inner.as_ref().is_none_or(checks_inside),
             number: field.number(),
             kind: field.kind(),
             map: field.is_map(),
@@ -119,8 +160,12 @@ impl Hasher for KeyHasher {
             word.copy_from_slice(chunk);
             self.write_u64(u64::from_le_bytes(word));
         }
-        for &byte in chunks.remainder() {
-            self.write_u64(u64::from(byte));
+        // The tail (most keys are shorter than a word) as one word, not a step per byte.
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let mut word = [0; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            self.write_u64(u64::from_le_bytes(word));
         }
     }
 
@@ -148,8 +193,15 @@ struct Encoder<'j, J> {
 
 impl<'j, J: JsonView> Encoder<'j, J> {
     /// The fields of a plain message (no well-known type) in field-number order;
-    /// `in_any`: the object is an `Any`'s, whose `@type` member is not a field.
-    fn message(&mut self, descriptor: &MessageDescriptor, object: &'j J, in_any: bool) -> Mapped {
+    /// `in_any`: the object is an `Any`'s, whose `@type` member is not a field;
+    /// `checking`: a field the supported-field check refuses gives up when written.
+    fn message(
+        &mut self,
+        descriptor: &MessageDescriptor,
+        object: &'j J,
+        in_any: bool,
+        checking: bool,
+    ) -> Mapped {
         self.depth += 1;
         if self.depth > DEPTH_LIMIT {
             return Err(GiveUp);
@@ -160,7 +212,11 @@ impl<'j, J: JsonView> Encoder<'j, J> {
             .and_then(|()| {
                 for i in start..self.fields.len() {
                     let Member { info, value, .. } = self.fields[i];
-                    self.field(info, value)?;
+                    let written = self.buf.len();
+                    self.field(info, value, checking)?;
+                    if checking && !self.infos[info as usize].allowed && self.buf.len() != written {
+                        return Err(GiveUp);
+                    }
                 }
                 Ok(())
             });
@@ -193,7 +249,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
                     let found = descriptor
                         .get_field_by_json_name(key)
                         .or_else(|| descriptor.get_field_by_name(key))
-                        .and_then(|field| FieldInfo::of(&field))
+                        .and_then(|field| FieldInfo::of(&field, descriptor))
                         .map(|info| {
                             self.infos.push(info);
                             (self.infos.len() - 1) as u32
@@ -229,12 +285,14 @@ impl<'j, J: JsonView> Encoder<'j, J> {
         Ok(())
     }
 
-    fn field(&mut self, info: u32, value: &'j J) -> Mapped {
+    /// `checking`: whether the message holding the field is checked.
+    fn field(&mut self, info: u32, value: &'j J, checking: bool) -> Mapped {
         let info = &self.infos[info as usize];
         let (number, kind, packed, presence) =
             (info.number, info.kind.clone(), info.packed, info.presence);
+        let checking = checking && info.checks_inside;
         if info.map {
-            return self.map(number, &kind, value);
+            return self.map(number, &kind, value, checking);
         }
         if info.list {
             let items = value.as_array().ok_or(GiveUp)?;
@@ -245,16 +303,16 @@ impl<'j, J: JsonView> Encoder<'j, J> {
                 return self.packed(number, &kind, items);
             }
             for item in items {
-                self.single(number, &kind, item, true)?;
+                self.single(number, &kind, item, true, checking)?;
             }
             return Ok(());
         }
-        self.single(number, &kind, value, presence)
+        self.single(number, &kind, value, presence, checking)
     }
 
     /// A map field: one entry message per key, key and value written (decoding either
     /// when absent gives the same default). Only string keys.
-    fn map(&mut self, number: u32, kind: &Kind, value: &'j J) -> Mapped {
+    fn map(&mut self, number: u32, kind: &Kind, value: &'j J, checking: bool) -> Mapped {
         let (Kind::Message(entry), Some(object)) = (kind, value.members()) else {
             return Err(GiveUp);
         };
@@ -268,7 +326,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
             }
             let start = self.open(number);
             string(1, key, &mut self.buf);
-            self.single(2, &value_kind, item, true)?;
+            self.single(2, &value_kind, item, true, checking)?;
             self.close(start);
         }
         Ok(())
@@ -286,8 +344,16 @@ impl<'j, J: JsonView> Encoder<'j, J> {
         Ok(())
     }
 
-    /// One value of `kind`; a default without `presence` is left out.
-    fn single(&mut self, number: u32, kind: &Kind, value: &'j J, presence: bool) -> Mapped {
+    /// One value of `kind`; a default without `presence` is left out. `checking`: a
+    /// message value is checked.
+    fn single(
+        &mut self,
+        number: u32,
+        kind: &Kind,
+        value: &'j J,
+        presence: bool,
+        checking: bool,
+    ) -> Mapped {
         match kind {
             Kind::String => {
                 let text = value.as_str().ok_or(GiveUp)?;
@@ -295,7 +361,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
                     string(number, text, &mut self.buf);
                 }
             }
-            Kind::Message(descriptor) => self.message_field(number, descriptor, value)?,
+            Kind::Message(descriptor) => self.message_field(number, descriptor, value, checking)?,
             kind => {
                 let raw = varint_of(kind, value)?;
                 if presence || raw != 0 {
@@ -313,11 +379,12 @@ impl<'j, J: JsonView> Encoder<'j, J> {
         number: u32,
         descriptor: &MessageDescriptor,
         value: &'j J,
+        checking: bool,
     ) -> Mapped {
         let name = descriptor.full_name();
         if let Some(wrapped) = wrapper_kind(name) {
             let start = self.open(number);
-            self.single(1, &wrapped, value, false)?;
+            self.single(1, &wrapped, value, false, false)?;
             self.close(start);
             return Ok(());
         }
@@ -335,10 +402,10 @@ impl<'j, J: JsonView> Encoder<'j, J> {
                 self.close(start);
                 Ok(())
             }
-            ("google.protobuf.Any", _) if is_object => self.any(number, value),
+            ("google.protobuf.Any", _) if is_object => self.any(number, value, checking),
             (name, _) if is_object && !name.starts_with("google.protobuf.") => {
                 let start = self.open(number);
-                self.message(descriptor, value, false)?;
+                self.message(descriptor, value, false, checking)?;
                 self.close(start);
                 Ok(())
             }
@@ -348,7 +415,8 @@ impl<'j, J: JsonView> Encoder<'j, J> {
 
     /// An `Any`: its `@type` as given, the other members as the fields of that type,
     /// which must not be a well-known type (those map through a `value` member).
-    fn any(&mut self, number: u32, object: &'j J) -> Mapped {
+    /// `checking`: the contents are checked unless their type is checked by translation.
+    fn any(&mut self, number: u32, object: &'j J, checking: bool) -> Mapped {
         let type_url = object.get("@type").and_then(J::as_str).ok_or(GiveUp)?;
         let (_, message_name) = type_url.rsplit_once('/').ok_or(GiveUp)?;
         if message_name.starts_with("google.protobuf.") {
@@ -358,7 +426,8 @@ impl<'j, J: JsonView> Encoder<'j, J> {
         let start = self.open(number);
         string(1, type_url, &mut self.buf);
         let contents = self.open(2);
-        self.message(&descriptor, object, true)?;
+        let checking = checking && checks_inside(&descriptor);
+        self.message(&descriptor, object, true, checking)?;
         if self.buf.len() == contents + 1 {
             // Empty contents: `value` holds its default and is not written (key and
             // length byte dropped).
@@ -402,6 +471,12 @@ impl<'j, J: JsonView> Encoder<'j, J> {
         self.buf.copy_within(at + 1..end, at + width);
         self.buf[at..at + width].copy_from_slice(&prefix[..width]);
     }
+}
+
+/// Whether the supported-field check looks into `message` (not into one that translation
+/// checks).
+fn checks_inside(message: &MessageDescriptor) -> bool {
+    !supported::CHECKED_BY_TRANSLATION.contains(&message.full_name())
 }
 
 /// A string field as prost writes one (its `string::encode` takes a `String`).

@@ -138,25 +138,25 @@ pub(crate) fn fast_load(text: &str) -> std::result::Result<Bootstrap, Option<ser
     if tree.is_null() {
         tree = Node::Object(Box::default());
     }
-    let plain = !crate::optional::may_drop(&tree)
-        && !crate::typed_struct::may_unwrap(&tree)
-        && v2_hints::passes(&tree);
+    let plain =
+        !crate::typed_struct::may_unwrap(&tree) && v2_hints::passes_with_nothing_optional(&tree);
     match plain.then(|| fast_bootstrap(&tree)).flatten() {
         Some(bootstrap) => Ok(bootstrap),
         None => Err(Some(tree.into_value())),
     }
 }
 
-/// The bootstrap through [`crate::json_wire`], decoded by prost and checked for
-/// unsupported fields on its bytes ([`crate::wire_walk`]); `None` when the encoder gave
+/// The bootstrap through [`crate::json_wire`], checked for unsupported fields as it is
+/// encoded, and decoded by prost; `None` when the encoder gave
 /// up or anything failed, so the prost-reflect way maps the document again and reports
 /// whatever is wrong with it as it always did. At 10,000 clusters and routes this is
 /// most of the loading time the `DynamicMessage` mapping, its transcode and its walk took.
 fn fast_bootstrap<J: JsonView>(json: &J) -> Option<Bootstrap> {
     use prost::Message;
     let descriptor = pool().get_message_by_name(BOOTSTRAP_TYPE)?;
-    let bytes = crate::json_wire::encode(&descriptor, json)?;
-    crate::wire_walk::check_supported(&descriptor, &bytes).ok()?;
+    // The supported-field check is read while encoding (what the wire walk of the bytes
+    // would answer, without walking them again).
+    let bytes = crate::json_wire::encode_supported(&descriptor, json)?;
     // prost decodes a repeated field by pushing: 10,000 clusters ended in a vector grown
     // to 16,384 (55 MB, and the 27 MB one before it while the last doubling copied).
     // Given exact-size vectors first, the decode fills them (it merges into a message

@@ -43,26 +43,13 @@ pub(crate) fn drop_unparseable_optional_configs(json: &mut Value) {
 /// Whether [`drop_unparseable_optional_configs`] might change `json`: an optional
 /// `http_filters[]` entry or an optional or disabled `FilterConfig` anywhere (whether
 /// its config is one Baton can parse is not looked at). A document without one needs
-/// no pass.
+/// no pass. (Loading asks [`crate::v2_hints::passes_with_nothing_optional`], which
+/// answers this in the v2-hint walk; tests compare the two.)
+#[cfg(test)]
 pub(crate) fn may_drop<J: JsonView>(json: &J) -> bool {
     if let Some(members) = json.members() {
         for (key, value) in members {
-            let found = match key {
-                "http_filters" | "httpFilters" => value.as_array().is_some_and(|filters| {
-                    filters.iter().any(|f| flag(f, "is_optional", "isOptional"))
-                }),
-                "typed_per_filter_config" | "typedPerFilterConfig" => {
-                    value.members().is_some_and(|mut entries| {
-                        entries.any(|(_, entry)| {
-                            type_name(entry.get("@type")) == Some(FILTER_CONFIG_TYPE)
-                                && (flag(entry, "is_optional", "isOptional")
-                                    || flag(entry, "disabled", "disabled"))
-                        })
-                    })
-                }
-                _ => false,
-            };
-            if found || may_drop(value) {
+            if may_drop_member(key, value) || may_drop(value) {
                 return true;
             }
         }
@@ -70,6 +57,27 @@ pub(crate) fn may_drop<J: JsonView>(json: &J) -> bool {
         return items.iter().any(may_drop);
     }
     false
+}
+
+/// Whether the member `key` of an object, as it stands (not what is inside its value's
+/// members), holds what [`may_drop`] looks for: an optional `http_filters[]` entry or an
+/// optional or disabled `FilterConfig`.
+pub(crate) fn may_drop_member<J: JsonView>(key: &str, value: &J) -> bool {
+    match key {
+        "http_filters" | "httpFilters" => value
+            .as_array()
+            .is_some_and(|filters| filters.iter().any(|f| flag(f, "is_optional", "isOptional"))),
+        "typed_per_filter_config" | "typedPerFilterConfig" => {
+            value.members().is_some_and(|mut entries| {
+                entries.any(|(_, entry)| {
+                    type_name(entry.get("@type")) == Some(FILTER_CONFIG_TYPE)
+                        && (flag(entry, "is_optional", "isOptional")
+                            || flag(entry, "disabled", "disabled"))
+                })
+            })
+        }
+        _ => false,
+    }
 }
 
 /// `http_filters[]`: `is_optional` with an unknown `typed_config`.

@@ -78,6 +78,7 @@ pub(crate) fn check_supported(
 pub(crate) fn supported_and_no_unknown(descriptor: &MessageDescriptor, bytes: &[u8]) -> bool {
     let tables = tables();
     let mut walk = Walk::new(Mode::Supported, &tables);
+    walk.paths = false;
     let Ok(index) = walk.index_of(descriptor) else {
         return false;
     };
@@ -128,6 +129,8 @@ struct Walk<'t> {
     tables: &'t Tables,
     mode: Mode,
     path: String,
+    /// Whether `path` is kept (errors name their field); off for a yes-or-no walk.
+    paths: bool,
     unknown: Vec<(String, u32)>,
     groups: Vec<Group>,
     depth: u32,
@@ -359,6 +362,7 @@ impl<'t> Walk<'t> {
             tables,
             mode,
             path: String::with_capacity(PATH_CAPACITY),
+            paths: true,
             unknown: Vec::new(),
             groups: Vec::with_capacity(GROUPS_CAPACITY),
             depth: 0,
@@ -464,10 +468,12 @@ impl<'t> Walk<'t> {
                 continue;
             }
             let parent = self.path.len();
-            if !self.path.is_empty() {
-                self.path.push('.');
+            if self.paths {
+                if !self.path.is_empty() {
+                    self.path.push('.');
+                }
+                self.path.push_str(&field.name);
             }
-            self.path.push_str(&field.name);
             if self.mode == Mode::Supported && !field.allowed {
                 return Err(ConfigError::unsupported(self.path.clone()));
             }
@@ -622,7 +628,9 @@ impl<'t> Walk<'t> {
         if field.list {
             let parent = self.path.len();
             for (index, i) in (from..to).enumerate() {
-                let _ = write!(self.path, "[{index}]");
+                if self.paths {
+                    let _ = write!(self.path, "[{index}]");
+                }
                 let part = bytes_at(stack, i);
                 self.message(message, part, stack)?;
                 self.path.truncate(parent);
@@ -658,6 +666,7 @@ impl<'t> Walk<'t> {
         let parent = self.path.len();
         for (key, bytes) in entries {
             let _ = match (self.mode, &key) {
+                _ if !self.paths => Ok(()),
                 (Mode::Supported, MapKey::String(s)) => write!(self.path, "[\"{s}\"]"),
                 (Mode::Supported, other) => write!(self.path, "[\"{other:?}\"]"),
                 (Mode::Unknown, key) => write!(self.path, "[{key:?}]"),

@@ -463,7 +463,23 @@ impl<'a> Scanner<'a> {
 
     /// Spaces, line ends and comments inside a flow collection. A line inside one must be
     /// indented more than the block collection around it (`parent`).
+    #[inline]
     fn skip_flow_blanks(&mut self, parent: isize) -> Option<()> {
+        // Most calls (a few per flow entry) stand on content or one space: answered here
+        // without the loop's call.
+        match self.peek() {
+            Some(b' ') if !matches!(self.peek_at(1), Some(b' ' | b'\n' | b'#')) => {
+                self.pos += 1;
+                Some(())
+            }
+            Some(b' ' | b'\n' | b'#') => self.skip_flow_blank_run(parent),
+            _ => Some(()),
+        }
+    }
+
+    /// [`Self::skip_flow_blanks`] past more than one space.
+    #[inline(never)]
+    fn skip_flow_blank_run(&mut self, parent: isize) -> Option<()> {
         loop {
             match self.peek() {
                 Some(b' ') => self.pos += 1,
@@ -623,6 +639,30 @@ fn printable_ascii(bytes: &[u8]) -> bool {
 /// Resolves a plain scalar as serde_yaml_ng does for an untagged one. `None` for the
 /// integers it hands on as 128-bit (the JSON value path does not take them).
 fn resolve_plain(text: &str) -> Option<Node<'_>> {
+    // Most scalars (every key) start with a letter that begins no null, boolean or
+    // number: a string without the comparisons below.
+    if text
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() && !b"nNtTfF".contains(b))
+    {
+        return Some(Node::String(Cow::Borrowed(text)));
+    }
+    let bytes = text.as_bytes();
+    // Decimal digits without a leading zero (ports, statuses): the integer the steps
+    // below give (up to 19 digits: within u64).
+    if (1..=19).contains(&bytes.len())
+        && (bytes.len() == 1 || bytes[0] != b'0')
+        && bytes.iter().all(u8::is_ascii_digit)
+    {
+        if let Ok(int) = text.parse::<u64>() {
+            return Some(Node::Number(int.into()));
+        }
+    }
+    // Two dots (addresses, versions): no integer and no float reads that.
+    if bytes.iter().filter(|&&b| b == b'.').nth(1).is_some() {
+        return Some(Node::String(Cow::Borrowed(text)));
+    }
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Some(Node::Null),
         "true" | "True" | "TRUE" => return Some(Node::Bool(true)),

@@ -173,3 +173,60 @@ fn compact_tree_encodes_as_its_value() {
     }
     assert!(encoded >= 5, "only {encoded} documents encoded");
 }
+
+/// `encode_supported` answers what the supported-field walk of `encode`'s bytes answers:
+/// on every repository file and on documents setting a refused field at the top, inside
+/// an `Any`'s contents, in a list, in a map's value, with its default (not set), and
+/// inside a message translation checks (not looked into).
+#[test]
+fn encode_supported_agrees_with_the_wire_walk() {
+    let hcm = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+    let listener = |extra: &str| {
+        format!(
+            "static_resources:\n  listeners:\n  - name: l\n    address: {{socket_address: {{address: 127.0.0.1, port_value: 1}}}}\n    filter_chains:\n    - filters:\n      - name: envoy.filters.network.http_connection_manager\n        typed_config: {{\"@type\": {hcm}, stat_prefix: s, {extra} http_filters: [{{name: envoy.filters.http.router, typed_config: {{\"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}], route_config: {{virtual_hosts: [{{name: v, domains: ['*'], routes: [{{match: {{prefix: /}}, direct_response: {{status: 200}}}}]}}]}}}}\n"
+        )
+    };
+    let mut documents: Vec<String> = vec![
+        "stats_sinks: [{name: envoy.stat_sinks.statsd}]\n".into(),
+        "cluster_manager: {upstream_bind_config: {source_address: {address: 1.2.3.4, port_value: 0}}}\n".into(),
+        "cluster_manager: {local_cluster_name: x}\n".into(),
+        "static_resources:\n  clusters:\n  - {name: c, connect_timeout: 1s, upstream_bind_config: {source_address: {address: 1.2.3.4, port_value: 0}}}\n".into(),
+        "static_resources:\n  clusters:\n  - {name: c, connect_timeout: 1s, load_balancing_policy: {policies: [{typed_extension_config: {name: r, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin}}}]}}\n".into(),
+        "static_resources:\n  clusters:\n  - {name: c, connect_timeout: 1s, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {\"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {}}}}}\n".into(),
+        listener(""),
+        listener("tracing: {},"),
+        listener("add_user_agent: true,"),
+        listener("add_user_agent: false,"),
+        listener("proxy_100_continue: true,"),
+    ];
+    documents.extend(
+        crate::test_files::repository_configs()
+            .into_iter()
+            .map(|(_, text)| text),
+    );
+    let descriptor = bootstrap_descriptor();
+    let (mut passed, mut refused) = (0, 0);
+    for text in &documents {
+        let Some(tree) = crate::yaml_scan::parse_tree(text) else {
+            continue;
+        };
+        let walked = encode(&descriptor, &tree)
+            .map(|bytes| crate::wire_walk::check_supported(&descriptor, &bytes).is_ok());
+        let fused = super::encode_supported(&descriptor, &tree);
+        match walked {
+            Some(true) => {
+                assert_eq!(fused, encode(&descriptor, &tree), "{text}");
+                passed += 1;
+            }
+            Some(false) => {
+                assert_eq!(fused, None, "{text}");
+                refused += 1;
+            }
+            None => assert_eq!(fused, None, "{text}"),
+        }
+    }
+    assert!(
+        passed >= 10 && refused >= 4,
+        "passed {passed}, refused {refused}"
+    );
+}
