@@ -228,13 +228,13 @@ fn listener_with_rds() {
     let bad = typed(
         LISTENER_TYPE,
         &listener_yaml(
-            "      rds: { route_config_name: r, config_source: { ads: {} } }\n      tracing: {}\n",
+            "      rds: { route_config_name: r, config_source: { ads: {} } }\n      tracing: { provider: { name: envoy.tracers.zipkin } }\n",
         ),
     );
     let e = resource::listener(&ctx, &bad, &known(&[])).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "Listener 'web': filter_chains[0].filters[0].typed_config.tracing: not supported by Baton yet"
+        "Listener 'web': filter_chains[0].filters[0].typed_config.tracing.provider: not supported by Baton yet"
     );
 }
 
