@@ -215,6 +215,11 @@ pub struct StreamInfo {
     pub first_downstream_tx: Option<Duration>,
     /// Time from start until the last response byte went downstream.
     pub last_downstream_tx: Option<Duration>,
+    /// HCM `tracing` decided to trace the request (`traceable_filter`).
+    pub traced: bool,
+    /// The `x-request-id` to return: the request was internal and carried
+    /// `x-envoy-force-trace` (see `http::trace_decision`).
+    pub force_trace_request_id: Option<http::HeaderValue>,
 }
 
 impl StreamInfo {
@@ -257,6 +262,8 @@ impl StreamInfo {
             first_upstream_rx: None,
             first_downstream_tx: None,
             last_downstream_tx: None,
+            traced: false,
+            force_trace_request_id: None,
         }
     }
 
