@@ -18,7 +18,7 @@ pub fn matches(filter: &AccessLogFilter, input: &FormatInput<'_>, log_type: Acce
             c.matches(info.elapsed().as_millis() as u64, runtime_value(c))
         }
         AccessLogFilter::NotHealthCheck => true,
-        AccessLogFilter::Traceable => info.traced,
+        AccessLogFilter::Traceable => info.trace_forced,
         AccessLogFilter::Runtime(r) => runtime_sampled(r, input.request_headers),
         AccessLogFilter::ResponseFlag(flags) if flags.is_empty() => !info.flags.is_empty(),
         AccessLogFilter::ResponseFlag(flags) => flags.iter().any(|f| info.flags.has_named(f)),

@@ -728,7 +728,7 @@ async fn route_and_act(
         super::trace_decision::on_request(
             &mut parts.headers,
             hcm,
-            &runtime.stats.tracing,
+            runtime.stats.tracing.as_ref(),
             facts.internal,
             &mut ex.info,
         );

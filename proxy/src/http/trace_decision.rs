@@ -52,19 +52,21 @@ impl Reason {
 pub(crate) fn on_request(
     headers: &mut HeaderMap,
     hcm: &HttpConnectionManager,
-    counters: &TracingCounters,
+    counters: Option<&TracingCounters>,
     internal: bool,
     info: &mut StreamInfo,
 ) {
     if let Some(sampling) = &hcm.tracing {
         let reason = decide(headers, sampling, hcm.request_id);
-        match reason {
-            Reason::NotTraceable => counters.not_traceable.inc(),
-            Reason::Sampling => counters.random_sampling.inc(),
-            Reason::ServiceForced => counters.service_forced.inc(),
-            Reason::ClientForced => counters.client_enabled.inc(),
+        if let Some(counters) = counters {
+            match reason {
+                Reason::NotTraceable => counters.not_traceable.inc(),
+                Reason::Sampling => counters.random_sampling.inc(),
+                Reason::ServiceForced => counters.service_forced.inc(),
+                Reason::ClientForced => counters.client_enabled.inc(),
+            }
         }
-        info.traced = reason != Reason::NotTraceable;
+        info.trace_forced = reason == Reason::ServiceForced;
     }
     if internal && headers.contains_key(&X_ENVOY_FORCE_TRACE) {
         info.force_trace_request_id = headers.get(&X_REQUEST_ID).cloned();
