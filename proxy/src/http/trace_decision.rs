@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue};
 
 use super::headers::forwarding::X_REQUEST_ID;
 use crate::access_log::StreamInfo;
+use crate::runtime::Snapshot;
 use crate::stats::TracingCounters;
 
 /// `x-client-trace-id`: the client asks for a trace (`client_sampling`).
@@ -89,17 +90,23 @@ fn decide(headers: &mut HeaderMap, sampling: &TracingSampling, ids: RequestIdOpt
         return Reason::NotTraceable;
     };
     let bucket = id_number % SAMPLING_SCALE;
+    let runtime = crate::runtime::snapshot();
     let mut reason = if ids.pack_trace_reason {
         packed_reason(headers)
     } else {
         Reason::NotTraceable
     };
     if reason == Reason::NotTraceable {
-        reason = if headers.contains_key(&X_CLIENT_TRACE_ID) && client_sampled(sampling.client) {
+        reason = if headers.contains_key(&X_CLIENT_TRACE_ID)
+            && enabled(&runtime, "tracing.client_enabled", sampling.client, || {
+                rand::random::<u64>() % SAMPLING_SCALE
+            }) {
             Reason::ClientForced
         } else if headers.contains_key(&X_ENVOY_FORCE_TRACE) {
             Reason::ServiceForced
-        } else if bucket < u64::from(sampling.random) {
+        } else if enabled(&runtime, "tracing.random_sampling", sampling.random, || {
+            bucket
+        }) {
             Reason::Sampling
         } else {
             Reason::NotTraceable
@@ -108,7 +115,9 @@ fn decide(headers: &mut HeaderMap, sampling: &TracingSampling, ids: RequestIdOpt
             pack(headers, reason);
         }
     }
-    if bucket >= u64::from(sampling.overall) {
+    if !enabled(&runtime, "tracing.global_enabled", sampling.overall, || {
+        bucket
+    }) {
         // Whatever digit the id had (even one that is no reason) becomes `4`.
         if ids.pack_trace_reason {
             pack(headers, Reason::NotTraceable);
@@ -126,12 +135,20 @@ pub(crate) fn clear_external_reason(headers: &mut HeaderMap, ids: RequestIdOptio
     }
 }
 
-/// `client_sampling` draws its own random number (not the request id's).
-fn client_sampled(hundredths: u32) -> bool {
-    match u64::from(hundredths) {
-        0 => false,
-        SAMPLING_SCALE.. => true,
-        share => rand::random::<u64>() % SAMPLING_SCALE < share,
+/// Envoy's runtime feature check for one sampling share: the runtime `key`, when set
+/// to an integer, is a whole percentage (over 100: always) compared with the drawn
+/// number modulo 100; else the configured share in hundredths of a percent. `drawn`
+/// (0-9999) is the request id's bucket, or, for `client_sampling`, a random number
+/// (drawn only when the answer is not certain).
+fn enabled(runtime: &Snapshot, key: &str, hundredths: u32, drawn: impl FnOnce() -> u64) -> bool {
+    match runtime.integer(key) {
+        Some(percent) if percent > 100 => true,
+        Some(percent) => drawn() % 100 < percent,
+        None => match u64::from(hundredths) {
+            0 => false,
+            SAMPLING_SCALE.. => true,
+            share => drawn() < share,
+        },
     }
 }
 
