@@ -34,6 +34,7 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/load_balancing_policies/random/v3/random.proto",
     "envoy/extensions/load_balancing_policies/ring_hash/v3/ring_hash.proto",
     "envoy/extensions/load_balancing_policies/maglev/v3/maglev.proto",
+    "envoy/extensions/request_id/uuid/v3/uuid.proto",
     "envoy/admin/v3/config_dump.proto",
     "envoy/extensions/bootstrap/internal_listener/v3/internal_listener.proto",
     "baton/hot_restart/v1/hot_restart.proto",

@@ -290,6 +290,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "generate_request_id",
             "preserve_external_request_id",
             "always_set_request_id_in_response",
+            "request_id_extension",
+            "tracing",
             "upgrade_configs",
             "normalize_path",
             "merge_slashes",
@@ -300,6 +302,20 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "set_current_client_cert_details",
             "local_reply_config",
             "scheme_header_transformation",
+        ],
+    ),
+    // Sampling only: a `provider` is refused by name. The span-shaping fields change
+    // nothing Envoy does without a provider (there are no spans).
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing",
+        &[
+            "client_sampling",
+            "random_sampling",
+            "overall_sampling",
+            "verbose",
+            "max_path_tag_length",
+            "custom_tags",
+            "spawn_upstream_span",
         ],
     ),
     (

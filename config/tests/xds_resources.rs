@@ -228,14 +228,27 @@ fn listener_with_rds() {
     let bad = typed(
         LISTENER_TYPE,
         &listener_yaml(
-            "      rds: { route_config_name: r, config_source: { ads: {} } }\n      tracing: {}\n",
+            "      rds: { route_config_name: r, config_source: { ads: {} } }\n      tracing: { provider: { name: envoy.tracers.zipkin } }\n",
         ),
     );
     let e = resource::listener(&ctx, &bad, &known(&[])).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "Listener 'web': filter_chains[0].filters[0].typed_config.tracing: not supported by Baton yet"
+        "Listener 'web': filter_chains[0].filters[0].typed_config.tracing.provider: not supported by Baton yet"
     );
+    // What Istio puts on every HTTP listener: sampling without a provider, the UUID
+    // request-id extension.
+    let istio = typed(
+        LISTENER_TYPE,
+        &listener_yaml(
+            "      rds: { route_config_name: r, config_source: { ads: {} } }\n      tracing: { client_sampling: { value: 100 }, random_sampling: { value: 1 }, overall_sampling: { value: 100 }, custom_tags: [ { tag: istio.mesh_id, environment: { name: ISTIO_META_MESH_ID, default_value: unknown } } ] }\n      request_id_extension: { typed_config: { \"@type\": type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig, use_request_id_for_trace_sampling: true } }\n",
+        ),
+    );
+    let l = resource::listener(&ctx, &istio, &known(&[])).expect("Istio's tracing");
+    let NetworkFilter::Http(hcm) = &l.filter_chains[0].network else {
+        panic!("expected an HCM")
+    };
+    assert_eq!(hcm.tracing.map(|t| t.random), Some(100));
 }
 
 #[test]

@@ -85,5 +85,6 @@ areas!(
     stats,
     tcp_proxy,
     timeouts,
+    tracing_decisions,
     upgrades,
 );

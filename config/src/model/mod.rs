@@ -460,6 +460,36 @@ pub struct ClientCertDetails {
     pub uri: bool,
 }
 
+/// `request_id_extension`: the UUID extension's options (Envoy's defaults: both true).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestIdOptions {
+    /// `pack_trace_reason`: the tracing decision is written into the id's 15th character.
+    pub pack_trace_reason: bool,
+    /// `use_request_id_for_trace_sampling`: random sampling reads the id's leading digits.
+    pub use_request_id_for_trace_sampling: bool,
+}
+
+impl Default for RequestIdOptions {
+    fn default() -> Self {
+        Self {
+            pack_trace_reason: true,
+            use_request_id_for_trace_sampling: true,
+        }
+    }
+}
+
+/// HCM `tracing` sampling, each a `Percent` as Envoy keeps it: hundredths of a percent
+/// (0-10000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TracingSampling {
+    /// `client_sampling` (default 100 %): requests with `x-client-trace-id`.
+    pub client: u32,
+    /// `random_sampling` (default 100 %).
+    pub random: u32,
+    /// `overall_sampling` (default 100 %): a cap over every other decision.
+    pub overall: u32,
+}
+
 /// `http_connection_manager`.
 #[derive(Debug, Clone)]
 pub struct HttpConnectionManager {
@@ -505,6 +535,11 @@ pub struct HttpConnectionManager {
     pub preserve_external_request_id: bool,
     /// `always_set_request_id_in_response` (default false)
     pub always_set_request_id_in_response: bool,
+    /// `request_id_extension` (`UuidRequestIdConfig`; its defaults when absent).
+    pub request_id: RequestIdOptions,
+    /// `tracing` (without a provider): the per-request tracing decision; `None` when
+    /// absent (no decision, no trace reason in `x-request-id`).
+    pub tracing: Option<TracingSampling>,
     /// `max_request_headers_kb` (default 60).
     pub max_request_headers_kb: u32,
     /// `common_http_protocol_options.max_headers_count` (default 100).

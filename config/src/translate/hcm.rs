@@ -248,6 +248,11 @@ pub(crate) fn translate(
         generate_request_id: p.generate_request_id.unwrap_or(true),
         preserve_external_request_id: p.preserve_external_request_id,
         always_set_request_id_in_response: p.always_set_request_id_in_response,
+        request_id: super::hcm_tracing::request_id(
+            p.request_id_extension.as_ref(),
+            &field("request_id_extension"),
+        )?,
+        tracing: super::hcm_tracing::tracing(p.tracing.as_ref(), &field("tracing"))?,
         max_request_headers_kb,
         max_headers_count,
         underscore_headers: underscore_headers(common.headers_with_underscores_action),

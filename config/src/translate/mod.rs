@@ -18,6 +18,7 @@ pub(crate) mod endpoint;
 pub(crate) mod format;
 mod hcm;
 mod hcm_routes;
+mod hcm_tracing;
 mod http_filter;
 mod lb_policy;
 pub(crate) mod listener;

@@ -18,7 +18,7 @@ pub fn matches(filter: &AccessLogFilter, input: &FormatInput<'_>, log_type: Acce
             c.matches(info.elapsed().as_millis() as u64, runtime_value(c))
         }
         AccessLogFilter::NotHealthCheck => true,
-        AccessLogFilter::Traceable => false,
+        AccessLogFilter::Traceable => info.trace_forced,
         AccessLogFilter::Runtime(r) => runtime_sampled(r, input.request_headers),
         AccessLogFilter::ResponseFlag(flags) if flags.is_empty() => !info.flags.is_empty(),
         AccessLogFilter::ResponseFlag(flags) => flags.iter().any(|f| info.flags.has_named(f)),
@@ -98,7 +98,7 @@ fn runtime_sampled(filter: &RuntimeFilter, request_headers: Option<&HeaderMap>) 
 }
 
 /// The integer Envoy's UUID request ids give for sampling: their first 8 hex digits.
-fn uuid_integer(id: &[u8]) -> Option<u64> {
+pub(crate) fn uuid_integer(id: &[u8]) -> Option<u64> {
     let head = std::str::from_utf8(id.get(..8)?).ok()?;
     u64::from_str_radix(head, 16).ok()
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use baton_config::model::{AccessLog, AccessLogFilter, AccessLogFormat, AccessLogType};
 
+pub(crate) use filter::uuid_integer;
 pub use format::FormatInput;
 pub use fs_stats::register as register_filesystem_stats;
 pub use sink::{reopen_files, SinkError};

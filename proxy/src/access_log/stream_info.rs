@@ -215,6 +215,12 @@ pub struct StreamInfo {
     pub first_downstream_tx: Option<Duration>,
     /// Time from start until the last response byte went downstream.
     pub last_downstream_tx: Option<Duration>,
+    /// HCM `tracing` traced the request for `x-envoy-force-trace` (Envoy's
+    /// `traceable_filter` takes only those, not sampled or client traces).
+    pub trace_forced: bool,
+    /// The `x-request-id` to return: the request was internal and carried
+    /// `x-envoy-force-trace` (see `http::trace_decision`).
+    pub force_trace_request_id: Option<http::HeaderValue>,
 }
 
 impl StreamInfo {
@@ -257,6 +263,8 @@ impl StreamInfo {
             first_upstream_rx: None,
             first_downstream_tx: None,
             last_downstream_tx: None,
+            trace_forced: false,
+            force_trace_request_id: None,
         }
     }
 

@@ -36,6 +36,7 @@ pub mod router;
 mod scheme;
 mod stats;
 mod stream;
+mod trace_decision;
 mod underscore_headers;
 mod upgrade;
 

@@ -556,6 +556,10 @@ fn finish(
             }
         }
     }
+    if let Some(id) = ex.info.force_trace_request_id.take() {
+        resp.headers_mut()
+            .insert(forwarding::X_REQUEST_ID.clone(), id);
+    }
     let close = ex.shared.closing.load(Ordering::Relaxed)
         || (ex.shared.draining.load(Ordering::Relaxed) && ex.shared.drain.should_close());
     if close && ex.info.protocol != Some(Version::HTTP_2) {
@@ -720,6 +724,15 @@ async fn route_and_act(
     };
     let facts = forwarding::mutate_request(&mut parts.headers, &ex.shared.conn, hcm);
     ex.info.downstream_remote = facts.remote;
+    if hcm.tracing.is_some() || facts.internal {
+        super::trace_decision::on_request(
+            &mut parts.headers,
+            hcm,
+            runtime.stats.tracing.as_ref(),
+            facts.internal,
+            &mut ex.info,
+        );
+    }
     if let SchemeTransformation::Overwrite(scheme) = hcm.scheme {
         super::scheme::overwrite(&mut parts, &mut ex.info, scheme);
     }

@@ -368,7 +368,7 @@ async fn serve(
             }),
             tracker: Arc::clone(&tracker),
             may_answer: init.admin_may_answer(),
-            http_stats: crate::stats::HttpConnManagerStats::new(crate::stats::store(), "admin"),
+            http_stats: crate::stats::HttpConnManagerStats::admin(crate::stats::store()),
             listener_stats: crate::stats::AdminListenerStats::new(crate::stats::store()),
             closing: admin::AdminClosing::default(),
             loggers: admin_loggers,

@@ -20,7 +20,8 @@ pub use conn_ends::{BreakerPriorityGauges, CircuitBreakerGauges, DestroyCounters
 pub use eds::EdsStats;
 pub use scopes::{
     ClusterManagerStats, ClusterStats, HttpConnManagerStats, ListenerHttpStats,
-    ListenerManagerStats, ListenerStats, TcpProxyStats, WorkerListenerStats, ZoneStats,
+    ListenerManagerStats, ListenerStats, TcpProxyStats, TracingCounters, WorkerListenerStats,
+    ZoneStats,
 };
 pub use server::{open_store, region_config, ServerFacts, ServerStats};
 

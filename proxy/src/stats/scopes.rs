@@ -184,11 +184,38 @@ pub struct HttpConnManagerStats {
     pub rq_direct_response: Counter,
     /// `rq_total` (router)
     pub rq_total: Counter,
+    /// `tracing.*`: the per-request tracing decisions (all 0 without HCM `tracing`);
+    /// admin's connection manager has none, as in Envoy.
+    pub tracing: Option<TracingCounters>,
+}
+
+/// `http.<stat_prefix>.tracing.*`, one counter per trace reason.
+#[derive(Clone)]
+pub struct TracingCounters {
+    /// `tracing.random_sampling`
+    pub random_sampling: Counter,
+    /// `tracing.service_forced` (`x-envoy-force-trace`)
+    pub service_forced: Counter,
+    /// `tracing.client_enabled` (`x-client-trace-id`)
+    pub client_enabled: Counter,
+    /// `tracing.not_traceable`
+    pub not_traceable: Counter,
+    /// `tracing.health_check` (no health check filter yet: stays 0)
+    pub health_check: Counter,
 }
 
 impl HttpConnManagerStats {
     /// Handles under `http.<stat_prefix>.`.
     pub fn new(store: &StatsStore, stat_prefix: &str) -> Self {
+        Self::build(store, stat_prefix, true)
+    }
+
+    /// Admin's own connection manager (`http.admin.`): no `tracing.*`.
+    pub fn admin(store: &StatsStore) -> Self {
+        Self::build(store, "admin", false)
+    }
+
+    fn build(store: &StatsStore, stat_prefix: &str, tracing: bool) -> Self {
         let prefix = format!("http.{stat_prefix}.");
         let s = Scope::new(store, prefix.as_str());
         Self {
@@ -240,6 +267,13 @@ impl HttpConnManagerStats {
             rq_redirect: s.counter("rq_redirect"),
             rq_direct_response: s.counter("rq_direct_response"),
             rq_total: s.counter("rq_total"),
+            tracing: tracing.then(|| TracingCounters {
+                random_sampling: s.counter("tracing.random_sampling"),
+                service_forced: s.counter("tracing.service_forced"),
+                client_enabled: s.counter("tracing.client_enabled"),
+                not_traceable: s.counter("tracing.not_traceable"),
+                health_check: s.counter("tracing.health_check"),
+            }),
         }
     }
 }

@@ -107,6 +107,8 @@ pub fn hcm(vhosts: Vec<VirtualHost>) -> HttpConnectionManager {
         generate_request_id: true,
         preserve_external_request_id: false,
         always_set_request_id_in_response: false,
+        request_id: Default::default(),
+        tracing: None,
         max_request_headers_kb: 60,
         max_headers_count: 100,
         underscore_headers: Default::default(),

@@ -159,14 +159,18 @@ fn add_access_log(filter_config: &mut Value, spec: &ConfigSpec, placeholders: &P
         Value::Object(fields) if fields.contains_key("log_format") => fields["log_format"].clone(),
         other => json!({ "json_format": other }),
     };
-    filter_config["access_log"] = json!([{
+    let mut logger = json!({
         "name": "envoy.access_loggers.file",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": path,
             "log_format": log_format,
         },
-    }]);
+    });
+    if let Some(filter) = format.get("filter") {
+        logger["filter"] = filter.clone();
+    }
+    filter_config["access_log"] = json!([logger]);
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //! - **`x-envoy-upstream-service-time`**: a timing; becomes `<ms>`.
 //! - **UUIDs** anywhere (generated `x-request-id`, `%REQ(x-request-id)%` in bodies): become
 //!   `<uuid>`; a request id the client sent itself is not a v4 UUID and is compared as is.
+//!   A UUID whose version digit (the 15th character) is not `4` keeps it, as
+//!   `<uuid:trace-X>`: with HCM `tracing` that digit is the trace reason Envoy packs.
 //! - **Bodies** a case marks `ignore` / `json_keys` / `lines` (admin pages whose content is
 //!   server-specific: uptimes, build ids, the full stat list): reduced as the case says, and
 //!   the `content-length` of such a body becomes `<len>`.
@@ -61,7 +63,12 @@ impl Ports {
     /// address in `text`.
     pub fn text(&self, text: &str) -> String {
         let uuid = uuid_regex();
-        let text = uuid.replace_all(text, "<uuid>");
+        let text = uuid.replace_all(text, |found: &regex::Captures<'_>| {
+            match found[0].as_bytes()[14] {
+                b'4' => "<uuid>".to_string(),
+                reason => format!("<uuid:trace-{}>", char::from(reason)),
+            }
+        });
         let text = match &self.host_ip {
             Some(re) => re.replace_all(&text, "<host-ip>").into_owned(),
             None => text.into_owned(),
@@ -187,6 +194,10 @@ mod tests {
         assert_eq!(
             ports.text("id 0f8fad5b-d9cb-469f-a165-70867728950e."),
             "id <uuid>."
+        );
+        assert_eq!(
+            ports.text("0f8fad5b-d9cb-a69f-a165-70867728950e"),
+            "<uuid:trace-a>"
         );
     }
 

@@ -114,8 +114,8 @@ pub struct ConfigSpec {
     pub raw: Option<Value>,
     /// An access log on the HTTP connection manager or tcp_proxy, written to a file the
     /// runner reads after each case (its new lines are the case's `access_log`): a string is
-    /// a text format, `{ log_format: ... }` a whole `log_format`, another object a
-    /// `json_format`. Each line should show the request path, so that the probe's is dropped.
+    /// a text format, `{ log_format: ..., filter: ... }` a whole `log_format` (and the
+    /// logger's optional `filter`), another object a `json_format`. Each line should show the request path, so that the probe's is dropped.
     #[serde(default)]
     pub access_log: Option<Value>,
 }

@@ -369,6 +369,8 @@ pub fn mutate_request(
         headers.insert(X_ENVOY_INTERNAL.clone(), HeaderValue::from_static("true"));
     } else if has_envoy_headers {
         headers.remove(&X_ENVOY_INTERNAL);
+        // Envoy 1.40 honours (and forwards) it from internal callers only.
+        headers.remove("x-envoy-force-trace");
     }
     if has_envoy_headers {
         for name in ROUTER_CONSUMED {
@@ -379,6 +381,8 @@ pub fn mutate_request(
         let regenerate = !sent.request_id || (edge && !hcm.preserve_external_request_id);
         if regenerate {
             headers.insert(X_REQUEST_ID.clone(), request_id_value());
+        } else if edge {
+            crate::http::trace_decision::clear_external_reason(headers, hcm.request_id);
         }
     }
     if let Some(via) = &hcm.via {

@@ -1,0 +1,109 @@
+//! HCM `tracing` (sampling only, no provider) and `request_id_extension` translation:
+//! Envoy 1.40 accepts both on every Istio listener; a tracing provider or another
+//! request-id extension is refused naming its field.
+
+use baton_config::load_yaml_str;
+use baton_config::model::{self, NetworkFilter};
+
+const HCM: &str = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+
+/// A bootstrap whose HCM has `extra` (YAML flow fields) and one direct-response route.
+fn yaml(extra: &str) -> String {
+    format!(
+        r#"
+static_resources:
+  listeners:
+  - name: l
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: s, {extra}, http_filters: [ {{ name: envoy.filters.http.router, typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }} }} ], route_config: {{ virtual_hosts: [ {{ name: v, domains: ["*"], routes: [ {{ match: {{ prefix: "/" }}, direct_response: {{ status: 200 }} }} ] }} ] }} }}
+"#
+    )
+}
+
+fn hcm(extra: &str) -> std::sync::Arc<model::HttpConnectionManager> {
+    let loaded = load_yaml_str(&yaml(extra)).unwrap_or_else(|e| panic!("{extra}: {e}"));
+    match &loaded.model.listeners[0].filter_chains[0].network {
+        NetworkFilter::Http(hcm) => hcm.clone(),
+        other => panic!("expected an HCM, got {other:?}"),
+    }
+}
+
+fn err(extra: &str) -> String {
+    match load_yaml_str(&yaml(extra)) {
+        Ok(_) => panic!("expected an error for {extra}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const UUID: &str = "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig";
+
+#[test]
+fn tracing_without_provider_samples_everything_by_default() {
+    let none = hcm("generate_request_id: true");
+    assert_eq!(none.tracing, None);
+    assert_eq!(none.request_id, model::RequestIdOptions::default());
+    let all = hcm("tracing: {}");
+    assert_eq!(
+        all.tracing,
+        Some(model::TracingSampling {
+            client: 10_000,
+            random: 10_000,
+            overall: 10_000
+        })
+    );
+}
+
+#[test]
+fn sampling_percentages_and_span_only_fields_are_accepted() {
+    let t = hcm("tracing: { client_sampling: { value: 0 }, random_sampling: { value: 1.5 }, overall_sampling: { value: 99.99 }, verbose: true, max_path_tag_length: 10, spawn_upstream_span: true, custom_tags: [ { tag: t, literal: { value: v } }, { tag: h, request_header: { name: x-h } } ] }");
+    assert_eq!(
+        t.tracing,
+        Some(model::TracingSampling {
+            client: 0,
+            random: 150,
+            overall: 9999
+        })
+    );
+    let e = err("tracing: { random_sampling: { value: 101 } }");
+    assert_eq!(
+        e,
+        format!("{HCM}.tracing.random_sampling.value: value must be inside range [0, 100]")
+    );
+}
+
+#[test]
+fn a_tracing_provider_is_refused_with_its_path() {
+    let e = err("tracing: { provider: { name: envoy.tracers.zipkin } }");
+    assert_eq!(
+        e,
+        format!("{HCM}.tracing.provider: not supported by Baton yet")
+    );
+}
+
+#[test]
+fn the_uuid_request_id_extension_is_accepted_with_its_options() {
+    let defaults = hcm(&format!(
+        "request_id_extension: {{ typed_config: {{ \"@type\": {UUID} }} }}"
+    ));
+    assert_eq!(defaults.request_id, model::RequestIdOptions::default());
+    let off = hcm(&format!("request_id_extension: {{ typed_config: {{ \"@type\": {UUID}, pack_trace_reason: false, use_request_id_for_trace_sampling: false }} }}"));
+    assert_eq!(
+        off.request_id,
+        model::RequestIdOptions {
+            pack_trace_reason: false,
+            use_request_id_for_trace_sampling: false
+        }
+    );
+}
+
+#[test]
+fn another_request_id_extension_is_refused_with_its_path() {
+    let e = err("request_id_extension: { typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } }");
+    assert_eq!(
+        e,
+        format!("{HCM}.request_id_extension.typed_config: request id extension 'envoy.extensions.filters.http.router.v3.Router' is not supported by Baton yet (supported: envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig)")
+    );
+}
