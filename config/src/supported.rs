@@ -44,7 +44,7 @@ pub(crate) fn check_any(any: &prost_types::Any, path: &str) -> Result<()> {
     let Some(descriptor) = pool().get_message_by_name(name) else {
         return Err(ConfigError::at(
             join(path, "@type"),
-            format!("unknown type '{}'", any.type_url),
+            crate::typed_struct::unknown_type_message(&any.type_url, &any.value),
         ));
     };
     let inner = DynamicMessage::decode(descriptor, any.value.as_slice())
@@ -175,7 +175,7 @@ fn walk_any(any: &DynamicMessage, path: &mut String) -> Result<()> {
     let Some(descriptor) = pool().get_message_by_name(name) else {
         return Err(ConfigError::at(
             join(path, "@type"),
-            format!("unknown type '{type_url}'"),
+            crate::typed_struct::unknown_type_message(&type_url, &bytes),
         ));
     };
     let inner = DynamicMessage::decode(descriptor, bytes.as_ref())

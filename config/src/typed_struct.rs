@@ -10,6 +10,22 @@ use serde_json::{Map, Value};
 /// The wrapper's type URLs (only the message name after the last `/` is compared).
 const TYPED_STRUCT_TYPES: &[&str] = &["xds.type.v3.TypedStruct", "udpa.type.v1.TypedStruct"];
 
+/// The error text for an Any whose type Baton does not know. A TypedStruct anywhere
+/// but `bootstrap_extensions` is not unwrapped, so name the type it wraps (what Envoy
+/// looks up) rather than the wrapper's; `value` is the Any's `value` bytes.
+pub(crate) fn unknown_type_message(type_url: &str, value: &[u8]) -> String {
+    let name = type_url.rsplit('/').next().unwrap_or_default();
+    match TYPED_STRUCT_TYPES
+        .contains(&name)
+        .then(|| crate::wire_walk::string_field_1(value))
+        .flatten()
+        .filter(|inner| !inner.is_empty())
+    {
+        Some(inner) => format!("unknown type '{inner}' (given as a TypedStruct)"),
+        None => format!("unknown type '{type_url}'"),
+    }
+}
+
 /// Whether [`unwrap_bootstrap_extensions`] might change `bootstrap`: it has bootstrap
 /// extensions at all.
 pub(crate) fn may_unwrap<J: crate::json_tree::JsonView>(bootstrap: &J) -> bool {

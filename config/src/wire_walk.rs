@@ -343,6 +343,11 @@ fn field_bytes(bytes: &[u8], number: u32) -> Option<std::borrow::Cow<'_, [u8]>> 
 }
 
 /// The last `type_url` written in an `Any`'s bytes.
+/// Field 1 of a message as a string (an Any's or a TypedStruct's `type_url`).
+pub(crate) fn string_field_1(bytes: &[u8]) -> Option<String> {
+    any_type_url(bytes)
+}
+
 fn any_type_url(bytes: &[u8]) -> Option<String> {
     let mut fields = Vec::new();
     parse(bytes, &mut fields, 0)?;
@@ -684,9 +689,10 @@ impl<'t> Walk<'t> {
         let type_url = any_type_url(bytes).ok_or_else(|| malformed(&self.path, "invalid Any"))?;
         let name = type_url.rsplit('/').next().unwrap_or_default();
         let Some(descriptor) = self.tables.index_of(name) else {
+            let value = field_bytes(bytes, 2).unwrap_or_default();
             return Err(ConfigError::at(
                 supported::join(&self.path, "@type"),
-                format!("unknown type '{type_url}'"),
+                crate::typed_struct::unknown_type_message(&type_url, &value),
             ));
         };
         // The last `value` written (a bytes field: no merging).

@@ -277,6 +277,19 @@ fn any_contents_are_checked_with_their_type() {
     let unknown_type = bytes_field(transport_socket, &socket(&[], "no.such.Type"));
     let err = same(CLUSTER, &unknown_type).expect_err("unknown type");
     assert!(err.contains("@type"), "{err}");
+    // A TypedStruct (as Istio sends its own filters) is named by the type it wraps.
+    let wrapped = bytes_field(1, b"type.googleapis.com/io.istio.Config");
+    let typed_struct = bytes_field(
+        transport_socket,
+        &socket(&wrapped, "udpa.type.v1.TypedStruct"),
+    );
+    let err = same(CLUSTER, &typed_struct).expect_err("TypedStruct");
+    assert!(
+        err.ends_with(
+            "unknown type 'type.googleapis.com/io.istio.Config' (given as a TypedStruct)"
+        ),
+        "{err}"
+    );
     let options = number(CLUSTER, "typed_extension_protocol_options");
     let http = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
     let bad = number(http, "upstream_http_protocol_options");
