@@ -30,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 mod builders;
+mod copies;
 mod downstream_body;
 mod downstream_write;
 mod framing;
@@ -44,6 +45,7 @@ mod parked_io;
 mod reply;
 
 pub use builders::{builder, framing_limits, http1_builder, http2_builder};
+pub(crate) use copies::CopyBuffer;
 pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
 pub use reply::{codec_reply_body_len, CodecReplyRecord};
 use reply::{codec_reply_details, codec_reply_text, AutomaticReply};

@@ -35,7 +35,7 @@ use super::lean_server::{
     encode_response_head, parse_request_head_reusing, BodyDecoder, BodyKind, BodyLength, Decoded,
     Exchange, HeadParse, RequestHead,
 };
-use super::FramingLimits;
+use super::{CopyBuffer, FramingLimits};
 use crate::http::stream::ConnShared;
 use crate::http::ResponseBody;
 
@@ -92,6 +92,8 @@ pub(crate) struct LeanConn<IO> {
     /// The last response's header map, emptied: the next request's headers go in it
     /// (one allocation fewer per exchange, as in hyper's server).
     recycled: Option<HeaderMap>,
+    /// Where each request head's copy is taken from (no allocation per head).
+    copies: CopyBuffer,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
@@ -109,6 +111,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
             served: 0,
             conn: None,
             recycled: None,
+            copies: CopyBuffer::default(),
         }
     }
 
@@ -146,8 +149,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
                     }
                 }
             }
-            let parsed =
-                parse_request_head_reusing(&self.read_buf, &self.limits, &mut self.recycled);
+            let parsed = parse_request_head_reusing(
+                &self.read_buf,
+                &self.limits,
+                &mut self.recycled,
+                &mut self.copies,
+            );
             let (head, len) = match parsed {
                 // A head longer than hyper's read buffer: hyper's 431.
                 HeadParse::Request { len, .. } if len > self.limits.read_buffer_limit => {
