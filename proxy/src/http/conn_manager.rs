@@ -24,6 +24,7 @@ use crate::http::local_reply::LocalReply;
 use super::codec::{self, DownstreamIo, Preface};
 use super::codec_conn::CodecConnection;
 use super::context::{HcmRuntime, HttpContext};
+use super::exchange_box::ExchangeBox;
 use super::gated::Gate;
 use super::park_socket::{ParkSocket, Reregister};
 use super::parked;
@@ -422,12 +423,10 @@ where
             }
             // Boxed once here, so that what hyper moves around per request (its
             // in-flight slot, an HTTP/2 stream's task) is this small future, not the
-            // exchange's whole state. The box is allocated before the exchange's future
+            // exchange's whole state. The slot is taken before the exchange's future
             // is made, so that the future is built in it rather than on the stack and
-            // then copied in whole (several KB).
-            let exchange = Box::new_uninit();
-            let exchange = Box::write(exchange, stream::handle(shared, req));
-            Ok(Box::into_pin(exchange).await)
+            // then copied in whole (several KB); a finished exchange's slot is reused.
+            Ok(ExchangeBox::new(|| stream::handle(shared, req)).await)
         }
     });
     let mut connection =

@@ -16,6 +16,7 @@ pub mod codec;
 mod codec_conn;
 mod conn_manager;
 mod context;
+mod exchange_box;
 pub mod filter;
 mod forward;
 mod gated;
