@@ -25,6 +25,7 @@ use std::time::Duration;
 use baton_config::model::CodecType;
 
 use super::context::HcmRuntime;
+use super::park_socket::ReadReadiness;
 use super::stream::ConnShared;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
@@ -667,6 +668,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
         });
         self.write_all(&reply).await?;
         self.shutdown().await
+    }
+}
+
+impl<IO: ReadReadiness> ReadReadiness for DownstreamIo<IO> {
+    fn poll_may_read(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // Bytes to replay, a head timer to watch, a reply or parking to decide: only a
+        // read does all that.
+        if self.replay_at < self.replay.len()
+            || self.head_timer.is_some()
+            || self.head_timed_out
+            || self.h2_compression_failed
+            || self.may_park()
+        {
+            return Poll::Ready(());
+        }
+        self.inner.poll_may_read(cx)
     }
 }
 

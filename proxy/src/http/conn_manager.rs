@@ -26,7 +26,7 @@ use super::codec_conn::CodecConnection;
 use super::context::{HcmRuntime, HttpContext};
 use super::exchange_box::ExchangeBox;
 use super::gated::Gate;
-use super::park_socket::{ParkSocket, Reregister};
+use super::park_socket::{ParkSocket, ReadReadiness, Reregister};
 use super::parked;
 use super::stats::{codec_rejected_request, count_closed, count_open, ActiveStream};
 use super::stream::{self, ConnShared};
@@ -54,7 +54,7 @@ pub fn serve_connection<IO, G>(
     guard: G,
 ) -> impl std::future::Future<Output = ()> + Send
 where
-    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + ReadReadiness + Unpin + Send + 'static,
     G: Send + 'static,
 {
     // Built here rather than in the async function, whose future would otherwise keep
@@ -91,7 +91,7 @@ fn serve<IO, G>(
     mut rest: ConnRest<G>,
 ) -> impl std::future::Future<Output = ()> + Send
 where
-    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + ReadReadiness + Unpin + Send + 'static,
     G: Send + 'static,
 {
     async move {
@@ -194,7 +194,7 @@ impl<G: Send + 'static> ConnRest<G> {
     /// After an active period: the connection parks or ends.
     fn after<IO>(mut self, served: Served<ParkSocket<IO>>)
     where
-        IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Reregister + ReadReadiness + Unpin + Send + 'static,
     {
         match served {
             Served::Ended { codec_error } => self.finish(codec_error),
@@ -227,7 +227,7 @@ pub(super) struct ParkedConn<IO, G> {
 
 impl<IO, G> ParkedConn<IO, G>
 where
-    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + ReadReadiness + Unpin + Send + 'static,
     G: Send + 'static,
 {
     /// [`parked::Parked::resume`] of a connection the set holds unboxed.
@@ -271,7 +271,7 @@ where
 
 impl<IO, G> parked::Parked for ParkedConn<IO, G>
 where
-    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + ReadReadiness + Unpin + Send + 'static,
     G: Send + 'static,
 {
     fn shared(&self) -> &ConnShared {
@@ -339,7 +339,7 @@ async fn serve_active<IO>(
     phases: &mut Phases,
 ) -> Served<IO>
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + ReadReadiness + Unpin + Send + 'static,
 {
     let deadlines = &ConnDeadlines::of(shared);
     let runtime = &shared.runtime;
