@@ -150,16 +150,23 @@ mod tests {
     #[tokio::test]
     async fn runs_the_future_drops_it_once_and_reuses_its_slot() {
         let drops = Arc::new(AtomicUsize::new(0));
-        let first = {
-            let counted = Counted(drops.clone(), [7; 4096]);
-            ExchangeBox::new(move || async move { counted.1[4095] as usize })
-        };
+        let counted = Counted(drops.clone(), [7; 4096]);
+        // The whole value moves into the future (not a copy of one field).
+        let first = ExchangeBox::new(move || async move {
+            let counted = counted;
+            counted.1[4095] as usize
+        });
         let at = first.slot.as_ptr() as usize;
+        assert_eq!(drops.load(Ordering::Relaxed), 0);
         assert_eq!(first.await, 7);
         assert_eq!(drops.load(Ordering::Relaxed), 1);
         let counted = Counted(drops.clone(), [9; 4096]);
-        let second = ExchangeBox::new(move || async move { counted.1[0] as usize });
+        let second = ExchangeBox::new(move || async move {
+            let counted = counted;
+            counted.1[0] as usize
+        });
         assert_eq!(second.slot.as_ptr() as usize, at);
+        // Dropped before it ran: what it holds is dropped with it.
         drop(second);
         assert_eq!(drops.load(Ordering::Relaxed), 2);
     }
