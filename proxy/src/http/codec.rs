@@ -25,11 +25,13 @@ use std::time::Duration;
 use baton_config::model::CodecType;
 
 use super::context::HcmRuntime;
+use super::park_socket::ReadReadiness;
 use super::stream::ConnShared;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 mod builders;
+mod copies;
 mod downstream_body;
 mod downstream_write;
 mod framing;
@@ -44,6 +46,7 @@ mod parked_io;
 mod reply;
 
 pub use builders::{builder, framing_limits, http1_builder, http2_builder};
+pub(crate) use copies::CopyBuffer;
 pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
 pub use reply::{codec_reply_body_len, CodecReplyRecord};
 use reply::{codec_reply_details, codec_reply_text, AutomaticReply};
@@ -665,6 +668,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> DownstreamIo<IO> {
         });
         self.write_all(&reply).await?;
         self.shutdown().await
+    }
+}
+
+impl<IO: ReadReadiness> ReadReadiness for DownstreamIo<IO> {
+    fn poll_may_read(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // Bytes to replay, a head timer to watch, a reply or parking to decide: only a
+        // read does all that.
+        if self.replay_at < self.replay.len()
+            || self.head_timer.is_some()
+            || self.head_timed_out
+            || self.h2_compression_failed
+            || self.may_park()
+        {
+            return Poll::Ready(());
+        }
+        self.inner.poll_may_read(cx)
     }
 }
 

@@ -40,6 +40,7 @@ use tokio::time::{Instant, Sleep};
 use super::codec::h2_streams::{LocalStreams, StreamExecutor};
 use super::codec::lean_conn::{LeanBody, LeanConn, LeanEnd};
 use super::codec::{self, DownstreamBody, DownstreamIo};
+use super::park_socket::ReadReadiness;
 use super::stream::ConnShared;
 use super::ResponseBody;
 
@@ -164,7 +165,7 @@ where
 
 impl<IO, S> CodecConnection<IO, S>
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + ReadReadiness + Unpin + Send + 'static,
     S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>> + Clone + Unpin + Send,
     S: 'static,
     S::Future: Send + 'static,
@@ -330,7 +331,7 @@ where
 
 impl<IO, S> Future for CodecConnection<IO, S>
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + ReadReadiness + Unpin + Send + 'static,
     S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>> + Clone + Unpin + Send,
     S: 'static,
     S::Future: Send + 'static,

@@ -24,8 +24,9 @@ use crate::http::local_reply::LocalReply;
 use super::codec::{self, DownstreamIo, Preface};
 use super::codec_conn::CodecConnection;
 use super::context::{HcmRuntime, HttpContext};
+use super::exchange_box::ExchangeBox;
 use super::gated::Gate;
-use super::park_socket::{ParkSocket, Reregister};
+use super::park_socket::{ParkSocket, ReadReadiness, Reregister};
 use super::parked;
 use super::stats::{codec_rejected_request, count_closed, count_open, ActiveStream};
 use super::stream::{self, ConnShared};
@@ -53,7 +54,7 @@ pub fn serve_connection<IO, G>(
     guard: G,
 ) -> impl std::future::Future<Output = ()> + Send
 where
-    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + ReadReadiness + Unpin + Send + 'static,
     G: Send + 'static,
 {
     // Built here rather than in the async function, whose future would otherwise keep
@@ -90,7 +91,7 @@ fn serve<IO, G>(
     mut rest: ConnRest<G>,
 ) -> impl std::future::Future<Output = ()> + Send
 where
-    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + ReadReadiness + Unpin + Send + 'static,
     G: Send + 'static,
 {
     async move {
@@ -193,7 +194,7 @@ impl<G: Send + 'static> ConnRest<G> {
     /// After an active period: the connection parks or ends.
     fn after<IO>(mut self, served: Served<ParkSocket<IO>>)
     where
-        IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Reregister + ReadReadiness + Unpin + Send + 'static,
     {
         match served {
             Served::Ended { codec_error } => self.finish(codec_error),
@@ -226,7 +227,7 @@ pub(super) struct ParkedConn<IO, G> {
 
 impl<IO, G> ParkedConn<IO, G>
 where
-    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + ReadReadiness + Unpin + Send + 'static,
     G: Send + 'static,
 {
     /// [`parked::Parked::resume`] of a connection the set holds unboxed.
@@ -270,7 +271,7 @@ where
 
 impl<IO, G> parked::Parked for ParkedConn<IO, G>
 where
-    IO: AsyncRead + AsyncWrite + Reregister + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Reregister + ReadReadiness + Unpin + Send + 'static,
     G: Send + 'static,
 {
     fn shared(&self) -> &ConnShared {
@@ -338,7 +339,7 @@ async fn serve_active<IO>(
     phases: &mut Phases,
 ) -> Served<IO>
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + ReadReadiness + Unpin + Send + 'static,
 {
     let deadlines = &ConnDeadlines::of(shared);
     let runtime = &shared.runtime;
@@ -422,12 +423,10 @@ where
             }
             // Boxed once here, so that what hyper moves around per request (its
             // in-flight slot, an HTTP/2 stream's task) is this small future, not the
-            // exchange's whole state. The box is allocated before the exchange's future
+            // exchange's whole state. The slot is taken before the exchange's future
             // is made, so that the future is built in it rather than on the stack and
-            // then copied in whole (several KB).
-            let exchange = Box::new_uninit();
-            let exchange = Box::write(exchange, stream::handle(shared, req));
-            Ok(Box::into_pin(exchange).await)
+            // then copied in whole (several KB); a finished exchange's slot is reused.
+            Ok(ExchangeBox::new(|| stream::handle(shared, req)).await)
         }
     });
     let mut connection =

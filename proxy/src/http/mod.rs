@@ -16,6 +16,7 @@ pub mod codec;
 mod codec_conn;
 mod conn_manager;
 mod context;
+mod exchange_box;
 pub mod filter;
 mod forward;
 mod gated;
@@ -45,7 +46,7 @@ use http_body_util::{BodyExt, Empty};
 
 pub use conn_manager::serve_connection;
 pub use context::{HcmRuntime, HttpContext};
-pub use park_socket::Reregister;
+pub use park_socket::{ReadReadiness, Reregister};
 
 /// Body of every response the connection manager sends downstream.
 pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, crate::upstream::BoxError>;

@@ -362,6 +362,7 @@ where
     IO: tokio::io::AsyncRead
         + tokio::io::AsyncWrite
         + crate::http::Reregister
+        + crate::http::ReadReadiness
         + Unpin
         + Send
         + 'static,

@@ -35,7 +35,8 @@ use super::lean_server::{
     encode_response_head, parse_request_head_reusing, BodyDecoder, BodyKind, BodyLength, Decoded,
     Exchange, HeadParse, RequestHead,
 };
-use super::FramingLimits;
+use super::{CopyBuffer, FramingLimits};
+use crate::http::park_socket::ReadReadiness;
 use crate::http::stream::ConnShared;
 use crate::http::ResponseBody;
 
@@ -92,9 +93,11 @@ pub(crate) struct LeanConn<IO> {
     /// The last response's header map, emptied: the next request's headers go in it
     /// (one allocation fewer per exchange, as in hyper's server).
     recycled: Option<HeaderMap>,
+    /// Where each request head's copy is taken from (no allocation per head).
+    copies: CopyBuffer,
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
+impl<IO: AsyncRead + AsyncWrite + ReadReadiness + Unpin> LeanConn<IO> {
     /// Serves `io`, whose first unread bytes are `unread`.
     pub(crate) fn new(io: IO, limits: FramingLimits, unread: BytesMut) -> Self {
         Self {
@@ -109,6 +112,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
             served: 0,
             conn: None,
             recycled: None,
+            copies: CopyBuffer::default(),
         }
     }
 
@@ -146,8 +150,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
                     }
                 }
             }
-            let parsed =
-                parse_request_head_reusing(&self.read_buf, &self.limits, &mut self.recycled);
+            let parsed = parse_request_head_reusing(
+                &self.read_buf,
+                &self.limits,
+                &mut self.recycled,
+                &mut self.copies,
+            );
             let (head, len) = match parsed {
                 // A head longer than hyper's read buffer: hyper's 431.
                 HeadParse::Request { len, .. } if len > self.limits.read_buffer_limit => {
@@ -251,12 +259,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
         {
             return Poll::Ready(Ok(Wait::Shutdown));
         }
-        self.read_buf.reserve(READ_CHUNK);
-        match pin!(self.io.read_buf(&mut self.read_buf)).poll(cx) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Wait::Closed)),
-            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(Wait::Bytes)),
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => {}
+        // A read that would find nothing is not made (it costs the TLS session's whole
+        // read path); the readiness check registers the same wakeup.
+        if self.io.poll_may_read(cx).is_ready() {
+            self.read_buf.reserve(READ_CHUNK);
+            match pin!(self.io.read_buf(&mut self.read_buf)).poll(cx) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Wait::Closed)),
+                Poll::Ready(Ok(_)) => return Poll::Ready(Ok(Wait::Bytes)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
         }
         loop {
             if self.park_armed_at.is_none() {
@@ -342,12 +354,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> LeanConn<IO> {
 /// is buffered, it reads; the client closing ends the connection (the exchange is
 /// dropped), and bytes it sent (a pipelined request) wait in the buffer. Never ready
 /// with `Ok`: the caller's own future decides when to go on.
-fn poll_client_gone<IO: AsyncRead + Unpin, T>(
+fn poll_client_gone<IO: AsyncRead + ReadReadiness + Unpin, T>(
     io: &mut IO,
     read_buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<T>> {
-    if !read_buf.is_empty() {
+    if !read_buf.is_empty() || io.poll_may_read(cx).is_pending() {
         return Poll::Pending;
     }
     read_buf.reserve(READ_CHUNK);

@@ -27,6 +27,7 @@ use http::header::{
 };
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 
+use super::copies::CopyBuffer;
 use super::framing::{self, FramingLimits, HeadVerdict, ParsedWith};
 use crate::http::headers::hop_by_hop::has_token;
 pub(crate) use crate::upstream::{BodyDecoder, BodyKind, Decoded};
@@ -79,15 +80,17 @@ pub(crate) enum HeadParse {
 /// Parses and judges the request head at the start of `data` (one httparse pass).
 #[cfg(test)]
 pub(crate) fn parse_request_head(data: &[u8], limits: &FramingLimits) -> HeadParse {
-    parse_request_head_reusing(data, limits, &mut None)
+    parse_request_head_reusing(data, limits, &mut None, &mut CopyBuffer::default())
 }
 
 /// [`parse_request_head`], with the headers going into `recycled` (an emptied map from
-/// an earlier exchange, as hyper's server reuses one) when there is one.
+/// an earlier exchange, as hyper's server reuses one) when there is one, and the head's
+/// copy taken from the connection's `copies`.
 pub(crate) fn parse_request_head_reusing(
     data: &[u8],
     limits: &FramingLimits,
     recycled: &mut Option<HeaderMap>,
+    copies: &mut CopyBuffer,
 ) -> HeadParse {
     let parsed = framing::parse_head_with(data, limits, |req, len| {
         let body = match framing::judge(req, limits) {
@@ -103,7 +106,7 @@ pub(crate) fn parse_request_head_reusing(
             HeadVerdict::Length(n) => BodyKind::Length(n),
             HeadVerdict::Chunked => BodyKind::Chunked,
         };
-        match build_request(data, req, len, body, recycled.take()) {
+        match build_request(data, req, len, body, recycled.take(), copies) {
             Some(head) => HeadParse::Request { head, len },
             None => HeadParse::Fallback,
         }
@@ -125,6 +128,7 @@ fn build_request(
     len: usize,
     body: BodyKind,
     recycled: Option<HeaderMap>,
+    copies: &mut CopyBuffer,
 ) -> Option<RequestHead> {
     let target = parsed.path?;
     if target.len() > MAX_URI_LEN {
@@ -133,7 +137,7 @@ fn build_request(
     let method = Method::from_bytes(parsed.method?.as_bytes()).ok()?;
     let http11 = parsed.version? == 1;
     // One copy of the head; the target and header values are slices of it.
-    let head = Bytes::copy_from_slice(&data[..len]);
+    let head = copies.copy(&data[..len]);
     let base = data.as_ptr() as usize;
     let slice_of = |part: &[u8]| {
         let at = part.as_ptr() as usize - base;

@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::http1::{self, Parked};
 use super::lean_codec::{self, BodyDecoder, Decoded, FramingError};
+use crate::http::codec::CopyBuffer;
 use crate::upstream::host::OpenConnection;
 use crate::upstream::stream::UpstreamStream;
 use crate::upstream::{BoxError, RequestBody};
@@ -45,6 +46,9 @@ pub(super) struct LeanConnection {
     /// The last request's header map, emptied once its head was sent: the next
     /// response's headers go in it (an allocation fewer per exchange).
     spare_headers: Option<http::HeaderMap>,
+    /// Where response heads' and body chunks' copies are taken from (no allocation per
+    /// exchange once the last one's copies are gone).
+    copies: CopyBuffer,
     /// A response head larger than this is a protocol error.
     head_limit: usize,
     /// Bytes the last response head took on the wire (skipped 1xx heads included).
@@ -90,6 +94,7 @@ impl LeanConnection {
             end: 0,
             write: Vec::new(),
             spare_headers: None,
+            copies: CopyBuffer::default(),
             head_limit,
             last_head_len: 0,
             max_headers,
@@ -301,6 +306,7 @@ impl LeanConnection {
                     self.max_headers,
                     head_request,
                     &mut self.spare_headers,
+                    &mut self.copies,
                 );
                 match parsed {
                     Ok(Some(head)) => {
@@ -500,7 +506,9 @@ fn poll_body(
         conn.start += used;
         match decoded {
             Ok(Decoded::Data(range)) => {
-                let data = Bytes::copy_from_slice(&conn.read[base + range.start..base + range.end]);
+                let data = conn
+                    .copies
+                    .copy(&conn.read[base + range.start..base + range.end]);
                 return Poll::Ready(Some(Ok(Frame::data(data))));
             }
             Ok(Decoded::Trailers(trailers)) => {

@@ -12,10 +12,10 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 
+use crate::http::codec::CopyBuffer;
 use crate::http::headers::hop_by_hop::has_token;
 
 /// Heads with up to this many headers parse on the stack.
@@ -158,21 +158,29 @@ pub(super) fn parse_response_head(
     max_headers: usize,
     head_request: bool,
 ) -> Result<Option<ResponseHead>, FramingError> {
-    parse_response_head_into(data, max_headers, head_request, &mut None)
+    parse_response_head_into(
+        data,
+        max_headers,
+        head_request,
+        &mut None,
+        &mut CopyBuffer::default(),
+    )
 }
 
 /// [`parse_response_head`], with the headers going into `recycled` (an emptied map, the
-/// connection's last request's) when there is one.
+/// connection's last request's) when there is one, and the head's copy taken from the
+/// connection's `copies`.
 pub(super) fn parse_response_head_into(
     data: &[u8],
     max_headers: usize,
     head_request: bool,
     recycled: &mut Option<HeaderMap>,
+    copies: &mut CopyBuffer,
 ) -> Result<Option<ResponseHead>, FramingError> {
     let mut start = 0;
     loop {
         let Some((len, head)) =
-            parse_one_head(&data[start..], max_headers, head_request, recycled)?
+            parse_one_head(&data[start..], max_headers, head_request, recycled, copies)?
         else {
             return Ok(None);
         };
@@ -196,6 +204,7 @@ fn parse_one_head(
     max_headers: usize,
     head_request: bool,
     recycled: &mut Option<HeaderMap>,
+    copies: &mut CopyBuffer,
 ) -> Result<Option<(usize, Option<ParsedOne>)>, FramingError> {
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap;
@@ -227,7 +236,7 @@ fn parse_one_head(
         Version::HTTP_10
     };
     // One copy of the head; the header values are slices of it.
-    let head = Bytes::copy_from_slice(&data[..len]);
+    let head = copies.copy(&data[..len]);
     let mut headers = match recycled.take() {
         Some(mut map) => {
             map.reserve(parsed.headers.len());

@@ -3,6 +3,7 @@
 //! trailers, close-delimited).
 
 use super::*;
+use bytes::Bytes;
 
 fn head(data: &[u8]) -> Result<Option<ResponseHead>, FramingError> {
     parse_response_head(data, 100, false)
