@@ -2,25 +2,15 @@
 //! Envoy 1.40 accepts both on every Istio listener; a tracing provider or another
 //! request-id extension is refused naming its field.
 
+mod common;
+
 use baton_config::load_yaml_str;
 use baton_config::model::{self, NetworkFilter};
 
 const HCM: &str = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
 
-/// A bootstrap whose HCM has `extra` (YAML flow fields) and one direct-response route.
 fn yaml(extra: &str) -> String {
-    format!(
-        r#"
-static_resources:
-  listeners:
-  - name: l
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-    filter_chains:
-    - filters:
-      - name: hcm
-        typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: s, {extra}, http_filters: [ {{ name: envoy.filters.http.router, typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }} }} ], route_config: {{ virtual_hosts: [ {{ name: v, domains: ["*"], routes: [ {{ match: {{ prefix: "/" }}, direct_response: {{ status: 200 }} }} ] }} ] }} }}
-"#
-    )
+    common::hcm_bootstrap(extra)
 }
 
 fn hcm(extra: &str) -> std::sync::Arc<model::HttpConnectionManager> {

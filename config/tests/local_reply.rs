@@ -2,27 +2,13 @@
 //! get Envoy's default content types, and access-log filters Baton cannot evaluate are
 //! refused by name.
 
+mod common;
+
 use baton_config::load_yaml_str;
 use baton_config::model::{self, AccessLogFilter, AccessLogFormat, ComparisonOp, NetworkFilter};
 
 fn yaml(local_reply_config: &str) -> String {
-    format!(
-        r#"
-static_resources:
-  listeners:
-  - name: l
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-    filter_chains:
-    - filters:
-      - name: hcm
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: s
-          http_filters: [ {{ name: envoy.filters.http.router, typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }} }} ]
-          route_config: {{ virtual_hosts: [ {{ name: v, domains: ["*"], routes: [ {{ match: {{ prefix: "/" }}, direct_response: {{ status: 200 }} }} ] }} ] }}
-          local_reply_config: {local_reply_config}
-"#
-    )
+    common::hcm_bootstrap(&format!("local_reply_config: {local_reply_config}"))
 }
 
 fn local_reply(config: &str) -> model::LocalReplyConfig {
