@@ -39,6 +39,7 @@ mod h2_refusal;
 pub(crate) mod h2_streams;
 mod h2_wire;
 mod head_size;
+mod header_names;
 pub(crate) mod lean_conn;
 mod lean_handover;
 pub(crate) mod lean_server;
@@ -48,6 +49,7 @@ mod reply;
 pub use builders::{builder, framing_limits, http1_builder, http2_builder};
 pub(crate) use copies::CopyBuffer;
 pub use head_size::{http1_head_len, http2_header_bytes, http2_header_count};
+pub(crate) use header_names::HeaderNameCache;
 pub use reply::{codec_reply_body_len, CodecReplyRecord};
 use reply::{codec_reply_details, codec_reply_text, AutomaticReply};
 

@@ -35,7 +35,7 @@ use super::lean_server::{
     encode_response_head, parse_request_head_reusing, BodyDecoder, BodyKind, BodyLength, Decoded,
     Exchange, HeadParse, RequestHead,
 };
-use super::{CopyBuffer, FramingLimits};
+use super::{CopyBuffer, FramingLimits, HeaderNameCache};
 use crate::http::park_socket::ReadReadiness;
 use crate::http::stream::ConnShared;
 use crate::http::ResponseBody;
@@ -95,6 +95,8 @@ pub(crate) struct LeanConn<IO> {
     recycled: Option<HeaderMap>,
     /// Where each request head's copy is taken from (no allocation per head).
     copies: CopyBuffer,
+    /// The last request heads' header names, reused when spelt the same.
+    names: HeaderNameCache,
 }
 
 impl<IO: AsyncRead + AsyncWrite + ReadReadiness + Unpin> LeanConn<IO> {
@@ -113,6 +115,7 @@ impl<IO: AsyncRead + AsyncWrite + ReadReadiness + Unpin> LeanConn<IO> {
             conn: None,
             recycled: None,
             copies: CopyBuffer::default(),
+            names: HeaderNameCache::default(),
         }
     }
 
@@ -155,6 +158,7 @@ impl<IO: AsyncRead + AsyncWrite + ReadReadiness + Unpin> LeanConn<IO> {
                 &self.limits,
                 &mut self.recycled,
                 &mut self.copies,
+                &mut self.names,
             );
             let (head, len) = match parsed {
                 // A head longer than hyper's read buffer: hyper's 431.

@@ -29,6 +29,7 @@ use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 
 use super::copies::CopyBuffer;
 use super::framing::{self, FramingLimits, HeadVerdict, ParsedWith};
+use super::header_names::HeaderNameCache;
 use crate::http::headers::hop_by_hop::has_token;
 pub(crate) use crate::upstream::{BodyDecoder, BodyKind, Decoded};
 
@@ -80,17 +81,24 @@ pub(crate) enum HeadParse {
 /// Parses and judges the request head at the start of `data` (one httparse pass).
 #[cfg(test)]
 pub(crate) fn parse_request_head(data: &[u8], limits: &FramingLimits) -> HeadParse {
-    parse_request_head_reusing(data, limits, &mut None, &mut CopyBuffer::default())
+    parse_request_head_reusing(
+        data,
+        limits,
+        &mut None,
+        &mut CopyBuffer::default(),
+        &mut HeaderNameCache::default(),
+    )
 }
 
 /// [`parse_request_head`], with the headers going into `recycled` (an emptied map from
 /// an earlier exchange, as hyper's server reuses one) when there is one, and the head's
-/// copy taken from the connection's `copies`.
+/// copy taken from the connection's `copies` and its header names through `names`.
 pub(crate) fn parse_request_head_reusing(
     data: &[u8],
     limits: &FramingLimits,
     recycled: &mut Option<HeaderMap>,
     copies: &mut CopyBuffer,
+    names: &mut HeaderNameCache,
 ) -> HeadParse {
     let parsed = framing::parse_head_with(data, limits, |req, len| {
         let body = match framing::judge(req, limits) {
@@ -106,7 +114,7 @@ pub(crate) fn parse_request_head_reusing(
             HeadVerdict::Length(n) => BodyKind::Length(n),
             HeadVerdict::Chunked => BodyKind::Chunked,
         };
-        match build_request(data, req, len, body, recycled.take(), copies) {
+        match build_request(data, req, len, body, recycled.take(), copies, names) {
             Some(head) => HeadParse::Request { head, len },
             None => HeadParse::Fallback,
         }
@@ -129,6 +137,7 @@ fn build_request(
     body: BodyKind,
     recycled: Option<HeaderMap>,
     copies: &mut CopyBuffer,
+    names: &mut HeaderNameCache,
 ) -> Option<RequestHead> {
     let target = parsed.path?;
     if target.len() > MAX_URI_LEN {
@@ -159,11 +168,11 @@ fn build_request(
         }
         None => HeaderMap::with_capacity(parsed.headers.len() + 8),
     };
-    for line in parsed.headers.iter() {
+    for (position, line) in parsed.headers.iter().enumerate() {
         if line.name.len() >= MAX_HEADER_NAME_LEN {
             return None;
         }
-        let name = HeaderName::from_bytes(line.name.as_bytes()).ok()?;
+        let name = names.name(position, line.name.as_bytes())?;
         let value = parsed_value(slice_of(line.value));
         match name {
             CONNECTION => {

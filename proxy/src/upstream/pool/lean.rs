@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::http1::{self, Parked};
 use super::lean_codec::{self, BodyDecoder, Decoded, FramingError};
-use crate::http::codec::CopyBuffer;
+use crate::http::codec::{CopyBuffer, HeaderNameCache};
 use crate::upstream::host::OpenConnection;
 use crate::upstream::stream::UpstreamStream;
 use crate::upstream::{BoxError, RequestBody};
@@ -49,6 +49,8 @@ pub(super) struct LeanConnection {
     /// Where response heads' and body chunks' copies are taken from (no allocation per
     /// exchange once the last one's copies are gone).
     copies: CopyBuffer,
+    /// The last response heads' header names, reused when spelt the same.
+    names: HeaderNameCache,
     /// A response head larger than this is a protocol error.
     head_limit: usize,
     /// Bytes the last response head took on the wire (skipped 1xx heads included).
@@ -95,6 +97,7 @@ impl LeanConnection {
             write: Vec::new(),
             spare_headers: None,
             copies: CopyBuffer::default(),
+            names: HeaderNameCache::default(),
             head_limit,
             last_head_len: 0,
             max_headers,
@@ -307,6 +310,7 @@ impl LeanConnection {
                     head_request,
                     &mut self.spare_headers,
                     &mut self.copies,
+                    &mut self.names,
                 );
                 match parsed {
                     Ok(Some(head)) => {

@@ -15,7 +15,7 @@ use std::mem::MaybeUninit;
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 
-use crate::http::codec::CopyBuffer;
+use crate::http::codec::{CopyBuffer, HeaderNameCache};
 use crate::http::headers::hop_by_hop::has_token;
 
 /// Heads with up to this many headers parse on the stack.
@@ -164,23 +164,31 @@ pub(super) fn parse_response_head(
         head_request,
         &mut None,
         &mut CopyBuffer::default(),
+        &mut HeaderNameCache::default(),
     )
 }
 
 /// [`parse_response_head`], with the headers going into `recycled` (an emptied map, the
 /// connection's last request's) when there is one, and the head's copy taken from the
-/// connection's `copies`.
+/// connection's `copies` and its header names through `names`.
 pub(super) fn parse_response_head_into(
     data: &[u8],
     max_headers: usize,
     head_request: bool,
     recycled: &mut Option<HeaderMap>,
     copies: &mut CopyBuffer,
+    names: &mut HeaderNameCache,
 ) -> Result<Option<ResponseHead>, FramingError> {
     let mut start = 0;
     loop {
-        let Some((len, head)) =
-            parse_one_head(&data[start..], max_headers, head_request, recycled, copies)?
+        let Some((len, head)) = parse_one_head(
+            &data[start..],
+            max_headers,
+            head_request,
+            recycled,
+            copies,
+            names,
+        )?
         else {
             return Ok(None);
         };
@@ -205,6 +213,7 @@ fn parse_one_head(
     head_request: bool,
     recycled: &mut Option<HeaderMap>,
     copies: &mut CopyBuffer,
+    names: &mut HeaderNameCache,
 ) -> Result<Option<(usize, Option<ParsedOne>)>, FramingError> {
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap;
@@ -249,9 +258,10 @@ fn parse_one_head(
     // The framing headers, read in this pass rather than looked up again.
     let mut last_transfer_encoding = None;
     let mut length = Ok(None);
-    for header in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes())
-            .map_err(|_| FramingError::Head("header name"))?;
+    for (position, header) in parsed.headers.iter().enumerate() {
+        let name = names
+            .name(position, header.name.as_bytes())
+            .ok_or(FramingError::Head("header name"))?;
         let offset = header.value.as_ptr() as usize - data.as_ptr() as usize;
         let value =
             crate::http::codec::parsed_value(head.slice(offset..offset + header.value.len()));
