@@ -69,19 +69,9 @@ pub(crate) fn tracing(
     }))
 }
 
-/// A sampling `Percent` in hundredths of a percent, rounded as Envoy rounds it (default
-/// 100 %).
+/// A sampling `Percent` in hundredths of a percent (default 100 %).
 fn hundredths(value: Option<&Percent>, path: &str) -> Result<u32> {
-    let Some(p) = value else {
-        return Ok(10_000);
-    };
-    if !(0.0..=100.0).contains(&p.value) {
-        return Err(ConfigError::at(
-            format!("{path}.value"),
-            "value must be inside range [0, 100]",
-        ));
-    }
-    Ok((p.value * 100.0).round() as u32)
+    super::scaled_percent(value, path, 100.0)
 }
 
 #[cfg(test)]

@@ -231,6 +231,26 @@ pub(crate) struct Context<'a> {
     pub(crate) clusters_origin: &'static str,
 }
 
+/// A `Percent` at `path` in units of `1 / per_percent` of a percent (1: whole percent,
+/// 100: hundredths), rounded as Envoy rounds it; unset is 100 %. A value outside
+/// [0, 100] fails Envoy's validation.
+pub(crate) fn scaled_percent(
+    value: Option<&baton_proto::pb::envoy::r#type::v3::Percent>,
+    path: &str,
+    per_percent: f64,
+) -> Result<u32> {
+    let Some(p) = value else {
+        return Ok((100.0 * per_percent) as u32);
+    };
+    if !(0.0..=100.0).contains(&p.value) {
+        return Err(ConfigError::at(
+            format!("{path}.value"),
+            "value must be inside range [0, 100]",
+        ));
+    }
+    Ok((p.value * per_percent).round() as u32)
+}
+
 /// A protobuf duration as a std one; negative values are rejected.
 pub(crate) fn duration(d: Option<&prost_types::Duration>, path: &str) -> Result<Option<Duration>> {
     let Some(d) = d else { return Ok(None) };

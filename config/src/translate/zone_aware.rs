@@ -158,22 +158,12 @@ fn percent(value: Option<&baton_proto::pb::envoy::r#type::v3::Percent>, path: &s
     percent_field(value, &format!("{path}.routing_enabled"))
 }
 
-/// A `Percent` field at `path` as a whole percentage, rounded as Envoy rounds it
-/// (default 100).
+/// A `Percent` field at `path` as a whole percentage (default 100).
 fn percent_field(
     value: Option<&baton_proto::pb::envoy::r#type::v3::Percent>,
     path: &str,
 ) -> Result<u32> {
-    let Some(p) = value else {
-        return Ok(100);
-    };
-    if !(0.0..=100.0).contains(&p.value) {
-        return Err(ConfigError::at(
-            format!("{path}.value"),
-            "value must be inside range [0, 100]",
-        ));
-    }
-    Ok(p.value.round() as u32)
+    super::scaled_percent(value, path, 1.0)
 }
 
 #[cfg(test)]
