@@ -28,6 +28,13 @@ fn err(extra: &str) -> String {
     }
 }
 
+fn hundredths(numerator: u64) -> model::Fraction {
+    model::Fraction {
+        numerator,
+        denominator: 10_000,
+    }
+}
+
 const UUID: &str = "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig";
 
 #[test]
@@ -39,9 +46,9 @@ fn tracing_without_provider_samples_everything_by_default() {
     assert_eq!(
         all.tracing,
         Some(model::TracingSampling {
-            client: 10_000,
-            random: 10_000,
-            overall: 10_000
+            client: hundredths(10_000),
+            random: hundredths(10_000),
+            overall: hundredths(10_000)
         })
     );
 }
@@ -52,9 +59,9 @@ fn sampling_percentages_and_span_only_fields_are_accepted() {
     assert_eq!(
         t.tracing,
         Some(model::TracingSampling {
-            client: 0,
-            random: 150,
-            overall: 9999
+            client: hundredths(0),
+            random: hundredths(150),
+            overall: hundredths(9999)
         })
     );
     let e = err("tracing: { random_sampling: { value: 101 } }");
@@ -95,5 +102,48 @@ fn another_request_id_extension_is_refused_with_its_path() {
     assert_eq!(
         e,
         format!("{HCM}.request_id_extension.typed_config: request id extension 'envoy.extensions.filters.http.router.v3.Router' is not supported by Baton yet (supported: envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig)")
+    );
+}
+
+/// The bootstrap with one route carrying `tracing` (`route_tracing` is its YAML).
+fn route_yaml(route_tracing: &str) -> String {
+    common::hcm_bootstrap("tracing: {}").replace(
+        "direct_response: { status: 200 } }",
+        &format!("direct_response: {{ status: 200 }}, tracing: {route_tracing} }}"),
+    )
+}
+
+#[test]
+fn a_routes_sampling_shares_are_fractions_all_when_unset() {
+    let yaml = route_yaml("{ random_sampling: { numerator: 5, denominator: MILLION }, custom_tags: [ { tag: t, literal: { value: v } } ] }");
+    let loaded = load_yaml_str(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    let NetworkFilter::Http(hcm) = &loaded.model.listeners[0].filter_chains[0].network else {
+        panic!("expected an HCM");
+    };
+    let route = &hcm.route_config.virtual_hosts[0].routes[0];
+    assert_eq!(
+        route.tracing.as_deref(),
+        Some(&model::TracingSampling {
+            client: model::Fraction::ALL,
+            random: model::Fraction {
+                numerator: 5,
+                denominator: 1_000_000
+            },
+            overall: model::Fraction::ALL,
+        })
+    );
+}
+
+#[test]
+fn a_routes_unknown_denominator_is_refused_with_its_path() {
+    let e = match load_yaml_str(&route_yaml(
+        "{ overall_sampling: { numerator: 5, denominator: 7 } }",
+    )) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("route_config.virtual_hosts[0].routes[0].tracing.overall_sampling.denominator: unknown enum value"),
+        "{e}"
     );
 }

@@ -248,7 +248,7 @@ fn listener_with_rds() {
     let NetworkFilter::Http(hcm) = &l.filter_chains[0].network else {
         panic!("expected an HCM")
     };
-    assert_eq!(hcm.tracing.map(|t| t.random), Some(100));
+    assert_eq!(hcm.tracing.map(|t| t.random.numerator), Some(100));
 }
 
 #[test]

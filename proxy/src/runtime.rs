@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use baton_config::model::{RuntimeLayer, RuntimeLayerKind};
+use baton_config::model::{Fraction, RuntimeLayer, RuntimeLayerKind};
 
 /// The runtime at one moment.
 #[derive(Debug, Default)]
@@ -19,6 +19,8 @@ pub struct Snapshot {
     admin: Vec<(String, String)>,
     /// The final value of every key.
     values: HashMap<String, String>,
+    /// The final values that are `FractionalPercent`s (a static layer's struct entries).
+    fractions: HashMap<String, Fraction>,
     /// The load balancers' keys, parsed once so that a pick reads them without a lookup.
     lb: LbKeys,
 }
@@ -48,10 +50,15 @@ impl Snapshot {
                 values.insert(key.clone(), value.clone());
             }
         }
+        let fractions = values
+            .iter()
+            .filter_map(|(key, value)| Some((key.clone(), fraction_value(value)?)))
+            .collect();
         let mut snapshot = Self {
             layers,
             admin,
             values,
+            fractions,
             lb: LbKeys::default(),
         };
         snapshot.lb = LbKeys {
@@ -80,6 +87,34 @@ impl Snapshot {
             let f: f64 = value.parse().ok()?;
             (f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64).then_some(f as u64)
         })
+    }
+
+    /// Envoy's `featureEnabled` with a `FractionalPercent` default: the key's
+    /// `FractionalPercent` value, else its whole number as a percentage (over 100:
+    /// always), else `default`; then `drawn() % denominator < numerator`. `drawn` runs only
+    /// when the answer is not certain.
+    pub fn feature_enabled(
+        &self,
+        key: &str,
+        default: Fraction,
+        drawn: impl FnOnce() -> u64,
+    ) -> bool {
+        let share = match self.fractions.get(key) {
+            Some(fraction) => *fraction,
+            None => match self.integer(key) {
+                Some(percent) if percent > 100 => return true,
+                Some(percent) => Fraction {
+                    numerator: percent,
+                    denominator: 100,
+                },
+                None => default,
+            },
+        };
+        match share.numerator {
+            0 => false,
+            n if n >= share.denominator => true,
+            n => drawn() % share.denominator < n,
+        }
     }
 
     /// The layers with the values each sets (the admin layer: its overrides).
@@ -114,6 +149,44 @@ impl Snapshot {
 fn cell() -> &'static ArcSwap<Snapshot> {
     static CELL: OnceLock<ArcSwap<Snapshot>> = OnceLock::new();
     CELL.get_or_init(|| ArcSwap::from_pointee(Snapshot::default()))
+}
+
+/// A runtime value written as a `FractionalPercent` (compact JSON from a static layer's
+/// struct): `numerator` (default 0) and `denominator` by name or number (default
+/// `HUNDRED`). Anything else is not one.
+fn fraction_value(value: &str) -> Option<Fraction> {
+    if !value.starts_with('{') {
+        return None;
+    }
+    let serde_json::Value::Object(fields) = serde_json::from_str(value).ok()? else {
+        return None;
+    };
+    let numerator = match fields.get("numerator") {
+        None => 0,
+        Some(n) => n.as_u64().or_else(|| {
+            let f = n.as_f64()?;
+            (f >= 0.0 && f.fract() == 0.0 && f <= f64::from(u32::MAX)).then_some(f as u64)
+        })?,
+    };
+    let denominator = match fields.get("denominator") {
+        None => 100,
+        Some(serde_json::Value::String(name)) => match name.as_str() {
+            "HUNDRED" => 100,
+            "TEN_THOUSAND" => 10_000,
+            "MILLION" => 1_000_000,
+            _ => return None,
+        },
+        Some(number) => match number.as_u64()? {
+            0 => 100,
+            1 => 10_000,
+            2 => 1_000_000,
+            _ => return None,
+        },
+    };
+    Some(Fraction {
+        numerator,
+        denominator,
+    })
 }
 
 /// The current runtime.
@@ -260,5 +333,46 @@ mod tests {
                 force_local_zone_min_size: None,
             }
         );
+    }
+
+    #[test]
+    fn feature_checks_read_fractions_then_percentages_then_the_default() {
+        let layer = RuntimeLayer {
+            name: "base".into(),
+            kind: RuntimeLayerKind::Static(vec![
+                (
+                    "f".into(),
+                    r#"{"denominator":"TEN_THOUSAND","numerator":9000}"#.into(),
+                ),
+                ("g".into(), r#"{"numerator":1}"#.into()),
+                ("p".into(), "50".into()),
+                ("over".into(), "101".into()),
+                ("bad".into(), r#"{"denominator":"HALF"}"#.into()),
+            ]),
+        };
+        let snap = Snapshot::build(vec![layer], Vec::new());
+        let ten_percent = Fraction {
+            numerator: 10,
+            denominator: 100,
+        };
+        let at = |key: &str, drawn: u64| snap.feature_enabled(key, ten_percent, || drawn);
+        assert!(at("f", 8_999) && !at("f", 9_000) && at("f", 18_999));
+        assert!(
+            at("g", 100) && !at("g", 101),
+            "denominator HUNDRED by default"
+        );
+        assert!(at("p", 49) && !at("p", 50) && at("p", 149));
+        assert!(at("over", 99));
+        assert!(
+            at("bad", 9) && !at("bad", 10),
+            "not a fraction: the default"
+        );
+        assert!(at("unset", 9) && !at("unset", 10));
+        let never = Fraction {
+            numerator: 0,
+            denominator: 100,
+        };
+        assert!(!snap.feature_enabled("unset", never, || unreachable!("certain")));
+        assert!(snap.feature_enabled("unset", Fraction::ALL, || unreachable!("certain")));
     }
 }

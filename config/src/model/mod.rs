@@ -478,16 +478,34 @@ impl Default for RequestIdOptions {
     }
 }
 
-/// HCM `tracing` sampling, each a `Percent` as Envoy keeps it: hundredths of a percent
-/// (0-10000).
+/// Tracing sampling shares: the HCM's `tracing` (each `Percent` kept as Envoy keeps it,
+/// hundredths of a percent: a [`Fraction`] over 10 000) or a route's `tracing` (each a
+/// `FractionalPercent`, 100 % when unset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TracingSampling {
     /// `client_sampling` (default 100 %): requests with `x-client-trace-id`.
-    pub client: u32,
+    pub client: Fraction,
     /// `random_sampling` (default 100 %).
-    pub random: u32,
+    pub random: Fraction,
     /// `overall_sampling` (default 100 %): a cap over every other decision.
-    pub overall: u32,
+    pub overall: Fraction,
+}
+
+/// A `FractionalPercent`: `numerator` in `denominator` (100, 10 000 or 1 000 000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fraction {
+    /// `numerator`
+    pub numerator: u64,
+    /// `denominator` as a number.
+    pub denominator: u64,
+}
+
+impl Fraction {
+    /// All of them (100 in 100).
+    pub const ALL: Fraction = Fraction {
+        numerator: 100,
+        denominator: 100,
+    };
 }
 
 /// `http_connection_manager`.

@@ -76,6 +76,9 @@ pub struct Route {
     pub filter_overrides: FilterOverrides,
     /// `metadata.filter_metadata` (None when empty): `%METADATA(ROUTE:...)%`.
     pub metadata: Option<std::sync::Arc<super::FilterMetadata>>,
+    /// `tracing`: sampling shares that replace the connection manager's (which must have
+    /// `tracing` for them to apply).
+    pub tracing: Option<Box<super::TracingSampling>>,
 }
 
 /// `match`.

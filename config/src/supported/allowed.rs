@@ -415,6 +415,17 @@ pub(super) const ALLOWED: &[(&str, &[&str])] = &[
             "response_headers_to_add",
             "response_headers_to_remove",
             "typed_per_filter_config",
+            "tracing",
+        ],
+    ),
+    // A route's sampling shares (custom tags shape spans only; there are none).
+    (
+        "envoy.config.route.v3.Tracing",
+        &[
+            "client_sampling",
+            "random_sampling",
+            "overall_sampling",
+            "custom_tags",
         ],
     ),
     // `typed_per_filter_config` values: translation refuses what Baton cannot honour.

@@ -2,7 +2,6 @@
 //! `extension_filter`, which is refused by name.
 
 use baton_proto::pb::envoy::config::accesslog::v3 as accesslog_pb;
-use baton_proto::pb::envoy::r#type::v3 as type_pb;
 
 use super::route;
 use crate::error::{ConfigError, Result};
@@ -155,24 +154,16 @@ pub(crate) fn translate(
 
 /// A `RuntimeFilter` (`percent_sampled` defaults to 0/100, as Envoy's).
 fn runtime_filter(r: &accesslog_pb::RuntimeFilter, path: &str) -> Result<model::RuntimeFilter> {
-    use type_pb::fractional_percent::DenominatorType;
     let runtime_key = super::required(&r.runtime_key, &format!("{path}.runtime_key"))?;
-    let (numerator, denominator) = match &r.percent_sampled {
-        None => (0, 100),
-        Some(p) => {
-            let denominator = match DenominatorType::try_from(p.denominator) {
-                Ok(DenominatorType::Hundred) => 100,
-                Ok(DenominatorType::TenThousand) => 10_000,
-                Ok(DenominatorType::Million) => 1_000_000,
-                Err(_) => {
-                    return Err(ConfigError::at(
-                        format!("{path}.percent_sampled.denominator"),
-                        "unknown enum value",
-                    ))
-                }
-            };
-            (u64::from(p.numerator), denominator)
-        }
+    let model::Fraction {
+        numerator,
+        denominator,
+    } = match &r.percent_sampled {
+        None => model::Fraction {
+            numerator: 0,
+            denominator: 100,
+        },
+        Some(p) => super::fraction(p, &format!("{path}.percent_sampled"))?,
     };
     Ok(model::RuntimeFilter {
         runtime_key: runtime_key.to_string(),

@@ -2,9 +2,10 @@
 //! (`UuidRequestIdConfig`) fields. Without a provider Envoy still makes the per-request
 //! tracing decision, packs it into `x-request-id` and counts it; that is all these mean.
 
+use baton_proto::pb::envoy::config::route::v3 as route_pb;
 use baton_proto::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm_pb;
 use baton_proto::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfig;
-use baton_proto::pb::envoy::r#type::v3::Percent;
+use baton_proto::pb::envoy::r#type::v3::{FractionalPercent, Percent};
 
 use super::{any_type, decode_any};
 use crate::error::{ConfigError, Result};
@@ -69,9 +70,26 @@ pub(crate) fn tracing(
     }))
 }
 
-/// A sampling `Percent` in hundredths of a percent (default 100 %).
-fn hundredths(value: Option<&Percent>, path: &str) -> Result<u32> {
-    super::scaled_percent(value, path, 100.0)
+/// A route's `tracing` at `path`: each share a `FractionalPercent`, 100 % when unset (not
+/// the connection manager's). `custom_tags` shape spans only (see [`tracing`]).
+pub(crate) fn route_tracing(t: &route_pb::Tracing, path: &str) -> Result<model::TracingSampling> {
+    let share = |value: Option<&FractionalPercent>, field: &str| match value {
+        None => Ok(model::Fraction::ALL),
+        Some(p) => super::fraction(p, &format!("{path}.{field}")),
+    };
+    Ok(model::TracingSampling {
+        client: share(t.client_sampling.as_ref(), "client_sampling")?,
+        random: share(t.random_sampling.as_ref(), "random_sampling")?,
+        overall: share(t.overall_sampling.as_ref(), "overall_sampling")?,
+    })
+}
+
+/// A sampling `Percent` as hundredths of a percent over 10 000 (default 100 %).
+fn hundredths(value: Option<&Percent>, path: &str) -> Result<model::Fraction> {
+    Ok(model::Fraction {
+        numerator: u64::from(super::scaled_percent(value, path, 100.0)?),
+        denominator: 10_000,
+    })
 }
 
 #[cfg(test)]
@@ -81,9 +99,13 @@ mod tests {
     #[test]
     fn sampling_defaults_to_all_and_rounds_to_hundredths() {
         let p = |v: f64| Percent { value: v };
-        assert_eq!(hundredths(None, "t").expect("default"), 10_000);
-        assert_eq!(hundredths(Some(&p(0.0)), "t").expect("zero"), 0);
-        assert_eq!(hundredths(Some(&p(12.345)), "t").expect("rounded"), 1235);
+        fn numerator(v: Option<&Percent>) -> u64 {
+            hundredths(v, "t").expect("valid").numerator
+        }
+        assert_eq!(numerator(None), 10_000);
+        assert_eq!(numerator(Some(&p(0.0))), 0);
+        assert_eq!(numerator(Some(&p(12.345))), 1235);
+        assert_eq!(hundredths(None, "t").expect("default").denominator, 10_000);
         assert_eq!(
             hundredths(Some(&p(100.5)), "t.random_sampling")
                 .unwrap_err()

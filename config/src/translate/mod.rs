@@ -251,6 +251,30 @@ pub(crate) fn scaled_percent(
     Ok((p.value * per_percent).round() as u32)
 }
 
+/// A `FractionalPercent` at `path` (its denominator as a number); an unknown denominator
+/// is refused naming `{path}.denominator`.
+pub(crate) fn fraction(
+    p: &baton_proto::pb::envoy::r#type::v3::FractionalPercent,
+    path: &str,
+) -> Result<model::Fraction> {
+    use baton_proto::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
+    let denominator = match DenominatorType::try_from(p.denominator) {
+        Ok(DenominatorType::Hundred) => 100,
+        Ok(DenominatorType::TenThousand) => 10_000,
+        Ok(DenominatorType::Million) => 1_000_000,
+        Err(_) => {
+            return Err(ConfigError::at(
+                format!("{path}.denominator"),
+                "unknown enum value",
+            ))
+        }
+    };
+    Ok(model::Fraction {
+        numerator: u64::from(p.numerator),
+        denominator,
+    })
+}
+
 /// A protobuf duration as a std one; negative values are rejected.
 pub(crate) fn duration(d: Option<&prost_types::Duration>, path: &str) -> Result<Option<Duration>> {
     let Some(d) = d else { return Ok(None) };

@@ -221,6 +221,12 @@ fn route(r: &route_pb::Route, path: &str, rctx: &RouteContext<'_>) -> Result<mod
             .as_ref()
             .filter(|m| !m.filter_metadata.is_empty())
             .map(|m| std::sync::Arc::new(m.filter_metadata.clone())),
+        tracing: r
+            .tracing
+            .as_ref()
+            .map(|t| super::hcm_tracing::route_tracing(t, &format!("{path}.tracing")))
+            .transpose()?
+            .map(Box::new),
     })
 }
 
@@ -293,24 +299,16 @@ fn runtime_fraction(
     f: &baton_proto::pb::envoy::config::core::v3::RuntimeFractionalPercent,
     path: &str,
 ) -> Result<model::RuntimeFraction> {
-    use baton_proto::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
     let default = f.default_value.as_ref().ok_or_else(|| {
         ConfigError::at(format!("{path}.default_value"), "required field is missing")
     })?;
-    let denominator = match DenominatorType::try_from(default.denominator) {
-        Ok(DenominatorType::Hundred) => 100,
-        Ok(DenominatorType::TenThousand) => 10_000,
-        Ok(DenominatorType::Million) => 1_000_000,
-        Err(_) => {
-            return Err(ConfigError::at(
-                format!("{path}.default_value.denominator"),
-                "unknown enum value",
-            ))
-        }
-    };
+    let model::Fraction {
+        numerator,
+        denominator,
+    } = super::fraction(default, &format!("{path}.default_value"))?;
     Ok(model::RuntimeFraction {
         runtime_key: f.runtime_key.clone(),
-        numerator: u64::from(default.numerator),
+        numerator,
         denominator,
     })
 }

@@ -724,15 +724,6 @@ async fn route_and_act(
     };
     let facts = forwarding::mutate_request(&mut parts.headers, &ex.shared.conn, hcm);
     ex.info.downstream_remote = facts.remote;
-    if hcm.tracing.is_some() || facts.internal {
-        super::trace_decision::on_request(
-            &mut parts.headers,
-            hcm,
-            runtime.stats.tracing.as_ref(),
-            facts.internal,
-            &mut ex.info,
-        );
-    }
     if let SchemeTransformation::Overwrite(scheme) = hcm.scheme {
         super::scheme::overwrite(&mut parts, &mut ex.info, scheme);
     }
@@ -758,6 +749,20 @@ async fn route_and_act(
         peer_certificate,
     );
     filter::refresh_route(filters, ex, &parts);
+    if hcm.tracing.is_some() || facts.internal {
+        let route_sampling = filters
+            .route
+            .current()
+            .and_then(|selection| selection.routed.route.tracing.as_deref());
+        super::trace_decision::on_request(
+            &mut parts.headers,
+            hcm,
+            route_sampling,
+            runtime.stats.tracing.as_ref(),
+            facts.internal,
+            &mut ex.info,
+        );
+    }
     filters.start_chain();
 
     // Upgrades (websocket, CONNECT) must be enabled by upgrade_configs; the connection

@@ -11,7 +11,6 @@ use http::{HeaderMap, HeaderValue};
 
 use super::headers::forwarding::X_REQUEST_ID;
 use crate::access_log::StreamInfo;
-use crate::runtime::Snapshot;
 use crate::stats::TracingCounters;
 
 /// `x-client-trace-id`: the client asks for a trace (`client_sampling`).
@@ -23,8 +22,9 @@ static X_ENVOY_FORCE_TRACE: HeaderName = HeaderName::from_static("x-envoy-force-
 const REASON_AT: usize = 14;
 /// A UUID's text length: only ids of this length carry a reason.
 const UUID_LEN: usize = 36;
-/// Sampling percentages are hundredths of a percent of this.
-const SAMPLING_SCALE: u64 = 10_000;
+/// The request id's number is taken modulo this before any share's denominator (so a
+/// share over 1 000 000 sees only 10 000 values, as in Envoy).
+const ID_BUCKETS: u64 = 10_000;
 
 /// Why a request is traced (or not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,17 +48,19 @@ impl Reason {
 }
 
 /// The request-side work, after the forwarding headers are settled (the request id made
-/// or kept, `x-envoy-force-trace` gone unless `internal`). The caller skips it when
-/// `tracing` is absent and the request is not internal.
+/// or kept, `x-envoy-force-trace` gone unless `internal`) and the route is chosen (its
+/// `tracing` replaces the connection manager's shares, as Envoy decides after routing).
+/// The caller skips it when `tracing` is absent and the request is not internal.
 pub(crate) fn on_request(
     headers: &mut HeaderMap,
     hcm: &HttpConnectionManager,
+    route_sampling: Option<&TracingSampling>,
     counters: Option<&TracingCounters>,
     internal: bool,
     info: &mut StreamInfo,
 ) {
     if let Some(sampling) = &hcm.tracing {
-        let reason = decide(headers, sampling, hcm.request_id);
+        let reason = decide(headers, route_sampling.unwrap_or(sampling), hcm.request_id);
         if let Some(counters) = counters {
             match reason {
                 Reason::NotTraceable => counters.not_traceable.inc(),
@@ -89,7 +91,7 @@ fn decide(headers: &mut HeaderMap, sampling: &TracingSampling, ids: RequestIdOpt
     else {
         return Reason::NotTraceable;
     };
-    let bucket = id_number % SAMPLING_SCALE;
+    let bucket = id_number % ID_BUCKETS;
     let runtime = crate::runtime::snapshot();
     let mut reason = if ids.pack_trace_reason {
         packed_reason(headers)
@@ -98,15 +100,13 @@ fn decide(headers: &mut HeaderMap, sampling: &TracingSampling, ids: RequestIdOpt
     };
     if reason == Reason::NotTraceable {
         reason = if headers.contains_key(&X_CLIENT_TRACE_ID)
-            && enabled(&runtime, "tracing.client_enabled", sampling.client, || {
-                rand::random::<u64>() % SAMPLING_SCALE
+            && runtime.feature_enabled("tracing.client_enabled", sampling.client, || {
+                rand::random::<u64>()
             }) {
             Reason::ClientForced
         } else if headers.contains_key(&X_ENVOY_FORCE_TRACE) {
             Reason::ServiceForced
-        } else if enabled(&runtime, "tracing.random_sampling", sampling.random, || {
-            bucket
-        }) {
+        } else if runtime.feature_enabled("tracing.random_sampling", sampling.random, || bucket) {
             Reason::Sampling
         } else {
             Reason::NotTraceable
@@ -115,9 +115,7 @@ fn decide(headers: &mut HeaderMap, sampling: &TracingSampling, ids: RequestIdOpt
             pack(headers, reason);
         }
     }
-    if !enabled(&runtime, "tracing.global_enabled", sampling.overall, || {
-        bucket
-    }) {
+    if !runtime.feature_enabled("tracing.global_enabled", sampling.overall, || bucket) {
         // Whatever digit the id had (even one that is no reason) becomes `4`.
         if ids.pack_trace_reason {
             pack(headers, Reason::NotTraceable);
@@ -132,23 +130,6 @@ fn decide(headers: &mut HeaderMap, sampling: &TracingSampling, ids: RequestIdOpt
 pub(crate) fn clear_external_reason(headers: &mut HeaderMap, ids: RequestIdOptions) {
     if ids.pack_trace_reason {
         pack(headers, Reason::NotTraceable);
-    }
-}
-
-/// Envoy's runtime feature check for one sampling share: the runtime `key`, when set
-/// to an integer, is a whole percentage (over 100: always) compared with the drawn
-/// number modulo 100; else the configured share in hundredths of a percent. `drawn`
-/// (0-9999) is the request id's bucket, or, for `client_sampling`, a random number
-/// (drawn only when the answer is not certain).
-fn enabled(runtime: &Snapshot, key: &str, hundredths: u32, drawn: impl FnOnce() -> u64) -> bool {
-    match runtime.integer(key) {
-        Some(percent) if percent > 100 => true,
-        Some(percent) => drawn() % 100 < percent,
-        None => match u64::from(hundredths) {
-            0 => false,
-            SAMPLING_SCALE.. => true,
-            share => drawn() < share,
-        },
     }
 }
 
@@ -187,12 +168,17 @@ fn pack(headers: &mut HeaderMap, reason: Reason) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_config::model::Fraction;
 
-    fn sampling(client: u32, random: u32, overall: u32) -> TracingSampling {
+    fn sampling(client: u64, random: u64, overall: u64) -> TracingSampling {
+        let hundredths = |numerator| Fraction {
+            numerator,
+            denominator: 10_000,
+        };
         TracingSampling {
-            client,
-            random,
-            overall,
+            client: hundredths(client),
+            random: hundredths(random),
+            overall: hundredths(overall),
         }
     }
 

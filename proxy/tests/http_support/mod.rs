@@ -42,6 +42,7 @@ pub fn prefix_route(name: &str, prefix: &str, action: RouteAction) -> Route {
         headers: HeaderMutations::default(),
         filter_overrides: FilterOverrides::default(),
         metadata: None,
+        tracing: None,
     }
 }
 

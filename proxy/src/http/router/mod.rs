@@ -201,6 +201,7 @@ mod tests {
             headers: HeaderMutations::default(),
             filter_overrides: Default::default(),
             metadata: None,
+            tracing: None,
         }
     }
 

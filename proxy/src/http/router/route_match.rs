@@ -3,8 +3,8 @@
 //! `treat_missing_header_as_empty`) and query parameter matchers.
 
 use baton_config::model::{
-    HeaderMatchSpec, HeaderMatcher, PathMatch, PseudoHeader, QueryParameterMatcher, RouteMatch,
-    RuntimeFraction, StringMatchKind, StringMatcher, TlsContextMatch,
+    Fraction, HeaderMatchSpec, HeaderMatcher, PathMatch, PseudoHeader, QueryParameterMatcher,
+    RouteMatch, RuntimeFraction, StringMatchKind, StringMatcher, TlsContextMatch,
 };
 use http::{HeaderMap, HeaderValue, Method};
 
@@ -232,15 +232,13 @@ fn tls_context_matches(m: &TlsContextMatch, peer: PeerCertificateState) -> bool 
 }
 
 /// Envoy's `featureEnabled` for a route's `runtime_fraction`, with a random draw per
-/// request: the runtime key's whole number is a percentage (over 100: always), else the
-/// configured fraction.
+/// request.
 fn runtime_fraction_matches(f: &RuntimeFraction) -> bool {
-    let (numerator, denominator) = match crate::runtime::snapshot().integer(&f.runtime_key) {
-        Some(n) if n > 100 => return true,
-        Some(n) => (n, 100),
-        None => (f.numerator, f.denominator),
+    let default = Fraction {
+        numerator: f.numerator,
+        denominator: f.denominator,
     };
-    rand::random::<u64>() % denominator < numerator
+    crate::runtime::snapshot().feature_enabled(&f.runtime_key, default, rand::random::<u64>)
 }
 
 #[cfg(test)]
