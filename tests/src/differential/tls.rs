@@ -130,7 +130,9 @@ fn io_outcome(error: &std::io::Error) -> String {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match tls {
-        Some(rustls::Error::AlertReceived(alert)) => format!("alert: {}", snake(&format!("{alert:?}"))),
+        Some(rustls::Error::AlertReceived(alert)) => {
+            format!("alert: {}", snake(&format!("{alert:?}")))
+        }
         Some(other) => format!("error: {other}"),
         None => match error.kind() {
             std::io::ErrorKind::UnexpectedEof
@@ -145,7 +147,10 @@ fn io_outcome(error: &std::io::Error) -> String {
 /// e.g. a client certificate refused under TLS 1.3).
 fn alert_text(text: &str) -> Option<String> {
     let (_, rest) = text.split_once("received fatal alert: ")?;
-    let name: String = rest.chars().take_while(char::is_ascii_alphanumeric).collect();
+    let name: String = rest
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
     Some(format!("alert: {}", snake(&name)))
 }
 
