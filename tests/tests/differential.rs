@@ -84,6 +84,7 @@ areas!(
     routing,
     stats,
     tcp_proxy,
+    tls_downstream,
     timeouts,
     tracing_decisions,
     upgrades,

@@ -497,6 +497,7 @@ async fn handshake(
         peer_chain,
         local_uri_san: tls.local_uri_san.clone(),
         local_subject: tls.local_subject.clone(),
+        local_dns_san: tls.local_dns_san.clone(),
         peer_validated,
     }));
     Some((stream, conn))

@@ -50,6 +50,8 @@ pub struct ServerTls {
     pub local_uri_san: Option<Arc<str>>,
     /// Subject of the first certificate (`%DOWNSTREAM_LOCAL_SUBJECT%`).
     pub local_subject: Option<Arc<str>>,
+    /// DNS SANs of the first certificate, comma-separated (`%DOWNSTREAM_LOCAL_DNS_SAN%`).
+    pub local_dns_san: Option<Arc<str>>,
     /// Secrets a control plane delivers (the listener warms until they arrive).
     pub secret_providers: Vec<Arc<SecretProvider>>,
     /// Keeps SDS swaps (files and a control plane's) counted in
@@ -243,6 +245,10 @@ pub fn build_server_config(
         .and_then(|c| c.certified_key.cert.first())
         .and_then(PeerCertificate::parse);
     let local_subject = local.as_ref().map(|p| Arc::from(p.subject.as_str()));
+    let local_dns_san = local
+        .as_ref()
+        .filter(|p| !p.dns_sans.is_empty())
+        .map(|p| Arc::from(p.dns_sans.join(",")));
     let local_uri_san = local.and_then(|p| p.uri_sans.into_iter().next().map(Arc::from));
     super::certs::register(ctx, current, stats);
     let mut sds_update_counts = sds_update_counts;
@@ -261,6 +267,7 @@ pub fn build_server_config(
         context: ctx.clone(),
         local_uri_san,
         local_subject,
+        local_dns_san,
         secret_providers,
         _sds_update_counts: sds_update_counts,
         resolver: chain_resolver,
