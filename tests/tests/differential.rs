@@ -85,6 +85,7 @@ areas!(
     stats,
     tcp_proxy,
     tls_downstream,
+    tls_upstream,
     timeouts,
     tracing_decisions,
     upgrades,
