@@ -84,6 +84,8 @@ areas!(
     routing,
     stats,
     tcp_proxy,
+    tls_downstream,
+    tls_upstream,
     timeouts,
     tracing_decisions,
     upgrades,

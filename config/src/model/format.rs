@@ -213,6 +213,8 @@ pub enum DownstreamTlsField {
     LocalSubject,
     /// `%DOWNSTREAM_LOCAL_URI_SAN%`: Baton's certificate's URI SANs.
     LocalUriSan,
+    /// `%DOWNSTREAM_LOCAL_DNS_SAN%`: Baton's certificate's DNS SANs (comma-separated).
+    LocalDnsSan,
 }
 
 /// Whose `filter_metadata` a metadata operator reads.

@@ -96,7 +96,7 @@ const TAKES_ARGUMENT: [&str; 7] = [
 ];
 
 /// Envoy 1.40's operators Baton does not render yet: a config error that says so.
-const NOT_YET: [&str; 45] = [
+const NOT_YET: [&str; 44] = [
     "CEL",
     "UPSTREAM_WIRE_BYTES_SENT",
     "UPSTREAM_WIRE_BYTES_RECEIVED",
@@ -117,7 +117,6 @@ const NOT_YET: [&str; 45] = [
     "DOWNSTREAM_DETECTED_CLOSE_TYPE",
     "UPSTREAM_LOCAL_CLOSE_REASON",
     "DOWNSTREAM_LOCAL_ADDRESS_ENDPOINT_ID",
-    "DOWNSTREAM_LOCAL_DNS_SAN",
     "DOWNSTREAM_LOCAL_IP_SAN",
     "DOWNSTREAM_LOCAL_EMAIL_SAN",
     "DOWNSTREAM_LOCAL_OTHERNAME_SAN",
@@ -159,6 +158,7 @@ fn tls_field(name: &str) -> Option<DownstreamTlsField> {
         "DOWNSTREAM_PEER_CERT" => DownstreamTlsField::PeerCert,
         "DOWNSTREAM_LOCAL_SUBJECT" => DownstreamTlsField::LocalSubject,
         "DOWNSTREAM_LOCAL_URI_SAN" => DownstreamTlsField::LocalUriSan,
+        "DOWNSTREAM_LOCAL_DNS_SAN" => DownstreamTlsField::LocalDnsSan,
         _ => return None,
     })
 }

@@ -69,5 +69,9 @@ pub(super) fn value<'a>(field: &DownstreamTlsField, info: &'a StreamInfo) -> Val
             .local_uri_san
             .as_deref()
             .map_or(Value::Missing, |s| Value::Str(Cow::Borrowed(s))),
+        DownstreamTlsField::LocalDnsSan => tls
+            .local_dns_san
+            .as_deref()
+            .map_or(Value::Missing, |s| Value::Str(Cow::Borrowed(s))),
     }
 }

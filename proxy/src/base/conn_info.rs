@@ -106,6 +106,8 @@ pub struct TlsInfo {
     pub local_uri_san: Option<std::sync::Arc<str>>,
     /// Subject of Baton's own certificate (`%DOWNSTREAM_LOCAL_SUBJECT%`).
     pub local_subject: Option<std::sync::Arc<str>>,
+    /// DNS SANs of Baton's own certificate (`%DOWNSTREAM_LOCAL_DNS_SAN%`).
+    pub local_dns_san: Option<std::sync::Arc<str>>,
     /// The client's certificate was checked against trusted CAs in this handshake (a
     /// route's `tls_context.validated`; false on a resumed session, as Envoy's).
     pub peer_validated: bool,

@@ -218,8 +218,11 @@ async fn inspect_then_start(
         stats.no_filter_chain_match.inc();
         return;
     };
-    // The handshake's `ssl.ocsp_staple_*` need not peek at the ClientHello again.
-    let staple_requested = hello.tls.then_some(hello.status_request);
+    // The handshake (`ssl.ocsp_staple_*`, ALPN) need not peek at the ClientHello again.
+    let hello_facts = hello.tls.then_some(HelloFacts {
+        status_request: hello.status_request,
+        alpn: hello.alpn,
+    });
     start(
         stream,
         conn,
@@ -228,7 +231,7 @@ async fn inspect_then_start(
         &ctx,
         global_slot,
         counts,
-        staple_requested,
+        hello_facts,
     );
 }
 
@@ -281,8 +284,8 @@ async fn read_proxy_protocol(
 /// text straight away, TLS after the handshake. The connection holds its global-limit
 /// slot (if counted) and its count in the listener's and its worker's stats until it
 /// closes.
-/// `staple_requested`: whether the ClientHello asks for an OCSP staple, when the
-/// `tls_inspector` already read it.
+/// `hello_facts`: what the handshake needs of the ClientHello (an OCSP staple
+/// asked, the ALPN offered), when the `tls_inspector` already read it.
 #[allow(clippy::too_many_arguments)]
 fn start(
     stream: TcpStream,
@@ -292,7 +295,7 @@ fn start(
     ctx: &Arc<NetworkContext>,
     global_slot: Option<GlobalSlot>,
     counts: Arc<AcceptCounts>,
-    staple_requested: Option<bool>,
+    hello_facts: Option<HelloFacts>,
 ) {
     let listener_connection = ListenerConnection::open(counts);
     let chain_slot = match &chain.connection_limit {
@@ -333,7 +336,7 @@ fn start(
                 let timeout = chain.model.transport_socket_connect_timeout;
                 let limits = HandshakeLimits {
                     timeout,
-                    staple_requested,
+                    hello_facts,
                 };
                 if let Some((stream, conn)) =
                     handshake(stream, conn, &tls, limits, ssl.as_deref(), &stats).await
@@ -395,10 +398,19 @@ where
 }
 
 /// What a handshake needs besides the socket: `transport_socket_connect_timeout`, and
-/// whether the ClientHello asks for an OCSP staple when already known.
+/// the ClientHello's facts when already known.
 struct HandshakeLimits {
     timeout: Option<Duration>,
-    staple_requested: Option<bool>,
+    hello_facts: Option<HelloFacts>,
+}
+
+/// What the handshake uses of the ClientHello: whether it asks for an OCSP staple
+/// (`ssl.ocsp_staple_*`; rustls does not tell) and the ALPN protocols it offers (none
+/// shared: no protocol, as Envoy, see [`ServerTls::config_for`]).
+#[derive(Debug, Default)]
+struct HelloFacts {
+    status_request: bool,
+    alpn: Vec<Vec<u8>>,
 }
 
 /// The server handshake, bounded by `transport_socket_connect_timeout`, counted in
@@ -409,7 +421,7 @@ async fn handshake(
     tls: &ServerTls,
     HandshakeLimits {
         timeout,
-        staple_requested,
+        hello_facts,
     }: HandshakeLimits,
     ssl: Option<&SslStats>,
     stats: &ListenerStats,
@@ -428,17 +440,20 @@ async fn handshake(
     // rustls does not tell whether the client asked for an OCSP staple: a peek at the
     // ClientHello (left in the socket for rustls) does, for `ssl.ocsp_staple_*`.
     let accept = async {
-        let staple_requested = match staple_requested {
-            Some(requested) => requested,
+        let facts = match hello_facts {
+            Some(facts) => facts,
             None => match crate::tls::inspect(&stream, PeerClose::ReadFirst).await {
-                Ok(hello) => hello.status_request,
+                Ok(hello) => HelloFacts {
+                    status_request: hello.status_request,
+                    alpn: hello.alpn,
+                },
                 // Not a ClientHello rustls can use either: it reports the error.
-                Err(crate::tls::inspector::InspectError::TooLarge) => false,
+                Err(crate::tls::inspector::InspectError::TooLarge) => HelloFacts::default(),
                 Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e)),
             },
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
-        crate::tls::with_staple_request(staple_requested, acceptor.accept(stream)).await
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls.config_for(&facts.alpn)));
+        crate::tls::with_staple_request(facts.status_request, acceptor.accept(stream)).await
     };
     let result = match timeout {
         Some(limit) => match tokio::time::timeout(limit, accept).await {
@@ -482,6 +497,7 @@ async fn handshake(
         peer_chain,
         local_uri_san: tls.local_uri_san.clone(),
         local_subject: tls.local_subject.clone(),
+        local_dns_san: tls.local_dns_san.clone(),
         peer_validated,
     }));
     Some((stream, conn))

@@ -132,7 +132,7 @@ fn attribute_name(oid: &str) -> Option<&'static str> {
 pub struct CertDetails {
     /// Issuer, RFC 2253.
     pub issuer: String,
-    /// Serial number, lowercase hex of its bytes.
+    /// Serial number, lowercase hex of its bytes without leading zero bytes.
     pub serial: String,
     /// `notBefore`, seconds since the epoch.
     pub not_before: i64,
@@ -144,11 +144,11 @@ impl CertDetails {
     /// Parses `der`; `None` if it is not a certificate.
     pub fn parse(der: &[u8]) -> Option<Self> {
         let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-        let serial = cert
-            .raw_serial()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        // The integer's bytes, as Envoy prints it: without the DER sign byte (a leading
+        // zero before a byte whose high bit is set).
+        let raw = cert.raw_serial();
+        let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+        let serial = raw[first..].iter().map(|b| format!("{b:02x}")).collect();
         Some(Self {
             issuer: rfc2253(cert.issuer()),
             serial,

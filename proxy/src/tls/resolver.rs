@@ -152,7 +152,8 @@ fn name_matches(pattern: &str, sni: &str) -> bool {
 }
 
 impl CertResolver {
-    /// Among the certificates naming the SNI (all of them when none does): the first
+    /// Among the certificates naming the SNI (only the first when an SNI names none, all
+    /// of them without SNI): the first
     /// ECDSA one for a client that can use ECDSA P-256, else the first the client can
     /// verify, else the first, as Envoy ("the first ECDSA certificate is used for clients
     /// that support ECDSA").
@@ -208,13 +209,16 @@ impl CertResolver {
                 .inc();
             return Err(Refusal::NotReady);
         }
+        let sni = hello.server_name();
         let named = |entry: &CertEntry| {
-            hello
-                .server_name()
-                .is_some_and(|sni| entry.names.iter().any(|n| name_matches(n, sni)))
+            sni.is_some_and(|sni| entry.names.iter().any(|n| name_matches(n, sni)))
         };
+        // As Envoy 1.40 (no full scan on an SNI mismatch): an SNI no certificate names
+        // gets the first certificate, whatever the client can verify; no SNI, all of them.
         let candidates: Vec<&Arc<CertifiedKey>> = if loaded.iter().any(|e| named(e)) {
             loaded.iter().filter(|e| named(e)).map(|e| &e.key).collect()
+        } else if sni.is_some() {
+            loaded.iter().take(1).map(|e| &e.key).collect()
         } else {
             loaded.iter().map(|e| &e.key).collect()
         };

@@ -40,12 +40,18 @@ pub enum TlsError {
 pub struct ServerTls {
     /// The acceptor's config.
     pub config: Arc<ServerConfig>,
+    /// The same without `alpn_protocols`, for a client whose ALPN list shares none of
+    /// them: Envoy (BoringSSL) then negotiates no protocol, where rustls would refuse
+    /// the handshake (`no_application_protocol`). None when no ALPN is configured.
+    config_without_alpn: Option<Arc<ServerConfig>>,
     /// The context it was built from.
     pub context: Arc<DownstreamTlsContext>,
     /// URI SAN of the first certificate (XFCC `By`, `%DOWNSTREAM_LOCAL_URI_SAN%`).
     pub local_uri_san: Option<Arc<str>>,
     /// Subject of the first certificate (`%DOWNSTREAM_LOCAL_SUBJECT%`).
     pub local_subject: Option<Arc<str>>,
+    /// DNS SANs of the first certificate, comma-separated (`%DOWNSTREAM_LOCAL_DNS_SAN%`).
+    pub local_dns_san: Option<Arc<str>>,
     /// Secrets a control plane delivers (the listener warms until they arrive).
     pub secret_providers: Vec<Arc<SecretProvider>>,
     /// Keeps SDS swaps (files and a control plane's) counted in
@@ -57,6 +63,22 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
+    /// The config for a client offering the ALPN protocols `offered`: without ALPN when
+    /// it offers some and none is configured here (Envoy goes on without a protocol).
+    pub fn config_for(&self, offered: &[Vec<u8>]) -> &Arc<ServerConfig> {
+        match &self.config_without_alpn {
+            Some(without)
+                if !offered.is_empty()
+                    && !offered
+                        .iter()
+                        .any(|p| self.config.alpn_protocols.contains(p)) =>
+            {
+                without
+            }
+            _ => &self.config,
+        }
+    }
+
     /// Whether a client certificate this chain accepts was checked against trusted CAs:
     /// a validation context with CAs (static, or delivered by SDS), not
     /// `ACCEPT_UNTRUSTED`.
@@ -223,6 +245,10 @@ pub fn build_server_config(
         .and_then(|c| c.certified_key.cert.first())
         .and_then(PeerCertificate::parse);
     let local_subject = local.as_ref().map(|p| Arc::from(p.subject.as_str()));
+    let local_dns_san = local
+        .as_ref()
+        .filter(|p| !p.dns_sans.is_empty())
+        .map(|p| Arc::from(p.dns_sans.join(",")));
     let local_uri_san = local.and_then(|p| p.uri_sans.into_iter().next().map(Arc::from));
     super::certs::register(ctx, current, stats);
     let mut sds_update_counts = sds_update_counts;
@@ -230,11 +256,18 @@ pub fn build_server_config(
         &secret_providers,
         &stats.factory.ssl_context_update_by_sds,
     ));
+    let config_without_alpn = (!config.alpn_protocols.is_empty()).then(|| {
+        let mut without = config.clone();
+        without.alpn_protocols = Vec::new();
+        Arc::new(without)
+    });
     Ok(ServerTls {
         config: Arc::new(config),
+        config_without_alpn,
         context: ctx.clone(),
         local_uri_san,
         local_subject,
+        local_dns_san,
         secret_providers,
         _sds_update_counts: sds_update_counts,
         resolver: chain_resolver,
@@ -537,8 +570,13 @@ impl ClientCertVerifier for ClientVerifier {
             let ok = sans_match(&state.context.san_matchers, end_entity);
             if !ok {
                 self.stats.fail_verify_san.inc();
+                // `Other` is rustls' `certificate_unknown` alert, Envoy's for a SAN
+                // mismatch (measured on 1.40; `NotValidForName` would be
+                // `bad_certificate`).
                 return Err(rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::NotValidForName,
+                    rustls::CertificateError::Other(rustls::OtherError(Arc::new(
+                        std::io::Error::other("no subject alternative name matched"),
+                    ))),
                 ));
             }
         }

@@ -1,13 +1,17 @@
 //! Expands a [`ConfigSpec`] into a whole Envoy v3 bootstrap: admin on 127.0.0.1:0, one
 //! listener `main` on 127.0.0.1:0 running the HTTP connection manager or tcp_proxy, one
 //! STATIC cluster per upstream (named like the upstream), and the placeholders
-//! `{{PORT_<upstream>}}` and `{{CLOSED_PORT}}` (a port nothing listens on) filled in. A string
+//! `{{PORT_<upstream>}}`, `{{CLOSED_PORT}}` (a port nothing listens on) and `{{CERTS}}` (the
+//! test certificates' directory) filled in. A string
 //! that is exactly one placeholder becomes a number (for `port_value`).
 
 use serde_json::{json, Map, Value};
 
 use super::spec::ConfigSpec;
 use crate::config::{HCM_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE};
+
+/// Placeholder for the directory of the corpus' test certificates (`tests/differential/certs`).
+const CERTS: &str = "{{CERTS}}";
 
 /// Placeholder values for one area run.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +40,9 @@ impl Placeholders {
     pub fn fill(&self, value: &mut Value) {
         match value {
             Value::String(text) => {
+                if text.contains(CERTS) {
+                    *text = text.replace(CERTS, &super::tls::certs_dir().display().to_string());
+                }
                 if let Some(key) = text.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) {
                     if let Some(port) = self.lookup(key) {
                         *value = json!(port);
@@ -117,6 +124,9 @@ fn shorthand(spec: &ConfigSpec, placeholders: &Placeholders) -> Value {
         "address": socket_address(0),
         "filter_chains": [ { "filters": [ filter ] } ],
     });
+    if let Some(socket) = &spec.transport_socket {
+        listener["filter_chains"][0]["transport_socket"] = socket.clone();
+    }
     if let Some(extra) = &spec.listener {
         merge(&mut listener, extra);
     }

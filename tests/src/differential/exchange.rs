@@ -50,6 +50,8 @@ pub struct Observed {
     pub eof_after_half_close: Option<bool>,
     /// The client's local port (normalised away).
     pub client_port: u16,
+    /// TLS cases: the handshake as the client saw it (see [`super::tls`]).
+    pub tls: Option<serde_json::Value>,
 }
 
 fn classify(err: &anyhow::Error) -> String {
@@ -73,6 +75,9 @@ fn classify(err: &anyhow::Error) -> String {
 
 /// Runs `case` against `addr`.
 pub async fn run(case: &CaseSpec, addr: SocketAddr) -> anyhow::Result<Observed> {
+    if case.tls.is_some() {
+        return super::tls::run(case, addr).await;
+    }
     match case.proto {
         Proto::H1 | Proto::H10 | Proto::Raw => http1(case, addr).await,
         Proto::H2c => h2c(case, addr).await,
@@ -127,11 +132,23 @@ fn framing_of(status: u16, method: &str, headers: &[(String, String)]) -> &'stat
 }
 
 async fn http1(case: &CaseSpec, addr: SocketAddr) -> anyhow::Result<Observed> {
-    let mut conn = RawHttp1::connect(addr).await?;
-    let mut observed = Observed {
+    let conn = RawHttp1::connect(addr).await?;
+    let observed = Observed {
         client_port: conn.local_addr()?.port(),
         ..Observed::default()
     };
+    http1_over(case, conn, observed).await
+}
+
+/// The HTTP/1 exchange of `case` on a connected stream (TCP or TLS).
+pub(super) async fn http1_over<S>(
+    case: &CaseSpec,
+    mut conn: RawHttp1<S>,
+    mut observed: Observed,
+) -> anyhow::Result<Observed>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let bytes = request_bytes(case);
     let method = String::from_utf8_lossy(&bytes)
         .split(' ')
@@ -191,7 +208,10 @@ async fn http1(case: &CaseSpec, addr: SocketAddr) -> anyhow::Result<Observed> {
 }
 
 /// True when the connection turns out closed.
-async fn probe_http1(conn: &mut RawHttp1) -> anyhow::Result<bool> {
+async fn probe_http1<S>(conn: &mut RawHttp1<S>) -> anyhow::Result<bool>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let probe = format!("GET {PROBE_PATH} HTTP/1.1\r\nhost: probe\r\n\r\n");
     if conn.send(probe.as_bytes()).await.is_err() {
         return Ok(true);
@@ -208,10 +228,22 @@ async fn probe_http1(conn: &mut RawHttp1) -> anyhow::Result<bool> {
 async fn h2c(case: &CaseSpec, addr: SocketAddr) -> anyhow::Result<Observed> {
     let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr)).await??;
     stream.set_nodelay(true)?;
-    let mut observed = Observed {
+    let observed = Observed {
         client_port: stream.local_addr()?.port(),
         ..Observed::default()
     };
+    h2_over(case, stream, observed).await
+}
+
+/// The HTTP/2 exchange of `case` on a connected stream (h2c, or TLS with ALPN h2).
+pub(super) async fn h2_over<S>(
+    case: &CaseSpec,
+    stream: S,
+    mut observed: Observed,
+) -> anyhow::Result<Observed>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let io = hyper_util::rt::TokioIo::new(stream);
     let (sender, conn) = tokio::time::timeout(
         IO_TIMEOUT,

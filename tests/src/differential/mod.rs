@@ -7,7 +7,7 @@
 //! Pieces, in the order a case flows through them: [`spec`] (the YAML model), [`bootstrap`]
 //! (config shorthands to a whole bootstrap), [`upstream`] (the recording upstream),
 //! [`exchange`] (sending a case by protocol), [`normalise`] (what varies by nature), [`run`]
-//! (one area against one binary), [`compare`] (fixtures, SAME/DIFF, known differences).
+//! (one area against one binary), [`tls`] (cases over TLS), [`compare`] (fixtures, SAME/DIFF, known differences).
 
 pub mod bootstrap;
 pub mod compare;
@@ -15,4 +15,5 @@ pub mod exchange;
 pub mod normalise;
 pub mod run;
 pub mod spec;
+pub mod tls;
 pub mod upstream;

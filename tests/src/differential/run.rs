@@ -341,6 +341,9 @@ pub fn outcome(case: &CaseSpec, observed: &Observed, ports: &Ports, upstream: Ve
     if let Some(eof) = observed.eof_after_half_close {
         out.insert("eof_after_half_close".into(), json!(eof));
     }
+    if let Some(tls) = &observed.tls {
+        out.insert("tls".into(), tls.clone());
+    }
     out.insert("upstream".into(), json!(upstream));
     Value::Object(out)
 }

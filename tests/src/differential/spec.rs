@@ -97,6 +97,9 @@ pub struct ConfigSpec {
     /// Fields of a tcp_proxy filter, merged over `stat_prefix: tcp`.
     #[serde(default)]
     pub tcp_proxy: Option<Value>,
+    /// The default filter chain's `transport_socket` (e.g. a `DownstreamTlsContext`).
+    #[serde(default)]
+    pub transport_socket: Option<Value>,
     /// Fields merged into the listener (e.g. `per_connection_buffer_limit_bytes`).
     #[serde(default)]
     pub listener: Option<Value>,
@@ -242,6 +245,9 @@ pub struct CaseSpec {
     /// closed). The probe is a second request `GET /__probe` on the same connection.
     #[serde(default)]
     pub probe: Option<bool>,
+    /// Speak TLS to the listener (what the client offers; see [`super::tls`]).
+    #[serde(default)]
+    pub tls: Option<super::tls::TlsClientSpec>,
 }
 
 fn default_config() -> String {

@@ -38,8 +38,9 @@ impl Router {
         let runtime = ex.shared.runtime.clone();
         let is_connect = parts.method == Method::CONNECT;
         // `require_tls` is checked before any route is matched (Envoy's SSL redirect
-        // route), so it also answers paths no route matches.
-        if !ex.shared.conn.tls {
+        // route), so it also answers paths no route matches. As Envoy, on the
+        // `x-forwarded-proto` the connection manager left (a client's kept value counts).
+        if !forwarded_https(&parts) {
             let host = stream.route.host(&parts);
             if let Some(vhost) = stream.route.table().virtual_host(host) {
                 if tls_required(vhost.require_tls, &parts) {
@@ -147,7 +148,16 @@ fn request_url(parts: &Parts) -> Option<HeaderValue> {
     HeaderValue::from_bytes(&url).ok()
 }
 
-/// Whether a plain-text request must be redirected to `https` under `require_tls`.
+/// Whether the request's `x-forwarded-proto` (set by the connection manager from the
+/// connection, or the client's when kept) is `https`.
+fn forwarded_https(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(&crate::http::headers::forwarding::X_FORWARDED_PROTO)
+        .is_some_and(|v| v.as_bytes() == b"https")
+}
+
+/// Whether a request that is not `https` must be redirected under `require_tls`.
 fn tls_required(require: RequireTls, parts: &Parts) -> bool {
     match require {
         RequireTls::None => false,
