@@ -135,6 +135,8 @@ pub enum Proto {
     Raw,
     /// Raw TCP: send `raw`, read the echo, half-close, read to EOF (tcp_proxy).
     Tcp,
+    /// HTTP/2 frames written by hand (`frames`; see [`super::h2raw`]).
+    H2raw,
 }
 
 /// Where a case connects.
@@ -242,6 +244,9 @@ pub struct CaseSpec {
     /// closed). The probe is a second request `GET /__probe` on the same connection.
     #[serde(default)]
     pub probe: Option<bool>,
+    /// The frames of an `h2raw` case, in order.
+    #[serde(default)]
+    pub frames: Vec<super::h2raw::FrameStep>,
 }
 
 fn default_config() -> String {
@@ -344,6 +349,9 @@ pub fn load_area(path: &Path) -> Result<AreaSpec, SpecError> {
         }
         if matches!(case.proto, Proto::Raw | Proto::Tcp) && case.raw.is_none() {
             return Err(invalid(format!("case {} needs `raw` bytes", case.name)));
+        }
+        if (case.proto == Proto::H2raw) == case.frames.is_empty() {
+            return Err(invalid(format!("case {}: `frames` go with proto h2raw", case.name)));
         }
     }
     Ok(area)
