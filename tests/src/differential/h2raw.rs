@@ -468,8 +468,9 @@ pub async fn run(case: &CaseSpec, addr: SocketAddr) -> anyhow::Result<Observed> 
         }
         if step.kind == StepKind::Headers && step.stream != 0 && step.wait.unwrap_or(true) {
             opened.insert(step.stream);
-            highest = highest.max(step.stream);
         }
+        // The probe takes a stream id no frame of the case named (nor depended on).
+        highest = highest.max(step.stream).max(step.depends_on.unwrap_or(0));
         let bytes = step_bytes(step)?;
         if reader.conn.write(&bytes).await.is_err() {
             written_all = false;
