@@ -95,22 +95,16 @@ const STATIC: [(&str, &str); 61] = [
 /// Huffman code length of each byte (RFC 7541 Appendix B). The code is canonical, so the
 /// codes themselves follow from the lengths (see [`huffman_codes`]).
 const CODE_LENGTHS: [u8; 256] = [
-    13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28,
-    28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 28,
-    6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6,
-    5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10,
-    13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
-    7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6,
-    15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5,
-    6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28,
-    20, 22, 20, 20, 22, 22, 22, 23, 22, 23, 23, 23, 23, 23, 24, 23,
-    24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24,
-    22, 21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23,
-    21, 21, 22, 21, 23, 22, 23, 23, 20, 22, 22, 22, 23, 22, 22, 23,
-    26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25,
-    19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27,
-    20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23,
-    26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,
+    13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28,
+    28, 28, 28, 28, 28, 28, 28, 28, 6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5,
+    5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10, 13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6, 15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6,
+    6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28, 20, 22, 20, 20, 22, 22, 22, 23, 22,
+    23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24, 22,
+    21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23, 22, 23, 23, 20,
+    22, 22, 22, 23, 22, 22, 23, 26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, 19,
+    21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27, 20, 24, 20, 21, 22, 21, 21, 23, 22,
+    22, 25, 25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,
 ];
 
 /// (length, code, byte) for every byte, sorted by length then code.
@@ -296,18 +290,38 @@ mod tests {
             0x90, 0xf4, 0xff,
         ];
         let headers = decoder.decode(&first).expect("valid block");
-        assert_eq!(headers[3], (b":authority".to_vec(), b"www.example.com".to_vec()));
-        let second = [0x82, 0x86, 0x84, 0xbe, 0x58, 0x86, 0xa8, 0xeb, 0x10, 0x64, 0x9c, 0xbf];
+        assert_eq!(
+            headers[3],
+            (b":authority".to_vec(), b"www.example.com".to_vec())
+        );
+        let second = [
+            0x82, 0x86, 0x84, 0xbe, 0x58, 0x86, 0xa8, 0xeb, 0x10, 0x64, 0x9c, 0xbf,
+        ];
         let headers = decoder.decode(&second).expect("valid block");
-        assert_eq!(headers[3], (b":authority".to_vec(), b"www.example.com".to_vec()));
-        assert_eq!(headers[4], (b"cache-control".to_vec(), b"no-cache".to_vec()));
+        assert_eq!(
+            headers[3],
+            (b":authority".to_vec(), b"www.example.com".to_vec())
+        );
+        assert_eq!(
+            headers[4],
+            (b"cache-control".to_vec(), b"no-cache".to_vec())
+        );
     }
 
     #[test]
     fn malformed_blocks_are_errors() {
         let mut decoder = Decoder::default();
-        assert_eq!(decoder.decode(&[0xff, 0x00]), Err(HpackError::BadIndex(127)));
-        assert_eq!(decoder.decode(&[0x00, 0x05, b'a']), Err(HpackError::Truncated));
-        assert_eq!(decoder.decode(&[0x3f, 0xe1, 0x7f]), Err(HpackError::TableSize(16_384)));
+        assert_eq!(
+            decoder.decode(&[0xff, 0x00]),
+            Err(HpackError::BadIndex(127))
+        );
+        assert_eq!(
+            decoder.decode(&[0x00, 0x05, b'a']),
+            Err(HpackError::Truncated)
+        );
+        assert_eq!(
+            decoder.decode(&[0x3f, 0xe1, 0x7f]),
+            Err(HpackError::TableSize(16_384))
+        );
     }
 }

@@ -223,7 +223,11 @@ fn step_bytes(step: &FrameStep) -> Result<Vec<u8>, StepError> {
                     first.extend_from_slice(chunks[0]);
                     let mut out = framed(step, kind::HEADERS, flags, s, &first);
                     for (i, chunk) in chunks.iter().enumerate().skip(1) {
-                        let last = if i + 1 == chunks.len() { end_headers } else { 0 };
+                        let last = if i + 1 == chunks.len() {
+                            end_headers
+                        } else {
+                            0
+                        };
                         out.extend_from_slice(&frame(kind::CONTINUATION, last, s, chunk));
                     }
                     out
@@ -234,18 +238,26 @@ fn step_bytes(step: &FrameStep) -> Result<Vec<u8>, StepError> {
                 }
             }
         }
-        StepKind::Continuation => {
-            framed(step, kind::CONTINUATION, end_headers, s, &header_block(step)?)
-        }
+        StepKind::Continuation => framed(
+            step,
+            kind::CONTINUATION,
+            end_headers,
+            s,
+            &header_block(step)?,
+        ),
         StepKind::Data => {
             let data = expand(step.data.as_deref().unwrap_or_default());
             framed(step, kind::DATA, end_stream, s, data.as_bytes())
         }
         StepKind::RstStream => framed(step, kind::RST_STREAM, 0, s, &step.code.to_be_bytes()),
         StepKind::Priority => framed(step, kind::PRIORITY, 0, s, &priority_fields(step)),
-        StepKind::WindowUpdate => {
-            framed(step, kind::WINDOW_UPDATE, 0, s, &step.increment.to_be_bytes())
-        }
+        StepKind::WindowUpdate => framed(
+            step,
+            kind::WINDOW_UPDATE,
+            0,
+            s,
+            &step.increment.to_be_bytes(),
+        ),
         StepKind::Ping => {
             let payload = match &step.payload {
                 Some(p) => hex(p)?,
@@ -336,10 +348,9 @@ impl Reader {
         };
         match f.kind {
             kind::GOAWAY => {
-                let last = f
-                    .payload
-                    .get(..4)
-                    .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff);
+                let last = f.payload.get(..4).map_or(0, |b| {
+                    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff
+                });
                 let code = f.error_code().unwrap_or(u32::MAX);
                 self.seen.goaways.push((last, code));
             }
@@ -355,7 +366,9 @@ impl Reader {
             }
             kind::DATA => {
                 let stream = self.seen.streams.entry(f.stream).or_default();
-                stream.body.extend_from_slice(&unpadded(&f.payload, f.flags));
+                stream
+                    .body
+                    .extend_from_slice(&unpadded(&f.payload, f.flags));
                 if f.flags & flag::END_STREAM != 0 {
                     stream.ended = true;
                 }

@@ -351,7 +351,10 @@ pub fn load_area(path: &Path) -> Result<AreaSpec, SpecError> {
             return Err(invalid(format!("case {} needs `raw` bytes", case.name)));
         }
         if (case.proto == Proto::H2raw) == case.frames.is_empty() {
-            return Err(invalid(format!("case {}: `frames` go with proto h2raw", case.name)));
+            return Err(invalid(format!(
+                "case {}: `frames` go with proto h2raw",
+                case.name
+            )));
         }
     }
     Ok(area)

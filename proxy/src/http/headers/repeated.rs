@@ -56,7 +56,10 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.append(COOKIE, HeaderValue::from_static("a=1"));
         join_cookie_crumbs(&mut headers);
-        assert_eq!(headers.get(COOKIE).map(HeaderValue::as_bytes), Some(&b"a=1"[..]));
+        assert_eq!(
+            headers.get(COOKIE).map(HeaderValue::as_bytes),
+            Some(&b"a=1"[..])
+        );
         headers.append(COOKIE, HeaderValue::from_static("b=2"));
         headers.append(COOKIE, HeaderValue::from_static("c=3"));
         join_cookie_crumbs(&mut headers);
