@@ -153,10 +153,13 @@ fn huffman_decode(input: &[u8]) -> Result<Vec<u8>, HpackError> {
     Ok(out)
 }
 
+/// One decoded header field: name and value bytes.
+pub type Field = (Vec<u8>, Vec<u8>);
+
 /// The decoding state of one connection (the dynamic table persists across blocks).
 #[derive(Debug, Clone)]
 pub struct Decoder {
-    dynamic: VecDeque<(Vec<u8>, Vec<u8>)>,
+    dynamic: VecDeque<Field>,
     size: usize,
     max_size: usize,
     limit: usize,
@@ -188,7 +191,7 @@ impl Decoder {
         }
     }
 
-    fn entry(&self, index: usize) -> Result<(Vec<u8>, Vec<u8>), HpackError> {
+    fn entry(&self, index: usize) -> Result<Field, HpackError> {
         if index == 0 {
             return Err(HpackError::BadIndex(0));
         }
@@ -202,7 +205,7 @@ impl Decoder {
     }
 
     /// Decodes one whole header block.
-    pub fn decode(&mut self, block: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, HpackError> {
+    pub fn decode(&mut self, block: &[u8]) -> Result<Vec<Field>, HpackError> {
         let mut at = 0;
         let mut out = Vec::new();
         while at < block.len() {

@@ -141,7 +141,7 @@ pub enum StepError {
 
 fn hex(text: &str) -> Result<Vec<u8>, StepError> {
     let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if clean.len() % 2 != 0 {
+    if !clean.len().is_multiple_of(2) {
         return Err(StepError::Hex(text.to_string()));
     }
     (0..clean.len())
@@ -566,10 +566,13 @@ pub fn normalised(seen: &H2Seen, ports: &Ports, body_mode: &BodyMode) -> Value {
                     let headers = ports.headers(&regular, reduced);
                     match status {
                         Some(s) if s.starts_with('1') && finals == 0 => {
-                            out.entry("informational")
+                            if let Some(list) = out
+                                .entry("informational")
                                 .or_insert_with(|| json!([]))
                                 .as_array_mut()
-                                .map(|a| a.push(json!(s)));
+                            {
+                                list.push(json!(s));
+                            }
                         }
                         Some(s) if finals == 0 => {
                             finals += 1;
