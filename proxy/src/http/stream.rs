@@ -66,8 +66,8 @@ pub struct ConnShared {
     /// The next response head (a HEAD answer without a length) gets
     /// `transfer-encoding: chunked`, which hyper leaves out of HEAD answers.
     pub head_chunked: std::sync::atomic::AtomicBool,
-    /// Set when an HTTP/2 stream reaches `max_requests_per_connection`: the connection
-    /// starts its drain sequence (GOAWAY). Wakes `conn_events`.
+    /// Set when an HTTP/2 stream reaches `max_requests_per_connection` or is refused an
+    /// upgrade: the connection starts its drain sequence (GOAWAY). Wakes `conn_events`.
     pub max_requests_drain: std::sync::atomic::AtomicBool,
     /// Wakes the connection's task for what streams decided about the connection
     /// (`max_requests_drain`, `premature_resets` tripped): one wait for both.
@@ -574,6 +574,15 @@ fn finish(
         .headers()
         .get(CONNECTION)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    if closing
+        && ex.info.protocol == Some(Version::HTTP_2)
+        && ex.info.response_code_details.as_deref() == Some("upgrade_failed")
+    {
+        // Envoy marks the connection closing when it refuses an upgrade or CONNECT (403),
+        // which over HTTP/2 starts the drain sequence (GOAWAY, then the close).
+        ex.shared.max_requests_drain.store(true, Ordering::Relaxed);
+        ex.shared.conn_events.notify_one();
+    }
     if closing && ex.info.protocol == Some(Version::HTTP_10) {
         *resp.version_mut() = Version::HTTP_10;
     } else if resp.version() == Version::HTTP_10 {

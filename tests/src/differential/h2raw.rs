@@ -355,6 +355,11 @@ impl Reader {
                 self.seen.goaways.push((last, code));
             }
             kind::SETTINGS if f.flags & flag::ACK == 0 => self.server_settings = true,
+            kind::PING if f.flags & flag::ACK == 0 => {
+                // As a real client: h2's graceful shutdown waits for this before its
+                // final GOAWAY. Best effort: the peer may be closing.
+                let _ = self.conn.send(kind::PING, flag::ACK, 0, &f.payload).await;
+            }
             kind::PING if f.flags & flag::ACK != 0 => {
                 let text: String = f.payload.iter().map(|b| format!("{b:02x}")).collect();
                 self.seen.ping_acks.push(text);
