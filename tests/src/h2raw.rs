@@ -220,6 +220,11 @@ impl RawH2 {
         Ok(conn)
     }
 
+    /// The client's local port.
+    pub fn local_port(&self) -> std::io::Result<u16> {
+        Ok(self.stream.local_addr()?.port())
+    }
+
     /// The next client stream id (1, 3, 5, ...).
     pub fn next_stream_id(&mut self) -> u32 {
         let id = self.next_stream;

@@ -13,6 +13,7 @@ pub mod differential;
 pub mod dns;
 pub mod eventually;
 pub mod h2raw;
+pub mod hpack;
 pub mod process;
 pub mod socket_match;
 pub mod tcp;

@@ -77,6 +77,7 @@ areas!(
     limits,
     local_replies,
     malformed_http1,
+    malformed_http2,
     proxy_protocol,
     redirects,
     rewrites,

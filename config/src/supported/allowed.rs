@@ -683,6 +683,10 @@ pub(super) const ALLOWED: &[(&str, &[&str])] = &[
             "allow_connect",
             "hpack_table_size",
             "connection_keepalive",
+            // Both mean a stream error for a malformed request, which is all Baton does
+            // (`override_...: false` is refused in translate/hcm.rs).
+            "stream_error_on_invalid_http_messaging",
+            "override_stream_error_on_invalid_http_message",
         ],
     ),
     // Pings are sent exactly every `interval` (Envoy jitters them by 15% by default);

@@ -364,6 +364,16 @@ pub(crate) fn http2_options(
         }
         Ok(v)
     };
+    // The h2 crate answers a malformed request (RFC 9113 §8.1.1) with RST_STREAM
+    // PROTOCOL_ERROR and serves on: what Envoy does with these set to true. Asking for
+    // Envoy's default instead (close the connection) by name is refused; left unset it is
+    // a known difference (tests/differential/known_differences.yaml, malformed_http2).
+    if h2.override_stream_error_on_invalid_http_message == Some(false) {
+        return Err(ConfigError::at(
+            format!("{path}.override_stream_error_on_invalid_http_message"),
+            "false is not supported: a malformed HTTP/2 request resets only its stream",
+        ));
+    }
     Ok(model::Http2Options {
         max_concurrent_streams: ranged(
             h2.max_concurrent_streams,

@@ -20,7 +20,7 @@ use super::body::{LoggedBody, PendingLog, RequestProgress};
 use super::codec::DownstreamBody;
 use super::context::{HcmRuntime, HttpContext};
 use super::filter::{self, RequestBodySlot, StreamFilters};
-use super::headers::{compact, forwarding, hop_by_hop, mutation};
+use super::headers::{compact, forwarding, hop_by_hop, mutation, repeated};
 use super::local_reply::LocalReply;
 use super::max_duration::DurationBody;
 use super::router::route_match::PeerCertificateState;
@@ -66,8 +66,8 @@ pub struct ConnShared {
     /// The next response head (a HEAD answer without a length) gets
     /// `transfer-encoding: chunked`, which hyper leaves out of HEAD answers.
     pub head_chunked: std::sync::atomic::AtomicBool,
-    /// Set when an HTTP/2 stream reaches `max_requests_per_connection`: the connection
-    /// starts its drain sequence (GOAWAY). Wakes `conn_events`.
+    /// Set when an HTTP/2 stream reaches `max_requests_per_connection` or is refused an
+    /// upgrade: the connection starts its drain sequence (GOAWAY). Wakes `conn_events`.
     pub max_requests_drain: std::sync::atomic::AtomicBool,
     /// Wakes the connection's task for what streams decided about the connection
     /// (`max_requests_drain`, `premature_resets` tripped): one wait for both.
@@ -574,6 +574,15 @@ fn finish(
         .headers()
         .get(CONNECTION)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    if closing
+        && ex.info.protocol == Some(Version::HTTP_2)
+        && ex.info.response_code_details.as_deref() == Some("upgrade_failed")
+    {
+        // Envoy marks the connection closing when it refuses an upgrade or CONNECT (403),
+        // which over HTTP/2 starts the drain sequence (GOAWAY, then the close).
+        ex.shared.max_requests_drain.store(true, Ordering::Relaxed);
+        ex.shared.conn_events.notify_one();
+    }
     if closing && ex.info.protocol == Some(Version::HTTP_10) {
         *resp.version_mut() = Version::HTTP_10;
     } else if resp.version() == Version::HTTP_10 {
@@ -619,29 +628,6 @@ fn finish(
     *resp.body_mut() = BodyExt::boxed(LoggedBody::new(body, log, counted));
 }
 
-/// Envoy keeps one `host`: repeated `host` lines are joined with `,` (`test,other`).
-/// Returns whether the request has a `host`.
-fn join_repeated_host(headers: &mut http::HeaderMap) -> bool {
-    let mut hosts = headers.get_all(HOST).iter();
-    if hosts.next().is_none() {
-        return false;
-    }
-    if hosts.next().is_none() {
-        return true;
-    }
-    let mut joined = Vec::new();
-    for value in headers.get_all(HOST) {
-        if !joined.is_empty() {
-            joined.push(b',');
-        }
-        joined.extend_from_slice(value.as_bytes());
-    }
-    if let Ok(value) = HeaderValue::from_bytes(&joined) {
-        headers.insert(HOST, value);
-    }
-    true
-}
-
 /// Validation, normalisation, forwarding headers and the first route selection, then the
 /// filters' request hooks and the router. `upgrade`: the upgrade the request asks for
 /// (`connect` for CONNECT). Returns the response; the request's head goes into `ex`
@@ -656,17 +642,21 @@ async fn route_and_act(
     let runtime = ex.shared.runtime.clone();
     let hcm = &runtime.hcm;
     // HTTP/2 carries the host in `:authority`, an HTTP/1 absolute-form target in its URL,
-    // which then replaces any `host` header (as in Envoy); routing and upstreams read
-    // `host`. (An HTTP/1 CONNECT's authority-form target is not a URL.)
-    let authority_is_url = parts.version != Version::HTTP_2 && parts.method != Method::CONNECT;
-    if authority_is_url || !parts.headers.contains_key(HOST) {
+    // which then replaces any `host` header (as in Envoy, which forwards `:authority` when
+    // an HTTP/2 request has both and they disagree); routing and upstreams read `host`.
+    // (An HTTP/1 CONNECT's authority-form target is not a URL.)
+    let authority_wins = parts.version == Version::HTTP_2 || parts.method != Method::CONNECT;
+    if authority_wins || !parts.headers.contains_key(HOST) {
         if let Some(a) = parts.uri.authority() {
             if let Ok(v) = HeaderValue::from_str(a.as_str()) {
                 parts.headers.insert(HOST, v);
             }
         }
     }
-    let mut has_host = join_repeated_host(&mut parts.headers);
+    if parts.version == Version::HTTP_2 {
+        repeated::join_cookie_crumbs(&mut parts.headers);
+    }
+    let mut has_host = repeated::join_repeated_host(&mut parts.headers);
     if parts.version == Version::HTTP_10 || parts.version == Version::HTTP_09 {
         if !hcm.http1.accept_http_10 {
             ex.shared.http11_status_line.store(true, Ordering::Relaxed);

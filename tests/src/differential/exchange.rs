@@ -52,6 +52,8 @@ pub struct Observed {
     pub client_port: u16,
     /// TLS cases: the handshake as the client saw it (see [`super::tls`]).
     pub tls: Option<serde_json::Value>,
+    /// What an `h2raw` case saw (its frames, streams, GOAWAY).
+    pub h2: Option<super::h2raw::H2Seen>,
 }
 
 fn classify(err: &anyhow::Error) -> String {
@@ -82,6 +84,7 @@ pub async fn run(case: &CaseSpec, addr: SocketAddr) -> anyhow::Result<Observed> 
         Proto::H1 | Proto::H10 | Proto::Raw => http1(case, addr).await,
         Proto::H2c => h2c(case, addr).await,
         Proto::Tcp => tcp(case, addr).await,
+        Proto::H2raw => super::h2raw::run(case, addr).await,
     }
 }
 

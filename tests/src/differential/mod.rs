@@ -6,12 +6,14 @@
 //!
 //! Pieces, in the order a case flows through them: [`spec`] (the YAML model), [`bootstrap`]
 //! (config shorthands to a whole bootstrap), [`upstream`] (the recording upstream),
-//! [`exchange`] (sending a case by protocol), [`normalise`] (what varies by nature), [`run`]
-//! (one area against one binary), [`tls`] (cases over TLS), [`compare`] (fixtures, SAME/DIFF, known differences).
+//! [`exchange`] (sending a case by protocol; [`h2raw`] for hand-written HTTP/2 frames),
+//! [`normalise`] (what varies by nature), [`run`] (one area against one binary), [`tls`]
+//! (cases over TLS), [`compare`] (fixtures, SAME/DIFF, known differences).
 
 pub mod bootstrap;
 pub mod compare;
 pub mod exchange;
+pub mod h2raw;
 pub mod normalise;
 pub mod run;
 pub mod spec;

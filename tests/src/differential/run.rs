@@ -338,6 +338,12 @@ pub fn outcome(case: &CaseSpec, observed: &Observed, ports: &Ports, upstream: Ve
             json!(String::from_utf8_lossy(echoed).into_owned()),
         );
     }
+    if let Some(h2) = &observed.h2 {
+        out.insert(
+            "h2".into(),
+            super::h2raw::normalised(h2, ports, &case.body_mode),
+        );
+    }
     if let Some(eof) = observed.eof_after_half_close {
         out.insert("eof_after_half_close".into(), json!(eof));
     }

@@ -138,6 +138,8 @@ pub enum Proto {
     Raw,
     /// Raw TCP: send `raw`, read the echo, half-close, read to EOF (tcp_proxy).
     Tcp,
+    /// HTTP/2 frames written by hand (`frames`; see [`super::h2raw`]).
+    H2raw,
 }
 
 /// Where a case connects.
@@ -248,6 +250,9 @@ pub struct CaseSpec {
     /// Speak TLS to the listener (what the client offers; see [`super::tls`]).
     #[serde(default)]
     pub tls: Option<super::tls::TlsClientSpec>,
+    /// The frames of an `h2raw` case, in order.
+    #[serde(default)]
+    pub frames: Vec<super::h2raw::FrameStep>,
 }
 
 fn default_config() -> String {
@@ -350,6 +355,12 @@ pub fn load_area(path: &Path) -> Result<AreaSpec, SpecError> {
         }
         if matches!(case.proto, Proto::Raw | Proto::Tcp) && case.raw.is_none() {
             return Err(invalid(format!("case {} needs `raw` bytes", case.name)));
+        }
+        if (case.proto == Proto::H2raw) == case.frames.is_empty() {
+            return Err(invalid(format!(
+                "case {}: `frames` go with proto h2raw",
+                case.name
+            )));
         }
     }
     Ok(area)

@@ -7,4 +7,5 @@ pub mod date;
 pub mod forwarding;
 pub mod hop_by_hop;
 pub mod mutation;
+pub mod repeated;
 pub mod xfcc;
