@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 
 use crate::access_log::{FormatInput, RequestHead, ResponseFlag, StreamInfo};
 use crate::upstream::BoxError;
@@ -326,15 +327,17 @@ impl PendingLog {
 }
 
 /// A response body that logs and ends the request's stats when it finishes (or is
-/// dropped unfinished).
-pub struct LoggedBody<B> {
-    inner: B,
+/// dropped unfinished): every [`super::ResponseBody`]. Made before the stream knows its
+/// finishing ([`Self::unfinished`]) and filled in when the stream answers
+/// ([`Self::set_finishing`]), so that the body inside is the only box.
+pub struct LoggedBody {
+    inner: ResponseBox,
     log: Option<Box<PendingLog>>,
     stream: Option<ActiveStream>,
     sent: u64,
 }
 
-impl<B> std::fmt::Debug for LoggedBody<B> {
+impl std::fmt::Debug for LoggedBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoggedBody")
             .field("sent", &self.sent)
@@ -342,20 +345,21 @@ impl<B> std::fmt::Debug for LoggedBody<B> {
     }
 }
 
-impl<B: Body> LoggedBody<B> {
-    /// Wraps `inner` (with an access log entry to write when access logs are
-    /// configured); an empty body finishes at once.
-    pub(crate) fn new(inner: B, log: Option<PendingLog>, stream: ActiveStream) -> Self {
-        let mut me = Self {
+impl LoggedBody {
+    /// `inner`, with nothing to do when it finishes until [`Self::set_finishing`] says
+    /// what.
+    pub(crate) fn unfinished(inner: ResponseBox) -> Self {
+        Self {
             inner,
-            log: log.map(Box::new),
-            stream: Some(stream),
+            log: None,
+            stream: None,
             sent: 0,
-        };
-        if me.inner.is_end_stream() {
-            me.finish(true);
         }
-        me
+    }
+
+    /// Whether the finishing is filled in and not yet done.
+    fn has_finishing(&self) -> bool {
+        self.stream.is_some() || self.log.is_some()
     }
 
     fn finish(&mut self, ended: bool) {
@@ -367,12 +371,38 @@ impl<B: Body> LoggedBody<B> {
             log.write(ended);
         }
     }
+
+    /// Replaces the body inside with `wrap` of it (the finishing stays outside).
+    pub(crate) fn wrap_inner(&mut self, wrap: impl FnOnce(ResponseBox) -> ResponseBox) {
+        let inner = std::mem::replace(&mut self.inner, empty_box());
+        self.inner = wrap(inner);
+    }
+
+    /// The stream's finishing (with an access log entry to write when access logs are
+    /// configured); an empty body finishes at once. A body whose finishing was filled
+    /// in already keeps it, inside a body with the new one.
+    pub(crate) fn set_finishing(&mut self, log: Option<PendingLog>, stream: ActiveStream) {
+        if self.has_finishing() {
+            let earlier = std::mem::replace(self, Self::unfinished(empty_box()));
+            self.inner = BodyExt::boxed(earlier);
+        }
+        self.log = log.map(Box::new);
+        self.stream = Some(stream);
+        if self.inner.is_end_stream() {
+            self.finish(true);
+        }
+    }
 }
 
-impl<B> Body for LoggedBody<B>
-where
-    B: Body<Data = Bytes, Error = BoxError> + Unpin,
-{
+/// The boxed body inside every response body.
+pub(crate) type ResponseBox = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// An empty [`ResponseBox`]; allocates nothing (the boxed body is zero-sized).
+fn empty_box() -> ResponseBox {
+    BodyExt::boxed(http_body_util::Empty::<Bytes>::new().map_err(|never| match never {}))
+}
+
+impl Body for LoggedBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -426,7 +456,7 @@ where
     }
 }
 
-impl<B> Drop for LoggedBody<B> {
+impl Drop for LoggedBody {
     fn drop(&mut self) {
         if let Some(mut log) = self.log.take() {
             log.info.bytes_sent = self.sent;

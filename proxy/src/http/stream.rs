@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use crate::access_log::{FormatInput, RequestHead, StreamInfo};
 use crate::base::conn_info::ConnInfo;
 
-use super::body::{LoggedBody, PendingLog, RequestProgress};
+use super::body::{PendingLog, RequestProgress};
 use super::codec::DownstreamBody;
 use super::context::{HcmRuntime, HttpContext};
 use super::filter::{self, RequestBodySlot, StreamFilters};
@@ -604,19 +604,19 @@ fn finish(
         response_trailers: None,
         progress: ex.progress.clone(),
     });
-    let mut body = std::mem::replace(resp.body_mut(), super::stream_empty_body());
+    let body = resp.body_mut();
     if let Some(deadline) = ex.progress.max_duration_deadline() {
-        if !http_body::Body::is_end_stream(&body) {
+        if !http_body::Body::is_end_stream(&*body) {
             let reached = ex
                 .shared
                 .runtime
                 .stats
                 .downstream_rq_max_duration_reached
                 .clone();
-            body = BodyExt::boxed(DurationBody::new(body, deadline, reached));
+            body.wrap_inner(|inner| BodyExt::boxed(DurationBody::new(inner, deadline, reached)));
         }
     }
-    *resp.body_mut() = BodyExt::boxed(LoggedBody::new(body, log, counted));
+    body.set_finishing(log, counted);
 }
 
 /// Envoy keeps one `host`: repeated `host` lines are joined with `,` (`test,other`).
