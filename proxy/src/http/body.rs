@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
 
 use crate::access_log::{FormatInput, RequestHead, ResponseFlag, StreamInfo};
 use crate::upstream::BoxError;
@@ -327,20 +326,25 @@ impl PendingLog {
 }
 
 /// A response body that logs and ends the request's stats when it finishes (or is
-/// dropped unfinished): every [`super::ResponseBody`]. Made before the stream knows its
-/// finishing ([`Self::unfinished`]) and filled in when the stream answers
-/// ([`Self::set_finishing`]), so that the body inside is the only box.
-pub struct LoggedBody {
-    inner: ResponseBox,
+/// dropped unfinished): every [`super::ResponseBody`]. One allocation holds the
+/// finishing and the body that produced the response, so the body is boxed once: it
+/// is made before the stream knows its finishing ([`Self::unfinished`]), which is
+/// filled in when the stream answers ([`Self::set_finishing`]). A pointer as small as
+/// a boxed body, as the response moves through the exchange's steps.
+pub struct LoggedBody(Box<Finishing<dyn Body<Data = Bytes, Error = BoxError> + Send + Sync + Unpin>>);
+
+/// What [`LoggedBody`] does when its body ends, and the body.
+struct Finishing<B: ?Sized> {
     log: Option<Box<PendingLog>>,
     stream: Option<ActiveStream>,
     sent: u64,
+    inner: B,
 }
 
 impl std::fmt::Debug for LoggedBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoggedBody")
-            .field("sent", &self.sent)
+            .field("sent", &self.0.sent)
             .finish()
     }
 }
@@ -348,20 +352,36 @@ impl std::fmt::Debug for LoggedBody {
 impl LoggedBody {
     /// `inner`, with nothing to do when it finishes until [`Self::set_finishing`] says
     /// what.
-    pub(crate) fn unfinished(inner: ResponseBox) -> Self {
-        Self {
-            inner,
+    pub(crate) fn unfinished<B>(inner: B) -> Self
+    where
+        B: Body<Data = Bytes, Error = BoxError> + Send + Sync + Unpin + 'static,
+    {
+        Self(Box::new(Finishing {
             log: None,
             stream: None,
             sent: 0,
+            inner,
+        }))
+    }
+
+    /// The stream's finishing (with an access log entry to write when access logs are
+    /// configured); an empty body finishes at once. A body whose finishing was filled
+    /// in already keeps it, inside a body with the new one.
+    pub(crate) fn set_finishing(&mut self, log: Option<PendingLog>, stream: ActiveStream) {
+        if self.0.stream.is_some() || self.0.log.is_some() {
+            let earlier = std::mem::replace(self, super::stream_empty_body());
+            *self = Self::unfinished(earlier);
+        }
+        let this = &mut *self.0;
+        this.log = log.map(Box::new);
+        this.stream = Some(stream);
+        if this.inner.is_end_stream() {
+            this.finish(true);
         }
     }
+}
 
-    /// Whether the finishing is filled in and not yet done.
-    fn has_finishing(&self) -> bool {
-        self.stream.is_some() || self.log.is_some()
-    }
-
+impl<B: ?Sized> Finishing<B> {
     fn finish(&mut self, ended: bool) {
         if let Some(stream) = self.stream.take() {
             stream.complete();
@@ -371,35 +391,6 @@ impl LoggedBody {
             log.write(ended);
         }
     }
-
-    /// Replaces the body inside with `wrap` of it (the finishing stays outside).
-    pub(crate) fn wrap_inner(&mut self, wrap: impl FnOnce(ResponseBox) -> ResponseBox) {
-        let inner = std::mem::replace(&mut self.inner, empty_box());
-        self.inner = wrap(inner);
-    }
-
-    /// The stream's finishing (with an access log entry to write when access logs are
-    /// configured); an empty body finishes at once. A body whose finishing was filled
-    /// in already keeps it, inside a body with the new one.
-    pub(crate) fn set_finishing(&mut self, log: Option<PendingLog>, stream: ActiveStream) {
-        if self.has_finishing() {
-            let earlier = std::mem::replace(self, Self::unfinished(empty_box()));
-            self.inner = BodyExt::boxed(earlier);
-        }
-        self.log = log.map(Box::new);
-        self.stream = Some(stream);
-        if self.inner.is_end_stream() {
-            self.finish(true);
-        }
-    }
-}
-
-/// The boxed body inside every response body.
-pub(crate) type ResponseBox = http_body_util::combinators::BoxBody<Bytes, BoxError>;
-
-/// An empty [`ResponseBox`]; allocates nothing (the boxed body is zero-sized).
-fn empty_box() -> ResponseBox {
-    BodyExt::boxed(http_body_util::Empty::<Bytes>::new().map_err(|never| match never {}))
 }
 
 impl Body for LoggedBody {
@@ -410,7 +401,7 @@ impl Body for LoggedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
+        let this = &mut *self.0;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -448,18 +439,18 @@ impl Body for LoggedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.0.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.0.inner.size_hint()
     }
 }
 
 impl Drop for LoggedBody {
     fn drop(&mut self) {
-        if let Some(mut log) = self.log.take() {
-            log.info.bytes_sent = self.sent;
+        if let Some(mut log) = self.0.log.take() {
+            log.info.bytes_sent = self.0.sent;
             log.write(false);
         }
     }

@@ -49,19 +49,23 @@ pub use context::{HcmRuntime, HttpContext};
 pub use park_socket::{ReadReadiness, Reregister};
 
 /// Body of every response the connection manager sends downstream: what produced it,
-/// boxed once, with the stream's finishing (access log entry, stats) held beside it
-/// rather than in a second box around it (`stream::finish` fills it in).
+/// boxed once together with the stream's finishing (access log entry, stats), which
+/// `stream::finish` fills in.
 pub type ResponseBody = body::LoggedBody;
 
 /// `body` as a response body, its finishing not filled in yet.
 pub(crate) fn response_body<B>(body: B) -> ResponseBody
 where
-    B: http_body::Body<Data = Bytes, Error = crate::upstream::BoxError> + Send + Sync + 'static,
+    B: http_body::Body<Data = Bytes, Error = crate::upstream::BoxError>
+        + Send
+        + Sync
+        + Unpin
+        + 'static,
 {
-    body::LoggedBody::unfinished(body.boxed())
+    body::LoggedBody::unfinished(body)
 }
 
-/// An empty body; allocates nothing (the boxed body is zero-sized).
+/// An empty body.
 fn stream_empty_body() -> ResponseBody {
     response_body(Empty::<Bytes>::new().map_err(|never| match never {}))
 }

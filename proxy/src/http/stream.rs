@@ -11,7 +11,6 @@ use baton_config::model::SchemeTransformation;
 use http::header::{CONNECTION, HOST, LOCATION};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, Version};
-use http_body_util::BodyExt;
 
 use crate::access_log::{FormatInput, RequestHead, StreamInfo};
 use crate::base::conn_info::ConnInfo;
@@ -604,19 +603,19 @@ fn finish(
         response_trailers: None,
         progress: ex.progress.clone(),
     });
-    let body = resp.body_mut();
     if let Some(deadline) = ex.progress.max_duration_deadline() {
-        if !http_body::Body::is_end_stream(&*body) {
+        if !http_body::Body::is_end_stream(resp.body()) {
             let reached = ex
                 .shared
                 .runtime
                 .stats
                 .downstream_rq_max_duration_reached
                 .clone();
-            body.wrap_inner(|inner| BodyExt::boxed(DurationBody::new(inner, deadline, reached)));
+            let body = std::mem::replace(resp.body_mut(), super::stream_empty_body());
+            *resp.body_mut() = super::response_body(DurationBody::new(body, deadline, reached));
         }
     }
-    body.set_finishing(log, counted);
+    resp.body_mut().set_finishing(log, counted);
 }
 
 /// Envoy keeps one `host`: repeated `host` lines are joined with `,` (`test,other`).
