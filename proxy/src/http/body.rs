@@ -331,7 +331,9 @@ impl PendingLog {
 /// is made before the stream knows its finishing ([`Self::unfinished`]), which is
 /// filled in when the stream answers ([`Self::set_finishing`]). A pointer as small as
 /// a boxed body, as the response moves through the exchange's steps.
-pub struct LoggedBody(Box<Finishing<dyn Body<Data = Bytes, Error = BoxError> + Send + Sync + Unpin>>);
+pub struct LoggedBody(
+    Box<Finishing<dyn Body<Data = Bytes, Error = BoxError> + Send + Sync + Unpin>>,
+);
 
 /// What [`LoggedBody`] does when its body ends, and the body.
 struct Finishing<B: ?Sized> {
