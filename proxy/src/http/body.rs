@@ -326,38 +326,64 @@ impl PendingLog {
 }
 
 /// A response body that logs and ends the request's stats when it finishes (or is
-/// dropped unfinished).
-pub struct LoggedBody<B> {
-    inner: B,
+/// dropped unfinished): every [`super::ResponseBody`]. One allocation holds the
+/// finishing and the body that produced the response, so the body is boxed once: it
+/// is made before the stream knows its finishing ([`Self::unfinished`]), which is
+/// filled in when the stream answers ([`Self::set_finishing`]). A pointer as small as
+/// a boxed body, as the response moves through the exchange's steps.
+pub struct LoggedBody(
+    Box<Finishing<dyn Body<Data = Bytes, Error = BoxError> + Send + Sync + Unpin>>,
+);
+
+/// What [`LoggedBody`] does when its body ends, and the body.
+struct Finishing<B: ?Sized> {
     log: Option<Box<PendingLog>>,
     stream: Option<ActiveStream>,
     sent: u64,
+    inner: B,
 }
 
-impl<B> std::fmt::Debug for LoggedBody<B> {
+impl std::fmt::Debug for LoggedBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoggedBody")
-            .field("sent", &self.sent)
+            .field("sent", &self.0.sent)
             .finish()
     }
 }
 
-impl<B: Body> LoggedBody<B> {
-    /// Wraps `inner` (with an access log entry to write when access logs are
-    /// configured); an empty body finishes at once.
-    pub(crate) fn new(inner: B, log: Option<PendingLog>, stream: ActiveStream) -> Self {
-        let mut me = Self {
-            inner,
-            log: log.map(Box::new),
-            stream: Some(stream),
+impl LoggedBody {
+    /// `inner`, with nothing to do when it finishes until [`Self::set_finishing`] says
+    /// what.
+    pub(crate) fn unfinished<B>(inner: B) -> Self
+    where
+        B: Body<Data = Bytes, Error = BoxError> + Send + Sync + Unpin + 'static,
+    {
+        Self(Box::new(Finishing {
+            log: None,
+            stream: None,
             sent: 0,
-        };
-        if me.inner.is_end_stream() {
-            me.finish(true);
-        }
-        me
+            inner,
+        }))
     }
 
+    /// The stream's finishing (with an access log entry to write when access logs are
+    /// configured); an empty body finishes at once. A body whose finishing was filled
+    /// in already keeps it, inside a body with the new one.
+    pub(crate) fn set_finishing(&mut self, log: Option<PendingLog>, stream: ActiveStream) {
+        if self.0.stream.is_some() || self.0.log.is_some() {
+            let earlier = std::mem::replace(self, super::stream_empty_body());
+            *self = Self::unfinished(earlier);
+        }
+        let this = &mut *self.0;
+        this.log = log.map(Box::new);
+        this.stream = Some(stream);
+        if this.inner.is_end_stream() {
+            this.finish(true);
+        }
+    }
+}
+
+impl<B: ?Sized> Finishing<B> {
     fn finish(&mut self, ended: bool) {
         if let Some(stream) = self.stream.take() {
             stream.complete();
@@ -369,10 +395,7 @@ impl<B: Body> LoggedBody<B> {
     }
 }
 
-impl<B> Body for LoggedBody<B>
-where
-    B: Body<Data = Bytes, Error = BoxError> + Unpin,
-{
+impl Body for LoggedBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -380,7 +403,7 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
+        let this = &mut *self.0;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -418,18 +441,18 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.0.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.0.inner.size_hint()
     }
 }
 
-impl<B> Drop for LoggedBody<B> {
+impl Drop for LoggedBody {
     fn drop(&mut self) {
-        if let Some(mut log) = self.log.take() {
-            log.info.bytes_sent = self.sent;
+        if let Some(mut log) = self.0.log.take() {
+            log.info.bytes_sent = self.0.sent;
             log.write(false);
         }
     }

@@ -9,7 +9,6 @@ use baton_config::model::{ForwardAction, HeaderMutations, HostRewrite};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt;
 
 use crate::access_log::{FormatInput, ResponseFlag};
 use crate::stats::ClusterStats;
@@ -356,9 +355,9 @@ pub(crate) async fn forward(
         // A tunnel's bytes do not travel in the response body, and the route timeout
         // does not cover them.
         Some(deadline) if !switching => {
-            TimedBody::new(rbody, deadline, cluster.stats().clone()).boxed()
+            super::response_body(TimedBody::new(rbody, deadline, cluster.stats().clone()))
         }
-        _ => rbody.map_err(Into::into).boxed(),
+        _ => super::response_body(rbody),
     };
     ex.answer(Response::from_parts(rparts, body), parts)
 }

@@ -231,7 +231,9 @@ impl LocalReply {
     pub fn into_response(self, http2: bool) -> Response<ResponseBody> {
         let len = self.body.len();
         let has_body = len > 0;
-        let mut resp = Response::new(Full::new(self.body).map_err(|never| match never {}).boxed());
+        let mut resp = Response::new(super::response_body(
+            Full::new(self.body).map_err(|never| match never {}),
+        ));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         if has_body || !http2 {
@@ -254,9 +256,7 @@ impl LocalReply {
 }
 
 fn stream_empty() -> ResponseBody {
-    Full::new(Bytes::new())
-        .map_err(|never| match never {})
-        .boxed()
+    super::response_body(Full::new(Bytes::new()).map_err(|never| match never {}))
 }
 
 /// Whether a request is gRPC (Envoy's test: `content-type` is `application/grpc`, or

@@ -48,12 +48,24 @@ pub use conn_manager::serve_connection;
 pub use context::{HcmRuntime, HttpContext};
 pub use park_socket::{ReadReadiness, Reregister};
 
-/// Body of every response the connection manager sends downstream.
-pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, crate::upstream::BoxError>;
+/// Body of every response the connection manager sends downstream: what produced it,
+/// boxed once together with the stream's finishing (access log entry, stats), which
+/// `stream::finish` fills in.
+pub type ResponseBody = body::LoggedBody;
 
-/// An empty body; allocates nothing (the boxed body is zero-sized).
+/// `body` as a response body, its finishing not filled in yet.
+pub(crate) fn response_body<B>(body: B) -> ResponseBody
+where
+    B: http_body::Body<Data = Bytes, Error = crate::upstream::BoxError>
+        + Send
+        + Sync
+        + Unpin
+        + 'static,
+{
+    body::LoggedBody::unfinished(body)
+}
+
+/// An empty body.
 fn stream_empty_body() -> ResponseBody {
-    Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed()
+    response_body(Empty::<Bytes>::new().map_err(|never| match never {}))
 }

@@ -11,12 +11,11 @@ use baton_config::model::SchemeTransformation;
 use http::header::{CONNECTION, HOST, LOCATION};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, Version};
-use http_body_util::BodyExt;
 
 use crate::access_log::{FormatInput, RequestHead, StreamInfo};
 use crate::base::conn_info::ConnInfo;
 
-use super::body::{LoggedBody, PendingLog, RequestProgress};
+use super::body::{PendingLog, RequestProgress};
 use super::codec::DownstreamBody;
 use super::context::{HcmRuntime, HttpContext};
 use super::filter::{self, RequestBodySlot, StreamFilters};
@@ -613,19 +612,19 @@ fn finish(
         response_trailers: None,
         progress: ex.progress.clone(),
     });
-    let mut body = std::mem::replace(resp.body_mut(), super::stream_empty_body());
     if let Some(deadline) = ex.progress.max_duration_deadline() {
-        if !http_body::Body::is_end_stream(&body) {
+        if !http_body::Body::is_end_stream(resp.body()) {
             let reached = ex
                 .shared
                 .runtime
                 .stats
                 .downstream_rq_max_duration_reached
                 .clone();
-            body = BodyExt::boxed(DurationBody::new(body, deadline, reached));
+            let body = std::mem::replace(resp.body_mut(), super::stream_empty_body());
+            *resp.body_mut() = super::response_body(DurationBody::new(body, deadline, reached));
         }
     }
-    *resp.body_mut() = BodyExt::boxed(LoggedBody::new(body, log, counted));
+    resp.body_mut().set_finishing(log, counted);
 }
 
 /// Validation, normalisation, forwarding headers and the first route selection, then the

@@ -44,13 +44,13 @@ fn echo() -> Arc<Respond> {
                 ]
                 .into_iter()
                 .map(Ok::<_, crate::upstream::BoxError>);
-                StreamBody::new(futures_util::stream::iter(frames)).boxed()
+                crate::http::response_body(StreamBody::new(futures_util::stream::iter(frames)))
             } else if path == "/empty" {
                 crate::http::stream_empty_body()
             } else {
-                Full::new(Bytes::from(text))
-                    .map_err(|never| match never {})
-                    .boxed()
+                crate::http::response_body(
+                    Full::new(Bytes::from(text)).map_err(|never| match never {}),
+                )
             };
             let mut resp = Response::new(body);
             let headers = resp.headers_mut();

@@ -52,9 +52,9 @@ impl Answer {
 
     fn response(&self) -> Response<ResponseBody> {
         let body: ResponseBody = match &self.streamed {
-            None => Full::new(Bytes::from_static(self.data))
-                .map_err(|never| match never {})
-                .boxed(),
+            None => crate::http::response_body(
+                Full::new(Bytes::from_static(self.data)).map_err(|never| match never {}),
+            ),
             Some(trailers) => {
                 let mut frames = Vec::new();
                 if !self.data.is_empty() {
@@ -64,7 +64,7 @@ impl Answer {
                     frames.push(Frame::trailers(header_map(trailers)));
                 }
                 let frames = frames.into_iter().map(Ok::<_, crate::upstream::BoxError>);
-                StreamBody::new(futures_util::stream::iter(frames)).boxed()
+                crate::http::response_body(StreamBody::new(futures_util::stream::iter(frames)))
             }
         };
         let mut resp = Response::new(body);
