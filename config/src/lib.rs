@@ -33,6 +33,7 @@ mod v2_hints;
 mod wire_walk;
 mod yaml_json;
 mod yaml_scan;
+mod yaml_wire;
 
 use std::path::Path;
 
