@@ -290,7 +290,9 @@ impl<'a> WireBuild<'a> {
         let ordered = if by_key {
             segments.windows(2).all(|pair| pair[0].key < pair[1].key)
         } else {
-            segments.windows(2).all(|pair| pair[0].number < pair[1].number)
+            segments
+                .windows(2)
+                .all(|pair| pair[0].number < pair[1].number)
         };
         if ordered {
             return Some(());
@@ -303,7 +305,10 @@ impl<'a> WireBuild<'a> {
             }
         } else {
             segments.sort_unstable_by_key(|segment| segment.number);
-            if segments.windows(2).any(|pair| pair[0].number == pair[1].number) {
+            if segments
+                .windows(2)
+                .any(|pair| pair[0].number == pair[1].number)
+            {
                 return None;
             }
         }
@@ -373,7 +378,13 @@ impl<'a> WireBuild<'a> {
 
 /// One scalar value of `kind` as field `number`; a default without `presence` is left
 /// out (as `json_wire` writes it).
-fn single(buf: &mut Vec<u8>, number: u32, kind: &Kind, value: &Node<'_>, presence: bool) -> Option<()> {
+fn single(
+    buf: &mut Vec<u8>,
+    number: u32,
+    kind: &Kind,
+    value: &Node<'_>,
+    presence: bool,
+) -> Option<()> {
     match kind {
         Kind::String => {
             let text = match value {
@@ -449,7 +460,13 @@ impl<'a> Build<'a> for WireBuild<'a> {
                 if info.map || info.list {
                     return None;
                 }
-                single(&mut self.buf, info.number, &info.kind, &scalar, info.presence)
+                single(
+                    &mut self.buf,
+                    info.number,
+                    &info.kind,
+                    &scalar,
+                    info.presence,
+                )
             }
             (Slot::Member, Frame::Map(frame)) => {
                 if frame.object.pending == "name" {

@@ -29,8 +29,12 @@ pub(crate) trait Build<'a> {
     fn map_start(&mut self, slot: Self::Slot) -> Option<Self::Map>;
     /// A key met (its value not read yet): where its value goes.
     fn map_key(&mut self, map: &mut Self::Map, key: &Cow<'a, str>) -> Option<Self::Slot>;
-    fn map_push(&mut self, map: &mut Self::Map, key: Cow<'a, str>, value: Self::Value)
-        -> Option<()>;
+    fn map_push(
+        &mut self,
+        map: &mut Self::Map,
+        key: Cow<'a, str>,
+        value: Self::Value,
+    ) -> Option<()>;
     fn map_end(&mut self, map: Self::Map) -> Option<Self::Value>;
 }
 

@@ -50,8 +50,14 @@ fn direct_way_agrees_with_the_tree_way_on_repository_files() {
     }
     // What the tree way takes and this does not (`@type` not first, keys with escapes,
     // the stricter stand-ins): listed when the test is run with --nocapture.
-    eprintln!("direct: {direct}; tree way only: {}: {tree_only:?}", tree_only.len());
-    assert!(direct >= 10, "only {direct} repository files took the direct way");
+    eprintln!(
+        "direct: {direct}; tree way only: {}: {tree_only:?}",
+        tree_only.len()
+    );
+    assert!(
+        direct >= 10,
+        "only {direct} repository files took the direct way"
+    );
 }
 
 /// bench/config-scale's bootstrap, `n` clusters and `2n` routes.
@@ -62,11 +68,15 @@ static_resources:\n  listeners:\n  - name: main\n    address: {socket_address: {
     );
     for i in 0..n {
         if flow {
-            out += &format!("              - {{match: {{path: /e{i}}}, direct_response: {{status: 200}}}}\n");
+            out += &format!(
+                "              - {{match: {{path: /e{i}}}, direct_response: {{status: 200}}}}\n"
+            );
         } else {
             out += &format!("              - match:\n                  path: /e{i}\n                direct_response:\n                  status: 200\n");
         }
-        out += &format!("              - {{direct_response: {{status: 200}}, match: {{prefix: /p{i}/}}}}\n");
+        out += &format!(
+            "              - {{direct_response: {{status: 200}}, match: {{prefix: /p{i}/}}}}\n"
+        );
     }
     out += "  clusters:\n";
     for i in 0..n {
@@ -176,11 +186,20 @@ fn direct_way_agrees_on_edited_bootstraps() {
         ("cluster_name: c0", "clusterName: c0"),
         ("{path: /e0}", "{path: /e0, prefix: /}"),
         ("{path: /e0}", "{}"),
-        ("direct_response: {status: 200}}", "direct_response: {status: 200, body: {inline_string: x}}}"),
+        (
+            "direct_response: {status: 200}}",
+            "direct_response: {status: 200, body: {inline_string: x}}}",
+        ),
         ("lb_endpoints:", "lbEndpoints:"),
         ("- name: all", "- name: all\n              require_tls: ALL"),
-        ("http_filters:", "use_remote_address: true\n          http_filters:"),
-        ("http_filters:", "xff_num_trusted_hops: 1\n          http_filters:"),
+        (
+            "http_filters:",
+            "use_remote_address: true\n          http_filters:",
+        ),
+        (
+            "http_filters:",
+            "xff_num_trusted_hops: 1\n          http_filters:",
+        ),
         ("http_filters:", "server_name: [x]\n          http_filters:"),
     ];
     let mut taken = 0;
@@ -190,7 +209,10 @@ fn direct_way_agrees_on_edited_bootstraps() {
         if agrees(&format!("{from} -> {to}"), &text) {
             taken += 1;
         } else {
-            assert!(tree_bytes(&text).is_none() || text.contains('\\'), "{from} -> {to}");
+            assert!(
+                tree_bytes(&text).is_none() || text.contains('\\'),
+                "{from} -> {to}"
+            );
         }
     }
     eprintln!("{taken} of {} edits taken", edits.len());
