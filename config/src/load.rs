@@ -131,9 +131,11 @@ pub(crate) fn parse_message<T: prost::Message + Default>(text: &str, type_name: 
 /// `Err(Some(json))`: the document leaves the fast path; it comes back as the
 /// `serde_json::Value` [`parse_text`] would have given, for the slow way (and its
 /// errors). `Err(None)`: the text is outside the scanner's subset.
-pub(crate) fn fast_load(text: &str) -> std::result::Result<Bootstrap, Option<serde_json::Value>> {
-    if let Some(bootstrap) = direct_bootstrap(text) {
-        return Ok(bootstrap);
+pub(crate) fn fast_load(
+    text: &str,
+) -> std::result::Result<(Bootstrap, Option<Vec<u8>>), Option<serde_json::Value>> {
+    if let Some((bootstrap, bytes)) = direct_bootstrap(text) {
+        return Ok((bootstrap, Some(bytes)));
     }
     let Some(mut tree) = crate::yaml_scan::parse_tree(text) else {
         return Err(None);
@@ -144,17 +146,19 @@ pub(crate) fn fast_load(text: &str) -> std::result::Result<Bootstrap, Option<ser
     let plain =
         !crate::typed_struct::may_unwrap(&tree) && v2_hints::passes_with_nothing_optional(&tree);
     match plain.then(|| fast_bootstrap(&tree)).flatten() {
-        Some(bootstrap) => Ok(bootstrap),
+        Some(bootstrap) => Ok((bootstrap, None)),
         None => Err(Some(tree.into_value())),
     }
 }
 
 /// The bootstrap's wire bytes written as its text is scanned ([`crate::yaml_wire`]: no
-/// tree), decoded by prost; `None` when that gives up, and the tree way is taken.
-pub(crate) fn direct_bootstrap(text: &str) -> Option<Bootstrap> {
+/// tree), decoded by prost, and the bytes; `None` when that gives up, and the tree way is
+/// taken.
+pub(crate) fn direct_bootstrap(text: &str) -> Option<(Bootstrap, Vec<u8>)> {
     let descriptor = pool().get_message_by_name(BOOTSTRAP_TYPE)?;
     let encoded = crate::yaml_wire::encode_bootstrap(&descriptor, text)?;
-    decode_sized(&encoded.bytes, encoded.listeners, encoded.clusters)
+    let bootstrap = decode_sized(&encoded.bytes, encoded.listeners, encoded.clusters)?;
+    Some((bootstrap, encoded.bytes))
 }
 
 /// The bootstrap through [`crate::json_wire`], checked for unsupported fields as it is
@@ -300,7 +304,7 @@ mod tests {
         for (path, text) in crate::test_files::repository_configs() {
             let what = path.display();
             match fast_load(&text) {
-                Ok(bootstrap) => {
+                Ok((bootstrap, _)) => {
                     let json = parse_text(&text).expect("the scanner took it");
                     let (slow, dynamic) = to_bootstrap(&json).expect("the slow way maps it");
                     assert!(dynamic.is_none(), "{what}: slow way left the wire path");

@@ -29,11 +29,24 @@ fn agrees(what: &str, text: &str) -> bool {
         return false;
     };
     assert_eq!(Some(&direct), tree_bytes(text).as_ref(), "{what}");
-    let bootstrap = direct_bootstrap(text).expect("decodes");
+    let (bootstrap, bytes) = direct_bootstrap(text).expect("decodes");
+    assert_eq!(bytes, direct, "{what}");
+    // What prost encodes the bootstrap to decodes to the same (the bytes are kept for
+    // /config_dump instead of encoding it again).
+    {
+        use prost::Message;
+        let again = crate::Bootstrap::decode(prost::Message::encode_to_vec(&bootstrap).as_slice());
+        assert_eq!(again.ok().as_ref(), Some(&bootstrap), "{what}");
+        assert_eq!(
+            crate::config_dump_encoded(&bytes),
+            crate::config_dump(&bootstrap),
+            "{what}"
+        );
+    }
     let json = crate::load::parse_text(text).expect("scanned");
     let (slow, _) = to_bootstrap(&json).expect("the slow way maps it");
     assert_eq!(bootstrap, slow, "{what}");
-    assert_eq!(fast_load(text).ok(), Some(slow), "{what}");
+    assert_eq!(fast_load(text).ok(), Some((slow, Some(bytes))), "{what}");
     true
 }
 
