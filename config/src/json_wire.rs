@@ -27,10 +27,10 @@ use crate::supported;
 
 /// Nesting given up on: prost's decoder stops at 100, and a configuration this deep is
 /// better answered by the reference mapping's error.
-const DEPTH_LIMIT: u32 = 64;
+pub(crate) const DEPTH_LIMIT: u32 = 64;
 
 /// A shape left to prost-reflect.
-struct GiveUp;
+pub(crate) struct GiveUp;
 
 type Mapped = Result<(), GiveUp>;
 
@@ -93,24 +93,24 @@ impl<J> Clone for Member<'_, J> {
 impl<J> Copy for Member<'_, J> {}
 
 /// What the encoder reads of a field's descriptor, read once per walk and field.
-struct FieldInfo {
-    number: u32,
-    kind: Kind,
-    map: bool,
-    list: bool,
-    packed: bool,
-    presence: bool,
+pub(crate) struct FieldInfo {
+    pub(crate) number: u32,
+    pub(crate) kind: Kind,
+    pub(crate) map: bool,
+    pub(crate) list: bool,
+    pub(crate) packed: bool,
+    pub(crate) presence: bool,
     /// Its oneof (the address of the oneof's name: unique in the pool), 0 for none.
-    oneof: usize,
+    pub(crate) oneof: usize,
     /// Whether the supported-field check lets it be set in its message.
-    allowed: bool,
+    pub(crate) allowed: bool,
     /// Whether that check looks into its message (a map's value message).
-    checks_inside: bool,
+    pub(crate) checks_inside: bool,
 }
 
 impl FieldInfo {
     /// `field` of `parent`; `None` for a group (left to prost-reflect).
-    fn of(field: &FieldDescriptor, parent: &MessageDescriptor) -> Option<Self> {
+    pub(crate) fn of(field: &FieldDescriptor, parent: &MessageDescriptor) -> Option<Self> {
         if field.is_group() {
             return None;
         }
@@ -141,12 +141,12 @@ impl FieldInfo {
 }
 
 /// A message (the address of its name: unique in the pool) and a JSON key in it.
-type LookupKey<'j> = (usize, &'j str);
+pub(crate) type LookupKey<'j> = (usize, &'j str);
 
 /// FxHash's step over the key's words: the lookups hash short keys a few hundred
 /// thousand times, where SipHash cost more than the rest of the lookup.
 #[derive(Default)]
-struct KeyHasher(u64);
+pub(crate) struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -439,48 +439,56 @@ impl<'j, J: JsonView> Encoder<'j, J> {
         Ok(())
     }
 
-    /// Writes the key of length-delimited field `number` and one byte of room for its
-    /// length; returns where that byte is.
     fn open(&mut self, number: u32) -> usize {
-        encoding::encode_key(number, WireType::LengthDelimited, &mut self.buf);
-        self.buf.push(0);
-        self.buf.len() - 1
+        open(number, &mut self.buf)
     }
 
-    /// Writes the length of what follows the byte at `at`, widening it when the length
-    /// needs more than one byte.
     fn close(&mut self, at: usize) {
-        let len = self.buf.len() - at - 1;
-        if len < 0x80 {
-            self.buf[at] = len as u8;
-            return;
-        }
-        // The varint's bytes, then the contents moved up behind them.
-        let mut prefix = [0u8; 10];
-        let mut width = 0;
-        let mut rest = len;
-        while rest >= 0x80 {
-            prefix[width] = (rest as u8 & 0x7f) | 0x80;
-            rest >>= 7;
-            width += 1;
-        }
-        prefix[width] = rest as u8;
-        width += 1;
-        let end = self.buf.len();
-        self.buf.resize(end + width - 1, 0);
-        self.buf.copy_within(at + 1..end, at + width);
-        self.buf[at..at + width].copy_from_slice(&prefix[..width]);
+        close(at, &mut self.buf);
     }
+}
+
+/// Writes the key of length-delimited field `number` and one byte of room for its
+/// length; returns where that byte is.
+pub(crate) fn open(number: u32, buf: &mut Vec<u8>) -> usize {
+    encoding::encode_key(number, WireType::LengthDelimited, buf);
+    buf.push(0);
+    buf.len() - 1
+}
+
+/// Writes the length of what follows the byte at `at`, widening it when the length
+/// needs more than one byte.
+pub(crate) fn close(at: usize, buf: &mut Vec<u8>) {
+    let len = buf.len() - at - 1;
+    if len < 0x80 {
+        buf[at] = len as u8;
+        return;
+    }
+    // The varint's bytes, then the contents moved up behind them.
+    let mut prefix = [0u8; 10];
+    let mut width = 0;
+    let mut rest = len;
+    while rest >= 0x80 {
+        prefix[width] = (rest as u8 & 0x7f) | 0x80;
+        rest >>= 7;
+        width += 1;
+    }
+    prefix[width] = rest as u8;
+    width += 1;
+    let end = buf.len();
+    buf.resize(end + width - 1, 0);
+    buf.copy_within(at + 1..end, at + width);
+    buf[at..at + width].copy_from_slice(&prefix[..width]);
 }
 
 /// Whether the supported-field check looks into `message` (not into one that translation
 /// checks).
-fn checks_inside(message: &MessageDescriptor) -> bool {
+pub(crate) fn checks_inside(message: &MessageDescriptor) -> bool {
     !supported::CHECKED_BY_TRANSLATION.contains(&message.full_name())
 }
 
 /// A string field as prost writes one (its `string::encode` takes a `String`).
-fn string(number: u32, text: &str, buf: &mut Vec<u8>) {
+pub(crate) fn string(number: u32, text: &str, buf: &mut Vec<u8>) {
     encoding::encode_key(number, WireType::LengthDelimited, buf);
     encoding::encode_varint(text.len() as u64, buf);
     buf.extend_from_slice(text.as_bytes());
@@ -489,7 +497,7 @@ fn string(number: u32, text: &str, buf: &mut Vec<u8>) {
 /// The varint a number, boolean or enum name is written as; gives up on numbers as
 /// strings or floats, out-of-range numbers, unknown enum names, and the kinds that are
 /// not varints or zigzag-encoded.
-fn varint_of<J: JsonView>(kind: &Kind, value: &J) -> Result<u64, GiveUp> {
+pub(crate) fn varint_of<J: JsonView>(kind: &Kind, value: &J) -> Result<u64, GiveUp> {
     fn number<J: JsonView>(value: &J) -> Result<&serde_json::Number, GiveUp> {
         match value.as_number() {
             Some(n) if n.is_i64() || n.is_u64() => Ok(n),
@@ -526,7 +534,7 @@ fn varint_of<J: JsonView>(kind: &Kind, value: &J) -> Result<u64, GiveUp> {
 }
 
 /// The field kind inside a wrapper this encoder maps.
-fn wrapper_kind(name: &str) -> Option<Kind> {
+pub(crate) fn wrapper_kind(name: &str) -> Option<Kind> {
     Some(match name {
         "google.protobuf.BoolValue" => Kind::Bool,
         "google.protobuf.Int32Value" => Kind::Int32,
@@ -540,7 +548,7 @@ fn wrapper_kind(name: &str) -> Option<Kind> {
 
 /// A duration string as prost-reflect reads it (prost-types' parser, then the proto3
 /// range of ±10,000 years).
-fn duration(text: &str) -> Result<(i64, i32), GiveUp> {
+pub(crate) fn duration(text: &str) -> Result<(i64, i32), GiveUp> {
     const MAX_SECONDS: u64 = 315_576_000_000;
     const MAX_NANOS: u32 = 999_999_999;
     let parsed: prost_types::Duration = text.parse().map_err(|_| GiveUp)?;

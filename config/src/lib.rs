@@ -33,6 +33,7 @@ mod v2_hints;
 mod wire_walk;
 mod yaml_json;
 mod yaml_scan;
+mod yaml_wire;
 
 use std::path::Path;
 
@@ -68,6 +69,10 @@ pub struct Loaded {
     /// Paths of unknown fields dropped under [`LoadOptions::allow_unknown_static_fields`]
     /// (the caller warns about each, as Envoy does, and counts them).
     pub unknown_fields: Vec<String>,
+    /// `proto`'s wire bytes when loading wrote them (a plain bootstrap, see
+    /// `yaml_wire`): what prost would encode it to, map entries aside (in key order
+    /// here), so a caller keeping the bootstrap encoded need not encode it again.
+    pub encoded: Option<Vec<u8>>,
 }
 
 /// How the bootstrap is read (Envoy's command-line switches that change loading).
@@ -139,15 +144,18 @@ pub fn load_with(
     let mut scanned = None;
     let mut scanner_refused = false;
     let mut fast = None;
+    let mut encoded = None;
     if let Some(text) = single_text.filter(|_| disabled.is_empty()) {
         match load::fast_load(text) {
-            Ok(proto) => fast = Some(proto),
+            Ok((proto, bytes)) => (fast, encoded) = (Some(proto), bytes),
             Err(Some(json)) => scanned = Some(json),
             Err(None) => scanner_refused = true,
         }
     }
     let result = match fast {
-        Some(proto) => translated(proto, None, Vec::new()),
+        Some(proto) => {
+            translated(proto, None, Vec::new()).map(|loaded| Loaded { encoded, ..loaded })
+        }
         None => {
             let mut json = match &file {
                 Some((name, text)) => match scanned.take() {
@@ -218,6 +226,7 @@ fn translated(
         proto,
         model,
         unknown_fields,
+        encoded: None,
     })
 }
 

