@@ -67,8 +67,7 @@ fn encode_with<J: JsonView>(
         pool: descriptor.parent_pool().clone(),
         buf: Vec::new(),
         fields: Vec::new(),
-        lookups: HashMap::default(),
-        infos: Vec::new(),
+        table: FieldTable::default(),
         depth: 0,
     };
     let checking = check_supported && checks_inside(descriptor);
@@ -141,12 +140,46 @@ impl FieldInfo {
 }
 
 /// A message (the address of its name: unique in the pool) and a JSON key in it.
-pub(crate) type LookupKey<'j> = (usize, &'j str);
+type LookupKey<'j> = (usize, &'j str);
+
+/// Fields found by key so far (`None`: no such field, or a group), as places in
+/// `infos`: a bootstrap names the same few hundred fields over and over.
+#[derive(Default)]
+pub(crate) struct FieldTable<'j> {
+    lookups: HashMap<LookupKey<'j>, Option<u32>, BuildHasherDefault<KeyHasher>>,
+    /// The fields found, by place.
+    pub(crate) infos: Vec<FieldInfo>,
+}
+
+impl<'j> FieldTable<'j> {
+    /// The place of the field `key` names (JSON name, else proto name) in the message
+    /// `descriptor` (whose name's address is `message`), looked up once per pair.
+    pub(crate) fn find(
+        &mut self,
+        message: usize,
+        key: &'j str,
+        descriptor: &MessageDescriptor,
+    ) -> Option<u32> {
+        if let Some(&found) = self.lookups.get(&(message, key)) {
+            return found;
+        }
+        let found = descriptor
+            .get_field_by_json_name(key)
+            .or_else(|| descriptor.get_field_by_name(key))
+            .and_then(|field| FieldInfo::of(&field, descriptor))
+            .map(|info| {
+                self.infos.push(info);
+                (self.infos.len() - 1) as u32
+            });
+        self.lookups.insert((message, key), found);
+        found
+    }
+}
 
 /// FxHash's step over the key's words: the lookups hash short keys a few hundred
 /// thousand times, where SipHash cost more than the rest of the lookup.
 #[derive(Default)]
-pub(crate) struct KeyHasher(u64);
+struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -184,10 +217,8 @@ struct Encoder<'j, J> {
     /// The members of every message being written, innermost last (one buffer for the
     /// whole walk, not a vector per message).
     fields: Vec<Member<'j, J>>,
-    /// Fields found by key so far (`None`: no such field, or a group), as places in
-    /// `infos`: a bootstrap names the same few hundred fields over and over.
-    lookups: HashMap<LookupKey<'j>, Option<u32>, BuildHasherDefault<KeyHasher>>,
-    infos: Vec<FieldInfo>,
+    /// Fields found by key so far.
+    table: FieldTable<'j>,
     depth: u32,
 }
 
@@ -214,7 +245,10 @@ impl<'j, J: JsonView> Encoder<'j, J> {
                     let Member { info, value, .. } = self.fields[i];
                     let written = self.buf.len();
                     self.field(info, value, checking)?;
-                    if checking && !self.infos[info as usize].allowed && self.buf.len() != written {
+                    if checking
+                        && !self.table.infos[info as usize].allowed
+                        && self.buf.len() != written
+                    {
                         return Err(GiveUp);
                     }
                 }
@@ -243,24 +277,9 @@ impl<'j, J: JsonView> Encoder<'j, J> {
             if value.is_null() {
                 return Err(GiveUp);
             }
-            let info = match self.lookups.get(&(message, key)) {
-                Some(&found) => found,
-                None => {
-                    let found = descriptor
-                        .get_field_by_json_name(key)
-                        .or_else(|| descriptor.get_field_by_name(key))
-                        .and_then(|field| FieldInfo::of(&field, descriptor))
-                        .map(|info| {
-                            self.infos.push(info);
-                            (self.infos.len() - 1) as u32
-                        });
-                    self.lookups.insert((message, key), found);
-                    found
-                }
-            }
-            .ok_or(GiveUp)?;
+            let info = self.table.find(message, key, descriptor).ok_or(GiveUp)?;
             self.fields.push(Member {
-                number: self.infos[info as usize].number,
+                number: self.table.infos[info as usize].number,
                 info,
                 value,
             });
@@ -272,7 +291,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
                 return Err(GiveUp);
             }
         }
-        let infos = &self.infos;
+        let infos = &self.table.infos;
         let oneofs = members
             .iter()
             .map(|m| infos[m.info as usize].oneof)
@@ -287,7 +306,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
 
     /// `checking`: whether the message holding the field is checked.
     fn field(&mut self, info: u32, value: &'j J, checking: bool) -> Mapped {
-        let info = &self.infos[info as usize];
+        let info = &self.table.infos[info as usize];
         let (number, kind, packed, presence) =
             (info.number, info.kind.clone(), info.packed, info.presence);
         let checking = checking && info.checks_inside;

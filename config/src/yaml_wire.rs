@@ -17,14 +17,12 @@
 //! errors, field paths and lines are the ones given before.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 
 use prost::encoding;
 use prost_reflect::{Kind, MessageDescriptor};
 
 use crate::json_tree::Node;
-use crate::json_wire::{self, close, open, FieldInfo, KeyHasher, LookupKey};
+use crate::json_wire::{self, close, open, FieldTable};
 use crate::yaml_scan::Build;
 
 /// The bootstrap's bytes and how many listeners and clusters its static resources list
@@ -54,8 +52,7 @@ pub(crate) fn encode_bootstrap(bootstrap: &MessageDescriptor, text: &str) -> Opt
         scratch: Vec::new(),
         frames: Vec::new(),
         segments: Vec::new(),
-        lookups: HashMap::default(),
-        infos: Vec::new(),
+        table: FieldTable::default(),
         checked_keys: Vec::new(),
         depth: 0,
         listeners: 0,
@@ -259,9 +256,8 @@ struct WireBuild<'a> {
     /// The members of every mapping being read, innermost last.
     segments: Vec<Segment<'a>>,
     /// Fields found by key so far, as in `json_wire`.
-    lookups: HashMap<LookupKey<'a>, Option<u32>, BuildHasherDefault<KeyHasher>>,
-    infos: Vec<FieldInfo>,
-    /// Per place in `infos`: whether the key it was found by is one [`Object::check_key`]
+    table: FieldTable<'a>,
+    /// Per place in `table.infos`: whether the key it was found by is one [`Object::check_key`]
     /// looks at beyond its characters.
     checked_keys: Vec<bool>,
     /// Messages open (as `json_wire` counts its nesting).
@@ -481,7 +477,7 @@ impl<'a> Build<'a> for WireBuild<'a> {
                     frame.object.checked_name = matches!(&scalar,
                         Node::String(name) if crate::v2_hints::is_checked_filter_name(name));
                 }
-                let info = &self.infos[frame.member as usize];
+                let info = &self.table.infos[frame.member as usize];
                 if info.map || info.list {
                     return None;
                 }
@@ -517,7 +513,7 @@ impl<'a> Build<'a> for WireBuild<'a> {
         let (Slot::Member, Some(Frame::Message(frame))) = (slot, self.frames.last()) else {
             return None;
         };
-        let info = &self.infos[frame.member as usize];
+        let info = &self.table.infos[frame.member as usize];
         if !info.list || info.map {
             return None;
         }
@@ -591,7 +587,7 @@ impl<'a> Build<'a> for WireBuild<'a> {
                 Some(())
             }
             (Slot::Member, Some(Frame::Message(frame))) => {
-                let info = &self.infos[frame.member as usize];
+                let info = &self.table.infos[frame.member as usize];
                 let checking = frame.checking && info.checks_inside;
                 match &info.kind {
                     Kind::Message(entry) if info.map => {
@@ -651,22 +647,11 @@ impl<'a> Build<'a> for WireBuild<'a> {
                     _ => {}
                 }
                 let descriptor = frame.descriptor.as_ref()?;
-                let info = match self.lookups.get(&(frame.message, key)) {
-                    Some(&found) => found,
-                    None => {
-                        let found = descriptor
-                            .get_field_by_json_name(key)
-                            .or_else(|| descriptor.get_field_by_name(key))
-                            .and_then(|field| FieldInfo::of(&field, descriptor))
-                            .map(|info| {
-                                self.infos.push(info);
-                                self.checked_keys.push(Object::checks_key(key));
-                                (self.infos.len() - 1) as u32
-                            });
-                        self.lookups.insert((frame.message, key), found);
-                        found
-                    }
-                }?;
+                let info = self.table.find(frame.message, key, descriptor)?;
+                if self.checked_keys.len() < self.table.infos.len() {
+                    // Found now for the first time.
+                    self.checked_keys.push(Object::checks_key(key));
+                }
                 // A key that names a field holds no `.` or `[`: only the few names the
                 // v2 check looks at are checked (per key met, the check cost a tenth
                 // of the scan).
@@ -698,7 +683,7 @@ impl<'a> Build<'a> for WireBuild<'a> {
                 if frame.any != AnyState::No && frame.object.pending == "@type" {
                     return Some(());
                 }
-                let info = &self.infos[frame.member as usize];
+                let info = &self.table.infos[frame.member as usize];
                 let start = frame.object.member_start;
                 if frame.checking && !info.allowed && end != start {
                     return None;

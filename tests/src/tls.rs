@@ -218,9 +218,11 @@ impl ClientOptions {
     }
 }
 
-/// Accepts any server certificate (tests that look at which one was served).
+/// Accepts any server certificate (tests that look at which one was served), offering
+/// only the signature schemes of one key type when given one (the server must then pick
+/// such a certificate).
 #[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>, Option<KeyKind>);
+pub struct AcceptAny(pub Arc<rustls::crypto::CryptoProvider>, pub Option<KeyKind>);
 
 impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     fn verify_server_cert(

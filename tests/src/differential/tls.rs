@@ -23,6 +23,7 @@ use super::exchange::{self, Observed};
 use super::spec::{CaseSpec, Proto};
 use crate::client::RawHttp1;
 use crate::eventually::IO_TIMEOUT;
+use crate::tls::{AcceptAny, KeyKind};
 
 /// What the client offers in its handshake.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -250,14 +251,14 @@ fn client_config(spec: &TlsClientSpec) -> anyhow::Result<Arc<rustls::ClientConfi
     }
     let sig_key = match spec.sig_key.as_deref() {
         None => None,
-        Some("ecdsa") => Some(true),
-        Some("rsa") => Some(false),
+        Some("ecdsa") => Some(KeyKind::Ecdsa),
+        Some("rsa") => Some(KeyKind::Rsa),
         Some(other) => anyhow::bail!("sig_key {other}: ecdsa or rsa"),
     };
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny { provider, sig_key }));
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider, sig_key)));
     let mut config = match &spec.client_cert {
         Some(name) => {
             use rustls::pki_types::pem::PemObject;
@@ -272,68 +273,4 @@ fn client_config(spec: &TlsClientSpec) -> anyhow::Result<Arc<rustls::ClientConfi
     config.alpn_protocols = spec.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     config.enable_sni = spec.sni.is_some();
     Ok(Arc::new(config))
-}
-
-/// Accepts any server certificate (cases record which one was presented), offering the
-/// signature schemes of one key type when the case says so.
-#[derive(Debug)]
-struct AcceptAny {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    /// `Some(true)`: ECDSA schemes only; `Some(false)`: RSA only.
-    sig_key: Option<bool>,
-}
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        signed: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            signed,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        signed: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            signed,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        let mut schemes = self
-            .provider
-            .signature_verification_algorithms
-            .supported_schemes();
-        if let Some(ecdsa) = self.sig_key {
-            schemes.retain(|s| format!("{s:?}").starts_with("ECDSA") == ecdsa);
-            if !ecdsa {
-                schemes.retain(|s| format!("{s:?}").starts_with("RSA"));
-            }
-        }
-        schemes
-    }
 }
