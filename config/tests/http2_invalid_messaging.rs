@@ -3,29 +3,13 @@
 //! its stream in Baton (the h2 crate's rule), which is what both ask for when true; asking
 //! by name for Envoy's default (closing the connection) is refused.
 
+mod common;
+
 use baton_config::load_yaml_str;
 
+/// A bootstrap whose connection manager has `http2_protocol_options: {h2_options}`.
 fn bootstrap(h2_options: &str) -> String {
-    format!(
-        r#"
-static_resources:
-  listeners:
-  - name: main
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          http2_protocol_options: {h2_options}
-          route_config:
-            virtual_hosts: [ {{ name: all, domains: ["*"], routes: [ {{ match: {{ prefix: "/" }}, direct_response: {{ status: 200 }} }} ] }} ]
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-"#
-    )
+    common::hcm_bootstrap(&format!("http2_protocol_options: {h2_options}"))
 }
 
 #[test]
