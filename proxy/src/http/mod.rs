@@ -21,6 +21,7 @@ pub mod filter;
 mod forward;
 mod gated;
 pub mod headers;
+pub mod lean_h2;
 mod heap_trim;
 pub mod local_reply;
 mod local_reply_config;
