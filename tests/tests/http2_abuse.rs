@@ -375,3 +375,89 @@ async fn request_header_count_over_the_limit_on_http2() -> anyhow::Result<()> {
     assert_eq!(upstream.requests(), 2);
     Ok(())
 }
+
+/// A header block of literal fields, in order.
+fn block_of(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in fields {
+        h2raw::hpack_literal(&mut block, name, value.as_bytes());
+    }
+    block
+}
+
+/// Requests h2 passes on and Envoy's codec refuses (RFC 9113 §8.3.1: neither
+/// `:authority` nor `host`, `:path: *` on a GET, CONNECT without an authority): Envoy 1.40
+/// ends the connection without a GOAWAY, counts `downstream_cx_protocol_error`,
+/// `http2.rx_messaging_error` and a request the client reset, and the connection's end
+/// as local with the request in flight. The upstream sees nothing.
+#[tokio::test]
+async fn invalid_messaging_ends_the_connection_without_goaway() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let proxy = Proxy::start(&simple_proxy(&[upstream.addr()])).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let requests = [
+        block_of(&[(":method", "GET"), (":scheme", "http"), (":path", "/na")]),
+        request_block("GET", "*", &[]),
+        block_of(&[(":method", "CONNECT")]),
+    ];
+    for block in &requests {
+        let mut client = RawH2::connect(addr).await?;
+        let id = client.next_stream_id();
+        client.send_headers(id, block, true).await?;
+        assert_eq!(client.wait_for_end(END_WITHIN).await?, Ending::Closed);
+    }
+    eventually(END_WITHIN, || async {
+        let destroyed =
+            counter(&proxy, "http.ingress.downstream_cx_destroy_local_active_rq").await?;
+        Ok((destroyed == 3).then_some(()))
+    })
+    .await?;
+    for (name, want) in [
+        ("http.ingress.downstream_cx_protocol_error", 3),
+        ("http2.rx_messaging_error", 3),
+        ("http.ingress.downstream_rq_rx_reset", 3),
+        ("http.ingress.downstream_rq_total", 3),
+    ] {
+        assert_eq!(counter(&proxy, name).await?, want, "{name}");
+    }
+    assert_eq!(upstream.requests(), 0);
+    others_are_served(&proxy).await
+}
+
+/// The same requests with `override_stream_error_on_invalid_http_message: true`: only
+/// the stream is reset (RST_STREAM PROTOCOL_ERROR) and the connection serves on;
+/// `OPTIONS *` is a valid request either way.
+#[tokio::test]
+async fn invalid_messaging_resets_the_stream_when_configured() -> anyhow::Result<()> {
+    let upstream = EchoUpstream::start("a").await?;
+    let mut cfg = simple_proxy(&[upstream.addr()]);
+    hcm_of(&mut cfg, 0)["http2_protocol_options"] =
+        json!({ "override_stream_error_on_invalid_http_message": true });
+    let proxy = Proxy::start(&cfg).await?;
+    let addr = proxy.listener_addr("http").await?;
+    let mut client = RawH2::connect(addr).await?;
+    for block in [
+        block_of(&[(":method", "GET"), (":scheme", "http"), (":path", "/na")]),
+        request_block("GET", "*", &[]),
+    ] {
+        let id = client.next_stream_id();
+        client.send_headers(id, &block, true).await?;
+        let frames = client.read_stream(id).await?;
+        assert_eq!(frames[0].kind, kind::RST_STREAM, "{frames:?}");
+        assert_eq!(frames[0].error_code(), Some(code::PROTOCOL_ERROR));
+    }
+    let id = client.next_stream_id();
+    client
+        .send_headers(id, &request_block("OPTIONS", "*", &[]), true)
+        .await?;
+    let frames = client.read_stream(id).await?;
+    assert_eq!(frames[0].kind, kind::HEADERS, "{frames:?}");
+    assert_eq!(counter(&proxy, "http2.rx_messaging_error").await?, 2);
+    assert_eq!(
+        counter(&proxy, "http.ingress.downstream_cx_protocol_error").await?,
+        0
+    );
+    // `*` matches no `prefix: /` route: answered locally (404), as Envoy does.
+    assert_eq!(upstream.requests(), 0);
+    Ok(())
+}

@@ -670,6 +670,11 @@ pub struct Http2Options {
     pub allow_connect: bool,
     /// `connection_keepalive` with an `interval` (upstream only).
     pub keepalive: Option<Http2Keepalive>,
+    /// `override_stream_error_on_invalid_http_message` when set, else
+    /// `stream_error_on_invalid_http_messaging`: a request Envoy's codec finds malformed
+    /// resets only its stream (RST_STREAM PROTOCOL_ERROR) instead of ending the connection
+    /// without a GOAWAY (downstream only).
+    pub stream_error_on_invalid_messaging: bool,
 }
 
 impl Default for Http2Options {
@@ -680,6 +685,7 @@ impl Default for Http2Options {
             initial_connection_window_size: 24 * 1024 * 1024,
             allow_connect: false,
             keepalive: None,
+            stream_error_on_invalid_messaging: false,
         }
     }
 }

@@ -364,10 +364,12 @@ pub(crate) fn http2_options(
         }
         Ok(v)
     };
-    // The h2 crate answers a malformed request (RFC 9113 §8.1.1) with RST_STREAM
+    // The h2 crate answers most malformed requests (RFC 9113 §8.1.1) with RST_STREAM
     // PROTOCOL_ERROR and serves on: what Envoy does with these set to true. Asking for
     // Envoy's default instead (close the connection) by name is refused; left unset it is
     // a known difference (tests/differential/known_differences.yaml, malformed_http2).
+    // The requests h2 passes on and Baton refuses as Envoy's codec (no authority, `*`
+    // for another method than OPTIONS) follow the options exactly.
     if h2.override_stream_error_on_invalid_http_message == Some(false) {
         return Err(ConfigError::at(
             format!("{path}.override_stream_error_on_invalid_http_message"),
@@ -394,6 +396,9 @@ pub(crate) fn http2_options(
             "initial_connection_window_size",
         )?,
         allow_connect: h2.allow_connect,
+        stream_error_on_invalid_messaging: h2
+            .override_stream_error_on_invalid_http_message
+            .unwrap_or(h2.stream_error_on_invalid_http_messaging),
         keepalive: keepalive(
             h2.connection_keepalive.as_ref(),
             &format!("{path}.connection_keepalive"),

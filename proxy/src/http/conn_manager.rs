@@ -26,18 +26,24 @@ use super::codec_conn::CodecConnection;
 use super::context::{HcmRuntime, HttpContext};
 use super::exchange_box::ExchangeBox;
 use super::gated::Gate;
+use super::h2_messaging;
 use super::park_socket::{ParkSocket, ReadReadiness, Reregister};
 use super::parked;
 use super::stats::{codec_rejected_request, count_closed, count_open, ActiveStream};
 use super::stream::{self, ConnShared};
 use super::underscore_headers;
 
-/// The service error for an HTTP/2 request with more headers than `max_headers_count`
-/// or larger ones than `max_request_headers_kb`: hyper resets the stream
-/// (INTERNAL_ERROR) when the service fails.
+/// The service's errors: hyper resets the HTTP/2 stream when the service fails.
 #[derive(Debug, thiserror::Error)]
-#[error("request headers over max_headers_count or max_request_headers_kb")]
-struct TooManyRequestHeaders;
+enum StreamRefused {
+    /// More headers than `max_headers_count` or larger ones than
+    /// `max_request_headers_kb` (INTERNAL_ERROR).
+    #[error("request headers over max_headers_count or max_request_headers_kb")]
+    TooManyRequestHeaders,
+    /// Invalid HTTP/2 messaging (`h2_messaging`; PROTOCOL_ERROR).
+    #[error(transparent)]
+    Malformed(#[from] h2_messaging::MalformedRequest),
+}
 
 /// Serves one downstream connection with the HTTP connection manager config until it
 /// closes; `guard` (what counts the connection elsewhere) is dropped when it does. The
@@ -387,7 +393,12 @@ where
         if underscores_refused && !http2 {
             codec_reply.status.store(400, Ordering::Relaxed);
         }
+        let malformed_http2 =
+            http2 && !too_many_headers && !underscores_refused && h2_messaging::is_invalid(&req);
         async move {
+            if malformed_http2 {
+                return Err(h2_messaging::refuse(&shared).await.into());
+            }
             if underscores_refused {
                 if http2 {
                     // Reset as the header limits above are, and logged as Envoy does.
@@ -397,7 +408,7 @@ where
                         Instant::now(),
                     ));
                     underscore_headers::log_http2_refusal(&shared);
-                    return Err(TooManyRequestHeaders);
+                    return Err(StreamRefused::TooManyRequestHeaders);
                 }
                 let (resp, body_len) = codec_refusal(&shared, CodecRefusal::UNDERSCORE);
                 let _ = codec_reply.details.set(CodecRefusal::UNDERSCORE.details);
@@ -414,7 +425,7 @@ where
                     http::Version::HTTP_2,
                     Instant::now(),
                 ));
-                return Err(TooManyRequestHeaders);
+                return Err(StreamRefused::TooManyRequestHeaders);
             }
             if oversized {
                 let (resp, body_len) = codec_refusal(&shared, CodecRefusal::HEAD_TOO_LARGE);
@@ -496,8 +507,9 @@ where
                 }
             }
             () = events_gate.wait(events_wait.as_mut()) => {
-                if shared.premature_resets.tripped() {
-                    // Envoy aborts the connection (no GOAWAY): too many premature resets.
+                if shared.premature_resets.tripped() || shared.codec_abort.load(Ordering::Relaxed) {
+                    // Envoy aborts the connection (no GOAWAY): too many premature resets,
+                    // or a request its HTTP/2 codec refuses (`h2_messaging`).
                     shared.close_locally();
                     break;
                 }

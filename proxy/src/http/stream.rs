@@ -68,6 +68,9 @@ pub struct ConnShared {
     /// Set when an HTTP/2 stream reaches `max_requests_per_connection` or is refused an
     /// upgrade: the connection starts its drain sequence (GOAWAY). Wakes `conn_events`.
     pub max_requests_drain: std::sync::atomic::AtomicBool,
+    /// Set when an HTTP/2 request is one Envoy's codec refuses by ending the connection
+    /// (`h2_messaging`): the connection closes without a GOAWAY. Wakes `conn_events`.
+    pub codec_abort: std::sync::atomic::AtomicBool,
     /// Wakes the connection's task for what streams decided about the connection
     /// (`max_requests_drain`, `premature_resets` tripped): one wait for both.
     pub conn_events: tokio::sync::Notify,
@@ -163,6 +166,7 @@ impl ConnShared {
             http11_status_line: Default::default(),
             head_chunked: Default::default(),
             max_requests_drain: Default::default(),
+            codec_abort: Default::default(),
             conn_events: Default::default(),
             premature_resets: Default::default(),
             streams_ended: Default::default(),

@@ -23,6 +23,8 @@ pub struct Http2CodecStats {
     /// `header_list_size_too_large`: streams reset for headers over
     /// `max_request_headers_kb`.
     pub header_list_size_too_large: Counter,
+    /// `rx_messaging_error`: requests refused as invalid HTTP/2 messaging (`h2_messaging`).
+    pub rx_messaging_error: Counter,
     /// `trailers`: request trailers received.
     pub trailers: Counter,
     /// `requests_rejected_with_underscores_in_headers`: streams reset for a header name
@@ -58,7 +60,6 @@ const HTTP2_OTHER_COUNTERS: &[&str] = &[
     "oghttp2_upstream_connections",
     "outbound_control_flood",
     "outbound_flood",
-    "rx_messaging_error",
     "stream_refused_errors",
     "tx_flush_timeout",
 ];
@@ -87,6 +88,7 @@ impl Http2CodecStats {
             rx_reset: s.counter("rx_reset"),
             tx_reset: s.counter("tx_reset"),
             header_overflow: s.counter("header_overflow"),
+            rx_messaging_error: s.counter("rx_messaging_error"),
             header_list_size_too_large: s.counter("header_list_size_too_large"),
             trailers: s.counter("trailers"),
             requests_rejected_with_underscores_in_headers: s
