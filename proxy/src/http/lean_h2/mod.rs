@@ -5,6 +5,8 @@
 //!
 //! Sans-IO layers, each tested on its own:
 //! - [`frame`]: the typed frames shared by the layers.
+//! - [`body`]: a stream's request body between the driver and the connection manager,
+//!   flow-control window returned as the body is consumed.
 //! - `wire` / `hpack`: bytes to frames and back (RFC 9113 §4-6, RFC 7541).
 //! - `conn`: the connection and stream state machine, flow control, request validation
 //!   (RFC 9113 §5, §8), with Envoy's answers.
@@ -12,4 +14,5 @@
 //! Not yet wired into the downstream connection: the driver that runs these over a socket
 //! and hands requests to the connection manager comes next.
 
+pub mod body;
 pub mod frame;
