@@ -13,3 +13,5 @@
 //! and hands requests to the connection manager comes next.
 
 pub mod frame;
+pub mod hpack;
+pub mod wire;

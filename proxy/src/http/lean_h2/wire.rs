@@ -1,0 +1,1 @@
+//! The frame reader (in progress).
