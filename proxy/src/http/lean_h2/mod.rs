@@ -15,3 +15,4 @@
 pub mod frame;
 pub mod hpack;
 pub mod wire;
+pub mod wire_write;

@@ -137,7 +137,10 @@ impl DynamicTable {
         }
         if index <= STATIC_LEN {
             let (name, value) = STATIC[index - 1];
-            return Some((Bytes::from_static(name.as_bytes()), Bytes::from_static(value.as_bytes())));
+            return Some((
+                Bytes::from_static(name.as_bytes()),
+                Bytes::from_static(value.as_bytes()),
+            ));
         }
         self.entries.get(index - STATIC_LEN - 1).cloned()
     }

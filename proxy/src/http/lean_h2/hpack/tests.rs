@@ -44,7 +44,10 @@ fn fields(list: &[(&str, &str)]) -> Vec<(String, String)> {
 fn rfc7541_c2_single_representations() {
     let mut d = Decoder::new(4096);
     assert_eq!(
-        decode(&mut d, "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"),
+        decode(
+            &mut d,
+            "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"
+        ),
         Ok(fields(&[("custom-key", "custom-header")]))
     );
     assert_eq!(d.table_size(), 55);
@@ -64,7 +67,12 @@ fn rfc7541_c2_single_representations() {
 /// C.3 (plain) and C.4 (Huffman) encode the same three requests.
 fn check_requests(blocks: [&str; 3]) {
     let mut d = Decoder::new(4096);
-    let first = [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com")];
+    let first = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/"),
+        (":authority", "www.example.com"),
+    ];
     assert_eq!(decode(&mut d, blocks[0]), Ok(fields(&first)));
     assert_eq!(d.table_size(), 57);
     let mut second = first.to_vec();
@@ -122,7 +130,10 @@ fn check_responses(blocks: [&str; 3]) {
         ("date", "Mon, 21 Oct 2013 20:13:22 GMT"),
         ("location", "https://www.example.com"),
         ("content-encoding", "gzip"),
-        ("set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"),
+        (
+            "set-cookie",
+            "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
+        ),
     ];
     assert_eq!(decode(&mut d, blocks[2]), Ok(fields(&third)));
     assert_eq!(d.table_size(), 215);
@@ -192,13 +203,19 @@ const REQUEST: &str = "8286 8441 0474 6573 74";
 #[test]
 fn hpack_index_out_of_range() {
     let mut d = Decoder::new(4096);
-    assert_eq!(decode(&mut d, &format!("{REQUEST} ff0a")), Err(HpackError::BadIndex));
+    assert_eq!(
+        decode(&mut d, &format!("{REQUEST} ff0a")),
+        Err(HpackError::BadIndex)
+    );
 }
 
 #[test]
 fn hpack_index_zero() {
     let mut d = Decoder::new(4096);
-    assert_eq!(decode(&mut d, &format!("{REQUEST} 80")), Err(HpackError::BadIndex));
+    assert_eq!(
+        decode(&mut d, &format!("{REQUEST} 80")),
+        Err(HpackError::BadIndex)
+    );
 }
 
 #[test]
@@ -225,7 +242,10 @@ fn hpack_table_size_update_too_large() {
 #[test]
 fn hpack_truncated_literal() {
     let mut d = Decoder::new(4096);
-    assert_eq!(decode(&mut d, &format!("{REQUEST} 000561")), Err(HpackError::Truncated));
+    assert_eq!(
+        decode(&mut d, &format!("{REQUEST} 000561")),
+        Err(HpackError::Truncated)
+    );
 }
 
 #[test]
@@ -233,14 +253,22 @@ fn hpack_indexed_static_fields() {
     let mut d = Decoder::new(4096);
     assert_eq!(
         decode(&mut d, "828684410474657374"),
-        Ok(fields(&[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "test")]))
+        Ok(fields(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            (":authority", "test")
+        ]))
     );
 }
 
 #[test]
 fn integers_overflow_is_an_error() {
     let mut d = Decoder::new(4096);
-    assert_eq!(decode(&mut d, "ff ffffffffff 7f"), Err(HpackError::IntegerOverflow));
+    assert_eq!(
+        decode(&mut d, "ff ffffffffff 7f"),
+        Err(HpackError::IntegerOverflow)
+    );
     assert_eq!(decode(&mut d, "ff ff"), Err(HpackError::Truncated));
     // A string length past the block.
     assert_eq!(decode(&mut d, "00 7f ffffff0f"), Err(HpackError::Truncated));
@@ -256,13 +284,20 @@ fn list_size_cap_stops_storing_but_keeps_the_table_in_step() {
     assert_eq!(list.fields.len(), 1);
     assert_eq!(list.list_size, 42 + 55);
     assert_eq!(d.table_size(), 55);
-    assert_eq!(decode(&mut d, "be"), Ok(fields(&[("custom-key", "custom-header")])));
+    assert_eq!(
+        decode(&mut d, "be"),
+        Ok(fields(&[("custom-key", "custom-header")]))
+    );
 }
 
 #[test]
 fn set_limit_shrinks_the_table() {
     let mut d = Decoder::new(4096);
-    decode(&mut d, "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572").expect("ok");
+    decode(
+        &mut d,
+        "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572",
+    )
+    .expect("ok");
     d.set_limit(0);
     assert_eq!(d.table_size(), 0);
     assert_eq!(decode(&mut d, "21"), Err(HpackError::SizeUpdateTooLarge));
@@ -315,10 +350,16 @@ fn fuzz_random_and_truncated_blocks_never_panic() {
 fn response_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("server", HeaderValue::from_static("envoy"));
-    h.insert("date", HeaderValue::from_static("Mon, 07 Dec 2026 20:00:00 GMT"));
+    h.insert(
+        "date",
+        HeaderValue::from_static("Mon, 07 Dec 2026 20:00:00 GMT"),
+    );
     h.insert("content-type", HeaderValue::from_static("text/plain"));
     h.insert("content-length", HeaderValue::from_static("14"));
-    h.insert("x-envoy-upstream-service-time", HeaderValue::from_static("1"));
+    h.insert(
+        "x-envoy-upstream-service-time",
+        HeaderValue::from_static("1"),
+    );
     h
 }
 
@@ -326,10 +367,14 @@ fn round_trip(enc: &mut Encoder, dec: &mut Decoder, status: StatusCode, h: &Head
     let mut out = BytesMut::new();
     enc.encode_response(status, h, &mut out);
     let mut list = FieldList::default();
-    dec.decode(&out.clone().freeze(), usize::MAX, &mut list).expect("decodes");
+    dec.decode(&out.clone().freeze(), usize::MAX, &mut list)
+        .expect("decodes");
     let mut expected = vec![(":status".to_string(), status.as_str().to_string())];
     expected.extend(h.iter().map(|(n, v)| {
-        (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())
+        (
+            n.as_str().to_string(),
+            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        )
     }));
     assert_eq!(pairs(&list), expected);
     assert_eq!(enc.table_size(), dec.table_size());
@@ -345,7 +390,12 @@ fn encoder_round_trips_and_indexes_repeats() {
     let second = round_trip(&mut enc, &mut dec, StatusCode::OK, &h);
     assert!(second < first / 2, "{second} vs {first}");
     for status in [200, 204, 206, 301, 302, 304, 400, 404, 500, 503, 999] {
-        round_trip(&mut enc, &mut dec, StatusCode::from_u16(status).expect("status"), &h);
+        round_trip(
+            &mut enc,
+            &mut dec,
+            StatusCode::from_u16(status).expect("status"),
+            &h,
+        );
     }
     // Trailers.
     let mut t = HeaderMap::new();
@@ -355,7 +405,8 @@ fn encoder_round_trips_and_indexes_repeats() {
     let mut out = BytesMut::new();
     enc.encode_trailers(&t, &mut out);
     let mut list = FieldList::default();
-    dec.decode(&out.freeze(), usize::MAX, &mut list).expect("decodes");
+    dec.decode(&out.freeze(), usize::MAX, &mut list)
+        .expect("decodes");
     assert_eq!(
         pairs(&list),
         fields(&[("grpc-status", "0"), ("x-trailer", "a"), ("x-trailer", "b")])
@@ -378,7 +429,8 @@ fn encoder_never_indexes_sensitive_fields() {
     assert_eq!(out[0] & 0xf0, 0x10);
     let mut dec = Decoder::new(4096);
     let mut list = FieldList::default();
-    dec.decode(&out.freeze(), usize::MAX, &mut list).expect("decodes");
+    dec.decode(&out.freeze(), usize::MAX, &mut list)
+        .expect("decodes");
     assert_eq!(list.fields.len(), 3);
 }
 
@@ -395,7 +447,8 @@ fn encoder_follows_the_peer_table_size() {
     // Size update to 0 then to 4096 (the encoder's own cap), then :status 200.
     assert_eq!(&out[..5], &[0x20, 0x3f, 0xe1, 0x1f, 0x88]);
     let mut list = FieldList::default();
-    dec.decode(&out.freeze(), usize::MAX, &mut list).expect("decodes");
+    dec.decode(&out.freeze(), usize::MAX, &mut list)
+        .expect("decodes");
     assert_eq!(enc.table_size(), dec.table_size());
     // A peer with no table: nothing is indexed.
     enc.set_peer_table_size(0);
@@ -403,7 +456,8 @@ fn encoder_follows_the_peer_table_size() {
     let mut out = BytesMut::new();
     enc.encode_response(StatusCode::OK, &h, &mut out);
     let mut list = FieldList::default();
-    dec.decode(&out.freeze(), usize::MAX, &mut list).expect("decodes");
+    dec.decode(&out.freeze(), usize::MAX, &mut list)
+        .expect("decodes");
     assert_eq!(enc.table_size(), 0);
 }
 
@@ -412,11 +466,9 @@ fn allocations_decode_h2load_request_and_encode_response() {
     use crate::http::normalize::tests::allocations_during;
     // h2load's request: literal with incremental indexing for :authority, user-agent,
     // accept (plain strings, as h2load's nghttp2 sends short ones), then all indexed.
-    let first = hex(
-        "82 86 84 41 0e 31 32 37 2e 30 2e 30 2e 31 3a 38 30 38 30
+    let first = hex("82 86 84 41 0e 31 32 37 2e 30 2e 30 2e 31 3a 38 30 38 30
          7a 0e 68 32 6c 6f 61 64 20 6e 67 68 74 74 70 32
-         53 03 2a 2f 2a",
-    );
+         53 03 2a 2f 2a");
     let again = hex("82 86 84 c0 bf be");
     let mut d = Decoder::new(4096);
     let mut list = FieldList::default();
