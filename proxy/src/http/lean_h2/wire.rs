@@ -354,7 +354,7 @@ impl FrameReader {
                     ));
                 }
                 let ack = flags & flag::ACK != 0;
-                if (ack && !payload.is_empty()) || payload.len() % 6 != 0 {
+                if (ack && !payload.is_empty()) || !payload.len().is_multiple_of(6) {
                     return Err(frame_size());
                 }
                 Frame::Settings {

@@ -77,7 +77,8 @@ pub(crate) const STATIC_LEN: usize = STATIC.len();
 pub(crate) const ENTRY_OVERHEAD: usize = 32;
 
 /// The static table index of `name`'s first entry, for a response's or trailers' names
-/// (request-only names are left out: the encoder never sends them).
+/// and the sensitive ones (other request-only names are left out: the encoder never
+/// sends them).
 pub(crate) fn static_name_index(name: &str) -> Option<usize> {
     Some(match name {
         ":status" => 8,
@@ -85,6 +86,7 @@ pub(crate) fn static_name_index(name: &str) -> Option<usize> {
         "access-control-allow-origin" => 20,
         "age" => 21,
         "allow" => 22,
+        "authorization" => 23,
         "cache-control" => 24,
         "content-disposition" => 25,
         "content-encoding" => 26,
@@ -93,6 +95,7 @@ pub(crate) fn static_name_index(name: &str) -> Option<usize> {
         "content-location" => 29,
         "content-range" => 30,
         "content-type" => 31,
+        "cookie" => 32,
         "date" => 33,
         "etag" => 34,
         "expires" => 36,
@@ -100,6 +103,7 @@ pub(crate) fn static_name_index(name: &str) -> Option<usize> {
         "link" => 45,
         "location" => 46,
         "proxy-authenticate" => 48,
+        "proxy-authorization" => 49,
         "refresh" => 52,
         "retry-after" => 53,
         "server" => 54,

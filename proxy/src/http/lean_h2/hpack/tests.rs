@@ -487,3 +487,39 @@ fn allocations_decode_h2load_request_and_encode_response() {
     let n = allocations_during(|| enc.encode_response(StatusCode::OK, &h, &mut out));
     assert_eq!(n, 0, "encode of a warm response head");
 }
+
+/// The encoder's bytes for three blocks in a row (a response, the same again, trailers):
+/// the same hex is decoded by the tests crate's own HPACK decoder
+/// (`tests/src/hpack.rs`, `lean_h2_encoder_blocks`), so two independent decoders check
+/// the encoder. Change both together.
+const GOLDEN_BLOCKS: [&str; 3] = [
+    "8876842d5dcfeb6196d07abe9403aa5f29141004e28205c002e000a62d1bff5f87497ca58ae819aa0f0d02\
+     31340095f2b16aee7f4b5b5a1361474ac82d9dcc42ac93525f01314086f2b12d424f4f1148656c6c6f2c\
+     20576f726c6421207e7b7d",
+    "0803353033c1c0bf0f0d0231340095f2b16aee7f4b5b5a1361474ac82d9dcc42ac93525f0131be",
+    "40889acac8b21234da8f01301f0886ba51d85b14f3",
+];
+
+fn golden_blocks() -> [String; 3] {
+    let mut enc = Encoder::new();
+    let mut h = response_headers();
+    h.insert("x-custom", HeaderValue::from_static("Hello, World! ~{}"));
+    let mut hex = |f: &dyn Fn(&mut Encoder, &mut BytesMut)| {
+        let mut out = BytesMut::new();
+        f(&mut enc, &mut out);
+        out.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let first = hex(&|e, o| e.encode_response(StatusCode::OK, &h, o));
+    let second = hex(&|e, o| e.encode_response(StatusCode::from_u16(503).expect("status"), &h, o));
+    let mut t = HeaderMap::new();
+    t.insert("grpc-status", HeaderValue::from_static("0"));
+    t.insert("authorization", HeaderValue::from_static("Bearer x"));
+    let third = hex(&|e, o| e.encode_trailers(&t, o));
+    [first, second, third]
+}
+
+#[test]
+fn encoder_output_is_stable() {
+    let golden = GOLDEN_BLOCKS.map(|b| b.split_whitespace().collect::<String>());
+    assert_eq!(golden_blocks(), golden);
+}
