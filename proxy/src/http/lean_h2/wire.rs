@@ -7,7 +7,9 @@
 //!
 //! Zero copy: a DATA frame's payload and a single-frame header block's literal strings are
 //! `Bytes` slices of the read buffer. Only a block split over CONTINUATION frames is
-//! copied (into one buffer, capped against CONTINUATION floods).
+//! copied (into one buffer, capped against CONTINUATION floods). Between frames a reader
+//! holds only its HPACK table's entries (at most SETTINGS_HEADER_TABLE_SIZE octets plus
+//! their `Bytes` handles): no block or decode buffer stays allocated.
 //!
 //! Errors are [`WireError::Connection`]s with one of the `REASON_*` phrases below; Envoy
 //! 1.40 (the `malformed_http2` fixtures) answers most with GOAWAY and the code given, but

@@ -834,3 +834,37 @@ fn fuzz_random_frames_never_panic() {
         let _ = read_all(&b);
     }
 }
+
+#[test]
+fn settings_header_table_size_zero() {
+    // Envoy answers normally; the response blocks must then use no dynamic table.
+    let mut writer = FrameWriter::new();
+    writer.set_peer_header_table_size(0);
+    let mut h = HeaderMap::new();
+    h.insert("server", HeaderValue::from_static("envoy"));
+    let mut out = BytesMut::new();
+    writer.write(
+        &Frame::Settings {
+            ack: false,
+            settings: vec![],
+        },
+        &mut out,
+    );
+    let after_settings = out.len();
+    writer.response_headers(1, StatusCode::OK, &h, true, &mut out);
+    writer.response_headers(3, StatusCode::OK, &h, true, &mut out);
+    // The first block opens with a size update to 0.
+    assert_eq!(out[after_settings + FRAME_HEADER_LEN], 0x20);
+    let mut reader = FrameReader::new(ReaderConfig {
+        expect_preface: false,
+        header_table_size: 0,
+        ..ReaderConfig::default()
+    });
+    reader.next_frame(&mut out).expect("settings");
+    for _ in 0..2 {
+        let Ok(Some(Frame::Headers { fields, .. })) = reader.next_frame(&mut out) else {
+            panic!("no response");
+        };
+        assert_eq!(fields.fields.len(), 2);
+    }
+}

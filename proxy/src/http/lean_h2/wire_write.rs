@@ -4,7 +4,8 @@
 //! split into CONTINUATION frames by the peer's SETTINGS_MAX_FRAME_SIZE. A DATA frame's
 //! payload need not be copied: [`data_frame_header`] gives the 9 bytes to write in front
 //! of a `Bytes` payload with vectored I/O (the caller splits payloads by the peer's max
-//! frame size and its flow control windows).
+//! frame size and its flow control windows). A writer holds only its HPACK table (at
+//! most 4 KiB of entries); the output buffer is the caller's.
 
 use bytes::{BufMut, BytesMut};
 use http::{HeaderMap, StatusCode};

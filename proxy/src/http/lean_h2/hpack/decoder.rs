@@ -13,11 +13,14 @@ use crate::http::lean_h2::frame::{Field, FieldList};
 const TYPICAL_FIELDS: usize = 12;
 
 /// Decodes the header blocks of one connection, in order.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Decoder {
     table: DynamicTable,
     /// The SETTINGS_HEADER_TABLE_SIZE we announced: a size update above it is an error.
     limit: usize,
+    /// Our limit went below the table's size: the next block must start with a size
+    /// update (RFC 7541 §4.2).
+    update_required: bool,
     /// Huffman output of the current block: one buffer the decoded strings are split from.
     scratch: BytesMut,
 }
@@ -29,6 +32,7 @@ impl Decoder {
         Self {
             table: DynamicTable::new(limit),
             limit,
+            update_required: false,
             scratch: BytesMut::new(),
         }
     }
@@ -37,6 +41,7 @@ impl Decoder {
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
         if self.table.max_size() > limit {
+            self.update_required = true;
             self.table.set_max_size(limit);
         }
     }
@@ -63,6 +68,9 @@ impl Decoder {
         }
         while at < block.len() {
             let first = block[at];
+            if self.update_required && first & 0xe0 != 0x20 {
+                return Err(HpackError::SizeUpdateMissing);
+            }
             let (name, value) = if first & 0x80 != 0 {
                 let index = integer(block, &mut at, 7)?;
                 self.table.get(index).ok_or(HpackError::BadIndex)?
@@ -81,6 +89,7 @@ impl Decoder {
                     return Err(HpackError::SizeUpdateTooLarge);
                 }
                 self.table.set_max_size(size);
+                self.update_required = false;
                 continue;
             } else {
                 // Literal without indexing (0000) or never indexed (0001): same layout.

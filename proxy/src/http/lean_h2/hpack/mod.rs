@@ -6,7 +6,7 @@
 //! Peer input is never trusted: every malformed block is an [`HpackError`] (the caller
 //! answers it with a connection COMPRESSION_ERROR, as Envoy does), never a panic; a size
 //! update above the SETTINGS_HEADER_TABLE_SIZE we announced, or after the first field of a
-//! block, is one too. A hostile block cannot make the decoder allocate past what the
+//! block, or missing after we lowered the limit, is one too. A hostile block cannot make the decoder allocate past what the
 //! caller allows: fields past the caller's list size cap are decoded (the table must stay
 //! in step) but not stored, and `FieldList::list_size` keeps counting so the caller can
 //! answer it.
@@ -53,6 +53,10 @@ pub enum HpackError {
     /// A dynamic table size update above the SETTINGS_HEADER_TABLE_SIZE we announced.
     #[error("table size update over the limit")]
     SizeUpdateTooLarge,
+    /// No dynamic table size update at the start of the first block after we lowered
+    /// SETTINGS_HEADER_TABLE_SIZE below the table's size (RFC 7541 §4.2).
+    #[error("table size update missing after a lower limit")]
+    SizeUpdateMissing,
     /// A dynamic table size update after the block's first field.
     #[error("table size update not at the start of the block")]
     MisplacedSizeUpdate,
@@ -67,6 +71,7 @@ impl HpackError {
             Self::BadIndex => "hpack: index out of range",
             Self::Huffman => "hpack: bad huffman string",
             Self::SizeUpdateTooLarge => "hpack: table size update over the limit",
+            Self::SizeUpdateMissing => "hpack: table size update missing",
             Self::MisplacedSizeUpdate => "hpack: table size update after a field",
         }
     }

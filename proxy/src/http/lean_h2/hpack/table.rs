@@ -118,7 +118,7 @@ pub(crate) fn static_name_index(name: &str) -> Option<usize> {
 }
 
 /// The decoder's dynamic table: newest entry first (index 62).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct DynamicTable {
     entries: VecDeque<(Bytes, Bytes)>,
     size: usize,

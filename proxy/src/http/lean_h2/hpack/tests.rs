@@ -300,7 +300,15 @@ fn set_limit_shrinks_the_table() {
     .expect("ok");
     d.set_limit(0);
     assert_eq!(d.table_size(), 0);
-    assert_eq!(decode(&mut d, "21"), Err(HpackError::SizeUpdateTooLarge));
+    assert_eq!(
+        decode(&mut d.clone(), "82"),
+        Err(HpackError::SizeUpdateMissing)
+    );
+    assert_eq!(
+        decode(&mut d.clone(), "21"),
+        Err(HpackError::SizeUpdateTooLarge)
+    );
+    assert_eq!(decode(&mut d, "20 82"), Ok(fields(&[(":method", "GET")])));
     assert_eq!(decode(&mut d, "be"), Err(HpackError::BadIndex));
 }
 
