@@ -339,13 +339,12 @@ mod tests {
         ];
         let first = hex(concat!(
             "8876842d5dcfeb6196d07abe9403aa5f29141004e28205c002e000a62d1bff5f87497ca58ae819aa0f0d02",
-            "31340095f2b16aee7f4b5b5a1361474ac82d9dcc42ac93525f01314086f2b12d424f4f1148656c6c6f2c",
+            "31344095f2b16aee7f4b5b5a1361474ac82d9dcc42ac93525f01314086f2b12d424f4f1148656c6c6f2c",
             "20576f726c6421207e7b7d",
         ));
         assert_eq!(decoder.decode(&first), Ok(pairs(&response)));
         response[0].1 = "503";
-        let second =
-            hex("0803353033c1c0bf0f0d0231340095f2b16aee7f4b5b5a1361474ac82d9dcc42ac93525f0131be");
+        let second = hex("0803353033c2c1c00f0d023134bfbe");
         assert_eq!(decoder.decode(&second), Ok(pairs(&response)));
         let third = hex("40889acac8b21234da8f01301f0886ba51d85b14f3");
         assert_eq!(

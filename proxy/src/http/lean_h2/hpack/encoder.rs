@@ -5,8 +5,9 @@
 //! Choices, each bounded: `:status` from the static table when it is there; names from the
 //! static table or the dynamic table; Huffman when it is shorter; dynamic-table insertion
 //! for values that repeat across responses (`server`, `content-type`, `date` within its
-//! second, `vary`...), never for volatile ones (`content-length`, `etag`,
-//! `x-envoy-upstream-service-time`...) nor for entries over a quarter of the table;
+//! second, `vary`...), not for volatile ones (`content-length`, `etag`,
+//! `x-envoy-upstream-service-time`...) unless their name is in no table yet, and never
+//! for entries over a quarter of the table;
 //! sensitive fields (`authorization`, `proxy-authorization`, a short `cookie` or
 //! `set-cookie`, a value marked sensitive) are "never indexed", as nghttp2 sends them.
 
@@ -179,9 +180,12 @@ impl Encoder {
                 name_index.get_or_insert(STATIC_LEN + 1 + i);
             }
         }
-        let index = static_name_index(name_str).or(name_index).unwrap_or(0);
+        let static_index = static_name_index(name_str);
+        let index = static_index.or(name_index).unwrap_or(0);
         let entry_size = name_str.len() + value.len() + ENTRY_OVERHEAD;
-        let insert = !volatile(name_str) && entry_size <= self.max_size / 4;
+        // A volatile field is inserted only when its name is in neither table, so that
+        // later responses can name it by index (`x-envoy-upstream-service-time`).
+        let insert = (!volatile(name_str) || index == 0) && entry_size <= self.max_size / 4;
         if insert {
             put_integer(out, 0x40, 6, index);
         } else {

@@ -418,16 +418,21 @@ pub fn encoded_len(input: &[u8]) -> usize {
 pub fn encode(input: &[u8], out: &mut bytes::BytesMut) {
     use bytes::BufMut;
     out.reserve(encoded_len(input));
+    // Bits wait in `acc` (at most 31 + 30) and leave 32 at a time.
     let mut acc: u64 = 0;
     let mut bits = 0u32;
     for &b in input {
         let (code, len) = CODES[b as usize];
         acc = (acc << len) | u64::from(code);
         bits += u32::from(len);
-        while bits >= 8 {
-            bits -= 8;
-            out.put_u8((acc >> bits) as u8);
+        if bits >= 32 {
+            bits -= 32;
+            out.put_u32((acc >> bits) as u32);
         }
+    }
+    while bits >= 8 {
+        bits -= 8;
+        out.put_u8((acc >> bits) as u8);
     }
     if bits > 0 {
         let pad = 8 - bits;

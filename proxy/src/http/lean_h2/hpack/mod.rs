@@ -23,6 +23,14 @@
 //!   `content-type`, `content-length`, `x-envoy-upstream-service-time`) into a `BytesMut`
 //!   with room: 0 once `server`/`content-type`/`date` are in the table (the first
 //!   response inserts them: `HeaderName`/`HeaderValue` clones).
+//!
+//! Cost, measured once (session 19: these files built in release in a small harness
+//! outside the workspace, 10,000 iterations under callgrind, the empty run subtracted):
+//! decoding that warm request block about 1,380 instructions including the list's
+//! allocation and drop; encoding that warm response head about 1,290 (2,370 before the
+//! encoder inserted `x-envoy-upstream-service-time`'s name once instead of
+//! Huffman-coding it in every response, and wrote Huffman output 32 bits at a time). For
+//! scale: the h2 crate spends about 22,000 instructions on a whole request.
 
 mod decoder;
 mod encoder;
