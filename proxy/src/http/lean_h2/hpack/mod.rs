@@ -24,7 +24,7 @@
 //!   with room: 0 once `server`/`content-type`/`date` are in the table (the first
 //!   response inserts them: `HeaderName`/`HeaderValue` clones).
 //!
-//! Cost, measured once (session 19: these files built in release in a small harness
+//! Cost, measured once (these files built in release in a small harness
 //! outside the workspace, 10,000 iterations under callgrind, the empty run subtracted):
 //! decoding that warm request block about 1,380 instructions including the list's
 //! allocation and drop; encoding that warm response head about 1,290 (2,370 before the

@@ -531,3 +531,50 @@ fn encoder_output_is_stable() {
     let golden = GOLDEN_BLOCKS.map(|b| b.split_whitespace().collect::<String>());
     assert_eq!(golden_blocks(), golden);
 }
+
+#[test]
+fn fuzz_encoder_decoder_round_trips_under_table_pressure() {
+    // Random response heads from a pool of names and values (some repeating, some large,
+    // some sensitive), with the peer's table size changing now and then: the decoder must
+    // read back every field and both sides' tables must stay the same size.
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let names = [
+        "server",
+        "content-type",
+        "date",
+        "vary",
+        "x-a",
+        "x-b",
+        "x-envoy-upstream-service-time",
+        "content-length",
+        "set-cookie",
+        "authorization",
+        "cache-control",
+        "x-long-name-here",
+    ];
+    let mut enc = Encoder::new();
+    let mut dec = Decoder::new(4096);
+    for round in 0..2_000u64 {
+        if round % 97 == 0 {
+            let size = [0u32, 64, 256, 4096, 100_000][(rng.next() % 5) as usize];
+            enc.set_peer_table_size(size);
+        }
+        let mut h = HeaderMap::new();
+        for _ in 0..(rng.next() % 8) {
+            let name = names[(rng.next() % names.len() as u64) as usize];
+            let len = match rng.next() % 10 {
+                0 => 900 + (rng.next() % 200) as usize,
+                _ => (rng.next() % 12) as usize,
+            };
+            let value: String = (0..len)
+                .map(|_| char::from(b' ' + (rng.next() % 3 + round % 90) as u8))
+                .collect();
+            let Ok(value) = HeaderValue::from_str(value.trim()) else {
+                continue;
+            };
+            h.append(http::HeaderName::from_static(name), value);
+        }
+        let status = StatusCode::from_u16(200 + (rng.next() % 400) as u16).expect("status");
+        round_trip(&mut enc, &mut dec, status, &h);
+    }
+}
