@@ -498,4 +498,4 @@ pub fn field_pairs(list: &FieldList) -> impl Iterator<Item = (&[u8], &[u8])> {
 
 #[cfg(test)]
 #[path = "wire_tests.rs"]
-mod tests;
+pub(crate) mod tests;

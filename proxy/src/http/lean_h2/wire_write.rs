@@ -235,3 +235,7 @@ fn setting_pair(s: Setting) -> (u16, u32) {
         Setting::Unknown(id, v) => (id, v),
     }
 }
+
+#[cfg(test)]
+#[path = "wire_write_tests.rs"]
+mod tests;
