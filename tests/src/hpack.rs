@@ -311,6 +311,51 @@ mod tests {
         );
     }
 
+    /// Blocks written by the proxy's own HPACK encoder (`lean_h2::hpack`, its test
+    /// `encoder_output_is_stable` holds the same hex): this decoder, written separately,
+    /// checks them. Change both together.
+    #[test]
+    fn lean_h2_encoder_blocks() {
+        fn hex(s: &str) -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+                .collect()
+        }
+        fn pairs(list: &[(&str, &str)]) -> Vec<Field> {
+            list.iter()
+                .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect()
+        }
+        let mut decoder = Decoder::default();
+        let mut response = vec![
+            (":status", "200"),
+            ("server", "envoy"),
+            ("date", "Mon, 07 Dec 2026 20:00:00 GMT"),
+            ("content-type", "text/plain"),
+            ("content-length", "14"),
+            ("x-envoy-upstream-service-time", "1"),
+            ("x-custom", "Hello, World! ~{}"),
+        ];
+        let first = hex(concat!(
+            "8876842d5dcfeb6196d07abe9403aa5f29141004e28205c002e000a62d1bff5f87497ca58ae819aa0f0d02",
+            "31344095f2b16aee7f4b5b5a1361474ac82d9dcc42ac93525f01314086f2b12d424f4f1148656c6c6f2c",
+            "20576f726c6421207e7b7d",
+        ));
+        assert_eq!(decoder.decode(&first), Ok(pairs(&response)));
+        response[0].1 = "503";
+        let second = hex("0803353033c2c1c00f0d023134bfbe");
+        assert_eq!(decoder.decode(&second), Ok(pairs(&response)));
+        let third = hex("40889acac8b21234da8f01301f0886ba51d85b14f3");
+        assert_eq!(
+            decoder.decode(&third),
+            Ok(pairs(&[
+                ("grpc-status", "0"),
+                ("authorization", "Bearer x")
+            ]))
+        );
+    }
+
     #[test]
     fn malformed_blocks_are_errors() {
         let mut decoder = Decoder::default();

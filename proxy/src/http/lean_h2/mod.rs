@@ -16,3 +16,6 @@
 
 pub mod body;
 pub mod frame;
+pub mod hpack;
+pub mod wire;
+pub mod wire_write;
