@@ -13,3 +13,10 @@
 //! and hands requests to the connection manager comes next.
 
 pub mod frame;
+
+pub mod conn;
+pub mod flow;
+pub mod request;
+pub mod streams;
+#[cfg(test)]
+mod conn_tests;
