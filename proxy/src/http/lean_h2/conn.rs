@@ -17,8 +17,8 @@ use http::HeaderMap;
 use baton_config::model::HttpConnectionManager;
 
 use super::flow::{RecvWindow, SendWindow, DEFAULT_WINDOW};
-use super::frame::{ErrorCode, FieldList, Frame, Priority, Setting, StreamId, WireError};
 use super::frame::MAX_STREAM_ID;
+use super::frame::{ErrorCode, FieldList, Frame, Priority, Setting, StreamId, WireError};
 use super::request::{
     validate_request, validate_trailers, RefusalCause, Rejection, RequestHead, RequestLimits,
 };
@@ -59,10 +59,7 @@ impl ServerConfig {
         Self {
             max_concurrent_streams: hcm.http2.max_concurrent_streams,
             initial_stream_window: hcm.http2.initial_stream_window_size.min(MAX_STREAM_ID),
-            initial_connection_window: hcm
-                .http2
-                .initial_connection_window_size
-                .min(MAX_STREAM_ID),
+            initial_connection_window: hcm.http2.initial_connection_window_size.min(MAX_STREAM_ID),
             stream_error_on_invalid_http_messaging: false,
             override_stream_error_on_invalid_http_message: None,
             limits: RequestLimits {
@@ -113,7 +110,10 @@ pub enum Event {
         end_stream: bool,
     },
     /// The request's trailers (they end the stream).
-    Trailers { stream: StreamId, trailers: HeaderMap },
+    Trailers {
+        stream: StreamId,
+        trailers: HeaderMap,
+    },
     /// The client reset `stream` (RST_STREAM `code`).
     PeerReset { stream: StreamId, code: ErrorCode },
     /// We reset `stream` (the RST_STREAM is queued); the application drops it if it
@@ -310,10 +310,9 @@ impl ServerConnection {
             Frame::Priority { .. } | Frame::Unknown { .. } => Ok(()),
             Frame::RstStream { stream, code } => self.recv_rst(stream, code),
             Frame::Settings { ack, settings } => self.recv_settings(ack, &settings),
-            Frame::PushPromise { .. } => Err(self.goaway(
-                ErrorCode::PROTOCOL_ERROR,
-                "PUSH_PROMISE from a client",
-            )),
+            Frame::PushPromise { .. } => {
+                Err(self.goaway(ErrorCode::PROTOCOL_ERROR, "PUSH_PROMISE from a client"))
+            }
             Frame::Ping { ack, payload } => {
                 self.recv_ping(ack, payload);
                 Ok(())
@@ -330,9 +329,7 @@ impl ServerConnection {
                 });
                 Ok(())
             }
-            Frame::WindowUpdate { stream, increment } => {
-                self.recv_window_update(stream, increment)
-            }
+            Frame::WindowUpdate { stream, increment } => self.recv_window_update(stream, increment),
         };
         if let Err(e) = result {
             self.failed = Some(e);
@@ -407,7 +404,10 @@ impl ServerConnection {
         priority: Option<Priority>,
     ) -> Result<(), ConnError> {
         if stream == 0 {
-            return Err(Self::silent(ErrorCode::PROTOCOL_ERROR, "HEADERS on stream 0"));
+            return Err(Self::silent(
+                ErrorCode::PROTOCOL_ERROR,
+                "HEADERS on stream 0",
+            ));
         }
         if stream % 2 == 0 {
             return Err(Self::silent(
@@ -472,11 +472,19 @@ impl ServerConnection {
     fn reject(&mut self, stream: StreamId, rejection: Rejection) -> Result<(), ConnError> {
         match rejection {
             Rejection::Refused(cause) => {
-                self.reset_stream(stream, ErrorCode::INTERNAL_ERROR, ResetCause::Refused(cause));
+                self.reset_stream(
+                    stream,
+                    ErrorCode::INTERNAL_ERROR,
+                    ResetCause::Refused(cause),
+                );
                 Ok(())
             }
             Rejection::Malformed(why) if self.config.stream_errors() => {
-                self.reset_stream(stream, ErrorCode::PROTOCOL_ERROR, ResetCause::Malformed(why));
+                self.reset_stream(
+                    stream,
+                    ErrorCode::PROTOCOL_ERROR,
+                    ResetCause::Malformed(why),
+                );
                 Ok(())
             }
             Rejection::Malformed(why) => Err(Self::silent(ErrorCode::PROTOCOL_ERROR, why)),
@@ -542,15 +550,19 @@ impl ServerConnection {
             ));
         }
         if !s.recv_window.receive(flow_len) {
-            self.reset_stream(stream, ErrorCode::FLOW_CONTROL_ERROR, ResetCause::FlowControl);
+            self.reset_stream(
+                stream,
+                ErrorCode::FLOW_CONTROL_ERROR,
+                ResetCause::FlowControl,
+            );
             self.release_connection(flow_len);
             return Ok(());
         }
         let len = u32::try_from(data.len()).unwrap_or(flow_len).min(flow_len);
         s.received += u64::from(len);
-        if s.content_length.is_some_and(|n| {
-            s.received > n || (end_stream && s.received != n)
-        }) {
+        if s.content_length
+            .is_some_and(|n| s.received > n || (end_stream && s.received != n))
+        {
             self.reset_stream(stream, ErrorCode::PROTOCOL_ERROR, ResetCause::ContentLength);
             self.release_connection(flow_len);
             return Ok(());
@@ -576,7 +588,10 @@ impl ServerConnection {
 
     fn recv_rst(&mut self, stream: StreamId, code: ErrorCode) -> Result<(), ConnError> {
         if stream == 0 {
-            return Err(Self::silent(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on stream 0"));
+            return Err(Self::silent(
+                ErrorCode::PROTOCOL_ERROR,
+                "RST_STREAM on stream 0",
+            ));
         }
         if stream > self.last_peer_stream {
             return Err(Self::silent(
@@ -602,7 +617,10 @@ impl ServerConnection {
             match *setting {
                 Setting::HeaderTableSize(n) => self.peer.header_table_size = n,
                 Setting::EnablePush(n) if n > 1 => {
-                    return Err(Self::silent(ErrorCode::PROTOCOL_ERROR, "ENABLE_PUSH over 1"));
+                    return Err(Self::silent(
+                        ErrorCode::PROTOCOL_ERROR,
+                        "ENABLE_PUSH over 1",
+                    ));
                 }
                 Setting::EnableConnectProtocol(n) if n > 1 => {
                     return Err(Self::silent(

@@ -1,0 +1,1034 @@
+//! Tests of the connection state machine fed typed frames: the normal paths (requests,
+//! bodies and flow control, trailers, many streams, settings, drain) and, named after
+//! their `malformed_http2` differential cases, Envoy 1.40's answer to each protocol error
+//! this layer decides (tests/differential/fixtures/malformed_http2.json). Request
+//! validation cases are in `conn_tests_requests`.
+
+use bytes::Bytes;
+
+use baton_config::model::UnderscoreHeaders;
+
+use super::conn::{ConnError, Drain, Event, ResetCause, ServerConfig, ServerConnection};
+use super::frame::{ErrorCode, Field, FieldList, Frame, Priority, Setting, StreamId, WireError};
+use super::request::{RefusalCause, RequestHead, RequestLimits};
+
+pub(super) const MIB: u32 = 1024 * 1024;
+
+/// Envoy 1.40's defaults as Baton configures them.
+pub(super) fn config() -> ServerConfig {
+    ServerConfig {
+        max_concurrent_streams: 1024,
+        initial_stream_window: 16 * MIB,
+        initial_connection_window: 24 * MIB,
+        stream_error_on_invalid_http_messaging: false,
+        override_stream_error_on_invalid_http_message: None,
+        limits: RequestLimits {
+            max_headers_count: 100,
+            max_header_bytes: 60 * 1024,
+            allow_connect: false,
+            underscores: UnderscoreHeaders::Allow,
+        },
+    }
+}
+
+/// A connection with its opening frames already taken.
+pub(super) fn conn(config: ServerConfig) -> ServerConnection {
+    let mut c = ServerConnection::new(config);
+    while c.poll_frame().is_some() {}
+    c
+}
+
+pub(super) fn fields(list: &[(&str, &[u8])]) -> FieldList {
+    let fields: Vec<Field> = list
+        .iter()
+        .map(|(n, v)| Field {
+            name: Bytes::copy_from_slice(n.as_bytes()),
+            value: Bytes::copy_from_slice(v),
+        })
+        .collect();
+    let list_size = fields
+        .iter()
+        .map(|f| f.name.len() + f.value.len() + 32)
+        .sum();
+    FieldList { fields, list_size }
+}
+
+/// The differential runner's `req: "METHOD /path"` block plus `extra` fields.
+pub(super) fn req(method: &str, path: &str, extra: &[(&str, &[u8])]) -> FieldList {
+    let mut list: Vec<(&str, &[u8])> = vec![
+        (":method", method.as_bytes()),
+        (":scheme", b"http"),
+        (":authority", b"test"),
+        (":path", path.as_bytes()),
+    ];
+    list.extend_from_slice(extra);
+    fields(&list)
+}
+
+pub(super) fn headers(stream: StreamId, fields: FieldList, end_stream: bool) -> Frame {
+    Frame::Headers {
+        stream,
+        fields,
+        end_stream,
+        priority: None,
+    }
+}
+
+pub(super) fn data(stream: StreamId, bytes: &[u8], end_stream: bool) -> Frame {
+    Frame::Data {
+        stream,
+        data: Bytes::copy_from_slice(bytes),
+        end_stream,
+        flow_len: bytes.len() as u32,
+    }
+}
+
+pub(super) fn frames(c: &mut ServerConnection) -> Vec<Frame> {
+    std::iter::from_fn(|| c.poll_frame()).collect()
+}
+
+pub(super) fn events(c: &mut ServerConnection) -> Vec<Event> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+/// Envoy's "closed, no GOAWAY": the error, and nothing queued to write.
+pub(super) fn assert_closed_silently(c: &mut ServerConnection, result: Result<(), ConnError>) {
+    let err = result.expect_err("a connection error");
+    assert!(!err.goaway, "{err}");
+    let out = frames(c);
+    assert!(
+        !out.iter().any(|f| matches!(f, Frame::GoAway { .. })),
+        "{out:?}"
+    );
+    assert_eq!(c.failure(), Some(err));
+}
+
+/// Envoy's "GOAWAY `code` naming `last`, then closed".
+pub(super) fn assert_goaway(
+    c: &mut ServerConnection,
+    result: Result<(), ConnError>,
+    code: ErrorCode,
+    last: StreamId,
+) {
+    let err = result.expect_err("a connection error");
+    assert!(err.goaway, "{err}");
+    assert_eq!(err.code, code);
+    let out = frames(c);
+    assert!(
+        out.contains(&Frame::GoAway {
+            last_stream: last,
+            code,
+            debug: Bytes::new()
+        }),
+        "{out:?}"
+    );
+}
+
+/// Envoy's "RST_STREAM `code`, the connection serves on" (a probe request is accepted).
+pub(super) fn assert_reset_and_usable(c: &mut ServerConnection, stream: StreamId, code: ErrorCode) {
+    let out = frames(c);
+    assert!(out.contains(&Frame::RstStream { stream, code }), "{out:?}");
+    assert!(c.failure().is_none());
+    assert_usable(c, stream + 2);
+}
+
+/// A probe GET on `stream` is served.
+pub(super) fn assert_usable(c: &mut ServerConnection, stream: StreamId) {
+    events(c);
+    c.recv(headers(stream, req("GET", "/probe", &[]), true))
+        .expect("the connection serves on");
+    let ev = events(c);
+    assert!(
+        matches!(ev.as_slice(), [Event::Request { stream: s, .. }] if *s == stream),
+        "{ev:?}"
+    );
+}
+
+/// The one request event of `stream`.
+pub(super) fn request_of(c: &mut ServerConnection, stream: StreamId) -> RequestHead {
+    let mut found = None;
+    for event in events(c) {
+        match event {
+            Event::Request {
+                stream: s, head, ..
+            } if s == stream => found = Some(*head),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    found.expect("a request event")
+}
+
+// --- the opening and the normal paths ---
+
+#[test]
+fn opening_frames_are_envoys_settings_and_connection_window() {
+    let mut c = ServerConnection::new(config());
+    assert_eq!(
+        frames(&mut c),
+        [
+            Frame::Settings {
+                ack: false,
+                settings: vec![
+                    Setting::HeaderTableSize(4096),
+                    Setting::EnableConnectProtocol(0),
+                    Setting::MaxConcurrentStreams(1024),
+                    Setting::InitialWindowSize(16 * MIB),
+                ],
+            },
+            Frame::WindowUpdate {
+                stream: 0,
+                increment: 24 * MIB - 65_535,
+            },
+        ]
+    );
+    let mut small = config();
+    small.max_concurrent_streams = 7;
+    small.initial_stream_window = 70_000;
+    small.initial_connection_window = 65_535;
+    small.limits.allow_connect = true;
+    let mut c = ServerConnection::new(small);
+    assert_eq!(
+        frames(&mut c),
+        [Frame::Settings {
+            ack: false,
+            settings: vec![
+                Setting::HeaderTableSize(4096),
+                Setting::EnableConnectProtocol(1),
+                Setting::MaxConcurrentStreams(7),
+                Setting::InitialWindowSize(70_000),
+            ],
+        }]
+    );
+}
+
+#[test]
+fn baseline_get() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/ok", &[]), true)).unwrap();
+    let head = request_of(&mut c, 1);
+    assert_eq!(head.parts.method, http::Method::GET);
+    assert_eq!(head.parts.uri, "http://test/ok");
+    assert_eq!(head.parts.version, http::Version::HTTP_2);
+    assert!(head.parts.headers.is_empty());
+    assert_eq!(c.active_streams(), 1);
+    c.send_headers(1, false).unwrap();
+    assert_eq!(
+        c.send_capacity(1),
+        16_384,
+        "the client's default frame size"
+    );
+    c.sent_data(1, 14, true).unwrap();
+    assert_eq!(c.active_streams(), 0);
+    assert!(frames(&mut c).is_empty());
+}
+
+#[test]
+fn baseline_post_with_body() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("POST", "/post", &[]), false))
+        .unwrap();
+    c.recv(data(1, b"hello", true)).unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(
+        ev[0],
+        Event::Request {
+            stream: 1,
+            end_stream: false,
+            ..
+        }
+    ));
+    assert!(
+        matches!(&ev[1], Event::Data { stream: 1, data, end_stream: true } if data == "hello"),
+        "{ev:?}"
+    );
+    c.send_headers(1, true).unwrap();
+    assert_eq!(c.active_streams(), 0);
+}
+
+#[test]
+fn two_streams_in_order() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/one", &[]), true)).unwrap();
+    c.send_headers(1, true).unwrap();
+    c.recv(headers(3, req("GET", "/two", &[]), true)).unwrap();
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 2);
+    assert_eq!(c.last_peer_stream(), 3);
+}
+
+#[test]
+fn request_windows_reopen_in_batches_as_the_body_is_consumed() {
+    let mut cfg = config();
+    cfg.initial_stream_window = 100;
+    cfg.initial_connection_window = 65_535;
+    let mut c = conn(cfg);
+    c.recv(headers(1, req("POST", "/up", &[]), false)).unwrap();
+    c.recv(data(1, &[b'x'; 60], false)).unwrap();
+    // More than the stream's window left (40): FLOW_CONTROL_ERROR on the stream.
+    c.release_capacity(1, 40);
+    assert!(frames(&mut c).is_empty(), "under half the window");
+    c.release_capacity(1, 20);
+    assert_eq!(
+        frames(&mut c),
+        [Frame::WindowUpdate {
+            stream: 1,
+            increment: 60
+        }]
+    );
+    c.recv(data(1, &[b'x'; 100], false)).unwrap();
+    c.recv(data(1, b"y", false)).unwrap();
+    assert_eq!(
+        frames(&mut c),
+        [Frame::RstStream {
+            stream: 1,
+            code: ErrorCode::FLOW_CONTROL_ERROR
+        }]
+    );
+    let ev = events(&mut c);
+    assert!(matches!(
+        ev.last(),
+        Some(Event::LocalReset {
+            stream: 1,
+            cause: ResetCause::FlowControl,
+            ..
+        })
+    ));
+    // The connection window (65,535) reopens once half of it came back.
+    c.release_capacity(1, 100);
+    assert!(frames(&mut c).is_empty());
+    c.recv(headers(3, req("POST", "/up", &[]), false)).unwrap();
+    c.recv(data(3, &[b'x'; 100], false)).unwrap();
+    let before = c.poll_frame();
+    assert_eq!(before, None);
+    for _ in 0..330 {
+        c.release_capacity(3, 100);
+        c.recv(data(3, &[b'x'; 100], false)).unwrap();
+    }
+    let out = frames(&mut c);
+    assert!(
+        out.iter().any(
+            |f| matches!(f, Frame::WindowUpdate { stream: 0, increment } if *increment >= 32_767)
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn data_beyond_the_connection_window_is_a_flow_control_error() {
+    let mut cfg = config();
+    cfg.initial_connection_window = 65_535;
+    let mut c = conn(cfg);
+    c.recv(headers(1, req("POST", "/up", &[]), false)).unwrap();
+    for _ in 0..3 {
+        c.recv(data(1, &[b'x'; 16_384], false)).unwrap();
+    }
+    let r = c.recv(data(1, &[b'x'; 16_384], false));
+    assert_goaway(&mut c, r, ErrorCode::FLOW_CONTROL_ERROR, 1);
+}
+
+#[test]
+fn padding_is_given_back_at_once() {
+    let mut cfg = config();
+    cfg.initial_stream_window = 100;
+    let mut c = conn(cfg);
+    c.recv(headers(1, req("POST", "/pad", &[]), false)).unwrap();
+    c.recv(Frame::Data {
+        stream: 1,
+        data: Bytes::from_static(b"ab"),
+        end_stream: false,
+        flow_len: 60,
+    })
+    .unwrap();
+    assert_eq!(
+        frames(&mut c),
+        [Frame::WindowUpdate {
+            stream: 1,
+            increment: 58
+        }]
+    );
+}
+
+#[test]
+fn trailers_forwarded() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("POST", "/tr", &[]), false)).unwrap();
+    c.recv(data(1, b"abc", false)).unwrap();
+    c.recv(headers(1, fields(&[("x-trailer", b"1")]), true))
+        .unwrap();
+    let ev = events(&mut c);
+    assert!(
+        matches!(&ev[2], Event::Trailers { stream: 1, trailers } if trailers["x-trailer"] == "1"),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn trailers_with_pseudo_header() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("POST", "/trp", &[]), false)).unwrap();
+    c.recv(data(1, b"abc", false)).unwrap();
+    let r = c.recv(headers(1, fields(&[(":path", b"/x")]), true));
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn trailers_without_end_stream() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("POST", "/trn", &[]), false)).unwrap();
+    c.recv(data(1, b"abc", false)).unwrap();
+    let r = c.recv(headers(1, fields(&[("x-trailer", b"1")]), false));
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn many_streams_and_the_concurrent_stream_limit() {
+    let mut cfg = config();
+    cfg.max_concurrent_streams = 100;
+    let mut c = conn(cfg);
+    for i in 0..100 {
+        c.recv(headers(1 + 2 * i, req("GET", "/m", &[]), true))
+            .unwrap();
+    }
+    assert_eq!(events(&mut c).len(), 100);
+    // Finished streams leave the table; the table never holds more than the limit.
+    for i in 0..50 {
+        c.send_headers(1 + 2 * i, true).unwrap();
+    }
+    for i in 100..150 {
+        c.recv(headers(1 + 2 * i, req("GET", "/m", &[]), true))
+            .unwrap();
+    }
+    assert_eq!(c.active_streams(), 100);
+    // One over: Envoy closes the connection without a GOAWAY (see `h2_refusal`).
+    let r = c.recv(headers(301, req("GET", "/m", &[]), true));
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn settings_changes_move_open_stream_windows() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/s", &[]), true)).unwrap();
+    c.send_headers(1, false).unwrap();
+    assert_eq!(c.send_capacity(1), 16_384);
+    c.recv(Frame::Settings {
+        ack: false,
+        settings: vec![
+            Setting::InitialWindowSize(1000),
+            Setting::MaxFrameSize(32_768),
+        ],
+    })
+    .unwrap();
+    assert_eq!(
+        frames(&mut c),
+        [Frame::Settings {
+            ack: true,
+            settings: vec![]
+        }]
+    );
+    assert_eq!(c.send_capacity(1), 1000);
+    c.sent_data(1, 1000, false).unwrap();
+    assert_eq!(c.send_capacity(1), 0);
+    assert!(c.sent_data(1, 1, false).is_err());
+    // Smaller again: the window goes below zero and a WINDOW_UPDATE must make it up.
+    c.recv(Frame::Settings {
+        ack: false,
+        settings: vec![Setting::InitialWindowSize(500)],
+    })
+    .unwrap();
+    c.recv(Frame::WindowUpdate {
+        stream: 1,
+        increment: 600,
+    })
+    .unwrap();
+    assert_eq!(c.send_capacity(1), 100);
+    c.recv(Frame::WindowUpdate {
+        stream: 0,
+        increment: 1 << 20,
+    })
+    .unwrap();
+    assert_eq!(c.peer_settings().max_frame_size, 32_768);
+    assert_eq!(c.peer_settings().initial_window_size, 500);
+    // The connection window: 65,535 - 1000 + 2^20.
+    c.recv(Frame::WindowUpdate {
+        stream: 1,
+        increment: 100_000,
+    })
+    .unwrap();
+    assert_eq!(c.send_capacity(1), 32_768);
+    c.recv(Frame::Settings {
+        ack: true,
+        settings: vec![],
+    })
+    .unwrap();
+    assert!(c.settings_acked());
+}
+
+#[test]
+fn graceful_drain_sends_envoys_two_goaways() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/d", &[]), true)).unwrap();
+    c.start_drain();
+    let out = frames(&mut c);
+    assert_eq!(
+        out,
+        [
+            Frame::GoAway {
+                last_stream: (1 << 31) - 1,
+                code: ErrorCode::NO_ERROR,
+                debug: Bytes::new()
+            },
+            Frame::Ping {
+                ack: false,
+                payload: super::conn::DRAIN_PING
+            },
+        ]
+    );
+    // Streams opened before the PING's ack are still served.
+    c.recv(headers(3, req("GET", "/d", &[]), true)).unwrap();
+    c.recv(Frame::Ping {
+        ack: true,
+        payload: super::conn::DRAIN_PING,
+    })
+    .unwrap();
+    assert_eq!(
+        frames(&mut c),
+        [Frame::GoAway {
+            last_stream: 3,
+            code: ErrorCode::NO_ERROR,
+            debug: Bytes::new()
+        }]
+    );
+    assert_eq!(c.drain_state(), Drain::Final(3));
+    // Later streams are ignored.
+    c.recv(headers(5, req("GET", "/late", &[]), true)).unwrap();
+    assert_eq!(events(&mut c).len(), 2);
+    assert!(!c.is_drained());
+    c.send_headers(1, true).unwrap();
+    c.send_headers(3, true).unwrap();
+    assert!(c.is_drained());
+}
+
+#[test]
+fn application_reset_queues_rst_stream() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/r", &[]), true)).unwrap();
+    c.reset(1, ErrorCode::CANCEL);
+    assert_eq!(
+        frames(&mut c),
+        [Frame::RstStream {
+            stream: 1,
+            code: ErrorCode::CANCEL
+        }]
+    );
+    assert_eq!(c.active_streams(), 0);
+    c.reset(1, ErrorCode::CANCEL);
+    assert!(frames(&mut c).is_empty());
+}
+
+// --- malformed_http2: frames on the wrong stream, stream states (RFC 9113 §5.1) ---
+
+#[test]
+fn data_on_half_closed_stream() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/__probe-half-closed", &[]), true))
+        .unwrap();
+    let r = c.recv(data(1, b"late", true));
+    assert_goaway(&mut c, r, ErrorCode::STREAM_CLOSED, 1);
+}
+
+#[test]
+fn data_on_closed_stream() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/closed", &[]), true))
+        .unwrap();
+    c.send_headers(1, true).unwrap();
+    c.recv(data(1, b"late", true)).unwrap();
+    assert!(frames(&mut c).is_empty());
+    assert_usable(&mut c, 3);
+}
+
+#[test]
+fn headers_on_closed_stream() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/closed1", &[]), true))
+        .unwrap();
+    c.send_headers(1, true).unwrap();
+    events(&mut c);
+    c.recv(headers(1, req("GET", "/closed2", &[]), true))
+        .unwrap();
+    assert!(events(&mut c).is_empty());
+    assert!(frames(&mut c).is_empty());
+    assert_usable(&mut c, 3);
+}
+
+#[test]
+fn data_on_idle_stream() {
+    let mut c = conn(config());
+    let r = c.recv(data(3, b"idle", true));
+    assert_goaway(&mut c, r, ErrorCode::PROTOCOL_ERROR, 0);
+}
+
+#[test]
+fn data_on_stream_zero() {
+    let mut c = conn(config());
+    let r = c.recv(data(0, b"zero", true));
+    assert_goaway(&mut c, r, ErrorCode::PROTOCOL_ERROR, 0);
+}
+
+#[test]
+fn headers_on_stream_zero() {
+    let mut c = conn(config());
+    let r = c.recv(headers(0, req("GET", "/s0", &[]), true));
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn headers_on_even_stream() {
+    let mut c = conn(config());
+    let r = c.recv(headers(2, req("GET", "/even", &[]), true));
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn decreasing_stream_id() {
+    let mut c = conn(config());
+    c.recv(headers(5, req("GET", "/five", &[]), true)).unwrap();
+    c.send_headers(5, true).unwrap();
+    events(&mut c);
+    c.recv(headers(3, req("GET", "/three", &[]), true)).unwrap();
+    assert!(events(&mut c).is_empty());
+    assert!(frames(&mut c).is_empty());
+    assert_usable(&mut c, 7);
+}
+
+#[test]
+fn rst_on_idle_stream() {
+    let mut c = conn(config());
+    let r = c.recv(Frame::RstStream {
+        stream: 1,
+        code: ErrorCode::CANCEL,
+    });
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn rst_on_stream_zero() {
+    let mut c = conn(config());
+    let r = c.recv(Frame::RstStream {
+        stream: 0,
+        code: ErrorCode::CANCEL,
+    });
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn rst_from_the_client_is_an_event() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("POST", "/r", &[]), false)).unwrap();
+    events(&mut c);
+    c.recv(Frame::RstStream {
+        stream: 1,
+        code: ErrorCode::CANCEL,
+    })
+    .unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(
+        ev.as_slice(),
+        [Event::PeerReset {
+            stream: 1,
+            code: ErrorCode::CANCEL
+        }]
+    ));
+    // A closed stream's reset is ignored.
+    c.recv(Frame::RstStream {
+        stream: 1,
+        code: ErrorCode::CANCEL,
+    })
+    .unwrap();
+    assert_usable(&mut c, 3);
+}
+
+// --- flow control (RFC 9113 §6.9) ---
+
+#[test]
+fn window_update_overflow_connection() {
+    let mut c = conn(config());
+    let r = c.recv(Frame::WindowUpdate {
+        stream: 0,
+        increment: (1 << 31) - 1,
+    });
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn window_update_overflow_stream() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("POST", "/wuo", &[]), false)).unwrap();
+    let r = c.recv(Frame::WindowUpdate {
+        stream: 1,
+        increment: (1 << 31) - 1,
+    });
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn window_update_zero_connection() {
+    let mut c = conn(config());
+    let r = c.recv(Frame::WindowUpdate {
+        stream: 0,
+        increment: 0,
+    });
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn window_update_zero_stream() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("POST", "/wuz", &[]), false)).unwrap();
+    let r = c.recv(Frame::WindowUpdate {
+        stream: 1,
+        increment: 0,
+    });
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn window_update_idle_stream() {
+    let mut c = conn(config());
+    let r = c.recv(Frame::WindowUpdate {
+        stream: 7,
+        increment: 100,
+    });
+    assert_closed_silently(&mut c, r);
+}
+
+// --- SETTINGS (RFC 9113 §6.5) ---
+
+fn settings(list: &[Setting]) -> Frame {
+    Frame::Settings {
+        ack: false,
+        settings: list.to_vec(),
+    }
+}
+
+#[test]
+fn settings_enable_push_2() {
+    let mut c = conn(config());
+    let r = c.recv(settings(&[Setting::EnablePush(2)]));
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn settings_initial_window_too_big() {
+    let mut c = conn(config());
+    let r = c.recv(settings(&[Setting::InitialWindowSize(1 << 31)]));
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn settings_max_frame_size_too_small() {
+    let mut c = conn(config());
+    let r = c.recv(settings(&[Setting::MaxFrameSize(16_383)]));
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn settings_max_frame_size_too_big() {
+    let mut c = conn(config());
+    let r = c.recv(settings(&[Setting::MaxFrameSize(1 << 24)]));
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn settings_unknown_id_ignored() {
+    let mut c = conn(config());
+    c.recv(settings(&[Setting::Unknown(153, 1)])).unwrap();
+    assert_eq!(
+        frames(&mut c),
+        [Frame::Settings {
+            ack: true,
+            settings: vec![]
+        }]
+    );
+    assert_usable(&mut c, 1);
+}
+
+#[test]
+fn settings_header_table_size_zero() {
+    let mut c = conn(config());
+    c.recv(settings(&[Setting::HeaderTableSize(0)])).unwrap();
+    assert_eq!(c.peer_settings().header_table_size, 0);
+    assert_usable(&mut c, 1);
+}
+
+#[test]
+fn settings_ack_with_payload() {
+    let mut c = conn(config());
+    let r = c.recv(Frame::Settings {
+        ack: true,
+        settings: vec![Setting::HeaderTableSize(4096)],
+    });
+    assert_goaway(&mut c, r, ErrorCode::FRAME_SIZE_ERROR, 0);
+}
+
+// --- PING, PRIORITY, GOAWAY, unknown frames ---
+
+#[test]
+fn ping_acked() {
+    let mut c = conn(config());
+    let payload = [1, 2, 3, 4, 5, 6, 7, 8];
+    c.recv(Frame::Ping {
+        ack: false,
+        payload,
+    })
+    .unwrap();
+    assert_eq!(frames(&mut c), [Frame::Ping { ack: true, payload }]);
+}
+
+#[test]
+fn ping_ack_unsolicited_ignored() {
+    let mut c = conn(config());
+    c.recv(Frame::Ping {
+        ack: true,
+        payload: [1, 2, 3, 4, 5, 6, 7, 8],
+    })
+    .unwrap();
+    assert!(frames(&mut c).is_empty());
+    assert_usable(&mut c, 1);
+}
+
+#[test]
+fn unknown_frame_type_ignored() {
+    let mut c = conn(config());
+    c.recv(Frame::Unknown {
+        kind: 250,
+        stream: 0,
+    })
+    .unwrap();
+    assert_usable(&mut c, 1);
+}
+
+#[test]
+fn unknown_frame_type_on_stream_ignored() {
+    let mut c = conn(config());
+    c.recv(Frame::Unknown {
+        kind: 250,
+        stream: 1,
+    })
+    .unwrap();
+    assert_usable(&mut c, 1);
+}
+
+fn priority(dependency: StreamId) -> Priority {
+    Priority {
+        dependency,
+        exclusive: false,
+        weight: 15,
+    }
+}
+
+#[test]
+fn priority_self_dependency() {
+    let mut c = conn(config());
+    c.recv(Frame::Priority {
+        stream: 1,
+        priority: priority(1),
+    })
+    .unwrap();
+    assert!(frames(&mut c).is_empty());
+    assert_usable(&mut c, 1);
+}
+
+#[test]
+fn priority_on_stream_zero() {
+    let mut c = conn(config());
+    c.recv(Frame::Priority {
+        stream: 0,
+        priority: priority(1),
+    })
+    .unwrap();
+    assert_usable(&mut c, 1);
+}
+
+#[test]
+fn priority_on_idle_stream_ignored() {
+    let mut c = conn(config());
+    c.recv(Frame::Priority {
+        stream: 9,
+        priority: priority(0),
+    })
+    .unwrap();
+    assert_usable(&mut c, 1);
+}
+
+#[test]
+fn headers_priority_self_dependency() {
+    let mut c = conn(config());
+    let r = c.recv(Frame::Headers {
+        stream: 1,
+        fields: req("GET", "/hpsd", &[]),
+        end_stream: true,
+        priority: Some(priority(1)),
+    });
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn headers_with_priority_forwarded() {
+    let mut c = conn(config());
+    c.recv(Frame::Headers {
+        stream: 1,
+        fields: req("GET", "/hp", &[]),
+        end_stream: true,
+        priority: Some(Priority {
+            dependency: 0,
+            exclusive: false,
+            weight: 199,
+        }),
+    })
+    .unwrap();
+    assert_eq!(request_of(&mut c, 1).parts.uri.path(), "/hp");
+}
+
+#[test]
+fn goaway_from_client() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/ga", &[]), true)).unwrap();
+    events(&mut c);
+    c.recv(Frame::GoAway {
+        last_stream: 0,
+        code: ErrorCode::NO_ERROR,
+        debug: Bytes::new(),
+    })
+    .unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(
+        ev.as_slice(),
+        [Event::GoAway {
+            last_stream: 0,
+            code: ErrorCode::NO_ERROR,
+            ..
+        }]
+    ));
+    // Stream 1 is still answered.
+    c.send_headers(1, true).unwrap();
+}
+
+#[test]
+fn push_promise_from_a_client_is_a_protocol_error() {
+    let mut c = conn(config());
+    let r = c.recv(Frame::PushPromise {
+        stream: 1,
+        promised: 2,
+    });
+    assert_goaway(&mut c, r, ErrorCode::PROTOCOL_ERROR, 0);
+}
+
+// --- what the wire layer reports (the GOAWAY or close is decided here) ---
+
+fn wire(code: ErrorCode, reason: &'static str) -> WireError {
+    WireError::Connection { code, reason }
+}
+
+#[test]
+fn settings_on_stream() {
+    let mut c = conn(config());
+    let r = c.wire_error(
+        &wire(ErrorCode::PROTOCOL_ERROR, "SETTINGS on a stream"),
+        None,
+    );
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn ping_on_stream() {
+    let mut c = conn(config());
+    let r = c.wire_error(&wire(ErrorCode::PROTOCOL_ERROR, "PING on a stream"), None);
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn goaway_on_stream() {
+    let mut c = conn(config());
+    let r = c.wire_error(&wire(ErrorCode::PROTOCOL_ERROR, "GOAWAY on a stream"), None);
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn ping_bad_length() {
+    let mut c = conn(config());
+    let r = c.wire_error(&wire(ErrorCode::FRAME_SIZE_ERROR, "bad length"), None);
+    assert_goaway(&mut c, r, ErrorCode::FRAME_SIZE_ERROR, 0);
+}
+
+#[test]
+fn rst_bad_length() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/rbl", &[]), false)).unwrap();
+    let r = c.wire_error(&wire(ErrorCode::FRAME_SIZE_ERROR, "bad length"), None);
+    assert_goaway(&mut c, r, ErrorCode::FRAME_SIZE_ERROR, 1);
+}
+
+#[test]
+fn hpack_index_out_of_range() {
+    // The header block of stream 1 fails to decode: Envoy's GOAWAY names stream 1.
+    let mut c = conn(config());
+    let r = c.wire_error(&wire(ErrorCode::COMPRESSION_ERROR, "hpack"), Some(1));
+    assert_goaway(&mut c, r, ErrorCode::COMPRESSION_ERROR, 1);
+}
+
+#[test]
+fn continuation_without_headers() {
+    let mut c = conn(config());
+    let r = c.wire_error(&wire(ErrorCode::PROTOCOL_ERROR, "continuation"), None);
+    assert_goaway(&mut c, r, ErrorCode::PROTOCOL_ERROR, 0);
+}
+
+#[test]
+fn headers_interrupted_by_ping() {
+    let mut c = conn(config());
+    let r = c.wire_error(&wire(ErrorCode::PROTOCOL_ERROR, "continuation"), Some(1));
+    assert_goaway(&mut c, r, ErrorCode::PROTOCOL_ERROR, 1);
+    // A failed connection stays failed.
+    assert!(c.recv(headers(3, req("GET", "/x", &[]), true)).is_err());
+}
+
+#[test]
+fn header_block_over_limit() {
+    let mut c = conn(config());
+    let (a, b, c3, d) = (
+        vec![b'a'; 20_000],
+        vec![b'b'; 20_000],
+        vec![b'c'; 20_000],
+        vec![b'd'; 10_000],
+    );
+    let block = req(
+        "GET",
+        "/big",
+        &[("x-a", &a), ("x-b", &b), ("x-c", &c3), ("x-d", &d)],
+    );
+    c.recv(headers(1, block, true)).unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(
+        ev.as_slice(),
+        [Event::LocalReset {
+            stream: 1,
+            cause: ResetCause::Refused(RefusalCause::HeaderListTooLarge),
+            ..
+        }]
+    ));
+    assert_reset_and_usable(&mut c, 1, ErrorCode::INTERNAL_ERROR);
+}
+
+#[test]
+fn more_headers_than_max_headers_count() {
+    let mut c = conn(config());
+    let names: Vec<String> = (0..100).map(|i| format!("x-h{i}")).collect();
+    let extra: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), b"v".as_slice()))
+        .collect();
+    c.recv(headers(1, req("GET", "/many", &extra), true))
+        .unwrap();
+    assert_reset_and_usable(&mut c, 1, ErrorCode::INTERNAL_ERROR);
+}

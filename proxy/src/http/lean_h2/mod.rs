@@ -15,8 +15,10 @@
 pub mod frame;
 
 pub mod conn;
+#[cfg(test)]
+mod conn_tests;
+#[cfg(test)]
+mod conn_tests_requests;
 pub mod flow;
 pub mod request;
 pub mod streams;
-#[cfg(test)]
-mod conn_tests;

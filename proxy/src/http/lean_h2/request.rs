@@ -292,7 +292,8 @@ pub fn validate_request(
     let method = pseudo
         .method
         .ok_or(Rejection::Malformed("missing :method"))?;
-    let method = Method::from_bytes(&method).map_err(|_| Rejection::Malformed("invalid :method"))?;
+    let method =
+        Method::from_bytes(&method).map_err(|_| Rejection::Malformed("invalid :method"))?;
     let authority = pseudo.authority.or(host);
     let mut uri = http::uri::Parts::default();
     if method == Method::CONNECT && pseudo.protocol.is_none() {
