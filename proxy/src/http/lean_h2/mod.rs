@@ -15,8 +15,11 @@
 pub mod frame;
 
 pub mod conn;
+pub mod conn_send;
 #[cfg(test)]
 mod conn_tests;
+#[cfg(test)]
+mod conn_tests_frames;
 #[cfg(test)]
 mod conn_tests_requests;
 pub mod flow;
