@@ -89,6 +89,9 @@ pub enum ResetCause {
     ContentLength,
     /// The application asked ([`ServerConnection::reset`]).
     Application,
+    /// The response ended before the request: Envoy resets the stream (NO_ERROR), and
+    /// request DATA still in flight is ignored.
+    ResponseComplete,
 }
 
 /// What the connection tells the driver, in order.
@@ -250,6 +253,16 @@ impl ServerConnection {
         self.settings_acked
     }
 
+    /// The receive window of a new stream: 65,535 until the client acknowledges our
+    /// SETTINGS, as Envoy (oghttp2) enforces it, then `initial_stream_window`.
+    fn local_stream_window(&self) -> u32 {
+        if self.settings_acked {
+            self.config.initial_stream_window
+        } else {
+            DEFAULT_WINDOW
+        }
+    }
+
     /// The highest stream id the client opened.
     pub fn last_peer_stream(&self) -> StreamId {
         self.last_peer_stream
@@ -295,9 +308,10 @@ impl ServerConnection {
             Frame::Priority { .. } | Frame::Unknown { .. } => Ok(()),
             Frame::RstStream { stream, code } => self.recv_rst(stream, code),
             Frame::Settings { ack, settings } => self.recv_settings(ack, &settings),
-            Frame::PushPromise { .. } => {
-                Err(self.goaway(ErrorCode::PROTOCOL_ERROR, "PUSH_PROMISE from a client"))
-            }
+            Frame::PushPromise { .. } => Err(Self::silent(
+                ErrorCode::PROTOCOL_ERROR,
+                "PUSH_PROMISE from a client",
+            )),
             Frame::Ping { ack, payload } => {
                 self.recv_ping(ack, payload);
                 Ok(())
@@ -408,7 +422,8 @@ impl ServerConnection {
         }
         if let Some(s) = self.streams.get(&stream) {
             return match s.recv {
-                RecvState::Closed => Err(self.goaway(
+                // Unlike DATA there (GOAWAY STREAM_CLOSED), Envoy closes without a GOAWAY.
+                RecvState::Closed => Err(Self::silent(
                     ErrorCode::STREAM_CLOSED,
                     "HEADERS on a half-closed (remote) stream",
                 )),
@@ -434,7 +449,7 @@ impl ServerConnection {
         match validate_request(fields, end_stream, &self.config.limits) {
             Ok(head) => {
                 let mut s = Stream::new(
-                    self.config.initial_stream_window,
+                    self.local_stream_window(),
                     self.peer.initial_window_size,
                     head.content_length,
                 );
@@ -595,7 +610,13 @@ impl ServerConnection {
             if !settings.is_empty() {
                 return Err(self.goaway(ErrorCode::FRAME_SIZE_ERROR, "SETTINGS ack with a payload"));
             }
-            self.settings_acked = true;
+            if !self.settings_acked {
+                self.settings_acked = true;
+                let target = self.config.initial_stream_window;
+                for s in self.streams.values_mut() {
+                    s.recv_window.retarget(target);
+                }
+            }
             return Ok(());
         }
         for setting in settings {

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::conn::{Drain, ServerConnection};
+use super::conn::{Drain, ResetCause, ServerConnection};
 use super::frame::{ErrorCode, Frame, StreamId, MAX_STREAM_ID};
 use super::streams::{RecvState, SendState};
 
@@ -70,8 +70,8 @@ impl ServerConnection {
         } else {
             SendState::Open
         };
-        if s.is_closed() {
-            self.streams.remove(&stream);
+        if end_stream {
+            self.local_end(stream);
         }
         Ok(())
     }
@@ -114,11 +114,24 @@ impl ServerConnection {
         self.conn_send.consume(len);
         if end_stream {
             s.send = SendState::Closed;
-            if s.is_closed() {
-                self.streams.remove(&stream);
-            }
+            self.local_end(stream);
         }
         Ok(())
+    }
+
+    /// Our side of `stream` ended: the stream closes, or, with the request still coming,
+    /// is reset with NO_ERROR as Envoy does (RFC 9113 §8.1), the rest of the request
+    /// ignored.
+    fn local_end(&mut self, stream: StreamId) {
+        match self.streams.get(&stream).map(|s| s.recv) {
+            Some(RecvState::Closed) => {
+                self.streams.remove(&stream);
+            }
+            Some(RecvState::Open) => {
+                self.reset_stream(stream, ErrorCode::NO_ERROR, ResetCause::ResponseComplete);
+            }
+            None => {}
+        }
     }
 
     /// The application resets `stream` (RST_STREAM `code` queued). Nothing happens for

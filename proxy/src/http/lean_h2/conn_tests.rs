@@ -32,9 +32,14 @@ pub(super) fn config() -> ServerConfig {
     }
 }
 
-/// A connection with its opening frames already taken.
+/// A connection with its opening frames already taken and our SETTINGS acknowledged.
 pub(super) fn conn(config: ServerConfig) -> ServerConnection {
     let mut c = ServerConnection::new(config);
+    c.recv(Frame::Settings {
+        ack: true,
+        settings: vec![],
+    })
+    .unwrap();
     while c.poll_frame().is_some() {}
     c
 }
@@ -524,4 +529,72 @@ fn application_reset_queues_rst_stream() {
     assert_eq!(c.active_streams(), 0);
     c.reset(1, ErrorCode::CANCEL);
     assert!(frames(&mut c).is_empty());
+}
+
+#[test]
+fn stream_windows_are_65535_until_our_settings_are_acked() {
+    // Measured on Envoy 1.40: before the client's SETTINGS ack a stream takes 65,535
+    // bytes and gets WINDOW_UPDATEs once half of that is consumed; after it, 16 MiB.
+    let mut c = ServerConnection::new(config());
+    frames(&mut c);
+    c.recv(headers(1, req("POST", "/pre", &[]), false)).unwrap();
+    c.recv(headers(3, req("POST", "/pre", &[]), false)).unwrap();
+    c.recv(data(1, &[b'x'; 32_767], false)).unwrap();
+    c.release_capacity(1, 32_767);
+    assert_eq!(
+        frames(&mut c),
+        [Frame::WindowUpdate {
+            stream: 1,
+            increment: 32_767
+        }]
+    );
+    c.recv(data(1, &[b'x'; 65_535], false)).unwrap();
+    c.recv(data(1, b"x", false)).unwrap();
+    assert_eq!(
+        frames(&mut c),
+        [Frame::RstStream {
+            stream: 1,
+            code: ErrorCode::FLOW_CONTROL_ERROR
+        }]
+    );
+    c.recv(Frame::Settings {
+        ack: true,
+        settings: vec![],
+    })
+    .unwrap();
+    for _ in 0..10 {
+        c.recv(data(3, &[b'x'; 16_384], false)).unwrap();
+        c.release_capacity(3, 16_384);
+    }
+    assert!(frames(&mut c).is_empty(), "16 MiB windows: no update yet");
+}
+
+#[test]
+fn a_response_ending_before_the_request_resets_with_no_error() {
+    // Measured on Envoy 1.40: HEADERS, DATA with END_STREAM, RST_STREAM NO_ERROR; the
+    // request's later DATA is ignored and the connection serves on.
+    let mut c = conn(config());
+    c.recv(headers(1, req("POST", "/direct", &[]), false))
+        .unwrap();
+    events(&mut c);
+    c.send_headers(1, false).unwrap();
+    c.sent_data(1, 2, true).unwrap();
+    assert_eq!(
+        frames(&mut c),
+        [Frame::RstStream {
+            stream: 1,
+            code: ErrorCode::NO_ERROR
+        }]
+    );
+    assert!(matches!(
+        events(&mut c).as_slice(),
+        [Event::LocalReset {
+            stream: 1,
+            cause: ResetCause::ResponseComplete,
+            ..
+        }]
+    ));
+    c.recv(data(1, b"abc", true)).unwrap();
+    assert!(events(&mut c).is_empty());
+    assert_usable(&mut c, 3);
 }

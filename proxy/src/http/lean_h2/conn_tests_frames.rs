@@ -403,13 +403,56 @@ fn goaway_from_client() {
 }
 
 #[test]
-fn push_promise_from_a_client_is_a_protocol_error() {
+fn push_promise_from_a_client_closes_the_connection() {
+    // Measured on Envoy 1.40: closed without a GOAWAY.
     let mut c = conn(config());
     let r = c.recv(Frame::PushPromise {
         stream: 1,
         promised: 2,
     });
-    assert_goaway(&mut c, r, ErrorCode::PROTOCOL_ERROR, 0);
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn headers_on_half_closed_stream_closes_the_connection() {
+    // Measured on Envoy 1.40: closed without a GOAWAY (DATA there gets GOAWAY
+    // STREAM_CLOSED, see data_on_half_closed_stream).
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/hole", &[]), true)).unwrap();
+    let r = c.recv(headers(1, req("GET", "/hole2", &[]), true));
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn window_update_on_even_idle_stream() {
+    // Measured on Envoy 1.40: closed without a GOAWAY.
+    let mut c = conn(config());
+    let r = c.recv(Frame::WindowUpdate {
+        stream: 2,
+        increment: 5,
+    });
+    assert_closed_silently(&mut c, r);
+}
+
+#[test]
+fn frames_for_closed_streams_are_ignored() {
+    // Measured on Envoy 1.40: WINDOW_UPDATE 0 and RST_STREAM on a finished stream.
+    let mut c = conn(config());
+    c.recv(headers(1, req("GET", "/direct", &[]), true))
+        .unwrap();
+    c.send_headers(1, true).unwrap();
+    c.recv(Frame::WindowUpdate {
+        stream: 1,
+        increment: 0,
+    })
+    .unwrap();
+    c.recv(Frame::RstStream {
+        stream: 1,
+        code: ErrorCode::CANCEL,
+    })
+    .unwrap();
+    assert!(frames(&mut c).is_empty());
+    assert_usable(&mut c, 3);
 }
 
 // --- what the wire layer reports (the GOAWAY or close is decided here) ---

@@ -663,3 +663,39 @@ fn stream_error_trailers_without_end_stream() {
         .unwrap();
     assert_reset_and_usable(&mut c, 1, ErrorCode::PROTOCOL_ERROR);
 }
+
+#[test]
+fn path_with_quotes_braces_and_high_bit_bytes_is_forwarded() {
+    // Measured on Envoy 1.40: both are routed.
+    let head = forwarded(config(), req("GET", "/a\"b{c}", &[]));
+    assert_eq!(head.parts.uri.path(), "/a\"b{c}");
+    let head = forwarded(config(), req("GET", "/caf\u{e9}", &[]));
+    assert!(head.parts.uri.path().starts_with("/caf"));
+}
+
+#[test]
+fn te_trailers_any_case_and_control_bytes_in_values() {
+    // Measured on Envoy 1.40: `te: TRAILERS` is served; DEL or another control byte in
+    // a value closes the connection.
+    forwarded(config(), req("GET", "/te", &[("te", b"TRAILERS")]));
+    malformed_closes(req("GET", "/del", &[("x-a", b"a\x7fb")]));
+    malformed_closes(req("GET", "/ctl", &[("x-a", b"a\x01b")]));
+    malformed_closes(req(
+        "GET",
+        "/cl",
+        &[("content-length", b"0"), ("content-length", b"0")],
+    ));
+}
+
+#[test]
+fn malformed_trailers_close_the_connection() {
+    // Measured on Envoy 1.40: an uppercase or connection-specific trailer.
+    for trailer in ["X-T", "connection"] {
+        let mut c = conn(config());
+        c.recv(headers(1, req("POST", "/hole", &[]), false))
+            .unwrap();
+        c.recv(data(1, b"a", false)).unwrap();
+        let r = c.recv(headers(1, fields(&[(trailer, b"1")]), true));
+        assert_closed_silently(&mut c, r);
+    }
+}

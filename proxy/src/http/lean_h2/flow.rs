@@ -38,6 +38,17 @@ impl RecvWindow {
         self.available
     }
 
+    /// Our SETTINGS_INITIAL_WINDOW_SIZE took effect (the client acknowledged it): the
+    /// window moves by the difference and half the new size becomes the update threshold.
+    pub fn retarget(&mut self, target: u32) {
+        if target >= self.target {
+            self.available = self.available.saturating_add(target - self.target);
+        } else {
+            self.available = self.available.saturating_sub(self.target - target);
+        }
+        self.target = target;
+    }
+
     /// Counts `len` received bytes against the window; false when they do not fit
     /// (FLOW_CONTROL_ERROR), the window unchanged.
     pub fn receive(&mut self, len: u32) -> bool {
