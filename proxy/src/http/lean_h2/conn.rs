@@ -187,6 +187,9 @@ pub struct ServerConnection {
     /// The highest stream id the client opened (0: none): every lower id is closed
     /// unless in `streams`.
     pub(super) last_peer_stream: StreamId,
+    /// The highest stream id the client sent HEADERS on, processed or not (after the
+    /// final GOAWAY new streams are ignored, their DATA too, not refused as idle).
+    pub(super) highest_stream: StreamId,
     pub(super) conn_recv: RecvWindow,
     pub(super) conn_send: SendWindow,
     pub(super) peer: PeerSettings,
@@ -222,6 +225,7 @@ impl ServerConnection {
             streams: stream_table(config.max_concurrent_streams as usize),
             config,
             last_peer_stream: 0,
+            highest_stream: 0,
             conn_recv: RecvWindow::new(conn_window),
             conn_send: SendWindow::new(DEFAULT_WINDOW),
             peer: PeerSettings::default(),
@@ -430,10 +434,11 @@ impl ServerConnection {
                 RecvState::Open => self.recv_trailers(stream, fields, end_stream),
             };
         }
-        if stream <= self.last_peer_stream {
+        if stream <= self.highest_stream {
             // A closed stream, or an id skipped: Envoy ignores the frame and serves on.
             return Ok(());
         }
+        self.highest_stream = stream;
         if let Drain::Final(last) = self.drain {
             if stream > last {
                 return Ok(());
@@ -529,7 +534,7 @@ impl ServerConnection {
         if stream == 0 {
             return Err(self.goaway(ErrorCode::PROTOCOL_ERROR, "DATA on stream 0"));
         }
-        if stream > self.last_peer_stream {
+        if stream > self.highest_stream {
             return Err(self.goaway(ErrorCode::PROTOCOL_ERROR, "DATA on an idle stream"));
         }
         if !self.conn_recv.receive(flow_len) {
@@ -593,7 +598,7 @@ impl ServerConnection {
                 "RST_STREAM on stream 0",
             ));
         }
-        if stream > self.last_peer_stream {
+        if stream > self.highest_stream {
             return Err(Self::silent(
                 ErrorCode::PROTOCOL_ERROR,
                 "RST_STREAM on an idle stream",
@@ -703,7 +708,7 @@ impl ServerConnection {
             self.events.push_back(Event::WindowOpened { stream: 0 });
             return Ok(());
         }
-        if stream > self.last_peer_stream || stream.is_multiple_of(2) {
+        if stream > self.highest_stream || stream.is_multiple_of(2) {
             return Err(Self::silent(
                 ErrorCode::PROTOCOL_ERROR,
                 "WINDOW_UPDATE on an idle stream",

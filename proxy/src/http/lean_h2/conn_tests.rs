@@ -505,9 +505,12 @@ fn graceful_drain_sends_envoys_two_goaways() {
         }]
     );
     assert_eq!(c.drain_state(), Drain::Final(3));
-    // Later streams are ignored.
-    c.recv(headers(5, req("GET", "/late", &[]), true)).unwrap();
+    // Later streams are ignored, their DATA too.
+    c.recv(headers(5, req("POST", "/late", &[]), false))
+        .unwrap();
+    c.recv(data(5, b"late", true)).unwrap();
     assert_eq!(events(&mut c).len(), 2);
+    assert!(frames(&mut c).is_empty());
     assert!(!c.is_drained());
     c.send_headers(1, true).unwrap();
     c.send_headers(3, true).unwrap();

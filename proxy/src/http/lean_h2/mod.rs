@@ -6,8 +6,10 @@
 //! Sans-IO layers, each tested on its own:
 //! - [`frame`]: the typed frames shared by the layers.
 //! - `wire` / `hpack`: bytes to frames and back (RFC 9113 §4-6, RFC 7541).
-//! - `conn`: the connection and stream state machine, flow control, request validation
-//!   (RFC 9113 §5, §8), with Envoy's answers.
+//! - [`conn`]: the connection and stream state machine (RFC 9113 §5-6), with Envoy's
+//!   answers to protocol errors; [`conn_send`] its response side and graceful drain;
+//!   [`streams`] the stream table, [`flow`] the flow-control windows, [`request`] request
+//!   and trailer validation (RFC 9113 §8).
 //!
 //! Not yet wired into the downstream connection: the driver that runs these over a socket
 //! and hands requests to the connection manager comes next.
