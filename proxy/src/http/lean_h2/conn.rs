@@ -205,7 +205,7 @@ impl ServerConnection {
     /// above 65,535, a WINDOW_UPDATE) are queued, as Envoy sends them.
     pub fn new(config: ServerConfig) -> Self {
         let conn_window = config.initial_connection_window.max(DEFAULT_WINDOW);
-        let mut frames = VecDeque::with_capacity(8);
+        let mut frames = VecDeque::with_capacity(4);
         frames.push_back(Frame::Settings {
             ack: false,
             settings: vec![
@@ -222,7 +222,7 @@ impl ServerConnection {
             });
         }
         Self {
-            streams: stream_table(config.max_concurrent_streams as usize),
+            streams: stream_table(),
             config,
             last_peer_stream: 0,
             highest_stream: 0,
@@ -231,7 +231,7 @@ impl ServerConnection {
             peer: PeerSettings::default(),
             settings_acked: false,
             drain: Drain::No,
-            events: VecDeque::with_capacity(8),
+            events: VecDeque::new(),
             frames,
             failed: None,
         }

@@ -601,3 +601,25 @@ fn a_response_ending_before_the_request_resets_with_no_error() {
     assert!(events(&mut c).is_empty());
     assert_usable(&mut c, 3);
 }
+
+#[test]
+fn closed_streams_leave_no_state() {
+    // 10,000 requests one after the other: the table holds one stream at a time, the
+    // queues what one exchange needs.
+    let mut c = conn(config());
+    for i in 0..10_000 {
+        let id = 1 + 2 * i;
+        c.recv(headers(id, req("POST", "/seq", &[]), false))
+            .unwrap();
+        c.recv(data(id, b"body", true)).unwrap();
+        events(&mut c);
+        c.release_capacity(id, 4);
+        c.send_headers(id, false).unwrap();
+        c.sent_data(id, 4, true).unwrap();
+        frames(&mut c);
+    }
+    assert_eq!(c.active_streams(), 0);
+    assert!(c.streams.capacity() <= 4, "{}", c.streams.capacity());
+    assert!(c.events.capacity() <= 4, "{}", c.events.capacity());
+    assert!(c.frames.capacity() <= 8, "{}", c.frames.capacity());
+}

@@ -87,9 +87,9 @@ impl Hasher for StreamIdHasher {
 /// The open and half-closed streams.
 pub type StreamTable = HashMap<StreamId, Stream, BuildHasherDefault<StreamIdHasher>>;
 
-/// A stream table with room for `streams` streams.
-pub fn stream_table(streams: usize) -> StreamTable {
-    // Grown on demand up to the limit (a connection with one stream at a time keeps a
-    // table of a few slots).
-    StreamTable::with_capacity_and_hasher(streams.min(8), BuildHasherDefault::default())
+/// An empty stream table: it grows on demand up to the concurrent-stream limit (a
+/// connection with one stream at a time keeps a table of a few slots; an idle new one,
+/// none).
+pub fn stream_table() -> StreamTable {
+    StreamTable::default()
 }
