@@ -563,3 +563,20 @@ fn more_headers_than_max_headers_count() {
         .unwrap();
     assert_reset_and_usable(&mut c, 1, ErrorCode::INTERNAL_ERROR);
 }
+
+#[test]
+fn a_wire_stream_error_resets_only_its_stream() {
+    let mut c = conn(config());
+    c.recv(headers(1, req("POST", "/w", &[]), false)).unwrap();
+    events(&mut c);
+    c.wire_error(
+        &WireError::Stream {
+            stream: 1,
+            code: ErrorCode::PROTOCOL_ERROR,
+            reason: "test",
+        },
+        None,
+    )
+    .unwrap();
+    assert_reset_and_usable(&mut c, 1, ErrorCode::PROTOCOL_ERROR);
+}

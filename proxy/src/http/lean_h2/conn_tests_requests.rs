@@ -699,3 +699,58 @@ fn malformed_trailers_close_the_connection() {
         assert_closed_silently(&mut c, r);
     }
 }
+
+#[test]
+fn stream_errors_cover_every_malformed_request_class() {
+    // Measured on Envoy 1.40 with stream_error_on_invalid_http_messaging: true: each
+    // resets only its stream (PROTOCOL_ERROR) and a probe request is served.
+    malformed_resets(
+        stream_error(),
+        req("POST", "/direct", &[("content-length", b"5")]),
+    );
+    malformed_resets(
+        stream_error(),
+        fields(&[
+            (":method", b"GET"),
+            (":scheme", b"http"),
+            (":path", b"/direct"),
+        ]),
+    );
+    malformed_resets(stream_error(), req("CONNECT", "/c", &[]));
+    let mut c = conn(stream_error());
+    c.recv(headers(
+        1,
+        req("POST", "/direct", &[("content-length", b"abc")]),
+        false,
+    ))
+    .unwrap();
+    assert_reset_and_usable(&mut c, 1, ErrorCode::PROTOCOL_ERROR);
+    let mut c = conn(stream_error());
+    c.recv(headers(1, req("POST", "/hole", &[]), false))
+        .unwrap();
+    c.recv(data(1, b"abc", false)).unwrap();
+    c.recv(headers(1, fields(&[(":path", b"/x")]), true))
+        .unwrap();
+    assert_reset_and_usable(&mut c, 1, ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn stream_errors_leave_connection_errors_alone() {
+    // Measured on Envoy 1.40 with stream_error_on_invalid_http_messaging: true: a
+    // stream depending on itself or HEADERS on an even stream still close the connection.
+    let mut c = conn(stream_error());
+    let r = c.recv(Frame::Headers {
+        stream: 1,
+        fields: req("GET", "/direct", &[]),
+        end_stream: true,
+        priority: Some(super::frame::Priority {
+            dependency: 1,
+            exclusive: false,
+            weight: 15,
+        }),
+    });
+    assert_closed_silently(&mut c, r);
+    let mut c = conn(stream_error());
+    let r = c.recv(headers(2, req("GET", "/direct", &[]), true));
+    assert_closed_silently(&mut c, r);
+}
