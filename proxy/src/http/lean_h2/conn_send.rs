@@ -76,6 +76,16 @@ impl ServerConnection {
         Ok(())
     }
 
+    /// An informational (1xx) response HEADERS of `stream` is being sent: the final
+    /// response may still follow.
+    pub fn send_interim_headers(&mut self, stream: StreamId) -> Result<(), SendError> {
+        match self.streams.get(&stream) {
+            None => Err(SendError::NoStream(stream)),
+            Some(s) if s.send == SendState::Idle => Ok(()),
+            Some(_) => Err(SendError::HeadersSent(stream)),
+        }
+    }
+
     /// How many DATA payload bytes `stream` may send in its next frame: the smaller of
     /// its send window, the connection's, and the client's SETTINGS_MAX_FRAME_SIZE.
     pub fn send_capacity(&self, stream: StreamId) -> u32 {

@@ -623,3 +623,25 @@ fn closed_streams_leave_no_state() {
     assert!(c.events.capacity() <= 4, "{}", c.events.capacity());
     assert!(c.frames.capacity() <= 8, "{}", c.frames.capacity());
 }
+
+#[test]
+fn interim_headers_then_the_response() {
+    let mut c = conn(config());
+    c.recv(headers(
+        1,
+        req("POST", "/continue", &[("expect", b"100-continue")]),
+        false,
+    ))
+    .unwrap();
+    c.send_interim_headers(1).unwrap();
+    c.recv(data(1, b"abc", true)).unwrap();
+    c.send_headers(1, false).unwrap();
+    assert!(c.send_interim_headers(1).is_err());
+    assert!(
+        c.send_headers(1, false).is_err(),
+        "a second response HEADERS"
+    );
+    c.send_headers(1, true).unwrap();
+    assert_eq!(c.active_streams(), 0);
+    assert!(frames(&mut c).is_empty());
+}
