@@ -580,3 +580,28 @@ fn a_wire_stream_error_resets_only_its_stream() {
     .unwrap();
     assert_reset_and_usable(&mut c, 1, ErrorCode::PROTOCOL_ERROR);
 }
+
+/// A wire-layer connection error (`code`, with the header block of `open_block` being
+/// received) answered with GOAWAY `code` naming `last`, as in Envoy's fixture.
+macro_rules! wire_case {
+    ($($name:ident: $code:ident, $open_block:expr, $last:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let mut c = conn(config());
+            let r = c.wire_error(&wire(ErrorCode::$code, stringify!($name)), $open_block);
+            assert_goaway(&mut c, r, ErrorCode::$code, $last);
+        }
+    )*};
+}
+
+wire_case! {
+    priority_bad_length: FRAME_SIZE_ERROR, None, 0;
+    settings_bad_length: FRAME_SIZE_ERROR, None, 0;
+    window_update_bad_length: FRAME_SIZE_ERROR, None, 0;
+    hpack_index_zero: COMPRESSION_ERROR, Some(1), 1;
+    hpack_table_size_update_in_middle: COMPRESSION_ERROR, Some(1), 1;
+    hpack_table_size_update_too_large: COMPRESSION_ERROR, Some(1), 1;
+    hpack_truncated_literal: COMPRESSION_ERROR, Some(1), 1;
+    continuation_on_other_stream: PROTOCOL_ERROR, Some(1), 1;
+    headers_interrupted_by_unknown_frame: PROTOCOL_ERROR, Some(1), 1;
+}
