@@ -7,9 +7,12 @@
 //! - [`frame`]: the typed frames shared by the layers.
 //! - [`body`]: a stream's request body between the driver and the connection manager,
 //!   flow-control window returned as the body is consumed.
-//! - `wire` / `hpack`: bytes to frames and back (RFC 9113 §4-6, RFC 7541).
-//! - `conn`: the connection and stream state machine, flow control, request validation
-//!   (RFC 9113 §5, §8), with Envoy's answers.
+//! - [`wire`] / [`wire_write`] / [`hpack`]: bytes to frames and back (RFC 9113 §4-6,
+//!   RFC 7541).
+//! - [`conn`]: the connection and stream state machine (RFC 9113 §5-6), with Envoy's
+//!   answers to protocol errors; [`conn_send`] its response side and graceful drain;
+//!   [`streams`] the stream table, [`flow`] the flow-control windows, [`request`] request
+//!   and trailer validation (RFC 9113 §8).
 //!
 //! Not yet wired into the downstream connection: the driver that runs these over a socket
 //! and hands requests to the connection manager comes next.
@@ -19,3 +22,14 @@ pub mod frame;
 pub mod hpack;
 pub mod wire;
 pub mod wire_write;
+pub mod conn;
+pub mod conn_send;
+#[cfg(test)]
+mod conn_tests;
+#[cfg(test)]
+mod conn_tests_frames;
+#[cfg(test)]
+mod conn_tests_requests;
+pub mod flow;
+pub mod request;
+pub mod streams;
