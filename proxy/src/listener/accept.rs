@@ -222,6 +222,7 @@ async fn inspect_then_start(
     let hello_facts = hello.tls.then_some(HelloFacts {
         status_request: hello.status_request,
         alpn: hello.alpn,
+        suites: hello.suites,
     });
     start(
         stream,
@@ -405,12 +406,14 @@ struct HandshakeLimits {
 }
 
 /// What the handshake uses of the ClientHello: whether it asks for an OCSP staple
-/// (`ssl.ocsp_staple_*`; rustls does not tell) and the ALPN protocols it offers (none
-/// shared: no protocol, as Envoy, see [`ServerTls::config_for`]).
+/// (`ssl.ocsp_staple_*`; rustls does not tell), the ALPN protocols it offers (none
+/// shared: no protocol, as Envoy) and its suites (the TLS 1.2 suite order), see
+/// [`ServerTls::config_for`].
 #[derive(Debug, Default)]
 struct HelloFacts {
     status_request: bool,
     alpn: Vec<Vec<u8>>,
+    suites: Option<tls::cipher_order::ClientSuites>,
 }
 
 /// The server handshake, bounded by `transport_socket_connect_timeout`, counted in
@@ -446,13 +449,15 @@ async fn handshake(
                 Ok(hello) => HelloFacts {
                     status_request: hello.status_request,
                     alpn: hello.alpn,
+                    suites: hello.suites,
                 },
                 // Not a ClientHello rustls can use either: it reports the error.
                 Err(crate::tls::inspector::InspectError::TooLarge) => HelloFacts::default(),
                 Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e)),
             },
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls.config_for(&facts.alpn)));
+        let config = tls.config_for(&facts.alpn, facts.suites.as_ref());
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
         crate::tls::with_staple_request(facts.status_request, acceptor.accept(stream)).await
     };
     let result = match timeout {

@@ -30,6 +30,9 @@ pub struct ClientHelloInfo {
     pub alpn: Vec<Vec<u8>>,
     /// The client asked for an OCSP staple (a `status_request` extension).
     pub status_request: bool,
+    /// Its TLS 1.2 suite preference and whether it offers TLS 1.3 (the server's
+    /// TLS 1.2 suite choice, `super::cipher_order`).
+    pub suites: Option<super::cipher_order::ClientSuites>,
     /// Bytes the decision took (`tls_inspector.bytes_processed`): the ClientHello's
     /// records, or the record header that was not TLS's.
     pub bytes: usize,
@@ -275,13 +278,15 @@ fn client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
     let mut r = Reader(body);
     r.take(2 + 32)?; // legacy_version, random
     r.vec8()?; // session id
-    r.vec16()?; // cipher suites
+    let suites = r.vec16()?;
     r.vec8()?; // compression methods
     let mut info = ClientHelloInfo {
         tls: true,
         ..ClientHelloInfo::default()
     };
+    let mut client_suites = super::cipher_order::ClientSuites::from_wire(suites);
     let Some(extensions) = r.vec16() else {
+        info.suites = Some(client_suites);
         return Some(info);
     };
     let mut ext = Reader(extensions);
@@ -301,6 +306,10 @@ fn client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
                 }
             }
             5 => info.status_request = true,
+            43 => {
+                let versions = Reader(data).vec8()?;
+                client_suites.offers_tls13 = versions.chunks_exact(2).any(|v| v == [3, 4]);
+            }
             16 => {
                 let mut list = Reader(Reader(data).vec16()?);
                 while !list.0.is_empty() {
@@ -310,6 +319,7 @@ fn client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
             _ => {}
         }
     }
+    info.suites = Some(client_suites);
     Some(info)
 }
 

@@ -4,6 +4,7 @@
 //! listener filter, the `ssl.*` stats, `/certs`, and what access logs and XFCC read from a TLS connection.
 
 pub mod certs;
+pub mod cipher_order;
 pub mod client;
 pub mod inspector;
 pub mod peer;
