@@ -223,6 +223,8 @@ async fn inspect_then_start(
         status_request: hello.status_request,
         alpn: hello.alpn,
         suites: hello.suites,
+        server_name_as_sent: hello.server_name_as_sent,
+        ecdsa_p256_signatures: hello.ecdsa_p256_signatures,
     });
     start(
         stream,
@@ -414,6 +416,8 @@ struct HelloFacts {
     status_request: bool,
     alpn: Vec<Vec<u8>>,
     suites: Option<tls::cipher_order::ClientSuites>,
+    server_name_as_sent: Option<String>,
+    ecdsa_p256_signatures: bool,
 }
 
 /// The server handshake, bounded by `transport_socket_connect_timeout`, counted in
@@ -450,6 +454,8 @@ async fn handshake(
                     status_request: hello.status_request,
                     alpn: hello.alpn,
                     suites: hello.suites,
+                    server_name_as_sent: hello.server_name_as_sent,
+                    ecdsa_p256_signatures: hello.ecdsa_p256_signatures,
                 },
                 // Not a ClientHello rustls can use either: it reports the error.
                 Err(crate::tls::inspector::InspectError::TooLarge) => HelloFacts::default(),
@@ -458,7 +464,12 @@ async fn handshake(
         };
         let config = tls.config_for(&facts.alpn, facts.suites.as_ref());
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
-        crate::tls::with_staple_request(facts.status_request, acceptor.accept(stream)).await
+        let scope = crate::tls::HelloScope {
+            staple_requested: facts.status_request,
+            server_name_as_sent: facts.server_name_as_sent,
+            ecdsa_p256_signatures: facts.ecdsa_p256_signatures,
+        };
+        crate::tls::with_hello(scope, acceptor.accept(stream)).await
     };
     let result = match timeout {
         Some(limit) => match tokio::time::timeout(limit, accept).await {

@@ -26,6 +26,12 @@ pub struct ClientHelloInfo {
     pub tls: bool,
     /// SNI, lowercased.
     pub server_name: Option<String>,
+    /// The SNI as sent, when that is not all lowercase: Envoy (BoringSSL) matches
+    /// certificate names against it case-sensitively.
+    pub server_name_as_sent: Option<String>,
+    /// The `signature_algorithms` extension names ECDSA P-256 with SHA-256 (Envoy's test
+    /// of an ECDSA-capable client, before rustls narrows the schemes to the suites).
+    pub ecdsa_p256_signatures: bool,
     /// ALPN protocols offered, in the client's order.
     pub alpn: Vec<Vec<u8>>,
     /// The client asked for an OCSP staple (a `status_request` extension).
@@ -300,12 +306,19 @@ fn client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
                     let name_type = list.u8()?;
                     let name = list.vec16()?;
                     if name_type == 0 {
-                        info.server_name =
-                            std::str::from_utf8(name).ok().map(str::to_ascii_lowercase);
+                        let sent = std::str::from_utf8(name).ok();
+                        info.server_name = sent.map(str::to_ascii_lowercase);
+                        info.server_name_as_sent = sent
+                            .filter(|n| n.bytes().any(|b| b.is_ascii_uppercase()))
+                            .map(str::to_string);
                     }
                 }
             }
             5 => info.status_request = true,
+            13 => {
+                let schemes = Reader(data).vec16()?;
+                info.ecdsa_p256_signatures = schemes.chunks_exact(2).any(|s| s == [4, 3]);
+            }
             43 => {
                 let versions = Reader(data).vec8()?;
                 client_suites.offers_tls13 = versions.chunks_exact(2).any(|v| v == [3, 4]);

@@ -19,7 +19,7 @@ pub mod tickets;
 
 pub use inspector::{inspect, ClientHelloInfo};
 pub use peer::{CertDetails, PeerCertificate};
-pub use resolver::with_staple_request;
+pub use resolver::{with_hello, HelloScope};
 pub use server::{build_server_config, ServerTls};
 pub use stats::SslStats;
 

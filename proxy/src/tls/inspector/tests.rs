@@ -32,6 +32,8 @@ fn reads_sni_and_alpn() {
         ClientHelloInfo {
             tls: true,
             server_name: Some("www.example.com".into()),
+            server_name_as_sent: Some("WWW.Example.com".into()),
+            ecdsa_p256_signatures: true,
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
             // rustls clients always ask for a staple.
             status_request: true,
