@@ -221,3 +221,53 @@ fn signature_schemes(names: &[String], path: &str) -> Result<Option<Arc<[Signatu
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls12_groups(p: &model::TlsParams) -> Vec<(u16, String)> {
+        p.cipher_suites
+            .iter()
+            .zip(&p.cipher_groups)
+            .filter(|(s, _)| s.version() == &rustls::version::TLS12)
+            .map(|(s, g)| (*g, format!("{:?}", s.suite())))
+            .collect()
+    }
+
+    #[test]
+    fn default_suites_carry_envoys_equal_preference_groups() {
+        let p = params(None, true, "t").expect("defaults");
+        assert_eq!(p.cipher_suites.len(), p.cipher_groups.len());
+        let groups: Vec<u16> = tls12_groups(&p).iter().map(|(g, _)| *g).collect();
+        // [ECDSA AES128|ECDSA CHACHA20], [RSA AES128|RSA CHACHA20], ECDSA AES256, RSA AES256.
+        assert_eq!(groups, [3, 3, 4, 4, 5, 6]);
+    }
+
+    #[test]
+    fn configured_brackets_make_one_group() {
+        let p = tls_pb::TlsParameters {
+            cipher_suites: vec![
+                "ECDHE-ECDSA-AES256-GCM-SHA384".into(),
+                "[ECDHE-ECDSA-AES128-GCM-SHA256|ECDHE-ECDSA-CHACHA20-POLY1305]".into(),
+            ],
+            ..Default::default()
+        };
+        let p = params(Some(&p), true, "t").expect("valid");
+        let groups = tls12_groups(&p);
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[0].0, 3);
+        assert!(groups[0].1.contains("AES_256"));
+        assert_eq!((groups[1].0, groups[2].0), (4, 4));
+    }
+
+    #[test]
+    fn an_unknown_suite_in_a_group_is_named() {
+        let p = tls_pb::TlsParameters {
+            cipher_suites: vec!["[ECDHE-ECDSA-AES128-GCM-SHA256|AES128-SHA]".into()],
+            ..Default::default()
+        };
+        let e = params(Some(&p), true, "t").expect_err("refused").to_string();
+        assert!(e.contains("cipher_suites[0]") && e.contains("AES128-SHA"), "{e}");
+    }
+}

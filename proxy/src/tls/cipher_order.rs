@@ -134,31 +134,13 @@ impl Tls12Order {
     /// The configs for a TLS 1.2 handshake with a client preferring `client`'s order.
     /// None: the order's config could not be built (the chain's own serves).
     pub(super) fn for_client(&self, client: &ClientSuites) -> Option<&OrderedConfig> {
-        let index = self.order_index(client);
+        let index = order_index(&self.groups, client);
         let slot = self.orders.get(index)?;
         if let Some(built) = slot.get() {
             return Some(built);
         }
         let built = self.build(client)?;
         Some(slot.get_or_init(|| built))
-    }
-
-    /// Each group's members sorted by the client's preference (stable: the server's
-    /// order among those it does not rank), as a permutation index per group in mixed
-    /// radix (Lehmer code).
-    fn order_index(&self, client: &ClientSuites) -> usize {
-        let mut index = 0;
-        for members in &self.groups {
-            let permutation = client_permutation(members, client);
-            let n = members.len();
-            let mut code = 0;
-            for (i, &p) in permutation[..n].iter().enumerate() {
-                let smaller_after = permutation[i + 1..n].iter().filter(|&&q| q < p).count();
-                code += smaller_after * factorial(n - 1 - i);
-            }
-            index = index * factorial(n) + code;
-        }
-        index
     }
 
     fn build(&self, client: &ClientSuites) -> Option<OrderedConfig> {
@@ -193,6 +175,24 @@ impl Tls12Order {
             without_alpn,
         })
     }
+}
+
+/// Each group's members sorted by the client's preference (stable: the server's order
+/// among those it does not rank), as a permutation index per group in mixed radix
+/// (Lehmer code): below the product of the groups' sizes' factorials.
+fn order_index(groups: &[Vec<SupportedCipherSuite>], client: &ClientSuites) -> usize {
+    let mut index = 0;
+    for members in groups {
+        let permutation = client_permutation(members, client);
+        let n = members.len().min(TLS12_CODES.len());
+        let mut code = 0;
+        for (i, &p) in permutation[..n].iter().enumerate() {
+            let smaller_after = permutation[i + 1..n].iter().filter(|&&q| q < p).count();
+            code += smaller_after * factorial(n - 1 - i);
+        }
+        index = index * factorial(n) + code;
+    }
+    index
 }
 
 /// The indices of `members` in the client's order of preference (at most six
@@ -236,6 +236,40 @@ mod tests {
         // Not offered: the server's order.
         let c = client(&[0xc030]);
         assert_eq!(client_permutation(&members, &c)[..2], [0, 1]);
+    }
+
+    #[test]
+    fn each_client_order_has_its_own_index() {
+        let groups = vec![
+            vec![
+                cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ],
+            vec![cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384],
+            vec![
+                cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+            ],
+        ];
+        let ecdsa = [0xc02b, 0xcca9, 0xc02c];
+        let mut seen = std::collections::BTreeSet::new();
+        for a in 0..3 {
+            for b in 0..3 {
+                for c in 0..3 {
+                    if a == b || b == c || a == c {
+                        continue;
+                    }
+                    for rsa in [[0xc02f, 0xcca8], [0xcca8, 0xc02f]] {
+                        let order = [ecdsa[a], ecdsa[b], ecdsa[c], 0xc030, rsa[0], rsa[1]];
+                        let index = order_index(&groups, &client(&order));
+                        assert!(index < 12, "{index}");
+                        seen.insert(index);
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), 12);
     }
 
     #[test]
