@@ -267,7 +267,12 @@ mod tests {
             cipher_suites: vec!["[ECDHE-ECDSA-AES128-GCM-SHA256|AES128-SHA]".into()],
             ..Default::default()
         };
-        let e = params(Some(&p), true, "t").expect_err("refused").to_string();
-        assert!(e.contains("cipher_suites[0]") && e.contains("AES128-SHA"), "{e}");
+        let e = params(Some(&p), true, "t")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("cipher_suites[0]") && e.contains("AES128-SHA"),
+            "{e}"
+        );
     }
 }
