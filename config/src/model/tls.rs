@@ -135,6 +135,10 @@ pub struct TlsParams {
     /// Cipher suites: TLS 1.3 ones always (as BoringSSL, `cipher_suites` does not touch
     /// them), then the TLS 1.2 ones of `cipher_suites` in order (or Envoy's default).
     pub cipher_suites: Vec<SupportedCipherSuite>,
+    /// The equal-preference group of each of `cipher_suites` (BoringSSL's `[A|B]`):
+    /// suites with the same number are consecutive, and a TLS 1.2 server takes the
+    /// client's order among them, its own between groups.
+    pub cipher_groups: Vec<u16>,
     /// `ecdh_curves` in order (or Envoy's default).
     pub kx_groups: Vec<&'static dyn SupportedKxGroup>,
     /// `signature_algorithms`: the only schemes this side signs with and accepts from

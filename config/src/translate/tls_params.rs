@@ -36,15 +36,19 @@ fn kx_group_by_name(name: &str) -> Option<&'static dyn SupportedKxGroup> {
     }
 }
 
-/// Envoy's default TLS 1.2 cipher list (every one of which rustls has).
+/// Envoy's default TLS 1.2 cipher list (every one of which rustls has), with its
+/// BoringSSL equal-preference groups (`[A|B]`).
 const DEFAULT_CIPHERS: &[&str] = &[
-    "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-CHACHA20-POLY1305",
+    "[ECDHE-ECDSA-AES128-GCM-SHA256|ECDHE-ECDSA-CHACHA20-POLY1305]",
+    "[ECDHE-RSA-AES128-GCM-SHA256|ECDHE-RSA-CHACHA20-POLY1305]",
     "ECDHE-ECDSA-AES256-GCM-SHA384",
     "ECDHE-RSA-AES256-GCM-SHA384",
 ];
+
+/// The TLS 1.2 suites rustls has, by name (for errors).
+const AVAILABLE_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256, ECDHE-ECDSA-CHACHA20-POLY1305, \
+    ECDHE-RSA-AES128-GCM-SHA256, ECDHE-RSA-CHACHA20-POLY1305, ECDHE-ECDSA-AES256-GCM-SHA384, \
+    ECDHE-RSA-AES256-GCM-SHA384";
 
 /// Envoy's default curves.
 const DEFAULT_CURVES: &[&str] = &["X25519", "P-256"];
@@ -113,33 +117,38 @@ pub(super) fn params(
         cipher_suite::TLS13_AES_256_GCM_SHA384,
         cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
     ];
-    let configured: Vec<(usize, &str)> = if p.cipher_suites.is_empty() {
-        DEFAULT_CIPHERS.iter().map(|c| (0, *c)).collect()
+    // Each TLS 1.3 suite is a group of its own (their order is the client's anyway).
+    let mut cipher_groups: Vec<u16> = vec![0, 1, 2];
+    let (entries, from_config): (Vec<&str>, bool) = if p.cipher_suites.is_empty() {
+        (DEFAULT_CIPHERS.to_vec(), false)
     } else {
-        // "[A|B]" is BoringSSL's equal-preference group; rustls takes a plain order.
-        p.cipher_suites
-            .iter()
-            .enumerate()
-            .flat_map(|(i, c)| {
-                c.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .split('|')
-                    .map(move |n| (i, n))
-            })
-            .collect()
+        (p.cipher_suites.iter().map(String::as_str).collect(), true)
     };
-    for (i, name) in configured {
-        let suite = cipher_suite_by_name(name).ok_or_else(|| {
-            ConfigError::at(
-                format!("{path}.cipher_suites[{i}]"),
-                format!(
-                    "cipher suite '{name}' is not available in rustls (Baton's TLS library); available: {}",
-                    DEFAULT_CIPHERS.join(", ")
-                ),
-            )
-        })?;
-        if !cipher_suites.contains(&suite) {
-            cipher_suites.push(suite);
+    // "[A|B]" is BoringSSL's equal-preference group: the client's order decides
+    // within it, the server's between groups (the TLS 1.2 server handshake).
+    for (i, entry) in entries.iter().enumerate() {
+        let group = u16::try_from(i + 3).unwrap_or(u16::MAX);
+        let names = entry
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split('|');
+        for name in names {
+            let suite = cipher_suite_by_name(name).ok_or_else(|| {
+                ConfigError::at(
+                    if from_config {
+                        format!("{path}.cipher_suites[{i}]")
+                    } else {
+                        format!("{path}.cipher_suites")
+                    },
+                    format!(
+                        "cipher suite '{name}' is not available in rustls (Baton's TLS library); available: {AVAILABLE_CIPHERS}"
+                    ),
+                )
+            })?;
+            if !cipher_suites.contains(&suite) {
+                cipher_suites.push(suite);
+                cipher_groups.push(group);
+            }
         }
     }
 
@@ -169,6 +178,7 @@ pub(super) fn params(
     Ok(model::TlsParams {
         versions,
         cipher_suites,
+        cipher_groups,
         kx_groups,
         signature_schemes,
     })
@@ -209,5 +219,60 @@ fn signature_schemes(names: &[String], path: &str) -> Result<Option<Arc<[Signatu
                 names.join(":")
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls12_groups(p: &model::TlsParams) -> Vec<(u16, String)> {
+        p.cipher_suites
+            .iter()
+            .zip(&p.cipher_groups)
+            .filter(|(s, _)| s.version() == &rustls::version::TLS12)
+            .map(|(s, g)| (*g, format!("{:?}", s.suite())))
+            .collect()
+    }
+
+    #[test]
+    fn default_suites_carry_envoys_equal_preference_groups() {
+        let p = params(None, true, "t").expect("defaults");
+        assert_eq!(p.cipher_suites.len(), p.cipher_groups.len());
+        let groups: Vec<u16> = tls12_groups(&p).iter().map(|(g, _)| *g).collect();
+        // [ECDSA AES128|ECDSA CHACHA20], [RSA AES128|RSA CHACHA20], ECDSA AES256, RSA AES256.
+        assert_eq!(groups, [3, 3, 4, 4, 5, 6]);
+    }
+
+    #[test]
+    fn configured_brackets_make_one_group() {
+        let p = tls_pb::TlsParameters {
+            cipher_suites: vec![
+                "ECDHE-ECDSA-AES256-GCM-SHA384".into(),
+                "[ECDHE-ECDSA-AES128-GCM-SHA256|ECDHE-ECDSA-CHACHA20-POLY1305]".into(),
+            ],
+            ..Default::default()
+        };
+        let p = params(Some(&p), true, "t").expect("valid");
+        let groups = tls12_groups(&p);
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[0].0, 3);
+        assert!(groups[0].1.contains("AES_256"));
+        assert_eq!((groups[1].0, groups[2].0), (4, 4));
+    }
+
+    #[test]
+    fn an_unknown_suite_in_a_group_is_named() {
+        let p = tls_pb::TlsParameters {
+            cipher_suites: vec!["[ECDHE-ECDSA-AES128-GCM-SHA256|AES128-SHA]".into()],
+            ..Default::default()
+        };
+        let e = params(Some(&p), true, "t")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("cipher_suites[0]") && e.contains("AES128-SHA"),
+            "{e}"
+        );
     }
 }

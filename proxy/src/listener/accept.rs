@@ -222,6 +222,9 @@ async fn inspect_then_start(
     let hello_facts = hello.tls.then_some(HelloFacts {
         status_request: hello.status_request,
         alpn: hello.alpn,
+        suites: hello.suites,
+        server_name_as_sent: hello.server_name_as_sent,
+        ecdsa_p256_signatures: hello.ecdsa_p256_signatures,
     });
     start(
         stream,
@@ -405,12 +408,16 @@ struct HandshakeLimits {
 }
 
 /// What the handshake uses of the ClientHello: whether it asks for an OCSP staple
-/// (`ssl.ocsp_staple_*`; rustls does not tell) and the ALPN protocols it offers (none
-/// shared: no protocol, as Envoy, see [`ServerTls::config_for`]).
+/// (`ssl.ocsp_staple_*`; rustls does not tell), the ALPN protocols it offers (none
+/// shared: no protocol, as Envoy) and its suites (the TLS 1.2 suite order), see
+/// [`ServerTls::config_for`].
 #[derive(Debug, Default)]
 struct HelloFacts {
     status_request: bool,
     alpn: Vec<Vec<u8>>,
+    suites: Option<tls::cipher_order::ClientSuites>,
+    server_name_as_sent: Option<String>,
+    ecdsa_p256_signatures: bool,
 }
 
 /// The server handshake, bounded by `transport_socket_connect_timeout`, counted in
@@ -446,14 +453,23 @@ async fn handshake(
                 Ok(hello) => HelloFacts {
                     status_request: hello.status_request,
                     alpn: hello.alpn,
+                    suites: hello.suites,
+                    server_name_as_sent: hello.server_name_as_sent,
+                    ecdsa_p256_signatures: hello.ecdsa_p256_signatures,
                 },
                 // Not a ClientHello rustls can use either: it reports the error.
                 Err(crate::tls::inspector::InspectError::TooLarge) => HelloFacts::default(),
                 Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e)),
             },
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls.config_for(&facts.alpn)));
-        crate::tls::with_staple_request(facts.status_request, acceptor.accept(stream)).await
+        let config = tls.config_for(&facts.alpn, facts.suites.as_ref());
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
+        let scope = crate::tls::HelloScope {
+            staple_requested: facts.status_request,
+            server_name_as_sent: facts.server_name_as_sent,
+            ecdsa_p256_signatures: facts.ecdsa_p256_signatures,
+        };
+        crate::tls::with_hello(scope, acceptor.accept(stream)).await
     };
     let result = match timeout {
         Some(limit) => match tokio::time::timeout(limit, accept).await {

@@ -26,10 +26,19 @@ pub struct ClientHelloInfo {
     pub tls: bool,
     /// SNI, lowercased.
     pub server_name: Option<String>,
+    /// The SNI as sent, when that is not all lowercase: Envoy (BoringSSL) matches
+    /// certificate names against it case-sensitively.
+    pub server_name_as_sent: Option<String>,
+    /// The `signature_algorithms` extension names ECDSA P-256 with SHA-256 (Envoy's test
+    /// of an ECDSA-capable client, before rustls narrows the schemes to the suites).
+    pub ecdsa_p256_signatures: bool,
     /// ALPN protocols offered, in the client's order.
     pub alpn: Vec<Vec<u8>>,
     /// The client asked for an OCSP staple (a `status_request` extension).
     pub status_request: bool,
+    /// Its TLS 1.2 suite preference and whether it offers TLS 1.3 (the server's
+    /// TLS 1.2 suite choice, `super::cipher_order`).
+    pub suites: Option<super::cipher_order::ClientSuites>,
     /// Bytes the decision took (`tls_inspector.bytes_processed`): the ClientHello's
     /// records, or the record header that was not TLS's.
     pub bytes: usize,
@@ -275,13 +284,15 @@ fn client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
     let mut r = Reader(body);
     r.take(2 + 32)?; // legacy_version, random
     r.vec8()?; // session id
-    r.vec16()?; // cipher suites
+    let suites = r.vec16()?;
     r.vec8()?; // compression methods
     let mut info = ClientHelloInfo {
         tls: true,
         ..ClientHelloInfo::default()
     };
+    let mut client_suites = super::cipher_order::ClientSuites::from_wire(suites);
     let Some(extensions) = r.vec16() else {
+        info.suites = Some(client_suites);
         return Some(info);
     };
     let mut ext = Reader(extensions);
@@ -295,12 +306,23 @@ fn client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
                     let name_type = list.u8()?;
                     let name = list.vec16()?;
                     if name_type == 0 {
-                        info.server_name =
-                            std::str::from_utf8(name).ok().map(str::to_ascii_lowercase);
+                        let sent = std::str::from_utf8(name).ok();
+                        info.server_name = sent.map(str::to_ascii_lowercase);
+                        info.server_name_as_sent = sent
+                            .filter(|n| n.bytes().any(|b| b.is_ascii_uppercase()))
+                            .map(str::to_string);
                     }
                 }
             }
             5 => info.status_request = true,
+            13 => {
+                let schemes = Reader(data).vec16()?;
+                info.ecdsa_p256_signatures = schemes.chunks_exact(2).any(|s| s == [4, 3]);
+            }
+            43 => {
+                let versions = Reader(data).vec8()?;
+                client_suites.offers_tls13 = versions.chunks_exact(2).any(|v| v == [3, 4]);
+            }
             16 => {
                 let mut list = Reader(Reader(data).vec16()?);
                 while !list.0.is_empty() {
@@ -310,6 +332,7 @@ fn client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
             _ => {}
         }
     }
+    info.suites = Some(client_suites);
     Some(info)
 }
 

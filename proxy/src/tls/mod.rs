@@ -4,6 +4,7 @@
 //! listener filter, the `ssl.*` stats, `/certs`, and what access logs and XFCC read from a TLS connection.
 
 pub mod certs;
+pub mod cipher_order;
 pub mod client;
 pub mod inspector;
 pub mod peer;
@@ -18,7 +19,7 @@ pub mod tickets;
 
 pub use inspector::{inspect, ClientHelloInfo};
 pub use peer::{CertDetails, PeerCertificate};
-pub use resolver::with_staple_request;
+pub use resolver::{with_hello, HelloScope};
 pub use server::{build_server_config, ServerTls};
 pub use stats::SslStats;
 

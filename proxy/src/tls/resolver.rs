@@ -151,6 +151,17 @@ fn name_matches(pattern: &str, sni: &str) -> bool {
     }
 }
 
+/// [`name_matches`] for an SNI as sent, case-sensitively (BoringSSL's comparison).
+fn name_matches_as_sent(pattern: &str, sni: &str) -> bool {
+    if pattern == sni {
+        return true;
+    }
+    match (pattern.strip_prefix("*."), sni.split_once('.')) {
+        (Some(suffix), Some((label, rest))) => !label.is_empty() && rest == suffix,
+        _ => false,
+    }
+}
+
 impl CertResolver {
     /// Among the certificates naming the SNI (only the first when an SNI names none, all
     /// of them without SNI): the first
@@ -158,14 +169,19 @@ impl CertResolver {
     /// verify, else the first, as Envoy ("the first ECDSA certificate is used for clients
     /// that support ECDSA").
     ///
-    /// `staple_requested`: the client asked for a staple. Only then does a strict or
-    /// must-staple policy drop certificates, as Envoy (a client that did not ask is served
-    /// whatever the staple's state, and gets none).
+    /// `scope.staple_requested`: the client asked for a staple. Only then does a strict
+    /// or must-staple policy drop certificates, as Envoy (a client that did not ask is
+    /// served whatever the staple's state, and gets none). An SNI sent with uppercase
+    /// letters is matched as sent, case-sensitively, as BoringSSL's names in Envoy. A
+    /// client is ECDSA-capable by its own `signature_algorithms`, whatever suites it
+    /// offers, as Envoy (a TLS 1.2 client offering only RSA suites then fails the
+    /// handshake).
     fn choose(
         &self,
         hello: &ClientHello<'_>,
-        staple_requested: bool,
+        scope: &HelloScope,
     ) -> Result<Arc<CertifiedKey>, Refusal> {
+        let staple_requested = scope.staple_requested;
         if !self.awaited.ready() {
             // As Envoy, a context missing any SDS secret refuses every handshake.
             self.stats
@@ -189,7 +205,22 @@ impl CertResolver {
             }
             return Ok(Arc::clone(&entry.key));
         }
-        let schemes = hello.signature_schemes();
+        let narrowed = hello.signature_schemes();
+        // The P-256 scheme rustls took out (the client offers no ECDSA suite) is put
+        // back for the choice: Envoy chooses the ECDSA certificate for such a client.
+        let restored: Vec<SignatureScheme>;
+        let schemes = if scope.ecdsa_p256_signatures
+            && !narrowed.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+        {
+            restored = narrowed
+                .iter()
+                .copied()
+                .chain([SignatureScheme::ECDSA_NISTP256_SHA256])
+                .collect();
+            &restored[..]
+        } else {
+            narrowed
+        };
         let ecdsa_capable = schemes.contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
             && hello
                 .named_groups()
@@ -210,8 +241,9 @@ impl CertResolver {
             return Err(Refusal::NotReady);
         }
         let sni = hello.server_name();
-        let named = |entry: &CertEntry| {
-            sni.is_some_and(|sni| entry.names.iter().any(|n| name_matches(n, sni)))
+        let named = |entry: &CertEntry| match &scope.server_name_as_sent {
+            Some(sent) => entry.names.iter().any(|n| name_matches_as_sent(n, sent)),
+            None => sni.is_some_and(|sni| entry.names.iter().any(|n| name_matches(n, sni))),
         };
         // As Envoy 1.40 (no full scan on an SNI mismatch): an SNI no certificate names
         // gets the first certificate, whatever the client can verify; no SNI, all of them.
@@ -266,20 +298,28 @@ enum Refusal {
     StaplePolicy,
 }
 
-tokio::task_local! {
-    /// Whether the ClientHello of the handshake this task runs asked for an OCSP
-    /// staple (`status_request`): rustls does not tell its certificate resolver, so the
-    /// accept path peeks at the ClientHello and scopes the handshake with the answer.
-    static STAPLE_REQUESTED: bool;
+/// What the certificate resolver needs of a ClientHello that rustls does not tell it
+/// (the accept path peeks at the ClientHello and scopes the handshake with it).
+#[derive(Debug, Default)]
+pub struct HelloScope {
+    /// The client asked for an OCSP staple (`status_request`).
+    pub staple_requested: bool,
+    /// The SNI as sent, when not all lowercase (rustls lowercases it).
+    pub server_name_as_sent: Option<String>,
+    /// The client's `signature_algorithms` name ECDSA P-256 (rustls shows the resolver
+    /// only the schemes its offered TLS 1.2 suites can use).
+    pub ecdsa_p256_signatures: bool,
 }
 
-/// Runs `handshake` knowing whether its client asked for a staple, so that the
-/// certificate resolver counts `ssl.ocsp_staple_*`.
-pub async fn with_staple_request<F: std::future::Future>(
-    requested: bool,
-    handshake: F,
-) -> F::Output {
-    STAPLE_REQUESTED.scope(requested, handshake).await
+tokio::task_local! {
+    /// The ClientHello facts of the handshake this task runs.
+    static HELLO: HelloScope;
+}
+
+/// Runs `handshake` with its ClientHello's facts at hand for the certificate resolver
+/// (`ssl.ocsp_staple_*`, the SNI's case, ECDSA capability).
+pub async fn with_hello<F: std::future::Future>(hello: HelloScope, handshake: F) -> F::Output {
+    HELLO.scope(hello, handshake).await
 }
 
 impl ResolvesServerCert for CertResolver {
@@ -288,8 +328,9 @@ impl ResolvesServerCert for CertResolver {
     /// has a valid staple), an omission (it has none), or a failure (the policy refused
     /// every certificate). A context still waiting for SDS counts none of them.
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let asked = STAPLE_REQUESTED.try_with(|asked| *asked).unwrap_or(false);
-        let chosen = self.choose(&hello, asked);
+        let (chosen, asked) = HELLO
+            .try_with(|scope| (self.choose(&hello, scope), scope.staple_requested))
+            .unwrap_or_else(|_| (self.choose(&hello, &HelloScope::default()), false));
         if asked {
             let ssl = &self.stats;
             match &chosen {
@@ -318,7 +359,15 @@ impl ResolvesServerCert for CertResolver {
 
 #[cfg(test)]
 mod tests {
-    use super::name_matches;
+    use super::{name_matches, name_matches_as_sent};
+
+    #[test]
+    fn an_sni_as_sent_matches_case_sensitively() {
+        assert!(name_matches_as_sent("www.example.com", "www.example.com"));
+        assert!(!name_matches_as_sent("www.example.com", "WWW.Example.com"));
+        assert!(name_matches_as_sent("*.example.com", "A.example.com"));
+        assert!(!name_matches_as_sent("*.example.com", "a.EXAMPLE.com"));
+    }
 
     #[test]
     fn wildcard_covers_one_label() {

@@ -60,22 +60,40 @@ pub struct ServerTls {
     /// The chain's certificate resolver (also inside `config`), asked before a
     /// handshake whether the context has its secrets.
     resolver: Arc<CertResolver>,
+    /// The TLS 1.2 suite choice as BoringSSL's (None: no TLS 1.2).
+    tls12_order: Option<super::cipher_order::Tls12Order>,
+    /// TLS 1.3 is allowed (a client offering it negotiates it, with `config`).
+    tls13_enabled: bool,
 }
 
 impl ServerTls {
-    /// The config for a client offering the ALPN protocols `offered`: without ALPN when
-    /// it offers some and none is configured here (Envoy goes on without a protocol).
-    pub fn config_for(&self, offered: &[Vec<u8>]) -> &Arc<ServerConfig> {
-        match &self.config_without_alpn {
+    /// The config for a client offering the ALPN protocols `offered` and the suites
+    /// `suites` (None: not read): for TLS 1.2, the server's order with the client's
+    /// inside equal-preference groups (`super::cipher_order`); without ALPN when it
+    /// offers some and none is configured here (Envoy goes on without a protocol).
+    pub fn config_for(
+        &self,
+        offered: &[Vec<u8>],
+        suites: Option<&super::cipher_order::ClientSuites>,
+    ) -> &Arc<ServerConfig> {
+        let ordered = match (suites, &self.tls12_order) {
+            (Some(client), Some(order)) if !(client.offers_tls13 && self.tls13_enabled) => {
+                order.for_client(client)
+            }
+            _ => None,
+        };
+        let (config, without_alpn) = match ordered {
+            Some(o) => (&o.config, &o.without_alpn),
+            None => (&self.config, &self.config_without_alpn),
+        };
+        match without_alpn {
             Some(without)
                 if !offered.is_empty()
-                    && !offered
-                        .iter()
-                        .any(|p| self.config.alpn_protocols.contains(p)) =>
+                    && !offered.iter().any(|p| config.alpn_protocols.contains(p)) =>
             {
                 without
             }
-            _ => &self.config,
+            _ => config,
         }
     }
 
@@ -131,7 +149,7 @@ pub fn build_server_config(
         ),
         ..(*base).clone()
     };
-    let builder = ServerConfig::builder_with_provider(Arc::new(provider))
+    let builder = ServerConfig::builder_with_provider(Arc::new(provider.clone()))
         .with_protocol_versions(&ctx.params.versions)
         .map_err(TlsError::Params)?;
     let mut secret_providers = Vec::new();
@@ -210,7 +228,7 @@ pub fn build_server_config(
         || rotating_validation.is_some();
     let current = rotates.then(|| current_state(&resolver, rotating_validation));
     let mut config = builder
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::clone(&verifier))
         .with_cert_resolver(resolver);
     config.alpn_protocols = ctx.alpn_protocols.clone();
     if ctx.disable_stateful_session_resumption {
@@ -261,8 +279,18 @@ pub fn build_server_config(
         without.alpn_protocols = Vec::new();
         Arc::new(without)
     });
+    let config = Arc::new(config);
+    let tls12_order = super::cipher_order::Tls12Order::new(
+        provider,
+        &ctx.params.cipher_groups,
+        &ctx.params.versions,
+        verifier,
+        Arc::clone(&config),
+    );
     Ok(ServerTls {
-        config: Arc::new(config),
+        tls12_order,
+        tls13_enabled: ctx.params.versions.contains(&&rustls::version::TLS13),
+        config,
         config_without_alpn,
         context: ctx.clone(),
         local_uri_san,

@@ -5,7 +5,8 @@
 //! `tests/differential.rs` checks Baton against the fixtures in CI (no Envoy needed).
 //!
 //! Pieces, in the order a case flows through them: [`spec`] (the YAML model), [`bootstrap`]
-//! (config shorthands to a whole bootstrap), [`upstream`] (the recording upstream),
+//! (config shorthands to a whole bootstrap), [`upstream`] (the recording upstream;
+//! [`upstream_tls`] its TLS side),
 //! [`exchange`] (sending a case by protocol; [`h2raw`] for hand-written HTTP/2 frames),
 //! [`normalise`] (what varies by nature), [`run`] (one area against one binary), [`tls`]
 //! (cases over TLS), [`compare`] (fixtures, SAME/DIFF, known differences).
@@ -19,3 +20,4 @@ pub mod run;
 pub mod spec;
 pub mod tls;
 pub mod upstream;
+pub mod upstream_tls;

@@ -154,19 +154,30 @@ impl Ports {
                 }
                 Err(e) => json!(format!("<bad lines regex: {e}>")),
             },
+            BodyMode::Until(marker) => {
+                let kept = text
+                    .find(marker.as_str())
+                    .map_or(&text[..], |at| &text[..at + marker.len()]);
+                json!(self.text(kept))
+            }
         }
     }
 
     /// What an upstream received.
     pub fn received(&self, r: &Received) -> Value {
-        json!({
+        let mut value = json!({
             "upstream": r.upstream,
             "method": r.method,
             "path": self.text(&r.path),
             "version": r.version,
             "headers": self.headers(&r.headers, false),
             "body": self.text(&String::from_utf8_lossy(&r.body)),
-        })
+        });
+        // Only a TLS upstream's: plain-text fixtures stay as they were.
+        if let (Some(tls), Some(object)) = (&r.tls, value.as_object_mut()) {
+            object.insert("tls".into(), tls.to_json());
+        }
+        value
     }
 }
 
@@ -229,6 +240,10 @@ mod tests {
         assert_eq!(
             ports.body(b"a: 1\nb: 2\nab: 3\n", &BodyMode::Lines("^a".into())),
             json!(["a: 1", "ab: 3"])
+        );
+        assert_eq!(
+            ports.body(b"reason: TLS error 42", &BodyMode::Until("reason: ".into())),
+            json!("reason: ")
         );
     }
 }

@@ -83,6 +83,11 @@ pub enum UpstreamKind {
     Http,
     /// Raw TCP byte echo (tcp_proxy).
     Echo,
+    /// [`Self::Http`] behind TLS: `certs/upstream.pem` (DNS:upstream.example.com, issued
+    /// by `certs/ca.pem`), no ALPN, no client certificate asked.
+    Tls,
+    /// [`Self::Tls`] requiring a client certificate issued by `certs/ca.pem`.
+    TlsClientCert,
 }
 
 /// A proxy config. Exactly one of `hcm`, `tcp_proxy` or `raw` says what the listener `main`
@@ -167,6 +172,9 @@ pub enum BodyMode {
     JsonKeys,
     /// Only the lines matching this regex, in order.
     Lines(String),
+    /// The body up to the end of the first occurrence of this text (all of it when
+    /// absent): a local reply whose tail is the TLS library's own error text.
+    Until(String),
 }
 
 /// How [`BodyMode`] is written in YAML (serde_yaml_ng wants tags for enum maps).
@@ -175,6 +183,7 @@ pub enum BodyMode {
 enum BodyModeText {
     Name(String),
     Lines { lines: String },
+    Until { until: String },
 }
 
 impl TryFrom<BodyModeText> for BodyMode {
@@ -183,12 +192,13 @@ impl TryFrom<BodyModeText> for BodyMode {
     fn try_from(text: BodyModeText) -> Result<Self, Self::Error> {
         match text {
             BodyModeText::Lines { lines } => Ok(Self::Lines(lines)),
+            BodyModeText::Until { until } => Ok(Self::Until(until)),
             BodyModeText::Name(name) => match name.as_str() {
                 "exact" => Ok(Self::Exact),
                 "ignore" => Ok(Self::Ignore),
                 "json_keys" => Ok(Self::JsonKeys),
                 other => Err(format!(
-                    "body_mode {other}: expected exact, ignore, json_keys or {{ lines: REGEX }}"
+                    "body_mode {other}: expected exact, ignore, json_keys, {{ lines: REGEX }} or {{ until: TEXT }}"
                 )),
             },
         }

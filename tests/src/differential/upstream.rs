@@ -2,14 +2,15 @@
 //! close-delimited bodies, missing lengths and resets are exact) that records every request
 //! it receives (method, path, version, headers in order, body) and answers as the current
 //! case's [`UpstreamReply`] says. Cases run one at a time, so the reply is shared state the
-//! runner sets before each case. Also a raw byte echo for tcp_proxy areas.
+//! runner sets before each case. Also a raw byte echo for tcp_proxy areas, and the same
+//! HTTP/1.x server behind TLS (`upstream_tls`) for upstream TLS areas.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use super::spec::{ReplyFraming, UpstreamKind, UpstreamReply};
@@ -34,6 +35,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The proxy's port on the upstream connection (masked as `<port:upstream-client>`).
     pub peer_port: u16,
+    /// What the proxy's handshake showed a TLS upstream (None: plain text).
+    pub tls: Option<super::upstream_tls::TlsSeen>,
 }
 
 #[derive(Debug)]
@@ -58,6 +61,7 @@ impl RecordingUpstream {
     pub async fn start(name: &str, kind: UpstreamKind) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
+        let tls = super::upstream_tls::acceptor(kind)?;
         let shared = Arc::new(Shared {
             name: name.to_string(),
             reply: Mutex::new(UpstreamReply::default()),
@@ -80,10 +84,17 @@ impl RecordingUpstream {
                 }
                 let _ = stream.set_nodelay(true);
                 let shared = task_shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = match kind {
-                        UpstreamKind::Http => serve_http(stream, peer.port(), &shared).await,
-                        UpstreamKind::Echo => echo(stream, Vec::new()).await,
+                    let _ = match (kind, tls) {
+                        (UpstreamKind::Echo, _) => echo(stream, Vec::new()).await,
+                        (_, Some(tls)) => match super::upstream_tls::accept(&tls, stream).await {
+                            Some((stream, seen)) => {
+                                serve_http(stream, peer.port(), Some(seen), &shared).await
+                            }
+                            None => Ok(()),
+                        },
+                        (_, None) => serve_http(stream, peer.port(), None, &shared).await,
                     };
                 });
             }
@@ -144,7 +155,10 @@ impl Drop for RecordingUpstream {
 }
 
 /// Echoes bytes (starting with `pending`) until EOF, then half-closes.
-async fn echo(mut stream: TcpStream, pending: Vec<u8>) -> std::io::Result<()> {
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    pending: Vec<u8>,
+) -> std::io::Result<()> {
     if !pending.is_empty() {
         stream.write_all(&pending).await?;
     }
@@ -163,7 +177,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Reads more bytes into `buf`; false on EOF or error.
-async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 16 * 1024];
     match stream.read(&mut chunk).await {
         Ok(0) | Err(_) => false,
@@ -174,7 +188,12 @@ async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
     }
 }
 
-async fn serve_http(mut stream: TcpStream, peer_port: u16, shared: &Shared) -> std::io::Result<()> {
+async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer_port: u16,
+    tls: Option<super::upstream_tls::TlsSeen>,
+    shared: &Shared,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
         let head_end = loop {
@@ -195,6 +214,7 @@ async fn serve_http(mut stream: TcpStream, peer_port: u16, shared: &Shared) -> s
         }
         let mut received = Received {
             peer_port,
+            tls: tls.clone(),
             upstream: shared.name.clone(),
             method: request.method.unwrap_or_default().to_string(),
             path: request.path.unwrap_or_default().to_string(),
@@ -266,7 +286,7 @@ async fn serve_http(mut stream: TcpStream, peer_port: u16, shared: &Shared) -> s
     }
 }
 
-async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+async fn read_chunked<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     let mut body = Vec::new();
     loop {
         let line_end = loop {

@@ -22,16 +22,24 @@ fn client_hello(sni: &str, alpn: &[&[u8]]) -> Vec<u8> {
 #[test]
 fn reads_sni_and_alpn() {
     let hello = client_hello("WWW.Example.com", &[b"h2", b"http/1.1"]);
+    let Parsed::Hello(info) = parse(&hello) else {
+        panic!("not a hello");
+    };
+    let suites = info.suites.expect("suites read");
+    assert!(suites.offers_tls13);
     assert_eq!(
-        parse(&hello),
-        Parsed::Hello(ClientHelloInfo {
+        info,
+        ClientHelloInfo {
             tls: true,
             server_name: Some("www.example.com".into()),
+            server_name_as_sent: Some("WWW.Example.com".into()),
+            ecdsa_p256_signatures: true,
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
             // rustls clients always ask for a staple.
             status_request: true,
+            suites: Some(suites),
             bytes: hello.len(),
-        })
+        }
     );
 }
 
