@@ -357,7 +357,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
         let start = self.open(number);
         for item in items {
             let raw = varint_of(kind, item)?;
-            encoding::encode_varint(raw, &mut self.buf);
+            varint(raw, &mut self.buf);
         }
         self.close(start);
         Ok(())
@@ -384,8 +384,8 @@ impl<'j, J: JsonView> Encoder<'j, J> {
             kind => {
                 let raw = varint_of(kind, value)?;
                 if presence || raw != 0 {
-                    encoding::encode_key(number, WireType::Varint, &mut self.buf);
-                    encoding::encode_varint(raw, &mut self.buf);
+                    key(number, WireType::Varint, &mut self.buf);
+                    varint(raw, &mut self.buf);
                 }
             }
         }
@@ -469,8 +469,9 @@ impl<'j, J: JsonView> Encoder<'j, J> {
 
 /// Writes the key of length-delimited field `number` and one byte of room for its
 /// length; returns where that byte is.
+#[inline]
 pub(crate) fn open(number: u32, buf: &mut Vec<u8>) -> usize {
-    encoding::encode_key(number, WireType::LengthDelimited, buf);
+    key(number, WireType::LengthDelimited, buf);
     buf.push(0);
     buf.len() - 1
 }
@@ -507,10 +508,28 @@ pub(crate) fn checks_inside(message: &MessageDescriptor) -> bool {
 }
 
 /// A string field as prost writes one (its `string::encode` takes a `String`).
+#[inline]
 pub(crate) fn string(number: u32, text: &str, buf: &mut Vec<u8>) {
-    encoding::encode_key(number, WireType::LengthDelimited, buf);
-    encoding::encode_varint(text.len() as u64, buf);
+    key(number, WireType::LengthDelimited, buf);
+    varint(text.len() as u64, buf);
     buf.extend_from_slice(text.as_bytes());
+}
+
+/// `value` as a varint, as prost's `encode_varint` writes it; the one-byte case (most
+/// keys, lengths and numbers in a bootstrap) inline, where prost's was a call per value.
+#[inline]
+pub(crate) fn varint(value: u64, buf: &mut Vec<u8>) {
+    if value < 0x80 {
+        buf.push(value as u8);
+    } else {
+        encoding::encode_varint(value, buf);
+    }
+}
+
+/// The key of field `number` with `wire_type`, as prost's `encode_key` writes it.
+#[inline]
+pub(crate) fn key(number: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    varint(u64::from(number << 3 | wire_type as u32), buf);
 }
 
 /// The varint a number, boolean or enum name is written as; gives up on numbers as

@@ -9,16 +9,21 @@ use crate::json_tree::Node;
 
 /// Resolves a plain scalar as serde_yaml_ng does for an untagged one. `None` for the
 /// integers it hands on as 128-bit (the JSON value path does not take them).
+#[inline]
 pub(crate) fn resolve_plain(text: &str) -> Option<Node<'_>> {
     // Most scalars (every key) start with a letter that begins no null, boolean or
-    // number: a string without the comparisons below.
-    if text
-        .as_bytes()
-        .first()
-        .is_some_and(|b| b.is_ascii_alphabetic() && !b"nNtTfF".contains(b))
-    {
+    // number: a string without the comparisons below (inline: this is most calls).
+    if text.as_bytes().first().is_some_and(|&b| {
+        b.is_ascii_alphabetic() && !matches!(b, b'n' | b'N' | b't' | b'T' | b'f' | b'F')
+    }) {
         return Some(Node::String(Cow::Borrowed(text)));
     }
+    resolve_other(text)
+}
+
+/// [`resolve_plain`] of a scalar not starting with such a letter.
+#[inline(never)]
+fn resolve_other(text: &str) -> Option<Node<'_>> {
     let bytes = text.as_bytes();
     // Decimal digits without a leading zero (ports, statuses): the integer the steps
     // below give (up to 19 digits: within u64).
@@ -43,6 +48,15 @@ pub(crate) fn resolve_plain(text: &str) -> Option<Node<'_>> {
     let first = text.as_bytes()[0];
     // Every number starts with a digit, a sign or a dot; anything else is a string.
     if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
+        return Some(Node::String(Cow::Borrowed(text)));
+    }
+    // A digit first and a byte no integer or float form holds (`1s`, `10ms`): a string,
+    // without the parsers below.
+    if first.is_ascii_digit()
+        && bytes.iter().any(|&b| {
+            !(b.is_ascii_hexdigit() || matches!(b, b'.' | b'+' | b'-' | b'x' | b'X' | b'o' | b'O'))
+        })
+    {
         return Some(Node::String(Cow::Borrowed(text)));
     }
     if let Some(int) = unsigned_int(text) {
