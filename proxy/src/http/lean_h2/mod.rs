@@ -18,10 +18,6 @@
 //! and hands requests to the connection manager comes next.
 
 pub mod body;
-pub mod frame;
-pub mod hpack;
-pub mod wire;
-pub mod wire_write;
 pub mod conn;
 pub mod conn_send;
 #[cfg(test)]
@@ -31,5 +27,9 @@ mod conn_tests_frames;
 #[cfg(test)]
 mod conn_tests_requests;
 pub mod flow;
+pub mod frame;
+pub mod hpack;
 pub mod request;
 pub mod streams;
+pub mod wire;
+pub mod wire_write;
