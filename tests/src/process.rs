@@ -154,6 +154,9 @@ pub struct StartOptions {
     pub binary: Option<PathBuf>,
     /// `-l` (default `info`).
     pub log_level: Option<String>,
+    /// Environment variables set for the proxy process on top of the inherited ones
+    /// (opt-ins such as `BATON_H2_CODEC=lean`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Proxy {
@@ -215,6 +218,7 @@ impl Proxy {
         if !opts.extra_args.iter().any(|a| a == "--runtime-dir") {
             command.env("RUNTIME_DIRECTORY", dir.join("run"));
         }
+        command.envs(opts.env.iter().map(|(k, v)| (k, v)));
         let child = command
             .args(&args)
             .stdin(Stdio::null())

@@ -186,6 +186,7 @@ async fn start_proxy(
         log_level: Some("info".into()),
         no_wait_ready: true,
         extra_args: vec!["--file-flush-interval-msec".into(), "100".into()],
+        ..StartOptions::default()
     };
     let mut proxy = Proxy::start_with(bootstrap, opts).await?;
     proxy.wait_live_then_ready().await?;
