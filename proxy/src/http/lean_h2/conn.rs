@@ -51,14 +51,14 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The configuration a connection manager gives (the stream-error options are not in
-    /// Baton's model yet: off, Envoy's default).
+    /// The configuration a connection manager gives (the model folds the two stream-error
+    /// options into one: the override when set, else the older option).
     pub fn from_hcm(hcm: &HttpConnectionManager) -> Self {
         Self {
             max_concurrent_streams: hcm.http2.max_concurrent_streams,
             initial_stream_window: hcm.http2.initial_stream_window_size.min(MAX_STREAM_ID),
             initial_connection_window: hcm.http2.initial_connection_window_size.min(MAX_STREAM_ID),
-            stream_error_on_invalid_http_messaging: false,
+            stream_error_on_invalid_http_messaging: hcm.http2.stream_error_on_invalid_messaging,
             override_stream_error_on_invalid_http_message: None,
             limits: RequestLimits {
                 max_headers_count: hcm.max_headers_count as usize,
