@@ -343,7 +343,8 @@ impl ServerConnection {
     /// What the wire layer could not decode. `open_block` is the stream of a header
     /// block being received, when there is one (Envoy's GOAWAY names it). A connection
     /// error is answered with GOAWAY, except a connection-level frame on a stream,
-    /// which Envoy answers by closing without one (reasons in [`SILENT_WIRE_REASONS`]).
+    /// which Envoy answers by closing without one (the wire layer's
+    /// [`super::wire::envoy_sends_goaway`] says which).
     pub fn wire_error(
         &mut self,
         err: &WireError,
@@ -358,7 +359,7 @@ impl ServerConnection {
                 return Ok(());
             }
             WireError::Connection { code, reason } => {
-                if SILENT_WIRE_REASONS.contains(&reason) {
+                if !super::wire::envoy_sends_goaway(err) {
                     ConnError {
                         code,
                         goaway: false,
@@ -745,12 +746,3 @@ impl ServerConnection {
         });
     }
 }
-
-/// Reasons of wire-layer connection errors Envoy answers by closing without a GOAWAY: a
-/// connection-level frame (SETTINGS, PING, GOAWAY) on a stream. The wire layer reports
-/// them with these phrases.
-pub const SILENT_WIRE_REASONS: &[&str] = &[
-    "SETTINGS on a stream",
-    "PING on a stream",
-    "GOAWAY on a stream",
-];

@@ -12,6 +12,7 @@ use super::conn_tests::{
 };
 use super::frame::{ErrorCode, Frame, Priority, Setting, StreamId, WireError};
 use super::request::RefusalCause;
+use super::wire;
 
 // --- malformed_http2: frames on the wrong stream, stream states (RFC 9113 §5.1) ---
 
@@ -465,7 +466,7 @@ fn wire(code: ErrorCode, reason: &'static str) -> WireError {
 fn settings_on_stream() {
     let mut c = conn(config());
     let r = c.wire_error(
-        &wire(ErrorCode::PROTOCOL_ERROR, "SETTINGS on a stream"),
+        &wire(ErrorCode::PROTOCOL_ERROR, wire::REASON_SETTINGS_ON_STREAM),
         None,
     );
     assert_closed_silently(&mut c, r);
@@ -474,15 +475,36 @@ fn settings_on_stream() {
 #[test]
 fn ping_on_stream() {
     let mut c = conn(config());
-    let r = c.wire_error(&wire(ErrorCode::PROTOCOL_ERROR, "PING on a stream"), None);
+    let r = c.wire_error(
+        &wire(ErrorCode::PROTOCOL_ERROR, wire::REASON_PING_ON_STREAM),
+        None,
+    );
     assert_closed_silently(&mut c, r);
 }
 
 #[test]
 fn goaway_on_stream() {
     let mut c = conn(config());
-    let r = c.wire_error(&wire(ErrorCode::PROTOCOL_ERROR, "GOAWAY on a stream"), None);
+    let r = c.wire_error(
+        &wire(ErrorCode::PROTOCOL_ERROR, wire::REASON_GOAWAY_ON_STREAM),
+        None,
+    );
     assert_closed_silently(&mut c, r);
+}
+
+/// The wire layer refuses these before the state machine sees a frame; Envoy closes
+/// without a GOAWAY for each (`headers_on_stream_zero`, `rst_on_stream_zero`).
+#[test]
+fn wire_errors_on_stream_zero_close_silently() {
+    for reason in [
+        wire::REASON_HEADERS_STREAM_ZERO,
+        wire::REASON_RST_STREAM_ZERO,
+        wire::REASON_PREFACE,
+    ] {
+        let mut c = conn(config());
+        let r = c.wire_error(&wire(ErrorCode::PROTOCOL_ERROR, reason), None);
+        assert_closed_silently(&mut c, r);
+    }
 }
 
 #[test]
