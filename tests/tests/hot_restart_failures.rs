@@ -169,9 +169,15 @@ async fn child_killed_mid_handshake_leaves_parent_serving() -> anyhow::Result<()
         run.load.wait_served(30, PROGRESS_TIMEOUT).await,
         "epoch 0 stopped serving while the child hangs"
     );
-    child.signal(Signal::SIGKILL)?;
-    let status = child.wait_exit(EXIT_TIMEOUT).await?;
-    assert!(!status.success());
+    // The child serves the shared admin port while it initialises; an admin request it
+    // has accepted dies with it. Kill it between two probes: every probe after the kill
+    // must be answered (queued on the shared socket until the parent takes admin back).
+    {
+        let _no_probe_in_flight = run.probe.hold().await;
+        child.signal(Signal::SIGKILL)?;
+        let status = child.wait_exit(EXIT_TIMEOUT).await?;
+        assert!(!status.success());
+    }
     run.gen0.wait_log(RESTART_FAILED, LOG_TIMEOUT).await?;
     run.finish_then_good_child(1).await
 }

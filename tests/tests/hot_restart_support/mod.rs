@@ -361,6 +361,9 @@ pub fn epoch_of(info: &serde_json::Value) -> u64 {
 #[derive(Debug)]
 pub struct AdminProbe {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Held by the probe loop for the length of each request; `hold` takes it so that no
+    /// probe is in flight.
+    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
     task: tokio::task::JoinHandle<(u64, Vec<String>)>,
 }
 
@@ -370,6 +373,8 @@ impl AdminProbe {
     pub fn start(admin: SocketAddr, initialising_ok: bool) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = std::sync::Arc::clone(&stop);
+        let turn = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        let probe_turn = std::sync::Arc::clone(&turn);
         let task = tokio::spawn(async move {
             let mut ok = 0;
             let mut bad = Vec::new();
@@ -378,7 +383,11 @@ impl AdminProbe {
                 if flag.load(Ordering::Relaxed) {
                     break;
                 }
-                match client::http1_request(admin, "GET", "/ready", &[], b"").await {
+                let outcome = {
+                    let _turn = probe_turn.lock().await;
+                    client::http1_request(admin, "GET", "/ready", &[], b"").await
+                };
+                match outcome {
                     Ok(r) if r.status == 200 => ok += 1,
                     // A child holds the admin port while it initialises (as Envoy's
                     // child does); the port still answered.
@@ -390,7 +399,16 @@ impl AdminProbe {
             }
             (ok, bad)
         });
-        Self { stop, task }
+        Self { stop, turn, task }
+    }
+
+    /// Waits for the probe in flight (if any) to finish and keeps the next one from
+    /// starting until the guard is dropped. A test that SIGKILLs a child holding the
+    /// admin port holds the probe meanwhile: a request that child had already accepted is
+    /// lost with it, which no server can prevent; what the probe checks is that the port
+    /// never refuses and the parent answers again afterwards.
+    pub async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.turn.lock().await
     }
 
     /// Stops and returns (answers 200, every other outcome).
