@@ -277,7 +277,11 @@ fn cut_short(err: &(dyn std::error::Error + 'static)) -> bool {
         let eof = e
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
-        if incomplete || eof {
+        // Baton's own HTTP/2 codec: the client reset the stream or the connection ended.
+        let gone = e
+            .downcast_ref::<super::lean_h2::body::BodyError>()
+            .is_some_and(|b| !matches!(b, super::lean_h2::body::BodyError::LengthMismatch));
+        if incomplete || eof || gone {
             return true;
         }
         cause = e.source();

@@ -54,6 +54,7 @@ pub use reply::{codec_reply_body_len, CodecReplyRecord};
 use reply::{codec_reply_details, codec_reply_text, AutomaticReply};
 
 pub use downstream_body::DownstreamBody;
+pub(crate) use downstream_body::LeanBody;
 pub use framing::{fuzz_request_framing, FramingLimits};
 pub(crate) use lean_handover::lean_http1;
 pub(crate) use lean_server::parsed_value;
@@ -211,6 +212,9 @@ pub struct DownstreamIo<IO> {
     /// The lean loop reads: it judges the heads it serves with the framing check's own
     /// parse, and what it hands to hyper is checked then ([`Self::resume_framing`]).
     framing_deferred: bool,
+    /// Baton's own HTTP/2 codec serves the connection (`lean_h2`): it gives Envoy's
+    /// answers itself, so bytes pass without the frame followers hyper's server needs.
+    own_h2: bool,
 }
 
 impl<IO> DownstreamIo<IO> {
@@ -238,6 +242,7 @@ impl<IO> DownstreamIo<IO> {
             parked: false,
             h2_settings_seen: false,
             h2_compression_failed: false,
+            own_h2: false,
             framing_deferred: false,
         }
     }
@@ -255,6 +260,11 @@ impl<IO> DownstreamIo<IO> {
 
     /// True when the bytes read and not yet handed on begin with the whole HTTP/2
     /// preface: the connection speaks HTTP/2, whichever way the protocol is detected.
+    /// Baton's own HTTP/2 codec serves this connection from now on (see `own_h2`).
+    pub(crate) fn serve_own_h2(&mut self) {
+        self.own_h2 = true;
+    }
+
     pub(crate) fn has_h2_preface(&self) -> bool {
         self.replay
             .get(self.replay_at..)
@@ -404,7 +414,7 @@ impl<IO> DownstreamIo<IO> {
                 conn.park_now.store(false, Ordering::Relaxed);
             }
         }
-        if self.codec == Codec::Http2 {
+        if self.codec == Codec::Http2 && !self.own_h2 {
             let seen = self
                 .h2
                 .get_or_insert_with(Default::default)

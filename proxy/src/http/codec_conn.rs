@@ -40,6 +40,8 @@ use tokio::time::{Instant, Sleep};
 use super::codec::h2_streams::{LocalStreams, StreamExecutor};
 use super::codec::lean_conn::{LeanBody, LeanConn, LeanEnd};
 use super::codec::{self, DownstreamBody, DownstreamIo};
+use super::lean_h2;
+use super::lean_h2::driver::Driver;
 use super::park_socket::ReadReadiness;
 use super::stream::ConnShared;
 use super::ResponseBody;
@@ -96,6 +98,9 @@ where
     /// hyper-util's connection (AUTO bytes that began like the preface but were too few
     /// to tell).
     Auto(Pin<Box<AutoConn<IO, S>>>),
+    /// Baton's own HTTP/2 codec (`BATON_H2_CODEC=lean`; the first bytes were the whole
+    /// preface).
+    LeanH2(Pin<Box<Driver<IO, S>>>),
     /// A parked connection told to close: its write side shuts, as hyper's would.
     Closing(DownstreamIo<IO>),
     /// Parked after an exchange and handed back to the caller (see
@@ -260,6 +265,7 @@ where
             State::Http1(conn) => Pin::new(&mut **conn).graceful_shutdown(),
             State::Http2(h2) => h2.conn.as_mut().graceful_shutdown(),
             State::Auto(conn) => conn.as_mut().graceful_shutdown(),
+            State::LeanH2(driver) => driver.as_mut().get_mut().graceful_shutdown(),
             State::Parked(_)
             | State::Lean(_)
             | State::Closing(_)
@@ -305,6 +311,12 @@ where
                 Pin::new(&mut *conn).graceful_shutdown();
             }
             State::Http1(conn)
+        } else if io.has_h2_preface() && lean_h2::driver::enabled() {
+            let mut driver = Box::pin(Driver::new(io, self.service.clone(), self.shared.clone()));
+            if self.shutdown {
+                driver.as_mut().get_mut().graceful_shutdown();
+            }
+            State::LeanH2(driver)
         } else if io.has_h2_preface() {
             // hyper-util's connection would pick HTTP/2 too; hyper's alone is smaller
             // than the one that can hold either protocol (and the builder it copies).
@@ -428,6 +440,11 @@ where
                 }
                 State::Auto(conn) => {
                     let res = std::task::ready!(conn.as_mut().poll(cx));
+                    this.state = State::Done;
+                    return Poll::Ready(res);
+                }
+                State::LeanH2(driver) => {
+                    let res = std::task::ready!(driver.as_mut().poll(cx));
                     this.state = State::Done;
                     return Poll::Ready(res);
                 }

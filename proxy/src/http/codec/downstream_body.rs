@@ -1,7 +1,8 @@
-//! The request body the connection manager gets from either HTTP/1 server: hyper's
-//! `Incoming` (HTTP/2, and HTTP/1 exchanges the lean loop hands over) or the lean
-//! loop's [`LeanBody`], which it has whole. One enum rather than a boxed body, so the
-//! common exchange allocates nothing for its body.
+//! The request body the connection manager gets from whichever server read the request:
+//! hyper's `Incoming` (HTTP/2, and HTTP/1 exchanges the lean loop hands over), the lean
+//! loop's [`LeanBody`], which it has whole, or a stream of Baton's own HTTP/2 codec
+//! (`lean_h2`). One enum rather than a boxed body, so the common exchange allocates
+//! nothing for its body.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -11,6 +12,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+
+use crate::upstream::BoxError;
 
 /// A request body the lean server has whole: nothing, or its bytes and trailers.
 /// A chunked one looks as hyper's does (no size known, not ended until read), so that
@@ -53,8 +56,11 @@ impl Body for LeanBody {
 pub enum DownstreamBody {
     /// Read by hyper's server (HTTP/2, or an HTTP/1 exchange the lean loop handed over).
     Hyper(Incoming),
-    /// Read whole with its head by the lean HTTP/1.1 loop.
+    /// Read whole with its head by the lean HTTP/1.1 loop (also the empty body of an
+    /// HTTP/2 request that ended with its headers).
     Lean(LeanBody),
+    /// A stream's body from Baton's own HTTP/2 codec.
+    LeanH2(crate::http::lean_h2::body::RequestBody),
 }
 
 impl DownstreamBody {
@@ -79,17 +85,22 @@ impl From<Incoming> for DownstreamBody {
 
 impl Body for DownstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            Self::Hyper(body) => Pin::new(body).poll_frame(cx),
+            Self::Hyper(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(Into::into))),
             Self::Lean(body) => Pin::new(body)
                 .poll_frame(cx)
                 .map(|frame| frame.map(|frame| frame.map_err(|never| match never {}))),
+            Self::LeanH2(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(Into::into))),
         }
     }
 
@@ -97,6 +108,7 @@ impl Body for DownstreamBody {
         match self {
             Self::Hyper(body) => body.is_end_stream(),
             Self::Lean(body) => body.is_end_stream(),
+            Self::LeanH2(body) => body.is_end_stream(),
         }
     }
 
@@ -104,6 +116,7 @@ impl Body for DownstreamBody {
         match self {
             Self::Hyper(body) => body.size_hint(),
             Self::Lean(body) => body.size_hint(),
+            Self::LeanH2(body) => body.size_hint(),
         }
     }
 }

@@ -39,6 +39,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
         let this = &mut *self;
         this.flushed = false;
         std::task::ready!(this.poll_pending(cx))?;
+        if this.own_h2 {
+            let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = polled {
+                this.on_written(n);
+            }
+            return polled;
+        }
         if let Some(automatic) = automatic_error(buf) {
             let reply = this.automatic_reply(automatic);
             this.pending = this.codec_reply(reply);

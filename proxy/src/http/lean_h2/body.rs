@@ -53,6 +53,9 @@ struct Queue {
     consumed: usize,
     /// The reader waiting for more.
     waker: Option<Waker>,
+    /// The driver, to be woken when the reader takes bytes it has not yet counted
+    /// (the reader may run in another task, e.g. an HTTP/2 upstream's connection).
+    driver: Option<Waker>,
 }
 
 #[derive(Debug, Default)]
@@ -137,6 +140,15 @@ impl BodySender {
         std::mem::take(&mut self.shared.lock().consumed)
     }
 
+    /// [`Self::take_consumed`], and `driver` is woken when the reader next takes bytes.
+    pub fn take_consumed_and_watch(&self, driver: &Waker) -> usize {
+        let mut q = self.shared.lock();
+        if !q.driver.as_ref().is_some_and(|w| w.will_wake(driver)) {
+            q.driver = Some(driver.clone());
+        }
+        std::mem::take(&mut q.consumed)
+    }
+
     /// Bytes pushed and not yet read.
     pub fn buffered(&self) -> usize {
         self.shared.lock().buffered
@@ -203,7 +215,14 @@ impl Body for RequestBody {
         let mut q = shared.lock();
         if let Some(data) = q.data.pop_front() {
             q.buffered -= data.len();
+            let first = q.consumed == 0;
             q.consumed += data.len();
+            // The driver returns the window: woken once per batch it has not counted.
+            let driver = if first { q.driver.take() } else { None };
+            drop(q);
+            if let Some(driver) = driver {
+                driver.wake();
+            }
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
         if let Some(trailers) = q.trailers.take() {

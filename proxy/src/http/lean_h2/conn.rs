@@ -144,6 +144,10 @@ pub struct ConnError {
     pub code: ErrorCode,
     pub goaway: bool,
     pub reason: &'static str,
+    /// A malformed request ended the connection (Envoy's invalid messaging, with stream
+    /// errors off): the driver counts it as Envoy does (`http2.rx_messaging_error`, a
+    /// request reset, `downstream_cx_protocol_error`).
+    pub messaging: bool,
 }
 
 /// The client's SETTINGS (RFC 9113 §6.5.2 defaults until it sends its own).
@@ -364,6 +368,7 @@ impl ServerConnection {
                         code,
                         goaway: false,
                         reason,
+                        messaging: false,
                     }
                 } else {
                     if let Some(block) = open_block {
@@ -388,6 +393,7 @@ impl ServerConnection {
             code,
             goaway: true,
             reason,
+            messaging: false,
         }
     }
 
@@ -397,6 +403,7 @@ impl ServerConnection {
             code,
             goaway: false,
             reason,
+            messaging: false,
         }
     }
 
@@ -493,7 +500,10 @@ impl ServerConnection {
                 );
                 Ok(())
             }
-            Rejection::Malformed(why) => Err(Self::silent(ErrorCode::PROTOCOL_ERROR, why)),
+            Rejection::Malformed(why) => Err(ConnError {
+                messaging: true,
+                ..Self::silent(ErrorCode::PROTOCOL_ERROR, why)
+            }),
         }
     }
 

@@ -14,8 +14,8 @@
 //!   [`streams`] the stream table, [`flow`] the flow-control windows, [`request`] request
 //!   and trailer validation (RFC 9113 §8).
 //!
-//! Not yet wired into the downstream connection: the driver that runs these over a socket
-//! and hands requests to the connection manager comes next.
+//! - [`driver`] (with `driver_events` and `driver_send`): runs these over a socket and
+//!   hands requests to the connection manager; opt-in with `BATON_H2_CODEC=lean`.
 
 pub mod body;
 pub mod conn;
@@ -26,6 +26,9 @@ mod conn_tests;
 mod conn_tests_frames;
 #[cfg(test)]
 mod conn_tests_requests;
+pub(crate) mod driver;
+mod driver_events;
+mod driver_send;
 pub mod flow;
 pub mod frame;
 pub mod hpack;

@@ -60,6 +60,9 @@ pub struct RequestHead {
     pub protocol: Option<Bytes>,
     /// The content-length field's value, when present.
     pub content_length: Option<u64>,
+    /// Fields dropped for an underscore in the name (`DROP_HEADER`), for
+    /// `http2.dropped_headers_with_underscores`.
+    pub dropped_underscores: u32,
 }
 
 /// Bytes a field name may hold, as nghttp2 checks them: lowercase tchar (RFC 9110 §5.6.2).
@@ -245,6 +248,7 @@ pub fn validate_request(
     let mut host: Option<Bytes> = None;
     let mut cookies = Cookies::default();
     let mut content_length: Option<u64> = None;
+    let mut dropped_underscores = 0u32;
     for field in &fields.fields {
         if field.name.first() == Some(&b':') {
             if regular_seen {
@@ -257,7 +261,10 @@ pub fn validate_request(
         regular_seen = true;
         let (name, value) = match regular_field(&field.name, &field.value, limits)? {
             Regular::Keep(name, value) => (name, value),
-            Regular::Drop => continue,
+            Regular::Drop => {
+                dropped_underscores += 1;
+                continue;
+            }
         };
         if name == http::header::CONTENT_LENGTH {
             if content_length.is_some() {
@@ -328,6 +335,7 @@ pub fn validate_request(
         parts,
         protocol: pseudo.protocol,
         content_length,
+        dropped_underscores,
     })
 }
 

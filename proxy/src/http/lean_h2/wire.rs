@@ -185,6 +185,11 @@ impl FrameReader {
         self.pending.is_some()
     }
 
+    /// The stream whose header block is open, if one is.
+    pub fn open_block_stream(&self) -> Option<StreamId> {
+        self.pending.as_ref().map(|p| p.stream)
+    }
+
     /// The next whole frame at the front of `buf`, consuming its bytes; `Ok(None)` when
     /// `buf` holds no whole frame yet (or only a HEADERS/CONTINUATION whose block goes
     /// on, which is consumed). After an error the connection is done: call no more.

@@ -155,6 +155,10 @@ impl Encoder {
 
     fn encode_fields(&mut self, headers: &HeaderMap, out: &mut BytesMut) {
         for (name, value) in headers {
+            if is_connection_specific(name) {
+                // RFC 9113 §8.2.2: not sent on HTTP/2 (hyper's server drops them too).
+                continue;
+            }
             self.encode_field(name, value, out);
         }
     }
@@ -251,4 +255,14 @@ pub(crate) fn put_string(out: &mut BytesMut, raw: &[u8]) {
         put_integer(out, 0x00, 7, raw.len());
         out.put_slice(raw);
     }
+}
+
+/// Fields RFC 9113 §8.2.2 forbids in HTTP/2 (`te` is only ever a request's).
+fn is_connection_specific(name: &http::HeaderName) -> bool {
+    use http::header::{CONNECTION, TRANSFER_ENCODING, UPGRADE};
+    name == CONNECTION
+        || name == TRANSFER_ENCODING
+        || name == UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
 }
