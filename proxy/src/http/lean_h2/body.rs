@@ -244,14 +244,11 @@ impl Body for RequestBody {
         Poll::Pending
     }
 
+    /// Only a request that ended with its headers, or a body read to its end: one whose
+    /// END_STREAM came in a later frame is framed upstream as a body (chunked, or by its
+    /// content-length) even when it turned out empty, as Envoy decides at the headers.
     fn is_end_stream(&self) -> bool {
-        if self.done {
-            return true;
-        }
-        self.shared.as_ref().is_none_or(|shared| {
-            let q = shared.lock();
-            q.ended && q.data.is_empty() && q.trailers.is_none()
-        })
+        self.done || self.shared.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -290,8 +287,10 @@ mod tests {
         assert_eq!(second.into_data().expect("data"), "world");
         let t = next(&mut body).await.expect("frame").expect("trailers");
         assert_eq!(t.into_trailers().expect("trailers")["x-t"], "1");
-        assert!(body.is_end_stream());
+        // Ended only once read to its end (see `is_end_stream`).
+        assert!(!body.is_end_stream());
         assert!(next(&mut body).await.is_none());
+        assert!(body.is_end_stream());
         assert_eq!(tx.take_consumed(), 5);
         assert_eq!(tx.buffered(), 0);
     }

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::hash::BuildHasherDefault;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -122,6 +123,9 @@ where
     /// The request a malformed-messaging close left in flight: kept until the driver is
     /// dropped, after the connection manager noted the requests in flight.
     pub(super) in_flight: Option<crate::http::stats::ActiveStream>,
+    /// A call was started and not yet polled: a reset must let it begin first (so the
+    /// request is counted, and a premature reset seen, as Envoy counts them).
+    pub(super) calls_unpolled: bool,
 }
 
 impl<IO, S> Driver<IO, S>
@@ -161,6 +165,7 @@ where
             error: None,
             drain_asked: false,
             in_flight: None,
+            calls_unpolled: false,
         }
     }
 
@@ -280,8 +285,16 @@ where
             }
             // Our SETTINGS and acks go before any response.
             self.queue_frames();
-            if self.poll_calls(cx) {
+            // Once the connection is ending no request goes further (Envoy reads a
+            // whole buffer before acting: a request in it before a connection error is
+            // never forwarded).
+            if self.ending == Ending::No && self.poll_calls(cx) {
                 progress = true;
+            }
+            if !self.drain_asked && self.shared.max_requests_drain.load(Ordering::Relaxed) {
+                // A refused CONNECT/upgrade or `max_requests_per_connection`: the drain's
+                // GOAWAY goes out with the response that asked for it.
+                self.graceful_shutdown();
             }
             if self.ending == Ending::No {
                 if self.poll_responses(cx) {
@@ -346,7 +359,10 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let res = self.poll_turn(cx);
         if res.is_ready() && self.error.is_some_and(|e| e.messaging) {
+            // Noted while the refused request is still in flight (it ends when the
+            // driver is dropped, right after this).
             self.shared.close_locally();
+            self.shared.codec_ended();
         }
         res
     }

@@ -79,6 +79,9 @@ where
                     }
                 }
                 Event::PeerReset { stream, code } => {
+                    if self.calls_unpolled {
+                        self.poll_calls(cx);
+                    }
                     self.drop_stream(stream, BodyError::Reset(code));
                 }
                 Event::LocalReset {
@@ -122,6 +125,7 @@ where
         };
         let fut = self.service.call(Request::from_parts(parts, body));
         let (abort, registration) = AbortHandle::new_pair();
+        self.calls_unpolled = true;
         self.calls.push(Call {
             stream,
             fut: Abortable::new(Box::pin(fut), registration),
@@ -223,6 +227,7 @@ where
     /// Polls the service calls that were woken; true when any answered.
     pub(super) fn poll_calls(&mut self, cx: &mut Context<'_>) -> bool {
         use futures_util::StreamExt;
+        self.calls_unpolled = false;
         let mut answered = false;
         while let std::task::Poll::Ready(Some((stream, out))) = self.calls.poll_next_unpin(cx) {
             answered = true;

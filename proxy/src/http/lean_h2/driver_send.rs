@@ -61,6 +61,16 @@ where
 
     /// A service call answered `stream`: its HEADERS go out, its body follows.
     pub(super) fn start_response(&mut self, stream: StreamId, resp: Response<ResponseBody>) {
+        if !self.drain_asked
+            && self
+                .shared
+                .max_requests_drain
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // This response asked for the drain (a refused CONNECT or upgrade): its
+            // GOAWAY goes before it, as Envoy's codec sends it.
+            self.graceful_shutdown();
+        }
         // Our SETTINGS (and anything else queued) go before the first response.
         self.queue_frames();
         let Some(slot) = self.slots.get_mut(&stream) else {

@@ -148,6 +148,28 @@ struct LimitCounter<'a> {
 }
 
 impl LimitCounter<'_> {
+    /// The decoder stopped storing fields past its list size cap (set above both limits,
+    /// see `wire::ReaderConfig::max_header_list_size`): the first field it dropped is
+    /// where a limit was crossed, the count's when that field is one too many, else the
+    /// size's.
+    fn check_dropped(&self, fields: &FieldList) -> Result<(), Rejection> {
+        let stored: usize = fields
+            .fields
+            .iter()
+            .map(|f| f.name.len() + f.value.len() + 32)
+            .sum();
+        if stored >= fields.list_size {
+            return Ok(());
+        }
+        Err(Rejection::Refused(
+            if self.count + 1 > self.limits.max_headers_count {
+                RefusalCause::TooManyHeaders
+            } else {
+                RefusalCause::HeaderListTooLarge
+            },
+        ))
+    }
+
     fn add(&mut self, name: &[u8], value: &[u8]) -> Result<(), Rejection> {
         self.count += 1;
         self.bytes += name.len() + value.len();
@@ -288,6 +310,7 @@ pub fn validate_request(
             .map_err(|_| Rejection::Malformed("invalid header value"))?;
         headers.append(name, value);
     }
+    counter.check_dropped(fields)?;
     if let Some(cookie) = cookies.finish() {
         let cookie = HeaderValue::from_maybe_shared(cookie)
             .map_err(|_| Rejection::Malformed("invalid header value"))?;
@@ -386,5 +409,6 @@ pub fn validate_trailers(
             .map_err(|_| Rejection::Malformed("invalid header value"))?;
         trailers.append(name, value);
     }
+    counter.check_dropped(fields)?;
     Ok(trailers)
 }

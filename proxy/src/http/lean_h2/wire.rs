@@ -66,10 +66,11 @@ pub const REASON_GOAWAY_ON_STREAM: &str = "GOAWAY on a stream";
 pub const REASON_CONTINUATION_EXPECTED: &str = "another frame inside a header block";
 pub const REASON_CONTINUATION_UNEXPECTED: &str = "CONTINUATION without HEADERS";
 pub const REASON_HEADER_BLOCK_TOO_LARGE: &str = "header block over the CONTINUATION cap";
+pub const REASON_EMPTY_FRAMES_FLOOD: &str = "too many consecutive frames with an empty payload";
 
 /// Whether Envoy 1.40 sends a GOAWAY before closing for this error (the
 /// `malformed_http2` fixtures): it closes without one for HEADERS or RST_STREAM on stream
-/// 0, SETTINGS, PING or GOAWAY on a stream, and a bad preface.
+/// 0, SETTINGS, PING or GOAWAY on a stream, a bad preface, and a flood of empty frames.
 pub fn envoy_sends_goaway(error: &WireError) -> bool {
     match error {
         WireError::Connection { reason, .. } => !matches!(
@@ -80,6 +81,7 @@ pub fn envoy_sends_goaway(error: &WireError) -> bool {
                 | REASON_SETTINGS_ON_STREAM
                 | REASON_PING_ON_STREAM
                 | REASON_GOAWAY_ON_STREAM
+                | REASON_EMPTY_FRAMES_FLOOD
         ),
         WireError::Stream { .. } => false,
     }
@@ -110,6 +112,10 @@ pub struct ReaderConfig {
     /// Whether the connection starts with the client preface (h2c prior knowledge and
     /// TLS ALPN "h2" both do; an h2c upgrade has had its preface checked elsewhere).
     pub expect_preface: bool,
+    /// Envoy's `max_consecutive_inbound_frames_with_empty_payload` (1): more DATA,
+    /// HEADERS or CONTINUATION frames in a row with nothing in them (padding aside) and
+    /// no END_STREAM end the connection without a GOAWAY.
+    pub max_consecutive_empty: u32,
 }
 
 impl Default for ReaderConfig {
@@ -120,6 +126,7 @@ impl Default for ReaderConfig {
             max_header_list_size: 96 * 1024,
             max_header_block: 256 * 1024,
             expect_preface: true,
+            max_consecutive_empty: 1,
         }
     }
 }
@@ -148,6 +155,10 @@ pub struct FrameReader {
     start: Start,
     decoder: hpack::Decoder,
     pending: Option<PendingHeaders>,
+    /// The stream whose header block failed to decode (the connection is over).
+    failed_block: Option<StreamId>,
+    /// DATA/HEADERS/CONTINUATION frames in a row with an empty payload.
+    consecutive_empty: u32,
 }
 
 impl FrameReader {
@@ -161,6 +172,8 @@ impl FrameReader {
             },
             decoder: hpack::Decoder::new(config.header_table_size as usize),
             pending: None,
+            failed_block: None,
+            consecutive_empty: 0,
         }
     }
 
@@ -185,9 +198,13 @@ impl FrameReader {
         self.pending.is_some()
     }
 
-    /// The stream whose header block is open, if one is.
+    /// The stream whose header block is open, or whose block failed to decode: a
+    /// connection error then names it as the last stream (as Envoy's GOAWAY does).
     pub fn open_block_stream(&self) -> Option<StreamId> {
-        self.pending.as_ref().map(|p| p.stream)
+        self.pending
+            .as_ref()
+            .map(|p| p.stream)
+            .or(self.failed_block)
     }
 
     /// The next whole frame at the front of `buf`, consuming its bytes; `Ok(None)` when
@@ -259,6 +276,9 @@ impl FrameReader {
         stream: StreamId,
         payload: Bytes,
     ) -> Result<Option<Frame>, WireError> {
+        if matches!(frame_kind, kind::DATA | kind::HEADERS | kind::CONTINUATION) {
+            self.count_empty(frame_kind, flags, &payload)?;
+        }
         let frame = match frame_kind {
             kind::DATA => {
                 if stream == 0 {
@@ -424,6 +444,29 @@ impl FrameReader {
         Ok(Some(frame))
     }
 
+    /// Envoy's flood rule for frames that carry nothing (see
+    /// [`ReaderConfig::max_consecutive_empty`]); other frame types leave the count alone.
+    fn count_empty(&mut self, frame_kind: u8, flags: u8, payload: &Bytes) -> Result<(), WireError> {
+        let padding = if frame_kind != kind::CONTINUATION && flags & flag::PADDED != 0 {
+            payload.first().map_or(0, |&pad| usize::from(pad) + 1)
+        } else {
+            0
+        };
+        let end_stream = frame_kind != kind::CONTINUATION && flags & flag::END_STREAM != 0;
+        if payload.len() <= padding && !end_stream {
+            self.consecutive_empty += 1;
+            if self.consecutive_empty > self.config.max_consecutive_empty {
+                return Err(connection(
+                    ErrorCode::ENHANCE_YOUR_CALM,
+                    REASON_EMPTY_FRAMES_FLOOD,
+                ));
+            }
+        } else {
+            self.consecutive_empty = 0;
+        }
+        Ok(())
+    }
+
     fn headers(
         &mut self,
         stream: StreamId,
@@ -432,9 +475,13 @@ impl FrameReader {
         block: &Bytes,
     ) -> Result<Frame, WireError> {
         let mut fields = FieldList::default();
-        self.decoder
+        if let Err(e) = self
+            .decoder
             .decode(block, self.config.max_header_list_size, &mut fields)
-            .map_err(|e| connection(ErrorCode::COMPRESSION_ERROR, e.reason()))?;
+        {
+            self.failed_block = Some(stream);
+            return Err(connection(ErrorCode::COMPRESSION_ERROR, e.reason()));
+        }
         Ok(Frame::Headers {
             stream,
             fields,

@@ -198,6 +198,20 @@ fn into_http1(mut req: Request<RequestBody>, host: &Host) -> Request<RequestBody
         req.headers_mut()
             .insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     }
+    // A GET or HEAD whose body is still coming and has no length (an HTTP/2 stream not
+    // ended with its headers) goes chunked, as Envoy's HTTP/1 codec sends it: hyper's
+    // client would assume no body for those methods and drop what follows.
+    if req.version() == Version::HTTP_11
+        && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+        && !http_body::Body::is_end_stream(req.body())
+        && !req.headers().contains_key(http::header::CONTENT_LENGTH)
+        && !req.headers().contains_key(http::header::TRANSFER_ENCODING)
+    {
+        req.headers_mut().insert(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
     req
 }
 
