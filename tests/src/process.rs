@@ -155,7 +155,7 @@ pub struct StartOptions {
     /// `-l` (default `info`).
     pub log_level: Option<String>,
     /// Environment variables set for the proxy process on top of the inherited ones
-    /// (opt-ins such as `BATON_H2_CODEC=lean`).
+    /// (switches such as `BATON_H2_CODEC=hyper`).
     pub env: Vec<(String, String)>,
 }
 

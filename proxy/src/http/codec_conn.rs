@@ -9,8 +9,10 @@
 //! connection parks only after [`PARK_AFTER`] without a new request, so that a
 //! keep-alive connection in use does not pay for a new hyper connection per request
 //! (its park timer wakes it at most once per `PARK_AFTER`). A connection whose first
-//! bytes were the whole HTTP/2 preface runs hyper's HTTP/2 connection for its whole
-//! life, with its streams polled in this future rather than spawned (`h2_streams`); an
+//! bytes were the whole HTTP/2 preface is served by Baton's own HTTP/2 codec
+//! (`lean_h2::driver`) for its whole life, or with `BATON_H2_CODEC=hyper` by hyper's
+//! HTTP/2 connection, its streams polled in this future rather than spawned
+//! (`h2_streams`); an
 //! AUTO connection whose first read held only the start of the preface runs hyper-util's
 //! protocol-detecting connection, as before.
 //!
@@ -98,7 +100,7 @@ where
     /// hyper-util's connection (AUTO bytes that began like the preface but were too few
     /// to tell).
     Auto(Pin<Box<AutoConn<IO, S>>>),
-    /// Baton's own HTTP/2 codec (`BATON_H2_CODEC=lean`; the first bytes were the whole
+    /// Baton's own HTTP/2 codec (the default, see `lean_h2::driver::enabled`; the first bytes were the whole
     /// preface).
     LeanH2(Pin<Box<Driver<IO, S>>>),
     /// A parked connection told to close: its write side shuts, as hyper's would.

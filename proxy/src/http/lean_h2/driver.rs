@@ -37,10 +37,12 @@ use crate::http::codec_conn::CodecError;
 use crate::http::stream::ConnShared;
 use crate::http::ResponseBody;
 
-/// Whether `BATON_H2_CODEC=lean` asks for Baton's own HTTP/2 codec (read once).
+/// Whether Baton's own HTTP/2 codec serves downstream HTTP/2 (the default;
+/// `BATON_H2_CODEC=hyper` in the environment gives hyper's server instead, for
+/// comparisons). Read once.
 pub(crate) fn enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("BATON_H2_CODEC").is_ok_and(|v| v == "lean"))
+    *ENABLED.get_or_init(|| std::env::var("BATON_H2_CODEC").map_or(true, |v| v != "hyper"))
 }
 
 /// How much is read at a time (one maximal default frame and its header).
@@ -358,10 +360,12 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let res = self.poll_turn(cx);
-        if res.is_ready() && self.error.is_some_and(|e| e.messaging) {
-            // Noted while the refused request is still in flight (it ends when the
-            // driver is dropped, right after this).
-            self.shared.close_locally();
+        if res.is_ready() {
+            if self.error.is_some_and(|e| e.messaging) {
+                self.shared.close_locally();
+            }
+            // Noted while the requests in flight still are (their futures, and a refused
+            // request's count, end when the driver is dropped, right after this).
             self.shared.codec_ended();
         }
         res

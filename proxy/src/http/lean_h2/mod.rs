@@ -15,7 +15,8 @@
 //!   and trailer validation (RFC 9113 §8).
 //!
 //! - [`driver`] (with `driver_events` and `driver_send`): runs these over a socket and
-//!   hands requests to the connection manager; opt-in with `BATON_H2_CODEC=lean`.
+//!   hands requests to the connection manager (the default; `BATON_H2_CODEC=hyper` gives
+//!   hyper's server instead).
 
 pub mod body;
 pub mod conn;

@@ -129,6 +129,9 @@ impl Decoder {
     fn string(&mut self, block: &Bytes, at: &mut usize) -> Result<Bytes, HpackError> {
         let huffman = block.get(*at).ok_or(HpackError::Truncated)? & 0x80 != 0;
         let len = integer(block, at, 7)?;
+        if len > super::MAX_STRING_LEN {
+            return Err(HpackError::StringTooLong);
+        }
         let end = at.checked_add(len).ok_or(HpackError::Truncated)?;
         if end > block.len() {
             return Err(HpackError::Truncated);

@@ -68,7 +68,14 @@ pub enum HpackError {
     /// A dynamic table size update after the block's first field.
     #[error("table size update not at the start of the block")]
     MisplacedSizeUpdate,
+    /// A name or value literal longer than [`MAX_STRING_LEN`] as sent.
+    #[error("string literal over 64 KiB")]
+    StringTooLong,
 }
+
+/// The longest name or value literal (its length as sent) Envoy's HPACK decoder takes
+/// (nghttp2's 64 KiB): past it the block fails, a COMPRESSION_ERROR.
+pub const MAX_STRING_LEN: usize = 64 * 1024;
 
 impl HpackError {
     /// A fixed phrase for the wire layer's errors.
@@ -81,6 +88,7 @@ impl HpackError {
             Self::SizeUpdateTooLarge => "hpack: table size update over the limit",
             Self::SizeUpdateMissing => "hpack: table size update missing",
             Self::MisplacedSizeUpdate => "hpack: table size update after a field",
+            Self::StringTooLong => "hpack: string literal over 64 KiB",
         }
     }
 }
