@@ -242,7 +242,9 @@ impl<IO> DownstreamIo<IO> {
             parked: false,
             h2_settings_seen: false,
             h2_compression_failed: false,
-            own_h2: false,
+            // Set from the start: the first bytes are read (and would be followed)
+            // before the codec is chosen.
+            own_h2: super::lean_h2::driver::enabled(),
             framing_deferred: false,
         }
     }

@@ -100,8 +100,8 @@ where
     /// hyper-util's connection (AUTO bytes that began like the preface but were too few
     /// to tell).
     Auto(Pin<Box<AutoConn<IO, S>>>),
-    /// Baton's own HTTP/2 codec (the default, see `lean_h2::driver::enabled`; the first bytes were the whole
-    /// preface).
+    /// Baton's own HTTP/2 codec (the default, see `lean_h2::driver::enabled`; the first
+    /// bytes began like the preface).
     LeanH2(Pin<Box<Driver<IO, S>>>),
     /// A parked connection told to close: its write side shuts, as hyper's would.
     Closing(DownstreamIo<IO>),
@@ -313,7 +313,9 @@ where
                 Pin::new(&mut *conn).graceful_shutdown();
             }
             State::Http1(conn)
-        } else if io.has_h2_preface() && lean_h2::driver::enabled() {
+        } else if lean_h2::driver::enabled() {
+            // The first bytes began like the preface (the codec checks the rest, and
+            // answers a bad one as Envoy does).
             let mut driver = Box::pin(Driver::new(io, self.service.clone(), self.shared.clone()));
             if self.shutdown {
                 driver.as_mut().get_mut().graceful_shutdown();

@@ -39,7 +39,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for DownstreamIo<IO> {
         let this = &mut *self;
         this.flushed = false;
         std::task::ready!(this.poll_pending(cx))?;
-        if this.own_h2 {
+        if this.own_h2 && this.codec == Codec::Http2 {
             let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
             if let Poll::Ready(Ok(n)) = polled {
                 this.on_written(n);

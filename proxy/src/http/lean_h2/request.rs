@@ -412,3 +412,74 @@ pub fn validate_trailers(
     counter.check_dropped(fields)?;
     Ok(trailers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::lean_h2::frame::Field;
+
+    fn limits() -> RequestLimits {
+        RequestLimits {
+            max_headers_count: 100,
+            max_header_bytes: 60 * 1024,
+            allow_connect: false,
+            underscores: UnderscoreHeaders::Drop,
+        }
+    }
+
+    fn block(extra: &[(&str, usize)]) -> FieldList {
+        let mut list = FieldList::default();
+        let mut push = |name: &str, value: Vec<u8>| {
+            list.list_size += name.len() + value.len() + 32;
+            list.fields.push(Field {
+                name: Bytes::copy_from_slice(name.as_bytes()),
+                value: Bytes::from(value),
+            });
+        };
+        for (name, value) in [
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            (":authority", "test"),
+        ] {
+            push(name, value.as_bytes().to_vec());
+        }
+        for (name, len) in extra {
+            push(name, vec![b'v'; *len]);
+        }
+        list
+    }
+
+    /// `header_block_over_limit`: the decoder stopped storing fields at its cap; the
+    /// fields it dropped crossed Envoy's size limit.
+    #[test]
+    fn fields_the_decoder_dropped_are_over_a_limit() {
+        let mut list = block(&[("x-a", 20_000), ("x-b", 20_000), ("x-c", 20_000)]);
+        assert!(validate_request(&list, true, &limits()).is_ok());
+        // A fourth field was decoded, counted and not stored.
+        list.list_size += 3 + 10_000 + 32;
+        assert_eq!(
+            validate_request(&list, true, &limits()).err(),
+            Some(Rejection::Refused(RefusalCause::HeaderListTooLarge))
+        );
+        // At the count limit, the dropped field is one too many.
+        let mut tight = limits();
+        tight.max_headers_count = 7;
+        assert_eq!(
+            validate_request(&list, true, &tight).err(),
+            Some(Rejection::Refused(RefusalCause::TooManyHeaders))
+        );
+    }
+
+    #[test]
+    fn underscored_names_dropped_are_counted() {
+        let head = validate_request(
+            &block(&[("x_a", 1), ("x-b", 1), ("y_z", 2)]),
+            true,
+            &limits(),
+        )
+        .expect("valid");
+        assert_eq!(head.dropped_underscores, 2);
+        assert_eq!(head.parts.headers.len(), 1);
+    }
+}

@@ -271,7 +271,39 @@ fn integers_overflow_is_an_error() {
     );
     assert_eq!(decode(&mut d, "ff ff"), Err(HpackError::Truncated));
     // A string length past the block.
-    assert_eq!(decode(&mut d, "00 7f ffffff0f"), Err(HpackError::Truncated));
+    assert_eq!(decode(&mut d, "00 01 61 05 61"), Err(HpackError::Truncated));
+    // A string length over 64 KiB, as sent, fails whatever follows (Envoy's decoder).
+    assert_eq!(
+        decode(&mut d, "00 7f ffffff0f"),
+        Err(HpackError::StringTooLong)
+    );
+}
+
+#[test]
+fn a_literal_of_exactly_64_kib_is_taken_and_one_byte_more_is_not() {
+    let block = |len: usize| {
+        // Literal without indexing, new name "x", a raw value of `len` bytes.
+        let mut b = vec![0x00, 0x01, b'x'];
+        b.push(0x7f);
+        let mut rest = len - 127;
+        while rest >= 128 {
+            b.push((rest % 128) as u8 | 0x80);
+            rest /= 128;
+        }
+        b.push(rest as u8);
+        b.extend(std::iter::repeat_n(b'v', len));
+        Bytes::from(b)
+    };
+    let mut d = Decoder::new(4096);
+    let mut list = FieldList::default();
+    d.decode(&block(64 * 1024), usize::MAX, &mut list)
+        .expect("64 KiB is taken");
+    assert_eq!(list.fields[0].value.len(), 64 * 1024);
+    let mut list = FieldList::default();
+    assert_eq!(
+        d.decode(&block(64 * 1024 + 1), usize::MAX, &mut list),
+        Err(HpackError::StringTooLong)
+    );
 }
 
 #[test]
