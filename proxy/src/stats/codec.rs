@@ -39,6 +39,14 @@ pub struct Http2CodecStats {
     pub upstream_connections: Counter,
     /// `streams_active`
     pub streams_active: Gauge,
+    /// `inbound_empty_frames_flood`: connections ended for too many frames in a row with
+    /// an empty payload (Baton's own codec).
+    pub inbound_empty_frames_flood: Counter,
+    /// `outbound_control_flood`: connections ended with too many PING/SETTINGS acks and
+    /// RST_STREAM frames waiting to be written (a client that does not read).
+    pub outbound_control_flood: Counter,
+    /// `outbound_flood`: connections ended with too many frames waiting to be written.
+    pub outbound_flood: Counter,
     /// The rest, held so that they exist.
     _others: Vec<Counter>,
     _gauges: Vec<Gauge>,
@@ -51,15 +59,12 @@ const HTTP2_OTHER_COUNTERS: &[&str] = &[
     "deferred_stream_close",
     "goaway_sent",
     "headers_cb_no_stream",
-    "inbound_empty_frames_flood",
     "inbound_priority_frames_flood",
     "inbound_window_update_frames_flood",
     "keepalive_timeout",
     "metadata_empty_frames",
     "oghttp2_downstream_connections",
     "oghttp2_upstream_connections",
-    "outbound_control_flood",
-    "outbound_flood",
     "stream_refused_errors",
     "tx_flush_timeout",
 ];
@@ -97,6 +102,9 @@ impl Http2CodecStats {
             downstream_connections: s.counter("nghttp2_downstream_connections"),
             upstream_connections: s.counter("nghttp2_upstream_connections"),
             streams_active: s.gauge("streams_active"),
+            inbound_empty_frames_flood: s.counter("inbound_empty_frames_flood"),
+            outbound_control_flood: s.counter("outbound_control_flood"),
+            outbound_flood: s.counter("outbound_flood"),
             _others: HTTP2_OTHER_COUNTERS.iter().map(|n| s.counter(n)).collect(),
             _gauges: HTTP2_OTHER_GAUGES.iter().map(|n| s.gauge(n)).collect(),
             _histograms: HTTP2_HISTOGRAMS.iter().map(|n| s.histogram(n)).collect(),

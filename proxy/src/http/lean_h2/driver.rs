@@ -49,6 +49,11 @@ pub(crate) fn enabled() -> bool {
 const READ_CHUNK: usize = 16 * 1024 + 9;
 /// Response DATA stops being produced while this much waits to be written.
 pub(super) const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Envoy's `max_outbound_control_frames` default: more PING/SETTINGS acks and
+/// RST_STREAM frames than this waiting to be written end the connection.
+const MAX_UNWRITTEN_CONTROL: u32 = 1000;
+/// Envoy's `max_outbound_frames` default, for frames of every type.
+const MAX_UNWRITTEN_FRAMES: u32 = 10_000;
 
 /// A stream's service call, abortable when the stream is reset.
 pub(super) struct Call<F> {
@@ -128,6 +133,10 @@ where
     /// A call was started and not yet polled: a reset must let it begin first (so the
     /// request is counted, and a premature reset seen, as Envoy counts them).
     pub(super) calls_unpolled: bool,
+    /// Frames in `write_buf` (all, and the control ones Envoy counts apart): a client
+    /// that sends PINGs and reads nothing is cut off, not answered into memory.
+    pub(super) unwritten_frames: u32,
+    pub(super) unwritten_control: u32,
 }
 
 impl<IO, S> Driver<IO, S>
@@ -168,6 +177,8 @@ where
             drain_asked: false,
             in_flight: None,
             calls_unpolled: false,
+            unwritten_frames: 0,
+            unwritten_control: 0,
         }
     }
 
@@ -228,6 +239,11 @@ where
     /// The connection ends on `e`: what is queued (its GOAWAY, if any) is written, then
     /// the socket closes.
     fn fail(&mut self, e: ConnError) {
+        if e.reason == super::wire::REASON_EMPTY_FRAMES_FLOOD {
+            crate::stats::downstream_http2()
+                .inbound_empty_frames_flood
+                .inc();
+        }
         if e.messaging {
             self.in_flight = Some(super::driver_events::count_messaging_close(&self.shared));
         }
@@ -245,7 +261,27 @@ where
             }
             self.write_buf.advance(n);
         }
+        self.unwritten_frames = 0;
+        self.unwritten_control = 0;
         Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Envoy's outbound flood limits (see [`MAX_UNWRITTEN_CONTROL`]): counted, and true
+    /// when the connection must end now.
+    fn outbound_flooded(&self) -> bool {
+        let stats = crate::stats::downstream_http2();
+        if self.unwritten_control > MAX_UNWRITTEN_CONTROL {
+            stats.outbound_control_flood.inc();
+        } else if self.unwritten_frames > MAX_UNWRITTEN_FRAMES {
+            stats.outbound_flood.inc();
+        } else {
+            return false;
+        }
+        tracing::debug!(
+            conn = self.shared.conn.id,
+            "HTTP/2 client reads nothing while frames pile up; closing"
+        );
+        true
     }
 
     /// Nothing in flight and nothing buffered: the buffers go (the next read makes one).
@@ -312,6 +348,11 @@ where
             }
             self.return_windows(cx);
             self.queue_frames();
+            if self.outbound_flooded() {
+                // Cut off at once: what waits would never be read.
+                self.end_streams();
+                return Poll::Ready(Ok(()));
+            }
             match self.poll_output(cx) {
                 Poll::Ready(Ok(())) => {
                     if self.ending == Ending::Closing {

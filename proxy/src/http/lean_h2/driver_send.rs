@@ -52,9 +52,17 @@ where
     /// The state machine's frames, written in the order queued.
     pub(super) fn queue_frames(&mut self) {
         while let Some(frame) = self.conn.poll_frame() {
-            if matches!(frame, Frame::RstStream { .. }) {
-                crate::stats::downstream_http2().tx_reset.inc();
+            match frame {
+                Frame::RstStream { .. } => {
+                    crate::stats::downstream_http2().tx_reset.inc();
+                    self.unwritten_control += 1;
+                }
+                Frame::Ping { ack: true, .. } | Frame::Settings { ack: true, .. } => {
+                    self.unwritten_control += 1;
+                }
+                _ => {}
             }
+            self.unwritten_frames += 1;
             self.writer.write(&frame, &mut self.write_buf);
         }
     }
@@ -83,6 +91,7 @@ where
             self.drop_stream(stream, BodyError::ConnectionEnded);
             return;
         }
+        self.unwritten_frames += 1;
         self.writer.response_headers(
             stream,
             parts.status,
@@ -117,14 +126,19 @@ where
             let Some(out) = slot.out.as_deref_mut() else {
                 continue;
             };
-            match send_body(
+            let before = self.write_buf.len();
+            let sent = send_body(
                 stream,
                 out,
                 &mut self.conn,
                 &mut self.writer,
                 &mut self.write_buf,
                 cx,
-            ) {
+            );
+            if self.write_buf.len() > before {
+                self.unwritten_frames += 1;
+            }
+            match sent {
                 Sent::Waiting { full: true } => {
                     full = true;
                     break;

@@ -67,10 +67,19 @@ pub const REASON_CONTINUATION_EXPECTED: &str = "another frame inside a header bl
 pub const REASON_CONTINUATION_UNEXPECTED: &str = "CONTINUATION without HEADERS";
 pub const REASON_HEADER_BLOCK_TOO_LARGE: &str = "header block over the CONTINUATION cap";
 pub const REASON_EMPTY_FRAMES_FLOOD: &str = "too many consecutive frames with an empty payload";
+pub const REASON_TOO_MANY_CONTINUATIONS: &str =
+    "more than 512 CONTINUATION frames in a header block";
+
+/// Envoy 1.40 closes the connection (without a GOAWAY) at the 513th CONTINUATION frame of
+/// one header block, whatever their size (measured).
+pub const MAX_CONTINUATIONS: u32 = 512;
 
 /// Whether Envoy 1.40 sends a GOAWAY before closing for this error (the
 /// `malformed_http2` fixtures): it closes without one for HEADERS or RST_STREAM on stream
-/// 0, SETTINGS, PING or GOAWAY on a stream, a bad preface, and a flood of empty frames.
+/// 0, SETTINGS, PING or GOAWAY on a stream, a bad preface, a flood of empty frames, and a
+/// header block of more than 512 CONTINUATION frames (or, Baton's own bound, over
+/// `max_header_block` bytes: Envoy would decode and drop such a block as it comes, which
+/// needs no buffer, and close at its 513th CONTINUATION).
 pub fn envoy_sends_goaway(error: &WireError) -> bool {
     match error {
         WireError::Connection { reason, .. } => !matches!(
@@ -82,6 +91,8 @@ pub fn envoy_sends_goaway(error: &WireError) -> bool {
                 | REASON_PING_ON_STREAM
                 | REASON_GOAWAY_ON_STREAM
                 | REASON_EMPTY_FRAMES_FLOOD
+                | REASON_TOO_MANY_CONTINUATIONS
+                | REASON_HEADER_BLOCK_TOO_LARGE
         ),
         WireError::Stream { .. } => false,
     }
@@ -135,6 +146,8 @@ impl Default for ReaderConfig {
 #[derive(Debug)]
 struct PendingHeaders {
     stream: StreamId,
+    /// CONTINUATION frames so far.
+    continuations: u32,
     end_stream: bool,
     priority: Option<Priority>,
     block: BytesMut,
@@ -323,6 +336,7 @@ impl FrameReader {
                     owned.extend_from_slice(&block);
                     self.pending = Some(PendingHeaders {
                         stream,
+                        continuations: 0,
                         end_stream,
                         priority,
                         block: owned,
@@ -340,6 +354,13 @@ impl FrameReader {
                 };
                 if pending.block.len() + payload.len() > self.config.max_header_block {
                     return Err(too_large());
+                }
+                pending.continuations += 1;
+                if pending.continuations > MAX_CONTINUATIONS {
+                    return Err(connection(
+                        ErrorCode::ENHANCE_YOUR_CALM,
+                        REASON_TOO_MANY_CONTINUATIONS,
+                    ));
                 }
                 pending.block.extend_from_slice(&payload);
                 if flags & flag::END_HEADERS == 0 {

@@ -777,3 +777,45 @@ fn a_failed_header_block_names_its_stream() {
     assert!(reader.next_frame(&mut buf).is_err());
     assert_eq!(reader.open_block_stream(), Some(3));
 }
+
+/// `continuation_512_frames` / `continuation_513_frames`: Envoy closes without a GOAWAY at
+/// the 513th CONTINUATION of one block, whatever their size.
+#[test]
+fn more_than_512_continuations_end_the_connection() {
+    let block = |continuations: usize| {
+        let mut b = headers(1, flag::END_STREAM, &[GET[0]]);
+        let rest = &GET[1..];
+        for i in 0..continuations {
+            // The rest of GET one byte at a time, then one-byte pieces of a literal.
+            let byte = rest.get(i).copied().unwrap_or(0x20);
+            let end = if i + 1 == continuations {
+                flag::END_HEADERS
+            } else {
+                0
+            };
+            b.extend(raw(kind::CONTINUATION, end, 1, &[byte]));
+        }
+        b
+    };
+    let err = read_all(&block(513)).1;
+    assert_eq!(
+        err,
+        Some(WireError::Connection {
+            code: ErrorCode::ENHANCE_YOUR_CALM,
+            reason: REASON_TOO_MANY_CONTINUATIONS
+        })
+    );
+    assert!(!envoy_sends_goaway(&err.expect("error")));
+    // 512 are taken (the block's content is not this test's concern).
+    let (_, err) = read_all(&block(512));
+    assert_ne!(
+        err.map(|e| format!("{e}")),
+        Some(format!(
+            "{}",
+            WireError::Connection {
+                code: ErrorCode::ENHANCE_YOUR_CALM,
+                reason: REASON_TOO_MANY_CONTINUATIONS
+            }
+        ))
+    );
+}
