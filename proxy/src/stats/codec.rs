@@ -47,6 +47,10 @@ pub struct Http2CodecStats {
     pub outbound_control_flood: Counter,
     /// `outbound_flood`: connections ended with too many frames waiting to be written.
     pub outbound_flood: Counter,
+    /// `inbound_window_update_frames_flood`
+    pub inbound_window_update_frames_flood: Counter,
+    /// `inbound_priority_frames_flood`
+    pub inbound_priority_frames_flood: Counter,
     /// The rest, held so that they exist.
     _others: Vec<Counter>,
     _gauges: Vec<Gauge>,
@@ -59,8 +63,6 @@ const HTTP2_OTHER_COUNTERS: &[&str] = &[
     "deferred_stream_close",
     "goaway_sent",
     "headers_cb_no_stream",
-    "inbound_priority_frames_flood",
-    "inbound_window_update_frames_flood",
     "keepalive_timeout",
     "metadata_empty_frames",
     "oghttp2_downstream_connections",
@@ -105,6 +107,8 @@ impl Http2CodecStats {
             inbound_empty_frames_flood: s.counter("inbound_empty_frames_flood"),
             outbound_control_flood: s.counter("outbound_control_flood"),
             outbound_flood: s.counter("outbound_flood"),
+            inbound_window_update_frames_flood: s.counter("inbound_window_update_frames_flood"),
+            inbound_priority_frames_flood: s.counter("inbound_priority_frames_flood"),
             _others: HTTP2_OTHER_COUNTERS.iter().map(|n| s.counter(n)).collect(),
             _gauges: HTTP2_OTHER_GAUGES.iter().map(|n| s.gauge(n)).collect(),
             _histograms: HTTP2_HISTOGRAMS.iter().map(|n| s.histogram(n)).collect(),

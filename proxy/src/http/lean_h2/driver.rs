@@ -137,6 +137,8 @@ where
     /// that sends PINGs and reads nothing is cut off, not answered into memory.
     pub(super) unwritten_frames: u32,
     pub(super) unwritten_control: u32,
+    /// Envoy's inbound flood counts (see `driver_events::InboundFloods`).
+    pub(super) inbound: super::driver_events::InboundFloods,
 }
 
 impl<IO, S> Driver<IO, S>
@@ -179,6 +181,7 @@ where
             calls_unpolled: false,
             unwritten_frames: 0,
             unwritten_control: 0,
+            inbound: Default::default(),
         }
     }
 

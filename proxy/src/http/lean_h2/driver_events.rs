@@ -35,9 +35,14 @@ where
     /// Applies one frame from the client.
     pub(super) fn apply_frame(&mut self, frame: Frame) -> Result<(), ConnError> {
         let settings = matches!(frame, Frame::Settings { ack: false, .. });
-        if matches!(frame, Frame::RstStream { .. }) {
-            // Every RST_STREAM read, as Envoy counts them (also for closed streams).
-            crate::stats::downstream_http2().rx_reset.inc();
+        match frame {
+            Frame::RstStream { .. } => {
+                // Every RST_STREAM read, as Envoy counts them (also for closed streams).
+                crate::stats::downstream_http2().rx_reset.inc();
+            }
+            Frame::WindowUpdate { .. } => self.inbound.window_update()?,
+            Frame::Priority { .. } => self.inbound.priority()?,
+            _ => {}
         }
         self.conn.recv(frame)?;
         if settings {
@@ -296,4 +301,59 @@ pub(super) fn count_messaging_close(shared: &Arc<ConnShared>) -> ActiveStream {
     let stream = ActiveStream::begin(shared, Version::HTTP_2, Instant::now());
     shared.runtime.stats.downstream_cx_protocol_error.inc();
     stream
+}
+
+/// Envoy's limits on inbound frames that cost the server work and carry nothing
+/// (`http2_protocol_options` defaults; the formulas measured on Envoy 1.40, whose server
+/// leaves the stream term of its formulas at 0): over the connection's life, more
+/// WINDOW_UPDATE frames than 5 + 2 x 10 x the DATA frames sent (Envoy sends a response's
+/// end as an empty DATA frame where Baton ends its last DATA or HEADERS frame, so Baton
+/// counts a response's HEADERS too), or more than 100 PRIORITY frames, end the connection
+/// without a GOAWAY, counted in `http2.inbound_window_update_frames_flood` /
+/// `inbound_priority_frames_flood`.
+#[derive(Debug, Default)]
+pub(super) struct InboundFloods {
+    /// DATA frames and response HEADERS sent.
+    pub(super) data_frames_sent: u64,
+    window_updates: u64,
+    priorities: u64,
+}
+
+/// `max_inbound_window_update_frames_per_data_frame_sent`'s default.
+const WINDOW_UPDATES_PER_DATA_FRAME: u64 = 10;
+/// `max_inbound_priority_frames_per_stream`'s default (times 1 + 0 streams).
+const PRIORITIES_PER_STREAM: u64 = 100;
+
+impl InboundFloods {
+    fn window_update(&mut self) -> Result<(), ConnError> {
+        self.window_updates += 1;
+        let allowed = 5 + 2 * WINDOW_UPDATES_PER_DATA_FRAME * self.data_frames_sent;
+        if self.window_updates > allowed {
+            crate::stats::downstream_http2()
+                .inbound_window_update_frames_flood
+                .inc();
+            return Err(flood("too many WINDOW_UPDATE frames"));
+        }
+        Ok(())
+    }
+
+    fn priority(&mut self) -> Result<(), ConnError> {
+        self.priorities += 1;
+        if self.priorities > PRIORITIES_PER_STREAM {
+            crate::stats::downstream_http2()
+                .inbound_priority_frames_flood
+                .inc();
+            return Err(flood("too many PRIORITY frames"));
+        }
+        Ok(())
+    }
+}
+
+fn flood(reason: &'static str) -> ConnError {
+    ConnError {
+        code: ErrorCode::ENHANCE_YOUR_CALM,
+        goaway: false,
+        reason,
+        messaging: false,
+    }
 }

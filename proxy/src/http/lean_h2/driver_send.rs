@@ -92,6 +92,7 @@ where
             return;
         }
         self.unwritten_frames += 1;
+        self.inbound.data_frames_sent += 1;
         self.writer.response_headers(
             stream,
             parts.status,
@@ -126,18 +127,17 @@ where
             let Some(out) = slot.out.as_deref_mut() else {
                 continue;
             };
-            let before = self.write_buf.len();
+            let before = self.inbound.data_frames_sent;
             let sent = send_body(
                 stream,
                 out,
                 &mut self.conn,
                 &mut self.writer,
                 &mut self.write_buf,
+                &mut self.inbound.data_frames_sent,
                 cx,
             );
-            if self.write_buf.len() > before {
-                self.unwritten_frames += 1;
-            }
+            self.unwritten_frames += (self.inbound.data_frames_sent - before) as u32;
             match sent {
                 Sent::Waiting { full: true } => {
                     full = true;
@@ -166,6 +166,7 @@ fn send_body(
     conn: &mut ServerConnection,
     writer: &mut FrameWriter,
     buf: &mut BytesMut,
+    data_frames: &mut u64,
     cx: &mut Context<'_>,
 ) -> Sent {
     loop {
@@ -181,6 +182,7 @@ fn send_body(
             let chunk = data.split_to(data.len().min(capacity));
             let end = data.is_empty() && out.last;
             buf.put_slice(&data_frame_header(stream, chunk.len(), end));
+            *data_frames += 1;
             buf.put_slice(&chunk);
             if conn.sent_data(stream, chunk.len() as u32, end).is_err() {
                 return Sent::Failed;
@@ -218,6 +220,7 @@ fn send_body(
             Poll::Ready(None) => {
                 // The body ended after its last frame: an empty DATA ends the stream.
                 buf.put_slice(&data_frame_header(stream, 0, true));
+                *data_frames += 1;
                 if conn.sent_data(stream, 0, true).is_err() {
                     return Sent::Failed;
                 }

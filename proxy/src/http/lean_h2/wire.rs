@@ -572,3 +572,7 @@ pub fn field_pairs(list: &FieldList) -> impl Iterator<Item = (&[u8], &[u8])> {
 #[cfg(test)]
 #[path = "wire_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "wire_tests_floods.rs"]
+mod flood_tests;
