@@ -159,9 +159,15 @@ where
             .max_header_bytes
             .saturating_add(32 * (config.limits.max_headers_count + 1))
             .saturating_add(64);
+        let defaults = ReaderConfig::default();
         let reader = FrameReader::new(ReaderConfig {
             max_header_list_size: list_cap,
-            ..ReaderConfig::default()
+            // A block as sent is rarely larger than the fields it decodes to: room for
+            // any request within `max_request_headers_kb`.
+            max_header_block: defaults
+                .max_header_block
+                .max(config.limits.max_header_bytes.saturating_mul(2)),
+            ..defaults
         });
         Self {
             io,
