@@ -624,13 +624,17 @@ fn finish(
     }
     ex.info.response_code = Some(resp.status().as_u16());
     counted.response_started(resp.status().as_u16());
-    let log = (!ex.shared.runtime.loggers.is_empty()).then(|| PendingLog {
-        runtime: ex.shared.runtime.clone(),
-        info: ex.info.clone(),
-        request: ex.log_head.take(),
-        response_headers: resp.headers().clone(),
-        response_trailers: None,
-        progress: ex.progress.clone(),
+    // Boxed where it is built: an `Option<PendingLog>` passed on is a copy of the whole
+    // entry's room (the stream info and the rest) even when it is None, on every request.
+    let log = (!ex.shared.runtime.loggers.is_empty()).then(|| {
+        Box::new(PendingLog {
+            runtime: ex.shared.runtime.clone(),
+            info: ex.info.clone(),
+            request: ex.log_head.take(),
+            response_headers: resp.headers().clone(),
+            response_trailers: None,
+            progress: ex.progress.clone(),
+        })
     });
     if let Some(deadline) = ex.progress.max_duration_deadline() {
         if !http_body::Body::is_end_stream(resp.body()) {
