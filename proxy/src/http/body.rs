@@ -373,13 +373,13 @@ impl LoggedBody {
     /// The stream's finishing (with an access log entry to write when access logs are
     /// configured); an empty body finishes at once. A body whose finishing was filled
     /// in already keeps it, inside a body with the new one.
-    pub(crate) fn set_finishing(&mut self, log: Option<PendingLog>, stream: ActiveStream) {
+    pub(crate) fn set_finishing(&mut self, log: Option<Box<PendingLog>>, stream: ActiveStream) {
         if self.0.stream.is_some() || self.0.log.is_some() {
             let earlier = std::mem::replace(self, super::stream_empty_body());
             *self = Self::unfinished(earlier);
         }
         let this = &mut *self.0;
-        this.log = log.map(Box::new);
+        this.log = log;
         this.stream = Some(stream);
         if this.inner.is_end_stream() {
             this.finish(true);

@@ -212,10 +212,16 @@ pub(crate) async fn forward(
     };
     // Envoy splits the cluster's response stats by origin: `x-envoy-internal: true`
     // (set by the connection manager for internal clients) means internal.
-    let internal = parts
-        .headers
-        .get(&forwarding::X_ENVOY_INTERNAL)
-        .is_some_and(|v| v.as_bytes() == b"true");
+    // What the connection manager left, when no filter and no header mutation of the
+    // route could have changed it since (no lookup then).
+    let facts = ex.request_facts.filter(|_| !mutates);
+    let internal = match facts {
+        Some(facts) => facts.internal,
+        None => parts
+            .headers
+            .get(&forwarding::X_ENVOY_INTERNAL)
+            .is_some_and(|v| v.as_bytes() == b"true"),
+    };
     // The request headers go upstream. After the exchange only response header
     // mutations (`%REQ(...)%`), `local_reply_config`, a gRPC local reply,
     // `always_set_request_id_in_response` and the access log (its snapshot is taken
@@ -223,7 +229,10 @@ pub(crate) async fn forward(
     let keep_request_headers = mutates
         || hcm.local_reply.is_some()
         || hcm.always_set_request_id_in_response
-        || super::local_reply::is_grpc_request(&parts.headers);
+        || facts.map_or_else(
+            || super::local_reply::is_grpc_request(&parts.headers),
+            |facts| facts.grpc,
+        );
     let mut up_headers = if keep_request_headers {
         parts.headers.clone()
     } else {

@@ -198,6 +198,20 @@ pub(crate) struct Exchange {
     /// rather than returned beside the response: each await it passed through copied
     /// it.
     pub request_head: Option<Parts>,
+    /// What the connection manager knows of the request's headers as it left them, for
+    /// the router to use instead of looking them up again; None until then, and when
+    /// filters run before the router (they may change the headers).
+    pub request_facts: Option<RequestFacts>,
+}
+
+/// Request headers as the connection manager left them ([`Exchange::request_facts`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestFacts {
+    /// `content-type` is gRPC's (`local_reply::is_grpc_request`).
+    pub grpc: bool,
+    /// `x-envoy-internal: true` is there: the forwarding step sets it for internal
+    /// clients and removes any a client sent otherwise (`forwarding::mutate_request`).
+    pub internal: bool,
 }
 
 impl Exchange {
@@ -343,6 +357,7 @@ pub async fn handle(
         progress: Arc::new(RequestProgress::new(started)),
         log_head: None,
         request_head: None,
+        request_facts: None,
         shared: shared.clone(),
     };
     let runtime = shared.runtime.clone();
@@ -389,7 +404,7 @@ pub async fn handle(
         // made first and then pinned or awaited is copied whole into it (several KB
         // along the exchange's nesting: router, forward, the upstream send), which is
         // why the exchange's awaits below it pin their calls the same way.
-        let mut work = std::pin::pin!(route_and_act(&mut ex, &mut filters, req, upgrade));
+        let mut work = std::pin::pin!(route_and_act(&mut ex, &mut filters, req, upgrade, grpc));
         // One timer for every deadline of the stream (the route timeout included, see
         // `route_timeout`), armed for the earliest and re-armed when it fires early or
         // a deadline changes; nothing due arms nothing.
@@ -531,6 +546,7 @@ pub(crate) fn encode_codec_reply(shared: &Arc<ConnShared>, resp: &mut Response<R
         progress: Arc::new(RequestProgress::new(std::time::Instant::now())),
         log_head: None,
         request_head: None,
+        request_facts: None,
     };
     let routes = runtime.routes.current();
     let mut filters = StreamFilters::new(&runtime.filters, &routes);
@@ -608,13 +624,17 @@ fn finish(
     }
     ex.info.response_code = Some(resp.status().as_u16());
     counted.response_started(resp.status().as_u16());
-    let log = (!ex.shared.runtime.loggers.is_empty()).then(|| PendingLog {
-        runtime: ex.shared.runtime.clone(),
-        info: ex.info.clone(),
-        request: ex.log_head.take(),
-        response_headers: resp.headers().clone(),
-        response_trailers: None,
-        progress: ex.progress.clone(),
+    // Boxed where it is built: an `Option<PendingLog>` passed on is a copy of the whole
+    // entry's room (the stream info and the rest) even when it is None, on every request.
+    let log = (!ex.shared.runtime.loggers.is_empty()).then(|| {
+        Box::new(PendingLog {
+            runtime: ex.shared.runtime.clone(),
+            info: ex.info.clone(),
+            request: ex.log_head.take(),
+            response_headers: resp.headers().clone(),
+            response_trailers: None,
+            progress: ex.progress.clone(),
+        })
     });
     if let Some(deadline) = ex.progress.max_duration_deadline() {
         if !http_body::Body::is_end_stream(resp.body()) {
@@ -640,6 +660,7 @@ async fn route_and_act(
     filters: &mut StreamFilters<'_>,
     req: Request<DownstreamBody>,
     mut upgrade: Option<String>,
+    grpc: bool,
 ) -> Response<ResponseBody> {
     let (mut parts, body) = req.into_parts();
     let runtime = ex.shared.runtime.clone();
@@ -717,6 +738,13 @@ async fn route_and_act(
     };
     let facts = forwarding::mutate_request(&mut parts.headers, &ex.shared.conn, hcm);
     ex.info.downstream_remote = facts.remote;
+    // Nothing between here and the router changes these headers unless a filter runs.
+    if runtime.filters.is_empty() {
+        ex.request_facts = Some(RequestFacts {
+            grpc,
+            internal: facts.internal,
+        });
+    }
     if let SchemeTransformation::Overwrite(scheme) = hcm.scheme {
         super::scheme::overwrite(&mut parts, &mut ex.info, scheme);
     }

@@ -1,30 +1,27 @@
 //! Request head sizes and header counts as Envoy compares them with
 //! `max_request_headers_kb` and `max_headers_count`, per codec.
 
-use std::fmt::Write as _;
-
 /// Size of an HTTP/1 request head as the client sent it (request line, header lines,
 /// final blank line), which Envoy compares with `max_request_headers_kb`. Rebuilt from
 /// the parsed request, so optional whitespace the client added is not counted.
 pub fn http1_head_len<B>(req: &http::Request<B>) -> usize {
-    /// Counts what would be written instead of writing it.
-    struct Len(usize);
-    impl std::fmt::Write for Len {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            self.0 += s.len();
-            Ok(())
-        }
-    }
-    let mut target = Len(0);
-    let _ = write!(target, "{}", req.uri());
     // "METHOD SP target SP HTTP/1.1 CRLF", "name: value CRLF" each, CRLF.
-    let request_line = req.method().as_str().len() + 1 + target.0 + 1 + 8 + 2;
+    let request_line = req.method().as_str().len() + 1 + target_len(req.uri()) + 1 + 8 + 2;
     let header_lines: usize = req
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
         .sum();
     request_line + header_lines + 2
+}
+
+/// Length of the target as `Uri`'s `Display` writes it (scheme and `://`, authority,
+/// path, `?` and query), without going through the formatter.
+fn target_len(uri: &http::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path().len()
+        + uri.query().map_or(0, |q| q.len() + 1)
 }
 
 /// Number of headers of an HTTP/2 request as Envoy counts them against
@@ -64,4 +61,28 @@ pub fn http2_header_bytes<B>(req: &http::Request<B>) -> usize {
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len())
             .sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_len_is_the_displayed_targets_length() {
+        for target in [
+            "/",
+            "/bench",
+            "/a/b?x=1&y",
+            "/?",
+            "*",
+            "http://example.com",
+            "http://example.com/",
+            "https://user@example.com:8443/p?q",
+            "example.com:443",
+            "HTTP://Example.COM/%41?",
+        ] {
+            let uri: http::Uri = target.parse().expect("uri");
+            assert_eq!(target_len(&uri), uri.to_string().len(), "{target}");
+        }
+    }
 }

@@ -34,7 +34,7 @@ impl HeaderNameCache {
     /// where `HeaderName::from_bytes` refuses it.
     pub(crate) fn name(&mut self, position: usize, spelling: &[u8]) -> Option<HeaderName> {
         if let Some(line) = self.lines.get_mut(position) {
-            if line.spelling == spelling {
+            if same_spelling(&line.spelling, spelling) {
                 return Some(line.name.clone());
             }
             let name = HeaderName::from_bytes(spelling).ok()?;
@@ -61,6 +61,31 @@ impl HeaderNameCache {
     }
 }
 
+/// `a == b`, without a `memcmp` call for the usual name of 4 to 16 bytes (two
+/// overlapping word loads from each end compare every byte).
+#[inline]
+fn same_spelling(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    let word = |s: &[u8], at: usize| -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let half = |s: &[u8], at: usize| -> u32 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_ne_bytes(w)
+    };
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +100,27 @@ mod tests {
             {
                 let expected = HeaderName::from_bytes(spelling.as_bytes()).ok();
                 assert_eq!(cache.name(i, spelling.as_bytes()), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn same_spelling_is_byte_equality() {
+        let texts: Vec<Vec<u8>> = (0..=20)
+            .flat_map(|n| {
+                let base: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+                let mut variants = vec![base.clone()];
+                for at in 0..n {
+                    let mut v = base.clone();
+                    v[at] = b'-';
+                    variants.push(v);
+                }
+                variants
+            })
+            .collect();
+        for a in &texts {
+            for b in &texts {
+                assert_eq!(same_spelling(a, b), a == b, "{a:?} {b:?}");
             }
         }
     }

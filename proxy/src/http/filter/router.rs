@@ -40,7 +40,8 @@ impl Router {
         // `require_tls` is checked before any route is matched (Envoy's SSL redirect
         // route), so it also answers paths no route matches. As Envoy, on the
         // `x-forwarded-proto` the connection manager left (a client's kept value counts).
-        if !forwarded_https(&parts) {
+        // Most tables have no such virtual host: their requests skip the lookups.
+        if stream.route.table().any_require_tls() && !forwarded_https(&parts) {
             let host = stream.route.host(&parts);
             if let Some(vhost) = stream.route.table().virtual_host(host) {
                 if tls_required(vhost.require_tls, &parts) {

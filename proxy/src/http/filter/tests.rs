@@ -526,6 +526,7 @@ fn running_the_chain_allocates_nothing() {
             progress: Arc::new(RequestProgress::new(Instant::now())),
             log_head: None,
             request_head: None,
+            request_facts: None,
             shared,
         };
         // An unnamed route (a named one shares its name with the stream info: no copy).

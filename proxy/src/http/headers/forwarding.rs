@@ -270,6 +270,11 @@ pub fn mutate_request(
     // and each lookup or removal below hashes a name.
     let mut sent = SentHeaders::default();
     for name in headers.keys() {
+        // Every name looked for starts with `x-` (names are lowercase): most names are
+        // ruled out by their first bytes.
+        if !name.as_str().starts_with("x-") {
+            continue;
+        }
         if name == X_FORWARDED_FOR {
             sent.xff = true;
         } else if name == X_FORWARDED_PROTO {
@@ -413,19 +418,34 @@ pub fn append_via(headers: &mut HeaderMap, via: &HeaderValue) {
 pub fn finish_response(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
     // `date` before `server`, as Envoy writes them (an upstream's own `date`, and a
     // `server` it sent that is overwritten, keep their places).
-    if !headers.contains_key(http::header::DATE) {
-        headers.insert(http::header::DATE, super::date::now());
-    }
-    match hcm.server_header_transformation {
-        ServerHeaderTransformation::Overwrite => {
-            headers.insert(http::header::SERVER, hcm.server_name.clone());
-        }
-        ServerHeaderTransformation::AppendIfAbsent => {
-            if !headers.contains_key(http::header::SERVER) {
-                headers.insert(http::header::SERVER, hcm.server_name.clone());
+    //
+    // One pass over the few headers of a response instead of a lookup for `date` and
+    // an insert for `server` (each hashes the name): a single `server` value is
+    // overwritten where it is; several go through `insert`, which keeps the first's
+    // place and drops the rest.
+    let overwrite = hcm.server_header_transformation == ServerHeaderTransformation::Overwrite;
+    let mut has_date = false;
+    let mut servers = 0usize;
+    for (name, value) in headers.iter_mut() {
+        if *name == http::header::DATE {
+            has_date = true;
+        } else if *name == http::header::SERVER {
+            servers += 1;
+            if overwrite && servers == 1 {
+                *value = hcm.server_name.clone();
             }
         }
-        ServerHeaderTransformation::PassThrough => {}
+    }
+    if !has_date {
+        headers.insert(http::header::DATE, super::date::now());
+    }
+    let set_server = match hcm.server_header_transformation {
+        ServerHeaderTransformation::Overwrite => servers != 1,
+        ServerHeaderTransformation::AppendIfAbsent => servers == 0,
+        ServerHeaderTransformation::PassThrough => false,
+    };
+    if set_server {
+        headers.insert(http::header::SERVER, hcm.server_name.clone());
     }
     if let Some(via) = &hcm.via {
         append_via(headers, via);
@@ -492,6 +512,102 @@ mod tests {
             assert_eq!(&u[14..15], "4");
             assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
             assert!(u.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
+        }
+    }
+
+    fn hcm(transformation: ServerHeaderTransformation) -> HttpConnectionManager {
+        let yaml = r#"
+static_resources:
+  listeners:
+  - name: l
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: s
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+          route_config: { virtual_hosts: [ { name: v, domains: ["*"], routes: [ { match: { prefix: "/" }, direct_response: { status: 200 } } ] } ] }
+"#;
+        let bootstrap = baton_config::load_yaml_str(yaml).expect("config");
+        let baton_config::model::NetworkFilter::Http(h) =
+            &bootstrap.model.listeners[0].filter_chains[0].network
+        else {
+            panic!("not an HCM");
+        };
+        let mut h = (**h).clone();
+        h.server_header_transformation = transformation;
+        h
+    }
+
+    /// `finish_response` as it was written with lookups: the reference for the pass.
+    fn finish_by_lookups(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
+        if !headers.contains_key(http::header::DATE) {
+            headers.insert(http::header::DATE, HeaderValue::from_static("now"));
+        }
+        match hcm.server_header_transformation {
+            ServerHeaderTransformation::Overwrite => {
+                headers.insert(http::header::SERVER, hcm.server_name.clone());
+            }
+            ServerHeaderTransformation::AppendIfAbsent => {
+                if !headers.contains_key(http::header::SERVER) {
+                    headers.insert(http::header::SERVER, hcm.server_name.clone());
+                }
+            }
+            ServerHeaderTransformation::PassThrough => {}
+        }
+    }
+
+    #[test]
+    fn finish_response_sets_date_and_server_as_lookups_would_in_the_same_order() {
+        let heads: &[&[(&str, &str)]] = &[
+            &[],
+            &[("server", "nginx"), ("date", "d"), ("content-length", "1")],
+            &[
+                ("date", "d"),
+                ("a", "1"),
+                ("server", "s1"),
+                ("b", "2"),
+                ("server", "s2"),
+            ],
+            &[("a", "1"), ("server", "s1")],
+            &[("a", "1"), ("date", "d"), ("date", "e")],
+            &[("a", "1"), ("b", "2")],
+        ];
+        for transformation in [
+            ServerHeaderTransformation::Overwrite,
+            ServerHeaderTransformation::AppendIfAbsent,
+            ServerHeaderTransformation::PassThrough,
+        ] {
+            let hcm = hcm(transformation);
+            for head in heads {
+                let mut map = HeaderMap::new();
+                for (n, v) in *head {
+                    map.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+                }
+                let mut expected = map.clone();
+                finish_by_lookups(&mut expected, &hcm);
+                finish_response(&mut map, &hcm);
+                // The date is the clock's: compare where it is, not what it says.
+                let text = |m: &HeaderMap| -> Vec<(String, String)> {
+                    m.iter()
+                        .map(|(n, v)| {
+                            let v = if v == "now"
+                                || (n == "date" && !head.iter().any(|(hn, _)| *hn == "date"))
+                            {
+                                "now".to_string()
+                            } else {
+                                String::from_utf8_lossy(v.as_bytes()).into_owned()
+                            };
+                            (n.to_string(), v)
+                        })
+                        .collect()
+                };
+                assert_eq!(text(&map), text(&expected), "{transformation:?} {head:?}");
+            }
         }
     }
 

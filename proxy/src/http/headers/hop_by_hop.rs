@@ -26,20 +26,22 @@ fn strip_and(headers: &mut HeaderMap, keep_upgrade: bool, expect: bool) {
     // `connection: keep-alive`), and every removal below hashes a name.
     let mut present = Present::default();
     for name in headers.keys() {
-        if expect && name == EXPECT {
-            present.expect = true;
-        } else if name == CONNECTION {
-            present.connection = true;
-        } else if name == TE {
-            present.te = true;
-        } else if name == KEEP_ALIVE {
-            present.keep_alive = true;
-        } else if name == PROXY_CONNECTION {
-            present.proxy_connection = true;
-        } else if name == TRANSFER_ENCODING {
-            present.transfer_encoding = true;
-        } else if name == UPGRADE {
-            present.upgrade = true;
+        // The names looked for are 2, 6, 7, 10, 16 and 17 bytes long: the length rules
+        // out most names with one comparison instead of seven.
+        match name.as_str().len() {
+            2 => present.te |= *name == TE,
+            6 => present.expect |= expect && *name == EXPECT,
+            7 => present.upgrade |= *name == UPGRADE,
+            10 => {
+                if *name == CONNECTION {
+                    present.connection = true;
+                } else if *name == KEEP_ALIVE {
+                    present.keep_alive = true;
+                }
+            }
+            16 => present.proxy_connection |= *name == PROXY_CONNECTION,
+            17 => present.transfer_encoding |= *name == TRANSFER_ENCODING,
+            _ => {}
         }
     }
     let other = present.keep_alive
@@ -192,6 +194,15 @@ pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 pub fn has_token(value: &HeaderValue, token: &str) -> bool {
     list_tokens(value)
         .is_some_and(|mut tokens| tokens.any(|t| t.eq_ignore_ascii_case(token.as_bytes())))
+}
+
+/// Whether a `connection` value names no header: only `keep-alive` (or nothing), or a
+/// value that is not visible ASCII. [`strip`] removes every `connection` line and no
+/// other header when the first line is such a value (see `remove_plain_connection`).
+pub fn is_plain_keep_alive(value: &HeaderValue) -> bool {
+    list_tokens(value).is_none_or(|mut tokens| {
+        tokens.all(|t| t.is_empty() || t.eq_ignore_ascii_case(b"keep-alive"))
+    })
 }
 
 /// The tokens of a comma-separated value, optional whitespace trimmed (empty ones

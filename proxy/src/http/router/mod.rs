@@ -10,7 +10,7 @@ pub mod vhost;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use baton_config::model::{PathMatch, Route, RouteConfig, VirtualHost};
+use baton_config::model::{PathMatch, RequireTls, Route, RouteConfig, VirtualHost};
 
 use route_match::{route_matches, MatchInput};
 use vhost::VhostSelector;
@@ -87,6 +87,9 @@ pub struct RouteTable {
     config: Arc<RouteConfig>,
     selector: VhostSelector,
     indexes: Vec<RouteIndex>,
+    /// Some virtual host sets `require_tls`: without one, no request needs the check
+    /// (and its lookups of `x-forwarded-proto`, the host and the virtual host).
+    any_require_tls: bool,
 }
 
 /// The outcome of routing one request.
@@ -116,11 +119,21 @@ impl RouteTable {
             .iter()
             .map(|v| RouteIndex::new(&v.routes))
             .collect();
+        let any_require_tls = config
+            .virtual_hosts
+            .iter()
+            .any(|v| v.require_tls != RequireTls::None);
         Self {
             config,
             selector,
             indexes,
+            any_require_tls,
         }
+    }
+
+    /// Whether some virtual host redirects plain-text requests (`require_tls`).
+    pub fn any_require_tls(&self) -> bool {
+        self.any_require_tls
     }
 
     /// The route config this table was built from.

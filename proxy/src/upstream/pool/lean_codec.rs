@@ -16,7 +16,7 @@ use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 
 use crate::http::codec::{CopyBuffer, HeaderNameCache};
-use crate::http::headers::hop_by_hop::has_token;
+use crate::http::headers::hop_by_hop::{has_token, is_plain_keep_alive};
 
 /// Heads with up to this many headers parse on the stack.
 const STACK_HEADERS: usize = 100;
@@ -255,6 +255,9 @@ fn parse_one_head(
     };
     let mut keep_alive = version == Version::HTTP_11;
     let mut saw_close = false;
+    // Whether the head's `connection` lines are left out of the response: decided by
+    // its first line (see below); None until one is seen.
+    let mut drop_connection = None;
     // The framing headers, read in this pass rather than looked up again.
     let mut last_transfer_encoding = None;
     let mut length = Ok(None);
@@ -272,6 +275,14 @@ fn parse_one_head(
                 keep_alive = false;
             } else if !keep_alive {
                 keep_alive = has_token(&value, "keep-alive");
+            }
+            // The only reader of these responses is the router, which strips hop-by-hop
+            // headers, and when the first `connection` line names no header (the usual
+            // `keep-alive`) that strip removes every `connection` line and nothing else
+            // (`hop_by_hop::strip`). Left out here, they cost neither an insert nor a
+            // removal (and a removal would move the head's last header into the gap).
+            if *drop_connection.get_or_insert_with(|| is_plain_keep_alive(&value)) {
+                continue;
             }
         } else if name == CONTENT_LENGTH {
             length = length.and_then(|seen| add_content_length(seen, &value));

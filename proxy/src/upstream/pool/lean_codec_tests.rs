@@ -358,3 +358,63 @@ fn chunked_body_cut_short_is_an_error() {
         Some(FramingError::Incomplete)
     );
 }
+
+/// What the router's hop-by-hop strip leaves of a response's headers, as names and
+/// values in order.
+fn stripped(mut headers: HeaderMap) -> Vec<(String, String)> {
+    crate::http::headers::hop_by_hop::strip(&mut headers, false);
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn plain_keep_alive_connection_lines_are_left_out_as_the_strip_would_remove_them() {
+    // First line `keep-alive`: every `connection` line goes, nothing else, and the
+    // rest keep their order; the keep-alive decision still reads every line.
+    let wire: &[&[u8]] = &[
+        b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nclose: 1\r\na: 1\r\nconnection: close\r\nb: 2\r\ncontent-length: 0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nserver: x\r\nConnection: Keep-Alive\r\ncontent-length: 0\r\ndate: d\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nconnection:\r\nx: 1\r\ncontent-length: 0\r\n\r\n",
+    ];
+    for data in wire {
+        let head = parsed(data);
+        let response = head.response;
+        assert!(!response.headers().contains_key(CONNECTION), "{data:?}");
+        let mut kept = HeaderMap::new();
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut parse = httparse::Response::new(&mut slots);
+        parse.parse(data).expect("parses");
+        for h in parse.headers.iter() {
+            kept.append(
+                HeaderName::from_bytes(h.name.as_bytes()).expect("name"),
+                HeaderValue::from_bytes(h.value).expect("value"),
+            );
+        }
+        // The same names and values as the strip leaves of the whole head (whose own
+        // removal may reorder: compare as sets).
+        let mut ours = stripped(response.headers().clone());
+        let mut theirs = stripped(kept);
+        ours.sort();
+        theirs.sort();
+        assert_eq!(ours, theirs, "{data:?}");
+    }
+    assert!(!parsed(wire[0]).keep_alive);
+    assert!(parsed(wire[1]).keep_alive);
+    // A first line naming a header keeps the lines: the strip removes what they name.
+    let head = parsed(b"HTTP/1.1 200 OK\r\nconnection: x-hop, keep-alive\r\nx-hop: 1\r\nconnection: keep-alive\r\ncontent-length: 0\r\n\r\n");
+    assert_eq!(
+        head.response.headers().get_all(CONNECTION).iter().count(),
+        2
+    );
+    assert_eq!(
+        stripped(head.response.headers().clone()),
+        vec![("content-length".to_string(), "0".to_string())]
+    );
+}
