@@ -40,7 +40,9 @@ impl MessageRef {
         self.table().fields
     }
 
-    /// Whether it is the entry type of a map field.
+    /// Whether it is the entry type of a map field (a field's `map` says so for the
+    /// encoders; the test of the tables reads it).
+    #[cfg(test)]
     pub(crate) fn is_map_entry(self) -> bool {
         self.table().map_entry
     }
