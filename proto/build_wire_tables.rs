@@ -29,16 +29,14 @@ pub(crate) fn generate(encoded_set: &[u8]) -> Result<String, Box<dyn std::error:
         .map(|(i, e)| (e.full_name().to_string(), i))
         .collect();
 
-    let mut out = String::new();
-    writeln!(out, "/// Every message of the descriptor set, by full name.")?;
-    writeln!(out, "pub static MESSAGES: &[Message] = &[")?;
+    // Names are places in one string and lists places in one array each: the tables hold
+    // no pointer, so they are read-only data the loader neither relocates nor copies.
+    let mut names = Names::default();
+    let mut messages_out = String::new();
+    let mut fields_out = String::new();
+    let mut field_count = 0usize;
     for message in &messages {
-        writeln!(
-            out,
-            "Message {{ name: {:?}, map_entry: {}, fields: &[",
-            message.full_name(),
-            message.is_map_entry()
-        )?;
+        let first = field_count;
         for field in message.fields() {
             let kind = match field.kind() {
                 Kind::Double => "Double".to_string(),
@@ -77,11 +75,11 @@ pub(crate) fn generate(encoded_set: &[u8]) -> Result<String, Box<dyn std::error:
                     .map_or(0, |i| i + 1)
             });
             writeln!(
-                out,
-                "Field {{ name: {:?}, json_name: {:?}, number: {}, kind: Kind::{kind}, \
+                fields_out,
+                "Field {{ name: {}, json_name: {}, number: {}, kind: Kind::{kind}, \
                  list: {}, map: {}, packed: {}, presence: {}, group: {}, oneof: {oneof} }},",
-                field.name(),
-                field.json_name(),
+                names.add(field.name()),
+                names.add(field.json_name()),
                 field.number(),
                 field.is_list(),
                 field.is_map(),
@@ -89,20 +87,66 @@ pub(crate) fn generate(encoded_set: &[u8]) -> Result<String, Box<dyn std::error:
                 field.supports_presence(),
                 field.is_group(),
             )?;
+            field_count += 1;
         }
-        writeln!(out, "] }},")?;
+        writeln!(
+            messages_out,
+            "Message {{ name: {}, map_entry: {}, fields: Span {{ start: {first}, len: {} }} }},",
+            names.add(message.full_name()),
+            message.is_map_entry(),
+            field_count - first,
+        )?;
     }
-    writeln!(out, "];")?;
-
-    writeln!(out, "/// Every enum of the descriptor set, by full name.")?;
-    writeln!(out, "pub static ENUMS: &[Enum] = &[")?;
+    let mut enums_out = String::new();
+    let mut values_out = String::new();
+    let mut value_count = 0usize;
     for e in &enums {
-        write!(out, "Enum {{ name: {:?}, values: &[", e.full_name())?;
+        let first = value_count;
         for value in e.values() {
-            write!(out, "({:?}, {}), ", value.name(), value.number())?;
+            writeln!(values_out, "({}, {}),", names.add(value.name()), value.number())?;
+            value_count += 1;
         }
-        writeln!(out, "] }},")?;
+        writeln!(
+            enums_out,
+            "Enum {{ name: {}, values: Span {{ start: {first}, len: {} }} }},",
+            names.add(e.full_name()),
+            value_count - first,
+        )?;
     }
-    writeln!(out, "];")?;
+
+    let mut out = String::new();
+    writeln!(out, "/// Every name the tables hold, each a [`Name`] of it.")?;
+    writeln!(out, "pub static NAMES: &str = {:?};", names.text)?;
+    writeln!(out, "/// Every message of the descriptor set, by full name.")?;
+    writeln!(out, "pub static MESSAGES: [Message; {}] = [\n{messages_out}];", messages.len())?;
+    writeln!(out, "/// Every message's fields, each message's in one [`Span`].")?;
+    writeln!(out, "pub static FIELDS: [Field; {field_count}] = [\n{fields_out}];")?;
+    writeln!(out, "/// Every enum of the descriptor set, by full name.")?;
+    writeln!(out, "pub static ENUMS: [Enum; {}] = [\n{enums_out}];", enums.len())?;
+    writeln!(out, "/// Every enum's values (name, number), each enum's in one [`Span`].")?;
+    writeln!(out, "pub static ENUM_VALUES: [(Name, i32); {value_count}] = [\n{values_out}];")?;
     Ok(out)
+}
+
+/// The one string every name is a slice of (each distinct name once).
+#[derive(Default)]
+struct Names {
+    text: String,
+    at: HashMap<String, (usize, usize)>,
+}
+
+impl Names {
+    /// `name` as the Rust expression of its `Name`.
+    fn add(&mut self, name: &str) -> String {
+        let (start, len) = match self.at.get(name) {
+            Some(&place) => place,
+            None => {
+                let place = (self.text.len(), name.len());
+                self.text.push_str(name);
+                self.at.insert(name.to_string(), place);
+                place
+            }
+        };
+        format!("Name {{ start: {start}, len: {len} }}")
+    }
 }

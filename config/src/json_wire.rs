@@ -120,7 +120,7 @@ impl FieldInfo {
         };
         Some(Self {
             allowed: supported::allowed_fields(parent.full_name())
-                .is_none_or(|allowed| allowed.contains(&field.name)),
+                .is_none_or(|allowed| allowed.contains(&field.name())),
             checks_inside: inner.is_none_or(checks_inside),
             number: field.number,
             kind,

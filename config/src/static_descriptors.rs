@@ -16,7 +16,7 @@ impl MessageRef {
     /// The message named `full_name` (`package.Outer.Inner`), if the set has it.
     pub(crate) fn by_name(full_name: &str) -> Option<Self> {
         let at = wire_tables::MESSAGES
-            .binary_search_by(|message| message.name.cmp(full_name))
+            .binary_search_by(|message| message.name().cmp(full_name))
             .ok()?;
         Some(Self(u16::try_from(at).ok()?))
     }
@@ -27,7 +27,7 @@ impl MessageRef {
 
     /// Its full name.
     pub(crate) fn full_name(self) -> &'static str {
-        self.table().name
+        self.table().name()
     }
 
     /// A number unique to the message among all of them (for lookup keys).
@@ -37,7 +37,7 @@ impl MessageRef {
 
     /// Its fields in declaration order.
     pub(crate) fn fields(self) -> &'static [Field] {
-        self.table().fields
+        self.table().fields()
     }
 
     /// Whether it is the entry type of a map field (a field's `map` says so for the
@@ -53,8 +53,8 @@ impl MessageRef {
         let fields = self.fields();
         fields
             .iter()
-            .find(|field| field.json_name == key)
-            .or_else(|| fields.iter().find(|field| field.name == key))
+            .find(|field| field.json_name() == key)
+            .or_else(|| fields.iter().find(|field| field.name() == key))
     }
 
     /// The field numbered `number`.
@@ -81,15 +81,15 @@ impl EnumRef {
 
     /// Its full name.
     pub(crate) fn full_name(self) -> &'static str {
-        self.table().name
+        self.table().name()
     }
 
     /// The number of the value named `name`.
     pub(crate) fn value_by_name(self, name: &str) -> Option<i32> {
         self.table()
-            .values
+            .values()
             .iter()
-            .find(|(value, _)| *value == name)
+            .find(|(value, _)| value.get() == name)
             .map(|&(_, number)| number)
     }
 }

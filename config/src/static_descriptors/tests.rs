@@ -50,8 +50,8 @@ fn tables_describe_what_the_pool_describes() {
         assert_eq!(table.fields().len(), message.fields().len(), "{name}");
         for (field, entry) in message.fields().zip(table.fields()) {
             let what = format!("{name}.{}", field.name());
-            assert_eq!(entry.name, field.name(), "{what}");
-            assert_eq!(entry.json_name, field.json_name(), "{what}");
+            assert_eq!(entry.name(), field.name(), "{what}");
+            assert_eq!(entry.json_name(), field.json_name(), "{what}");
             assert_eq!(entry.number, field.number(), "{what}");
             assert!(same_kind(Kind::of(entry), &field.kind()), "{what}");
             assert_eq!(entry.list, field.is_list(), "{what}");
