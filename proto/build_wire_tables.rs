@@ -91,9 +91,11 @@ pub(crate) fn generate(encoded_set: &[u8]) -> Result<String, Box<dyn std::error:
         }
         writeln!(
             messages_out,
-            "Message {{ name: {}, map_entry: {}, fields: Span {{ start: {first}, len: {} }} }},",
+            "Message {{ name: {}, map_entry: {}, well_known: {}, \
+             fields: Span {{ start: {first}, len: {} }} }},",
             names.add(message.full_name()),
             message.is_map_entry(),
+            message.full_name().starts_with("google.protobuf."),
             field_count - first,
         )?;
     }
@@ -103,7 +105,12 @@ pub(crate) fn generate(encoded_set: &[u8]) -> Result<String, Box<dyn std::error:
     for e in &enums {
         let first = value_count;
         for value in e.values() {
-            writeln!(values_out, "({}, {}),", names.add(value.name()), value.number())?;
+            writeln!(
+                values_out,
+                "({}, {}),",
+                names.add(value.name()),
+                value.number()
+            )?;
             value_count += 1;
         }
         writeln!(
@@ -115,16 +122,42 @@ pub(crate) fn generate(encoded_set: &[u8]) -> Result<String, Box<dyn std::error:
     }
 
     let mut out = String::new();
-    writeln!(out, "/// Every name the tables hold, each a [`Name`] of it.")?;
+    writeln!(
+        out,
+        "/// Every name the tables hold, each a [`Name`] of it."
+    )?;
     writeln!(out, "pub static NAMES: &str = {:?};", names.text)?;
-    writeln!(out, "/// Every message of the descriptor set, by full name.")?;
-    writeln!(out, "pub static MESSAGES: [Message; {}] = [\n{messages_out}];", messages.len())?;
-    writeln!(out, "/// Every message's fields, each message's in one [`Span`].")?;
-    writeln!(out, "pub static FIELDS: [Field; {field_count}] = [\n{fields_out}];")?;
+    writeln!(
+        out,
+        "/// Every message of the descriptor set, by full name."
+    )?;
+    writeln!(
+        out,
+        "pub static MESSAGES: [Message; {}] = [\n{messages_out}];",
+        messages.len()
+    )?;
+    writeln!(
+        out,
+        "/// Every message's fields, each message's in one [`Span`]."
+    )?;
+    writeln!(
+        out,
+        "pub static FIELDS: [Field; {field_count}] = [\n{fields_out}];"
+    )?;
     writeln!(out, "/// Every enum of the descriptor set, by full name.")?;
-    writeln!(out, "pub static ENUMS: [Enum; {}] = [\n{enums_out}];", enums.len())?;
-    writeln!(out, "/// Every enum's values (name, number), each enum's in one [`Span`].")?;
-    writeln!(out, "pub static ENUM_VALUES: [(Name, i32); {value_count}] = [\n{values_out}];")?;
+    writeln!(
+        out,
+        "pub static ENUMS: [Enum; {}] = [\n{enums_out}];",
+        enums.len()
+    )?;
+    writeln!(
+        out,
+        "/// Every enum's values (name, number), each enum's in one [`Span`]."
+    )?;
+    writeln!(
+        out,
+        "pub static ENUM_VALUES: [(Name, i32); {value_count}] = [\n{values_out}];"
+    )?;
     Ok(out)
 }
 

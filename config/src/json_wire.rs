@@ -370,7 +370,9 @@ impl<'j, J: JsonView> Encoder<'j, J> {
                     string(number, text, &mut self.buf);
                 }
             }
-            Kind::Message(descriptor) => self.message_field(number, *descriptor, value, checking)?,
+            Kind::Message(descriptor) => {
+                self.message_field(number, *descriptor, value, checking)?
+            }
             kind => {
                 let raw = varint_of(kind, value)?;
                 if presence || raw != 0 {

@@ -30,6 +30,12 @@ impl MessageRef {
         self.table().name()
     }
 
+    /// Whether it is one of protobuf's own (`google.protobuf.*`): read per message
+    /// opened, where comparing the name cost more.
+    pub(crate) fn is_well_known(self) -> bool {
+        self.table().well_known
+    }
+
     /// A number unique to the message among all of them (for lookup keys).
     pub(crate) fn id(self) -> usize {
         usize::from(self.0)

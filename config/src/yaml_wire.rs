@@ -270,15 +270,9 @@ struct WireBuild<'a> {
 
 impl<'a> WireBuild<'a> {
     /// A message field's value starts (`number`'s key and length byte written).
-    fn message_start(
-        &mut self,
-        number: u32,
-        descriptor: MessageRef,
-        checking: bool,
-    ) -> Option<()> {
-        let name = descriptor.full_name();
-        let any = name == "google.protobuf.Any";
-        if !any && name.starts_with("google.protobuf.") {
+    fn message_start(&mut self, number: u32, descriptor: MessageRef, checking: bool) -> Option<()> {
+        let any = descriptor.is_well_known() && descriptor.full_name() == "google.protobuf.Any";
+        if !any && descriptor.is_well_known() {
             // Wrappers and durations are scalars; other well-known types are left.
             return None;
         }

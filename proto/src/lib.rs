@@ -62,6 +62,9 @@ pub mod wire_tables {
         pub name: Name,
         /// Whether it is the entry type generated for a map field.
         pub map_entry: bool,
+        /// Whether it is one of protobuf's own (`google.protobuf.*`), which the proto3
+        /// JSON mapping writes in forms of their own.
+        pub well_known: bool,
         /// Its fields in [`FIELDS`], in declaration order.
         pub fields: Span,
     }

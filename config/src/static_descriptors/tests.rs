@@ -41,12 +41,20 @@ fn tables_describe_what_the_pool_describes() {
         pool.all_messages().len(),
         baton_proto::wire_tables::MESSAGES.len()
     );
-    assert_eq!(pool.all_enums().len(), baton_proto::wire_tables::ENUMS.len());
+    assert_eq!(
+        pool.all_enums().len(),
+        baton_proto::wire_tables::ENUMS.len()
+    );
     for message in pool.all_messages() {
         let name = message.full_name();
         let table = MessageRef::by_name(name).unwrap_or_else(|| panic!("{name} missing"));
         assert_eq!(table.full_name(), name);
         assert_eq!(table.is_map_entry(), message.is_map_entry(), "{name}");
+        assert_eq!(
+            table.is_well_known(),
+            name.starts_with("google.protobuf."),
+            "{name}"
+        );
         assert_eq!(table.fields().len(), message.fields().len(), "{name}");
         for (field, entry) in message.fields().zip(table.fields()) {
             let what = format!("{name}.{}", field.name());
@@ -80,8 +88,14 @@ fn tables_describe_what_the_pool_describes() {
         }
         if message.is_map_entry() {
             let (key, value) = table.map_entry_kinds().expect("entry fields");
-            assert!(same_kind(key, &message.map_entry_key_field().kind()), "{name}");
-            assert!(same_kind(value, &message.map_entry_value_field().kind()), "{name}");
+            assert!(
+                same_kind(key, &message.map_entry_key_field().kind()),
+                "{name}"
+            );
+            assert!(
+                same_kind(value, &message.map_entry_value_field().kind()),
+                "{name}"
+            );
         }
     }
     for e in pool.all_enums() {

@@ -105,8 +105,7 @@ fn direct_way_agrees_on_generated_bootstraps() {
         for flow in [false, true] {
             let text = scale_bootstrap(n, flow);
             assert!(agrees(&format!("n = {n}, flow {flow}"), &text), "n = {n}");
-            let encoded =
-                encode_bootstrap(MessageRef::by_name(BOOTSTRAP).unwrap(), &text).unwrap();
+            let encoded = encode_bootstrap(MessageRef::by_name(BOOTSTRAP).unwrap(), &text).unwrap();
             assert_eq!((encoded.listeners, encoded.clusters), (1, n));
         }
     }
