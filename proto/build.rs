@@ -2,6 +2,9 @@
 //! system `protoc` is needed, and embeds the FileDescriptorSet for prost-reflect.
 use std::path::PathBuf;
 
+#[path = "build_wire_tables.rs"]
+mod wire_tables;
+
 const ROOTS: &[&str] = &[
     "envoy/config/bootstrap/v3/bootstrap.proto",
     "envoy/config/cluster/v3/cluster.proto",
@@ -43,6 +46,7 @@ const ROOTS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-changed=build_wire_tables.rs");
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler
         .include_source_info(true)
@@ -60,10 +64,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .include_source_info(false)
         .include_imports(true)
         .open_files(ROOTS)?;
+    let encoded_set = runtime_set.encode_file_descriptor_set();
+    // The loader's field tables, from the very bytes it would otherwise decode.
     std::fs::write(
-        out.join("envoy_fds.bin"),
-        runtime_set.encode_file_descriptor_set(),
+        out.join("wire_tables.rs"),
+        wire_tables::generate(&encoded_set)?,
     )?;
+    std::fs::write(out.join("envoy_fds.bin"), encoded_set)?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -20,9 +20,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use prost::encoding::{self, WireType};
-use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 
 use crate::json_tree::JsonView;
+use crate::static_descriptors::{Kind, MessageRef};
 use crate::supported;
 
 /// Nesting given up on: prost's decoder stops at 100, and a configuration this deep is
@@ -37,7 +37,7 @@ type Mapped = Result<(), GiveUp>;
 /// `json` (a `serde_json::Value` or the compact tree) as the wire bytes of `descriptor`,
 /// or `None` when some shape in it is one this encoder leaves to prost-reflect (see the
 /// module comment).
-pub(crate) fn encode<J: JsonView>(descriptor: &MessageDescriptor, json: &J) -> Option<Vec<u8>> {
+pub(crate) fn encode<J: JsonView>(descriptor: MessageRef, json: &J) -> Option<Vec<u8>> {
     encode_with(descriptor, json, false)
 }
 
@@ -49,22 +49,18 @@ pub(crate) fn encode<J: JsonView>(descriptor: &MessageDescriptor, json: &J) -> O
 /// cost more than the encoding). Messages checked by translation are not looked into, as
 /// the walk does not; an `Any` of a type the pool lacks, which the walk refuses, this
 /// encoder gives up on anyway.
-pub(crate) fn encode_supported<J: JsonView>(
-    descriptor: &MessageDescriptor,
-    json: &J,
-) -> Option<Vec<u8>> {
+pub(crate) fn encode_supported<J: JsonView>(descriptor: MessageRef, json: &J) -> Option<Vec<u8>> {
     encode_with(descriptor, json, true)
 }
 
 fn encode_with<J: JsonView>(
-    descriptor: &MessageDescriptor,
+    descriptor: MessageRef,
     json: &J,
     check_supported: bool,
 ) -> Option<Vec<u8>> {
     // Only an object maps to a message.
     let _object = json.members()?;
     let mut encoder = Encoder {
-        pool: descriptor.parent_pool().clone(),
         buf: Vec::new(),
         fields: Vec::new(),
         table: FieldTable::default(),
@@ -99,7 +95,7 @@ pub(crate) struct FieldInfo {
     pub(crate) list: bool,
     pub(crate) packed: bool,
     pub(crate) presence: bool,
-    /// Its oneof (the address of the oneof's name: unique in the pool), 0 for none.
+    /// Its oneof (unique among all messages' oneofs, see [`FieldInfo::of`]), 0 for none.
     pub(crate) oneof: usize,
     /// Whether the supported-field check lets it be set in its message.
     pub(crate) allowed: bool,
@@ -109,14 +105,14 @@ pub(crate) struct FieldInfo {
 
 impl FieldInfo {
     /// `field` of `parent`; `None` for a group (left to prost-reflect).
-    pub(crate) fn of(field: &FieldDescriptor, parent: &MessageDescriptor) -> Option<Self> {
-        if field.is_group() {
+    pub(crate) fn of(field: &baton_proto::wire_tables::Field, parent: MessageRef) -> Option<Self> {
+        if field.group {
             return None;
         }
-        let name = field.name();
-        let inner = match field.kind() {
-            Kind::Message(entry) if field.is_map() => match entry.map_entry_value_field().kind() {
-                Kind::Message(value) => Some(value),
+        let kind = Kind::of(field);
+        let inner = match kind {
+            Kind::Message(entry) if field.map => match entry.map_entry_kinds()? {
+                (_, Kind::Message(value)) => Some(value),
                 _ => None,
             },
             Kind::Message(message) => Some(message),
@@ -124,22 +120,25 @@ impl FieldInfo {
         };
         Some(Self {
             allowed: supported::allowed_fields(parent.full_name())
-                .is_none_or(|allowed| allowed.contains(&name)),
-            checks_inside: inner.as_ref().is_none_or(checks_inside),
-            number: field.number(),
-            kind: field.kind(),
-            map: field.is_map(),
-            list: field.is_list(),
-            packed: field.is_packed(),
-            presence: field.supports_presence(),
-            oneof: field
-                .containing_oneof()
-                .map_or(0, |oneof| oneof.full_name().as_ptr() as usize),
+                .is_none_or(|allowed| allowed.contains(&field.name())),
+            checks_inside: inner.is_none_or(checks_inside),
+            number: field.number,
+            kind,
+            map: field.map,
+            list: field.list,
+            packed: field.packed,
+            presence: field.presence,
+            // The message's place above the oneof's place in it (below 2^16).
+            oneof: if field.oneof == 0 {
+                0
+            } else {
+                (parent.id() + 1) << 16 | field.oneof
+            },
         })
     }
 }
 
-/// A message (the address of its name: unique in the pool) and a JSON key in it.
+/// A message ([`MessageRef::id`]) and a JSON key in it.
 type LookupKey<'j> = (usize, &'j str);
 
 /// Fields found by key so far (`None`: no such field, or a group), as places in
@@ -153,20 +152,15 @@ pub(crate) struct FieldTable<'j> {
 
 impl<'j> FieldTable<'j> {
     /// The place of the field `key` names (JSON name, else proto name) in the message
-    /// `descriptor` (whose name's address is `message`), looked up once per pair.
-    pub(crate) fn find(
-        &mut self,
-        message: usize,
-        key: &'j str,
-        descriptor: &MessageDescriptor,
-    ) -> Option<u32> {
+    /// `descriptor`, looked up once per pair.
+    pub(crate) fn find(&mut self, key: &'j str, descriptor: MessageRef) -> Option<u32> {
+        let message = descriptor.id();
         if let Some(&found) = self.lookups.get(&(message, key)) {
             return found;
         }
         let found = descriptor
-            .get_field_by_json_name(key)
-            .or_else(|| descriptor.get_field_by_name(key))
-            .and_then(|field| FieldInfo::of(&field, descriptor))
+            .field_by_key(key)
+            .and_then(|field| FieldInfo::of(field, descriptor))
             .map(|info| {
                 self.infos.push(info);
                 (self.infos.len() - 1) as u32
@@ -212,7 +206,6 @@ impl Hasher for KeyHasher {
 }
 
 struct Encoder<'j, J> {
-    pool: DescriptorPool,
     buf: Vec<u8>,
     /// The members of every message being written, innermost last (one buffer for the
     /// whole walk, not a vector per message).
@@ -228,7 +221,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
     /// `checking`: a field the supported-field check refuses gives up when written.
     fn message(
         &mut self,
-        descriptor: &MessageDescriptor,
+        descriptor: MessageRef,
         object: &'j J,
         in_any: bool,
         checking: bool,
@@ -264,12 +257,11 @@ impl<'j, J: JsonView> Encoder<'j, J> {
     /// two members of one oneof.
     fn collect(
         &mut self,
-        descriptor: &MessageDescriptor,
+        descriptor: MessageRef,
         object: &'j J,
         in_any: bool,
         start: usize,
     ) -> Mapped {
-        let message = descriptor.full_name().as_ptr() as usize;
         for (key, value) in object.members().ok_or(GiveUp)? {
             if in_any && key == "@type" {
                 continue;
@@ -277,7 +269,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
             if value.is_null() {
                 return Err(GiveUp);
             }
-            let info = self.table.find(message, key, descriptor).ok_or(GiveUp)?;
+            let info = self.table.find(key, descriptor).ok_or(GiveUp)?;
             self.fields.push(Member {
                 number: self.table.infos[info as usize].number,
                 info,
@@ -307,8 +299,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
     /// `checking`: whether the message holding the field is checked.
     fn field(&mut self, info: u32, value: &'j J, checking: bool) -> Mapped {
         let info = &self.table.infos[info as usize];
-        let (number, kind, packed, presence) =
-            (info.number, info.kind.clone(), info.packed, info.presence);
+        let (number, kind, packed, presence) = (info.number, info.kind, info.packed, info.presence);
         let checking = checking && info.checks_inside;
         if info.map {
             return self.map(number, &kind, value, checking);
@@ -335,10 +326,9 @@ impl<'j, J: JsonView> Encoder<'j, J> {
         let (Kind::Message(entry), Some(object)) = (kind, value.members()) else {
             return Err(GiveUp);
         };
-        if entry.map_entry_key_field().kind() != Kind::String {
+        let (Kind::String, value_kind) = entry.map_entry_kinds().ok_or(GiveUp)? else {
             return Err(GiveUp);
-        }
-        let value_kind = entry.map_entry_value_field().kind();
+        };
         for (key, item) in object {
             if item.is_null() {
                 return Err(GiveUp);
@@ -380,7 +370,9 @@ impl<'j, J: JsonView> Encoder<'j, J> {
                     string(number, text, &mut self.buf);
                 }
             }
-            Kind::Message(descriptor) => self.message_field(number, descriptor, value, checking)?,
+            Kind::Message(descriptor) => {
+                self.message_field(number, *descriptor, value, checking)?
+            }
             kind => {
                 let raw = varint_of(kind, value)?;
                 if presence || raw != 0 {
@@ -396,7 +388,7 @@ impl<'j, J: JsonView> Encoder<'j, J> {
     fn message_field(
         &mut self,
         number: u32,
-        descriptor: &MessageDescriptor,
+        descriptor: MessageRef,
         value: &'j J,
         checking: bool,
     ) -> Mapped {
@@ -441,12 +433,12 @@ impl<'j, J: JsonView> Encoder<'j, J> {
         if message_name.starts_with("google.protobuf.") {
             return Err(GiveUp);
         }
-        let descriptor = self.pool.get_message_by_name(message_name).ok_or(GiveUp)?;
+        let descriptor = MessageRef::by_name(message_name).ok_or(GiveUp)?;
         let start = self.open(number);
         string(1, type_url, &mut self.buf);
         let contents = self.open(2);
-        let checking = checking && checks_inside(&descriptor);
-        self.message(&descriptor, object, true, checking)?;
+        let checking = checking && checks_inside(descriptor);
+        self.message(descriptor, object, true, checking)?;
         if self.buf.len() == contents + 1 {
             // Empty contents: `value` holds its default and is not written (key and
             // length byte dropped).
@@ -503,7 +495,7 @@ pub(crate) fn close(at: usize, buf: &mut Vec<u8>) {
 
 /// Whether the supported-field check looks into `message` (not into one that translation
 /// checks).
-pub(crate) fn checks_inside(message: &MessageDescriptor) -> bool {
+pub(crate) fn checks_inside(message: MessageRef) -> bool {
     !supported::CHECKED_BY_TRANSLATION.contains(&message.full_name())
 }
 
@@ -564,10 +556,10 @@ pub(crate) fn varint_of<J: JsonView>(kind: &Kind, value: &J) -> Result<u64, Give
             if descriptor.full_name() == "google.protobuf.NullValue" {
                 return Err(GiveUp);
             }
-            let v = descriptor.get_value_by_name(name).ok_or(GiveUp)?.number();
+            let v = descriptor.value_by_name(name).ok_or(GiveUp)?;
             i64::from(v) as u64
         }
-        _ => return Err(GiveUp),
+        Kind::String | Kind::Message(_) | Kind::Other => return Err(GiveUp),
     })
 }
 

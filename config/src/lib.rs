@@ -22,6 +22,7 @@ pub mod model;
 mod optional;
 mod redact;
 pub mod resource;
+mod static_descriptors;
 mod supported;
 #[cfg(test)]
 mod test_files;

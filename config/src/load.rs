@@ -11,6 +11,7 @@ use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, Serializ
 
 use crate::error::{ConfigError, Result};
 use crate::json_tree::{JsonView, Node};
+use crate::static_descriptors::MessageRef;
 use crate::v2_hints;
 
 const BOOTSTRAP_TYPE: &str = "envoy.config.bootstrap.v3.Bootstrap";
@@ -106,9 +107,8 @@ pub(crate) fn parse_message<T: prost::Message + Default>(text: &str, type_name: 
             } else {
                 tree
             };
-            let fast = pool()
-                .get_message_by_name(type_name)
-                .and_then(|descriptor| crate::json_wire::encode(&descriptor, &tree))
+            let fast = MessageRef::by_name(type_name)
+                .and_then(|descriptor| crate::json_wire::encode(descriptor, &tree))
                 .and_then(|bytes| T::decode(bytes.as_slice()).ok());
             if let Some(message) = fast {
                 return Ok(message);
@@ -155,8 +155,8 @@ pub(crate) fn fast_load(
 /// tree), decoded by prost, and the bytes; `None` when that gives up, and the tree way is
 /// taken.
 pub(crate) fn direct_bootstrap(text: &str) -> Option<(Bootstrap, Vec<u8>)> {
-    let descriptor = pool().get_message_by_name(BOOTSTRAP_TYPE)?;
-    let encoded = crate::yaml_wire::encode_bootstrap(&descriptor, text)?;
+    let descriptor = MessageRef::by_name(BOOTSTRAP_TYPE)?;
+    let encoded = crate::yaml_wire::encode_bootstrap(descriptor, text)?;
     let bootstrap = decode_sized(&encoded.bytes, encoded.listeners, encoded.clusters)?;
     Some((bootstrap, encoded.bytes))
 }
@@ -167,10 +167,10 @@ pub(crate) fn direct_bootstrap(text: &str) -> Option<(Bootstrap, Vec<u8>)> {
 /// whatever is wrong with it as it always did. At 10,000 clusters and routes this is
 /// most of the loading time the `DynamicMessage` mapping, its transcode and its walk took.
 fn fast_bootstrap<J: JsonView>(json: &J) -> Option<Bootstrap> {
-    let descriptor = pool().get_message_by_name(BOOTSTRAP_TYPE)?;
+    let descriptor = MessageRef::by_name(BOOTSTRAP_TYPE)?;
     // The supported-field check is read while encoding (what the wire walk of the bytes
     // would answer, without walking them again).
-    let bytes = crate::json_wire::encode_supported(&descriptor, json)?;
+    let bytes = crate::json_wire::encode_supported(descriptor, json)?;
     let resources = json
         .get("static_resources")
         .or_else(|| json.get("staticResources"));

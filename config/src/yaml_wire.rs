@@ -19,10 +19,10 @@
 use std::borrow::Cow;
 
 use prost::encoding;
-use prost_reflect::{Kind, MessageDescriptor};
 
 use crate::json_tree::Node;
 use crate::json_wire::{self, close, open, FieldTable};
+use crate::static_descriptors::{Kind, MessageRef};
 use crate::yaml_scan::Build;
 
 /// The bootstrap's bytes and how many listeners and clusters its static resources list
@@ -38,14 +38,12 @@ const STATIC_RESOURCES: &str = "envoy.config.bootstrap.v3.Bootstrap.StaticResour
 /// `text` as the wire bytes of `bootstrap` (the Bootstrap descriptor), or `None` when the
 /// text or anything in it is left to the tree path (see the module comment). An empty
 /// document is left to it too.
-pub(crate) fn encode_bootstrap(bootstrap: &MessageDescriptor, text: &str) -> Option<Encoded> {
-    let statics = bootstrap
-        .parent_pool()
-        .get_message_by_name(STATIC_RESOURCES)?;
-    let number_of = |name: &str| statics.get_field_by_name(name).map(|f| f.number());
+pub(crate) fn encode_bootstrap(bootstrap: MessageRef, text: &str) -> Option<Encoded> {
+    let statics = MessageRef::by_name(STATIC_RESOURCES)?;
+    let number_of = |name: &str| statics.field_by_key(name).map(|f| f.number);
     let build = WireBuild {
-        bootstrap: bootstrap.clone(),
-        static_resources: statics.full_name().as_ptr() as usize,
+        bootstrap,
+        static_resources: statics,
         listeners_number: number_of("listeners")?,
         clusters_number: number_of("clusters")?,
         buf: Vec::with_capacity(text.len()),
@@ -173,8 +171,8 @@ enum AnyState {
 struct MessageFrame<'a> {
     object: Object<'a>,
     /// `None` for an `Any` before its `@type`.
-    descriptor: Option<MessageDescriptor>,
-    /// The address of its full name (unique in the pool), for the field lookups.
+    descriptor: Option<MessageRef>,
+    /// Its [`MessageRef::id`] (an `Any`'s until its `@type`), for the field lookups.
     message: usize,
     /// Whether the supported-field check looks at its fields.
     checking: bool,
@@ -246,8 +244,8 @@ struct Segment<'a> {
 }
 
 struct WireBuild<'a> {
-    bootstrap: MessageDescriptor,
-    static_resources: usize,
+    bootstrap: MessageRef,
+    static_resources: MessageRef,
     listeners_number: u32,
     clusters_number: u32,
     buf: Vec<u8>,
@@ -272,15 +270,9 @@ struct WireBuild<'a> {
 
 impl<'a> WireBuild<'a> {
     /// A message field's value starts (`number`'s key and length byte written).
-    fn message_start(
-        &mut self,
-        number: u32,
-        descriptor: MessageDescriptor,
-        checking: bool,
-    ) -> Option<()> {
-        let name = descriptor.full_name();
-        let any = name == "google.protobuf.Any";
-        if !any && name.starts_with("google.protobuf.") {
+    fn message_start(&mut self, number: u32, descriptor: MessageRef, checking: bool) -> Option<()> {
+        let any = descriptor.is_well_known() && descriptor.full_name() == "google.protobuf.Any";
+        if !any && descriptor.is_well_known() {
             // Wrappers and durations are scalars; other well-known types are left.
             return None;
         }
@@ -297,7 +289,7 @@ impl<'a> WireBuild<'a> {
         let open = open(number, &mut self.buf);
         self.frames.push(Frame::Message(MessageFrame {
             object,
-            message: descriptor.full_name().as_ptr() as usize,
+            message: descriptor.id(),
             descriptor: (!any).then_some(descriptor),
             checking,
             open: Some(open),
@@ -394,14 +386,14 @@ impl<'a> WireBuild<'a> {
         if name.starts_with("google.protobuf.") || name == crate::optional::FILTER_CONFIG_TYPE {
             return None;
         }
-        let descriptor = self.bootstrap.parent_pool().get_message_by_name(name)?;
+        let descriptor = MessageRef::by_name(name)?;
         let Some(Frame::Message(frame)) = self.frames.last_mut() else {
             return None;
         };
         json_wire::string(1, url, &mut self.buf);
         let at = open(2, &mut self.buf);
-        frame.checking = frame.checking && json_wire::checks_inside(&descriptor);
-        frame.message = descriptor.full_name().as_ptr() as usize;
+        frame.checking = frame.checking && json_wire::checks_inside(descriptor);
+        frame.message = descriptor.id();
         frame.descriptor = Some(descriptor);
         frame.any = AnyState::Contents { at };
         Some(())
@@ -561,7 +553,7 @@ impl<'a> Build<'a> for WireBuild<'a> {
         });
         let list = ListFrame {
             number: info.number,
-            kind: info.kind.clone(),
+            kind: info.kind,
             checking: frame.checking && info.checks_inside,
             key: frame.object.pending,
             packed,
@@ -597,10 +589,7 @@ impl<'a> Build<'a> for WireBuild<'a> {
             }
         }
         if let Some(Frame::Message(parent)) = self.frames.last() {
-            let in_statics = parent
-                .descriptor
-                .as_ref()
-                .is_some_and(|d| d.full_name().as_ptr() as usize == self.static_resources);
+            let in_statics = parent.descriptor == Some(self.static_resources);
             if in_statics && number == self.listeners_number {
                 self.listeners = items;
             } else if in_statics && number == self.clusters_number {
@@ -613,12 +602,12 @@ impl<'a> Build<'a> for WireBuild<'a> {
     fn map_start(&mut self, slot: Slot) -> Option<()> {
         match (slot, self.frames.last()) {
             (Slot::Root, None) => {
-                let checking = json_wire::checks_inside(&self.bootstrap);
+                let checking = json_wire::checks_inside(self.bootstrap);
                 self.depth += 1;
                 self.frames.push(Frame::Message(MessageFrame {
                     object: Object::new(None, None, 0),
-                    message: self.bootstrap.full_name().as_ptr() as usize,
-                    descriptor: Some(self.bootstrap.clone()),
+                    message: self.bootstrap.id(),
+                    descriptor: Some(self.bootstrap),
                     checking,
                     open: None,
                     any: AnyState::No,
@@ -629,11 +618,11 @@ impl<'a> Build<'a> for WireBuild<'a> {
             (Slot::Member, Some(Frame::Message(frame))) => {
                 let info = &self.table.infos[frame.member as usize];
                 let checking = frame.checking && info.checks_inside;
-                match &info.kind {
+                match info.kind {
                     Kind::Message(entry) if info.map => {
-                        if entry.map_entry_key_field().kind() != Kind::String {
+                        let (Kind::String, value_kind) = entry.map_entry_kinds()? else {
                             return None;
-                        }
+                        };
                         let map = MapFrame {
                             object: Object::new(
                                 Some(frame.object.pending),
@@ -641,7 +630,7 @@ impl<'a> Build<'a> for WireBuild<'a> {
                                 self.segments.len(),
                             ),
                             number: info.number,
-                            value_kind: entry.map_entry_value_field().kind(),
+                            value_kind,
                             checking,
                             entry_open: 0,
                         };
@@ -649,22 +638,21 @@ impl<'a> Build<'a> for WireBuild<'a> {
                         Some(())
                     }
                     Kind::Message(message) if !info.list => {
-                        let (number, message) = (info.number, message.clone());
-                        self.message_start(number, message, checking)
+                        self.message_start(info.number, message, checking)
                     }
                     _ => None,
                 }
             }
-            (Slot::Member, Some(Frame::Map(frame))) => match &frame.value_kind {
+            (Slot::Member, Some(Frame::Map(frame))) => match frame.value_kind {
                 Kind::Message(message) => {
-                    let (message, checking) = (message.clone(), frame.checking);
+                    let checking = frame.checking;
                     self.message_start(2, message, checking)
                 }
                 _ => None,
             },
-            (Slot::Item, Some(Frame::List(list))) => match &list.kind {
+            (Slot::Item, Some(Frame::List(list))) => match list.kind {
                 Kind::Message(message) => {
-                    let (number, message, checking) = (list.number, message.clone(), list.checking);
+                    let (number, checking) = (list.number, list.checking);
                     self.message_start(number, message, checking)
                 }
                 _ => None,
@@ -690,8 +678,7 @@ impl<'a> Build<'a> for WireBuild<'a> {
                 let info = match self.recent[slot] {
                     (message, recent, info) if message == frame.message && recent == key => info,
                     _ => {
-                        let descriptor = frame.descriptor.as_ref()?;
-                        let info = self.table.find(frame.message, key, descriptor)?;
+                        let info = self.table.find(key, frame.descriptor?)?;
                         if self.checked_keys.len() < self.table.infos.len() {
                             // Found now for the first time.
                             self.checked_keys.push(Object::checks_key(key));

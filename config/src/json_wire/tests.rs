@@ -4,20 +4,19 @@ use serde_json::json;
 
 use super::encode;
 use crate::load::{parse_text, pool, to_dynamic};
+use crate::static_descriptors::MessageRef;
 
 const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
 
-fn bootstrap_descriptor() -> prost_reflect::MessageDescriptor {
-    pool()
-        .get_message_by_name(BOOTSTRAP)
-        .expect("bootstrap descriptor")
+fn bootstrap_descriptor() -> MessageRef {
+    MessageRef::by_name(BOOTSTRAP).expect("bootstrap descriptor")
 }
 
 /// When the encoder maps `json`, prost-reflect maps it too, to the same bytes (without
 /// maps, whose order prost-reflect does not keep) and the same generated message.
 /// Returns whether the encoder mapped it.
 fn assert_same(json: &serde_json::Value, what: &str, same_bytes: bool) -> bool {
-    let Some(fast) = encode(&bootstrap_descriptor(), json) else {
+    let Some(fast) = encode(bootstrap_descriptor(), json) else {
         return false;
     };
     let dynamic = to_dynamic(json, BOOTSTRAP)
@@ -124,7 +123,7 @@ fn other_shapes_are_left_to_prost_reflect() {
     ];
     for case in cases {
         assert!(
-            encode(&bootstrap_descriptor(), &case).is_none(),
+            encode(bootstrap_descriptor(), &case).is_none(),
             "{case} was mapped"
         );
     }
@@ -167,8 +166,8 @@ fn compact_tree_encodes_as_its_value() {
             continue;
         };
         let value = tree.clone().into_value();
-        let from_tree = encode(&descriptor, &tree);
-        assert_eq!(from_tree, encode(&descriptor, &value), "{text}");
+        let from_tree = encode(descriptor, &tree);
+        assert_eq!(from_tree, encode(descriptor, &value), "{text}");
         encoded += usize::from(from_tree.is_some());
     }
     assert!(encoded >= 5, "only {encoded} documents encoded");
@@ -205,17 +204,18 @@ fn encode_supported_agrees_with_the_wire_walk() {
             .map(|(_, text)| text),
     );
     let descriptor = bootstrap_descriptor();
+    let pool_bootstrap = pool().get_message_by_name(BOOTSTRAP).expect("in the pool");
     let (mut passed, mut refused) = (0, 0);
     for text in &documents {
         let Some(tree) = crate::yaml_scan::parse_tree(text) else {
             continue;
         };
-        let walked = encode(&descriptor, &tree)
-            .map(|bytes| crate::wire_walk::check_supported(&descriptor, &bytes).is_ok());
-        let fused = super::encode_supported(&descriptor, &tree);
+        let walked = encode(descriptor, &tree)
+            .map(|bytes| crate::wire_walk::check_supported(&pool_bootstrap, &bytes).is_ok());
+        let fused = super::encode_supported(descriptor, &tree);
         match walked {
             Some(true) => {
-                assert_eq!(fused, encode(&descriptor, &tree), "{text}");
+                assert_eq!(fused, encode(descriptor, &tree), "{text}");
                 passed += 1;
             }
             Some(false) => {

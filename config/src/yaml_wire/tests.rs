@@ -2,24 +2,25 @@
 //! (scanned tree, its checks, `json_wire::encode_supported`) encodes to the same bytes.
 
 use super::encode_bootstrap;
-use crate::load::{direct_bootstrap, fast_load, pool, to_bootstrap};
+use crate::load::{direct_bootstrap, fast_load, to_bootstrap};
+use crate::static_descriptors::MessageRef;
 
 const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
 
 /// The tree way's bytes for `text`, when it takes the fast path.
 fn tree_bytes(text: &str) -> Option<Vec<u8>> {
-    let descriptor = pool().get_message_by_name(BOOTSTRAP)?;
+    let descriptor = MessageRef::by_name(BOOTSTRAP)?;
     let tree = crate::yaml_scan::parse_tree(text)?;
     let plain = !crate::typed_struct::may_unwrap(&tree)
         && crate::v2_hints::passes_with_nothing_optional(&tree);
     plain
-        .then(|| crate::json_wire::encode_supported(&descriptor, &tree))
+        .then(|| crate::json_wire::encode_supported(descriptor, &tree))
         .flatten()
 }
 
 fn direct_bytes(text: &str) -> Option<Vec<u8>> {
-    let descriptor = pool().get_message_by_name(BOOTSTRAP)?;
-    encode_bootstrap(&descriptor, text).map(|encoded| encoded.bytes)
+    let descriptor = MessageRef::by_name(BOOTSTRAP)?;
+    encode_bootstrap(descriptor, text).map(|encoded| encoded.bytes)
 }
 
 /// Whatever the direct way takes, the tree way takes with the same bytes, and the whole
@@ -104,8 +105,7 @@ fn direct_way_agrees_on_generated_bootstraps() {
         for flow in [false, true] {
             let text = scale_bootstrap(n, flow);
             assert!(agrees(&format!("n = {n}, flow {flow}"), &text), "n = {n}");
-            let encoded =
-                encode_bootstrap(&pool().get_message_by_name(BOOTSTRAP).unwrap(), &text).unwrap();
+            let encoded = encode_bootstrap(MessageRef::by_name(BOOTSTRAP).unwrap(), &text).unwrap();
             assert_eq!((encoded.listeners, encoded.clusters), (1, n));
         }
     }
