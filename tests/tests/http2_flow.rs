@@ -11,14 +11,9 @@ use baton_tests::{eventually, EchoUpstream, H2Client, Proxy};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A counter from the admin's text `/stats` (0 when absent).
+/// A counter from the admin's `/stats` (0 when absent).
 async fn counter(proxy: &Proxy, name: &str) -> anyhow::Result<u64> {
-    let text = proxy.admin_request("GET", "/stats").await?.body_text();
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0))
+    Ok(proxy.stat(name).await?.unwrap_or(0))
 }
 
 #[tokio::test]

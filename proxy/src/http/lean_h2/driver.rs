@@ -82,6 +82,34 @@ impl<F: Future + Unpin> Future for Call<F> {
     }
 }
 
+/// The socket a driver serves.
+pub(crate) trait DriverIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> DriverIo for T {}
+
+/// The connection manager's service as the driver calls it, once per stream.
+pub(crate) trait DriverService:
+    Service<
+        Request<DownstreamBody>,
+        Response = Response<ResponseBody>,
+        Error: Into<CodecError>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+impl<T> DriverService for T where
+    T: Service<
+            Request<DownstreamBody>,
+            Response = Response<ResponseBody>,
+            Error: Into<CodecError>,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// What the driver keeps per open stream.
 #[derive(Default)]
 pub(super) struct Slot {
@@ -143,11 +171,8 @@ where
 
 impl<IO, S> Driver<IO, S>
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>> + Clone + Send,
-    S: 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<CodecError>,
+    IO: DriverIo,
+    S: DriverService,
 {
     /// Serves `io` (its first bytes, the client preface, wait in its replay buffer).
     pub(crate) fn new(mut io: DownstreamIo<IO>, service: S, shared: Arc<ConnShared>) -> Self {
@@ -343,11 +368,9 @@ where
                 // GOAWAY goes out with the response that asked for it.
                 self.graceful_shutdown();
             }
+            let mut stopped_full = false;
             if self.ending == Ending::No {
-                if self.poll_responses(cx) {
-                    // Stopped at the write buffer's high-water mark: write, then go on.
-                    progress = true;
-                }
+                stopped_full = self.poll_responses(cx);
                 // What sending did to the streams (a response that ended before its
                 // request is a reset).
                 self.handle_events(cx);
@@ -366,6 +389,12 @@ where
                 Poll::Ready(Ok(())) => {
                     if self.ending == Ending::Closing {
                         return self.poll_close(cx);
+                    }
+                    // Sending stopped at the write buffer's high-water mark and all of it
+                    // went out: go on. (While the socket is full, the write's waker
+                    // brings the connection back; looping then would only spin.)
+                    if stopped_full {
+                        progress = true;
                     }
                 }
                 Poll::Ready(Err(e)) => {
@@ -400,11 +429,8 @@ where
 
 impl<IO, S> Future for Driver<IO, S>
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>> + Clone + Send,
-    S: Unpin + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<CodecError>,
+    IO: DriverIo,
+    S: DriverService + Unpin,
 {
     type Output = Result<(), CodecError>;
 

@@ -9,28 +9,22 @@ use std::task::Context;
 use std::time::Instant;
 
 use futures_util::future::{AbortHandle, Abortable};
-use http::{Request, Response, Version};
-use hyper::service::Service;
-use tokio::io::{AsyncRead, AsyncWrite};
+use http::{Request, Version};
 
 use super::body::{self, BodyError};
 use super::conn::{ConnError, Event, ResetCause};
-use super::driver::{Call, Driver, Slot};
+use super::driver::{Call, Driver, DriverIo, DriverService, Slot};
 use super::frame::{ErrorCode, Frame, StreamId};
 use super::request::{RefusalCause, RequestHead};
 use crate::http::codec::{DownstreamBody, LeanBody};
 use crate::http::codec_conn::CodecError;
 use crate::http::stats::ActiveStream;
 use crate::http::stream::ConnShared;
-use crate::http::ResponseBody;
 
 impl<IO, S> Driver<IO, S>
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>> + Clone + Send,
-    S: 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<CodecError>,
+    IO: DriverIo,
+    S: DriverService,
 {
     /// Applies one frame from the client.
     pub(super) fn apply_frame(&mut self, frame: Frame) -> Result<(), ConnError> {

@@ -8,18 +8,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{Request, Response};
+use http::Response;
 use http_body::Body;
-use hyper::service::Service;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::BodyError;
 use super::conn::ServerConnection;
-use super::driver::{Driver, WRITE_HIGH_WATER};
+use super::driver::{Driver, DriverIo, DriverService, WRITE_HIGH_WATER};
 use super::frame::{ErrorCode, Frame, StreamId};
 use super::wire_write::{data_frame_header, FrameWriter};
-use crate::http::codec::DownstreamBody;
-use crate::http::codec_conn::CodecError;
 use crate::http::ResponseBody;
 
 /// A response whose HEADERS went out and whose body is being sent.
@@ -43,11 +39,8 @@ enum Sent {
 
 impl<IO, S> Driver<IO, S>
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<DownstreamBody>, Response = Response<ResponseBody>> + Clone + Send,
-    S: 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<CodecError>,
+    IO: DriverIo,
+    S: DriverService,
 {
     /// The state machine's frames, written in the order queued.
     pub(super) fn queue_frames(&mut self) {
