@@ -277,3 +277,53 @@ async fn forwarded_connect_answered_then_closed_sends_the_head() -> anyhow::Resu
     assert!(rest.is_empty(), "{rest:?}");
     Ok(())
 }
+
+/// CONNECT over HTTP/2 (RFC 9113 §8.5), terminated by the proxy: the stream's DATA is the
+/// tunnel. (A connection manager with CONNECT configured is served by hyper's HTTP/2
+/// server, which hands the stream over; Baton's own codec cannot yet.)
+#[tokio::test]
+async fn connect_over_http2_tunnels_tcp() -> anyhow::Result<()> {
+    use baton_tests::h2raw::{frame, hpack_literal, kind, RawH2};
+    let upstream = TcpServer::echo().await?;
+    let routes = vec![json!({
+        "match": { "connect_matcher": {} },
+        "route": { "cluster": "backend", "upgrade_configs": [ { "upgrade_type": "CONNECT", "connect_config": {} } ] },
+    })];
+    let (_proxy, addr) = start(
+        json!({ "upgrade_configs": [ { "upgrade_type": "CONNECT" } ] }),
+        routes,
+        upstream.addr(),
+    )
+    .await?;
+    let mut client = RawH2::connect(addr).await?;
+    let mut block = Vec::new();
+    hpack_literal(&mut block, ":method", b"CONNECT");
+    hpack_literal(&mut block, ":authority", b"backend.example:443");
+    let id = client.next_stream_id();
+    client.send_headers(id, &block, false).await?;
+    client
+        .write(&frame(kind::DATA, 0, id, b"tunnelled bytes"))
+        .await?;
+    let mut status = None;
+    let mut echoed = Vec::new();
+    for _ in 0..20 {
+        let Some(f) = client.read_frame().await? else {
+            break;
+        };
+        if f.stream != id {
+            continue;
+        }
+        if f.kind == kind::HEADERS {
+            status = f.indexed_status().or(Some(0));
+        }
+        if f.kind == kind::DATA {
+            echoed.extend_from_slice(&f.payload);
+            if echoed.len() >= 15 {
+                break;
+            }
+        }
+    }
+    assert!(status.is_some(), "no response HEADERS");
+    assert_eq!(echoed, b"tunnelled bytes");
+    Ok(())
+}

@@ -242,9 +242,7 @@ impl<IO> DownstreamIo<IO> {
             parked: false,
             h2_settings_seen: false,
             h2_compression_failed: false,
-            // Set from the start: the first bytes are read (and would be followed)
-            // before the codec is chosen.
-            own_h2: super::lean_h2::driver::enabled(),
+            own_h2: false,
             framing_deferred: false,
         }
     }
@@ -367,6 +365,9 @@ impl<IO> DownstreamIo<IO> {
             CodecType::Http1 => Codec::Http1,
             CodecType::Http2 => Codec::Http2,
         };
+        // Set from the start: the first bytes are read (and would be followed) before
+        // the codec is chosen.
+        self.own_h2 = super::lean_h2::driver::serves(&runtime.hcm);
         self.stats = Some(runtime);
         self.set_codec(codec);
         self

@@ -313,7 +313,7 @@ where
                 Pin::new(&mut *conn).graceful_shutdown();
             }
             State::Http1(conn)
-        } else if lean_h2::driver::enabled() {
+        } else if lean_h2::driver::serves(&self.hcm) {
             // The first bytes began like the preface (the codec checks the rest, and
             // answers a bad one as Envoy does).
             let mut driver = Box::pin(Driver::new(io, self.service.clone(), self.shared.clone()));

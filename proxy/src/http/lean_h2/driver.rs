@@ -45,6 +45,18 @@ pub(crate) fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("BATON_H2_CODEC").map_or(true, |v| v != "hyper"))
 }
 
+/// Whether the codec serves this connection manager's HTTP/2 connections: not when it
+/// may tunnel over an HTTP/2 stream (CONNECT in `upgrade_configs`, or extended CONNECT
+/// with `allow_connect`), which only hyper's server can hand over yet.
+pub(crate) fn serves(hcm: &baton_config::model::HttpConnectionManager) -> bool {
+    enabled()
+        && !hcm.http2.allow_connect
+        && !hcm
+            .upgrade_configs
+            .iter()
+            .any(|u| u.upgrade_type.eq_ignore_ascii_case("CONNECT"))
+}
+
 /// How much is read at a time (one maximal default frame and its header).
 const READ_CHUNK: usize = 16 * 1024 + 9;
 /// Response DATA stops being produced while this much waits to be written.
